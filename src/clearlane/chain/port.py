@@ -1,0 +1,273 @@
+"""The base-layer port: what the runner may ask of a chain and what a chain reports back.
+
+The clearing engine never talks to a chain. The runner passes the engine's submissions to a
+`BaseLayer` adapter and writes the events the adapter returns into the input log, so
+everything here must encode to plain JSON and decode back to equal values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol, Self, TypeAlias, get_args
+
+__all__ = [
+    "HASH_LEN_BYTES",
+    "BaseLayer",
+    "BlockProduced",
+    "ChainEvent",
+    "ChainReorg",
+    "TxKind",
+    "TxSubmission",
+    "event_from_dict",
+    "event_to_dict",
+    "tx_submission_from_dict",
+    "tx_submission_to_dict",
+]
+
+HASH_LEN_BYTES = 32
+
+TxKind: TypeAlias = Literal["anchor", "l1_settle"]
+_TX_KINDS: frozenset[str] = frozenset(get_args(TxKind))
+
+
+def _require_int(name: str, value: object, minimum: int | None = None) -> int:
+    # bool is an int subclass; a stray True in a log must not turn into height 1.
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def _require_hash(name: str, value: object) -> bytes:
+    if not isinstance(value, bytes):
+        raise TypeError(f"{name} must be bytes, got {type(value).__name__}")
+    if len(value) != HASH_LEN_BYTES:
+        raise ValueError(f"{name} must be {HASH_LEN_BYTES} bytes, got {len(value)}")
+    return value
+
+
+def _require_str(name: str, value: object) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a str, got {type(value).__name__}")
+    if not value:
+        raise ValueError(f"{name} must not be empty")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class TxSubmission:
+    """One base-layer transaction the engine wants included.
+
+    ``ref`` is the batch id for ``anchor`` and the trade id for ``l1_settle``; a re-submission
+    after a drop carries a new ``tx_id`` but the same ``ref``.
+    """
+
+    tx_id: str
+    kind: TxKind
+    ref: str
+    payload_hash: bytes
+    submitted_at_ms: int
+
+    def __post_init__(self) -> None:
+        _require_str("tx_id", self.tx_id)
+        if self.kind not in _TX_KINDS:
+            raise ValueError(f"kind must be one of {sorted(_TX_KINDS)}, got {self.kind!r}")
+        _require_str("ref", self.ref)
+        _require_hash("payload_hash", self.payload_hash)
+        _require_int("submitted_at_ms", self.submitted_at_ms)
+
+
+@dataclass(frozen=True, slots=True)
+class BlockProduced:
+    """A block joined the chain at ``height``; after a reorg the same height appears again."""
+
+    height: int
+    at_ms: int
+    block_hash: bytes
+    parent_hash: bytes
+    tx_ids: tuple[str, ...]
+    fees_paid_minor: int
+
+    def __post_init__(self) -> None:
+        _require_int("height", self.height, minimum=1)
+        _require_int("at_ms", self.at_ms)
+        _require_hash("block_hash", self.block_hash)
+        _require_hash("parent_hash", self.parent_hash)
+        if not isinstance(self.tx_ids, tuple):
+            raise TypeError("tx_ids must be a tuple")
+        for tx_id in self.tx_ids:
+            _require_str("tx_ids[]", tx_id)
+        _require_int("fees_paid_minor", self.fees_paid_minor, minimum=0)
+
+
+@dataclass(frozen=True, slots=True)
+class ChainReorg:
+    """Blocks at ``orphaned_heights`` left the chain; replacements follow as `BlockProduced`.
+
+    ``fork_height`` is the last block both branches share (the common ancestor), so
+    ``orphaned_heights`` is ``fork_height + 1 .. fork_height + depth``. Every orphaned tx is
+    unconfirmed again until a later `BlockProduced` includes it; some may never return.
+    """
+
+    at_ms: int
+    fork_height: int
+    orphaned_heights: tuple[int, ...]
+    orphaned_tx_ids: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        _require_int("at_ms", self.at_ms)
+        _require_int("fork_height", self.fork_height, minimum=0)
+        if not isinstance(self.orphaned_heights, tuple) or not self.orphaned_heights:
+            raise ValueError("orphaned_heights must be a non-empty tuple")
+        expected = tuple(range(self.fork_height + 1, self.fork_height + 1 + len(self.orphaned_heights)))
+        if self.orphaned_heights != expected:
+            raise ValueError(
+                f"orphaned_heights must be the consecutive heights after fork_height, got {self.orphaned_heights}"
+            )
+        if not isinstance(self.orphaned_tx_ids, tuple):
+            raise TypeError("orphaned_tx_ids must be a tuple")
+        for tx_id in self.orphaned_tx_ids:
+            _require_str("orphaned_tx_ids[]", tx_id)
+
+
+ChainEvent: TypeAlias = BlockProduced | ChainReorg
+
+_BLOCK_TYPE = "block_produced"
+_REORG_TYPE = "chain_reorg"
+_BLOCK_KEYS = frozenset({"type", "height", "at_ms", "block_hash", "parent_hash", "tx_ids", "fees_paid_minor"})
+_REORG_KEYS = frozenset({"type", "at_ms", "fork_height", "orphaned_heights", "orphaned_tx_ids"})
+_TX_KEYS = frozenset({"tx_id", "kind", "ref", "payload_hash", "submitted_at_ms"})
+
+
+def _check_keys(what: str, d: Mapping[str, Any], expected: frozenset[str]) -> None:
+    unknown = sorted(set(d) - expected)
+    if unknown:
+        raise ValueError(f"unknown {what} key {unknown[0]!r}")
+    missing = sorted(expected - set(d))
+    if missing:
+        raise ValueError(f"missing {what} key {missing[0]!r}")
+
+
+def _hex_to_bytes(name: str, value: object) -> bytes:
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a hex string, got {type(value).__name__}")
+    try:
+        return bytes.fromhex(value)
+    except ValueError as exc:
+        raise ValueError(f"{name} is not valid hex") from exc
+
+
+def _str_tuple(name: str, value: object) -> tuple[str, ...]:
+    if not isinstance(value, list | tuple):
+        raise TypeError(f"{name} must be a list, got {type(value).__name__}")
+    return tuple(_require_str(f"{name}[]", v) for v in value)
+
+
+def event_to_dict(event: ChainEvent) -> dict[str, Any]:
+    """Encode an event as JSON-compatible values (hashes as lowercase hex)."""
+    if isinstance(event, BlockProduced):
+        return {
+            "type": _BLOCK_TYPE,
+            "height": event.height,
+            "at_ms": event.at_ms,
+            "block_hash": event.block_hash.hex(),
+            "parent_hash": event.parent_hash.hex(),
+            "tx_ids": list(event.tx_ids),
+            "fees_paid_minor": event.fees_paid_minor,
+        }
+    if isinstance(event, ChainReorg):
+        return {
+            "type": _REORG_TYPE,
+            "at_ms": event.at_ms,
+            "fork_height": event.fork_height,
+            "orphaned_heights": list(event.orphaned_heights),
+            "orphaned_tx_ids": list(event.orphaned_tx_ids),
+        }
+    raise TypeError(f"not a chain event: {type(event).__name__}")
+
+
+def event_from_dict(d: Mapping[str, Any]) -> ChainEvent:
+    """Decode what `event_to_dict` produced; anything else raises ValueError or TypeError."""
+    kind = d.get("type")
+    if kind == _BLOCK_TYPE:
+        _check_keys("block_produced", d, _BLOCK_KEYS)
+        return BlockProduced(
+            height=_require_int("height", d["height"]),
+            at_ms=_require_int("at_ms", d["at_ms"]),
+            block_hash=_hex_to_bytes("block_hash", d["block_hash"]),
+            parent_hash=_hex_to_bytes("parent_hash", d["parent_hash"]),
+            tx_ids=_str_tuple("tx_ids", d["tx_ids"]),
+            fees_paid_minor=_require_int("fees_paid_minor", d["fees_paid_minor"]),
+        )
+    if kind == _REORG_TYPE:
+        _check_keys("chain_reorg", d, _REORG_KEYS)
+        heights = d["orphaned_heights"]
+        if not isinstance(heights, list | tuple):
+            raise TypeError("orphaned_heights must be a list")
+        return ChainReorg(
+            at_ms=_require_int("at_ms", d["at_ms"]),
+            fork_height=_require_int("fork_height", d["fork_height"]),
+            orphaned_heights=tuple(_require_int("orphaned_heights[]", h) for h in heights),
+            orphaned_tx_ids=_str_tuple("orphaned_tx_ids", d["orphaned_tx_ids"]),
+        )
+    raise ValueError(f"unknown chain event type {kind!r}")
+
+
+def tx_submission_to_dict(tx: TxSubmission) -> dict[str, Any]:
+    """Encode a submission for the runner's log (payload hash as lowercase hex)."""
+    return {
+        "tx_id": tx.tx_id,
+        "kind": tx.kind,
+        "ref": tx.ref,
+        "payload_hash": tx.payload_hash.hex(),
+        "submitted_at_ms": tx.submitted_at_ms,
+    }
+
+
+def tx_submission_from_dict(d: Mapping[str, Any]) -> TxSubmission:
+    _check_keys("tx_submission", d, _TX_KEYS)
+    kind = d["kind"]
+    if kind not in _TX_KINDS:
+        raise ValueError(f"kind must be one of {sorted(_TX_KINDS)}, got {kind!r}")
+    return TxSubmission(
+        tx_id=_require_str("tx_id", d["tx_id"]),
+        kind=kind,
+        ref=_require_str("ref", d["ref"]),
+        payload_hash=_hex_to_bytes("payload_hash", d["payload_hash"]),
+        submitted_at_ms=_require_int("submitted_at_ms", d["submitted_at_ms"]),
+    )
+
+
+class BaseLayer(Protocol):
+    """A chain as the runner sees it.
+
+    Implementations must be deterministic: the same construction followed by the same
+    sequence of `submit`/`advance` calls yields the same events, byte for byte, because the
+    runner logs those events as engine inputs and a replay must reproduce them.
+    """
+
+    def submit(self, txs: Sequence[TxSubmission]) -> None:
+        """Queue transactions; an id already pending or included is ignored."""
+        ...
+
+    def advance(self, to_ms: int) -> list[ChainEvent]:
+        """Return, in order, everything that happens with block time <= ``to_ms``.
+
+        A ``to_ms`` at or before the previous call's returns [] without changing state.
+        """
+        ...
+
+    def tip_height(self) -> int:
+        """Height of the current best block; 0 before the first block."""
+        ...
+
+    def snapshot(self) -> bytes:
+        """Canonical bytes of the whole adapter state, for `restore` after a crash."""
+        ...
+
+    @classmethod
+    def restore(cls, data: bytes) -> Self:
+        """Rebuild an adapter that behaves exactly like the one that produced ``data``."""
+        ...

@@ -1,0 +1,77 @@
+"""Stable reject codes.
+
+A rejected input is data, not an exception: it carries a :class:`RejectCode` (a stable number
+and name that clients may switch on), the row or message it came from, the field at fault and a
+human reason. Codes are never renumbered; new codes get new numbers. The precedence in which a
+trade is checked (the first failure wins) is the order of the ``1xx`` codes below, then routing
+and liquidity (``2xx``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+
+
+class RejectCode(IntEnum):
+    """Why an input was refused. ``1xx`` = validation at the edge, ``2xx`` = engine policy,
+    ``3xx`` = file / message framing, ``4xx`` = collateral, ``5xx`` = settlement failure."""
+
+    MISSING_FIELD = 101
+    BAD_ID = 102
+    UNKNOWN_SYMBOL = 103
+    UNKNOWN_PARTICIPANT = 104
+    SELF_TRADE = 105
+    BAD_DECIMAL = 106
+    PRECISION_EXCEEDED = 107
+    NON_POSITIVE = 108
+    AMOUNT_OVERFLOW = 109
+    BAD_TIMESTAMP = 110
+    BAD_LANE_HINT = 111
+    UNKNOWN_ASSET = 112
+    UNKNOWN_EVENT_TYPE = 113
+    BAD_SCHEMA_VERSION = 114
+    PARTICIPANT_SUSPENDED = 115
+    ID_CONFLICT = 116
+
+    LIQUIDITY_EXCEEDED = 201
+    NO_ROUTE = 202
+    NO_MARK = 203
+
+    UNREADABLE_ROW = 301
+    BAD_JSON = 302
+
+    COLLATERAL_INSUFFICIENT = 401
+
+    ANCHOR_DEADLINE_MISSED = 501
+
+    @property
+    def slug(self) -> str:
+        """Lower-case name used in files and APIs (``precision_exceeded``)."""
+        return self.name.lower()
+
+
+@dataclass(frozen=True, slots=True)
+class Reject:
+    """One refused input: where it came from, which field, and why."""
+
+    code: RejectCode
+    field: str
+    reason: str
+    row: int | None = None
+    input_id: str | None = None
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "row": self.row,
+            "id": self.input_id,
+            "code": int(self.code),
+            "error": self.code.slug,
+            "field": self.field,
+            "reason": self.reason,
+        }
+
+    def __str__(self) -> str:
+        where = f"row {self.row}: " if self.row is not None else ""
+        who = f"{self.input_id}: " if self.input_id else ""
+        return f"{where}{who}{self.code.slug} ({int(self.code)}) in {self.field!r}: {self.reason}"
