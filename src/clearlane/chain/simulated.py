@@ -107,7 +107,11 @@ class ChainParams:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> ChainParams:
         """Keys as in `to_dict`; ``genesis_ms`` is required, unknown keys raise ValueError."""
-        _check_unknown("chain params", d, ("genesis_ms", "block_time_ms", "txs_per_block_max", "fee_per_tx_minor", "seed"))
+        _check_unknown(
+            "chain params",
+            d,
+            ("genesis_ms", "block_time_ms", "txs_per_block_max", "fee_per_tx_minor", "seed"),
+        )
         if "genesis_ms" not in d:
             raise ValueError("missing chain params key 'genesis_ms'")
         defaults = cls(genesis_ms=0)
@@ -178,12 +182,23 @@ class FaultSchedule:
     outage_duration_ms: int = 0
 
     def __post_init__(self) -> None:
-        for key in ("drop_probability", "delay_probability", "reorg_drop_probability", "outage_probability_per_block"):
+        for key in (
+            "drop_probability",
+            "delay_probability",
+            "reorg_drop_probability",
+            "outage_probability_per_block",
+        ):
             p = getattr(self, key)
             if not isinstance(p, int | float) or isinstance(p, bool) or not 0.0 <= p <= 1.0:
                 raise ValueError(f"{key} must be a probability in [0, 1], got {p!r}")
             object.__setattr__(self, key, float(p))
-        minimums = {"seed": None, "delay_blocks": 0, "reorg_every_blocks": 0, "reorg_depth": 1, "outage_duration_ms": 0}
+        minimums = {
+            "seed": None,
+            "delay_blocks": 0,
+            "reorg_every_blocks": 0,
+            "reorg_depth": 1,
+            "outage_duration_ms": 0,
+        }
         for key, minimum in minimums.items():
             _int_field({key: getattr(self, key)}, key, 0, minimum)
         ids = frozenset(self.drop_tx_ids)
@@ -194,7 +209,9 @@ class FaultSchedule:
         reorgs = tuple(sorted(_pairs_field({"reorgs": list(self.reorgs)}, "reorgs")))
         for at_height, depth in reorgs:
             if at_height < 1 or depth < 1:
-                raise ValueError(f"reorgs entries need at_height >= 1 and depth >= 1, got {[at_height, depth]}")
+                raise ValueError(
+                    f"reorgs entries need at_height >= 1 and depth >= 1, got {[at_height, depth]}"
+                )
         heights = [h for h, _ in reorgs]
         if len(set(heights)) != len(heights):
             raise ValueError("reorgs lists the same at_height twice")
@@ -271,6 +288,17 @@ _ReadyEntry = tuple[int, str, int]
 _DelayedEntry = tuple[int, int, str]
 
 
+def _heap_extend(heap: list[Any], entries: list[Any]) -> None:
+    # Keys are unique (they end in the tx id), so pop order does not depend on how the heap
+    # was built; a bulk heapify keeps large submit batches linear.
+    if len(entries) > len(heap):
+        heap.extend(entries)
+        heapq.heapify(heap)
+    else:
+        for entry in entries:
+            heapq.heappush(heap, entry)
+
+
 def _merge_windows(windows: Sequence[tuple[int, int]]) -> tuple[list[int], list[int]]:
     starts: list[int] = []
     ends: list[int] = []
@@ -335,22 +363,34 @@ class SimulatedChain:
 
     def submit(self, txs: Sequence[TxSubmission]) -> None:
         faults = self._faults
+        drop_p = faults.drop_probability
         delay_ms = faults.delay_blocks * self._params.block_time_ms
+        delay_p = faults.delay_probability if delay_ms > 0 else 0.0
+        delay_floor_ms = self._params.genesis_ms + 1
+        tx_times = self._tx_times
+        ready: list[_ReadyEntry] = []
+        delayed: list[_DelayedEntry] = []
         for tx in txs:
             tx_id = tx.tx_id
-            if tx_id in self._tx_times or tx_id in self._included_height or tx_id in self._dropped:
+            if tx_id in tx_times or tx_id in self._included_height or tx_id in self._dropped:
                 continue
-            if tx_id in faults.drop_tx_ids or (
-                faults.drop_probability > 0.0 and self._draw("drop", tx_id) < faults.drop_probability
-            ):
+            drop_u = delay_u = 1.0
+            if drop_p > 0.0 or delay_p > 0.0:
+                drop_u, delay_u = self._draw2("tx", tx_id)
+            if drop_u < drop_p or tx_id in faults.drop_tx_ids:
                 self._dropped.add(tx_id)
                 continue
             submitted_at_ms = tx.submitted_at_ms
-            eligible_at_ms = submitted_at_ms
-            if delay_ms > 0 and faults.delay_probability > 0.0 and self._draw("delay", tx_id) < faults.delay_probability:
-                eligible_at_ms = submitted_at_ms + delay_ms
-            self._tx_times[tx_id] = (submitted_at_ms, eligible_at_ms)
-            self._enqueue(tx_id, submitted_at_ms, eligible_at_ms)
+            if delay_u < delay_p:
+                # Counted from the slot it would have made; nothing before slot 1 has a block.
+                eligible_at_ms = max(submitted_at_ms, delay_floor_ms) + delay_ms
+                delayed.append((eligible_at_ms, submitted_at_ms, tx_id))
+            else:
+                eligible_at_ms = submitted_at_ms
+                ready.append((submitted_at_ms, tx_id, eligible_at_ms))
+            tx_times[tx_id] = (submitted_at_ms, eligible_at_ms)
+        _heap_extend(self._ready, ready)
+        _heap_extend(self._delayed, delayed)
 
     def advance(self, to_ms: int) -> list[ChainEvent]:
         events: list[ChainEvent] = []
@@ -395,7 +435,17 @@ class SimulatedChain:
         _check_unknown(
             "snapshot",
             doc,
-            ("format", "params", "faults", "next_slot", "reorg_count", "generated_outage_end_ms", "blocks", "txs", "dropped"),
+            (
+                "format",
+                "params",
+                "faults",
+                "next_slot",
+                "reorg_count",
+                "generated_outage_end_ms",
+                "blocks",
+                "txs",
+                "dropped",
+            ),
         )
         chain = cls(ChainParams.from_dict(doc["params"]), FaultSchedule.from_dict(doc["faults"]))
         chain._next_slot = _int_field(doc, "next_slot", 1, 1)
@@ -462,11 +512,20 @@ class SimulatedChain:
 
     # -- internals --------------------------------------------------------------------------
 
-    def _draw(self, what: str, key: str) -> float:
-        """Uniform in [0, 1) from (seeds, what, key); ``what`` has no '|', so keys cannot collide."""
+    def _draw2(self, what: str, key: str) -> tuple[float, float]:
+        """Two independent uniforms in [0, 1) from (seeds, what, key).
+
+        ``what`` contains no '|', so different (what, key) pairs never hash the same input.
+        """
         h = self._draw_base.copy()
         h.update(f"{what}|{key}".encode())
-        return (int.from_bytes(h.digest()[:8], "big") >> 11) / _UNIT_SCALE
+        digest = h.digest()
+        first = (int.from_bytes(digest[:8], "big") >> 11) / _UNIT_SCALE
+        second = (int.from_bytes(digest[8:16], "big") >> 11) / _UNIT_SCALE
+        return first, second
+
+    def _draw(self, what: str, key: str) -> float:
+        return self._draw2(what, key)[0]
 
     def _enqueue(self, tx_id: str, submitted_at_ms: int, eligible_at_ms: int) -> None:
         if eligible_at_ms > submitted_at_ms:
