@@ -1,10 +1,10 @@
 """Benchmark the Merkle backends of clearlane.audit.merkle.
 
-Usage: .venv/bin/python scripts/bench_merkle.py [--leaves 1000000] [--repeat 3]
+Usage: .venv/bin/python scripts/bench_merkle.py [--leaves 1000000] [--repeat 3] [--proofs 1000]
 
-Prints the best-of-N wall time per step for the hashlib and fast backends (and the one-shot
-SHA256() variant of the fast backend, for comparison). The numba cache is warmed before timing
-so compile time is excluded; it is reported separately as the first-use cost.
+Prints the best-of-N wall time per step for the hashlib and fast backends, plus the one-shot
+SHA256() variant of the fast backend for comparison. The numba cache load (or first compile)
+happens before timing and is reported separately.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
+import numba
 import numpy as np
 import pyarrow as pa
 
@@ -26,12 +27,49 @@ LEAF_BYTES = 40
 
 def best_of(repeat: int, fn: Callable[[], T]) -> tuple[float, T]:
     best_s = float("inf")
-    result: T
+    result = fn()
     for _ in range(repeat):
         start_s = time.perf_counter()
         result = fn()
         best_s = min(best_s, time.perf_counter() - start_s)
     return best_s, result
+
+
+def report(label: str, seconds: float, count: int, unit: str) -> None:
+    per_ns = seconds / max(count, 1) * 1e9
+    print(f"  {label:<42} {seconds * 1e3:10.1f} ms  {per_ns:8.0f} ns/{unit}")
+
+
+def bench_backend(
+    backend: str, items: list[bytes], arrow: pa.Array, indexes: list[int], old_sizes: list[int], repeat: int
+) -> bytes:
+    print(f"-- backend {backend}")
+    n = len(items)
+    dt, hashes = best_of(repeat, lambda: merkle.hash_leaves(items, backend=backend))
+    report("hash_leaves(list of bytes)", dt, n, "leaf")
+    dt, arrow_hashes = best_of(repeat, lambda: merkle.hash_leaves(arrow, backend=backend))
+    report("hash_leaves(pyarrow BinaryArray)", dt, n, "leaf")
+    if not np.array_equal(hashes, arrow_hashes):
+        raise SystemExit("list and Arrow inputs disagree")
+    dt, root = best_of(repeat, lambda: merkle.merkle_root(hashes, backend=backend))
+    report("merkle_root", dt, n - 1, "node")
+    dt, tree = best_of(repeat, lambda: merkle.MerkleTree.from_leaf_hashes(hashes, backend=backend))
+    report("MerkleTree.from_leaf_hashes (incl. copy)", dt, n - 1, "node")
+    if tree.root != root:
+        raise SystemExit("tree and merkle_root disagree")
+
+    dt, proofs = best_of(repeat, lambda: [tree.inclusion_proof(i) for i in indexes])
+    report(f"{len(indexes)} inclusion proofs", dt, len(indexes), "proof")
+    start_s = time.perf_counter()
+    for i, proof in zip(indexes, proofs, strict=True):
+        verify_inclusion(tree.leaf_hash(i), i, tree.size, proof, tree.root)
+    report(f"{len(indexes)} verify_inclusion (hashlib)", time.perf_counter() - start_s, len(indexes), "proof")
+    dt, _ = best_of(repeat, lambda: [tree.consistency_proof(m) for m in old_sizes])
+    report(f"{len(old_sizes)} consistency proofs", dt, len(old_sizes), "proof")
+    for m in old_sizes[:10]:
+        old_root = merkle.merkle_root(hashes[:m])
+        verify_consistency(m, tree.size, tree.consistency_proof(m), old_root, tree.root)
+    return root
 
 
 def main() -> None:
@@ -45,9 +83,8 @@ def main() -> None:
 
     start_s = time.perf_counter()
     status = merkle.fast_backend_status()
-    print(
-        f"fast backend: {status} (first use incl. numba import/cache load: {time.perf_counter() - start_s:.2f} s)"
-    )
+    load_s = time.perf_counter() - start_s
+    print(f"fast backend {status}; first use (numba import + cache load/compile + self-test) {load_s:.2f} s")
 
     rng = np.random.default_rng(2024)
     flat = rng.integers(0, 256, args.leaves * LEAF_BYTES, dtype=np.uint8).tobytes()
@@ -55,76 +92,36 @@ def main() -> None:
     arrow = pa.array(items, pa.binary())
     indexes = rng.integers(0, args.leaves, args.proofs).tolist()
     old_sizes = rng.integers(1, args.leaves + 1, args.proofs).tolist()
-    print(f"{args.leaves:,} leaves of {LEAF_BYTES} bytes, best of {args.repeat}")
+    print(f"{args.leaves:,} leaves of {LEAF_BYTES} random bytes; best of {args.repeat} after one warm-up")
 
-    reference_root = b""
-    for backend in ("hashlib", "fast"):
-        print(f"-- backend {backend}")
-        dt, hashes = best_of(args.repeat, lambda b=backend: merkle.hash_leaves(items, backend=b))
-        print(f"hash_leaves(list of bytes)        {dt:8.3f} s  {dt / args.leaves * 1e9:6.0f} ns/leaf")
-        dt, arrow_hashes = best_of(args.repeat, lambda b=backend: merkle.hash_leaves(arrow, backend=b))
-        print(f"hash_leaves(pyarrow BinaryArray)  {dt:8.3f} s  {dt / args.leaves * 1e9:6.0f} ns/leaf")
-        if not np.array_equal(hashes, arrow_hashes):
-            raise SystemExit("list and Arrow inputs disagree")
-        dt, root = best_of(args.repeat, lambda b=backend, h=hashes: merkle.merkle_root(h, backend=b))
-        print(
-            f"merkle_root                       {dt:8.3f} s  {dt / max(args.leaves - 1, 1) * 1e9:6.0f} ns/node"
-        )
-        if reference_root and root != reference_root:
-            raise SystemExit("backends disagree on the root")
-        reference_root = root
-        dt, tree = best_of(
-            args.repeat, lambda b=backend, h=hashes: merkle.MerkleTree.from_leaf_hashes(h, backend=b)
-        )
-        print(f"MerkleTree.from_leaf_hashes       {dt:8.3f} s")
-        dt, proofs = best_of(args.repeat, lambda t=tree: [t.inclusion_proof(i) for i in indexes])
-        print(
-            f"{args.proofs} inclusion proofs            {dt * 1e3:8.2f} ms {dt / args.proofs * 1e6:6.1f} µs/proof"
-        )
-        dt, _ = best_of(
-            1,
-            lambda t=tree, p=proofs: [
-                verify_inclusion(t.leaf_hash(i), i, t.size, pi, t.root)
-                for i, pi in zip(indexes, p, strict=True)
-            ],
-        )
-        print(f"{args.proofs} inclusion verifications     {dt * 1e3:8.2f} ms")
-        dt, _ = best_of(args.repeat, lambda t=tree: [t.consistency_proof(m) for m in old_sizes])
-        print(
-            f"{args.proofs} consistency proofs          {dt * 1e3:8.2f} ms {dt / args.proofs * 1e6:6.1f} µs/proof"
-        )
-        old_roots = {m: merkle.merkle_root(hashes[:m], backend="fast") for m in old_sizes[:20]}
-        for m in old_roots:
-            verify_consistency(m, tree.size, tree.consistency_proof(m), old_roots[m], tree.root)
+    roots = {
+        backend: bench_backend(backend, items, arrow, indexes, old_sizes, args.repeat)
+        for backend in ("hashlib", "fast")
+    }
+    if len(set(roots.values())) != 1:
+        raise SystemExit("backends disagree on the root")
 
-    small = merkle.MerkleTree.from_leaf_hashes(hashes[:100_000])
+    hashes = merkle.hash_leaves(items[:100_000])
+    small = merkle.MerkleTree.from_leaf_hashes(hashes)
     small_indexes = rng.integers(0, small.size, args.proofs).tolist()
     dt, _ = best_of(args.repeat, lambda: [small.inclusion_proof(i) for i in small_indexes])
-    print(f"-- 100,000-leaf tree: inclusion proof {dt / args.proofs * 1e6:.1f} µs/proof")
-
-    import numba
+    print("-- 100,000-leaf tree")
+    report(f"{args.proofs} inclusion proofs", dt, args.proofs, "proof")
 
     oneshot = merkle._oneshot_variant(merkle._load_libcrypto(), numba.njit(cache=True, nogil=True))
-    if merkle._self_test(oneshot):
-        level = hashes
-        dt, _ = best_of(
-            args.repeat, lambda: oneshot.hash_pairs(level, np.empty((len(level) // 2, 32), np.uint8))
-        )
-        print(
-            f"-- one-shot SHA256() variant: one level of {len(level) // 2:,} pairs {dt:.3f} s "
-            f"({dt / (len(level) // 2) * 1e9:.0f} ns/node)"
-        )
-        dt, _ = best_of(
-            args.repeat,
-            lambda: oneshot.hash_leaves(
-                np.frombuffer(flat, np.uint8),
-                np.arange(0, (args.leaves + 1) * LEAF_BYTES, LEAF_BYTES, dtype=np.int64),
-                np.empty((args.leaves, 32), np.uint8),
-            ),
-        )
-        print(
-            f"-- one-shot SHA256() variant: {args.leaves:,} leaves {dt:.3f} s ({dt / args.leaves * 1e9:.0f} ns/leaf)"
-        )
+    if not merkle._self_test(oneshot):
+        print("-- one-shot SHA256() variant failed its self-test")
+        return
+    print("-- fast backend, one-shot SHA256() variant (not the default)")
+    all_hashes = merkle.hash_leaves(items)
+    pairs = np.empty((args.leaves // 2, 32), np.uint8)
+    dt, _ = best_of(args.repeat, lambda: oneshot.hash_pairs(all_hashes, pairs))
+    report(f"hash one level ({len(pairs):,} nodes)", dt, len(pairs), "node")
+    data = np.frombuffer(flat, np.uint8)
+    offsets = np.arange(0, (args.leaves + 1) * LEAF_BYTES, LEAF_BYTES, dtype=np.int64)
+    out = np.empty((args.leaves, 32), np.uint8)
+    dt, _ = best_of(args.repeat, lambda: oneshot.hash_leaves(data, offsets, out))
+    report("hash leaves (flat buffer)", dt, args.leaves, "leaf")
 
 
 if __name__ == "__main__":

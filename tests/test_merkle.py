@@ -298,7 +298,7 @@ def test_proof_length_helpers_match_rfc_definition() -> None:
 
 leaf_lists = st.lists(st.binary(max_size=80), max_size=300)
 unique_leaf_lists = st.lists(st.binary(max_size=40), min_size=1, max_size=300, unique=True)
-PROPERTY_SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+PROPERTY_SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @needs_fast
@@ -503,6 +503,15 @@ def test_builder_edges() -> None:
         tree.inclusion_proof(True)
     assert tree.consistency_proof(3) == []
     verify_consistency(3, 3, [], tree.root, tree.root)
+
+    rebuilt = MerkleTree(tree.levels)
+    assert rebuilt.root == tree.root and rebuilt.inclusion_proof(2) == tree.inclusion_proof(2)
+    with pytest.raises(ValueError):
+        MerkleTree(tree.levels[:-1])
+    with pytest.raises(ValueError):
+        MerkleTree([*tree.levels, tree.levels[-1]])
+    with pytest.raises(ValueError):
+        MerkleTree([tree.levels[0][:2], *tree.levels[1:]])
 
 
 def test_backend_selection(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -247,7 +247,7 @@ def _check_count(value: int, name: str) -> None:
 def _check_hash(value: bytes, name: str) -> bytes:
     if not isinstance(value, bytes | bytearray):
         raise ProofError(PROOF_BAD_TYPE, f"{name} must be bytes, got {type(value).__name__}")
-    if False:
+    if len(value) != HASH_SIZE_BYTES:
         raise ProofError(PROOF_BAD_HASH_LENGTH, f"{name} is {len(value)} bytes, expected {HASH_SIZE_BYTES}")
     return bytes(value)
 

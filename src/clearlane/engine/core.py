@@ -126,6 +126,9 @@ class Effects:
     ledger: LedgerChanges | None = None
     notes: list[dict[str, Any]] = field(default_factory=list)
     duplicates: int = 0
+    # (index, posted, pending_debits, pending_credits) of accounts whose balance changed
+    account_rows: tuple[I64, I64, I64, I64] | None = None
+    new_accounts: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -183,6 +186,10 @@ class Engine:
         self.l1_group_count = 0
         self.block_ms: dict[int, int] = {}
         self.tip_height = 0
+        # Deadlines (re-submit, unwind) are judged on the time up to which the chain has been
+        # observed, never on trade time: "not included by X" is only known once blocks up to X
+        # have been seen.
+        self.chain_seen_ms = 0
         self.final_batch_txs: dict[str, str] = {}
         self.effects_head = hashlib.sha256(b"clearlane.effects.v1|" + config.digest.encode()).digest()
 
@@ -256,9 +263,24 @@ class Engine:
         handler(self, entry, fx)
         self._on_time(fx)
         fx.ledger = self.ledger.drain_changes()
+        self._account_rows(fx)
         self.applied_seq = entry.seq
         self._fold(fx)
         return fx
+
+    def _account_rows(self, fx: Effects) -> None:
+        changes = fx.ledger
+        if changes is None:
+            return
+        for index, key in changes.new_accounts:
+            fx.new_accounts.append(
+                {"idx": index, "owner": key.owner, "asset": key.asset, "purpose": str(key.purpose.value),
+                 "lane": key.lane, "floor": self.ledger.floor(index)}
+            )
+        idx = np.asarray(changes.changed_accounts, dtype=np.int64)
+        if len(idx):
+            posted, pending_debits, pending_credits = self.ledger.balances()
+            fx.account_rows = (idx, posted[idx], pending_debits[idx], pending_credits[idx])
 
     # ------------------------------------------------------------------ trades
     def _apply_trades(self, entry: LogEntry, fx: Effects) -> None:
@@ -438,8 +460,11 @@ class Engine:
                     self.open_parts[k].append(flows.take(rows))
 
         l1_rows = np.flatnonzero(live & (pool < 0))
+        l1_group = None
         if len(l1_rows):
-            self._submit_l1(flows.take(l1_rows), "routed", fx)
+            l1_group = self._submit_l1(flows.take(l1_rows), "routed", fx)
+        group_column = np.full(n, None, dtype=object)
+        group_column[l1_rows] = l1_group
 
         # Records of every row, rejected ones included, for status look-ups and the audit.
         state = np.full(n, TradeState.BATCHED, dtype=np.int8)
@@ -468,6 +493,7 @@ class Engine:
                     ),
                     "batch_seq": out_seq,
                     "route_rule": pa.array(np.where(live, rule_name, None), type=pa.string()),
+                    "l1_group": pa.array(group_column, type=pa.string()),
                     "executed_ms": flows.executed_ms,
                     "received_ms": flows.time_ms,
                     "state": state,
@@ -582,7 +608,7 @@ class Engine:
         self.stats.anchors_submitted += 1
 
     # ------------------------------------------------------------------ layer 1
-    def _submit_l1(self, flows: Flows, origin: str, fx: Effects) -> None:
+    def _submit_l1(self, flows: Flows, origin: str, fx: Effects, submitted_ms: int | None = None) -> str:
         self.l1_group_count += 1
         group_id = f"l1-{self.l1_group_count:08d}"
         n = len(flows)
@@ -591,7 +617,7 @@ class Engine:
             origin=origin,
             flows=flows.with_(pool=np.full(n, -1, dtype=np.int32), batch_seq=np.full(n, -1, dtype=np.int64)),
             attempt=np.ones(n, dtype=np.int64),
-            submitted_ms=flows.time_ms.copy(),
+            submitted_ms=flows.time_ms.copy() if submitted_ms is None else np.full(n, submitted_ms, dtype=np.int64),
             included_height=np.full(n, -1, dtype=np.int64),
             included_ms=np.full(n, -1, dtype=np.int64),
             final_ms=np.full(n, -1, dtype=np.int64),
@@ -604,10 +630,12 @@ class Engine:
             fx.submissions.append(TxSubmission(tx_id, "l1_settle", flow_id, _ZERO_HASH, int(group.submitted_ms[row])))
         self.stats.l1_submitted += n
         fx.l1_groups[group_id] = group.to_table()
-        fx.l1_group_meta[group_id] = {"origin": origin, "created_ms": int(flows.time_ms.min()), "flows": n}
+        fx.l1_group_meta[group_id] = {"origin": origin, "created_ms": int(group.submitted_ms.min()), "flows": n}
+        return group_id
 
     # ------------------------------------------------------------------ chain events
     def _apply_chain(self, entry: LogEntry, fx: Effects) -> None:
+        self.chain_seen_ms = max(self.chain_seen_ms, entry.at_ms)
         for raw in entry.payload["events"]:
             event = event_from_dict(raw)
             if isinstance(event, BlockProduced):
@@ -707,6 +735,7 @@ class Engine:
 
     def _advance_batch(self, state: BatchState, fx: Effects) -> None:
         now = self.now_ms
+        chain_now = self.chain_seen_ms
         pool = self.config.pools[state.pool]
         if state.anchor_height >= 0:
             confirm_height = state.anchor_height + pool.confirmations - 1
@@ -717,14 +746,14 @@ class Engine:
             if now >= final_ms:
                 self._finalize_batch(state, final_ms, fx)
             return
-        if now >= state.cleared_at_ms + pool.anchor_deadline_ms and pool.on_anchor_deadline == "unwind_to_l1":
-            self._unwind_batch(state, state.cleared_at_ms + pool.anchor_deadline_ms, fx)
+        if chain_now >= state.cleared_at_ms + pool.anchor_deadline_ms and pool.on_anchor_deadline == "unwind_to_l1":
+            self._unwind_batch(state, max(now, chain_now), fx)
             return
-        if now >= state.last_submit_ms + pool.anchor_resubmit_ms:
+        if chain_now >= state.last_submit_ms + pool.anchor_resubmit_ms:
             state.attempts += 1
-            state.last_submit_ms = now
-            self._submit_anchor(state, now, fx)
-            fx.batch_events.append((state.batch_id, "resubmitted", now, f"attempt {state.attempts}"))
+            state.last_submit_ms = chain_now
+            self._submit_anchor(state, chain_now, fx)
+            fx.batch_events.append((state.batch_id, "resubmitted", chain_now, f"attempt {state.attempts}"))
             fx.batch_updates.setdefault(state.batch_id, {}).update(attempts=state.attempts)
 
     def _finalize_batch(self, state: BatchState, final_ms: int, fx: Effects) -> None:
@@ -758,8 +787,7 @@ class Engine:
         fx.batch_updates.setdefault(state.batch_id, {}).update(state="unwound", unwound_at_ms=at_ms)
         fx.batch_events.append((state.batch_id, "unwound", at_ms, "anchor deadline missed: settling gross on L1"))
         self.stats.batches_unwound += 1
-        n = len(state.flows)
-        self._submit_l1(state.flows.with_(time_ms=np.full(n, at_ms, dtype=np.int64)), f"unwound:{state.batch_id}", fx)
+        self._submit_l1(state.flows, f"unwound:{state.batch_id}", fx, submitted_ms=at_ms)
 
     def _advance_l1(self, group: L1Group, fx: Effects) -> None:
         now = self.now_ms
@@ -780,14 +808,15 @@ class Engine:
                 group.final_ms[rows] = confirm_ms
                 self._settle_l1(group, rows, fx)
                 changed = True
-        stale = np.flatnonzero(open_rows & (group.included_height < 0) & (now >= group.submitted_ms + self.config.l1_resubmit_ms))
+        chain_now = self.chain_seen_ms
+        stale = np.flatnonzero(open_rows & (group.included_height < 0) & (chain_now >= group.submitted_ms + self.config.l1_resubmit_ms))
         for row in stale.tolist():
             self.l1_txs.pop(group.tx_id(row), None)
             group.attempt[row] += 1
-            group.submitted_ms[row] = now
+            group.submitted_ms[row] = chain_now
             tx_id = group.tx_id(row)
             self.l1_txs[tx_id] = (group.group_id, row)
-            fx.submissions.append(TxSubmission(tx_id, "l1_settle", group.flows.ids[row].as_py(), _ZERO_HASH, now))
+            fx.submissions.append(TxSubmission(tx_id, "l1_settle", group.flows.ids[row].as_py(), _ZERO_HASH, chain_now))
             self.stats.l1_resubmitted += 1
             changed = True
         if changed:
@@ -970,7 +999,7 @@ class Engine:
         """A digest of the whole engine state: equal roots ⇔ equal states (replay check)."""
         h = hashlib.sha256(b"clearlane.state.v1|")
         h.update(self.config.digest.encode())
-        h.update(f"|{self.applied_seq}|{self.now_ms}|{self.tip_height}|".encode())
+        h.update(f"|{self.applied_seq}|{self.now_ms}|{self.chain_seen_ms}|{self.tip_height}|".encode())
         h.update(self.marks_usd.tobytes())
         h.update(self.collateral.tobytes())
         h.update(self.pos.tobytes())

@@ -1,0 +1,384 @@
+"""The ``clearlane`` command (typer + rich).
+
+Exit codes: 0 success; 1 a command-specific failure (trade not found, replay mismatch);
+2 bad invocation or input that cannot be used at all (config error, unreadable file, missing
+database). Row-level problems in an input file never fail the command: the bad rows go to the
+rejects file with a stable code and the good rows are applied.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from clearlane.config.model import ConfigError
+from clearlane.store.sql import StoreError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="clearlane — Layer-2 clearing and settlement engine.")
+console = Console()
+err = Console(stderr=True)
+
+DbOption = Annotated[Path, typer.Option("--db", help="SQLite database file (created if missing).")]
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    return typer.Exit(code)
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=err, transient=False, disable=not err.is_terminal and os.environ.get("CLEARLANE_PROGRESS") != "1",
+    )
+
+
+def _open_runner(db: Path, config: Path | None, *, create: bool = True) -> Any:
+    from clearlane.runner import Runner
+
+    with _progress() as progress:
+        task = progress.add_task("replaying log", total=None)
+
+        def on_progress(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        try:
+            return Runner.open(db, config, create=create, progress=on_progress)
+        except ConfigError as exc:
+            raise fail(str(exc)) from None
+        except StoreError as exc:
+            raise fail(str(exc)) from None
+
+
+def _clear_file(runner: Any, path: Path, rejects_path: Path, chunk_rows: int, settle: bool) -> dict[str, int]:
+    from clearlane.ingest import IngestError, iter_input, write_rejects
+
+    rejects: list[Any] = []
+    rows_total = _count_rows(path)
+    try:
+        with _progress() as progress:
+            task = progress.add_task(f"clearing {path.name}", total=rows_total)
+            batches = iter_input(path, runner.config, chunk_rows=chunk_rows)
+            runner.clear_batches(batches, source=f"file:{path.resolve()}", rejects=rejects,
+                                 progress=lambda n: progress.advance(task, n))
+            if settle:
+                settle_task = progress.add_task("settling on the base layer", total=None)
+                runner.settle_until_quiet()
+                progress.update(settle_task, total=1, completed=1)
+    except IngestError as exc:
+        raise fail(f"{path}: {exc.code}: {exc}") from None
+    if rejects_path.exists():
+        rejects_path.unlink()
+    written = write_rejects(rejects_path, rejects) if rejects else 0
+    return {"rejects": written}
+
+
+def _count_rows(path: Path) -> int | None:
+    if path.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        try:
+            return int(pq.ParquetFile(path).metadata.num_rows)
+        except Exception:
+            return None
+    return None
+
+
+def _print_summary(summary: dict[str, Any], title: str) -> None:
+    table = Table(title=title, show_header=False, title_justify="left")
+    table.add_column("figure", style="bold")
+    table.add_column("value")
+    lanes = summary["trades_by_lane"]
+    table.add_row("trades per lane", ", ".join(f"{k}: {v:,}" for k, v in lanes.items()) or "-")
+    b = summary["batches"]
+    table.add_row("L2 batches", f"{b['cleared']:,} cleared, {b['final']:,} final, {b['unwound']:,} unwound, {b['pending']:,} pending")
+    table.add_row("L1 transactions", f"{summary['l1']['submitted']:,} submitted, {summary['l1']['final']:,} final, {summary['l1']['resubmitted']:,} re-sent")
+    table.add_row("gross L2 value", f"{summary['gross_usd']:,.2f} USD")
+    table.add_row("net L2 settlement", f"{summary['net_usd']:,.2f} USD")
+    table.add_row("netting efficiency", f"{summary['netting_efficiency'] * 100:.2f} %")
+    table.add_row("liquidity saved", f"{summary['liquidity_saved_usd']:,.2f} USD")
+    for lane, figures in summary["latency_s"].items():
+        if figures["n"]:
+            table.add_row(f"latency {lane}", f"p50 {figures['p50']:.2f} s, p99 {figures['p99']:.2f} s (n={figures['n']:,})")
+    rejects = summary["rejects_by_code"]
+    table.add_row("rejects", ", ".join(f"{k}: {v:,}" for k, v in rejects.items()) or "none")
+    table.add_row("duplicates (no-ops)", f"{summary['duplicates']:,}")
+    if summary["alerts"]:
+        table.add_row("alerts", "; ".join(summary["alerts"][:5]))
+    table.add_row("state root", summary["state_root"])
+    console.print(table)
+
+
+# ---------------------------------------------------------------------- commands
+@app.command()
+def demo(
+    trades: Annotated[int, typer.Option(help="Trades in the generated day.")] = 200_000,
+    participants: Annotated[int, typer.Option(help="Participants (all kinds).")] = 300,
+    assets: Annotated[int, typer.Option(help="Assets (USD first).")] = 8,
+    seed: Annotated[int, typer.Option(help="Seed of the generated day.")] = 7,
+    out: Annotated[Path, typer.Option(help="Directory for the day's files and database.")] = Path("clearlane-demo"),
+) -> None:
+    """Generate a realistic trading day, clear it end to end and print the summary."""
+    from clearlane.report import summary as make_summary
+    from clearlane.report import trade_lifecycle
+    from clearlane.sim.generator import generate_day
+
+    started = time.perf_counter()
+    console.print(f"[bold]clearlane demo[/] — generating {trades:,} trades, {participants:,} participants, {assets} assets (seed {seed})")
+    day = generate_day(trades=trades, participants=participants, assets=assets, seed=seed)
+    if out.exists():
+        shutil.rmtree(out)
+    paths = day.write(out)
+    runner = _open_runner(out / "clearlane.db", paths["config"])
+    first_ms = int(day.trades.column("executed_at")[0].as_py()) if day.trades.num_rows else 0
+    for deposit in day.deposits:
+        data = deposit.model_dump(mode="json")
+        data.pop("type")
+        data.pop("v", None)
+        runner.submit("collateral_deposit", data, first_ms, f"deposit:{deposit.deposit_id}")
+    result = _clear_file(runner, paths["trades"], out / "rejects.jsonl", 65_536, settle=True)
+    summary = make_summary(runner.engine)
+    elapsed = time.perf_counter() - started
+    _print_summary(summary, f"Cleared {trades:,} trades in {elapsed:.1f} s")
+    sample = _sample_trades(runner)
+    for flow_id in sample:
+        life = trade_lifecycle(runner.store, flow_id)
+        if life is not None:
+            console.print(f"  {flow_id}: [bold]{life['badge']}[/]")
+    console.print(f"rejects: {result['rejects']} (see {out / 'rejects.jsonl'})  database: {out / 'clearlane.db'}")
+    console.print(f"next: clearlane status {sample[0] if sample else 'TRADE_ID'} --db {out / 'clearlane.db'}")
+    runner.close()
+
+
+def _sample_trades(runner: Any) -> list[str]:
+    """One L2 and one L1 trade id from the first stored chunk, for the demo's badges."""
+    from clearlane.store.codec import read_table
+
+    rows = runner.store.rows("SELECT blob FROM trade_chunks ORDER BY log_seq LIMIT 1")
+    if not rows:
+        return []
+    table = read_table(bytes(rows[0]["blob"]))
+    picks = []
+    for lane in ("L2", "L1"):
+        ids = table.filter(table.column("lane").to_numpy(zero_copy_only=False) == lane).column("flow_id")
+        if len(ids):
+            picks.append(str(ids[0]))
+    return picks
+
+
+@app.command()
+def clear(
+    file: Annotated[Path, typer.Argument(help="Trades as .csv, .parquet or .jsonl.")],
+    db: DbOption = Path("clearlane.db"),
+    config: Annotated[Path | None, typer.Option(help="TOML config (required for a new database).")] = None,
+    rejects: Annotated[Path | None, typer.Option(help="Where bad rows go (JSON lines).")] = None,
+    chunk_rows: Annotated[int, typer.Option(help="Rows per engine step.")] = 65_536,
+    settle: Annotated[bool, typer.Option(help="Advance the base layer until everything is final.")] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Clear a file of trades; bad rows go to the rejects file, good rows are applied once."""
+    from clearlane.report import summary as make_summary
+
+    if not file.exists():
+        raise fail(f"{file}: no such file")
+    if chunk_rows <= 0:
+        raise fail("--chunk-rows must be positive")
+    runner = _open_runner(db, config)
+    rejects_path = rejects or file.with_name(file.name + ".rejects.jsonl")
+    started = time.perf_counter()
+    result = _clear_file(runner, file, rejects_path, chunk_rows, settle)
+    summary = make_summary(runner.engine)
+    summary["rejects_file"] = str(rejects_path) if result["rejects"] else None
+    summary["rejects_written"] = result["rejects"]
+    if as_json:
+        console.print_json(json.dumps(summary))
+    else:
+        _print_summary(summary, f"{file.name}: cleared in {time.perf_counter() - started:.1f} s")
+        if result["rejects"]:
+            console.print(f"[yellow]{result['rejects']} rejected rows written to {rejects_path}[/]")
+    runner.close()
+
+
+@app.command()
+def status(
+    trade_id: Annotated[str, typer.Argument(help="Trade or payment id.")],
+    db: DbOption = Path("clearlane.db"),
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Show one trade's lifecycle: every transition with its time, both finalities, its badge."""
+    from clearlane.report import trade_lifecycle
+    from clearlane.store.sql import Store
+
+    if not db.exists():
+        raise fail(f"{db}: no such database")
+    store = Store.open(db, create=False)
+    life = trade_lifecycle(store, trade_id)
+    store.close()
+    if life is None:
+        raise fail(f"trade {trade_id!r} not found in {db}", code=1)
+    if as_json:
+        console.print_json(json.dumps(life, default=str))
+        return
+    console.print(f"[bold]{life['id']}[/] {life['kind']} {life['buyer']} ← {life['seller']} "
+                  f"{life['base']}/{life['quote']}  lane {life['lane'] or '-'} {life['pool'] or ''}")
+    console.print(f"[bold]{life['badge']}[/]")
+    table = Table("state", "at (UTC)", "detail")
+    for t in life["transitions"]:
+        table.add_row(t["state"], t["at"] or "-", str(t["detail"]))
+    console.print(table)
+    console.print(f"L2 cleared: {life['l2_cleared_at'] or '-'}   L1 final: {life['l1_final_at'] or '-'}")
+
+
+@app.command()
+def replay(
+    db: DbOption = Path("clearlane.db"),
+    into: Annotated[Path | None, typer.Option(help="Fresh database to rebuild into (default: a temp file).")] = None,
+) -> None:
+    """Rebuild the state from the input log into a fresh database and print the state root."""
+    from clearlane.engine.core import Engine
+    from clearlane.runner import Runner
+    from clearlane.store.sql import Store
+
+    if not db.exists():
+        raise fail(f"{db}: no such database")
+    source = Store.open(db, create=False)
+    state = source.engine_state()
+    toml_text = source.get_meta("config_toml")
+    if state is None or toml_text is None:
+        raise fail(f"{db}: empty database, nothing to replay")
+    target = into or db.with_name(db.stem + ".replay.db")
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(target) + suffix).unlink(missing_ok=True)
+    import tomllib
+
+    from clearlane.config.model import parse_config
+
+    config = parse_config(tomllib.loads(toml_text), source=f"{db} (stored config)")
+    fresh = Store.open(target)
+    fresh.set_meta("config_toml", toml_text)
+    fresh.set_meta("config_digest", config.digest)
+    genesis = source.get_meta("chain_genesis_ms")
+    if genesis is not None:
+        fresh.set_meta("chain_genesis_ms", genesis)
+    runner = Runner(fresh, config, Engine(config), None)
+    total = int(state["applied_seq"])
+    with _progress() as progress:
+        task = progress.add_task("replaying", total=total)
+        for stored in source.iter_log():
+            entry = stored.entry
+            fx = runner.engine.apply(entry)
+            fresh.commit_step(entry, stored.payload, stored.source_id, fx, runner.engine.state_root(), runner.engine.now_ms)
+            progress.advance(task)
+    root = runner.engine.state_root()
+    console.print(f"replayed {total:,} log entries into {target}")
+    console.print(f"state root  {root}")
+    console.print(f"stored root {state['state_root']}")
+    source.close()
+    fresh.close()
+    if root != state["state_root"]:
+        raise fail("replayed state differs from the stored state", code=1)
+    console.print("[green]identical[/]")
+
+
+@app.command()
+def close(
+    db: DbOption = Path("clearlane.db"),
+    day: Annotated[str, typer.Option(help="Business day label, e.g. 2026-11-20.")] = "today",
+) -> None:
+    """End-of-day close: trial balance per lane (participants, L1, each L2 pool, house)."""
+    runner = _open_runner(db, None, create=False)
+    result = runner.engine.ledger.close_day(day, runner.engine.now_ms)
+    table = Table("lane", "asset", "accounts", "debit", "credit", "net", "pending debit", "pending credit",
+                  title=f"Trial balance — {day}")
+    for row in result.trial_balance.rows():
+        table.add_row(*(str(row[k]) for k in ("lane", "asset", "accounts", "debit_minor", "credit_minor", "net_minor",
+                                              "pending_debit_minor", "pending_credit_minor")))
+    console.print(table)
+    console.print(f"in flight across lanes: {len(result.pending)} pending entries; digest {result.digest_hex}")
+    runner.close()
+    if not result.trial_balance.balanced:
+        raise fail("trial balance does not close", code=1)
+
+
+@app.command()
+def bench(
+    trades: Annotated[int, typer.Option(help="Trades in the generated day.")] = 10_000_000,
+    participants: Annotated[int, typer.Option()] = 2_000,
+    assets: Annotated[int, typer.Option()] = 16,
+    seed: Annotated[int, typer.Option()] = 42,
+    workdir: Annotated[Path, typer.Option(help="Where the Parquet day and database live.")] = Path("bench"),
+) -> None:
+    """Benchmark: clear a generated day end to end from Parquet; print trades/s, stages, RSS."""
+    from clearlane.report import summary as make_summary
+    from clearlane.runner import Runner
+    from clearlane.sim.generator import generate_day
+
+    day_dir = workdir / f"day-{trades}-{participants}-{assets}-{seed}"
+    if not (day_dir / "trades.parquet").exists():
+        console.print(f"generating {trades:,} trades into {day_dir} ...")
+        started = time.perf_counter()
+        generate_day(trades=trades, participants=participants, assets=assets, seed=seed).write(day_dir)
+        console.print(f"generated in {time.perf_counter() - started:.1f} s")
+    db = workdir / "bench.db"
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(db) + suffix).unlink(missing_ok=True)
+    runner = Runner.open(db, day_dir / "config.toml")
+    from clearlane.ingest import iter_input
+
+    deposits_file = day_dir / "deposits.jsonl"
+    started = time.perf_counter()
+    if deposits_file.exists():
+        runner.clear_batches(iter_input(deposits_file, runner.config), source="deposits")
+    read_seconds = 0.0
+
+    def timed_batches() -> Any:
+        nonlocal read_seconds
+        iterator = iter_input(day_dir / "trades.parquet", runner.config, chunk_rows=runner.config.trade_chunk_rows_max)
+        while True:
+            t0 = time.perf_counter()
+            try:
+                batch = next(iterator)
+            except StopIteration:
+                return
+            finally:
+                read_seconds += time.perf_counter() - t0
+            yield batch
+
+    runner.clear_batches(timed_batches(), source="bench")
+    settle_started = time.perf_counter()
+    runner.settle_until_quiet()
+    settle_seconds = time.perf_counter() - settle_started
+    total = time.perf_counter() - started
+    summary = make_summary(runner.engine)
+    cleared = sum(summary["trades_by_lane"].values())
+    rss_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 / 1024
+    table = Table("stage", "seconds", title=f"clearlane bench — {trades:,} trades, {participants:,} participants, {assets} assets")
+    table.add_row("read + validate (Parquet)", f"{read_seconds:.2f}")
+    for stage, seconds in runner.timer.seconds.items():
+        table.add_row(stage, f"{seconds:.2f}")
+    table.add_row("settle tail (chain to finality)", f"{settle_seconds:.2f}")
+    table.add_row("[bold]total end to end", f"[bold]{total:.2f}")
+    console.print(table)
+    console.print(f"trades/s end to end: [bold]{cleared / total:,.0f}[/]   peak RSS: [bold]{rss_gib:.2f} GiB[/]")
+    console.print(f"batches: {summary['batches']}   netting efficiency: {summary['netting_efficiency'] * 100:.2f} %")
+    console.print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}")
+    runner.close()
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

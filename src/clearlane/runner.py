@@ -1,0 +1,200 @@
+"""The runner: the I/O loop around the pure engine.
+
+For every input it (1) assigns the next log sequence number, (2) lets the engine apply it,
+(3) commits the log entry and the effects in one transaction, and only then (4) hands the
+committed transaction submissions to the base layer (an outbox: a crash can re-send, never
+invent or lose). Chain events are inputs too: ``advance_chain`` asks the base layer what happened
+up to a time and logs that as a ``chain`` entry.
+
+Restart: the engine is rebuilt by replaying the log, and the simulated chain is rebuilt by
+replaying the same calls it got the first time (each chain entry's ``advance(at_ms)``, each
+step's submissions) — both are deterministic, so after a ``kill -9`` at any instant the process
+resumes exactly after the last committed step, with nothing lost and nothing applied twice.
+"""
+
+from __future__ import annotations
+
+import time
+import tomllib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from clearlane.chain.port import event_to_dict
+from clearlane.chain.simulated import ChainParams, FaultSchedule, SimulatedChain
+from clearlane.config.model import ClearingConfig, ConfigError, load_config, parse_config
+from clearlane.engine.core import Effects, Engine, LogEntry
+from clearlane.store.codec import encode_payload
+from clearlane.store.sql import Store, StoreError, log_hash
+
+ProgressCallback = Callable[[int, int], None]
+
+
+@dataclass
+class StageTimer:
+    """Wall-clock seconds per runner stage (for the benchmark; never part of state)."""
+
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def add(self, stage: str, started: float) -> float:
+        now = time.perf_counter()
+        self.seconds[stage] = self.seconds.get(stage, 0.0) + now - started
+        return now
+
+
+class Runner:
+    """Owns one store, one engine and one base-layer adapter."""
+
+    def __init__(self, store: Store, config: ClearingConfig, engine: Engine, chain: SimulatedChain | None) -> None:
+        self.store = store
+        self.config = config
+        self.engine = engine
+        self.chain = chain
+        self.timer = StageTimer()
+        self.last_fx: Effects | None = None
+
+    # ------------------------------------------------------------------ open
+    @classmethod
+    def open(
+        cls,
+        db: str | Path,
+        config_path: str | Path | None = None,
+        *,
+        create: bool = True,
+        progress: ProgressCallback | None = None,
+        durable: bool = False,
+    ) -> Runner:
+        """Open (or create) a database; rebuild engine and chain from its log."""
+        store = Store.open(db, create=create, durable=durable)
+        stored_toml = store.get_meta("config_toml")
+        if stored_toml is None:
+            if config_path is None:
+                raise StoreError(f"{db}: new database needs --config")
+            config = load_config(config_path)
+            store.set_meta("config_toml", Path(config_path).read_text(encoding="utf-8"))
+            store.set_meta("config_digest", config.digest)
+        else:
+            config = parse_config(tomllib.loads(stored_toml), source=f"{db} (stored config)")
+            if config_path is not None:
+                offered = load_config(config_path)
+                if offered.digest != config.digest:
+                    raise ConfigError(
+                        str(config_path), "-",
+                        f"differs from the configuration {db} was created with; use a new --db",
+                    )
+        runner = cls(store, config, Engine(config), None)
+        genesis = store.get_meta("chain_genesis_ms")
+        if genesis is not None:
+            runner.chain = runner._new_chain(int(genesis))
+        runner._recover(progress)
+        return runner
+
+    def _new_chain(self, genesis_ms: int) -> SimulatedChain:
+        chain = dict(self.config.chain)
+        params = ChainParams(
+            genesis_ms=genesis_ms,
+            block_time_ms=int(chain["block_time_ms"]),
+            txs_per_block_max=int(chain["txs_per_block_max"]),
+            fee_per_tx_minor=int(chain["fee_per_tx_minor"]),
+            seed=int(chain["seed"]),
+        )
+        faults = FaultSchedule.from_dict(dict(chain.get("faults") or {}))
+        return SimulatedChain(params, faults)
+
+    def _recover(self, progress: ProgressCallback | None) -> None:
+        state = self.store.engine_state()
+        if state is None:
+            return
+        total = int(state["applied_seq"])
+        prev = bytes(32)
+        for stored in self.store.iter_log(0, total):
+            entry = stored.entry
+            if stored.prev_hash != prev or log_hash(prev, entry.seq, entry.at_ms, entry.kind, stored.payload) != stored.hash:
+                raise StoreError(f"input log entry {entry.seq} does not match its hash chain")
+            prev = stored.hash
+            if entry.kind == "chain" and self.chain is not None:
+                self.chain.advance(entry.at_ms)
+            fx = self.engine.apply(entry)
+            if self.chain is not None and fx.submissions:
+                self.chain.submit(fx.submissions)
+            if progress is not None:
+                progress(entry.seq, total)
+        if self.engine.applied_seq != total:
+            raise StoreError(f"log ends at {self.engine.applied_seq}, engine state says {total}")
+        root = self.engine.state_root()
+        if root != state["state_root"]:
+            raise StoreError(f"replayed state root {root} differs from the stored {state['state_root']}")
+
+    # ------------------------------------------------------------------ steps
+    def submit(self, kind: str, payload: Any, at_ms: int, source_id: str | None = None) -> Effects | None:
+        """Log and apply one input; ``None`` if ``source_id`` was already logged (a no-op)."""
+        if source_id is not None and self.store.has_source(source_id):
+            return None
+        if self.chain is None:
+            block_ms = int(self.config.chain["block_time_ms"])
+            genesis = (at_ms // block_ms) * block_ms
+            self.store.set_meta("chain_genesis_ms", str(genesis))
+            self.chain = self._new_chain(genesis)
+        started = time.perf_counter()
+        payload_bytes = encode_payload(kind, payload)
+        started = self.timer.add("log encode", started)
+        entry = LogEntry(self.engine.applied_seq + 1, at_ms, kind, payload)
+        fx = self.engine.apply(entry)
+        started = self.timer.add("engine apply", started)
+        self.store.commit_step(entry, payload_bytes, source_id, fx, self.engine.state_root(), self.engine.now_ms)
+        started = self.timer.add("persist", started)
+        if fx.submissions:
+            self.chain.submit(fx.submissions)
+        self.timer.add("chain submit", started)
+        self.last_fx = fx
+        return fx
+
+    def advance_chain(self, to_ms: int) -> Effects | None:
+        """Observe the base layer up to ``to_ms`` and log what happened (even nothing)."""
+        if self.chain is None:
+            return None
+        started = time.perf_counter()
+        events = self.chain.advance(to_ms)
+        self.timer.add("chain advance", started)
+        return self.submit("chain", {"events": [event_to_dict(e) for e in events]}, to_ms)
+
+    def settle_until_quiet(self, *, step_ms: int | None = None, limit_ms: int = 6 * 3_600_000) -> int:
+        """Advance the chain until every batch and L1 transaction is final (or unwound)."""
+        step = step_ms or int(self.config.chain["block_time_ms"])
+        now = max(self.engine.now_ms, self.engine.chain_seen_ms)
+        start = now
+        while (self.engine.pending or self.engine.l1_groups or self.engine.open_at.max() >= 0) and now - start < limit_ms:
+            now += step
+            self.advance_chain(now)
+        return now
+
+    def clear_batches(self, batches: Iterable[Any], *, source: str, rejects: list[Any] | None = None,
+                      progress: Callable[[int], None] | None = None) -> None:
+        """Apply ingest batches (trade chunks and small events) in file order."""
+        for index, batch in enumerate(batches):
+            if rejects is not None:
+                rejects.extend(batch.rejects)
+            if batch.trades is not None and batch.trades.table.num_rows:
+                table = batch.trades.table
+                at_ms = int(table.column("received_at_ms")[0].as_py())
+                fx = self.submit("trades", table, max(at_ms, self.engine.now_ms), f"{source}#{index}")
+                if fx is not None and rejects is not None:
+                    rejects.extend(fx.rejects)
+                last_ms = int(table.column("received_at_ms")[-1].as_py())
+                self.advance_chain(max(last_ms, self.engine.now_ms))
+                if progress is not None:
+                    progress(table.num_rows)
+            for n, event in enumerate(batch.events):
+                data = event.model_dump(mode="json")
+                kind = data.pop("type")
+                data.pop("v", None)
+                kind = {"payment": "payment", "collateral_deposit": "collateral_deposit",
+                        "collateral_withdrawal": "collateral_withdrawal", "price_mark": "price_mark",
+                        "config_change": "config_change"}.get(kind, kind)
+                fx = self.submit(kind, data, self.engine.now_ms, f"{source}#{index}.{n}")
+                if fx is not None and rejects is not None:
+                    rejects.extend(fx.rejects)
+
+    def close(self) -> None:
+        self.store.close()

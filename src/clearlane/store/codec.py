@@ -1,0 +1,40 @@
+"""Byte encodings of what the store keeps: Arrow IPC streams for columns, canonical JSON for
+small events. Both are deterministic for the same content, so log hashes are reproducible."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pyarrow as pa
+
+_IPC_OPTIONS = pa.ipc.IpcWriteOptions(compression="lz4")
+
+
+def write_table(table: pa.Table, *, compress: bool = True) -> bytes:
+    sink = pa.BufferOutputStream()
+    options = _IPC_OPTIONS if compress else pa.ipc.IpcWriteOptions()
+    with pa.ipc.new_stream(sink, table.schema, options=options) as writer:
+        writer.write_table(table)
+    return bytes(sink.getvalue())
+
+
+def read_table(data: bytes) -> pa.Table:
+    return pa.ipc.open_stream(pa.py_buffer(data)).read_all()
+
+
+def canonical_json(value: Any) -> bytes:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def encode_payload(kind: str, payload: Any) -> bytes:
+    """Log payload bytes: trades as uncompressed IPC (hashed as stored), others canonical JSON."""
+    if kind == "trades":
+        return write_table(payload, compress=True)
+    return canonical_json(payload)
+
+
+def decode_payload(kind: str, data: bytes) -> Any:
+    if kind == "trades":
+        return read_table(data)
+    return json.loads(data)

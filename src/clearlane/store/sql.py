@@ -1,0 +1,349 @@
+"""The SQL store (SQLAlchemy Core; SQLite by default).
+
+Every engine step is committed in ONE transaction: the input-log entry (hash-chained to the
+previous one), the step's effects and the new ``applied_seq`` / state root. A process killed at
+any instant therefore leaves either the whole step or none of it; on restart the engine is
+rebuilt by replaying the log (see :mod:`clearlane.runner`) and resumes after ``applied_seq``.
+SQLite runs in WAL mode with ``synchronous=NORMAL``: a committed step survives a process kill;
+``--durable`` (``synchronous=FULL``) also survives power loss at some cost in speed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Connection, create_engine, event, text
+from sqlalchemy.engine import Engine as SqlEngine
+
+from clearlane.chain.port import TxSubmission, tx_submission_from_dict, tx_submission_to_dict
+from clearlane.engine.core import Effects, LogEntry
+from clearlane.store.codec import canonical_json, decode_payload, read_table, write_table
+
+GENESIS_HASH = bytes(32)
+_MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+class StoreError(RuntimeError):
+    """The database is missing, foreign, or inconsistent with its own log."""
+
+
+def log_hash(prev: bytes, seq: int, at_ms: int, kind: str, payload: bytes) -> bytes:
+    """Hash of one log entry: covers the previous hash, so the log is a chain."""
+    h = hashlib.sha256(b"clearlane.log.v1")
+    h.update(prev)
+    h.update(struct.pack(">qq", seq, at_ms))
+    h.update(kind.encode() + b"\x00")
+    h.update(payload)
+    return h.digest()
+
+
+@dataclass(frozen=True)
+class StoredEntry:
+    entry: LogEntry
+    source_id: str | None
+    payload: bytes
+    prev_hash: bytes
+    hash: bytes
+
+
+class Store:
+    """A clearlane database: log, effects, queries."""
+
+    def __init__(self, engine: SqlEngine, url: str) -> None:
+        self.engine = engine
+        self.url = url
+        self._log_head: bytes | None = None
+
+    # ------------------------------------------------------------------ open / migrate
+    @classmethod
+    def open(cls, target: str | Path, *, create: bool = True, durable: bool = False) -> Store:
+        url = str(target)
+        if "://" not in url:
+            path = Path(url)
+            if not create and not path.exists():
+                raise StoreError(f"{path}: no such database")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            url = f"sqlite:///{path}"
+        engine = create_engine(url, future=True)
+        if engine.dialect.name == "sqlite":
+            sync = "FULL" if durable else "NORMAL"
+
+            @event.listens_for(engine, "connect")
+            def _pragmas(dbapi_connection: Any, _record: Any) -> None:
+                cursor = dbapi_connection.cursor()
+                cursor.execute("PRAGMA journal_mode=WAL")
+                cursor.execute(f"PRAGMA synchronous={sync}")
+                cursor.execute("PRAGMA foreign_keys=ON")
+                cursor.execute("PRAGMA cache_size=-65536")
+                cursor.close()
+
+        store = cls(engine, url)
+        store.migrate()
+        return store
+
+    def migrate(self) -> None:
+        config = Config()
+        config.set_main_option("script_location", str(_MIGRATIONS))
+        with self.engine.begin() as conn:
+            config.attributes["connection"] = conn
+            command.upgrade(config, "head")
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # ------------------------------------------------------------------ meta
+    def get_meta(self, key: str) -> str | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(text("SELECT value FROM meta WHERE key = :k"), {"k": key}).first()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(text("DELETE FROM meta WHERE key = :k"), {"k": key})
+            conn.execute(text("INSERT INTO meta (key, value) VALUES (:k, :v)"), {"k": key, "v": value})
+
+    # ------------------------------------------------------------------ log
+    def engine_state(self) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(text("SELECT applied_seq, state_root, log_head, now_ms FROM engine_state WHERE id = 1")).first()
+        if row is None:
+            return None
+        return {"applied_seq": int(row[0]), "state_root": str(row[1]), "log_head": bytes(row[2]), "now_ms": int(row[3])}
+
+    def log_head(self) -> bytes:
+        if self._log_head is None:
+            state = self.engine_state()
+            self._log_head = GENESIS_HASH if state is None else state["log_head"]
+        return self._log_head
+
+    def has_source(self, source_id: str) -> bool:
+        with self.engine.connect() as conn:
+            row = conn.execute(text("SELECT 1 FROM input_log WHERE source_id = :s"), {"s": source_id}).first()
+        return row is not None
+
+    def iter_log(self, after_seq: int = 0, upto_seq: int | None = None) -> Iterator[StoredEntry]:
+        """Log entries in order, decoded (streamed: one entry in memory at a time)."""
+        last = after_seq
+        while True:
+            with self.engine.connect() as conn:
+                rows = conn.execute(
+                    text(
+                        "SELECT seq, at_ms, kind, source_id, payload, prev_hash, hash FROM input_log "
+                        "WHERE seq > :a ORDER BY seq LIMIT 64"
+                    ),
+                    {"a": last},
+                ).all()
+            if not rows:
+                return
+            for seq, at_ms, kind, source_id, payload, prev_hash, digest in rows:
+                if upto_seq is not None and seq > upto_seq:
+                    return
+                payload = bytes(payload)
+                yield StoredEntry(
+                    LogEntry(int(seq), int(at_ms), str(kind), decode_payload(kind, payload)),
+                    source_id, payload, bytes(prev_hash), bytes(digest),
+                )
+                last = int(seq)
+
+    # ------------------------------------------------------------------ commit
+    def commit_step(
+        self,
+        entry: LogEntry,
+        payload: bytes,
+        source_id: str | None,
+        fx: Effects,
+        state_root: str,
+        now_ms: int,
+    ) -> bytes:
+        """Append ``entry`` to the log and commit its effects, atomically. Returns the log hash."""
+        prev = self.log_head()
+        digest = log_hash(prev, entry.seq, entry.at_ms, entry.kind, payload)
+        with self.engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO input_log (seq, at_ms, kind, source_id, payload, prev_hash, hash) "
+                    "VALUES (:seq, :at, :kind, :src, :payload, :prev, :hash)"
+                ),
+                {"seq": entry.seq, "at": entry.at_ms, "kind": entry.kind, "src": source_id,
+                 "payload": payload, "prev": prev, "hash": digest},
+            )
+            self._write_effects(conn, fx)
+            conn.execute(text("DELETE FROM engine_state WHERE id = 1"))
+            conn.execute(
+                text("INSERT INTO engine_state (id, applied_seq, state_root, log_head, now_ms) VALUES (1, :s, :r, :h, :n)"),
+                {"s": entry.seq, "r": state_root, "h": digest, "n": now_ms},
+            )
+        self._log_head = digest
+        return digest
+
+    def _write_effects(self, conn: Connection, fx: Effects) -> None:
+        for part, table in enumerate(fx.trade_records):
+            if table.num_rows:
+                conn.execute(
+                    text("INSERT INTO trade_chunks (log_seq, part, rows, blob) VALUES (:s, :p, :n, :b)"),
+                    {"s": fx.seq, "p": part, "n": table.num_rows, "b": write_table(table)},
+                )
+        for b in fx.batches_cleared:
+            detail = pa.table({"flow_id": b["flow_ids"], "received_ms": b["received_ms"], "leaf": b["leaves"]})
+            net = pa.table({"participant": b["net_participant"], "asset": b["net_asset"], "net_minor": b["net_minor"]})
+            conn.execute(
+                text(
+                    "INSERT INTO batches (batch_id, pool, seq, opened_at_ms, cleared_at_ms, flows, obligations, "
+                    "gross_usd, net_usd, root, state, attempts, log_seq, detail, net) VALUES (:batch_id, :pool, :seq, "
+                    ":opened_at_ms, :cleared_at_ms, :flows, :obligations, :gross_usd, :net_usd, :root, 'cleared', 1, "
+                    ":log_seq, :detail, :net)"
+                ),
+                {**{k: b[k] for k in ("batch_id", "pool", "seq", "opened_at_ms", "cleared_at_ms", "flows",
+                                      "obligations", "gross_usd", "net_usd", "root")},
+                 "log_seq": fx.seq, "detail": write_table(detail), "net": write_table(net)},
+            )
+        for batch_id, changes in fx.batch_updates.items():
+            allowed = {"state", "attempts", "anchor_tx", "anchor_height", "anchored_at_ms", "anchor_block",
+                       "final_at_ms", "unwound_at_ms"}
+            sets = ", ".join(f"{k} = :{k}" for k in changes if k in allowed)
+            conn.execute(text(f"UPDATE batches SET {sets} WHERE batch_id = :batch_id"), {**changes, "batch_id": batch_id})
+        if fx.batch_events:
+            conn.execute(
+                text("INSERT INTO batch_events (batch_id, event, at_ms, detail, log_seq) VALUES (:b, :e, :a, :d, :s)"),
+                [{"b": b, "e": e, "a": a, "d": d, "s": fx.seq} for b, e, a, d in fx.batch_events],
+            )
+        for group_id, table in fx.l1_groups.items():
+            open_flows = int(pc.sum(pc.less(table.column("final_ms"), 0)).as_py() or 0)
+            meta = fx.l1_group_meta.get(group_id)
+            if meta is not None:
+                conn.execute(
+                    text(
+                        "INSERT INTO l1_groups (group_id, origin, created_ms, flows, open_flows, log_seq, blob) "
+                        "VALUES (:g, :o, :c, :n, :open, :s, :b)"
+                    ),
+                    {"g": group_id, "o": meta["origin"], "c": meta["created_ms"], "n": meta["flows"],
+                     "open": open_flows, "s": fx.seq, "b": write_table(table)},
+                )
+            else:
+                conn.execute(
+                    text("UPDATE l1_groups SET blob = :b, open_flows = :open WHERE group_id = :g"),
+                    {"g": group_id, "open": open_flows, "b": write_table(table)},
+                )
+        if fx.submissions:
+            conn.execute(
+                text("INSERT INTO outbox (log_seq, kind, payload) VALUES (:s, :k, :p)"),
+                [{"s": fx.seq, "k": tx.kind, "p": canonical_json(tx_submission_to_dict(tx))} for tx in fx.submissions],
+            )
+        if fx.rejects:
+            conn.execute(
+                text(
+                    "INSERT INTO rejects (log_seq, source, row, input_id, code, error, field, reason) "
+                    "VALUES (:s, 'engine', :row, :id, :code, :error, :field, :reason)"
+                ),
+                [{**r.to_dict(), "s": fx.seq} for r in fx.rejects],
+            )
+        if fx.ledger is not None:
+            self._write_ledger(conn, fx)
+
+    def _write_ledger(self, conn: Connection, fx: Effects) -> None:
+        changes = fx.ledger
+        if changes is None:
+            return
+        if changes.new_entries:
+            conn.execute(
+                text(
+                    "INSERT INTO ledger_entries (entry_id, kind, at_ms, ref, pending, timeout_at_ms, status, status_at_ms, legs) "
+                    "VALUES (:id, :kind, :at, :ref, :pending, :timeout, :status, :at, :legs)"
+                ),
+                [
+                    {"id": e.entry_id, "kind": e.kind, "at": e.at_ms, "ref": e.ref, "pending": e.pending,
+                     "timeout": e.timeout_at_ms, "status": "pending" if e.pending else "posted",
+                     "legs": write_table(pa.table({"account": e.accounts, "amount_minor": e.amounts_minor}), compress=False)}
+                    for e in changes.new_entries
+                ],
+            )
+        for change in changes.status_changes:
+            conn.execute(
+                text("UPDATE ledger_entries SET status = :st, status_at_ms = :at WHERE entry_id = :id"),
+                {"st": str(change.status.value), "at": change.at_ms, "id": change.entry_id},
+            )
+        if fx.new_accounts:
+            conn.execute(
+                text(
+                    "INSERT INTO ledger_accounts (idx, owner, asset, purpose, lane, floor_minor, posted_minor, "
+                    "pending_debits_minor, pending_credits_minor) VALUES (:idx, :owner, :asset, :purpose, :lane, :floor, 0, 0, 0)"
+                ),
+                fx.new_accounts,
+            )
+        if fx.account_rows is not None:
+            idx, posted, pending_debits, pending_credits = fx.account_rows
+            conn.execute(
+                text(
+                    "UPDATE ledger_accounts SET posted_minor = :p, pending_debits_minor = :d, "
+                    "pending_credits_minor = :c WHERE idx = :i"
+                ),
+                [
+                    {"i": i, "p": p, "d": d, "c": c}
+                    for i, p, d, c in zip(idx.tolist(), posted.tolist(), pending_debits.tolist(),
+                                          pending_credits.tolist(), strict=True)
+                ],
+            )
+
+    # ------------------------------------------------------------------ queries
+    def outbox_after(self, seq: int) -> list[TxSubmission]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(text("SELECT payload FROM outbox WHERE log_seq > :s ORDER BY id"), {"s": seq}).all()
+        return [tx_submission_from_dict(json.loads(bytes(r[0]))) for r in rows]
+
+    def find_trade(self, flow_id: str) -> dict[str, Any] | None:
+        """The stored record of one trade or payment (scans chunk blobs newest first)."""
+        with self.engine.connect() as conn:
+            keys = conn.execute(text("SELECT log_seq, part FROM trade_chunks ORDER BY log_seq DESC, part")).all()
+            for log_seq, part in keys:
+                blob = conn.execute(
+                    text("SELECT blob FROM trade_chunks WHERE log_seq = :s AND part = :p"), {"s": log_seq, "p": part}
+                ).scalar_one()
+                table = read_table(bytes(blob))
+                hit = table.filter(pc.equal(table.column("flow_id"), flow_id))
+                if hit.num_rows:
+                    record: dict[str, Any] = hit.slice(0, 1).to_pylist()[0]
+                    record["log_seq"] = int(log_seq)
+                    return record
+        return None
+
+    def batch(self, batch_id: str) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(text("SELECT * FROM batches WHERE batch_id = :b"), {"b": batch_id}).mappings().first()
+            if row is None:
+                return None
+            events = conn.execute(
+                text("SELECT event, at_ms, detail FROM batch_events WHERE batch_id = :b ORDER BY id"), {"b": batch_id}
+            ).all()
+        out = dict(row)
+        out["events"] = [{"event": e, "at_ms": int(a), "detail": d} for e, a, d in events]
+        return out
+
+    def l1_group(self, group_id: str) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(text("SELECT * FROM l1_groups WHERE group_id = :g"), {"g": group_id}).mappings().first()
+        return None if row is None else dict(row)
+
+    def l1_group_for_batch(self, batch_id: str) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                text("SELECT * FROM l1_groups WHERE origin = :o"), {"o": f"unwound:{batch_id}"}
+            ).mappings().first()
+        return None if row is None else dict(row)
+
+    def scalar(self, sql: str, **params: Any) -> Any:
+        with self.engine.connect() as conn:
+            return conn.execute(text(sql), params).scalar()
+
+    def rows(self, sql: str, **params: Any) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(text(sql), params).mappings().all()]
