@@ -17,7 +17,9 @@ from clearlane.ledger import AccountKey, JournalEntry, Ledger, Purpose
 def _accounts(ledger: Ledger, n_participants: int, assets: list[str]) -> dict[str, np.ndarray]:
     by_asset: dict[str, np.ndarray] = {}
     for asset in assets:
-        ids = [ledger.account(AccountKey(f"P{i:05d}", asset, Purpose.AVAILABLE)) for i in range(n_participants)]
+        ids = [
+            ledger.account(AccountKey(f"P{i:05d}", asset, Purpose.AVAILABLE)) for i in range(n_participants)
+        ]
         by_asset[asset] = np.array(ids, dtype=np.int64)
     return by_asset
 
@@ -48,8 +50,13 @@ def bench_small(n_entries: int) -> None:
 
     holds = [
         JournalEntry(
-            f"h{i}", "batch_hold", n_entries + i, pairs[i], np.array([-amounts[i], amounts[i]], dtype=np.int64),
-            pending=True, timeout_at_ms=n_entries + i + 1_000,
+            f"h{i}",
+            "batch_hold",
+            n_entries + i,
+            pairs[i],
+            np.array([-amounts[i], amounts[i]], dtype=np.int64),
+            pending=True,
+            timeout_at_ms=n_entries + i + 1_000,
         )
         for i in range(n_entries)
     ]
@@ -83,7 +90,7 @@ def bench_wide(n_entries: int, n_legs: int) -> None:
     house = ledger.account(AccountKey("HOUSE", "USD", Purpose.SETTLEMENT, "L2:fast"))
     house_eur = ledger.account(AccountKey("HOUSE", "EUR", Purpose.SETTLEMENT, "L2:fast"))
     for index in accounts["USD"].tolist():
-        ledger.set_floor(index, -10**12)
+        ledger.set_floor(index, -(10**12))
     rng = np.random.default_rng(2)
     entries = []
     for i in range(n_entries):
@@ -91,8 +98,13 @@ def bench_wide(n_entries: int, n_legs: int) -> None:
         legs = np.concatenate([accounts["USD"][: n_legs - 1], [house]])
         entries.append(
             JournalEntry(
-                f"b{i}", "batch_hold", i, legs, np.concatenate([amounts, [-amounts.sum()]]),
-                pending=True, timeout_at_ms=i + 60_000,
+                f"b{i}",
+                "batch_hold",
+                i,
+                legs,
+                np.concatenate([amounts, [-amounts.sum()]]),
+                pending=True,
+                timeout_at_ms=i + 60_000,
             )
         )
     start = time.perf_counter()
@@ -109,7 +121,9 @@ def bench_wide(n_entries: int, n_legs: int) -> None:
     for i in range(n_entries):
         usd = rng.integers(1, 1_000_000, size=half - 1)
         eur = rng.integers(1, 1_000_000, size=n_legs - half - 1)
-        legs = np.concatenate([accounts["USD"][: half - 1], [house], accounts["EUR"][: n_legs - half - 1], [house_eur]])
+        legs = np.concatenate(
+            [accounts["USD"][: half - 1], [house], accounts["EUR"][: n_legs - half - 1], [house_eur]]
+        )
         amounts = np.concatenate([usd, [-usd.sum()], eur, [-eur.sum()]])
         mixed.append(JournalEntry(f"m{i}", "l1_settle", i, legs, amounts))
     start = time.perf_counter()

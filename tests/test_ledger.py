@@ -14,7 +14,6 @@ from hypothesis import strategies as st
 
 from clearlane.ledger import (
     MAX_AMOUNT_MINOR,
-    MAX_BALANCE_MINOR,
     AccountKey,
     EntryStatus,
     JournalEntry,
@@ -125,7 +124,7 @@ def test_accounts_table_columns(world: World) -> None:
 def test_entry_arrays_are_read_only_copies() -> None:
     accounts = np.array([0, 1], dtype=np.int32)
     amounts = np.array([-5, 5], dtype=np.int64)
-    e = JournalEntry("x", "fee", 0, accounts, amounts)
+    e = JournalEntry("x", "fee", 0, accounts, amounts)  # type: ignore[arg-type]
     amounts[0] = 99
     assert e.amounts_minor.tolist() == [-5, 5]
     assert e.accounts.dtype == np.int64
@@ -207,7 +206,10 @@ def test_balance_out_of_range(world: World) -> None:
     quarter = 2**60  # four of these exceed MAX_BALANCE_MINOR = 2**62 - 1
     for i in range(3):
         assert ledger.post(entry(f"x{i}", [(w.ext_usd, -quarter), (w.a_usd, quarter)])) is PostResult.OK
-    assert ledger.post(entry("x3", [(w.ext_usd, -quarter), (w.a_usd, quarter)])) is PostResult.BALANCE_OUT_OF_RANGE
+    assert (
+        ledger.post(entry("x3", [(w.ext_usd, -quarter), (w.a_usd, quarter)]))
+        is PostResult.BALANCE_OUT_OF_RANGE
+    )
     # Pending credits count towards the high end of the range, pending debits towards the low.
     assert ledger.post(entry("x4", [(w.b_usd, -quarter), (w.a_usd, quarter)], pending=True)) is (
         PostResult.BALANCE_OUT_OF_RANGE
@@ -246,7 +248,10 @@ def test_gross_bound_on_wide_entries(world: World) -> None:
             lambda w: entry("p", [(w.a_usd, -1_000), (w.ext_usd, 1_000)], pending=True),
             PostResult.BALANCE_OUT_OF_RANGE,
         ),
-        (lambda w: entry("p", [(w.a_usd, -1_000), (w.b_usd, 1_000)], pending=True), PostResult.FLOOR_EXCEEDED),
+        (
+            lambda w: entry("p", [(w.a_usd, -1_000), (w.b_usd, 1_000)], pending=True),
+            PostResult.FLOOR_EXCEEDED,
+        ),
     ],
 )
 def test_precedence(world: World, make: Any, expected: PostResult) -> None:
@@ -267,7 +272,9 @@ def test_precedence(world: World, make: Any, expected: PostResult) -> None:
 def test_pending_then_post(world: World) -> None:
     w, ledger = world, world.ledger
     deposit(w, "d", w.a_usd, 100)
-    hold = entry("h", [(w.a_usd, -60), (w.house_usd, 60)], pending=True, timeout_at_ms=5_000, kind="batch_hold")
+    hold = entry(
+        "h", [(w.a_usd, -60), (w.house_usd, 60)], pending=True, timeout_at_ms=5_000, kind="batch_hold"
+    )
     assert ledger.post(hold) is PostResult.OK
     assert ledger.balance(w.a_usd).posted_minor == 100
     assert ledger.balance(w.a_usd).pending_debits_minor == 60
@@ -316,7 +323,13 @@ def test_pending_then_void(world: World) -> None:
 def test_expiry_by_timeout(world: World) -> None:
     w, ledger = world, world.ledger
     deposit(w, "d", w.a_usd, 1_000)
-    for entry_id, timeout in [("h-b", 3_000), ("h-a", 3_000), ("h-c", 2_000), ("h-late", 9_000), ("h-none", None)]:
+    for entry_id, timeout in [
+        ("h-b", 3_000),
+        ("h-a", 3_000),
+        ("h-c", 2_000),
+        ("h-late", 9_000),
+        ("h-none", None),
+    ]:
         ledger.post_or_raise(
             entry(entry_id, [(w.a_usd, -10), (w.house_usd, 10)], pending=True, timeout_at_ms=timeout)
         )
@@ -366,7 +379,10 @@ def test_floor_counts_pending_and_posted(world: World) -> None:
     hold = [(w.a_usd, -60), (w.house_usd, 60)]
     assert ledger.post(entry("h1", hold, pending=True)) is PostResult.OK
     # 100 posted - 60 pending = 40 available.
-    assert ledger.post(entry("h2", [(w.a_usd, -50), (w.house_usd, 50)], pending=True)) is PostResult.FLOOR_EXCEEDED
+    assert (
+        ledger.post(entry("h2", [(w.a_usd, -50), (w.house_usd, 50)], pending=True))
+        is PostResult.FLOOR_EXCEEDED
+    )
     assert ledger.post(entry("p1", [(w.a_usd, -50), (w.b_usd, 50)])) is PostResult.FLOOR_EXCEEDED
     assert ledger.post(entry("p2", [(w.a_usd, -40), (w.b_usd, 40)])) is PostResult.OK
     assert ledger.balance(w.a_usd).available_minor == 0
@@ -546,7 +562,14 @@ def entry_specs(draw: st.DrawFn) -> tuple[Any, ...]:
         timeout = draw(st.one_of(st.none(), st.integers(1, 60))) if pending else None
     else:
         timeout = draw(st.one_of(st.none(), st.integers(-5, 60)))
-    return ("post", draw(st.sampled_from(IDS)), tuple(legs), pending, timeout, draw(st.sampled_from(["k1", "k2"])))
+    return (
+        "post",
+        draw(st.sampled_from(IDS)),
+        tuple(legs),
+        pending,
+        timeout,
+        draw(st.sampled_from(["k1", "k2"])),
+    )
 
 
 operations = st.lists(
@@ -565,7 +588,9 @@ operations = st.lists(
 )
 
 
-def run_ops(ops: list[tuple[Any, ...]], small_entry_max_legs: int, *, check: bool) -> tuple[list[object], bytes]:
+def run_ops(
+    ops: list[tuple[Any, ...]], small_entry_max_legs: int, *, check: bool
+) -> tuple[list[object], bytes]:
     """Apply ``ops`` on a fresh world; with ``check``, assert the per-step properties."""
     ledger = make_world(small_entry_max_legs).ledger
     clock_ms = 0
@@ -579,7 +604,9 @@ def run_ops(ops: list[tuple[Any, ...]], small_entry_max_legs: int, *, check: boo
         if op[0] == "post":
             _, entry_id, legs, pending, timeout, kind = op
             timeout_at = None if timeout is None else clock_ms + timeout
-            e = entry(entry_id, list(legs), at_ms=clock_ms, pending=pending, timeout_at_ms=timeout_at, kind=kind)
+            e = entry(
+                entry_id, list(legs), at_ms=clock_ms, pending=pending, timeout_at_ms=timeout_at, kind=kind
+            )
             result = ledger.post(e)
             if check and result is PostResult.OK:
                 after_ok = ledger.state_digest()

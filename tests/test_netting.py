@@ -11,7 +11,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from clearlane.engine.netting import NettingInvariantError, check_conservation, net_positions, settlement_instructions
+from clearlane.engine.netting import (
+    NettingInvariantError,
+    check_conservation,
+    net_positions,
+    settlement_instructions,
+)
 
 
 def _load(shared: Path) -> dict[str, dict]:

@@ -1,7 +1,7 @@
 """Standalone verifier for RFC 9162 (Certificate Transparency v2) Merkle tree proofs, SHA-256.
 
-This file depends on the Python standard library only, so a third party can copy it on its own and
-check clearlane batch commitments without installing clearlane.
+This file depends on the Python standard library only (Python 3.10+), so a third party can copy it
+on its own and check clearlane batch commitments without installing clearlane.
 
 Hashing (RFC 9162 §2.1.1, identical to RFC 6962 §2.1)
     leaf hash  = SHA-256(0x00 || leaf data)
@@ -78,12 +78,13 @@ class ProofError(ValueError):
 
 def leaf_hash(data: bytes) -> bytes:
     """RFC 9162 leaf hash: SHA-256(0x00 || data)."""
-    return hashlib.sha256(_LEAF_PREFIX + bytes(data)).digest()
+    # Concatenating (rather than bytes(data)) keeps an int from silently becoming zero bytes.
+    return hashlib.sha256(_LEAF_PREFIX + data).digest()
 
 
 def node_hash(left: bytes, right: bytes) -> bytes:
     """RFC 9162 interior node hash: SHA-256(0x01 || left || right)."""
-    return hashlib.sha256(_NODE_PREFIX + bytes(left) + bytes(right)).digest()
+    return hashlib.sha256(_NODE_PREFIX + left + right).digest()
 
 
 def inclusion_proof_length(index: int, tree_size: int) -> int:

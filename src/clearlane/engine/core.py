@@ -347,7 +347,8 @@ class Engine:
             arr = pc.dictionary_encode(arr)
         lookup = np.array([self.participant_lookup.get(v, -1) for v in arr.dictionary.to_pylist()] + [-1], dtype=np.int32)
         codes = arr.indices.to_numpy(zero_copy_only=False)
-        return lookup[codes]
+        result: npt.NDArray[np.int32] = lookup[codes]
+        return result
 
     def _symbols(self, column: pa.ChunkedArray) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.int32]]:
         arr = column.combine_chunks()
@@ -362,8 +363,8 @@ class Engine:
             quote_of.append(qi if ok else -1)
         codes = arr.indices.to_numpy(zero_copy_only=False)
         return (
-            np.array(base_of + [-1], dtype=np.int32)[codes],
-            np.array(quote_of + [-1], dtype=np.int32)[codes],
+            np.array([*base_of, -1], dtype=np.int32)[codes],
+            np.array([*quote_of, -1], dtype=np.int32)[codes],
         )
 
     def _dedup(self, ids: pa.Array, candidates: npt.NDArray[np.bool_], namespace: str) -> npt.NDArray[np.bool_]:
@@ -492,7 +493,7 @@ class Engine:
                         [cfg.pools[p].id if p >= 0 else None for p in pool.tolist()], type=pa.string()
                     ),
                     "batch_seq": out_seq,
-                    "route_rule": pa.array(np.where(live, rule_name, None), type=pa.string()),
+                    "route_rule": pa.array([name if ok else None for name, ok in zip(rule_name.tolist(), live.tolist(), strict=True)], type=pa.string()),
                     "l1_group": pa.array(group_column, type=pa.string()),
                     "executed_ms": flows.executed_ms,
                     "received_ms": flows.time_ms,
@@ -517,7 +518,7 @@ class Engine:
     def _with_fees(self, flows: Flows) -> Flows:
         """Fees per side: quote amount x tier rate x (1 - pool discount), rounded half to even."""
         discount = np.where(flows.pool >= 0, self.discount_bp[np.maximum(flows.pool, 0)], 0)
-        den = np.int64(10**10)  # cbps (1e6) x discount basis (1e4)
+        den = np.full(len(flows), 10**10, dtype=np.int64)  # cbps (1e6) x discount basis (1e4)
         amount = np.where(flows.kind == FLOW_PAYMENT, flows.qty, flows.quote_amt)
         rate_b = self.fee_cbps[flows.buyer] * (10_000 - discount)
         rate_s = self.fee_cbps[flows.seller] * (10_000 - discount)
@@ -1041,7 +1042,8 @@ _ZERO_HASH = bytes(32)
 
 
 def _col(table: pa.Table, name: str) -> I64:
-    return table.column(name).to_numpy().astype(np.int64, copy=False)
+    values: I64 = table.column(name).to_numpy().astype(np.int64, copy=False)
+    return values
 
 
 def _mark(reject: npt.NDArray[np.int16], where: npt.NDArray[np.int8], mask: npt.NDArray[np.bool_], code: RejectCode, field_index: int) -> None:

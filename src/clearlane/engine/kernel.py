@@ -132,8 +132,10 @@ def assign_batches(  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True)
-def close_due(now_ms, pos, debit, debit_total, touched, touched_n, open_at, count, seq, window_ms,
-              close_pool, close_seq, close_at, close_reason):  # type: ignore[no-untyped-def]
+def close_due(  # type: ignore[no-untyped-def]
+    now_ms, pos, debit, debit_total, touched, touched_n, open_at, count, seq, window_ms,
+    close_pool, close_seq, close_at, close_reason,
+):
     """Close every pool whose window elapsed by ``now_ms`` (a clock tick without flows)."""
     closes = 0
     for k in range(open_at.shape[0]):

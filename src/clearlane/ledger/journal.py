@@ -306,7 +306,7 @@ class Ledger:
         has_floor = book.has_floor
         floor_minor = book.floor_minor
         for i, low in zip(touched, low_after, strict=True):
-            if lower[i] <= 0 and has_floor.item(i):
+            if lower[i] < 0 and has_floor.item(i):
                 floor = int(floor_minor.item(i))
                 if low < floor:
                     return _Refusal(
