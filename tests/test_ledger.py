@@ -23,10 +23,11 @@ from clearlane.ledger import (
     PostResult,
     Purpose,
 )
+from clearlane.ledger.journal import SMALL_ENTRY_MAX_LEGS
 
 # Thresholds that force every entry through the vectorised path, the default split, and the
 # plain-Python path.
-PATHS = [0, 64, 10**9]
+PATHS = [0, SMALL_ENTRY_MAX_LEGS, 10**9]
 
 
 @dataclass
@@ -42,7 +43,7 @@ class World:
     ext_usd: int
 
 
-def make_world(small_entry_max_legs: int = 64) -> World:
+def make_world(small_entry_max_legs: int = SMALL_ENTRY_MAX_LEGS) -> World:
     ledger = Ledger(small_entry_max_legs=small_entry_max_legs, initial_accounts=2)
     world = World(
         ledger=ledger,
@@ -130,6 +131,12 @@ def test_entry_arrays_are_read_only_copies() -> None:
     assert e.accounts.dtype == np.int64
     with pytest.raises(ValueError):
         e.amounts_minor[0] = 1
+    twin = JournalEntry("x", "fee", 0, np.array([0, 1]), np.array([-5, 5]))
+    later = JournalEntry("x", "fee", 7, np.array([0, 1]), np.array([-5, 5]))
+    assert e == twin and hash(e) == hash(twin)
+    assert e != later and e.same_content(later)
+    assert not e.same_content(JournalEntry("x", "fee", 0, np.array([0, 1]), np.array([-5, 5]), ref="other"))
+    assert e.content_digest() != later.content_digest()
 
 
 @pytest.mark.parametrize(
@@ -647,7 +654,7 @@ def run_ops(
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(ops=operations)
 def test_property_invariants_and_replay(ops: list[tuple[Any, ...]]) -> None:
-    results, digest = run_ops(ops, 64, check=True)
+    results, digest = run_ops(ops, SMALL_ENTRY_MAX_LEGS, check=True)
     # Same operations on a fresh ledger, and through either check path: same outcome and state.
     for threshold in PATHS:
         assert run_ops(ops, threshold, check=False) == (results, digest)

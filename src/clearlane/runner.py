@@ -150,14 +150,16 @@ class Runner:
         self.last_fx = fx
         return fx
 
-    def advance_chain(self, to_ms: int) -> Effects | None:
+    def advance_chain(self, to_ms: int, source_id: str | None = None) -> Effects | None:
         """Observe the base layer up to ``to_ms`` and log what happened (even nothing)."""
         if self.chain is None:
+            return None
+        if source_id is not None and self.store.has_source(source_id):
             return None
         started = time.perf_counter()
         events = self.chain.advance(to_ms)
         self.timer.add("chain advance", started)
-        return self.submit("chain", {"events": [event_to_dict(e) for e in events]}, to_ms)
+        return self.submit("chain", {"events": [event_to_dict(e) for e in events]}, to_ms, source_id)
 
     def settle_until_quiet(self, *, step_ms: int | None = None, limit_ms: int = 6 * 3_600_000) -> int:
         """Advance the chain until every batch and L1 transaction is final (or unwound)."""
@@ -182,7 +184,7 @@ class Runner:
                 if fx is not None and rejects is not None:
                     rejects.extend(fx.rejects)
                 last_ms = int(table.column("received_at_ms")[-1].as_py())
-                self.advance_chain(max(last_ms, self.engine.now_ms))
+                self.advance_chain(max(last_ms, self.engine.now_ms), f"{source}#{index}.chain")
                 if progress is not None:
                     progress(table.num_rows)
             for n, event in enumerate(batch.events):

@@ -1,0 +1,47 @@
+"""A clearing process for the crash test: feeds a fixed input sequence through a Runner.
+
+Every input has a source id, so a restarted process skips what was committed and continues
+with the same log an uninterrupted run writes. Prints the final state root.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from clearlane.runner import Runner
+from tests.conftest import EXAMPLE_CONFIG, T0, chunk, trade
+
+PARTIES = ["MM-ALPHA", "MM-BETA", "BRK-NORTH", "RTL-0001", "RTL-0002", "CUST-VAULT"]
+
+
+def inputs(chunks: int, rows: int) -> list[list[dict]]:
+    out = []
+    for c in range(chunks):
+        part = []
+        for r in range(rows):
+            i = c * rows + r
+            buyer = PARTIES[i % 6]
+            seller = PARTIES[(i * 7 + 1) % 6]
+            if buyer == seller:
+                seller = PARTIES[(i + 1) % 6]
+            part.append(trade(i, buyer, seller, qty=(1 + i % 97, 4), at=T0 + i * 37))
+        out.append(part)
+    return out
+
+
+def main() -> None:
+    db, chunks, rows = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+    runner = Runner.open(db, EXAMPLE_CONFIG)
+    runner.submit("collateral_deposit", {"deposit_id": "d1", "participant": "RTL-0001", "asset": "USD",
+                                         "amount": "100000"}, T0, "deposit-1")
+    for c, part in enumerate(inputs(chunks, rows)):
+        runner.submit("trades", chunk(part), part[0]["received_at_ms"], f"chunk-{c}")
+        runner.advance_chain(part[-1]["received_at_ms"], f"chunk-{c}.chain")
+    runner.settle_until_quiet()
+    print(runner.engine.state_root())
+    runner.close()
+
+
+if __name__ == "__main__":
+    main()
