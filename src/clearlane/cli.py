@@ -151,14 +151,14 @@ def demo(
     if out.exists():
         shutil.rmtree(out)
     paths = day.write(out)
-    runner = _open_runner(out / "clearlane.db", paths["config"])
+    runner = _open_runner(out / "clearlane.db", paths.config)
     first_ms = int(day.trades.column("executed_at")[0].as_py()) if day.trades.num_rows else 0
     for deposit in day.deposits:
         data = deposit.model_dump(mode="json")
         data.pop("type")
         data.pop("v", None)
         runner.submit("collateral_deposit", data, first_ms, f"deposit:{deposit.deposit_id}")
-    result = _clear_file(runner, paths["trades"], out / "rejects.jsonl", 65_536, settle=True)
+    result = _clear_file(runner, paths.trades, out / "rejects.jsonl", 65_536, settle=True)
     summary = make_summary(runner.engine)
     elapsed = time.perf_counter() - started
     _print_summary(summary, f"Cleared {trades:,} trades in {elapsed:.1f} s")

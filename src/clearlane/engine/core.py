@@ -38,7 +38,8 @@ from clearlane.money import DecimalError, mul_div_half_even, parse_decimal
 
 I64 = npt.NDArray[np.int64]
 
-HOUSE_LANE = "house"  # ledger lane of the clearing house's own fee and external accounts
+HOUSE_LANE = "house"
+HOLD_SAFETY_MARGIN_MS = 6 * 3_600_000  # ledger lane of the clearing house's own fee and external accounts
 _POW10 = np.array([10**k for k in range(19)], dtype=np.int64)
 
 
@@ -546,7 +547,11 @@ class Engine:
         net_usd = float((result.net_debit_per_asset * mark_minor).sum())
         opened = int(flows.time_ms.min())
         hold_id = f"l2_hold:{batch_id}"
-        self._post_hold(hold_id, batch_id, k, result, close_ms, pool.anchor_deadline_ms + pool.anchor_resubmit_ms)
+        # The hold's timeout is a safety net behind the engine's own unwind at the anchor
+        # deadline; it must never fire before a late but legitimate finality, hence the margin.
+        # A keep_retrying pool never unwinds, so its hold has no timeout.
+        timeout_ms = pool.anchor_deadline_ms + HOLD_SAFETY_MARGIN_MS if pool.on_anchor_deadline == "unwind_to_l1" else None
+        self._post_hold(hold_id, batch_id, k, result, close_ms, timeout_ms)
         state = BatchState(
             batch_id=batch_id, pool=k, seq=seq, opened_at_ms=opened, cleared_at_ms=close_ms, root=root,
             flows=flows, hold_entry_id=hold_id, last_submit_ms=close_ms,
@@ -582,7 +587,7 @@ class Engine:
         stats.net_usd += net_usd
         stats.latency_cleared_ms.append(close_ms - flows.time_ms)
 
-    def _post_hold(self, hold_id: str, batch_id: str, k: int, result: NetResult, at_ms: int, timeout_ms: int) -> None:
+    def _post_hold(self, hold_id: str, batch_id: str, k: int, result: NetResult, at_ms: int, timeout_ms: int | None) -> None:
         """Pending entry: debtors' available → pool settlement → creditors' in-flight."""
         participant, asset, net = result.instructions()
         debtor = net < 0
@@ -595,7 +600,8 @@ class Engine:
             ]
         )
         amounts = np.concatenate([net[debtor], -net[debtor], -net[~debtor], net[~debtor]])
-        self._post(JournalEntry(hold_id, "l2_hold", at_ms, accounts, amounts, True, at_ms + timeout_ms, batch_id))
+        timeout_at = None if timeout_ms is None else at_ms + timeout_ms
+        self._post(JournalEntry(hold_id, "l2_hold", at_ms, accounts, amounts, True, timeout_at, batch_id))
 
     def _post(self, entry: JournalEntry) -> None:
         result = self.ledger.post(entry)
@@ -731,8 +737,9 @@ class Engine:
             self._advance_batch(self.pending[batch_id], fx)
         for group_id in sorted(self.l1_groups):
             self._advance_l1(self.l1_groups[group_id], fx)
-        for entry_id in self.ledger.expire(now):
-            fx.notes.append({"hold_expired": entry_id, "at_ms": now})
+        # Holds guard the anchor deadline, so they expire on observed chain time too.
+        for entry_id in self.ledger.expire(self.chain_seen_ms):
+            fx.notes.append({"hold_expired": entry_id, "at_ms": self.chain_seen_ms})
 
     def _advance_batch(self, state: BatchState, fx: Effects) -> None:
         now = self.now_ms

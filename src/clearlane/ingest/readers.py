@@ -42,7 +42,7 @@ import pyarrow.parquet as pq
 from pydantic import BaseModel, ValidationError
 
 from clearlane.config.model import MARK_SCALE, ClearingConfig
-from clearlane.ingest.validate import TradeValidator, quote
+from clearlane.ingest.validate import TradeValidator, quote, text_lengths
 from clearlane.model.codes import Reject, RejectCode
 from clearlane.model.events import (
     ID_RE,
@@ -288,10 +288,7 @@ def _iter_csv(path: Path, validator: TradeValidator, chunk_rows: int, received_a
             # A blank line arrives as a record of empty strings; it is not a trade.
             blank = np.ones(table.num_rows, dtype=np.bool_)
             for name in wanted:
-                blank &= np.asarray(
-                    pc.equal(pc.binary_length(table.column(name)), 0).to_numpy(zero_copy_only=False),
-                    dtype=np.bool_,
-                )
+                blank &= text_lengths(table.column(name)) == 0
             if blank.any():
                 keep = np.flatnonzero(~blank)
                 table, rows = table.take(pa.array(keep, type=pa.int64())), rows[keep]

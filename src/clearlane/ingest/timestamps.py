@@ -159,7 +159,7 @@ def _strings_to_ms(column: pa.Array) -> ParsedTimes:
     n = len(column)
     ms = np.zeros(n, dtype=np.int64)
     error = np.full(n, TS_SYNTAX, dtype=np.int8)
-    present = _bool_numpy(pc.greater(pc.binary_length(column), 0))
+    present = np.asarray(pc.fill_null(pc.binary_length(column), 0).to_numpy(zero_copy_only=False)) > 0
     error[~present] = TS_NULL
     is_rfc = _bool_numpy(pc.match_substring_regex(column, RFC3339_PATTERN))
     rfc_rows = np.flatnonzero(is_rfc).astype(np.int64)
@@ -168,7 +168,7 @@ def _strings_to_ms(column: pa.Array) -> ParsedTimes:
     error[rfc_rows] = rfc_error
     is_int = _bool_numpy(pc.match_substring_regex(column, EPOCH_MS_PATTERN))
     if is_int.any():
-        digits = pc.if_else(pa.array(is_int), column, "0")
+        digits = pc.if_else(pa.array(is_int), column, pa.scalar("0", pa.string()))
         values = np.asarray(pc.cast(digits, pa.int64()).to_numpy(zero_copy_only=False), dtype=np.int64)
         ms[is_int] = values[is_int]
         error[is_int] = np.where(values[is_int] > MS_MAX, TS_RANGE, TS_OK)
