@@ -350,7 +350,11 @@ def bench(
     deposits_file = day_dir / "deposits.jsonl"
     started = time.perf_counter()
     if deposits_file.exists():
-        runner.clear_batches(iter_input(deposits_file, runner.config), source="deposits")
+        import pyarrow.parquet as pq
+
+        first = pq.ParquetFile(day_dir / "trades.parquet").read_row_group(0, columns=["executed_at"])
+        runner.clear_batches(iter_input(deposits_file, runner.config), source="deposits",
+                             events_at_ms=int(first.column(0)[0].as_py()))
     read_seconds = 0.0
 
     def timed_batches() -> Any:

@@ -131,11 +131,6 @@ class Runner:
         """Log and apply one input; ``None`` if ``source_id`` was already logged (a no-op)."""
         if source_id is not None and self.store.has_source(source_id):
             return None
-        if self.chain is None:
-            block_ms = int(self.config.chain["block_time_ms"])
-            genesis = (at_ms // block_ms) * block_ms
-            self.store.set_meta("chain_genesis_ms", str(genesis))
-            self.chain = self._new_chain(genesis)
         started = time.perf_counter()
         payload_bytes = encode_payload(kind, payload)
         started = self.timer.add("log encode", started)
@@ -145,6 +140,14 @@ class Runner:
         self.store.commit_step(entry, payload_bytes, source_id, fx, self.engine.state_root(), self.engine.now_ms)
         started = self.timer.add("persist", started)
         if fx.submissions:
+            if self.chain is None:
+                # The chain starts at the first transaction, so an input logged without a
+                # meaningful time (a deposit at 0) cannot put its genesis decades back.
+                block_ms = int(self.config.chain["block_time_ms"])
+                first_ms = min(tx.submitted_at_ms for tx in fx.submissions)
+                genesis = (first_ms // block_ms) * block_ms
+                self.store.set_meta("chain_genesis_ms", str(genesis))
+                self.chain = self._new_chain(genesis)
             self.chain.submit(fx.submissions)
         self.timer.add("chain submit", started)
         self.last_fx = fx
@@ -172,8 +175,12 @@ class Runner:
         return now
 
     def clear_batches(self, batches: Iterable[Any], *, source: str, rejects: list[Any] | None = None,
-                      progress: Callable[[int], None] | None = None) -> None:
-        """Apply ingest batches (trade chunks and small events) in file order."""
+                      progress: Callable[[int], None] | None = None, events_at_ms: int | None = None) -> None:
+        """Apply ingest batches (trade chunks and small events) in file order.
+
+        Small events carry no time of their own: they are logged at ``events_at_ms`` if given,
+        else at the engine's current time.
+        """
         for index, batch in enumerate(batches):
             if rejects is not None:
                 rejects.extend(batch.rejects)
@@ -194,7 +201,8 @@ class Runner:
                 kind = {"payment": "payment", "collateral_deposit": "collateral_deposit",
                         "collateral_withdrawal": "collateral_withdrawal", "price_mark": "price_mark",
                         "config_change": "config_change"}.get(kind, kind)
-                fx = self.submit(kind, data, self.engine.now_ms, f"{source}#{index}.{n}")
+                at_ms = max(self.engine.now_ms, events_at_ms or 0)
+                fx = self.submit(kind, data, at_ms, f"{source}#{index}.{n}")
                 if fx is not None and rejects is not None:
                     rejects.extend(fx.rejects)
 

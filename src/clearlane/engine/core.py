@@ -39,7 +39,8 @@ from clearlane.money import DecimalError, mul_div_half_even, parse_decimal
 I64 = npt.NDArray[np.int64]
 
 HOUSE_LANE = "house"
-HOLD_SAFETY_MARGIN_MS = 6 * 3_600_000  # ledger lane of the clearing house's own fee and external accounts
+HOLD_SAFETY_MARGIN_MS = 6 * 3_600_000
+MERKLE_FAST_MIN_LEAVES = 2048  # ledger lane of the clearing house's own fee and external accounts
 _POW10 = np.array([10**k for k in range(19)], dtype=np.int64)
 
 
@@ -541,7 +542,10 @@ class Engine:
         payer, payee, asset, amount, _ = flows.legs(self.house)
         result = net_positions(payer, payee, asset, amount, cfg.participant_count, len(cfg.assets))
         leaves = leaf_texts(flows, batch_id, self.participant_ids, self.asset_codes, self.house)
-        root = merkle_root(hash_leaves(leaves))
+        # The compiled backend pays ~0.1 ms of dispatch per call: below a few thousand leaves
+        # hashlib is faster, above it the compiled loop wins (docs/PERFORMANCE.md).
+        backend = "hashlib" if len(leaves) < MERKLE_FAST_MIN_LEAVES else None
+        root = merkle_root(hash_leaves(leaves, backend=backend), backend=backend)
         mark_minor = self.marks_usd / np.power(10.0, self.scales)
         gross_usd = float((result.gross_per_asset * mark_minor).sum())
         net_usd = float((result.net_debit_per_asset * mark_minor).sum())

@@ -33,6 +33,12 @@ FLOW_TRADE = 0
 FLOW_PAYMENT = 1
 LEG_COUNT = 4
 
+# Pre-built Arrow scalars: passing plain Python strings to pyarrow.compute costs ~100 µs a call
+# (the wrapper retries an optional import each time), which dominated small-batch clearing.
+_S = {text: pa.scalar(text, pa.string()) for text in (">", ":", "", ";", "|", "clearlane.leaf.v1")}
+_NULL = pa.scalar(None, pa.string())
+_KIND_NAMES = pa.array(["trade", "payment"])
+
 
 @dataclass(frozen=True)
 class Flows:
@@ -138,7 +144,7 @@ def leaf_texts(
     n = len(flows)
     if n == 0:
         return pa.array([], type=pa.string())
-    kind_names = pa.array(["trade", "payment"]).take(pa.array(flows.kind.astype(np.int64)))
+    kind_names = _KIND_NAMES.take(pa.array(flows.kind.astype(np.int64)))
     index = pc.cast(pa.array(np.arange(n, dtype=np.int64)), pa.string())
     house_col = np.full(n, house, dtype=np.int32)
     leg_specs = (
@@ -151,25 +157,25 @@ def leaf_texts(
     for payer, payee, asset, amount in leg_specs:
         text = pc.binary_join_element_wise(
             participant_ids.take(pa.array(payer)),
-            ">",
+            _S[">"],
             participant_ids.take(pa.array(payee)),
-            ":",
+            _S[":"],
             asset_codes.take(pa.array(asset)),
-            ":",
+            _S[":"],
             pc.cast(pa.array(amount), pa.string()),
-            "",
+            _S[""],
         )
         # Zero legs become null, and binary_join with null_handling="skip" drops them.
-        leg_texts.append(pc.if_else(pa.array(amount != 0), text, pa.scalar(None, pa.string())))
-    legs = pc.binary_join_element_wise(*leg_texts, ";", null_handling="skip")
-    exch = pc.fill_null(flows.exch_batch, "")
+        leg_texts.append(pc.if_else(pa.array(amount != 0), text, _NULL))
+    legs = pc.binary_join_element_wise(*leg_texts, _S[";"], null_handling="skip")
+    exch = pc.fill_null(flows.exch_batch, _S[""])
     return pc.binary_join_element_wise(
-        pa.scalar("clearlane.leaf.v1"),
-        pa.scalar(batch_id),
+        _S["clearlane.leaf.v1"],
+        pa.scalar(batch_id, pa.string()),
         index,
         kind_names,
         flows.ids,
         exch,
         legs,
-        "|",
+        _S["|"],
     )

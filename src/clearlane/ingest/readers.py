@@ -9,8 +9,8 @@ Row numbers in rejects are 1-based data rows:
 
 * CSV: the line number minus one (the header is line 1, so the first data line is row 1).
   Blank lines are skipped silently but keep their number, and a line with the wrong number of
-  fields is rejected as UNREADABLE_ROW without shifting the rows after it. Quoted fields may
-  not contain line breaks.
+  fields is rejected as UNREADABLE_ROW without shifting the rows after it. Line breaks inside
+  quoted fields are not supported (they shift the numbering and may split the record).
 * Parquet: the row's position in the file, from 1.
 * JSON lines: the line number; blank lines are skipped but counted.
 
@@ -36,7 +36,6 @@ from typing import IO, Any, cast
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from pydantic import BaseModel, ValidationError
@@ -117,6 +116,10 @@ def iter_input(
 ) -> Iterator[IngestBatch]:
     """Read ``path`` (format by suffix: .csv, .csv.gz, .parquet, .jsonl, .ndjson, .jsonl.gz,
     .ndjson.gz) in chunks of at most ``chunk_rows`` input rows.
+
+    A missing file, unknown suffix, missing column or unusable column type raises
+    :class:`IngestError` from this call; an unreadable byte further in raises it from the
+    iteration. Bad rows never raise: they come back as rejects.
 
     ``received_at_ms`` stamps every trade; without it a trade's received time is its execution
     time (event-time clearing of a file).
@@ -265,8 +268,15 @@ class _CsvLines:
 
 
 def _iter_csv(path: Path, validator: TradeValidator, chunk_rows: int, received_at_ms: int | None) -> Iterator[IngestBatch]:
+    # Header problems raise here, when iter_input is called, not at the first batch.
     header = _csv_header(path)
     wanted = _require_columns(path, header)
+    return _csv_batches(path, header, wanted, validator, chunk_rows, received_at_ms)
+
+
+def _csv_batches(
+    path: Path, header: list[str], wanted: list[str], validator: TradeValidator, chunk_rows: int, received_at_ms: int | None
+) -> Iterator[IngestBatch]:
     lines = _CsvLines()
     try:
         reader = pacsv.open_csv(
@@ -330,10 +340,20 @@ def _check_parquet_types(path: Path, schema: pa.Schema, wanted: list[str]) -> No
 
 
 def _iter_parquet(path: Path, validator: TradeValidator, chunk_rows: int, received_at_ms: int | None) -> Iterator[IngestBatch]:
+    # Schema problems raise here, when iter_input is called, not at the first batch.
     try:
         schema = pq.ParquetFile(path).schema_arrow
-        wanted = _require_columns(path, schema.names)
-        _check_parquet_types(path, schema, wanted)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise IngestError(IngestError.UNREADABLE_FILE, f"{path}: {exc}") from None
+    wanted = _require_columns(path, schema.names)
+    _check_parquet_types(path, schema, wanted)
+    return _parquet_batches(path, schema, wanted, validator, chunk_rows, received_at_ms)
+
+
+def _parquet_batches(
+    path: Path, schema: pa.Schema, wanted: list[str], validator: TradeValidator, chunk_rows: int, received_at_ms: int | None
+) -> Iterator[IngestBatch]:
+    try:
         # Reading low-cardinality columns as dictionaries skips materialising and re-hashing
         # millions of strings: the validator checks each distinct value once.
         as_dictionary = [c for c in _DICTIONARY_COLUMNS if c in wanted and _is_text(schema.field(c).type)]
