@@ -106,3 +106,4 @@ def test_net_positions_conserve_and_match_naive(obligations: list[tuple[int, int
         settled[p, a] -= x
         settled[q, a] += x
     assert (settled == result.net).all()
+

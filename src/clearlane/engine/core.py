@@ -40,7 +40,7 @@ I64 = npt.NDArray[np.int64]
 
 HOUSE_LANE = "house"
 HOLD_SAFETY_MARGIN_MS = 6 * 3_600_000
-MERKLE_FAST_MIN_LEAVES = 2048  # ledger lane of the clearing house's own fee and external accounts
+MERKLE_FAST_MIN_LEAVES = 512  # ledger lane of the clearing house's own fee and external accounts
 _POW10 = np.array([10**k for k in range(19)], dtype=np.int64)
 
 
@@ -436,14 +436,11 @@ class Engine:
             self.open_at, self.count, self.seq, self.window_ms, self.size_max,
             out_seq, out_breach, close_pool, close_seq, close_at, close_reason,
         )
-        rule_name = np.array([r.name for r in cfg.routing] + ["-"], dtype=object)[np.where(rule >= 0, rule, len(cfg.routing))]
         if out_breach.any():
             self.stats.liquidity_diverted += int(out_breach.sum())
             if cfg.liquidity_breach == "reject":
                 reject[out_breach] = RejectCode.LIQUIDITY_EXCEEDED
                 live &= ~out_breach
-            else:
-                rule_name[out_breach] = "liquidity: projected net debit above collateral + credit"
             pool = np.where(out_breach, -1, pool).astype(np.int32)
             flows = self._with_fees(flows.with_(pool=pool))
         flows = flows.with_(batch_seq=out_seq)
@@ -466,37 +463,39 @@ class Engine:
         l1_group = None
         if len(l1_rows):
             l1_group = self._submit_l1(flows.take(l1_rows), "routed", fx)
-        group_column = np.full(n, None, dtype=object)
-        group_column[l1_rows] = l1_group
+        group_valid = np.zeros(n, dtype=np.bool_)
+        group_valid[l1_rows] = True
 
         # Records of every row, rejected ones included, for status look-ups and the audit.
         state = np.full(n, TradeState.BATCHED, dtype=np.int8)
         state[pool < 0] = TradeState.SUBMITTED
         state[reject != 0] = TradeState.REJECTED
         state[dup] = -1
-        lane = np.where(pool >= 0, "L2", "L1").astype(object)
-        lane[~live] = None
+        pool_names = pa.array([p.id for p in cfg.pools], type=pa.string())
+        rule_names = pa.array([r.name for r in cfg.routing] + ["liquidity: projected net debit above collateral + credit"], type=pa.string())
+        rule_code = np.where(rule >= 0, rule, 0).astype(np.int32)
+        if out_breach.any() and cfg.liquidity_breach != "reject":
+            rule_code[out_breach] = len(cfg.routing)
+        lane_code = np.where(pool >= 0, 1, 0).astype(np.int32)
         fx.trade_records.append(
             pa.table(
                 {
                     "flow_id": flows.ids,
                     "kind": pa.array(flows.kind),
-                    "buyer": self.participant_ids.take(pa.array(flows.buyer)),
-                    "seller": self.participant_ids.take(pa.array(flows.seller)),
-                    "base": self.asset_codes.take(pa.array(flows.base)),
-                    "quote": self.asset_codes.take(pa.array(flows.quote)),
+                    "buyer": _dict(flows.buyer, self.participant_ids),
+                    "seller": _dict(flows.seller, self.participant_ids),
+                    "base": _dict(flows.base, self.asset_codes),
+                    "quote": _dict(flows.quote, self.asset_codes),
                     "qty_minor": flows.qty,
                     "quote_minor": flows.quote_amt,
                     "fee_buyer_minor": flows.fee_buyer,
                     "fee_seller_minor": flows.fee_seller,
                     "notional_usd": np.round(notional_usd, 2),
-                    "lane": pa.array(lane, type=pa.string()),
-                    "pool": pa.array(
-                        [cfg.pools[p].id if p >= 0 else None for p in pool.tolist()], type=pa.string()
-                    ),
+                    "lane": _dict(lane_code, _LANES, valid=live),
+                    "pool": _dict(np.maximum(pool, 0), pool_names, valid=live & (pool >= 0)),
                     "batch_seq": out_seq,
-                    "route_rule": pa.array([name if ok else None for name, ok in zip(rule_name.tolist(), live.tolist(), strict=True)], type=pa.string()),
-                    "l1_group": pa.array(group_column, type=pa.string()),
+                    "route_rule": _dict(rule_code, rule_names, valid=live),
+                    "l1_group": _dict(np.zeros(n, dtype=np.int32), pa.array([l1_group or ""], type=pa.string()), valid=group_valid),
                     "executed_ms": flows.executed_ms,
                     "received_ms": flows.time_ms,
                     "state": state,
@@ -1050,6 +1049,15 @@ _REASONS = {
     RejectCode.LIQUIDITY_EXCEEDED: "projected L2 net debit above collateral + credit limit",
 }
 _ZERO_HASH = bytes(32)
+
+
+_LANES = pa.array(["L1", "L2"], type=pa.string())
+
+
+def _dict(codes: npt.NDArray[np.integer], names: pa.Array, valid: npt.NDArray[np.bool_] | None = None) -> pa.Array:
+    """A dictionary-encoded string column (indices into ``names``; null where not ``valid``)."""
+    mask = None if valid is None else ~valid
+    return pa.DictionaryArray.from_arrays(pa.array(codes.astype(np.int32), mask=mask), names)
 
 
 def _col(table: pa.Table, name: str) -> I64:

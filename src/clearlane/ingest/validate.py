@@ -248,6 +248,8 @@ def _decimal_codes(parsed: ParsedDecimals, texts: pa.Array, scale: I64) -> npt.N
     code = np.zeros(len(error), dtype=np.int16)
     for parse_error, reject in _DECIMAL_CODES.items():
         code[error == parse_error] = int(reject)
+    # File input allows at most 18 significant digits (money.py itself accepts all of int64).
+    code[(error == 0) & (parsed.mantissa >= 10**18)] = int(RejectCode.AMOUNT_OVERFLOW)
     overflow = np.flatnonzero(error == PARSE_OVERFLOW)
     if overflow.size:
         picked = texts.take(pa.array(overflow, type=pa.int64()))

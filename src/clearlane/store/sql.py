@@ -194,7 +194,8 @@ class Store:
                     {"s": fx.seq, "p": part, "n": table.num_rows, "b": write_table(table)},
                 )
         for b in fx.batches_cleared:
-            detail = pa.table({"flow_id": b["flow_ids"], "received_ms": b["received_ms"], "leaf": b["leaves"]})
+            # Leaves are not stored: they are recomputed from the trade records for proofs.
+            detail = pa.table({"flow_id": b["flow_ids"], "received_ms": b["received_ms"]})
             net = pa.table({"participant": b["net_participant"], "asset": b["net_asset"], "net_minor": b["net_minor"]})
             conn.execute(
                 text(
