@@ -97,6 +97,9 @@ def test_kill_9_mid_run_recovers_with_nothing_lost_or_doubled(tmp_path: Path) ->
         assert len(sources) == len(set(sources))
         flows = conn.execute("SELECT SUM(rows) FROM trade_chunks").fetchone()[0]
         assert flows == chunks * rows
+        # The materialised balance view is complete and balances per asset.
+        sums = conn.execute("SELECT asset, SUM(posted_minor), COUNT(*) FROM ledger_accounts GROUP BY asset").fetchall()
+        assert sums and all(total == 0 and count > 0 for _, total, count in sums)
 
 
 def test_replay_into_fresh_database_gives_same_root(tmp_path: Path) -> None:

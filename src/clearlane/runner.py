@@ -88,7 +88,15 @@ class Runner:
         if genesis is not None:
             runner.chain = runner._new_chain(int(genesis))
         runner._recover(progress)
+        if runner.engine.applied_seq:
+            runner.checkpoint()
         return runner
+
+    def checkpoint(self) -> None:
+        """Materialise derived views (ledger balances) from the engine's current state."""
+        started = time.perf_counter()
+        self.store.write_balances(self.engine.ledger)
+        self.timer.add("persist", started)
 
     def _new_chain(self, genesis_ms: int) -> SimulatedChain:
         chain = dict(self.config.chain)
@@ -172,6 +180,7 @@ class Runner:
         while (self.engine.pending or self.engine.l1_groups or self.engine.open_at.max() >= 0) and now - start < limit_ms:
             now += step
             self.advance_chain(now)
+        self.checkpoint()
         return now
 
     def clear_batches(self, batches: Iterable[Any], *, source: str, rejects: list[Any] | None = None,
@@ -205,6 +214,7 @@ class Runner:
                 fx = self.submit(kind, data, at_ms, f"{source}#{index}.{n}")
                 if fx is not None and rejects is not None:
                     rejects.extend(fx.rejects)
+        self.checkpoint()
 
     def close(self) -> None:
         self.store.close()

@@ -70,6 +70,9 @@ class BatchState:
     root: bytes
     flows: Flows
     hold_entry_id: str
+    net_participant: I64
+    net_asset: I64
+    net_minor: I64
     attempts: int = 1
     last_submit_ms: int = 0
     anchor_tx: str = ""
@@ -128,9 +131,6 @@ class Effects:
     ledger: LedgerChanges | None = None
     notes: list[dict[str, Any]] = field(default_factory=list)
     duplicates: int = 0
-    # (index, posted, pending_debits, pending_credits) of accounts whose balance changed
-    account_rows: tuple[I64, I64, I64, I64] | None = None
-    new_accounts: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -265,24 +265,9 @@ class Engine:
         handler(self, entry, fx)
         self._on_time(fx)
         fx.ledger = self.ledger.drain_changes()
-        self._account_rows(fx)
         self.applied_seq = entry.seq
         self._fold(fx)
         return fx
-
-    def _account_rows(self, fx: Effects) -> None:
-        changes = fx.ledger
-        if changes is None:
-            return
-        for index, key in changes.new_accounts:
-            fx.new_accounts.append(
-                {"idx": index, "owner": key.owner, "asset": key.asset, "purpose": str(key.purpose.value),
-                 "lane": key.lane, "floor": self.ledger.floor(index)}
-            )
-        idx = np.asarray(changes.changed_accounts, dtype=np.int64)
-        if len(idx):
-            posted, pending_debits, pending_credits = self.ledger.balances()
-            fx.account_rows = (idx, posted[idx], pending_debits[idx], pending_credits[idx])
 
     # ------------------------------------------------------------------ trades
     def _apply_trades(self, entry: LogEntry, fx: Effects) -> None:
@@ -555,13 +540,14 @@ class Engine:
         # A keep_retrying pool never unwinds, so its hold has no timeout.
         timeout_ms = pool.anchor_deadline_ms + HOLD_SAFETY_MARGIN_MS if pool.on_anchor_deadline == "unwind_to_l1" else None
         self._post_hold(hold_id, batch_id, k, result, close_ms, timeout_ms)
+        participant, asset_i, net = result.instructions()
         state = BatchState(
             batch_id=batch_id, pool=k, seq=seq, opened_at_ms=opened, cleared_at_ms=close_ms, root=root,
             flows=flows, hold_entry_id=hold_id, last_submit_ms=close_ms,
+            net_participant=participant, net_asset=asset_i, net_minor=net,
         )
         self.pending[batch_id] = state
         self._submit_anchor(state, close_ms, fx)
-        participant, asset_i, net = result.instructions()
         fx.batches_cleared.append(
             {
                 "batch_id": batch_id,
@@ -771,9 +757,7 @@ class Engine:
         result = self.ledger.post_pending(state.hold_entry_id, final_ms)
         if result not in (PostResult.OK, PostResult.ALREADY_POSTED):
             raise EngineError(f"could not post hold {state.hold_entry_id}: {result.name}")
-        payer, payee, asset, amount, _ = state.flows.legs(self.house)
-        net = net_positions(payer, payee, asset, amount, self.config.participant_count, len(self.config.assets))
-        participant, asset_i, value = net.instructions()
+        participant, asset_i, value = state.net_participant, state.net_asset, state.net_minor
         credit = value > 0
         accounts = np.concatenate(
             [self.acct_inflight[participant[credit], asset_i[credit]], self.acct_available[participant[credit], asset_i[credit]]]

@@ -273,26 +273,29 @@ class Store:
                 text("UPDATE ledger_entries SET status = :st, status_at_ms = :at WHERE entry_id = :id"),
                 {"st": str(change.status.value), "at": change.at_ms, "id": change.entry_id},
             )
-        if fx.new_accounts:
-            conn.execute(
-                text(
-                    "INSERT INTO ledger_accounts (idx, owner, asset, purpose, lane, floor_minor, posted_minor, "
-                    "pending_debits_minor, pending_credits_minor) VALUES (:idx, :owner, :asset, :purpose, :lane, :floor, 0, 0, 0)"
-                ),
-                fx.new_accounts,
-            )
-        if fx.account_rows is not None:
-            idx, posted, pending_debits, pending_credits = fx.account_rows
-            conn.execute(
-                text(
-                    "UPDATE ledger_accounts SET posted_minor = :p, pending_debits_minor = :d, "
-                    "pending_credits_minor = :c WHERE idx = :i"
-                ),
-                [
-                    {"i": i, "p": p, "d": d, "c": c}
-                    for i, p, d, c in zip(idx.tolist(), posted.tolist(), pending_debits.tolist(),
-                                          pending_credits.tolist(), strict=True)
-                ],
+
+    def write_balances(self, ledger: Any) -> None:
+        """Rewrite the ``ledger_accounts`` view from the ledger (a checkpoint, one transaction).
+
+        The journal (``ledger_entries``) is written every step; balances are derived data, so
+        they are materialised at checkpoints (end of a clear, after recovery, on close) rather
+        than re-written for every changed account on every step.
+        """
+        posted, pending_debits, pending_credits = ledger.balances()
+        keys = [ledger.account_key(i) for i in range(ledger.n_accounts)]
+        rows = [
+            (i, k.owner, k.asset, str(k.purpose.value), k.lane, ledger.floor(i), int(p), int(d), int(c))
+            for i, (k, p, d, c) in enumerate(zip(keys, posted.tolist(), pending_debits.tolist(),
+                                                 pending_credits.tolist(), strict=True))
+        ]
+        with self.engine.begin() as conn:
+            conn.execute(text("DELETE FROM ledger_accounts"))
+            cursor = conn.connection.cursor()
+            marker = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
+            cursor.executemany(
+                "INSERT INTO ledger_accounts (idx, owner, asset, purpose, lane, floor_minor, posted_minor, "
+                f"pending_debits_minor, pending_credits_minor) VALUES ({', '.join([marker] * 9)})",
+                rows,
             )
 
     # ------------------------------------------------------------------ queries
