@@ -74,21 +74,11 @@ def assign_batches(  # type: ignore[no-untyped-def]
     and ``out_seq[i] = -1``. Closes are appended to the ``close_*`` arrays in time order.
     """
     n = time_ms.shape[0]
-    pools = open_at.shape[0]
     closes = 0
     for i in range(n):
         t = time_ms[i]
-        # Close every pool whose window has elapsed by now, in pool order (deterministic).
-        for k in range(pools):
-            if open_at[k] >= 0 and t >= open_at[k] + window_ms[k]:
-                close_pool[closes] = k
-                close_seq[closes] = seq[k]
-                close_at[closes] = open_at[k] + window_ms[k]
-                close_reason[closes] = CLOSE_TIME
-                closes += 1
-                _close(pos, debit, debit_total, touched, touched_n, k)
-                open_at[k] = -1
-                count[k] = 0
+        closes = _close_expired(t, pos, debit, debit_total, touched, touched_n, open_at, count, seq, window_ms,
+                                close_pool, close_seq, close_at, close_reason, closes)
         k = pool[i]
         out_seq[i] = -1
         if k < 0:
@@ -132,12 +122,14 @@ def assign_batches(  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True)
-def close_due(  # type: ignore[no-untyped-def]
+def _close_expired(  # type: ignore[no-untyped-def]
     now_ms, pos, debit, debit_total, touched, touched_n, open_at, count, seq, window_ms,
-    close_pool, close_seq, close_at, close_reason,
+    close_pool, close_seq, close_at, close_reason, closes,
 ):
-    """Close every pool whose window elapsed by ``now_ms`` (a clock tick without flows)."""
-    closes = 0
+    """Close every pool whose window has elapsed by ``now_ms``, in pool order (deterministic).
+
+    Closes are appended at index ``closes``; returns the new count.
+    """
     for k in range(open_at.shape[0]):
         if open_at[k] >= 0 and now_ms >= open_at[k] + window_ms[k]:
             close_pool[closes] = k
@@ -149,6 +141,16 @@ def close_due(  # type: ignore[no-untyped-def]
             open_at[k] = -1
             count[k] = 0
     return closes
+
+
+@njit(cache=True)
+def close_due(  # type: ignore[no-untyped-def]
+    now_ms, pos, debit, debit_total, touched, touched_n, open_at, count, seq, window_ms,
+    close_pool, close_seq, close_at, close_reason,
+):
+    """Close every pool whose window elapsed by ``now_ms`` (a clock tick without flows)."""
+    return _close_expired(now_ms, pos, debit, debit_total, touched, touched_n, open_at, count, seq, window_ms,
+                          close_pool, close_seq, close_at, close_reason, 0)
 
 
 def new_touched(pools: int, participants: int, assets: int) -> tuple[np.ndarray, np.ndarray]:
