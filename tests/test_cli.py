@@ -97,9 +97,7 @@ def test_unknown_trade_exits_1(tmp_path: Path) -> None:
 def test_bad_config_names_file_key_and_reason(tmp_path: Path) -> None:
     bad = tmp_path / "bad.toml"
     bad.write_text(EXAMPLE_CONFIG.read_text().replace('kind = "broker"', 'kind = "whale"'))
-    result = _clear(tmp_path, _csv(tmp_path, GOOD)) if False else runner.invoke(
-        app, ["clear", str(_csv(tmp_path, GOOD)), "--db", str(tmp_path / "b.db"), "--config", str(bad)]
-    )
+    result = runner.invoke(app, ["clear", str(_csv(tmp_path, GOOD)), "--db", str(tmp_path / "b.db"), "--config", str(bad)])
     assert result.exit_code == 2
     assert "bad.toml" in result.output and "participants[2] (BRK-NORTH).kind" in result.output
     unknown = tmp_path / "unknown.toml"

@@ -207,9 +207,6 @@ class Runner:
                 data = event.model_dump(mode="json")
                 kind = data.pop("type")
                 data.pop("v", None)
-                kind = {"payment": "payment", "collateral_deposit": "collateral_deposit",
-                        "collateral_withdrawal": "collateral_withdrawal", "price_mark": "price_mark",
-                        "config_change": "config_change"}.get(kind, kind)
                 at_ms = max(self.engine.now_ms, events_at_ms or 0)
                 fx = self.submit(kind, data, at_ms, f"{source}#{index}.{n}")
                 if fx is not None and rejects is not None:

@@ -387,7 +387,7 @@ class Engine:
         n = len(flows)
         cfg = self.config
         live = (reject == 0) & ~dup
-        mark_minor = self.marks_usd / np.power(10.0, self.scales)
+        mark_minor = self._mark_per_minor()
         notional_usd = flows.quote_amt * mark_minor[flows.quote]
         notional_usd = np.where(flows.kind == FLOW_PAYMENT, flows.qty * mark_minor[flows.base], notional_usd)
         pool, rule = route(
@@ -403,8 +403,7 @@ class Engine:
         pool = np.where(live, pool, -1).astype(np.int32)
         flows = self._with_fees(flows.with_(pool=pool))
 
-        limit_usd = self.credit_cents / 100.0 + (self.collateral * mark_minor[None, :]).sum(axis=1)
-        limit_usd[self.house] = np.inf
+        limit_usd = self._limits_usd(mark_minor)
         kernel_pool = np.where(live, pool, -1).astype(np.int32)
         out_seq = np.full(n, -1, dtype=np.int64)
         out_breach = np.zeros(n, dtype=np.bool_)
@@ -501,20 +500,30 @@ class Engine:
                 Reject(code, field_names[int(reject_field[i])], _REASONS.get(code, code.slug), None, flows.ids[i].as_py())
             )
 
+    def _mark_per_minor(self) -> npt.NDArray[np.float64]:
+        """USD per minor unit of each asset at current marks (a risk estimate, never posted)."""
+        marks: npt.NDArray[np.float64] = self.marks_usd / np.power(10.0, self.scales)
+        return marks
+
+    def _limits_usd(self, mark_minor: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        """Per participant: collateral at marks + credit limit, in USD (the house is unlimited)."""
+        limits: npt.NDArray[np.float64] = self.credit_cents / 100.0 + (self.collateral * mark_minor[None, :]).sum(axis=1)
+        limits[self.house] = np.inf
+        return limits
+
     def _with_fees(self, flows: Flows) -> Flows:
         """Fees per side: quote amount x tier rate x (1 - pool discount), rounded half to even."""
         discount = np.where(flows.pool >= 0, self.discount_bp[np.maximum(flows.pool, 0)], 0)
         den = np.full(len(flows), 10**10, dtype=np.int64)  # cbps (1e6) x discount basis (1e4)
-        amount = np.where(flows.kind == FLOW_PAYMENT, flows.qty, flows.quote_amt)
+        is_payment = flows.kind == FLOW_PAYMENT
+        amount = np.where(is_payment, flows.qty, flows.quote_amt)
         rate_b = self.fee_cbps[flows.buyer] * (10_000 - discount)
         rate_s = self.fee_cbps[flows.seller] * (10_000 - discount)
         fee_b, _ = mul_div_half_even(amount, rate_b, den)
         fee_s, _ = mul_div_half_even(amount, rate_s, den)
-        is_payment = flows.kind == FLOW_PAYMENT
-        # A payment's fee is the payer's (leg A payer = "seller" column), booked as FEE1 payer.
-        fee_buyer = np.where(is_payment, 0, fee_b)
-        fee_seller = np.where(is_payment, fee_s, fee_s)
-        return flows.with_(fee_buyer=fee_buyer, fee_seller=fee_seller)
+        # A payment has one fee, the payer's: the payer is the "seller" column (leg A's payer),
+        # so it is booked on FEE2 and the payee pays none.
+        return flows.with_(fee_buyer=np.where(is_payment, 0, fee_b), fee_seller=fee_s)
 
     # ------------------------------------------------------------------ batches
     def _close_batch(self, k: int, seq: int, close_ms: int, flows: Flows, fx: Effects) -> None:
@@ -530,7 +539,7 @@ class Engine:
         # hashlib is faster, above it the compiled loop wins (docs/PERFORMANCE.md).
         backend = "hashlib" if len(leaves) < MERKLE_FAST_MIN_LEAVES else None
         root = merkle_root(hash_leaves(leaves, backend=backend), backend=backend)
-        mark_minor = self.marks_usd / np.power(10.0, self.scales)
+        mark_minor = self._mark_per_minor()
         gross_usd = float((result.gross_per_asset * mark_minor).sum())
         net_usd = float((result.net_debit_per_asset * mark_minor).sum())
         opened = int(flows.time_ms.min())
@@ -562,7 +571,6 @@ class Engine:
                 "root": root,
                 "flow_ids": flows.ids,
                 "received_ms": flows.time_ms,
-                "leaves": leaves,
                 "net_participant": self.participant_ids.take(pa.array(participant)),
                 "net_asset": self.asset_codes.take(pa.array(asset_i)),
                 "net_minor": net,
@@ -890,10 +898,8 @@ class Engine:
         if resolved is None:
             return
         p, a, amount = resolved
-        mark_minor = self.marks_usd[a] / 10.0 ** int(self.scales[a])
-        remaining_usd = self.credit_cents[p] / 100.0 + float(
-            (self.collateral[p] * (self.marks_usd / np.power(10.0, self.scales))).sum()
-        ) - amount * mark_minor
+        mark_minor = self._mark_per_minor()
+        remaining_usd = float(self._limits_usd(mark_minor)[p]) - amount * float(mark_minor[a])
         if amount > self.collateral[p, a] or remaining_usd < self.debit_total[p]:
             self._reject(fx, RejectCode.COLLATERAL_INSUFFICIENT, "amount",
                          "withdrawal would leave open L2 exposure uncovered or exceeds posted collateral", event_id)
