@@ -291,5 +291,7 @@ def test_property_conservation_determinism_and_closure(rows: list[tuple], faults
     fresh = Engine(cfg)
     for entry in a.log:
         fresh.apply(entry)
+        fresh.state_root()
+        fresh.check_invariants()  # includes: the cached state-root digests equal fresh ones
     assert fresh.state_root() == a.engine.state_root()
     assert np.array_equal(fresh.pos, a.engine.pos)

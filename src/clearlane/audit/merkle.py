@@ -312,6 +312,22 @@ def _resolve_backend(backend: str | None) -> _Backend:
     return _get_fast_backend() or _HASHLIB
 
 
+def sha256_ctx_functions() -> tuple[Any, Any, Any] | None:
+    """libcrypto's ``SHA256_Init/Update/Final`` as ctypes functions for other compiled kernels
+    (``clearlane.engine.commitment``), or ``None`` when the fast backend does not use them.
+
+    Honours ``CLEARLANE_MERKLE_BACKEND=hashlib`` (then ``None``), so one switch selects the
+    reference path everywhere.
+    """
+    if os.environ.get(BACKEND_ENV_VAR, "").strip().lower() == HASHLIB_BACKEND:
+        return None
+    fast = _get_fast_backend()
+    if fast is None or len(fast._fns) != 3:
+        return None
+    init, update, final = fast._fns
+    return init, update, final
+
+
 def backend_name() -> str:
     """Name of the backend used when no ``backend=`` is passed: ``"fast"`` or ``"hashlib"``."""
     return _resolve_backend(None).name

@@ -24,11 +24,12 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from clearlane.audit.merkle import hash_leaves, merkle_root
 from clearlane.chain.port import BlockProduced, ChainReorg, TxSubmission, event_from_dict
 from clearlane.config.model import ClearingConfig
 from clearlane.engine import kernel
-from clearlane.engine.flows import FLOW_PAYMENT, FLOW_TRADE, Flows, leaf_texts
+from clearlane.engine.commitment import batch_roots, string_table
+from clearlane.engine.digest import BlockDigest
+from clearlane.engine.flows import FLOW_PAYMENT, FLOW_TRADE, Flows
 from clearlane.engine.netting import NetResult, net_positions
 from clearlane.engine.routing import kind_codes, route
 from clearlane.ledger import HOUSE_OWNER, AccountKey, JournalEntry, Ledger, LedgerChanges, PostResult, Purpose
@@ -40,7 +41,6 @@ I64 = npt.NDArray[np.int64]
 
 HOUSE_LANE = "house"
 HOLD_SAFETY_MARGIN_MS = 6 * 3_600_000
-MERKLE_FAST_MIN_LEAVES = 512  # ledger lane of the clearing house's own fee and external accounts
 _POW10 = np.array([10**k for k in range(19)], dtype=np.int64)
 
 
@@ -174,6 +174,10 @@ class Engine:
         self.stats = Stats()
         k, p, a = len(config.pools), config.participant_count, len(config.assets)
         self.pos = np.zeros((k, p, a), dtype=np.int64)
+        # Dense arrays enter the state root through cached block digests (engine/digest.py);
+        # every write below is followed by a touch.
+        self.pos_digest = BlockDigest("pos", self.pos, 1)
+        self.collateral_digest = BlockDigest("collateral", self.collateral, 128)
         self.debit = np.zeros((k, p), dtype=np.float64)
         self.debit_total = np.zeros(p, dtype=np.float64)
         self.touched, self.touched_n = kernel.new_touched(k, p, a)
@@ -203,6 +207,8 @@ class Engine:
         self.participant_lookup = config.participant_index()
         self.asset_codes = pa.array([a.code for a in config.assets], type=pa.string())
         self.asset_lookup = config.asset_index()
+        self._pid_table = string_table(config.participant_ids)
+        self._code_table = string_table([a.code for a in config.assets])
         self.scales = config.asset_scales()
         self.kinds = kind_codes(config)
         self.opt_out = config.opt_out_mask()
@@ -420,6 +426,7 @@ class Engine:
             self.open_at, self.count, self.seq, self.window_ms, self.size_max,
             out_seq, out_breach, close_pool, close_seq, close_at, close_reason,
         )
+        self.pos_digest.touch(np.unique(np.concatenate([kernel_pool[kernel_pool >= 0], close_pool[:closes]])))
         if out_breach.any():
             self.stats.liquidity_diverted += int(out_breach.sum())
             if cfg.liquidity_breach == "reject":
@@ -431,12 +438,14 @@ class Engine:
 
         # Close the batches the kernel closed, in order, then park the rest as open.
         in_l2 = live & (pool >= 0)
+        closing: list[tuple[int, int, int, Flows]] = []
         for c in range(closes):
             k, s = int(close_pool[c]), int(close_seq[c])
             rows = np.flatnonzero(in_l2 & (pool == k) & (out_seq == s))
             parts = [p for p in self.open_parts[k] if p.batch_seq[0] == s] + [flows.take(rows)]
             self.open_parts[k] = [p for p in self.open_parts[k] if p.batch_seq[0] != s]
-            self._close_batch(k, s, int(close_at[c]), Flows.concat([p for p in parts if len(p)]), fx)
+            closing.append((k, s, int(close_at[c]), Flows.concat([p for p in parts if len(p)])))
+        self._close_batches(closing, fx)
         for k in range(len(cfg.pools)):
             if self.open_at[k] >= 0:
                 rows = np.flatnonzero(in_l2 & (pool == k) & (out_seq == self.seq[k]))
@@ -526,19 +535,28 @@ class Engine:
         return flows.with_(fee_buyer=np.where(is_payment, 0, fee_b), fee_seller=fee_s)
 
     # ------------------------------------------------------------------ batches
-    def _close_batch(self, k: int, seq: int, close_ms: int, flows: Flows, fx: Effects) -> None:
+    def _close_batches(self, closing: list[tuple[int, int, int, Flows]], fx: Effects) -> None:
+        """Close batches ``(pool, seq, close time, flows)`` in order; one compiled pass commits
+        all of them (canonical leaves, leaf hashes, Merkle roots: engine/commitment.py)."""
+        if not closing:
+            return
+        batch_ids = [f"{self.config.pools[k].id}-{seq:08d}" for k, seq, _, _ in closing]
+        for batch_id, (_, _, _, flows) in zip(batch_ids, closing, strict=True):
+            if len(flows) == 0:
+                raise EngineError(f"batch {batch_id} closed with no flows")
+        all_flows = Flows.concat([flows for _, _, _, flows in closing])
+        bounds = np.zeros(len(closing) + 1, dtype=np.int64)
+        np.cumsum([len(flows) for _, _, _, flows in closing], out=bounds[1:])
+        roots = batch_roots(all_flows, bounds, batch_ids, self._pid_table, self._code_table, self.house,
+                            self.participant_ids, self.asset_codes)
+        for (k, seq, close_ms, flows), batch_id, root in zip(closing, batch_ids, roots, strict=True):
+            self._close_batch(k, seq, batch_id, root, close_ms, flows, fx)
+
+    def _close_batch(self, k: int, seq: int, batch_id: str, root: bytes, close_ms: int, flows: Flows, fx: Effects) -> None:
         cfg = self.config
         pool = cfg.pools[k]
-        batch_id = f"{pool.id}-{seq:08d}"
-        if len(flows) == 0:
-            raise EngineError(f"batch {batch_id} closed with no flows")
         payer, payee, asset, amount, _ = flows.legs(self.house)
         result = net_positions(payer, payee, asset, amount, cfg.participant_count, len(cfg.assets))
-        leaves = leaf_texts(flows, batch_id, self.participant_ids, self.asset_codes, self.house)
-        # The compiled backend pays ~0.1 ms of dispatch per call: below a few thousand leaves
-        # hashlib is faster, above it the compiled loop wins (docs/PERFORMANCE.md).
-        backend = "hashlib" if len(leaves) < MERKLE_FAST_MIN_LEAVES else None
-        root = merkle_root(hash_leaves(leaves, backend=backend), backend=backend)
         mark_minor = self._mark_per_minor()
         gross_usd = float((result.gross_per_asset * mark_minor).sum())
         net_usd = float((result.net_debit_per_asset * mark_minor).sum())
@@ -725,11 +743,15 @@ class Engine:
             self.open_at, self.count, self.seq, self.window_ms,
             close_pool, close_seq, close_at, close_reason,
         )
+        if closes:
+            self.pos_digest.touch(close_pool[:closes])
+        closing: list[tuple[int, int, int, Flows]] = []
         for c in range(closes):
             p, s = int(close_pool[c]), int(close_seq[c])
             parts = [f for f in self.open_parts[p] if f.batch_seq[0] == s]
             self.open_parts[p] = [f for f in self.open_parts[p] if f.batch_seq[0] != s]
-            self._close_batch(p, s, int(close_at[c]), Flows.concat(parts), fx)
+            closing.append((p, s, int(close_at[c]), Flows.concat(parts) if parts else Flows.empty()))
+        self._close_batches(closing, fx)
         for batch_id in sorted(self.pending):
             self._advance_batch(self.pending[batch_id], fx)
         for group_id in sorted(self.l1_groups):
@@ -888,6 +910,7 @@ class Engine:
         self._post(JournalEntry(f"deposit:{payload['deposit_id']}", "collateral_deposit", self.now_ms, accounts,
                                 np.array([-amount, amount], dtype=np.int64), False, None, str(payload["participant"])))
         self.collateral[p, a] += amount
+        self.collateral_digest.touch(p)
 
     def _apply_withdrawal(self, entry: LogEntry, fx: Effects) -> None:
         payload = entry.payload
@@ -908,6 +931,7 @@ class Engine:
         self._post(JournalEntry(f"withdrawal:{event_id}", "collateral_withdrawal", self.now_ms, accounts,
                                 np.array([-amount, amount], dtype=np.int64), False, None, str(payload["participant"])))
         self.collateral[p, a] -= amount
+        self.collateral_digest.touch(p)
 
     def _apply_payment(self, entry: LogEntry, fx: Effects) -> None:
         payload = entry.payload
@@ -1002,8 +1026,8 @@ class Engine:
         h.update(self.config.digest.encode())
         h.update(f"|{self.applied_seq}|{self.now_ms}|{self.chain_seen_ms}|{self.tip_height}|".encode())
         h.update(self.marks_usd.tobytes())
-        h.update(self.collateral.tobytes())
-        h.update(self.pos.tobytes())
+        h.update(self.collateral_digest.digest())
+        h.update(self.pos_digest.digest())
         h.update(self.open_at.tobytes() + self.count.tobytes() + self.seq.tobytes())
         h.update(self.ledger.state_digest())
         h.update(self.effects_head)
@@ -1015,6 +1039,9 @@ class Engine:
         self.ledger.check_invariants()
         if np.any(self.pos.sum(axis=1) != 0):
             raise EngineError("open-batch positions do not sum to zero per pool and asset")
+        for cached in (self.pos_digest, self.collateral_digest):
+            if not cached.verify():
+                raise EngineError(f"cached state-root digest of {cached.name} is stale")
 
 
 _HANDLERS = {

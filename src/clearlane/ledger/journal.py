@@ -71,6 +71,12 @@ SMALL_ENTRY_MAX_LEGS = 16
 both paths decide identically, the split is only about speed (measured crossover ~20 legs:
 numpy costs ~27 us per entry whatever the size up to a few hundred legs, Python ~1 us per leg)."""
 
+DIGEST_BLOCK_ACCOUNTS = 2048
+"""The balance arrays enter :meth:`Ledger.state_digest` in blocks of this many accounts, each
+block's digest cached until a change touches one of its accounts (every balance, floor or account
+change marks the account dirty), so a step that touches a few accounts rehashes a few blocks
+instead of every balance array."""
+
 # Stale (already resolved) timeouts stay in the heap until popped; rebuild once they dominate so
 # the heap does not grow with every resolved hold.
 _HEAP_COMPACT_MIN = 1024
@@ -148,6 +154,10 @@ class Ledger:
         self._drained_accounts = 0
         self._status_changes: list[StatusChange] = []
         self._closes: dict[str, DayClose] = {}
+        # Cached per-block digests of the balance arrays (see DIGEST_BLOCK_ACCOUNTS) and the
+        # blocks made stale by changes already drained (drain_changes clears the dirty flags).
+        self._block_digests: list[bytes] = []
+        self._stale_blocks: set[int] = set()
 
     # -- accounts ---------------------------------------------------------------------------
 
@@ -544,6 +554,7 @@ class Ledger:
         book = self._book
         dirty = book.dirty
         changed = np.flatnonzero(dirty).astype(np.int64)
+        self._stale_blocks.update((changed // DIGEST_BLOCK_ACCOUNTS).tolist())
         dirty[:] = False
         new_accounts = tuple((i, book.key(i)) for i in range(self._drained_accounts, book.n))
         self._drained_accounts = book.n
@@ -594,6 +605,10 @@ class Ledger:
         timed = sum(1 for rec in self._pending.values() if rec.entry.timeout_at_ms is not None)
         if timed != self._live_timeouts:
             raise LedgerInvariantError(f"{timed} timed holds but {self._live_timeouts} counted")
+        cached = self._refresh_block_digests()
+        for block, digest in enumerate(cached):
+            if digest != self._block_digest(block):
+                raise LedgerInvariantError(f"cached state digest of account block {block} is stale")
 
     def audit_balances(self) -> None:
         """Recompute every balance from the entries (O(total legs)) and compare."""
@@ -686,19 +701,49 @@ class Ledger:
 
     def state_digest(self) -> bytes:
         """sha256 over accounts, floors, balances and every entry with its status and status
-        time. Equal for any two ledgers that went through the same operations."""
+        time. Equal for any two ledgers that went through the same operations.
+
+        The per-account arrays (has_floor, floor, posted, pending debits and credits) are
+        digested per block of :data:`DIGEST_BLOCK_ACCOUNTS` accounts, and the state digest
+        covers the block digests in order (v2; v1 hashed the whole arrays at once: same content,
+        different bytes). :meth:`check_invariants` recomputes every block to prove the cache.
+        """
         book = self._book
         n_entries = len(self._by_seq)
-        hasher = CanonicalHasher("clearlane.ledger.state.v1")
+        hasher = CanonicalHasher("clearlane.ledger.state.v2")
         hasher.add_int(book.n)
         hasher.add_bytes(book.keys_digest())
-        hasher.add_u8_array(book.has_floor)
-        hasher.add_i64_array(book.floor_minor)
-        hasher.add_i64_array(book.posted)
-        hasher.add_i64_array(book.pending_debits)
-        hasher.add_i64_array(book.pending_credits)
+        hasher.add_bytes(b"".join(self._refresh_block_digests()))
         hasher.add_int(n_entries)
         hasher.add_bytes(self._entries_hasher.copy().digest())
         hasher.add_u8_array(self._status_codes[:n_entries])
         hasher.add_i64_array(self._status_at_ms[:n_entries])
+        return hasher.digest()
+
+    def _refresh_block_digests(self) -> list[bytes]:
+        book = self._book
+        blocks = -(-book.n // DIGEST_BLOCK_ACCOUNTS)
+        stale = self._stale_blocks
+        stale.update((np.flatnonzero(book.dirty) // DIGEST_BLOCK_ACCOUNTS).tolist())
+        digests = self._block_digests
+        stale.update(range(len(digests), blocks))
+        del digests[blocks:]
+        digests.extend(b"" for _ in range(blocks - len(digests)))
+        for block in sorted(stale):
+            if block < blocks:
+                digests[block] = self._block_digest(block)
+        stale.clear()
+        return digests
+
+    def _block_digest(self, block: int) -> bytes:
+        book = self._book
+        lo = block * DIGEST_BLOCK_ACCOUNTS
+        hi = min(lo + DIGEST_BLOCK_ACCOUNTS, book.n)
+        hasher = CanonicalHasher("clearlane.ledger.block.v1")
+        hasher.add_int(block)
+        hasher.add_u8_array(book.has_floor[lo:hi])
+        hasher.add_i64_array(book.floor_minor[lo:hi])
+        hasher.add_i64_array(book.posted[lo:hi])
+        hasher.add_i64_array(book.pending_debits[lo:hi])
+        hasher.add_i64_array(book.pending_credits[lo:hi])
         return hasher.digest()
