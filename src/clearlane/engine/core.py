@@ -28,6 +28,7 @@ from clearlane.chain.port import BlockProduced, ChainReorg, TxSubmission, event_
 from clearlane.config.model import ClearingConfig
 from clearlane.engine import kernel
 from clearlane.engine.commitment import batch_roots, string_table
+from clearlane.engine.dedup import SeenFlowIds
 from clearlane.engine.digest import BlockDigest
 from clearlane.engine.flows import FLOW_PAYMENT, FLOW_TRADE, Flows
 from clearlane.engine.netting import NetResult, net_positions
@@ -167,7 +168,7 @@ class Engine:
         self._install_config(config)
         self.now_ms = 0
         self.applied_seq = 0
-        self.seen_flow_ids: set[str] = set()
+        self.seen_flow_ids = SeenFlowIds()
         self.seen_event_ids: set[str] = set()
         self.ledger = Ledger(initial_accounts=4096)
         self._create_accounts()
@@ -366,17 +367,7 @@ class Engine:
         A duplicate is a no-op: same id, nothing applied twice. Only rows that passed validation
         consume their id, so a corrected resubmission of a rejected row is accepted.
         """
-        seen = self.seen_flow_ids
-        dup = np.zeros(len(ids), dtype=np.bool_)
-        for i, flow_id in enumerate(ids.to_pylist()):
-            if not candidates[i]:
-                continue
-            key = namespace + flow_id
-            if key in seen:
-                dup[i] = True
-            else:
-                seen.add(key)
-        return dup
+        return self.seen_flow_ids.index(namespace).add(ids, candidates)
 
     def _clear_flows(
         self,
