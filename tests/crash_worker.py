@@ -2,12 +2,17 @@
 
 Every input has a source id, so a restarted process skips what was committed and continues
 with the same log an uninterrupted run writes. Prints the final state root.
+
+``pipelined`` as a fourth argument feeds the chunks through ``Runner.clear_batches`` (the bulk
+path: a writer thread commits step N while the engine applies step N + 1, chain observations
+one chunk behind) instead of one ``submit`` + ``advance_chain`` per chunk.
 """
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 from clearlane.runner import Runner
 from tests.conftest import EXAMPLE_CONFIG, T0, chunk, trade
@@ -32,12 +37,18 @@ def inputs(chunks: int, rows: int) -> list[list[dict]]:
 
 def main() -> None:
     db, chunks, rows = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+    pipelined = sys.argv[4:] == ["pipelined"]
     runner = Runner.open(db, EXAMPLE_CONFIG)
     runner.submit("collateral_deposit", {"deposit_id": "d1", "participant": "RTL-0001", "asset": "USD",
                                          "amount": "100000"}, T0, "deposit-1")
-    for c, part in enumerate(inputs(chunks, rows)):
-        runner.submit("trades", chunk(part), part[0]["received_at_ms"], f"chunk-{c}")
-        runner.advance_chain(part[-1]["received_at_ms"], f"chunk-{c}.chain")
+    if pipelined:
+        batches = [SimpleNamespace(trades=SimpleNamespace(table=chunk(part)), events=[], rejects=[])
+                   for part in inputs(chunks, rows)]
+        runner.clear_batches(batches, source="chunks")
+    else:
+        for c, part in enumerate(inputs(chunks, rows)):
+            runner.submit("trades", chunk(part), part[0]["received_at_ms"], f"chunk-{c}")
+            runner.advance_chain(part[-1]["received_at_ms"], f"chunk-{c}.chain")
     runner.settle_until_quiet()
     print(runner.engine.state_root())
     runner.close()

@@ -10,23 +10,37 @@ Restart: the engine is rebuilt by replaying the log, and the simulated chain is 
 replaying the same calls it got the first time (each chain entry's ``advance(at_ms)``, each
 step's submissions) — both are deterministic, so after a ``kill -9`` at any instant the process
 resumes exactly after the last committed step, with nothing lost and nothing applied twice.
+
+Pipelining (the bulk path, :meth:`Runner.pipelined`): steps are committed by a writer thread
+(``store/writer.py``) while the engine applies the next one. A step's submissions still reach
+the base layer only after its commit (the runner waits for it), and only at a chain observation.
+``clear_batches`` logs each chunk's chain observation after the next chunk (T1, T2, C1, T3, C2,
+...) and hands over, before observation ``M``, the submissions of every step up to ``M - 2`` but
+not those of step ``M - 1``, the next chunk, whose commit may still be running: the chunk is
+observed up to 1 ms before its last trade and the next chunk's transactions are all later than
+that, so no transaction reaches a block later than unpipelined. How far the
+base layer had been fed is recorded in the chain entry (``submitted_through``, omitted when it is
+``M - 1``, the unpipelined rule), so recovery replays exactly the same submit / advance calls.
 """
 
 from __future__ import annotations
 
 import time
 import tomllib
-from collections.abc import Callable, Iterable
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from clearlane.chain.port import event_to_dict
+from clearlane.chain.port import TxSubmission, event_to_dict
 from clearlane.chain.simulated import ChainParams, FaultSchedule, SimulatedChain
 from clearlane.config.model import ClearingConfig, ConfigError, load_config, parse_config
 from clearlane.engine.core import Effects, Engine, LogEntry
 from clearlane.store.codec import encode_payload
 from clearlane.store.sql import Store, StoreError, log_hash
+from clearlane.store.writer import PendingStep, StepWriter
 
 ProgressCallback = Callable[[int, int], None]
 
@@ -53,6 +67,12 @@ class Runner:
         self.chain = chain
         self.timer = StageTimer()
         self.last_fx: Effects | None = None
+        self.writer: StepWriter | None = None
+        # Submissions of committed (or, pipelined, queued) steps not yet handed to the base layer,
+        # in log order, and the highest step whose submissions have all been handed over.
+        self._unsubmitted: deque[tuple[int, list[TxSubmission]]] = deque()
+        self._submitted_through = 0
+        self._inflight_sources: set[str] = set()
 
     # ------------------------------------------------------------------ open
     @classmethod
@@ -95,6 +115,8 @@ class Runner:
     def checkpoint(self) -> None:
         """Materialise derived views (ledger balances) from the engine's current state."""
         started = time.perf_counter()
+        if self.writer is not None:
+            self.writer.wait_committed(self.engine.applied_seq)
         self.store.write_balances(self.engine.ledger)
         self.timer.add("persist", started)
 
@@ -122,10 +144,11 @@ class Runner:
                 raise StoreError(f"input log entry {entry.seq} does not match its hash chain")
             prev = stored.hash
             if entry.kind == "chain" and self.chain is not None:
+                self._hand_over(int(entry.payload.get("submitted_through", entry.seq - 1)))
                 self.chain.advance(entry.at_ms)
             fx = self.engine.apply(entry)
-            if self.chain is not None and fx.submissions:
-                self.chain.submit(fx.submissions)
+            if fx.submissions:
+                self._unsubmitted.append((entry.seq, fx.submissions))
             if progress is not None:
                 progress(entry.seq, total)
         if self.engine.applied_seq != total:
@@ -135,42 +158,112 @@ class Runner:
             raise StoreError(f"replayed state root {root} differs from the stored {state['state_root']}")
 
     # ------------------------------------------------------------------ steps
+    @contextmanager
+    def pipelined(self) -> Iterator[None]:
+        """Commit steps on a writer thread while the engine applies the next (the bulk path).
+
+        On leaving, everything queued is committed (or the writer's error is raised). Steps
+        applied inside return before their commit: callers that acknowledge inputs to a client
+        must not run in this mode.
+        """
+        if self.writer is not None:
+            yield
+            return
+        writer = self.writer = StepWriter(self.store, self.engine.applied_seq)
+        try:
+            yield
+        finally:
+            self.writer = None
+            started = time.perf_counter()
+            try:
+                writer.close()
+            finally:
+                self._inflight_sources.clear()
+                self.timer.add("wait for writer", started)
+                self.timer.seconds["persist (writer thread)"] = (
+                    self.timer.seconds.get("persist (writer thread)", 0.0) + writer.busy_seconds
+                )
+
+    def _genesis_for(self, submissions: list[TxSubmission]) -> int:
+        # The chain starts at the first transaction, so an input logged without a meaningful
+        # time (a deposit at 0) cannot put its genesis decades back.
+        block_ms = int(self.config.chain["block_time_ms"])
+        return (min(tx.submitted_at_ms for tx in submissions) // block_ms) * block_ms
+
+    def _has_source(self, source_id: str) -> bool:
+        return source_id in self._inflight_sources or self.store.has_source(source_id)
+
+    def _hand_over(self, through: int) -> None:
+        """Hand the submissions of every step up to ``through`` to the base layer, in log order,
+        once those steps are committed (the outbox rule)."""
+        queue = self._unsubmitted
+        if queue and queue[0][0] <= through:
+            last = max(seq for seq, _ in queue if seq <= through)
+            if self.writer is not None:
+                started = time.perf_counter()
+                self.writer.wait_committed(last)
+                self.timer.add("wait for writer", started)
+            if self.chain is None:  # a store from before genesis was committed with its step
+                self.chain = self._new_chain(self._genesis_for(queue[0][1]))
+            while queue and queue[0][0] <= through:
+                self.chain.submit(queue.popleft()[1])
+        self._submitted_through = max(self._submitted_through, through)
+
     def submit(self, kind: str, payload: Any, at_ms: int, source_id: str | None = None) -> Effects | None:
         """Log and apply one input; ``None`` if ``source_id`` was already logged (a no-op)."""
-        if source_id is not None and self.store.has_source(source_id):
+        if source_id is not None and self._has_source(source_id):
             return None
         started = time.perf_counter()
         payload_bytes = encode_payload(kind, payload)
         started = self.timer.add("log encode", started)
         entry = LogEntry(self.engine.applied_seq + 1, at_ms, kind, payload)
         fx = self.engine.apply(entry)
+        root = self.engine.state_root()
         started = self.timer.add("engine apply", started)
-        self.store.commit_step(entry, payload_bytes, source_id, fx, self.engine.state_root(), self.engine.now_ms)
-        started = self.timer.add("persist", started)
+        meta: dict[str, str] = {}
         if fx.submissions:
             if self.chain is None:
-                # The chain starts at the first transaction, so an input logged without a
-                # meaningful time (a deposit at 0) cannot put its genesis decades back.
-                block_ms = int(self.config.chain["block_time_ms"])
-                first_ms = min(tx.submitted_at_ms for tx in fx.submissions)
-                genesis = (first_ms // block_ms) * block_ms
-                self.store.set_meta("chain_genesis_ms", str(genesis))
+                # Its genesis is committed with the step that needs it.
+                genesis = self._genesis_for(fx.submissions)
+                meta["chain_genesis_ms"] = str(genesis)
                 self.chain = self._new_chain(genesis)
-            self.chain.submit(fx.submissions)
-        self.timer.add("chain submit", started)
+            self._unsubmitted.append((entry.seq, fx.submissions))
+        step = PendingStep(entry, payload_bytes, source_id, fx, root, self.engine.now_ms, meta)
+        if self.writer is not None:
+            self.writer.put(step)
+            if source_id is not None:
+                self._inflight_sources.add(source_id)
+            self.timer.add("queue for writer", started)
+        else:
+            self.store.commit_steps([step])
+            started = self.timer.add("persist", started)
+            self._hand_over(entry.seq)
+            self.timer.add("chain submit", started)
         self.last_fx = fx
         return fx
 
-    def advance_chain(self, to_ms: int, source_id: str | None = None) -> Effects | None:
-        """Observe the base layer up to ``to_ms`` and log what happened (even nothing)."""
+    def advance_chain(self, to_ms: int, source_id: str | None = None, *, overlap: bool = False) -> Effects | None:
+        """Observe the base layer up to ``to_ms`` and log what happened (even nothing).
+
+        Every earlier step's submissions are handed over first (waiting for their commit), except
+        with ``overlap`` while pipelined: then the step just before keeps committing and its
+        submissions wait for the next observation — for callers whose last step can only hold
+        transactions later than ``to_ms`` (``clear_batches``). The entry records how far the
+        base layer was fed (module docstring).
+        """
         if self.chain is None:
             return None
-        if source_id is not None and self.store.has_source(source_id):
+        if source_id is not None and self._has_source(source_id):
             return None
+        seq = self.engine.applied_seq + 1
+        self._hand_over(seq - 2 if overlap and self.writer is not None else seq - 1)
         started = time.perf_counter()
         events = self.chain.advance(to_ms)
+        payload: dict[str, Any] = {"events": [event_to_dict(e) for e in events]}
+        if self._submitted_through != seq - 1:
+            payload["submitted_through"] = self._submitted_through
         self.timer.add("chain advance", started)
-        return self.submit("chain", {"events": [event_to_dict(e) for e in events]}, to_ms, source_id)
+        return self.submit("chain", payload, to_ms, source_id)
 
     def settle_until_quiet(self, *, step_ms: int | None = None, limit_ms: int = 6 * 3_600_000) -> int:
         """Advance the chain until every batch and L1 transaction is final (or unwound)."""
@@ -185,33 +278,46 @@ class Runner:
 
     def clear_batches(self, batches: Iterable[Any], *, source: str, rejects: list[Any] | None = None,
                       progress: Callable[[int], None] | None = None, events_at_ms: int | None = None) -> None:
-        """Apply ingest batches (trade chunks and small events) in file order.
+        """Apply ingest batches (trade chunks and small events) in file order, pipelined.
 
-        Small events carry no time of their own: they are logged at ``events_at_ms`` if given,
-        else at the engine's current time.
+        Each trade chunk is followed by a chain observation up to its last trade, logged after
+        the next chunk (see the module docstring). Small events carry no time of their own: they
+        are logged at ``events_at_ms`` if given, else at the engine's current time.
         """
-        for index, batch in enumerate(batches):
-            if rejects is not None:
-                rejects.extend(batch.rejects)
-            if batch.trades is not None and batch.trades.table.num_rows:
-                table = batch.trades.table
-                at_ms = int(table.column("received_at_ms")[0].as_py())
-                fx = self.submit("trades", table, max(at_ms, self.engine.now_ms), f"{source}#{index}")
-                if fx is not None and rejects is not None:
-                    rejects.extend(fx.rejects)
-                last_ms = int(table.column("received_at_ms")[-1].as_py())
-                self.advance_chain(max(last_ms, self.engine.now_ms), f"{source}#{index}.chain")
-                if progress is not None:
-                    progress(table.num_rows)
-            for n, event in enumerate(batch.events):
-                data = event.model_dump(mode="json")
-                kind = data.pop("type")
-                data.pop("v", None)
-                at_ms = max(self.engine.now_ms, events_at_ms or 0)
-                fx = self.submit(kind, data, at_ms, f"{source}#{index}.{n}")
-                if fx is not None and rejects is not None:
-                    rejects.extend(fx.rejects)
+        with self.pipelined():
+            observe: tuple[int, str] | None = None
+            for index, batch in enumerate(batches):
+                if rejects is not None:
+                    rejects.extend(batch.rejects)
+                if batch.trades is not None and batch.trades.table.num_rows:
+                    table = batch.trades.table
+                    at_ms = int(table.column("received_at_ms")[0].as_py())
+                    fx = self.submit("trades", table, max(at_ms, self.engine.now_ms), f"{source}#{index}")
+                    if fx is not None and rejects is not None:
+                        rejects.extend(fx.rejects)
+                    if observe is not None:
+                        self._observe(*observe, overlap=True)
+                    observe = (int(table.column("received_at_ms")[-1].as_py()), f"{source}#{index}.chain")
+                    if progress is not None:
+                        progress(table.num_rows)
+                for n, event in enumerate(batch.events):
+                    data = event.model_dump(mode="json")
+                    kind = data.pop("type")
+                    data.pop("v", None)
+                    at_ms = max(self.engine.now_ms, events_at_ms or 0)
+                    fx = self.submit(kind, data, at_ms, f"{source}#{index}.{n}")
+                    if fx is not None and rejects is not None:
+                        rejects.extend(fx.rejects)
+            if observe is not None:
+                self._observe(*observe, overlap=False)
         self.checkpoint()
+
+    def _observe(self, last_ms: int, source_id: str, *, overlap: bool) -> None:
+        # With overlap, the previous chunk's observation is logged after the next chunk, whose
+        # transactions are all at or after last_ms (its flows are received no earlier, its
+        # batches close later): observed up to last_ms - 1, the chain misses none of them.
+        to_ms = last_ms - 1 if overlap else last_ms
+        self.advance_chain(max(to_ms, self.engine.chain_seen_ms), source_id, overlap=overlap)
 
     def close(self) -> None:
         self.store.close()

@@ -13,10 +13,10 @@ from __future__ import annotations
 import hashlib
 import json
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -28,6 +28,9 @@ from sqlalchemy.engine import Engine as SqlEngine
 from clearlane.chain.port import TxSubmission, tx_submission_from_dict, tx_submission_to_dict
 from clearlane.engine.core import Effects, LogEntry
 from clearlane.store.codec import canonical_json, decode_payload, read_table, write_table
+
+if TYPE_CHECKING:
+    from clearlane.store.writer import PendingStep
 
 GENESIS_HASH = bytes(32)
 _MIGRATIONS = Path(__file__).with_name("migrations")
@@ -166,24 +169,42 @@ class Store:
         now_ms: int,
     ) -> bytes:
         """Append ``entry`` to the log and commit its effects, atomically. Returns the log hash."""
-        prev = self.log_head()
-        digest = log_hash(prev, entry.seq, entry.at_ms, entry.kind, payload)
         with self.engine.begin() as conn:
-            conn.execute(
-                text(
-                    "INSERT INTO input_log (seq, at_ms, kind, source_id, payload, prev_hash, hash) "
-                    "VALUES (:seq, :at, :kind, :src, :payload, :prev, :hash)"
-                ),
-                {"seq": entry.seq, "at": entry.at_ms, "kind": entry.kind, "src": source_id,
-                 "payload": payload, "prev": prev, "hash": digest},
-            )
-            self._write_effects(conn, fx)
-            conn.execute(text("DELETE FROM engine_state WHERE id = 1"))
-            conn.execute(
-                text("INSERT INTO engine_state (id, applied_seq, state_root, log_head, now_ms) VALUES (1, :s, :r, :h, :n)"),
-                {"s": entry.seq, "r": state_root, "h": digest, "n": now_ms},
-            )
+            digest = self._append_step(conn, self.log_head(), entry, payload, source_id, fx, state_root, now_ms)
         self._log_head = digest
+        return digest
+
+    def commit_steps(self, steps: Sequence[PendingStep]) -> bytes:
+        """Commit several applied steps, in log order, in ONE transaction (group commit for the
+        pipelined writer, ``store/writer.py``): all of them or none. Returns the log head."""
+        head = self.log_head()
+        with self.engine.begin() as conn:
+            for step in steps:
+                head = self._append_step(conn, head, step.entry, step.payload, step.source_id, step.fx,
+                                         step.state_root, step.now_ms)
+                for key, value in step.meta.items():
+                    conn.execute(text("DELETE FROM meta WHERE key = :k"), {"k": key})
+                    conn.execute(text("INSERT INTO meta (key, value) VALUES (:k, :v)"), {"k": key, "v": value})
+        self._log_head = head
+        return head
+
+    def _append_step(self, conn: Connection, prev: bytes, entry: LogEntry, payload: bytes, source_id: str | None,
+                     fx: Effects, state_root: str, now_ms: int) -> bytes:
+        digest = log_hash(prev, entry.seq, entry.at_ms, entry.kind, payload)
+        conn.execute(
+            text(
+                "INSERT INTO input_log (seq, at_ms, kind, source_id, payload, prev_hash, hash) "
+                "VALUES (:seq, :at, :kind, :src, :payload, :prev, :hash)"
+            ),
+            {"seq": entry.seq, "at": entry.at_ms, "kind": entry.kind, "src": source_id,
+             "payload": payload, "prev": prev, "hash": digest},
+        )
+        self._write_effects(conn, fx)
+        conn.execute(text("DELETE FROM engine_state WHERE id = 1"))
+        conn.execute(
+            text("INSERT INTO engine_state (id, applied_seq, state_root, log_head, now_ms) VALUES (1, :s, :r, :h, :n)"),
+            {"s": entry.seq, "r": state_root, "h": digest, "n": now_ms},
+        )
         return digest
 
     def _write_effects(self, conn: Connection, fx: Effects) -> None:
