@@ -47,13 +47,26 @@ ProgressCallback = Callable[[int, int], None]
 
 @dataclass
 class StageTimer:
-    """Wall-clock seconds per runner stage (for the benchmark; never part of state)."""
+    """Wall-clock and CPU seconds per runner stage (for the benchmark; never part of state).
+
+    CPU is the calling thread's (``time.thread_time``) from the last :meth:`start` or
+    :meth:`add` on that thread; wall is from the ``started`` value passed in.
+    """
 
     seconds: dict[str, float] = field(default_factory=dict)
+    cpu: dict[str, float] = field(default_factory=dict)
+    _cpu_mark: float = 0.0
+
+    def start(self) -> float:
+        self._cpu_mark = time.thread_time()
+        return time.perf_counter()
 
     def add(self, stage: str, started: float) -> float:
         now = time.perf_counter()
+        cpu_now = time.thread_time()
         self.seconds[stage] = self.seconds.get(stage, 0.0) + now - started
+        self.cpu[stage] = self.cpu.get(stage, 0.0) + cpu_now - self._cpu_mark
+        self._cpu_mark = cpu_now
         return now
 
 
@@ -114,7 +127,7 @@ class Runner:
 
     def checkpoint(self) -> None:
         """Materialise derived views (ledger balances) from the engine's current state."""
-        started = time.perf_counter()
+        started = self.timer.start()
         if self.writer is not None:
             self.writer.wait_committed(self.engine.applied_seq)
         self.store.write_balances(self.engine.ledger)
@@ -174,15 +187,14 @@ class Runner:
             yield
         finally:
             self.writer = None
-            started = time.perf_counter()
+            started = self.timer.start()
             try:
                 writer.close()
             finally:
                 self._inflight_sources.clear()
                 self.timer.add("wait for writer", started)
-                self.timer.seconds["persist (writer thread)"] = (
-                    self.timer.seconds.get("persist (writer thread)", 0.0) + writer.busy_seconds
-                )
+                for table, value in ((self.timer.seconds, writer.busy_seconds), (self.timer.cpu, writer.cpu_seconds)):
+                    table["persist (writer thread)"] = table.get("persist (writer thread)", 0.0) + value
 
     def _genesis_for(self, submissions: list[TxSubmission]) -> int:
         # The chain starts at the first transaction, so an input logged without a meaningful
@@ -200,7 +212,7 @@ class Runner:
         if queue and queue[0][0] <= through:
             last = max(seq for seq, _ in queue if seq <= through)
             if self.writer is not None:
-                started = time.perf_counter()
+                started = self.timer.start()
                 self.writer.wait_committed(last)
                 self.timer.add("wait for writer", started)
             if self.chain is None:  # a store from before genesis was committed with its step
@@ -213,7 +225,7 @@ class Runner:
         """Log and apply one input; ``None`` if ``source_id`` was already logged (a no-op)."""
         if source_id is not None and self._has_source(source_id):
             return None
-        started = time.perf_counter()
+        started = self.timer.start()
         payload_bytes = encode_payload(kind, payload)
         started = self.timer.add("log encode", started)
         entry = LogEntry(self.engine.applied_seq + 1, at_ms, kind, payload)
@@ -257,7 +269,7 @@ class Runner:
             return None
         seq = self.engine.applied_seq + 1
         self._hand_over(seq - 2 if overlap and self.writer is not None else seq - 1)
-        started = time.perf_counter()
+        started = self.timer.start()
         events = self.chain.advance(to_ms)
         payload: dict[str, Any] = {"events": [event_to_dict(e) for e in events]}
         if self._submitted_through != seq - 1:

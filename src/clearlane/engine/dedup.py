@@ -23,8 +23,8 @@ from numba import njit
 
 from clearlane.engine.commitment import arrow_strings
 
-_EMPTY = -1
 _MIN_TABLE = 1 << 12
+_MAX_LOAD = 0.7  # table slots in use at most (linear probing stays short below ~0.75)
 
 
 @njit(cache=True, nogil=True)
@@ -40,59 +40,86 @@ def _hash(data, lo, hi):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True, nogil=True)
+def _same(a, a_lo, a_hi, b, b_lo, b_hi):  # type: ignore[no-untyped-def]
+    if a_hi - a_lo != b_hi - b_lo:
+        return False
+    for j in range(a_hi - a_lo):  # noqa: SIM110 - compiled loop, no generator in numba
+        if a[a_lo + j] != b[b_lo + j]:
+            return False
+    return True
+
+
+@njit(cache=True, nogil=True)
 def _probe_insert(  # type: ignore[no-untyped-def]
-    data, off, candidates, table, tab_hash, hashes, store, store_off, count, dup, hash_mask
+    data, off, candidates, table, hashes, store, store_off, count, dup, hash_mask
 ):
-    """Mark duplicates among candidate rows and insert the new ids; returns the new count."""
+    """Mark duplicates among candidate rows and insert the new ids; returns the new count.
+
+    A table slot packs the upper 32 bits of an id's hash with its id number + 1 (0 = empty),
+    so one probe is one memory access; a fragment match is confirmed on the full hash, then on
+    the bytes. Three passes (hash every row; probe and insert; copy the new ids' bytes) keep the
+    probe loop short, which lets the CPU overlap the cache misses of independent probes — ~5x
+    faster than one pass doing everything per row.
+    """
+    n = candidates.shape[0]
+    row_hash = np.empty(n, np.uint64)
+    for i in range(n):
+        row_hash[i] = _hash(data, off[i], off[i + 1]) & hash_mask
     mask = np.uint64(table.shape[0] - 1)
-    for i in range(candidates.shape[0]):
+    low = np.uint64(0xFFFFFFFF)
+    shift = np.uint64(32)
+    first = count
+    new_rows = np.empty(n, np.int64)
+    for i in range(n):
         if not candidates[i]:
             continue
-        lo = off[i]
-        hi = off[i + 1]
-        length = hi - lo
-        h = _hash(data, lo, hi) & hash_mask
+        h = row_hash[i]
+        fragment = h >> shift
         slot = h & mask
         found = False
         while True:
-            ref = table[slot]
-            if ref < 0:
+            packed = table[slot]
+            if packed == 0:
                 break
-            if tab_hash[slot] == h:
-                s_lo = store_off[ref]
-                if store_off[ref + 1] - s_lo == length:
-                    same = True
-                    for j in range(length):
-                        if store[s_lo + j] != data[lo + j]:
-                            same = False
-                            break
-                    if same:
-                        found = True
+            if packed >> shift == fragment:
+                ref = np.int64(packed & low) - 1
+                if hashes[ref] == h:
+                    if ref >= first:  # accepted earlier in this chunk: its bytes are in `data`
+                        row = new_rows[ref - first]
+                        found = _same(data, off[row], off[row + 1], data, off[i], off[i + 1])
+                    else:
+                        found = _same(store, store_off[ref], store_off[ref + 1], data, off[i], off[i + 1])
+                    if found:
                         break
             slot = (slot + np.uint64(1)) & mask
         if found:
             dup[i] = True
             continue
-        table[slot] = count
-        tab_hash[slot] = h
+        table[slot] = (fragment << shift) | np.uint64(count + 1)
         hashes[count] = h
-        at = store_off[count]
+        new_rows[count - first] = i
+        count += 1
+    for ref in range(first, count):
+        row = new_rows[ref - first]
+        at = store_off[ref]
+        lo = off[row]
+        length = off[row + 1] - lo
         for j in range(length):
             store[at + j] = data[lo + j]
-        store_off[count + 1] = at + length
-        count += 1
+        store_off[ref + 1] = at + length
     return count
 
 
 @njit(cache=True, nogil=True)
-def _rehash(table, tab_hash, hashes, count):  # type: ignore[no-untyped-def]
+def _rehash(table, hashes, count):  # type: ignore[no-untyped-def]
     mask = np.uint64(table.shape[0] - 1)
+    shift = np.uint64(32)
     for ref in range(count):
-        slot = hashes[ref] & mask
-        while table[slot] >= 0:
+        h = hashes[ref]
+        slot = h & mask
+        while table[slot] != 0:
             slot = (slot + np.uint64(1)) & mask
-        table[slot] = ref
-        tab_hash[slot] = hashes[ref]
+        table[slot] = ((h >> shift) << shift) | np.uint64(ref + 1)
 
 
 _A = TypeVar("_A", bound=np.generic)
@@ -113,8 +140,7 @@ class IdIndex:
         # Fewer hash bits only for tests: they force full-hash collisions between distinct ids.
         self._hash_mask = np.uint64((1 << hash_bits) - 1)
         self.count = 0
-        self._table = np.full(_MIN_TABLE, _EMPTY, dtype=np.int64)
-        self._tab_hash = np.zeros(_MIN_TABLE, dtype=np.uint64)
+        self._table = np.zeros(_MIN_TABLE, dtype=np.uint64)
         self._hashes = np.zeros(1024, dtype=np.uint64)
         self._store = np.zeros(1 << 14, dtype=np.uint8)
         self._store_off = np.zeros(1025, dtype=np.int64)
@@ -131,34 +157,36 @@ class IdIndex:
             return dup
         data, off = arrow_strings(ids)
         need = self.count + int(np.count_nonzero(candidates))
-        if 2 * need > self._table.shape[0]:
+        if need > _MAX_LOAD * self._table.shape[0]:
             size = self._table.shape[0]
-            while 2 * need > size:
-                size *= 2
-            self._table = np.full(size, _EMPTY, dtype=np.int64)
-            self._tab_hash = np.zeros(size, dtype=np.uint64)
-            _rehash(self._table, self._tab_hash, self._hashes, self.count)
+            while need > _MAX_LOAD * size:
+                size *= 4  # x4: fewer rehashes of the whole table as the day grows
+            if size > 1 << 32:
+                raise OverflowError("more than 2**31 flow ids in one namespace")
+            self._table = np.zeros(size, dtype=np.uint64)
+            _rehash(self._table, self._hashes, self.count)
         self._hashes = _grow(self._hashes, need)
         self._store_off = _grow(self._store_off, need + 1)
         lengths = off[1:] - off[:-1]
         used = int(self._store_off[self.count])
         self._store = _grow(self._store, used + int(lengths[candidates].sum()))
-        self.count = int(_probe_insert(data, off, candidates, self._table, self._tab_hash, self._hashes, self._store,
+        self.count = int(_probe_insert(data, off, candidates, self._table, self._hashes, self._store,
                                        self._store_off, self.count, dup, self._hash_mask))
         return dup
 
     def __contains__(self, flow_id: str) -> bool:
         ids = pa.array([flow_id], type=pa.string())
         data, off = arrow_strings(ids)
-        h = _hash(data, int(off[0]), int(off[1])) & self._hash_mask
+        h = int(_hash(data, int(off[0]), int(off[1])) & self._hash_mask)
         mask = self._table.shape[0] - 1
-        slot = int(h) & mask
+        slot = h & mask
         raw = flow_id.encode("utf-8")
         while True:
-            ref = int(self._table[slot])
-            if ref < 0:
+            packed = int(self._table[slot])
+            if packed == 0:
                 return False
-            if int(self._hashes[ref]) == int(h):
+            ref = (packed & 0xFFFFFFFF) - 1
+            if int(self._hashes[ref]) == h:
                 lo, hi = int(self._store_off[ref]), int(self._store_off[ref + 1])
                 if self._store[lo:hi].tobytes() == raw:
                     return True

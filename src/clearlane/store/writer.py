@@ -58,6 +58,7 @@ class StepWriter:
         self._committed_seq = committed_seq
         self._error: BaseException | None = None
         self.busy_seconds = 0.0
+        self.cpu_seconds = 0.0  # the thread's CPU time, set when it ends
         self.transactions = 0
         self._thread = threading.Thread(target=self._run, name="clearlane-writer", daemon=True)
         self._thread.start()
@@ -97,6 +98,12 @@ class StepWriter:
 
     # -- consumer side (the writer thread) ---------------------------------------------------
     def _run(self) -> None:
+        try:
+            self._loop()
+        finally:
+            self.cpu_seconds = time.thread_time()
+
+    def _loop(self) -> None:
         stop = False
         while not stop:
             first = self._queue.get()
