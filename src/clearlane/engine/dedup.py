@@ -99,14 +99,14 @@ def _probe_insert(  # type: ignore[no-untyped-def]
         hashes[count] = h
         new_rows[count - first] = i
         count += 1
-    for ref in range(first, count):
-        row = new_rows[ref - first]
-        at = store_off[ref]
+    for k in range(count - first):
+        row = new_rows[k]
+        at = store_off[first + k]
         lo = off[row]
         length = off[row + 1] - lo
         for j in range(length):
             store[at + j] = data[lo + j]
-        store_off[ref + 1] = at + length
+        store_off[first + k + 1] = at + length
     return count
 
 
