@@ -58,3 +58,18 @@ def test_compiled_roots_equal_reference(sizes: list[int], seed: int, null_every:
         part = flows.take(np.arange(bounds[b], bounds[b + 1], dtype=np.int64))
         want = merkle_root(hash_leaves(leaf_texts(part, ids[b], pids, codes, HOUSE), backend="hashlib"), backend="hashlib")
         assert got[b] == want, b
+
+
+def test_big_step_is_hashed_in_two_halves_with_the_same_roots() -> None:
+    rng = np.random.default_rng(5)
+    sizes = [7000, 1, 9000, 3000, 2500]
+    flows = _flows(rng, sum(sizes), 4)
+    bounds = np.zeros(len(sizes) + 1, dtype=np.int64)
+    np.cumsum(sizes, out=bounds[1:])
+    ids = [f"bulk-{b:08d}" for b in range(len(sizes))]
+    pids, codes = pa.array(PARTICIPANTS), pa.array(ASSETS)
+    got = batch_roots(flows, bounds, ids, string_table(PARTICIPANTS), string_table(ASSETS), HOUSE, pids, codes)
+    for b in range(len(sizes)):
+        part = flows.take(np.arange(bounds[b], bounds[b + 1], dtype=np.int64))
+        assert got[b] == merkle_root(hash_leaves(leaf_texts(part, ids[b], pids, codes, HOUSE), backend="hashlib"),
+                                     backend="hashlib")

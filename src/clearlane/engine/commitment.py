@@ -16,6 +16,8 @@ back to exactly that Python path.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
@@ -30,6 +32,17 @@ I64 = npt.NDArray[np.int64]
 
 _PREFIX = np.frombuffer(b"clearlane.leaf.v1|", dtype=np.uint8).copy()
 _KIND_TEXT = (np.frombuffer(b"trade", dtype=np.uint8).copy(), np.frombuffer(b"payment", dtype=np.uint8).copy())
+PARALLEL_MIN_FLOWS = 16_384
+_POOL: ThreadPoolExecutor | None = None
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _POOL
+    if _POOL is None:
+        _POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clearlane-merkle")
+    return _POOL
+
+
 if FLOW_PAYMENT != 1:  # the kernel tests kind == 1 for "payment"
     raise ImportError("clearlane.engine.commitment expects FLOW_PAYMENT == 1")
 
@@ -56,7 +69,7 @@ def arrow_strings(array: pa.Array) -> tuple[U8, I64]:
     return data, offsets.astype(np.int64)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _put(buf, at, src, lo, hi):  # type: ignore[no-untyped-def]
     for j in range(lo, hi):
         buf[at] = src[j]
@@ -64,7 +77,7 @@ def _put(buf, at, src, lo, hi):  # type: ignore[no-untyped-def]
     return at
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _put_int(buf, at, value):  # type: ignore[no-untyped-def]
     if value == 0:
         buf[at] = 48
@@ -87,7 +100,7 @@ def _put_int(buf, at, value):  # type: ignore[no-untyped-def]
     return end
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _put_leg(buf, at, first, payer, payee, asset, amount, pid_data, pid_off, code_data, code_off):  # type: ignore[no-untyped-def]
     if not first:
         buf[at] = 59  # ';'
@@ -112,14 +125,15 @@ def _batch_roots(  # type: ignore[no-untyped-def]
     id_data, id_off, ex_data, ex_off,
     pid_data, pid_off, code_data, code_off, house,
     prefix, trade_text, payment_text,
-    scratch, level, out,
+    scratch, level, out, b_first, b_last,
 ):
-    """Roots of every batch ``b`` over flows ``seg[b]:seg[b + 1]``; returns libcrypto failures."""
+    """Roots of batches ``b_first <= b < b_last`` over flows ``seg[b]:seg[b + 1]``; returns
+    libcrypto failures."""
     ctx = np.zeros(32, np.uint64)
     c = ctx.ctypes.data
     tag = np.zeros(1, np.uint8)
     failures = 0
-    for b in range(seg.shape[0] - 1):
+    for b in range(b_first, b_last):
         lo = seg[b]
         hi = seg[b + 1]
         m = hi - lo
@@ -219,20 +233,35 @@ def batch_roots(
         + int(np.diff(id_off).max(initial=0)) + int(np.diff(ex_off).max(initial=0))
         + 4 * (2 * longest_pid + longest_code + 24)
     )
-    scratch = np.zeros(longest, dtype=np.uint8)
-    level = np.zeros((int(np.diff(bounds).max()), 32), dtype=np.uint8)
     out = np.zeros((nb, 32), dtype=np.uint8)
     init, update, final = fns
-    failures = _batch_roots(
-        init, update, final,
-        bounds.astype(np.int64), bid_data, bid_off,
-        flows.kind.astype(np.int8), flows.buyer, flows.seller, flows.base, flows.quote,
-        flows.qty, flows.quote_amt, flows.fee_buyer, flows.fee_seller,
-        id_data, id_off, ex_data, ex_off,
-        pid_data, pid_off, code_data, code_off, house,
-        _PREFIX, _KIND_TEXT[0], _KIND_TEXT[1],
-        scratch, level, out,
-    )
+    seg = bounds.astype(np.int64)
+    widest = int(np.diff(bounds).max())
+    kind = flows.kind.astype(np.int8)
+
+    def run(b_first: int, b_last: int) -> int:
+        scratch = np.zeros(longest, dtype=np.uint8)
+        level = np.zeros((widest, 32), dtype=np.uint8)
+        return int(_batch_roots(
+            init, update, final,
+            seg, bid_data, bid_off,
+            kind, flows.buyer, flows.seller, flows.base, flows.quote,
+            flows.qty, flows.quote_amt, flows.fee_buyer, flows.fee_seller,
+            id_data, id_off, ex_data, ex_off,
+            pid_data, pid_off, code_data, code_off, house,
+            _PREFIX, _KIND_TEXT[0], _KIND_TEXT[1],
+            scratch, level, out, b_first, b_last,
+        ))
+
+    # The kernel releases the GIL: a big step's batches are hashed in two halves (by flows) on
+    # two threads. Each batch's root depends on its own flows only, so the split changes nothing.
+    split = int(np.searchsorted(seg, seg[-1] // 2)) if seg[-1] >= PARALLEL_MIN_FLOWS and nb > 1 else nb
+    split = min(max(split, 1), nb)
+    if split < nb:
+        other = _pool().submit(run, split, nb)
+        failures = run(0, split) + other.result()
+    else:
+        failures = run(0, nb)
     if failures:
         raise RuntimeError(f"libcrypto reported {failures} failures while hashing batch leaves")
     return [out[b].tobytes() for b in range(nb)]
