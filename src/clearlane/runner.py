@@ -86,6 +86,8 @@ class Runner:
         self._unsubmitted: deque[tuple[int, list[TxSubmission]]] = deque()
         self._submitted_through = 0
         self._inflight_sources: set[str] = set()
+        # clear_batches loads the source ids under its prefix once instead of one query a step.
+        self._known_sources: tuple[str, set[str]] | None = None
 
     # ------------------------------------------------------------------ open
     @classmethod
@@ -203,7 +205,12 @@ class Runner:
         return (min(tx.submitted_at_ms for tx in submissions) // block_ms) * block_ms
 
     def _has_source(self, source_id: str) -> bool:
-        return source_id in self._inflight_sources or self.store.has_source(source_id)
+        if source_id in self._inflight_sources:
+            return True
+        known = self._known_sources
+        if known is not None and source_id.startswith(known[0]):
+            return source_id in known[1]
+        return self.store.has_source(source_id)
 
     def _hand_over(self, through: int) -> None:
         """Hand the submissions of every step up to ``through`` to the base layer, in log order,
@@ -296,33 +303,46 @@ class Runner:
         the next chunk (see the module docstring). Small events carry no time of their own: they
         are logged at ``events_at_ms`` if given, else at the engine's current time.
         """
-        with self.pipelined():
-            observe: tuple[int, str] | None = None
-            for index, batch in enumerate(batches):
-                if rejects is not None:
-                    rejects.extend(batch.rejects)
-                if batch.trades is not None and batch.trades.table.num_rows:
-                    table = batch.trades.table
-                    at_ms = int(table.column("received_at_ms")[0].as_py())
-                    fx = self.submit("trades", table, max(at_ms, self.engine.now_ms), f"{source}#{index}")
-                    if fx is not None and rejects is not None:
-                        rejects.extend(fx.rejects)
-                    if observe is not None:
-                        self._observe(*observe, overlap=True)
-                    observe = (int(table.column("received_at_ms")[-1].as_py()), f"{source}#{index}.chain")
-                    if progress is not None:
-                        progress(table.num_rows)
-                for n, event in enumerate(batch.events):
-                    data = event.model_dump(mode="json")
-                    kind = data.pop("type")
-                    data.pop("v", None)
-                    at_ms = max(self.engine.now_ms, events_at_ms or 0)
-                    fx = self.submit(kind, data, at_ms, f"{source}#{index}.{n}")
-                    if fx is not None and rejects is not None:
-                        rejects.extend(fx.rejects)
-            if observe is not None:
-                self._observe(*observe, overlap=False)
+        prefix = f"{source}#"
+        # '#' + 1 == '$': every id that starts with the prefix sorts in [prefix, upper).
+        upper = prefix[:-1] + "$"
+        known = {str(r["source_id"]) for r in self.store.rows(
+            "SELECT source_id FROM input_log WHERE source_id >= :lo AND source_id < :hi", lo=prefix, hi=upper)}
+        self._known_sources = (prefix, known)
+        try:
+            with self.pipelined():
+                self._clear_pipelined(_prefetched(batches), source, rejects, progress, events_at_ms)
+        finally:
+            self._known_sources = None
         self.checkpoint()
+
+    def _clear_pipelined(self, batches: Iterable[Any], source: str, rejects: list[Any] | None,
+                         progress: Callable[[int], None] | None, events_at_ms: int | None) -> None:
+        observe: tuple[int, str] | None = None
+        for index, batch in enumerate(batches):
+            if rejects is not None:
+                rejects.extend(batch.rejects)
+            if batch.trades is not None and batch.trades.table.num_rows:
+                table = batch.trades.table
+                at_ms = int(table.column("received_at_ms")[0].as_py())
+                fx = self.submit("trades", table, max(at_ms, self.engine.now_ms), f"{source}#{index}")
+                if fx is not None and rejects is not None:
+                    rejects.extend(fx.rejects)
+                if observe is not None:
+                    self._observe(*observe, overlap=True)
+                observe = (int(table.column("received_at_ms")[-1].as_py()), f"{source}#{index}.chain")
+                if progress is not None:
+                    progress(table.num_rows)
+            for n, event in enumerate(batch.events):
+                data = event.model_dump(mode="json")
+                kind = data.pop("type")
+                data.pop("v", None)
+                at_ms = max(self.engine.now_ms, events_at_ms or 0)
+                fx = self.submit(kind, data, at_ms, f"{source}#{index}.{n}")
+                if fx is not None and rejects is not None:
+                    rejects.extend(fx.rejects)
+        if observe is not None:
+            self._observe(*observe, overlap=False)
 
     def _observe(self, last_ms: int, source_id: str, *, overlap: bool) -> None:
         # With overlap, the previous chunk's observation is logged after the next chunk, whose
@@ -333,3 +353,45 @@ class Runner:
 
     def close(self) -> None:
         self.store.close()
+
+
+_END = object()
+
+
+def _prefetched(items: Iterable[Any], depth: int = 2) -> Iterator[Any]:
+    """``items`` in order, produced by a reader thread up to ``depth`` ahead of the consumer
+    (Parquet decoding and validation of chunk N + 1 overlap the engine's work on chunk N).
+    An exception raised by ``items`` is re-raised here, in order."""
+    import queue
+    import threading
+
+    buffer: queue.Queue[tuple[Any, BaseException | None]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        buffer.put((item, None), timeout=0.2)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            buffer.put((_END, None))
+        except BaseException as exc:  # handed to the consumer
+            buffer.put((_END, exc))
+
+    reader = threading.Thread(target=produce, name="clearlane-reader", daemon=True)
+    reader.start()
+    try:
+        while True:
+            item, error = buffer.get()
+            if error is not None:
+                raise error
+            if item is _END:
+                return
+            yield item
+    finally:
+        stop.set()

@@ -21,7 +21,7 @@ CLOSE_TIME = 0
 CLOSE_SIZE = 1
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _apply_leg(pos, debit, debit_total, touched, touched_n, k, payer, payee, asset, amount, mark, sign):  # type: ignore[no-untyped-def]
     for side in range(2):
         p = payer if side == 0 else payee
@@ -44,7 +44,7 @@ def _apply_leg(pos, debit, debit_total, touched, touched_n, k, payer, payee, ass
                 touched_list[k, touched_list[k, 0]] = key
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _close(pos, debit, debit_total, touched, touched_n, k):  # type: ignore[no-untyped-def]
     assets = pos.shape[2]
     count = touched_n[k, 0]
@@ -121,7 +121,7 @@ def assign_batches(  # type: ignore[no-untyped-def]
     return closes
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _close_expired(  # type: ignore[no-untyped-def]
     now_ms, pos, debit, debit_total, touched, touched_n, open_at, count, seq, window_ms,
     close_pool, close_seq, close_at, close_reason, closes,
