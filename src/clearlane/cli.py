@@ -277,19 +277,26 @@ def replay(
 
     config = parse_config(tomllib.loads(toml_text), source=f"{db} (stored config)")
     fresh = Store.open(target)
-    fresh.set_meta("config_toml", toml_text)
-    fresh.set_meta("config_digest", config.digest)
-    genesis = source.get_meta("chain_genesis_ms")
-    if genesis is not None:
-        fresh.set_meta("chain_genesis_ms", genesis)
-    runner = Runner(fresh, config, Engine(config), None)
+    for key in ("config_toml", "config_digest", "chain_genesis_ms", "store_id"):
+        value = source.get_meta(key)
+        if value is not None:
+            fresh.set_meta(key, value)
+    # The replica keeps the source's identity and first key; rotations come back with the log.
+    # It signs nothing (no private key is needed to replay).
+    from clearlane.audit.auditor import Auditor
+    from clearlane.store import audit_tables
+
+    init_keys = [k for k in audit_tables.read_keys(source.engine) if k.action == "init"]
+    with fresh.engine.begin() as conn:
+        for key_record in init_keys:
+            audit_tables.write_key(conn, key_record)
+    auditor = Auditor(config, source.get_meta("store_id") or "0" * 32, init_keys)
+    runner = Runner(fresh, config, Engine(config), None, auditor)
     total = int(state["applied_seq"])
     with _progress() as progress:
         task = progress.add_task("replaying", total=total)
         for stored in source.iter_log():
-            entry = stored.entry
-            fx = runner.engine.apply(entry)
-            fresh.commit_step(entry, stored.payload, stored.source_id, fx, runner.engine.state_root(), runner.engine.now_ms)
+            runner.replay_entry(stored)
             progress.advance(task)
     root = runner.engine.state_root()
     console.print(f"replayed {total:,} log entries into {target}")

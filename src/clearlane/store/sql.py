@@ -1,7 +1,8 @@
 """The SQL store (SQLAlchemy Core; SQLite by default).
 
-Every engine step is committed in ONE transaction: the input-log entry (hash-chained to the
-previous one), the step's effects and the new ``applied_seq`` / state root. A process killed at
+Every engine step is committed in ONE transaction: the input-log entry and its transition
+entry (the hash chain of :mod:`clearlane.audit.hashchain`), the step's effects, its audit records
+and signed checkpoint (``store/audit_tables.py``) and the new ``applied_seq`` / state root. A process killed at
 any instant therefore leaves either the whole step or none of it; on restart the engine is
 rebuilt by replaying the log (see :mod:`clearlane.runner`) and resumes after ``applied_seq``.
 SQLite runs in WAL mode with ``synchronous=NORMAL``: a committed step survives a process kill;
@@ -10,9 +11,7 @@ SQLite runs in WAL mode with ``synchronous=NORMAL``: a committed step survives a
 
 from __future__ import annotations
 
-import hashlib
 import json
-import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,26 +24,17 @@ from alembic.config import Config
 from sqlalchemy import Connection, create_engine, event, text
 from sqlalchemy.engine import Engine as SqlEngine
 
+from clearlane.audit.auditor import AuditStep
 from clearlane.chain.port import TxSubmission, tx_submission_from_dict, tx_submission_to_dict
 from clearlane.engine.core import Effects, LogEntry
+from clearlane.store import audit_tables
 from clearlane.store.codec import canonical_json, decode_payload, read_table, write_table
 
-GENESIS_HASH = bytes(32)
 _MIGRATIONS = Path(__file__).with_name("migrations")
 
 
 class StoreError(RuntimeError):
     """The database is missing, foreign, or inconsistent with its own log."""
-
-
-def log_hash(prev: bytes, seq: int, at_ms: int, kind: str, payload: bytes) -> bytes:
-    """Hash of one log entry: covers the previous hash, so the log is a chain."""
-    h = hashlib.sha256(b"clearlane.log.v1")
-    h.update(prev)
-    h.update(struct.pack(">qq", seq, at_ms))
-    h.update(kind.encode() + b"\x00")
-    h.update(payload)
-    return h.digest()
 
 
 @dataclass(frozen=True)
@@ -62,7 +52,6 @@ class Store:
     def __init__(self, engine: SqlEngine, url: str) -> None:
         self.engine = engine
         self.url = url
-        self._log_head: bytes | None = None
 
     # ------------------------------------------------------------------ open / migrate
     @classmethod
@@ -120,12 +109,6 @@ class Store:
             return None
         return {"applied_seq": int(row[0]), "state_root": str(row[1]), "log_head": bytes(row[2]), "now_ms": int(row[3])}
 
-    def log_head(self) -> bytes:
-        if self._log_head is None:
-            state = self.engine_state()
-            self._log_head = GENESIS_HASH if state is None else state["log_head"]
-        return self._log_head
-
     def has_source(self, source_id: str) -> bool:
         with self.engine.connect() as conn:
             row = conn.execute(text("SELECT 1 FROM input_log WHERE source_id = :s"), {"s": source_id}).first()
@@ -164,10 +147,13 @@ class Store:
         fx: Effects,
         state_root: str,
         now_ms: int,
+        audit: AuditStep,
     ) -> bytes:
-        """Append ``entry`` to the log and commit its effects, atomically. Returns the log hash."""
-        prev = self.log_head()
-        digest = log_hash(prev, entry.seq, entry.at_ms, entry.kind, payload)
+        """Append ``entry`` and its transition to the log and commit its effects, atomically.
+
+        ``audit`` (from :class:`clearlane.audit.auditor.Auditor`) carries the chain hashes, the
+        audit records and the checkpoint. Returns the new chain head.
+        """
         with self.engine.begin() as conn:
             conn.execute(
                 text(
@@ -175,16 +161,16 @@ class Store:
                     "VALUES (:seq, :at, :kind, :src, :payload, :prev, :hash)"
                 ),
                 {"seq": entry.seq, "at": entry.at_ms, "kind": entry.kind, "src": source_id,
-                 "payload": payload, "prev": prev, "hash": digest},
+                 "payload": payload, "prev": audit.input_prev, "hash": audit.input_hash},
             )
             self._write_effects(conn, fx)
+            audit_tables.write_step(conn, audit)
             conn.execute(text("DELETE FROM engine_state WHERE id = 1"))
             conn.execute(
                 text("INSERT INTO engine_state (id, applied_seq, state_root, log_head, now_ms) VALUES (1, :s, :r, :h, :n)"),
-                {"s": entry.seq, "r": state_root, "h": digest, "n": now_ms},
+                {"s": entry.seq, "r": state_root, "h": audit.head, "n": now_ms},
             )
-        self._log_head = digest
-        return digest
+        return audit.head
 
     def _write_effects(self, conn: Connection, fx: Effects) -> None:
         for part, table in enumerate(fx.trade_records):
@@ -274,7 +260,7 @@ class Store:
                 {"st": str(change.status.value), "at": change.at_ms, "id": change.entry_id},
             )
 
-    def write_balances(self, ledger: Any) -> None:
+    def write_balances(self, ledger: Any, seq: int | None = None) -> None:
         """Rewrite the ``ledger_accounts`` view from the ledger (a checkpoint, one transaction).
 
         The journal (``ledger_entries``) is written every step; balances are derived data, so
@@ -289,6 +275,10 @@ class Store:
                                                  pending_credits.tolist(), strict=True))
         ]
         with self.engine.begin() as conn:
+            if seq is not None:
+                # Which log position the view reflects (clearlane verify checks it against the journal).
+                conn.execute(text("DELETE FROM meta WHERE key = 'balances_seq'"))
+                conn.execute(text("INSERT INTO meta (key, value) VALUES ('balances_seq', :v)"), {"v": str(seq)})
             conn.execute(text("DELETE FROM ledger_accounts"))
             cursor = conn.connection.cursor()
             marker = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
