@@ -30,6 +30,10 @@ console = Console()
 err = Console(stderr=True)
 
 DbOption = Annotated[Path, typer.Option("--db", help="SQLite database file (created if missing).")]
+KeysOption = Annotated[
+    Path | None,
+    typer.Option("--keys", help="Signing-key directory (default: <db stem>.keys beside the database; created on first use)."),
+]
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:
@@ -44,7 +48,9 @@ def _progress() -> Progress:
     )
 
 
-def _open_runner(db: Path, config: Path | None, *, create: bool = True) -> Any:
+def _open_runner(db: Path, config: Path | None, *, create: bool = True, keys: Path | None = None,
+                 signing: bool = True) -> Any:
+    from clearlane.audit.auditor import AuditError
     from clearlane.runner import Runner
 
     with _progress() as progress:
@@ -54,10 +60,10 @@ def _open_runner(db: Path, config: Path | None, *, create: bool = True) -> Any:
             progress.update(task, completed=done, total=total)
 
         try:
-            return Runner.open(db, config, create=create, progress=on_progress)
+            return Runner.open(db, config, create=create, progress=on_progress, keys=keys, signing=signing)
         except ConfigError as exc:
             raise fail(str(exc)) from None
-        except StoreError as exc:
+        except (StoreError, AuditError) as exc:
             raise fail(str(exc)) from None
 
 
@@ -197,6 +203,7 @@ def clear(
     chunk_rows: Annotated[int, typer.Option(help="Rows per engine step.")] = 65_536,
     settle: Annotated[bool, typer.Option(help="Advance the base layer until everything is final.")] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    keys: KeysOption = None,
 ) -> None:
     """Clear a file of trades; bad rows go to the rejects file, good rows are applied once."""
     from clearlane.report import summary as make_summary
@@ -205,7 +212,7 @@ def clear(
         raise fail(f"{file}: no such file")
     if chunk_rows <= 0:
         raise fail("--chunk-rows must be positive")
-    runner = _open_runner(db, config)
+    runner = _open_runner(db, config, keys=keys)
     rejects_path = rejects or file.with_name(file.name + ".rejects.jsonl")
     started = time.perf_counter()
     result = _clear_file(runner, file, rejects_path, chunk_rows, settle)
@@ -315,7 +322,7 @@ def close(
     day: Annotated[str, typer.Option(help="Business day label, e.g. 2026-11-20.")] = "today",
 ) -> None:
     """End-of-day close: trial balance per lane (participants, L1, each L2 pool, house)."""
-    runner = _open_runner(db, None, create=False)
+    runner = _open_runner(db, None, create=False, signing=False)
     result = runner.engine.ledger.close_day(day, runner.engine.now_ms)
     table = Table("lane", "asset", "accounts", "debit", "credit", "net", "pending debit", "pending credit",
                   title=f"Trial balance — {day}")
@@ -336,6 +343,7 @@ def bench(
     assets: Annotated[int, typer.Option()] = 16,
     seed: Annotated[int, typer.Option()] = 42,
     workdir: Annotated[Path, typer.Option(help="Where the Parquet day and database live.")] = Path("bench"),
+    keys: KeysOption = None,
 ) -> None:
     """Benchmark: clear a generated day end to end from Parquet; print trades/s, stages, RSS."""
     from clearlane.report import summary as make_summary
@@ -351,7 +359,7 @@ def bench(
     db = workdir / "bench.db"
     for suffix in ("", "-wal", "-shm"):
         Path(str(db) + suffix).unlink(missing_ok=True)
-    runner = Runner.open(db, day_dir / "config.toml")
+    runner = Runner.open(db, day_dir / "config.toml", keys=keys)
     from clearlane.ingest import iter_input
 
     deposits_file = day_dir / "deposits.jsonl"
@@ -396,6 +404,216 @@ def bench(
     console.print(f"batches: {summary['batches']}   netting efficiency: {summary['netting_efficiency'] * 100:.2f} %")
     console.print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}")
     runner.close()
+
+# ---------------------------------------------------------------------- audit
+keys_app = typer.Typer(no_args_is_help=True, help="Checkpoint signing keys (Ed25519).")
+app.add_typer(keys_app, name="keys")
+
+
+def _open_store(db: Path) -> Any:
+    from clearlane.store.sql import Store
+
+    if not db.exists():
+        raise fail(f"{db}: no such database")
+    return Store.open(db, create=False)
+
+
+@keys_app.command("init")
+def keys_init(
+    keys: Annotated[Path, typer.Option("--keys", help="Key directory (created 0700).")] = Path("clearlane.keys"),
+) -> None:
+    """Create the directory's active signing key if it has none; print its id and public key."""
+    from clearlane.audit.keys import KeyStore, KeyStoreError
+
+    store = KeyStore(keys)
+    existed = store.active_id() is not None
+    try:
+        signer = store.ensure_active()
+    except KeyStoreError as exc:
+        raise fail(str(exc)) from None
+    console.print(f"{'active key' if existed else 'created key'} {signer.key_id}")
+    console.print(f"public key {signer.public_key.hex()}  (private key: {keys / (signer.key_id + '.key')}, mode 0600)")
+
+
+@keys_app.command("rotate")
+def keys_rotate(db: DbOption = Path("clearlane.db"), keys: KeysOption = None) -> None:
+    """Replace the store's signing key: a log entry signed by the old and the new key."""
+    from clearlane.audit.auditor import AuditError
+    from clearlane.audit.keys import KeyStore, KeyStoreError
+    from clearlane.runner import default_key_dir
+
+    if not db.exists():
+        raise fail(f"{db}: no such database")
+    directory = keys if keys is not None else default_key_dir(db)
+    runner = _open_runner(db, None, create=False, keys=directory)
+    old = runner.auditor.current_key_id
+    try:
+        record = runner.rotate_key(KeyStore(directory))
+    except (AuditError, KeyStoreError) as exc:
+        raise fail(str(exc)) from None
+    finally:
+        runner.close()
+    console.print(f"rotated {old} -> {record.key_id} at log seq {record.log_seq}")
+    console.print(f"the retired key's private file was deleted; its public key still verifies checkpoints "
+                  f"up to log seq {record.log_seq - 1}")
+
+
+@keys_app.command("export")
+def keys_export(
+    db: DbOption = Path("clearlane.db"),
+    out: Annotated[Path | None, typer.Option(help="Write the pin file here (default: print it).")] = None,
+) -> None:
+    """The store's public keys with the log range each signed for (a --pubkeys file)."""
+    from clearlane.audit.keys import public_key_doc
+    from clearlane.store import audit_tables
+
+    store = _open_store(db)
+    records = [{"key_id": k.key_id, "public_key": k.public_key, "log_seq": k.log_seq}
+               for k in audit_tables.read_keys(store.engine)]
+    doc = public_key_doc(store.get_meta("store_id") or "", records)
+    store.close()
+    text_out = json.dumps(doc, indent=1, sort_keys=True) + "\n"
+    if out is None:
+        console.out(text_out, end="")
+    else:
+        out.write_text(text_out)
+        console.print(f"wrote {len(records)} public keys to {out}")
+
+
+@app.command()
+def proof(
+    trade_id: Annotated[str, typer.Argument(help="Trade or payment id.")],
+    db: DbOption = Path("clearlane.db"),
+    out: Annotated[Path | None, typer.Option(help="Proof file (default: proof-<TRADE_ID>.json).")] = None,
+) -> None:
+    """Write a self-contained inclusion proof of one trade (leaf -> batch root -> signed checkpoint)."""
+    from clearlane.evidence.prove import EvidenceError, Prover
+
+    store = _open_store(db)
+    try:
+        data = Prover(store).proof_bytes(trade_id)
+    except EvidenceError as exc:
+        raise fail(str(exc), code=1) from None
+    finally:
+        store.close()
+    target = out or Path(f"proof-{_safe_name(trade_id)}.json")
+    target.write_bytes(data)
+    console.print(f"wrote {target} ({len(data):,} bytes); check it offline with: clearlane verify-proof {target}")
+
+
+def _safe_name(value: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in value)
+
+
+@app.command("verify-proof")
+def verify_proof(
+    file: Annotated[Path, typer.Argument(help="A proof or consistency file.")],
+    pubkeys: Annotated[Path | None, typer.Option(help="Pinned public keys (clearlane keys export).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the verified summary as JSON.")] = False,
+) -> None:
+    """Check a proof (or consistency) file offline, with nothing but the public keys."""
+    from clearlane.audit import verify as v
+
+    if not file.exists():
+        raise fail(f"{file}: no such file")
+    data = file.read_bytes()
+    try:
+        pins = v.load_pubkeys(pubkeys.read_bytes()) if pubkeys is not None else None
+        consistency_doc = b'"format": "clearlane.consistency.v1"' in data
+        result = v.verify_consistency_document(data, pins) if consistency_doc else v.verify_proof_document(data, pins)
+    except v.ProofError as exc:
+        raise fail(f"refused: {exc}", code=1) from None
+    except OSError as exc:
+        raise fail(str(exc)) from None
+    if as_json:
+        console.print_json(json.dumps(result))
+        return
+    if consistency_doc:
+        old, new = result["old"], result["new"]
+        console.print(f"[green]verified[/]: checkpoint at log seq {new['log_seq']} (tree size {new['tree_size']}) "
+                      f"extends the one at log seq {old['log_seq']} (tree size {old['tree_size']})")
+    else:
+        summary = result["summary"]
+        batch = summary["batch"]
+        console.print(f"[green]verified[/]: {summary['trade_id']} is leaf {batch['leaf_index']} of batch "
+                      f"{batch['batch_id']} (root {batch['root'][:16]}..., {batch['flows']} flows), state "
+                      f"{summary['state']}")
+        anchor = summary["anchor"]
+        if anchor is not None:
+            console.print(f"anchored by {anchor['tx_id']} at height {anchor['height']}, "
+                          f"{anchor['confirmations']} confirmations at the checkpoint")
+    console.print(f"trust: {result['trust']}")
+
+
+@app.command()
+def consistency(
+    old: Annotated[int, typer.Argument(help="Earlier checkpoint id.")],
+    new: Annotated[int | None, typer.Argument(help="Later checkpoint id (default: the latest).")] = None,
+    db: DbOption = Path("clearlane.db"),
+    out: Annotated[Path | None, typer.Option(help="Write the consistency file here.")] = None,
+) -> None:
+    """Prove that a later checkpoint extends an earlier one (RFC 9162 consistency proof)."""
+    from clearlane.audit import verify as v
+    from clearlane.evidence.prove import EvidenceError, Prover
+    from clearlane.store import audit_tables
+
+    store = _open_store(db)
+    try:
+        if new is None:
+            latest = audit_tables.latest_checkpoint(store.engine)
+            new = latest[0] if latest is not None else 0
+        doc = Prover(store).consistency(old, new)
+    except EvidenceError as exc:
+        raise fail(str(exc), code=1) from None
+    finally:
+        store.close()
+    data = v.canonical_document(doc)
+    try:
+        result = v.verify_consistency_document(data)
+    except v.ProofError as exc:
+        raise fail(f"the store's own checkpoints are inconsistent: {exc}", code=1) from None
+    if out is not None:
+        out.write_bytes(data)
+        console.print(f"wrote {out}")
+    console.print(f"[green]consistent[/]: checkpoint {new} (tree size {result['new']['tree_size']}, log seq "
+                  f"{result['new']['log_seq']}) extends checkpoint {old} (tree size {result['old']['tree_size']}, "
+                  f"log seq {result['old']['log_seq']}); proof of {len(doc['proof'])} hashes")
+
+
+@app.command()
+def verify(
+    db: DbOption = Path("clearlane.db"),
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Walk the whole store: log chain, records, batch roots, nets, ledger, checkpoints; exit 1 on any bad record."""
+    from clearlane.evidence.check import check_store
+
+    store = _open_store(db)
+    started = time.perf_counter()
+    with _progress() as progress:
+        task = progress.add_task("verifying log", total=None)
+        report = check_store(store, progress=lambda done, total: progress.update(task, completed=done, total=total))
+    store.close()
+    elapsed = time.perf_counter() - started
+    if as_json:
+        console.print_json(json.dumps({"ok": report.ok, "problems": [str(p) for p in report.problems],
+                                       "steps": report.steps, "trades": report.trades, "batches": report.batches,
+                                       "records": report.records, "checkpoints": report.checkpoints,
+                                       "notes": report.notes, "seconds": round(elapsed, 3)}))
+    else:
+        for note in report.notes:
+            console.print(f"note: {note}")
+        if report.ok:
+            console.print(f"[green]verified[/] {report.steps:,} log steps, {report.trades:,} trade records, "
+                          f"{report.batches:,} batch roots, {report.records:,} audit records, "
+                          f"{report.checkpoints:,} signed checkpoints in {elapsed:.1f} s")
+    if not report.ok:
+        first = report.problems[0]
+        err.print(f"[bold red]tampered:[/] first bad record: {first}", highlight=False)
+        if len(report.problems) > 1:
+            err.print(f"({len(report.problems) - 1} more problem(s) after it)", highlight=False)
+        raise typer.Exit(1)
+
 
 
 def main() -> None:

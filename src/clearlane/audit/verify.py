@@ -474,7 +474,8 @@ def _refuse_constant(name: str) -> None:
     raise ValueError(f"{name} is not allowed")
 
 
-def _included_record(part: object, tree_size: int, tree_root: bytes, kind: str, n_fields: int) -> list[str]:
+def _included_record(part: object, tree_size: int, tree_root: bytes, kind: str, n_fields: int,
+                     check: bool = True) -> list[str]:
     """An audit record with its inclusion proof in the checkpoint tree; returns its fields."""
     part = _require_fields(part, {"record", "index", "path"}, kind)
     record = part["record"]
@@ -484,7 +485,9 @@ def _included_record(part: object, tree_size: int, tree_root: bytes, kind: str, 
     if fields[0] != kind or len(fields) != n_fields:
         raise ProofError(PROOF_FORMAT, f"{kind}: expected a {kind} record with {n_fields} fields")
     path = [_hex(h, "hash", f"{kind}.path[]") for h in _list(part["path"], f"{kind}.path")]
-    verify_inclusion(leaf_hash(record.encode()), _int(part["index"], f"{kind}.index"), tree_size, path, tree_root)
+    index = _int(part["index"], f"{kind}.index")
+    if check:
+        verify_inclusion(leaf_hash(record.encode()), index, tree_size, path, tree_root)
     return fields
 
 
@@ -501,9 +504,18 @@ def verify_proof_document(data: bytes, pubkeys: Mapping[str, _Key] | None = None
     )
     keys = trusted_keys(doc["keys"], pubkeys)
     cp = verify_checkpoint(doc["checkpoint"], keys)
+    summary = proof_summary(doc, cp, check=True)
+    if doc["summary"] != summary:
+        raise ProofError(PROOF_RECORD_MISMATCH, "summary does not match the verified records")
+    return {"summary": summary, "trust": "pinned keys" if pubkeys is not None else "key chain shipped in the proof"}
+
+
+def proof_summary(doc: dict[str, Any], cp: dict[str, Any], *, check: bool) -> dict[str, Any]:
+    """Parse a proof's leaf and records into its summary; with ``check`` also verify the leaf's
+    audit path to the batch root and each record's inclusion in the checkpoint's tree."""
     size, tree_root = cp["tree_size"], bytes.fromhex(cp["tree_root"])
 
-    b = _included_record(doc["batch"], size, tree_root, "clearlane.batch.v1", 11)
+    b = _included_record(doc["batch"], size, tree_root, "clearlane.batch.v1", 11, check)
     batch_id, pool = b[1], b[2]
     flows = _int_text(b[6], "batch flows")
     root = _hex(b[8], "hash", "batch root")
@@ -519,11 +531,12 @@ def verify_proof_document(data: bytes, pubkeys: Mapping[str, _Key] | None = None
     if lf[1] != batch_id or lf[2] != str(index) or lf[4] != doc["trade_id"]:
         raise ProofError(PROOF_RECORD_MISMATCH, "leaf names another batch, position or trade")
     path = [_hex(h, "hash", "leaf.path[]") for h in _list(leaf["path"], "leaf.path")]
-    verify_inclusion(leaf_hash(text.encode()), index, flows, path, root)
+    if check:
+        verify_inclusion(leaf_hash(text.encode()), index, flows, path, root)
 
     anchor = None
     if doc["anchor"] is not None:
-        a = _included_record(doc["anchor"], size, tree_root, "clearlane.anchor.v1", 7)
+        a = _included_record(doc["anchor"], size, tree_root, "clearlane.anchor.v1", 7, check)
         if a[1] != batch_id or a[2] != b[8]:
             raise ProofError(PROOF_RECORD_MISMATCH, "anchor record names another batch or root")
         height = _int_text(a[4], "anchor height")
@@ -532,18 +545,18 @@ def verify_proof_document(data: bytes, pubkeys: Mapping[str, _Key] | None = None
                   "confirmations": max(0, cp["chain_tip"] - height + 1)}
     final_ms = unwound_ms = None
     if doc["final"] is not None:
-        f = _included_record(doc["final"], size, tree_root, "clearlane.final.v1", 6)
+        f = _included_record(doc["final"], size, tree_root, "clearlane.final.v1", 6, check)
         if anchor is None or f[1] != batch_id or f[3] != anchor["tx_id"] or _int_text(f[4], "final height") != anchor["height"]:
             raise ProofError(PROOF_RECORD_MISMATCH, "final record does not match the batch's anchor")
         final_ms = _int_text(f[2], "final time")
         anchor["confirmations_required"] = _int_text(f[5], "confirmations")
     if doc["unwind"] is not None:
-        u = _included_record(doc["unwind"], size, tree_root, "clearlane.unwind.v1", 3)
+        u = _included_record(doc["unwind"], size, tree_root, "clearlane.unwind.v1", 3, check)
         if u[1] != batch_id or final_ms is not None or anchor is not None:
             raise ProofError(PROOF_RECORD_MISMATCH, "unwind record does not fit the batch")
         unwound_ms = _int_text(u[2], "unwind time")
     state = "final" if final_ms is not None else "unwound" if unwound_ms is not None else "anchored" if anchor else "cleared"
-    summary = {
+    return {
         "trade_id": doc["trade_id"],
         "kind": lf[3],
         "exchange_batch_id": lf[5],
@@ -561,9 +574,6 @@ def verify_proof_document(data: bytes, pubkeys: Mapping[str, _Key] | None = None
         "unwound_at_ms": unwound_ms,
         "checkpoint": {k: cp[k] for k in ("store", "tree_size", "log_seq", "at_ms", "chain_tip", "key_id")},
     }
-    if doc["summary"] != summary:
-        raise ProofError(PROOF_RECORD_MISMATCH, "summary does not match the verified records")
-    return {"summary": summary, "trust": "pinned keys" if pubkeys is not None else "key chain shipped in the proof"}
 
 
 def verify_consistency_document(data: bytes, pubkeys: Mapping[str, _Key] | None = None) -> dict[str, Any]:
