@@ -616,6 +616,48 @@ def verify(
 
 
 
+@app.command()
+def dispute(
+    trade_id: Annotated[str, typer.Argument(help="Trade or payment id.")],
+    db: DbOption = Path("clearlane.db"),
+    out: Annotated[Path | None, typer.Option(help="Bundle file (default: dispute-<TRADE_ID>.zip).")] = None,
+) -> None:
+    """Write a dispute bundle: proof, lifecycle, net instructions and the log entries to re-net the batch."""
+    from clearlane.evidence.dispute import build_bundle
+    from clearlane.evidence.prove import EvidenceError
+
+    store = _open_store(db)
+    target = out or Path(f"dispute-{_safe_name(trade_id)}.zip")
+    try:
+        info = build_bundle(store, trade_id, target)
+    except EvidenceError as exc:
+        raise fail(str(exc), code=1) from None
+    finally:
+        store.close()
+    console.print(f"wrote {target}: batch {info['batch_id']} ({info['flows']:,} flows), log entries "
+                  f"{info['first_seq']}..{info['close_seq']} ({info['log_entries']} steps), {info['files']} files")
+    console.print(f"check it: clearlane dispute-check {target}   (or unzip it and run: python renet.py)")
+
+
+@app.command("dispute-check")
+def dispute_check(bundle: Annotated[Path, typer.Argument(help="A dispute bundle (.zip).")]) -> None:
+    """Re-derive, re-hash and re-net a dispute bundle's batch; exit 1 if anything differs."""
+    import zipfile
+
+    from clearlane.evidence.dispute import check_bundle
+    from clearlane.evidence.renet import BundleError
+
+    if not bundle.exists():
+        raise fail(f"{bundle}: no such file")
+    try:
+        done = check_bundle(bundle)
+    except (BundleError, zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
+        raise fail(f"refused: {exc}", code=1) from None
+    for line in done:
+        console.print(f"ok: {line}")
+    console.print("[green]the bundle reproduces the batch's commitment and netting result[/]")
+
+
 def main() -> None:
     app()
 

@@ -46,11 +46,12 @@ from clearlane.engine.flows import Flows, leaf_texts
 from clearlane.engine.netting import net_positions
 from clearlane.evidence.prove import EvidenceError, batch_member_mask, flows_from_records
 from clearlane.ledger.entries import JournalEntry
-from clearlane.store.codec import read_table
+from clearlane.store.codec import read_table, write_table
 from clearlane.store.sql import Store
 
 __all__ = ["CheckReport", "Problem", "check_store"]
 
+_NOT_CANONICAL = "blob bytes are not the canonical encoding of its records (altered, or written by another Arrow)"
 _BATCH_UPDATABLE = ("state", "attempts", "anchor_tx", "anchor_height", "anchored_at_ms", "anchor_block",
                     "final_at_ms", "unwound_at_ms")
 
@@ -318,6 +319,9 @@ class _Checker:
                     or table.num_rows != want[part]["rows"]:
                 self.problem("trade_chunks", key, "records differ from what the step wrote (column digest)")
                 continue
+            if not _canonical_blob(table, bytes(got[part].blob)):
+                self.problem("trade_chunks", key, _NOT_CANONICAL)
+                continue
             self.report.trades += table.num_rows
             self._collect(table)
         # Batches cleared by this step: leaves, root and netting from the trade records.
@@ -486,11 +490,13 @@ class _Checker:
                 self.problem("batches", batch_id, f"{', '.join(bad)} differ from the log")
             try:
                 detail = read_table(bytes(row["detail"]))
+                net = read_table(bytes(row["net"]))
                 if table_digest(detail) != c["detail"]:
                     self.problem("batches", batch_id, "detail (flow ids in leaf order) differs from the log")
+                elif not _canonical_blob(detail, bytes(row["detail"])) or not _canonical_blob(net, bytes(row["net"])):
+                    self.problem("batches", batch_id, "detail or net: " + _NOT_CANONICAL)
                 elif "_flow_ids" in c and not detail.column("flow_id").combine_chunks().equals(c["_flow_ids"]):
                     self.problem("batches", batch_id, "leaf order differs from the trade records")
-                net = read_table(bytes(row["net"]))
                 lines = net_lines(net.column("participant").combine_chunks(), net.column("asset").combine_chunks(),
                                   net.column("net_minor").to_numpy())
                 if hashlib.sha256(lines).hexdigest() != c["net"]:
@@ -508,9 +514,13 @@ class _Checker:
                 continue
             meta = want["meta"] or {}
             try:
-                digest = table_digest(read_table(bytes(row["blob"])))
+                table = read_table(bytes(row["blob"]))
+                digest = table_digest(table)
             except (pa.ArrowInvalid, OSError, ValueError) as exc:
                 self.problem("l1_groups", group_id, f"blob unusable ({type(exc).__name__})")
+                continue
+            if not _canonical_blob(table, bytes(row["blob"])):
+                self.problem("l1_groups", group_id, _NOT_CANONICAL)
                 continue
             if (digest != want["digest"] or int(row["open_flows"]) != want["open"] or row["origin"] != meta.get("origin")
                     or int(row["created_ms"]) != meta.get("created_ms") or int(row["flows"]) != meta.get("flows")
@@ -546,6 +556,9 @@ class _Checker:
                                      None if row.timeout_at_ms is None else int(row.timeout_at_ms), str(row.ref))
             except Exception as exc:  # any decoding failure of a stored row is a finding, not a crash
                 self.problem("ledger_entries", entry_id, f"row unusable ({type(exc).__name__})")
+                continue
+            if not _canonical_blob(legs, bytes(row.legs), compress=False):
+                self.problem("ledger_entries", entry_id, "legs: " + _NOT_CANONICAL)
                 continue
             if entry.content_digest().hex() != want["digest"]:
                 self.problem("ledger_entries", entry_id, "legs or header differ from the posting in the log")
@@ -616,9 +629,9 @@ class _Checker:
         config = self.config
         store = self.store
         seq = store.get_meta("balances_seq")
-        if seq is None or int(seq) != self.last_seq:
-            self.report.notes.append(f"ledger balances were materialised at seq {seq}, the log is at {self.last_seq}: "
-                                     "balances not compared (open the store to refresh them)")
+        if seq is None or seq != str(self.last_seq):
+            self.problem("ledger_accounts", f"(balances_seq {seq})", f"the balance view is not of the log's last step "
+                         f"{self.last_seq} (stale after a crash: opening the store refreshes it)")
             return
         rows = store.rows("SELECT idx, owner, asset, purpose, lane, floor_minor, posted_minor, pending_debits_minor, "
                           "pending_credits_minor FROM ledger_accounts ORDER BY idx")
@@ -651,6 +664,12 @@ class _Checker:
             if (int(row["posted_minor"]), int(row["pending_debits_minor"]), int(row["pending_credits_minor"])) != (
                     int(posted[i]), int(debits[i]), int(credits[i])):
                 self.problem("ledger_accounts", key, "balance differs from the sum of its postings")
+
+
+def _canonical_blob(table: pa.Table, blob: bytes, *, compress: bool = True) -> bool:
+    """Stored blobs are checked by value (column digests); this also pins their exact bytes, so a
+    flipped byte in padding or metadata that decodes to the same values is still found."""
+    return write_table(table, compress=compress) == blob
 
 
 def check_store(store: Store, *, limit: int = 50,

@@ -123,6 +123,7 @@ class BatchTree:
     leaves: pa.Array
     tree: MerkleTree
     index: dict[str, int]
+    source_seqs: np.ndarray
     records: dict[int, list[tuple[int, str]]] = field(default_factory=dict)  # per checkpoint size
 
 
@@ -141,7 +142,8 @@ class Prover:
 
     # ------------------------------------------------------------------ batches
     def batch_records(self, row: dict[str, Any]) -> pa.Table:
-        """The trade records of a batch in leaf order (scans chunks back from the close step)."""
+        """The trade records of a batch in leaf order (scans chunks back from the close step),
+        with an extra ``_log_seq`` column: the log entry each record came from."""
         pool, seq, want = str(row["pool"]), int(row["seq"]), int(row["flows"])
         parts: list[pa.Table] = []
         found = 0
@@ -162,7 +164,8 @@ class Prover:
                     continue
                 rows = member & (pool_codes == list(pools).index(pool)) & (table.column("batch_seq").to_numpy() == seq)
                 if rows.any():
-                    parts.append(table.filter(pa.array(rows)))
+                    hit = table.filter(pa.array(rows))
+                    parts.append(hit.append_column("_log_seq", pa.array(np.full(hit.num_rows, int(log_seq), np.int64))))
                     found += int(rows.sum())
                     if found >= want:
                         break
@@ -191,7 +194,8 @@ class Prover:
             raise EvidenceError(f"batch {batch_id}: leaves recomputed from the trade records do not give the "
                                 "committed root", tampered=True)
         ids = flows.ids.to_pylist()
-        built = BatchTree(batch_id, row, leaves, tree, {flow_id: i for i, flow_id in enumerate(ids)})
+        built = BatchTree(batch_id, row, leaves, tree, {flow_id: i for i, flow_id in enumerate(ids)},
+                          records.column("_log_seq").to_numpy())
         self._batches[batch_id] = built
         while len(self._batches) > self._cache_batches:
             self._batches.popitem(last=False)
