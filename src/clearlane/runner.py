@@ -203,7 +203,8 @@ class Runner:
                 self.chain.advance(entry.at_ms)
             fx = self.engine.apply(entry)
             try:
-                step = self.auditor.step(entry.seq, entry.at_ms, entry.kind, entry.payload, stored.payload, fx)
+                step = self.auditor.step(entry.seq, entry.at_ms, entry.kind, entry.payload, stored.payload, fx,
+                                         stored.source_id)
             except AuditError as exc:
                 raise StoreError(str(exc)) from None
             row = next(transitions, None)
@@ -256,7 +257,7 @@ class Runner:
         """Chain the applied entry, seal its head into the state root, commit everything at once."""
         started = time.perf_counter()
         engine = self.engine
-        step = self.auditor.step(entry.seq, entry.at_ms, entry.kind, entry.payload, payload_bytes, fx)
+        step = self.auditor.step(entry.seq, entry.at_ms, entry.kind, entry.payload, payload_bytes, fx, source_id)
         engine.seal(step.head)
         root = engine.state_root()
         self.auditor.seal(step, root, engine.now_ms, engine.tip_height)

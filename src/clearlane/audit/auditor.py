@@ -165,11 +165,12 @@ class Auditor:
         return KeyRecord(key_id, public_key, "rotate", prev, log_seq, at_ms, statement, sig_new, sig_prev)
 
     # ------------------------------------------------------------------ steps
-    def step(self, seq: int, at_ms: int, kind: str, payload: Any, payload_bytes: bytes, fx: Any) -> AuditStep:
+    def step(self, seq: int, at_ms: int, kind: str, payload: Any, payload_bytes: bytes, fx: Any,
+             source_id: str | None = None) -> AuditStep:
         """Extend the chain by one step (input + transition entry) and the tree by its records."""
         if seq != self.seq + 1:
             raise AuditError(f"audit chain at {self.seq}, asked to append step {seq}")
-        body_doc = transition(seq, at_ms, kind, fx, self.asset_codes)
+        body_doc = transition(seq, at_ms, kind, fx, self.asset_codes, source_id)
         return self._append(seq, at_ms, kind, payload, payload_bytes, body_doc)
 
     def _append(self, seq: int, at_ms: int, kind: str, payload: Any, payload_bytes: bytes,

@@ -185,7 +185,8 @@ def totals_text(asset_codes: list[str], gross_minor: Any, net_minor: Any, net_as
 
 
 # ---------------------------------------------------------------------- transition bodies
-def transition(seq: int, at_ms: int, kind: str, fx: Any, asset_codes: list[str]) -> dict[str, Any]:
+def transition(seq: int, at_ms: int, kind: str, fx: Any, asset_codes: list[str],
+               source_id: str | None = None) -> dict[str, Any]:
     """The canonical description of what one step did (``fx`` is the engine's ``Effects``).
 
     Every table the store writes for the step is covered, by value or by digest, so a walk of
@@ -236,6 +237,7 @@ def transition(seq: int, at_ms: int, kind: str, fx: Any, asset_codes: list[str])
         "seq": seq,
         "at_ms": at_ms,
         "kind": kind,
+        "source": source_id,
         "records": records,
         "cleared": cleared,
         "updates": {k: dict(v) for k, v in fx.batch_updates.items()},

@@ -260,6 +260,8 @@ class _Checker:
                 body = json.loads(body_bytes)
                 if canonical_json(body) != body_bytes or body.get("seq") != seq:
                     raise ValueError("not canonical")
+                if body.get("source") != row.source_id:
+                    self.problem("input_log", f"seq {seq}", "source_id differs from the one its transition recorded")
             except ValueError:
                 self.problem("transition_log", f"seq {seq}", "body is not a canonical transition")
                 expect_seq = seq + 1
@@ -594,8 +596,12 @@ class _Checker:
         cps = store.rows("SELECT id, tree_size, tree_root, log_seq, log_head, state_root, chain_tip, at_ms, key_id, "
                          "body, signature FROM checkpoints ORDER BY id")
         previous = None
+        expected_id = 1
         for cp in cps:
             key = f"id {cp['id']}"
+            if int(cp["id"]) != expected_id:
+                self.problem("checkpoints", f"id {expected_id}", f"missing (the next stored checkpoint is id {cp['id']})")
+            expected_id = int(cp["id"]) + 1
             self.report.checkpoints += 1
             try:
                 fields = verify_checkpoint({"body": cp["body"], "signature": bytes(cp["signature"]).hex()}, trusted)
@@ -619,11 +625,12 @@ class _Checker:
             if previous is not None and (fields["tree_size"] < previous["tree_size"] or fields["log_seq"] < previous["log_seq"]):
                 self.problem("checkpoints", key, "goes back in time from the previous checkpoint")
             previous = fields
-        if self.last_seq and not cps:
-            self.report.notes.append("no signed checkpoint (store written without a signing key)")
-        elif cps and previous is not None and previous["log_seq"] != self.last_seq:
-            self.report.notes.append(f"the latest checkpoint covers the log up to seq {previous['log_seq']} of "
-                                     f"{self.last_seq}")
+        if self.last_seq and previous is None:
+            self.problem("checkpoints", "(none)", "no signed checkpoint covers the log (a replica made by "
+                         "`clearlane replay` carries none)")
+        elif previous is not None and previous["log_seq"] != self.last_seq:
+            self.problem("checkpoints", f"id {expected_id - 1}", f"the latest checkpoint covers the log up to seq "
+                         f"{previous['log_seq']}, the log ends at {self.last_seq} (opening the store signs the tail)")
 
     def _ledger(self) -> None:
         config = self.config
