@@ -259,7 +259,9 @@ class Runner:
         engine = self.engine
         step = self.auditor.step(entry.seq, entry.at_ms, entry.kind, entry.payload, payload_bytes, fx, source_id)
         engine.seal(step.head)
+        started = self.timer.add("audit chain", started)
         root = engine.state_root()
+        started = self.timer.add("state root", started)
         self.auditor.seal(step, root, engine.now_ms, engine.tip_height)
         started = self.timer.add("audit chain", started)
         self.store.commit_step(entry, payload_bytes, source_id, fx, root, engine.now_ms, step)

@@ -348,9 +348,10 @@ class _Checker:
         while (row := events.peek()) is not None and int(row.log_seq) <= seq:
             events.pop()
             self.problem("batch_events", f"id {row.id}", "not recorded by its step")
+        if self.first_submission_ms is None and body["submissions"]:
+            # The runner starts the simulated chain at the earliest submission of the first step with any.
+            self.first_submission_ms = min(int(sub["submitted_at_ms"]) for sub in body["submissions"])
         for i, sub in enumerate(body["submissions"]):
-            if self.first_submission_ms is None:
-                self.first_submission_ms = int(sub["submitted_at_ms"])
             row = outbox.peek()
             if row is None or int(row.log_seq) > seq:
                 self.problem("outbox", f"(log_seq {seq} submission {i})", "missing")
