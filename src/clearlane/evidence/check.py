@@ -216,8 +216,7 @@ class _Checker:
         chunks = _Rows(store, "trade_chunks", "log_seq, part, rows, blob", key="log_seq", page=8)
         events = _Rows(store, "batch_events", "id, batch_id, event, at_ms, detail, log_seq")
         outbox = _Rows(store, "outbox", "id, log_seq, kind, payload")
-        rejects = _Rows(store, "rejects", "id, log_seq, source, row, input_id, code, error, field, reason",
-                        where="source = 'engine'")
+        rejects = _Rows(store, "rejects", "id, log_seq, source, row, input_id, code, error, field, reason")
         records = _Rows(store, "audit_records", "idx, kind, ref, log_seq, record, hash", key="idx")
 
         head = genesis_hash(config.digest)
@@ -370,7 +369,7 @@ class _Checker:
             rejects.pop()
             stored = {"row": row.row, "id": row.input_id, "code": int(row.code), "error": row.error,
                       "field": row.field, "reason": row.reason}
-            if stored != rej or int(row.log_seq) != seq:
+            if stored != rej or int(row.log_seq) != seq or row.source != "engine":
                 self.problem("rejects", f"id {row.id}", "differs from the reject its step recorded")
         while (row := rejects.peek()) is not None and int(row.log_seq) <= seq:
             rejects.pop()
@@ -465,7 +464,8 @@ class _Checker:
             self.problem("batches", batch_id, "netting the obligations again gives other net instructions")
         if totals_text(self.asset_codes, result.gross_per_asset, net, asset_i) != c["totals"]:
             self.problem("batches", batch_id, "net totals differ from the obligations")
-        c["_flow_ids"] = flows.ids
+        if table_digest(pa.table({"flow_id": flows.ids, "received_ms": flows.time_ms})) != c["detail"]:
+            self.problem("trade_chunks", f"batch {batch_id}", "trade records are not the batch's flows in leaf order")
 
     # ------------------------------------------------------------------ after the walk
     def _final_state(self) -> None:
@@ -498,8 +498,6 @@ class _Checker:
                     self.problem("batches", batch_id, "detail (flow ids in leaf order) differs from the log")
                 elif not _canonical_blob(detail, bytes(row["detail"])) or not _canonical_blob(net, bytes(row["net"])):
                     self.problem("batches", batch_id, "detail or net: " + _NOT_CANONICAL)
-                elif "_flow_ids" in c and not detail.column("flow_id").combine_chunks().equals(c["_flow_ids"]):
-                    self.problem("batches", batch_id, "leaf order differs from the trade records")
                 lines = net_lines(net.column("participant").combine_chunks(), net.column("asset").combine_chunks(),
                                   net.column("net_minor").to_numpy())
                 if hashlib.sha256(lines).hexdigest() != c["net"]:
@@ -664,14 +662,19 @@ class _Checker:
             if int(row["idx"]) != i:
                 self.problem("ledger_accounts", key, "account index out of sequence")
                 return
-            if i < ledger.n_accounts:
-                k = ledger.account_key(i)
-                if (row["owner"], row["asset"], row["purpose"], row["lane"]) != (k.owner, k.asset, str(k.purpose.value), k.lane) \
-                        or row["floor_minor"] != ledger.floor(i):
-                    self.problem("ledger_accounts", key, "account differs from the one the configuration defines")
+            if i >= ledger.n_accounts:
+                self.problem("ledger_accounts", key, "no such account in the configuration")
+                return
+            k = ledger.account_key(i)
+            if (row["owner"], row["asset"], row["purpose"], row["lane"]) != (k.owner, k.asset, str(k.purpose.value), k.lane) \
+                    or row["floor_minor"] != ledger.floor(i):
+                self.problem("ledger_accounts", key, "account differs from the one the configuration defines")
             if (int(row["posted_minor"]), int(row["pending_debits_minor"]), int(row["pending_credits_minor"])) != (
                     int(posted[i]), int(debits[i]), int(credits[i])):
                 self.problem("ledger_accounts", key, "balance differs from the sum of its postings")
+        if len(rows) < ledger.n_accounts:
+            self.problem("ledger_accounts", f"idx {len(rows)}", "missing (the configuration defines "
+                         f"{ledger.n_accounts} accounts)")
 
 
 def _canonical_blob(table: pa.Table, blob: bytes, *, compress: bool = True) -> bool:
