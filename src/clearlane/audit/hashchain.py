@@ -119,11 +119,11 @@ def _hash_array(h: Any, array: pa.Array) -> None:
         _hash_array(h, array.dictionary)
         indices = array.indices
         if nulls:
-            indices = pc.fill_null(indices, -1)
+            indices = pc.fill_null(indices, pa.scalar(-1, indices.type))
         h.update(_le(indices.to_numpy(zero_copy_only=False), "<i4"))
     elif pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_binary(kind):
         h.update(b"str\x00")
-        clean = pc.fill_null(array, "") if nulls else array
+        clean = pc.fill_null(array, pa.scalar("", kind)) if nulls else array
         lengths = pc.binary_length(clean).to_numpy(zero_copy_only=False)
         h.update(_le(lengths, "<i8"))
         offsets_type = np.int64 if pa.types.is_large_string(kind) else np.int32
@@ -133,11 +133,11 @@ def _hash_array(h: Any, array: pa.Array) -> None:
             h.update(memoryview(buffers[2])[int(offsets[0]) : int(offsets[-1])])
     elif pa.types.is_boolean(kind):
         h.update(b"bool\x00")
-        h.update(_le((pc.fill_null(array, False) if nulls else array).to_numpy(zero_copy_only=False), "u1"))
+        h.update(_le((pc.fill_null(array, pa.scalar(False)) if nulls else array).to_numpy(zero_copy_only=False), "u1"))
     elif pa.types.is_integer(kind) or pa.types.is_floating(kind):
         dtype = np.dtype(kind.to_pandas_dtype()).newbyteorder("<")
         h.update(dtype.str.encode() + b"\x00")
-        values = (pc.fill_null(array, 0) if nulls else array).to_numpy(zero_copy_only=False)
+        values = (pc.fill_null(array, pa.scalar(0, kind)) if nulls else array).to_numpy(zero_copy_only=False)
         h.update(_le(values, dtype.str))
     elif pa.types.is_null(kind):
         h.update(b"null\x00")

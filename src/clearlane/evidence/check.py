@@ -17,15 +17,18 @@ first bad record.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import time
 import tomllib
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from sqlalchemy import text
 
 from clearlane.audit.hashchain import (
@@ -39,7 +42,7 @@ from clearlane.audit.hashchain import (
     totals_text,
     transition_hash,
 )
-from clearlane.audit.merkle import hash_leaves, merkle_root
+from clearlane.audit.merkle import forest_roots, hash_leaves
 from clearlane.audit.verify import ProofError, trusted_keys, verify_checkpoint
 from clearlane.config.model import ClearingConfig, ConfigError, parse_config
 from clearlane.engine.flows import Flows, leaf_texts
@@ -93,7 +96,7 @@ class _Rows:
                  where: str = "") -> None:
         self._store, self._table, self._columns, self._key = store, table, columns, key
         self._page, self._where = page, where
-        self._buffer: list[Any] = []
+        self._buffer: deque[Any] = deque()
         self._last: Any = None
         self._done = False
 
@@ -102,10 +105,15 @@ class _Rows:
             self._fill()
         return self._buffer[0] if self._buffer else None
 
+    def peek_many(self, n: int) -> list[Any]:
+        while len(self._buffer) < n and not self._done:
+            self._fill()
+        return list(itertools.islice(self._buffer, n))
+
     def pop(self) -> Any:
         row = self.peek()
         if row is not None:
-            self._buffer.pop(0)
+            self._buffer.popleft()
         return row
 
     def _fill(self) -> None:
@@ -123,7 +131,7 @@ class _Rows:
             self._done = True
         if rows:
             self._last = getattr(rows[-1], self._key)
-        self._buffer = list(rows)
+        self._buffer.extend(rows)
 
 
 @dataclass
@@ -204,7 +212,11 @@ class _Checker:
         self.state_roots: dict[int, str] = {}
         self.roots_at: dict[int, bytes] = {0: Frontier().root()}
         self.batches: dict[str, _Batch] = {}
-        self.open_parts: dict[tuple[str, int], list[Flows]] = {}
+        self.open_parts: dict[tuple[str, int], list[tuple[Flows, np.ndarray]]] = {}
+        self.open_counts: dict[tuple[str, int], int] = {}
+        self.pending_roots: list[tuple[str, np.ndarray, str]] = []
+        self.leaf_head = pa.scalar("clearlane.leaf.v1", pa.string())
+        self.bar = pa.scalar("|", pa.string())
         self.l1: dict[str, dict[str, Any]] = {}
         self.ledger: dict[str, dict[str, Any]] = {}
         self.rotations: list[dict[str, Any]] = []
@@ -328,6 +340,7 @@ class _Checker:
         # Batches cleared by this step: leaves, root and netting from the trade records.
         for c in body["cleared"]:
             self._clear(seq, c)
+        self._check_roots()
         for batch_id, change in body["updates"].items():
             batch = self.batches.get(batch_id)
             if batch is None:
@@ -350,7 +363,10 @@ class _Checker:
         if self.first_submission_ms is None and body["submissions"]:
             # The runner starts the simulated chain at the earliest submission of the first step with any.
             self.first_submission_ms = min(int(sub["submitted_at_ms"]) for sub in body["submissions"])
-        for i, sub in enumerate(body["submissions"]):
+        subs = body["submissions"]
+        if subs and self._outbox_bulk(seq, subs, outbox):
+            subs = []
+        for i, sub in enumerate(subs):
             row = outbox.peek()
             if row is None or int(row.log_seq) > seq:
                 self.problem("outbox", f"(log_seq {seq} submission {i})", "missing")
@@ -415,45 +431,78 @@ class _Checker:
             if row.record != record or bytes(row.hash) != digest or int(row.log_seq) != seq:
                 self.problem("audit_records", f"idx {index}", "differs from the record its step implies")
 
+    def _outbox_bulk(self, seq: int, subs: list[dict[str, Any]], outbox: _Rows) -> bool:
+        """Compare a step's submissions with its outbox rows in one go; False = look row by row."""
+        rows = outbox.peek_many(len(subs))
+        if len(rows) != len(subs) or any(int(r.log_seq) != seq or r.kind != s["kind"] for r, s in zip(rows, subs, strict=True)):
+            return False
+        stored = b"[" + b",".join(bytes(r.payload) for r in rows) + b"]"
+        if stored != canonical_json(subs):
+            return False
+        for _ in rows:
+            outbox.pop()
+        return True
+
     def _collect(self, table: pa.Table) -> None:
-        """Park the chunk's L2 rows per (pool, batch seq) until their batch clears."""
+        """Park the chunk's L2 rows per (pool, batch seq) until their batch clears.
+
+        The leaves of all of a chunk's batched rows are built and hashed in one pass: the
+        batch-independent tail of each leaf comes from :func:`leaf_texts` (the engine's own
+        encoder), the ``clearlane.leaf.v1|<batch id>|<index>|`` head is joined on per row.
+        """
         member, pool_codes, pools = batch_member_mask(table)
-        if not member.any():
+        rows = np.flatnonzero(member)
+        if not len(rows):
             return
         try:
-            flows = flows_from_records(table, self.config)
+            flows = flows_from_records(table.take(pa.array(rows)), self.config)
         except EvidenceError as exc:
             self.problem("trade_chunks", "records", str(exc))
             return
-        keys = pool_codes.astype(np.int64) * (1 << 40) + flows.batch_seq
-        keys = np.where(member, keys, -1)
+        keys = pool_codes[rows].astype(np.int64) * (1 << 40) + flows.batch_seq
         order = np.argsort(keys, kind="stable")
         sorted_keys = keys[order]
         starts = np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1]])
         ends = np.r_[starts[1:], len(sorted_keys)]
-        for lo, hi in zip(starts.tolist(), ends.tolist(), strict=True):
+        index = np.empty(len(rows), dtype=np.int64)
+        group = np.empty(len(rows), dtype=np.int32)
+        names: list[tuple[str, int]] = []
+        for g, (lo, hi) in enumerate(zip(starts.tolist(), ends.tolist(), strict=True)):
             key = int(sorted_keys[lo])
-            if key < 0:
-                continue
-            name = str(pools[key >> 40])
-            self.open_parts.setdefault((name, key & ((1 << 40) - 1)), []).append(flows.take(order[lo:hi]))
+            name = (str(pools[key >> 40]), key & ((1 << 40) - 1))
+            names.append(name)
+            done = self.open_counts.get(name, 0)
+            index[order[lo:hi]] = np.arange(done, done + hi - lo)
+            group[order[lo:hi]] = g
+            self.open_counts[name] = done + hi - lo
+        batch_ids = pa.array([f"{pool}-{seq:08d}" for pool, seq in names], pa.string()).take(pa.array(group))
+        tails = pc.replace_substring_regex(
+            leaf_texts(flows, "", self.participant_ids, self.asset_array, self.config.house_index),
+            pattern=r"^clearlane\.leaf\.v1\|\|[0-9]+\|", replacement="", max_replacements=1,
+        )
+        leaves = pc.binary_join_element_wise(
+            self.leaf_head, batch_ids, pc.cast(pa.array(index), pa.string()), tails, self.bar
+        )
+        hashes = hash_leaves(leaves)
+        for g, (lo, hi) in enumerate(zip(starts.tolist(), ends.tolist(), strict=True)):
+            take = order[lo:hi]
+            self.open_parts.setdefault(names[g], []).append((flows.take(take), hashes[take]))
 
     def _clear(self, seq: int, c: dict[str, Any]) -> None:
         config = self.config
         batch_id = c["batch_id"]
         self.report.batches += 1
         self.batches[batch_id] = _Batch(c, seq, {"state": "cleared", "attempts": 1})
-        parts = self.open_parts.pop((c["pool"], int(c["seq"])), [])
-        n = sum(len(p) for p in parts)
+        key = (c["pool"], int(c["seq"]))
+        parts = self.open_parts.pop(key, [])
+        self.open_counts.pop(key, None)
+        n = sum(len(p) for p, _ in parts)
         if n != c["flows"]:
             self.problem("trade_chunks", f"batch {batch_id}", f"{n} trade records in the batch, it cleared {c['flows']}")
             return
-        flows = Flows.concat(parts)
-        leaves = leaf_texts(flows, batch_id, self.participant_ids, self.asset_array, config.house_index)
-        backend = "hashlib" if len(leaves) < 512 else None
-        root = merkle_root(hash_leaves(leaves, backend=backend), backend=backend)
-        if root.hex() != c["root"]:
-            self.problem("batches", batch_id, "leaves recomputed from the trade records do not give the committed root")
+        flows = Flows.concat([p for p, _ in parts])
+        # Roots are computed for all batches of the step at once (_check_roots).
+        self.pending_roots.append((batch_id, np.concatenate([h for _, h in parts]), c["root"]))
         payer, payee, asset, amount, _ = flows.legs(config.house_index)
         if len(amount) != c["obligations"]:
             self.problem("batches", batch_id, "obligation count differs from the trade records")
@@ -466,6 +515,17 @@ class _Checker:
             self.problem("batches", batch_id, "net totals differ from the obligations")
         if table_digest(pa.table({"flow_id": flows.ids, "received_ms": flows.time_ms})) != c["detail"]:
             self.problem("trade_chunks", f"batch {batch_id}", "trade records are not the batch's flows in leaf order")
+
+    def _check_roots(self) -> None:
+        pending, self.pending_roots = self.pending_roots, []
+        if not pending:
+            return
+        hashes = np.concatenate([h for _, h, _ in pending])
+        roots = forest_roots(hashes, [len(h) for _, h, _ in pending],
+                             backend="hashlib" if len(hashes) < 512 else None)
+        for (batch_id, _, want), root in zip(pending, roots, strict=True):
+            if root.tobytes().hex() != want:
+                self.problem("batches", batch_id, "leaves recomputed from the trade records do not give the committed root")
 
     # ------------------------------------------------------------------ after the walk
     def _final_state(self) -> None:

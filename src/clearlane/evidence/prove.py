@@ -61,7 +61,7 @@ def _codes(column: pa.ChunkedArray | pa.Array, lookup: dict[str, int], what: str
         array = pc.dictionary_encode(array)
     values = array.dictionary.to_pylist()
     mapping = np.array([lookup.get(v, -1) for v in values] + [-1], dtype=np.int32)
-    indices = pc.fill_null(array.indices, len(values)).to_numpy(zero_copy_only=False)
+    indices = pc.fill_null(array.indices, pa.scalar(len(values), array.indices.type)).to_numpy(zero_copy_only=False)
     codes: np.ndarray = mapping[indices]
     if len(codes) and codes.min() < 0:
         raise EvidenceError(f"trade records name an unknown {what}", tampered=True)
@@ -108,9 +108,9 @@ def batch_member_mask(table: pa.Table) -> tuple[np.ndarray, np.ndarray, np.ndarr
     pool = table.column("pool").combine_chunks()
     state = table.column("state").to_numpy()
     lane_l2 = lane.dictionary.to_pylist().index("L2") if "L2" in lane.dictionary.to_pylist() else -1
-    lane_codes = pc.fill_null(lane.indices, -1).to_numpy(zero_copy_only=False)
+    lane_codes = pc.fill_null(lane.indices, pa.scalar(-1, lane.indices.type)).to_numpy(zero_copy_only=False)
     member = (lane_codes == lane_l2) & (state != TradeState.REJECTED)
-    pool_codes = pc.fill_null(pool.indices, -1).to_numpy(zero_copy_only=False)
+    pool_codes = pc.fill_null(pool.indices, pa.scalar(-1, pool.indices.type)).to_numpy(zero_copy_only=False)
     return member & (pool_codes >= 0), pool_codes, np.array(pool.dictionary.to_pylist(), dtype=object)
 
 
