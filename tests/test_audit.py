@@ -26,7 +26,7 @@ from typer.testing import CliRunner
 from clearlane.audit import verify as verify_module
 from clearlane.audit.hashchain import Frontier, table_digest
 from clearlane.audit.keys import KeyStore, KeyStoreError, Signer
-from clearlane.audit.merkle import hash_leaves, merkle_root
+from clearlane.audit.merkle import forest_roots, hash_leaves, merkle_root
 from clearlane.audit.verify import ProofError, canonical_document, load_pubkeys, verify_proof_document
 from clearlane.cli import app
 from clearlane.evidence.check import check_store
@@ -503,6 +503,17 @@ def test_frontier_root_is_rfc9162(sizes: int) -> None:
     frontier = Frontier()
     frontier.extend(leaves)
     assert frontier.root() == merkle_root(hash_leaves(leaves, backend="hashlib"), backend="hashlib")
+
+
+@settings(max_examples=60, deadline=None)
+@given(sizes=st.lists(st.integers(0, 40), min_size=1, max_size=8), backend=st.sampled_from(["hashlib", None]))
+def test_forest_roots_equal_one_root_per_tree(sizes: list[int], backend: str | None) -> None:
+    rng = np.random.default_rng(sum(sizes))
+    leaves = rng.integers(0, 256, (sum(sizes), 32), dtype=np.uint8)
+    roots = forest_roots(leaves, sizes, backend=backend)
+    bounds = np.cumsum([0, *sizes])
+    for i in range(len(sizes)):
+        assert roots[i].tobytes() == merkle_root(leaves[bounds[i]:bounds[i + 1]], backend="hashlib")
 
 
 def test_table_digest_survives_ipc_and_rechunking() -> None:
