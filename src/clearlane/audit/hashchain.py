@@ -198,10 +198,9 @@ def transition(seq: int, at_ms: int, kind: str, fx: Any, asset_codes: list[str],
         if table.num_rows
     ]
     cleared = []
-    asset_index = {code: i for i, code in enumerate(asset_codes)}
+    codes = pa.array(asset_codes, pa.string())
     for b in fx.batches_cleared:
-        net_asset_idx = np.array([asset_index[a] for a in b["net_asset"].to_pylist()], dtype=np.int64) \
-            if len(b["net_asset"]) else np.zeros(0, dtype=np.int64)
+        net_asset_idx = pc.index_in(b["net_asset"], value_set=codes).to_numpy(zero_copy_only=False)
         cleared.append(
             {
                 "batch_id": b["batch_id"],

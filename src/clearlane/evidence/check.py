@@ -93,11 +93,12 @@ class _Rows:
     """Pages through a table in key order (portable SQL, one page in memory)."""
 
     def __init__(self, store: Store, table: str, columns: str, key: str = "id", page: int = 4096,
-                 where: str = "") -> None:
+                 where: str = "", minor: str | None = None) -> None:
         self._store, self._table, self._columns, self._key = store, table, columns, key
-        self._page, self._where = page, where
+        self._page, self._where, self._minor = page, where, minor
         self._buffer: deque[Any] = deque()
         self._last: Any = None
+        self._last_minor: Any = None
         self._done = False
 
     def peek(self) -> Any:
@@ -119,18 +120,25 @@ class _Rows:
     def _fill(self) -> None:
         clauses = [self._where] if self._where else []
         params: dict[str, Any] = {"n": self._page}
+        key, minor = self._key, self._minor
         if self._last is not None:
-            clauses.append(f"{self._key} > :last")
+            if minor is None:
+                clauses.append(f"{key} > :last")
+            else:
+                clauses.append(f"({key} > :last OR ({key} = :last AND {minor} > :last_minor))")
+                params["last_minor"] = self._last_minor
             params["last"] = self._last
         where = f"WHERE {' AND '.join(clauses)} " if clauses else ""
+        order = key if minor is None else f"{key}, {minor}"
         with self._store.engine.connect() as conn:
             rows = conn.execute(
-                text(f"SELECT {self._columns} FROM {self._table} {where}ORDER BY {self._key} LIMIT :n"), params
+                text(f"SELECT {self._columns} FROM {self._table} {where}ORDER BY {order} LIMIT :n"), params
             ).all()
         if len(rows) < self._page:
             self._done = True
         if rows:
-            self._last = getattr(rows[-1], self._key)
+            self._last = getattr(rows[-1], key)
+            self._last_minor = getattr(rows[-1], minor) if minor is not None else None
         self._buffer.extend(rows)
 
 
@@ -223,9 +231,9 @@ class _Checker:
         self.first_submission_ms: int | None = None
         self.checkpoint_sizes = {int(r["tree_size"]) for r in store.rows("SELECT tree_size FROM checkpoints")}
 
-        log = _Rows(store, "input_log", "seq, at_ms, kind, source_id, payload, prev_hash, hash", key="seq", page=64)
+        log = _Rows(store, "input_log", "seq, at_ms, kind, source_id, payload, prev_hash, hash", key="seq", page=16)
         transitions = _Rows(store, "transition_log", "seq, body, prev_hash, hash, state_root", key="seq", page=64)
-        chunks = _Rows(store, "trade_chunks", "log_seq, part, rows, blob", key="log_seq", page=8)
+        chunks = _Rows(store, "trade_chunks", "log_seq, part, rows, blob", key="log_seq", page=8, minor="part")
         events = _Rows(store, "batch_events", "id, batch_id, event, at_ms, detail, log_seq")
         outbox = _Rows(store, "outbox", "id, log_seq, kind, payload")
         rejects = _Rows(store, "rejects", "id, log_seq, source, row, input_id, code, error, field, reason")
