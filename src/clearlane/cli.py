@@ -175,6 +175,8 @@ def demo(
             console.print(f"  {flow_id}: [bold]{life['badge']}[/]")
     console.print(f"rejects: {result['rejects']} (see {out / 'rejects.jsonl'})  database: {out / 'clearlane.db'}")
     console.print(f"next: clearlane status {sample[0] if sample else 'TRADE_ID'} --db {out / 'clearlane.db'}")
+    if sample:
+        console.print(f"      clearlane proof {sample[0]} --db {out / 'clearlane.db'}   (then: clearlane verify-proof FILE)")
     runner.close()
 
 
