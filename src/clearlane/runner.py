@@ -64,9 +64,11 @@ class Runner:
         create: bool = True,
         progress: ProgressCallback | None = None,
         durable: bool = False,
+        schema: str | None = None,
     ) -> Runner:
-        """Open (or create) a database; rebuild engine and chain from its log."""
-        store = Store.open(db, create=create, durable=durable)
+        """Open (or create) a database (a SQLite path or a URL; ``schema``: a PostgreSQL
+        schema of its own); rebuild engine and chain from its log."""
+        store = Store.open(db, create=create, durable=durable, schema=schema)
         stored_toml = store.get_meta("config_toml")
         if stored_toml is None:
             if config_path is None:

@@ -1,4 +1,9 @@
-"""The SQL store (SQLAlchemy Core; SQLite by default).
+"""The SQL store (SQLAlchemy Core): SQLite by default, PostgreSQL (psycopg 3) by URL.
+
+``Store.open`` takes a SQLite file path or a SQLAlchemy URL (``postgresql://`` and
+``postgres://`` mean ``postgresql+psycopg://``); both run the same Alembic migrations. On
+PostgreSQL a store may live in its own schema (``schema=``: ``search_path`` is set on every
+connection), which is how the scale-out worker keeps one log per partition on one server.
 
 Every engine step is committed in ONE transaction: the input-log entry (hash-chained to the
 previous one), the step's effects and the new ``applied_seq`` / state root. A process killed at
@@ -12,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,6 +30,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, create_engine, event, text
 from sqlalchemy.engine import Engine as SqlEngine
+from sqlalchemy.engine import make_url
 
 from clearlane.chain.port import TxSubmission, tx_submission_from_dict, tx_submission_to_dict
 from clearlane.engine.core import Effects, LogEntry
@@ -35,6 +42,34 @@ _MIGRATIONS = Path(__file__).with_name("migrations")
 
 class StoreError(RuntimeError):
     """The database is missing, foreign, or inconsistent with its own log."""
+
+
+SCHEMA_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+def database_url(target: str | Path) -> str:
+    """A SQLAlchemy URL for ``target``: a SQLite path or a URL (PostgreSQL gets psycopg 3)."""
+    url = str(target)
+    if "://" not in url:
+        return f"sqlite:///{Path(url)}"
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+def is_url(target: str | Path) -> bool:
+    return "://" in str(target)
+
+
+def redact(url: str) -> str:
+    """The URL with any password hidden (for messages)."""
+    if "://" not in url:
+        return url
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return url.split("://", 1)[0] + "://..."
 
 
 def log_hash(prev: bytes, seq: int, at_ms: int, kind: str, payload: bytes) -> bytes:
@@ -62,20 +97,28 @@ class Store:
     def __init__(self, engine: SqlEngine, url: str) -> None:
         self.engine = engine
         self.url = url
+        self.schema: str | None = None
         self._log_head: bytes | None = None
 
     # ------------------------------------------------------------------ open / migrate
     @classmethod
-    def open(cls, target: str | Path, *, create: bool = True, durable: bool = False) -> Store:
-        url = str(target)
-        if "://" not in url:
-            path = Path(url)
+    def open(cls, target: str | Path, *, create: bool = True, durable: bool = False, schema: str | None = None) -> Store:
+        """Open (and migrate) a store: a SQLite file path or a database URL.
+
+        ``schema`` (PostgreSQL only) keeps every table in that schema, created if missing.
+        """
+        if not is_url(target):
+            path = Path(target)
             if not create and not path.exists():
                 raise StoreError(f"{path}: no such database")
             path.parent.mkdir(parents=True, exist_ok=True)
-            url = f"sqlite:///{path}"
+        url = database_url(target)
         engine = create_engine(url, future=True)
-        if engine.dialect.name == "sqlite":
+        dialect = engine.dialect.name
+        if schema is not None and (dialect != "postgresql" or not SCHEMA_RE.match(schema)):
+            engine.dispose()
+            raise StoreError(f"schema {schema!r}: needs PostgreSQL and a lower-case identifier")
+        if dialect == "sqlite":
             sync = "FULL" if durable else "NORMAL"
 
             @event.listens_for(engine, "connect")
@@ -86,15 +129,45 @@ class Store:
                 cursor.execute("PRAGMA foreign_keys=ON")
                 cursor.execute("PRAGMA cache_size=-65536")
                 cursor.close()
-
-        store = cls(engine, url)
-        store.migrate()
+        elif dialect == "postgresql" and schema is not None:
+            # Registered before the first connection, so every pooled connection has it.
+            # (synchronous_commit stays on, PostgreSQL's default: a committed step is durable.)
+            @event.listens_for(engine, "connect")
+            def _search_path(dbapi_connection: Any, _record: Any) -> None:
+                cursor = dbapi_connection.cursor()
+                cursor.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (schema,))
+                if cursor.fetchone() is None:
+                    try:
+                        cursor.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+                        dbapi_connection.commit()
+                    except Exception:  # another process created it at the same instant
+                        dbapi_connection.rollback()
+                cursor.execute(f'SET search_path TO "{schema}"')
+                cursor.close()
+                dbapi_connection.commit()
+        try:
+            store = cls(engine, url)
+            store.schema = schema
+            store.migrate()
+        except Exception as exc:
+            engine.dispose()
+            if isinstance(exc, StoreError):
+                raise
+            raise StoreError(f"{redact(url)}: cannot open the database: {exc}") from exc
         return store
+
+    @property
+    def dialect(self) -> str:
+        return str(self.engine.dialect.name)
 
     def migrate(self) -> None:
         config = Config()
         config.set_main_option("script_location", str(_MIGRATIONS))
         with self.engine.begin() as conn:
+            if self.dialect == "postgresql":
+                # Two processes opening the same new schema at once migrate one after the other.
+                key = int.from_bytes(hashlib.sha256(f"clearlane.migrate:{self.schema}".encode()).digest()[:8], "big", signed=True)
+                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
             config.attributes["connection"] = conn
             command.upgrade(config, "head")
 
@@ -288,15 +361,19 @@ class Store:
             for i, (k, p, d, c) in enumerate(zip(keys, posted.tolist(), pending_debits.tolist(),
                                                  pending_credits.tolist(), strict=True))
         ]
+        columns = ("idx, owner, asset, purpose, lane, floor_minor, posted_minor, "
+                   "pending_debits_minor, pending_credits_minor")
         with self.engine.begin() as conn:
             conn.execute(text("DELETE FROM ledger_accounts"))
             cursor = conn.connection.cursor()
-            marker = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
-            cursor.executemany(
-                "INSERT INTO ledger_accounts (idx, owner, asset, purpose, lane, floor_minor, posted_minor, "
-                f"pending_debits_minor, pending_credits_minor) VALUES ({', '.join([marker] * 9)})",
-                rows,
-            )
+            if self.dialect == "postgresql":
+                # COPY: one stream instead of a statement per account (see docs/SCALING.md).
+                with cursor.copy(f"COPY ledger_accounts ({columns}) FROM STDIN") as copy:
+                    for row in rows:
+                        copy.write_row(row)
+            else:
+                marker = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
+                cursor.executemany(f"INSERT INTO ledger_accounts ({columns}) VALUES ({', '.join([marker] * 9)})", rows)
 
     # ------------------------------------------------------------------ queries
     def outbox_after(self, seq: int) -> list[TxSubmission]:
