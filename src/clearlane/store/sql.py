@@ -375,6 +375,19 @@ class Store:
                 marker = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
                 cursor.executemany(f"INSERT INTO ledger_accounts ({columns}) VALUES ({', '.join([marker] * 9)})", rows)
 
+    def replace_rejects(self, source: str, rejects: list[Any]) -> None:
+        """Record edge rejects of one input (a bus message) idempotently: a retry replaces them."""
+        with self.engine.begin() as conn:
+            conn.execute(text("DELETE FROM rejects WHERE source = :src"), {"src": source})
+            if rejects:
+                conn.execute(
+                    text(
+                        "INSERT INTO rejects (log_seq, source, row, input_id, code, error, field, reason) "
+                        "VALUES (NULL, :src, :row, :id, :code, :error, :field, :reason)"
+                    ),
+                    [{**r.to_dict(), "src": source} for r in rejects],
+                )
+
     # ------------------------------------------------------------------ queries
     def outbox_after(self, seq: int) -> list[TxSubmission]:
         with self.engine.connect() as conn:
