@@ -309,10 +309,10 @@ class Store:
                     {"g": group_id, "open": open_flows, "b": write_table(table)},
                 )
         if fx.submissions:
-            conn.execute(
-                text("INSERT INTO outbox (log_seq, kind, payload) VALUES (:s, :k, :p)"),
-                [{"s": fx.seq, "k": tx.kind, "p": canonical_json(tx_submission_to_dict(tx))} for tx in fx.submissions],
-            )
+            outbox = [(fx.seq, tx.kind, canonical_json(tx_submission_to_dict(tx))) for tx in fx.submissions]
+            if not self._copy(conn, "outbox", ("log_seq", "kind", "payload"), ("int8", "text", "bytea"), outbox):
+                conn.execute(text("INSERT INTO outbox (log_seq, kind, payload) VALUES (:s, :k, :p)"),
+                             [{"s": s, "k": k, "p": p} for s, k, p in outbox])
         if fx.rejects:
             conn.execute(
                 text(
@@ -329,23 +329,41 @@ class Store:
         if changes is None:
             return
         if changes.new_entries:
-            conn.execute(
-                text(
-                    "INSERT INTO ledger_entries (entry_id, kind, at_ms, ref, pending, timeout_at_ms, status, status_at_ms, legs) "
-                    "VALUES (:id, :kind, :at, :ref, :pending, :timeout, :status, :at, :legs)"
-                ),
-                [
-                    {"id": e.entry_id, "kind": e.kind, "at": e.at_ms, "ref": e.ref, "pending": e.pending,
-                     "timeout": e.timeout_at_ms, "status": "pending" if e.pending else "posted",
-                     "legs": write_table(pa.table({"account": e.accounts, "amount_minor": e.amounts_minor}), compress=False)}
-                    for e in changes.new_entries
-                ],
-            )
+            entries = [
+                (e.entry_id, e.kind, e.at_ms, e.ref, bool(e.pending), e.timeout_at_ms, "pending" if e.pending else "posted",
+                 e.at_ms, write_table(pa.table({"account": e.accounts, "amount_minor": e.amounts_minor}), compress=False))
+                for e in changes.new_entries
+            ]
+            columns = ("entry_id", "kind", "at_ms", "ref", "pending", "timeout_at_ms", "status", "status_at_ms", "legs")
+            types = ("text", "text", "int8", "text", "bool", "int8", "text", "int8", "bytea")
+            if not self._copy(conn, "ledger_entries", columns, types, entries):
+                conn.execute(
+                    text(f"INSERT INTO ledger_entries ({', '.join(columns)}) VALUES ({', '.join(':' + c for c in columns)})"),
+                    [dict(zip(columns, row, strict=True)) for row in entries],
+                )
         for change in changes.status_changes:
             conn.execute(
                 text("UPDATE ledger_entries SET status = :st, status_at_ms = :at WHERE entry_id = :id"),
                 {"st": str(change.status.value), "at": change.at_ms, "id": change.entry_id},
             )
+
+    COPY_MIN_ROWS = 32
+
+    def _copy(self, conn: Connection, table: str, columns: tuple[str, ...], types: tuple[str, ...],
+              rows: list[tuple[Any, ...]]) -> bool:
+        """Bulk path on PostgreSQL: binary ``COPY`` inside the step's transaction (False: not used).
+
+        Measured on a 1M-trade day through the worker: COPY of the outbox and ledger journal
+        instead of a pipelined ``executemany`` (see docs/SCALING.md).
+        """
+        if self.dialect != "postgresql" or len(rows) < self.COPY_MIN_ROWS:
+            return False
+        cursor = conn.connection.cursor()
+        with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types(list(types))
+            for row in rows:
+                copy.write_row(row)
+        return True
 
     def write_balances(self, ledger: Any) -> None:
         """Rewrite the ``ledger_accounts`` view from the ledger (a checkpoint, one transaction).
