@@ -159,6 +159,8 @@ class WorkerStats:
     steps: int = 0
     busy_s: float = 0.0
     started: float = field(default_factory=time.perf_counter)
+    first_input_at: float = 0.0  # wall clock (epoch s) of the first message, for benchmarks
+    last_commit_at: float = 0.0
 
 
 def stream_cursor(store: Store) -> int:
@@ -264,10 +266,12 @@ class Worker:
                     return
                 continue
             started = time.perf_counter()
+            self.stats.first_input_at = self.stats.first_input_at or time.time()
             for msg in msgs:
                 cursor = self._apply(msg, validator, cursor)
             await msgs[-1].ack()  # AckPolicy.ALL: everything up to here is committed
             self.stats.busy_s += time.perf_counter() - started
+            self.stats.last_commit_at = time.time()
             last_input = last_advance = time.monotonic()
             await self._publish_events(js)
 
