@@ -27,7 +27,26 @@ from clearlane.config.model import load_config
 from clearlane.devserver import NatsServer, PostgresServer
 from clearlane.sim.generator import generate_day
 
-DONE = re.compile(r"worker done: .*?([\d,]+) trades in .*first input at\s+([\d.]+),\s+last\s+commit\s+at\s+([\d.]+)")
+DONE = re.compile(r"worker done: .*?([\d,]+) trades in .*\(CPU\s+([\d.]+)\s+s\).*first input at\s+([\d.]+),\s+last\s+commit\s+at\s+([\d.]+)")
+
+
+def server_cpu(pid: int) -> float:
+    """CPU seconds of a server process and all its children (PostgreSQL backends)."""
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+        procs = [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return 0.0
+    total = 0.0
+    for proc in procs:
+        try:
+            t = proc.cpu_times()
+            total += t.user + t.system + t.children_user + t.children_system
+        except psutil.NoSuchProcess:
+            pass
+    return total
 
 
 def main() -> None:
@@ -79,21 +98,26 @@ def main() -> None:
                 )
                 for group, target in zip(groups, targets, strict=True)
             ]
-            trades, firsts, lasts = 0, [], []
-            cpu_before = os.times().children_user + os.times().children_system
+            trades, firsts, lasts, worker_cpu = 0, [], [], 0.0
+            pg_pid = int((pg.root / "data" / "postmaster.pid").read_text().split()[0]) if pg and pg.root else None
+            pg_before = server_cpu(pg_pid) if pg_pid else 0.0
+            nats_before = server_cpu(nats.proc.pid) if nats.proc else 0.0
             for proc in procs:
                 out, err = proc.communicate()
                 match = DONE.search(out.replace("\n", " "))
                 if proc.returncode != 0 or match is None:
                     raise SystemExit(f"worker failed ({proc.returncode}):\n{out}\n{err}")
                 trades += int(match.group(1).replace(",", ""))
-                firsts.append(float(match.group(2)))
-                lasts.append(float(match.group(3)))
-            times = os.times()
-            cpu = times.children_user + times.children_system - cpu_before
+                worker_cpu += float(match.group(2))
+                firsts.append(float(match.group(3)))
+                lasts.append(float(match.group(4)))
+            pg_cpu = server_cpu(pg_pid) - pg_before if pg_pid else 0.0
+            nats_cpu = (server_cpu(nats.proc.pid) if nats.proc else 0.0) - nats_before
             wall = max(lasts) - min(firsts)
-            print(f"layout {layout!r}: {len(groups)} worker(s), {trades:,} trades in {wall:.2f} s "
-                  f"= {trades / wall:,.0f} trades/s (workers' CPU incl. start-up and replay: {cpu:.1f} s)")
+            print(f"layout {layout!r}: {len(groups)} worker(s), {trades:,} trades in {wall:.2f} s wall "
+                  f"= {trades / wall:,.0f} trades/s; CPU: workers {worker_cpu:.1f} s "
+                  f"({trades / max(worker_cpu, 1e-9):,.0f} trades per worker-CPU-s), PostgreSQL {pg_cpu:.1f} s, "
+                  f"nats-server {nats_cpu:.1f} s")
     finally:
         nats.stop()
         if pg is not None:

@@ -478,7 +478,7 @@ def worker(
     wall = time.perf_counter() - stats.started
     console.print(f"worker done: {stats.messages:,} messages ({stats.skipped:,} redelivered, skipped), "
                   f"{stats.trades:,} trades in {stats.steps:,} steps, {stats.rejects:,} rejects, "
-                  f"{stats.events_published:,} events published; busy {stats.busy_s:.2f} s of {wall:.2f} s; "
+                  f"{stats.events_published:,} events published; busy {stats.busy_s:.2f} s of {wall:.2f} s (CPU {stats.busy_cpu_s:.2f} s); "
                   f"first input at {stats.first_input_at:.3f}, last commit at {stats.last_commit_at:.3f}", highlight=False)
 
 

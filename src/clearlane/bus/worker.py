@@ -159,6 +159,7 @@ class WorkerStats:
     steps: int = 0
     busy_s: float = 0.0
     started: float = field(default_factory=time.perf_counter)
+    busy_cpu_s: float = 0.0  # this process's CPU time while busy (excludes start-up and replay)
     first_input_at: float = 0.0  # wall clock (epoch s) of the first message, for benchmarks
     last_commit_at: float = 0.0
 
@@ -265,12 +266,13 @@ class Worker:
                     self.log(f"partition {self.name}: idle for {self.o.idle_exit_s:g} s, exiting")
                     return
                 continue
-            started = time.perf_counter()
+            started, cpu_started = time.perf_counter(), time.process_time()
             self.stats.first_input_at = self.stats.first_input_at or time.time()
             for msg in msgs:
                 cursor = self._apply(msg, validator, cursor)
             await msgs[-1].ack()  # AckPolicy.ALL: everything up to here is committed
             self.stats.busy_s += time.perf_counter() - started
+            self.stats.busy_cpu_s += time.process_time() - cpu_started
             self.stats.last_commit_at = time.time()
             last_input = last_advance = time.monotonic()
             await self._publish_events(js)
