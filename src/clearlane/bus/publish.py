@@ -83,6 +83,18 @@ def route_tokens(config: ClearingConfig, chunk: pa.Table) -> np.ndarray[Any, Any
     return names[np.where(pool < 0, len(config.pools), pool)]
 
 
+MAX_MESSAGE_BYTES = 900_000  # under NATS's default max_payload (1 MB)
+
+
+def _split(rows: pa.Table, max_bytes: int) -> list[bytes]:
+    """Encoded messages of ``rows``, halved until each is at most ``max_bytes`` (deterministic)."""
+    payload = encode_arrow(rows)
+    if len(payload) <= max_bytes or rows.num_rows <= 1:
+        return [payload]
+    half = rows.num_rows // 2
+    return _split(rows.slice(0, half), max_bytes) + _split(rows.slice(half), max_bytes)
+
+
 def file_digest(path: Path) -> str:
     h = hashlib.sha256()
     with path.open("rb") as handle:
@@ -99,6 +111,7 @@ async def publish_file(
     chunk_rows: int = 10_000,
     events_pool: str | None = None,
     window: int = 64,
+    max_bytes: int = MAX_MESSAGE_BYTES,
 ) -> PublishResult:
     """Publish ``path`` to JetStream; returns counts (and the rejects, for the caller to write)."""
     import nats
@@ -139,7 +152,9 @@ async def publish_file(
                 form = input_form(table)
                 for token in sorted(set(tokens.tolist())):
                     rows = form.filter(pa.array(tokens == token))
-                    await send(trades_subject(token), encode_arrow(rows), f"{digest}:{index}:{token}", ARROW)
+                    for part, payload in enumerate(_split(rows, max_bytes)):
+                        suffix = f".{part}" if part else ""
+                        await send(trades_subject(token), payload, f"{digest}:{index}:{token}{suffix}", ARROW)
                     result.trades += rows.num_rows
             if batch.events:
                 if events_pool is None:
