@@ -261,3 +261,25 @@ def test_kill_9_mid_batch_standby_takes_over_with_nothing_lost_or_doubled(
             assert at_kill < crashed.engine.applied_seq  # the kill was mid-run: the standby did real work
         crashed.close()
         reference.close()
+
+
+def test_cli_publish_worker_and_status_by_url(nats_url: str, pg_url: str, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from clearlane.cli import app
+
+    cli = CliRunner()
+    assert cli.invoke(app, ["publish", str(tmp_path / "absent.csv"), "--nats", nats_url]).exit_code == 2
+    bad_pools = cli.invoke(app, ["worker", "--db", pg_url, "--nats", nats_url, "--pools", "fa.st"])
+    assert bad_pools.exit_code == 2 and "pool" in bad_pools.output
+    path = write_jsonl(tmp_path / "day.jsonl", input_rows(30))
+    published = cli.invoke(app, ["publish", str(path), "--nats", nats_url, "--config", str(EXAMPLE_CONFIG)])
+    assert published.exit_code == 0, published.output
+    assert "published 30 trades" in published.output
+    done = cli.invoke(app, ["worker", "--db", pg_url, "--nats", nats_url, "--pools", "fast,retail,L1",
+                            "--config", str(EXAMPLE_CONFIG), "--idle-exit", "0.5", "--idle-advance-ms", "0"])
+    assert done.exit_code == 0, done.output
+    assert "30 trades" in done.output
+    status = cli.invoke(app, ["status", "T0000001", "--db", pg_url, "--schema", "clearlane_fast_l1_retail", "--json"])
+    assert status.exit_code == 0, status.output
+    assert json.loads(status.output)["id"] == "T0000001"
