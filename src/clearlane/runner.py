@@ -87,16 +87,18 @@ class Runner:
         create: bool = True,
         progress: ProgressCallback | None = None,
         durable: bool = False,
+        schema: str | None = None,
         keys: str | Path | None = None,
         signing: bool = True,
     ) -> Runner:
-        """Open (or create) a database; rebuild engine and chain from its log.
+        """Open (or create) a database (a SQLite path or a URL; ``schema``: a PostgreSQL
+        schema of its own); rebuild engine and chain from its log.
 
         ``keys`` is the signing-key directory (default :func:`default_key_dir`); a store without
         a key gets the directory's active key (created on first use). ``signing=False`` opens
         without loading a private key (read-mostly commands); no checkpoint is signed then.
         """
-        store = Store.open(db, create=create, durable=durable)
+        store = Store.open(db, create=create, durable=durable, schema=schema)
         stored_toml = store.get_meta("config_toml")
         if stored_toml is None:
             if config_path is None:
