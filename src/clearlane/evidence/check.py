@@ -23,6 +23,7 @@ import time
 import tomllib
 from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -143,6 +144,68 @@ class _Rows:
 
 
 @dataclass
+class _Prepared:
+    """A trade-record chunk decoded and checked off the main thread (see :class:`_ChunkFeed`)."""
+
+    error: str | None = None
+    rows: int = 0
+    digest: str = ""
+    canonical: bool = False
+    flows: Flows | None = None
+    flows_error: str | None = None
+    pool_codes: np.ndarray | None = None
+    pools: np.ndarray | None = None
+    tails: pa.Array | None = None
+
+
+def _prepare_chunk(blob: bytes, config: ClearingConfig, participant_ids: pa.Array, asset_array: pa.Array) -> _Prepared:
+    """Everything about one chunk that does not depend on the walk's state: decode, column
+    digest, canonical bytes, the batched rows as flows and the batch-independent leaf tails."""
+    try:
+        table = read_table(blob)
+    except (pa.ArrowInvalid, OSError, ValueError) as exc:
+        return _Prepared(error=f"blob does not decode ({type(exc).__name__})")
+    prep = _Prepared(rows=table.num_rows, digest=table_digest(table), canonical=_canonical_blob(table, blob))
+    try:
+        member, pool_codes, pools = batch_member_mask(table)
+        rows = np.flatnonzero(member)
+        if len(rows):
+            prep.flows = flows_from_records(table.take(pa.array(rows)), config)
+            prep.pool_codes, prep.pools = pool_codes[rows], pools
+            prep.tails = pc.replace_substring_regex(
+                leaf_texts(prep.flows, "", participant_ids, asset_array, config.house_index),
+                pattern=r"^clearlane\.leaf\.v1\|\|[0-9]+\|", replacement="", max_replacements=1,
+            )
+    except (EvidenceError, KeyError, ValueError, pa.ArrowInvalid) as exc:
+        prep.flows_error = str(exc)
+    return prep
+
+
+class _ChunkFeed:
+    """Trade-record chunks in log order, each prepared on a worker thread two chunks ahead (the
+    decoding, digests, re-encoding and string building run in Arrow and release the GIL)."""
+
+    def __init__(self, rows: _Rows, pool: ThreadPoolExecutor, prepare: Callable[[bytes], _Prepared]) -> None:
+        self._rows, self._pool, self._prepare = rows, pool, prepare
+        self._ahead: deque[tuple[Any, Future[_Prepared]]] = deque()
+
+    def _fill(self) -> None:
+        while len(self._ahead) < 3:
+            row = self._rows.pop()
+            if row is None:
+                return
+            self._ahead.append((row, self._pool.submit(self._prepare, bytes(row.blob))))
+
+    def peek(self) -> Any:
+        self._fill()
+        return self._ahead[0][0] if self._ahead else None
+
+    def pop(self) -> tuple[Any, Future[_Prepared]] | None:
+        self._fill()
+        return self._ahead.popleft() if self._ahead else None
+
+
+@dataclass
 class _Batch:
     cleared: dict[str, Any]
     seq: int
@@ -171,6 +234,7 @@ class _Checker:
     # ------------------------------------------------------------------ entry point
     def run(self) -> CheckReport:
         started = time.perf_counter()
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clearlane-verify")
         try:
             if self._meta():
                 self._walk()
@@ -184,6 +248,8 @@ class _Checker:
                 self.report.seconds["ledger"] = time.perf_counter() - mark
         except _Stop:
             self.report.notes.append(f"stopped after {self.limit} problems")
+        finally:
+            self.pool.shutdown(wait=True, cancel_futures=True)
         return self.report
 
     # ------------------------------------------------------------------ meta
@@ -233,7 +299,10 @@ class _Checker:
 
         log = _Rows(store, "input_log", "seq, at_ms, kind, source_id, payload, prev_hash, hash", key="seq", page=16)
         transitions = _Rows(store, "transition_log", "seq, body, prev_hash, hash, state_root", key="seq", page=64)
-        chunks = _Rows(store, "trade_chunks", "log_seq, part, rows, blob", key="log_seq", page=8, minor="part")
+        chunks = _ChunkFeed(
+            _Rows(store, "trade_chunks", "log_seq, part, rows, blob", key="log_seq", page=4, minor="part"), self.pool,
+            lambda blob: _prepare_chunk(blob, config, self.participant_ids, self.asset_array),
+        )
         events = _Rows(store, "batch_events", "id, batch_id, event, at_ms, detail, log_seq")
         outbox = _Rows(store, "outbox", "id, log_seq, kind, payload")
         # Edge rejects (bus messages refused before the log, source != 'engine') are not log effects.
@@ -313,18 +382,21 @@ class _Checker:
         if self.last_seq and state["state_root"] != self.state_roots.get(self.last_seq):
             self.problem("engine_state", "id 1", "state_root differs from the last transition's")
 
-    def _step(self, seq: int, kind: str, payload: bytes, body: dict[str, Any], chunks: _Rows, events: _Rows,
+    def _step(self, seq: int, kind: str, payload: bytes, body: dict[str, Any], chunks: _ChunkFeed, events: _Rows,
               outbox: _Rows, rejects: _Rows, records: _Rows) -> None:
         # Trade records, each chunk against its column digest.
         want = {int(r["part"]): r for r in body["records"]}
         got: dict[int, Any] = {}
         while (row := chunks.peek()) is not None and int(row.log_seq) <= seq:
-            chunks.pop()
+            item = chunks.pop()
+            if item is None:
+                break
+            future = item[1]
             if int(row.log_seq) < seq:
                 self.problem("trade_chunks", f"log_seq {int(row.log_seq)} part {int(row.part)}",
                              "written by no step of the log")
                 continue
-            got[int(row.part)] = row
+            got[int(row.part)] = (row, future)
         for part in sorted(set(want) | set(got)):
             key = f"log_seq {seq} part {part}"
             if part not in got:
@@ -333,20 +405,20 @@ class _Checker:
             if part not in want:
                 self.problem("trade_chunks", key, "not written by its step")
                 continue
-            try:
-                table = read_table(bytes(got[part].blob))
-            except (pa.ArrowInvalid, OSError, ValueError) as exc:
-                self.problem("trade_chunks", key, f"blob does not decode ({type(exc).__name__})")
+            row, future = got[part]
+            prep = future.result()
+            if prep.error is not None:
+                self.problem("trade_chunks", key, prep.error)
                 continue
-            if table_digest(table) != want[part]["digest"] or int(got[part].rows) != want[part]["rows"] \
-                    or table.num_rows != want[part]["rows"]:
+            if prep.digest != want[part]["digest"] or int(row.rows) != want[part]["rows"] \
+                    or prep.rows != want[part]["rows"]:
                 self.problem("trade_chunks", key, "records differ from what the step wrote (column digest)")
                 continue
-            if not _canonical_blob(table, bytes(got[part].blob)):
+            if not prep.canonical:
                 self.problem("trade_chunks", key, _NOT_CANONICAL)
                 continue
-            self.report.trades += table.num_rows
-            self._collect(table)
+            self.report.trades += prep.rows
+            self._collect(prep)
         # Batches cleared by this step: leaves, root and netting from the trade records.
         for c in body["cleared"]:
             self._clear(seq, c)
@@ -453,29 +525,27 @@ class _Checker:
             outbox.pop()
         return True
 
-    def _collect(self, table: pa.Table) -> None:
+    def _collect(self, prep: _Prepared) -> None:
         """Park the chunk's L2 rows per (pool, batch seq) until their batch clears.
 
         The leaves of all of a chunk's batched rows are built and hashed in one pass: the
         batch-independent tail of each leaf comes from :func:`leaf_texts` (the engine's own
-        encoder), the ``clearlane.leaf.v1|<batch id>|<index>|`` head is joined on per row.
+        encoder, run in :func:`_prepare_chunk`), the ``clearlane.leaf.v1|<batch id>|<index>|``
+        head is joined on per row here, where the walk knows each batch's next index.
         """
-        member, pool_codes, pools = batch_member_mask(table)
-        rows = np.flatnonzero(member)
-        if not len(rows):
+        if prep.flows_error is not None:
+            self.problem("trade_chunks", "records", prep.flows_error)
             return
-        try:
-            flows = flows_from_records(table.take(pa.array(rows)), self.config)
-        except EvidenceError as exc:
-            self.problem("trade_chunks", "records", str(exc))
+        flows, pool_codes, pools, tails = prep.flows, prep.pool_codes, prep.pools, prep.tails
+        if flows is None or pool_codes is None or pools is None or tails is None:
             return
-        keys = pool_codes[rows].astype(np.int64) * (1 << 40) + flows.batch_seq
+        keys = pool_codes.astype(np.int64) * (1 << 40) + flows.batch_seq
         order = np.argsort(keys, kind="stable")
         sorted_keys = keys[order]
         starts = np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1]])
         ends = np.r_[starts[1:], len(sorted_keys)]
-        index = np.empty(len(rows), dtype=np.int64)
-        group = np.empty(len(rows), dtype=np.int32)
+        index = np.empty(len(flows), dtype=np.int64)
+        group = np.empty(len(flows), dtype=np.int32)
         names: list[tuple[str, int]] = []
         for g, (lo, hi) in enumerate(zip(starts.tolist(), ends.tolist(), strict=True)):
             key = int(sorted_keys[lo])
@@ -486,10 +556,6 @@ class _Checker:
             group[order[lo:hi]] = g
             self.open_counts[name] = done + hi - lo
         batch_ids = pa.array([f"{pool}-{seq:08d}" for pool, seq in names], pa.string()).take(pa.array(group))
-        tails = pc.replace_substring_regex(
-            leaf_texts(flows, "", self.participant_ids, self.asset_array, self.config.house_index),
-            pattern=r"^clearlane\.leaf\.v1\|\|[0-9]+\|", replacement="", max_replacements=1,
-        )
         leaves = pc.binary_join_element_wise(
             self.leaf_head, batch_ids, pc.cast(pa.array(index), pa.string()), tails, self.bar
         )
