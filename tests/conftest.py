@@ -68,6 +68,21 @@ def chunk(rows: list[dict[str, Any]]) -> pa.Table:
     return pa.Table.from_arrays(arrays, schema=TRADE_CHUNK_SCHEMA)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _keys_outside_the_repo(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """Stores given by URL (PostgreSQL partitions, bus workers) keep their signing keys in
+    $CLEARLANE_KEYS; point it at a temporary directory so no key lands in the working tree."""
+    import os
+
+    previous = os.environ.get("CLEARLANE_KEYS")
+    os.environ["CLEARLANE_KEYS"] = str(tmp_path_factory.mktemp("keys"))
+    yield
+    if previous is None:
+        os.environ.pop("CLEARLANE_KEYS", None)
+    else:
+        os.environ["CLEARLANE_KEYS"] = previous
+
+
 # ---------------------------------------------------------------------- real servers (scale-out)
 @pytest.fixture(scope="session")
 def pg_server() -> Any:

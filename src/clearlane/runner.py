@@ -20,6 +20,7 @@ transitions and the audit records from the log and refuses a store whose stored 
 
 from __future__ import annotations
 
+import os
 import secrets
 import time
 import tomllib
@@ -42,12 +43,16 @@ from clearlane.store.sql import Store, StoredEntry, StoreError
 ProgressCallback = Callable[[int, int], None]
 
 
+KEYS_ENV = "CLEARLANE_KEYS"
+
+
 def default_key_dir(db: str | Path) -> Path:
     """Where a database's signing keys live unless ``--keys`` says otherwise: ``<db stem>.keys``
-    beside a SQLite file, ``./clearlane.keys`` for a database URL."""
+    beside a SQLite file; for a database URL ``$CLEARLANE_KEYS``, else ``./clearlane.keys`` (every
+    worker that may own a partition needs the same directory, so set it in deployments)."""
     text = str(db)
     if "://" in text:
-        return Path("clearlane.keys")
+        return Path(os.environ.get(KEYS_ENV) or "clearlane.keys")
     path = Path(text)
     return path.with_name(path.stem + ".keys")
 
