@@ -20,6 +20,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from clearlane.audit.auditor import AuditStep
 from clearlane.engine.core import Effects, LogEntry
 from clearlane.store.sql import Store
 
@@ -40,6 +41,7 @@ class PendingStep:
     fx: Effects
     state_root: str
     now_ms: int
+    audit: AuditStep
     meta: dict[str, str] = field(default_factory=dict)
 
 
