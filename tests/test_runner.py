@@ -105,6 +105,17 @@ def test_kill_9_mid_run_recovers_with_nothing_lost_or_doubled(tmp_path: Path, mo
         # The materialised balance view is complete and balances per asset.
         sums = conn.execute("SELECT asset, SUM(posted_minor), COUNT(*) FROM ledger_accounts GROUP BY asset").fetchall()
         assert sums and all(total == 0 and count > 0 for _, total, count in sums)
+    # Every stored effect is exactly what its step produced (re-derived from the log by the
+    # evidence check): nothing a later step changed slipped into an earlier step's rows.
+    from clearlane.evidence.check import check_store
+    from clearlane.store.sql import Store
+
+    store = Store.open(db, create=False)
+    try:
+        report = check_store(store)
+    finally:
+        store.close()
+    assert report.ok, report.problems[:3]
 
 
 def test_replay_into_fresh_database_gives_same_root(tmp_path: Path) -> None:

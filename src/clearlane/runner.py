@@ -211,6 +211,7 @@ class Runner:
         started = self.timer.start()
         if self.writer is not None:
             self.writer.wait_committed(self.engine.applied_seq)
+            self.engine.seal(self.auditor.head)
         self.store.write_balances(self.engine.ledger, self.engine.applied_seq)
         auditor = self.auditor
         if auditor.signer is not None and auditor.seq > max(auditor.last_checkpoint_seq, 0):
@@ -283,7 +284,7 @@ class Runner:
         if self.writer is not None:
             yield
             return
-        writer = self.writer = StepWriter(self.store, self.engine.applied_seq)
+        writer = self.writer = StepWriter(self.store, self.engine.applied_seq, self._seal_pending)
         try:
             yield
         finally:
@@ -292,10 +293,13 @@ class Runner:
             try:
                 writer.close()
             finally:
+                self.engine.seal(self.auditor.head)
                 self._inflight_sources.clear()
                 self.timer.add("wait for writer", started)
                 for table, value in ((self.timer.seconds, writer.busy_seconds), (self.timer.cpu, writer.cpu_seconds)):
                     table["persist (writer thread)"] = table.get("persist (writer thread)", 0.0) + value
+                self.timer.seconds["  of which audit chain + root"] = (
+                    self.timer.seconds.get("  of which audit chain + root", 0.0) + writer.seal_seconds)
 
     def _genesis_for(self, submissions: list[TxSubmission]) -> int:
         # The chain starts at the first transaction, so an input logged without a meaningful
@@ -356,9 +360,20 @@ class Runner:
     def _commit(self, entry: LogEntry, payload_bytes: bytes, source_id: str | None, fx: Effects,
                 meta: dict[str, str] | None = None) -> None:
         """Chain the applied entry, seal its head into the state root, then commit everything at
-        once — on the writer thread when pipelined."""
+        once. Pipelined, only the engine's pre-root is taken here; the writer thread chains and
+        seals the step (:meth:`_seal_pending`) before committing it."""
         started = self.timer.start()
         engine = self.engine
+        if self.writer is not None:
+            pre_root = engine.pre_root()
+            started = self.timer.add("state root", started)
+            pending = PendingStep(entry, payload_bytes, source_id, fx, "", engine.now_ms, None, dict(meta or {}),
+                                  pre_root, engine.tip_height)
+            self.writer.put(pending)
+            if source_id is not None:
+                self._inflight_sources.add(source_id)
+            self.timer.add("queue for writer", started)
+            return
         audit = self.auditor.step(entry.seq, entry.at_ms, entry.kind, entry.payload, payload_bytes, fx, source_id)
         engine.seal(audit.head)
         started = self.timer.add("audit chain", started)
@@ -366,15 +381,20 @@ class Runner:
         started = self.timer.add("state root", started)
         self.auditor.seal(audit, root, engine.now_ms, engine.tip_height)
         started = self.timer.add("audit chain", started)
-        step = PendingStep(entry, payload_bytes, source_id, fx, root, engine.now_ms, audit, dict(meta or {}))
-        if self.writer is not None:
-            self.writer.put(step)
-            if source_id is not None:
-                self._inflight_sources.add(source_id)
-            self.timer.add("queue for writer", started)
-        else:
-            self.store.commit_steps([step])
-            self.timer.add("persist", started)
+        self.store.commit_steps([PendingStep(entry, payload_bytes, source_id, fx, root, engine.now_ms, audit,
+                                             dict(meta or {}))])
+        self.timer.add("persist", started)
+
+    def _seal_pending(self, step: PendingStep) -> None:
+        """On the writer thread, in log order: chain the step's audit entry and seal the state
+        root — exactly what :meth:`_commit` does inline (the auditor is the writer's while
+        pipelined; the engine's own chain head is brought up to date when the pipeline ends)."""
+        entry = step.entry
+        audit = self.auditor.step(entry.seq, entry.at_ms, entry.kind, entry.payload, step.payload, step.fx,
+                                  step.source_id)
+        step.state_root = Engine.seal_root(step.pre_root, audit.head)
+        self.auditor.seal(audit, step.state_root, step.now_ms, step.tip_height)
+        step.audit = audit
 
     def replay_entry(self, stored: StoredEntry) -> Effects:
         """Apply and commit an entry read from another store's log (``clearlane replay``)."""

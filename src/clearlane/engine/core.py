@@ -102,15 +102,18 @@ class L1Group:
         return f"l1:{self.flows.ids[row].as_py()}:{int(self.attempt[row])}"
 
     def to_table(self) -> pa.Table:
+        """A snapshot for the step's effects. The arrays are copied: Arrow would wrap them
+        zero-copy, and later steps update them in place while this step may still be on its way
+        to the store (pipelined runner)."""
         f = self.flows
         return pa.table(
             {
                 "flow_id": f.ids,
-                "attempt": self.attempt,
-                "submitted_ms": self.submitted_ms,
-                "included_height": self.included_height,
-                "included_ms": self.included_ms,
-                "final_ms": self.final_ms,
+                "attempt": self.attempt.copy(),
+                "submitted_ms": self.submitted_ms.copy(),
+                "included_height": self.included_height.copy(),
+                "included_ms": self.included_ms.copy(),
+                "final_ms": self.final_ms.copy(),
             }
         )
 
@@ -1019,8 +1022,17 @@ class Engine:
         self.chain_head = chain_head
 
     def state_root(self) -> str:
-        """A digest of the whole engine state: equal roots ⇔ equal states (replay check)."""
-        h = hashlib.sha256(b"clearlane.state.v1|")
+        """A digest of the whole engine state: equal roots ⇔ equal states (replay check).
+
+        It is :meth:`seal_root` of :meth:`pre_root` (everything but the audit chain head) and the
+        chain head, so a pipelined runner can take the pre-root right after a step and seal it
+        once the step's audit entry is chained (``store/writer.py``).
+        """
+        return self.seal_root(self.pre_root(), self.chain_head)
+
+    def pre_root(self) -> bytes:
+        """Digest of the engine state without the audit chain head (see :meth:`state_root`)."""
+        h = hashlib.sha256(b"clearlane.state.v2|")
         h.update(self.config.digest.encode())
         h.update(f"|{self.applied_seq}|{self.now_ms}|{self.chain_seen_ms}|{self.tip_height}|".encode())
         h.update(self.marks_usd.tobytes())
@@ -1029,9 +1041,13 @@ class Engine:
         h.update(self.open_at.tobytes() + self.count.tobytes() + self.seq.tobytes())
         h.update(self.ledger.state_digest())
         h.update(self.effects_head)
-        h.update(self.chain_head)
         h.update(f"|{len(self.seen_flow_ids)}|{len(self.seen_event_ids)}|{sorted(self.pending)}|{sorted(self.l1_groups)}".encode())
-        return h.hexdigest()
+        return h.digest()
+
+    @staticmethod
+    def seal_root(pre_root: bytes, chain_head: bytes) -> str:
+        """The state root from a :meth:`pre_root` and the audit chain head sealed after it."""
+        return hashlib.sha256(b"clearlane.state.v2.sealed|" + pre_root + b"|" + chain_head).hexdigest()
 
     def check_invariants(self) -> None:
         """Explicit invariant checks (cheap ones; the ledger audits its own balances)."""

@@ -256,6 +256,8 @@ class Store:
         head = None
         with self.engine.begin() as conn:
             for step in steps:
+                if step.audit is None:
+                    raise StoreError(f"step {step.entry.seq} reached the store without its audit step")
                 self._append_step(conn, step.entry, step.payload, step.source_id, step.fx, step.state_root,
                                   step.now_ms, step.audit)
                 for key, value in step.meta.items():

@@ -1,8 +1,9 @@
 """The pipelined step writer: commits engine steps on a second thread.
 
 On the bulk path (``Runner.clear_batches``) the engine applies step N + 1 while this thread
-commits step N: SQLite executes and LZ4/Arrow IPC encoding release the GIL, so the two overlap on
-the second core. Nothing about what is committed changes — every step is still one log entry with
+chains step N into the audit log (the runner's ``seal`` callback: transition, audit records,
+state root, checkpoint signature) and commits it: SQLite executes, hashing and LZ4/Arrow IPC
+encoding release the GIL, so the two overlap on the second core. Nothing about what is committed changes — every step is still one log entry with
 all its effects and its state root, written by :meth:`Store.commit_steps`, in log order. Steps
 that queue up while a transaction runs are committed together in the next transaction (group
 commit): a crash leaves a prefix of the log committed, never part of a step.
@@ -18,6 +19,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from clearlane.audit.auditor import AuditStep
@@ -41,8 +43,12 @@ class PendingStep:
     fx: Effects
     state_root: str
     now_ms: int
-    audit: AuditStep
+    audit: AuditStep | None
     meta: dict[str, str] = field(default_factory=dict)
+    # Pipelined: the engine's pre-root and chain tip at this step; the writer's ``seal`` callback
+    # chains the audit entry and fills ``audit`` and ``state_root`` before the commit.
+    pre_root: bytes = b""
+    tip_height: int = 0
 
 
 class WriterError(RuntimeError):
@@ -52,9 +58,13 @@ class WriterError(RuntimeError):
 class StepWriter:
     """A single background thread that commits queued steps in order."""
 
-    def __init__(self, store: Store, committed_seq: int) -> None:
-        """``committed_seq``: the last step already committed when the writer starts."""
+    def __init__(self, store: Store, committed_seq: int,
+                 seal: Callable[[PendingStep], None] | None = None) -> None:
+        """``committed_seq``: the last step already committed when the writer starts; ``seal``
+        completes a step without an audit step (on this thread, in log order) before its commit."""
         self.store = store
+        self._seal = seal
+        self.seal_seconds = 0.0
         self._queue: queue.Queue[PendingStep | None] = queue.Queue(maxsize=MAX_IN_FLIGHT)
         self._cond = threading.Condition()
         self._committed_seq = committed_seq
@@ -123,6 +133,11 @@ class StepWriter:
                 group.append(more)
             started = time.perf_counter()
             try:
+                if self._seal is not None:
+                    for step in group:
+                        if step.audit is None:
+                            self._seal(step)
+                    self.seal_seconds += time.perf_counter() - started
                 self.store.commit_steps(group)
             except BaseException as exc:  # surfaced to the runner's thread by put/wait/close
                 with self._cond:
