@@ -204,7 +204,7 @@ def parse_decimal_column(
 _PARSE_NEEDS_EXACT = 99
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _parse_kernel(offsets, data, valid, scales, mantissa, fraction_out, minor, error):  # type: ignore[no-untyped-def]
     """Grammar ``^(0|[1-9][0-9]*)(\\.[0-9]+)?$`` and limits, one pass per value."""
     for i in range(len(offsets) - 1):

@@ -60,7 +60,7 @@ def _close(pos, debit, debit_total, touched, touched_n, k):  # type: ignore[no-u
     touched_n[k, 0] = 0
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def assign_batches(  # type: ignore[no-untyped-def]
     time_ms, pool, buyer, seller, base, quote, qty, quote_amt, fee_buyer, fee_seller,
     house, mark, limit_usd, check_liquidity,
@@ -143,7 +143,7 @@ def _close_expired(  # type: ignore[no-untyped-def]
     return closes
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def close_due(  # type: ignore[no-untyped-def]
     now_ms, pos, debit, debit_total, touched, touched_n, open_at, count, seq, window_ms,
     close_pool, close_seq, close_at, close_reason,
