@@ -643,10 +643,11 @@ class Engine:
         )
         self.l1_groups[group_id] = group
         ids = flows.ids.to_pylist()
-        for row, flow_id in enumerate(ids):
+        l1_txs, submissions = self.l1_txs, fx.submissions
+        for row, (flow_id, at_ms) in enumerate(zip(ids, group.submitted_ms.tolist(), strict=True)):
             tx_id = f"l1:{flow_id}:1"
-            self.l1_txs[tx_id] = (group_id, row)
-            fx.submissions.append(TxSubmission(tx_id, "l1_settle", flow_id, _ZERO_HASH, int(group.submitted_ms[row])))
+            l1_txs[tx_id] = (group_id, row)
+            submissions.append(TxSubmission(tx_id, "l1_settle", flow_id, _ZERO_HASH, at_ms))
         self.stats.l1_submitted += n
         fx.l1_groups[group_id] = group.to_table()
         fx.l1_group_meta[group_id] = {"origin": origin, "created_ms": int(group.submitted_ms.min()), "flows": n}
@@ -844,8 +845,8 @@ class Engine:
         if changed:
             fx.l1_groups[group.group_id] = group.to_table()
         if group.open_rows() == 0:
-            for row in range(len(group.flows)):
-                self.l1_txs.pop(group.tx_id(row), None)
+            for flow_id, attempt in zip(group.flows.ids.to_pylist(), group.attempt.tolist(), strict=True):
+                self.l1_txs.pop(f"l1:{flow_id}:{attempt}", None)
             del self.l1_groups[group.group_id]
 
     def _settle_l1(self, group: L1Group, rows: I64, fx: Effects) -> None:
