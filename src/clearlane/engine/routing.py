@@ -46,12 +46,14 @@ def route(
             match &= notional_usd > rule.notional_usd_above
         if rule.notional_usd_at_most is not None:
             match &= notional_usd <= rule.notional_usd_at_most
+        # Kind sets as a lookup table over kind codes (the house has the last code): one gather
+        # per side instead of a sorted membership test over every flow.
         if rule.any_kind is not None:
-            codes = np.array([kind_codes[k] for k in rule.any_kind], dtype=np.int8)
-            match &= np.isin(buyer_kind, codes) | np.isin(seller_kind, codes)
+            listed = _kind_table([kind_codes[k] for k in rule.any_kind])
+            match &= listed[buyer_kind] | listed[seller_kind]
         if rule.all_kinds is not None:
-            codes = np.array([kind_codes[k] for k in rule.all_kinds], dtype=np.int8)
-            match &= np.isin(buyer_kind, codes) & np.isin(seller_kind, codes)
+            listed = _kind_table([kind_codes[k] for k in rule.all_kinds])
+            match &= listed[buyer_kind] & listed[seller_kind]
         if rule.lane_hint is not None:
             match &= hints == rule.lane_hint
         if rule.flow is not None:
@@ -63,6 +65,12 @@ def route(
             break
     return pool, rule_index
 
+
+
+def _kind_table(codes: list[int]) -> npt.NDArray[np.bool_]:
+    table = np.zeros(len(_KIND_ORDER) + 1, dtype=np.bool_)
+    table[codes] = True
+    return table
 
 
 def kind_codes(config: ClearingConfig) -> npt.NDArray[np.int8]:
