@@ -331,12 +331,17 @@ class Runner:
                 self.chain.submit(queue.popleft()[1])
         self._submitted_through = max(self._submitted_through, through)
 
-    def submit(self, kind: str, payload: Any, at_ms: int, source_id: str | None = None) -> Effects | None:
-        """Log and apply one input; ``None`` if ``source_id`` was already logged (a no-op)."""
+    def submit(self, kind: str, payload: Any, at_ms: int, source_id: str | None = None, *,
+               payload_bytes: bytes | None = None) -> Effects | None:
+        """Log and apply one input; ``None`` if ``source_id`` was already logged (a no-op).
+
+        ``payload_bytes``: ``encode_payload(kind, payload)`` when the caller has it already
+        (``clear_batches`` encodes the next chunk on its reader thread)."""
         if source_id is not None and self._has_source(source_id):
             return None
         started = self.timer.start()
-        payload_bytes = encode_payload(kind, payload)
+        if payload_bytes is None:
+            payload_bytes = encode_payload(kind, payload)
         started = self.timer.add("log encode", started)
         entry = LogEntry(self.engine.applied_seq + 1, at_ms, kind, payload)
         fx = self.engine.apply(entry)
@@ -452,7 +457,8 @@ class Runner:
         self._known_sources = (prefix, known)
         try:
             with self.pipelined():
-                self._clear_pipelined(_prefetched(batches), source, rejects, progress, events_at_ms)
+                self._clear_pipelined(_prefetched(_with_payload_bytes(batches)), source, rejects, progress,
+                                      events_at_ms)
         finally:
             self._known_sources = None
         self.checkpoint()
@@ -460,13 +466,14 @@ class Runner:
     def _clear_pipelined(self, batches: Iterable[Any], source: str, rejects: list[Any] | None,
                          progress: Callable[[int], None] | None, events_at_ms: int | None) -> None:
         observe: tuple[int, str] | None = None
-        for index, batch in enumerate(batches):
+        for index, (batch, encoded) in enumerate(batches):
             if rejects is not None:
                 rejects.extend(batch.rejects)
             if batch.trades is not None and batch.trades.table.num_rows:
                 table = batch.trades.table
                 at_ms = int(table.column("received_at_ms")[0].as_py())
-                fx = self.submit("trades", table, max(at_ms, self.engine.now_ms), f"{source}#{index}")
+                fx = self.submit("trades", table, max(at_ms, self.engine.now_ms), f"{source}#{index}",
+                                 payload_bytes=encoded)
                 if fx is not None and rejects is not None:
                     rejects.extend(fx.rejects)
                 if observe is not None:
@@ -497,6 +504,13 @@ class Runner:
 
 
 _END = object()
+
+
+def _with_payload_bytes(batches: Iterable[Any]) -> Iterator[tuple[Any, bytes | None]]:
+    """Each ingest batch with its trade chunk's log payload encoded (on the reader thread)."""
+    for batch in batches:
+        table = batch.trades.table if batch.trades is not None else None
+        yield batch, (encode_payload("trades", table) if table is not None and table.num_rows else None)
 
 
 def _prefetched(items: Iterable[Any], depth: int = 2) -> Iterator[Any]:

@@ -127,6 +127,9 @@ class Store:
             @event.listens_for(engine, "connect")
             def _pragmas(dbapi_connection: Any, _record: Any) -> None:
                 cursor = dbapi_connection.cursor()
+                # Big pages for a new file (no effect on an existing one): the store is mostly
+                # multi-kilobyte blobs, written as overflow-page chains one syscall per page.
+                cursor.execute("PRAGMA page_size=65536")
                 cursor.execute("PRAGMA journal_mode=WAL")
                 cursor.execute(f"PRAGMA synchronous={sync}")
                 cursor.execute("PRAGMA foreign_keys=ON")
