@@ -16,6 +16,7 @@ back to exactly that Python path.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -209,18 +210,51 @@ def batch_roots(
 
     Equal to ``merkle_root(hash_leaves(leaf_texts(batch flows, batch id, ...)))`` per batch.
     """
+    return _batch_roots_call(flows, bounds, batch_ids, participants, assets, house, participant_ids, asset_codes,
+                             background=False)()
+
+
+def batch_roots_async(
+    flows: Flows,
+    bounds: I64,
+    batch_ids: list[str],
+    participants: tuple[U8, I64],
+    assets: tuple[U8, I64],
+    house: int,
+    participant_ids: pa.Array,
+    asset_codes: pa.Array,
+) -> Callable[[], list[bytes]]:
+    """:func:`batch_roots` started on a helper thread (the kernel releases the GIL): returns a
+    function that waits for the roots, so the caller can do other work of the step meanwhile."""
+    return _batch_roots_call(flows, bounds, batch_ids, participants, assets, house, participant_ids, asset_codes,
+                             background=True)
+
+
+def _batch_roots_call(
+    flows: Flows,
+    bounds: I64,
+    batch_ids: list[str],
+    participants: tuple[U8, I64],
+    assets: tuple[U8, I64],
+    house: int,
+    participant_ids: pa.Array,
+    asset_codes: pa.Array,
+    *,
+    background: bool,
+) -> Callable[[], list[bytes]]:
     nb = len(batch_ids)
     if nb == 0:
-        return []
+        return list
     if np.any(np.diff(bounds) <= 0):
         raise ValueError("every batch needs at least one flow")
     fns = sha256_ctx_functions()
     if fns is None:
-        return [
+        roots = [
             merkle_root(hash_leaves(leaf_texts(flows.take(np.arange(bounds[b], bounds[b + 1], dtype=np.int64)),
                                                batch_ids[b], participant_ids, asset_codes, house)))
             for b in range(nb)
         ]
+        return lambda: roots
     id_data, id_off = arrow_strings(flows.ids)
     ex_data, ex_off = arrow_strings(flows.exch_batch)
     bid_data, bid_off = string_table(batch_ids)
@@ -253,16 +287,22 @@ def batch_roots(
             scratch, level, out, b_first, b_last,
         ))
 
+    def finish(failures: int) -> list[bytes]:
+        if failures:
+            raise RuntimeError(f"libcrypto reported {failures} failures while hashing batch leaves")
+        return [out[b].tobytes() for b in range(nb)]
+
+    if background:
+        pending = _pool().submit(run, 0, nb)
+        return lambda: finish(pending.result())
     # The kernel releases the GIL: a big step's batches are hashed in two halves (by flows) on
     # two threads. Each batch's root depends on its own flows only, so the split changes nothing.
     split = int(np.searchsorted(seg, seg[-1] // 2)) if seg[-1] >= PARALLEL_MIN_FLOWS and nb > 1 else nb
     split = min(max(split, 1), nb)
     if split < nb:
         other = _pool().submit(run, split, nb)
-        failures = run(0, split) + other.result()
+        done = finish(run(0, split) + other.result())
     else:
-        failures = run(0, nb)
-    if failures:
-        raise RuntimeError(f"libcrypto reported {failures} failures while hashing batch leaves")
-    return [out[b].tobytes() for b in range(nb)]
+        done = finish(run(0, nb))
+    return lambda: done
 

@@ -27,7 +27,7 @@ import pyarrow.compute as pc
 from clearlane.chain.port import BlockProduced, ChainReorg, TxSubmission, event_from_dict
 from clearlane.config.model import ClearingConfig
 from clearlane.engine import kernel
-from clearlane.engine.commitment import batch_roots, string_table
+from clearlane.engine.commitment import batch_roots_async, string_table
 from clearlane.engine.dedup import SeenFlowIds
 from clearlane.engine.digest import BlockDigest
 from clearlane.engine.flows import FLOW_PAYMENT, FLOW_TRADE, Flows
@@ -544,26 +544,39 @@ class Engine:
         all_flows = Flows.concat([flows for _, _, _, flows in closing])
         bounds = np.zeros(len(closing) + 1, dtype=np.int64)
         np.cumsum([len(flows) for _, _, _, flows in closing], out=bounds[1:])
-        roots = batch_roots(all_flows, bounds, batch_ids, self._pid_table, self._code_table, self.house,
-                            self.participant_ids, self.asset_codes)
-        for (k, seq, close_ms, flows), batch_id, root in zip(closing, batch_ids, roots, strict=True):
-            self._close_batch(k, seq, batch_id, root, close_ms, flows, fx)
+        # The roots are hashed on a helper thread while this one nets the batches and places
+        # their holds; everything that carries a root (state, anchor, effects) follows, in order.
+        roots = batch_roots_async(all_flows, bounds, batch_ids, self._pid_table, self._code_table, self.house,
+                                  self.participant_ids, self.asset_codes)
+        netted = [self._net_batch(k, batch_id, close_ms, flows)
+                  for (k, _, close_ms, flows), batch_id in zip(closing, batch_ids, strict=True)]
+        for (k, seq, close_ms, flows), batch_id, root, net in zip(closing, batch_ids, roots(), netted, strict=True):
+            self._close_batch(k, seq, batch_id, root, close_ms, flows, net, fx)
 
-    def _close_batch(self, k: int, seq: int, batch_id: str, root: bytes, close_ms: int, flows: Flows, fx: Effects) -> None:
+    def _net_batch(self, k: int, batch_id: str, close_ms: int, flows: Flows) -> tuple[NetResult, int]:
+        """Net a closing batch and place its pending hold; returns the netting and the obligations."""
         cfg = self.config
         pool = cfg.pools[k]
         payer, payee, asset, amount, _ = flows.legs(self.house)
         result = net_positions(payer, payee, asset, amount, cfg.participant_count, len(cfg.assets))
-        mark_minor = self._mark_per_minor()
-        gross_usd = float((result.gross_per_asset * mark_minor).sum())
-        net_usd = float((result.net_debit_per_asset * mark_minor).sum())
-        opened = int(flows.time_ms.min())
         hold_id = f"l2_hold:{batch_id}"
         # The hold's timeout is a safety net behind the engine's own unwind at the anchor
         # deadline; it must never fire before a late but legitimate finality, hence the margin.
         # A keep_retrying pool never unwinds, so its hold has no timeout.
         timeout_ms = pool.anchor_deadline_ms + HOLD_SAFETY_MARGIN_MS if pool.on_anchor_deadline == "unwind_to_l1" else None
         self._post_hold(hold_id, batch_id, k, result, close_ms, timeout_ms)
+        return result, len(amount)
+
+    def _close_batch(self, k: int, seq: int, batch_id: str, root: bytes, close_ms: int, flows: Flows,
+                     netted: tuple[NetResult, int], fx: Effects) -> None:
+        cfg = self.config
+        pool = cfg.pools[k]
+        result, obligations = netted
+        mark_minor = self._mark_per_minor()
+        gross_usd = float((result.gross_per_asset * mark_minor).sum())
+        net_usd = float((result.net_debit_per_asset * mark_minor).sum())
+        opened = int(flows.time_ms.min())
+        hold_id = f"l2_hold:{batch_id}"
         participant, asset_i, net = result.instructions()
         state = BatchState(
             batch_id=batch_id, pool=k, seq=seq, opened_at_ms=opened, cleared_at_ms=close_ms, root=root,
@@ -580,7 +593,7 @@ class Engine:
                 "opened_at_ms": opened,
                 "cleared_at_ms": close_ms,
                 "flows": len(flows),
-                "obligations": len(amount),
+                "obligations": obligations,
                 "gross_usd": round(gross_usd, 2),
                 "net_usd": round(net_usd, 2),
                 "root": root,
