@@ -418,7 +418,8 @@ def bench(
                   title=f"clearlane bench — {trades:,} trades, {participants:,} participants, {assets} assets")
     table.add_row("read + validate (Parquet)", f"{read_seconds:.2f}", f"{read_cpu:.2f}")
     for stage, seconds in runner.timer.seconds.items():
-        table.add_row(stage, f"{seconds:.2f}", f"{runner.timer.cpu.get(stage, 0.0):.2f}")
+        cpu = runner.timer.cpu.get(stage)
+        table.add_row(stage, f"{seconds:.2f}", "-" if cpu is None else f"{cpu:.2f}")
     table.add_row("settle tail (chain to finality)", f"{settle_seconds:.2f}", f"{settle_cpu:.2f}")
     table.add_row("[bold]total end to end", f"[bold]{total:.2f}", f"[bold]{total_cpu:.2f}")
     console.print(table)
