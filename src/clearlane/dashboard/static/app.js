@@ -1,0 +1,489 @@
+/* clearlane settlement dashboard — plain JavaScript, no build step.
+ *
+ * A hash router renders one page at a time from the JSON under /v1/dashboard. One EventSource
+ * on /v1/dashboard/stream receives coalesced `stats` events (a few a second at most, however
+ * fast trades arrive); each event refreshes the visible page, one request in flight at a time.
+ * Plotly (served from the installed plotly wheel) is loaded only by pages that draw charts.
+ * Every state is a word and a symbol as well as a colour; times are shown in the reader's zone
+ * with the UTC instant on hover; amounts come from the server as decimal strings in the
+ * asset's own scale and are only grouped here, never re-computed in floating point.
+ */
+"use strict";
+
+const API = "/v1/dashboard";
+const SYMBOL = { received: "•", batched: "◔", submitted: "↗", cleared: "◑", anchored: "⚓", final: "✔",
+  rejected: "✖", unwound: "↺", open: "○", reorged: "↯", resubmitted: "↻", routed: "→", pending: "◔" };
+const STATE_HELP = {
+  received: "received, not applied yet", batched: "in an open Layer-2 batch", submitted: "sent to Layer-1, not in a block yet",
+  cleared: "netted and committed on Layer-2 (soft-final)", anchored: "batch root / transaction in a base-layer block",
+  final: "final: confirmations reached (and challenge window passed)", rejected: "refused, nothing applied",
+  unwound: "batch missed its anchor deadline; settled gross on Layer-1",
+};
+const STATES = ["received", "batched", "submitted", "cleared", "anchored", "final", "rejected", "unwound"];
+const state = { meta: null, page: null, params: {}, inflight: false, dirty: false, lastRefresh: 0, plotly: null,
+  version: -1, rendered: false, navStart: 0 };
+
+// ---------------------------------------------------------------- formatting
+const esc = (v) => String(v ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
+const timeFmt = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false });
+const dateTimeFmt = new Intl.DateTimeFormat(undefined, { year: "numeric", month: "short", day: "2-digit", hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false });
+function iso(ms) { return new Date(ms).toISOString(); }
+function t(ms, long) {
+  if (ms === null || ms === undefined || ms < 0) return '<span class="muted">—</span>';
+  const d = new Date(ms);
+  const frac = "." + String(d.getMilliseconds()).padStart(3, "0");
+  const text = (long ? dateTimeFmt.format(d) : timeFmt.format(d)) + (long ? frac : "");
+  return `<time datetime="${iso(ms)}" title="UTC ${iso(ms).replace("T", " ").replace("Z", "")}">${esc(text)}</time>`;
+}
+function group(intText) { return intText.replace(/\B(?=(\d{3})+(?!\d))/g, ","); }
+function amount(a) {
+  if (!a) return "—";
+  const neg = a.value.startsWith("-");
+  const [w, f] = (neg ? a.value.slice(1) : a.value).split(".");
+  return `<span class="amt">${neg ? "−" : ""}${group(w)}${f !== undefined ? "." + f : ""}</span> <span class="muted">${esc(a.asset)}</span>`;
+}
+function usd(v, digits = 0) {
+  if (v === null || v === undefined) return "—";
+  return "$" + Number(v).toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits });
+}
+function num(v) { return v === null || v === undefined ? "—" : Number(v).toLocaleString("en-US"); }
+function pct(v, digits = 1) { return v === null || v === undefined ? "—" : (v * 100).toFixed(digits) + " %"; }
+function secs(v) {
+  if (v === null || v === undefined) return "—";
+  if (v < 1) return (v * 1000).toFixed(0) + " ms";
+  if (v < 120) return v.toFixed(v < 10 ? 2 : 1) + " s";
+  return (v / 60).toFixed(1) + " min";
+}
+function chip(s, title) {
+  const cls = STATE_HELP[s] || s === "open" ? s : "neutral";
+  return `<span class="state s-${esc(cls)}" title="${esc(title || STATE_HELP[s] || s)}"><span class="sym" aria-hidden="true">${SYMBOL[s] || "•"}</span>${esc(s)}</span>`;
+}
+const link = {
+  trade: (id) => `<a href="#/trade/${encodeURIComponent(id)}" class="mono">${esc(id)}</a>`,
+  batch: (id) => id ? `<a href="#/batch/${encodeURIComponent(id)}" class="mono">${esc(id)}</a>` : '<span class="muted">—</span>',
+  participant: (id) => id ? `<a href="#/participant/${encodeURIComponent(id)}">${esc(id)}</a>` : '<span class="muted">—</span>',
+};
+function short(hash) { return hash ? `<span class="hash" title="${esc(hash)}">${esc(hash.slice(0, 16))}…</span>` : '<span class="muted">—</span>'; }
+function conf(c) { return c ? `${c.have}/${c.need}` : '<span class="muted">—</span>'; }
+
+// ---------------------------------------------------------------- data
+async function get(path) {
+  const res = await fetch(path, { headers: { Accept: "application/json" } });
+  if (!res.ok) {
+    let detail = res.statusText;
+    try { const p = await res.json(); detail = p.detail || p.title || JSON.stringify(p); } catch (e) { /* not JSON */ }
+    const err = new Error(detail); err.status = res.status; throw err;
+  }
+  return res.json();
+}
+function qs(params) {
+  const p = new URLSearchParams();
+  for (const [k, v] of Object.entries(params)) if (v !== undefined && v !== null && v !== "") p.set(k, v);
+  const s = p.toString();
+  return s ? "?" + s : "";
+}
+function loadPlotly() {
+  if (window.Plotly) return Promise.resolve(window.Plotly);
+  if (!state.plotly) {
+    state.plotly = new Promise((resolve, reject) => {
+      const s = document.createElement("script");
+      s.src = "/ui/vendor/plotly.min.js"; s.async = true;
+      s.onload = () => resolve(window.Plotly); s.onerror = () => reject(new Error("could not load the chart library"));
+      document.head.appendChild(s);
+    });
+  }
+  return state.plotly;
+}
+const plotLayout = (extra) => Object.assign({ margin: { l: 60, r: 20, t: 30, b: 40 }, paper_bgcolor: "#fff", plot_bgcolor: "#fff",
+  font: { family: "system-ui, sans-serif", size: 12 }, legend: { orientation: "h", y: -0.2 } }, extra || {});
+const OKABE = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000"];
+const DASH = ["solid", "dash", "dot", "dashdot", "longdash", "longdashdot"];
+async function plot(el, traces, layout) {
+  const Plotly = await loadPlotly();
+  if (!document.body.contains(el)) return;
+  await Plotly.react(el, traces, plotLayout(layout), { displaylogo: false, responsive: true, modeBarButtonsToRemove: ["lasso2d", "select2d"] });
+  el.dataset.plotted = "1";
+}
+const localTimes = (ms) => ms.map((m) => new Date(m));
+
+// ---------------------------------------------------------------- pages
+const pages = {};
+
+pages.overview = {
+  title: "Overview",
+  async load() { return get(API + "/overview"); },
+  render(d) {
+    const lanes = d.lanes.filter((l) => l.total > 0 || l.key !== "none");
+    const rows = lanes.map((l) => {
+      const total = Math.max(1, l.total);
+      const bars = STATES.filter((s) => l.states[s]).map((s) => `<span class="b-${s}" style="width:${(100 * l.states[s] / total).toFixed(2)}%" title="${s}: ${num(l.states[s])}"></span>`).join("");
+      const lat = l.latency || {};
+      const laneLink = l.key === "none" ? esc(l.lane) : `<a href="#/trades${qs({ lane: l.key })}">${esc(l.lane)}</a>`;
+      return `<tr data-lane="${esc(l.key)}"><th scope="row">${laneLink}</th>
+        ${STATES.map((s) => `<td class="num">${l.states[s] ? `<a href="#/trades${qs({ lane: l.key === "none" ? "" : l.key, state: s })}">${num(l.states[s])}</a>` : '<span class="muted">0</span>'}</td>`).join("")}
+        <td><div class="stack" role="img" aria-label="${esc(l.lane)} by state">${bars}</div></td>
+        <td class="num">${lat.final ? secs(lat.final.p50) : "—"}</td><td class="num">${lat.final ? secs(lat.final.p99) : "—"}</td>
+        <td class="num opt">${lat.cleared ? secs(lat.cleared.p50) : "—"}</td>
+        <td class="num">${l.netting_efficiency !== undefined ? pct(l.netting_efficiency) : "—"}</td>
+        <td class="num">${l.liquidity_saved_usd !== undefined ? usd(l.liquidity_saved_usd) : "—"}</td></tr>`;
+    }).join("");
+    const alerts = d.alerts.length ? `<ul class="alerts">${d.alerts.map((a) => `<li class="${esc(a.severity)}"><span class="sev">${a.severity === "critical" ? "✖ Critical" : "▲ Warning"}</span>${t(a.at_ms)} — ${esc(a.text)}</li>`).join("")}</ul>`
+      : '<p class="muted">✔ No open alerts.</p>';
+    const rejects = Object.entries(d.rejects_by_code);
+    return `<h1>Overview</h1>
+      <div class="kpis">
+        ${kpi("Trades", num(d.trades), `${num(d.batches)} batches`, "kpi-trades")}
+        ${kpi("Block height", num(d.block_height), `chain seen to ${t(d.chain_seen_ms)}`, "kpi-height")}
+        ${kpi("Anchor backlog", num(d.anchor_backlog), `batches cleared, not anchored · ${num(d.awaiting_finality)} awaiting finality`, "kpi-backlog")}
+        ${kpi("Netting efficiency", pct(d.netting_efficiency), `${usd(d.gross_usd)} gross → ${usd(d.net_usd)} net`, "kpi-netting")}
+        ${kpi("Liquidity saved", usd(d.liquidity_saved_usd), "gross minus net on Layer-2", "kpi-saved")}
+        ${kpi("L1 in flight", num(d.l1_open_txs), "Layer-1 transactions awaiting finality", "kpi-l1")}
+      </div>
+      <h2>Trades by lane and settlement state</h2>
+      <div class="legend">${STATES.map((s) => chip(s)).join("")}</div>
+      <div class="table-wrap"><table id="lanes"><thead><tr><th>Lane / pool</th>${STATES.map((s) => `<th class="num">${esc(s)}</th>`).join("")}
+        <th>share by state</th><th class="num" title="received → final, median">final p50</th><th class="num" title="received → final, 99th percentile">final p99</th>
+        <th class="num opt" title="received → cleared (L2 soft-final), median">cleared p50</th><th class="num">netting</th><th class="num">liquidity saved</th></tr></thead>
+        <tbody>${rows}</tbody></table></div>
+      <div class="grid2"><div><h2>Open alerts</h2><div class="panel">${alerts}</div></div>
+        <div><h2>Rejects by code</h2><div class="panel">${rejects.length ? `<table><tbody>${rejects.map(([c, n]) => `<tr><td>${chip("rejected", c)} <code>${esc(c)}</code></td><td class="num">${num(n)}</td></tr>`).join("")}</tbody></table>` : '<p class="muted">✔ None.</p>'}</div></div></div>`;
+  },
+};
+function kpi(label, value, sub, id) {
+  return `<div class="kpi" id="${id}"><div class="label">${esc(label)}</div><div class="value">${value}</div><div class="sub">${sub}</div></div>`;
+}
+
+pages.trades = {
+  title: "Trades",
+  async load(p) { return get(API + "/trades" + qs({ q: p.q, participant: p.participant, state: p.state, lane: p.lane, cursor: p.cursor, limit: 50 })); },
+  render(d, p) {
+    const lanes = ["", "L1", "L2", ...(state.meta ? state.meta.pools.map((x) => x.id) : [])];
+    const rows = d.items.map(tradeRow).join("");
+    const next = d.next !== null && d.next !== undefined ? `<a class="button" href="#/trades${qs({ ...p, cursor: d.next })}">Older →</a>` : "";
+    const first = p.cursor ? `<a class="button" href="#/trades${qs({ ...p, cursor: "" })}">← Newest</a>` : "";
+    return `<h1>Trades</h1>
+      <form class="filters" id="trade-search" role="search">
+        <label>Trade id (or prefix)<input name="q" value="${esc(p.q || "")}" placeholder="e.g. XCL-0000001234" autocomplete="off"></label>
+        <label>Participant<input name="participant" value="${esc(p.participant || "")}" placeholder="e.g. MM-0001" autocomplete="off"></label>
+        <label>State<select name="state"><option value="">any</option>${STATES.map((s) => `<option ${p.state === s ? "selected" : ""}>${s}</option>`).join("")}</select></label>
+        <label>Lane<select name="lane">${lanes.map((l) => `<option value="${esc(l)}" ${p.lane === l ? "selected" : ""}>${l || "any"}</option>`).join("")}</select></label>
+        <button type="submit">Search</button>
+      </form>
+      <div class="table-wrap"><table id="trades"><thead>${tradeHead()}</thead><tbody>${rows || `<tr><td colspan="9" class="muted">No trades match.</td></tr>`}</tbody></table></div>
+      <div class="pager">${first}${next}<span class="hint">Newest first; the list refreshes live on the first page.</span></div>`;
+  },
+  after(d, p) {
+    const form = document.getElementById("trade-search");
+    form.addEventListener("submit", (e) => {
+      e.preventDefault();
+      const f = new FormData(form);
+      location.hash = "#/trades" + qs({ q: f.get("q").trim(), participant: f.get("participant").trim(), state: f.get("state"), lane: f.get("lane") });
+    });
+  },
+  live(p) { return !p.cursor && !(document.activeElement && document.activeElement.form); },
+};
+function tradeHead() {
+  return `<tr><th>Trade</th><th>State</th><th class="opt">Received</th><th>Buyer</th><th>Seller</th><th class="opt">Symbol</th><th class="num">Quantity</th><th class="num opt">Amount</th><th>Lane</th><th class="opt">Batch</th></tr>`;
+}
+function tradeRow(r) {
+  return `<tr><td>${link.trade(r.id)}</td><td>${chip(r.state, r.reject || undefined)}</td><td class="opt">${t(r.received_ms)}</td>
+    <td>${link.participant(r.buyer)}</td><td>${link.participant(r.seller)}</td><td class="opt">${esc(r.symbol)}</td>
+    <td class="num">${amount(r.qty)}</td><td class="num opt">${amount(r.amount)}</td>
+    <td>${r.lane ? esc(r.lane === "L2" ? "L2 " + r.pool : "L1") : '<span class="muted">—</span>'}</td><td class="opt">${link.batch(r.batch_id)}</td></tr>`;
+}
+
+pages.trade = {
+  title: "Trade",
+  async load(p) { return get(API + "/trades/" + encodeURIComponent(p.id)); },
+  render(d) {
+    const b = d.badge;
+    const when = b.at_ms ? ` — ${esc(b.at_label)} ${t(b.at_ms)}${b.suffix ? ` (${esc(b.suffix)})` : ""}` : (b.suffix ? ` — ${esc(b.suffix)}` : "");
+    const tone = { final: "final", cleared: "cleared", pending: "batched", rejected: "rejected", unwound: "unwound" }[b.tone] || "neutral";
+    const steps = d.timeline.map((s) => `<li><span>${chip(s.state)}</span><span>${t(s.at_ms, false)}</span><span class="detail">${esc(s.detail)}</span></li>`).join("");
+    const batch = d.batch;
+    const proof = d.proof.available ? `<a class="button" id="proof-download" href="${esc(d.proof.url)}" download>⬇ Download inclusion proof (JSON)</a>`
+      : `<a class="button disabled" id="proof-download" aria-disabled="true" title="Inclusion proofs are not available on this server yet">⬇ Inclusion proof not available</a>`;
+    return `<h1>Trade <span class="mono">${esc(d.id)}</span></h1>
+      <div class="badge s-${tone}" id="badge" data-tone="${esc(b.tone)}" title="${esc(b.text)} (UTC)"><span class="sym" aria-hidden="true">${SYMBOL[tone] || "•"}</span><span>${esc(b.title)}${when}</span></div>
+      <div class="grid2">
+        <div class="panel"><dl class="facts">
+          <dt>State</dt><dd>${chip(d.state)}</dd>
+          <dt>Buyer</dt><dd>${link.participant(d.buyer)}</dd><dt>Seller</dt><dd>${link.participant(d.seller)}</dd>
+          <dt>Symbol</dt><dd>${esc(d.symbol)}</dd><dt>Quantity</dt><dd>${amount(d.qty)}</dd><dt>Amount</dt><dd>${amount(d.amount)}</dd>
+          <dt>Fees</dt><dd>buyer ${amount(d.fees.buyer)} · seller ${amount(d.fees.seller)}</dd>
+          <dt>Notional</dt><dd>${usd(d.notional_usd, 2)}</dd>
+          <dt>Lane</dt><dd>${d.lane ? esc(d.lane === "L2" ? "Layer-2, pool " + d.pool : "Layer-1 (gross)") : "—"} <span class="muted">${esc(d.route_rule || "")}</span></dd>
+          <dt>Exchange batch</dt><dd class="mono">${esc(d.exch_batch_id || "—")}</dd>
+        </dl></div>
+        <div class="panel"><dl class="facts">
+          <dt>L2 cleared (soft-final)</dt><dd id="l2-cleared">${t(d.l2_cleared_ms, true)}</dd>
+          <dt>L1 final (base layer)</dt><dd id="l1-final">${t(d.l1_final_ms, true)}</dd>
+          <dt>Batch</dt><dd>${link.batch(d.batch_id)} ${batch ? chip(batch.state) : ""}</dd>
+          <dt>Batch root</dt><dd>${batch ? short(batch.root) : "—"}</dd>
+          <dt>Anchor tx</dt><dd class="mono">${batch && batch.anchor_tx ? esc(batch.anchor_tx) : (d.l1_tx ? esc(d.l1_tx.tx) : "—")}</dd>
+          <dt>Block / confirmations</dt><dd>${batch && batch.anchor_height ? `${num(batch.anchor_height)} · ${conf(batch.confirmations)}` : (d.l1_tx && d.l1_tx.height ? `${num(d.l1_tx.height)} · ${conf(d.l1_tx.confirmations)}` : "—")}</dd>
+          <dt>Inclusion proof</dt><dd>${proof}</dd>
+        </dl></div>
+      </div>
+      <h2>Lifecycle</h2><div class="panel"><ol class="timeline" id="timeline">${steps}</ol></div>`;
+  },
+  live(p, d) { return d && !["final", "rejected"].includes(d.state); },
+};
+
+pages.batches = {
+  title: "Batches",
+  async load(p) { return get(API + "/batches" + qs({ pool: p.pool, cursor: p.cursor, limit: 50 })); },
+  render(d, p) {
+    const pools = state.meta ? state.meta.pools.map((x) => x.id) : [];
+    const tabs = ["", ...pools].map((x) => `<a class="${(p.pool || "") === x ? "button" : ""}" href="#/batches${qs({ pool: x })}">${x || "all pools"}</a>`).join(" ");
+    const rows = d.items.map((b) => `<tr><td>${link.batch(b.id)}</td><td>${esc(b.pool)}</td><td>${chip(b.state)}</td><td class="num">${num(b.flows)}</td>
+      <td class="num">${usd(b.gross_usd)}</td><td class="num">${usd(b.net_usd)}</td><td class="num opt">${pct(b.netting_efficiency)}</td>
+      <td class="opt">${short(b.root)}</td><td class="opt mono">${esc(b.anchor_tx || "—")}</td><td class="num">${conf(b.confirmations)}</td><td class="opt">${t(b.cleared_ms)}</td></tr>`).join("");
+    const next = d.next !== null && d.next !== undefined ? `<a class="button" href="#/batches${qs({ ...p, cursor: d.next })}">Older →</a>` : "";
+    return `<h1>Batches</h1><div class="pager">${tabs}<span class="hint">${num(d.total)} batches</span></div>
+      <div class="table-wrap"><table id="batches"><thead><tr><th>Batch</th><th>Pool</th><th>State</th><th class="num">Trades</th><th class="num">Gross</th><th class="num">Net</th>
+      <th class="num opt">Netting</th><th class="opt">Merkle root</th><th class="opt">Anchor tx</th><th class="num">Conf.</th><th class="opt">Cleared</th></tr></thead>
+      <tbody>${rows || '<tr><td colspan="11" class="muted">No batch has closed yet.</td></tr>'}</tbody></table></div><div class="pager">${next}</div>`;
+  },
+  live(p) { return !p.cursor; },
+};
+
+pages.batch = {
+  title: "Batch",
+  async load(p) { return get(API + "/batches/" + encodeURIComponent(p.id)); },
+  render(b) {
+    const ins = b.instructions.map((i) => `<tr><td>${link.participant(i.participant)}</td><td>${esc(i.asset)}</td>
+      <td>${i.direction === "pays" ? chip("pending", "pays into the pool").replace(">pending<", ">pays<") : chip("final", "receives from the pool").replace(">final<", ">receives<")}</td>
+      <td class="num">${amount(i.net)}</td><td class="num opt">${usd(i.usd, 2)}</td></tr>`).join("");
+    const events = b.events.map((s) => `<li><span>${chip(s.state)}</span><span>${t(s.at_ms)}</span><span class="detail hash">${esc(s.detail)}</span></li>`).join("");
+    return `<h1>Batch <span class="mono">${esc(b.id)}</span> ${chip(b.state)}</h1>
+      <div class="kpis">${kpi("Trades", num(b.flows), `${num(b.obligations)} obligations`, "kpi-flows")}
+        ${kpi("Gross", usd(b.gross_usd), "sum of obligations", "kpi-gross")}${kpi("Net", usd(b.net_usd), "what actually moves", "kpi-net")}
+        ${kpi("Netting efficiency", pct(b.netting_efficiency), "1 − net / gross", "kpi-eff")}
+        ${kpi("Confirmations", conf(b.confirmations), b.anchor_height ? "block " + num(b.anchor_height) : "not anchored yet", "kpi-conf")}</div>
+      <div class="grid2"><div class="panel"><dl class="facts">
+        <dt>Pool</dt><dd><a href="#/batches${qs({ pool: b.pool })}">${esc(b.pool)}</a></dd><dt>Opened</dt><dd>${t(b.opened_ms, true)}</dd>
+        <dt>Cleared</dt><dd>${t(b.cleared_ms, true)}</dd><dt>Anchored</dt><dd>${t(b.anchored_ms, true)}</dd><dt>Final</dt><dd>${t(b.final_ms, true)}</dd>
+        <dt>Merkle root</dt><dd class="hash">${esc(b.root)}</dd><dt>Anchor tx</dt><dd class="mono">${esc(b.anchor_tx || "—")} ${b.attempts > 1 ? `(attempt ${b.attempts})` : ""}</dd>
+      </dl></div><div class="panel"><h2 style="margin-top:0">Events</h2><ol class="timeline">${events}</ol></div></div>
+      <h2>Net settlement instructions</h2><div class="table-wrap"><table id="instructions"><thead><tr><th>Participant</th><th>Asset</th><th>Direction</th><th class="num">Net amount</th><th class="num opt">≈ USD</th></tr></thead><tbody>${ins}</tbody></table></div>
+      <h2>Gross by asset</h2><div class="table-wrap"><table><tbody>${b.gross.map((g) => `<tr><td>${esc(g.asset)}</td><td class="num">${amount(g)}</td><td class="num">${usd(g.usd)}</td></tr>`).join("")}</tbody></table></div>
+      <h2>Trades in this batch <span class="hint">(first ${b.trades.length})</span></h2><div class="table-wrap"><table id="batch-trades"><thead>${tradeHead()}</thead><tbody>${b.trades.map(tradeRow).join("")}</tbody></table></div>`;
+  },
+  live(p, d) { return d && !["final", "unwound"].includes(d.state); },
+};
+
+pages.participants = {
+  title: "Participants",
+  async load(p) { return get(API + "/participants" + qs({ q: p.q, sort: p.sort || "usage", offset: p.offset, limit: 100 })); },
+  render(d, p) {
+    const pools = ["L1", ...(state.meta ? state.meta.pools.map((x) => x.id) : [])];
+    const rows = d.items.map((r) => {
+      const use = r.buffer_available_usd > 0 ? r.buffer_required_usd / r.buffer_available_usd : 0;
+      return `<tr><td>${link.participant(r.id)}</td><td class="opt">${esc(r.kind)}${r.legacy_opt_out ? " · L1 only" : ""}</td>
+        <td class="num">${usd(r.buffer_required_usd)}</td><td class="num">${usd(r.buffer_available_usd)}</td>
+        <td>${bufferBar(use)}</td><td class="num">${pct(r.credit_usage)}</td>
+        ${pools.map((x) => `<td class="num opt">${usd(r.pending_owed_usd[x])}</td>`).join("")}<td class="num">${num(r.rejects)}</td></tr>`;
+    }).join("");
+    const off = Number(p.offset || 0);
+    const pager = `${off > 0 ? `<a class="button" href="#/participants${qs({ ...p, offset: Math.max(0, off - 100) })}">← Previous</a>` : ""}
+      ${off + 100 < d.total ? `<a class="button" href="#/participants${qs({ ...p, offset: off + 100 })}">Next →</a>` : ""}<span class="hint">${num(d.total)} participants</span>`;
+    const sorts = [["usage", "credit usage"], ["required", "buffer required"], ["rejects", "rejects"], ["id", "id"]];
+    return `<h1>Participants</h1>
+      <form class="filters" id="participant-search"><label>Participant id<input name="q" value="${esc(p.q || "")}" placeholder="e.g. MM-" autocomplete="off"></label>
+        <label>Sort by<select name="sort">${sorts.map(([k, v]) => `<option value="${k}" ${(p.sort || "usage") === k ? "selected" : ""}>${v}</option>`).join("")}</select></label><button type="submit">Show</button></form>
+      <div class="table-wrap"><table id="participants"><thead><tr><th>Participant</th><th class="opt">Kind</th><th class="num" title="Projected Layer-2 net debit of open batches">Buffer required</th>
+        <th class="num" title="Collateral at marks + credit limit">Available</th><th>Required vs available</th><th class="num">Credit used</th>
+        ${pools.map((x) => `<th class="num opt" title="Pending obligations (what it owes) not yet final on ${esc(x)}">Pending ${esc(x)}</th>`).join("")}<th class="num">Rejects</th></tr></thead>
+        <tbody>${rows}</tbody></table></div><div class="pager">${pager}</div>`;
+  },
+  after() {
+    const form = document.getElementById("participant-search");
+    form.addEventListener("submit", (e) => { e.preventDefault(); const f = new FormData(form); location.hash = "#/participants" + qs({ q: f.get("q").trim(), sort: f.get("sort") }); });
+  },
+  live(p) { return !(document.activeElement && document.activeElement.form); },
+};
+function bufferBar(use) {
+  const cls = use > 1 ? "over" : use > 0.8 ? "warn" : "";
+  const word = use > 1 ? "over limit" : use > 0.8 ? "high" : "ok";
+  return `<div style="display:flex;gap:.4rem;align-items:center"><div class="bar ${cls}" role="img" aria-label="${(use * 100).toFixed(0)} % used, ${word}"><span style="width:${Math.min(100, use * 100).toFixed(1)}%"></span></div><span class="hint">${(use * 100).toFixed(0)} % ${word}</span></div>`;
+}
+
+pages.participant = {
+  title: "Participant",
+  async load(p) { return get(API + "/participants/" + encodeURIComponent(p.id)); },
+  render(d) {
+    const use = d.buffer_available_usd > 0 ? d.buffer_required_usd / d.buffer_available_usd : 0;
+    const pos = d.positions.map((x) => `<tr><td>${esc(x.lane)}</td><td>${esc(x.asset)}</td><td class="num">${amount(x.settled)}</td>
+      <td class="num">${amount(x.pending)}</td><td class="num opt">${amount(x.pending_open_batch)}</td><td class="num opt">${amount(x.pending_cleared)}</td></tr>`).join("");
+    const rej = d.recent_rejects.map((r) => `<tr><td class="mono">${esc(r.id || "—")}</td><td>${chip("rejected", r.reason)} <code>${esc(r.error)}</code></td><td>${esc(r.field)}</td><td>${t(r.at_ms)}</td></tr>`).join("");
+    return `<h1>Participant ${esc(d.id)} <span class="muted">${esc(d.kind)}${d.legacy_opt_out ? " · legacy opt-out (Layer-1 only)" : ""}</span></h1>
+      <div class="kpis">${kpi("Buffer required", usd(d.buffer_required_usd, 2), "projected L2 net debit, open batches", "kpi-required")}
+        ${kpi("Buffer available", usd(d.buffer_available_usd, 2), `collateral ${usd(d.collateral_usd)} + credit ${usd(d.credit_limit_usd)}`, "kpi-available")}
+        ${kpi("Credit used", pct(d.credit_usage), usd(d.credit_used_usd, 2) + " of " + usd(d.credit_limit_usd), "kpi-credit")}
+        ${kpi("Rejects", num(d.rejects), "trades refused", "kpi-rejects")}</div>
+      <div class="panel">${bufferBar(use)}</div>
+      <h2>Positions per lane</h2><div class="table-wrap"><table id="positions"><thead><tr><th>Lane</th><th>Asset</th><th class="num">Settled (final)</th><th class="num">Pending</th>
+        <th class="num opt">of which open batch</th><th class="num opt">of which cleared, not final</th></tr></thead>
+        <tbody>${pos || '<tr><td colspan="6" class="muted">No positions yet.</td></tr>'}</tbody></table></div>
+      <h2>Collateral</h2><p>${d.collateral.map(amount).join(" · ") || '<span class="muted">none posted</span>'}</p>
+      <h2>Recent trades</h2><div class="table-wrap"><table id="participant-trades"><thead>${tradeHead()}</thead><tbody>${d.recent_trades.map(tradeRow).join("")}</tbody></table></div>
+      <p><a href="#/trades${qs({ participant: d.id })}">All trades of ${esc(d.id)} →</a></p>
+      <h2>Recent rejects</h2><div class="table-wrap"><table><tbody>${rej || '<tr><td class="muted">✔ None.</td></tr>'}</tbody></table></div>`;
+  },
+  live() { return !(document.activeElement && document.activeElement.form); },
+};
+
+pages.latency = {
+  title: "Latency",
+  async load(p) { return get(API + "/latency" + qs({ minutes: p.minutes || 180 })); },
+  render(d, p) {
+    const rows = d.overall.map((o) => `<tr><td>${esc(o.lane)}</td><td>${esc(o.hop)}</td><td class="num">${secs(o.p50)}</td><td class="num">${secs(o.p99)}</td><td class="num">${num(o.n)}</td></tr>`).join("");
+    const spans = [[60, "1 h"], [180, "3 h"], [720, "12 h"], [2000, "day"]];
+    return `<h1>Latency per hop</h1>
+      <div class="pager">${spans.map(([m, l]) => `<a class="${Number(p.minutes || 180) === m ? "button" : ""}" href="#/latency${qs({ minutes: m })}">${l}</a>`).join(" ")}
+        <span class="hint">Median latency per hop and minute (engine time); darker = slower. Hover a cell for p50, p99 and count.</span></div>
+      <div class="panel"><div id="heatmap" class="chart" style="min-height:${Math.max(320, d.hops.length * 26 + 120)}px"></div></div>
+      <h2>Queue lengths</h2><div class="panel"><div id="queues" class="chart"></div></div>
+      <h2>Per hop, whole window</h2><div class="table-wrap"><table id="hops"><thead><tr><th>Lane</th><th>Hop</th><th class="num">p50</th><th class="num">p99</th><th class="num">count</th></tr></thead><tbody>${rows}</tbody></table></div>`;
+  },
+  after(d) {
+    const x = localTimes(d.buckets);
+    const y = d.hops.map((h) => `${h.lane}: ${h.hop}`);
+    const text = d.p50.map((row, i) => row.map((v, j) => v === null ? "no trades" : `p50 ${secs(v)} · p99 ${secs(d.p99[i][j])} · n=${d.n[i][j]}`));
+    const z = d.p50.map((row) => row.map((v) => (v === null ? null : Math.log10(Math.max(v, 0.001)))));
+    const ticks = [0.01, 0.1, 1, 10, 60, 600, 3600];
+    plot(document.getElementById("heatmap"), [{ type: "heatmap", x, y, z, text, hoverinfo: "x+y+text", colorscale: "Cividis", reversescale: false,
+      hoverongaps: false, colorbar: { title: { text: "p50" }, tickvals: ticks.map(Math.log10), ticktext: ticks.map(secs) }, zmin: -2, zmax: Math.log10(3600) }],
+      { margin: { l: 230, r: 20, t: 20, b: 40 }, yaxis: { autorange: "reversed", automargin: true }, xaxis: { type: "date" } });
+    const q = d.queues;
+    const traces = Object.entries(q.series).map(([name, values], i) => ({ type: "scatter", mode: "lines", name, x: localTimes(q.t), y: values,
+      line: { color: OKABE[i % OKABE.length], dash: DASH[i % DASH.length], width: 2, shape: "hv" } }));
+    plot(document.getElementById("queues"), traces, { yaxis: { title: { text: "count" }, rangemode: "tozero" }, xaxis: { type: "date" } });
+  },
+  live() { return true; },
+  minInterval: 2000,
+};
+
+pages.savings = {
+  title: "Savings",
+  async load() { return get(API + "/savings"); },
+  render(d) {
+    const tt = d.totals;
+    const lat = tt.latency;
+    const saved = lat["L1 final"].p50 !== null && lat["L2 cleared"].p50 !== null ? lat["L1 final"].p50 - lat["L2 cleared"].p50 : null;
+    return `<h1>Savings of Layer-2 versus gross Layer-1</h1>
+      <div class="kpis">${kpi("Liquidity saved", usd(tt.liquidity_saved_usd), `${usd(tt.gross_usd)} gross settled as ${usd(tt.net_usd)} net`, "kpi-liq")}
+        ${kpi("Netting efficiency", pct(tt.netting_efficiency), "1 − net / gross", "kpi-net")}
+        ${kpi("Base-layer txs avoided", num(tt.txs_avoided), `≈ ${usd(tt.fees_saved_usd, 2)} in fees`, "kpi-txs")}
+        ${kpi("Time to cleared on L2", secs(lat["L2 cleared"].p50), `p99 ${secs(lat["L2 cleared"].p99)} (soft-final)`, "kpi-l2c")}
+        ${kpi("Time to final on L2", secs(lat["L2 final"].p50), `p99 ${secs(lat["L2 final"].p99)}`, "kpi-l2f")}
+        ${kpi("Time to final on L1", secs(lat["L1 final"].p50), `p99 ${secs(lat["L1 final"].p99)} · ${saved === null ? "" : (saved >= 0 ? secs(saved) + " later than L2 cleared" : secs(-saved) + " sooner than L2 cleared")}`, "kpi-l1f")}</div>
+      <h2>Liquidity over the day</h2><div class="panel"><div id="liquidity" class="chart"></div></div>
+      <h2>Settlement latency over the day (median per minute)</h2><div class="panel"><div id="latency-day" class="chart"></div></div>
+      <p class="hint">Gross is what settling every obligation one by one would move; net is what the Layer-2 batches actually move.
+      A base-layer transaction is avoided for every Layer-2 trade beyond its batch's single anchor.</p>`;
+  },
+  after(d) {
+    const x = localTimes(d.buckets);
+    let run = 0;
+    const cumulative = d.saved_usd.map((v) => (run += v));
+    plot(document.getElementById("liquidity"), [
+      { type: "bar", name: "gross (per minute)", x, y: d.gross_usd, marker: { color: "#E69F00" } },
+      { type: "bar", name: "net (per minute)", x, y: d.net_usd, marker: { color: "#0072B2", pattern: { shape: "/" } } },
+      { type: "scatter", mode: "lines", name: "liquidity saved, cumulative", x, y: cumulative, yaxis: "y2", line: { color: "#009E73", width: 3 } },
+    ], { barmode: "overlay", yaxis: { title: { text: "USD per minute" } }, yaxis2: { title: { text: "USD saved (cumulative)" }, overlaying: "y", side: "right" }, xaxis: { type: "date" }, margin: { l: 70, r: 80, t: 20, b: 40 } });
+    const L = d.latency_p50_s;
+    plot(document.getElementById("latency-day"), Object.entries(L).map(([name, ys], i) => ({ type: "scatter", mode: "lines+markers", name, x, y: ys,
+      connectgaps: false, line: { color: OKABE[i], dash: DASH[i], width: 2 }, marker: { symbol: ["circle", "square", "diamond"][i], size: 5 } })),
+    { yaxis: { title: { text: "seconds (log)" }, type: "log" }, xaxis: { type: "date" } });
+  },
+  live() { return true; },
+  minInterval: 2000,
+};
+
+// ---------------------------------------------------------------- router
+function parseHash() {
+  const h = location.hash.replace(/^#\/?/, "");
+  const [path, query] = h.split("?");
+  const parts = path.split("/").filter(Boolean).map(decodeURIComponent);
+  const params = Object.fromEntries(new URLSearchParams(query || ""));
+  const page = parts[0] || "overview";
+  if (parts[1]) params.id = parts.slice(1).join("/");
+  return { page: pages[page] ? page : "overview", params };
+}
+
+async function show(refresh) {
+  const { page, params } = refresh ? { page: state.page, params: state.params } : parseHash();
+  const def = pages[page];
+  if (!refresh) {
+    state.page = page; state.params = params; state.data = null; state.rendered = false;
+    state.navStart = state.navStart || performance.now();
+    document.querySelectorAll("nav a").forEach((a) => a.classList.toggle("active", a.dataset.page === page || a.dataset.page + "s" === page || (page === "trade" && a.dataset.page === "trades") || (page === "batch" && a.dataset.page === "batches") || (page === "participant" && a.dataset.page === "participants")));
+  }
+  if (state.inflight) { state.dirty = true; return; }
+  state.inflight = true;
+  const view = document.getElementById("view");
+  try {
+    const data = await def.load(params);
+    if (state.page !== page || state.params !== params) return;
+    const scrollY = window.scrollY;
+    const focusName = document.activeElement && document.activeElement.name;
+    view.innerHTML = def.render(data, params);
+    state.data = data;
+    document.title = `${def.title}${params.id ? " " + params.id : ""} — clearlane`;
+    if (def.after) def.after(data, params);
+    if (refresh) { window.scrollTo(0, scrollY); if (focusName) { const el = view.querySelector(`[name="${focusName}"]`); if (el) el.focus(); } }
+    if (!state.rendered) {
+      state.rendered = true;
+      const ms = performance.now() - state.navStart;
+      performance.mark("clearlane:rendered:" + page);
+      window.__clearlaneRender = { page, ms };
+      document.body.dataset.rendered = page;
+      state.navStart = 0;
+    }
+    document.body.dataset.version = String(state.version);
+    state.lastRefresh = performance.now();
+  } catch (e) {
+    if (state.page === page) {
+      view.innerHTML = `<h1>${esc(def.title)}</h1><p class="error" role="alert">✖ ${esc(e.message)}${e.status ? ` (HTTP ${e.status})` : ""}</p>`;
+      document.body.dataset.rendered = page;
+    }
+  } finally {
+    state.inflight = false;
+    if (state.dirty) { state.dirty = false; setTimeout(() => show(true), 50); }
+  }
+}
+
+function onStats(s) {
+  state.version = s.version;
+  document.getElementById("engine-clock").innerHTML = "engine " + t(s.now_ms);
+  document.getElementById("block-height").textContent = "block " + num(s.block_height);
+  const def = pages[state.page];
+  if (!def || !def.live || !state.rendered || !def.live(state.params, state.data)) return;
+  const since = performance.now() - state.lastRefresh;
+  const min = def.minInterval || 1000;
+  if (since < min) { if (!state.timer) state.timer = setTimeout(() => { state.timer = null; show(true); }, min - since); return; }
+  show(true);
+}
+
+function connect() {
+  const live = document.getElementById("live");
+  const text = document.getElementById("live-text");
+  const es = new EventSource(API + "/stream");
+  es.addEventListener("open", () => { live.className = "live on"; text.textContent = "Live"; });
+  es.addEventListener("stats", (e) => { live.className = "live on"; text.textContent = "Live"; onStats(JSON.parse(e.data)); });
+  es.addEventListener("error", () => { live.className = "live off"; text.textContent = "Reconnecting…"; });
+  window.__clearlaneStream = es;
+}
+
+async function boot() {
+  state.navStart = 0.0001;  // first render is measured from navigation start
+  document.getElementById("tz").textContent = Intl.DateTimeFormat().resolvedOptions().timeZone || "local";
+  window.addEventListener("hashchange", () => { state.navStart = performance.now(); show(false); });
+  const metaP = get(API + "/meta").then((m) => { state.meta = m; }).catch(() => {});
+  if (["trades", "batches", "participants"].includes(parseHash().page)) await metaP;
+  await show(false);
+  connect();
+}
+boot();
