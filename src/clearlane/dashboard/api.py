@@ -425,9 +425,9 @@ class Views:
     def latency(self, minutes: int | None) -> dict[str, Any]:
         m = self.m
         with m.lock:
-            width = m.hist.shape[1]
+            width = m.used_buckets()
             start = 0 if not minutes else max(0, width - minutes)
-            hist = m.hist[:, start:]
+            hist = m.hist[:, start:width]
             p50, p99, n = grid_percentiles(hist)
             t0 = (m.bucket0 or 0) + start
             buckets = [(t0 + j) * BUCKET_MS for j in range(hist.shape[1])]
@@ -450,15 +450,17 @@ class Views:
     def savings(self) -> dict[str, Any]:
         m = self.m
         with m.lock:
-            width = m.hist.shape[1]
+            width = m.used_buckets()
             t0 = m.bucket0 or 0
-            gross = m.save_gross.sum(axis=0) if width else np.zeros(0)
-            net = m.save_net.sum(axis=0) if width else np.zeros(0)
+            gross = m.save_gross[:, :width].sum(axis=0)
+            net = m.save_net[:, :width].sum(axis=0)
             k = len(m.pool_ids)
-            l2_cleared = m.hist[[4 * p for p in range(k)]].sum(axis=0) if width else np.zeros((0, _BINS), dtype=np.int64)
-            l2_final = m.hist[[4 * p + 3 for p in range(k)]].sum(axis=0) if width else np.zeros((0, _BINS), dtype=np.int64)
-            l1_final = m.hist[len(m.hops) - 1] if width else np.zeros((0, _BINS), dtype=np.int64)
-            txs_avoided = m.save_l2_flows - m.save_batches
+            hist = m.hist[:, :width]
+            l2_cleared = hist[[4 * p for p in range(k)]].sum(axis=0)
+            l2_final = hist[[4 * p + 3 for p in range(k)]].sum(axis=0)
+            l1_final = hist[len(m.hops) - 1]
+            l2_flows, l1_flows, n_batches = m.save_l2_flows[:width], m.save_l1_flows[:width], m.save_batches[:width]
+            txs_avoided = l2_flows - n_batches
             fee_scale = m.scales[m.asset_index.get(m.fee_asset, 0)]
             fee_usd = m.l1_fee_minor / 10**fee_scale * float(m.marks_usd[m.asset_index.get(m.fee_asset, 0)])
             p_cleared = [hist_percentiles(h)[0] for h in l2_cleared]
@@ -472,8 +474,8 @@ class Views:
                 "buckets": [(t0 + j) * BUCKET_MS for j in range(width)], "bucket_ms": BUCKET_MS,
                 "gross_usd": np.round(gross, 2).tolist(), "net_usd": np.round(net, 2).tolist(),
                 "saved_usd": np.round(gross - net, 2).tolist(),
-                "l2_trades": m.save_l2_flows.tolist(), "l1_trades": m.save_l1_flows.tolist(),
-                "batches": m.save_batches.tolist(), "txs_avoided": txs_avoided.tolist(),
+                "l2_trades": l2_flows.tolist(), "l1_trades": l1_flows.tolist(),
+                "batches": n_batches.tolist(), "txs_avoided": txs_avoided.tolist(),
                 "latency_p50_s": {"L2 cleared": p_cleared, "L2 final": p_l2, "L1 final": p_l1},
                 "totals": {
                     "gross_usd": round(g, 2), "net_usd": round(nn, 2), "liquidity_saved_usd": round(g - nn, 2),

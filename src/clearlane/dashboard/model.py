@@ -683,6 +683,13 @@ class DashboardModel:
     def l1_row(self, row: int) -> dict[str, int]:
         return {name: int(grow.data[row]) for name, grow in self.l1.items()}
 
+    def used_buckets(self) -> int:
+        """Heatmap / savings columns in use (the arrays grow ahead of time in steps of an hour)."""
+        if self.bucket0 is None:
+            return 0
+        last = max(self.now_ms, self.chain_seen_ms) // BUCKET_MS - self.bucket0 + 1
+        return int(max(0, min(self.hist.shape[1], last)))
+
     def hop_percentiles(self, hop: int, cols: slice | None = None) -> tuple[float | None, float | None, int]:
         """(p50, p99) in seconds and the count of ``hop`` over the bucket range."""
         hist = self.hist[hop, cols if cols is not None else slice(None)].sum(axis=0)

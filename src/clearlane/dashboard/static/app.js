@@ -104,7 +104,10 @@ async function plot(el, traces, layout) {
   await Plotly.react(el, traces, plotLayout(layout), { displaylogo: false, responsive: true, modeBarButtonsToRemove: ["lasso2d", "select2d"] });
   el.dataset.plotted = "1";
 }
+// Plotly draws Date objects in the browser's zone; the axis says so.
 const localTimes = (ms) => ms.map((m) => new Date(m));
+const phone = () => window.matchMedia("(max-width: 720px)").matches;
+const timeAxis = () => ({ type: "date", tickformat: "%H:%M", nticks: phone() ? 4 : 10, title: { text: "your time" } });
 
 // ---------------------------------------------------------------- pages
 const pages = {};
@@ -112,6 +115,7 @@ const pages = {};
 pages.overview = {
   title: "Overview",
   async load() { return get(API + "/overview"); },
+  live() { return true; },
   render(d) {
     const lanes = d.lanes.filter((l) => l.total > 0 || l.key !== "none");
     const rows = lanes.map((l) => {
@@ -342,7 +346,7 @@ pages.latency = {
     const spans = [[60, "1 h"], [180, "3 h"], [720, "12 h"], [2000, "day"]];
     return `<h1>Latency per hop</h1>
       <div class="pager">${spans.map(([m, l]) => `<a class="${Number(p.minutes || 180) === m ? "button" : ""}" href="#/latency${qs({ minutes: m })}">${l}</a>`).join(" ")}
-        <span class="hint">Median latency per hop and minute (engine time); darker = slower. Hover a cell for p50, p99 and count.</span></div>
+        <span class="hint">Median latency per hop and minute (engine time); brighter = slower. Hover a cell for p50, p99 and count.</span></div>
       <div class="panel"><div id="heatmap" class="chart" style="min-height:${Math.max(320, d.hops.length * 26 + 120)}px"></div></div>
       <h2>Queue lengths</h2><div class="panel"><div id="queues" class="chart"></div></div>
       <h2>Per hop, whole window</h2><div class="table-wrap"><table id="hops"><thead><tr><th>Lane</th><th>Hop</th><th class="num">p50</th><th class="num">p99</th><th class="num">count</th></tr></thead><tbody>${rows}</tbody></table></div>`;
@@ -355,11 +359,11 @@ pages.latency = {
     const ticks = [0.01, 0.1, 1, 10, 60, 600, 3600];
     plot(document.getElementById("heatmap"), [{ type: "heatmap", x, y, z, text, hoverinfo: "x+y+text", colorscale: "Cividis", reversescale: false,
       hoverongaps: false, colorbar: { title: { text: "p50" }, tickvals: ticks.map(Math.log10), ticktext: ticks.map(secs) }, zmin: -2, zmax: Math.log10(3600) }],
-      { margin: { l: 230, r: 20, t: 20, b: 40 }, yaxis: { autorange: "reversed", automargin: true }, xaxis: { type: "date" } });
+      { margin: { l: phone() ? 40 : 230, r: 10, t: 20, b: 40 }, yaxis: { autorange: "reversed", automargin: true, tickfont: { size: phone() ? 9 : 12 } }, xaxis: timeAxis() });
     const q = d.queues;
     const traces = Object.entries(q.series).map(([name, values], i) => ({ type: "scatter", mode: "lines", name, x: localTimes(q.t), y: values,
       line: { color: OKABE[i % OKABE.length], dash: DASH[i % DASH.length], width: 2, shape: "hv" } }));
-    plot(document.getElementById("queues"), traces, { yaxis: { title: { text: "count" }, rangemode: "tozero" }, xaxis: { type: "date" } });
+    plot(document.getElementById("queues"), traces, { yaxis: { title: { text: "count" }, rangemode: "tozero" }, xaxis: timeAxis() });
   },
   live() { return true; },
   minInterval: 2000,
@@ -392,11 +396,12 @@ pages.savings = {
       { type: "bar", name: "gross (per minute)", x, y: d.gross_usd, marker: { color: "#E69F00" } },
       { type: "bar", name: "net (per minute)", x, y: d.net_usd, marker: { color: "#0072B2", pattern: { shape: "/" } } },
       { type: "scatter", mode: "lines", name: "liquidity saved, cumulative", x, y: cumulative, yaxis: "y2", line: { color: "#009E73", width: 3 } },
-    ], { barmode: "overlay", yaxis: { title: { text: "USD per minute" } }, yaxis2: { title: { text: "USD saved (cumulative)" }, overlaying: "y", side: "right" }, xaxis: { type: "date" }, margin: { l: 70, r: 80, t: 20, b: 40 } });
+    ], { barmode: "overlay", yaxis: { title: { text: "USD per minute" }, rangemode: "tozero" },
+      yaxis2: { title: { text: "USD saved (cumulative)" }, overlaying: "y", side: "right", rangemode: "tozero" }, xaxis: timeAxis(), margin: { l: 70, r: 80, t: 20, b: 40 } });
     const L = d.latency_p50_s;
     plot(document.getElementById("latency-day"), Object.entries(L).map(([name, ys], i) => ({ type: "scatter", mode: "lines+markers", name, x, y: ys,
       connectgaps: false, line: { color: OKABE[i], dash: DASH[i], width: 2 }, marker: { symbol: ["circle", "square", "diamond"][i], size: 5 } })),
-    { yaxis: { title: { text: "seconds (log)" }, type: "log" }, xaxis: { type: "date" } });
+    { yaxis: { title: { text: "seconds (log)" }, type: "log" }, xaxis: timeAxis() });
   },
   live() { return true; },
   minInterval: 2000,
