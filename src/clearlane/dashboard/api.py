@@ -361,12 +361,16 @@ class Views:
             ids = np.arange(len(m.config.participants))
             if q:
                 ids = np.array([i for i in ids if q.lower() in m.participant_ids[i].lower()], dtype=np.int64)
-            keys = {"usage": -f["usage"], "required": -f["required"], "rejects": -m.rejects_by_participant.astype(np.float64),
-                    "id": ids.astype(np.float64)}
-            if sort not in keys:
-                raise HTTPException(422, f"sort: expected one of {', '.join(keys)}")
-            key = keys[sort][ids] if sort != "id" else ids
-            ordered = ids[np.argsort(key, kind="stable")]
+            utilisation = np.divide(f["required"], f["available"], out=np.zeros_like(f["required"]), where=f["available"] > 0)
+            keys = {"usage": (-f["usage"], -utilisation), "required": (-f["required"], -utilisation),
+                    "rejects": (-m.rejects_by_participant.astype(np.float64), -utilisation)}
+            if sort not in (*keys, "id"):
+                raise HTTPException(422, f"sort: expected one of {', '.join((*keys, 'id'))}")
+            if sort == "id":
+                ordered = ids
+            else:
+                primary, secondary = keys[sort]
+                ordered = ids[np.lexsort((ids, secondary[ids], primary[ids]))]
             page = ordered[offset: offset + limit]
             items = [self._participant_row(int(i), f) for i in page]
             del n

@@ -323,7 +323,7 @@ pages.participant = {
     const rej = d.recent_rejects.map((r) => `<tr><td class="mono">${esc(r.id || "—")}</td><td>${chip("rejected", r.reason)} <code>${esc(r.error)}</code></td><td>${esc(r.field)}</td><td>${t(r.at_ms)}</td></tr>`).join("");
     return `<h1>Participant ${esc(d.id)} <span class="muted">${esc(d.kind)}${d.legacy_opt_out ? " · legacy opt-out (Layer-1 only)" : ""}</span></h1>
       <div class="kpis">${kpi("Buffer required", usd(d.buffer_required_usd, 2), "projected L2 net debit, open batches", "kpi-required")}
-        ${kpi("Buffer available", usd(d.buffer_available_usd, 2), `collateral ${usd(d.collateral_usd)} + credit ${usd(d.credit_limit_usd)}`, "kpi-available")}
+        ${kpi("Buffer available", usd(d.buffer_available_usd), `collateral ${usd(d.collateral_usd)} + credit ${usd(d.credit_limit_usd)}`, "kpi-available")}
         ${kpi("Credit used", pct(d.credit_usage), usd(d.credit_used_usd, 2) + " of " + usd(d.credit_limit_usd), "kpi-credit")}
         ${kpi("Rejects", num(d.rejects), "trades refused", "kpi-rejects")}</div>
       <div class="panel">${bufferBar(use)}</div>
@@ -430,7 +430,7 @@ async function show(refresh) {
   state.inflight = true;
   const view = document.getElementById("view");
   try {
-    const data = await def.load(params);
+    const [data] = await Promise.all([def.load(params), state.meta ? null : state.metaP]);
     if (state.page !== page || state.params !== params) return;
     const scrollY = window.scrollY;
     const focusName = document.activeElement && document.activeElement.name;
@@ -486,8 +486,7 @@ async function boot() {
   state.navStart = 0.0001;  // first render is measured from navigation start
   document.getElementById("tz").textContent = Intl.DateTimeFormat().resolvedOptions().timeZone || "local";
   window.addEventListener("hashchange", () => { state.navStart = performance.now(); show(false); });
-  const metaP = get(API + "/meta").then((m) => { state.meta = m; }).catch(() => {});
-  if (["trades", "batches", "participants"].includes(parseHash().page)) await metaP;
+  state.metaP = get(API + "/meta").then((m) => { state.meta = m; }).catch(() => {});
   await show(false);
   connect();
 }

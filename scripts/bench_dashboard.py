@@ -1,0 +1,247 @@
+"""Dashboard benchmark: first render of every page with a big day loaded, and live updates under load.
+
+Part 1 (``--trades N``, default 10M): clears a generated day end to end through the runner with
+the dashboard model observing every step (as ``clearlane bench`` does, Parquet in ``--workdir``),
+reports the model's memory and observe time, then serves the dashboard and loads every page in
+headless Chromium (Debian's, via Playwright) ``--repeat`` times in a fresh browser context each
+time; the figure is the page's own ``clearlane:rendered`` mark (navigation start -> the page's
+data rendered), and for the chart pages also the time until the charts are drawn.
+
+Part 2 (``--live-rate R --live-seconds S``): a fresh engine + model fed R trades a second (in
+steps of R/10 every 100 ms, with the chain observed each step) while the Overview page is open;
+reports the achieved trade rate, the stats events the browser received per second, how many
+re-renders it did, and the lag between an event leaving the server and the browser handling it.
+
+    .venv/bin/python scripts/bench_dashboard.py --trades 10000000 --workdir bench
+    .venv/bin/python scripts/bench_dashboard.py --trades 0 --live-rate 20000 --live-seconds 60
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import psutil
+
+from clearlane.dashboard.api import create_app
+from clearlane.dashboard.feed import ObservedRunner
+from clearlane.dashboard.model import DashboardModel
+from clearlane.dashboard.server import HttpServer
+from clearlane.sim.generator import generate_day
+
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+PAGES = ["overview", "trades", "trade/{trade}", "batches", "batch/{batch}", "participants", "participant/{participant}",
+         "latency", "savings"]
+CHARTS = {"latency": "#heatmap[data-plotted='1']", "savings": "#liquidity[data-plotted='1']"}
+
+
+def rss_gib() -> float:
+    return psutil.Process().memory_info().rss / 2**30
+
+
+def load_day(trades: int, participants: int, assets: int, seed: int, workdir: Path) -> tuple[ObservedRunner, DashboardModel, dict[str, float]]:
+    from clearlane.ingest import iter_input
+
+    day_dir = workdir / f"day-{trades}-{participants}-{assets}-{seed}"
+    if not (day_dir / "trades.parquet").exists():
+        print(f"generating {trades:,} trades into {day_dir} ...", flush=True)
+        generate_day(trades=trades, participants=participants, assets=assets, seed=seed).write(day_dir)
+    db = workdir / "dashboard-bench.db"
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(db) + suffix).unlink(missing_ok=True)
+    runner = ObservedRunner.open(db, day_dir / "config.toml")
+    assert isinstance(runner, ObservedRunner)
+    model = DashboardModel(runner.config)
+    observe_s = 0.0
+
+    def observe(fx: Any, engine: Any) -> None:
+        nonlocal observe_s
+        t0 = time.perf_counter()
+        model.observe(fx, engine)
+        observe_s += time.perf_counter() - t0
+
+    runner.observers = [observe]
+    rss0 = rss_gib()
+    started = time.perf_counter()
+    import pyarrow.parquet as pq
+
+    first = pq.ParquetFile(day_dir / "trades.parquet").read_row_group(0, columns=["executed_at"])
+    runner.clear_batches(iter_input(day_dir / "deposits.jsonl", runner.config), source="deposits",
+                         events_at_ms=int(first.column(0)[0].as_py()))
+    runner.clear_batches(iter_input(day_dir / "trades.parquet", runner.config, chunk_rows=runner.config.trade_chunk_rows_max),
+                         source="bench")
+    runner.settle_until_quiet()
+    total = time.perf_counter() - started
+    figures = {"clear_s": total, "observe_s": observe_s, "rss_before_gib": rss0, "rss_after_gib": rss_gib(),
+               "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+               "record_bytes": float(sum(c.table.nbytes for c in model.chunks)), "rows": float(model.rows)}
+    return runner, model, figures
+
+
+def measure_pages(url: str, model: DashboardModel, repeat: int) -> list[dict[str, Any]]:
+    """Run the browser in a child process (as a real browser is): the server keeps this one."""
+    import multiprocessing
+
+    with model.lock:
+        last = model.chunks[-1]
+        trade = last.ids[len(last.ids) // 2].as_py()
+        batch = model.batch_order[-1]
+        participant = model.participant_ids[0]
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(1) as pool:
+        result: list[dict[str, Any]] = pool.apply(_browse, (url, trade, batch, participant, repeat))
+    return result
+
+
+def _browse(url: str, trade: str, batch: str, participant: str, repeat: int) -> list[dict[str, Any]]:
+    from playwright.sync_api import sync_playwright
+
+    out = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
+        for template in PAGES:
+            route = template.format(trade=trade, batch=batch, participant=participant)
+            name = template.split("/")[0]
+            times, charts = [], []
+            for i in range(repeat + 1):  # the first load warms the server-side code paths
+                context = browser.new_context(viewport={"width": 1366, "height": 900})
+                page = context.new_page()
+                page.goto(f"{url}/ui/#/{route}")
+                page.wait_for_function("window.__clearlaneRender !== undefined", timeout=60_000)
+                ms = float(page.evaluate("window.__clearlaneRender.ms"))
+                if name in CHARTS:
+                    page.wait_for_selector(CHARTS[name], timeout=60_000)
+                    charts.append(float(page.evaluate("performance.now()")))
+                if i:
+                    times.append(ms)
+                context.close()
+            row = {"page": name, "median_ms": statistics.median(times), "max_ms": max(times), "runs": len(times)}
+            if charts:
+                row["charts_drawn_ms"] = statistics.median(charts[1:])
+            print(f"  {name:<13} first render median {row['median_ms']:7.1f} ms  max {row['max_ms']:7.1f} ms"
+                  + (f"  charts drawn {row['charts_drawn_ms']:7.1f} ms" if charts else ""), flush=True)
+            out.append(row)
+        browser.close()
+    return out
+
+
+def live_rate(rate: int, seconds: float, workdir: Path) -> dict[str, Any]:
+    """Feed ``rate`` trades/s into a fresh engine + model while the Overview is open in a browser."""
+    from playwright.sync_api import sync_playwright
+
+    from clearlane.ingest.validate import TradeValidator
+
+    total = int(rate * seconds * 1.1) + 10_000
+    day = generate_day(trades=total, participants=2_000, assets=16, seed=5)
+    directory = workdir / "live-bench"
+    paths = day.write(directory)
+    db = directory / "live.db"
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(db) + suffix).unlink(missing_ok=True)
+    runner = ObservedRunner.open(db, paths.config)
+    assert isinstance(runner, ObservedRunner)
+    model = DashboardModel(runner.config)
+    runner.observers = [model.observe]
+    first = int(day.trades.column("executed_at")[0].as_py())
+    for d in day.deposits:
+        data = d.model_dump(mode="json")
+        data.pop("type")
+        data.pop("v", None)
+        runner.submit("collateral_deposit", data, first, f"deposit:{d.deposit_id}")
+    http = HttpServer(create_app(model), "127.0.0.1", 0)
+    http.start()
+    validator = TradeValidator(runner.config)
+    step = rate // 10
+    executed = day.trades.column("executed_at").to_numpy()
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
+        page = browser.new_page()
+        page.add_init_script("""
+            window.__lags = []; window.__events = 0; window.__renders = 0;
+            const orig = window.EventSource;
+            window.EventSource = function (u) { const es = new orig(u);
+              es.addEventListener('stats', (e) => { window.__events++; const s = JSON.parse(e.data); window.__lags.push(Date.now() - s.server_ms); });
+              return es; };
+        """)
+        page.goto(f"{http.url}/ui/#/overview")
+        page.wait_for_function("window.__clearlaneRender !== undefined")
+        page.evaluate("new MutationObserver(() => window.__renders++).observe(document.getElementById('view'), {childList: true})")
+        cursor, steps, late = 0, 0, 0
+        started = time.monotonic()
+        cpu0 = time.process_time()
+        while time.monotonic() - started < seconds and cursor + step <= day.trades.num_rows:
+            tick = time.monotonic()
+            rows = day.trades.slice(cursor, step)
+            columns = {name: rows.column(name) for name in rows.column_names}
+            valid, _ = validator.validate(columns, np.arange(cursor, cursor + step, dtype=np.int64) + 1)
+            at = max(int(executed[cursor]), runner.engine.now_ms)
+            runner.submit("trades", valid, at, f"live:{cursor}")
+            runner.advance_chain(max(int(executed[cursor + step - 1]), runner.engine.now_ms))
+            cursor += step
+            steps += 1
+            spent = time.monotonic() - tick
+            if spent > 0.1:
+                late += 1
+            else:
+                time.sleep(0.1 - spent)
+        elapsed = time.monotonic() - started
+        cpu = time.process_time() - cpu0
+        time.sleep(1.0)
+        lags = page.evaluate("window.__lags")
+        events = page.evaluate("window.__events")
+        renders = page.evaluate("window.__renders")
+        shown = page.evaluate("Number(document.querySelector('#kpi-trades .value').textContent.replace(/,/g, ''))")
+        browser.close()
+    http.stop()
+    result = {"target_rate": rate, "achieved_rate": cursor / elapsed, "seconds": elapsed, "steps": steps, "late_steps": late,
+              "process_cpu_s": cpu, "events": events, "events_per_s": events / elapsed, "renders": renders,
+              "lag_ms_p50": float(np.percentile(lags, 50)) if lags else None, "lag_ms_max": float(max(lags)) if lags else None,
+              "trades_applied": model.rows, "trades_shown_at_end": shown}
+    runner.close()
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--trades", type=int, default=10_000_000)
+    parser.add_argument("--participants", type=int, default=2_000)
+    parser.add_argument("--assets", type=int, default=16)
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--workdir", type=Path, default=Path("bench"))
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--live-rate", type=int, default=0)
+    parser.add_argument("--live-seconds", type=float, default=60.0)
+    parser.add_argument("--json", type=Path, default=None, help="Write the figures here too.")
+    args = parser.parse_args()
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    report: dict[str, Any] = {"machine": f"{os.cpu_count()} cores, Python {sys.version.split()[0]}"}
+    if args.trades:
+        runner, model, figures = load_day(args.trades, args.participants, args.assets, args.seed, args.workdir)
+        print(f"loaded {model.rows:,} trades in {figures['clear_s']:.1f} s (model observe {figures['observe_s']:.1f} s); "
+              f"record tables {figures['record_bytes'] / 2**30:.2f} GiB; RSS {figures['rss_after_gib']:.2f} GiB, "
+              f"peak {figures['peak_rss_gib']:.2f} GiB", flush=True)
+        http = HttpServer(create_app(model), "127.0.0.1", 0)
+        http.start()
+        report["load"] = figures
+        report["pages"] = measure_pages(http.url, model, args.repeat)
+        http.stop()
+        runner.close()
+    if args.live_rate:
+        live = live_rate(args.live_rate, args.live_seconds, args.workdir)
+        print(json.dumps(live, indent=2))
+        report["live"] = live
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
