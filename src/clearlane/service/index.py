@@ -21,7 +21,7 @@ U64 = npt.NDArray[np.uint64]
 
 _FNV_OFFSET = np.uint64(0xCBF29CE484222325)
 _FNV_PRIME = np.uint64(0x100000001B3)
-TAIL_MAX = 65_536
+TAIL_MAX = 4_096
 
 
 @njit(cache=True)

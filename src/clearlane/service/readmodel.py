@@ -249,6 +249,7 @@ class ReadModel:
         self.inflight: dict[str, InflightBatch] = {}
         self.l1_groups: dict[str, L1View] = {}
         self.l1_open: set[str] = set()
+        self.l1_done: set[str] = set()
         self._unwound_trades: dict[str, InflightBatch] = {}
         # aggregates
         self.counts = np.zeros((self.n_pools + 1, len(STATE_KEYS)), dtype=np.int64)
@@ -582,6 +583,9 @@ class ReadModel:
                 np.add.at(self.l1_pending, (p, a), -v)
                 np.add.at(self.l1_final, (p, a), v)
                 view.unwound_net = None
+            # Settled: only "all final" is needed from now on (memory stays bounded).
+            del self.l1_groups[group_id]
+            self.l1_done.add(group_id)
 
     def _new_l1_view(self, group_id: str, origin: str, table: pa.Table, fx: Effects) -> L1View:
         n = table.num_rows
@@ -707,11 +711,14 @@ class ReadModel:
             names = groups.dictionary.to_pylist() if pa.types.is_dictionary(groups.type) else None
             codes = groups.indices.to_numpy(zero_copy_only=False) if names is not None else None
             for gi, name in enumerate(names or []):
-                view = self.l1_groups.get(name)
-                if view is None:
-                    continue
                 rows = l1_rows[codes[l1_rows] == gi] if codes is not None else l1_rows
                 if not len(rows):
+                    continue
+                if name in self.l1_done:
+                    state[rows] = TradeState.FINAL
+                    continue
+                view = self.l1_groups.get(name)
+                if view is None:
                     continue
                 ids = table.column("flow_id").take(pa.array(rows))
                 pos = pc.index_in(ids, value_set=view.table.column("flow_id")).to_numpy(zero_copy_only=False)

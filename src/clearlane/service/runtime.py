@@ -115,7 +115,7 @@ class _EventJob:
 
 @dataclass
 class RuntimeOptions:
-    tick_ms: float = 5.0
+    tick_ms: float = 20.0
     chain_poll_ms: int | None = None  # engine ms between base-layer polls (default: block time / 4)
     stats_interval_ms: float = 250.0  # wall ms between coalesced ``stats`` events
     durable: bool = False
@@ -133,7 +133,6 @@ class RuntimeCounters:
     duplicates: int = 0
     edge_rejects: dict[str, int] = field(default_factory=dict)
     engine_rejects: dict[str, int] = field(default_factory=dict)
-    api_latency: list[float] = field(default_factory=list)
 
 
 def resolve_config(db: str | Path, config_path: str | Path | None) -> ClearingConfig | None:
@@ -424,16 +423,38 @@ class Runtime:
         return maybe
 
     def _receipts(self, fx: Effects) -> dict[str, dict[str, Any]]:
-        """Per flow id: what the committed step did with it."""
+        """Per flow id: what the committed step did with it (column-wise, then one dict a row)."""
         rm = self.rm
         out: dict[str, dict[str, Any]] = {}
         why = {r.input_id: r for r in fx.rejects if r.input_id is not None}
         for table in fx.trade_records:
             if table.num_rows == 0:
                 continue
-            cols = table.select(["flow_id", "kind", "lane", "pool", "batch_seq", "state", "reject_code", "received_ms"]).to_pylist()
-            for row in cols:
-                out[row["flow_id"]] = self._receipt_from(row, why.get(row["flow_id"]), rm)
+            ids = table.column("flow_id").to_pylist()
+            kinds = table.column("kind").to_pylist()
+            lanes = table.column("lane").to_pylist()
+            pools = table.column("pool").to_pylist()
+            seqs = table.column("batch_seq").to_pylist()
+            states = table.column("state").to_pylist()
+            codes = table.column("reject_code").to_pylist()
+            received = table.column("received_ms").to_pylist()
+            labels = {int(s): s.label for s in TradeState}
+            for i, flow_id in enumerate(ids):
+                pool, seq, st, code = pools[i], seqs[i], states[i], codes[i]
+                receipt: dict[str, Any] = {
+                    "id": flow_id, "kind": "payment" if kinds[i] == 1 else "trade",
+                    "status": "rejected" if st == TradeState.REJECTED else "accepted", "state": labels[st],
+                    "lane": lanes[i], "pool": pool,
+                    "batch_id": f"{pool}-{seq:08d}" if pool is not None and seq >= 0 else None,
+                    "received_at_ms": received[i], "reject": None,
+                    "_lane_key": rm.pool_lookup[pool] if pool is not None else rm.l1,
+                }
+                if code:
+                    rc = RejectCode(code)
+                    r = why.get(flow_id)
+                    receipt["reject"] = {"code": int(code), "error": rc.slug, "field": r.field if r else "-",
+                                         "reason": r.reason if r else rc.slug}
+                out[flow_id] = receipt
         return out
 
     def _receipt_from(self, row: dict[str, Any], reject: Any, rm: ReadModel, state: int | None = None,
