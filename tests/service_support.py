@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,7 @@ class Service:
         return self.app.state.runtime
 
 
+@contextmanager
 def make_service(tmp: Path, *, speed: float = 50.0, config: Path = EXAMPLE, **kw: Any) -> Iterator[Service]:
     db = tmp / "svc.db"
     app = build(db, config, clock="accelerated", speed=speed, **kw)
@@ -68,4 +70,5 @@ def make_service(tmp: Path, *, speed: float = 50.0, config: Path = EXAMPLE, **kw
 
 @pytest.fixture
 def svc(tmp_path: Path) -> Iterator[Service]:
-    yield from make_service(tmp_path)
+    with make_service(tmp_path) as s:
+        yield s

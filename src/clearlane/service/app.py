@@ -170,6 +170,7 @@ def create_app(runtime: Runtime, keys: KeyStore, *, options: ServiceOptions | No
 
         return check
 
+    app.state.allow = lambda *roles: Annotated[Principal, Depends(allow(*roles))]
     Any_ = Annotated[Principal, Depends(allow(*ALL_ROLES))]
     Reader = Annotated[Principal, Depends(allow(*READERS))]
     Submitter = Annotated[Principal, Depends(allow(*SUBMITTERS))]

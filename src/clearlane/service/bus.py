@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -36,6 +35,7 @@ TRADE_EVENTS = (
 BATCH_EVENTS = ("batch.closed", "batch.anchored", "batch.final", "batch.unwound")
 EVENT_TYPES = (*TRADE_EVENTS, *BATCH_EVENTS, "stats")
 DEFAULT_STREAM_TYPES = frozenset((*BATCH_EVENTS, "stats"))
+WEBHOOK_EVENTS = ("trade.cleared", "trade.final", "trade.rejected", *BATCH_EVENTS)
 
 
 def iso(ms: int | None) -> str | None:
@@ -237,6 +237,6 @@ def count_by_type(groups: Iterable[EventGroup]) -> dict[str, int]:
 
 
 __all__ = [
-    "BATCH_EVENTS", "DEFAULT_STREAM_TYPES", "EVENT_TYPES", "TRADE_EVENTS", "BatchEvent", "EventBus", "EventFilter",
-    "EventGroup", "StatsEvent", "Subscription", "TradeEvents", "count_by_type", "iso", "np",
+    "BATCH_EVENTS", "DEFAULT_STREAM_TYPES", "EVENT_TYPES", "TRADE_EVENTS", "WEBHOOK_EVENTS", "BatchEvent", "EventBus",
+    "EventFilter", "EventGroup", "StatsEvent", "Subscription", "TradeEvents", "count_by_type", "iso",
 ]

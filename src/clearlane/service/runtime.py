@@ -40,7 +40,7 @@ from clearlane.engine.core import Effects, LogEntry
 from clearlane.model.codes import RejectCode
 from clearlane.model.lifecycle import TradeState
 from clearlane.runner import Runner
-from clearlane.service.bus import EventBus, EventGroup, StatsEvent
+from clearlane.service.bus import WEBHOOK_EVENTS, EventBus, EventGroup, StatsEvent
 from clearlane.service.intake import Intake, RowError
 from clearlane.service.readmodel import ReadModel, S
 from clearlane.store.codec import decode_payload
@@ -135,19 +135,22 @@ class RuntimeCounters:
     engine_rejects: dict[str, int] = field(default_factory=dict)
 
 
-def resolve_config(db: str | Path, config_path: str | Path | None) -> ClearingConfig | None:
-    """The configuration ``Runner.open`` will use (stored one wins), without opening it twice."""
+def resolve_config(db: str | Path, config_path: str | Path | None) -> tuple[ClearingConfig | None, int | None]:
+    """The configuration ``Runner.open`` will use (stored one wins), and the webhook high-water
+    mark (None without webhook endpoints), read before the log is replayed."""
     path = Path(str(db))
     if "://" not in str(db) and not path.exists():
-        return load_config(config_path) if config_path is not None else None
+        return (load_config(config_path) if config_path is not None else None), None
     store = Store.open(db, create=False)
     try:
         stored = store.get_meta("config_toml")
+        mark = store.get_meta("webhooks_seq")
     finally:
         store.close()
+    hwm = None if mark is None else int(mark)
     if stored is not None:
-        return parse_config(tomllib.loads(stored), source=f"{db} (stored config)")
-    return load_config(config_path) if config_path is not None else None
+        return parse_config(tomllib.loads(stored), source=f"{db} (stored config)"), hwm
+    return (load_config(config_path) if config_path is not None else None), hwm
 
 
 class Runtime:
@@ -160,9 +163,10 @@ class Runtime:
         self.bus = EventBus()
         self.lock = threading.RLock()
         self.counters = RuntimeCounters()
-        self.listeners_replay: list[Callable[[LogEntry, list[EventGroup]], None]] = []
-        config = resolve_config(db, config_path)
-        self._pending_replay: list[tuple[LogEntry, list[EventGroup]]] = []
+        config, self._webhook_mark = resolve_config(db, config_path)
+        # Events of steps past the webhook high-water mark, derived again while replaying: the
+        # webhook service persists them on start (at-least-once across a crash).
+        self.replay_tail: list[tuple[int, list[EventGroup]]] = []
         self.readmodel: ReadModel | None = None
         if config is not None:
             self.readmodel = ReadModel(config, None, cache_rows=self.options.cache_rows,  # type: ignore[arg-type]
@@ -210,8 +214,10 @@ class Runtime:
             return
         groups = rm.apply(entry, fx)
         if not self._live:
-            for listener in self.listeners_replay:
-                listener(entry, groups)
+            if self._webhook_mark is not None and entry.seq > self._webhook_mark:
+                wanted = [g for g in groups if g.type in WEBHOOK_EVENTS]
+                if wanted:
+                    self.replay_tail.append((entry.seq, wanted))
             return
         self._step_groups.extend(groups)
 

@@ -14,7 +14,7 @@ from clearlane.service.runtime import AcceleratedClock, Clock, RealtimeClock, Ru
 
 def build(db: str | Path, config: str | Path | None, *, clock: str = "realtime", speed: float = 1.0,
           runtime_options: RuntimeOptions | None = None, service_options: ServiceOptions | None = None,
-          webhooks: bool = False) -> Any:
+          webhooks: bool = True, webhook_options: Any = None) -> Any:
     """The app (with its runtime attached, started by the app's lifespan)."""
     chosen: Clock = RealtimeClock() if clock == "realtime" else AcceleratedClock(speed)
     runtime = Runtime(db, config, clock=chosen, options=runtime_options)
@@ -24,7 +24,7 @@ def build(db: str | Path, config: str | Path | None, *, clock: str = "realtime",
     if webhooks:
         from clearlane.service.webhooks import WebhookService
 
-        hooks = WebhookService(runtime)
+        hooks = WebhookService(runtime, webhook_options)
         extra.append(hooks.routes)
     from clearlane.service.metrics import Metrics
 
