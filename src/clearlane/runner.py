@@ -29,6 +29,7 @@ from clearlane.store.codec import encode_payload
 from clearlane.store.sql import Store, StoreError, log_hash
 
 ProgressCallback = Callable[[int, int], None]
+StepObserver = Callable[[LogEntry, Effects], None]
 
 
 @dataclass
@@ -53,6 +54,9 @@ class Runner:
         self.chain = chain
         self.timer = StageTimer()
         self.last_fx: Effects | None = None
+        # Called with every applied step after it is durable (and for every step replayed on
+        # open), so read models and event publishers see exactly the committed history.
+        self.observer: StepObserver | None = None
 
     # ------------------------------------------------------------------ open
     @classmethod
@@ -64,6 +68,7 @@ class Runner:
         create: bool = True,
         progress: ProgressCallback | None = None,
         durable: bool = False,
+        observer: StepObserver | None = None,
     ) -> Runner:
         """Open (or create) a database; rebuild engine and chain from its log."""
         store = Store.open(db, create=create, durable=durable)
@@ -84,6 +89,7 @@ class Runner:
                         f"differs from the configuration {db} was created with; use a new --db",
                     )
         runner = cls(store, config, Engine(config), None)
+        runner.observer = observer
         genesis = store.get_meta("chain_genesis_ms")
         if genesis is not None:
             runner.chain = runner._new_chain(int(genesis))
@@ -126,6 +132,8 @@ class Runner:
             fx = self.engine.apply(entry)
             if self.chain is not None and fx.submissions:
                 self.chain.submit(fx.submissions)
+            if self.observer is not None:
+                self.observer(entry, fx)
             if progress is not None:
                 progress(entry.seq, total)
         if self.engine.applied_seq != total:
@@ -159,6 +167,8 @@ class Runner:
             self.chain.submit(fx.submissions)
         self.timer.add("chain submit", started)
         self.last_fx = fx
+        if self.observer is not None:
+            self.observer(entry, fx)
         return fx
 
     def advance_chain(self, to_ms: int, source_id: str | None = None) -> Effects | None:
