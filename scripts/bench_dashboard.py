@@ -167,10 +167,7 @@ def live_rate(rate: int, seconds: float, workdir: Path) -> dict[str, Any]:
         page = browser.new_page()
         page.add_init_script("""
             window.__lags = []; window.__events = 0; window.__renders = 0;
-            const orig = window.EventSource;
-            window.EventSource = function (u) { const es = new orig(u);
-              es.addEventListener('stats', (e) => { window.__events++; const s = JSON.parse(e.data); window.__lags.push(Date.now() - s.server_ms); });
-              return es; };
+            window.__clearlaneStatsHook = (s) => { window.__events++; window.__lags.push(Date.now() - s.server_ms); };
         """)
         page.goto(f"{http.url}/ui/#/overview")
         page.wait_for_function("window.__clearlaneRender !== undefined")

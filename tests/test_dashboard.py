@@ -51,6 +51,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveDemo]:
         demo.stop()
         if demo.feed.error is not None:
             raise demo.feed.error
+        assert demo.runtime.failed is None, demo.runtime.failed
 
 
 @pytest.fixture(scope="module")
@@ -164,7 +165,7 @@ def test_trades_search_and_click_through(page: Page, cameras: dict[str, Page], l
     assert [t.split()[1] for t in timeline[:3]] == ["received", "routed", "batched"]
     assert any("final" in t for t in timeline) and any("cleared" in t for t in timeline)
     # the server's sentence agrees with `clearlane status`
-    life = trade_lifecycle(live.runner.store, trade_id)
+    life = trade_lifecycle(live.runtime.store, trade_id)
     assert life is not None and life["state"] == "final"
     data = httpx.get(f"{live.url}/v1/dashboard/trades/{trade_id}").json()
     assert data["badge"]["text"] == life["badge"]
@@ -281,7 +282,7 @@ def test_stream_is_coalesced(live: LiveDemo) -> None:
 def test_model_agrees_with_the_store(live: LiveDemo) -> None:
     """States, badges and positions of the read model match the stored records."""
     model = live.model
-    with live.feed.lock, model.lock:
+    with live.runtime.lock, model.lock:
         # counts by state add up to the trades recorded (plus edge rejects)
         edge = sum(model.edge_rejects_by_code.values())
         assert int(model.counts.sum()) == model.rows + edge
@@ -293,7 +294,7 @@ def test_model_agrees_with_the_store(live: LiveDemo) -> None:
             states = model.trade_states(chunk)
             for r in np.linspace(0, len(states) - 1, 2).astype(int).tolist():
                 sample.append((chunk.ids[r].as_py(), int(states[r])))
-        store = live.runner.store
+        store = live.runtime.store
         from clearlane.dashboard.model import STATE_WORDS
 
         for trade_id, code in sample:
@@ -310,6 +311,52 @@ def test_api_errors_are_problems(live: LiveDemo) -> None:
     assert r.status_code == 422
     assert httpx.get(f"{live.url}/ui/vendor/plotly.min.js").status_code == 200
     assert httpx.get(f"{live.url}/ui/static/..%2Fapi.py").status_code == 404
+
+
+def test_dashboard_data_needs_a_reader_key(tmp_path: Path) -> None:
+    """Behind `clearlane serve` the dashboard's data needs an operator or auditor key; the pages don't."""
+    from fastapi.testclient import TestClient
+
+    from clearlane.service.server import build
+    from tests.conftest import EXAMPLE_CONFIG
+
+    app = build(tmp_path / "s.db", EXAMPLE_CONFIG, webhooks=False)
+    keys = app.state.keys
+    _, operator = keys.create("operator")
+    _, auditor = keys.create("auditor")
+    _, participant = keys.create("participant", "MM-ALPHA")
+    client = TestClient(app)
+    assert client.get("/ui/").status_code == 200
+    assert client.get("/ui/static/app.js").status_code == 200
+    assert client.get("/").status_code == 200  # redirected to /ui/
+    for route in ("/v1/dashboard/overview", "/v1/dashboard/trades", "/v1/dashboard/participants", "/v1/dashboard/meta"):
+        assert client.get(route).status_code == 401
+        assert client.get(route, headers={"X-API-Key": participant}).status_code == 403
+        assert client.get(route, headers={"X-API-Key": operator}).status_code == 200
+        assert client.get(route, headers={"Authorization": f"Bearer {auditor}"}).status_code == 200
+    app.state.runtime.runner.close()
+
+
+def test_browser_asks_for_a_key(tmp_path: Path, page: Page) -> None:
+    """With API keys on, the page asks for one, keeps it for the tab and then shows the data live."""
+    from clearlane.dashboard.server import HttpServer
+    from clearlane.service.server import build
+    from tests.conftest import EXAMPLE_CONFIG
+
+    app = build(tmp_path / "k.db", EXAMPLE_CONFIG, webhooks=False)
+    _, key = app.state.keys.create("auditor")
+    http = HttpServer(app)
+    http.start()
+    try:
+        page.goto(f"{http.url}/ui/#/overview")
+        page.wait_for_selector("#key-form")
+        expect(page.locator("#view")).to_contain_text("operator or auditor")
+        page.fill("#key-form input[name=key]", key)
+        page.click("#key-form button")
+        page.wait_for_selector("#kpi-trades")
+        page.wait_for_function("document.getElementById('live-text').textContent === 'Live'", timeout=10_000)
+    finally:
+        http.stop()
 
 
 def test_demo_serves_and_terminates(tmp_path: Path) -> None:

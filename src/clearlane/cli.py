@@ -203,24 +203,27 @@ def _demo_live(day: Any, paths: Any, out: Path, *, duration: float | None, speed
     except (ConfigError, StoreError) as exc:
         raise fail(str(exc)) from None
     console.print(f"[bold green]dashboard live at {demo_run.url}/ui/[/]  (engine clock {speed:g}x; Ctrl-C to stop)")
-    console.print(f"API: {demo_run.url}/v1/dashboard/overview   stream: {demo_run.url}/v1/dashboard/stream")
+    console.print(f"API: {demo_run.url}/docs   stream: {demo_run.url}/v1/dashboard/stream   (demo mode: no API keys)")
     started = time.monotonic()
     try:
         while duration is None or time.monotonic() - started < duration:
             if demo_run.feed.error is not None:
                 raise fail(f"market feed stopped: {demo_run.feed.error}")
+            if not demo_run.runtime.healthy:
+                raise fail(f"clearing runtime stopped: {demo_run.runtime.failed}")
             time.sleep(0.2)
     except KeyboardInterrupt:
         console.print("stopping ...")
     finally:
-        demo_run.stop()
-    runner = demo_run.runner
-    runner.checkpoint()
-    summary = make_summary(runner.engine)
-    _print_summary(summary, f"Streamed {demo_run.feed.applied:,} trades in {time.monotonic() - started:.1f} s (engine clock {speed:g}x)")
-    _print_badges(runner)
+        demo_run.feed.stop()
+        runtime = demo_run.runtime
+        with runtime.lock:
+            summary = make_summary(runtime.runner.engine)
+            _print_summary(summary, f"Streamed {demo_run.feed.applied:,} trades in {time.monotonic() - started:.1f} s "
+                                    f"(engine clock {speed:g}x)")
+            _print_badges(runtime.runner)
+        demo_run.http.stop()
     console.print(f"database: {out / 'clearlane.db'}")
-    runner.close()
 
 
 def _print_badges(runner: Any) -> None:

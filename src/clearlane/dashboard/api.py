@@ -100,6 +100,8 @@ class Views:
             k = len(m.pool_ids)
             for row, name in enumerate(m.lane_names):
                 states = {word: int(m.counts[row, code]) for code, word in STATE_WORDS.items()}
+                if row == len(m.lane_names) - 1:
+                    states["received"] = int(m.received_queue)  # submitted, waiting for the next step
                 entry: dict[str, Any] = {"lane": name, "key": "L1" if row == 0 else (m.pool_ids[row - 1] if row <= k else "none"),
                                          "states": states, "total": int(sum(states.values()))}
                 if 1 <= row <= k:
@@ -561,10 +563,12 @@ def badge(state: str, lane: str | None, executed_ms: int, cleared_ms: int | None
 
 # ====================================================================== routes
 def dashboard_router(model: DashboardModel, *, info: dict[str, Any] | None = None, proof: ProofProvider | None = None,
-                     stream_interval_s: float = 0.5) -> APIRouter:
-    """Routes of the dashboard: JSON under ``/v1/dashboard``, the proof download, the pages."""
+                     stream_interval_s: float = 0.5, dependencies: list[Any] | None = None) -> APIRouter:
+    """The dashboard's data: JSON under ``/v1/dashboard``, its stream, the proof download.
+
+    ``dependencies`` guard every route (the service passes its API-key check)."""
     views = Views(model, info, proof)
-    router = APIRouter()
+    router = APIRouter(dependencies=dependencies or [])
 
     def ok(data: Any) -> Response:
         return Response(json.dumps(data, separators=(",", ":"), allow_nan=False), media_type="application/json",
@@ -659,7 +663,13 @@ def dashboard_router(model: DashboardModel, *, info: dict[str, Any] | None = Non
         return Response(json.dumps(data, indent=2), media_type="application/json",
                         headers={"Content-Disposition": f'attachment; filename="proof-{trade_id}.json"'})
 
-    # ------------------------------------------------------------------ pages
+    return router
+
+
+def pages_router() -> APIRouter:
+    """The static pages and the Plotly bundle (no data in them: no key needed)."""
+    router = APIRouter()
+
     @router.get("/ui", include_in_schema=False)
     def ui_redirect() -> RedirectResponse:
         return RedirectResponse("/ui/")
@@ -690,6 +700,7 @@ def create_app(model: DashboardModel, *, info: dict[str, Any] | None = None, pro
     """A standalone app serving only the dashboard (``/`` redirects to ``/ui/``)."""
     app = FastAPI(title="clearlane dashboard", version="1")
     app.include_router(dashboard_router(model, info=info, proof=proof, stream_interval_s=stream_interval_s))
+    app.include_router(pages_router())
 
     @app.get("/", include_in_schema=False)
     def root() -> RedirectResponse:

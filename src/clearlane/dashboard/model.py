@@ -235,8 +235,12 @@ class DashboardModel:
         self.fee_asset = str(config.chain.get("fee_asset", config.reporting_asset))
 
     # ================================================================== ingest
-    def observe(self, fx: Effects, engine: Engine) -> None:
-        """Fold one applied log entry's effects (call after the step is committed)."""
+    def observe(self, fx: Effects, engine: Engine | None = None) -> None:
+        """Fold one applied log entry's effects (call after the step is committed).
+
+        ``engine`` (read for small snapshots: open positions, debits, collateral, marks, block
+        height) may be omitted while a runner replays its log on open; call :meth:`snapshot`
+        once it is known."""
         with self.lock:
             if self.first_ms is None and fx.trade_records:
                 rec = fx.trade_records[0]
@@ -259,7 +263,10 @@ class DashboardModel:
             for note in fx.notes:
                 if "alert" in note:
                     self._alert(int(note.get("at_ms", fx.at_ms)), "critical", str(note["alert"]))
-            self._snapshot(engine)
+            if engine is not None:
+                self._snapshot(engine)
+            else:
+                self.now_ms = max(self.now_ms, fx.at_ms)
             self.version += 1
             self.updated_wall = time.time()
 
@@ -278,6 +285,12 @@ class DashboardModel:
                 self.recent_rejects.appendleft({"id": r.input_id, "code": int(r.code), "error": r.code.slug,
                                                 "field": r.field, "reason": r.reason, "at_ms": at_ms or self.now_ms,
                                                 "where": "edge", "participants": [x for x in who if x]})
+            self.version += 1
+
+    def snapshot(self, engine: Engine) -> None:
+        """Take the engine snapshots now (after a replay that observed without the engine)."""
+        with self.lock:
+            self._snapshot(engine)
             self.version += 1
 
     def set_received_queue(self, n: int) -> None:

@@ -1,9 +1,11 @@
 """Serving the dashboard over a live simulated market: what ``clearlane demo`` runs.
 
-:func:`start_live` opens a fresh database for a generated day, posts the opening collateral,
-wires the dashboard model to the runner, starts the market feed and an HTTP server (uvicorn, in a
-background thread, on an already bound socket so ``port=0`` picks a free port) and returns a
-:class:`LiveDemo` handle to stop everything.
+:func:`start_live` builds the clearing service exactly as ``clearlane serve`` does
+(:func:`clearlane.service.server.build`: runtime, read models, API, dashboard) but on an
+accelerated clock that starts at a chosen instant of a generated day, serves it with uvicorn from
+a background thread (on a socket bound here, so ``port=0`` picks a free port), posts the opening
+collateral through the runtime and starts a :class:`~clearlane.dashboard.feed.RuntimeFeed` that
+submits the day's trades as they fall due on that clock. :class:`LiveDemo` stops everything.
 """
 
 from __future__ import annotations
@@ -18,24 +20,22 @@ from typing import Any
 
 import uvicorn
 
-from clearlane.dashboard.api import ProofProvider, create_app
-from clearlane.dashboard.feed import MarketFeed, ObservedRunner
+from clearlane.dashboard.feed import RuntimeFeed
 from clearlane.dashboard.model import DashboardModel
 
 
 @dataclass
 class LiveDemo:
-    runner: ObservedRunner
+    app: Any
+    runtime: Any
     model: DashboardModel
-    feed: MarketFeed
-    server: uvicorn.Server
-    thread: threading.Thread
+    feed: RuntimeFeed
+    http: HttpServer
     url: str
 
     def stop(self) -> None:
         self.feed.stop()
-        self.server.should_exit = True
-        self.thread.join(10)
+        self.http.stop()
 
 
 class HttpServer:
@@ -48,7 +48,7 @@ class HttpServer:
         self.sock.listen(128)
         self.port = int(self.sock.getsockname()[1])
         self.host = host
-        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off", timeout_graceful_shutdown=1)
+        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on", timeout_graceful_shutdown=1)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self._run, name="clearlane-http", daemon=True)
 
@@ -72,25 +72,32 @@ class HttpServer:
 
 
 def start_live(directory: Path, config_path: Path, trades: Any, deposits: list[Any], *, speed: float, start_ms: int | None,
-               host: str, port: int, bad_share: float = 0.001, proof: ProofProvider | None = None,
-               info: dict[str, Any] | None = None) -> LiveDemo:
-    """Open ``directory/clearlane.db``, post ``deposits``, start the feed and the HTTP server."""
-    runner = ObservedRunner.open(directory / "clearlane.db", config_path)
-    if not isinstance(runner, ObservedRunner):  # pragma: no cover - Runner.open builds cls
-        raise TypeError("ObservedRunner.open returned a plain Runner")
-    model = DashboardModel(runner.config)
-    runner.observers = [model.observe]
+               host: str, port: int, bad_share: float = 0.001, tick_s: float = 0.1) -> LiveDemo:
+    """Build the service on ``directory/clearlane.db`` with an accelerated clock, serve it, feed it."""
+    from clearlane.service.app import ServiceOptions
+    from clearlane.service.runtime import AcceleratedClock
+    from clearlane.service.server import build
+
     first_ms = int(trades.column("executed_at")[0].as_py()) if trades.num_rows else 0
     begin = start_ms if start_ms is not None else first_ms
-    for deposit in deposits:
-        data = deposit.model_dump(mode="json")
-        data.pop("type")
-        data.pop("v", None)
-        runner.submit("collateral_deposit", data, begin, f"deposit:{deposit.deposit_id}")
-    feed = MarketFeed(runner, trades, speed=speed, start_ms=begin, bad_share=bad_share,
-                      on_rejects=model.observe_edge_rejects)
-    app = create_app(model, info={"mode": "demo", "speed": speed, **(info or {})}, proof=proof)
+    # A local demo: no API keys (every request acts as an operator), loopback by default.
+    app = build(directory / "clearlane.db", config_path, clock=AcceleratedClock(speed, begin),
+                service_options=ServiceOptions(auth=False), webhooks=False)
+    runtime = app.state.runtime
     http = HttpServer(app, host, port)
     http.start()
+    if not runtime.healthy:
+        http.stop()
+        raise RuntimeError("the clearing runtime did not start")
+    payloads = []
+    for deposit in deposits:
+        data = deposit.model_dump(mode="json")
+        data.pop("type", None)
+        data.pop("v", None)
+        payloads.append(data)
+    for i in range(0, len(payloads), 500):
+        runtime.submit_events("collateral_deposit", payloads[i: i + 500]).result(timeout=120)
+    model: DashboardModel = runtime.dashboard
+    feed = RuntimeFeed(runtime, trades, tick_s=tick_s, bad_share=bad_share, on_rejects=model.observe_edge_rejects)
     feed.start()
-    return LiveDemo(runner, model, feed, http.server, http.thread, http.url)
+    return LiveDemo(app, runtime, model, feed, http, http.url)

@@ -12,14 +12,25 @@ from clearlane.service.auth import KeyStore
 from clearlane.service.runtime import AcceleratedClock, Clock, RealtimeClock, Runtime, RuntimeOptions
 
 
-def build(db: str | Path, config: str | Path | None, *, clock: str = "realtime", speed: float = 1.0,
+def build(db: str | Path, config: str | Path | None, *, clock: str | Clock = "realtime", speed: float = 1.0,
           runtime_options: RuntimeOptions | None = None, service_options: ServiceOptions | None = None,
-          webhooks: bool = True, webhook_options: Any = None) -> Any:
-    """The app (with its runtime attached, started by the app's lifespan)."""
-    chosen: Clock = RealtimeClock() if clock == "realtime" else AcceleratedClock(speed)
-    runtime = Runtime(db, config, clock=chosen, options=runtime_options)
-    keys = KeyStore(runtime.store, set(runtime.config.participant_index()))
+          webhooks: bool = True, webhook_options: Any = None, dashboard: bool = True) -> Any:
+    """The app (with its runtime attached, started by the app's lifespan); ``dashboard`` adds the
+    settlement dashboard (:mod:`clearlane.dashboard`) at /ui/."""
+    if isinstance(clock, str):
+        chosen: Clock = RealtimeClock() if clock == "realtime" else AcceleratedClock(speed)
+    else:
+        chosen = clock
     extra = []
+    if dashboard:
+        from clearlane.dashboard.service import DashboardRuntime, install
+
+        with_dashboard = DashboardRuntime(db, config, clock=chosen, options=runtime_options)
+        extra.append(install(with_dashboard))
+        runtime: Runtime = with_dashboard
+    else:
+        runtime = Runtime(db, config, clock=chosen, options=runtime_options)
+    keys = KeyStore(runtime.store, set(runtime.config.participant_index()))
     hooks = None
     if webhooks:
         from clearlane.service.webhooks import WebhookService

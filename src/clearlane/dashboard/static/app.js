@@ -67,8 +67,18 @@ function short(hash) { return hash ? `<span class="hash" title="${esc(hash)}">${
 function conf(c) { return c ? `${c.have}/${c.need}` : '<span class="muted">—</span>'; }
 
 // ---------------------------------------------------------------- data
+// Behind `clearlane serve` the data needs an API key (operator or auditor); it is kept for this
+// tab only (sessionStorage) and sent as X-API-Key.
+const KEY = "clearlane.apiKey";
+function authHeaders(extra) {
+  const h = Object.assign({}, extra || {});
+  const key = sessionStorage.getItem(KEY);
+  if (key) h["X-API-Key"] = key;
+  return h;
+}
 async function get(path) {
-  const res = await fetch(path, { headers: { Accept: "application/json" } });
+  const res = await fetch(path, { headers: authHeaders({ Accept: "application/json" }) });
+  if (res.status === 401 || res.status === 403) { const err = new Error("key"); err.status = res.status; err.auth = true; throw err; }
   if (!res.ok) {
     let detail = res.statusText;
     try { const p = await res.json(); detail = p.detail || p.title || JSON.stringify(p); } catch (e) { /* not JSON */ }
@@ -450,7 +460,10 @@ async function show(refresh) {
     document.body.dataset.version = String(state.version);
     state.lastRefresh = performance.now();
   } catch (e) {
-    if (state.page === page) {
+    if (e.auth) {
+      showKeyForm(e.status);
+      document.body.dataset.rendered = page;
+    } else if (state.page === page) {
       view.innerHTML = `<h1>${esc(def.title)}</h1><p class="error" role="alert">✖ ${esc(e.message)}${e.status ? ` (HTTP ${e.status})` : ""}</p>`;
       document.body.dataset.rendered = page;
     }
@@ -460,7 +473,23 @@ async function show(refresh) {
   }
 }
 
+function showKeyForm(status) {
+  const view = document.getElementById("view");
+  const why = status === 403 ? "This key's role may not read the dashboard: it needs an operator or auditor key."
+    : "This server needs an API key to show settlement data (role operator or auditor).";
+  view.innerHTML = `<h1>API key needed</h1><div class="panel"><p>${esc(why)}</p>
+    <form class="filters" id="key-form"><label>API key<input name="key" type="password" autocomplete="off" placeholder="cl_…" size="48" required></label>
+    <button type="submit">Use this key</button></form>
+    <p class="hint">Create one with <code>clearlane apikey create --role auditor --db …</code>. It is kept for this browser tab only.</p></div>`;
+  document.getElementById("key-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    sessionStorage.setItem(KEY, new FormData(e.target).get("key").trim());
+    location.reload();
+  });
+}
+
 function onStats(s) {
+  if (window.__clearlaneStatsHook) window.__clearlaneStatsHook(s);
   state.version = s.version;
   document.getElementById("engine-clock").innerHTML = "engine " + t(s.now_ms);
   document.getElementById("block-height").textContent = "block " + num(s.block_height);
@@ -472,14 +501,41 @@ function onStats(s) {
   show(true);
 }
 
-function connect() {
+// The live stream: Server-Sent Events read with fetch (so the API key can go in a header),
+// reconnecting after 2 s when the connection drops.
+async function connect() {
   const live = document.getElementById("live");
   const text = document.getElementById("live-text");
-  const es = new EventSource(API + "/stream");
-  es.addEventListener("open", () => { live.className = "live on"; text.textContent = "Live"; });
-  es.addEventListener("stats", (e) => { live.className = "live on"; text.textContent = "Live"; onStats(JSON.parse(e.data)); });
-  es.addEventListener("error", () => { live.className = "live off"; text.textContent = "Reconnecting…"; });
-  window.__clearlaneStream = es;
+  const setLive = (on, words) => { live.className = on ? "live on" : "live off"; text.textContent = words; };
+  for (;;) {
+    try {
+      const res = await fetch(API + "/stream", { headers: authHeaders({ Accept: "text/event-stream" }), cache: "no-store" });
+      if (!res.ok || !res.body) throw new Error("HTTP " + res.status);
+      setLive(true, "Live");
+      const reader = res.body.getReader();
+      const decoder = new TextDecoder();
+      let buffer = "";
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buffer += decoder.decode(value, { stream: true }).replace(/\r\n/g, "\n");
+        let cut;
+        while ((cut = buffer.indexOf("\n\n")) >= 0) {
+          const block = buffer.slice(0, cut);
+          buffer = buffer.slice(cut + 2);
+          let event = "message";
+          const data = [];
+          for (const line of block.split("\n")) {
+            if (line.startsWith("event:")) event = line.slice(6).trim();
+            else if (line.startsWith("data:")) data.push(line.slice(5).replace(/^ /, ""));
+          }
+          if (event === "stats" && data.length) { setLive(true, "Live"); onStats(JSON.parse(data.join("\n"))); }
+        }
+      }
+    } catch (e) { /* reconnect below */ }
+    setLive(false, "Reconnecting…");
+    await new Promise((r) => setTimeout(r, 2000));
+  }
 }
 
 async function boot() {
