@@ -16,6 +16,7 @@ zone with the UTC value on hover).
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import time
 from collections.abc import AsyncIterator, Callable
@@ -41,7 +42,8 @@ from clearlane.model.lifecycle import TradeState
 from clearlane.money import format_minor
 
 STATIC = Path(__file__).with_name("static")
-ProofProvider = Callable[[str], dict[str, Any] | None]
+# trade id -> the self-contained proof document (bytes of JSON), or None when there is none yet
+ProofProvider = Callable[[str], bytes | None]
 
 
 def problem(status: int, title: str, detail: str, code: str) -> JSONResponse:
@@ -328,14 +330,19 @@ class Views:
             out["gross"] = [self.amount(int(v), a) | {"usd": round(int(v) * float(usd[a]), 2)}
                             for a, v in enumerate(b.gross_minor.tolist()) if v]
             out["events"] = [{"state": e, "at_ms": at, "detail": d} for e, at, d in b.events]
-            rows: list[tuple[Any, int, int]] = []
-            for chunk in m.chunks:
-                mask = (chunk.lane == 1) & (chunk.pool == b.pool) & (chunk.batch_seq == b.seq)
+            # The batch's trades were received in [opened, cleared]: only the chunks overlapping
+            # that span are looked at (chunks are in received order).
+            found: list[list[tuple[Any, int, int]]] = []
+            for chunk in reversed(m.chunks):
+                if len(chunk.received_ms) == 0 or chunk.received_ms[0] > b.cleared_at_ms:
+                    continue
+                if chunk.received_ms[-1] < b.opened_at_ms:
+                    break
+                mask = (chunk.batch_seq == b.seq) & (chunk.pool == b.pool) & (chunk.lane == 1)
                 if mask.any():
                     states = m.trade_states(chunk)
-                    rows.extend((chunk, int(r), int(states[r])) for r in np.flatnonzero(mask)[: 100 - len(rows)])
-                if len(rows) >= 100 or chunk.received_ms[0] > b.cleared_at_ms:
-                    break
+                    found.append([(chunk, int(r), int(states[r])) for r in np.flatnonzero(mask)])
+            rows = [row for part in reversed(found) for row in part][:100]
             out["trades"] = self.trade_rows(rows)
             out["pool_info"] = {"confirmations": m.config.pools[b.pool].confirmations,
                                 "challenge_window_ms": m.config.pools[b.pool].challenge_window_ms}
@@ -469,9 +476,8 @@ class Views:
             txs_avoided = l2_flows - n_batches
             fee_scale = m.scales[m.asset_index.get(m.fee_asset, 0)]
             fee_usd = m.l1_fee_minor / 10**fee_scale * float(m.marks_usd[m.asset_index.get(m.fee_asset, 0)])
-            p_cleared = [hist_percentiles(h)[0] for h in l2_cleared]
-            p_l2 = [hist_percentiles(h)[0] for h in l2_final]
-            p_l1 = [hist_percentiles(h)[0] for h in l1_final]
+            p50, _p99, _n = grid_percentiles(np.stack([l2_cleared, l2_final, l1_final]))
+            p_cleared, p_l2, p_l1 = p50
             tot_cleared = hist_percentiles(l2_cleared.sum(axis=0)) if width else (None, None, 0)
             tot_l2 = hist_percentiles(l2_final.sum(axis=0)) if width else (None, None, 0)
             tot_l1 = hist_percentiles(l1_final.sum(axis=0)) if width else (None, None, 0)
@@ -574,21 +580,37 @@ def dashboard_router(model: DashboardModel, *, info: dict[str, Any] | None = Non
         return Response(json.dumps(data, separators=(",", ":"), allow_nan=False), media_type="application/json",
                         headers={"Cache-Control": "no-store"})
 
+    def timed(route: Callable[..., Response]) -> Callable[..., Response]:
+        """Adds ``Server-Timing: view;dur=<ms>`` (the view and its JSON, without the network)."""
+
+        @functools.wraps(route)
+        def wrapper(*args: Any, **kwargs: Any) -> Response:
+            started = time.perf_counter()
+            response = route(*args, **kwargs)
+            response.headers["Server-Timing"] = f"view;dur={(time.perf_counter() - started) * 1000:.1f}"
+            return response
+
+        return wrapper
+
     @router.get("/v1/dashboard/meta", tags=["dashboard"])
+    @timed
     def meta() -> Response:
         return ok(views.meta())
 
     @router.get("/v1/dashboard/overview", tags=["dashboard"])
+    @timed
     def overview() -> Response:
         return ok(views.overview())
 
     @router.get("/v1/dashboard/trades", tags=["dashboard"])
+    @timed
     def trades(q: str | None = Query(None, max_length=128), participant: str | None = Query(None, max_length=64),
                state: str | None = None, lane: str | None = None, cursor: int | None = Query(None, ge=0),
                limit: int = Query(50, ge=1, le=500)) -> Response:
         return ok(views.trades(q or None, participant or None, state or None, lane or None, cursor, limit))
 
     @router.get("/v1/dashboard/trades/{trade_id}", tags=["dashboard"])
+    @timed
     def trade(trade_id: str) -> Response:
         data = views.trade(trade_id)
         if data is None:
@@ -596,10 +618,12 @@ def dashboard_router(model: DashboardModel, *, info: dict[str, Any] | None = Non
         return ok(data)
 
     @router.get("/v1/dashboard/batches", tags=["dashboard"])
+    @timed
     def batches(pool: str | None = None, cursor: int | None = Query(None, ge=0), limit: int = Query(50, ge=1, le=500)) -> Response:
         return ok(views.batches(pool or None, cursor, limit))
 
     @router.get("/v1/dashboard/batches/{batch_id}", tags=["dashboard"])
+    @timed
     def batch(batch_id: str) -> Response:
         data = views.batch(batch_id)
         if data is None:
@@ -607,11 +631,13 @@ def dashboard_router(model: DashboardModel, *, info: dict[str, Any] | None = Non
         return ok(data)
 
     @router.get("/v1/dashboard/participants", tags=["dashboard"])
+    @timed
     def participants(q: str | None = Query(None, max_length=64), sort: str = "usage", offset: int = Query(0, ge=0),
                      limit: int = Query(100, ge=1, le=1000)) -> Response:
         return ok(views.participants(q or None, sort, offset, limit))
 
     @router.get("/v1/dashboard/participants/{pid}", tags=["dashboard"])
+    @timed
     def participant(pid: str) -> Response:
         data = views.participant(pid)
         if data is None:
@@ -619,10 +645,12 @@ def dashboard_router(model: DashboardModel, *, info: dict[str, Any] | None = Non
         return ok(data)
 
     @router.get("/v1/dashboard/latency", tags=["dashboard"])
+    @timed
     def latency(minutes: int | None = Query(None, ge=1, le=100_000)) -> Response:
         return ok(views.latency(minutes))
 
     @router.get("/v1/dashboard/savings", tags=["dashboard"])
+    @timed
     def savings() -> Response:
         return ok(views.savings())
 
@@ -652,6 +680,7 @@ def dashboard_router(model: DashboardModel, *, info: dict[str, Any] | None = Non
                                  headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
     @router.get("/v1/trades/{trade_id}/proof", tags=["dashboard"])
+    @timed
     def proof_download(trade_id: str) -> Response:
         if proof is None:
             return problem(404, "Proof not available", "inclusion proofs are not available on this server", "proof_not_available")
@@ -660,10 +689,23 @@ def dashboard_router(model: DashboardModel, *, info: dict[str, Any] | None = Non
             return problem(404, "Proof not available",
                            f"no inclusion proof for {trade_id!r} (unknown, not on Layer-2, or its batch is not cleared yet)",
                            "proof_not_available")
-        return Response(json.dumps(data, indent=2), media_type="application/json",
-                        headers={"Content-Disposition": f'attachment; filename="proof-{trade_id}.json"'})
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in trade_id)
+        return Response(data, media_type="application/json",
+                        headers={"Content-Disposition": f'attachment; filename="proof-{safe}.json"', "Cache-Control": "no-store"})
 
     return router
+
+
+def inline_page() -> bytes:
+    """index.html with style.css and app.js inlined: one request before the data requests."""
+    html = (STATIC / "index.html").read_text(encoding="utf-8")
+    css = (STATIC / "style.css").read_text(encoding="utf-8")
+    js = (STATIC / "app.js").read_text(encoding="utf-8")
+    if "</script" in js.lower() or "</style" in css.lower():
+        raise RuntimeError("static assets must not contain closing script/style tags (they are inlined)")
+    html = html.replace('<link rel="stylesheet" href="/ui/static/style.css">', f"<style>\n{css}</style>")
+    html = html.replace('<script src="/ui/static/app.js"></script>', f"<script>\n{js}</script>")
+    return html.encode("utf-8")
 
 
 def pages_router() -> APIRouter:
@@ -674,9 +716,11 @@ def pages_router() -> APIRouter:
     def ui_redirect() -> RedirectResponse:
         return RedirectResponse("/ui/")
 
+    page = inline_page()
+
     @router.get("/ui/", include_in_schema=False)
     def index() -> Response:
-        return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
+        return Response(page, media_type="text/html; charset=utf-8", headers={"Cache-Control": "no-cache"})
 
     @router.get("/ui/static/{name}", include_in_schema=False)
     def static(name: str) -> Response:

@@ -43,9 +43,31 @@ class DashboardRuntime(Runtime):
         self.dashboard.observe(fx, runner.engine if runner is not None else None)
 
 
+def audit_proofs(runtime: Runtime) -> ProofProvider | None:
+    """Inclusion proofs from the audit package (issue 3: ``clearlane proof TRADE_ID``), when it is
+    installed: the same self-contained JSON document, verifiable offline with the stdlib
+    verifier. ``None`` (the page then says "not available") on a build without it."""
+    try:
+        from clearlane.evidence.prove import EvidenceError, Prover
+    except ImportError:
+        return None
+    prover = Prover(runtime.store)
+
+    def proof(trade_id: str) -> bytes | None:
+        try:
+            data: bytes = prover.proof_bytes(trade_id)
+        except EvidenceError:
+            return None
+        return data
+
+    return proof
+
+
 def install(runtime: DashboardRuntime, *, proof: ProofProvider | None = None,
             info: dict[str, Any] | None = None) -> typing.Callable[[FastAPI], None]:
-    """An ``extra_routers`` entry for :func:`clearlane.service.app.create_app`."""
+    """An ``extra_routers`` entry for :func:`clearlane.service.app.create_app` (proofs from
+    :func:`audit_proofs` unless ``proof`` is given)."""
+    proof = proof if proof is not None else audit_proofs(runtime)
 
     def add(app: FastAPI) -> None:
         dependencies: list[Any] = []
