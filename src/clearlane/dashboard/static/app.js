@@ -105,7 +105,7 @@ function loadPlotly() {
   return state.plotly;
 }
 const plotLayout = (extra) => Object.assign({ margin: { l: 60, r: 20, t: 30, b: 40 }, paper_bgcolor: "#fff", plot_bgcolor: "#fff",
-  font: { family: "system-ui, sans-serif", size: 12 }, legend: { orientation: "h", y: -0.2 } }, extra || {});
+  font: { family: "system-ui, sans-serif", size: phone() ? 10 : 12 }, legend: { orientation: "h", y: phone() ? -0.35 : -0.2 } }, extra || {});
 const OKABE = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000"];
 const DASH = ["solid", "dash", "dot", "dashdot", "longdash", "longdashdot"];
 async function plot(el, traces, layout) {
@@ -117,7 +117,7 @@ async function plot(el, traces, layout) {
 // Plotly draws Date objects in the browser's zone; the axis says so.
 const localTimes = (ms) => ms.map((m) => new Date(m));
 const phone = () => window.matchMedia("(max-width: 720px)").matches;
-const timeAxis = () => ({ type: "date", tickformat: "%H:%M", nticks: phone() ? 4 : 10, title: { text: "your time" } });
+const timeAxis = () => ({ type: "date", tickformat: "%H:%M", nticks: phone() ? 4 : 10, title: { text: phone() ? "" : "your time" } });
 
 // ---------------------------------------------------------------- pages
 const pages = {};
@@ -133,13 +133,14 @@ pages.overview = {
       const bars = STATES.filter((s) => l.states[s]).map((s) => `<span class="b-${s}" style="width:${(100 * l.states[s] / total).toFixed(2)}%" title="${s}: ${num(l.states[s])}"></span>`).join("");
       const lat = l.latency || {};
       const laneLink = l.key === "none" ? esc(l.lane) : `<a href="#/trades${qs({ lane: l.key })}">${esc(l.lane)}</a>`;
+      const words = STATES.filter((s) => l.states[s]).map((s) => `<span class="sym" aria-hidden="true">${SYMBOL[s]}</span> ${num(l.states[s])} ${s}`).join(" · ");
       return `<tr data-lane="${esc(l.key)}"><th scope="row">${laneLink}</th>
-        ${STATES.map((s) => `<td class="num">${l.states[s] ? `<a href="#/trades${qs({ lane: l.key === "none" ? "" : l.key, state: s })}">${num(l.states[s])}</a>` : '<span class="muted">0</span>'}</td>`).join("")}
-        <td><div class="stack" role="img" aria-label="${esc(l.lane)} by state">${bars}</div></td>
-        <td class="num">${lat.final ? secs(lat.final.p50) : "—"}</td><td class="num">${lat.final ? secs(lat.final.p99) : "—"}</td>
+        ${STATES.map((s) => `<td class="num opt">${l.states[s] ? `<a href="#/trades${qs({ lane: l.key === "none" ? "" : l.key, state: s })}">${num(l.states[s])}</a>` : '<span class="muted">0</span>'}</td>`).join("")}
+        <td><div class="stack" role="img" aria-label="${esc(l.lane)} by state">${bars}</div><div class="phone-only stack-words">${words || "no trades"}</div></td>
+        <td class="num">${lat.final ? secs(lat.final.p50) : "—"}</td><td class="num opt">${lat.final ? secs(lat.final.p99) : "—"}</td>
         <td class="num opt">${lat.cleared ? secs(lat.cleared.p50) : "—"}</td>
         <td class="num">${l.netting_efficiency !== undefined ? pct(l.netting_efficiency) : "—"}</td>
-        <td class="num">${l.liquidity_saved_usd !== undefined ? usd(l.liquidity_saved_usd) : "—"}</td></tr>`;
+        <td class="num opt">${l.liquidity_saved_usd !== undefined ? usd(l.liquidity_saved_usd) : "—"}</td></tr>`;
     }).join("");
     const alerts = d.alerts.length ? `<ul class="alerts">${d.alerts.map((a) => `<li class="${esc(a.severity)}"><span class="sev">${a.severity === "critical" ? "✖ Critical" : "▲ Warning"}</span>${t(a.at_ms)} — ${esc(a.text)}</li>`).join("")}</ul>`
       : '<p class="muted">✔ No open alerts.</p>';
@@ -155,9 +156,9 @@ pages.overview = {
       </div>
       <h2>Trades by lane and settlement state</h2>
       <div class="legend">${STATES.map((s) => chip(s)).join("")}</div>
-      <div class="table-wrap"><table id="lanes"><thead><tr><th>Lane / pool</th>${STATES.map((s) => `<th class="num">${esc(s)}</th>`).join("")}
-        <th>share by state</th><th class="num" title="received → final, median">final p50</th><th class="num" title="received → final, 99th percentile">final p99</th>
-        <th class="num opt" title="received → cleared (L2 soft-final), median">cleared p50</th><th class="num">netting</th><th class="num">liquidity saved</th></tr></thead>
+      <div class="table-wrap"><table id="lanes"><thead><tr><th>Lane / pool</th>${STATES.map((s) => `<th class="num opt">${esc(s)}</th>`).join("")}
+        <th>share by state</th><th class="num" title="received → final, median">final p50</th><th class="num opt" title="received → final, 99th percentile">final p99</th>
+        <th class="num opt" title="received → cleared (L2 soft-final), median">cleared p50</th><th class="num">netting</th><th class="num opt">liquidity saved</th></tr></thead>
         <tbody>${rows}</tbody></table></div>
       <div class="grid2"><div><h2>Open alerts</h2><div class="panel">${alerts}</div></div>
         <div><h2>Rejects by code</h2><div class="panel">${rejects.length ? `<table><tbody>${rejects.map(([c, n]) => `<tr><td>${chip("rejected", c)} <code>${esc(c)}</code></td><td class="num">${num(n)}</td></tr>`).join("")}</tbody></table>` : '<p class="muted">✔ None.</p>'}</div></div></div>`;
@@ -250,12 +251,12 @@ pages.batches = {
   render(d, p) {
     const pools = state.meta ? state.meta.pools.map((x) => x.id) : [];
     const tabs = ["", ...pools].map((x) => `<a class="${(p.pool || "") === x ? "button" : ""}" href="#/batches${qs({ pool: x })}">${x || "all pools"}</a>`).join(" ");
-    const rows = d.items.map((b) => `<tr><td>${link.batch(b.id)}</td><td>${esc(b.pool)}</td><td>${chip(b.state)}</td><td class="num">${num(b.flows)}</td>
-      <td class="num">${usd(b.gross_usd)}</td><td class="num">${usd(b.net_usd)}</td><td class="num opt">${pct(b.netting_efficiency)}</td>
+    const rows = d.items.map((b) => `<tr><td>${link.batch(b.id)}</td><td class="opt">${esc(b.pool)}</td><td>${chip(b.state)}</td><td class="num">${num(b.flows)}</td>
+      <td class="num opt">${usd(b.gross_usd)}</td><td class="num">${usd(b.net_usd)}</td><td class="num opt">${pct(b.netting_efficiency)}</td>
       <td class="opt">${short(b.root)}</td><td class="opt mono">${esc(b.anchor_tx || "—")}</td><td class="num">${conf(b.confirmations)}</td><td class="opt">${t(b.cleared_ms)}</td></tr>`).join("");
     const next = d.next !== null && d.next !== undefined ? `<a class="button" href="#/batches${qs({ ...p, cursor: d.next })}">Older →</a>` : "";
     return `<h1>Batches</h1><div class="pager">${tabs}<span class="hint">${num(d.total)} batches</span></div>
-      <div class="table-wrap"><table id="batches"><thead><tr><th>Batch</th><th>Pool</th><th>State</th><th class="num">Trades</th><th class="num">Gross</th><th class="num">Net</th>
+      <div class="table-wrap"><table id="batches"><thead><tr><th>Batch</th><th class="opt">Pool</th><th>State</th><th class="num">Trades</th><th class="num opt">Gross</th><th class="num">Net</th>
       <th class="num opt">Netting</th><th class="opt">Merkle root</th><th class="opt">Anchor tx</th><th class="num">Conf.</th><th class="opt">Cleared</th></tr></thead>
       <tbody>${rows || '<tr><td colspan="11" class="muted">No batch has closed yet.</td></tr>'}</tbody></table></div><div class="pager">${next}</div>`;
   },
@@ -368,8 +369,9 @@ pages.latency = {
     const z = d.p50.map((row) => row.map((v) => (v === null ? null : Math.log10(Math.max(v, 0.001)))));
     const ticks = [0.01, 0.1, 1, 10, 60, 600, 3600];
     plot(document.getElementById("heatmap"), [{ type: "heatmap", x, y, z, text, hoverinfo: "x+y+text", colorscale: "Cividis", reversescale: false,
-      hoverongaps: false, colorbar: { title: { text: "p50" }, tickvals: ticks.map(Math.log10), ticktext: ticks.map(secs) }, zmin: -2, zmax: Math.log10(3600) }],
-      { margin: { l: phone() ? 40 : 230, r: 10, t: 20, b: 40 }, yaxis: { autorange: "reversed", automargin: true, tickfont: { size: phone() ? 9 : 12 } }, xaxis: timeAxis() });
+      hoverongaps: false, colorbar: Object.assign({ title: { text: "p50" }, tickvals: ticks.map(Math.log10), ticktext: ticks.map(secs) },
+        phone() ? { orientation: "h", y: -0.25, thickness: 10, len: 1 } : {}), zmin: -2, zmax: Math.log10(3600) }],
+      { margin: { l: phone() ? 40 : 230, r: 10, t: 20, b: phone() ? 90 : 40 }, yaxis: { autorange: "reversed", automargin: true, tickfont: { size: phone() ? 9 : 12 } }, xaxis: timeAxis() });
     const q = d.queues;
     const traces = Object.entries(q.series).map(([name, values], i) => ({ type: "scatter", mode: "lines", name, x: localTimes(q.t), y: values,
       line: { color: OKABE[i % OKABE.length], dash: DASH[i % DASH.length], width: 2, shape: "hv" } }));
