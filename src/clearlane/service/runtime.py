@@ -547,6 +547,11 @@ class Runtime:
                 receipt, _ = self._existing_receipt(event_id, None, kind=1)
                 results.append(receipt)
                 continue
+            if job.kind == "collateral_withdrawal":
+                refused = self._withdrawal_refused(data, i, prefix)
+                if refused is not None:
+                    engine_errors.append(refused)
+                    continue
             with self.lock:
                 seen = f"{_EVENT_NS[job.kind]}:{event_id}" in self.runner.engine.seen_event_ids
                 fx = None if seen else self.runner.submit(job.kind, data, self._at(now))
@@ -566,6 +571,29 @@ class Runtime:
             job.future.set_exception(SubmissionRefused(engine_errors))
         else:
             job.future.set_result(results)
+
+    def _withdrawal_refused(self, data: dict[str, Any], index: int, prefix: str) -> RowError | None:
+        """The engine's own collateral check, run before logging: a withdrawal it would refuse is
+        answered 422 and never logged (the loop thread is the only writer, so the state it sees
+        is the state the engine would apply it to)."""
+        engine = self.runner.engine
+        p = engine.participant_lookup[str(data["participant"])]
+        a = engine.asset_lookup[str(data["asset"])]
+        from clearlane.money import parse_decimal
+
+        amount = parse_decimal(str(data["amount"]), int(engine.scales[a]))
+        with self.lock:
+            if f"withdrawal:{data['withdrawal_id']}" in engine.seen_event_ids:
+                return None
+            mark_minor = engine._mark_per_minor()
+            remaining_usd = float(engine._limits_usd(mark_minor)[p]) - amount * float(mark_minor[a])
+            if amount <= engine.collateral[p, a] and remaining_usd >= engine.debit_total[p]:
+                return None
+        name = f"{prefix}[{index}].amount" if prefix else "amount"
+        code = RejectCode.COLLATERAL_INSUFFICIENT
+        return RowError(index, int(code), code.slug, name,
+                        "withdrawal would leave open L2 exposure uncovered or exceeds posted collateral",
+                        str(data["withdrawal_id"]))
 
     def _payment_exists(self, payment_id: str) -> bool:
         with self.lock:
