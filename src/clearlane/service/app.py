@@ -13,12 +13,12 @@ is required is ``bad_decimal``, not a framework error.
 
 import asyncio
 import hashlib
-import json
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Annotated, Any
 
+import orjson
 from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
@@ -184,7 +184,7 @@ def create_app(runtime: Runtime, keys: KeyStore, *, options: ServiceOptions | No
         if len(raw) > MAX_BODY_BYTES:
             raise Problem.service(ServiceCode.TOO_LARGE, 413, f"body larger than {MAX_BODY_BYTES} bytes")
         try:
-            return json.loads(raw)
+            return orjson.loads(raw)
         except (ValueError, UnicodeDecodeError) as exc:
             raise Problem(422, "Invalid input", code=int(RejectCode.BAD_JSON), error=RejectCode.BAD_JSON.slug,
                           detail=f"body is not valid JSON: {exc}", field="-", reason=str(exc)) from None
@@ -272,7 +272,7 @@ def create_app(runtime: Runtime, keys: KeyStore, *, options: ServiceOptions | No
     async def submit_trades(request: Request, principal: Submitter) -> Response:
         rows = items_of(await json_body(request), "trades", 10_000)
         forbid_foreign(principal, rows, ("buyer", "seller"), "trades")
-        return JSONResponse(summary(await run(runtime.submit_trades(rows))))
+        return Response(orjson.dumps(summary(await run(runtime.submit_trades(rows)))), media_type="application/json")
 
     @app.post("/v1/payments", response_model=sc.Receipt, status_code=201, tags=["payments"],
               openapi_extra={**_roles(*SUBMITTERS), **body_doc(sc.PaymentIn)})
@@ -445,7 +445,7 @@ def create_app(runtime: Runtime, keys: KeyStore, *, options: ServiceOptions | No
                      "at": iso(runtime.rm.now_ms), "data": data}
 
         def frame(event: dict[str, Any]) -> str:
-            return f"id: {event['id']}\nevent: {event['type']}\ndata: {json.dumps(event, separators=(',', ':'))}\n\n"
+            return f"id: {event['id']}\nevent: {event['type']}\ndata: {orjson.dumps(event).decode()}\n\n"
 
         async def events() -> AsyncIterator[str]:
             sent = 0
