@@ -13,12 +13,12 @@ is required is ``bad_decimal``, not a framework error.
 
 import asyncio
 import hashlib
-import json
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Annotated, Any
 
+import orjson
 from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
@@ -29,7 +29,7 @@ from clearlane.model.codes import RejectCode
 from clearlane.service import schemas as sc
 from clearlane.service import views
 from clearlane.service.auth import AUDITOR, OPERATOR, PARTICIPANT, KeyStore, Principal, token_from
-from clearlane.service.bus import DEFAULT_STREAM_TYPES, EVENT_TYPES, EventFilter
+from clearlane.service.bus import DEFAULT_STREAM_TYPES, EVENT_TYPES, EventFilter, iso
 from clearlane.service.problems import Problem, ServiceCode, bad_parameter, not_found
 from clearlane.service.runtime import Runtime, RuntimeUnavailable, SubmissionRefused
 
@@ -47,6 +47,7 @@ MAX_BODY_BYTES = 16 * 1024 * 1024
 class ServiceOptions:
     auth: bool = True  # False: every request acts as an operator (local development only)
     stream_queue: int = 10_000
+    keepalive_s: float = 15.0  # SSE comment line when idle (also how soon a gone client is noticed)
 
 
 def _problem_response(problem: Problem, instance: str | None = None) -> JSONResponse:
@@ -183,7 +184,7 @@ def create_app(runtime: Runtime, keys: KeyStore, *, options: ServiceOptions | No
         if len(raw) > MAX_BODY_BYTES:
             raise Problem.service(ServiceCode.TOO_LARGE, 413, f"body larger than {MAX_BODY_BYTES} bytes")
         try:
-            return json.loads(raw)
+            return orjson.loads(raw)
         except (ValueError, UnicodeDecodeError) as exc:
             raise Problem(422, "Invalid input", code=int(RejectCode.BAD_JSON), error=RejectCode.BAD_JSON.slug,
                           detail=f"body is not valid JSON: {exc}", field="-", reason=str(exc)) from None
@@ -271,7 +272,7 @@ def create_app(runtime: Runtime, keys: KeyStore, *, options: ServiceOptions | No
     async def submit_trades(request: Request, principal: Submitter) -> Response:
         rows = items_of(await json_body(request), "trades", 10_000)
         forbid_foreign(principal, rows, ("buyer", "seller"), "trades")
-        return JSONResponse(summary(await run(runtime.submit_trades(rows))))
+        return Response(orjson.dumps(summary(await run(runtime.submit_trades(rows)))), media_type="application/json")
 
     @app.post("/v1/payments", response_model=sc.Receipt, status_code=201, tags=["payments"],
               openapi_extra={**_roles(*SUBMITTERS), **body_doc(sc.PaymentIn)})
@@ -417,7 +418,9 @@ def create_app(runtime: Runtime, keys: KeyStore, *, options: ServiceOptions | No
              response_class=StreamingResponse)
     async def stream(request: Request, principal: Any_,
                      types: Annotated[str | None, Query(max_length=500, description="Comma-separated event types.")] = None,
-                     participant: str | None = None, pool: str | None = None) -> StreamingResponse:
+                     participant: str | None = None, pool: str | None = None,
+                     max_events: Annotated[int | None, Query(ge=1, le=1_000_000, description="Close after this many events.")] = None,
+                     ) -> StreamingResponse:
         wanted = DEFAULT_STREAM_TYPES
         if types is not None:
             names = frozenset(t.strip() for t in types.split(",") if t.strip())
@@ -431,19 +434,36 @@ def create_app(runtime: Runtime, keys: KeyStore, *, options: ServiceOptions | No
             participant = principal.participant
             wanted = wanted - {"stats"}
         sub = runtime.bus.subscribe(EventFilter(wanted, participant, pool), asyncio.get_running_loop(), opts.stream_queue)
+        first = None
+        if "stats" in wanted and runtime.stats_builder is not None:
+            def snapshot() -> dict[str, Any]:
+                with runtime.lock:
+                    return runtime.stats_builder() if runtime.stats_builder else {}
+
+            data = await asyncio.to_thread(snapshot)
+            first = {"id": f"{runtime.rm.applied_seq}:stats:snapshot", "type": "stats", "at_ms": runtime.rm.now_ms,
+                     "at": iso(runtime.rm.now_ms), "data": data}
+
+        def frame(event: dict[str, Any]) -> str:
+            return f"id: {event['id']}\nevent: {event['type']}\ndata: {orjson.dumps(event).decode()}\n\n"
 
         async def events() -> AsyncIterator[str]:
+            sent = 0
             try:
                 yield "retry: 2000\n: connected\n\n"
-                while True:
+                if first is not None:
+                    yield frame(first)
+                    sent += 1
+                while max_events is None or sent < max_events:
                     try:
-                        event = await asyncio.wait_for(sub.queue.get(), timeout=15)
+                        event = await asyncio.wait_for(sub.queue.get(), timeout=opts.keepalive_s)
                     except TimeoutError:
                         if await request.is_disconnected():
                             return
                         yield ": keep-alive\n\n"
                         continue
-                    yield f"id: {event['id']}\nevent: {event['type']}\ndata: {json.dumps(event, separators=(',', ':'))}\n\n"
+                    yield frame(event)
+                    sent += 1
             finally:
                 runtime.bus.unsubscribe(sub)
 

@@ -116,7 +116,7 @@ class _EventJob:
 @dataclass
 class RuntimeOptions:
     tick_ms: float = 20.0
-    chain_poll_ms: int | None = None  # engine ms between base-layer polls (default: block time / 4)
+    chain_poll_ms: int | None = None  # engine ms between base-layer polls (default: block time / 2)
     stats_interval_ms: float = 250.0  # wall ms between coalesced ``stats`` events
     durable: bool = False
     cache_rows: int = 500_000
@@ -184,7 +184,7 @@ class Runtime:
         if isinstance(self.clock, AcceleratedClock) and engine.now_ms > self.clock.start_ms:
             self.clock.start_ms = max(engine.now_ms, engine.chain_seen_ms)
         block = int(self.config.chain["block_time_ms"])
-        self.chain_poll_ms = self.options.chain_poll_ms or max(1, block // 4)
+        self.chain_poll_ms = self.options.chain_poll_ms or max(1, block // 2)
         self._last_chain_ms = max(engine.chain_seen_ms, 0)
         self._trades: list[_TradeJob] = []
         self._events: list[_EventJob] = []
@@ -365,7 +365,7 @@ class Runtime:
         # Ids already in the read model are answered from it, not logged again.
         existing = self._existing_mask(table)
         fresh = table.filter(pa.array(~existing)) if existing.any() else table
-        receipts: dict[str, dict[str, Any]] = {}
+        receipts: dict[str, tuple[dict[str, Any], int]] = {}
         fx: Effects | None = None
         if fresh.num_rows:
             with self.lock:
@@ -387,10 +387,11 @@ class Runtime:
             conflict: list[RowError] = []
             for i in range(start, start + n):
                 trade_id = ids[i]
-                receipt = receipts.get(trade_id)
-                if receipt is not None and trade_id not in taken:
+                hit = receipts.get(trade_id)
+                if hit is not None and trade_id not in taken:
                     taken.add(trade_id)
-                    lane_keys.append(receipt["_lane_key"])
+                    receipt = hit[0]
+                    lane_keys.append(hit[1])
                     latencies.append((commit_wall - job.wall) * 1000)
                     self.counters.trades_accepted += 1
                 else:
@@ -402,7 +403,7 @@ class Runtime:
                                                  trade_id))
                         continue
                     self.counters.duplicates += 1
-                out.append(public(receipt))
+                out.append(receipt)
             if conflict:
                 job.future.set_exception(SubmissionRefused(conflict, status=409))
             else:
@@ -428,10 +429,11 @@ class Runtime:
                 maybe[i] = rm.find(ids[i], kind=0) is not None
         return maybe
 
-    def _receipts(self, fx: Effects) -> dict[str, dict[str, Any]]:
-        """Per flow id: what the committed step did with it (column-wise, then one dict a row)."""
+    def _receipts(self, fx: Effects) -> dict[str, tuple[dict[str, Any], int]]:
+        """Per flow id: what the committed step did with it, and its lane key (column-wise, then
+        one dict a row)."""
         rm = self.rm
-        out: dict[str, dict[str, Any]] = {}
+        out: dict[str, tuple[dict[str, Any], int]] = {}
         why = {r.input_id: r for r in fx.rejects if r.input_id is not None}
         for table in fx.trade_records:
             if table.num_rows == 0:
@@ -453,14 +455,13 @@ class Runtime:
                     "lane": lanes[i], "pool": pool,
                     "batch_id": f"{pool}-{seq:08d}" if pool is not None and seq >= 0 else None,
                     "received_at_ms": received[i], "reject": None,
-                    "_lane_key": rm.pool_lookup[pool] if pool is not None else rm.l1,
                 }
                 if code:
                     rc = RejectCode(code)
                     r = why.get(flow_id)
                     receipt["reject"] = {"code": int(code), "error": rc.slug, "field": r.field if r else "-",
                                          "reason": r.reason if r else rc.slug}
-                out[flow_id] = receipt
+                out[flow_id] = (receipt, rm.pool_lookup[pool] if pool is not None else rm.l1)
         return out
 
     def _receipt_from(self, row: dict[str, Any], reject: Any, rm: ReadModel, state: int | None = None,
@@ -547,6 +548,11 @@ class Runtime:
                 receipt, _ = self._existing_receipt(event_id, None, kind=1)
                 results.append(receipt)
                 continue
+            if job.kind == "collateral_withdrawal":
+                refused = self._withdrawal_refused(data, i, prefix)
+                if refused is not None:
+                    engine_errors.append(refused)
+                    continue
             with self.lock:
                 seen = f"{_EVENT_NS[job.kind]}:{event_id}" in self.runner.engine.seen_event_ids
                 fx = None if seen else self.runner.submit(job.kind, data, self._at(now))
@@ -555,7 +561,7 @@ class Runtime:
                     if job.kind == "payment":
                         rec = self._receipts(fx).get(event_id)
                         if rec is not None:
-                            receipt = public(rec)
+                            receipt = rec[0]
                     for r in fx.rejects:
                         engine_errors.append(RowError.of(i, r, prefix))
                         self.counters.engine_rejects[r.code.slug] = self.counters.engine_rejects.get(r.code.slug, 0) + 1
@@ -567,6 +573,29 @@ class Runtime:
         else:
             job.future.set_result(results)
 
+    def _withdrawal_refused(self, data: dict[str, Any], index: int, prefix: str) -> RowError | None:
+        """The engine's own collateral check, run before logging: a withdrawal it would refuse is
+        answered 422 and never logged (the loop thread is the only writer, so the state it sees
+        is the state the engine would apply it to)."""
+        engine = self.runner.engine
+        p = engine.participant_lookup[str(data["participant"])]
+        a = engine.asset_lookup[str(data["asset"])]
+        from clearlane.money import parse_decimal
+
+        amount = parse_decimal(str(data["amount"]), int(engine.scales[a]))
+        with self.lock:
+            if f"withdrawal:{data['withdrawal_id']}" in engine.seen_event_ids:
+                return None
+            mark_minor = engine._mark_per_minor()
+            remaining_usd = float(engine._limits_usd(mark_minor)[p]) - amount * float(mark_minor[a])
+            if amount <= engine.collateral[p, a] and remaining_usd >= engine.debit_total[p]:
+                return None
+        name = f"{prefix}[{index}].amount" if prefix else "amount"
+        code = RejectCode.COLLATERAL_INSUFFICIENT
+        return RowError(index, int(code), code.slug, name,
+                        "withdrawal would leave open L2 exposure uncovered or exceeds posted collateral",
+                        str(data["withdrawal_id"]))
+
     def _payment_exists(self, payment_id: str) -> bool:
         with self.lock:
             return f"p:{payment_id}" in self.runner.engine.seen_flow_ids
@@ -575,7 +604,9 @@ class Runtime:
     def _advance(self, now: int) -> None:
         engine = self.runner.engine
         due = self._batch_due_ms()
-        batch_due = due is not None and now >= due
+        # Under load the next trade step closes a due batch itself; only a quiet pool needs a
+        # step of its own (after one more tick, so traffic never pays for an extra step).
+        batch_due = due is not None and now >= due + self.options.tick_ms * self.clock.speed and not self._trades
         poll_due = self._has_pending_work() and now - self._last_chain_ms >= self.chain_poll_ms
         if not (batch_due or poll_due):
             return

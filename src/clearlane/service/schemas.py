@@ -13,6 +13,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from clearlane.model.events import ID_PATTERN, SYMBOL_PATTERN
+
+DECIMAL_PATTERN = r"^(0|[1-9][0-9]*)(\.[0-9]+)?$"
+
 
 class Out(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -23,16 +27,18 @@ class TradeIn(BaseModel):
     """One trade as a venue reports it (same fields as a file row; unknown fields are ignored)."""
 
     model_config = ConfigDict(extra="allow", json_schema_extra={"additionalProperties": True})
-    trade_id: str = Field(description="Venue-unique id, 1-64 printable ASCII; the idempotency key.", examples=["T-000001"])
-    venue: str = Field(examples=["XCL"])
-    symbol: str = Field(description="BASE/QUOTE of two configured assets.", examples=["BTC/USD"])
-    buyer: str = Field(examples=["MM-ALPHA"])
-    seller: str = Field(examples=["BRK-NORTH"])
-    quantity: str = Field(description="Plain decimal string, at most the base asset's scale.", examples=["0.05"])
-    price: str = Field(description="Plain decimal string, at most 12 decimals.", examples=["65000.12"])
+    trade_id: str = Field(description="Venue-unique id, 1-64 printable ASCII; the idempotency key.",
+                          pattern=ID_PATTERN, examples=["T-000001"])
+    venue: str = Field(pattern=ID_PATTERN, examples=["XCL"])
+    symbol: str = Field(description="BASE/QUOTE of two configured assets.", pattern=SYMBOL_PATTERN, examples=["BTC/USD"])
+    buyer: str = Field(pattern=ID_PATTERN, examples=["MM-ALPHA"])
+    seller: str = Field(pattern=ID_PATTERN, examples=["BRK-NORTH"])
+    quantity: str = Field(description="Plain decimal string, at most the base asset's scale.", pattern=DECIMAL_PATTERN,
+                          examples=["0.05"])
+    price: str = Field(description="Plain decimal string, at most 12 decimals.", pattern=DECIMAL_PATTERN, examples=["65000.12"])
     executed_at: str | int = Field(description="RFC 3339 string or integer epoch milliseconds.",
                                    examples=["2026-11-20T14:03:07.250Z"])
-    exch_batch_id: str | None = Field(default=None, description="The exchange's batch id, carried through.")
+    exch_batch_id: str | None = Field(default=None, pattern=ID_PATTERN, description="The exchange's batch id, carried through.")
     lane_hint: str | None = Field(default=None, description="L1, L2 or a pool id.")
 
 
