@@ -200,7 +200,7 @@ def _check_proof(page: Page, live: LiveDemo, trade_id: str) -> None:
     if response.status_code == 404:
         # no audit module on this build: the page says so and the route is a problem+json
         assert response.headers["content-type"].startswith("application/problem+json")
-        assert response.json()["code"] == "proof_not_available"
+        assert response.json()["title"] == "Proof not available" and response.json()["error"] == "not_found"
         expect(button).to_contain_text("not available")
         return
     assert response.status_code == 200
@@ -307,9 +307,9 @@ def test_model_agrees_with_the_store(live: LiveDemo) -> None:
 def test_api_errors_are_problems(live: LiveDemo) -> None:
     r = httpx.get(f"{live.url}/v1/dashboard/trades/NO-SUCH-TRADE")
     assert r.status_code == 404 and r.headers["content-type"].startswith("application/problem+json")
-    assert r.json()["code"] == "not_found"
+    assert r.json()["error"] == "not_found" and r.json()["code"] == 603
     r = httpx.get(f"{live.url}/v1/dashboard/trades", params={"state": "nonsense"})
-    assert r.status_code == 422
+    assert r.status_code == 400 and r.json()["field"] == "state"
     assert httpx.get(f"{live.url}/ui/vendor/plotly.min.js").status_code == 200
     assert httpx.get(f"{live.url}/ui/static/..%2Fapi.py").status_code == 404
 
@@ -330,11 +330,13 @@ def test_dashboard_data_needs_a_reader_key(tmp_path: Path) -> None:
     assert client.get("/ui/").status_code == 200
     assert client.get("/ui/static/app.js").status_code == 200
     assert client.get("/").status_code == 200  # redirected to /ui/
-    for route in ("/v1/dashboard/overview", "/v1/dashboard/trades", "/v1/dashboard/participants", "/v1/dashboard/meta"):
+    for route in ("/v1/dashboard/overview", "/v1/dashboard/trades", "/v1/dashboard/participants", "/v1/dashboard/meta",
+                  "/v1/dashboard/stream?max_events=1", "/v1/trades/T1/proof"):
         assert client.get(route).status_code == 401
         assert client.get(route, headers={"X-API-Key": participant}).status_code == 403
-        assert client.get(route, headers={"X-API-Key": operator}).status_code == 200
-        assert client.get(route, headers={"Authorization": f"Bearer {auditor}"}).status_code == 200
+        allowed = 404 if route.endswith("/proof") else 200  # no such trade: but past the key check
+        assert client.get(route, headers={"X-API-Key": operator}).status_code == allowed
+        assert client.get(route, headers={"Authorization": f"Bearer {auditor}"}).status_code == allowed
     app.state.runtime.runner.close()
 
 

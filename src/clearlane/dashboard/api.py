@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-from fastapi import APIRouter, FastAPI, HTTPException, Query, Request
+from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
 
 from clearlane.dashboard.model import (
@@ -40,16 +40,20 @@ from clearlane.dashboard.model import (
 )
 from clearlane.model.lifecycle import TradeState
 from clearlane.money import format_minor
+from clearlane.service.problems import Problem, ServiceCode, bad_parameter
 
 STATIC = Path(__file__).with_name("static")
+# The dashboard shows every participant: behind the service's keys only these roles may read it.
+READER_ROLES: dict[str, Any] = {"x-roles": ["operator", "auditor"]}
 # trade id -> the self-contained proof document (bytes of JSON), or None when there is none yet
 ProofProvider = Callable[[str], bytes | None]
 
 
-def problem(status: int, title: str, detail: str, code: str) -> JSONResponse:
-    """An RFC 9457 problem+json response."""
-    return JSONResponse({"type": f"https://clearlane.dev/problems/{code}", "title": title, "status": status,
-                         "detail": detail, "code": code}, status_code=status, media_type="application/problem+json")
+def problem(title: str, detail: str, status: int = 404) -> JSONResponse:
+    """An RFC 9457 problem+json response in the service's shape (stable ``code`` and ``error``)."""
+    body = Problem.service(ServiceCode.NOT_FOUND, status, detail).body()
+    body["title"] = title
+    return JSONResponse(body, status_code=status, media_type="application/problem+json")
 
 
 def plotly_bundle() -> Path | None:
@@ -210,9 +214,9 @@ class Views:
         if state:
             s_code = STATE_CODES.get(state)
             if s_code is None:
-                raise HTTPException(422, f"state: unknown state {state!r}; expected one of {', '.join(STATE_CODES)}")
+                raise bad_parameter("state", f"unknown state {state!r}; expected one of {', '.join(STATE_CODES)}")
         if lane and lane not in ("L1", "L2", *m.pool_ids):
-            raise HTTPException(422, f"lane: unknown lane {lane!r}; expected L1, L2 or a pool id")
+            raise bad_parameter("lane", f"unknown lane {lane!r}; expected L1, L2 or a pool id")
         with m.lock:
             if q:
                 exact = m.find_trade(q)
@@ -302,7 +306,7 @@ class Views:
         with m.lock:
             if pool:
                 if pool not in m.pool_ids:
-                    raise HTTPException(422, f"pool: unknown pool {pool!r}")
+                    raise bad_parameter("pool", f"unknown pool {pool!r}")
                 order = m.pool_batches[m.pool_ids.index(pool)]
             else:
                 order = m.batch_order
@@ -374,7 +378,7 @@ class Views:
             keys = {"usage": (-f["usage"], -utilisation), "required": (-f["required"], -utilisation),
                     "rejects": (-m.rejects_by_participant.astype(np.float64), -utilisation)}
             if sort not in (*keys, "id"):
-                raise HTTPException(422, f"sort: expected one of {', '.join((*keys, 'id'))}")
+                raise bad_parameter("sort", f"expected one of {', '.join((*keys, 'id'))}")
             if sort == "id":
                 ordered = ids
             else:
@@ -592,75 +596,77 @@ def dashboard_router(model: DashboardModel, *, info: dict[str, Any] | None = Non
 
         return wrapper
 
-    @router.get("/v1/dashboard/meta", tags=["dashboard"])
+    @router.get("/v1/dashboard/meta", tags=["dashboard"], openapi_extra=READER_ROLES)
     @timed
     def meta() -> Response:
         return ok(views.meta())
 
-    @router.get("/v1/dashboard/overview", tags=["dashboard"])
+    @router.get("/v1/dashboard/overview", tags=["dashboard"], openapi_extra=READER_ROLES)
     @timed
     def overview() -> Response:
         return ok(views.overview())
 
-    @router.get("/v1/dashboard/trades", tags=["dashboard"])
+    @router.get("/v1/dashboard/trades", tags=["dashboard"], openapi_extra=READER_ROLES)
     @timed
     def trades(q: str | None = Query(None, max_length=128), participant: str | None = Query(None, max_length=64),
                state: str | None = None, lane: str | None = None, cursor: int | None = Query(None, ge=0),
                limit: int = Query(50, ge=1, le=500)) -> Response:
         return ok(views.trades(q or None, participant or None, state or None, lane or None, cursor, limit))
 
-    @router.get("/v1/dashboard/trades/{trade_id}", tags=["dashboard"])
+    @router.get("/v1/dashboard/trades/{trade_id}", tags=["dashboard"], openapi_extra=READER_ROLES)
     @timed
     def trade(trade_id: str) -> Response:
         data = views.trade(trade_id)
         if data is None:
-            return problem(404, "Trade not found", f"no trade or payment with id {trade_id!r}", "not_found")
+            return problem("Trade not found", f"trade {trade_id!r} not found")
         return ok(data)
 
-    @router.get("/v1/dashboard/batches", tags=["dashboard"])
+    @router.get("/v1/dashboard/batches", tags=["dashboard"], openapi_extra=READER_ROLES)
     @timed
     def batches(pool: str | None = None, cursor: int | None = Query(None, ge=0), limit: int = Query(50, ge=1, le=500)) -> Response:
         return ok(views.batches(pool or None, cursor, limit))
 
-    @router.get("/v1/dashboard/batches/{batch_id}", tags=["dashboard"])
+    @router.get("/v1/dashboard/batches/{batch_id}", tags=["dashboard"], openapi_extra=READER_ROLES)
     @timed
     def batch(batch_id: str) -> Response:
         data = views.batch(batch_id)
         if data is None:
-            return problem(404, "Batch not found", f"no cleared batch with id {batch_id!r}", "not_found")
+            return problem("Batch not found", f"batch {batch_id!r} not found (or not cleared yet)")
         return ok(data)
 
-    @router.get("/v1/dashboard/participants", tags=["dashboard"])
+    @router.get("/v1/dashboard/participants", tags=["dashboard"], openapi_extra=READER_ROLES)
     @timed
     def participants(q: str | None = Query(None, max_length=64), sort: str = "usage", offset: int = Query(0, ge=0),
                      limit: int = Query(100, ge=1, le=1000)) -> Response:
         return ok(views.participants(q or None, sort, offset, limit))
 
-    @router.get("/v1/dashboard/participants/{pid}", tags=["dashboard"])
+    @router.get("/v1/dashboard/participants/{participant}", tags=["dashboard"], openapi_extra=READER_ROLES)
     @timed
-    def participant(pid: str) -> Response:
-        data = views.participant(pid)
+    def participant(participant: str) -> Response:
+        data = views.participant(participant)
         if data is None:
-            return problem(404, "Participant not found", f"no participant with id {pid!r}", "not_found")
+            return problem("Participant not found", f"participant {participant!r} not found")
         return ok(data)
 
-    @router.get("/v1/dashboard/latency", tags=["dashboard"])
+    @router.get("/v1/dashboard/latency", tags=["dashboard"], openapi_extra=READER_ROLES)
     @timed
     def latency(minutes: int | None = Query(None, ge=1, le=100_000)) -> Response:
         return ok(views.latency(minutes))
 
-    @router.get("/v1/dashboard/savings", tags=["dashboard"])
+    @router.get("/v1/dashboard/savings", tags=["dashboard"], openapi_extra=READER_ROLES)
     @timed
     def savings() -> Response:
         return ok(views.savings())
 
-    @router.get("/v1/dashboard/stream", tags=["dashboard"])
-    async def stream(request: Request) -> StreamingResponse:
+    # Not in the OpenAPI document: an endless stream (documented in docs/DASHBOARD.md).
+    @router.get("/v1/dashboard/stream", tags=["dashboard"], include_in_schema=False)
+    async def stream(request: Request, max_events: int | None = Query(None, ge=1)) -> StreamingResponse:
         async def events() -> AsyncIterator[bytes]:
             last = -1
             idle = 0.0
+            sent = 0
             yield b"retry: 2000\n\n"
-            while True:
+            while max_events is None or sent < max_events:
                 if await request.is_disconnected():
                     return
                 version = model.version
@@ -668,6 +674,7 @@ def dashboard_router(model: DashboardModel, *, info: dict[str, Any] | None = Non
                     last = version
                     payload = json.dumps(views.stats_event(), separators=(",", ":"))
                     yield f"id: {version}\nevent: stats\ndata: {payload}\n\n".encode()
+                    sent += 1
                     idle = 0.0
                 else:
                     idle += stream_interval_s
@@ -679,16 +686,15 @@ def dashboard_router(model: DashboardModel, *, info: dict[str, Any] | None = Non
         return StreamingResponse(events(), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
-    @router.get("/v1/trades/{trade_id}/proof", tags=["dashboard"])
+    @router.get("/v1/trades/{trade_id}/proof", tags=["dashboard"], openapi_extra=READER_ROLES)
     @timed
     def proof_download(trade_id: str) -> Response:
         if proof is None:
-            return problem(404, "Proof not available", "inclusion proofs are not available on this server", "proof_not_available")
+            return problem("Proof not available", "proof not available: inclusion proofs are not built by this server")
         data = proof(trade_id)
         if data is None:
-            return problem(404, "Proof not available",
-                           f"no inclusion proof for {trade_id!r} (unknown, not on Layer-2, or its batch is not cleared yet)",
-                           "proof_not_available")
+            return problem("Proof not available",
+                           f"proof not available for {trade_id!r} (unknown, not on Layer-2, or not covered by a checkpoint yet)")
         safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in trade_id)
         return Response(data, media_type="application/json",
                         headers={"Content-Disposition": f'attachment; filename="proof-{safe}.json"', "Cache-Control": "no-store"})
@@ -726,14 +732,14 @@ def pages_router() -> APIRouter:
     def static(name: str) -> Response:
         path = STATIC / name
         if "/" in name or name.startswith(".") or not path.is_file():
-            return problem(404, "Not found", name, "not_found")
+            return problem("Not found", f"{name} not found")
         return FileResponse(path, headers={"Cache-Control": "no-cache"})
 
     @router.get("/ui/vendor/plotly.min.js", include_in_schema=False)
     def plotly_js() -> Response:
         path = plotly_bundle()
         if path is None:
-            return problem(404, "Plotly not installed", "the plotly package is missing", "not_found")
+            return problem("Plotly not installed", "the plotly package is missing")
         return FileResponse(path, media_type="text/javascript", headers={"Cache-Control": "public, max-age=86400"})
 
     return router
@@ -743,6 +749,11 @@ def create_app(model: DashboardModel, *, info: dict[str, Any] | None = None, pro
                stream_interval_s: float = 0.5) -> FastAPI:
     """A standalone app serving only the dashboard (``/`` redirects to ``/ui/``)."""
     app = FastAPI(title="clearlane dashboard", version="1")
+
+    @app.exception_handler(Problem)
+    async def _problem(request: Request, exc: Problem) -> JSONResponse:
+        return JSONResponse(exc.body(request.url.path), status_code=exc.status, media_type="application/problem+json")
+
     app.include_router(dashboard_router(model, info=info, proof=proof, stream_interval_s=stream_interval_s))
     app.include_router(pages_router())
 
