@@ -39,8 +39,10 @@ from clearlane.sim.generator import generate_day
 
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-PAGES = ["overview", "trades", "trade/{trade}", "batches", "batch/{batch}", "participants", "participant/{participant}",
-         "latency", "savings"]
+PAGES = [("overview", "overview"), ("trades", "trades"), ("trade (newest)", "trade/{trade}"),
+         ("trade (oldest)", "trade/{oldest}"), ("trades by participant", "trades?participant={retail}"),
+         ("batches", "batches"), ("batch", "batch/{batch}"), ("participants", "participants"),
+         ("participant", "participant/{participant}"), ("latency", "latency"), ("savings", "savings")]
 CHARTS = {"latency": "#heatmap[data-plotted='1']", "savings": "#liquidity[data-plotted='1']"}
 
 
@@ -93,24 +95,23 @@ def measure_pages(url: str, model: DashboardModel, repeat: int) -> list[dict[str
 
     with model.lock:
         last = model.chunks[-1]
-        trade = last.ids[len(last.ids) // 2].as_py()
-        batch = model.batch_order[-1]
-        participant = model.participant_ids[0]
+        values = {"trade": last.ids[len(last.ids) // 2].as_py(), "oldest": model.chunks[0].ids[0].as_py(),
+                  "batch": model.batch_order[-1], "participant": model.participant_ids[0],
+                  "retail": next(p for p in model.participant_ids if p.startswith("RTL-"))}
     ctx = multiprocessing.get_context("spawn")
     with ctx.Pool(1) as pool:
-        result: list[dict[str, Any]] = pool.apply(_browse, (url, trade, batch, participant, repeat))
+        result: list[dict[str, Any]] = pool.apply(_browse, (url, values, repeat))
     return result
 
 
-def _browse(url: str, trade: str, batch: str, participant: str, repeat: int) -> list[dict[str, Any]]:
+def _browse(url: str, values: dict[str, str], repeat: int) -> list[dict[str, Any]]:
     from playwright.sync_api import sync_playwright
 
     out = []
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
-        for template in PAGES:
-            route = template.format(trade=trade, batch=batch, participant=participant)
-            name = template.split("/")[0]
+        for name, template in PAGES:
+            route = template.format(**values)
             times: list[float] = []
             charts: list[float] = []
             views: list[float] = []
@@ -133,7 +134,7 @@ def _browse(url: str, trade: str, batch: str, participant: str, repeat: int) -> 
                    "server_view_ms": statistics.median(views[1:])}
             if charts:
                 row["charts_drawn_ms"] = statistics.median(charts[1:])
-            print(f"  {name:<13} first render median {row['median_ms']:7.1f} ms  max {row['max_ms']:7.1f} ms"
+            print(f"  {name:<22} first render median {row['median_ms']:7.1f} ms  max {row['max_ms']:7.1f} ms"
                   f"  (slowest view on the server {row['server_view_ms']:6.1f} ms)"
                   + (f"  charts drawn {row['charts_drawn_ms']:7.1f} ms" if charts else ""), flush=True)
             out.append(row)

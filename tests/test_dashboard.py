@@ -362,6 +362,26 @@ def test_browser_asks_for_a_key(tmp_path: Path, page: Page) -> None:
         http.stop()
 
 
+def test_dashboard_survives_a_restart(tmp_path: Path) -> None:
+    """The dashboard model is rebuilt from the log when the service reopens its database."""
+    from tests.service_support import make_service, trade_row, wait_for
+
+    with make_service(tmp_path) as s:
+        for i in range(6):
+            assert s.client.post("/v1/trades", json=trade_row(i), headers=s.h()).status_code == 201
+        wait_for(lambda: s.runtime.dashboard.batch_states[:, 2].sum() >= 1)  # a final batch
+        before = s.client.get("/v1/dashboard/overview", headers=s.h()).json()
+        batches = s.client.get("/v1/dashboard/batches", headers=s.h()).json()["items"]
+    with make_service(tmp_path) as again:
+        after = again.client.get("/v1/dashboard/overview", headers=again.h()).json()
+        assert after["trades"] == before["trades"] == 6
+        assert after["lanes"] == before["lanes"] or sum(lane["total"] for lane in after["lanes"]) == 6
+        batch = again.client.get(f"/v1/dashboard/batches/{batches[-1]['id']}", headers=again.h()).json()
+        assert batch["root"] == batches[-1]["root"] and batch["instructions"]
+        trade = again.client.get("/v1/dashboard/trades/T0", headers=again.h()).json()
+        assert trade["l2_cleared_ms"] is not None
+
+
 def test_demo_serves_and_terminates(tmp_path: Path) -> None:
     """`clearlane demo --serve --duration` prints the URL, streams, stops and prints the summary."""
     from typer.testing import CliRunner

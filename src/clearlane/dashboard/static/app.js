@@ -44,7 +44,8 @@ function amount(a) {
 }
 function usd(v, digits = 0) {
   if (v === null || v === undefined) return "—";
-  return "$" + Number(v).toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits });
+  const n = Number(v);
+  return (n < 0 ? "−$" : "$") + Math.abs(n).toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits });
 }
 function num(v) { return v === null || v === undefined ? "—" : Number(v).toLocaleString("en-US"); }
 function pct(v, digits = 1) { return v === null || v === undefined ? "—" : (v * 100).toFixed(digits) + " %"; }
@@ -55,7 +56,7 @@ function secs(v) {
   return (v / 60).toFixed(1) + " min";
 }
 function chip(s, title) {
-  const cls = STATE_HELP[s] || s === "open" ? s : "neutral";
+  const cls = STATE_HELP[s] || s === "open" || s === "pending" ? s : "neutral";
   return `<span class="state s-${esc(cls)}" title="${esc(title || STATE_HELP[s] || s)}"><span class="sym" aria-hidden="true">${SYMBOL[s] || "•"}</span>${esc(s)}</span>`;
 }
 const link = {
@@ -268,7 +269,8 @@ pages.batch = {
   async load(p) { return get(API + "/batches/" + encodeURIComponent(p.id)); },
   render(b) {
     const ins = b.instructions.map((i) => `<tr><td>${link.participant(i.participant)}</td><td>${esc(i.asset)}</td>
-      <td>${i.direction === "pays" ? chip("pending", "pays into the pool").replace(">pending<", ">pays<") : chip("final", "receives from the pool").replace(">final<", ">receives<")}</td>
+      <td>${i.direction === "pays" ? '<span class="state s-pending" title="pays into the pool"><span class="sym" aria-hidden="true">↑</span>pays</span>'
+        : '<span class="state s-final" title="receives from the pool"><span class="sym" aria-hidden="true">↓</span>receives</span>'}</td>
       <td class="num">${amount(i.net)}</td><td class="num opt">${usd(i.usd, 2)}</td></tr>`).join("");
     const events = b.events.map((s) => `<li><span>${chip(s.state)}</span><span>${t(s.at_ms)}</span><span class="detail hash">${esc(s.detail)}</span></li>`).join("");
     return `<h1>Batch <span class="mono">${esc(b.id)}</span> ${chip(b.state)}</h1>
