@@ -191,6 +191,8 @@ def test_trades_search_and_click_through(page: Page, cameras: dict[str, Page], l
     expect(page.locator("#positions thead")).to_contain_text("Settled")
     expect(page.locator("#positions thead")).to_contain_text("Pending")
     pid = page.evaluate("decodeURIComponent(location.hash.split('/')[2])")
+    _wait_live_update(page)  # the participant page follows the stream too
+    expect(page.locator("#positions")).to_be_visible()
     _shoot(cameras, live, f"participant/{pid}", "participant", "#positions")
 
 
@@ -295,6 +297,17 @@ def test_model_agrees_with_the_store(live: LiveDemo) -> None:
             states = model.trade_states(chunk)
             for r in np.linspace(0, len(states) - 1, 2).astype(int).tolist():
                 sample.append((chunk.ids[r].as_py(), int(states[r])))
+        # the indexed searches agree with brute force over every row
+        p = model.participant_index["BRK-0001"]
+        every = [(c, r) for c in model.chunks for r in range(len(c.lane))
+                 if p in (c.buyer[r], c.seller[r]) and c.rec_state[r] != 10]
+        found, _ = model.search(participant=p, limit=30)
+        assert [(id(c), r) for c, r, _ in found] == [(id(c), r) for c, r in every[::-1][:30]]
+        final, _ = model.search(state=6, lane="L2", limit=30)
+        assert len(final) == 30 and all(s == 6 and c.lane[r] == 1 for c, r, s in final)
+        some = model.chunks[len(model.chunks) // 2]
+        assert model.find_trade(some.ids[3].as_py()) == (some, 3)
+        assert model.find_trade("NO-SUCH-ID") is None
         store = live.runtime.store
         from clearlane.dashboard.model import STATE_WORDS
 

@@ -493,6 +493,7 @@ def serve(
     if not insecure_no_auth and keys.count_active() == 0:
         err.print(f"[yellow]no API keys yet:[/] create one with  clearlane apikey create --db {db} --role operator")
     err.print(f"clearlane serving {db} on http://{host}:{port}  (clock {clock}{f' x{speed:g}' if clock == 'accelerated' else ''})")
+    err.print(f"settlement dashboard: http://{host}:{port}/ui/  (needs an operator or auditor key)")
     uvicorn.run(api, host=host, port=port, log_level=log_level, access_log=False)
 
 

@@ -169,7 +169,6 @@ class Views:
 
     # ------------------------------------------------------------------ trades
     def trade_rows(self, rows: list[tuple[Any, int, int]]) -> list[dict[str, Any]]:
-        m = self.m
         out = []
         by_chunk: dict[int, list[tuple[int, int]]] = {}
         chunks: dict[int, Any] = {}
@@ -184,7 +183,6 @@ class Views:
                 rendered[(key, r)] = self._trade_summary(chunk, r, s, rec)
         for chunk, r, _s in rows:
             out.append(rendered[(id(chunk), r)])
-        del m
         return out
 
     def _trade_summary(self, chunk: Any, r: int, s: int, rec: dict[str, Any]) -> dict[str, Any]:
@@ -370,7 +368,6 @@ class Views:
         m = self.m
         with m.lock:
             f = self._participant_figures()
-            n = len(m.participant_ids) - 0
             ids = np.arange(len(m.config.participants))
             if q:
                 ids = np.array([i for i in ids if q.lower() in m.participant_ids[i].lower()], dtype=np.int64)
@@ -386,7 +383,6 @@ class Views:
                 ordered = ids[np.lexsort((ids, secondary[ids], primary[ids]))]
             page = ordered[offset: offset + limit]
             items = [self._participant_row(int(i), f) for i in page]
-            del n
             return {"items": items, "total": len(ordered), "offset": offset}
 
     def _participant_row(self, i: int, f: dict[str, np.ndarray]) -> dict[str, Any]:

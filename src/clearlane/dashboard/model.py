@@ -22,6 +22,7 @@ Money stays integer minor units here; the API renders decimal strings in the ass
 
 from __future__ import annotations
 
+import bisect
 import threading
 import time
 from collections import deque
@@ -37,6 +38,7 @@ from clearlane.config.model import ClearingConfig
 from clearlane.engine.core import Effects, Engine
 from clearlane.model.codes import Reject, RejectCode
 from clearlane.model.lifecycle import TradeState
+from clearlane.service.index import IdIndex, hash_id, hash_ids
 
 I64 = npt.NDArray[np.int64]
 
@@ -113,6 +115,14 @@ class _Chunk:
     l1_row: I64  # global L1 row, -1
     rec_state: npt.NDArray[np.int8]
     received_ms: I64
+    by_party: npt.NDArray[np.int32]  # row numbers grouped by participant (buyer side, then seller side)
+    party_starts: I64  # participant p's rows are by_party[party_starts[p]:party_starts[p + 1]]
+
+    def rows_of(self, participant: int) -> I64:
+        """Sorted row numbers where ``participant`` is buyer or seller."""
+        n = len(self.lane)
+        rows = self.by_party[self.party_starts[participant]: self.party_starts[participant + 1]].astype(np.int64)
+        return np.unique(np.where(rows >= n, rows - n, rows))
 
 
 @dataclass
@@ -168,6 +178,8 @@ class DashboardModel:
         self.updated_wall = time.time()
         # trades
         self.chunks: list[_Chunk] = []
+        self.chunk_first: list[int] = []
+        self.id_index = IdIndex()  # 64-bit hash of every trade id -> global row (16 bytes a trade)
         self.rows = 0
         self.pool_batch_state = [_Grow(np.int8, int(TradeState.BATCHED)) for _ in range(k)]
         # lanes: row 0 = L1, 1..k = pools, k+1 = no lane (rejected)
@@ -229,7 +241,6 @@ class DashboardModel:
         self.first_ms: int | None = None
         self.alerts: deque[dict[str, Any]] = deque(maxlen=HISTORY_MAX)
         self.engine_alerts_seen = 0
-        self.state_root = ""
         self.applied_seq = 0
         self.l1_fee_minor = int(config.chain.get("fee_per_tx_minor", 0))
         self.fee_asset = str(config.chain.get("fee_asset", config.reporting_asset))
@@ -259,7 +270,7 @@ class DashboardModel:
             for group_id, table in sorted(fx.l1_groups.items()):
                 self._l1_group(group_id, table, fx.l1_group_meta.get(group_id))
             for r in fx.rejects:
-                self._engine_reject(r, fx.at_ms)
+                self.engine_rejects_by_code[r.code.slug] = self.engine_rejects_by_code.get(r.code.slug, 0) + 1
             for note in fx.notes:
                 if "alert" in note:
                     self._alert(int(note.get("at_ms", fx.at_ms)), "critical", str(note["alert"]))
@@ -341,8 +352,14 @@ class DashboardModel:
             self.counts[0, int(TradeState.SUBMITTED)] += len(rows)
             self.l1_open += len(rows)
             self._bump_savings(int(received[rows[-1]]), l1_flows=len(rows))
-        chunk = _Chunk(self.rows, table, table.column("flow_id").chunk(0), buyer, seller, lane, pool,
-                       batch_seq, l1_row, rec_state, received)
+        parties = np.concatenate([buyer, seller])
+        by_party = np.argsort(parties, kind="stable").astype(np.int32)
+        party_starts = np.searchsorted(parties[by_party], np.arange(len(self.participant_ids) + 2)).astype(np.int64)
+        ids = table.column("flow_id").chunk(0)
+        chunk = _Chunk(self.rows, table, ids, buyer, seller, lane, pool, batch_seq, l1_row, rec_state, received,
+                       by_party, party_starts)
+        self.id_index.add(hash_ids(ids), np.arange(self.rows, self.rows + n, dtype=np.int64))
+        self.chunk_first.append(self.rows)
         self.chunks.append(chunk)
         self.rows += n
         l2 = lane == 1
@@ -367,9 +384,6 @@ class DashboardModel:
                 self.recent_rejects.appendleft({"id": ids[i].as_py(), "code": int(code), "error": code.slug,
                                                 "field": "-", "reason": code.slug.replace("_", " "),
                                                 "at_ms": int(received[i]), "where": "engine", "participants": who})
-
-    def _engine_reject(self, r: Reject, at_ms: int) -> None:
-        self.engine_rejects_by_code[r.code.slug] = self.engine_rejects_by_code.get(r.code.slug, 0) + 1
 
     # ------------------------------------------------------------------ batches
     def _batch_cleared(self, b: dict[str, Any]) -> None:
@@ -513,7 +527,6 @@ class DashboardModel:
         g = self.l1
         ids = table.column("flow_id").combine_chunks()
         self.l1_unwound.data[offset: offset + group.n] = 1
-        found = 0
         for chunk in self.chunks:
             mask = (chunk.lane == 1) & (chunk.pool == batch.pool) & (chunk.batch_seq == batch.seq)
             if not mask.any():
@@ -536,7 +549,6 @@ class DashboardModel:
                 g["fee_s"].data[r] = sub.column("fee_seller_minor")[j].as_py()
                 g["chunk_row"].data[r] = chunk.first + int(rows[j])
                 chunk.l1_row[rows[j]] = r
-                found += 1
         self._legs_to(0, self.pending, slice(offset, offset + group.n), +1)
         self.l1_open += group.n
 
@@ -609,7 +621,6 @@ class DashboardModel:
             if not any(a["text"] == text for a in list(self.alerts)[:20]):
                 self._alert(self.now_ms, "critical", text)
         self.engine_alerts_seen = len(alerts)
-        self.state_root = ""
         point = (self.now_ms, *[int(c) for c in engine.count], *self._backlog(), self.l1_open, self.received_queue)
         self.series_skip += 1
         if self.series_skip >= self.series_stride:
@@ -624,18 +635,20 @@ class DashboardModel:
         return int(self.batch_states[:, 0].sum()), int(self.batch_states[:, 1].sum())
 
     # ================================================================== queries
-    def trade_states(self, chunk: _Chunk) -> npt.NDArray[np.int8]:
-        """Current state code of every row of ``chunk`` (derived, vectorised)."""
-        state = chunk.rec_state.copy()
-        l2 = chunk.lane == 1
+    def trade_states(self, chunk: _Chunk, rows: I64 | None = None) -> npt.NDArray[np.int8]:
+        """Current state code of the given rows (all rows by default) of ``chunk`` (derived, vectorised)."""
+        sel: Any = slice(None) if rows is None else rows
+        state: npt.NDArray[np.int8] = chunk.rec_state[sel].copy()
+        lane, pool, batch_seq, l1_of = chunk.lane[sel], chunk.pool[sel], chunk.batch_seq[sel], chunk.l1_row[sel]
+        l2 = lane == 1
         if l2.any():
             for k in range(len(self.pool_ids)):
-                m = l2 & (chunk.pool == k)
+                m = l2 & (pool == k)
                 if m.any():
-                    state[m] = self.pool_batch_state[k].data[chunk.batch_seq[m]]
-        l1 = chunk.l1_row >= 0
+                    state[m] = self.pool_batch_state[k].data[batch_seq[m]]
+        l1 = l1_of >= 0
         if l1.any():
-            rows = chunk.l1_row[l1]
+            rows = l1_of[l1]
             final = self.l1["final"].data[rows] >= 0
             included = self.l1["height"].data[rows] >= 0
             s = np.where(final, int(TradeState.FINAL), np.where(included, int(TradeState.ANCHORED), int(TradeState.SUBMITTED)))
@@ -644,50 +657,55 @@ class DashboardModel:
         return state
 
     def find_trade(self, flow_id: str) -> tuple[_Chunk, int] | None:
-        needle = pa.scalar(flow_id, pa.string())
-        for chunk in reversed(self.chunks):
-            hit = pc.index(chunk.ids, needle).as_py()
-            if hit is not None and hit >= 0:
-                return chunk, int(hit)
+        """The chunk and row of a trade id (hash index; a hit is confirmed against the id)."""
+        for row in reversed(self.id_index.find(hash_id(flow_id))):
+            c = bisect.bisect_right(self.chunk_first, row) - 1
+            chunk = self.chunks[c]
+            r = row - chunk.first
+            if chunk.ids[r].as_py() == flow_id:
+                return chunk, r
         return None
 
     def search(self, *, q: str | None = None, participant: int | None = None, state: int | None = None,
-               lane: str | None = None, before: int | None = None, limit: int = 50) -> tuple[list[tuple[_Chunk, int, int]], int | None]:
-        """Newest-first trade rows matching every given filter; returns (rows, next cursor)."""
+               lane: str | None = None, before: int | None = None, limit: int = 50,
+               batch: tuple[int, int] | None = None) -> tuple[list[tuple[_Chunk, int, int]], int | None]:
+        """Newest-first trade rows matching every given filter; returns (rows, next cursor).
+
+        With a participant only its own rows of each chunk are looked at (``rows_of``), so a
+        search for a rare participant does not scan every trade of the day."""
         out: list[tuple[_Chunk, int, int]] = []
-        prefix = pa.scalar(q, pa.string()) if q else None
+        pool_k = self.pool_ids.index(lane) if lane in self.pool_ids else None
         for chunk in reversed(self.chunks):
+            n = len(chunk.lane)
             if before is not None and chunk.first >= before:
                 continue
-            n = len(chunk.lane)
-            mask = np.ones(n, dtype=np.bool_)
-            if before is not None and chunk.first + n > before:
-                mask[before - chunk.first:] = False
+            end = n if before is None else min(n, before - chunk.first)
             if participant is not None:
-                mask &= (chunk.buyer == participant) | (chunk.seller == participant)
-                mask &= chunk.rec_state != int(TradeState.REJECTED)
-            if lane is not None:
+                rows = chunk.rows_of(participant)
+                rows = rows[(rows < end) & (chunk.rec_state[rows] != int(TradeState.REJECTED))]
+            else:
+                rows = np.arange(end, dtype=np.int64)
+            if lane is not None and len(rows):
                 if lane == "L1":
-                    mask &= chunk.lane == 0
+                    rows = rows[chunk.lane[rows] == 0]
                 elif lane == "L2":
-                    mask &= chunk.lane == 1
-                elif lane in self.pool_ids:
-                    mask &= (chunk.lane == 1) & (chunk.pool == self.pool_ids.index(lane))
+                    rows = rows[chunk.lane[rows] == 1]
+                elif pool_k is not None:
+                    rows = rows[(chunk.lane[rows] == 1) & (chunk.pool[rows] == pool_k)]
                 else:
-                    mask[:] = False
-            if prefix is not None and mask.any():
-                mask &= np.asarray(pc.starts_with(chunk.ids, pattern=q).fill_null(False).to_numpy(zero_copy_only=False),
-                                   dtype=np.bool_)
-            if not mask.any():
+                    rows = rows[:0]
+            if q and len(rows):
+                hit = pc.starts_with(chunk.ids.take(pa.array(rows)), pattern=q).fill_null(False)
+                rows = rows[np.asarray(hit.to_numpy(zero_copy_only=False), dtype=np.bool_)]
+            if not len(rows):
                 continue
-            states = None
             if state is not None:
-                states = self.trade_states(chunk)
-                mask &= states == state
-            rows = np.flatnonzero(mask)[::-1][: limit - len(out)]
-            if len(rows):
-                states = self.trade_states(chunk) if states is None else states
-                out.extend((chunk, int(r), int(states[r])) for r in rows)
+                states = self.trade_states(chunk, rows)
+                keep = states == state
+                rows, states = rows[keep], states[keep]
+            picked = rows[::-1][: limit - len(out)]
+            states = self.trade_states(chunk, picked) if state is None else states[::-1][: len(picked)]
+            out.extend((chunk, int(r), int(st)) for r, st in zip(picked, states, strict=True))
             if len(out) >= limit:
                 last_chunk, last_row, _ = out[-1]
                 return out, last_chunk.first + last_row
