@@ -216,6 +216,33 @@ def _check_proof(page: Page, live: LiveDemo, trade_id: str) -> None:
     assert result["summary"]
 
 
+def test_proof_download_goes_through_the_page(page: Page, live: LiveDemo) -> None:
+    """The download button fetches the proof (with the key, if any) and saves it as a file.
+
+    A stand-in provider serves a document here; with the audit package installed the real one is
+    served and verified by ``_check_proof`` above."""
+    from clearlane.dashboard.api import create_app
+    from clearlane.dashboard.server import HttpServer
+
+    def fake(trade_id: str) -> bytes | None:
+        return json.dumps({"format": "stand-in", "trade_id": trade_id}).encode()
+
+    http = HttpServer(create_app(live.model, proof=fake))
+    http.start()
+    try:
+        found, _ = live.model.search(state=6, lane="L2", limit=1)
+        trade_id = found[0][0].ids[found[0][1]].as_py()
+        page.goto(f"{http.url}/ui/#/trade/{trade_id}")
+        page.wait_for_selector("#proof-download")
+        expect(page.locator("#proof-download")).to_contain_text("Download inclusion proof")
+        with page.expect_download() as info:
+            page.click("#proof-download")
+        assert info.value.suggested_filename == f"proof-{trade_id}.json"
+        assert json.loads(Path(info.value.path()).read_bytes())["trade_id"] == trade_id
+    finally:
+        http.stop()
+
+
 def test_batches_page(page: Page, cameras: dict[str, Page], live: LiveDemo) -> None:
     _open(page, live, "batches")
     _wait_live_update(page)

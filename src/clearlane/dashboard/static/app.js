@@ -243,6 +243,26 @@ pages.trade = {
       </div>
       <h2>Lifecycle</h2><div class="panel"><ol class="timeline" id="timeline">${steps}</ol></div>`;
   },
+  after(d) {
+    const button = document.getElementById("proof-download");
+    if (!d.proof.available || !button) return;
+    // Fetched with the API key (a plain link could not send it), then saved from a blob.
+    button.addEventListener("click", async (e) => {
+      e.preventDefault();
+      const res = await fetch(d.proof.url, { headers: authHeaders() });
+      if (!res.ok) {
+        let why = res.statusText;
+        try { why = (await res.json()).detail; } catch (err) { /* not JSON */ }
+        button.outerHTML = `<span class="error" role="alert">✖ ${esc(why)}</span>`;
+        return;
+      }
+      const url = URL.createObjectURL(await res.blob());
+      const a = document.createElement("a");
+      a.href = url; a.download = `proof-${d.id}.json`;
+      document.body.appendChild(a); a.click(); a.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 10_000);
+    });
+  },
   live(p, d) { return d && !["final", "rejected"].includes(d.state); },
 };
 
