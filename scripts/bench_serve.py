@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -31,6 +32,7 @@ from typing import Any
 
 import httpx
 import numpy as np
+import orjson
 import psutil
 
 
@@ -66,7 +68,8 @@ def bodies(rows: list[dict[str, Any]], batch: int, run_tag: str) -> list[bytes]:
     return out
 
 
-async def stream_closed(base: str, headers: dict[str, str], closed: dict[str, float], stop: asyncio.Event) -> None:
+async def stream_closed(base: str, headers: dict[str, str], closed: dict[str, float], stop: asyncio.Event,
+                        close_lag: list[float]) -> None:
     async with httpx.AsyncClient(base_url=base, headers=headers, timeout=None) as client, client.stream(
         "GET", "/v1/stream", params={"types": "batch.closed"}
     ) as resp:
@@ -79,6 +82,8 @@ async def stream_closed(base: str, headers: dict[str, str], closed: dict[str, fl
             elif line.startswith("data: ") and event == "batch.closed":
                 data = json.loads(line[6:])
                 closed.setdefault(data["data"]["batch_id"], time.perf_counter())
+                # wall time from the end of the batch window to this event reaching the client
+                close_lag.append(time.time() * 1000 - data["data"]["cleared_at_ms"])
 
 
 async def sampler(pid: int, samples: list[tuple[float, float, float]], stop: asyncio.Event, t0: float) -> None:
@@ -86,10 +91,8 @@ async def sampler(pid: int, samples: list[tuple[float, float, float]], stop: asy
     while not stop.is_set():
         cpu = proc.cpu_times()
         samples.append((time.perf_counter() - t0, proc.memory_info().rss / 2**20, cpu.user + cpu.system))
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=5)
-        except TimeoutError:
-            pass
 
 
 async def load(base: str, headers: dict[str, str], payloads: list[bytes], rate: float, batch: int, seconds: float,
@@ -97,50 +100,71 @@ async def load(base: str, headers: dict[str, str], payloads: list[bytes], rate: 
     closed: dict[str, float] = {}
     stop = asyncio.Event()
     samples: list[tuple[float, float, float]] = []
-    sse = asyncio.create_task(stream_closed(base, headers, closed, stop))
+    close_lag: list[float] = []
+    sse = asyncio.create_task(stream_closed(base, headers, closed, stop, close_lag))
     await asyncio.sleep(0.5)
     per_second = rate / batch
     total = min(len(payloads), int(per_second * seconds))
     sent: list[tuple[float, list[str], int]] = []  # (send time, batch ids of its L2 trades, status)
     errors: list[str] = []
     queue: asyncio.Queue[tuple[int, float] | None] = asyncio.Queue()
-    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
-    async with httpx.AsyncClient(base_url=base, headers={**headers, "content-type": "application/json"},
-                                 timeout=30, limits=limits) as client:
+    host, port = base.removeprefix("http://").split(":")
+    head = (f"POST /v1/trades/batch HTTP/1.1\r\nHost: {host}:{port}\r\nAuthorization: {headers['Authorization']}\r\n"
+            "Content-Type: application/json\r\nContent-Length: ").encode()
 
-        async def worker() -> None:
+    async def worker() -> None:
+        # A minimal keep-alive HTTP/1.1 client: the load generator must cost far less CPU
+        # than the server it measures (httpx costs ~2 ms of CPU per request).
+        reader, writer = await asyncio.open_connection(host, int(port))
+        try:
             while True:
                 item = await queue.get()
                 if item is None:
                     return
                 i, _due = item
+                body = payloads[i]
                 t_send = time.perf_counter()
                 try:
-                    r = await client.post("/v1/trades/batch", content=payloads[i])
-                    if r.status_code != 200:
-                        errors.append(f"{r.status_code}: {r.text[:200]}")
-                        sent.append((t_send, [], r.status_code))
+                    writer.write(head + str(len(body)).encode() + b"\r\n\r\n" + body)
+                    status_line = await reader.readline()
+                    status = int(status_line.split()[1])
+                    length = 0
+                    while True:
+                        line = await reader.readline()
+                        if line in (b"\r\n", b""):
+                            break
+                        name, _, value = line.partition(b":")
+                        if name.lower() == b"content-length":
+                            length = int(value)
+                    data = await reader.readexactly(length)
+                    if status != 200:
+                        errors.append(f"{status}: {data[:200]!r}")
+                        sent.append((t_send, [], status))
                         continue
-                    items = r.json()["items"]
+                    items = orjson.loads(data)["items"]
                     sent.append((t_send, [it["batch_id"] for it in items if it["batch_id"]], 200))
                 except Exception as exc:  # a transport error is an error of the run
                     errors.append(repr(exc))
                     sent.append((t_send, [], 0))
+                    writer.close()
+                    reader, writer = await asyncio.open_connection(host, int(port))
+        finally:
+            writer.close()
 
-        workers = [asyncio.create_task(worker()) for _ in range(connections)]
-        t0 = time.perf_counter()
-        mon = asyncio.create_task(sampler(server_pid, samples, stop, t0))
-        for i in range(total):
-            due = t0 + i / per_second
-            delay = due - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            queue.put_nowait((i, due))
-        for _ in workers:
-            queue.put_nowait(None)
-        await asyncio.gather(*workers)
-        elapsed = time.perf_counter() - t0
-        await asyncio.sleep(1.0)  # the last batches close
+    workers = [asyncio.create_task(worker()) for _ in range(connections)]
+    t0 = time.perf_counter()
+    mon = asyncio.create_task(sampler(server_pid, samples, stop, t0))
+    for i in range(total):
+        due = t0 + i / per_second
+        delay = due - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        queue.put_nowait((i, due))
+    for _ in workers:
+        queue.put_nowait(None)
+    await asyncio.gather(*workers)
+    elapsed = time.perf_counter() - t0
+    await asyncio.sleep(1.0)  # the last batches close
     stop.set()
     sse.cancel()
     await asyncio.gather(mon, return_exceptions=True)
@@ -162,6 +186,8 @@ async def load(base: str, headers: dict[str, str], payloads: list[bytes], rate: 
         "l2_trades_measured": len(latencies), "l2_trades_unmatched": unmatched,
         "latency_ms": {"p50": round(float(np.percentile(lat, 50)), 1), "p90": round(float(np.percentile(lat, 90)), 1),
                        "p99": round(float(np.percentile(lat, 99)), 1), "max": round(float(lat.max()), 1)},
+        "window_end_to_event_ms": {"p50": round(float(np.percentile(close_lag, 50)), 1) if close_lag else None,
+                                   "p99": round(float(np.percentile(close_lag, 99)), 1) if close_lag else None},
         "rss_mib": {"start": round(rss[0], 1) if rss else None, "end": round(rss[-1], 1) if rss else None,
                     "max": round(max(rss), 1) if rss else None},
         "samples": [(round(a, 1), round(b, 1), round(c, 1)) for a, b, c in samples],
@@ -174,11 +200,11 @@ def main() -> int:
     ap.add_argument("--batch", type=int, default=100, help="trades per request")
     ap.add_argument("--seconds", type=float, default=300)
     ap.add_argument("--window-ms", type=int, default=100, help="batch window of every pool")
-    ap.add_argument("--connections", type=int, default=16)
+    ap.add_argument("--connections", type=int, default=64)
     ap.add_argument("--participants", type=int, default=300)
     ap.add_argument("--assets", type=int, default=8)
     ap.add_argument("--port", type=int, default=8765)
-    ap.add_argument("--tick-ms", type=float, default=20.0)
+    ap.add_argument("--tick-ms", type=float, default=50.0)
     ap.add_argument("--workdir", type=Path, default=None)
     ap.add_argument("--json", type=Path, default=None, help="write the result here")
     args = ap.parse_args()
@@ -227,12 +253,20 @@ def main() -> int:
                     raise SystemExit(f"deposit failed: {r.status_code} {r.text}")
         print(f"server pid {server.pid}; sending {args.rate:,.0f} trades/s in batches of {args.batch} for {args.seconds:g} s",
               flush=True)
+        client_cpu = time.process_time()
         result = asyncio.run(load(base, headers, payloads, args.rate, args.batch, args.seconds, args.connections, server.pid))
+        result["client_cpu_s"] = round(time.process_time() - client_cpu, 1)
         proc = psutil.Process(server.pid)
         cpu = proc.cpu_times()
         result["server_cpu_s"] = round(cpu.user + cpu.system, 1)
+        result["server_cpu_us_per_trade"] = round((result["samples"][-1][2] - result["samples"][0][2]) * 1e6
+                                                  / max(1, result["trades_ok"]), 1) if result["samples"] else None
+        result["load_average"] = os.getloadavg()
         with httpx.Client(base_url=base, headers=headers, timeout=30) as c:
             overview = c.get("/v1/stats/overview").json()
+            for line in c.get("/metrics").text.splitlines():
+                if line.startswith("clearlane_runtime_loop_seconds_total"):
+                    result[line.split("{")[1].split("}")[0]] = float(line.split()[-1])
         result["server_cleared_latency_ms"] = {lane["pool"]: lane["cleared_latency_ms"] for lane in overview["lanes"] if lane["pool"]}
         result["config"] = vars(args) | {"workdir": str(work), "json": str(args.json) if args.json else None}
         result["machine"] = {"cpus": os.cpu_count(), "python": sys.version.split()[0]}

@@ -465,7 +465,7 @@ def serve(
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
     clock: Annotated[str, typer.Option(help="realtime (wall clock) or accelerated (engine time runs --speed times faster).")] = "realtime",
     speed: Annotated[float, typer.Option(help="Engine ms per wall ms with --clock accelerated.")] = 60.0,
-    tick_ms: Annotated[float, typer.Option(help="Wall ms the loop waits to gather submissions into one step.")] = 20.0,
+    tick_ms: Annotated[float, typer.Option(help="Wall ms the loop waits to gather submissions into one step.")] = 50.0,
     durable: Annotated[bool, typer.Option(help="fsync every step (survives power loss, slower).")] = False,
     insecure_no_auth: Annotated[bool, typer.Option("--insecure-no-auth", help="Every request acts as an operator (local development only).")] = False,
     webhooks: Annotated[bool, typer.Option(help="Deliver webhooks.")] = True,

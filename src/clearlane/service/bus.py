@@ -70,16 +70,25 @@ class EventGroup:
 
 
 class TradeEvents(EventGroup):
-    """One event type for many trades of one step, as columns."""
+    """One event type for many trades of one step, as columns (built on first use: a step
+    nobody subscribed to trade events for never pays for them)."""
 
-    def __init__(self, type_: str, seq: int, at_ms: int, table: pa.Table) -> None:
+    def __init__(self, type_: str, seq: int, at_ms: int, table: pa.Table | Callable[[], pa.Table], rows: int | None = None) -> None:
         self.type = type_
         self.seq = seq
         self.at_ms = at_ms
-        self.table = table
+        self._table = table if isinstance(table, pa.Table) else None
+        self._factory = None if isinstance(table, pa.Table) else table
+        self._rows = rows if rows is not None else (table.num_rows if isinstance(table, pa.Table) else 0)
+
+    @property
+    def table(self) -> pa.Table:
+        if self._table is None and self._factory is not None:
+            self._table = self._factory()
+        return self._table
 
     def count(self) -> int:
-        return int(self.table.num_rows)
+        return self._rows
 
     def select(self, flt: EventFilter) -> pa.Table:
         table = self.table

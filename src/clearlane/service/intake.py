@@ -20,7 +20,7 @@ from clearlane.config.model import ClearingConfig
 from clearlane.ingest.readers import _EVENT_ID_FIELD, _EVENT_MODELS, _event_reject, _EventChecker, _TradeRows
 from clearlane.ingest.validate import TradeValidator
 from clearlane.model.codes import Reject, RejectCode
-from clearlane.model.events import TRADE_CHUNK_SCHEMA
+from clearlane.model.events import INPUT_TRADE_COLUMNS, INPUT_TRADE_OPTIONAL, TRADE_CHUNK_SCHEMA
 
 
 @dataclass(frozen=True)
@@ -44,6 +44,25 @@ class RowError:
                 "reason": self.reason, "id": self.id}
 
 
+_COLUMNS = INPUT_TRADE_COLUMNS + INPUT_TRADE_OPTIONAL
+
+
+def _fast_columns(rows: list[Any]) -> dict[str, pa.Array] | None:
+    """Columns straight from well-typed rows (strings, integer ``executed_at``); None when any
+    value needs the careful path (wrong JSON types, the ``executed_at_ms`` alias, non-objects)."""
+    if not all(type(r) is dict and "executed_at" in r for r in rows):
+        return None
+    columns: dict[str, pa.Array] = {}
+    for name in _COLUMNS:
+        values = [r.get(name) for r in rows]
+        integers = name == "executed_at" and all(type(v) is int for v in values)
+        try:
+            columns[name] = pa.array(values, type=pa.int64() if integers else pa.string())
+        except (pa.ArrowTypeError, pa.ArrowInvalid, OverflowError):
+            return None
+    return columns
+
+
 class Intake:
     """Validators for one configuration."""
 
@@ -61,22 +80,28 @@ class Intake:
         order, ``received_at_ms`` stamped per submission), each submission's errors (empty if
         accepted) and each accepted submission's slice ``(start, length)`` in the table.
         """
-        collector = _TradeRows()
         owner: list[int] = []
         received: list[int] = []
+        flat: list[Any] = []
         for k, (rows, at_ms, _) in enumerate(submissions):
-            for row in rows:
-                collector.add(len(owner), row if isinstance(row, dict) else {})
-                owner.append(k)
-                received.append(at_ms)
+            flat.extend(rows)
+            owner.extend([k] * len(rows))
+            received.extend([at_ms] * len(rows))
         errors: list[list[RowError]] = [[] for _ in submissions]
         if not owner:
             return TRADE_CHUNK_SCHEMA.empty_table(), errors, [(0, 0) for _ in submissions]
         starts = np.zeros(len(submissions) + 1, dtype=np.int64)
         np.add.at(starts, np.asarray(owner) + 1, 1)
         starts = np.cumsum(starts)
-        columns = {name: pa.array(values, type=pa.string()) for name, values in collector.values.items()}
-        type_errors = {name: np.asarray(flags, dtype=np.bool_) for name, flags in collector.wrong_type.items() if any(flags)}
+        fast = _fast_columns(flat)
+        if fast is not None:
+            columns, type_errors = fast, {}
+        else:
+            collector = _TradeRows()
+            for i, row in enumerate(flat):
+                collector.add(i, row if isinstance(row, dict) else {})
+            columns = {name: pa.array(values, type=pa.string()) for name, values in collector.values.items()}
+            type_errors = {name: np.asarray(flags, dtype=np.bool_) for name, flags in collector.wrong_type.items() if any(flags)}
         rows_no = np.arange(len(owner), dtype=np.int64)
         table, rejects = self.validator.validate(columns, rows_no, type_errors=type_errors)
         bad_rows = np.zeros(len(owner), dtype=np.bool_)

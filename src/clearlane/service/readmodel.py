@@ -23,6 +23,7 @@ Thread safety: the runtime's loop thread is the only writer; readers take the ru
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -343,18 +344,25 @@ class ReadModel:
                 k, s = int(key >> 40), int(key & ((1 << 40) - 1))
                 self.open_trades.setdefault((k, s), []).append(small.take(pa.array(rows)))
         at = int(received[-1])
-        lane_names = _lane_names(table)
-        ev = _trade_columns(table, lane_names, self.pools, pool)
+        pools = self.pools
+        base: list[pa.Table] = []
+
+        def columns() -> pa.Table:
+            if not base:
+                base.append(_trade_columns(table, _lane_names(table), pools, pool))
+            return base[0]
+
         live_rows = np.flatnonzero(live)
         if len(live_rows):
-            sel = ev.take(pa.array(live_rows))
+            sel = columns if len(live_rows) == n else _lazy_take(columns, live_rows)
             for kind in ("trade.received", "trade.routed"):
-                events.append(TradeEvents(kind, seq, at, sel))
+                events.append(TradeEvents(kind, seq, at, sel, len(live_rows)))
             if l2.any():
-                events.append(TradeEvents("trade.batched", seq, at, ev.take(pa.array(np.flatnonzero(l2)))))
+                l2_rows = np.flatnonzero(l2)
+                events.append(TradeEvents("trade.batched", seq, at, _lazy_take(columns, l2_rows), len(l2_rows)))
         if n_rej:
-            rej = ev.take(pa.array(np.flatnonzero(rejected)))
             codes = table.column("reject_code").to_numpy()[rejected]
+            rej = columns().take(pa.array(np.flatnonzero(rejected)))
             why = {r.input_id: r for r in fx.rejects if r.input_id is not None}
             ids = rej.column("trade_id").to_pylist()
             rej = rej.append_column("reject", pa.array([RejectCode(int(x)).slug for x in codes], type=pa.string()))
@@ -451,7 +459,8 @@ class ReadModel:
         batch_id = b["batch_id"]
         self.inflight[batch_id] = InflightBatch(k, s, trades, net_p, net_a, net_minor, received)
         events.append(BatchEvent("batch.closed", seq, cleared_ms, batch_id, self.pools[k], self.batch_view(k, s)))
-        events.append(TradeEvents("trade.cleared", seq, cleared_ms, _batch_trade_columns(trades, batch_id, self.pools[k])))
+        events.append(TradeEvents("trade.cleared", seq, cleared_ms,
+                                  lambda: _batch_trade_columns(trades, batch_id, self.pools[k]), trades.num_rows))
 
     def _batch_transitions(self, fx: Effects, events: list[EventGroup]) -> None:
         for batch_id, event, at_ms, detail in fx.batch_events:
@@ -477,7 +486,7 @@ class ReadModel:
                 events.append(BatchEvent("batch.anchored", fx.seq, at_ms, batch_id, pool_id,
                                          {**self.batch_view(k, s), "anchor": detail}))
                 if flight is not None:
-                    events.append(TradeEvents("trade.anchored", fx.seq, at_ms, _batch_trade_columns(flight.trades, batch_id, pool_id)))
+                    events.append(_batch_events("trade.anchored", fx.seq, at_ms, flight.trades, batch_id, pool_id))
             elif event == "reorged":
                 pb.state[s] = B_CLEARED
                 pb.anchored_ms[s] = -1
@@ -504,7 +513,7 @@ class ReadModel:
                     np.add.at(self.cleared_net[k], (flight.net_p, flight.net_a), -flight.net_minor)
                     np.add.at(self.final_net[k], (flight.net_p, flight.net_a), flight.net_minor)
                     del self.inflight[batch_id]
-                    events.append(TradeEvents("trade.final", fx.seq, at_ms, _batch_trade_columns(flight.trades, batch_id, pool_id)))
+                    events.append(_batch_events("trade.final", fx.seq, at_ms, flight.trades, batch_id, pool_id))
                 events.append(BatchEvent("batch.final", fx.seq, at_ms, batch_id, pool_id, self.batch_view(k, s)))
             elif event == "unwound":
                 was = int(pb.state[s])
@@ -519,7 +528,7 @@ class ReadModel:
                     np.add.at(self.l1_pending, (flight.net_p, flight.net_a), flight.net_minor)
                     del self.inflight[batch_id]
                     self._unwound_trades[batch_id] = flight
-                    events.append(TradeEvents("trade.unwound", fx.seq, at_ms, _batch_trade_columns(flight.trades, batch_id, pool_id)))
+                    events.append(_batch_events("trade.unwound", fx.seq, at_ms, flight.trades, batch_id, pool_id))
                 events.append(BatchEvent("batch.unwound", fx.seq, at_ms, batch_id, pool_id, {**self.batch_view(k, s), "reason": detail}))
 
     def _move(self, k: int, src: str, dst: str, n: int) -> None:
@@ -801,6 +810,10 @@ def _trade_columns(table: pa.Table, lanes: pa.Array, pools: list[str], pool_code
     })
 
 
+def _batch_events(kind: str, seq: int, at_ms: int, trades: pa.Table, batch_id: str, pool: str) -> TradeEvents:
+    return TradeEvents(kind, seq, at_ms, lambda: _batch_trade_columns(trades, batch_id, pool), trades.num_rows)
+
+
 def _batch_trade_columns(trades: pa.Table, batch_id: str, pool: str) -> pa.Table:
     n = trades.num_rows
     return pa.table({
@@ -812,6 +825,10 @@ def _batch_trade_columns(trades: pa.Table, batch_id: str, pool: str) -> pa.Table
         "pool": pa.array([pool] * n, type=pa.string()),
         "batch_id": pa.array([batch_id] * n, type=pa.string()),
     })
+
+
+def _lazy_take(columns: Callable[[], pa.Table], rows: npt.NDArray[np.int64]) -> Callable[[], pa.Table]:
+    return lambda: columns().take(pa.array(rows))
 
 
 def _order_like(trades: pa.Table, ids: pa.ChunkedArray | pa.Array) -> pa.Table:

@@ -34,6 +34,7 @@ from typing import Any, Protocol
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from clearlane.config.model import ClearingConfig, load_config, parse_config
 from clearlane.engine.core import Effects, LogEntry
@@ -115,7 +116,7 @@ class _EventJob:
 
 @dataclass
 class RuntimeOptions:
-    tick_ms: float = 20.0
+    tick_ms: float = 50.0
     chain_poll_ms: int | None = None  # engine ms between base-layer polls (default: block time / 2)
     stats_interval_ms: float = 250.0  # wall ms between coalesced ``stats`` events
     durable: bool = False
@@ -131,6 +132,8 @@ class RuntimeCounters:
     trades_accepted: int = 0
     trades_refused: int = 0
     duplicates: int = 0
+    loop_busy_s: float = 0.0  # wall time inside loop iterations
+    loop_cpu_s: float = 0.0  # CPU time of the loop thread inside them (busy >> cpu: starved or GIL-bound)
     edge_rejects: dict[str, int] = field(default_factory=dict)
     engine_rejects: dict[str, int] = field(default_factory=dict)
 
@@ -298,7 +301,10 @@ class Runtime:
                 if self._trades and since < tick:
                     time.sleep(tick - since)
                 last_step = time.perf_counter()
+                cpu = time.thread_time()
                 self._iteration()
+                self.counters.loop_busy_s += time.perf_counter() - last_step
+                self.counters.loop_cpu_s += time.thread_time() - cpu
         except BaseException as exc:  # the engine may be half-applied: stop taking input
             log.exception("clearing runtime failed")
             self.failed = exc
@@ -313,11 +319,11 @@ class Runtime:
         waits = [self.options.stats_interval_ms / 1000]
         due = self._batch_due_ms()
         if due is not None:
-            waits.append(max(0.0, (due - now) / speed / 1000))
+            waits.append(max(0.0, (due - now) / speed / 1000 + self.options.tick_ms / 1000))
         if self._has_pending_work():
             waits.append(max(0.0, (self._last_chain_ms + self.chain_poll_ms - now) / speed / 1000))
         del engine
-        return max(0.001, min(waits))
+        return max(self.options.tick_ms / 4000, min(waits))
 
     def _batch_due_ms(self) -> int | None:
         engine = self.runner.engine
@@ -439,22 +445,25 @@ class Runtime:
             if table.num_rows == 0:
                 continue
             ids = table.column("flow_id").to_pylist()
-            kinds = table.column("kind").to_pylist()
-            lanes = table.column("lane").to_pylist()
-            pools = table.column("pool").to_pylist()
-            seqs = table.column("batch_seq").to_pylist()
-            states = table.column("state").to_pylist()
-            codes = table.column("reject_code").to_pylist()
-            received = table.column("received_ms").to_pylist()
-            labels = {int(s): s.label for s in TradeState}
+            kinds = table.column("kind").to_numpy().tolist()
+            lanes = _dict_values(table.column("lane"))
+            pools = _dict_values(table.column("pool"))
+            seqs = table.column("batch_seq").to_numpy().tolist()
+            states = table.column("state").to_numpy().tolist()
+            codes = table.column("reject_code").to_numpy().tolist()
+            received = table.column("received_ms").to_numpy().tolist()
+            batch_ids: dict[tuple[str, int], str] = {}
             for i, flow_id in enumerate(ids):
                 pool, seq, st, code = pools[i], seqs[i], states[i], codes[i]
+                batch_id = None
+                if pool is not None and seq >= 0:
+                    batch_id = batch_ids.get((pool, seq))
+                    if batch_id is None:
+                        batch_id = batch_ids[(pool, seq)] = f"{pool}-{seq:08d}"
                 receipt: dict[str, Any] = {
                     "id": flow_id, "kind": "payment" if kinds[i] == 1 else "trade",
-                    "status": "rejected" if st == TradeState.REJECTED else "accepted", "state": labels[st],
-                    "lane": lanes[i], "pool": pool,
-                    "batch_id": f"{pool}-{seq:08d}" if pool is not None and seq >= 0 else None,
-                    "received_at_ms": received[i], "reject": None,
+                    "status": "rejected" if st == _REJECTED else "accepted", "state": _STATE_LABELS[st],
+                    "lane": lanes[i], "pool": pool, "batch_id": batch_id, "received_at_ms": received[i], "reject": None,
                 }
                 if code:
                     rc = RejectCode(code)
@@ -512,8 +521,6 @@ class Runtime:
         if not rows or rows[0]["kind"] != "trades":
             return False
         original = decode_payload("trades", bytes(rows[0]["payload"]))
-        import pyarrow.compute as pc
-
         match = original.filter(pc.equal(original.column("trade_id"), pa.scalar(trade_id, pa.string())))
         if match.num_rows == 0:
             return False
@@ -664,6 +671,18 @@ class Runtime:
 
 
 _EVENT_NS = {"payment": "p", "collateral_deposit": "deposit", "collateral_withdrawal": "withdrawal"}
+_REJECTED = int(TradeState.REJECTED)
+_STATE_LABELS = {int(s): s.label for s in TradeState}
+
+
+def _dict_values(column: pa.ChunkedArray) -> list[Any]:
+    """A (dictionary-encoded) string column as a Python list, decoding each value once."""
+    arr = column.combine_chunks()
+    if not pa.types.is_dictionary(arr.type):
+        return list(arr.to_pylist())
+    names = [*arr.dictionary.to_pylist(), None]
+    codes = pc.fill_null(arr.indices, len(names) - 1).to_numpy(zero_copy_only=False).tolist()
+    return [names[c] for c in codes]
 
 
 def public(receipt: dict[str, Any]) -> dict[str, Any]:
