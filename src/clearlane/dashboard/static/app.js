@@ -318,8 +318,8 @@ pages.participants = {
     const rows = d.items.map((r) => {
       const use = r.buffer_available_usd > 0 ? r.buffer_required_usd / r.buffer_available_usd : 0;
       return `<tr><td>${link.participant(r.id)}</td><td class="opt">${esc(r.kind)}${r.legacy_opt_out ? " · L1 only" : ""}</td>
-        <td class="num">${usd(r.buffer_required_usd)}</td><td class="num">${usd(r.buffer_available_usd)}</td>
-        <td>${bufferBar(use)}</td><td class="num">${pct(r.credit_usage)}</td>
+        <td class="num">${usd(r.buffer_required_usd)}</td><td class="num opt">${usd(r.buffer_available_usd)}</td>
+        <td>${bufferBar(use)}</td><td class="num opt">${pct(r.credit_usage)}</td>
         ${pools.map((x) => `<td class="num opt">${usd(r.pending_owed_usd[x])}</td>`).join("")}<td class="num">${num(r.rejects)}</td></tr>`;
     }).join("");
     const off = Number(p.offset || 0);
@@ -330,7 +330,7 @@ pages.participants = {
       <form class="filters" id="participant-search"><label>Participant id<input name="q" value="${esc(p.q || "")}" placeholder="e.g. MM-" autocomplete="off"></label>
         <label>Sort by<select name="sort">${sorts.map(([k, v]) => `<option value="${k}" ${(p.sort || "usage") === k ? "selected" : ""}>${v}</option>`).join("")}</select></label><button type="submit">Show</button></form>
       <div class="table-wrap"><table id="participants"><thead><tr><th>Participant</th><th class="opt">Kind</th><th class="num" title="Projected Layer-2 net debit of open batches">Buffer required</th>
-        <th class="num" title="Collateral at marks + credit limit">Available</th><th>Required vs available</th><th class="num">Credit used</th>
+        <th class="num opt" title="Collateral at marks + credit limit">Available</th><th>Required vs available</th><th class="num opt">Credit used</th>
         ${pools.map((x) => `<th class="num opt" title="Pending obligations (what it owes) not yet final on ${esc(x)}">Pending ${esc(x)}</th>`).join("")}<th class="num">Rejects</th></tr></thead>
         <tbody>${rows}</tbody></table></div><div class="pager">${pager}</div>`;
   },
