@@ -203,7 +203,7 @@ def _demo_live(day: Any, paths: Any, out: Path, *, duration: float | None, speed
     except (ConfigError, StoreError) as exc:
         raise fail(str(exc)) from None
     console.print(f"[bold green]dashboard live at {demo_run.url}/ui/[/]  (engine clock {speed:g}x; Ctrl-C to stop)")
-    console.print(f"API: {demo_run.url}/docs   stream: {demo_run.url}/v1/dashboard/stream   (demo mode: no API keys)")
+    console.print(f"API: {demo_run.url}/openapi.json   stream: {demo_run.url}/v1/dashboard/stream   (demo mode: no API keys)")
     started = time.monotonic()
     try:
         while duration is None or time.monotonic() - started < duration:
