@@ -1,5 +1,4 @@
-"""A simulated market streamed live into the clearing service (``clearlane demo``), and a runner
-that tells observers about every step (the dashboard benchmark).
+"""A simulated market streamed live into the clearing service (``clearlane demo``).
 
 :class:`RuntimeFeed` is a background thread that plays a generated trading day
 (:mod:`clearlane.sim.generator`) into a running service :class:`~clearlane.service.runtime.Runtime`
@@ -7,10 +6,6 @@ the way a venue would: every tick, the trades executed up to the runtime's (acce
 are submitted and acknowledged; the runtime validates them at the edge, logs, applies and
 publishes them, and moves the simulated base layer on, so batches close, anchor and become final
 live. A small share of rows can be spoiled on purpose (``bad_share``) so the reject path shows.
-
-:class:`ObservedRunner` is the runner with observers: after every committed step it hands the
-step's effects to each observer — used to load a whole benchmark day into the dashboard model
-without the HTTP service in between.
 """
 
 from __future__ import annotations
@@ -22,24 +17,6 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-
-from clearlane.engine.core import Effects, Engine
-from clearlane.runner import Runner
-
-Observer = Callable[[Effects, Engine], None]
-
-
-class ObservedRunner(Runner):
-    """A :class:`~clearlane.runner.Runner` that tells observers about every committed step."""
-
-    observers: list[Observer]
-
-    def submit(self, kind: str, payload: Any, at_ms: int, source_id: str | None = None) -> Effects | None:
-        fx = super().submit(kind, payload, at_ms, source_id)
-        if fx is not None:
-            for observer in getattr(self, "observers", ()):
-                observer(fx, self.engine)
-        return fx
 
 
 class RuntimeFeed:

@@ -21,14 +21,12 @@ from typing import Any
 import uvicorn
 
 from clearlane.dashboard.feed import RuntimeFeed
-from clearlane.dashboard.model import DashboardModel
 
 
 @dataclass
 class LiveDemo:
     app: Any
     runtime: Any
-    model: DashboardModel
     feed: RuntimeFeed
     http: HttpServer
     url: str
@@ -97,7 +95,6 @@ def start_live(directory: Path, config_path: Path, trades: Any, deposits: list[A
         payloads.append(data)
     for i in range(0, len(payloads), 500):
         runtime.submit_events("collateral_deposit", payloads[i: i + 500]).result(timeout=120)
-    model: DashboardModel = runtime.dashboard
-    feed = RuntimeFeed(runtime, trades, tick_s=tick_s, bad_share=bad_share, on_rejects=model.observe_edge_rejects)
+    feed = RuntimeFeed(runtime, trades, tick_s=tick_s, bad_share=bad_share, on_rejects=runtime.tally.edge)
     feed.start()
-    return LiveDemo(app, runtime, model, feed, http, http.url)
+    return LiveDemo(app, runtime, feed, http, http.url)
