@@ -1,16 +1,17 @@
 """Dashboard benchmark: first render of every page with a big day loaded, and live updates under load.
 
-Part 1 (``--trades N``, default 10M): clears a generated day end to end through the runner with
-the dashboard model observing every step (as ``clearlane bench`` does, Parquet in ``--workdir``),
-reports the model's memory and observe time, then serves the dashboard and loads every page in
-headless Chromium (Debian's, via Playwright) ``--repeat`` times in a fresh browser context each
-time; the figure is the page's own ``clearlane:rendered`` mark (navigation start -> the page's
-data rendered), and for the chart pages also the time until the charts are drawn.
+Part 1 (``--trades N``, default 10M): clears a generated day end to end into a database with
+the runner (as ``clearlane bench`` does; Parquet in ``--workdir``), then opens it as
+``clearlane serve`` would (:func:`clearlane.service.server.build`: the runtime replays the log
+into the service's read model), serves it, and loads every page in Debian's headless Chromium
+(Playwright, in a child process) ``--repeat`` times, each in a fresh browser context; the
+figure is the page's own ``clearlane:rendered`` mark (navigation start -> the page's data
+rendered), and for the chart pages also the time until the charts are drawn.
 
-Part 2 (``--live-rate R --live-seconds S``): a fresh engine + model fed R trades a second (in
-steps of R/10 every 100 ms, with the chain observed each step) while the Overview page is open;
-reports the achieved trade rate, the stats events the browser received per second, how many
-re-renders it did, and the lag between an event leaving the server and the browser handling it.
+Part 2 (``--live-rate R --live-seconds S``): the service with the dashboard on a fresh database,
+fed R trades a second (submissions of R/10 every 100 ms, a few in flight) while the Overview page
+is open; reports the achieved rate, the stats events the browser received per second, how often
+it re-rendered, and the lag between an event leaving the server and the page handling it.
 
     .venv/bin/python scripts/bench_dashboard.py --trades 10000000 --workdir bench
     .venv/bin/python scripts/bench_dashboard.py --trades 0 --live-rate 20000 --live-seconds 60
@@ -22,6 +23,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import statistics
 import sys
 import time
@@ -31,9 +33,6 @@ from typing import Any
 import numpy as np
 import psutil
 
-from clearlane.dashboard.api import create_app
-from clearlane.dashboard.feed import ObservedRunner
-from clearlane.dashboard.model import DashboardModel
 from clearlane.dashboard.server import HttpServer
 from clearlane.sim.generator import generate_day
 
@@ -47,32 +46,25 @@ CHARTS = {"latency": "#heatmap[data-plotted='1']", "savings": "#liquidity[data-p
 
 
 def rss_gib() -> float:
-    return psutil.Process().memory_info().rss / 2**30
+    return float(psutil.Process().memory_info().rss / 2**30)
 
 
-def load_day(trades: int, participants: int, assets: int, seed: int, workdir: Path) -> tuple[ObservedRunner, DashboardModel, dict[str, float]]:
+def clear_day(trades: int, participants: int, assets: int, seed: int, workdir: Path) -> tuple[Path, dict[str, float]]:
+    """The day cleared end to end into ``workdir/dashboard-bench.db`` (reused when complete)."""
     from clearlane.ingest import iter_input
+    from clearlane.runner import Runner
 
     day_dir = workdir / f"day-{trades}-{participants}-{assets}-{seed}"
     if not (day_dir / "trades.parquet").exists():
         print(f"generating {trades:,} trades into {day_dir} ...", flush=True)
         generate_day(trades=trades, participants=participants, assets=assets, seed=seed).write(day_dir)
-    db = workdir / "dashboard-bench.db"
+    db = workdir / f"dashboard-bench-{trades}.db"
+    done = workdir / f"dashboard-bench-{trades}.done"
+    if db.exists() and done.exists():
+        return db, {"clear_s": float(done.read_text())}
     for suffix in ("", "-wal", "-shm"):
         Path(str(db) + suffix).unlink(missing_ok=True)
-    runner = ObservedRunner.open(db, day_dir / "config.toml")
-    assert isinstance(runner, ObservedRunner)
-    model = DashboardModel(runner.config)
-    observe_s = 0.0
-
-    def observe(fx: Any, engine: Any) -> None:
-        nonlocal observe_s
-        t0 = time.perf_counter()
-        model.observe(fx, engine)
-        observe_s += time.perf_counter() - t0
-
-    runner.observers = [observe]
-    rss0 = rss_gib()
+    runner = Runner.open(db, day_dir / "config.toml")
     started = time.perf_counter()
     import pyarrow.parquet as pq
 
@@ -82,22 +74,38 @@ def load_day(trades: int, participants: int, assets: int, seed: int, workdir: Pa
     runner.clear_batches(iter_input(day_dir / "trades.parquet", runner.config, chunk_rows=runner.config.trade_chunk_rows_max),
                          source="bench")
     runner.settle_until_quiet()
-    total = time.perf_counter() - started
-    figures = {"clear_s": total, "observe_s": observe_s, "rss_before_gib": rss0, "rss_after_gib": rss_gib(),
-               "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
-               "record_bytes": float(sum(c.table.nbytes for c in model.chunks)), "rows": float(model.rows)}
-    return runner, model, figures
+    runner.close()
+    seconds = time.perf_counter() - started
+    done.write_text(str(seconds))
+    return db, {"clear_s": seconds}
 
 
-def measure_pages(url: str, model: DashboardModel, repeat: int) -> list[dict[str, Any]]:
+def open_service(db: Path) -> tuple[Any, dict[str, float]]:
+    """The service over ``db`` as ``clearlane serve`` opens it (log replayed into the read model)."""
+    from clearlane.service.app import ServiceOptions
+    from clearlane.service.runtime import AcceleratedClock
+    from clearlane.service.server import build
+
+    rss0 = rss_gib()
+    started = time.perf_counter()
+    # speed 1 from the engine's own time (the clock starts where the log ends)
+    app = build(db, None, clock=AcceleratedClock(1.0, 0), service_options=ServiceOptions(auth=False), webhooks=False)
+    return app, {"open_s": time.perf_counter() - started, "rss_before_gib": rss0, "rss_after_gib": rss_gib(),
+                 "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}
+
+
+def measure_pages(url: str, runtime: Any, repeat: int) -> list[dict[str, Any]]:
     """Run the browser in a child process (as a real browser is): the server keeps this one."""
     import multiprocessing
 
-    with model.lock:
-        last = model.chunks[-1]
-        values = {"trade": last.ids[len(last.ids) // 2].as_py(), "oldest": model.chunks[0].ids[0].as_py(),
-                  "batch": model.batch_order[-1], "participant": model.participant_ids[0],
-                  "retail": next(p for p in model.participant_ids if p.startswith("RTL-"))}
+    rm = runtime.rm
+    with runtime.lock:
+        last = rm.chunk_table(rm.n_chunks - 1)
+        first = rm.chunk_table(0)
+        k, s = int(rm.batch_order_pool[rm.n_batches - 1]), int(rm.batch_order_seq[rm.n_batches - 1])
+        values = {"trade": last.column("flow_id")[last.num_rows // 2].as_py(), "oldest": first.column("flow_id")[0].as_py(),
+                  "batch": f"{rm.pools[k]}-{s:08d}", "participant": rm.participant_ids[0],
+                  "retail": next(p for p in rm.participant_ids if p.startswith("RTL-"))}
     ctx = multiprocessing.get_context("spawn")
     with ctx.Pool(1) as pool:
         result: list[dict[str, Any]] = pool.apply(_browse, (url, values, repeat))
@@ -145,7 +153,6 @@ def _browse(url: str, values: dict[str, str], repeat: int) -> list[dict[str, Any
 def live_rate(rate: int, seconds: float, workdir: Path) -> dict[str, Any]:
     """Submit ``rate`` trades/s to the clearing service (runtime + dashboard, as ``clearlane serve``)
     while the Overview page is open in a browser; measure what reaches the browser."""
-    import shutil
 
     from playwright.sync_api import sync_playwright
 
@@ -158,8 +165,8 @@ def live_rate(rate: int, seconds: float, workdir: Path) -> dict[str, Any]:
     directory = workdir / "live-bench"
     shutil.rmtree(directory, ignore_errors=True)
     paths = day.write(directory)
-    first = int(day.trades.column("executed_at")[0].as_py())
-    app = build(directory / "live.db", paths.config, clock=AcceleratedClock(1.0, first),
+    # the wall clock (speed 1 from now): a stats event's clock.now_ms is the server's wall time
+    app = build(directory / "live.db", paths.config, clock=AcceleratedClock(1.0, int(time.time() * 1000)),
                 service_options=ServiceOptions(auth=False), webhooks=False)
     runtime = app.state.runtime
     http = HttpServer(app, "127.0.0.1", 0)
@@ -177,7 +184,7 @@ def live_rate(rate: int, seconds: float, workdir: Path) -> dict[str, Any]:
         page = browser.new_page()
         page.add_init_script("""
             window.__lags = []; window.__events = 0; window.__renders = 0;
-            window.__clearlaneStatsHook = (s) => { window.__events++; window.__lags.push(Date.now() - s.server_ms); };
+            window.__clearlaneStatsHook = (s) => { window.__events++; window.__lags.push(Date.now() - s.clock.now_ms); };
         """)
         page.goto(f"{http.url}/ui/#/overview")
         page.wait_for_function("window.__clearlaneRender !== undefined")
@@ -209,7 +216,7 @@ def live_rate(rate: int, seconds: float, workdir: Path) -> dict[str, Any]:
         renders = page.evaluate("window.__renders")
         shown = page.evaluate("Number(document.querySelector('#kpi-trades .value').textContent.replace(/,/g, ''))")
         browser.close()
-    applied = runtime.dashboard.rows
+    applied = runtime.rm.trades_received
     http.stop()
     return {"target_rate": rate, "achieved_rate": cursor / elapsed, "seconds": elapsed, "steps": steps, "late_steps": late,
             "process_cpu_s": cpu, "events": events, "events_per_s": events / elapsed, "renders": renders,
@@ -232,16 +239,18 @@ def main() -> None:
     args.workdir.mkdir(parents=True, exist_ok=True)
     report: dict[str, Any] = {"machine": f"{os.cpu_count()} cores, Python {sys.version.split()[0]}"}
     if args.trades:
-        runner, model, figures = load_day(args.trades, args.participants, args.assets, args.seed, args.workdir)
-        print(f"loaded {model.rows:,} trades in {figures['clear_s']:.1f} s (model observe {figures['observe_s']:.1f} s); "
-              f"record tables {figures['record_bytes'] / 2**30:.2f} GiB; RSS {figures['rss_after_gib']:.2f} GiB, "
-              f"peak {figures['peak_rss_gib']:.2f} GiB", flush=True)
-        http = HttpServer(create_app(model), "127.0.0.1", 0)
+        db, figures = clear_day(args.trades, args.participants, args.assets, args.seed, args.workdir)
+        app, opened = open_service(db)
+        figures.update(opened)
+        runtime = app.state.runtime
+        http = HttpServer(app, "127.0.0.1", 0)
         http.start()
+        print(f"{runtime.rm.trades_received:,} trades: cleared in {figures['clear_s']:.1f} s; service opened (log replayed into "
+              f"its read model) in {figures['open_s']:.1f} s; RSS {figures['rss_after_gib']:.2f} GiB, peak "
+              f"{figures['peak_rss_gib']:.2f} GiB", flush=True)
         report["load"] = figures
-        report["pages"] = measure_pages(http.url, model, args.repeat)
+        report["pages"] = measure_pages(http.url, runtime, args.repeat)
         http.stop()
-        runner.close()
     if args.live_rate:
         live = live_rate(args.live_rate, args.live_seconds, args.workdir)
         print(json.dumps(live, indent=2))

@@ -425,3 +425,18 @@ def test_demo_serves_and_terminates(tmp_path: Path) -> None:
     assert re.search(r"dashboard live at http://127\.0\.0\.1:\d+/ui/", result.output)
     assert "netting efficiency" in result.output
     shutil.rmtree(tmp_path / "demo", ignore_errors=True)
+
+
+def test_heatmap_percentiles_match_the_read_model() -> None:
+    """The vectorised heatmap cells give the service's own percentile of every histogram."""
+    from clearlane.dashboard.api import grid_percentile_s
+    from clearlane.service.readmodel import hist, percentile
+
+    rng = np.random.default_rng(1)
+    grid = np.stack([np.stack([hist(rng.lognormal(7, 2, size=int(rng.integers(0, 40)))) for _ in range(12)]) for _ in range(4)])
+    for q in (0.5, 0.99):
+        cells = grid_percentile_s(grid, q)
+        for r in range(grid.shape[0]):
+            for j in range(grid.shape[1]):
+                ref = percentile(grid[r, j], q)
+                assert (ref is None and cells[r][j] is None) or abs(cells[r][j] - ref / 1000) < 1e-3

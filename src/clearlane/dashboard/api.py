@@ -41,7 +41,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
 
 from clearlane.service.problems import Problem, ServiceCode, bad_parameter
-from clearlane.service.readmodel import HOPS, H, percentile
+from clearlane.service.readmodel import HOPS, LATENCY_EDGES_MS, H, percentile
 
 if TYPE_CHECKING:
     from clearlane.dashboard.service import DashboardRuntime
@@ -231,8 +231,7 @@ class Views:
                 for name in set(queues) | set(merged):
                     queues.setdefault(name, [0] * j).append(merged.get(name, 0))
             totals = [rm.latency[lk, h] for lk, h, _, _ in rows]
-        p50 = [[_s(percentile(grid[r, j], 0.5)) for j in range(len(starts))] for r in range(len(rows))]
-        p99 = [[_s(percentile(grid[r, j], 0.99)) for j in range(len(starts))] for r in range(len(rows))]
+        p50, p99 = (grid_percentile_s(grid, q) for q in (0.5, 0.99))
         counts = grid.sum(axis=2).tolist()
         overall = [{"lane": lane, "hop": hop, "p50": _s(percentile(t, 0.5)), "p99": _s(percentile(t, 0.99)), "n": int(t.sum())}
                    for (_, _, lane, hop), t in zip(rows, totals, strict=True)]
@@ -249,6 +248,25 @@ class Views:
             for code, n in rt.counters.edge_rejects.items():
                 by_code[code] = by_code.get(code, 0) + n
         return {"by_code": dict(sorted(by_code.items())), "recent": rt.tally.recent_for(None)}
+
+
+def grid_percentile_s(grid: np.ndarray, q: float) -> list[list[float | None]]:
+    """The q-quantile in seconds of every cell of a ``[rows, buckets, bins]`` latency histogram
+    (the read model's bins; linear within a bin, as :func:`clearlane.service.readmodel.percentile`)."""
+    if grid.size == 0:
+        return [[] for _ in range(grid.shape[0])]
+    edges = np.concatenate([[0.0], LATENCY_EDGES_MS])  # bin b spans edges[b] .. edges[b + 1] (the last is open)
+    cum = grid.cumsum(axis=2)
+    total = cum[..., -1]
+    rank = q * total
+    b = np.minimum((cum < rank[..., None]).sum(axis=2), grid.shape[2] - 1)
+    lo = edges[b]
+    hi = np.where(b + 1 < len(edges), edges[np.minimum(b + 1, len(edges) - 1)], lo)
+    before = np.where(b > 0, np.take_along_axis(cum, np.maximum(b - 1, 0)[..., None], axis=2)[..., 0], 0)
+    inside = np.take_along_axis(grid, b[..., None], axis=2)[..., 0]
+    frac = np.clip(np.divide(rank - before, inside, out=np.zeros_like(rank, dtype=np.float64), where=inside > 0), 0, 1)
+    seconds = np.round((lo + (hi - lo) * frac) / 1000.0, 4)
+    return [[None if total[r, j] == 0 else float(seconds[r, j]) for j in range(grid.shape[1])] for r in range(grid.shape[0])]
 
 
 def _s(ms: float | None) -> float | None:
