@@ -390,9 +390,9 @@ pages.batch = {
   title: "Batch",
   async load(p) {
     const id = encodeURIComponent(p.id);
-    const [b, ins, trades, chain] = await Promise.all([get("/v1/batches/" + id), get("/v1/net-instructions" + qs({ batch_id: p.id, limit: 1000 })),
-      get("/v1/trades" + qs({ batch_id: p.id, limit: 100 })), get(API + "/chain")]);
-    return { ...b, instructions: ins.items, trades: trades.items, chain };
+    const [b, ins, chain] = await Promise.all([get("/v1/batches/" + id), get("/v1/net-instructions" + qs({ batch_id: p.id, limit: 1000 })),
+      get(API + "/chain")]);
+    return { ...b, instructions: ins.items, chain };
   },
   render(b) {
     const c = confirmations(b.anchor_height, poolConf(b.pool), b.chain.block_height);
@@ -414,7 +414,18 @@ pages.batch = {
       </dl></div><div class="panel"><h2 style="margin-top:0">Events</h2><ol class="timeline">${events || '<li class="muted">none yet</li>'}</ol></div></div>
       <h2>Net settlement instructions</h2><div class="table-wrap"><table id="instructions"><thead><tr><th>Participant</th><th>Asset</th><th>Direction</th><th class="num">Net amount</th></tr></thead>
         <tbody>${ins || '<tr><td colspan="4" class="muted">None until the batch is cleared.</td></tr>'}</tbody></table></div>
-      <h2>Trades in this batch <span class="hint">(newest ${b.trades.length})</span></h2><div class="table-wrap"><table id="batch-trades"><thead>${tradeHead()}</thead><tbody>${b.trades.map(tradeRow).join("")}</tbody></table></div>`;
+      <h2>Trades in this batch <span class="hint" id="batch-trades-note">(loading…)</span></h2><div class="table-wrap"><table id="batch-trades"><thead>${tradeHead()}</thead><tbody>${state.batchTrades && state.batchTrades.id === b.batch_id ? state.batchTrades.html : ""}</tbody></table></div>`;
+  },
+  // The batch's trades come after the first render (a scan of the trade records of its span).
+  async after(b) {
+    try {
+      const trades = await get("/v1/trades" + qs({ batch_id: b.batch_id, limit: 100 }));
+      const html = trades.items.map(tradeRow).join("");
+      state.batchTrades = { id: b.batch_id, html };
+      const body = document.querySelector("#batch-trades tbody");
+      const note = document.getElementById("batch-trades-note");
+      if (body && note) { body.innerHTML = html; note.textContent = `(newest ${trades.items.length})`; }
+    } catch (e) { /* the rest of the page stands */ }
   },
   live(p, d) { return d && !["final", "unwound"].includes(d.state); },
 };
