@@ -14,10 +14,10 @@ from clearlane.service.runtime import AcceleratedClock, Clock, RealtimeClock, Ru
 
 def build(db: str | Path, config: str | Path | None, *, clock: str = "realtime", speed: float = 1.0,
           runtime_options: RuntimeOptions | None = None, service_options: ServiceOptions | None = None,
-          webhooks: bool = True, webhook_options: Any = None) -> Any:
+          webhooks: bool = True, webhook_options: Any = None, key_dir: str | Path | None = None) -> Any:
     """The app (with its runtime attached, started by the app's lifespan)."""
     chosen: Clock = RealtimeClock() if clock == "realtime" else AcceleratedClock(speed)
-    runtime = Runtime(db, config, clock=chosen, options=runtime_options)
+    runtime = Runtime(db, config, clock=chosen, options=runtime_options, keys=key_dir)
     keys = KeyStore(runtime.store, set(runtime.config.participant_index()))
     extra = []
     hooks = None
