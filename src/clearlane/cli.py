@@ -29,7 +29,18 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help="clearlane â€
 console = Console()
 err = Console(stderr=True)
 
-DbOption = Annotated[Path, typer.Option("--db", help="SQLite database file (created if missing).")]
+DbOption = Annotated[str, typer.Option(
+    "--db", help="SQLite database file (created if missing) or a database URL (postgresql://user@host:port/db).")]
+
+
+def _missing_db(db: str) -> bool:
+    from clearlane.store.sql import is_url
+
+    return not is_url(db) and not Path(db).exists()
+KeysOption = Annotated[
+    Path | None,
+    typer.Option("--keys", help="Signing-key directory (default: <db stem>.keys beside the database; created on first use)."),
+]
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:
@@ -44,7 +55,9 @@ def _progress() -> Progress:
     )
 
 
-def _open_runner(db: Path, config: Path | None, *, create: bool = True) -> Any:
+def _open_runner(db: str | Path, config: Path | None, *, create: bool = True, keys: Path | None = None,
+                 signing: bool = True) -> Any:
+    from clearlane.audit.auditor import AuditError
     from clearlane.runner import Runner
 
     with _progress() as progress:
@@ -54,10 +67,10 @@ def _open_runner(db: Path, config: Path | None, *, create: bool = True) -> Any:
             progress.update(task, completed=done, total=total)
 
         try:
-            return Runner.open(db, config, create=create, progress=on_progress)
+            return Runner.open(db, config, create=create, progress=on_progress, keys=keys, signing=signing)
         except ConfigError as exc:
             raise fail(str(exc)) from None
-        except StoreError as exc:
+        except (StoreError, AuditError) as exc:
             raise fail(str(exc)) from None
 
 
@@ -203,7 +216,7 @@ def _demo_live(day: Any, paths: Any, out: Path, *, duration: float | None, speed
     except (ConfigError, StoreError) as exc:
         raise fail(str(exc)) from None
     console.print(f"[bold green]dashboard live at {demo_run.url}/ui/[/]  (engine clock {speed:g}x; Ctrl-C to stop)")
-    console.print(f"API: {demo_run.url}/openapi.json   stream: {demo_run.url}/v1/dashboard/stream   (demo mode: no API keys)")
+    console.print(f"API: {demo_run.url}/openapi.json   stream: {demo_run.url}/v1/stream?types=stats   (demo mode: no API keys)")
     started = time.monotonic()
     try:
         while duration is None or time.monotonic() - started < duration:
@@ -236,6 +249,8 @@ def _print_badges(runner: Any) -> None:
             console.print(f"  {flow_id}: [bold]{life['badge']}[/]")
     db = runner.store.url.removeprefix("sqlite:///")
     console.print(f"next: clearlane status {sample[0] if sample else 'TRADE_ID'} --db {db}")
+    if sample:
+        console.print(f"      clearlane proof {sample[0]} --db {db}   (then: clearlane verify-proof FILE)")
 
 
 def _sample_trades(runner: Any) -> list[str]:
@@ -257,12 +272,13 @@ def _sample_trades(runner: Any) -> list[str]:
 @app.command()
 def clear(
     file: Annotated[Path, typer.Argument(help="Trades as .csv, .parquet or .jsonl.")],
-    db: DbOption = Path("clearlane.db"),
+    db: DbOption = "clearlane.db",
     config: Annotated[Path | None, typer.Option(help="TOML config (required for a new database).")] = None,
     rejects: Annotated[Path | None, typer.Option(help="Where bad rows go (JSON lines).")] = None,
     chunk_rows: Annotated[int, typer.Option(help="Rows per engine step.")] = 65_536,
     settle: Annotated[bool, typer.Option(help="Advance the base layer until everything is final.")] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    keys: KeysOption = None,
 ) -> None:
     """Clear a file of trades; bad rows go to the rejects file, good rows are applied once."""
     from clearlane.report import summary as make_summary
@@ -271,7 +287,7 @@ def clear(
         raise fail(f"{file}: no such file")
     if chunk_rows <= 0:
         raise fail("--chunk-rows must be positive")
-    runner = _open_runner(db, config)
+    runner = _open_runner(db, config, keys=keys)
     rejects_path = rejects or file.with_name(file.name + ".rejects.jsonl")
     started = time.perf_counter()
     result = _clear_file(runner, file, rejects_path, chunk_rows, settle)
@@ -290,16 +306,20 @@ def clear(
 @app.command()
 def status(
     trade_id: Annotated[str, typer.Argument(help="Trade or payment id.")],
-    db: DbOption = Path("clearlane.db"),
+    db: DbOption = "clearlane.db",
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    schema: Annotated[str | None, typer.Option(help="PostgreSQL schema of a worker partition (clearlane_<partition>).")] = None,
 ) -> None:
     """Show one trade's lifecycle: every transition with its time, both finalities, its badge."""
     from clearlane.report import trade_lifecycle
     from clearlane.store.sql import Store
 
-    if not db.exists():
+    if _missing_db(db):
         raise fail(f"{db}: no such database")
-    store = Store.open(db, create=False)
+    try:
+        store = Store.open(db, create=False, schema=schema)
+    except StoreError as exc:
+        raise fail(str(exc)) from None
     life = trade_lifecycle(store, trade_id)
     store.close()
     if life is None:
@@ -319,22 +339,24 @@ def status(
 
 @app.command()
 def replay(
-    db: DbOption = Path("clearlane.db"),
+    db: DbOption = "clearlane.db",
     into: Annotated[Path | None, typer.Option(help="Fresh database to rebuild into (default: a temp file).")] = None,
 ) -> None:
     """Rebuild the state from the input log into a fresh database and print the state root."""
     from clearlane.engine.core import Engine
     from clearlane.runner import Runner
-    from clearlane.store.sql import Store
+    from clearlane.store.sql import Store, is_url
 
-    if not db.exists():
+    if _missing_db(db):
         raise fail(f"{db}: no such database")
+    if into is None and is_url(db):
+        raise fail("--into is needed to replay a database given by URL")
     source = Store.open(db, create=False)
     state = source.engine_state()
     toml_text = source.get_meta("config_toml")
     if state is None or toml_text is None:
         raise fail(f"{db}: empty database, nothing to replay")
-    target = into or db.with_name(db.stem + ".replay.db")
+    target = into or Path(db).with_name(Path(db).stem + ".replay.db")
     for suffix in ("", "-wal", "-shm"):
         Path(str(target) + suffix).unlink(missing_ok=True)
     import tomllib
@@ -343,19 +365,26 @@ def replay(
 
     config = parse_config(tomllib.loads(toml_text), source=f"{db} (stored config)")
     fresh = Store.open(target)
-    fresh.set_meta("config_toml", toml_text)
-    fresh.set_meta("config_digest", config.digest)
-    genesis = source.get_meta("chain_genesis_ms")
-    if genesis is not None:
-        fresh.set_meta("chain_genesis_ms", genesis)
-    runner = Runner(fresh, config, Engine(config), None)
+    for key in ("config_toml", "config_digest", "chain_genesis_ms", "store_id"):
+        value = source.get_meta(key)
+        if value is not None:
+            fresh.set_meta(key, value)
+    # The replica keeps the source's identity and first key; rotations come back with the log.
+    # It signs nothing (no private key is needed to replay).
+    from clearlane.audit.auditor import Auditor
+    from clearlane.store import audit_tables
+
+    init_keys = [k for k in audit_tables.read_keys(source.engine) if k.action == "init"]
+    with fresh.engine.begin() as conn:
+        for key_record in init_keys:
+            audit_tables.write_key(conn, key_record)
+    auditor = Auditor(config, source.get_meta("store_id") or "0" * 32, init_keys)
+    runner = Runner(fresh, config, Engine(config), None, auditor)
     total = int(state["applied_seq"])
     with _progress() as progress:
         task = progress.add_task("replaying", total=total)
         for stored in source.iter_log():
-            entry = stored.entry
-            fx = runner.engine.apply(entry)
-            fresh.commit_step(entry, stored.payload, stored.source_id, fx, runner.engine.state_root(), runner.engine.now_ms)
+            runner.replay_entry(stored)
             progress.advance(task)
     root = runner.engine.state_root()
     console.print(f"replayed {total:,} log entries into {target}")
@@ -370,11 +399,11 @@ def replay(
 
 @app.command()
 def close(
-    db: DbOption = Path("clearlane.db"),
+    db: DbOption = "clearlane.db",
     day: Annotated[str, typer.Option(help="Business day label, e.g. 2026-11-20.")] = "today",
 ) -> None:
     """End-of-day close: trial balance per lane (participants, L1, each L2 pool, house)."""
-    runner = _open_runner(db, None, create=False)
+    runner = _open_runner(db, None, create=False, signing=False)
     result = runner.engine.ledger.close_day(day, runner.engine.now_ms)
     table = Table("lane", "asset", "accounts", "debit", "credit", "net", "pending debit", "pending credit",
                   title=f"Trial balance â€” {day}")
@@ -395,6 +424,7 @@ def bench(
     assets: Annotated[int, typer.Option()] = 16,
     seed: Annotated[int, typer.Option()] = 42,
     workdir: Annotated[Path, typer.Option(help="Where the Parquet day and database live.")] = Path("bench"),
+    keys: KeysOption = None,
 ) -> None:
     """Benchmark: clear a generated day end to end from Parquet; print trades/s, stages, RSS."""
     from clearlane.report import summary as make_summary
@@ -410,7 +440,7 @@ def bench(
     db = workdir / "bench.db"
     for suffix in ("", "-wal", "-shm"):
         Path(str(db) + suffix).unlink(missing_ok=True)
-    runner = Runner.open(db, day_dir / "config.toml")
+    runner = Runner.open(db, day_dir / "config.toml", keys=keys)
     from clearlane.ingest import iter_input
 
     deposits_file = day_dir / "deposits.jsonl"
@@ -456,10 +486,343 @@ def bench(
     console.print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}")
     runner.close()
 
+# ---------------------------------------------------------------------- audit
+keys_app = typer.Typer(no_args_is_help=True, help="Checkpoint signing keys (Ed25519).")
+app.add_typer(keys_app, name="keys")
+
+
+def _open_store(db: str) -> Any:
+    from clearlane.store.sql import Store
+
+    if _missing_db(db):
+        raise fail(f"{db}: no such database")
+    try:
+        return Store.open(db, create=False)
+    except StoreError as exc:
+        raise fail(str(exc)) from None
+
+
+@keys_app.command("init")
+def keys_init(
+    keys: Annotated[Path, typer.Option("--keys", help="Key directory (created 0700).")] = Path("clearlane.keys"),
+) -> None:
+    """Create the directory's active signing key if it has none; print its id and public key."""
+    from clearlane.audit.keys import KeyStore, KeyStoreError
+
+    store = KeyStore(keys)
+    existed = store.active_id() is not None
+    try:
+        signer = store.ensure_active()
+    except KeyStoreError as exc:
+        raise fail(str(exc)) from None
+    console.print(f"{'active key' if existed else 'created key'} {signer.key_id}")
+    console.print(f"public key {signer.public_key.hex()}  (private key: {keys / (signer.key_id + '.key')}, mode 0600)")
+
+
+@keys_app.command("rotate")
+def keys_rotate(db: DbOption = "clearlane.db", keys: KeysOption = None) -> None:
+    """Replace the store's signing key: a log entry signed by the old and the new key."""
+    from clearlane.audit.auditor import AuditError
+    from clearlane.audit.keys import KeyStore, KeyStoreError
+    from clearlane.runner import default_key_dir
+
+    if _missing_db(db):
+        raise fail(f"{db}: no such database")
+    directory = keys if keys is not None else default_key_dir(db)
+    runner = _open_runner(db, None, create=False, keys=directory)
+    old = runner.auditor.current_key_id
+    try:
+        record = runner.rotate_key(KeyStore(directory))
+    except (AuditError, KeyStoreError) as exc:
+        raise fail(str(exc)) from None
+    finally:
+        runner.close()
+    console.print(f"rotated {old} -> {record.key_id} at log seq {record.log_seq}")
+    console.print(f"the retired key's private file was deleted; its public key still verifies checkpoints "
+                  f"up to log seq {record.log_seq - 1}")
+
+
+@keys_app.command("export")
+def keys_export(
+    db: DbOption = "clearlane.db",
+    out: Annotated[Path | None, typer.Option(help="Write the pin file here (default: print it).")] = None,
+) -> None:
+    """The store's public keys with the log range each signed for (a --pubkeys file)."""
+    from clearlane.audit.keys import public_key_doc
+    from clearlane.store import audit_tables
+
+    store = _open_store(db)
+    records = [{"key_id": k.key_id, "public_key": k.public_key, "log_seq": k.log_seq}
+               for k in audit_tables.read_keys(store.engine)]
+    doc = public_key_doc(store.get_meta("store_id") or "", records)
+    store.close()
+    text_out = json.dumps(doc, indent=1, sort_keys=True) + "\n"
+    if out is None:
+        console.out(text_out, end="")
+    else:
+        out.write_text(text_out)
+        console.print(f"wrote {len(records)} public keys to {out}")
+
+
+@app.command()
+def proof(
+    trade_id: Annotated[str, typer.Argument(help="Trade or payment id.")],
+    db: DbOption = "clearlane.db",
+    out: Annotated[Path | None, typer.Option(help="Proof file (default: proof-<TRADE_ID>.json).")] = None,
+) -> None:
+    """Write a self-contained inclusion proof of one trade (leaf -> batch root -> signed checkpoint)."""
+    from clearlane.evidence.prove import EvidenceError, Prover
+
+    store = _open_store(db)
+    try:
+        data = Prover(store).proof_bytes(trade_id)
+    except EvidenceError as exc:
+        raise fail(str(exc), code=1) from None
+    finally:
+        store.close()
+    target = out or Path(f"proof-{_safe_name(trade_id)}.json")
+    target.write_bytes(data)
+    console.print(f"wrote {target} ({len(data):,} bytes); check it offline with: clearlane verify-proof {target}")
+
+
+def _safe_name(value: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in value)
+
+
+@app.command("verify-proof")
+def verify_proof(
+    file: Annotated[Path, typer.Argument(help="A proof or consistency file.")],
+    pubkeys: Annotated[Path | None, typer.Option(help="Pinned public keys (clearlane keys export).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the verified summary as JSON.")] = False,
+) -> None:
+    """Check a proof (or consistency) file offline, with nothing but the public keys."""
+    from clearlane.audit import verify as v
+
+    if not file.exists():
+        raise fail(f"{file}: no such file")
+    data = file.read_bytes()
+    try:
+        pins = v.load_pubkeys(pubkeys.read_bytes()) if pubkeys is not None else None
+        consistency_doc = b'"format": "clearlane.consistency.v1"' in data
+        result = v.verify_consistency_document(data, pins) if consistency_doc else v.verify_proof_document(data, pins)
+    except v.ProofError as exc:
+        raise fail(f"refused: {exc}", code=1) from None
+    except OSError as exc:
+        raise fail(str(exc)) from None
+    if as_json:
+        console.print_json(json.dumps(result))
+        return
+    if consistency_doc:
+        old, new = result["old"], result["new"]
+        console.print(f"[green]verified[/]: checkpoint at log seq {new['log_seq']} (tree size {new['tree_size']}) "
+                      f"extends the one at log seq {old['log_seq']} (tree size {old['tree_size']})")
+    else:
+        summary = result["summary"]
+        batch = summary["batch"]
+        console.print(f"[green]verified[/]: {summary['trade_id']} is leaf {batch['leaf_index']} of batch "
+                      f"{batch['batch_id']} (root {batch['root'][:16]}..., {batch['flows']} flows), state "
+                      f"{summary['state']}")
+        anchor = summary["anchor"]
+        if anchor is not None:
+            console.print(f"anchored by {anchor['tx_id']} at height {anchor['height']}, "
+                          f"{anchor['confirmations']} confirmations at the checkpoint")
+    console.print(f"trust: {result['trust']}")
+
+
+@app.command()
+def consistency(
+    old: Annotated[int, typer.Argument(help="Earlier checkpoint id.")],
+    new: Annotated[int | None, typer.Argument(help="Later checkpoint id (default: the latest).")] = None,
+    db: DbOption = "clearlane.db",
+    out: Annotated[Path | None, typer.Option(help="Write the consistency file here.")] = None,
+) -> None:
+    """Prove that a later checkpoint extends an earlier one (RFC 9162 consistency proof)."""
+    from clearlane.audit import verify as v
+    from clearlane.evidence.prove import EvidenceError, Prover
+    from clearlane.store import audit_tables
+
+    store = _open_store(db)
+    try:
+        if new is None:
+            latest = audit_tables.latest_checkpoint(store.engine)
+            new = latest[0] if latest is not None else 0
+        doc = Prover(store).consistency(old, new)
+    except EvidenceError as exc:
+        raise fail(str(exc), code=1) from None
+    finally:
+        store.close()
+    data = v.canonical_document(doc)
+    try:
+        result = v.verify_consistency_document(data)
+    except v.ProofError as exc:
+        raise fail(f"the store's own checkpoints are inconsistent: {exc}", code=1) from None
+    if out is not None:
+        out.write_bytes(data)
+        console.print(f"wrote {out}")
+    console.print(f"[green]consistent[/]: checkpoint {new} (tree size {result['new']['tree_size']}, log seq "
+                  f"{result['new']['log_seq']}) extends checkpoint {old} (tree size {result['old']['tree_size']}, "
+                  f"log seq {result['old']['log_seq']}); proof of {len(doc['proof'])} hashes")
+
+
+@app.command()
+def verify(
+    db: DbOption = "clearlane.db",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Walk the whole store: log chain, records, batch roots, nets, ledger, checkpoints; exit 1 on any bad record."""
+    from clearlane.evidence.check import check_store
+
+    store = _open_store(db)
+    started = time.perf_counter()
+    with _progress() as progress:
+        task = progress.add_task("verifying log", total=None)
+        report = check_store(store, progress=lambda done, total: progress.update(task, completed=done, total=total))
+    store.close()
+    elapsed = time.perf_counter() - started
+    if as_json:
+        console.print_json(json.dumps({"ok": report.ok, "problems": [str(p) for p in report.problems],
+                                       "steps": report.steps, "trades": report.trades, "batches": report.batches,
+                                       "records": report.records, "checkpoints": report.checkpoints,
+                                       "notes": report.notes, "seconds": round(elapsed, 3)}))
+    else:
+        for note in report.notes:
+            console.print(f"note: {note}")
+        if report.ok:
+            console.print(f"[green]verified[/] {report.steps:,} log steps, {report.trades:,} trade records, "
+                          f"{report.batches:,} batch roots, {report.records:,} audit records, "
+                          f"{report.checkpoints:,} signed checkpoints in {elapsed:.1f} s")
+    if not report.ok:
+        first = report.problems[0]
+        err.print(f"[bold red]tampered:[/] first bad record: {first}", highlight=False)
+        if len(report.problems) > 1:
+            err.print(f"({len(report.problems) - 1} more problem(s) after it)", highlight=False)
+        raise typer.Exit(1)
+
+
+
+@app.command()
+def dispute(
+    trade_id: Annotated[str, typer.Argument(help="Trade or payment id.")],
+    db: DbOption = "clearlane.db",
+    out: Annotated[Path | None, typer.Option(help="Bundle file (default: dispute-<TRADE_ID>.zip).")] = None,
+) -> None:
+    """Write a dispute bundle: proof, lifecycle, net instructions and the log entries to re-net the batch."""
+    from clearlane.evidence.dispute import build_bundle
+    from clearlane.evidence.prove import EvidenceError
+
+    store = _open_store(db)
+    target = out or Path(f"dispute-{_safe_name(trade_id)}.zip")
+    try:
+        info = build_bundle(store, trade_id, target)
+    except EvidenceError as exc:
+        raise fail(str(exc), code=1) from None
+    finally:
+        store.close()
+    console.print(f"wrote {target}: batch {info['batch_id']} ({info['flows']:,} flows), log entries "
+                  f"{info['first_seq']}..{info['close_seq']} ({info['log_entries']} steps), {info['files']} files")
+    console.print(f"check it: clearlane dispute-check {target}   (or unzip it and run: python renet.py)")
+
+
+@app.command("dispute-check")
+def dispute_check(bundle: Annotated[Path, typer.Argument(help="A dispute bundle (.zip).")]) -> None:
+    """Re-derive, re-hash and re-net a dispute bundle's batch; exit 1 if anything differs."""
+    import zipfile
+
+    from clearlane.evidence.dispute import check_bundle
+    from clearlane.evidence.renet import BundleError
+
+    if not bundle.exists():
+        raise fail(f"{bundle}: no such file")
+    try:
+        done = check_bundle(bundle)
+    except (BundleError, zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
+        raise fail(f"refused: {exc}", code=1) from None
+    for line in done:
+        console.print(f"ok: {line}")
+    console.print("[green]the bundle reproduces the batch's commitment and netting result[/]")
+
+
+@app.command()
+def publish(
+    file: Annotated[Path, typer.Argument(help="Trades (and, in .jsonl, small events) as .csv, .parquet or .jsonl.")],
+    nats_url: Annotated[str, typer.Option("--nats", help="NATS server URL.")] = "nats://127.0.0.1:4222",
+    config: Annotated[Path, typer.Option(help="TOML config: routing rules that pick each trade's pool subject.")] = Path("clearlane.toml"),
+    chunk_rows: Annotated[int, typer.Option(help="Input rows per message (before splitting by pool).")] = 10_000,
+    events_pool: Annotated[str | None, typer.Option(help="Pool whose partition gets the file's small events.")] = None,
+    rejects: Annotated[Path | None, typer.Option(help="Where bad rows go (JSON lines).")] = None,
+) -> None:
+    """Publish a file to NATS JetStream: each trade to clearlane.trades.<pool> of its route."""
+    import asyncio
+
+    from clearlane.bus.messages import BusError
+    from clearlane.bus.publish import publish_file
+    from clearlane.config.model import load_config
+    from clearlane.ingest import IngestError, write_rejects
+
+    if not file.exists():
+        raise fail(f"{file}: no such file")
+    if chunk_rows <= 0:
+        raise fail("--chunk-rows must be positive")
+    try:
+        cfg = load_config(config)
+    except ConfigError as exc:
+        raise fail(str(exc)) from None
+    started = time.perf_counter()
+    try:
+        result = asyncio.run(publish_file(nats_url, file, cfg, chunk_rows=chunk_rows, events_pool=events_pool))
+    except (BusError, IngestError) as exc:
+        raise fail(str(exc)) from None
+    except OSError as exc:
+        raise fail(f"{nats_url}: cannot reach NATS: {exc}") from None
+    rejects_path = rejects or file.with_name(file.name + ".rejects.jsonl")
+    if rejects_path.exists():
+        rejects_path.unlink()
+    written = write_rejects(rejects_path, result.rejects) if result.rejects else 0
+    elapsed = time.perf_counter() - started
+    console.print(f"published {result.trades:,} trades and {result.events:,} events in {result.messages:,} messages "
+                  f"({result.duplicates:,} already stored) in {elapsed:.1f} s; stream seq {result.first_seq}..{result.last_seq}")
+    for subject, count in sorted(result.by_subject.items()):
+        console.print(f"  {subject}: {count:,} messages")
+    if written:
+        console.print(f"[yellow]{written} rejected rows written to {rejects_path}[/]")
+
+
+@app.command()
+def worker(
+    db: DbOption = "clearlane.db",
+    nats_url: Annotated[str, typer.Option("--nats", help="NATS server URL.")] = "nats://127.0.0.1:4222",
+    pools: Annotated[str, typer.Option(help="Comma-separated pool ids (or L1) whose subjects this worker consumes.")] = "",
+    config: Annotated[Path | None, typer.Option(help="TOML config (required for a new partition).")] = None,
+    partition: Annotated[str | None, typer.Option(help="Partition name (default: the pool ids joined by '_').")] = None,
+    fetch_batch: Annotated[int, typer.Option(help="Messages per fetch (acked together after commit).")] = 32,
+    idle_advance_ms: Annotated[int, typer.Option(help="Observe the base layer this often without input (0: never).")] = 1000,
+    idle_exit: Annotated[float, typer.Option(help="Exit after this many seconds without input (0: never).")] = 0.0,
+) -> None:
+    """Consume trades for a group of pools from NATS JetStream, exactly once, into one partition."""
+    from clearlane.bus.messages import BusError
+    from clearlane.bus.worker import LockLost, WorkerOptions, run_worker
+
+    options = WorkerOptions(db=db, nats_url=nats_url, pools=[p for p in pools.split(",") if p], config=config,
+                            partition=partition, fetch_batch=fetch_batch, idle_advance_ms=idle_advance_ms,
+                            idle_exit_s=idle_exit)
+    try:
+        stats = run_worker(options, log=lambda m: err.print(m, highlight=False))
+    except (BusError, ConfigError, StoreError) as exc:
+        raise fail(str(exc)) from None
+    except LockLost as exc:
+        raise fail(str(exc), code=1) from None
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+    wall = time.perf_counter() - stats.started
+    console.print(f"worker done: {stats.messages:,} messages ({stats.skipped:,} redelivered, skipped), "
+                  f"{stats.trades:,} trades in {stats.steps:,} steps, {stats.rejects:,} rejects, "
+                  f"{stats.events_published:,} events published; busy {stats.busy_s:.2f} s of {wall:.2f} s (CPU {stats.busy_cpu_s:.2f} s); "
+                  f"first input at {stats.first_input_at:.3f}, last commit at {stats.last_commit_at:.3f}", highlight=False)
+
 
 @app.command()
 def serve(
-    db: DbOption = Path("clearlane.db"),
+    db: DbOption = "clearlane.db",
     config: Annotated[Path | None, typer.Option(help="TOML config (required for a new database).")] = None,
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
@@ -470,6 +833,7 @@ def serve(
     insecure_no_auth: Annotated[bool, typer.Option("--insecure-no-auth", help="Every request acts as an operator (local development only).")] = False,
     webhooks: Annotated[bool, typer.Option(help="Deliver webhooks.")] = True,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "warning",
+    keys: KeysOption = None,
 ) -> None:
     """Run the engine, its clock and the HTTP API in one process (OpenAPI at /openapi.json)."""
     import uvicorn
@@ -484,13 +848,12 @@ def serve(
         raise fail("--speed must be positive")
     try:
         api = build(db, config, clock=clock, speed=speed, runtime_options=RuntimeOptions(tick_ms=tick_ms, durable=durable),
-                    service_options=ServiceOptions(auth=not insecure_no_auth), webhooks=webhooks)
+                    service_options=ServiceOptions(auth=not insecure_no_auth), webhooks=webhooks, key_dir=keys)
     except ConfigError as exc:
         raise fail(str(exc)) from None
     except StoreError as exc:
         raise fail(str(exc)) from None
-    keys = api.state.keys
-    if not insecure_no_auth and keys.count_active() == 0:
+    if not insecure_no_auth and api.state.keys.count_active() == 0:
         err.print(f"[yellow]no API keys yet:[/] create one with  clearlane apikey create --db {db} --role operator")
     err.print(f"clearlane serving {db} on http://{host}:{port}  (clock {clock}{f' x{speed:g}' if clock == 'accelerated' else ''})")
     err.print(f"settlement dashboard: http://{host}:{port}/ui/  (needs an operator or auditor key)")
@@ -501,11 +864,11 @@ apikey_app = typer.Typer(no_args_is_help=True, help="API keys for clearlane serv
 app.add_typer(apikey_app, name="apikey")
 
 
-def _key_store(db: Path) -> Any:
+def _key_store(db: str) -> Any:
     from clearlane.service.auth import KeyStore
     from clearlane.store.sql import Store
 
-    if not db.exists():
+    if _missing_db(db):
         raise fail(f"{db}: no such database (create it with clearlane serve --config or clearlane clear)")
     store = Store.open(db, create=False)
     participants = None
@@ -521,7 +884,7 @@ def _key_store(db: Path) -> Any:
 
 @apikey_app.command("create")
 def apikey_create(
-    db: DbOption = Path("clearlane.db"),
+    db: DbOption = "clearlane.db",
     role: Annotated[str, typer.Option(help="participant, operator or auditor.")] = "operator",
     participant: Annotated[str | None, typer.Option(help="The participant a participant key acts for.")] = None,
     label: Annotated[str, typer.Option(help="A note (who holds the key).")] = "",
@@ -541,7 +904,7 @@ def apikey_create(
 
 
 @apikey_app.command("list")
-def apikey_list(db: DbOption = Path("clearlane.db")) -> None:
+def apikey_list(db: DbOption = "clearlane.db") -> None:
     """List API keys (ids, roles, participants; never secrets)."""
     keys = _key_store(db)
     table = Table("key id", "role", "participant", "label", "created", "revoked")
@@ -555,7 +918,7 @@ def apikey_list(db: DbOption = Path("clearlane.db")) -> None:
 
 
 @apikey_app.command("revoke")
-def apikey_revoke(key_id: Annotated[str, typer.Argument(help="The key id (not the key).")], db: DbOption = Path("clearlane.db")) -> None:
+def apikey_revoke(key_id: Annotated[str, typer.Argument(help="The key id (not the key).")], db: DbOption = "clearlane.db") -> None:
     """Revoke an API key (takes effect within seconds on a running server)."""
     keys = _key_store(db)
     done = keys.revoke(key_id)

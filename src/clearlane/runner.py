@@ -10,10 +10,18 @@ Restart: the engine is rebuilt by replaying the log, and the simulated chain is 
 replaying the same calls it got the first time (each chain entry's ``advance(at_ms)``, each
 step's submissions) — both are deterministic, so after a ``kill -9`` at any instant the process
 resumes exactly after the last committed step, with nothing lost and nothing applied twice.
+
+Audit: every step also goes through the :class:`~clearlane.audit.auditor.Auditor`, which extends
+the hash chain (input + transition entry; the head is sealed into the engine's state root) and
+the checkpoint tree, and signs a checkpoint with the store's current key (a key directory next
+to the database by default, created on first use). Recovery recomputes the chain, the
+transitions and the audit records from the log and refuses a store whose stored ones differ.
 """
 
 from __future__ import annotations
 
+import os
+import secrets
 import time
 import tomllib
 from collections.abc import Callable, Iterable
@@ -21,15 +29,33 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from clearlane.audit.auditor import AuditError, Auditor, KeyRecord
+from clearlane.audit.hashchain import input_hash
+from clearlane.audit.keys import KeyStore, KeyStoreError
 from clearlane.chain.port import event_to_dict
 from clearlane.chain.simulated import ChainParams, FaultSchedule, SimulatedChain
 from clearlane.config.model import ClearingConfig, ConfigError, load_config, parse_config
 from clearlane.engine.core import Effects, Engine, LogEntry
+from clearlane.store import audit_tables
 from clearlane.store.codec import encode_payload
-from clearlane.store.sql import Store, StoreError, log_hash
+from clearlane.store.sql import Store, StoredEntry, StoreError
 
 ProgressCallback = Callable[[int, int], None]
 StepObserver = Callable[[LogEntry, Effects], None]
+
+
+KEYS_ENV = "CLEARLANE_KEYS"
+
+
+def default_key_dir(db: str | Path) -> Path:
+    """Where a database's signing keys live unless ``--keys`` says otherwise: ``<db stem>.keys``
+    beside a SQLite file; for a database URL ``$CLEARLANE_KEYS``, else ``./clearlane.keys`` (every
+    worker that may own a partition needs the same directory, so set it in deployments)."""
+    text = str(db)
+    if "://" in text:
+        return Path(os.environ.get(KEYS_ENV) or "clearlane.keys")
+    path = Path(text)
+    return path.with_name(path.stem + ".keys")
 
 
 @dataclass
@@ -47,11 +73,13 @@ class StageTimer:
 class Runner:
     """Owns one store, one engine and one base-layer adapter."""
 
-    def __init__(self, store: Store, config: ClearingConfig, engine: Engine, chain: SimulatedChain | None) -> None:
+    def __init__(self, store: Store, config: ClearingConfig, engine: Engine, chain: SimulatedChain | None,
+                 auditor: Auditor | None = None) -> None:
         self.store = store
         self.config = config
         self.engine = engine
         self.chain = chain
+        self.auditor = auditor or Auditor(config, store.get_meta("store_id") or "0" * 32, [])
         self.timer = StageTimer()
         self.last_fx: Effects | None = None
         # Called with every applied step after it is durable (and for every step replayed on
@@ -68,10 +96,19 @@ class Runner:
         create: bool = True,
         progress: ProgressCallback | None = None,
         durable: bool = False,
+        schema: str | None = None,
+        keys: str | Path | None = None,
+        signing: bool = True,
         observer: StepObserver | None = None,
     ) -> Runner:
-        """Open (or create) a database; rebuild engine and chain from its log."""
-        store = Store.open(db, create=create, durable=durable)
+        """Open (or create) a database (a SQLite path or a URL; ``schema``: a PostgreSQL
+        schema of its own); rebuild engine and chain from its log.
+
+        ``keys`` is the signing-key directory (default :func:`default_key_dir`); a store without
+        a key gets the directory's active key (created on first use). ``signing=False`` opens
+        without loading a private key (read-mostly commands); no checkpoint is signed then.
+        """
+        store = Store.open(db, create=create, durable=durable, schema=schema)
         stored_toml = store.get_meta("config_toml")
         if stored_toml is None:
             if config_path is None:
@@ -88,20 +125,67 @@ class Runner:
                         str(config_path), "-",
                         f"differs from the configuration {db} was created with; use a new --db",
                     )
-        runner = cls(store, config, Engine(config), None)
+        store_id = store.get_meta("store_id")
+        if store_id is None:
+            store_id = secrets.token_hex(16)
+            store.set_meta("store_id", store_id)
+        stored_keys = audit_tables.read_keys(store.engine)
+        auditor = Auditor(config, store_id, [k for k in stored_keys if k.action == "init"])
+        runner = cls(store, config, Engine(config), None, auditor)
         runner.observer = observer
         genesis = store.get_meta("chain_genesis_ms")
         if genesis is not None:
             runner.chain = runner._new_chain(int(genesis))
         runner._recover(progress)
+        if [k.key_id for k in auditor.keys] != [k.key_id for k in stored_keys]:
+            raise StoreError(f"{db}: audit_keys does not match the key rotations in the log")
+        if signing:
+            runner._load_signer(KeyStore(keys if keys is not None else default_key_dir(db)))
         if runner.engine.applied_seq:
             runner.checkpoint()
         return runner
 
+    def _load_signer(self, keystore: KeyStore) -> None:
+        auditor = self.auditor
+        try:
+            if auditor.current_key_id is None:
+                record = auditor.init_record(keystore.ensure_active(), self.engine.now_ms)
+                with self.store.engine.begin() as conn:
+                    audit_tables.write_key(conn, record)
+            else:
+                auditor.signer = keystore.load(auditor.current_key_id)
+        except KeyStoreError as exc:
+            raise StoreError(str(exc)) from None
+
+    def rotate_key(self, keystore: KeyStore) -> KeyRecord:
+        """Replace the signing key: a ``key_rotation`` log entry signed by the old and the new key.
+
+        The old key's private file is deleted once the rotation is committed; its public key
+        stays in the store and still verifies the checkpoints it signed.
+        """
+        old = self.auditor.signer
+        if old is None:
+            raise AuditError("no signing key loaded: open the store with its key directory")
+        new = keystore.create()
+        seq, at_ms = self.engine.applied_seq + 1, self.engine.now_ms
+        payload = self.auditor.rotation_payload(new, seq, at_ms)
+        self.auditor.pending_signer = new
+        self.submit("key_rotation", payload, at_ms, f"key-rotation:{new.key_id}")
+        keystore.set_active(new.key_id)
+        keystore.retire(old.key_id)
+        self.checkpoint()
+        return self.auditor.keys[-1]
+
     def checkpoint(self) -> None:
-        """Materialise derived views (ledger balances) from the engine's current state."""
+        """Materialise derived views (ledger balances) from the engine's current state, and sign
+        a checkpoint of the log head if one was committed since the last checkpoint."""
         started = time.perf_counter()
-        self.store.write_balances(self.engine.ledger)
+        self.store.write_balances(self.engine.ledger, self.engine.applied_seq)
+        auditor = self.auditor
+        if auditor.signer is not None and auditor.seq > max(auditor.last_checkpoint_seq, 0):
+            cp = auditor.checkpoint(self.engine.state_root(), self.engine.now_ms, self.engine.tip_height)
+            with self.store.engine.begin() as conn:
+                audit_tables.write_checkpoint(conn, cp)
         self.timer.add("persist", started)
 
     def _new_chain(self, genesis_ms: int) -> SimulatedChain:
@@ -121,15 +205,28 @@ class Runner:
         if state is None:
             return
         total = int(state["applied_seq"])
-        prev = bytes(32)
+        transitions = audit_tables.iter_transitions(self.store.engine, 0, total)
+        record_hashes = audit_tables.read_record_hashes(self.store.engine)
         for stored in self.store.iter_log(0, total):
             entry = stored.entry
-            if stored.prev_hash != prev or log_hash(prev, entry.seq, entry.at_ms, entry.kind, stored.payload) != stored.hash:
+            expected = input_hash(self.auditor.head, entry.seq, entry.at_ms, entry.kind, stored.payload)
+            if stored.prev_hash != self.auditor.head or stored.hash != expected:
                 raise StoreError(f"input log entry {entry.seq} does not match its hash chain")
-            prev = stored.hash
             if entry.kind == "chain" and self.chain is not None:
                 self.chain.advance(entry.at_ms)
             fx = self.engine.apply(entry)
+            try:
+                step = self.auditor.step(entry.seq, entry.at_ms, entry.kind, entry.payload, stored.payload, fx,
+                                         stored.source_id)
+            except AuditError as exc:
+                raise StoreError(str(exc)) from None
+            row = next(transitions, None)
+            if row is None or int(row.seq) != entry.seq or bytes(row.hash) != step.head or bytes(row.body) != step.body:
+                raise StoreError(f"transition entry {entry.seq} differs from the replay of its input")
+            for index, _, digest in step.records:
+                if index >= len(record_hashes) or record_hashes[index] != digest:
+                    raise StoreError(f"audit record {index} differs from the replay of log entry {entry.seq}")
+            self.engine.seal(step.head)
             if self.chain is not None and fx.submissions:
                 self.chain.submit(fx.submissions)
             if self.observer is not None:
@@ -141,6 +238,8 @@ class Runner:
         root = self.engine.state_root()
         if root != state["state_root"]:
             raise StoreError(f"replayed state root {root} differs from the stored {state['state_root']}")
+        latest = audit_tables.latest_checkpoint(self.store.engine)
+        self.auditor.last_checkpoint_seq = -1 if latest is None else latest[1].log_seq
 
     # ------------------------------------------------------------------ steps
     def submit(self, kind: str, payload: Any, at_ms: int, source_id: str | None = None) -> Effects | None:
@@ -153,8 +252,8 @@ class Runner:
         entry = LogEntry(self.engine.applied_seq + 1, at_ms, kind, payload)
         fx = self.engine.apply(entry)
         started = self.timer.add("engine apply", started)
-        self.store.commit_step(entry, payload_bytes, source_id, fx, self.engine.state_root(), self.engine.now_ms)
-        started = self.timer.add("persist", started)
+        self._commit(entry, payload_bytes, source_id, fx)
+        started = time.perf_counter()
         if fx.submissions:
             if self.chain is None:
                 # The chain starts at the first transaction, so an input logged without a
@@ -169,6 +268,26 @@ class Runner:
         self.last_fx = fx
         if self.observer is not None:
             self.observer(entry, fx)
+        return fx
+
+    def _commit(self, entry: LogEntry, payload_bytes: bytes, source_id: str | None, fx: Effects) -> None:
+        """Chain the applied entry, seal its head into the state root, commit everything at once."""
+        started = time.perf_counter()
+        engine = self.engine
+        step = self.auditor.step(entry.seq, entry.at_ms, entry.kind, entry.payload, payload_bytes, fx, source_id)
+        engine.seal(step.head)
+        started = self.timer.add("audit chain", started)
+        root = engine.state_root()
+        started = self.timer.add("state root", started)
+        self.auditor.seal(step, root, engine.now_ms, engine.tip_height)
+        started = self.timer.add("audit chain", started)
+        self.store.commit_step(entry, payload_bytes, source_id, fx, root, engine.now_ms, step)
+        self.timer.add("persist", started)
+
+    def replay_entry(self, stored: StoredEntry) -> Effects:
+        """Apply and commit an entry read from another store's log (``clearlane replay``)."""
+        fx = self.engine.apply(stored.entry)
+        self._commit(stored.entry, stored.payload, stored.source_id, fx)
         return fx
 
     def advance_chain(self, to_ms: int, source_id: str | None = None) -> Effects | None:

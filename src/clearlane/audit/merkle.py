@@ -64,6 +64,7 @@ __all__ = [
     "HashArray",
     "MerkleTree",
     "backend_name",
+    "forest_roots",
     "hash_leaves",
     "merkle_root",
 ]
@@ -447,6 +448,54 @@ def merkle_root(leaf_hashes: HashArray, *, backend: str | None = None) -> bytes:
     while level.shape[0] > 1:
         level = _next_level(level, chosen)
     return _row_bytes(level, 0)
+
+
+def forest_roots(
+    leaf_hashes: HashArray, sizes: Sequence[int] | npt.NDArray[np.integer], *, backend: str | None = None
+) -> HashArray:
+    """RFC 9162 roots of consecutive trees over ``leaf_hashes``: the first ``sizes[0]`` leaves,
+    the next ``sizes[1]``, ... as a (len(sizes), 32) uint8 array (EMPTY_ROOT for a size of 0).
+
+    Each level of every tree is hashed in one backend call, so many small trees (the batches of a
+    step) cost a few kernel calls instead of a few per tree.
+    """
+    level = _check_leaf_hashes(leaf_hashes)
+    counts = np.asarray(sizes, dtype=np.int64)
+    if counts.ndim != 1 or bool(np.any(counts < 0)) or int(counts.sum()) != level.shape[0]:
+        raise ValueError(f"tree sizes must be >= 0 and add up to the {level.shape[0]} leaves")
+    roots = np.empty((counts.shape[0], HASH_SIZE_BYTES), dtype=np.uint8)
+    roots[counts == 0] = np.frombuffer(EMPTY_ROOT, dtype=np.uint8)
+    active = np.flatnonzero(counts > 0)
+    counts = counts[active]
+    keep = np.repeat(np.ones(len(counts), dtype=np.bool_), counts)
+    level = level[keep] if not keep.all() else level
+    chosen = _resolve_backend(backend)
+    while len(active):
+        starts = np.cumsum(counts) - counts
+        done = counts == 1
+        if done.any():
+            roots[active[done]] = level[starts[done]]
+            keep = np.repeat(~done, counts)
+            active, counts = active[~done], counts[~done]
+            level = level[keep]
+            if not len(active):
+                break
+            starts = np.cumsum(counts) - counts
+        pairs = counts // 2
+        odd = counts % 2 == 1
+        local = np.arange(level.shape[0]) - np.repeat(starts, counts)
+        paired = np.ascontiguousarray(level[local < np.repeat(2 * pairs, counts)])
+        n_pairs = int(pairs.sum())
+        hashed = np.empty((n_pairs, HASH_SIZE_BYTES), dtype=np.uint8)
+        chosen.hash_pairs(paired, hashed)
+        new_counts = pairs + odd
+        new_starts = np.cumsum(new_counts) - new_counts
+        nxt = np.empty((int(new_counts.sum()), HASH_SIZE_BYTES), dtype=np.uint8)
+        pair_starts = np.cumsum(pairs) - pairs
+        nxt[np.repeat(new_starts, pairs) + (np.arange(n_pairs) - np.repeat(pair_starts, pairs))] = hashed
+        nxt[new_starts[odd] + pairs[odd]] = level[starts[odd] + counts[odd] - 1]
+        level, counts = nxt, new_counts
+    return roots
 
 
 class MerkleTree:

@@ -194,6 +194,9 @@ class Engine:
         self.chain_seen_ms = 0
         self.final_batch_txs: dict[str, str] = {}
         self.effects_head = hashlib.sha256(b"clearlane.effects.v1|" + config.digest.encode()).digest()
+        # Head of the audit hash chain after the last applied entry (clearlane.audit.hashchain),
+        # set by whoever logs the entries; empty when the engine runs without a log.
+        self.chain_head = b""
 
     # ------------------------------------------------------------------ configuration
     def _install_config(self, config: ClearingConfig) -> None:
@@ -996,6 +999,10 @@ class Engine:
             h.update(str(r).encode())
         self.effects_head = h.digest()
 
+    def seal(self, chain_head: bytes) -> None:
+        """Fold the audit chain head of the entry just applied into :meth:`state_root`."""
+        self.chain_head = chain_head
+
     def state_root(self) -> str:
         """A digest of the whole engine state: equal roots ⇔ equal states (replay check)."""
         h = hashlib.sha256(b"clearlane.state.v1|")
@@ -1007,6 +1014,7 @@ class Engine:
         h.update(self.open_at.tobytes() + self.count.tobytes() + self.seq.tobytes())
         h.update(self.ledger.state_digest())
         h.update(self.effects_head)
+        h.update(self.chain_head)
         h.update(f"|{len(self.seen_flow_ids)}|{len(self.seen_event_ids)}|{sorted(self.pending)}|{sorted(self.l1_groups)}".encode())
         return h.hexdigest()
 
@@ -1026,6 +1034,9 @@ _HANDLERS = {
     "config_change": Engine._apply_config,
     "tick": Engine._apply_tick,
     "chain": Engine._apply_chain,
+    # A signing-key rotation is logged for the audit trail (clearlane.audit.auditor); the
+    # clearing state only sees time pass.
+    "key_rotation": Engine._apply_tick,
 }
 _TRADE_FIELDS = ("-", "buyer", "seller", "symbol", "quantity", "price")
 _PAYMENT_FIELDS = ("-", "payer", "payee", "asset", "amount", "amount")

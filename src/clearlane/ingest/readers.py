@@ -505,6 +505,17 @@ class _EventChecker:
 
 
 def _iter_jsonl(path: Path, validator: TradeValidator, chunk_rows: int, received_at_ms: int | None) -> Iterator[IngestBatch]:
+    try:
+        with _open_binary(path) as raw:
+            yield from jsonl_batches(raw, validator, chunk_rows, received_at_ms)
+    except OSError as exc:
+        raise IngestError(IngestError.UNREADABLE_FILE, f"{path}: {exc}") from None
+
+
+def jsonl_batches(
+    lines: Iterable[bytes], validator: TradeValidator, chunk_rows: int, received_at_ms: int | None
+) -> Iterator[IngestBatch]:
+    """JSON lines (a file's or a bus message's) → batches in line order; lines count from 1."""
     checker = _EventChecker(validator.config)
     trades = _TradeRows()
     events: list[SmallEvent] = []
@@ -522,60 +533,56 @@ def _iter_jsonl(path: Path, validator: TradeValidator, chunk_rows: int, received
         rejects = []
         return batch
 
-    try:
-        with _open_binary(path) as raw:
-            for line_number, line in enumerate(raw, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    obj = json.loads(line)
-                except ValueError as exc:  # JSONDecodeError and invalid UTF-8 alike
-                    rejects.append(Reject(RejectCode.BAD_JSON, "-", f"not valid JSON: {exc}", row=line_number))
-                    continue
-                if not isinstance(obj, dict):
-                    rejects.append(Reject(RejectCode.BAD_JSON, "-", f"not a JSON object: {quote(line.decode('utf-8', 'replace').strip())}", row=line_number))
-                    continue
-                kind = obj.get("type", "trade")
-                if kind == "trade":
-                    if events:
-                        yield flush_events()
-                    version = obj.get("v", 1)
-                    if type(version) is not int or version != 1:
-                        trade_id = obj.get("trade_id")
-                        rejects.append(
-                            Reject(
-                                RejectCode.BAD_SCHEMA_VERSION,
-                                "v",
-                                f"schema version {quote(version)} is not supported (expected 1)",
-                                row=line_number,
-                                input_id=trade_id if isinstance(trade_id, str) and ID_RE.match(trade_id) else None,
-                            )
-                        )
-                        continue
-                    trades.add(line_number, obj)
-                    if len(trades) >= chunk_rows:
-                        yield flush_trades()
-                    continue
-                if not isinstance(kind, str) or kind not in _EVENT_MODELS:
-                    rejects.append(Reject(RejectCode.UNKNOWN_EVENT_TYPE, "type", f"unknown event type {quote(kind)}", row=line_number))
-                    continue
-                if len(trades):
-                    yield flush_trades()
-                try:
-                    event = _EVENT_MODELS[kind].model_validate(obj)
-                except ValidationError as exc:
-                    rejects.append(_event_reject(kind, line_number, obj, exc))
-                    continue
-                event_id = str(getattr(event, _EVENT_ID_FIELD[kind]))
-                problem = checker.check(event, line_number, event_id)
-                if problem is not None:
-                    rejects.append(problem)
-                    continue
-                events.append(event)  # type: ignore[arg-type]
-                if len(events) >= chunk_rows:
-                    yield flush_events()
-    except OSError as exc:
-        raise IngestError(IngestError.UNREADABLE_FILE, f"{path}: {exc}") from None
+    for line_number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except ValueError as exc:  # JSONDecodeError and invalid UTF-8 alike
+            rejects.append(Reject(RejectCode.BAD_JSON, "-", f"not valid JSON: {exc}", row=line_number))
+            continue
+        if not isinstance(obj, dict):
+            rejects.append(Reject(RejectCode.BAD_JSON, "-", f"not a JSON object: {quote(line.decode('utf-8', 'replace').strip())}", row=line_number))
+            continue
+        kind = obj.get("type", "trade")
+        if kind == "trade":
+            if events:
+                yield flush_events()
+            version = obj.get("v", 1)
+            if type(version) is not int or version != 1:
+                trade_id = obj.get("trade_id")
+                rejects.append(
+                    Reject(
+                        RejectCode.BAD_SCHEMA_VERSION,
+                        "v",
+                        f"schema version {quote(version)} is not supported (expected 1)",
+                        row=line_number,
+                        input_id=trade_id if isinstance(trade_id, str) and ID_RE.match(trade_id) else None,
+                    )
+                )
+                continue
+            trades.add(line_number, obj)
+            if len(trades) >= chunk_rows:
+                yield flush_trades()
+            continue
+        if not isinstance(kind, str) or kind not in _EVENT_MODELS:
+            rejects.append(Reject(RejectCode.UNKNOWN_EVENT_TYPE, "type", f"unknown event type {quote(kind)}", row=line_number))
+            continue
+        if len(trades):
+            yield flush_trades()
+        try:
+            event = _EVENT_MODELS[kind].model_validate(obj)
+        except ValidationError as exc:
+            rejects.append(_event_reject(kind, line_number, obj, exc))
+            continue
+        event_id = str(getattr(event, _EVENT_ID_FIELD[kind]))
+        problem = checker.check(event, line_number, event_id)
+        if problem is not None:
+            rejects.append(problem)
+            continue
+        events.append(event)  # type: ignore[arg-type]
+        if len(events) >= chunk_rows:
+            yield flush_events()
     if len(trades):
         yield flush_trades()
     if events or rejects:

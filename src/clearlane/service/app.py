@@ -62,6 +62,11 @@ _PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
+def _problem_doc(description: str) -> dict[str, Any]:
+    return {"description": description,
+            "content": {PROBLEM_MEDIA: {"schema": {"$ref": "#/components/schemas/ProblemOut"}}}}
+
+
 def _roles(*roles: str) -> dict[str, Any]:
     return {"x-roles": list(roles)}
 
@@ -224,7 +229,7 @@ def create_app(runtime: Runtime, keys: KeyStore, *, options: ServiceOptions | No
         if not items:
             raise Problem.service(ServiceCode.BAD_BODY, 422, f"{key} is empty", field=key, reason="at least one item")
         if len(items) > limit:
-            raise Problem.service(ServiceCode.TOO_LARGE, 413, f"at most {limit} {key} per request", field=key,
+            raise Problem.service(ServiceCode.TOO_LARGE, 422, f"at most {limit} {key} per request", field=key,
                                   reason=f"more than {limit} items")
         for i, item in enumerate(items):
             if not isinstance(item, dict):
@@ -254,7 +259,7 @@ def create_app(runtime: Runtime, keys: KeyStore, *, options: ServiceOptions | No
     @app.post("/v1/trades", response_model=sc.Receipt, status_code=201, tags=["trades"],
               openapi_extra={**_roles(*SUBMITTERS), **body_doc(sc.TradeIn)},
               responses={200: {"model": sc.Receipt, "description": "The id was submitted before: its current record"},
-                         409: {"model": sc.ProblemOut, "description": "Same id, different content (id_conflict)"}})
+                         409: _problem_doc("Same id, different content (id_conflict)")})
     async def submit_trade(request: Request, principal: Submitter) -> Response:
         data = await json_body(request)
         if not isinstance(data, dict):
@@ -268,7 +273,7 @@ def create_app(runtime: Runtime, keys: KeyStore, *, options: ServiceOptions | No
 
     @app.post("/v1/trades/batch", response_model=sc.BatchReceipt, tags=["trades"],
               openapi_extra={**_roles(*SUBMITTERS), **body_doc(sc.TradeBatchIn)},
-              responses={413: {"model": sc.ProblemOut, "description": "More than 10,000 trades"}})
+              responses={413: _problem_doc("Body larger than 16 MiB")})
     async def submit_trades(request: Request, principal: Submitter) -> Response:
         rows = items_of(await json_body(request), "trades", 10_000)
         forbid_foreign(principal, rows, ("buyer", "seller"), "trades")

@@ -161,7 +161,7 @@ class Runtime:
     :meth:`stop`; submit with :meth:`submit_trades` / :meth:`submit_events` (thread-safe)."""
 
     def __init__(self, db: str | Path, config_path: str | Path | None = None, *, clock: Clock | None = None,
-                 options: RuntimeOptions | None = None) -> None:
+                 options: RuntimeOptions | None = None, keys: str | Path | None = None) -> None:
         self.options = options or RuntimeOptions()
         self.bus = EventBus()
         self.lock = threading.RLock()
@@ -175,7 +175,7 @@ class Runtime:
             self.readmodel = ReadModel(config, None, cache_rows=self.options.cache_rows,  # type: ignore[arg-type]
                                        bucket_ms=self.options.bucket_ms)
         self._live = False
-        self.runner = Runner.open(db, config_path, durable=self.options.durable, observer=self._observe)
+        self.runner = Runner.open(db, config_path, durable=self.options.durable, keys=keys, observer=self._observe)
         if self.readmodel is None:  # pragma: no cover - resolve_config mirrors Runner.open
             raise RuntimeError("configuration could not be resolved")
         self.readmodel.store = self.runner.store

@@ -14,7 +14,8 @@ from clearlane.service.runtime import AcceleratedClock, Clock, RealtimeClock, Ru
 
 def build(db: str | Path, config: str | Path | None, *, clock: str | Clock = "realtime", speed: float = 1.0,
           runtime_options: RuntimeOptions | None = None, service_options: ServiceOptions | None = None,
-          webhooks: bool = True, webhook_options: Any = None, dashboard: bool = True) -> Any:
+          webhooks: bool = True, webhook_options: Any = None, key_dir: str | Path | None = None,
+          dashboard: bool = True) -> Any:
     """The app (with its runtime attached, started by the app's lifespan); ``dashboard`` adds the
     settlement dashboard (:mod:`clearlane.dashboard`) at /ui/."""
     if isinstance(clock, str):
@@ -25,11 +26,11 @@ def build(db: str | Path, config: str | Path | None, *, clock: str | Clock = "re
     if dashboard:
         from clearlane.dashboard.service import DashboardRuntime, install
 
-        with_dashboard = DashboardRuntime(db, config, clock=chosen, options=runtime_options)
+        with_dashboard = DashboardRuntime(db, config, clock=chosen, options=runtime_options, keys=key_dir)
         extra.append(install(with_dashboard))
         runtime: Runtime = with_dashboard
     else:
-        runtime = Runtime(db, config, clock=chosen, options=runtime_options)
+        runtime = Runtime(db, config, clock=chosen, options=runtime_options, keys=key_dir)
     keys = KeyStore(runtime.store, set(runtime.config.participant_index()))
     hooks = None
     if webhooks:

@@ -119,7 +119,10 @@ def lifecycle(rt: Runtime, flow_id: str, principal: Principal, kind: int | None 
     reject = None
     if code:
         rc = RejectCode(code)
-        reject = {"code": code, "error": rc.slug, "field": "-", "reason": rc.slug}
+        why = rt.store.rows("SELECT field, reason FROM rejects WHERE input_id = :i AND code = :c ORDER BY id DESC LIMIT 1",
+                            i=flow_id, c=code)
+        reject = {"code": code, "error": rc.slug, "field": why[0]["field"] if why else "-",
+                  "reason": why[0]["reason"] if why else rc.slug}
     anchor = life.get("anchor")
     return {
         "id": life["id"],

@@ -9,15 +9,11 @@ from typing import Any
 import pyarrow as pa
 
 _IPC_OPTIONS = pa.ipc.IpcWriteOptions(compression="lz4")
-# IPC compression works buffer by buffer (an LZ4 frame each): ~0.3-1 ms for a table of a few
-# hundred rows, 15-40x the cost of writing it plain. Small tables (the service's steps) are
-# written plain; the readers accept both.
-COMPRESS_MIN_BYTES = 1 << 20
 
 
 def write_table(table: pa.Table, *, compress: bool = True) -> bytes:
     sink = pa.BufferOutputStream()
-    options = _IPC_OPTIONS if compress and table.nbytes >= COMPRESS_MIN_BYTES else pa.ipc.IpcWriteOptions()
+    options = _IPC_OPTIONS if compress else pa.ipc.IpcWriteOptions()
     with pa.ipc.new_stream(sink, table.schema, options=options) as writer:
         writer.write_table(table)
     return bytes(sink.getvalue())

@@ -129,6 +129,12 @@ def upgrade() -> None:
         sa.Column("kind", sa.Text, nullable=False),
         sa.Column("payload", sa.LargeBinary, nullable=False),
     )
+    if op.get_bind().dialect.name == "postgresql":
+        # These blobs are LZ4-compressed Arrow IPC already: PostgreSQL's own TOAST compression
+        # (pglz) would spend CPU for nothing on every write, so they are stored as they are.
+        for table, column in (("input_log", "payload"), ("trade_chunks", "blob"), ("batches", "detail"),
+                              ("batches", "net"), ("l1_groups", "blob")):
+            op.execute(f"ALTER TABLE {table} ALTER COLUMN {column} SET STORAGE EXTERNAL")
 
 
 def downgrade() -> None:
