@@ -313,7 +313,6 @@ class Runtime:
     def _wait_seconds(self) -> float:
         if self._trades or self._events:
             return 0.0
-        engine = self.runner.engine
         speed = self.clock.speed
         now = self.clock.now_ms()
         waits = [self.options.stats_interval_ms / 1000]
@@ -322,7 +321,6 @@ class Runtime:
             waits.append(max(0.0, (due - now) / speed / 1000 + self.options.tick_ms / 1000))
         if self._has_pending_work():
             waits.append(max(0.0, (self._last_chain_ms + self.chain_poll_ms - now) / speed / 1000))
-        del engine
         return max(self.options.tick_ms / 4000, min(waits))
 
     def _batch_due_ms(self) -> int | None:

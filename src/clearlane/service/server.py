@@ -38,6 +38,8 @@ def build(db: str | Path, config: str | Path | None, *, clock: str | Clock = "re
 
         hooks = WebhookService(runtime, webhook_options)
         extra.append(hooks.routes)
+    else:
+        runtime.replay_tail = []  # nobody will deliver them
     from clearlane.service.metrics import Metrics
 
     metrics = Metrics(runtime, hooks)

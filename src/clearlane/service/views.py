@@ -454,23 +454,23 @@ def participant_positions(rt: Runtime, participant: str) -> dict[str, Any] | Non
     return {"participant": participant, "as_of_ms": now, "positions": positions, "balances": balances}
 
 
-def _participant_range(rt: Runtime, principal: Principal, participant: str | None, cursor: str | None) -> tuple[list[int], int]:
+def _participant_range(rt: Runtime, principal: Principal, participant: str | None, cursor: str | None) -> list[int]:
+    """Participant indices a page may cover, from the cursor on (a participant key: itself)."""
     rm = rt.rm
     if not principal.reads_all:
         if participant is not None and participant != principal.participant:
-            return [], 0
+            return []
         participant = principal.participant
     if participant is not None:
         p = rm.participant_lookup.get(participant)
-        return ([] if p is None else [p]), 0
+        return [] if p is None else [p]
     pos = decode_cursor(cursor, "p")
-    start = 0 if pos is None else pos["p"]
-    return list(range(start, len(rt.config.participants))), start
+    return list(range(0 if pos is None else pos["p"], len(rt.config.participants)))
 
 
 def position_page(rt: Runtime, principal: Principal, *, limit: int, cursor: str | None, participant: str | None,
                   lane: str | None, asset: str | None) -> dict[str, Any]:
-    ps, _ = _participant_range(rt, principal, participant, cursor)
+    ps = _participant_range(rt, principal, participant, cursor)
     items: list[dict[str, Any]] = []
     next_cursor = None
     with rt.lock:
@@ -485,7 +485,7 @@ def position_page(rt: Runtime, principal: Principal, *, limit: int, cursor: str 
 
 
 def liquidity_page(rt: Runtime, principal: Principal, *, limit: int, cursor: str | None, participant: str | None) -> dict[str, Any]:
-    ps, _ = _participant_range(rt, principal, participant, cursor)
+    ps = _participant_range(rt, principal, participant, cursor)
     cfg = rt.config
     items = []
     next_cursor = None
