@@ -152,18 +152,34 @@ def demo(
     assets: Annotated[int, typer.Option(help="Assets (USD first).")] = 8,
     seed: Annotated[int, typer.Option(help="Seed of the generated day.")] = 7,
     out: Annotated[Path, typer.Option(help="Directory for the day's files and database.")] = Path("clearlane-demo"),
+    serve: Annotated[bool | None, typer.Option(
+        "--serve/--no-serve",
+        help="Stream the day live into the dashboard (default when run in a terminal) or clear it at full speed and exit.",
+    )] = None,
+    duration: Annotated[float | None, typer.Option(help="With --serve: stop after this many seconds (default: run until Ctrl-C).")] = None,
+    speed: Annotated[float, typer.Option(help="With --serve: engine seconds per wall-clock second.")] = 60.0,
+    start: Annotated[str, typer.Option(help="With --serve: UTC time of day the stream starts at (HH:MM).")] = "07:00",
+    host: Annotated[str, typer.Option(help="With --serve: address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="With --serve: port (0 picks a free one).")] = 8000,
 ) -> None:
-    """Generate a realistic trading day, clear it end to end and print the summary."""
+    """Generate a realistic trading day and clear it: live into the dashboard, or at full speed with a summary."""
     from clearlane.report import summary as make_summary
-    from clearlane.report import trade_lifecycle
     from clearlane.sim.generator import generate_day
 
+    live = sys.stdout.isatty() if serve is None else serve
+    if speed <= 0:
+        raise fail("--speed must be positive")
+    if duration is not None and duration <= 0:
+        raise fail("--duration must be positive")
     started = time.perf_counter()
     console.print(f"[bold]clearlane demo[/] — generating {trades:,} trades, {participants:,} participants, {assets} assets (seed {seed})")
     day = generate_day(trades=trades, participants=participants, assets=assets, seed=seed)
     if out.exists():
         shutil.rmtree(out)
     paths = day.write(out)
+    if live:
+        _demo_live(day, paths, out, duration=duration, speed=speed, start=start, host=host, port=port)
+        return
     runner = _open_runner(out / "clearlane.db", paths.config)
     first_ms = int(day.trades.column("executed_at")[0].as_py()) if day.trades.num_rows else 0
     for deposit in day.deposits:
@@ -175,16 +191,66 @@ def demo(
     summary = make_summary(runner.engine)
     elapsed = time.perf_counter() - started
     _print_summary(summary, f"Cleared {trades:,} trades in {elapsed:.1f} s")
+    _print_badges(runner)
+    console.print(f"rejects: {result['rejects']} (see {out / 'rejects.jsonl'})  database: {out / 'clearlane.db'}")
+    runner.close()
+
+
+def _demo_live(day: Any, paths: Any, out: Path, *, duration: float | None, speed: float, start: str, host: str, port: int) -> None:
+    """Stream the generated day into the engine at ``speed``x and serve the dashboard until stopped."""
+    import re
+
+    from clearlane.dashboard.server import start_live
+    from clearlane.report import summary as make_summary
+
+    match = re.fullmatch(r"([01]?\d|2[0-3]):([0-5]\d)", start)
+    if match is None:
+        raise fail(f"--start: expected HH:MM (UTC), got {start!r}")
+    first_ms = int(day.trades.column("executed_at")[0].as_py()) if day.trades.num_rows else 0
+    day_start = first_ms - first_ms % 86_400_000
+    start_ms = max(first_ms, day_start + (int(match.group(1)) * 60 + int(match.group(2))) * 60_000)
+    try:
+        demo_run = start_live(out, paths.config, day.trades, day.deposits, speed=speed, start_ms=start_ms, host=host, port=port)
+    except OSError as exc:
+        raise fail(f"cannot listen on {host}:{port}: {exc.strerror or exc} (try --port 0)") from None
+    except (ConfigError, StoreError) as exc:
+        raise fail(str(exc)) from None
+    console.print(f"[bold green]dashboard live at {demo_run.url}/ui/[/]  (engine clock {speed:g}x; Ctrl-C to stop)")
+    console.print(f"API: {demo_run.url}/openapi.json   stream: {demo_run.url}/v1/stream?types=stats   (demo mode: no API keys)")
+    started = time.monotonic()
+    try:
+        while duration is None or time.monotonic() - started < duration:
+            if demo_run.feed.error is not None:
+                raise fail(f"market feed stopped: {demo_run.feed.error}")
+            if not demo_run.runtime.healthy:
+                raise fail(f"clearing runtime stopped: {demo_run.runtime.failed}")
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        console.print("stopping ...")
+    finally:
+        demo_run.feed.stop()
+        runtime = demo_run.runtime
+        with runtime.lock:
+            summary = make_summary(runtime.runner.engine)
+            _print_summary(summary, f"Streamed {demo_run.feed.applied:,} trades in {time.monotonic() - started:.1f} s "
+                                    f"(engine clock {speed:g}x)")
+            _print_badges(runtime.runner)
+        demo_run.http.stop()
+    console.print(f"database: {out / 'clearlane.db'}")
+
+
+def _print_badges(runner: Any) -> None:
+    from clearlane.report import trade_lifecycle
+
     sample = _sample_trades(runner)
     for flow_id in sample:
         life = trade_lifecycle(runner.store, flow_id)
         if life is not None:
             console.print(f"  {flow_id}: [bold]{life['badge']}[/]")
-    console.print(f"rejects: {result['rejects']} (see {out / 'rejects.jsonl'})  database: {out / 'clearlane.db'}")
-    console.print(f"next: clearlane status {sample[0] if sample else 'TRADE_ID'} --db {out / 'clearlane.db'}")
+    db = runner.store.url.removeprefix("sqlite:///")
+    console.print(f"next: clearlane status {sample[0] if sample else 'TRADE_ID'} --db {db}")
     if sample:
-        console.print(f"      clearlane proof {sample[0]} --db {out / 'clearlane.db'}   (then: clearlane verify-proof FILE)")
-    runner.close()
+        console.print(f"      clearlane proof {sample[0]} --db {db}   (then: clearlane verify-proof FILE)")
 
 
 def _sample_trades(runner: Any) -> list[str]:
@@ -762,6 +828,114 @@ def worker(
                   f"{stats.trades:,} trades in {stats.steps:,} steps, {stats.rejects:,} rejects, "
                   f"{stats.events_published:,} events published; busy {stats.busy_s:.2f} s of {wall:.2f} s (CPU {stats.busy_cpu_s:.2f} s); "
                   f"first input at {stats.first_input_at:.3f}, last commit at {stats.last_commit_at:.3f}", highlight=False)
+
+
+@app.command()
+def serve(
+    db: DbOption = "clearlane.db",
+    config: Annotated[Path | None, typer.Option(help="TOML config (required for a new database).")] = None,
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    clock: Annotated[str, typer.Option(help="realtime (wall clock) or accelerated (engine time runs --speed times faster).")] = "realtime",
+    speed: Annotated[float, typer.Option(help="Engine ms per wall ms with --clock accelerated.")] = 60.0,
+    tick_ms: Annotated[float, typer.Option(help="Wall ms the loop waits to gather submissions into one step.")] = 50.0,
+    durable: Annotated[bool, typer.Option(help="fsync every step (survives power loss, slower).")] = False,
+    insecure_no_auth: Annotated[bool, typer.Option("--insecure-no-auth", help="Every request acts as an operator (local development only).")] = False,
+    webhooks: Annotated[bool, typer.Option(help="Deliver webhooks.")] = True,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "warning",
+    keys: KeysOption = None,
+) -> None:
+    """Run the engine, its clock and the HTTP API in one process (OpenAPI at /openapi.json)."""
+    import uvicorn
+
+    from clearlane.service.app import ServiceOptions
+    from clearlane.service.runtime import RuntimeOptions
+    from clearlane.service.server import build
+
+    if clock not in ("realtime", "accelerated"):
+        raise fail("--clock must be realtime or accelerated")
+    if speed <= 0:
+        raise fail("--speed must be positive")
+    try:
+        api = build(db, config, clock=clock, speed=speed, runtime_options=RuntimeOptions(tick_ms=tick_ms, durable=durable),
+                    service_options=ServiceOptions(auth=not insecure_no_auth), webhooks=webhooks, key_dir=keys)
+    except ConfigError as exc:
+        raise fail(str(exc)) from None
+    except StoreError as exc:
+        raise fail(str(exc)) from None
+    if not insecure_no_auth and api.state.keys.count_active() == 0:
+        err.print(f"[yellow]no API keys yet:[/] create one with  clearlane apikey create --db {db} --role operator")
+    err.print(f"clearlane serving {db} on http://{host}:{port}  (clock {clock}{f' x{speed:g}' if clock == 'accelerated' else ''})")
+    err.print(f"settlement dashboard: http://{host}:{port}/ui/  (needs an operator or auditor key)")
+    uvicorn.run(api, host=host, port=port, log_level=log_level, access_log=False)
+
+
+apikey_app = typer.Typer(no_args_is_help=True, help="API keys for clearlane serve (stored hashed; shown once).")
+app.add_typer(apikey_app, name="apikey")
+
+
+def _key_store(db: str) -> Any:
+    from clearlane.service.auth import KeyStore
+    from clearlane.store.sql import Store
+
+    if _missing_db(db):
+        raise fail(f"{db}: no such database (create it with clearlane serve --config or clearlane clear)")
+    store = Store.open(db, create=False)
+    participants = None
+    toml_text = store.get_meta("config_toml")
+    if toml_text is not None:
+        import tomllib
+
+        from clearlane.config.model import parse_config
+
+        participants = set(parse_config(tomllib.loads(toml_text), source=str(db)).participant_index())
+    return KeyStore(store, participants)
+
+
+@apikey_app.command("create")
+def apikey_create(
+    db: DbOption = "clearlane.db",
+    role: Annotated[str, typer.Option(help="participant, operator or auditor.")] = "operator",
+    participant: Annotated[str | None, typer.Option(help="The participant a participant key acts for.")] = None,
+    label: Annotated[str, typer.Option(help="A note (who holds the key).")] = "",
+) -> None:
+    """Create an API key and print it (once: only its hash is stored)."""
+    from clearlane.service.auth import KeyError_
+
+    keys = _key_store(db)
+    try:
+        principal, token = keys.create(role, participant, label)
+    except KeyError_ as exc:
+        raise fail(str(exc)) from None
+    finally:
+        keys.store.close()
+    err.print(f"created {principal.role} key {principal.key_id}" + (f" for {participant}" if participant else ""))
+    print(token)
+
+
+@apikey_app.command("list")
+def apikey_list(db: DbOption = "clearlane.db") -> None:
+    """List API keys (ids, roles, participants; never secrets)."""
+    keys = _key_store(db)
+    table = Table("key id", "role", "participant", "label", "created", "revoked")
+    from clearlane.report import iso
+
+    for row in keys.list():
+        table.add_row(row["key_id"], row["role"], row["participant"] or "-", row["label"] or "",
+                      iso(int(row["created_ms"])) or "-", iso(row["revoked_ms"]) or "-")
+    keys.store.close()
+    console.print(table)
+
+
+@apikey_app.command("revoke")
+def apikey_revoke(key_id: Annotated[str, typer.Argument(help="The key id (not the key).")], db: DbOption = "clearlane.db") -> None:
+    """Revoke an API key (takes effect within seconds on a running server)."""
+    keys = _key_store(db)
+    done = keys.revoke(key_id)
+    keys.store.close()
+    if not done:
+        raise fail(f"no active key {key_id!r}", code=1)
+    console.print(f"revoked {key_id}")
 
 
 def main() -> None:

@@ -4,7 +4,7 @@ summary of a cleared day (trades per lane, netting efficiency, liquidity saved, 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pyarrow.compute as pc
@@ -33,7 +33,16 @@ def _since(ms: int, origin: int) -> str:
     return f"T+{(ms - origin) / 1000:.1f}s"
 
 
-def trade_lifecycle(store: Store, flow_id: str) -> dict[str, Any] | None:
+class TradeSource(Protocol):
+    """Where a lifecycle is read from: the store, or the service's in-memory read model."""
+
+    def find_trade(self, flow_id: str) -> dict[str, Any] | None: ...
+    def batch(self, batch_id: str) -> dict[str, Any] | None: ...
+    def l1_group(self, group_id: str) -> dict[str, Any] | None: ...
+    def l1_group_for_batch(self, batch_id: str) -> dict[str, Any] | None: ...
+
+
+def trade_lifecycle(store: Store | TradeSource, flow_id: str) -> dict[str, Any] | None:
     """Everything known about one trade or payment, assembled from the stored records."""
     record = store.find_trade(flow_id)
     if record is None:

@@ -55,6 +55,7 @@ from clearlane.store.sql import Store, StoredEntry, StoreError
 from clearlane.store.writer import PendingStep, StepWriter
 
 ProgressCallback = Callable[[int, int], None]
+StepObserver = Callable[[LogEntry, Effects], None]
 
 
 KEYS_ENV = "CLEARLANE_KEYS"
@@ -116,6 +117,11 @@ class Runner:
         self._inflight_sources: set[str] = set()
         # clear_batches loads the source ids under its prefix once instead of one query a step.
         self._known_sources: tuple[str, set[str]] | None = None
+        # Called with every applied step after it is durable (and for every step replayed on
+        # open), so read models and event publishers see exactly the committed history. Pipelined,
+        # steps wait here until the writer has committed them (always called on this thread).
+        self.observer: StepObserver | None = None
+        self._unobserved: deque[tuple[LogEntry, Effects]] = deque()
 
     # ------------------------------------------------------------------ open
     @classmethod
@@ -130,6 +136,7 @@ class Runner:
         schema: str | None = None,
         keys: str | Path | None = None,
         signing: bool = True,
+        observer: StepObserver | None = None,
     ) -> Runner:
         """Open (or create) a database (a SQLite path or a URL; ``schema``: a PostgreSQL
         schema of its own); rebuild engine and chain from its log.
@@ -162,6 +169,7 @@ class Runner:
         stored_keys = audit_tables.read_keys(store.engine)
         auditor = Auditor(config, store_id, [k for k in stored_keys if k.action == "init"])
         runner = cls(store, config, Engine(config), None, auditor)
+        runner.observer = observer
         genesis = store.get_meta("chain_genesis_ms")
         if genesis is not None:
             runner.chain = runner._new_chain(int(genesis))
@@ -212,6 +220,7 @@ class Runner:
         if self.writer is not None:
             self.writer.wait_committed(self.engine.applied_seq)
             self.engine.seal(self.auditor.head)
+            self._deliver()
         self.store.write_balances(self.engine.ledger, self.engine.applied_seq)
         auditor = self.auditor
         if auditor.signer is not None and auditor.seq > max(auditor.last_checkpoint_seq, 0):
@@ -262,6 +271,8 @@ class Runner:
             self.engine.seal(step.head)
             if fx.submissions:
                 self._unsubmitted.append((entry.seq, fx.submissions))
+            if self.observer is not None:
+                self.observer(entry, fx)
             if progress is not None:
                 progress(entry.seq, total)
         if self.engine.applied_seq != total:
@@ -292,7 +303,11 @@ class Runner:
             started = self.timer.start()
             try:
                 writer.close()
+                self.writer = writer  # deliver what it committed, then leave pipelined mode
+                self._deliver()
             finally:
+                self.writer = None
+                self._unobserved.clear()  # not committed: the writer failed
                 self.engine.seal(self.auditor.head)
                 self._inflight_sources.clear()
                 self.timer.add("wait for writer", started)
@@ -325,6 +340,7 @@ class Runner:
                 started = self.timer.start()
                 self.writer.wait_committed(last)
                 self.timer.add("wait for writer", started)
+                self._deliver()
             if self.chain is None:  # a store from before genesis was committed with its step
                 self.chain = self._new_chain(self._genesis_for(queue[0][1]))
             while queue and queue[0][0] <= through:
@@ -360,7 +376,22 @@ class Runner:
             self._hand_over(entry.seq)
             self.timer.add("chain submit", started)
         self.last_fx = fx
+        if self.observer is not None:
+            if self.writer is None:
+                self.observer(entry, fx)
+            else:
+                self._unobserved.append((entry, fx))
+                self._deliver()
         return fx
+
+    def _deliver(self) -> None:
+        """Hand committed steps to the observer, in log order (pipelined: as the writer commits)."""
+        committed = self.engine.applied_seq if self.writer is None else self.writer.committed_seq
+        queue = self._unobserved
+        while queue and queue[0][0].seq <= committed:
+            entry, fx = queue.popleft()
+            if self.observer is not None:
+                self.observer(entry, fx)
 
     def _commit(self, entry: LogEntry, payload_bytes: bytes, source_id: str | None, fx: Effects,
                 meta: dict[str, str] | None = None) -> None:

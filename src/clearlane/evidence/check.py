@@ -356,7 +356,13 @@ class _Checker:
                 self.problem("transition_log", f"seq {seq}", "body is not a canonical transition")
                 expect_seq = seq + 1
                 continue
-            self._step(seq, str(row.kind), payload, body, chunks, events, outbox, rejects, records)
+            try:
+                self._step(seq, str(row.kind), payload, body, chunks, events, outbox, rejects, records)
+            except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                # A canonical JSON body missing a field (or of the wrong shape) is a finding, not a crash.
+                self.problem("transition_log", f"seq {seq}", f"body is not a well-formed transition: {exc!r}")
+                expect_seq = seq + 1
+                continue
             self.report.steps += 1
             expect_seq = seq + 1
             if self.progress is not None:
