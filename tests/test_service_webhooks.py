@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from clearlane.service.webhooks import (
     HEADER_ATTEMPT,
@@ -19,6 +20,7 @@ from clearlane.service.webhooks import (
     WebhookOptions,
     verify_signature,
 )
+from clearlane.store.sql import Store
 from tests.service_support import Service, make_service, trade_row, wait_for
 
 
@@ -137,12 +139,16 @@ def test_at_least_once_across_restart(tmp_path: Path, receiver: Receiver) -> Non
         s.client.post("/v1/trades/batch", json={"trades": [trade_row(i) for i in range(3)]}, headers=s.h())
         wait_for(lambda: receiver.events())
         first = [e["id"] for e in receiver.events()]
-        # Simulate a crash after the step's commit but before its deliveries were written.
-        with s.runtime.store.engine.begin() as conn:
-            from sqlalchemy import text
-
-            conn.execute(text("DELETE FROM webhook_deliveries"))
-            conn.execute(text("UPDATE meta SET value = '0' WHERE key = 'webhooks_seq'"))
+        db = s.db
+    # Simulate a crash after the steps' commits but before their deliveries were written: done
+    # once the service has stopped, so no later step can move the high-water mark again.
+    store = Store.open(db, create=False)
+    try:
+        with store.engine.begin() as conn:
+            conn.execute(sa.text("DELETE FROM webhook_deliveries"))
+            conn.execute(sa.text("UPDATE meta SET value = '0' WHERE key = 'webhooks_seq'"))
+    finally:
+        store.close()
     receiver.calls.clear()
     with make_service(tmp_path, webhook_options=FAST) as s:
         wait_for(lambda: receiver.events())
