@@ -76,6 +76,7 @@ def _open_runner(db: str | Path, config: Path | None, *, create: bool = True, ke
 
 def _clear_file(runner: Any, path: Path, rejects_path: Path, chunk_rows: int, settle: bool) -> dict[str, int]:
     from clearlane.ingest import IngestError, iter_input, write_rejects
+    from clearlane.ingest.readers import file_digest
 
     rejects: list[Any] = []
     rows_total = _count_rows(path)
@@ -83,7 +84,7 @@ def _clear_file(runner: Any, path: Path, rejects_path: Path, chunk_rows: int, se
         with _progress() as progress:
             task = progress.add_task(f"clearing {path.name}", total=rows_total)
             batches = iter_input(path, runner.config, chunk_rows=chunk_rows)
-            runner.clear_batches(batches, source=f"file:{_file_digest(path)}", rejects=rejects,
+            runner.clear_batches(batches, source=f"file:{file_digest(path)}", rejects=rejects,
                                  progress=lambda n: progress.advance(task, n))
             if settle:
                 settle_task = progress.add_task("settling on the base layer", total=None)
@@ -95,17 +96,6 @@ def _clear_file(runner: Any, path: Path, rejects_path: Path, chunk_rows: int, se
         rejects_path.unlink()
     written = write_rejects(rejects_path, rejects) if rejects else 0
     return {"rejects": written}
-
-
-def _file_digest(path: Path) -> str:
-    """Content hash of an input file: the same bytes cleared twice are one input."""
-    import hashlib
-
-    h = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _count_rows(path: Path) -> int | None:

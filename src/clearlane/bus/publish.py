@@ -15,7 +15,6 @@ trade-id dedup makes the copies no-ops.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,7 +40,7 @@ from clearlane.bus.messages import (
 )
 from clearlane.config.model import ClearingConfig
 from clearlane.engine.routing import kind_codes, route
-from clearlane.ingest.readers import iter_input
+from clearlane.ingest.readers import file_digest, iter_input
 from clearlane.model.codes import Reject
 
 
@@ -93,14 +92,6 @@ def _split(rows: pa.Table, max_bytes: int) -> list[bytes]:
         return [payload]
     half = rows.num_rows // 2
     return _split(rows.slice(0, half), max_bytes) + _split(rows.slice(half), max_bytes)
-
-
-def file_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 async def publish_file(

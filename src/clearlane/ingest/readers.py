@@ -26,6 +26,7 @@ from __future__ import annotations
 import bisect
 import csv
 import gzip
+import hashlib
 import io
 import json
 from collections.abc import Iterable, Iterator
@@ -587,3 +588,12 @@ def jsonl_batches(
         yield flush_trades()
     if events or rejects:
         yield flush_events()
+
+
+def file_digest(path: Path) -> str:
+    """Content hash (SHA-256, hex) of an input file: the same bytes cleared twice are one input."""
+    h = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
