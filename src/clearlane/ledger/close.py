@@ -9,6 +9,7 @@ wrap however many accounts there are.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -34,16 +35,7 @@ class TrialBalanceLine:
     pending_credit_minor: int
 
     def as_row(self) -> Row:
-        return {
-            "lane": self.lane,
-            "asset": self.asset,
-            "accounts": self.accounts,
-            "debit_minor": self.debit_minor,
-            "credit_minor": self.credit_minor,
-            "net_minor": self.net_minor,
-            "pending_debit_minor": self.pending_debit_minor,
-            "pending_credit_minor": self.pending_credit_minor,
-        }
+        return dataclasses.asdict(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,16 +57,7 @@ class AssetTotal:
         )
 
     def as_row(self) -> Row:
-        return {
-            "lane": TOTAL_LANE,
-            "asset": self.asset,
-            "accounts": self.accounts,
-            "debit_minor": self.debit_minor,
-            "credit_minor": self.credit_minor,
-            "net_minor": self.net_minor,
-            "pending_debit_minor": self.pending_debit_minor,
-            "pending_credit_minor": self.pending_credit_minor,
-        }
+        return {"lane": TOTAL_LANE, **dataclasses.asdict(self)}
 
 
 @dataclass(frozen=True, slots=True)

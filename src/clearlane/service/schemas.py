@@ -132,8 +132,8 @@ class AnchorOut(Out):
     at: str | None
 
 
-class TradeLifecycle(Out):
-    """A trade's (or payment's) lifecycle with both finality timestamps and its badge."""
+class TradeHead(Out):
+    """What a trade (or payment) is: the fields its lifecycle and its list summary share."""
 
     id: str
     kind: Literal["trade", "payment"]
@@ -143,6 +143,11 @@ class TradeLifecycle(Out):
     quote: str
     quantity: str
     quote_amount: str
+
+
+class TradeLifecycle(TradeHead):
+    """A trade's (or payment's) lifecycle with both finality timestamps and its badge."""
+
     qty_minor: int
     quote_minor: int
     fees_minor: list[int]
@@ -164,15 +169,7 @@ class TradeLifecycle(Out):
     reject: RejectOut | None = None
 
 
-class TradeSummary(Out):
-    id: str
-    kind: Literal["trade", "payment"]
-    buyer: str
-    seller: str
-    base: str
-    quote: str
-    quantity: str
-    quote_amount: str
+class TradeSummary(TradeHead):
     lane: str | None
     pool: str | None
     batch_id: str | None
