@@ -194,14 +194,16 @@ def test_worker_applies_every_trade_exactly_once(nats_url: str, pg_url: str, tmp
     assert {e["id"] for e in rejected} >= {"BAD-1"} and all(e["subject"].endswith(".trade.rejected") for e in rejected)
 
 
-def _applied(pg_url: str, schema: str) -> int:
+def _applied(pg_url: str, schema: str, conn: Any = None) -> int:
     import psycopg
 
-    with psycopg.connect(pg_url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as conn:
-        try:
-            row = conn.execute(f"SELECT applied_seq FROM {schema}.engine_state").fetchone()
-        except psycopg.errors.UndefinedTable:
-            return 0
+    if conn is None:
+        with psycopg.connect(pg_url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as own:
+            return _applied(pg_url, schema, own)
+    try:
+        row = conn.execute(f"SELECT applied_seq FROM {schema}.engine_state").fetchone()
+    except psycopg.errors.UndefinedTable:
+        return 0
     return int(row[0]) if row else 0
 
 
@@ -214,12 +216,12 @@ def _worker_proc(pg_url: str, nats_url: str, pools: str, log: Path) -> subproces
         )
 
 
-def _wait_for(what: Any, timeout: float = 90) -> None:
+def _wait_for(what: Any, timeout: float = 90, sleep: float = 0.01) -> None:
     deadline = time.time() + timeout
     while not what():
         if time.time() > deadline:
             raise AssertionError("timed out")
-        time.sleep(0.01)
+        time.sleep(sleep)
 
 
 @pytest.mark.slow
@@ -235,13 +237,18 @@ def test_kill_9_mid_batch_standby_takes_over_with_nothing_lost_or_doubled(
     owner = _worker_proc(crash_db, nats_url, "fast", logs["owner"])
     _wait_for(lambda: "owned by" in logs["owner"].read_text())
     standby = _worker_proc(crash_db, nats_url, "fast", logs["standby"])
-    other = _worker_proc(crash_db, nats_url, "retail,L1", logs["other"])  # the other partition, sharing the load
     _wait_for(lambda: "standby" in logs["standby"].read_text())  # waits on the partition lock
-    _wait_for(lambda: _applied(crash_db, fast) >= 8 or owner.poll() is not None)
+    import psycopg
+
+    # Poll on one connection: the pipelined owner commits a fetch every few milliseconds (the
+    # whole partition takes it well under a second once its first step is in).
+    with psycopg.connect(crash_db.replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as poll:
+        _wait_for(lambda: _applied(crash_db, fast, poll) >= 2 or owner.poll() is not None, sleep=0.001)
     os.kill(owner.pid, signal.SIGKILL)
     owner.wait(10)
+    other = _worker_proc(crash_db, nats_url, "retail,L1", logs["other"])  # the other partition, sharing the server
     at_kill = _applied(crash_db, fast)
-    assert owner.returncode == -signal.SIGKILL and at_kill >= 8
+    assert owner.returncode == -signal.SIGKILL and at_kill >= 2
     assert standby.wait(120) == 0, logs["standby"].read_text()
     assert other.wait(120) == 0, logs["other"].read_text()
     took_over = logs["standby"].read_text()

@@ -330,6 +330,19 @@ class Runner:
             return source_id in known[1]
         return self.store.has_source(source_id)
 
+    def assume_sources(self, prefix: str, logged: set[str]) -> None:
+        """Answer "already logged?" for source ids under ``prefix`` from ``logged`` (plus the steps
+        of this session) instead of a query per step. The caller guarantees that ``logged`` holds
+        every logged id under ``prefix`` it will ask about (the bus worker: the entries of the
+        messages from its resume point)."""
+        self._known_sources = (prefix, set(logged))
+
+    def forget_inflight_sources(self) -> None:
+        """Forget the source ids of this session's pipelined steps. For a caller that never
+        offers the same source id twice in a session (the bus worker skips a message delivered
+        again before its ack), so a long pipelined session keeps bounded memory."""
+        self._inflight_sources.clear()
+
     def _hand_over(self, through: int) -> None:
         """Hand the submissions of every step up to ``through`` to the base layer, in log order,
         once those steps are committed (the outbox rule)."""

@@ -36,7 +36,9 @@ import json
 import os
 import re
 import time
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,6 +58,7 @@ from clearlane.bus.messages import (
 )
 from clearlane.ingest.validate import TradeValidator
 from clearlane.runner import Runner
+from clearlane.store.codec import encode_payload
 from clearlane.store.sql import Store, database_url, is_url
 
 _SOURCE_RE = re.compile(r"^nats:([A-Za-z0-9_-]+):(\d+):([A-Za-z0-9_-]+)#")
@@ -165,15 +168,106 @@ class WorkerStats:
 
 
 def stream_cursor(store: Store) -> int:
-    """The highest stream sequence logged in this partition (0 if none)."""
-    row = store.scalar("SELECT source_id FROM input_log WHERE source_id LIKE 'nats:%' ORDER BY seq DESC LIMIT 1")
-    if row is None:
-        return 0
-    match = _SOURCE_RE.match(str(row))
-    return int(match.group(2)) if match else 0
+    """The highest stream sequence logged in this partition (0 if none). The last entry may be
+    the previous message's base-layer observation, logged right after the last message's
+    trade part (see :class:`Worker`): the two last entries from the bus tell."""
+    rows = store.rows("SELECT source_id FROM input_log WHERE source_id LIKE 'nats:%' ORDER BY seq DESC LIMIT 2")
+    return max([0, *(s for s in (_stream_seq(str(r["source_id"])) for r in rows) if s is not None)])
+
+
+def _stream_seq(source_id: str | None) -> int | None:
+    match = _SOURCE_RE.match(source_id or "")
+    return int(match.group(2)) if match else None
+
+
+def resume_point(store: Store) -> tuple[int, dict[str, int]]:
+    """Where to (re)start delivery, and the log entries (source id → log seq) of the messages
+    from there on.
+
+    A message is complete when every part of it is logged. A trade part's base-layer
+    observation is logged right after the *next* trade part (see :class:`Worker`), so of the
+    last two trade parts in the log either may still lack it: delivery restarts at the earliest
+    such message, or else at the last logged message (its later parts may be missing). Re-delivered
+    parts are then recognised from the returned entries, without a query per step.
+    """
+    known: dict[str, int] = {}
+    chains: set[str] = set()
+    start: int | None = None
+    last: int | None = None
+    incomplete: list[int] = []
+    trade_parts = 0
+    hi = 2**62
+    while True:
+        rows = store.rows("SELECT seq, source_id FROM input_log WHERE seq <= :hi ORDER BY seq DESC LIMIT 512", hi=hi)
+        for r in rows:
+            source = str(r["source_id"])
+            stream_seq = _stream_seq(source)
+            if stream_seq is None:
+                continue
+            part = source.rsplit("#", 1)[1]
+            if start is not None and stream_seq < start and not part.endswith(".chain"):
+                return start, known  # everything logged before this belongs to earlier messages
+            known[source] = int(r["seq"])
+            last = stream_seq if last is None else last
+            if part.endswith(".chain"):
+                chains.add(source)
+            elif "." not in part:  # a trade part
+                trade_parts += 1
+                if f"{source}.chain" not in chains:
+                    incomplete.append(stream_seq)
+                if trade_parts == 2:
+                    start = min([last, *incomplete])
+        if len(rows) < 512:
+            break
+        hi = int(rows[-1]["seq"]) - 1
+    return (0 if last is None else min([last, *incomplete])), known
+
+
+@dataclass
+class _Part:
+    """One validated part of a message: a trade chunk (with its log payload) or small events."""
+
+    index: int
+    table: Any = None  # pa.Table of valid trades, or None
+    payload: bytes | None = None
+    events: list[Any] = field(default_factory=list)
+
+
+@dataclass
+class _Decoded:
+    msg: Any
+    seq: int
+    source: str
+    parts: list[_Part]
+    rejects: list[Any]
+    redelivered: bool = False
+
+
+@dataclass
+class _Inflight:
+    """A message applied but not yet acked: ``last_seq`` is its last log entry (0: none; None: a
+    part's base-layer observation is still to be logged)."""
+
+    msg: Any
+    seq: int
+    last_seq: int | None = 0
 
 
 class Worker:
+    """Consumes one partition. The engine applies on its own thread while the event loop
+    fetches and decodes the next messages, and the runner's writer thread commits (pipelined):
+
+    - each trade part is logged as ``<source>#<part>`` and its base-layer observation as
+      ``<source>#<part>.chain`` *after the next trade part* (up to 1 ms before the part's last
+      trade; the next part's transactions are all later, as on the bulk path), so the engine
+      never waits for a commit before it can go on. The log is still a function of the stream
+      alone: a restarted worker re-reads from the first message not completely logged
+      (:func:`resume_point`) and writes the same entries in the same places.
+    - a message is acked (``AckPolicy.ALL``: with everything before it) once all its entries
+      are committed; the last message's observation waits for the next input (or for the idle
+      clock, which logs it first).
+    """
+
     def __init__(self, options: WorkerOptions, log: Callable[[str], None] = print) -> None:
         self.o = options
         self.log = log
@@ -183,6 +277,13 @@ class Worker:
         self.runner: Runner | None = None
         self.stats = WorkerStats()
         self.stop = asyncio.Event()
+        self._decoded_upto = 0  # highest stream sequence decoded this session (re-deliveries skip)
+        self._inflight: deque[_Inflight] = deque()
+        # A trade part's observation waiting for the next trade part: (last trade ms, source id, its message).
+        self._pending: tuple[int, str, _Inflight] | None = None
+        self._busy: tuple[float, float] | None = None  # (wall, process CPU) when the current busy spell began
+        self._committed_seen = 0
+        self._known: dict[str, int] = {}  # source id → log seq of the entries logged before this session
 
     # ------------------------------------------------------------------ lifecycle
     async def acquire(self) -> None:
@@ -237,78 +338,201 @@ class Worker:
         return await js.pull_subscribe_bind(durable=durable, stream=STREAM)
 
     async def _loop(self, js: Any) -> None:
-        from nats.errors import TimeoutError as NatsTimeout
-
         runner = self.runner
         assert runner is not None
-        cursor = stream_cursor(runner.store)
+        cursor, self._known = resume_point(runner.store)
         self.log(f"partition {self.name}: log at entry {runner.engine.applied_seq}, stream cursor {cursor}")
+        runner.assume_sources("nats:", set(self._known))
+        self._decoded_upto = cursor - 1 if cursor else 0
         sub = await self._consumer(js, cursor)
         validator = TradeValidator(runner.config)
         await self._publish_events(js)
-        last_input = time.monotonic()
-        last_advance = last_input
-        while not self.stop.is_set():
-            self.lock.check()
-            try:
-                msgs = await sub.fetch(self.o.fetch_batch, timeout=self.o.fetch_timeout_s)
-            except (TimeoutError, NatsTimeout):
-                msgs = []
-            now = time.monotonic()
-            if not msgs:
-                if self.o.idle_advance_ms and runner.chain is not None and (now - last_advance) * 1000 >= self.o.idle_advance_ms:
-                    # No input: time still passes for the base layer (batches close, finality arrives).
-                    elapsed = int((now - last_advance) * 1000)
-                    runner.advance_chain(max(runner.engine.now_ms, runner.engine.chain_seen_ms) + elapsed)
-                    last_advance = now
-                    await self._publish_events(js)
-                if self.o.idle_exit_s and now - last_input >= self.o.idle_exit_s:
-                    self.log(f"partition {self.name}: idle for {self.o.idle_exit_s:g} s, exiting")
-                    return
-                continue
-            started, cpu_started = time.perf_counter(), time.process_time()
-            self.stats.first_input_at = self.stats.first_input_at or time.time()
-            for msg in msgs:
-                cursor = self._apply(msg, validator, cursor)
-            await msgs[-1].ack()  # AckPolicy.ALL: everything up to here is committed
-            self.stats.busy_s += time.perf_counter() - started
-            self.stats.busy_cpu_s += time.process_time() - cpu_started
-            self.stats.last_commit_at = time.time()
-            last_input = last_advance = time.monotonic()
+        loop = asyncio.get_running_loop()
+        with ThreadPoolExecutor(1, "clearlane-decode") as decoder, ThreadPoolExecutor(1, "clearlane-apply") as applier:
+
+            async def fetch() -> list[_Decoded]:
+                from nats.errors import TimeoutError as NatsTimeout
+
+                try:
+                    msgs = await sub.fetch(self.o.fetch_batch, timeout=self.o.fetch_timeout_s)
+                except (TimeoutError, NatsTimeout):
+                    return []
+                return await loop.run_in_executor(decoder, self._decode_all, msgs, validator)
+
+            with runner.pipelined():  # leaving it commits everything queued
+                await self._consume(js, loop, applier, fetch)
+            self._committed(runner.engine.applied_seq)
+            await self._ack()
+            self._end_busy()
             await self._publish_events(js)
 
-    # ------------------------------------------------------------------ one message
-    def _apply(self, msg: Any, validator: TradeValidator, cursor: int) -> int:
+    async def _consume(self, js: Any, loop: asyncio.AbstractEventLoop, applier: ThreadPoolExecutor,
+                       fetch: Callable[[], Any]) -> None:
         runner = self.runner
         assert runner is not None
+        last_input = time.monotonic()
+        last_advance = last_input
+        ahead: asyncio.Future[list[_Decoded]] = asyncio.ensure_future(fetch())
+        try:
+            while not self.stop.is_set():
+                self.lock.check()
+                batch = await ahead
+                ahead = asyncio.ensure_future(fetch())  # the next fetch + decode overlaps this apply
+                now = time.monotonic()
+                if not batch:
+                    await self._settle()
+                    if self.o.idle_advance_ms and runner.chain is not None and (now - last_advance) * 1000 >= self.o.idle_advance_ms:
+                        # No input: time still passes for the base layer (batches close, finality arrives).
+                        elapsed = int((now - last_advance) * 1000)
+                        await loop.run_in_executor(applier, self._idle_advance, elapsed)
+                        last_advance = now
+                        await self._settle()
+                    self._end_busy()
+                    await self._publish_events(js)
+                    if self.o.idle_exit_s and now - last_input >= self.o.idle_exit_s:
+                        self.log(f"partition {self.name}: idle for {self.o.idle_exit_s:g} s, exiting")
+                        return
+                    continue
+                if self._busy is None:
+                    self._busy = (time.perf_counter(), time.process_time())
+                self.stats.first_input_at = self.stats.first_input_at or time.time()
+                await loop.run_in_executor(applier, self._apply_batch, batch)
+                runner.forget_inflight_sources()  # never offered twice (re-deliveries skip at decode)
+                await self._ack()
+                last_input = last_advance = time.monotonic()
+                await self._publish_events(js)
+        finally:
+            ahead.cancel()
+            with contextlib.suppress(BaseException):
+                await ahead
+
+    async def _settle(self) -> None:
+        """Wait (off the event loop) until everything applied is committed, then ack."""
+        runner = self.runner
+        assert runner is not None
+        writer = runner.writer
+        if writer is not None and writer.committed_seq < runner.engine.applied_seq:
+            await asyncio.get_running_loop().run_in_executor(None, writer.wait_committed, runner.engine.applied_seq)
+        await self._ack()
+
+    def _committed(self, seq: int) -> None:
+        if seq > self._committed_seen:
+            self._committed_seen = seq
+            writer = self.runner.writer if self.runner is not None else None
+            self.stats.last_commit_at = writer.committed_at if writer is not None and writer.committed_at else time.time()
+
+    async def _ack(self) -> None:
+        """Ack the newest message such that it and every message before it is committed."""
+        runner = self.runner
+        assert runner is not None
+        committed = runner.engine.applied_seq if runner.writer is None else runner.writer.committed_seq
+        self._committed(committed)
+        last = None
+        while self._inflight:
+            head = self._inflight[0]
+            if head.last_seq is None or head.last_seq > committed:
+                break
+            last = self._inflight.popleft()
+        if last is not None:
+            await last.msg.ack()  # AckPolicy.ALL: everything up to here is committed
+
+    def _end_busy(self) -> None:
+        """Close a busy spell (called once everything applied is committed)."""
+        if self._busy is not None:
+            wall, cpu = self._busy
+            self.stats.busy_s += time.perf_counter() - wall
+            self.stats.busy_cpu_s += time.process_time() - cpu
+            self._busy = None
+
+    # ------------------------------------------------------------------ decode (decoder thread)
+    def _decode_all(self, msgs: list[Any], validator: TradeValidator) -> list[_Decoded]:
+        return [self._decode(msg, validator) for msg in msgs]
+
+    def _decode(self, msg: Any, validator: TradeValidator) -> _Decoded:
         seq = int(msg.metadata.sequence.stream)
-        if seq < cursor:
-            self.stats.skipped += 1
-            return cursor
         pool = msg.subject.rsplit(".", 1)[1]
         source = f"nats:{STREAM}:{seq}:{pool}"
+        if seq <= self._decoded_upto:  # delivered again this session (ack wait): already handled
+            return _Decoded(msg, seq, source, [], [], redelivered=True)
+        self._decoded_upto = seq
         fmt = (msg.headers or {}).get(FORMAT_HEADER)
-        edge_rejects = []
-        for part, batch in enumerate(decode(msg.data, fmt, validator)):
-            edge_rejects.extend(batch.rejects)
+        parts: list[_Part] = []
+        rejects: list[Any] = []
+        for index, batch in enumerate(decode(msg.data, fmt, validator)):
+            rejects.extend(batch.rejects)
+            part = _Part(index, events=list(batch.events))
             if batch.trades is not None and batch.trades.table.num_rows:
-                table = batch.trades.table
+                part.table = batch.trades.table
+                part.payload = encode_payload("trades", part.table)
+            parts.append(part)
+        return _Decoded(msg, seq, source, parts, rejects)
+
+    # ------------------------------------------------------------------ apply (engine thread)
+    def _apply_batch(self, batch: list[_Decoded]) -> None:
+        for item in batch:
+            self._apply(item)
+
+    def _apply(self, item: _Decoded) -> None:
+        runner = self.runner
+        assert runner is not None
+        if item.redelivered:
+            self.stats.skipped += 1
+            self._inflight.append(_Inflight(item.msg, item.seq, 0))
+            return
+        record = _Inflight(item.msg, item.seq)
+        self._inflight.append(record)
+        for part in item.parts:
+            source = f"{item.source}#{part.index}"
+            if part.table is not None:
+                table = part.table
                 at_ms = max(int(table.column("received_at_ms")[0].as_py()), runner.engine.now_ms)
-                fx = runner.submit("trades", table, at_ms, f"{source}#{part}")
+                fx = runner.submit("trades", table, at_ms, source, payload_bytes=part.payload)
                 if fx is not None:
                     self.stats.trades += table.num_rows
                     self.stats.steps += 1
-                runner.advance_chain(runner.engine.now_ms, f"{source}#{part}.chain")
-            for n, event in enumerate(batch.events):
+                    self._observe_pending(overlap=True)
+                elif self._known.get(source) == runner.engine.applied_seq:
+                    self._observe_pending(overlap=True)  # logged last before a restart: the observation is next
+                elif self._pending is not None:
+                    # Re-delivered, and the log went on after this part: the pending observation
+                    # is in the log already, or was a no-op there (no base layer yet). Not again.
+                    if self._pending[2].last_seq is None:
+                        self._pending[2].last_seq = 0
+                    self._pending = None
+                self._pending = (int(table.column("received_at_ms")[-1].as_py()), f"{source}.chain", record)
+            for n, event in enumerate(part.events):
                 data = event.model_dump(mode="json")
                 kind = data.pop("type")
                 data.pop("v", None)
-                runner.submit(kind, data, runner.engine.now_ms, f"{source}#{part}.{n}")
-        if edge_rejects:
-            runner.store.replace_rejects(source, edge_rejects)
-            self.stats.rejects += len(edge_rejects)
+                runner.submit(kind, data, runner.engine.now_ms, f"{source}.{n}")
+        if item.rejects:
+            # Edge rejects are outside the log; written once every step before them is committed,
+            # so reject ids stay in commit order for the events publisher.
+            if runner.writer is not None:
+                runner.writer.wait_committed(runner.engine.applied_seq)
+            runner.store.replace_rejects(item.source, item.rejects)
+            self.stats.rejects += len(item.rejects)
         self.stats.messages += 1
-        return seq
+        record.last_seq = None if self._pending is not None and self._pending[2] is record else runner.engine.applied_seq
+
+    def _observe_pending(self, *, overlap: bool) -> None:
+        """Log the pending trade part's base-layer observation (see the class docstring)."""
+        runner = self.runner
+        assert runner is not None
+        if self._pending is None:
+            return
+        last_ms, source, record = self._pending
+        self._pending = None
+        to_ms = last_ms - 1 if overlap else last_ms
+        runner.advance_chain(max(to_ms, runner.engine.chain_seen_ms), source, overlap=overlap)
+        if record.last_seq is None:  # its message is complete now
+            record.last_seq = runner.engine.applied_seq
+
+    def _idle_advance(self, elapsed_ms: int) -> None:
+        runner = self.runner
+        assert runner is not None
+        self._observe_pending(overlap=False)
+        runner.advance_chain(max(runner.engine.now_ms, runner.engine.chain_seen_ms) + elapsed_ms)
 
     # ------------------------------------------------------------------ events out
     async def _publish_events(self, js: Any) -> None:
@@ -317,7 +541,7 @@ class Worker:
             return
         store = runner.store
         done = int(store.get_meta(PUBLISHED_META) or 0)
-        upto = runner.engine.applied_seq
+        upto = runner.engine.applied_seq if runner.writer is None else runner.writer.committed_seq
         out: list[tuple[str, str, dict[str, Any]]] = []
         for r in store.rows(
             "SELECT e.batch_id, b.pool, e.event, e.at_ms, e.detail, e.log_seq FROM batch_events e "

@@ -72,6 +72,7 @@ class StepWriter:
         self.busy_seconds = 0.0
         self.cpu_seconds = 0.0  # the thread's CPU time, set when it ends
         self.transactions = 0
+        self.committed_at = 0.0  # wall clock (epoch s) of the last commit, for benchmarks
         self._thread = threading.Thread(target=self._run, name="clearlane-writer", daemon=True)
         self._thread.start()
 
@@ -149,6 +150,7 @@ class StepWriter:
             self.transactions += 1
             with self._cond:
                 self._committed_seq = group[-1].entry.seq
+                self.committed_at = time.time()
                 self._cond.notify_all()
 
     def _drain(self) -> None:
