@@ -290,3 +290,65 @@ def test_cli_publish_worker_and_status_by_url(nats_url: str, pg_url: str, tmp_pa
     status = cli.invoke(app, ["status", "T0000001", "--db", pg_url, "--schema", "clearlane_fast_l1_retail", "--json"])
     assert status.exit_code == 0, status.output
     assert json.loads(status.output)["id"] == "T0000001"
+
+
+def _clean_run(nats_url: str, tmp_path: Path, pools: list[str]) -> tuple[str, int, list[str]]:
+    clean_db = tmp_path / "clean.db"
+    run_worker(options(str(clean_db), nats_url, pools), log=lambda _m: None)
+    clean = Runner.open(clean_db)
+    try:
+        return clean.engine.state_root(), clean.engine.applied_seq, trade_ids(clean)
+    finally:
+        clean.close()
+
+
+def test_crash_between_a_trade_part_and_the_observation_logged_after_it(nats_url: str, tmp_path: Path) -> None:
+    """Pipelined, a trade part's base-layer observation is logged after the NEXT trade part. A
+    worker dying right after that next part committed (the observation not logged, nothing acked)
+    resumes at the earlier message and writes exactly the log an uninterrupted worker writes."""
+    publish(nats_url, write_jsonl(tmp_path / "day.jsonl", input_rows(1_500, step_ms=97)), chunk_rows=100)
+    reference = _clean_run(nats_url, tmp_path, ALL_POOLS)
+
+    class Crash(Exception):
+        pass
+
+    db = str(tmp_path / "crashed.db")
+    for crash_at in (3, 7):  # the 3rd observation, then (after a restart) the 7th of the next session
+        worker = Worker(options(db, nats_url, ALL_POOLS))
+        original = worker._observe_pending
+        calls = {"n": 0}
+
+        def observe_or_crash(*, overlap: bool, _original: Any = original, _calls: Any = calls,
+                             _at: int = crash_at) -> None:
+            _calls["n"] += 1
+            if _calls["n"] == _at:
+                raise Crash  # the trade part before it is applied and (leaving the pipeline) committed
+            _original(overlap=overlap)
+
+        worker._observe_pending = observe_or_crash  # type: ignore[method-assign]
+        with pytest.raises(Crash):
+            asyncio.run(worker.run())
+        runner = Runner.open(db)
+        last = runner.store.rows("SELECT source_id FROM input_log ORDER BY seq DESC LIMIT 1")[0]["source_id"]
+        assert not str(last).endswith(".chain")  # died between the trade part and the observation
+        runner.close()
+    stats = run_worker(options(db, nats_url, ALL_POOLS), log=lambda _m: None)
+    assert stats.trades > 0
+    crashed = Runner.open(db)
+    ids = trade_ids(crashed)
+    assert (crashed.engine.state_root(), crashed.engine.applied_seq, ids) == reference
+    assert len(ids) == len(set(ids)) == 1_500
+    crashed.close()
+
+
+def test_message_redelivered_before_its_ack_is_not_applied_again(nats_url: str, tmp_path: Path) -> None:
+    """The last message stays unacked while its observation waits for the next trade part; when
+    JetStream re-delivers it (ack wait), the worker skips it: nothing is applied twice."""
+    publish(nats_url, write_jsonl(tmp_path / "day.jsonl", input_rows(400, step_ms=97)), chunk_rows=100)
+    reference = _clean_run(nats_url, tmp_path, ALL_POOLS)
+    db = str(tmp_path / "redelivered.db")
+    stats = run_worker(options(db, nats_url, ALL_POOLS, ack_wait_s=0.5, idle_exit_s=2.0), log=lambda _m: None)
+    assert stats.skipped >= 1 and stats.trades == 400
+    runner = Runner.open(db)
+    assert (runner.engine.state_root(), runner.engine.applied_seq, trade_ids(runner)) == reference
+    runner.close()

@@ -150,6 +150,7 @@ class WorkerOptions:
     idle_exit_s: float = 0.0  # exit after this long without input (0: run until stopped)
     lock_poll_s: float = 0.2
     publish_events: bool = True
+    ack_wait_s: float = 120.0  # JetStream re-delivers a message not acked within this
 
 
 @dataclass
@@ -331,7 +332,7 @@ class Worker:
             deliver_policy=DeliverPolicy.BY_START_SEQUENCE if cursor else DeliverPolicy.ALL,
             opt_start_seq=cursor or None,  # the cursor's own message again: its missing parts, if any
             ack_policy=AckPolicy.ALL,
-            ack_wait=120,
+            ack_wait=self.o.ack_wait_s,
             max_ack_pending=10_000,
         )
         await js.add_consumer(STREAM, config)
@@ -393,13 +394,15 @@ class Worker:
                         self.log(f"partition {self.name}: idle for {self.o.idle_exit_s:g} s, exiting")
                         return
                     continue
-                if self._busy is None:
+                fresh = not all(item.redelivered for item in batch)
+                if fresh and self._busy is None:
                     self._busy = (time.perf_counter(), time.process_time())
-                self.stats.first_input_at = self.stats.first_input_at or time.time()
+                    self.stats.first_input_at = self.stats.first_input_at or time.time()
                 await loop.run_in_executor(applier, self._apply_batch, batch)
                 runner.forget_inflight_sources()  # never offered twice (re-deliveries skip at decode)
                 await self._ack()
-                last_input = last_advance = time.monotonic()
+                if fresh:  # a re-delivery (ack wait) is not input: idle time goes on
+                    last_input = last_advance = time.monotonic()
                 await self._publish_events(js)
         finally:
             ahead.cancel()
