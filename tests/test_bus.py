@@ -207,11 +207,12 @@ def _applied(pg_url: str, schema: str, conn: Any = None) -> int:
     return int(row[0]) if row else 0
 
 
-def _worker_proc(pg_url: str, nats_url: str, pools: str, log: Path) -> subprocess.Popen[bytes]:
+def _worker_proc(pg_url: str, nats_url: str, pools: str, log: Path, idle_exit: float = 2) -> subprocess.Popen[bytes]:
     with log.open("wb") as out:
         return subprocess.Popen(
             [sys.executable, "-m", "clearlane.cli", "worker", "--db", pg_url, "--nats", nats_url, "--pools", pools,
-             "--config", str(EXAMPLE_CONFIG), "--idle-exit", "2", "--idle-advance-ms", "0", "--fetch-batch", "4"],
+             "--config", str(EXAMPLE_CONFIG), "--idle-exit", str(idle_exit), "--idle-advance-ms", "0",
+             "--fetch-batch", "4"],
             cwd=REPO, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONPATH": str(REPO / "src")},
         )
 
@@ -229,22 +230,28 @@ def test_kill_9_mid_batch_standby_takes_over_with_nothing_lost_or_doubled(
     nats_url: str, pg_server: Any, tmp_path: Path
 ) -> None:
     rows = input_rows(24_000, step_ms=7)
-    publish(nats_url, write_jsonl(tmp_path / "day.jsonl", rows), chunk_rows=1000)
+    day = write_jsonl(tmp_path / "day.jsonl", rows)
     crash_db = pg_server.create_database("killtest")
     fast = "clearlane_fast"
     logs = {name: tmp_path / f"{name}.log" for name in ("owner", "other", "standby")}
 
-    owner = _worker_proc(crash_db, nats_url, "fast", logs["owner"])
-    _wait_for(lambda: "owned by" in logs["owner"].read_text())
+    # Owner and standby are up before anything is published: the pipelined owner clears the
+    # whole partition in well under a second once its first step is in, less than a process start.
+    owner = _worker_proc(crash_db, nats_url, "fast", logs["owner"], idle_exit=60)
+    _wait_for(lambda: "stream cursor" in logs["owner"].read_text())
     standby = _worker_proc(crash_db, nats_url, "fast", logs["standby"])
     _wait_for(lambda: "standby" in logs["standby"].read_text())  # waits on the partition lock
+    import threading
+
     import psycopg
 
-    # Poll on one connection: the pipelined owner commits a fetch every few milliseconds (the
-    # whole partition takes it well under a second once its first step is in).
+    publisher = threading.Thread(target=publish, args=(nats_url, day), kwargs={"chunk_rows": 1000})
+    publisher.start()
+    # Poll on one connection: the owner commits a fetch every few milliseconds.
     with psycopg.connect(crash_db.replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as poll:
         _wait_for(lambda: _applied(crash_db, fast, poll) >= 2 or owner.poll() is not None, sleep=0.001)
     os.kill(owner.pid, signal.SIGKILL)
+    publisher.join()
     owner.wait(10)
     other = _worker_proc(crash_db, nats_url, "retail,L1", logs["other"])  # the other partition, sharing the server
     at_kill = _applied(crash_db, fast)
