@@ -10,15 +10,16 @@ database file is the partition and a file lock beside it plays the advisory lock
 Exactly once, step by step:
 
 1. The owner replays the partition's log (``Runner.open``: same state root or refuse).
-2. Its cursor is the highest JetStream stream sequence in the log's source ids
-   (``nats:<stream>:<seq>:<pool>#<part>``). It (re)creates the partition's durable pull consumer
-   to deliver from that sequence, filtered on ``clearlane.trades.<pool>`` and
+2. Its cursor is the first message of the log not completely logged (:func:`resume_point`;
+   source ids are ``nats:<stream>:<seq>:<pool>#<part>``). It (re)creates the partition's durable
+   pull consumer to deliver from that sequence, filtered on ``clearlane.trades.<pool>`` and
    ``clearlane.input.<pool>`` of its pools, so delivery order is stream order.
-3. Each message is validated and becomes one log entry per part (a trade chunk, followed by a
-   base-layer observation; or small events). Every entry carries the message's source id, so
-   re-delivering a message applies only the parts not yet committed — none after a full commit.
-   Trade ids dedup again inside the engine.
-4. Only after a fetch's messages are committed is the last one acked (``AckPolicy.ALL``).
+3. Each message is validated and becomes log entries per part (a trade chunk and its base-layer
+   observation, logged after the next trade chunk; or small events). Every entry carries the
+   message's source id, so re-delivering a message applies only the parts not yet committed —
+   none after a full commit. Trade ids dedup again inside the engine.
+4. Pipelined (:class:`Worker`): a message is acked (``AckPolicy.ALL``) once its last entry is
+   committed by the writer thread, never before.
 5. Lifecycle events are read back from the committed store (``batch_events``, engine rejects)
    after a published-up-to cursor kept in ``meta`` and published with ``Nats-Msg-Id`` — a crash
    between commit and publish re-publishes, and JetStream drops the copy.
