@@ -359,3 +359,30 @@ def test_message_redelivered_before_its_ack_is_not_applied_again(nats_url: str, 
     runner = Runner.open(db)
     assert (runner.engine.state_root(), runner.engine.applied_seq, trade_ids(runner)) == reference
     runner.close()
+
+
+def test_idle_clock_logs_the_pending_observation_and_acks_everything(nats_url: str, tmp_path: Path) -> None:
+    """With the idle clock on, the last trade part's observation is logged when input stops
+    (not left for the next message), so every message is acked and batches still reach finality."""
+    import nats as nats_client
+
+    publish(nats_url, write_jsonl(tmp_path / "day.jsonl", input_rows(300, step_ms=97)), chunk_rows=100)
+    db = str(tmp_path / "idle.db")
+    stats = run_worker(options(db, nats_url, ALL_POOLS, idle_advance_ms=150, idle_exit_s=1.5), log=lambda _m: None)
+    assert stats.trades == 300
+    runner = Runner.open(db)
+    sources = [r["source_id"] for r in runner.store.rows("SELECT source_id FROM input_log ORDER BY seq")]
+    trade_parts = [s for s in sources if s and "." not in s.rsplit("#", 1)[1]]
+    assert all(f"{s}.chain" in sources for s in trade_parts)  # every trade part observed, the last one too
+    assert sources[-1] is None  # then the idle clock's own observations
+    runner.close()
+
+    async def pending() -> tuple[int, int]:
+        nc = await nats_client.connect(nats_url)
+        try:
+            info = await nc.jetstream().consumer_info("CLEARLANE", "clearlane_fast_l1_retail")
+            return int(info.num_ack_pending), int(info.num_pending)
+        finally:
+            await nc.close()
+
+    assert asyncio.run(pending()) == (0, 0)
