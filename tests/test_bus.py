@@ -325,12 +325,12 @@ def test_crash_between_a_trade_part_and_the_observation_logged_after_it(nats_url
         original = worker._observe_pending
         calls = {"n": 0}
 
-        def observe_or_crash(*, overlap: bool, _original: Any = original, _calls: Any = calls,
+        def observe_or_crash(*, after: int, overlap: bool, _original: Any = original, _calls: Any = calls,
                              _at: int = crash_at) -> None:
             _calls["n"] += 1
             if _calls["n"] == _at:
                 raise Crash  # the trade part before it is applied and (leaving the pipeline) committed
-            _original(overlap=overlap)
+            _original(after=after, overlap=overlap)
 
         worker._observe_pending = observe_or_crash  # type: ignore[method-assign]
         with pytest.raises(Crash):
@@ -386,3 +386,34 @@ def test_idle_clock_logs_the_pending_observation_and_acks_everything(nats_url: s
             await nc.close()
 
     assert asyncio.run(pending()) == (0, 0)
+
+
+def test_small_events_do_not_wait_behind_a_pending_observation(nats_url: str, tmp_path: Path) -> None:
+    """Events-only messages after trades: the last trade part's observation is logged right after
+    it, before the events (not held for a trade part that may not come), so everything is acked."""
+    import nats as nats_client
+
+    publish(nats_url, write_jsonl(tmp_path / "day.jsonl", input_rows(200, step_ms=97)), chunk_rows=100)
+    deposits = [{"type": "collateral_deposit", "deposit_id": f"dep-{i}", "participant": "RTL-0001", "asset": "USD",
+                 "amount": "1000"} for i in range(3)]
+    for i, deposit in enumerate(deposits):
+        publish(nats_url, write_jsonl(tmp_path / f"dep{i}.jsonl", [deposit]), events_pool="retail")
+    reference = _clean_run(nats_url, tmp_path, ALL_POOLS)
+    db = str(tmp_path / "events.db")
+    run_worker(options(db, nats_url, ALL_POOLS), log=lambda _m: None)
+    runner = Runner.open(db)
+    kinds = [(r["kind"], r["source_id"]) for r in runner.store.rows("SELECT kind, source_id FROM input_log ORDER BY seq")]
+    assert [k for k, _ in kinds[-4:]] == ["chain", "collateral_deposit", "collateral_deposit", "collateral_deposit"]
+    assert str(kinds[-4][1]).endswith(".chain")
+    assert (runner.engine.state_root(), runner.engine.applied_seq, trade_ids(runner)) == reference
+    runner.close()
+
+    async def ack_pending() -> int:
+        nc = await nats_client.connect(nats_url)
+        try:
+            info = await nc.jetstream().consumer_info("CLEARLANE", "clearlane_fast_l1_retail")
+            return int(info.num_ack_pending)
+        finally:
+            await nc.close()
+
+    assert asyncio.run(ack_pending()) == 0

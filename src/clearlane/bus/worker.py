@@ -266,8 +266,9 @@ class Worker:
       alone: a restarted worker re-reads from the first message not completely logged
       (:func:`resume_point`) and writes the same entries in the same places.
     - a message is acked (``AckPolicy.ALL``: with everything before it) once all its entries
-      are committed; the last message's observation waits for the next input (or for the idle
-      clock, which logs it first).
+      are committed. The last trade part's observation waits for the next trade part; small
+      events (collateral, marks, payments) and the idle clock log it first, in its own place
+      right after its trade part (the unpipelined rule: they wait for that part's commit).
     """
 
     def __init__(self, options: WorkerOptions, log: Callable[[str], None] = print) -> None:
@@ -281,8 +282,9 @@ class Worker:
         self.stop = asyncio.Event()
         self._decoded_upto = 0  # highest stream sequence decoded this session (re-deliveries skip)
         self._inflight: deque[_Inflight] = deque()
-        # A trade part's observation waiting for the next trade part: (last trade ms, source id, its message).
-        self._pending: tuple[int, str, _Inflight] | None = None
+        # A trade part's observation waiting for the next trade part: (last trade ms, its source id,
+        # its message, the log seq after which it belongs if logged before anything else).
+        self._pending: tuple[int, str, _Inflight, int] | None = None
         self._busy: tuple[float, float] | None = None  # (wall, process CPU) when the current busy spell began
         self._committed_seen = 0
         self._known: dict[str, int] = {}  # source id → log seq of the entries logged before this session
@@ -494,16 +496,19 @@ class Worker:
                 if fx is not None:
                     self.stats.trades += table.num_rows
                     self.stats.steps += 1
-                    self._observe_pending(overlap=True)
-                elif self._known.get(source) == runner.engine.applied_seq:
-                    self._observe_pending(overlap=True)  # logged last before a restart: the observation is next
-                elif self._pending is not None:
-                    # Re-delivered, and the log went on after this part: the pending observation
-                    # is in the log already, or was a no-op there (no base layer yet). Not again.
-                    if self._pending[2].last_seq is None:
-                        self._pending[2].last_seq = 0
-                    self._pending = None
-                self._pending = (int(table.column("received_at_ms")[-1].as_py()), f"{source}.chain", record)
+                    logged_at = runner.engine.applied_seq
+                else:  # logged before a restart
+                    logged_at = self._known.get(source, -1)
+                before = self._pending[1] if self._pending is not None else ""
+                last = logged_at == runner.engine.applied_seq
+                self._observe_pending(after=logged_at, overlap=True)
+                # This part's own observation belongs right after it and the observation logged
+                # after it (as found in the log, when both were logged before a restart).
+                slot = runner.engine.applied_seq if last else max(logged_at, self._known.get(before, -1))
+                self._pending = (int(table.column("received_at_ms")[-1].as_py()), f"{source}.chain", record, slot)
+            if part.events and self._pending is not None:
+                # Small events never wait behind an observation: it is logged first (unpipelined rule).
+                self._observe_pending(after=self._pending[3], overlap=False)
             for n, event in enumerate(part.events):
                 data = event.model_dump(mode="json")
                 kind = data.pop("type")
@@ -519,23 +524,29 @@ class Worker:
         self.stats.messages += 1
         record.last_seq = None if self._pending is not None and self._pending[2] is record else runner.engine.applied_seq
 
-    def _observe_pending(self, *, overlap: bool) -> None:
-        """Log the pending trade part's base-layer observation (see the class docstring)."""
+    def _observe_pending(self, *, after: int, overlap: bool) -> None:
+        """Log the pending trade part's base-layer observation (see the class docstring) in its
+        place: right after log entry ``after`` (the next trade part, or its own trade part before
+        small events or idle time). If the log already went on past that entry (entries logged
+        before a restart), the observation is in the log already, or was a no-op there (no base
+        layer yet): it is not logged again."""
         runner = self.runner
         assert runner is not None
         if self._pending is None:
             return
-        last_ms, source, record = self._pending
+        last_ms, source, record, _ = self._pending
         self._pending = None
-        to_ms = last_ms - 1 if overlap else last_ms
-        runner.advance_chain(max(to_ms, runner.engine.chain_seen_ms), source, overlap=overlap)
+        if after == runner.engine.applied_seq:
+            to_ms = last_ms - 1 if overlap else last_ms
+            runner.advance_chain(max(to_ms, runner.engine.chain_seen_ms), source, overlap=overlap)
         if record.last_seq is None:  # its message is complete now
             record.last_seq = runner.engine.applied_seq
 
     def _idle_advance(self, elapsed_ms: int) -> None:
         runner = self.runner
         assert runner is not None
-        self._observe_pending(overlap=False)
+        if self._pending is not None:
+            self._observe_pending(after=self._pending[3], overlap=False)
         runner.advance_chain(max(runner.engine.now_ms, runner.engine.chain_seen_ms) + elapsed_ms)
 
     # ------------------------------------------------------------------ events out
