@@ -373,7 +373,7 @@ class Engine:
         A duplicate is a no-op: same id, nothing applied twice. Only rows that passed validation
         consume their id, so a corrected resubmission of a rejected row is accepted.
         """
-        return self.seen_flow_ids.index(namespace).add(ids, candidates)
+        return self.seen_flow_ids.add(namespace, ids, candidates, self.applied_seq + 1)
 
     def _clear_flows(
         self,

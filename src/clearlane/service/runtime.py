@@ -173,12 +173,14 @@ class Runtime:
         self.readmodel: ReadModel | None = None
         if config is not None:
             self.readmodel = ReadModel(config, None, cache_rows=self.options.cache_rows,  # type: ignore[arg-type]
-                                       bucket_ms=self.options.bucket_ms)
+                                       bucket_ms=self.options.bucket_ms, bounded=True)
         self._live = False
-        self.runner = Runner.open(db, config_path, durable=self.options.durable, keys=keys, observer=self._observe)
+        self.runner = Runner.open(db, config_path, durable=self.options.durable, keys=keys, observer=self._observe,
+                                  flow_ids=True)
         if self.readmodel is None:  # pragma: no cover - resolve_config mirrors Runner.open
             raise RuntimeError("configuration could not be resolved")
         self.readmodel.store = self.runner.store
+        self.readmodel.archive = self.runner.flow_archive
         self.config = self.runner.config
         self.store = self.runner.store
         self.intake = Intake(self.config)
@@ -422,10 +424,8 @@ class Runtime:
         rm = self.readmodel
         if rm is None or table.num_rows == 0:
             return np.zeros(table.num_rows, dtype=np.bool_)
-        from clearlane.service.index import hash_ids
-
         with self.lock:
-            maybe = rm.index.contains(hash_ids(table.column("trade_id")))
+            maybe = rm.maybe_known(table.column("trade_id"))
             if not maybe.any():
                 return maybe
             ids = table.column("trade_id").to_pylist()

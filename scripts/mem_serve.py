@@ -1,0 +1,171 @@
+"""Where the service's memory goes: the serve loop in-process, component by component.
+
+    .venv/bin/python scripts/mem_serve.py --trades 600000 --per-step 1000 --report-every 200000
+
+Drives a :class:`~clearlane.service.runtime.Runtime` exactly as its loop thread does (intake,
+``runner.submit`` of one ``trades`` step, receipts, chain polls), without HTTP and on a manual
+engine clock (``--per-step`` trades every ``--step-ms`` engine ms: 1,000 per 50 ms = 20,000/s).
+Every ``--report-every`` trades it prints the bytes held by each per-trade structure (NumPy
+``nbytes`` / Arrow ``nbytes``), the process RSS, and with ``--tracemalloc`` the Python heap's
+top allocation sites.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import re
+import sys
+import tempfile
+import time
+import tracemalloc
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import psutil
+import pyarrow as pa
+
+
+def _nb(obj: Any) -> int:
+    if isinstance(obj, np.ndarray):
+        return int(obj.nbytes)
+    if isinstance(obj, pa.Table | pa.Array | pa.ChunkedArray):
+        return int(obj.nbytes)
+    if isinstance(obj, dict):
+        return sum(_nb(v) for v in obj.values())
+    if isinstance(obj, list | tuple):
+        return sum(_nb(v) for v in obj)
+    return 0
+
+
+def components(rt: Any) -> dict[str, int]:
+    eng = rt.runner.engine
+    rm = rt.readmodel
+    out: dict[str, int] = {}
+    dedup = eng.seen_flow_ids
+    out["engine.seen_flow_ids (hot tier)"] = int(dedup.nbytes())
+    archive = rt.runner.flow_archive
+    if archive is not None:
+        out["store flow-id archive (bloom, fences, pending)"] = archive.nbytes()
+        out["store flow-id archive block reads (n)"] = archive.block_reads
+    out["engine.seen_event_ids (n)"] = len(eng.seen_event_ids)
+    out["engine.pending batches (n)"] = len(eng.pending)
+    out["engine.pending batch flows"] = sum(_nb(list(vars(b.flows).values())) for b in eng.pending.values())
+    out["engine.l1_groups flows"] = sum(_nb(list(vars(g.flows).values())) for g in eng.l1_groups.values())
+    out["engine.l1_groups (n)"] = len(eng.l1_groups)
+    out["engine.l1_txs (n)"] = len(eng.l1_txs)
+    out["engine.anchor_txs (n)"] = len(eng.anchor_txs)
+    out["engine.final_batch_txs (n)"] = len(eng.final_batch_txs)
+    out["engine.block_ms (n)"] = len(eng.block_ms)
+    ledger = eng.ledger
+    out["engine.ledger arrays"] = sum(int(v.nbytes) for v in vars(ledger).values() if isinstance(v, np.ndarray))
+    book = getattr(ledger, "_book", None)
+    if book is not None:
+        out["engine.ledger book arrays"] = sum(int(v.nbytes) for v in vars(book).values() if isinstance(v, np.ndarray))
+    out["engine.stats arrays"] = sum(int(v.nbytes) for v in vars(eng.stats).values() if isinstance(v, np.ndarray))
+    if rm is not None:
+        out["rm.index (hot tier)"] = rm.index_nbytes()
+        out["rm.chunk registry"] = int(rm.chunk_seq.nbytes + rm.chunk_part.nbytes + rm.chunk_rows.nbytes)
+        out["rm.cache (arrow)"] = sum(t.nbytes for t in rm.cache.values())
+        out["rm.cache rows"] = rm.cache_rows
+        out["rm.batches arrays"] = sum(_nb(list(vars(pb).values())) for pb in rm.batches) + int(
+            rm.batch_order_pool.nbytes + rm.batch_order_seq.nbytes)
+        out["rm.open_trades"] = _nb(list(rm.open_trades.values()))
+        out["rm.inflight (n)"] = len(rm.inflight)
+        out["rm.inflight tables"] = sum(f.trades.nbytes for f in rm.inflight.values())
+        out["rm.l1_groups (n)"] = len(rm.l1_groups)
+        out["rm.l1_done (n)"] = len(rm.l1_done)
+        out["rm.timeline buckets (n)"] = sum(len(t.buckets) for t in rm.timelines)
+    out["pyarrow pool"] = pa.total_allocated_bytes()
+    out["gc objects (n)"] = len(gc.get_objects())
+    chain = rt.runner.chain
+    if chain is not None:
+        out["chain (sim) objects"] = sum(len(v) for v in vars(chain).values() if isinstance(v, dict | list | set))
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--trades", type=int, default=600_000)
+    ap.add_argument("--per-step", type=int, default=1000)
+    ap.add_argument("--step-ms", type=int, default=50)
+    ap.add_argument("--window-ms", type=int, default=100)
+    ap.add_argument("--report-every", type=int, default=200_000)
+    ap.add_argument("--participants", type=int, default=300)
+    ap.add_argument("--assets", type=int, default=8)
+    ap.add_argument("--tracemalloc", action="store_true")
+    ap.add_argument("--workdir", type=Path)
+    args = ap.parse_args()
+
+    from clearlane.service.runtime import Runtime, RuntimeOptions, _TradeJob
+    from clearlane.sim.generator import generate_day
+
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="mem-serve-"))
+    day = generate_day(trades=args.trades, participants=args.participants, assets=args.assets, seed=7)
+    toml = re.sub(r"(?m)^window_ms = \d+$", f"window_ms = {args.window_ms}", day.config_toml)
+    (work / "config.toml").write_text(toml, encoding="utf-8")
+    rows = day.trades.select(["trade_id", "venue", "symbol", "buyer", "seller", "quantity", "price",
+                              "exch_batch_id"]).to_pylist()
+    for r in rows:
+        if r["exch_batch_id"] is None:
+            del r["exch_batch_id"]
+
+    class Manual:
+        mode = "manual"
+        speed = 1.0
+        t = int(time.time() * 1000)
+
+        def now_ms(self) -> int:
+            return self.t
+
+    clock = Manual()
+    rt = Runtime(work / "mem.db", work / "config.toml", clock=clock, options=RuntimeOptions())  # type: ignore[arg-type]
+    rt._live = True
+    for d in day.deposits:
+        data = d.model_dump(mode="json")
+        data.pop("type", None)
+        data.pop("v", None)
+        rt.runner.submit("collateral_deposit", data, clock.t)
+    proc = psutil.Process()
+    if args.tracemalloc:
+        tracemalloc.start(5)
+    gc.collect()
+    rss0 = proc.memory_info().rss
+    print(f"start RSS {rss0 / 2**20:.0f} MiB", flush=True)
+    t0 = time.perf_counter()
+    cpu0 = time.process_time()
+    done = 0
+    snap0 = tracemalloc.take_snapshot() if args.tracemalloc else None
+    while done < len(rows):
+        part = rows[done:done + args.per_step]
+        for r in part:
+            r["executed_at"] = clock.t
+        fut: Future[list[dict[str, Any]]] = Future()
+        job = _TradeJob(part, clock.t, time.perf_counter(), fut, "trades")
+        rt._apply_trades([job], clock.t)
+        rt._advance(clock.t)
+        rt._publish()
+        fut.result()
+        done += len(part)
+        clock.t += args.step_ms
+        if done % args.report_every < args.per_step or done >= len(rows):
+            gc.collect()
+            rss = proc.memory_info().rss
+            comp = components(rt)
+            print(f"\n== {done:,} trades  RSS {rss / 2**20:.0f} MiB (+{(rss - rss0) / done:.0f} B/trade)  "
+                  f"wall {time.perf_counter() - t0:.1f} s  cpu {time.process_time() - cpu0:.1f} s", flush=True)
+            for name, value in comp.items():
+                per = "" if "(n)" in name or "rows" in name else f"  ({value / done:.1f} B/trade)"
+                print(f"  {name:34s} {value:>14,}{per}")
+            if args.tracemalloc and snap0 is not None:
+                snap = tracemalloc.take_snapshot()
+                for stat in snap.compare_to(snap0, "lineno")[:12]:
+                    print("   ", stat)
+    rt.runner.close()
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()
