@@ -139,7 +139,7 @@ class Runner:
         keys: str | Path | None = None,
         signing: bool = True,
         observer: StepObserver | None = None,
-        flow_ids: bool = False,
+        flow_ids: bool | dict[str, int] = False,
     ) -> Runner:
         """Open (or create) a database (a SQLite path or a URL; ``schema``: a PostgreSQL
         schema of its own); rebuild engine and chain from its log.
@@ -147,7 +147,7 @@ class Runner:
         ``keys`` is the signing-key directory (default :func:`default_key_dir`); a store without
         a key gets the directory's active key (created on first use). ``signing=False`` opens
         without loading a private key (read-mostly commands); no checkpoint is signed then.
-        ``flow_ids=True`` (the service) keeps the accepted flow ids in the store's id runs and
+        ``flow_ids`` (the service: True, or the archive's options) keeps the accepted flow ids in the store's id runs and
         only a bounded hot tier of them in memory (``store/flowids.py``); the log is replayed
         with every id in memory, then the ids are handed to the archive.
         """
@@ -179,7 +179,7 @@ class Runner:
         if flow_ids:
             from clearlane.store.flowids import FlowIdArchive
 
-            runner.flow_archive = FlowIdArchive.open(store)
+            runner.flow_archive = FlowIdArchive.open(store, **(flow_ids if isinstance(flow_ids, dict) else {}))
         genesis = store.get_meta("chain_genesis_ms")
         if genesis is not None:
             runner.chain = runner._new_chain(int(genesis))

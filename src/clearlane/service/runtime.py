@@ -123,6 +123,9 @@ class RuntimeOptions:
     cache_rows: int = 500_000
     bucket_ms: int = 10_000
     max_queue_rows: int = 200_000
+    hot_ids: int = 1 << 18  # ids per in-memory generation (engine dedup and read-model index)
+    flow_id_run_ids: int = 1 << 18  # ids per run written to the store's flow-id archive
+    flow_id_bloom_bits: int = 1 << 28  # the archive's fixed Bloom filter (32 MiB)
 
 
 @dataclass
@@ -173,10 +176,12 @@ class Runtime:
         self.readmodel: ReadModel | None = None
         if config is not None:
             self.readmodel = ReadModel(config, None, cache_rows=self.options.cache_rows,  # type: ignore[arg-type]
-                                       bucket_ms=self.options.bucket_ms, bounded=True)
+                                       bucket_ms=self.options.bucket_ms, bounded=True, hot_ids=self.options.hot_ids)
         self._live = False
         self.runner = Runner.open(db, config_path, durable=self.options.durable, keys=keys, observer=self._observe,
-                                  flow_ids=True)
+                                  flow_ids={"run_ids": self.options.flow_id_run_ids,
+                                            "bloom_bits": self.options.flow_id_bloom_bits})
+        self.runner.engine.seen_flow_ids.hot_ids = self.options.hot_ids
         if self.readmodel is None:  # pragma: no cover - resolve_config mirrors Runner.open
             raise RuntimeError("configuration could not be resolved")
         self.readmodel.store = self.runner.store
