@@ -13,6 +13,7 @@ top allocation sites.
 from __future__ import annotations
 
 import argparse
+import ctypes
 import gc
 import re
 import sys
@@ -40,6 +41,65 @@ def _nb(obj: Any) -> int:
     return 0
 
 
+def _sqlite_memory() -> int:
+    try:
+        lib = ctypes.CDLL("libsqlite3.so.0")
+    except OSError:
+        return -1
+    lib.sqlite3_memory_used.restype = ctypes.c_int64
+    return int(lib.sqlite3_memory_used())
+
+
+class _Mallinfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in
+                ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+
+def _malloc_in_use() -> int:
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallinfo2.restype = _Mallinfo2
+        info = libc.mallinfo2()
+    except (OSError, AttributeError):
+        return -1
+    return int(info.uordblks + info.hblkhd)
+
+
+def _deep(obj: Any, depth: int = 0, seen: set[int] | None = None) -> int:
+    """NumPy/Arrow bytes reachable from ``obj`` through attributes and containers (approximate)."""
+    seen = set() if seen is None else seen
+    if id(obj) in seen or depth > 6:
+        return 0
+    seen.add(id(obj))
+    if isinstance(obj, np.ndarray):
+        return int(obj.nbytes) if obj.base is None else 0
+    if isinstance(obj, pa.Table | pa.Array | pa.ChunkedArray):
+        return int(obj.nbytes)
+    if isinstance(obj, bytes | bytearray):
+        return len(obj)
+    if isinstance(obj, str):
+        return len(obj) + 49
+    if isinstance(obj, dict):
+        return 100 * len(obj) + sum(_deep(k, depth + 1, seen) + _deep(v, depth + 1, seen) for k, v in obj.items())
+    if isinstance(obj, list | tuple | set | frozenset):
+        return 8 * len(obj) + sum(_deep(v, depth + 1, seen) for v in obj)
+    if hasattr(obj, "__dict__") and not isinstance(obj, type) and type(obj).__module__.startswith("clearlane"):
+        return sum(_deep(v, depth + 1, seen) for v in vars(obj).values())
+    if hasattr(obj, "__slots__") and type(obj).__module__.startswith("clearlane"):
+        return sum(_deep(getattr(obj, n, None), depth + 1, seen) for n in obj.__slots__)
+    return 0
+
+
+def walk(rt: Any) -> dict[str, int]:
+    out: dict[str, int] = {}
+    roots = {"engine": rt.runner.engine, "auditor": rt.runner.auditor, "chain": rt.runner.chain, "rm": rt.readmodel,
+             "runner": rt.runner, "bus": rt.bus}
+    for name, root in roots.items():
+        for attr, value in vars(root).items():
+            out[f"{name}.{attr}"] = _deep(value)
+    return out
+
+
 def components(rt: Any) -> dict[str, int]:
     eng = rt.runner.engine
     rm = rt.readmodel
@@ -50,6 +110,7 @@ def components(rt: Any) -> dict[str, int]:
     if archive is not None:
         out["store flow-id archive (bloom, fences, pending)"] = archive.nbytes()
         out["store flow-id archive block reads (n)"] = archive.block_reads
+        out["store flow-id run flush max ms (n)"] = int(1000 * max(archive.flush_seconds, default=0))
     out["engine.seen_event_ids (n)"] = len(eng.seen_event_ids)
     out["engine.pending batches (n)"] = len(eng.pending)
     out["engine.pending batch flows"] = sum(_nb(list(vars(b.flows).values())) for b in eng.pending.values())
@@ -79,6 +140,8 @@ def components(rt: Any) -> dict[str, int]:
         out["rm.l1_done (n)"] = len(rm.l1_done)
         out["rm.timeline buckets (n)"] = sum(len(t.buckets) for t in rm.timelines)
     out["pyarrow pool"] = pa.total_allocated_bytes()
+    out["sqlite3_memory_used (page caches, all connections)"] = _sqlite_memory()
+    out["malloc in use (mallinfo2 uordblks)"] = _malloc_in_use()
     out["gc objects (n)"] = len(gc.get_objects())
     chain = rt.runner.chain
     if chain is not None:
@@ -89,6 +152,7 @@ def components(rt: Any) -> dict[str, int]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--trades", type=int, default=600_000)
+    ap.add_argument("--day", type=int, default=1_200_000, help="trades generated (re-sent with new ids)")
     ap.add_argument("--per-step", type=int, default=1000)
     ap.add_argument("--step-ms", type=int, default=50)
     ap.add_argument("--window-ms", type=int, default=100)
@@ -96,6 +160,7 @@ def main() -> None:
     ap.add_argument("--participants", type=int, default=300)
     ap.add_argument("--assets", type=int, default=8)
     ap.add_argument("--tracemalloc", action="store_true")
+    ap.add_argument("--walk", action="store_true", help="print the attributes that grew most since the last report")
     ap.add_argument("--workdir", type=Path)
     args = ap.parse_args()
 
@@ -103,7 +168,7 @@ def main() -> None:
     from clearlane.sim.generator import generate_day
 
     work = args.workdir or Path(tempfile.mkdtemp(prefix="mem-serve-"))
-    day = generate_day(trades=args.trades, participants=args.participants, assets=args.assets, seed=7)
+    day = generate_day(trades=min(args.day, args.trades), participants=args.participants, assets=args.assets, seed=7)
     toml = re.sub(r"(?m)^window_ms = \d+$", f"window_ms = {args.window_ms}", day.config_toml)
     (work / "config.toml").write_text(toml, encoding="utf-8")
     rows = day.trades.select(["trade_id", "venue", "symbol", "buyer", "seller", "quantity", "price",
@@ -138,10 +203,15 @@ def main() -> None:
     cpu0 = time.process_time()
     done = 0
     snap0 = tracemalloc.take_snapshot() if args.tracemalloc else None
-    while done < len(rows):
-        part = rows[done:done + args.per_step]
+    last_walk: dict[str, int] = {}
+    while done < args.trades:
+        at = done % len(rows)
+        cycle = done // len(rows)
+        part = [dict(r) for r in rows[at:at + args.per_step]]
         for r in part:
             r["executed_at"] = clock.t
+            if cycle:
+                r["trade_id"] = f"{r['trade_id']}~{cycle}"
         fut: Future[list[dict[str, Any]]] = Future()
         job = _TradeJob(part, clock.t, time.perf_counter(), fut, "trades")
         rt._apply_trades([job], clock.t)
@@ -150,7 +220,7 @@ def main() -> None:
         fut.result()
         done += len(part)
         clock.t += args.step_ms
-        if done % args.report_every < args.per_step or done >= len(rows):
+        if done % args.report_every < args.per_step or done >= args.trades:
             gc.collect()
             rss = proc.memory_info().rss
             comp = components(rt)
@@ -159,6 +229,12 @@ def main() -> None:
             for name, value in comp.items():
                 per = "" if "(n)" in name or "rows" in name else f"  ({value / done:.1f} B/trade)"
                 print(f"  {name:34s} {value:>14,}{per}")
+            if args.walk:
+                now_walk = walk(rt)
+                grew = sorted(((v - last_walk.get(k, 0), k) for k, v in now_walk.items()), reverse=True)[:10]
+                for delta, k in grew:
+                    print(f"   grew {k:40s} {delta:>+14,} (now {now_walk[k]:,})")
+                last_walk = now_walk
             if args.tracemalloc and snap0 is not None:
                 snap = tracemalloc.take_snapshot()
                 for stat in snap.compare_to(snap0, "lineno")[:12]:

@@ -159,6 +159,9 @@ class Stats:
     latency_cleared_ms: list[I64] = field(default_factory=list)
     latency_l2_final_ms: list[I64] = field(default_factory=list)
     latency_l1_final_ms: list[I64] = field(default_factory=list)
+    # Per-flow latencies above are kept for the bulk summary (``clearlane clear``); the service
+    # turns them off (its read model keeps latency histograms): they grow with every flow.
+    keep_latencies: bool = True
 
     def bump(self, table: dict[str, int], key: str, by: int = 1) -> None:
         table[key] = table.get(key, 0) + by
@@ -610,7 +613,8 @@ class Engine:
         stats.batches_cleared += 1
         stats.gross_usd += gross_usd
         stats.net_usd += net_usd
-        stats.latency_cleared_ms.append(close_ms - flows.time_ms)
+        if stats.keep_latencies:
+            stats.latency_cleared_ms.append(close_ms - flows.time_ms)
 
     def _post_hold(self, hold_id: str, batch_id: str, k: int, result: NetResult, at_ms: int, timeout_ms: int | None) -> None:
         """Pending entry: debtors' available → pool settlement → creditors' in-flight."""
@@ -812,7 +816,8 @@ class Engine:
         fx.batch_updates.setdefault(state.batch_id, {}).update(state="final", final_at_ms=final_ms)
         fx.batch_events.append((state.batch_id, "final", final_ms, ""))
         self.stats.batches_final += 1
-        self.stats.latency_l2_final_ms.append(final_ms - state.flows.time_ms)
+        if self.stats.keep_latencies:
+            self.stats.latency_l2_final_ms.append(final_ms - state.flows.time_ms)
 
     def _unwind_batch(self, state: BatchState, at_ms: int, fx: Effects) -> None:
         result = self.ledger.void_pending(state.hold_entry_id, at_ms)
@@ -874,7 +879,8 @@ class Engine:
         entry_id = f"l1_settle:{group.group_id}:{int(rows[0])}:{len(rows)}:{final_ms}"
         self._post(JournalEntry(entry_id, "l1_settle", final_ms, accounts, amounts, False, None, group.group_id))
         self.stats.l1_final += len(rows)
-        self.stats.latency_l1_final_ms.append(group.final_ms[rows] - flows.time_ms)
+        if self.stats.keep_latencies:
+            self.stats.latency_l1_final_ms.append(group.final_ms[rows] - flows.time_ms)
 
     # ------------------------------------------------------------------ small events
     def _event_id(self, kind: str, event_id: str, fx: Effects) -> bool:

@@ -27,6 +27,7 @@ so a replay that meets ids archived by its own later steps answers as the first 
 from __future__ import annotations
 
 import secrets
+import time
 from collections import OrderedDict
 from typing import Any
 
@@ -108,6 +109,7 @@ class FlowIdArchive:
         self.ids = 0
         self._records: OrderedDict[tuple[int, int], pa.Table] = OrderedDict()
         self.block_reads = 0
+        self.flush_seconds: list[float] = []
 
     # ------------------------------------------------------------------ open
     @classmethod
@@ -191,6 +193,7 @@ class FlowIdArchive:
         n = self._pending_n
         if n == 0:
             return
+        started = time.perf_counter()
         order = np.argsort(self._pending_h[:n], kind="stable")
         hashes = self._pending_h[:n][order].astype("<u8")
         locs = self._pending_loc[:n][order].astype("<i8")
@@ -208,6 +211,8 @@ class FlowIdArchive:
                                           "VALUES (?, ?, ?, ?, ?)", rows)
         self._add_run(run_id, self._covered, hashes[::b].astype(np.uint64))
         self._pending_n = 0
+        self.flush_seconds.append(time.perf_counter() - started)
+        del self.flush_seconds[:-100]
         if len(self._pending_h) > 2 * self.run_ids:
             self._pending_h = np.zeros(self.run_ids + 1024, dtype=np.uint64)
             self._pending_loc = np.zeros(self.run_ids + 1024, dtype=np.int64)
