@@ -204,6 +204,7 @@ def main() -> None:
     done = 0
     snap0 = tracemalloc.take_snapshot() if args.tracemalloc else None
     last_walk: dict[str, int] = {}
+    step_times: list[float] = []
     while done < args.trades:
         at = done % len(rows)
         cycle = done // len(rows)
@@ -214,9 +215,11 @@ def main() -> None:
                 r["trade_id"] = f"{r['trade_id']}~{cycle}"
         fut: Future[list[dict[str, Any]]] = Future()
         job = _TradeJob(part, clock.t, time.perf_counter(), fut, "trades")
+        step_t0 = time.perf_counter()
         rt._apply_trades([job], clock.t)
         rt._advance(clock.t)
         rt._publish()
+        step_times.append(time.perf_counter() - step_t0)
         fut.result()
         done += len(part)
         clock.t += args.step_ms
@@ -239,6 +242,11 @@ def main() -> None:
                 snap = tracemalloc.take_snapshot()
                 for stat in snap.compare_to(snap0, "lineno")[:12]:
                     print("   ", stat)
+    st = np.array(step_times) * 1000
+    print(f"\nstep wall ms ({len(st)} steps): p50 {np.percentile(st, 50):.1f}  p90 {np.percentile(st, 90):.1f}  "
+          f"p99 {np.percentile(st, 99):.1f}  p99.9 {np.percentile(st, 99.9):.1f}  max {st.max():.1f}")
+    slow = np.argsort(st)[-8:]
+    print("slowest steps (index: ms):", ", ".join(f"{i}: {st[i]:.0f}" for i in sorted(slow.tolist())))
     rt.runner.close()
     sys.exit(0)
 

@@ -129,6 +129,7 @@ class RuntimeOptions:
     # less often — a full collection then walks only what was allocated since, not the
     # replayed/imported heap (long pauses in the loop thread were p99 latency).
     gc_freeze: bool = False
+    close_on_time: bool = True  # step when a batch window ends, not only every tick_ms
     hot_ids: int = 1 << 18  # ids per in-memory generation (engine dedup and read-model index)
     flow_id_run_ids: int = 1 << 18  # ids per run written to the store's flow-id archive
     flow_id_bloom_bits: int = 1 << 28  # the archive's fixed Bloom filter (32 MiB)
@@ -316,7 +317,15 @@ class Runtime:
                 since = time.perf_counter() - last_step
                 tick = self.options.tick_ms / 1000
                 if self._trades and since < tick:
-                    time.sleep(tick - since)
+                    wait = tick - since
+                    if self.options.close_on_time:
+                        # A batch window that ends before the next tick is closed when it ends
+                        # (the step applies what is queued by then), not up to a tick later.
+                        due = self._batch_due_ms()
+                        if due is not None:
+                            wait = min(wait, max(0.0, (due - self.clock.now_ms()) / self.clock.speed / 1000))
+                    if wait > 0:
+                        time.sleep(wait)
                 last_step = time.perf_counter()
                 cpu = time.thread_time()
                 self._iteration()
