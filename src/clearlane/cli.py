@@ -847,7 +847,7 @@ def serve(
     if speed <= 0:
         raise fail("--speed must be positive")
     try:
-        api = build(db, config, clock=clock, speed=speed, runtime_options=RuntimeOptions(tick_ms=tick_ms, durable=durable, gc_freeze=True),
+        api = build(db, config, clock=clock, speed=speed, runtime_options=RuntimeOptions(tick_ms=tick_ms, durable=durable, tune_process=True),
                     service_options=ServiceOptions(auth=not insecure_no_auth), webhooks=webhooks, key_dir=keys)
     except ConfigError as exc:
         raise fail(str(exc)) from None
