@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import gc
 import logging
-import sys
 import threading
 import time
 import tomllib
@@ -128,9 +127,7 @@ class RuntimeOptions:
     # The serve process (``clearlane serve`` sets it): after the log is replayed and the app
     # built, move every object alive into the collector's permanent generation (gc.freeze) and
     # collect the young generation less often — a full collection then walks only what was
-    # allocated since, not the replayed/imported heap; and hand the GIL over every 0.5 ms instead
-    # of 5 ms, so the loop thread (which releases it in every SQLite/NumPy call) is not kept
-    # waiting behind the HTTP thread's request parsing.
+    # allocated since, not the replayed/imported heap.
     tune_process: bool = False
     close_on_time: bool = True  # step when a batch window ends, not only every tick_ms
     hot_ids: int = 1 << 18  # ids per in-memory generation (engine dedup and read-model index)
@@ -251,7 +248,6 @@ class Runtime:
             gc.collect()
             gc.freeze()
             gc.set_threshold(20_000, 20, 20)
-            sys.setswitchinterval(0.0005)
         self._thread = threading.Thread(target=self._run, name="clearlane-runtime", daemon=True)
         self._thread.start()
 
