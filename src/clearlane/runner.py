@@ -180,6 +180,7 @@ class Runner:
             from clearlane.store.flowids import FlowIdArchive
 
             runner.engine.stats.keep_latencies = False  # per-flow figures of the bulk summary
+            runner.engine.ledger.retain_final = False  # final journal entries live in the store
             runner.flow_archive = FlowIdArchive.open(store, **(flow_ids if isinstance(flow_ids, dict) else {}))
         genesis = store.get_meta("chain_genesis_ms")
         if genesis is not None:

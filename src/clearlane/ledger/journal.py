@@ -137,11 +137,17 @@ class Ledger:
         initial_accounts: int = 64,
         initial_entries: int = 1024,
         small_entry_max_legs: int = SMALL_ENTRY_MAX_LEGS,
+        retain_final: bool = True,
     ) -> None:
         self._small_entry_max_legs = small_entry_max_legs
         self._book = AccountBook(initial_accounts)
         self._records: dict[str, _Record] = {}
+        # Entries in posting order from absolute seq ``_by_seq_base`` (0 unless final entries
+        # are released: see :meth:`release_final`).
         self._by_seq: list[_Record] = []
+        self._by_seq_base = 0
+        self._n_entries = 0
+        self.retain_final = retain_final
         entries_capacity = max(1, int(initial_entries))
         self._status_codes = np.zeros(entries_capacity, dtype=np.uint8)
         self._status_at_ms = np.zeros(entries_capacity, dtype=np.int64)
@@ -202,7 +208,7 @@ class Ledger:
 
     @property
     def n_entries(self) -> int:
-        return len(self._by_seq)
+        return self._n_entries
 
     def record(self, entry_id: str) -> EntryRecord | None:
         rec = self._records.get(entry_id)
@@ -429,7 +435,8 @@ class Ledger:
         else:
             dirty[touched] = True
 
-        seq = len(self._by_seq)
+        seq = self._n_entries
+        self._n_entries += 1
         status = EntryStatus.PENDING if entry.pending else EntryStatus.POSTED
         rec = _Record(entry, seq, status, entry.at_ms)
         if seq == self._status_codes.shape[0]:
@@ -558,11 +565,29 @@ class Ledger:
         dirty[:] = False
         new_accounts = tuple((i, book.key(i)) for i in range(self._drained_accounts, book.n))
         self._drained_accounts = book.n
-        new_entries = tuple(rec.entry for rec in self._by_seq[self._drained_entries :])
-        self._drained_entries = len(self._by_seq)
+        new_entries = tuple(rec.entry for rec in self._by_seq[self._drained_entries - self._by_seq_base :])
+        self._drained_entries = self._n_entries
         status_changes = tuple(self._status_changes)
         self._status_changes = []
+        if not self.retain_final:
+            self._release_final()
         return LedgerChanges(new_accounts, new_entries, status_changes, changed)
+
+    def _release_final(self) -> None:
+        """Bounded memory (``retain_final=False``, the service): once drained to the store, a
+        single-phase entry (final when posted) leaves memory; two-phase entries (holds, one per
+        batch) stay, so resolving a hold answers exactly as before whatever happened to it. The
+        released entry's status stays in the per-entry status arrays (the state digest covers
+        them) and its content in the store's ``ledger_entries``, whose primary key refuses a
+        second entry with the same id — the journal no longer can for released ids, resolving a
+        released id answers PENDING_NOT_FOUND instead of NOT_TWO_PHASE, and :meth:`record` and
+        :meth:`audit_balances` no longer see them."""
+        records = self._records
+        for rec in self._by_seq:
+            if not rec.entry.pending:
+                del records[rec.entry.entry_id]
+        self._by_seq = []
+        self._by_seq_base = self._n_entries
 
     # -- checks -----------------------------------------------------------------------------
 
@@ -594,7 +619,7 @@ class Ledger:
                     f"asset {asset}: pending debits {debit_sums[asset_id]} != "
                     f"pending credits {credit_sums[asset_id]}"
                 )
-        n_entries = len(self._by_seq)
+        n_entries = self._n_entries
         n_pending_status = int(
             np.count_nonzero(self._status_codes[:n_entries] == STATUS_CODE[EntryStatus.PENDING])
         )
@@ -612,6 +637,8 @@ class Ledger:
 
     def audit_balances(self) -> None:
         """Recompute every balance from the entries (O(total legs)) and compare."""
+        if self._by_seq_base:
+            raise LedgerInvariantError("final entries were released (retain_final=False): balances cannot be recomputed")
         book = self._book
         n = book.n
         posted_parts: list[tuple[_I64, _I64]] = []
@@ -709,7 +736,7 @@ class Ledger:
         different bytes). :meth:`check_invariants` recomputes every block to prove the cache.
         """
         book = self._book
-        n_entries = len(self._by_seq)
+        n_entries = self._n_entries
         hasher = CanonicalHasher("clearlane.ledger.state.v2")
         hasher.add_int(book.n)
         hasher.add_bytes(book.keys_digest())
