@@ -93,7 +93,7 @@ def _deep(obj: Any, depth: int = 0, seen: set[int] | None = None) -> int:
 def walk(rt: Any) -> dict[str, int]:
     out: dict[str, int] = {}
     roots = {"engine": rt.runner.engine, "auditor": rt.runner.auditor, "chain": rt.runner.chain, "rm": rt.readmodel,
-             "runner": rt.runner, "bus": rt.bus}
+             "runner": rt.runner, "bus": rt.bus, "ledger": rt.runner.engine.ledger}
     for name, root in roots.items():
         for attr, value in vars(root).items():
             out[f"{name}.{attr}"] = _deep(value)

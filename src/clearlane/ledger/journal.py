@@ -148,6 +148,7 @@ class Ledger:
         self._by_seq_base = 0
         self._n_entries = 0
         self.retain_final = retain_final
+        self._resolved: dict[str, EntryStatus] = {}  # released holds (retain_final=False)
         entries_capacity = max(1, int(initial_entries))
         self._status_codes = np.zeros(entries_capacity, dtype=np.uint8)
         self._status_at_ms = np.zeros(entries_capacity, dtype=np.int64)
@@ -240,6 +241,8 @@ class Ledger:
         entry_id = entry.entry_id
         if not entry_id:
             return _Refusal(PostResult.INVALID_ID, "entry_id is empty")
+        if entry_id in self._resolved:
+            return _Refusal(PostResult.ID_CONFLICT, "id used by a released, resolved hold")
         existing = self._records.get(entry_id)
         if existing is not None:
             if existing.entry.same_content(entry):
@@ -481,7 +484,11 @@ class Ledger:
         at_ms = check_time_ms("at_ms", at_ms)
         rec = self._records.get(entry_id)
         if rec is None:
-            return PostResult.PENDING_NOT_FOUND
+            done = self._resolved.get(entry_id)
+            if done is None:
+                return PostResult.PENDING_NOT_FOUND
+            return {EntryStatus.POSTED: PostResult.ALREADY_POSTED, EntryStatus.VOIDED: PostResult.ALREADY_VOIDED}.get(
+                done, PostResult.EXPIRED)
         if not rec.entry.pending:
             return PostResult.NOT_TWO_PHASE
         if rec.status is EntryStatus.POSTED:
@@ -570,22 +577,27 @@ class Ledger:
         status_changes = tuple(self._status_changes)
         self._status_changes = []
         if not self.retain_final:
-            self._release_final()
+            self._release_final(status_changes)
         return LedgerChanges(new_accounts, new_entries, status_changes, changed)
 
-    def _release_final(self) -> None:
+    def _release_final(self, status_changes: tuple[StatusChange, ...]) -> None:
         """Bounded memory (``retain_final=False``, the service): once drained to the store, a
-        single-phase entry (final when posted) leaves memory; two-phase entries (holds, one per
-        batch) stay, so resolving a hold answers exactly as before whatever happened to it. The
-        released entry's status stays in the per-entry status arrays (the state digest covers
-        them) and its content in the store's ``ledger_entries``, whose primary key refuses a
-        second entry with the same id — the journal no longer can for released ids, resolving a
-        released id answers PENDING_NOT_FOUND instead of NOT_TWO_PHASE, and :meth:`record` and
-        :meth:`audit_balances` no longer see them."""
+        single-phase entry (final when posted) leaves memory, and so does a hold once it is
+        posted, voided or expired — only its id and final status stay (``_resolved``, one small
+        item per batch), so resolving it again answers exactly as before. A released entry's
+        status stays in the per-entry status arrays (the state digest covers them) and its
+        content in the store's ``ledger_entries``, whose primary key refuses a second entry with
+        the same id: the journal itself answers ID_CONFLICT for a released hold id, and for a
+        released single-phase id it no longer can; resolving a released single-phase id answers
+        PENDING_NOT_FOUND instead of NOT_TWO_PHASE; :meth:`record` and :meth:`audit_balances`
+        no longer see released entries."""
         records = self._records
         for rec in self._by_seq:
             if not rec.entry.pending:
                 del records[rec.entry.entry_id]
+        for change in status_changes:
+            if change.entry_id in records:
+                self._resolved[change.entry_id] = records.pop(change.entry_id).status
         self._by_seq = []
         self._by_seq_base = self._n_entries
 
