@@ -111,6 +111,9 @@ def components(rt: Any) -> dict[str, int]:
         out["store flow-id archive (bloom, fences, pending)"] = archive.nbytes()
         out["store flow-id archive block reads (n)"] = archive.block_reads
         out["store flow-id run flush max ms (n)"] = int(1000 * max(archive.flush_seconds, default=0))
+        out["store flow-id runs (n)"] = archive.run_count
+        out["store flow-id compactions (n)"] = archive.compactions
+        out["store flow-id compaction max ms (n)"] = int(1000 * max(archive.compact_seconds, default=0))
     out["engine.seen_event_ids (n)"] = len(eng.seen_event_ids)
     out["engine.pending batches (n)"] = len(eng.pending)
     out["engine.pending batch flows"] = sum(_nb(list(vars(b.flows).values())) for b in eng.pending.values())

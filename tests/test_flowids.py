@@ -18,6 +18,7 @@ import hypothesis.strategies as st
 import numpy as np
 import pyarrow as pa
 from hypothesis import HealthCheck, given, settings
+from sqlalchemy import text
 
 from clearlane.runner import Runner
 from clearlane.service.runtime import RuntimeOptions
@@ -138,3 +139,36 @@ def test_service_answers_old_ids_after_eviction(tmp_path: Path) -> None:
         clash = svc.client.post("/v1/trades", json=trade_row(0, price="1.00"), headers=svc.h())
         assert clash.status_code == 409 and clash.json()["error"] == "id_conflict"
         assert svc.runtime.rm.counts[:, 0].sum() == 50
+
+
+def test_runs_are_compacted_and_every_id_stays_found(db_target: str) -> None:
+    runner = _open(db_target, True)
+    archive: FlowIdArchive = runner.flow_archive
+    accepted: list[int] = []
+    for s in range(40):
+        ids = list(range(s * 5, s * 5 + 5))
+        accepted += ids
+        runner.submit("trades", chunk(_rows(ids, T0 + s * 1000)), T0 + s * 1000, f"c{s}")
+    assert archive.compactions >= 2
+    # 200 ids in runs of >= 8: without merging ~25 runs; tiered with fan-in 4: a few per level
+    assert archive.run_count <= 2 * (archive.compact_fanin - 1) + 1
+    probe = pa.array([f"T{i:06d}" for i in accepted], type=pa.string())
+    everything = np.arange(len(probe), dtype=np.int64)
+    assert archive.seen("t:", probe, everything, 1 << 40).all()
+    runs = runner.store.rows("SELECT run_id, ids FROM flow_id_runs")
+    assert sum(int(r["ids"]) for r in runs) + archive._pending_n == len(accepted)
+    blocks = {int(r["run_id"]) for r in runner.store.rows("SELECT DISTINCT run_id FROM flow_id_blocks")}
+    assert blocks == {int(r["run_id"]) for r in runs}
+    root = runner.engine.state_root()
+    # a compaction cut short by a crash: blocks without a run row are dropped on open
+    with runner.store.engine.begin() as conn:
+        conn.execute(text("INSERT INTO flow_id_blocks (run_id, block, first_hash, hashes, locs) "
+                          "VALUES (999, 0, 0, :h, :l)"), {"h": b"\0" * 8, "l": b"\0" * 8})
+    runner.close()
+    again = _open(db_target, True)
+    assert again.engine.state_root() == root
+    assert again.store.scalar("SELECT count(*) FROM flow_id_blocks WHERE run_id = 999") == 0
+    assert again.flow_archive.seen("t:", probe, everything, 1 << 40).all()
+    fx = again.submit("trades", chunk(_rows([0, 77, 199, 900], T0 + 99_000)), T0 + 99_000, "late")
+    assert fx is not None and fx.duplicates == 3
+    again.close()

@@ -550,6 +550,8 @@ class Runner:
         self.advance_chain(max(to_ms, self.engine.chain_seen_ms), source_id, overlap=overlap)
 
     def close(self) -> None:
+        if self.flow_archive is not None:
+            self.flow_archive.close()
         self.store.close()
 
 

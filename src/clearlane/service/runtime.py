@@ -133,6 +133,7 @@ class RuntimeOptions:
     hot_ids: int = 1 << 18  # ids per in-memory generation (engine dedup and read-model index)
     flow_id_run_ids: int = 1 << 18  # ids per run written to the store's flow-id archive
     flow_id_bloom_bits: int = 1 << 28  # the archive's fixed Bloom filter (32 MiB)
+    flow_id_background: bool = True  # merge id runs on a thread of their own (tests: inline)
 
 
 @dataclass
@@ -187,7 +188,8 @@ class Runtime:
         self._live = False
         self.runner = Runner.open(db, config_path, durable=self.options.durable, keys=keys, observer=self._observe,
                                   flow_ids={"run_ids": self.options.flow_id_run_ids,
-                                            "bloom_bits": self.options.flow_id_bloom_bits})
+                                            "bloom_bits": self.options.flow_id_bloom_bits,
+                                            "background": self.options.flow_id_background})
         self.runner.engine.seen_flow_ids.hot_ids = self.options.hot_ids
         if self.readmodel is None:  # pragma: no cover - resolve_config mirrors Runner.open
             raise RuntimeError("configuration could not be resolved")

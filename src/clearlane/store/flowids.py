@@ -27,8 +27,10 @@ so a replay that meets ids archived by its own later steps answers as the first 
 from __future__ import annotations
 
 import secrets
+import threading
 import time
 from collections import OrderedDict
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -48,6 +50,8 @@ I64 = npt.NDArray[np.int64]
 
 RUN_IDS = 1 << 18
 BLOCK_IDS = 2048
+COMPACT_FANIN = 4
+_INSERT_BLOCKS = "INSERT INTO flow_id_blocks (run_id, block, first_hash, hashes, locs) VALUES (?, ?, ?, ?, ?)"
 BLOOM_BITS = 1 << 28
 _REJECTED = int(TradeState.REJECTED)
 
@@ -76,6 +80,15 @@ def _bloom_test(bits, hashes, mask, out):  # type: ignore[no-untyped-def]
         out[i] = hit
 
 
+@dataclass(frozen=True)
+class _Run:
+    run_id: int
+    first_seq: int
+    last_seq: int
+    ids: int
+    fences: U64  # the first hash of every block (hashes are sorted within a run)
+
+
 def pack(seq: int | I64, part: int | I64, row: int | I64) -> Any:
     return (np.int64(seq) << np.int64(32)) | (np.int64(part) << np.int64(24)) | np.int64(row)
 
@@ -88,7 +101,7 @@ class FlowIdArchive:
     """See the module docstring. One writer (the runner's thread); readers hold the runtime lock."""
 
     def __init__(self, store: Store, seed: int, *, run_ids: int = RUN_IDS, block_ids: int = BLOCK_IDS,
-                 bloom_bits: int = BLOOM_BITS) -> None:
+                 bloom_bits: int = BLOOM_BITS, compact_fanin: int = COMPACT_FANIN, background: bool = False) -> None:
         if bloom_bits & (bloom_bits - 1) or bloom_bits < 64:
             raise ValueError("bloom_bits must be a power of two >= 64")
         self.store = store
@@ -97,11 +110,16 @@ class FlowIdArchive:
         self.block_ids = block_ids
         self._bits = np.zeros(bloom_bits // 64, dtype=np.uint64)
         self._mask = np.uint64(bloom_bits - 1)
-        # per block of every run: first hash (sorted within a run), run id, block number
-        self._fence_hash: list[U64] = []
-        self._fence_block: list[npt.NDArray[np.int32]] = []
-        self._run_ids: list[int] = []
-        self._run_last_seq: list[int] = []
+        # The runs, oldest first; replaced as a whole (never mutated) so a reader holding the
+        # lock sees one consistent list. ``_lock`` also covers the swap after a compaction.
+        self._runs: list[_Run] = []
+        self._next_run_id = 1
+        self._lock = threading.RLock()
+        self.compact_fanin = compact_fanin
+        self.background = background
+        self._compactor: threading.Thread | None = None
+        self.compaction_error: BaseException | None = None
+        self.compactions = 0
         self._pending_h = np.zeros(1024, dtype=np.uint64)
         self._pending_loc = np.zeros(1024, dtype=np.int64)
         self._pending_n = 0
@@ -110,6 +128,7 @@ class FlowIdArchive:
         self._records: OrderedDict[tuple[int, int], pa.Table] = OrderedDict()
         self.block_reads = 0
         self.flush_seconds: list[float] = []
+        self.compact_seconds: list[float] = []
 
     # ------------------------------------------------------------------ open
     @classmethod
@@ -120,7 +139,10 @@ class FlowIdArchive:
             raw = str(secrets.randbits(64))
             store.set_meta("flow_id_seed", raw)
         archive = cls(store, int(raw), **kwargs)
-        runs = store.rows("SELECT run_id, last_seq, ids FROM flow_id_runs ORDER BY run_id")
+        with store.engine.begin() as conn:
+            # blocks of a compaction cut short by a crash (its run row was never committed)
+            conn.execute(text("DELETE FROM flow_id_blocks WHERE run_id NOT IN (SELECT run_id FROM flow_id_runs)"))
+        runs = store.rows("SELECT run_id, first_seq, last_seq, ids FROM flow_id_runs ORDER BY first_seq, run_id")
         with store.engine.connect() as conn:
             for run in runs:
                 run_id = int(run["run_id"])
@@ -132,16 +154,19 @@ class FlowIdArchive:
                     h = np.frombuffer(bytes(hashes), dtype="<u8")
                     firsts[i] = h[0]
                     _bloom_add(archive._bits, h, archive._mask)
-                archive._add_run(run_id, int(run["last_seq"]), firsts)
+                archive._runs = [*archive._runs, _Run(run_id, int(run["first_seq"]), int(run["last_seq"]),
+                                                      int(run["ids"]), firsts)]
+                archive._next_run_id = max(archive._next_run_id, run_id + 1)
+                archive._covered = max(archive._covered, int(run["last_seq"]))
                 archive.ids += int(run["ids"])
         return archive
 
-    def _add_run(self, run_id: int, last_seq: int, firsts: U64) -> None:
-        self._run_ids.append(run_id)
-        self._run_last_seq.append(last_seq)
-        self._fence_hash.append(firsts)
-        self._fence_block.append(np.arange(len(firsts), dtype=np.int32))
-        self._covered = max(self._covered, last_seq)
+    def close(self) -> None:
+        """Wait for a running compaction (the store stays consistent either way)."""
+        thread = self._compactor
+        if thread is not None:
+            thread.join()
+            self._compactor = None
 
     @property
     def covered_through(self) -> int:
@@ -150,7 +175,11 @@ class FlowIdArchive:
     @property
     def archived_through(self) -> int:
         """The last step whose ids are all in written runs (the rest is in the pending buffer)."""
-        return self._run_last_seq[-1] if self._run_last_seq else 0
+        return max((r.last_seq for r in self._runs), default=0)
+
+    @property
+    def run_count(self) -> int:
+        return len(self._runs)
 
     # ------------------------------------------------------------------ write
     def feed(self, seq: int, fx: Effects) -> None:
@@ -197,25 +226,116 @@ class FlowIdArchive:
         order = np.argsort(self._pending_h[:n], kind="stable")
         hashes = self._pending_h[:n][order].astype("<u8")
         locs = self._pending_loc[:n][order].astype("<i8")
-        run_id = (self._run_ids[-1] + 1) if self._run_ids else 1
         first_seq = int((self._pending_loc[:n] >> 32).min())
-        b = self.block_ids
-        starts = range(0, n, b)
-        rows = [(run_id, i, int(hashes[s].astype(np.int64)), hashes[s:s + b].tobytes(), locs[s:s + b].tobytes())
-                for i, s in enumerate(starts)]
+        with self._lock:
+            run_id = self._next_run_id
+            self._next_run_id += 1
+        rows = self._block_rows(run_id, hashes, locs)
         with self.store.engine.begin() as conn:
             conn.execute(text("INSERT INTO flow_id_runs (run_id, first_seq, last_seq, ids, blocks) "
                               "VALUES (:r, :f, :l, :n, :b)"),
                          {"r": run_id, "f": first_seq, "l": self._covered, "n": n, "b": len(rows)})
-            self.store._executemany(conn, "INSERT INTO flow_id_blocks (run_id, block, first_hash, hashes, locs) "
-                                          "VALUES (?, ?, ?, ?, ?)", rows)
-        self._add_run(run_id, self._covered, hashes[::b].astype(np.uint64))
-        self._pending_n = 0
+            self.store._executemany(conn, _INSERT_BLOCKS, rows)
+        # committed: readers move from the pending ids to the run
+        with self._lock:
+            self._runs = [*self._runs, _Run(run_id, first_seq, self._covered, n,
+                                            hashes[:: self.block_ids].astype(np.uint64))]
+            self._pending_n = 0
+        self._maybe_compact()
         self.flush_seconds.append(time.perf_counter() - started)
         del self.flush_seconds[:-100]
         if len(self._pending_h) > 2 * self.run_ids:
             self._pending_h = np.zeros(self.run_ids + 1024, dtype=np.uint64)
             self._pending_loc = np.zeros(self.run_ids + 1024, dtype=np.int64)
+
+    def _block_rows(self, run_id: int, hashes: U64, locs: I64) -> list[tuple[Any, ...]]:
+        b = self.block_ids
+        return [(run_id, i, int(hashes[s].astype(np.int64)), hashes[s:s + b].astype("<u8").tobytes(),
+                 locs[s:s + b].astype("<i8").tobytes()) for i, s in enumerate(range(0, len(hashes), b))]
+
+    # ------------------------------------------------------------------ compaction
+    def _level(self, run: _Run) -> int:
+        level, size = 0, self.run_ids * self.compact_fanin
+        while run.ids >= size:
+            level, size = level + 1, size * self.compact_fanin
+        return level
+
+    def _pick(self) -> list[_Run] | None:
+        """``compact_fanin`` runs of the lowest level that has that many (oldest first)."""
+        by_level: dict[int, list[_Run]] = {}
+        for run in self._runs:
+            by_level.setdefault(self._level(run), []).append(run)
+        for level in sorted(by_level):
+            if len(by_level[level]) >= self.compact_fanin:
+                return by_level[level][: self.compact_fanin]
+        return None
+
+    def _maybe_compact(self) -> None:
+        """Tiered compaction: ``compact_fanin`` runs of one size class are merged into one, so
+        the run count stays O(fan-in x log(ids / run_ids)) and a probe reads that many blocks."""
+        if self.compaction_error is not None:
+            raise RuntimeError("flow-id run compaction failed") from self.compaction_error
+        if self._compactor is not None:
+            if self._compactor.is_alive():
+                return
+            self._compactor = None
+        picked = self._pick()
+        if picked is None:
+            return
+        if not self.background:
+            self._compact(picked)
+            self._maybe_compact()
+            return
+        self._compactor = threading.Thread(target=self._compact_guarded, args=(picked,), name="clearlane-id-compaction",
+                                           daemon=True)
+        self._compactor.start()
+
+    def _compact_guarded(self, picked: list[_Run]) -> None:
+        try:
+            self._compact(picked)
+        except BaseException as exc:  # surfaced on the next flush
+            self.compaction_error = exc
+
+    def _compact(self, picked: list[_Run]) -> None:
+        """Merge ``picked`` into one new run: its blocks are written in small transactions (a
+        crash leaves blocks without a run row, deleted on open), then one transaction adds the
+        run row and deletes the merged runs — readers switch under the lock at that commit."""
+        started = time.perf_counter()
+        parts_h: list[U64] = []
+        parts_l: list[I64] = []
+        with self.store.engine.connect() as conn:
+            for run in picked:
+                for hashes, locs in conn.execute(
+                        text("SELECT hashes, locs FROM flow_id_blocks WHERE run_id = :r ORDER BY block"),
+                        {"r": run.run_id}).all():
+                    parts_h.append(np.frombuffer(bytes(hashes), dtype="<u8"))
+                    parts_l.append(np.frombuffer(bytes(locs), dtype="<i8"))
+        hashes = np.concatenate(parts_h)
+        locs = np.concatenate(parts_l)
+        order = np.argsort(hashes, kind="stable")
+        hashes, locs = hashes[order], locs[order]
+        with self._lock:
+            run_id = self._next_run_id
+            self._next_run_id += 1
+        rows = self._block_rows(run_id, hashes, locs)
+        for at in range(0, len(rows), 16):
+            with self.store.engine.begin() as conn:
+                self.store._executemany(conn, _INSERT_BLOCKS, rows[at:at + 16])
+        merged = _Run(run_id, min(r.first_seq for r in picked), max(r.last_seq for r in picked), len(hashes),
+                      hashes[:: self.block_ids].astype(np.uint64))
+        gone = [r.run_id for r in picked]
+        with self._lock, self.store.engine.begin() as conn:
+            conn.execute(text("INSERT INTO flow_id_runs (run_id, first_seq, last_seq, ids, blocks) "
+                              "VALUES (:r, :f, :l, :n, :b)"),
+                         {"r": run_id, "f": merged.first_seq, "l": merged.last_seq, "n": merged.ids, "b": len(rows)})
+            for old in gone:
+                conn.execute(text("DELETE FROM flow_id_blocks WHERE run_id = :r"), {"r": old})
+                conn.execute(text("DELETE FROM flow_id_runs WHERE run_id = :r"), {"r": old})
+            runs = [r for r in self._runs if r.run_id not in gone]
+            self._runs = sorted([*runs, merged], key=lambda r: (r.first_seq, r.run_id))
+        self.compactions += 1
+        self.compact_seconds.append(time.perf_counter() - started)
+        del self.compact_seconds[:-100]
 
     # ------------------------------------------------------------------ read
     def hashes(self, ids: pa.Array, kind: int) -> U64:
@@ -231,27 +351,32 @@ class FlowIdArchive:
     def locations(self, h: int) -> list[int]:
         """Every packed location stored under hash ``h`` (pending buffer and runs), unconfirmed."""
         key = np.uint64(h)
-        found = [int(x) for x in self._pending_loc[: self._pending_n][self._pending_h[: self._pending_n] == key]]
-        for r, run_id in enumerate(self._run_ids):
-            fences = self._fence_hash[r]
-            # the blocks that may hold `key`: from the last block starting below it to the last
-            # block starting at or below it (equal hashes may span a block boundary)
-            lo = max(0, int(np.searchsorted(fences, key, side="left")) - 1)
-            hi = int(np.searchsorted(fences, key, side="right"))
-            if hi == 0:
-                continue
-            with self.store.engine.connect() as conn:
-                blocks = conn.execute(
-                    text("SELECT hashes, locs FROM flow_id_blocks WHERE run_id = :r AND block >= :lo AND block < :hi"),
-                    {"r": run_id, "lo": lo, "hi": hi},
-                ).all()
-            self.block_reads += len(blocks)
-            for hashes, locs in blocks:
-                hb = np.frombuffer(bytes(hashes), dtype="<u8")
-                a, z = np.searchsorted(hb, key, side="left"), np.searchsorted(hb, key, side="right")
-                if z > a:
-                    found.extend(int(x) for x in np.frombuffer(bytes(locs), dtype="<i8")[a:z])
+        with self._lock:
+            found = [int(x) for x in self._pending_loc[: self._pending_n][self._pending_h[: self._pending_n] == key]]
+            for run in self._runs:
+                found.extend(self._run_locations(run, key))
         return sorted(found)
+
+    def _run_locations(self, run: _Run, key: np.uint64) -> list[int]:
+        # the blocks that may hold `key`: from the last block starting below it to the last
+        # block starting at or below it (equal hashes may span a block boundary)
+        found: list[int] = []
+        lo = max(0, int(np.searchsorted(run.fences, key, side="left")) - 1)
+        hi = int(np.searchsorted(run.fences, key, side="right"))
+        if hi == 0:
+            return found
+        with self.store.engine.connect() as conn:
+            blocks = conn.execute(
+                text("SELECT hashes, locs FROM flow_id_blocks WHERE run_id = :r AND block >= :lo AND block < :hi"),
+                {"r": run.run_id, "lo": lo, "hi": hi},
+            ).all()
+        self.block_reads += len(blocks)
+        for hashes, locs in blocks:
+            hb = np.frombuffer(bytes(hashes), dtype="<u8")
+            a, z = np.searchsorted(hb, key, side="left"), np.searchsorted(hb, key, side="right")
+            if z > a:
+                found.extend(int(x) for x in np.frombuffer(bytes(locs), dtype="<i8")[a:z])
+        return found
 
     def candidates(self, flow_id: str, kind: int) -> list[tuple[int, int, int]]:
         """(seq, part, row) of every archived record whose hash matches ``flow_id`` of ``kind``."""
@@ -296,5 +421,5 @@ class FlowIdArchive:
         return out
 
     def nbytes(self) -> int:
-        fences = sum(f.nbytes + b.nbytes for f, b in zip(self._fence_hash, self._fence_block, strict=True))
+        fences = sum(r.fences.nbytes for r in self._runs)
         return int(self._bits.nbytes + fences + self._pending_h.nbytes + self._pending_loc.nbytes)
