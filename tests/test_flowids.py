@@ -17,11 +17,13 @@ from typing import Any
 import hypothesis.strategies as st
 import numpy as np
 import pyarrow as pa
+import pytest
 from hypothesis import HealthCheck, given, settings
 from sqlalchemy import text
 
 from clearlane.runner import Runner
 from clearlane.service.runtime import RuntimeOptions
+from clearlane.store import flowids
 from clearlane.store.flowids import FlowIdArchive
 from tests.conftest import EXAMPLE_CONFIG, T0, chunk, trade
 from tests.service_support import make_service, trade_row
@@ -141,7 +143,10 @@ def test_service_answers_old_ids_after_eviction(tmp_path: Path) -> None:
         assert svc.runtime.rm.counts[:, 0].sum() == 50
 
 
-def test_runs_are_compacted_and_every_id_stays_found(db_target: str) -> None:
+@pytest.mark.parametrize("merge_ids", [1 << 16, 8])
+def test_runs_are_compacted_and_every_id_stays_found(db_target: str, merge_ids: int,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(flowids, "MERGE_IDS", merge_ids)  # 8: many hash ranges per merge
     runner = _open(db_target, True)
     archive: FlowIdArchive = runner.flow_archive
     accepted: list[int] = []

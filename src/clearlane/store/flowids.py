@@ -51,6 +51,7 @@ I64 = npt.NDArray[np.int64]
 RUN_IDS = 1 << 18
 BLOCK_IDS = 2048
 COMPACT_FANIN = 4
+MERGE_IDS = 1 << 16  # ids merged at a time by a compaction (bounds its memory)
 _INSERT_BLOCKS = "INSERT INTO flow_id_blocks (run_id, block, first_hash, hashes, locs) VALUES (?, ?, ?, ?, ?)"
 BLOOM_BITS = 1 << 28
 _REJECTED = int(TradeState.REJECTED)
@@ -297,37 +298,67 @@ class FlowIdArchive:
             self.compaction_error = exc
 
     def _compact(self, picked: list[_Run]) -> None:
-        """Merge ``picked`` into one new run: its blocks are written in small transactions (a
-        crash leaves blocks without a run row, deleted on open), then one transaction adds the
-        run row and deletes the merged runs — readers switch under the lock at that commit."""
+        """Merge ``picked`` into one new run, streaming: the hash space is cut at fences into
+        ranges of about ``MERGE_IDS`` ids; each range's blocks are read from every picked run,
+        sorted and written as the new run's next blocks (memory: one range, whatever the run
+        sizes). Blocks go in small transactions (a crash leaves blocks without a run row,
+        deleted on open); one last transaction adds the run row and deletes the merged runs —
+        readers switch to the new run under the lock at that commit."""
         started = time.perf_counter()
-        parts_h: list[U64] = []
-        parts_l: list[I64] = []
-        with self.store.engine.connect() as conn:
-            for run in picked:
-                for hashes, locs in conn.execute(
-                        text("SELECT hashes, locs FROM flow_id_blocks WHERE run_id = :r ORDER BY block"),
-                        {"r": run.run_id}).all():
-                    parts_h.append(np.frombuffer(bytes(hashes), dtype="<u8"))
-                    parts_l.append(np.frombuffer(bytes(locs), dtype="<i8"))
-        hashes = np.concatenate(parts_h)
-        locs = np.concatenate(parts_l)
-        order = np.argsort(hashes, kind="stable")
-        hashes, locs = hashes[order], locs[order]
         with self._lock:
             run_id = self._next_run_id
             self._next_run_id += 1
-        rows = self._block_rows(run_id, hashes, locs)
-        for at in range(0, len(rows), 16):
-            with self.store.engine.begin() as conn:
-                self.store._executemany(conn, _INSERT_BLOCKS, rows[at:at + 16])
-        merged = _Run(run_id, min(r.first_seq for r in picked), max(r.last_seq for r in picked), len(hashes),
-                      hashes[:: self.block_ids].astype(np.uint64))
+        total = sum(r.ids for r in picked)
+        fences = np.unique(np.concatenate([r.fences for r in picked]))
+        step = max(1, len(fences) * MERGE_IDS // max(total, 1))
+        cuts = [int(x) for x in fences[step::step]]
+        bounds = list(zip([0, *cuts], [*cuts, 1 << 64], strict=True))
+        b = self.block_ids
+        carry_h = np.zeros(0, dtype=np.uint64)
+        carry_l = np.zeros(0, dtype=np.int64)
+        block = 0
+        firsts: list[U64] = []
+        written = 0
+        for lo, hi in bounds:
+            parts_h, parts_l = [carry_h], [carry_l]
+            with self.store.engine.connect() as conn:
+                for run in picked:
+                    a = max(0, int(np.searchsorted(run.fences, np.uint64(lo), side="left")) - 1)
+                    z = len(run.fences) if hi >= 1 << 64 else int(np.searchsorted(run.fences, np.uint64(hi), side="left"))
+                    if z <= a:
+                        continue
+                    for hashes, locs in conn.execute(
+                            text("SELECT hashes, locs FROM flow_id_blocks WHERE run_id = :r AND block >= :a "
+                                 "AND block < :z ORDER BY block"), {"r": run.run_id, "a": a, "z": z}).all():
+                        h = np.frombuffer(bytes(hashes), dtype="<u8")
+                        keep = (h >= np.uint64(lo)) if hi >= 1 << 64 else (h >= np.uint64(lo)) & (h < np.uint64(hi))
+                        parts_h.append(h[keep].astype(np.uint64))
+                        parts_l.append(np.frombuffer(bytes(locs), dtype="<i8")[keep].astype(np.int64))
+            hs = np.concatenate(parts_h)
+            ls = np.concatenate(parts_l)
+            order = np.argsort(hs, kind="stable")
+            hs, ls = hs[order], ls[order]
+            last = hi >= 1 << 64
+            full = len(hs) if last else (len(hs) // b) * b
+            if full:
+                rows = self._block_rows(run_id, hs[:full], ls[:full])
+                rows = [(r[0], r[1] + block, *r[2:]) for r in rows]
+                with self.store.engine.begin() as conn:
+                    self.store._executemany(conn, _INSERT_BLOCKS, rows)
+                block += len(rows)
+                firsts.append(hs[:full][::b])
+                written += full
+            carry_h, carry_l = hs[full:], ls[full:]
+            time.sleep(0)  # let the loop thread have the GIL between ranges
+        if written != total:
+            raise RuntimeError(f"flow-id compaction wrote {written} ids of {total}")
+        merged = _Run(run_id, min(r.first_seq for r in picked), max(r.last_seq for r in picked), total,
+                      np.concatenate(firsts) if firsts else np.zeros(0, dtype=np.uint64))
         gone = [r.run_id for r in picked]
         with self._lock, self.store.engine.begin() as conn:
             conn.execute(text("INSERT INTO flow_id_runs (run_id, first_seq, last_seq, ids, blocks) "
                               "VALUES (:r, :f, :l, :n, :b)"),
-                         {"r": run_id, "f": merged.first_seq, "l": merged.last_seq, "n": merged.ids, "b": len(rows)})
+                         {"r": run_id, "f": merged.first_seq, "l": merged.last_seq, "n": merged.ids, "b": block})
             for old in gone:
                 conn.execute(text("DELETE FROM flow_id_blocks WHERE run_id = :r"), {"r": old})
                 conn.execute(text("DELETE FROM flow_id_runs WHERE run_id = :r"), {"r": old})
