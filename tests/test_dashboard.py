@@ -132,6 +132,10 @@ def test_overview_is_live(page: Page, cameras: dict[str, Page], live: LiveDemo) 
     for word in ("batched", "cleared", "anchored", "final", "rejected", "unwound"):
         expect(page.locator(".legend")).to_contain_text(word)
     assert int(page.locator("#kpi-height .value").inner_text().replace(",", "")) > 0
+    # the height card follows the header's live figure (it never shows an older block)
+    _wait_live_update(page)
+    page.wait_for_function("document.querySelector('#block-height').textContent"
+                           " === 'block ' + document.querySelector('#kpi-height .value').textContent", timeout=5_000)
     _shoot(cameras, live, "overview", "overview")
 
 

@@ -658,6 +658,13 @@ function onStats(s) {
   state.version = s.applied_seq;
   document.getElementById("engine-clock").innerHTML = "engine " + t(s.as_of_ms);
   document.getElementById("block-height").textContent = "block " + num(s.block_height);
+  // The Overview's height card follows the same live figure as the header (never older).
+  const card = document.querySelector("#kpi-height .value");
+  if (card) {
+    card.textContent = num(s.block_height);
+    const sub = document.querySelector("#kpi-height .sub");
+    if (sub) sub.innerHTML = "engine at " + t(s.as_of_ms);
+  }
   const def = pages[state.page];
   if (!def || !def.live || !state.rendered || state.editing || !def.live(state.params, state.data)) return;
   const since = performance.now() - state.lastRefresh;
