@@ -13,10 +13,13 @@ tier is ``service/readmodel.py``):
   no random B-tree insert per trade (SQLite's 64 KiB pages would make that a 64 KiB write per
   id);
 * in memory stay only the first hash of every block (8 bytes per ``block_ids`` ids) and a
-  fixed-size Bloom filter over all hashes (``bloom_bits``, 32 MiB by default: ~3e-4 false
-  positives at 10M ids, ~1 % at 35M). A probe tests the Bloom filter; only a hit reads one
-  block per run, and a hash hit is confirmed against the stored record (id and kind), so
-  neither a Bloom false positive nor a hash collision can refuse a distinct id.
+  fixed-size Bloom filter over all hashes (``bloom_bits``, 32 MiB by default: 0.04 % false
+  positives at 10M ids, 2.7 % at 35M — docs/ARCHITECTURE.md on sizing it). A probe tests the
+  Bloom filter; only a hit reads one block per run, and a hash hit is confirmed against the
+  stored record (id and kind), so neither a Bloom false positive nor a hash collision can
+  refuse a distinct id;
+* runs are merged tiered in the background (:meth:`FlowIdArchive._compact`), so their number
+  stays logarithmic in the ids held.
 
 Runs hold committed steps only, and are written after those steps' commit; a crash loses at
 most the pending buffer, which opening the store rebuilds from the replayed steps after the
