@@ -22,6 +22,7 @@ engine milliseconds per wall millisecond) for demos and tests. Engine time never
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import logging
 import threading
@@ -129,6 +130,7 @@ class RuntimeOptions:
     # collect the young generation less often — a full collection then walks only what was
     # allocated since, not the replayed/imported heap.
     tune_process: bool = False
+    trim_interval_s: float = 10.0  # with tune_process: malloc_trim every this many seconds
     close_on_time: bool = True  # step when a batch window ends, not only every tick_ms
     hot_ids: int = 1 << 18  # ids per in-memory generation (engine dedup and read-model index)
     flow_id_run_ids: int = 1 << 18  # ids per run written to the store's flow-id archive
@@ -144,6 +146,7 @@ class RuntimeCounters:
     trades_refused: int = 0
     duplicates: int = 0
     loop_busy_s: float = 0.0  # wall time inside loop iterations
+    trim_s: float = 0.0  # wall time in malloc_trim (tune_process)
     loop_cpu_s: float = 0.0  # CPU time of the loop thread inside them (busy >> cpu: starved or GIL-bound)
     edge_rejects: dict[str, int] = field(default_factory=dict)
     engine_rejects: dict[str, int] = field(default_factory=dict)
@@ -219,6 +222,8 @@ class Runtime:
         self.started_wall = time.time()
         self._step_groups: list[EventGroup] = []
         self.extra_queues: dict[str, Callable[[], int]] = {}
+        self._trim: Callable[[int], int] | None = None
+        self._last_trim = time.perf_counter()
 
     @property
     def rm(self) -> ReadModel:
@@ -250,6 +255,10 @@ class Runtime:
             gc.collect()
             gc.freeze()
             gc.set_threshold(20_000, 20, 20)
+            try:
+                self._trim = ctypes.CDLL("libc.so.6").malloc_trim
+            except (OSError, AttributeError):  # pragma: no cover - not glibc
+                self._trim = None
         self._thread = threading.Thread(target=self._run, name="clearlane-runtime", daemon=True)
         self._thread.start()
 
@@ -651,11 +660,23 @@ class Runtime:
         self._last_chain_ms = at
         self._publish()
 
+    def _maybe_trim(self, wall: float) -> None:
+        """tune_process: every ``trim_interval_s``, hand the allocator's free pages back to the
+        OS (glibc ``malloc_trim``): freed memory otherwise stays in RSS — per-request objects of
+        the HTTP side, the compaction thread's arena."""
+        if self._trim is None or wall - self._last_trim < self.options.trim_interval_s:
+            return
+        self._last_trim = wall
+        started = time.perf_counter()
+        self._trim(0)
+        self.counters.trim_s += time.perf_counter() - started
+
     def _maybe_stats(self) -> None:
         wall = time.perf_counter()
         if (wall - self._last_stats_wall) * 1000 < self.options.stats_interval_ms:
             return
         self._last_stats_wall = wall
+        self._maybe_trim(wall)
         rm = self.readmodel
         if rm is None:
             return
