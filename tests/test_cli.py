@@ -136,3 +136,10 @@ def test_demo_runs_small_day(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "netting efficiency" in result.output and "latency L2 final" in result.output
     assert "Settled on Layer-2 — final at" in result.output
+
+
+def test_serve_refuses_an_id_filter_size_that_is_not_a_power_of_two(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["serve", "--db", str(tmp_path / "x.db"), "--config", str(EXAMPLE_CONFIG),
+                                 "--id-filter-mib", "3"])
+    assert result.exit_code != 0 and "power of two" in result.output
+    assert not (tmp_path / "x.db").exists()

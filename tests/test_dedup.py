@@ -44,5 +44,5 @@ def test_growth_and_sliced_arrays() -> None:
 
 def test_seen_flow_ids_namespaces() -> None:
     seen = SeenFlowIds()
-    seen.index("p:").add(pa.array(["X"]), np.ones(1, np.bool_))
+    seen.add("p:", pa.array(["X"]), np.ones(1, np.bool_), 1)
     assert "p:X" in seen and "t:X" not in seen and len(seen) == 1

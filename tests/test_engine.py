@@ -295,3 +295,39 @@ def test_property_conservation_determinism_and_closure(rows: list[tuple], faults
         fresh.check_invariants()  # includes: the cached state-root digests equal fresh ones
     assert fresh.state_root() == a.engine.state_root()
     assert np.array_equal(fresh.pos, a.engine.pos)
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(flows, st.sampled_from([{}, {"drop_probability": 0.3}, {"reorg_every_blocks": 3, "reorg_depth": 2},
+                               {"delay_probability": 0.5, "delay_blocks": 3}]))
+def test_skipping_quiet_batches_and_groups_changes_nothing(rows: list[tuple], faults: dict) -> None:
+    """Steps between chain entries skip batches and L1 groups whose last walk did nothing
+    (``Engine.quiet_skip``): every step's effects and state root equal a full walk's."""
+    cfg = config_with()
+    h = Harness(cfg, T0, faults=faults)
+    h.deposit("RTL-0001", "50000", at_ms=T0)
+    t = T0
+    table_rows = []
+    for i, (b, s, q, p, sym, gap) in enumerate(rows):
+        t += gap
+        table_rows.append(trade(i, b, s, qty=(q, 4), price=(p, 2), symbol=sym, at=t))
+    for start in range(0, len(table_rows), 5):
+        part = table_rows[start:start + 5]
+        h.apply("trades", chunk(part), part[0]["received_at_ms"])
+        for k in range(1, 4):  # steps without chain entries, time passing
+            h.apply("tick", {}, part[-1]["received_at_ms"] + k * 700)
+        h.advance(part[-1]["received_at_ms"] + 2100)
+    h.run_until(t + 400_000, step_ms=3000)
+    for k in range(40):  # ticks after the last chain entry: challenge windows end on engine time
+        h.apply("tick", {}, t + 400_000 + k * 5_000)
+    full = Engine(cfg)
+    full.quiet_skip = False
+    skipping = Engine(cfg)
+    skipped = 0
+    for entry in h.log:
+        a, b = full.apply(entry), skipping.apply(entry)
+        assert a.batch_events == b.batch_events and sorted(a.l1_groups) == sorted(b.l1_groups)
+        assert full.state_root() == skipping.state_root(), entry.seq  # effects head included
+        skipped += sum(1 for st in skipping.pending.values() if st.quiet_epoch == skipping.chain_epoch)
+    assert full.state_root() == h.engine.state_root()
+    assert skipped > 0 or not any(fx.batches_cleared for fx in h.effects)

@@ -658,3 +658,57 @@ def test_property_invariants_and_replay(ops: list[tuple[Any, ...]]) -> None:
     # Same operations on a fresh ledger, and through either check path: same outcome and state.
     for threshold in PATHS:
         assert run_ops(ops, threshold, check=False) == (results, digest)
+
+
+def _run_draining(ops: list[tuple[Any, ...]], retain: bool) -> tuple[list[object], bytes, int]:
+    ledger = make_world().ledger
+    ledger.retain_final = retain
+    clock_ms = 0
+    results: list[object] = []
+    for op in ops:
+        clock_ms += 1
+        if op[0] == "post":
+            _, entry_id, legs, pending, timeout, kind = op
+            timeout_at = None if timeout is None else clock_ms + timeout
+            results.append(ledger.post(entry(entry_id, list(legs), at_ms=clock_ms, pending=pending,
+                                             timeout_at_ms=timeout_at, kind=kind)))
+        elif op[0] == "post_pending":
+            results.append(ledger.post_pending(op[1], clock_ms))
+        elif op[0] == "void":
+            results.append(ledger.void_pending(op[1], clock_ms))
+        elif op[0] == "expire":
+            clock_ms += op[1]
+            results.append(ledger.expire(clock_ms))
+        else:
+            ledger.set_floor(op[1], op[2])
+            results.append(None)
+        ledger.drain_changes()  # as the engine does after every step
+        ledger.check_invariants()
+    return results, ledger.state_digest(), len(ledger._records)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(ops=operations)
+def test_releasing_final_entries_keeps_every_answer_and_the_digest(ops: list[tuple[Any, ...]]) -> None:
+    """The service's bounded ledger (``retain_final=False``): final entries leave memory once
+    drained (holds stay); every result and the state digest equal the retaining ledger's, as long
+    as no released id is posted or resolved again (the engine's entry ids are unique and it
+    resolves only holds; the store's primary key refuses a repeated id)."""
+    posted: set[str] = set()
+    single_phase: set[str] = set()
+    fresh = []
+    for op in ops:
+        if op[0] == "post":
+            if op[1] in posted:
+                continue
+            posted.add(op[1])
+            if not op[3]:
+                single_phase.add(op[1])
+        elif op[0] in ("post_pending", "void") and op[1] in single_phase:
+            continue  # resolving a single-phase entry: the engine never does (hold ids are its own)
+        fresh.append(op)
+    kept_results, kept_digest, kept_records = _run_draining(fresh, True)
+    released_results, released_digest, released_records = _run_draining(fresh, False)
+    assert released_results == kept_results
+    assert released_digest == kept_digest
+    assert released_records <= kept_records

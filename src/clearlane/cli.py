@@ -834,6 +834,8 @@ def serve(
     webhooks: Annotated[bool, typer.Option(help="Deliver webhooks.")] = True,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "warning",
     keys: KeysOption = None,
+    id_filter_mib: Annotated[int, typer.Option(
+        help="Bloom filter over archived trade ids, MiB (a power of two; ~16 bits per id held).")] = 32,
 ) -> None:
     """Run the engine, its clock and the HTTP API in one process (OpenAPI at /openapi.json)."""
     import uvicorn
@@ -846,8 +848,11 @@ def serve(
         raise fail("--clock must be realtime or accelerated")
     if speed <= 0:
         raise fail("--speed must be positive")
+    if id_filter_mib < 1 or id_filter_mib & (id_filter_mib - 1):
+        raise fail("--id-filter-mib must be a power of two")
     try:
-        api = build(db, config, clock=clock, speed=speed, runtime_options=RuntimeOptions(tick_ms=tick_ms, durable=durable),
+        options = RuntimeOptions(tick_ms=tick_ms, durable=durable, tune_process=True, flow_id_bloom_bits=id_filter_mib << 23)
+        api = build(db, config, clock=clock, speed=speed, runtime_options=options,
                     service_options=ServiceOptions(auth=not insecure_no_auth), webhooks=webhooks, key_dir=keys)
     except ConfigError as exc:
         raise fail(str(exc)) from None

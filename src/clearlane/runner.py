@@ -122,6 +122,8 @@ class Runner:
         # steps wait here until the writer has committed them (always called on this thread).
         self.observer: StepObserver | None = None
         self._unobserved: deque[tuple[LogEntry, Effects]] = deque()
+        # The store's flow-id runs (Runner.open(flow_ids=True)): fed every committed step.
+        self.flow_archive: Any = None
 
     # ------------------------------------------------------------------ open
     @classmethod
@@ -137,6 +139,7 @@ class Runner:
         keys: str | Path | None = None,
         signing: bool = True,
         observer: StepObserver | None = None,
+        flow_ids: bool | dict[str, int] = False,
     ) -> Runner:
         """Open (or create) a database (a SQLite path or a URL; ``schema``: a PostgreSQL
         schema of its own); rebuild engine and chain from its log.
@@ -144,6 +147,9 @@ class Runner:
         ``keys`` is the signing-key directory (default :func:`default_key_dir`); a store without
         a key gets the directory's active key (created on first use). ``signing=False`` opens
         without loading a private key (read-mostly commands); no checkpoint is signed then.
+        ``flow_ids`` (the service: True, or the archive's options) keeps the accepted flow ids in the store's id runs and
+        only a bounded hot tier of them in memory (``store/flowids.py``); the log is replayed
+        with every id in memory, then the ids are handed to the archive.
         """
         store = Store.open(db, create=create, durable=durable, schema=schema)
         stored_toml = store.get_meta("config_toml")
@@ -170,10 +176,18 @@ class Runner:
         auditor = Auditor(config, store_id, [k for k in stored_keys if k.action == "init"])
         runner = cls(store, config, Engine(config), None, auditor)
         runner.observer = observer
+        if flow_ids:
+            from clearlane.store.flowids import FlowIdArchive
+
+            runner.engine.stats.keep_latencies = False  # per-flow figures of the bulk summary
+            runner.engine.ledger.retain_final = False  # final journal entries live in the store
+            runner.flow_archive = FlowIdArchive.open(store, **(flow_ids if isinstance(flow_ids, dict) else {}))
         genesis = store.get_meta("chain_genesis_ms")
         if genesis is not None:
             runner.chain = runner._new_chain(int(genesis))
         runner._recover(progress)
+        if runner.flow_archive is not None:
+            runner.engine.seen_flow_ids.attach(runner.flow_archive)
         if [k.key_id for k in auditor.keys] != [k.key_id for k in stored_keys]:
             raise StoreError(f"{db}: audit_keys does not match the key rotations in the log")
         if signing:
@@ -271,8 +285,7 @@ class Runner:
             self.engine.seal(step.head)
             if fx.submissions:
                 self._unsubmitted.append((entry.seq, fx.submissions))
-            if self.observer is not None:
-                self.observer(entry, fx)
+            self._committed(entry, fx)
             if progress is not None:
                 progress(entry.seq, total)
         if self.engine.applied_seq != total:
@@ -389,13 +402,20 @@ class Runner:
             self._hand_over(entry.seq)
             self.timer.add("chain submit", started)
         self.last_fx = fx
-        if self.observer is not None:
+        if self.observer is not None or self.flow_archive is not None:
             if self.writer is None:
-                self.observer(entry, fx)
+                self._committed(entry, fx)
             else:
                 self._unobserved.append((entry, fx))
                 self._deliver()
         return fx
+
+    def _committed(self, entry: LogEntry, fx: Effects) -> None:
+        """A step is durable (or replayed): the flow-id archive, then the observer, see it."""
+        if self.flow_archive is not None:
+            self.flow_archive.feed(entry.seq, fx)
+        if self.observer is not None:
+            self.observer(entry, fx)
 
     def _deliver(self) -> None:
         """Hand committed steps to the observer, in log order (pipelined: as the writer commits)."""
@@ -403,8 +423,7 @@ class Runner:
         queue = self._unobserved
         while queue and queue[0][0].seq <= committed:
             entry, fx = queue.popleft()
-            if self.observer is not None:
-                self.observer(entry, fx)
+            self._committed(entry, fx)
 
     def _commit(self, entry: LogEntry, payload_bytes: bytes, source_id: str | None, fx: Effects,
                 meta: dict[str, str] | None = None) -> None:
@@ -544,6 +563,8 @@ class Runner:
         self.advance_chain(max(to_ms, self.engine.chain_seen_ms), source_id, overlap=overlap)
 
     def close(self) -> None:
+        if self.flow_archive is not None:
+            self.flow_archive.close()
         self.store.close()
 
 

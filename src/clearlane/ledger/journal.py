@@ -137,11 +137,18 @@ class Ledger:
         initial_accounts: int = 64,
         initial_entries: int = 1024,
         small_entry_max_legs: int = SMALL_ENTRY_MAX_LEGS,
+        retain_final: bool = True,
     ) -> None:
         self._small_entry_max_legs = small_entry_max_legs
         self._book = AccountBook(initial_accounts)
         self._records: dict[str, _Record] = {}
+        # Entries in posting order from absolute seq ``_by_seq_base`` (0 unless final entries
+        # are released: see :meth:`release_final`).
         self._by_seq: list[_Record] = []
+        self._by_seq_base = 0
+        self._n_entries = 0
+        self.retain_final = retain_final
+        self._resolved: dict[str, EntryStatus] = {}  # released holds (retain_final=False)
         entries_capacity = max(1, int(initial_entries))
         self._status_codes = np.zeros(entries_capacity, dtype=np.uint8)
         self._status_at_ms = np.zeros(entries_capacity, dtype=np.int64)
@@ -202,7 +209,7 @@ class Ledger:
 
     @property
     def n_entries(self) -> int:
-        return len(self._by_seq)
+        return self._n_entries
 
     def record(self, entry_id: str) -> EntryRecord | None:
         rec = self._records.get(entry_id)
@@ -234,6 +241,8 @@ class Ledger:
         entry_id = entry.entry_id
         if not entry_id:
             return _Refusal(PostResult.INVALID_ID, "entry_id is empty")
+        if entry_id in self._resolved:
+            return _Refusal(PostResult.ID_CONFLICT, "id used by a released, resolved hold")
         existing = self._records.get(entry_id)
         if existing is not None:
             if existing.entry.same_content(entry):
@@ -429,7 +438,8 @@ class Ledger:
         else:
             dirty[touched] = True
 
-        seq = len(self._by_seq)
+        seq = self._n_entries
+        self._n_entries += 1
         status = EntryStatus.PENDING if entry.pending else EntryStatus.POSTED
         rec = _Record(entry, seq, status, entry.at_ms)
         if seq == self._status_codes.shape[0]:
@@ -474,7 +484,11 @@ class Ledger:
         at_ms = check_time_ms("at_ms", at_ms)
         rec = self._records.get(entry_id)
         if rec is None:
-            return PostResult.PENDING_NOT_FOUND
+            done = self._resolved.get(entry_id)
+            if done is None:
+                return PostResult.PENDING_NOT_FOUND
+            return {EntryStatus.POSTED: PostResult.ALREADY_POSTED, EntryStatus.VOIDED: PostResult.ALREADY_VOIDED}.get(
+                done, PostResult.EXPIRED)
         if not rec.entry.pending:
             return PostResult.NOT_TWO_PHASE
         if rec.status is EntryStatus.POSTED:
@@ -558,11 +572,34 @@ class Ledger:
         dirty[:] = False
         new_accounts = tuple((i, book.key(i)) for i in range(self._drained_accounts, book.n))
         self._drained_accounts = book.n
-        new_entries = tuple(rec.entry for rec in self._by_seq[self._drained_entries :])
-        self._drained_entries = len(self._by_seq)
+        new_entries = tuple(rec.entry for rec in self._by_seq[self._drained_entries - self._by_seq_base :])
+        self._drained_entries = self._n_entries
         status_changes = tuple(self._status_changes)
         self._status_changes = []
+        if not self.retain_final:
+            self._release_final(status_changes)
         return LedgerChanges(new_accounts, new_entries, status_changes, changed)
+
+    def _release_final(self, status_changes: tuple[StatusChange, ...]) -> None:
+        """Bounded memory (``retain_final=False``, the service): once drained to the store, a
+        single-phase entry (final when posted) leaves memory, and so does a hold once it is
+        posted, voided or expired — only its id and final status stay (``_resolved``, one small
+        item per batch), so resolving it again answers exactly as before. A released entry's
+        status stays in the per-entry status arrays (the state digest covers them) and its
+        content in the store's ``ledger_entries``, whose primary key refuses a second entry with
+        the same id: the journal itself answers ID_CONFLICT for a released hold id, and for a
+        released single-phase id it no longer can; resolving a released single-phase id answers
+        PENDING_NOT_FOUND instead of NOT_TWO_PHASE; :meth:`record` and :meth:`audit_balances`
+        no longer see released entries."""
+        records = self._records
+        for rec in self._by_seq:
+            if not rec.entry.pending:
+                del records[rec.entry.entry_id]
+        for change in status_changes:
+            if change.entry_id in records:
+                self._resolved[change.entry_id] = records.pop(change.entry_id).status
+        self._by_seq = []
+        self._by_seq_base = self._n_entries
 
     # -- checks -----------------------------------------------------------------------------
 
@@ -594,7 +631,7 @@ class Ledger:
                     f"asset {asset}: pending debits {debit_sums[asset_id]} != "
                     f"pending credits {credit_sums[asset_id]}"
                 )
-        n_entries = len(self._by_seq)
+        n_entries = self._n_entries
         n_pending_status = int(
             np.count_nonzero(self._status_codes[:n_entries] == STATUS_CODE[EntryStatus.PENDING])
         )
@@ -612,6 +649,8 @@ class Ledger:
 
     def audit_balances(self) -> None:
         """Recompute every balance from the entries (O(total legs)) and compare."""
+        if self._by_seq_base:
+            raise LedgerInvariantError("final entries were released (retain_final=False): balances cannot be recomputed")
         book = self._book
         n = book.n
         posted_parts: list[tuple[_I64, _I64]] = []
@@ -709,7 +748,7 @@ class Ledger:
         different bytes). :meth:`check_invariants` recomputes every block to prove the cache.
         """
         book = self._book
-        n_entries = len(self._by_seq)
+        n_entries = self._n_entries
         hasher = CanonicalHasher("clearlane.ledger.state.v2")
         hasher.add_int(book.n)
         hasher.add_bytes(book.keys_digest())

@@ -118,10 +118,12 @@ class _Collector(Collector):
                 code = str(int(RejectCode[slug.upper()])) if slug.upper() in RejectCode.__members__ else ""
                 rej.add_metric([code, slug, source], float(value))
         yield rej
-        busy = CounterMetricFamily("clearlane_runtime_loop_seconds", "Runtime loop thread: wall (busy) and CPU time in steps",
+        busy = CounterMetricFamily("clearlane_runtime_loop_seconds",
+                                   "Runtime loop thread: wall (busy) and CPU time in steps; wall time in malloc_trim",
                                    labels=["kind"])
         busy.add_metric(["busy"], rt.counters.loop_busy_s)
         busy.add_metric(["cpu"], rt.counters.loop_cpu_s)
+        busy.add_metric(["trim"], rt.counters.trim_s)
         yield busy
         yield GaugeMetricFamily("clearlane_block_height", "Base-layer tip height seen by the engine", value=float(height))
         yield GaugeMetricFamily("clearlane_applied_seq", "Last applied input-log sequence number", value=float(applied))

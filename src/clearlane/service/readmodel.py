@@ -5,7 +5,9 @@ step replayed when the runner opens, so it is rebuilt identically on restart) an
 
 * a trade-id index (:class:`~clearlane.service.index.IdIndex`, 16 bytes per id) pointing at the
   step's trade-record table; record tables live in a bounded cache and are re-read from the
-  store's ``trade_chunks`` when evicted — never one Python object per trade;
+  store's ``trade_chunks`` when evicted — never one Python object per trade. With ``bounded``
+  (the service) the index is a hot tier of two generations of ``hot_ids`` ids; older ids are
+  found through the store's flow-id runs (``store/flowids.py``, :attr:`ReadModel.archive`);
 * every L2 batch as struct-of-arrays per pool (state, lifecycle times, size, gross/net value),
   so a page of trades gets its current state by array indexing, not by look-ups;
 * L1 groups (per-flow inclusion and finality) and the trades of in-flight batches (who is on
@@ -39,6 +41,7 @@ from clearlane.model.lifecycle import TradeState
 from clearlane.service.bus import BatchEvent, EventGroup, TradeEvents
 from clearlane.service.index import IdIndex, hash_id, hash_ids
 from clearlane.store.codec import read_table
+from clearlane.store.flowids import FlowIdArchive
 from clearlane.store.sql import Store
 
 I64 = npt.NDArray[np.int64]
@@ -217,7 +220,8 @@ class ReadModel:
     """See the module docstring."""
 
     def __init__(self, config: ClearingConfig, store: Store, *, cache_rows: int = 500_000,
-                 bucket_ms: int = 10_000, retention_buckets: int = 1_500) -> None:
+                 bucket_ms: int = 10_000, retention_buckets: int = 1_500, bounded: bool = False,
+                 hot_ids: int = 1 << 18) -> None:
         self.config = config
         self.store = store
         self.pools = [p.id for p in config.pools]
@@ -241,6 +245,10 @@ class ReadModel:
         self.cache_rows = 0
         self.cache_rows_max = cache_rows
         self.index = IdIndex()
+        self.older_index: IdIndex | None = None
+        self.bounded = bounded
+        self.hot_ids = hot_ids
+        self.archive: FlowIdArchive | None = None
         # batches
         self.batches = [PoolBatches() for _ in self.pools]
         self.batch_order_pool = np.zeros(0, dtype=np.int32)
@@ -310,6 +318,10 @@ class ReadModel:
         n = table.num_rows
         keys = hash_ids(table.column("flow_id"))
         locs = (np.int64(c) << np.int64(32)) | np.arange(n, dtype=np.int64)
+        if self.bounded and self.index.size >= self.hot_ids:
+            # The older generation's ids are in the store's flow-id runs (fed before this
+            # observer sees a step): drop it.
+            self.older_index, self.index = self.index, IdIndex()
         self.index.add(keys, locs)
         self._cache_put(c, table)
 
@@ -395,15 +407,48 @@ class ReadModel:
     def find(self, flow_id: str, kind: int | None = None) -> tuple[int, int] | None:
         """(chunk, row) of the record of ``flow_id`` (newest if trade and payment share it)."""
         found = None
-        for loc in self.index.find(hash_id(flow_id)):
+        h = hash_id(flow_id)
+        locs = [] if self.older_index is None else self.older_index.find(h)
+        for loc in locs + self.index.find(h):
             chunk, row = loc >> 32, loc & 0xFFFFFFFF
-            table = self.chunk_table(chunk)
-            if table.column("flow_id")[row].as_py() != flow_id:
-                continue
-            if kind is not None and int(table.column("kind")[row].as_py()) != kind:
-                continue
-            found = (chunk, row)
+            if self._matches(chunk, row, flow_id, kind):
+                found = (chunk, row)
+        if found is None and self.archive is not None:
+            for k in (0, 1) if kind is None else (kind,):
+                for seq, part, at in self.archive.candidates(flow_id, k):
+                    c = self._chunk_of(seq, part)
+                    if c is not None and self._matches(c, at, flow_id, kind) and (found is None or c > found[0]):
+                        found = (c, at)
         return found
+
+    def _matches(self, chunk: int, row: int, flow_id: str, kind: int | None) -> bool:
+        table = self.chunk_table(chunk)
+        if row >= table.num_rows or table.column("flow_id")[row].as_py() != flow_id:
+            return False
+        return kind is None or int(table.column("kind")[row].as_py()) == kind
+
+    def _chunk_of(self, seq: int, part: int) -> int | None:
+        """The chunk number of step ``seq``'s record part (chunks are registered in log order)."""
+        c = int(np.searchsorted(self.chunk_seq[: self.n_chunks], seq, side="left"))
+        while c < self.n_chunks and int(self.chunk_seq[c]) == seq:
+            if int(self.chunk_part[c]) == part:
+                return c
+            c += 1
+        return None
+
+    def maybe_known(self, ids: pa.ChunkedArray | pa.Array) -> npt.NDArray[np.bool_]:
+        """Trade ids that may have a record (a hit still needs :meth:`find`; a miss is certain)."""
+        keys = hash_ids(ids)
+        maybe = self.index.contains(keys)
+        if self.older_index is not None:
+            maybe |= self.older_index.contains(keys)
+        if self.archive is not None:
+            arr = ids.combine_chunks() if isinstance(ids, pa.ChunkedArray) else ids
+            maybe |= self.archive.maybe(self.archive.hashes(arr, 0))
+        return maybe
+
+    def index_nbytes(self) -> int:
+        return self.index.nbytes() + (0 if self.older_index is None else self.older_index.nbytes())
 
     def find_trade(self, flow_id: str) -> dict[str, Any] | None:
         """The stored record dict of one flow, like :meth:`Store.find_trade`."""

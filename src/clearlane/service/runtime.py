@@ -22,6 +22,8 @@ engine milliseconds per wall millisecond) for demos and tests. Engine time never
 
 from __future__ import annotations
 
+import ctypes
+import gc
 import logging
 import threading
 import time
@@ -123,6 +125,17 @@ class RuntimeOptions:
     cache_rows: int = 500_000
     bucket_ms: int = 10_000
     max_queue_rows: int = 200_000
+    # The serve process (``clearlane serve`` sets it): after the log is replayed and the app
+    # built, move every object alive into the collector's permanent generation (gc.freeze) and
+    # collect the young generation less often — a full collection then walks only what was
+    # allocated since, not the replayed/imported heap.
+    tune_process: bool = False
+    trim_interval_s: float = 10.0  # with tune_process: malloc_trim every this many seconds
+    close_on_time: bool = True  # step when a batch window ends, not only every tick_ms
+    hot_ids: int = 1 << 18  # ids per in-memory generation (engine dedup and read-model index)
+    flow_id_run_ids: int = 1 << 18  # ids per run written to the store's flow-id archive
+    flow_id_bloom_bits: int = 1 << 28  # the archive's fixed Bloom filter (32 MiB)
+    flow_id_background: bool = True  # merge id runs on a thread of their own (tests: inline)
 
 
 @dataclass
@@ -133,6 +146,7 @@ class RuntimeCounters:
     trades_refused: int = 0
     duplicates: int = 0
     loop_busy_s: float = 0.0  # wall time inside loop iterations
+    trim_s: float = 0.0  # wall time in malloc_trim (tune_process)
     loop_cpu_s: float = 0.0  # CPU time of the loop thread inside them (busy >> cpu: starved or GIL-bound)
     edge_rejects: dict[str, int] = field(default_factory=dict)
     engine_rejects: dict[str, int] = field(default_factory=dict)
@@ -173,12 +187,17 @@ class Runtime:
         self.readmodel: ReadModel | None = None
         if config is not None:
             self.readmodel = ReadModel(config, None, cache_rows=self.options.cache_rows,  # type: ignore[arg-type]
-                                       bucket_ms=self.options.bucket_ms)
+                                       bucket_ms=self.options.bucket_ms, bounded=True, hot_ids=self.options.hot_ids)
         self._live = False
-        self.runner = Runner.open(db, config_path, durable=self.options.durable, keys=keys, observer=self._observe)
+        self.runner = Runner.open(db, config_path, durable=self.options.durable, keys=keys, observer=self._observe,
+                                  flow_ids={"run_ids": self.options.flow_id_run_ids,
+                                            "bloom_bits": self.options.flow_id_bloom_bits,
+                                            "background": self.options.flow_id_background})
+        self.runner.engine.seen_flow_ids.hot_ids = self.options.hot_ids
         if self.readmodel is None:  # pragma: no cover - resolve_config mirrors Runner.open
             raise RuntimeError("configuration could not be resolved")
         self.readmodel.store = self.runner.store
+        self.readmodel.archive = self.runner.flow_archive
         self.config = self.runner.config
         self.store = self.runner.store
         self.intake = Intake(self.config)
@@ -203,6 +222,8 @@ class Runtime:
         self.started_wall = time.time()
         self._step_groups: list[EventGroup] = []
         self.extra_queues: dict[str, Callable[[], int]] = {}
+        self._trim: Callable[[int], int] | None = None
+        self._last_trim = time.perf_counter()
 
     @property
     def rm(self) -> ReadModel:
@@ -230,6 +251,14 @@ class Runtime:
             return
         self._live = True
         self._step_groups = []
+        if self.options.tune_process:
+            gc.collect()
+            gc.freeze()
+            gc.set_threshold(20_000, 20, 20)
+            try:
+                self._trim = ctypes.CDLL("libc.so.6").malloc_trim
+            except (OSError, AttributeError):  # pragma: no cover - not glibc
+                self._trim = None
         self._thread = threading.Thread(target=self._run, name="clearlane-runtime", daemon=True)
         self._thread.start()
 
@@ -299,7 +328,15 @@ class Runtime:
                 since = time.perf_counter() - last_step
                 tick = self.options.tick_ms / 1000
                 if self._trades and since < tick:
-                    time.sleep(tick - since)
+                    wait = tick - since
+                    if self.options.close_on_time:
+                        # A batch window that ends before the next tick is closed when it ends
+                        # (the step applies what is queued by then), not up to a tick later.
+                        due = self._batch_due_ms()
+                        if due is not None:
+                            wait = min(wait, max(0.0, (due - self.clock.now_ms()) / self.clock.speed / 1000))
+                    if wait > 0:
+                        time.sleep(wait)
                 last_step = time.perf_counter()
                 cpu = time.thread_time()
                 self._iteration()
@@ -422,10 +459,8 @@ class Runtime:
         rm = self.readmodel
         if rm is None or table.num_rows == 0:
             return np.zeros(table.num_rows, dtype=np.bool_)
-        from clearlane.service.index import hash_ids
-
         with self.lock:
-            maybe = rm.index.contains(hash_ids(table.column("trade_id")))
+            maybe = rm.maybe_known(table.column("trade_id"))
             if not maybe.any():
                 return maybe
             ids = table.column("trade_id").to_pylist()
@@ -625,11 +660,23 @@ class Runtime:
         self._last_chain_ms = at
         self._publish()
 
+    def _maybe_trim(self, wall: float) -> None:
+        """tune_process: every ``trim_interval_s``, hand the allocator's free pages back to the
+        OS (glibc ``malloc_trim``): freed memory otherwise stays in RSS — per-request objects of
+        the HTTP side, the compaction thread's arena."""
+        if self._trim is None or wall - self._last_trim < self.options.trim_interval_s:
+            return
+        self._last_trim = wall
+        started = time.perf_counter()
+        self._trim(0)
+        self.counters.trim_s += time.perf_counter() - started
+
     def _maybe_stats(self) -> None:
         wall = time.perf_counter()
         if (wall - self._last_stats_wall) * 1000 < self.options.stats_interval_ms:
             return
         self._last_stats_wall = wall
+        self._maybe_trim(wall)
         rm = self.readmodel
         if rm is None:
             return
