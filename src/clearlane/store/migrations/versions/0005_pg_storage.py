@@ -4,14 +4,14 @@ pglz (the only TOAST compression of a server built without lz4) spent about two 
 server's CPU on the NATS ingest benchmark compressing these (docs/PERFORMANCE.md); they are
 written once and read by verification only. Nothing changes on SQLite or in the stored bytes.
 
-Revision ID: 0004_pg_storage
-Revises: 0003
+Revision ID: 0005
+Revises: 0004
 """
 
 from alembic import op
 
-revision = "0004_pg_storage"
-down_revision = "0003"
+revision = "0005"
+down_revision = "0004"
 
 COLUMNS = (("ledger_entries", "legs"), ("transition_log", "body"))
 
