@@ -250,7 +250,8 @@ flows = st.lists(
 )
 
 
-def _run(cfg: ClearingConfig, rows: list[tuple], faults: dict) -> Harness:
+def _funded(cfg: ClearingConfig, rows: list[tuple], faults: dict) -> tuple[Harness, list[dict], int]:
+    """A harness with the retail participant funded, the generated rows as trades, the last time."""
     h = Harness(cfg, T0, faults=faults)
     h.deposit("RTL-0001", "50000", at_ms=T0)
     t = T0
@@ -258,6 +259,11 @@ def _run(cfg: ClearingConfig, rows: list[tuple], faults: dict) -> Harness:
     for i, (b, s, q, p, sym, gap) in enumerate(rows):
         t += gap
         table_rows.append(trade(i, b, s, qty=(q, 4), price=(p, 2), symbol=sym, at=t))
+    return h, table_rows, t
+
+
+def _run(cfg: ClearingConfig, rows: list[tuple], faults: dict) -> Harness:
+    h, table_rows, t = _funded(cfg, rows, faults)
     for start in range(0, len(table_rows), 7):
         part = table_rows[start:start + 7]
         h.apply("trades", chunk(part), part[0]["received_at_ms"])
@@ -304,13 +310,7 @@ def test_skipping_quiet_batches_and_groups_changes_nothing(rows: list[tuple], fa
     """Steps between chain entries skip batches and L1 groups whose last walk did nothing
     (``Engine.quiet_skip``): every step's effects and state root equal a full walk's."""
     cfg = config_with()
-    h = Harness(cfg, T0, faults=faults)
-    h.deposit("RTL-0001", "50000", at_ms=T0)
-    t = T0
-    table_rows = []
-    for i, (b, s, q, p, sym, gap) in enumerate(rows):
-        t += gap
-        table_rows.append(trade(i, b, s, qty=(q, 4), price=(p, 2), symbol=sym, at=t))
+    h, table_rows, t = _funded(cfg, rows, faults)
     for start in range(0, len(table_rows), 5):
         part = table_rows[start:start + 5]
         h.apply("trades", chunk(part), part[0]["received_at_ms"])
