@@ -488,10 +488,9 @@ class ReadModel:
         self.batch_sizes[k, size_bin] += 1
         self.batch_size_sum[k] += n
         received = np.asarray(b["received_ms"], dtype=np.int64)
-        h = hist(cleared_ms - received)
-        self.latency[k, H["batched_cleared"]] += h
-        for bucket in self._buckets(cleared_ms):
-            bucket.latency[k, H["batched_cleared"]] += h
+        buckets = self._buckets(cleared_ms)
+        self._add_latency(k, "batched_cleared", hist(cleared_ms - received), buckets)
+        for bucket in buckets:
             bucket.gross_usd[k] += float(b["gross_usd"])
             bucket.net_usd[k] += float(b["net_usd"])
             bucket.batches[k] += 1
@@ -518,43 +517,25 @@ class ReadModel:
             n = int(pb.flows[s])
             flight = self.inflight.get(batch_id)
             if event == "anchored":
-                pb.state[s] = B_ANCHORED
+                self._batch_to(k, s, n, B_CLEARED, B_ANCHORED)
                 pb.anchored_ms[s] = at_ms
-                self._move(k, "cleared", "anchored", n)
-                self.batch_counts[k, B_CLEARED] -= 1
-                self.batch_counts[k, B_ANCHORED] += 1
                 wait = at_ms - int(pb.cleared_ms[s])
-                h = hist(np.array([wait]), np.array([n]))
-                self.latency[k, H["cleared_anchored"]] += h
-                for bucket in self._buckets(at_ms):
-                    bucket.latency[k, H["cleared_anchored"]] += h
+                self._add_latency(k, "cleared_anchored", hist(np.array([wait]), np.array([n])), self._buckets(at_ms))
                 events.append(BatchEvent("batch.anchored", fx.seq, at_ms, batch_id, pool_id,
                                          {**self.batch_view(k, s), "anchor": detail}))
                 if flight is not None:
                     events.append(_batch_events("trade.anchored", fx.seq, at_ms, flight.trades, batch_id, pool_id))
             elif event == "reorged":
-                pb.state[s] = B_CLEARED
+                self._batch_to(k, s, n, B_ANCHORED, B_CLEARED)
                 pb.anchored_ms[s] = -1
-                self._move(k, "anchored", "cleared", n)
-                self.batch_counts[k, B_ANCHORED] -= 1
-                self.batch_counts[k, B_CLEARED] += 1
                 self._alert("warning", f"batch {batch_id} anchor reorged out: {detail}", at_ms)
             elif event == "final":
-                pb.state[s] = B_FINAL
+                self._batch_to(k, s, n, B_ANCHORED, B_FINAL)
                 pb.final_ms[s] = at_ms
-                self._move(k, "anchored", "final", n)
-                self.batch_counts[k, B_ANCHORED] -= 1
-                self.batch_counts[k, B_FINAL] += 1
-                h = hist(np.array([at_ms - int(pb.anchored_ms[s])]), np.array([n]))
-                self.latency[k, H["anchored_final"]] += h
                 buckets = self._buckets(at_ms)
-                for bucket in buckets:
-                    bucket.latency[k, H["anchored_final"]] += h
+                self._add_latency(k, "anchored_final", hist(np.array([at_ms - int(pb.anchored_ms[s])]), np.array([n])), buckets)
                 if flight is not None:
-                    e2e = hist(at_ms - flight.received_ms)
-                    self.latency[k, H["received_final"]] += e2e
-                    for bucket in buckets:
-                        bucket.latency[k, H["received_final"]] += e2e
+                    self._add_latency(k, "received_final", hist(at_ms - flight.received_ms), buckets)
                     np.add.at(self.cleared_net[k], (flight.net_p, flight.net_a), -flight.net_minor)
                     np.add.at(self.final_net[k], (flight.net_p, flight.net_a), flight.net_minor)
                     del self.inflight[batch_id]
@@ -562,11 +543,8 @@ class ReadModel:
                 events.append(BatchEvent("batch.final", fx.seq, at_ms, batch_id, pool_id, self.batch_view(k, s)))
             elif event == "unwound":
                 was = int(pb.state[s])
-                pb.state[s] = B_UNWOUND
+                self._batch_to(k, s, n, was, B_UNWOUND, trades_from="anchored" if was == B_ANCHORED else "cleared")
                 pb.unwound_ms[s] = at_ms
-                self._move(k, "anchored" if was == B_ANCHORED else "cleared", "unwound", n)
-                self.batch_counts[k, was] -= 1
-                self.batch_counts[k, B_UNWOUND] += 1
                 self._alert("critical", f"batch {batch_id} unwound: {detail}", at_ms)
                 if flight is not None:
                     np.add.at(self.cleared_net[k], (flight.net_p, flight.net_a), -flight.net_minor)
@@ -579,6 +557,21 @@ class ReadModel:
     def _move(self, k: int, src: str, dst: str, n: int) -> None:
         self.counts[k, S[src]] -= n
         self.counts[k, S[dst]] += n
+
+    def _batch_to(self, k: int, s: int, n: int, src: int, dst: int, trades_from: str | None = None) -> None:
+        """Batch ``s`` of pool ``k`` (``n`` trades) goes from state ``src`` to ``dst``: its state,
+        the pool's batch counts and its trades' counts (by default from the trade state named
+        like ``src``) move together."""
+        self.batches[k].state[s] = dst
+        self.batch_counts[k, src] -= 1
+        self.batch_counts[k, dst] += 1
+        self._move(k, trades_from or BATCH_STATE_NAMES[src], BATCH_STATE_NAMES[dst], n)
+
+    def _add_latency(self, lane: int, hop: str, h: I64, buckets: list[Bucket]) -> None:
+        """A histogram of one hop into the lane's totals and into every timeline's bucket."""
+        self.latency[lane, H[hop]] += h
+        for bucket in buckets:
+            bucket.latency[lane, H[hop]] += h
 
     # -- L1 ----------------------------------------------------------------------------------
     def _l1_group(self, fx: Effects, group_id: str, table: pa.Table, events: list[EventGroup]) -> None:
@@ -603,24 +596,15 @@ class ReadModel:
         if len(new_incl):
             submitted = table.column("submitted_ms").to_numpy()[new_incl]
             inc_ms = table.column("included_ms").to_numpy()[new_incl]
-            h = hist(inc_ms - submitted)
-            self.latency[self.l1, H["submitted_anchored"]] += h
-            for bucket in self._buckets(int(inc_ms.max())):
-                bucket.latency[self.l1, H["submitted_anchored"]] += h
+            self._add_latency(self.l1, "submitted_anchored", hist(inc_ms - submitted), self._buckets(int(inc_ms.max())))
             events.append(TradeEvents("trade.anchored", fx.seq, int(inc_ms.max()), view.trades.take(pa.array(new_incl))))
         if len(new_final):
             fin_ms = table.column("final_ms").to_numpy()[new_final]
             inc_ms = table.column("included_ms").to_numpy()[new_final]
             buckets = self._buckets(int(fin_ms.max()))
-            h = hist(fin_ms - inc_ms)
-            e2e = hist(fin_ms - view.received_ms[new_final])
-            self.latency[self.l1, H["anchored_final"]] += h
+            self._add_latency(self.l1, "anchored_final", hist(fin_ms - inc_ms), buckets)
             if routed:
-                self.latency[self.l1, H["received_final"]] += e2e
-            for bucket in buckets:
-                bucket.latency[self.l1, H["anchored_final"]] += h
-                if routed:
-                    bucket.latency[self.l1, H["received_final"]] += e2e
+                self._add_latency(self.l1, "received_final", hist(fin_ms - view.received_ms[new_final]), buckets)
             if len(view.leg_row):
                 newly = np.zeros(len(view.final), dtype=np.bool_)
                 newly[new_final] = True
@@ -708,10 +692,7 @@ class ReadModel:
         """The service hop: HTTP receipt -> durably committed (wall clock), per lane key."""
         buckets = self._buckets(at_ms)
         for lk in np.unique(lane_keys).tolist():
-            h = hist(latency_ms[lane_keys == lk])
-            self.latency[lk, H["received_routed"]] += h
-            for bucket in buckets:
-                bucket.latency[lk, H["received_routed"]] += h
+            self._add_latency(lk, "received_routed", hist(latency_ms[lane_keys == lk]), buckets)
 
     def sample_queues(self, at_ms: int, queues: dict[str, int]) -> None:
         for bucket in self._buckets(at_ms):
