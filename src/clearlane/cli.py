@@ -91,7 +91,7 @@ def _clear_file(runner: Any, path: Path, rejects_path: Path, chunk_rows: int, se
                 runner.settle_until_quiet()
                 progress.update(settle_task, total=1, completed=1)
     except IngestError as exc:
-        raise fail(f"{path}: {exc.code}: {exc}") from None
+        raise fail(str(exc)) from None  # "CODE: path: reason" (every IngestError message names the file)
     if rejects_path.exists():
         rejects_path.unlink()
     written = write_rejects(rejects_path, rejects) if rejects else 0
