@@ -27,28 +27,32 @@ from typing import Any
 import pyarrow as pa
 
 REPO = Path(__file__).resolve().parents[1]
-EXAMPLE = REPO / "src" / "clearlane" / "config" / "example.toml"
+EXAMPLE = REPO / "src" / "clearlane" / "core" / "config" / "example.toml"
 T0 = 1_763_700_000_000
 
 
 def _ms(values: list[float]) -> str:
     values = sorted(values)
     p99 = values[min(len(values) - 1, int(len(values) * 0.99))]
-    return f"median {statistics.median(values) * 1e3:.3f} ms, mean {statistics.fmean(values) * 1e3:.3f} ms, " \
-           f"p99 {p99 * 1e3:.3f} ms"
+    return (
+        f"median {statistics.median(values) * 1e3:.3f} ms, mean {statistics.fmean(values) * 1e3:.3f} ms, "
+        f"p99 {p99 * 1e3:.3f} ms"
+    )
 
 
 def bench_proofs(flows: int, n: int) -> None:
-    from clearlane.audit.verify import verify_proof_document
+    from clearlane.adapters.sql.store import Store
+    from clearlane.core.model.inputs import TRADE_CHUNK_SCHEMA
+    from clearlane.core.proofs.verify import verify_proof_document
     from clearlane.evidence.prove import Prover
-    from clearlane.model.events import TRADE_CHUNK_SCHEMA
-    from clearlane.runner import Runner
-    from clearlane.store.sql import Store
+    from clearlane.node.runner import Runner
 
     work = Path(tempfile.mkdtemp(prefix="clearlane-bench-audit-"))
     config = work / "config.toml"
     text = EXAMPLE.read_text()
-    text = text.replace("window_ms = 500", "window_ms = 3600000", 1).replace("size_max = 20000", f"size_max = {flows}", 1)
+    text = text.replace("window_ms = 500", "window_ms = 3600000", 1).replace(
+        "size_max = 20000", f"size_max = {flows}", 1
+    )
     config.write_text(text)
     db = work / "proofs.db"
     runner = Runner.open(db, config)
@@ -66,14 +70,18 @@ def bench_proofs(flows: int, n: int) -> None:
             "seller": pa.array(["MM-BETA" if e else "MM-ALPHA" for e in even]).dictionary_encode(),
             "qty_mantissa": pa.array([1 + k % 7 for k in range(first, first + count)], pa.int64()),
             "qty_exp": pa.array([4] * count, pa.int8()),
-            "price_mantissa": pa.array([6_500_000 + k % 100 for k in range(first, first + count)], pa.int64()),
+            "price_mantissa": pa.array(
+                [6_500_000 + k % 100 for k in range(first, first + count)], pa.int64()
+            ),
             "price_exp": pa.array([2] * count, pa.int8()),
             "executed_at_ms": pa.compute.add(i, T0),
             "received_at_ms": pa.compute.add(i, T0),
             "exch_batch_id": pa.array([f"EB-{k // 1000}" for k in range(first, first + count)]),
             "lane_hint": pa.array([None] * count, pa.string()).dictionary_encode(),
         }
-        table = pa.Table.from_arrays([columns[f.name].cast(f.type) for f in TRADE_CHUNK_SCHEMA], schema=TRADE_CHUNK_SCHEMA)
+        table = pa.Table.from_arrays(
+            [columns[f.name].cast(f.type) for f in TRADE_CHUNK_SCHEMA], schema=TRADE_CHUNK_SCHEMA
+        )
         runner.submit("trades", table, T0 + first, f"bench-{first}")
     runner.advance_chain(T0 + flows + 1)
     runner.settle_until_quiet()
@@ -81,14 +89,20 @@ def bench_proofs(flows: int, n: int) -> None:
     print(f"cleared {flows:,} trades into one batch in {time.perf_counter() - started:.1f} s")
 
     store = Store.open(db, create=False)
-    batch = store.rows("SELECT batch_id, flows, obligations, state FROM batches ORDER BY flows DESC LIMIT 1")[0]
-    print(f"batch {batch['batch_id']}: {batch['flows']:,} leaves, {batch['obligations']:,} obligations, {batch['state']}")
+    batch = store.rows("SELECT batch_id, flows, obligations, state FROM batches ORDER BY flows DESC LIMIT 1")[
+        0
+    ]
+    print(
+        f"batch {batch['batch_id']}: {batch['flows']:,} leaves, {batch['obligations']:,} obligations, {batch['state']}"
+    )
     prover = Prover(store)
     t_wall, t_cpu = time.perf_counter(), time.process_time()
     tree = prover.batch_tree(batch["batch_id"])
     first = prover.proof_bytes(next(iter(tree.index)))
-    print(f"first proof (rebuilds the batch tree from the trade records and checks its root): "
-          f"{time.perf_counter() - t_wall:.3f} s wall, {time.process_time() - t_cpu:.3f} s CPU")
+    print(
+        f"first proof (rebuilds the batch tree from the trade records and checks its root): "
+        f"{time.perf_counter() - t_wall:.3f} s wall, {time.process_time() - t_cpu:.3f} s CPU"
+    )
     ids = random.Random(7).sample(list(tree.index), min(n, len(tree.index)))
     made, docs = [], []
     cpu = time.process_time()
@@ -97,8 +111,10 @@ def bench_proofs(flows: int, n: int) -> None:
         docs.append(prover.proof_bytes(flow))
         made.append(time.perf_counter() - t)
     cpu = (time.process_time() - cpu) / len(ids)
-    print(f"proof generation, {len(ids):,} proofs after commit: {_ms(made)}; CPU {cpu * 1e3:.3f} ms/proof "
-          f"({len(first):,} bytes each)")
+    print(
+        f"proof generation, {len(ids):,} proofs after commit: {_ms(made)}; CPU {cpu * 1e3:.3f} ms/proof "
+        f"({len(first):,} bytes each)"
+    )
     verify_proof_document(docs[0])  # first use imports cryptography
     checked = []
     cpu = time.process_time()
@@ -107,16 +123,18 @@ def bench_proofs(flows: int, n: int) -> None:
         verify_proof_document(doc)
         checked.append(time.perf_counter() - t)
     cpu = (time.process_time() - cpu) / len(docs)
-    print(f"offline verification (verify.py: canonical form, Ed25519, leaf path + record paths): {_ms(checked)}; "
-          f"CPU {cpu * 1e3:.3f} ms/proof")
+    print(
+        f"offline verification (verify.py: canonical form, Ed25519, leaf path + record paths): {_ms(checked)}; "
+        f"CPU {cpu * 1e3:.3f} ms/proof"
+    )
     store.close()
 
 
 def bench_overhead(trades: int, workdir: Path) -> None:
-    import clearlane.audit.auditor as auditor_module
-    import clearlane.store.audit_tables as tables_module
-    from clearlane.ingest import iter_input
-    from clearlane.runner import Runner
+    import clearlane.adapters.sql.audit_tables as tables_module
+    import clearlane.node.auditor as auditor_module
+    from clearlane.node.intake import iter_input
+    from clearlane.node.runner import Runner
     from clearlane.sim.generator import generate_day
 
     cpu: dict[str, float] = {}
@@ -149,10 +167,15 @@ def bench_overhead(trades: int, workdir: Path) -> None:
 
     wall, total = time.perf_counter(), time.process_time()
     first = pq.ParquetFile(day / "trades.parquet").read_row_group(0, columns=["executed_at"])
-    runner.clear_batches(iter_input(day / "deposits.jsonl", runner.config), source="deposits",
-                         events_at_ms=int(first.column(0)[0].as_py()))
-    runner.clear_batches(iter_input(day / "trades.parquet", runner.config,
-                                    chunk_rows=runner.config.trade_chunk_rows_max), source="bench")
+    runner.clear_batches(
+        iter_input(day / "deposits.jsonl", runner.config),
+        source="deposits",
+        events_at_ms=int(first.column(0)[0].as_py()),
+    )
+    runner.clear_batches(
+        iter_input(day / "trades.parquet", runner.config, chunk_rows=runner.config.trade_chunk_rows_max),
+        source="bench",
+    )
     runner.settle_until_quiet()
     total = time.process_time() - total
     wall = time.perf_counter() - wall
@@ -162,28 +185,36 @@ def bench_overhead(trades: int, workdir: Path) -> None:
     print(f"{trades:,} trades, {steps:,} log steps: {wall:.1f} s wall, {total:.1f} s CPU end to end")
     for label, seconds in cpu.items():
         print(f"  {label:<32} {seconds:7.3f} s CPU")
-    print(f"audit CPU {audit:.2f} s = {audit / (total - audit) * 100:.1f} % on top of clearing without it "
-          f"({(total - audit):.1f} s CPU)")
+    print(
+        f"audit CPU {audit:.2f} s = {audit / (total - audit) * 100:.1f} % on top of clearing without it "
+        f"({(total - audit):.1f} s CPU)"
+    )
 
 
 def bench_verify(db: Path) -> None:
+    from clearlane.adapters.sql.store import Store
     from clearlane.evidence.check import check_store
-    from clearlane.store.sql import Store
 
     store = Store.open(db, create=False)
     wall, cpu = time.perf_counter(), time.process_time()
     report = check_store(store)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     store.close()
-    print(f"clearlane verify {db}: {'ok' if report.ok else report.problems[0]}; {report.steps:,} steps, "
-          f"{report.trades:,} trade records, {report.batches:,} batch roots, {report.records:,} audit records, "
-          f"{report.checkpoints:,} checkpoints")
-    print(f"  {wall:.1f} s wall, {cpu:.1f} s CPU; stages (wall): " +
-          ", ".join(f"{k} {v:.1f} s" for k, v in report.seconds.items()))
+    print(
+        f"clearlane verify {db}: {'ok' if report.ok else report.problems[0]}; {report.steps:,} steps, "
+        f"{report.trades:,} trade records, {report.batches:,} batch roots, {report.records:,} audit records, "
+        f"{report.checkpoints:,} checkpoints"
+    )
+    print(
+        f"  {wall:.1f} s wall, {cpu:.1f} s CPU; stages (wall): "
+        + ", ".join(f"{k} {v:.1f} s" for k, v in report.seconds.items())
+    )
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="what", required=True)
     p = sub.add_parser("proofs")
     p.add_argument("--flows", type=int, default=100_000)

@@ -2,7 +2,7 @@
 
 Part 1 (``--trades N``, default 10M): clears a generated day end to end into a database with
 the runner (as ``clearlane bench`` does; Parquet in ``--workdir``), then opens it as
-``clearlane serve`` would (:func:`clearlane.service.server.build`: the runtime replays the log
+``clearlane serve`` would (:func:`clearlane.adapters.http.server.build`: the runtime replays the log
 into the service's read model), serves it, and loads every page in Debian's headless Chromium
 (Playwright, in a child process) ``--repeat`` times, each in a fresh browser context; the
 figure is the page's own ``clearlane:rendered`` mark (navigation start -> the page's data
@@ -33,15 +33,32 @@ from typing import Any
 import numpy as np
 import psutil
 
-from clearlane.dashboard.server import HttpServer
+from clearlane.adapters.cli.demo import HttpServer
 from clearlane.sim.generator import generate_day
 
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-PAGES = [("overview", "overview"), ("trades", "trades"), ("trade (newest)", "trade/{trade}"),
-         ("trade (oldest)", "trade/{oldest}"), ("trades by participant", "trades?participant={retail}"),
-         ("batches", "batches"), ("batch", "batch/{batch}"), ("participants", "participants"),
-         ("participant", "participant/{participant}"), ("latency", "latency"), ("savings", "savings")]
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+PAGES = [
+    ("overview", "overview"),
+    ("trades", "trades"),
+    ("trade (newest)", "trade/{trade}"),
+    ("trade (oldest)", "trade/{oldest}"),
+    ("trades by participant", "trades?participant={retail}"),
+    ("batches", "batches"),
+    ("batch", "batch/{batch}"),
+    ("participants", "participants"),
+    ("participant", "participant/{participant}"),
+    ("latency", "latency"),
+    ("savings", "savings"),
+]
 CHARTS = {"latency": "#heatmap[data-plotted='1']", "savings": "#liquidity[data-plotted='1']"}
 
 
@@ -49,10 +66,12 @@ def rss_gib() -> float:
     return float(psutil.Process().memory_info().rss / 2**30)
 
 
-def clear_day(trades: int, participants: int, assets: int, seed: int, workdir: Path) -> tuple[Path, dict[str, float]]:
+def clear_day(
+    trades: int, participants: int, assets: int, seed: int, workdir: Path
+) -> tuple[Path, dict[str, float]]:
     """The day cleared end to end into ``workdir/dashboard-bench.db`` (reused when complete)."""
-    from clearlane.ingest import iter_input
-    from clearlane.runner import Runner
+    from clearlane.node.intake import iter_input
+    from clearlane.node.runner import Runner
 
     day_dir = workdir / f"day-{trades}-{participants}-{assets}-{seed}"
     if not (day_dir / "trades.parquet").exists():
@@ -69,10 +88,15 @@ def clear_day(trades: int, participants: int, assets: int, seed: int, workdir: P
     import pyarrow.parquet as pq
 
     first = pq.ParquetFile(day_dir / "trades.parquet").read_row_group(0, columns=["executed_at"])
-    runner.clear_batches(iter_input(day_dir / "deposits.jsonl", runner.config), source="deposits",
-                         events_at_ms=int(first.column(0)[0].as_py()))
-    runner.clear_batches(iter_input(day_dir / "trades.parquet", runner.config, chunk_rows=runner.config.trade_chunk_rows_max),
-                         source="bench")
+    runner.clear_batches(
+        iter_input(day_dir / "deposits.jsonl", runner.config),
+        source="deposits",
+        events_at_ms=int(first.column(0)[0].as_py()),
+    )
+    runner.clear_batches(
+        iter_input(day_dir / "trades.parquet", runner.config, chunk_rows=runner.config.trade_chunk_rows_max),
+        source="bench",
+    )
     runner.settle_until_quiet()
     runner.close()
     seconds = time.perf_counter() - started
@@ -82,16 +106,22 @@ def clear_day(trades: int, participants: int, assets: int, seed: int, workdir: P
 
 def open_service(db: Path) -> tuple[Any, dict[str, float]]:
     """The service over ``db`` as ``clearlane serve`` opens it (log replayed into the read model)."""
-    from clearlane.service.app import ServiceOptions
-    from clearlane.service.runtime import AcceleratedClock
-    from clearlane.service.server import build
+    from clearlane.adapters.http.app import ServiceOptions
+    from clearlane.adapters.http.server import build
+    from clearlane.node.runtime import AcceleratedClock
 
     rss0 = rss_gib()
     started = time.perf_counter()
     # speed 1 from the engine's own time (the clock starts where the log ends)
-    app = build(db, None, clock=AcceleratedClock(1.0, 0), service_options=ServiceOptions(auth=False), webhooks=False)
-    return app, {"open_s": time.perf_counter() - started, "rss_before_gib": rss0, "rss_after_gib": rss_gib(),
-                 "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}
+    app = build(
+        db, None, clock=AcceleratedClock(1.0, 0), service_options=ServiceOptions(auth=False), webhooks=False
+    )
+    return app, {
+        "open_s": time.perf_counter() - started,
+        "rss_before_gib": rss0,
+        "rss_after_gib": rss_gib(),
+        "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+    }
 
 
 def measure_pages(url: str, runtime: Any, repeat: int) -> list[dict[str, Any]]:
@@ -103,9 +133,13 @@ def measure_pages(url: str, runtime: Any, repeat: int) -> list[dict[str, Any]]:
         last = rm.chunk_table(rm.n_chunks - 1)
         first = rm.chunk_table(0)
         k, s = int(rm.batch_order_pool[rm.n_batches - 1]), int(rm.batch_order_seq[rm.n_batches - 1])
-        values = {"trade": last.column("flow_id")[last.num_rows // 2].as_py(), "oldest": first.column("flow_id")[0].as_py(),
-                  "batch": f"{rm.pools[k]}-{s:08d}", "participant": rm.participant_ids[0],
-                  "retail": next(p for p in rm.participant_ids if p.startswith("RTL-"))}
+        values = {
+            "trade": last.column("flow_id")[last.num_rows // 2].as_py(),
+            "oldest": first.column("flow_id")[0].as_py(),
+            "batch": f"{rm.pools[k]}-{s:08d}",
+            "participant": rm.participant_ids[0],
+            "retail": next(p for p in rm.participant_ids if p.startswith("RTL-")),
+        }
     ctx = multiprocessing.get_context("spawn")
     with ctx.Pool(1) as pool:
         result: list[dict[str, Any]] = pool.apply(_browse, (url, values, repeat))
@@ -129,22 +163,35 @@ def _browse(url: str, values: dict[str, str], repeat: int) -> list[dict[str, Any
                 page.goto(f"{url}/ui/#/{route}")
                 page.wait_for_function("window.__clearlaneRender !== undefined", timeout=60_000)
                 ms = float(page.evaluate("window.__clearlaneRender.ms"))
-                views.append(float(page.evaluate(
-                    "performance.getEntriesByType('resource').filter(e => e.name.includes('/v1/dashboard/'))"
-                    ".reduce((a, e) => Math.max(a, ...e.serverTiming.map(t => t.duration), 0), 0)")))
+                views.append(
+                    float(
+                        page.evaluate(
+                            "performance.getEntriesByType('resource').filter(e => e.name.includes('/v1/dashboard/'))"
+                            ".reduce((a, e) => Math.max(a, ...e.serverTiming.map(t => t.duration), 0), 0)"
+                        )
+                    )
+                )
                 if name in CHARTS:
                     page.wait_for_selector(CHARTS[name], timeout=60_000)
                     charts.append(float(page.evaluate("performance.now()")))
                 if i:
                     times.append(ms)
                 context.close()
-            row = {"page": name, "median_ms": statistics.median(times), "max_ms": max(times), "runs": len(times),
-                   "server_view_ms": statistics.median(views[1:])}
+            row = {
+                "page": name,
+                "median_ms": statistics.median(times),
+                "max_ms": max(times),
+                "runs": len(times),
+                "server_view_ms": statistics.median(views[1:]),
+            }
             if charts:
                 row["charts_drawn_ms"] = statistics.median(charts[1:])
-            print(f"  {name:<22} first render median {row['median_ms']:7.1f} ms  max {row['max_ms']:7.1f} ms"
-                  f"  (slowest view on the server {row['server_view_ms']:6.1f} ms)"
-                  + (f"  charts drawn {row['charts_drawn_ms']:7.1f} ms" if charts else ""), flush=True)
+            print(
+                f"  {name:<22} first render median {row['median_ms']:7.1f} ms  max {row['max_ms']:7.1f} ms"
+                f"  (slowest view on the server {row['server_view_ms']:6.1f} ms)"
+                + (f"  charts drawn {row['charts_drawn_ms']:7.1f} ms" if charts else ""),
+                flush=True,
+            )
             out.append(row)
         browser.close()
     return out
@@ -156,9 +203,9 @@ def live_rate(rate: int, seconds: float, workdir: Path) -> dict[str, Any]:
 
     from playwright.sync_api import sync_playwright
 
-    from clearlane.service.app import ServiceOptions
-    from clearlane.service.runtime import AcceleratedClock
-    from clearlane.service.server import build
+    from clearlane.adapters.http.app import ServiceOptions
+    from clearlane.adapters.http.server import build
+    from clearlane.node.runtime import AcceleratedClock
 
     total = int(rate * seconds * 1.1) + 10_000
     day = generate_day(trades=total, participants=2_000, assets=16, seed=5)
@@ -166,8 +213,13 @@ def live_rate(rate: int, seconds: float, workdir: Path) -> dict[str, Any]:
     shutil.rmtree(directory, ignore_errors=True)
     paths = day.write(directory)
     # the wall clock (speed 1 from now): a stats event's clock.now_ms is the server's wall time
-    app = build(directory / "live.db", paths.config, clock=AcceleratedClock(1.0, int(time.time() * 1000)),
-                service_options=ServiceOptions(auth=False), webhooks=False)
+    app = build(
+        directory / "live.db",
+        paths.config,
+        clock=AcceleratedClock(1.0, int(time.time() * 1000)),
+        service_options=ServiceOptions(auth=False),
+        webhooks=False,
+    )
     runtime = app.state.runtime
     http = HttpServer(app, "127.0.0.1", 0)
     http.start()
@@ -188,7 +240,9 @@ def live_rate(rate: int, seconds: float, workdir: Path) -> dict[str, Any]:
         """)
         page.goto(f"{http.url}/ui/#/overview")
         page.wait_for_function("window.__clearlaneRender !== undefined")
-        page.evaluate("new MutationObserver(() => window.__renders++).observe(document.getElementById('view'), {childList: true})")
+        page.evaluate(
+            "new MutationObserver(() => window.__renders++).observe(document.getElementById('view'), {childList: true})"
+        )
         cursor, steps, late = 0, 0, 0
         started = time.monotonic()
         cpu0 = time.process_time()
@@ -214,18 +268,33 @@ def live_rate(rate: int, seconds: float, workdir: Path) -> dict[str, Any]:
         lags = page.evaluate("window.__lags")
         events = page.evaluate("window.__events")
         renders = page.evaluate("window.__renders")
-        shown = page.evaluate("Number(document.querySelector('#kpi-trades .value').textContent.replace(/,/g, ''))")
+        shown = page.evaluate(
+            "Number(document.querySelector('#kpi-trades .value').textContent.replace(/,/g, ''))"
+        )
         browser.close()
     applied = runtime.rm.trades_received
     http.stop()
-    return {"target_rate": rate, "achieved_rate": cursor / elapsed, "seconds": elapsed, "steps": steps, "late_steps": late,
-            "process_cpu_s": cpu, "events": events, "events_per_s": events / elapsed, "renders": renders,
-            "lag_ms_p50": float(np.percentile(lags, 50)) if lags else None, "lag_ms_max": float(max(lags)) if lags else None,
-            "trades_applied": applied, "trades_shown_at_end": shown}
+    return {
+        "target_rate": rate,
+        "achieved_rate": cursor / elapsed,
+        "seconds": elapsed,
+        "steps": steps,
+        "late_steps": late,
+        "process_cpu_s": cpu,
+        "events": events,
+        "events_per_s": events / elapsed,
+        "renders": renders,
+        "lag_ms_p50": float(np.percentile(lags, 50)) if lags else None,
+        "lag_ms_max": float(max(lags)) if lags else None,
+        "trades_applied": applied,
+        "trades_shown_at_end": shown,
+    }
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--trades", type=int, default=10_000_000)
     parser.add_argument("--participants", type=int, default=2_000)
     parser.add_argument("--assets", type=int, default=16)
@@ -245,9 +314,12 @@ def main() -> None:
         runtime = app.state.runtime
         http = HttpServer(app, "127.0.0.1", 0)
         http.start()
-        print(f"{runtime.rm.trades_received:,} trades: cleared in {figures['clear_s']:.1f} s; service opened (log replayed into "
-              f"its read model) in {figures['open_s']:.1f} s; RSS {figures['rss_after_gib']:.2f} GiB, peak "
-              f"{figures['peak_rss_gib']:.2f} GiB", flush=True)
+        print(
+            f"{runtime.rm.trades_received:,} trades: cleared in {figures['clear_s']:.1f} s; service opened (log replayed into "
+            f"its read model) in {figures['open_s']:.1f} s; RSS {figures['rss_after_gib']:.2f} GiB, peak "
+            f"{figures['peak_rss_gib']:.2f} GiB",
+            flush=True,
+        )
         report["load"] = figures
         report["pages"] = measure_pages(http.url, runtime, args.repeat)
         http.stop()

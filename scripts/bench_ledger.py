@@ -11,7 +11,7 @@ import time
 
 import numpy as np
 
-from clearlane.ledger import AccountKey, JournalEntry, Ledger, Purpose
+from clearlane.core.ledger import AccountKey, JournalEntry, Ledger, Purpose
 
 
 def _accounts(ledger: Ledger, n_participants: int, assets: list[str]) -> dict[str, np.ndarray]:

@@ -1,4 +1,4 @@
-"""Benchmark the Merkle backends of clearlane.audit.merkle.
+"""Benchmark the Merkle backends of clearlane.core.proofs.merkle.
 
 Usage: .venv/bin/python scripts/bench_merkle.py [--leaves 1000000] [--repeat 3] [--proofs 1000]
 
@@ -18,8 +18,8 @@ import numba
 import numpy as np
 import pyarrow as pa
 
-from clearlane.audit import merkle
-from clearlane.audit.verify import verify_consistency, verify_inclusion
+from clearlane.core.proofs import merkle
+from clearlane.core.proofs.verify import verify_consistency, verify_inclusion
 
 T = TypeVar("T")
 LEAF_BYTES = 40

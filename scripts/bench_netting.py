@@ -10,7 +10,7 @@ import time
 
 import numpy as np
 
-from clearlane.engine.netting import net_positions
+from clearlane.core.engine.netting import net_positions
 
 
 def main() -> None:
@@ -26,8 +26,10 @@ def main() -> None:
         started = time.perf_counter()
         net_positions(payer, payee, asset, amount, participants, assets)
         best = min(best, time.perf_counter() - started)
-    print(f"netted {n:,} obligations ({participants} participants x {assets} assets) in {best:.3f} s "
-          f"= {n / best:,.0f} obligations/s (best of 3)")
+    print(
+        f"netted {n:,} obligations ({participants} participants x {assets} assets) in {best:.3f} s "
+        f"= {n / best:,.0f} obligations/s (best of 3)"
+    )
 
 
 if __name__ == "__main__":

@@ -36,14 +36,18 @@ import orjson
 import psutil
 
 
-def prepare(workdir: Path, trades: int, participants: int, assets: int, window_ms: int, seed: int) -> tuple[Path, list[bytes], list[dict[str, Any]], Any]:
+def prepare(
+    workdir: Path, trades: int, participants: int, assets: int, window_ms: int, seed: int
+) -> tuple[Path, list[bytes], list[dict[str, Any]], Any]:
     from clearlane.sim.generator import generate_day
 
     day = generate_day(trades=trades, participants=participants, assets=assets, seed=seed)
     toml = re.sub(r"(?m)^window_ms = \d+$", f"window_ms = {window_ms}", day.config_toml)
     config = workdir / "config.toml"
     config.write_text(toml, encoding="utf-8")
-    cols = day.trades.select(["trade_id", "venue", "symbol", "buyer", "seller", "quantity", "price", "exch_batch_id"])
+    cols = day.trades.select(
+        ["trade_id", "venue", "symbol", "buyer", "seller", "quantity", "price", "exch_batch_id"]
+    )
     rows = cols.to_pylist()
     deposits = [d.model_dump(mode="json") for d in day.deposits]
     for d in deposits:
@@ -57,7 +61,7 @@ def bodies(rows: list[dict[str, Any]], batch: int, run_tag: str) -> list[bytes]:
     out = []
     for start in range(0, len(rows) - batch + 1, batch):
         chunk = []
-        for r in rows[start:start + batch]:
+        for r in rows[start : start + batch]:
             t = dict(r)
             t["trade_id"] = f"{run_tag}-{t['trade_id']}"
             t["executed_at"] = now
@@ -68,11 +72,13 @@ def bodies(rows: list[dict[str, Any]], batch: int, run_tag: str) -> list[bytes]:
     return out
 
 
-async def stream_closed(base: str, headers: dict[str, str], closed: dict[str, float], stop: asyncio.Event,
-                        close_lag: list[float]) -> None:
-    async with httpx.AsyncClient(base_url=base, headers=headers, timeout=None) as client, client.stream(
-        "GET", "/v1/stream", params={"types": "batch.closed"}
-    ) as resp:
+async def stream_closed(
+    base: str, headers: dict[str, str], closed: dict[str, float], stop: asyncio.Event, close_lag: list[float]
+) -> None:
+    async with (
+        httpx.AsyncClient(base_url=base, headers=headers, timeout=None) as client,
+        client.stream("GET", "/v1/stream", params={"types": "batch.closed"}) as resp,
+    ):
         event = None
         async for line in resp.aiter_lines():
             if stop.is_set():
@@ -86,7 +92,9 @@ async def stream_closed(base: str, headers: dict[str, str], closed: dict[str, fl
                 close_lag.append(time.time() * 1000 - data["data"]["cleared_at_ms"])
 
 
-async def sampler(pid: int, samples: list[tuple[float, float, float]], stop: asyncio.Event, t0: float) -> None:
+async def sampler(
+    pid: int, samples: list[tuple[float, float, float]], stop: asyncio.Event, t0: float
+) -> None:
     proc = psutil.Process(pid)
     while not stop.is_set():
         cpu = proc.cpu_times()
@@ -95,8 +103,16 @@ async def sampler(pid: int, samples: list[tuple[float, float, float]], stop: asy
             await asyncio.wait_for(stop.wait(), timeout=5)
 
 
-async def load(base: str, headers: dict[str, str], payloads: list[bytes], rate: float, batch: int, seconds: float,
-               connections: int, server_pid: int) -> dict[str, Any]:
+async def load(
+    base: str,
+    headers: dict[str, str],
+    payloads: list[bytes],
+    rate: float,
+    batch: int,
+    seconds: float,
+    connections: int,
+    server_pid: int,
+) -> dict[str, Any]:
     closed: dict[str, float] = {}
     stop = asyncio.Event()
     samples: list[tuple[float, float, float]] = []
@@ -109,8 +125,10 @@ async def load(base: str, headers: dict[str, str], payloads: list[bytes], rate: 
     errors: list[str] = []
     queue: asyncio.Queue[tuple[int, float] | None] = asyncio.Queue()
     host, port = base.removeprefix("http://").split(":")
-    head = (f"POST /v1/trades/batch HTTP/1.1\r\nHost: {host}:{port}\r\nAuthorization: {headers['Authorization']}\r\n"
-            "Content-Type: application/json\r\nContent-Length: ").encode()
+    head = (
+        f"POST /v1/trades/batch HTTP/1.1\r\nHost: {host}:{port}\r\nAuthorization: {headers['Authorization']}\r\n"
+        "Content-Type: application/json\r\nContent-Length: "
+    ).encode()
 
     async def worker() -> None:
         # A minimal keep-alive HTTP/1.1 client: the load generator must cost far less CPU
@@ -181,15 +199,29 @@ async def load(base: str, headers: dict[str, str], payloads: list[bytes], rate: 
     trades_sent = sum(1 for s in sent if s[2] == 200) * batch
     rss = [s[1] for s in samples]
     return {
-        "requests": len(sent), "trades_ok": trades_sent, "seconds": round(elapsed, 2),
-        "trades_per_s": round(trades_sent / elapsed, 1), "errors": len(errors), "first_errors": errors[:5],
-        "l2_trades_measured": len(latencies), "l2_trades_unmatched": unmatched,
-        "latency_ms": {"p50": round(float(np.percentile(lat, 50)), 1), "p90": round(float(np.percentile(lat, 90)), 1),
-                       "p99": round(float(np.percentile(lat, 99)), 1), "max": round(float(lat.max()), 1)},
-        "window_end_to_event_ms": {"p50": round(float(np.percentile(close_lag, 50)), 1) if close_lag else None,
-                                   "p99": round(float(np.percentile(close_lag, 99)), 1) if close_lag else None},
-        "rss_mib": {"start": round(rss[0], 1) if rss else None, "end": round(rss[-1], 1) if rss else None,
-                    "max": round(max(rss), 1) if rss else None},
+        "requests": len(sent),
+        "trades_ok": trades_sent,
+        "seconds": round(elapsed, 2),
+        "trades_per_s": round(trades_sent / elapsed, 1),
+        "errors": len(errors),
+        "first_errors": errors[:5],
+        "l2_trades_measured": len(latencies),
+        "l2_trades_unmatched": unmatched,
+        "latency_ms": {
+            "p50": round(float(np.percentile(lat, 50)), 1),
+            "p90": round(float(np.percentile(lat, 90)), 1),
+            "p99": round(float(np.percentile(lat, 99)), 1),
+            "max": round(float(lat.max()), 1),
+        },
+        "window_end_to_event_ms": {
+            "p50": round(float(np.percentile(close_lag, 50)), 1) if close_lag else None,
+            "p99": round(float(np.percentile(close_lag, 99)), 1) if close_lag else None,
+        },
+        "rss_mib": {
+            "start": round(rss[0], 1) if rss else None,
+            "end": round(rss[-1], 1) if rss else None,
+            "max": round(max(rss), 1) if rss else None,
+        },
         "samples": [(round(a, 1), round(b, 1), round(c, 1)) for a, b, c in samples],
     }
 
@@ -214,7 +246,9 @@ def main() -> int:
     trades_needed = int(args.rate * args.seconds) + args.batch
     print(f"generating {trades_needed:,} trades ...", flush=True)
     t = time.perf_counter()
-    config, _, deposits, rows = prepare(work, trades_needed, args.participants, args.assets, args.window_ms, 7)
+    config, _, deposits, rows = prepare(
+        work, trades_needed, args.participants, args.assets, args.window_ms, 7
+    )
     payloads = bodies(rows, args.batch, f"R{int(time.time())}")
     del rows
     print(f"prepared {len(payloads):,} request bodies in {time.perf_counter() - t:.1f} s", flush=True)
@@ -222,16 +256,27 @@ def main() -> int:
     db = work / "serve.db"
     for suffix in ("", "-wal", "-shm"):
         Path(str(db) + suffix).unlink(missing_ok=True)
-    from clearlane.runner import Runner
-    from clearlane.service.auth import KeyStore
+    from clearlane.adapters.http.auth import KeyStore
+    from clearlane.node.runner import Runner
 
     runner = Runner.open(db, config)
     _, token = KeyStore(runner.store).create("operator", label="bench")
     runner.close()
     exe = Path(sys.executable).with_name("clearlane")
     server = subprocess.Popen(
-        [str(exe), "serve", "--db", str(db), "--port", str(args.port), "--tick-ms", str(args.tick_ms), "--no-webhooks"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        [
+            str(exe),
+            "serve",
+            "--db",
+            str(db),
+            "--port",
+            str(args.port),
+            "--tick-ms",
+            str(args.tick_ms),
+            "--no-webhooks",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     base = f"http://127.0.0.1:{args.port}"
     headers = {"Authorization": f"Bearer {token}"}
@@ -244,30 +289,41 @@ def main() -> int:
             except httpx.HTTPError:
                 pass
             if time.time() > deadline or server.poll() is not None:
-                raise SystemExit("server did not start: " + (server.stderr.read().decode() if server.stderr else ""))
+                raise SystemExit(
+                    "server did not start: " + (server.stderr.read().decode() if server.stderr else "")
+                )
             time.sleep(0.2)
         with httpx.Client(base_url=base, headers=headers, timeout=30) as c:
             for d in deposits:
                 r = c.post("/v1/collateral/deposits", json=d)
                 if r.status_code not in (200, 201):
                     raise SystemExit(f"deposit failed: {r.status_code} {r.text}")
-        print(f"server pid {server.pid}; sending {args.rate:,.0f} trades/s in batches of {args.batch} for {args.seconds:g} s",
-              flush=True)
+        print(
+            f"server pid {server.pid}; sending {args.rate:,.0f} trades/s in batches of {args.batch} for {args.seconds:g} s",
+            flush=True,
+        )
         client_cpu = time.process_time()
-        result = asyncio.run(load(base, headers, payloads, args.rate, args.batch, args.seconds, args.connections, server.pid))
+        result = asyncio.run(
+            load(base, headers, payloads, args.rate, args.batch, args.seconds, args.connections, server.pid)
+        )
         result["client_cpu_s"] = round(time.process_time() - client_cpu, 1)
         proc = psutil.Process(server.pid)
         cpu = proc.cpu_times()
         result["server_cpu_s"] = round(cpu.user + cpu.system, 1)
-        result["server_cpu_us_per_trade"] = round((result["samples"][-1][2] - result["samples"][0][2]) * 1e6
-                                                  / max(1, result["trades_ok"]), 1) if result["samples"] else None
+        result["server_cpu_us_per_trade"] = (
+            round((result["samples"][-1][2] - result["samples"][0][2]) * 1e6 / max(1, result["trades_ok"]), 1)
+            if result["samples"]
+            else None
+        )
         result["load_average"] = os.getloadavg()
         with httpx.Client(base_url=base, headers=headers, timeout=30) as c:
             overview = c.get("/v1/stats/overview").json()
             for line in c.get("/metrics").text.splitlines():
                 if line.startswith("clearlane_runtime_loop_seconds_total"):
                     result[line.split("{")[1].split("}")[0]] = float(line.split()[-1])
-        result["server_cleared_latency_ms"] = {lane["pool"]: lane["cleared_latency_ms"] for lane in overview["lanes"] if lane["pool"]}
+        result["server_cleared_latency_ms"] = {
+            lane["pool"]: lane["cleared_latency_ms"] for lane in overview["lanes"] if lane["pool"]
+        }
         result["config"] = vars(args) | {"workdir": str(work), "json": str(args.json) if args.json else None}
         result["machine"] = {"cpus": os.cpu_count(), "python": sys.version.split()[0]}
     finally:

@@ -14,13 +14,15 @@ import sys
 import time
 from pathlib import Path
 
-from clearlane.config import load_config
-from clearlane.ingest import iter_input
+from clearlane.core.config import load_config
+from clearlane.node.intake import iter_input
 from clearlane.sim import generate_day
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--trades", type=int, default=1_000_000)
     parser.add_argument("--participants", type=int, default=5_000)
     parser.add_argument("--assets", type=int, default=16)
@@ -36,8 +38,12 @@ def main(argv: list[str] | None = None) -> int:
     paths = day.write(args.out)
     written = time.perf_counter()
     size_mib = paths.trades.stat().st_size / 2**20
-    print(f"generated {args.trades:,} trades in {generated - started:.2f} s ({args.trades / (generated - started):,.0f} trades/s)")
-    print(f"wrote {paths.trades} ({size_mib:,.1f} MiB) + config + {len(day.deposits):,} deposits in {written - generated:.2f} s")
+    print(
+        f"generated {args.trades:,} trades in {generated - started:.2f} s ({args.trades / (generated - started):,.0f} trades/s)"
+    )
+    print(
+        f"wrote {paths.trades} ({size_mib:,.1f} MiB) + config + {len(day.deposits):,} deposits in {written - generated:.2f} s"
+    )
     del day
     if not args.no_read:
         config = load_config(paths.config)
@@ -50,7 +56,9 @@ def main(argv: list[str] | None = None) -> int:
                 chunks += 1
             rejects += len(batch.rejects)
         read_s = time.perf_counter() - read_start
-        print(f"ingested {rows:,} rows ({valid:,} valid, {rejects:,} rejects, {chunks} chunks) in {read_s:.2f} s = {rows / read_s:,.0f} rows/s")
+        print(
+            f"ingested {rows:,} rows ({valid:,} valid, {rejects:,} rejects, {chunks} chunks) in {read_s:.2f} s = {rows / read_s:,.0f} rows/s"
+        )
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak RSS {peak_mib:,.0f} MiB")
     return 0

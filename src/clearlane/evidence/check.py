@@ -32,7 +32,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from sqlalchemy import text
 
-from clearlane.audit.hashchain import (
+from clearlane.adapters.sql.codec import read_table, write_table
+from clearlane.adapters.sql.store import Store
+from clearlane.core.config.model import ClearingConfig, ConfigError, parse_config
+from clearlane.core.engine.flows import Flows, leaf_texts
+from clearlane.core.engine.netting import net_positions
+from clearlane.core.ledger.entries import JournalEntry
+from clearlane.core.proofs.hashchain import (
     Frontier,
     RecordFold,
     canonical_json,
@@ -43,21 +49,25 @@ from clearlane.audit.hashchain import (
     totals_text,
     transition_hash,
 )
-from clearlane.audit.merkle import forest_roots, hash_leaves
-from clearlane.audit.verify import ProofError, trusted_keys, verify_checkpoint
-from clearlane.config.model import ClearingConfig, ConfigError, parse_config
-from clearlane.engine.flows import Flows, leaf_texts
-from clearlane.engine.netting import net_positions
+from clearlane.core.proofs.merkle import forest_roots, hash_leaves
+from clearlane.core.proofs.verify import ProofError, trusted_keys, verify_checkpoint
 from clearlane.evidence.prove import EvidenceError, batch_member_mask, flows_from_records
-from clearlane.ledger.entries import JournalEntry
-from clearlane.store.codec import read_table, write_table
-from clearlane.store.sql import Store
 
 __all__ = ["CheckReport", "Problem", "check_store"]
 
-_NOT_CANONICAL = "blob bytes are not the canonical encoding of its records (altered, or written by another Arrow)"
-_BATCH_UPDATABLE = ("state", "attempts", "anchor_tx", "anchor_height", "anchored_at_ms", "anchor_block",
-                    "final_at_ms", "unwound_at_ms")
+_NOT_CANONICAL = (
+    "blob bytes are not the canonical encoding of its records (altered, or written by another Arrow)"
+)
+_BATCH_UPDATABLE = (
+    "state",
+    "attempts",
+    "anchor_tx",
+    "anchor_height",
+    "anchored_at_ms",
+    "anchor_block",
+    "final_at_ms",
+    "unwound_at_ms",
+)
 
 
 @dataclass(frozen=True)
@@ -93,8 +103,16 @@ class _Stop(Exception):
 class _Rows:
     """Pages through a table in key order (portable SQL, one page in memory)."""
 
-    def __init__(self, store: Store, table: str, columns: str, key: str = "id", page: int = 4096,
-                 where: str = "", minor: str | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        table: str,
+        columns: str,
+        key: str = "id",
+        page: int = 4096,
+        where: str = "",
+        minor: str | None = None,
+    ) -> None:
         self._store, self._table, self._columns, self._key = store, table, columns, key
         self._page, self._where, self._minor = page, where, minor
         self._buffer: deque[Any] = deque()
@@ -158,7 +176,9 @@ class _Prepared:
     tails: pa.Array | None = None
 
 
-def _prepare_chunk(blob: bytes, config: ClearingConfig, participant_ids: pa.Array, asset_array: pa.Array) -> _Prepared:
+def _prepare_chunk(
+    blob: bytes, config: ClearingConfig, participant_ids: pa.Array, asset_array: pa.Array
+) -> _Prepared:
     """Everything about one chunk that does not depend on the walk's state: decode, column
     digest, canonical bytes, the batched rows as flows and the batch-independent leaf tails."""
     try:
@@ -174,7 +194,9 @@ def _prepare_chunk(blob: bytes, config: ClearingConfig, participant_ids: pa.Arra
             prep.pool_codes, prep.pools = pool_codes[rows], pools
             prep.tails = pc.replace_substring_regex(
                 leaf_texts(prep.flows, "", participant_ids, asset_array, config.house_index),
-                pattern=r"^clearlane\.leaf\.v1\|\|[0-9]+\|", replacement="", max_replacements=1,
+                pattern=r"^clearlane\.leaf\.v1\|\|[0-9]+\|",
+                replacement="",
+                max_replacements=1,
             )
     except (EvidenceError, KeyError, ValueError, pa.ArrowInvalid) as exc:
         prep.flows_error = str(exc)
@@ -297,17 +319,26 @@ class _Checker:
         self.first_submission_ms: int | None = None
         self.checkpoint_sizes = {int(r["tree_size"]) for r in store.rows("SELECT tree_size FROM checkpoints")}
 
-        log = _Rows(store, "input_log", "seq, at_ms, kind, source_id, payload, prev_hash, hash", key="seq", page=16)
-        transitions = _Rows(store, "transition_log", "seq, body, prev_hash, hash, state_root", key="seq", page=64)
+        log = _Rows(
+            store, "input_log", "seq, at_ms, kind, source_id, payload, prev_hash, hash", key="seq", page=16
+        )
+        transitions = _Rows(
+            store, "transition_log", "seq, body, prev_hash, hash, state_root", key="seq", page=64
+        )
         chunks = _ChunkFeed(
-            _Rows(store, "trade_chunks", "log_seq, part, rows, blob", key="log_seq", page=4, minor="part"), self.pool,
+            _Rows(store, "trade_chunks", "log_seq, part, rows, blob", key="log_seq", page=4, minor="part"),
+            self.pool,
             lambda blob: _prepare_chunk(blob, config, self.participant_ids, self.asset_array),
         )
         events = _Rows(store, "batch_events", "id, batch_id, event, at_ms, detail, log_seq")
         outbox = _Rows(store, "outbox", "id, log_seq, kind, payload")
         # Edge rejects (bus messages refused before the log, source != 'engine') are not log effects.
-        rejects = _Rows(store, "rejects", "id, log_seq, source, row, input_id, code, error, field, reason",
-                        where="source = 'engine'")
+        rejects = _Rows(
+            store,
+            "rejects",
+            "id, log_seq, source, row, input_id, code, error, field, reason",
+            where="source = 'engine'",
+        )
         records = _Rows(store, "audit_records", "idx, kind, ref, log_seq, record, hash", key="idx")
 
         head = genesis_hash(config.digest)
@@ -318,11 +349,16 @@ class _Checker:
                 break
             seq = int(row.seq)
             if seq != expect_seq:
-                self.problem("input_log", f"seq {expect_seq}", f"missing (the next stored entry is seq {seq})")
+                self.problem(
+                    "input_log", f"seq {expect_seq}", f"missing (the next stored entry is seq {seq})"
+                )
             payload = bytes(row.payload)
             if bytes(row.prev_hash) != head:
-                self.problem("input_log", f"seq {seq}", "prev_hash is not the previous chain head (entry "
-                             "removed, inserted or reordered)")
+                self.problem(
+                    "input_log",
+                    f"seq {seq}",
+                    "prev_hash is not the previous chain head (entry removed, inserted or reordered)",
+                )
             in_hash = input_hash(head, seq, int(row.at_ms), str(row.kind), payload)
             if bytes(row.hash) != in_hash:
                 self.problem("input_log", f"seq {seq}", "hash does not match the entry's content")
@@ -351,7 +387,9 @@ class _Checker:
                 if canonical_json(body) != body_bytes or body.get("seq") != seq:
                     raise ValueError("not canonical")
                 if body.get("source") != row.source_id:
-                    self.problem("input_log", f"seq {seq}", "source_id differs from the one its transition recorded")
+                    self.problem(
+                        "input_log", f"seq {seq}", "source_id differs from the one its transition recorded"
+                    )
             except ValueError:
                 self.problem("transition_log", f"seq {seq}", "body is not a canonical transition")
                 expect_seq = seq + 1
@@ -367,8 +405,13 @@ class _Checker:
             expect_seq = seq + 1
             if self.progress is not None:
                 self.progress(seq, self.applied)
-        for name, rows, key in (("trade_chunks", chunks, "log_seq"), ("batch_events", events, "id"),
-                                ("outbox", outbox, "id"), ("rejects", rejects, "id"), ("audit_records", records, "idx")):
+        for name, rows, key in (
+            ("trade_chunks", chunks, "log_seq"),
+            ("batch_events", events, "id"),
+            ("outbox", outbox, "id"),
+            ("rejects", rejects, "id"),
+            ("audit_records", records, "idx"),
+        ):
             extra = rows.peek()
             if extra is not None:
                 self.problem(name, f"{key} {getattr(extra, key)}", "written by no step of the log")
@@ -382,14 +425,26 @@ class _Checker:
                 self.problem("engine_state", "id 1", "missing while the log has entries")
             return
         if self.applied != self.last_seq:
-            self.problem("engine_state", "id 1", f"applied_seq {self.applied} but the log ends at {self.last_seq}")
+            self.problem(
+                "engine_state", "id 1", f"applied_seq {self.applied} but the log ends at {self.last_seq}"
+            )
         if state["log_head"] != head:
             self.problem("engine_state", "id 1", "log_head is not the chain head")
         if self.last_seq and state["state_root"] != self.state_roots.get(self.last_seq):
             self.problem("engine_state", "id 1", "state_root differs from the last transition's")
 
-    def _step(self, seq: int, kind: str, payload: bytes, body: dict[str, Any], chunks: _ChunkFeed, events: _Rows,
-              outbox: _Rows, rejects: _Rows, records: _Rows) -> None:
+    def _step(
+        self,
+        seq: int,
+        kind: str,
+        payload: bytes,
+        body: dict[str, Any],
+        chunks: _ChunkFeed,
+        events: _Rows,
+        outbox: _Rows,
+        rejects: _Rows,
+        records: _Rows,
+    ) -> None:
         # Trade records, each chunk against its column digest.
         want = {int(r["part"]): r for r in body["records"]}
         got: dict[int, Any] = {}
@@ -399,8 +454,11 @@ class _Checker:
                 break
             future = item[1]
             if int(row.log_seq) < seq:
-                self.problem("trade_chunks", f"log_seq {int(row.log_seq)} part {int(row.part)}",
-                             "written by no step of the log")
+                self.problem(
+                    "trade_chunks",
+                    f"log_seq {int(row.log_seq)} part {int(row.part)}",
+                    "written by no step of the log",
+                )
                 continue
             got[int(row.part)] = (row, future)
         for part in sorted(set(want) | set(got)):
@@ -416,8 +474,11 @@ class _Checker:
             if prep.error is not None:
                 self.problem("trade_chunks", key, prep.error)
                 continue
-            if prep.digest != want[part]["digest"] or int(row.rows) != want[part]["rows"] \
-                    or prep.rows != want[part]["rows"]:
+            if (
+                prep.digest != want[part]["digest"]
+                or int(row.rows) != want[part]["rows"]
+                or prep.rows != want[part]["rows"]
+            ):
                 self.problem("trade_chunks", key, "records differ from what the step wrote (column digest)")
                 continue
             if not prep.canonical:
@@ -438,7 +499,11 @@ class _Checker:
         # Rows written in order: events, outbox, rejects, audit records.
         for i, expected in enumerate(body["events"]):
             row = events.peek()
-            key = f"id {row.id}" if row is not None and int(row.log_seq) == seq else f"(log_seq {seq} event {i})"
+            key = (
+                f"id {row.id}"
+                if row is not None and int(row.log_seq) == seq
+                else f"(log_seq {seq} event {i})"
+            )
             if row is None or int(row.log_seq) > seq:
                 self.problem("batch_events", key, "missing")
                 continue
@@ -460,7 +525,11 @@ class _Checker:
                 self.problem("outbox", f"(log_seq {seq} submission {i})", "missing")
                 continue
             outbox.pop()
-            if bytes(row.payload) != canonical_json(sub) or row.kind != sub["kind"] or int(row.log_seq) != seq:
+            if (
+                bytes(row.payload) != canonical_json(sub)
+                or row.kind != sub["kind"]
+                or int(row.log_seq) != seq
+            ):
                 self.problem("outbox", f"id {row.id}", "differs from the submission its step made")
         while (row := outbox.peek()) is not None and int(row.log_seq) <= seq:
             outbox.pop()
@@ -471,8 +540,14 @@ class _Checker:
                 self.problem("rejects", f"(log_seq {seq} reject {i})", "missing")
                 continue
             rejects.pop()
-            stored = {"row": row.row, "id": row.input_id, "code": int(row.code), "error": row.error,
-                      "field": row.field, "reason": row.reason}
+            stored = {
+                "row": row.row,
+                "id": row.input_id,
+                "code": int(row.code),
+                "error": row.error,
+                "field": row.field,
+                "reason": row.reason,
+            }
             if stored != rej or int(row.log_seq) != seq:
                 self.problem("rejects", f"id {row.id}", "differs from the reject its step recorded")
         while (row := rejects.peek()) is not None and int(row.log_seq) <= seq:
@@ -488,7 +563,9 @@ class _Checker:
             self.ledger[entry_id] = {"digest": digest, "status": None, "status_at_ms": None}
         for entry_id, status, at_ms in body["ledger"]["status"]:
             if entry_id not in self.ledger:
-                self.problem("transition_log", f"seq {seq}", f"status change of unknown journal entry {entry_id}")
+                self.problem(
+                    "transition_log", f"seq {seq}", f"status change of unknown journal entry {entry_id}"
+                )
                 continue
             self.ledger[entry_id]["status"], self.ledger[entry_id]["status_at_ms"] = status, at_ms
         # Audit records: derived again from the transition.
@@ -522,7 +599,9 @@ class _Checker:
     def _outbox_bulk(self, seq: int, subs: list[dict[str, Any]], outbox: _Rows) -> bool:
         """Compare a step's submissions with its outbox rows in one go; False = look row by row."""
         rows = outbox.peek_many(len(subs))
-        if len(rows) != len(subs) or any(int(r.log_seq) != seq or r.kind != s["kind"] for r, s in zip(rows, subs, strict=True)):
+        if len(rows) != len(subs) or any(
+            int(r.log_seq) != seq or r.kind != s["kind"] for r, s in zip(rows, subs, strict=True)
+        ):
             return False
         stored = b"[" + b",".join(bytes(r.payload) for r in rows) + b"]"
         if stored != canonical_json(subs):
@@ -580,7 +659,11 @@ class _Checker:
         self.open_counts.pop(key, None)
         n = sum(len(p) for p, _ in parts)
         if n != c["flows"]:
-            self.problem("trade_chunks", f"batch {batch_id}", f"{n} trade records in the batch, it cleared {c['flows']}")
+            self.problem(
+                "trade_chunks",
+                f"batch {batch_id}",
+                f"{n} trade records in the batch, it cleared {c['flows']}",
+            )
             return
         flows = Flows.concat([p for p, _ in parts])
         # Roots are computed for all batches of the step at once (_check_roots).
@@ -590,40 +673,64 @@ class _Checker:
             self.problem("batches", batch_id, "obligation count differs from the trade records")
         result = net_positions(payer, payee, asset, amount, config.participant_count, len(config.assets))
         participant, asset_i, net = result.instructions()
-        lines = net_lines(self.participant_ids.take(pa.array(participant)), self.asset_array.take(pa.array(asset_i)), net)
+        lines = net_lines(
+            self.participant_ids.take(pa.array(participant)), self.asset_array.take(pa.array(asset_i)), net
+        )
         if hashlib.sha256(lines).hexdigest() != c["net"]:
             self.problem("batches", batch_id, "netting the obligations again gives other net instructions")
         if totals_text(self.asset_codes, result.gross_per_asset, net, asset_i) != c["totals"]:
             self.problem("batches", batch_id, "net totals differ from the obligations")
         if table_digest(pa.table({"flow_id": flows.ids, "received_ms": flows.time_ms})) != c["detail"]:
-            self.problem("trade_chunks", f"batch {batch_id}", "trade records are not the batch's flows in leaf order")
+            self.problem(
+                "trade_chunks", f"batch {batch_id}", "trade records are not the batch's flows in leaf order"
+            )
 
     def _check_roots(self) -> None:
         pending, self.pending_roots = self.pending_roots, []
         if not pending:
             return
         hashes = np.concatenate([h for _, h, _ in pending])
-        roots = forest_roots(hashes, [len(h) for _, h, _ in pending],
-                             backend="hashlib" if len(hashes) < 512 else None)
+        roots = forest_roots(
+            hashes, [len(h) for _, h, _ in pending], backend="hashlib" if len(hashes) < 512 else None
+        )
         for (batch_id, _, want), root in zip(pending, roots, strict=True):
             if root.tobytes().hex() != want:
-                self.problem("batches", batch_id, "leaves recomputed from the trade records do not give the committed root")
+                self.problem(
+                    "batches",
+                    batch_id,
+                    "leaves recomputed from the trade records do not give the committed root",
+                )
 
     # ------------------------------------------------------------------ after the walk
     def _final_state(self) -> None:
         store = self.store
-        stored = {str(r["batch_id"]): r for r in store.rows(
-            "SELECT batch_id, pool, seq, opened_at_ms, cleared_at_ms, flows, obligations, gross_usd, net_usd, root, "
-            "state, attempts, anchor_tx, anchor_height, anchored_at_ms, anchor_block, final_at_ms, unwound_at_ms, "
-            "log_seq, detail, net FROM batches ORDER BY log_seq, batch_id")}
+        stored = {
+            str(r["batch_id"]): r
+            for r in store.rows(
+                "SELECT batch_id, pool, seq, opened_at_ms, cleared_at_ms, flows, obligations, gross_usd, net_usd, root, "
+                "state, attempts, anchor_tx, anchor_height, anchored_at_ms, anchor_block, final_at_ms, unwound_at_ms, "
+                "log_seq, detail, net FROM batches ORDER BY log_seq, batch_id"
+            )
+        }
         for batch_id, batch in self.batches.items():
             row = stored.pop(batch_id, None)
             if row is None:
                 self.problem("batches", batch_id, "missing")
                 continue
             c = batch.cleared
-            want = {k: c[k] for k in ("pool", "seq", "opened_at_ms", "cleared_at_ms", "flows", "obligations",
-                                      "gross_usd", "net_usd")}
+            want = {
+                k: c[k]
+                for k in (
+                    "pool",
+                    "seq",
+                    "opened_at_ms",
+                    "cleared_at_ms",
+                    "flows",
+                    "obligations",
+                    "gross_usd",
+                    "net_usd",
+                )
+            }
             want.update({"log_seq": batch.seq, "root": c["root"]})
             want.update({k: batch.state.get(k) for k in _BATCH_UPDATABLE})
             have = {k: row[k] for k in want}
@@ -638,18 +745,27 @@ class _Checker:
                 net = read_table(bytes(row["net"]))
                 if table_digest(detail) != c["detail"]:
                     self.problem("batches", batch_id, "detail (flow ids in leaf order) differs from the log")
-                elif not _canonical_blob(detail, bytes(row["detail"])) or not _canonical_blob(net, bytes(row["net"])):
+                elif not _canonical_blob(detail, bytes(row["detail"])) or not _canonical_blob(
+                    net, bytes(row["net"])
+                ):
                     self.problem("batches", batch_id, "detail or net: " + _NOT_CANONICAL)
-                lines = net_lines(net.column("participant").combine_chunks(), net.column("asset").combine_chunks(),
-                                  net.column("net_minor").to_numpy())
+                lines = net_lines(
+                    net.column("participant").combine_chunks(),
+                    net.column("asset").combine_chunks(),
+                    net.column("net_minor").to_numpy(),
+                )
                 if hashlib.sha256(lines).hexdigest() != c["net"]:
                     self.problem("batches", batch_id, "stored net instructions differ from the log")
             except (pa.ArrowException, OSError, ValueError, KeyError) as exc:
                 self.problem("batches", batch_id, f"detail or net blob unusable ({type(exc).__name__})")
         for batch_id in stored:
             self.problem("batches", batch_id, "cleared by no step of the log")
-        groups = {str(r["group_id"]): r for r in store.rows(
-            "SELECT group_id, origin, created_ms, flows, open_flows, log_seq, blob FROM l1_groups")}
+        groups = {
+            str(r["group_id"]): r
+            for r in store.rows(
+                "SELECT group_id, origin, created_ms, flows, open_flows, log_seq, blob FROM l1_groups"
+            )
+        }
         for group_id, want in self.l1.items():
             row = groups.pop(group_id, None)
             if row is None:
@@ -665,9 +781,14 @@ class _Checker:
             if not _canonical_blob(table, bytes(row["blob"])):
                 self.problem("l1_groups", group_id, _NOT_CANONICAL)
                 continue
-            if (digest != want["digest"] or int(row["open_flows"]) != want["open"] or row["origin"] != meta.get("origin")
-                    or int(row["created_ms"]) != meta.get("created_ms") or int(row["flows"]) != meta.get("flows")
-                    or int(row["log_seq"]) != want["log_seq"]):
+            if (
+                digest != want["digest"]
+                or int(row["open_flows"]) != want["open"]
+                or row["origin"] != meta.get("origin")
+                or int(row["created_ms"]) != meta.get("created_ms")
+                or int(row["flows"]) != meta.get("flows")
+                or int(row["log_seq"]) != want["log_seq"]
+            ):
                 self.problem("l1_groups", group_id, "differs from the log")
         for group_id in groups:
             self.problem("l1_groups", group_id, "created by no step of the log")
@@ -679,9 +800,13 @@ class _Checker:
                 self.problem("meta", "chain_genesis_ms", "does not match the first submission in the log")
 
     def _journal(self) -> None:
-        rows = _Rows(self.store, "ledger_entries",
-                     "entry_id, kind, at_ms, ref, pending, timeout_at_ms, status, status_at_ms, legs", key="entry_id",
-                     page=512)
+        rows = _Rows(
+            self.store,
+            "ledger_entries",
+            "entry_id, kind, at_ms, ref, pending, timeout_at_ms, status, status_at_ms, legs",
+            key="entry_id",
+            page=512,
+        )
         seen = set()
         self.postings: list[tuple[str, np.ndarray, np.ndarray]] = []
         while (row := rows.pop()) is not None:
@@ -695,8 +820,16 @@ class _Checker:
                 legs = read_table(bytes(row.legs))
                 accounts = legs.column("account").to_numpy().astype(np.int64)
                 amounts = legs.column("amount_minor").to_numpy().astype(np.int64)
-                entry = JournalEntry(entry_id, str(row.kind), int(row.at_ms), accounts, amounts, bool(row.pending),
-                                     None if row.timeout_at_ms is None else int(row.timeout_at_ms), str(row.ref))
+                entry = JournalEntry(
+                    entry_id,
+                    str(row.kind),
+                    int(row.at_ms),
+                    accounts,
+                    amounts,
+                    bool(row.pending),
+                    None if row.timeout_at_ms is None else int(row.timeout_at_ms),
+                    str(row.ref),
+                )
             except Exception as exc:  # any decoding failure of a stored row is a finding, not a crash
                 self.problem("ledger_entries", entry_id, f"row unusable ({type(exc).__name__})")
                 continue
@@ -709,7 +842,9 @@ class _Checker:
             status = want["status"] or ("pending" if entry.pending else "posted")
             status_at = want["status_at_ms"] if want["status"] else entry.at_ms
             if row.status != status or int(row.status_at_ms) != status_at:
-                self.problem("ledger_entries", entry_id, f"status {row.status!r} differs from the log ({status!r})")
+                self.problem(
+                    "ledger_entries", entry_id, f"status {row.status!r} differs from the log ({status!r})"
+                )
                 continue
             self.postings.append((status, accounts, amounts))
         for entry_id in self.ledger:
@@ -718,10 +853,18 @@ class _Checker:
 
     def _keys_and_checkpoints(self) -> None:
         store = self.store
-        keys = store.rows("SELECT key_id, public_key, action, prev_key_id, log_seq, at_ms, statement, sig_new, "
-                          "sig_prev FROM audit_keys ORDER BY log_seq, at_ms")
-        docs = [{"statement": k["statement"], "sig_new": bytes(k["sig_new"]).hex(),
-                 "sig_prev": None if k["sig_prev"] is None else bytes(k["sig_prev"]).hex()} for k in keys]
+        keys = store.rows(
+            "SELECT key_id, public_key, action, prev_key_id, log_seq, at_ms, statement, sig_new, "
+            "sig_prev FROM audit_keys ORDER BY log_seq, at_ms"
+        )
+        docs = [
+            {
+                "statement": k["statement"],
+                "sig_new": bytes(k["sig_new"]).hex(),
+                "sig_prev": None if k["sig_prev"] is None else bytes(k["sig_prev"]).hex(),
+            }
+            for k in keys
+        ]
         rotations = [(k["key_id"], int(k["log_seq"])) for k in keys if k["action"] == "rotate"]
         if rotations != [(r.get("key_id"), r["seq"]) for r in self.rotations]:
             self.problem("audit_keys", "rotations", "do not match the key_rotation entries of the log")
@@ -734,25 +877,39 @@ class _Checker:
         for k in keys:
             if bytes(k["public_key"]).hex() not in k["statement"]:
                 self.problem("audit_keys", k["key_id"], "public_key differs from its signed statement")
-        cps = store.rows("SELECT id, tree_size, tree_root, log_seq, log_head, state_root, chain_tip, at_ms, key_id, "
-                         "body, signature FROM checkpoints ORDER BY id")
+        cps = store.rows(
+            "SELECT id, tree_size, tree_root, log_seq, log_head, state_root, chain_tip, at_ms, key_id, "
+            "body, signature FROM checkpoints ORDER BY id"
+        )
         previous = None
         expected_id = 1
         for cp in cps:
             key = f"id {cp['id']}"
             if int(cp["id"]) != expected_id:
-                self.problem("checkpoints", f"id {expected_id}", f"missing (the next stored checkpoint is id {cp['id']})")
+                self.problem(
+                    "checkpoints",
+                    f"id {expected_id}",
+                    f"missing (the next stored checkpoint is id {cp['id']})",
+                )
             expected_id = int(cp["id"]) + 1
             self.report.checkpoints += 1
             try:
-                fields = verify_checkpoint({"body": cp["body"], "signature": bytes(cp["signature"]).hex()}, trusted)
+                fields = verify_checkpoint(
+                    {"body": cp["body"], "signature": bytes(cp["signature"]).hex()}, trusted
+                )
             except ProofError as exc:
                 self.problem("checkpoints", key, str(exc))
                 continue
-            columns = {"tree_size": int(cp["tree_size"]), "tree_root": bytes(cp["tree_root"]).hex(),
-                       "log_seq": int(cp["log_seq"]), "log_head": bytes(cp["log_head"]).hex(),
-                       "state_root": cp["state_root"], "chain_tip": int(cp["chain_tip"]), "at_ms": int(cp["at_ms"]),
-                       "key_id": cp["key_id"]}
+            columns = {
+                "tree_size": int(cp["tree_size"]),
+                "tree_root": bytes(cp["tree_root"]).hex(),
+                "log_seq": int(cp["log_seq"]),
+                "log_head": bytes(cp["log_head"]).hex(),
+                "state_root": cp["state_root"],
+                "chain_tip": int(cp["chain_tip"]),
+                "at_ms": int(cp["at_ms"]),
+                "key_id": cp["key_id"],
+            }
             if any(fields[k] != v for k, v in columns.items()) or fields["store"] != self.store_id:
                 self.problem("checkpoints", key, "columns differ from the signed body")
                 continue
@@ -763,26 +920,41 @@ class _Checker:
                 self.problem("checkpoints", key, "log head is not the chain head at its log seq")
             if self.state_roots.get(fields["log_seq"]) != fields["state_root"]:
                 self.problem("checkpoints", key, "state root differs from the transition at its log seq")
-            if previous is not None and (fields["tree_size"] < previous["tree_size"] or fields["log_seq"] < previous["log_seq"]):
+            if previous is not None and (
+                fields["tree_size"] < previous["tree_size"] or fields["log_seq"] < previous["log_seq"]
+            ):
                 self.problem("checkpoints", key, "goes back in time from the previous checkpoint")
             previous = fields
         if self.last_seq and previous is None:
-            self.problem("checkpoints", "(none)", "no signed checkpoint covers the log (a replica made by "
-                         "`clearlane replay` carries none)")
+            self.problem(
+                "checkpoints",
+                "(none)",
+                "no signed checkpoint covers the log (a replica made by `clearlane replay` carries none)",
+            )
         elif previous is not None and previous["log_seq"] != self.last_seq:
-            self.problem("checkpoints", f"id {expected_id - 1}", f"the latest checkpoint covers the log up to seq "
-                         f"{previous['log_seq']}, the log ends at {self.last_seq} (opening the store signs the tail)")
+            self.problem(
+                "checkpoints",
+                f"id {expected_id - 1}",
+                f"the latest checkpoint covers the log up to seq "
+                f"{previous['log_seq']}, the log ends at {self.last_seq} (opening the store signs the tail)",
+            )
 
     def _ledger(self) -> None:
         config = self.config
         store = self.store
         seq = store.get_meta("balances_seq")
         if seq is None or seq != str(self.last_seq):
-            self.problem("ledger_accounts", f"(balances_seq {seq})", f"the balance view is not of the log's last step "
-                         f"{self.last_seq} (stale after a crash: opening the store refreshes it)")
+            self.problem(
+                "ledger_accounts",
+                f"(balances_seq {seq})",
+                f"the balance view is not of the log's last step "
+                f"{self.last_seq} (stale after a crash: opening the store refreshes it)",
+            )
             return
-        rows = store.rows("SELECT idx, owner, asset, purpose, lane, floor_minor, posted_minor, pending_debits_minor, "
-                          "pending_credits_minor FROM ledger_accounts ORDER BY idx")
+        rows = store.rows(
+            "SELECT idx, owner, asset, purpose, lane, floor_minor, posted_minor, pending_debits_minor, "
+            "pending_credits_minor FROM ledger_accounts ORDER BY idx"
+        )
         n = len(rows)
         posted = np.zeros(n, dtype=np.int64)
         debits = np.zeros(n, dtype=np.int64)
@@ -796,7 +968,7 @@ class _Checker:
             elif status == "pending":
                 np.add.at(debits, accounts, -np.minimum(amounts, 0))
                 np.add.at(credits, accounts, np.maximum(amounts, 0))
-        from clearlane.engine.core import Engine
+        from clearlane.core.engine.core import Engine
 
         ledger = Engine(config).ledger
         for i, row in enumerate(rows):
@@ -808,15 +980,25 @@ class _Checker:
                 self.problem("ledger_accounts", key, "no such account in the configuration")
                 return
             k = ledger.account_key(i)
-            if (row["owner"], row["asset"], row["purpose"], row["lane"]) != (k.owner, k.asset, str(k.purpose.value), k.lane) \
-                    or row["floor_minor"] != ledger.floor(i):
+            if (row["owner"], row["asset"], row["purpose"], row["lane"]) != (
+                k.owner,
+                k.asset,
+                str(k.purpose.value),
+                k.lane,
+            ) or row["floor_minor"] != ledger.floor(i):
                 self.problem("ledger_accounts", key, "account differs from the one the configuration defines")
-            if (int(row["posted_minor"]), int(row["pending_debits_minor"]), int(row["pending_credits_minor"])) != (
-                    int(posted[i]), int(debits[i]), int(credits[i])):
+            if (
+                int(row["posted_minor"]),
+                int(row["pending_debits_minor"]),
+                int(row["pending_credits_minor"]),
+            ) != (int(posted[i]), int(debits[i]), int(credits[i])):
                 self.problem("ledger_accounts", key, "balance differs from the sum of its postings")
         if len(rows) < ledger.n_accounts:
-            self.problem("ledger_accounts", f"idx {len(rows)}", "missing (the configuration defines "
-                         f"{ledger.n_accounts} accounts)")
+            self.problem(
+                "ledger_accounts",
+                f"idx {len(rows)}",
+                f"missing (the configuration defines {ledger.n_accounts} accounts)",
+            )
 
 
 def _canonical_blob(table: pa.Table, blob: bytes, *, compress: bool = True) -> bool:
@@ -825,8 +1007,8 @@ def _canonical_blob(table: pa.Table, blob: bytes, *, compress: bool = True) -> b
     return write_table(table, compress=compress) == blob
 
 
-def check_store(store: Store, *, limit: int = 50,
-                progress: Callable[[int, int], None] | None = None) -> CheckReport:
+def check_store(
+    store: Store, *, limit: int = 50, progress: Callable[[int, int], None] | None = None
+) -> CheckReport:
     """Walk ``store``; the report's first problem names the first bad record."""
     return _Checker(store, limit, progress).run()
-

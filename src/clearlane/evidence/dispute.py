@@ -40,16 +40,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from sqlalchemy import text
 
-from clearlane.audit import verify as verify_module
-from clearlane.audit.hashchain import net_lines
-from clearlane.audit.keys import public_key_doc
-from clearlane.audit.verify import canonical_document
-from clearlane.evidence import renet
+from clearlane.adapters.sql import audit_tables
+from clearlane.adapters.sql.codec import read_table
+from clearlane.adapters.sql.store import Store
+from clearlane.core.proofs import verify as verify_module
+from clearlane.core.proofs.hashchain import net_lines
+from clearlane.core.proofs.verify import canonical_document
 from clearlane.evidence.prove import EvidenceError, Prover
-from clearlane.report import trade_lifecycle
-from clearlane.store import audit_tables
-from clearlane.store.codec import read_table
-from clearlane.store.sql import Store
+from clearlane.evidence.standalone import renet
+from clearlane.node.report import trade_lifecycle
+from clearlane.node.signing import public_key_doc
 
 __all__ = ["build_bundle", "check_bundle"]
 
@@ -71,7 +71,9 @@ Every format is described in clearlane's docs/AUDIT.md.
 _ZIP_TIME = (2026, 1, 1, 0, 0, 0)
 
 
-def _input_rows(store: Store, seqs: list[int], ids: list[str]) -> tuple[list[dict[str, Any]], dict[int, bytes]]:
+def _input_rows(
+    store: Store, seqs: list[int], ids: list[str]
+) -> tuple[list[dict[str, Any]], dict[int, bytes]]:
     """The raw input row of each flow (in leaf order) and the payload bytes of the entries."""
     wanted = set(ids)
     by_id: dict[str, dict[str, Any]] = {}
@@ -81,26 +83,38 @@ def _input_rows(store: Store, seqs: list[int], ids: list[str]) -> tuple[list[dic
         payloads[seq] = bytes(row["payload"])
         if row["kind"] == "trades":
             table = read_table(payloads[seq])
-            hit = table.filter(pc.is_in(table.column("trade_id"), value_set=pa.array(sorted(wanted), pa.string())))
+            hit = table.filter(
+                pc.is_in(table.column("trade_id"), value_set=pa.array(sorted(wanted), pa.string()))
+            )
             for record in hit.to_pylist():
                 if record["trade_id"] in by_id:
                     continue  # a later duplicate of the same id was a no-op
                 by_id[record["trade_id"]] = {
-                    "seq": seq, "kind": "trade", "trade_id": record["trade_id"], "symbol": record["symbol"],
-                    "buyer": record["buyer"], "seller": record["seller"], "qty_mantissa": record["qty_mantissa"],
-                    "qty_exp": record["qty_exp"], "price_mantissa": record["price_mantissa"],
-                    "price_exp": record["price_exp"], "exch_batch_id": record["exch_batch_id"],
+                    "seq": seq,
+                    "kind": "trade",
+                    "trade_id": record["trade_id"],
+                    "symbol": record["symbol"],
+                    "buyer": record["buyer"],
+                    "seller": record["seller"],
+                    "qty_mantissa": record["qty_mantissa"],
+                    "qty_exp": record["qty_exp"],
+                    "price_mantissa": record["price_mantissa"],
+                    "price_exp": record["price_exp"],
+                    "exch_batch_id": record["exch_batch_id"],
                 }
         elif row["kind"] == "payment":
             payment = json.loads(payloads[seq])
             if payment["payment_id"] in wanted:
                 by_id[payment["payment_id"]] = {
-                    "seq": seq, "kind": "payment", **{k: payment[k] for k in ("payment_id", "payer", "payee",
-                                                                              "asset", "amount")}}
+                    "seq": seq,
+                    "kind": "payment",
+                    **{k: payment[k] for k in ("payment_id", "payer", "payee", "asset", "amount")},
+                }
     missing = [i for i in ids if i not in by_id]
     if missing:
-        raise EvidenceError(f"no logged input for {len(missing)} flows of the batch (first: {missing[0]})",
-                            tampered=True)
+        raise EvidenceError(
+            f"no logged input for {len(missing)} flows of the batch (first: {missing[0]})", tampered=True
+        )
     return [by_id[i] for i in ids], payloads
 
 
@@ -127,54 +141,93 @@ def build_bundle(store: Store, trade_id: str, out: Path) -> dict[str, Any]:
     files: dict[str, bytes] = {}
     with store.engine.connect() as conn:
         rows = conn.execute(
-            text("SELECT i.seq, i.at_ms, i.kind, i.source_id, i.payload, i.prev_hash, i.hash, t.body, t.hash AS thash "
-                 "FROM input_log i JOIN transition_log t ON t.seq = i.seq WHERE i.seq BETWEEN :a AND :b ORDER BY i.seq"),
+            text(
+                "SELECT i.seq, i.at_ms, i.kind, i.source_id, i.payload, i.prev_hash, i.hash, t.body, t.hash AS thash "
+                "FROM input_log i JOIN transition_log t ON t.seq = i.seq WHERE i.seq BETWEEN :a AND :b ORDER BY i.seq"
+            ),
             {"a": first_seq, "b": end_seq},
         ).all()
         changes = conn.execute(
-            text("SELECT seq, payload FROM input_log WHERE kind = 'config_change' AND seq <= :b ORDER BY seq"),
+            text(
+                "SELECT seq, payload FROM input_log WHERE kind = 'config_change' AND seq <= :b ORDER BY seq"
+            ),
             {"b": close_seq},
         ).all()
     for r in rows:
         seq = int(r.seq)
         files[f"log/{seq}.input"] = bytes(r.payload)
         files[f"log/{seq}.transition.json"] = bytes(r.body)
-        entries.append({"seq": seq, "at_ms": int(r.at_ms), "kind": r.kind, "source_id": r.source_id,
-                        "prev_hash": bytes(r.prev_hash).hex(), "hash": bytes(r.hash).hex(),
-                        "payload_file": f"log/{seq}.input", "transition_file": f"log/{seq}.transition.json",
-                        "transition_hash": bytes(r.thash).hex()})
+        entries.append(
+            {
+                "seq": seq,
+                "at_ms": int(r.at_ms),
+                "kind": r.kind,
+                "source_id": r.source_id,
+                "prev_hash": bytes(r.prev_hash).hex(),
+                "hash": bytes(r.hash).hex(),
+                "payload_file": f"log/{seq}.input",
+                "transition_file": f"log/{seq}.transition.json",
+                "transition_hash": bytes(r.thash).hex(),
+            }
+        )
     net = read_table(bytes(batch.row["net"]))
-    header = next(t for _, t in audit_tables.records_for(store.engine, batch_id) if t.startswith("clearlane.batch.v1|"))
-    keys = [{"key_id": k.key_id, "public_key": k.public_key, "log_seq": k.log_seq}
-            for k in audit_tables.read_keys(store.engine)]
+    header = next(
+        t for _, t in audit_tables.records_for(store.engine, batch_id) if t.startswith("clearlane.batch.v1|")
+    )
+    keys = [
+        {"key_id": k.key_id, "public_key": k.public_key, "log_seq": k.log_seq}
+        for k in audit_tables.read_keys(store.engine)
+    ]
     life = trade_lifecycle(store, trade_id)
-    files.update({
-        "README.txt": _README.format(trade_id=trade_id, batch_id=batch_id, name=out.name).encode(),
-        "proof.json": canonical_document(proof),
-        "lifecycle.json": (json.dumps(life, indent=1, default=str) + "\n").encode(),
-        "batch/header.txt": (header + "\n").encode(),
-        "batch/leaves.txt": ("\n".join(ids) + "\n").encode(),
-        "batch/inputs.jsonl": "".join(json.dumps(r, sort_keys=True) + "\n" for r in inputs).encode(),
-        "batch/net_instructions.csv": net_lines(net.column("participant").combine_chunks(),
-                                                net.column("asset").combine_chunks(), net.column("net_minor").to_numpy()),
-        "batch/events.json": (json.dumps(store.batch(batch_id)["events"], indent=1) + "\n").encode(),  # type: ignore[index]
-        "log/entries.json": (json.dumps(entries, indent=1) + "\n").encode(),
-        "log/config_changes.json": (json.dumps([{"seq": int(c.seq), "changes": json.loads(bytes(c.payload))["changes"]}
-                                                for c in changes], indent=1) + "\n").encode(),
-        "checkpoint_at_close.json": canonical_document(consistency),
-        "keys.json": (json.dumps(public_key_doc(store.get_meta("store_id") or "", keys), indent=1) + "\n").encode(),
-        "config.toml": (store.get_meta("config_toml") or "").encode(),
-        "verify.py": Path(verify_module.__file__).read_bytes(),
-        "renet.py": Path(renet.__file__).read_bytes(),
-    })
+    files.update(
+        {
+            "README.txt": _README.format(trade_id=trade_id, batch_id=batch_id, name=out.name).encode(),
+            "proof.json": canonical_document(proof),
+            "lifecycle.json": (json.dumps(life, indent=1, default=str) + "\n").encode(),
+            "batch/header.txt": (header + "\n").encode(),
+            "batch/leaves.txt": ("\n".join(ids) + "\n").encode(),
+            "batch/inputs.jsonl": "".join(json.dumps(r, sort_keys=True) + "\n" for r in inputs).encode(),
+            "batch/net_instructions.csv": net_lines(
+                net.column("participant").combine_chunks(),
+                net.column("asset").combine_chunks(),
+                net.column("net_minor").to_numpy(),
+            ),
+            "batch/events.json": (json.dumps(store.batch(batch_id)["events"], indent=1) + "\n").encode(),  # type: ignore[index]
+            "log/entries.json": (json.dumps(entries, indent=1) + "\n").encode(),
+            "log/config_changes.json": (
+                json.dumps(
+                    [
+                        {"seq": int(c.seq), "changes": json.loads(bytes(c.payload))["changes"]}
+                        for c in changes
+                    ],
+                    indent=1,
+                )
+                + "\n"
+            ).encode(),
+            "checkpoint_at_close.json": canonical_document(consistency),
+            "keys.json": (
+                json.dumps(public_key_doc(store.get_meta("store_id") or "", keys), indent=1) + "\n"
+            ).encode(),
+            "config.toml": (store.get_meta("config_toml") or "").encode(),
+            "verify.py": Path(verify_module.__file__).read_bytes(),
+            "renet.py": Path(renet.__file__).read_bytes(),
+        }
+    )
     out.parent.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         for name in sorted(files):
             info = zipfile.ZipInfo(name, _ZIP_TIME)
             info.compress_type = zipfile.ZIP_DEFLATED
             archive.writestr(info, files[name])
-    return {"batch_id": batch_id, "flows": len(ids), "log_entries": len(entries), "first_seq": first_seq,
-            "close_seq": close_seq, "checkpoint_at_close": at_close[0], "files": len(files)}
+    return {
+        "batch_id": batch_id,
+        "flows": len(ids),
+        "log_entries": len(entries),
+        "first_seq": first_seq,
+        "close_seq": close_seq,
+        "checkpoint_at_close": at_close[0],
+        "files": len(files),
+    }
 
 
 def check_bundle(path: Path) -> list[str]:
@@ -195,13 +248,19 @@ def check_bundle(path: Path) -> list[str]:
                 payloads[seq] = read_table(data) if row["kind"] == "trade" else json.loads(data)
             logged = payloads[seq]
             if row["kind"] == "trade":
-                hit = logged.filter(pc.equal(logged.column("trade_id"), row["trade_id"])).slice(0, 1).to_pylist()
+                hit = (
+                    logged.filter(pc.equal(logged.column("trade_id"), row["trade_id"]))
+                    .slice(0, 1)
+                    .to_pylist()
+                )
                 same = bool(hit) and all(hit[0][k] == v for k, v in row.items() if k not in ("seq", "kind"))
             else:
                 same = all(logged.get(k) == v for k, v in row.items() if k not in ("seq", "kind"))
             if not same:
-                raise renet.BundleError(f"inputs.jsonl row {row.get('trade_id') or row.get('payment_id')} is not "
-                                        f"the row logged at seq {seq}")
+                raise renet.BundleError(
+                    f"inputs.jsonl row {row.get('trade_id') or row.get('payment_id')} is not "
+                    f"the row logged at seq {seq}"
+                )
         done = [f"{len(inputs)} raw inputs are the rows of the logged payloads"]
         return done + renet.check(workdir)
     finally:

@@ -2,7 +2,7 @@
 
 A batch row keeps only its flow ids in leaf order and its net instructions, not its leaves: the
 :class:`Prover` recomputes a batch's leaves from the stored trade records (in batch order, with
-:func:`clearlane.engine.flows.leaf_texts`), refuses the batch unless the recomputed root equals
+:func:`clearlane.core.engine.flows.leaf_texts`), refuses the batch unless the recomputed root equals
 the committed one, and caches the batch's tree, so every further proof in that batch is read
 out of memory (a few microseconds for the audit path). The checkpoint tree is built once per
 checkpoint size from the stored audit-record hashes.
@@ -19,9 +19,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from clearlane.audit.auditor import Checkpoint
-from clearlane.audit.merkle import MerkleTree, hash_leaves
-from clearlane.audit.verify import (
+from clearlane.adapters.sql import audit_tables
+from clearlane.adapters.sql.codec import read_table
+from clearlane.adapters.sql.store import Store
+from clearlane.core.config.model import ClearingConfig, parse_config
+from clearlane.core.engine.flows import Flows, leaf_texts
+from clearlane.core.model.states import TradeState
+from clearlane.core.proofs.merkle import MerkleTree, hash_leaves
+from clearlane.core.proofs.verify import (
     CHECKPOINT_FIELDS,
     CHECKPOINT_FORMAT,
     CONSISTENCY_DOC_FORMAT,
@@ -30,12 +35,7 @@ from clearlane.audit.verify import (
     parse_note,
     proof_summary,
 )
-from clearlane.config.model import ClearingConfig, parse_config
-from clearlane.engine.flows import Flows, leaf_texts
-from clearlane.model.lifecycle import TradeState
-from clearlane.store import audit_tables
-from clearlane.store.codec import read_table
-from clearlane.store.sql import Store
+from clearlane.node.auditor import Checkpoint
 
 __all__ = ["BatchTree", "EvidenceError", "Prover", "flows_from_records", "stored_config"]
 
@@ -61,7 +61,9 @@ def _codes(column: pa.ChunkedArray | pa.Array, lookup: dict[str, int], what: str
         array = pc.dictionary_encode(array)
     values = array.dictionary.to_pylist()
     mapping = np.array([lookup.get(v, -1) for v in values] + [-1], dtype=np.int32)
-    indices = pc.fill_null(array.indices, pa.scalar(len(values), array.indices.type)).to_numpy(zero_copy_only=False)
+    indices = pc.fill_null(array.indices, pa.scalar(len(values), array.indices.type)).to_numpy(
+        zero_copy_only=False
+    )
     codes: np.ndarray = mapping[indices]
     if len(codes) and codes.min() < 0:
         raise EvidenceError(f"trade records name an unknown {what}", tampered=True)
@@ -151,28 +153,38 @@ class Prover:
             from sqlalchemy import text
 
             keys = conn.execute(
-                text("SELECT log_seq, part FROM trade_chunks WHERE log_seq <= :s ORDER BY log_seq DESC, part DESC"),
+                text(
+                    "SELECT log_seq, part FROM trade_chunks WHERE log_seq <= :s ORDER BY log_seq DESC, part DESC"
+                ),
                 {"s": int(row["log_seq"])},
             ).all()
             for log_seq, part in keys:
                 blob = conn.execute(
-                    text("SELECT blob FROM trade_chunks WHERE log_seq = :s AND part = :p"), {"s": log_seq, "p": part}
+                    text("SELECT blob FROM trade_chunks WHERE log_seq = :s AND part = :p"),
+                    {"s": log_seq, "p": part},
                 ).scalar_one()
                 table = read_table(bytes(blob))
                 member, pool_codes, pools = batch_member_mask(table)
                 if pool not in pools:
                     continue
-                rows = member & (pool_codes == list(pools).index(pool)) & (table.column("batch_seq").to_numpy() == seq)
+                rows = (
+                    member
+                    & (pool_codes == list(pools).index(pool))
+                    & (table.column("batch_seq").to_numpy() == seq)
+                )
                 if rows.any():
                     hit = table.filter(pa.array(rows))
-                    parts.append(hit.append_column("_log_seq", pa.array(np.full(hit.num_rows, int(log_seq), np.int64))))
+                    parts.append(
+                        hit.append_column("_log_seq", pa.array(np.full(hit.num_rows, int(log_seq), np.int64)))
+                    )
                     found += int(rows.sum())
                     if found >= want:
                         break
         parts.reverse()
         if found != want:
-            raise EvidenceError(f"batch {row['batch_id']}: {found} stored trade records, the batch says {want}",
-                                tampered=True)
+            raise EvidenceError(
+                f"batch {row['batch_id']}: {found} stored trade records, the batch says {want}", tampered=True
+            )
         return pa.concat_tables(parts).combine_chunks() if len(parts) > 1 else parts[0]
 
     def batch_tree(self, batch_id: str) -> BatchTree:
@@ -186,16 +198,26 @@ class Prover:
         records = self.batch_records(row)
         detail = read_table(bytes(row["detail"]))
         if not records.column("flow_id").combine_chunks().equals(detail.column("flow_id").combine_chunks()):
-            raise EvidenceError(f"batch {batch_id}: trade records are not in the batch's leaf order", tampered=True)
+            raise EvidenceError(
+                f"batch {batch_id}: trade records are not in the batch's leaf order", tampered=True
+            )
         flows = flows_from_records(records, self.config)
         leaves = leaf_texts(flows, batch_id, self.participant_ids, self.asset_codes, self.config.house_index)
         tree = MerkleTree.from_leaf_hashes(hash_leaves(leaves), copy=False)
         if tree.root != bytes(row["root"]):
-            raise EvidenceError(f"batch {batch_id}: leaves recomputed from the trade records do not give the "
-                                "committed root", tampered=True)
+            raise EvidenceError(
+                f"batch {batch_id}: leaves recomputed from the trade records do not give the committed root",
+                tampered=True,
+            )
         ids = flows.ids.to_pylist()
-        built = BatchTree(batch_id, row, leaves, tree, {flow_id: i for i, flow_id in enumerate(ids)},
-                          records.column("_log_seq").to_numpy())
+        built = BatchTree(
+            batch_id,
+            row,
+            leaves,
+            tree,
+            {flow_id: i for i, flow_id in enumerate(ids)},
+            records.column("_log_seq").to_numpy(),
+        )
         self._batches[batch_id] = built
         while len(self._batches) > self._cache_batches:
             self._batches.popitem(last=False)
@@ -212,8 +234,10 @@ class Prover:
         if int(record["state"]) == TradeState.REJECTED:
             raise EvidenceError(f"trade {flow_id!r} was rejected: it is in no batch")
         if record["lane"] != "L2" or record["pool"] is None:
-            raise EvidenceError(f"trade {flow_id!r} settled gross on Layer-1: it is in no batch "
-                                "(its base-layer transaction is its proof)")
+            raise EvidenceError(
+                f"trade {flow_id!r} settled gross on Layer-1: it is in no batch "
+                "(its base-layer transaction is its proof)"
+            )
         return f"{record['pool']}-{int(record['batch_seq']):08d}"
 
     # ------------------------------------------------------------------ checkpoint tree
@@ -227,10 +251,14 @@ class Prover:
         if self._tree is None or self._tree[0] != size:
             hashes = audit_tables.read_record_hashes(self.store.engine)[:size]
             if len(hashes) != size:
-                raise EvidenceError(f"checkpoint covers {size} audit records, the store has {len(hashes)}",
-                                    tampered=True)
-            array = np.frombuffer(b"".join(hashes), dtype=np.uint8).reshape(size, 32) if size else \
-                np.zeros((0, 32), dtype=np.uint8)
+                raise EvidenceError(
+                    f"checkpoint covers {size} audit records, the store has {len(hashes)}", tampered=True
+                )
+            array = (
+                np.frombuffer(b"".join(hashes), dtype=np.uint8).reshape(size, 32)
+                if size
+                else np.zeros((0, 32), dtype=np.uint8)
+            )
             self._tree = (size, MerkleTree.from_leaf_hashes(array))
         return self._tree[1]
 
@@ -248,7 +276,11 @@ class Prover:
         tree = self.checkpoint_tree(cp.tree_size)
         records = batch.records.get(cp.tree_size)
         if records is None:
-            records = [(i, t) for i, t in audit_tables.records_for(self.store.engine, batch.batch_id) if i < cp.tree_size]
+            records = [
+                (i, t)
+                for i, t in audit_tables.records_for(self.store.engine, batch.batch_id)
+                if i < cp.tree_size
+            ]
             batch.records[cp.tree_size] = records
         parts: dict[str, Any] = {"batch": None, "anchor": None, "final": None, "unwind": None}
         for i, text in records:
@@ -259,18 +291,25 @@ class Prover:
             elif kind in parts:
                 parts[kind] = entry
         if parts["batch"] is None:
-            raise EvidenceError(f"batch {batch.batch_id} is not covered by checkpoint (tree size {cp.tree_size})")
+            raise EvidenceError(
+                f"batch {batch.batch_id} is not covered by checkpoint (tree size {cp.tree_size})"
+            )
         doc: dict[str, Any] = {
             "format": PROOF_DOC_FORMAT,
             "trade_id": flow_id,
-            "leaf": {"text": batch.leaves[index].as_py(), "index": index,
-                     "path": [h.hex() for h in batch.tree.inclusion_proof(index)]},
+            "leaf": {
+                "text": batch.leaves[index].as_py(),
+                "index": index,
+                "path": [h.hex() for h in batch.tree.inclusion_proof(index)],
+            },
             **parts,
             "checkpoint": cp.to_doc(),
             "keys": self.key_docs(),
             "summary": None,
         }
-        doc["summary"] = proof_summary(doc, parse_note(cp.body, CHECKPOINT_FORMAT, CHECKPOINT_FIELDS), check=False)
+        doc["summary"] = proof_summary(
+            doc, parse_note(cp.body, CHECKPOINT_FORMAT, CHECKPOINT_FIELDS), check=False
+        )
         return doc
 
     def proof_bytes(self, flow_id: str) -> bytes:
@@ -287,5 +326,10 @@ class Prover:
             raise EvidenceError(f"checkpoint {old_id} is later than checkpoint {new_id}")
         tree = self.checkpoint_tree(new.tree_size)
         proof = tree.consistency_proof(old.tree_size) if old.tree_size else []
-        return {"format": CONSISTENCY_DOC_FORMAT, "old": old.to_doc(), "new": new.to_doc(),
-                "proof": [h.hex() for h in proof], "keys": self.key_docs()}
+        return {
+            "format": CONSISTENCY_DOC_FORMAT,
+            "old": old.to_doc(),
+            "new": new.to_doc(),
+            "proof": [h.hex() for h in proof],
+            "keys": self.key_docs(),
+        }

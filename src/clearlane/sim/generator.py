@@ -42,8 +42,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from clearlane.config.model import ClearingConfig, ParticipantKind, parse_config
-from clearlane.model.events import CollateralDeposit
+from clearlane.core.config.model import ClearingConfig, ParticipantKind, parse_config
+from clearlane.core.model.inputs import CollateralDeposit
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
@@ -91,8 +91,20 @@ _CROSSES: tuple[tuple[str, str, float], ...] = (
 )
 # X/USD popularity by asset (asset order above); JPY trades as USD/JPY instead of JPY/USD.
 _USD_PAIR_WEIGHT = {
-    "BTC": 1.0, "ETH": 0.7, "SOL": 0.30, "EUR": 0.35, "GBP": 0.20, "XRP": 0.15, "USDC": 0.10,
-    "LTC": 0.06, "ADA": 0.06, "DOT": 0.04, "CHF": 0.08, "LINK": 0.05, "AVAX": 0.05, "XAU": 0.08,
+    "BTC": 1.0,
+    "ETH": 0.7,
+    "SOL": 0.30,
+    "EUR": 0.35,
+    "GBP": 0.20,
+    "XRP": 0.15,
+    "USDC": 0.10,
+    "LTC": 0.06,
+    "ADA": 0.06,
+    "DOT": 0.04,
+    "CHF": 0.08,
+    "LINK": 0.05,
+    "AVAX": 0.05,
+    "XAU": 0.08,
 }
 
 # kind, id prefix, share of participants, activity multiplier, credit limit USD, fee tier,
@@ -223,7 +235,13 @@ def _config_toml(asset_count: int, people: _Participants, seed: int) -> str:
         "",
     ]
     for code, scale, mark, _vol in _ASSETS[:asset_count]:
-        lines += ["[[assets]]", f"code = {_toml_string(code)}", f"scale = {scale}", f"mark_usd = {_toml_string(_mark_text(mark))}", ""]
+        lines += [
+            "[[assets]]",
+            f"code = {_toml_string(code)}",
+            f"scale = {scale}",
+            f"mark_usd = {_toml_string(_mark_text(mark))}",
+            "",
+        ]
     lines += [
         "[fee_tiers]",
         'maker = { bps = "0.5" }',
@@ -231,7 +249,9 @@ def _config_toml(asset_count: int, people: _Participants, seed: int) -> str:
         'retail = { bps = "5" }',
         "",
     ]
-    for pid, kind_k, opt_out in zip(people.ids, people.kind_index.tolist(), people.opt_out.tolist(), strict=True):
+    for pid, kind_k, opt_out in zip(
+        people.ids, people.kind_index.tolist(), people.opt_out.tolist(), strict=True
+    ):
         kind, _prefix, _share, _activity, credit, tier, _median, _sigma = _KINDS[kind_k]
         lines += [
             "[[participants]]",
@@ -393,13 +413,17 @@ def _exchange_batches(executed_at: I64) -> pa.Array:
     starts = np.concatenate([[True], window[1:] != window[:-1]])
     codes = (np.cumsum(starts) - 1).astype(np.int32)
     labels = pc.binary_join_element_wise(
-        pa.scalar("EB-", pa.string()), pc.cast(pa.array(window[starts]), pa.string()), pa.scalar("", pa.string())
+        pa.scalar("EB-", pa.string()),
+        pc.cast(pa.array(window[starts]), pa.string()),
+        pa.scalar("", pa.string()),
     )
     return labels.take(pa.array(codes))
 
 
 def _dictionary(codes: npt.NDArray[np.integer], values: list[str]) -> pa.DictionaryArray:
-    return pa.DictionaryArray.from_arrays(pa.array(codes.astype(np.int32)), pa.array(values, type=pa.string()))
+    return pa.DictionaryArray.from_arrays(
+        pa.array(codes.astype(np.int32)), pa.array(values, type=pa.string())
+    )
 
 
 def generate_day(
@@ -424,7 +448,9 @@ def generate_day(
     if not 0.0 <= l1_share_target < 1.0:
         raise ValueError("l1_share_target must be in [0, 1)")
     rng = np.random.Generator(np.random.PCG64(seed))
-    day_start_ms = int(datetime.combine(date.fromisoformat(day), datetime.min.time(), tzinfo=UTC).timestamp() * 1000)
+    day_start_ms = int(
+        datetime.combine(date.fromisoformat(day), datetime.min.time(), tzinfo=UTC).timestamp() * 1000
+    )
 
     people = _participants(participants, rng)
     config_toml = _config_toml(assets, people, seed)
@@ -491,7 +517,9 @@ class _Market:
         # ~7 significant digits of price; lots so a 1,000 USD ticket has ~4 digits (within the
         # base asset's scale).
         price_decimals = np.clip(6 - np.floor(np.log10(start_price)), 0, 10).astype(np.int64)
-        lot_decimals = np.clip(3 - np.floor(np.log10(1_000.0 / marks[base])), 0, scales[base]).astype(np.int64)
+        lot_decimals = np.clip(3 - np.floor(np.log10(1_000.0 / marks[base])), 0, scales[base]).astype(
+            np.int64
+        )
         return cls(
             symbol_names=[f"{_ASSETS[b][0]}/{_ASSETS[q][0]}" for b, q in pairs],
             pair_weights=weights,
@@ -506,7 +534,11 @@ class _Market:
 
 
 def _price_ticks(
-    market: _Market, symbol: npt.NDArray[np.int32], offsets: I64, taker_buys: npt.NDArray[np.bool_], rng: np.random.Generator
+    market: _Market,
+    symbol: npt.NDArray[np.int32],
+    offsets: I64,
+    taker_buys: npt.NDArray[np.bool_],
+    rng: np.random.Generator,
 ) -> I64:
     """Per-symbol random walk of the mid on a one-second grid; a trade prints at the ask when the
     taker buys and at the bid when it sells, so busy books repeat price levels as real tapes do."""

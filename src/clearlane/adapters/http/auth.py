@@ -1,0 +1,158 @@
+"""API keys and roles.
+
+A key is ``cl_<key id>_<secret>``: the key id (public, 12 hex digits) finds the row, the secret
+(32 random bytes, URL-safe base64) is never stored — only its SHA-256, compared in constant time
+(:func:`hmac.compare_digest`). A high-entropy secret needs no slow hash: there is nothing to
+brute-force. Keys are shown once, when created (``clearlane apikey create``).
+
+Roles:
+
+* ``participant`` — bound to one participant id: submits only trades and payments it is a party
+  to and sees only its own trades, positions and liquidity (another participant's trade is a
+  404, not a 403: existence is not disclosed);
+* ``operator`` — everything, including collateral, webhooks and keys;
+* ``auditor`` — reads everything, changes nothing.
+
+Requests authenticate with ``Authorization: Bearer <key>`` (or ``X-API-Key: <key>``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import text
+
+from clearlane.adapters.sql.store import Store
+
+ROLES = ("participant", "operator", "auditor")
+PARTICIPANT, OPERATOR, AUDITOR = ROLES
+READ_ALL = frozenset((OPERATOR, AUDITOR))
+CACHE_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class Principal:
+    key_id: str
+    role: str
+    participant: str | None = None
+    label: str = ""
+
+    @property
+    def reads_all(self) -> bool:
+        return self.role in READ_ALL
+
+    def may_see(self, *parties: str | None) -> bool:
+        """Operators and auditors see everything; a participant only what it is a party to."""
+        return self.reads_all or (self.participant is not None and self.participant in parties)
+
+
+class KeyError_(ValueError):
+    """A key cannot be created as asked (bad role, missing or unknown participant)."""
+
+
+def _digest(secret: str) -> bytes:
+    return hashlib.sha256(secret.encode()).digest()
+
+
+class KeyStore:
+    """API keys in the ``api_keys`` table, with a short verification cache."""
+
+    def __init__(self, store: Store, participants: set[str] | None = None) -> None:
+        self.store = store
+        self.participants = participants
+        self._cache: dict[str, tuple[float, dict[str, Any] | None]] = {}
+        self._lock = threading.Lock()
+
+    def create(self, role: str, participant: str | None = None, label: str = "") -> tuple[Principal, str]:
+        if role not in ROLES:
+            raise KeyError_(f"role must be one of {', '.join(ROLES)}, not {role!r}")
+        if role == PARTICIPANT and not participant:
+            raise KeyError_("a participant key needs --participant")
+        if role != PARTICIPANT and participant:
+            raise KeyError_(f"an {role} key is not bound to a participant")
+        if participant and self.participants is not None and participant not in self.participants:
+            raise KeyError_(f"participant {participant!r} is not configured")
+        key_id = secrets.token_hex(6)
+        secret = secrets.token_urlsafe(32)
+        with self.store.engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO api_keys (key_id, secret_sha256, role, participant, label, created_ms) "
+                    "VALUES (:k, :h, :r, :p, :l, :c)"
+                ),
+                {
+                    "k": key_id,
+                    "h": _digest(secret),
+                    "r": role,
+                    "p": participant,
+                    "l": label,
+                    "c": int(time.time() * 1000),
+                },
+            )
+        return Principal(key_id, role, participant, label), f"cl_{key_id}_{secret}"
+
+    def revoke(self, key_id: str) -> bool:
+        with self.store.engine.begin() as conn:
+            done = conn.execute(
+                text("UPDATE api_keys SET revoked_ms = :t WHERE key_id = :k AND revoked_ms IS NULL"),
+                {"t": int(time.time() * 1000), "k": key_id},
+            ).rowcount
+        with self._lock:
+            self._cache.pop(key_id, None)
+        return bool(done)
+
+    def list(self) -> list[dict[str, Any]]:
+        return self.store.rows(
+            "SELECT key_id, role, participant, label, created_ms, revoked_ms FROM api_keys ORDER BY created_ms, key_id"
+        )
+
+    def count_active(self) -> int:
+        return int(self.store.scalar("SELECT COUNT(*) FROM api_keys WHERE revoked_ms IS NULL") or 0)
+
+    def verify(self, token: str | None) -> Principal | None:
+        if not token or not token.startswith("cl_"):
+            return None
+        key_id, sep, secret = token[3:].partition("_")
+        if not sep or not key_id or not secret or len(key_id) > 32:
+            return None
+        row = self._row(key_id)
+        if row is None or row["revoked_ms"] is not None:
+            # Still hash, so a miss costs what a hit costs.
+            hmac.compare_digest(_digest(secret), bytes(32))
+            return None
+        if not hmac.compare_digest(_digest(secret), bytes(row["secret_sha256"])):
+            return None
+        return Principal(key_id, str(row["role"]), row["participant"], str(row["label"] or ""))
+
+    def _row(self, key_id: str) -> dict[str, Any] | None:
+        now = time.monotonic()
+        with self._lock:
+            hit = self._cache.get(key_id)
+            if hit is not None and now - hit[0] < CACHE_SECONDS:
+                return hit[1]
+        rows = self.store.rows(
+            "SELECT key_id, secret_sha256, role, participant, label, revoked_ms FROM api_keys WHERE key_id = :k",
+            k=key_id,
+        )
+        row = rows[0] if rows else None
+        with self._lock:
+            if len(self._cache) > 10_000:
+                self._cache.clear()
+            self._cache[key_id] = (now, row)
+        return row
+
+
+def token_from(authorization: str | None, x_api_key: str | None) -> str | None:
+    if x_api_key:
+        return x_api_key.strip()
+    if authorization:
+        scheme, _, value = authorization.partition(" ")
+        if scheme.lower() == "bearer" and value.strip():
+            return value.strip()
+    return None

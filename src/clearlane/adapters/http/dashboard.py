@@ -1,0 +1,479 @@
+"""The dashboard's HTTP surface: the pages, and the few UI-shaped views the service API lacks.
+
+The pages read the service's own API (``/v1/stats/overview``, ``/v1/trades``, ``/v1/batches``,
+``/v1/net-instructions``, ``/v1/participants/{id}/positions``, ``/v1/stats/savings``) and its live
+stream (``/v1/stream?types=stats``, coalesced by the runtime). What the service does not offer
+in a shape a page can render in one request is here, computed from the same runtime and read
+model (:mod:`clearlane.node.projections.readmodel`) under the runtime lock — never a second copy of the
+state:
+
+* ``/v1/dashboard/meta`` — reference data the pages format with (asset scales, pools and their
+  confirmations, L1 confirmations, the base-layer fee), and whether proofs are served;
+* ``/v1/dashboard/chain`` — the block height and engine time (confirmations are counted in the
+  page from a batch's anchor height);
+* ``/v1/dashboard/batches`` — a page of batches with root, anchor transaction and confirmations
+  (the service's list carries none of them: they live in the store, read here in one query);
+* ``/v1/dashboard/participants`` and ``/{id}`` — every participant's liquidity buffer (required vs
+  available), credit usage, pending obligations per lane in USD and rejects, sortable;
+* ``/v1/dashboard/latency`` — a compact heatmap grid (p50, p99, count per hop and minute) from the
+  read model's timeline, instead of every histogram bin of every bucket;
+* ``/v1/dashboard/rejects`` — rejects by code including submissions refused at the edge, and the
+  latest ones;
+* ``/v1/trades/{id}/proof`` — the inclusion proof download (see :func:`clearlane.adapters.http.ui.audit_proofs`).
+
+``/ui/`` serves the single page (CSS and JS inlined); ``/ui/vendor/plotly.min.js`` is the bundle
+shipped inside the installed ``plotly`` wheel (no CDN). Amounts leave as decimal strings in the
+asset's scale, USD figures rounded to cents, times as epoch milliseconds.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import time
+from collections.abc import Callable
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from fastapi import APIRouter, Query
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
+
+from clearlane.adapters.http.problems import Problem, ServiceCode, bad_parameter
+from clearlane.node.projections.readmodel import HOPS, LATENCY_EDGES_MS, H, percentile
+
+if TYPE_CHECKING:
+    from clearlane.adapters.http.ui import DashboardRuntime
+
+STATIC = Path(__file__).with_name("static")
+# The dashboard shows every participant: behind the service's keys only these roles may read it.
+READER_ROLES: dict[str, Any] = {"x-roles": ["operator", "auditor"]}
+# trade id -> the self-contained proof document (bytes of JSON), or None when there is none yet
+ProofProvider = Callable[[str], bytes | None]
+# Heatmap rows: (lane key label, hop) in display order; L2 rows per pool, then L1.
+L2_ROWS = (
+    ("batched_cleared", "received → cleared"),
+    ("cleared_anchored", "cleared → anchored"),
+    ("anchored_final", "anchored → final"),
+    ("received_final", "received → final"),
+)
+L1_ROWS = (
+    ("submitted_anchored", "submitted → included"),
+    ("anchored_final", "included → final"),
+    ("received_final", "received → final"),
+)
+
+
+def problem(title: str, detail: str, status: int = 404) -> JSONResponse:
+    """An RFC 9457 problem+json response in the service's shape (stable ``code`` and ``error``)."""
+    body = Problem.service(ServiceCode.NOT_FOUND, status, detail).body()
+    body["title"] = title
+    return JSONResponse(body, status_code=status, media_type="application/problem+json")
+
+
+def plotly_bundle() -> Path | None:
+    """Path of ``plotly.min.js`` inside the installed plotly wheel (no network, no CDN)."""
+    try:
+        path = Path(str(resources.files("plotly") / "package_data" / "plotly.min.js"))
+    except ModuleNotFoundError:
+        return None
+    return path if path.exists() else None
+
+
+class Views:
+    """The UI-shaped views, over the service runtime and its read model."""
+
+    def __init__(
+        self, rt: DashboardRuntime, proof: ProofProvider | None = None, info: dict[str, Any] | None = None
+    ) -> None:
+        self.rt = rt
+        self.proof = proof
+        self.info = info or {}
+
+    # ------------------------------------------------------------------ meta / chain
+    def meta(self) -> dict[str, Any]:
+        cfg = self.rt.config
+        chain = dict(cfg.chain)
+        return {
+            "assets": [{"code": a.code, "scale": int(a.scale)} for a in cfg.assets],
+            "pools": [
+                {
+                    "id": p.id,
+                    "window_ms": p.window_ms,
+                    "confirmations": p.confirmations,
+                    "challenge_window_ms": p.challenge_window_ms,
+                    "description": p.description,
+                }
+                for p in cfg.pools
+            ],
+            "l1_confirmations": cfg.l1_confirmations,
+            "participants": len(cfg.participants),
+            "fee_per_tx_minor": int(chain.get("fee_per_tx_minor", 0)),
+            "fee_asset": str(chain.get("fee_asset", cfg.reporting_asset)),
+            "block_time_ms": int(chain.get("block_time_ms", 0)),
+            "proofs": self.proof is not None,
+            "clock": {"mode": self.rt.clock.mode, "speed": float(self.rt.clock.speed)},
+            **self.info,
+        }
+
+    def chain(self) -> dict[str, Any]:
+        with self.rt.lock:
+            engine = self.rt.runner.engine
+            return {
+                "block_height": int(engine.tip_height),
+                "now_ms": int(max(engine.now_ms, self.rt.rm.now_ms)),
+                "applied_seq": int(self.rt.rm.applied_seq),
+            }
+
+    # ------------------------------------------------------------------ batches
+    def batches(self, pool: str | None, cursor: str | None, limit: int) -> dict[str, Any]:
+        from clearlane.adapters.http import views
+
+        rt = self.rt
+        if pool is not None and pool not in rt.rm.pool_lookup:
+            raise bad_parameter("pool", f"unknown pool {pool!r}")
+        page = views.batch_page(rt, limit=limit, cursor=cursor, pool=pool, state=None)
+        ids = [b["batch_id"] for b in page["items"] if b["state"] != "open"]
+        stored: dict[str, dict[str, Any]] = {}
+        if ids:
+            marks = ", ".join(f":b{i}" for i in range(len(ids)))
+            rows = rt.store.rows(
+                f"SELECT batch_id, root, anchor_tx, anchor_height, attempts FROM batches WHERE batch_id IN ({marks})",
+                **{f"b{i}": b for i, b in enumerate(ids)},
+            )
+            stored = {str(r["batch_id"]): r for r in rows}
+        with rt.lock:
+            tip = int(rt.runner.engine.tip_height)
+        need = {p.id: p.confirmations for p in rt.config.pools}
+        for b in page["items"]:
+            row = stored.get(b["batch_id"])
+            height = None if row is None or row["anchor_height"] is None else int(row["anchor_height"])
+            b["root"] = None if row is None or row["root"] is None else bytes(row["root"]).hex()
+            b["anchor_tx"] = None if row is None else row["anchor_tx"]
+            b["anchor_height"] = height
+            b["attempts"] = None if row is None else row["attempts"]
+            b["confirmations"] = (
+                None
+                if height is None
+                else {"have": max(0, min(need[b["pool"]], tip - height + 1)), "need": need[b["pool"]]}
+            )
+        return page
+
+    # ------------------------------------------------------------------ participants
+    def _figures(self) -> dict[str, Any]:
+        """Per participant (engine order, house last): buffer, credit, pending owed per lane."""
+        rt = self.rt
+        engine = rt.runner.engine
+        rm = rt.rm
+        usd = engine._mark_per_minor()
+        collateral_usd = (engine.collateral * usd[None, :]).sum(axis=1)
+        credit = engine.credit_cents / 100.0
+        available = collateral_usd + credit
+        required = engine.debit_total.astype(np.float64)
+        credit_used = np.maximum(0.0, required - collateral_usd)
+        usage = np.divide(credit_used, credit, out=np.zeros_like(credit_used), where=credit > 0)
+        utilisation = np.divide(required, available, out=np.zeros_like(required), where=available > 0)
+
+        def owed(amounts: np.ndarray) -> np.ndarray:
+            values: np.ndarray = (np.maximum(0, -amounts.astype(np.float64)) * usd[None, :]).sum(axis=1)
+            return values
+
+        lanes = {pool.id: owed(engine.pos[k] + rm.cleared_net[k]) for k, pool in enumerate(rt.config.pools)}
+        lanes["L1"] = owed(rm.l1_pending)
+        return {
+            "collateral_usd": collateral_usd,
+            "credit": credit,
+            "available": available,
+            "required": required,
+            "credit_used": credit_used,
+            "usage": usage,
+            "utilisation": utilisation,
+            "owed": lanes,
+        }
+
+    def _row(self, i: int, f: dict[str, Any]) -> dict[str, Any]:
+        p = self.rt.config.participants[i]
+        return {
+            "id": p.id,
+            "kind": p.kind.value,
+            "legacy_opt_out": p.legacy_opt_out,
+            "buffer_required_usd": round(float(f["required"][i]), 2),
+            "buffer_available_usd": round(float(f["available"][i]), 2),
+            "collateral_usd": round(float(f["collateral_usd"][i]), 2),
+            "credit_limit_usd": round(float(f["credit"][i]), 2),
+            "credit_used_usd": round(float(f["credit_used"][i]), 2),
+            "credit_usage": round(float(f["usage"][i]), 6),
+            "utilisation": round(float(f["utilisation"][i]), 6),
+            "pending_owed_usd": {lane: round(float(v[i]), 2) for lane, v in f["owed"].items()},
+            "rejects": int(self.rt.tally.by_participant[i]),
+        }
+
+    def participants(self, q: str | None, sort: str, offset: int, limit: int) -> dict[str, Any]:
+        rt = self.rt
+        keys = ("usage", "required", "rejects", "id")
+        if sort not in keys:
+            raise bad_parameter("sort", f"one of {', '.join(keys)}")
+        ids = rt.config.participant_ids[: len(rt.config.participants)]
+        chosen = np.arange(len(ids))
+        if q:
+            chosen = np.array([i for i, pid in enumerate(ids) if q.lower() in pid.lower()], dtype=np.int64)
+        with rt.lock:
+            f = self._figures()
+            rejects = rt.tally.by_participant[: len(ids)].astype(np.float64)
+            if sort == "id" or not len(chosen):
+                ordered = chosen
+            else:
+                primary = {"usage": -f["usage"], "required": -f["required"], "rejects": -rejects}[sort][
+                    : len(ids)
+                ]
+                ordered = chosen[np.lexsort((chosen, -f["utilisation"][chosen], primary[chosen]))]
+            items = [self._row(int(i), f) for i in ordered[offset : offset + limit]]
+        return {"items": items, "total": len(ordered), "offset": offset}
+
+    def participant(self, pid: str) -> dict[str, Any] | None:
+        rt = self.rt
+        i = rt.config.participant_index().get(pid)
+        if i is None or i >= len(rt.config.participants):
+            return None
+        with rt.lock:
+            out = self._row(i, self._figures())
+        out["recent_rejects"] = rt.tally.recent_for(pid)
+        return out
+
+    # ------------------------------------------------------------------ latency heatmap
+    def latency(self, minutes: int) -> dict[str, Any]:
+        from clearlane.adapters.http import views
+
+        rt = self.rt
+        rm = rt.rm
+        rows: list[tuple[int, int, str, str]] = []  # (lane key, hop index, lane label, hop label)
+        for k, pool in enumerate(rm.pools):
+            rows += [(k, H[hop], f"L2 {pool}", label) for hop, label in L2_ROWS]
+        rows += [(rm.l1, H[hop], "L1", label) for hop, label in L1_ROWS]
+        with rt.lock:
+            since = rm.now_ms - minutes * 60_000
+            width, groups = views._timeline(rm, since, 60_000)
+            starts = [start for start, _ in groups]
+            grid = np.zeros((len(rows), len(groups), len(rm.latency[0, 0])), dtype=np.int64)
+            queues: dict[str, list[int]] = {}
+            for j, (_, members) in enumerate(groups):
+                for b in members:
+                    for r, (lk, h, _, _) in enumerate(rows):
+                        grid[r, j] += b.latency[lk, h]
+                merged: dict[str, int] = {}
+                for b in members:
+                    for name, value in b.queues.items():
+                        merged[name] = max(merged.get(name, 0), value)
+                for name in set(queues) | set(merged):
+                    queues.setdefault(name, [0] * j).append(merged.get(name, 0))
+            totals = [rm.latency[lk, h] for lk, h, _, _ in rows]
+        p50, p99 = (grid_percentile_s(grid, q) for q in (0.5, 0.99))
+        counts = grid.sum(axis=2).tolist()
+        overall = [
+            {
+                "lane": lane,
+                "hop": hop,
+                "p50": _s(percentile(t, 0.5)),
+                "p99": _s(percentile(t, 0.99)),
+                "n": int(t.sum()),
+            }
+            for (_, _, lane, hop), t in zip(rows, totals, strict=True)
+        ]
+        return {
+            "bucket_ms": width,
+            "buckets": starts,
+            "rows": [{"lane": lane, "hop": hop} for _, _, lane, hop in rows],
+            "p50_s": p50,
+            "p99_s": p99,
+            "n": counts,
+            "overall": overall,
+            "queues": {
+                "t": starts,
+                "series": {
+                    name: values + [0] * (len(starts) - len(values)) for name, values in queues.items()
+                },
+            },
+            "hops": list(HOPS),
+        }
+
+    # ------------------------------------------------------------------ rejects
+    def rejects(self) -> dict[str, Any]:
+        rt = self.rt
+        with rt.lock:
+            by_code = dict(rt.rm.rejects_by_code)
+            for code, n in rt.counters.edge_rejects.items():
+                by_code[code] = by_code.get(code, 0) + n
+        return {"by_code": dict(sorted(by_code.items())), "recent": rt.tally.recent_for(None)}
+
+
+def grid_percentile_s(grid: np.ndarray, q: float) -> list[list[float | None]]:
+    """The q-quantile in seconds of every cell of a ``[rows, buckets, bins]`` latency histogram
+    (the read model's bins; linear within a bin, as :func:`clearlane.node.projections.readmodel.percentile`)."""
+    if grid.size == 0:
+        return [[] for _ in range(grid.shape[0])]
+    edges = np.concatenate(
+        [[0.0], LATENCY_EDGES_MS]
+    )  # bin b spans edges[b] .. edges[b + 1] (the last is open)
+    cum = grid.cumsum(axis=2)
+    total = cum[..., -1]
+    rank = q * total
+    b = np.minimum((cum < rank[..., None]).sum(axis=2), grid.shape[2] - 1)
+    lo = edges[b]
+    hi = np.where(b + 1 < len(edges), edges[np.minimum(b + 1, len(edges) - 1)], lo)
+    before = np.where(b > 0, np.take_along_axis(cum, np.maximum(b - 1, 0)[..., None], axis=2)[..., 0], 0)
+    inside = np.take_along_axis(grid, b[..., None], axis=2)[..., 0]
+    frac = np.clip(
+        np.divide(rank - before, inside, out=np.zeros_like(rank, dtype=np.float64), where=inside > 0), 0, 1
+    )
+    seconds = np.round((lo + (hi - lo) * frac) / 1000.0, 4)
+    return [
+        [None if total[r, j] == 0 else float(seconds[r, j]) for j in range(grid.shape[1])]
+        for r in range(grid.shape[0])
+    ]
+
+
+def _s(ms: float | None) -> float | None:
+    return None if ms is None else round(ms / 1000.0, 4)
+
+
+# ====================================================================== routes
+def dashboard_router(views: Views, *, dependencies: list[Any] | None = None) -> APIRouter:
+    """The dashboard's own data routes (``dependencies`` carry the service's API-key check)."""
+    router = APIRouter(dependencies=dependencies or [])
+    proof = views.proof
+
+    def ok(data: Any) -> Response:
+        return Response(
+            json.dumps(data, separators=(",", ":"), allow_nan=False),
+            media_type="application/json",
+            headers={"Cache-Control": "no-store"},
+        )
+
+    def timed(route: Callable[..., Response]) -> Callable[..., Response]:
+        """Adds ``Server-Timing: view;dur=<ms>`` (the view and its JSON, without the network)."""
+
+        @functools.wraps(route)
+        def wrapper(*args: Any, **kwargs: Any) -> Response:
+            started = time.perf_counter()
+            response = route(*args, **kwargs)
+            response.headers["Server-Timing"] = f"view;dur={(time.perf_counter() - started) * 1000:.1f}"
+            return response
+
+        return wrapper
+
+    @router.get("/v1/dashboard/meta", tags=["dashboard"], openapi_extra=READER_ROLES)
+    @timed
+    def meta() -> Response:
+        return ok(views.meta())
+
+    @router.get("/v1/dashboard/chain", tags=["dashboard"], openapi_extra=READER_ROLES)
+    @timed
+    def chain() -> Response:
+        return ok(views.chain())
+
+    @router.get("/v1/dashboard/batches", tags=["dashboard"], openapi_extra=READER_ROLES)
+    @timed
+    def batches(
+        pool: str | None = Query(None, max_length=64),
+        cursor: str | None = Query(None, max_length=200),
+        limit: int = Query(50, ge=1, le=500),
+    ) -> Response:
+        return ok(views.batches(pool or None, cursor or None, limit))
+
+    @router.get("/v1/dashboard/participants", tags=["dashboard"], openapi_extra=READER_ROLES)
+    @timed
+    def participants(
+        q: str | None = Query(None, max_length=64),
+        sort: str = Query("usage", max_length=16),
+        offset: int = Query(0, ge=0),
+        limit: int = Query(100, ge=1, le=1000),
+    ) -> Response:
+        return ok(views.participants(q or None, sort, offset, limit))
+
+    @router.get("/v1/dashboard/participants/{participant}", tags=["dashboard"], openapi_extra=READER_ROLES)
+    @timed
+    def participant(participant: str) -> Response:
+        data = views.participant(participant)
+        if data is None:
+            return problem("Participant not found", f"participant {participant!r} not found")
+        return ok(data)
+
+    @router.get("/v1/dashboard/latency", tags=["dashboard"], openapi_extra=READER_ROLES)
+    @timed
+    def latency(minutes: int = Query(180, ge=1, le=2_880)) -> Response:
+        return ok(views.latency(minutes))
+
+    @router.get("/v1/dashboard/rejects", tags=["dashboard"], openapi_extra=READER_ROLES)
+    @timed
+    def rejects() -> Response:
+        return ok(views.rejects())
+
+    @router.get("/v1/trades/{trade_id}/proof", tags=["dashboard"], openapi_extra=READER_ROLES)
+    @timed
+    def proof_download(trade_id: str) -> Response:
+        if proof is None:
+            return problem(
+                "Proof not available", "proof not available: inclusion proofs are not built by this server"
+            )
+        data = proof(trade_id)
+        if data is None:
+            return problem(
+                "Proof not available",
+                f"proof not available for {trade_id!r} (unknown, not on Layer-2, or not covered by a checkpoint yet)",
+            )
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in trade_id)
+        return Response(
+            data,
+            media_type="application/json",
+            headers={
+                "Content-Disposition": f'attachment; filename="proof-{safe}.json"',
+                "Cache-Control": "no-store",
+            },
+        )
+
+    return router
+
+
+def inline_page() -> bytes:
+    """index.html with style.css and app.js inlined: one request before the data requests."""
+    html = (STATIC / "index.html").read_text(encoding="utf-8")
+    css = (STATIC / "style.css").read_text(encoding="utf-8")
+    js = (STATIC / "app.js").read_text(encoding="utf-8")
+    if "</script" in js.lower() or "</style" in css.lower():
+        raise RuntimeError("static assets must not contain closing script/style tags (they are inlined)")
+    html = html.replace('<link rel="stylesheet" href="/ui/static/style.css">', f"<style>\n{css}</style>")
+    html = html.replace('<script src="/ui/static/app.js"></script>', f"<script>\n{js}</script>")
+    return html.encode("utf-8")
+
+
+def pages_router() -> APIRouter:
+    """The page, its assets and the Plotly bundle (no data in them: no key needed)."""
+    router = APIRouter()
+    page = inline_page()
+
+    @router.get("/ui", include_in_schema=False)
+    def ui_redirect() -> RedirectResponse:
+        return RedirectResponse("/ui/")
+
+    @router.get("/ui/", include_in_schema=False)
+    def index() -> Response:
+        return Response(page, media_type="text/html; charset=utf-8", headers={"Cache-Control": "no-cache"})
+
+    @router.get("/ui/static/{name}", include_in_schema=False)
+    def static(name: str) -> Response:
+        path = STATIC / name
+        if "/" in name or name.startswith(".") or not path.is_file():
+            return problem("Not found", f"{name} not found")
+        return FileResponse(path, headers={"Cache-Control": "no-cache"})
+
+    @router.get("/ui/vendor/plotly.min.js", include_in_schema=False)
+    def plotly_js() -> Response:
+        path = plotly_bundle()
+        if path is None:
+            return problem("Plotly not installed", "the plotly package is missing")
+        return FileResponse(
+            path, media_type="text/javascript", headers={"Cache-Control": "public, max-age=86400"}
+        )
+
+    return router

@@ -1,0 +1,117 @@
+"""RFC 9457 problem details (``application/problem+json``) for every error the API returns.
+
+Input errors carry the core's stable reject code (:class:`~clearlane.core.model.codes.RejectCode`:
+``code`` number, ``error`` slug), the ``field`` at fault and a human ``reason``; a request with
+several bad rows lists them all in ``errors``. Errors of the HTTP layer itself use the service
+codes below (``6xx``), which are just as stable.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+from typing import Any
+
+from clearlane.node.intake.rows import RowError
+
+
+class ServiceCode(IntEnum):
+    UNAUTHORIZED = 601  # 401: no or unknown API key
+    FORBIDDEN = 602  # 403: the role may not do this
+    NOT_FOUND = 603  # 404: no such resource (or not yours)
+    BAD_PARAMETER = 604  # 400: a query or path parameter is invalid (cursor, limit, filter)
+    UNAVAILABLE = 605  # 503: the clearing runtime is stopped, failed or its queue is full
+    TOO_LARGE = 606  # 413: too many items in one request
+    METHOD_NOT_ALLOWED = 607  # 405
+    BAD_BODY = 608  # 422: the body is not the documented shape (a field's JSON type)
+
+    @property
+    def slug(self) -> str:
+        return self.name.lower()
+
+
+PROBLEM_TYPE = "urn:clearlane:problem:"
+
+
+class Problem(Exception):
+    """An error response. Raise it from a handler; the app renders it as problem+json."""
+
+    def __init__(
+        self,
+        status: int,
+        title: str,
+        *,
+        code: int,
+        error: str,
+        detail: str | None = None,
+        field: str | None = None,
+        reason: str | None = None,
+        errors: list[dict[str, Any]] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail or title)
+        self.status = status
+        self.title = title
+        self.code = code
+        self.error = error
+        self.detail = detail or title
+        self.field = field
+        self.reason = reason
+        self.errors = errors
+        self.headers = headers or {}
+
+    @classmethod
+    def service(cls, code: ServiceCode, status: int, detail: str, **kw: Any) -> Problem:
+        titles = {
+            ServiceCode.UNAUTHORIZED: "Unauthorized",
+            ServiceCode.FORBIDDEN: "Forbidden",
+            ServiceCode.NOT_FOUND: "Not found",
+            ServiceCode.BAD_PARAMETER: "Bad parameter",
+            ServiceCode.UNAVAILABLE: "Service unavailable",
+            ServiceCode.TOO_LARGE: "Too many items",
+            ServiceCode.METHOD_NOT_ALLOWED: "Method not allowed",
+            ServiceCode.BAD_BODY: "Invalid body",
+        }
+        return cls(status, titles[code], code=int(code), error=code.slug, detail=detail, **kw)
+
+    @classmethod
+    def rows(cls, errors: list[RowError], status: int = 422) -> Problem:
+        first = errors[0]
+        title = "Conflict" if status == 409 else "Invalid input"
+        detail = first.reason if len(errors) == 1 else f"{len(errors)} invalid items; first: {first.reason}"
+        return cls(
+            status,
+            title,
+            code=first.code,
+            error=first.error,
+            detail=detail,
+            field=first.field,
+            reason=first.reason,
+            errors=[e.to_dict() for e in errors],
+        )
+
+    def body(self, instance: str | None = None) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "type": PROBLEM_TYPE + self.error,
+            "title": self.title,
+            "status": self.status,
+            "detail": self.detail,
+            "code": self.code,
+            "error": self.error,
+        }
+        if instance:
+            out["instance"] = instance
+        if self.field is not None:
+            out["field"] = self.field
+        if self.reason is not None:
+            out["reason"] = self.reason
+        if self.errors is not None:
+            out["errors"] = self.errors
+        return out
+
+
+def not_found(what: str) -> Problem:
+    return Problem.service(ServiceCode.NOT_FOUND, 404, f"{what} not found")
+
+
+def bad_parameter(name: str, reason: str) -> Problem:
+    return Problem.service(ServiceCode.BAD_PARAMETER, 400, f"{name}: {reason}", field=name, reason=reason)

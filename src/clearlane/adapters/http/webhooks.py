@@ -1,0 +1,604 @@
+"""Webhooks: signed, retried, at-least-once delivery of lifecycle events to registered endpoints.
+
+Events: ``trade.cleared`` (L2 soft finality), ``trade.final`` (base-layer finality),
+``trade.rejected``, ``batch.closed``, ``batch.anchored``, ``batch.final``, ``batch.unwound``.
+An endpoint (registered by an operator) chooses its events and may be restricted to one
+participant's trades or one pool.
+
+At least once: after every committed step, the step's events for each matching endpoint are
+written to ``webhook_deliveries`` (unique per endpoint and event id) together with the step's
+sequence number as the high-water mark ``webhooks_seq``. After a crash, the runtime replays the
+log; the events of steps past the mark are derived again — with the same ids, the log is
+deterministic — and written again (duplicates are ignored). A delivery is retried with
+exponential backoff until the endpoint answers 2xx or ``max_attempts`` is reached; every attempt
+is logged (``webhook_attempts``). Receivers de-duplicate on ``Clearlane-Webhook-Id``.
+
+Request (``POST``, ``content-type: application/json``), body ``{"id", "type", "created_at",
+"data"}``, headers:
+
+* ``Clearlane-Webhook-Id`` — the event id (same on every retry: the idempotency key);
+* ``Clearlane-Webhook-Event`` — the event type;
+* ``Clearlane-Webhook-Timestamp`` — Unix seconds of this attempt;
+* ``Clearlane-Webhook-Attempt`` — 1, 2, ...;
+* ``Clearlane-Webhook-Signature`` — ``v1=`` + hex HMAC-SHA256 of ``<timestamp>.<body>`` under the
+  endpoint's secret. Verify with :func:`verify_signature` (constant-time, with a tolerance on the
+  timestamp against replays).
+"""
+
+import hashlib
+import hmac
+import json
+import logging
+import queue
+import secrets
+import threading
+import time
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import numpy as np
+import sqlalchemy as sa
+from fastapi import FastAPI, Query, Request, Response
+from fastapi.responses import JSONResponse
+
+from clearlane.node.events import WEBHOOK_EVENTS, EventFilter, EventGroup, iso
+from clearlane.node.projections.readmodel import NBINS, hist
+
+if TYPE_CHECKING:
+    from clearlane.node.runtime import Runtime
+
+log = logging.getLogger("clearlane.webhooks")
+
+HEADER_ID = "Clearlane-Webhook-Id"
+HEADER_EVENT = "Clearlane-Webhook-Event"
+HEADER_TIMESTAMP = "Clearlane-Webhook-Timestamp"
+HEADER_ATTEMPT = "Clearlane-Webhook-Attempt"
+HEADER_SIGNATURE = "Clearlane-Webhook-Signature"
+HWM_KEY = "webhooks_seq"
+
+_meta = sa.MetaData()
+deliveries = sa.Table(
+    "webhook_deliveries",
+    _meta,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("endpoint_id", sa.Text),
+    sa.Column("event_id", sa.Text),
+    sa.Column("event_type", sa.Text),
+    sa.Column("log_seq", sa.BigInteger),
+    sa.Column("payload", sa.LargeBinary),
+    sa.Column("created_ms", sa.BigInteger),
+    sa.Column("status", sa.Text),
+    sa.Column("attempts", sa.Integer),
+    sa.Column("next_attempt_ms", sa.BigInteger),
+    sa.Column("last_status", sa.Integer),
+    sa.Column("last_error", sa.Text),
+    sa.Column("delivered_ms", sa.BigInteger),
+)
+
+
+def sign(secret: str, timestamp: int, body: bytes) -> str:
+    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
+    return "v1=" + mac.hexdigest()
+
+
+def verify_signature(
+    secret: str, headers: Mapping[str, str], body: bytes, *, tolerance_s: int = 300, now: float | None = None
+) -> bool:
+    """True if ``body`` was signed by clearlane with ``secret`` within ``tolerance_s`` seconds."""
+    lowered = {k.lower(): v for k, v in headers.items()}
+    try:
+        timestamp = int(lowered[HEADER_TIMESTAMP.lower()])
+    except (KeyError, ValueError):
+        return False
+    if abs((time.time() if now is None else now) - timestamp) > tolerance_s:
+        return False
+    offered = lowered.get(HEADER_SIGNATURE.lower(), "")
+    expected = sign(secret, timestamp, body)
+    return any(hmac.compare_digest(expected, part.strip()) for part in offered.split(","))
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    id: str
+    url: str
+    secret: str
+    events: frozenset[str]
+    participant: str | None
+    pool: str | None
+    description: str
+    active: bool
+    created_ms: int
+
+    def view(self, with_secret: bool = False) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "url": self.url,
+            "events": sorted(self.events),
+            "participant": self.participant,
+            "pool": self.pool,
+            "description": self.description,
+            "active": self.active,
+            "created_at": iso(self.created_ms),
+            "secret": self.secret if with_secret else None,
+        }
+
+
+@dataclass
+class WebhookOptions:
+    max_attempts: int = 10
+    backoff_base_s: float = 1.0
+    backoff_max_s: float = 600.0
+    timeout_s: float = 5.0
+    workers: int = 4
+    poll_s: float = 0.05
+
+
+class WebhookService:
+    """Endpoint registry, enqueuer (bus listener) and delivery workers."""
+
+    def __init__(self, runtime: "Runtime", options: WebhookOptions | None = None) -> None:
+        self.runtime = runtime
+        self.store = runtime.store
+        self.options = options or WebhookOptions()
+        self._endpoints: dict[str, Endpoint] = {}
+        self._lock = threading.Lock()
+        self._inbox: queue.SimpleQueue[tuple[int, list[EventGroup]] | None] = queue.SimpleQueue()
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._pool: ThreadPoolExecutor | None = None
+        self.lag_counts = np.zeros(NBINS, dtype=np.int64)
+        self.lag_sum_s = 0.0
+        self.outcomes: dict[str, int] = {}
+        self._load()
+        runtime.extra_queues["webhook_pending"] = self.pending_count
+
+    # ------------------------------------------------------------------ registry
+    def _load(self) -> None:
+        rows = self.store.rows("SELECT * FROM webhook_endpoints")
+        with self._lock:
+            self._endpoints = {r["endpoint_id"]: self._endpoint(r) for r in rows}
+
+    @staticmethod
+    def _endpoint(r: Mapping[str, Any]) -> Endpoint:
+        return Endpoint(
+            r["endpoint_id"],
+            r["url"],
+            r["secret"],
+            frozenset(json.loads(r["events"])),
+            r["participant"],
+            r["pool"],
+            r["description"] or "",
+            bool(r["active"]),
+            int(r["created_ms"]),
+        )
+
+    def endpoints(self) -> list[Endpoint]:
+        with self._lock:
+            return sorted(self._endpoints.values(), key=lambda e: (e.created_ms, e.id))
+
+    def get(self, endpoint_id: str) -> Endpoint | None:
+        with self._lock:
+            return self._endpoints.get(endpoint_id)
+
+    def create(
+        self, url: str, events: list[str], participant: str | None, pool: str | None, description: str
+    ) -> Endpoint:
+        endpoint = Endpoint(
+            "wh_" + secrets.token_hex(8),
+            url,
+            "whsec_" + secrets.token_urlsafe(32),
+            frozenset(events),
+            participant,
+            pool,
+            description,
+            True,
+            int(time.time() * 1000),
+        )
+        with self.store.engine.begin() as conn:
+            # The first endpoint starts the high-water mark at the current step, so a restart
+            # does not re-derive the whole history for it.
+            if (
+                conn.execute(sa.text("SELECT value FROM meta WHERE key = :k"), {"k": HWM_KEY}).scalar()
+                is None
+            ):
+                conn.execute(
+                    sa.text("INSERT INTO meta (key, value) VALUES (:k, :v)"),
+                    {"k": HWM_KEY, "v": str(self.runtime.rm.applied_seq)},
+                )
+            conn.execute(
+                sa.text(
+                    "INSERT INTO webhook_endpoints (endpoint_id, url, secret, events, participant, pool, description, "
+                    "active, created_ms) VALUES (:i, :u, :s, :e, :p, :o, :d, :a, :c)"
+                ),
+                {
+                    "i": endpoint.id,
+                    "u": url,
+                    "s": endpoint.secret,
+                    "e": json.dumps(sorted(events)),
+                    "p": participant,
+                    "o": pool,
+                    "d": description,
+                    "a": True,
+                    "c": endpoint.created_ms,
+                },
+            )
+        with self._lock:
+            self._endpoints[endpoint.id] = endpoint
+        return endpoint
+
+    def delete(self, endpoint_id: str) -> bool:
+        with self.store.engine.begin() as conn:
+            done = conn.execute(
+                sa.text("UPDATE webhook_endpoints SET active = :f WHERE endpoint_id = :i AND active = :t"),
+                {"f": False, "t": True, "i": endpoint_id},
+            ).rowcount
+        with self._lock:
+            old = self._endpoints.get(endpoint_id)
+            if old is not None:
+                self._endpoints[endpoint_id] = Endpoint(**{**old.__dict__, "active": False})
+        return bool(done)
+
+    # ------------------------------------------------------------------ enqueue
+    def start(self) -> None:
+        if self._threads:
+            return
+        self.runtime.bus.add_listener(self._on_groups)
+        for seq, groups in self.runtime.replay_tail:
+            self._inbox.put((seq, groups))
+        self.runtime.replay_tail = []
+        self._pool = ThreadPoolExecutor(self.options.workers, thread_name_prefix="clearlane-webhook")
+        for target, name in (
+            (self._enqueue_loop, "clearlane-webhook-enqueue"),
+            (self._deliver_loop, "clearlane-webhook-deliver"),
+        ):
+            t = threading.Thread(target=target, name=name, daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    def stop(self) -> None:
+        self.runtime.bus.remove_listener(self._on_groups)
+        self._stop.set()
+        self._wake.set()
+        self._inbox.put(None)
+        for t in self._threads:
+            t.join(10)
+        self._threads = []
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    def _on_groups(self, groups: list[EventGroup]) -> None:
+        """Bus listener (runs in the runtime thread right after a commit): hand off, never block."""
+        wanted = [g for g in groups if g.type in WEBHOOK_EVENTS]
+        if wanted:
+            self._inbox.put((max(g.seq for g in wanted), wanted))
+
+    def _enqueue_loop(self) -> None:
+        while not self._stop.is_set():
+            item = self._inbox.get()
+            if item is None:
+                return
+            batch = [item]
+            while len(batch) < 256:
+                try:
+                    nxt = self._inbox.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    self._stop.set()
+                    break
+                batch.append(nxt)
+            try:
+                self._persist(batch)
+            except Exception:  # keep going; the mark was not advanced, a restart re-derives
+                log.exception("webhook enqueue failed")
+            self._wake.set()
+
+    def _persist(self, batch: list[tuple[int, list[EventGroup]]]) -> None:
+        endpoints = [e for e in self.endpoints() if e.active]
+        now = int(time.time() * 1000)
+        rows: list[dict[str, Any]] = []
+        for _seq, groups in batch:
+            for ep in endpoints:
+                flt = EventFilter(ep.events, ep.participant, ep.pool)
+                for group in groups:
+                    if group.type not in ep.events:
+                        continue
+                    for event in group.events(flt):
+                        body = {
+                            "id": event["id"],
+                            "type": event["type"],
+                            "created_at": event["at"],
+                            "data": event["data"],
+                        }
+                        rows.append(
+                            {
+                                "endpoint_id": ep.id,
+                                "event_id": event["id"],
+                                "event_type": event["type"],
+                                "log_seq": group.seq,
+                                "payload": json.dumps(body, separators=(",", ":")).encode(),
+                                "created_ms": now,
+                                "status": "pending",
+                                "attempts": 0,
+                                "next_attempt_ms": now,
+                            }
+                        )
+        top = max(seq for seq, _ in batch)
+        with self.store.engine.begin() as conn:
+            if rows:
+                conn.execute(_insert_ignore(conn.dialect.name), rows)
+            current = conn.execute(sa.text("SELECT value FROM meta WHERE key = :k"), {"k": HWM_KEY}).scalar()
+            if current is None or int(current) < top:
+                conn.execute(sa.text("DELETE FROM meta WHERE key = :k"), {"k": HWM_KEY})
+                conn.execute(
+                    sa.text("INSERT INTO meta (key, value) VALUES (:k, :v)"), {"k": HWM_KEY, "v": str(top)}
+                )
+
+    # ------------------------------------------------------------------ deliver
+    def _deliver_loop(self) -> None:
+        with httpx.Client(timeout=self.options.timeout_s, follow_redirects=False) as client:
+            while not self._stop.is_set():
+                due = self.store.rows(
+                    "SELECT id, endpoint_id, event_id, event_type, payload, attempts, created_ms FROM webhook_deliveries "
+                    "WHERE status = 'pending' AND next_attempt_ms <= :now ORDER BY next_attempt_ms, id LIMIT 64",
+                    now=int(time.time() * 1000),
+                )
+                if not due:
+                    self._wake.wait(self.options.poll_s)
+                    self._wake.clear()
+                    continue
+                pool = self._pool
+                if pool is None:
+                    return
+                list(pool.map(lambda row: self._attempt(client, row), due))
+
+    def _attempt(self, client: httpx.Client, row: dict[str, Any]) -> None:
+        ep = self.get(row["endpoint_id"])
+        now_ms = int(time.time() * 1000)
+        if ep is None or not ep.active:
+            self._finish(row, "failed", None, "endpoint deleted", 0.0, now_ms)
+            return
+        body = bytes(row["payload"])
+        attempt = int(row["attempts"]) + 1
+        timestamp = int(time.time())
+        headers = {
+            "content-type": "application/json",
+            HEADER_ID: row["event_id"],
+            HEADER_EVENT: row["event_type"],
+            HEADER_TIMESTAMP: str(timestamp),
+            HEADER_ATTEMPT: str(attempt),
+            HEADER_SIGNATURE: sign(ep.secret, timestamp, body),
+            "user-agent": "clearlane-webhooks/1",
+        }
+        started = time.perf_counter()
+        status: int | None = None
+        error: str | None = None
+        try:
+            resp = client.post(ep.url, content=body, headers=headers)
+            status = resp.status_code
+            if not 200 <= status < 300:
+                error = f"HTTP {status}"
+        except httpx.HTTPError as exc:
+            error = f"{type(exc).__name__}: {exc}"[:500]
+        duration = (time.perf_counter() - started) * 1000
+        done_ms = int(time.time() * 1000)
+        if error is None:
+            self._finish(row, "delivered", status, None, duration, done_ms)
+            lag = max(0, done_ms - int(row["created_ms"]))
+            with self._lock:
+                self.lag_counts += hist(np.array([lag]))
+                self.lag_sum_s += lag / 1000
+                self.outcomes["delivered"] = self.outcomes.get("delivered", 0) + 1
+            return
+        final = attempt >= self.options.max_attempts
+        delay = min(self.options.backoff_max_s, self.options.backoff_base_s * 2 ** (attempt - 1))
+        self._finish(
+            row,
+            "failed" if final else "pending",
+            status,
+            error,
+            duration,
+            done_ms,
+            next_ms=done_ms + int(delay * 1000),
+        )
+        with self._lock:
+            key = "failed" if final else "retry"
+            self.outcomes[key] = self.outcomes.get(key, 0) + 1
+
+    def _finish(
+        self,
+        row: dict[str, Any],
+        status: str,
+        code: int | None,
+        error: str | None,
+        duration_ms: float,
+        at_ms: int,
+        next_ms: int | None = None,
+    ) -> None:
+        with self.store.engine.begin() as conn:
+            conn.execute(
+                sa.text(
+                    "UPDATE webhook_deliveries SET status = :st, attempts = attempts + 1, last_status = :code, "
+                    "last_error = :err, next_attempt_ms = :nxt, delivered_ms = :dl WHERE id = :id"
+                ),
+                {
+                    "st": status,
+                    "code": code,
+                    "err": error,
+                    "nxt": next_ms if next_ms is not None else at_ms,
+                    "dl": at_ms if status == "delivered" else None,
+                    "id": row["id"],
+                },
+            )
+            conn.execute(
+                sa.text(
+                    "INSERT INTO webhook_attempts (delivery_id, at_ms, status, error, duration_ms) VALUES (:d, :a, :s, :e, :ms)"
+                ),
+                {"d": row["id"], "a": at_ms, "s": code, "e": error, "ms": duration_ms},
+            )
+
+    # ------------------------------------------------------------------ reads
+    def pending_count(self) -> int:
+        return int(self.store.scalar("SELECT COUNT(*) FROM webhook_deliveries WHERE status = 'pending'") or 0)
+
+    def metrics_snapshot(self) -> tuple[np.ndarray[Any, Any], float, dict[str, int]]:
+        with self._lock:
+            return self.lag_counts.copy(), self.lag_sum_s, dict(self.outcomes)
+
+    def deliveries(
+        self, endpoint_id: str, *, limit: int, before_id: int | None, status: str | None
+    ) -> list[dict[str, Any]]:
+        sql = "SELECT * FROM webhook_deliveries WHERE endpoint_id = :e"
+        params: dict[str, Any] = {"e": endpoint_id, "n": limit}
+        if before_id is not None:
+            sql += " AND id < :b"
+            params["b"] = before_id
+        if status is not None:
+            sql += " AND status = :s"
+            params["s"] = status
+        rows = self.store.rows(sql + " ORDER BY id DESC LIMIT :n", **params)
+        return [
+            {
+                "id": int(r["id"]),
+                "event_id": r["event_id"],
+                "event_type": r["event_type"],
+                "status": r["status"],
+                "attempts": int(r["attempts"]),
+                "created_at": iso(int(r["created_ms"])),
+                "next_attempt_at": iso(int(r["next_attempt_ms"])) if r["status"] == "pending" else None,
+                "delivered_at": iso(r["delivered_ms"]) if r["delivered_ms"] is not None else None,
+                "last_status": r["last_status"],
+                "last_error": r["last_error"],
+            }
+            for r in rows
+        ]
+
+    # ------------------------------------------------------------------ routes
+    def routes(self, app: FastAPI) -> None:
+        from clearlane.adapters.http import schemas as sc
+        from clearlane.adapters.http.app import REVALIDATE, cached
+        from clearlane.adapters.http.problems import Problem, ServiceCode, bad_parameter, not_found
+        from clearlane.adapters.http.views import decode_cursor, encode_cursor
+
+        auth = app.state.allow
+
+        @app.post(
+            "/v1/webhooks",
+            response_model=sc.WebhookOut,
+            status_code=201,
+            tags=["webhooks"],
+            openapi_extra={"x-roles": ["operator"]},
+        )
+        async def create_webhook(body: sc.WebhookIn, principal: auth("operator")) -> Response:  # type: ignore[valid-type]
+            if (
+                body.participant is not None
+                and body.participant not in self.runtime.config.participant_index()
+            ):
+                raise Problem.service(
+                    ServiceCode.BAD_BODY,
+                    422,
+                    f"participant {body.participant!r} is not configured",
+                    field="participant",
+                    reason="unknown participant",
+                )
+            pools = {p.id for p in self.runtime.config.pools} | {"L1"}
+            if body.pool is not None and body.pool not in pools:
+                raise Problem.service(
+                    ServiceCode.BAD_BODY,
+                    422,
+                    f"pool {body.pool!r} is not configured",
+                    field="pool",
+                    reason="unknown pool",
+                )
+            ep = self.create(body.url, list(body.events), body.participant, body.pool, body.description)
+            return JSONResponse(
+                ep.view(with_secret=True), status_code=201, headers={"Location": f"/v1/webhooks/{ep.id}"}
+            )
+
+        @app.get(
+            "/v1/webhooks",
+            response_model=sc.WebhookList,
+            tags=["webhooks"],
+            openapi_extra={"x-roles": ["operator", "auditor"]},
+        )
+        async def list_webhooks(request: Request, principal: auth("operator", "auditor")) -> Response:  # type: ignore[valid-type]
+            return cached(
+                request,
+                sc.WebhookList,
+                {"items": [e.view() for e in self.endpoints()]},
+                cache_control=REVALIDATE,
+            )
+
+        @app.get(
+            "/v1/webhooks/{endpoint_id}",
+            response_model=sc.WebhookOut,
+            tags=["webhooks"],
+            openapi_extra={"x-roles": ["operator", "auditor"]},
+        )
+        async def get_webhook(
+            request: Request,
+            endpoint_id: str,
+            principal: auth("operator", "auditor"),  # type: ignore[valid-type]
+        ) -> Response:
+            ep = self.get(endpoint_id)
+            if ep is None:
+                raise not_found(f"webhook {endpoint_id!r}")
+            return cached(request, sc.WebhookOut, ep.view(), cache_control=REVALIDATE)
+
+        @app.delete(
+            "/v1/webhooks/{endpoint_id}",
+            status_code=204,
+            tags=["webhooks"],
+            openapi_extra={"x-roles": ["operator"]},
+            response_class=Response,
+        )
+        async def delete_webhook(endpoint_id: str, principal: auth("operator")) -> Response:  # type: ignore[valid-type]
+            if not self.delete(endpoint_id):
+                raise not_found(f"webhook {endpoint_id!r}")
+            return Response(status_code=204)
+
+        @app.get(
+            "/v1/webhooks/{endpoint_id}/deliveries",
+            response_model=sc.DeliveryPage,
+            tags=["webhooks"],
+            openapi_extra={"x-roles": ["operator", "auditor"]},
+        )
+        async def list_deliveries(
+            request: Request,
+            endpoint_id: str,
+            principal: auth("operator", "auditor"),  # type: ignore[valid-type]
+            limit: int = Query(100, ge=1, le=1000),
+            cursor: str | None = Query(None, max_length=200),
+            status: str | None = None,
+        ) -> Response:
+            if self.get(endpoint_id) is None:
+                raise not_found(f"webhook {endpoint_id!r}")
+            if status is not None and status not in ("pending", "delivered", "failed"):
+                raise bad_parameter("status", "pending, delivered or failed")
+            pos = decode_cursor(cursor, "b")
+            items = self.deliveries(
+                endpoint_id, limit=limit + 1, before_id=None if pos is None else pos["b"], status=status
+            )
+            more = len(items) > limit
+            items = items[:limit]
+            page = {
+                "items": items,
+                "next_cursor": encode_cursor(b=items[-1]["id"]) if more and items else None,
+            }
+            return cached(request, sc.DeliveryPage, page, cache_control=REVALIDATE)
+
+
+def _insert_ignore(dialect: str) -> Any:
+    """INSERT that skips rows whose (endpoint, event) is already there (portable upsert)."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(deliveries).on_conflict_do_nothing(index_elements=["endpoint_id", "event_id"])
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert(deliveries).on_conflict_do_nothing(index_elements=["endpoint_id", "event_id"])

@@ -1,0 +1,163 @@
+"""The pipelined step writer: commits engine steps on a second thread.
+
+On the bulk path (``Runner.clear_batches``) the engine applies step N + 1 while this thread
+chains step N into the audit log (the runner's ``seal`` callback: transition, audit records,
+state root, checkpoint signature) and commits it: SQLite executes, hashing and LZ4/Arrow IPC
+encoding release the GIL, so the two overlap on the second core. Nothing about what is committed changes — every step is still one log entry with
+all its effects and its state root, written by :meth:`Store.commit_steps`, in log order. Steps
+that queue up while a transaction runs are committed together in the next transaction (group
+commit): a crash leaves a prefix of the log committed, never part of a step.
+
+What pipelining changes is *when* a committed step's transactions reach the base layer: only
+after its commit, which the runner learns from :meth:`StepWriter.wait_committed` (the outbox
+rule), and only at a chain observation (see ``Runner.advance_chain``), which records in its log
+entry how far the base layer had been fed, so recovery reproduces it exactly.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from clearlane.adapters.sql.store import Store
+from clearlane.core.engine.core import Effects, LogEntry
+from clearlane.node.auditor import AuditStep
+
+# Steps queued but not yet committed; the engine stalls when the writer is this far behind,
+# which bounds the memory held by uncommitted effects.
+MAX_IN_FLIGHT = 6
+# Steps committed in one transaction at most (group commit of small steps such as deposits).
+MAX_GROUP = 256
+
+
+@dataclass
+class PendingStep:
+    """Everything :meth:`Store.commit_steps` needs for one applied log entry."""
+
+    entry: LogEntry
+    payload: bytes
+    source_id: str | None
+    fx: Effects
+    state_root: str
+    now_ms: int
+    audit: AuditStep | None
+    meta: dict[str, str] = field(default_factory=dict)
+    # Pipelined: the engine's pre-root and chain tip at this step; the writer's ``seal`` callback
+    # chains the audit entry and fills ``audit`` and ``state_root`` before the commit.
+    pre_root: bytes = b""
+    tip_height: int = 0
+
+
+class WriterError(RuntimeError):
+    """The writer thread failed; the steps it had not committed are not in the database."""
+
+
+class StepWriter:
+    """A single background thread that commits queued steps in order."""
+
+    def __init__(
+        self, store: Store, committed_seq: int, seal: Callable[[PendingStep], None] | None = None
+    ) -> None:
+        """``committed_seq``: the last step already committed when the writer starts; ``seal``
+        completes a step without an audit step (on this thread, in log order) before its commit."""
+        self.store = store
+        self._seal = seal
+        self.seal_seconds = 0.0
+        self._queue: queue.Queue[PendingStep | None] = queue.Queue(maxsize=MAX_IN_FLIGHT)
+        self._cond = threading.Condition()
+        self._committed_seq = committed_seq
+        self._error: BaseException | None = None
+        self.busy_seconds = 0.0
+        self.cpu_seconds = 0.0  # the thread's CPU time, set when it ends
+        self.transactions = 0
+        self.committed_at = 0.0  # wall clock (epoch s) of the last commit, for benchmarks
+        self._thread = threading.Thread(target=self._run, name="clearlane-writer", daemon=True)
+        self._thread.start()
+
+    # -- producer side (the runner's thread) -----------------------------------------------
+    def put(self, step: PendingStep) -> None:
+        self._raise_if_failed()
+        while True:
+            try:
+                self._queue.put(step, timeout=0.5)
+                return
+            except queue.Full:
+                self._raise_if_failed()
+
+    @property
+    def committed_seq(self) -> int:
+        with self._cond:
+            return self._committed_seq
+
+    def wait_committed(self, seq: int) -> None:
+        """Block until every step up to ``seq`` is committed (or raise the writer's error)."""
+        with self._cond:
+            while self._committed_seq < seq and self._error is None:
+                self._cond.wait(0.5)
+        self._raise_if_failed()
+
+    def close(self) -> None:
+        """Commit everything queued, then stop the thread."""
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+        self._raise_if_failed()
+
+    def _raise_if_failed(self) -> None:
+        if self._error is not None:
+            raise WriterError(f"step writer failed: {self._error!r}") from self._error
+
+    # -- consumer side (the writer thread) ---------------------------------------------------
+    def _run(self) -> None:
+        try:
+            self._loop()
+        finally:
+            self.cpu_seconds = time.thread_time()
+
+    def _loop(self) -> None:
+        stop = False
+        while not stop:
+            first = self._queue.get()
+            if first is None:
+                break
+            group = [first]
+            while len(group) < MAX_GROUP:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    stop = True
+                    break
+                group.append(more)
+            started = time.perf_counter()
+            try:
+                if self._seal is not None:
+                    for step in group:
+                        if step.audit is None:
+                            self._seal(step)
+                    self.seal_seconds += time.perf_counter() - started
+                self.store.commit_steps(group)
+            except BaseException as exc:  # surfaced to the runner's thread by put/wait/close
+                with self._cond:
+                    self._error = exc
+                    self._cond.notify_all()
+                self._drain()
+                return
+            self.busy_seconds += time.perf_counter() - started
+            self.transactions += 1
+            with self._cond:
+                self._committed_seq = group[-1].entry.seq
+                self.committed_at = time.time()
+                self._cond.notify_all()
+
+    def _drain(self) -> None:
+        # Unblock a producer waiting on a full queue after a failure.
+        while True:
+            try:
+                self._queue.get_nowait()
+            except queue.Empty:
+                return

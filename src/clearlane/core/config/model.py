@@ -1,0 +1,476 @@
+"""Validated reference data.
+
+The TOML file is validated with pydantic (unknown keys are refused, so a typo never silently
+falls back to a default) and then compiled into :class:`ClearingConfig`: immutable, with dense
+integer indices and NumPy lookup arrays for the vectorised engine. Indices follow file order;
+the clearing house is the extra participant at index ``house_index`` (it receives fees, so net
+positions including the house sum to zero).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tomllib
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from clearlane.core.money import Asset, DecimalError, parse_decimal
+
+_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,63}$"
+
+
+class ConfigError(ValueError):
+    """A configuration file that cannot be used: names the file, the key and the reason."""
+
+    def __init__(self, file: str, key: str, reason: str) -> None:
+        super().__init__(f"{file}: {key}: {reason}")
+        self.file = file
+        self.key = key
+        self.reason = reason
+
+
+class ParticipantKind(StrEnum):
+    MARKET_MAKER = "market_maker"
+    BROKER = "broker"
+    RETAIL = "retail"
+    CUSTODIAN = "custodian"
+    MARKETPLACE = "marketplace"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _decimal_field(value: str, scale: int, *, allow_zero: bool = True) -> int:
+    try:
+        return parse_decimal(value, scale, allow_zero=allow_zero)
+    except DecimalError as exc:
+        raise ValueError(str(exc)) from exc
+
+
+class AssetIn(_Strict):
+    code: str = Field(pattern=r"^[A-Z][A-Z0-9]{1,11}$")
+    scale: int = Field(ge=0, le=12)
+    mark_usd: str = Field(description="USD per whole unit, a decimal string")
+
+    @field_validator("mark_usd")
+    @classmethod
+    def _mark(cls, value: str) -> str:
+        _decimal_field(value, 10, allow_zero=False)
+        return value
+
+
+class ParticipantIn(_Strict):
+    id: str = Field(pattern=_ID_PATTERN)
+    kind: ParticipantKind
+    credit_limit_usd: str = "0"
+    fee_tier: str = "standard"
+    legacy_opt_out: bool = False
+    name: str = ""
+
+    @field_validator("credit_limit_usd")
+    @classmethod
+    def _credit(cls, value: str) -> str:
+        _decimal_field(value, 2)
+        return value
+
+
+class FeeTierIn(_Strict):
+    bps: str = Field(description="fee in basis points of the quote amount, up to 2 decimals")
+
+    @field_validator("bps")
+    @classmethod
+    def _bps(cls, value: str) -> str:
+        if _decimal_field(value, 2) > 100_00:
+            raise ValueError("a fee above 100 bps is refused as a likely typo")
+        return value
+
+
+class PoolIn(_Strict):
+    id: str = Field(pattern=_ID_PATTERN)
+    window_ms: int = Field(gt=0, le=3_600_000)
+    size_max: int = Field(gt=0, le=10_000_000, description="trades per batch")
+    confirmations: int = Field(ge=1, le=1000)
+    challenge_window_ms: int = Field(default=0, ge=0)
+    fee_discount_pct: str = "0"
+    anchor_deadline_ms: int = Field(default=120_000, gt=0)
+    anchor_resubmit_ms: int = Field(default=15_000, gt=0)
+    on_anchor_deadline: Literal["unwind_to_l1", "keep_retrying"] = "unwind_to_l1"
+    description: str = ""
+
+    @field_validator("fee_discount_pct")
+    @classmethod
+    def _discount(cls, value: str) -> str:
+        if _decimal_field(value, 2) > 100_00:
+            raise ValueError("a discount cannot exceed 100%")
+        return value
+
+
+class WhenIn(_Strict):
+    opt_out: bool | None = None
+    notional_usd_above: str | None = None
+    notional_usd_at_most: str | None = None
+    any_kind: list[ParticipantKind] | None = None
+    all_kinds: list[ParticipantKind] | None = None
+    lane_hint: str | None = None
+    flow: Literal["trade", "payment"] | None = None
+
+    @field_validator("notional_usd_above", "notional_usd_at_most")
+    @classmethod
+    def _usd(cls, value: str | None) -> str | None:
+        if value is not None:
+            _decimal_field(value, 2)
+        return value
+
+
+class RuleIn(_Strict):
+    name: str
+    when: WhenIn = WhenIn()
+    lane: Literal["L1", "L2"] = "L2"
+    pool: str | None = None
+
+    @model_validator(mode="after")
+    def _target(self) -> RuleIn:
+        if self.lane == "L2" and self.pool is None:
+            raise ValueError("an L2 rule needs a pool")
+        if self.lane == "L1" and self.pool is not None:
+            raise ValueError("an L1 rule cannot name a pool")
+        return self
+
+
+class FaultsIn(_Strict):
+    """Passed through to the simulated chain's fault schedule (validated there)."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+
+class ChainIn(_Strict):
+    block_time_ms: int = Field(default=2000, gt=0)
+    txs_per_block_max: int = Field(default=50_000, gt=0)
+    fee_per_tx_minor: int = Field(default=1000, ge=0)
+    fee_asset: str = "USD"
+    seed: int = 0
+    faults: dict[str, Any] = Field(default_factory=dict)
+
+
+class ClearingIn(_Strict):
+    house: str = Field(default="HOUSE", pattern=_ID_PATTERN)
+    reporting_asset: str = "USD"
+    l1_confirmations: int = Field(default=3, ge=1)
+    l1_resubmit_ms: int = Field(default=30_000, gt=0)
+    liquidity_breach: Literal["route_l1", "reject"] = "route_l1"
+    trade_chunk_rows_max: int = Field(default=65_536, gt=0)
+
+
+class ConfigIn(_Strict):
+    clearing: ClearingIn = ClearingIn()
+    chain: ChainIn = ChainIn()
+    assets: list[AssetIn] = Field(min_length=1)
+    fee_tiers: dict[str, FeeTierIn] = Field(default_factory=lambda: {"standard": FeeTierIn(bps="0")})
+    participants: list[ParticipantIn] = Field(min_length=2)
+    pools: list[PoolIn] = Field(min_length=1)
+    routing: list[RuleIn] = Field(min_length=1)
+
+
+# ---------------------------------------------------------------------------------------
+# Compiled, immutable configuration
+# ---------------------------------------------------------------------------------------
+
+MARK_SCALE = 10  # marks are parsed with 10 decimals, then kept as float64 risk estimates
+
+
+@dataclass(frozen=True)
+class Participant:
+    index: int
+    id: str
+    kind: ParticipantKind
+    credit_limit_cents: int
+    fee_tier: str
+    legacy_opt_out: bool
+    name: str
+
+
+@dataclass(frozen=True)
+class Pool:
+    index: int
+    id: str
+    window_ms: int
+    size_max: int
+    confirmations: int
+    challenge_window_ms: int
+    fee_discount_bp: int  # hundredths of a percent (5000 = 50 %)
+    anchor_deadline_ms: int
+    anchor_resubmit_ms: int
+    on_anchor_deadline: str
+    description: str
+
+    @property
+    def lane_name(self) -> str:
+        return f"L2:{self.id}"
+
+
+@dataclass(frozen=True)
+class RoutingRule:
+    """One ordered routing rule; target ``pool_index`` is -1 for Layer-1."""
+
+    name: str
+    pool_index: int
+    opt_out: bool | None
+    notional_usd_above: float | None
+    notional_usd_at_most: float | None
+    any_kind: frozenset[ParticipantKind] | None
+    all_kinds: frozenset[ParticipantKind] | None
+    lane_hint: str | None
+    flow: str | None
+
+
+@dataclass(frozen=True)
+class ClearingConfig:
+    """Compiled reference data. ``digest`` identifies the exact configuration in the log."""
+
+    source: str
+    assets: tuple[Asset, ...]
+    marks_usd: tuple[float, ...]
+    participants: tuple[Participant, ...]
+    pools: tuple[Pool, ...]
+    routing: tuple[RoutingRule, ...]
+    fee_tiers_cbps: dict[str, int]  # hundredths of a basis point
+    house: str
+    reporting_asset: str
+    l1_confirmations: int
+    l1_resubmit_ms: int
+    liquidity_breach: str
+    trade_chunk_rows_max: int
+    chain: dict[str, Any]
+    digest: str
+    raw: dict[str, Any] = field(repr=False, compare=False)
+
+    # -- lookups ----------------------------------------------------------------------
+    @property
+    def house_index(self) -> int:
+        return len(self.participants)
+
+    @property
+    def participant_count(self) -> int:
+        """Participants including the clearing house."""
+        return len(self.participants) + 1
+
+    @property
+    def participant_ids(self) -> list[str]:
+        return [p.id for p in self.participants] + [self.house]
+
+    def asset_index(self) -> dict[str, int]:
+        return {a.code: i for i, a in enumerate(self.assets)}
+
+    def participant_index(self) -> dict[str, int]:
+        return {p.id: p.index for p in self.participants}
+
+    def pool_index(self) -> dict[str, int]:
+        return {p.id: p.index for p in self.pools}
+
+    def asset_scales(self) -> npt.NDArray[np.int64]:
+        return np.array([a.scale for a in self.assets], dtype=np.int64)
+
+    def participant_kinds(self) -> list[ParticipantKind]:
+        return [p.kind for p in self.participants]
+
+    def opt_out_mask(self) -> npt.NDArray[np.bool_]:
+        return np.array([p.legacy_opt_out for p in self.participants] + [False], dtype=np.bool_)
+
+    def fee_cbps(self) -> npt.NDArray[np.int64]:
+        """Fee rate per participant (house pays none), hundredths of a basis point."""
+        return np.array([self.fee_tiers_cbps[p.fee_tier] for p in self.participants] + [0], dtype=np.int64)
+
+    def credit_limits_cents(self) -> npt.NDArray[np.int64]:
+        return np.array([p.credit_limit_cents for p in self.participants] + [0], dtype=np.int64)
+
+    def with_changes(self, changes: dict[str, Any]) -> ClearingConfig:
+        """A new config with a config-change event applied (re-validated from raw)."""
+        raw = json.loads(json.dumps(self.raw))
+        for participant_id, patch in changes.get("participants", {}).items():
+            for entry in raw["participants"]:
+                if entry["id"] == participant_id:
+                    entry.update(patch)
+                    break
+            else:
+                raise ConfigError("config-change", f"participants.{participant_id}", "unknown participant")
+        for asset_code, patch in changes.get("assets", {}).items():
+            for entry in raw["assets"]:
+                if entry["code"] == asset_code:
+                    entry.update(patch)
+                    break
+            else:
+                raise ConfigError("config-change", f"assets.{asset_code}", "unknown asset")
+        return parse_config(raw, source=f"{self.source}+change")
+
+
+def _key_path(loc: tuple[int | str, ...], raw: dict[str, Any]) -> str:
+    """Render a pydantic error location as a TOML key path, naming list items by their id."""
+    parts: list[str] = []
+    node: Any = raw
+    for item in loc:
+        if isinstance(item, int):
+            label = f"[{item}]"
+            if isinstance(node, list) and item < len(node) and isinstance(node[item], dict):
+                ident = node[item].get("id") or node[item].get("code") or node[item].get("name")
+                if ident:
+                    label = f"[{item}] ({ident})"
+            parts.append(label)
+        else:
+            parts.append(("." if parts else "") + str(item))
+        try:
+            node = node[item]
+        except (KeyError, IndexError, TypeError):
+            node = None
+    return "".join(parts)
+
+
+def load_config(path: str | Path) -> ClearingConfig:
+    """Read and validate a TOML configuration file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise ConfigError(str(path), "-", "file not found") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(str(path), "-", f"not UTF-8 text: {exc}") from exc
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(str(path), "-", f"not valid TOML: {exc}") from exc
+    return parse_config(raw, source=str(path))
+
+
+def parse_config(raw: dict[str, Any], source: str = "<config>") -> ClearingConfig:
+    """Validate a parsed TOML document and compile it."""
+    try:
+        parsed = ConfigIn.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        key = _key_path(tuple(first["loc"]), raw) or "-"
+        raise ConfigError(source, key, first["msg"]) from None
+    return _compile(parsed, raw, source)
+
+
+def _compile(cfg: ConfigIn, raw: dict[str, Any], source: str) -> ClearingConfig:
+    def fail(key: str, reason: str) -> ConfigError:
+        return ConfigError(source, key, reason)
+
+    codes = [a.code for a in cfg.assets]
+    for i, code in enumerate(codes):
+        if codes.index(code) != i:
+            raise fail(f"assets[{i}].code", f"duplicate asset {code!r}")
+    if cfg.clearing.reporting_asset not in codes:
+        raise fail("clearing.reporting_asset", f"{cfg.clearing.reporting_asset!r} is not a configured asset")
+    if cfg.chain.fee_asset not in codes:
+        raise fail("chain.fee_asset", f"{cfg.chain.fee_asset!r} is not a configured asset")
+    ids = [p.id for p in cfg.participants]
+    for i, pid in enumerate(ids):
+        if ids.index(pid) != i:
+            raise fail(f"participants[{i}].id", f"duplicate participant {pid!r}")
+        if pid == cfg.clearing.house:
+            raise fail(f"participants[{i}].id", "collides with the clearing house id")
+        if cfg.participants[i].fee_tier not in cfg.fee_tiers:
+            raise fail(f"participants[{i}].fee_tier", f"unknown fee tier {cfg.participants[i].fee_tier!r}")
+    pool_ids = [p.id for p in cfg.pools]
+    for i, pool_id in enumerate(pool_ids):
+        if pool_ids.index(pool_id) != i:
+            raise fail(f"pools[{i}].id", f"duplicate pool {pool_id!r}")
+    rules: list[RoutingRule] = []
+    for i, rule in enumerate(cfg.routing):
+        pool_index = -1
+        if rule.pool is not None:
+            if rule.pool not in pool_ids:
+                raise fail(f"routing[{i}].pool", f"unknown pool {rule.pool!r}")
+            pool_index = pool_ids.index(rule.pool)
+        hint = rule.when.lane_hint
+        if hint is not None and hint != "L1" and hint != "L2" and hint not in pool_ids:
+            raise fail(f"routing[{i}].when.lane_hint", f"{hint!r} is neither L1, L2 nor a pool id")
+        rules.append(
+            RoutingRule(
+                name=rule.name,
+                pool_index=pool_index,
+                opt_out=rule.when.opt_out,
+                notional_usd_above=_usd(rule.when.notional_usd_above),
+                notional_usd_at_most=_usd(rule.when.notional_usd_at_most),
+                any_kind=frozenset(rule.when.any_kind) if rule.when.any_kind else None,
+                all_kinds=frozenset(rule.when.all_kinds) if rule.when.all_kinds else None,
+                lane_hint=hint,
+                flow=rule.when.flow,
+            )
+        )
+    last = rules[-1]
+    catch_all = all(
+        getattr(last, name) is None
+        for name in (
+            "opt_out",
+            "notional_usd_above",
+            "notional_usd_at_most",
+            "any_kind",
+            "all_kinds",
+            "lane_hint",
+            "flow",
+        )
+    )
+    if not catch_all:
+        raise fail(
+            f"routing[{len(rules) - 1}].when", "the last routing rule must be a catch-all (no conditions)"
+        )
+    participants = tuple(
+        Participant(
+            index=i,
+            id=p.id,
+            kind=p.kind,
+            credit_limit_cents=parse_decimal(p.credit_limit_usd, 2, allow_zero=True),
+            fee_tier=p.fee_tier,
+            legacy_opt_out=p.legacy_opt_out,
+            name=p.name or p.id,
+        )
+        for i, p in enumerate(cfg.participants)
+    )
+    pools = tuple(
+        Pool(
+            index=i,
+            id=p.id,
+            window_ms=p.window_ms,
+            size_max=p.size_max,
+            confirmations=p.confirmations,
+            challenge_window_ms=p.challenge_window_ms,
+            fee_discount_bp=parse_decimal(p.fee_discount_pct, 2, allow_zero=True),
+            anchor_deadline_ms=p.anchor_deadline_ms,
+            anchor_resubmit_ms=p.anchor_resubmit_ms,
+            on_anchor_deadline=p.on_anchor_deadline,
+            description=p.description,
+        )
+        for i, p in enumerate(cfg.pools)
+    )
+    canonical = json.dumps(raw, sort_keys=True, separators=(",", ":"), default=str)
+    return ClearingConfig(
+        source=source,
+        assets=tuple(Asset(a.code, a.scale) for a in cfg.assets),
+        marks_usd=tuple(parse_decimal(a.mark_usd, MARK_SCALE) / 10**MARK_SCALE for a in cfg.assets),
+        participants=participants,
+        pools=pools,
+        routing=tuple(rules),
+        fee_tiers_cbps={name: parse_decimal(t.bps, 2, allow_zero=True) for name, t in cfg.fee_tiers.items()},
+        house=cfg.clearing.house,
+        reporting_asset=cfg.clearing.reporting_asset,
+        l1_confirmations=cfg.clearing.l1_confirmations,
+        l1_resubmit_ms=cfg.clearing.l1_resubmit_ms,
+        liquidity_breach=cfg.clearing.liquidity_breach,
+        trade_chunk_rows_max=cfg.clearing.trade_chunk_rows_max,
+        chain=cfg.chain.model_dump(),
+        digest=hashlib.sha256(canonical.encode()).hexdigest(),
+        raw=raw,
+    )
+
+
+def _usd(value: str | None) -> float | None:
+    return None if value is None else parse_decimal(value, 2, allow_zero=True) / 100.0

@@ -1,0 +1,9 @@
+"""engine owns the deterministic clearing core: lane routing, the liquidity check, micro-batch
+assignment, multilateral netting, batch commitment, lifecycle, finality, re-submission and
+unwind. It is a pure function of the ordered input log (time is an input) and imports nothing
+from ``store``, ``service``, ``ingest`` or the CLI; the base layer is seen only through logged
+chain events."""
+
+from clearlane.core.engine.core import Effects, Engine, EngineError, LogEntry
+
+__all__ = ["Effects", "Engine", "EngineError", "LogEntry"]

@@ -1,0 +1,1376 @@
+"""The deterministic clearing engine: ``apply(log entry) -> effects``.
+
+The engine is a pure function of the ordered input log. It never reads a clock, a random
+source, the network or the database: time is ``LogEntry.at_ms`` and the rows' own timestamps;
+the base layer is seen only through logged chain events. Two engines fed the same log end in
+the same state with the same :meth:`Engine.state_root`, byte for byte.
+
+Per log entry it: routes flows to lanes, checks L2 liquidity, assigns micro-batches (closing on
+window or size), nets closed batches, commits them with an RFC 9162 Merkle root, places the
+ledger's two-phase holds, emits anchor / L1 transactions to submit, reacts to blocks and reorgs
+(anchored → final after N confirmations and the challenge window), re-submits lost
+transactions and unwinds batches that miss their anchor deadline to L1 gross settlement.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from clearlane.core.config.model import ClearingConfig
+from clearlane.core.engine import kernel
+from clearlane.core.engine.commitment import batch_roots_async, string_table
+from clearlane.core.engine.dedup import SeenFlowIds
+from clearlane.core.engine.digest import BlockDigest
+from clearlane.core.engine.flows import FLOW_PAYMENT, FLOW_TRADE, Flows
+from clearlane.core.engine.netting import NetResult, net_positions
+from clearlane.core.engine.routing import kind_codes, route
+from clearlane.core.ledger import (
+    HOUSE_OWNER,
+    AccountKey,
+    JournalEntry,
+    Ledger,
+    LedgerChanges,
+    PostResult,
+    Purpose,
+)
+from clearlane.core.model.chain import BlockProduced, ChainReorg, TxSubmission, event_from_dict
+from clearlane.core.model.codes import Reject, RejectCode
+from clearlane.core.model.states import TradeState
+from clearlane.core.money import DecimalError, mul_div_half_even, parse_decimal
+
+I64 = npt.NDArray[np.int64]
+
+HOUSE_LANE = "house"
+HOLD_SAFETY_MARGIN_MS = 6 * 3_600_000
+_POW10 = np.array([10**k for k in range(19)], dtype=np.int64)
+_NEVER = 1 << 62  # "no time": a quiet batch waits for the next chain entry
+
+
+class EngineError(RuntimeError):
+    """A log entry the engine cannot apply (corrupt log or a bug) — never bad user input."""
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    """One input, as stored in the log. ``payload`` is an Arrow table (trades) or a dict."""
+
+    seq: int
+    at_ms: int
+    kind: str
+    payload: Any
+
+
+@dataclass
+class BatchState:
+    """A cleared batch that is not final yet (kept in memory until final or unwound)."""
+
+    batch_id: str
+    pool: int
+    seq: int
+    opened_at_ms: int
+    cleared_at_ms: int
+    root: bytes
+    flows: Flows
+    hold_entry_id: str
+    net_participant: I64
+    net_asset: I64
+    net_minor: I64
+    attempts: int = 1
+    last_submit_ms: int = 0
+    anchor_tx: str = ""
+    anchor_height: int = -1
+    anchored_at_ms: int = -1
+    state: str = "cleared"
+    # Set by _advance_batch when it did nothing: it will do nothing again until the chain epoch
+    # changes or engine time reaches ``quiet_until`` (not state: it only skips no-op calls).
+    quiet_epoch: int = -1
+    quiet_until: int = -1
+
+
+@dataclass
+class L1Group:
+    """Flows settled gross on Layer-1, submitted together; one base-layer tx per flow."""
+
+    group_id: str
+    origin: str
+    flows: Flows
+    attempt: I64
+    submitted_ms: I64
+    included_height: I64
+    included_ms: I64
+    final_ms: I64
+    quiet_epoch: int = -1  # as BatchState.quiet_epoch (_advance_l1 did nothing in this epoch)
+
+    def open_rows(self) -> int:
+        return int(np.count_nonzero(self.final_ms < 0))
+
+    def tx_id(self, row: int) -> str:
+        return f"l1:{self.flows.ids[row].as_py()}:{int(self.attempt[row])}"
+
+    def to_table(self) -> pa.Table:
+        """A snapshot for the step's effects. The arrays are copied: Arrow would wrap them
+        zero-copy, and later steps update them in place while this step may still be on its way
+        to the store (pipelined runner)."""
+        f = self.flows
+        return pa.table(
+            {
+                "flow_id": f.ids,
+                "attempt": self.attempt.copy(),
+                "submitted_ms": self.submitted_ms.copy(),
+                "included_height": self.included_height.copy(),
+                "included_ms": self.included_ms.copy(),
+                "final_ms": self.final_ms.copy(),
+            }
+        )
+
+
+@dataclass
+class Effects:
+    """Everything one log entry caused, for the store to commit atomically and publish after."""
+
+    seq: int
+    at_ms: int
+    trade_records: list[pa.Table] = field(default_factory=list)
+    batches_cleared: list[dict[str, Any]] = field(default_factory=list)
+    batch_updates: dict[str, dict[str, Any]] = field(default_factory=dict)
+    batch_events: list[tuple[str, str, int, str]] = field(default_factory=list)
+    l1_groups: dict[str, pa.Table] = field(default_factory=dict)
+    l1_group_meta: dict[str, dict[str, Any]] = field(default_factory=dict)
+    submissions: list[TxSubmission] = field(default_factory=list)
+    rejects: list[Reject] = field(default_factory=list)
+    ledger: LedgerChanges | None = None
+    notes: list[dict[str, Any]] = field(default_factory=list)
+    duplicates: int = 0
+
+
+@dataclass
+class Stats:
+    """Running figures for the summary and the state root (all deterministic)."""
+
+    flows_by_lane: dict[str, int] = field(default_factory=dict)
+    rejects_by_code: dict[str, int] = field(default_factory=dict)
+    duplicates: int = 0
+    batches_cleared: int = 0
+    batches_final: int = 0
+    batches_unwound: int = 0
+    anchors_submitted: int = 0
+    reorged_anchors: int = 0
+    l1_submitted: int = 0
+    l1_final: int = 0
+    l1_resubmitted: int = 0
+    gross_usd: float = 0.0
+    net_usd: float = 0.0
+    liquidity_diverted: int = 0
+    alerts: list[str] = field(default_factory=list)
+    latency_cleared_ms: list[I64] = field(default_factory=list)
+    latency_l2_final_ms: list[I64] = field(default_factory=list)
+    latency_l1_final_ms: list[I64] = field(default_factory=list)
+    # Per-flow latencies above are kept for the bulk summary (``clearlane clear``); the service
+    # turns them off (its read model keeps latency histograms): they grow with every flow.
+    keep_latencies: bool = True
+
+    def bump(self, table: dict[str, int], key: str, by: int = 1) -> None:
+        table[key] = table.get(key, 0) + by
+
+
+class Engine:
+    """The clearing state machine. Construct with a config; feed log entries in order."""
+
+    def __init__(self, config: ClearingConfig) -> None:
+        self._install_config(config)
+        self.now_ms = 0
+        self.applied_seq = 0
+        self.seen_flow_ids = SeenFlowIds()
+        self.seen_event_ids: set[str] = set()
+        self.ledger = Ledger(initial_accounts=4096)
+        self._create_accounts()
+        self.stats = Stats()
+        k, p, a = len(config.pools), config.participant_count, len(config.assets)
+        self.pos = np.zeros((k, p, a), dtype=np.int64)
+        # Dense arrays enter the state root through cached block digests (engine/digest.py);
+        # every write below is followed by a touch.
+        self.pos_digest = BlockDigest("pos", self.pos, 1)
+        self.collateral_digest = BlockDigest("collateral", self.collateral, 128)
+        self.debit = np.zeros((k, p), dtype=np.float64)
+        self.debit_total = np.zeros(p, dtype=np.float64)
+        self.touched, self.touched_n = kernel.new_touched(k, p, a)
+        self.open_at = np.full(k, -1, dtype=np.int64)
+        self.count = np.zeros(k, dtype=np.int64)
+        self.seq = np.zeros(k, dtype=np.int64)
+        self.open_parts: list[list[Flows]] = [[] for _ in range(k)]
+        self.pending: dict[str, BatchState] = {}
+        self.anchor_txs: dict[str, str] = {}
+        self.l1_groups: dict[str, L1Group] = {}
+        self.l1_txs: dict[str, tuple[str, int]] = {}
+        self.l1_group_count = 0
+        self.block_ms: dict[int, int] = {}
+        self.tip_height = 0
+        # Deadlines (re-submit, unwind) are judged on the time up to which the chain has been
+        # observed, never on trade time: "not included by X" is only known once blocks up to X
+        # have been seen.
+        self.chain_seen_ms = 0
+        # Bumped by every chain entry and configuration change: what _advance_batch and
+        # _advance_l1 depend on besides engine time. Steps between chain entries skip batches
+        # and L1 groups whose last walk was a no-op (identical results, ~4 ms less a step with
+        # ~1,200 batches in a challenge window).
+        self.chain_epoch = 0
+        self.quiet_skip = True
+        self.final_batch_txs: dict[str, str] = {}
+        self.effects_head = hashlib.sha256(b"clearlane.effects.v1|" + config.digest.encode()).digest()
+        # Head of the audit hash chain after the last applied entry (clearlane.core.proofs.hashchain),
+        # set by whoever logs the entries; empty when the engine runs without a log.
+        self.chain_head = b""
+
+    # ------------------------------------------------------------------ configuration
+    def _install_config(self, config: ClearingConfig) -> None:
+        self.config = config
+        self.house = config.house_index
+        self.participant_ids = pa.array(config.participant_ids, type=pa.string())
+        self.participant_lookup = config.participant_index()
+        self.asset_codes = pa.array([a.code for a in config.assets], type=pa.string())
+        self.asset_lookup = config.asset_index()
+        self._pid_table = string_table(config.participant_ids)
+        self._code_table = string_table([a.code for a in config.assets])
+        self.scales = config.asset_scales()
+        self.kinds = kind_codes(config)
+        self.opt_out = config.opt_out_mask()
+        self.fee_cbps = config.fee_cbps()
+        self.credit_cents = config.credit_limits_cents()
+        self.window_ms = np.array([p.window_ms for p in config.pools], dtype=np.int64)
+        self.size_max = np.array([p.size_max for p in config.pools], dtype=np.int64)
+        self.discount_bp = np.array([p.fee_discount_bp for p in config.pools], dtype=np.int64)
+        if not hasattr(self, "marks_usd"):
+            self.marks_usd = np.array(config.marks_usd, dtype=np.float64)
+
+    def _create_accounts(self) -> None:
+        """All accounts up front, in a fixed order, so indices never depend on traffic."""
+        cfg = self.config
+        codes = [a.code for a in cfg.assets]
+        ids = [p.id for p in cfg.participants]
+        shape = (len(ids) + 1, len(codes))
+        self.acct_available = np.zeros(shape, dtype=np.int64)
+        self.acct_collateral = np.zeros(shape, dtype=np.int64)
+        self.acct_inflight = np.zeros(shape, dtype=np.int64)
+        for a, code in enumerate(codes):
+            for p, pid in enumerate(ids):
+                self.acct_available[p, a] = self.ledger.account(AccountKey(pid, code, Purpose.AVAILABLE))
+                self.acct_collateral[p, a] = self.ledger.account(AccountKey(pid, code, Purpose.COLLATERAL))
+                self.acct_inflight[p, a] = self.ledger.account(AccountKey(pid, code, Purpose.IN_FLIGHT_L2))
+                self.ledger.set_floor(int(self.acct_collateral[p, a]), 0)
+            fees = self.ledger.account(AccountKey(HOUSE_OWNER, code, Purpose.FEES, HOUSE_LANE))
+            self.acct_available[self.house, a] = fees
+            self.acct_collateral[self.house, a] = fees
+            self.acct_inflight[self.house, a] = self.ledger.account(
+                AccountKey(HOUSE_OWNER, code, Purpose.IN_FLIGHT_L2, HOUSE_LANE)
+            )
+        self.acct_external = np.array(
+            [self.ledger.account(AccountKey(HOUSE_OWNER, c, Purpose.EXTERNAL, HOUSE_LANE)) for c in codes],
+            dtype=np.int64,
+        )
+        self.acct_l1 = np.array(
+            [self.ledger.account(AccountKey(HOUSE_OWNER, c, Purpose.SETTLEMENT, "L1")) for c in codes],
+            dtype=np.int64,
+        )
+        self.acct_l2 = np.array(
+            [
+                [
+                    self.ledger.account(AccountKey(HOUSE_OWNER, c, Purpose.SETTLEMENT, pool.lane_name))
+                    for c in codes
+                ]
+                for pool in cfg.pools
+            ],
+            dtype=np.int64,
+        )
+        self.collateral = np.zeros(shape, dtype=np.int64)
+
+    # ------------------------------------------------------------------ entry point
+    def apply(self, entry: LogEntry) -> Effects:
+        """Apply one log entry. Entries must come in ``seq`` order, each exactly once."""
+        if entry.seq != self.applied_seq + 1:
+            raise EngineError(f"log entry {entry.seq} applied out of order (expected {self.applied_seq + 1})")
+        self.now_ms = max(self.now_ms, entry.at_ms)
+        fx = Effects(seq=entry.seq, at_ms=entry.at_ms)
+        handler = _HANDLERS.get(entry.kind)
+        if handler is None:
+            raise EngineError(f"log entry {entry.seq} has unknown kind {entry.kind!r}")
+        handler(self, entry, fx)
+        self._on_time(fx)
+        fx.ledger = self.ledger.drain_changes()
+        self.applied_seq = entry.seq
+        self._fold(fx)
+        return fx
+
+    # ------------------------------------------------------------------ trades
+    def _apply_trades(self, entry: LogEntry, fx: Effects) -> None:
+        table: pa.Table = entry.payload
+        n = table.num_rows
+        if n == 0:
+            return
+        reject = np.zeros(n, dtype=np.int16)
+        reject_field = np.zeros(n, dtype=np.int8)
+
+        buyer = self._participants(table.column("buyer"))
+        seller = self._participants(table.column("seller"))
+        base, quote = self._symbols(table.column("symbol"))
+        _mark(reject, reject_field, buyer < 0, RejectCode.UNKNOWN_PARTICIPANT, 1)
+        _mark(reject, reject_field, seller < 0, RejectCode.UNKNOWN_PARTICIPANT, 2)
+        _mark(reject, reject_field, base < 0, RejectCode.UNKNOWN_SYMBOL, 3)
+        _mark(reject, reject_field, (buyer == seller) & (buyer >= 0), RejectCode.SELF_TRADE, 2)
+        ok_idx = (buyer >= 0) & (seller >= 0) & (base >= 0)
+        safe_base = np.where(ok_idx, base, 0)
+        safe_quote = np.where(ok_idx, quote, 0)
+        base_scale = self.scales[safe_base]
+        quote_scale = self.scales[safe_quote]
+
+        qty_m = _col(table, "qty_mantissa")
+        qty_e = _col(table, "qty_exp").astype(np.int64)
+        price_m = _col(table, "price_mantissa")
+        price_e = _col(table, "price_exp").astype(np.int64)
+        _mark(reject, reject_field, (qty_e > base_scale) | (qty_m <= 0), RejectCode.PRECISION_EXCEEDED, 4)
+        _mark(reject, reject_field, price_m <= 0, RejectCode.NON_POSITIVE, 5)
+        shift = np.clip(base_scale - qty_e, 0, 18)
+        qty = qty_m * _POW10[shift]
+        quote_amt, too_big = _quote_amount(qty, price_m, quote_scale - base_scale - price_e)
+        _mark(reject, reject_field, too_big, RejectCode.AMOUNT_OVERFLOW, 5)
+        _mark(reject, reject_field, quote_amt <= 0, RejectCode.NON_POSITIVE, 5)
+        received = np.maximum.accumulate(np.maximum(_col(table, "received_at_ms"), self.now_ms))
+
+        ids = table.column("trade_id").combine_chunks()
+        dup = self._dedup(ids, reject == 0, "t:")
+        flows = Flows(
+            ids=ids,
+            kind=np.full(n, FLOW_TRADE, dtype=np.int8),
+            buyer=np.where(ok_idx, buyer, 0).astype(np.int32),
+            seller=np.where(ok_idx, seller, 0).astype(np.int32),
+            base=safe_base.astype(np.int32),
+            quote=safe_quote.astype(np.int32),
+            qty=np.where(reject == 0, qty, 0),
+            quote_amt=np.where(reject == 0, quote_amt, 0),
+            fee_buyer=np.zeros(n, dtype=np.int64),
+            fee_seller=np.zeros(n, dtype=np.int64),
+            time_ms=received,
+            executed_ms=_col(table, "executed_at_ms"),
+            pool=np.full(n, -1, dtype=np.int32),
+            batch_seq=np.full(n, -1, dtype=np.int64),
+            exch_batch=table.column("exch_batch_id").combine_chunks(),
+        )
+        hints = table.column("lane_hint").combine_chunks()
+        hint_values = (
+            hints.dictionary_decode().to_numpy(zero_copy_only=False)
+            if hints.null_count < n
+            else np.full(n, None, dtype=object)
+        )
+        self._clear_flows(flows, reject, reject_field, dup, hint_values, fx, field_names=_TRADE_FIELDS)
+        self.now_ms = max(self.now_ms, int(received[-1]))
+
+    def _participants(self, column: pa.ChunkedArray) -> npt.NDArray[np.int32]:
+        arr = column.combine_chunks()
+        if not pa.types.is_dictionary(arr.type):
+            arr = pc.dictionary_encode(arr)
+        lookup = np.array(
+            [self.participant_lookup.get(v, -1) for v in arr.dictionary.to_pylist()] + [-1], dtype=np.int32
+        )
+        codes = arr.indices.to_numpy(zero_copy_only=False)
+        result: npt.NDArray[np.int32] = lookup[codes]
+        return result
+
+    def _symbols(self, column: pa.ChunkedArray) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.int32]]:
+        arr = column.combine_chunks()
+        if not pa.types.is_dictionary(arr.type):
+            arr = pc.dictionary_encode(arr)
+        base_of, quote_of = [], []
+        for symbol in arr.dictionary.to_pylist():
+            b, _, q = str(symbol).partition("/")
+            bi, qi = self.asset_lookup.get(b, -1), self.asset_lookup.get(q, -1)
+            ok = bi >= 0 and qi >= 0 and bi != qi
+            base_of.append(bi if ok else -1)
+            quote_of.append(qi if ok else -1)
+        codes = arr.indices.to_numpy(zero_copy_only=False)
+        return (
+            np.array([*base_of, -1], dtype=np.int32)[codes],
+            np.array([*quote_of, -1], dtype=np.int32)[codes],
+        )
+
+    def _dedup(
+        self, ids: pa.Array, candidates: npt.NDArray[np.bool_], namespace: str
+    ) -> npt.NDArray[np.bool_]:
+        """Mark ids seen before (or earlier in this chunk) as duplicates; remember the rest.
+
+        A duplicate is a no-op: same id, nothing applied twice. Only rows that passed validation
+        consume their id, so a corrected resubmission of a rejected row is accepted.
+        """
+        return self.seen_flow_ids.add(namespace, ids, candidates, self.applied_seq + 1)
+
+    def _clear_flows(
+        self,
+        flows: Flows,
+        reject: npt.NDArray[np.int16],
+        reject_field: npt.NDArray[np.int8],
+        dup: npt.NDArray[np.bool_],
+        hints: npt.NDArray[np.object_],
+        fx: Effects,
+        *,
+        field_names: tuple[str, ...],
+    ) -> None:
+        """Route, check liquidity, batch, record: the shared path of trades and payments."""
+        n = len(flows)
+        cfg = self.config
+        live = (reject == 0) & ~dup
+        mark_minor = self._mark_per_minor()
+        notional_usd = flows.quote_amt * mark_minor[flows.quote]
+        notional_usd = np.where(flows.kind == FLOW_PAYMENT, flows.qty * mark_minor[flows.base], notional_usd)
+        pool, rule = route(
+            cfg,
+            buyer=flows.buyer,
+            seller=flows.seller,
+            kind=flows.kind,
+            notional_usd=notional_usd,
+            lane_hint=hints,
+            kinds_by_participant=self.kinds,
+            opt_out=self.opt_out,
+        )
+        pool = np.where(live, pool, -1).astype(np.int32)
+        flows = self._with_fees(flows.with_(pool=pool))
+
+        limit_usd = self._limits_usd(mark_minor)
+        kernel_pool = np.where(live, pool, -1).astype(np.int32)
+        out_seq = np.full(n, -1, dtype=np.int64)
+        out_breach = np.zeros(n, dtype=np.bool_)
+        cap = n + len(cfg.pools) + 1
+        close_pool = np.zeros(cap, dtype=np.int64)
+        close_seq = np.zeros(cap, dtype=np.int64)
+        close_at = np.zeros(cap, dtype=np.int64)
+        close_reason = np.zeros(cap, dtype=np.int64)
+        closes = kernel.assign_batches(
+            flows.time_ms,
+            kernel_pool,
+            flows.buyer,
+            flows.seller,
+            flows.base,
+            flows.quote,
+            flows.qty,
+            flows.quote_amt,
+            flows.fee_buyer,
+            flows.fee_seller,
+            self.house,
+            mark_minor,
+            limit_usd,
+            True,
+            self.pos,
+            self.debit,
+            self.debit_total,
+            self.touched,
+            self.touched_n,
+            self.open_at,
+            self.count,
+            self.seq,
+            self.window_ms,
+            self.size_max,
+            out_seq,
+            out_breach,
+            close_pool,
+            close_seq,
+            close_at,
+            close_reason,
+        )
+        self.pos_digest.touch(np.unique(np.concatenate([kernel_pool[kernel_pool >= 0], close_pool[:closes]])))
+        if out_breach.any():
+            self.stats.liquidity_diverted += int(out_breach.sum())
+            if cfg.liquidity_breach == "reject":
+                reject[out_breach] = RejectCode.LIQUIDITY_EXCEEDED
+                live &= ~out_breach
+            pool = np.where(out_breach, -1, pool).astype(np.int32)
+            flows = self._with_fees(flows.with_(pool=pool))
+        flows = flows.with_(batch_seq=out_seq)
+
+        # Close the batches the kernel closed, in order, then park the rest as open.
+        in_l2 = live & (pool >= 0)
+        closing: list[tuple[int, int, int, Flows]] = []
+        for c in range(closes):
+            k, s = int(close_pool[c]), int(close_seq[c])
+            rows = np.flatnonzero(in_l2 & (pool == k) & (out_seq == s))
+            parts = [p for p in self.open_parts[k] if p.batch_seq[0] == s] + [flows.take(rows)]
+            self.open_parts[k] = [p for p in self.open_parts[k] if p.batch_seq[0] != s]
+            closing.append((k, s, int(close_at[c]), Flows.concat([p for p in parts if len(p)])))
+        self._close_batches(closing, fx)
+        for k in range(len(cfg.pools)):
+            if self.open_at[k] >= 0:
+                rows = np.flatnonzero(in_l2 & (pool == k) & (out_seq == self.seq[k]))
+                if len(rows):
+                    self.open_parts[k].append(flows.take(rows))
+
+        l1_rows = np.flatnonzero(live & (pool < 0))
+        l1_group = None
+        if len(l1_rows):
+            l1_group = self._submit_l1(flows.take(l1_rows), "routed", fx)
+        group_valid = np.zeros(n, dtype=np.bool_)
+        group_valid[l1_rows] = True
+
+        # Records of every row, rejected ones included, for status look-ups and the audit.
+        state = np.full(n, TradeState.BATCHED, dtype=np.int8)
+        state[pool < 0] = TradeState.SUBMITTED
+        state[reject != 0] = TradeState.REJECTED
+        state[dup] = -1
+        pool_names = pa.array([p.id for p in cfg.pools], type=pa.string())
+        rule_names = pa.array(
+            [r.name for r in cfg.routing] + ["liquidity: projected net debit above collateral + credit"],
+            type=pa.string(),
+        )
+        rule_code = np.where(rule >= 0, rule, 0).astype(np.int32)
+        if out_breach.any() and cfg.liquidity_breach != "reject":
+            rule_code[out_breach] = len(cfg.routing)
+        lane_code = np.where(pool >= 0, 1, 0).astype(np.int32)
+        fx.trade_records.append(
+            pa.table(
+                {
+                    "flow_id": flows.ids,
+                    "kind": pa.array(flows.kind),
+                    "buyer": _dict(flows.buyer, self.participant_ids),
+                    "seller": _dict(flows.seller, self.participant_ids),
+                    "base": _dict(flows.base, self.asset_codes),
+                    "quote": _dict(flows.quote, self.asset_codes),
+                    "qty_minor": flows.qty,
+                    "quote_minor": flows.quote_amt,
+                    "fee_buyer_minor": flows.fee_buyer,
+                    "fee_seller_minor": flows.fee_seller,
+                    "notional_usd": np.round(notional_usd, 2),
+                    "lane": _dict(lane_code, _LANES, valid=live),
+                    "pool": _dict(np.maximum(pool, 0), pool_names, valid=live & (pool >= 0)),
+                    "batch_seq": out_seq,
+                    "route_rule": _dict(rule_code, rule_names, valid=live),
+                    "l1_group": _dict(
+                        np.zeros(n, dtype=np.int32),
+                        pa.array([l1_group or ""], type=pa.string()),
+                        valid=group_valid,
+                    ),
+                    "executed_ms": flows.executed_ms,
+                    "received_ms": flows.time_ms,
+                    "state": state,
+                    "reject_code": reject,
+                    "exch_batch_id": flows.exch_batch,
+                }
+            ).filter(pa.array(~dup))
+        )
+        for lane_name, m in (("L2", live & (pool >= 0)), ("L1", live & (pool < 0))):
+            self.stats.bump(self.stats.flows_by_lane, lane_name, int(m.sum()))
+        self.stats.duplicates += int(dup.sum())
+        fx.duplicates += int(dup.sum())
+        bad = np.flatnonzero(reject != 0)
+        for i in bad.tolist():
+            code = RejectCode(int(reject[i]))
+            self.stats.bump(self.stats.rejects_by_code, code.slug)
+            fx.rejects.append(
+                Reject(
+                    code,
+                    field_names[int(reject_field[i])],
+                    _REASONS.get(code, code.slug),
+                    None,
+                    flows.ids[i].as_py(),
+                )
+            )
+
+    def _mark_per_minor(self) -> npt.NDArray[np.float64]:
+        """USD per minor unit of each asset at current marks (a risk estimate, never posted)."""
+        marks: npt.NDArray[np.float64] = self.marks_usd / np.power(10.0, self.scales)
+        return marks
+
+    def _limits_usd(self, mark_minor: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        """Per participant: collateral at marks + credit limit, in USD (the house is unlimited)."""
+        limits: npt.NDArray[np.float64] = self.credit_cents / 100.0 + (
+            self.collateral * mark_minor[None, :]
+        ).sum(axis=1)
+        limits[self.house] = np.inf
+        return limits
+
+    def _with_fees(self, flows: Flows) -> Flows:
+        """Fees per side: quote amount x tier rate x (1 - pool discount), rounded half to even."""
+        discount = np.where(flows.pool >= 0, self.discount_bp[np.maximum(flows.pool, 0)], 0)
+        den = np.full(len(flows), 10**10, dtype=np.int64)  # cbps (1e6) x discount basis (1e4)
+        is_payment = flows.kind == FLOW_PAYMENT
+        amount = np.where(is_payment, flows.qty, flows.quote_amt)
+        rate_b = self.fee_cbps[flows.buyer] * (10_000 - discount)
+        rate_s = self.fee_cbps[flows.seller] * (10_000 - discount)
+        fee_b, _ = mul_div_half_even(amount, rate_b, den)
+        fee_s, _ = mul_div_half_even(amount, rate_s, den)
+        # A payment has one fee, the payer's: the payer is the "seller" column (leg A's payer),
+        # so it is booked on FEE2 and the payee pays none.
+        return flows.with_(fee_buyer=np.where(is_payment, 0, fee_b), fee_seller=fee_s)
+
+    # ------------------------------------------------------------------ batches
+    def _close_batches(self, closing: list[tuple[int, int, int, Flows]], fx: Effects) -> None:
+        """Close batches ``(pool, seq, close time, flows)`` in order; one compiled pass commits
+        all of them (canonical leaves, leaf hashes, Merkle roots: engine/commitment.py)."""
+        if not closing:
+            return
+        batch_ids = [f"{self.config.pools[k].id}-{seq:08d}" for k, seq, _, _ in closing]
+        for batch_id, (_, _, _, flows) in zip(batch_ids, closing, strict=True):
+            if len(flows) == 0:
+                raise EngineError(f"batch {batch_id} closed with no flows")
+        all_flows = Flows.concat([flows for _, _, _, flows in closing])
+        bounds = np.zeros(len(closing) + 1, dtype=np.int64)
+        np.cumsum([len(flows) for _, _, _, flows in closing], out=bounds[1:])
+        # The roots are hashed on a helper thread while this one nets the batches and places
+        # their holds; everything that carries a root (state, anchor, effects) follows, in order.
+        roots = batch_roots_async(
+            all_flows,
+            bounds,
+            batch_ids,
+            self._pid_table,
+            self._code_table,
+            self.house,
+            self.participant_ids,
+            self.asset_codes,
+        )
+        netted = [
+            self._net_batch(k, batch_id, close_ms, flows)
+            for (k, _, close_ms, flows), batch_id in zip(closing, batch_ids, strict=True)
+        ]
+        for (k, seq, close_ms, flows), batch_id, root, net in zip(
+            closing, batch_ids, roots(), netted, strict=True
+        ):
+            self._close_batch(k, seq, batch_id, root, close_ms, flows, net, fx)
+
+    def _net_batch(self, k: int, batch_id: str, close_ms: int, flows: Flows) -> tuple[NetResult, int]:
+        """Net a closing batch and place its pending hold; returns the netting and the obligations."""
+        cfg = self.config
+        pool = cfg.pools[k]
+        payer, payee, asset, amount, _ = flows.legs(self.house)
+        result = net_positions(payer, payee, asset, amount, cfg.participant_count, len(cfg.assets))
+        hold_id = f"l2_hold:{batch_id}"
+        # The hold's timeout is a safety net behind the engine's own unwind at the anchor
+        # deadline; it must never fire before a late but legitimate finality, hence the margin.
+        # A keep_retrying pool never unwinds, so its hold has no timeout.
+        timeout_ms = (
+            pool.anchor_deadline_ms + HOLD_SAFETY_MARGIN_MS
+            if pool.on_anchor_deadline == "unwind_to_l1"
+            else None
+        )
+        self._post_hold(hold_id, batch_id, k, result, close_ms, timeout_ms)
+        return result, len(amount)
+
+    def _close_batch(
+        self,
+        k: int,
+        seq: int,
+        batch_id: str,
+        root: bytes,
+        close_ms: int,
+        flows: Flows,
+        netted: tuple[NetResult, int],
+        fx: Effects,
+    ) -> None:
+        cfg = self.config
+        pool = cfg.pools[k]
+        result, obligations = netted
+        mark_minor = self._mark_per_minor()
+        gross_usd = float((result.gross_per_asset * mark_minor).sum())
+        net_usd = float((result.net_debit_per_asset * mark_minor).sum())
+        opened = int(flows.time_ms.min())
+        hold_id = f"l2_hold:{batch_id}"
+        participant, asset_i, net = result.instructions()
+        state = BatchState(
+            batch_id=batch_id,
+            pool=k,
+            seq=seq,
+            opened_at_ms=opened,
+            cleared_at_ms=close_ms,
+            root=root,
+            flows=flows,
+            hold_entry_id=hold_id,
+            last_submit_ms=close_ms,
+            net_participant=participant,
+            net_asset=asset_i,
+            net_minor=net,
+        )
+        self.pending[batch_id] = state
+        self._submit_anchor(state, close_ms, fx)
+        fx.batches_cleared.append(
+            {
+                "batch_id": batch_id,
+                "pool": pool.id,
+                "seq": seq,
+                "opened_at_ms": opened,
+                "cleared_at_ms": close_ms,
+                "flows": len(flows),
+                "obligations": obligations,
+                "gross_usd": round(gross_usd, 2),
+                "net_usd": round(net_usd, 2),
+                "root": root,
+                "flow_ids": flows.ids,
+                "received_ms": flows.time_ms,
+                "net_participant": self.participant_ids.take(pa.array(participant)),
+                "net_asset": self.asset_codes.take(pa.array(asset_i)),
+                "net_minor": net,
+                "gross_minor": result.gross_per_asset,
+            }
+        )
+        fx.batch_events.append((batch_id, "cleared", close_ms, root.hex()))
+        stats = self.stats
+        stats.batches_cleared += 1
+        stats.gross_usd += gross_usd
+        stats.net_usd += net_usd
+        if stats.keep_latencies:
+            stats.latency_cleared_ms.append(close_ms - flows.time_ms)
+
+    def _post_hold(
+        self, hold_id: str, batch_id: str, k: int, result: NetResult, at_ms: int, timeout_ms: int | None
+    ) -> None:
+        """Pending entry: debtors' available → pool settlement → creditors' in-flight."""
+        participant, asset, net = result.instructions()
+        debtor = net < 0
+        accounts = np.concatenate(
+            [
+                self.acct_available[participant[debtor], asset[debtor]],
+                self.acct_l2[k][asset[debtor]],
+                self.acct_l2[k][asset[~debtor]],
+                self.acct_inflight[participant[~debtor], asset[~debtor]],
+            ]
+        )
+        amounts = np.concatenate([net[debtor], -net[debtor], -net[~debtor], net[~debtor]])
+        timeout_at = None if timeout_ms is None else at_ms + timeout_ms
+        self._post(JournalEntry(hold_id, "l2_hold", at_ms, accounts, amounts, True, timeout_at, batch_id))
+
+    def _post(self, entry: JournalEntry) -> None:
+        result = self.ledger.post(entry)
+        if result not in (PostResult.OK, PostResult.DUPLICATE):
+            raise EngineError(f"ledger refused {entry.entry_id}: {result.name}")
+
+    def _submit_anchor(self, state: BatchState, at_ms: int, fx: Effects) -> None:
+        tx_id = f"anchor:{state.batch_id}:{state.attempts}"
+        self.anchor_txs[tx_id] = state.batch_id
+        fx.submissions.append(TxSubmission(tx_id, "anchor", state.batch_id, state.root, at_ms))
+        self.stats.anchors_submitted += 1
+
+    # ------------------------------------------------------------------ layer 1
+    def _submit_l1(self, flows: Flows, origin: str, fx: Effects, submitted_ms: int | None = None) -> str:
+        self.l1_group_count += 1
+        group_id = f"l1-{self.l1_group_count:08d}"
+        n = len(flows)
+        group = L1Group(
+            group_id=group_id,
+            origin=origin,
+            flows=flows.with_(pool=np.full(n, -1, dtype=np.int32), batch_seq=np.full(n, -1, dtype=np.int64)),
+            attempt=np.ones(n, dtype=np.int64),
+            submitted_ms=flows.time_ms.copy()
+            if submitted_ms is None
+            else np.full(n, submitted_ms, dtype=np.int64),
+            included_height=np.full(n, -1, dtype=np.int64),
+            included_ms=np.full(n, -1, dtype=np.int64),
+            final_ms=np.full(n, -1, dtype=np.int64),
+        )
+        self.l1_groups[group_id] = group
+        ids = flows.ids.to_pylist()
+        l1_txs, submissions = self.l1_txs, fx.submissions
+        for row, (flow_id, at_ms) in enumerate(zip(ids, group.submitted_ms.tolist(), strict=True)):
+            tx_id = f"l1:{flow_id}:1"
+            l1_txs[tx_id] = (group_id, row)
+            submissions.append(TxSubmission(tx_id, "l1_settle", flow_id, _ZERO_HASH, at_ms))
+        self.stats.l1_submitted += n
+        fx.l1_groups[group_id] = group.to_table()
+        fx.l1_group_meta[group_id] = {
+            "origin": origin,
+            "created_ms": int(group.submitted_ms.min()),
+            "flows": n,
+        }
+        return group_id
+
+    # ------------------------------------------------------------------ chain events
+    def _apply_chain(self, entry: LogEntry, fx: Effects) -> None:
+        self.chain_epoch += 1
+        self.chain_seen_ms = max(self.chain_seen_ms, entry.at_ms)
+        for raw in entry.payload["events"]:
+            event = event_from_dict(raw)
+            if isinstance(event, BlockProduced):
+                self._on_block(event, fx)
+            elif isinstance(event, ChainReorg):
+                self._on_reorg(event, fx)
+
+    def _on_block(self, block: BlockProduced, fx: Effects) -> None:
+        self.block_ms[block.height] = block.at_ms
+        self.tip_height = max(self.tip_height, block.height)
+        self.now_ms = max(self.now_ms, block.at_ms)
+        touched: set[str] = set()
+        for tx_id in block.tx_ids:
+            batch_id = self.anchor_txs.get(tx_id)
+            if batch_id is not None:
+                state = self.pending.get(batch_id)
+                if state is not None and state.anchor_height < 0:
+                    state.anchor_tx, state.anchor_height, state.anchored_at_ms = (
+                        tx_id,
+                        block.height,
+                        block.at_ms,
+                    )
+                    state.state = "anchored"
+                    fx.batch_updates.setdefault(batch_id, {}).update(
+                        state="anchored",
+                        anchor_tx=tx_id,
+                        anchor_height=block.height,
+                        anchored_at_ms=block.at_ms,
+                        anchor_block=block.block_hash.hex(),
+                    )
+                    fx.batch_events.append((batch_id, "anchored", block.at_ms, f"{tx_id}@{block.height}"))
+                continue
+            where = self.l1_txs.get(tx_id)
+            if where is not None:
+                group = self.l1_groups[where[0]]
+                if group.included_height[where[1]] < 0:
+                    group.included_height[where[1]] = block.height
+                    group.included_ms[where[1]] = block.at_ms
+                    touched.add(where[0])
+        for group_id in sorted(touched):
+            fx.l1_groups[group_id] = self.l1_groups[group_id].to_table()
+
+    def _on_reorg(self, reorg: ChainReorg, fx: Effects) -> None:
+        for height in reorg.orphaned_heights:
+            self.block_ms.pop(height, None)
+        self.tip_height = reorg.fork_height
+        touched: set[str] = set()
+        for tx_id in reorg.orphaned_tx_ids:
+            batch_id = self.anchor_txs.get(tx_id) or ""
+            state = self.pending.get(batch_id)
+            if state is not None and state.anchor_tx == tx_id:
+                state.anchor_tx, state.anchor_height, state.anchored_at_ms = "", -1, -1
+                state.state = "cleared"
+                # Re-arm the resubmission clock: the reorged tx may or may not come back.
+                state.last_submit_ms = reorg.at_ms
+                self.stats.reorged_anchors += 1
+                fx.batch_updates.setdefault(batch_id, {}).update(
+                    state="cleared",
+                    anchor_tx=None,
+                    anchor_height=None,
+                    anchored_at_ms=None,
+                    anchor_block=None,
+                )
+                fx.batch_events.append(
+                    (batch_id, "reorged", reorg.at_ms, f"{tx_id} orphaned at fork {reorg.fork_height}")
+                )
+                continue
+            if tx_id in self.final_batch_txs:
+                alert = f"final batch {self.final_batch_txs[tx_id]} anchor {tx_id} reorged out"
+                self.stats.alerts.append(alert)
+                fx.notes.append({"alert": alert, "at_ms": reorg.at_ms})
+                continue
+            where = self.l1_txs.get(tx_id)
+            if where is not None:
+                group = self.l1_groups.get(where[0])
+                if group is not None and group.final_ms[where[1]] < 0:
+                    group.included_height[where[1]] = -1
+                    group.included_ms[where[1]] = -1
+                    group.submitted_ms[where[1]] = reorg.at_ms
+                    touched.add(where[0])
+        for group_id in sorted(touched):
+            fx.l1_groups[group_id] = self.l1_groups[group_id].to_table()
+
+    # ------------------------------------------------------------------ time
+    def _on_time(self, fx: Effects) -> None:
+        """Everything that happens because time passed: closes, finality, retries, unwinds."""
+        now = self.now_ms
+        cfg = self.config
+        k = len(cfg.pools)
+        close_pool = np.zeros(k, dtype=np.int64)
+        close_seq = np.zeros(k, dtype=np.int64)
+        close_at = np.zeros(k, dtype=np.int64)
+        close_reason = np.zeros(k, dtype=np.int64)
+        closes = kernel.close_due(
+            now,
+            self.pos,
+            self.debit,
+            self.debit_total,
+            self.touched,
+            self.touched_n,
+            self.open_at,
+            self.count,
+            self.seq,
+            self.window_ms,
+            close_pool,
+            close_seq,
+            close_at,
+            close_reason,
+        )
+        if closes:
+            self.pos_digest.touch(close_pool[:closes])
+        closing: list[tuple[int, int, int, Flows]] = []
+        for c in range(closes):
+            p, s = int(close_pool[c]), int(close_seq[c])
+            parts = [f for f in self.open_parts[p] if f.batch_seq[0] == s]
+            self.open_parts[p] = [f for f in self.open_parts[p] if f.batch_seq[0] != s]
+            closing.append((p, s, int(close_at[c]), Flows.concat(parts) if parts else Flows.empty()))
+        self._close_batches(closing, fx)
+        for batch_id in sorted(self.pending):
+            self._advance_batch(self.pending[batch_id], fx)
+        for group_id in sorted(self.l1_groups):
+            self._advance_l1(self.l1_groups[group_id], fx)
+        # Holds guard the anchor deadline, so they expire on observed chain time too.
+        for entry_id in self.ledger.expire(self.chain_seen_ms):
+            fx.notes.append({"hold_expired": entry_id, "at_ms": self.chain_seen_ms})
+
+    def _advance_batch(self, state: BatchState, fx: Effects) -> None:
+        now = self.now_ms
+        epoch = self.chain_epoch
+        if self.quiet_skip and state.quiet_epoch == epoch and now < state.quiet_until:
+            return
+        chain_now = self.chain_seen_ms
+        pool = self.config.pools[state.pool]
+        if state.anchor_height >= 0:
+            confirm_height = state.anchor_height + pool.confirmations - 1
+            confirm_ms = self.block_ms.get(confirm_height)
+            if confirm_ms is None or confirm_height > self.tip_height:
+                state.quiet_epoch, state.quiet_until = epoch, _NEVER
+                return
+            final_ms = max(confirm_ms, state.anchored_at_ms + pool.challenge_window_ms)
+            if now >= final_ms:
+                self._finalize_batch(state, final_ms, fx)
+            else:
+                state.quiet_epoch, state.quiet_until = epoch, final_ms
+            return
+        if (
+            chain_now >= state.cleared_at_ms + pool.anchor_deadline_ms
+            and pool.on_anchor_deadline == "unwind_to_l1"
+        ):
+            self._unwind_batch(state, max(now, chain_now), fx)
+            return
+        if chain_now < state.last_submit_ms + pool.anchor_resubmit_ms:
+            state.quiet_epoch, state.quiet_until = epoch, _NEVER
+        else:
+            state.attempts += 1
+            state.last_submit_ms = chain_now
+            self._submit_anchor(state, chain_now, fx)
+            fx.batch_events.append((state.batch_id, "resubmitted", chain_now, f"attempt {state.attempts}"))
+            fx.batch_updates.setdefault(state.batch_id, {}).update(attempts=state.attempts)
+
+    def _finalize_batch(self, state: BatchState, final_ms: int, fx: Effects) -> None:
+        result = self.ledger.post_pending(state.hold_entry_id, final_ms)
+        if result not in (PostResult.OK, PostResult.ALREADY_POSTED):
+            raise EngineError(f"could not post hold {state.hold_entry_id}: {result.name}")
+        participant, asset_i, value = state.net_participant, state.net_asset, state.net_minor
+        credit = value > 0
+        accounts = np.concatenate(
+            [
+                self.acct_inflight[participant[credit], asset_i[credit]],
+                self.acct_available[participant[credit], asset_i[credit]],
+            ]
+        )
+        amounts = np.concatenate([-value[credit], value[credit]])
+        if len(accounts):
+            self._post(
+                JournalEntry(
+                    f"l2_release:{state.batch_id}",
+                    "l2_release",
+                    final_ms,
+                    accounts,
+                    amounts,
+                    False,
+                    None,
+                    state.batch_id,
+                )
+            )
+        state.state = "final"
+        del self.pending[state.batch_id]
+        self.final_batch_txs[state.anchor_tx] = state.batch_id
+        fx.batch_updates.setdefault(state.batch_id, {}).update(state="final", final_at_ms=final_ms)
+        fx.batch_events.append((state.batch_id, "final", final_ms, ""))
+        self.stats.batches_final += 1
+        if self.stats.keep_latencies:
+            self.stats.latency_l2_final_ms.append(final_ms - state.flows.time_ms)
+
+    def _unwind_batch(self, state: BatchState, at_ms: int, fx: Effects) -> None:
+        result = self.ledger.void_pending(state.hold_entry_id, at_ms)
+        if result not in (PostResult.OK, PostResult.ALREADY_VOIDED, PostResult.EXPIRED):
+            raise EngineError(f"could not void hold {state.hold_entry_id}: {result.name}")
+        state.state = "unwound"
+        del self.pending[state.batch_id]
+        fx.batch_updates.setdefault(state.batch_id, {}).update(state="unwound", unwound_at_ms=at_ms)
+        fx.batch_events.append(
+            (state.batch_id, "unwound", at_ms, "anchor deadline missed: settling gross on L1")
+        )
+        self.stats.batches_unwound += 1
+        self._submit_l1(state.flows, f"unwound:{state.batch_id}", fx, submitted_ms=at_ms)
+
+    def _advance_l1(self, group: L1Group, fx: Effects) -> None:
+        if self.quiet_skip and group.quiet_epoch == self.chain_epoch:
+            return
+        now = self.now_ms
+        open_rows = group.final_ms < 0
+        if not open_rows.any():
+            return
+        need = self.config.l1_confirmations
+        included = open_rows & (group.included_height >= 0)
+        changed = False
+        waits_for_time = False
+        if included.any():
+            confirm_height = group.included_height + need - 1
+            reached = included & (confirm_height <= self.tip_height)
+            rows = np.flatnonzero(reached)
+            confirm_ms = np.array(
+                [self.block_ms.get(int(h), -1) for h in confirm_height[rows]], dtype=np.int64
+            )
+            waits_for_time = bool((confirm_ms > now).any())
+            rows = rows[(confirm_ms >= 0) & (confirm_ms <= now)]
+            confirm_ms = confirm_ms[(confirm_ms >= 0) & (confirm_ms <= now)]
+            if len(rows):
+                group.final_ms[rows] = confirm_ms
+                self._settle_l1(group, rows, fx)
+                changed = True
+        chain_now = self.chain_seen_ms
+        stale = np.flatnonzero(
+            open_rows
+            & (group.included_height < 0)
+            & (chain_now >= group.submitted_ms + self.config.l1_resubmit_ms)
+        )
+        for row in stale.tolist():
+            self.l1_txs.pop(group.tx_id(row), None)
+            group.attempt[row] += 1
+            group.submitted_ms[row] = chain_now
+            tx_id = group.tx_id(row)
+            self.l1_txs[tx_id] = (group.group_id, row)
+            fx.submissions.append(
+                TxSubmission(tx_id, "l1_settle", group.flows.ids[row].as_py(), _ZERO_HASH, chain_now)
+            )
+            self.stats.l1_resubmitted += 1
+            changed = True
+        if changed:
+            fx.l1_groups[group.group_id] = group.to_table()
+        elif not waits_for_time:
+            group.quiet_epoch = self.chain_epoch  # nothing to do until the next chain entry
+        if group.open_rows() == 0:
+            for flow_id, attempt in zip(group.flows.ids.to_pylist(), group.attempt.tolist(), strict=True):
+                self.l1_txs.pop(f"l1:{flow_id}:{attempt}", None)
+            del self.l1_groups[group.group_id]
+
+    def _settle_l1(self, group: L1Group, rows: I64, fx: Effects) -> None:
+        """Posted entry for the rows that became final: every obligation gross, via house L1."""
+        flows = group.flows.take(rows)
+        payer, payee, asset, amount, _ = flows.legs(self.house)
+        accounts = np.concatenate(
+            [
+                self.acct_available[payer, asset],
+                self.acct_l1[asset],
+                self.acct_l1[asset],
+                self.acct_available[payee, asset],
+            ]
+        )
+        amounts = np.concatenate([-amount, amount, -amount, amount])
+        final_ms = int(group.final_ms[rows].max())
+        entry_id = f"l1_settle:{group.group_id}:{int(rows[0])}:{len(rows)}:{final_ms}"
+        self._post(
+            JournalEntry(entry_id, "l1_settle", final_ms, accounts, amounts, False, None, group.group_id)
+        )
+        self.stats.l1_final += len(rows)
+        if self.stats.keep_latencies:
+            self.stats.latency_l1_final_ms.append(group.final_ms[rows] - flows.time_ms)
+
+    # ------------------------------------------------------------------ small events
+    def _event_id(self, kind: str, event_id: str, fx: Effects) -> bool:
+        key = f"{kind}:{event_id}"
+        if key in self.seen_event_ids:
+            fx.duplicates += 1
+            self.stats.duplicates += 1
+            return False
+        self.seen_event_ids.add(key)
+        return True
+
+    def _reject(self, fx: Effects, code: RejectCode, field_name: str, reason: str, event_id: str) -> None:
+        self.stats.bump(self.stats.rejects_by_code, code.slug)
+        fx.rejects.append(Reject(code, field_name, reason, None, event_id))
+
+    def _small_amount(
+        self, payload: dict[str, Any], fx: Effects, id_field: str
+    ) -> tuple[int, int, int] | None:
+        """Resolve (participant, asset, amount) of a deposit/withdrawal, or record a reject."""
+        event_id = str(payload[id_field])
+        p = self.participant_lookup.get(str(payload["participant"]), -1)
+        a = self.asset_lookup.get(str(payload["asset"]), -1)
+        if p < 0:
+            self._reject(
+                fx, RejectCode.UNKNOWN_PARTICIPANT, "participant", "not a configured participant", event_id
+            )
+            return None
+        if a < 0:
+            self._reject(fx, RejectCode.UNKNOWN_ASSET, "asset", "not a configured asset", event_id)
+            return None
+        try:
+            amount = parse_decimal(str(payload["amount"]), int(self.scales[a]))
+        except DecimalError as exc:
+            code = RejectCode.PRECISION_EXCEEDED if exc.reason == "precision" else RejectCode.BAD_DECIMAL
+            self._reject(fx, code, "amount", str(exc), event_id)
+            return None
+        return p, a, amount
+
+    def _apply_deposit(self, entry: LogEntry, fx: Effects) -> None:
+        payload = entry.payload
+        if not self._event_id("deposit", payload["deposit_id"], fx):
+            return
+        resolved = self._small_amount(payload, fx, "deposit_id")
+        if resolved is None:
+            return
+        p, a, amount = resolved
+        accounts = np.array([self.acct_external[a], self.acct_collateral[p, a]], dtype=np.int64)
+        self._post(
+            JournalEntry(
+                f"deposit:{payload['deposit_id']}",
+                "collateral_deposit",
+                self.now_ms,
+                accounts,
+                np.array([-amount, amount], dtype=np.int64),
+                False,
+                None,
+                str(payload["participant"]),
+            )
+        )
+        self.collateral[p, a] += amount
+        self.collateral_digest.touch(p)
+
+    def _apply_withdrawal(self, entry: LogEntry, fx: Effects) -> None:
+        payload = entry.payload
+        event_id = str(payload["withdrawal_id"])
+        if not self._event_id("withdrawal", event_id, fx):
+            return
+        resolved = self._small_amount(payload, fx, "withdrawal_id")
+        if resolved is None:
+            return
+        p, a, amount = resolved
+        mark_minor = self._mark_per_minor()
+        remaining_usd = float(self._limits_usd(mark_minor)[p]) - amount * float(mark_minor[a])
+        if amount > self.collateral[p, a] or remaining_usd < self.debit_total[p]:
+            self._reject(
+                fx,
+                RejectCode.COLLATERAL_INSUFFICIENT,
+                "amount",
+                "withdrawal would leave open L2 exposure uncovered or exceeds posted collateral",
+                event_id,
+            )
+            return
+        accounts = np.array([self.acct_collateral[p, a], self.acct_external[a]], dtype=np.int64)
+        self._post(
+            JournalEntry(
+                f"withdrawal:{event_id}",
+                "collateral_withdrawal",
+                self.now_ms,
+                accounts,
+                np.array([-amount, amount], dtype=np.int64),
+                False,
+                None,
+                str(payload["participant"]),
+            )
+        )
+        self.collateral[p, a] -= amount
+        self.collateral_digest.touch(p)
+
+    def _apply_payment(self, entry: LogEntry, fx: Effects) -> None:
+        payload = entry.payload
+        payment_id = str(payload["payment_id"])
+        payer = self.participant_lookup.get(str(payload["payer"]), -1)
+        payee = self.participant_lookup.get(str(payload["payee"]), -1)
+        a = self.asset_lookup.get(str(payload["asset"]), -1)
+        reject = np.zeros(1, dtype=np.int16)
+        reject_field = np.zeros(1, dtype=np.int8)
+        amount = 0
+        if payer < 0:
+            reject[0], reject_field[0] = RejectCode.UNKNOWN_PARTICIPANT, 1
+        elif payee < 0:
+            reject[0], reject_field[0] = RejectCode.UNKNOWN_PARTICIPANT, 2
+        elif payer == payee:
+            reject[0], reject_field[0] = RejectCode.SELF_TRADE, 2
+        elif a < 0:
+            reject[0], reject_field[0] = RejectCode.UNKNOWN_ASSET, 3
+        else:
+            try:
+                amount = parse_decimal(str(payload["amount"]), int(self.scales[a]))
+            except DecimalError as exc:
+                reject[0] = (
+                    RejectCode.PRECISION_EXCEEDED if exc.reason == "precision" else RejectCode.BAD_DECIMAL
+                )
+                reject_field[0] = 4
+        ids = pa.array([payment_id], type=pa.string())
+        dup = self._dedup(ids, reject == 0, "p:")
+        now = np.array([self.now_ms], dtype=np.int64)
+        flows = Flows(
+            ids=ids,
+            kind=np.array([FLOW_PAYMENT], dtype=np.int8),
+            buyer=np.array([max(payee, 0)], dtype=np.int32),
+            seller=np.array([max(payer, 0)], dtype=np.int32),
+            base=np.array([max(a, 0)], dtype=np.int32),
+            quote=np.array([max(a, 0)], dtype=np.int32),
+            qty=np.array([amount], dtype=np.int64),
+            quote_amt=np.zeros(1, dtype=np.int64),
+            fee_buyer=np.zeros(1, dtype=np.int64),
+            fee_seller=np.zeros(1, dtype=np.int64),
+            time_ms=now,
+            executed_ms=now.copy(),
+            pool=np.full(1, -1, dtype=np.int32),
+            batch_seq=np.full(1, -1, dtype=np.int64),
+            exch_batch=pa.array([None], type=pa.string()),
+        )
+        hint = np.array([payload.get("lane_hint")], dtype=object)
+        self._clear_flows(flows, reject, reject_field, dup, hint, fx, field_names=_PAYMENT_FIELDS)
+
+    def _apply_mark(self, entry: LogEntry, fx: Effects) -> None:
+        payload = entry.payload
+        if not self._event_id("mark", payload["mark_id"], fx):
+            return
+        a = self.asset_lookup.get(str(payload["asset"]), -1)
+        if a < 0:
+            self._reject(
+                fx, RejectCode.UNKNOWN_ASSET, "asset", "not a configured asset", str(payload["mark_id"])
+            )
+            return
+        try:
+            mark = parse_decimal(str(payload["mark_usd"]), 10) / 1e10
+        except DecimalError as exc:
+            self._reject(fx, RejectCode.BAD_DECIMAL, "mark_usd", str(exc), str(payload["mark_id"]))
+            return
+        self.marks_usd[a] = mark
+
+    def _apply_config(self, entry: LogEntry, fx: Effects) -> None:
+        payload = entry.payload
+        if not self._event_id("config", payload["change_id"], fx):
+            return
+        self.chain_epoch += 1
+        self._install_config(self.config.with_changes(payload["changes"]))
+
+    def _apply_tick(self, entry: LogEntry, fx: Effects) -> None:
+        """Nothing but time passing; :meth:`_on_time` does the work."""
+
+    # ------------------------------------------------------------------ state root
+    def _fold(self, fx: Effects) -> None:
+        """Fold a canonical digest of the effects into the running effects head."""
+        h = hashlib.sha256(self.effects_head)
+        h.update(f"|{fx.seq}|{fx.at_ms}|".encode())
+        for table in fx.trade_records:
+            for column in table.columns:
+                for chunk in column.chunks:
+                    for buf in chunk.buffers():
+                        if buf is not None:
+                            h.update(buf)
+        for b in fx.batches_cleared:
+            h.update(f"{b['batch_id']}|{b['cleared_at_ms']}|{b['flows']}|".encode() + b["root"])
+        h.update(json.dumps(fx.batch_updates, sort_keys=True, default=str).encode())
+        h.update(json.dumps(fx.batch_events, default=str).encode())
+        for group_id in sorted(fx.l1_groups):
+            h.update(group_id.encode())
+            for column in fx.l1_groups[group_id].columns[1:]:
+                h.update(column.to_numpy().tobytes())
+        for tx in fx.submissions:
+            h.update(f"{tx.tx_id}|{tx.submitted_at_ms}|".encode())
+        for r in fx.rejects:
+            h.update(str(r).encode())
+        self.effects_head = h.digest()
+
+    def seal(self, chain_head: bytes) -> None:
+        """Fold the audit chain head of the entry just applied into :meth:`state_root`."""
+        self.chain_head = chain_head
+
+    def state_root(self) -> str:
+        """A digest of the whole engine state: equal roots ⇔ equal states (replay check).
+
+        It is :meth:`seal_root` of :meth:`pre_root` (everything but the audit chain head) and the
+        chain head, so a pipelined runner can take the pre-root right after a step and seal it
+        once the step's audit entry is chained (``store/writer.py``).
+        """
+        return self.seal_root(self.pre_root(), self.chain_head)
+
+    def pre_root(self) -> bytes:
+        """Digest of the engine state without the audit chain head (see :meth:`state_root`)."""
+        h = hashlib.sha256(b"clearlane.state.v2|")
+        h.update(self.config.digest.encode())
+        h.update(f"|{self.applied_seq}|{self.now_ms}|{self.chain_seen_ms}|{self.tip_height}|".encode())
+        h.update(self.marks_usd.tobytes())
+        h.update(self.collateral_digest.digest())
+        h.update(self.pos_digest.digest())
+        h.update(self.open_at.tobytes() + self.count.tobytes() + self.seq.tobytes())
+        h.update(self.ledger.state_digest())
+        h.update(self.effects_head)
+        h.update(
+            f"|{len(self.seen_flow_ids)}|{len(self.seen_event_ids)}|{sorted(self.pending)}|{sorted(self.l1_groups)}".encode()
+        )
+        return h.digest()
+
+    @staticmethod
+    def seal_root(pre_root: bytes, chain_head: bytes) -> str:
+        """The state root from a :meth:`pre_root` and the audit chain head sealed after it."""
+        return hashlib.sha256(b"clearlane.state.v2.sealed|" + pre_root + b"|" + chain_head).hexdigest()
+
+    def check_invariants(self) -> None:
+        """Explicit invariant checks (cheap ones; the ledger audits its own balances)."""
+        self.ledger.check_invariants()
+        if np.any(self.pos.sum(axis=1) != 0):
+            raise EngineError("open-batch positions do not sum to zero per pool and asset")
+        for cached in (self.pos_digest, self.collateral_digest):
+            if not cached.verify():
+                raise EngineError(f"cached state-root digest of {cached.name} is stale")
+
+
+_HANDLERS = {
+    "trades": Engine._apply_trades,
+    "payment": Engine._apply_payment,
+    "collateral_deposit": Engine._apply_deposit,
+    "collateral_withdrawal": Engine._apply_withdrawal,
+    "price_mark": Engine._apply_mark,
+    "config_change": Engine._apply_config,
+    "tick": Engine._apply_tick,
+    "chain": Engine._apply_chain,
+    # A signing-key rotation is logged for the audit trail (clearlane.node.auditor); the
+    # clearing state only sees time pass.
+    "key_rotation": Engine._apply_tick,
+}
+_TRADE_FIELDS = ("-", "buyer", "seller", "symbol", "quantity", "price")
+_PAYMENT_FIELDS = ("-", "payer", "payee", "asset", "amount", "amount")
+_REASONS = {
+    RejectCode.UNKNOWN_PARTICIPANT: "not a configured participant",
+    RejectCode.UNKNOWN_SYMBOL: "not BASE/QUOTE of two configured assets",
+    RejectCode.SELF_TRADE: "buyer and seller (payer and payee) are the same participant",
+    RejectCode.PRECISION_EXCEEDED: "more decimals than the asset's scale",
+    RejectCode.NON_POSITIVE: "quantity x price rounds to zero quote units",
+    RejectCode.AMOUNT_OVERFLOW: "quantity x price does not fit 64-bit minor units",
+    RejectCode.LIQUIDITY_EXCEEDED: "projected L2 net debit above collateral + credit limit",
+}
+_ZERO_HASH = bytes(32)
+
+
+_LANES = pa.array(["L1", "L2"], type=pa.string())
+
+
+def _dict(
+    codes: npt.NDArray[np.integer], names: pa.Array, valid: npt.NDArray[np.bool_] | None = None
+) -> pa.Array:
+    """A dictionary-encoded string column (indices into ``names``; null where not ``valid``)."""
+    mask = None if valid is None else ~valid
+    return pa.DictionaryArray.from_arrays(pa.array(codes.astype(np.int32), mask=mask), names)
+
+
+def _col(table: pa.Table, name: str) -> I64:
+    values: I64 = table.column(name).to_numpy().astype(np.int64, copy=False)
+    return values
+
+
+def _mark(
+    reject: npt.NDArray[np.int16],
+    where: npt.NDArray[np.int8],
+    mask: npt.NDArray[np.bool_],
+    code: RejectCode,
+    field_index: int,
+) -> None:
+    """Record ``code`` on rows that have no earlier failure (first failure wins)."""
+    fresh = mask & (reject == 0)
+    reject[fresh] = code
+    where[fresh] = field_index
+
+
+def _quote_amount(qty: I64, price_mantissa: I64, exp10: I64) -> tuple[I64, npt.NDArray[np.bool_]]:
+    """qty x price_mantissa x 10**exp10, rounded half to even (exp10 may be negative)."""
+    up = np.clip(exp10, 0, 18)
+    down = np.clip(-exp10, 0, 18)
+    scaled_price = price_mantissa * _POW10[up]
+    overflow = (up > 0) & (price_mantissa.astype(np.float64) * _POW10[up].astype(np.float64) >= 2.0**62)
+    value, too_big = mul_div_half_even(qty, np.where(overflow, 0, scaled_price), _POW10[down])
+    failed = too_big | overflow
+    value[failed] = 0
+    return value, failed

@@ -1,0 +1,78 @@
+"""Lane routing: an ordered rule policy, first match wins, evaluated on whole columns.
+
+Each rule's conditions must all hold (see config/example.toml). The result per flow is a pool
+index, or -1 for Layer-1 gross settlement, and the index of the rule that matched (for the
+audit trail and the dashboard's "why is this on L1?").
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+from clearlane.core.config.model import ClearingConfig, ParticipantKind
+
+I32 = npt.NDArray[np.int32]
+
+# Kind codes used in kinds_by_participant; the clearing house gets code len(_KIND_ORDER).
+_KIND_ORDER = list(ParticipantKind)
+
+
+def route(
+    config: ClearingConfig,
+    *,
+    buyer: I32,
+    seller: I32,
+    kind: npt.NDArray[np.int8],
+    notional_usd: npt.NDArray[np.float64],
+    lane_hint: list[str | None] | npt.NDArray[np.object_],
+    kinds_by_participant: npt.NDArray[np.int8],
+    opt_out: npt.NDArray[np.bool_],
+) -> tuple[I32, npt.NDArray[np.int16]]:
+    """Return (pool index or -1, matching rule index) for every flow."""
+    n = len(buyer)
+    pool = np.full(n, -1, dtype=np.int32)
+    rule_index = np.full(n, -1, dtype=np.int16)
+    unassigned = np.ones(n, dtype=np.bool_)
+    hints = np.asarray(lane_hint, dtype=object)
+    kind_codes = {k: i for i, k in enumerate(_KIND_ORDER)}
+    buyer_kind = kinds_by_participant[buyer]
+    seller_kind = kinds_by_participant[seller]
+    for r, rule in enumerate(config.routing):
+        match = unassigned.copy()
+        if rule.opt_out is not None:
+            match &= (opt_out[buyer] | opt_out[seller]) == rule.opt_out
+        if rule.notional_usd_above is not None:
+            match &= notional_usd > rule.notional_usd_above
+        if rule.notional_usd_at_most is not None:
+            match &= notional_usd <= rule.notional_usd_at_most
+        # Kind sets as a lookup table over kind codes (the house has the last code): one gather
+        # per side instead of a sorted membership test over every flow.
+        if rule.any_kind is not None:
+            listed = _kind_table([kind_codes[k] for k in rule.any_kind])
+            match &= listed[buyer_kind] | listed[seller_kind]
+        if rule.all_kinds is not None:
+            listed = _kind_table([kind_codes[k] for k in rule.all_kinds])
+            match &= listed[buyer_kind] & listed[seller_kind]
+        if rule.lane_hint is not None:
+            match &= hints == rule.lane_hint
+        if rule.flow is not None:
+            match &= kind == (0 if rule.flow == "trade" else 1)
+        pool[match] = rule.pool_index
+        rule_index[match] = r
+        unassigned &= ~match
+        if not unassigned.any():
+            break
+    return pool, rule_index
+
+
+def _kind_table(codes: list[int]) -> npt.NDArray[np.bool_]:
+    table = np.zeros(len(_KIND_ORDER) + 1, dtype=np.bool_)
+    table[codes] = True
+    return table
+
+
+def kind_codes(config: ClearingConfig) -> npt.NDArray[np.int8]:
+    """Kind code per participant index (house last, with its own code)."""
+    order = {k: i for i, k in enumerate(_KIND_ORDER)}
+    return np.array([order[p.kind] for p in config.participants] + [len(_KIND_ORDER)], dtype=np.int8)

@@ -1,0 +1,302 @@
+"""Journal entries, their lifecycle states and the ledger's result codes.
+
+A :class:`JournalEntry` is a multi-leg, per-asset balanced movement: leg ``i`` adds
+``amounts_minor[i]`` to account ``accounts[i]`` (> 0 credits, < 0 debits). Its ``entry_id`` is an
+idempotency key. A pending entry reserves its legs (two-phase) until it is posted, voided, or
+expires at ``timeout_at_ms``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import IntEnum, StrEnum
+
+import numpy as np
+import numpy.typing as npt
+
+from clearlane.core.ledger.accounts import AccountKey
+
+_INT64_MAX = int(np.iinfo(np.int64).max)
+_INT64_MIN = int(np.iinfo(np.int64).min)
+# Fixed-width part of an entry's canonical encoding: the three string lengths, at_ms, pending,
+# has-timeout, timeout, leg count. Variable-length fields follow in that order.
+_ENTRY_HEADER = struct.Struct("<QQQq??qQ")
+_ENTRY_DOMAIN = b"clearlane.core.ledger.entry.v1"
+
+
+class PostResult(IntEnum):
+    """Outcome of a ledger operation. Codes are stable numbers: never renumbered.
+
+    ``post`` checks in the numeric order of codes 1–12 and returns the first failure;
+    ``post_pending`` / ``void_pending`` check codes 20–24 in numeric order. Every code other
+    than ``OK`` leaves the ledger unchanged; ``DUPLICATE`` (for ``post``), ``ALREADY_POSTED``
+    (for ``post_pending``) and ``ALREADY_VOIDED`` (for ``void_pending``) are the idempotent
+    repeats of an operation that already succeeded.
+    """
+
+    OK = 0
+
+    INVALID_ID = 1
+    """entry_id is empty."""
+    DUPLICATE = 2
+    """entry_id exists with the same content (at_ms aside): a no-op."""
+    ID_CONFLICT = 3
+    """entry_id exists with different content."""
+    EMPTY = 4
+    """No legs."""
+    TIMEOUT_REQUIRES_PENDING = 5
+    """timeout_at_ms set on a single-phase entry."""
+    TIMEOUT_NOT_AFTER_AT = 6
+    """Pending entry whose timeout_at_ms <= at_ms: it would be born expired."""
+    ZERO_AMOUNT_LEG = 7
+    """A leg of amount 0: meaningless, and usually a sign of a rounding bug upstream."""
+    AMOUNT_OUT_OF_RANGE = 8
+    """Sum of |legs| exceeds MAX_AMOUNT_MINOR."""
+    UNKNOWN_ACCOUNT = 9
+    """A leg names an account index that does not exist."""
+    UNBALANCED = 10
+    """Legs do not sum to zero for some asset."""
+    BALANCE_OUT_OF_RANGE = 11
+    """A balance would leave ±MAX_BALANCE_MINOR (counting pending)."""
+    FLOOR_EXCEEDED = 12
+    """A debited account with a floor would end with posted - pending_debits < floor."""
+
+    PENDING_NOT_FOUND = 20
+    """No entry with that id."""
+    NOT_TWO_PHASE = 21
+    """The entry was posted directly, not as pending."""
+    ALREADY_POSTED = 22
+    """The pending entry was already posted."""
+    ALREADY_VOIDED = 23
+    """The pending entry was already voided."""
+    EXPIRED = 24
+    """The pending entry expired, or its timeout_at_ms <= the operation's at_ms."""
+
+    @property
+    def slug(self) -> str:
+        return self.name.lower()
+
+
+class EntryStatus(StrEnum):
+    PENDING = "pending"
+    POSTED = "posted"
+    VOIDED = "voided"
+    EXPIRED = "expired"
+
+
+STATUS_CODE: dict[EntryStatus, int] = {
+    EntryStatus.PENDING: 1,
+    EntryStatus.POSTED: 2,
+    EntryStatus.VOIDED: 3,
+    EntryStatus.EXPIRED: 4,
+}
+"""Stable byte per status, used in the state digest."""
+
+
+class LedgerError(Exception):
+    """A refused ledger operation, raised by the ``*_or_raise`` helpers."""
+
+    def __init__(self, code: PostResult, message: str) -> None:
+        super().__init__(f"{code.name}: {message}")
+        self.code = code
+        self.message = message
+
+
+class LedgerInvariantError(Exception):
+    """The ledger's stored state contradicts itself: a bug, never a user error."""
+
+
+def check_time_ms(name: str, value: object) -> int:
+    """Validate a timestamp: an int that fits int64 (status times are stored as int64)."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    as_int = int(value)
+    if not _INT64_MIN <= as_int <= _INT64_MAX:
+        raise ValueError(f"{name} {as_int} does not fit int64")
+    return as_int
+
+
+def _legs_array(name: str, values: object) -> npt.NDArray[np.int64]:
+    raw = np.asarray(values)
+    if raw.ndim != 1:
+        raise ValueError(f"JournalEntry.{name} must be 1-D, got shape {raw.shape}")
+    if raw.shape[0] == 0:
+        out = np.zeros(0, dtype=np.int64)
+    elif raw.dtype.kind == "i":
+        out = raw.astype(np.int64, copy=True)
+    elif raw.dtype.kind == "u":
+        if int(raw.max()) > _INT64_MAX:
+            raise ValueError(f"JournalEntry.{name} has values beyond int64")
+        out = raw.astype(np.int64, copy=True)
+    else:
+        # Floats would silently truncate money; objects would hide Python ints beyond int64.
+        raise TypeError(f"JournalEntry.{name} must hold integers, got dtype {raw.dtype}")
+    # The ledger keeps entries for audit and compares them for idempotency, so their legs must
+    # not change behind its back.
+    out.flags.writeable = False
+    return out
+
+
+@dataclass(frozen=True, eq=False, slots=True)
+class JournalEntry:
+    """One multi-leg journal entry. Arrays are copied to read-only int64 on construction.
+
+    Equality compares every field; :meth:`same_content` (used for idempotency) ignores
+    ``at_ms``, because a retried submission of the same entry arrives at a later time.
+    """
+
+    entry_id: str
+    kind: str
+    at_ms: int
+    accounts: npt.NDArray[np.int64]
+    amounts_minor: npt.NDArray[np.int64]
+    pending: bool = False
+    timeout_at_ms: int | None = None
+    ref: str = ""
+
+    def __post_init__(self) -> None:
+        for name in ("entry_id", "kind", "ref"):
+            if not isinstance(getattr(self, name), str):
+                raise TypeError(f"JournalEntry.{name} must be str")
+        if not isinstance(self.pending, bool | np.bool_):
+            raise TypeError("JournalEntry.pending must be bool")
+        object.__setattr__(self, "pending", bool(self.pending))
+        object.__setattr__(self, "at_ms", check_time_ms("JournalEntry.at_ms", self.at_ms))
+        if self.timeout_at_ms is not None:
+            object.__setattr__(
+                self, "timeout_at_ms", check_time_ms("JournalEntry.timeout_at_ms", self.timeout_at_ms)
+            )
+        accounts = _legs_array("accounts", self.accounts)
+        amounts = _legs_array("amounts_minor", self.amounts_minor)
+        if accounts.shape != amounts.shape:
+            raise ValueError(
+                f"JournalEntry {self.entry_id!r}: {accounts.shape[0]} accounts but {amounts.shape[0]} amounts"
+            )
+        object.__setattr__(self, "accounts", accounts)
+        object.__setattr__(self, "amounts_minor", amounts)
+
+    @classmethod
+    def from_legs(
+        cls,
+        entry_id: str,
+        kind: str,
+        at_ms: int,
+        legs: Iterable[tuple[int, int]],
+        *,
+        pending: bool = False,
+        timeout_at_ms: int | None = None,
+        ref: str = "",
+    ) -> JournalEntry:
+        """Build from ``(account_index, amount_minor)`` pairs."""
+        pairs = list(legs)
+        return cls(
+            entry_id=entry_id,
+            kind=kind,
+            at_ms=at_ms,
+            accounts=np.asarray([a for a, _ in pairs]),
+            amounts_minor=np.asarray([m for _, m in pairs]),
+            pending=pending,
+            timeout_at_ms=timeout_at_ms,
+            ref=ref,
+        )
+
+    @property
+    def n_legs(self) -> int:
+        return int(self.accounts.shape[0])
+
+    def same_content(self, other: JournalEntry) -> bool:
+        """Equal in everything but ``at_ms`` (the idempotency comparison)."""
+        return (
+            self.entry_id == other.entry_id
+            and self.kind == other.kind
+            and self.pending == other.pending
+            and self.timeout_at_ms == other.timeout_at_ms
+            and self.ref == other.ref
+            and np.array_equal(self.accounts, other.accounts)
+            and np.array_equal(self.amounts_minor, other.amounts_minor)
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, JournalEntry):
+            return NotImplemented
+        return self.at_ms == other.at_ms and self.same_content(other)
+
+    def __hash__(self) -> int:
+        return hash((self.entry_id, self.kind, self.at_ms, self.pending, self.timeout_at_ms, self.ref))
+
+    def canonical_bytes(self) -> bytes:
+        """Unambiguous encoding of every field (at_ms included), stable across machines."""
+        entry_id = self.entry_id.encode("utf-8", "surrogatepass")
+        kind = self.kind.encode("utf-8", "surrogatepass")
+        ref = self.ref.encode("utf-8", "surrogatepass")
+        timeout = self.timeout_at_ms
+        header = _ENTRY_HEADER.pack(
+            len(entry_id),
+            len(kind),
+            len(ref),
+            self.at_ms,
+            self.pending,
+            timeout is not None,
+            0 if timeout is None else timeout,
+            self.n_legs,
+        )
+        return b"".join(
+            (
+                header,
+                entry_id,
+                kind,
+                ref,
+                self.accounts.astype("<i8", copy=False).tobytes(),
+                self.amounts_minor.astype("<i8", copy=False).tobytes(),
+            )
+        )
+
+    def content_digest(self) -> bytes:
+        """sha256 of :meth:`canonical_bytes` under a domain tag."""
+        return hashlib.sha256(_ENTRY_DOMAIN + self.canonical_bytes()).digest()
+
+
+@dataclass(frozen=True, slots=True)
+class EntryRecord:
+    """An entry as the ledger holds it: its current status and when that status was set."""
+
+    entry: JournalEntry
+    status: EntryStatus
+    status_at_ms: int
+    seq: int
+    """Position in posting order (0-based, dense)."""
+
+
+@dataclass(frozen=True, slots=True)
+class StatusChange:
+    """A pending entry left PENDING (to POSTED, VOIDED or EXPIRED) at ``at_ms``."""
+
+    entry_id: str
+    status: EntryStatus
+    at_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerChanges:
+    """Everything that changed since the previous drain, so a store can write deltas only.
+
+    Apply in this order: insert ``new_accounts``, insert ``new_entries`` (each starts PENDING if
+    ``entry.pending`` else POSTED, at ``entry.at_ms``), apply ``status_changes`` in order, then
+    rewrite the balance and floor rows of ``changed_accounts``.
+    """
+
+    new_accounts: tuple[tuple[int, AccountKey], ...]
+    """(index, AccountKey) of accounts created since the last drain."""
+    new_entries: tuple[JournalEntry, ...]
+    status_changes: tuple[StatusChange, ...]
+    changed_accounts: npt.NDArray[np.int64]
+    """Sorted indices whose balances or floor changed, or that are new."""
+
+    @property
+    def empty(self) -> bool:
+        return not (
+            self.new_accounts or self.new_entries or self.status_changes or self.changed_accounts.shape[0]
+        )

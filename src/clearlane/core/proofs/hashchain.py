@@ -1,0 +1,375 @@
+"""The hash-chained audit log: input entries, transition entries and the records they imply.
+
+One chain covers every input and every state transition. Each committed step ``seq`` appends
+
+* an **input entry**  ``I(seq) = SHA-256("clearlane.log.v2" || prev || be64(seq) || be64(at_ms) ||
+  kind || 0x00 || SHA-256(payload))`` where ``prev`` is the previous step's transition hash (the
+  genesis hash for seq 1) and ``payload`` the logged bytes exactly as stored;
+* a **transition entry** ``T(seq) = SHA-256("clearlane.transition.v1" || I(seq) || be64(seq) ||
+  SHA-256(body))`` where ``body`` is the canonical JSON of what the step did (:func:`transition`).
+
+The genesis hash ``SHA-256("clearlane.genesis.v1|" || config digest)`` binds the chain to the
+configuration. The chain head ``T(last)`` is folded into the engine's state root, so a replay
+that produces a different effect anywhere produces a different root. Payloads enter the chain by
+their digest, so a segment of the chain can be checked from payload digests alone (dispute
+bundles ship only the payloads they need).
+
+From the transitions, :class:`RecordFold` derives the **audit records**: one canonical text line
+per batch lifecycle event (cleared header, anchor, reorg, final, unwind) and per key rotation.
+They are the leaves of the append-only checkpoint tree (RFC 9162) that signed checkpoints commit
+to. docs/AUDIT.md lists every field and encoding.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import struct
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from clearlane.core.model.chain import tx_submission_to_dict
+from clearlane.core.proofs.verify import leaf_hash, node_hash
+
+__all__ = [
+    "TRANSITION_VERSION",
+    "Frontier",
+    "RecordFold",
+    "canonical_json",
+    "genesis_hash",
+    "input_hash",
+    "net_digest",
+    "net_lines",
+    "table_digest",
+    "transition",
+    "transition_hash",
+]
+
+TRANSITION_VERSION: Final = 1
+_SEP = pa.scalar(",", pa.string())
+_NL = pa.scalar("\n", pa.string())
+_EMPTY = pa.scalar("", pa.string())
+
+
+def canonical_json(value: Any) -> bytes:
+    """Sorted keys, no whitespace, UTF-8: the one byte encoding of a JSON value we hash."""
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    ).encode()
+
+
+# ---------------------------------------------------------------------- chain hashes
+def genesis_hash(config_digest: str) -> bytes:
+    """The ``prev`` of log entry 1: binds the whole chain to one configuration."""
+    return hashlib.sha256(b"clearlane.genesis.v1|" + config_digest.encode()).digest()
+
+
+def input_hash(prev: bytes, seq: int, at_ms: int, kind: str, payload: bytes) -> bytes:
+    """Hash of input entry ``seq``: the previous chain head, its header and its payload's digest."""
+    return input_hash_from_digest(prev, seq, at_ms, kind, hashlib.sha256(payload).digest())
+
+
+def input_hash_from_digest(prev: bytes, seq: int, at_ms: int, kind: str, payload_digest: bytes) -> bytes:
+    h = hashlib.sha256(b"clearlane.log.v2")
+    h.update(prev)
+    h.update(struct.pack(">qq", seq, at_ms))
+    h.update(kind.encode() + b"\x00")
+    h.update(payload_digest)
+    return h.digest()
+
+
+def transition_hash(input_digest: bytes, seq: int, body: bytes) -> bytes:
+    """Hash of transition entry ``seq``: chained to its input entry."""
+    h = hashlib.sha256(b"clearlane.transition.v1")
+    h.update(input_digest)
+    h.update(struct.pack(">q", seq))
+    h.update(hashlib.sha256(body).digest())
+    return h.digest()
+
+
+# ---------------------------------------------------------------------- column digests
+def table_digest(table: pa.Table) -> str:
+    """Hex SHA-256 over a table's logical content, independent of how Arrow laid it out.
+
+    ``"clearlane.table.v1" 0x00 || le64(rows)`` then per column ``name 0x00 tag 0x00 values``:
+    fixed-width numbers little-endian (nulls as 0), booleans one byte each, strings as le64
+    lengths then the concatenated UTF-8 bytes (nulls empty), dictionary columns as their
+    dictionary (a string column) then le32 indices (-1 for null); each column whose values have
+    nulls is followed by ``"V"`` and one validity byte per row, otherwise by ``"N"``.
+    """
+    h = hashlib.sha256(b"clearlane.table.v1\x00")
+    h.update(struct.pack("<q", table.num_rows))
+    if any(pa.types.is_dictionary(c.type) and c.num_chunks > 1 for c in table.columns):
+        table = table.unify_dictionaries()
+    for name, column in zip(table.column_names, table.columns, strict=True):
+        array = column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
+        h.update(name.encode() + b"\x00")
+        _hash_array(h, array)
+    return h.hexdigest()
+
+
+def _hash_array(h: Any, array: pa.Array) -> None:
+    kind = array.type
+    nulls = array.null_count
+    if pa.types.is_dictionary(kind):
+        h.update(b"dict\x00")
+        _hash_array(h, array.dictionary)
+        indices = array.indices
+        if nulls:
+            indices = pc.fill_null(indices, pa.scalar(-1, indices.type))
+        h.update(_le(indices.to_numpy(zero_copy_only=False), "<i4"))
+    elif pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_binary(kind):
+        h.update(b"str\x00")
+        clean = pc.fill_null(array, pa.scalar("", kind)) if nulls else array
+        lengths = pc.binary_length(clean).to_numpy(zero_copy_only=False)
+        h.update(_le(lengths, "<i8"))
+        offsets_type = np.int64 if pa.types.is_large_string(kind) else np.int32
+        buffers = clean.buffers()
+        if len(clean) and buffers[2] is not None:
+            offsets = np.frombuffer(buffers[1], dtype=offsets_type)[
+                clean.offset : clean.offset + len(clean) + 1
+            ]
+            h.update(memoryview(buffers[2])[int(offsets[0]) : int(offsets[-1])])
+    elif pa.types.is_boolean(kind):
+        h.update(b"bool\x00")
+        h.update(
+            _le(
+                (pc.fill_null(array, pa.scalar(False)) if nulls else array).to_numpy(zero_copy_only=False),
+                "u1",
+            )
+        )
+    elif pa.types.is_integer(kind) or pa.types.is_floating(kind):
+        dtype = np.dtype(kind.to_pandas_dtype()).newbyteorder("<")
+        h.update(dtype.str.encode() + b"\x00")
+        values = (pc.fill_null(array, pa.scalar(0, kind)) if nulls else array).to_numpy(zero_copy_only=False)
+        h.update(_le(values, dtype.str))
+    elif pa.types.is_null(kind):
+        h.update(b"null\x00")
+    else:
+        raise TypeError(f"table_digest does not cover Arrow type {kind}")
+    if nulls:
+        h.update(b"V")
+        h.update(_le(array.is_valid().to_numpy(zero_copy_only=False), "u1"))
+    else:
+        h.update(b"N")
+
+
+def _le(values: Any, dtype: str) -> bytes | memoryview:
+    array = np.ascontiguousarray(np.asarray(values).astype(dtype, copy=False))
+    return array.data.cast("B") if array.size else b""
+
+
+def net_lines(participant: pa.Array, asset: pa.Array, net_minor: Any) -> bytes:
+    """Net instructions as text, one ``participant,asset,net_minor\\n`` line each, in order."""
+    if len(participant) == 0:
+        return b""
+    amounts = pc.cast(pa.array(np.asarray(net_minor, dtype=np.int64)), pa.string())
+    lines = pc.binary_join_element_wise(
+        pc.binary_join_element_wise(participant, asset, amounts, _SEP), _EMPTY, _NL
+    )
+    buffers = lines.buffers()
+    offsets = np.frombuffer(buffers[1], dtype=np.int32)[lines.offset : lines.offset + len(lines) + 1]
+    return bytes(memoryview(buffers[2])[int(offsets[0]) : int(offsets[-1])])
+
+
+def net_digest(participant: pa.Array, asset: pa.Array, net_minor: Any) -> str:
+    """Hex SHA-256 of :func:`net_lines` (``sha256sum`` of the bundle's net_instructions.csv)."""
+    return hashlib.sha256(net_lines(participant, asset, net_minor)).hexdigest()
+
+
+def totals_text(asset_codes: list[str], gross_minor: Any, net_minor: Any, net_asset: Any) -> str:
+    """``ASSET:gross:net_debit`` per asset with obligations, ``;``-joined, in config order."""
+    gross = np.asarray(gross_minor, dtype=np.int64)
+    net_debit = np.zeros(len(asset_codes), dtype=np.int64)
+    values = np.asarray(net_minor, dtype=np.int64)
+    np.add.at(net_debit, np.asarray(net_asset, dtype=np.int64), -np.minimum(values, 0))
+    return ";".join(
+        f"{code}:{int(gross[a])}:{int(net_debit[a])}" for a, code in enumerate(asset_codes) if gross[a] != 0
+    )
+
+
+# ---------------------------------------------------------------------- transition bodies
+def transition(
+    seq: int, at_ms: int, kind: str, fx: Any, asset_codes: list[str], source_id: str | None = None
+) -> dict[str, Any]:
+    """The canonical description of what one step did (``fx`` is the engine's ``Effects``).
+
+    Every table the store writes for the step is covered, by value or by digest, so a walk of
+    the store can hold each stored row against the transition that produced it.
+    """
+    records = [
+        {"part": part, "rows": table.num_rows, "digest": table_digest(table)}
+        for part, table in enumerate(fx.trade_records)
+        if table.num_rows
+    ]
+    cleared = []
+    codes = pa.array(asset_codes, pa.string())
+    for b in fx.batches_cleared:
+        net_asset_idx = pc.index_in(b["net_asset"], value_set=codes).to_numpy(zero_copy_only=False)
+        cleared.append(
+            {
+                "batch_id": b["batch_id"],
+                "pool": b["pool"],
+                "seq": int(b["seq"]),
+                "opened_at_ms": int(b["opened_at_ms"]),
+                "cleared_at_ms": int(b["cleared_at_ms"]),
+                "flows": int(b["flows"]),
+                "obligations": int(b["obligations"]),
+                "gross_usd": float(b["gross_usd"]),
+                "net_usd": float(b["net_usd"]),
+                "root": bytes(b["root"]).hex(),
+                "detail": table_digest(pa.table({"flow_id": b["flow_ids"], "received_ms": b["received_ms"]})),
+                "net": net_digest(b["net_participant"], b["net_asset"], b["net_minor"]),
+                "totals": totals_text(asset_codes, b["gross_minor"], b["net_minor"], net_asset_idx),
+            }
+        )
+    l1 = []
+    for group_id in sorted(fx.l1_groups):
+        table = fx.l1_groups[group_id]
+        open_flows = int(np.count_nonzero(table.column("final_ms").to_numpy() < 0))
+        meta = fx.l1_group_meta.get(group_id)
+        l1.append(
+            {
+                "group_id": group_id,
+                "digest": table_digest(table),
+                "rows": table.num_rows,
+                "open": open_flows,
+                "meta": None if meta is None else {k: meta[k] for k in ("origin", "created_ms", "flows")},
+            }
+        )
+    ledger: dict[str, Any] = {"entries": [], "status": []}
+    if fx.ledger is not None:
+        ledger["entries"] = [[e.entry_id, e.content_digest().hex()] for e in fx.ledger.new_entries]
+        ledger["status"] = [[c.entry_id, str(c.status.value), int(c.at_ms)] for c in fx.ledger.status_changes]
+    return {
+        "v": TRANSITION_VERSION,
+        "seq": seq,
+        "at_ms": at_ms,
+        "kind": kind,
+        "source": source_id,
+        "records": records,
+        "cleared": cleared,
+        "updates": {k: dict(v) for k, v in fx.batch_updates.items()},
+        "events": [[b, e, int(a), d] for b, e, a, d in fx.batch_events],
+        "l1": l1,
+        "submissions": [tx_submission_to_dict(tx) for tx in fx.submissions],
+        "rejects": [r.to_dict() for r in fx.rejects],
+        "ledger": ledger,
+        "notes": list(fx.notes),
+        "duplicates": int(fx.duplicates),
+    }
+
+
+# ---------------------------------------------------------------------- audit records
+def batch_record(c: dict[str, Any]) -> str:
+    return (
+        f"clearlane.batch.v1|{c['batch_id']}|{c['pool']}|{c['seq']}|{c['opened_at_ms']}|{c['cleared_at_ms']}|"
+        f"{c['flows']}|{c['obligations']}|{c['root']}|{c['totals']}|{c['net']}"
+    )
+
+
+@dataclass
+class _BatchFold:
+    root: str
+    pool: str
+    anchor_tx: str = ""
+    anchor_height: int = -1
+
+
+@dataclass
+class RecordFold:
+    """Derives the audit records of each step from its transition, in a fixed order.
+
+    Per step: a key record (rotation entries), then one header per cleared batch in clearing
+    order, then per batch in order of its first event of the step: its reorg records, its
+    anchor record if the step leaves it anchored, its final or unwind record.
+    """
+
+    confirmations: dict[str, int]
+    batches: dict[str, _BatchFold] = field(default_factory=dict)
+
+    @classmethod
+    def for_config(cls, config: Any) -> RecordFold:
+        return cls({p.id: int(p.confirmations) for p in config.pools})
+
+    def step(self, kind: str, payload: Any, body: dict[str, Any]) -> list[str]:
+        out: list[str] = []
+        if kind == "key_rotation":
+            p = payload
+            out.append(
+                f"clearlane.key.v1|rotate|{p['prev_key_id']}|{p['key_id']}|{p['public_key']}|{p['at_ms']}|{p['log_seq']}"
+            )
+        for c in body["cleared"]:
+            self.batches[c["batch_id"]] = _BatchFold(root=c["root"], pool=c["pool"])
+            out.append(batch_record(c))
+        order: list[str] = []
+        reorgs: dict[str, list[tuple[str, int]]] = {}
+        for batch_id, event, at_ms, detail in body["events"]:
+            if batch_id not in order:
+                order.append(batch_id)
+            if event == "reorged":
+                reorgs.setdefault(batch_id, []).append((str(detail).split(" ", 1)[0], int(at_ms)))
+        updates = body["updates"]
+        for batch_id in order:
+            state = self.batches.get(batch_id)
+            if state is None:
+                raise ValueError(f"transition {body['seq']}: event for unknown batch {batch_id}")
+            for tx_id, at_ms in reorgs.get(batch_id, []):
+                out.append(f"clearlane.reorg.v1|{batch_id}|{tx_id}|{at_ms}")
+                state.anchor_tx, state.anchor_height = "", -1
+            change = updates.get(batch_id, {})
+            if change.get("anchor_tx"):
+                state.anchor_tx, state.anchor_height = str(change["anchor_tx"]), int(change["anchor_height"])
+                out.append(
+                    f"clearlane.anchor.v1|{batch_id}|{state.root}|{state.anchor_tx}|{state.anchor_height}|"
+                    f"{int(change['anchored_at_ms'])}|{change['anchor_block']}"
+                )
+            if change.get("state") == "final":
+                out.append(
+                    f"clearlane.final.v1|{batch_id}|{int(change['final_at_ms'])}|{state.anchor_tx}|"
+                    f"{state.anchor_height}|{self.confirmations[state.pool]}"
+                )
+                del self.batches[batch_id]
+            elif change.get("state") == "unwound":
+                out.append(f"clearlane.unwind.v1|{batch_id}|{int(change['unwound_at_ms'])}")
+                del self.batches[batch_id]
+        return out
+
+
+# ---------------------------------------------------------------------- incremental tree
+@dataclass
+class Frontier:
+    """The right edge of an append-only RFC 9162 tree: O(log n) append and root."""
+
+    size: int = 0
+    nodes: list[tuple[int, bytes]] = field(default_factory=list)
+
+    def append(self, data: bytes) -> bytes:
+        digest = leaf_hash(data)
+        self.append_hash(digest)
+        return digest
+
+    def append_hash(self, digest: bytes) -> None:
+        nodes = self.nodes
+        nodes.append((1, digest))
+        while len(nodes) >= 2 and nodes[-1][0] == nodes[-2][0]:
+            (width, right), (_, left) = nodes.pop(), nodes.pop()
+            nodes.append((2 * width, node_hash(left, right)))
+        self.size += 1
+
+    def extend(self, items: Iterable[bytes]) -> None:
+        for item in items:
+            self.append(item)
+
+    def root(self) -> bytes:
+        if not self.nodes:
+            return hashlib.sha256(b"").digest()
+        root = self.nodes[-1][1]
+        for _, left in reversed(self.nodes[:-1]):
+            root = node_hash(left, root)
+        return root

@@ -1,0 +1,167 @@
+"""Edge validation of API submissions, with exactly the rules (and reject codes, fields and
+reasons) of file input: trades go through :class:`~clearlane.node.intake.validate.TradeValidator`
+column-wise — all submissions of one runtime tick at once — and small events through the
+event models and reference-data checks of :mod:`clearlane.node.intake.readers`.
+
+A submission with any bad row is refused whole (nothing of it reaches the log); the others in
+the same tick are unaffected.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+from pydantic import ValidationError
+
+from clearlane.core.config.model import ClearingConfig
+from clearlane.core.model.codes import Reject, RejectCode
+from clearlane.core.model.inputs import INPUT_TRADE_COLUMNS, INPUT_TRADE_OPTIONAL, TRADE_CHUNK_SCHEMA
+from clearlane.node.intake.readers import (
+    _EVENT_ID_FIELD,
+    _EVENT_MODELS,
+    _event_reject,
+    _EventChecker,
+    _TradeRows,
+)
+from clearlane.node.intake.validate import TradeValidator
+
+
+@dataclass(frozen=True)
+class RowError:
+    """One refused row of a submission: its index in the request, and why."""
+
+    index: int
+    code: int
+    error: str
+    field: str
+    reason: str
+    id: str | None = None
+
+    @classmethod
+    def of(cls, index: int, reject: Reject, prefix: str = "") -> RowError:
+        name = reject.field if not prefix else f"{prefix}[{index}].{reject.field}"
+        return cls(index, int(reject.code), reject.code.slug, name, reject.reason, reject.input_id)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "code": self.code,
+            "error": self.error,
+            "field": self.field,
+            "reason": self.reason,
+            "id": self.id,
+        }
+
+
+_COLUMNS = INPUT_TRADE_COLUMNS + INPUT_TRADE_OPTIONAL
+
+
+def _fast_columns(rows: list[Any]) -> dict[str, pa.Array] | None:
+    """Columns straight from well-typed rows (strings, integer ``executed_at``); None when any
+    value needs the careful path (wrong JSON types, the ``executed_at_ms`` alias, non-objects)."""
+    if not all(type(r) is dict and "executed_at" in r for r in rows):
+        return None
+    columns: dict[str, pa.Array] = {}
+    for name in _COLUMNS:
+        values = [r.get(name) for r in rows]
+        integers = name == "executed_at" and all(type(v) is int for v in values)
+        try:
+            columns[name] = pa.array(values, type=pa.int64() if integers else pa.string())
+        except (pa.ArrowTypeError, pa.ArrowInvalid, OverflowError):
+            return None
+    return columns
+
+
+class Intake:
+    """Validators for one configuration."""
+
+    def __init__(self, config: ClearingConfig) -> None:
+        self.config = config
+        self.validator = TradeValidator(config)
+        self.checker = _EventChecker(config)
+
+    def trades(
+        self, submissions: list[tuple[list[dict[str, Any]], int, str]]
+    ) -> tuple[pa.Table, list[list[RowError]], list[tuple[int, int]]]:
+        """Validate the rows of several submissions ``(rows, received_at_ms, field prefix)`` in
+        one pass (the prefix names fields as ``trades[3].price``; empty for a single trade).
+
+        Returns the valid rows of the submissions that are valid as a whole (in submission
+        order, ``received_at_ms`` stamped per submission), each submission's errors (empty if
+        accepted) and each accepted submission's slice ``(start, length)`` in the table.
+        """
+        owner: list[int] = []
+        received: list[int] = []
+        flat: list[Any] = []
+        for k, (rows, at_ms, _) in enumerate(submissions):
+            flat.extend(rows)
+            owner.extend([k] * len(rows))
+            received.extend([at_ms] * len(rows))
+        errors: list[list[RowError]] = [[] for _ in submissions]
+        if not owner:
+            return TRADE_CHUNK_SCHEMA.empty_table(), errors, [(0, 0) for _ in submissions]
+        starts = np.zeros(len(submissions) + 1, dtype=np.int64)
+        np.add.at(starts, np.asarray(owner) + 1, 1)
+        starts = np.cumsum(starts)
+        fast = _fast_columns(flat)
+        if fast is not None:
+            columns, type_errors = fast, {}
+        else:
+            collector = _TradeRows()
+            for i, row in enumerate(flat):
+                collector.add(i, row if isinstance(row, dict) else {})
+            columns = {name: pa.array(values, type=pa.string()) for name, values in collector.values.items()}
+            type_errors = {
+                name: np.asarray(flags, dtype=np.bool_)
+                for name, flags in collector.wrong_type.items()
+                if any(flags)
+            }
+        rows_no = np.arange(len(owner), dtype=np.int64)
+        table, rejects = self.validator.validate(columns, rows_no, type_errors=type_errors)
+        bad_rows = np.zeros(len(owner), dtype=np.bool_)
+        for r in rejects:
+            at = int(r.row or 0)
+            k = owner[at]
+            bad_rows[at] = True
+            errors[k].append(RowError.of(at - int(starts[k]), r, submissions[k][2]))
+        owner_arr = np.asarray(owner, dtype=np.int64)
+        refused = np.array([bool(e) for e in errors], dtype=np.bool_)
+        valid_rows = np.flatnonzero(~bad_rows)  # rows of ``table`` in order
+        keep = ~refused[owner_arr[valid_rows]]
+        table = table.filter(pa.array(keep))
+        kept_rows = valid_rows[keep]
+        stamps = np.asarray(received, dtype=np.int64)[kept_rows]
+        table = table.set_column(10, TRADE_CHUNK_SCHEMA.field(10), pa.array(stamps, type=pa.int64()))
+        slices: list[tuple[int, int]] = []
+        pos = 0
+        for k in range(len(submissions)):
+            n = 0 if refused[k] else int(starts[k + 1] - starts[k])
+            slices.append((pos, n))
+            pos += n
+        return table, errors, slices
+
+    def event(
+        self, kind: str, obj: Any, index: int = 0, prefix: str = ""
+    ) -> tuple[dict[str, Any] | None, RowError | None]:
+        """Validate one small event (``payment``, ``collateral_deposit``, ...) for the log."""
+        if not isinstance(obj, dict):
+            return None, RowError(
+                index, int(RejectCode.BAD_JSON), RejectCode.BAD_JSON.slug, prefix or "-", "not a JSON object"
+            )
+        body = {k: v for k, v in obj.items() if k != "type"}
+        body["type"] = kind
+        try:
+            event = _EVENT_MODELS[kind].model_validate(body)
+        except ValidationError as exc:
+            return None, RowError.of(index, _event_reject(kind, index, body, exc), prefix)
+        event_id = str(getattr(event, _EVENT_ID_FIELD[kind]))
+        problem = self.checker.check(event, index, event_id)
+        if problem is not None:
+            return None, RowError.of(index, problem, prefix)
+        data = event.model_dump(mode="json")
+        data.pop("type", None)
+        data.pop("v", None)
+        return data, None

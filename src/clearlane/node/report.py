@@ -1,0 +1,216 @@
+"""Read-side views: a trade's lifecycle with both finality timestamps and its badge, and the
+summary of a cleared day (trades per lane, netting efficiency, liquidity saved, latency)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import numpy as np
+import pyarrow.compute as pc
+
+from clearlane.adapters.sql.codec import read_table
+from clearlane.adapters.sql.store import Store
+from clearlane.core.engine.core import Engine
+from clearlane.core.model.codes import RejectCode
+from clearlane.core.model.states import TradeState
+
+
+def clock(ms: int | None) -> str:
+    """``HH:MM:SS.mmm`` UTC."""
+    if ms is None or ms < 0:
+        return "-"
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%H:%M:%S.%f")[:-3]
+
+
+def iso(ms: int | None) -> str | None:
+    if ms is None or ms < 0:
+        return None
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def _since(ms: int, origin: int) -> str:
+    return f"T+{(ms - origin) / 1000:.1f}s"
+
+
+class TradeSource(Protocol):
+    """Where a lifecycle is read from: the store, or the service's in-memory read model."""
+
+    def find_trade(self, flow_id: str) -> dict[str, Any] | None: ...
+    def batch(self, batch_id: str) -> dict[str, Any] | None: ...
+    def l1_group(self, group_id: str) -> dict[str, Any] | None: ...
+    def l1_group_for_batch(self, batch_id: str) -> dict[str, Any] | None: ...
+
+
+def trade_lifecycle(store: Store | TradeSource, flow_id: str) -> dict[str, Any] | None:
+    """Everything known about one trade or payment, assembled from the stored records."""
+    record = store.find_trade(flow_id)
+    if record is None:
+        return None
+    executed = int(record["executed_ms"])
+    received = int(record["received_ms"])
+    transitions: list[dict[str, Any]] = [{"state": "received", "at_ms": received, "detail": ""}]
+    out: dict[str, Any] = {
+        "id": flow_id,
+        "kind": "trade" if record["kind"] == 0 else "payment",
+        "buyer": record["buyer"],
+        "seller": record["seller"],
+        "base": record["base"],
+        "quote": record["quote"],
+        "qty_minor": record["qty_minor"],
+        "quote_minor": record["quote_minor"],
+        "fees_minor": [record["fee_buyer_minor"], record["fee_seller_minor"]],
+        "exch_batch_id": record["exch_batch_id"],
+        "executed_at": iso(executed),
+        "lane": record["lane"],
+        "pool": record["pool"],
+        "route_rule": record["route_rule"],
+        "batch_id": None,
+        "l2_cleared_at": None,
+        "l1_final_at": None,
+        "state": None,
+        "transitions": transitions,
+    }
+    if int(record["state"]) == TradeState.REJECTED:
+        code = RejectCode(int(record["reject_code"]))
+        transitions.append({"state": "rejected", "at_ms": received, "detail": f"{code.slug} ({int(code)})"})
+        out["state"] = "rejected"
+        out["badge"] = f"Rejected — {code.slug} ({int(code)})"
+        return _finish(out)
+    transitions.append(
+        {
+            "state": "routed",
+            "at_ms": received,
+            "detail": f"{record['lane']} via rule {record['route_rule']!r}",
+        }
+    )
+    final_ms: int | None = None
+    l1_origin: dict[str, Any] | None = None
+    if record["lane"] == "L2":
+        batch_id = f"{record['pool']}-{int(record['batch_seq']):08d}"
+        out["batch_id"] = batch_id
+        transitions.append({"state": "batched", "at_ms": received, "detail": batch_id})
+        batch = store.batch(batch_id)
+        out["state"] = "batched"
+        if batch is not None:
+            for event in batch["events"]:
+                transitions.append(
+                    {"state": event["event"], "at_ms": event["at_ms"], "detail": event["detail"]}
+                )
+            out["state"] = batch["state"]
+            out["l2_cleared_at"] = iso(int(batch["cleared_at_ms"]))
+            out["anchor"] = {
+                "tx": batch["anchor_tx"],
+                "height": batch["anchor_height"],
+                "at": iso(batch["anchored_at_ms"]),
+            }
+            out["root"] = bytes(batch["root"]).hex()
+            if batch["state"] == "final":
+                final_ms = int(batch["final_at_ms"])
+            if batch["state"] == "unwound":
+                l1_origin = store.l1_group_for_batch(batch_id)
+    elif record["l1_group"]:
+        l1_origin = store.l1_group(record["l1_group"])
+        out["state"] = "submitted"
+        transitions.append(
+            {"state": "submitted", "at_ms": received, "detail": f"L1 gross, group {record['l1_group']}"}
+        )
+    if l1_origin is not None:
+        table = read_table(bytes(l1_origin["blob"]))
+        row = table.filter(pc.equal(table.column("flow_id"), flow_id)).to_pylist()
+        if row:
+            r = row[0]
+            tx = f"l1:{flow_id}:{r['attempt']}"
+            if record["lane"] == "L2":
+                transitions.append(
+                    {
+                        "state": "submitted",
+                        "at_ms": r["submitted_ms"],
+                        "detail": f"L1 gross after unwind, {tx}",
+                    }
+                )
+                out["state"] = "unwound"
+            if r["included_height"] >= 0:
+                transitions.append(
+                    {"state": "anchored", "at_ms": r["included_ms"], "detail": f"{tx}@{r['included_height']}"}
+                )
+                out["state"] = "anchored" if record["lane"] == "L1" else out["state"]
+            if r["final_ms"] >= 0:
+                final_ms = int(r["final_ms"])
+                transitions.append(
+                    {"state": "final", "at_ms": final_ms, "detail": "L1 confirmations reached"}
+                )
+                out["state"] = "final" if record["lane"] == "L1" else "unwound"
+    if final_ms is not None:
+        out["l1_final_at"] = iso(final_ms)
+    out["badge"] = _badge(out, executed, final_ms, record)
+    return _finish(out)
+
+
+def _badge(out: dict[str, Any], executed: int, final_ms: int | None, record: dict[str, Any]) -> str:
+    state = out["state"]
+    if record["lane"] == "L2" and state == "final" and final_ms is not None:
+        return f"Settled on Layer-2 — final at {clock(final_ms)[:8]} ({_since(final_ms, executed)})"
+    if record["lane"] == "L2" and state in ("cleared", "anchored"):
+        cleared = [t["at_ms"] for t in out["transitions"] if t["state"] == "cleared"]
+        when = clock(cleared[0])[:8] if cleared else "-"
+        return f"Cleared on Layer-2 at {when} — awaiting base-layer finality"
+    if state == "unwound":
+        if final_ms is not None:
+            return f"Unwound from Layer-2, settled gross on Layer-1 — final at {clock(final_ms)[:8]} ({_since(final_ms, executed)})"
+        return "Unwound from Layer-2 — settling gross on Layer-1"
+    if record["lane"] == "L1" and state == "final" and final_ms is not None:
+        return f"Settled on Layer-1 — final at {clock(final_ms)[:8]} ({_since(final_ms, executed)})"
+    if record["lane"] == "L1":
+        return "Submitted to Layer-1 — awaiting confirmations"
+    return "Batched on Layer-2 — awaiting batch close"
+
+
+def _finish(out: dict[str, Any]) -> dict[str, Any]:
+    for t in out["transitions"]:
+        t["at"] = iso(t["at_ms"])
+    return out
+
+
+def _percentiles(parts: list[Any]) -> tuple[float | None, float | None, int]:
+    if not parts:
+        return None, None, 0
+    values = np.concatenate(parts)
+    if len(values) == 0:
+        return None, None, 0
+    p50, p99 = np.percentile(values, [50, 99])
+    return float(p50) / 1000, float(p99) / 1000, len(values)
+
+
+def summary(engine: Engine) -> dict[str, Any]:
+    """The figures `clearlane demo` and `clearlane clear` print."""
+    s = engine.stats
+    efficiency = 1.0 - s.net_usd / s.gross_usd if s.gross_usd else 0.0
+    cleared = _percentiles(s.latency_cleared_ms)
+    l2_final = _percentiles(s.latency_l2_final_ms)
+    l1_final = _percentiles(s.latency_l1_final_ms)
+    return {
+        "trades_by_lane": dict(sorted(s.flows_by_lane.items())),
+        "rejects_by_code": dict(sorted(s.rejects_by_code.items())),
+        "duplicates": s.duplicates,
+        "batches": {
+            "cleared": s.batches_cleared,
+            "final": s.batches_final,
+            "unwound": s.batches_unwound,
+            "pending": len(engine.pending),
+        },
+        "anchors": {"submitted": s.anchors_submitted, "reorged": s.reorged_anchors},
+        "l1": {"submitted": s.l1_submitted, "final": s.l1_final, "resubmitted": s.l1_resubmitted},
+        "gross_usd": round(s.gross_usd, 2),
+        "net_usd": round(s.net_usd, 2),
+        "netting_efficiency": round(efficiency, 6),
+        "liquidity_saved_usd": round(s.gross_usd - s.net_usd, 2),
+        "liquidity_diverted": s.liquidity_diverted,
+        "latency_s": {
+            "L2 cleared": {"p50": cleared[0], "p99": cleared[1], "n": cleared[2]},
+            "L2 final": {"p50": l2_final[0], "p99": l2_final[1], "n": l2_final[2]},
+            "L1 final": {"p50": l1_final[0], "p99": l1_final[1], "n": l1_final[2]},
+        },
+        "alerts": list(s.alerts),
+        "state_root": engine.state_root(),
+    }

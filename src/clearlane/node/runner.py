@@ -1,0 +1,692 @@
+"""The runner: the I/O loop around the pure engine.
+
+For every input it (1) assigns the next log sequence number, (2) lets the engine apply it,
+(3) commits the log entry and the effects in one transaction, and only then (4) hands the
+committed transaction submissions to the base layer (an outbox: a crash can re-send, never
+invent or lose). Chain events are inputs too: ``advance_chain`` asks the base layer what happened
+up to a time and logs that as a ``chain`` entry.
+
+Restart: the engine is rebuilt by replaying the log, and the simulated chain is rebuilt by
+replaying the same calls it got the first time (each chain entry's ``advance(at_ms)``, each
+step's submissions) — both are deterministic, so after a ``kill -9`` at any instant the process
+resumes exactly after the last committed step, with nothing lost and nothing applied twice.
+
+Pipelining (the bulk path, :meth:`Runner.pipelined`): steps are committed by a writer thread
+(``store/writer.py``) while the engine applies the next one. A step's submissions still reach
+the base layer only after its commit (the runner waits for it), and only at a chain observation.
+``clear_batches`` logs each chunk's chain observation after the next chunk (T1, T2, C1, T3, C2,
+...) and hands over, before observation ``M``, the submissions of every step up to ``M - 2`` but
+not those of step ``M - 1``, the next chunk, whose commit may still be running: the chunk is
+observed up to 1 ms before its last trade and the next chunk's transactions are all later than
+that, so no transaction reaches a block later than unpipelined. How far the
+base layer had been fed is recorded in the chain entry (``submitted_through``, omitted when it is
+``M - 1``, the unpipelined rule), so recovery replays exactly the same submit / advance calls.
+
+Audit: every step also goes through the :class:`~clearlane.node.auditor.Auditor`, which extends
+the hash chain (input + transition entry; the head is sealed into the engine's state root) and
+the checkpoint tree, and signs a checkpoint with the store's current key (a key directory next
+to the database by default, created on first use). Recovery recomputes the chain, the
+transitions and the audit records from the log and refuses a store whose stored ones differ.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+import tomllib
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from clearlane.adapters.chain.simulated import ChainParams, FaultSchedule, SimulatedChain
+from clearlane.adapters.sql import audit_tables
+from clearlane.adapters.sql.codec import encode_payload
+from clearlane.adapters.sql.store import Store, StoredEntry, StoreError
+from clearlane.adapters.sql.writer import PendingStep, StepWriter
+from clearlane.core.config.model import ClearingConfig, ConfigError, load_config, parse_config
+from clearlane.core.engine.core import Effects, Engine, LogEntry
+from clearlane.core.model.chain import TxSubmission, event_to_dict
+from clearlane.core.proofs.hashchain import input_hash
+from clearlane.node.auditor import AuditError, Auditor, KeyRecord
+from clearlane.node.signing import KeyStore, KeyStoreError
+
+ProgressCallback = Callable[[int, int], None]
+StepObserver = Callable[[LogEntry, Effects], None]
+
+
+KEYS_ENV = "CLEARLANE_KEYS"
+
+
+def default_key_dir(db: str | Path) -> Path:
+    """Where a database's signing keys live unless ``--keys`` says otherwise: ``<db stem>.keys``
+    beside a SQLite file; for a database URL ``$CLEARLANE_KEYS``, else ``./clearlane.keys`` (every
+    worker that may own a partition needs the same directory, so set it in deployments)."""
+    text = str(db)
+    if "://" in text:
+        return Path(os.environ.get(KEYS_ENV) or "clearlane.keys")
+    path = Path(text)
+    return path.with_name(path.stem + ".keys")
+
+
+@dataclass
+class StageTimer:
+    """Wall-clock and CPU seconds per runner stage (for the benchmark; never part of state).
+
+    CPU is the calling thread's (``time.thread_time``) from the last :meth:`start` or
+    :meth:`add` on that thread; wall is from the ``started`` value passed in.
+    """
+
+    seconds: dict[str, float] = field(default_factory=dict)
+    cpu: dict[str, float] = field(default_factory=dict)
+    _cpu_mark: float = 0.0
+
+    def start(self) -> float:
+        self._cpu_mark = time.thread_time()
+        return time.perf_counter()
+
+    def add(self, stage: str, started: float) -> float:
+        now = time.perf_counter()
+        cpu_now = time.thread_time()
+        self.seconds[stage] = self.seconds.get(stage, 0.0) + now - started
+        self.cpu[stage] = self.cpu.get(stage, 0.0) + cpu_now - self._cpu_mark
+        self._cpu_mark = cpu_now
+        return now
+
+
+class Runner:
+    """Owns one store, one engine and one base-layer adapter."""
+
+    def __init__(
+        self,
+        store: Store,
+        config: ClearingConfig,
+        engine: Engine,
+        chain: SimulatedChain | None,
+        auditor: Auditor | None = None,
+    ) -> None:
+        self.store = store
+        self.config = config
+        self.engine = engine
+        self.chain = chain
+        self.auditor = auditor or Auditor(config, store.get_meta("store_id") or "0" * 32, [])
+        self.timer = StageTimer()
+        self.last_fx: Effects | None = None
+        self.writer: StepWriter | None = None
+        # Submissions of committed (or, pipelined, queued) steps not yet handed to the base layer,
+        # in log order, and the highest step whose submissions have all been handed over.
+        self._unsubmitted: deque[tuple[int, list[TxSubmission]]] = deque()
+        self._submitted_through = 0
+        self._inflight_sources: set[str] = set()
+        # clear_batches loads the source ids under its prefix once instead of one query a step.
+        self._known_sources: tuple[str, set[str]] | None = None
+        # Called with every applied step after it is durable (and for every step replayed on
+        # open), so read models and event publishers see exactly the committed history. Pipelined,
+        # steps wait here until the writer has committed them (always called on this thread).
+        self.observer: StepObserver | None = None
+        self._unobserved: deque[tuple[LogEntry, Effects]] = deque()
+        # The store's flow-id runs (Runner.open(flow_ids=True)): fed every committed step.
+        self.flow_archive: Any = None
+
+    # ------------------------------------------------------------------ open
+    @classmethod
+    def open(
+        cls,
+        db: str | Path,
+        config_path: str | Path | None = None,
+        *,
+        create: bool = True,
+        progress: ProgressCallback | None = None,
+        durable: bool = False,
+        schema: str | None = None,
+        keys: str | Path | None = None,
+        signing: bool = True,
+        observer: StepObserver | None = None,
+        flow_ids: bool | dict[str, int] = False,
+    ) -> Runner:
+        """Open (or create) a database (a SQLite path or a URL; ``schema``: a PostgreSQL
+        schema of its own); rebuild engine and chain from its log.
+
+        ``keys`` is the signing-key directory (default :func:`default_key_dir`); a store without
+        a key gets the directory's active key (created on first use). ``signing=False`` opens
+        without loading a private key (read-mostly commands); no checkpoint is signed then.
+        ``flow_ids`` (the service: True, or the archive's options) keeps the accepted flow ids in the store's id runs and
+        only a bounded hot tier of them in memory (``store/flowids.py``); the log is replayed
+        with every id in memory, then the ids are handed to the archive.
+        """
+        store = Store.open(db, create=create, durable=durable, schema=schema)
+        stored_toml = store.get_meta("config_toml")
+        if stored_toml is None:
+            if config_path is None:
+                raise StoreError(f"{db}: new database needs --config")
+            config = load_config(config_path)
+            store.set_meta("config_toml", Path(config_path).read_text(encoding="utf-8"))
+            store.set_meta("config_digest", config.digest)
+        else:
+            config = parse_config(tomllib.loads(stored_toml), source=f"{db} (stored config)")
+            if config_path is not None:
+                offered = load_config(config_path)
+                if offered.digest != config.digest:
+                    raise ConfigError(
+                        str(config_path),
+                        "-",
+                        f"differs from the configuration {db} was created with; use a new --db",
+                    )
+        store_id = store.get_meta("store_id")
+        if store_id is None:
+            store_id = secrets.token_hex(16)
+            store.set_meta("store_id", store_id)
+        stored_keys = audit_tables.read_keys(store.engine)
+        auditor = Auditor(config, store_id, [k for k in stored_keys if k.action == "init"])
+        runner = cls(store, config, Engine(config), None, auditor)
+        runner.observer = observer
+        if flow_ids:
+            from clearlane.adapters.sql.flowids import FlowIdArchive
+
+            runner.engine.stats.keep_latencies = False  # per-flow figures of the bulk summary
+            runner.engine.ledger.retain_final = False  # final journal entries live in the store
+            runner.flow_archive = FlowIdArchive.open(
+                store, **(flow_ids if isinstance(flow_ids, dict) else {})
+            )
+        genesis = store.get_meta("chain_genesis_ms")
+        if genesis is not None:
+            runner.chain = runner._new_chain(int(genesis))
+        runner._recover(progress)
+        if runner.flow_archive is not None:
+            runner.engine.seen_flow_ids.attach(runner.flow_archive)
+        if [k.key_id for k in auditor.keys] != [k.key_id for k in stored_keys]:
+            raise StoreError(f"{db}: audit_keys does not match the key rotations in the log")
+        if signing:
+            runner._load_signer(KeyStore(keys if keys is not None else default_key_dir(db)))
+        if runner.engine.applied_seq:
+            runner.checkpoint()
+        return runner
+
+    def _load_signer(self, keystore: KeyStore) -> None:
+        auditor = self.auditor
+        try:
+            if auditor.current_key_id is None:
+                record = auditor.init_record(keystore.ensure_active(), self.engine.now_ms)
+                with self.store.engine.begin() as conn:
+                    audit_tables.write_key(conn, record)
+            else:
+                auditor.signer = keystore.load(auditor.current_key_id)
+        except KeyStoreError as exc:
+            raise StoreError(str(exc)) from None
+
+    def rotate_key(self, keystore: KeyStore) -> KeyRecord:
+        """Replace the signing key: a ``key_rotation`` log entry signed by the old and the new key.
+
+        The old key's private file is deleted once the rotation is committed; its public key
+        stays in the store and still verifies the checkpoints it signed.
+        """
+        old = self.auditor.signer
+        if old is None:
+            raise AuditError("no signing key loaded: open the store with its key directory")
+        new = keystore.create()
+        seq, at_ms = self.engine.applied_seq + 1, self.engine.now_ms
+        payload = self.auditor.rotation_payload(new, seq, at_ms)
+        self.auditor.pending_signer = new
+        self.submit("key_rotation", payload, at_ms, f"key-rotation:{new.key_id}")
+        keystore.set_active(new.key_id)
+        keystore.retire(old.key_id)
+        self.checkpoint()
+        return self.auditor.keys[-1]
+
+    def checkpoint(self) -> None:
+        """Materialise derived views (ledger balances) from the engine's current state, and sign
+        a checkpoint of the log head if one was committed since the last checkpoint."""
+        started = self.timer.start()
+        if self.writer is not None:
+            self.writer.wait_committed(self.engine.applied_seq)
+            self.engine.seal(self.auditor.head)
+            self._deliver()
+        self.store.write_balances(self.engine.ledger, self.engine.applied_seq)
+        auditor = self.auditor
+        if auditor.signer is not None and auditor.seq > max(auditor.last_checkpoint_seq, 0):
+            cp = auditor.checkpoint(self.engine.state_root(), self.engine.now_ms, self.engine.tip_height)
+            with self.store.engine.begin() as conn:
+                audit_tables.write_checkpoint(conn, cp)
+        self.timer.add("persist", started)
+
+    def _new_chain(self, genesis_ms: int) -> SimulatedChain:
+        chain = dict(self.config.chain)
+        params = ChainParams(
+            genesis_ms=genesis_ms,
+            block_time_ms=int(chain["block_time_ms"]),
+            txs_per_block_max=int(chain["txs_per_block_max"]),
+            fee_per_tx_minor=int(chain["fee_per_tx_minor"]),
+            seed=int(chain["seed"]),
+        )
+        faults = FaultSchedule.from_dict(dict(chain.get("faults") or {}))
+        return SimulatedChain(params, faults)
+
+    def _recover(self, progress: ProgressCallback | None) -> None:
+        state = self.store.engine_state()
+        if state is None:
+            return
+        total = int(state["applied_seq"])
+        transitions = audit_tables.iter_transitions(self.store.engine, 0, total)
+        record_hashes = audit_tables.read_record_hashes(self.store.engine)
+        for stored in self.store.iter_log(0, total):
+            entry = stored.entry
+            expected = input_hash(self.auditor.head, entry.seq, entry.at_ms, entry.kind, stored.payload)
+            if stored.prev_hash != self.auditor.head or stored.hash != expected:
+                raise StoreError(f"input log entry {entry.seq} does not match its hash chain")
+            if entry.kind == "chain" and self.chain is not None:
+                self._hand_over(int(entry.payload.get("submitted_through", entry.seq - 1)))
+                self.chain.advance(entry.at_ms)
+            fx = self.engine.apply(entry)
+            try:
+                step = self.auditor.step(
+                    entry.seq, entry.at_ms, entry.kind, entry.payload, stored.payload, fx, stored.source_id
+                )
+            except AuditError as exc:
+                raise StoreError(str(exc)) from None
+            row = next(transitions, None)
+            if (
+                row is None
+                or int(row.seq) != entry.seq
+                or bytes(row.hash) != step.head
+                or bytes(row.body) != step.body
+            ):
+                raise StoreError(f"transition entry {entry.seq} differs from the replay of its input")
+            for index, _, digest in step.records:
+                if index >= len(record_hashes) or record_hashes[index] != digest:
+                    raise StoreError(f"audit record {index} differs from the replay of log entry {entry.seq}")
+            self.engine.seal(step.head)
+            if fx.submissions:
+                self._unsubmitted.append((entry.seq, fx.submissions))
+            self._committed(entry, fx)
+            if progress is not None:
+                progress(entry.seq, total)
+        if self.engine.applied_seq != total:
+            raise StoreError(f"log ends at {self.engine.applied_seq}, engine state says {total}")
+        root = self.engine.state_root()
+        if root != state["state_root"]:
+            raise StoreError(f"replayed state root {root} differs from the stored {state['state_root']}")
+        latest = audit_tables.latest_checkpoint(self.store.engine)
+        self.auditor.last_checkpoint_seq = -1 if latest is None else latest[1].log_seq
+
+    # ------------------------------------------------------------------ steps
+    @contextmanager
+    def pipelined(self) -> Iterator[None]:
+        """Commit steps on a writer thread while the engine applies the next (the bulk path).
+
+        On leaving, everything queued is committed (or the writer's error is raised). Steps
+        applied inside return before their commit: callers that acknowledge inputs to a client
+        must not run in this mode.
+        """
+        if self.writer is not None:
+            yield
+            return
+        writer = self.writer = StepWriter(self.store, self.engine.applied_seq, self._seal_pending)
+        try:
+            yield
+        finally:
+            self.writer = None
+            started = self.timer.start()
+            try:
+                writer.close()
+                self.writer = writer  # deliver what it committed, then leave pipelined mode
+                self._deliver()
+            finally:
+                self.writer = None
+                self._unobserved.clear()  # not committed: the writer failed
+                self.engine.seal(self.auditor.head)
+                self._inflight_sources.clear()
+                self.timer.add("wait for writer", started)
+                for table, value in (
+                    (self.timer.seconds, writer.busy_seconds),
+                    (self.timer.cpu, writer.cpu_seconds),
+                ):
+                    table["persist (writer thread)"] = table.get("persist (writer thread)", 0.0) + value
+                self.timer.seconds["  of which audit chain + root"] = (
+                    self.timer.seconds.get("  of which audit chain + root", 0.0) + writer.seal_seconds
+                )
+
+    def _genesis_for(self, submissions: list[TxSubmission]) -> int:
+        # The chain starts at the first transaction, so an input logged without a meaningful
+        # time (a deposit at 0) cannot put its genesis decades back.
+        block_ms = int(self.config.chain["block_time_ms"])
+        return (min(tx.submitted_at_ms for tx in submissions) // block_ms) * block_ms
+
+    def _has_source(self, source_id: str) -> bool:
+        if source_id in self._inflight_sources:
+            return True
+        known = self._known_sources
+        if known is not None and source_id.startswith(known[0]):
+            return source_id in known[1]
+        return self.store.has_source(source_id)
+
+    def assume_sources(self, prefix: str, logged: set[str]) -> None:
+        """Answer "already logged?" for source ids under ``prefix`` from ``logged`` (plus the steps
+        of this session) instead of a query per step. The caller guarantees that ``logged`` holds
+        every logged id under ``prefix`` it will ask about (the bus worker: the entries of the
+        messages from its resume point)."""
+        self._known_sources = (prefix, set(logged))
+
+    def forget_inflight_sources(self) -> None:
+        """Forget the source ids of this session's pipelined steps. For a caller that never
+        offers the same source id twice in a session (the bus worker skips a message delivered
+        again before its ack), so a long pipelined session keeps bounded memory."""
+        self._inflight_sources.clear()
+
+    def _hand_over(self, through: int) -> None:
+        """Hand the submissions of every step up to ``through`` to the base layer, in log order,
+        once those steps are committed (the outbox rule)."""
+        queue = self._unsubmitted
+        if queue and queue[0][0] <= through:
+            last = max(seq for seq, _ in queue if seq <= through)
+            if self.writer is not None:
+                started = self.timer.start()
+                self.writer.wait_committed(last)
+                self.timer.add("wait for writer", started)
+                self._deliver()
+            if self.chain is None:  # a store from before genesis was committed with its step
+                self.chain = self._new_chain(self._genesis_for(queue[0][1]))
+            while queue and queue[0][0] <= through:
+                self.chain.submit(queue.popleft()[1])
+        self._submitted_through = max(self._submitted_through, through)
+
+    def submit(
+        self,
+        kind: str,
+        payload: Any,
+        at_ms: int,
+        source_id: str | None = None,
+        *,
+        payload_bytes: bytes | None = None,
+    ) -> Effects | None:
+        """Log and apply one input; ``None`` if ``source_id`` was already logged (a no-op).
+
+        ``payload_bytes``: ``encode_payload(kind, payload)`` when the caller has it already
+        (``clear_batches`` encodes the next chunk on its reader thread)."""
+        if source_id is not None and self._has_source(source_id):
+            return None
+        started = self.timer.start()
+        if payload_bytes is None:
+            payload_bytes = encode_payload(kind, payload)
+        started = self.timer.add("log encode", started)
+        entry = LogEntry(self.engine.applied_seq + 1, at_ms, kind, payload)
+        fx = self.engine.apply(entry)
+        self.timer.add("engine apply", started)
+        meta: dict[str, str] = {}
+        if fx.submissions:
+            if self.chain is None:
+                # Its genesis is committed with the step that needs it.
+                genesis = self._genesis_for(fx.submissions)
+                meta["chain_genesis_ms"] = str(genesis)
+                self.chain = self._new_chain(genesis)
+            self._unsubmitted.append((entry.seq, fx.submissions))
+        self._commit(entry, payload_bytes, source_id, fx, meta)
+        if self.writer is None:
+            started = self.timer.start()
+            self._hand_over(entry.seq)
+            self.timer.add("chain submit", started)
+        self.last_fx = fx
+        if self.observer is not None or self.flow_archive is not None:
+            if self.writer is None:
+                self._committed(entry, fx)
+            else:
+                self._unobserved.append((entry, fx))
+                self._deliver()
+        return fx
+
+    def _committed(self, entry: LogEntry, fx: Effects) -> None:
+        """A step is durable (or replayed): the flow-id archive, then the observer, see it."""
+        if self.flow_archive is not None:
+            self.flow_archive.feed(entry.seq, fx)
+        if self.observer is not None:
+            self.observer(entry, fx)
+
+    def _deliver(self) -> None:
+        """Hand committed steps to the observer, in log order (pipelined: as the writer commits)."""
+        committed = self.engine.applied_seq if self.writer is None else self.writer.committed_seq
+        queue = self._unobserved
+        while queue and queue[0][0].seq <= committed:
+            entry, fx = queue.popleft()
+            self._committed(entry, fx)
+
+    def _commit(
+        self,
+        entry: LogEntry,
+        payload_bytes: bytes,
+        source_id: str | None,
+        fx: Effects,
+        meta: dict[str, str] | None = None,
+    ) -> None:
+        """Chain the applied entry, seal its head into the state root, then commit everything at
+        once. Pipelined, only the engine's pre-root is taken here; the writer thread chains and
+        seals the step (:meth:`_seal_pending`) before committing it."""
+        started = self.timer.start()
+        engine = self.engine
+        if self.writer is not None:
+            pre_root = engine.pre_root()
+            started = self.timer.add("state root", started)
+            pending = PendingStep(
+                entry,
+                payload_bytes,
+                source_id,
+                fx,
+                "",
+                engine.now_ms,
+                None,
+                dict(meta or {}),
+                pre_root,
+                engine.tip_height,
+            )
+            self.writer.put(pending)
+            if source_id is not None:
+                self._inflight_sources.add(source_id)
+            self.timer.add("queue for writer", started)
+            return
+        audit = self.auditor.step(
+            entry.seq, entry.at_ms, entry.kind, entry.payload, payload_bytes, fx, source_id
+        )
+        engine.seal(audit.head)
+        started = self.timer.add("audit chain", started)
+        root = engine.state_root()
+        started = self.timer.add("state root", started)
+        self.auditor.seal(audit, root, engine.now_ms, engine.tip_height)
+        started = self.timer.add("audit chain", started)
+        self.store.commit_steps(
+            [PendingStep(entry, payload_bytes, source_id, fx, root, engine.now_ms, audit, dict(meta or {}))]
+        )
+        self.timer.add("persist", started)
+
+    def _seal_pending(self, step: PendingStep) -> None:
+        """On the writer thread, in log order: chain the step's audit entry and seal the state
+        root — exactly what :meth:`_commit` does inline (the auditor is the writer's while
+        pipelined; the engine's own chain head is brought up to date when the pipeline ends)."""
+        entry = step.entry
+        audit = self.auditor.step(
+            entry.seq, entry.at_ms, entry.kind, entry.payload, step.payload, step.fx, step.source_id
+        )
+        step.state_root = Engine.seal_root(step.pre_root, audit.head)
+        self.auditor.seal(audit, step.state_root, step.now_ms, step.tip_height)
+        step.audit = audit
+
+    def replay_entry(self, stored: StoredEntry) -> Effects:
+        """Apply and commit an entry read from another store's log (``clearlane replay``)."""
+        fx = self.engine.apply(stored.entry)
+        self._commit(stored.entry, stored.payload, stored.source_id, fx)
+        return fx
+
+    def advance_chain(
+        self, to_ms: int, source_id: str | None = None, *, overlap: bool = False
+    ) -> Effects | None:
+        """Observe the base layer up to ``to_ms`` and log what happened (even nothing).
+
+        Every earlier step's submissions are handed over first (waiting for their commit), except
+        with ``overlap`` while pipelined: then the step just before keeps committing and its
+        submissions wait for the next observation — for callers whose last step can only hold
+        transactions later than ``to_ms`` (``clear_batches``). The entry records how far the
+        base layer was fed (module docstring).
+        """
+        if self.chain is None:
+            return None
+        if source_id is not None and self._has_source(source_id):
+            return None
+        seq = self.engine.applied_seq + 1
+        self._hand_over(seq - 2 if overlap and self.writer is not None else seq - 1)
+        started = self.timer.start()
+        events = self.chain.advance(to_ms)
+        payload: dict[str, Any] = {"events": [event_to_dict(e) for e in events]}
+        if self._submitted_through != seq - 1:
+            payload["submitted_through"] = self._submitted_through
+        self.timer.add("chain advance", started)
+        return self.submit("chain", payload, to_ms, source_id)
+
+    def settle_until_quiet(self, *, step_ms: int | None = None, limit_ms: int = 6 * 3_600_000) -> int:
+        """Advance the chain until every batch and L1 transaction is final (or unwound)."""
+        step = step_ms or int(self.config.chain["block_time_ms"])
+        now = max(self.engine.now_ms, self.engine.chain_seen_ms)
+        start = now
+        while (
+            self.engine.pending or self.engine.l1_groups or self.engine.open_at.max() >= 0
+        ) and now - start < limit_ms:
+            now += step
+            self.advance_chain(now)
+        self.checkpoint()
+        return now
+
+    def clear_batches(
+        self,
+        batches: Iterable[Any],
+        *,
+        source: str,
+        rejects: list[Any] | None = None,
+        progress: Callable[[int], None] | None = None,
+        events_at_ms: int | None = None,
+    ) -> None:
+        """Apply ingest batches (trade chunks and small events) in file order, pipelined.
+
+        Each trade chunk is followed by a chain observation up to its last trade, logged after
+        the next chunk (see the module docstring). Small events carry no time of their own: they
+        are logged at ``events_at_ms`` if given, else at the engine's current time.
+        """
+        prefix = f"{source}#"
+        # '#' + 1 == '$': every id that starts with the prefix sorts in [prefix, upper).
+        upper = prefix[:-1] + "$"
+        known = {
+            str(r["source_id"])
+            for r in self.store.rows(
+                "SELECT source_id FROM input_log WHERE source_id >= :lo AND source_id < :hi",
+                lo=prefix,
+                hi=upper,
+            )
+        }
+        self._known_sources = (prefix, known)
+        try:
+            with self.pipelined():
+                self._clear_pipelined(
+                    _prefetched(_with_payload_bytes(batches)), source, rejects, progress, events_at_ms
+                )
+        finally:
+            self._known_sources = None
+        self.checkpoint()
+
+    def _clear_pipelined(
+        self,
+        batches: Iterable[Any],
+        source: str,
+        rejects: list[Any] | None,
+        progress: Callable[[int], None] | None,
+        events_at_ms: int | None,
+    ) -> None:
+        observe: tuple[int, str] | None = None
+        for index, (batch, encoded) in enumerate(batches):
+            if rejects is not None:
+                rejects.extend(batch.rejects)
+            if batch.trades is not None and batch.trades.table.num_rows:
+                table = batch.trades.table
+                at_ms = int(table.column("received_at_ms")[0].as_py())
+                fx = self.submit(
+                    "trades",
+                    table,
+                    max(at_ms, self.engine.now_ms),
+                    f"{source}#{index}",
+                    payload_bytes=encoded,
+                )
+                if fx is not None and rejects is not None:
+                    rejects.extend(fx.rejects)
+                if observe is not None:
+                    self._observe(*observe, overlap=True)
+                observe = (int(table.column("received_at_ms")[-1].as_py()), f"{source}#{index}.chain")
+                if progress is not None:
+                    progress(table.num_rows)
+            for n, event in enumerate(batch.events):
+                data = event.model_dump(mode="json")
+                kind = data.pop("type")
+                data.pop("v", None)
+                at_ms = max(self.engine.now_ms, events_at_ms or 0)
+                fx = self.submit(kind, data, at_ms, f"{source}#{index}.{n}")
+                if fx is not None and rejects is not None:
+                    rejects.extend(fx.rejects)
+        if observe is not None:
+            self._observe(*observe, overlap=False)
+
+    def _observe(self, last_ms: int, source_id: str, *, overlap: bool) -> None:
+        # With overlap, the previous chunk's observation is logged after the next chunk, whose
+        # transactions are all at or after last_ms (its flows are received no earlier, its
+        # batches close later): observed up to last_ms - 1, the chain misses none of them.
+        to_ms = last_ms - 1 if overlap else last_ms
+        self.advance_chain(max(to_ms, self.engine.chain_seen_ms), source_id, overlap=overlap)
+
+    def close(self) -> None:
+        if self.flow_archive is not None:
+            self.flow_archive.close()
+        self.store.close()
+
+
+_END = object()
+
+
+def _with_payload_bytes(batches: Iterable[Any]) -> Iterator[tuple[Any, bytes | None]]:
+    """Each ingest batch with its trade chunk's log payload encoded (on the reader thread)."""
+    for batch in batches:
+        table = batch.trades.table if batch.trades is not None else None
+        yield batch, (encode_payload("trades", table) if table is not None and table.num_rows else None)
+
+
+def _prefetched(items: Iterable[Any], depth: int = 2) -> Iterator[Any]:
+    """``items`` in order, produced by a reader thread up to ``depth`` ahead of the consumer
+    (Parquet decoding and validation of chunk N + 1 overlap the engine's work on chunk N).
+    An exception raised by ``items`` is re-raised here, in order."""
+    import queue
+    import threading
+
+    buffer: queue.Queue[tuple[Any, BaseException | None]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        buffer.put((item, None), timeout=0.2)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            buffer.put((_END, None))
+        except BaseException as exc:  # handed to the consumer
+            buffer.put((_END, exc))
+
+    reader = threading.Thread(target=produce, name="clearlane-reader", daemon=True)
+    reader.start()
+    try:
+        while True:
+            item, error = buffer.get()
+            if error is not None:
+                raise error
+            if item is _END:
+                return
+            yield item
+    finally:
+        stop.set()

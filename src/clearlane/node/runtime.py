@@ -1,0 +1,807 @@
+"""The clearing runtime: one :class:`~clearlane.node.runner.Runner`, a clock, a submission queue and a
+single loop thread.
+
+HTTP handlers validate nothing themselves: they enqueue a submission and wait. The loop thread,
+once per tick (a few ms of wall time; submissions that arrive meanwhile share the tick):
+
+1. validates all queued trade submissions in one columnar pass (a submission with a bad row is
+   refused whole with the core's reject code, field and reason — nothing of it is logged);
+2. answers re-submitted trade ids from the read model (same content: the existing record;
+   different content: ``id_conflict``) without logging them again;
+3. logs and applies the rest as ONE ``trades`` step (``runner.submit``: one transaction), then
+   small events (payments, collateral) as their own steps;
+4. advances the base layer when a block is due, a batch window has elapsed, or something is
+   waiting for finality;
+5. only then — the step is committed — answers the waiting submissions and publishes the
+   step's lifecycle events. An acknowledged submission is in the log: it is never lost, and a
+   crash before the commit leaves nothing half-applied (restart replays the log).
+
+Time comes from a :class:`Clock`: wall time for ``serve``, or an accelerated clock (``speed``
+engine milliseconds per wall millisecond) for demos and tests. Engine time never goes back.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import gc
+import logging
+import threading
+import time
+import tomllib
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from clearlane.adapters.sql.codec import decode_payload
+from clearlane.adapters.sql.store import Store
+from clearlane.core.config.model import ClearingConfig, load_config, parse_config
+from clearlane.core.engine.core import Effects, LogEntry
+from clearlane.core.model.codes import RejectCode
+from clearlane.core.model.states import TradeState
+from clearlane.node.events import WEBHOOK_EVENTS, EventBus, EventGroup, StatsEvent
+from clearlane.node.intake.rows import Intake, RowError
+from clearlane.node.projections.readmodel import ReadModel, S
+from clearlane.node.runner import Runner
+
+log = logging.getLogger("clearlane.adapters.http")
+
+
+# ---------------------------------------------------------------------- clocks
+class Clock(Protocol):
+    mode: str
+    speed: float
+
+    def now_ms(self) -> int: ...
+
+
+class RealtimeClock:
+    mode = "realtime"
+    speed = 1.0
+
+    def now_ms(self) -> int:
+        return int(time.time() * 1000)
+
+
+class AcceleratedClock:
+    """Engine time runs ``speed`` times faster than wall time, from ``start_ms``."""
+
+    mode = "accelerated"
+
+    def __init__(self, speed: float, start_ms: int | None = None) -> None:
+        if speed <= 0:
+            raise ValueError("speed must be positive")
+        self.speed = float(speed)
+        self.start_ms = int(time.time() * 1000) if start_ms is None else int(start_ms)
+        self._t0 = time.monotonic()
+
+    def now_ms(self) -> int:
+        return self.start_ms + int((time.monotonic() - self._t0) * 1000 * self.speed)
+
+
+# ---------------------------------------------------------------------- submissions
+class SubmissionRefused(Exception):
+    """Edge validation failed: nothing was logged. ``errors`` name row, field, code, reason."""
+
+    def __init__(self, errors: list[RowError], status: int = 422) -> None:
+        super().__init__(errors[0].reason if errors else "refused")
+        self.errors = errors
+        self.status = status
+
+
+class RuntimeUnavailable(Exception):
+    """The runtime is stopped or failed; the submission was not applied."""
+
+
+@dataclass
+class _TradeJob:
+    rows: list[dict[str, Any]]
+    received_ms: int
+    wall: float
+    future: Future[list[dict[str, Any]]]
+    prefix: str = "trades"
+
+
+@dataclass
+class _EventJob:
+    kind: str
+    payloads: list[dict[str, Any]]
+    received_ms: int
+    wall: float
+    future: Future[list[dict[str, Any]]]
+
+
+@dataclass
+class RuntimeOptions:
+    tick_ms: float = 50.0
+    chain_poll_ms: int | None = None  # engine ms between base-layer polls (default: block time / 2)
+    stats_interval_ms: float = 250.0  # wall ms between coalesced ``stats`` events
+    durable: bool = False
+    cache_rows: int = 500_000
+    bucket_ms: int = 10_000
+    max_queue_rows: int = 200_000
+    # The serve process (``clearlane serve`` sets it): after the log is replayed and the app
+    # built, move every object alive into the collector's permanent generation (gc.freeze) and
+    # collect the young generation less often — a full collection then walks only what was
+    # allocated since, not the replayed/imported heap.
+    tune_process: bool = False
+    trim_interval_s: float = 10.0  # with tune_process: malloc_trim every this many seconds
+    close_on_time: bool = True  # step when a batch window ends, not only every tick_ms
+    hot_ids: int = 1 << 18  # ids per in-memory generation (engine dedup and read-model index)
+    flow_id_run_ids: int = 1 << 18  # ids per run written to the store's flow-id archive
+    flow_id_bloom_bits: int = 1 << 28  # the archive's fixed Bloom filter (32 MiB)
+    flow_id_background: bool = True  # merge id runs on a thread of their own (tests: inline)
+
+
+@dataclass
+class RuntimeCounters:
+    steps: int = 0
+    trade_steps: int = 0
+    trades_accepted: int = 0
+    trades_refused: int = 0
+    duplicates: int = 0
+    loop_busy_s: float = 0.0  # wall time inside loop iterations
+    trim_s: float = 0.0  # wall time in malloc_trim (tune_process)
+    loop_cpu_s: float = 0.0  # CPU time of the loop thread inside them (busy >> cpu: starved or GIL-bound)
+    edge_rejects: dict[str, int] = field(default_factory=dict)
+    engine_rejects: dict[str, int] = field(default_factory=dict)
+
+
+def resolve_config(
+    db: str | Path, config_path: str | Path | None
+) -> tuple[ClearingConfig | None, int | None]:
+    """The configuration ``Runner.open`` will use (stored one wins), and the webhook high-water
+    mark (None without webhook endpoints), read before the log is replayed."""
+    path = Path(str(db))
+    if "://" not in str(db) and not path.exists():
+        return (load_config(config_path) if config_path is not None else None), None
+    store = Store.open(db, create=False)
+    try:
+        stored = store.get_meta("config_toml")
+        mark = store.get_meta("webhooks_seq")
+    finally:
+        store.close()
+    hwm = None if mark is None else int(mark)
+    if stored is not None:
+        return parse_config(tomllib.loads(stored), source=f"{db} (stored config)"), hwm
+    return (load_config(config_path) if config_path is not None else None), hwm
+
+
+class Runtime:
+    """Owns the runner, the read model, the bus and the loop thread. Use :meth:`start` /
+    :meth:`stop`; submit with :meth:`submit_trades` / :meth:`submit_events` (thread-safe)."""
+
+    def __init__(
+        self,
+        db: str | Path,
+        config_path: str | Path | None = None,
+        *,
+        clock: Clock | None = None,
+        options: RuntimeOptions | None = None,
+        keys: str | Path | None = None,
+    ) -> None:
+        self.options = options or RuntimeOptions()
+        self.bus = EventBus()
+        self.lock = threading.RLock()
+        self.counters = RuntimeCounters()
+        config, self._webhook_mark = resolve_config(db, config_path)
+        # Events of steps past the webhook high-water mark, derived again while replaying: the
+        # webhook service persists them on start (at-least-once across a crash).
+        self.replay_tail: list[tuple[int, list[EventGroup]]] = []
+        self.readmodel: ReadModel | None = None
+        if config is not None:
+            self.readmodel = ReadModel(
+                config,
+                None,  # type: ignore[arg-type]
+                cache_rows=self.options.cache_rows,
+                bucket_ms=self.options.bucket_ms,
+                bounded=True,
+                hot_ids=self.options.hot_ids,
+            )
+        self._live = False
+        self.runner = Runner.open(
+            db,
+            config_path,
+            durable=self.options.durable,
+            keys=keys,
+            observer=self._observe,
+            flow_ids={
+                "run_ids": self.options.flow_id_run_ids,
+                "bloom_bits": self.options.flow_id_bloom_bits,
+                "background": self.options.flow_id_background,
+            },
+        )
+        self.runner.engine.seen_flow_ids.hot_ids = self.options.hot_ids
+        if self.readmodel is None:  # pragma: no cover - resolve_config mirrors Runner.open
+            raise RuntimeError("configuration could not be resolved")
+        self.readmodel.store = self.runner.store
+        self.readmodel.archive = self.runner.flow_archive
+        self.config = self.runner.config
+        self.store = self.runner.store
+        self.intake = Intake(self.config)
+        engine = self.runner.engine
+        self.clock: Clock = clock or RealtimeClock()
+        if isinstance(self.clock, AcceleratedClock) and engine.now_ms > self.clock.start_ms:
+            self.clock.start_ms = max(engine.now_ms, engine.chain_seen_ms)
+        block = int(self.config.chain["block_time_ms"])
+        self.chain_poll_ms = self.options.chain_poll_ms or max(1, block // 2)
+        self._last_chain_ms = max(engine.chain_seen_ms, 0)
+        self._trades: list[_TradeJob] = []
+        self._events: list[_EventJob] = []
+        self._queued_rows = 0
+        self._qlock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.failed: BaseException | None = None
+        self._last_stats_wall = 0.0
+        self._stats_seq = -1
+        self.stats_builder: Callable[[], dict[str, Any]] | None = None
+        self.started_wall = time.time()
+        self._step_groups: list[EventGroup] = []
+        self.extra_queues: dict[str, Callable[[], int]] = {}
+        self._trim: Callable[[int], int] | None = None
+        self._last_trim = time.perf_counter()
+
+    @property
+    def rm(self) -> ReadModel:
+        if self.readmodel is None:  # pragma: no cover
+            raise RuntimeError("read model not ready")
+        return self.readmodel
+
+    # ------------------------------------------------------------------ observer
+    def _observe(self, entry: LogEntry, fx: Effects) -> None:
+        rm = self.readmodel
+        if rm is None:
+            return
+        groups = rm.apply(entry, fx)
+        if not self._live:
+            if self._webhook_mark is not None and entry.seq > self._webhook_mark:
+                wanted = [g for g in groups if g.type in WEBHOOK_EVENTS]
+                if wanted:
+                    self.replay_tail.append((entry.seq, wanted))
+            return
+        self._step_groups.extend(groups)
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        self._live = True
+        self._step_groups = []
+        if self.options.tune_process:
+            gc.collect()
+            gc.freeze()
+            gc.set_threshold(20_000, 20, 20)
+            try:
+                self._trim = ctypes.CDLL("libc.so.6").malloc_trim
+            except (OSError, AttributeError):  # pragma: no cover - not glibc
+                self._trim = None
+        self._thread = threading.Thread(target=self._run, name="clearlane-runtime", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+        self._fail_pending(RuntimeUnavailable("runtime stopped"))
+        with self.lock:
+            if self.failed is None:
+                try:
+                    self.runner.checkpoint()
+                except Exception:  # pragma: no cover - best effort on shutdown
+                    log.exception("checkpoint on stop failed")
+            self.runner.close()
+
+    @property
+    def healthy(self) -> bool:
+        return self.failed is None and self._thread is not None and self._thread.is_alive()
+
+    # ------------------------------------------------------------------ submit (any thread)
+    def submit_trades(
+        self, rows: list[dict[str, Any]], *, single: bool = False
+    ) -> Future[list[dict[str, Any]]]:
+        """Queue trades; the future gets one receipt per row, or raises SubmissionRefused."""
+        future: Future[list[dict[str, Any]]] = Future()
+        job = _TradeJob(rows, self.clock.now_ms(), time.perf_counter(), future, "" if single else "trades")
+        self._enqueue(future, trades=job)
+        return future
+
+    def submit_events(self, kind: str, payloads: list[dict[str, Any]]) -> Future[list[dict[str, Any]]]:
+        """Queue small events of one kind (payment, collateral_deposit, collateral_withdrawal)."""
+        future: Future[list[dict[str, Any]]] = Future()
+        self._enqueue(
+            future, events=_EventJob(kind, payloads, self.clock.now_ms(), time.perf_counter(), future)
+        )
+        return future
+
+    def _enqueue(
+        self,
+        future: Future[list[dict[str, Any]]],
+        trades: _TradeJob | None = None,
+        events: _EventJob | None = None,
+    ) -> None:
+        if self.failed is not None or self._stop.is_set() or self._thread is None:
+            future.set_exception(RuntimeUnavailable("the clearing runtime is not running"))
+            return
+        with self._qlock:
+            rows = len(trades.rows) if trades else len(events.payloads) if events else 0
+            if self._queued_rows + rows > self.options.max_queue_rows:
+                future.set_exception(RuntimeUnavailable("submission queue is full; retry later"))
+                return
+            self._queued_rows += rows
+            if trades is not None:
+                self._trades.append(trades)
+            if events is not None:
+                self._events.append(events)
+        self._wake.set()
+
+    @property
+    def queued_rows(self) -> int:
+        return self._queued_rows
+
+    # ------------------------------------------------------------------ the loop
+    def _run(self) -> None:
+        last_step = 0.0
+        try:
+            while not self._stop.is_set():
+                self._wake.wait(self._wait_seconds())
+                self._wake.clear()
+                if self._stop.is_set():
+                    break
+                since = time.perf_counter() - last_step
+                tick = self.options.tick_ms / 1000
+                if self._trades and since < tick:
+                    wait = tick - since
+                    if self.options.close_on_time:
+                        # A batch window that ends before the next tick is closed when it ends
+                        # (the step applies what is queued by then), not up to a tick later.
+                        due = self._batch_due_ms()
+                        if due is not None:
+                            wait = min(wait, max(0.0, (due - self.clock.now_ms()) / self.clock.speed / 1000))
+                    if wait > 0:
+                        time.sleep(wait)
+                last_step = time.perf_counter()
+                cpu = time.thread_time()
+                self._iteration()
+                self.counters.loop_busy_s += time.perf_counter() - last_step
+                self.counters.loop_cpu_s += time.thread_time() - cpu
+        except BaseException as exc:  # the engine may be half-applied: stop taking input
+            log.exception("clearing runtime failed")
+            self.failed = exc
+            self._fail_pending(RuntimeUnavailable(f"clearing runtime failed: {exc}"))
+
+    def _wait_seconds(self) -> float:
+        if self._trades or self._events:
+            return 0.0
+        speed = self.clock.speed
+        now = self.clock.now_ms()
+        waits = [self.options.stats_interval_ms / 1000]
+        due = self._batch_due_ms()
+        if due is not None:
+            waits.append(max(0.0, (due - now) / speed / 1000 + self.options.tick_ms / 1000))
+        if self._has_pending_work():
+            waits.append(max(0.0, (self._last_chain_ms + self.chain_poll_ms - now) / speed / 1000))
+        return max(self.options.tick_ms / 4000, min(waits))
+
+    def _batch_due_ms(self) -> int | None:
+        engine = self.runner.engine
+        open_at = engine.open_at
+        live = open_at >= 0
+        if not live.any():
+            return None
+        return int((open_at[live] + engine.window_ms[live]).min())
+
+    def _has_pending_work(self) -> bool:
+        engine = self.runner.engine
+        return bool(engine.pending or engine.l1_groups or (engine.open_at >= 0).any())
+
+    def _iteration(self) -> None:
+        with self._qlock:
+            trades, self._trades = self._trades, []
+            events, self._events = self._events, []
+            self._queued_rows = 0
+        now = self.clock.now_ms()
+        if trades:
+            self._apply_trades(trades, now)
+        for job in events:
+            self._apply_events(job, now)
+        self._advance(self.clock.now_ms())
+        self._maybe_stats()
+
+    def _publish(self) -> None:
+        groups, self._step_groups = self._step_groups, []
+        if groups:
+            self.bus.publish(groups)
+
+    def _at(self, now: int) -> int:
+        engine = self.runner.engine
+        return max(now, engine.now_ms)
+
+    # -- trades ------------------------------------------------------------------------------
+    def _apply_trades(self, jobs: list[_TradeJob], now: int) -> None:
+        table, errors, slices = self.intake.trades([(j.rows, j.received_ms, j.prefix) for j in jobs])
+        for job, errs in zip(jobs, errors, strict=True):
+            if errs:
+                self.counters.trades_refused += len(job.rows)
+                for e in errs:
+                    self.counters.edge_rejects[e.error] = self.counters.edge_rejects.get(e.error, 0) + 1
+                job.future.set_exception(SubmissionRefused(errs))
+        # Ids already in the read model are answered from it, not logged again.
+        existing = self._existing_mask(table)
+        fresh = table.filter(pa.array(~existing)) if existing.any() else table
+        receipts: dict[str, tuple[dict[str, Any], int]] = {}
+        fx: Effects | None = None
+        if fresh.num_rows:
+            with self.lock:
+                fx = self.runner.submit("trades", fresh, self._at(now))
+                if fx is not None:
+                    receipts = self._receipts(fx)
+            self.counters.trade_steps += 1
+            self.counters.steps += 1
+        self._publish()
+        ids = table.column("trade_id").to_pylist()
+        commit_wall = time.perf_counter()
+        lane_keys: list[int] = []
+        latencies: list[float] = []
+        taken: set[str] = set()
+        for job, errs, (start, n) in zip(jobs, errors, slices, strict=True):
+            if errs:
+                continue
+            out: list[dict[str, Any]] = []
+            conflict: list[RowError] = []
+            for i in range(start, start + n):
+                trade_id = ids[i]
+                hit = receipts.get(trade_id)
+                if hit is not None and trade_id not in taken:
+                    taken.add(trade_id)
+                    receipt = hit[0]
+                    lane_keys.append(hit[1])
+                    latencies.append((commit_wall - job.wall) * 1000)
+                    self.counters.trades_accepted += 1
+                else:
+                    receipt, clash = self._existing_receipt(trade_id, table.slice(i, 1))
+                    if clash:
+                        name = f"{job.prefix}[{i - start}].trade_id" if job.prefix else "trade_id"
+                        conflict.append(
+                            RowError(
+                                i - start,
+                                int(RejectCode.ID_CONFLICT),
+                                RejectCode.ID_CONFLICT.slug,
+                                name,
+                                f"trade_id {trade_id!r} was already submitted with different content",
+                                trade_id,
+                            )
+                        )
+                        continue
+                    self.counters.duplicates += 1
+                out.append(receipt)
+            if conflict:
+                job.future.set_exception(SubmissionRefused(conflict, status=409))
+            else:
+                job.future.set_result(out)
+        if lane_keys and self.readmodel is not None:
+            with self.lock:
+                self.readmodel.observe_api(np.asarray(lane_keys), np.asarray(latencies), self._at(now))
+        for r in fx.rejects if fx is not None else []:
+            self.counters.engine_rejects[r.code.slug] = self.counters.engine_rejects.get(r.code.slug, 0) + 1
+
+    def _existing_mask(self, table: pa.Table) -> np.ndarray[Any, np.dtype[np.bool_]]:
+        rm = self.readmodel
+        if rm is None or table.num_rows == 0:
+            return np.zeros(table.num_rows, dtype=np.bool_)
+        with self.lock:
+            maybe = rm.maybe_known(table.column("trade_id"))
+            if not maybe.any():
+                return maybe
+            ids = table.column("trade_id").to_pylist()
+            for i in np.flatnonzero(maybe).tolist():
+                maybe[i] = rm.find(ids[i], kind=0) is not None
+        return maybe
+
+    def _receipts(self, fx: Effects) -> dict[str, tuple[dict[str, Any], int]]:
+        """Per flow id: what the committed step did with it, and its lane key (column-wise, then
+        one dict a row)."""
+        rm = self.rm
+        out: dict[str, tuple[dict[str, Any], int]] = {}
+        why = {r.input_id: r for r in fx.rejects if r.input_id is not None}
+        for table in fx.trade_records:
+            if table.num_rows == 0:
+                continue
+            ids = table.column("flow_id").to_pylist()
+            kinds = table.column("kind").to_numpy().tolist()
+            lanes = _dict_values(table.column("lane"))
+            pools = _dict_values(table.column("pool"))
+            seqs = table.column("batch_seq").to_numpy().tolist()
+            states = table.column("state").to_numpy().tolist()
+            codes = table.column("reject_code").to_numpy().tolist()
+            received = table.column("received_ms").to_numpy().tolist()
+            batch_ids: dict[tuple[str, int], str] = {}
+            for i, flow_id in enumerate(ids):
+                pool, seq, st, code = pools[i], seqs[i], states[i], codes[i]
+                batch_id = None
+                if pool is not None and seq >= 0:
+                    batch_id = batch_ids.get((pool, seq))
+                    if batch_id is None:
+                        batch_id = batch_ids[(pool, seq)] = f"{pool}-{seq:08d}"
+                receipt: dict[str, Any] = {
+                    "id": flow_id,
+                    "kind": "payment" if kinds[i] == 1 else "trade",
+                    "status": "rejected" if st == _REJECTED else "accepted",
+                    "state": _STATE_LABELS[st],
+                    "lane": lanes[i],
+                    "pool": pool,
+                    "batch_id": batch_id,
+                    "received_at_ms": received[i],
+                    "reject": None,
+                }
+                if code:
+                    rc = RejectCode(code)
+                    r = why.get(flow_id)
+                    receipt["reject"] = {
+                        "code": int(code),
+                        "error": rc.slug,
+                        "field": r.field if r else "-",
+                        "reason": r.reason if r else rc.slug,
+                    }
+                out[flow_id] = (receipt, rm.pool_lookup[pool] if pool is not None else rm.l1)
+        return out
+
+    def _receipt_from(
+        self,
+        row: dict[str, Any],
+        reject: Any,
+        rm: ReadModel,
+        state: int | None = None,
+        status: str = "accepted",
+    ) -> dict[str, Any]:
+        pool = row.get("pool")
+        raw_seq = row.get("batch_seq")
+        seq = -1 if raw_seq is None else int(raw_seq)
+        code = int(row.get("reject_code") or 0)
+        st = int(row["state"]) if state is None else state
+        lane_key = rm.pool_lookup[pool] if pool is not None else rm.l1
+        receipt: dict[str, Any] = {
+            "id": row["flow_id"],
+            "kind": "payment" if int(row["kind"]) == 1 else "trade",
+            "status": "rejected" if st == TradeState.REJECTED and status == "accepted" else status,
+            "state": TradeState(st).label,
+            "lane": row.get("lane"),
+            "pool": pool,
+            "batch_id": f"{pool}-{seq:08d}" if pool is not None and seq >= 0 else None,
+            "received_at_ms": int(row["received_ms"]),
+            "reject": None,
+            "_lane_key": lane_key,
+        }
+        if code:
+            rc = RejectCode(code)
+            receipt["reject"] = {
+                "code": code,
+                "error": rc.slug,
+                "field": getattr(reject, "field", "-"),
+                "reason": getattr(reject, "reason", rc.slug),
+            }
+        return receipt
+
+    def _existing_receipt(
+        self, flow_id: str, offered: pa.Table | None, kind: int = 0
+    ) -> tuple[dict[str, Any], bool]:
+        """The receipt of an id already applied, and whether ``offered`` conflicts with it."""
+        rm = self.rm
+        with self.lock:
+            hit = rm.find(flow_id, kind=kind)
+            if hit is None:
+                raise LookupError(flow_id)
+            chunk, row = hit
+            table = rm.chunk_table(chunk)
+            record = table.slice(row, 1).to_pylist()[0]
+            state = int(rm.current_states(table.slice(row, 1))[0])
+            log_seq = int(rm.chunk_seq[chunk])
+        clash = False
+        if offered is not None:
+            clash = not self._same_trade(log_seq, flow_id, offered)
+        return public(self._receipt_from(record, None, rm, state=state, status="duplicate")), clash
+
+    def _same_trade(self, log_seq: int, trade_id: str, offered: pa.Table) -> bool:
+        rows = self.store.rows("SELECT kind, payload FROM input_log WHERE seq = :s", s=log_seq)
+        if not rows or rows[0]["kind"] != "trades":
+            return False
+        original = decode_payload("trades", bytes(rows[0]["payload"]))
+        match = original.filter(pc.equal(original.column("trade_id"), pa.scalar(trade_id, pa.string())))
+        if match.num_rows == 0:
+            return False
+        a = match.slice(0, 1).to_pylist()[0]
+        b = offered.to_pylist()[0]
+        for row in (a, b):
+            row.pop("received_at_ms", None)
+        return bool(a == b)
+
+    # -- small events --------------------------------------------------------------------------
+    def _apply_events(self, job: _EventJob, now: int) -> None:
+        validated: list[dict[str, Any]] = []
+        errs: list[RowError] = []
+        prefix = "items" if len(job.payloads) > 1 else ""
+        for i, obj in enumerate(job.payloads):
+            data, err = self.intake.event(job.kind, obj, i, prefix)
+            if err is not None:
+                errs.append(err)
+            elif data is not None:
+                validated.append(data)
+        if errs:
+            for e in errs:
+                self.counters.edge_rejects[e.error] = self.counters.edge_rejects.get(e.error, 0) + 1
+            job.future.set_exception(SubmissionRefused(errs))
+            return
+        results: list[dict[str, Any]] = []
+        engine_errors: list[RowError] = []
+        id_field = {
+            "payment": "payment_id",
+            "collateral_deposit": "deposit_id",
+            "collateral_withdrawal": "withdrawal_id",
+        }[job.kind]
+        for i, data in enumerate(validated):
+            event_id = str(data[id_field])
+            if job.kind == "payment" and self._payment_exists(event_id):
+                receipt, _ = self._existing_receipt(event_id, None, kind=1)
+                results.append(receipt)
+                continue
+            if job.kind == "collateral_withdrawal":
+                refused = self._withdrawal_refused(data, i, prefix)
+                if refused is not None:
+                    engine_errors.append(refused)
+                    continue
+            with self.lock:
+                seen = f"{_EVENT_NS[job.kind]}:{event_id}" in self.runner.engine.seen_event_ids
+                fx = None if seen else self.runner.submit(job.kind, data, self._at(now))
+                receipt = {"id": event_id, "kind": job.kind, "status": "duplicate" if seen else "accepted"}
+                if fx is not None:
+                    if job.kind == "payment":
+                        rec = self._receipts(fx).get(event_id)
+                        if rec is not None:
+                            receipt = rec[0]
+                    for r in fx.rejects:
+                        engine_errors.append(RowError.of(i, r, prefix))
+                        self.counters.engine_rejects[r.code.slug] = (
+                            self.counters.engine_rejects.get(r.code.slug, 0) + 1
+                        )
+                self.counters.steps += 1
+            self._publish()
+            results.append(receipt)
+        if engine_errors and job.kind != "payment":
+            job.future.set_exception(SubmissionRefused(engine_errors))
+        else:
+            job.future.set_result(results)
+
+    def _withdrawal_refused(self, data: dict[str, Any], index: int, prefix: str) -> RowError | None:
+        """The engine's own collateral check, run before logging: a withdrawal it would refuse is
+        answered 422 and never logged (the loop thread is the only writer, so the state it sees
+        is the state the engine would apply it to)."""
+        engine = self.runner.engine
+        p = engine.participant_lookup[str(data["participant"])]
+        a = engine.asset_lookup[str(data["asset"])]
+        from clearlane.core.money import parse_decimal
+
+        amount = parse_decimal(str(data["amount"]), int(engine.scales[a]))
+        with self.lock:
+            if f"withdrawal:{data['withdrawal_id']}" in engine.seen_event_ids:
+                return None
+            mark_minor = engine._mark_per_minor()
+            remaining_usd = float(engine._limits_usd(mark_minor)[p]) - amount * float(mark_minor[a])
+            if amount <= engine.collateral[p, a] and remaining_usd >= engine.debit_total[p]:
+                return None
+        name = f"{prefix}[{index}].amount" if prefix else "amount"
+        code = RejectCode.COLLATERAL_INSUFFICIENT
+        return RowError(
+            index,
+            int(code),
+            code.slug,
+            name,
+            "withdrawal would leave open L2 exposure uncovered or exceeds posted collateral",
+            str(data["withdrawal_id"]),
+        )
+
+    def _payment_exists(self, payment_id: str) -> bool:
+        with self.lock:
+            return f"p:{payment_id}" in self.runner.engine.seen_flow_ids
+
+    # -- time ------------------------------------------------------------------------------------
+    def _advance(self, now: int) -> None:
+        engine = self.runner.engine
+        due = self._batch_due_ms()
+        # Under load the next trade step closes a due batch itself; only a quiet pool needs a
+        # step of its own (after one more tick, so traffic never pays for an extra step).
+        batch_due = (
+            due is not None and now >= due + self.options.tick_ms * self.clock.speed and not self._trades
+        )
+        poll_due = self._has_pending_work() and now - self._last_chain_ms >= self.chain_poll_ms
+        if not (batch_due or poll_due):
+            return
+        at = max(now, engine.now_ms, engine.chain_seen_ms)
+        with self.lock:
+            if self.runner.chain is None:
+                self.runner.submit("tick", {}, at)
+            else:
+                self.runner.advance_chain(at)
+            self.counters.steps += 1
+        self._last_chain_ms = at
+        self._publish()
+
+    def _maybe_trim(self, wall: float) -> None:
+        """tune_process: every ``trim_interval_s``, hand the allocator's free pages back to the
+        OS (glibc ``malloc_trim``): freed memory otherwise stays in RSS — per-request objects of
+        the HTTP side, the compaction thread's arena."""
+        if self._trim is None or wall - self._last_trim < self.options.trim_interval_s:
+            return
+        self._last_trim = wall
+        started = time.perf_counter()
+        self._trim(0)
+        self.counters.trim_s += time.perf_counter() - started
+
+    def _maybe_stats(self) -> None:
+        wall = time.perf_counter()
+        if (wall - self._last_stats_wall) * 1000 < self.options.stats_interval_ms:
+            return
+        self._last_stats_wall = wall
+        self._maybe_trim(wall)
+        rm = self.readmodel
+        if rm is None:
+            return
+        if self.readmodel is not None:
+            self.readmodel.sample_queues(self._at(self.clock.now_ms()), self.queue_lengths())
+        if self.bus.subscribers == 0 or self.stats_builder is None or rm.applied_seq == self._stats_seq:
+            return
+        self._stats_seq = rm.applied_seq
+        with self.lock:
+            data = self.stats_builder()
+        self.bus.publish([StatsEvent(rm.applied_seq, rm.now_ms, data)])
+
+    def queue_lengths(self) -> dict[str, int]:
+        engine = self.runner.engine
+        rm = self.readmodel
+        out = {"intake_rows": self._queued_rows}
+        for k, pool in enumerate(self.config.pools):
+            out[f"open_batch:{pool.id}"] = int(engine.count[k]) if engine.open_at[k] >= 0 else 0
+        if rm is not None:
+            out["anchor_backlog"] = int(rm.batch_counts[:, 1].sum())
+            out["l1_pending"] = int(rm.counts[rm.l1, S["submitted"]])
+        lengths = self.bus.queue_lengths()
+        out["stream_queue_max"] = max(lengths) if lengths else 0
+        for name, fn in self.extra_queues.items():
+            out[name] = fn()
+        return out
+
+    def _fail_pending(self, exc: BaseException) -> None:
+        with self._qlock:
+            trades, self._trades = self._trades, []
+            events, self._events = self._events, []
+            self._queued_rows = 0
+        futures = [j.future for j in trades] + [j.future for j in events]
+        for future in futures:
+            if not future.done():
+                future.set_exception(exc)
+
+
+_EVENT_NS = {"payment": "p", "collateral_deposit": "deposit", "collateral_withdrawal": "withdrawal"}
+_REJECTED = int(TradeState.REJECTED)
+_STATE_LABELS = {int(s): s.label for s in TradeState}
+
+
+def _dict_values(column: pa.ChunkedArray) -> list[Any]:
+    """A (dictionary-encoded) string column as a Python list, decoding each value once."""
+    arr = column.combine_chunks()
+    if not pa.types.is_dictionary(arr.type):
+        return list(arr.to_pylist())
+    names = [*arr.dictionary.to_pylist(), None]
+    codes = pc.fill_null(arr.indices, len(names) - 1).to_numpy(zero_copy_only=False).tolist()
+    return [names[c] for c in codes]
+
+
+def public(receipt: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in receipt.items() if not k.startswith("_")}

@@ -1,0 +1,178 @@
+"""The `clearlane` command: every error path, and the happy paths users run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from clearlane.adapters.cli.main import app
+from tests.conftest import EXAMPLE_CONFIG
+
+runner = CliRunner()
+
+HEADER = "trade_id,venue,symbol,buyer,seller,quantity,price,executed_at,exch_batch_id,lane_hint\n"
+GOOD = [
+    "T1,XCL,BTC/USD,MM-ALPHA,BRK-NORTH,0.05,65000.12,2026-11-20T09:00:00.000Z,EB-1,",
+    "T2,XCL,ETH/USD,RTL-0001,MM-BETA,0.5,3200,2026-11-20T09:00:00.250Z,EB-1,",
+    "T3,XCL,BTC/USD,CUST-VAULT,MM-ALPHA,0.01,65010,2026-11-20T09:00:01.000Z,EB-1,",
+]
+BAD = [
+    "T4,XCL,BTC/USD,NOBODY,BRK-NORTH,0.05,65000,2026-11-20T09:00:02.000Z,EB-1,",  # unknown participant
+    "T5,XCL,BTC/USD,MM-ALPHA,BRK-NORTH,0.000000001,65000,2026-11-20T09:00:02.000Z,EB-1,",  # precision
+    "T6,XCL,BTC/USD,MM-ALPHA,BRK-NORTH,1e3,65000,2026-11-20T09:00:02.000Z,EB-1,",  # bad decimal
+    "T7,XCL,BTC/USD,MM-ALPHA,BRK-NORTH,1,65000,yesterday,EB-1,",  # bad timestamp
+]
+
+
+def _csv(tmp_path: Path, lines: list[str]) -> Path:
+    path = tmp_path / "trades.csv"
+    path.write_text(HEADER + "\n".join(lines) + "\n")
+    return path
+
+
+def _clear(tmp_path: Path, file: Path, *extra: str) -> object:
+    return runner.invoke(
+        app, ["clear", str(file), "--db", str(tmp_path / "c.db"), "--config", str(EXAMPLE_CONFIG), *extra]
+    )
+
+
+def test_clear_applies_good_rows_and_writes_rejects(tmp_path: Path) -> None:
+    file = _csv(tmp_path, GOOD + BAD)
+    result = _clear(tmp_path, file, "--json")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output)
+    assert sum(summary["trades_by_lane"].values()) == 3
+    assert summary["batches"]["final"] == 1  # T1 and T2 share a fast batch; T3 is L1
+    rejects = [json.loads(line) for line in (tmp_path / "trades.csv.rejects.jsonl").read_text().splitlines()]
+    assert [(r["row"], r["id"], r["error"], r["field"]) for r in rejects] == [
+        (4, "T4", "unknown_participant", "buyer"),
+        (5, "T5", "precision_exceeded", "quantity"),
+        (6, "T6", "bad_decimal", "quantity"),
+        (7, "T7", "bad_timestamp", "executed_at"),
+    ]
+    assert all(r["code"] and r["reason"] for r in rejects)
+    # Clearing the same file again is a no-op: nothing is applied twice.
+    again = _clear(tmp_path, file, "--json")
+    assert again.exit_code == 0, again.output
+    assert json.loads(again.output)["trades_by_lane"] == summary["trades_by_lane"]
+
+
+def test_status_shows_lifecycle_badge_and_two_finalities(tmp_path: Path) -> None:
+    assert _clear(tmp_path, _csv(tmp_path, GOOD)).exit_code == 0
+    db = str(tmp_path / "c.db")
+    result = runner.invoke(app, ["status", "T1", "--db", db, "--json"])
+    assert result.exit_code == 0, result.output
+    life = json.loads(result.output)
+    assert life["lane"] == "L2" and life["pool"] == "fast" and life["state"] == "final"
+    assert [t["state"] for t in life["transitions"]] == [
+        "received",
+        "routed",
+        "batched",
+        "cleared",
+        "anchored",
+        "final",
+    ]
+    assert life["l2_cleared_at"] and life["l1_final_at"]
+    assert life["badge"].startswith("Settled on Layer-2 — final at 09:00:")
+    l1 = json.loads(runner.invoke(app, ["status", "T3", "--db", db, "--json"]).output)
+    assert (
+        l1["lane"] == "L1"
+        and l1["state"] == "final"
+        and l1["badge"].startswith("Settled on Layer-1 — final at")
+    )
+    human = runner.invoke(app, ["status", "T1", "--db", db])
+    assert "Settled on Layer-2" in human.output and "anchored" in human.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["clear", "missing.csv", "--config", str(EXAMPLE_CONFIG)], "no such file"),
+        (["status", "T1", "--db", "missing.db"], "no such database"),
+        (["replay", "--db", "missing.db"], "no such database"),
+    ],
+)
+def test_missing_inputs_exit_2(tmp_path: Path, args: list[str], message: str) -> None:
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2
+    assert message in result.output
+
+
+def test_unknown_trade_exits_1(tmp_path: Path) -> None:
+    assert _clear(tmp_path, _csv(tmp_path, GOOD)).exit_code == 0
+    result = runner.invoke(app, ["status", "NOPE", "--db", str(tmp_path / "c.db")])
+    assert result.exit_code == 1 and "not found" in result.output
+
+
+def test_bad_config_names_file_key_and_reason(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text(EXAMPLE_CONFIG.read_text().replace('kind = "broker"', 'kind = "whale"'))
+    result = runner.invoke(
+        app, ["clear", str(_csv(tmp_path, GOOD)), "--db", str(tmp_path / "b.db"), "--config", str(bad)]
+    )
+    assert result.exit_code == 2
+    assert "bad.toml" in result.output and "participants[2] (BRK-NORTH).kind" in result.output
+    unknown = tmp_path / "unknown.toml"
+    unknown.write_text(EXAMPLE_CONFIG.read_text().replace("[clearing]", "[clearing]\nbatch_sise = 3"))
+    result = runner.invoke(
+        app, ["clear", str(_csv(tmp_path, GOOD)), "--db", str(tmp_path / "u.db"), "--config", str(unknown)]
+    )
+    assert result.exit_code == 2 and "clearing.batch_sise" in result.output
+    result = runner.invoke(app, ["clear", str(_csv(tmp_path, GOOD)), "--db", str(tmp_path / "n.db")])
+    assert result.exit_code == 2 and "needs --config" in result.output
+    toml_error = tmp_path / "broken.toml"
+    toml_error.write_text("[clearing\n")
+    result = runner.invoke(
+        app, ["clear", str(_csv(tmp_path, GOOD)), "--db", str(tmp_path / "x.db"), "--config", str(toml_error)]
+    )
+    assert result.exit_code == 2 and "not valid TOML" in result.output
+
+
+def test_unreadable_input_file_exit_2(tmp_path: Path) -> None:
+    file = tmp_path / "trades.xlsx"
+    file.write_text("nope")
+    result = _clear(tmp_path, file)
+    assert result.exit_code == 2 and "UNSUPPORTED_FORMAT" in result.output
+    missing_column = tmp_path / "cols.csv"
+    missing_column.write_text("trade_id,venue\nT1,XCL\n")
+    result = _clear(tmp_path, missing_column)
+    assert result.exit_code == 2 and "MISSING_COLUMN" in result.output
+
+
+def test_close_prints_balanced_trial_balance(tmp_path: Path) -> None:
+    assert _clear(tmp_path, _csv(tmp_path, GOOD)).exit_code == 0
+    result = runner.invoke(app, ["close", "--db", str(tmp_path / "c.db"), "--day", "2026-11-20"])
+    assert result.exit_code == 0, result.output
+    assert "Trial balance — 2026-11-20" in result.output and "L2:fast" in result.output
+
+
+def test_demo_runs_small_day(tmp_path: Path) -> None:
+    result = runner.invoke(
+        app,
+        [
+            "demo",
+            "--trades",
+            "3000",
+            "--participants",
+            "60",
+            "--assets",
+            "5",
+            "--out",
+            str(tmp_path / "demo"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "netting efficiency" in result.output and "latency L2 final" in result.output
+    assert "Settled on Layer-2 — final at" in result.output
+
+
+def test_serve_refuses_an_id_filter_size_that_is_not_a_power_of_two(tmp_path: Path) -> None:
+    result = runner.invoke(
+        app,
+        ["serve", "--db", str(tmp_path / "x.db"), "--config", str(EXAMPLE_CONFIG), "--id-filter-mib", "3"],
+    )
+    assert result.exit_code != 0 and "power of two" in result.output
+    assert not (tmp_path / "x.db").exists()

@@ -1,0 +1,160 @@
+"""``clearlane serve`` as a real uvicorn server in a subprocess: keys from the CLI, submissions,
+the live stream (SSE) with filters, /metrics checked by promtool, a clean stop, and a restart
+that rebuilds the read model from the log."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from clearlane.node.runner import Runner
+from tests.service_support import EXAMPLE, trade_row, wait_for
+
+CLI = str(Path(sys.executable).with_name("clearlane"))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Server:
+    def __init__(self, db: Path) -> None:
+        self.db = db
+        self.port = _free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.proc = subprocess.Popen(
+            [
+                CLI,
+                "serve",
+                "--db",
+                str(db),
+                "--port",
+                str(self.port),
+                "--clock",
+                "accelerated",
+                "--speed",
+                "50",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+
+        def up() -> bool:
+            if self.proc.poll() is not None:
+                raise AssertionError(
+                    f"server exited: {self.proc.stderr.read().decode() if self.proc.stderr else ''}"
+                )
+            try:
+                return httpx.get(f"{self.base}/healthz", timeout=1).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_for(up, timeout=60, every=0.1)
+
+    def stop(self) -> int:
+        self.proc.send_signal(signal.SIGINT)
+        return self.proc.wait(30)
+
+
+def _key(db: Path, *args: str) -> str:
+    out = subprocess.run(
+        [CLI, "apikey", "create", "--db", str(db), *args], capture_output=True, text=True, check=True
+    )
+    return out.stdout.strip()
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[Server, dict[str, str]]]:
+    db = tmp_path / "served.db"
+    Runner.open(db, EXAMPLE).close()
+    keys = {
+        "operator": _key(db, "--role", "operator"),
+        "participant": _key(db, "--role", "participant", "--participant", "RTL-0001"),
+    }
+    server = Server(db)
+    try:
+        yield server, keys
+    finally:
+        if server.proc.poll() is None:
+            server.stop()
+
+
+def _sse(client: httpx.Client, params: dict[str, str], want: int, out: list[dict[str, object]]) -> None:
+    with client.stream("GET", "/v1/stream", params={**params, "max_events": str(want)}, timeout=30) as r:
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
+        for line in r.iter_lines():
+            if line.startswith("data: "):
+                out.append(json.loads(line[6:]))
+
+
+def test_real_server_end_to_end(served: tuple[Server, dict[str, str]], tmp_path: Path) -> None:
+    import threading
+
+    server, keys = served
+    op = httpx.Client(
+        base_url=server.base, headers={"Authorization": f"Bearer {keys['operator']}"}, timeout=30
+    )
+    mine = httpx.Client(
+        base_url=server.base, headers={"Authorization": f"Bearer {keys['participant']}"}, timeout=30
+    )
+    batches: list[dict[str, object]] = []
+    trades: list[dict[str, object]] = []
+    t1 = threading.Thread(
+        target=_sse, args=(op, {"types": "batch.closed,batch.final", "pool": "retail"}, 2, batches)
+    )
+    t2 = threading.Thread(target=_sse, args=(mine, {"types": "trade.cleared,trade.final"}, 2, trades))
+    t1.start()
+    t2.start()
+    time.sleep(0.5)
+    rows = [trade_row(i) for i in range(20)] + [trade_row("R1", buyer="RTL-0001", seller="RTL-0002")]
+    r = op.post("/v1/trades/batch", json={"trades": rows})
+    assert r.status_code == 200 and r.json()["accepted"] == 21
+    t1.join(30)
+    t2.join(30)
+    assert [e["type"] for e in batches] == ["batch.closed", "batch.final"]
+    assert all(e["data"]["pool"] == "retail" for e in batches)  # pool filter
+    assert [(e["type"], e["data"]["trade_id"]) for e in trades] == [
+        ("trade.cleared", "R1"),
+        ("trade.final", "R1"),
+    ]
+
+    metrics = httpx.get(f"{server.base}/metrics", timeout=10)
+    assert metrics.status_code == 200 and "clearlane_hop_latency_seconds_bucket" in metrics.text
+    path = tmp_path / "metrics.txt"
+    path.write_text(metrics.text)
+    check = subprocess.run(
+        ["promtool", "check", "metrics"], input=metrics.text, capture_output=True, text=True
+    )
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert 'clearlane_trades{lane="L2",pool="fast",state="received"} 20.0' in metrics.text
+
+    spec = httpx.get(f"{server.base}/openapi.json", timeout=10).json()
+    assert "/v1/trades/batch" in spec["paths"]
+    before = op.get("/v1/stats/overview").json()["totals"]["trades"]
+    assert server.stop() == 0
+
+    again = Server(server.db)
+    try:
+        op2 = httpx.Client(
+            base_url=again.base, headers={"Authorization": f"Bearer {keys['operator']}"}, timeout=30
+        )
+        assert op2.get("/v1/stats/overview").json()["totals"]["trades"] == before
+        life = op2.get("/v1/trades/R1").json()
+        assert life["state"] == "final" and life["l2_cleared_at"] and life["l1_final_at"]
+        dup = op2.post("/v1/trades", json=rows[0])
+        assert dup.status_code == 200 and dup.json()["status"] == "duplicate"
+    finally:
+        assert again.stop() == 0
