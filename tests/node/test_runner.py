@@ -81,8 +81,8 @@ def test_kill_9_mid_run_recovers_with_nothing_lost_or_doubled(tmp_path: Path, mo
         proc = subprocess.Popen(
             [*WORKER, str(db), str(chunks), str(rows), *mode],
             cwd=REPO,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         deadline = time.time() + 120
         while time.time() < deadline and proc.poll() is None:

@@ -66,7 +66,8 @@ class Server:
 
     def stop(self) -> int:
         self.proc.send_signal(signal.SIGINT)
-        return self.proc.wait(30)
+        self.proc.communicate(timeout=30)  # waits and closes both pipes
+        return self.proc.returncode
 
 
 def _key(db: Path, *args: str) -> str:
@@ -144,6 +145,8 @@ def test_real_server_end_to_end(served: tuple[Server, dict[str, str]], tmp_path:
     spec = httpx.get(f"{server.base}/openapi.json", timeout=10).json()
     assert "/v1/trades/batch" in spec["paths"]
     before = op.get("/v1/stats/overview").json()["totals"]["trades"]
+    op.close()
+    mine.close()
     assert server.stop() == 0
 
     again = Server(server.db)
@@ -156,5 +159,6 @@ def test_real_server_end_to_end(served: tuple[Server, dict[str, str]], tmp_path:
         assert life["state"] == "final" and life["l2_cleared_at"] and life["l1_final_at"]
         dup = op2.post("/v1/trades", json=rows[0])
         assert dup.status_code == 200 and dup.json()["status"] == "duplicate"
+        op2.close()
     finally:
         assert again.stop() == 0

@@ -159,7 +159,7 @@ class AccountBook:
         self._dirty = np.zeros(capacity, dtype=np.bool_)
         # Keys are append-only, so their digest is kept incrementally instead of re-encoding
         # every key on each state digest.
-        self._keys_hasher = CanonicalHasher("clearlane.core.ledger.accounts.v1")
+        self._keys_hasher = CanonicalHasher("clearlane.ledger.accounts.v1")
 
     # -- registry ---------------------------------------------------------------------------
 

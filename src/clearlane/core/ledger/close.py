@@ -197,7 +197,7 @@ def build_day_close(
     state_digest: bytes,
 ) -> DayClose:
     ordered = tuple(sorted(pending, key=lambda p: (p.at_ms, p.entry_id)))
-    hasher = CanonicalHasher("clearlane.core.ledger.day_close.v1")
+    hasher = CanonicalHasher("clearlane.ledger.day_close.v1")
     hasher.add_str(day)
     hasher.add_int(at_ms)
     hasher.add_int(trial_balance.at_ms)

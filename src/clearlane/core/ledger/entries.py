@@ -24,7 +24,7 @@ _INT64_MIN = int(np.iinfo(np.int64).min)
 # Fixed-width part of an entry's canonical encoding: the three string lengths, at_ms, pending,
 # has-timeout, timeout, leg count. Variable-length fields follow in that order.
 _ENTRY_HEADER = struct.Struct("<QQQq??qQ")
-_ENTRY_DOMAIN = b"clearlane.core.ledger.entry.v1"
+_ENTRY_DOMAIN = b"clearlane.ledger.entry.v1"
 
 
 class PostResult(IntEnum):

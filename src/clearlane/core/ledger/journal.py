@@ -153,7 +153,7 @@ class Ledger:
         self._status_codes = np.zeros(entries_capacity, dtype=np.uint8)
         self._status_at_ms = np.zeros(entries_capacity, dtype=np.int64)
         # Entries are append-only, so their content is digested once, incrementally.
-        self._entries_hasher = CanonicalHasher("clearlane.core.ledger.entries.v1")
+        self._entries_hasher = CanonicalHasher("clearlane.ledger.entries.v1")
         self._pending: dict[str, _Record] = {}
         self._timeouts: list[tuple[int, str]] = []
         self._live_timeouts = 0
@@ -753,7 +753,7 @@ class Ledger:
         """
         book = self._book
         n_entries = self._n_entries
-        hasher = CanonicalHasher("clearlane.core.ledger.state.v2")
+        hasher = CanonicalHasher("clearlane.ledger.state.v2")
         hasher.add_int(book.n)
         hasher.add_bytes(book.keys_digest())
         hasher.add_bytes(b"".join(self._refresh_block_digests()))
@@ -782,7 +782,7 @@ class Ledger:
         book = self._book
         lo = block * DIGEST_BLOCK_ACCOUNTS
         hi = min(lo + DIGEST_BLOCK_ACCOUNTS, book.n)
-        hasher = CanonicalHasher("clearlane.core.ledger.block.v1")
+        hasher = CanonicalHasher("clearlane.ledger.block.v1")
         hasher.add_int(block)
         hasher.add_u8_array(book.has_floor[lo:hi])
         hasher.add_i64_array(book.floor_minor[lo:hi])
