@@ -1,11 +1,16 @@
 """clearlane: a Layer-2 clearing and settlement engine.
 
-Trades and payments come in at the edge (``ingest``), are written to an append-only input
-log (``store``), and are applied by a deterministic core (``engine``) that routes each trade
-to a settlement lane, checks liquidity, collects L2 obligations into micro-batches, nets them
-multilaterally, commits each batch with an RFC 9162 Merkle root (``audit``), posts the
-double-entry ledger (``ledger``) and anchors batches on a base layer (``chain``).
-See docs/ARCHITECTURE.md for the path of a trade.
+Three layers, dependencies pointing inward (import-linter holds them in CI):
+
+* ``core`` — pure and deterministic: money, typed inputs and events, config, the clearing engine,
+  the double-entry ledger, proofs. Time, ids and randomness are inputs.
+* ``node`` — the application, the one door every driver goes through: intake, the log, apply,
+  commit, the base-layer feed, recovery, signing, projections and the public event vocabulary.
+* ``adapters`` — thin edges: SQL storage, the base layer, NATS, HTTP (API and dashboard), the CLI.
+
+Beside them: ``evidence`` (what third parties read back), ``sim`` (generated days and market
+feeds) and ``testing`` (dev servers and contract suites shipped for tests). See
+docs/ARCHITECTURE.md for the path of a trade.
 """
 
 __version__ = "0.1.0"

@@ -1,4 +1,4 @@
-"""bus owns the NATS JetStream transport of the scale-out deployment: the subjects and message
+"""nats owns the NATS JetStream transport of the scale-out deployment: the subjects and message
 formats (``messages``), the publisher that routes input rows to pool subjects (``publish``) and
 the partitioned ``clearlane worker`` that consumes them exactly once into a store and publishes
 lifecycle events back (``worker``). The engine never sees the bus: a worker turns each message
