@@ -1,0 +1,228 @@
+"""What every route module shares: roles and their dependencies, the runtime dependency, cached
+GET responses (ETag / 304), raw JSON bodies, and the OpenAPI helpers for documented bodies.
+
+Routes take what they need as FastAPI dependencies from ``request.app.state`` (the runtime, the
+key store, the service options) set by :func:`clearlane.adapters.http.app.create_app`, so each
+resource lives in its own module under ``routes/`` without closures over the factory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import orjson
+from fastapi import Depends, Header, Query, Request
+from fastapi.responses import Response
+from pydantic import BaseModel
+
+from clearlane.adapters.http.auth import AUDITOR, OPERATOR, PARTICIPANT, Principal, token_from
+from clearlane.adapters.http.problems import Problem, ServiceCode
+from clearlane.core.model.codes import RejectCode
+from clearlane.node.runtime import Runtime, RuntimeUnavailable, SubmissionRefused
+
+ALL_ROLES = (PARTICIPANT, OPERATOR, AUDITOR)
+READERS = (OPERATOR, AUDITOR)
+SUBMITTERS = (PARTICIPANT, OPERATOR)
+PROBLEM_MEDIA = "application/problem+json"
+IMMUTABLE = "private, max-age=31536000, immutable"
+REVALIDATE = "private, no-cache"
+POSITION_CACHE = "private, max-age=1"
+STATS_CACHE = "private, max-age=1"
+MAX_BODY_BYTES = 16 * 1024 * 1024
+
+
+@dataclass
+class ServiceOptions:
+    auth: bool = True  # False: every request acts as an operator (local development only)
+    stream_queue: int = 10_000
+    keepalive_s: float = 15.0  # SSE comment line when idle (also how soon a gone client is noticed)
+
+
+# ---------------------------------------------------------------------- OpenAPI helpers
+def roles_doc(*roles: str) -> dict[str, Any]:
+    """The route's allowed roles in the OpenAPI document (``x-roles``; the auth tests read it)."""
+    return {"x-roles": list(roles)}
+
+
+def problem_doc(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {PROBLEM_MEDIA: {"schema": {"$ref": "#/components/schemas/ProblemOut"}}},
+    }
+
+
+def body_doc(model: type[BaseModel]) -> dict[str, Any]:
+    """A documented request body for a route that parses its raw body itself."""
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}}},
+        }
+    }
+
+
+# ---------------------------------------------------------------------- auth and the runtime
+async def authenticate(
+    request: Request,
+    authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
+    x_api_key: Annotated[str | None, Header(include_in_schema=False)] = None,
+) -> Principal:
+    options: ServiceOptions = request.app.state.options
+    if not options.auth:
+        return Principal("dev", OPERATOR, None, "auth disabled")
+    token = token_from(authorization, x_api_key)
+    principal = request.app.state.keys.verify(token) if token else None
+    if principal is None:
+        raise Problem.service(
+            ServiceCode.UNAUTHORIZED,
+            401,
+            "a valid API key is required (Authorization: Bearer <key>)",
+            headers={"WWW-Authenticate": 'Bearer realm="clearlane"'},
+        )
+    return principal  # type: ignore[no-any-return]
+
+
+def allow(*roles: str) -> Callable[..., Any]:
+    """A dependency that authenticates and refuses roles not in ``roles`` with 403."""
+
+    async def check(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
+        if principal.role not in roles:
+            raise Problem.service(ServiceCode.FORBIDDEN, 403, f"role {principal.role!r} may not do this")
+        return principal
+
+    return check
+
+
+def runtime_of(request: Request) -> Runtime:
+    return request.app.state.runtime  # type: ignore[no-any-return]
+
+
+AnyRole = Annotated[Principal, Depends(allow(*ALL_ROLES))]
+Reader = Annotated[Principal, Depends(allow(*READERS))]
+Submitter = Annotated[Principal, Depends(allow(*SUBMITTERS))]
+Operator = Annotated[Principal, Depends(allow(OPERATOR))]
+RuntimeDep = Annotated[Runtime, Depends(runtime_of)]
+Limit = Annotated[int, Query(ge=1, le=1000, description="Items per page.")]
+Cursor = Annotated[str | None, Query(max_length=200, description="From the previous page's next_cursor.")]
+
+
+# ---------------------------------------------------------------------- responses
+def cached(
+    request: Request, model: type[BaseModel], payload: dict[str, Any], *, cache_control: str
+) -> Response:
+    """Render ``payload`` through ``model`` with an ETag; 304 if the client has it already."""
+    body = model.model_validate(payload).model_dump_json().encode()
+    etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+    headers = {"ETag": etag, "Cache-Control": cache_control, "Vary": "Authorization, X-API-Key"}
+    match = request.headers.get("if-none-match")
+    if match is not None:
+        offered = [t.strip().removeprefix("W/") for t in match.split(",")]
+        if "*" in offered or etag in offered:
+            return Response(status_code=304, headers=headers)
+    return Response(body, media_type="application/json", headers=headers)
+
+
+# ---------------------------------------------------------------------- submissions
+def bad_json(detail: str, field: str, reason: str) -> Problem:
+    return Problem(
+        422,
+        "Invalid input",
+        code=int(RejectCode.BAD_JSON),
+        error=RejectCode.BAD_JSON.slug,
+        detail=detail,
+        field=field,
+        reason=reason,
+    )
+
+
+def missing_field(detail: str, field: str, reason: str) -> Problem:
+    return Problem(
+        422,
+        "Invalid input",
+        code=int(RejectCode.MISSING_FIELD),
+        error=RejectCode.MISSING_FIELD.slug,
+        detail=detail,
+        field=field,
+        reason=reason,
+    )
+
+
+async def json_body(request: Request) -> Any:
+    """The raw body parsed as JSON (bounded in size); a wrong JSON type is judged by intake."""
+    raw = await request.body()
+    if len(raw) > MAX_BODY_BYTES:
+        raise Problem.service(ServiceCode.TOO_LARGE, 413, f"body larger than {MAX_BODY_BYTES} bytes")
+    try:
+        return orjson.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise bad_json(f"body is not valid JSON: {exc}", "-", str(exc)) from None
+
+
+async def run(future: Any) -> list[dict[str, Any]]:
+    """Await a runtime submission; refusals and an unavailable runtime become problems."""
+    try:
+        result: list[dict[str, Any]] = await asyncio.wrap_future(future)
+        return result
+    except SubmissionRefused as exc:
+        raise Problem.rows(exc.errors, exc.status) from None
+    except RuntimeUnavailable as exc:
+        raise Problem.service(ServiceCode.UNAVAILABLE, 503, str(exc), headers={"Retry-After": "1"}) from None
+
+
+def forbid_foreign(principal: Principal, rows: list[Any], sides: tuple[str, str], prefix: str) -> None:
+    """A participant key submits only items it is a party to (403 naming the field)."""
+    if principal.reads_all:
+        return
+    for i, row in enumerate(rows):
+        if not isinstance(row, dict) or principal.participant not in (row.get(sides[0]), row.get(sides[1])):
+            field = f"{prefix}[{i}].{sides[0]}" if prefix else sides[0]
+            raise Problem.service(
+                ServiceCode.FORBIDDEN,
+                403,
+                f"a participant key submits only its own {prefix or 'item'}s: "
+                f"{principal.participant} is neither {sides[0]} nor {sides[1]}",
+                field=field,
+                reason="not a party",
+            )
+
+
+def items_of(data: Any, key: str, limit: int) -> list[Any]:
+    """The list of a bulk body ``{key: [...]}``: present, known fields only, 1..limit objects."""
+    if not isinstance(data, dict) or not isinstance(data.get(key), list):
+        raise missing_field(f"body must be an object with a {key!r} list", key, "missing or not a list")
+    extra = sorted(set(data) - {key})
+    if extra:
+        raise Problem.service(
+            ServiceCode.BAD_BODY, 422, f"unknown field {extra[0]!r}", field=extra[0], reason="unknown field"
+        )
+    items: list[Any] = data[key]
+    if not items:
+        raise Problem.service(
+            ServiceCode.BAD_BODY, 422, f"{key} is empty", field=key, reason="at least one item"
+        )
+    if len(items) > limit:
+        raise Problem.service(
+            ServiceCode.TOO_LARGE,
+            422,
+            f"at most {limit} {key} per request",
+            field=key,
+            reason=f"more than {limit} items",
+        )
+    for i, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise bad_json(f"{key}[{i}] is not a JSON object", f"{key}[{i}]", "not an object")
+    return items
+
+
+def summary(items: list[dict[str, Any]]) -> dict[str, Any]:
+    """A bulk receipt: counts by status and the per-item receipts."""
+    return {
+        "accepted": sum(1 for r in items if r["status"] == "accepted"),
+        "duplicates": sum(1 for r in items if r["status"] == "duplicate"),
+        "rejected": sum(1 for r in items if r["status"] == "rejected"),
+        "items": items,
+    }

@@ -1,0 +1,113 @@
+"""trades: submit one or many trades, read a trade's lifecycle, list trades."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+
+from clearlane.adapters.http import schemas as sc
+from clearlane.adapters.http import views
+from clearlane.adapters.http.common import (
+    ALL_ROLES,
+    IMMUTABLE,
+    REVALIDATE,
+    SUBMITTERS,
+    AnyRole,
+    Cursor,
+    Limit,
+    RuntimeDep,
+    Submitter,
+    bad_json,
+    body_doc,
+    cached,
+    forbid_foreign,
+    items_of,
+    json_body,
+    problem_doc,
+    roles_doc,
+    run,
+    summary,
+)
+from clearlane.adapters.http.problems import not_found
+
+router = APIRouter(tags=["trades"])
+
+
+@router.post(
+    "/v1/trades",
+    response_model=sc.Receipt,
+    status_code=201,
+    openapi_extra={**roles_doc(*SUBMITTERS), **body_doc(sc.TradeIn)},
+    responses={
+        200: {"model": sc.Receipt, "description": "The id was submitted before: its current record"},
+        409: problem_doc("Same id, different content (id_conflict)"),
+    },
+)
+async def submit_trade(request: Request, principal: Submitter, runtime: RuntimeDep) -> Response:
+    data = await json_body(request)
+    if not isinstance(data, dict):
+        raise bad_json("body must be a JSON object", "-", "not an object")
+    forbid_foreign(principal, [data], ("buyer", "seller"), "")
+    result = (await run(runtime.submit_trades([data], single=True)))[0]
+    status = 200 if result["status"] == "duplicate" else 201
+    return JSONResponse(result, status_code=status, headers={"Location": f"/v1/trades/{result['id']}"})
+
+
+@router.post(
+    "/v1/trades/batch",
+    response_model=sc.BatchReceipt,
+    openapi_extra={**roles_doc(*SUBMITTERS), **body_doc(sc.TradeBatchIn)},
+    responses={413: problem_doc("Body larger than 16 MiB")},
+)
+async def submit_trades(request: Request, principal: Submitter, runtime: RuntimeDep) -> Response:
+    rows = items_of(await json_body(request), "trades", 10_000)
+    forbid_foreign(principal, rows, ("buyer", "seller"), "trades")
+    receipts = await run(runtime.submit_trades(rows))
+    return Response(orjson.dumps(summary(receipts)), media_type="application/json")
+
+
+def life_response(request: Request, life: dict[str, Any] | None, what: str) -> Response:
+    """A trade's or payment's lifecycle; immutable once final."""
+    if life is None:
+        raise not_found(what)
+    return cached(request, sc.TradeLifecycle, life, cache_control=IMMUTABLE if life["final"] else REVALIDATE)
+
+
+@router.get("/v1/trades/{trade_id}", response_model=sc.TradeLifecycle, openapi_extra=roles_doc(*ALL_ROLES))
+async def get_trade(request: Request, trade_id: str, principal: AnyRole, runtime: RuntimeDep) -> Response:
+    life = await asyncio.to_thread(views.lifecycle, runtime, trade_id, principal, 0)
+    return life_response(request, life, f"trade {trade_id!r}")
+
+
+@router.get("/v1/trades", response_model=sc.TradePage, openapi_extra=roles_doc(*ALL_ROLES))
+async def list_trades(
+    request: Request,
+    principal: AnyRole,
+    runtime: RuntimeDep,
+    limit: Limit = 100,
+    cursor: Cursor = None,
+    participant: str | None = None,
+    lane: str | None = None,
+    pool: str | None = None,
+    state: str | None = None,
+    batch_id: str | None = None,
+    kind: str | None = None,
+) -> Response:
+    page = await asyncio.to_thread(
+        views.trade_page,
+        runtime,
+        principal,
+        limit=limit,
+        cursor=cursor,
+        participant=participant,
+        lane=lane,
+        pool=pool,
+        state=state,
+        batch_id=batch_id,
+        kind=kind,
+    )
+    return cached(request, sc.TradePage, page, cache_control=REVALIDATE)
