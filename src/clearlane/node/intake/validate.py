@@ -54,7 +54,7 @@ from clearlane.core.money import (
     ParsedDecimals,
     parse_decimal_column,
 )
-from clearlane.node.intake.timestamps import TS_NULL, TS_REASONS, to_epoch_ms
+from clearlane.node.intake.timestamps import TS_NULL, TS_REASONS, ParsedTimes, to_epoch_ms
 
 _T = TypeVar("_T", bound=np.generic)
 I64 = npt.NDArray[np.int64]
@@ -401,6 +401,86 @@ class _Check:
     reason: Callable[[int], str]
 
 
+@dataclass
+class _Chunk:
+    """One chunk's columns as the checks read them (dictionary-coded where values repeat)."""
+
+    columns: Mapping[str, pa.Array | pa.ChunkedArray]
+    type_errors: Mapping[str, Mask]
+    trade_id: pa.Array
+    coded: dict[str, Coded]
+    quantity: Coded | pa.Array
+    price: Coded | pa.Array
+    times: ParsedTimes
+    exch_batch_id: pa.Array
+    batch_present: Mask
+    batch_ok: Mask
+    id_ok: dict[str, Mask]
+
+    @classmethod
+    def of(
+        cls, columns: Mapping[str, pa.Array | pa.ChunkedArray], type_errors: Mapping[str, Mask], n: int
+    ) -> _Chunk:
+
+        def column(name: str) -> pa.Array | pa.ChunkedArray:
+            # Optional columns a file does not have are all-absent.
+            return columns[name] if name in columns else pa.nulls(n, type=pa.string())
+
+        trade_id = _string_array(column("trade_id"))
+        # Exchange batch ids repeat (one per venue batch): check each distinct id once.
+        batch_source = text_source(column("exch_batch_id"))
+        if isinstance(batch_source, Coded):
+            batch_present = batch_source.per_row(_present(batch_source.values), False)
+            batch_ok = batch_source.per_row(
+                to_mask(pc.match_substring_regex(batch_source.values, ID_PATTERN)), False
+            )
+            exch_batch_id = batch_source.decode()
+        else:
+            exch_batch_id = batch_source
+            batch_present = _present(exch_batch_id)
+            batch_ok = to_mask(pc.match_substring_regex(exch_batch_id, ID_PATTERN))
+        return cls(
+            columns=columns,
+            type_errors=type_errors,
+            trade_id=trade_id,
+            coded={name: Coded.encode(column(name)) for name in _DICTIONARY_FIELDS},
+            quantity=_decimal_source(columns["quantity"]),
+            price=_decimal_source(columns["price"]),
+            times=to_epoch_ms(columns["executed_at"]),
+            exch_batch_id=exch_batch_id,
+            batch_present=batch_present,
+            batch_ok=batch_ok,
+            id_ok={"trade_id": valid_ids(trade_id)},
+        )
+
+    def wrong_type(self, name: str) -> Mask:
+        mask = self.type_errors.get(name)
+        return mask if mask is not None else np.zeros(len(self.trade_id), dtype=np.bool_)
+
+
+def _first_failures(chunk: _Chunk, checks: list[_Check], rows: I64) -> tuple[I64 | None, list[Reject]]:
+    """Each bad row's first failing check as a reject; the rows to keep (None: all)."""
+    n = len(chunk.trade_id)
+    failed = np.full(n, -1, dtype=np.int16)
+    for k, check in enumerate(checks):
+        failed[(failed < 0) & check.mask] = k
+    bad_rows = np.flatnonzero(failed >= 0)
+    id_usable = chunk.id_ok["trade_id"] & ~chunk.wrong_type("trade_id")
+    rejects = []
+    for row in bad_rows.tolist():
+        check = checks[int(failed[row])]
+        rejects.append(
+            Reject(
+                code=check.code,
+                field=check.field,
+                reason=check.reason(row),
+                row=int(rows[row]),
+                input_id=chunk.trade_id[row].as_py() if id_usable[row] else None,
+            )
+        )
+    return (np.flatnonzero(failed < 0) if bad_rows.size else None), rejects
+
+
 class TradeValidator:
     """Validates trade columns against one configuration (lookups are built once)."""
 
@@ -462,83 +542,81 @@ class TradeValidator:
         where a string is required); their text is shown in the reason, but they fail the
         field's own check whatever the text says: ids BAD_ID, symbol UNKNOWN_SYMBOL,
         quantity/price BAD_DECIMAL, executed_at BAD_TIMESTAMP, lane_hint BAD_LANE_HINT.
+
+        Checks run in reject-code precedence order; a row's first failing check is its reject.
         """
-        n = len(rows)
-        type_errors = type_errors or {}
-        no_rows = np.zeros(n, dtype=np.bool_)
+        chunk = _Chunk.of(columns, type_errors or {}, len(rows))
+        checks = self._missing_checks(chunk)
+        checks += self._id_checks(chunk)
+        base_scale = self._symbol_check(chunk, checks)
+        checks += self._party_checks(chunk)
+        decimals = {
+            "quantity": _parse_decimals(chunk.quantity, None, base_scale),
+            "price": _parse_decimals(chunk.price, _price_scale, None),
+        }
+        checks += self._decimal_checks(chunk, decimals, base_scale)
+        checks.append(self._time_check(chunk))
+        lane_absent, lane_check = self._lane_check(chunk)
+        checks.append(lane_check)
+        keep, rejects = _first_failures(chunk, checks, rows)
+        table = self._build(chunk, lane_absent, decimals, received_at_ms, keep)
+        return table, rejects
 
-        def column(name: str) -> pa.Array | pa.ChunkedArray:
-            # Optional columns a file does not have are all-absent.
-            return columns[name] if name in columns else pa.nulls(n, type=pa.string())
-
-        trade_id = _string_array(column("trade_id"))
-        coded = {name: Coded.encode(column(name)) for name in _DICTIONARY_FIELDS}
-        quantity = _decimal_source(columns["quantity"])
-        price = _decimal_source(columns["price"])
-
-        # 1. MISSING_FIELD --------------------------------------------------------------------
-        present: dict[str, Mask] = {"trade_id": _present(trade_id)}
+    # -- the checks, in reject-code precedence order -----------------------------------------
+    @staticmethod
+    def _missing_checks(chunk: _Chunk) -> list[_Check]:
+        """1. MISSING_FIELD: a required field absent, null or empty."""
+        present: dict[str, Mask] = {"trade_id": _present(chunk.trade_id)}
         for name in ("venue", "symbol", "buyer", "seller"):
-            c = coded[name]
+            c = chunk.coded[name]
             present[name] = c.per_row(_present(c.values), False)
-        for name, source in (("quantity", quantity), ("price", price)):
+        for name, source in (("quantity", chunk.quantity), ("price", chunk.price)):
             if isinstance(source, Coded):
                 present[name] = source.per_row(_present(source.values), False)
             else:
                 present[name] = _present(source)
-        times = to_epoch_ms(columns["executed_at"])
-        present["executed_at"] = times.error != TS_NULL
-        for name, mask in type_errors.items():
+        present["executed_at"] = chunk.times.error != TS_NULL
+        for name, mask in chunk.type_errors.items():
             if name in present:
                 present[name] = present[name] | mask
 
         def missing_reason(name: str) -> Callable[[int], str]:
             return lambda _row: f"required field {name!r} is missing or empty"
 
-        checks = [
+        return [
             _Check(RejectCode.MISSING_FIELD, name, ~present[name], missing_reason(name))
             for name in INPUT_TRADE_COLUMNS
         ]
 
-        # 2. BAD_ID -----------------------------------------------------------------------------
-        id_ok: dict[str, Mask] = {}
-        id_ok["trade_id"] = valid_ids(trade_id)
+    @staticmethod
+    def _id_checks(chunk: _Chunk) -> list[_Check]:
+        """2. BAD_ID: ids outside the id grammar (the exchange batch id only when present)."""
+        id_ok = chunk.id_ok
         for name in ("venue", "buyer", "seller"):
-            c = coded[name]
+            c = chunk.coded[name]
             id_ok[name] = c.per_row(to_mask(pc.match_substring_regex(c.values, ID_PATTERN)), False)
-        # Exchange batch ids repeat (one per venue batch): check each distinct id once.
-        batch_source = text_source(column("exch_batch_id"))
-        if isinstance(batch_source, Coded):
-            batch_present = batch_source.per_row(_present(batch_source.values), False)
-            batch_ok = batch_source.per_row(
-                to_mask(pc.match_substring_regex(batch_source.values, ID_PATTERN)), False
-            )
-            exch_batch_id = batch_source.decode()
-        else:
-            exch_batch_id = batch_source
-            batch_present = _present(exch_batch_id)
-            batch_ok = to_mask(pc.match_substring_regex(exch_batch_id, ID_PATTERN))
-        id_ok["exch_batch_id"] = batch_ok | ~batch_present
+        id_ok["exch_batch_id"] = chunk.batch_ok | ~chunk.batch_present
 
         def id_reason(name: str) -> Callable[[int], str]:
             text: Callable[[int], str | None] = (
-                coded[name].value
-                if name in coded
-                else _text_getter(trade_id if name == "trade_id" else exch_batch_id)
+                chunk.coded[name].value
+                if name in chunk.coded
+                else _text_getter(chunk.trade_id if name == "trade_id" else chunk.exch_batch_id)
             )
             return lambda row: (
                 f"{name} {quote(text(row))} is not 1-64 printable ASCII characters without spaces"
             )
 
-        for name in _ID_FIELDS:
-            bad = ~id_ok[name] | type_errors.get(name, no_rows)
-            checks.append(_Check(RejectCode.BAD_ID, name, bad, id_reason(name)))
+        return [
+            _Check(RejectCode.BAD_ID, name, ~id_ok[name] | chunk.wrong_type(name), id_reason(name))
+            for name in _ID_FIELDS
+        ]
 
-        # 3. UNKNOWN_SYMBOL -------------------------------------------------------------------
-        symbol = coded["symbol"]
+    def _symbol_check(self, chunk: _Chunk, checks: list[_Check]) -> I64:
+        """3. UNKNOWN_SYMBOL (appended to ``checks``); returns each row's base-asset scale."""
+        symbol = chunk.coded["symbol"]
         symbol_ok, symbol_scale = self._symbol_lookup(symbol.values)
-        row_symbol_ok = symbol.per_row(symbol_ok, False) & ~type_errors.get("symbol", no_rows)
-        base_scale = symbol.per_row(symbol_scale, 0).astype(np.int64)
+        row_symbol_ok = symbol.per_row(symbol_ok, False) & ~chunk.wrong_type("symbol")
         checks.append(
             _Check(
                 RejectCode.UNKNOWN_SYMBOL,
@@ -547,9 +625,13 @@ class TradeValidator:
                 lambda row: self._symbol_reason(symbol.value(row)),
             )
         )
+        return symbol.per_row(symbol_scale, 0).astype(np.int64)
 
-        # 4. UNKNOWN_PARTICIPANT, 5. SELF_TRADE --------------------------------------------------
+    def _party_checks(self, chunk: _Chunk) -> list[_Check]:
+        """4. UNKNOWN_PARTICIPANT per side, 5. SELF_TRADE."""
+        coded = chunk.coded
         party_index: dict[str, I64] = {}
+        checks = []
         for name in ("buyer", "seller"):
             c = coded[name]
             per_value = np.asarray(
@@ -576,12 +658,13 @@ class TradeValidator:
                 lambda row: f"buyer and seller are both {quote(coded['buyer'].value(row))}",
             )
         )
+        return checks
 
-        # 6.-9. decimals ----------------------------------------------------------------------
-        decimals = {
-            "quantity": _parse_decimals(quantity, None, base_scale),
-            "price": _parse_decimals(price, _price_scale, None),
-        }
+    def _decimal_checks(
+        self, chunk: _Chunk, decimals: dict[str, _DecimalResult], base_scale: I64
+    ) -> list[_Check]:
+        """6.-9. BAD_DECIMAL, PRECISION_EXCEEDED, NON_POSITIVE, AMOUNT_OVERFLOW (code-major)."""
+        checks = []
         for code in (
             RejectCode.BAD_DECIMAL,
             RejectCode.PRECISION_EXCEEDED,
@@ -591,86 +674,46 @@ class TradeValidator:
             for name in _DECIMAL_FIELDS:
                 result = decimals[name]
                 mask = result.code == int(code)
-                wrong_type = type_errors.get(name)
+                wrong_type = chunk.type_errors.get(name)
                 if wrong_type is not None:
                     mask = (mask | wrong_type) if code is RejectCode.BAD_DECIMAL else (mask & ~wrong_type)
-                checks.append(
-                    _Check(
-                        code,
-                        name,
-                        mask,
-                        self._decimal_reason(code, name, result, base_scale, symbol, wrong_type),
-                    )
+                reason = self._decimal_reason(
+                    code, name, result, base_scale, chunk.coded["symbol"], wrong_type
                 )
+                checks.append(_Check(code, name, mask, reason))
+        return checks
 
-        # 10. BAD_TIMESTAMP ---------------------------------------------------------------------
-        executed_at_text = _text_getter(columns["executed_at"])
-        time_bad = times.error != 0
-        time_type = type_errors.get("executed_at", no_rows)
+    @staticmethod
+    def _time_check(chunk: _Chunk) -> _Check:
+        """10. BAD_TIMESTAMP: not RFC 3339 / epoch milliseconds, or of the wrong JSON type."""
+        text = _text_getter(chunk.columns["executed_at"])
+        times = chunk.times
+        time_type = chunk.wrong_type("executed_at")
 
         def time_reason(row: int) -> str:
             if time_type[row]:
-                return f"executed_at {quote(executed_at_text(row))} must be an RFC 3339 string or integer epoch milliseconds"
-            return f"executed_at {quote(executed_at_text(row))} {TS_REASONS[int(times.error[row])]}"
+                return (
+                    f"executed_at {quote(text(row))} must be an RFC 3339 string or integer epoch milliseconds"
+                )
+            return f"executed_at {quote(text(row))} {TS_REASONS[int(times.error[row])]}"
 
-        checks.append(_Check(RejectCode.BAD_TIMESTAMP, "executed_at", time_bad | time_type, time_reason))
+        return _Check(RejectCode.BAD_TIMESTAMP, "executed_at", (times.error != 0) | time_type, time_reason)
 
-        # 11. BAD_LANE_HINT ---------------------------------------------------------------------
-        lane = coded["lane_hint"]
+    def _lane_check(self, chunk: _Chunk) -> tuple[Mask, _Check]:
+        """11. BAD_LANE_HINT; also returns which rows have no hint."""
+        lane = chunk.coded["lane_hint"]
         lane_empty = text_lengths(lane.values) == 0
         lane_ok_value = to_mask(pc.is_in(lane.values, value_set=self._lane_hints)) | lane_empty
         lane_absent = lane.per_row(lane_empty, True)
-        lane_bad = ~lane.per_row(lane_ok_value, True) | type_errors.get("lane_hint", no_rows)
+        lane_bad = ~lane.per_row(lane_ok_value, True) | chunk.wrong_type("lane_hint")
         pools = ", ".join(p.id for p in self.config.pools)
-        checks.append(
-            _Check(
-                RejectCode.BAD_LANE_HINT,
-                "lane_hint",
-                lane_bad,
-                lambda row: (
-                    f"lane_hint {quote(lane.value(row))} is not L1, L2 or a configured pool ({pools})"
-                ),
-            )
+        check = _Check(
+            RejectCode.BAD_LANE_HINT,
+            "lane_hint",
+            lane_bad,
+            lambda row: f"lane_hint {quote(lane.value(row))} is not L1, L2 or a configured pool ({pools})",
         )
-
-        # first failure wins --------------------------------------------------------------------
-        failed = np.full(n, -1, dtype=np.int16)
-        for k, check in enumerate(checks):
-            failed[(failed < 0) & check.mask] = k
-        bad_rows = np.flatnonzero(failed >= 0)
-        rejects: list[Reject] = []
-        for row in bad_rows.tolist():
-            check = checks[int(failed[row])]
-            input_id = (
-                trade_id[row].as_py()
-                if id_ok["trade_id"][row] and not type_errors.get("trade_id", no_rows)[row]
-                else None
-            )
-            rejects.append(
-                Reject(
-                    code=check.code,
-                    field=check.field,
-                    reason=check.reason(row),
-                    row=int(rows[row]),
-                    input_id=input_id,
-                )
-            )
-
-        keep: I64 | None = None
-        if bad_rows.size:
-            keep = np.flatnonzero(failed < 0)
-        table = self._build(
-            trade_id,
-            exch_batch_id,
-            batch_present,
-            coded,
-            lane_absent,
-            decimals,
-            times.ms,
-            received_at_ms,
-            keep,
-        )
-        return table, rejects
+        return lane_absent, check
 
     @staticmethod
     def _decimal_reason(
@@ -704,16 +747,15 @@ class TradeValidator:
 
     @staticmethod
     def _build(
-        trade_id: pa.Array,
-        exch_batch_id: pa.Array,
-        batch_present: Mask,
-        coded: dict[str, Coded],
+        chunk: _Chunk,
         lane_absent: Mask,
         decimals: dict[str, _DecimalResult],
-        executed_at_ms: I64,
         received_at_ms: int | None,
         keep: I64 | None,
     ) -> pa.Table:
+        """The chunk's valid rows (``keep``; all if None) in the canonical trade-chunk schema."""
+        coded = chunk.coded
+
         def pick(values: npt.NDArray[np.generic]) -> npt.NDArray[np.generic]:
             return values if keep is None else values[keep]
 
@@ -722,15 +764,15 @@ class TradeValidator:
         def pick_arrow(values: pa.Array) -> pa.Array:
             return values if keep_array is None else values.take(keep_array)
 
-        batch_ids = pc.if_else(pa.array(batch_present), exch_batch_id, _NULL_TEXT)
-        executed = pick(executed_at_ms).astype(np.int64)
+        batch_ids = pc.if_else(pa.array(chunk.batch_present), chunk.exch_batch_id, _NULL_TEXT)
+        executed = pick(chunk.times.ms).astype(np.int64)
         received = (
             executed if received_at_ms is None else np.full(len(executed), received_at_ms, dtype=np.int64)
         )
         quantity = decimals["quantity"].parsed
         price = decimals["price"].parsed
         arrays = [
-            pick_arrow(trade_id),
+            pick_arrow(chunk.trade_id),
             coded["venue"].dictionary(keep),
             coded["symbol"].dictionary(keep),
             coded["buyer"].dictionary(keep),
