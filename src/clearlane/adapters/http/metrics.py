@@ -21,6 +21,7 @@ columnar histograms and counters at scrape time, so 20,000 trades/s cost nothing
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -64,83 +65,16 @@ class _Collector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         rt = self.m.runtime
-        rm = rt.rm
         with rt.lock:
-            latency = rm.latency.copy()
-            sizes = rm.batch_sizes.copy()
-            size_sum = rm.batch_size_sum.copy()
-            counts = rm.counts.copy()
-            gross, net = rm.gross_usd.copy(), rm.net_usd.copy()
-            queues = rt.queue_lengths()
-            height = int(rt.runner.engine.tip_height)
-            applied = rm.applied_seq
-            rejected_engine = dict(rt.counters.engine_rejects)
-            rejected_api = dict(rt.counters.edge_rejects)
-        hist = HistogramMetricFamily(
-            "clearlane_hop_latency_seconds",
-            "Latency per lifecycle hop, per lane and pool",
-            labels=["lane", "pool", "hop"],
-        )
-        for lk, name in enumerate(rm.lane_keys):
-            is_l1 = lk == rm.l1
-            for hop in L1_HOPS if is_l1 else L2_HOPS:
-                c = latency[lk, HOPS.index(hop)]
-                hist.add_metric(
-                    ["L1" if is_l1 else "L2", "" if is_l1 else name, hop],
-                    _buckets(c, LATENCY_EDGES_MS, 0.001),
-                    _sum_estimate(c, LATENCY_EDGES_MS) / 1000,
-                )
-        yield hist
+            snap = _Snapshot.take(rt)
+        yield _latency_family(snap)
         q = GaugeMetricFamily("clearlane_queue_length", "Current length of a queue", labels=["queue"])
-        for name, value in sorted(queues.items()):
+        for name, value in sorted(snap.queues.items()):
             q.add_metric([name], float(value))
         yield q
-        bs = HistogramMetricFamily("clearlane_batch_size_flows", "Flows per closed L2 batch", labels=["pool"])
-        for k, pool in enumerate(rm.pools):
-            bs.add_metric([pool], _buckets(sizes[k], BATCH_SIZE_EDGES, 1.0), float(size_sum[k]))
-        yield bs
-        eff = GaugeMetricFamily(
-            "clearlane_netting_efficiency_ratio",
-            "1 - net / gross settlement value, per pool",
-            labels=["pool"],
-        )
-        g = GaugeMetricFamily(
-            "clearlane_gross_settlement_usd",
-            "Gross value of cleared L2 obligations (USD at marks)",
-            labels=["pool"],
-        )
-        n = GaugeMetricFamily(
-            "clearlane_net_settlement_usd",
-            "Net settlement value of cleared L2 batches (USD at marks)",
-            labels=["pool"],
-        )
-        for k, pool in enumerate(rm.pools):
-            eff.add_metric([pool], float(1 - net[k] / gross[k]) if gross[k] > 0 else 0.0)
-            g.add_metric([pool], float(gross[k]))
-            n.add_metric([pool], float(net[k]))
-        yield eff
-        yield g
-        yield n
-        states = GaugeMetricFamily(
-            "clearlane_trades",
-            "Trades by lane, pool and lifecycle state (received is cumulative)",
-            labels=["lane", "pool", "state"],
-        )
-        for lk, name in enumerate(rm.lane_keys):
-            is_l1 = lk == rm.l1
-            for i, st in enumerate(STATE_KEYS):
-                states.add_metric(["L1" if is_l1 else "L2", "" if is_l1 else name, st], float(counts[lk, i]))
-        yield states
-        rej = CounterMetricFamily(
-            "clearlane_rejects",
-            "Refused inputs by stable code and where they were refused",
-            labels=["code", "error", "source"],
-        )
-        for source, table in (("engine", rejected_engine), ("api", rejected_api)):
-            for slug, value in sorted(table.items()):
-                code = str(int(RejectCode[slug.upper()])) if slug.upper() in RejectCode.__members__ else ""
-                rej.add_metric([code, slug, source], float(value))
-        yield rej
+        yield from _batch_families(snap)
+        yield _state_family(snap)
+        yield _reject_family(snap)
         busy = CounterMetricFamily(
             "clearlane_runtime_loop_seconds",
             "Runtime loop thread: wall (busy) and CPU time in steps; wall time in malloc_trim",
@@ -151,28 +85,147 @@ class _Collector(Collector):
         busy.add_metric(["trim"], rt.counters.trim_s)
         yield busy
         yield GaugeMetricFamily(
-            "clearlane_block_height", "Base-layer tip height seen by the engine", value=float(height)
+            "clearlane_block_height", "Base-layer tip height seen by the engine", value=float(snap.height)
         )
         yield GaugeMetricFamily(
-            "clearlane_applied_seq", "Last applied input-log sequence number", value=float(applied)
+            "clearlane_applied_seq", "Last applied input-log sequence number", value=float(snap.applied)
         )
         yield GaugeMetricFamily(
             "clearlane_stream_subscribers", "Open live-stream connections", value=float(rt.bus.subscribers)
         )
-        hooks = self.m.webhooks
-        if hooks is not None:
-            lag_counts, lag_sum, outcomes = hooks.metrics_snapshot()
-            lag = HistogramMetricFamily(
-                "clearlane_webhook_delivery_lag_seconds", "Webhook delivery lag: event committed to delivered"
+        if self.m.webhooks is not None:
+            yield from _webhook_families(self.m.webhooks)
+
+
+@dataclass
+class _Snapshot:
+    """The read model's figures, copied under the runtime lock (families are built outside it)."""
+
+    lane_keys: list[str]
+    l1: int
+    pools: list[str]
+    latency: np.ndarray[Any, Any]
+    sizes: np.ndarray[Any, Any]
+    size_sum: np.ndarray[Any, Any]
+    counts: np.ndarray[Any, Any]
+    gross: np.ndarray[Any, Any]
+    net: np.ndarray[Any, Any]
+    queues: dict[str, int]
+    height: int
+    applied: int
+    rejected_engine: dict[str, int]
+    rejected_api: dict[str, int]
+
+    @classmethod
+    def take(cls, rt: Runtime) -> _Snapshot:
+        rm = rt.rm
+        return cls(
+            lane_keys=list(rm.lane_keys),
+            l1=rm.l1,
+            pools=list(rm.pools),
+            latency=rm.latency.copy(),
+            sizes=rm.batch_sizes.copy(),
+            size_sum=rm.batch_size_sum.copy(),
+            counts=rm.counts.copy(),
+            gross=rm.gross_usd.copy(),
+            net=rm.net_usd.copy(),
+            queues=rt.queue_lengths(),
+            height=int(rt.runner.engine.tip_height),
+            applied=rm.applied_seq,
+            rejected_engine=dict(rt.counters.engine_rejects),
+            rejected_api=dict(rt.counters.edge_rejects),
+        )
+
+    def lanes(self) -> Iterator[tuple[int, str, str]]:
+        """(lane key index, lane label, pool label) per lane key: L1, then each pool."""
+        for lk, name in enumerate(self.lane_keys):
+            is_l1 = lk == self.l1
+            yield lk, "L1" if is_l1 else "L2", "" if is_l1 else name
+
+
+def _latency_family(snap: _Snapshot) -> Metric:
+    hist = HistogramMetricFamily(
+        "clearlane_hop_latency_seconds",
+        "Latency per lifecycle hop, per lane and pool",
+        labels=["lane", "pool", "hop"],
+    )
+    for lk, lane, pool in snap.lanes():
+        for hop in L1_HOPS if lane == "L1" else L2_HOPS:
+            c = snap.latency[lk, HOPS.index(hop)]
+            hist.add_metric(
+                [lane, pool, hop],
+                _buckets(c, LATENCY_EDGES_MS, 0.001),
+                _sum_estimate(c, LATENCY_EDGES_MS) / 1000,
             )
-            lag.add_metric([], _buckets(lag_counts, LATENCY_EDGES_MS, 0.001), lag_sum)
-            yield lag
-            out = CounterMetricFamily(
-                "clearlane_webhook_deliveries", "Webhook delivery attempts by outcome", labels=["outcome"]
-            )
-            for outcome in ("delivered", "retry", "failed"):
-                out.add_metric([outcome], float(outcomes.get(outcome, 0)))
-            yield out
+    return hist
+
+
+def _batch_families(snap: _Snapshot) -> Iterator[Metric]:
+    bs = HistogramMetricFamily("clearlane_batch_size_flows", "Flows per closed L2 batch", labels=["pool"])
+    for k, pool in enumerate(snap.pools):
+        bs.add_metric([pool], _buckets(snap.sizes[k], BATCH_SIZE_EDGES, 1.0), float(snap.size_sum[k]))
+    yield bs
+    eff = GaugeMetricFamily(
+        "clearlane_netting_efficiency_ratio", "1 - net / gross settlement value, per pool", labels=["pool"]
+    )
+    g = GaugeMetricFamily(
+        "clearlane_gross_settlement_usd",
+        "Gross value of cleared L2 obligations (USD at marks)",
+        labels=["pool"],
+    )
+    n = GaugeMetricFamily(
+        "clearlane_net_settlement_usd",
+        "Net settlement value of cleared L2 batches (USD at marks)",
+        labels=["pool"],
+    )
+    gross, net = snap.gross, snap.net
+    for k, pool in enumerate(snap.pools):
+        eff.add_metric([pool], float(1 - net[k] / gross[k]) if gross[k] > 0 else 0.0)
+        g.add_metric([pool], float(gross[k]))
+        n.add_metric([pool], float(net[k]))
+    yield eff
+    yield g
+    yield n
+
+
+def _state_family(snap: _Snapshot) -> Metric:
+    states = GaugeMetricFamily(
+        "clearlane_trades",
+        "Trades by lane, pool and lifecycle state (received is cumulative)",
+        labels=["lane", "pool", "state"],
+    )
+    for lk, lane, pool in snap.lanes():
+        for i, st in enumerate(STATE_KEYS):
+            states.add_metric([lane, pool, st], float(snap.counts[lk, i]))
+    return states
+
+
+def _reject_family(snap: _Snapshot) -> Metric:
+    rej = CounterMetricFamily(
+        "clearlane_rejects",
+        "Refused inputs by stable code and where they were refused",
+        labels=["code", "error", "source"],
+    )
+    for source, table in (("engine", snap.rejected_engine), ("api", snap.rejected_api)):
+        for slug, value in sorted(table.items()):
+            code = str(int(RejectCode[slug.upper()])) if slug.upper() in RejectCode.__members__ else ""
+            rej.add_metric([code, slug, source], float(value))
+    return rej
+
+
+def _webhook_families(hooks: WebhookService) -> Iterator[Metric]:
+    lag_counts, lag_sum, outcomes = hooks.metrics_snapshot()
+    lag = HistogramMetricFamily(
+        "clearlane_webhook_delivery_lag_seconds", "Webhook delivery lag: event committed to delivered"
+    )
+    lag.add_metric([], _buckets(lag_counts, LATENCY_EDGES_MS, 0.001), lag_sum)
+    yield lag
+    out = CounterMetricFamily(
+        "clearlane_webhook_deliveries", "Webhook delivery attempts by outcome", labels=["outcome"]
+    )
+    for outcome in ("delivered", "retry", "failed"):
+        out.add_metric([outcome], float(outcomes.get(outcome, 0)))
+    yield out
 
 
 class Metrics:
