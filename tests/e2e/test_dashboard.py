@@ -1,16 +1,19 @@
 """The settlement dashboard in a real browser (Debian's Chromium driven by Playwright) against a
 real server fed live by the simulated market, plus the dashboard's own views checked against the service.
 
-Every page is loaded, waits for a live update, and is photographed at desktop and phone size
-into docs/screenshots/ (the README shows them). The click-through goes trade -> batch ->
+Every page is loaded, waits for a live update, and is photographed at desktop and phone size:
+into a temporary directory, or into docs/screenshots/ (the README shows them) when
+``CLEARLANE_UPDATE_SCREENSHOTS=1`` is set, so an ordinary test run leaves the tree clean. The click-through goes trade -> batch ->
 participant. The proof download is exercised against whatever the server offers.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -38,7 +41,11 @@ ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-SHOTS = REPO / "docs" / "screenshots"
+SHOTS = (
+    REPO / "docs" / "screenshots"
+    if os.environ.get("CLEARLANE_UPDATE_SCREENSHOTS") == "1"
+    else Path(tempfile.gettempdir()) / "clearlane-screenshots"
+)
 SIZES = {"desktop": {"width": 1366, "height": 900}, "phone": {"width": 390, "height": 844}}
 ZONE = "America/New_York"  # not UTC, so "your zone" and "UTC on hover" differ
 
