@@ -24,6 +24,7 @@ from clearlane.adapters.sql.codec import read_table
 from clearlane.adapters.sql.store import Store
 from clearlane.core.config.model import ClearingConfig, parse_config
 from clearlane.core.engine.flows import Flows, leaf_texts
+from clearlane.core.model import ids as model_ids
 from clearlane.core.model.states import TradeState
 from clearlane.core.proofs.merkle import MerkleTree, hash_leaves
 from clearlane.core.proofs.verify import (
@@ -238,7 +239,7 @@ class Prover:
                 f"trade {flow_id!r} settled gross on Layer-1: it is in no batch "
                 "(its base-layer transaction is its proof)"
             )
-        return f"{record['pool']}-{int(record['batch_seq']):08d}"
+        return model_ids.batch_id(record["pool"], int(record["batch_seq"]))
 
     # ------------------------------------------------------------------ checkpoint tree
     def latest_checkpoint(self) -> Checkpoint:

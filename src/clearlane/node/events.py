@@ -28,6 +28,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from clearlane.core.model import ids as model_ids
+
 TRADE_EVENTS = (
     "trade.received",
     "trade.routed",
@@ -133,7 +135,7 @@ class TradeEvents(EventGroup):
             row["kind"] = kinds[int(row["kind"])] if row.get("kind") in (0, 1) else row.get("kind")
             out.append(
                 {
-                    "id": f"{self.seq}:{self.type}:{row['trade_id']}",
+                    "id": model_ids.event_id(self.seq, self.type, row["trade_id"]),
                     "type": self.type,
                     "at_ms": self.at_ms,
                     "at": at,
@@ -159,7 +161,7 @@ class BatchEvent(EventGroup):
             return []
         return [
             {
-                "id": f"{self.seq}:{self.type}:{self.batch_id}",
+                "id": model_ids.event_id(self.seq, self.type, self.batch_id),
                 "type": self.type,
                 "at_ms": self.at_ms,
                 "at": iso(self.at_ms),
@@ -178,7 +180,7 @@ class StatsEvent(EventGroup):
     def events(self, flt: EventFilter) -> list[dict[str, Any]]:
         return [
             {
-                "id": f"{self.seq}:stats:{self.at_ms}",
+                "id": model_ids.event_id(self.seq, "stats", self.at_ms),
                 "type": "stats",
                 "at_ms": self.at_ms,
                 "at": iso(self.at_ms),

@@ -24,6 +24,7 @@ from rich.table import Table
 
 from clearlane.adapters.sql.store import StoreError
 from clearlane.core.config.model import ConfigError
+from clearlane.core.model import ids as model_ids
 
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, help="clearlane — Layer-2 clearing and settlement engine."
@@ -109,7 +110,7 @@ def _clear_file(runner: Any, path: Path, rejects_path: Path, chunk_rows: int, se
             batches = iter_input(path, runner.config, chunk_rows=chunk_rows)
             runner.clear_batches(
                 batches,
-                source=f"file:{file_digest(path)}",
+                source=model_ids.file_source(file_digest(path)),
                 rejects=rejects,
                 progress=lambda n: progress.advance(task, n),
             )
@@ -224,7 +225,7 @@ def demo(
         data = deposit.model_dump(mode="json")
         data.pop("type")
         data.pop("v", None)
-        runner.submit("collateral_deposit", data, first_ms, f"deposit:{deposit.deposit_id}")
+        runner.submit("collateral_deposit", data, first_ms, model_ids.deposit_source(deposit.deposit_id))
     result = _clear_file(runner, paths.trades, out / "rejects.jsonl", 65_536, settle=True)
     summary = make_summary(runner.engine)
     elapsed = time.perf_counter() - started

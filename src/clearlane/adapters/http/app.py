@@ -28,6 +28,7 @@ from clearlane.adapters.http import schemas as sc
 from clearlane.adapters.http import views
 from clearlane.adapters.http.auth import AUDITOR, OPERATOR, PARTICIPANT, KeyStore, Principal, token_from
 from clearlane.adapters.http.problems import Problem, ServiceCode, bad_parameter, not_found
+from clearlane.core.model import ids as model_ids
 from clearlane.core.model.codes import RejectCode
 from clearlane.node.events import DEFAULT_STREAM_TYPES, EVENT_TYPES, EventFilter, iso
 from clearlane.node.runtime import Runtime, RuntimeUnavailable, SubmissionRefused
@@ -740,7 +741,7 @@ def create_app(
 
             data = await asyncio.to_thread(snapshot)
             first = {
-                "id": f"{runtime.rm.applied_seq}:stats:snapshot",
+                "id": model_ids.event_id(runtime.rm.applied_seq, "stats", "snapshot"),
                 "type": "stats",
                 "at_ms": runtime.rm.now_ms,
                 "at": iso(runtime.rm.now_ms),

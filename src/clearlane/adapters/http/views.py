@@ -20,6 +20,7 @@ import pyarrow.compute as pc
 from clearlane.adapters.http.auth import Principal
 from clearlane.adapters.http.problems import bad_parameter
 from clearlane.adapters.sql.codec import read_table
+from clearlane.core.model import ids as model_ids
 from clearlane.core.model.codes import RejectCode
 from clearlane.core.model.states import TradeState
 from clearlane.core.money import format_minor
@@ -195,10 +196,10 @@ def trade_page(
         raise bad_parameter("kind", "trade or payment")
     batch_pool, batch_seq = None, None
     if batch_id is not None:
-        pool_id, _, seq_text = batch_id.rpartition("-")
-        if pool_id not in rm.pool_lookup or not seq_text.isdigit():
+        parsed = model_ids.parse_batch_id(batch_id)
+        if parsed is None or parsed[0] not in rm.pool_lookup:
             return {"items": [], "next_cursor": None}
-        batch_pool, batch_seq = pool_id, int(seq_text)
+        batch_pool, batch_seq = parsed
     pos = decode_cursor(cursor, "c", "r")
     items: list[dict[str, Any]] = []
     with rt.lock:
@@ -273,7 +274,7 @@ def _summaries(rt: Runtime, table: pa.Table, states: np.ndarray[Any, Any]) -> li
                 "quote_amount": format_minor(int(row["quote_minor"]), scales.get(row["quote"], 0)),
                 "lane": row["lane"],
                 "pool": pool,
-                "batch_id": f"{pool}-{seq:08d}" if pool is not None and seq >= 0 else None,
+                "batch_id": model_ids.batch_id_or_none(pool, seq),
                 "state": TradeState(int(st)).label,
                 "received_at_ms": int(row["received_ms"]),
                 "received_at": iso(int(row["received_ms"])),
@@ -303,7 +304,7 @@ def _open_batch(rt: Runtime, k: int) -> dict[str, Any] | None:
     pool = rt.config.pools[k].id
     opened = int(engine.open_at[k])
     return {
-        "batch_id": f"{pool}-{s:08d}",
+        "batch_id": model_ids.batch_id(pool, s),
         "pool": pool,
         "seq": s,
         "state": "open",
@@ -368,10 +369,12 @@ def batch_page(
 
 def batch_detail(rt: Runtime, batch_id: str) -> dict[str, Any] | None:
     rm = rt.rm
-    pool_id, _, seq_text = batch_id.rpartition("-")
-    if pool_id not in rm.pool_lookup or not seq_text.isdigit() or len(seq_text) != 8:
+    parsed = model_ids.parse_batch_id(batch_id)
+    # Only the canonical spelling names a batch (P1-7 does not name P1-00000007).
+    if parsed is None or parsed[0] not in rm.pool_lookup or model_ids.batch_id(*parsed) != batch_id:
         return None
-    k, s = rm.pool_lookup[pool_id], int(seq_text)
+    pool_id, s = parsed
+    k = rm.pool_lookup[pool_id]
     with rt.lock:
         engine = rt.runner.engine
         if engine.open_at[k] >= 0 and int(engine.seq[k]) == s:
@@ -444,11 +447,11 @@ def net_instruction_page(
         pos = decode_cursor(cursor, "o")
         offset = 0 if pos is None else pos["o"]
         with rt.lock:
-            pool_id, _, seq_text = batch_id.rpartition("-")
-            k = rm.pool_lookup.get(pool_id)
-            if k is None or not seq_text.isdigit():
+            parsed = model_ids.parse_batch_id(batch_id)
+            k = None if parsed is None else rm.pool_lookup.get(parsed[0])
+            if parsed is None or k is None:
                 return {"items": [], "next_cursor": None}
-            s = int(seq_text)
+            pool_id, s = parsed
             state = BATCH_STATE_NAMES[int(rm.batches[k].state[s])] if s < len(rm.batches[k].state) else "open"
         rows = _net_rows(rt, batch_id, pool_id, state, participant)
         page = rows[offset : offset + limit]
@@ -464,7 +467,12 @@ def net_instruction_page(
             k, s = int(rm.batch_order_pool[i]), int(rm.batch_order_seq[i])
             if pool is None or rm.pools[k] == pool:
                 targets.append(
-                    (i, f"{rm.pools[k]}-{s:08d}", rm.pools[k], BATCH_STATE_NAMES[int(rm.batches[k].state[s])])
+                    (
+                        i,
+                        model_ids.batch_id(rm.pools[k], s),
+                        rm.pools[k],
+                        BATCH_STATE_NAMES[int(rm.batches[k].state[s])],
+                    )
                 )
             i -= 1
             scanned += 1

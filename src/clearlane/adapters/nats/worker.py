@@ -59,6 +59,7 @@ from clearlane.adapters.nats.messages import (
 )
 from clearlane.adapters.sql.codec import encode_payload
 from clearlane.adapters.sql.store import Store, database_url, is_url
+from clearlane.core.model import ids as model_ids
 from clearlane.node.intake.validate import TradeValidator
 from clearlane.node.runner import Runner
 
@@ -478,7 +479,7 @@ class Worker:
     def _decode(self, msg: Any, validator: TradeValidator) -> _Decoded:
         seq = int(msg.metadata.sequence.stream)
         pool = msg.subject.rsplit(".", 1)[1]
-        source = f"nats:{STREAM}:{seq}:{pool}"
+        source = model_ids.nats_source(STREAM, seq, pool)
         if seq <= self._decoded_upto:  # delivered again this session (ack wait): already handled
             return _Decoded(msg, seq, source, [], [], redelivered=True)
         self._decoded_upto = seq

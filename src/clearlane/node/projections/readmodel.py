@@ -39,6 +39,7 @@ from clearlane.adapters.sql.flowids import FlowIdArchive
 from clearlane.adapters.sql.store import Store
 from clearlane.core.config.model import ClearingConfig
 from clearlane.core.engine.core import Effects, LogEntry
+from clearlane.core.model import ids as model_ids
 from clearlane.core.model.codes import RejectCode
 from clearlane.core.model.states import TradeState
 from clearlane.node.events import BatchEvent, EventGroup, TradeEvents
@@ -546,8 +547,8 @@ class ReadModel:
         for batch_id, event, at_ms, detail in fx.batch_events:
             if event == "cleared" or event == "resubmitted":
                 continue
-            pool_id, _, seq_text = batch_id.rpartition("-")
-            k, s = self.pool_lookup[pool_id], int(seq_text)
+            pool_id, s = model_ids.split_batch_id(batch_id)
+            k = self.pool_lookup[pool_id]
             pb = self.batches[k]
             pb.ensure(s)
             n = int(pb.flows[s])
@@ -707,10 +708,10 @@ class ReadModel:
         n = table.num_rows
         z = np.zeros(0, dtype=np.int64)
         z32 = np.zeros(0, dtype=np.int32)
-        if origin.startswith("unwound:"):
-            batch_id = origin.split(":", 1)[1]
+        batch_id = model_ids.parse_unwound_origin(origin)
+        if batch_id is not None:
             flight = self._unwound_trades.pop(batch_id, None)
-            pool_id = batch_id.rpartition("-")[0]
+            pool_id = model_ids.split_batch_id(batch_id)[0]
             k = self.pool_lookup.get(pool_id, 0)
             trades = _EMPTY_TRADES if flight is None else flight.trades
             ordered = _order_like(trades, table.column("flow_id"))
@@ -831,7 +832,7 @@ class ReadModel:
             return None if v < 0 else int(v)
 
         return {
-            "batch_id": f"{self.pools[k]}-{s:08d}",
+            "batch_id": model_ids.batch_id(self.pools[k], s),
             "pool": self.pools[k],
             "seq": s,
             "state": BATCH_STATE_NAMES[int(pb.state[s])],
