@@ -39,6 +39,7 @@ from clearlane.core.engine.flows import Flows, leaf_texts
 from clearlane.core.engine.netting import net_positions
 from clearlane.core.ledger.entries import JournalEntry
 from clearlane.core.model import ids as model_ids
+from clearlane.core.model.states import BatchState
 from clearlane.core.proofs.hashchain import (
     Frontier,
     RecordFold,
@@ -656,7 +657,7 @@ class _Checker:
         config = self.config
         batch_id = c["batch_id"]
         self.report.batches += 1
-        self.batches[batch_id] = _Batch(c, seq, {"state": "cleared", "attempts": 1})
+        self.batches[batch_id] = _Batch(c, seq, {"state": BatchState.CLEARED.label, "attempts": 1})
         key = (c["pool"], int(c["seq"]))
         parts = self.open_parts.pop(key, [])
         self.open_counts.pop(key, None)

@@ -14,7 +14,7 @@ from clearlane.adapters.sql.store import Store
 from clearlane.core.engine.core import Engine
 from clearlane.core.model import ids as model_ids
 from clearlane.core.model.codes import RejectCode
-from clearlane.core.model.states import TradeState
+from clearlane.core.model.states import BatchState, TradeState
 
 
 def clock(ms: int | None) -> str:
@@ -106,9 +106,9 @@ def trade_lifecycle(store: Store | TradeSource, flow_id: str) -> dict[str, Any] 
                 "at": iso(batch["anchored_at_ms"]),
             }
             out["root"] = bytes(batch["root"]).hex()
-            if batch["state"] == "final":
+            if batch["state"] == BatchState.FINAL.label:
                 final_ms = int(batch["final_at_ms"])
-            if batch["state"] == "unwound":
+            if batch["state"] == BatchState.UNWOUND.label:
                 l1_origin = store.l1_group_for_batch(batch_id)
     elif record["l1_group"]:
         l1_origin = store.l1_group(record["l1_group"])

@@ -30,6 +30,7 @@ from clearlane.adapters.http.auth import AUDITOR, OPERATOR, PARTICIPANT, KeyStor
 from clearlane.adapters.http.problems import Problem, ServiceCode, bad_parameter, not_found
 from clearlane.core.model import ids as model_ids
 from clearlane.core.model.codes import RejectCode
+from clearlane.core.model.states import BatchState
 from clearlane.node.events import DEFAULT_STREAM_TYPES, EVENT_TYPES, EventFilter, iso
 from clearlane.node.runtime import Runtime, RuntimeUnavailable, SubmissionRefused
 
@@ -561,7 +562,7 @@ def create_app(
         out = await asyncio.to_thread(views.batch_detail, runtime, batch_id)
         if out is None:
             raise not_found(f"batch {batch_id!r}")
-        done = out["state"] in ("final", "unwound")
+        done = BatchState.of_label(out["state"]).terminal
         return cached(request, sc.BatchOut, out, cache_control=IMMUTABLE if done else REVALIDATE)
 
     @app.get(

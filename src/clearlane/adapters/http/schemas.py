@@ -226,7 +226,7 @@ class BatchOut(Out):
     batch_id: str
     pool: str
     seq: int
-    state: Literal["open", "cleared", "anchored", "final", "unwound"]
+    state: Literal["open", "cleared", "anchored", "final", "unwound"]  # BatchState labels (test_states.py)
     flows: int
     opened_at_ms: int | None
     cleared_at_ms: int | None

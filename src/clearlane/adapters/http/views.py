@@ -22,15 +22,10 @@ from clearlane.adapters.http.problems import bad_parameter
 from clearlane.adapters.sql.codec import read_table
 from clearlane.core.model import ids as model_ids
 from clearlane.core.model.codes import RejectCode
-from clearlane.core.model.states import TradeState
+from clearlane.core.model.states import BATCH_STATE_LABELS, BatchState, TradeState
 from clearlane.core.money import format_minor
 from clearlane.node.events import iso
 from clearlane.node.projections.readmodel import (
-    B_ANCHORED,
-    B_CLEARED,
-    B_FINAL,
-    B_UNWOUND,
-    BATCH_STATE_NAMES,
     HOPS,
     LATENCY_EDGES_MS,
     STATE_KEYS,
@@ -156,8 +151,8 @@ def lifecycle(
         "route_rule": life["route_rule"],
         "batch_id": life["batch_id"],
         "state": str(life["state"]),
-        "final": life["state"] in ("final", "rejected")
-        or (life["state"] == "unwound" and life["l1_final_at"] is not None),
+        "final": life["state"] in (TradeState.FINAL.label, TradeState.REJECTED.label)
+        or (life["state"] == TradeState.UNWOUND.label and life["l1_final_at"] is not None),
         "l2_cleared_at": life["l2_cleared_at"],
         "l1_final_at": life["l1_final_at"],
         "badge": life["badge"],
@@ -307,7 +302,7 @@ def _open_batch(rt: Runtime, k: int) -> dict[str, Any] | None:
         "batch_id": model_ids.batch_id(pool, s),
         "pool": pool,
         "seq": s,
-        "state": "open",
+        "state": BatchState.OPEN.label,
         "flows": int(engine.count[k]),
         "opened_at_ms": opened,
         "cleared_at_ms": None,
@@ -332,22 +327,23 @@ def batch_page(
     rm = rt.rm
     if pool is not None and pool not in rm.pool_lookup:
         return {"items": [], "next_cursor": None}
-    if state is not None and state not in BATCH_STATE_NAMES:
-        raise bad_parameter("state", f"one of {', '.join(BATCH_STATE_NAMES)}")
+    if state is not None and state not in BATCH_STATE_LABELS:
+        raise bad_parameter("state", f"one of {', '.join(BATCH_STATE_LABELS)}")
+    open_label = BatchState.OPEN.label
     pos = decode_cursor(cursor, "i")
     items: list[dict[str, Any]] = []
     with rt.lock:
-        if pos is None and state in (None, "open"):
+        if pos is None and state in (None, open_label):
             for k in range(rm.n_pools):
                 if pool is None or rm.pools[k] == pool:
                     ob = _open_batch(rt, k)
                     if ob is not None:
                         items.append(ob)
-        if state == "open":
+        if state == open_label:
             return {"items": items[:limit], "next_cursor": None}
         i = rm.n_batches - 1 if pos is None else min(pos["i"], rm.n_batches) - 1
         want_pool = None if pool is None else rm.pool_lookup[pool]
-        want_state = None if state is None else BATCH_STATE_NAMES.index(state)
+        want_state = None if state is None else BatchState.of_label(state)
         next_cursor = None
         scanned = 0
         while i >= 0:
@@ -452,7 +448,8 @@ def net_instruction_page(
             if parsed is None or k is None:
                 return {"items": [], "next_cursor": None}
             pool_id, s = parsed
-            state = BATCH_STATE_NAMES[int(rm.batches[k].state[s])] if s < len(rm.batches[k].state) else "open"
+            code = int(rm.batches[k].state[s]) if s < len(rm.batches[k].state) else BatchState.OPEN
+            state = BatchState(code).label
         rows = _net_rows(rt, batch_id, pool_id, state, participant)
         page = rows[offset : offset + limit]
         more = offset + limit < len(rows)
@@ -471,7 +468,7 @@ def net_instruction_page(
                         i,
                         model_ids.batch_id(rm.pools[k], s),
                         rm.pools[k],
-                        BATCH_STATE_NAMES[int(rm.batches[k].state[s])],
+                        BatchState(int(rm.batches[k].state[s])).label,
                     )
                 )
             i -= 1
@@ -671,11 +668,9 @@ def overview(rt: Runtime) -> dict[str, Any]:
                 "pool": pool,
                 "trades": _state_counts(rm.counts[k]),
                 "batches": {
-                    "open": int(engine.open_at[k] >= 0),
-                    "cleared": int(bc[B_CLEARED]),
-                    "anchored": int(bc[B_ANCHORED]),
-                    "final": int(bc[B_FINAL]),
-                    "unwound": int(bc[B_UNWOUND]),
+                    # The open batch is the engine's (the read model counts closed ones only).
+                    BatchState.OPEN.label: int(engine.open_at[k] >= 0),
+                    **{b.label: int(bc[b]) for b in BatchState if b != BatchState.OPEN},
                 },
                 "cleared_latency_ms": _pct(rm.latency[k, H["batched_cleared"]]),
                 "finality_latency_ms": _pct(rm.latency[k, H["received_final"]]),
@@ -709,7 +704,7 @@ def overview(rt: Runtime) -> dict[str, Any]:
         "applied_seq": rm.applied_seq,
         "clock": {"mode": rt.clock.mode, "speed": float(rt.clock.speed), "now_ms": now, "now": iso(now)},
         "block_height": int(engine.tip_height),
-        "anchor_backlog": int(rm.batch_counts[:, B_CLEARED].sum()),
+        "anchor_backlog": int(rm.batch_counts[:, BatchState.CLEARED].sum()),
         "lanes": lanes,
         "totals": {
             "trades": _state_counts(totals),

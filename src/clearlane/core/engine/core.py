@@ -42,6 +42,7 @@ from clearlane.core.ledger import (
     Purpose,
 )
 from clearlane.core.model import ids as model_ids
+from clearlane.core.model import states
 from clearlane.core.model.chain import BlockProduced, ChainReorg, TxSubmission, event_from_dict
 from clearlane.core.model.codes import Reject, RejectCode
 from clearlane.core.model.states import TradeState
@@ -89,7 +90,7 @@ class BatchState:
     anchor_tx: str = ""
     anchor_height: int = -1
     anchored_at_ms: int = -1
-    state: str = "cleared"
+    state: str = states.BatchState.CLEARED.label
     # Set by _advance_batch when it did nothing: it will do nothing again until the chain epoch
     # changes or engine time reaches ``quiet_until`` (not state: it only skips no-op calls).
     quiet_epoch: int = -1
@@ -809,9 +810,9 @@ class Engine:
                         block.height,
                         block.at_ms,
                     )
-                    state.state = "anchored"
+                    state.state = states.BatchState.ANCHORED.label
                     fx.batch_updates.setdefault(batch_id, {}).update(
-                        state="anchored",
+                        state=states.BatchState.ANCHORED.label,
                         anchor_tx=tx_id,
                         anchor_height=block.height,
                         anchored_at_ms=block.at_ms,
@@ -839,12 +840,12 @@ class Engine:
             state = self.pending.get(batch_id)
             if state is not None and state.anchor_tx == tx_id:
                 state.anchor_tx, state.anchor_height, state.anchored_at_ms = "", -1, -1
-                state.state = "cleared"
+                state.state = states.BatchState.CLEARED.label
                 # Re-arm the resubmission clock: the reorged tx may or may not come back.
                 state.last_submit_ms = reorg.at_ms
                 self.stats.reorged_anchors += 1
                 fx.batch_updates.setdefault(batch_id, {}).update(
-                    state="cleared",
+                    state=states.BatchState.CLEARED.label,
                     anchor_tx=None,
                     anchor_height=None,
                     anchored_at_ms=None,
@@ -973,10 +974,12 @@ class Engine:
                     state.batch_id,
                 )
             )
-        state.state = "final"
+        state.state = states.BatchState.FINAL.label
         del self.pending[state.batch_id]
         self.final_batch_txs[state.anchor_tx] = state.batch_id
-        fx.batch_updates.setdefault(state.batch_id, {}).update(state="final", final_at_ms=final_ms)
+        fx.batch_updates.setdefault(state.batch_id, {}).update(
+            state=states.BatchState.FINAL.label, final_at_ms=final_ms
+        )
         fx.batch_events.append((state.batch_id, "final", final_ms, ""))
         self.stats.batches_final += 1
         if self.stats.keep_latencies:
@@ -986,9 +989,11 @@ class Engine:
         result = self.ledger.void_pending(state.hold_entry_id, at_ms)
         if result not in (PostResult.OK, PostResult.ALREADY_VOIDED, PostResult.EXPIRED):
             raise EngineError(f"could not void hold {state.hold_entry_id}: {result.name}")
-        state.state = "unwound"
+        state.state = states.BatchState.UNWOUND.label
         del self.pending[state.batch_id]
-        fx.batch_updates.setdefault(state.batch_id, {}).update(state="unwound", unwound_at_ms=at_ms)
+        fx.batch_updates.setdefault(state.batch_id, {}).update(
+            state=states.BatchState.UNWOUND.label, unwound_at_ms=at_ms
+        )
         fx.batch_events.append(
             (state.batch_id, "unwound", at_ms, "anchor deadline missed: settling gross on L1")
         )

@@ -34,6 +34,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from clearlane.core.model.chain import tx_submission_to_dict
+from clearlane.core.model.states import BatchState
 from clearlane.core.proofs.verify import leaf_hash, node_hash
 
 __all__ = [
@@ -329,13 +330,13 @@ class RecordFold:
                     f"clearlane.anchor.v1|{batch_id}|{state.root}|{state.anchor_tx}|{state.anchor_height}|"
                     f"{int(change['anchored_at_ms'])}|{change['anchor_block']}"
                 )
-            if change.get("state") == "final":
+            if change.get("state") == BatchState.FINAL.label:
                 out.append(
                     f"clearlane.final.v1|{batch_id}|{int(change['final_at_ms'])}|{state.anchor_tx}|"
                     f"{state.anchor_height}|{self.confirmations[state.pool]}"
                 )
                 del self.batches[batch_id]
-            elif change.get("state") == "unwound":
+            elif change.get("state") == BatchState.UNWOUND.label:
                 out.append(f"clearlane.unwind.v1|{batch_id}|{int(change['unwound_at_ms'])}")
                 del self.batches[batch_id]
         return out

@@ -41,20 +41,18 @@ from clearlane.core.config.model import ClearingConfig
 from clearlane.core.engine.core import Effects, LogEntry
 from clearlane.core.model import ids as model_ids
 from clearlane.core.model.codes import RejectCode
-from clearlane.core.model.states import TradeState
+from clearlane.core.model.states import BATCH_STATE_LABELS, BatchState, TradeState
 from clearlane.node.events import BatchEvent, EventGroup, TradeEvents
 from clearlane.node.projections.index import IdIndex, hash_id, hash_ids
 
 I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]
 
-# Batch states (per pool arrays). 0 = not cleared yet (open, or never existed).
-B_OPEN, B_CLEARED, B_ANCHORED, B_FINAL, B_UNWOUND = 0, 1, 2, 3, 4
-BATCH_STATE_NAMES = ("open", "cleared", "anchored", "final", "unwound")
-_BATCH_TO_TRADE = np.array(
-    [TradeState.BATCHED, TradeState.CLEARED, TradeState.ANCHORED, TradeState.FINAL, TradeState.UNWOUND],
-    dtype=np.int8,
-)
+# Batch states (per pool arrays) are BatchState codes; 0 = not cleared yet (open, or never
+# existed). The short names stay for the array code that indexes by them.
+B_OPEN, B_CLEARED, B_ANCHORED, B_FINAL, B_UNWOUND = BatchState
+BATCH_STATE_NAMES = BATCH_STATE_LABELS
+_BATCH_TO_TRADE = np.array([s.trade_state for s in BatchState], dtype=np.int8)
 
 # Trades by state, per lane key (pools, then L1).
 STATE_KEYS = ("received", "batched", "submitted", "cleared", "anchored", "final", "rejected", "unwound")
