@@ -42,6 +42,7 @@ from clearlane.adapters.sql.codec import decode_payload
 from clearlane.adapters.sql.store import Store
 from clearlane.core.config.model import ClearingConfig, load_config, parse_config
 from clearlane.core.engine.core import Effects, LogEntry
+from clearlane.core.errors import InputError, Unavailable
 from clearlane.core.model import ids as model_ids
 from clearlane.core.model.codes import RejectCode
 from clearlane.core.model.states import TradeState
@@ -86,7 +87,7 @@ class AcceleratedClock:
 
 
 # ---------------------------------------------------------------------- submissions
-class SubmissionRefused(Exception):
+class SubmissionRefused(InputError, code="SUBMISSION_REFUSED"):
     """Edge validation failed: nothing was logged. ``errors`` name row, field, code, reason."""
 
     def __init__(self, errors: list[RowError], status: int = 422) -> None:
@@ -95,7 +96,7 @@ class SubmissionRefused(Exception):
         self.status = status
 
 
-class RuntimeUnavailable(Exception):
+class RuntimeUnavailable(Unavailable, code="RUNTIME_UNAVAILABLE"):
     """The runtime is stopped or failed; the submission was not applied."""
 
 

@@ -27,12 +27,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from clearlane.adapters.http import schemas as sc
 from clearlane.adapters.http import views
 from clearlane.adapters.http.auth import AUDITOR, OPERATOR, PARTICIPANT, KeyStore, Principal, token_from
-from clearlane.adapters.http.problems import Problem, ServiceCode, bad_parameter, not_found
+from clearlane.adapters.http.problems import Problem, ServiceCode, bad_parameter, not_found, problem_for
+from clearlane.core.errors import ClearlaneError
 from clearlane.core.model import ids as model_ids
 from clearlane.core.model.codes import RejectCode
 from clearlane.core.model.states import BatchState
 from clearlane.node.events import DEFAULT_STREAM_TYPES, EVENT_TYPES, EventFilter, iso
-from clearlane.node.runtime import Runtime, RuntimeUnavailable, SubmissionRefused
+from clearlane.node.runtime import Runtime
 
 ALL_ROLES = (PARTICIPANT, OPERATOR, AUDITOR)
 READERS = (OPERATOR, AUDITOR)
@@ -144,6 +145,10 @@ def create_app(
     @app.exception_handler(Problem)
     async def _problem(request: Request, exc: Problem) -> JSONResponse:
         return _problem_response(exc, request.url.path)
+
+    @app.exception_handler(ClearlaneError)
+    async def _clearlane(request: Request, exc: ClearlaneError) -> JSONResponse:
+        return _problem_response(problem_for(exc), request.url.path)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -264,15 +269,9 @@ def create_app(
         }
 
     async def run(future: Any) -> list[dict[str, Any]]:
-        try:
-            result: list[dict[str, Any]] = await asyncio.wrap_future(future)
-            return result
-        except SubmissionRefused as exc:
-            raise Problem.rows(exc.errors, exc.status) from None
-        except RuntimeUnavailable as exc:
-            raise Problem.service(
-                ServiceCode.UNAVAILABLE, 503, str(exc), headers={"Retry-After": "1"}
-            ) from None
+        # A refusal (SubmissionRefused, RuntimeUnavailable) is a ClearlaneError: _clearlane answers it.
+        result: list[dict[str, Any]] = await asyncio.wrap_future(future)
+        return result
 
     def forbid_foreign(principal: Principal, rows: list[Any], sides: tuple[str, str], prefix: str) -> None:
         if principal.reads_all:

@@ -38,6 +38,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from clearlane.core.errors import InputError
 from clearlane.core.model.codes import Reject, RejectCode
 from clearlane.core.model.inputs import INPUT_TRADE_COLUMNS, INPUT_TRADE_OPTIONAL
 from clearlane.node.intake.readers import IngestBatch, TradeChunk, jsonl_batches
@@ -61,7 +62,7 @@ _IPC = pa.ipc.IpcWriteOptions(compression="lz4")
 _TEXT = ("trade_id", "venue", "symbol", "buyer", "seller", "quantity", "price", "exch_batch_id", "lane_hint")
 
 
-class BusError(ValueError):
+class BusError(InputError, ValueError, code="BUS_SETTING_INVALID"):
     """A bad subject token, partition or bus setting (raised before anything is sent)."""
 
 

@@ -59,6 +59,7 @@ from clearlane.adapters.nats.messages import (
 )
 from clearlane.adapters.sql.codec import encode_payload
 from clearlane.adapters.sql.store import Store, database_url, is_url
+from clearlane.core.errors import Unavailable
 from clearlane.core.model import ids as model_ids
 from clearlane.node.intake.validate import TradeValidator
 from clearlane.node.runner import Runner
@@ -68,7 +69,7 @@ PUBLISHED_META = "bus_events_published_seq"
 PUBLISHED_REJECTS_META = "bus_rejects_published_id"
 
 
-class LockLost(RuntimeError):
+class LockLost(Unavailable, RuntimeError, code="PARTITION_LOCK_LOST"):
     """The partition lock's session ended: another worker may own the partition now."""
 
 

@@ -35,6 +35,7 @@ from sqlalchemy.engine import make_url
 from clearlane.adapters.sql import audit_tables
 from clearlane.adapters.sql.codec import decode_payload, read_table, write_table
 from clearlane.core.engine.core import Effects, LogEntry
+from clearlane.core.errors import IntegrityError
 from clearlane.core.model import ids as model_ids
 from clearlane.core.model.chain import TxSubmission, tx_submission_from_dict
 from clearlane.node.auditor import AuditStep
@@ -55,7 +56,7 @@ def submission_json(tx: TxSubmission) -> bytes:
     ).encode()
 
 
-class StoreError(RuntimeError):
+class StoreError(IntegrityError, RuntimeError, code="STORE_UNUSABLE"):
     """The database is missing, foreign, or inconsistent with its own log."""
 
 

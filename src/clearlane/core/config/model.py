@@ -21,12 +21,13 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from clearlane.core.errors import InputError
 from clearlane.core.money import Asset, DecimalError, parse_decimal
 
 _ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,63}$"
 
 
-class ConfigError(ValueError):
+class ConfigError(InputError, ValueError, code="CONFIG_INVALID"):
     """A configuration file that cannot be used: names the file, the key and the reason."""
 
     def __init__(self, file: str, key: str, reason: str) -> None:

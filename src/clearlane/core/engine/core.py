@@ -32,6 +32,7 @@ from clearlane.core.engine.digest import BlockDigest
 from clearlane.core.engine.flows import FLOW_PAYMENT, FLOW_TRADE, Flows
 from clearlane.core.engine.netting import NetResult, net_positions
 from clearlane.core.engine.routing import kind_codes, route
+from clearlane.core.errors import IntegrityError
 from clearlane.core.ledger import (
     HOUSE_OWNER,
     AccountKey,
@@ -56,7 +57,7 @@ _POW10 = np.array([10**k for k in range(19)], dtype=np.int64)
 _NEVER = 1 << 62  # "no time": a quiet batch waits for the next chain entry
 
 
-class EngineError(RuntimeError):
+class EngineError(IntegrityError, RuntimeError, code="ENGINE_CANNOT_APPLY"):
     """A log entry the engine cannot apply (corrupt log or a bug) — never bad user input."""
 
 
