@@ -673,6 +673,7 @@ def keys_export(
 ) -> None:
     """The store's public keys with the log range each signed for (a --pubkeys file)."""
     from clearlane.adapters.sql import audit_tables
+    from clearlane.core.proofs.canonical import canonical_document
     from clearlane.node.signing import public_key_doc
 
     store = _open_store(db)
@@ -682,7 +683,7 @@ def keys_export(
     ]
     doc = public_key_doc(store.get_meta("store_id") or "", records)
     store.close()
-    text_out = json.dumps(doc, indent=1, sort_keys=True) + "\n"
+    text_out = canonical_document(doc).decode()
     if out is None:
         console.out(text_out, end="")
     else:

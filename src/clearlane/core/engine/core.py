@@ -15,7 +15,6 @@ transactions and unwinds batches that miss their anchor deadline to L1 gross set
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,6 +47,7 @@ from clearlane.core.model.chain import BlockProduced, ChainReorg, TxSubmission, 
 from clearlane.core.model.codes import Reject, RejectCode
 from clearlane.core.model.states import TradeState
 from clearlane.core.money import DecimalError, mul_div_half_even, parse_decimal
+from clearlane.core.proofs.canonical import spaced_json
 
 I64 = npt.NDArray[np.int64]
 
@@ -1259,8 +1259,8 @@ class Engine:
                             h.update(buf)
         for b in fx.batches_cleared:
             h.update(f"{b['batch_id']}|{b['cleared_at_ms']}|{b['flows']}|".encode() + b["root"])
-        h.update(json.dumps(fx.batch_updates, sort_keys=True, default=str).encode())
-        h.update(json.dumps(fx.batch_events, default=str).encode())
+        h.update(spaced_json(fx.batch_updates, default=str))
+        h.update(spaced_json(fx.batch_events, default=str))  # tuples: sorting keys changes nothing
         for group_id in sorted(fx.l1_groups):
             h.update(group_id.encode())
             for column in fx.l1_groups[group_id].columns[1:]:

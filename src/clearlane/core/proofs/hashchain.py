@@ -23,7 +23,6 @@ to. docs/AUDIT.md lists every field and encoding.
 from __future__ import annotations
 
 import hashlib
-import json
 import struct
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -35,6 +34,7 @@ import pyarrow.compute as pc
 
 from clearlane.core.model.chain import tx_submission_to_dict
 from clearlane.core.model.states import BatchState
+from clearlane.core.proofs.canonical import canonical_json
 from clearlane.core.proofs.verify import leaf_hash, node_hash
 
 __all__ = [
@@ -55,13 +55,6 @@ TRANSITION_VERSION: Final = 1
 _SEP = pa.scalar(",", pa.string())
 _NL = pa.scalar("\n", pa.string())
 _EMPTY = pa.scalar("", pa.string())
-
-
-def canonical_json(value: Any) -> bytes:
-    """Sorted keys, no whitespace, UTF-8: the one byte encoding of a JSON value we hash."""
-    return json.dumps(
-        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    ).encode()
 
 
 # ---------------------------------------------------------------------- chain hashes
