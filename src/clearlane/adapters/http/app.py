@@ -32,7 +32,7 @@ from clearlane.core.errors import ClearlaneError
 from clearlane.core.model import ids as model_ids
 from clearlane.core.model.codes import RejectCode
 from clearlane.core.model.states import BatchState
-from clearlane.node.events import DEFAULT_STREAM_TYPES, EVENT_TYPES, EventFilter, iso
+from clearlane.node.events import DEFAULT_STREAM_TYPES, EVENT_TYPES, EventFilter, canonical_event_types, iso
 from clearlane.node.runtime import Runtime
 
 ALL_ROLES = (PARTICIPANT, OPERATOR, AUDITOR)
@@ -719,7 +719,7 @@ def create_app(
     ) -> StreamingResponse:
         wanted = DEFAULT_STREAM_TYPES
         if types is not None:
-            names = frozenset(t.strip() for t in types.split(",") if t.strip())
+            names = canonical_event_types(t.strip() for t in types.split(",") if t.strip())
             unknown = sorted(names - set(EVENT_TYPES))
             if unknown or not names:
                 raise bad_parameter("types", f"unknown event type {unknown[0]!r}" if unknown else "empty")

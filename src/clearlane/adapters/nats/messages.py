@@ -6,7 +6,8 @@ Subjects (one JetStream stream ``CLEARLANE`` holds the inputs, ``CLEARLANE_EVENT
 ``clearlane.trades.<pool>``         trades routed to a pool (``<pool>`` = a pool id or ``L1``)
 ``clearlane.input.<pool>``          small events (collateral, marks, payments) for the
                                     partition that owns ``<pool>``
-``clearlane.events.<pool>.<type>``  lifecycle events published back by the workers:
+``clearlane.events.<pool>.<type>``  lifecycle events published back by the workers, named
+                                    in the one public vocabulary (node/events.py):
                                     ``batch.cleared``, ``batch.anchored``, ``batch.final``,
                                     ``batch.unwound``, ``batch.reorged``, ``batch.resubmitted``,
                                     ``trade.rejected``

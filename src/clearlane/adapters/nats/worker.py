@@ -61,6 +61,7 @@ from clearlane.adapters.sql.codec import encode_payload
 from clearlane.adapters.sql.store import Store, database_url, is_url
 from clearlane.core.errors import Unavailable
 from clearlane.core.model import ids as model_ids
+from clearlane.node.events import batch_event_type
 from clearlane.node.intake.validate import TradeValidator
 from clearlane.node.runner import Runner
 
@@ -596,7 +597,7 @@ class Worker:
         ):
             body = {
                 "v": 1,
-                "type": f"batch.{r['event']}",
+                "type": batch_event_type(r["event"]),
                 "partition": self.name,
                 "pool": r["pool"],
                 "batch_id": r["batch_id"],

@@ -42,7 +42,15 @@ from clearlane.core.engine.core import Effects, LogEntry
 from clearlane.core.model import ids as model_ids
 from clearlane.core.model.codes import RejectCode
 from clearlane.core.model.states import BATCH_STATE_LABELS, BatchState, TradeState
-from clearlane.node.events import BatchEvent, EventGroup, TradeEvents
+from clearlane.node.events import (
+    BATCH_ANCHORED,
+    BATCH_CLEARED,
+    BATCH_FINAL,
+    BATCH_UNWOUND,
+    BatchEvent,
+    EventGroup,
+    TradeEvents,
+)
 from clearlane.node.projections.index import IdIndex, hash_id, hash_ids
 
 I64 = npt.NDArray[np.int64]
@@ -529,7 +537,7 @@ class ReadModel:
         batch_id = b["batch_id"]
         self.inflight[batch_id] = InflightBatch(k, s, trades, net_p, net_a, net_minor, received)
         events.append(
-            BatchEvent("batch.closed", seq, cleared_ms, batch_id, self.pools[k], self.batch_view(k, s))
+            BatchEvent(BATCH_CLEARED, seq, cleared_ms, batch_id, self.pools[k], self.batch_view(k, s))
         )
         events.append(
             TradeEvents(
@@ -560,7 +568,7 @@ class ReadModel:
                 )
                 events.append(
                     BatchEvent(
-                        "batch.anchored",
+                        BATCH_ANCHORED,
                         fx.seq,
                         at_ms,
                         batch_id,
@@ -595,7 +603,7 @@ class ReadModel:
                         _batch_events("trade.final", fx.seq, at_ms, flight.trades, batch_id, pool_id)
                     )
                 events.append(
-                    BatchEvent("batch.final", fx.seq, at_ms, batch_id, pool_id, self.batch_view(k, s))
+                    BatchEvent(BATCH_FINAL, fx.seq, at_ms, batch_id, pool_id, self.batch_view(k, s))
                 )
             elif event == "unwound":
                 was = int(pb.state[s])
@@ -614,7 +622,7 @@ class ReadModel:
                     )
                 events.append(
                     BatchEvent(
-                        "batch.unwound",
+                        BATCH_UNWOUND,
                         fx.seq,
                         at_ms,
                         batch_id,
