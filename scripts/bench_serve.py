@@ -6,7 +6,7 @@ It generates a realistic day (``clearlane.sim``) and its configuration with ever
 window set to ``--window-ms``, creates a fresh database and an operator key, posts the day's
 collateral deposits, starts ``clearlane serve`` (wall clock) in a subprocess and then, open-loop,
 sends ``--rate`` trades/s as ``POST /v1/trades/batch`` requests of ``--batch`` trades over
-``--connections`` keep-alive connections. A live-stream subscription (``batch.closed``) gives
+``--connections`` keep-alive connections. A live-stream subscription (``batch.cleared``) gives
 the wall time each batch was cleared; a trade's latency is that time minus the time its request
 was sent (submit → cleared, L2 trades). Every 5 s it samples the server's RSS and CPU time.
 
@@ -77,7 +77,7 @@ async def stream_closed(
 ) -> None:
     async with (
         httpx.AsyncClient(base_url=base, headers=headers, timeout=None) as client,
-        client.stream("GET", "/v1/stream", params={"types": "batch.closed"}) as resp,
+        client.stream("GET", "/v1/stream", params={"types": "batch.cleared"}) as resp,
     ):
         event = None
         async for line in resp.aiter_lines():
@@ -85,7 +85,7 @@ async def stream_closed(
                 return
             if line.startswith("event: "):
                 event = line[7:]
-            elif line.startswith("data: ") and event == "batch.closed":
+            elif line.startswith("data: ") and event == "batch.cleared":
                 data = json.loads(line[6:])
                 closed.setdefault(data["data"]["batch_id"], time.perf_counter())
                 # wall time from the end of the batch window to this event reaching the client

@@ -33,6 +33,8 @@ import numpy.typing as npt
 import pyarrow as pa
 from numba import njit
 
+from clearlane.core.errors import InputError
+
 INT64_MAX = (1 << 63) - 1
 DECIMAL_PATTERN = r"^(0|[1-9][0-9]*)(\.[0-9]+)?$"
 _DECIMAL_RE = re.compile(DECIMAL_PATTERN)
@@ -56,7 +58,7 @@ class Asset:
         return int(10**self.scale)
 
 
-class DecimalError(ValueError):
+class DecimalError(InputError, ValueError, code="DECIMAL_INVALID"):
     """A decimal string that violates the strict grammar or an asset's scale.
 
     ``reason`` is a stable machine code: ``syntax``, ``precision``, ``overflow``, ``zero``.

@@ -38,6 +38,8 @@ from clearlane.core.config.model import ClearingConfig, ConfigError, parse_confi
 from clearlane.core.engine.flows import Flows, leaf_texts
 from clearlane.core.engine.netting import net_positions
 from clearlane.core.ledger.entries import JournalEntry
+from clearlane.core.model import ids as model_ids
+from clearlane.core.model.states import BatchState
 from clearlane.core.proofs.hashchain import (
     Frontier,
     RecordFold,
@@ -640,7 +642,9 @@ class _Checker:
             index[order[lo:hi]] = np.arange(done, done + hi - lo)
             group[order[lo:hi]] = g
             self.open_counts[name] = done + hi - lo
-        batch_ids = pa.array([f"{pool}-{seq:08d}" for pool, seq in names], pa.string()).take(pa.array(group))
+        batch_ids = pa.array([model_ids.batch_id(pool, seq) for pool, seq in names], pa.string()).take(
+            pa.array(group)
+        )
         leaves = pc.binary_join_element_wise(
             self.leaf_head, batch_ids, pc.cast(pa.array(index), pa.string()), tails, self.bar
         )
@@ -653,7 +657,7 @@ class _Checker:
         config = self.config
         batch_id = c["batch_id"]
         self.report.batches += 1
-        self.batches[batch_id] = _Batch(c, seq, {"state": "cleared", "attempts": 1})
+        self.batches[batch_id] = _Batch(c, seq, {"state": BatchState.CLEARED.label, "attempts": 1})
         key = (c["pool"], int(c["seq"]))
         parts = self.open_parts.pop(key, [])
         self.open_counts.pop(key, None)

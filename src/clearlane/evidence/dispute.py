@@ -44,6 +44,7 @@ from clearlane.adapters.sql import audit_tables
 from clearlane.adapters.sql.codec import read_table
 from clearlane.adapters.sql.store import Store
 from clearlane.core.proofs import verify as verify_module
+from clearlane.core.proofs.canonical import spaced_json
 from clearlane.core.proofs.hashchain import net_lines
 from clearlane.core.proofs.verify import canonical_document
 from clearlane.evidence.prove import EvidenceError, Prover
@@ -186,7 +187,7 @@ def build_bundle(store: Store, trade_id: str, out: Path) -> dict[str, Any]:
             "lifecycle.json": (json.dumps(life, indent=1, default=str) + "\n").encode(),
             "batch/header.txt": (header + "\n").encode(),
             "batch/leaves.txt": ("\n".join(ids) + "\n").encode(),
-            "batch/inputs.jsonl": "".join(json.dumps(r, sort_keys=True) + "\n" for r in inputs).encode(),
+            "batch/inputs.jsonl": b"".join(spaced_json(r) + b"\n" for r in inputs),
             "batch/net_instructions.csv": net_lines(
                 net.column("participant").combine_chunks(),
                 net.column("asset").combine_chunks(),

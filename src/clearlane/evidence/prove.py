@@ -24,6 +24,8 @@ from clearlane.adapters.sql.codec import read_table
 from clearlane.adapters.sql.store import Store
 from clearlane.core.config.model import ClearingConfig, parse_config
 from clearlane.core.engine.flows import Flows, leaf_texts
+from clearlane.core.errors import NotFound
+from clearlane.core.model import ids as model_ids
 from clearlane.core.model.states import TradeState
 from clearlane.core.proofs.merkle import MerkleTree, hash_leaves
 from clearlane.core.proofs.verify import (
@@ -40,7 +42,7 @@ from clearlane.node.auditor import Checkpoint
 __all__ = ["BatchTree", "EvidenceError", "Prover", "flows_from_records", "stored_config"]
 
 
-class EvidenceError(RuntimeError):
+class EvidenceError(NotFound, RuntimeError, code="NO_PROOF"):
     """No proof can be given (unknown trade, not in a batch, or records that do not add up)."""
 
     def __init__(self, message: str, *, tampered: bool = False) -> None:
@@ -238,7 +240,7 @@ class Prover:
                 f"trade {flow_id!r} settled gross on Layer-1: it is in no batch "
                 "(its base-layer transaction is its proof)"
             )
-        return f"{record['pool']}-{int(record['batch_seq']):08d}"
+        return model_ids.batch_id(record["pool"], int(record["batch_seq"]))
 
     # ------------------------------------------------------------------ checkpoint tree
     def latest_checkpoint(self) -> Checkpoint:

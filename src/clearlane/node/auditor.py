@@ -15,6 +15,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from clearlane.core.errors import IntegrityError
 from clearlane.core.proofs.hashchain import (
     Frontier,
     RecordFold,
@@ -38,7 +39,7 @@ from clearlane.node.signing import Signer, key_statement
 __all__ = ["AuditError", "AuditStep", "Auditor", "Checkpoint", "KeyRecord", "record_kind"]
 
 
-class AuditError(RuntimeError):
+class AuditError(IntegrityError, RuntimeError, code="AUDIT_CHAIN_BROKEN"):
     """The audit chain cannot be extended (a bad key rotation, a missing signer)."""
 
 

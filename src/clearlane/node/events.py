@@ -1,4 +1,6 @@
-"""The in-process event bus: lifecycle events published after each committed step.
+"""The one public event vocabulary, and the in-process event bus that publishes it after each
+committed step. SSE (``/v1/stream``), webhooks and NATS (``clearlane.events.<pool>.<type>``)
+all name events from the constants below; nothing else spells an event type.
 
 Events travel as columnar groups — one :class:`TradeEvents` per event type and step holds the
 trades as Arrow columns — and are only turned into Python dicts for a subscriber whose filter
@@ -6,10 +8,15 @@ trades as Arrow columns — and are only turned into Python dicts for a subscrib
 that only watches batches and stats.
 
 Event types: ``trade.received``, ``trade.routed``, ``trade.batched``, ``trade.cleared``,
-``trade.anchored``, ``trade.final``, ``trade.rejected``, ``trade.unwound``, ``batch.closed``,
+``trade.anchored``, ``trade.final``, ``trade.rejected``, ``trade.unwound``, ``batch.cleared``,
 ``batch.anchored``, ``batch.final``, ``batch.unwound``, and ``stats`` (coalesced figures, at
-most a few per second). Every event has a stable id (``<log seq>:<type>:<subject>``): the same
-committed step always yields the same ids, which webhooks use as idempotency keys.
+most a few per second); NATS also carries the anchor's retries, ``batch.reorged`` and
+``batch.resubmitted``. A batch event is named after the lifecycle state it enters
+(:class:`~clearlane.core.model.states.BatchState`). ``batch.closed`` — what SSE and webhooks
+called ``batch.cleared`` before — is still accepted in input filters (SSE ``types=``, webhook
+subscriptions) as a deprecated alias: :func:`canonical_event_types`. Every event has a stable id
+(``<log seq>:<type>:<subject>``): the same committed step always yields the same ids, which
+webhooks use as idempotency keys.
 
 Subscribers are asyncio queues (SSE) or synchronous listeners (webhooks). A slow asyncio
 subscriber never blocks the engine: when its queue is full, events are dropped and counted, and
@@ -28,6 +35,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from clearlane.core.model import ids as model_ids
+
 TRADE_EVENTS = (
     "trade.received",
     "trade.routed",
@@ -38,10 +47,32 @@ TRADE_EVENTS = (
     "trade.rejected",
     "trade.unwound",
 )
-BATCH_EVENTS = ("batch.closed", "batch.anchored", "batch.final", "batch.unwound")
-EVENT_TYPES = (*TRADE_EVENTS, *BATCH_EVENTS, "stats")
-DEFAULT_STREAM_TYPES = frozenset((*BATCH_EVENTS, "stats"))
+BATCH_CLEARED = "batch.cleared"
+BATCH_ANCHORED = "batch.anchored"
+BATCH_FINAL = "batch.final"
+BATCH_UNWOUND = "batch.unwound"
+BATCH_EVENTS = (BATCH_CLEARED, BATCH_ANCHORED, BATCH_FINAL, BATCH_UNWOUND)
+# Published on NATS only: the read model folds them into the batch's state (an anchor reorged
+# out sends it back to cleared; a resubmission changes nothing a browser shows).
+BATCH_RETRY_EVENTS = ("batch.reorged", "batch.resubmitted")
+STATS = "stats"
+EVENT_TYPES = (*TRADE_EVENTS, *BATCH_EVENTS, STATS)
+DEFAULT_STREAM_TYPES = frozenset((*BATCH_EVENTS, STATS))
 WEBHOOK_EVENTS = ("trade.cleared", "trade.final", "trade.rejected", *BATCH_EVENTS)
+# Old names still accepted in input filters, with the name they now mean.
+DEPRECATED_ALIASES = {"batch.closed": BATCH_CLEARED}
+
+
+def canonical_event_types(names: Iterable[str]) -> frozenset[str]:
+    """Filter names as given by a client, each deprecated alias replaced by its current name
+    (unknown names are kept: the caller says which names it accepts)."""
+    return frozenset(DEPRECATED_ALIASES.get(name, name) for name in names)
+
+
+def batch_event_type(kind: str) -> str:
+    """The public type of a batch event the engine records by kind (``cleared``, ``anchored``,
+    ``final``, ``unwound``, ``reorged``, ``resubmitted``)."""
+    return f"batch.{kind}"
 
 
 def iso(ms: int | None) -> str | None:
@@ -133,7 +164,7 @@ class TradeEvents(EventGroup):
             row["kind"] = kinds[int(row["kind"])] if row.get("kind") in (0, 1) else row.get("kind")
             out.append(
                 {
-                    "id": f"{self.seq}:{self.type}:{row['trade_id']}",
+                    "id": model_ids.event_id(self.seq, self.type, row["trade_id"]),
                     "type": self.type,
                     "at_ms": self.at_ms,
                     "at": at,
@@ -159,7 +190,7 @@ class BatchEvent(EventGroup):
             return []
         return [
             {
-                "id": f"{self.seq}:{self.type}:{self.batch_id}",
+                "id": model_ids.event_id(self.seq, self.type, self.batch_id),
                 "type": self.type,
                 "at_ms": self.at_ms,
                 "at": iso(self.at_ms),
@@ -170,7 +201,7 @@ class BatchEvent(EventGroup):
 
 class StatsEvent(EventGroup):
     def __init__(self, seq: int, at_ms: int, data: dict[str, Any]) -> None:
-        self.type = "stats"
+        self.type = STATS
         self.seq = seq
         self.at_ms = at_ms
         self.data = data
@@ -178,8 +209,8 @@ class StatsEvent(EventGroup):
     def events(self, flt: EventFilter) -> list[dict[str, Any]]:
         return [
             {
-                "id": f"{self.seq}:stats:{self.at_ms}",
-                "type": "stats",
+                "id": model_ids.event_id(self.seq, STATS, self.at_ms),
+                "type": STATS,
                 "at_ms": self.at_ms,
                 "at": iso(self.at_ms),
                 "data": self.data,
@@ -294,9 +325,16 @@ def count_by_type(groups: Iterable[EventGroup]) -> dict[str, int]:
 
 
 __all__ = [
+    "BATCH_ANCHORED",
+    "BATCH_CLEARED",
     "BATCH_EVENTS",
+    "BATCH_FINAL",
+    "BATCH_RETRY_EVENTS",
+    "BATCH_UNWOUND",
     "DEFAULT_STREAM_TYPES",
+    "DEPRECATED_ALIASES",
     "EVENT_TYPES",
+    "STATS",
     "TRADE_EVENTS",
     "WEBHOOK_EVENTS",
     "BatchEvent",
@@ -306,6 +344,8 @@ __all__ = [
     "StatsEvent",
     "Subscription",
     "TradeEvents",
+    "batch_event_type",
+    "canonical_event_types",
     "count_by_type",
     "iso",
 ]

@@ -12,8 +12,9 @@ import pyarrow.compute as pc
 from clearlane.adapters.sql.codec import read_table
 from clearlane.adapters.sql.store import Store
 from clearlane.core.engine.core import Engine
+from clearlane.core.model import ids as model_ids
 from clearlane.core.model.codes import RejectCode
-from clearlane.core.model.states import TradeState
+from clearlane.core.model.states import BatchState, TradeState
 
 
 def clock(ms: int | None) -> str:
@@ -87,7 +88,7 @@ def trade_lifecycle(store: Store | TradeSource, flow_id: str) -> dict[str, Any] 
     final_ms: int | None = None
     l1_origin: dict[str, Any] | None = None
     if record["lane"] == "L2":
-        batch_id = f"{record['pool']}-{int(record['batch_seq']):08d}"
+        batch_id = model_ids.batch_id(record["pool"], int(record["batch_seq"]))
         out["batch_id"] = batch_id
         transitions.append({"state": "batched", "at_ms": received, "detail": batch_id})
         batch = store.batch(batch_id)
@@ -105,9 +106,9 @@ def trade_lifecycle(store: Store | TradeSource, flow_id: str) -> dict[str, Any] 
                 "at": iso(batch["anchored_at_ms"]),
             }
             out["root"] = bytes(batch["root"]).hex()
-            if batch["state"] == "final":
+            if batch["state"] == BatchState.FINAL.label:
                 final_ms = int(batch["final_at_ms"])
-            if batch["state"] == "unwound":
+            if batch["state"] == BatchState.UNWOUND.label:
                 l1_origin = store.l1_group_for_batch(batch_id)
     elif record["l1_group"]:
         l1_origin = store.l1_group(record["l1_group"])
@@ -120,7 +121,7 @@ def trade_lifecycle(store: Store | TradeSource, flow_id: str) -> dict[str, Any] 
         row = table.filter(pc.equal(table.column("flow_id"), flow_id)).to_pylist()
         if row:
             r = row[0]
-            tx = f"l1:{flow_id}:{r['attempt']}"
+            tx = model_ids.l1_tx_id(flow_id, r["attempt"])
             if record["lane"] == "L2":
                 transitions.append(
                     {

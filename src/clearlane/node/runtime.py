@@ -42,6 +42,8 @@ from clearlane.adapters.sql.codec import decode_payload
 from clearlane.adapters.sql.store import Store
 from clearlane.core.config.model import ClearingConfig, load_config, parse_config
 from clearlane.core.engine.core import Effects, LogEntry
+from clearlane.core.errors import InputError, Unavailable
+from clearlane.core.model import ids as model_ids
 from clearlane.core.model.codes import RejectCode
 from clearlane.core.model.states import TradeState
 from clearlane.node.events import WEBHOOK_EVENTS, EventBus, EventGroup, StatsEvent
@@ -85,7 +87,7 @@ class AcceleratedClock:
 
 
 # ---------------------------------------------------------------------- submissions
-class SubmissionRefused(Exception):
+class SubmissionRefused(InputError, code="SUBMISSION_REFUSED"):
     """Edge validation failed: nothing was logged. ``errors`` name row, field, code, reason."""
 
     def __init__(self, errors: list[RowError], status: int = 422) -> None:
@@ -94,7 +96,7 @@ class SubmissionRefused(Exception):
         self.status = status
 
 
-class RuntimeUnavailable(Exception):
+class RuntimeUnavailable(Unavailable, code="RUNTIME_UNAVAILABLE"):
     """The runtime is stopped or failed; the submission was not applied."""
 
 
@@ -530,7 +532,7 @@ class Runtime:
                 if pool is not None and seq >= 0:
                     batch_id = batch_ids.get((pool, seq))
                     if batch_id is None:
-                        batch_id = batch_ids[(pool, seq)] = f"{pool}-{seq:08d}"
+                        batch_id = batch_ids[(pool, seq)] = model_ids.batch_id(pool, seq)
                 receipt: dict[str, Any] = {
                     "id": flow_id,
                     "kind": "payment" if kinds[i] == 1 else "trade",
@@ -575,7 +577,7 @@ class Runtime:
             "state": TradeState(st).label,
             "lane": row.get("lane"),
             "pool": pool,
-            "batch_id": f"{pool}-{seq:08d}" if pool is not None and seq >= 0 else None,
+            "batch_id": model_ids.batch_id_or_none(pool, seq),
             "received_at_ms": int(row["received_ms"]),
             "reject": None,
             "_lane_key": lane_key,
@@ -658,7 +660,7 @@ class Runtime:
                     engine_errors.append(refused)
                     continue
             with self.lock:
-                seen = f"{_EVENT_NS[job.kind]}:{event_id}" in self.runner.engine.seen_event_ids
+                seen = model_ids.event_key(_EVENT_NS[job.kind], event_id) in self.runner.engine.seen_event_ids
                 fx = None if seen else self.runner.submit(job.kind, data, self._at(now))
                 receipt = {"id": event_id, "kind": job.kind, "status": "duplicate" if seen else "accepted"}
                 if fx is not None:
@@ -690,7 +692,10 @@ class Runtime:
 
         amount = parse_decimal(str(data["amount"]), int(engine.scales[a]))
         with self.lock:
-            if f"withdrawal:{data['withdrawal_id']}" in engine.seen_event_ids:
+            if (
+                model_ids.event_key(model_ids.WITHDRAWAL_KIND, str(data["withdrawal_id"]))
+                in engine.seen_event_ids
+            ):
                 return None
             mark_minor = engine._mark_per_minor()
             remaining_usd = float(engine._limits_usd(mark_minor)[p]) - amount * float(mark_minor[a])
@@ -709,7 +714,7 @@ class Runtime:
 
     def _payment_exists(self, payment_id: str) -> bool:
         with self.lock:
-            return f"p:{payment_id}" in self.runner.engine.seen_flow_ids
+            return model_ids.payment_key(payment_id) in self.runner.engine.seen_flow_ids
 
     # -- time ------------------------------------------------------------------------------------
     def _advance(self, now: int) -> None:

@@ -24,6 +24,7 @@ from typing import Any, Final, NoReturn
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from clearlane.core.errors import InputError
 from clearlane.core.proofs.verify import KEY_FIELDS, KEY_FORMAT, encode_note, key_id_of
 
 __all__ = ["KeyStore", "KeyStoreError", "Signer", "key_statement"]
@@ -31,7 +32,7 @@ __all__ = ["KeyStore", "KeyStoreError", "Signer", "key_statement"]
 ACTIVE_FILE: Final = "ACTIVE"
 
 
-class KeyStoreError(RuntimeError):
+class KeyStoreError(InputError, RuntimeError, code="KEY_DIRECTORY_UNUSABLE"):
     """A key directory or key file that cannot be used (never carries key material)."""
 
 

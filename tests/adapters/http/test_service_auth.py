@@ -36,7 +36,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Service, d
             headers=s.h(),
         )
         hook = s.client.post(
-            "/v1/webhooks", json={"url": "http://127.0.0.1:9/x", "events": ["batch.closed"]}, headers=s.h()
+            "/v1/webhooks", json={"url": "http://127.0.0.1:9/x", "events": ["batch.cleared"]}, headers=s.h()
         )
         wait_for(lambda: s.client.get("/v1/batches/fast-00000001", headers=s.h()).status_code == 200)
         values = {
@@ -104,13 +104,13 @@ def _call(s: Service, method: str, path: str, values: dict[str, str], headers: d
     url = path.format(**values)
     if path == "/v1/stream":
         with s.client.stream(
-            "GET", url, headers=headers, params={"max_events": 1, "types": "batch.closed"}
+            "GET", url, headers=headers, params={"max_events": 1, "types": "batch.cleared"}
         ) as r:
             return r.status_code
     if method == "DELETE":
         # Delete a fresh endpoint so that the shared one survives for the other cases.
         fresh = s.client.post(
-            "/v1/webhooks", json={"url": "http://127.0.0.1:9/z", "events": ["batch.closed"]}, headers=s.h()
+            "/v1/webhooks", json={"url": "http://127.0.0.1:9/z", "events": ["batch.cleared"]}, headers=s.h()
         )
         url = path.format(**{**values, "endpoint_id": fresh.json()["id"]})
     return s.client.request(method, url, headers=headers, json=BODIES.get((method, path))).status_code

@@ -113,6 +113,7 @@ def test_real_server_end_to_end(served: tuple[Server, dict[str, str]], tmp_path:
     )
     batches: list[dict[str, object]] = []
     trades: list[dict[str, object]] = []
+    # An old client's filter: batch.closed is the deprecated alias of batch.cleared (asserted below).
     t1 = threading.Thread(
         target=_sse, args=(op, {"types": "batch.closed,batch.final", "pool": "retail"}, 2, batches)
     )
@@ -125,7 +126,7 @@ def test_real_server_end_to_end(served: tuple[Server, dict[str, str]], tmp_path:
     assert r.status_code == 200 and r.json()["accepted"] == 21
     t1.join(30)
     t2.join(30)
-    assert [e["type"] for e in batches] == ["batch.closed", "batch.final"]
+    assert [e["type"] for e in batches] == ["batch.cleared", "batch.final"]
     assert all(e["data"]["pool"] == "retail" for e in batches)  # pool filter
     assert [(e["type"], e["data"]["trade_id"]) for e in trades] == [
         ("trade.cleared", "R1"),

@@ -82,7 +82,7 @@ def test_signed_deliveries_of_distinct_events(tmp_path: Path, receiver: Receiver
         ep = _register(
             s,
             receiver.url,
-            ["batch.closed", "batch.final", "trade.cleared", "trade.final"],
+            ["batch.cleared", "batch.final", "trade.cleared", "trade.final"],
             participant="MM-ALPHA",
         )
         assert ep["secret"].startswith("whsec_")
@@ -111,7 +111,7 @@ def test_retries_with_backoff_until_delivered(tmp_path: Path) -> None:
     flaky = Receiver(fail_first=2)
     try:
         with make_service(tmp_path, webhook_options=FAST) as s:
-            ep = _register(s, flaky.url, ["batch.closed"])
+            ep = _register(s, flaky.url, ["batch.cleared"])
             s.client.post("/v1/trades", json=trade_row(1), headers=s.h())
 
             def delivered() -> list[dict[str, Any]]:
@@ -134,7 +134,7 @@ def test_gives_up_after_max_attempts(tmp_path: Path) -> None:
         with make_service(
             tmp_path, webhook_options=WebhookOptions(backoff_base_s=0.01, max_attempts=3, poll_s=0.02)
         ) as s:
-            ep = _register(s, dead.url, ["batch.closed"])
+            ep = _register(s, dead.url, ["batch.cleared"])
             s.client.post("/v1/trades", json=trade_row(1), headers=s.h())
             failed = wait_for(
                 lambda: s.client.get(
@@ -148,7 +148,7 @@ def test_gives_up_after_max_attempts(tmp_path: Path) -> None:
 
 def test_at_least_once_across_restart(tmp_path: Path, receiver: Receiver) -> None:
     with make_service(tmp_path, webhook_options=FAST) as s:
-        ep = _register(s, receiver.url, ["batch.closed"])
+        ep = _register(s, receiver.url, ["batch.cleared"])
         s.client.post("/v1/trades/batch", json={"trades": [trade_row(i) for i in range(3)]}, headers=s.h())
         wait_for(lambda: receiver.events())
         first = [e["id"] for e in receiver.events()]

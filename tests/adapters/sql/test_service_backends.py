@@ -24,7 +24,7 @@ def test_service_on_both_backends(db_target: str, tmp_path: Any) -> None:
         h = {"Authorization": f"Bearer {token}"}
         hook = client.post(
             "/v1/webhooks",
-            json={"url": "http://127.0.0.1:9/unreachable", "events": ["batch.closed"]},
+            json={"url": "http://127.0.0.1:9/unreachable", "events": ["batch.cleared"]},
             headers=h,
         )
         assert hook.status_code == 201
@@ -36,7 +36,7 @@ def test_service_on_both_backends(db_target: str, tmp_path: Any) -> None:
                 f"/v1/webhooks/{hook.json()['id']}/deliveries", params={"status": "failed"}, headers=h
             ).json()["items"]
         )
-        assert failed[0]["event_type"] == "batch.closed" and failed[0]["attempts"] == 2
+        assert failed[0]["event_type"] == "batch.cleared" and failed[0]["attempts"] == 2
         before = client.get("/v1/stats/overview", headers=h).json()["totals"]
     again = build(
         db_target, None, clock="accelerated", speed=50, webhook_options=options, key_dir=tmp_path / "keys"

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Self
 
 from clearlane.core.model.chain import BlockProduced, ChainEvent, ChainReorg, TxSubmission
+from clearlane.core.proofs.canonical import canonical_json
 
 __all__ = ["ChainParams", "FaultSchedule", "SimulatedChain", "TxStatus"]
 
@@ -422,7 +423,7 @@ class SimulatedChain:
             "txs": {tx_id: list(times) for tx_id, times in self._tx_times.items()},
             "dropped": sorted(self._dropped),
         }
-        return json.dumps(doc, sort_keys=True, separators=(",", ":"), allow_nan=False).encode("ascii")
+        return canonical_json(doc, ascii_only=True)
 
     @classmethod
     def restore(cls, data: bytes) -> Self:

@@ -4,6 +4,10 @@ Exit codes: 0 success; 1 a command-specific failure (trade not found, replay mis
 2 bad invocation or input that cannot be used at all (config error, unreadable file, missing
 database). Row-level problems in an input file never fail the command: the bad rows go to the
 rejects file with a stable code and the good rows are applied.
+
+Every :class:`~clearlane.core.errors.ClearlaneError` is answered once, by :class:`_Commands`:
+its message on stderr and its category's exit code (:data:`EXIT_CODES`); commands catch only
+what they answer differently.
 """
 
 from __future__ import annotations
@@ -21,15 +25,45 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from typer.core import TyperGroup
 
-from clearlane.adapters.sql.store import StoreError
-from clearlane.core.config.model import ConfigError
+from clearlane.core.errors import ClearlaneError, InputError, IntegrityError, NotFound, Unavailable, category
+from clearlane.core.model import ids as model_ids
 
-app = typer.Typer(
-    add_completion=False, no_args_is_help=True, help="clearlane — Layer-2 clearing and settlement engine."
-)
 console = Console()
 err = Console(stderr=True)
+
+# The error tree's categories, once. An integrity failure exits 2 like unusable input: the
+# store or file given cannot be used (a replay mismatch found by `verify` is a report, exit 1).
+EXIT_CODES: dict[type[ClearlaneError], int] = {
+    InputError: 2,
+    NotFound: 1,
+    IntegrityError: 2,
+    Unavailable: 1,
+    ClearlaneError: 1,  # an error that chose no category (the tests refuse such a declaration)
+}
+
+
+def exit_code(exc: ClearlaneError) -> int:
+    return EXIT_CODES[category(exc)]
+
+
+class _Commands(TyperGroup):
+    """The top-level command group: answers any ClearlaneError a command lets through."""
+
+    def invoke(self, ctx: Any) -> Any:  # Any: typer's vendored click Context is private
+        try:
+            return super().invoke(ctx)
+        except ClearlaneError as exc:
+            raise fail(str(exc), exit_code(exc)) from None
+
+
+app = typer.Typer(
+    cls=_Commands,
+    add_completion=False,
+    no_args_is_help=True,
+    help="clearlane — Layer-2 clearing and settlement engine.",
+)
 
 DbOption = Annotated[
     str,
@@ -80,7 +114,6 @@ def _open_runner(
     keys: Path | None = None,
     signing: bool = True,
 ) -> Any:
-    from clearlane.node.auditor import AuditError
     from clearlane.node.runner import Runner
 
     with _progress() as progress:
@@ -89,36 +122,28 @@ def _open_runner(
         def on_progress(done: int, total: int) -> None:
             progress.update(task, completed=done, total=total)
 
-        try:
-            return Runner.open(db, config, create=create, progress=on_progress, keys=keys, signing=signing)
-        except ConfigError as exc:
-            raise fail(str(exc)) from None
-        except (StoreError, AuditError) as exc:
-            raise fail(str(exc)) from None
+        return Runner.open(db, config, create=create, progress=on_progress, keys=keys, signing=signing)
 
 
 def _clear_file(runner: Any, path: Path, rejects_path: Path, chunk_rows: int, settle: bool) -> dict[str, int]:
-    from clearlane.node.intake import IngestError, iter_input, write_rejects
+    from clearlane.node.intake import iter_input, write_rejects
     from clearlane.node.intake.readers import file_digest
 
     rejects: list[Any] = []
     rows_total = _count_rows(path)
-    try:
-        with _progress() as progress:
-            task = progress.add_task(f"clearing {path.name}", total=rows_total)
-            batches = iter_input(path, runner.config, chunk_rows=chunk_rows)
-            runner.clear_batches(
-                batches,
-                source=f"file:{file_digest(path)}",
-                rejects=rejects,
-                progress=lambda n: progress.advance(task, n),
-            )
-            if settle:
-                settle_task = progress.add_task("settling on the base layer", total=None)
-                runner.settle_until_quiet()
-                progress.update(settle_task, total=1, completed=1)
-    except IngestError as exc:
-        raise fail(str(exc)) from None  # "CODE: path: reason" (every IngestError message names the file)
+    with _progress() as progress:
+        task = progress.add_task(f"clearing {path.name}", total=rows_total)
+        batches = iter_input(path, runner.config, chunk_rows=chunk_rows)
+        runner.clear_batches(
+            batches,
+            source=model_ids.file_source(file_digest(path)),
+            rejects=rejects,
+            progress=lambda n: progress.advance(task, n),
+        )
+        if settle:
+            settle_task = progress.add_task("settling on the base layer", total=None)
+            runner.settle_until_quiet()
+            progress.update(settle_task, total=1, completed=1)
     if rejects_path.exists():
         rejects_path.unlink()
     written = write_rejects(rejects_path, rejects) if rejects else 0
@@ -224,7 +249,7 @@ def demo(
         data = deposit.model_dump(mode="json")
         data.pop("type")
         data.pop("v", None)
-        runner.submit("collateral_deposit", data, first_ms, f"deposit:{deposit.deposit_id}")
+        runner.submit("collateral_deposit", data, first_ms, model_ids.deposit_source(deposit.deposit_id))
     result = _clear_file(runner, paths.trades, out / "rejects.jsonl", 65_536, settle=True)
     summary = make_summary(runner.engine)
     elapsed = time.perf_counter() - started
@@ -257,8 +282,6 @@ def _demo_live(
         )
     except OSError as exc:
         raise fail(f"cannot listen on {host}:{port}: {exc.strerror or exc} (try --port 0)") from None
-    except (ConfigError, StoreError) as exc:
-        raise fail(str(exc)) from None
     console.print(
         f"[bold green]dashboard live at {demo_run.url}/ui/[/]  (engine clock {speed:g}x; Ctrl-C to stop)"
     )
@@ -369,10 +392,7 @@ def status(
 
     if _missing_db(db):
         raise fail(f"{db}: no such database")
-    try:
-        store = Store.open(db, create=False, schema=schema)
-    except StoreError as exc:
-        raise fail(str(exc)) from None
+    store = Store.open(db, create=False, schema=schema)
     life = trade_lifecycle(store, trade_id)
     store.close()
     if life is None:
@@ -603,10 +623,7 @@ def _open_store(db: str) -> Any:
 
     if _missing_db(db):
         raise fail(f"{db}: no such database")
-    try:
-        return Store.open(db, create=False)
-    except StoreError as exc:
-        raise fail(str(exc)) from None
+    return Store.open(db, create=False)
 
 
 @keys_app.command("init")
@@ -616,14 +633,11 @@ def keys_init(
     ),
 ) -> None:
     """Create the directory's active signing key if it has none; print its id and public key."""
-    from clearlane.node.signing import KeyStore, KeyStoreError
+    from clearlane.node.signing import KeyStore
 
     store = KeyStore(keys)
     existed = store.active_id() is not None
-    try:
-        signer = store.ensure_active()
-    except KeyStoreError as exc:
-        raise fail(str(exc)) from None
+    signer = store.ensure_active()
     console.print(f"{'active key' if existed else 'created key'} {signer.key_id}")
     console.print(
         f"public key {signer.public_key.hex()}  (private key: {keys / (signer.key_id + '.key')}, mode 0600)"
@@ -633,9 +647,8 @@ def keys_init(
 @keys_app.command("rotate")
 def keys_rotate(db: DbOption = "clearlane.db", keys: KeysOption = None) -> None:
     """Replace the store's signing key: a log entry signed by the old and the new key."""
-    from clearlane.node.auditor import AuditError
     from clearlane.node.runner import default_key_dir
-    from clearlane.node.signing import KeyStore, KeyStoreError
+    from clearlane.node.signing import KeyStore
 
     if _missing_db(db):
         raise fail(f"{db}: no such database")
@@ -644,8 +657,6 @@ def keys_rotate(db: DbOption = "clearlane.db", keys: KeysOption = None) -> None:
     old = runner.auditor.current_key_id
     try:
         record = runner.rotate_key(KeyStore(directory))
-    except (AuditError, KeyStoreError) as exc:
-        raise fail(str(exc)) from None
     finally:
         runner.close()
     console.print(f"rotated {old} -> {record.key_id} at log seq {record.log_seq}")
@@ -662,6 +673,7 @@ def keys_export(
 ) -> None:
     """The store's public keys with the log range each signed for (a --pubkeys file)."""
     from clearlane.adapters.sql import audit_tables
+    from clearlane.core.proofs.canonical import canonical_document
     from clearlane.node.signing import public_key_doc
 
     store = _open_store(db)
@@ -671,7 +683,7 @@ def keys_export(
     ]
     doc = public_key_doc(store.get_meta("store_id") or "", records)
     store.close()
-    text_out = json.dumps(doc, indent=1, sort_keys=True) + "\n"
+    text_out = canonical_document(doc).decode()
     if out is None:
         console.out(text_out, end="")
     else:
@@ -686,13 +698,11 @@ def proof(
     out: Annotated[Path | None, typer.Option(help="Proof file (default: proof-<TRADE_ID>.json).")] = None,
 ) -> None:
     """Write a self-contained inclusion proof of one trade (leaf -> batch root -> signed checkpoint)."""
-    from clearlane.evidence.prove import EvidenceError, Prover
+    from clearlane.evidence.prove import Prover
 
     store = _open_store(db)
     try:
         data = Prover(store).proof_bytes(trade_id)
-    except EvidenceError as exc:
-        raise fail(str(exc), code=1) from None
     finally:
         store.close()
     target = out or Path(f"proof-{_safe_name(trade_id)}.json")
@@ -766,7 +776,7 @@ def consistency(
     """Prove that a later checkpoint extends an earlier one (RFC 9162 consistency proof)."""
     from clearlane.adapters.sql import audit_tables
     from clearlane.core.proofs import verify as v
-    from clearlane.evidence.prove import EvidenceError, Prover
+    from clearlane.evidence.prove import Prover
 
     store = _open_store(db)
     try:
@@ -774,8 +784,6 @@ def consistency(
             latest = audit_tables.latest_checkpoint(store.engine)
             new = latest[0] if latest is not None else 0
         doc = Prover(store).consistency(old, new)
-    except EvidenceError as exc:
-        raise fail(str(exc), code=1) from None
     finally:
         store.close()
     data = v.canonical_document(doc)
@@ -851,14 +859,11 @@ def dispute(
 ) -> None:
     """Write a dispute bundle: proof, lifecycle, net instructions and the log entries to re-net the batch."""
     from clearlane.evidence.dispute import build_bundle
-    from clearlane.evidence.prove import EvidenceError
 
     store = _open_store(db)
     target = out or Path(f"dispute-{_safe_name(trade_id)}.zip")
     try:
         info = build_bundle(store, trade_id, target)
-    except EvidenceError as exc:
-        raise fail(str(exc), code=1) from None
     finally:
         store.close()
     console.print(
@@ -907,26 +912,20 @@ def publish(
     """Publish a file to NATS JetStream: each trade to clearlane.trades.<pool> of its route."""
     import asyncio
 
-    from clearlane.adapters.nats.messages import BusError
     from clearlane.adapters.nats.publish import publish_file
     from clearlane.core.config.model import load_config
-    from clearlane.node.intake import IngestError, write_rejects
+    from clearlane.node.intake import write_rejects
 
     if not file.exists():
         raise fail(f"{file}: no such file")
     if chunk_rows <= 0:
         raise fail("--chunk-rows must be positive")
-    try:
-        cfg = load_config(config)
-    except ConfigError as exc:
-        raise fail(str(exc)) from None
+    cfg = load_config(config)
     started = time.perf_counter()
     try:
         result = asyncio.run(
             publish_file(nats_url, file, cfg, chunk_rows=chunk_rows, events_pool=events_pool)
         )
-    except (BusError, IngestError) as exc:
-        raise fail(str(exc)) from None
     except OSError as exc:
         raise fail(f"{nats_url}: cannot reach NATS: {exc}") from None
     rejects_path = rejects or file.with_name(file.name + ".rejects.jsonl")
@@ -964,8 +963,7 @@ def worker(
     ] = 0.0,
 ) -> None:
     """Consume trades for a group of pools from NATS JetStream, exactly once, into one partition."""
-    from clearlane.adapters.nats.messages import BusError
-    from clearlane.adapters.nats.worker import LockLost, WorkerOptions, run_worker
+    from clearlane.adapters.nats.worker import WorkerOptions, run_worker
 
     options = WorkerOptions(
         db=db,
@@ -979,10 +977,6 @@ def worker(
     )
     try:
         stats = run_worker(options, log=lambda m: err.print(m, highlight=False))
-    except (BusError, ConfigError, StoreError) as exc:
-        raise fail(str(exc)) from None
-    except LockLost as exc:
-        raise fail(str(exc), code=1) from None
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
     wall = time.perf_counter() - stats.started
@@ -1039,24 +1033,19 @@ def serve(
         raise fail("--speed must be positive")
     if id_filter_mib < 1 or id_filter_mib & (id_filter_mib - 1):
         raise fail("--id-filter-mib must be a power of two")
-    try:
-        options = RuntimeOptions(
-            tick_ms=tick_ms, durable=durable, tune_process=True, flow_id_bloom_bits=id_filter_mib << 23
-        )
-        api = build(
-            db,
-            config,
-            clock=clock,
-            speed=speed,
-            runtime_options=options,
-            service_options=ServiceOptions(auth=not insecure_no_auth),
-            webhooks=webhooks,
-            key_dir=keys,
-        )
-    except ConfigError as exc:
-        raise fail(str(exc)) from None
-    except StoreError as exc:
-        raise fail(str(exc)) from None
+    options = RuntimeOptions(
+        tick_ms=tick_ms, durable=durable, tune_process=True, flow_id_bloom_bits=id_filter_mib << 23
+    )
+    api = build(
+        db,
+        config,
+        clock=clock,
+        speed=speed,
+        runtime_options=options,
+        service_options=ServiceOptions(auth=not insecure_no_auth),
+        webhooks=webhooks,
+        key_dir=keys,
+    )
     if not insecure_no_auth and api.state.keys.count_active() == 0:
         err.print(
             f"[yellow]no API keys yet:[/] create one with  clearlane apikey create --db {db} --role operator"
@@ -1102,13 +1091,10 @@ def apikey_create(
     label: Annotated[str, typer.Option(help="A note (who holds the key).")] = "",
 ) -> None:
     """Create an API key and print it (once: only its hash is stored)."""
-    from clearlane.adapters.http.auth import KeyError_
 
     keys = _key_store(db)
     try:
         principal, token = keys.create(role, participant, label)
-    except KeyError_ as exc:
-        raise fail(str(exc)) from None
     finally:
         keys.store.close()
     err.print(

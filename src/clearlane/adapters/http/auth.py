@@ -29,6 +29,7 @@ from typing import Any
 from sqlalchemy import text
 
 from clearlane.adapters.sql.store import Store
+from clearlane.core.errors import InputError
 
 ROLES = ("participant", "operator", "auditor")
 PARTICIPANT, OPERATOR, AUDITOR = ROLES
@@ -52,7 +53,7 @@ class Principal:
         return self.reads_all or (self.participant is not None and self.participant in parties)
 
 
-class KeyError_(ValueError):
+class KeyError_(InputError, ValueError, code="API_KEY_REQUEST_INVALID"):
     """A key cannot be created as asked (bad role, missing or unknown participant)."""
 
 

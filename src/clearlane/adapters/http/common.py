@@ -22,7 +22,7 @@ from pydantic import BaseModel
 from clearlane.adapters.http.auth import AUDITOR, OPERATOR, PARTICIPANT, Principal, token_from
 from clearlane.adapters.http.problems import Problem, ServiceCode
 from clearlane.core.model.codes import RejectCode
-from clearlane.node.runtime import Runtime, RuntimeUnavailable, SubmissionRefused
+from clearlane.node.runtime import Runtime
 
 ALL_ROLES = (PARTICIPANT, OPERATOR, AUDITOR)
 READERS = (OPERATOR, AUDITOR)
@@ -163,14 +163,10 @@ async def json_body(request: Request) -> Any:
 
 
 async def run(future: Any) -> list[dict[str, Any]]:
-    """Await a runtime submission; refusals and an unavailable runtime become problems."""
-    try:
-        result: list[dict[str, Any]] = await asyncio.wrap_future(future)
-        return result
-    except SubmissionRefused as exc:
-        raise Problem.rows(exc.errors, exc.status) from None
-    except RuntimeUnavailable as exc:
-        raise Problem.service(ServiceCode.UNAVAILABLE, 503, str(exc), headers={"Retry-After": "1"}) from None
+    """Await a runtime submission. A refusal (SubmissionRefused, RuntimeUnavailable) is a
+    ClearlaneError: the app's handler answers it as a problem (handlers.py)."""
+    result: list[dict[str, Any]] = await asyncio.wrap_future(future)
+    return result
 
 
 def forbid_foreign(principal: Principal, rows: list[Any], sides: tuple[str, str], prefix: str) -> None:

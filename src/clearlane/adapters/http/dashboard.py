@@ -41,6 +41,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
 
 from clearlane.adapters.http.problems import Problem, ServiceCode, bad_parameter
+from clearlane.core.model.states import BatchState
 from clearlane.node.projections.readmodel import HOPS, LATENCY_EDGES_MS, H, percentile
 
 if TYPE_CHECKING:
@@ -134,7 +135,7 @@ class Views:
         if pool is not None and pool not in rt.rm.pool_lookup:
             raise bad_parameter("pool", f"unknown pool {pool!r}")
         page = views.batch_page(rt, limit=limit, cursor=cursor, pool=pool, state=None)
-        ids = [b["batch_id"] for b in page["items"] if b["state"] != "open"]
+        ids = [b["batch_id"] for b in page["items"] if b["state"] != BatchState.OPEN.label]
         stored: dict[str, dict[str, Any]] = {}
         if ids:
             marks = ", ".join(f":b{i}" for i in range(len(ids)))

@@ -11,7 +11,8 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from clearlane.adapters.http.common import PROBLEM_MEDIA, bad_json, missing_field
-from clearlane.adapters.http.problems import Problem, ServiceCode, bad_parameter, not_found
+from clearlane.adapters.http.problems import Problem, ServiceCode, bad_parameter, not_found, problem_for
+from clearlane.core.errors import ClearlaneError
 
 
 def problem_response(problem: Problem, instance: str | None = None) -> JSONResponse:
@@ -57,6 +58,11 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(Problem)
     async def _problem(request: Request, exc: Problem) -> JSONResponse:
         return problem_response(exc, request.url.path)
+
+    @app.exception_handler(ClearlaneError)
+    async def _clearlane(request: Request, exc: ClearlaneError) -> JSONResponse:
+        # Refusals from the node (SubmissionRefused, RuntimeUnavailable, ...) are ClearlaneErrors.
+        return problem_response(problem_for(exc), request.url.path)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -4,6 +4,9 @@ Input errors carry the core's stable reject code (:class:`~clearlane.core.model.
 ``code`` number, ``error`` slug), the ``field`` at fault and a human ``reason``; a request with
 several bad rows lists them all in ``errors``. Errors of the HTTP layer itself use the service
 codes below (``6xx``), which are just as stable.
+
+Owns the one mapping of the core's error tree (:mod:`clearlane.core.errors`) to problem types:
+:func:`problem_for` (the app registers it once as the handler of every ``ClearlaneError``).
 """
 
 from __future__ import annotations
@@ -11,7 +14,9 @@ from __future__ import annotations
 from enum import IntEnum
 from typing import Any
 
+from clearlane.core.errors import ClearlaneError, InputError, IntegrityError, NotFound, Unavailable, category
 from clearlane.node.intake.rows import RowError
+from clearlane.node.runtime import SubmissionRefused
 
 
 class ServiceCode(IntEnum):
@@ -23,6 +28,8 @@ class ServiceCode(IntEnum):
     TOO_LARGE = 606  # 413: too many items in one request
     METHOD_NOT_ALLOWED = 607  # 405
     BAD_BODY = 608  # 422: the body is not the documented shape (a field's JSON type)
+    INVALID_INPUT = 609  # 422: an input the core cannot use (an InputError other than row rejects)
+    INTEGRITY = 610  # 500: the store, log or chain fails its own checks (an IntegrityError)
 
     @property
     def slug(self) -> str:
@@ -70,6 +77,8 @@ class Problem(Exception):
             ServiceCode.TOO_LARGE: "Too many items",
             ServiceCode.METHOD_NOT_ALLOWED: "Method not allowed",
             ServiceCode.BAD_BODY: "Invalid body",
+            ServiceCode.INVALID_INPUT: "Invalid input",
+            ServiceCode.INTEGRITY: "Integrity check failed",
         }
         return cls(status, titles[code], code=int(code), error=code.slug, detail=detail, **kw)
 
@@ -115,3 +124,25 @@ def not_found(what: str) -> Problem:
 
 def bad_parameter(name: str, reason: str) -> Problem:
     return Problem.service(ServiceCode.BAD_PARAMETER, 400, f"{name}: {reason}", field=name, reason=reason)
+
+
+# The error tree's categories, once: (service code, HTTP status). An error that chose no
+# category is a declaration bug (tests/adapters/http/test_errors.py refuses it); it is still
+# answered, as a server-side failure.
+PROBLEM_OF_CATEGORY: dict[type[ClearlaneError], tuple[ServiceCode, int]] = {
+    InputError: (ServiceCode.INVALID_INPUT, 422),
+    NotFound: (ServiceCode.NOT_FOUND, 404),
+    IntegrityError: (ServiceCode.INTEGRITY, 500),
+    Unavailable: (ServiceCode.UNAVAILABLE, 503),
+    ClearlaneError: (ServiceCode.INTEGRITY, 500),
+}
+
+
+def problem_for(exc: ClearlaneError) -> Problem:
+    """The problem answering ``exc``. Refused rows keep their reject codes and status (422, or
+    409 for a conflicting re-submission); a 503 tells the client when to retry."""
+    if isinstance(exc, SubmissionRefused):
+        return Problem.rows(exc.errors, exc.status)
+    code, status = PROBLEM_OF_CATEGORY[category(exc)]
+    headers = {"Retry-After": "1"} if status == 503 else None
+    return Problem.service(code, status, str(exc), headers=headers)

@@ -103,12 +103,16 @@ class WebhookIn(BaseModel):
             "trade.cleared",
             "trade.final",
             "trade.rejected",
-            "batch.closed",
+            "batch.cleared",
             "batch.anchored",
             "batch.final",
             "batch.unwound",
+            "batch.closed",
         ]
-    ] = Field(min_length=1)
+    ] = Field(
+        min_length=1,
+        description="Event types (node/events.py WEBHOOK_EVENTS); batch.closed is a deprecated alias of batch.cleared.",
+    )
     participant: str | None = Field(default=None, description="Only trade events of this participant.")
     pool: str | None = Field(default=None, description="Only events of this pool (L1 for Layer-1 trades).")
     description: str = Field(default="", max_length=500)
@@ -226,7 +230,7 @@ class BatchOut(Out):
     batch_id: str
     pool: str
     seq: int
-    state: Literal["open", "cleared", "anchored", "final", "unwound"]
+    state: Literal["open", "cleared", "anchored", "final", "unwound"]  # BatchState labels (test_states.py)
     flows: int
     opened_at_ms: int | None
     cleared_at_ms: int | None

@@ -20,16 +20,12 @@ import pyarrow.compute as pc
 from clearlane.adapters.http.auth import Principal
 from clearlane.adapters.http.problems import bad_parameter
 from clearlane.adapters.sql.codec import read_table
+from clearlane.core.model import ids as model_ids
 from clearlane.core.model.codes import RejectCode
-from clearlane.core.model.states import TradeState
+from clearlane.core.model.states import BATCH_STATE_LABELS, BatchState, TradeState
 from clearlane.core.money import format_minor
 from clearlane.node.events import iso
 from clearlane.node.projections.readmodel import (
-    B_ANCHORED,
-    B_CLEARED,
-    B_FINAL,
-    B_UNWOUND,
-    BATCH_STATE_NAMES,
     HOPS,
     LATENCY_EDGES_MS,
     STATE_KEYS,
@@ -155,8 +151,8 @@ def lifecycle(
         "route_rule": life["route_rule"],
         "batch_id": life["batch_id"],
         "state": str(life["state"]),
-        "final": life["state"] in ("final", "rejected")
-        or (life["state"] == "unwound" and life["l1_final_at"] is not None),
+        "final": life["state"] in (TradeState.FINAL.label, TradeState.REJECTED.label)
+        or (life["state"] == TradeState.UNWOUND.label and life["l1_final_at"] is not None),
         "l2_cleared_at": life["l2_cleared_at"],
         "l1_final_at": life["l1_final_at"],
         "badge": life["badge"],
@@ -195,10 +191,10 @@ def trade_page(
         raise bad_parameter("kind", "trade or payment")
     batch_pool, batch_seq = None, None
     if batch_id is not None:
-        pool_id, _, seq_text = batch_id.rpartition("-")
-        if pool_id not in rm.pool_lookup or not seq_text.isdigit():
+        parsed = model_ids.parse_batch_id(batch_id)
+        if parsed is None or parsed[0] not in rm.pool_lookup:
             return {"items": [], "next_cursor": None}
-        batch_pool, batch_seq = pool_id, int(seq_text)
+        batch_pool, batch_seq = parsed
     pos = decode_cursor(cursor, "c", "r")
     items: list[dict[str, Any]] = []
     with rt.lock:
@@ -273,7 +269,7 @@ def _summaries(rt: Runtime, table: pa.Table, states: np.ndarray[Any, Any]) -> li
                 "quote_amount": format_minor(int(row["quote_minor"]), scales.get(row["quote"], 0)),
                 "lane": row["lane"],
                 "pool": pool,
-                "batch_id": f"{pool}-{seq:08d}" if pool is not None and seq >= 0 else None,
+                "batch_id": model_ids.batch_id_or_none(pool, seq),
                 "state": TradeState(int(st)).label,
                 "received_at_ms": int(row["received_ms"]),
                 "received_at": iso(int(row["received_ms"])),
@@ -303,10 +299,10 @@ def _open_batch(rt: Runtime, k: int) -> dict[str, Any] | None:
     pool = rt.config.pools[k].id
     opened = int(engine.open_at[k])
     return {
-        "batch_id": f"{pool}-{s:08d}",
+        "batch_id": model_ids.batch_id(pool, s),
         "pool": pool,
         "seq": s,
-        "state": "open",
+        "state": BatchState.OPEN.label,
         "flows": int(engine.count[k]),
         "opened_at_ms": opened,
         "cleared_at_ms": None,
@@ -331,22 +327,23 @@ def batch_page(
     rm = rt.rm
     if pool is not None and pool not in rm.pool_lookup:
         return {"items": [], "next_cursor": None}
-    if state is not None and state not in BATCH_STATE_NAMES:
-        raise bad_parameter("state", f"one of {', '.join(BATCH_STATE_NAMES)}")
+    if state is not None and state not in BATCH_STATE_LABELS:
+        raise bad_parameter("state", f"one of {', '.join(BATCH_STATE_LABELS)}")
+    open_label = BatchState.OPEN.label
     pos = decode_cursor(cursor, "i")
     items: list[dict[str, Any]] = []
     with rt.lock:
-        if pos is None and state in (None, "open"):
+        if pos is None and state in (None, open_label):
             for k in range(rm.n_pools):
                 if pool is None or rm.pools[k] == pool:
                     ob = _open_batch(rt, k)
                     if ob is not None:
                         items.append(ob)
-        if state == "open":
+        if state == open_label:
             return {"items": items[:limit], "next_cursor": None}
         i = rm.n_batches - 1 if pos is None else min(pos["i"], rm.n_batches) - 1
         want_pool = None if pool is None else rm.pool_lookup[pool]
-        want_state = None if state is None else BATCH_STATE_NAMES.index(state)
+        want_state = None if state is None else BatchState.of_label(state)
         next_cursor = None
         scanned = 0
         while i >= 0:
@@ -368,10 +365,12 @@ def batch_page(
 
 def batch_detail(rt: Runtime, batch_id: str) -> dict[str, Any] | None:
     rm = rt.rm
-    pool_id, _, seq_text = batch_id.rpartition("-")
-    if pool_id not in rm.pool_lookup or not seq_text.isdigit() or len(seq_text) != 8:
+    parsed = model_ids.parse_batch_id(batch_id)
+    # Only the canonical spelling names a batch (P1-7 does not name P1-00000007).
+    if parsed is None or parsed[0] not in rm.pool_lookup or model_ids.batch_id(*parsed) != batch_id:
         return None
-    k, s = rm.pool_lookup[pool_id], int(seq_text)
+    pool_id, s = parsed
+    k = rm.pool_lookup[pool_id]
     with rt.lock:
         engine = rt.runner.engine
         if engine.open_at[k] >= 0 and int(engine.seq[k]) == s:
@@ -444,12 +443,13 @@ def net_instruction_page(
         pos = decode_cursor(cursor, "o")
         offset = 0 if pos is None else pos["o"]
         with rt.lock:
-            pool_id, _, seq_text = batch_id.rpartition("-")
-            k = rm.pool_lookup.get(pool_id)
-            if k is None or not seq_text.isdigit():
+            parsed = model_ids.parse_batch_id(batch_id)
+            k = None if parsed is None else rm.pool_lookup.get(parsed[0])
+            if parsed is None or k is None:
                 return {"items": [], "next_cursor": None}
-            s = int(seq_text)
-            state = BATCH_STATE_NAMES[int(rm.batches[k].state[s])] if s < len(rm.batches[k].state) else "open"
+            pool_id, s = parsed
+            code = int(rm.batches[k].state[s]) if s < len(rm.batches[k].state) else BatchState.OPEN
+            state = BatchState(code).label
         rows = _net_rows(rt, batch_id, pool_id, state, participant)
         page = rows[offset : offset + limit]
         more = offset + limit < len(rows)
@@ -464,7 +464,12 @@ def net_instruction_page(
             k, s = int(rm.batch_order_pool[i]), int(rm.batch_order_seq[i])
             if pool is None or rm.pools[k] == pool:
                 targets.append(
-                    (i, f"{rm.pools[k]}-{s:08d}", rm.pools[k], BATCH_STATE_NAMES[int(rm.batches[k].state[s])])
+                    (
+                        i,
+                        model_ids.batch_id(rm.pools[k], s),
+                        rm.pools[k],
+                        BatchState(int(rm.batches[k].state[s])).label,
+                    )
                 )
             i -= 1
             scanned += 1
@@ -663,11 +668,9 @@ def overview(rt: Runtime) -> dict[str, Any]:
                 "pool": pool,
                 "trades": _state_counts(rm.counts[k]),
                 "batches": {
-                    "open": int(engine.open_at[k] >= 0),
-                    "cleared": int(bc[B_CLEARED]),
-                    "anchored": int(bc[B_ANCHORED]),
-                    "final": int(bc[B_FINAL]),
-                    "unwound": int(bc[B_UNWOUND]),
+                    # The open batch is the engine's (the read model counts closed ones only).
+                    BatchState.OPEN.label: int(engine.open_at[k] >= 0),
+                    **{b.label: int(bc[b]) for b in BatchState if b != BatchState.OPEN},
                 },
                 "cleared_latency_ms": _pct(rm.latency[k, H["batched_cleared"]]),
                 "finality_latency_ms": _pct(rm.latency[k, H["received_final"]]),
@@ -701,7 +704,7 @@ def overview(rt: Runtime) -> dict[str, Any]:
         "applied_seq": rm.applied_seq,
         "clock": {"mode": rt.clock.mode, "speed": float(rt.clock.speed), "now_ms": now, "now": iso(now)},
         "block_height": int(engine.tip_height),
-        "anchor_backlog": int(rm.batch_counts[:, B_CLEARED].sum()),
+        "anchor_backlog": int(rm.batch_counts[:, BatchState.CLEARED].sum()),
         "lanes": lanes,
         "totals": {
             "trades": _state_counts(totals),

@@ -1,7 +1,8 @@
 """Webhooks: signed, retried, at-least-once delivery of lifecycle events to registered endpoints.
 
 Events: ``trade.cleared`` (L2 soft finality), ``trade.final`` (base-layer finality),
-``trade.rejected``, ``batch.closed``, ``batch.anchored``, ``batch.final``, ``batch.unwound``.
+``trade.rejected``, ``batch.cleared``, ``batch.anchored``, ``batch.final``, ``batch.unwound``
+(node/events.py: ``batch.closed`` is accepted as a deprecated alias of ``batch.cleared``).
 An endpoint (registered by an operator) chooses its events and may be restricted to one
 participant's trades or one pool.
 
@@ -44,7 +45,7 @@ import sqlalchemy as sa
 from fastapi import FastAPI, Query, Request, Response
 from fastapi.responses import JSONResponse
 
-from clearlane.node.events import WEBHOOK_EVENTS, EventFilter, EventGroup, iso
+from clearlane.node.events import WEBHOOK_EVENTS, EventFilter, EventGroup, canonical_event_types, iso
 from clearlane.node.projections.readmodel import NBINS, hist
 
 if TYPE_CHECKING:
@@ -168,7 +169,7 @@ class WebhookService:
             r["endpoint_id"],
             r["url"],
             r["secret"],
-            frozenset(json.loads(r["events"])),
+            canonical_event_types(json.loads(r["events"])),  # rows may name deprecated aliases
             r["participant"],
             r["pool"],
             r["description"] or "",
@@ -187,6 +188,7 @@ class WebhookService:
     def create(
         self, url: str, events: list[str], participant: str | None, pool: str | None, description: str
     ) -> Endpoint:
+        events = sorted(canonical_event_types(events))  # a deprecated alias is stored as what it means
         endpoint = Endpoint(
             "wh_" + secrets.token_hex(8),
             url,

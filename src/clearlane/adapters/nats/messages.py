@@ -6,7 +6,8 @@ Subjects (one JetStream stream ``CLEARLANE`` holds the inputs, ``CLEARLANE_EVENT
 ``clearlane.trades.<pool>``         trades routed to a pool (``<pool>`` = a pool id or ``L1``)
 ``clearlane.input.<pool>``          small events (collateral, marks, payments) for the
                                     partition that owns ``<pool>``
-``clearlane.events.<pool>.<type>``  lifecycle events published back by the workers:
+``clearlane.events.<pool>.<type>``  lifecycle events published back by the workers, named
+                                    in the one public vocabulary (node/events.py):
                                     ``batch.cleared``, ``batch.anchored``, ``batch.final``,
                                     ``batch.unwound``, ``batch.reorged``, ``batch.resubmitted``,
                                     ``trade.rejected``
@@ -38,6 +39,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from clearlane.core.errors import InputError
 from clearlane.core.model.codes import Reject, RejectCode
 from clearlane.core.model.inputs import INPUT_TRADE_COLUMNS, INPUT_TRADE_OPTIONAL
 from clearlane.node.intake.readers import IngestBatch, TradeChunk, jsonl_batches
@@ -61,7 +63,7 @@ _IPC = pa.ipc.IpcWriteOptions(compression="lz4")
 _TEXT = ("trade_id", "venue", "symbol", "buyer", "seller", "quantity", "price", "exch_batch_id", "lane_hint")
 
 
-class BusError(ValueError):
+class BusError(InputError, ValueError, code="BUS_SETTING_INVALID"):
     """A bad subject token, partition or bus setting (raised before anything is sent)."""
 
 

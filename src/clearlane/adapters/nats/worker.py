@@ -59,6 +59,9 @@ from clearlane.adapters.nats.messages import (
 )
 from clearlane.adapters.sql.codec import encode_payload
 from clearlane.adapters.sql.store import Store, database_url, is_url
+from clearlane.core.errors import Unavailable
+from clearlane.core.model import ids as model_ids
+from clearlane.node.events import batch_event_type
 from clearlane.node.intake.validate import TradeValidator
 from clearlane.node.runner import Runner
 
@@ -67,7 +70,7 @@ PUBLISHED_META = "bus_events_published_seq"
 PUBLISHED_REJECTS_META = "bus_rejects_published_id"
 
 
-class LockLost(RuntimeError):
+class LockLost(Unavailable, RuntimeError, code="PARTITION_LOCK_LOST"):
     """The partition lock's session ended: another worker may own the partition now."""
 
 
@@ -478,7 +481,7 @@ class Worker:
     def _decode(self, msg: Any, validator: TradeValidator) -> _Decoded:
         seq = int(msg.metadata.sequence.stream)
         pool = msg.subject.rsplit(".", 1)[1]
-        source = f"nats:{STREAM}:{seq}:{pool}"
+        source = model_ids.nats_source(STREAM, seq, pool)
         if seq <= self._decoded_upto:  # delivered again this session (ack wait): already handled
             return _Decoded(msg, seq, source, [], [], redelivered=True)
         self._decoded_upto = seq
@@ -594,7 +597,7 @@ class Worker:
         ):
             body = {
                 "v": 1,
-                "type": f"batch.{r['event']}",
+                "type": batch_event_type(r["event"]),
                 "partition": self.name,
                 "pool": r["pool"],
                 "batch_id": r["batch_id"],

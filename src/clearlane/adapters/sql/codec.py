@@ -8,6 +8,8 @@ from typing import Any
 
 import pyarrow as pa
 
+from clearlane.core.proofs.canonical import canonical_json
+
 _IPC_OPTIONS = pa.ipc.IpcWriteOptions(compression="lz4")
 
 
@@ -21,10 +23,6 @@ def write_table(table: pa.Table, *, compress: bool = True) -> bytes:
 
 def read_table(data: bytes) -> pa.Table:
     return pa.ipc.open_stream(pa.py_buffer(data)).read_all()
-
-
-def canonical_json(value: Any) -> bytes:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def encode_payload(kind: str, payload: Any) -> bytes:

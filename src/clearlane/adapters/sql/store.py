@@ -35,6 +35,8 @@ from sqlalchemy.engine import make_url
 from clearlane.adapters.sql import audit_tables
 from clearlane.adapters.sql.codec import decode_payload, read_table, write_table
 from clearlane.core.engine.core import Effects, LogEntry
+from clearlane.core.errors import IntegrityError
+from clearlane.core.model import ids as model_ids
 from clearlane.core.model.chain import TxSubmission, tx_submission_from_dict
 from clearlane.node.auditor import AuditStep
 
@@ -54,7 +56,7 @@ def submission_json(tx: TxSubmission) -> bytes:
     ).encode()
 
 
-class StoreError(RuntimeError):
+class StoreError(IntegrityError, RuntimeError, code="STORE_UNUSABLE"):
     """The database is missing, foreign, or inconsistent with its own log."""
 
 
@@ -643,7 +645,10 @@ class Store:
     def l1_group_for_batch(self, batch_id: str) -> dict[str, Any] | None:
         with self.engine.connect() as conn:
             row = (
-                conn.execute(text("SELECT * FROM l1_groups WHERE origin = :o"), {"o": f"unwound:{batch_id}"})
+                conn.execute(
+                    text("SELECT * FROM l1_groups WHERE origin = :o"),
+                    {"o": model_ids.unwound_origin(batch_id)},
+                )
                 .mappings()
                 .first()
             )

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 from clearlane.adapters.sql.store import Store
 from clearlane.core.engine.core import Effects, LogEntry
+from clearlane.core.errors import Unavailable
 from clearlane.node.auditor import AuditStep
 
 # Steps queued but not yet committed; the engine stalls when the writer is this far behind,
@@ -51,7 +52,7 @@ class PendingStep:
     tip_height: int = 0
 
 
-class WriterError(RuntimeError):
+class WriterError(Unavailable, RuntimeError, code="WRITER_FAILED"):
     """The writer thread failed; the steps it had not committed are not in the database."""
 
 

@@ -21,12 +21,14 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from clearlane.core.errors import InputError
 from clearlane.core.money import Asset, DecimalError, parse_decimal
+from clearlane.core.proofs.canonical import canonical_json
 
 _ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,63}$"
 
 
-class ConfigError(ValueError):
+class ConfigError(InputError, ValueError, code="CONFIG_INVALID"):
     """A configuration file that cannot be used: names the file, the key and the reason."""
 
     def __init__(self, file: str, key: str, reason: str) -> None:
@@ -451,7 +453,7 @@ def _compile(cfg: ConfigIn, raw: dict[str, Any], source: str) -> ClearingConfig:
         )
         for i, p in enumerate(cfg.pools)
     )
-    canonical = json.dumps(raw, sort_keys=True, separators=(",", ":"), default=str)
+    canonical = canonical_json(raw, ascii_only=True, default=str)
     return ClearingConfig(
         source=source,
         assets=tuple(Asset(a.code, a.scale) for a in cfg.assets),
@@ -467,7 +469,7 @@ def _compile(cfg: ConfigIn, raw: dict[str, Any], source: str) -> ClearingConfig:
         liquidity_breach=cfg.clearing.liquidity_breach,
         trade_chunk_rows_max=cfg.clearing.trade_chunk_rows_max,
         chain=cfg.chain.model_dump(),
-        digest=hashlib.sha256(canonical.encode()).hexdigest(),
+        digest=hashlib.sha256(canonical).hexdigest(),
         raw=raw,
     )
 

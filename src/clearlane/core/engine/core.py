@@ -15,7 +15,6 @@ transactions and unwinds batches that miss their anchor deadline to L1 gross set
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +31,7 @@ from clearlane.core.engine.digest import BlockDigest
 from clearlane.core.engine.flows import FLOW_PAYMENT, FLOW_TRADE, Flows
 from clearlane.core.engine.netting import NetResult, net_positions
 from clearlane.core.engine.routing import kind_codes, route
+from clearlane.core.errors import IntegrityError
 from clearlane.core.ledger import (
     HOUSE_OWNER,
     AccountKey,
@@ -41,10 +41,13 @@ from clearlane.core.ledger import (
     PostResult,
     Purpose,
 )
+from clearlane.core.model import ids as model_ids
+from clearlane.core.model import states
 from clearlane.core.model.chain import BlockProduced, ChainReorg, TxSubmission, event_from_dict
 from clearlane.core.model.codes import Reject, RejectCode
 from clearlane.core.model.states import TradeState
 from clearlane.core.money import DecimalError, mul_div_half_even, parse_decimal
+from clearlane.core.proofs.canonical import spaced_json
 
 I64 = npt.NDArray[np.int64]
 
@@ -54,7 +57,7 @@ _POW10 = np.array([10**k for k in range(19)], dtype=np.int64)
 _NEVER = 1 << 62  # "no time": a quiet batch waits for the next chain entry
 
 
-class EngineError(RuntimeError):
+class EngineError(IntegrityError, RuntimeError, code="ENGINE_CANNOT_APPLY"):
     """A log entry the engine cannot apply (corrupt log or a bug) — never bad user input."""
 
 
@@ -88,7 +91,7 @@ class BatchState:
     anchor_tx: str = ""
     anchor_height: int = -1
     anchored_at_ms: int = -1
-    state: str = "cleared"
+    state: str = states.BatchState.CLEARED.label
     # Set by _advance_batch when it did nothing: it will do nothing again until the chain epoch
     # changes or engine time reaches ``quiet_until`` (not state: it only skips no-op calls).
     quiet_epoch: int = -1
@@ -113,7 +116,7 @@ class L1Group:
         return int(np.count_nonzero(self.final_ms < 0))
 
     def tx_id(self, row: int) -> str:
-        return f"l1:{self.flows.ids[row].as_py()}:{int(self.attempt[row])}"
+        return model_ids.l1_tx_id(self.flows.ids[row].as_py(), int(self.attempt[row]))
 
     def to_table(self) -> pa.Table:
         """A snapshot for the step's effects. The arrays are copied: Arrow would wrap them
@@ -610,7 +613,7 @@ class Engine:
         all of them (canonical leaves, leaf hashes, Merkle roots: engine/commitment.py)."""
         if not closing:
             return
-        batch_ids = [f"{self.config.pools[k].id}-{seq:08d}" for k, seq, _, _ in closing]
+        batch_ids = [model_ids.batch_id(self.config.pools[k].id, seq) for k, seq, _, _ in closing]
         for batch_id, (_, _, _, flows) in zip(batch_ids, closing, strict=True):
             if len(flows) == 0:
                 raise EngineError(f"batch {batch_id} closed with no flows")
@@ -644,7 +647,7 @@ class Engine:
         pool = cfg.pools[k]
         payer, payee, asset, amount, _ = flows.legs(self.house)
         result = net_positions(payer, payee, asset, amount, cfg.participant_count, len(cfg.assets))
-        hold_id = f"l2_hold:{batch_id}"
+        hold_id = model_ids.l2_hold_entry_id(batch_id)
         # The hold's timeout is a safety net behind the engine's own unwind at the anchor
         # deadline; it must never fire before a late but legitimate finality, hence the margin.
         # A keep_retrying pool never unwinds, so its hold has no timeout.
@@ -674,7 +677,7 @@ class Engine:
         gross_usd = float((result.gross_per_asset * mark_minor).sum())
         net_usd = float((result.net_debit_per_asset * mark_minor).sum())
         opened = int(flows.time_ms.min())
-        hold_id = f"l2_hold:{batch_id}"
+        hold_id = model_ids.l2_hold_entry_id(batch_id)
         participant, asset_i, net = result.instructions()
         state = BatchState(
             batch_id=batch_id,
@@ -744,7 +747,7 @@ class Engine:
             raise EngineError(f"ledger refused {entry.entry_id}: {result.name}")
 
     def _submit_anchor(self, state: BatchState, at_ms: int, fx: Effects) -> None:
-        tx_id = f"anchor:{state.batch_id}:{state.attempts}"
+        tx_id = model_ids.anchor_tx_id(state.batch_id, state.attempts)
         self.anchor_txs[tx_id] = state.batch_id
         fx.submissions.append(TxSubmission(tx_id, "anchor", state.batch_id, state.root, at_ms))
         self.stats.anchors_submitted += 1
@@ -752,7 +755,7 @@ class Engine:
     # ------------------------------------------------------------------ layer 1
     def _submit_l1(self, flows: Flows, origin: str, fx: Effects, submitted_ms: int | None = None) -> str:
         self.l1_group_count += 1
-        group_id = f"l1-{self.l1_group_count:08d}"
+        group_id = model_ids.l1_group_id(self.l1_group_count)
         n = len(flows)
         group = L1Group(
             group_id=group_id,
@@ -770,7 +773,7 @@ class Engine:
         ids = flows.ids.to_pylist()
         l1_txs, submissions = self.l1_txs, fx.submissions
         for row, (flow_id, at_ms) in enumerate(zip(ids, group.submitted_ms.tolist(), strict=True)):
-            tx_id = f"l1:{flow_id}:1"
+            tx_id = model_ids.l1_tx_id(flow_id, 1)
             l1_txs[tx_id] = (group_id, row)
             submissions.append(TxSubmission(tx_id, "l1_settle", flow_id, _ZERO_HASH, at_ms))
         self.stats.l1_submitted += n
@@ -808,9 +811,9 @@ class Engine:
                         block.height,
                         block.at_ms,
                     )
-                    state.state = "anchored"
+                    state.state = states.BatchState.ANCHORED.label
                     fx.batch_updates.setdefault(batch_id, {}).update(
-                        state="anchored",
+                        state=states.BatchState.ANCHORED.label,
                         anchor_tx=tx_id,
                         anchor_height=block.height,
                         anchored_at_ms=block.at_ms,
@@ -838,12 +841,12 @@ class Engine:
             state = self.pending.get(batch_id)
             if state is not None and state.anchor_tx == tx_id:
                 state.anchor_tx, state.anchor_height, state.anchored_at_ms = "", -1, -1
-                state.state = "cleared"
+                state.state = states.BatchState.CLEARED.label
                 # Re-arm the resubmission clock: the reorged tx may or may not come back.
                 state.last_submit_ms = reorg.at_ms
                 self.stats.reorged_anchors += 1
                 fx.batch_updates.setdefault(batch_id, {}).update(
-                    state="cleared",
+                    state=states.BatchState.CLEARED.label,
                     anchor_tx=None,
                     anchor_height=None,
                     anchored_at_ms=None,
@@ -962,7 +965,7 @@ class Engine:
         if len(accounts):
             self._post(
                 JournalEntry(
-                    f"l2_release:{state.batch_id}",
+                    model_ids.l2_release_entry_id(state.batch_id),
                     "l2_release",
                     final_ms,
                     accounts,
@@ -972,10 +975,12 @@ class Engine:
                     state.batch_id,
                 )
             )
-        state.state = "final"
+        state.state = states.BatchState.FINAL.label
         del self.pending[state.batch_id]
         self.final_batch_txs[state.anchor_tx] = state.batch_id
-        fx.batch_updates.setdefault(state.batch_id, {}).update(state="final", final_at_ms=final_ms)
+        fx.batch_updates.setdefault(state.batch_id, {}).update(
+            state=states.BatchState.FINAL.label, final_at_ms=final_ms
+        )
         fx.batch_events.append((state.batch_id, "final", final_ms, ""))
         self.stats.batches_final += 1
         if self.stats.keep_latencies:
@@ -985,14 +990,16 @@ class Engine:
         result = self.ledger.void_pending(state.hold_entry_id, at_ms)
         if result not in (PostResult.OK, PostResult.ALREADY_VOIDED, PostResult.EXPIRED):
             raise EngineError(f"could not void hold {state.hold_entry_id}: {result.name}")
-        state.state = "unwound"
+        state.state = states.BatchState.UNWOUND.label
         del self.pending[state.batch_id]
-        fx.batch_updates.setdefault(state.batch_id, {}).update(state="unwound", unwound_at_ms=at_ms)
+        fx.batch_updates.setdefault(state.batch_id, {}).update(
+            state=states.BatchState.UNWOUND.label, unwound_at_ms=at_ms
+        )
         fx.batch_events.append(
             (state.batch_id, "unwound", at_ms, "anchor deadline missed: settling gross on L1")
         )
         self.stats.batches_unwound += 1
-        self._submit_l1(state.flows, f"unwound:{state.batch_id}", fx, submitted_ms=at_ms)
+        self._submit_l1(state.flows, model_ids.unwound_origin(state.batch_id), fx, submitted_ms=at_ms)
 
     def _advance_l1(self, group: L1Group, fx: Effects) -> None:
         if self.quiet_skip and group.quiet_epoch == self.chain_epoch:
@@ -1042,7 +1049,7 @@ class Engine:
             group.quiet_epoch = self.chain_epoch  # nothing to do until the next chain entry
         if group.open_rows() == 0:
             for flow_id, attempt in zip(group.flows.ids.to_pylist(), group.attempt.tolist(), strict=True):
-                self.l1_txs.pop(f"l1:{flow_id}:{attempt}", None)
+                self.l1_txs.pop(model_ids.l1_tx_id(flow_id, attempt), None)
             del self.l1_groups[group.group_id]
 
     def _settle_l1(self, group: L1Group, rows: I64, fx: Effects) -> None:
@@ -1059,7 +1066,7 @@ class Engine:
         )
         amounts = np.concatenate([-amount, amount, -amount, amount])
         final_ms = int(group.final_ms[rows].max())
-        entry_id = f"l1_settle:{group.group_id}:{int(rows[0])}:{len(rows)}:{final_ms}"
+        entry_id = model_ids.l1_settle_entry_id(group.group_id, int(rows[0]), len(rows), final_ms)
         self._post(
             JournalEntry(entry_id, "l1_settle", final_ms, accounts, amounts, False, None, group.group_id)
         )
@@ -1069,7 +1076,7 @@ class Engine:
 
     # ------------------------------------------------------------------ small events
     def _event_id(self, kind: str, event_id: str, fx: Effects) -> bool:
-        key = f"{kind}:{event_id}"
+        key = model_ids.event_key(kind, event_id)
         if key in self.seen_event_ids:
             fx.duplicates += 1
             self.stats.duplicates += 1
@@ -1115,7 +1122,7 @@ class Engine:
         accounts = np.array([self.acct_external[a], self.acct_collateral[p, a]], dtype=np.int64)
         self._post(
             JournalEntry(
-                f"deposit:{payload['deposit_id']}",
+                model_ids.deposit_entry_id(str(payload["deposit_id"])),
                 "collateral_deposit",
                 self.now_ms,
                 accounts,
@@ -1151,7 +1158,7 @@ class Engine:
         accounts = np.array([self.acct_collateral[p, a], self.acct_external[a]], dtype=np.int64)
         self._post(
             JournalEntry(
-                f"withdrawal:{event_id}",
+                model_ids.withdrawal_entry_id(event_id),
                 "collateral_withdrawal",
                 self.now_ms,
                 accounts,
@@ -1252,8 +1259,8 @@ class Engine:
                             h.update(buf)
         for b in fx.batches_cleared:
             h.update(f"{b['batch_id']}|{b['cleared_at_ms']}|{b['flows']}|".encode() + b["root"])
-        h.update(json.dumps(fx.batch_updates, sort_keys=True, default=str).encode())
-        h.update(json.dumps(fx.batch_events, default=str).encode())
+        h.update(spaced_json(fx.batch_updates, default=str))
+        h.update(spaced_json(fx.batch_events, default=str))  # tuples: sorting keys changes nothing
         for group_id in sorted(fx.l1_groups):
             h.update(group_id.encode())
             for column in fx.l1_groups[group_id].columns[1:]:

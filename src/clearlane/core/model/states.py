@@ -1,4 +1,7 @@
-"""Settlement lanes and the lifecycle states of a trade.
+"""Settlement lanes and one enum per lifecycle: a trade's (:class:`TradeState`) and an L2
+micro-batch's (:class:`BatchState`). Each member has one stable integer code (its value: the
+read model's arrays and sort order) and one label (its lower-case name: stored in the database,
+written to the hash chain, shown by the API). Code and label never change.
 
 A trade moves ``received → routed → batched → cleared → anchored → final`` on Layer-2 (a
 micro-batch of its pool is netted, committed and anchored) or ``received → routed → submitted →
@@ -34,3 +37,49 @@ class TradeState(IntEnum):
     @property
     def label(self) -> str:
         return self.name.lower()
+
+
+class BatchState(IntEnum):
+    """An L2 micro-batch: ``open`` (collecting flows) → ``cleared`` (netted, committed, its
+    anchor submitted) → ``anchored`` (the anchor is in a block; a reorg sends it back to
+    ``cleared``) → ``final``, or ``unwound`` (the anchor deadline passed: its flows settle
+    gross on L1). The values are the read model's codes (0 is also "no such batch yet")."""
+
+    OPEN = 0
+    CLEARED = 1
+    ANCHORED = 2
+    FINAL = 3
+    UNWOUND = 4
+
+    @property
+    def label(self) -> str:
+        return self.name.lower()
+
+    @classmethod
+    def of_label(cls, label: str) -> BatchState:
+        """The state a label names; ``ValueError`` for anything else."""
+        member = _BATCH_BY_LABEL.get(label)
+        if member is None:
+            raise ValueError(f"not a batch state: {label!r}")
+        return member
+
+    @property
+    def terminal(self) -> bool:
+        """Nothing more happens to a batch in this state (its API answer may be cached)."""
+        return self in (BatchState.FINAL, BatchState.UNWOUND)
+
+    @property
+    def trade_state(self) -> TradeState:
+        """The state of the trades in a batch in this state (an open batch's are ``batched``)."""
+        return _TRADE_STATE_OF_BATCH[self]
+
+
+BATCH_STATE_LABELS = tuple(s.label for s in BatchState)
+_BATCH_BY_LABEL = {s.label: s for s in BatchState}
+_TRADE_STATE_OF_BATCH = {
+    BatchState.OPEN: TradeState.BATCHED,
+    BatchState.CLEARED: TradeState.CLEARED,
+    BatchState.ANCHORED: TradeState.ANCHORED,
+    BatchState.FINAL: TradeState.FINAL,
+    BatchState.UNWOUND: TradeState.UNWOUND,
+}

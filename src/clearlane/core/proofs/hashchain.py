@@ -23,7 +23,6 @@ to. docs/AUDIT.md lists every field and encoding.
 from __future__ import annotations
 
 import hashlib
-import json
 import struct
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -34,6 +33,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from clearlane.core.model.chain import tx_submission_to_dict
+from clearlane.core.model.states import BatchState
+from clearlane.core.proofs.canonical import canonical_json
 from clearlane.core.proofs.verify import leaf_hash, node_hash
 
 __all__ = [
@@ -54,13 +55,6 @@ TRANSITION_VERSION: Final = 1
 _SEP = pa.scalar(",", pa.string())
 _NL = pa.scalar("\n", pa.string())
 _EMPTY = pa.scalar("", pa.string())
-
-
-def canonical_json(value: Any) -> bytes:
-    """Sorted keys, no whitespace, UTF-8: the one byte encoding of a JSON value we hash."""
-    return json.dumps(
-        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    ).encode()
 
 
 # ---------------------------------------------------------------------- chain hashes
@@ -329,13 +323,13 @@ class RecordFold:
                     f"clearlane.anchor.v1|{batch_id}|{state.root}|{state.anchor_tx}|{state.anchor_height}|"
                     f"{int(change['anchored_at_ms'])}|{change['anchor_block']}"
                 )
-            if change.get("state") == "final":
+            if change.get("state") == BatchState.FINAL.label:
                 out.append(
                     f"clearlane.final.v1|{batch_id}|{int(change['final_at_ms'])}|{state.anchor_tx}|"
                     f"{state.anchor_height}|{self.confirmations[state.pool]}"
                 )
                 del self.batches[batch_id]
-            elif change.get("state") == "unwound":
+            elif change.get("state") == BatchState.UNWOUND.label:
                 out.append(f"clearlane.unwind.v1|{batch_id}|{int(change['unwound_at_ms'])}")
                 del self.batches[batch_id]
         return out

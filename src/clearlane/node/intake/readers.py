@@ -42,6 +42,7 @@ import pyarrow.parquet as pq
 from pydantic import BaseModel, ValidationError
 
 from clearlane.core.config.model import MARK_SCALE, ClearingConfig
+from clearlane.core.errors import InputError
 from clearlane.core.model.codes import Reject, RejectCode
 from clearlane.core.model.inputs import (
     ID_RE,
@@ -64,7 +65,7 @@ _DICTIONARY_COLUMNS = ("venue", "symbol", "buyer", "seller", "lane_hint")
 _TEXT_COLUMNS = ("trade_id", "venue", "symbol", "buyer", "seller", "exch_batch_id", "lane_hint")
 
 
-class IngestError(Exception):
+class IngestError(InputError, code="FILE_UNUSABLE"):
     """A file that cannot be read at all (as opposed to bad rows, which become rejects).
 
     ``code`` is stable: FILE_NOT_FOUND, UNSUPPORTED_FORMAT, MISSING_COLUMN (``column`` names

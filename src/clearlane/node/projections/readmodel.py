@@ -39,21 +39,28 @@ from clearlane.adapters.sql.flowids import FlowIdArchive
 from clearlane.adapters.sql.store import Store
 from clearlane.core.config.model import ClearingConfig
 from clearlane.core.engine.core import Effects, LogEntry
+from clearlane.core.model import ids as model_ids
 from clearlane.core.model.codes import RejectCode
-from clearlane.core.model.states import TradeState
-from clearlane.node.events import BatchEvent, EventGroup, TradeEvents
+from clearlane.core.model.states import BATCH_STATE_LABELS, BatchState, TradeState
+from clearlane.node.events import (
+    BATCH_ANCHORED,
+    BATCH_CLEARED,
+    BATCH_FINAL,
+    BATCH_UNWOUND,
+    BatchEvent,
+    EventGroup,
+    TradeEvents,
+)
 from clearlane.node.projections.index import IdIndex, hash_id, hash_ids
 
 I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]
 
-# Batch states (per pool arrays). 0 = not cleared yet (open, or never existed).
-B_OPEN, B_CLEARED, B_ANCHORED, B_FINAL, B_UNWOUND = 0, 1, 2, 3, 4
-BATCH_STATE_NAMES = ("open", "cleared", "anchored", "final", "unwound")
-_BATCH_TO_TRADE = np.array(
-    [TradeState.BATCHED, TradeState.CLEARED, TradeState.ANCHORED, TradeState.FINAL, TradeState.UNWOUND],
-    dtype=np.int8,
-)
+# Batch states (per pool arrays) are BatchState codes; 0 = not cleared yet (open, or never
+# existed). The short names stay for the array code that indexes by them.
+B_OPEN, B_CLEARED, B_ANCHORED, B_FINAL, B_UNWOUND = BatchState
+BATCH_STATE_NAMES = BATCH_STATE_LABELS
+_BATCH_TO_TRADE = np.array([s.trade_state for s in BatchState], dtype=np.int8)
 
 # Trades by state, per lane key (pools, then L1).
 STATE_KEYS = ("received", "batched", "submitted", "cleared", "anchored", "final", "rejected", "unwound")
@@ -530,7 +537,7 @@ class ReadModel:
         batch_id = b["batch_id"]
         self.inflight[batch_id] = InflightBatch(k, s, trades, net_p, net_a, net_minor, received)
         events.append(
-            BatchEvent("batch.closed", seq, cleared_ms, batch_id, self.pools[k], self.batch_view(k, s))
+            BatchEvent(BATCH_CLEARED, seq, cleared_ms, batch_id, self.pools[k], self.batch_view(k, s))
         )
         events.append(
             TradeEvents(
@@ -546,8 +553,8 @@ class ReadModel:
         for batch_id, event, at_ms, detail in fx.batch_events:
             if event == "cleared" or event == "resubmitted":
                 continue
-            pool_id, _, seq_text = batch_id.rpartition("-")
-            k, s = self.pool_lookup[pool_id], int(seq_text)
+            pool_id, s = model_ids.split_batch_id(batch_id)
+            k = self.pool_lookup[pool_id]
             pb = self.batches[k]
             pb.ensure(s)
             n = int(pb.flows[s])
@@ -561,7 +568,7 @@ class ReadModel:
                 )
                 events.append(
                     BatchEvent(
-                        "batch.anchored",
+                        BATCH_ANCHORED,
                         fx.seq,
                         at_ms,
                         batch_id,
@@ -596,7 +603,7 @@ class ReadModel:
                         _batch_events("trade.final", fx.seq, at_ms, flight.trades, batch_id, pool_id)
                     )
                 events.append(
-                    BatchEvent("batch.final", fx.seq, at_ms, batch_id, pool_id, self.batch_view(k, s))
+                    BatchEvent(BATCH_FINAL, fx.seq, at_ms, batch_id, pool_id, self.batch_view(k, s))
                 )
             elif event == "unwound":
                 was = int(pb.state[s])
@@ -615,7 +622,7 @@ class ReadModel:
                     )
                 events.append(
                     BatchEvent(
-                        "batch.unwound",
+                        BATCH_UNWOUND,
                         fx.seq,
                         at_ms,
                         batch_id,
@@ -707,10 +714,10 @@ class ReadModel:
         n = table.num_rows
         z = np.zeros(0, dtype=np.int64)
         z32 = np.zeros(0, dtype=np.int32)
-        if origin.startswith("unwound:"):
-            batch_id = origin.split(":", 1)[1]
+        batch_id = model_ids.parse_unwound_origin(origin)
+        if batch_id is not None:
             flight = self._unwound_trades.pop(batch_id, None)
-            pool_id = batch_id.rpartition("-")[0]
+            pool_id = model_ids.split_batch_id(batch_id)[0]
             k = self.pool_lookup.get(pool_id, 0)
             trades = _EMPTY_TRADES if flight is None else flight.trades
             ordered = _order_like(trades, table.column("flow_id"))
@@ -831,7 +838,7 @@ class ReadModel:
             return None if v < 0 else int(v)
 
         return {
-            "batch_id": f"{self.pools[k]}-{s:08d}",
+            "batch_id": model_ids.batch_id(self.pools[k], s),
             "pool": self.pools[k],
             "seq": s,
             "state": BATCH_STATE_NAMES[int(pb.state[s])],

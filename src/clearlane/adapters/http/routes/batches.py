@@ -21,6 +21,7 @@ from clearlane.adapters.http.common import (
     roles_doc,
 )
 from clearlane.adapters.http.problems import not_found
+from clearlane.core.model.states import BatchState
 
 router = APIRouter(tags=["batches"])
 
@@ -46,7 +47,7 @@ async def get_batch(request: Request, batch_id: str, principal: AnyRole, runtime
     out = await asyncio.to_thread(views.batch_detail, runtime, batch_id)
     if out is None:
         raise not_found(f"batch {batch_id!r}")
-    done = out["state"] in ("final", "unwound")
+    done = BatchState.of_label(out["state"]).terminal
     return cached(request, sc.BatchOut, out, cache_control=IMMUTABLE if done else REVALIDATE)
 
 

@@ -17,7 +17,15 @@ from fastapi.responses import StreamingResponse
 from clearlane.adapters.http.auth import Principal
 from clearlane.adapters.http.common import ALL_ROLES, AnyRole, RuntimeDep, ServiceOptions, roles_doc
 from clearlane.adapters.http.problems import bad_parameter, not_found
-from clearlane.node.events import DEFAULT_STREAM_TYPES, EVENT_TYPES, EventFilter, Subscription, iso
+from clearlane.core.model import ids as model_ids
+from clearlane.node.events import (
+    DEFAULT_STREAM_TYPES,
+    EVENT_TYPES,
+    EventFilter,
+    Subscription,
+    canonical_event_types,
+    iso,
+)
 from clearlane.node.runtime import Runtime
 
 router = APIRouter(tags=["stream"])
@@ -31,7 +39,7 @@ def stream_filter(
     """What the caller may and wants to see: a participant key is pinned to itself, no stats."""
     wanted = DEFAULT_STREAM_TYPES
     if types is not None:
-        names = frozenset(t.strip() for t in types.split(",") if t.strip())
+        names = canonical_event_types(t.strip() for t in types.split(",") if t.strip())
         unknown = sorted(names - set(EVENT_TYPES))
         if unknown or not names:
             raise bad_parameter("types", f"unknown event type {unknown[0]!r}" if unknown else "empty")
@@ -52,7 +60,7 @@ async def stats_snapshot(runtime: Runtime) -> dict[str, Any]:
             return runtime.stats_builder() if runtime.stats_builder else {}
 
     return {
-        "id": f"{runtime.rm.applied_seq}:stats:snapshot",
+        "id": model_ids.event_id(runtime.rm.applied_seq, "stats", "snapshot"),
         "type": "stats",
         "at_ms": runtime.rm.now_ms,
         "at": iso(runtime.rm.now_ms),
