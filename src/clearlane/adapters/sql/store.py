@@ -26,13 +26,14 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, create_engine, event, text
 from sqlalchemy.engine import Engine as SqlEngine
 from sqlalchemy.engine import make_url
 
-from clearlane.adapters.sql import audit_tables
+from clearlane.adapters.sql import audit_tables, schema
 from clearlane.adapters.sql.codec import decode_payload, read_table, write_table
 from clearlane.core.engine.core import Effects, LogEntry
 from clearlane.core.model.chain import TxSubmission, tx_submission_from_dict
@@ -649,6 +650,109 @@ class Store:
             )
         return None if row is None else dict(row)
 
+    def batch_anchors(self, batch_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """Root, anchor transaction and height and attempts of the given stored batches, by id."""
+        if not batch_ids:
+            return {}
+        b = schema.batches.c
+        stmt = sa.select(b.batch_id, b.root, b.anchor_tx, b.anchor_height, b.attempts).where(
+            b.batch_id.in_(list(batch_ids))
+        )
+        with self.engine.connect() as conn:
+            return {str(r["batch_id"]): dict(r) for r in conn.execute(stmt).mappings()}
+
+    def batch_net(self, batch_id: str) -> bytes | None:
+        """A cleared batch's net positions (an Arrow IPC blob), or None."""
+        stmt = sa.select(schema.batches.c.net).where(schema.batches.c.batch_id == batch_id)
+        with self.engine.connect() as conn:
+            blob = conn.execute(stmt).scalar()
+        return None if blob is None else bytes(blob)
+
+    def first_trade_chunk(self) -> pa.Table | None:
+        """The trade records of the first logged chunk (None for a store without trades)."""
+        t = schema.trade_chunks.c
+        stmt = sa.select(t.blob).order_by(t.log_seq).limit(1)
+        with self.engine.connect() as conn:
+            blob = conn.execute(stmt).scalar()
+        return None if blob is None else read_table(bytes(blob))
+
+    def trade_chunk_blob(self, log_seq: int, part: int) -> bytes | None:
+        """One stored trade chunk (an Arrow IPC blob), or None."""
+        t = schema.trade_chunks.c
+        stmt = sa.select(t.blob).where(t.log_seq == log_seq, t.part == part)
+        with self.engine.connect() as conn:
+            blob = conn.execute(stmt).scalar()
+        return None if blob is None else bytes(blob)
+
+    def log_payload(self, seq: int) -> tuple[str, bytes] | None:
+        """The kind and encoded payload of log entry ``seq``, or None."""
+        i = schema.input_log.c
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(i.kind, i.payload).where(i.seq == seq)).first()
+        return None if row is None else (str(row[0]), bytes(row[1]))
+
+    def source_ids_between(self, lo: str, hi: str) -> set[str]:
+        """Logged source ids in ``[lo, hi)`` (a source's entries share a prefix)."""
+        i = schema.input_log.c
+        stmt = sa.select(i.source_id).where(i.source_id >= lo, i.source_id < hi)
+        with self.engine.connect() as conn:
+            return {str(r[0]) for r in conn.execute(stmt)}
+
+    def last_source_ids(self, pattern: str, limit: int) -> list[str]:
+        """The source ids matching the LIKE ``pattern`` of the last ``limit`` such entries, newest first."""
+        i = schema.input_log.c
+        stmt = sa.select(i.source_id).where(i.source_id.like(pattern)).order_by(i.seq.desc()).limit(limit)
+        with self.engine.connect() as conn:
+            return [str(r[0]) for r in conn.execute(stmt)]
+
+    def sources_upto(self, upto_seq: int, limit: int) -> list[tuple[int, str | None]]:
+        """(seq, source id) of up to ``limit`` entries at or before ``upto_seq``, newest first."""
+        i = schema.input_log.c
+        stmt = sa.select(i.seq, i.source_id).where(i.seq <= upto_seq).order_by(i.seq.desc()).limit(limit)
+        with self.engine.connect() as conn:
+            return [(int(seq), source) for seq, source in conn.execute(stmt)]
+
+    def batch_events_between(self, after_seq: int, upto_seq: int) -> list[dict[str, Any]]:
+        """Batch lifecycle events logged in ``(after_seq, upto_seq]``, in order, with their pool."""
+        e, b = schema.batch_events.c, schema.batches.c
+        stmt = (
+            sa.select(e.batch_id, b.pool, e.event, e.at_ms, e.detail, e.log_seq)
+            .join_from(schema.batch_events, schema.batches, b.batch_id == e.batch_id)
+            .where(e.log_seq > after_seq, e.log_seq <= upto_seq)
+            .order_by(e.id)
+        )
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(stmt).mappings()]
+
+    def rejects_after(self, after_id: int) -> list[dict[str, Any]]:
+        """Rejects with an id above ``after_id``, in order, with their log entry's source id."""
+        r, i = schema.rejects.c, schema.input_log.c
+        stmt = (
+            sa.select(
+                r.id, r.log_seq, r.source, r.row, r.input_id, r.code, r.error, r.field, r.reason, i.source_id
+            )
+            .join_from(schema.rejects, schema.input_log, i.seq == r.log_seq, isouter=True)
+            .where(r.id > after_id)
+            .order_by(r.id)
+        )
+        with self.engine.connect() as conn:
+            return [dict(row) for row in conn.execute(stmt).mappings()]
+
+    def reject_reason(self, input_id: str, code: int) -> dict[str, Any] | None:
+        """The field and reason of the latest reject of ``input_id`` with ``code``, or None."""
+        r = schema.rejects.c
+        stmt = (
+            sa.select(r.field, r.reason)
+            .where(r.input_id == input_id, r.code == code)
+            .order_by(r.id.desc())
+            .limit(1)
+        )
+        with self.engine.connect() as conn:
+            row = conn.execute(stmt).mappings().first()
+        return None if row is None else dict(row)
+
+    # Raw SQL passthroughs: for evidence/ (which re-reads the tables on purpose, to distrust the
+    # store) and for tests that inspect tables. Application code uses the named methods above.
     def scalar(self, sql: str, **params: Any) -> Any:
         with self.engine.connect() as conn:
             return conn.execute(text(sql), params).scalar()
