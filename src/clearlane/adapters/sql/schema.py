@@ -93,6 +93,19 @@ l1_groups = sa.Table(
     sa.Column("log_seq", sa.BigInteger, nullable=False),
     sa.Column("blob", sa.LargeBinary, nullable=False),
 )
+ledger_accounts = sa.Table(
+    "ledger_accounts",
+    metadata,
+    sa.Column("idx", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("owner", sa.Text, nullable=False),
+    sa.Column("asset", sa.Text, nullable=False),
+    sa.Column("purpose", sa.Text, nullable=False),
+    sa.Column("lane", sa.Text, nullable=False),
+    sa.Column("floor_minor", sa.BigInteger),
+    sa.Column("posted_minor", sa.BigInteger, nullable=False),
+    sa.Column("pending_debits_minor", sa.BigInteger, nullable=False),
+    sa.Column("pending_credits_minor", sa.BigInteger, nullable=False),
+)
 rejects = sa.Table(
     "rejects",
     metadata,

@@ -20,7 +20,6 @@ import hashlib
 import json
 import re
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,7 +36,9 @@ from clearlane.adapters.sql import audit_tables, schema
 from clearlane.adapters.sql.codec import decode_payload, read_table, write_table
 from clearlane.core.engine.core import Effects, LogEntry
 from clearlane.core.model.chain import TxSubmission, tx_submission_from_dict
-from clearlane.node.auditor import AuditStep
+from clearlane.node.auditor import AuditStep, Checkpoint, KeyRecord
+from clearlane.node.ports import StoredEntry as StoredEntry  # re-exported: the runner imports it here
+from clearlane.node.ports import StoredTransition
 
 if TYPE_CHECKING:
     from clearlane.adapters.sql.writer import PendingStep
@@ -85,15 +86,6 @@ def redact(url: str) -> str:
         return make_url(url).render_as_string(hide_password=True)
     except Exception:
         return url.split("://", 1)[0] + "://..."
-
-
-@dataclass(frozen=True)
-class StoredEntry:
-    entry: LogEntry
-    source_id: str | None
-    payload: bytes
-    prev_hash: bytes
-    hash: bytes
 
 
 class Store:
@@ -676,13 +668,19 @@ class Store:
             blob = conn.execute(stmt).scalar()
         return None if blob is None else read_table(bytes(blob))
 
-    def trade_chunk_blob(self, log_seq: int, part: int) -> bytes | None:
-        """One stored trade chunk (an Arrow IPC blob), or None."""
+    def trade_chunk(self, log_seq: int, part: int) -> pa.Table | None:
+        """The trade records of one stored chunk, or None."""
         t = schema.trade_chunks.c
         stmt = sa.select(t.blob).where(t.log_seq == log_seq, t.part == part)
         with self.engine.connect() as conn:
             blob = conn.execute(stmt).scalar()
-        return None if blob is None else bytes(blob)
+        return None if blob is None else read_table(bytes(blob))
+
+    def balances(self) -> list[dict[str, Any]]:
+        """The materialised ledger balances (as of the last :meth:`write_balances`), by index."""
+        stmt = sa.select(schema.ledger_accounts).order_by(schema.ledger_accounts.c.idx)
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(stmt).mappings()]
 
     def log_payload(self, seq: int) -> tuple[str, bytes] | None:
         """The kind and encoded payload of log entry ``seq``, or None."""
@@ -750,6 +748,33 @@ class Store:
         with self.engine.connect() as conn:
             row = conn.execute(stmt).mappings().first()
         return None if row is None else dict(row)
+
+    # ------------------------------------------------------------------ audit trail
+    def audit_keys(self) -> list[KeyRecord]:
+        """Every signing-key statement, oldest first."""
+        return audit_tables.read_keys(self.engine)
+
+    def add_audit_key(self, record: KeyRecord) -> None:
+        with self.engine.begin() as conn:
+            audit_tables.write_key(conn, record)
+
+    def add_checkpoint(self, checkpoint: Checkpoint) -> None:
+        with self.engine.begin() as conn:
+            audit_tables.write_checkpoint(conn, checkpoint)
+
+    def latest_checkpoint(self) -> Checkpoint | None:
+        latest = audit_tables.latest_checkpoint(self.engine)
+        return None if latest is None else latest[1]
+
+    def audit_record_hashes(self) -> list[bytes]:
+        """Leaf hashes of the checkpoint tree, in tree order."""
+        return audit_tables.read_record_hashes(self.engine)
+
+    def iter_transitions(self, after_seq: int = 0, upto_seq: int | None = None) -> Iterator[StoredTransition]:
+        for row in audit_tables.iter_transitions(self.engine, after_seq, upto_seq):
+            yield StoredTransition(
+                int(row.seq), bytes(row.body), bytes(row.prev_hash), bytes(row.hash), str(row.state_root)
+            )
 
     # Raw SQL passthroughs: for evidence/ (which re-reads the tables on purpose, to distrust the
     # store) and for tests that inspect tables. Application code uses the named methods above.
