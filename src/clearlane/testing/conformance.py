@@ -8,6 +8,7 @@ the ``Store`` port is checked by :mod:`clearlane.testing.store_contract`.
 from __future__ import annotations
 
 from clearlane.adapters.chain.simulated import SimulatedChain
+from clearlane.adapters.memory import MemoryStore
 from clearlane.adapters.sql.flowids import FlowIdArchive
 from clearlane.adapters.sql.store import Store as SqlStore
 from clearlane.adapters.sql.writer import PendingStep
@@ -17,6 +18,10 @@ from clearlane.node.runtime import AcceleratedClock, RealtimeClock
 
 
 def sql_store(store: SqlStore) -> ports.Store:
+    return store
+
+
+def memory_store(store: MemoryStore) -> ports.Store:
     return store
 
 
