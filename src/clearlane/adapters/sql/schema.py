@@ -3,7 +3,7 @@
 The Alembic migrations (``migrations/versions``) create and evolve these tables; this module
 mirrors their final shape (columns and types, not indexes or server defaults) so that reads
 and writes outside the hot commit path are built with ``select()`` / ``insert()`` instead of
-SQL strings. The audit tables live beside their reads and writes in ``audit_tables.py``.
+SQL strings, including the audit trail's (read and written by ``audit_tables.py``).
 """
 
 from __future__ import annotations
@@ -178,4 +178,53 @@ webhook_attempts = sa.Table(
     sa.Column("status", sa.Integer),
     sa.Column("error", sa.Text),
     sa.Column("duration_ms", sa.Float, nullable=False),
+)
+
+# The audit trail (migration 0002), read and written by audit_tables.py.
+transition_log = sa.Table(
+    "transition_log",
+    metadata,
+    sa.Column("seq", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("body", sa.LargeBinary),
+    sa.Column("prev_hash", sa.LargeBinary),
+    sa.Column("hash", sa.LargeBinary),
+    sa.Column("state_root", sa.Text),
+)
+audit_records = sa.Table(
+    "audit_records",
+    metadata,
+    sa.Column("idx", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("kind", sa.Text),
+    sa.Column("ref", sa.Text),
+    sa.Column("log_seq", sa.BigInteger),
+    sa.Column("record", sa.Text),
+    sa.Column("hash", sa.LargeBinary),
+)
+checkpoints = sa.Table(
+    "checkpoints",
+    metadata,
+    sa.Column("id", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("tree_size", sa.BigInteger),
+    sa.Column("tree_root", sa.LargeBinary),
+    sa.Column("log_seq", sa.BigInteger),
+    sa.Column("log_head", sa.LargeBinary),
+    sa.Column("state_root", sa.Text),
+    sa.Column("chain_tip", sa.BigInteger),
+    sa.Column("at_ms", sa.BigInteger),
+    sa.Column("key_id", sa.Text),
+    sa.Column("body", sa.Text),
+    sa.Column("signature", sa.LargeBinary),
+)
+audit_keys = sa.Table(
+    "audit_keys",
+    metadata,
+    sa.Column("key_id", sa.Text, primary_key=True),
+    sa.Column("public_key", sa.LargeBinary),
+    sa.Column("action", sa.Text),
+    sa.Column("prev_key_id", sa.Text),
+    sa.Column("log_seq", sa.BigInteger),
+    sa.Column("at_ms", sa.BigInteger),
+    sa.Column("statement", sa.Text),
+    sa.Column("sig_new", sa.LargeBinary),
+    sa.Column("sig_prev", sa.LargeBinary),
 )
