@@ -182,20 +182,22 @@ class Store:
 
     # ------------------------------------------------------------------ meta
     def get_meta(self, key: str) -> str | None:
+        m = schema.meta.c
         with self.engine.connect() as conn:
-            row = conn.execute(text("SELECT value FROM meta WHERE key = :k"), {"k": key}).first()
+            row = conn.execute(sa.select(m.value).where(m.key == key)).first()
         return None if row is None else str(row[0])
 
     def set_meta(self, key: str, value: str) -> None:
         with self.engine.begin() as conn:
-            conn.execute(text("DELETE FROM meta WHERE key = :k"), {"k": key})
-            conn.execute(text("INSERT INTO meta (key, value) VALUES (:k, :v)"), {"k": key, "v": value})
+            conn.execute(sa.delete(schema.meta).where(schema.meta.c.key == key))
+            conn.execute(sa.insert(schema.meta).values(key=key, value=value))
 
     # ------------------------------------------------------------------ log
     def engine_state(self) -> dict[str, Any] | None:
         with self.engine.connect() as conn:
+            e = schema.engine_state.c
             row = conn.execute(
-                text("SELECT applied_seq, state_root, log_head, now_ms FROM engine_state WHERE id = 1")
+                sa.select(e.applied_seq, e.state_root, e.log_head, e.now_ms).where(e.id == 1)
             ).first()
         if row is None:
             return None
@@ -213,7 +215,10 @@ class Store:
 
     def has_source(self, source_id: str) -> bool:
         with self.engine.connect() as conn:
-            row = conn.execute(text("SELECT 1 FROM input_log WHERE source_id = :s"), {"s": source_id}).first()
+            i = schema.input_log.c
+            row = conn.execute(
+                sa.select(sa.literal(1)).select_from(schema.input_log).where(i.source_id == source_id)
+            ).first()
         return row is not None
 
     def iter_log(self, after_seq: int = 0, upto_seq: int | None = None) -> Iterator[StoredEntry]:
@@ -570,7 +575,7 @@ class Store:
     def replace_rejects(self, source: str, rejects: list[Any]) -> None:
         """Record edge rejects of one input (a bus message) idempotently: a retry replaces them."""
         with self.engine.begin() as conn:
-            conn.execute(text("DELETE FROM rejects WHERE source = :src"), {"src": source})
+            conn.execute(sa.delete(schema.rejects).where(schema.rejects.c.source == source))
             if rejects:
                 conn.execute(
                     text(
@@ -583,21 +588,18 @@ class Store:
     # ------------------------------------------------------------------ queries
     def outbox_after(self, seq: int) -> list[TxSubmission]:
         with self.engine.connect() as conn:
-            rows = conn.execute(
-                text("SELECT payload FROM outbox WHERE log_seq > :s ORDER BY id"), {"s": seq}
-            ).all()
+            o = schema.outbox.c
+            rows = conn.execute(sa.select(o.payload).where(o.log_seq > seq).order_by(o.id)).all()
         return [tx_submission_from_dict(json.loads(bytes(r[0]))) for r in rows]
 
     def find_trade(self, flow_id: str) -> dict[str, Any] | None:
         """The stored record of one trade or payment (scans chunk blobs newest first)."""
         with self.engine.connect() as conn:
-            keys = conn.execute(
-                text("SELECT log_seq, part FROM trade_chunks ORDER BY log_seq DESC, part")
-            ).all()
+            t = schema.trade_chunks.c
+            keys = conn.execute(sa.select(t.log_seq, t.part).order_by(t.log_seq.desc(), t.part)).all()
             for log_seq, part in keys:
                 blob = conn.execute(
-                    text("SELECT blob FROM trade_chunks WHERE log_seq = :s AND part = :p"),
-                    {"s": log_seq, "p": part},
+                    sa.select(t.blob).where(t.log_seq == log_seq, t.part == part)
                 ).scalar_one()
                 table = read_table(bytes(blob))
                 hit = table.filter(pc.equal(table.column("flow_id"), flow_id))
@@ -610,15 +612,15 @@ class Store:
     def batch(self, batch_id: str) -> dict[str, Any] | None:
         with self.engine.connect() as conn:
             row = (
-                conn.execute(text("SELECT * FROM batches WHERE batch_id = :b"), {"b": batch_id})
+                conn.execute(sa.select(schema.batches).where(schema.batches.c.batch_id == batch_id))
                 .mappings()
                 .first()
             )
             if row is None:
                 return None
+            e = schema.batch_events.c
             events = conn.execute(
-                text("SELECT event, at_ms, detail FROM batch_events WHERE batch_id = :b ORDER BY id"),
-                {"b": batch_id},
+                sa.select(e.event, e.at_ms, e.detail).where(e.batch_id == batch_id).order_by(e.id)
             ).all()
         out = dict(row)
         out["events"] = [{"event": e, "at_ms": int(a), "detail": d} for e, a, d in events]
@@ -626,20 +628,14 @@ class Store:
 
     def l1_group(self, group_id: str) -> dict[str, Any] | None:
         with self.engine.connect() as conn:
-            row = (
-                conn.execute(text("SELECT * FROM l1_groups WHERE group_id = :g"), {"g": group_id})
-                .mappings()
-                .first()
-            )
+            g = schema.l1_groups
+            row = conn.execute(sa.select(g).where(g.c.group_id == group_id)).mappings().first()
         return None if row is None else dict(row)
 
     def l1_group_for_batch(self, batch_id: str) -> dict[str, Any] | None:
         with self.engine.connect() as conn:
-            row = (
-                conn.execute(text("SELECT * FROM l1_groups WHERE origin = :o"), {"o": f"unwound:{batch_id}"})
-                .mappings()
-                .first()
-            )
+            g = schema.l1_groups
+            row = conn.execute(sa.select(g).where(g.c.origin == f"unwound:{batch_id}")).mappings().first()
         return None if row is None else dict(row)
 
     def batch_anchors(self, batch_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
