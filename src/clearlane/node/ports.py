@@ -79,7 +79,9 @@ class Store(Protocol):
     """Durable state: the hash-chained input log, each step's committed output, the read paths.
 
     Every step commits atomically (the entry, its output, its audit rows and the new engine
-    state) or not at all; a source id is logged at most once.
+    state) or not at all; a source id is logged at most once. Opening is each adapter's own
+    constructor (``adapters.sql.Store.open(target)``, ``adapters.memory.MemoryStore.open()``):
+    what a store needs to open differs, what it does once open does not.
     """
 
     # -- lifecycle and meta
