@@ -572,14 +572,7 @@ class Runner:
         prefix = f"{source}#"
         # '#' + 1 == '$': every id that starts with the prefix sorts in [prefix, upper).
         upper = prefix[:-1] + "$"
-        known = {
-            str(r["source_id"])
-            for r in self.store.rows(
-                "SELECT source_id FROM input_log WHERE source_id >= :lo AND source_id < :hi",
-                lo=prefix,
-                hi=upper,
-            )
-        }
+        known = self.store.source_ids_between(prefix, upper)
         self._known_sources = (prefix, known)
         try:
             with self.pipelined():

@@ -8,6 +8,7 @@ balances, rejects, the chain outbox, batches and their lifecycle.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,9 @@ from sqlalchemy import inspect
 from clearlane.adapters.sql.audit_tables import iter_transitions
 from clearlane.adapters.sql.store import Store, StoreError
 from clearlane.core.proofs.hashchain import genesis_hash, input_hash, transition_hash
+from clearlane.node import ports
 from clearlane.node.runner import Runner
+from clearlane.testing.store_contract import StoreContract
 from tests.conftest import EXAMPLE_CONFIG, T0, chunk, trade
 
 TABLES = {
@@ -221,3 +224,43 @@ def test_postgres_schemas_are_separate_stores(pg_url: str) -> None:
     again = Runner.open(pg_url, schema="part_one")
     assert again.engine.applied_seq == 1
     again.close()
+
+
+# ---------------------------------------------------------------------- the shipped port contract
+class TestSqliteStore(StoreContract):
+    def create_store(self, tmp_path: Path, request: pytest.FixtureRequest) -> ports.Store:
+        return Store.open(tmp_path / "port-contract.db")
+
+    def reopen(self, store: ports.Store) -> ports.Store:
+        assert isinstance(store, Store)
+        return _reopened(store)
+
+
+class TestPostgresStore(StoreContract):
+    """On the embedded PostgreSQL server (``pg_url``): runs, never skips."""
+
+    def create_store(self, tmp_path: Path, request: pytest.FixtureRequest) -> ports.Store:
+        store = Store.open(str(request.getfixturevalue("pg_url")))
+        assert store.dialect == "postgresql"
+        return store
+
+    def reopen(self, store: ports.Store) -> ports.Store:
+        assert isinstance(store, Store)
+        return _reopened(store)
+
+
+def _reopened(store: Store) -> Store:
+    """A second handle on the same database, as a restarted process opens it."""
+    again = Store.open(store.url, schema=store.schema)
+    _OPENED.append(again)
+    return again
+
+
+_OPENED: list[Store] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_reopened() -> Iterator[None]:
+    yield
+    while _OPENED:
+        _OPENED.pop().close()

@@ -315,7 +315,7 @@ def _merge_windows(windows: Sequence[tuple[int, int]]) -> tuple[list[int], list[
 
 
 class SimulatedChain:
-    """Deterministic in-memory chain implementing `clearlane.core.model.chain.BaseLayer`.
+    """Deterministic in-memory chain implementing `clearlane.node.ports.BaseLayer`.
 
     Inclusion: a block at time T takes pending txs with ``submitted_at_ms <= T`` (and, for
     delayed txs, eligibility reached by T) in (submitted_at_ms, tx_id) order up to

@@ -329,12 +329,9 @@ def _print_badges(runner: Any) -> None:
 
 def _sample_trades(runner: Any) -> list[str]:
     """One L2 and one L1 trade id from the first stored chunk, for the demo's badges."""
-    from clearlane.adapters.sql.codec import read_table
-
-    rows = runner.store.rows("SELECT blob FROM trade_chunks ORDER BY log_seq LIMIT 1")
-    if not rows:
+    table = runner.store.first_trade_chunk()
+    if table is None:
         return []
-    table = read_table(bytes(rows[0]["blob"]))
     picks = []
     for lane in ("L2", "L1"):
         ids = table.filter(table.column("lane").to_numpy(zero_copy_only=False) == lane).column("flow_id")

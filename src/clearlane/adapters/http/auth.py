@@ -26,8 +26,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import text
-
+from clearlane.adapters.sql import keys as sql_keys
 from clearlane.adapters.sql.store import Store
 from clearlane.core.errors import InputError
 
@@ -81,40 +80,28 @@ class KeyStore:
             raise KeyError_(f"participant {participant!r} is not configured")
         key_id = secrets.token_hex(6)
         secret = secrets.token_urlsafe(32)
-        with self.store.engine.begin() as conn:
-            conn.execute(
-                text(
-                    "INSERT INTO api_keys (key_id, secret_sha256, role, participant, label, created_ms) "
-                    "VALUES (:k, :h, :r, :p, :l, :c)"
-                ),
-                {
-                    "k": key_id,
-                    "h": _digest(secret),
-                    "r": role,
-                    "p": participant,
-                    "l": label,
-                    "c": int(time.time() * 1000),
-                },
-            )
+        sql_keys.insert_key(
+            self.store,
+            key_id=key_id,
+            secret_sha256=_digest(secret),
+            role=role,
+            participant=participant,
+            label=label,
+            created_ms=int(time.time() * 1000),
+        )
         return Principal(key_id, role, participant, label), f"cl_{key_id}_{secret}"
 
     def revoke(self, key_id: str) -> bool:
-        with self.store.engine.begin() as conn:
-            done = conn.execute(
-                text("UPDATE api_keys SET revoked_ms = :t WHERE key_id = :k AND revoked_ms IS NULL"),
-                {"t": int(time.time() * 1000), "k": key_id},
-            ).rowcount
+        done = sql_keys.revoke_key(self.store, key_id, int(time.time() * 1000))
         with self._lock:
             self._cache.pop(key_id, None)
         return bool(done)
 
     def list(self) -> list[dict[str, Any]]:
-        return self.store.rows(
-            "SELECT key_id, role, participant, label, created_ms, revoked_ms FROM api_keys ORDER BY created_ms, key_id"
-        )
+        return sql_keys.list_keys(self.store)
 
     def count_active(self) -> int:
-        return int(self.store.scalar("SELECT COUNT(*) FROM api_keys WHERE revoked_ms IS NULL") or 0)
+        return sql_keys.count_active_keys(self.store)
 
     def verify(self, token: str | None) -> Principal | None:
         if not token or not token.startswith("cl_"):
@@ -137,11 +124,7 @@ class KeyStore:
             hit = self._cache.get(key_id)
             if hit is not None and now - hit[0] < CACHE_SECONDS:
                 return hit[1]
-        rows = self.store.rows(
-            "SELECT key_id, secret_sha256, role, participant, label, revoked_ms FROM api_keys WHERE key_id = :k",
-            k=key_id,
-        )
-        row = rows[0] if rows else None
+        row = sql_keys.key_row(self.store, key_id)
         with self._lock:
             if len(self._cache) > 10_000:
                 self._cache.clear()

@@ -136,14 +136,7 @@ class Views:
             raise bad_parameter("pool", f"unknown pool {pool!r}")
         page = views.batch_page(rt, limit=limit, cursor=cursor, pool=pool, state=None)
         ids = [b["batch_id"] for b in page["items"] if b["state"] != BatchState.OPEN.label]
-        stored: dict[str, dict[str, Any]] = {}
-        if ids:
-            marks = ", ".join(f":b{i}" for i in range(len(ids)))
-            rows = rt.store.rows(
-                f"SELECT batch_id, root, anchor_tx, anchor_height, attempts FROM batches WHERE batch_id IN ({marks})",
-                **{f"b{i}": b for i, b in enumerate(ids)},
-            )
-            stored = {str(r["batch_id"]): r for r in rows}
+        stored = rt.store.batch_anchors(ids)
         with rt.lock:
             tip = int(rt.runner.engine.tip_height)
         need = {p.id: p.confirmations for p in rt.config.pools}

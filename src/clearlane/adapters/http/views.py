@@ -119,16 +119,12 @@ def lifecycle(
     reject = None
     if code:
         rc = RejectCode(code)
-        why = rt.store.rows(
-            "SELECT field, reason FROM rejects WHERE input_id = :i AND code = :c ORDER BY id DESC LIMIT 1",
-            i=flow_id,
-            c=code,
-        )
+        why = rt.store.reject_reason(flow_id, code)
         reject = {
             "code": code,
             "error": rc.slug,
-            "field": why[0]["field"] if why else "-",
-            "reason": why[0]["reason"] if why else rc.slug,
+            "field": why["field"] if why else "-",
+            "reason": why["reason"] if why else rc.slug,
         }
     anchor = life.get("anchor")
     return {
@@ -399,10 +395,10 @@ def batch_detail(rt: Runtime, batch_id: str) -> dict[str, Any] | None:
 def _net_rows(
     rt: Runtime, batch_id: str, pool: str, state: str, participant: str | None
 ) -> list[dict[str, Any]]:
-    blob = rt.store.scalar("SELECT net FROM batches WHERE batch_id = :b", b=batch_id)
+    blob = rt.store.batch_net(batch_id)
     if blob is None:
         return []
-    table = read_table(bytes(blob))
+    table = read_table(blob)
     if participant is not None:
         table = table.filter(pc.equal(table.column("participant"), pa.scalar(participant, pa.string())))
     scales = {a.code: a.scale for a in rt.config.assets}

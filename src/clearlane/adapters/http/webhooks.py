@@ -41,10 +41,10 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 import numpy as np
-import sqlalchemy as sa
 from fastapi import FastAPI, Query, Request, Response
 from fastapi.responses import JSONResponse
 
+from clearlane.adapters.sql import webhooks as sql_webhooks
 from clearlane.node.events import WEBHOOK_EVENTS, EventFilter, EventGroup, canonical_event_types, iso
 from clearlane.node.projections.readmodel import NBINS, hist
 
@@ -59,25 +59,6 @@ HEADER_TIMESTAMP = "Clearlane-Webhook-Timestamp"
 HEADER_ATTEMPT = "Clearlane-Webhook-Attempt"
 HEADER_SIGNATURE = "Clearlane-Webhook-Signature"
 HWM_KEY = "webhooks_seq"
-
-_meta = sa.MetaData()
-deliveries = sa.Table(
-    "webhook_deliveries",
-    _meta,
-    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
-    sa.Column("endpoint_id", sa.Text),
-    sa.Column("event_id", sa.Text),
-    sa.Column("event_type", sa.Text),
-    sa.Column("log_seq", sa.BigInteger),
-    sa.Column("payload", sa.LargeBinary),
-    sa.Column("created_ms", sa.BigInteger),
-    sa.Column("status", sa.Text),
-    sa.Column("attempts", sa.Integer),
-    sa.Column("next_attempt_ms", sa.BigInteger),
-    sa.Column("last_status", sa.Integer),
-    sa.Column("last_error", sa.Text),
-    sa.Column("delivered_ms", sa.BigInteger),
-)
 
 
 def sign(secret: str, timestamp: int, body: bytes) -> str:
@@ -159,7 +140,7 @@ class WebhookService:
 
     # ------------------------------------------------------------------ registry
     def _load(self) -> None:
-        rows = self.store.rows("SELECT * FROM webhook_endpoints")
+        rows = sql_webhooks.load_endpoints(self.store)
         with self._lock:
             self._endpoints = {r["endpoint_id"]: self._endpoint(r) for r in rows}
 
@@ -200,44 +181,28 @@ class WebhookService:
             True,
             int(time.time() * 1000),
         )
-        with self.store.engine.begin() as conn:
-            # The first endpoint starts the high-water mark at the current step, so a restart
-            # does not re-derive the whole history for it.
-            if (
-                conn.execute(sa.text("SELECT value FROM meta WHERE key = :k"), {"k": HWM_KEY}).scalar()
-                is None
-            ):
-                conn.execute(
-                    sa.text("INSERT INTO meta (key, value) VALUES (:k, :v)"),
-                    {"k": HWM_KEY, "v": str(self.runtime.rm.applied_seq)},
-                )
-            conn.execute(
-                sa.text(
-                    "INSERT INTO webhook_endpoints (endpoint_id, url, secret, events, participant, pool, description, "
-                    "active, created_ms) VALUES (:i, :u, :s, :e, :p, :o, :d, :a, :c)"
-                ),
-                {
-                    "i": endpoint.id,
-                    "u": url,
-                    "s": endpoint.secret,
-                    "e": json.dumps(sorted(events)),
-                    "p": participant,
-                    "o": pool,
-                    "d": description,
-                    "a": True,
-                    "c": endpoint.created_ms,
-                },
-            )
+        sql_webhooks.insert_endpoint(
+            self.store,
+            {
+                "endpoint_id": endpoint.id,
+                "url": url,
+                "secret": endpoint.secret,
+                "events": json.dumps(sorted(events)),
+                "participant": participant,
+                "pool": pool,
+                "description": description,
+                "active": True,
+                "created_ms": endpoint.created_ms,
+            },
+            mark_key=HWM_KEY,
+            mark_start=self.runtime.rm.applied_seq,
+        )
         with self._lock:
             self._endpoints[endpoint.id] = endpoint
         return endpoint
 
     def delete(self, endpoint_id: str) -> bool:
-        with self.store.engine.begin() as conn:
-            done = conn.execute(
-                sa.text("UPDATE webhook_endpoints SET active = :f WHERE endpoint_id = :i AND active = :t"),
-                {"f": False, "t": True, "i": endpoint_id},
-            ).rowcount
+        done = sql_webhooks.deactivate_endpoint(self.store, endpoint_id)
         with self._lock:
             old = self._endpoints.get(endpoint_id)
             if old is not None:
@@ -331,25 +296,13 @@ class WebhookService:
                             }
                         )
         top = max(seq for seq, _ in batch)
-        with self.store.engine.begin() as conn:
-            if rows:
-                conn.execute(_insert_ignore(conn.dialect.name), rows)
-            current = conn.execute(sa.text("SELECT value FROM meta WHERE key = :k"), {"k": HWM_KEY}).scalar()
-            if current is None or int(current) < top:
-                conn.execute(sa.text("DELETE FROM meta WHERE key = :k"), {"k": HWM_KEY})
-                conn.execute(
-                    sa.text("INSERT INTO meta (key, value) VALUES (:k, :v)"), {"k": HWM_KEY, "v": str(top)}
-                )
+        sql_webhooks.enqueue_deliveries(self.store, rows, mark_key=HWM_KEY, upto_seq=top)
 
     # ------------------------------------------------------------------ deliver
     def _deliver_loop(self) -> None:
         with httpx.Client(timeout=self.options.timeout_s, follow_redirects=False) as client:
             while not self._stop.is_set():
-                due = self.store.rows(
-                    "SELECT id, endpoint_id, event_id, event_type, payload, attempts, created_ms FROM webhook_deliveries "
-                    "WHERE status = 'pending' AND next_attempt_ms <= :now ORDER BY next_attempt_ms, id LIMIT 64",
-                    now=int(time.time() * 1000),
-                )
+                due = sql_webhooks.due_deliveries(self.store, int(time.time() * 1000))
                 if not due:
                     self._wake.wait(self.options.poll_s)
                     self._wake.clear()
@@ -422,31 +375,20 @@ class WebhookService:
         at_ms: int,
         next_ms: int | None = None,
     ) -> None:
-        with self.store.engine.begin() as conn:
-            conn.execute(
-                sa.text(
-                    "UPDATE webhook_deliveries SET status = :st, attempts = attempts + 1, last_status = :code, "
-                    "last_error = :err, next_attempt_ms = :nxt, delivered_ms = :dl WHERE id = :id"
-                ),
-                {
-                    "st": status,
-                    "code": code,
-                    "err": error,
-                    "nxt": next_ms if next_ms is not None else at_ms,
-                    "dl": at_ms if status == "delivered" else None,
-                    "id": row["id"],
-                },
-            )
-            conn.execute(
-                sa.text(
-                    "INSERT INTO webhook_attempts (delivery_id, at_ms, status, error, duration_ms) VALUES (:d, :a, :s, :e, :ms)"
-                ),
-                {"d": row["id"], "a": at_ms, "s": code, "e": error, "ms": duration_ms},
-            )
+        sql_webhooks.record_attempt(
+            self.store,
+            int(row["id"]),
+            status=status,
+            code=code,
+            error=error,
+            duration_ms=duration_ms,
+            at_ms=at_ms,
+            next_ms=next_ms if next_ms is not None else at_ms,
+        )
 
     # ------------------------------------------------------------------ reads
     def pending_count(self) -> int:
-        return int(self.store.scalar("SELECT COUNT(*) FROM webhook_deliveries WHERE status = 'pending'") or 0)
+        return sql_webhooks.pending_count(self.store)
 
     def metrics_snapshot(self) -> tuple[np.ndarray[Any, Any], float, dict[str, int]]:
         with self._lock:
@@ -455,15 +397,9 @@ class WebhookService:
     def deliveries(
         self, endpoint_id: str, *, limit: int, before_id: int | None, status: str | None
     ) -> list[dict[str, Any]]:
-        sql = "SELECT * FROM webhook_deliveries WHERE endpoint_id = :e"
-        params: dict[str, Any] = {"e": endpoint_id, "n": limit}
-        if before_id is not None:
-            sql += " AND id < :b"
-            params["b"] = before_id
-        if status is not None:
-            sql += " AND status = :s"
-            params["s"] = status
-        rows = self.store.rows(sql + " ORDER BY id DESC LIMIT :n", **params)
+        rows = sql_webhooks.list_deliveries(
+            self.store, endpoint_id, limit=limit, before_id=before_id, status=status
+        )
         return [
             {
                 "id": int(r["id"]),
@@ -593,14 +529,3 @@ class WebhookService:
                 "next_cursor": encode_cursor(b=items[-1]["id"]) if more and items else None,
             }
             return cached(request, sc.DeliveryPage, page, cache_control=REVALIDATE)
-
-
-def _insert_ignore(dialect: str) -> Any:
-    """INSERT that skips rows whose (endpoint, event) is already there (portable upsert)."""
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-        return pg_insert(deliveries).on_conflict_do_nothing(index_elements=["endpoint_id", "event_id"])
-    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-    return sqlite_insert(deliveries).on_conflict_do_nothing(index_elements=["endpoint_id", "event_id"])

@@ -58,6 +58,7 @@ from clearlane.adapters.nats.messages import (
     trades_subject,
 )
 from clearlane.adapters.sql.codec import encode_payload
+from clearlane.adapters.sql.locks import AdvisoryLock
 from clearlane.adapters.sql.store import Store, database_url, is_url
 from clearlane.core.errors import Unavailable
 from clearlane.core.model import ids as model_ids
@@ -98,24 +99,15 @@ class PartitionLock:
         self.db = db
         self.name = name
         self.key = lock_key(name)
-        self._conn: Any = None
+        self._session: AdvisoryLock | None = None
         self._file: Any = None
         self.postgres = is_url(db) and database_url(db).startswith("postgresql")
 
     def try_acquire(self) -> bool:
         if self.postgres:
-            import psycopg
-            from sqlalchemy.engine import make_url
-
-            if self._conn is None:
-                url = make_url(database_url(self.db)).set(drivername="postgresql")
-                self._conn = psycopg.connect(
-                    url.render_as_string(hide_password=False),
-                    autocommit=True,
-                    application_name=f"clearlane-worker-{self.name}",
-                )
-            row = self._conn.execute("SELECT pg_try_advisory_lock(%s)", (self.key,)).fetchone()
-            return bool(row and row[0])
+            if self._session is None:
+                self._session = AdvisoryLock(self.db, self.key, f"clearlane-worker-{self.name}")
+            return self._session.try_acquire()
         if is_url(self.db):
             raise BusError(f"{self.db.split('://')[0]}: the worker runs on PostgreSQL or a SQLite file")
         import fcntl
@@ -132,15 +124,16 @@ class PartitionLock:
         if not self.postgres:
             return
         try:
-            self._conn.execute("SELECT 1").fetchone()
+            if self._session is None:
+                raise RuntimeError("no lock session")
+            self._session.ping()
         except Exception as exc:
             raise LockLost(f"partition {self.name}: lock session lost ({exc})") from exc
 
     def release(self) -> None:
-        if self._conn is not None:
-            with contextlib.suppress(Exception):
-                self._conn.close()
-            self._conn = None
+        if self._session is not None:
+            self._session.close()
+            self._session = None
         if self._file is not None:
             self._file.close()
             self._file = None
@@ -181,10 +174,8 @@ def stream_cursor(store: Store) -> int:
     """The highest stream sequence logged in this partition (0 if none). The last entry may be
     the previous message's base-layer observation, logged right after the last message's
     trade part (see :class:`Worker`): the two last entries from the bus tell."""
-    rows = store.rows(
-        "SELECT source_id FROM input_log WHERE source_id LIKE 'nats:%' ORDER BY seq DESC LIMIT 2"
-    )
-    return max([0, *(s for s in (_stream_seq(str(r["source_id"])) for r in rows) if s is not None)])
+    sources = store.last_source_ids("nats:%", 2)
+    return max([0, *(s for s in (_stream_seq(source) for source in sources) if s is not None)])
 
 
 def _stream_seq(source_id: str | None) -> int | None:
@@ -210,18 +201,16 @@ def resume_point(store: Store) -> tuple[int, dict[str, int]]:
     trade_parts = 0
     hi = 2**62
     while True:
-        rows = store.rows(
-            "SELECT seq, source_id FROM input_log WHERE seq <= :hi ORDER BY seq DESC LIMIT 512", hi=hi
-        )
-        for r in rows:
-            source = str(r["source_id"])
+        rows = store.sources_upto(hi, 512)
+        for seq, source_id in rows:
+            source = str(source_id)
             stream_seq = _stream_seq(source)
             if stream_seq is None:
                 continue
             part = source.rsplit("#", 1)[1]
             if start is not None and stream_seq < start and not part.endswith(".chain"):
                 return start, known  # everything logged before this belongs to earlier messages
-            known[source] = int(r["seq"])
+            known[source] = seq
             last = stream_seq if last is None else last
             if part.endswith(".chain"):
                 chains.add(source)
@@ -233,7 +222,7 @@ def resume_point(store: Store) -> tuple[int, dict[str, int]]:
                     start = min([last, *incomplete])
         if len(rows) < 512:
             break
-        hi = int(rows[-1]["seq"]) - 1
+        hi = rows[-1][0] - 1
     return (0 if last is None else min([last, *incomplete])), known
 
 
@@ -589,12 +578,7 @@ class Worker:
         done = int(store.get_meta(PUBLISHED_META) or 0)
         upto = runner.engine.applied_seq if runner.writer is None else runner.writer.committed_seq
         out: list[tuple[str, str, dict[str, Any]]] = []
-        for r in store.rows(
-            "SELECT e.batch_id, b.pool, e.event, e.at_ms, e.detail, e.log_seq FROM batch_events e "
-            "JOIN batches b ON b.batch_id = e.batch_id WHERE e.log_seq > :a AND e.log_seq <= :b ORDER BY e.id",
-            a=done,
-            b=upto,
-        ):
+        for r in store.batch_events_between(done, upto):
             body = {
                 "v": 1,
                 "type": batch_event_type(r["event"]),
@@ -614,11 +598,7 @@ class Worker:
             )
         rejects_done = int(store.get_meta(PUBLISHED_REJECTS_META) or 0)
         rejects_upto = rejects_done
-        for r in store.rows(
-            "SELECT r.id, r.log_seq, r.source, r.row, r.input_id, r.code, r.error, r.field, r.reason, l.source_id "
-            "FROM rejects r LEFT JOIN input_log l ON l.seq = r.log_seq WHERE r.id > :a ORDER BY r.id",
-            a=rejects_done,
-        ):
+        for r in store.rejects_after(rejects_done):
             # Engine rejects point at their log entry, edge rejects carry the message's source.
             origin = str(r["source_id"] if r["log_seq"] is not None else r["source"])
             match = _SOURCE_RE.match(origin + "#")

@@ -1,4 +1,4 @@
-"""The audit tables (migration 0002) as SQLAlchemy Core tables, and their reads and writes.
+"""The reads and writes of the audit tables (migration 0002; their Core tables are in schema.py).
 
 ``transition_log`` holds the transition entry of every step (its ``prev_hash`` is the step's
 input-entry hash in ``input_log``), ``audit_records`` the leaves of the checkpoint tree,
@@ -15,56 +15,8 @@ import sqlalchemy as sa
 from sqlalchemy import Connection
 from sqlalchemy.engine import Engine as SqlEngine
 
+from clearlane.adapters.sql.schema import audit_keys, audit_records, checkpoints, transition_log
 from clearlane.node.auditor import AuditStep, Checkpoint, KeyRecord, record_kind
-
-metadata = sa.MetaData()
-transition_log = sa.Table(
-    "transition_log",
-    metadata,
-    sa.Column("seq", sa.BigInteger, primary_key=True, autoincrement=False),
-    sa.Column("body", sa.LargeBinary),
-    sa.Column("prev_hash", sa.LargeBinary),
-    sa.Column("hash", sa.LargeBinary),
-    sa.Column("state_root", sa.Text),
-)
-audit_records = sa.Table(
-    "audit_records",
-    metadata,
-    sa.Column("idx", sa.BigInteger, primary_key=True, autoincrement=False),
-    sa.Column("kind", sa.Text),
-    sa.Column("ref", sa.Text),
-    sa.Column("log_seq", sa.BigInteger),
-    sa.Column("record", sa.Text),
-    sa.Column("hash", sa.LargeBinary),
-)
-checkpoints = sa.Table(
-    "checkpoints",
-    metadata,
-    sa.Column("id", sa.BigInteger, primary_key=True, autoincrement=False),
-    sa.Column("tree_size", sa.BigInteger),
-    sa.Column("tree_root", sa.LargeBinary),
-    sa.Column("log_seq", sa.BigInteger),
-    sa.Column("log_head", sa.LargeBinary),
-    sa.Column("state_root", sa.Text),
-    sa.Column("chain_tip", sa.BigInteger),
-    sa.Column("at_ms", sa.BigInteger),
-    sa.Column("key_id", sa.Text),
-    sa.Column("body", sa.Text),
-    sa.Column("signature", sa.LargeBinary),
-)
-audit_keys = sa.Table(
-    "audit_keys",
-    metadata,
-    sa.Column("key_id", sa.Text, primary_key=True),
-    sa.Column("public_key", sa.LargeBinary),
-    sa.Column("action", sa.Text),
-    sa.Column("prev_key_id", sa.Text),
-    sa.Column("log_seq", sa.BigInteger),
-    sa.Column("at_ms", sa.BigInteger),
-    sa.Column("statement", sa.Text),
-    sa.Column("sig_new", sa.LargeBinary),
-    sa.Column("sig_prev", sa.LargeBinary),
-)
 
 
 def write_step(conn: Connection, step: AuditStep) -> None:

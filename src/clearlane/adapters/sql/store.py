@@ -20,25 +20,27 @@ import hashlib
 import json
 import re
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, create_engine, event, text
 from sqlalchemy.engine import Engine as SqlEngine
 from sqlalchemy.engine import make_url
 
-from clearlane.adapters.sql import audit_tables
+from clearlane.adapters.sql import audit_tables, schema
 from clearlane.adapters.sql.codec import decode_payload, read_table, write_table
 from clearlane.core.engine.core import Effects, LogEntry
 from clearlane.core.errors import IntegrityError
 from clearlane.core.model import ids as model_ids
 from clearlane.core.model.chain import TxSubmission, tx_submission_from_dict
-from clearlane.node.auditor import AuditStep
+from clearlane.node.auditor import AuditStep, Checkpoint, KeyRecord
+from clearlane.node.ports import StoredEntry as StoredEntry  # re-exported: the runner imports it here
+from clearlane.node.ports import StoredTransition
 
 if TYPE_CHECKING:
     from clearlane.adapters.sql.writer import PendingStep
@@ -86,15 +88,6 @@ def redact(url: str) -> str:
         return make_url(url).render_as_string(hide_password=True)
     except Exception:
         return url.split("://", 1)[0] + "://..."
-
-
-@dataclass(frozen=True)
-class StoredEntry:
-    entry: LogEntry
-    source_id: str | None
-    payload: bytes
-    prev_hash: bytes
-    hash: bytes
 
 
 class Store:
@@ -191,20 +184,22 @@ class Store:
 
     # ------------------------------------------------------------------ meta
     def get_meta(self, key: str) -> str | None:
+        m = schema.meta.c
         with self.engine.connect() as conn:
-            row = conn.execute(text("SELECT value FROM meta WHERE key = :k"), {"k": key}).first()
+            row = conn.execute(sa.select(m.value).where(m.key == key)).first()
         return None if row is None else str(row[0])
 
     def set_meta(self, key: str, value: str) -> None:
         with self.engine.begin() as conn:
-            conn.execute(text("DELETE FROM meta WHERE key = :k"), {"k": key})
-            conn.execute(text("INSERT INTO meta (key, value) VALUES (:k, :v)"), {"k": key, "v": value})
+            conn.execute(sa.delete(schema.meta).where(schema.meta.c.key == key))
+            conn.execute(sa.insert(schema.meta).values(key=key, value=value))
 
     # ------------------------------------------------------------------ log
     def engine_state(self) -> dict[str, Any] | None:
         with self.engine.connect() as conn:
+            e = schema.engine_state.c
             row = conn.execute(
-                text("SELECT applied_seq, state_root, log_head, now_ms FROM engine_state WHERE id = 1")
+                sa.select(e.applied_seq, e.state_root, e.log_head, e.now_ms).where(e.id == 1)
             ).first()
         if row is None:
             return None
@@ -222,7 +217,10 @@ class Store:
 
     def has_source(self, source_id: str) -> bool:
         with self.engine.connect() as conn:
-            row = conn.execute(text("SELECT 1 FROM input_log WHERE source_id = :s"), {"s": source_id}).first()
+            i = schema.input_log.c
+            row = conn.execute(
+                sa.select(sa.literal(1)).select_from(schema.input_log).where(i.source_id == source_id)
+            ).first()
         return row is not None
 
     def iter_log(self, after_seq: int = 0, upto_seq: int | None = None) -> Iterator[StoredEntry]:
@@ -579,7 +577,7 @@ class Store:
     def replace_rejects(self, source: str, rejects: list[Any]) -> None:
         """Record edge rejects of one input (a bus message) idempotently: a retry replaces them."""
         with self.engine.begin() as conn:
-            conn.execute(text("DELETE FROM rejects WHERE source = :src"), {"src": source})
+            conn.execute(sa.delete(schema.rejects).where(schema.rejects.c.source == source))
             if rejects:
                 conn.execute(
                     text(
@@ -592,21 +590,18 @@ class Store:
     # ------------------------------------------------------------------ queries
     def outbox_after(self, seq: int) -> list[TxSubmission]:
         with self.engine.connect() as conn:
-            rows = conn.execute(
-                text("SELECT payload FROM outbox WHERE log_seq > :s ORDER BY id"), {"s": seq}
-            ).all()
+            o = schema.outbox.c
+            rows = conn.execute(sa.select(o.payload).where(o.log_seq > seq).order_by(o.id)).all()
         return [tx_submission_from_dict(json.loads(bytes(r[0]))) for r in rows]
 
     def find_trade(self, flow_id: str) -> dict[str, Any] | None:
         """The stored record of one trade or payment (scans chunk blobs newest first)."""
         with self.engine.connect() as conn:
-            keys = conn.execute(
-                text("SELECT log_seq, part FROM trade_chunks ORDER BY log_seq DESC, part")
-            ).all()
+            t = schema.trade_chunks.c
+            keys = conn.execute(sa.select(t.log_seq, t.part).order_by(t.log_seq.desc(), t.part)).all()
             for log_seq, part in keys:
                 blob = conn.execute(
-                    text("SELECT blob FROM trade_chunks WHERE log_seq = :s AND part = :p"),
-                    {"s": log_seq, "p": part},
+                    sa.select(t.blob).where(t.log_seq == log_seq, t.part == part)
                 ).scalar_one()
                 table = read_table(bytes(blob))
                 hit = table.filter(pc.equal(table.column("flow_id"), flow_id))
@@ -619,15 +614,15 @@ class Store:
     def batch(self, batch_id: str) -> dict[str, Any] | None:
         with self.engine.connect() as conn:
             row = (
-                conn.execute(text("SELECT * FROM batches WHERE batch_id = :b"), {"b": batch_id})
+                conn.execute(sa.select(schema.batches).where(schema.batches.c.batch_id == batch_id))
                 .mappings()
                 .first()
             )
             if row is None:
                 return None
+            e = schema.batch_events.c
             events = conn.execute(
-                text("SELECT event, at_ms, detail FROM batch_events WHERE batch_id = :b ORDER BY id"),
-                {"b": batch_id},
+                sa.select(e.event, e.at_ms, e.detail).where(e.batch_id == batch_id).order_by(e.id)
             ).all()
         out = dict(row)
         out["events"] = [{"event": e, "at_ms": int(a), "detail": d} for e, a, d in events]
@@ -635,25 +630,156 @@ class Store:
 
     def l1_group(self, group_id: str) -> dict[str, Any] | None:
         with self.engine.connect() as conn:
-            row = (
-                conn.execute(text("SELECT * FROM l1_groups WHERE group_id = :g"), {"g": group_id})
-                .mappings()
-                .first()
-            )
+            g = schema.l1_groups
+            row = conn.execute(sa.select(g).where(g.c.group_id == group_id)).mappings().first()
         return None if row is None else dict(row)
 
     def l1_group_for_batch(self, batch_id: str) -> dict[str, Any] | None:
         with self.engine.connect() as conn:
+            g = schema.l1_groups
             row = (
-                conn.execute(
-                    text("SELECT * FROM l1_groups WHERE origin = :o"),
-                    {"o": model_ids.unwound_origin(batch_id)},
-                )
+                conn.execute(sa.select(g).where(g.c.origin == model_ids.unwound_origin(batch_id)))
                 .mappings()
                 .first()
             )
         return None if row is None else dict(row)
 
+    def batch_anchors(self, batch_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """Root, anchor transaction and height and attempts of the given stored batches, by id."""
+        if not batch_ids:
+            return {}
+        b = schema.batches.c
+        stmt = sa.select(b.batch_id, b.root, b.anchor_tx, b.anchor_height, b.attempts).where(
+            b.batch_id.in_(list(batch_ids))
+        )
+        with self.engine.connect() as conn:
+            return {str(r["batch_id"]): dict(r) for r in conn.execute(stmt).mappings()}
+
+    def batch_net(self, batch_id: str) -> bytes | None:
+        """A cleared batch's net positions (an Arrow IPC blob), or None."""
+        stmt = sa.select(schema.batches.c.net).where(schema.batches.c.batch_id == batch_id)
+        with self.engine.connect() as conn:
+            blob = conn.execute(stmt).scalar()
+        return None if blob is None else bytes(blob)
+
+    def first_trade_chunk(self) -> pa.Table | None:
+        """The trade records of the first logged chunk (None for a store without trades)."""
+        t = schema.trade_chunks.c
+        stmt = sa.select(t.blob).order_by(t.log_seq).limit(1)
+        with self.engine.connect() as conn:
+            blob = conn.execute(stmt).scalar()
+        return None if blob is None else read_table(bytes(blob))
+
+    def trade_chunk(self, log_seq: int, part: int) -> pa.Table | None:
+        """The trade records of one stored chunk, or None."""
+        t = schema.trade_chunks.c
+        stmt = sa.select(t.blob).where(t.log_seq == log_seq, t.part == part)
+        with self.engine.connect() as conn:
+            blob = conn.execute(stmt).scalar()
+        return None if blob is None else read_table(bytes(blob))
+
+    def balances(self) -> list[dict[str, Any]]:
+        """The materialised ledger balances (as of the last :meth:`write_balances`), by index."""
+        stmt = sa.select(schema.ledger_accounts).order_by(schema.ledger_accounts.c.idx)
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(stmt).mappings()]
+
+    def log_payload(self, seq: int) -> tuple[str, bytes] | None:
+        """The kind and encoded payload of log entry ``seq``, or None."""
+        i = schema.input_log.c
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(i.kind, i.payload).where(i.seq == seq)).first()
+        return None if row is None else (str(row[0]), bytes(row[1]))
+
+    def source_ids_between(self, lo: str, hi: str) -> set[str]:
+        """Logged source ids in ``[lo, hi)`` (a source's entries share a prefix)."""
+        i = schema.input_log.c
+        stmt = sa.select(i.source_id).where(i.source_id >= lo, i.source_id < hi)
+        with self.engine.connect() as conn:
+            return {str(r[0]) for r in conn.execute(stmt)}
+
+    def last_source_ids(self, pattern: str, limit: int) -> list[str]:
+        """The source ids matching the LIKE ``pattern`` of the last ``limit`` such entries, newest first."""
+        i = schema.input_log.c
+        stmt = sa.select(i.source_id).where(i.source_id.like(pattern)).order_by(i.seq.desc()).limit(limit)
+        with self.engine.connect() as conn:
+            return [str(r[0]) for r in conn.execute(stmt)]
+
+    def sources_upto(self, upto_seq: int, limit: int) -> list[tuple[int, str | None]]:
+        """(seq, source id) of up to ``limit`` entries at or before ``upto_seq``, newest first."""
+        i = schema.input_log.c
+        stmt = sa.select(i.seq, i.source_id).where(i.seq <= upto_seq).order_by(i.seq.desc()).limit(limit)
+        with self.engine.connect() as conn:
+            return [(int(seq), source) for seq, source in conn.execute(stmt)]
+
+    def batch_events_between(self, after_seq: int, upto_seq: int) -> list[dict[str, Any]]:
+        """Batch lifecycle events logged in ``(after_seq, upto_seq]``, in order, with their pool."""
+        e, b = schema.batch_events.c, schema.batches.c
+        stmt = (
+            sa.select(e.batch_id, b.pool, e.event, e.at_ms, e.detail, e.log_seq)
+            .join_from(schema.batch_events, schema.batches, b.batch_id == e.batch_id)
+            .where(e.log_seq > after_seq, e.log_seq <= upto_seq)
+            .order_by(e.id)
+        )
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(stmt).mappings()]
+
+    def rejects_after(self, after_id: int) -> list[dict[str, Any]]:
+        """Rejects with an id above ``after_id``, in order, with their log entry's source id."""
+        r, i = schema.rejects.c, schema.input_log.c
+        stmt = (
+            sa.select(
+                r.id, r.log_seq, r.source, r.row, r.input_id, r.code, r.error, r.field, r.reason, i.source_id
+            )
+            .join_from(schema.rejects, schema.input_log, i.seq == r.log_seq, isouter=True)
+            .where(r.id > after_id)
+            .order_by(r.id)
+        )
+        with self.engine.connect() as conn:
+            return [dict(row) for row in conn.execute(stmt).mappings()]
+
+    def reject_reason(self, input_id: str, code: int) -> dict[str, Any] | None:
+        """The field and reason of the latest reject of ``input_id`` with ``code``, or None."""
+        r = schema.rejects.c
+        stmt = (
+            sa.select(r.field, r.reason)
+            .where(r.input_id == input_id, r.code == code)
+            .order_by(r.id.desc())
+            .limit(1)
+        )
+        with self.engine.connect() as conn:
+            row = conn.execute(stmt).mappings().first()
+        return None if row is None else dict(row)
+
+    # ------------------------------------------------------------------ audit trail
+    def audit_keys(self) -> list[KeyRecord]:
+        """Every signing-key statement, oldest first."""
+        return audit_tables.read_keys(self.engine)
+
+    def add_audit_key(self, record: KeyRecord) -> None:
+        with self.engine.begin() as conn:
+            audit_tables.write_key(conn, record)
+
+    def add_checkpoint(self, checkpoint: Checkpoint) -> None:
+        with self.engine.begin() as conn:
+            audit_tables.write_checkpoint(conn, checkpoint)
+
+    def latest_checkpoint(self) -> Checkpoint | None:
+        latest = audit_tables.latest_checkpoint(self.engine)
+        return None if latest is None else latest[1]
+
+    def audit_record_hashes(self) -> list[bytes]:
+        """Leaf hashes of the checkpoint tree, in tree order."""
+        return audit_tables.read_record_hashes(self.engine)
+
+    def iter_transitions(self, after_seq: int = 0, upto_seq: int | None = None) -> Iterator[StoredTransition]:
+        for row in audit_tables.iter_transitions(self.engine, after_seq, upto_seq):
+            yield StoredTransition(
+                int(row.seq), bytes(row.body), bytes(row.prev_hash), bytes(row.hash), str(row.state_root)
+            )
+
+    # Raw SQL passthroughs: for evidence/ (which re-reads the tables on purpose, to distrust the
+    # store) and for tests that inspect tables. Application code uses the named methods above.
     def scalar(self, sql: str, **params: Any) -> Any:
         with self.engine.connect() as conn:
             return conn.execute(text(sql), params).scalar()

@@ -1,19 +1,19 @@
-"""The base-layer port: what the runner may ask of a chain and what a chain reports back.
+"""What the node sends a base layer and what a base layer reports back.
 
 The clearing engine never talks to a chain. The runner passes the engine's submissions to a
-`BaseLayer` adapter and writes the events the adapter returns into the input log, so
-everything here must encode to plain JSON and decode back to equal values.
+base-layer adapter (the port, `BaseLayer`, is in :mod:`clearlane.node.ports`) and writes the
+events the adapter returns into the input log, so everything here must encode to plain JSON
+and decode back to equal values.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol, Self, TypeAlias, get_args
+from typing import Any, Literal, TypeAlias, get_args
 
 __all__ = [
     "HASH_LEN_BYTES",
-    "BaseLayer",
     "BlockProduced",
     "ChainEvent",
     "ChainReorg",
@@ -238,36 +238,3 @@ def tx_submission_from_dict(d: Mapping[str, Any]) -> TxSubmission:
         payload_hash=_hex_to_bytes("payload_hash", d["payload_hash"]),
         submitted_at_ms=_require_int("submitted_at_ms", d["submitted_at_ms"]),
     )
-
-
-class BaseLayer(Protocol):
-    """A chain as the runner sees it.
-
-    Implementations must be deterministic: the same construction followed by the same
-    sequence of `submit`/`advance` calls yields the same events, byte for byte, because the
-    runner logs those events as engine inputs and a replay must reproduce them.
-    """
-
-    def submit(self, txs: Sequence[TxSubmission]) -> None:
-        """Queue transactions; an id already pending or included is ignored."""
-        ...
-
-    def advance(self, to_ms: int) -> list[ChainEvent]:
-        """Return, in order, everything that happens with block time <= ``to_ms``.
-
-        A ``to_ms`` at or before the previous call's returns [] without changing state.
-        """
-        ...
-
-    def tip_height(self) -> int:
-        """Height of the current best block; 0 before the first block."""
-        ...
-
-    def snapshot(self) -> bytes:
-        """Canonical bytes of the whole adapter state, for `restore` after a crash."""
-        ...
-
-    @classmethod
-    def restore(cls, data: bytes) -> Self:
-        """Rebuild an adapter that behaves exactly like the one that produced ``data``."""
-        ...

@@ -1,0 +1,199 @@
+"""The node's ports: what the application needs from storage, the base layer, time, the flow-id
+archive and event consumers, as ``typing.Protocol``s.
+
+The node sees the outside world only through these (DESIGN.md: ``node`` sees storage, the base
+layer and the clock only through ``node/ports.py``). Adapters implement them structurally, and
+mypy checks that they do: ``adapters/sql`` (:class:`clearlane.adapters.sql.store.Store`,
+:class:`clearlane.adapters.sql.flowids.FlowIdArchive`), ``adapters/memory``
+(:class:`clearlane.adapters.memory.MemoryStore`), ``adapters/chain``
+(:class:`clearlane.adapters.chain.simulated.SimulatedChain`). Every ``Store`` runs the one
+contract suite in :mod:`clearlane.testing.store_contract`.
+
+The records a store hands back (:class:`StoredEntry`, :class:`StoredTransition`) live here too,
+so the node and every store speak the same types.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, Self
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+
+from clearlane.core.engine.core import Effects, LogEntry
+from clearlane.core.model.chain import ChainEvent, TxSubmission
+from clearlane.node.auditor import AuditStep, Checkpoint, KeyRecord
+
+# What one applied step hands the store to commit. The engine's step output is becoming typed
+# events (issue 10); this alias is the one place the ports name it.
+StepOutput = Effects
+
+
+@dataclass(frozen=True)
+class StoredEntry:
+    """One input-log entry as stored: decoded, with its encoded payload and hash-chain links."""
+
+    entry: LogEntry
+    source_id: str | None
+    payload: bytes
+    prev_hash: bytes
+    hash: bytes
+
+
+@dataclass(frozen=True)
+class StoredTransition:
+    """One transition entry of the hash chain (its ``prev_hash`` is the step's input hash)."""
+
+    seq: int
+    body: bytes
+    prev_hash: bytes
+    hash: bytes
+    state_root: str
+
+
+class StepToCommit(Protocol):
+    """One applied log entry queued for a group commit (``adapters/sql/writer.PendingStep``)."""
+
+    @property
+    def entry(self) -> LogEntry: ...
+    @property
+    def payload(self) -> bytes: ...
+    @property
+    def source_id(self) -> str | None: ...
+    @property
+    def fx(self) -> StepOutput: ...
+    @property
+    def state_root(self) -> str: ...
+    @property
+    def now_ms(self) -> int: ...
+    @property
+    def audit(self) -> AuditStep | None: ...
+    @property
+    def meta(self) -> Mapping[str, str]: ...
+
+
+class Store(Protocol):
+    """Durable state: the hash-chained input log, each step's committed output, the read paths.
+
+    Every step commits atomically (the entry, its output, its audit rows and the new engine
+    state) or not at all; a source id is logged at most once. Opening is each adapter's own
+    constructor (``adapters.sql.Store.open(target)``, ``adapters.memory.MemoryStore.open()``):
+    what a store needs to open differs, what it does once open does not.
+    """
+
+    # -- lifecycle and meta
+    def close(self) -> None: ...
+    def get_meta(self, key: str) -> str | None: ...
+    def set_meta(self, key: str, value: str) -> None: ...
+
+    # -- the log
+    def engine_state(self) -> dict[str, Any] | None: ...
+    def log_head(self) -> bytes | None: ...
+    def has_source(self, source_id: str) -> bool: ...
+    def source_ids_between(self, lo: str, hi: str) -> set[str]: ...
+    def iter_log(self, after_seq: int = 0, upto_seq: int | None = None) -> Iterator[StoredEntry]: ...
+    def log_payload(self, seq: int) -> tuple[str, bytes] | None: ...
+
+    # -- commit
+    def commit_step(
+        self,
+        entry: LogEntry,
+        payload: bytes,
+        source_id: str | None,
+        fx: StepOutput,
+        state_root: str,
+        now_ms: int,
+        audit: AuditStep,
+    ) -> bytes: ...
+    # Any, not StepToCommit: the SQL store names its writer's concrete PendingStep.
+    def commit_steps(self, steps: Sequence[Any]) -> bytes | None: ...
+    def write_balances(self, ledger: Any, seq: int | None = None) -> None: ...
+    def replace_rejects(self, source: str, rejects: list[Any]) -> None: ...
+
+    # -- reads of committed output
+    def outbox_after(self, seq: int) -> list[TxSubmission]: ...
+    def find_trade(self, flow_id: str) -> dict[str, Any] | None: ...
+    def trade_chunk(self, log_seq: int, part: int) -> pa.Table | None: ...
+    def batch(self, batch_id: str) -> dict[str, Any] | None: ...
+    def l1_group(self, group_id: str) -> dict[str, Any] | None: ...
+    def l1_group_for_batch(self, batch_id: str) -> dict[str, Any] | None: ...
+    def reject_reason(self, input_id: str, code: int) -> dict[str, Any] | None: ...
+    def rejects_after(self, after_id: int) -> list[dict[str, Any]]: ...
+    def balances(self) -> list[dict[str, Any]]: ...
+
+    # -- the audit trail (written by the step's commit; keys and checkpoints also at start-up)
+    def audit_keys(self) -> list[KeyRecord]: ...
+    def add_audit_key(self, record: KeyRecord) -> None: ...
+    def add_checkpoint(self, checkpoint: Checkpoint) -> None: ...
+    def latest_checkpoint(self) -> Checkpoint | None: ...
+    def audit_record_hashes(self) -> list[bytes]: ...
+    def iter_transitions(
+        self, after_seq: int = 0, upto_seq: int | None = None
+    ) -> Iterator[StoredTransition]: ...
+
+
+class BaseLayer(Protocol):
+    """A chain as the runner sees it.
+
+    Implementations must be deterministic: the same construction followed by the same
+    sequence of `submit`/`advance` calls yields the same events, byte for byte, because the
+    runner logs those events as engine inputs and a replay must reproduce them.
+    """
+
+    def submit(self, txs: Sequence[TxSubmission]) -> None:
+        """Queue transactions; an id already pending or included is ignored."""
+        ...
+
+    def advance(self, to_ms: int) -> list[ChainEvent]:
+        """Return, in order, everything that happens with block time <= ``to_ms``.
+
+        A ``to_ms`` at or before the previous call's returns [] without changing state.
+        """
+        ...
+
+    def tip_height(self) -> int:
+        """Height of the current best block; 0 before the first block."""
+        ...
+
+    def snapshot(self) -> bytes:
+        """Canonical bytes of the whole adapter state, for `restore` after a crash."""
+        ...
+
+    @classmethod
+    def restore(cls, data: bytes) -> Self:
+        """Rebuild an adapter that behaves exactly like the one that produced ``data``."""
+        ...
+
+
+class Clock(Protocol):
+    """Engine time for the service: wall time, or wall time sped up (``mode`` says which)."""
+
+    mode: str
+    speed: float
+
+    def now_ms(self) -> int: ...
+
+
+class FlowIdArchive(Protocol):
+    """Accepted flow ids beyond the engine's hot tier, with where each was recorded."""
+
+    @property
+    def covered_through(self) -> int: ...
+    def feed(self, seq: int, fx: StepOutput) -> None: ...
+    def flush(self) -> None: ...
+    def close(self) -> None: ...
+    def seen(self, namespace: str, ids: pa.Array, rows: Any, before_seq: int) -> npt.NDArray[np.bool_]: ...
+    def hashes(self, ids: pa.Array, kind: int) -> Any: ...
+    def maybe(self, hashes: Any) -> npt.NDArray[np.bool_]: ...
+    def candidates(self, flow_id: str, kind: int) -> list[tuple[int, int, int]]: ...
+
+
+class EventSink(Protocol):
+    """Where the runtime publishes what committed steps caused (the in-process bus today)."""
+
+    def publish(self, groups: Any) -> None: ...
+    def add_listener(self, listener: Callable[[list[Any]], None]) -> None: ...
+    def remove_listener(self, listener: Callable[[list[Any]], None]) -> None: ...
