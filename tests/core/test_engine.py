@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from clearlane.core.config import ClearingConfig
-from clearlane.core.engine import Engine, EngineError, LogEntry
+from clearlane.core.engine import Engine, EngineError, EngineOptions, LogEntry
 from clearlane.core.model.codes import RejectCode
 from clearlane.core.model.events import batch_event_row
 from tests.conftest import T0, chunk, config_with, example_raw, trade
@@ -334,7 +334,7 @@ def test_property_conservation_determinism_and_closure(rows: list[tuple], faults
 )
 def test_skipping_quiet_batches_and_groups_changes_nothing(rows: list[tuple], faults: dict) -> None:
     """Steps between chain entries skip batches and L1 groups whose last walk did nothing
-    (``Engine.quiet_skip``): every step's effects and state root equal a full walk's."""
+    (``EngineOptions.quiet_skip``): every step's effects and state root equal a full walk's."""
     cfg = config_with()
     h, table_rows, t = _funded(cfg, rows, faults)
     for start in range(0, len(table_rows), 5):
@@ -346,8 +346,7 @@ def test_skipping_quiet_batches_and_groups_changes_nothing(rows: list[tuple], fa
     h.run_until(t + 400_000, step_ms=3000)
     for k in range(40):  # ticks after the last chain entry: challenge windows end on engine time
         h.apply("tick", {}, t + 400_000 + k * 5_000)
-    full = Engine(cfg)
-    full.quiet_skip = False
+    full = Engine(cfg, EngineOptions(quiet_skip=False))
     skipping = Engine(cfg)
     skipped = 0
     for entry in h.log:

@@ -48,7 +48,7 @@ from clearlane.adapters.sql.codec import encode_payload
 from clearlane.adapters.sql.store import Store, StoredEntry, StoreError
 from clearlane.adapters.sql.writer import PendingStep, StepWriter
 from clearlane.core.config.model import ClearingConfig, ConfigError, load_config, parse_config
-from clearlane.core.engine.core import Engine, LogEntry
+from clearlane.core.engine.core import Engine, EngineOptions, LogEntry
 from clearlane.core.model.chain import TxSubmission, event_to_dict
 from clearlane.core.model.events import Step
 from clearlane.core.proofs.hashchain import input_hash
@@ -182,13 +182,14 @@ class Runner:
             store.set_meta("store_id", store_id)
         stored_keys = audit_tables.read_keys(store.engine)
         auditor = Auditor(config, store_id, [k for k in stored_keys if k.action == "init"])
-        runner = cls(store, config, Engine(config), None, auditor)
+        # The service (flow_ids) keeps bounded memory: no per-flow figures of the bulk summary,
+        # and final journal entries live in the store only.
+        options = EngineOptions(keep_latencies=False, retain_final=False) if flow_ids else EngineOptions()
+        runner = cls(store, config, Engine(config, options), None, auditor)
         runner.observer = observer
         if flow_ids:
             from clearlane.adapters.sql.flowids import FlowIdArchive
 
-            runner.engine.stats.keep_latencies = False  # per-flow figures of the bulk summary
-            runner.engine.ledger.retain_final = False  # final journal entries live in the store
             runner.flow_archive = FlowIdArchive.open(
                 store, **(flow_ids if isinstance(flow_ids, dict) else {})
             )

@@ -166,24 +166,39 @@ class Stats:
     latency_cleared_ms: list[I64] = field(default_factory=list)
     latency_l2_final_ms: list[I64] = field(default_factory=list)
     latency_l1_final_ms: list[I64] = field(default_factory=list)
-    # Per-flow latencies above are kept for the bulk summary (``clearlane clear``); the service
-    # turns them off (its read model keeps latency histograms): they grow with every flow.
-    keep_latencies: bool = True
 
     def bump(self, table: dict[str, int], key: str, by: int = 1) -> None:
         table[key] = table.get(key, 0) + by
 
 
-class Engine:
-    """The clearing state machine. Construct with a config; feed log entries in order."""
+@dataclass(frozen=True, slots=True)
+class EngineOptions:
+    """How an engine keeps its state; fixed at construction. None of these changes a state root,
+    an effect or a stored byte: they trade memory for what a caller can still ask later."""
 
-    def __init__(self, config: ClearingConfig) -> None:
+    # Per-flow latencies (Stats.latency_*) feed the bulk summary (``clearlane clear``); the
+    # service turns them off (its read model keeps histograms): they grow with every flow.
+    keep_latencies: bool = True
+    # Final journal entries stay in memory; the service releases them once drained to the store
+    # (bounded memory; the ledger then cannot recompute balances from entries).
+    retain_final: bool = True
+    # Skip batches and L1 groups whose last walk did nothing until the chain epoch or their wake
+    # time changes (identical results); off only to test that it is.
+    quiet_skip: bool = True
+
+
+class Engine:
+    """The clearing state machine. Construct with a config (and options); feed log entries in
+    order."""
+
+    def __init__(self, config: ClearingConfig, options: EngineOptions | None = None) -> None:
+        self.options = options or EngineOptions()
         self._install_config(config)
         self.now_ms = 0
         self.applied_seq = 0
         self.seen_flow_ids = SeenFlowIds()
         self.seen_event_ids: set[str] = set()
-        self.ledger = Ledger(initial_accounts=4096)
+        self.ledger = Ledger(initial_accounts=4096, retain_final=self.options.retain_final)
         self._create_accounts()
         self.stats = Stats()
         k, p, a = len(config.pools), config.participant_count, len(config.assets)
@@ -215,7 +230,6 @@ class Engine:
         # and L1 groups whose last walk was a no-op (identical results, ~4 ms less a step with
         # ~1,200 batches in a challenge window).
         self.chain_epoch = 0
-        self.quiet_skip = True
         self.final_batch_txs: dict[str, str] = {}
         self.effects_head = hashlib.sha256(b"clearlane.effects.v1|" + config.digest.encode()).digest()
         # Head of the audit hash chain after the last applied entry (clearlane.core.proofs.hashchain),
@@ -711,7 +725,7 @@ class Engine:
         stats.batches_cleared += 1
         stats.gross_usd += gross_usd
         stats.net_usd += net_usd
-        if stats.keep_latencies:
+        if self.options.keep_latencies:
             stats.latency_cleared_ms.append(close_ms - flows.time_ms)
 
     def _post_hold(
@@ -889,7 +903,7 @@ class Engine:
     def _advance_batch(self, state: BatchState, out: StepBuilder) -> None:
         now = self.now_ms
         epoch = self.chain_epoch
-        if self.quiet_skip and state.quiet_epoch == epoch and now < state.quiet_until:
+        if self.options.quiet_skip and state.quiet_epoch == epoch and now < state.quiet_until:
             return
         chain_now = self.chain_seen_ms
         pool = self.config.pools[state.pool]
@@ -950,7 +964,7 @@ class Engine:
         self.final_batch_txs[state.anchor_tx] = state.batch_id
         out.emit(BatchFinal(state.batch_id, final_ms))
         self.stats.batches_final += 1
-        if self.stats.keep_latencies:
+        if self.options.keep_latencies:
             self.stats.latency_l2_final_ms.append(final_ms - state.flows.time_ms)
 
     def _unwind_batch(self, state: BatchState, at_ms: int, out: StepBuilder) -> None:
@@ -964,7 +978,7 @@ class Engine:
         self._submit_l1(state.flows, f"unwound:{state.batch_id}", out, submitted_ms=at_ms)
 
     def _advance_l1(self, group: L1Group, out: StepBuilder) -> None:
-        if self.quiet_skip and group.quiet_epoch == self.chain_epoch:
+        if self.options.quiet_skip and group.quiet_epoch == self.chain_epoch:
             return
         now = self.now_ms
         open_rows = group.final_ms < 0
@@ -1033,7 +1047,7 @@ class Engine:
             JournalEntry(entry_id, "l1_settle", final_ms, accounts, amounts, False, None, group.group_id)
         )
         self.stats.l1_final += len(rows)
-        if self.stats.keep_latencies:
+        if self.options.keep_latencies:
             self.stats.latency_l1_final_ms.append(group.final_ms[rows] - flows.time_ms)
 
     # ------------------------------------------------------------------ small events
