@@ -9,6 +9,7 @@ from clearlane.core.config import ClearingConfig
 from clearlane.core.engine import Engine, LogEntry, Step
 from clearlane.core.model.chain import event_to_dict
 from clearlane.core.model.events import batch_event_row
+from clearlane.core.model.inputs import log_payload
 
 
 class Harness:
@@ -29,7 +30,7 @@ class Harness:
         self.steps: list[Step] = []
 
     def apply(self, kind: str, payload: Any, at_ms: int) -> Step:
-        entry = LogEntry(len(self.log) + 1, at_ms, kind, payload)
+        entry = LogEntry(len(self.log) + 1, at_ms, kind, log_payload(kind, payload))
         self.log.append(entry)
         step = self.engine.apply(entry)
         self.steps.append(step)

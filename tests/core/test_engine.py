@@ -11,6 +11,7 @@ from clearlane.core.config import ClearingConfig
 from clearlane.core.engine import Engine, EngineError, EngineOptions, LogEntry
 from clearlane.core.model.codes import RejectCode
 from clearlane.core.model.events import batch_event_row
+from clearlane.core.model.inputs import ClockTick
 from tests.conftest import T0, chunk, config_with, example_raw, trade
 from tests.harness import Harness
 
@@ -208,8 +209,8 @@ def test_reorg_unanchors_then_reanchors(config: ClearingConfig) -> None:
 def test_log_must_be_applied_in_order(config: ClearingConfig) -> None:
     engine = Engine(config)
     with pytest.raises(EngineError):
-        engine.apply(LogEntry(2, T0, "tick", {}))
-    engine.apply(LogEntry(1, T0, "tick", {}))
+        engine.apply(LogEntry(2, T0, "tick", ClockTick()))
+    engine.apply(LogEntry(1, T0, "tick", ClockTick()))
     with pytest.raises(EngineError):
         engine.apply(LogEntry(2, T0, "no-such-kind", {}))
 

@@ -51,6 +51,7 @@ from clearlane.core.config.model import ClearingConfig, ConfigError, load_config
 from clearlane.core.engine.core import Engine, EngineOptions, LogEntry
 from clearlane.core.model.chain import TxSubmission, event_to_dict
 from clearlane.core.model.events import Step
+from clearlane.core.model.inputs import ChainEvents, log_payload
 from clearlane.core.proofs.hashchain import input_hash
 from clearlane.node.auditor import AuditError, Auditor, KeyRecord
 from clearlane.node.signing import KeyStore, KeyStoreError
@@ -279,7 +280,7 @@ class Runner:
             if stored.prev_hash != self.auditor.head or stored.hash != expected:
                 raise StoreError(f"input log entry {entry.seq} does not match its hash chain")
             if entry.kind == "chain" and self.chain is not None:
-                self._hand_over(int(entry.payload.get("submitted_through", entry.seq - 1)))
+                self._hand_over(_submitted_through(entry))
                 self.chain.advance(entry.at_ms)
             fx = self.engine.apply(entry)
             try:
@@ -413,7 +414,8 @@ class Runner:
         if payload_bytes is None:
             payload_bytes = encode_payload(kind, payload)
         started = self.timer.add("log encode", started)
-        entry = LogEntry(self.engine.applied_seq + 1, at_ms, kind, payload)
+        # The log holds ``payload_bytes`` (from ``payload`` as given); the engine gets the record.
+        entry = LogEntry(self.engine.applied_seq + 1, at_ms, kind, log_payload(kind, payload))
         fx = self.engine.apply(entry)
         self.timer.add("engine apply", started)
         meta: dict[str, str] = {}
@@ -698,3 +700,10 @@ def _prefetched(items: Iterable[Any], depth: int = 2) -> Iterator[Any]:
             yield item
     finally:
         stop.set()
+
+
+def _submitted_through(entry: LogEntry) -> int:
+    """How far the base layer had been fed when chain entry ``entry`` was logged."""
+    payload = entry.payload
+    through = payload.submitted_through if isinstance(payload, ChainEvents) else None
+    return entry.seq - 1 if through is None else int(through)

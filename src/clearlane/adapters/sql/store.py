@@ -37,6 +37,7 @@ from clearlane.adapters.sql.codec import decode_payload, read_table, write_table
 from clearlane.core.engine.core import LogEntry
 from clearlane.core.model.chain import TxSubmission, tx_submission_from_dict
 from clearlane.core.model.events import BatchCleared, L1GroupUpdated, Step, batch_changes, batch_event_row
+from clearlane.core.model.inputs import log_payload
 from clearlane.node.auditor import AuditStep
 
 if TYPE_CHECKING:
@@ -243,7 +244,9 @@ class Store:
                     return
                 payload = bytes(payload)
                 yield StoredEntry(
-                    LogEntry(int(seq), int(at_ms), str(kind), decode_payload(kind, payload)),
+                    LogEntry(
+                        int(seq), int(at_ms), str(kind), log_payload(kind, decode_payload(kind, payload))
+                    ),
                     source_id,
                     payload,
                     bytes(prev_hash),

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -55,10 +55,20 @@ from clearlane.core.model.events import (
     Step,
     TradeRecords,
 )
+from clearlane.core.model.inputs import (
+    ChainEvents,
+    CollateralDeposit,
+    CollateralWithdrawal,
+    ConfigChange,
+    LogPayload,
+    Payment,
+    PriceMark,
+)
 from clearlane.core.model.states import TradeState
 from clearlane.core.money import DecimalError, mul_div_half_even, parse_decimal
 
 I64 = npt.NDArray[np.int64]
+_P = TypeVar("_P")
 
 HOUSE_LANE = "house"
 HOLD_SAFETY_MARGIN_MS = 6 * 3_600_000
@@ -72,12 +82,14 @@ class EngineError(RuntimeError):
 
 @dataclass(frozen=True)
 class LogEntry:
-    """One input, as stored in the log. ``payload`` is an Arrow table (trades) or a dict."""
+    """One input, as stored in the log: a trade chunk (Arrow) or one typed small input
+    (:data:`~clearlane.core.model.inputs.LogPayload`, built by
+    :func:`~clearlane.core.model.inputs.log_payload` from the logged JSON object)."""
 
     seq: int
     at_ms: int
     kind: str
-    payload: Any
+    payload: LogPayload
 
 
 @dataclass
@@ -317,7 +329,7 @@ class Engine:
 
     # ------------------------------------------------------------------ trades
     def _apply_trades(self, entry: LogEntry, out: StepBuilder) -> None:
-        table: pa.Table = entry.payload
+        table = _payload(entry, pa.Table)
         n = table.num_rows
         if n == 0:
             return
@@ -790,7 +802,7 @@ class Engine:
     def _apply_chain(self, entry: LogEntry, out: StepBuilder) -> None:
         self.chain_epoch += 1
         self.chain_seen_ms = max(self.chain_seen_ms, entry.at_ms)
-        for raw in entry.payload["events"]:
+        for raw in _payload(entry, ChainEvents).events:
             event = event_from_dict(raw)
             if isinstance(event, BlockProduced):
                 self._on_block(event, out)
@@ -1067,12 +1079,11 @@ class Engine:
         out.reject(Reject(code, field_name, reason, None, event_id))
 
     def _small_amount(
-        self, payload: dict[str, Any], out: StepBuilder, id_field: str
+        self, payload: CollateralDeposit | CollateralWithdrawal, out: StepBuilder, event_id: str
     ) -> tuple[int, int, int] | None:
         """Resolve (participant, asset, amount) of a deposit/withdrawal, or record a reject."""
-        event_id = str(payload[id_field])
-        p = self.participant_lookup.get(str(payload["participant"]), -1)
-        a = self.asset_lookup.get(str(payload["asset"]), -1)
+        p = self.participant_lookup.get(str(payload.participant), -1)
+        a = self.asset_lookup.get(str(payload.asset), -1)
         if p < 0:
             self._reject(
                 out, RejectCode.UNKNOWN_PARTICIPANT, "participant", "not a configured participant", event_id
@@ -1082,7 +1093,7 @@ class Engine:
             self._reject(out, RejectCode.UNKNOWN_ASSET, "asset", "not a configured asset", event_id)
             return None
         try:
-            amount = parse_decimal(str(payload["amount"]), int(self.scales[a]))
+            amount = parse_decimal(str(payload.amount), int(self.scales[a]))
         except DecimalError as exc:
             code = RejectCode.PRECISION_EXCEEDED if exc.reason == "precision" else RejectCode.BAD_DECIMAL
             self._reject(out, code, "amount", str(exc), event_id)
@@ -1090,35 +1101,36 @@ class Engine:
         return p, a, amount
 
     def _apply_deposit(self, entry: LogEntry, out: StepBuilder) -> None:
-        payload = entry.payload
-        if not self._event_id("deposit", payload["deposit_id"], out):
+        payload = _payload(entry, CollateralDeposit)
+        event_id = str(payload.deposit_id)
+        if not self._event_id("deposit", event_id, out):
             return
-        resolved = self._small_amount(payload, out, "deposit_id")
+        resolved = self._small_amount(payload, out, event_id)
         if resolved is None:
             return
         p, a, amount = resolved
         accounts = np.array([self.acct_external[a], self.acct_collateral[p, a]], dtype=np.int64)
         self._post(
             JournalEntry(
-                f"deposit:{payload['deposit_id']}",
+                f"deposit:{event_id}",
                 "collateral_deposit",
                 self.now_ms,
                 accounts,
                 np.array([-amount, amount], dtype=np.int64),
                 False,
                 None,
-                str(payload["participant"]),
+                str(payload.participant),
             )
         )
         self.collateral[p, a] += amount
         self.collateral_digest.touch(p)
 
     def _apply_withdrawal(self, entry: LogEntry, out: StepBuilder) -> None:
-        payload = entry.payload
-        event_id = str(payload["withdrawal_id"])
+        payload = _payload(entry, CollateralWithdrawal)
+        event_id = str(payload.withdrawal_id)
         if not self._event_id("withdrawal", event_id, out):
             return
-        resolved = self._small_amount(payload, out, "withdrawal_id")
+        resolved = self._small_amount(payload, out, event_id)
         if resolved is None:
             return
         p, a, amount = resolved
@@ -1143,18 +1155,18 @@ class Engine:
                 np.array([-amount, amount], dtype=np.int64),
                 False,
                 None,
-                str(payload["participant"]),
+                str(payload.participant),
             )
         )
         self.collateral[p, a] -= amount
         self.collateral_digest.touch(p)
 
     def _apply_payment(self, entry: LogEntry, out: StepBuilder) -> None:
-        payload = entry.payload
-        payment_id = str(payload["payment_id"])
-        payer = self.participant_lookup.get(str(payload["payer"]), -1)
-        payee = self.participant_lookup.get(str(payload["payee"]), -1)
-        a = self.asset_lookup.get(str(payload["asset"]), -1)
+        payload = _payload(entry, Payment)
+        payment_id = str(payload.payment_id)
+        payer = self.participant_lookup.get(str(payload.payer), -1)
+        payee = self.participant_lookup.get(str(payload.payee), -1)
+        a = self.asset_lookup.get(str(payload.asset), -1)
         reject = np.zeros(1, dtype=np.int16)
         reject_field = np.zeros(1, dtype=np.int8)
         amount = 0
@@ -1168,7 +1180,7 @@ class Engine:
             reject[0], reject_field[0] = RejectCode.UNKNOWN_ASSET, 3
         else:
             try:
-                amount = parse_decimal(str(payload["amount"]), int(self.scales[a]))
+                amount = parse_decimal(str(payload.amount), int(self.scales[a]))
             except DecimalError as exc:
                 reject[0] = (
                     RejectCode.PRECISION_EXCEEDED if exc.reason == "precision" else RejectCode.BAD_DECIMAL
@@ -1194,32 +1206,31 @@ class Engine:
             batch_seq=np.full(1, -1, dtype=np.int64),
             exch_batch=pa.array([None], type=pa.string()),
         )
-        hint = np.array([payload.get("lane_hint")], dtype=object)
+        hint = np.array([payload.lane_hint], dtype=object)
         self._clear_flows(flows, reject, reject_field, dup, hint, out, field_names=_PAYMENT_FIELDS)
 
     def _apply_mark(self, entry: LogEntry, out: StepBuilder) -> None:
-        payload = entry.payload
-        if not self._event_id("mark", payload["mark_id"], out):
+        payload = _payload(entry, PriceMark)
+        mark_id = str(payload.mark_id)
+        if not self._event_id("mark", mark_id, out):
             return
-        a = self.asset_lookup.get(str(payload["asset"]), -1)
+        a = self.asset_lookup.get(str(payload.asset), -1)
         if a < 0:
-            self._reject(
-                out, RejectCode.UNKNOWN_ASSET, "asset", "not a configured asset", str(payload["mark_id"])
-            )
+            self._reject(out, RejectCode.UNKNOWN_ASSET, "asset", "not a configured asset", mark_id)
             return
         try:
-            mark = parse_decimal(str(payload["mark_usd"]), 10) / 1e10
+            mark = parse_decimal(str(payload.mark_usd), 10) / 1e10
         except DecimalError as exc:
-            self._reject(out, RejectCode.BAD_DECIMAL, "mark_usd", str(exc), str(payload["mark_id"]))
+            self._reject(out, RejectCode.BAD_DECIMAL, "mark_usd", str(exc), mark_id)
             return
         self.marks_usd[a] = mark
 
     def _apply_config(self, entry: LogEntry, out: StepBuilder) -> None:
-        payload = entry.payload
-        if not self._event_id("config", payload["change_id"], out):
+        payload = _payload(entry, ConfigChange)
+        if not self._event_id("config", str(payload.change_id), out):
             return
         self.chain_epoch += 1
-        self._install_config(self.config.with_changes(payload["changes"]))
+        self._install_config(self.config.with_changes(payload.changes))
 
     def _apply_tick(self, entry: LogEntry, out: StepBuilder) -> None:
         """Nothing but time passing; :meth:`_on_time` does the work."""
@@ -1305,6 +1316,14 @@ def _dict(
     """A dictionary-encoded string column (indices into ``names``; null where not ``valid``)."""
     mask = None if valid is None else ~valid
     return pa.DictionaryArray.from_arrays(pa.array(codes.astype(np.int32), mask=mask), names)
+
+
+def _payload(entry: LogEntry, kind: type[_P]) -> _P:
+    """The entry's payload as the record its kind carries (a mismatch is a corrupt log or a bug)."""
+    payload = entry.payload
+    if not isinstance(payload, kind):
+        raise EngineError(f"log entry {entry.seq} ({entry.kind}) carries a {type(payload).__name__}")
+    return payload
 
 
 def _col(table: pa.Table, name: str) -> I64:
