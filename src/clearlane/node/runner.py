@@ -183,10 +183,7 @@ class Runner:
             store.set_meta("store_id", store_id)
         stored_keys = audit_tables.read_keys(store.engine)
         auditor = Auditor(config, store_id, [k for k in stored_keys if k.action == "init"])
-        # The service (flow_ids) keeps bounded memory: no per-flow figures of the bulk summary,
-        # and final journal entries live in the store only.
-        options = EngineOptions(keep_latencies=False, retain_final=False) if flow_ids else EngineOptions()
-        runner = cls(store, config, Engine(config, options), None, auditor)
+        runner = cls(store, config, Engine(config, _engine_options(bool(flow_ids))), None, auditor)
         runner.observer = observer
         if flow_ids:
             from clearlane.adapters.sql.flowids import FlowIdArchive
@@ -700,6 +697,12 @@ def _prefetched(items: Iterable[Any], depth: int = 2) -> Iterator[Any]:
             yield item
     finally:
         stop.set()
+
+
+def _engine_options(service: bool) -> EngineOptions:
+    """The service (a store with flow-id runs) keeps bounded memory: no per-flow figures of the
+    bulk summary, and final journal entries live in the store only."""
+    return EngineOptions(keep_latencies=False, retain_final=False) if service else EngineOptions()
 
 
 def _submitted_through(entry: LogEntry) -> int:

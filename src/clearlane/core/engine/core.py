@@ -440,7 +440,6 @@ class Engine:
         field_names: tuple[str, ...],
     ) -> None:
         """Route, check liquidity, batch, record: the shared path of trades and payments."""
-        n = len(flows)
         cfg = self.config
         live = (reject == 0) & ~dup
         mark_minor = self._mark_per_minor()
@@ -458,12 +457,45 @@ class Engine:
         )
         pool = np.where(live, pool, -1).astype(np.int32)
         flows = self._with_fees(flows.with_(pool=pool))
+        out_seq, out_breach, closed = self._assign(flows, mark_minor)
+        if out_breach.any():
+            self.stats.liquidity_diverted += int(out_breach.sum())
+            if cfg.liquidity_breach == "reject":
+                reject[out_breach] = RejectCode.LIQUIDITY_EXCEEDED
+                live &= ~out_breach
+            pool = np.where(out_breach, -1, pool).astype(np.int32)
+            flows = self._with_fees(flows.with_(pool=pool))
+        flows = flows.with_(batch_seq=out_seq)
+        self._close_and_park(flows, live & (pool >= 0), closed, out)
 
-        limit_usd = self._limits_usd(mark_minor)
-        kernel_pool = np.where(live, pool, -1).astype(np.int32)
+        l1_rows = np.flatnonzero(live & (pool < 0))
+        l1_group = self._submit_l1(flows.take(l1_rows), "routed", out) if len(l1_rows) else None
+        rule_code = np.where(rule >= 0, rule, 0).astype(np.int32)
+        if out_breach.any() and cfg.liquidity_breach != "reject":
+            rule_code[out_breach] = len(cfg.routing)
+        records = self._records(flows, reject, dup, live, rule_code, notional_usd, l1_group, l1_rows)
+        out.records.append(TradeRecords(records))
+        for lane_name, m in (("L2", live & (pool >= 0)), ("L1", live & (pool < 0))):
+            self.stats.bump(self.stats.flows_by_lane, lane_name, int(m.sum()))
+        self.stats.duplicates += int(dup.sum())
+        out.duplicates += int(dup.sum())
+        for i in np.flatnonzero(reject != 0).tolist():
+            code = RejectCode(int(reject[i]))
+            self.stats.bump(self.stats.rejects_by_code, code.slug)
+            field_name = field_names[int(reject_field[i])]
+            out.reject(Reject(code, field_name, _REASONS.get(code, code.slug), None, flows.ids[i].as_py()))
+
+    def _assign(
+        self, flows: Flows, mark_minor: npt.NDArray[np.float64]
+    ) -> tuple[I64, npt.NDArray[np.bool_], list[tuple[int, int, int]]]:
+        """Run the batching kernel over the live L2 rows (``flows.pool >= 0``): per row its batch
+        seq and whether it breached its liquidity limit, and the batches it closed in order
+        as ``(pool, seq, close time)``."""
+        n = len(flows)
+        kernel_pool = flows.pool
         out_seq = np.full(n, -1, dtype=np.int64)
         out_breach = np.zeros(n, dtype=np.bool_)
-        cap = n + len(cfg.pools) + 1
+        cap = n + len(self.config.pools) + 1
         close_pool = np.zeros(cap, dtype=np.int64)
         close_seq = np.zeros(cap, dtype=np.int64)
         close_at = np.zeros(cap, dtype=np.int64)
@@ -481,7 +513,7 @@ class Engine:
             flows.fee_seller,
             self.house,
             mark_minor,
-            limit_usd,
+            self._limits_usd(mark_minor),
             True,
             self.pos,
             self.debit,
@@ -501,39 +533,42 @@ class Engine:
             close_reason,
         )
         self.pos_digest.touch(np.unique(np.concatenate([kernel_pool[kernel_pool >= 0], close_pool[:closes]])))
-        if out_breach.any():
-            self.stats.liquidity_diverted += int(out_breach.sum())
-            if cfg.liquidity_breach == "reject":
-                reject[out_breach] = RejectCode.LIQUIDITY_EXCEEDED
-                live &= ~out_breach
-            pool = np.where(out_breach, -1, pool).astype(np.int32)
-            flows = self._with_fees(flows.with_(pool=pool))
-        flows = flows.with_(batch_seq=out_seq)
+        closed = [(int(close_pool[c]), int(close_seq[c]), int(close_at[c])) for c in range(closes)]
+        return out_seq, out_breach, closed
 
-        # Close the batches the kernel closed, in order, then park the rest as open.
-        in_l2 = live & (pool >= 0)
+    def _close_and_park(
+        self, flows: Flows, in_l2: npt.NDArray[np.bool_], closed: list[tuple[int, int, int]], out: StepBuilder
+    ) -> None:
+        """Close the batches the kernel closed, in order, then park the rest of the L2 rows as
+        parts of their pools' open batches."""
+        pool, batch_seq = flows.pool, flows.batch_seq
         closing: list[tuple[int, int, int, Flows]] = []
-        for c in range(closes):
-            k, s = int(close_pool[c]), int(close_seq[c])
-            rows = np.flatnonzero(in_l2 & (pool == k) & (out_seq == s))
+        for k, s, close_ms in closed:
+            rows = np.flatnonzero(in_l2 & (pool == k) & (batch_seq == s))
             parts = [p for p in self.open_parts[k] if p.batch_seq[0] == s] + [flows.take(rows)]
             self.open_parts[k] = [p for p in self.open_parts[k] if p.batch_seq[0] != s]
-            closing.append((k, s, int(close_at[c]), Flows.concat([p for p in parts if len(p)])))
+            closing.append((k, s, close_ms, Flows.concat([p for p in parts if len(p)])))
         self._close_batches(closing, out)
-        for k in range(len(cfg.pools)):
+        for k in range(len(self.config.pools)):
             if self.open_at[k] >= 0:
-                rows = np.flatnonzero(in_l2 & (pool == k) & (out_seq == self.seq[k]))
+                rows = np.flatnonzero(in_l2 & (pool == k) & (batch_seq == self.seq[k]))
                 if len(rows):
                     self.open_parts[k].append(flows.take(rows))
 
-        l1_rows = np.flatnonzero(live & (pool < 0))
-        l1_group = None
-        if len(l1_rows):
-            l1_group = self._submit_l1(flows.take(l1_rows), "routed", out)
-        group_valid = np.zeros(n, dtype=np.bool_)
-        group_valid[l1_rows] = True
-
-        # Records of every row, rejected ones included, for status look-ups and the audit.
+    def _records(
+        self,
+        flows: Flows,
+        reject: npt.NDArray[np.int16],
+        dup: npt.NDArray[np.bool_],
+        live: npt.NDArray[np.bool_],
+        rule_code: npt.NDArray[np.int32],
+        notional_usd: npt.NDArray[np.float64],
+        l1_group: str | None,
+        l1_rows: I64,
+    ) -> pa.Table:
+        """Records of every row, rejected ones included (duplicates left out), for status
+        look-ups and the audit."""
+        n, cfg, pool = len(flows), self.config, flows.pool
         state = np.full(n, TradeState.BATCHED, dtype=np.int8)
         state[pool < 0] = TradeState.SUBMITTED
         state[reject != 0] = TradeState.REJECTED
@@ -543,60 +578,36 @@ class Engine:
             [r.name for r in cfg.routing] + ["liquidity: projected net debit above collateral + credit"],
             type=pa.string(),
         )
-        rule_code = np.where(rule >= 0, rule, 0).astype(np.int32)
-        if out_breach.any() and cfg.liquidity_breach != "reject":
-            rule_code[out_breach] = len(cfg.routing)
+        group_valid = np.zeros(n, dtype=np.bool_)
+        group_valid[l1_rows] = True
+        group = pa.array([l1_group or ""], type=pa.string())
         lane_code = np.where(pool >= 0, 1, 0).astype(np.int32)
-        out.records.append(
-            TradeRecords(
-                pa.table(
-                    {
-                        "flow_id": flows.ids,
-                        "kind": pa.array(flows.kind),
-                        "buyer": _dict(flows.buyer, self.participant_ids),
-                        "seller": _dict(flows.seller, self.participant_ids),
-                        "base": _dict(flows.base, self.asset_codes),
-                        "quote": _dict(flows.quote, self.asset_codes),
-                        "qty_minor": flows.qty,
-                        "quote_minor": flows.quote_amt,
-                        "fee_buyer_minor": flows.fee_buyer,
-                        "fee_seller_minor": flows.fee_seller,
-                        "notional_usd": np.round(notional_usd, 2),
-                        "lane": _dict(lane_code, _LANES, valid=live),
-                        "pool": _dict(np.maximum(pool, 0), pool_names, valid=live & (pool >= 0)),
-                        "batch_seq": out_seq,
-                        "route_rule": _dict(rule_code, rule_names, valid=live),
-                        "l1_group": _dict(
-                            np.zeros(n, dtype=np.int32),
-                            pa.array([l1_group or ""], type=pa.string()),
-                            valid=group_valid,
-                        ),
-                        "executed_ms": flows.executed_ms,
-                        "received_ms": flows.time_ms,
-                        "state": state,
-                        "reject_code": reject,
-                        "exch_batch_id": flows.exch_batch,
-                    }
-                ).filter(pa.array(~dup))
-            )
+        table = pa.table(
+            {
+                "flow_id": flows.ids,
+                "kind": pa.array(flows.kind),
+                "buyer": _dict(flows.buyer, self.participant_ids),
+                "seller": _dict(flows.seller, self.participant_ids),
+                "base": _dict(flows.base, self.asset_codes),
+                "quote": _dict(flows.quote, self.asset_codes),
+                "qty_minor": flows.qty,
+                "quote_minor": flows.quote_amt,
+                "fee_buyer_minor": flows.fee_buyer,
+                "fee_seller_minor": flows.fee_seller,
+                "notional_usd": np.round(notional_usd, 2),
+                "lane": _dict(lane_code, _LANES, valid=live),
+                "pool": _dict(np.maximum(pool, 0), pool_names, valid=live & (pool >= 0)),
+                "batch_seq": flows.batch_seq,
+                "route_rule": _dict(rule_code, rule_names, valid=live),
+                "l1_group": _dict(np.zeros(n, dtype=np.int32), group, valid=group_valid),
+                "executed_ms": flows.executed_ms,
+                "received_ms": flows.time_ms,
+                "state": state,
+                "reject_code": reject,
+                "exch_batch_id": flows.exch_batch,
+            }
         )
-        for lane_name, m in (("L2", live & (pool >= 0)), ("L1", live & (pool < 0))):
-            self.stats.bump(self.stats.flows_by_lane, lane_name, int(m.sum()))
-        self.stats.duplicates += int(dup.sum())
-        out.duplicates += int(dup.sum())
-        bad = np.flatnonzero(reject != 0)
-        for i in bad.tolist():
-            code = RejectCode(int(reject[i]))
-            self.stats.bump(self.stats.rejects_by_code, code.slug)
-            out.reject(
-                Reject(
-                    code,
-                    field_names[int(reject_field[i])],
-                    _REASONS.get(code, code.slug),
-                    None,
-                    flows.ids[i].as_py(),
-                )
-            )
+        return table.filter(pa.array(~dup))
 
     def _mark_per_minor(self) -> npt.NDArray[np.float64]:
         """USD per minor unit of each asset at current marks (a risk estimate, never posted)."""
