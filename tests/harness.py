@@ -6,8 +6,10 @@ from typing import Any
 
 from clearlane.adapters.chain.simulated import ChainParams, FaultSchedule, SimulatedChain
 from clearlane.core.config import ClearingConfig
-from clearlane.core.engine import Effects, Engine, LogEntry
+from clearlane.core.engine import Engine, LogEntry, Step
 from clearlane.core.model.chain import event_to_dict
+from clearlane.core.model.events import batch_event_row
+from clearlane.core.model.inputs import log_payload
 
 
 class Harness:
@@ -25,18 +27,18 @@ class Harness:
             FaultSchedule.from_dict(faults if faults is not None else dict(chain.get("faults") or {})),
         )
         self.log: list[LogEntry] = []
-        self.effects: list[Effects] = []
+        self.steps: list[Step] = []
 
-    def apply(self, kind: str, payload: Any, at_ms: int) -> Effects:
-        entry = LogEntry(len(self.log) + 1, at_ms, kind, payload)
+    def apply(self, kind: str, payload: Any, at_ms: int) -> Step:
+        entry = LogEntry(len(self.log) + 1, at_ms, kind, log_payload(kind, payload))
         self.log.append(entry)
-        fx = self.engine.apply(entry)
-        self.effects.append(fx)
-        if fx.submissions:
-            self.chain.submit(fx.submissions)
-        return fx
+        step = self.engine.apply(entry)
+        self.steps.append(step)
+        if step.submissions:
+            self.chain.submit(step.submissions)
+        return step
 
-    def advance(self, to_ms: int) -> Effects:
+    def advance(self, to_ms: int) -> Step:
         events = self.chain.advance(to_ms)
         return self.apply("chain", {"events": [event_to_dict(e) for e in events]}, to_ms)
 
@@ -46,7 +48,7 @@ class Harness:
             now = min(to_ms, now + step_ms)
             self.advance(now)
 
-    def deposit(self, participant: str, amount: str, asset: str = "USD", at_ms: int = 0) -> Effects:
+    def deposit(self, participant: str, amount: str, asset: str = "USD", at_ms: int = 0) -> Step:
         return self.apply(
             "collateral_deposit",
             {
@@ -59,4 +61,5 @@ class Harness:
         )
 
     def batch_events(self) -> list[tuple[str, str, int, str]]:
-        return [e for fx in self.effects for e in fx.batch_events]
+        """Every batch transition so far as its stored ``(batch_id, event, at_ms, detail)`` row."""
+        return [batch_event_row(e) for step in self.steps for e in step.batch_events()]

@@ -8,14 +8,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from clearlane.core.config import ClearingConfig
-from clearlane.core.engine import Engine, EngineError, LogEntry
+from clearlane.core.engine import Engine, EngineError, EngineOptions, LogEntry
 from clearlane.core.model.codes import RejectCode
+from clearlane.core.model.events import batch_event_row
+from clearlane.core.model.inputs import ClockTick
 from tests.conftest import T0, chunk, config_with, example_raw, trade
 from tests.harness import Harness
 
 
 def records(h: Harness) -> list[dict]:
-    return [row for fx in h.effects for t in fx.trade_records for row in t.to_pylist()]
+    return [row for step in h.steps for t in step.tables() for row in t.to_pylist()]
 
 
 def test_routing_policy_first_match_wins(config: ClearingConfig) -> None:
@@ -65,8 +67,8 @@ def test_half_even_rounding_of_quote_amount(config: ClearingConfig) -> None:
     assert by_id["T000000"]["reject_code"] == RejectCode.NON_POSITIVE
     assert by_id["T000001"]["quote_minor"] == 2
     assert by_id["T000002"]["quote_minor"] == 2
-    assert [r.code for r in fx.rejects] == [RejectCode.NON_POSITIVE]
-    assert fx.rejects[0].field == "price"
+    assert [r.code for r in fx.rejects()] == [RejectCode.NON_POSITIVE]
+    assert fx.rejects()[0].field == "price"
 
 
 def test_engine_rejects_name_field_and_change_nothing(config: ClearingConfig) -> None:
@@ -79,13 +81,13 @@ def test_engine_rejects_name_field_and_change_nothing(config: ClearingConfig) ->
         trade(3, qty=(1, 9)),  # 9 decimals on an 8-scale asset
     ]
     fx = h.apply("trades", chunk(rows), T0)
-    assert [(r.input_id, r.code, r.field) for r in fx.rejects] == [
+    assert [(r.input_id, r.code, r.field) for r in fx.rejects()] == [
         ("T000000", RejectCode.UNKNOWN_PARTICIPANT, "buyer"),
         ("T000001", RejectCode.SELF_TRADE, "seller"),
         ("T000002", RejectCode.UNKNOWN_SYMBOL, "symbol"),
         ("T000003", RejectCode.PRECISION_EXCEEDED, "quantity"),
     ]
-    assert not fx.submissions and not fx.batches_cleared
+    assert not fx.submissions and not fx.cleared()
     assert h.engine.ledger.state_digest() == before
     assert h.engine.pos.sum() == 0
 
@@ -109,14 +111,12 @@ def test_batches_close_on_size_and_window(config: ClearingConfig) -> None:
     h = Harness(parse_config(raw), T0)
     rows = [trade(i, at=T0 + i) for i in range(7)]  # 7 fast-pool trades 1 ms apart
     fx = h.apply("trades", chunk(rows), T0)
-    assert [b["flows"] for b in fx.batches_cleared] == [3, 3]
-    assert [b["batch_id"] for b in fx.batches_cleared] == ["fast-00000001", "fast-00000002"]
-    assert fx.batches_cleared[0]["cleared_at_ms"] == T0 + 2  # closed by size at its 3rd trade
+    assert [b.flows for b in fx.cleared()] == [3, 3]
+    assert [b.batch_id for b in fx.cleared()] == ["fast-00000001", "fast-00000002"]
+    assert fx.cleared()[0].cleared_at_ms == T0 + 2  # closed by size at its 3rd trade
     # The 7th trade waits; the window (500 ms) closes it on a later tick.
     fx = h.apply("tick", {}, T0 + 6 + 500)
-    assert [(b["batch_id"], b["flows"], b["cleared_at_ms"]) for b in fx.batches_cleared] == [
-        ("fast-00000003", 1, T0 + 506)
-    ]
+    assert [(b.batch_id, b.flows, b.cleared_at_ms) for b in fx.cleared()] == [("fast-00000003", 1, T0 + 506)]
 
 
 def test_liquidity_breach_routes_to_l1_or_rejects() -> None:
@@ -143,7 +143,7 @@ def test_liquidity_breach_routes_to_l1_or_rejects() -> None:
     raw["clearing"]["liquidity_breach"] = "reject"
     h2 = Harness(parse_config(raw), T0)
     fx = h2.apply("trades", chunk([trade(0, "RTL-0001", "MM-ALPHA", qty=(1, 2))]), T0)
-    assert [r.code for r in fx.rejects] == [RejectCode.LIQUIDITY_EXCEEDED]
+    assert [r.code for r in fx.rejects()] == [RejectCode.LIQUIDITY_EXCEEDED]
 
 
 def test_two_finalities_l2_and_l1(config: ClearingConfig) -> None:
@@ -209,8 +209,8 @@ def test_reorg_unanchors_then_reanchors(config: ClearingConfig) -> None:
 def test_log_must_be_applied_in_order(config: ClearingConfig) -> None:
     engine = Engine(config)
     with pytest.raises(EngineError):
-        engine.apply(LogEntry(2, T0, "tick", {}))
-    engine.apply(LogEntry(1, T0, "tick", {}))
+        engine.apply(LogEntry(2, T0, "tick", ClockTick()))
+    engine.apply(LogEntry(1, T0, "tick", ClockTick()))
     with pytest.raises(EngineError):
         engine.apply(LogEntry(2, T0, "no-such-kind", {}))
 
@@ -229,20 +229,20 @@ def test_payments_and_collateral() -> None:
         {"payment_id": "P1", "payer": "RTL-0001", "payee": "BRK-NORTH", "asset": "USD", "amount": "120.50"},
         T0 + 1,
     )
-    assert not fx.rejects
+    assert not fx.rejects()
     fx = h.apply(
         "payment",
         {"payment_id": "P2", "payer": "RTL-0001", "payee": "BRK-NORTH", "asset": "USD", "amount": "1.234"},
         T0 + 2,
     )
-    assert [(r.code, r.field) for r in fx.rejects] == [(RejectCode.PRECISION_EXCEEDED, "amount")]
+    assert [(r.code, r.field) for r in fx.rejects()] == [(RejectCode.PRECISION_EXCEEDED, "amount")]
     # Withdrawing all collateral while the payment is in the open batch is refused.
     fx = h.apply(
         "collateral_withdrawal",
         {"withdrawal_id": "W1", "participant": "RTL-0001", "asset": "USD", "amount": "500.00"},
         T0 + 3,
     )
-    assert [r.code for r in fx.rejects] == [RejectCode.COLLATERAL_INSUFFICIENT]
+    assert [r.code for r in fx.rejects()] == [RejectCode.COLLATERAL_INSUFFICIENT]
     h.run_until(T0 + 60_000)
     assert h.engine.stats.batches_final == 1
     fx = h.apply(
@@ -250,7 +250,7 @@ def test_payments_and_collateral() -> None:
         {"withdrawal_id": "W2", "participant": "RTL-0001", "asset": "USD", "amount": "500.00"},
         T0 + 60_001,
     )
-    assert not fx.rejects
+    assert not fx.rejects()
     h.engine.ledger.audit_balances()
 
 
@@ -300,10 +300,10 @@ def test_property_conservation_determinism_and_closure(rows: list[tuple], faults
     a.engine.check_invariants()
     a.engine.ledger.audit_balances()
     # Every batch nets to zero per asset, and gross ≥ net debits.
-    for fx in a.effects:
-        for batch in fx.batches_cleared:
-            assets = batch["net_asset"].to_pylist()
-            net = batch["net_minor"]
+    for step in a.steps:
+        for batch in step.cleared():
+            assets = batch.net_asset.to_pylist()
+            net = batch.net_minor
             for code in set(assets):
                 assert sum(int(n) for n, x in zip(net, assets, strict=True) if x == code) == 0
     # Nothing left in flight: every accepted flow ended final on L2 or L1.
@@ -335,7 +335,7 @@ def test_property_conservation_determinism_and_closure(rows: list[tuple], faults
 )
 def test_skipping_quiet_batches_and_groups_changes_nothing(rows: list[tuple], faults: dict) -> None:
     """Steps between chain entries skip batches and L1 groups whose last walk did nothing
-    (``Engine.quiet_skip``): every step's effects and state root equal a full walk's."""
+    (``EngineOptions.quiet_skip``): every step's effects and state root equal a full walk's."""
     cfg = config_with()
     h, table_rows, t = _funded(cfg, rows, faults)
     for start in range(0, len(table_rows), 5):
@@ -347,14 +347,16 @@ def test_skipping_quiet_batches_and_groups_changes_nothing(rows: list[tuple], fa
     h.run_until(t + 400_000, step_ms=3000)
     for k in range(40):  # ticks after the last chain entry: challenge windows end on engine time
         h.apply("tick", {}, t + 400_000 + k * 5_000)
-    full = Engine(cfg)
-    full.quiet_skip = False
+    full = Engine(cfg, EngineOptions(quiet_skip=False))
     skipping = Engine(cfg)
     skipped = 0
     for entry in h.log:
         a, b = full.apply(entry), skipping.apply(entry)
-        assert a.batch_events == b.batch_events and sorted(a.l1_groups) == sorted(b.l1_groups)
+        assert [batch_event_row(e) for e in a.batch_events()] == [
+            batch_event_row(e) for e in b.batch_events()
+        ]
+        assert sorted(u.group_id for u in a.l1_updates()) == sorted(u.group_id for u in b.l1_updates())
         assert full.state_root() == skipping.state_root(), entry.seq  # effects head included
         skipped += sum(1 for st in skipping.pending.values() if st.quiet_epoch == skipping.chain_epoch)
     assert full.state_root() == h.engine.state_root()
-    assert skipped > 0 or not any(fx.batches_cleared for fx in h.effects)
+    assert skipped > 0 or not any(step.cleared() for step in h.steps)

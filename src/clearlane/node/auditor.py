@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from clearlane.core.errors import IntegrityError
+from clearlane.core.model.events import Step
 from clearlane.core.proofs.hashchain import (
     Frontier,
     RecordFold,
@@ -199,7 +200,7 @@ class Auditor:
         kind: str,
         payload: Any,
         payload_bytes: bytes,
-        fx: Any,
+        fx: Step,
         source_id: str | None = None,
     ) -> AuditStep:
         """Extend the chain by one step (input + transition entry) and the tree by its records."""

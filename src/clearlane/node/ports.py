@@ -23,13 +23,14 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 
-from clearlane.core.engine.core import Effects, LogEntry
+from clearlane.core.engine.core import LogEntry
 from clearlane.core.model.chain import ChainEvent, TxSubmission
+from clearlane.core.model.events import Step
 from clearlane.node.auditor import AuditStep, Checkpoint, KeyRecord
 
-# What one applied step hands the store to commit. The engine's step output is becoming typed
-# events (issue 10); this alias is the one place the ports name it.
-StepOutput = Effects
+# What one applied step hands the store to commit: the engine's typed, frozen Step
+# (core/model/events.py); this alias is the one place the ports name it.
+StepOutput = Step
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,7 @@ class StepToCommit(Protocol):
     @property
     def source_id(self) -> str | None: ...
     @property
-    def fx(self) -> StepOutput: ...
+    def step(self) -> StepOutput: ...
     @property
     def state_root(self) -> str: ...
     @property
@@ -103,7 +104,7 @@ class Store(Protocol):
         entry: LogEntry,
         payload: bytes,
         source_id: str | None,
-        fx: StepOutput,
+        step: StepOutput,
         state_root: str,
         now_ms: int,
         audit: AuditStep,
@@ -182,7 +183,7 @@ class FlowIdArchive(Protocol):
 
     @property
     def covered_through(self) -> int: ...
-    def feed(self, seq: int, fx: StepOutput) -> None: ...
+    def feed(self, seq: int, step: StepOutput) -> None: ...
     def flush(self) -> None: ...
     def close(self) -> None: ...
     def seen(self, namespace: str, ids: pa.Array, rows: Any, before_seq: int) -> npt.NDArray[np.bool_]: ...

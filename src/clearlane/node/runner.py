@@ -36,7 +36,7 @@ import secrets
 import time
 import tomllib
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,14 +48,16 @@ from clearlane.adapters.sql.codec import encode_payload
 from clearlane.adapters.sql.store import Store, StoredEntry, StoreError
 from clearlane.adapters.sql.writer import PendingStep, StepWriter
 from clearlane.core.config.model import ClearingConfig, ConfigError, load_config, parse_config
-from clearlane.core.engine.core import Effects, Engine, LogEntry
+from clearlane.core.engine.core import Engine, EngineOptions, LogEntry
 from clearlane.core.model.chain import TxSubmission, event_to_dict
+from clearlane.core.model.events import Step
+from clearlane.core.model.inputs import ChainEvents, log_payload
 from clearlane.core.proofs.hashchain import input_hash
 from clearlane.node.auditor import AuditError, Auditor, KeyRecord
 from clearlane.node.signing import KeyStore, KeyStoreError
 
 ProgressCallback = Callable[[int, int], None]
-StepObserver = Callable[[LogEntry, Effects], None]
+StepObserver = Callable[[LogEntry, Step], None]
 
 
 KEYS_ENV = "CLEARLANE_KEYS"
@@ -114,11 +116,11 @@ class Runner:
         self.chain = chain
         self.auditor = auditor or Auditor(config, store.get_meta("store_id") or "0" * 32, [])
         self.timer = StageTimer()
-        self.last_fx: Effects | None = None
+        self.last_step: Step | None = None
         self.writer: StepWriter | None = None
         # Submissions of committed (or, pipelined, queued) steps not yet handed to the base layer,
         # in log order, and the highest step whose submissions have all been handed over.
-        self._unsubmitted: deque[tuple[int, list[TxSubmission]]] = deque()
+        self._unsubmitted: deque[tuple[int, Sequence[TxSubmission]]] = deque()
         self._submitted_through = 0
         self._inflight_sources: set[str] = set()
         # clear_batches loads the source ids under its prefix once instead of one query a step.
@@ -127,7 +129,7 @@ class Runner:
         # open), so read models and event publishers see exactly the committed history. Pipelined,
         # steps wait here until the writer has committed them (always called on this thread).
         self.observer: StepObserver | None = None
-        self._unobserved: deque[tuple[LogEntry, Effects]] = deque()
+        self._unobserved: deque[tuple[LogEntry, Step]] = deque()
         # The store's flow-id runs (Runner.open(flow_ids=True)): fed every committed step.
         self.flow_archive: Any = None
 
@@ -181,13 +183,11 @@ class Runner:
             store.set_meta("store_id", store_id)
         stored_keys = audit_tables.read_keys(store.engine)
         auditor = Auditor(config, store_id, [k for k in stored_keys if k.action == "init"])
-        runner = cls(store, config, Engine(config), None, auditor)
+        runner = cls(store, config, Engine(config, _engine_options(bool(flow_ids))), None, auditor)
         runner.observer = observer
         if flow_ids:
             from clearlane.adapters.sql.flowids import FlowIdArchive
 
-            runner.engine.stats.keep_latencies = False  # per-flow figures of the bulk summary
-            runner.engine.ledger.retain_final = False  # final journal entries live in the store
             runner.flow_archive = FlowIdArchive.open(
                 store, **(flow_ids if isinstance(flow_ids, dict) else {})
             )
@@ -277,7 +277,7 @@ class Runner:
             if stored.prev_hash != self.auditor.head or stored.hash != expected:
                 raise StoreError(f"input log entry {entry.seq} does not match its hash chain")
             if entry.kind == "chain" and self.chain is not None:
-                self._hand_over(int(entry.payload.get("submitted_through", entry.seq - 1)))
+                self._hand_over(_submitted_through(entry))
                 self.chain.advance(entry.at_ms)
             fx = self.engine.apply(entry)
             try:
@@ -348,7 +348,7 @@ class Runner:
                     self.timer.seconds.get("  of which audit chain + root", 0.0) + writer.seal_seconds
                 )
 
-    def _genesis_for(self, submissions: list[TxSubmission]) -> int:
+    def _genesis_for(self, submissions: Sequence[TxSubmission]) -> int:
         # The chain starts at the first transaction, so an input logged without a meaningful
         # time (a deposit at 0) cannot put its genesis decades back.
         block_ms = int(self.config.chain["block_time_ms"])
@@ -400,7 +400,7 @@ class Runner:
         source_id: str | None = None,
         *,
         payload_bytes: bytes | None = None,
-    ) -> Effects | None:
+    ) -> Step | None:
         """Log and apply one input; ``None`` if ``source_id`` was already logged (a no-op).
 
         ``payload_bytes``: ``encode_payload(kind, payload)`` when the caller has it already
@@ -411,7 +411,8 @@ class Runner:
         if payload_bytes is None:
             payload_bytes = encode_payload(kind, payload)
         started = self.timer.add("log encode", started)
-        entry = LogEntry(self.engine.applied_seq + 1, at_ms, kind, payload)
+        # The log holds ``payload_bytes`` (from ``payload`` as given); the engine gets the record.
+        entry = LogEntry(self.engine.applied_seq + 1, at_ms, kind, log_payload(kind, payload))
         fx = self.engine.apply(entry)
         self.timer.add("engine apply", started)
         meta: dict[str, str] = {}
@@ -427,7 +428,7 @@ class Runner:
             started = self.timer.start()
             self._hand_over(entry.seq)
             self.timer.add("chain submit", started)
-        self.last_fx = fx
+        self.last_step = fx
         if self.observer is not None or self.flow_archive is not None:
             if self.writer is None:
                 self._committed(entry, fx)
@@ -436,7 +437,7 @@ class Runner:
                 self._deliver()
         return fx
 
-    def _committed(self, entry: LogEntry, fx: Effects) -> None:
+    def _committed(self, entry: LogEntry, fx: Step) -> None:
         """A step is durable (or replayed): the flow-id archive, then the observer, see it."""
         if self.flow_archive is not None:
             self.flow_archive.feed(entry.seq, fx)
@@ -456,7 +457,7 @@ class Runner:
         entry: LogEntry,
         payload_bytes: bytes,
         source_id: str | None,
-        fx: Effects,
+        fx: Step,
         meta: dict[str, str] | None = None,
     ) -> None:
         """Chain the applied entry, seal its head into the state root, then commit everything at
@@ -498,19 +499,25 @@ class Runner:
         )
         self.timer.add("persist", started)
 
-    def _seal_pending(self, step: PendingStep) -> None:
+    def _seal_pending(self, pending: PendingStep) -> None:
         """On the writer thread, in log order: chain the step's audit entry and seal the state
         root — exactly what :meth:`_commit` does inline (the auditor is the writer's while
         pipelined; the engine's own chain head is brought up to date when the pipeline ends)."""
-        entry = step.entry
+        entry = pending.entry
         audit = self.auditor.step(
-            entry.seq, entry.at_ms, entry.kind, entry.payload, step.payload, step.fx, step.source_id
+            entry.seq,
+            entry.at_ms,
+            entry.kind,
+            entry.payload,
+            pending.payload,
+            pending.step,
+            pending.source_id,
         )
-        step.state_root = Engine.seal_root(step.pre_root, audit.head)
-        self.auditor.seal(audit, step.state_root, step.now_ms, step.tip_height)
-        step.audit = audit
+        pending.state_root = Engine.seal_root(pending.pre_root, audit.head)
+        self.auditor.seal(audit, pending.state_root, pending.now_ms, pending.tip_height)
+        pending.audit = audit
 
-    def replay_entry(self, stored: StoredEntry) -> Effects:
+    def replay_entry(self, stored: StoredEntry) -> Step:
         """Apply and commit an entry read from another store's log (``clearlane replay``)."""
         fx = self.engine.apply(stored.entry)
         self._commit(stored.entry, stored.payload, stored.source_id, fx)
@@ -518,7 +525,7 @@ class Runner:
 
     def advance_chain(
         self, to_ms: int, source_id: str | None = None, *, overlap: bool = False
-    ) -> Effects | None:
+    ) -> Step | None:
         """Observe the base layer up to ``to_ms`` and log what happened (even nothing).
 
         Every earlier step's submissions are handed over first (waiting for their commit), except
@@ -606,7 +613,7 @@ class Runner:
                     payload_bytes=encoded,
                 )
                 if fx is not None and rejects is not None:
-                    rejects.extend(fx.rejects)
+                    rejects.extend(fx.rejects())
                 if observe is not None:
                     self._observe(*observe, overlap=True)
                 observe = (int(table.column("received_at_ms")[-1].as_py()), f"{source}#{index}.chain")
@@ -619,7 +626,7 @@ class Runner:
                 at_ms = max(self.engine.now_ms, events_at_ms or 0)
                 fx = self.submit(kind, data, at_ms, f"{source}#{index}.{n}")
                 if fx is not None and rejects is not None:
-                    rejects.extend(fx.rejects)
+                    rejects.extend(fx.rejects())
         if observe is not None:
             self._observe(*observe, overlap=False)
 
@@ -683,3 +690,16 @@ def _prefetched(items: Iterable[Any], depth: int = 2) -> Iterator[Any]:
             yield item
     finally:
         stop.set()
+
+
+def _engine_options(service: bool) -> EngineOptions:
+    """The service (a store with flow-id runs) keeps bounded memory: no per-flow figures of the
+    bulk summary, and final journal entries live in the store only."""
+    return EngineOptions(keep_latencies=False, retain_final=False) if service else EngineOptions()
+
+
+def _submitted_through(entry: LogEntry) -> int:
+    """How far the base layer had been fed when chain entry ``entry`` was logged."""
+    payload = entry.payload
+    through = payload.submitted_through if isinstance(payload, ChainEvents) else None
+    return entry.seq - 1 if through is None else int(through)

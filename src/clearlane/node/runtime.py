@@ -41,10 +41,11 @@ import pyarrow.compute as pc
 from clearlane.adapters.sql.codec import decode_payload
 from clearlane.adapters.sql.store import Store
 from clearlane.core.config.model import ClearingConfig, load_config, parse_config
-from clearlane.core.engine.core import Effects, LogEntry
+from clearlane.core.engine.core import LogEntry
 from clearlane.core.errors import InputError, Unavailable
 from clearlane.core.model import ids as model_ids
 from clearlane.core.model.codes import RejectCode
+from clearlane.core.model.events import Step
 from clearlane.core.model.states import TradeState
 from clearlane.node.events import WEBHOOK_EVENTS, EventBus, EventGroup, StatsEvent
 from clearlane.node.intake.rows import Intake, RowError
@@ -257,7 +258,7 @@ class Runtime:
         return self.readmodel
 
     # ------------------------------------------------------------------ observer
-    def _observe(self, entry: LogEntry, fx: Effects) -> None:
+    def _observe(self, entry: LogEntry, fx: Step) -> None:
         rm = self.readmodel
         if rm is None:
             return
@@ -440,7 +441,7 @@ class Runtime:
         existing = self._existing_mask(table)
         fresh = table.filter(pa.array(~existing)) if existing.any() else table
         receipts: dict[str, tuple[dict[str, Any], int]] = {}
-        fx: Effects | None = None
+        fx: Step | None = None
         if fresh.num_rows:
             with self.lock:
                 fx = self.runner.submit("trades", fresh, self._at(now))
@@ -492,7 +493,7 @@ class Runtime:
         if lane_keys and self.readmodel is not None:
             with self.lock:
                 self.readmodel.observe_api(np.asarray(lane_keys), np.asarray(latencies), self._at(now))
-        for r in fx.rejects if fx is not None else []:
+        for r in fx.rejects() if fx is not None else []:
             self.counters.engine_rejects[r.code.slug] = self.counters.engine_rejects.get(r.code.slug, 0) + 1
 
     def _existing_mask(self, table: pa.Table) -> np.ndarray[Any, np.dtype[np.bool_]]:
@@ -508,13 +509,13 @@ class Runtime:
                 maybe[i] = rm.find(ids[i], kind=0) is not None
         return maybe
 
-    def _receipts(self, fx: Effects) -> dict[str, tuple[dict[str, Any], int]]:
+    def _receipts(self, fx: Step) -> dict[str, tuple[dict[str, Any], int]]:
         """Per flow id: what the committed step did with it, and its lane key (column-wise, then
         one dict a row)."""
         rm = self.rm
         out: dict[str, tuple[dict[str, Any], int]] = {}
-        why = {r.input_id: r for r in fx.rejects if r.input_id is not None}
-        for table in fx.trade_records:
+        why = {r.input_id: r for r in fx.rejects() if r.input_id is not None}
+        for table in fx.tables():
             if table.num_rows == 0:
                 continue
             ids = table.column("flow_id").to_pylist()
@@ -668,7 +669,7 @@ class Runtime:
                         rec = self._receipts(fx).get(event_id)
                         if rec is not None:
                             receipt = rec[0]
-                    for r in fx.rejects:
+                    for r in fx.rejects():
                         engine_errors.append(RowError.of(i, r, prefix))
                         self.counters.engine_rejects[r.code.slug] = (
                             self.counters.engine_rejects.get(r.code.slug, 0) + 1

@@ -30,7 +30,11 @@ import pyarrow as pa
 import pytest
 
 from clearlane.adapters.sql.codec import encode_payload
-from clearlane.core.engine.core import Effects, LogEntry
+from clearlane.core.engine.core import LogEntry
+from clearlane.core.ledger import LedgerChanges
+from clearlane.core.model import events as ev
+from clearlane.core.model import ids as model_ids
+from clearlane.core.model.inputs import log_payload
 from clearlane.core.model.chain import TxSubmission
 from clearlane.core.model.codes import Reject, RejectCode
 from clearlane.core.proofs.hashchain import genesis_hash, input_hash, transition_hash
@@ -43,13 +47,13 @@ GROUP = "L1-000001"
 
 
 @dataclass
-class Step:
+class StepArgs:
     """The arguments of one ``commit_step`` (also a ``StepToCommit`` for ``commit_steps``)."""
 
     entry: LogEntry
     payload: bytes
     source_id: str | None
-    fx: Effects
+    step: ev.Step
     state_root: str
     now_ms: int
     audit: AuditStep | None
@@ -58,7 +62,7 @@ class Step:
     def commit(self, store: ports.Store) -> bytes:
         assert self.audit is not None
         return store.commit_step(
-            self.entry, self.payload, self.source_id, self.fx, self.state_root, self.now_ms, self.audit
+            self.entry, self.payload, self.source_id, self.step, self.state_root, self.now_ms, self.audit
         )
 
 
@@ -70,8 +74,8 @@ class StepMaker:
         self.seq = 0
         self.records = 0
 
-    def make(self, kind: str, payload: Any, source_id: str | None, fx: Effects | None = None) -> Step:
-        """The next step; ``fx`` is built for seq ``self.seq + 1`` by the caller, or empty."""
+    def make(self, kind: str, payload: Any, source_id: str | None, out: ev.Step | None = None) -> StepArgs:
+        """The next step; its output ``out`` is built for seq ``self.seq + 1`` by the caller, or empty."""
         self.seq += 1
         seq, at_ms = self.seq, T0 + self.seq * 100
         data = encode_payload(kind, payload)
@@ -91,8 +95,8 @@ class StepMaker:
         self.prev = head
         root = f"root-{seq}"
         audit.state_root = root
-        entry = LogEntry(seq, at_ms, kind, payload)
-        return Step(entry, data, source_id, fx or Effects(seq, at_ms), root, at_ms, audit)
+        entry = LogEntry(seq, at_ms, kind, log_payload(kind, payload))  # as the runner logs it
+        return StepArgs(entry, data, source_id, out or output(seq, at_ms), root, at_ms, audit)
 
 
 def trades(ids: list[str]) -> pa.Table:
@@ -103,50 +107,58 @@ def tx(tx_id: str, kind: Any, ref: str, at_ms: int) -> TxSubmission:
     return TxSubmission(tx_id, kind, ref, hashlib.sha256(tx_id.encode()).digest(), at_ms)
 
 
-def clearing_output(seq: int, at_ms: int, table: pa.Table) -> Effects:
+NO_LEDGER_CHANGES = LedgerChanges((), (), (), np.zeros(0, np.int64))
+
+
+def output(
+    seq: int,
+    at_ms: int,
+    events: tuple[ev.Event, ...] = (),
+    tables: tuple[pa.Table, ...] = (),
+    submissions: tuple[TxSubmission, ...] = (),
+) -> ev.Step:
+    """An engine step output, as the engine would hand it to the store."""
+    records = tuple(ev.TradeRecords(t) for t in tables)
+    return ev.Step(seq, at_ms, events, records, submissions, NO_LEDGER_CHANGES, 0)
+
+
+def clearing_output(seq: int, at_ms: int, table: pa.Table) -> ev.Step:
     """A step that records trades, clears one batch, opens an L1 group, submits and rejects."""
-    batch = {
-        "batch_id": BATCH,
-        "pool": "fast",
-        "seq": 1,
-        "opened_at_ms": at_ms - 50,
-        "cleared_at_ms": at_ms,
-        "flows": 2,
-        "obligations": 2,
-        "gross_usd": 20.5,
-        "net_usd": 10.25,
-        "root": hashlib.sha256(b"batch").digest(),
-        "flow_ids": ["T1", "T2"],
-        "received_ms": [at_ms - 40, at_ms - 30],
-        "net_participant": ["A", "B"],
-        "net_asset": ["USD", "USD"],
-        "net_minor": [-100, 100],
-    }
-    return Effects(
-        seq,
-        at_ms,
-        trade_records=[table],
-        batches_cleared=[batch],
-        batch_events=[(BATCH, "cleared", at_ms, "2 flows")],
-        l1_groups={GROUP: pa.table({"flow_id": ["T3", "T4"], "final_ms": [-1, -1]})},
-        l1_group_meta={GROUP: {"origin": f"unwound:{BATCH}", "created_ms": at_ms, "flows": 2}},
-        submissions=[tx("tx-a", "anchor", BATCH, at_ms), tx("tx-l1", "l1_settle", "T3", at_ms)],
-        rejects=[Reject(RejectCode.UNKNOWN_PARTICIPANT, "participant", "no such participant", None, "d2")],
+    batch = ev.BatchCleared(
+        batch_id=BATCH,
+        pool="fast",
+        seq=1,
+        opened_at_ms=at_ms - 50,
+        cleared_at_ms=at_ms,
+        flows=2,
+        obligations=2,
+        gross_usd=20.5,
+        net_usd=10.25,
+        root=hashlib.sha256(b"batch").digest(),
+        flow_ids=pa.array(["T1", "T2"]),
+        received_ms=np.array([at_ms - 40, at_ms - 30], np.int64),
+        net_participant=pa.array(["A", "B"]),
+        net_asset=pa.array(["USD", "USD"]),
+        net_minor=np.array([-100, 100], np.int64),
+        gross_minor=np.array([100], np.int64),
     )
+    group = ev.L1GroupUpdated(
+        GROUP,
+        pa.table({"flow_id": ["T3", "T4"], "final_ms": [-1, -1]}),
+        ev.L1GroupOpened(GROUP, model_ids.unwound_origin(BATCH), at_ms, 2),
+    )
+    reject = ev.Rejected(
+        Reject(RejectCode.UNKNOWN_PARTICIPANT, "participant", "no such participant", None, "d2")
+    )
+    submissions = (tx("tx-a", "anchor", BATCH, at_ms), tx("tx-l1", "l1_settle", "T3", at_ms))
+    return output(seq, at_ms, (batch, group, reject), (table,), submissions)
 
 
-def anchoring_output(seq: int, at_ms: int) -> Effects:
+def anchoring_output(seq: int, at_ms: int) -> ev.Step:
     """A later step: the batch is anchored and one L1 flow of the group is final."""
-    return Effects(
-        seq,
-        at_ms,
-        batch_updates={
-            BATCH: {"state": "anchored", "anchor_tx": "tx-a", "anchor_height": 7, "anchored_at_ms": at_ms}
-        },
-        batch_events=[(BATCH, "anchored", at_ms, "height 7")],
-        l1_groups={GROUP: pa.table({"flow_id": ["T3", "T4"], "final_ms": [at_ms, -1]})},
-        submissions=[tx("tx-b", "anchor", "other", at_ms)],
-    )
+    anchored = ev.BatchAnchored(BATCH, at_ms, "tx-a", 7, hashlib.sha256(b"block 7").digest())
+    group = ev.L1GroupUpdated(GROUP, pa.table({"flow_id": ["T3", "T4"], "final_ms": [at_ms, -1]}))
+    return output(seq, at_ms, (anchored, group), (), (tx("tx-b", "anchor", "other", at_ms),))
 
 
 def fake_ledger(posted: list[int]) -> Any:
@@ -186,7 +198,7 @@ class StoreContract:
         table = trades(["T1", "T2", "T3", "T4"])
         clearing = maker.make("trades", table, "src#1", clearing_output(2, T0 + 200, table))
         later = maker.make(
-            "trades", trades(["T1", "T5"]), "src#2", Effects(3, T0 + 300, [trades(["T1", "T5"])])
+            "trades", trades(["T1", "T5"]), "src#2", output(3, T0 + 300, tables=(trades(["T1", "T5"]),))
         )
         anchoring = maker.make("chain", {"to_ms": T0 + 400}, None, anchoring_output(4, T0 + 400))
         anchoring.meta = {"published_seq": "4"}
@@ -218,8 +230,11 @@ class StoreContract:
             assert t.hash == prev
         assert store.log_head() == prev == maker.prev
         assert [s.source_id for s in stored] == ["src#0", "src#1", "src#2", None]
-        assert stored[0].entry.payload == {"deposit_id": "d1", "amount": "10"}
-        assert stored[1].entry.payload.equals(trades(["T1", "T2", "T3", "T4"]))
+        assert stored[0].entry.payload == log_payload(
+            "collateral_deposit", {"deposit_id": "d1", "amount": "10"}
+        )
+        logged = stored[1].entry.payload
+        assert isinstance(logged, pa.Table) and logged.equals(trades(["T1", "T2", "T3", "T4"]))
         assert [s.entry.seq for s in store.iter_log(1, 3)] == [2, 3]
         assert [s.entry.seq for s in store.iter_log(3)] == [4]
         assert store.log_payload(2) == ("trades", stored[1].payload)
@@ -247,7 +262,7 @@ class StoreContract:
     def test_a_group_commit_is_all_or_nothing(self, store: ports.Store) -> None:
         maker = StepMaker()
         maker.make("collateral_deposit", {"deposit_id": "d1"}, "src#0").commit(store)
-        fine = maker.make("trades", trades(["T1"]), "src#1", Effects(2, T0 + 200, [trades(["T1"])]))
+        fine = maker.make("trades", trades(["T1"]), "src#1", output(2, T0 + 200, tables=(trades(["T1"]),)))
         clash = maker.make("collateral_deposit", {"deposit_id": "d2"}, "src#0")  # logged already
         with pytest.raises(Exception):  # noqa: B017 - each store raises its own error type
             store.commit_steps([fine, clash])
@@ -292,8 +307,8 @@ class StoreContract:
         assert bytes(batch["root"]) == hashlib.sha256(b"batch").digest()
         assert (batch["gross_usd"], batch["net_usd"]) == (20.5, 10.25)
         assert batch["events"] == [
-            {"event": "cleared", "at_ms": T0 + 200, "detail": "2 flows"},
-            {"event": "anchored", "at_ms": T0 + 400, "detail": "height 7"},
+            {"event": "cleared", "at_ms": T0 + 200, "detail": hashlib.sha256(b"batch").hexdigest()},
+            {"event": "anchored", "at_ms": T0 + 400, "detail": "tx-a@7"},
         ]
         assert store.batch("nope") is None
         group = store.l1_group(GROUP)

@@ -89,8 +89,8 @@ def test_archive_and_memory_dedup_agree(tmp_path_factory: Any, steps: list[list[
         b = arc.submit("trades", table, at, f"s{s}")
         assert a is not None and b is not None
         assert a.duplicates == b.duplicates
-        ra = pa.concat_tables(a.trade_records).select(["flow_id", "state"])
-        rb = pa.concat_tables(b.trade_records).select(["flow_id", "state"])
+        ra = pa.concat_tables(a.tables()).select(["flow_id", "state"])
+        rb = pa.concat_tables(b.tables()).select(["flow_id", "state"])
         assert ra.equals(rb)
         assert mem.engine.state_root() == arc.engine.state_root()
         # membership agrees too (hot tier, older generation, archive)

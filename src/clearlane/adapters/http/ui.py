@@ -25,8 +25,9 @@ from fastapi import FastAPI
 from clearlane.adapters.http.auth import AUDITOR, OPERATOR
 from clearlane.adapters.http.dashboard import ProofProvider, Views, dashboard_router, pages_router
 from clearlane.core.config.model import ClearingConfig
-from clearlane.core.engine.core import Effects, LogEntry
+from clearlane.core.engine.core import LogEntry
 from clearlane.core.model.codes import Reject, RejectCode
+from clearlane.core.model.events import Step
 from clearlane.core.model.states import TradeState
 from clearlane.node.runtime import Runtime, resolve_config
 
@@ -45,8 +46,8 @@ class RejectTally:
         self.by_participant = np.zeros(config.participant_count, dtype=np.int64)
         self.recent: deque[dict[str, Any]] = deque(maxlen=RECENT_MAX)
 
-    def observe(self, fx: Effects) -> None:
-        for table in fx.trade_records:
+    def observe(self, fx: Step) -> None:
+        for table in fx.tables():
             state = table.column("state").to_numpy()
             rejected = np.flatnonzero(state == TradeState.REJECTED)
             if not len(rejected):
@@ -116,7 +117,7 @@ class DashboardRuntime(Runtime):
         self.tally = RejectTally(config)
         super().__init__(db, config_path, **kwargs)
 
-    def _observe(self, entry: LogEntry, fx: Effects) -> None:
+    def _observe(self, entry: LogEntry, fx: Step) -> None:
         super()._observe(entry, fx)
         self.tally.observe(fx)
 

@@ -19,9 +19,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from clearlane.adapters.sql.codec import write_table
-from clearlane.core.engine.core import Effects, LogEntry
+from clearlane.core.engine.core import LogEntry
 from clearlane.core.model import ids as model_ids
 from clearlane.core.model.chain import TxSubmission
+from clearlane.core.model.events import L1GroupUpdated, Step, batch_changes, batch_event_row
 from clearlane.core.model.states import BatchState
 from clearlane.node.auditor import AuditStep, Checkpoint, KeyRecord, record_kind
 from clearlane.node.ports import StepToCommit, StoredEntry, StoredTransition
@@ -68,54 +69,64 @@ class _Output:
     ledger_entries: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
-def write_output(out: _Output, seq: int, fx: Effects) -> None:
+def write_output(out: _Output, seq: int, step: Step) -> None:
     """Record one step's output. The ONE place that reads the engine's step output type."""
-    for part, table in enumerate(fx.trade_records):
+    for part, table in enumerate(step.tables()):
         if table.num_rows:
             out.trade_chunks[(seq, part)] = table
-    for b in fx.batches_cleared:
-        detail = pa.table({"flow_id": b["flow_ids"], "received_ms": b["received_ms"]})
-        net = pa.table(
-            {"participant": b["net_participant"], "asset": b["net_asset"], "net_minor": b["net_minor"]}
-        )
-        row = {k: b[k] for k in _BATCH_FIXED} | dict.fromkeys(_BATCH_UPDATABLE)
+    for b in step.cleared():
+        detail = pa.table({"flow_id": b.flow_ids, "received_ms": b.received_ms})
+        net = pa.table({"participant": b.net_participant, "asset": b.net_asset, "net_minor": b.net_minor})
+        row = {k: getattr(b, k) for k in _BATCH_FIXED} | dict.fromkeys(_BATCH_UPDATABLE)
         row |= {"state": BatchState.CLEARED.label, "attempts": 1, "log_seq": seq}
-        out.batches[b["batch_id"]] = row | {"detail": write_table(detail), "net": write_table(net)}
-    for batch_id, changes in fx.batch_updates.items():
+        out.batches[b.batch_id] = row | {"detail": write_table(detail), "net": write_table(net)}
+    for batch_id, changes in batch_changes(step.events).items():
         if batch_id in out.batches:
             out.batches[batch_id].update({k: v for k, v in changes.items() if k in _BATCH_UPDATABLE})
-    for batch_id, event, at_ms, detail_text in fx.batch_events:
+    for batch_id, event, at_ms, detail_text in map(batch_event_row, step.batch_events()):
         out.batch_events.append(
             {"batch_id": batch_id, "event": event, "at_ms": at_ms, "detail": detail_text, "log_seq": seq}
         )
-    for group_id, table in fx.l1_groups.items():
-        open_flows = int(pc.sum(pc.less(table.column("final_ms"), 0)).as_py() or 0)
-        meta = fx.l1_group_meta.get(group_id)
-        if meta is not None:
-            out.l1_groups[group_id] = {"group_id": group_id, "log_seq": seq} | {
-                k: meta[k] for k in ("origin", "created_ms", "flows")
-            }
-        group = out.l1_groups.get(group_id)
-        if group is not None:  # an update of an unknown group changes nothing, as in SQL
-            group |= {"open_flows": open_flows, "blob": write_table(table)}
-    out.outbox.extend((seq, tx) for tx in fx.submissions)
-    for r in fx.rejects:
+    for update in step.l1_updates():
+        _write_l1_group(out, seq, update)
+    out.outbox.extend((seq, tx) for tx in step.submissions)
+    for r in step.rejects():
         fields = r.to_dict()
         out.rejects.append(
             {"log_seq": seq, "source": "engine", "row": fields["row"], "input_id": fields["id"]}
             | {k: fields[k] for k in ("code", "error", "field", "reason")}
         )
-    if fx.ledger is not None:
-        for e in fx.ledger.new_entries:
-            status = "pending" if e.pending else "posted"
-            out.ledger_entries[e.entry_id] = {
-                "kind": e.kind,
-                "ref": e.ref,
-                "status": status,
-                "status_at_ms": e.at_ms,
-            }
-        for c in fx.ledger.status_changes:
-            out.ledger_entries[c.entry_id] |= {"status": str(c.status.value), "status_at_ms": c.at_ms}
+    _write_ledger(out, step)
+
+
+def _write_l1_group(out: _Output, seq: int, update: L1GroupUpdated) -> None:
+    opened = update.opened
+    if opened is not None:
+        out.l1_groups[update.group_id] = {
+            "group_id": update.group_id,
+            "log_seq": seq,
+            "origin": opened.origin,
+            "created_ms": opened.created_ms,
+            "flows": opened.flows,
+        }
+    group = out.l1_groups.get(update.group_id)
+    if group is not None:  # an update of an unknown group changes nothing, as in SQL
+        group |= {"open_flows": update.open_flows(), "blob": write_table(update.table)}
+
+
+def _write_ledger(out: _Output, step: Step) -> None:
+    if step.ledger is None:
+        return
+    for e in step.ledger.new_entries:
+        status = "pending" if e.pending else "posted"
+        out.ledger_entries[e.entry_id] = {
+            "kind": e.kind,
+            "ref": e.ref,
+            "status": status,
+            "status_at_ms": e.at_ms,
+        }
+    for c in step.ledger.status_changes:
+        out.ledger_entries[c.entry_id] |= {"status": str(c.status.value), "status_at_ms": c.at_ms}
 
 
 @dataclass
@@ -212,7 +223,7 @@ class MemoryStore:
         entry: LogEntry,
         payload: bytes,
         source_id: str | None,
-        fx: Effects,
+        step: Step,
         state_root: str,
         now_ms: int,
         audit: AuditStep,
@@ -220,7 +231,7 @@ class MemoryStore:
         """Append ``entry`` and commit its output, all or nothing. Returns the new chain head."""
         with self._lock:
             self._check([(entry.seq, source_id, audit)])
-            self._apply(entry, payload, source_id, fx, state_root, now_ms, audit)
+            self._apply(entry, payload, source_id, step, state_root, now_ms, audit)
         return audit.head
 
     def commit_steps(self, steps: Sequence[StepToCommit]) -> bytes | None:
@@ -230,7 +241,7 @@ class MemoryStore:
             head = None
             for s in steps:
                 assert s.audit is not None  # checked above
-                self._apply(s.entry, s.payload, s.source_id, s.fx, s.state_root, s.now_ms, s.audit)
+                self._apply(s.entry, s.payload, s.source_id, s.step, s.state_root, s.now_ms, s.audit)
                 self._meta.update(s.meta)
                 head = s.audit.head
         return head
@@ -254,7 +265,7 @@ class MemoryStore:
         entry: LogEntry,
         payload: bytes,
         source_id: str | None,
-        fx: Effects,
+        step: Step,
         state_root: str,
         now_ms: int,
         audit: AuditStep,
@@ -263,8 +274,8 @@ class MemoryStore:
         self._seqs.append(entry.seq)
         if source_id is not None:
             self._sources[source_id] = entry.seq
-        write_output(self._out, entry.seq, fx)
-        for reject in self._out.rejects[len(self._out.rejects) - len(fx.rejects) :]:
+        write_output(self._out, entry.seq, step)
+        for reject in self._out.rejects[len(self._out.rejects) - len(step.rejects()) :]:
             self._reject_ids += 1
             reject["id"] = self._reject_ids
         self._audit.add_step(audit)

@@ -44,8 +44,8 @@ from sqlalchemy import text
 
 from clearlane.adapters.sql.codec import read_table
 from clearlane.adapters.sql.store import Store
-from clearlane.core.engine.core import Effects
 from clearlane.core.engine.dedup import NAMESPACE_KIND, flow_hashes
+from clearlane.core.model.events import Step
 from clearlane.core.model.states import TradeState
 
 U64 = npt.NDArray[np.uint64]
@@ -202,11 +202,11 @@ class FlowIdArchive:
         return len(self._runs)
 
     # ------------------------------------------------------------------ write
-    def feed(self, seq: int, fx: Effects) -> None:
+    def feed(self, seq: int, fx: Step) -> None:
         """Take the accepted ids of committed step ``seq`` (in log order)."""
         if seq <= self._covered:
             return
-        for part, table in enumerate(fx.trade_records):
+        for part, table in enumerate(fx.tables()):
             n = table.num_rows
             if n == 0:
                 continue

@@ -34,10 +34,13 @@ from sqlalchemy.engine import make_url
 
 from clearlane.adapters.sql import audit_tables, schema
 from clearlane.adapters.sql.codec import decode_payload, read_table, write_table
-from clearlane.core.engine.core import Effects, LogEntry
+from clearlane.core.engine.core import LogEntry
 from clearlane.core.errors import IntegrityError
 from clearlane.core.model import ids as model_ids
 from clearlane.core.model.chain import TxSubmission, tx_submission_from_dict
+from clearlane.core.model.events import BatchCleared, L1GroupUpdated, Step, batch_changes, batch_event_row
+from clearlane.core.model.inputs import log_payload
+from clearlane.core.model.states import BatchState
 from clearlane.node.auditor import AuditStep, Checkpoint, KeyRecord
 from clearlane.node.ports import StoredEntry as StoredEntry  # re-exported: the runner imports it here
 from clearlane.node.ports import StoredTransition
@@ -242,7 +245,9 @@ class Store:
                     return
                 payload = bytes(payload)
                 yield StoredEntry(
-                    LogEntry(int(seq), int(at_ms), str(kind), decode_payload(kind, payload)),
+                    LogEntry(
+                        int(seq), int(at_ms), str(kind), log_payload(kind, decode_payload(kind, payload))
+                    ),
                     source_id,
                     payload,
                     bytes(prev_hash),
@@ -256,7 +261,7 @@ class Store:
         entry: LogEntry,
         payload: bytes,
         source_id: str | None,
-        fx: Effects,
+        step: Step,
         state_root: str,
         now_ms: int,
         audit: AuditStep,
@@ -267,7 +272,7 @@ class Store:
         audit records and the checkpoint. Returns the new chain head.
         """
         with self.engine.begin() as conn:
-            self._append_step(conn, entry, payload, source_id, fx, state_root, now_ms, audit)
+            self._append_step(conn, entry, payload, source_id, step, state_root, now_ms, audit)
         return audit.head
 
     def commit_steps(self, steps: Sequence[PendingStep]) -> bytes | None:
@@ -275,25 +280,25 @@ class Store:
         pipelined writer, ``store/writer.py``): all of them or none. Returns the chain head."""
         head = None
         with self.engine.begin() as conn:
-            for step in steps:
-                if step.audit is None:
-                    raise StoreError(f"step {step.entry.seq} reached the store without its audit step")
+            for pending in steps:
+                if pending.audit is None:
+                    raise StoreError(f"step {pending.entry.seq} reached the store without its audit step")
                 self._append_step(
                     conn,
-                    step.entry,
-                    step.payload,
-                    step.source_id,
-                    step.fx,
-                    step.state_root,
-                    step.now_ms,
-                    step.audit,
+                    pending.entry,
+                    pending.payload,
+                    pending.source_id,
+                    pending.step,
+                    pending.state_root,
+                    pending.now_ms,
+                    pending.audit,
                 )
-                for key, value in step.meta.items():
+                for key, value in pending.meta.items():
                     conn.execute(text("DELETE FROM meta WHERE key = :k"), {"k": key})
                     conn.execute(
                         text("INSERT INTO meta (key, value) VALUES (:k, :v)"), {"k": key, "v": value}
                     )
-                head = step.audit.head
+                head = pending.audit.head
         return head
 
     def _append_step(
@@ -302,7 +307,7 @@ class Store:
         entry: LogEntry,
         payload: bytes,
         source_id: str | None,
-        fx: Effects,
+        step: Step,
         state_root: str,
         now_ms: int,
         audit: AuditStep,
@@ -322,7 +327,7 @@ class Store:
                 "hash": audit.input_hash,
             },
         )
-        self._write_effects(conn, fx)
+        self._write_effects(conn, step)
         audit_tables.write_step(conn, audit)
         conn.execute(text("DELETE FROM engine_state WHERE id = 1"))
         conn.execute(
@@ -332,131 +337,123 @@ class Store:
             {"s": entry.seq, "r": state_root, "h": audit.head, "n": now_ms},
         )
 
-    def _write_effects(self, conn: Connection, fx: Effects) -> None:
-        for part, table in enumerate(fx.trade_records):
+    def _write_effects(self, conn: Connection, step: Step) -> None:
+        """Every row the step's events and records stand for, in one fixed order."""
+        for part, table in enumerate(step.tables()):
             if table.num_rows:
                 conn.execute(
                     text("INSERT INTO trade_chunks (log_seq, part, rows, blob) VALUES (:s, :p, :n, :b)"),
-                    {"s": fx.seq, "p": part, "n": table.num_rows, "b": write_table(table)},
+                    {"s": step.seq, "p": part, "n": table.num_rows, "b": write_table(table)},
                 )
-        # Bulk rows (a step clears ~30 batches and updates as many) go through raw executemany:
-        # the same values, without SQLAlchemy's per-statement work on the writer thread.
-        if fx.batches_cleared:
-            rows: list[tuple[Any, ...]] = []
-            for b in fx.batches_cleared:
-                # Leaves are not stored: they are recomputed from the trade records for proofs.
-                detail = pa.table({"flow_id": b["flow_ids"], "received_ms": b["received_ms"]})
-                net = pa.table(
-                    {
-                        "participant": b["net_participant"],
-                        "asset": b["net_asset"],
-                        "net_minor": b["net_minor"],
-                    }
-                )
-                rows.append(
-                    (
-                        *(
-                            b[k]
-                            for k in (
-                                "batch_id",
-                                "pool",
-                                "seq",
-                                "opened_at_ms",
-                                "cleared_at_ms",
-                                "flows",
-                                "obligations",
-                                "gross_usd",
-                                "net_usd",
-                                "root",
-                            )
-                        ),
-                        fx.seq,
-                        write_table(detail),
-                        write_table(net),
-                    )
-                )
-            self._executemany(
-                conn,
-                "INSERT INTO batches (batch_id, pool, seq, opened_at_ms, cleared_at_ms, flows, obligations, "
-                "gross_usd, net_usd, root, state, attempts, log_seq, detail, net) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'cleared', 1, ?, ?, ?)",
-                rows,
-            )
-        allowed = (
-            "state",
-            "attempts",
-            "anchor_tx",
-            "anchor_height",
-            "anchored_at_ms",
-            "anchor_block",
-            "final_at_ms",
-            "unwound_at_ms",
-        )
-        updates: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
-        for batch_id, changes in fx.batch_updates.items():
-            columns = tuple(k for k in changes if k in allowed)
-            updates.setdefault(columns, []).append((*(changes[k] for k in columns), batch_id))
-        for columns, rows in updates.items():
-            if not columns:
-                continue
-            sets = ", ".join(f"{k} = ?" for k in columns)
-            self._executemany(conn, f"UPDATE batches SET {sets} WHERE batch_id = ?", rows)
-        if fx.batch_events:
+        cleared = step.cleared()
+        if cleared:
+            self._write_cleared(conn, step.seq, cleared)
+        self._write_batch_changes(conn, step)
+        batch_events = step.batch_events()
+        if batch_events:
             conn.execute(
                 text(
                     "INSERT INTO batch_events (batch_id, event, at_ms, detail, log_seq) VALUES (:b, :e, :a, :d, :s)"
                 ),
-                [{"b": b, "e": e, "a": a, "d": d, "s": fx.seq} for b, e, a, d in fx.batch_events],
+                [
+                    {"b": b, "e": e, "a": a, "d": d, "s": step.seq}
+                    for b, e, a, d in map(batch_event_row, batch_events)
+                ],
             )
-        for group_id, table in fx.l1_groups.items():
-            open_flows = int(pc.sum(pc.less(table.column("final_ms"), 0)).as_py() or 0)
-            meta = fx.l1_group_meta.get(group_id)
-            if meta is not None:
-                conn.execute(
-                    text(
-                        "INSERT INTO l1_groups (group_id, origin, created_ms, flows, open_flows, log_seq, blob) "
-                        "VALUES (:g, :o, :c, :n, :open, :s, :b)"
-                    ),
-                    {
-                        "g": group_id,
-                        "o": meta["origin"],
-                        "c": meta["created_ms"],
-                        "n": meta["flows"],
-                        "open": open_flows,
-                        "s": fx.seq,
-                        "b": write_table(table),
-                    },
-                )
-            else:
-                conn.execute(
-                    text("UPDATE l1_groups SET blob = :b, open_flows = :open WHERE group_id = :g"),
-                    {"g": group_id, "open": open_flows, "b": write_table(table)},
-                )
-        if fx.submissions:
+        for update in step.l1_updates():
+            self._write_l1_group(conn, step.seq, update)
+        if step.submissions:
             # One L1 transaction per gross flow makes this ~500k rows a day: COPY on PostgreSQL, one
             # raw executemany otherwise, the canonical JSON built directly (byte-identical).
-            outbox = [(fx.seq, tx.kind, submission_json(tx)) for tx in fx.submissions]
+            outbox = [(step.seq, tx.kind, submission_json(tx)) for tx in step.submissions]
             if not self._copy(
                 conn, "outbox", ("log_seq", "kind", "payload"), ("int8", "text", "bytea"), outbox
             ):
                 self._executemany(
                     conn, "INSERT INTO outbox (log_seq, kind, payload) VALUES (?, ?, ?)", outbox
                 )
-        if fx.rejects:
+        rejects = step.rejects()
+        if rejects:
             conn.execute(
                 text(
                     "INSERT INTO rejects (log_seq, source, row, input_id, code, error, field, reason) "
                     "VALUES (:s, 'engine', :row, :id, :code, :error, :field, :reason)"
                 ),
-                [{**r.to_dict(), "s": fx.seq} for r in fx.rejects],
+                [{**r.to_dict(), "s": step.seq} for r in rejects],
             )
-        if fx.ledger is not None:
-            self._write_ledger(conn, fx)
+        self._write_ledger(conn, step)
 
-    def _write_ledger(self, conn: Connection, fx: Effects) -> None:
-        changes = fx.ledger
-        if changes is None:
+    def _write_cleared(self, conn: Connection, seq: int, cleared: list[BatchCleared]) -> None:
+        # Bulk rows (a step clears ~30 batches and updates as many) go through raw executemany:
+        # the same values, without SQLAlchemy's per-statement work on the writer thread.
+        rows: list[tuple[Any, ...]] = []
+        for b in cleared:
+            # Leaves are not stored: they are recomputed from the trade records for proofs.
+            detail = pa.table({"flow_id": b.flow_ids, "received_ms": b.received_ms})
+            net = pa.table({"participant": b.net_participant, "asset": b.net_asset, "net_minor": b.net_minor})
+            rows.append(
+                (
+                    b.batch_id,
+                    b.pool,
+                    b.seq,
+                    b.opened_at_ms,
+                    b.cleared_at_ms,
+                    b.flows,
+                    b.obligations,
+                    b.gross_usd,
+                    b.net_usd,
+                    b.root,
+                    BatchState.CLEARED.label,
+                    seq,
+                    write_table(detail),
+                    write_table(net),
+                )
+            )
+        self._executemany(
+            conn,
+            "INSERT INTO batches (batch_id, pool, seq, opened_at_ms, cleared_at_ms, flows, obligations, "
+            "gross_usd, net_usd, root, state, attempts, log_seq, detail, net) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?)",
+            rows,
+        )
+
+    def _write_batch_changes(self, conn: Connection, step: Step) -> None:
+        """One UPDATE per set of changed columns (executemany over the batches that share it)."""
+        updates: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
+        for batch_id, changes in batch_changes(step.events).items():
+            columns = tuple(changes)
+            updates.setdefault(columns, []).append((*(changes[k] for k in columns), batch_id))
+        for columns, rows in updates.items():
+            sets = ", ".join(f"{k} = ?" for k in columns)
+            self._executemany(conn, f"UPDATE batches SET {sets} WHERE batch_id = ?", rows)
+
+    def _write_l1_group(self, conn: Connection, seq: int, update: L1GroupUpdated) -> None:
+        table, opened = update.table, update.opened
+        open_flows = int(pc.sum(pc.less(table.column("final_ms"), 0)).as_py() or 0)
+        if opened is None:
+            conn.execute(
+                text("UPDATE l1_groups SET blob = :b, open_flows = :open WHERE group_id = :g"),
+                {"g": update.group_id, "open": open_flows, "b": write_table(table)},
+            )
             return
+        conn.execute(
+            text(
+                "INSERT INTO l1_groups (group_id, origin, created_ms, flows, open_flows, log_seq, blob) "
+                "VALUES (:g, :o, :c, :n, :open, :s, :b)"
+            ),
+            {
+                "g": update.group_id,
+                "o": opened.origin,
+                "c": opened.created_ms,
+                "n": opened.flows,
+                "open": open_flows,
+                "s": seq,
+                "b": write_table(table),
+            },
+        )
+
+    def _write_ledger(self, conn: Connection, step: Step) -> None:
+        changes = step.ledger
         if changes.new_entries:
             entries = [
                 (

@@ -23,8 +23,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from clearlane.adapters.sql.store import Store
-from clearlane.core.engine.core import Effects, LogEntry
+from clearlane.core.engine.core import LogEntry
 from clearlane.core.errors import Unavailable
+from clearlane.core.model.events import Step
 from clearlane.node.auditor import AuditStep
 
 # Steps queued but not yet committed; the engine stalls when the writer is this far behind,
@@ -41,7 +42,7 @@ class PendingStep:
     entry: LogEntry
     payload: bytes
     source_id: str | None
-    fx: Effects
+    step: Step
     state_root: str
     now_ms: int
     audit: AuditStep | None

@@ -4,6 +4,7 @@ unwind. It is a pure function of the ordered input log (time is an input) and im
 from ``store``, ``service``, ``ingest`` or the CLI; the base layer is seen only through logged
 chain events."""
 
-from clearlane.core.engine.core import Effects, Engine, EngineError, LogEntry
+from clearlane.core.engine.core import Engine, EngineError, EngineOptions, LogEntry
+from clearlane.core.model.events import Step
 
-__all__ = ["Effects", "Engine", "EngineError", "LogEntry"]
+__all__ = ["Engine", "EngineError", "EngineOptions", "LogEntry", "Step"]

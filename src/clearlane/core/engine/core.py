@@ -1,4 +1,4 @@
-"""The deterministic clearing engine: ``apply(log entry) -> effects``.
+"""The deterministic clearing engine: ``apply(log entry) -> Step`` (typed, frozen events).
 
 The engine is a pure function of the ordered input log. It never reads a clock, a random
 source, the network or the database: time is ``LogEntry.at_ms`` and the rows' own timestamps;
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -31,13 +31,13 @@ from clearlane.core.engine.digest import BlockDigest
 from clearlane.core.engine.flows import FLOW_PAYMENT, FLOW_TRADE, Flows
 from clearlane.core.engine.netting import NetResult, net_positions
 from clearlane.core.engine.routing import kind_codes, route
+from clearlane.core.engine.step import StepBuilder, fold_effects
 from clearlane.core.errors import IntegrityError
 from clearlane.core.ledger import (
     HOUSE_OWNER,
     AccountKey,
     JournalEntry,
     Ledger,
-    LedgerChanges,
     PostResult,
     Purpose,
 )
@@ -45,11 +45,33 @@ from clearlane.core.model import ids as model_ids
 from clearlane.core.model import states
 from clearlane.core.model.chain import BlockProduced, ChainReorg, TxSubmission, event_from_dict
 from clearlane.core.model.codes import Reject, RejectCode
+from clearlane.core.model.events import (
+    Alert,
+    BatchAnchored,
+    BatchCleared,
+    BatchFinal,
+    BatchReorged,
+    BatchResubmitted,
+    BatchUnwound,
+    HoldExpired,
+    L1GroupOpened,
+    Step,
+    TradeRecords,
+)
+from clearlane.core.model.inputs import (
+    ChainEvents,
+    CollateralDeposit,
+    CollateralWithdrawal,
+    ConfigChange,
+    LogPayload,
+    Payment,
+    PriceMark,
+)
 from clearlane.core.model.states import TradeState
 from clearlane.core.money import DecimalError, mul_div_half_even, parse_decimal
-from clearlane.core.proofs.canonical import spaced_json
 
 I64 = npt.NDArray[np.int64]
+_P = TypeVar("_P")
 
 HOUSE_LANE = "house"
 HOLD_SAFETY_MARGIN_MS = 6 * 3_600_000
@@ -63,12 +85,14 @@ class EngineError(IntegrityError, RuntimeError, code="ENGINE_CANNOT_APPLY"):
 
 @dataclass(frozen=True)
 class LogEntry:
-    """One input, as stored in the log. ``payload`` is an Arrow table (trades) or a dict."""
+    """One input, as stored in the log: a trade chunk (Arrow) or one typed small input
+    (:data:`~clearlane.core.model.inputs.LogPayload`, built by
+    :func:`~clearlane.core.model.inputs.log_payload` from the logged JSON object)."""
 
     seq: int
     at_ms: int
     kind: str
-    payload: Any
+    payload: LogPayload
 
 
 @dataclass
@@ -136,25 +160,6 @@ class L1Group:
 
 
 @dataclass
-class Effects:
-    """Everything one log entry caused, for the store to commit atomically and publish after."""
-
-    seq: int
-    at_ms: int
-    trade_records: list[pa.Table] = field(default_factory=list)
-    batches_cleared: list[dict[str, Any]] = field(default_factory=list)
-    batch_updates: dict[str, dict[str, Any]] = field(default_factory=dict)
-    batch_events: list[tuple[str, str, int, str]] = field(default_factory=list)
-    l1_groups: dict[str, pa.Table] = field(default_factory=dict)
-    l1_group_meta: dict[str, dict[str, Any]] = field(default_factory=dict)
-    submissions: list[TxSubmission] = field(default_factory=list)
-    rejects: list[Reject] = field(default_factory=list)
-    ledger: LedgerChanges | None = None
-    notes: list[dict[str, Any]] = field(default_factory=list)
-    duplicates: int = 0
-
-
-@dataclass
 class Stats:
     """Running figures for the summary and the state root (all deterministic)."""
 
@@ -176,24 +181,39 @@ class Stats:
     latency_cleared_ms: list[I64] = field(default_factory=list)
     latency_l2_final_ms: list[I64] = field(default_factory=list)
     latency_l1_final_ms: list[I64] = field(default_factory=list)
-    # Per-flow latencies above are kept for the bulk summary (``clearlane clear``); the service
-    # turns them off (its read model keeps latency histograms): they grow with every flow.
-    keep_latencies: bool = True
 
     def bump(self, table: dict[str, int], key: str, by: int = 1) -> None:
         table[key] = table.get(key, 0) + by
 
 
-class Engine:
-    """The clearing state machine. Construct with a config; feed log entries in order."""
+@dataclass(frozen=True, slots=True)
+class EngineOptions:
+    """How an engine keeps its state; fixed at construction. None of these changes a state root,
+    an effect or a stored byte: they trade memory for what a caller can still ask later."""
 
-    def __init__(self, config: ClearingConfig) -> None:
+    # Per-flow latencies (Stats.latency_*) feed the bulk summary (``clearlane clear``); the
+    # service turns them off (its read model keeps histograms): they grow with every flow.
+    keep_latencies: bool = True
+    # Final journal entries stay in memory; the service releases them once drained to the store
+    # (bounded memory; the ledger then cannot recompute balances from entries).
+    retain_final: bool = True
+    # Skip batches and L1 groups whose last walk did nothing until the chain epoch or their wake
+    # time changes (identical results); off only to test that it is.
+    quiet_skip: bool = True
+
+
+class Engine:
+    """The clearing state machine. Construct with a config (and options); feed log entries in
+    order."""
+
+    def __init__(self, config: ClearingConfig, options: EngineOptions | None = None) -> None:
+        self.options = options or EngineOptions()
         self._install_config(config)
         self.now_ms = 0
         self.applied_seq = 0
         self.seen_flow_ids = SeenFlowIds()
         self.seen_event_ids: set[str] = set()
-        self.ledger = Ledger(initial_accounts=4096)
+        self.ledger = Ledger(initial_accounts=4096, retain_final=self.options.retain_final)
         self._create_accounts()
         self.stats = Stats()
         k, p, a = len(config.pools), config.participant_count, len(config.assets)
@@ -225,7 +245,6 @@ class Engine:
         # and L1 groups whose last walk was a no-op (identical results, ~4 ms less a step with
         # ~1,200 batches in a challenge window).
         self.chain_epoch = 0
-        self.quiet_skip = True
         self.final_batch_txs: dict[str, str] = {}
         self.effects_head = hashlib.sha256(b"clearlane.effects.v1|" + config.digest.encode()).digest()
         # Head of the audit hash chain after the last applied entry (clearlane.core.proofs.hashchain),
@@ -295,25 +314,25 @@ class Engine:
         self.collateral = np.zeros(shape, dtype=np.int64)
 
     # ------------------------------------------------------------------ entry point
-    def apply(self, entry: LogEntry) -> Effects:
+    def apply(self, entry: LogEntry) -> Step:
         """Apply one log entry. Entries must come in ``seq`` order, each exactly once."""
         if entry.seq != self.applied_seq + 1:
             raise EngineError(f"log entry {entry.seq} applied out of order (expected {self.applied_seq + 1})")
         self.now_ms = max(self.now_ms, entry.at_ms)
-        fx = Effects(seq=entry.seq, at_ms=entry.at_ms)
+        out = StepBuilder(entry.seq, entry.at_ms)
         handler = _HANDLERS.get(entry.kind)
         if handler is None:
             raise EngineError(f"log entry {entry.seq} has unknown kind {entry.kind!r}")
-        handler(self, entry, fx)
-        self._on_time(fx)
-        fx.ledger = self.ledger.drain_changes()
+        handler(self, entry, out)
+        self._on_time(out)
+        step = out.build(self.ledger.drain_changes())
         self.applied_seq = entry.seq
-        self._fold(fx)
-        return fx
+        self.effects_head = fold_effects(self.effects_head, step)
+        return step
 
     # ------------------------------------------------------------------ trades
-    def _apply_trades(self, entry: LogEntry, fx: Effects) -> None:
-        table: pa.Table = entry.payload
+    def _apply_trades(self, entry: LogEntry, out: StepBuilder) -> None:
+        table = _payload(entry, pa.Table)
         n = table.num_rows
         if n == 0:
             return
@@ -371,7 +390,7 @@ class Engine:
             if hints.null_count < n
             else np.full(n, None, dtype=object)
         )
-        self._clear_flows(flows, reject, reject_field, dup, hint_values, fx, field_names=_TRADE_FIELDS)
+        self._clear_flows(flows, reject, reject_field, dup, hint_values, out, field_names=_TRADE_FIELDS)
         self.now_ms = max(self.now_ms, int(received[-1]))
 
     def _participants(self, column: pa.ChunkedArray) -> npt.NDArray[np.int32]:
@@ -419,12 +438,11 @@ class Engine:
         reject_field: npt.NDArray[np.int8],
         dup: npt.NDArray[np.bool_],
         hints: npt.NDArray[np.object_],
-        fx: Effects,
+        out: StepBuilder,
         *,
         field_names: tuple[str, ...],
     ) -> None:
         """Route, check liquidity, batch, record: the shared path of trades and payments."""
-        n = len(flows)
         cfg = self.config
         live = (reject == 0) & ~dup
         mark_minor = self._mark_per_minor()
@@ -442,12 +460,45 @@ class Engine:
         )
         pool = np.where(live, pool, -1).astype(np.int32)
         flows = self._with_fees(flows.with_(pool=pool))
+        out_seq, out_breach, closed = self._assign(flows, mark_minor)
+        if out_breach.any():
+            self.stats.liquidity_diverted += int(out_breach.sum())
+            if cfg.liquidity_breach == "reject":
+                reject[out_breach] = RejectCode.LIQUIDITY_EXCEEDED
+                live &= ~out_breach
+            pool = np.where(out_breach, -1, pool).astype(np.int32)
+            flows = self._with_fees(flows.with_(pool=pool))
+        flows = flows.with_(batch_seq=out_seq)
+        self._close_and_park(flows, live & (pool >= 0), closed, out)
 
-        limit_usd = self._limits_usd(mark_minor)
-        kernel_pool = np.where(live, pool, -1).astype(np.int32)
+        l1_rows = np.flatnonzero(live & (pool < 0))
+        l1_group = self._submit_l1(flows.take(l1_rows), "routed", out) if len(l1_rows) else None
+        rule_code = np.where(rule >= 0, rule, 0).astype(np.int32)
+        if out_breach.any() and cfg.liquidity_breach != "reject":
+            rule_code[out_breach] = len(cfg.routing)
+        records = self._records(flows, reject, dup, live, rule_code, notional_usd, l1_group, l1_rows)
+        out.records.append(TradeRecords(records))
+        for lane_name, m in (("L2", live & (pool >= 0)), ("L1", live & (pool < 0))):
+            self.stats.bump(self.stats.flows_by_lane, lane_name, int(m.sum()))
+        self.stats.duplicates += int(dup.sum())
+        out.duplicates += int(dup.sum())
+        for i in np.flatnonzero(reject != 0).tolist():
+            code = RejectCode(int(reject[i]))
+            self.stats.bump(self.stats.rejects_by_code, code.slug)
+            field_name = field_names[int(reject_field[i])]
+            out.reject(Reject(code, field_name, _REASONS.get(code, code.slug), None, flows.ids[i].as_py()))
+
+    def _assign(
+        self, flows: Flows, mark_minor: npt.NDArray[np.float64]
+    ) -> tuple[I64, npt.NDArray[np.bool_], list[tuple[int, int, int]]]:
+        """Run the batching kernel over the live L2 rows (``flows.pool >= 0``): per row its batch
+        seq and whether it breached its liquidity limit, and the batches it closed in order
+        as ``(pool, seq, close time)``."""
+        n = len(flows)
+        kernel_pool = flows.pool
         out_seq = np.full(n, -1, dtype=np.int64)
         out_breach = np.zeros(n, dtype=np.bool_)
-        cap = n + len(cfg.pools) + 1
+        cap = n + len(self.config.pools) + 1
         close_pool = np.zeros(cap, dtype=np.int64)
         close_seq = np.zeros(cap, dtype=np.int64)
         close_at = np.zeros(cap, dtype=np.int64)
@@ -465,7 +516,7 @@ class Engine:
             flows.fee_seller,
             self.house,
             mark_minor,
-            limit_usd,
+            self._limits_usd(mark_minor),
             True,
             self.pos,
             self.debit,
@@ -485,39 +536,42 @@ class Engine:
             close_reason,
         )
         self.pos_digest.touch(np.unique(np.concatenate([kernel_pool[kernel_pool >= 0], close_pool[:closes]])))
-        if out_breach.any():
-            self.stats.liquidity_diverted += int(out_breach.sum())
-            if cfg.liquidity_breach == "reject":
-                reject[out_breach] = RejectCode.LIQUIDITY_EXCEEDED
-                live &= ~out_breach
-            pool = np.where(out_breach, -1, pool).astype(np.int32)
-            flows = self._with_fees(flows.with_(pool=pool))
-        flows = flows.with_(batch_seq=out_seq)
+        closed = [(int(close_pool[c]), int(close_seq[c]), int(close_at[c])) for c in range(closes)]
+        return out_seq, out_breach, closed
 
-        # Close the batches the kernel closed, in order, then park the rest as open.
-        in_l2 = live & (pool >= 0)
+    def _close_and_park(
+        self, flows: Flows, in_l2: npt.NDArray[np.bool_], closed: list[tuple[int, int, int]], out: StepBuilder
+    ) -> None:
+        """Close the batches the kernel closed, in order, then park the rest of the L2 rows as
+        parts of their pools' open batches."""
+        pool, batch_seq = flows.pool, flows.batch_seq
         closing: list[tuple[int, int, int, Flows]] = []
-        for c in range(closes):
-            k, s = int(close_pool[c]), int(close_seq[c])
-            rows = np.flatnonzero(in_l2 & (pool == k) & (out_seq == s))
+        for k, s, close_ms in closed:
+            rows = np.flatnonzero(in_l2 & (pool == k) & (batch_seq == s))
             parts = [p for p in self.open_parts[k] if p.batch_seq[0] == s] + [flows.take(rows)]
             self.open_parts[k] = [p for p in self.open_parts[k] if p.batch_seq[0] != s]
-            closing.append((k, s, int(close_at[c]), Flows.concat([p for p in parts if len(p)])))
-        self._close_batches(closing, fx)
-        for k in range(len(cfg.pools)):
+            closing.append((k, s, close_ms, Flows.concat([p for p in parts if len(p)])))
+        self._close_batches(closing, out)
+        for k in range(len(self.config.pools)):
             if self.open_at[k] >= 0:
-                rows = np.flatnonzero(in_l2 & (pool == k) & (out_seq == self.seq[k]))
+                rows = np.flatnonzero(in_l2 & (pool == k) & (batch_seq == self.seq[k]))
                 if len(rows):
                     self.open_parts[k].append(flows.take(rows))
 
-        l1_rows = np.flatnonzero(live & (pool < 0))
-        l1_group = None
-        if len(l1_rows):
-            l1_group = self._submit_l1(flows.take(l1_rows), "routed", fx)
-        group_valid = np.zeros(n, dtype=np.bool_)
-        group_valid[l1_rows] = True
-
-        # Records of every row, rejected ones included, for status look-ups and the audit.
+    def _records(
+        self,
+        flows: Flows,
+        reject: npt.NDArray[np.int16],
+        dup: npt.NDArray[np.bool_],
+        live: npt.NDArray[np.bool_],
+        rule_code: npt.NDArray[np.int32],
+        notional_usd: npt.NDArray[np.float64],
+        l1_group: str | None,
+        l1_rows: I64,
+    ) -> pa.Table:
+        """Records of every row, rejected ones included (duplicates left out), for status
+        look-ups and the audit."""
+        n, cfg, pool = len(flows), self.config, flows.pool
         state = np.full(n, TradeState.BATCHED, dtype=np.int8)
         state[pool < 0] = TradeState.SUBMITTED
         state[reject != 0] = TradeState.REJECTED
@@ -527,58 +581,36 @@ class Engine:
             [r.name for r in cfg.routing] + ["liquidity: projected net debit above collateral + credit"],
             type=pa.string(),
         )
-        rule_code = np.where(rule >= 0, rule, 0).astype(np.int32)
-        if out_breach.any() and cfg.liquidity_breach != "reject":
-            rule_code[out_breach] = len(cfg.routing)
+        group_valid = np.zeros(n, dtype=np.bool_)
+        group_valid[l1_rows] = True
+        group = pa.array([l1_group or ""], type=pa.string())
         lane_code = np.where(pool >= 0, 1, 0).astype(np.int32)
-        fx.trade_records.append(
-            pa.table(
-                {
-                    "flow_id": flows.ids,
-                    "kind": pa.array(flows.kind),
-                    "buyer": _dict(flows.buyer, self.participant_ids),
-                    "seller": _dict(flows.seller, self.participant_ids),
-                    "base": _dict(flows.base, self.asset_codes),
-                    "quote": _dict(flows.quote, self.asset_codes),
-                    "qty_minor": flows.qty,
-                    "quote_minor": flows.quote_amt,
-                    "fee_buyer_minor": flows.fee_buyer,
-                    "fee_seller_minor": flows.fee_seller,
-                    "notional_usd": np.round(notional_usd, 2),
-                    "lane": _dict(lane_code, _LANES, valid=live),
-                    "pool": _dict(np.maximum(pool, 0), pool_names, valid=live & (pool >= 0)),
-                    "batch_seq": out_seq,
-                    "route_rule": _dict(rule_code, rule_names, valid=live),
-                    "l1_group": _dict(
-                        np.zeros(n, dtype=np.int32),
-                        pa.array([l1_group or ""], type=pa.string()),
-                        valid=group_valid,
-                    ),
-                    "executed_ms": flows.executed_ms,
-                    "received_ms": flows.time_ms,
-                    "state": state,
-                    "reject_code": reject,
-                    "exch_batch_id": flows.exch_batch,
-                }
-            ).filter(pa.array(~dup))
+        table = pa.table(
+            {
+                "flow_id": flows.ids,
+                "kind": pa.array(flows.kind),
+                "buyer": _dict(flows.buyer, self.participant_ids),
+                "seller": _dict(flows.seller, self.participant_ids),
+                "base": _dict(flows.base, self.asset_codes),
+                "quote": _dict(flows.quote, self.asset_codes),
+                "qty_minor": flows.qty,
+                "quote_minor": flows.quote_amt,
+                "fee_buyer_minor": flows.fee_buyer,
+                "fee_seller_minor": flows.fee_seller,
+                "notional_usd": np.round(notional_usd, 2),
+                "lane": _dict(lane_code, _LANES, valid=live),
+                "pool": _dict(np.maximum(pool, 0), pool_names, valid=live & (pool >= 0)),
+                "batch_seq": flows.batch_seq,
+                "route_rule": _dict(rule_code, rule_names, valid=live),
+                "l1_group": _dict(np.zeros(n, dtype=np.int32), group, valid=group_valid),
+                "executed_ms": flows.executed_ms,
+                "received_ms": flows.time_ms,
+                "state": state,
+                "reject_code": reject,
+                "exch_batch_id": flows.exch_batch,
+            }
         )
-        for lane_name, m in (("L2", live & (pool >= 0)), ("L1", live & (pool < 0))):
-            self.stats.bump(self.stats.flows_by_lane, lane_name, int(m.sum()))
-        self.stats.duplicates += int(dup.sum())
-        fx.duplicates += int(dup.sum())
-        bad = np.flatnonzero(reject != 0)
-        for i in bad.tolist():
-            code = RejectCode(int(reject[i]))
-            self.stats.bump(self.stats.rejects_by_code, code.slug)
-            fx.rejects.append(
-                Reject(
-                    code,
-                    field_names[int(reject_field[i])],
-                    _REASONS.get(code, code.slug),
-                    None,
-                    flows.ids[i].as_py(),
-                )
-            )
+        return table.filter(pa.array(~dup))
 
     def _mark_per_minor(self) -> npt.NDArray[np.float64]:
         """USD per minor unit of each asset at current marks (a risk estimate, never posted)."""
@@ -608,7 +640,7 @@ class Engine:
         return flows.with_(fee_buyer=np.where(is_payment, 0, fee_b), fee_seller=fee_s)
 
     # ------------------------------------------------------------------ batches
-    def _close_batches(self, closing: list[tuple[int, int, int, Flows]], fx: Effects) -> None:
+    def _close_batches(self, closing: list[tuple[int, int, int, Flows]], out: StepBuilder) -> None:
         """Close batches ``(pool, seq, close time, flows)`` in order; one compiled pass commits
         all of them (canonical leaves, leaf hashes, Merkle roots: engine/commitment.py)."""
         if not closing:
@@ -639,7 +671,7 @@ class Engine:
         for (k, seq, close_ms, flows), batch_id, root, net in zip(
             closing, batch_ids, roots(), netted, strict=True
         ):
-            self._close_batch(k, seq, batch_id, root, close_ms, flows, net, fx)
+            self._close_batch(k, seq, batch_id, root, close_ms, flows, net, out)
 
     def _net_batch(self, k: int, batch_id: str, close_ms: int, flows: Flows) -> tuple[NetResult, int]:
         """Net a closing batch and place its pending hold; returns the netting and the obligations."""
@@ -668,7 +700,7 @@ class Engine:
         close_ms: int,
         flows: Flows,
         netted: tuple[NetResult, int],
-        fx: Effects,
+        out: StepBuilder,
     ) -> None:
         cfg = self.config
         pool = cfg.pools[k]
@@ -694,33 +726,32 @@ class Engine:
             net_minor=net,
         )
         self.pending[batch_id] = state
-        self._submit_anchor(state, close_ms, fx)
-        fx.batches_cleared.append(
-            {
-                "batch_id": batch_id,
-                "pool": pool.id,
-                "seq": seq,
-                "opened_at_ms": opened,
-                "cleared_at_ms": close_ms,
-                "flows": len(flows),
-                "obligations": obligations,
-                "gross_usd": round(gross_usd, 2),
-                "net_usd": round(net_usd, 2),
-                "root": root,
-                "flow_ids": flows.ids,
-                "received_ms": flows.time_ms,
-                "net_participant": self.participant_ids.take(pa.array(participant)),
-                "net_asset": self.asset_codes.take(pa.array(asset_i)),
-                "net_minor": net,
-                "gross_minor": result.gross_per_asset,
-            }
+        self._submit_anchor(state, close_ms, out)
+        out.emit(
+            BatchCleared(
+                batch_id=batch_id,
+                pool=pool.id,
+                seq=seq,
+                opened_at_ms=opened,
+                cleared_at_ms=close_ms,
+                flows=len(flows),
+                obligations=obligations,
+                gross_usd=round(gross_usd, 2),
+                net_usd=round(net_usd, 2),
+                root=root,
+                flow_ids=flows.ids,
+                received_ms=flows.time_ms,
+                net_participant=self.participant_ids.take(pa.array(participant)),
+                net_asset=self.asset_codes.take(pa.array(asset_i)),
+                net_minor=net,
+                gross_minor=result.gross_per_asset,
+            )
         )
-        fx.batch_events.append((batch_id, "cleared", close_ms, root.hex()))
         stats = self.stats
         stats.batches_cleared += 1
         stats.gross_usd += gross_usd
         stats.net_usd += net_usd
-        if stats.keep_latencies:
+        if self.options.keep_latencies:
             stats.latency_cleared_ms.append(close_ms - flows.time_ms)
 
     def _post_hold(
@@ -746,14 +777,14 @@ class Engine:
         if result not in (PostResult.OK, PostResult.DUPLICATE):
             raise EngineError(f"ledger refused {entry.entry_id}: {result.name}")
 
-    def _submit_anchor(self, state: BatchState, at_ms: int, fx: Effects) -> None:
+    def _submit_anchor(self, state: BatchState, at_ms: int, out: StepBuilder) -> None:
         tx_id = model_ids.anchor_tx_id(state.batch_id, state.attempts)
         self.anchor_txs[tx_id] = state.batch_id
-        fx.submissions.append(TxSubmission(tx_id, "anchor", state.batch_id, state.root, at_ms))
+        out.submissions.append(TxSubmission(tx_id, "anchor", state.batch_id, state.root, at_ms))
         self.stats.anchors_submitted += 1
 
     # ------------------------------------------------------------------ layer 1
-    def _submit_l1(self, flows: Flows, origin: str, fx: Effects, submitted_ms: int | None = None) -> str:
+    def _submit_l1(self, flows: Flows, origin: str, out: StepBuilder, submitted_ms: int | None = None) -> str:
         self.l1_group_count += 1
         group_id = model_ids.l1_group_id(self.l1_group_count)
         n = len(flows)
@@ -771,32 +802,28 @@ class Engine:
         )
         self.l1_groups[group_id] = group
         ids = flows.ids.to_pylist()
-        l1_txs, submissions = self.l1_txs, fx.submissions
+        l1_txs, submissions = self.l1_txs, out.submissions
         for row, (flow_id, at_ms) in enumerate(zip(ids, group.submitted_ms.tolist(), strict=True)):
             tx_id = model_ids.l1_tx_id(flow_id, 1)
             l1_txs[tx_id] = (group_id, row)
             submissions.append(TxSubmission(tx_id, "l1_settle", flow_id, _ZERO_HASH, at_ms))
         self.stats.l1_submitted += n
-        fx.l1_groups[group_id] = group.to_table()
-        fx.l1_group_meta[group_id] = {
-            "origin": origin,
-            "created_ms": int(group.submitted_ms.min()),
-            "flows": n,
-        }
+        opened = L1GroupOpened(group_id, origin, int(group.submitted_ms.min()), n)
+        out.l1_group(group_id, group.to_table(), opened)
         return group_id
 
     # ------------------------------------------------------------------ chain events
-    def _apply_chain(self, entry: LogEntry, fx: Effects) -> None:
+    def _apply_chain(self, entry: LogEntry, out: StepBuilder) -> None:
         self.chain_epoch += 1
         self.chain_seen_ms = max(self.chain_seen_ms, entry.at_ms)
-        for raw in entry.payload["events"]:
+        for raw in _payload(entry, ChainEvents).events:
             event = event_from_dict(raw)
             if isinstance(event, BlockProduced):
-                self._on_block(event, fx)
+                self._on_block(event, out)
             elif isinstance(event, ChainReorg):
-                self._on_reorg(event, fx)
+                self._on_reorg(event, out)
 
-    def _on_block(self, block: BlockProduced, fx: Effects) -> None:
+    def _on_block(self, block: BlockProduced, out: StepBuilder) -> None:
         self.block_ms[block.height] = block.at_ms
         self.tip_height = max(self.tip_height, block.height)
         self.now_ms = max(self.now_ms, block.at_ms)
@@ -812,14 +839,7 @@ class Engine:
                         block.at_ms,
                     )
                     state.state = states.BatchState.ANCHORED.label
-                    fx.batch_updates.setdefault(batch_id, {}).update(
-                        state=states.BatchState.ANCHORED.label,
-                        anchor_tx=tx_id,
-                        anchor_height=block.height,
-                        anchored_at_ms=block.at_ms,
-                        anchor_block=block.block_hash.hex(),
-                    )
-                    fx.batch_events.append((batch_id, "anchored", block.at_ms, f"{tx_id}@{block.height}"))
+                    out.emit(BatchAnchored(batch_id, block.at_ms, tx_id, block.height, block.block_hash))
                 continue
             where = self.l1_txs.get(tx_id)
             if where is not None:
@@ -829,9 +849,9 @@ class Engine:
                     group.included_ms[where[1]] = block.at_ms
                     touched.add(where[0])
         for group_id in sorted(touched):
-            fx.l1_groups[group_id] = self.l1_groups[group_id].to_table()
+            out.l1_group(group_id, self.l1_groups[group_id].to_table())
 
-    def _on_reorg(self, reorg: ChainReorg, fx: Effects) -> None:
+    def _on_reorg(self, reorg: ChainReorg, out: StepBuilder) -> None:
         for height in reorg.orphaned_heights:
             self.block_ms.pop(height, None)
         self.tip_height = reorg.fork_height
@@ -845,21 +865,12 @@ class Engine:
                 # Re-arm the resubmission clock: the reorged tx may or may not come back.
                 state.last_submit_ms = reorg.at_ms
                 self.stats.reorged_anchors += 1
-                fx.batch_updates.setdefault(batch_id, {}).update(
-                    state=states.BatchState.CLEARED.label,
-                    anchor_tx=None,
-                    anchor_height=None,
-                    anchored_at_ms=None,
-                    anchor_block=None,
-                )
-                fx.batch_events.append(
-                    (batch_id, "reorged", reorg.at_ms, f"{tx_id} orphaned at fork {reorg.fork_height}")
-                )
+                out.emit(BatchReorged(batch_id, reorg.at_ms, tx_id, reorg.fork_height))
                 continue
             if tx_id in self.final_batch_txs:
                 alert = f"final batch {self.final_batch_txs[tx_id]} anchor {tx_id} reorged out"
                 self.stats.alerts.append(alert)
-                fx.notes.append({"alert": alert, "at_ms": reorg.at_ms})
+                out.emit(Alert(alert, reorg.at_ms))
                 continue
             where = self.l1_txs.get(tx_id)
             if where is not None:
@@ -870,10 +881,10 @@ class Engine:
                     group.submitted_ms[where[1]] = reorg.at_ms
                     touched.add(where[0])
         for group_id in sorted(touched):
-            fx.l1_groups[group_id] = self.l1_groups[group_id].to_table()
+            out.l1_group(group_id, self.l1_groups[group_id].to_table())
 
     # ------------------------------------------------------------------ time
-    def _on_time(self, fx: Effects) -> None:
+    def _on_time(self, out: StepBuilder) -> None:
         """Everything that happens because time passed: closes, finality, retries, unwinds."""
         now = self.now_ms
         cfg = self.config
@@ -906,19 +917,19 @@ class Engine:
             parts = [f for f in self.open_parts[p] if f.batch_seq[0] == s]
             self.open_parts[p] = [f for f in self.open_parts[p] if f.batch_seq[0] != s]
             closing.append((p, s, int(close_at[c]), Flows.concat(parts) if parts else Flows.empty()))
-        self._close_batches(closing, fx)
+        self._close_batches(closing, out)
         for batch_id in sorted(self.pending):
-            self._advance_batch(self.pending[batch_id], fx)
+            self._advance_batch(self.pending[batch_id], out)
         for group_id in sorted(self.l1_groups):
-            self._advance_l1(self.l1_groups[group_id], fx)
+            self._advance_l1(self.l1_groups[group_id], out)
         # Holds guard the anchor deadline, so they expire on observed chain time too.
         for entry_id in self.ledger.expire(self.chain_seen_ms):
-            fx.notes.append({"hold_expired": entry_id, "at_ms": self.chain_seen_ms})
+            out.emit(HoldExpired(entry_id, self.chain_seen_ms))
 
-    def _advance_batch(self, state: BatchState, fx: Effects) -> None:
+    def _advance_batch(self, state: BatchState, out: StepBuilder) -> None:
         now = self.now_ms
         epoch = self.chain_epoch
-        if self.quiet_skip and state.quiet_epoch == epoch and now < state.quiet_until:
+        if self.options.quiet_skip and state.quiet_epoch == epoch and now < state.quiet_until:
             return
         chain_now = self.chain_seen_ms
         pool = self.config.pools[state.pool]
@@ -930,7 +941,7 @@ class Engine:
                 return
             final_ms = max(confirm_ms, state.anchored_at_ms + pool.challenge_window_ms)
             if now >= final_ms:
-                self._finalize_batch(state, final_ms, fx)
+                self._finalize_batch(state, final_ms, out)
             else:
                 state.quiet_epoch, state.quiet_until = epoch, final_ms
             return
@@ -938,18 +949,17 @@ class Engine:
             chain_now >= state.cleared_at_ms + pool.anchor_deadline_ms
             and pool.on_anchor_deadline == "unwind_to_l1"
         ):
-            self._unwind_batch(state, max(now, chain_now), fx)
+            self._unwind_batch(state, max(now, chain_now), out)
             return
         if chain_now < state.last_submit_ms + pool.anchor_resubmit_ms:
             state.quiet_epoch, state.quiet_until = epoch, _NEVER
         else:
             state.attempts += 1
             state.last_submit_ms = chain_now
-            self._submit_anchor(state, chain_now, fx)
-            fx.batch_events.append((state.batch_id, "resubmitted", chain_now, f"attempt {state.attempts}"))
-            fx.batch_updates.setdefault(state.batch_id, {}).update(attempts=state.attempts)
+            self._submit_anchor(state, chain_now, out)
+            out.emit(BatchResubmitted(state.batch_id, chain_now, state.attempts))
 
-    def _finalize_batch(self, state: BatchState, final_ms: int, fx: Effects) -> None:
+    def _finalize_batch(self, state: BatchState, final_ms: int, out: StepBuilder) -> None:
         result = self.ledger.post_pending(state.hold_entry_id, final_ms)
         if result not in (PostResult.OK, PostResult.ALREADY_POSTED):
             raise EngineError(f"could not post hold {state.hold_entry_id}: {result.name}")
@@ -978,31 +988,23 @@ class Engine:
         state.state = states.BatchState.FINAL.label
         del self.pending[state.batch_id]
         self.final_batch_txs[state.anchor_tx] = state.batch_id
-        fx.batch_updates.setdefault(state.batch_id, {}).update(
-            state=states.BatchState.FINAL.label, final_at_ms=final_ms
-        )
-        fx.batch_events.append((state.batch_id, "final", final_ms, ""))
+        out.emit(BatchFinal(state.batch_id, final_ms))
         self.stats.batches_final += 1
-        if self.stats.keep_latencies:
+        if self.options.keep_latencies:
             self.stats.latency_l2_final_ms.append(final_ms - state.flows.time_ms)
 
-    def _unwind_batch(self, state: BatchState, at_ms: int, fx: Effects) -> None:
+    def _unwind_batch(self, state: BatchState, at_ms: int, out: StepBuilder) -> None:
         result = self.ledger.void_pending(state.hold_entry_id, at_ms)
         if result not in (PostResult.OK, PostResult.ALREADY_VOIDED, PostResult.EXPIRED):
             raise EngineError(f"could not void hold {state.hold_entry_id}: {result.name}")
         state.state = states.BatchState.UNWOUND.label
         del self.pending[state.batch_id]
-        fx.batch_updates.setdefault(state.batch_id, {}).update(
-            state=states.BatchState.UNWOUND.label, unwound_at_ms=at_ms
-        )
-        fx.batch_events.append(
-            (state.batch_id, "unwound", at_ms, "anchor deadline missed: settling gross on L1")
-        )
+        out.emit(BatchUnwound(state.batch_id, at_ms, "anchor deadline missed: settling gross on L1"))
         self.stats.batches_unwound += 1
-        self._submit_l1(state.flows, model_ids.unwound_origin(state.batch_id), fx, submitted_ms=at_ms)
+        self._submit_l1(state.flows, model_ids.unwound_origin(state.batch_id), out, submitted_ms=at_ms)
 
-    def _advance_l1(self, group: L1Group, fx: Effects) -> None:
-        if self.quiet_skip and group.quiet_epoch == self.chain_epoch:
+    def _advance_l1(self, group: L1Group, out: StepBuilder) -> None:
+        if self.options.quiet_skip and group.quiet_epoch == self.chain_epoch:
             return
         now = self.now_ms
         open_rows = group.final_ms < 0
@@ -1024,7 +1026,7 @@ class Engine:
             confirm_ms = confirm_ms[(confirm_ms >= 0) & (confirm_ms <= now)]
             if len(rows):
                 group.final_ms[rows] = confirm_ms
-                self._settle_l1(group, rows, fx)
+                self._settle_l1(group, rows, out)
                 changed = True
         chain_now = self.chain_seen_ms
         stale = np.flatnonzero(
@@ -1038,13 +1040,13 @@ class Engine:
             group.submitted_ms[row] = chain_now
             tx_id = group.tx_id(row)
             self.l1_txs[tx_id] = (group.group_id, row)
-            fx.submissions.append(
+            out.submissions.append(
                 TxSubmission(tx_id, "l1_settle", group.flows.ids[row].as_py(), _ZERO_HASH, chain_now)
             )
             self.stats.l1_resubmitted += 1
             changed = True
         if changed:
-            fx.l1_groups[group.group_id] = group.to_table()
+            out.l1_group(group.group_id, group.to_table())
         elif not waits_for_time:
             group.quiet_epoch = self.chain_epoch  # nothing to do until the next chain entry
         if group.open_rows() == 0:
@@ -1052,7 +1054,7 @@ class Engine:
                 self.l1_txs.pop(model_ids.l1_tx_id(flow_id, attempt), None)
             del self.l1_groups[group.group_id]
 
-    def _settle_l1(self, group: L1Group, rows: I64, fx: Effects) -> None:
+    def _settle_l1(self, group: L1Group, rows: I64, out: StepBuilder) -> None:
         """Posted entry for the rows that became final: every obligation gross, via house L1."""
         flows = group.flows.take(rows)
         payer, payee, asset, amount, _ = flows.legs(self.house)
@@ -1071,76 +1073,78 @@ class Engine:
             JournalEntry(entry_id, "l1_settle", final_ms, accounts, amounts, False, None, group.group_id)
         )
         self.stats.l1_final += len(rows)
-        if self.stats.keep_latencies:
+        if self.options.keep_latencies:
             self.stats.latency_l1_final_ms.append(group.final_ms[rows] - flows.time_ms)
 
     # ------------------------------------------------------------------ small events
-    def _event_id(self, kind: str, event_id: str, fx: Effects) -> bool:
+    def _event_id(self, kind: str, event_id: str, out: StepBuilder) -> bool:
         key = model_ids.event_key(kind, event_id)
         if key in self.seen_event_ids:
-            fx.duplicates += 1
+            out.duplicates += 1
             self.stats.duplicates += 1
             return False
         self.seen_event_ids.add(key)
         return True
 
-    def _reject(self, fx: Effects, code: RejectCode, field_name: str, reason: str, event_id: str) -> None:
+    def _reject(
+        self, out: StepBuilder, code: RejectCode, field_name: str, reason: str, event_id: str
+    ) -> None:
         self.stats.bump(self.stats.rejects_by_code, code.slug)
-        fx.rejects.append(Reject(code, field_name, reason, None, event_id))
+        out.reject(Reject(code, field_name, reason, None, event_id))
 
     def _small_amount(
-        self, payload: dict[str, Any], fx: Effects, id_field: str
+        self, payload: CollateralDeposit | CollateralWithdrawal, out: StepBuilder, event_id: str
     ) -> tuple[int, int, int] | None:
         """Resolve (participant, asset, amount) of a deposit/withdrawal, or record a reject."""
-        event_id = str(payload[id_field])
-        p = self.participant_lookup.get(str(payload["participant"]), -1)
-        a = self.asset_lookup.get(str(payload["asset"]), -1)
+        p = self.participant_lookup.get(str(payload.participant), -1)
+        a = self.asset_lookup.get(str(payload.asset), -1)
         if p < 0:
             self._reject(
-                fx, RejectCode.UNKNOWN_PARTICIPANT, "participant", "not a configured participant", event_id
+                out, RejectCode.UNKNOWN_PARTICIPANT, "participant", "not a configured participant", event_id
             )
             return None
         if a < 0:
-            self._reject(fx, RejectCode.UNKNOWN_ASSET, "asset", "not a configured asset", event_id)
+            self._reject(out, RejectCode.UNKNOWN_ASSET, "asset", "not a configured asset", event_id)
             return None
         try:
-            amount = parse_decimal(str(payload["amount"]), int(self.scales[a]))
+            amount = parse_decimal(str(payload.amount), int(self.scales[a]))
         except DecimalError as exc:
             code = RejectCode.PRECISION_EXCEEDED if exc.reason == "precision" else RejectCode.BAD_DECIMAL
-            self._reject(fx, code, "amount", str(exc), event_id)
+            self._reject(out, code, "amount", str(exc), event_id)
             return None
         return p, a, amount
 
-    def _apply_deposit(self, entry: LogEntry, fx: Effects) -> None:
-        payload = entry.payload
-        if not self._event_id("deposit", payload["deposit_id"], fx):
+    def _apply_deposit(self, entry: LogEntry, out: StepBuilder) -> None:
+        payload = _payload(entry, CollateralDeposit)
+        event_id = str(payload.deposit_id)
+        if not self._event_id("deposit", event_id, out):
             return
-        resolved = self._small_amount(payload, fx, "deposit_id")
+        resolved = self._small_amount(payload, out, event_id)
         if resolved is None:
             return
         p, a, amount = resolved
         accounts = np.array([self.acct_external[a], self.acct_collateral[p, a]], dtype=np.int64)
         self._post(
             JournalEntry(
-                model_ids.deposit_entry_id(str(payload["deposit_id"])),
+                model_ids.deposit_entry_id(event_id),
                 "collateral_deposit",
                 self.now_ms,
                 accounts,
                 np.array([-amount, amount], dtype=np.int64),
                 False,
                 None,
-                str(payload["participant"]),
+                str(payload.participant),
             )
         )
         self.collateral[p, a] += amount
         self.collateral_digest.touch(p)
 
-    def _apply_withdrawal(self, entry: LogEntry, fx: Effects) -> None:
-        payload = entry.payload
-        event_id = str(payload["withdrawal_id"])
-        if not self._event_id("withdrawal", event_id, fx):
+    def _apply_withdrawal(self, entry: LogEntry, out: StepBuilder) -> None:
+        payload = _payload(entry, CollateralWithdrawal)
+        event_id = str(payload.withdrawal_id)
+        if not self._event_id("withdrawal", event_id, out):
             return
-        resolved = self._small_amount(payload, fx, "withdrawal_id")
+        resolved = self._small_amount(payload, out, event_id)
         if resolved is None:
             return
         p, a, amount = resolved
@@ -1148,7 +1152,7 @@ class Engine:
         remaining_usd = float(self._limits_usd(mark_minor)[p]) - amount * float(mark_minor[a])
         if amount > self.collateral[p, a] or remaining_usd < self.debit_total[p]:
             self._reject(
-                fx,
+                out,
                 RejectCode.COLLATERAL_INSUFFICIENT,
                 "amount",
                 "withdrawal would leave open L2 exposure uncovered or exceeds posted collateral",
@@ -1165,18 +1169,18 @@ class Engine:
                 np.array([-amount, amount], dtype=np.int64),
                 False,
                 None,
-                str(payload["participant"]),
+                str(payload.participant),
             )
         )
         self.collateral[p, a] -= amount
         self.collateral_digest.touch(p)
 
-    def _apply_payment(self, entry: LogEntry, fx: Effects) -> None:
-        payload = entry.payload
-        payment_id = str(payload["payment_id"])
-        payer = self.participant_lookup.get(str(payload["payer"]), -1)
-        payee = self.participant_lookup.get(str(payload["payee"]), -1)
-        a = self.asset_lookup.get(str(payload["asset"]), -1)
+    def _apply_payment(self, entry: LogEntry, out: StepBuilder) -> None:
+        payload = _payload(entry, Payment)
+        payment_id = str(payload.payment_id)
+        payer = self.participant_lookup.get(str(payload.payer), -1)
+        payee = self.participant_lookup.get(str(payload.payee), -1)
+        a = self.asset_lookup.get(str(payload.asset), -1)
         reject = np.zeros(1, dtype=np.int16)
         reject_field = np.zeros(1, dtype=np.int8)
         amount = 0
@@ -1190,7 +1194,7 @@ class Engine:
             reject[0], reject_field[0] = RejectCode.UNKNOWN_ASSET, 3
         else:
             try:
-                amount = parse_decimal(str(payload["amount"]), int(self.scales[a]))
+                amount = parse_decimal(str(payload.amount), int(self.scales[a]))
             except DecimalError as exc:
                 reject[0] = (
                     RejectCode.PRECISION_EXCEEDED if exc.reason == "precision" else RejectCode.BAD_DECIMAL
@@ -1216,61 +1220,36 @@ class Engine:
             batch_seq=np.full(1, -1, dtype=np.int64),
             exch_batch=pa.array([None], type=pa.string()),
         )
-        hint = np.array([payload.get("lane_hint")], dtype=object)
-        self._clear_flows(flows, reject, reject_field, dup, hint, fx, field_names=_PAYMENT_FIELDS)
+        hint = np.array([payload.lane_hint], dtype=object)
+        self._clear_flows(flows, reject, reject_field, dup, hint, out, field_names=_PAYMENT_FIELDS)
 
-    def _apply_mark(self, entry: LogEntry, fx: Effects) -> None:
-        payload = entry.payload
-        if not self._event_id("mark", payload["mark_id"], fx):
+    def _apply_mark(self, entry: LogEntry, out: StepBuilder) -> None:
+        payload = _payload(entry, PriceMark)
+        mark_id = str(payload.mark_id)
+        if not self._event_id("mark", mark_id, out):
             return
-        a = self.asset_lookup.get(str(payload["asset"]), -1)
+        a = self.asset_lookup.get(str(payload.asset), -1)
         if a < 0:
-            self._reject(
-                fx, RejectCode.UNKNOWN_ASSET, "asset", "not a configured asset", str(payload["mark_id"])
-            )
+            self._reject(out, RejectCode.UNKNOWN_ASSET, "asset", "not a configured asset", mark_id)
             return
         try:
-            mark = parse_decimal(str(payload["mark_usd"]), 10) / 1e10
+            mark = parse_decimal(str(payload.mark_usd), 10) / 1e10
         except DecimalError as exc:
-            self._reject(fx, RejectCode.BAD_DECIMAL, "mark_usd", str(exc), str(payload["mark_id"]))
+            self._reject(out, RejectCode.BAD_DECIMAL, "mark_usd", str(exc), mark_id)
             return
         self.marks_usd[a] = mark
 
-    def _apply_config(self, entry: LogEntry, fx: Effects) -> None:
-        payload = entry.payload
-        if not self._event_id("config", payload["change_id"], fx):
+    def _apply_config(self, entry: LogEntry, out: StepBuilder) -> None:
+        payload = _payload(entry, ConfigChange)
+        if not self._event_id("config", str(payload.change_id), out):
             return
         self.chain_epoch += 1
-        self._install_config(self.config.with_changes(payload["changes"]))
+        self._install_config(self.config.with_changes(payload.changes))
 
-    def _apply_tick(self, entry: LogEntry, fx: Effects) -> None:
+    def _apply_tick(self, entry: LogEntry, out: StepBuilder) -> None:
         """Nothing but time passing; :meth:`_on_time` does the work."""
 
     # ------------------------------------------------------------------ state root
-    def _fold(self, fx: Effects) -> None:
-        """Fold a canonical digest of the effects into the running effects head."""
-        h = hashlib.sha256(self.effects_head)
-        h.update(f"|{fx.seq}|{fx.at_ms}|".encode())
-        for table in fx.trade_records:
-            for column in table.columns:
-                for chunk in column.chunks:
-                    for buf in chunk.buffers():
-                        if buf is not None:
-                            h.update(buf)
-        for b in fx.batches_cleared:
-            h.update(f"{b['batch_id']}|{b['cleared_at_ms']}|{b['flows']}|".encode() + b["root"])
-        h.update(spaced_json(fx.batch_updates, default=str))
-        h.update(spaced_json(fx.batch_events, default=str))  # tuples: sorting keys changes nothing
-        for group_id in sorted(fx.l1_groups):
-            h.update(group_id.encode())
-            for column in fx.l1_groups[group_id].columns[1:]:
-                h.update(column.to_numpy().tobytes())
-        for tx in fx.submissions:
-            h.update(f"{tx.tx_id}|{tx.submitted_at_ms}|".encode())
-        for r in fx.rejects:
-            h.update(str(r).encode())
-        self.effects_head = h.digest()
-
     def seal(self, chain_head: bytes) -> None:
         """Fold the audit chain head of the entry just applied into :meth:`state_root`."""
         self.chain_head = chain_head
@@ -1351,6 +1330,14 @@ def _dict(
     """A dictionary-encoded string column (indices into ``names``; null where not ``valid``)."""
     mask = None if valid is None else ~valid
     return pa.DictionaryArray.from_arrays(pa.array(codes.astype(np.int32), mask=mask), names)
+
+
+def _payload(entry: LogEntry, kind: type[_P]) -> _P:
+    """The entry's payload as the record its kind carries (a mismatch is a corrupt log or a bug)."""
+    payload = entry.payload
+    if not isinstance(payload, kind):
+        raise EngineError(f"log entry {entry.seq} ({entry.kind}) carries a {type(payload).__name__}")
+    return payload
 
 
 def _col(table: pa.Table, name: str) -> I64:

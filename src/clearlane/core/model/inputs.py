@@ -33,7 +33,7 @@ re-derived for audit.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeAlias, cast
 
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
@@ -151,6 +151,10 @@ class ChainEvents(_Event):
 
     type: Literal["chain"] = "chain"
     events: list[dict[str, Any]]
+    # Logged by the runner when the base layer had not yet been handed every earlier step's
+    # transactions (pipelined clearing): the last step whose transactions it had. Recovery feeds
+    # the replayed chain exactly that far.
+    submitted_through: int | None = None
 
 
 class ConfigChange(_Event):
@@ -164,3 +168,47 @@ class ConfigChange(_Event):
 SmallEvent = (
     Payment | CollateralDeposit | CollateralWithdrawal | PriceMark | ClockTick | ChainEvents | ConfigChange
 )
+
+# ---------------------------------------------------------------------- log payloads
+# A key rotation stays the JSON object it was logged as: the engine only sees time pass, and the
+# auditor checks its fields one by one (it distrusts the shape of what it verifies).
+KeyRotationPayload: TypeAlias = dict[str, Any]
+
+LogPayload: TypeAlias = (
+    pa.Table
+    | Payment
+    | CollateralDeposit
+    | CollateralWithdrawal
+    | PriceMark
+    | ClockTick
+    | ChainEvents
+    | ConfigChange
+    | KeyRotationPayload
+)
+"""What a log entry carries: a trade chunk (Arrow, ``TRADE_CHUNK_SCHEMA``) or one small input."""
+
+_LOG_RECORDS: dict[str, type[_Event]] = {
+    "payment": Payment,
+    "collateral_deposit": CollateralDeposit,
+    "collateral_withdrawal": CollateralWithdrawal,
+    "price_mark": PriceMark,
+    "tick": ClockTick,
+    "chain": ChainEvents,
+    "config_change": ConfigChange,
+}
+
+
+def log_payload(kind: str, raw: Any) -> LogPayload:
+    """The typed payload of a log entry of ``kind`` from its decoded JSON object (a trade chunk,
+    a key rotation or an unknown kind is returned as it is).
+
+    Not validated, on purpose: the log is the record of what was accepted (the edge validated it
+    before it was logged), and a replay must apply every entry exactly as it was applied then.
+    The log's bytes are always those of the JSON object, never re-encoded from the record.
+    """
+    model = _LOG_RECORDS.get(kind)
+    if model is None or not isinstance(raw, dict):
+        result: LogPayload = raw
+        return result
+    # The table above maps each kind to a member of LogPayload.
+    return cast(LogPayload, model.model_construct(**raw))

@@ -33,6 +33,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from clearlane.core.model.chain import tx_submission_to_dict
+from clearlane.core.model.events import (
+    BatchCleared,
+    L1GroupUpdated,
+    Step,
+    batch_changes,
+    batch_event_row,
+    note_dict,
+)
 from clearlane.core.model.states import BatchState
 from clearlane.core.proofs.canonical import canonical_json
 from clearlane.core.proofs.verify import leaf_hash, node_hash
@@ -189,57 +197,25 @@ def totals_text(asset_codes: list[str], gross_minor: Any, net_minor: Any, net_as
 
 # ---------------------------------------------------------------------- transition bodies
 def transition(
-    seq: int, at_ms: int, kind: str, fx: Any, asset_codes: list[str], source_id: str | None = None
+    seq: int, at_ms: int, kind: str, step: Step, asset_codes: list[str], source_id: str | None = None
 ) -> dict[str, Any]:
-    """The canonical description of what one step did (``fx`` is the engine's ``Effects``).
+    """The canonical description of what one step did (``step`` is the engine's output).
 
     Every table the store writes for the step is covered, by value or by digest, so a walk of
     the store can hold each stored row against the transition that produced it.
     """
     records = [
         {"part": part, "rows": table.num_rows, "digest": table_digest(table)}
-        for part, table in enumerate(fx.trade_records)
+        for part, table in enumerate(step.tables())
         if table.num_rows
     ]
-    cleared = []
     codes = pa.array(asset_codes, pa.string())
-    for b in fx.batches_cleared:
-        net_asset_idx = pc.index_in(b["net_asset"], value_set=codes).to_numpy(zero_copy_only=False)
-        cleared.append(
-            {
-                "batch_id": b["batch_id"],
-                "pool": b["pool"],
-                "seq": int(b["seq"]),
-                "opened_at_ms": int(b["opened_at_ms"]),
-                "cleared_at_ms": int(b["cleared_at_ms"]),
-                "flows": int(b["flows"]),
-                "obligations": int(b["obligations"]),
-                "gross_usd": float(b["gross_usd"]),
-                "net_usd": float(b["net_usd"]),
-                "root": bytes(b["root"]).hex(),
-                "detail": table_digest(pa.table({"flow_id": b["flow_ids"], "received_ms": b["received_ms"]})),
-                "net": net_digest(b["net_participant"], b["net_asset"], b["net_minor"]),
-                "totals": totals_text(asset_codes, b["gross_minor"], b["net_minor"], net_asset_idx),
-            }
-        )
-    l1 = []
-    for group_id in sorted(fx.l1_groups):
-        table = fx.l1_groups[group_id]
-        open_flows = int(np.count_nonzero(table.column("final_ms").to_numpy() < 0))
-        meta = fx.l1_group_meta.get(group_id)
-        l1.append(
-            {
-                "group_id": group_id,
-                "digest": table_digest(table),
-                "rows": table.num_rows,
-                "open": open_flows,
-                "meta": None if meta is None else {k: meta[k] for k in ("origin", "created_ms", "flows")},
-            }
-        )
-    ledger: dict[str, Any] = {"entries": [], "status": []}
-    if fx.ledger is not None:
-        ledger["entries"] = [[e.entry_id, e.content_digest().hex()] for e in fx.ledger.new_entries]
-        ledger["status"] = [[c.entry_id, str(c.status.value), int(c.at_ms)] for c in fx.ledger.status_changes]
+    cleared = [_cleared_body(b, asset_codes, codes) for b in step.cleared()]
+    l1 = [_l1_body(u) for u in sorted(step.l1_updates(), key=lambda u: u.group_id)]
+    ledger: dict[str, Any] = {
+        "entries": [[e.entry_id, e.content_digest().hex()] for e in step.ledger.new_entries],
+        "status": [[c.entry_id, str(c.status.value), int(c.at_ms)] for c in step.ledger.status_changes],
+    }
     return {
         "v": TRANSITION_VERSION,
         "seq": seq,
@@ -248,14 +224,47 @@ def transition(
         "source": source_id,
         "records": records,
         "cleared": cleared,
-        "updates": {k: dict(v) for k, v in fx.batch_updates.items()},
-        "events": [[b, e, int(a), d] for b, e, a, d in fx.batch_events],
+        "updates": batch_changes(step.events),
+        "events": [[b, e, int(a), d] for b, e, a, d in map(batch_event_row, step.batch_events())],
         "l1": l1,
-        "submissions": [tx_submission_to_dict(tx) for tx in fx.submissions],
-        "rejects": [r.to_dict() for r in fx.rejects],
+        "submissions": [tx_submission_to_dict(tx) for tx in step.submissions],
+        "rejects": [r.to_dict() for r in step.rejects()],
         "ledger": ledger,
-        "notes": list(fx.notes),
-        "duplicates": int(fx.duplicates),
+        "notes": [note_dict(n) for n in step.notes()],
+        "duplicates": int(step.duplicates),
+    }
+
+
+def _cleared_body(b: BatchCleared, asset_codes: list[str], codes: pa.Array) -> dict[str, Any]:
+    net_asset_idx = pc.index_in(b.net_asset, value_set=codes).to_numpy(zero_copy_only=False)
+    return {
+        "batch_id": b.batch_id,
+        "pool": b.pool,
+        "seq": int(b.seq),
+        "opened_at_ms": int(b.opened_at_ms),
+        "cleared_at_ms": int(b.cleared_at_ms),
+        "flows": int(b.flows),
+        "obligations": int(b.obligations),
+        "gross_usd": float(b.gross_usd),
+        "net_usd": float(b.net_usd),
+        "root": bytes(b.root).hex(),
+        "detail": table_digest(pa.table({"flow_id": b.flow_ids, "received_ms": b.received_ms})),
+        "net": net_digest(b.net_participant, b.net_asset, b.net_minor),
+        "totals": totals_text(asset_codes, b.gross_minor, b.net_minor, net_asset_idx),
+    }
+
+
+def _l1_body(update: L1GroupUpdated) -> dict[str, Any]:
+    opened = update.opened
+    meta = None
+    if opened is not None:
+        meta = {"origin": opened.origin, "created_ms": opened.created_ms, "flows": opened.flows}
+    return {
+        "group_id": update.group_id,
+        "digest": table_digest(update.table),
+        "rows": update.table.num_rows,
+        "open": update.open_flows(),
+        "meta": meta,
     }
 
 

@@ -1,6 +1,6 @@
 """The service's read model: in-memory, columnar views of the committed history.
 
-It is fed every committed step's :class:`~clearlane.core.engine.core.Effects` (live, and for every
+It is fed every committed :class:`~clearlane.core.model.events.Step` (live, and for every
 step replayed when the runner opens, so it is rebuilt identically on restart) and keeps:
 
 * a trade-id index (:class:`~clearlane.node.projections.index.IdIndex`, 16 bytes per id) pointing at the
@@ -38,9 +38,20 @@ from clearlane.adapters.sql.codec import read_table
 from clearlane.adapters.sql.flowids import FlowIdArchive
 from clearlane.adapters.sql.store import Store
 from clearlane.core.config.model import ClearingConfig
-from clearlane.core.engine.core import Effects, LogEntry
+from clearlane.core.engine.core import LogEntry
 from clearlane.core.model import ids as model_ids
 from clearlane.core.model.codes import RejectCode
+from clearlane.core.model.events import (
+    Alert,
+    BatchAnchored,
+    BatchCleared,
+    BatchFinal,
+    BatchReorged,
+    BatchUnwound,
+    L1GroupUpdated,
+    Step,
+    batch_event_row,
+)
 from clearlane.core.model.states import BATCH_STATE_LABELS, BatchState, TradeState
 from clearlane.node.events import (
     BATCH_ANCHORED,
@@ -307,28 +318,31 @@ class ReadModel:
         self.trades_received = 0
 
     # ================================================================== apply
-    def apply(self, entry: LogEntry, fx: Effects) -> list[EventGroup]:
-        """Fold one committed step in; return its lifecycle events (in lifecycle order)."""
+    def apply(self, entry: LogEntry, step: Step) -> list[EventGroup]:
+        """Fold one committed step in; return its lifecycle events (in lifecycle order).
+
+        Records come first (a batch's trades are known before it clears), then clearings, then
+        the other batch transitions, L1 groups and alerts, each in the engine's order."""
         events: list[EventGroup] = []
         self.applied_seq = entry.seq
         self.now_ms = max(self.now_ms, entry.at_ms)
-        for part, table in enumerate(fx.trade_records):
+        for part, table in enumerate(step.tables()):
             if table.num_rows:
-                self._add_records(fx, part, table, events)
-        for b in fx.batches_cleared:
-            self._batch_cleared(fx.seq, b, events)
-        self._batch_transitions(fx, events)
-        for group_id, table in fx.l1_groups.items():
-            self._l1_group(fx, group_id, table, events)
-        for note in fx.notes:
-            if "alert" in note:
-                self._alert("critical", str(note["alert"]), int(note.get("at_ms", entry.at_ms)))
-        self.duplicates += fx.duplicates
+                self._add_records(step, part, table, events)
+        for b in step.cleared():
+            self._batch_cleared(step.seq, b, events)
+        self._batch_transitions(step, events)
+        for update in step.l1_updates():
+            self._l1_group(step, update, events)
+        for event in step.events:
+            if isinstance(event, Alert):
+                self._alert("critical", event.message, event.at_ms)
+        self.duplicates += step.duplicates
         return events
 
     # -- trade records ---------------------------------------------------------------------
-    def _add_records(self, fx: Effects, part: int, table: pa.Table, events: list[EventGroup]) -> None:
-        seq = fx.seq
+    def _add_records(self, step: Step, part: int, table: pa.Table, events: list[EventGroup]) -> None:
+        seq = step.seq
         c = self.n_chunks
         self.chunk_seq = _grow(self.chunk_seq, c + 1)
         self.chunk_part = _grow(self.chunk_part, c + 1)
@@ -397,7 +411,7 @@ class ReadModel:
         if n_rej:
             codes = table.column("reject_code").to_numpy()[rejected]
             rej = columns().take(pa.array(np.flatnonzero(rejected)))
-            why = {r.input_id: r for r in fx.rejects if r.input_id is not None}
+            why = {r.input_id: r for r in step.rejects() if r.input_id is not None}
             ids = rej.column("trade_id").to_pylist()
             rej = rej.append_column(
                 "reject", pa.array([RejectCode(int(x)).slug for x in codes], type=pa.string())
@@ -495,46 +509,46 @@ class ReadModel:
         return record
 
     # -- batches ---------------------------------------------------------------------------
-    def _batch_cleared(self, seq: int, b: dict[str, Any], events: list[EventGroup]) -> None:
-        k = self.pool_lookup[b["pool"]]
-        s = int(b["seq"])
+    def _batch_cleared(self, seq: int, b: BatchCleared, events: list[EventGroup]) -> None:
+        k = self.pool_lookup[b.pool]
+        s = b.seq
         pb = self.batches[k]
         pb.ensure(s)
         pb.state[s] = B_CLEARED
-        pb.opened_ms[s] = int(b["opened_at_ms"])
-        pb.cleared_ms[s] = int(b["cleared_at_ms"])
-        pb.flows[s] = int(b["flows"])
-        pb.gross_usd[s] = float(b["gross_usd"])
-        pb.net_usd[s] = float(b["net_usd"])
+        pb.opened_ms[s] = b.opened_at_ms
+        pb.cleared_ms[s] = b.cleared_at_ms
+        pb.flows[s] = b.flows
+        pb.gross_usd[s] = b.gross_usd
+        pb.net_usd[s] = b.net_usd
         i = self.n_batches
         self.batch_order_pool = _grow(self.batch_order_pool, i + 1)
         self.batch_order_seq = _grow(self.batch_order_seq, i + 1)
         self.batch_order_pool[i], self.batch_order_seq[i] = k, s
         self.n_batches += 1
-        n = int(b["flows"])
-        cleared_ms = int(b["cleared_at_ms"])
+        n = b.flows
+        cleared_ms = b.cleared_at_ms
         self.counts[k, S["batched"]] -= n
         self.counts[k, S["cleared"]] += n
         self.batch_counts[k, B_CLEARED] += 1
-        self.gross_usd[k] += float(b["gross_usd"])
-        self.net_usd[k] += float(b["net_usd"])
+        self.gross_usd[k] += b.gross_usd
+        self.net_usd[k] += b.net_usd
         size_bin = int(np.searchsorted(BATCH_SIZE_EDGES, n, side="left"))
         self.batch_sizes[k, size_bin] += 1
         self.batch_size_sum[k] += n
-        received = np.asarray(b["received_ms"], dtype=np.int64)
+        received = np.asarray(b.received_ms, dtype=np.int64)
         buckets = self._buckets(cleared_ms)
         self._add_latency(k, "batched_cleared", hist(cleared_ms - received), buckets)
         for bucket in buckets:
-            bucket.gross_usd[k] += float(b["gross_usd"])
-            bucket.net_usd[k] += float(b["net_usd"])
+            bucket.gross_usd[k] += b.gross_usd
+            bucket.net_usd[k] += b.net_usd
             bucket.batches[k] += 1
         parts = self.open_trades.pop((k, s), [])
         trades = pa.concat_tables(parts) if parts else _EMPTY_TRADES
-        net_p = _lookup(b["net_participant"], self.participant_lookup, self.house)
-        net_a = _lookup(b["net_asset"], self.asset_lookup, -1)
-        net_minor = np.asarray(b["net_minor"], dtype=np.int64)
+        net_p = _lookup(b.net_participant, self.participant_lookup, self.house)
+        net_a = _lookup(b.net_asset, self.asset_lookup, -1)
+        net_minor = np.asarray(b.net_minor, dtype=np.int64)
         np.add.at(self.cleared_net[k], (net_p, net_a), net_minor)
-        batch_id = b["batch_id"]
+        batch_id = b.batch_id
         self.inflight[batch_id] = InflightBatch(k, s, trades, net_p, net_a, net_minor, received)
         events.append(
             BatchEvent(BATCH_CLEARED, seq, cleared_ms, batch_id, self.pools[k], self.batch_view(k, s))
@@ -549,87 +563,82 @@ class ReadModel:
             )
         )
 
-    def _batch_transitions(self, fx: Effects, events: list[EventGroup]) -> None:
-        for batch_id, event, at_ms, detail in fx.batch_events:
-            if event == "cleared" or event == "resubmitted":
-                continue
-            pool_id, s = model_ids.split_batch_id(batch_id)
-            k = self.pool_lookup[pool_id]
-            pb = self.batches[k]
-            pb.ensure(s)
-            n = int(pb.flows[s])
-            flight = self.inflight.get(batch_id)
-            if event == "anchored":
-                self._batch_to(k, s, n, B_CLEARED, B_ANCHORED)
-                pb.anchored_ms[s] = at_ms
-                wait = at_ms - int(pb.cleared_ms[s])
-                self._add_latency(
-                    k, "cleared_anchored", hist(np.array([wait]), np.array([n])), self._buckets(at_ms)
-                )
-                events.append(
-                    BatchEvent(
-                        BATCH_ANCHORED,
-                        fx.seq,
-                        at_ms,
-                        batch_id,
-                        pool_id,
-                        {**self.batch_view(k, s), "anchor": detail},
+    def _batch_transitions(self, step: Step, events: list[EventGroup]) -> None:
+        for event in step.events:
+            match event:
+                case BatchAnchored():
+                    self._batch_anchored(step.seq, event, events)
+                case BatchReorged():
+                    k, s = self._batch_key(event.batch_id)
+                    self._batch_to(k, s, int(self.batches[k].flows[s]), B_ANCHORED, B_CLEARED)
+                    self.batches[k].anchored_ms[s] = -1
+                    detail = batch_event_row(event)[3]  # the stored detail text
+                    self._alert(
+                        "warning", f"batch {event.batch_id} anchor reorged out: {detail}", event.at_ms
                     )
-                )
-                if flight is not None:
-                    events.append(
-                        _batch_events("trade.anchored", fx.seq, at_ms, flight.trades, batch_id, pool_id)
-                    )
-            elif event == "reorged":
-                self._batch_to(k, s, n, B_ANCHORED, B_CLEARED)
-                pb.anchored_ms[s] = -1
-                self._alert("warning", f"batch {batch_id} anchor reorged out: {detail}", at_ms)
-            elif event == "final":
-                self._batch_to(k, s, n, B_ANCHORED, B_FINAL)
-                pb.final_ms[s] = at_ms
-                buckets = self._buckets(at_ms)
-                self._add_latency(
-                    k,
-                    "anchored_final",
-                    hist(np.array([at_ms - int(pb.anchored_ms[s])]), np.array([n])),
-                    buckets,
-                )
-                if flight is not None:
-                    self._add_latency(k, "received_final", hist(at_ms - flight.received_ms), buckets)
-                    np.add.at(self.cleared_net[k], (flight.net_p, flight.net_a), -flight.net_minor)
-                    np.add.at(self.final_net[k], (flight.net_p, flight.net_a), flight.net_minor)
-                    del self.inflight[batch_id]
-                    events.append(
-                        _batch_events("trade.final", fx.seq, at_ms, flight.trades, batch_id, pool_id)
-                    )
-                events.append(
-                    BatchEvent(BATCH_FINAL, fx.seq, at_ms, batch_id, pool_id, self.batch_view(k, s))
-                )
-            elif event == "unwound":
-                was = int(pb.state[s])
-                self._batch_to(
-                    k, s, n, was, B_UNWOUND, trades_from="anchored" if was == B_ANCHORED else "cleared"
-                )
-                pb.unwound_ms[s] = at_ms
-                self._alert("critical", f"batch {batch_id} unwound: {detail}", at_ms)
-                if flight is not None:
-                    np.add.at(self.cleared_net[k], (flight.net_p, flight.net_a), -flight.net_minor)
-                    np.add.at(self.l1_pending, (flight.net_p, flight.net_a), flight.net_minor)
-                    del self.inflight[batch_id]
-                    self._unwound_trades[batch_id] = flight
-                    events.append(
-                        _batch_events("trade.unwound", fx.seq, at_ms, flight.trades, batch_id, pool_id)
-                    )
-                events.append(
-                    BatchEvent(
-                        BATCH_UNWOUND,
-                        fx.seq,
-                        at_ms,
-                        batch_id,
-                        pool_id,
-                        {**self.batch_view(k, s), "reason": detail},
-                    )
-                )
+                case BatchFinal():
+                    self._batch_final(step.seq, event, events)
+                case BatchUnwound():
+                    self._batch_unwound(step.seq, event, events)
+
+    def _batch_key(self, batch_id: str) -> tuple[int, int]:
+        """(pool index, batch seq) of a batch id, its pool's arrays grown to hold it."""
+        pool_id, s = model_ids.split_batch_id(batch_id)
+        k = self.pool_lookup[pool_id]
+        self.batches[k].ensure(s)
+        return k, s
+
+    def _batch_anchored(self, seq: int, event: BatchAnchored, events: list[EventGroup]) -> None:
+        batch_id, at_ms = event.batch_id, event.at_ms
+        k, s = self._batch_key(batch_id)
+        pb, pool_id = self.batches[k], self.pools[k]
+        n = int(pb.flows[s])
+        self._batch_to(k, s, n, B_CLEARED, B_ANCHORED)
+        pb.anchored_ms[s] = at_ms
+        wait = at_ms - int(pb.cleared_ms[s])
+        self._add_latency(k, "cleared_anchored", hist(np.array([wait]), np.array([n])), self._buckets(at_ms))
+        view = {**self.batch_view(k, s), "anchor": batch_event_row(event)[3]}
+        events.append(BatchEvent(BATCH_ANCHORED, seq, at_ms, batch_id, pool_id, view))
+        flight = self.inflight.get(batch_id)
+        if flight is not None:
+            events.append(_batch_events("trade.anchored", seq, at_ms, flight.trades, batch_id, pool_id))
+
+    def _batch_final(self, seq: int, event: BatchFinal, events: list[EventGroup]) -> None:
+        batch_id, at_ms = event.batch_id, event.at_ms
+        k, s = self._batch_key(batch_id)
+        pb, pool_id = self.batches[k], self.pools[k]
+        n = int(pb.flows[s])
+        self._batch_to(k, s, n, B_ANCHORED, B_FINAL)
+        pb.final_ms[s] = at_ms
+        buckets = self._buckets(at_ms)
+        wait = at_ms - int(pb.anchored_ms[s])
+        self._add_latency(k, "anchored_final", hist(np.array([wait]), np.array([n])), buckets)
+        flight = self.inflight.get(batch_id)
+        if flight is not None:
+            self._add_latency(k, "received_final", hist(at_ms - flight.received_ms), buckets)
+            np.add.at(self.cleared_net[k], (flight.net_p, flight.net_a), -flight.net_minor)
+            np.add.at(self.final_net[k], (flight.net_p, flight.net_a), flight.net_minor)
+            del self.inflight[batch_id]
+            events.append(_batch_events("trade.final", seq, at_ms, flight.trades, batch_id, pool_id))
+        events.append(BatchEvent(BATCH_FINAL, seq, at_ms, batch_id, pool_id, self.batch_view(k, s)))
+
+    def _batch_unwound(self, seq: int, event: BatchUnwound, events: list[EventGroup]) -> None:
+        batch_id, at_ms = event.batch_id, event.at_ms
+        k, s = self._batch_key(batch_id)
+        pb, pool_id = self.batches[k], self.pools[k]
+        was = int(pb.state[s])
+        trades_from = "anchored" if was == B_ANCHORED else "cleared"
+        self._batch_to(k, s, int(pb.flows[s]), was, B_UNWOUND, trades_from=trades_from)
+        pb.unwound_ms[s] = at_ms
+        self._alert("critical", f"batch {batch_id} unwound: {event.reason}", at_ms)
+        flight = self.inflight.pop(batch_id, None)
+        if flight is not None:
+            np.add.at(self.cleared_net[k], (flight.net_p, flight.net_a), -flight.net_minor)
+            np.add.at(self.l1_pending, (flight.net_p, flight.net_a), flight.net_minor)
+            self._unwound_trades[batch_id] = flight
+            events.append(_batch_events("trade.unwound", seq, at_ms, flight.trades, batch_id, pool_id))
+        view = {**self.batch_view(k, s), "reason": event.reason}
+        events.append(BatchEvent(BATCH_UNWOUND, seq, at_ms, batch_id, pool_id, view))
 
     def _move(self, k: int, src: str, dst: str, n: int) -> None:
         self.counts[k, S[src]] -= n
@@ -651,11 +660,12 @@ class ReadModel:
             bucket.latency[lane, H[hop]] += h
 
     # -- L1 ----------------------------------------------------------------------------------
-    def _l1_group(self, fx: Effects, group_id: str, table: pa.Table, events: list[EventGroup]) -> None:
+    def _l1_group(self, step: Step, update: L1GroupUpdated, events: list[EventGroup]) -> None:
+        group_id, table = update.group_id, update.table
         view = self.l1_groups.get(group_id)
         if view is None:
-            meta = fx.l1_group_meta.get(group_id, {"origin": "routed"})
-            view = self._new_l1_view(group_id, str(meta["origin"]), table, fx)
+            origin = "routed" if update.opened is None else update.opened.origin
+            view = self._new_l1_view(group_id, origin, table, step)
             self.l1_groups[group_id] = view
             self.l1_open.add(group_id)
         view.table = table
@@ -677,7 +687,9 @@ class ReadModel:
                 self.l1, "submitted_anchored", hist(inc_ms - submitted), self._buckets(int(inc_ms.max()))
             )
             events.append(
-                TradeEvents("trade.anchored", fx.seq, int(inc_ms.max()), view.trades.take(pa.array(new_incl)))
+                TradeEvents(
+                    "trade.anchored", step.seq, int(inc_ms.max()), view.trades.take(pa.array(new_incl))
+                )
             )
         if len(new_final):
             fin_ms = table.column("final_ms").to_numpy()[new_final]
@@ -695,7 +707,7 @@ class ReadModel:
                 np.add.at(self.l1_pending, (view.leg_p[legs], view.leg_a[legs]), -view.leg_amount[legs])
                 np.add.at(self.l1_final, (view.leg_p[legs], view.leg_a[legs]), view.leg_amount[legs])
             events.append(
-                TradeEvents("trade.final", fx.seq, int(fin_ms.max()), view.trades.take(pa.array(new_final)))
+                TradeEvents("trade.final", step.seq, int(fin_ms.max()), view.trades.take(pa.array(new_final)))
             )
         view.included = included
         view.final = final
@@ -710,7 +722,7 @@ class ReadModel:
             del self.l1_groups[group_id]
             self.l1_done.add(group_id)
 
-    def _new_l1_view(self, group_id: str, origin: str, table: pa.Table, fx: Effects) -> L1View:
+    def _new_l1_view(self, group_id: str, origin: str, table: pa.Table, step: Step) -> L1View:
         n = table.num_rows
         z = np.zeros(0, dtype=np.int64)
         z32 = np.zeros(0, dtype=np.int32)
@@ -745,7 +757,7 @@ class ReadModel:
             )
         # Routed L1 flows: the records of this step, L1 rows in order.
         records = None
-        for rec in fx.trade_records:
+        for rec in step.tables():
             groups = rec.column("l1_group")
             mask = pc.fill_null(pc.equal(groups.cast(pa.string()), pa.scalar(group_id, pa.string())), False)
             if pc.any(mask).as_py():

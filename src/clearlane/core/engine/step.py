@@ -1,0 +1,100 @@
+"""How the engine builds a :class:`~clearlane.core.model.events.Step` and folds it into its
+effects hash.
+
+:class:`StepBuilder` is the one mutable thing a log entry's handlers write to while it is
+applied; :meth:`StepBuilder.build` freezes it. :func:`fold_effects` is the running digest of
+every step (``Engine.effects_head``, part of the state root): its bytes are those the engine
+hashed when it still emitted dicts, so state roots recorded before typed events stay valid.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import pyarrow as pa
+
+from clearlane.core.ledger import LedgerChanges
+from clearlane.core.model.chain import TxSubmission
+from clearlane.core.model.codes import Reject
+from clearlane.core.model.events import (
+    Event,
+    L1GroupOpened,
+    L1GroupUpdated,
+    Rejected,
+    Step,
+    TradeRecords,
+    batch_changes,
+    batch_event_row,
+)
+from clearlane.core.proofs.canonical import spaced_json
+
+
+class StepBuilder:
+    """What one log entry caused so far, in the order the engine produced it."""
+
+    __slots__ = ("at_ms", "duplicates", "events", "l1_at", "records", "seq", "submissions")
+
+    def __init__(self, seq: int, at_ms: int) -> None:
+        self.seq = seq
+        self.at_ms = at_ms
+        self.events: list[Event] = []
+        self.records: list[TradeRecords] = []
+        self.submissions: list[TxSubmission] = []
+        self.duplicates = 0
+        # Index in ``events`` of each L1 group's update: a group changed twice in one step keeps
+        # one record (its last table) at the place of its first change.
+        self.l1_at: dict[str, int] = {}
+
+    def emit(self, event: Event) -> None:
+        self.events.append(event)
+
+    def reject(self, reject: Reject) -> None:
+        self.events.append(Rejected(reject))
+
+    def l1_group(self, group_id: str, table: pa.Table, opened: L1GroupOpened | None = None) -> None:
+        """Record an L1 group's table after a change (coalesced per step, see ``l1_at``)."""
+        at = self.l1_at.get(group_id)
+        if at is None:
+            self.l1_at[group_id] = len(self.events)
+            self.events.append(L1GroupUpdated(group_id, table, opened))
+            return
+        earlier = self.events[at]
+        assert isinstance(earlier, L1GroupUpdated)
+        self.events[at] = L1GroupUpdated(group_id, table, earlier.opened or opened)
+
+    def build(self, ledger: LedgerChanges) -> Step:
+        return Step(
+            seq=self.seq,
+            at_ms=self.at_ms,
+            events=tuple(self.events),
+            trade_records=tuple(self.records),
+            submissions=tuple(self.submissions),
+            ledger=ledger,
+            duplicates=self.duplicates,
+        )
+
+
+def fold_effects(head: bytes, step: Step) -> bytes:
+    """The effects head after ``step``: a canonical digest of the step chained onto ``head``."""
+    h = hashlib.sha256(head)
+    h.update(f"|{step.seq}|{step.at_ms}|".encode())
+    for records in step.trade_records:
+        for column in records.table.columns:
+            for chunk in column.chunks:
+                for buf in chunk.buffers():
+                    if buf is not None:
+                        h.update(buf)
+    for b in step.cleared():
+        h.update(f"{b.batch_id}|{b.cleared_at_ms}|{b.flows}|".encode() + b.root)
+    h.update(spaced_json(batch_changes(step.events), default=str))
+    rows = [batch_event_row(e) for e in step.batch_events()]
+    h.update(spaced_json(rows, default=str))  # tuples: sorting keys changes nothing
+    for update in sorted(step.l1_updates(), key=lambda u: u.group_id):
+        h.update(update.group_id.encode())
+        for column in update.table.columns[1:]:
+            h.update(column.to_numpy().tobytes())
+    for tx in step.submissions:
+        h.update(f"{tx.tx_id}|{tx.submitted_at_ms}|".encode())
+    for r in step.rejects():
+        h.update(str(r).encode())
+    return h.digest()

@@ -1,0 +1,283 @@
+"""What the engine says happened: frozen, typed records, and the :class:`Step` that carries them.
+
+``Engine.apply(entry)`` returns one :class:`Step` per log entry. Its ``events`` are the
+lifecycle facts in the order the engine produced them (a batch cleared, anchored, reorged,
+re-submitted, final or unwound; an L1 group opened or changed; an input rejected; an alert; a
+hold that expired). Consumers pattern-match on the record types (``match``/``isinstance``),
+never on string keys.
+
+Bulk data stays columnar: a step's trade records are Arrow tables (:class:`TradeRecords`), a
+cleared batch carries its flow ids and net instructions as arrays, an L1 group its per-flow
+state as a table — never one Python object per trade.
+
+This module also owns the stored encodings of the batch transitions (the ``batch_events`` row
+and the ``batches`` column changes, :func:`batch_event_row` and :func:`batch_changes`): the
+engine's effects hash, the transition body of the audit log and the SQL store all derive their
+bytes from these two functions, so the three cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, ClassVar, TypeAlias
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+
+from clearlane.core.ledger import LedgerChanges
+from clearlane.core.model.chain import TxSubmission
+from clearlane.core.model.codes import Reject
+from clearlane.core.model.states import BatchState
+
+I64 = npt.NDArray[np.int64]
+
+
+# Records holding arrays or tables use eq=False: element-wise array equality has no single truth
+# value, so identity is the only well-defined equality for them.
+@dataclass(frozen=True, slots=True, eq=False)
+class TradeRecords:
+    """The records of every flow of one chunk the step applied (rejected rows included,
+    duplicates excluded), as one Arrow table: the step's columnar trade output."""
+
+    table: pa.Table
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class BatchCleared:
+    """An L2 micro-batch closed, netted and committed to its Merkle ``root``."""
+
+    event: ClassVar[str] = "cleared"
+
+    batch_id: str
+    pool: str
+    seq: int
+    opened_at_ms: int
+    cleared_at_ms: int
+    flows: int
+    obligations: int
+    gross_usd: float
+    net_usd: float
+    root: bytes
+    flow_ids: pa.Array
+    received_ms: I64
+    net_participant: pa.Array
+    net_asset: pa.Array
+    net_minor: I64
+    gross_minor: I64  # per configured asset, in config order
+
+
+@dataclass(frozen=True, slots=True)
+class BatchAnchored:
+    """The batch's anchor transaction ``tx_id`` was included at ``height``."""
+
+    event: ClassVar[str] = "anchored"
+
+    batch_id: str
+    at_ms: int
+    tx_id: str
+    height: int
+    block_hash: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class BatchReorged:
+    """The block holding the batch's anchor was orphaned; the batch is cleared (unanchored)."""
+
+    event: ClassVar[str] = "reorged"
+
+    batch_id: str
+    at_ms: int
+    tx_id: str
+    fork_height: int
+
+
+@dataclass(frozen=True, slots=True)
+class BatchResubmitted:
+    """The batch's anchor was submitted again (``attempt`` counts from 1, the first submission)."""
+
+    event: ClassVar[str] = "resubmitted"
+
+    batch_id: str
+    at_ms: int
+    attempt: int
+
+
+@dataclass(frozen=True, slots=True)
+class BatchFinal:
+    """The anchor reached its confirmations and challenge window: the batch settled on L2."""
+
+    event: ClassVar[str] = "final"
+
+    batch_id: str
+    at_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class BatchUnwound:
+    """The batch missed its anchor deadline: its hold was voided, its flows went gross to L1."""
+
+    event: ClassVar[str] = "unwound"
+
+    batch_id: str
+    at_ms: int
+    reason: str
+
+
+BatchTransition: TypeAlias = BatchAnchored | BatchReorged | BatchResubmitted | BatchFinal | BatchUnwound
+
+
+@dataclass(frozen=True, slots=True)
+class L1GroupOpened:
+    """A group of flows submitted gross to L1 together (``origin``: ``routed`` or
+    ``unwound:<batch id>``)."""
+
+    group_id: str
+    origin: str
+    created_ms: int
+    flows: int
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class L1GroupUpdated:
+    """An L1 group's per-flow state (attempt, inclusion, finality) after the step, as a table.
+
+    One per group per step, at the position of the step's first change to it; ``opened`` is set
+    when the group was opened in this step.
+    """
+
+    group_id: str
+    table: pa.Table
+    opened: L1GroupOpened | None = None
+
+    def open_flows(self) -> int:
+        """Flows of the group not final yet."""
+        return int(np.count_nonzero(self.table.column("final_ms").to_numpy() < 0))
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """The engine refused an input (a flow, a deposit, a withdrawal, a mark)."""
+
+    reject: Reject
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    """Something an operator must look at (e.g. a final batch's anchor reorged out)."""
+
+    message: str
+    at_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class HoldExpired:
+    """A ledger hold timed out (a safety net behind the engine's own unwind)."""
+
+    entry_id: str
+    at_ms: int
+
+
+Event: TypeAlias = BatchCleared | BatchTransition | L1GroupUpdated | Rejected | Alert | HoldExpired
+Note: TypeAlias = Alert | HoldExpired
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Step:
+    """Everything one log entry caused, for the store to commit atomically and publish after."""
+
+    seq: int
+    at_ms: int
+    events: tuple[Event, ...]
+    trade_records: tuple[TradeRecords, ...]
+    submissions: tuple[TxSubmission, ...]
+    ledger: LedgerChanges
+    duplicates: int
+
+    def tables(self) -> list[pa.Table]:
+        """The trade-record tables, in order (their index is the stored ``part``)."""
+        return [r.table for r in self.trade_records]
+
+    def cleared(self) -> list[BatchCleared]:
+        return [e for e in self.events if isinstance(e, BatchCleared)]
+
+    def batch_events(self) -> list[BatchCleared | BatchTransition]:
+        """Batch lifecycle events, in order (clearing included)."""
+        return [e for e in self.events if isinstance(e, _BATCH_EVENTS)]
+
+    def l1_updates(self) -> list[L1GroupUpdated]:
+        return [e for e in self.events if isinstance(e, L1GroupUpdated)]
+
+    def rejects(self) -> list[Reject]:
+        return [e.reject for e in self.events if isinstance(e, Rejected)]
+
+    def notes(self) -> list[Note]:
+        return [e for e in self.events if isinstance(e, Alert | HoldExpired)]
+
+
+_BATCH_EVENTS = (BatchCleared, BatchAnchored, BatchReorged, BatchResubmitted, BatchFinal, BatchUnwound)
+
+
+# ---------------------------------------------------------------------- stored encodings
+def batch_event_row(event: BatchCleared | BatchTransition) -> tuple[str, str, int, str]:
+    """``(batch_id, event, at_ms, detail)``: the batch's ``batch_events`` row."""
+    match event:
+        case BatchCleared():
+            return (event.batch_id, event.event, event.cleared_at_ms, event.root.hex())
+        case BatchAnchored():
+            return (event.batch_id, event.event, event.at_ms, f"{event.tx_id}@{event.height}")
+        case BatchReorged():
+            detail = f"{event.tx_id} orphaned at fork {event.fork_height}"
+            return (event.batch_id, event.event, event.at_ms, detail)
+        case BatchResubmitted():
+            return (event.batch_id, event.event, event.at_ms, f"attempt {event.attempt}")
+        case BatchFinal():
+            return (event.batch_id, event.event, event.at_ms, "")
+        case BatchUnwound():
+            return (event.batch_id, event.event, event.at_ms, event.reason)
+
+
+def _changes(event: BatchTransition) -> dict[str, Any]:
+    match event:
+        case BatchAnchored():
+            return {
+                "state": BatchState.ANCHORED.label,
+                "anchor_tx": event.tx_id,
+                "anchor_height": event.height,
+                "anchored_at_ms": event.at_ms,
+                "anchor_block": event.block_hash.hex(),
+            }
+        case BatchReorged():
+            return {
+                "state": BatchState.CLEARED.label,
+                "anchor_tx": None,
+                "anchor_height": None,
+                "anchored_at_ms": None,
+                "anchor_block": None,
+            }
+        case BatchResubmitted():
+            return {"attempts": event.attempt}
+        case BatchFinal():
+            return {"state": BatchState.FINAL.label, "final_at_ms": event.at_ms}
+        case BatchUnwound():
+            return {"state": BatchState.UNWOUND.label, "unwound_at_ms": event.at_ms}
+
+
+def batch_changes(events: Iterable[Event]) -> dict[str, dict[str, Any]]:
+    """Per batch (in order of its first transition), the ``batches`` columns the step's
+    transitions leave changed: later transitions of the same batch overwrite earlier ones."""
+    out: dict[str, dict[str, Any]] = {}
+    for event in events:
+        if isinstance(event, _BATCH_EVENTS) and not isinstance(event, BatchCleared):
+            out.setdefault(event.batch_id, {}).update(_changes(event))
+    return out
+
+
+def note_dict(note: Note) -> dict[str, Any]:
+    """The note as recorded in the transition body."""
+    match note:
+        case Alert():
+            return {"alert": note.message, "at_ms": note.at_ms}
+        case HoldExpired():
+            return {"hold_expired": note.entry_id, "at_ms": note.at_ms}
