@@ -7,12 +7,14 @@ be anchored and go final. Pipelined, the engine does not wait for the chunk's co
 chunk's observation is logged **after the next trade chunk** and reaches only to 1 ms before the
 chunk's last trade (``overlap``). That is safe because every transaction of the next chunk is
 later than that instant (its flows are received no earlier, its batches close later), so the
-still-committing chunk loses no block. Before a small event, an idle tick or the end of the
-input, a pending observation is logged first, up to the chunk's last trade itself (the
-unpipelined rule). The log stays a function of the input alone, so a restart writes the same
-entries in the same places.
+still-committing chunk loses no block. At the end of the input (and, on the stream, before a
+message's small events or an idle tick, where a message boundary is a commit boundary for the
+ack) a pending observation is logged first, up to the chunk's last trade itself (the unpipelined
+rule); a file's small events stay in file order behind it. The log stays a function of the input
+alone, so a restart writes the same entries in the same places.
 
-This module is pure: it decides what to observe and up to when; the runner logs it.
+This module is pure: it decides what to observe and up to when; ``Runner.observe`` logs it
+(``Runner._clear_pipelined`` for files, ``adapters/nats/worker.py`` for the stream).
 """
 
 from __future__ import annotations

@@ -54,6 +54,7 @@ from clearlane.core.model.events import Step
 from clearlane.core.model.inputs import ChainEvents, log_payload
 from clearlane.core.proofs.hashchain import input_hash
 from clearlane.node.auditor import AuditError, Auditor, KeyRecord
+from clearlane.node.feed import ChainFeed, PendingObservation
 from clearlane.node.signing import KeyStore, KeyStoreError
 
 ProgressCallback = Callable[[int, int], None]
@@ -598,44 +599,42 @@ class Runner:
         progress: Callable[[int], None] | None,
         events_at_ms: int | None,
     ) -> None:
-        observe: tuple[int, str] | None = None
+        feed = ChainFeed()
         for index, (batch, encoded) in enumerate(batches):
             if rejects is not None:
                 rejects.extend(batch.rejects)
             if batch.trades is not None and batch.trades.table.num_rows:
                 table = batch.trades.table
                 at_ms = int(table.column("received_at_ms")[0].as_py())
-                fx = self.submit(
-                    "trades",
-                    table,
-                    max(at_ms, self.engine.now_ms),
-                    f"{source}#{index}",
-                    payload_bytes=encoded,
+                chunk_source = f"{source}#{index}"
+                step = self.submit(
+                    "trades", table, max(at_ms, self.engine.now_ms), chunk_source, payload_bytes=encoded
                 )
-                if fx is not None and rejects is not None:
-                    rejects.extend(fx.rejects())
-                if observe is not None:
-                    self._observe(*observe, overlap=True)
-                observe = (int(table.column("received_at_ms")[-1].as_py()), f"{source}#{index}.chain")
+                if step is not None and rejects is not None:
+                    rejects.extend(step.rejects())
+                due = feed.after_trades(table, chunk_source)
+                if due is not None:
+                    self.observe(due, overlap=True)
                 if progress is not None:
                     progress(table.num_rows)
+            # A file's small events stay in file order behind the pending observation (node/feed.py).
             for n, event in enumerate(batch.events):
                 data = event.model_dump(mode="json")
                 kind = data.pop("type")
                 data.pop("v", None)
                 at_ms = max(self.engine.now_ms, events_at_ms or 0)
-                fx = self.submit(kind, data, at_ms, f"{source}#{index}.{n}")
-                if fx is not None and rejects is not None:
-                    rejects.extend(fx.rejects())
-        if observe is not None:
-            self._observe(*observe, overlap=False)
+                step = self.submit(kind, data, at_ms, f"{source}#{index}.{n}")
+                if step is not None and rejects is not None:
+                    rejects.extend(step.rejects())
+        last = feed.take()
+        if last is not None:
+            self.observe(last, overlap=False)
 
-    def _observe(self, last_ms: int, source_id: str, *, overlap: bool) -> None:
-        # With overlap, the previous chunk's observation is logged after the next chunk, whose
-        # transactions are all at or after last_ms (its flows are received no earlier, its
-        # batches close later): observed up to last_ms - 1, the chain misses none of them.
-        to_ms = last_ms - 1 if overlap else last_ms
-        self.advance_chain(max(to_ms, self.engine.chain_seen_ms), source_id, overlap=overlap)
+    def observe(self, due: PendingObservation, *, overlap: bool) -> None:
+        """Log a trade chunk's base-layer observation in its place (the rule: node/feed.py)."""
+        self.advance_chain(
+            due.to_ms(self.engine.chain_seen_ms, overlap=overlap), due.source_id, overlap=overlap
+        )
 
     def close(self) -> None:
         if self.flow_archive is not None:

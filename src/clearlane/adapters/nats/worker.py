@@ -63,6 +63,7 @@ from clearlane.adapters.sql.store import Store, database_url, is_url
 from clearlane.core.errors import Unavailable
 from clearlane.core.model import ids as model_ids
 from clearlane.node.events import batch_event_type
+from clearlane.node.feed import PendingObservation, observation_for
 from clearlane.node.intake.validate import TradeValidator
 from clearlane.node.runner import Runner
 
@@ -283,9 +284,10 @@ class Worker:
         self.stop = asyncio.Event()
         self._decoded_upto = 0  # highest stream sequence decoded this session (re-deliveries skip)
         self._inflight: deque[_Inflight] = deque()
-        # A trade part's observation waiting for the next trade part: (last trade ms, its source id,
-        # its message, the log seq after which it belongs if logged before anything else).
-        self._pending: tuple[int, str, _Inflight, int] | None = None
+        # A trade part's observation waiting for the next trade part (node/feed.py): the
+        # observation, its message, the log seq after which it belongs if logged before anything
+        # else. Unlike a file, a message's small events log it first (the unpipelined rule).
+        self._pending: tuple[PendingObservation, _Inflight, int] | None = None
         self._busy: tuple[float, float] | None = None  # (wall, process CPU) when the current busy spell began
         self._committed_seen = 0
         self._known: dict[str, int] = {}  # source id → log seq of the entries logged before this session
@@ -512,21 +514,16 @@ class Worker:
                     logged_at = runner.engine.applied_seq
                 else:  # logged before a restart
                     logged_at = self._known.get(source, -1)
-                before = self._pending[1] if self._pending is not None else ""
+                before = self._pending[0].source_id if self._pending is not None else ""
                 last = logged_at == runner.engine.applied_seq
                 self._observe_pending(after=logged_at, overlap=True)
                 # This part's own observation belongs right after it and the observation logged
                 # after it (as found in the log, when both were logged before a restart).
                 slot = runner.engine.applied_seq if last else max(logged_at, self._known.get(before, -1))
-                self._pending = (
-                    int(table.column("received_at_ms")[-1].as_py()),
-                    f"{source}.chain",
-                    record,
-                    slot,
-                )
+                self._pending = (observation_for(table, source), record, slot)
             if part.events and self._pending is not None:
                 # Small events never wait behind an observation: it is logged first (unpipelined rule).
-                self._observe_pending(after=self._pending[3], overlap=False)
+                self._observe_pending(after=self._pending[2], overlap=False)
             for n, event in enumerate(part.events):
                 data = event.model_dump(mode="json")
                 kind = data.pop("type")
@@ -541,7 +538,7 @@ class Worker:
             self.stats.rejects += len(item.rejects)
         self.stats.messages += 1
         record.last_seq = (
-            None if self._pending is not None and self._pending[2] is record else runner.engine.applied_seq
+            None if self._pending is not None and self._pending[1] is record else runner.engine.applied_seq
         )
 
     def _observe_pending(self, *, after: int, overlap: bool) -> None:
@@ -554,11 +551,10 @@ class Worker:
         assert runner is not None
         if self._pending is None:
             return
-        last_ms, source, record, _ = self._pending
+        due, record, _ = self._pending
         self._pending = None
         if after == runner.engine.applied_seq:
-            to_ms = last_ms - 1 if overlap else last_ms
-            runner.advance_chain(max(to_ms, runner.engine.chain_seen_ms), source, overlap=overlap)
+            runner.observe(due, overlap=overlap)
         if record.last_seq is None:  # its message is complete now
             record.last_seq = runner.engine.applied_seq
 
@@ -566,7 +562,7 @@ class Worker:
         runner = self.runner
         assert runner is not None
         if self._pending is not None:
-            self._observe_pending(after=self._pending[3], overlap=False)
+            self._observe_pending(after=self._pending[2], overlap=False)
         runner.advance_chain(max(runner.engine.now_ms, runner.engine.chain_seen_ms) + elapsed_ms)
 
     # ------------------------------------------------------------------ events out
