@@ -41,7 +41,7 @@ def test_spaced_json_is_frozen() -> None:
 
 
 def test_one_function_behind_every_name() -> None:
-    from clearlane.adapters.sql import codec
+    from clearlane.core.proofs import codec
 
     assert chain_canonical_json is canonical.canonical_json
     assert codec.canonical_json is canonical.canonical_json

@@ -25,9 +25,9 @@ from typer.testing import CliRunner
 
 from clearlane.adapters.cli.main import app
 from clearlane.adapters.sql import audit_tables
-from clearlane.adapters.sql.codec import read_table, write_table
 from clearlane.adapters.sql.store import Store, StoreError
 from clearlane.core.proofs import verify as verify_module
+from clearlane.core.proofs.codec import read_table, write_table
 from clearlane.core.proofs.hashchain import Frontier, table_digest
 from clearlane.core.proofs.merkle import forest_roots, hash_leaves, merkle_root
 from clearlane.core.proofs.verify import ProofError, canonical_document, load_pubkeys, verify_proof_document

@@ -32,7 +32,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from sqlalchemy import text
 
-from clearlane.adapters.sql.codec import read_table, write_table
 from clearlane.adapters.sql.store import Store
 from clearlane.core.config.model import ClearingConfig, ConfigError, parse_config
 from clearlane.core.engine.flows import Flows, leaf_texts
@@ -40,6 +39,7 @@ from clearlane.core.engine.netting import net_positions
 from clearlane.core.ledger.entries import JournalEntry
 from clearlane.core.model import ids as model_ids
 from clearlane.core.model.states import BatchState
+from clearlane.core.proofs.codec import read_table, write_table
 from clearlane.core.proofs.hashchain import (
     Frontier,
     RecordFold,

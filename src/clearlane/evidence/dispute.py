@@ -41,10 +41,10 @@ import pyarrow.compute as pc
 from sqlalchemy import text
 
 from clearlane.adapters.sql import audit_tables
-from clearlane.adapters.sql.codec import read_table
 from clearlane.adapters.sql.store import Store
 from clearlane.core.proofs import verify as verify_module
 from clearlane.core.proofs.canonical import spaced_json
+from clearlane.core.proofs.codec import read_table
 from clearlane.core.proofs.hashchain import net_lines
 from clearlane.core.proofs.verify import canonical_document
 from clearlane.evidence.prove import EvidenceError, Prover

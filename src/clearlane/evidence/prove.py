@@ -20,13 +20,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from clearlane.adapters.sql import audit_tables
-from clearlane.adapters.sql.codec import read_table
 from clearlane.adapters.sql.store import Store
 from clearlane.core.config.model import ClearingConfig, parse_config
 from clearlane.core.engine.flows import Flows, leaf_texts
 from clearlane.core.errors import NotFound
 from clearlane.core.model import ids as model_ids
 from clearlane.core.model.states import TradeState
+from clearlane.core.proofs.codec import read_table
 from clearlane.core.proofs.merkle import MerkleTree, hash_leaves
 from clearlane.core.proofs.verify import (
     CHECKPOINT_FIELDS,

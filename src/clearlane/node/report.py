@@ -9,12 +9,12 @@ from typing import Any, Protocol
 import numpy as np
 import pyarrow.compute as pc
 
-from clearlane.adapters.sql.codec import read_table
-from clearlane.adapters.sql.store import Store
 from clearlane.core.engine.core import Engine
 from clearlane.core.model import ids as model_ids
 from clearlane.core.model.codes import RejectCode
 from clearlane.core.model.states import BatchState, TradeState
+from clearlane.core.proofs.codec import read_table
+from clearlane.node.ports import Store
 
 
 def clock(ms: int | None) -> str:

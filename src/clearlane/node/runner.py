@@ -44,7 +44,6 @@ from typing import Any
 
 from clearlane.adapters.chain.simulated import ChainParams, FaultSchedule, SimulatedChain
 from clearlane.adapters.sql import audit_tables
-from clearlane.adapters.sql.codec import encode_payload
 from clearlane.adapters.sql.store import Store, StoredEntry, StoreError
 from clearlane.adapters.sql.writer import PendingStep, StepWriter
 from clearlane.core.config.model import ClearingConfig, ConfigError, load_config, parse_config
@@ -52,6 +51,7 @@ from clearlane.core.engine.core import Engine, EngineOptions, LogEntry
 from clearlane.core.model.chain import TxSubmission, event_to_dict
 from clearlane.core.model.events import Step
 from clearlane.core.model.inputs import ChainEvents, log_payload
+from clearlane.core.proofs.codec import encode_payload
 from clearlane.core.proofs.hashchain import input_hash
 from clearlane.node.auditor import AuditError, Auditor, KeyRecord
 from clearlane.node.feed import ChainFeed, PendingObservation

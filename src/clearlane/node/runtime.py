@@ -38,8 +38,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from clearlane.adapters.sql.codec import decode_payload
-from clearlane.adapters.sql.store import Store
 from clearlane.core.config.model import ClearingConfig, load_config, parse_config
 from clearlane.core.engine.core import LogEntry
 from clearlane.core.errors import InputError, Unavailable
@@ -47,6 +45,7 @@ from clearlane.core.model import ids as model_ids
 from clearlane.core.model.codes import RejectCode
 from clearlane.core.model.events import Step
 from clearlane.core.model.states import TradeState
+from clearlane.core.proofs.codec import decode_payload
 from clearlane.node.events import WEBHOOK_EVENTS, EventBus, EventGroup, StatsEvent
 from clearlane.node.intake.rows import Intake, RowError
 from clearlane.node.projections.readmodel import ReadModel, S
@@ -163,7 +162,10 @@ def resolve_config(
     path = Path(str(db))
     if "://" not in str(db) and not path.exists():
         return (load_config(config_path) if config_path is not None else None), None
-    store = Store.open(db, create=False)
+    # The runtime still opens its store by path (like Runner.open); see pyproject's layer relaxations.
+    from clearlane.adapters.sql.store import Store as SqlStore
+
+    store = SqlStore.open(db, create=False)
     try:
         stored = store.get_meta("config_toml")
         mark = store.get_meta("webhooks_seq")
@@ -613,10 +615,10 @@ class Runtime:
         return public(self._receipt_from(record, None, rm, state=state, status="duplicate")), clash
 
     def _same_trade(self, log_seq: int, trade_id: str, offered: pa.Table) -> bool:
-        rows = self.store.rows("SELECT kind, payload FROM input_log WHERE seq = :s", s=log_seq)
-        if not rows or rows[0]["kind"] != "trades":
+        logged = self.store.log_payload(log_seq)
+        if logged is None or logged[0] != "trades":
             return False
-        original = decode_payload("trades", bytes(rows[0]["payload"]))
+        original = decode_payload("trades", logged[1])
         match = original.filter(pc.equal(original.column("trade_id"), pa.scalar(trade_id, pa.string())))
         if match.num_rows == 0:
             return False

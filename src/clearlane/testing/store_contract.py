@@ -29,7 +29,6 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from clearlane.adapters.sql.codec import encode_payload
 from clearlane.core.engine.core import LogEntry
 from clearlane.core.ledger import LedgerChanges
 from clearlane.core.model import events as ev
@@ -37,6 +36,7 @@ from clearlane.core.model import ids as model_ids
 from clearlane.core.model.chain import TxSubmission
 from clearlane.core.model.codes import Reject, RejectCode
 from clearlane.core.model.inputs import log_payload
+from clearlane.core.proofs.codec import encode_payload
 from clearlane.core.proofs.hashchain import genesis_hash, input_hash, transition_hash
 from clearlane.node import ports
 from clearlane.node.auditor import AuditStep, Checkpoint, KeyRecord

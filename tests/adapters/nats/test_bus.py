@@ -33,8 +33,8 @@ from clearlane.adapters.nats.messages import (
 )
 from clearlane.adapters.nats.publish import PublishResult, publish_file
 from clearlane.adapters.nats.worker import Worker, WorkerOptions, run_worker, stream_cursor
-from clearlane.adapters.sql.codec import read_table
 from clearlane.core.config import load_config
+from clearlane.core.proofs.codec import read_table
 from clearlane.node.runner import Runner
 from tests.conftest import EXAMPLE_CONFIG, REPO, T0
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from clearlane.adapters.sql.codec import canonical_json
 from clearlane.adapters.sql.store import submission_json
 from clearlane.core.model.chain import TxSubmission, tx_submission_to_dict
+from clearlane.core.proofs.codec import canonical_json
 
 names = st.text(min_size=1).filter(lambda s: s.strip() != "")
 

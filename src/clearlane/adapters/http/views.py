@@ -19,11 +19,11 @@ import pyarrow.compute as pc
 
 from clearlane.adapters.http.auth import Principal
 from clearlane.adapters.http.problems import bad_parameter
-from clearlane.adapters.sql.codec import read_table
 from clearlane.core.model import ids as model_ids
 from clearlane.core.model.codes import RejectCode
 from clearlane.core.model.states import BATCH_STATE_LABELS, BatchState, TradeState
 from clearlane.core.money import format_minor
+from clearlane.core.proofs.codec import read_table
 from clearlane.node.events import iso
 from clearlane.node.projections.readmodel import (
     HOPS,

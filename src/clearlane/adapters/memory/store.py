@@ -18,12 +18,12 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from clearlane.adapters.sql.codec import write_table
 from clearlane.core.engine.core import LogEntry
 from clearlane.core.model import ids as model_ids
 from clearlane.core.model.chain import TxSubmission
 from clearlane.core.model.events import L1GroupUpdated, Step, batch_changes, batch_event_row
 from clearlane.core.model.states import BatchState
+from clearlane.core.proofs.codec import write_table
 from clearlane.node.auditor import AuditStep, Checkpoint, KeyRecord, record_kind
 from clearlane.node.ports import StepToCommit, StoredEntry, StoredTransition
 

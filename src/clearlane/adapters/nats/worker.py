@@ -57,11 +57,11 @@ from clearlane.adapters.nats.messages import (
     input_subject,
     trades_subject,
 )
-from clearlane.adapters.sql.codec import encode_payload
 from clearlane.adapters.sql.locks import AdvisoryLock
 from clearlane.adapters.sql.store import Store, database_url, is_url
 from clearlane.core.errors import Unavailable
 from clearlane.core.model import ids as model_ids
+from clearlane.core.proofs.codec import encode_payload
 from clearlane.node.events import batch_event_type
 from clearlane.node.feed import PendingObservation, observation_for
 from clearlane.node.intake.validate import TradeValidator

@@ -1,9 +1,11 @@
-"""store owns durable state: the append-only, hash-chained input log and the committed effects
-of each engine step (trade records, batches, L1 groups, ledger, rejects, the chain outbox), in
-one database transaction per step. SQLite (WAL) is the embedded default; the schema is managed by
-Alembic migrations shipped in ``store/migrations``."""
+"""sql owns durable state and is the only package that speaks SQL: the append-only, hash-chained
+input log and the committed output of each engine step (trade records, batches, L1 groups,
+ledger, rejects, the chain outbox) in one database transaction per step (``store``), one set of
+SQLAlchemy Core tables (``schema``), API keys (``keys``), webhook tables (``webhooks``), the
+worker's partition lock (``locks``), the flow-id archive (``flowids``), the audit tables and the
+pipelined writer. SQLite (WAL) is the embedded default, PostgreSQL by URL; the schema is managed
+by Alembic migrations shipped in ``migrations``."""
 
-from clearlane.adapters.sql.codec import decode_payload, encode_payload, read_table, write_table
 from clearlane.adapters.sql.store import Store, StoreError
 
-__all__ = ["Store", "StoreError", "decode_payload", "encode_payload", "read_table", "write_table"]
+__all__ = ["Store", "StoreError"]

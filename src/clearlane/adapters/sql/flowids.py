@@ -42,11 +42,11 @@ import pyarrow as pa
 from numba import njit
 from sqlalchemy import text
 
-from clearlane.adapters.sql.codec import read_table
 from clearlane.adapters.sql.store import Store
 from clearlane.core.engine.dedup import NAMESPACE_KIND, flow_hashes
 from clearlane.core.model.events import Step
 from clearlane.core.model.states import TradeState
+from clearlane.core.proofs.codec import read_table
 
 U64 = npt.NDArray[np.uint64]
 I64 = npt.NDArray[np.int64]

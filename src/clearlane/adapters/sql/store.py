@@ -33,7 +33,6 @@ from sqlalchemy.engine import Engine as SqlEngine
 from sqlalchemy.engine import make_url
 
 from clearlane.adapters.sql import audit_tables, schema
-from clearlane.adapters.sql.codec import decode_payload, read_table, write_table
 from clearlane.core.engine.core import LogEntry
 from clearlane.core.errors import IntegrityError
 from clearlane.core.model import ids as model_ids
@@ -41,6 +40,7 @@ from clearlane.core.model.chain import TxSubmission, tx_submission_from_dict
 from clearlane.core.model.events import BatchCleared, L1GroupUpdated, Step, batch_changes, batch_event_row
 from clearlane.core.model.inputs import log_payload
 from clearlane.core.model.states import BatchState
+from clearlane.core.proofs.codec import decode_payload, read_table, write_table
 from clearlane.node.auditor import AuditStep, Checkpoint, KeyRecord
 from clearlane.node.ports import StoredEntry as StoredEntry  # re-exported: the runner imports it here
 from clearlane.node.ports import StoredTransition

@@ -34,9 +34,6 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from clearlane.adapters.sql.codec import read_table
-from clearlane.adapters.sql.flowids import FlowIdArchive
-from clearlane.adapters.sql.store import Store
 from clearlane.core.config.model import ClearingConfig
 from clearlane.core.engine.core import LogEntry
 from clearlane.core.model import ids as model_ids
@@ -62,6 +59,7 @@ from clearlane.node.events import (
     EventGroup,
     TradeEvents,
 )
+from clearlane.node.ports import FlowIdArchive, Store
 from clearlane.node.projections.index import IdIndex, hash_id, hash_ids
 
 I64 = npt.NDArray[np.int64]
@@ -439,12 +437,9 @@ class ReadModel:
             self.cache.move_to_end(chunk)
             return table
         seq, part = int(self.chunk_seq[chunk]), int(self.chunk_part[chunk])
-        blob = self.store.scalar(
-            "SELECT blob FROM trade_chunks WHERE log_seq = :s AND part = :p", s=seq, p=part
-        )
-        if blob is None:
+        table = self.store.trade_chunk(seq, part)
+        if table is None:
             raise LookupError(f"trade chunk {seq}/{part} missing from the store")
-        table = read_table(bytes(blob))
         self._cache_put(chunk, table)
         return table
 

@@ -1,5 +1,7 @@
-"""Byte encodings of what the store keeps: Arrow IPC streams for columns, canonical JSON for
-small events. Both are deterministic for the same content, so log hashes are reproducible."""
+"""codec owns the log's byte encodings: Arrow IPC streams for columns (trade chunks, records),
+canonical JSON for small events. The input hash chain covers these bytes, so they are part of
+what a proof proves; both are deterministic for the same content, so hashes are reproducible.
+Pure (pyarrow and json only): the store, the memory store and the verifiers share it."""
 
 from __future__ import annotations
 
