@@ -230,6 +230,19 @@ class _ChunkFeed:
 
 
 @dataclass
+class _Streams:
+    """The stored tables the walk reads in step with the log, each in key order."""
+
+    log: _Rows
+    transitions: _Rows
+    chunks: _ChunkFeed
+    events: _Rows
+    outbox: _Rows
+    rejects: _Rows
+    records: _Rows
+
+
+@dataclass
 class _Batch:
     cleared: dict[str, Any]
     seq: int
@@ -297,10 +310,28 @@ class _Checker:
 
     # ------------------------------------------------------------------ the log walk
     def _walk(self) -> None:
-        config = self.config
-        store = self.store
-        state = store.engine_state()
+        state = self.store.engine_state()
         self.applied = 0 if state is None else int(state["applied_seq"])
+        self._start_walk()
+        streams = self._streams()
+        head = genesis_hash(self.config.digest)
+        expect_seq = 1
+        while (row := streams.log.pop()) is not None:
+            seq = int(row.seq)
+            if seq != expect_seq:
+                self.problem(
+                    "input_log", f"seq {expect_seq}", f"missing (the next stored entry is seq {seq})"
+                )
+            head = self._entry(row, head, streams)
+            expect_seq = seq + 1
+        self._leftovers(streams)
+        self.head = head
+        self.last_seq = expect_seq - 1
+        self._engine_state(state, head)
+
+    def _start_walk(self) -> None:
+        """The state the walk accumulates, compared with the stored tables as it goes and after."""
+        config = self.config
         self.fold = RecordFold.for_config(config)
         self.frontier = Frontier()
         self.asset_codes = [a.code for a in config.assets]
@@ -319,109 +350,125 @@ class _Checker:
         self.ledger: dict[str, dict[str, Any]] = {}
         self.rotations: list[dict[str, Any]] = []
         self.first_submission_ms: int | None = None
-        self.checkpoint_sizes = {int(r["tree_size"]) for r in store.rows("SELECT tree_size FROM checkpoints")}
+        self.checkpoint_sizes = {
+            int(r["tree_size"]) for r in self.store.rows("SELECT tree_size FROM checkpoints")
+        }
 
-        log = _Rows(
-            store, "input_log", "seq, at_ms, kind, source_id, payload, prev_hash, hash", key="seq", page=16
+    def _streams(self) -> _Streams:
+        store, config = self.store, self.config
+        return _Streams(
+            log=_Rows(
+                store,
+                "input_log",
+                "seq, at_ms, kind, source_id, payload, prev_hash, hash",
+                key="seq",
+                page=16,
+            ),
+            transitions=_Rows(
+                store, "transition_log", "seq, body, prev_hash, hash, state_root", key="seq", page=64
+            ),
+            chunks=_ChunkFeed(
+                _Rows(
+                    store, "trade_chunks", "log_seq, part, rows, blob", key="log_seq", page=4, minor="part"
+                ),
+                self.pool,
+                lambda blob: _prepare_chunk(blob, config, self.participant_ids, self.asset_array),
+            ),
+            events=_Rows(store, "batch_events", "id, batch_id, event, at_ms, detail, log_seq"),
+            outbox=_Rows(store, "outbox", "id, log_seq, kind, payload"),
+            # Edge rejects (bus messages refused before the log, source != 'engine') are not log effects.
+            rejects=_Rows(
+                store,
+                "rejects",
+                "id, log_seq, source, row, input_id, code, error, field, reason",
+                where="source = 'engine'",
+            ),
+            records=_Rows(store, "audit_records", "idx, kind, ref, log_seq, record, hash", key="idx"),
         )
-        transitions = _Rows(
-            store, "transition_log", "seq, body, prev_hash, hash, state_root", key="seq", page=64
-        )
-        chunks = _ChunkFeed(
-            _Rows(store, "trade_chunks", "log_seq, part, rows, blob", key="log_seq", page=4, minor="part"),
-            self.pool,
-            lambda blob: _prepare_chunk(blob, config, self.participant_ids, self.asset_array),
-        )
-        events = _Rows(store, "batch_events", "id, batch_id, event, at_ms, detail, log_seq")
-        outbox = _Rows(store, "outbox", "id, log_seq, kind, payload")
-        # Edge rejects (bus messages refused before the log, source != 'engine') are not log effects.
-        rejects = _Rows(
-            store,
-            "rejects",
-            "id, log_seq, source, row, input_id, code, error, field, reason",
-            where="source = 'engine'",
-        )
-        records = _Rows(store, "audit_records", "idx, kind, ref, log_seq, record, hash", key="idx")
 
-        head = genesis_hash(config.digest)
-        expect_seq = 1
-        while True:
-            row = log.pop()
-            if row is None:
-                break
-            seq = int(row.seq)
-            if seq != expect_seq:
-                self.problem(
-                    "input_log", f"seq {expect_seq}", f"missing (the next stored entry is seq {seq})"
-                )
-            payload = bytes(row.payload)
-            if bytes(row.prev_hash) != head:
-                self.problem(
-                    "input_log",
-                    f"seq {seq}",
-                    "prev_hash is not the previous chain head (entry removed, inserted or reordered)",
-                )
-            in_hash = input_hash(head, seq, int(row.at_ms), str(row.kind), payload)
-            if bytes(row.hash) != in_hash:
-                self.problem("input_log", f"seq {seq}", "hash does not match the entry's content")
-            trow = transitions.peek()
-            while trow is not None and int(trow.seq) < seq:
-                self.problem("transition_log", f"seq {int(trow.seq)}", "has no input entry")
-                transitions.pop()
-                trow = transitions.peek()
-            if trow is None or int(trow.seq) != seq:
-                self.problem("transition_log", f"seq {seq}", "missing")
-                head = in_hash
-                expect_seq = seq + 1
-                continue
+    def _entry(self, row: Any, head: bytes, streams: _Streams) -> bytes:
+        """Check one input entry, its transition and the rows its step wrote; return the new head."""
+        seq = int(row.seq)
+        payload = bytes(row.payload)
+        if bytes(row.prev_hash) != head:
+            self.problem(
+                "input_log",
+                f"seq {seq}",
+                "prev_hash is not the previous chain head (entry removed, inserted or reordered)",
+            )
+        in_hash = input_hash(head, seq, int(row.at_ms), str(row.kind), payload)
+        if bytes(row.hash) != in_hash:
+            self.problem("input_log", f"seq {seq}", "hash does not match the entry's content")
+        trow = self._transition_for(seq, streams.transitions)
+        if trow is None:
+            self.problem("transition_log", f"seq {seq}", "missing")
+            return in_hash
+        body_bytes = bytes(trow.body)
+        t_hash = transition_hash(in_hash, seq, body_bytes)
+        if bytes(trow.prev_hash) != in_hash:
+            self.problem("transition_log", f"seq {seq}", "prev_hash is not its input entry's hash")
+        if bytes(trow.hash) != t_hash:
+            self.problem("transition_log", f"seq {seq}", "hash does not match the transition's body")
+        self.heads[seq] = t_hash
+        self.state_roots[seq] = str(trow.state_root)
+        body = self._transition_body(seq, body_bytes, row.source_id)
+        if body is None:
+            return t_hash
+        try:
+            self._step(seq, str(row.kind), payload, body, streams)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            # A canonical JSON body missing a field (or of the wrong shape) is a finding, not a crash.
+            self.problem("transition_log", f"seq {seq}", f"body is not a well-formed transition: {exc!r}")
+            return t_hash
+        self.report.steps += 1
+        if self.progress is not None:
+            self.progress(seq, self.applied)
+        return t_hash
+
+    def _transition_for(self, seq: int, transitions: _Rows) -> Any:
+        """Pop the transition of step ``seq`` (None if it is missing), reporting orphans before it."""
+        trow = transitions.peek()
+        while trow is not None and int(trow.seq) < seq:
+            self.problem("transition_log", f"seq {int(trow.seq)}", "has no input entry")
             transitions.pop()
-            body_bytes = bytes(trow.body)
-            t_hash = transition_hash(in_hash, seq, body_bytes)
-            if bytes(trow.prev_hash) != in_hash:
-                self.problem("transition_log", f"seq {seq}", "prev_hash is not its input entry's hash")
-            if bytes(trow.hash) != t_hash:
-                self.problem("transition_log", f"seq {seq}", "hash does not match the transition's body")
-            head = t_hash
-            self.heads[seq] = head
-            self.state_roots[seq] = str(trow.state_root)
-            try:
-                body = json.loads(body_bytes)
-                if canonical_json(body) != body_bytes or body.get("seq") != seq:
-                    raise ValueError("not canonical")
-                if body.get("source") != row.source_id:
-                    self.problem(
-                        "input_log", f"seq {seq}", "source_id differs from the one its transition recorded"
-                    )
-            except ValueError:
-                self.problem("transition_log", f"seq {seq}", "body is not a canonical transition")
-                expect_seq = seq + 1
-                continue
-            try:
-                self._step(seq, str(row.kind), payload, body, chunks, events, outbox, rejects, records)
-            except (KeyError, TypeError, ValueError, AttributeError) as exc:
-                # A canonical JSON body missing a field (or of the wrong shape) is a finding, not a crash.
-                self.problem("transition_log", f"seq {seq}", f"body is not a well-formed transition: {exc!r}")
-                expect_seq = seq + 1
-                continue
-            self.report.steps += 1
-            expect_seq = seq + 1
-            if self.progress is not None:
-                self.progress(seq, self.applied)
+            trow = transitions.peek()
+        if trow is None or int(trow.seq) != seq:
+            return None
+        transitions.pop()
+        return trow
+
+    def _transition_body(self, seq: int, body_bytes: bytes, source_id: Any) -> Any:
+        """The decoded transition body, or None when it is not canonical JSON of step ``seq``."""
+        try:
+            body = json.loads(body_bytes)
+            if canonical_json(body) != body_bytes or body.get("seq") != seq:
+                raise ValueError("not canonical")
+            if body.get("source") != source_id:
+                self.problem(
+                    "input_log", f"seq {seq}", "source_id differs from the one its transition recorded"
+                )
+        except ValueError:
+            self.problem("transition_log", f"seq {seq}", "body is not a canonical transition")
+            return None
+        return body
+
+    def _leftovers(self, streams: _Streams) -> None:
+        """Rows still unread after the last step were written by no step of the log."""
         for name, rows, key in (
-            ("trade_chunks", chunks, "log_seq"),
-            ("batch_events", events, "id"),
-            ("outbox", outbox, "id"),
-            ("rejects", rejects, "id"),
-            ("audit_records", records, "idx"),
+            ("trade_chunks", streams.chunks, "log_seq"),
+            ("batch_events", streams.events, "id"),
+            ("outbox", streams.outbox, "id"),
+            ("rejects", streams.rejects, "id"),
+            ("audit_records", streams.records, "idx"),
         ):
             extra = rows.peek()
             if extra is not None:
                 self.problem(name, f"{key} {getattr(extra, key)}", "written by no step of the log")
-        trow = transitions.peek()
+        trow = streams.transitions.peek()
         if trow is not None:
             self.problem("transition_log", f"seq {int(trow.seq)}", "has no input entry")
-        self.head = head
-        self.last_seq = expect_seq - 1
+
+    def _engine_state(self, state: dict[str, Any] | None, head: bytes) -> None:
         if state is None:
             if self.last_seq:
                 self.problem("engine_state", "id 1", "missing while the log has entries")
@@ -435,19 +482,30 @@ class _Checker:
         if self.last_seq and state["state_root"] != self.state_roots.get(self.last_seq):
             self.problem("engine_state", "id 1", "state_root differs from the last transition's")
 
-    def _step(
-        self,
-        seq: int,
-        kind: str,
-        payload: bytes,
-        body: dict[str, Any],
-        chunks: _ChunkFeed,
-        events: _Rows,
-        outbox: _Rows,
-        rejects: _Rows,
-        records: _Rows,
-    ) -> None:
-        # Trade records, each chunk against its column digest.
+    def _step(self, seq: int, kind: str, payload: bytes, body: dict[str, Any], streams: _Streams) -> None:
+        self._step_chunks(seq, body, streams.chunks)
+        # Batches cleared by this step: leaves, root and netting from the trade records.
+        for c in body["cleared"]:
+            self._clear(seq, c)
+        self._check_roots()
+        for batch_id, change in body["updates"].items():
+            batch = self.batches.get(batch_id)
+            if batch is None:
+                self.problem("transition_log", f"seq {seq}", f"updates unknown batch {batch_id}")
+                continue
+            batch.state.update({k: v for k, v in change.items() if k in _BATCH_UPDATABLE})
+        # Rows written in order: events, outbox, rejects, audit records.
+        self._step_events(seq, body, streams.events)
+        if self.first_submission_ms is None and body["submissions"]:
+            # The runner starts the simulated chain at the earliest submission of the first step with any.
+            self.first_submission_ms = min(int(sub["submitted_at_ms"]) for sub in body["submissions"])
+        self._step_outbox(seq, body["submissions"], streams.outbox)
+        self._step_rejects(seq, body, streams.rejects)
+        self._step_l1_and_journal(seq, body)
+        self._step_records(seq, kind, payload, body, streams.records)
+
+    def _step_chunks(self, seq: int, body: dict[str, Any], chunks: _ChunkFeed) -> None:
+        """Trade records, each chunk against its column digest."""
         want = {int(r["part"]): r for r in body["records"]}
         got: dict[int, Any] = {}
         while (row := chunks.peek()) is not None and int(row.log_seq) <= seq:
@@ -472,33 +530,22 @@ class _Checker:
                 self.problem("trade_chunks", key, "not written by its step")
                 continue
             row, future = got[part]
-            prep = future.result()
-            if prep.error is not None:
-                self.problem("trade_chunks", key, prep.error)
-                continue
-            if (
-                prep.digest != want[part]["digest"]
-                or int(row.rows) != want[part]["rows"]
-                or prep.rows != want[part]["rows"]
-            ):
-                self.problem("trade_chunks", key, "records differ from what the step wrote (column digest)")
-                continue
-            if not prep.canonical:
-                self.problem("trade_chunks", key, _NOT_CANONICAL)
-                continue
-            self.report.trades += prep.rows
-            self._collect(prep)
-        # Batches cleared by this step: leaves, root and netting from the trade records.
-        for c in body["cleared"]:
-            self._clear(seq, c)
-        self._check_roots()
-        for batch_id, change in body["updates"].items():
-            batch = self.batches.get(batch_id)
-            if batch is None:
-                self.problem("transition_log", f"seq {seq}", f"updates unknown batch {batch_id}")
-                continue
-            batch.state.update({k: v for k, v in change.items() if k in _BATCH_UPDATABLE})
-        # Rows written in order: events, outbox, rejects, audit records.
+            self._chunk(key, row, future.result(), want[part])
+
+    def _chunk(self, key: str, row: Any, prep: _Prepared, want: dict[str, Any]) -> None:
+        if prep.error is not None:
+            self.problem("trade_chunks", key, prep.error)
+            return
+        if prep.digest != want["digest"] or int(row.rows) != want["rows"] or prep.rows != want["rows"]:
+            self.problem("trade_chunks", key, "records differ from what the step wrote (column digest)")
+            return
+        if not prep.canonical:
+            self.problem("trade_chunks", key, _NOT_CANONICAL)
+            return
+        self.report.trades += prep.rows
+        self._collect(prep)
+
+    def _step_events(self, seq: int, body: dict[str, Any], events: _Rows) -> None:
         for i, expected in enumerate(body["events"]):
             row = events.peek()
             key = (
@@ -515,10 +562,8 @@ class _Checker:
         while (row := events.peek()) is not None and int(row.log_seq) <= seq:
             events.pop()
             self.problem("batch_events", f"id {row.id}", "not recorded by its step")
-        if self.first_submission_ms is None and body["submissions"]:
-            # The runner starts the simulated chain at the earliest submission of the first step with any.
-            self.first_submission_ms = min(int(sub["submitted_at_ms"]) for sub in body["submissions"])
-        subs = body["submissions"]
+
+    def _step_outbox(self, seq: int, subs: list[dict[str, Any]], outbox: _Rows) -> None:
         if subs and self._outbox_bulk(seq, subs, outbox):
             subs = []
         for i, sub in enumerate(subs):
@@ -536,6 +581,8 @@ class _Checker:
         while (row := outbox.peek()) is not None and int(row.log_seq) <= seq:
             outbox.pop()
             self.problem("outbox", f"id {row.id}", "not made by its step")
+
+    def _step_rejects(self, seq: int, body: dict[str, Any], rejects: _Rows) -> None:
         for i, rej in enumerate(body["rejects"]):
             row = rejects.peek()
             if row is None or int(row.log_seq) > seq:
@@ -555,7 +602,9 @@ class _Checker:
         while (row := rejects.peek()) is not None and int(row.log_seq) <= seq:
             rejects.pop()
             self.problem("rejects", f"id {row.id}", "not recorded by its step")
-        # L1 groups and the journal: latest expected state, compared after the walk.
+
+    def _step_l1_and_journal(self, seq: int, body: dict[str, Any]) -> None:
+        """L1 groups and the journal: latest expected state, compared after the walk."""
         for g in body["l1"]:
             entry = self.l1.setdefault(g["group_id"], {"meta": None, "log_seq": seq})
             if g["meta"] is not None:
@@ -570,7 +619,11 @@ class _Checker:
                 )
                 continue
             self.ledger[entry_id]["status"], self.ledger[entry_id]["status_at_ms"] = status, at_ms
-        # Audit records: derived again from the transition.
+
+    def _step_records(
+        self, seq: int, kind: str, payload: bytes, body: dict[str, Any], records: _Rows
+    ) -> None:
+        """Audit records: derived again from the transition."""
         decoded: Any = None
         if kind == "key_rotation":
             try:
@@ -707,10 +760,19 @@ class _Checker:
 
     # ------------------------------------------------------------------ after the walk
     def _final_state(self) -> None:
-        store = self.store
+        self._final_batches()
+        self._final_l1()
+        self._journal()
+        genesis = self.store.get_meta("chain_genesis_ms")
+        if self.first_submission_ms is not None:
+            block_ms = int(self.config.chain["block_time_ms"])
+            if genesis is None or int(genesis) != (self.first_submission_ms // block_ms) * block_ms:
+                self.problem("meta", "chain_genesis_ms", "does not match the first submission in the log")
+
+    def _final_batches(self) -> None:
         stored = {
             str(r["batch_id"]): r
-            for r in store.rows(
+            for r in self.store.rows(
                 "SELECT batch_id, pool, seq, opened_at_ms, cleared_at_ms, flows, obligations, gross_usd, net_usd, root, "
                 "state, attempts, anchor_tx, anchor_height, anchored_at_ms, anchor_block, final_at_ms, unwound_at_ms, "
                 "log_seq, detail, net FROM batches ORDER BY log_seq, batch_id"
@@ -744,29 +806,35 @@ class _Checker:
             if have != want:
                 bad = sorted(k for k in want if have[k] != want[k])
                 self.problem("batches", batch_id, f"{', '.join(bad)} differ from the log")
-            try:
-                detail = read_table(bytes(row["detail"]))
-                net = read_table(bytes(row["net"]))
-                if table_digest(detail) != c["detail"]:
-                    self.problem("batches", batch_id, "detail (flow ids in leaf order) differs from the log")
-                elif not _canonical_blob(detail, bytes(row["detail"])) or not _canonical_blob(
-                    net, bytes(row["net"])
-                ):
-                    self.problem("batches", batch_id, "detail or net: " + _NOT_CANONICAL)
-                lines = net_lines(
-                    net.column("participant").combine_chunks(),
-                    net.column("asset").combine_chunks(),
-                    net.column("net_minor").to_numpy(),
-                )
-                if hashlib.sha256(lines).hexdigest() != c["net"]:
-                    self.problem("batches", batch_id, "stored net instructions differ from the log")
-            except (pa.ArrowException, OSError, ValueError, KeyError) as exc:
-                self.problem("batches", batch_id, f"detail or net blob unusable ({type(exc).__name__})")
+            self._batch_blobs(batch_id, row, c)
         for batch_id in stored:
             self.problem("batches", batch_id, "cleared by no step of the log")
+
+    def _batch_blobs(self, batch_id: str, row: Any, c: dict[str, Any]) -> None:
+        """A stored batch's detail and net blobs against the digests its clearing step recorded."""
+        try:
+            detail = read_table(bytes(row["detail"]))
+            net = read_table(bytes(row["net"]))
+            if table_digest(detail) != c["detail"]:
+                self.problem("batches", batch_id, "detail (flow ids in leaf order) differs from the log")
+            elif not _canonical_blob(detail, bytes(row["detail"])) or not _canonical_blob(
+                net, bytes(row["net"])
+            ):
+                self.problem("batches", batch_id, "detail or net: " + _NOT_CANONICAL)
+            lines = net_lines(
+                net.column("participant").combine_chunks(),
+                net.column("asset").combine_chunks(),
+                net.column("net_minor").to_numpy(),
+            )
+            if hashlib.sha256(lines).hexdigest() != c["net"]:
+                self.problem("batches", batch_id, "stored net instructions differ from the log")
+        except (pa.ArrowException, OSError, ValueError, KeyError) as exc:
+            self.problem("batches", batch_id, f"detail or net blob unusable ({type(exc).__name__})")
+
+    def _final_l1(self) -> None:
         groups = {
             str(r["group_id"]): r
-            for r in store.rows(
+            for r in self.store.rows(
                 "SELECT group_id, origin, created_ms, flows, open_flows, log_seq, blob FROM l1_groups"
             )
         }
@@ -796,12 +864,6 @@ class _Checker:
                 self.problem("l1_groups", group_id, "differs from the log")
         for group_id in groups:
             self.problem("l1_groups", group_id, "created by no step of the log")
-        self._journal()
-        genesis = store.get_meta("chain_genesis_ms")
-        if self.first_submission_ms is not None:
-            block_ms = int(self.config.chain["block_time_ms"])
-            if genesis is None or int(genesis) != (self.first_submission_ms // block_ms) * block_ms:
-                self.problem("meta", "chain_genesis_ms", "does not match the first submission in the log")
 
     def _journal(self) -> None:
         rows = _Rows(
@@ -856,8 +918,42 @@ class _Checker:
                 self.problem("ledger_entries", entry_id, "missing")
 
     def _keys_and_checkpoints(self) -> None:
-        store = self.store
-        keys = store.rows(
+        trusted = self._keys()
+        cps = self.store.rows(
+            "SELECT id, tree_size, tree_root, log_seq, log_head, state_root, chain_tip, at_ms, key_id, "
+            "body, signature FROM checkpoints ORDER BY id"
+        )
+        previous = None
+        expected_id = 1
+        for cp in cps:
+            if int(cp["id"]) != expected_id:
+                self.problem(
+                    "checkpoints",
+                    f"id {expected_id}",
+                    f"missing (the next stored checkpoint is id {cp['id']})",
+                )
+            expected_id = int(cp["id"]) + 1
+            self.report.checkpoints += 1
+            fields = self._checkpoint(cp, trusted, previous)
+            if fields is not None:
+                previous = fields
+        if self.last_seq and previous is None:
+            self.problem(
+                "checkpoints",
+                "(none)",
+                "no signed checkpoint covers the log (a replica made by `clearlane replay` carries none)",
+            )
+        elif previous is not None and previous["log_seq"] != self.last_seq:
+            self.problem(
+                "checkpoints",
+                f"id {expected_id - 1}",
+                f"the latest checkpoint covers the log up to seq "
+                f"{previous['log_seq']}, the log ends at {self.last_seq} (opening the store signs the tail)",
+            )
+
+    def _keys(self) -> dict[str, Any]:
+        """The signing keys, trusted when their chain of signed statements holds."""
+        keys = self.store.rows(
             "SELECT key_id, public_key, action, prev_key_id, log_seq, at_ms, statement, sig_new, "
             "sig_prev FROM audit_keys ORDER BY log_seq, at_ms"
         )
@@ -881,67 +977,45 @@ class _Checker:
         for k in keys:
             if bytes(k["public_key"]).hex() not in k["statement"]:
                 self.problem("audit_keys", k["key_id"], "public_key differs from its signed statement")
-        cps = store.rows(
-            "SELECT id, tree_size, tree_root, log_seq, log_head, state_root, chain_tip, at_ms, key_id, "
-            "body, signature FROM checkpoints ORDER BY id"
-        )
-        previous = None
-        expected_id = 1
-        for cp in cps:
-            key = f"id {cp['id']}"
-            if int(cp["id"]) != expected_id:
-                self.problem(
-                    "checkpoints",
-                    f"id {expected_id}",
-                    f"missing (the next stored checkpoint is id {cp['id']})",
-                )
-            expected_id = int(cp["id"]) + 1
-            self.report.checkpoints += 1
-            try:
-                fields = verify_checkpoint(
-                    {"body": cp["body"], "signature": bytes(cp["signature"]).hex()}, trusted
-                )
-            except ProofError as exc:
-                self.problem("checkpoints", key, str(exc))
-                continue
-            columns = {
-                "tree_size": int(cp["tree_size"]),
-                "tree_root": bytes(cp["tree_root"]).hex(),
-                "log_seq": int(cp["log_seq"]),
-                "log_head": bytes(cp["log_head"]).hex(),
-                "state_root": cp["state_root"],
-                "chain_tip": int(cp["chain_tip"]),
-                "at_ms": int(cp["at_ms"]),
-                "key_id": cp["key_id"],
-            }
-            if any(fields[k] != v for k, v in columns.items()) or fields["store"] != self.store_id:
-                self.problem("checkpoints", key, "columns differ from the signed body")
-                continue
-            if fields["tree_root"] != self.roots_at.get(fields["tree_size"], b"").hex():
-                self.problem("checkpoints", key, "tree root is not the root of the audit records it covers")
-            head = self.heads.get(fields["log_seq"])
-            if head is None or head.hex() != fields["log_head"]:
-                self.problem("checkpoints", key, "log head is not the chain head at its log seq")
-            if self.state_roots.get(fields["log_seq"]) != fields["state_root"]:
-                self.problem("checkpoints", key, "state root differs from the transition at its log seq")
-            if previous is not None and (
-                fields["tree_size"] < previous["tree_size"] or fields["log_seq"] < previous["log_seq"]
-            ):
-                self.problem("checkpoints", key, "goes back in time from the previous checkpoint")
-            previous = fields
-        if self.last_seq and previous is None:
-            self.problem(
-                "checkpoints",
-                "(none)",
-                "no signed checkpoint covers the log (a replica made by `clearlane replay` carries none)",
+        return trusted
+
+    def _checkpoint(
+        self, cp: Any, trusted: dict[str, Any], previous: dict[str, Any] | None
+    ) -> dict[str, Any] | None:
+        """One checkpoint's signature, columns and claims; its signed fields, or None if unusable."""
+        key = f"id {cp['id']}"
+        try:
+            fields = verify_checkpoint(
+                {"body": cp["body"], "signature": bytes(cp["signature"]).hex()}, trusted
             )
-        elif previous is not None and previous["log_seq"] != self.last_seq:
-            self.problem(
-                "checkpoints",
-                f"id {expected_id - 1}",
-                f"the latest checkpoint covers the log up to seq "
-                f"{previous['log_seq']}, the log ends at {self.last_seq} (opening the store signs the tail)",
-            )
+        except ProofError as exc:
+            self.problem("checkpoints", key, str(exc))
+            return None
+        columns = {
+            "tree_size": int(cp["tree_size"]),
+            "tree_root": bytes(cp["tree_root"]).hex(),
+            "log_seq": int(cp["log_seq"]),
+            "log_head": bytes(cp["log_head"]).hex(),
+            "state_root": cp["state_root"],
+            "chain_tip": int(cp["chain_tip"]),
+            "at_ms": int(cp["at_ms"]),
+            "key_id": cp["key_id"],
+        }
+        if any(fields[k] != v for k, v in columns.items()) or fields["store"] != self.store_id:
+            self.problem("checkpoints", key, "columns differ from the signed body")
+            return None
+        if fields["tree_root"] != self.roots_at.get(fields["tree_size"], b"").hex():
+            self.problem("checkpoints", key, "tree root is not the root of the audit records it covers")
+        head = self.heads.get(fields["log_seq"])
+        if head is None or head.hex() != fields["log_head"]:
+            self.problem("checkpoints", key, "log head is not the chain head at its log seq")
+        if self.state_roots.get(fields["log_seq"]) != fields["state_root"]:
+            self.problem("checkpoints", key, "state root differs from the transition at its log seq")
+        if previous is not None and (
+            fields["tree_size"] < previous["tree_size"] or fields["log_seq"] < previous["log_seq"]
+        ):
+            self.problem("checkpoints", key, "goes back in time from the previous checkpoint")
+        return fields
 
     def _ledger(self) -> None:
         config = self.config

@@ -138,8 +138,40 @@ def build_bundle(store: Store, trade_id: str, out: Path) -> dict[str, Any]:
     ids = batch.leaves.to_pylist()
     flow_ids = [t.split("|")[4] for t in ids]
     inputs, _ = _input_rows(store, batch.source_seqs.tolist(), flow_ids)
-    entries = []
-    files: dict[str, bytes] = {}
+    rows, changes = _log_rows(store, first_seq, end_seq, close_seq)
+    entries, files = _log_files(rows)
+    files.update(_batch_files(store, batch_id, batch.row, ids, inputs))
+    files.update(
+        {
+            "README.txt": _README.format(trade_id=trade_id, batch_id=batch_id, name=out.name).encode(),
+            "proof.json": canonical_document(proof),
+            "lifecycle.json": (
+                json.dumps(trade_lifecycle(store, trade_id), indent=1, default=str) + "\n"
+            ).encode(),
+            "log/entries.json": (json.dumps(entries, indent=1) + "\n").encode(),
+            "log/config_changes.json": _config_changes(changes),
+            "checkpoint_at_close.json": canonical_document(consistency),
+            "keys.json": _keys_file(store),
+            "config.toml": (store.get_meta("config_toml") or "").encode(),
+            "verify.py": Path(verify_module.__file__).read_bytes(),
+            "renet.py": Path(renet.__file__).read_bytes(),
+        }
+    )
+    _write_zip(out, files)
+    return {
+        "batch_id": batch_id,
+        "flows": len(ids),
+        "log_entries": len(entries),
+        "first_seq": first_seq,
+        "close_seq": close_seq,
+        "checkpoint_at_close": at_close[0],
+        "files": len(files),
+    }
+
+
+def _log_rows(store: Store, first_seq: int, end_seq: int, close_seq: int) -> tuple[list[Any], list[Any]]:
+    """The log entries from the batch's first input to the checkpoint at its close, and the
+    configuration changes up to its close."""
     with store.engine.connect() as conn:
         rows = conn.execute(
             text(
@@ -154,6 +186,13 @@ def build_bundle(store: Store, trade_id: str, out: Path) -> dict[str, Any]:
             ),
             {"b": close_seq},
         ).all()
+    return list(rows), list(changes)
+
+
+def _log_files(rows: list[Any]) -> tuple[list[dict[str, Any]], dict[str, bytes]]:
+    """Each log entry's payload and transition as files, and the index of them (log/entries.json)."""
+    entries = []
+    files: dict[str, bytes] = {}
     for r in rows:
         seq = int(r.seq)
         files[f"log/{seq}.input"] = bytes(r.payload)
@@ -171,64 +210,56 @@ def build_bundle(store: Store, trade_id: str, out: Path) -> dict[str, Any]:
                 "transition_hash": bytes(r.thash).hex(),
             }
         )
-    net = read_table(bytes(batch.row["net"]))
+    return entries, files
+
+
+def _batch_files(
+    store: Store, batch_id: str, row: dict[str, Any], ids: list[str], inputs: list[dict[str, Any]]
+) -> dict[str, bytes]:
+    """The batch/ folder: header, leaves, the inputs behind them, net instructions and events."""
+    net = read_table(bytes(row["net"]))
     header = next(
         t for _, t in audit_tables.records_for(store.engine, batch_id) if t.startswith("clearlane.batch.v1|")
     )
+    return {
+        "batch/header.txt": (header + "\n").encode(),
+        "batch/leaves.txt": ("\n".join(ids) + "\n").encode(),
+        "batch/inputs.jsonl": b"".join(spaced_json(r) + b"\n" for r in inputs),
+        "batch/net_instructions.csv": net_lines(
+            net.column("participant").combine_chunks(),
+            net.column("asset").combine_chunks(),
+            net.column("net_minor").to_numpy(),
+        ),
+        "batch/events.json": (json.dumps(store.batch(batch_id)["events"], indent=1) + "\n").encode(),  # type: ignore[index]
+    }
+
+
+def _config_changes(changes: list[Any]) -> bytes:
+    return (
+        json.dumps(
+            [{"seq": int(c.seq), "changes": json.loads(bytes(c.payload))["changes"]} for c in changes],
+            indent=1,
+        )
+        + "\n"
+    ).encode()
+
+
+def _keys_file(store: Store) -> bytes:
     keys = [
         {"key_id": k.key_id, "public_key": k.public_key, "log_seq": k.log_seq}
         for k in audit_tables.read_keys(store.engine)
     ]
-    life = trade_lifecycle(store, trade_id)
-    files.update(
-        {
-            "README.txt": _README.format(trade_id=trade_id, batch_id=batch_id, name=out.name).encode(),
-            "proof.json": canonical_document(proof),
-            "lifecycle.json": (json.dumps(life, indent=1, default=str) + "\n").encode(),
-            "batch/header.txt": (header + "\n").encode(),
-            "batch/leaves.txt": ("\n".join(ids) + "\n").encode(),
-            "batch/inputs.jsonl": b"".join(spaced_json(r) + b"\n" for r in inputs),
-            "batch/net_instructions.csv": net_lines(
-                net.column("participant").combine_chunks(),
-                net.column("asset").combine_chunks(),
-                net.column("net_minor").to_numpy(),
-            ),
-            "batch/events.json": (json.dumps(store.batch(batch_id)["events"], indent=1) + "\n").encode(),  # type: ignore[index]
-            "log/entries.json": (json.dumps(entries, indent=1) + "\n").encode(),
-            "log/config_changes.json": (
-                json.dumps(
-                    [
-                        {"seq": int(c.seq), "changes": json.loads(bytes(c.payload))["changes"]}
-                        for c in changes
-                    ],
-                    indent=1,
-                )
-                + "\n"
-            ).encode(),
-            "checkpoint_at_close.json": canonical_document(consistency),
-            "keys.json": (
-                json.dumps(public_key_doc(store.get_meta("store_id") or "", keys), indent=1) + "\n"
-            ).encode(),
-            "config.toml": (store.get_meta("config_toml") or "").encode(),
-            "verify.py": Path(verify_module.__file__).read_bytes(),
-            "renet.py": Path(renet.__file__).read_bytes(),
-        }
-    )
+    return (json.dumps(public_key_doc(store.get_meta("store_id") or "", keys), indent=1) + "\n").encode()
+
+
+def _write_zip(out: Path, files: dict[str, bytes]) -> None:
+    """Names sorted and one fixed timestamp, so the same bundle is the same bytes."""
     out.parent.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         for name in sorted(files):
             info = zipfile.ZipInfo(name, _ZIP_TIME)
             info.compress_type = zipfile.ZIP_DEFLATED
             archive.writestr(info, files[name])
-    return {
-        "batch_id": batch_id,
-        "flows": len(ids),
-        "log_entries": len(entries),
-        "first_seq": first_seq,
-        "close_seq": close_seq,
-        "checkpoint_at_close": at_close[0],
-        "files": len(files),
-    }
 
 
 def check_bundle(path: Path) -> list[str]:

@@ -215,7 +215,23 @@ def _toml_string(value: str) -> str:
 
 
 def _config_toml(asset_count: int, people: _Participants, seed: int) -> str:
-    lines = [
+    lines = _clearing_toml(seed)
+    lines += _assets_toml(asset_count)
+    lines += [
+        "[fee_tiers]",
+        'maker = { bps = "0.5" }',
+        'standard = { bps = "2" }',
+        'retail = { bps = "5" }',
+        "",
+    ]
+    lines += _participants_toml(people)
+    lines += _pools_toml()
+    lines += _routing_toml()
+    return "\n".join(lines)
+
+
+def _clearing_toml(seed: int) -> list[str]:
+    return [
         "# clearlane generated trading-day configuration (clearlane.sim.generator)",
         "",
         "[clearing]",
@@ -234,6 +250,10 @@ def _config_toml(asset_count: int, people: _Participants, seed: int) -> str:
         f"seed = {seed % (1 << 31)}",
         "",
     ]
+
+
+def _assets_toml(asset_count: int) -> list[str]:
+    lines: list[str] = []
     for code, scale, mark, _vol in _ASSETS[:asset_count]:
         lines += [
             "[[assets]]",
@@ -242,13 +262,11 @@ def _config_toml(asset_count: int, people: _Participants, seed: int) -> str:
             f"mark_usd = {_toml_string(_mark_text(mark))}",
             "",
         ]
-    lines += [
-        "[fee_tiers]",
-        'maker = { bps = "0.5" }',
-        'standard = { bps = "2" }',
-        'retail = { bps = "5" }',
-        "",
-    ]
+    return lines
+
+
+def _participants_toml(people: _Participants) -> list[str]:
+    lines: list[str] = []
     for pid, kind_k, opt_out in zip(
         people.ids, people.kind_index.tolist(), people.opt_out.tolist(), strict=True
     ):
@@ -263,9 +281,13 @@ def _config_toml(asset_count: int, people: _Participants, seed: int) -> str:
         if opt_out:
             lines.append("legacy_opt_out = true")
         lines.append("")
+    return lines
+
+
+def _pools_toml() -> list[str]:
     # Windows are long enough that a 10M-trade day closes thousands of batches, not
     # hundreds of thousands (a batch per window per pool while trading is continuous).
-    lines += [
+    return [
         "[[pools]]",
         'id = "fast"',
         'description = "market makers: short window, fee discount"',
@@ -294,6 +316,10 @@ def _config_toml(asset_count: int, people: _Participants, seed: int) -> str:
         'fee_discount_pct = "20"',
         "",
     ]
+
+
+def _routing_toml() -> list[str]:
+    lines: list[str] = []
     rules = [
         ("legacy opt-out", "{ opt_out = true }", "L1", None),
         ("venue asked for L1", '{ lane_hint = "L1" }', "L1", None),
@@ -313,7 +339,7 @@ def _config_toml(asset_count: int, people: _Participants, seed: int) -> str:
         if pool is not None:
             lines.append(f"pool = {_toml_string(pool)}")
         lines.append("")
-    return "\n".join(lines)
+    return lines
 
 
 def _mark_text(mark: float) -> str:

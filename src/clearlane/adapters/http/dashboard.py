@@ -34,10 +34,10 @@ import time
 from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import numpy as np
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
 
 from clearlane.adapters.http.problems import Problem, ServiceCode, bad_parameter
@@ -332,101 +332,117 @@ def _s(ms: float | None) -> float | None:
 
 
 # ====================================================================== routes
-def dashboard_router(views: Views, *, dependencies: list[Any] | None = None) -> APIRouter:
-    """The dashboard's own data routes (``dependencies`` carry the service's API-key check)."""
-    router = APIRouter(dependencies=dependencies or [])
-    proof = views.proof
+# The dashboard's own data routes. ui.install includes them with the service's API-key check as
+# the router's dependencies and puts the :class:`Views` they read in ``app.state.dashboard_views``.
+data_router = APIRouter(tags=["dashboard"])
 
-    def ok(data: Any) -> Response:
-        return Response(
-            json.dumps(data, separators=(",", ":"), allow_nan=False),
-            media_type="application/json",
-            headers={"Cache-Control": "no-store"},
+
+def views_of(request: Request) -> Views:
+    return request.app.state.dashboard_views  # type: ignore[no-any-return]
+
+
+ViewsDep = Annotated[Views, Depends(views_of)]
+
+
+def ok(data: Any) -> Response:
+    return Response(
+        json.dumps(data, separators=(",", ":"), allow_nan=False),
+        media_type="application/json",
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+def timed(route: Callable[..., Response]) -> Callable[..., Response]:
+    """Adds ``Server-Timing: view;dur=<ms>`` (the view and its JSON, without the network)."""
+
+    @functools.wraps(route)
+    def wrapper(*args: Any, **kwargs: Any) -> Response:
+        started = time.perf_counter()
+        response = route(*args, **kwargs)
+        response.headers["Server-Timing"] = f"view;dur={(time.perf_counter() - started) * 1000:.1f}"
+        return response
+
+    return wrapper
+
+
+@data_router.get("/v1/dashboard/meta", openapi_extra=READER_ROLES)
+@timed
+def meta(views: ViewsDep) -> Response:
+    return ok(views.meta())
+
+
+@data_router.get("/v1/dashboard/chain", openapi_extra=READER_ROLES)
+@timed
+def chain(views: ViewsDep) -> Response:
+    return ok(views.chain())
+
+
+@data_router.get("/v1/dashboard/batches", openapi_extra=READER_ROLES)
+@timed
+def batches(
+    views: ViewsDep,
+    pool: str | None = Query(None, max_length=64),
+    cursor: str | None = Query(None, max_length=200),
+    limit: int = Query(50, ge=1, le=500),
+) -> Response:
+    return ok(views.batches(pool or None, cursor or None, limit))
+
+
+@data_router.get("/v1/dashboard/participants", openapi_extra=READER_ROLES)
+@timed
+def participants(
+    views: ViewsDep,
+    q: str | None = Query(None, max_length=64),
+    sort: str = Query("usage", max_length=16),
+    offset: int = Query(0, ge=0),
+    limit: int = Query(100, ge=1, le=1000),
+) -> Response:
+    return ok(views.participants(q or None, sort, offset, limit))
+
+
+@data_router.get("/v1/dashboard/participants/{participant}", openapi_extra=READER_ROLES)
+@timed
+def participant(participant: str, views: ViewsDep) -> Response:
+    data = views.participant(participant)
+    if data is None:
+        return problem("Participant not found", f"participant {participant!r} not found")
+    return ok(data)
+
+
+@data_router.get("/v1/dashboard/latency", openapi_extra=READER_ROLES)
+@timed
+def latency(views: ViewsDep, minutes: int = Query(180, ge=1, le=2_880)) -> Response:
+    return ok(views.latency(minutes))
+
+
+@data_router.get("/v1/dashboard/rejects", openapi_extra=READER_ROLES)
+@timed
+def rejects(views: ViewsDep) -> Response:
+    return ok(views.rejects())
+
+
+@data_router.get("/v1/trades/{trade_id}/proof", openapi_extra=READER_ROLES)
+@timed
+def proof_download(trade_id: str, views: ViewsDep) -> Response:
+    if views.proof is None:
+        return problem(
+            "Proof not available", "proof not available: inclusion proofs are not built by this server"
         )
-
-    def timed(route: Callable[..., Response]) -> Callable[..., Response]:
-        """Adds ``Server-Timing: view;dur=<ms>`` (the view and its JSON, without the network)."""
-
-        @functools.wraps(route)
-        def wrapper(*args: Any, **kwargs: Any) -> Response:
-            started = time.perf_counter()
-            response = route(*args, **kwargs)
-            response.headers["Server-Timing"] = f"view;dur={(time.perf_counter() - started) * 1000:.1f}"
-            return response
-
-        return wrapper
-
-    @router.get("/v1/dashboard/meta", tags=["dashboard"], openapi_extra=READER_ROLES)
-    @timed
-    def meta() -> Response:
-        return ok(views.meta())
-
-    @router.get("/v1/dashboard/chain", tags=["dashboard"], openapi_extra=READER_ROLES)
-    @timed
-    def chain() -> Response:
-        return ok(views.chain())
-
-    @router.get("/v1/dashboard/batches", tags=["dashboard"], openapi_extra=READER_ROLES)
-    @timed
-    def batches(
-        pool: str | None = Query(None, max_length=64),
-        cursor: str | None = Query(None, max_length=200),
-        limit: int = Query(50, ge=1, le=500),
-    ) -> Response:
-        return ok(views.batches(pool or None, cursor or None, limit))
-
-    @router.get("/v1/dashboard/participants", tags=["dashboard"], openapi_extra=READER_ROLES)
-    @timed
-    def participants(
-        q: str | None = Query(None, max_length=64),
-        sort: str = Query("usage", max_length=16),
-        offset: int = Query(0, ge=0),
-        limit: int = Query(100, ge=1, le=1000),
-    ) -> Response:
-        return ok(views.participants(q or None, sort, offset, limit))
-
-    @router.get("/v1/dashboard/participants/{participant}", tags=["dashboard"], openapi_extra=READER_ROLES)
-    @timed
-    def participant(participant: str) -> Response:
-        data = views.participant(participant)
-        if data is None:
-            return problem("Participant not found", f"participant {participant!r} not found")
-        return ok(data)
-
-    @router.get("/v1/dashboard/latency", tags=["dashboard"], openapi_extra=READER_ROLES)
-    @timed
-    def latency(minutes: int = Query(180, ge=1, le=2_880)) -> Response:
-        return ok(views.latency(minutes))
-
-    @router.get("/v1/dashboard/rejects", tags=["dashboard"], openapi_extra=READER_ROLES)
-    @timed
-    def rejects() -> Response:
-        return ok(views.rejects())
-
-    @router.get("/v1/trades/{trade_id}/proof", tags=["dashboard"], openapi_extra=READER_ROLES)
-    @timed
-    def proof_download(trade_id: str) -> Response:
-        if proof is None:
-            return problem(
-                "Proof not available", "proof not available: inclusion proofs are not built by this server"
-            )
-        data = proof(trade_id)
-        if data is None:
-            return problem(
-                "Proof not available",
-                f"proof not available for {trade_id!r} (unknown, not on Layer-2, or not covered by a checkpoint yet)",
-            )
-        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in trade_id)
-        return Response(
-            data,
-            media_type="application/json",
-            headers={
-                "Content-Disposition": f'attachment; filename="proof-{safe}.json"',
-                "Cache-Control": "no-store",
-            },
+    data = views.proof(trade_id)
+    if data is None:
+        return problem(
+            "Proof not available",
+            f"proof not available for {trade_id!r} (unknown, not on Layer-2, or not covered by a checkpoint yet)",
         )
-
-    return router
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in trade_id)
+    return Response(
+        data,
+        media_type="application/json",
+        headers={
+            "Content-Disposition": f'attachment; filename="proof-{safe}.json"',
+            "Cache-Control": "no-store",
+        },
+    )
 
 
 def inline_page() -> bytes:

@@ -23,7 +23,7 @@ import pyarrow as pa
 from fastapi import FastAPI
 
 from clearlane.adapters.http.auth import AUDITOR, OPERATOR
-from clearlane.adapters.http.dashboard import ProofProvider, Views, dashboard_router, pages_router
+from clearlane.adapters.http.dashboard import ProofProvider, Views, data_router, pages_router
 from clearlane.core.config.model import ClearingConfig
 from clearlane.core.engine.core import LogEntry
 from clearlane.core.model.codes import Reject, RejectCode
@@ -157,7 +157,8 @@ def install(
             # app.state.allow(...) is Annotated[Principal, Depends(check)]: reuse its dependency
             dependencies.append(typing.get_args(allow(OPERATOR, AUDITOR))[1])
         views = Views(runtime, proof, {"auth": bool(dependencies), **(info or {})})
-        app.include_router(dashboard_router(views, dependencies=dependencies))
+        app.state.dashboard_views = views
+        app.include_router(data_router, dependencies=dependencies)
         app.include_router(pages_router())
 
         @app.get("/", include_in_schema=False)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import json
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -161,6 +162,18 @@ def lifecycle(
     }
 
 
+@dataclass(frozen=True)
+class _TradeFilter:
+    """The trade list's filters, checked: each ``None`` means "any"."""
+
+    participant: str | None
+    lane: str | None
+    pool: str | None
+    batch: tuple[str, int] | None
+    kind: str | None
+    state: str | None
+
+
 def trade_page(
     rt: Runtime,
     principal: Principal,
@@ -174,7 +187,6 @@ def trade_page(
     batch_id: str | None,
     kind: str | None,
 ) -> dict[str, Any]:
-    rm = rt.rm
     if not principal.reads_all:
         if participant is not None and participant != principal.participant:
             return {"items": [], "next_cursor": None}
@@ -185,67 +197,86 @@ def trade_page(
         raise bad_parameter("lane", "L1 or L2")
     if kind is not None and kind not in ("trade", "payment"):
         raise bad_parameter("kind", "trade or payment")
-    batch_pool, batch_seq = None, None
+    batch = None
     if batch_id is not None:
-        parsed = model_ids.parse_batch_id(batch_id)
-        if parsed is None or parsed[0] not in rm.pool_lookup:
+        batch = model_ids.parse_batch_id(batch_id)
+        if batch is None or batch[0] not in rt.rm.pool_lookup:
             return {"items": [], "next_cursor": None}
-        batch_pool, batch_seq = parsed
     pos = decode_cursor(cursor, "c", "r")
-    items: list[dict[str, Any]] = []
+    wanted = _TradeFilter(participant, lane, pool, batch, kind, state)
     with rt.lock:
-        chunk = rm.n_chunks - 1 if pos is None else pos["c"]
-        end = None if pos is None else pos["r"]
-        scanned = 0
-        next_cursor = None
-        while chunk >= 0 and chunk < rm.n_chunks:
-            table = rm.chunk_table(chunk)
-            stop = table.num_rows if end is None else min(end, table.num_rows)
-            view = table.slice(0, stop)
-            mask = np.ones(stop, dtype=np.bool_)
-            if participant is not None:
-                who = pa.scalar(participant, pa.string())
-                m = pc.or_(
-                    pc.equal(view.column("buyer").cast(pa.string()), who),
-                    pc.equal(view.column("seller").cast(pa.string()), who),
-                )
-                mask &= pc.fill_null(m, False).to_numpy(zero_copy_only=False)
-            if lane is not None:
-                mask &= pc.fill_null(
-                    pc.equal(view.column("lane").cast(pa.string()), pa.scalar(lane, pa.string())), False
-                ).to_numpy(zero_copy_only=False)
-            if pool is not None:
-                mask &= pc.fill_null(
-                    pc.equal(view.column("pool").cast(pa.string()), pa.scalar(pool, pa.string())), False
-                ).to_numpy(zero_copy_only=False)
-            if batch_pool is not None:
-                mask &= pc.fill_null(
-                    pc.equal(view.column("pool").cast(pa.string()), pa.scalar(batch_pool, pa.string())), False
-                ).to_numpy(zero_copy_only=False)
-                mask &= view.column("batch_seq").to_numpy() == batch_seq
-            if kind is not None:
-                mask &= view.column("kind").to_numpy() == (0 if kind == "trade" else 1)
-            states = None
-            if state is not None or mask.any():
-                states = rm.current_states(view)
-                if state is not None:
-                    mask &= states == int(TradeState[state.upper()])
-            rows = np.flatnonzero(mask)[::-1]
-            room = limit - len(items)
-            take = rows[:room]
-            if len(take) and states is not None:
-                items.extend(_summaries(rt, view.take(pa.array(take)), states[take]))
-            scanned += stop
-            if len(rows) > room:
-                next_cursor = encode_cursor(c=chunk, r=int(take[-1]))
-                break
-            chunk -= 1
-            end = None
-            if len(items) >= limit or scanned >= SCAN_ROWS_MAX:
-                if chunk >= 0:
-                    next_cursor = encode_cursor(c=chunk, r=int(rm.chunk_rows[chunk]))
-                break
+        items, next_cursor = _scan_trades(rt, wanted, pos, limit)
     return {"items": items, "next_cursor": next_cursor}
+
+
+def _scan_trades(
+    rt: Runtime, wanted: _TradeFilter, pos: dict[str, int] | None, limit: int
+) -> tuple[list[dict[str, Any]], str | None]:
+    """Newest first from the cursor's chunk and row, up to ``limit`` matches or SCAN_ROWS_MAX
+    rows scanned; returns the matches and the cursor of the next page (caller holds the lock)."""
+    rm = rt.rm
+    items: list[dict[str, Any]] = []
+    chunk = rm.n_chunks - 1 if pos is None else pos["c"]
+    end = None if pos is None else pos["r"]
+    scanned = 0
+    next_cursor = None
+    while chunk >= 0 and chunk < rm.n_chunks:
+        table = rm.chunk_table(chunk)
+        stop = table.num_rows if end is None else min(end, table.num_rows)
+        view = table.slice(0, stop)
+        mask, states = _trade_mask(rt, view, stop, wanted)
+        rows = np.flatnonzero(mask)[::-1]
+        room = limit - len(items)
+        take = rows[:room]
+        if len(take) and states is not None:
+            items.extend(_summaries(rt, view.take(pa.array(take)), states[take]))
+        scanned += stop
+        if len(rows) > room:
+            next_cursor = encode_cursor(c=chunk, r=int(take[-1]))
+            break
+        chunk -= 1
+        end = None
+        if len(items) >= limit or scanned >= SCAN_ROWS_MAX:
+            if chunk >= 0:
+                next_cursor = encode_cursor(c=chunk, r=int(rm.chunk_rows[chunk]))
+            break
+    return items, next_cursor
+
+
+def _equal(column: pa.ChunkedArray, value: str) -> np.ndarray[Any, Any]:
+    """``column == value`` as a numpy mask (nulls never match)."""
+    matches = pc.equal(column.cast(pa.string()), pa.scalar(value, pa.string()))
+    return pc.fill_null(matches, False).to_numpy(zero_copy_only=False)  # type: ignore[no-any-return]
+
+
+def _trade_mask(
+    rt: Runtime, view: pa.Table, stop: int, wanted: _TradeFilter
+) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any] | None]:
+    """The rows of ``view`` that pass the filters, and the rows' current states (``None`` when
+    no row can match, so they were not needed)."""
+    mask = np.ones(stop, dtype=np.bool_)
+    if wanted.participant is not None:
+        who = pa.scalar(wanted.participant, pa.string())
+        m = pc.or_(
+            pc.equal(view.column("buyer").cast(pa.string()), who),
+            pc.equal(view.column("seller").cast(pa.string()), who),
+        )
+        mask &= pc.fill_null(m, False).to_numpy(zero_copy_only=False)
+    if wanted.lane is not None:
+        mask &= _equal(view.column("lane"), wanted.lane)
+    if wanted.pool is not None:
+        mask &= _equal(view.column("pool"), wanted.pool)
+    if wanted.batch is not None:
+        mask &= _equal(view.column("pool"), wanted.batch[0])
+        mask &= view.column("batch_seq").to_numpy() == wanted.batch[1]
+    if wanted.kind is not None:
+        mask &= view.column("kind").to_numpy() == (0 if wanted.kind == "trade" else 1)
+    states = None
+    if wanted.state is not None or mask.any():
+        states = rt.rm.current_states(view)
+        if wanted.state is not None:
+            mask &= states == int(TradeState[wanted.state.upper()])
+    return mask, states
 
 
 def _summaries(rt: Runtime, table: pa.Table, states: np.ndarray[Any, Any]) -> list[dict[str, Any]]:
@@ -823,7 +854,6 @@ def savings(rt: Runtime, *, since_ms: int | None, bucket_s: int | None) -> dict[
         net += n
         cumulative += g - n
         trades = sum(b.trades for b in members)
-        cp, lp = percentile(c, 0.5), percentile(f1, 0.5)
         buckets.append(
             {
                 "start_ms": start,
@@ -835,13 +865,37 @@ def savings(rt: Runtime, *, since_ms: int | None, bucket_s: int | None) -> dict[
                 "liquidity_saved_usd": round(g - n, 2),
                 "cumulative_liquidity_saved_usd": round(cumulative, 2),
                 "netting_efficiency": _eff(g, n),
-                "l2_cleared_p50_ms": _r(cp),
-                "l2_final_p50_ms": _r(percentile(f2, 0.5)),
-                "l1_final_p50_ms": _r(lp),
-                "latency_saved_ms": _r(lp - cp) if lp is not None and cp is not None else None,
+                **_p50s(c, f2, f1),
             }
         )
-    cp, lp = percentile(tot_clear, 0.5), percentile(tot_l1_fin, 0.5)
+    return {
+        "as_of_ms": rm.now_ms,
+        "since_ms": since,
+        "bucket_ms": width,
+        "totals": {
+            "gross_usd": round(gross, 2),
+            "net_usd": round(net, 2),
+            "liquidity_saved_usd": round(gross - net, 2),
+            "netting_efficiency": _eff(gross, net),
+            **_p50s(tot_clear, tot_l2_fin, tot_l1_fin),
+        },
+        "pools": _pool_savings(rm, groups),
+        "buckets": buckets,
+    }
+
+
+def _p50s(cleared: Any, l2_final: Any, l1_final: Any) -> dict[str, float | None]:
+    """Median latencies from histograms: L2 cleared and final, L1 final, and what L2 saves."""
+    cp, lp = percentile(cleared, 0.5), percentile(l1_final, 0.5)
+    return {
+        "l2_cleared_p50_ms": _r(cp),
+        "l2_final_p50_ms": _r(percentile(l2_final, 0.5)),
+        "l1_final_p50_ms": _r(lp),
+        "latency_saved_ms": _r(lp - cp) if lp is not None and cp is not None else None,
+    }
+
+
+def _pool_savings(rm: ReadModel, groups: list[tuple[int, Any]]) -> list[dict[str, Any]]:
     pool_rows = []
     for k, pool in enumerate(rm.pools):
         pg = float(sum(b.gross_usd[k] for _, members in groups for b in members))
@@ -855,23 +909,7 @@ def savings(rt: Runtime, *, since_ms: int | None, bucket_s: int | None) -> dict[
                 "netting_efficiency": _eff(pg, pn),
             }
         )
-    return {
-        "as_of_ms": rm.now_ms,
-        "since_ms": since,
-        "bucket_ms": width,
-        "totals": {
-            "gross_usd": round(gross, 2),
-            "net_usd": round(net, 2),
-            "liquidity_saved_usd": round(gross - net, 2),
-            "netting_efficiency": _eff(gross, net),
-            "l2_cleared_p50_ms": _r(cp),
-            "l2_final_p50_ms": _r(percentile(tot_l2_fin, 0.5)),
-            "l1_final_p50_ms": _r(lp),
-            "latency_saved_ms": _r(lp - cp) if lp is not None and cp is not None else None,
-        },
-        "pools": pool_rows,
-        "buckets": buckets,
-    }
+    return pool_rows
 
 
 def stats_event(rt: Runtime) -> dict[str, Any]:

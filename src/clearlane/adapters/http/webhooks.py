@@ -37,13 +37,18 @@ import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import httpx
 import numpy as np
-from fastapi import FastAPI, Query, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
 from fastapi.responses import JSONResponse
 
+from clearlane.adapters.http import schemas as sc
+from clearlane.adapters.http.auth import OPERATOR
+from clearlane.adapters.http.common import READERS, REVALIDATE, Operator, Reader, cached, roles_doc
+from clearlane.adapters.http.problems import Problem, ServiceCode, bad_parameter, not_found
+from clearlane.adapters.http.views import decode_cursor, encode_cursor
 from clearlane.adapters.sql import webhooks as sql_webhooks
 from clearlane.node.events import WEBHOOK_EVENTS, EventFilter, EventGroup, canonical_event_types, iso
 from clearlane.node.projections.readmodel import NBINS, hist
@@ -418,114 +423,102 @@ class WebhookService:
 
     # ------------------------------------------------------------------ routes
     def routes(self, app: FastAPI) -> None:
-        from clearlane.adapters.http import schemas as sc
-        from clearlane.adapters.http.app import REVALIDATE, cached
-        from clearlane.adapters.http.problems import Problem, ServiceCode, bad_parameter, not_found
-        from clearlane.adapters.http.views import decode_cursor, encode_cursor
+        """An ``extra_routers`` entry for :func:`clearlane.adapters.http.app.create_app`: the routes
+        below, answered by this service (``app.state.webhooks``)."""
+        app.state.webhooks = self
+        app.include_router(router)
 
-        auth = app.state.allow
 
-        @app.post(
-            "/v1/webhooks",
-            response_model=sc.WebhookOut,
-            status_code=201,
-            tags=["webhooks"],
-            openapi_extra={"x-roles": ["operator"]},
+def webhooks_of(request: Request) -> WebhookService:
+    return request.app.state.webhooks  # type: ignore[no-any-return]
+
+
+HooksDep = Annotated[WebhookService, Depends(webhooks_of)]
+router = APIRouter(tags=["webhooks"])
+
+
+@router.post("/v1/webhooks", response_model=sc.WebhookOut, status_code=201, openapi_extra=roles_doc(OPERATOR))
+async def create_webhook(body: sc.WebhookIn, principal: Operator, hooks: HooksDep) -> Response:
+    config = hooks.runtime.config
+    if body.participant is not None and body.participant not in config.participant_index():
+        raise Problem.service(
+            ServiceCode.BAD_BODY,
+            422,
+            f"participant {body.participant!r} is not configured",
+            field="participant",
+            reason="unknown participant",
         )
-        async def create_webhook(body: sc.WebhookIn, principal: auth("operator")) -> Response:  # type: ignore[valid-type]
-            if (
-                body.participant is not None
-                and body.participant not in self.runtime.config.participant_index()
-            ):
-                raise Problem.service(
-                    ServiceCode.BAD_BODY,
-                    422,
-                    f"participant {body.participant!r} is not configured",
-                    field="participant",
-                    reason="unknown participant",
-                )
-            pools = {p.id for p in self.runtime.config.pools} | {"L1"}
-            if body.pool is not None and body.pool not in pools:
-                raise Problem.service(
-                    ServiceCode.BAD_BODY,
-                    422,
-                    f"pool {body.pool!r} is not configured",
-                    field="pool",
-                    reason="unknown pool",
-                )
-            ep = self.create(body.url, list(body.events), body.participant, body.pool, body.description)
-            return JSONResponse(
-                ep.view(with_secret=True), status_code=201, headers={"Location": f"/v1/webhooks/{ep.id}"}
-            )
-
-        @app.get(
-            "/v1/webhooks",
-            response_model=sc.WebhookList,
-            tags=["webhooks"],
-            openapi_extra={"x-roles": ["operator", "auditor"]},
+    pools = {p.id for p in config.pools} | {"L1"}
+    if body.pool is not None and body.pool not in pools:
+        raise Problem.service(
+            ServiceCode.BAD_BODY,
+            422,
+            f"pool {body.pool!r} is not configured",
+            field="pool",
+            reason="unknown pool",
         )
-        async def list_webhooks(request: Request, principal: auth("operator", "auditor")) -> Response:  # type: ignore[valid-type]
-            return cached(
-                request,
-                sc.WebhookList,
-                {"items": [e.view() for e in self.endpoints()]},
-                cache_control=REVALIDATE,
-            )
+    ep = hooks.create(body.url, list(body.events), body.participant, body.pool, body.description)
+    return JSONResponse(
+        ep.view(with_secret=True), status_code=201, headers={"Location": f"/v1/webhooks/{ep.id}"}
+    )
 
-        @app.get(
-            "/v1/webhooks/{endpoint_id}",
-            response_model=sc.WebhookOut,
-            tags=["webhooks"],
-            openapi_extra={"x-roles": ["operator", "auditor"]},
-        )
-        async def get_webhook(
-            request: Request,
-            endpoint_id: str,
-            principal: auth("operator", "auditor"),  # type: ignore[valid-type]
-        ) -> Response:
-            ep = self.get(endpoint_id)
-            if ep is None:
-                raise not_found(f"webhook {endpoint_id!r}")
-            return cached(request, sc.WebhookOut, ep.view(), cache_control=REVALIDATE)
 
-        @app.delete(
-            "/v1/webhooks/{endpoint_id}",
-            status_code=204,
-            tags=["webhooks"],
-            openapi_extra={"x-roles": ["operator"]},
-            response_class=Response,
-        )
-        async def delete_webhook(endpoint_id: str, principal: auth("operator")) -> Response:  # type: ignore[valid-type]
-            if not self.delete(endpoint_id):
-                raise not_found(f"webhook {endpoint_id!r}")
-            return Response(status_code=204)
+@router.get("/v1/webhooks", response_model=sc.WebhookList, openapi_extra=roles_doc(*READERS))
+async def list_webhooks(request: Request, principal: Reader, hooks: HooksDep) -> Response:
+    return cached(
+        request,
+        sc.WebhookList,
+        {"items": [e.view() for e in hooks.endpoints()]},
+        cache_control=REVALIDATE,
+    )
 
-        @app.get(
-            "/v1/webhooks/{endpoint_id}/deliveries",
-            response_model=sc.DeliveryPage,
-            tags=["webhooks"],
-            openapi_extra={"x-roles": ["operator", "auditor"]},
-        )
-        async def list_deliveries(
-            request: Request,
-            endpoint_id: str,
-            principal: auth("operator", "auditor"),  # type: ignore[valid-type]
-            limit: int = Query(100, ge=1, le=1000),
-            cursor: str | None = Query(None, max_length=200),
-            status: str | None = None,
-        ) -> Response:
-            if self.get(endpoint_id) is None:
-                raise not_found(f"webhook {endpoint_id!r}")
-            if status is not None and status not in ("pending", "delivered", "failed"):
-                raise bad_parameter("status", "pending, delivered or failed")
-            pos = decode_cursor(cursor, "b")
-            items = self.deliveries(
-                endpoint_id, limit=limit + 1, before_id=None if pos is None else pos["b"], status=status
-            )
-            more = len(items) > limit
-            items = items[:limit]
-            page = {
-                "items": items,
-                "next_cursor": encode_cursor(b=items[-1]["id"]) if more and items else None,
-            }
-            return cached(request, sc.DeliveryPage, page, cache_control=REVALIDATE)
+
+@router.get("/v1/webhooks/{endpoint_id}", response_model=sc.WebhookOut, openapi_extra=roles_doc(*READERS))
+async def get_webhook(request: Request, endpoint_id: str, principal: Reader, hooks: HooksDep) -> Response:
+    ep = hooks.get(endpoint_id)
+    if ep is None:
+        raise not_found(f"webhook {endpoint_id!r}")
+    return cached(request, sc.WebhookOut, ep.view(), cache_control=REVALIDATE)
+
+
+@router.delete(
+    "/v1/webhooks/{endpoint_id}",
+    status_code=204,
+    openapi_extra=roles_doc(OPERATOR),
+    response_class=Response,
+)
+async def delete_webhook(endpoint_id: str, principal: Operator, hooks: HooksDep) -> Response:
+    if not hooks.delete(endpoint_id):
+        raise not_found(f"webhook {endpoint_id!r}")
+    return Response(status_code=204)
+
+
+@router.get(
+    "/v1/webhooks/{endpoint_id}/deliveries",
+    response_model=sc.DeliveryPage,
+    openapi_extra=roles_doc(*READERS),
+)
+async def list_deliveries(
+    request: Request,
+    endpoint_id: str,
+    principal: Reader,
+    hooks: HooksDep,
+    limit: int = Query(100, ge=1, le=1000),
+    cursor: str | None = Query(None, max_length=200),
+    status: str | None = None,
+) -> Response:
+    if hooks.get(endpoint_id) is None:
+        raise not_found(f"webhook {endpoint_id!r}")
+    if status is not None and status not in ("pending", "delivered", "failed"):
+        raise bad_parameter("status", "pending, delivered or failed")
+    pos = decode_cursor(cursor, "b")
+    items = hooks.deliveries(
+        endpoint_id, limit=limit + 1, before_id=None if pos is None else pos["b"], status=status
+    )
+    more = len(items) > limit
+    items = items[:limit]
+    page = {
+        "items": items,
+        "next_cursor": encode_cursor(b=items[-1]["id"]) if more and items else None,
+    }
+    return cached(request, sc.DeliveryPage, page, cache_control=REVALIDATE)

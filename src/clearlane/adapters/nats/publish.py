@@ -41,6 +41,7 @@ from clearlane.adapters.nats.messages import (
 from clearlane.core.config.model import ClearingConfig
 from clearlane.core.engine.routing import kind_codes, route
 from clearlane.core.model.codes import Reject
+from clearlane.core.model.inputs import SmallEvent
 from clearlane.node.intake.readers import file_digest, iter_input
 
 
@@ -130,55 +131,72 @@ async def publish_file(
     try:
         js = nc.jetstream(timeout=30)
         await ensure_streams(js)
-        pending: list[asyncio.Future[Any]] = []
-
-        async def send(subject: str, payload: bytes, msg_id: str, fmt: str) -> None:
-            fut = await js.publish_async(
-                subject, payload, headers={MSG_ID_HEADER: msg_id, FORMAT_HEADER: fmt}, stream=STREAM
-            )
-            pending.append(fut)
-            result.messages += 1
-            result.by_subject[subject] = result.by_subject.get(subject, 0) + 1
-            if len(pending) >= window:
-                await drain()
-
-        async def drain() -> None:
-            for fut in pending:
-                ack = await fut
-                result.duplicates += bool(ack.duplicate)
-                result.first_seq = ack.seq if result.first_seq is None else min(result.first_seq, ack.seq)
-                result.last_seq = ack.seq if result.last_seq is None else max(result.last_seq, ack.seq)
-            pending.clear()
-
+        out = _Sender(js, window, result)
         for index, batch in enumerate(iter_input(path, config, chunk_rows=chunk_rows)):
             result.rejects.extend(batch.rejects)
             if batch.trades is not None and batch.trades.table.num_rows:
-                table = batch.trades.table
-                tokens = route_tokens(config, table)
-                form = input_form(table)
-                for token in sorted(set(tokens.tolist())):
-                    rows = form.filter(pa.array(tokens == token))
-                    for part, payload in enumerate(_split(rows, max_bytes)):
-                        suffix = f".{part}" if part else ""
-                        await send(trades_subject(token), payload, f"{digest}:{index}:{token}{suffix}", ARROW)
-                    result.trades += rows.num_rows
+                await _send_trades(out, config, batch.trades.table, f"{digest}:{index}", max_bytes)
             if batch.events:
                 if events_pool is None:
                     raise BusError(
                         f"{path}: has collateral/mark/payment events: say which partition gets them "
                         "with --events-pool POOL"
                     )
-                lines = []
-                for event in batch.events:
-                    lines.append(json.dumps(event.model_dump(mode="json"), separators=(",", ":")))
-                await send(
-                    input_subject(events_pool),
-                    ("\n".join(lines) + "\n").encode(),
-                    f"{digest}:{index}:events",
-                    JSONL,
-                )
-                result.events += len(batch.events)
-        await drain()
+                await _send_events(out, batch.events, events_pool, f"{digest}:{index}")
+        await out.drain()
     finally:
         await nc.close()
     return result
+
+
+class _Sender:
+    """Publishes with at most ``window`` acks outstanding, counting into ``result``."""
+
+    def __init__(self, js: Any, window: int, result: PublishResult) -> None:
+        self.js, self.window, self.result = js, window, result
+        self.pending: list[asyncio.Future[Any]] = []
+
+    async def send(self, subject: str, payload: bytes, msg_id: str, fmt: str) -> None:
+        result = self.result
+        fut = await self.js.publish_async(
+            subject, payload, headers={MSG_ID_HEADER: msg_id, FORMAT_HEADER: fmt}, stream=STREAM
+        )
+        self.pending.append(fut)
+        result.messages += 1
+        result.by_subject[subject] = result.by_subject.get(subject, 0) + 1
+        if len(self.pending) >= self.window:
+            await self.drain()
+
+    async def drain(self) -> None:
+        result = self.result
+        for fut in self.pending:
+            ack = await fut
+            result.duplicates += bool(ack.duplicate)
+            result.first_seq = ack.seq if result.first_seq is None else min(result.first_seq, ack.seq)
+            result.last_seq = ack.seq if result.last_seq is None else max(result.last_seq, ack.seq)
+        self.pending.clear()
+
+
+async def _send_trades(
+    out: _Sender, config: ClearingConfig, table: pa.Table, msg_prefix: str, max_bytes: int
+) -> None:
+    """A trade chunk, one message per subject token (split when larger than ``max_bytes``)."""
+    tokens = route_tokens(config, table)
+    form = input_form(table)
+    for token in sorted(set(tokens.tolist())):
+        rows = form.filter(pa.array(tokens == token))
+        for part, payload in enumerate(_split(rows, max_bytes)):
+            suffix = f".{part}" if part else ""
+            await out.send(trades_subject(token), payload, f"{msg_prefix}:{token}{suffix}", ARROW)
+        out.result.trades += rows.num_rows
+
+
+async def _send_events(out: _Sender, events: list[SmallEvent], events_pool: str, msg_prefix: str) -> None:
+    """A run of small events as one JSON-lines message to the events pool."""
+    lines = []
+    for event in events:
+        lines.append(json.dumps(event.model_dump(mode="json"), separators=(",", ":")))
+    await out.send(
+        input_subject(events_pool), ("\n".join(lines) + "\n").encode(), f"{msg_prefix}:events", JSONL
+    )
+    out.result.events += len(events)

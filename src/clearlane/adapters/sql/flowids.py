@@ -101,6 +101,14 @@ def unpack(loc: int) -> tuple[int, int, int]:
     return loc >> 32, (loc >> 24) & 0xFF, loc & 0xFFFFFF
 
 
+def _merge_ranges(picked: list[_Run], total: int) -> list[tuple[int, int]]:
+    """Hash ranges ``[lo, hi)`` cut at the picked runs' fences, about ``MERGE_IDS`` ids each."""
+    fences = np.unique(np.concatenate([r.fences for r in picked]))
+    step = max(1, len(fences) * MERGE_IDS // max(total, 1))
+    cuts = [int(x) for x in fences[step::step]]
+    return list(zip([0, *cuts], [*cuts, 1 << 64], strict=True))
+
+
 class FlowIdArchive:
     """See the module docstring. One writer (the runner's thread); readers hold the runtime lock."""
 
@@ -345,55 +353,22 @@ class FlowIdArchive:
             run_id = self._next_run_id
             self._next_run_id += 1
         total = sum(r.ids for r in picked)
-        fences = np.unique(np.concatenate([r.fences for r in picked]))
-        step = max(1, len(fences) * MERGE_IDS // max(total, 1))
-        cuts = [int(x) for x in fences[step::step]]
-        bounds = list(zip([0, *cuts], [*cuts, 1 << 64], strict=True))
         b = self.block_ids
         carry_h = np.zeros(0, dtype=np.uint64)
         carry_l = np.zeros(0, dtype=np.int64)
         block = 0
         firsts: list[U64] = []
         written = 0
-        for lo, hi in bounds:
-            parts_h, parts_l = [carry_h], [carry_l]
-            with self.store.engine.connect() as conn:
-                for run in picked:
-                    a = max(0, int(np.searchsorted(run.fences, np.uint64(lo), side="left")) - 1)
-                    z = (
-                        len(run.fences)
-                        if hi >= 1 << 64
-                        else int(np.searchsorted(run.fences, np.uint64(hi), side="left"))
-                    )
-                    if z <= a:
-                        continue
-                    for hashes, locs in conn.execute(
-                        text(
-                            "SELECT hashes, locs FROM flow_id_blocks WHERE run_id = :r AND block >= :a "
-                            "AND block < :z ORDER BY block"
-                        ),
-                        {"r": run.run_id, "a": a, "z": z},
-                    ).all():
-                        h = np.frombuffer(bytes(hashes), dtype="<u8")
-                        keep = (
-                            (h >= np.uint64(lo))
-                            if hi >= 1 << 64
-                            else (h >= np.uint64(lo)) & (h < np.uint64(hi))
-                        )
-                        parts_h.append(h[keep].astype(np.uint64))
-                        parts_l.append(np.frombuffer(bytes(locs), dtype="<i8")[keep].astype(np.int64))
-            hs = np.concatenate(parts_h)
-            ls = np.concatenate(parts_l)
+        for lo, hi in _merge_ranges(picked, total):
+            parts_h, parts_l = self._read_range(picked, lo, hi)
+            hs = np.concatenate([carry_h, *parts_h])
+            ls = np.concatenate([carry_l, *parts_l])
             order = np.argsort(hs, kind="stable")
             hs, ls = hs[order], ls[order]
             last = hi >= 1 << 64
             full = len(hs) if last else (len(hs) // b) * b
             if full:
-                rows = self._block_rows(run_id, hs[:full], ls[:full])
-                rows = [(r[0], r[1] + block, *r[2:]) for r in rows]
-                with self.store.engine.begin() as conn:
-                    self.store._executemany(conn, _INSERT_BLOCKS, rows)
-                block += len(rows)
+                block += self._write_blocks(run_id, block, hs[:full], ls[:full])
                 firsts.append(hs[:full][::b])
                 written += full
             carry_h, carry_l = hs[full:], ls[full:]
@@ -407,6 +382,52 @@ class FlowIdArchive:
             total,
             np.concatenate(firsts) if firsts else np.zeros(0, dtype=np.uint64),
         )
+        self._replace_runs(picked, merged, block)
+        self.compactions += 1
+        self.compact_seconds.append(time.perf_counter() - started)
+        del self.compact_seconds[:-100]
+
+    def _read_range(self, picked: list[_Run], lo: int, hi: int) -> tuple[list[U64], list[I64]]:
+        """The ids of every picked run whose hash is in ``[lo, hi)`` (unsorted), read from the
+        blocks the run's fences say may hold them."""
+        parts_h: list[U64] = []
+        parts_l: list[I64] = []
+        with self.store.engine.connect() as conn:
+            for run in picked:
+                a = max(0, int(np.searchsorted(run.fences, np.uint64(lo), side="left")) - 1)
+                z = (
+                    len(run.fences)
+                    if hi >= 1 << 64
+                    else int(np.searchsorted(run.fences, np.uint64(hi), side="left"))
+                )
+                if z <= a:
+                    continue
+                for hashes, locs in conn.execute(
+                    text(
+                        "SELECT hashes, locs FROM flow_id_blocks WHERE run_id = :r AND block >= :a "
+                        "AND block < :z ORDER BY block"
+                    ),
+                    {"r": run.run_id, "a": a, "z": z},
+                ).all():
+                    h = np.frombuffer(bytes(hashes), dtype="<u8")
+                    keep = (
+                        (h >= np.uint64(lo)) if hi >= 1 << 64 else (h >= np.uint64(lo)) & (h < np.uint64(hi))
+                    )
+                    parts_h.append(h[keep].astype(np.uint64))
+                    parts_l.append(np.frombuffer(bytes(locs), dtype="<i8")[keep].astype(np.int64))
+        return parts_h, parts_l
+
+    def _write_blocks(self, run_id: int, block: int, hs: U64, ls: I64) -> int:
+        """Write sorted ids as blocks ``block, block + 1, ...`` of run ``run_id``; returns how many."""
+        rows = self._block_rows(run_id, hs, ls)
+        rows = [(r[0], r[1] + block, *r[2:]) for r in rows]
+        with self.store.engine.begin() as conn:
+            self.store._executemany(conn, _INSERT_BLOCKS, rows)
+        return len(rows)
+
+    def _replace_runs(self, picked: list[_Run], merged: _Run, blocks: int) -> None:
+        """One transaction adds the merged run's row and deletes the picked runs; readers switch
+        to the new run list under the lock at its commit."""
         gone = [r.run_id for r in picked]
         with self._lock, self.store.engine.begin() as conn:
             conn.execute(
@@ -414,16 +435,19 @@ class FlowIdArchive:
                     "INSERT INTO flow_id_runs (run_id, first_seq, last_seq, ids, blocks) "
                     "VALUES (:r, :f, :l, :n, :b)"
                 ),
-                {"r": run_id, "f": merged.first_seq, "l": merged.last_seq, "n": merged.ids, "b": block},
+                {
+                    "r": merged.run_id,
+                    "f": merged.first_seq,
+                    "l": merged.last_seq,
+                    "n": merged.ids,
+                    "b": blocks,
+                },
             )
             for old in gone:
                 conn.execute(text("DELETE FROM flow_id_blocks WHERE run_id = :r"), {"r": old})
                 conn.execute(text("DELETE FROM flow_id_runs WHERE run_id = :r"), {"r": old})
             runs = [r for r in self._runs if r.run_id not in gone]
             self._runs = sorted([*runs, merged], key=lambda r: (r.first_seq, r.run_id))
-        self.compactions += 1
-        self.compact_seconds.append(time.perf_counter() - started)
-        del self.compact_seconds[:-100]
 
     # ------------------------------------------------------------------ read
     def hashes(self, ids: pa.Array, kind: int) -> U64:

@@ -362,97 +362,10 @@ def parse_config(raw: dict[str, Any], source: str = "<config>") -> ClearingConfi
 
 
 def _compile(cfg: ConfigIn, raw: dict[str, Any], source: str) -> ClearingConfig:
-    def fail(key: str, reason: str) -> ConfigError:
-        return ConfigError(source, key, reason)
-
-    codes = [a.code for a in cfg.assets]
-    for i, code in enumerate(codes):
-        if codes.index(code) != i:
-            raise fail(f"assets[{i}].code", f"duplicate asset {code!r}")
-    if cfg.clearing.reporting_asset not in codes:
-        raise fail("clearing.reporting_asset", f"{cfg.clearing.reporting_asset!r} is not a configured asset")
-    if cfg.chain.fee_asset not in codes:
-        raise fail("chain.fee_asset", f"{cfg.chain.fee_asset!r} is not a configured asset")
-    ids = [p.id for p in cfg.participants]
-    for i, pid in enumerate(ids):
-        if ids.index(pid) != i:
-            raise fail(f"participants[{i}].id", f"duplicate participant {pid!r}")
-        if pid == cfg.clearing.house:
-            raise fail(f"participants[{i}].id", "collides with the clearing house id")
-        if cfg.participants[i].fee_tier not in cfg.fee_tiers:
-            raise fail(f"participants[{i}].fee_tier", f"unknown fee tier {cfg.participants[i].fee_tier!r}")
-    pool_ids = [p.id for p in cfg.pools]
-    for i, pool_id in enumerate(pool_ids):
-        if pool_ids.index(pool_id) != i:
-            raise fail(f"pools[{i}].id", f"duplicate pool {pool_id!r}")
-    rules: list[RoutingRule] = []
-    for i, rule in enumerate(cfg.routing):
-        pool_index = -1
-        if rule.pool is not None:
-            if rule.pool not in pool_ids:
-                raise fail(f"routing[{i}].pool", f"unknown pool {rule.pool!r}")
-            pool_index = pool_ids.index(rule.pool)
-        hint = rule.when.lane_hint
-        if hint is not None and hint != "L1" and hint != "L2" and hint not in pool_ids:
-            raise fail(f"routing[{i}].when.lane_hint", f"{hint!r} is neither L1, L2 nor a pool id")
-        rules.append(
-            RoutingRule(
-                name=rule.name,
-                pool_index=pool_index,
-                opt_out=rule.when.opt_out,
-                notional_usd_above=_usd(rule.when.notional_usd_above),
-                notional_usd_at_most=_usd(rule.when.notional_usd_at_most),
-                any_kind=frozenset(rule.when.any_kind) if rule.when.any_kind else None,
-                all_kinds=frozenset(rule.when.all_kinds) if rule.when.all_kinds else None,
-                lane_hint=hint,
-                flow=rule.when.flow,
-            )
-        )
-    last = rules[-1]
-    catch_all = all(
-        getattr(last, name) is None
-        for name in (
-            "opt_out",
-            "notional_usd_above",
-            "notional_usd_at_most",
-            "any_kind",
-            "all_kinds",
-            "lane_hint",
-            "flow",
-        )
-    )
-    if not catch_all:
-        raise fail(
-            f"routing[{len(rules) - 1}].when", "the last routing rule must be a catch-all (no conditions)"
-        )
-    participants = tuple(
-        Participant(
-            index=i,
-            id=p.id,
-            kind=p.kind,
-            credit_limit_cents=parse_decimal(p.credit_limit_usd, 2, allow_zero=True),
-            fee_tier=p.fee_tier,
-            legacy_opt_out=p.legacy_opt_out,
-            name=p.name or p.id,
-        )
-        for i, p in enumerate(cfg.participants)
-    )
-    pools = tuple(
-        Pool(
-            index=i,
-            id=p.id,
-            window_ms=p.window_ms,
-            size_max=p.size_max,
-            confirmations=p.confirmations,
-            challenge_window_ms=p.challenge_window_ms,
-            fee_discount_bp=parse_decimal(p.fee_discount_pct, 2, allow_zero=True),
-            anchor_deadline_ms=p.anchor_deadline_ms,
-            anchor_resubmit_ms=p.anchor_resubmit_ms,
-            on_anchor_deadline=p.on_anchor_deadline,
-            description=p.description,
-        )
-        for i, p in enumerate(cfg.pools)
-    )
+    _check_references(cfg, source)
+    rules = _routing_rules(cfg, source)
+    participants = _participants(cfg)
+    pools = _pools(cfg)
     canonical = canonical_json(raw, ascii_only=True, default=str)
     return ClearingConfig(
         source=source,
@@ -471,6 +384,107 @@ def _compile(cfg: ConfigIn, raw: dict[str, Any], source: str) -> ClearingConfig:
         chain=cfg.chain.model_dump(),
         digest=hashlib.sha256(canonical).hexdigest(),
         raw=raw,
+    )
+
+
+def _check_references(cfg: ConfigIn, source: str) -> None:
+    """Ids unique, and every asset, fee tier and house a section names is configured."""
+    codes = [a.code for a in cfg.assets]
+    for i, code in enumerate(codes):
+        if codes.index(code) != i:
+            raise ConfigError(source, f"assets[{i}].code", f"duplicate asset {code!r}")
+    if cfg.clearing.reporting_asset not in codes:
+        raise ConfigError(
+            source, "clearing.reporting_asset", f"{cfg.clearing.reporting_asset!r} is not a configured asset"
+        )
+    if cfg.chain.fee_asset not in codes:
+        raise ConfigError(source, "chain.fee_asset", f"{cfg.chain.fee_asset!r} is not a configured asset")
+    ids = [p.id for p in cfg.participants]
+    for i, pid in enumerate(ids):
+        if ids.index(pid) != i:
+            raise ConfigError(source, f"participants[{i}].id", f"duplicate participant {pid!r}")
+        if pid == cfg.clearing.house:
+            raise ConfigError(source, f"participants[{i}].id", "collides with the clearing house id")
+        if cfg.participants[i].fee_tier not in cfg.fee_tiers:
+            raise ConfigError(
+                source, f"participants[{i}].fee_tier", f"unknown fee tier {cfg.participants[i].fee_tier!r}"
+            )
+    pool_ids = [p.id for p in cfg.pools]
+    for i, pool_id in enumerate(pool_ids):
+        if pool_ids.index(pool_id) != i:
+            raise ConfigError(source, f"pools[{i}].id", f"duplicate pool {pool_id!r}")
+
+
+def _routing_rules(cfg: ConfigIn, source: str) -> list[RoutingRule]:
+    """The routing rules with their pools resolved; the last one must be a catch-all."""
+    pool_ids = [p.id for p in cfg.pools]
+    rules: list[RoutingRule] = []
+    for i, rule in enumerate(cfg.routing):
+        pool_index = -1
+        if rule.pool is not None:
+            if rule.pool not in pool_ids:
+                raise ConfigError(source, f"routing[{i}].pool", f"unknown pool {rule.pool!r}")
+            pool_index = pool_ids.index(rule.pool)
+        hint = rule.when.lane_hint
+        if hint is not None and hint != "L1" and hint != "L2" and hint not in pool_ids:
+            raise ConfigError(
+                source, f"routing[{i}].when.lane_hint", f"{hint!r} is neither L1, L2 nor a pool id"
+            )
+        rules.append(
+            RoutingRule(
+                name=rule.name,
+                pool_index=pool_index,
+                opt_out=rule.when.opt_out,
+                notional_usd_above=_usd(rule.when.notional_usd_above),
+                notional_usd_at_most=_usd(rule.when.notional_usd_at_most),
+                any_kind=frozenset(rule.when.any_kind) if rule.when.any_kind else None,
+                all_kinds=frozenset(rule.when.all_kinds) if rule.when.all_kinds else None,
+                lane_hint=hint,
+                flow=rule.when.flow,
+            )
+        )
+    last = rules[-1]
+    conditions = ("opt_out", "notional_usd_above", "notional_usd_at_most", "any_kind", "all_kinds")
+    if not all(getattr(last, name) is None for name in (*conditions, "lane_hint", "flow")):
+        raise ConfigError(
+            source,
+            f"routing[{len(rules) - 1}].when",
+            "the last routing rule must be a catch-all (no conditions)",
+        )
+    return rules
+
+
+def _participants(cfg: ConfigIn) -> tuple[Participant, ...]:
+    return tuple(
+        Participant(
+            index=i,
+            id=p.id,
+            kind=p.kind,
+            credit_limit_cents=parse_decimal(p.credit_limit_usd, 2, allow_zero=True),
+            fee_tier=p.fee_tier,
+            legacy_opt_out=p.legacy_opt_out,
+            name=p.name or p.id,
+        )
+        for i, p in enumerate(cfg.participants)
+    )
+
+
+def _pools(cfg: ConfigIn) -> tuple[Pool, ...]:
+    return tuple(
+        Pool(
+            index=i,
+            id=p.id,
+            window_ms=p.window_ms,
+            size_max=p.size_max,
+            confirmations=p.confirmations,
+            challenge_window_ms=p.challenge_window_ms,
+            fee_discount_bp=parse_decimal(p.fee_discount_pct, 2, allow_zero=True),
+            anchor_deadline_ms=p.anchor_deadline_ms,
+            anchor_resubmit_ms=p.anchor_resubmit_ms,
+            on_anchor_deadline=p.on_anchor_deadline,
+            description=p.description,
+        )
+        for i, p in enumerate(cfg.pools)
     )
 
 

@@ -565,23 +565,10 @@ def proof_summary(doc: dict[str, Any], cp: dict[str, Any], *, check: bool) -> di
     size, tree_root = cp["tree_size"], bytes.fromhex(cp["tree_root"])
 
     b = _included_record(doc["batch"], size, tree_root, "clearlane.batch.v1", 11, check)
-    batch_id, pool = b[1], b[2]
+    batch_id = b[1]
     flows = _int_text(b[6], "batch flows")
     root = _hex(b[8], "hash", "batch root")
-
-    leaf = _require_fields(doc["leaf"], {"text", "index", "path"}, "leaf")
-    text = leaf["text"]
-    index = _int(leaf["index"], "leaf.index")
-    if not isinstance(text, str):
-        raise ProofError(PROOF_FORMAT, "leaf.text must be a string")
-    lf = text.split("|")
-    if len(lf) != 7 or lf[0] != "clearlane.leaf.v1":
-        raise ProofError(PROOF_FORMAT, "leaf.text is not a clearlane.leaf.v1 leaf")
-    if lf[1] != batch_id or lf[2] != str(index) or lf[4] != doc["trade_id"]:
-        raise ProofError(PROOF_RECORD_MISMATCH, "leaf names another batch, position or trade")
-    path = [_hex(h, "hash", "leaf.path[]") for h in _list(leaf["path"], "leaf.path")]
-    if check:
-        verify_inclusion(leaf_hash(text.encode()), index, flows, path, root)
+    lf, index = _proof_leaf(doc, batch_id, flows, root, check)
 
     anchor = None
     if doc["anchor"] is not None:
@@ -596,6 +583,59 @@ def proof_summary(doc: dict[str, Any], cp: dict[str, Any], *, check: bool) -> di
             "block_hash": _hex(a[6], "hash", "anchor block hash").hex(),
             "confirmations": max(0, cp["chain_tip"] - height + 1),
         }
+    final_ms, unwound_ms = _final_and_unwind(doc, size, tree_root, batch_id, anchor, check)
+    state = (
+        "final"
+        if final_ms is not None
+        else "unwound"
+        if unwound_ms is not None
+        else "anchored"
+        if anchor
+        else "cleared"
+    )
+    return {
+        "trade_id": doc["trade_id"],
+        "kind": lf[3],
+        "exchange_batch_id": lf[5],
+        "obligations": _legs(lf[6]),
+        "batch": _batch_summary(b, flows, index),
+        "anchor": anchor,
+        "state": state,
+        "final_at_ms": final_ms,
+        "unwound_at_ms": unwound_ms,
+        "checkpoint": {k: cp[k] for k in ("store", "tree_size", "log_seq", "at_ms", "chain_tip", "key_id")},
+    }
+
+
+def _proof_leaf(
+    doc: dict[str, Any], batch_id: str, flows: int, root: bytes, check: bool
+) -> tuple[list[str], int]:
+    """The proof's leaf (its fields and index), which must be the trade's leaf in this batch."""
+    leaf = _require_fields(doc["leaf"], {"text", "index", "path"}, "leaf")
+    text = leaf["text"]
+    index = _int(leaf["index"], "leaf.index")
+    if not isinstance(text, str):
+        raise ProofError(PROOF_FORMAT, "leaf.text must be a string")
+    lf = text.split("|")
+    if len(lf) != 7 or lf[0] != "clearlane.leaf.v1":
+        raise ProofError(PROOF_FORMAT, "leaf.text is not a clearlane.leaf.v1 leaf")
+    if lf[1] != batch_id or lf[2] != str(index) or lf[4] != doc["trade_id"]:
+        raise ProofError(PROOF_RECORD_MISMATCH, "leaf names another batch, position or trade")
+    path = [_hex(h, "hash", "leaf.path[]") for h in _list(leaf["path"], "leaf.path")]
+    if check:
+        verify_inclusion(leaf_hash(text.encode()), index, flows, path, root)
+    return lf, index
+
+
+def _final_and_unwind(
+    doc: dict[str, Any],
+    size: int,
+    tree_root: bytes,
+    batch_id: str,
+    anchor: dict[str, Any] | None,
+    check: bool,
+) -> tuple[int | None, int | None]:
+    """The batch's final and unwind times; a final record also sets the anchor's confirmations."""
     final_ms = unwound_ms = None
     if doc["final"] is not None:
         f = _included_record(doc["final"], size, tree_root, "clearlane.final.v1", 6, check)
@@ -613,38 +653,22 @@ def proof_summary(doc: dict[str, Any], cp: dict[str, Any], *, check: bool) -> di
         if u[1] != batch_id or final_ms is not None or anchor is not None:
             raise ProofError(PROOF_RECORD_MISMATCH, "unwind record does not fit the batch")
         unwound_ms = _int_text(u[2], "unwind time")
-    state = (
-        "final"
-        if final_ms is not None
-        else "unwound"
-        if unwound_ms is not None
-        else "anchored"
-        if anchor
-        else "cleared"
-    )
+    return final_ms, unwound_ms
+
+
+def _batch_summary(b: list[str], flows: int, index: int) -> dict[str, Any]:
     return {
-        "trade_id": doc["trade_id"],
-        "kind": lf[3],
-        "exchange_batch_id": lf[5],
-        "obligations": _legs(lf[6]),
-        "batch": {
-            "batch_id": batch_id,
-            "pool": pool,
-            "seq": _int_text(b[3], "batch seq"),
-            "opened_at_ms": _int_text(b[4], "opened"),
-            "cleared_at_ms": _int_text(b[5], "cleared"),
-            "flows": flows,
-            "obligations": _int_text(b[7], "obligations"),
-            "root": b[8],
-            "net_totals": _totals(b[9]),
-            "net_instructions_sha256": _hex(b[10], "hash", "net digest").hex(),
-            "leaf_index": index,
-        },
-        "anchor": anchor,
-        "state": state,
-        "final_at_ms": final_ms,
-        "unwound_at_ms": unwound_ms,
-        "checkpoint": {k: cp[k] for k in ("store", "tree_size", "log_seq", "at_ms", "chain_tip", "key_id")},
+        "batch_id": b[1],
+        "pool": b[2],
+        "seq": _int_text(b[3], "batch seq"),
+        "opened_at_ms": _int_text(b[4], "opened"),
+        "cleared_at_ms": _int_text(b[5], "cleared"),
+        "flows": flows,
+        "obligations": _int_text(b[7], "obligations"),
+        "root": b[8],
+        "net_totals": _totals(b[9]),
+        "net_instructions_sha256": _hex(b[10], "hash", "net digest").hex(),
+        "leaf_index": index,
     }
 
 

@@ -183,15 +183,25 @@ def chain(entries: list[dict[str, Any]], root: Path) -> tuple[bytes, dict[str, A
 
 def check(root: Path) -> list[str]:
     """Run every check in the unpacked bundle ``root``; returns what was verified."""
-    done = []
     header = (root / "batch" / "header.txt").read_text().rstrip("\n")
     h = header.split("|")
     batch_id, flows, root_hex, totals_text, net_hex = h[1], int(h[6]), h[8], h[9], h[10]
     leaves = (root / "batch" / "leaves.txt").read_text().splitlines()
     config = tomllib.loads((root / "config.toml").read_text())
+    return [
+        _check_derived(root, leaves, config, batch_id, h[2]),
+        _check_root(leaves, batch_id, flows, root_hex),
+        _check_net(root, leaves, config, net_hex, totals_text),
+        _check_log(root, batch_id, (root_hex, net_hex, totals_text)),
+        _check_signatures(root, root_hex),
+    ]
+
+
+def _check_derived(root: Path, leaves: list[str], config: dict[str, Any], batch_id: str, pool: str) -> str:
+    """The stored leaves are what the raw inputs give under the configuration of the day."""
     rows = [json.loads(line) for line in (root / "batch" / "inputs.jsonl").read_text().splitlines()]
     changes = json.loads((root / "log" / "config_changes.json").read_text())
-    derived = derive_leaves(rows, config, changes, batch_id, h[2])
+    derived = derive_leaves(rows, config, changes, batch_id, pool)
     for i, (got, want) in enumerate(zip(derived, leaves, strict=False)):
         if got != want:
             raise BundleError(
@@ -199,7 +209,10 @@ def check(root: Path) -> list[str]:
             )
     if len(derived) != len(leaves):
         raise BundleError(f"{len(derived)} raw inputs for {len(leaves)} leaves")
-    done.append(f"{len(leaves)} leaves derived again from the raw inputs")
+    return f"{len(leaves)} leaves derived again from the raw inputs"
+
+
+def _check_root(leaves: list[str], batch_id: str, flows: int, root_hex: str) -> str:
     if len(leaves) != flows:
         raise BundleError(f"{len(leaves)} leaves, the header says {flows}")
     for i, text in enumerate(leaves):
@@ -208,8 +221,10 @@ def check(root: Path) -> list[str]:
             raise BundleError(f"leaf {i} is not leaf {i} of batch {batch_id}")
     if merkle_root([x.encode() for x in leaves]).hex() != root_hex:
         raise BundleError("the leaves do not give the batch root")
-    done.append(f"Merkle root of {flows} leaves = {root_hex}")
+    return f"Merkle root of {flows} leaves = {root_hex}"
 
+
+def _check_net(root: Path, leaves: list[str], config: dict[str, Any], net_hex: str, totals_text: str) -> str:
     participants = [p["id"] for p in config["participants"]] + [
         config.get("clearing", {}).get("house", "HOUSE")
     ]
@@ -223,8 +238,11 @@ def check(root: Path) -> list[str]:
     want_totals = ";".join(f"{a}:{g}:{d}" for a, (g, d) in totals.items())
     if want_totals != totals_text:
         raise BundleError(f"net totals {want_totals} differ from the header's {totals_text}")
-    done.append(f"re-netted: {len(lines.splitlines())} net instructions, totals {totals_text}")
+    return f"re-netted: {len(lines.splitlines())} net instructions, totals {totals_text}"
 
+
+def _check_log(root: Path, batch_id: str, committed: tuple[str, str, str]) -> str:
+    """The log segment chains, clears this batch with this header and ends at the signed head."""
     entries = json.loads((root / "log" / "entries.json").read_text())
     head, body = chain(entries, root)
     cleared = [c for c in body.get("cleared", []) if isinstance(c, dict) and c.get("batch_id") == batch_id]
@@ -236,26 +254,22 @@ def check(root: Path) -> list[str]:
             for c in json.loads((root / e["transition_file"]).read_bytes()).get("cleared", [])
             if c.get("batch_id") == batch_id
         ]
-    if not cleared or (cleared[0]["root"], cleared[0]["net"], cleared[0]["totals"]) != (
-        root_hex,
-        net_hex,
-        totals_text,
-    ):
+    if not cleared or (cleared[0]["root"], cleared[0]["net"], cleared[0]["totals"]) != committed:
         raise BundleError("the log segment's transitions do not clear this batch with this header")
     at_close = json.loads((root / "checkpoint_at_close.json").read_text())
     signed = dict(line.split(" ", 1) for line in at_close["old"]["body"].splitlines()[1:])
     if signed["log_head"] != head.hex() or int(signed["log_seq"]) != close_seq:
         raise BundleError("the log segment does not end at the log head of the checkpoint at close")
-    done.append(
-        f"log segment {entries[0]['seq']}..{close_seq}: {len(entries)} steps chain to the signed log head"
-    )
+    return f"log segment {entries[0]['seq']}..{close_seq}: {len(entries)} steps chain to the signed log head"
 
+
+def _check_signatures(root: Path, root_hex: str) -> str:
+    """Signatures through the bundle's own copy of verify.py, when it can be imported."""
     sys.path.insert(0, str(root))
     try:
         import verify  # the bundle's copy of clearlane/audit/verify.py
     except ImportError:
-        done.append("verify.py not importable: signatures not checked")
-        return done
+        return "verify.py not importable: signatures not checked"
     pins = verify.load_pubkeys((root / "keys.json").read_bytes())
     try:
         verify.verify_consistency_document((root / "checkpoint_at_close.json").read_bytes(), pins)
@@ -264,8 +278,7 @@ def check(root: Path) -> list[str]:
         raise BundleError(f"signed evidence refused: {exc}") from None
     if result["summary"]["batch"]["root"] != root_hex:
         raise BundleError("proof.json is about another batch root")
-    done.append("checkpoint at close and proof.json: signatures, inclusion and consistency verified")
-    return done
+    return "checkpoint at close and proof.json: signatures, inclusion and consistency verified"
 
 
 def main() -> int:

@@ -601,14 +601,7 @@ def jsonl_batches(
             rejects.append(Reject(RejectCode.BAD_JSON, "-", f"not valid JSON: {exc}", row=line_number))
             continue
         if not isinstance(obj, dict):
-            rejects.append(
-                Reject(
-                    RejectCode.BAD_JSON,
-                    "-",
-                    f"not a JSON object: {quote(line.decode('utf-8', 'replace').strip())}",
-                    row=line_number,
-                )
-            )
+            rejects.append(_not_an_object(line, line_number))
             continue
         kind = obj.get("type", "trade")
         if kind == "trade":
@@ -616,16 +609,7 @@ def jsonl_batches(
                 yield flush_events()
             version = obj.get("v", 1)
             if type(version) is not int or version != 1:
-                trade_id = obj.get("trade_id")
-                rejects.append(
-                    Reject(
-                        RejectCode.BAD_SCHEMA_VERSION,
-                        "v",
-                        f"schema version {quote(version)} is not supported (expected 1)",
-                        row=line_number,
-                        input_id=trade_id if isinstance(trade_id, str) and ID_RE.match(trade_id) else None,
-                    )
-                )
+                rejects.append(_bad_version(version, obj, line_number))
                 continue
             trades.add(line_number, obj)
             if len(trades) >= chunk_rows:
@@ -643,23 +627,47 @@ def jsonl_batches(
             continue
         if len(trades):
             yield flush_trades()
-        try:
-            event = _EVENT_MODELS[kind].model_validate(obj)
-        except ValidationError as exc:
-            rejects.append(_event_reject(kind, line_number, obj, exc))
+        event = _event(kind, obj, line_number, checker)
+        if isinstance(event, Reject):
+            rejects.append(event)
             continue
-        event_id = str(getattr(event, _EVENT_ID_FIELD[kind]))
-        problem = checker.check(event, line_number, event_id)
-        if problem is not None:
-            rejects.append(problem)
-            continue
-        events.append(event)  # type: ignore[arg-type]
+        events.append(event)
         if len(events) >= chunk_rows:
             yield flush_events()
     if len(trades):
         yield flush_trades()
     if events or rejects:
         yield flush_events()
+
+
+def _not_an_object(line: bytes, line_number: int) -> Reject:
+    text = line.decode("utf-8", "replace").strip()
+    return Reject(RejectCode.BAD_JSON, "-", f"not a JSON object: {quote(text)}", row=line_number)
+
+
+def _bad_version(version: object, obj: dict[str, Any], line_number: int) -> Reject:
+    """A trade line of a schema version other than 1 (named by its trade id when that is one)."""
+    trade_id = obj.get("trade_id")
+    return Reject(
+        RejectCode.BAD_SCHEMA_VERSION,
+        "v",
+        f"schema version {quote(version)} is not supported (expected 1)",
+        row=line_number,
+        input_id=trade_id if isinstance(trade_id, str) and ID_RE.match(trade_id) else None,
+    )
+
+
+def _event(kind: str, obj: dict[str, Any], line_number: int, checker: _EventChecker) -> SmallEvent | Reject:
+    """A small event line parsed by its model and checked against the configuration."""
+    try:
+        event = _EVENT_MODELS[kind].model_validate(obj)
+    except ValidationError as exc:
+        return _event_reject(kind, line_number, obj, exc)
+    event_id = str(getattr(event, _EVENT_ID_FIELD[kind]))
+    problem = checker.check(event, line_number, event_id)
+    if problem is not None:
+        return problem
+    return event  # type: ignore[return-value]
 
 
 def file_digest(path: Path) -> str:
