@@ -20,7 +20,7 @@ DECLARING_MODULES = (
     "clearlane.node.auditor",
     "clearlane.evidence.prove",
     "clearlane.adapters.sql.store",
-    "clearlane.adapters.sql.writer",
+    "clearlane.node.writer",
     "clearlane.adapters.http.auth",
     "clearlane.adapters.nats.messages",
     "clearlane.adapters.nats.worker",

@@ -43,9 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from clearlane.adapters.chain.simulated import ChainParams, FaultSchedule, SimulatedChain
-from clearlane.adapters.sql import audit_tables
 from clearlane.adapters.sql.store import Store, StoredEntry, StoreError
-from clearlane.adapters.sql.writer import PendingStep, StepWriter
 from clearlane.core.config.model import ClearingConfig, ConfigError, load_config, parse_config
 from clearlane.core.engine.core import Engine, EngineOptions, LogEntry
 from clearlane.core.model.chain import TxSubmission, event_to_dict
@@ -56,6 +54,7 @@ from clearlane.core.proofs.hashchain import input_hash
 from clearlane.node.auditor import AuditError, Auditor, KeyRecord
 from clearlane.node.feed import ChainFeed, PendingObservation
 from clearlane.node.signing import KeyStore, KeyStoreError
+from clearlane.node.writer import PendingStep, StepWriter
 
 ProgressCallback = Callable[[int, int], None]
 StepObserver = Callable[[LogEntry, Step], None]
@@ -182,7 +181,7 @@ class Runner:
         if store_id is None:
             store_id = secrets.token_hex(16)
             store.set_meta("store_id", store_id)
-        stored_keys = audit_tables.read_keys(store.engine)
+        stored_keys = store.audit_keys()
         auditor = Auditor(config, store_id, [k for k in stored_keys if k.action == "init"])
         runner = cls(store, config, Engine(config, _engine_options(bool(flow_ids))), None, auditor)
         runner.observer = observer
@@ -211,8 +210,7 @@ class Runner:
         try:
             if auditor.current_key_id is None:
                 record = auditor.init_record(keystore.ensure_active(), self.engine.now_ms)
-                with self.store.engine.begin() as conn:
-                    audit_tables.write_key(conn, record)
+                self.store.add_audit_key(record)
             else:
                 auditor.signer = keystore.load(auditor.current_key_id)
         except KeyStoreError as exc:
@@ -249,8 +247,7 @@ class Runner:
         auditor = self.auditor
         if auditor.signer is not None and auditor.seq > max(auditor.last_checkpoint_seq, 0):
             cp = auditor.checkpoint(self.engine.state_root(), self.engine.now_ms, self.engine.tip_height)
-            with self.store.engine.begin() as conn:
-                audit_tables.write_checkpoint(conn, cp)
+            self.store.add_checkpoint(cp)
         self.timer.add("persist", started)
 
     def _new_chain(self, genesis_ms: int) -> SimulatedChain:
@@ -270,8 +267,8 @@ class Runner:
         if state is None:
             return
         total = int(state["applied_seq"])
-        transitions = audit_tables.iter_transitions(self.store.engine, 0, total)
-        record_hashes = audit_tables.read_record_hashes(self.store.engine)
+        transitions = self.store.iter_transitions(0, total)
+        record_hashes = self.store.audit_record_hashes()
         for stored in self.store.iter_log(0, total):
             entry = stored.entry
             expected = input_hash(self.auditor.head, entry.seq, entry.at_ms, entry.kind, stored.payload)
@@ -309,8 +306,8 @@ class Runner:
         root = self.engine.state_root()
         if root != state["state_root"]:
             raise StoreError(f"replayed state root {root} differs from the stored {state['state_root']}")
-        latest = audit_tables.latest_checkpoint(self.store.engine)
-        self.auditor.last_checkpoint_seq = -1 if latest is None else latest[1].log_seq
+        latest = self.store.latest_checkpoint()
+        self.auditor.last_checkpoint_seq = -1 if latest is None else latest.log_seq
 
     # ------------------------------------------------------------------ steps
     @contextmanager

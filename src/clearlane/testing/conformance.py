@@ -11,10 +11,10 @@ from clearlane.adapters.chain.simulated import SimulatedChain
 from clearlane.adapters.memory import MemoryStore
 from clearlane.adapters.sql.flowids import FlowIdArchive
 from clearlane.adapters.sql.store import Store as SqlStore
-from clearlane.adapters.sql.writer import PendingStep
 from clearlane.node import ports
 from clearlane.node.events import EventBus
 from clearlane.node.runtime import AcceleratedClock, RealtimeClock
+from clearlane.node.writer import PendingStep
 
 
 def sql_store(store: SqlStore) -> ports.Store:

@@ -46,7 +46,7 @@ from clearlane.node.ports import StoredEntry as StoredEntry  # re-exported: the 
 from clearlane.node.ports import StoredTransition
 
 if TYPE_CHECKING:
-    from clearlane.adapters.sql.writer import PendingStep
+    from clearlane.node.writer import PendingStep
 
 _json_str = json.encoder.encode_basestring  # what json.dumps(ensure_ascii=False) uses for one str
 _MIGRATIONS = Path(__file__).with_name("migrations")

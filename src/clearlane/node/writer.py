@@ -22,11 +22,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from clearlane.adapters.sql.store import Store
 from clearlane.core.engine.core import LogEntry
 from clearlane.core.errors import Unavailable
 from clearlane.core.model.events import Step
 from clearlane.node.auditor import AuditStep
+from clearlane.node.ports import Store
 
 # Steps queued but not yet committed; the engine stalls when the writer is this far behind,
 # which bounds the memory held by uncommitted effects.
