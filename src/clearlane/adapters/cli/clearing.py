@@ -27,6 +27,7 @@ from clearlane.core.model import ids as model_ids
 
 
 def clear_file(runner: Any, path: Path, rejects_path: Path, chunk_rows: int, settle: bool) -> dict[str, int]:
+    """Clear ``path`` through ``runner`` (then settle, if asked); rewrite the rejects file."""
     from clearlane.node.intake import iter_input, write_rejects
     from clearlane.node.intake.readers import file_digest
 
@@ -63,6 +64,7 @@ def _count_rows(path: Path) -> int | None:
 
 
 def print_summary(summary: dict[str, Any], title: str) -> None:
+    """The day summary (:func:`clearlane.node.report.summary`) as a table."""
     table = Table(title=title, show_header=False, title_justify="left")
     table.add_column("figure", style="bold")
     table.add_column("value")

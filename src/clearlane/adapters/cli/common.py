@@ -37,17 +37,20 @@ KeysOption = Annotated[
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:
+    """Print ``message`` as an error on stderr; the caller raises the returned exit."""
     err.print(f"[bold red]error:[/] {message}", highlight=False)
     return typer.Exit(code)
 
 
 def missing_db(db: str) -> bool:
+    """A file path (not a URL) that does not exist."""
     from clearlane.adapters.sql.store import is_url
 
     return not is_url(db) and not Path(db).exists()
 
 
 def progress_bar() -> Progress:
+    """A progress bar on stderr, shown on a terminal (or with CLEARLANE_PROGRESS=1)."""
     return Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -67,6 +70,7 @@ def open_runner(
     keys: Path | None = None,
     signing: bool = True,
 ) -> Any:
+    """Open the store's runner (recovering by replay), with a progress bar for the replay."""
     from clearlane.node.runner import Runner
 
     with progress_bar() as progress:
@@ -79,6 +83,7 @@ def open_runner(
 
 
 def open_store(db: str) -> Any:
+    """Open an existing store; a missing database file is an input error."""
     from clearlane.adapters.sql.store import Store
 
     if missing_db(db):
@@ -87,4 +92,5 @@ def open_store(db: str) -> Any:
 
 
 def safe_name(value: str) -> str:
+    """``value`` usable in a file name."""
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in value)
