@@ -56,7 +56,7 @@ class StoredTransition:
 
 
 class StepToCommit(Protocol):
-    """One applied log entry queued for a group commit (``adapters/sql/writer.PendingStep``)."""
+    """One applied log entry queued for a group commit (``node/writer.PendingStep``)."""
 
     @property
     def entry(self) -> LogEntry: ...

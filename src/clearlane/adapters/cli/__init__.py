@@ -1,2 +1,19 @@
 """cli owns the ``clearlane`` command: one typer application whose commands parse arguments, call
-the node and print results (``main``), and the live demo's process wiring (``demo``)."""
+the node and print results, one module per command group.
+
+- ``main``: the application, the mapping of the error tree to exit codes, the registration of
+  every command (the console script's entry point);
+- ``common``: the consoles, ``fail``, the ``--db`` / ``--keys`` options, the progress bar,
+  opening a store or a runner;
+- ``demo_command``: ``demo``; ``demo``: the live demo's process wiring (serve and feed a day);
+- ``clearing``: ``clear``, ``status``, ``replay``, ``close``;
+- ``bench``: ``bench``;
+- ``evidence``: ``proof``, ``verify-proof``, ``consistency``, ``verify``, ``dispute``,
+  ``dispute-check``;
+- ``bus``: ``publish``, ``worker`` (NATS JetStream);
+- ``service``: ``serve`` and the ``apikey`` group;
+- ``keys``: the ``keys`` group (checkpoint signing keys).
+
+Command modules import the node and the adapters inside their functions, so that
+``clearlane --help`` stays quick.
+"""

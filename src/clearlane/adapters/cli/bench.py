@@ -1,0 +1,163 @@
+"""The ``bench`` command: generate a day once (kept under ``--workdir``), clear it end to end
+from Parquet into a fresh database, and print each stage's wall and CPU seconds, trades per
+second and peak RSS.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from clearlane.adapters.cli.common import KeysOption, console
+
+
+@dataclass(frozen=True)
+class _Timings:
+    """Seconds measured around one benchmark run (CPU: this thread unless said otherwise)."""
+
+    read: float
+    read_cpu: float
+    settle: float
+    settle_cpu: float
+    total: float
+    total_cpu: float  # every thread of the process
+    main_cpu: float
+
+
+class _TimedReader:
+    """Opens a reader of trade chunks when first pulled, adding up the time spent in it."""
+
+    def __init__(self, open_chunks: Callable[[], Iterator[Any]]) -> None:
+        self.open_chunks = open_chunks
+        self.seconds = 0.0
+        self.cpu = 0.0
+
+    def chunks(self) -> Iterator[Any]:
+        iterator = self.open_chunks()
+        while True:
+            t0, c0 = time.perf_counter(), time.thread_time()
+            try:
+                batch = next(iterator)
+            except StopIteration:
+                return
+            finally:
+                self.seconds += time.perf_counter() - t0
+                self.cpu += time.thread_time() - c0
+            yield batch
+
+
+def bench(
+    trades: Annotated[int, typer.Option(help="Trades in the generated day.")] = 10_000_000,
+    participants: Annotated[int, typer.Option()] = 2_000,
+    assets: Annotated[int, typer.Option()] = 16,
+    seed: Annotated[int, typer.Option()] = 42,
+    workdir: Annotated[Path, typer.Option(help="Where the Parquet day and database live.")] = Path("bench"),
+    keys: KeysOption = None,
+) -> None:
+    """Benchmark: clear a generated day end to end from Parquet; print trades/s, stages, RSS."""
+    from clearlane.node.report import summary as make_summary
+
+    day_dir = workdir / f"day-{trades}-{participants}-{assets}-{seed}"
+    _generate_once(day_dir, trades, participants, assets, seed)
+    runner = _fresh_runner(workdir / "bench.db", day_dir / "config.toml", keys)
+    timings = _clear_day(runner, day_dir)
+    summary = make_summary(runner.engine)
+    _print_report(
+        runner,
+        summary,
+        timings,
+        f"clearlane bench — {trades:,} trades, {participants:,} participants, {assets} assets",
+    )
+    runner.close()
+
+
+def _generate_once(day_dir: Path, trades: int, participants: int, assets: int, seed: int) -> None:
+    from clearlane.sim.generator import generate_day
+
+    if not (day_dir / "trades.parquet").exists():
+        console.print(f"generating {trades:,} trades into {day_dir} ...")
+        started = time.perf_counter()
+        generate_day(trades=trades, participants=participants, assets=assets, seed=seed).write(day_dir)
+        console.print(f"generated in {time.perf_counter() - started:.1f} s")
+
+
+def _fresh_runner(db: Path, config: Path, keys: Path | None) -> Any:
+    from clearlane.node.runner import Runner
+
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(db) + suffix).unlink(missing_ok=True)
+    return Runner.open(db, config, keys=keys)
+
+
+def _clear_day(runner: Any, day_dir: Path) -> _Timings:
+    """Clear the day's deposits, then its trades, then settle until quiet; time each part."""
+    from clearlane.node.intake import iter_input
+
+    started = time.perf_counter()
+    cpu_started = time.process_time()
+    main_cpu_started = time.thread_time()
+    _clear_deposits(runner, day_dir)
+    trades_file, chunk_rows = day_dir / "trades.parquet", runner.config.trade_chunk_rows_max
+    reader = _TimedReader(lambda: iter_input(trades_file, runner.config, chunk_rows=chunk_rows))
+    runner.clear_batches(reader.chunks(), source="bench")
+    settle_started, settle_cpu_started = time.perf_counter(), time.thread_time()
+    runner.settle_until_quiet()
+    settle_seconds = time.perf_counter() - settle_started
+    settle_cpu = time.thread_time() - settle_cpu_started
+    return _Timings(
+        read=reader.seconds,
+        read_cpu=reader.cpu,
+        settle=settle_seconds,
+        settle_cpu=settle_cpu,
+        total=time.perf_counter() - started,
+        total_cpu=time.process_time() - cpu_started,
+        main_cpu=time.thread_time() - main_cpu_started,
+    )
+
+
+def _clear_deposits(runner: Any, day_dir: Path) -> None:
+    from clearlane.node.intake import iter_input
+
+    deposits_file = day_dir / "deposits.jsonl"
+    if deposits_file.exists():
+        import pyarrow.parquet as pq
+
+        first = pq.ParquetFile(day_dir / "trades.parquet").read_row_group(0, columns=["executed_at"])
+        runner.clear_batches(
+            iter_input(deposits_file, runner.config),
+            source="deposits",
+            events_at_ms=int(first.column(0)[0].as_py()),
+        )
+
+
+def _print_report(runner: Any, summary: dict[str, Any], timings: _Timings, title: str) -> None:
+    cleared = sum(summary["trades_by_lane"].values())
+    rss_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 / 1024
+    table = Table("stage", "wall s", "CPU s", title=title)
+    table.add_row("read + validate (Parquet)", f"{timings.read:.2f}", f"{timings.read_cpu:.2f}")
+    for stage, seconds in runner.timer.seconds.items():
+        cpu = runner.timer.cpu.get(stage)
+        table.add_row(stage, f"{seconds:.2f}", "-" if cpu is None else f"{cpu:.2f}")
+    table.add_row("settle tail (chain to finality)", f"{timings.settle:.2f}", f"{timings.settle_cpu:.2f}")
+    table.add_row("[bold]total end to end", f"[bold]{timings.total:.2f}", f"[bold]{timings.total_cpu:.2f}")
+    console.print(table)
+    console.print(
+        f"CPU: main thread {timings.main_cpu:.2f} s, all threads {timings.total_cpu:.2f} s "
+        "(the writer thread's stage overlaps the main thread's; wall stages do not add up)"
+    )
+    console.print(
+        f"trades/s end to end: [bold]{cleared / timings.total:,.0f}[/]   peak RSS: [bold]{rss_gib:.2f} GiB[/]"
+    )
+    console.print(
+        f"batches: {summary['batches']}   netting efficiency: {summary['netting_efficiency'] * 100:.2f} %"
+    )
+    console.print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}")

@@ -1,0 +1,269 @@
+"""The clearing commands: ``clear`` (a file of trades into a store), ``status`` (one trade's
+lifecycle), ``replay`` (rebuild the state from the log and compare roots) and ``close`` (the
+end-of-day trial balance); with the file-clearing step and the summary table that ``demo``
+reuses.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from clearlane.adapters.cli.common import (
+    DbOption,
+    KeysOption,
+    console,
+    fail,
+    missing_db,
+    open_runner,
+    progress_bar,
+)
+from clearlane.core.model import ids as model_ids
+
+
+def clear_file(runner: Any, path: Path, rejects_path: Path, chunk_rows: int, settle: bool) -> dict[str, int]:
+    """Clear ``path`` through ``runner`` (then settle, if asked); rewrite the rejects file."""
+    from clearlane.node.intake import iter_input, write_rejects
+    from clearlane.node.intake.readers import file_digest
+
+    rejects: list[Any] = []
+    rows_total = _count_rows(path)
+    with progress_bar() as progress:
+        task = progress.add_task(f"clearing {path.name}", total=rows_total)
+        batches = iter_input(path, runner.config, chunk_rows=chunk_rows)
+        runner.clear_batches(
+            batches,
+            source=model_ids.file_source(file_digest(path)),
+            rejects=rejects,
+            progress=lambda n: progress.advance(task, n),
+        )
+        if settle:
+            settle_task = progress.add_task("settling on the base layer", total=None)
+            runner.settle_until_quiet()
+            progress.update(settle_task, total=1, completed=1)
+    if rejects_path.exists():
+        rejects_path.unlink()
+    written = write_rejects(rejects_path, rejects) if rejects else 0
+    return {"rejects": written}
+
+
+def _count_rows(path: Path) -> int | None:
+    if path.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        try:
+            return int(pq.ParquetFile(path).metadata.num_rows)
+        except Exception:
+            return None
+    return None
+
+
+def print_summary(summary: dict[str, Any], title: str) -> None:
+    """The day summary (:func:`clearlane.node.report.summary`) as a table."""
+    table = Table(title=title, show_header=False, title_justify="left")
+    table.add_column("figure", style="bold")
+    table.add_column("value")
+    lanes = summary["trades_by_lane"]
+    table.add_row("trades per lane", ", ".join(f"{k}: {v:,}" for k, v in lanes.items()) or "-")
+    b = summary["batches"]
+    table.add_row(
+        "L2 batches",
+        f"{b['cleared']:,} cleared, {b['final']:,} final, {b['unwound']:,} unwound, {b['pending']:,} pending",
+    )
+    table.add_row(
+        "L1 transactions",
+        f"{summary['l1']['submitted']:,} submitted, {summary['l1']['final']:,} final, {summary['l1']['resubmitted']:,} re-sent",
+    )
+    table.add_row("gross L2 value", f"{summary['gross_usd']:,.2f} USD")
+    table.add_row("net L2 settlement", f"{summary['net_usd']:,.2f} USD")
+    table.add_row("netting efficiency", f"{summary['netting_efficiency'] * 100:.2f} %")
+    table.add_row("liquidity saved", f"{summary['liquidity_saved_usd']:,.2f} USD")
+    for lane, figures in summary["latency_s"].items():
+        if figures["n"]:
+            table.add_row(
+                f"latency {lane}",
+                f"p50 {figures['p50']:.2f} s, p99 {figures['p99']:.2f} s (n={figures['n']:,})",
+            )
+    rejects = summary["rejects_by_code"]
+    table.add_row("rejects", ", ".join(f"{k}: {v:,}" for k, v in rejects.items()) or "none")
+    table.add_row("duplicates (no-ops)", f"{summary['duplicates']:,}")
+    if summary["alerts"]:
+        table.add_row("alerts", "; ".join(summary["alerts"][:5]))
+    table.add_row("state root", summary["state_root"])
+    console.print(table)
+
+
+def clear(
+    file: Annotated[Path, typer.Argument(help="Trades as .csv, .parquet or .jsonl.")],
+    db: DbOption = "clearlane.db",
+    config: Annotated[Path | None, typer.Option(help="TOML config (required for a new database).")] = None,
+    rejects: Annotated[Path | None, typer.Option(help="Where bad rows go (JSON lines).")] = None,
+    chunk_rows: Annotated[int, typer.Option(help="Rows per engine step.")] = 65_536,
+    settle: Annotated[bool, typer.Option(help="Advance the base layer until everything is final.")] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    keys: KeysOption = None,
+) -> None:
+    """Clear a file of trades; bad rows go to the rejects file, good rows are applied once."""
+    from clearlane.node.report import summary as make_summary
+
+    if not file.exists():
+        raise fail(f"{file}: no such file")
+    if chunk_rows <= 0:
+        raise fail("--chunk-rows must be positive")
+    runner = open_runner(db, config, keys=keys)
+    rejects_path = rejects or file.with_name(file.name + ".rejects.jsonl")
+    started = time.perf_counter()
+    result = clear_file(runner, file, rejects_path, chunk_rows, settle)
+    summary = make_summary(runner.engine)
+    summary["rejects_file"] = str(rejects_path) if result["rejects"] else None
+    summary["rejects_written"] = result["rejects"]
+    if as_json:
+        console.print_json(json.dumps(summary))
+    else:
+        print_summary(summary, f"{file.name}: cleared in {time.perf_counter() - started:.1f} s")
+        if result["rejects"]:
+            console.print(f"[yellow]{result['rejects']} rejected rows written to {rejects_path}[/]")
+    runner.close()
+
+
+def status(
+    trade_id: Annotated[str, typer.Argument(help="Trade or payment id.")],
+    db: DbOption = "clearlane.db",
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    schema: Annotated[
+        str | None, typer.Option(help="PostgreSQL schema of a worker partition (clearlane_<partition>).")
+    ] = None,
+) -> None:
+    """Show one trade's lifecycle: every transition with its time, both finalities, its badge."""
+    from clearlane.adapters.sql.store import Store
+    from clearlane.node.report import trade_lifecycle
+
+    if missing_db(db):
+        raise fail(f"{db}: no such database")
+    store = Store.open(db, create=False, schema=schema)
+    life = trade_lifecycle(store, trade_id)
+    store.close()
+    if life is None:
+        raise fail(f"trade {trade_id!r} not found in {db}", code=1)
+    if as_json:
+        console.print_json(json.dumps(life, default=str))
+        return
+    console.print(
+        f"[bold]{life['id']}[/] {life['kind']} {life['buyer']} ← {life['seller']} "
+        f"{life['base']}/{life['quote']}  lane {life['lane'] or '-'} {life['pool'] or ''}"
+    )
+    console.print(f"[bold]{life['badge']}[/]")
+    table = Table("state", "at (UTC)", "detail")
+    for t in life["transitions"]:
+        table.add_row(t["state"], t["at"] or "-", str(t["detail"]))
+    console.print(table)
+    console.print(f"L2 cleared: {life['l2_cleared_at'] or '-'}   L1 final: {life['l1_final_at'] or '-'}")
+
+
+def replay(
+    db: DbOption = "clearlane.db",
+    into: Annotated[
+        Path | None, typer.Option(help="Fresh database to rebuild into (default: a temp file).")
+    ] = None,
+) -> None:
+    """Rebuild the state from the input log into a fresh database and print the state root."""
+    from clearlane.adapters.sql.store import Store, is_url
+    from clearlane.core.engine.core import Engine
+    from clearlane.node.runner import Runner
+
+    if missing_db(db):
+        raise fail(f"{db}: no such database")
+    if into is None and is_url(db):
+        raise fail("--into is needed to replay a database given by URL")
+    source = Store.open(db, create=False)
+    state = source.engine_state()
+    toml_text = source.get_meta("config_toml")
+    if state is None or toml_text is None:
+        raise fail(f"{db}: empty database, nothing to replay")
+    target = into or Path(db).with_name(Path(db).stem + ".replay.db")
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(target) + suffix).unlink(missing_ok=True)
+    import tomllib
+
+    from clearlane.core.config.model import parse_config
+
+    config = parse_config(tomllib.loads(toml_text), source=f"{db} (stored config)")
+    fresh = Store.open(target)
+    for key in ("config_toml", "config_digest", "chain_genesis_ms", "store_id"):
+        value = source.get_meta(key)
+        if value is not None:
+            fresh.set_meta(key, value)
+    # The replica keeps the source's identity and first key; rotations come back with the log.
+    # It signs nothing (no private key is needed to replay).
+    from clearlane.adapters.sql import audit_tables
+    from clearlane.node.auditor import Auditor
+
+    init_keys = [k for k in audit_tables.read_keys(source.engine) if k.action == "init"]
+    with fresh.engine.begin() as conn:
+        for key_record in init_keys:
+            audit_tables.write_key(conn, key_record)
+    auditor = Auditor(config, source.get_meta("store_id") or "0" * 32, init_keys)
+    runner = Runner(fresh, config, Engine(config), None, auditor)
+    total = int(state["applied_seq"])
+    with progress_bar() as progress:
+        task = progress.add_task("replaying", total=total)
+        for stored in source.iter_log():
+            runner.replay_entry(stored)
+            progress.advance(task)
+    root = runner.engine.state_root()
+    console.print(f"replayed {total:,} log entries into {target}")
+    console.print(f"state root  {root}")
+    console.print(f"stored root {state['state_root']}")
+    source.close()
+    fresh.close()
+    if root != state["state_root"]:
+        raise fail("replayed state differs from the stored state", code=1)
+    console.print("[green]identical[/]")
+
+
+def close(
+    db: DbOption = "clearlane.db",
+    day: Annotated[str, typer.Option(help="Business day label, e.g. 2026-11-20.")] = "today",
+) -> None:
+    """End-of-day close: trial balance per lane (participants, L1, each L2 pool, house)."""
+    runner = open_runner(db, None, create=False, signing=False)
+    result = runner.engine.ledger.close_day(day, runner.engine.now_ms)
+    table = Table(
+        "lane",
+        "asset",
+        "accounts",
+        "debit",
+        "credit",
+        "net",
+        "pending debit",
+        "pending credit",
+        title=f"Trial balance — {day}",
+    )
+    for row in result.trial_balance.rows():
+        table.add_row(
+            *(
+                str(row[k])
+                for k in (
+                    "lane",
+                    "asset",
+                    "accounts",
+                    "debit_minor",
+                    "credit_minor",
+                    "net_minor",
+                    "pending_debit_minor",
+                    "pending_credit_minor",
+                )
+            )
+        )
+    console.print(table)
+    console.print(
+        f"in flight across lanes: {len(result.pending)} pending entries; digest {result.digest_hex}"
+    )
+    runner.close()
+    if not result.trial_balance.balanced:
+        raise fail("trial balance does not close", code=1)

@@ -1,0 +1,96 @@
+"""What every ``clearlane`` command group shares: the two consoles (results on stdout, messages
+and progress on stderr), :func:`fail`, the ``--db`` and ``--keys`` option types, the progress
+bar, and opening a store or a runner from a ``--db`` value.
+
+Imports of the node and the adapters stay inside the functions: ``clearlane --help`` imports
+this module and must stay quick.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+console = Console()
+err = Console(stderr=True)
+
+DbOption = Annotated[
+    str,
+    typer.Option(
+        "--db",
+        help="SQLite database file (created if missing) or a database URL (postgresql://user@host:port/db).",
+    ),
+]
+
+KeysOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--keys",
+        help="Signing-key directory (default: <db stem>.keys beside the database; created on first use).",
+    ),
+]
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    """Print ``message`` as an error on stderr; the caller raises the returned exit."""
+    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    return typer.Exit(code)
+
+
+def missing_db(db: str) -> bool:
+    """A file path (not a URL) that does not exist."""
+    from clearlane.adapters.sql.store import is_url
+
+    return not is_url(db) and not Path(db).exists()
+
+
+def progress_bar() -> Progress:
+    """A progress bar on stderr, shown on a terminal (or with CLEARLANE_PROGRESS=1)."""
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=False,
+        disable=not err.is_terminal and os.environ.get("CLEARLANE_PROGRESS") != "1",
+    )
+
+
+def open_runner(
+    db: str | Path,
+    config: Path | None,
+    *,
+    create: bool = True,
+    keys: Path | None = None,
+    signing: bool = True,
+) -> Any:
+    """Open the store's runner (recovering by replay), with a progress bar for the replay."""
+    from clearlane.node.runner import Runner
+
+    with progress_bar() as progress:
+        task = progress.add_task("replaying log", total=None)
+
+        def on_progress(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        return Runner.open(db, config, create=create, progress=on_progress, keys=keys, signing=signing)
+
+
+def open_store(db: str) -> Any:
+    """Open an existing store; a missing database file is an input error."""
+    from clearlane.adapters.sql.store import Store
+
+    if missing_db(db):
+        raise fail(f"{db}: no such database")
+    return Store.open(db, create=False)
+
+
+def safe_name(value: str) -> str:
+    """``value`` usable in a file name."""
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in value)

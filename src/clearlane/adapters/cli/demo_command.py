@@ -1,0 +1,161 @@
+"""The ``demo`` command: generate a trading day and clear it, either at full speed with a
+summary or streamed live into the dashboard (the serving itself is :mod:`.demo`'s); with the
+lifecycle badges of two sample trades it prints at the end.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from clearlane.adapters.cli.clearing import clear_file, print_summary
+from clearlane.adapters.cli.common import console, fail, open_runner
+from clearlane.core.model import ids as model_ids
+
+
+def demo(
+    trades: Annotated[int, typer.Option(help="Trades in the generated day.")] = 200_000,
+    participants: Annotated[int, typer.Option(help="Participants (all kinds).")] = 300,
+    assets: Annotated[int, typer.Option(help="Assets (USD first).")] = 8,
+    seed: Annotated[int, typer.Option(help="Seed of the generated day.")] = 7,
+    out: Annotated[Path, typer.Option(help="Directory for the day's files and database.")] = Path(
+        "clearlane-demo"
+    ),
+    serve: Annotated[
+        bool | None,
+        typer.Option(
+            "--serve/--no-serve",
+            help="Stream the day live into the dashboard (default when run in a terminal) or clear it at full speed and exit.",
+        ),
+    ] = None,
+    duration: Annotated[
+        float | None,
+        typer.Option(help="With --serve: stop after this many seconds (default: run until Ctrl-C)."),
+    ] = None,
+    speed: Annotated[float, typer.Option(help="With --serve: engine seconds per wall-clock second.")] = 60.0,
+    start: Annotated[
+        str, typer.Option(help="With --serve: UTC time of day the stream starts at (HH:MM).")
+    ] = "07:00",
+    host: Annotated[str, typer.Option(help="With --serve: address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="With --serve: port (0 picks a free one).")] = 8000,
+) -> None:
+    """Generate a realistic trading day and clear it: live into the dashboard, or at full speed with a summary."""
+    from clearlane.node.report import summary as make_summary
+    from clearlane.sim.generator import generate_day
+
+    live = sys.stdout.isatty() if serve is None else serve
+    if speed <= 0:
+        raise fail("--speed must be positive")
+    if duration is not None and duration <= 0:
+        raise fail("--duration must be positive")
+    started = time.perf_counter()
+    console.print(
+        f"[bold]clearlane demo[/] — generating {trades:,} trades, {participants:,} participants, {assets} assets (seed {seed})"
+    )
+    day = generate_day(trades=trades, participants=participants, assets=assets, seed=seed)
+    if out.exists():
+        shutil.rmtree(out)
+    paths = day.write(out)
+    if live:
+        _demo_live(day, paths, out, duration=duration, speed=speed, start=start, host=host, port=port)
+        return
+    runner = open_runner(out / "clearlane.db", paths.config)
+    first_ms = int(day.trades.column("executed_at")[0].as_py()) if day.trades.num_rows else 0
+    for deposit in day.deposits:
+        data = deposit.model_dump(mode="json")
+        data.pop("type")
+        data.pop("v", None)
+        runner.submit("collateral_deposit", data, first_ms, model_ids.deposit_source(deposit.deposit_id))
+    result = clear_file(runner, paths.trades, out / "rejects.jsonl", 65_536, settle=True)
+    summary = make_summary(runner.engine)
+    elapsed = time.perf_counter() - started
+    print_summary(summary, f"Cleared {trades:,} trades in {elapsed:.1f} s")
+    _print_badges(runner)
+    console.print(
+        f"rejects: {result['rejects']} (see {out / 'rejects.jsonl'})  database: {out / 'clearlane.db'}"
+    )
+    runner.close()
+
+
+def _demo_live(
+    day: Any, paths: Any, out: Path, *, duration: float | None, speed: float, start: str, host: str, port: int
+) -> None:
+    """Stream the generated day into the engine at ``speed``x and serve the dashboard until stopped."""
+    import re
+
+    from clearlane.adapters.cli.demo import start_live
+    from clearlane.node.report import summary as make_summary
+
+    match = re.fullmatch(r"([01]?\d|2[0-3]):([0-5]\d)", start)
+    if match is None:
+        raise fail(f"--start: expected HH:MM (UTC), got {start!r}")
+    first_ms = int(day.trades.column("executed_at")[0].as_py()) if day.trades.num_rows else 0
+    day_start = first_ms - first_ms % 86_400_000
+    start_ms = max(first_ms, day_start + (int(match.group(1)) * 60 + int(match.group(2))) * 60_000)
+    try:
+        demo_run = start_live(
+            out, paths.config, day.trades, day.deposits, speed=speed, start_ms=start_ms, host=host, port=port
+        )
+    except OSError as exc:
+        raise fail(f"cannot listen on {host}:{port}: {exc.strerror or exc} (try --port 0)") from None
+    console.print(
+        f"[bold green]dashboard live at {demo_run.url}/ui/[/]  (engine clock {speed:g}x; Ctrl-C to stop)"
+    )
+    console.print(
+        f"API: {demo_run.url}/openapi.json   stream: {demo_run.url}/v1/stream?types=stats   (demo mode: no API keys)"
+    )
+    started = time.monotonic()
+    try:
+        while duration is None or time.monotonic() - started < duration:
+            if demo_run.feed.error is not None:
+                raise fail(f"market feed stopped: {demo_run.feed.error}")
+            if not demo_run.runtime.healthy:
+                raise fail(f"clearing runtime stopped: {demo_run.runtime.failed}")
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        console.print("stopping ...")
+    finally:
+        demo_run.feed.stop()
+        runtime = demo_run.runtime
+        with runtime.lock:
+            summary = make_summary(runtime.runner.engine)
+            print_summary(
+                summary,
+                f"Streamed {demo_run.feed.applied:,} trades in {time.monotonic() - started:.1f} s "
+                f"(engine clock {speed:g}x)",
+            )
+            _print_badges(runtime.runner)
+        demo_run.http.stop()
+    console.print(f"database: {out / 'clearlane.db'}")
+
+
+def _print_badges(runner: Any) -> None:
+    from clearlane.node.report import trade_lifecycle
+
+    sample = _sample_trades(runner)
+    for flow_id in sample:
+        life = trade_lifecycle(runner.store, flow_id)
+        if life is not None:
+            console.print(f"  {flow_id}: [bold]{life['badge']}[/]")
+    db = runner.store.url.removeprefix("sqlite:///")
+    console.print(f"next: clearlane status {sample[0] if sample else 'TRADE_ID'} --db {db}")
+    if sample:
+        console.print(f"      clearlane proof {sample[0]} --db {db}   (then: clearlane verify-proof FILE)")
+
+
+def _sample_trades(runner: Any) -> list[str]:
+    """One L2 and one L1 trade id from the first stored chunk, for the demo's badges."""
+    table = runner.store.first_trade_chunk()
+    if table is None:
+        return []
+    picks = []
+    for lane in ("L2", "L1"):
+        ids = table.filter(table.column("lane").to_numpy(zero_copy_only=False) == lane).column("flow_id")
+        if len(ids):
+            picks.append(str(ids[0]))
+    return picks
