@@ -48,10 +48,37 @@ def trade_lifecycle(store: Store | TradeSource, flow_id: str) -> dict[str, Any] 
     record = store.find_trade(flow_id)
     if record is None:
         return None
-    executed = int(record["executed_ms"])
-    received = int(record["received_ms"])
-    transitions: list[dict[str, Any]] = [{"state": "received", "at_ms": received, "detail": ""}]
-    out: dict[str, Any] = {
+    executed, received = int(record["executed_ms"]), int(record["received_ms"])
+    out = _header(record, flow_id)
+    transitions: list[dict[str, Any]] = out["transitions"]
+    if int(record["state"]) == TradeState.REJECTED:
+        code = RejectCode(int(record["reject_code"]))
+        transitions.append({"state": "rejected", "at_ms": received, "detail": f"{code.slug} ({int(code)})"})
+        out["state"] = "rejected"
+        out["badge"] = f"Rejected — {code.slug} ({int(code)})"
+        return _finish(out)
+    detail = f"{record['lane']} via rule {record['route_rule']!r}"
+    transitions.append({"state": "routed", "at_ms": received, "detail": detail})
+    final_ms: int | None = None
+    l1_origin: dict[str, Any] | None = None
+    if record["lane"] == "L2":
+        final_ms, l1_origin = _l2_part(store, record, out)
+    elif record["l1_group"]:
+        l1_origin = store.l1_group(record["l1_group"])
+        out["state"] = "submitted"
+        detail = f"L1 gross, group {record['l1_group']}"
+        transitions.append({"state": "submitted", "at_ms": received, "detail": detail})
+    if l1_origin is not None:
+        final_ms = _l1_part(l1_origin, record, flow_id, out, final_ms)
+    if final_ms is not None:
+        out["l1_final_at"] = iso(final_ms)
+    out["badge"] = _badge(out, executed, final_ms, record)
+    return _finish(out)
+
+
+def _header(record: dict[str, Any], flow_id: str) -> dict[str, Any]:
+    """The record's fixed fields, and its first transition (received)."""
+    return {
         "id": flow_id,
         "kind": "trade" if record["kind"] == 0 else "payment",
         "buyer": record["buyer"],
@@ -62,7 +89,7 @@ def trade_lifecycle(store: Store | TradeSource, flow_id: str) -> dict[str, Any] 
         "quote_minor": record["quote_minor"],
         "fees_minor": [record["fee_buyer_minor"], record["fee_seller_minor"]],
         "exch_batch_id": record["exch_batch_id"],
-        "executed_at": iso(executed),
+        "executed_at": iso(int(record["executed_ms"])),
         "lane": record["lane"],
         "pool": record["pool"],
         "route_rule": record["route_rule"],
@@ -70,82 +97,62 @@ def trade_lifecycle(store: Store | TradeSource, flow_id: str) -> dict[str, Any] 
         "l2_cleared_at": None,
         "l1_final_at": None,
         "state": None,
-        "transitions": transitions,
+        "transitions": [{"state": "received", "at_ms": int(record["received_ms"]), "detail": ""}],
     }
-    if int(record["state"]) == TradeState.REJECTED:
-        code = RejectCode(int(record["reject_code"]))
-        transitions.append({"state": "rejected", "at_ms": received, "detail": f"{code.slug} ({int(code)})"})
-        out["state"] = "rejected"
-        out["badge"] = f"Rejected — {code.slug} ({int(code)})"
-        return _finish(out)
-    transitions.append(
-        {
-            "state": "routed",
-            "at_ms": received,
-            "detail": f"{record['lane']} via rule {record['route_rule']!r}",
-        }
-    )
-    final_ms: int | None = None
-    l1_origin: dict[str, Any] | None = None
-    if record["lane"] == "L2":
-        batch_id = model_ids.batch_id(record["pool"], int(record["batch_seq"]))
-        out["batch_id"] = batch_id
-        transitions.append({"state": "batched", "at_ms": received, "detail": batch_id})
-        batch = store.batch(batch_id)
-        out["state"] = "batched"
-        if batch is not None:
-            for event in batch["events"]:
-                transitions.append(
-                    {"state": event["event"], "at_ms": event["at_ms"], "detail": event["detail"]}
-                )
-            out["state"] = batch["state"]
-            out["l2_cleared_at"] = iso(int(batch["cleared_at_ms"]))
-            out["anchor"] = {
-                "tx": batch["anchor_tx"],
-                "height": batch["anchor_height"],
-                "at": iso(batch["anchored_at_ms"]),
-            }
-            out["root"] = bytes(batch["root"]).hex()
-            if batch["state"] == BatchState.FINAL.label:
-                final_ms = int(batch["final_at_ms"])
-            if batch["state"] == BatchState.UNWOUND.label:
-                l1_origin = store.l1_group_for_batch(batch_id)
-    elif record["l1_group"]:
-        l1_origin = store.l1_group(record["l1_group"])
-        out["state"] = "submitted"
-        transitions.append(
-            {"state": "submitted", "at_ms": received, "detail": f"L1 gross, group {record['l1_group']}"}
-        )
-    if l1_origin is not None:
-        table = read_table(bytes(l1_origin["blob"]))
-        row = table.filter(pc.equal(table.column("flow_id"), flow_id)).to_pylist()
-        if row:
-            r = row[0]
-            tx = model_ids.l1_tx_id(flow_id, r["attempt"])
-            if record["lane"] == "L2":
-                transitions.append(
-                    {
-                        "state": "submitted",
-                        "at_ms": r["submitted_ms"],
-                        "detail": f"L1 gross after unwind, {tx}",
-                    }
-                )
-                out["state"] = "unwound"
-            if r["included_height"] >= 0:
-                transitions.append(
-                    {"state": "anchored", "at_ms": r["included_ms"], "detail": f"{tx}@{r['included_height']}"}
-                )
-                out["state"] = "anchored" if record["lane"] == "L1" else out["state"]
-            if r["final_ms"] >= 0:
-                final_ms = int(r["final_ms"])
-                transitions.append(
-                    {"state": "final", "at_ms": final_ms, "detail": "L1 confirmations reached"}
-                )
-                out["state"] = "final" if record["lane"] == "L1" else "unwound"
-    if final_ms is not None:
-        out["l1_final_at"] = iso(final_ms)
-    out["badge"] = _badge(out, executed, final_ms, record)
-    return _finish(out)
+
+
+def _l2_part(
+    store: Store | TradeSource, record: dict[str, Any], out: dict[str, Any]
+) -> tuple[int | None, dict[str, Any] | None]:
+    """An L2 flow's batch and its events; returns (final time, the L1 group it was unwound to)."""
+    transitions: list[dict[str, Any]] = out["transitions"]
+    batch_id = model_ids.batch_id(record["pool"], int(record["batch_seq"]))
+    out["batch_id"] = batch_id
+    transitions.append({"state": "batched", "at_ms": int(record["received_ms"]), "detail": batch_id})
+    out["state"] = "batched"
+    batch = store.batch(batch_id)
+    if batch is None:
+        return None, None
+    for event in batch["events"]:
+        transitions.append({"state": event["event"], "at_ms": event["at_ms"], "detail": event["detail"]})
+    out["state"] = batch["state"]
+    out["l2_cleared_at"] = iso(int(batch["cleared_at_ms"]))
+    out["anchor"] = {
+        "tx": batch["anchor_tx"],
+        "height": batch["anchor_height"],
+        "at": iso(batch["anchored_at_ms"]),
+    }
+    out["root"] = bytes(batch["root"]).hex()
+    final_ms = int(batch["final_at_ms"]) if batch["state"] == BatchState.FINAL.label else None
+    unwound = batch["state"] == BatchState.UNWOUND.label
+    return final_ms, store.l1_group_for_batch(batch_id) if unwound else None
+
+
+def _l1_part(
+    l1_origin: dict[str, Any], record: dict[str, Any], flow_id: str, out: dict[str, Any], final_ms: int | None
+) -> int | None:
+    """The flow's gross L1 transaction (its lane, or after an unwind); returns the final time."""
+    transitions: list[dict[str, Any]] = out["transitions"]
+    table = read_table(bytes(l1_origin["blob"]))
+    rows = table.filter(pc.equal(table.column("flow_id"), flow_id)).to_pylist()
+    if not rows:
+        return final_ms
+    r = rows[0]
+    tx = model_ids.l1_tx_id(flow_id, r["attempt"])
+    on_l1 = record["lane"] == "L1"
+    if not on_l1:
+        detail = f"L1 gross after unwind, {tx}"
+        transitions.append({"state": "submitted", "at_ms": r["submitted_ms"], "detail": detail})
+        out["state"] = "unwound"
+    if r["included_height"] >= 0:
+        detail = f"{tx}@{r['included_height']}"
+        transitions.append({"state": "anchored", "at_ms": r["included_ms"], "detail": detail})
+        out["state"] = "anchored" if on_l1 else out["state"]
+    if r["final_ms"] >= 0:
+        final_ms = int(r["final_ms"])
+        transitions.append({"state": "final", "at_ms": final_ms, "detail": "L1 confirmations reached"})
+        out["state"] = "final" if on_l1 else "unwound"
+    return final_ms
 
 
 def _badge(out: dict[str, Any], executed: int, final_ms: int | None, record: dict[str, Any]) -> str:

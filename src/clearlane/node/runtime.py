@@ -209,19 +209,7 @@ class Runtime:
                 hot_ids=self.options.hot_ids,
             )
         self._live = False
-        self.runner = Runner.open(
-            db,
-            config_path,
-            durable=self.options.durable,
-            keys=keys,
-            observer=self._observe,
-            flow_ids={
-                "run_ids": self.options.flow_id_run_ids,
-                "bloom_bits": self.options.flow_id_bloom_bits,
-                "background": self.options.flow_id_background,
-            },
-        )
-        self.runner.engine.seen_flow_ids.hot_ids = self.options.hot_ids
+        self.runner = self._open_runner(db, config_path, keys)
         if self.readmodel is None:  # pragma: no cover - resolve_config mirrors Runner.open
             raise RuntimeError("configuration could not be resolved")
         self.readmodel.store = self.runner.store
@@ -236,6 +224,27 @@ class Runtime:
         block = int(self.config.chain["block_time_ms"])
         self.chain_poll_ms = self.options.chain_poll_ms or max(1, block // 2)
         self._last_chain_ms = max(engine.chain_seen_ms, 0)
+        self._init_loop_state()
+
+    def _open_runner(self, db: str | Path, config_path: str | Path | None, keys: str | Path | None) -> Runner:
+        """Open the store and replay its log, the read model observing every replayed step."""
+        runner = Runner.open(
+            db,
+            config_path,
+            durable=self.options.durable,
+            keys=keys,
+            observer=self._observe,
+            flow_ids={
+                "run_ids": self.options.flow_id_run_ids,
+                "bloom_bits": self.options.flow_id_bloom_bits,
+                "background": self.options.flow_id_background,
+            },
+        )
+        runner.engine.seen_flow_ids.hot_ids = self.options.hot_ids
+        return runner
+
+    def _init_loop_state(self) -> None:
+        """The submission queues, the loop thread's controls and the stats/trim timers."""
         self._trades: list[_TradeJob] = []
         self._events: list[_EventJob] = []
         self._queued_rows = 0
