@@ -254,6 +254,60 @@ def test_payments_and_collateral() -> None:
     h.engine.ledger.audit_balances()
 
 
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    deposit_cents=st.integers(1, 100_000),
+    paid_cents=st.integers(0, 100_000),
+    withdraw_cents=st.lists(st.integers(1, 120_000), min_size=1, max_size=4),
+)
+def test_the_withdrawal_query_is_the_judgement(
+    deposit_cents: int, paid_cents: int, withdraw_cents: list[int]
+) -> None:
+    """Engine.withdrawal_allowed (what the runtime asks before logging) predicts exactly what
+    apply decides, whatever the collateral and the open exposure; liquidity() reports the
+    figures the check used."""
+    raw = example_raw()
+    for p in raw["participants"]:
+        if p["id"] == "RTL-0001":
+            p["credit_limit_usd"] = "0"
+    from clearlane.core.config import parse_config
+
+    h = Harness(parse_config(raw), T0)
+    h.deposit("RTL-0001", f"{deposit_cents / 100:.2f}", at_ms=T0)
+    if paid_cents:
+        h.apply(
+            "payment",
+            {
+                "payment_id": "P1",
+                "payer": "RTL-0001",
+                "payee": "BRK-NORTH",
+                "asset": "USD",
+                "amount": f"{paid_cents / 100:.2f}",
+            },
+            T0 + 1,
+        )
+    engine = h.engine
+    p, a = engine.participant_lookup["RTL-0001"], engine.asset_lookup["USD"]
+    for n, cents in enumerate(withdraw_cents):
+        allowed = engine.withdrawal_allowed(p, a, cents)
+        before = engine.liquidity()
+        step = h.apply(
+            "collateral_withdrawal",
+            {
+                "withdrawal_id": f"W{n}",
+                "participant": "RTL-0001",
+                "asset": "USD",
+                "amount": f"{cents / 100:.2f}",
+            },
+            T0 + 2 + n,
+        )
+        refused = [r.code for r in step.rejects()] == [RejectCode.COLLATERAL_INSUFFICIENT]
+        assert allowed != refused
+        assert before.debit_usd[p] == engine.debit_total[p]
+        assert before.available_usd[p] == before.collateral_usd[p] + before.credit_usd[p]
+    h.engine.ledger.audit_balances()
+
+
 flows = st.lists(
     st.tuples(
         st.sampled_from(["MM-ALPHA", "MM-BETA", "BRK-NORTH", "RTL-0001", "RTL-0002", "CUST-VAULT"]),

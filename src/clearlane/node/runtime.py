@@ -694,8 +694,8 @@ class Runtime:
             job.future.set_result(results)
 
     def _withdrawal_refused(self, data: dict[str, Any], index: int, prefix: str) -> RowError | None:
-        """The engine's own collateral check, run before logging: a withdrawal it would refuse is
-        answered 422 and never logged (the loop thread is the only writer, so the state it sees
+        """The engine's own collateral check (:meth:`Engine.withdrawal_allowed`, asked, not
+        re-computed), run before logging: a withdrawal it would refuse is answered 422 and never logged (the loop thread is the only writer, so the state it sees
         is the state the engine would apply it to)."""
         engine = self.runner.engine
         p = engine.participant_lookup[str(data["participant"])]
@@ -709,9 +709,7 @@ class Runtime:
                 in engine.seen_event_ids
             ):
                 return None
-            mark_minor = engine._mark_per_minor()
-            remaining_usd = float(engine._limits_usd(mark_minor)[p]) - amount * float(mark_minor[a])
-            if amount <= engine.collateral[p, a] and remaining_usd >= engine.debit_total[p]:
+            if engine.withdrawal_allowed(p, a, amount):
                 return None
         name = f"{prefix}[{index}].amount" if prefix else "amount"
         code = RejectCode.COLLATERAL_INSUFFICIENT

@@ -160,11 +160,11 @@ class Views:
         rt = self.rt
         engine = rt.runner.engine
         rm = rt.rm
-        usd = engine._mark_per_minor()
-        collateral_usd = (engine.collateral * usd[None, :]).sum(axis=1)
-        credit = engine.credit_cents / 100.0
-        available = collateral_usd + credit
-        required = engine.debit_total.astype(np.float64)
+        liquidity = engine.liquidity()
+        usd = liquidity.mark_per_minor
+        collateral_usd, credit = liquidity.collateral_usd, liquidity.credit_usd
+        available = liquidity.available_usd
+        required = liquidity.debit_usd
         credit_used = np.maximum(0.0, required - collateral_usd)
         usage = np.divide(credit_used, credit, out=np.zeros_like(credit_used), where=credit > 0)
         utilisation = np.divide(required, available, out=np.zeros_like(required), where=available > 0)

@@ -644,16 +644,15 @@ def liquidity_page(
     next_cursor = None
     with rt.lock:
         engine = rt.runner.engine
-        mark_minor = engine._mark_per_minor()
-        collateral_usd = (engine.collateral * mark_minor[None, :]).sum(axis=1)
-        credit = engine.credit_cents / 100.0
+        liquidity = engine.liquidity()
+        collateral_usd, credit = liquidity.collateral_usd, liquidity.credit_usd
         for n, p in enumerate(ps):
             if n >= limit:
                 next_cursor = encode_cursor(p=p)
                 break
             part = cfg.participants[p]
-            limit_usd = float(collateral_usd[p] + credit[p])
-            debit = float(engine.debit_total[p])
+            limit_usd = float(liquidity.available_usd[p])
+            debit = float(liquidity.debit_usd[p])
             items.append(
                 {
                     "participant": part.id,
@@ -665,7 +664,8 @@ def liquidity_page(
                     "headroom_usd": round(limit_usd - debit, 2),
                     "utilisation": round(debit / limit_usd, 6) if limit_usd > 0 else None,
                     "by_pool_usd": {
-                        pool.id: round(float(engine.debit[k, p]), 2) for k, pool in enumerate(cfg.pools)
+                        pool.id: round(float(liquidity.debit_by_pool_usd[k, p]), 2)
+                        for k, pool in enumerate(cfg.pools)
                     },
                 }
             )

@@ -159,6 +159,28 @@ class L1Group:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class Liquidity:
+    """Per participant (engine order, house last), in USD at current marks: the figures the
+    liquidity policy judges by (:meth:`Engine.liquidity`). Views show these; nobody outside
+    the engine recomputes them. Copies: the engine goes on changing its own arrays."""
+
+    mark_per_minor: npt.NDArray[np.float64]
+    """USD per minor unit, per asset."""
+    collateral_usd: npt.NDArray[np.float64]
+    credit_usd: npt.NDArray[np.float64]
+    debit_usd: npt.NDArray[np.float64]
+    """Projected net debit over every open batch and pool (what the check compares)."""
+    debit_by_pool_usd: npt.NDArray[np.float64]
+    """The same per pool: shape (pools, participants)."""
+
+    @property
+    def available_usd(self) -> npt.NDArray[np.float64]:
+        """Collateral at marks plus credit: the limit a participant's projected debit must stay under."""
+        available: npt.NDArray[np.float64] = self.credit_usd + self.collateral_usd
+        return available
+
+
 @dataclass
 class Stats:
     """Running figures for the summary and the state root (all deterministic)."""
@@ -619,11 +641,33 @@ class Engine:
 
     def _limits_usd(self, mark_minor: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
         """Per participant: collateral at marks + credit limit, in USD (the house is unlimited)."""
-        limits: npt.NDArray[np.float64] = self.credit_cents / 100.0 + (
-            self.collateral * mark_minor[None, :]
-        ).sum(axis=1)
+        limits: npt.NDArray[np.float64] = self.credit_cents / 100.0 + self._collateral_usd(mark_minor)
         limits[self.house] = np.inf
         return limits
+
+    def _collateral_usd(self, mark_minor: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        collateral: npt.NDArray[np.float64] = (self.collateral * mark_minor[None, :]).sum(axis=1)
+        return collateral
+
+    def liquidity(self) -> Liquidity:
+        """The liquidity figures the policy judges by, at current marks (a read-only snapshot)."""
+        mark_minor = self._mark_per_minor()
+        return Liquidity(
+            mark_per_minor=mark_minor,
+            collateral_usd=self._collateral_usd(mark_minor),
+            credit_usd=self.credit_cents / 100.0,
+            debit_usd=self.debit_total.copy(),
+            debit_by_pool_usd=self.debit.copy(),
+        )
+
+    def withdrawal_allowed(self, p: int, a: int, amount: int) -> bool:
+        """The collateral policy for a withdrawal of ``amount`` minor units of asset ``a`` by
+        participant ``p``: no more than is posted, and what remains (with credit) still covers
+        the participant's projected net debit. The one formula; the runtime asks it before
+        logging, and :meth:`apply` judges by it."""
+        mark_minor = self._mark_per_minor()
+        remaining_usd = float(self._limits_usd(mark_minor)[p]) - amount * float(mark_minor[a])
+        return bool(amount <= self.collateral[p, a] and remaining_usd >= self.debit_total[p])
 
     def _with_fees(self, flows: Flows) -> Flows:
         """Fees per side: quote amount x tier rate x (1 - pool discount), rounded half to even."""
@@ -1148,9 +1192,7 @@ class Engine:
         if resolved is None:
             return
         p, a, amount = resolved
-        mark_minor = self._mark_per_minor()
-        remaining_usd = float(self._limits_usd(mark_minor)[p]) - amount * float(mark_minor[a])
-        if amount > self.collateral[p, a] or remaining_usd < self.debit_total[p]:
+        if not self.withdrawal_allowed(p, a, amount):
             self._reject(
                 out,
                 RejectCode.COLLATERAL_INSUFFICIENT,
