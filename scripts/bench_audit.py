@@ -26,6 +26,8 @@ from typing import Any
 
 import pyarrow as pa
 
+from clearlane.adapters.embedded import open_runner
+
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "src" / "clearlane" / "core" / "config" / "example.toml"
 T0 = 1_763_700_000_000
@@ -45,7 +47,6 @@ def bench_proofs(flows: int, n: int) -> None:
     from clearlane.core.model.inputs import TRADE_CHUNK_SCHEMA
     from clearlane.core.proofs.verify import verify_proof_document
     from clearlane.evidence.prove import Prover
-    from clearlane.node.runner import Runner
 
     work = Path(tempfile.mkdtemp(prefix="clearlane-bench-audit-"))
     config = work / "config.toml"
@@ -55,7 +56,7 @@ def bench_proofs(flows: int, n: int) -> None:
     )
     config.write_text(text)
     db = work / "proofs.db"
-    runner = Runner.open(db, config)
+    runner = open_runner(db, config)
     started = time.perf_counter()
     chunk_rows = 65_536
     for first in range(0, flows, chunk_rows):
@@ -134,7 +135,6 @@ def bench_overhead(trades: int, workdir: Path) -> None:
     import clearlane.adapters.sql.audit_tables as tables_module
     import clearlane.node.auditor as auditor_module
     from clearlane.node.intake import iter_input
-    from clearlane.node.runner import Runner
     from clearlane.sim.generator import generate_day
 
     cpu: dict[str, float] = {}
@@ -162,7 +162,7 @@ def bench_overhead(trades: int, workdir: Path) -> None:
     db = workdir / "bench-audit.db"
     for suffix in ("", "-wal", "-shm"):
         Path(str(db) + suffix).unlink(missing_ok=True)
-    runner = Runner.open(db, day / "config.toml")
+    runner = open_runner(db, day / "config.toml")
     import pyarrow.parquet as pq
 
     wall, total = time.perf_counter(), time.process_time()

@@ -34,6 +34,7 @@ import numpy as np
 import psutil
 
 from clearlane.adapters.cli.demo import HttpServer
+from clearlane.adapters.embedded import open_runner
 from clearlane.sim.generator import generate_day
 
 ARGS = [
@@ -71,7 +72,6 @@ def clear_day(
 ) -> tuple[Path, dict[str, float]]:
     """The day cleared end to end into ``workdir/dashboard-bench.db`` (reused when complete)."""
     from clearlane.node.intake import iter_input
-    from clearlane.node.runner import Runner
 
     day_dir = workdir / f"day-{trades}-{participants}-{assets}-{seed}"
     if not (day_dir / "trades.parquet").exists():
@@ -83,7 +83,7 @@ def clear_day(
         return db, {"clear_s": float(done.read_text())}
     for suffix in ("", "-wal", "-shm"):
         Path(str(db) + suffix).unlink(missing_ok=True)
-    runner = Runner.open(db, day_dir / "config.toml")
+    runner = open_runner(db, day_dir / "config.toml")
     started = time.perf_counter()
     import pyarrow.parquet as pq
 

@@ -35,6 +35,8 @@ import numpy as np
 import orjson
 import psutil
 
+from clearlane.adapters.embedded import open_runner
+
 
 def prepare(
     workdir: Path, trades: int, participants: int, assets: int, window_ms: int, seed: int
@@ -257,9 +259,8 @@ def main() -> int:
     for suffix in ("", "-wal", "-shm"):
         Path(str(db) + suffix).unlink(missing_ok=True)
     from clearlane.adapters.http.auth import KeyStore
-    from clearlane.node.runner import Runner
 
-    runner = Runner.open(db, config)
+    runner = open_runner(db, config)
     _, token = KeyStore(runner.store).create("operator", label="bench")
     runner.close()
     exe = Path(sys.executable).with_name("clearlane")

@@ -204,6 +204,7 @@ def main() -> None:
     ap.add_argument("--workdir", type=Path)
     args = ap.parse_args()
 
+    from clearlane.adapters.embedded import EMBEDDED
     from clearlane.node.runtime import Runtime, RuntimeOptions, _TradeJob
     from clearlane.sim.generator import generate_day
 
@@ -229,7 +230,9 @@ def main() -> None:
             return self.t
 
     clock = Manual()
-    rt = Runtime(work / "mem.db", work / "config.toml", clock=clock, options=RuntimeOptions())  # type: ignore[arg-type]
+    rt = Runtime(
+        work / "mem.db", work / "config.toml", clock=clock, options=RuntimeOptions(), opener=EMBEDDED
+    )  # type: ignore[arg-type]
     rt._live = True
     for d in day.deposits:
         data = d.model_dump(mode="json")

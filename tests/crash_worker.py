@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 
-from clearlane.node.runner import Runner
+from clearlane.adapters.embedded import open_runner
 from tests.conftest import EXAMPLE_CONFIG, T0, chunk, trade
 
 PARTIES = ["MM-ALPHA", "MM-BETA", "BRK-NORTH", "RTL-0001", "RTL-0002", "CUST-VAULT"]
@@ -38,7 +38,7 @@ def inputs(chunks: int, rows: int) -> list[list[dict]]:
 def main() -> None:
     db, chunks, rows = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
     pipelined = sys.argv[4:] == ["pipelined"]
-    runner = Runner.open(db, EXAMPLE_CONFIG)
+    runner = open_runner(db, EXAMPLE_CONFIG)
     runner.submit(
         "collateral_deposit",
         {"deposit_id": "d1", "participant": "RTL-0001", "asset": "USD", "amount": "100000"},

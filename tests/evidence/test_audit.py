@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from clearlane.adapters.cli.main import app
+from clearlane.adapters.embedded import open_runner
 from clearlane.adapters.sql import audit_tables
 from clearlane.adapters.sql.store import Store, StoreError
 from clearlane.core.proofs import verify as verify_module
@@ -69,7 +70,7 @@ def _fill(runner: Runner, first: int, chunks: int, rows: int) -> None:
 
 
 def build_store(db: Path, chunks: int = 3, rows: int = 100, keys: Path | None = None) -> None:
-    runner = Runner.open(db, EXAMPLE_CONFIG, keys=keys)
+    runner = open_runner(db, EXAMPLE_CONFIG, keys=keys)
     runner.submit(
         "collateral_deposit",
         {"deposit_id": "d1", "participant": "RTL-0001", "asset": "USD", "amount": "100000"},
@@ -135,7 +136,7 @@ def test_clean_store_verifies_and_has_signed_checkpoints(base_db: Path) -> None:
 
 def test_audit_on_both_backends(db_target: str, tmp_path: Path) -> None:
     """Checkpoints, proofs, consistency and the store walk work the same on PostgreSQL."""
-    runner = Runner.open(db_target, EXAMPLE_CONFIG, keys=tmp_path / "keys")
+    runner = open_runner(db_target, EXAMPLE_CONFIG, keys=tmp_path / "keys")
     _fill(runner, 0, 2, 60)
     runner.rotate_key(KeyStore(tmp_path / "keys"))
     _fill(runner, 2, 1, 60)
@@ -162,7 +163,7 @@ def test_audit_on_both_backends(db_target: str, tmp_path: Path) -> None:
 def test_chain_head_is_part_of_the_state_root(tmp_path: Path, base_db: Path) -> None:
     """Replaying the log recomputes every transition; a changed transition changes the root."""
     db = _copy(base_db, tmp_path / "c.db")
-    runner = Runner.open(db, signing=False)
+    runner = open_runner(db, signing=False)
     root = runner.engine.state_root()
     runner.engine.seal(bytes(32))
     assert runner.engine.state_root() != root
@@ -171,7 +172,7 @@ def test_chain_head_is_part_of_the_state_root(tmp_path: Path, base_db: Path) -> 
         body = conn.execute("SELECT body FROM transition_log WHERE seq = 2").fetchone()[0]
         conn.execute("UPDATE transition_log SET body = ? WHERE seq = 2", (body.replace(b'"v":1', b'"v":1 '),))
     with pytest.raises(StoreError, match="transition entry 2"):
-        Runner.open(db, signing=False)
+        open_runner(db, signing=False)
 
 
 # ---------------------------------------------------------------------- tamper detection
@@ -529,7 +530,7 @@ def _private_raw(pem: bytes) -> bytes:
 def test_key_rotation_across_a_replay(tmp_path: Path) -> None:
     db = tmp_path / "rot.db"
     keydir = default_key_dir(db)
-    runner = Runner.open(db, EXAMPLE_CONFIG)
+    runner = open_runner(db, EXAMPLE_CONFIG)
     old = runner.auditor.signer
     assert isinstance(old, Signer)
     old_pem = (keydir / f"{old.key_id}.key").read_bytes()
@@ -589,7 +590,7 @@ def test_key_rotation_across_a_replay(tmp_path: Path) -> None:
         assert _private_raw(pem) not in blob and pem.split(b"\n")[1] not in blob
 
     # Replay: recovery re-applies the rotation and resumes signing with the new key.
-    again = Runner.open(db)
+    again = open_runner(db)
     assert again.engine.state_root() == root and again.auditor.signer is not None
     assert again.auditor.signer.key_id == record.key_id
     _fill(again, 4, 1, 40)

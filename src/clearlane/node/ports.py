@@ -24,6 +24,7 @@ import numpy.typing as npt
 import pyarrow as pa
 
 from clearlane.core.engine.core import LogEntry
+from clearlane.core.errors import IntegrityError
 from clearlane.core.model.chain import ChainEvent, TxSubmission
 from clearlane.core.model.events import Step
 from clearlane.node.auditor import AuditStep, Checkpoint, KeyRecord
@@ -31,6 +32,11 @@ from clearlane.node.auditor import AuditStep, Checkpoint, KeyRecord
 # What one applied step hands the store to commit: the engine's typed, frozen Step
 # (core/model/events.py); this alias is the one place the ports name it.
 StepOutput = Step
+
+
+class StoreError(IntegrityError, RuntimeError, code="STORE_UNUSABLE"):
+    """The database is missing, foreign, or inconsistent with its own log (any Store, and the
+    runner's recovery when a replay does not reproduce what the store holds)."""
 
 
 @dataclass(frozen=True)

@@ -40,10 +40,8 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
-from clearlane.adapters.chain.simulated import ChainParams, FaultSchedule, SimulatedChain
-from clearlane.adapters.sql.store import Store, StoredEntry, StoreError
 from clearlane.core.config.model import ClearingConfig, ConfigError, load_config, parse_config
 from clearlane.core.engine.core import Engine, EngineOptions, LogEntry
 from clearlane.core.model.chain import TxSubmission, event_to_dict
@@ -53,6 +51,7 @@ from clearlane.core.proofs.codec import encode_payload
 from clearlane.core.proofs.hashchain import input_hash
 from clearlane.node.auditor import AuditError, Auditor, KeyRecord
 from clearlane.node.feed import ChainFeed, PendingObservation
+from clearlane.node.ports import BaseLayer, FlowIdArchive, Store, StoredEntry, StoreError
 from clearlane.node.signing import KeyStore, KeyStoreError
 from clearlane.node.writer import PendingStep, StepWriter
 
@@ -99,21 +98,52 @@ class StageTimer:
         return now
 
 
-class Runner:
+ChainFactory = Callable[[ClearingConfig, int], BaseLayer]
+"""Makes the base layer for a configuration, from its genesis time (ms)."""
+ArchiveFactory = Callable[[Store, dict[str, int]], FlowIdArchive]
+"""Opens the store's flow-id archive with its options."""
+
+
+def _store_config(store: Store, config_path: str | Path | None, label: str) -> ClearingConfig:
+    """The store's configuration: a new store takes ``config_path``; an existing one keeps its
+    own and refuses a different one."""
+    stored_toml = store.get_meta("config_toml")
+    if stored_toml is None:
+        if config_path is None:
+            raise StoreError(f"{label}: new database needs --config")
+        config = load_config(config_path)
+        store.set_meta("config_toml", Path(config_path).read_text(encoding="utf-8"))
+        store.set_meta("config_digest", config.digest)
+        return config
+    config = parse_config(tomllib.loads(stored_toml), source=f"{label} (stored config)")
+    if config_path is not None and load_config(config_path).digest != config.digest:
+        raise ConfigError(
+            str(config_path), "-", f"differs from the configuration {label} was created with; use a new --db"
+        )
+    return config
+
+
+StoreT = TypeVar("StoreT", bound=Store)
+
+
+class Runner(Generic[StoreT]):
     """Owns one store, one engine and one base-layer adapter."""
 
     def __init__(
         self,
-        store: Store,
+        store: StoreT,
         config: ClearingConfig,
         engine: Engine,
-        chain: SimulatedChain | None,
+        chain_factory: ChainFactory,
         auditor: Auditor | None = None,
     ) -> None:
         self.store = store
         self.config = config
         self.engine = engine
-        self.chain = chain
+        # The base layer is created when the first transaction is handed over (its genesis is
+        # that moment), or on open from the stored genesis; the driver says which adapter.
+        self.chain_factory = chain_factory
+        self.chain: BaseLayer | None = None
         self.auditor = auditor or Auditor(config, store.get_meta("store_id") or "0" * 32, [])
         self.timer = StageTimer()
         self.last_step: Step | None = None
@@ -130,67 +160,46 @@ class Runner:
         # steps wait here until the writer has committed them (always called on this thread).
         self.observer: StepObserver | None = None
         self._unobserved: deque[tuple[LogEntry, Step]] = deque()
-        # The store's flow-id runs (Runner.open(flow_ids=True)): fed every committed step.
+        # The store's flow-id runs (Runner.start(flow_ids=True)): fed every committed step.
         self.flow_archive: Any = None
 
     # ------------------------------------------------------------------ open
     @classmethod
-    def open(
+    def start(
         cls,
-        db: str | Path,
+        store: StoreT,
         config_path: str | Path | None = None,
         *,
-        create: bool = True,
+        label: str,
+        chain_factory: ChainFactory,
+        archive_factory: ArchiveFactory | None = None,
         progress: ProgressCallback | None = None,
-        durable: bool = False,
-        schema: str | None = None,
         keys: str | Path | None = None,
-        signing: bool = True,
         observer: StepObserver | None = None,
         flow_ids: bool | dict[str, int] = False,
-    ) -> Runner:
-        """Open (or create) a database (a SQLite path or a URL; ``schema``: a PostgreSQL
-        schema of its own); rebuild engine and chain from its log.
+    ) -> Runner[StoreT]:
+        """Start the node on an open ``store`` (``label`` names it in errors): take or check its
+        configuration, rebuild engine and base layer from its log (verifying every hash), then
+        load the signing key from the directory ``keys`` (None: open without a private key, no
+        checkpoint is signed; read-mostly commands).
 
-        ``keys`` is the signing-key directory (default :func:`default_key_dir`); a store without
-        a key gets the directory's active key (created on first use). ``signing=False`` opens
-        without loading a private key (read-mostly commands); no checkpoint is signed then.
-        ``flow_ids`` (the service: True, or the archive's options) keeps the accepted flow ids in the store's id runs and
-        only a bounded hot tier of them in memory (``store/flowids.py``); the log is replayed
-        with every id in memory, then the ids are handed to the archive.
+        ``flow_ids`` (the service: True, or the archive's options) keeps the accepted flow ids in
+        the store's id runs (``archive_factory``) and only a bounded hot tier of them in memory;
+        the log is replayed with every id in memory, then the ids are handed to the archive.
+        Drivers open a store by path with :func:`clearlane.adapters.embedded.open_runner`.
         """
-        store = Store.open(db, create=create, durable=durable, schema=schema)
-        stored_toml = store.get_meta("config_toml")
-        if stored_toml is None:
-            if config_path is None:
-                raise StoreError(f"{db}: new database needs --config")
-            config = load_config(config_path)
-            store.set_meta("config_toml", Path(config_path).read_text(encoding="utf-8"))
-            store.set_meta("config_digest", config.digest)
-        else:
-            config = parse_config(tomllib.loads(stored_toml), source=f"{db} (stored config)")
-            if config_path is not None:
-                offered = load_config(config_path)
-                if offered.digest != config.digest:
-                    raise ConfigError(
-                        str(config_path),
-                        "-",
-                        f"differs from the configuration {db} was created with; use a new --db",
-                    )
+        config = _store_config(store, config_path, label)
         store_id = store.get_meta("store_id")
         if store_id is None:
             store_id = secrets.token_hex(16)
             store.set_meta("store_id", store_id)
         stored_keys = store.audit_keys()
         auditor = Auditor(config, store_id, [k for k in stored_keys if k.action == "init"])
-        runner = cls(store, config, Engine(config, _engine_options(bool(flow_ids))), None, auditor)
+        engine = Engine(config, _engine_options(bool(flow_ids)))
+        runner = cls(store, config, engine, chain_factory, auditor)
         runner.observer = observer
-        if flow_ids:
-            from clearlane.adapters.sql.flowids import FlowIdArchive
-
-            runner.flow_archive = FlowIdArchive.open(
-                store, **(flow_ids if isinstance(flow_ids, dict) else {})
-            )
+        if flow_ids and archive_factory is not None:
+            runner.flow_archive = archive_factory(store, flow_ids if isinstance(flow_ids, dict) else {})
         genesis = store.get_meta("chain_genesis_ms")
         if genesis is not None:
             runner.chain = runner._new_chain(int(genesis))
@@ -198,9 +207,9 @@ class Runner:
         if runner.flow_archive is not None:
             runner.engine.seen_flow_ids.attach(runner.flow_archive)
         if [k.key_id for k in auditor.keys] != [k.key_id for k in stored_keys]:
-            raise StoreError(f"{db}: audit_keys does not match the key rotations in the log")
-        if signing:
-            runner._load_signer(KeyStore(keys if keys is not None else default_key_dir(db)))
+            raise StoreError(f"{label}: audit_keys does not match the key rotations in the log")
+        if keys is not None:
+            runner._load_signer(KeyStore(keys))
         if runner.engine.applied_seq:
             runner.checkpoint()
         return runner
@@ -250,17 +259,8 @@ class Runner:
             self.store.add_checkpoint(cp)
         self.timer.add("persist", started)
 
-    def _new_chain(self, genesis_ms: int) -> SimulatedChain:
-        chain = dict(self.config.chain)
-        params = ChainParams(
-            genesis_ms=genesis_ms,
-            block_time_ms=int(chain["block_time_ms"]),
-            txs_per_block_max=int(chain["txs_per_block_max"]),
-            fee_per_tx_minor=int(chain["fee_per_tx_minor"]),
-            seed=int(chain["seed"]),
-        )
-        faults = FaultSchedule.from_dict(dict(chain.get("faults") or {}))
-        return SimulatedChain(params, faults)
+    def _new_chain(self, genesis_ms: int) -> BaseLayer:
+        return self.chain_factory(self.config, genesis_ms)
 
     def _recover(self, progress: ProgressCallback | None) -> None:
         state = self.store.engine_state()

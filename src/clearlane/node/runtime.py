@@ -27,7 +27,6 @@ import gc
 import logging
 import threading
 import time
-import tomllib
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -38,7 +37,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from clearlane.core.config.model import ClearingConfig, load_config, parse_config
+from clearlane.core.config.model import ClearingConfig
 from clearlane.core.engine.core import LogEntry
 from clearlane.core.errors import InputError, Unavailable
 from clearlane.core.model import ids as model_ids
@@ -154,27 +153,15 @@ class RuntimeCounters:
     engine_rejects: dict[str, int] = field(default_factory=dict)
 
 
-def resolve_config(
-    db: str | Path, config_path: str | Path | None
-) -> tuple[ClearingConfig | None, int | None]:
-    """The configuration ``Runner.open`` will use (stored one wins), and the webhook high-water
-    mark (None without webhook endpoints), read before the log is replayed."""
-    path = Path(str(db))
-    if "://" not in str(db) and not path.exists():
-        return (load_config(config_path) if config_path is not None else None), None
-    # The runtime still opens its store by path (like Runner.open); see pyproject's layer relaxations.
-    from clearlane.adapters.sql.store import Store as SqlStore
+class Opener(Protocol):
+    """How the runtime gets its store and runner (the driver decides:
+    :data:`clearlane.adapters.embedded.EMBEDDED` for the embedded defaults)."""
 
-    store = SqlStore.open(db, create=False)
-    try:
-        stored = store.get_meta("config_toml")
-        mark = store.get_meta("webhooks_seq")
-    finally:
-        store.close()
-    hwm = None if mark is None else int(mark)
-    if stored is not None:
-        return parse_config(tomllib.loads(stored), source=f"{db} (stored config)"), hwm
-    return (load_config(config_path) if config_path is not None else None), hwm
+    def resolve_config(
+        self, db: str | Path, config_path: str | Path | None
+    ) -> tuple[ClearingConfig | None, int | None]: ...
+
+    def open_runner(self, db: str | Path, config_path: str | Path | None, **options: Any) -> Runner[Any]: ...
 
 
 class Runtime:
@@ -189,12 +176,14 @@ class Runtime:
         clock: Clock | None = None,
         options: RuntimeOptions | None = None,
         keys: str | Path | None = None,
+        opener: Opener,
     ) -> None:
         self.options = options or RuntimeOptions()
         self.bus = EventBus()
         self.lock = threading.RLock()
         self.counters = RuntimeCounters()
-        config, self._webhook_mark = resolve_config(db, config_path)
+        self._opener = opener
+        config, self._webhook_mark = opener.resolve_config(db, config_path)
         # Events of steps past the webhook high-water mark, derived again while replaying: the
         # webhook service persists them on start (at-least-once across a crash).
         self.replay_tail: list[tuple[int, list[EventGroup]]] = []
@@ -210,7 +199,7 @@ class Runtime:
             )
         self._live = False
         self.runner = self._open_runner(db, config_path, keys)
-        if self.readmodel is None:  # pragma: no cover - resolve_config mirrors Runner.open
+        if self.readmodel is None:  # pragma: no cover - resolve_config mirrors open_runner
             raise RuntimeError("configuration could not be resolved")
         self.readmodel.store = self.runner.store
         self.readmodel.archive = self.runner.flow_archive
@@ -226,9 +215,11 @@ class Runtime:
         self._last_chain_ms = max(engine.chain_seen_ms, 0)
         self._init_loop_state()
 
-    def _open_runner(self, db: str | Path, config_path: str | Path | None, keys: str | Path | None) -> Runner:
+    def _open_runner(
+        self, db: str | Path, config_path: str | Path | None, keys: str | Path | None
+    ) -> Runner[Any]:
         """Open the store and replay its log, the read model observing every replayed step."""
-        runner = Runner.open(
+        runner = self._opener.open_runner(
             db,
             config_path,
             durable=self.options.durable,

@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from clearlane.node.runner import Runner
+from clearlane.adapters.embedded import open_runner
 from tests.service_support import EXAMPLE, trade_row, wait_for
 
 CLI = str(Path(sys.executable).with_name("clearlane"))
@@ -80,7 +80,7 @@ def _key(db: Path, *args: str) -> str:
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[Server, dict[str, str]]]:
     db = tmp_path / "served.db"
-    Runner.open(db, EXAMPLE).close()
+    open_runner(db, EXAMPLE).close()
     keys = {
         "operator": _key(db, "--role", "operator"),
         "participant": _key(db, "--role", "participant", "--participant", "RTL-0001"),

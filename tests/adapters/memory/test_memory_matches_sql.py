@@ -11,9 +11,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from clearlane.adapters.embedded import open_runner
 from clearlane.adapters.memory import MemoryStore
 from clearlane.adapters.sql.store import Store
-from clearlane.node.runner import Runner
 from tests.adapters.sql.test_store_contract import run_day
 from tests.conftest import EXAMPLE_CONFIG
 
@@ -44,7 +44,7 @@ def _log(store: Any) -> list[tuple[Any, ...]]:
 
 
 def test_a_real_day_reads_the_same_on_memory_and_sqlite(tmp_path: Path) -> None:
-    runner = Runner.open(tmp_path / "tee.db", EXAMPLE_CONFIG)
+    runner = open_runner(tmp_path / "tee.db", EXAMPLE_CONFIG)
     sql, memory = runner.store, MemoryStore.open()
     runner.store = TeeStore(sql, memory)  # type: ignore[assignment]
     run_day(runner)

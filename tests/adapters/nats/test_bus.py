@@ -23,6 +23,7 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
+from clearlane.adapters.embedded import open_runner
 from clearlane.adapters.nats.messages import (
     ARROW,
     EVENTS_STREAM,
@@ -221,7 +222,7 @@ def test_worker_applies_every_trade_exactly_once(nats_url: str, pg_url: str, tmp
         stats.skipped == 0 and stats.messages > 0
     )  # restarted at the cursor: its message re-read, no-op parts
     schema = "clearlane_fast_l1_retail"
-    runner = Runner.open(pg_url, schema=schema)
+    runner = open_runner(pg_url, schema=schema)
     ids = trade_ids(runner)
     assert (
         len(ids) == len(set(ids)) == 601
@@ -240,13 +241,13 @@ def test_worker_applies_every_trade_exactly_once(nats_url: str, pg_url: str, tmp
 
     # A third run finds nothing new: same root.
     assert run_worker(options(pg_url, nats_url, ALL_POOLS), log=lambda _m: None).trades == 0
-    again = Runner.open(pg_url, schema=schema)
+    again = open_runner(pg_url, schema=schema)
     assert again.engine.state_root() == root
     again.close()
 
     # The same stream into SQLite, uninterrupted: the same state root (log is a function of the stream).
     run_worker(options(str(tmp_path / "clean.db"), nats_url, ALL_POOLS), log=lambda _m: None)
-    clean = Runner.open(tmp_path / "clean.db")
+    clean = open_runner(tmp_path / "clean.db")
     assert clean.engine.state_root() == root
     clean.close()
 
@@ -362,7 +363,7 @@ def test_kill_9_mid_batch_standby_takes_over_with_nothing_lost_or_doubled(
     for pools in (["fast"], ["retail", "L1"]):
         run_worker(options(ref_db, nats_url, pools, fetch_batch=4), log=lambda _m: None)
     for schema in (fast, "clearlane_l1_retail"):
-        crashed, reference = Runner.open(crash_db, schema=schema), Runner.open(ref_db, schema=schema)
+        crashed, reference = open_runner(crash_db, schema=schema), open_runner(ref_db, schema=schema)
         assert crashed.engine.applied_seq == reference.engine.applied_seq  # no gap, nothing extra in the log
         assert crashed.engine.state_root() == reference.engine.state_root()
         ids = trade_ids(crashed)
@@ -416,7 +417,7 @@ def test_cli_publish_worker_and_status_by_url(nats_url: str, pg_url: str, tmp_pa
 def _clean_run(nats_url: str, tmp_path: Path, pools: list[str]) -> tuple[str, int, list[str]]:
     clean_db = tmp_path / "clean.db"
     run_worker(options(str(clean_db), nats_url, pools), log=lambda _m: None)
-    clean = Runner.open(clean_db)
+    clean = open_runner(clean_db)
     try:
         return clean.engine.state_root(), clean.engine.applied_seq, trade_ids(clean)
     finally:
@@ -452,13 +453,13 @@ def test_crash_between_a_trade_part_and_the_observation_logged_after_it(
         worker._observe_pending = observe_or_crash  # type: ignore[method-assign]
         with pytest.raises(Crash):
             asyncio.run(worker.run())
-        runner = Runner.open(db)
+        runner = open_runner(db)
         last = runner.store.rows("SELECT source_id FROM input_log ORDER BY seq DESC LIMIT 1")[0]["source_id"]
         assert not str(last).endswith(".chain")  # died between the trade part and the observation
         runner.close()
     stats = run_worker(options(db, nats_url, ALL_POOLS), log=lambda _m: None)
     assert stats.trades > 0
-    crashed = Runner.open(db)
+    crashed = open_runner(db)
     ids = trade_ids(crashed)
     assert (crashed.engine.state_root(), crashed.engine.applied_seq, ids) == reference
     assert len(ids) == len(set(ids)) == 1_500
@@ -473,7 +474,7 @@ def test_message_redelivered_before_its_ack_is_not_applied_again(nats_url: str, 
     db = str(tmp_path / "redelivered.db")
     stats = run_worker(options(db, nats_url, ALL_POOLS, ack_wait_s=0.5, idle_exit_s=2.0), log=lambda _m: None)
     assert stats.skipped >= 1 and stats.trades == 400
-    runner = Runner.open(db)
+    runner = open_runner(db)
     assert (runner.engine.state_root(), runner.engine.applied_seq, trade_ids(runner)) == reference
     runner.close()
 
@@ -489,7 +490,7 @@ def test_idle_clock_logs_the_pending_observation_and_acks_everything(nats_url: s
         options(db, nats_url, ALL_POOLS, idle_advance_ms=150, idle_exit_s=1.5), log=lambda _m: None
     )
     assert stats.trades == 300
-    runner = Runner.open(db)
+    runner = open_runner(db)
     sources = [r["source_id"] for r in runner.store.rows("SELECT source_id FROM input_log ORDER BY seq")]
     trade_parts = [s for s in sources if s and "." not in s.rsplit("#", 1)[1]]
     assert all(f"{s}.chain" in sources for s in trade_parts)  # every trade part observed, the last one too
@@ -528,7 +529,7 @@ def test_small_events_do_not_wait_behind_a_pending_observation(nats_url: str, tm
     reference = _clean_run(nats_url, tmp_path, ALL_POOLS)
     db = str(tmp_path / "events.db")
     run_worker(options(db, nats_url, ALL_POOLS), log=lambda _m: None)
-    runner = Runner.open(db)
+    runner = open_runner(db)
     kinds = [
         (r["kind"], r["source_id"])
         for r in runner.store.rows("SELECT kind, source_id FROM input_log ORDER BY seq")

@@ -21,6 +21,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from sqlalchemy import text
 
+from clearlane.adapters.embedded import open_runner
 from clearlane.adapters.sql import flowids
 from clearlane.adapters.sql.flowids import FlowIdArchive
 from clearlane.node.runner import Runner
@@ -41,7 +42,7 @@ def _rows(ids: list[int], at: int) -> list[dict[str, Any]]:
 
 
 def _open(db: str, flow_ids: bool) -> Runner:
-    runner = Runner.open(db, EXAMPLE_CONFIG, flow_ids=TINY if flow_ids else False)
+    runner = open_runner(db, EXAMPLE_CONFIG, flow_ids=TINY if flow_ids else False)
     runner.engine.seen_flow_ids.hot_ids = 4
     return runner
 
@@ -70,7 +71,7 @@ def test_archive_contract(db_target: str) -> None:
     fx = again.submit("trades", chunk(_rows([2, 501], T0 + 10_000)), T0 + 10_000, "again-2")
     assert fx is not None and fx.duplicates == 1
     again.close()
-    plain = Runner.open(db_target, EXAMPLE_CONFIG)  # and without the archive (all in memory)
+    plain = open_runner(db_target, EXAMPLE_CONFIG)  # and without the archive (all in memory)
     assert plain.engine.seen_flow_ids.archive is None
     assert "t:T000002" in plain.engine.seen_flow_ids and "t:T000501" in plain.engine.seen_flow_ids
     plain.close()

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from sqlalchemy import inspect
 
+from clearlane.adapters.embedded import open_runner
 from clearlane.adapters.sql.audit_tables import iter_transitions
 from clearlane.adapters.sql.store import Store, StoreError
 from clearlane.core.proofs.hashchain import genesis_hash, input_hash, transition_hash
@@ -92,12 +93,12 @@ def test_open_migrates_every_table_and_is_idempotent(db_target: str) -> None:
 
 
 def test_recovery_replays_to_the_stored_state_root(db_target: str) -> None:
-    runner = Runner.open(db_target, EXAMPLE_CONFIG)
+    runner = open_runner(db_target, EXAMPLE_CONFIG)
     run_day(runner)
     root, seq = runner.engine.state_root(), runner.engine.applied_seq
     runner.close()
 
-    again = Runner.open(db_target)
+    again = open_runner(db_target)
     assert again.engine.applied_seq == seq
     assert again.engine.state_root() == root
     state = again.store.engine_state()
@@ -121,7 +122,7 @@ def test_recovery_replays_to_the_stored_state_root(db_target: str) -> None:
 
 
 def test_source_ids_are_idempotent(db_target: str) -> None:
-    runner = Runner.open(db_target, EXAMPLE_CONFIG)
+    runner = open_runner(db_target, EXAMPLE_CONFIG)
     part = day_rows(1, 10)[0]
     assert runner.submit("trades", chunk(part), T0, "src-1") is not None
     seq = runner.engine.applied_seq
@@ -137,7 +138,7 @@ def test_source_ids_are_idempotent(db_target: str) -> None:
 
 
 def test_find_trade_batches_outbox_and_rejects(db_target: str) -> None:
-    runner = Runner.open(db_target, EXAMPLE_CONFIG)
+    runner = open_runner(db_target, EXAMPLE_CONFIG)
     run_day(runner)
     store = runner.store
 
@@ -180,7 +181,7 @@ def test_find_trade_batches_outbox_and_rejects(db_target: str) -> None:
 
 
 def test_write_balances_materialises_the_ledger(db_target: str) -> None:
-    runner = Runner.open(db_target, EXAMPLE_CONFIG)
+    runner = open_runner(db_target, EXAMPLE_CONFIG)
     run_day(runner)
     ledger = runner.engine.ledger
     posted, _, _ = ledger.balances()
@@ -206,7 +207,7 @@ def test_open_refuses_a_missing_sqlite_file_and_a_bad_schema(tmp_path: Path) -> 
 def test_both_backends_store_the_same_log_and_root(tmp_path: Path, pg_url: str, pg_server: Any) -> None:
     roots = []
     for target in (str(tmp_path / "a.db"), pg_url):
-        runner = Runner.open(target, EXAMPLE_CONFIG)
+        runner = open_runner(target, EXAMPLE_CONFIG)
         run_day(runner)
         roots.append((runner.engine.state_root(), runner.store.log_head()))
         runner.close()
@@ -214,14 +215,14 @@ def test_both_backends_store_the_same_log_and_root(tmp_path: Path, pg_url: str, 
 
 
 def test_postgres_schemas_are_separate_stores(pg_url: str) -> None:
-    one = Runner.open(pg_url, EXAMPLE_CONFIG, schema="part_one")
+    one = open_runner(pg_url, EXAMPLE_CONFIG, schema="part_one")
     one.submit("trades", chunk(day_rows(1, 5)[0]), T0, "src-1")
     two = Store.open(pg_url, schema="part_two")
     assert two.engine_state() is None and not two.has_source("src-1")
     assert one.store.has_source("src-1")
     two.close()
     one.close()
-    again = Runner.open(pg_url, schema="part_one")
+    again = open_runner(pg_url, schema="part_one")
     assert again.engine.applied_seq == 1
     again.close()
 

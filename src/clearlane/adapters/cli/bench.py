@@ -91,11 +91,11 @@ def _generate_once(day_dir: Path, trades: int, participants: int, assets: int, s
 
 
 def _fresh_runner(db: Path, config: Path, keys: Path | None) -> Any:
-    from clearlane.node.runner import Runner
+    from clearlane.adapters.embedded import open_runner as start_runner
 
     for suffix in ("", "-wal", "-shm"):
         Path(str(db) + suffix).unlink(missing_ok=True)
-    return Runner.open(db, config, keys=keys)
+    return start_runner(db, config, keys=keys)
 
 
 def _clear_day(runner: Any, day_dir: Path) -> _Timings:

@@ -172,6 +172,7 @@ def replay(
     ] = None,
 ) -> None:
     """Rebuild the state from the input log into a fresh database and print the state root."""
+    from clearlane.adapters.embedded import simulated_chain
     from clearlane.adapters.sql.store import Store, is_url
     from clearlane.core.engine.core import Engine
     from clearlane.node.runner import Runner
@@ -208,7 +209,7 @@ def replay(
         for key_record in init_keys:
             audit_tables.write_key(conn, key_record)
     auditor = Auditor(config, source.get_meta("store_id") or "0" * 32, init_keys)
-    runner = Runner(fresh, config, Engine(config), None, auditor)
+    runner = Runner(fresh, config, Engine(config), simulated_chain, auditor)
     total = int(state["applied_seq"])
     with progress_bar() as progress:
         task = progress.add_task("replaying", total=total)

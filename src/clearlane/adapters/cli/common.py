@@ -71,7 +71,7 @@ def open_runner(
     signing: bool = True,
 ) -> Any:
     """Open the store's runner (recovering by replay), with a progress bar for the replay."""
-    from clearlane.node.runner import Runner
+    from clearlane.adapters.embedded import open_runner as start_runner
 
     with progress_bar() as progress:
         task = progress.add_task("replaying log", total=None)
@@ -79,7 +79,7 @@ def open_runner(
         def on_progress(done: int, total: int) -> None:
             progress.update(task, completed=done, total=total)
 
-        return Runner.open(db, config, create=create, progress=on_progress, keys=keys, signing=signing)
+        return start_runner(db, config, create=create, progress=on_progress, keys=keys, signing=signing)
 
 
 def open_store(db: str) -> Any:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from clearlane.adapters.embedded import EMBEDDED
 from clearlane.adapters.http import views
 from clearlane.adapters.http.app import ServiceOptions, create_app
 from clearlane.adapters.http.auth import KeyStore
@@ -35,11 +36,13 @@ def build(
     if dashboard:
         from clearlane.adapters.http.ui import DashboardRuntime, install
 
-        with_dashboard = DashboardRuntime(db, config, clock=chosen, options=runtime_options, keys=key_dir)
+        with_dashboard = DashboardRuntime(
+            db, config, clock=chosen, options=runtime_options, keys=key_dir, opener=EMBEDDED
+        )
         extra.append(install(with_dashboard))
         runtime: Runtime = with_dashboard
     else:
-        runtime = Runtime(db, config, clock=chosen, options=runtime_options, keys=key_dir)
+        runtime = Runtime(db, config, clock=chosen, options=runtime_options, keys=key_dir, opener=EMBEDDED)
     keys = KeyStore(runtime.store, set(runtime.config.participant_index()))
     hooks = None
     if webhooks:

@@ -29,7 +29,7 @@ from clearlane.core.engine.core import LogEntry
 from clearlane.core.model.codes import Reject, RejectCode
 from clearlane.core.model.events import Step
 from clearlane.core.model.states import TradeState
-from clearlane.node.runtime import Runtime, resolve_config
+from clearlane.node.runtime import Opener, Runtime
 
 RECENT_MAX = 500
 # The engine records an unknown participant or symbol with placeholder parties: not attributable.
@@ -109,13 +109,15 @@ class RejectTally:
 class DashboardRuntime(Runtime):
     """The service runtime, whose observer also feeds the dashboard's :class:`RejectTally`."""
 
-    def __init__(self, db: str | Path, config_path: str | Path | None = None, **kwargs: Any) -> None:
-        config, _mark = resolve_config(db, config_path)
+    def __init__(
+        self, db: str | Path, config_path: str | Path | None = None, *, opener: Opener, **kwargs: Any
+    ) -> None:
+        config, _mark = opener.resolve_config(db, config_path)
         if config is None:  # pragma: no cover - Runtime raises the same error below
-            super().__init__(db, config_path, **kwargs)
+            super().__init__(db, config_path, opener=opener, **kwargs)
             raise RuntimeError("configuration could not be resolved")
         self.tally = RejectTally(config)
-        super().__init__(db, config_path, **kwargs)
+        super().__init__(db, config_path, opener=opener, **kwargs)
 
     def _observe(self, entry: LogEntry, fx: Step) -> None:
         super()._observe(entry, fx)

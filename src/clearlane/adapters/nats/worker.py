@@ -9,7 +9,7 @@ database file is the partition and a file lock beside it plays the advisory lock
 
 Exactly once, step by step:
 
-1. The owner replays the partition's log (``Runner.open``: same state root or refuse).
+1. The owner replays the partition's log (``open_runner`` → ``Runner.start``: same state root or refuse).
 2. Its cursor is the first message of the log not completely logged (:func:`resume_point`;
    source ids are ``nats:<stream>:<seq>:<pool>#<part>``). It (re)creates the partition's durable
    pull consumer to deliver from that sequence, filtered on ``clearlane.trades.<pool>`` and
@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from clearlane.adapters.embedded import open_runner
 from clearlane.adapters.nats.messages import (
     EVENTS_STREAM,
     FORMAT_HEADER,
@@ -279,7 +280,7 @@ class Worker:
         self.name = partition_name(options.pools, options.partition)
         self.schema = f"clearlane_{self.name}" if is_url(options.db) else None
         self.lock = PartitionLock(options.db, self.name)
-        self.runner: Runner | None = None
+        self.runner: Runner[Store] | None = None
         self.stats = WorkerStats()
         self.stop = asyncio.Event()
         self._decoded_upto = 0  # highest stream sequence decoded this session (re-deliveries skip)
@@ -307,7 +308,7 @@ class Worker:
 
         await self.acquire()
         try:
-            self.runner = Runner.open(self.o.db, self.o.config, schema=self.schema)
+            self.runner = open_runner(self.o.db, self.o.config, schema=self.schema)
             nc = await nats.connect(self.o.nats_url, connect_timeout=5, max_reconnect_attempts=-1)
             try:
                 js = nc.jetstream(timeout=30)

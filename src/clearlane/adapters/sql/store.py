@@ -34,7 +34,6 @@ from sqlalchemy.engine import make_url
 
 from clearlane.adapters.sql import audit_tables, schema
 from clearlane.core.engine.core import LogEntry
-from clearlane.core.errors import IntegrityError
 from clearlane.core.model import ids as model_ids
 from clearlane.core.model.chain import TxSubmission, tx_submission_from_dict
 from clearlane.core.model.events import BatchCleared, L1GroupUpdated, Step, batch_changes, batch_event_row
@@ -44,6 +43,7 @@ from clearlane.core.proofs.codec import decode_payload, read_table, write_table
 from clearlane.node.auditor import AuditStep, Checkpoint, KeyRecord
 from clearlane.node.ports import StoredEntry as StoredEntry  # re-exported: the runner imports it here
 from clearlane.node.ports import StoredTransition
+from clearlane.node.ports import StoreError as StoreError  # re-exported: defined with the port
 
 if TYPE_CHECKING:
     from clearlane.node.writer import PendingStep
@@ -59,10 +59,6 @@ def submission_json(tx: TxSubmission) -> bytes:
         f'{{"kind":{_json_str(tx.kind)},"payload_hash":"{tx.payload_hash.hex()}","ref":{_json_str(tx.ref)},'
         f'"submitted_at_ms":{int(tx.submitted_at_ms)},"tx_id":{_json_str(tx.tx_id)}}}'
     ).encode()
-
-
-class StoreError(IntegrityError, RuntimeError, code="STORE_UNUSABLE"):
-    """The database is missing, foreign, or inconsistent with its own log."""
 
 
 SCHEMA_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
