@@ -64,6 +64,7 @@ from clearlane.node.projections.index import IdIndex, hash_id, hash_ids
 
 I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]
+Mask = npt.NDArray[np.bool_]
 
 # Batch states (per pool arrays) are BatchState codes; 0 = not cleared yet (open, or never
 # existed). The short names stay for the array code that indexes by them.
@@ -289,7 +290,14 @@ class ReadModel:
         self.l1_open: set[str] = set()
         self.l1_done: set[str] = set()
         self._unwound_trades: dict[str, InflightBatch] = {}
-        # aggregates
+        self._init_aggregates(bucket_ms, retention_buckets)
+        self._init_positions(n_p, n_a)
+        self.applied_seq = 0
+        self.now_ms = 0
+        self.trades_received = 0
+
+    def _init_aggregates(self, bucket_ms: int, retention_buckets: int) -> None:
+        """Counts by lane and state, rejects, batch figures, latency histograms, timelines."""
         self.counts = np.zeros((self.n_pools + 1, len(STATE_KEYS)), dtype=np.int64)
         self.rejected_total = 0
         self.rejects_by_code: dict[str, int] = {}
@@ -306,14 +314,13 @@ class ReadModel:
             Timeline(max(bucket_ms, 60_000), retention_buckets, self.n_pools),
         ]
         self.alerts: list[dict[str, Any]] = []
-        # positions
+
+    def _init_positions(self, n_p: int, n_a: int) -> None:
+        """Positions per pool, participant and asset: cleared-not-final, final, L1 pending/final."""
         self.cleared_net = np.zeros((self.n_pools, n_p, n_a), dtype=np.int64)
         self.final_net = np.zeros((self.n_pools, n_p, n_a), dtype=np.int64)
         self.l1_pending = np.zeros((n_p, n_a), dtype=np.int64)
         self.l1_final = np.zeros((n_p, n_a), dtype=np.int64)
-        self.applied_seq = 0
-        self.now_ms = 0
-        self.trades_received = 0
 
     # ================================================================== apply
     def apply(self, entry: LogEntry, step: Step) -> list[EventGroup]:
@@ -340,16 +347,26 @@ class ReadModel:
 
     # -- trade records ---------------------------------------------------------------------
     def _add_records(self, step: Step, part: int, table: pa.Table, events: list[EventGroup]) -> None:
-        seq = step.seq
+        self._register_chunk(step.seq, part, table)
+        pool = _dict_codes(table.column("pool"), self.pool_lookup)
+        rejected = table.column("state").to_numpy() == TradeState.REJECTED
+        live = ~rejected
+        l2 = live & (pool >= 0)
+        self._count_records(table, pool, live, l2, rejected)
+        if l2.any():
+            self._track_open_batches(table, pool, l2)
+        self._record_events(step, table, pool, live, l2, rejected, events)
+
+    def _register_chunk(self, seq: int, part: int, table: pa.Table) -> None:
+        """The chunk in the registry, its ids in the index, its table in the cache."""
         c = self.n_chunks
         self.chunk_seq = _grow(self.chunk_seq, c + 1)
         self.chunk_part = _grow(self.chunk_part, c + 1)
         self.chunk_rows = _grow(self.chunk_rows, c + 1)
         self.chunk_seq[c], self.chunk_part[c], self.chunk_rows[c] = seq, part, table.num_rows
         self.n_chunks += 1
-        n = table.num_rows
         keys = hash_ids(table.column("flow_id"))
-        locs = (np.int64(c) << np.int64(32)) | np.arange(n, dtype=np.int64)
+        locs = (np.int64(c) << np.int64(32)) | np.arange(table.num_rows, dtype=np.int64)
         if self.bounded and self.index.size >= self.hot_ids:
             # The older generation's ids are in the store's flow-id runs (fed before this
             # observer sees a step): drop it.
@@ -357,14 +374,12 @@ class ReadModel:
         self.index.add(keys, locs)
         self._cache_put(c, table)
 
-        state = table.column("state").to_numpy()
-        received = table.column("received_ms").to_numpy()
-        pool = _dict_codes(table.column("pool"), self.pool_lookup)
-        rejected = state == TradeState.REJECTED
-        live = ~rejected
-        l2 = live & (pool >= 0)
+    def _count_records(
+        self, table: pa.Table, pool: npt.NDArray[Any], live: Mask, l2: Mask, rejected: Mask
+    ) -> None:
+        """Trades by lane and state, rejects by code, and the timeline's trade counts."""
         l1 = live & (pool < 0)
-        self.trades_received += n
+        self.trades_received += table.num_rows
         np.add.at(self.counts[:, S["received"]], np.where(l2, pool, self.l1)[live], 1)
         np.add.at(self.counts[:, S["batched"]], pool[l2], 1)
         self.counts[self.l1, S["submitted"]] += int(l1.sum())
@@ -376,18 +391,32 @@ class ReadModel:
                 slug = RejectCode(int(code)).slug
                 self.rejects_by_code[slug] = self.rejects_by_code.get(slug, 0) + int(count)
         per_lane = np.bincount(np.where(l2, pool, self.l1)[live], minlength=self.n_pools + 1)
-        for bucket in self._buckets(int(received[-1])):
+        for bucket in self._buckets(int(table.column("received_ms").to_numpy()[-1])):
             bucket.trades += per_lane
-        # who is on which open batch (for per-trade events when the batch moves)
+
+    def _track_open_batches(self, table: pa.Table, pool: npt.NDArray[Any], l2: Mask) -> None:
+        """Who is on which open batch, for per-trade events when the batch moves."""
         small = table.select(["flow_id", "kind", "buyer", "seller", "received_ms"])
-        if l2.any():
-            batch_seq = table.column("batch_seq").to_numpy()
-            keyed = pool.astype(np.int64) * (1 << 40) + batch_seq
-            for key in np.unique(keyed[l2]).tolist():
-                rows = np.flatnonzero(l2 & (keyed == key))
-                k, s = int(key >> 40), int(key & ((1 << 40) - 1))
-                self.open_trades.setdefault((k, s), []).append(small.take(pa.array(rows)))
-        at = int(received[-1])
+        batch_seq = table.column("batch_seq").to_numpy()
+        keyed = pool.astype(np.int64) * (1 << 40) + batch_seq
+        for key in np.unique(keyed[l2]).tolist():
+            rows = np.flatnonzero(l2 & (keyed == key))
+            k, s = int(key >> 40), int(key & ((1 << 40) - 1))
+            self.open_trades.setdefault((k, s), []).append(small.take(pa.array(rows)))
+
+    def _record_events(
+        self,
+        step: Step,
+        table: pa.Table,
+        pool: npt.NDArray[Any],
+        live: Mask,
+        l2: Mask,
+        rejected: Mask,
+        events: list[EventGroup],
+    ) -> None:
+        """trade.received / routed / batched / rejected for the chunk, as columnar groups."""
+        seq, n = step.seq, table.num_rows
+        at = int(table.column("received_ms").to_numpy()[-1])
         pools = self.pools
         base: list[pa.Table] = []
 
@@ -406,22 +435,10 @@ class ReadModel:
                 events.append(
                     TradeEvents("trade.batched", seq, at, _lazy_take(columns, l2_rows), len(l2_rows))
                 )
-        if n_rej:
-            codes = table.column("reject_code").to_numpy()[rejected]
-            rej = columns().take(pa.array(np.flatnonzero(rejected)))
-            why = {r.input_id: r for r in step.rejects() if r.input_id is not None}
-            ids = rej.column("trade_id").to_pylist()
-            rej = rej.append_column(
-                "reject", pa.array([RejectCode(int(x)).slug for x in codes], type=pa.string())
+        if rejected.any():
+            events.append(
+                TradeEvents("trade.rejected", seq, at, _rejected_columns(step, table, columns(), rejected))
             )
-            rej = rej.append_column("reject_code", pa.array(codes.astype(np.int32)))
-            rej = rej.append_column(
-                "field", pa.array([why[i].field if i in why else None for i in ids], type=pa.string())
-            )
-            rej = rej.append_column(
-                "reason", pa.array([why[i].reason if i in why else None for i in ids], type=pa.string())
-            )
-            events.append(TradeEvents("trade.rejected", seq, at, rej))
 
     def _cache_put(self, chunk: int, table: pa.Table) -> None:
         self.cache[chunk] = table
@@ -1022,3 +1039,19 @@ def _order_like(trades: pa.Table, ids: pa.ChunkedArray | pa.Array) -> pa.Table:
         return trades
     pos = pc.index_in(ids, value_set=_as_string(trades.column("flow_id")))
     return trades.take(pc.drop_null(pos))
+
+
+def _rejected_columns(step: Step, table: pa.Table, columns: pa.Table, rejected: Mask) -> pa.Table:
+    """The rejected rows' event columns with their code, field and reason."""
+    codes = table.column("reject_code").to_numpy()[rejected]
+    rej = columns.take(pa.array(np.flatnonzero(rejected)))
+    why = {r.input_id: r for r in step.rejects() if r.input_id is not None}
+    ids = rej.column("trade_id").to_pylist()
+    rej = rej.append_column("reject", pa.array([RejectCode(int(x)).slug for x in codes], type=pa.string()))
+    rej = rej.append_column("reject_code", pa.array(codes.astype(np.int32)))
+    rej = rej.append_column(
+        "field", pa.array([why[i].field if i in why else None for i in ids], type=pa.string())
+    )
+    return rej.append_column(
+        "reason", pa.array([why[i].reason if i in why else None for i in ids], type=pa.string())
+    )
