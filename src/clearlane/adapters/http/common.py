@@ -127,30 +127,6 @@ def cached(
 
 
 # ---------------------------------------------------------------------- submissions
-def bad_json(detail: str, field: str, reason: str) -> Problem:
-    return Problem(
-        422,
-        "Invalid input",
-        code=int(RejectCode.BAD_JSON),
-        error=RejectCode.BAD_JSON.slug,
-        detail=detail,
-        field=field,
-        reason=reason,
-    )
-
-
-def missing_field(detail: str, field: str, reason: str) -> Problem:
-    return Problem(
-        422,
-        "Invalid input",
-        code=int(RejectCode.MISSING_FIELD),
-        error=RejectCode.MISSING_FIELD.slug,
-        detail=detail,
-        field=field,
-        reason=reason,
-    )
-
-
 async def json_body(request: Request) -> Any:
     """The raw body parsed as JSON (bounded in size); a wrong JSON type is judged by intake."""
     raw = await request.body()
@@ -159,7 +135,7 @@ async def json_body(request: Request) -> Any:
     try:
         return orjson.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise bad_json(f"body is not valid JSON: {exc}", "-", str(exc)) from None
+        raise Problem.reject(RejectCode.BAD_JSON, f"body is not valid JSON: {exc}", "-", str(exc)) from None
 
 
 async def run(future: Any) -> list[dict[str, Any]]:
@@ -189,7 +165,12 @@ def forbid_foreign(principal: Principal, rows: list[Any], sides: tuple[str, str]
 def items_of(data: Any, key: str, limit: int) -> list[Any]:
     """The list of a bulk body ``{key: [...]}``: present, known fields only, 1..limit objects."""
     if not isinstance(data, dict) or not isinstance(data.get(key), list):
-        raise missing_field(f"body must be an object with a {key!r} list", key, "missing or not a list")
+        raise Problem.reject(
+            RejectCode.MISSING_FIELD,
+            f"body must be an object with a {key!r} list",
+            key,
+            "missing or not a list",
+        )
     extra = sorted(set(data) - {key})
     if extra:
         raise Problem.service(
@@ -210,7 +191,9 @@ def items_of(data: Any, key: str, limit: int) -> list[Any]:
         )
     for i, item in enumerate(items):
         if not isinstance(item, dict):
-            raise bad_json(f"{key}[{i}] is not a JSON object", f"{key}[{i}]", "not an object")
+            raise Problem.reject(
+                RejectCode.BAD_JSON, f"{key}[{i}] is not a JSON object", f"{key}[{i}]", "not an object"
+            )
     return items
 
 

@@ -10,9 +10,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from clearlane.adapters.http.common import PROBLEM_MEDIA, bad_json, missing_field
+from clearlane.adapters.http.common import PROBLEM_MEDIA
 from clearlane.adapters.http.problems import Problem, ServiceCode, bad_parameter, not_found, problem_for
 from clearlane.core.errors import ClearlaneError
+from clearlane.core.model.codes import RejectCode
 
 
 def problem_response(problem: Problem, instance: str | None = None) -> JSONResponse:
@@ -30,11 +31,11 @@ def validation_problem(exc: RequestValidationError) -> Problem:
     where = first.get("loc", ("-",))[0]
     message = str(first.get("msg"))
     if first.get("type") == "json_invalid":
-        return bad_json(f"body is not valid JSON: {message}", "-", message)
+        return Problem.reject(RejectCode.BAD_JSON, f"body is not valid JSON: {message}", "-", message)
     if where in ("query", "path", "header"):
         return bad_parameter(name, message)
     if first.get("type") == "missing":
-        return missing_field(f"required field {name!r} is missing", name, message)
+        return Problem.reject(RejectCode.MISSING_FIELD, f"required field {name!r} is missing", name, message)
     return Problem.service(ServiceCode.BAD_BODY, 422, f"{name}: {message}", field=name, reason=message)
 
 

@@ -15,6 +15,7 @@ from enum import IntEnum
 from typing import Any
 
 from clearlane.core.errors import ClearlaneError, InputError, IntegrityError, NotFound, Unavailable, category
+from clearlane.core.model.codes import RejectCode
 from clearlane.node.intake.rows import RowError
 from clearlane.node.runtime import SubmissionRefused
 
@@ -81,6 +82,13 @@ class Problem(Exception):
             ServiceCode.INTEGRITY: "Integrity check failed",
         }
         return cls(status, titles[code], code=int(code), error=code.slug, detail=detail, **kw)
+
+    @classmethod
+    def reject(cls, code: RejectCode, detail: str, field: str, reason: str) -> Problem:
+        """A 422 for input refused with one of the core's stable reject codes."""
+        return cls(
+            422, "Invalid input", code=int(code), error=code.slug, detail=detail, field=field, reason=reason
+        )
 
     @classmethod
     def rows(cls, errors: list[RowError], status: int = 422) -> Problem:

@@ -21,7 +21,6 @@ from clearlane.adapters.http.common import (
     Limit,
     RuntimeDep,
     Submitter,
-    bad_json,
     body_doc,
     cached,
     forbid_foreign,
@@ -32,7 +31,8 @@ from clearlane.adapters.http.common import (
     run,
     summary,
 )
-from clearlane.adapters.http.problems import not_found
+from clearlane.adapters.http.problems import Problem, not_found
+from clearlane.core.model.codes import RejectCode
 
 router = APIRouter(tags=["trades"])
 
@@ -50,7 +50,7 @@ router = APIRouter(tags=["trades"])
 async def submit_trade(request: Request, principal: Submitter, runtime: RuntimeDep) -> Response:
     data = await json_body(request)
     if not isinstance(data, dict):
-        raise bad_json("body must be a JSON object", "-", "not an object")
+        raise Problem.reject(RejectCode.BAD_JSON, "body must be a JSON object", "-", "not an object")
     forbid_foreign(principal, [data], ("buyer", "seller"), "")
     result = (await run(runtime.submit_trades([data], single=True)))[0]
     status = 200 if result["status"] == "duplicate" else 201
