@@ -38,6 +38,7 @@ from clearlane.core.engine.flows import Flows, leaf_texts
 from clearlane.core.engine.netting import net_positions
 from clearlane.core.ledger.entries import JournalEntry
 from clearlane.core.model import ids as model_ids
+from clearlane.core.model.events import BATCH_UPDATABLE
 from clearlane.core.model.states import BatchState
 from clearlane.core.proofs.codec import read_table, write_table
 from clearlane.core.proofs.hashchain import (
@@ -59,16 +60,6 @@ __all__ = ["CheckReport", "Problem", "check_store"]
 
 _NOT_CANONICAL = (
     "blob bytes are not the canonical encoding of its records (altered, or written by another Arrow)"
-)
-_BATCH_UPDATABLE = (
-    "state",
-    "attempts",
-    "anchor_tx",
-    "anchor_height",
-    "anchored_at_ms",
-    "anchor_block",
-    "final_at_ms",
-    "unwound_at_ms",
 )
 
 
@@ -493,7 +484,7 @@ class _Checker:
             if batch is None:
                 self.problem("transition_log", f"seq {seq}", f"updates unknown batch {batch_id}")
                 continue
-            batch.state.update({k: v for k, v in change.items() if k in _BATCH_UPDATABLE})
+            batch.state.update({k: v for k, v in change.items() if k in BATCH_UPDATABLE})
         # Rows written in order: events, outbox, rejects, audit records.
         self._step_events(seq, body, streams.events)
         if self.first_submission_ms is None and body["submissions"]:
@@ -798,7 +789,7 @@ class _Checker:
                 )
             }
             want.update({"log_seq": batch.seq, "root": c["root"]})
-            want.update({k: batch.state.get(k) for k in _BATCH_UPDATABLE})
+            want.update({k: batch.state.get(k) for k in BATCH_UPDATABLE})
             have = {k: row[k] for k in want}
             have["root"] = bytes(row["root"]).hex()
             for k in ("gross_usd", "net_usd"):

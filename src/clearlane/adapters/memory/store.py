@@ -21,23 +21,12 @@ import pyarrow.compute as pc
 from clearlane.core.engine.core import LogEntry
 from clearlane.core.model import ids as model_ids
 from clearlane.core.model.chain import TxSubmission
-from clearlane.core.model.events import L1GroupUpdated, Step, batch_changes, batch_event_row
+from clearlane.core.model.events import BATCH_UPDATABLE, L1GroupUpdated, Step, batch_changes, batch_event_row
 from clearlane.core.model.states import BatchState
 from clearlane.core.proofs.codec import write_table
 from clearlane.node.auditor import AuditStep, Checkpoint, KeyRecord, record_kind
 from clearlane.node.ports import StepToCommit, StoredEntry, StoredTransition
 
-# Columns a batch update may change (the SQL store's list: the rest is fixed at clearing).
-_BATCH_UPDATABLE = (
-    "state",
-    "attempts",
-    "anchor_tx",
-    "anchor_height",
-    "anchored_at_ms",
-    "anchor_block",
-    "final_at_ms",
-    "unwound_at_ms",
-)
 _BATCH_FIXED = (
     "batch_id",
     "pool",
@@ -77,12 +66,12 @@ def write_output(out: _Output, seq: int, step: Step) -> None:
     for b in step.cleared():
         detail = pa.table({"flow_id": b.flow_ids, "received_ms": b.received_ms})
         net = pa.table({"participant": b.net_participant, "asset": b.net_asset, "net_minor": b.net_minor})
-        row = {k: getattr(b, k) for k in _BATCH_FIXED} | dict.fromkeys(_BATCH_UPDATABLE)
+        row = {k: getattr(b, k) for k in _BATCH_FIXED} | dict.fromkeys(BATCH_UPDATABLE)
         row |= {"state": BatchState.CLEARED.label, "attempts": 1, "log_seq": seq}
         out.batches[b.batch_id] = row | {"detail": write_table(detail), "net": write_table(net)}
     for batch_id, changes in batch_changes(step.events).items():
         if batch_id in out.batches:
-            out.batches[batch_id].update({k: v for k, v in changes.items() if k in _BATCH_UPDATABLE})
+            out.batches[batch_id].update({k: v for k, v in changes.items() if k in BATCH_UPDATABLE})
     for batch_id, event, at_ms, detail_text in map(batch_event_row, step.batch_events()):
         out.batch_events.append(
             {"batch_id": batch_id, "event": event, "at_ms": at_ms, "detail": detail_text, "log_seq": seq}
@@ -115,8 +104,6 @@ def _write_l1_group(out: _Output, seq: int, update: L1GroupUpdated) -> None:
 
 
 def _write_ledger(out: _Output, step: Step) -> None:
-    if step.ledger is None:
-        return
     for e in step.ledger.new_entries:
         status = "pending" if e.pending else "posted"
         out.ledger_entries[e.entry_id] = {

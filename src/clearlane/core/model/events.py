@@ -238,6 +238,20 @@ def batch_event_row(event: BatchCleared | BatchTransition) -> tuple[str, str, in
             return (event.batch_id, event.event, event.at_ms, event.reason)
 
 
+BATCH_UPDATABLE = (
+    "state",
+    "attempts",
+    "anchor_tx",
+    "anchor_height",
+    "anchored_at_ms",
+    "anchor_block",
+    "final_at_ms",
+    "unwound_at_ms",
+)
+"""The ``batches`` columns a transition may change (what :func:`batch_changes` sets); the
+others are fixed when the batch is cleared."""
+
+
 def _changes(event: BatchTransition) -> dict[str, Any]:
     match event:
         case BatchAnchored():
