@@ -6,6 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from tests.service_support import Service, svc, trade_row, wait_for
 
 __all__ = ["svc"]
@@ -67,6 +69,20 @@ def test_bad_rows_refuse_the_whole_batch_with_core_codes(svc: Service) -> None:
         (3, "bad_decimal"),
     }
     assert svc.client.get("/v1/trades/T1", headers=svc.h()).status_code == 404
+
+
+def test_a_deeply_nested_value_is_refused_and_the_runtime_keeps_running(svc: Service) -> None:
+    row = trade_row(1)
+    body = orjson.dumps(row).decode()
+    deep = '{"x":' * 1000 + "1" + "}" * 1000
+    body = body.replace(orjson.dumps(row["quantity"]).decode(), deep, 1)
+    r = svc.client.post("/v1/trades", content=body, headers={**svc.h(), "content-type": "application/json"})
+    assert r.status_code == 422
+    assert (r.json()["error"], r.json()["field"]) == ("bad_decimal", "quantity")
+    assert "nested too deeply" in r.json()["reason"]
+    assert svc.client.get("/healthz").json()["status"] == "ok"
+    r = svc.client.post("/v1/trades", json=trade_row(2), headers=svc.h())
+    assert r.status_code == 201
 
 
 def test_single_trade_error_names_the_plain_field(svc: Service) -> None:

@@ -469,7 +469,7 @@ class _TradeRows:
                 text = str(value)
             else:
                 # Keep the JSON text for the reason; the field fails its check regardless.
-                text, wrong = json.dumps(value), True
+                text, wrong = _json_text(value), True
             self.values[name].append(text)
             self.wrong_type[name].append(wrong)
 
@@ -677,3 +677,13 @@ def file_digest(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def _json_text(value: Any) -> str:
+    """A wrong-typed value's JSON text, for its reject reason. A value nested too deeply to
+    encode (a hostile body: an object 1,000 levels deep) is named instead of encoded; the row is
+    refused either way, and the loop that validates it must not stop on it."""
+    try:
+        return json.dumps(value)
+    except RecursionError:
+        return f"<a JSON {type(value).__name__} nested too deeply>"
