@@ -13,7 +13,7 @@ from typing import Any
 
 from clearlane.adapters.chain.simulated import ChainParams, FaultSchedule, SimulatedChain
 from clearlane.adapters.sql.flowids import FlowIdArchive
-from clearlane.adapters.sql.store import Store
+from clearlane.adapters.sql.store import Store, is_url
 from clearlane.core.config.model import ClearingConfig, load_config, parse_config
 from clearlane.node.runner import ProgressCallback, Runner, StepObserver, default_key_dir
 
@@ -57,19 +57,29 @@ def open_runner(
     a store without a key gets the directory's active key (created on first use).
     ``signing=False`` opens without loading a private key (read-mostly commands).
     """
+    fresh = create and not is_url(db) and not Path(db).exists()
+    if config_path is not None:
+        load_config(config_path)  # a config error is raised before anything is created
     store = Store.open(db, create=create, durable=durable, schema=schema)
     key_dir = (keys if keys is not None else default_key_dir(db)) if signing else None
-    return Runner.start(
-        store,
-        config_path,
-        label=str(db),
-        chain_factory=simulated_chain,
-        archive_factory=_sql_archive,
-        progress=progress,
-        keys=key_dir,
-        observer=observer,
-        flow_ids=flow_ids,
-    )
+    try:
+        return Runner.start(
+            store,
+            config_path,
+            label=str(db),
+            chain_factory=simulated_chain,
+            archive_factory=_sql_archive,
+            progress=progress,
+            keys=key_dir,
+            observer=observer,
+            flow_ids=flow_ids,
+        )
+    except BaseException:
+        store.close()
+        if fresh:  # a database this call created and could not start leaves nothing behind
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                Path(f"{db}{suffix}").unlink(missing_ok=True)
+        raise
 
 
 def resolve_config(

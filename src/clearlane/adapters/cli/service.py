@@ -46,12 +46,33 @@ def serve(
             help="Bloom filter over archived trade ids, MiB (a power of two; ~16 bits per id held)."
         ),
     ] = 32,
+    max_body_kib: Annotated[int, typer.Option(help="Largest request body, KiB (larger: 413).")] = 16384,
+    body_timeout: Annotated[
+        float, typer.Option(help="Seconds a client may take to send a request body (then 408).")
+    ] = 30.0,
+    header_timeout: Annotated[
+        float, typer.Option(help="Seconds a client may take to send a request's headers (then 408).")
+    ] = 10.0,
+    webhook_allow: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="A host, address or network webhooks may reach over http or at a non-public "
+            "address (local development; repeatable). Default: https to public addresses only."
+        ),
+    ] = None,
+    metrics_token_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="File holding the bearer token a Prometheus scraper may use for /metrics "
+            "(or set CLEARLANE_METRICS_TOKEN); without one, /metrics needs an operator or auditor key."
+        ),
+    ] = None,
 ) -> None:
     """Run the engine, its clock and the HTTP API in one process (OpenAPI at /openapi.json)."""
-    import uvicorn
-
     from clearlane.adapters.http.app import ServiceOptions
-    from clearlane.adapters.http.server import build
+    from clearlane.adapters.http.server import ServerLimits, build
+    from clearlane.adapters.http.targets import TargetPolicy
+    from clearlane.adapters.http.webhooks import WebhookOptions
     from clearlane.node.runtime import RuntimeOptions
 
     if clock not in ("realtime", "accelerated"):
@@ -60,17 +81,31 @@ def serve(
         raise fail("--speed must be positive")
     if id_filter_mib < 1 or id_filter_mib & (id_filter_mib - 1):
         raise fail("--id-filter-mib must be a power of two")
+    if max_body_kib < 1 or body_timeout <= 0 or header_timeout <= 0:
+        raise fail("--max-body-kib, --body-timeout and --header-timeout must be positive")
     options = RuntimeOptions(
         tick_ms=tick_ms, durable=durable, tune_process=True, flow_id_bloom_bits=id_filter_mib << 23
     )
+    service_options = ServiceOptions(
+        auth=not insecure_no_auth,
+        max_body_bytes=max_body_kib * 1024,
+        body_timeout_s=body_timeout,
+        metrics_token=_metrics_token(metrics_token_file),
+    )
+    hook_options = WebhookOptions(allow=tuple(webhook_allow or ()))
+    try:
+        TargetPolicy(hook_options.allow)  # a bad entry is an invocation error, before any I/O
+    except ValueError as exc:
+        raise fail(f"--webhook-allow: {exc}") from None
     api = build(
         db,
         config,
         clock=clock,
         speed=speed,
         runtime_options=options,
-        service_options=ServiceOptions(auth=not insecure_no_auth),
+        service_options=service_options,
         webhooks=webhooks,
+        webhook_options=hook_options,
         key_dir=keys,
     )
     if not insecure_no_auth and api.state.keys.count_active() == 0:
@@ -81,7 +116,32 @@ def serve(
         f"clearlane serving {db} on http://{host}:{port}  (clock {clock}{f' x{speed:g}' if clock == 'accelerated' else ''})"
     )
     err.print(f"settlement dashboard: http://{host}:{port}/ui/  (needs an operator or auditor key)")
-    uvicorn.run(api, host=host, port=port, log_level=log_level, access_log=False)
+    _run_server(api, host, port, ServerLimits(header_timeout_s=header_timeout), log_level)
+
+
+def _run_server(api: Any, host: str, port: int, limits: Any, log_level: str) -> None:
+    """Serve until SIGTERM/SIGINT. A clearing loop that failed meanwhile keeps the API answering
+    503 (``/healthz``: failed) until then, and makes the exit code 1 with the failure named."""
+    from clearlane.adapters.http.server import serve_until_signal, server_config
+
+    serve_until_signal(server_config(api, host, port, limits, log_level), api.state.runtime.bus.end_streams)
+    failed = api.state.runtime.failed
+    if failed is not None:
+        raise fail(f"the clearing runtime failed: {type(failed).__name__}: {failed}", code=1)
+
+
+def _metrics_token(path: Path | None) -> str | None:
+    import os
+
+    if path is None:
+        return os.environ.get("CLEARLANE_METRICS_TOKEN") or None
+    try:
+        token = path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise fail(f"--metrics-token-file: {exc}") from None
+    if len(token) < 16:
+        raise fail("--metrics-token-file: the token must be at least 16 characters")
+    return token
 
 
 def _key_store(db: str) -> Any:
@@ -148,7 +208,7 @@ def apikey_list(db: DbOption = "clearlane.db") -> None:
 def apikey_revoke(
     key_id: Annotated[str, typer.Argument(help="The key id (not the key).")], db: DbOption = "clearlane.db"
 ) -> None:
-    """Revoke an API key (takes effect within seconds on a running server)."""
+    """Revoke an API key (a running server refuses it from its next request)."""
     keys = _key_store(db)
     done = keys.revoke(key_id)
     keys.store.close()
