@@ -62,27 +62,32 @@ class GuardedProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        waiting = self._header_timer is not None
-        super().data_received(data)
-        # Still waiting after this chunk: all of it was request line and headers.
-        if waiting and self._header_timer is not None:
-            self._header_bytes += len(data)
+        # Between requests or inside a request's headers, the bytes up to the blank line that
+        # ends the headers count against the cap — checked before the parser buffers them.
+        if self._header_timer is not None or self.cycle is None or self.cycle.response_complete:
+            end = data.find(b"\r\n\r\n")
+            self._header_bytes += len(data) if end < 0 else end
             if self._header_bytes > self.max_header_bytes:
                 detail = f"request line and headers longer than {self.max_header_bytes} bytes"
                 self._refuse(_refusal(431, ServiceCode.TOO_LARGE, detail))
+                return
+            if end >= 0:
+                self._header_bytes = 0
+        super().data_received(data)
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
         if self._header_timer is None:
-            self._arm()
+            self._arm(reset=False)  # this chunk's header bytes are counted already
 
     def on_headers_complete(self) -> None:
         self._disarm()
         super().on_headers_complete()
 
-    def _arm(self) -> None:
+    def _arm(self, reset: bool = True) -> None:
         self._disarm()
-        self._header_bytes = 0
+        if reset:
+            self._header_bytes = 0
         self._header_timer = self.loop.call_later(self.header_timeout_s, self._timed_out)
 
     def _disarm(self) -> None:
