@@ -241,3 +241,21 @@ def test_body_limits_on_every_route(tmp_path: Path) -> None:
             headers={**s.h(), "content-type": "application/json; charset=utf-8"},
         )
         assert ok.status_code == 201
+
+
+def test_the_documented_scrape_config_passes_promtool(tmp_path: Path) -> None:
+    import re
+    import shutil
+    import subprocess
+
+    if shutil.which("promtool") is None:
+        pytest.skip("promtool not installed")
+    api = (Path(__file__).resolve().parents[3] / "docs" / "API.md").read_text()
+    block = re.search(r"```yaml\n(.*?)```", api[api.index("## Metrics") :], re.S)
+    assert block is not None
+    token = tmp_path / "clearlane-metrics.token"
+    token.write_text("scrape-0123456789abcdef\n")
+    config = tmp_path / "prometheus.yml"
+    config.write_text(block.group(1).replace("/etc/prometheus/clearlane-metrics.token", str(token)))
+    check = subprocess.run(["promtool", "check", "config", str(config)], capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout + check.stderr
