@@ -10,10 +10,14 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from clearlane.adapters.http.app import ServiceOptions
 from clearlane.adapters.http.auth import KeyStore
+from clearlane.adapters.http.guard import json_depth, too_deep
 from clearlane.adapters.http.targets import TargetPolicy, TargetRefused
 from clearlane.adapters.http.webhooks import WebhookOptions
 from clearlane.adapters.sql.store import Store
@@ -259,3 +263,22 @@ def test_the_documented_scrape_config_passes_promtool(tmp_path: Path) -> None:
     config.write_text(block.group(1).replace("/etc/prometheus/clearlane-metrics.token", str(token)))
     check = subprocess.run(["promtool", "check", "config", str(config)], capture_output=True, text=True)
     assert check.returncode == 0, check.stdout + check.stderr
+
+
+tricky_json = st.recursive(
+    st.none() | st.integers(-(2**63), 2**63 - 1) | st.text(alphabet='[]{}"\\\\ab\u00e9', max_size=8),
+    lambda kids: (
+        st.lists(kids, max_size=3)
+        | st.dictionaries(st.text(alphabet='[]{}"\\\\k', max_size=4), kids, max_size=3)
+    ),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=300, derandomize=True, database=None)
+@given(tricky_json)
+def test_depth_counted_on_bytes_equals_the_depth_of_the_value(value: Any) -> None:
+    """The fast byte count (brackets outside strings, escapes removed) that gates the walk."""
+    depth = json_depth(orjson.dumps(value))
+    assert too_deep(value, depth) is None
+    assert depth == 0 or too_deep(value, depth - 1) is not None
