@@ -331,7 +331,13 @@ class WebhookService:
                 pool = self._pool
                 if pool is None:
                     return
-                list(pool.map(lambda row: self._attempt(client, row), due))
+                try:
+                    list(pool.map(lambda row: self._attempt(client, row), due))
+                except RuntimeError:  # the pool was shut down: stopping
+                    return
+                except Exception as exc:  # the store refused a write: keep delivering the rest
+                    log.error("webhook delivery round failed: %s: %s", type(exc).__name__, exc)
+                    self._wake.wait(self.options.poll_s)
 
     def _attempt(self, client: httpx.Client, row: dict[str, Any]) -> None:
         ep = self.get(row["endpoint_id"])
