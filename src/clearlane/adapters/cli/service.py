@@ -12,6 +12,29 @@ from rich.table import Table
 
 from clearlane.adapters.cli.common import DbOption, KeysOption, console, err, fail, missing_db
 
+# The edge's limits and access (docs/API.md, "Limits at the edge", "Webhooks", "Metrics").
+MaxBodyOption = Annotated[int, typer.Option(help="Largest request body, KiB (larger: 413).")]
+BodyTimeoutOption = Annotated[
+    float, typer.Option(help="Seconds a client may take to send a request body (then 408).")
+]
+HeaderTimeoutOption = Annotated[
+    float, typer.Option(help="Seconds a client may take to send a request's headers (then 408).")
+]
+WebhookAllowOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        help="A host, address or network webhooks may reach over http or at a non-public "
+        "address (local development; repeatable). Default: https to public addresses only."
+    ),
+]
+MetricsTokenOption = Annotated[
+    Path | None,
+    typer.Option(
+        help="File holding the bearer token a Prometheus scraper may use for /metrics "
+        "(or set CLEARLANE_METRICS_TOKEN); without one, /metrics needs an operator or auditor key."
+    ),
+]
+
 apikey_app = typer.Typer(
     no_args_is_help=True, help="API keys for clearlane serve (stored hashed; shown once)."
 )
@@ -46,33 +69,15 @@ def serve(
             help="Bloom filter over archived trade ids, MiB (a power of two; ~16 bits per id held)."
         ),
     ] = 32,
-    max_body_kib: Annotated[int, typer.Option(help="Largest request body, KiB (larger: 413).")] = 16384,
-    body_timeout: Annotated[
-        float, typer.Option(help="Seconds a client may take to send a request body (then 408).")
-    ] = 30.0,
-    header_timeout: Annotated[
-        float, typer.Option(help="Seconds a client may take to send a request's headers (then 408).")
-    ] = 10.0,
-    webhook_allow: Annotated[
-        list[str] | None,
-        typer.Option(
-            help="A host, address or network webhooks may reach over http or at a non-public "
-            "address (local development; repeatable). Default: https to public addresses only."
-        ),
-    ] = None,
-    metrics_token_file: Annotated[
-        Path | None,
-        typer.Option(
-            help="File holding the bearer token a Prometheus scraper may use for /metrics "
-            "(or set CLEARLANE_METRICS_TOKEN); without one, /metrics needs an operator or auditor key."
-        ),
-    ] = None,
+    max_body_kib: MaxBodyOption = 16384,
+    body_timeout: BodyTimeoutOption = 30.0,
+    header_timeout: HeaderTimeoutOption = 10.0,
+    webhook_allow: WebhookAllowOption = None,
+    metrics_token_file: MetricsTokenOption = None,
 ) -> None:
     """Run the engine, its clock and the HTTP API in one process (OpenAPI at /openapi.json)."""
     from clearlane.adapters.http.app import ServiceOptions
     from clearlane.adapters.http.server import ServerLimits, build
-    from clearlane.adapters.http.targets import TargetPolicy
-    from clearlane.adapters.http.webhooks import WebhookOptions
     from clearlane.node.runtime import RuntimeOptions
 
     if clock not in ("realtime", "accelerated"):
@@ -92,11 +97,6 @@ def serve(
         body_timeout_s=body_timeout,
         metrics_token=_metrics_token(metrics_token_file),
     )
-    hook_options = WebhookOptions(allow=tuple(webhook_allow or ()))
-    try:
-        TargetPolicy(hook_options.allow)  # a bad entry is an invocation error, before any I/O
-    except ValueError as exc:
-        raise fail(f"--webhook-allow: {exc}") from None
     api = build(
         db,
         config,
@@ -105,7 +105,7 @@ def serve(
         runtime_options=options,
         service_options=service_options,
         webhooks=webhooks,
-        webhook_options=hook_options,
+        webhook_options=_webhook_options(webhook_allow),
         key_dir=keys,
     )
     if not insecure_no_auth and api.state.keys.count_active() == 0:
@@ -128,6 +128,18 @@ def _run_server(api: Any, host: str, port: int, limits: Any, log_level: str) -> 
     failed = api.state.runtime.failed
     if failed is not None:
         raise fail(f"the clearing runtime failed: {type(failed).__name__}: {failed}", code=1)
+
+
+def _webhook_options(allow: list[str] | None) -> Any:
+    from clearlane.adapters.http.targets import TargetPolicy
+    from clearlane.adapters.http.webhooks import WebhookOptions
+
+    options = WebhookOptions(allow=tuple(allow or ()))
+    try:
+        TargetPolicy(options.allow)  # a bad entry is an invocation error, before any I/O
+    except ValueError as exc:
+        raise fail(f"--webhook-allow: {exc}") from None
+    return options
 
 
 def _metrics_token(path: Path | None) -> str | None:

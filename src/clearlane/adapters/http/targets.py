@@ -40,8 +40,8 @@ def system_resolver(host: str, port: int) -> list[str]:
     """Every address ``host`` resolves to (A and AAAA), as text."""
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (OSError, UnicodeError) as exc:
-        raise TargetRefused(f"host {host!r} does not resolve ({exc})") from None
+    except (OSError, UnicodeError, ValueError) as exc:  # ValueError: a NUL in the name
+        raise TargetRefused(f"host {host[:100]!r} does not resolve ({exc})") from None
     return sorted({str(info[4][0]) for info in infos})
 
 
@@ -129,7 +129,7 @@ def _parse(url: str) -> tuple[SplitResult, str, int]:
     try:
         host.encode("idna")
     except UnicodeError:
-        raise TargetRefused(f"malformed URL: host {host!r} is not a valid name") from None
+        raise TargetRefused(f"malformed URL: host {host[:100]!r} is not a valid name") from None
     return parts, host, port if port is not None else (443 if parts.scheme == "https" else 80)
 
 
