@@ -292,6 +292,21 @@ def test_raw_header_abuse(live: Live) -> None:
     assert live.alive()
 
 
+def test_headers_end_straddling_chunks_is_not_taken_for_more_headers(live: Live) -> None:
+    """The blank line ending the headers split across two reads, a body larger than the header
+    cap in the second: the body is a body (422 for its unknown buyer), not a 431."""
+    body = orjson.dumps({"trades": [_foreign_trade() for _ in range(100)]})
+    assert len(body) > LIMITS.max_header_bytes
+    head = (
+        f"POST /v1/trades/batch HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {live.token}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\nConnection: close\r\n"
+    ).encode()
+    before = live.state()
+    answer = _raw(live, head, pause_s=0.2, rest=b"\r\n" + body)
+    assert _status(answer) == 422 and b"unknown_participant" in answer, answer[:300]
+    assert live.state() == before
+
+
 def test_slow_clients_are_cut_off_and_others_served(live: Live) -> None:
     """Headers sent slowly (slowloris) get a 408 and the connection closed after the header
     timeout; so does a body that stalls; meanwhile the server answers everyone else."""

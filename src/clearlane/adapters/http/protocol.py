@@ -52,6 +52,10 @@ class GuardedProtocol(HttpToolsProtocol):
         super().__init__(*args, **kwargs)
         self._header_timer: asyncio.TimerHandle | None = None
         self._header_bytes = 0
+        # True from the end of a message (or the connection's start) to the end of the next
+        # message's headers: the bytes received then are request line and headers, not a body.
+        self._awaiting_headers = True
+        self._tail = b""
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -64,15 +68,15 @@ class GuardedProtocol(HttpToolsProtocol):
     def data_received(self, data: bytes) -> None:
         # Between requests or inside a request's headers, the bytes up to the blank line that
         # ends the headers count against the cap — checked before the parser buffers them.
-        if self._header_timer is not None or self.cycle is None or self.cycle.response_complete:
-            end = data.find(b"\r\n\r\n")
-            self._header_bytes += len(data) if end < 0 else end
+        if self._awaiting_headers:
+            # The blank line may straddle two chunks: look for it from the last chunk's tail.
+            end = (self._tail + data).find(b"\r\n\r\n")
+            self._header_bytes += len(data) if end < 0 else max(0, end - len(self._tail))
             if self._header_bytes > self.max_header_bytes:
                 detail = f"request line and headers longer than {self.max_header_bytes} bytes"
                 self._refuse(_refusal(431, ServiceCode.TOO_LARGE, detail))
                 return
-            if end >= 0:
-                self._header_bytes = 0
+            self._tail = (self._tail + data)[-3:]
         super().data_received(data)
 
     def on_message_begin(self) -> None:
@@ -82,7 +86,15 @@ class GuardedProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._disarm()
+        self._awaiting_headers = False
+        self._header_bytes = 0
         super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        self._awaiting_headers = True
+        self._header_bytes = 0
+        self._tail = b""
+        super().on_message_complete()
 
     def _arm(self, reset: bool = True) -> None:
         self._disarm()
