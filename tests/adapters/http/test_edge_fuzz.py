@@ -399,7 +399,7 @@ TRADE_FIELDS = sorted(trade_row(0))
 
 
 @settings(
-    max_examples=150,
+    max_examples=100,
     derandomize=True,
     deadline=None,
     database=None,
