@@ -42,7 +42,7 @@ from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Resp
 
 from clearlane.adapters.http.problems import Problem, ServiceCode, bad_parameter
 from clearlane.core.model.states import BatchState
-from clearlane.node.projections.readmodel import HOPS, LATENCY_EDGES_MS, H, percentile
+from clearlane.node.projections.common import HOPS, LATENCY_EDGES_MS, H, percentile
 
 if TYPE_CHECKING:
     from clearlane.adapters.http.ui import DashboardRuntime
@@ -173,8 +173,11 @@ class Views:
             values: np.ndarray = (np.maximum(0, -amounts.astype(np.float64)) * usd[None, :]).sum(axis=1)
             return values
 
-        lanes = {pool.id: owed(engine.pos[k] + rm.cleared_net[k]) for k, pool in enumerate(rt.config.pools)}
-        lanes["L1"] = owed(rm.l1_pending)
+        lanes = {
+            pool.id: owed(engine.pos[k] + rm.positions.cleared_net[k])
+            for k, pool in enumerate(rt.config.pools)
+        }
+        lanes["L1"] = owed(rm.positions.l1_pending)
         return {
             "collateral_usd": collateral_usd,
             "credit": credit,
@@ -249,7 +252,7 @@ class Views:
             since = rm.now_ms - minutes * 60_000
             width, groups = views._timeline(rm, since, 60_000)
             starts = [start for start, _ in groups]
-            grid = np.zeros((len(rows), len(groups), len(rm.latency[0, 0])), dtype=np.int64)
+            grid = np.zeros((len(rows), len(groups), len(rm.activity.latency[0, 0])), dtype=np.int64)
             queues: dict[str, list[int]] = {}
             for j, (_, members) in enumerate(groups):
                 for b in members:
@@ -261,7 +264,7 @@ class Views:
                         merged[name] = max(merged.get(name, 0), value)
                 for name in set(queues) | set(merged):
                     queues.setdefault(name, [0] * j).append(merged.get(name, 0))
-            totals = [rm.latency[lk, h] for lk, h, _, _ in rows]
+            totals = [rm.activity.latency[lk, h] for lk, h, _, _ in rows]
         p50, p99 = (grid_percentile_s(grid, q) for q in (0.5, 0.99))
         counts = grid.sum(axis=2).tolist()
         overall = [
@@ -295,7 +298,7 @@ class Views:
     def rejects(self) -> dict[str, Any]:
         rt = self.rt
         with rt.lock:
-            by_code = dict(rt.rm.rejects_by_code)
+            by_code = dict(rt.rm.activity.rejects_by_code)
             for code, n in rt.counters.edge_rejects.items():
                 by_code[code] = by_code.get(code, 0) + n
         return {"by_code": dict(sorted(by_code.items())), "recent": rt.tally.recent_for(None)}
