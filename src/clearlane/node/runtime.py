@@ -49,6 +49,7 @@ from clearlane.node.events import WEBHOOK_EVENTS, EventBus, EventGroup, StatsEve
 from clearlane.node.intake.rows import Intake, RowError
 from clearlane.node.projections.common import S
 from clearlane.node.projections.readmodel import ReadModel
+from clearlane.node.queries import NodeQueries
 from clearlane.node.runner import Runner
 
 log = logging.getLogger("clearlane.adapters.http")
@@ -255,6 +256,11 @@ class Runtime:
         self._last_trim = time.perf_counter()
 
     @property
+    def queries(self) -> NodeQueries:
+        """The engine's live figures as snapshots (open batches, balances, liquidity, tip)."""
+        return self.runner.queries
+
+    @property
     def rm(self) -> ReadModel:
         if self.readmodel is None:  # pragma: no cover
             raise RuntimeError("read model not ready")
@@ -406,8 +412,7 @@ class Runtime:
         return int((open_at[live] + engine.window_ms[live]).min())
 
     def _has_pending_work(self) -> bool:
-        engine = self.runner.engine
-        return bool(engine.pending or engine.l1_groups or (engine.open_at >= 0).any())
+        return self.runner.engine.has_pending_work()
 
     def _iteration(self) -> None:
         with self._qlock:

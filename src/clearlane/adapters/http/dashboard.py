@@ -120,10 +120,10 @@ class Views:
 
     def chain(self) -> dict[str, Any]:
         with self.rt.lock:
-            engine = self.rt.runner.engine
+            queries = self.rt.queries
             return {
-                "block_height": int(engine.tip_height),
-                "now_ms": int(max(engine.now_ms, self.rt.rm.now_ms)),
+                "block_height": queries.tip_height(),
+                "now_ms": int(max(queries.engine_time_ms(), self.rt.rm.now_ms)),
                 "applied_seq": int(self.rt.rm.applied_seq),
             }
 
@@ -138,7 +138,7 @@ class Views:
         ids = [b["batch_id"] for b in page["items"] if b["state"] != BatchState.OPEN.label]
         stored = rt.store.batch_anchors(ids)
         with rt.lock:
-            tip = int(rt.runner.engine.tip_height)
+            tip = rt.queries.tip_height()
         need = {p.id: p.confirmations for p in rt.config.pools}
         for b in page["items"]:
             row = stored.get(b["batch_id"])
@@ -158,9 +158,9 @@ class Views:
     def _figures(self) -> dict[str, Any]:
         """Per participant (engine order, house last): buffer, credit, pending owed per lane."""
         rt = self.rt
-        engine = rt.runner.engine
         rm = rt.rm
-        liquidity = engine.liquidity()
+        liquidity = rt.queries.liquidity()
+        open_positions = rt.queries.open_positions()
         usd = liquidity.mark_per_minor
         collateral_usd, credit = liquidity.collateral_usd, liquidity.credit_usd
         available = liquidity.available_usd
@@ -174,7 +174,7 @@ class Views:
             return values
 
         lanes = {
-            pool.id: owed(engine.pos[k] + rm.positions.cleared_net[k])
+            pool.id: owed(open_positions[k] + rm.positions.cleared_net[k])
             for k, pool in enumerate(rt.config.pools)
         }
         lanes["L1"] = owed(rm.positions.l1_pending)

@@ -130,7 +130,7 @@ class _Snapshot:
             gross=rm.batches.gross_usd.copy(),
             net=rm.batches.net_usd.copy(),
             queues=rt.queue_lengths(),
-            height=int(rt.runner.engine.tip_height),
+            height=rt.queries.tip_height(),
             applied=rm.applied_seq,
             rejected_engine=dict(rt.counters.engine_rejects),
             rejected_api=dict(rt.counters.edge_rejects),

@@ -313,18 +313,18 @@ def _batch_dict(rm: ReadModel, k: int, s: int) -> dict[str, Any]:
 
 
 def _open_batch(rt: Runtime, k: int) -> dict[str, Any] | None:
-    engine = rt.runner.engine
-    if engine.open_at[k] < 0:
+    opened_batches = rt.queries.open_batches()
+    if not opened_batches.is_open(k):
         return None
-    s = int(engine.seq[k])
+    s = int(opened_batches.seq[k])
     pool = rt.config.pools[k].id
-    opened = int(engine.open_at[k])
+    opened = int(opened_batches.opened_at_ms[k])
     return {
         "batch_id": model_ids.batch_id(pool, s),
         "pool": pool,
         "seq": s,
         "state": BatchState.OPEN.label,
-        "flows": int(engine.count[k]),
+        "flows": int(opened_batches.flows[k]),
         "opened_at_ms": opened,
         "cleared_at_ms": None,
         "anchored_at_ms": None,
@@ -393,8 +393,8 @@ def batch_detail(rt: Runtime, batch_id: str) -> dict[str, Any] | None:
     pool_id, s = parsed
     k = rm.pool_lookup[pool_id]
     with rt.lock:
-        engine = rt.runner.engine
-        if engine.open_at[k] >= 0 and int(engine.seq[k]) == s:
+        open_now = rt.queries.open_batches()
+        if open_now.is_open(k) and int(open_now.seq[k]) == s:
             return _open_batch(rt, k)
         if s >= len(rm.batches.pool[k].state) or rm.batches.pool[k].cleared_ms[s] < 0:
             return None
@@ -512,9 +512,10 @@ def net_instruction_page(
 
 
 # ---------------------------------------------------------------------- positions and liquidity
-def _positions_for(rt: Runtime, p: int, lane: str | None, asset: str | None) -> list[dict[str, Any]]:
+def _positions_for(
+    rt: Runtime, p: int, lane: str | None, asset: str | None, open_positions: np.ndarray[Any, Any]
+) -> list[dict[str, Any]]:
     rm = rt.rm
-    engine = rt.runner.engine
     cfg = rt.config
     pid = rm.layout.participant_ids[p]
     out = []
@@ -533,7 +534,7 @@ def _positions_for(rt: Runtime, p: int, lane: str | None, asset: str | None) -> 
                 continue
             if k is not None:
                 o, pe, f = (
-                    int(engine.pos[k, p, a]),
+                    int(open_positions[k, p, a]),
                     int(rm.positions.cleared_net[k, p, a]),
                     int(rm.positions.final_net[k, p, a]),
                 )
@@ -564,15 +565,12 @@ def participant_positions(rt: Runtime, participant: str) -> dict[str, Any] | Non
     if p is None:
         return None
     with rt.lock:
-        positions = _positions_for(rt, p, None, None)
-        engine = rt.runner.engine
-        posted, pending_debits, _ = engine.ledger.balances()
+        positions = _positions_for(rt, p, None, None, rt.queries.open_positions())
+        books = rt.queries.account_balances()
         balances = []
         for a, code in enumerate(rm.layout.asset_codes):
-            av = int(posted[engine.acct_available[p, a]])
-            co = int(posted[engine.acct_collateral[p, a]])
-            fl = int(posted[engine.acct_inflight[p, a]])
-            held = int(pending_debits[engine.acct_available[p, a]])
+            av, co = int(books.available[p, a]), int(books.collateral[p, a])
+            fl, held = int(books.in_flight[p, a]), int(books.held[p, a])
             if av == co == fl == held == 0:
                 continue
             sc = rm.layout.scales[a]
@@ -589,7 +587,7 @@ def participant_positions(rt: Runtime, participant: str) -> dict[str, Any] | Non
                     "held": format_minor(held, sc),
                 }
             )
-        now = max(engine.now_ms, rm.now_ms)
+        now = max(rt.queries.engine_time_ms(), rm.now_ms)
     return {"participant": participant, "as_of_ms": now, "positions": positions, "balances": balances}
 
 
@@ -623,13 +621,14 @@ def position_page(
     items: list[dict[str, Any]] = []
     next_cursor = None
     with rt.lock:
+        open_positions = rt.queries.open_positions()
         for p in ps:
-            rows = _positions_for(rt, p, lane, asset)
+            rows = _positions_for(rt, p, lane, asset, open_positions)
             if items and len(items) + len(rows) > limit:
                 next_cursor = encode_cursor(p=p)
                 break
             items.extend(rows)
-        now = max(rt.runner.engine.now_ms, rt.rm.now_ms)
+        now = max(rt.queries.engine_time_ms(), rt.rm.now_ms)
     return {"as_of_ms": now, "items": items, "next_cursor": next_cursor}
 
 
@@ -641,8 +640,7 @@ def liquidity_page(
     items = []
     next_cursor = None
     with rt.lock:
-        engine = rt.runner.engine
-        liquidity = engine.liquidity()
+        liquidity = rt.queries.liquidity()
         collateral_usd, credit = liquidity.collateral_usd, liquidity.credit_usd
         for n, p in enumerate(ps):
             if n >= limit:
@@ -667,7 +665,7 @@ def liquidity_page(
                     },
                 }
             )
-        now = max(engine.now_ms, rt.rm.now_ms)
+        now = max(rt.queries.engine_time_ms(), rt.rm.now_ms)
     return {"as_of_ms": now, "items": items, "next_cursor": next_cursor}
 
 
@@ -682,7 +680,7 @@ def _state_counts(row: np.ndarray[Any, Any]) -> dict[str, int]:
 
 def overview(rt: Runtime) -> dict[str, Any]:
     rm = rt.rm
-    engine = rt.runner.engine
+    open_batches = rt.queries.open_batches()
     lanes = []
     for k, pool in enumerate(rm.pools):
         g, n = float(rm.batches.gross_usd[k]), float(rm.batches.net_usd[k])
@@ -694,7 +692,7 @@ def overview(rt: Runtime) -> dict[str, Any]:
                 "trades": _state_counts(rm.activity.counts[k]),
                 "batches": {
                     # The open batch is the engine's (the read model counts closed ones only).
-                    BatchState.OPEN.label: int(engine.open_at[k] >= 0),
+                    BatchState.OPEN.label: int(open_batches.is_open(k)),
                     **{b.label: int(bc[b]) for b in BatchState if b != BatchState.OPEN},
                 },
                 "cleared_latency_ms": _pct(rm.activity.latency[k, H["batched_cleared"]]),
@@ -728,7 +726,7 @@ def overview(rt: Runtime) -> dict[str, Any]:
         "as_of": iso(rm.now_ms),
         "applied_seq": rm.applied_seq,
         "clock": {"mode": rt.clock.mode, "speed": float(rt.clock.speed), "now_ms": now, "now": iso(now)},
-        "block_height": int(engine.tip_height),
+        "block_height": rt.queries.tip_height(),
         "anchor_backlog": int(rm.batches.counts[:, BatchState.CLEARED].sum()),
         "lanes": lanes,
         "totals": {
