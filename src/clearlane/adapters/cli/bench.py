@@ -62,20 +62,25 @@ def bench(
     seed: Annotated[int, typer.Option()] = 42,
     workdir: Annotated[Path, typer.Option(help="Where the Parquet day and database live.")] = Path("bench"),
     keys: KeysOption = None,
+    store: Annotated[
+        str, typer.Option(help="sqlite (a fresh bench.db in --workdir) or memory (the in-memory store).")
+    ] = "sqlite",
 ) -> None:
     """Benchmark: clear a generated day end to end from Parquet; print trades/s, stages, RSS."""
     from clearlane.node.report import summary as make_summary
 
     day_dir = workdir / f"day-{trades}-{participants}-{assets}-{seed}"
     _generate_once(day_dir, trades, participants, assets, seed)
-    runner = _fresh_runner(workdir / "bench.db", day_dir / "config.toml", keys)
+    if store not in ("sqlite", "memory"):
+        raise typer.BadParameter(f"unknown store {store!r}: sqlite or memory", param_hint="--store")
+    runner = _fresh_runner(workdir / "bench.db", day_dir / "config.toml", keys, memory=store == "memory")
     timings = _clear_day(runner, day_dir)
     summary = make_summary(runner.engine)
     _print_report(
         runner,
         summary,
         timings,
-        f"clearlane bench — {trades:,} trades, {participants:,} participants, {assets} assets",
+        f"clearlane bench — {trades:,} trades, {participants:,} participants, {assets} assets, {store} store",
     )
     runner.close()
 
@@ -90,9 +95,12 @@ def _generate_once(day_dir: Path, trades: int, participants: int, assets: int, s
         console.print(f"generated in {time.perf_counter() - started:.1f} s")
 
 
-def _fresh_runner(db: Path, config: Path, keys: Path | None) -> Any:
+def _fresh_runner(db: Path, config: Path, keys: Path | None, *, memory: bool) -> Any:
+    from clearlane.adapters.embedded import open_memory_runner
     from clearlane.adapters.embedded import open_runner as start_runner
 
+    if memory:
+        return open_memory_runner(config, keys=keys if keys is not None else db.with_name("bench.keys"))
     for suffix in ("", "-wal", "-shm"):
         Path(str(db) + suffix).unlink(missing_ok=True)
     return start_runner(db, config, keys=keys)
@@ -161,3 +169,4 @@ def _print_report(runner: Any, summary: dict[str, Any], timings: _Timings, title
         f"batches: {summary['batches']}   netting efficiency: {summary['netting_efficiency'] * 100:.2f} %"
     )
     console.print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}")
+    console.print(f"state root: {runner.queries.state_root()}")
