@@ -247,17 +247,24 @@ class AnvilServer:
     """An anvil dev chain on a free port: ``start()``, ``url``, ``rpc(method, params)``, ``stop()``.
 
     ``mining=False`` (the default) mines only when asked (``mine(timestamp_s)``), so a test
-    decides every block and its time; ``timestamp_s`` is the genesis block's time. ``stop()``
+    decides every block and its time; ``timestamp_s`` is the genesis block's time;
+    ``block_time_s`` mines on an interval in wall-clock time, like a live chain. ``stop()``
     then ``start()`` again restarts on the same port with a fresh chain unless ``state`` is kept
     (anvil's ``--state`` file), which is how a test takes the node away and brings it back.
     """
 
     def __init__(
-        self, *, port: int | None = None, timestamp_s: int | None = None, mining: bool = False
+        self,
+        *,
+        port: int | None = None,
+        timestamp_s: int | None = None,
+        mining: bool = False,
+        block_time_s: int | None = None,
     ) -> None:
         self.port = port or free_port()
         self.timestamp_s = timestamp_s
         self.mining = mining
+        self.block_time_s = block_time_s
         self.root: Path | None = None
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -266,7 +273,9 @@ class AnvilServer:
             self.root = Path(tempfile.mkdtemp(prefix="clearlane-anvil-"))
         args = [str(anvil_binary()), "--host", "127.0.0.1", "--port", str(self.port), "--silent"]
         args += ["--state", str(self.root / "state.json"), "--preserve-historical-states"]
-        if not self.mining:
+        if self.block_time_s is not None:  # a block every interval, stamped with the wall clock
+            args += ["--block-time", str(self.block_time_s)]
+        elif not self.mining:
             args.append("--no-mining")
         if self.timestamp_s is not None:
             args += ["--timestamp", str(self.timestamp_s)]

@@ -78,6 +78,9 @@ class EthereumOptions:
     rpc_timeout_s: float = 5.0
     backoff_initial_s: float = 0.5
     backoff_max_s: float = 30.0
+    wait_max_s: float = 30.0
+    """``advance`` to a time still ahead of the wall clock first waits for it, this long at most:
+    a real chain cannot be observed ahead of time (``clear``'s settle steps engine time forward)."""
 
 
 @dataclass(slots=True)
@@ -172,11 +175,25 @@ class EthereumChain:
         if to_ms <= self._last_to_ms:
             return []
         self._last_to_ms = to_ms
+        self._wait_for(to_ms)
         events: list[ChainEvent] = []
         if time.monotonic() < self._health.retry_at:
             return events
         self._guarded(lambda: self._step(to_ms, events))
         return events
+
+    def _wait_for(self, to_ms: int) -> None:
+        """Sleep until the wall clock reaches ``to_ms`` (at most ``wait_max_s``): blocks up to a
+        time are only all known once that time has passed."""
+        ahead_s = (to_ms - time.time() * 1000) / 1000
+        if ahead_s > 0:
+            if ahead_s > self.options.wait_max_s:
+                log.warning(
+                    "engine time is %.0f s ahead of the wall clock; waiting %.0f s",
+                    ahead_s,
+                    self.options.wait_max_s,
+                )
+            time.sleep(min(ahead_s, self.options.wait_max_s))
 
     def replay(self, to_ms: int, logged: Sequence[ChainEvent]) -> None:
         """Adopt a logged observation on recovery (no network): the log is the truth."""

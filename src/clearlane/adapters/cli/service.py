@@ -75,6 +75,8 @@ def serve(
     if id_filter_mib < 1 or id_filter_mib & (id_filter_mib - 1):
         raise fail("--id-filter-mib must be a power of two")
     base_layer = chain_choice(chain, rpc_url, chain_key)
+    if chain == "ethereum" and clock != "realtime":
+        raise fail("--chain ethereum runs on the wall clock: use --clock realtime")
     options = RuntimeOptions(
         tick_ms=tick_ms, durable=durable, tune_process=True, flow_id_bloom_bits=id_filter_mib << 23
     )
