@@ -246,7 +246,7 @@ def _preset_pools_toml() -> list[str]:
     for pool_id, description, window_ms, size_max, challenge_ms, discount in (
         ("fast", "market makers: short window, fee discount", 200, 50000, 0, "40"),
         ("retail", "trust-minimized pool with a challenge window", 500, 50000, 120000, "0"),
-        ("bulk", "brokers and marketplaces: large batches", 1000, 200000, 0, "20"),
+        ("bulk", "brokers and marketplaces: large batches", 800, 200000, 0, "20"),
     ):
         lines += [
             "[[pools]]",
