@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from clearlane.core.config.model import ConfigError, parse_config
@@ -39,3 +41,20 @@ def test_an_explicit_key_wins_over_the_preset() -> None:
 def test_an_unknown_preset_names_the_field_and_the_known_ones() -> None:
     with pytest.raises(ConfigError, match=r"chain\.preset.*'solana'.*bitcoin, dev, ethereum, fast"):
         parse_config(with_chain(preset="solana"))
+
+
+def test_the_demo_day_runs_on_the_ethereum_preset_with_sub_second_windows(tmp_path: object) -> None:
+    from clearlane.adapters.cli.demo_command import DEMO_PRESET
+    from clearlane.core.config.model import load_config
+    from clearlane.sim.generator import generate_day
+
+    paths = generate_day(trades=50, participants=20, assets=3, seed=1, preset=DEMO_PRESET).write(
+        Path(str(tmp_path)) / "day"
+    )
+    config = load_config(paths.config)
+    assert config.chain["block_time_ms"] == 12_000 and config.l1_confirmations == 64
+    assert max(p.window_ms for p in config.pools) < 1_000
+    plain = load_config(
+        generate_day(trades=50, participants=20, assets=3, seed=1).write(Path(str(tmp_path)) / "p").config
+    )
+    assert plain.chain["block_time_ms"] == 2_000  # without a preset: the pinned golden configuration

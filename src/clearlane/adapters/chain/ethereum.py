@@ -425,7 +425,8 @@ class EthereumChain:
     def _flush(self) -> None:
         while self._queue:
             record = self._txs[self._queue[0]]
-            if record.included < 0 and not record.hashes:
+            # A superseded attempt never sent has nothing to replace: its successor takes the nonce.
+            if record.included < 0 and not record.hashes and not record.superseded:
                 self._send(record, *self._fees(record))
             self._queue.pop(0)
 
