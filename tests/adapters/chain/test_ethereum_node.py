@@ -9,7 +9,7 @@ from pathlib import Path
 from clearlane.adapters.chain.ethkeys import EthKeyStore
 from clearlane.adapters.chain.record import decode_record
 from clearlane.adapters.embedded import ChainChoice, open_runner
-from clearlane.core.model.events import BatchAnchored, BatchFinal
+from clearlane.core.model.events import BatchAnchored, BatchFinal, BatchReorged
 from clearlane.node.ports import StoreError
 from clearlane.testing.devserver import AnvilServer
 from tests.conftest import EXAMPLE_CONFIG, T0, chunk, trade
@@ -69,5 +69,43 @@ def test_the_node_anchors_restarts_from_its_log_and_anchors_once(tmp_path: Path)
             assert "ethereum" in str(exc)
         else:
             raise AssertionError("a store anchored on ethereum opened on the simulated chain")
+    finally:
+        anvil.stop()
+
+
+def test_a_reorg_on_anvil_takes_the_anchor_away_and_the_node_anchors_it_again(tmp_path: Path) -> None:
+    anvil = AnvilServer(timestamp_s=START_S - 60).start()
+    try:
+        keys = tmp_path / "keys"
+        address = EthKeyStore(keys).ensure_active().address
+        anvil.fund(address)
+        runner = open_runner(
+            tmp_path / "r.db", EXAMPLE_CONFIG, keys=keys, chain=ChainChoice("ethereum", anvil.url)
+        )
+        runner.submit("trades", chunk([trade(i, at=T0 + i * 10) for i in range(3)]), T0, "trades#0")
+        runner.submit("tick", {}, (START_S + 1) * 1000)
+        runner.advance_chain((START_S + 2) * 1000)  # the anchor is sent
+        events = []
+
+        def observe(s: int) -> None:
+            step = runner.advance_chain((START_S + s) * 1000)
+            events.extend(step.events if step is not None else [])
+
+        anvil.mine(START_S + 3)
+        observe(3)
+        assert any(isinstance(e, BatchAnchored) for e in events)
+        anvil.rpc("anvil_reorg", [1, []])  # the anchor's block is replaced by an empty one
+        anvil.mine(START_S + 5)
+        observe(5)
+        assert any(isinstance(e, BatchReorged) for e in events)
+        for s in range(7, 16, 2):  # re-broadcast, mined again, confirmed
+            anvil.mine(START_S + s)
+            observe(s)
+        anchored = [e for e in events if isinstance(e, BatchAnchored)]
+        assert len(anchored) == 2 and anchored[1].height > anchored[0].height
+        assert anchored[0].tx_id == anchored[1].tx_id  # the same transaction, not a second anchor
+        assert any(isinstance(e, BatchFinal) for e in events)
+        assert len(anchors_on_chain(anvil, address)) == 1
+        runner.close()
     finally:
         anvil.stop()
