@@ -185,3 +185,19 @@ def test_the_key_file_is_owner_only_and_rotation_keeps_the_old_key(tmp_path: Pat
         load_key_file(path)
     with pytest.raises(TypeError):
         __import__("pickle").dumps(second)
+
+
+def test_a_snapshot_restores_the_reported_view_and_carries_on(anvil: AnvilServer, key_dir: Path) -> None:
+    chain = open_chain(anvil, key_dir)
+    tx = anchor(7, slot(0) + 500)
+    chain.submit([tx])
+    chain.advance(slot(0) + 500)
+    events = mine(anvil, chain, 1)
+    assert chain.health()["fees_paid_wei"] > 0
+    restored = EthereumChain.restore(chain.snapshot())
+    assert restored.tip_height() == chain.tip_height() and restored.advance(slot(1)) == []
+    anvil.mine(slot(2) // 1000)
+    later = restored.advance(slot(2))
+    last = [b for b in events if isinstance(b, BlockProduced)][-1]
+    assert [b.height for b in later if isinstance(b, BlockProduced)] == [last.height + 1]
+    assert b"EthKey" not in chain.snapshot() and b"private" not in chain.snapshot()

@@ -148,6 +148,8 @@ class EthereumChain:
         self._open: set[str] = set()
         """Sent, not mined, and still the owner of its nonce: watched for a fee bump."""
         self.rpc_calls = 0
+        self.fees_paid_wei = 0
+        """Fees of clearlane's transactions reported by this process (from their receipts)."""
 
     # -- the port ----------------------------------------------------------------------------
 
@@ -167,7 +169,7 @@ class EthereumChain:
                 # A replacement must outbid it, so its fees are the base for the bump.
                 record.nonce, record.max_fee, record.tip = prev.nonce, prev.max_fee, prev.tip
             self._queue.append(tx.tx_id)
-        if self._live:
+        if self._live and self._key is not None:
             self._base_fee = None
             self._guarded(self._flush)
 
@@ -224,6 +226,8 @@ class EthereumChain:
 
     @classmethod
     def restore(cls, data: bytes) -> Self:
+        """An adapter with the snapshot's view; it signs only with the snapshot's ``key_file``
+        (a key directory's key is not in the snapshot): without one it observes and never sends."""
         doc = json.loads(data)
         if not isinstance(doc, dict) or doc.get("format") != _SNAPSHOT_FORMAT:
             raise ValueError(f"snapshot format is not {_SNAPSHOT_FORMAT!r}")
@@ -248,6 +252,8 @@ class EthereumChain:
             "head": self._head,
             "reported": self.tip_height(),
             "pending": sum(1 for t in self._txs.values() if t.included < 0 and not t.superseded),
+            "fees_paid_wei": self.fees_paid_wei,
+            "rpc_calls": self.rpc_calls,
         }
 
     @property
@@ -265,7 +271,9 @@ class EthereumChain:
         if not self._live:
             self._go_live()
         self._base_fee = None
-        self._flush()
+        sending = self._key is not None  # without a key (a restored snapshot) it only observes
+        if sending:
+            self._flush()
         head = _hex(self._rpc("eth_blockNumber", []))
         self._head = head
         self._check_reorg(events)
@@ -281,7 +289,8 @@ class EthereumChain:
                 break  # the chain moved under us: the next advance sees the reorg
             events.append(self._report(height, block, at_ms))
             height += 1
-        self._bump_stuck(head)
+        if sending:
+            self._bump_stuck(head)
 
     def _report(self, height: int, block: dict[str, Any], at_ms: int) -> BlockProduced:
         ours = tuple(self._by_hash[h] for h in block["transactions"] if h in self._by_hash)
@@ -291,6 +300,7 @@ class EthereumChain:
             if receipt is not None:
                 fees_wei += _hex(receipt["gasUsed"]) * _hex(receipt["effectiveGasPrice"])
         self._adopt(height, block["hash"], at_ms, ours)
+        self.fees_paid_wei += fees_wei
         return BlockProduced(
             height=height,
             at_ms=at_ms,
@@ -396,7 +406,8 @@ class EthereumChain:
         if self._chain_id is not None and node_chain != self._chain_id:
             raise ValueError(f"the node is on chain {node_chain}, expected {self._chain_id}")
         self._chain_id = node_chain
-        self._load_journal()
+        if self._key is not None:
+            self._load_journal()
         self._live = True
 
     def _load_journal(self) -> None:
