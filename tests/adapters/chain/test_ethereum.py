@@ -201,3 +201,23 @@ def test_a_snapshot_restores_the_reported_view_and_carries_on(anvil: AnvilServer
     last = [b for b in events if isinstance(b, BlockProduced)][-1]
     assert [b.height for b in later if isinstance(b, BlockProduced)] == [last.height + 1]
     assert b"EthKey" not in chain.snapshot() and b"private" not in chain.snapshot()
+
+
+def test_the_ethereum_libraries_leave_the_recursion_limit_alone(tmp_path: Path) -> None:
+    """py_ecc (under eth-account) raises it to 100,000 at import; the service relies on the
+    default to refuse a deeply nested body with RecursionError instead of overflowing the stack."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; before = sys.getrecursionlimit();"
+        "from clearlane.adapters.chain.ethkeys import EthKeyStore;"
+        f"EthKeyStore({str(tmp_path)!r}).ensure_active();"
+        "from clearlane.adapters.chain.ethereum import EthereumChain, EthereumOptions;"
+        "EthereumChain(EthereumOptions(rpc_url='http://127.0.0.1:9', state_dir='.'), 0);"
+        "print(before, sys.getrecursionlimit())"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert out[0] == out[1]

@@ -40,7 +40,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Self
 
-from clearlane.adapters.chain.ethkeys import EthKey, load_key_file
+from clearlane.adapters.chain.ethkeys import EthKey, load_eth_libraries, load_key_file
 from clearlane.adapters.chain.record import encode_record
 from clearlane.core.model.chain import BlockProduced, ChainEvent, ChainReorg, TxKind, TxSubmission
 
@@ -118,6 +118,7 @@ class EthereumChain:
     """``clearlane.node.ports.BaseLayer`` on an Ethereum JSON-RPC node (module docstring)."""
 
     def __init__(self, options: EthereumOptions, genesis_ms: int, key: EthKey | None = None) -> None:
+        load_eth_libraries()
         from web3 import HTTPProvider
 
         self.options = options

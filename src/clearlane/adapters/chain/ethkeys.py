@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import stat
+import sys
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -49,8 +50,22 @@ class EthKey:
         raise TypeError("an EthKey holds a private key and cannot be pickled")
 
 
+def load_eth_libraries() -> Any:
+    """Import eth-account and web3 keeping the interpreter's recursion limit, and return
+    ``eth_account.Account``. Their dependency py_ecc raises the limit to 100,000 at import; in
+    the service that would let a hostile, deeply nested request body overflow the C stack
+    instead of raising RecursionError (which the intake turns into a clean refusal)."""
+    limit = sys.getrecursionlimit()
+    try:
+        import web3  # noqa: F401  (imported here so its side effect is undone here)
+        from eth_account import Account
+    finally:
+        sys.setrecursionlimit(limit)
+    return Account
+
+
 def _account(private_hex: str) -> Any:
-    from eth_account import Account
+    Account = load_eth_libraries()
 
     try:
         return Account.from_key(private_hex)
@@ -65,9 +80,7 @@ class EthKeyStore:
         self.directory = Path(key_dir) / "ethereum"
 
     def create(self) -> EthKey:
-        from eth_account import Account
-
-        return self.add(Account.create().key.hex())
+        return self.add(load_eth_libraries().create().key.hex())
 
     def add(self, private_hex: str) -> EthKey:
         """Store an existing key (an account the operator funded) and return it."""
