@@ -7,8 +7,9 @@ invent or lose). Chain events are inputs too: ``advance_chain`` asks the base la
 up to a time and logs that as a ``chain`` entry.
 
 Restart: the engine is rebuilt by replaying the log, and the simulated chain is rebuilt by
-replaying the same calls it got the first time (each chain entry's ``advance(at_ms)``, each
-step's submissions) — both are deterministic, so after a ``kill -9`` at any instant the process
+replaying the same calls it got the first time (each chain entry's ``advance(at_ms)`` — through
+``replay``, where a real chain adopts the logged events instead — each step's submissions) —
+both are deterministic, so after a ``kill -9`` at any instant the process
 resumes exactly after the last committed step, with nothing lost and nothing applied twice.
 
 Pipelining (the bulk path, :meth:`Runner.pipelined`): steps are committed by a writer thread
@@ -44,7 +45,7 @@ from typing import Any, Generic, TypeVar
 
 from clearlane.core.config.model import ClearingConfig, ConfigError, load_config, parse_config
 from clearlane.core.engine.core import Engine, EngineOptions, LogEntry
-from clearlane.core.model.chain import TxSubmission, event_to_dict
+from clearlane.core.model.chain import ChainEvent, TxSubmission, event_from_dict, event_to_dict
 from clearlane.core.model.events import Step
 from clearlane.core.model.inputs import ChainEvents, log_payload
 from clearlane.core.proofs.codec import encode_payload
@@ -52,6 +53,7 @@ from clearlane.core.proofs.hashchain import input_hash
 from clearlane.node.auditor import AuditError, Auditor, KeyRecord
 from clearlane.node.feed import ChainFeed, PendingObservation
 from clearlane.node.ports import BaseLayer, FlowIdArchive, Store, StoredEntry, StoreError
+from clearlane.node.queries import NodeQueries
 from clearlane.node.signing import KeyStore, KeyStoreError
 from clearlane.node.writer import PendingStep, StepWriter
 
@@ -140,6 +142,7 @@ class Runner(Generic[StoreT]):
         self.store = store
         self.config = config
         self.engine = engine
+        self.queries = NodeQueries(self)
         # The base layer is created when the first transaction is handed over (its genesis is
         # that moment), or on open from the stored genesis; the driver says which adapter.
         self.chain_factory = chain_factory
@@ -276,7 +279,8 @@ class Runner(Generic[StoreT]):
                 raise StoreError(f"input log entry {entry.seq} does not match its hash chain")
             if entry.kind == "chain" and self.chain is not None:
                 self._hand_over(_submitted_through(entry))
-                self.chain.advance(entry.at_ms)
+                # The log is the truth about the chain: a real chain adopts it (ports.BaseLayer).
+                self.chain.replay(entry.at_ms, _logged_events(entry))
             fx = self.engine.apply(entry)
             try:
                 step = self.auditor.step(
@@ -551,9 +555,7 @@ class Runner(Generic[StoreT]):
         step = step_ms or int(self.config.chain["block_time_ms"])
         now = max(self.engine.now_ms, self.engine.chain_seen_ms)
         start = now
-        while (
-            self.engine.pending or self.engine.l1_groups or self.engine.open_at.max() >= 0
-        ) and now - start < limit_ms:
+        while self.engine.has_pending_work() and now - start < limit_ms:
             now += step
             self.advance_chain(now)
         self.checkpoint()
@@ -692,6 +694,12 @@ def _engine_options(service: bool) -> EngineOptions:
     """The service (a store with flow-id runs) keeps bounded memory: no per-flow figures of the
     bulk summary, and final journal entries live in the store only."""
     return EngineOptions(keep_latencies=False, retain_final=False) if service else EngineOptions()
+
+
+def _logged_events(entry: LogEntry) -> list[ChainEvent]:
+    """The base-layer events chain entry ``entry`` logged."""
+    payload = entry.payload
+    return [event_from_dict(e) for e in payload.events] if isinstance(payload, ChainEvents) else []
 
 
 def _submitted_through(entry: LogEntry) -> int:

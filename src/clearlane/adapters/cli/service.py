@@ -10,7 +10,18 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from clearlane.adapters.cli.common import DbOption, KeysOption, console, err, fail, missing_db
+from clearlane.adapters.cli.common import (
+    ChainKeyOption,
+    ChainOption,
+    DbOption,
+    KeysOption,
+    RpcUrlOption,
+    chain_choice,
+    console,
+    err,
+    fail,
+    missing_db,
+)
 
 # The edge's limits and access (docs/API.md, "Limits at the edge", "Webhooks", "Metrics").
 MaxBodyOption = Annotated[int, typer.Option(help="Largest request body, KiB (larger: 413).")]
@@ -69,6 +80,9 @@ def serve(
             help="Bloom filter over archived trade ids, MiB (a power of two; ~16 bits per id held)."
         ),
     ] = 32,
+    chain: ChainOption = "simulated",
+    rpc_url: RpcUrlOption = None,
+    chain_key: ChainKeyOption = None,
     max_body_kib: MaxBodyOption = 16384,
     body_timeout: BodyTimeoutOption = 30.0,
     header_timeout: HeaderTimeoutOption = 10.0,
@@ -86,6 +100,9 @@ def serve(
         raise fail("--speed must be positive")
     if id_filter_mib < 1 or id_filter_mib & (id_filter_mib - 1):
         raise fail("--id-filter-mib must be a power of two")
+    base_layer = chain_choice(chain, rpc_url, chain_key)
+    if chain == "ethereum" and clock != "realtime":
+        raise fail("--chain ethereum runs on the wall clock: use --clock realtime")
     if max_body_kib < 1 or body_timeout <= 0 or header_timeout <= 0:
         raise fail("--max-body-kib, --body-timeout and --header-timeout must be positive")
     options = RuntimeOptions(
@@ -107,6 +124,7 @@ def serve(
         webhooks=webhooks,
         webhook_options=_webhook_options(webhook_allow),
         key_dir=keys,
+        chain=base_layer,
     )
     if not insecure_no_auth and api.state.keys.count_active() == 0:
         err.print(
