@@ -61,7 +61,7 @@ class Live:
             return (
                 rt.rm.applied_seq,
                 engine.state_root(),
-                rt.rm.trades_received,
+                rt.rm.records.trades_received,
                 len(engine.seen_flow_ids),
                 len(self.app.state.webhooks.endpoints()),
             )
