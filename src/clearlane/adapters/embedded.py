@@ -16,7 +16,7 @@ from typing import Any, Literal
 from clearlane.adapters.chain.simulated import ChainParams, FaultSchedule, SimulatedChain
 from clearlane.adapters.memory import MemoryStore
 from clearlane.adapters.sql.flowids import FlowIdArchive
-from clearlane.adapters.sql.store import Store
+from clearlane.adapters.sql.store import Store, is_url
 from clearlane.core.config.model import ClearingConfig, load_config, parse_config
 from clearlane.core.errors import InputError
 from clearlane.node.ports import BaseLayer, StoreError
@@ -130,24 +130,34 @@ def open_runner(
     ``signing=False`` opens without loading a private key (read-mostly commands). ``chain``
     picks the base layer (the simulated one by default).
     """
+    fresh = create and not is_url(db) and not Path(db).exists()
+    if config_path is not None:
+        load_config(config_path)  # a config error is raised before anything is created
+    factory: ChainFactory = simulated_chain
+    if chain.kind == "ethereum":  # its option errors too are raised before anything is created
+        factory = ethereum_factory(chain, keys if keys is not None else default_key_dir(db))
     store = Store.open(db, create=create, durable=durable, schema=schema)
     key_dir = (keys if keys is not None else default_key_dir(db)) if signing else None
-    factory: ChainFactory = simulated_chain
-    if chain.kind == "ethereum":
-        factory = ethereum_factory(chain, keys if keys is not None else default_key_dir(db))
-    if signing:  # read-mostly openers replay the log and never reach the chain
-        _check_base_layer(store, chain, str(db))
-    return Runner.start(
-        store,
-        config_path,
-        label=str(db),
-        chain_factory=factory,
-        archive_factory=_sql_archive,
-        progress=progress,
-        keys=key_dir,
-        observer=observer,
-        flow_ids=flow_ids,
-    )
+    try:
+        if signing:  # read-mostly openers replay the log and never reach the chain
+            _check_base_layer(store, chain, str(db))
+        return Runner.start(
+            store,
+            config_path,
+            label=str(db),
+            chain_factory=factory,
+            archive_factory=_sql_archive,
+            progress=progress,
+            keys=key_dir,
+            observer=observer,
+            flow_ids=flow_ids,
+        )
+    except BaseException:
+        store.close()
+        if fresh:  # a database this call created and could not start leaves nothing behind
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                Path(f"{db}{suffix}").unlink(missing_ok=True)
+        raise
 
 
 def open_memory_runner(

@@ -81,15 +81,37 @@ def iso(ms: int | None) -> str | None:
     return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
+# What a batch event tells a participant's subscriber: which batch, where it is in its lifecycle
+# and when — none of the batch's volume (``flows``, ``gross_usd``, ``net_usd`` are every
+# participant's trades together, not its own figures).
+PARTICIPANT_BATCH_KEYS = (
+    "batch_id",
+    "pool",
+    "seq",
+    "state",
+    "opened_at_ms",
+    "cleared_at_ms",
+    "anchored_at_ms",
+    "final_at_ms",
+    "unwound_at_ms",
+    "anchor",
+    "reason",
+)
+
+
 @dataclass(frozen=True)
 class EventFilter:
     """Which events a subscriber wants. ``participant`` restricts trade events to trades where
     it is buyer or seller (payer or payee); ``pool`` restricts trade and batch events to a pool
-    (``L1`` selects Layer-1 trades)."""
+    (``L1`` selects Layer-1 trades). ``own_figures_only`` is set for a participant's own
+    subscriber (its SSE stream, a webhook bound to it): batch events then carry only
+    :data:`PARTICIPANT_BATCH_KEYS`, never the volume of other participants; operators and
+    auditors keep the full view."""
 
     types: frozenset[str] = DEFAULT_STREAM_TYPES
     participant: str | None = None
     pool: str | None = None
+    own_figures_only: bool = False
 
 
 class EventGroup:
@@ -188,13 +210,16 @@ class BatchEvent(EventGroup):
     def events(self, flt: EventFilter) -> list[dict[str, Any]]:
         if flt.pool is not None and flt.pool != self.pool:
             return []
+        data = self.data
+        if flt.own_figures_only:
+            data = {k: data[k] for k in PARTICIPANT_BATCH_KEYS if k in data}
         return [
             {
                 "id": model_ids.event_id(self.seq, self.type, self.batch_id),
                 "type": self.type,
                 "at_ms": self.at_ms,
                 "at": iso(self.at_ms),
-                "data": self.data,
+                "data": data,
             }
         ]
 
@@ -224,11 +249,19 @@ class Subscription:
 
     flt: EventFilter
     loop: asyncio.AbstractEventLoop
-    queue: asyncio.Queue[dict[str, Any]]
+    queue: asyncio.Queue[dict[str, Any] | None]  # None: the stream is over (EventBus.end_streams)
     dropped: int = 0
     delivered: int = 0
     closed: bool = False
     _overflow_pending: bool = field(default=False, repr=False)
+
+    def end(self) -> None:
+        """Runs in the event loop: tell the consumer the stream is over (a ``None`` in the
+        queue, room made for it if need be)."""
+        self.closed = True
+        if self.queue.full():
+            self.queue.get_nowait()
+        self.queue.put_nowait(None)
 
     def offer(self, groups: list[EventGroup]) -> None:
         """Runs in the event loop: materialise what the filter selects, never block."""
@@ -290,6 +323,17 @@ class EventBus:
             if listener in self._listeners:
                 self._listeners.remove(listener)
 
+    def end_streams(self) -> None:
+        """End every subscriber's stream (the server is stopping: an SSE response that never
+        ends would hold the stop until its grace period runs out)."""
+        with self._lock:
+            subs, self._subs = list(self._subs), []
+        for sub in subs:
+            try:
+                sub.loop.call_soon_threadsafe(sub.end)
+            except RuntimeError:  # the subscriber's loop is closed
+                sub.closed = True
+
     @property
     def subscribers(self) -> int:
         return len(self._subs)
@@ -334,6 +378,7 @@ __all__ = [
     "DEFAULT_STREAM_TYPES",
     "DEPRECATED_ALIASES",
     "EVENT_TYPES",
+    "PARTICIPANT_BATCH_KEYS",
     "STATS",
     "TRADE_EVENTS",
     "WEBHOOK_EVENTS",

@@ -245,6 +245,7 @@ class Runtime:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._inflight: list[Future[list[dict[str, Any]]]] = []  # taken by the current iteration
         self.failed: BaseException | None = None
         self._last_stats_wall = 0.0
         self._stats_seq = -1
@@ -300,10 +301,12 @@ class Runtime:
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
         self._wake.set()
+        gone = True
         if self._thread is not None:
             self._thread.join(timeout)
+            gone = not self._thread.is_alive()
             self._thread = None
-        self._fail_pending(RuntimeUnavailable("runtime stopped"))
+        self._fail_pending(RuntimeUnavailable("runtime stopped"), inflight=gone)
         with self.lock:
             if self.failed is None:
                 try:
@@ -386,9 +389,11 @@ class Runtime:
                 self.counters.loop_busy_s += time.perf_counter() - last_step
                 self.counters.loop_cpu_s += time.thread_time() - cpu
         except BaseException as exc:  # the engine may be half-applied: stop taking input
-            log.exception("clearing runtime failed")
             self.failed = exc
-            self._fail_pending(RuntimeUnavailable(f"clearing runtime failed: {exc}"))
+            log.exception("clearing runtime failed: %s: %s", type(exc).__name__, exc)
+            # Every waiting submission is answered (503), also those the failed iteration had
+            # taken: a request left waiting would hold its connection, and a server's stop, for ever.
+            self._fail_pending(RuntimeUnavailable(f"clearing runtime failed: {exc}"), inflight=True)
 
     def _wait_seconds(self) -> float:
         if self._trades or self._events:
@@ -419,6 +424,7 @@ class Runtime:
             trades, self._trades = self._trades, []
             events, self._events = self._events, []
             self._queued_rows = 0
+            self._inflight = [j.future for j in trades] + [j.future for j in events]
         now = self.clock.now_ms()
         if trades:
             self._apply_trades(trades, now)
@@ -790,12 +796,15 @@ class Runtime:
             out[name] = fn()
         return out
 
-    def _fail_pending(self, exc: BaseException) -> None:
+    def _fail_pending(self, exc: BaseException, *, inflight: bool = False) -> None:
+        """Answer every queued submission with ``exc`` and, with ``inflight`` (the loop is gone:
+        it failed, or stopped), also those it had taken into its last iteration."""
         with self._qlock:
             trades, self._trades = self._trades, []
             events, self._events = self._events, []
             self._queued_rows = 0
-        futures = [j.future for j in trades] + [j.future for j in events]
+            taken, self._inflight = (self._inflight, []) if inflight else ([], self._inflight)
+        futures = taken + [j.future for j in trades] + [j.future for j in events]
         for future in futures:
             if not future.done():
                 future.set_exception(exc)

@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import get_args
 
 from clearlane.adapters.http import schemas
-from clearlane.adapters.http.webhooks import WebhookService
+from clearlane.adapters.http.webhooks import WebhookOptions, WebhookService
 from clearlane.core.model.states import BatchState
 from clearlane.node import events as ev
-from tests.service_support import Service, make_service, svc
+from tests.service_support import make_service, svc
 
 __all__ = ["svc"]
 
@@ -34,16 +34,17 @@ def test_webhook_schema_accepts_the_vocabulary_and_its_aliases() -> None:
     assert set(get_args(item)) == {*ev.WEBHOOK_EVENTS, *ev.DEPRECATED_ALIASES}
 
 
-def test_webhook_subscription_by_alias_is_stored_as_the_current_name(svc: Service) -> None:
-    r = svc.client.post(
-        "/v1/webhooks",
-        json={"url": "http://127.0.0.1:9/old-client", "events": ["batch.closed", "batch.final"]},
-        headers=svc.h(),
-    )
-    assert r.status_code == 201, r.text
-    assert r.json()["events"] == ["batch.cleared", "batch.final"]
-    listed = svc.client.get("/v1/webhooks", headers=svc.h()).json()["items"]
-    assert [e["events"] for e in listed] == [["batch.cleared", "batch.final"]]
+def test_webhook_subscription_by_alias_is_stored_as_the_current_name(tmp_path: Path) -> None:
+    with make_service(tmp_path, webhook_options=WebhookOptions(allow=("127.0.0.1",))) as svc:
+        r = svc.client.post(
+            "/v1/webhooks",
+            json={"url": "http://127.0.0.1:9/old-client", "events": ["batch.closed", "batch.final"]},
+            headers=svc.h(),
+        )
+        assert r.status_code == 201, r.text
+        assert r.json()["events"] == ["batch.cleared", "batch.final"]
+        listed = svc.client.get("/v1/webhooks", headers=svc.h()).json()["items"]
+        assert [e["events"] for e in listed] == [["batch.cleared", "batch.final"]]
 
 
 def test_stored_subscription_naming_the_alias_still_matches() -> None:

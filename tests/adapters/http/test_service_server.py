@@ -21,6 +21,7 @@ from clearlane.adapters.embedded import open_runner
 from tests.service_support import EXAMPLE, trade_row, wait_for
 
 CLI = str(Path(sys.executable).with_name("clearlane"))
+SCRAPE_TOKEN = "scrape-token-for-the-tests-0123456789"
 
 
 def _free_port() -> int:
@@ -49,7 +50,7 @@ class Server:
             ],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env={**os.environ, "PYTHONUNBUFFERED": "1", "CLEARLANE_METRICS_TOKEN": SCRAPE_TOKEN},
         )
 
         def up() -> bool:
@@ -133,7 +134,9 @@ def test_real_server_end_to_end(served: tuple[Server, dict[str, str]], tmp_path:
         ("trade.final", "R1"),
     ]
 
-    metrics = httpx.get(f"{server.base}/metrics", timeout=10)
+    assert httpx.get(f"{server.base}/metrics", timeout=10).status_code == 401  # not public
+    scrape = {"Authorization": f"Bearer {SCRAPE_TOKEN}"}  # how Prometheus scrapes (docs/API.md)
+    metrics = httpx.get(f"{server.base}/metrics", headers=scrape, timeout=10)
     assert metrics.status_code == 200 and "clearlane_hop_latency_seconds_bucket" in metrics.text
     path = tmp_path / "metrics.txt"
     path.write_text(metrics.text)

@@ -68,7 +68,9 @@ def receiver() -> Iterator[Receiver]:
     r.close()
 
 
-FAST = WebhookOptions(backoff_base_s=0.05, backoff_max_s=0.2, max_attempts=5, poll_s=0.02)
+# The receivers listen on loopback over plain http: allowed only because the allow-list says so.
+LOCAL = ("127.0.0.1",)
+FAST = WebhookOptions(backoff_base_s=0.05, backoff_max_s=0.2, max_attempts=5, poll_s=0.02, allow=LOCAL)
 
 
 def _register(s: Service, url: str, events: list[str], **extra: Any) -> dict[str, Any]:
@@ -132,7 +134,8 @@ def test_gives_up_after_max_attempts(tmp_path: Path) -> None:
     dead = Receiver(fail_first=99)
     try:
         with make_service(
-            tmp_path, webhook_options=WebhookOptions(backoff_base_s=0.01, max_attempts=3, poll_s=0.02)
+            tmp_path,
+            webhook_options=WebhookOptions(backoff_base_s=0.01, max_attempts=3, poll_s=0.02, allow=LOCAL),
         ) as s:
             ep = _register(s, dead.url, ["batch.cleared"])
             s.client.post("/v1/trades", json=trade_row(1), headers=s.h())

@@ -15,7 +15,9 @@ def test_service_on_both_backends(db_target: str, tmp_path: Any) -> None:
 
     from clearlane.adapters.http.server import build
 
-    options = WebhookOptions(timeout_s=0.2, backoff_base_s=0.05, max_attempts=2, poll_s=0.02)
+    options = WebhookOptions(
+        timeout_s=0.2, backoff_base_s=0.05, max_attempts=2, poll_s=0.02, allow=("127.0.0.1",)
+    )
     app = build(
         db_target, EXAMPLE, clock="accelerated", speed=50, webhook_options=options, key_dir=tmp_path / "keys"
     )

@@ -23,6 +23,29 @@ from clearlane.adapters.cli.common import (
     missing_db,
 )
 
+# The edge's limits and access (docs/API.md, "Limits at the edge", "Webhooks", "Metrics").
+MaxBodyOption = Annotated[int, typer.Option(help="Largest request body, KiB (larger: 413).")]
+BodyTimeoutOption = Annotated[
+    float, typer.Option(help="Seconds a client may take to send a request body (then 408).")
+]
+HeaderTimeoutOption = Annotated[
+    float, typer.Option(help="Seconds a client may take to send a request's headers (then 408).")
+]
+WebhookAllowOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        help="A host, address or network webhooks may reach over http or at a non-public "
+        "address (local development; repeatable). Default: https to public addresses only."
+    ),
+]
+MetricsTokenOption = Annotated[
+    Path | None,
+    typer.Option(
+        help="File holding the bearer token a Prometheus scraper may use for /metrics "
+        "(or set CLEARLANE_METRICS_TOKEN); without one, /metrics needs an operator or auditor key."
+    ),
+]
+
 apikey_app = typer.Typer(
     no_args_is_help=True, help="API keys for clearlane serve (stored hashed; shown once)."
 )
@@ -60,12 +83,15 @@ def serve(
     chain: ChainOption = "simulated",
     rpc_url: RpcUrlOption = None,
     chain_key: ChainKeyOption = None,
+    max_body_kib: MaxBodyOption = 16384,
+    body_timeout: BodyTimeoutOption = 30.0,
+    header_timeout: HeaderTimeoutOption = 10.0,
+    webhook_allow: WebhookAllowOption = None,
+    metrics_token_file: MetricsTokenOption = None,
 ) -> None:
     """Run the engine, its clock and the HTTP API in one process (OpenAPI at /openapi.json)."""
-    import uvicorn
-
     from clearlane.adapters.http.app import ServiceOptions
-    from clearlane.adapters.http.server import build
+    from clearlane.adapters.http.server import ServerLimits, build
     from clearlane.node.runtime import RuntimeOptions
 
     if clock not in ("realtime", "accelerated"):
@@ -77,8 +103,16 @@ def serve(
     base_layer = chain_choice(chain, rpc_url, chain_key)
     if chain == "ethereum" and clock != "realtime":
         raise fail("--chain ethereum runs on the wall clock: use --clock realtime")
+    if max_body_kib < 1 or body_timeout <= 0 or header_timeout <= 0:
+        raise fail("--max-body-kib, --body-timeout and --header-timeout must be positive")
     options = RuntimeOptions(
         tick_ms=tick_ms, durable=durable, tune_process=True, flow_id_bloom_bits=id_filter_mib << 23
+    )
+    service_options = ServiceOptions(
+        auth=not insecure_no_auth,
+        max_body_bytes=max_body_kib * 1024,
+        body_timeout_s=body_timeout,
+        metrics_token=_metrics_token(metrics_token_file),
     )
     api = build(
         db,
@@ -86,8 +120,9 @@ def serve(
         clock=clock,
         speed=speed,
         runtime_options=options,
-        service_options=ServiceOptions(auth=not insecure_no_auth),
+        service_options=service_options,
         webhooks=webhooks,
+        webhook_options=_webhook_options(webhook_allow),
         key_dir=keys,
         chain=base_layer,
     )
@@ -99,7 +134,44 @@ def serve(
         f"clearlane serving {db} on http://{host}:{port}  (clock {clock}{f' x{speed:g}' if clock == 'accelerated' else ''})"
     )
     err.print(f"settlement dashboard: http://{host}:{port}/ui/  (needs an operator or auditor key)")
-    uvicorn.run(api, host=host, port=port, log_level=log_level, access_log=False)
+    _run_server(api, host, port, ServerLimits(header_timeout_s=header_timeout), log_level)
+
+
+def _run_server(api: Any, host: str, port: int, limits: Any, log_level: str) -> None:
+    """Serve until SIGTERM/SIGINT. A clearing loop that failed meanwhile keeps the API answering
+    503 (``/healthz``: failed) until then, and makes the exit code 1 with the failure named."""
+    from clearlane.adapters.http.server import serve_until_signal, server_config
+
+    serve_until_signal(server_config(api, host, port, limits, log_level), api.state.runtime.bus.end_streams)
+    failed = api.state.runtime.failed
+    if failed is not None:
+        raise fail(f"the clearing runtime failed: {type(failed).__name__}: {failed}", code=1)
+
+
+def _webhook_options(allow: list[str] | None) -> Any:
+    from clearlane.adapters.http.targets import TargetPolicy
+    from clearlane.adapters.http.webhooks import WebhookOptions
+
+    options = WebhookOptions(allow=tuple(allow or ()))
+    try:
+        TargetPolicy(options.allow)  # a bad entry is an invocation error, before any I/O
+    except ValueError as exc:
+        raise fail(f"--webhook-allow: {exc}") from None
+    return options
+
+
+def _metrics_token(path: Path | None) -> str | None:
+    import os
+
+    if path is None:
+        return os.environ.get("CLEARLANE_METRICS_TOKEN") or None
+    try:
+        token = path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise fail(f"--metrics-token-file: {exc}") from None
+    if len(token) < 16:
+        raise fail("--metrics-token-file: the token must be at least 16 characters")
+    return token
 
 
 def _key_store(db: str) -> Any:
@@ -166,7 +238,7 @@ def apikey_list(db: DbOption = "clearlane.db") -> None:
 def apikey_revoke(
     key_id: Annotated[str, typer.Argument(help="The key id (not the key).")], db: DbOption = "clearlane.db"
 ) -> None:
-    """Revoke an API key (takes effect within seconds on a running server)."""
+    """Revoke an API key (a running server refuses it from its next request)."""
     keys = _key_store(db)
     done = keys.revoke(key_id)
     keys.store.close()

@@ -30,6 +30,7 @@ from clearlane.adapters.http.common import (
     allow,
     cached,
 )
+from clearlane.adapters.http.guard import BodyGuard
 from clearlane.adapters.http.routes import ROUTERS
 from clearlane.node.runtime import Runtime
 
@@ -87,6 +88,9 @@ def create_app(
     # Extra routers (dashboard, webhooks, proofs) ask for a role with app.state.allow(...).
     app.state.allow = lambda *roles: Annotated[Principal, Depends(allow(*roles))]
     handlers.install(app)
+    app.add_middleware(
+        BodyGuard, max_bytes=app.state.options.max_body_bytes, timeout_s=app.state.options.body_timeout_s
+    )
     for router in ROUTERS:
         app.include_router(router)
     for add in extra_routers:
@@ -108,6 +112,7 @@ def _lifespan(runtime: Runtime) -> Callable[[FastAPI], Any]:
             hooks = getattr(app.state, "webhooks", None)
             if hooks is not None:
                 hooks.stop()
+            app.state.keys.close()
             runtime.stop()
 
     return lifespan

@@ -33,7 +33,7 @@ from clearlane.core.errors import InputError
 ROLES = ("participant", "operator", "auditor")
 PARTICIPANT, OPERATOR, AUDITOR = ROLES
 READ_ALL = frozenset((OPERATOR, AUDITOR))
-CACHE_SECONDS = 5.0
+CACHE_SECONDS = 5.0  # an upper bound; any change to the keys empties the cache at once
 
 
 @dataclass(frozen=True)
@@ -61,13 +61,18 @@ def _digest(secret: str) -> bytes:
 
 
 class KeyStore:
-    """API keys in the ``api_keys`` table, with a short verification cache."""
+    """API keys in the ``api_keys`` table, with a verification cache that never outlives a
+    change: every request first reads the store's key epoch (:class:`~clearlane.adapters.sql.keys.
+    EpochReader`, ~10 µs) and a new epoch — a key created or revoked by this process or by
+    ``clearlane apikey`` beside it — empties the cache, so a revoked key fails its next request."""
 
     def __init__(self, store: Store, participants: set[str] | None = None) -> None:
         self.store = store
         self.participants = participants
         self._cache: dict[str, tuple[float, dict[str, Any] | None]] = {}
         self._lock = threading.Lock()
+        self._epoch_reader = sql_keys.EpochReader(store)  # opened on the first verification
+        self._epoch: str | None = None
 
     def create(self, role: str, participant: str | None = None, label: str = "") -> tuple[Principal, str]:
         if role not in ROLES:
@@ -118,9 +123,29 @@ class KeyStore:
             return None
         return Principal(key_id, str(row["role"]), row["participant"], str(row["label"] or ""))
 
+    def close(self) -> None:
+        with self._lock:
+            self._epoch_reader.close()
+
+    def _check_epoch(self) -> bool:
+        """Empty the cache if the keys changed since it was filled (caller holds the lock);
+        False if the epoch could not be read (then nothing is cached)."""
+        try:
+            epoch = self._epoch_reader.read()
+        except Exception:  # the store is unreachable: trust nothing cached
+            self._cache.clear()
+            return False
+        if epoch != self._epoch:
+            self._cache.clear()
+            self._epoch = epoch
+        return True
+
     def _row(self, key_id: str) -> dict[str, Any] | None:
         now = time.monotonic()
         with self._lock:
+            if not self._check_epoch():
+                return sql_keys.key_row(self.store, key_id)
+            epoch = self._epoch
             hit = self._cache.get(key_id)
             if hit is not None and now - hit[0] < CACHE_SECONDS:
                 return hit[1]
@@ -128,7 +153,10 @@ class KeyStore:
         with self._lock:
             if len(self._cache) > 10_000:
                 self._cache.clear()
-            self._cache[key_id] = (now, row)
+            # Only under the epoch it was read in: a row read before a concurrent revocation
+            # must not land in the cache that revocation's request just emptied.
+            if epoch == self._epoch:
+                self._cache[key_id] = (now, row)
         return row
 
 

@@ -20,6 +20,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel
 
 from clearlane.adapters.http.auth import AUDITOR, OPERATOR, PARTICIPANT, Principal, token_from
+from clearlane.adapters.http.guard import json_depth, too_deep
 from clearlane.adapters.http.problems import Problem, ServiceCode
 from clearlane.core.model.codes import RejectCode
 from clearlane.node.runtime import Runtime
@@ -33,6 +34,7 @@ REVALIDATE = "private, no-cache"
 POSITION_CACHE = "private, max-age=1"
 STATS_CACHE = "private, max-age=1"
 MAX_BODY_BYTES = 16 * 1024 * 1024
+JSON_MEDIA = ("application/json", "application/problem+json")
 
 
 @dataclass
@@ -40,6 +42,11 @@ class ServiceOptions:
     auth: bool = True  # False: every request acts as an operator (local development only)
     stream_queue: int = 10_000
     keepalive_s: float = 15.0  # SSE comment line when idle (also how soon a gone client is noticed)
+    max_body_bytes: int = MAX_BODY_BYTES  # a longer body is a 413 (guard.BodyGuard)
+    max_json_depth: int = 32  # a body nesting objects/arrays deeper is a 422 (bodies need 3)
+    body_timeout_s: float = 30.0  # a body not received within this is a 408
+    # /metrics: a bearer token a Prometheus scraper presents instead of an API key (None: keys only)
+    metrics_token: str | None = None
 
 
 # ---------------------------------------------------------------------- OpenAPI helpers
@@ -128,14 +135,38 @@ def cached(
 
 # ---------------------------------------------------------------------- submissions
 async def json_body(request: Request) -> Any:
-    """The raw body parsed as JSON (bounded in size); a wrong JSON type is judged by intake."""
+    """The raw body parsed as JSON, bounded in size and time (guard.BodyGuard, on every route)
+    and in nesting depth; a wrong JSON type is judged by intake."""
+    options: ServiceOptions = request.app.state.options
+    media = request.headers.get("content-type")
+    if media is not None and not _json_media(media):
+        raise Problem.service(
+            ServiceCode.UNSUPPORTED_MEDIA_TYPE,
+            415,
+            "the body must be JSON (Content-Type: application/json)",
+            field="content-type",
+            reason="not JSON",
+        )
     raw = await request.body()
-    if len(raw) > MAX_BODY_BYTES:
-        raise Problem.service(ServiceCode.TOO_LARGE, 413, f"body larger than {MAX_BODY_BYTES} bytes")
     try:
-        return orjson.loads(raw)
+        data = orjson.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise Problem.reject(RejectCode.BAD_JSON, f"body is not valid JSON: {exc}", "-", str(exc)) from None
+    where = too_deep(data, options.max_json_depth) if json_depth(raw) > options.max_json_depth else None
+    if where is not None:
+        raise Problem.reject(
+            RejectCode.BAD_JSON,
+            f"{where}: objects or arrays nested more than {options.max_json_depth} levels deep",
+            where,
+            "nested too deeply",
+        )
+    return data
+
+
+def _json_media(value: str) -> bool:
+    """``application/json`` (any parameters), ``*/*+json`` or a wildcard a client sent."""
+    media = value.split(";", 1)[0].strip().lower()
+    return media in JSON_MEDIA or media.endswith("+json") or media in ("*/*", "application/*")
 
 
 async def run(future: Any) -> list[dict[str, Any]]:

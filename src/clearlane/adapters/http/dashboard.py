@@ -473,11 +473,15 @@ def pages_router() -> APIRouter:
     def index() -> Response:
         return Response(page, media_type="text/html; charset=utf-8", headers={"Cache-Control": "no-cache"})
 
+    # The assets by name, listed once: a request names one of them or gets a 404, so no path
+    # from a URL ever reaches the file system (a 5,000-character name is not an OSError).
+    assets = {p.name: p for p in STATIC.iterdir() if p.is_file() and not p.name.startswith(".")}
+
     @router.get("/ui/static/{name}", include_in_schema=False)
     def static(name: str) -> Response:
-        path = STATIC / name
-        if "/" in name or name.startswith(".") or not path.is_file():
-            return problem("Not found", f"{name} not found")
+        path = assets.get(name)
+        if path is None:
+            return problem("Not found", f"{name[:100]} not found")
         return FileResponse(path, headers={"Cache-Control": "no-cache"})
 
     @router.get("/ui/vendor/plotly.min.js", include_in_schema=False)

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from clearlane.adapters.http.common import PROBLEM_MEDIA
+from clearlane.adapters.http.guard import EdgeRefusal
 from clearlane.adapters.http.problems import Problem, ServiceCode, bad_parameter, not_found, problem_for
 from clearlane.core.errors import ClearlaneError
 from clearlane.core.model.codes import RejectCode
@@ -40,6 +41,8 @@ def validation_problem(exc: RequestValidationError) -> Problem:
 
 
 def http_problem(request: Request, exc: StarletteHTTPException) -> Problem:
+    if isinstance(exc, EdgeRefusal):
+        return exc.problem
     if exc.status_code == 404:
         return not_found(f"route {request.url.path}")
     if exc.status_code == 405:

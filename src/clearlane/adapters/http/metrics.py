@@ -1,5 +1,10 @@
 """Prometheus metrics at ``/metrics`` (text exposition format, checked with ``promtool``).
 
+Not public: the figures include every pool's gross and net volume. A scrape presents an operator
+or auditor key, or the service's scrape token (``clearlane serve --metrics-token-file``, or the
+``CLEARLANE_METRICS_TOKEN`` environment variable) as ``Authorization: Bearer <token>``
+(docs/API.md has a Prometheus scrape config).
+
 The figures are not counted per trade in Python: a custom collector reads the read model's
 columnar histograms and counters at scrape time, so 20,000 trades/s cost nothing here.
 
@@ -20,17 +25,20 @@ columnar histograms and counters at scrape time, so 20,000 trades/s cost nothing
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import numpy as np
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI, Header, Request
 from fastapi.responses import Response
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from clearlane.adapters.http.auth import token_from
+from clearlane.adapters.http.common import READERS, ServiceOptions, allow, authenticate, roles_doc
 from clearlane.core.model.codes import RejectCode
 from clearlane.node.projections.common import BATCH_SIZE_EDGES, HOPS, LATENCY_EDGES_MS, STATE_KEYS
 
@@ -228,6 +236,26 @@ def _webhook_families(hooks: WebhookService) -> Iterator[Metric]:
     yield out
 
 
+async def scraper(
+    request: Request,
+    authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
+    x_api_key: Annotated[str | None, Header(include_in_schema=False)] = None,
+) -> None:
+    """Who may scrape: the configured scrape token (``Authorization: Bearer <token>``, compared
+    in constant time), or an operator or auditor key — the figures are every participant's
+    volume, so a participant key is a 403 and no key a 401."""
+    options: ServiceOptions = request.app.state.options
+    token = token_from(authorization, x_api_key)
+    if (
+        options.metrics_token
+        and token
+        and hmac.compare_digest(token.encode(), options.metrics_token.encode())
+    ):
+        return
+    principal = await authenticate(request, authorization, x_api_key)
+    await allow(*READERS)(principal)
+
+
 class Metrics:
     def __init__(self, runtime: Runtime, webhooks: WebhookService | None = None) -> None:
         self.runtime = runtime
@@ -243,7 +271,8 @@ class Metrics:
             "/metrics",
             tags=["meta"],
             include_in_schema=True,
-            openapi_extra={"x-roles": []},
+            openapi_extra=roles_doc(*READERS),
+            dependencies=[Depends(scraper)],
             responses={
                 200: {
                     "content": {"text/plain": {"schema": {"type": "string"}}},

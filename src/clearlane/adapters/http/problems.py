@@ -26,11 +26,14 @@ class ServiceCode(IntEnum):
     NOT_FOUND = 603  # 404: no such resource (or not yours)
     BAD_PARAMETER = 604  # 400: a query or path parameter is invalid (cursor, limit, filter)
     UNAVAILABLE = 605  # 503: the clearing runtime is stopped, failed or its queue is full
-    TOO_LARGE = 606  # 413: too many items in one request
+    TOO_LARGE = 606  # 413: a body over the size limit (422: too many items in one request)
     METHOD_NOT_ALLOWED = 607  # 405
     BAD_BODY = 608  # 422: the body is not the documented shape (a field's JSON type)
     INVALID_INPUT = 609  # 422: an input the core cannot use (an InputError other than row rejects)
     INTEGRITY = 610  # 500: the store, log or chain fails its own checks (an IntegrityError)
+    REQUEST_TIMEOUT = 611  # 408: the body (or the headers) did not arrive in time
+    UNSUPPORTED_MEDIA_TYPE = 612  # 415: a body declared as something other than JSON
+    BAD_WEBHOOK_URL = 613  # 422: a webhook URL that is malformed or names a refused target
 
     @property
     def slug(self) -> str:
@@ -80,6 +83,9 @@ class Problem(Exception):
             ServiceCode.BAD_BODY: "Invalid body",
             ServiceCode.INVALID_INPUT: "Invalid input",
             ServiceCode.INTEGRITY: "Integrity check failed",
+            ServiceCode.REQUEST_TIMEOUT: "Request timeout",
+            ServiceCode.UNSUPPORTED_MEDIA_TYPE: "Unsupported media type",
+            ServiceCode.BAD_WEBHOOK_URL: "Webhook URL refused",
         }
         return cls(status, titles[code], code=int(code), error=code.slug, detail=detail, **kw)
 

@@ -96,7 +96,11 @@ class WithdrawalIn(BaseModel):
 class WebhookIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     url: str = Field(
-        pattern=r"^https?://[^\s]+$", max_length=2048, examples=["https://ops.example/hooks/clearlane"]
+        pattern=r"^https?://[^\s]+$",
+        max_length=2048,
+        examples=["https://ops.example/hooks/clearlane"],
+        description="https to a public address; plain http and non-public addresses only for "
+        "hosts on the server's allow-list (serve --webhook-allow). Checked again at every delivery.",
     )
     events: list[
         Literal[
@@ -113,7 +117,11 @@ class WebhookIn(BaseModel):
         min_length=1,
         description="Event types (node/events.py WEBHOOK_EVENTS); batch.closed is a deprecated alias of batch.cleared.",
     )
-    participant: str | None = Field(default=None, description="Only trade events of this participant.")
+    participant: str | None = Field(
+        default=None,
+        description="The participant this endpoint is for: its own trade events only, and batch "
+        "events without volume (no flows, gross_usd, net_usd).",
+    )
     pool: str | None = Field(default=None, description="Only events of this pool (L1 for Layer-1 trades).")
     description: str = Field(default="", max_length=500)
 

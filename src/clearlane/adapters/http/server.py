@@ -1,8 +1,12 @@
 """Process wiring for ``clearlane serve``: open the runtime, the key store and the webhook
-dispatcher on one database, build the app and run it under uvicorn."""
+dispatcher on one database, build the app and run it under uvicorn with the connection limits
+of :class:`ServerLimits`."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -63,3 +67,65 @@ def build(
     app.state.webhooks = hooks
     app.state.metrics = metrics
     return app
+
+
+@dataclass(frozen=True)
+class ServerLimits:
+    """What a connection may take before the app sees its request, and how long a stop waits."""
+
+    header_timeout_s: float = 10.0  # request line and headers (slowloris): 408, closed
+    max_header_bytes: int = 64 * 1024  # request line and headers: 431, closed
+    keep_alive_s: float = 5.0  # an idle keep-alive connection is closed after this
+    # SIGTERM/SIGINT: requests still running after this are cancelled (an SSE stream never
+    # ends on its own), so a stop never waits on a client.
+    graceful_shutdown_s: int = 5
+
+
+def server_config(app: Any, host: str, port: int, limits: ServerLimits, log_level: str = "warning") -> Any:
+    """The uvicorn configuration of ``clearlane serve`` (tests run it in a thread)."""
+    import uvicorn
+
+    from clearlane.adapters.http.protocol import guarded_protocol
+
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        access_log=False,
+        http=guarded_protocol(limits.header_timeout_s, limits.max_header_bytes),
+        timeout_keep_alive=max(1, round(limits.keep_alive_s)),
+        timeout_graceful_shutdown=limits.graceful_shutdown_s,
+    )
+
+
+def serve_until_signal(config: Any, on_stopping: Callable[[], None] | None = None) -> None:
+    """Run uvicorn until SIGTERM or SIGINT and return (uvicorn itself would re-raise the signal
+    after its graceful stop, so the process would die by it before the caller could say how the
+    runtime ended and choose the exit code). ``on_stopping`` runs when the stop begins, before
+    uvicorn waits for the running requests (the service ends its event streams there)."""
+    import signal
+    import threading
+
+    import uvicorn
+
+    class _Server(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            if threading.current_thread() is not threading.main_thread():
+                yield
+                return
+            signals = (signal.SIGINT, signal.SIGTERM)
+            previous = {sig: signal.signal(sig, self.handle_exit) for sig in signals}
+            try:
+                yield
+            finally:
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
+
+        async def shutdown(self, sockets: Any = None) -> None:
+            if on_stopping is not None:
+                on_stopping()
+            await super().shutdown(sockets)
+
+    _Server(config).run()

@@ -4,7 +4,13 @@ Events: ``trade.cleared`` (L2 soft finality), ``trade.final`` (base-layer finali
 ``trade.rejected``, ``batch.cleared``, ``batch.anchored``, ``batch.final``, ``batch.unwound``
 (node/events.py: ``batch.closed`` is accepted as a deprecated alias of ``batch.cleared``).
 An endpoint (registered by an operator) chooses its events and may be restricted to one
-participant's trades or one pool.
+participant or one pool. An endpoint restricted to a participant is that participant's: it gets
+the participant's own trades and batch events without the batch's volume (no ``flows``,
+``gross_usd``, ``net_usd``: node/events.py ``PARTICIPANT_BATCH_KEYS``).
+
+Targets: ``https`` to a public address unless allow-listed (:mod:`clearlane.adapters.http.targets`),
+checked at registration (a refused or malformed URL is a 422, code 613) and again before each
+delivery, which connects to the address it checked.
 
 At least once: after every committed step, the step's events for each matching endpoint are
 written to ``webhook_deliveries`` (unique per endpoint and event id) together with the step's
@@ -26,6 +32,7 @@ Request (``POST``, ``content-type: application/json``), body ``{"id", "type", "c
   timestamp against replays).
 """
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -48,6 +55,7 @@ from clearlane.adapters.http import schemas as sc
 from clearlane.adapters.http.auth import OPERATOR
 from clearlane.adapters.http.common import READERS, REVALIDATE, Operator, Reader, cached, roles_doc
 from clearlane.adapters.http.problems import Problem, ServiceCode, bad_parameter, not_found
+from clearlane.adapters.http.targets import Resolver, TargetPolicy, TargetRefused, system_resolver
 from clearlane.adapters.http.views import decode_cursor, encode_cursor
 from clearlane.adapters.sql import webhooks as sql_webhooks
 from clearlane.node.events import WEBHOOK_EVENTS, EventFilter, EventGroup, canonical_event_types, iso
@@ -121,6 +129,10 @@ class WebhookOptions:
     timeout_s: float = 5.0
     workers: int = 4
     poll_s: float = 0.05
+    # Hosts, addresses or networks a webhook may reach over plain http and at non-public
+    # addresses (local development, internal receivers): targets.TargetPolicy.
+    allow: tuple[str, ...] = ()
+    resolver: Resolver | None = None  # how host names resolve (tests: a fixed answer)
 
 
 class WebhookService:
@@ -140,6 +152,7 @@ class WebhookService:
         self.lag_counts = np.zeros(NBINS, dtype=np.int64)
         self.lag_sum_s = 0.0
         self.outcomes: dict[str, int] = {}
+        self.policy = TargetPolicy(tuple(self.options.allow), self.options.resolver or system_resolver)
         self._load()
         runtime.extra_queues["webhook_pending"] = self.pending_count
 
@@ -276,7 +289,10 @@ class WebhookService:
         rows: list[dict[str, Any]] = []
         for _seq, groups in batch:
             for ep in endpoints:
-                flt = EventFilter(ep.events, ep.participant, ep.pool)
+                # An endpoint bound to a participant is that participant's: its own figures only.
+                flt = EventFilter(
+                    ep.events, ep.participant, ep.pool, own_figures_only=ep.participant is not None
+                )
                 for group in groups:
                     if group.type not in ep.events:
                         continue
@@ -315,7 +331,13 @@ class WebhookService:
                 pool = self._pool
                 if pool is None:
                     return
-                list(pool.map(lambda row: self._attempt(client, row), due))
+                try:
+                    list(pool.map(lambda row: self._attempt(client, row), due))
+                except RuntimeError:  # the pool was shut down: stopping
+                    return
+                except Exception as exc:  # the store refused a write: keep delivering the rest
+                    log.error("webhook delivery round failed: %s: %s", type(exc).__name__, exc)
+                    self._wake.wait(self.options.poll_s)
 
     def _attempt(self, client: httpx.Client, row: dict[str, Any]) -> None:
         ep = self.get(row["endpoint_id"])
@@ -336,15 +358,7 @@ class WebhookService:
             "user-agent": "clearlane-webhooks/1",
         }
         started = time.perf_counter()
-        status: int | None = None
-        error: str | None = None
-        try:
-            resp = client.post(ep.url, content=body, headers=headers)
-            status = resp.status_code
-            if not 200 <= status < 300:
-                error = f"HTTP {status}"
-        except httpx.HTTPError as exc:
-            error = f"{type(exc).__name__}: {exc}"[:500]
+        status, error = self._post(client, ep.url, body, headers)
         duration = (time.perf_counter() - started) * 1000
         done_ms = int(time.time() * 1000)
         if error is None:
@@ -369,6 +383,28 @@ class WebhookService:
         with self._lock:
             key = "failed" if final else "retry"
             self.outcomes[key] = self.outcomes.get(key, 0) + 1
+
+    def _post(
+        self, client: httpx.Client, url: str, body: bytes, headers: dict[str, str]
+    ) -> tuple[int | None, str | None]:
+        """One delivery attempt: (HTTP status, error). The target is checked again now and the
+        request goes to the address checked (DNS rebinding); nothing here raises — a malformed
+        URL stored before the policy existed is a failed attempt with its reason, not a traceback."""
+        try:
+            target = self.policy.check(url)
+            extensions = {"sni_hostname": target.server_name} if target.server_name else None
+            resp = client.post(
+                target.url,
+                content=body,
+                headers={**headers, "host": target.host_header},
+                extensions=extensions,
+            )
+        except TargetRefused as exc:
+            return None, f"target refused: {exc.reason}"[:500]
+        except Exception as exc:  # httpx errors, and an URL httpx cannot use (InvalidURL, ...)
+            return None, f"{type(exc).__name__}: {exc}"[:500]
+        status = resp.status_code
+        return status, None if 200 <= status < 300 else f"HTTP {status}"
 
     def _finish(
         self,
@@ -457,6 +493,12 @@ async def create_webhook(body: sc.WebhookIn, principal: Operator, hooks: HooksDe
             field="pool",
             reason="unknown pool",
         )
+    try:
+        await asyncio.to_thread(hooks.policy.check, body.url)  # resolves the host: off the loop
+    except TargetRefused as exc:
+        raise Problem.service(
+            ServiceCode.BAD_WEBHOOK_URL, 422, f"url: {exc.reason}", field="url", reason=exc.reason
+        ) from None
     ep = hooks.create(body.url, list(body.events), body.participant, body.pool, body.description)
     return JSONResponse(
         ep.view(with_secret=True), status_code=201, headers={"Location": f"/v1/webhooks/{ep.id}"}

@@ -349,6 +349,8 @@ def load_config(path: str | Path) -> ClearingConfig:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(str(path), "-", f"not valid TOML: {exc}") from exc
+    except RecursionError:  # tomllib parses nested arrays and tables recursively
+        raise ConfigError(str(path), "-", "not valid TOML: arrays or tables nested too deeply") from None
     return parse_config(raw, source=str(path))
 
 
@@ -359,6 +361,8 @@ def parse_config(raw: dict[str, Any], source: str = "<config>") -> ClearingConfi
         raise ConfigError(source, "chain.preset", preset_error)
     try:
         parsed = ConfigIn.model_validate(expanded)
+    except RecursionError:
+        raise ConfigError(source, "-", "values nested too deeply") from None
     except ValidationError as exc:
         first = exc.errors()[0]
         key = _key_path(tuple(first["loc"]), expanded) or "-"

@@ -1,6 +1,7 @@
 """stream: the live Server-Sent Events stream of lifecycle events and coalesced stats.
 
-A participant key sees only its own trades and never the stats; a slow client never blocks the
+A participant key sees only its own trades, batch events without any volume figure (batch id,
+pool, state and times: :data:`clearlane.node.events.PARTICIPANT_BATCH_KEYS`) and never the stats; a slow client never blocks the
 engine (its queue drops and it receives an ``overflow`` event, see :mod:`clearlane.node.events`).
 """
 
@@ -47,8 +48,9 @@ def stream_filter(
     if not principal.reads_all:
         if participant is not None and participant != principal.participant:
             raise not_found(f"participant {participant!r}")
-        participant = principal.participant
         wanted = wanted - {"stats"}
+        # Its own trades, and batch events without the batch's volume (node/events.py).
+        return EventFilter(wanted, principal.participant, pool, own_figures_only=True)
     return EventFilter(wanted, participant, pool)
 
 
@@ -95,6 +97,8 @@ async def sse_frames(
                     return
                 yield ": keep-alive\n\n"
                 continue
+            if event is None:  # the server is stopping
+                return
             yield frame(event)
             sent += 1
     finally:
