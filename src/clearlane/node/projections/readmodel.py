@@ -55,6 +55,7 @@ from clearlane.node.events import (
     BATCH_CLEARED,
     BATCH_FINAL,
     BATCH_UNWOUND,
+    AlertEvent,
     BatchEvent,
     EventGroup,
     TradeEvents,
@@ -89,6 +90,7 @@ H = {name: i for i, name in enumerate(HOPS)}
 
 # Histogram bucket upper bounds in ms (1-1.5-2-3-5-7.5 series, 1 ms .. 1 h), then +Inf.
 _SERIES = (1.0, 1.5, 2.0, 3.0, 5.0, 7.5)
+_LEDGER_REFUSED = RejectCode.LEDGER_REFUSED.slug
 LATENCY_EDGES_MS = np.array(
     [m * 10.0**e for e in range(0, 7) for m in _SERIES if m * 10.0**e <= 3_600_000], dtype=np.float64
 )
@@ -314,6 +316,7 @@ class ReadModel:
             Timeline(max(bucket_ms, 60_000), retention_buckets, self.n_pools),
         ]
         self.alerts: list[dict[str, Any]] = []
+        self.alerts_by_kind: dict[str, int] = {}
 
     def _init_positions(self, n_p: int, n_a: int) -> None:
         """Positions per pool, participant and asset: cleared-not-final, final, L1 pending/final."""
@@ -339,9 +342,11 @@ class ReadModel:
         self._batch_transitions(step, events)
         for update in step.l1_updates():
             self._l1_group(step, update, events)
-        for event in step.events:
-            if isinstance(event, Alert):
-                self._alert("critical", event.message, event.at_ms)
+        for index, event in enumerate(e for e in step.events if isinstance(e, Alert)):
+            self._alert("critical", event.message, event.at_ms)
+            kind = event.message.split(" ", 1)[0] if event.message.startswith(_LEDGER_REFUSED) else "alert"
+            self.alerts_by_kind[kind] = self.alerts_by_kind.get(kind, 0) + 1
+            events.append(AlertEvent(step.seq, event.at_ms, index, kind, event.message))
         self.duplicates += step.duplicates
         return events
 
