@@ -132,8 +132,21 @@ def _demo_live(
                 f"(engine clock {speed:g}x)",
             )
             _print_badges(runtime.runner)
+        console.print(_clock_line(runtime.clock, speed))
         demo_run.http.stop()
     console.print(f"database: {out / 'clearlane.db'}")
+
+
+def _clock_line(clock: Any, speed: float) -> str:
+    """Whether the paced clock had to wait for the engine (node/runtime.py AcceleratedClock)."""
+    status = clock.status() if hasattr(clock, "status") else {}
+    if not status.get("held_episodes"):
+        return f"engine clock: {speed:g}x throughout, never ahead of the engine"
+    return (
+        f"[yellow]engine clock: held back {status['held_episodes']} time(s), "
+        f"{status['slipped_ms'] / 1000:,.1f} s of engine time skipped — the machine was too busy "
+        f"for {speed:g}x; the clock waited for the engine instead of compressing deadlines[/]"
+    )
 
 
 def _live_run(demo_run: Any) -> dict[str, Any]:
