@@ -89,6 +89,7 @@ class AcceleratedClock:
     """
 
     mode = "accelerated"
+    LOG_EVERY_S = 30.0
 
     def __init__(
         self,
@@ -110,6 +111,7 @@ class AcceleratedClock:
         self.slipped_ms = 0
         self.behind = False
         self.episodes = 0
+        self._logged_at: float | None = None
 
     @property
     def start_ms(self) -> int:
@@ -136,14 +138,24 @@ class AcceleratedClock:
             if not self.behind:
                 self.behind = True
                 self.episodes += 1
-                log.warning(
-                    "accelerated clock held at %d: the engine is behind by more than %d ms of engine "
-                    "time (a busy machine); pacing the clock to it (%d ms skipped so far)",
-                    limit,
-                    self.lead_ms,
-                    self.slipped_ms,
-                )
+                self._log_hold(limit)
             return limit
+
+    def _log_hold(self, limit: int) -> None:
+        """The first hold, then at most one line per ``LOG_EVERY_S`` of wall time (a busy machine
+        holds the clock every few ticks; one line each would drown the log)."""
+        wall = self._monotonic()
+        if self._logged_at is not None and wall - self._logged_at < self.LOG_EVERY_S:
+            return
+        self._logged_at = wall
+        log.warning(
+            "accelerated clock held at %d: the engine is more than %d ms of engine time behind "
+            "(a busy machine); the clock waits for it (%d holds, %d ms of engine time skipped so far)",
+            limit,
+            self.lead_ms,
+            self.episodes,
+            self.slipped_ms,
+        )
 
     def caught_up(self, engine_ms: int) -> None:
         """The runtime has applied everything up to ``engine_ms``: let the clock run to

@@ -100,6 +100,7 @@ def print_summary(summary: dict[str, Any], title: str) -> None:
     run = summary.get("run")
     if run is not None:
         _run_rows(table, run)
+        table.add_section()  # below: the store's totals (everything it ever applied)
     lanes = summary["trades_by_lane"]
     table.add_row("store: trades per lane", ", ".join(f"{k}: {v:,}" for k, v in lanes.items()) or "-")
     b = summary["batches"]
