@@ -218,6 +218,10 @@ def summary(engine: Engine) -> dict[str, Any]:
         "netting_efficiency": round(efficiency, 6),
         "liquidity_saved_usd": round(s.gross_usd - s.net_usd, 2),
         "liquidity_diverted": s.liquidity_diverted,
+        # Ledger refusals the engine turned into data (docs/LIMITS.md); failed settlements are
+        # accepted flows final on the base layer whose ledger posting was refused.
+        "ledger_refused": s.ledger_refused,
+        "settlements_failed": s.settlements_failed,
         "latency_s": {
             "L2 cleared": {"p50": cleared[0], "p99": cleared[1], "n": cleared[2]},
             "L2 final": {"p50": l2_final[0], "p99": l2_final[1], "n": l2_final[2]},

@@ -127,6 +127,11 @@ def print_summary(summary: dict[str, Any], title: str) -> None:
     # "none", so the line cannot be read as "nothing was rejected".
     table.add_row("store: engine rejects", ", ".join(f"{k}: {v:,}" for k, v in rejects.items()) or "0")
     table.add_row("store: duplicates (no-ops)", f"{summary['duplicates']:,}")
+    if summary.get("ledger_refused"):
+        table.add_row(
+            "store: ledger refusals",
+            f"{summary['ledger_refused']:,} (settlements failed: {summary['settlements_failed']:,}; docs/LIMITS.md)",
+        )
     if summary["alerts"]:
         table.add_row("alerts", "; ".join(summary["alerts"][:5]))
     table.add_row("state root", summary["state_root"])
