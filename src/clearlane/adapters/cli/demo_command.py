@@ -159,7 +159,7 @@ def _live_run(demo_run: Any) -> dict[str, Any]:
     for slug, count in counters.engine_rejects.items():
         by_code[slug] = by_code.get(slug, 0) + count
     feed = demo_run.feed
-    return run_from_counts(feed.applied + feed.refused, by_code, demo_run.runtime.rm.duplicates)
+    return run_from_counts(feed.applied + feed.refused, by_code, demo_run.runtime.rm.activity.duplicates)
 
 
 def _print_badges(runner: Any) -> None:
