@@ -16,8 +16,12 @@ import typer
 from rich.table import Table
 
 from clearlane.adapters.cli.common import (
+    ChainKeyOption,
+    ChainOption,
     DbOption,
     KeysOption,
+    RpcUrlOption,
+    chain_choice,
     console,
     fail,
     missing_db,
@@ -160,6 +164,9 @@ def clear(
         bool, typer.Option("--strict", help="Exit 3 when any row of this run was rejected.")
     ] = False,
     keys: KeysOption = None,
+    chain: ChainOption = "simulated",
+    rpc_url: RpcUrlOption = None,
+    chain_key: ChainKeyOption = None,
 ) -> None:
     """Clear a file of trades; bad rows go to the rejects file, good rows are applied once."""
     from clearlane.node.report import summary as make_summary
@@ -168,7 +175,8 @@ def clear(
         raise fail(f"{file}: no such file")
     if chunk_rows <= 0:
         raise fail("--chunk-rows must be positive")
-    runner = open_runner(db, config, keys=keys)
+    base_layer = chain_choice(chain, rpc_url, chain_key)
+    runner = open_runner(db, config, keys=keys, chain=base_layer)
     rejects_path = rejects or file.with_name(file.name + ".rejects.jsonl")
     started = time.perf_counter()
     result = clear_file(runner, file, rejects_path, chunk_rows, settle)
