@@ -56,7 +56,10 @@ BATCH_EVENTS = (BATCH_CLEARED, BATCH_ANCHORED, BATCH_FINAL, BATCH_UNWOUND)
 # out sends it back to cleared; a resubmission changes nothing a browser shows).
 BATCH_RETRY_EVENTS = ("batch.reorged", "batch.resubmitted")
 STATS = "stats"
-EVENT_TYPES = (*TRADE_EVENTS, *BATCH_EVENTS, STATS)
+# Something an operator must look at (a ledger refusal turned into data, a final batch's anchor
+# reorged out): SSE and NATS, never participant webhooks (it may name other participants' flows).
+ALERT = "alert.raised"
+EVENT_TYPES = (*TRADE_EVENTS, *BATCH_EVENTS, ALERT, STATS)
 DEFAULT_STREAM_TYPES = frozenset((*BATCH_EVENTS, STATS))
 WEBHOOK_EVENTS = ("trade.cleared", "trade.final", "trade.rejected", *BATCH_EVENTS)
 # Old names still accepted in input filters, with the name they now mean.
@@ -224,6 +227,31 @@ class BatchEvent(EventGroup):
         ]
 
 
+class AlertEvent(EventGroup):
+    """One alert the engine raised (``kind``: the reject slug it starts with, e.g.
+    ``ledger_refused``, else ``alert``); not shown to a participant-filtered subscriber."""
+
+    def __init__(self, seq: int, at_ms: int, index: int, kind: str, message: str) -> None:
+        self.type = ALERT
+        self.seq = seq
+        self.at_ms = at_ms
+        self.data = {"kind": kind, "message": message, "index": index}
+
+    def events(self, flt: EventFilter) -> list[dict[str, Any]]:
+        if flt.participant is not None:
+            return []
+        subject = f"{self.data['kind']}-{self.data['index']}"
+        return [
+            {
+                "id": model_ids.event_id(self.seq, ALERT, subject),
+                "type": ALERT,
+                "at_ms": self.at_ms,
+                "at": iso(self.at_ms),
+                "data": self.data,
+            }
+        ]
+
+
 class StatsEvent(EventGroup):
     def __init__(self, seq: int, at_ms: int, data: dict[str, Any]) -> None:
         self.type = STATS
@@ -369,6 +397,7 @@ def count_by_type(groups: Iterable[EventGroup]) -> dict[str, int]:
 
 
 __all__ = [
+    "ALERT",
     "BATCH_ANCHORED",
     "BATCH_CLEARED",
     "BATCH_EVENTS",
@@ -382,6 +411,7 @@ __all__ = [
     "STATS",
     "TRADE_EVENTS",
     "WEBHOOK_EVENTS",
+    "AlertEvent",
     "BatchEvent",
     "EventBus",
     "EventFilter",

@@ -1,8 +1,12 @@
-"""Read-side views: a trade's lifecycle with both finality timestamps and its badge, and the
-summary of a cleared day (trades per lane, netting efficiency, liquidity saved, latency)."""
+"""Read-side views: a trade's lifecycle with both finality timestamps and its badge, the
+summary of a cleared day (trades per lane, netting efficiency, liquidity saved, latency — store
+totals), and the figures of one run (rows read, applied, duplicates, conflicts, rejected), which
+:func:`run_figures` keeps apart from the totals."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -11,7 +15,7 @@ import pyarrow.compute as pc
 
 from clearlane.core.engine.core import Engine
 from clearlane.core.model import ids as model_ids
-from clearlane.core.model.codes import RejectCode
+from clearlane.core.model.codes import Reject, RejectCode
 from clearlane.core.model.states import BatchState, TradeState
 from clearlane.core.proofs.codec import read_table
 from clearlane.node.ports import Store
@@ -214,6 +218,10 @@ def summary(engine: Engine) -> dict[str, Any]:
         "netting_efficiency": round(efficiency, 6),
         "liquidity_saved_usd": round(s.gross_usd - s.net_usd, 2),
         "liquidity_diverted": s.liquidity_diverted,
+        # Ledger refusals the engine turned into data (docs/LIMITS.md); failed settlements are
+        # accepted flows final on the base layer whose ledger posting was refused.
+        "ledger_refused": s.ledger_refused,
+        "settlements_failed": s.settlements_failed,
         "latency_s": {
             "L2 cleared": {"p50": cleared[0], "p99": cleared[1], "n": cleared[2]},
             "L2 final": {"p50": l2_final[0], "p99": l2_final[1], "n": l2_final[2]},
@@ -221,4 +229,60 @@ def summary(engine: Engine) -> dict[str, Any]:
         },
         "alerts": list(s.alerts),
         "state_root": engine.state_root(),
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class RunStart:
+    """What the engine had applied before a run (:func:`run_start`), to tell the run's figures
+    from the store's totals: a reopened store's engine counts everything since its first entry."""
+
+    flows: int
+    events: int
+
+
+def run_start(engine: Engine) -> RunStart:
+    return RunStart(sum(engine.stats.flows_by_lane.values()), len(engine.seen_event_ids))
+
+
+def run_figures(
+    start: RunStart, engine: Engine, rows_read: int, rejects: Iterable[Reject], event_ids: Iterable[str]
+) -> dict[str, Any]:
+    """This run's figures; every row read is exactly one of applied, duplicate or rejected.
+
+    ``rejects`` are the run's (edge and engine), ``event_ids`` the ids of the run's deposits,
+    withdrawals, marks and configuration changes (payments are flows). Applied = new trades and
+    payments the engine accepted + new small events it did not refuse; duplicates = the rest
+    that was not rejected — ids seen before, and chunks of a file that is cleared again (skipped
+    whole by source id). Conflicts (same id, different content) are the rejects with code 116.
+    """
+    rejected = list(rejects)
+    by_code: dict[str, int] = {}
+    for r in rejected:
+        by_code[r.code.slug] = by_code.get(r.code.slug, 0) + 1
+    events = set(event_ids)
+    event_rejects = sum(1 for r in rejected if r.row is None and r.input_id in events)
+    new_events = len(engine.seen_event_ids) - start.events - event_rejects
+    applied = sum(engine.stats.flows_by_lane.values()) - start.flows + max(0, new_events)
+    return {
+        "rows_read": rows_read,
+        "applied": applied,
+        "duplicates": max(0, rows_read - len(rejected) - applied),
+        "conflicts": by_code.get(RejectCode.ID_CONFLICT.slug, 0),
+        "rejected": len(rejected),
+        "rejects_by_code": dict(sorted(by_code.items())),
+    }
+
+
+def run_from_counts(rows_read: int, rejects_by_code: dict[str, int], duplicates: int) -> dict[str, Any]:
+    """:func:`run_figures` from counters (the live demo: rows it submitted, the service's reject
+    counters by code, edge and engine, and the duplicates it answered)."""
+    rejected = sum(rejects_by_code.values())
+    return {
+        "rows_read": rows_read,
+        "applied": max(0, rows_read - rejected - duplicates),
+        "duplicates": duplicates,
+        "conflicts": rejects_by_code.get(RejectCode.ID_CONFLICT.slug, 0),
+        "rejected": rejected,
+        "rejects_by_code": dict(sorted(rejects_by_code.items())),
     }

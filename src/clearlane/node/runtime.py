@@ -71,20 +71,113 @@ class RealtimeClock:
         return int(time.time() * 1000)
 
 
+LEAD_TICKS = 5
+"""How far (in runtime ticks of engine time) a paced accelerated clock may run ahead of what the
+runtime has applied: a few ticks of slack, far below any anchor deadline."""
+
+
 class AcceleratedClock:
-    """Engine time runs ``speed`` times faster than wall time, from ``start_ms``."""
+    """Engine time runs ``speed`` times faster than wall time, from ``start_ms`` — paced to the
+    engine: it never runs more than ``lead_ms`` ahead of the engine time the runtime last caught
+    up to (:meth:`caught_up`).
+
+    Without pacing, a busy machine (a slow step, a descheduled process) let the clock race ahead
+    — at 60x a 2 s stall is 120 s of engine time, the whole anchor deadline — so a batch closed
+    late was judged against a chain already observed far past it, and unwound. Paced, the clock
+    waits for the engine instead: engine time lost to a stall is skipped (``slipped_ms``), never
+    compressed into deadlines, and the first clamp of each episode is logged (``behind``, shown on
+    the dashboard's clock and in the demo's summary). ``monotonic`` is injectable so tests drive
+    the clock without sleeping.
+    """
 
     mode = "accelerated"
+    LOG_EVERY_S = 30.0
 
-    def __init__(self, speed: float, start_ms: int | None = None) -> None:
+    def __init__(
+        self,
+        speed: float,
+        start_ms: int | None = None,
+        *,
+        lead_ms: int | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         if speed <= 0:
             raise ValueError("speed must be positive")
         self.speed = float(speed)
-        self.start_ms = int(time.time() * 1000) if start_ms is None else int(start_ms)
-        self._t0 = time.monotonic()
+        self._monotonic = monotonic
+        self._lock = threading.Lock()
+        self._base_ms = int(time.time() * 1000) if start_ms is None else int(start_ms)
+        self._t0 = monotonic()
+        self.lead_ms = int(lead_ms) if lead_ms is not None else max(1000, int(LEAD_TICKS * 50 * self.speed))
+        self._limit_ms: int | None = None  # None until a runtime paces the clock
+        self.slipped_ms = 0
+        self.behind = False
+        self.episodes = 0
+        self._logged_at: float | None = None
+
+    @property
+    def start_ms(self) -> int:
+        return self._base_ms
+
+    @start_ms.setter
+    def start_ms(self, value: int) -> None:
+        """Restart the clock at ``value`` now (a runtime resuming a store that is further on)."""
+        with self._lock:
+            self._base_ms, self._t0 = int(value), self._monotonic()
+            if self._limit_ms is not None:
+                self._limit_ms = max(self._limit_ms, self._base_ms + self.lead_ms)
 
     def now_ms(self) -> int:
-        return self.start_ms + int((time.monotonic() - self._t0) * 1000 * self.speed)
+        with self._lock:
+            free = self._base_ms + int((self._monotonic() - self._t0) * 1000 * self.speed)
+            limit = self._limit_ms
+            if limit is None or free <= limit:
+                return free
+            # Hold at the limit and restart from it: the time the engine could not keep up with
+            # is skipped, so the clock resumes at its pace once the engine catches up.
+            self.slipped_ms += free - limit
+            self._base_ms, self._t0 = limit, self._monotonic()
+            if not self.behind:
+                self.behind = True
+                self.episodes += 1
+                self._log_hold(limit)
+            return limit
+
+    def _log_hold(self, limit: int) -> None:
+        """The first hold, then at most one line per ``LOG_EVERY_S`` of wall time (a busy machine
+        holds the clock every few ticks; one line each would drown the log)."""
+        wall = self._monotonic()
+        if self._logged_at is not None and wall - self._logged_at < self.LOG_EVERY_S:
+            return
+        self._logged_at = wall
+        log.warning(
+            "accelerated clock held at %d: the engine is more than %d ms of engine time behind "
+            "(a busy machine); the clock waits for it (%d holds, %d ms of engine time skipped so far)",
+            limit,
+            self.lead_ms,
+            self.episodes,
+            self.slipped_ms,
+        )
+
+    def caught_up(self, engine_ms: int) -> None:
+        """The runtime has applied everything up to ``engine_ms``: let the clock run to
+        ``engine_ms + lead_ms``. A clock that had been held is no longer behind."""
+        with self._lock:
+            limit = int(engine_ms) + self.lead_ms
+            self._limit_ms = limit if self._limit_ms is None else max(self._limit_ms, limit)
+            free = self._base_ms + int((self._monotonic() - self._t0) * 1000 * self.speed)
+            if self.behind and free < self._limit_ms:
+                self.behind = False
+
+    def status(self) -> dict[str, Any]:
+        """What the dashboard shows: paced, held now, engine time skipped, held episodes."""
+        return {
+            "paced": self._limit_ms is not None,
+            "behind": self.behind,
+            "slipped_ms": self.slipped_ms,
+            "held_episodes": self.episodes,
+            "lead_ms": self.lead_ms,
+        }
 
 
 # ---------------------------------------------------------------------- submissions
@@ -430,7 +523,12 @@ class Runtime:
             self._apply_trades(trades, now)
         for job in events:
             self._apply_events(job, now)
-        self._advance(self.clock.now_ms())
+        advanced_to = self.clock.now_ms()
+        self._advance(advanced_to)
+        if isinstance(self.clock, AcceleratedClock):
+            # Everything due by ``advanced_to`` is applied (a batch still to close waits at most
+            # a tick more): the clock may run on from there, and no further (the class docstring).
+            self.clock.caught_up(advanced_to)
         self._maybe_stats()
 
     def _publish(self) -> None:

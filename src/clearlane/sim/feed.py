@@ -5,7 +5,12 @@
 the way a venue would: every tick, the trades executed up to the runtime's (accelerated) clock
 are submitted and acknowledged; the runtime validates them at the edge, logs, applies and
 publishes them, and moves the simulated base layer on, so batches close, anchor and become final
-live. A small share of rows can be spoiled on purpose (``bad_share``) so the reject path shows.
+live. A small share of rows can be spoiled on purpose (``bad_share``) so the reject path shows:
+the quantity gets ``000000001`` appended. The edge refuses it when it then has too many
+decimals (``precision_exceeded``) or no longer fits the ledger's per-flow limit
+(``amount_overflow``, docs/LIMITS.md); otherwise it is an absurd but valid trade, routed gross to
+L1 by the liquidity check, whose settlement the engine splits or fails as data — such rows once
+stopped the runtime minutes later.
 """
 
 from __future__ import annotations
@@ -94,7 +99,8 @@ class RuntimeFeed:
                 continue
             row = {**row, "quantity": str(row["quantity"]) + "000000001"}
             try:
-                self.runtime.submit_trades([row], single=True).result(timeout=60)
+                # Absurd but valid (the edge accepts it): it counts as applied.
+                self.applied += len(self.runtime.submit_trades([row], single=True).result(timeout=60))
             except SubmissionRefused as refused:
                 self.refused += 1
                 if self.on_rejects is not None:

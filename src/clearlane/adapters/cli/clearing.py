@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -30,16 +31,22 @@ from clearlane.adapters.cli.common import (
 from clearlane.core.model import ids as model_ids
 
 
-def clear_file(runner: Any, path: Path, rejects_path: Path, chunk_rows: int, settle: bool) -> dict[str, int]:
-    """Clear ``path`` through ``runner`` (then settle, if asked); rewrite the rejects file."""
+def clear_file(runner: Any, path: Path, rejects_path: Path, chunk_rows: int, settle: bool) -> dict[str, Any]:
+    """Clear ``path`` through ``runner`` (then settle, if asked); rewrite the rejects file.
+
+    Returns ``rejects`` (rows written to the rejects file) and ``run``: this run's figures
+    (:func:`clearlane.node.report.run_figures`), apart from the store's totals."""
     from clearlane.node.intake import iter_input, write_rejects
     from clearlane.node.intake.readers import file_digest
+    from clearlane.node.report import run_figures, run_start
 
     rejects: list[Any] = []
     rows_total = _count_rows(path)
+    start = run_start(runner.engine)
+    tally: dict[str, Any] = {"rows": 0, "event_ids": []}
     with progress_bar() as progress:
         task = progress.add_task(f"clearing {path.name}", total=rows_total)
-        batches = iter_input(path, runner.config, chunk_rows=chunk_rows)
+        batches = _tallied(iter_input(path, runner.config, chunk_rows=chunk_rows), tally)
         runner.clear_batches(
             batches,
             source=model_ids.file_source(file_digest(path)),
@@ -53,7 +60,28 @@ def clear_file(runner: Any, path: Path, rejects_path: Path, chunk_rows: int, set
     if rejects_path.exists():
         rejects_path.unlink()
     written = write_rejects(rejects_path, rejects) if rejects else 0
-    return {"rejects": written}
+    run = run_figures(start, runner.engine, tally["rows"], rejects, tally["event_ids"])
+    return {"rejects": written, "run": run}
+
+
+def _tallied(batches: Iterable[Any], tally: dict[str, Any]) -> Iterator[Any]:
+    """The batches, counting the rows read (trades, small events, rows refused at the edge) and
+    collecting the small events' ids (payments aside: they are flows) for the run's figures."""
+    for batch in batches:
+        rows = batch.trades.table.num_rows if batch.trades is not None else 0
+        tally["rows"] += rows + len(batch.events) + len(batch.rejects)
+        for event in batch.events:
+            if event.type != "payment":
+                tally["event_ids"].append(str(getattr(event, _EVENT_IDS[event.type])))
+        yield batch
+
+
+_EVENT_IDS = {
+    "collateral_deposit": "deposit_id",
+    "collateral_withdrawal": "withdrawal_id",
+    "price_mark": "mark_id",
+    "config_change": "change_id",
+}
 
 
 def _count_rows(path: Path) -> int | None:
@@ -68,12 +96,17 @@ def _count_rows(path: Path) -> int | None:
 
 
 def print_summary(summary: dict[str, Any], title: str) -> None:
-    """The day summary (:func:`clearlane.node.report.summary`) as a table."""
+    """The summary as a table: this run's figures (``summary["run"]``, when given) first, then
+    the store's totals (:func:`clearlane.node.report.summary`), each labelled as such."""
     table = Table(title=title, show_header=False, title_justify="left")
     table.add_column("figure", style="bold")
     table.add_column("value")
+    run = summary.get("run")
+    if run is not None:
+        _run_rows(table, run)
+        table.add_section()  # below: the store's totals (everything it ever applied)
     lanes = summary["trades_by_lane"]
-    table.add_row("trades per lane", ", ".join(f"{k}: {v:,}" for k, v in lanes.items()) or "-")
+    table.add_row("store: trades per lane", ", ".join(f"{k}: {v:,}" for k, v in lanes.items()) or "-")
     b = summary["batches"]
     table.add_row(
         "L2 batches",
@@ -94,12 +127,29 @@ def print_summary(summary: dict[str, Any], title: str) -> None:
                 f"p50 {figures['p50']:.2f} s, p99 {figures['p99']:.2f} s (n={figures['n']:,})",
             )
     rejects = summary["rejects_by_code"]
-    table.add_row("rejects", ", ".join(f"{k}: {v:,}" for k, v in rejects.items()) or "none")
-    table.add_row("duplicates (no-ops)", f"{summary['duplicates']:,}")
+    # Edge rejects never reach the store's engine (they are in the rejects file): say "0", not
+    # "none", so the line cannot be read as "nothing was rejected".
+    table.add_row("store: engine rejects", ", ".join(f"{k}: {v:,}" for k, v in rejects.items()) or "0")
+    table.add_row("store: duplicates (no-ops)", f"{summary['duplicates']:,}")
+    if summary.get("ledger_refused"):
+        table.add_row(
+            "store: ledger refusals",
+            f"{summary['ledger_refused']:,} (settlements failed: {summary['settlements_failed']:,}; docs/LIMITS.md)",
+        )
     if summary["alerts"]:
         table.add_row("alerts", "; ".join(summary["alerts"][:5]))
     table.add_row("state root", summary["state_root"])
     console.print(table)
+
+
+def _run_rows(table: Table, run: dict[str, Any]) -> None:
+    """This run: rows read = applied + duplicates + rejected (conflicts are among the rejected)."""
+    table.add_row("this run: rows read", f"{run['rows_read']:,}")
+    table.add_row("this run: applied", f"{run['applied']:,}")
+    table.add_row("this run: duplicates (no-ops)", f"{run['duplicates']:,}")
+    table.add_row("this run: conflicts (same id, new content)", f"{run['conflicts']:,}")
+    by_code = ", ".join(f"{k}: {v:,}" for k, v in run["rejects_by_code"].items())
+    table.add_row("this run: rejected", f"{run['rejected']:,}" + (f" ({by_code})" if by_code else ""))
 
 
 def clear(
@@ -110,6 +160,9 @@ def clear(
     chunk_rows: Annotated[int, typer.Option(help="Rows per engine step.")] = 65_536,
     settle: Annotated[bool, typer.Option(help="Advance the base layer until everything is final.")] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Exit 3 when any row of this run was rejected.")
+    ] = False,
     keys: KeysOption = None,
     chain: ChainOption = "simulated",
     rpc_url: RpcUrlOption = None,
@@ -130,6 +183,7 @@ def clear(
     summary = make_summary(runner.engine)
     summary["rejects_file"] = str(rejects_path) if result["rejects"] else None
     summary["rejects_written"] = result["rejects"]
+    summary["run"] = result["run"]
     if as_json:
         console.print_json(json.dumps(summary))
     else:
@@ -137,6 +191,8 @@ def clear(
         if result["rejects"]:
             console.print(f"[yellow]{result['rejects']} rejected rows written to {rejects_path}[/]")
     runner.close()
+    if strict and result["run"]["rejected"]:
+        raise fail(f"{result['run']['rejected']:,} rows rejected (--strict); see {rejects_path}", code=3)
 
 
 def status(

@@ -77,6 +77,7 @@ def demo(
         runner.submit("collateral_deposit", data, first_ms, model_ids.deposit_source(deposit.deposit_id))
     result = clear_file(runner, paths.trades, out / "rejects.jsonl", 65_536, settle=True)
     summary = make_summary(runner.engine)
+    summary["run"] = result["run"]
     elapsed = time.perf_counter() - started
     print_summary(summary, f"Cleared {trades:,} trades in {elapsed:.1f} s")
     _print_badges(runner)
@@ -128,14 +129,41 @@ def _demo_live(
         runtime = demo_run.runtime
         with runtime.lock:
             summary = make_summary(runtime.runner.engine)
+            summary["run"] = _live_run(demo_run)
             print_summary(
                 summary,
                 f"Streamed {demo_run.feed.applied:,} trades in {time.monotonic() - started:.1f} s "
                 f"(engine clock {speed:g}x)",
             )
             _print_badges(runtime.runner)
+        console.print(_clock_line(runtime.clock, speed))
         demo_run.http.stop()
     console.print(f"database: {out / 'clearlane.db'}")
+
+
+def _clock_line(clock: Any, speed: float) -> str:
+    """Whether the paced clock had to wait for the engine (node/runtime.py AcceleratedClock)."""
+    status = clock.status() if hasattr(clock, "status") else {}
+    if not status.get("held_episodes"):
+        return f"engine clock: {speed:g}x throughout, never ahead of the engine"
+    return (
+        f"[yellow]engine clock: held back {status['held_episodes']} time(s), "
+        f"{status['slipped_ms'] / 1000:,.1f} s of engine time skipped — the machine was too busy "
+        f"for {speed:g}x; the clock waited for the engine instead of compressing deadlines[/]"
+    )
+
+
+def _live_run(demo_run: Any) -> dict[str, Any]:
+    """The stream's own figures: the trades the feed submitted, refused at the edge or by the
+    engine (the service's counters, by code) and answered as duplicates."""
+    from clearlane.node.report import run_from_counts
+
+    counters = demo_run.runtime.counters
+    by_code = dict(counters.edge_rejects)
+    for slug, count in counters.engine_rejects.items():
+        by_code[slug] = by_code.get(slug, 0) + count
+    feed = demo_run.feed
+    return run_from_counts(feed.applied + feed.refused, by_code, demo_run.runtime.rm.activity.duplicates)
 
 
 def _print_badges(runner: Any) -> None:

@@ -83,6 +83,14 @@ class _Collector(Collector):
         yield from _batch_families(snap)
         yield _state_family(snap)
         yield _reject_family(snap)
+        alerts = CounterMetricFamily(
+            "clearlane_alerts",
+            "Alerts the engine raised, by kind (ledger_refused: docs/LIMITS.md)",
+            labels=["kind"],
+        )
+        for kind, value in sorted(snap.alerts.items()):
+            alerts.add_metric([kind], float(value))
+        yield alerts
         busy = CounterMetricFamily(
             "clearlane_runtime_loop_seconds",
             "Runtime loop thread: wall (busy) and CPU time in steps; wall time in malloc_trim",
@@ -123,6 +131,7 @@ class _Snapshot:
     applied: int
     rejected_engine: dict[str, int]
     rejected_api: dict[str, int]
+    alerts: dict[str, int]
 
     @classmethod
     def take(cls, rt: Runtime) -> _Snapshot:
@@ -142,6 +151,7 @@ class _Snapshot:
             applied=rm.applied_seq,
             rejected_engine=dict(rt.counters.engine_rejects),
             rejected_api=dict(rt.counters.edge_rejects),
+            alerts=dict(rm.activity.alerts_by_kind),
         )
 
     def lanes(self) -> Iterator[tuple[int, str, str]]:

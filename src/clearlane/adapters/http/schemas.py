@@ -405,6 +405,13 @@ class ClockOut(Out):
     speed: float
     now_ms: int
     now: str | None
+    # An accelerated clock is paced to the engine (never more than lead_ms ahead of it); these
+    # say whether it is held now and how much engine time a busy machine made it skip.
+    paced: bool | None = None
+    behind: bool | None = None
+    slipped_ms: int | None = None
+    held_episodes: int | None = None
+    lead_ms: int | None = None
 
 
 class StatsOverview(Out):

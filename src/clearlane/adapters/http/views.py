@@ -29,7 +29,7 @@ from clearlane.node.events import iso
 from clearlane.node.projections.common import HOPS, LATENCY_EDGES_MS, STATE_KEYS, H, percentile
 from clearlane.node.projections.readmodel import ReadModel
 from clearlane.node.report import trade_lifecycle
-from clearlane.node.runtime import Runtime
+from clearlane.node.runtime import AcceleratedClock, Runtime
 
 SCAN_ROWS_MAX = 250_000
 SCAN_BATCHES_MAX = 512
@@ -725,7 +725,14 @@ def overview(rt: Runtime) -> dict[str, Any]:
         "as_of_ms": rm.now_ms,
         "as_of": iso(rm.now_ms),
         "applied_seq": rm.applied_seq,
-        "clock": {"mode": rt.clock.mode, "speed": float(rt.clock.speed), "now_ms": now, "now": iso(now)},
+        "clock": {
+            "mode": rt.clock.mode,
+            "speed": float(rt.clock.speed),
+            "now_ms": now,
+            "now": iso(now),
+            # An accelerated clock paced to the engine says when it was held back (issue 11).
+            **(rt.clock.status() if isinstance(rt.clock, AcceleratedClock) else {}),
+        },
         "block_height": rt.queries.tip_height(),
         "anchor_backlog": int(rm.batches.counts[:, BatchState.CLEARED].sum()),
         "lanes": lanes,

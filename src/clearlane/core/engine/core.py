@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from clearlane.core.config.model import ClearingConfig
-from clearlane.core.engine import kernel
+from clearlane.core.engine import kernel, limits
 from clearlane.core.engine.commitment import batch_roots_async, string_table
 from clearlane.core.engine.dedup import SeenFlowIds
 from clearlane.core.engine.digest import BlockDigest
@@ -35,6 +35,7 @@ from clearlane.core.engine.step import StepBuilder, fold_effects
 from clearlane.core.errors import IntegrityError
 from clearlane.core.ledger import (
     HOUSE_OWNER,
+    MAX_AMOUNT_MINOR,
     AccountKey,
     JournalEntry,
     Ledger,
@@ -68,7 +69,7 @@ from clearlane.core.model.inputs import (
     PriceMark,
 )
 from clearlane.core.model.states import TradeState
-from clearlane.core.money import DecimalError, mul_div_half_even, parse_decimal
+from clearlane.core.money import DecimalError, parse_decimal
 
 I64 = npt.NDArray[np.int64]
 _P = TypeVar("_P")
@@ -77,10 +78,21 @@ HOUSE_LANE = "house"
 HOLD_SAFETY_MARGIN_MS = 6 * 3_600_000
 _POW10 = np.array([10**k for k in range(19)], dtype=np.int64)
 _NEVER = 1 << 62  # "no time": a quiet batch waits for the next chain entry
+_INT64_MAX = np.iinfo(np.int64).max
 
 
 class EngineError(IntegrityError, RuntimeError, code="ENGINE_CANNOT_APPLY"):
     """A log entry the engine cannot apply (corrupt log or a bug) — never bad user input."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Netted:
+    """A closing batch's netting (None: too big to net exactly), its obligation count, and the
+    ledger's refusal of its hold (None: held)."""
+
+    result: NetResult | None
+    obligations: int
+    refused: PostResult | None
 
 
 @dataclass(frozen=True)
@@ -223,6 +235,11 @@ class Stats:
     gross_usd: float = 0.0
     net_usd: float = 0.0
     liquidity_diverted: int = 0
+    ledger_refused: int = 0
+    """Ledger refusals the engine turned into data (docs/LIMITS.md): refused deposits and
+    withdrawals, batches settled gross because their hold did not fit, failed settlements."""
+    settlements_failed: int = 0
+    """Accepted flows whose ledger settlement was refused (final on the base layer, not posted)."""
     alerts: list[str] = field(default_factory=list)
     latency_cleared_ms: list[I64] = field(default_factory=list)
     latency_l2_final_ms: list[I64] = field(default_factory=list)
@@ -405,10 +422,14 @@ class Engine:
         _mark(reject, reject_field, (qty_e > base_scale) | (qty_m <= 0), RejectCode.PRECISION_EXCEEDED, 4)
         _mark(reject, reject_field, price_m <= 0, RejectCode.NON_POSITIVE, 5)
         shift = np.clip(base_scale - qty_e, 0, 18)
-        qty = qty_m * _POW10[shift]
-        quote_amt, too_big = _quote_amount(qty, price_m, quote_scale - base_scale - price_e)
+        # The edge refuses a quantity whose minor units do not fit int64; a logged one must not
+        # wrap around here either.
+        _mark(reject, reject_field, qty_m > _INT64_MAX // _POW10[shift], RejectCode.AMOUNT_OVERFLOW, 4)
+        qty = np.where(reject == 0, qty_m, 0) * _POW10[shift]
+        quote_amt, too_big = limits.quote_amount(qty, price_m, quote_scale - base_scale - price_e)
         _mark(reject, reject_field, too_big, RejectCode.AMOUNT_OVERFLOW, 5)
         _mark(reject, reject_field, quote_amt <= 0, RejectCode.NON_POSITIVE, 5)
+        over_limit = self._mark_over_limit(reject, reject_field, qty, quote_amt, buyer, seller)
         received = np.maximum.accumulate(np.maximum(_col(table, "received_at_ms"), self.now_ms))
 
         ids = table.column("trade_id").combine_chunks()
@@ -436,8 +457,45 @@ class Engine:
             if hints.null_count < n
             else np.full(n, None, dtype=object)
         )
-        self._clear_flows(flows, reject, reject_field, dup, hint_values, out, field_names=_TRADE_FIELDS)
+        self._clear_flows(
+            flows,
+            reject,
+            reject_field,
+            dup,
+            hint_values,
+            out,
+            field_names=_TRADE_FIELDS,
+            reasons=dict.fromkeys(np.flatnonzero(over_limit).tolist(), _OVER_LIMIT_REASON),
+        )
         self.now_ms = max(self.now_ms, int(received[-1]))
+
+    def _mark_over_limit(
+        self,
+        reject: npt.NDArray[np.int16],
+        reject_field: npt.NDArray[np.int8],
+        qty: I64,
+        quote_amt: I64,
+        buyer: npt.NDArray[np.int32],
+        seller: npt.NDArray[np.int32],
+    ) -> npt.NDArray[np.bool_]:
+        """AMOUNT_OVERFLOW for trades whose own settlement would not fit one ledger entry
+        (:mod:`clearlane.core.engine.limits`, the rule the edge checks too): on ``quantity`` when
+        the quantity alone is too big, else on ``price`` (quantity x price is)."""
+        fresh: npt.NDArray[np.bool_] = reject == 0
+        if not fresh.any():
+            return fresh
+        cbps = self.fee_cbps
+        over = limits.trade_over_limit(
+            np.where(fresh, qty, 0),
+            np.where(fresh, quote_amt, 0),
+            cbps[np.maximum(buyer, 0)],
+            cbps[np.maximum(seller, 0)],
+        )
+        qty_alone = qty > limits.FLOW_GROSS_MAX_MINOR
+        over &= fresh
+        _mark(reject, reject_field, over & qty_alone, RejectCode.AMOUNT_OVERFLOW, 4)
+        _mark(reject, reject_field, over, RejectCode.AMOUNT_OVERFLOW, 5)
+        return over
 
     def _participants(self, column: pa.ChunkedArray) -> npt.NDArray[np.int32]:
         arr = column.combine_chunks()
@@ -487,8 +545,10 @@ class Engine:
         out: StepBuilder,
         *,
         field_names: tuple[str, ...],
+        reasons: dict[int, str] | None = None,
     ) -> None:
-        """Route, check liquidity, batch, record: the shared path of trades and payments."""
+        """Route, check liquidity, batch, record: the shared path of trades and payments
+        (``reasons``: per-row reject reasons that differ from the code's usual one)."""
         cfg = self.config
         live = (reject == 0) & ~dup
         mark_minor = self._mark_per_minor()
@@ -532,7 +592,8 @@ class Engine:
             code = RejectCode(int(reject[i]))
             self.stats.bump(self.stats.rejects_by_code, code.slug)
             field_name = field_names[int(reject_field[i])]
-            out.reject(Reject(code, field_name, _REASONS.get(code, code.slug), None, flows.ids[i].as_py()))
+            reason = (reasons or {}).get(i) or _REASONS.get(code, code.slug)
+            out.reject(Reject(code, field_name, reason, None, flows.ids[i].as_py()))
 
     def _assign(
         self, flows: Flows, mark_minor: npt.NDArray[np.float64]
@@ -720,13 +781,10 @@ class Engine:
     def _with_fees(self, flows: Flows) -> Flows:
         """Fees per side: quote amount x tier rate x (1 - pool discount), rounded half to even."""
         discount = np.where(flows.pool >= 0, self.discount_bp[np.maximum(flows.pool, 0)], 0)
-        den = np.full(len(flows), 10**10, dtype=np.int64)  # cbps (1e6) x discount basis (1e4)
         is_payment = flows.kind == FLOW_PAYMENT
         amount = np.where(is_payment, flows.qty, flows.quote_amt)
-        rate_b = self.fee_cbps[flows.buyer] * (10_000 - discount)
-        rate_s = self.fee_cbps[flows.seller] * (10_000 - discount)
-        fee_b, _ = mul_div_half_even(amount, rate_b, den)
-        fee_s, _ = mul_div_half_even(amount, rate_s, den)
+        fee_b = limits.fee(amount, self.fee_cbps[flows.buyer], discount)
+        fee_s = limits.fee(amount, self.fee_cbps[flows.seller], discount)
         # A payment has one fee, the payer's: the payer is the "seller" column (leg A's payer),
         # so it is booked on FEE2 and the payee pays none.
         return flows.with_(fee_buyer=np.where(is_payment, 0, fee_b), fee_seller=fee_s)
@@ -765,11 +823,15 @@ class Engine:
         ):
             self._close_batch(k, seq, batch_id, root, close_ms, flows, net, out)
 
-    def _net_batch(self, k: int, batch_id: str, close_ms: int, flows: Flows) -> tuple[NetResult, int]:
-        """Net a closing batch and place its pending hold; returns the netting and the obligations."""
+    def _net_batch(self, k: int, batch_id: str, close_ms: int, flows: Flows) -> _Netted:
+        """Net a closing batch and place its pending hold. A batch whose obligations sum past
+        the ledger's range is not netted (int64 sums would not be exact) and one whose hold the
+        ledger refuses is not held: both are settled gross on L1 at once (:meth:`_close_batch`)."""
         cfg = self.config
         pool = cfg.pools[k]
         payer, payee, asset, amount, _ = flows.legs(self.house)
+        if not limits.legs_fit(amount, MAX_AMOUNT_MINOR):
+            return _Netted(None, len(amount), PostResult.AMOUNT_OUT_OF_RANGE)
         result = net_positions(payer, payee, asset, amount, cfg.participant_count, len(cfg.assets))
         hold_id = model_ids.l2_hold_entry_id(batch_id)
         # The hold's timeout is a safety net behind the engine's own unwind at the anchor
@@ -780,8 +842,8 @@ class Engine:
             if pool.on_anchor_deadline == "unwind_to_l1"
             else None
         )
-        self._post_hold(hold_id, batch_id, k, result, close_ms, timeout_ms)
-        return result, len(amount)
+        refused = self._post_hold(hold_id, batch_id, k, result, close_ms, timeout_ms)
+        return _Netted(result, len(amount), refused)
 
     def _close_batch(
         self,
@@ -791,12 +853,13 @@ class Engine:
         root: bytes,
         close_ms: int,
         flows: Flows,
-        netted: tuple[NetResult, int],
+        netted: _Netted,
         out: StepBuilder,
     ) -> None:
         cfg = self.config
         pool = cfg.pools[k]
-        result, obligations = netted
+        result = netted.result if netted.result is not None else _unnetted(cfg, flows, self.house)
+        obligations = netted.obligations
         mark_minor = self._mark_per_minor()
         gross_usd = float((result.gross_per_asset * mark_minor).sum())
         net_usd = float((result.net_debit_per_asset * mark_minor).sum())
@@ -817,8 +880,9 @@ class Engine:
             net_asset=asset_i,
             net_minor=net,
         )
-        self.pending[batch_id] = state
-        self._submit_anchor(state, close_ms, out)
+        if netted.refused is None:
+            self.pending[batch_id] = state
+            self._submit_anchor(state, close_ms, out)
         out.emit(
             BatchCleared(
                 batch_id=batch_id,
@@ -845,11 +909,25 @@ class Engine:
         stats.net_usd += net_usd
         if self.options.keep_latencies:
             stats.latency_cleared_ms.append(close_ms - flows.time_ms)
+        if netted.refused is not None:
+            self._unwind_unheld(state, netted.refused, out)
+
+    def _unwind_unheld(self, state: BatchState, refused: PostResult, out: StepBuilder) -> None:
+        """A batch the ledger cannot hold (docs/LIMITS.md) is unwound as it clears: no anchor,
+        its flows settle gross on L1 (each of which fits the ledger on its own)."""
+        at_ms = state.cleared_at_ms
+        self._refused(out, f"hold of batch {state.batch_id}", refused, at_ms)
+        state.state = states.BatchState.UNWOUND.label
+        reason = f"ledger refused the batch's hold ({refused.name}): settling gross on L1"
+        out.emit(BatchUnwound(state.batch_id, at_ms, reason))
+        self.stats.batches_unwound += 1
+        self._submit_l1(state.flows, model_ids.unwound_origin(state.batch_id), out, submitted_ms=at_ms)
 
     def _post_hold(
         self, hold_id: str, batch_id: str, k: int, result: NetResult, at_ms: int, timeout_ms: int | None
-    ) -> None:
-        """Pending entry: debtors' available → pool settlement → creditors' in-flight."""
+    ) -> PostResult | None:
+        """Pending entry: debtors' available → pool settlement → creditors' in-flight; the
+        ledger's refusal if it does not fit (None when placed)."""
         participant, asset, net = result.instructions()
         debtor = net < 0
         accounts = np.concatenate(
@@ -861,13 +939,49 @@ class Engine:
             ]
         )
         amounts = np.concatenate([net[debtor], -net[debtor], -net[~debtor], net[~debtor]])
+        if len(amounts) == 0:
+            return None  # flows that cancel out exactly (fee-free payments back and forth): nothing to hold
         timeout_at = None if timeout_ms is None else at_ms + timeout_ms
-        self._post(JournalEntry(hold_id, "l2_hold", at_ms, accounts, amounts, True, timeout_at, batch_id))
+        return self._try_post(
+            JournalEntry(hold_id, "l2_hold", at_ms, accounts, amounts, True, timeout_at, batch_id)
+        )
 
     def _post(self, entry: JournalEntry) -> None:
+        """Post an entry no input can make the ledger refuse (a refusal is a bug)."""
         result = self.ledger.post(entry)
         if result not in (PostResult.OK, PostResult.DUPLICATE):
             raise EngineError(f"ledger refused {entry.entry_id}: {result.name}")
+
+    def _try_post(self, entry: JournalEntry) -> PostResult | None:
+        """Post an entry whose amounts come from input: None when posted, else the ledger's
+        refusal. Only range refusals are input's doing; anything else is still a bug."""
+        result = self.ledger.post(entry)
+        if result in (PostResult.OK, PostResult.DUPLICATE):
+            return None
+        if result not in (PostResult.AMOUNT_OUT_OF_RANGE, PostResult.BALANCE_OUT_OF_RANGE):
+            raise EngineError(f"ledger refused {entry.entry_id}: {result.name}")
+        return result
+
+    def _refused(self, out: StepBuilder, what: str, result: PostResult, at_ms: int) -> None:
+        """Count a ledger refusal the engine turned into data and raise an alert for it."""
+        self.stats.ledger_refused += 1
+        message = (
+            f"{RejectCode.LEDGER_REFUSED.slug} ({int(RejectCode.LEDGER_REFUSED)}): {what}: {result.name}"
+        )
+        self.stats.alerts.append(message)
+        out.emit(Alert(message, at_ms))
+
+    def _post_or_refuse(self, entry: JournalEntry, out: StepBuilder, event_id: str) -> bool:
+        """A deposit's or withdrawal's entry: posted, or refused as a reject plus an alert."""
+        result = self._try_post(entry)
+        if result is None:
+            return True
+        reason = (
+            f"the ledger refused the {entry.kind} entry ({result.name}): a balance or amount out of range"
+        )
+        self._reject(out, RejectCode.LEDGER_REFUSED, "amount", reason, event_id)
+        self._refused(out, f"{entry.kind} {event_id}", result, entry.at_ms)
+        return False
 
     def _submit_anchor(self, state: BatchState, at_ms: int, out: StepBuilder) -> None:
         tx_id = model_ids.anchor_tx_id(state.batch_id, state.attempts)
@@ -1052,7 +1166,9 @@ class Engine:
             out.emit(BatchResubmitted(state.batch_id, chain_now, state.attempts))
 
     def _finalize_batch(self, state: BatchState, final_ms: int, out: StepBuilder) -> None:
-        result = self.ledger.post_pending(state.hold_entry_id, final_ms)
+        result = (
+            self.ledger.post_pending(state.hold_entry_id, final_ms) if len(state.net_minor) else PostResult.OK
+        )
         if result not in (PostResult.OK, PostResult.ALREADY_POSTED):
             raise EngineError(f"could not post hold {state.hold_entry_id}: {result.name}")
         participant, asset_i, value = state.net_participant, state.net_asset, state.net_minor
@@ -1065,18 +1181,20 @@ class Engine:
         )
         amounts = np.concatenate([-value[credit], value[credit]])
         if len(accounts):
-            self._post(
-                JournalEntry(
-                    model_ids.l2_release_entry_id(state.batch_id),
-                    "l2_release",
-                    final_ms,
-                    accounts,
-                    amounts,
-                    False,
-                    None,
-                    state.batch_id,
-                )
+            release = JournalEntry(
+                model_ids.l2_release_entry_id(state.batch_id),
+                "l2_release",
+                final_ms,
+                accounts,
+                amounts,
+                False,
+                None,
+                state.batch_id,
             )
+            refused = self._try_post(release)
+            if refused is not None:
+                # The batch is final; its creditors' funds stay in their in-flight accounts.
+                self._refused(out, f"release of final batch {state.batch_id}", refused, final_ms)
         state.state = states.BatchState.FINAL.label
         del self.pending[state.batch_id]
         self.final_batch_txs[state.anchor_tx] = state.batch_id
@@ -1086,7 +1204,9 @@ class Engine:
             self.stats.latency_l2_final_ms.append(final_ms - state.flows.time_ms)
 
     def _unwind_batch(self, state: BatchState, at_ms: int, out: StepBuilder) -> None:
-        result = self.ledger.void_pending(state.hold_entry_id, at_ms)
+        result = (
+            self.ledger.void_pending(state.hold_entry_id, at_ms) if len(state.net_minor) else PostResult.OK
+        )
         if result not in (PostResult.OK, PostResult.ALREADY_VOIDED, PostResult.EXPIRED):
             raise EngineError(f"could not void hold {state.hold_entry_id}: {result.name}")
         state.state = states.BatchState.UNWOUND.label
@@ -1147,7 +1267,30 @@ class Engine:
             del self.l1_groups[group.group_id]
 
     def _settle_l1(self, group: L1Group, rows: I64, out: StepBuilder) -> None:
-        """Posted entry for the rows that became final: every obligation gross, via house L1."""
+        """Posted entries for the rows that became final: every obligation gross, via house L1.
+
+        One entry normally; rows whose sum would not fit one entry are split into runs that do
+        (docs/LIMITS.md), and a run the ledger still refuses (a balance out of range) is posted
+        row by row, a refused row becoming a failed settlement (:meth:`_settlement_failed`)."""
+        flows = group.flows.take(rows)
+        per_flow = flows.qty + flows.quote_amt + flows.fee_buyer + flows.fee_seller
+        final_ms = int(group.final_ms[rows].max())
+        for start, stop in limits.runs_that_fit(per_flow):
+            refused = self._post_l1_settle(group, rows[start:stop], final_ms)
+            if refused is None:
+                continue
+            if stop - start == 1:
+                self._settlement_failed(group, int(rows[start]), refused, final_ms, out)
+                continue
+            for row in rows[start:stop].tolist():
+                refused = self._post_l1_settle(group, np.array([row], dtype=np.int64), final_ms)
+                if refused is not None:
+                    self._settlement_failed(group, row, refused, final_ms, out)
+        self.stats.l1_final += len(rows)
+        if self.options.keep_latencies:
+            self.stats.latency_l1_final_ms.append(group.final_ms[rows] - flows.time_ms)
+
+    def _post_l1_settle(self, group: L1Group, rows: I64, final_ms: int) -> PostResult | None:
         flows = group.flows.take(rows)
         payer, payee, asset, amount, _ = flows.legs(self.house)
         accounts = np.concatenate(
@@ -1159,14 +1302,22 @@ class Engine:
             ]
         )
         amounts = np.concatenate([-amount, amount, -amount, amount])
-        final_ms = int(group.final_ms[rows].max())
         entry_id = model_ids.l1_settle_entry_id(group.group_id, int(rows[0]), len(rows), final_ms)
-        self._post(
+        return self._try_post(
             JournalEntry(entry_id, "l1_settle", final_ms, accounts, amounts, False, None, group.group_id)
         )
-        self.stats.l1_final += len(rows)
-        if self.options.keep_latencies:
-            self.stats.latency_l1_final_ms.append(group.final_ms[rows] - flows.time_ms)
+
+    def _settlement_failed(
+        self, group: L1Group, row: int, refused: PostResult, final_ms: int, out: StepBuilder
+    ) -> None:
+        """A flow final on the base layer whose ledger settlement was refused: a failed record
+        (a ``ledger_refused`` reject under its id) and an alert; nothing is posted for it."""
+        flow_id = group.flows.ids[row].as_py()
+        self.stats.settlements_failed += 1
+        self.stats.bump(self.stats.rejects_by_code, RejectCode.LEDGER_REFUSED.slug)
+        reason = f"L1 settlement refused by the ledger ({refused.name}): final on the base layer, not posted"
+        out.reject(Reject(RejectCode.LEDGER_REFUSED, "amount", reason, None, flow_id))
+        self._refused(out, f"L1 settlement of {flow_id} in {group.group_id}", refused, final_ms)
 
     # ------------------------------------------------------------------ small events
     def _event_id(self, kind: str, event_id: str, out: StepBuilder) -> bool:
@@ -1204,6 +1355,10 @@ class Engine:
             code = RejectCode.PRECISION_EXCEEDED if exc.reason == "precision" else RejectCode.BAD_DECIMAL
             self._reject(out, code, "amount", str(exc), event_id)
             return None
+        if amount > limits.TRANSFER_MAX_MINOR:
+            reason = f"amount exceeds the ledger's per-entry limit ({limits.TRANSFER_MAX_MINOR} minor units)"
+            self._reject(out, RejectCode.AMOUNT_OVERFLOW, "amount", reason, event_id)
+            return None
         return p, a, amount
 
     def _apply_deposit(self, entry: LogEntry, out: StepBuilder) -> None:
@@ -1216,18 +1371,18 @@ class Engine:
             return
         p, a, amount = resolved
         accounts = np.array([self.acct_external[a], self.acct_collateral[p, a]], dtype=np.int64)
-        self._post(
-            JournalEntry(
-                model_ids.deposit_entry_id(event_id),
-                "collateral_deposit",
-                self.now_ms,
-                accounts,
-                np.array([-amount, amount], dtype=np.int64),
-                False,
-                None,
-                str(payload.participant),
-            )
+        posting = JournalEntry(
+            model_ids.deposit_entry_id(event_id),
+            "collateral_deposit",
+            self.now_ms,
+            accounts,
+            np.array([-amount, amount], dtype=np.int64),
+            False,
+            None,
+            str(payload.participant),
         )
+        if not self._post_or_refuse(posting, out, event_id):
+            return
         self.collateral[p, a] += amount
         self.collateral_digest.touch(p)
 
@@ -1250,18 +1405,18 @@ class Engine:
             )
             return
         accounts = np.array([self.acct_collateral[p, a], self.acct_external[a]], dtype=np.int64)
-        self._post(
-            JournalEntry(
-                model_ids.withdrawal_entry_id(event_id),
-                "collateral_withdrawal",
-                self.now_ms,
-                accounts,
-                np.array([-amount, amount], dtype=np.int64),
-                False,
-                None,
-                str(payload.participant),
-            )
+        posting = JournalEntry(
+            model_ids.withdrawal_entry_id(event_id),
+            "collateral_withdrawal",
+            self.now_ms,
+            accounts,
+            np.array([-amount, amount], dtype=np.int64),
+            False,
+            None,
+            str(payload.participant),
         )
+        if not self._post_or_refuse(posting, out, event_id):
+            return
         self.collateral[p, a] -= amount
         self.collateral_digest.touch(p)
 
@@ -1290,6 +1445,13 @@ class Engine:
                     RejectCode.PRECISION_EXCEEDED if exc.reason == "precision" else RejectCode.BAD_DECIMAL
                 )
                 reject_field[0] = 4
+        reasons = None
+        if (
+            reject[0] == 0
+            and limits.payment_over_limit(np.array([amount], dtype=np.int64), self.fee_cbps[[payer]]).any()
+        ):
+            reject[0], reject_field[0] = RejectCode.AMOUNT_OVERFLOW, 4
+            reasons = {0: _OVER_LIMIT_REASON}
         ids = pa.array([payment_id], type=pa.string())
         dup = self._dedup(ids, reject == 0, "p:")
         now = np.array([self.now_ms], dtype=np.int64)
@@ -1311,7 +1473,9 @@ class Engine:
             exch_batch=pa.array([None], type=pa.string()),
         )
         hint = np.array([payload.lane_hint], dtype=object)
-        self._clear_flows(flows, reject, reject_field, dup, hint, out, field_names=_PAYMENT_FIELDS)
+        self._clear_flows(
+            flows, reject, reject_field, dup, hint, out, field_names=_PAYMENT_FIELDS, reasons=reasons
+        )
 
     def _apply_mark(self, entry: LogEntry, out: StepBuilder) -> None:
         payload = _payload(entry, PriceMark)
@@ -1408,6 +1572,10 @@ _REASONS = {
     RejectCode.AMOUNT_OVERFLOW: "quantity x price does not fit 64-bit minor units",
     RejectCode.LIQUIDITY_EXCEEDED: "projected L2 net debit above collateral + credit limit",
 }
+_OVER_LIMIT_REASON = (
+    "quantity + quote amount + fees exceed the ledger's per-flow limit "
+    f"({limits.FLOW_GROSS_MAX_MINOR} minor units, docs/LIMITS.md)"
+)
 _ZERO_HASH = bytes(32)
 
 
@@ -1448,13 +1616,16 @@ def _mark(
     where[fresh] = field_index
 
 
-def _quote_amount(qty: I64, price_mantissa: I64, exp10: I64) -> tuple[I64, npt.NDArray[np.bool_]]:
-    """qty x price_mantissa x 10**exp10, rounded half to even (exp10 may be negative)."""
-    up = np.clip(exp10, 0, 18)
-    down = np.clip(-exp10, 0, 18)
-    scaled_price = price_mantissa * _POW10[up]
-    overflow = (up > 0) & (price_mantissa.astype(np.float64) * _POW10[up].astype(np.float64) >= 2.0**62)
-    value, too_big = mul_div_half_even(qty, np.where(overflow, 0, scaled_price), _POW10[down])
-    failed = too_big | overflow
-    value[failed] = 0
-    return value, failed
+def _unnetted(config: ClearingConfig, flows: Flows, house: int) -> NetResult:
+    """The figures of a batch too big to net in int64 (it is settled gross on L1): no net
+    positions, and the gross per asset summed exactly and capped at the int64 maximum."""
+    _, _, asset, amount, _ = flows.legs(house)
+    assets = len(config.assets)
+    gross = np.array(
+        [min(sum(amount[asset == a].tolist()), int(_INT64_MAX)) for a in range(assets)], dtype=np.int64
+    )
+    return NetResult(
+        net=np.zeros((config.participant_count, assets), dtype=np.int64),
+        gross_per_asset=gross,
+        net_debit_per_asset=np.zeros(assets, dtype=np.int64),
+    )

@@ -44,6 +44,9 @@ class RejectCode(IntEnum):
     COLLATERAL_INSUFFICIENT = 401
 
     ANCHOR_DEADLINE_MISSED = 501
+    LEDGER_REFUSED = 502
+    """The ledger refused an entry the input produces (an amount or a balance outside its range,
+    docs/LIMITS.md): a deposit or withdrawal is refused, an accepted flow's settlement failed."""
 
     @property
     def slug(self) -> str:

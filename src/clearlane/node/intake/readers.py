@@ -56,7 +56,7 @@ from clearlane.core.model.inputs import (
     SmallEvent,
 )
 from clearlane.core.money import DecimalError, parse_decimal
-from clearlane.node.intake.validate import TradeValidator, quote, text_lengths
+from clearlane.node.intake.validate import TradeValidator, event_amount_reason, quote, text_lengths
 
 I64 = npt.NDArray[np.int64]
 
@@ -520,6 +520,7 @@ class _EventChecker:
         self.participants = set(config.participant_index())
         self.house = config.house
         self.lanes = {"L1", "L2", *(p.id for p in config.pools)}
+        self.fee_cbps = dict(zip(config.participant_ids, config.fee_cbps().tolist(), strict=True))
 
     def check(self, event: BaseModel, line: int, input_id: str) -> Reject | None:
         def reject(code: RejectCode, name: str, reason: str) -> Reject:
@@ -544,13 +545,16 @@ class _EventChecker:
         for name, scale in (("amount", self.scales.get(asset or "", 0)), ("mark_usd", MARK_SCALE)):
             if name in fields:
                 try:
-                    parse_decimal(fields[name], scale)
+                    minor = parse_decimal(fields[name], scale)
                 except DecimalError as exc:
                     return reject(
                         _DECIMAL_ERRORS.get(exc.reason, RejectCode.BAD_DECIMAL),
                         name,
                         f"{name} {quote(fields[name])}: {exc}",
                     )
+                over = event_amount_reason(fields, minor, self.fee_cbps) if name == "amount" else None
+                if over is not None:
+                    return reject(RejectCode.AMOUNT_OVERFLOW, name, over)
         hint = fields.get("lane_hint")
         if hint is not None and hint not in self.lanes:
             return reject(

@@ -21,7 +21,9 @@ Precedence (the first failure of a row wins): reject code first, in the numeric 
 6. BAD_DECIMAL, 7. PRECISION_EXCEEDED, 8. NON_POSITIVE, 9. AMOUNT_OVERFLOW — each for quantity
    then price. Quantity may carry at most the base asset's scale in decimals and must fit
    int64 minor units; price at most 12 decimals and 18 digits. A negative number is refused
-   as NON_POSITIVE rather than as bad syntax;
+   as NON_POSITIVE rather than as bad syntax. Then AMOUNT_OVERFLOW once more for the ledger's
+   per-trade limit (quantity + quote amount + undiscounted fees, docs/LIMITS.md), on quantity
+   when the quantity alone exceeds it, else on price;
 10. BAD_TIMESTAMP (see :mod:`clearlane.node.intake.timestamps`);
 11. BAD_LANE_HINT: not ``L1``, ``L2`` or a configured pool id (empty means no hint).
 """
@@ -39,6 +41,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from clearlane.core.config.model import ClearingConfig
+from clearlane.core.engine.limits import (
+    FLOW_GROSS_MAX_MINOR,
+    TRANSFER_MAX_MINOR,
+    payment_over_limit,
+    quote_amount,
+    trade_over_limit,
+)
 from clearlane.core.model.codes import Reject, RejectCode
 from clearlane.core.model.inputs import (
     ID_PATTERN,
@@ -491,6 +500,7 @@ class TradeValidator:
         self._participants = pa.array([p.id for p in config.participants], type=pa.string())
         self._lane_hints = pa.array(list(_LANES) + [p.id for p in config.pools], type=pa.string())
         self._house = config.house
+        self._fee_cbps = config.fee_cbps()
 
     # -- per-value lookups (run on dictionaries, not rows) ---------------------------------
     def _symbol_lookup(self, values: pa.Array) -> tuple[Mask, I64]:
@@ -555,6 +565,7 @@ class TradeValidator:
             "price": _parse_decimals(chunk.price, _price_scale, None),
         }
         checks += self._decimal_checks(chunk, decimals, base_scale)
+        checks += self._limit_checks(chunk, decimals, base_scale)
         checks.append(self._time_check(chunk))
         lane_absent, lane_check = self._lane_check(chunk)
         checks.append(lane_check)
@@ -683,6 +694,68 @@ class TradeValidator:
                 checks.append(_Check(code, name, mask, reason))
         return checks
 
+    def _limit_checks(
+        self, chunk: _Chunk, decimals: dict[str, _DecimalResult], base_scale: I64
+    ) -> list[_Check]:
+        """9. AMOUNT_OVERFLOW, after the parse checks: the trade's own settlement must fit one
+        ledger entry — quantity + quote amount (rounded half to even, as the engine books it) +
+        both sides' undiscounted fees at most ``FLOW_GROSS_MAX_MINOR`` (docs/LIMITS.md). The
+        engine checks the same rule with the same functions (:mod:`clearlane.core.engine.limits`).
+        On ``quantity`` when the quantity alone is too big, else on ``price``."""
+        qty_result, price_result = decimals["quantity"], decimals["price"]
+        parsed_ok = (qty_result.code == 0) & (price_result.code == 0)
+        symbol = chunk.coded["symbol"]
+        _, quote_scale_of = self._quote_lookup(symbol.values)
+        quote_scale = symbol.per_row(quote_scale_of, 0).astype(np.int64)
+        qty = np.where(parsed_ok, qty_result.parsed.minor, 0)
+        price = np.where(parsed_ok, price_result.parsed.mantissa, 0)
+        price_exp = price_result.parsed.fraction_digits.astype(np.int64)
+        quote_minor, too_big = quote_amount(qty, price, quote_scale - base_scale - price_exp)
+        cbps = {name: self._fee_rates(chunk.coded[name]) for name in ("buyer", "seller")}
+        over = trade_over_limit(qty, quote_minor, cbps["buyer"], cbps["seller"]) | too_big
+        over &= parsed_ok
+        qty_alone = qty > FLOW_GROSS_MAX_MINOR
+
+        def reason(row: int) -> str:
+            if qty_alone[row]:
+                what = f"quantity {quote(qty_result.text(row))}"
+            else:
+                what = f"quantity x price ({quote(qty_result.text(row))} x {quote(price_result.text(row))})"
+            return (
+                f"{what} with fees exceeds the ledger's per-trade limit of "
+                f"{FLOW_GROSS_MAX_MINOR} minor units (docs/LIMITS.md)"
+            )
+
+        return [
+            _Check(RejectCode.AMOUNT_OVERFLOW, "quantity", over & qty_alone, reason),
+            _Check(RejectCode.AMOUNT_OVERFLOW, "price", over & ~qty_alone, reason),
+        ]
+
+    def _quote_lookup(self, values: pa.Array) -> tuple[Mask, I64]:
+        """Per distinct symbol: is it valid, and the quote asset's scale (0 where invalid)."""
+        ok, _ = self._symbol_lookup(values)
+        shaped = pc.if_else(pa.array(ok), values, _PLACEHOLDER_SYMBOL)
+        quote_code = pc.list_element(pc.split_pattern(shaped, "/"), pa.scalar(1, pa.int32()))
+        index = np.asarray(
+            pc.fill_null(pc.index_in(quote_code, value_set=self._asset_codes), -1).to_numpy(
+                zero_copy_only=False
+            ),
+            dtype=np.int64,
+        )
+        scale = np.where(ok & (index >= 0), self._asset_scales[np.maximum(index, 0)], 0).astype(np.int64)
+        return ok, scale
+
+    def _fee_rates(self, coded: Coded) -> I64:
+        """Each row's participant's undiscounted fee rate (hundredths of a bp; 0 if unknown)."""
+        index = np.asarray(
+            pc.fill_null(pc.index_in(coded.values, value_set=self._participants), -1).to_numpy(
+                zero_copy_only=False
+            ),
+            dtype=np.int64,
+        )
+        rates = np.where(index >= 0, self._fee_cbps[np.maximum(index, 0)], 0).astype(np.int64)
+        return coded.per_row(rates, 0).astype(np.int64)
+
     @staticmethod
     def _time_check(chunk: _Chunk) -> _Check:
         """10. BAD_TIMESTAMP: not RFC 3339 / epoch milliseconds, or of the wrong JSON type."""
@@ -792,6 +865,30 @@ class TradeValidator:
         return table
 
 
+def event_amount_reason(
+    fields: Mapping[str, object], amount_minor: int, fee_cbps: Mapping[str, int]
+) -> str | None:
+    """Why a small event's ``amount`` (already parsed to ``amount_minor``) exceeds the ledger's
+    limit for it, or None (docs/LIMITS.md): a payment's amount plus the payer's undiscounted fee
+    at most ``FLOW_GROSS_MAX_MINOR``; a deposit's or withdrawal's amount at most
+    ``TRANSFER_MAX_MINOR`` (one two-leg entry). The engine checks the same rule."""
+    amount = np.array([amount_minor], dtype=np.int64)
+    if "payer" in fields:
+        payer_rate = np.array([fee_cbps.get(str(fields["payer"]), 0)], dtype=np.int64)
+        if payment_over_limit(amount, payer_rate).any():
+            return (
+                f"amount {quote(fields.get('amount'))} with the payer's fee exceeds the ledger's "
+                f"per-flow limit of {FLOW_GROSS_MAX_MINOR} minor units (docs/LIMITS.md)"
+            )
+        return None
+    if amount_minor > TRANSFER_MAX_MINOR:
+        return (
+            f"amount {quote(fields.get('amount'))} exceeds the ledger's per-entry limit of "
+            f"{TRANSFER_MAX_MINOR} minor units (docs/LIMITS.md)"
+        )
+    return None
+
+
 def _text_getter(column: pa.Array | pa.ChunkedArray) -> Callable[[int], str | None]:
     def text(row: int) -> str | None:
         value = column[row].as_py()
@@ -800,4 +897,4 @@ def _text_getter(column: pa.Array | pa.ChunkedArray) -> Callable[[int], str | No
     return text
 
 
-__all__ = ["Coded", "TradeValidator", "quote"]
+__all__ = ["Coded", "TradeValidator", "event_amount_reason", "quote"]

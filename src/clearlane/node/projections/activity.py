@@ -47,6 +47,7 @@ class Activity:
             Timeline(max(bucket_ms, 60_000), retention_buckets, k),
         ]
         self.alerts: list[dict[str, Any]] = []
+        self.alerts_by_kind: dict[str, int] = {}  # engine alerts by kind (clearlane_alerts_total)
 
     def records(self, table: pa.Table, pool: I64, live: Mask, l2: Mask, rejected: Mask) -> None:
         """A chunk's trades by lane and state, its rejects by code, the timeline's trade counts."""

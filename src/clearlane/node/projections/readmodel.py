@@ -54,6 +54,7 @@ from clearlane.node.events import (
     BATCH_CLEARED,
     BATCH_FINAL,
     BATCH_UNWOUND,
+    AlertEvent,
     BatchEvent,
     EventGroup,
     TradeEvents,
@@ -76,6 +77,9 @@ from clearlane.node.projections.common import (
 from clearlane.node.projections.l1 import L1Change, L1Groups, L1View
 from clearlane.node.projections.positions import NO_LEGS, Positions
 from clearlane.node.projections.records import TradeRecords
+
+# Alerts that begin with this reject slug are ledger refusals the engine turned into data.
+_LEDGER_REFUSED = RejectCode.LEDGER_REFUSED.slug
 
 
 class ReadModel:
@@ -176,9 +180,12 @@ class ReadModel:
         self._batch_transitions(step, events)
         for update in step.l1_updates():
             self._l1_group(step, update, events)
-        for event in step.events:
-            if isinstance(event, Alert):
-                self.activity.alert("critical", event.message, event.at_ms)
+        for index, event in enumerate(e for e in step.events if isinstance(e, Alert)):
+            self.activity.alert("critical", event.message, event.at_ms)
+            kind = event.message.split(" ", 1)[0] if event.message.startswith(_LEDGER_REFUSED) else "alert"
+            by_kind = self.activity.alerts_by_kind
+            by_kind[kind] = by_kind.get(kind, 0) + 1
+            events.append(AlertEvent(step.seq, event.at_ms, index, kind, event.message))
         self.activity.duplicates += step.duplicates
         return events
 

@@ -656,7 +656,15 @@ function showKeyForm(status) {
 function onStats(s) {
   if (window.__clearlaneStatsHook) window.__clearlaneStatsHook(s);
   state.version = s.applied_seq;
-  document.getElementById("engine-clock").innerHTML = "engine " + t(s.as_of_ms);
+  const clockEl = document.getElementById("engine-clock");
+  clockEl.innerHTML = "engine " + t(s.as_of_ms);
+  // An accelerated clock paced to the engine says when a busy machine held it back (issue 11).
+  const c = s.clock || {};
+  if (c.held_episodes) {
+    clockEl.innerHTML += c.behind ? " · <b>clock held: engine behind</b>" : " · paced";
+    clockEl.title = `Engine time. The ${c.speed}x clock waited for the engine ${c.held_episodes} time(s), ` +
+      `skipping ${(c.slipped_ms / 1000).toFixed(1)} s of engine time, instead of compressing deadlines.`;
+  }
   document.getElementById("block-height").textContent = "block " + num(s.block_height);
   // The Overview's height card follows the same live figure as the header (never older).
   const card = document.querySelector("#kpi-height .value");
