@@ -15,7 +15,8 @@ from enum import IntEnum
 
 class RejectCode(IntEnum):
     """Why an input was refused. ``1xx`` = validation at the edge, ``2xx`` = engine policy,
-    ``3xx`` = file / message framing, ``4xx`` = collateral, ``5xx`` = settlement failure."""
+    ``3xx`` = file / message framing, ``4xx`` = collateral, ``5xx`` = settlement failure,
+    ``6xx`` = escrow rules."""
 
     MISSING_FIELD = 101
     BAD_ID = 102
@@ -44,6 +45,19 @@ class RejectCode(IntEnum):
     COLLATERAL_INSUFFICIENT = 401
 
     ANCHOR_DEADLINE_MISSED = 501
+
+    # Escrow actions refused by the escrow rules (clearlane.core.escrow), issue 12.
+    ESCROW_NOT_FOUND = 601
+    ESCROW_EXISTS = 602
+    ESCROW_BAD_TERMS = 603
+    ESCROW_WRONG_STATE = 604
+    ESCROW_ROLE_NOT_ALLOWED = 605
+    ESCROW_DISPUTED = 606
+    ESCROW_AMOUNT_EXCEEDS_REMAINING = 607
+    ESCROW_FUNDS_INSUFFICIENT = 608
+    ESCROW_APPROVAL_REQUIRED = 609
+    ESCROW_CONDITION_UNKNOWN = 610
+    ESCROW_CONDITION_ALREADY_MET = 611
 
     @property
     def slug(self) -> str:

@@ -29,7 +29,7 @@ import pyarrow as pa
 from clearlane.core.ledger import LedgerChanges
 from clearlane.core.model.chain import TxSubmission
 from clearlane.core.model.codes import Reject
-from clearlane.core.model.states import BatchState
+from clearlane.core.model.states import BatchState, EscrowState, MovementKind
 
 I64 = npt.NDArray[np.int64]
 
@@ -179,7 +179,53 @@ class HoldExpired:
     at_ms: int
 
 
-Event: TypeAlias = BatchCleared | BatchTransition | L1GroupUpdated | Rejected | Alert | HoldExpired
+# ---------------------------------------------------------------------- escrow (issue 12)
+@dataclass(frozen=True, slots=True)
+class EscrowTransition:
+    """One applied escrow action (or one the engine clock fired): the state it left and
+    entered (equal when a partial release or an approval changes no state), who acted in
+    which role, why, and when in engine time. ``version`` counts the escrow's transitions, so
+    consumers can order and deduplicate them per escrow."""
+
+    escrow_id: str
+    action_id: str
+    action: str
+    from_state: EscrowState
+    to_state: EscrowState
+    actor: str
+    role: str
+    reason: str
+    at_ms: int
+    version: int
+
+
+@dataclass(frozen=True, slots=True)
+class EscrowMovement:
+    """Money an escrow moved, as one balanced ledger entry ``entry_id``: ``legs`` are
+    ``(owner, purpose, signed minor amount)`` (> 0 credits), in posting order."""
+
+    escrow_id: str
+    action_id: str
+    kind: MovementKind
+    asset: str
+    amount_minor: int
+    entry_id: str
+    legs: tuple[tuple[str, str, int], ...]
+    at_ms: int
+
+
+EscrowEvent: TypeAlias = EscrowTransition | EscrowMovement
+
+Event: TypeAlias = (
+    BatchCleared
+    | BatchTransition
+    | L1GroupUpdated
+    | Rejected
+    | Alert
+    | HoldExpired
+    | EscrowTransition
+    | EscrowMovement
+)
 Note: TypeAlias = Alert | HoldExpired
 
 
@@ -214,6 +260,10 @@ class Step:
 
     def notes(self) -> list[Note]:
         return [e for e in self.events if isinstance(e, Alert | HoldExpired)]
+
+    def escrow_events(self) -> list[EscrowEvent]:
+        """Escrow transitions and movements, in order (empty unless escrow is used)."""
+        return [e for e in self.events if isinstance(e, EscrowTransition | EscrowMovement)]
 
 
 _BATCH_EVENTS = (BatchCleared, BatchAnchored, BatchReorged, BatchResubmitted, BatchFinal, BatchUnwound)

@@ -132,6 +132,18 @@ def withdrawal_entry_id(withdrawal_id: str) -> str:
     return f"withdrawal:{withdrawal_id}"
 
 
+def escrow_entry_id(escrow_id: str, action_id: str, kind: str) -> str:
+    """The entry an escrow action posts (``kind`` a MovementKind label): one per action and
+    kind, so an action applied twice could never post twice."""
+    return f"escrow:{escrow_id}:{action_id}:{kind}"
+
+
+def escrow_timer_action_id(escrow_id: str, deadline: str, at_ms: int) -> str:
+    """The action id of what the engine clock does at an escrow deadline (``fund_timeout``,
+    ``inspection_lapse``)."""
+    return f"timer:{deadline}:{escrow_id}:{at_ms}"
+
+
 # ---------------------------------------------------------------------- inputs
 # The engine remembers deposits and withdrawals by "<kind>:<id>" (one set for both kinds) and
 # accepted flows by namespace ("t:" trades, "p:" payments: engine/dedup.py).
