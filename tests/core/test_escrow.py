@@ -220,7 +220,7 @@ def test_fund_timeout_cancels_and_cancel_refunds_a_funded_escrow() -> None:
 
 
 def test_high_value_release_waits_for_the_platform_approval() -> None:
-    d = Desk(EscrowPolicy(approval_over_minor=10_000))
+    d = Desk(EscrowPolicy(approval_over_minor={"USD": 10_000}))
     d.funded()
     assert d.state() is EscrowState.RELEASABLE  # auto-release held back
     assert code(d.act("release", "B")) is RejectCode.ESCROW_APPROVAL_REQUIRED
@@ -230,7 +230,7 @@ def test_high_value_release_waits_for_the_platform_approval() -> None:
 
 
 def test_chargeback_claws_back_payable_then_reserve_then_platform_loss() -> None:
-    d = Desk(EscrowPolicy(reserve_overdraft_minor=1_000))
+    d = Desk(EscrowPolicy(reserve_overdraft_minor={"USD": 1_000}))
     d.funded(reserve_bps=1_000)  # released at once: payable 45,000, reserve 5,000
     d.act("settle", "P")  # paid out: nothing left payable
     d.act("chargeback", "P", amount="300.00")

@@ -27,7 +27,7 @@ from clearlane.core.model.events import EscrowMovement, EscrowTransition
 from clearlane.core.model.inputs import EscrowAction, escrow_action
 from clearlane.core.model.states import EscrowState, MovementKind
 
-EXAMPLES = int(os.environ.get("CLEARLANE_ESCROW_EXAMPLES", "2000"))
+EXAMPLES = int(os.environ.get("CLEARLANE_ESCROW_EXAMPLES", "500"))
 SCALES = {"USD": 2, "BTC": 8}
 ACTORS = ["B", "S", "P", "A", "X", "engine"]
 ACTIONS = [
@@ -45,7 +45,7 @@ ACTIONS = [
     "chargeback",
     "chargeback_resolve",
 ]
-POLICY = EscrowPolicy(approval_over_minor=40_000, reserve_overdraft_minor=5_000, delegate_accept=False)
+POLICY = EscrowPolicy(approval_over_minor={"USD": 40_000}, reserve_overdraft_minor={"USD": 5_000, "BTC": 50})
 
 amounts = st.one_of(
     st.none(),
@@ -198,13 +198,10 @@ class EscrowMachine(RuleBasedStateMachine):
 
     @invariant()
     def books_balance(self) -> None:
+        # The book's own check covers per-escrow conservation, "terminal escrows hold nothing"
+        # (holds_funds ⇔ remaining > 0) and the escrow account; the ledger's, the trial balance.
         self.book.check_invariants()
         self.ledger.check_invariants()
-        for view in self.book.views():
-            if view.state.terminal:
-                assert view.remaining_minor == 0
-            if view.state is EscrowState.RELEASED or view.state.terminal:
-                assert view.where.escrow == 0
 
     def teardown(self) -> None:
         """Replay gives the same state, byte for byte."""

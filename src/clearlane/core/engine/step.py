@@ -25,6 +25,7 @@ from clearlane.core.model.events import (
     TradeRecords,
     batch_changes,
     batch_event_row,
+    escrow_event_dict,
 )
 from clearlane.core.proofs.canonical import spaced_json
 
@@ -97,4 +98,7 @@ def fold_effects(head: bytes, step: Step) -> bytes:
         h.update(f"{tx.tx_id}|{tx.submitted_at_ms}|".encode())
     for r in step.rejects():
         h.update(str(r).encode())
+    escrow = step.escrow_events()
+    if escrow:  # nothing is added without escrow: earlier effects heads stay valid
+        h.update(spaced_json([escrow_event_dict(e) for e in escrow]))
     return h.digest()

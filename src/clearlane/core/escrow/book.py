@@ -458,7 +458,7 @@ class EscrowBook:
     # -- release, approve, refund, cancel -----------------------------------------------------
     def _approval_gap(self, e: Escrow, amount: int) -> int:
         """How much of releasing ``amount`` more lacks the platform's approval (0: none)."""
-        threshold = self.policy.approval_over_minor
+        threshold = self.policy.approval_over_minor.get(e.asset)
         if threshold is None:
             return 0
         return max(0, e.released + amount - max(threshold, e.approved))
@@ -610,7 +610,10 @@ class EscrowBook:
         a = self.accounts
         reserve = a.reserve(e.seller, e.asset)
         taken = rules.clawback(
-            amount, e.unsettled.get(e.seller, 0), a.posted(reserve), self.policy.reserve_overdraft_minor
+            amount,
+            e.unsettled.get(e.seller, 0),
+            a.posted(reserve),
+            self.policy.reserve_overdraft_minor.get(e.asset, 0),
         )
         legs = [
             (a.external(e.asset), amount),

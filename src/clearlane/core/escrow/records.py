@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from clearlane.core.model.states import ConditionKind, EscrowRole, EscrowState, LapseAction
@@ -9,16 +10,17 @@ from clearlane.core.model.states import ConditionKind, EscrowRole, EscrowState, 
 
 @dataclass(frozen=True, slots=True)
 class EscrowPolicy:
-    """The platform's escrow policy (one per engine; docs/ESCROW.md).
+    """The platform's escrow policy (one per engine: the config's ``[escrow]`` section).
 
-    ``approval_over_minor``: releases that would take an escrow's released total above this
-    need the platform's prior ``approve`` (the custody / compliance check before an instant
-    high-value release); None = never. ``reserve_overdraft_minor``: how far below zero a
-    seller's reserve may be taken by a chargeback before the platform bears the loss.
-    ``delegate_accept``: the platform may satisfy the buyer's conditions."""
+    ``approval_over_minor`` (per asset): releases that would take an escrow's released total
+    above this need the platform's prior ``approve`` — the custody / compliance check before
+    an instant high-value release; an asset not named needs none. ``reserve_overdraft_minor``
+    (per asset): how far below zero a seller's reserve may be taken by a chargeback before the
+    platform bears the loss. ``delegate_accept``: the platform may satisfy the buyer's
+    conditions."""
 
-    approval_over_minor: int | None = None
-    reserve_overdraft_minor: int = 0
+    approval_over_minor: Mapping[str, int] = field(default_factory=dict)
+    reserve_overdraft_minor: Mapping[str, int] = field(default_factory=dict)
     delegate_accept: bool = False
 
 

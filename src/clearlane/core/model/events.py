@@ -338,6 +338,35 @@ def batch_changes(events: Iterable[Event]) -> dict[str, dict[str, Any]]:
     return out
 
 
+def escrow_event_dict(event: EscrowEvent) -> dict[str, Any]:
+    """An escrow event as plain JSON values (the transition body, the effects hash, the API)."""
+    match event:
+        case EscrowTransition():
+            return {
+                "escrow_id": event.escrow_id,
+                "action_id": event.action_id,
+                "action": event.action,
+                "from": event.from_state.label,
+                "to": event.to_state.label,
+                "actor": event.actor,
+                "role": event.role,
+                "reason": event.reason,
+                "at_ms": event.at_ms,
+                "version": event.version,
+            }
+        case EscrowMovement():
+            return {
+                "escrow_id": event.escrow_id,
+                "action_id": event.action_id,
+                "movement": event.kind.value,
+                "asset": event.asset,
+                "amount_minor": event.amount_minor,
+                "entry_id": event.entry_id,
+                "legs": [list(leg) for leg in event.legs],
+                "at_ms": event.at_ms,
+            }
+
+
 def note_dict(note: Note) -> dict[str, Any]:
     """The note as recorded in the transition body."""
     match note:
