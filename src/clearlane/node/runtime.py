@@ -43,8 +43,10 @@ from clearlane.core.errors import InputError, Unavailable
 from clearlane.core.model import ids as model_ids
 from clearlane.core.model.codes import RejectCode
 from clearlane.core.model.events import Step
+from clearlane.core.model.inputs import ESCROW_KIND
 from clearlane.core.model.states import TradeState
 from clearlane.core.proofs.codec import decode_payload
+from clearlane.node import escrow as escrow_app
 from clearlane.node.events import WEBHOOK_EVENTS, EventBus, EventGroup, StatsEvent
 from clearlane.node.intake.rows import Intake, RowError
 from clearlane.node.projections.readmodel import ReadModel, S
@@ -265,6 +267,8 @@ class Runtime:
         if rm is None:
             return
         groups = rm.apply(entry, fx)
+        if fx.escrow_events():
+            groups += escrow_app.escrow_groups(entry.seq, fx, self.runner.engine.escrow)
         if not self._live:
             if self._webhook_mark is not None and entry.seq > self._webhook_mark:
                 wanted = [g for g in groups if g.type in WEBHOOK_EVENTS]
@@ -406,7 +410,8 @@ class Runtime:
 
     def _has_pending_work(self) -> bool:
         engine = self.runner.engine
-        return bool(engine.pending or engine.l1_groups or (engine.open_at >= 0).any())
+        escrow_due = engine.next_escrow_deadline_ms() is not None
+        return bool(engine.pending or engine.l1_groups or (engine.open_at >= 0).any() or escrow_due)
 
     def _iteration(self) -> None:
         with self._qlock:
@@ -417,7 +422,10 @@ class Runtime:
         if trades:
             self._apply_trades(trades, now)
         for job in events:
-            self._apply_events(job, now)
+            if job.kind == ESCROW_KIND:
+                self._apply_escrow(job, now)
+            else:
+                self._apply_events(job, now)
         self._advance(self.clock.now_ms())
         self._maybe_stats()
 
@@ -683,6 +691,23 @@ class Runtime:
             job.future.set_exception(SubmissionRefused(engine_errors))
         else:
             job.future.set_result(results)
+
+    def _apply_escrow(self, job: _EventJob, now: int) -> None:
+        """One escrow action (node/escrow.py): refused at the edge (nothing logged, 422), or
+        logged and judged by the engine (a refusal is answered 409 with its stable code)."""
+        action, err = escrow_app.parse_action(job.payloads[0] if job.payloads else None)
+        if action is None or err is not None:
+            job.future.set_exception(SubmissionRefused([err] if err else []))
+            return
+        with self.lock:
+            receipt = escrow_app.submit(self.runner.engine, self.runner.submit, action, self._at(now))
+            self.counters.steps += 1
+        self._publish()
+        refused = receipt.error()
+        if refused is not None:
+            job.future.set_exception(SubmissionRefused([refused], status=409))
+        else:
+            job.future.set_result([receipt.to_dict()])
 
     def _withdrawal_refused(self, data: dict[str, Any], index: int, prefix: str) -> RowError | None:
         """The engine's own collateral check (:meth:`Engine.withdrawal_allowed`, asked, not

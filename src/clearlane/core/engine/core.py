@@ -672,6 +672,10 @@ class Engine:
     def escrow_views(self) -> list[EscrowView]:
         return list(self.escrows.book.views())
 
+    def next_escrow_deadline_ms(self) -> int | None:
+        """The earliest escrow deadline still to fire (the runtime ticks until it has)."""
+        return self.escrows.book.next_deadline_ms()
+
     def withdrawal_allowed(self, p: int, a: int, amount: int) -> bool:
         """The collateral policy for a withdrawal of ``amount`` minor units of asset ``a`` by
         participant ``p``: no more than is posted, and what remains (with credit) still covers

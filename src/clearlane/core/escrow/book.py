@@ -150,9 +150,25 @@ class EscrowBook:
         """Digest of every outcome so far (with the ledger's digest, the book's whole state)."""
         return hashlib.sha256(self._head + f"|{len(self._escrows)}|{len(self._actions)}".encode()).digest()
 
+    def known(self, action: EscrowAction) -> Outcome | None:
+        """What :meth:`apply` would answer for an action id seen before (its first outcome as
+        a duplicate, or an ``id_conflict`` refusal), without changing anything; None if new."""
+        seen = self._actions.get(action.action_id)
+        if seen is None:
+            return None
+        if seen[0] == _fingerprint(action):
+            return replace(seen[1], duplicate=True)
+        reason = "this action id was used for a different action"
+        return Outcome(action.action_id, (), _reject(RejectCode.ID_CONFLICT, "action_id", reason, action))
+
+    def outcome(self, action_id: str) -> Outcome | None:
+        """The first outcome of an action id (None if never seen)."""
+        seen = self._actions.get(action_id)
+        return None if seen is None else seen[1]
+
     # -- applying -----------------------------------------------------------------------------
     def apply(self, action: EscrowAction, at_ms: int) -> Outcome:
-        fingerprint = hashlib.sha256(action.model_dump_json().encode()).digest()
+        fingerprint = _fingerprint(action)
         seen = self._actions.get(action.action_id)
         if seen is not None:
             if seen[0] == fingerprint:
@@ -696,6 +712,10 @@ def _of(action: EscrowAction, kind: type[_T]) -> _T:
     if not isinstance(action, kind):
         raise EscrowInvariantError(f"{type(action).__name__} given to the {kind.__name__} handler")
     return action
+
+
+def _fingerprint(action: EscrowAction) -> bytes:
+    return hashlib.sha256(action.model_dump_json().encode()).digest()
 
 
 def _reject(code: RejectCode, field: str, reason: str, action: EscrowAction) -> Reject:

@@ -16,7 +16,7 @@ from enum import IntEnum
 class RejectCode(IntEnum):
     """Why an input was refused. ``1xx`` = validation at the edge, ``2xx`` = engine policy,
     ``3xx`` = file / message framing, ``4xx`` = collateral, ``5xx`` = settlement failure,
-    ``6xx`` = escrow rules."""
+    ``7xx`` = escrow rules (``6xx`` are the HTTP API's service codes)."""
 
     MISSING_FIELD = 101
     BAD_ID = 102
@@ -46,18 +46,19 @@ class RejectCode(IntEnum):
 
     ANCHOR_DEADLINE_MISSED = 501
 
-    # Escrow actions refused by the escrow rules (clearlane.core.escrow), issue 12.
-    ESCROW_NOT_FOUND = 601
-    ESCROW_EXISTS = 602
-    ESCROW_BAD_TERMS = 603
-    ESCROW_WRONG_STATE = 604
-    ESCROW_ROLE_NOT_ALLOWED = 605
-    ESCROW_DISPUTED = 606
-    ESCROW_AMOUNT_EXCEEDS_REMAINING = 607
-    ESCROW_FUNDS_INSUFFICIENT = 608
-    ESCROW_APPROVAL_REQUIRED = 609
-    ESCROW_CONDITION_UNKNOWN = 610
-    ESCROW_CONDITION_ALREADY_MET = 611
+    # Escrow actions refused by the escrow rules (clearlane.core.escrow), issue 12. 7xx: 6xx
+    # are the HTTP service codes (adapters/http/problems.py ServiceCode).
+    ESCROW_NOT_FOUND = 701
+    ESCROW_EXISTS = 702
+    ESCROW_BAD_TERMS = 703
+    ESCROW_WRONG_STATE = 704
+    ESCROW_ROLE_NOT_ALLOWED = 705
+    ESCROW_DISPUTED = 706
+    ESCROW_AMOUNT_EXCEEDS_REMAINING = 707
+    ESCROW_FUNDS_INSUFFICIENT = 708
+    ESCROW_APPROVAL_REQUIRED = 709
+    ESCROW_CONDITION_UNKNOWN = 710
+    ESCROW_CONDITION_ALREADY_MET = 711
 
     @property
     def slug(self) -> str:
