@@ -37,7 +37,9 @@ class EscrowStage:
     def __init__(self, ledger: Ledger, config: ClearingConfig, gate: Gate, moved: CollateralMoved) -> None:
         self._gate = gate
         self._moved = moved
-        self.book = EscrowBook(ledger, {}, config.escrow, self._allowed)
+        # The effects head folds every escrow event and reject of a step, so the book keeps no
+        # digest of its own here (its digest is then its counts; the ledger's covers the money).
+        self.book = EscrowBook(ledger, {}, config.escrow, self._allowed, fold=False)
         self.configure(config)
 
     def configure(self, config: ClearingConfig) -> None:

@@ -25,7 +25,7 @@ from clearlane.core.model.events import (
     TradeRecords,
     batch_changes,
     batch_event_row,
-    escrow_event_dict,
+    escrow_event_bytes,
 )
 from clearlane.core.proofs.canonical import spaced_json
 
@@ -100,5 +100,6 @@ def fold_effects(head: bytes, step: Step) -> bytes:
         h.update(str(r).encode())
     escrow = step.escrow_events()
     if escrow:  # nothing is added without escrow: earlier effects heads stay valid
-        h.update(spaced_json([escrow_event_dict(e) for e in escrow]))
+        for event in escrow:
+            h.update(escrow_event_bytes(event))
     return h.digest()

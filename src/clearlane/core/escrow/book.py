@@ -19,9 +19,8 @@ from __future__ import annotations
 
 import hashlib
 import heapq
-import json
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import astuple, dataclass, replace
+from dataclasses import dataclass, replace
 from typing import TypeVar
 
 from clearlane.core.escrow import rules
@@ -30,7 +29,7 @@ from clearlane.core.escrow.records import Condition, Escrow, EscrowPolicy, Escro
 from clearlane.core.ledger import JournalEntry, Ledger, PostResult
 from clearlane.core.model import ids
 from clearlane.core.model.codes import Reject, RejectCode
-from clearlane.core.model.events import EscrowEvent, EscrowMovement, EscrowTransition
+from clearlane.core.model.events import EscrowEvent, EscrowMovement, EscrowTransition, escrow_event_bytes
 from clearlane.core.model.inputs import (
     EscrowAction,
     EscrowAgree,
@@ -105,8 +104,13 @@ class EscrowBook:
         scales: Mapping[str, int],
         policy: EscrowPolicy | None = None,
         gate: FundsGate | None = None,
+        *,
+        fold: bool = True,
     ) -> None:
         self.ledger = ledger
+        # fold=False: an owner that hashes every outcome's events and rejects itself (the
+        # engine's effects head) need not pay for the same bytes twice.
+        self._folds = fold
         self.accounts = EscrowAccounts(ledger)
         self.scales = dict(scales)
         self.policy = policy or EscrowPolicy()
@@ -222,10 +226,12 @@ class EscrowBook:
         return fired
 
     def _fold(self, outcome: Outcome) -> None:
+        if not self._folds:
+            return
         h = hashlib.sha256(self._head)
         h.update(outcome.action_id.encode())
         for event in outcome.events:
-            h.update(json.dumps(astuple(event), separators=(",", ":")).encode())
+            h.update(escrow_event_bytes(event))
         if outcome.reject is not None:
             h.update(str(outcome.reject).encode())
         self._head = h.digest()

@@ -18,6 +18,7 @@ bytes from these two functions, so the three cannot drift apart.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeAlias
@@ -336,6 +337,39 @@ def batch_changes(events: Iterable[Event]) -> dict[str, dict[str, Any]]:
         if isinstance(event, _BATCH_EVENTS) and not isinstance(event, BatchCleared):
             out.setdefault(event.batch_id, {}).update(_changes(event))
     return out
+
+
+def escrow_event_bytes(event: EscrowEvent) -> bytes:
+    """The canonical bytes of an escrow event (hashed into the effects head and the escrow
+    book's digest): a JSON array of its fields in declaration order, enums by value."""
+    match event:
+        case EscrowTransition():
+            fields: list[Any] = [
+                "transition",
+                event.escrow_id,
+                event.action_id,
+                event.action,
+                int(event.from_state),
+                int(event.to_state),
+                event.actor,
+                event.role,
+                event.reason,
+                event.at_ms,
+                event.version,
+            ]
+        case EscrowMovement():
+            fields = [
+                "movement",
+                event.escrow_id,
+                event.action_id,
+                event.kind.value,
+                event.asset,
+                event.amount_minor,
+                event.entry_id,
+                [list(leg) for leg in event.legs],
+                event.at_ms,
+            ]
+    return json.dumps(fields, separators=(",", ":"), ensure_ascii=True).encode()
 
 
 def escrow_event_dict(event: EscrowEvent) -> dict[str, Any]:
