@@ -105,3 +105,41 @@ def test_a_day_without_escrow_keeps_its_state_root(config: ClearingConfig) -> No
     assert plain.engine.escrows.digest() is None
     used.apply("escrow", {"action": "agree", "action_id": "x", "escrow_id": "nope", "actor": "B"}, T0)
     assert used.engine.escrows.digest() is not None
+
+
+def test_payouts_settle_through_the_lanes_and_turn_final(config: ClearingConfig) -> None:
+    """An ordinary payout is a payment from the house netted in an L2 pool; one above the
+    routing's high-value threshold settles gross on L1; each is final when its lane is."""
+    d = Deal(config)
+    d.h.deposit("RTL-0001", "1600000", at_ms=T0)
+    plain = {**TERMS, "conditions": [], "fee_bps": 0}
+    for escrow, amount in (("small", "24500.00"), ("large", "1500000.00")):
+        d.act("open", "MARKET", escrow=escrow, terms={**plain, "amount": amount})
+        d.act("agree", "RTL-0001", escrow=escrow)
+        d.act("agree", "RTL-0002", escrow=escrow)
+        d.act("fund", "RTL-0001", escrow=escrow)  # no conditions: released at once
+        step = d.act("settle", "MARKET", escrow=escrow)
+        (record,) = [t for t in step.tables()]
+        lane = record.column("lane").to_pylist()[0]
+        assert lane == ("L2" if escrow == "small" else "L1")
+        view = d.h.engine.escrow(escrow)
+        assert view is not None and view.where.clearing == view.amount_minor and view.where.final == 0
+    d.h.run_until(T0 + 120_000)
+    for escrow in ("small", "large"):
+        view = d.h.engine.escrow(escrow)
+        assert view is not None and view.where.final == view.amount_minor and view.where.clearing == 0
+    finals = [
+        e.reason
+        for s in d.h.steps
+        for e in s.events
+        if isinstance(e, EscrowTransition) and e.action == "final"
+    ]
+    assert any("L2 batch" in r for r in finals) and any("L1 group" in r for r in finals)
+    seller = engine_available(d.h.engine, "RTL-0002")
+    assert seller == 2_450_000 + 150_000_000
+    d.h.engine.check_invariants()
+
+
+def engine_available(engine: Engine, participant: str) -> int:
+    p, a = engine.participant_lookup[participant], engine.asset_lookup["USD"]
+    return engine.ledger.balance(int(engine.acct_available[p, a])).posted_minor

@@ -28,7 +28,7 @@ from clearlane.core.engine import kernel
 from clearlane.core.engine.commitment import batch_roots_async, string_table
 from clearlane.core.engine.dedup import SeenFlowIds
 from clearlane.core.engine.digest import BlockDigest
-from clearlane.core.engine.escrows import EscrowStage, escrow_action_of
+from clearlane.core.engine.escrows import EscrowStage, Payout, escrow_action_of
 from clearlane.core.engine.flows import FLOW_PAYMENT, FLOW_TRADE, Flows
 from clearlane.core.engine.netting import NetResult, net_positions
 from clearlane.core.engine.routing import kind_codes, route
@@ -352,6 +352,7 @@ class Engine:
             raise EngineError(f"log entry {entry.seq} has unknown kind {entry.kind!r}")
         handler(self, entry, out)
         self._on_time(out)
+        self.escrows.observe(out)
         step = out.build(self.ledger.drain_changes())
         self.applied_seq = entry.seq
         self.effects_head = fold_effects(self.effects_head, step)
@@ -1319,6 +1320,43 @@ class Engine:
             out.reject(outcome.reject)
         else:
             self.escrows.emit(outcome, out)
+            payouts = self.escrows.payouts(outcome)
+            if payouts:
+                self._clear_payouts(payouts, out)
+
+    def _clear_payouts(self, payouts: list[Payout], out: StepBuilder) -> None:
+        """Escrow payouts as payments from the house, cleared like any payment (routed, netted
+        in an L2 pool or settled gross on L1); engine/escrows.py follows them to finality."""
+        n = len(payouts)
+        ids = pa.array([p.flow_id for p in payouts], type=pa.string())
+        asset = np.array([p.asset for p in payouts], dtype=np.int32)
+        reject = np.zeros(n, dtype=np.int16)
+        dup = self._dedup(ids, reject == 0, model_ids.PAYMENT_NAMESPACE)
+        if dup.any():
+            out.emit(
+                Alert(f"escrow payout ids already used by payments: {ids.filter(pa.array(dup))}", self.now_ms)
+            )
+        now = np.full(n, self.now_ms, dtype=np.int64)
+        flows = Flows(
+            ids=ids,
+            kind=np.full(n, FLOW_PAYMENT, dtype=np.int8),
+            buyer=np.array([p.payee for p in payouts], dtype=np.int32),
+            seller=np.full(n, self.house, dtype=np.int32),
+            base=asset,
+            quote=asset.copy(),
+            qty=np.array([p.amount for p in payouts], dtype=np.int64),
+            quote_amt=np.zeros(n, dtype=np.int64),
+            fee_buyer=np.zeros(n, dtype=np.int64),
+            fee_seller=np.zeros(n, dtype=np.int64),
+            time_ms=now,
+            executed_ms=now.copy(),
+            pool=np.full(n, -1, dtype=np.int32),
+            batch_seq=np.full(n, -1, dtype=np.int64),
+            exch_batch=pa.array([None] * n, type=pa.string()),
+        )
+        hints = np.full(n, None, dtype=object)
+        fields = np.zeros(n, dtype=np.int8)
+        self._clear_flows(flows, reject, fields, dup, hints, out, field_names=_PAYMENT_FIELDS)
 
     def _collateral_moved(self, p: int, a: int, delta: int) -> None:
         self.collateral[p, a] += delta

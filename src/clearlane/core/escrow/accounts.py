@@ -13,6 +13,10 @@ reserve             (seller, asset, RESERVE)                   chargeback reserv
 platform revenue    (HOUSE, asset, FEES, "escrow")             the platform's escrow fees
 platform loss       (HOUSE, asset, LOSS, "escrow")             chargebacks nobody covered
 external            (HOUSE, asset, EXTERNAL, "house")          the outside world (the engine's)
+transit             (HOUSE, asset, FEES, "house")              payouts settling through the
+                                                               lanes (the house's available
+                                                               account, which the L2 hold and
+                                                               the L1 settlement debit)
 ==================  =========================================  ==============================
 """
 
@@ -75,6 +79,9 @@ class EscrowAccounts:
 
     def external(self, asset: str) -> int:
         return self._get(AccountKey(HOUSE_OWNER, asset, Purpose.EXTERNAL, EXTERNAL_LANE))
+
+    def transit(self, asset: str) -> int:
+        return self._get(AccountKey(HOUSE_OWNER, asset, Purpose.FEES, EXTERNAL_LANE))
 
     def posted(self, index: int) -> int:
         return self.ledger.balance(index).posted_minor

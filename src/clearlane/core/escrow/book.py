@@ -106,11 +106,15 @@ class EscrowBook:
         gate: FundsGate | None = None,
         *,
         fold: bool = True,
+        lanes: Callable[[str], bool] | None = None,
     ) -> None:
         self.ledger = ledger
         # fold=False: an owner that hashes every outcome's events and rejects itself (the
         # engine's effects head) need not pay for the same bytes twice.
         self._folds = fold
+        # lanes(payee): whether a payee's settlement goes through the clearing lanes (the
+        # engine: configured participants) — then it is final only when its lane says so.
+        self._lanes = lanes
         self.accounts = EscrowAccounts(ledger)
         self.scales = dict(scales)
         self.policy = policy or EscrowPolicy()
@@ -604,19 +608,50 @@ class EscrowBook:
 
     # -- settlement and chargebacks -----------------------------------------------------------
     def _settle(self, e: Escrow, action: EscrowAction, ctx: _Ctx, events: list[EscrowEvent]) -> None:
+        """Released money leaves the payable accounts: straight to the payee's available
+        account (final at once), or to the house's transit account for a payee that settles
+        through the lanes (final when :meth:`finalize` says its lane is)."""
         due = [(party, amount) for party, amount in e.unsettled.items() if amount > 0]
         total = sum(amount for _, amount in due)
         if total == 0:
             raise _Refused(RejectCode.ESCROW_WRONG_STATE, "action", "nothing released is waiting to settle")
         a = self.accounts
         legs = []
+        via_lanes = 0
         for party, amount in due:
-            legs += [(a.payable(party, e.asset), -amount), (a.settled(party, e.asset), amount)]
+            lane = self._lanes is not None and self._lanes(party)
+            target = a.transit(e.asset) if lane else a.settled(party, e.asset)
+            via_lanes += amount if lane else 0
+            legs += [(a.payable(party, e.asset), -amount), (target, amount)]
         events.append(self._post(e, ctx, MovementKind.SETTLED, total, legs))
         for party, amount in due:
             e.unsettled[party] -= amount
         e.settled += total
-        self._to(e, ctx, e.state, f"settled {total}", events)
+        e.in_lanes += via_lanes
+        e.final_paid += total - via_lanes
+        self._to(
+            e,
+            ctx,
+            e.state,
+            f"settled {total}" + (f", {via_lanes} through the lanes" if via_lanes else ""),
+            events,
+        )
+
+    def finalize(self, escrow_id: str, amount: int, at_ms: int, action_id: str, detail: str) -> Outcome:
+        """A payout that settled through a lane is final (the engine calls this)."""
+        e = self._escrows.get(escrow_id)
+        if e is None or not 0 < amount <= e.in_lanes:
+            raise EscrowInvariantError(
+                f"escrow {escrow_id}: {amount} final but {e and e.in_lanes} in the lanes"
+            )
+        e.in_lanes -= amount
+        e.final_paid += amount
+        events: list[EscrowEvent] = []
+        ctx = _Ctx(action_id, "final", ENGINE_ACTOR, ENGINE_ACTOR, at_ms)
+        self._to(e, ctx, e.state, f"payout of {amount} final: {detail}", events)
+        outcome = Outcome(action_id, tuple(events))
+        self._fold(outcome)
+        return outcome
 
     def _chargeback(self, e: Escrow, action: EscrowAction, ctx: _Ctx, events: list[EscrowEvent]) -> None:
         """Claw a chargeback back: seller payable, then seller reserve, then platform loss."""
@@ -701,6 +736,8 @@ def _check_escrow(e: Escrow) -> None:
         problems.append(f"state {e.state.label} with {e.remaining} remaining")
     if e.released != e.fees + e.reserved + e.to_payees:
         problems.append("released != fee + reserve + payees")
+    if e.settled != e.in_lanes + e.final_paid or min(e.in_lanes, e.final_paid) < 0:
+        problems.append("settled != in the lanes + final")
     if e.to_payees != e.settled + sum(e.unsettled.values()) + e.clawed_payable:
         problems.append("payees' shares != settled + unsettled + clawed back")
     if any(amount < 0 for amount in e.unsettled.values()):

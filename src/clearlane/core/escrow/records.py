@@ -65,6 +65,10 @@ class Escrow:
     reserved: int = 0
     to_payees: int = 0
     settled: int = 0
+    in_lanes: int = 0
+    """Settled through the lanes (a payment flow from the house), not final yet."""
+    final_paid: int = 0
+    """Settled and final (directly, or when the payout's lane said so)."""
     unsettled: dict[str, int] = field(default_factory=dict)
     approved: int = 0
     charged_back: int = 0
@@ -99,8 +103,9 @@ class Escrow:
 @dataclass(frozen=True, slots=True)
 class WhereIsMoney:
     """Where an escrow's money is now, in minor units: ``buyer`` (not yet funded, or refunded),
-    ``escrow`` (held), ``clearing`` (released to the payees' payable accounts, not settled),
-    ``final`` (settled to payees, or taken as fee / reserve). The four sum to the agreed
+    ``escrow`` (held), ``clearing`` (released to the payees' payable accounts and not settled,
+    or settling through a lane and not final), ``final`` (paid to payees and final, or taken
+    as fee / reserve). The four sum to the agreed
     amount less what a chargeback took back from the unsettled payable; ``charged_back`` is
     the total returned to the buyer's bank (from payable, reserve or platform loss)."""
 
@@ -161,8 +166,8 @@ def view_of(e: Escrow) -> EscrowView:
     where = WhereIsMoney(
         buyer=unfunded + e.refunded,
         escrow=e.remaining,
-        clearing=sum(e.unsettled.values()),
-        final=e.settled + e.fees + e.reserved,
+        clearing=sum(e.unsettled.values()) + e.in_lanes,
+        final=e.final_paid + e.fees + e.reserved,
         charged_back=e.charged_back,
     )
     return EscrowView(

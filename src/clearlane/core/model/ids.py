@@ -144,6 +144,17 @@ def escrow_timer_action_id(escrow_id: str, deadline: str, at_ms: int) -> str:
     return f"timer:{deadline}:{escrow_id}:{at_ms}"
 
 
+def escrow_payout_flow_id(action_id: str, index: int) -> str:
+    """The payment flow (house → payee) of the ``index``-th payee an escrow ``settle`` action
+    pays through the lanes. Payment ids starting ``escrow:`` are reserved for these."""
+    return f"escrow:{action_id}:{index}"
+
+
+def escrow_final_action_id(flow_id: str) -> str:
+    """The action id of the engine's note that a payout flow is final."""
+    return f"final:{flow_id}"
+
+
 # ---------------------------------------------------------------------- inputs
 # The engine remembers deposits and withdrawals by "<kind>:<id>" (one set for both kinds) and
 # accepted flows by namespace ("t:" trades, "p:" payments: engine/dedup.py).
