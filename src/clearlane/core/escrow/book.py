@@ -278,6 +278,11 @@ class EscrowBook:
             )
         )
         e.state = to
+        # A deadline belongs to its state: leaving it (by any path) means it will never fire.
+        if to is not _St.INSPECTION:
+            e.inspection_deadline_ms = -1
+        if to is not _St.AGREED:
+            e.fund_deadline_ms = -1
 
     def _timer(self, e: Escrow, kind: str, deadline: int) -> None:
         self._timer_seq += 1
