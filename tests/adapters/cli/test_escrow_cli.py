@@ -89,6 +89,9 @@ def test_act_show_list_and_a_refusal(tmp_path: Path) -> None:
     assert listed.exit_code == 0 and "car-1" in listed.output
     missing = runner.invoke(app, ["escrow", "show", "nope", "--db", db])
     assert missing.exit_code == 1
+    # the store walk accepts the accounts escrow made on first use, and their balances
+    verified = runner.invoke(app, ["verify", "--db", db])
+    assert verified.exit_code == 0, verified.output
 
 
 def test_bench_runs_in_process() -> None:

@@ -58,6 +58,7 @@ def act(
             receipt = escrow_app_logic.submit(runner.engine, runner.submit, action, at)
             refused += receipt.outcome.reject is not None
             console.print_json(json.dumps(receipt.to_dict()))
+        runner.checkpoint()  # balances materialised and the new log head signed, as `clear` does
     finally:
         runner.close()
     if refused:

@@ -29,6 +29,23 @@ EXTERNAL_LANE = "house"
 """The lane of the engine's external accounts (``clearlane.core.engine.core.HOUSE_LANE``)."""
 
 
+_ESCROW_PURPOSES = frozenset({Purpose.ESCROW, Purpose.PAYABLE, Purpose.RESERVE, Purpose.LOSS})
+
+
+def made_by_escrow(key: AccountKey, floor_minor: int | None, participants: frozenset[str]) -> bool:
+    """Whether an account beyond those a configuration creates up front is one the escrow plan
+    makes on first use (the store walk in ``evidence/check.py`` accepts exactly these): an
+    escrow purpose, the escrow fee account, or the available account of a payee that is no
+    configured participant — never with a floor."""
+    if floor_minor is not None:
+        return False
+    if key.purpose in _ESCROW_PURPOSES:
+        return True
+    if key.purpose is Purpose.FEES:
+        return key.lane == ESCROW_LANE
+    return key.purpose is Purpose.AVAILABLE and key.owner not in participants
+
+
 class EscrowAccounts:
     """Account indices of the escrow plan in one ledger (see the module table)."""
 
