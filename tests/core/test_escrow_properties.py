@@ -81,6 +81,7 @@ class EscrowMachine(RuleBasedStateMachine):
         self.escrows: list[str] = []
         self.log: list[tuple[str, Any, int]] = []  # ("action", record, at) | ("advance", None, at)
         self.sent: list[EscrowAction] = []
+        self.outcomes: dict[str, Outcome] = {}
 
     # -- rules ------------------------------------------------------------------------------
     @rule(
@@ -166,8 +167,6 @@ class EscrowMachine(RuleBasedStateMachine):
         self.log.append(("advance", None, self.now))
 
     # -- checks -----------------------------------------------------------------------------
-    outcomes: dict[str, Outcome]
-
     def _send(self, raw: dict[str, Any]) -> None:
         self.n += 1
         action = escrow_action({**raw, "action_id": f"a{self.n}"})
@@ -175,8 +174,6 @@ class EscrowMachine(RuleBasedStateMachine):
         before_state = None if view is None else view.state
         before = (self.ledger.state_digest(), self.book.digest())
         outcome = self.book.apply(action, self.now)
-        if not hasattr(self, "outcomes"):
-            self.outcomes = {}
         self.outcomes[action.action_id] = outcome
         self.sent.append(action)
         self.log.append(("action", action, self.now))

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from clearlane.node.events import EventFilter
+from clearlane.node.events import ESCROW_EVENTS, EventFilter
 from tests.service_support import Service, svc
 
 __all__ = ["svc"]
@@ -30,9 +30,12 @@ def _act(svc: Service, who: str, action: str, action_id: str, **fields: Any) -> 
 
 def test_an_escrow_through_the_api(svc: Service) -> None:
     seen: list[dict[str, Any]] = []
+    foreign: list[dict[str, Any]] = []
+    stranger = EventFilter(types=frozenset(ESCROW_EVENTS), participant="MM-ALPHA")
     svc.runtime.bus.add_listener(
         lambda groups: seen.extend(e for g in groups for e in g.events(EventFilter()))
     )
+    svc.runtime.bus.add_listener(lambda groups: foreign.extend(e for g in groups for e in g.events(stranger)))
     deposit = {"deposit_id": "d1", "participant": "RTL-0001", "asset": "USD", "amount": "3000"}
     assert svc.client.post("/v1/collateral/deposits", json=deposit, headers=svc.h()).status_code == 201
     opened = svc.client.post(
@@ -65,6 +68,12 @@ def test_an_escrow_through_the_api(svc: Service) -> None:
     types = [e["type"] for e in seen if e["type"].startswith("escrow.")]
     assert types[:4] == ["escrow.opened", "escrow.updated", "escrow.agreed", "escrow.funded"]
     assert "escrow.released" in types
+    released = next(e for e in seen if e["type"] == "escrow.released")
+    assert (
+        released["data"]["from"] == "releasable"
+        and released["data"]["movements"][0]["movement"] == "released"
+    )
+    assert not [e for e in foreign if e["type"].startswith("escrow.")]  # not a party: sees none
 
 
 def test_a_body_that_is_no_escrow_action_is_422_and_logs_nothing(svc: Service) -> None:
