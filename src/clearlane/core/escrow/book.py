@@ -25,7 +25,7 @@ from typing import TypeVar
 
 from clearlane.core.escrow import rules
 from clearlane.core.escrow.accounts import EscrowAccounts
-from clearlane.core.escrow.records import Condition, Escrow, EscrowPolicy, EscrowView, view_of
+from clearlane.core.escrow.records import Condition, Escrow, EscrowPolicy, EscrowView, view_of, where_is_money
 from clearlane.core.ledger import JournalEntry, Ledger, PostResult
 from clearlane.core.model import ids
 from clearlane.core.model.codes import Reject, RejectCode
@@ -751,6 +751,9 @@ def _check_escrow(e: Escrow) -> None:
         problems.append(f"charged back {e.charged_back} outside 0..released {e.released}")
     if (e.state is _St.CHARGEBACK) != (e.chargeback_open is not None):
         problems.append("chargeback state and open chargeback disagree")
+    w = where_is_money(e)
+    if w.buyer + w.escrow + w.clearing + w.final + e.clawed_payable != e.amount:
+        problems.append("buyer + escrow + clearing + final + clawed back != the amount")
     if problems:
         raise EscrowInvariantError(f"escrow {e.escrow_id}: " + "; ".join(problems))
 

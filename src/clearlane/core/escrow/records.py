@@ -161,15 +161,18 @@ class EscrowView:
         return dict(self.parties).get(role)
 
 
-def view_of(e: Escrow) -> EscrowView:
-    unfunded = e.amount if e.state in (EscrowState.DRAFT, EscrowState.AGREED) else 0
-    where = WhereIsMoney(
-        buyer=unfunded + e.refunded,
+def where_is_money(e: Escrow) -> WhereIsMoney:
+    return WhereIsMoney(
+        buyer=e.amount - e.funded + e.refunded,
         escrow=e.remaining,
         clearing=sum(e.unsettled.values()) + e.in_lanes,
         final=e.final_paid + e.fees + e.reserved,
         charged_back=e.charged_back,
     )
+
+
+def view_of(e: Escrow) -> EscrowView:
+    where = where_is_money(e)
     return EscrowView(
         escrow_id=e.escrow_id,
         state=e.state,

@@ -83,6 +83,12 @@ async def open_escrow(request: Request, principal: Submitter, runtime: RuntimeDe
     return await _act(runtime, _body(await json_body(request), principal, None, "open"))
 
 
+@router.patch(
+    "/v1/escrows/{escrow_id}",
+    status_code=201,
+    openapi_extra=roles_doc(*SUBMITTERS),
+    responses=_ACTION_RESPONSES,
+)
 @router.post(
     "/v1/escrows/{escrow_id}/actions",
     status_code=201,
