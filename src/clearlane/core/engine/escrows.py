@@ -13,6 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import cast
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from clearlane.core.config.model import ClearingConfig
 from clearlane.core.engine.step import StepBuilder
 from clearlane.core.escrow import EscrowBook, EscrowView, Outcome
@@ -116,13 +119,15 @@ class EscrowStage:
         return out
 
     def observe(self, out: StepBuilder) -> None:
-        """Payouts the step made final (their L2 batch final, or their L1 transaction final)."""
+        """Payouts the step made final (their L2 batch final, or their L1 transaction final).
+        Flow ids are matched in Arrow (a cleared batch may carry tens of thousands of flows)."""
         if not self._payouts:
             return
+        wanted = pa.array(list(self._payouts), type=pa.string())
         for event in list(out.events):
             match event:
                 case BatchCleared():
-                    mine = [f for f in event.flow_ids.to_pylist() if f in self._payouts]
+                    mine = event.flow_ids.filter(pc.is_in(event.flow_ids, value_set=wanted)).to_pylist()
                     if mine:
                         self._batch_payouts[event.batch_id] = mine
                 case BatchFinal():
@@ -132,9 +137,15 @@ class EscrowStage:
                     self._batch_payouts.pop(event.batch_id, None)  # its flows settle on L1
                 case L1GroupUpdated():
                     table = event.table
-                    final = table.column("final_ms").to_pylist()
-                    for flow_id, at in zip(table.column("flow_id").to_pylist(), final, strict=True):
-                        if at >= 0 and flow_id in self._payouts:
+                    hit = pc.and_(
+                        pc.is_in(table.column("flow_id"), value_set=wanted),
+                        pc.greater_equal(table.column("final_ms"), 0),
+                    )
+                    final = table.filter(hit)
+                    for flow_id, at in zip(
+                        final.column("flow_id").to_pylist(), final.column("final_ms").to_pylist(), strict=True
+                    ):
+                        if flow_id in self._payouts:  # an L1 group reports a final flow again later
                             self._final(flow_id, at, f"L1 group {event.group_id}", out)
 
     def _final(self, flow_id: str, at_ms: int, where: str, out: StepBuilder) -> None:
