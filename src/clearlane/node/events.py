@@ -56,12 +56,31 @@ BATCH_EVENTS = (BATCH_CLEARED, BATCH_ANCHORED, BATCH_FINAL, BATCH_UNWOUND)
 # out sends it back to cleared; a resubmission changes nothing a browser shows).
 BATCH_RETRY_EVENTS = ("batch.reorged", "batch.resubmitted")
 STATS = "stats"
+# Escrow (issue 12, node/escrow.py): one event per transition, named after the state entered;
+# ``escrow.updated`` when an action changes no state (a partial release, a condition met, an
+# approval, a settlement). ``escrow.draft`` is spelled ``escrow.opened``.
+ESCROW_UPDATED = "escrow.updated"
+ESCROW_EVENTS = (
+    "escrow.opened",
+    "escrow.agreed",
+    "escrow.funded",
+    "escrow.inspection",
+    "escrow.releasable",
+    "escrow.disputed",
+    "escrow.released",
+    "escrow.refunded",
+    "escrow.cancelled",
+    "escrow.chargeback",
+    "escrow.closed",
+    ESCROW_UPDATED,
+)
+
 # Something an operator must look at (a ledger refusal turned into data, a final batch's anchor
 # reorged out): SSE and NATS, never participant webhooks (it may name other participants' flows).
 ALERT = "alert.raised"
-EVENT_TYPES = (*TRADE_EVENTS, *BATCH_EVENTS, ALERT, STATS)
+EVENT_TYPES = (*TRADE_EVENTS, *BATCH_EVENTS, *ESCROW_EVENTS, ALERT, STATS)
 DEFAULT_STREAM_TYPES = frozenset((*BATCH_EVENTS, STATS))
-WEBHOOK_EVENTS = ("trade.cleared", "trade.final", "trade.rejected", *BATCH_EVENTS)
+WEBHOOK_EVENTS = ("trade.cleared", "trade.final", "trade.rejected", *BATCH_EVENTS, *ESCROW_EVENTS)
 # Old names still accepted in input filters, with the name they now mean.
 DEPRECATED_ALIASES = {"batch.closed": BATCH_CLEARED}
 
@@ -406,6 +425,8 @@ __all__ = [
     "BATCH_UNWOUND",
     "DEFAULT_STREAM_TYPES",
     "DEPRECATED_ALIASES",
+    "ESCROW_EVENTS",
+    "ESCROW_UPDATED",
     "EVENT_TYPES",
     "PARTICIPANT_BATCH_KEYS",
     "STATS",

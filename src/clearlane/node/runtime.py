@@ -43,8 +43,10 @@ from clearlane.core.errors import InputError, Unavailable
 from clearlane.core.model import ids as model_ids
 from clearlane.core.model.codes import RejectCode
 from clearlane.core.model.events import Step
+from clearlane.core.model.inputs import ESCROW_KIND
 from clearlane.core.model.states import TradeState
 from clearlane.core.proofs.codec import decode_payload
+from clearlane.node import escrow as escrow_app
 from clearlane.node.events import WEBHOOK_EVENTS, EventBus, EventGroup, StatsEvent
 from clearlane.node.intake.rows import Intake, RowError
 from clearlane.node.projections.common import S
@@ -366,6 +368,8 @@ class Runtime:
         if rm is None:
             return
         groups = rm.apply(entry, fx)
+        if fx.escrow_events():
+            groups += escrow_app.escrow_groups(entry.seq, fx, self.runner.engine.escrow)
         if not self._live:
             if self._webhook_mark is not None and entry.seq > self._webhook_mark:
                 wanted = [g for g in groups if g.type in WEBHOOK_EVENTS]
@@ -510,7 +514,9 @@ class Runtime:
         return int((open_at[live] + engine.window_ms[live]).min())
 
     def _has_pending_work(self) -> bool:
-        return self.runner.engine.has_pending_work()
+        engine = self.runner.engine
+        # Escrow deadlines (fund timeouts, inspection lapses) are fired by the engine clock too.
+        return engine.has_pending_work() or engine.next_escrow_deadline_ms() is not None
 
     def _iteration(self) -> None:
         with self._qlock:
@@ -522,7 +528,10 @@ class Runtime:
         if trades:
             self._apply_trades(trades, now)
         for job in events:
-            self._apply_events(job, now)
+            if job.kind == ESCROW_KIND:
+                self._apply_escrow(job, now)
+            else:
+                self._apply_events(job, now)
         advanced_to = self.clock.now_ms()
         self._advance(advanced_to)
         if isinstance(self.clock, AcceleratedClock):
@@ -795,6 +804,23 @@ class Runtime:
             job.future.set_exception(SubmissionRefused(engine_errors))
         else:
             job.future.set_result(results)
+
+    def _apply_escrow(self, job: _EventJob, now: int) -> None:
+        """One escrow action (node/escrow.py): refused at the edge (nothing logged, 422), or
+        logged and judged by the engine (a refusal is answered 409 with its stable code)."""
+        action, err = escrow_app.parse_action(job.payloads[0] if job.payloads else None)
+        if action is None or err is not None:
+            job.future.set_exception(SubmissionRefused([err] if err else []))
+            return
+        with self.lock:
+            receipt = escrow_app.submit(self.runner.engine, self.runner.submit, action, self._at(now))
+            self.counters.steps += 1
+        self._publish()
+        refused = receipt.error()
+        if refused is not None:
+            job.future.set_exception(SubmissionRefused([refused], status=409))
+        else:
+            job.future.set_result([receipt.to_dict()])
 
     def _withdrawal_refused(self, data: dict[str, Any], index: int, prefix: str) -> RowError | None:
         """The engine's own collateral check (:meth:`Engine.withdrawal_allowed`, asked, not

@@ -50,6 +50,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Service, d
             "batch_id": "fast-00000001",
             "participant": "MM-ALPHA",
             "endpoint_id": hook.json()["id"],
+            "escrow_id": "AUTH-E",
         }
         yield s, values
 

@@ -75,6 +75,7 @@ def demo(
         data.pop("type")
         data.pop("v", None)
         runner.submit("collateral_deposit", data, first_ms, model_ids.deposit_source(deposit.deposit_id))
+    _car_marketplace(runner, first_ms)
     result = clear_file(runner, paths.trades, out / "rejects.jsonl", 65_536, settle=True)
     summary = make_summary(runner.engine)
     summary["run"] = result["run"]
@@ -85,6 +86,19 @@ def demo(
         f"rejects: {result['rejects']} (see {out / 'rejects.jsonl'})  database: {out / 'clearlane.db'}"
     )
     runner.close()
+
+
+def _car_marketplace(runner: Any, at_ms: int) -> None:
+    """The demo's used-car deals in escrow, logged before the day (node/escrow_demo.py)."""
+    from clearlane.core.model.inputs import escrow_action
+    from clearlane.node import escrow as escrow_app
+    from clearlane.node.escrow_demo import car_marketplace
+
+    deposits, actions = car_marketplace(runner.engine.config)
+    for deposit in deposits:
+        runner.submit("collateral_deposit", deposit, at_ms, model_ids.deposit_source(deposit["deposit_id"]))
+    for body in actions:
+        escrow_app.submit(runner.engine, runner.submit, escrow_action(body), at_ms)
 
 
 def _demo_live(

@@ -112,6 +112,18 @@ class WebhookIn(BaseModel):
             "batch.final",
             "batch.unwound",
             "batch.closed",
+            "escrow.opened",
+            "escrow.agreed",
+            "escrow.funded",
+            "escrow.inspection",
+            "escrow.releasable",
+            "escrow.disputed",
+            "escrow.released",
+            "escrow.refunded",
+            "escrow.cancelled",
+            "escrow.chargeback",
+            "escrow.closed",
+            "escrow.updated",
         ]
     ] = Field(
         min_length=1,

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from clearlane.core.config.presets import expand_preset
 from clearlane.core.errors import InputError
+from clearlane.core.escrow.records import EscrowPolicy
 from clearlane.core.money import Asset, DecimalError, parse_decimal
 from clearlane.core.proofs.canonical import canonical_json
 
@@ -173,8 +174,17 @@ class ClearingIn(_Strict):
     trade_chunk_rows_max: int = Field(default=65_536, gt=0)
 
 
+class EscrowIn(_Strict):
+    """``[escrow]``: the escrow policy (docs/ESCROW.md). Amounts per asset code, decimal text."""
+
+    approval_over: dict[str, str] = Field(default_factory=dict)
+    reserve_overdraft: dict[str, str] = Field(default_factory=dict)
+    delegate_accept: bool = False
+
+
 class ConfigIn(_Strict):
     clearing: ClearingIn = ClearingIn()
+    escrow: EscrowIn = EscrowIn()
     chain: ChainIn = ChainIn()
     assets: list[AssetIn] = Field(min_length=1)
     fee_tiers: dict[str, FeeTierIn] = Field(default_factory=lambda: {"standard": FeeTierIn(bps="0")})
@@ -255,6 +265,7 @@ class ClearingConfig:
     chain: dict[str, Any]
     digest: str
     raw: dict[str, Any] = field(repr=False, compare=False)
+    escrow: EscrowPolicy = field(default_factory=EscrowPolicy)
 
     # -- lookups ----------------------------------------------------------------------
     @property
@@ -393,6 +404,28 @@ def _compile(cfg: ConfigIn, raw: dict[str, Any], source: str) -> ClearingConfig:
         chain=cfg.chain.model_dump(),
         digest=hashlib.sha256(canonical).hexdigest(),
         raw=raw,
+        escrow=_escrow_policy(cfg, source),
+    )
+
+
+def _escrow_policy(cfg: ConfigIn, source: str) -> EscrowPolicy:
+    scales = {a.code: a.scale for a in cfg.assets}
+
+    def minor(section: str, amounts: dict[str, str]) -> dict[str, int]:
+        out = {}
+        for code, text in amounts.items():
+            if code not in scales:
+                raise ConfigError(source, f"escrow.{section}.{code}", f"{code!r} is not a configured asset")
+            try:
+                out[code] = parse_decimal(text, scales[code], allow_zero=True)
+            except DecimalError as exc:
+                raise ConfigError(source, f"escrow.{section}.{code}", str(exc)) from None
+        return out
+
+    return EscrowPolicy(
+        approval_over_minor=minor("approval_over", cfg.escrow.approval_over),
+        reserve_overdraft_minor=minor("reserve_overdraft", cfg.escrow.reserve_overdraft),
+        delegate_accept=cfg.escrow.delegate_accept,
     )
 
 

@@ -28,11 +28,13 @@ from clearlane.core.engine import kernel, limits
 from clearlane.core.engine.commitment import batch_roots_async, string_table
 from clearlane.core.engine.dedup import SeenFlowIds
 from clearlane.core.engine.digest import BlockDigest
+from clearlane.core.engine.escrows import EscrowStage, Payout, escrow_action_of
 from clearlane.core.engine.flows import FLOW_PAYMENT, FLOW_TRADE, Flows
 from clearlane.core.engine.netting import NetResult, net_positions
 from clearlane.core.engine.routing import kind_codes, route
 from clearlane.core.engine.step import StepBuilder, fold_effects
 from clearlane.core.errors import IntegrityError
+from clearlane.core.escrow import EscrowView
 from clearlane.core.ledger import (
     HOUSE_OWNER,
     MAX_AMOUNT_MINOR,
@@ -334,6 +336,8 @@ class Engine:
         self.discount_bp = np.array([p.fee_discount_bp for p in config.pools], dtype=np.int64)
         if not hasattr(self, "marks_usd"):
             self.marks_usd = np.array(config.marks_usd, dtype=np.float64)
+        if hasattr(self, "escrows"):
+            self.escrows.configure(config)
 
     def _create_accounts(self) -> None:
         """All accounts up front, in a fixed order, so indices never depend on traffic."""
@@ -375,6 +379,7 @@ class Engine:
             dtype=np.int64,
         )
         self.collateral = np.zeros(shape, dtype=np.int64)
+        self.escrows = EscrowStage(self.ledger, cfg, self.withdrawal_allowed, self._collateral_moved)
 
     # ------------------------------------------------------------------ entry point
     def apply(self, entry: LogEntry) -> Step:
@@ -388,6 +393,7 @@ class Engine:
             raise EngineError(f"log entry {entry.seq} has unknown kind {entry.kind!r}")
         handler(self, entry, out)
         self._on_time(out)
+        self.escrows.observe(out)
         step = out.build(self.ledger.drain_changes())
         self.applied_seq = entry.seq
         self.effects_head = fold_effects(self.effects_head, step)
@@ -769,6 +775,17 @@ class Engine:
             held=pending_debits[self.acct_available],
         )
 
+    def escrow(self, escrow_id: str) -> EscrowView | None:
+        """A snapshot of one escrow (read-only, like :meth:`liquidity`)."""
+        return self.escrows.view(escrow_id)
+
+    def escrow_views(self) -> list[EscrowView]:
+        return list(self.escrows.book.views())
+
+    def next_escrow_deadline_ms(self) -> int | None:
+        """The earliest escrow deadline still to fire (the runtime ticks until it has)."""
+        return self.escrows.book.next_deadline_ms()
+
     def withdrawal_allowed(self, p: int, a: int, amount: int) -> bool:
         """The collateral policy for a withdrawal of ``amount`` minor units of asset ``a`` by
         participant ``p``: no more than is posted, and what remains (with credit) still covers
@@ -1131,6 +1148,7 @@ class Engine:
         # Holds guard the anchor deadline, so they expire on observed chain time too.
         for entry_id in self.ledger.expire(self.chain_seen_ms):
             out.emit(HoldExpired(entry_id, self.chain_seen_ms))
+        self.escrows.advance(now, out)
 
     def _advance_batch(self, state: BatchState, out: StepBuilder) -> None:
         now = self.now_ms
@@ -1500,6 +1518,62 @@ class Engine:
         self.chain_epoch += 1
         self._install_config(self.config.with_changes(payload.changes))
 
+    def _apply_escrow(self, entry: LogEntry, out: StepBuilder) -> None:
+        """An escrow action (clearlane.core.escrow judges it; engine/escrows.py wires it)."""
+        action = escrow_action_of(entry.payload)
+        if action is None:
+            raise EngineError(f"log entry {entry.seq} (escrow) carries a {type(entry.payload).__name__}")
+        outcome = self.escrows.apply(action, self.now_ms)
+        if outcome.duplicate:
+            out.duplicates += 1
+            self.stats.duplicates += 1
+        elif outcome.reject is not None:
+            self.stats.bump(self.stats.rejects_by_code, outcome.reject.code.slug)
+            out.reject(outcome.reject)
+        else:
+            self.escrows.emit(outcome, out)
+            payouts = self.escrows.payouts(outcome)
+            if payouts:
+                self._clear_payouts(payouts, out)
+
+    def _clear_payouts(self, payouts: list[Payout], out: StepBuilder) -> None:
+        """Escrow payouts as payments from the house, cleared like any payment (routed, netted
+        in an L2 pool or settled gross on L1); engine/escrows.py follows them to finality."""
+        n = len(payouts)
+        ids = pa.array([p.flow_id for p in payouts], type=pa.string())
+        asset = np.array([p.asset for p in payouts], dtype=np.int32)
+        reject = np.zeros(n, dtype=np.int16)
+        dup = self._dedup(ids, reject == 0, model_ids.PAYMENT_NAMESPACE)
+        if dup.any():
+            out.emit(
+                Alert(f"escrow payout ids already used by payments: {ids.filter(pa.array(dup))}", self.now_ms)
+            )
+        now = np.full(n, self.now_ms, dtype=np.int64)
+        flows = Flows(
+            ids=ids,
+            kind=np.full(n, FLOW_PAYMENT, dtype=np.int8),
+            buyer=np.array([p.payee for p in payouts], dtype=np.int32),
+            seller=np.full(n, self.house, dtype=np.int32),
+            base=asset,
+            quote=asset.copy(),
+            qty=np.array([p.amount for p in payouts], dtype=np.int64),
+            quote_amt=np.zeros(n, dtype=np.int64),
+            fee_buyer=np.zeros(n, dtype=np.int64),
+            fee_seller=np.zeros(n, dtype=np.int64),
+            time_ms=now,
+            executed_ms=now.copy(),
+            pool=np.full(n, -1, dtype=np.int32),
+            batch_seq=np.full(n, -1, dtype=np.int64),
+            exch_batch=pa.array([None] * n, type=pa.string()),
+        )
+        hints = np.full(n, None, dtype=object)
+        fields = np.zeros(n, dtype=np.int8)
+        self._clear_flows(flows, reject, fields, dup, hints, out, field_names=_PAYMENT_FIELDS)
+
+    def _collateral_moved(self, p: int, a: int, delta: int) -> None:
+        self.collateral[p, a] += delta
+        self.collateral_digest.touch(p)
+
     def _apply_tick(self, entry: LogEntry, out: StepBuilder) -> None:
         """Nothing but time passing; :meth:`_on_time` does the work."""
 
@@ -1528,6 +1602,9 @@ class Engine:
         h.update(self.open_at.tobytes() + self.count.tobytes() + self.seq.tobytes())
         h.update(self.ledger.state_digest())
         h.update(self.effects_head)
+        escrow = self.escrows.digest()
+        if escrow is not None:  # only once escrow is used: earlier state roots stay valid
+            h.update(escrow)
         h.update(
             f"|{len(self.seen_flow_ids)}|{len(self.seen_event_ids)}|{sorted(self.pending)}|{sorted(self.l1_groups)}".encode()
         )
@@ -1541,6 +1618,7 @@ class Engine:
     def check_invariants(self) -> None:
         """Explicit invariant checks (cheap ones; the ledger audits its own balances)."""
         self.ledger.check_invariants()
+        self.escrows.book.check_invariants()
         if np.any(self.pos.sum(axis=1) != 0):
             raise EngineError("open-batch positions do not sum to zero per pool and asset")
         for cached in (self.pos_digest, self.collateral_digest):
@@ -1557,6 +1635,7 @@ _HANDLERS = {
     "config_change": Engine._apply_config,
     "tick": Engine._apply_tick,
     "chain": Engine._apply_chain,
+    "escrow": Engine._apply_escrow,
     # A signing-key rotation is logged for the audit trail (clearlane.node.auditor); the
     # clearing state only sees time pass.
     "key_rotation": Engine._apply_tick,

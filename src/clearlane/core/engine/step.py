@@ -25,6 +25,7 @@ from clearlane.core.model.events import (
     TradeRecords,
     batch_changes,
     batch_event_row,
+    escrow_event_bytes,
 )
 from clearlane.core.proofs.canonical import spaced_json
 
@@ -97,4 +98,8 @@ def fold_effects(head: bytes, step: Step) -> bytes:
         h.update(f"{tx.tx_id}|{tx.submitted_at_ms}|".encode())
     for r in step.rejects():
         h.update(str(r).encode())
+    escrow = step.escrow_events()
+    if escrow:  # nothing is added without escrow: earlier effects heads stay valid
+        for event in escrow:
+            h.update(escrow_event_bytes(event))
     return h.digest()

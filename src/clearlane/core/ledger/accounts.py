@@ -50,6 +50,15 @@ class Purpose(StrEnum):
     """Clearing-house settlement account of a lane."""
     EXTERNAL = auto()
     """The outside world: deposits come from it, withdrawals go to it."""
+    # Escrow (clearlane.core.escrow): created only when an escrow uses them.
+    ESCROW = auto()
+    """Clearing-house liability for money held in escrow (lane "escrow")."""
+    PAYABLE = auto()
+    """A payee's released escrow money, not yet settled to its available account."""
+    RESERVE = auto()
+    """A seller's chargeback reserve; may go negative (reported)."""
+    LOSS = auto()
+    """Clearing-house loss on chargebacks nobody could cover (lane "escrow")."""
 
 
 @dataclass(frozen=True, slots=True, order=True)

@@ -15,7 +15,8 @@ from enum import IntEnum
 
 class RejectCode(IntEnum):
     """Why an input was refused. ``1xx`` = validation at the edge, ``2xx`` = engine policy,
-    ``3xx`` = file / message framing, ``4xx`` = collateral, ``5xx`` = settlement failure."""
+    ``3xx`` = file / message framing, ``4xx`` = collateral, ``5xx`` = settlement failure,
+    ``7xx`` = escrow rules (``6xx`` are the HTTP API's service codes)."""
 
     MISSING_FIELD = 101
     BAD_ID = 102
@@ -47,6 +48,20 @@ class RejectCode(IntEnum):
     LEDGER_REFUSED = 502
     """The ledger refused an entry the input produces (an amount or a balance outside its range,
     docs/LIMITS.md): a deposit or withdrawal is refused, an accepted flow's settlement failed."""
+
+    # Escrow actions refused by the escrow rules (clearlane.core.escrow), issue 12. 7xx: 6xx
+    # are the HTTP service codes (adapters/http/problems.py ServiceCode).
+    ESCROW_NOT_FOUND = 701
+    ESCROW_EXISTS = 702
+    ESCROW_BAD_TERMS = 703
+    ESCROW_WRONG_STATE = 704
+    ESCROW_ROLE_NOT_ALLOWED = 705
+    ESCROW_DISPUTED = 706
+    ESCROW_AMOUNT_EXCEEDS_REMAINING = 707
+    ESCROW_FUNDS_INSUFFICIENT = 708
+    ESCROW_APPROVAL_REQUIRED = 709
+    ESCROW_CONDITION_UNKNOWN = 710
+    ESCROW_CONDITION_ALREADY_MET = 711
 
     @property
     def slug(self) -> str:

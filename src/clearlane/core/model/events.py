@@ -18,6 +18,7 @@ bytes from these two functions, so the three cannot drift apart.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeAlias
@@ -29,7 +30,7 @@ import pyarrow as pa
 from clearlane.core.ledger import LedgerChanges
 from clearlane.core.model.chain import TxSubmission
 from clearlane.core.model.codes import Reject
-from clearlane.core.model.states import BatchState
+from clearlane.core.model.states import BatchState, EscrowState, MovementKind
 
 I64 = npt.NDArray[np.int64]
 
@@ -179,7 +180,53 @@ class HoldExpired:
     at_ms: int
 
 
-Event: TypeAlias = BatchCleared | BatchTransition | L1GroupUpdated | Rejected | Alert | HoldExpired
+# ---------------------------------------------------------------------- escrow (issue 12)
+@dataclass(frozen=True, slots=True)
+class EscrowTransition:
+    """One applied escrow action (or one the engine clock fired): the state it left and
+    entered (equal when a partial release or an approval changes no state), who acted in
+    which role, why, and when in engine time. ``version`` counts the escrow's transitions, so
+    consumers can order and deduplicate them per escrow."""
+
+    escrow_id: str
+    action_id: str
+    action: str
+    from_state: EscrowState
+    to_state: EscrowState
+    actor: str
+    role: str
+    reason: str
+    at_ms: int
+    version: int
+
+
+@dataclass(frozen=True, slots=True)
+class EscrowMovement:
+    """Money an escrow moved, as one balanced ledger entry ``entry_id``: ``legs`` are
+    ``(owner, purpose, signed minor amount)`` (> 0 credits), in posting order."""
+
+    escrow_id: str
+    action_id: str
+    kind: MovementKind
+    asset: str
+    amount_minor: int
+    entry_id: str
+    legs: tuple[tuple[str, str, int], ...]
+    at_ms: int
+
+
+EscrowEvent: TypeAlias = EscrowTransition | EscrowMovement
+
+Event: TypeAlias = (
+    BatchCleared
+    | BatchTransition
+    | L1GroupUpdated
+    | Rejected
+    | Alert
+    | HoldExpired
+    | EscrowTransition
+    | EscrowMovement
+)
 Note: TypeAlias = Alert | HoldExpired
 
 
@@ -214,6 +261,10 @@ class Step:
 
     def notes(self) -> list[Note]:
         return [e for e in self.events if isinstance(e, Alert | HoldExpired)]
+
+    def escrow_events(self) -> list[EscrowEvent]:
+        """Escrow transitions and movements, in order (empty unless escrow is used)."""
+        return [e for e in self.events if isinstance(e, EscrowTransition | EscrowMovement)]
 
 
 _BATCH_EVENTS = (BatchCleared, BatchAnchored, BatchReorged, BatchResubmitted, BatchFinal, BatchUnwound)
@@ -286,6 +337,68 @@ def batch_changes(events: Iterable[Event]) -> dict[str, dict[str, Any]]:
         if isinstance(event, _BATCH_EVENTS) and not isinstance(event, BatchCleared):
             out.setdefault(event.batch_id, {}).update(_changes(event))
     return out
+
+
+def escrow_event_bytes(event: EscrowEvent) -> bytes:
+    """The canonical bytes of an escrow event (hashed into the effects head and the escrow
+    book's digest): a JSON array of its fields in declaration order, enums by value."""
+    match event:
+        case EscrowTransition():
+            fields: list[Any] = [
+                "transition",
+                event.escrow_id,
+                event.action_id,
+                event.action,
+                int(event.from_state),
+                int(event.to_state),
+                event.actor,
+                event.role,
+                event.reason,
+                event.at_ms,
+                event.version,
+            ]
+        case EscrowMovement():
+            fields = [
+                "movement",
+                event.escrow_id,
+                event.action_id,
+                event.kind.value,
+                event.asset,
+                event.amount_minor,
+                event.entry_id,
+                [list(leg) for leg in event.legs],
+                event.at_ms,
+            ]
+    return json.dumps(fields, separators=(",", ":"), ensure_ascii=True).encode()
+
+
+def escrow_event_dict(event: EscrowEvent) -> dict[str, Any]:
+    """An escrow event as plain JSON values (the transition body, the effects hash, the API)."""
+    match event:
+        case EscrowTransition():
+            return {
+                "escrow_id": event.escrow_id,
+                "action_id": event.action_id,
+                "action": event.action,
+                "from": event.from_state.label,
+                "to": event.to_state.label,
+                "actor": event.actor,
+                "role": event.role,
+                "reason": event.reason,
+                "at_ms": event.at_ms,
+                "version": event.version,
+            }
+        case EscrowMovement():
+            return {
+                "escrow_id": event.escrow_id,
+                "action_id": event.action_id,
+                "movement": event.kind.value,
+                "asset": event.asset,
+                "amount_minor": event.amount_minor,
+                "entry_id": event.entry_id,
+                "legs": [list(leg) for leg in event.legs],
+                "at_ms": event.at_ms,
+            }
 
 
 def note_dict(note: Note) -> dict[str, Any]:

@@ -132,6 +132,29 @@ def withdrawal_entry_id(withdrawal_id: str) -> str:
     return f"withdrawal:{withdrawal_id}"
 
 
+def escrow_entry_id(escrow_id: str, action_id: str, kind: str) -> str:
+    """The entry an escrow action posts (``kind`` a MovementKind label): one per action and
+    kind, so an action applied twice could never post twice."""
+    return f"escrow:{escrow_id}:{action_id}:{kind}"
+
+
+def escrow_timer_action_id(escrow_id: str, deadline: str, at_ms: int) -> str:
+    """The action id of what the engine clock does at an escrow deadline (``fund_timeout``,
+    ``inspection_lapse``)."""
+    return f"timer:{deadline}:{escrow_id}:{at_ms}"
+
+
+def escrow_payout_flow_id(action_id: str, index: int) -> str:
+    """The payment flow (house → payee) of the ``index``-th payee an escrow ``settle`` action
+    pays through the lanes. Payment ids starting ``escrow:`` are reserved for these."""
+    return f"escrow:{action_id}:{index}"
+
+
+def escrow_final_action_id(flow_id: str) -> str:
+    """The action id of the engine's note that a payout flow is final."""
+    return f"final:{flow_id}"
+
+
 # ---------------------------------------------------------------------- inputs
 # The engine remembers deposits and withdrawals by "<kind>:<id>" (one set for both kinds) and
 # accepted flows by namespace ("t:" trades, "p:" payments: engine/dedup.py).

@@ -165,6 +165,191 @@ class ConfigChange(_Event):
     changes: dict[str, Any]
 
 
+# ---------------------------------------------------------------------- escrow (issue 12)
+# One log kind, "escrow", whose payload is one of the actions below (discriminated by
+# ``action``). Amounts are decimal strings in the escrow's asset, parsed by the escrow rules at
+# the asset's scale; whether the actor may act is judged there too, not here.
+
+EscrowRoleText = Literal["buyer", "seller", "platform", "arbiter"]
+ESCROW_KIND = "escrow"
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class EscrowCondition(_Frozen):
+    """A condition of release and the one role allowed to satisfy it."""
+
+    condition_id: Id
+    kind: Literal["delivery_confirmed", "title_transferred", "inspection_passed", "custom"]
+    role: EscrowRoleText
+
+
+class EscrowPayee(_Frozen):
+    """A payee's share (basis points) of what is released after the fee and the reserve."""
+
+    party: Id
+    share_bps: int = Field(ge=1, le=10_000)
+
+
+class EscrowTerms(_Frozen):
+    """What buyer and seller agree to. ``payees`` empty = the seller takes everything;
+    ``fund_timeout_ms`` 0 = no fund deadline; ``inspection_period_ms`` counts from the moment
+    every other condition is met."""
+
+    asset: str
+    amount: DecimalText
+    buyer: Id
+    seller: Id
+    platform: Id
+    arbiter: Id
+    payees: tuple[EscrowPayee, ...] = ()
+    fee_bps: int = Field(default=0, ge=0, le=10_000)
+    reserve_bps: int = Field(default=0, ge=0, le=10_000)
+    conditions: tuple[EscrowCondition, ...] = ()
+    inspection_period_ms: int = Field(default=0, ge=0, le=10**13)
+    lapse_action: Literal["accept", "refund", "escalate"] = "accept"
+    fund_timeout_ms: int = Field(default=0, ge=0, le=10**13)
+    auto_release: bool = True
+    order_ref: Id | None = None
+
+
+class _EscrowInput(_Event):
+    type: Literal["escrow"] = "escrow"
+    action_id: Id
+    """The idempotency key: the same id again is a no-op that answers the first result."""
+    escrow_id: Id
+    actor: Id
+
+
+class EscrowOpen(_EscrowInput):
+    action: Literal["open"] = "open"
+    terms: EscrowTerms
+
+
+class EscrowAgree(_EscrowInput):
+    action: Literal["agree"] = "agree"
+
+
+class EscrowFund(_EscrowInput):
+    action: Literal["fund"] = "fund"
+
+
+class EscrowSatisfy(_EscrowInput):
+    action: Literal["satisfy"] = "satisfy"
+    condition_id: Id
+
+
+class EscrowReject(_EscrowInput):
+    """The buyer rejects the goods during inspection: the escrow goes to the arbiter."""
+
+    action: Literal["reject"] = "reject"
+    reason: str = Field(default="", max_length=500)
+
+
+class EscrowRelease(_EscrowInput):
+    """Release ``amount`` (None: all that remains) to the payees, fee and reserve included."""
+
+    action: Literal["release"] = "release"
+    amount: DecimalText | None = None
+
+
+class EscrowApprove(_EscrowInput):
+    """The platform's second approval (custody / compliance) for releases above the policy's
+    threshold, up to ``amount`` in total."""
+
+    action: Literal["approve"] = "approve"
+    amount: DecimalText
+
+
+class EscrowRefund(_EscrowInput):
+    action: Literal["refund"] = "refund"
+    amount: DecimalText | None = None
+
+
+class EscrowCancel(_EscrowInput):
+    action: Literal["cancel"] = "cancel"
+    reason: str = Field(default="", max_length=500)
+
+
+class EscrowDispute(_EscrowInput):
+    action: Literal["dispute"] = "dispute"
+    reason: str = Field(default="", max_length=500)
+
+
+class EscrowDecide(_EscrowInput):
+    """The arbiter's split of what remains: the buyer's share back, the rest released."""
+
+    action: Literal["decide"] = "decide"
+    buyer_share_bps: int = Field(ge=0, le=10_000)
+
+
+class EscrowSettle(_EscrowInput):
+    """Released money moves from the payees' payable accounts to their available accounts."""
+
+    action: Literal["settle"] = "settle"
+
+
+class EscrowChargeback(_EscrowInput):
+    """The buyer's funding was reversed by its bank after release: claw ``amount`` back."""
+
+    action: Literal["chargeback"] = "chargeback"
+    amount: DecimalText | None = None
+    reason: str = Field(default="", max_length=500)
+
+
+class EscrowChargebackResolve(_EscrowInput):
+    action: Literal["chargeback_resolve"] = "chargeback_resolve"
+    won: bool
+
+
+EscrowAction: TypeAlias = (
+    EscrowOpen
+    | EscrowAgree
+    | EscrowFund
+    | EscrowSatisfy
+    | EscrowReject
+    | EscrowRelease
+    | EscrowApprove
+    | EscrowRefund
+    | EscrowCancel
+    | EscrowDispute
+    | EscrowDecide
+    | EscrowSettle
+    | EscrowChargeback
+    | EscrowChargebackResolve
+)
+ESCROW_ACTIONS: dict[str, type[_EscrowInput]] = {
+    cls.model_fields["action"].default: cls
+    for cls in (
+        EscrowOpen,
+        EscrowAgree,
+        EscrowFund,
+        EscrowSatisfy,
+        EscrowReject,
+        EscrowRelease,
+        EscrowApprove,
+        EscrowRefund,
+        EscrowCancel,
+        EscrowDispute,
+        EscrowDecide,
+        EscrowSettle,
+        EscrowChargeback,
+        EscrowChargebackResolve,
+    )
+}
+"""Action name → its input record (the edge validates a body with it)."""
+
+
+def escrow_action(raw: dict[str, Any]) -> EscrowAction:
+    """The validated record of an escrow action (pydantic ``ValidationError`` if it is none)."""
+    model = ESCROW_ACTIONS.get(str(raw.get("action")))
+    if model is None:
+        raise ValueError(f"unknown escrow action {raw.get('action')!r}")
+    return cast(EscrowAction, model.model_validate(raw))
+
+
 SmallEvent = (
     Payment | CollateralDeposit | CollateralWithdrawal | PriceMark | ClockTick | ChainEvents | ConfigChange
 )
@@ -183,6 +368,7 @@ LogPayload: TypeAlias = (
     | ClockTick
     | ChainEvents
     | ConfigChange
+    | EscrowAction
     | KeyRotationPayload
 )
 """What a log entry carries: a trade chunk (Arrow, ``TRADE_CHUNK_SCHEMA``) or one small input."""
@@ -206,6 +392,10 @@ def log_payload(kind: str, raw: Any) -> LogPayload:
     before it was logged), and a replay must apply every entry exactly as it was applied then.
     The log's bytes are always those of the JSON object, never re-encoded from the record.
     """
+    if kind == ESCROW_KIND and isinstance(raw, dict):
+        # Validated, unlike the flat records: model_construct would leave the nested terms a
+        # dict. Validation is a pure function of the bytes, so a replay decides the same.
+        return escrow_action(raw)
     model = _LOG_RECORDS.get(kind)
     if model is None or not isinstance(raw, dict):
         result: LogPayload = raw

@@ -83,3 +83,85 @@ _TRADE_STATE_OF_BATCH = {
     BatchState.FINAL: TradeState.FINAL,
     BatchState.UNWOUND: TradeState.UNWOUND,
 }
+
+
+# ---------------------------------------------------------------------- escrow (issue 12)
+# An escrow's lifecycle and its vocabularies; the rules live in clearlane.core.escrow.
+
+
+class EscrowState(IntEnum):
+    """One escrow: ``draft`` (terms proposed) → ``agreed`` (buyer and seller agreed; the fund
+    deadline runs) → ``funded`` (the buyer's funds are held) → ``inspection`` (every condition
+    but the inspection is met; the inspection deadline runs) → ``releasable`` (every condition
+    met) → ``released`` (nothing left in escrow, something paid out), or ``refunded`` /
+    ``cancelled``. ``disputed`` blocks release and refund until the arbiter decides;
+    ``chargeback`` follows ``released`` until it is won (back to ``released``) or lost
+    (``closed``). Values are stable codes (docs/ESCROW.md)."""
+
+    DRAFT = 0
+    AGREED = 1
+    FUNDED = 2
+    INSPECTION = 3
+    RELEASABLE = 4
+    DISPUTED = 5
+    RELEASED = 6
+    REFUNDED = 7
+    CANCELLED = 8
+    CHARGEBACK = 9
+    CLOSED = 10
+
+    @property
+    def label(self) -> str:
+        return self.name.lower()
+
+    @property
+    def terminal(self) -> bool:
+        """Nothing more can happen (``released`` is not: a chargeback may still come)."""
+        return self in (EscrowState.REFUNDED, EscrowState.CANCELLED, EscrowState.CLOSED)
+
+    @property
+    def holds_funds(self) -> bool:
+        """States in which money may remain in escrow."""
+        return self in _ESCROW_HOLDING
+
+
+_ESCROW_HOLDING = frozenset(
+    {EscrowState.FUNDED, EscrowState.INSPECTION, EscrowState.RELEASABLE, EscrowState.DISPUTED}
+)
+
+
+class EscrowRole(StrEnum):
+    """Who may act on an escrow; an actor has exactly one role per escrow."""
+
+    BUYER = "buyer"
+    SELLER = "seller"
+    PLATFORM = "platform"
+    ARBITER = "arbiter"
+
+
+class ConditionKind(StrEnum):
+    """What must happen before release (Escrow.com's ship / receive / accept, generalised)."""
+
+    DELIVERY_CONFIRMED = "delivery_confirmed"
+    TITLE_TRANSFERRED = "title_transferred"
+    INSPECTION_PASSED = "inspection_passed"
+    CUSTOM = "custom"
+
+
+class LapseAction(StrEnum):
+    """What the engine clock does when an inspection period lapses with no decision."""
+
+    ACCEPT = "accept"
+    REFUND = "refund"
+    ESCALATE = "escalate"
+
+
+class MovementKind(StrEnum):
+    """A money movement of an escrow (each one balanced ledger entry)."""
+
+    FUNDED = "funded"
+    RELEASED = "released"
+    REFUNDED = "refunded"
+    SETTLED = "settled"
+    CHARGED_BACK = "charged_back"
+    REINSTATED = "reinstated"

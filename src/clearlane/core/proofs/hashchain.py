@@ -39,6 +39,7 @@ from clearlane.core.model.events import (
     Step,
     batch_changes,
     batch_event_row,
+    escrow_event_dict,
     note_dict,
 )
 from clearlane.core.model.states import BatchState
@@ -216,7 +217,7 @@ def transition(
         "entries": [[e.entry_id, e.content_digest().hex()] for e in step.ledger.new_entries],
         "status": [[c.entry_id, str(c.status.value), int(c.at_ms)] for c in step.ledger.status_changes],
     }
-    return {
+    body = {
         "v": TRANSITION_VERSION,
         "seq": seq,
         "at_ms": at_ms,
@@ -233,6 +234,10 @@ def transition(
         "notes": [note_dict(n) for n in step.notes()],
         "duplicates": int(step.duplicates),
     }
+    escrow = step.escrow_events()
+    if escrow:  # the key appears only with escrow, so bodies without it are as before
+        body["escrow"] = [escrow_event_dict(e) for e in escrow]
+    return body
 
 
 def _cleared_body(b: BatchCleared, asset_codes: list[str], codes: pa.Array) -> dict[str, Any]:

@@ -4,6 +4,7 @@ included by :func:`clearlane.adapters.http.app.create_app` (docs/API.md lists th
 from clearlane.adapters.http.routes import (
     batches,
     collateral,
+    escrow,
     meta,
     payments,
     positions,
@@ -17,6 +18,7 @@ ROUTERS = (
     trades.router,
     payments.router,
     collateral.router,
+    escrow.router,
     batches.router,
     positions.router,
     stats.router,
