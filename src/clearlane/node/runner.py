@@ -609,6 +609,7 @@ class Runner(Generic[StoreT]):
                 )
                 if step is not None and rejects is not None:
                     rejects.extend(step.rejects())
+                    rejects.extend(batch.trades.located(step.conflicts))  # id conflicts (116)
                 due = feed.after_trades(table, chunk_source)
                 if due is not None:
                     self.observe(due, overlap=True)
@@ -623,6 +624,7 @@ class Runner(Generic[StoreT]):
                 step = self.submit(kind, data, at_ms, f"{source}#{index}.{n}")
                 if step is not None and rejects is not None:
                     rejects.extend(step.rejects())
+                    rejects.extend(step.conflicts)
         last = feed.take()
         if last is not None:
             self.observe(last, overlap=False)

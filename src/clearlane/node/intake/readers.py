@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import bisect
 import csv
+import dataclasses
 import gzip
 import hashlib
 import io
@@ -97,6 +98,25 @@ class TradeChunk:
     table: pa.Table
     first_row: int
     rows_read: int
+    # The input row number of each row of ``table`` (None: rows first_row, first_row + 1, …).
+    valid_rows: I64 | None = None
+
+    def located(self, rejects: Iterable[Reject]) -> list[Reject]:
+        """Rejects the engine made for rows of ``table`` (``row`` = index in the table: id
+        conflicts) with ``row`` turned into the input row number, as edge rejects carry it."""
+        out = []
+        for r in rejects:
+            row = r.row
+            if row is not None:
+                row = int(self.valid_rows[row]) if self.valid_rows is not None else self.first_row + row
+            out.append(dataclasses.replace(r, row=row))
+        return out
+
+
+def valid_rows_of(rows: I64, rejects: list[Reject]) -> I64:
+    """The input row numbers of the rows that passed (a validator keeps rows in order)."""
+    bad = np.fromiter((r.row for r in rejects if r.row is not None), dtype=np.int64)
+    return rows[~np.isin(rows, bad)] if len(bad) else rows
 
 
 @dataclass
@@ -207,7 +227,12 @@ def _trade_batch(
 ) -> IngestBatch:
     columns = {name: table.column(name) for name in table.column_names}
     valid, rejects = validator.validate(columns, rows, received_at_ms=received_at_ms)
-    chunk = TradeChunk(table=valid, first_row=int(rows[0]) if len(rows) else 0, rows_read=len(rows))
+    chunk = TradeChunk(
+        table=valid,
+        first_row=int(rows[0]) if len(rows) else 0,
+        rows_read=len(rows),
+        valid_rows=valid_rows_of(rows, rejects),
+    )
     return IngestBatch(trades=chunk, rejects=extra_rejects + rejects)
 
 
@@ -485,7 +510,9 @@ class _TradeRows:
             columns, rows, received_at_ms=received_at_ms, type_errors=type_errors
         )
         self.clear()
-        chunk = TradeChunk(table=valid, first_row=int(rows[0]), rows_read=len(rows))
+        chunk = TradeChunk(
+            table=valid, first_row=int(rows[0]), rows_read=len(rows), valid_rows=valid_rows_of(rows, found)
+        )
         return IngestBatch(trades=chunk, rejects=rejects + found)
 
 
