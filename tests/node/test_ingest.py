@@ -814,3 +814,71 @@ def test_jsonl_accepts_the_single_message_field_name(tmp_path: Path, config: Cle
     (tmp_path / "t.ndjson").write_text(json.dumps(line) + "\n")
     table, rejects, _ = read(tmp_path / "t.ndjson", config)
     assert rejects == [] and table.column("executed_at_ms").to_pylist() == [T_MS]
+
+
+# ---------------------------------------------------------------------------------------
+# the id grammar (core/model/ids.py): every id is one path segment of every route
+# ---------------------------------------------------------------------------------------
+OUTSIDE_THE_GRAMMAR = [
+    "a/b",
+    "a?b",
+    "a#b",
+    "a%2F",
+    "a\\b",
+    'a"b',
+    "a<b",
+    "a{b",
+    "a|b",
+    "a^b",
+    "a`b",
+    "é1",
+    "a[b",
+]
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_ids_outside_the_grammar_are_bad_ids(tmp_path: Path, config: ClearingConfig, fmt: str) -> None:
+    rows = [good(0, trade_id="A-._~!$&'()*+,;=:@z")]
+    rows += [good(i, trade_id=bad) for i, bad in enumerate(OUTSIDE_THE_GRAMMAR, start=1)]
+    rows += [good(99, venue="X/CL"), good(98, exch_batch_id="EB/1")]
+    table, rejects, _ = read(write(tmp_path / f"t.{fmt}", rows), config)
+    assert table.column("trade_id").to_pylist() == ["A-._~!$&'()*+,;=:@z"]
+    assert [(r.row, r.code, r.field) for r in rejects] == [
+        *[(i + 1, R.BAD_ID, "trade_id") for i in range(1, len(OUTSIDE_THE_GRAMMAR) + 1)],
+        (len(OUTSIDE_THE_GRAMMAR) + 2, R.BAD_ID, "venue"),
+        (len(OUTSIDE_THE_GRAMMAR) + 3, R.BAD_ID, "exch_batch_id"),
+    ]
+    assert "characters of A-Z a-z 0-9" in rejects[0].reason
+
+
+def test_small_event_ids_outside_the_grammar_are_bad_ids(tmp_path: Path, config: ClearingConfig) -> None:
+    lines = [
+        {
+            "type": "payment",
+            "payment_id": "P/1",
+            "payer": "RTL-0001",
+            "payee": "BRK-NORTH",
+            "asset": "USD",
+            "amount": "1",
+        },
+        {
+            "type": "collateral_deposit",
+            "deposit_id": "D?1",
+            "participant": "RTL-0001",
+            "asset": "USD",
+            "amount": "1",
+        },
+    ]
+    path = tmp_path / "events.jsonl"
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    _, rejects, _ = read(path, config)
+    assert [(r.code, r.field) for r in rejects] == [(R.BAD_ID, "payment_id"), (R.BAD_ID, "deposit_id")]
+    assert all("characters of A-Z a-z 0-9" in r.reason for r in rejects)
+
+
+@given(st.text(max_size=70))
+def test_the_input_id_grammar_and_the_fast_edge_check_agree(text: str) -> None:
+    from clearlane.core.model import ids
+    from clearlane.node.intake.validate import valid_ids
+
+    assert bool(valid_ids(pa.array([text], pa.string()))[0]) == ids.is_input_id(text)

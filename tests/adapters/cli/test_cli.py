@@ -176,3 +176,26 @@ def test_serve_refuses_an_id_filter_size_that_is_not_a_power_of_two(tmp_path: Pa
     )
     assert result.exit_code != 0 and "power of two" in result.output
     assert not (tmp_path / "x.db").exists()
+
+
+def test_clear_writes_a_changed_row_with_a_known_id_as_a_116_reject(tmp_path: Path) -> None:
+    assert _clear(tmp_path, _csv(tmp_path, GOOD)).exit_code == 0
+    again = [
+        "T1,XCL,BTC/USD,MM-ALPHA,BRK-NORTH,0.050,65000.120,2026-11-20T09:00:00Z,EB-1,",  # same values
+        "T2,XCL,ETH/USD,RTL-0001,MM-BETA,0.6,3200,2026-11-20T09:00:00.250Z,EB-1,",  # changed quantity
+        "T8,XCL,ETH/USD,RTL-0001,MM-BETA,0.6,3200,2026-11-20T09:00:02.000Z,EB-1,",
+        "T8,XCL,ETH/USD,RTL-0001,MM-BETA,0.7,3200,2026-11-20T09:00:02.000Z,EB-1,",  # changed in-file
+    ]
+    second = tmp_path / "again.csv"
+    second.write_text(HEADER + "\n".join(again) + "\n")
+    result = _clear(tmp_path, second, "--json")
+    assert result.exit_code == 0, result.output
+    assert sum(json.loads(result.output)["trades_by_lane"].values()) == 4  # T8 once
+    rejects = [json.loads(line) for line in (tmp_path / "again.csv.rejects.jsonl").read_text().splitlines()]
+    assert [(r["row"], r["id"], r["code"], r["error"], r["field"]) for r in rejects] == [
+        (2, "T2", 116, "id_conflict", "trade_id"),
+        (4, "T8", 116, "id_conflict", "trade_id"),
+    ]
+    status = runner.invoke(app, ["status", "T2", "--db", str(tmp_path / "c.db"), "--json"])
+    assert status.exit_code == 0, status.output
+    assert json.loads(status.output)["qty_minor"] == 50_000_000  # 0.5 ETH: the first content

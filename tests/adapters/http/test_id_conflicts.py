@@ -89,3 +89,16 @@ def test_payments_deposits_and_withdrawals_refuse_changed_content(svc: Service) 
     r = _post(svc, "/v1/payments/batch", bulk)
     assert r.status_code == 409 and [e["field"] for e in r.json()["errors"]] == ["items[1].payment_id"]
     assert svc.client.get("/v1/payments/P2", headers=svc.h()).status_code == 404
+
+
+def test_ids_every_route_can_address(svc: Service) -> None:
+    for bad in ("T/1", "T?1", "T%2F1", "T#1"):
+        r = svc.client.post("/v1/trades", json=trade_row(bad), headers=svc.h())
+        assert r.status_code == 422, bad
+        assert (r.json()["code"], r.json()["field"]) == (102, "trade_id")
+    pay = {"payment_id": "P/1", "payer": "RTL-0001", "payee": "BRK-NORTH", "asset": "USD", "amount": "1"}
+    r = _post(svc, "/v1/payments", pay)
+    assert r.status_code == 422 and (r.json()["code"], r.json()["field"]) == (102, "payment_id")
+    odd = "T-._~!$&'()*+,;=:@"
+    assert svc.client.post("/v1/trades", json=trade_row(odd), headers=svc.h()).status_code == 201
+    assert svc.client.get(f"/v1/trades/{odd}", headers=svc.h()).json()["id"] == odd

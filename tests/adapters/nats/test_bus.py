@@ -553,3 +553,32 @@ def test_small_events_do_not_wait_behind_a_pending_observation(nats_url: str, tm
             await nc.close()
 
     assert asyncio.run(ack_pending()) == 0
+
+
+def test_a_changed_trade_re_sent_under_its_id_is_a_116_reject_and_changes_nothing(
+    nats_url: str, tmp_path: Path
+) -> None:
+    """The bus path: a re-sent id with different content is not silently dropped as a duplicate
+    — it is recorded as an ``id_conflict`` reject (with its message row) and published as
+    ``trade.rejected``; an exact re-send (respelled decimals) stays a silent no-op."""
+    rows = input_rows(50)
+    publish(nats_url, write_jsonl(tmp_path / "day.jsonl", rows), chunk_rows=100)
+    changed = {**rows[5], "quantity": "0.9"}
+    respelled = {**rows[6], "quantity": rows[6]["quantity"] + "000", "price": "65000.1200"}
+    publish(nats_url, write_jsonl(tmp_path / "again.jsonl", [respelled, changed]), chunk_rows=100)
+    db = str(tmp_path / "w.db")
+    stats = run_worker(options(db, nats_url, ALL_POOLS), log=lambda _m: None)
+    assert stats.rejects == 1
+    runner = open_runner(db)
+    rejects = runner.store.rows("SELECT row, input_id, code, error, field FROM rejects")
+    # Its row inside its message (the publisher split the file by pool subject).
+    assert [dict(r) for r in rejects] == [
+        {"row": 1, "input_id": "T0000005", "code": 116, "error": "id_conflict", "field": "trade_id"}
+    ]
+    ids = trade_ids(runner)
+    assert len(ids) == len(set(ids)) == 50
+    records = runner.store.find_trade("T0000005")
+    assert records is not None and records["qty_minor"] == 60_000  # 0.0006 BTC: the first content
+    runner.close()
+    published = [e for e in asyncio.run(_events(nats_url)) if e["type"] == "trade.rejected"]
+    assert [(e["id"], e["code"]) for e in published] == [("T0000005", 116)]

@@ -45,6 +45,7 @@ from pydantic import BaseModel, ValidationError
 from clearlane.core.config.model import MARK_SCALE, ClearingConfig
 from clearlane.core.errors import InputError
 from clearlane.core.model.codes import Reject, RejectCode
+from clearlane.core.model.ids import INPUT_ID_RULE
 from clearlane.core.model.inputs import (
     ID_RE,
     INPUT_TRADE_COLUMNS,
@@ -528,11 +529,14 @@ def _event_reject(kind: str, line: int, obj: dict[str, Any], exc: ValidationErro
         code = _FIELD_CODES.get(loc[0] if loc else "", RejectCode.UNREADABLE_ROW)
     value = obj.get(loc[0]) if loc else None
     shown = f" (got {quote(value)})" if value is not None and error["type"] != "missing" else ""
+    message = str(error["msg"])
+    if code == RejectCode.BAD_ID and error["type"] == "string_pattern_mismatch":
+        message = f"{field_name} is not {INPUT_ID_RULE}"
     input_id = obj.get(_EVENT_ID_FIELD[kind])
     return Reject(
         code=code,
         field=field_name,
-        reason=f"{kind}: {error['msg']}{shown}",
+        reason=f"{kind}: {message}{shown}",
         row=line,
         input_id=input_id if isinstance(input_id, str) and ID_RE.match(input_id) else None,
     )
