@@ -165,6 +165,7 @@ def decode(
 
     A message that cannot be read at all yields one batch holding a single reject (row None).
     """
+    validator.new_input()  # each message is its own input for the executed_at span
     if fmt == JSONL:
         yield from jsonl_batches(data.splitlines(), validator, chunk_rows, None)
         return

@@ -32,6 +32,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TypeVar
 
 import numpy as np
@@ -220,6 +221,11 @@ def valid_ids(column: pa.Array) -> Mask:
         if _NOT_ID_BYTE[used].any():
             ok &= to_mask(pc.match_substring_regex(column, ID_PATTERN))
     return ok
+
+
+def _iso_ms(ms: int) -> str:
+    """An epoch-ms instant as RFC 3339 UTC (for reasons)."""
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 @dataclass(frozen=True)
@@ -491,8 +497,13 @@ def _first_failures(chunk: _Chunk, checks: list[_Check], rows: I64) -> tuple[I64
 class TradeValidator:
     """Validates trade columns against one configuration (lookups are built once)."""
 
-    def __init__(self, config: ClearingConfig) -> None:
+    def __init__(self, config: ClearingConfig, *, file_span: bool = True) -> None:
+        """``file_span``: hold each input (file, bus message) to ``executed_at_file_span_ms``
+        around its first in-range trade; the service (``Intake``) bounds times by the engine
+        clock instead."""
         self.config = config
+        self._span_ms = config.intake.executed_at_file_span_ms if file_span else None
+        self._anchor_ms: int | None = None
         self._asset_codes = pa.array([a.code for a in config.assets], type=pa.string())
         self._asset_scales = config.asset_scales()
         self._participants = pa.array([p.id for p in config.participants], type=pa.string())
@@ -563,6 +574,7 @@ class TradeValidator:
         }
         checks += self._decimal_checks(chunk, decimals, base_scale)
         checks.append(self._time_check(chunk))
+        checks.append(self._time_bounds(chunk))
         lane_absent, lane_check = self._lane_check(chunk)
         checks.append(lane_check)
         keep, rejects = _first_failures(chunk, checks, rows)
@@ -703,6 +715,40 @@ class TradeValidator:
             return f"executed_at {quote(text(row))} {TS_REASONS[int(times.error[row])]}"
 
         return _Check(RejectCode.BAD_TIMESTAMP, "executed_at", (times.error != 0) | time_type, time_reason)
+
+    def new_input(self) -> None:
+        """The rows that follow are a new input: its first in-range trade anchors the span."""
+        self._anchor_ms = None
+
+    def _time_bounds(self, chunk: _Chunk) -> _Check:
+        """10. BAD_TIMESTAMP, continued: a time outside ``[intake] executed_at_min`` ..
+        ``executed_at_max`` (epoch 0, year 9999), or — files and bus messages — farther than
+        ``executed_at_file_span_ms`` from the input's first in-range trade (a stray time in a
+        recorded day would move the engine clock; a historical day is still accepted whole)."""
+        limits = self.config.intake
+        ms, parsed = chunk.times.ms, chunk.times.error == 0
+        outside = parsed & ((ms < limits.executed_at_min_ms) | (ms >= limits.executed_at_max_ms))
+        far = np.zeros(len(ms), dtype=np.bool_)
+        span = self._span_ms
+        if span is not None:
+            inside = np.flatnonzero(parsed & ~outside)
+            if self._anchor_ms is None and len(inside):
+                self._anchor_ms = int(ms[inside[0]])
+            if self._anchor_ms is not None:
+                far = parsed & ~outside & (np.abs(ms - self._anchor_ms) > span)
+        text = _text_getter(chunk.columns["executed_at"])
+        anchor = self._anchor_ms
+
+        def bounds_reason(row: int) -> str:
+            if outside[row]:
+                lo, hi = _iso_ms(limits.executed_at_min_ms), _iso_ms(limits.executed_at_max_ms)
+                return f"executed_at {quote(text(row))} is outside the accepted range {lo} .. {hi}"
+            return (
+                f"executed_at {quote(text(row))} is more than {span} ms from this input's first trade "
+                f"({_iso_ms(anchor or 0)})"
+            )
+
+        return _Check(RejectCode.BAD_TIMESTAMP, "executed_at", outside | far, bounds_reason)
 
     def _lane_check(self, chunk: _Chunk) -> tuple[Mask, _Check]:
         """11. BAD_LANE_HINT; also returns which rows have no hint."""
