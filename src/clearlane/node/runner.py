@@ -607,9 +607,11 @@ class Runner(Generic[StoreT]):
                 step = self.submit(
                     "trades", table, max(at_ms, self.engine.now_ms), chunk_source, payload_bytes=encoded
                 )
-                if step is not None and rejects is not None:
-                    rejects.extend(step.rejects())
-                    rejects.extend(batch.trades.located(step.conflicts))  # id conflicts (116)
+                if rejects is not None:
+                    # Id conflicts (116); a chunk logged by an earlier run is asked again.
+                    conflicts = step.conflicts if step is not None else self.engine.id_conflicts(table)
+                    rejects.extend(step.rejects() if step is not None else [])
+                    rejects.extend(batch.trades.located(conflicts))
                 due = feed.after_trades(table, chunk_source)
                 if due is not None:
                     self.observe(due, overlap=True)

@@ -196,6 +196,10 @@ def test_clear_writes_a_changed_row_with_a_known_id_as_a_116_reject(tmp_path: Pa
         (2, "T2", 116, "id_conflict", "trade_id"),
         (4, "T8", 116, "id_conflict", "trade_id"),
     ]
+    # Clearing the same file again applies nothing and reports the same conflicts.
+    assert _clear(tmp_path, second, "--json").exit_code == 0
+    rerun = [json.loads(line) for line in (tmp_path / "again.csv.rejects.jsonl").read_text().splitlines()]
+    assert rerun == rejects
     status = runner.invoke(app, ["status", "T2", "--db", str(tmp_path / "c.db"), "--json"])
     assert status.exit_code == 0, status.output
     assert json.loads(status.output)["qty_minor"] == 50_000_000  # 0.5 ETH: the first content

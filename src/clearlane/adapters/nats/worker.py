@@ -519,7 +519,8 @@ class Worker:
                     self.stats.trades += table.num_rows
                     self.stats.steps += 1
                     logged_at = runner.engine.applied_seq
-                else:  # logged before a restart
+                else:  # logged before a restart: its id conflicts are asked again
+                    item.rejects.extend(part.chunk.located(runner.engine.id_conflicts(table)))
                     logged_at = self._known.get(source, -1)
                 before = self._pending[0].source_id if self._pending is not None else ""
                 last = logged_at == runner.engine.applied_seq

@@ -1158,6 +1158,19 @@ class Engine:
         self.seen_event_ids[key] = digest
         return True
 
+    def id_conflicts(self, table: pa.Table) -> list[Reject]:
+        """The id conflicts (116) a trade chunk already in the log met when it was applied,
+        answered again without applying it (a re-run of ``clear``, a re-delivered bus message):
+        its rows whose id is now held with other content. Row = index in the chunk."""
+        ids = table.column("trade_id").combine_chunks()
+        clash = self.seen_flow_ids.conflicts("t:", ids, trade_digests(table))
+        out = []
+        for row in np.flatnonzero(clash).tolist():
+            flow_id = str(ids[row].as_py())
+            reason = f"trade_id {flow_id!r} was already applied with different content"
+            out.append(Reject(RejectCode.ID_CONFLICT, "trade_id", reason, row, flow_id))
+        return out
+
     def event_conflict(self, payload: CollateralDeposit | CollateralWithdrawal) -> bool | None:
         """Would this deposit or withdrawal be a no-op? ``None``: its id is new; ``False``: an
         exact re-send; ``True``: its id was applied with different content (code 116)."""

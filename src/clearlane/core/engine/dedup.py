@@ -572,6 +572,18 @@ class SeenFlowIds:
             self._last_seq[namespace] = seq
         return dup, conflict
 
+    def conflicts(
+        self, namespace: str, ids: pa.Array, digests: npt.NDArray[np.uint64]
+    ) -> npt.NDArray[np.bool_]:
+        """Rows whose id is remembered with a different content digest (nothing is added; ids
+        only the archive holds are never conflicts here, as in :meth:`classify`)."""
+        everything = np.ones(len(ids), dtype=np.bool_)
+        clash = self.by_namespace[namespace].lookup(ids, everything, digests)[1]
+        older = self._older.get(namespace)
+        if older is not None:
+            clash |= older.lookup(ids, everything, digests)[1]
+        return clash
+
     def _rotate(self, namespace: str, archive: FlowIdArchive) -> None:
         current = self.by_namespace[namespace]
         if current.count < self.hot_ids:
