@@ -6,8 +6,10 @@ once per tick (a few ms of wall time; submissions that arrive meanwhile share th
 
 1. validates all queued trade submissions in one columnar pass (a submission with a bad row is
    refused whole with the core's reject code, field and reason — nothing of it is logged);
-2. answers re-submitted trade ids from the read model (same content: the existing record;
-   different content: ``id_conflict``) without logging them again;
+2. answers re-submitted ids from the read model (same values: the existing record, a
+   duplicate) without logging them again, and refuses whole any submission holding an id
+   known — or claimed earlier in the tick — with different values (409 ``id_conflict``, 116,
+   every conflicting item named; content compared by the engine's digests, engine/dedup.py);
 3. logs and applies the rest as ONE ``trades`` step (``runner.submit``: one transaction), then
    small events (payments, collateral) as their own steps;
 4. advances the base layer when a block is due, a batch window has elapsed, or something is

@@ -582,3 +582,24 @@ def test_a_changed_trade_re_sent_under_its_id_is_a_116_reject_and_changes_nothin
     runner.close()
     published = [e for e in asyncio.run(_events(nats_url)) if e["type"] == "trade.rejected"]
     assert [(e["id"], e["code"]) for e in published] == [("T0000005", 116)]
+
+
+def test_each_bus_message_is_its_own_input_for_the_executed_at_bounds() -> None:
+    """The worker's one validator is re-anchored per message: a message of another day is
+    accepted whole; an out-of-range time is 110 bad_timestamp; an id with ``/`` is 102."""
+    from clearlane.adapters.nats.messages import decode
+    from clearlane.node.intake.validate import TradeValidator
+
+    validator = TradeValidator(load_config(EXAMPLE_CONFIG))
+    day = [{**row, "executed_at": T0 + i} for i, row in enumerate(input_rows(3))]
+    month_later = [
+        {**row, "executed_at": T0 + 30 * 86_400_000 + i} for i, row in enumerate(input_rows(3, 10))
+    ]
+    stray = [{**input_rows(1, 20)[0], "executed_at": 0}, {**input_rows(1, 21)[0], "trade_id": "T/21"}]
+    results = []
+    for message in (day, month_later, stray):
+        data = "".join(json.dumps(row) + "\n" for row in message).encode()
+        batches = list(decode(data, JSONL, validator))
+        rows = sum(b.trades.table.num_rows for b in batches if b.trades is not None)
+        results.append((rows, [(r.row, int(r.code), r.field) for b in batches for r in b.rejects]))
+    assert results == [(3, []), (3, []), (0, [(1, 110, "executed_at"), (2, 102, "trade_id")])]

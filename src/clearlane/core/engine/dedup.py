@@ -11,6 +11,13 @@ with the stored id, and only an exact match is a duplicate. Two distinct ids wit
 both go into the table (the probe continues past a colliding slot), so a hash collision can
 neither drop a distinct flow nor admit a duplicate — it only costs one extra comparison.
 
+Same id, different content: beside each accepted id the index keeps a 64-bit digest of the
+row's content as values (:func:`trade_digests`, :func:`payment_digest`,
+:func:`collateral_digest`: ``80.0`` equals ``80.00``, a time is its epoch milliseconds, the
+received time never counts). A duplicate whose digest differs is an *id conflict* (reject code
+116): still a no-op, reported by the engine in ``Step.conflicts`` and by the service before it
+logs — the one rule every path (files, the bus, HTTP) and every kind applies.
+
 Bounded memory (the service): :class:`SeenFlowIds` can be given an archive — a port to the
 store's id runs (``store/flowids.py``) that answers "was this id accepted in a log entry with
 ``seq`` below ``before_seq``" — and then keeps only a hot tier in memory: two generations of
