@@ -203,3 +203,34 @@ def test_clear_writes_a_changed_row_with_a_known_id_as_a_116_reject(tmp_path: Pa
     status = runner.invoke(app, ["status", "T2", "--db", str(tmp_path / "c.db"), "--json"])
     assert status.exit_code == 0, status.output
     assert json.loads(status.output)["qty_minor"] == 50_000_000  # 0.5 ETH: the first content
+
+
+def test_clear_writes_changed_payments_deposits_and_withdrawals_as_116_rejects(tmp_path: Path) -> None:
+    dep = {"type": "collateral_deposit", "deposit_id": "D1", "participant": "RTL-0001", "asset": "USD"}
+    pay = {"type": "payment", "payment_id": "P1", "payer": "RTL-0001", "payee": "BRK-NORTH", "asset": "USD"}
+    wd = {"type": "collateral_withdrawal", "withdrawal_id": "W1", "participant": "RTL-0001", "asset": "USD"}
+    lines = [
+        {**dep, "amount": "80.0"},
+        {**pay, "amount": "1.50"},
+        {**wd, "amount": "5"},
+        {**dep, "amount": "80.00"},  # the same values: duplicates, not rejects
+        {**pay, "amount": "1.5"},
+        {**wd, "amount": "5.0"},
+        {**dep, "amount": "81"},  # changed: conflicts
+        {**pay, "amount": "2"},
+        {**wd, "amount": "6"},
+    ]
+    file = tmp_path / "events.jsonl"
+    file.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    result = _clear(tmp_path, file, "--json")
+    assert result.exit_code == 0, result.output
+    rejects = [
+        json.loads(line) for line in (tmp_path / "events.jsonl.rejects.jsonl").read_text().splitlines()
+    ]
+    assert [(r["id"], r["code"], r["field"]) for r in rejects] == [
+        ("D1", 116, "deposit_id"),
+        ("P1", 116, "payment_id"),
+        ("W1", 116, "withdrawal_id"),
+    ]
+    status = runner.invoke(app, ["status", "P1", "--db", str(tmp_path / "c.db"), "--json"])
+    assert json.loads(status.output)["qty_minor"] == 150  # the first content
