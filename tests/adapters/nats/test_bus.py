@@ -603,3 +603,23 @@ def test_each_bus_message_is_its_own_input_for_the_executed_at_bounds() -> None:
         rows = sum(b.trades.table.num_rows for b in batches if b.trades is not None)
         results.append((rows, [(r.row, int(r.code), r.field) for b in batches for r in b.rejects]))
     assert results == [(3, []), (3, []), (0, [(1, 110, "executed_at"), (2, 102, "trade_id")])]
+
+
+def test_changed_small_events_re_sent_over_the_bus_are_116_rejects(nats_url: str, tmp_path: Path) -> None:
+    dep = {"type": "collateral_deposit", "deposit_id": "D1", "participant": "RTL-0001", "asset": "USD"}
+    pay = {"type": "payment", "payment_id": "P1", "payer": "RTL-0001", "payee": "BRK-NORTH", "asset": "USD"}
+    batches = [
+        [{**dep, "amount": "80.0"}, {**pay, "amount": "1.50"}],
+        [{**dep, "amount": "80.00"}, {**pay, "amount": "1.5"}],  # same values: no-ops
+        [{**dep, "amount": "81"}, {**pay, "amount": "2"}],  # changed: 116
+    ]
+    for i, lines in enumerate(batches):
+        publish(nats_url, write_jsonl(tmp_path / f"ev{i}.jsonl", lines), events_pool="retail")
+    db = str(tmp_path / "events.db")
+    stats = run_worker(options(db, nats_url, ALL_POOLS), log=lambda _m: None)
+    assert stats.rejects == 2
+    runner = open_runner(db)
+    rejects = runner.store.rows("SELECT input_id, code, field FROM rejects ORDER BY id")
+    assert [tuple(r.values()) for r in rejects] == [("D1", 116, "deposit_id"), ("P1", 116, "payment_id")]
+    assert int(runner.engine.collateral.sum()) == 8000
+    runner.close()
