@@ -62,6 +62,10 @@ class RowError:
 _COLUMNS = INPUT_TRADE_COLUMNS + INPUT_TRADE_OPTIONAL
 
 
+class IntakeInvariantError(RuntimeError):
+    """A bug in the edge: the validator's rows and rejects disagree."""
+
+
 def _iso(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
@@ -166,6 +170,8 @@ class Intake:
             return table, rejects
         bad = np.fromiter((r.row for r in rejects if r.row is not None), dtype=np.int64)
         valid = rows[~np.isin(rows, bad)] if len(bad) else rows
+        if len(valid) != table.num_rows:  # the validator keeps every row it does not reject
+            raise IntakeInvariantError(f"{table.num_rows} valid rows, {len(valid)} rows without a reject")
         executed = table.column("executed_at_ms").to_numpy()
         future_ms = self.config.intake.executed_at_future_ms
         ahead = executed > received[valid] + future_ms
