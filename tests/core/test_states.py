@@ -55,8 +55,8 @@ def test_read_model_and_api_use_the_one_encoding() -> None:
     from typing import get_args
 
     from clearlane.adapters.http import schemas
-    from clearlane.node.projections import readmodel
+    from clearlane.node.projections import common
 
-    assert readmodel.BATCH_STATE_NAMES == BATCH_STATE_LABELS
-    assert (readmodel.B_OPEN, readmodel.B_FINAL) == (BatchState.OPEN, BatchState.FINAL)
+    assert common.BATCH_STATE_NAMES == BATCH_STATE_LABELS
+    assert (common.B_OPEN, common.B_FINAL) == (BatchState.OPEN, BatchState.FINAL)
     assert get_args(schemas.BatchOut.model_fields["state"].annotation) == BATCH_STATE_LABELS

@@ -25,7 +25,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from clearlane.adapters.cli.demo import LiveDemo, start_live
-from clearlane.node.projections.readmodel import B_FINAL
+from clearlane.node.projections.common import B_FINAL
 from clearlane.node.report import trade_lifecycle
 from clearlane.sim.generator import generate_day
 from tests.conftest import REPO
@@ -70,7 +70,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveDemo]:
         bad_share=0.003,
     )
     try:
-        _wait(lambda: demo.runtime.rm.batch_counts[:, B_FINAL].sum() >= 3, 30, "three final batches")
+        _wait(lambda: demo.runtime.rm.batches.counts[:, B_FINAL].sum() >= 3, 30, "three final batches")
         yield demo
     finally:
         demo.stop()
@@ -470,7 +470,7 @@ def test_dashboard_survives_a_restart(tmp_path: Path) -> None:
     with make_service(tmp_path) as s:
         for i in range(6):
             assert s.client.post("/v1/trades", json=trade_row(i), headers=s.h()).status_code == 201
-        wait_for(lambda: s.runtime.rm.batch_counts[:, B_FINAL].sum() >= 1)
+        wait_for(lambda: s.runtime.rm.batches.counts[:, B_FINAL].sum() >= 1)
         batches = s.client.get("/v1/dashboard/batches", headers=s.h()).json()["items"]
         final = [b for b in batches if b["state"] == "final"]
     with make_service(tmp_path) as again:
@@ -522,7 +522,7 @@ def test_demo_serves_and_terminates(tmp_path: Path) -> None:
 def test_heatmap_percentiles_match_the_read_model() -> None:
     """The vectorised heatmap cells give the service's own percentile of every histogram."""
     from clearlane.adapters.http.dashboard import grid_percentile_s
-    from clearlane.node.projections.readmodel import hist, percentile
+    from clearlane.node.projections.common import hist, percentile
 
     rng = np.random.default_rng(1)
     grid = np.stack(

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from clearlane.adapters.chain.simulated import ChainParams, FaultSchedule, SimulatedChain
+from clearlane.adapters.memory import MemoryStore
 from clearlane.adapters.sql.flowids import FlowIdArchive
 from clearlane.adapters.sql.store import Store
 from clearlane.core.config.model import ClearingConfig, load_config, parse_config
@@ -69,6 +70,21 @@ def open_runner(
         keys=key_dir,
         observer=observer,
         flow_ids=flow_ids,
+    )
+
+
+def open_memory_runner(
+    config_path: str | Path, *, keys: str | Path | None = None, observer: StepObserver | None = None
+) -> Runner[MemoryStore]:
+    """Start the node on a fresh in-memory store (the bench's and tests' choice: the same node,
+    log, audit chain and checkpoints, nothing on disk but the signing keys in ``keys``)."""
+    return Runner.start(
+        MemoryStore.open(),
+        config_path,
+        label="memory",
+        chain_factory=simulated_chain,
+        keys=keys,
+        observer=observer,
     )
 
 

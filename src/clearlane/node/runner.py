@@ -52,6 +52,7 @@ from clearlane.core.proofs.hashchain import input_hash
 from clearlane.node.auditor import AuditError, Auditor, KeyRecord
 from clearlane.node.feed import ChainFeed, PendingObservation
 from clearlane.node.ports import BaseLayer, FlowIdArchive, Store, StoredEntry, StoreError
+from clearlane.node.queries import NodeQueries
 from clearlane.node.signing import KeyStore, KeyStoreError
 from clearlane.node.writer import PendingStep, StepWriter
 
@@ -140,6 +141,7 @@ class Runner(Generic[StoreT]):
         self.store = store
         self.config = config
         self.engine = engine
+        self.queries = NodeQueries(self)
         # The base layer is created when the first transaction is handed over (its genesis is
         # that moment), or on open from the stored genesis; the driver says which adapter.
         self.chain_factory = chain_factory
@@ -551,9 +553,7 @@ class Runner(Generic[StoreT]):
         step = step_ms or int(self.config.chain["block_time_ms"])
         now = max(self.engine.now_ms, self.engine.chain_seen_ms)
         start = now
-        while (
-            self.engine.pending or self.engine.l1_groups or self.engine.open_at.max() >= 0
-        ) and now - start < limit_ms:
+        while self.engine.has_pending_work() and now - start < limit_ms:
             now += step
             self.advance_chain(now)
         self.checkpoint()

@@ -58,7 +58,9 @@ from clearlane.core.model.states import TradeState
 from clearlane.core.proofs.codec import decode_payload
 from clearlane.node.events import WEBHOOK_EVENTS, EventBus, EventGroup, StatsEvent
 from clearlane.node.intake.rows import Intake, RowError
-from clearlane.node.projections.readmodel import ReadModel, S
+from clearlane.node.projections.common import S
+from clearlane.node.projections.readmodel import ReadModel
+from clearlane.node.queries import NodeQueries
 from clearlane.node.runner import Runner
 
 log = logging.getLogger("clearlane.adapters.http")
@@ -212,7 +214,7 @@ class Runtime:
         self.runner = self._open_runner(db, config_path, keys)
         if self.readmodel is None:  # pragma: no cover - resolve_config mirrors open_runner
             raise RuntimeError("configuration could not be resolved")
-        self.readmodel.store = self.runner.store
+        self.readmodel.records.store = self.runner.store
         self.readmodel.archive = self.runner.flow_archive
         self.config = self.runner.config
         self.store = self.runner.store
@@ -263,6 +265,11 @@ class Runtime:
         self.extra_queues: dict[str, Callable[[], int]] = {}
         self._trim: Callable[[int], int] | None = None
         self._last_trim = time.perf_counter()
+
+    @property
+    def queries(self) -> NodeQueries:
+        """The engine's live figures as snapshots (open batches, balances, liquidity, tip)."""
+        return self.runner.queries
 
     @property
     def rm(self) -> ReadModel:
@@ -416,8 +423,7 @@ class Runtime:
         return int((open_at[live] + engine.window_ms[live]).min())
 
     def _has_pending_work(self) -> bool:
-        engine = self.runner.engine
-        return bool(engine.pending or engine.l1_groups or (engine.open_at >= 0).any())
+        return self.runner.engine.has_pending_work()
 
     def _iteration(self) -> None:
         with self._qlock:
@@ -515,7 +521,7 @@ class Runtime:
             job.future.set_result(out)
         if lane_keys and self.readmodel is not None:
             with self.lock:
-                self.readmodel.observe_api(
+                self.readmodel.activity.observe_api(
                     np.asarray(lane_keys), np.asarray(latencies), self._at(self.clock.now_ms())
                 )
 
@@ -874,8 +880,7 @@ class Runtime:
         rm = self.readmodel
         if rm is None:
             return
-        if self.readmodel is not None:
-            self.readmodel.sample_queues(self._at(self.clock.now_ms()), self.queue_lengths())
+        rm.activity.sample_queues(self._at(self.clock.now_ms()), self.queue_lengths())
         if self.bus.subscribers == 0 or self.stats_builder is None or rm.applied_seq == self._stats_seq:
             return
         self._stats_seq = rm.applied_seq
@@ -890,8 +895,8 @@ class Runtime:
         for k, pool in enumerate(self.config.pools):
             out[f"open_batch:{pool.id}"] = int(engine.count[k]) if engine.open_at[k] >= 0 else 0
         if rm is not None:
-            out["anchor_backlog"] = int(rm.batch_counts[:, 1].sum())
-            out["l1_pending"] = int(rm.counts[rm.l1, S["submitted"]])
+            out["anchor_backlog"] = int(rm.batches.counts[:, 1].sum())
+            out["l1_pending"] = int(rm.activity.counts[rm.l1, S["submitted"]])
         lengths = self.bus.queue_lengths()
         out["stream_queue_max"] = max(lengths) if lengths else 0
         for name, fn in self.extra_queues.items():

@@ -16,7 +16,7 @@ def _trade_steps(s: Service) -> int:
 
 
 def _trade_count(s: Service) -> int:
-    return int(s.runtime.rm.counts[:, 0].sum())
+    return int(s.runtime.rm.activity.counts[:, 0].sum())
 
 
 def test_a_respelled_trade_is_a_duplicate_and_a_changed_one_a_conflict(svc: Service) -> None:

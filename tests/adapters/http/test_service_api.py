@@ -47,7 +47,7 @@ def test_resubmission_returns_existing_record_and_conflict_is_409(svc: Service) 
     clash = svc.client.post("/v1/trades", json=trade_row(1, price="1.00"), headers=svc.h())
     assert clash.status_code == 409
     assert clash.json()["error"] == "id_conflict" and clash.json()["code"] == 116
-    assert svc.runtime.rm.counts[:, 0].sum() == 1
+    assert svc.runtime.rm.activity.counts[:, 0].sum() == 1
     assert svc.runtime.rm.applied_seq <= applied + 3  # only clock/chain steps, no second trade step
 
 

@@ -52,7 +52,7 @@ def _state(app: Any) -> tuple[Any, ...]:
     with rt.lock:
         engine = rt.runner.engine
         return (
-            rt.rm.trades_received,
+            rt.rm.records.trades_received,
             len(engine.seen_flow_ids),
             len(engine.seen_event_ids),
             int(engine.collateral.sum()),

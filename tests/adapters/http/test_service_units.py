@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 from clearlane.adapters.http.problems import Problem
 from clearlane.adapters.http.views import decode_cursor, encode_cursor
 from clearlane.node.events import EventBus, EventFilter, TradeEvents
+from clearlane.node.projections.common import LATENCY_EDGES_MS, NBINS, hist, percentile
 from clearlane.node.projections.index import IdIndex, hash_id, hash_ids
-from clearlane.node.projections.readmodel import LATENCY_EDGES_MS, NBINS, hist, percentile
 
 
 @given(st.lists(st.text(min_size=0, max_size=40), max_size=50))

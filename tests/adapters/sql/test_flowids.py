@@ -137,7 +137,7 @@ def test_service_answers_old_ids_after_eviction(tmp_path: Path) -> None:
             assert r.status_code == 200, r.text
         rt = svc.runtime
         assert rt.runner.flow_archive.archived_through > 0
-        assert rt.rm.older_index is not None and rt.rm.find("T0") is not None
+        assert rt.rm.records.older_index is not None and rt.rm.find("T0") is not None
         assert "T0" not in rt.runner.engine.seen_flow_ids.index("t:")
         got = svc.client.get("/v1/trades/T0", headers=svc.h())
         assert got.status_code == 200 and got.json()["id"] == "T0"
@@ -145,7 +145,7 @@ def test_service_answers_old_ids_after_eviction(tmp_path: Path) -> None:
         assert again.status_code == 200 and again.json()["status"] == "duplicate"
         clash = svc.client.post("/v1/trades", json=trade_row(0, price="1.00"), headers=svc.h())
         assert clash.status_code == 409 and clash.json()["error"] == "id_conflict"
-        assert svc.runtime.rm.counts[:, 0].sum() == 50
+        assert svc.runtime.rm.activity.counts[:, 0].sum() == 50
 
 
 @pytest.mark.parametrize("merge_ids", [1 << 16, 8])

@@ -18,6 +18,7 @@ import typer
 from rich.table import Table
 
 from clearlane.adapters.cli.common import KeysOption, console
+from clearlane.adapters.cli.floor import FloorRecorder, measure_floor
 
 
 @dataclass(frozen=True)
@@ -62,22 +63,69 @@ def bench(
     seed: Annotated[int, typer.Option()] = 42,
     workdir: Annotated[Path, typer.Option(help="Where the Parquet day and database live.")] = Path("bench"),
     keys: KeysOption = None,
+    store: Annotated[
+        str, typer.Option(help="sqlite (a fresh bench.db in --workdir) or memory (the in-memory store).")
+    ] = "sqlite",
+    floor: Annotated[
+        bool,
+        typer.Option(
+            help="Also measure, in the same run, the floor of the same work; print end to end ÷ floor."
+        ),
+    ] = False,
 ) -> None:
     """Benchmark: clear a generated day end to end from Parquet; print trades/s, stages, RSS."""
     from clearlane.node.report import summary as make_summary
 
     day_dir = workdir / f"day-{trades}-{participants}-{assets}-{seed}"
     _generate_once(day_dir, trades, participants, assets, seed)
-    runner = _fresh_runner(workdir / "bench.db", day_dir / "config.toml", keys)
+    if store not in ("sqlite", "memory"):
+        raise typer.BadParameter(f"unknown store {store!r}: sqlite or memory", param_hint="--store")
+    recorder = FloorRecorder() if floor else None
+    db = workdir / "bench.db"
+    runner = _fresh_runner(db, day_dir / "config.toml", keys, memory=store == "memory", observer=recorder)
     timings = _clear_day(runner, day_dir)
     summary = make_summary(runner.engine)
     _print_report(
         runner,
         summary,
         timings,
-        f"clearlane bench — {trades:,} trades, {participants:,} participants, {assets} assets",
+        f"clearlane bench — {trades:,} trades, {participants:,} participants, {assets} assets, {store} store",
     )
+    if recorder is not None:
+        _print_floor(runner, recorder, day_dir, db if store == "sqlite" else None, timings)
     runner.close()
+
+
+def _print_floor(
+    runner: Any, recorder: FloorRecorder, day_dir: Path, db: Path | None, timings: _Timings
+) -> None:
+    """The floor of the same work (:mod:`clearlane.adapters.cli.floor`) and end to end ÷ floor."""
+    from clearlane.adapters.sql.floor import store_bytes, write_floor
+
+    runner.checkpoint()
+    written = store_bytes(db) if db is not None else 0
+    scratch = None if db is None else db.with_name("floor.db")
+    figures = measure_floor(
+        recorder,
+        runner.config,
+        day_dir / "trades.parquet",
+        None if scratch is None else (lambda n, steps: write_floor(scratch, n, steps)),
+        written,
+    )
+    table = Table("floor part", "wall s", title="the floor of the same work (one thread, in bulk)")
+    table.add_row("read (Parquet, same file)", f"{figures.read:.2f}")
+    table.add_row(f"net ({figures.flows:,} flows, {figures.batches:,} batches, exact)", f"{figures.net:.2f}")
+    table.add_row("hash (same leaves and nodes, same hasher; roots equal)", f"{figures.hash:.2f}")
+    if figures.write is None:
+        table.add_row("write (memory store: none)", "-")
+    else:
+        table.add_row(
+            f"write ({figures.write_bytes / 2**20:,.0f} MiB in {recorder.steps:,} transactions)",
+            f"{figures.write:.2f}",
+        )
+    table.add_row("[bold]floor", f"[bold]{figures.total:.2f}")
+    console.print(table)
+    console.print(f"end to end ÷ floor: [bold]{timings.total / figures.total:.2f}×[/]")
 
 
 def _generate_once(day_dir: Path, trades: int, participants: int, assets: int, seed: int) -> None:
@@ -90,12 +138,16 @@ def _generate_once(day_dir: Path, trades: int, participants: int, assets: int, s
         console.print(f"generated in {time.perf_counter() - started:.1f} s")
 
 
-def _fresh_runner(db: Path, config: Path, keys: Path | None) -> Any:
+def _fresh_runner(db: Path, config: Path, keys: Path | None, *, memory: bool, observer: Any = None) -> Any:
+    from clearlane.adapters.embedded import open_memory_runner
     from clearlane.adapters.embedded import open_runner as start_runner
 
+    if memory:
+        key_dir = keys if keys is not None else db.with_name("bench.keys")
+        return open_memory_runner(config, keys=key_dir, observer=observer)
     for suffix in ("", "-wal", "-shm"):
         Path(str(db) + suffix).unlink(missing_ok=True)
-    return start_runner(db, config, keys=keys)
+    return start_runner(db, config, keys=keys, observer=observer)
 
 
 def _clear_day(runner: Any, day_dir: Path) -> _Timings:
@@ -161,3 +213,4 @@ def _print_report(runner: Any, summary: dict[str, Any], timings: _Timings, title
         f"batches: {summary['batches']}   netting efficiency: {summary['netting_efficiency'] * 100:.2f} %"
     )
     console.print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}")
+    console.print(f"state root: {runner.queries.state_root()}")

@@ -42,7 +42,7 @@ from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Resp
 
 from clearlane.adapters.http.problems import Problem, ServiceCode, bad_parameter
 from clearlane.core.model.states import BatchState
-from clearlane.node.projections.readmodel import HOPS, LATENCY_EDGES_MS, H, percentile
+from clearlane.node.projections.common import HOPS, LATENCY_EDGES_MS, H, percentile
 
 if TYPE_CHECKING:
     from clearlane.adapters.http.ui import DashboardRuntime
@@ -120,10 +120,10 @@ class Views:
 
     def chain(self) -> dict[str, Any]:
         with self.rt.lock:
-            engine = self.rt.runner.engine
+            queries = self.rt.queries
             return {
-                "block_height": int(engine.tip_height),
-                "now_ms": int(max(engine.now_ms, self.rt.rm.now_ms)),
+                "block_height": queries.tip_height(),
+                "now_ms": int(max(queries.engine_time_ms(), self.rt.rm.now_ms)),
                 "applied_seq": int(self.rt.rm.applied_seq),
             }
 
@@ -138,7 +138,7 @@ class Views:
         ids = [b["batch_id"] for b in page["items"] if b["state"] != BatchState.OPEN.label]
         stored = rt.store.batch_anchors(ids)
         with rt.lock:
-            tip = int(rt.runner.engine.tip_height)
+            tip = rt.queries.tip_height()
         need = {p.id: p.confirmations for p in rt.config.pools}
         for b in page["items"]:
             row = stored.get(b["batch_id"])
@@ -158,9 +158,9 @@ class Views:
     def _figures(self) -> dict[str, Any]:
         """Per participant (engine order, house last): buffer, credit, pending owed per lane."""
         rt = self.rt
-        engine = rt.runner.engine
         rm = rt.rm
-        liquidity = engine.liquidity()
+        liquidity = rt.queries.liquidity()
+        open_positions = rt.queries.open_positions()
         usd = liquidity.mark_per_minor
         collateral_usd, credit = liquidity.collateral_usd, liquidity.credit_usd
         available = liquidity.available_usd
@@ -173,8 +173,11 @@ class Views:
             values: np.ndarray = (np.maximum(0, -amounts.astype(np.float64)) * usd[None, :]).sum(axis=1)
             return values
 
-        lanes = {pool.id: owed(engine.pos[k] + rm.cleared_net[k]) for k, pool in enumerate(rt.config.pools)}
-        lanes["L1"] = owed(rm.l1_pending)
+        lanes = {
+            pool.id: owed(open_positions[k] + rm.positions.cleared_net[k])
+            for k, pool in enumerate(rt.config.pools)
+        }
+        lanes["L1"] = owed(rm.positions.l1_pending)
         return {
             "collateral_usd": collateral_usd,
             "credit": credit,
@@ -249,7 +252,7 @@ class Views:
             since = rm.now_ms - minutes * 60_000
             width, groups = views._timeline(rm, since, 60_000)
             starts = [start for start, _ in groups]
-            grid = np.zeros((len(rows), len(groups), len(rm.latency[0, 0])), dtype=np.int64)
+            grid = np.zeros((len(rows), len(groups), len(rm.activity.latency[0, 0])), dtype=np.int64)
             queues: dict[str, list[int]] = {}
             for j, (_, members) in enumerate(groups):
                 for b in members:
@@ -261,7 +264,7 @@ class Views:
                         merged[name] = max(merged.get(name, 0), value)
                 for name in set(queues) | set(merged):
                     queues.setdefault(name, [0] * j).append(merged.get(name, 0))
-            totals = [rm.latency[lk, h] for lk, h, _, _ in rows]
+            totals = [rm.activity.latency[lk, h] for lk, h, _, _ in rows]
         p50, p99 = (grid_percentile_s(grid, q) for q in (0.5, 0.99))
         counts = grid.sum(axis=2).tolist()
         overall = [
@@ -295,7 +298,7 @@ class Views:
     def rejects(self) -> dict[str, Any]:
         rt = self.rt
         with rt.lock:
-            by_code = dict(rt.rm.rejects_by_code)
+            by_code = dict(rt.rm.activity.rejects_by_code)
             for code, n in rt.counters.edge_rejects.items():
                 by_code[code] = by_code.get(code, 0) + n
         return {"by_code": dict(sorted(by_code.items())), "recent": rt.tally.recent_for(None)}

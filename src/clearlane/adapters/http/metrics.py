@@ -32,7 +32,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 
 from clearlane.core.model.codes import RejectCode
-from clearlane.node.projections.readmodel import BATCH_SIZE_EDGES, HOPS, LATENCY_EDGES_MS, STATE_KEYS
+from clearlane.node.projections.common import BATCH_SIZE_EDGES, HOPS, LATENCY_EDGES_MS, STATE_KEYS
 
 if TYPE_CHECKING:
     from clearlane.adapters.http.webhooks import WebhookService
@@ -120,17 +120,17 @@ class _Snapshot:
     def take(cls, rt: Runtime) -> _Snapshot:
         rm = rt.rm
         return cls(
-            lane_keys=list(rm.lane_keys),
+            lane_keys=list(rm.layout.lane_keys),
             l1=rm.l1,
             pools=list(rm.pools),
-            latency=rm.latency.copy(),
-            sizes=rm.batch_sizes.copy(),
-            size_sum=rm.batch_size_sum.copy(),
-            counts=rm.counts.copy(),
-            gross=rm.gross_usd.copy(),
-            net=rm.net_usd.copy(),
+            latency=rm.activity.latency.copy(),
+            sizes=rm.batches.sizes.copy(),
+            size_sum=rm.batches.size_sum.copy(),
+            counts=rm.activity.counts.copy(),
+            gross=rm.batches.gross_usd.copy(),
+            net=rm.batches.net_usd.copy(),
             queues=rt.queue_lengths(),
-            height=int(rt.runner.engine.tip_height),
+            height=rt.queries.tip_height(),
             applied=rm.applied_seq,
             rejected_engine=dict(rt.counters.engine_rejects),
             rejected_api=dict(rt.counters.edge_rejects),

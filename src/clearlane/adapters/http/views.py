@@ -26,14 +26,8 @@ from clearlane.core.model.states import BATCH_STATE_LABELS, BatchState, TradeSta
 from clearlane.core.money import format_minor
 from clearlane.core.proofs.codec import read_table
 from clearlane.node.events import iso
-from clearlane.node.projections.readmodel import (
-    HOPS,
-    LATENCY_EDGES_MS,
-    STATE_KEYS,
-    H,
-    ReadModel,
-    percentile,
-)
+from clearlane.node.projections.common import HOPS, LATENCY_EDGES_MS, STATE_KEYS, H, percentile
+from clearlane.node.projections.readmodel import ReadModel
 from clearlane.node.report import trade_lifecycle
 from clearlane.node.runtime import Runtime
 
@@ -80,7 +74,7 @@ class _Source:
 
     def __init__(self, rm: ReadModel) -> None:
         self.rm = rm
-        self.store = rm.store
+        self.store = rm.records.store
 
     def find_trade(self, flow_id: str) -> dict[str, Any] | None:
         return self.rm.find_trade(flow_id)
@@ -216,11 +210,11 @@ def _scan_trades(
     rows scanned; returns the matches and the cursor of the next page (caller holds the lock)."""
     rm = rt.rm
     items: list[dict[str, Any]] = []
-    chunk = rm.n_chunks - 1 if pos is None else pos["c"]
+    chunk = rm.records.n_chunks - 1 if pos is None else pos["c"]
     end = None if pos is None else pos["r"]
     scanned = 0
     next_cursor = None
-    while chunk >= 0 and chunk < rm.n_chunks:
+    while chunk >= 0 and chunk < rm.records.n_chunks:
         table = rm.chunk_table(chunk)
         stop = table.num_rows if end is None else min(end, table.num_rows)
         view = table.slice(0, stop)
@@ -238,7 +232,7 @@ def _scan_trades(
         end = None
         if len(items) >= limit or scanned >= SCAN_ROWS_MAX:
             if chunk >= 0:
-                next_cursor = encode_cursor(c=chunk, r=int(rm.chunk_rows[chunk]))
+                next_cursor = encode_cursor(c=chunk, r=int(rm.records.chunk_rows[chunk]))
             break
     return items, next_cursor
 
@@ -319,18 +313,18 @@ def _batch_dict(rm: ReadModel, k: int, s: int) -> dict[str, Any]:
 
 
 def _open_batch(rt: Runtime, k: int) -> dict[str, Any] | None:
-    engine = rt.runner.engine
-    if engine.open_at[k] < 0:
+    opened_batches = rt.queries.open_batches()
+    if not opened_batches.is_open(k):
         return None
-    s = int(engine.seq[k])
+    s = int(opened_batches.seq[k])
     pool = rt.config.pools[k].id
-    opened = int(engine.open_at[k])
+    opened = int(opened_batches.opened_at_ms[k])
     return {
         "batch_id": model_ids.batch_id(pool, s),
         "pool": pool,
         "seq": s,
         "state": BatchState.OPEN.label,
-        "flows": int(engine.count[k]),
+        "flows": int(opened_batches.flows[k]),
         "opened_at_ms": opened,
         "cleared_at_ms": None,
         "anchored_at_ms": None,
@@ -361,22 +355,22 @@ def batch_page(
     items: list[dict[str, Any]] = []
     with rt.lock:
         if pos is None and state in (None, open_label):
-            for k in range(rm.n_pools):
+            for k in range(rm.layout.n_pools):
                 if pool is None or rm.pools[k] == pool:
                     ob = _open_batch(rt, k)
                     if ob is not None:
                         items.append(ob)
         if state == open_label:
             return {"items": items[:limit], "next_cursor": None}
-        i = rm.n_batches - 1 if pos is None else min(pos["i"], rm.n_batches) - 1
+        i = rm.batches.n_batches - 1 if pos is None else min(pos["i"], rm.batches.n_batches) - 1
         want_pool = None if pool is None else rm.pool_lookup[pool]
         want_state = None if state is None else BatchState.of_label(state)
         next_cursor = None
         scanned = 0
         while i >= 0:
-            k, s = int(rm.batch_order_pool[i]), int(rm.batch_order_seq[i])
+            k, s = int(rm.batches.order_pool[i]), int(rm.batches.order_seq[i])
             if (want_pool is None or k == want_pool) and (
-                want_state is None or int(rm.batches[k].state[s]) == want_state
+                want_state is None or int(rm.batches.pool[k].state[s]) == want_state
             ):
                 if len(items) >= limit:
                     next_cursor = encode_cursor(i=i + 1)
@@ -399,10 +393,10 @@ def batch_detail(rt: Runtime, batch_id: str) -> dict[str, Any] | None:
     pool_id, s = parsed
     k = rm.pool_lookup[pool_id]
     with rt.lock:
-        engine = rt.runner.engine
-        if engine.open_at[k] >= 0 and int(engine.seq[k]) == s:
+        open_now = rt.queries.open_batches()
+        if open_now.is_open(k) and int(open_now.seq[k]) == s:
             return _open_batch(rt, k)
-        if s >= len(rm.batches[k].state) or rm.batches[k].cleared_ms[s] < 0:
+        if s >= len(rm.batches.pool[k].state) or rm.batches.pool[k].cleared_ms[s] < 0:
             return None
         out = _batch_dict(rm, k, s)
     stored = rt.store.batch(batch_id)
@@ -475,7 +469,7 @@ def net_instruction_page(
             if parsed is None or k is None:
                 return {"items": [], "next_cursor": None}
             pool_id, s = parsed
-            code = int(rm.batches[k].state[s]) if s < len(rm.batches[k].state) else BatchState.OPEN
+            code = int(rm.batches.pool[k].state[s]) if s < len(rm.batches.pool[k].state) else BatchState.OPEN
             state = BatchState(code).label
         rows = _net_rows(rt, batch_id, pool_id, state, participant)
         page = rows[offset : offset + limit]
@@ -484,18 +478,18 @@ def net_instruction_page(
     pos = decode_cursor(cursor, "i", "o")
     items: list[dict[str, Any]] = []
     with rt.lock:
-        i = rm.n_batches - 1 if pos is None else min(pos["i"], rm.n_batches - 1)
+        i = rm.batches.n_batches - 1 if pos is None else min(pos["i"], rm.batches.n_batches - 1)
         targets = []
         scanned = 0
         while i >= 0 and scanned < SCAN_BATCHES_MAX:
-            k, s = int(rm.batch_order_pool[i]), int(rm.batch_order_seq[i])
+            k, s = int(rm.batches.order_pool[i]), int(rm.batches.order_seq[i])
             if pool is None or rm.pools[k] == pool:
                 targets.append(
                     (
                         i,
                         model_ids.batch_id(rm.pools[k], s),
                         rm.pools[k],
-                        BatchState(int(rm.batches[k].state[s])).label,
+                        BatchState(int(rm.batches.pool[k].state[s])).label,
                     )
                 )
             i -= 1
@@ -518,11 +512,12 @@ def net_instruction_page(
 
 
 # ---------------------------------------------------------------------- positions and liquidity
-def _positions_for(rt: Runtime, p: int, lane: str | None, asset: str | None) -> list[dict[str, Any]]:
+def _positions_for(
+    rt: Runtime, p: int, lane: str | None, asset: str | None, open_positions: np.ndarray[Any, Any]
+) -> list[dict[str, Any]]:
     rm = rt.rm
-    engine = rt.runner.engine
     cfg = rt.config
-    pid = rm.participant_ids[p]
+    pid = rm.layout.participant_ids[p]
     out = []
     lanes: list[tuple[str, int | None]] = [(pool.lane_name, k) for k, pool in enumerate(cfg.pools)] + [
         ("L1", None)
@@ -534,16 +529,20 @@ def _positions_for(rt: Runtime, p: int, lane: str | None, asset: str | None) -> 
             and not (lane == "L2" and k is not None)
         ):
             continue
-        for a, code in enumerate(rm.asset_codes):
+        for a, code in enumerate(rm.layout.asset_codes):
             if asset is not None and asset != code:
                 continue
             if k is not None:
-                o, pe, f = int(engine.pos[k, p, a]), int(rm.cleared_net[k, p, a]), int(rm.final_net[k, p, a])
+                o, pe, f = (
+                    int(open_positions[k, p, a]),
+                    int(rm.positions.cleared_net[k, p, a]),
+                    int(rm.positions.final_net[k, p, a]),
+                )
             else:
-                o, pe, f = 0, int(rm.l1_pending[p, a]), int(rm.l1_final[p, a])
+                o, pe, f = 0, int(rm.positions.l1_pending[p, a]), int(rm.positions.l1_final[p, a])
             if o == 0 and pe == 0 and f == 0:
                 continue
-            sc = rm.scales[a]
+            sc = rm.layout.scales[a]
             out.append(
                 {
                     "participant": pid,
@@ -562,22 +561,19 @@ def _positions_for(rt: Runtime, p: int, lane: str | None, asset: str | None) -> 
 
 def participant_positions(rt: Runtime, participant: str) -> dict[str, Any] | None:
     rm = rt.rm
-    p = rm.participant_lookup.get(participant)
+    p = rm.layout.participant_lookup.get(participant)
     if p is None:
         return None
     with rt.lock:
-        positions = _positions_for(rt, p, None, None)
-        engine = rt.runner.engine
-        posted, pending_debits, _ = engine.ledger.balances()
+        positions = _positions_for(rt, p, None, None, rt.queries.open_positions())
+        books = rt.queries.account_balances()
         balances = []
-        for a, code in enumerate(rm.asset_codes):
-            av = int(posted[engine.acct_available[p, a]])
-            co = int(posted[engine.acct_collateral[p, a]])
-            fl = int(posted[engine.acct_inflight[p, a]])
-            held = int(pending_debits[engine.acct_available[p, a]])
+        for a, code in enumerate(rm.layout.asset_codes):
+            av, co = int(books.available[p, a]), int(books.collateral[p, a])
+            fl, held = int(books.in_flight[p, a]), int(books.held[p, a])
             if av == co == fl == held == 0:
                 continue
-            sc = rm.scales[a]
+            sc = rm.layout.scales[a]
             balances.append(
                 {
                     "asset": code,
@@ -591,7 +587,7 @@ def participant_positions(rt: Runtime, participant: str) -> dict[str, Any] | Non
                     "held": format_minor(held, sc),
                 }
             )
-        now = max(engine.now_ms, rm.now_ms)
+        now = max(rt.queries.engine_time_ms(), rm.now_ms)
     return {"participant": participant, "as_of_ms": now, "positions": positions, "balances": balances}
 
 
@@ -605,7 +601,7 @@ def _participant_range(
             return []
         participant = principal.participant
     if participant is not None:
-        p = rm.participant_lookup.get(participant)
+        p = rm.layout.participant_lookup.get(participant)
         return [] if p is None else [p]
     pos = decode_cursor(cursor, "p")
     return list(range(0 if pos is None else pos["p"], len(rt.config.participants)))
@@ -625,13 +621,14 @@ def position_page(
     items: list[dict[str, Any]] = []
     next_cursor = None
     with rt.lock:
+        open_positions = rt.queries.open_positions()
         for p in ps:
-            rows = _positions_for(rt, p, lane, asset)
+            rows = _positions_for(rt, p, lane, asset, open_positions)
             if items and len(items) + len(rows) > limit:
                 next_cursor = encode_cursor(p=p)
                 break
             items.extend(rows)
-        now = max(rt.runner.engine.now_ms, rt.rm.now_ms)
+        now = max(rt.queries.engine_time_ms(), rt.rm.now_ms)
     return {"as_of_ms": now, "items": items, "next_cursor": next_cursor}
 
 
@@ -643,8 +640,7 @@ def liquidity_page(
     items = []
     next_cursor = None
     with rt.lock:
-        engine = rt.runner.engine
-        liquidity = engine.liquidity()
+        liquidity = rt.queries.liquidity()
         collateral_usd, credit = liquidity.collateral_usd, liquidity.credit_usd
         for n, p in enumerate(ps):
             if n >= limit:
@@ -669,7 +665,7 @@ def liquidity_page(
                     },
                 }
             )
-        now = max(engine.now_ms, rt.rm.now_ms)
+        now = max(rt.queries.engine_time_ms(), rt.rm.now_ms)
     return {"as_of_ms": now, "items": items, "next_cursor": next_cursor}
 
 
@@ -684,23 +680,23 @@ def _state_counts(row: np.ndarray[Any, Any]) -> dict[str, int]:
 
 def overview(rt: Runtime) -> dict[str, Any]:
     rm = rt.rm
-    engine = rt.runner.engine
+    open_batches = rt.queries.open_batches()
     lanes = []
     for k, pool in enumerate(rm.pools):
-        g, n = float(rm.gross_usd[k]), float(rm.net_usd[k])
-        bc = rm.batch_counts[k]
+        g, n = float(rm.batches.gross_usd[k]), float(rm.batches.net_usd[k])
+        bc = rm.batches.counts[k]
         lanes.append(
             {
                 "lane": "L2",
                 "pool": pool,
-                "trades": _state_counts(rm.counts[k]),
+                "trades": _state_counts(rm.activity.counts[k]),
                 "batches": {
                     # The open batch is the engine's (the read model counts closed ones only).
-                    BatchState.OPEN.label: int(engine.open_at[k] >= 0),
+                    BatchState.OPEN.label: int(open_batches.is_open(k)),
                     **{b.label: int(bc[b]) for b in BatchState if b != BatchState.OPEN},
                 },
-                "cleared_latency_ms": _pct(rm.latency[k, H["batched_cleared"]]),
-                "finality_latency_ms": _pct(rm.latency[k, H["received_final"]]),
+                "cleared_latency_ms": _pct(rm.activity.latency[k, H["batched_cleared"]]),
+                "finality_latency_ms": _pct(rm.activity.latency[k, H["received_final"]]),
                 "netting_efficiency": _eff(g, n),
                 "gross_usd": round(g, 2),
                 "net_usd": round(n, 2),
@@ -711,48 +707,48 @@ def overview(rt: Runtime) -> dict[str, Any]:
         {
             "lane": "L1",
             "pool": None,
-            "trades": _state_counts(rm.counts[rm.l1]),
+            "trades": _state_counts(rm.activity.counts[rm.l1]),
             "batches": None,
             "cleared_latency_ms": None,
-            "finality_latency_ms": _pct(rm.latency[rm.l1, H["received_final"]]),
+            "finality_latency_ms": _pct(rm.activity.latency[rm.l1, H["received_final"]]),
             "netting_efficiency": None,
             "gross_usd": 0.0,
             "net_usd": 0.0,
             "liquidity_saved_usd": 0.0,
         }
     )
-    totals = rm.counts.sum(axis=0)
-    totals[STATE_KEYS.index("rejected")] += rm.rejected_total
-    g, n = float(rm.gross_usd.sum()), float(rm.net_usd.sum())
+    totals = rm.activity.counts.sum(axis=0)
+    totals[STATE_KEYS.index("rejected")] += rm.activity.rejected_total
+    g, n = float(rm.batches.gross_usd.sum()), float(rm.batches.net_usd.sum())
     now = rt.clock.now_ms()
     return {
         "as_of_ms": rm.now_ms,
         "as_of": iso(rm.now_ms),
         "applied_seq": rm.applied_seq,
         "clock": {"mode": rt.clock.mode, "speed": float(rt.clock.speed), "now_ms": now, "now": iso(now)},
-        "block_height": int(engine.tip_height),
-        "anchor_backlog": int(rm.batch_counts[:, BatchState.CLEARED].sum()),
+        "block_height": rt.queries.tip_height(),
+        "anchor_backlog": int(rm.batches.counts[:, BatchState.CLEARED].sum()),
         "lanes": lanes,
         "totals": {
             "trades": _state_counts(totals),
-            "duplicates": rm.duplicates,
+            "duplicates": rm.activity.duplicates,
             "netting_efficiency": _eff(g, n),
             "gross_usd": round(g, 2),
             "net_usd": round(n, 2),
             "liquidity_saved_usd": round(g - n, 2),
         },
-        "rejects_by_code": dict(sorted(rm.rejects_by_code.items())),
-        "open_alerts": [{**a, "at": iso(a["at_ms"])} for a in rm.alerts[-50:]],
+        "rejects_by_code": dict(sorted(rm.activity.rejects_by_code.items())),
+        "open_alerts": [{**a, "at": iso(a["at_ms"])} for a in rm.activity.alerts[-50:]],
         "queues": rt.queue_lengths(),
     }
 
 
 def _timeline(rm: ReadModel, since_ms: int, bucket_ms: int | None) -> tuple[int, list[tuple[int, Any]]]:
     """Pick the finest timeline covering ``since_ms`` and regroup its buckets to ``bucket_ms``."""
-    chosen = rm.timelines[-1]
-    for t in rm.timelines:
+    chosen = rm.activity.timelines[-1]
+    for t in rm.activity.timelines:
         oldest = (t.newest - t.retention + 1) * t.bucket_ms
-        if since_ms >= oldest or t is rm.timelines[-1]:
+        if since_ms >= oldest or t is rm.activity.timelines[-1]:
             chosen = t
             break
     width = (
@@ -777,7 +773,7 @@ def latency(
     since = rm.now_ms - 3_600_000 if since_ms is None else since_ms
     width, groups = _timeline(rm, since, None if bucket_s is None else bucket_s * 1000)
     series = []
-    for lk, name in enumerate(rm.lane_keys):
+    for lk, name in enumerate(rm.layout.lane_keys):
         is_l1 = lk == rm.l1
         if pool is not None and pool != name:
             continue
@@ -805,7 +801,7 @@ def latency(
                     "lane": "L1" if is_l1 else "L2",
                     "pool": None if is_l1 else name,
                     "hop": hp,
-                    "total": _pct(rm.latency[lk, h]),
+                    "total": _pct(rm.activity.latency[lk, h]),
                     "buckets": buckets,
                 }
             )
@@ -833,11 +829,11 @@ def savings(rt: Runtime, *, since_ms: int | None, bucket_s: int | None) -> dict[
     day_start = rm.now_ms - rm.now_ms % 86_400_000
     since = day_start if since_ms is None else since_ms
     width, groups = _timeline(rm, since, (bucket_s or 900) * 1000)
-    pools = list(range(rm.n_pools))
+    pools = list(range(rm.layout.n_pools))
     l2_clear, l2_fin, l1_fin = H["batched_cleared"], H["received_final"], H["received_final"]
     buckets = []
     cumulative = 0.0
-    tot_clear = np.zeros_like(rm.latency[0, 0])
+    tot_clear = np.zeros_like(rm.activity.latency[0, 0])
     tot_l2_fin = np.zeros_like(tot_clear)
     tot_l1_fin = np.zeros_like(tot_clear)
     gross = net = 0.0
@@ -858,7 +854,7 @@ def savings(rt: Runtime, *, since_ms: int | None, bucket_s: int | None) -> dict[
             {
                 "start_ms": start,
                 "start": iso(start),
-                "trades_l2": int(trades[: rm.n_pools].sum()),
+                "trades_l2": int(trades[: rm.layout.n_pools].sum()),
                 "trades_l1": int(trades[rm.l1]),
                 "gross_usd": round(g, 2),
                 "net_usd": round(n, 2),
@@ -916,5 +912,5 @@ def stats_event(rt: Runtime) -> dict[str, Any]:
     """The coalesced ``stats`` stream event: the overview without the alert texts."""
     data = overview(rt)
     data["open_alerts"] = len(data["open_alerts"])
-    data["trades_received"] = rt.rm.trades_received
+    data["trades_received"] = rt.rm.records.trades_received
     return data

@@ -51,7 +51,7 @@ from clearlane.adapters.http.problems import Problem, ServiceCode, bad_parameter
 from clearlane.adapters.http.views import decode_cursor, encode_cursor
 from clearlane.adapters.sql import webhooks as sql_webhooks
 from clearlane.node.events import WEBHOOK_EVENTS, EventFilter, EventGroup, canonical_event_types, iso
-from clearlane.node.projections.readmodel import NBINS, hist
+from clearlane.node.projections.common import NBINS, hist
 
 if TYPE_CHECKING:
     from clearlane.node.runtime import Runtime

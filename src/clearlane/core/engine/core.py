@@ -160,6 +160,30 @@ class L1Group:
 
 
 @dataclass(frozen=True, slots=True)
+class OpenBatches:
+    """Each pool's open batch (:meth:`Engine.open_batches`): its sequence number, when it opened
+    (-1: no open batch) and how many flows it holds. Copies."""
+
+    seq: npt.NDArray[np.int64]
+    opened_at_ms: npt.NDArray[np.int64]
+    flows: npt.NDArray[np.int64]
+
+    def is_open(self, k: int) -> bool:
+        return bool(self.opened_at_ms[k] >= 0)
+
+
+@dataclass(frozen=True, slots=True)
+class AccountBalances:
+    """Per participant and asset, in minor units (:meth:`Engine.account_balances`): posted on the
+    available, collateral and in-flight accounts, and held (pending debits on available)."""
+
+    available: npt.NDArray[np.int64]
+    collateral: npt.NDArray[np.int64]
+    in_flight: npt.NDArray[np.int64]
+    held: npt.NDArray[np.int64]
+
+
+@dataclass(frozen=True, slots=True)
 class Liquidity:
     """Per participant (engine order, house last), in USD at current marks: the figures the
     liquidity policy judges by (:meth:`Engine.liquidity`). Views show these; nobody outside
@@ -678,6 +702,30 @@ class Engine:
             credit_usd=self.credit_cents / 100.0,
             debit_usd=self.debit_total.copy(),
             debit_by_pool_usd=self.debit.copy(),
+        )
+
+    def has_pending_work(self) -> bool:
+        """Something is still to settle: an open batch, a batch or L1 group not final yet."""
+        return bool(self.pending or self.l1_groups or (self.open_at >= 0).any())
+
+    def open_batches(self) -> OpenBatches:
+        """Each pool's open batch (a read-only snapshot)."""
+        return OpenBatches(self.seq.copy(), self.open_at.copy(), self.count.copy())
+
+    def open_positions(self) -> npt.NDArray[np.int64]:
+        """Net positions of the open batches per pool, participant and asset, in minor units
+        (a copy; shape (pools, participants, assets))."""
+        out: npt.NDArray[np.int64] = self.pos.copy()
+        return out
+
+    def account_balances(self) -> AccountBalances:
+        """Every participant's ledger balances per asset (a read-only snapshot)."""
+        posted, pending_debits, _ = self.ledger.balances()
+        return AccountBalances(
+            available=posted[self.acct_available],
+            collateral=posted[self.acct_collateral],
+            in_flight=posted[self.acct_inflight],
+            held=pending_debits[self.acct_available],
         )
 
     def withdrawal_allowed(self, p: int, a: int, amount: int) -> bool:

@@ -17,7 +17,7 @@ async def healthz(runtime: RuntimeDep) -> Response:
     body = {
         "status": status,
         "applied_seq": runtime.rm.applied_seq,
-        "engine_time_ms": runtime.runner.engine.now_ms,
+        "engine_time_ms": runtime.queries.engine_time_ms(),
         "clock": runtime.clock.mode,
     }
     return JSONResponse(
