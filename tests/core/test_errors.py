@@ -24,6 +24,7 @@ DECLARING_MODULES = (
     "clearlane.adapters.http.auth",
     "clearlane.adapters.nats.messages",
     "clearlane.adapters.nats.worker",
+    "clearlane.adapters.embedded",
 )
 
 EXPECTED = {
@@ -41,6 +42,7 @@ EXPECTED = {
     "KeyError_": ("InputError", "API_KEY_REQUEST_INVALID"),
     "BusError": ("InputError", "BUS_SETTING_INVALID"),
     "LockLost": ("Unavailable", "PARTITION_LOCK_LOST"),
+    "ChainChoiceError": ("InputError", "CHAIN_OPTIONS_INVALID"),
 }
 
 

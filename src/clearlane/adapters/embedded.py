@@ -1,22 +1,45 @@
 """embedded owns wiring the node on the embedded defaults, for every driver (CLI, HTTP, the NATS
 worker, benchmarks, tests): a SQL store opened by path or URL (SQLite WAL by default, PostgreSQL
-by URL), the simulated base layer made from the configuration, and the SQL flow-id archive. The
-node itself (:meth:`clearlane.node.runner.Runner.start`) only sees the ports; this is the one
-place that picks their implementations.
+by URL), the base layer (the simulated chain made from the configuration, or an Ethereum node by
+JSON-RPC: :class:`ChainChoice`), and the SQL flow-id archive. The node itself
+(:meth:`clearlane.node.runner.Runner.start`) only sees the ports; this is the one place that
+picks their implementations.
 """
 
 from __future__ import annotations
 
 import tomllib
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from clearlane.adapters.chain.simulated import ChainParams, FaultSchedule, SimulatedChain
 from clearlane.adapters.memory import MemoryStore
 from clearlane.adapters.sql.flowids import FlowIdArchive
 from clearlane.adapters.sql.store import Store
 from clearlane.core.config.model import ClearingConfig, load_config, parse_config
-from clearlane.node.runner import ProgressCallback, Runner, StepObserver, default_key_dir
+from clearlane.core.errors import InputError
+from clearlane.node.ports import BaseLayer, StoreError
+from clearlane.node.runner import ChainFactory, ProgressCallback, Runner, StepObserver, default_key_dir
+
+BASE_LAYER_META = "base_layer"
+
+
+@dataclass(frozen=True, slots=True)
+class ChainChoice:
+    """Which base layer a store anchors to (``--chain``, ``--rpc-url``, ``--chain-key``)."""
+
+    kind: Literal["simulated", "ethereum"] = "simulated"
+    rpc_url: str | None = None
+    key_file: str | None = None
+    """A hex private-key file (0600); None: the store's key directory (``ethereum/ACTIVE``)."""
+
+
+SIMULATED = ChainChoice()
+
+
+class ChainChoiceError(InputError, ValueError, code="CHAIN_OPTIONS_INVALID"):
+    """``--chain`` options that cannot be used together (the message names the missing one)."""
 
 
 def simulated_chain(config: ClearingConfig, genesis_ms: int) -> SimulatedChain:
@@ -30,6 +53,53 @@ def simulated_chain(config: ClearingConfig, genesis_ms: int) -> SimulatedChain:
         seed=int(chain["seed"]),
     )
     return SimulatedChain(params, FaultSchedule.from_dict(dict(chain.get("faults") or {})))
+
+
+def fee_wei_per_minor(config: ClearingConfig) -> int:
+    """Wei per minor unit of the configured fee asset: exact for ETH itself, else by the marks."""
+    scales = {a.code: a.scale for a in config.assets}
+    marks = dict(zip((a.code for a in config.assets), config.marks_usd, strict=True))
+    fee_asset = str(config.chain["fee_asset"])
+    if fee_asset == "ETH":
+        return int(10 ** max(18 - int(scales["ETH"]), 0))
+    if "ETH" not in marks or marks["ETH"] <= 0:
+        return 10**10
+    usd_per_minor = marks[fee_asset] / 10 ** scales[fee_asset]
+    return max(1, round(float(usd_per_minor) / (float(marks["ETH"]) / 10**18)))
+
+
+def ethereum_factory(choice: ChainChoice, key_dir: str | Path | None) -> ChainFactory:
+    """The Ethereum adapter on ``choice.rpc_url``, its key and send journal in ``key_dir``."""
+    from clearlane.adapters.chain.ethereum import EthereumChain, EthereumOptions
+    from clearlane.adapters.chain.ethkeys import EthKeyStore
+
+    if not choice.rpc_url:
+        raise ChainChoiceError("--chain ethereum needs --rpc-url")
+    if key_dir is None and choice.key_file is None:
+        raise ChainChoiceError("--chain ethereum needs a key directory or --chain-key")
+
+    def make(config: ClearingConfig, genesis_ms: int) -> BaseLayer:
+        options = EthereumOptions(
+            rpc_url=str(choice.rpc_url),
+            state_dir=str(key_dir if key_dir is not None else Path(str(choice.key_file)).parent),
+            key_file=choice.key_file,
+            fee_wei_per_minor=fee_wei_per_minor(config),
+        )
+        key = None if choice.key_file else EthKeyStore(str(key_dir)).ensure_active()
+        return EthereumChain(options, genesis_ms, key)
+
+    return make
+
+
+def _check_base_layer(store: Store, choice: ChainChoice, label: str) -> None:
+    """A store anchors to one kind of base layer for life: its log holds that chain's blocks."""
+    stored = store.get_meta(BASE_LAYER_META)
+    if stored is None:
+        if store.engine_state() is not None and choice.kind != "simulated":
+            raise StoreError(f"{label}: this store was cleared on the simulated chain, not {choice.kind}")
+        store.set_meta(BASE_LAYER_META, choice.kind)
+    elif stored != choice.kind:
+        raise StoreError(f"{label}: this store anchors to the {stored} chain, not {choice.kind}")
 
 
 def _sql_archive(store: Any, options: dict[str, int]) -> FlowIdArchive:
@@ -50,21 +120,28 @@ def open_runner(
     signing: bool = True,
     observer: StepObserver | None = None,
     flow_ids: bool | dict[str, int] = False,
+    chain: ChainChoice = SIMULATED,
 ) -> Runner[Store]:
     """Open (or create) a database (a SQLite path or a URL; ``schema``: a PostgreSQL schema of
     its own) and start the node on it, rebuilding engine and chain from its log.
 
     ``keys`` is the signing-key directory (default :func:`~clearlane.node.runner.default_key_dir`);
     a store without a key gets the directory's active key (created on first use).
-    ``signing=False`` opens without loading a private key (read-mostly commands).
+    ``signing=False`` opens without loading a private key (read-mostly commands). ``chain``
+    picks the base layer (the simulated one by default).
     """
     store = Store.open(db, create=create, durable=durable, schema=schema)
     key_dir = (keys if keys is not None else default_key_dir(db)) if signing else None
+    factory: ChainFactory = simulated_chain
+    if chain.kind == "ethereum":
+        factory = ethereum_factory(chain, keys if keys is not None else default_key_dir(db))
+    if signing:  # read-mostly openers replay the log and never reach the chain
+        _check_base_layer(store, chain, str(db))
     return Runner.start(
         store,
         config_path,
         label=str(db),
-        chain_factory=simulated_chain,
+        chain_factory=factory,
         archive_factory=_sql_archive,
         progress=progress,
         keys=key_dir,
@@ -109,7 +186,11 @@ def resolve_config(
 
 
 class Embedded:
-    """The embedded defaults as the runtime's opener (:class:`clearlane.node.runtime.Opener`)."""
+    """The embedded defaults as the runtime's opener (:class:`clearlane.node.runtime.Opener`),
+    on the base layer ``chain``."""
+
+    def __init__(self, chain: ChainChoice = SIMULATED) -> None:
+        self.chain = chain
 
     def resolve_config(
         self, db: str | Path, config_path: str | Path | None
@@ -117,7 +198,7 @@ class Embedded:
         return resolve_config(db, config_path)
 
     def open_runner(self, db: str | Path, config_path: str | Path | None, **options: Any) -> Runner[Store]:
-        return open_runner(db, config_path, **options)
+        return open_runner(db, config_path, chain=self.chain, **options)
 
 
 EMBEDDED = Embedded()

@@ -145,9 +145,11 @@ class Store(Protocol):
 class BaseLayer(Protocol):
     """A chain as the runner sees it.
 
-    Implementations must be deterministic: the same construction followed by the same
-    sequence of `submit`/`advance` calls yields the same events, byte for byte, because the
-    runner logs those events as engine inputs and a replay must reproduce them.
+    The runner logs what ``advance`` reports as engine inputs, so a replay reads the chain from
+    the log: on recovery each logged observation goes to ``replay`` instead of ``advance``. A
+    deterministic chain (the simulated one) re-runs ``advance`` there; a real chain
+    (``adapters/chain/ethereum.py``) adopts the logged view and speaks to its node again only
+    at the next ``advance``. The contract suite is :mod:`clearlane.testing.chain_contract`.
     """
 
     def submit(self, txs: Sequence[TxSubmission]) -> None:
@@ -159,6 +161,10 @@ class BaseLayer(Protocol):
 
         A ``to_ms`` at or before the previous call's returns [] without changing state.
         """
+        ...
+
+    def replay(self, to_ms: int, logged: Sequence[ChainEvent]) -> None:
+        """On recovery: become the adapter whose ``advance(to_ms)`` returned ``logged``."""
         ...
 
     def tip_height(self) -> int:

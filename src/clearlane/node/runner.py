@@ -7,8 +7,9 @@ invent or lose). Chain events are inputs too: ``advance_chain`` asks the base la
 up to a time and logs that as a ``chain`` entry.
 
 Restart: the engine is rebuilt by replaying the log, and the simulated chain is rebuilt by
-replaying the same calls it got the first time (each chain entry's ``advance(at_ms)``, each
-step's submissions) — both are deterministic, so after a ``kill -9`` at any instant the process
+replaying the same calls it got the first time (each chain entry's ``advance(at_ms)`` — through
+``replay``, where a real chain adopts the logged events instead — each step's submissions) —
+both are deterministic, so after a ``kill -9`` at any instant the process
 resumes exactly after the last committed step, with nothing lost and nothing applied twice.
 
 Pipelining (the bulk path, :meth:`Runner.pipelined`): steps are committed by a writer thread
@@ -44,7 +45,7 @@ from typing import Any, Generic, TypeVar
 
 from clearlane.core.config.model import ClearingConfig, ConfigError, load_config, parse_config
 from clearlane.core.engine.core import Engine, EngineOptions, LogEntry
-from clearlane.core.model.chain import TxSubmission, event_to_dict
+from clearlane.core.model.chain import ChainEvent, TxSubmission, event_from_dict, event_to_dict
 from clearlane.core.model.events import Step
 from clearlane.core.model.inputs import ChainEvents, log_payload
 from clearlane.core.proofs.codec import encode_payload
@@ -278,7 +279,8 @@ class Runner(Generic[StoreT]):
                 raise StoreError(f"input log entry {entry.seq} does not match its hash chain")
             if entry.kind == "chain" and self.chain is not None:
                 self._hand_over(_submitted_through(entry))
-                self.chain.advance(entry.at_ms)
+                # The log is the truth about the chain: a real chain adopts it (ports.BaseLayer).
+                self.chain.replay(entry.at_ms, _logged_events(entry))
             fx = self.engine.apply(entry)
             try:
                 step = self.auditor.step(
@@ -696,6 +698,12 @@ def _engine_options(service: bool) -> EngineOptions:
     """The service (a store with flow-id runs) keeps bounded memory: no per-flow figures of the
     bulk summary, and final journal entries live in the store only."""
     return EngineOptions(keep_latencies=False, retain_final=False) if service else EngineOptions()
+
+
+def _logged_events(entry: LogEntry) -> list[ChainEvent]:
+    """The base-layer events chain entry ``entry`` logged."""
+    payload = entry.payload
+    return [event_from_dict(e) for e in payload.events] if isinstance(payload, ChainEvents) else []
 
 
 def _submitted_through(entry: LogEntry) -> int:

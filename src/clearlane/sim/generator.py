@@ -214,8 +214,8 @@ def _toml_string(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def _config_toml(asset_count: int, people: _Participants, seed: int) -> str:
-    lines = _clearing_toml(seed)
+def _config_toml(asset_count: int, people: _Participants, seed: int, preset: str | None = None) -> str:
+    lines = _clearing_toml(seed) if preset is None else _preset_clearing_toml(seed, preset)
     lines += _assets_toml(asset_count)
     lines += [
         "[fee_tiers]",
@@ -225,9 +225,40 @@ def _config_toml(asset_count: int, people: _Participants, seed: int) -> str:
         "",
     ]
     lines += _participants_toml(people)
-    lines += _pools_toml()
+    lines += _pools_toml() if preset is None else _preset_pools_toml()
     lines += _routing_toml()
     return "\n".join(lines)
+
+
+def _preset_clearing_toml(seed: int, preset: str) -> list[str]:
+    """Block time, confirmations and retry clocks come from the named base-layer preset
+    (core/config/presets.py)."""
+    drop = ("l1_confirmations", "l1_resubmit_ms", "block_time_ms")
+    lines = [line for line in _clearing_toml(seed) if not line.startswith(drop)]
+    at = lines.index("[chain]") + 1
+    return [*lines[:at], f"preset = {_toml_string(preset)}", *lines[at:]]
+
+
+def _preset_pools_toml() -> list[str]:
+    """L2 pools as they run beside a real base layer: sub-second to seconds windows (soft
+    finality at window close), anchor confirmations from the preset."""
+    lines: list[str] = []
+    for pool_id, description, window_ms, size_max, challenge_ms, discount in (
+        ("fast", "market makers: short window, fee discount", 200, 50000, 0, "40"),
+        ("retail", "trust-minimized pool with a challenge window", 500, 50000, 120000, "0"),
+        ("bulk", "brokers and marketplaces: large batches", 800, 200000, 0, "20"),
+    ):
+        lines += [
+            "[[pools]]",
+            f"id = {_toml_string(pool_id)}",
+            f"description = {_toml_string(description)}",
+            f"window_ms = {window_ms}",
+            f"size_max = {size_max}",
+            f"challenge_window_ms = {challenge_ms}",
+            f"fee_discount_pct = {_toml_string(discount)}",
+            "",
+        ]
+    return lines
 
 
 def _clearing_toml(seed: int) -> list[str]:
@@ -461,8 +492,12 @@ def generate_day(
     seed: int,
     day: str = "2026-11-20",
     l1_share_target: float = 0.05,
+    preset: str | None = None,
 ) -> GeneratedDay:
-    """Generate one trading day (see the module docstring for its shape)."""
+    """Generate one trading day (see the module docstring for its shape); ``preset`` names a
+    base-layer timing (core/config/presets.py) and gives the pools sub-second to seconds
+    windows (the demo's choice); without it the configuration is the fixed one the golden
+    test pins."""
     if trades < 1:
         raise ValueError("trades must be at least 1")
     if participants < PARTICIPANTS_MIN:
@@ -479,7 +514,7 @@ def generate_day(
     )
 
     people = _participants(participants, rng)
-    config_toml = _config_toml(assets, people, seed)
+    config_toml = _config_toml(assets, people, seed, preset)
     config = parse_config(tomllib.loads(config_toml), source="<generated>")
 
     market = _Market.build(assets)

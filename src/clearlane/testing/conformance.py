@@ -2,11 +2,13 @@
 
 Nothing here runs: mypy (strict, over the whole package) checks each assignment, so an adapter
 that drifts from its port fails the type check, not a test at run time. The behaviour behind
-the ``Store`` port is checked by :mod:`clearlane.testing.store_contract`.
+the ``Store`` port is checked by :mod:`clearlane.testing.store_contract`, behind ``BaseLayer`` by
+:mod:`clearlane.testing.chain_contract`.
 """
 
 from __future__ import annotations
 
+from clearlane.adapters.chain.ethereum import EthereumChain
 from clearlane.adapters.chain.simulated import SimulatedChain
 from clearlane.adapters.memory import MemoryStore
 from clearlane.adapters.sql.flowids import FlowIdArchive
@@ -30,6 +32,10 @@ def pending_step(step: PendingStep) -> ports.StepToCommit:
 
 
 def simulated_chain(chain: SimulatedChain) -> ports.BaseLayer:
+    return chain
+
+
+def ethereum_chain(chain: EthereumChain) -> ports.BaseLayer:
     return chain
 
 

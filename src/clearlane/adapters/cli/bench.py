@@ -18,7 +18,6 @@ import typer
 from rich.table import Table
 
 from clearlane.adapters.cli.common import KeysOption, console
-from clearlane.adapters.cli.floor import FloorRecorder, measure_floor
 
 
 @dataclass(frozen=True)
@@ -80,6 +79,8 @@ def bench(
     _generate_once(day_dir, trades, participants, assets, seed)
     if store not in ("sqlite", "memory"):
         raise typer.BadParameter(f"unknown store {store!r}: sqlite or memory", param_hint="--store")
+    from clearlane.adapters.cli.floor import FloorRecorder
+
     recorder = FloorRecorder() if floor else None
     db = workdir / "bench.db"
     runner = _fresh_runner(db, day_dir / "config.toml", keys, memory=store == "memory", observer=recorder)
@@ -96,10 +97,9 @@ def bench(
     runner.close()
 
 
-def _print_floor(
-    runner: Any, recorder: FloorRecorder, day_dir: Path, db: Path | None, timings: _Timings
-) -> None:
+def _print_floor(runner: Any, recorder: Any, day_dir: Path, db: Path | None, timings: _Timings) -> None:
     """The floor of the same work (:mod:`clearlane.adapters.cli.floor`) and end to end ÷ floor."""
+    from clearlane.adapters.cli.floor import measure_floor
     from clearlane.adapters.sql.floor import store_bytes, write_floor
 
     runner.checkpoint()

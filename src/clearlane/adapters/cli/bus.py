@@ -10,7 +10,16 @@ from typing import Annotated
 
 import typer
 
-from clearlane.adapters.cli.common import DbOption, console, err, fail
+from clearlane.adapters.cli.common import (
+    ChainKeyOption,
+    ChainOption,
+    DbOption,
+    RpcUrlOption,
+    chain_choice,
+    console,
+    err,
+    fail,
+)
 
 
 def publish(
@@ -80,6 +89,9 @@ def worker(
     idle_exit: Annotated[
         float, typer.Option(help="Exit after this many seconds without input (0: never).")
     ] = 0.0,
+    chain: ChainOption = "simulated",
+    rpc_url: RpcUrlOption = None,
+    chain_key: ChainKeyOption = None,
 ) -> None:
     """Consume trades for a group of pools from NATS JetStream, exactly once, into one partition."""
     from clearlane.adapters.nats.worker import WorkerOptions, run_worker
@@ -93,6 +105,7 @@ def worker(
         fetch_batch=fetch_batch,
         idle_advance_ms=idle_advance_ms,
         idle_exit_s=idle_exit,
+        chain=chain_choice(chain, rpc_url, chain_key),
     )
     try:
         stats = run_worker(options, log=lambda m: err.print(m, highlight=False))

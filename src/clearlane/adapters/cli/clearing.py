@@ -15,8 +15,12 @@ import typer
 from rich.table import Table
 
 from clearlane.adapters.cli.common import (
+    ChainKeyOption,
+    ChainOption,
     DbOption,
     KeysOption,
+    RpcUrlOption,
+    chain_choice,
     console,
     fail,
     missing_db,
@@ -107,6 +111,9 @@ def clear(
     settle: Annotated[bool, typer.Option(help="Advance the base layer until everything is final.")] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
     keys: KeysOption = None,
+    chain: ChainOption = "simulated",
+    rpc_url: RpcUrlOption = None,
+    chain_key: ChainKeyOption = None,
 ) -> None:
     """Clear a file of trades; bad rows go to the rejects file, good rows are applied once."""
     from clearlane.node.report import summary as make_summary
@@ -115,7 +122,8 @@ def clear(
         raise fail(f"{file}: no such file")
     if chunk_rows <= 0:
         raise fail("--chunk-rows must be positive")
-    runner = open_runner(db, config, keys=keys)
+    base_layer = chain_choice(chain, rpc_url, chain_key)
+    runner = open_runner(db, config, keys=keys, chain=base_layer)
     rejects_path = rejects or file.with_name(file.name + ".rejects.jsonl")
     started = time.perf_counter()
     result = clear_file(runner, file, rejects_path, chunk_rows, settle)

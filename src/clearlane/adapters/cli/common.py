@@ -36,6 +36,38 @@ KeysOption = Annotated[
 ]
 
 
+ChainOption = Annotated[
+    str,
+    typer.Option(
+        "--chain", help="Base layer: simulated (deterministic, from the config) or ethereum (JSON-RPC)."
+    ),
+]
+RpcUrlOption = Annotated[
+    str | None, typer.Option("--rpc-url", help="Ethereum JSON-RPC endpoint (with --chain ethereum).")
+]
+ChainKeyOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--chain-key",
+        help="Hex private-key file (mode 0600) of the funded account that anchors (default: the key "
+        "directory's ethereum/ACTIVE key, created on first use).",
+    ),
+]
+
+
+def chain_choice(chain: str, rpc_url: str | None, chain_key: Path | None) -> Any:
+    """The ``--chain`` options as an :class:`clearlane.adapters.embedded.ChainChoice`."""
+    from clearlane.adapters.embedded import ChainChoice
+
+    if chain not in ("simulated", "ethereum"):
+        raise fail(f"--chain must be simulated or ethereum, not {chain!r}")
+    if chain == "ethereum" and not rpc_url:
+        raise fail("--chain ethereum needs --rpc-url")
+    if chain == "simulated" and (rpc_url or chain_key):
+        raise fail("--rpc-url and --chain-key need --chain ethereum")
+    return ChainChoice(chain, rpc_url, str(chain_key) if chain_key else None)  # type: ignore[arg-type]
+
+
 def fail(message: str, code: int = 2) -> typer.Exit:
     """Print ``message`` as an error on stderr; the caller raises the returned exit."""
     err.print(f"[bold red]error:[/] {message}", highlight=False)
@@ -69,8 +101,10 @@ def open_runner(
     create: bool = True,
     keys: Path | None = None,
     signing: bool = True,
+    chain: Any = None,
 ) -> Any:
-    """Open the store's runner (recovering by replay), with a progress bar for the replay."""
+    """Open the store's runner (recovering by replay), with a progress bar for the replay;
+    ``chain``: a ``ChainChoice`` (default: the simulated chain)."""
     from clearlane.adapters.embedded import open_runner as start_runner
 
     with progress_bar() as progress:
@@ -79,7 +113,10 @@ def open_runner(
         def on_progress(done: int, total: int) -> None:
             progress.update(task, completed=done, total=total)
 
-        return start_runner(db, config, create=create, progress=on_progress, keys=keys, signing=signing)
+        extra = {} if chain is None else {"chain": chain}
+        return start_runner(
+            db, config, create=create, progress=on_progress, keys=keys, signing=signing, **extra
+        )
 
 
 def open_store(db: str) -> Any:

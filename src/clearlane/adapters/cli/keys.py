@@ -1,6 +1,7 @@
 """The ``keys`` command group: the checkpoint signing keys (Ed25519) — ``init`` a key directory,
 ``rotate`` a store's key (a log entry signed by the old and the new key), ``export`` the public
-keys a verifier pins.
+keys a verifier pins; ``chain`` shows, rotates or imports the base-layer account key
+(``--chain ethereum``).
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ from clearlane.adapters.cli.common import (
     open_store,
 )
 
-keys_app = typer.Typer(no_args_is_help=True, help="Checkpoint signing keys (Ed25519).")
+keys_app = typer.Typer(
+    no_args_is_help=True, help="Checkpoint signing keys (Ed25519) and the base-layer account key."
+)
 
 
 @keys_app.command("init")
@@ -86,3 +89,36 @@ def keys_export(
     else:
         out.write_text(text_out)
         console.print(f"wrote {len(records)} public keys to {out}")
+
+
+@keys_app.command("chain")
+def keys_chain(
+    keys: Annotated[Path, typer.Option("--keys", help="Key directory (created 0700).")] = Path(
+        "clearlane.keys"
+    ),
+    rotate: Annotated[bool, typer.Option(help="Make a new account key active (fund it first).")] = False,
+    import_file: Annotated[
+        Path | None,
+        typer.Option("--import", help="Make this funded account's hex key file (mode 0600) active."),
+    ] = None,
+) -> None:
+    """The base-layer account that anchors (``--chain ethereum``): print its address, created on
+    first use; ``--rotate`` or ``--import`` changes it (the old key stays for its in-flight txs)."""
+    from clearlane.adapters.chain.ethkeys import EthKeyStore, load_key_file
+    from clearlane.node.signing import KeyStoreError
+
+    store = EthKeyStore(keys)
+    try:
+        if import_file is not None:
+            load_key_file(import_file)  # refuses a key file others may read
+            key = store.add(import_file.read_text())
+            store.set_active(key.address)
+        elif rotate:
+            key = store.rotate()
+        else:
+            key = store.ensure_active()
+    except KeyStoreError as exc:
+        raise fail(str(exc)) from None
+    console.print(
+        f"base-layer account {key.address}  (key: {store.directory / (key.address + '.key')}, mode 0600)"
+    )

@@ -10,7 +10,18 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from clearlane.adapters.cli.common import DbOption, KeysOption, console, err, fail, missing_db
+from clearlane.adapters.cli.common import (
+    ChainKeyOption,
+    ChainOption,
+    DbOption,
+    KeysOption,
+    RpcUrlOption,
+    chain_choice,
+    console,
+    err,
+    fail,
+    missing_db,
+)
 
 apikey_app = typer.Typer(
     no_args_is_help=True, help="API keys for clearlane serve (stored hashed; shown once)."
@@ -46,6 +57,9 @@ def serve(
             help="Bloom filter over archived trade ids, MiB (a power of two; ~16 bits per id held)."
         ),
     ] = 32,
+    chain: ChainOption = "simulated",
+    rpc_url: RpcUrlOption = None,
+    chain_key: ChainKeyOption = None,
 ) -> None:
     """Run the engine, its clock and the HTTP API in one process (OpenAPI at /openapi.json)."""
     import uvicorn
@@ -60,6 +74,9 @@ def serve(
         raise fail("--speed must be positive")
     if id_filter_mib < 1 or id_filter_mib & (id_filter_mib - 1):
         raise fail("--id-filter-mib must be a power of two")
+    base_layer = chain_choice(chain, rpc_url, chain_key)
+    if chain == "ethereum" and clock != "realtime":
+        raise fail("--chain ethereum runs on the wall clock: use --clock realtime")
     options = RuntimeOptions(
         tick_ms=tick_ms, durable=durable, tune_process=True, flow_id_bloom_bits=id_filter_mib << 23
     )
@@ -72,6 +89,7 @@ def serve(
         service_options=ServiceOptions(auth=not insecure_no_auth),
         webhooks=webhooks,
         key_dir=keys,
+        chain=base_layer,
     )
     if not insecure_no_auth and api.state.keys.count_active() == 0:
         err.print(

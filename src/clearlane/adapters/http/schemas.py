@@ -9,7 +9,7 @@ asset's scale; USD figures (risk and savings estimates at marks) are floats.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -546,6 +546,10 @@ class Health(Out):
     applied_seq: int
     engine_time_ms: int
     clock: str
+    base_layer: dict[str, Any] | None = Field(
+        default=None,
+        description="A real base layer's health (state ok|unreachable, failures, last error, head).",
+    )
 
 
 class ProblemOut(BaseModel):

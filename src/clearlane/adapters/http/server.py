@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from clearlane.adapters.embedded import EMBEDDED
+from clearlane.adapters.embedded import EMBEDDED, ChainChoice, Embedded
 from clearlane.adapters.http import views
 from clearlane.adapters.http.app import ServiceOptions, create_app
 from clearlane.adapters.http.auth import KeyStore
@@ -25,6 +25,7 @@ def build(
     webhook_options: Any = None,
     key_dir: str | Path | None = None,
     dashboard: bool = True,
+    chain: ChainChoice | None = None,
 ) -> Any:
     """The app (with its runtime attached, started by the app's lifespan); ``dashboard`` adds the
     settlement dashboard (:mod:`clearlane.adapters.http`) at /ui/."""
@@ -32,17 +33,18 @@ def build(
         chosen: Clock = RealtimeClock() if clock == "realtime" else AcceleratedClock(speed)
     else:
         chosen = clock
+    opener = EMBEDDED if chain is None else Embedded(chain)
     extra = []
     if dashboard:
         from clearlane.adapters.http.ui import DashboardRuntime, install
 
         with_dashboard = DashboardRuntime(
-            db, config, clock=chosen, options=runtime_options, keys=key_dir, opener=EMBEDDED
+            db, config, clock=chosen, options=runtime_options, keys=key_dir, opener=opener
         )
         extra.append(install(with_dashboard))
         runtime: Runtime = with_dashboard
     else:
-        runtime = Runtime(db, config, clock=chosen, options=runtime_options, keys=key_dir, opener=EMBEDDED)
+        runtime = Runtime(db, config, clock=chosen, options=runtime_options, keys=key_dir, opener=opener)
     keys = KeyStore(runtime.store, set(runtime.config.participant_index()))
     hooks = None
     if webhooks:

@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from clearlane.adapters.embedded import open_runner
+from clearlane.adapters.embedded import SIMULATED, ChainChoice, open_runner
 from clearlane.adapters.nats.messages import (
     EVENTS_STREAM,
     FORMAT_HEADER,
@@ -156,6 +156,7 @@ class WorkerOptions:
     lock_poll_s: float = 0.2
     publish_events: bool = True
     ack_wait_s: float = 120.0  # JetStream re-delivers a message not acked within this
+    chain: ChainChoice = SIMULATED  # the base layer (--chain, --rpc-url, --chain-key)
 
 
 @dataclass
@@ -310,7 +311,7 @@ class Worker:
 
         await self.acquire()
         try:
-            self.runner = open_runner(self.o.db, self.o.config, schema=self.schema)
+            self.runner = open_runner(self.o.db, self.o.config, schema=self.schema, chain=self.o.chain)
             nc = await nats.connect(self.o.nats_url, connect_timeout=5, max_reconnect_attempts=-1)
             try:
                 js = nc.jetstream(timeout=30)

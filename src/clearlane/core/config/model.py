@@ -30,6 +30,7 @@ from pydantic import (
     model_validator,
 )
 
+from clearlane.core.config.presets import expand_preset
 from clearlane.core.errors import InputError
 from clearlane.core.money import Asset, DecimalError, parse_decimal
 from clearlane.core.proofs.canonical import canonical_json
@@ -163,6 +164,7 @@ class FaultsIn(_Strict):
 
 
 class ChainIn(_Strict):
+    preset: str | None = None  # core/config/presets.py: real timing by name; explicit keys win
     block_time_ms: int = Field(default=2000, gt=0)
     txs_per_block_max: int = Field(default=50_000, gt=0)
     fee_per_tx_minor: int = Field(default=1000, ge=0)
@@ -394,11 +396,14 @@ def load_config(path: str | Path) -> ClearingConfig:
 
 def parse_config(raw: dict[str, Any], source: str = "<config>") -> ClearingConfig:
     """Validate a parsed TOML document and compile it."""
+    expanded, preset_error = expand_preset(raw)
+    if preset_error is not None:
+        raise ConfigError(source, "chain.preset", preset_error)
     try:
-        parsed = ConfigIn.model_validate(raw)
+        parsed = ConfigIn.model_validate(expanded)
     except ValidationError as exc:
         first = exc.errors()[0]
-        key = _key_path(tuple(first["loc"]), raw) or "-"
+        key = _key_path(tuple(first["loc"]), expanded) or "-"
         raise ConfigError(source, key, first["msg"]) from None
     return _compile(parsed, raw, source)
 
