@@ -414,3 +414,87 @@ def test_skipping_quiet_batches_and_groups_changes_nothing(rows: list[tuple], fa
         skipped += sum(1 for st in skipping.pending.values() if st.quiet_epoch == skipping.chain_epoch)
     assert full.state_root() == h.engine.state_root()
     assert skipped > 0 or not any(step.cleared() for step in h.steps)
+
+
+def _respelled(row: dict, zeros: int) -> dict:
+    """The same trade with ``zeros`` more trailing decimal zeros on quantity and price."""
+    return {
+        **row,
+        "qty_mantissa": row["qty_mantissa"] * 10**zeros,
+        "qty_exp": row["qty_exp"] + zeros,
+        "price_mantissa": row["price_mantissa"] * 10**zeros,
+        "price_exp": row["price_exp"] + zeros,
+    }
+
+
+_CHANGES = {
+    "quantity": lambda r: {**r, "qty_mantissa": r["qty_mantissa"] + 1},
+    "price": lambda r: {**r, "price_mantissa": r["price_mantissa"] + 1},
+    "executed_at": lambda r: {**r, "executed_at_ms": r["executed_at_ms"] + 1},
+    "buyer": lambda r: {**r, "buyer": "RTL-0002"},  # never a party of the rows below
+    "venue": lambda r: {**r, "venue": "OTHER"},
+    "exch_batch_id": lambda r: {**r, "exch_batch_id": None},
+    "lane_hint": lambda r: {**r, "lane_hint": "L1"},
+}
+
+
+def _observable(h: Harness) -> tuple:
+    e = h.engine
+    return (
+        e.pos.tobytes(),
+        e.ledger.state_digest(),
+        e.collateral.tobytes(),
+        len(e.seen_flow_ids),
+        len(e.seen_event_ids),
+        dict(e.stats.flows_by_lane),
+        dict(e.stats.rejects_by_code),
+        sorted(e.pending),
+        e.count.tobytes(),
+    )
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    n=st.integers(1, 12),
+    resend=st.lists(st.tuples(st.integers(0, 11), st.integers(0, 3)), min_size=1, max_size=12),
+    change=st.sampled_from(sorted(_CHANGES)),
+    changed_at=st.integers(0, 11),
+)
+def test_property_resending_applied_inputs_changes_nothing_and_a_changed_field_is_116(
+    config: ClearingConfig, n: int, resend: list[tuple[int, int]], change: str, changed_at: int
+) -> None:
+    h = Harness(config, T0)
+    pairs = ["MM-ALPHA", "BRK-NORTH", "RTL-0001", "MM-BETA"]
+    rows = [trade(i, pairs[i % 4], pairs[(i + 1) % 4], at=T0 + i) for i in range(n)]
+    h.apply("trades", chunk(rows), T0 + n)
+    deposit = {"deposit_id": "D1", "participant": "RTL-0001", "asset": "USD", "amount": "50.0"}
+    h.apply("collateral_deposit", deposit, T0 + n)
+    payment = {
+        "payment_id": "P1",
+        "payer": "RTL-0001",
+        "payee": "BRK-NORTH",
+        "asset": "USD",
+        "amount": "1.50",
+    }
+    h.apply("payment", payment, T0 + n)
+    before = _observable(h)
+    again = [_respelled(rows[i % n], zeros) for i, zeros in resend]
+    fx = h.apply("trades", chunk(again), T0 + n)
+    assert fx.conflicts == () and fx.duplicates == len(again) and fx.tables()[0].num_rows == 0
+    fx = h.apply("collateral_deposit", {**deposit, "amount": "50.00"}, T0 + n)
+    assert fx.conflicts == () and fx.duplicates == 1
+    fx = h.apply("payment", {**payment, "amount": "1.5"}, T0 + n)
+    assert fx.conflicts == () and fx.duplicates == 1
+    assert _observable(h) == before
+
+    target = rows[changed_at % n]
+    fx = h.apply("trades", chunk([*again, _CHANGES[change](target)]), T0 + n)
+    assert [(r.code, r.field, r.input_id, r.row) for r in fx.conflicts] == [
+        (RejectCode.ID_CONFLICT, "trade_id", target["trade_id"], len(again))
+    ]
+    fx = h.apply("collateral_deposit", {**deposit, "amount": "50.01"}, T0 + n)
+    assert [(r.code, r.input_id) for r in fx.conflicts] == [(RejectCode.ID_CONFLICT, "D1")]
+    fx = h.apply("payment", {**payment, "payee": "MM-ALPHA"}, T0 + n)
+    assert [(r.code, r.input_id) for r in fx.conflicts] == [(RejectCode.ID_CONFLICT, "P1")]
+    assert _observable(h) == before
+    assert not [r for step in h.steps for r in step.rejects()]  # conflicts are never stored rejects

@@ -72,3 +72,13 @@ def test_other_parsers_refuse_foreign_text() -> None:
     assert ids.parse_l1_tx_id("l1:T-1") is None
     assert ids.parse_unwound_origin("file:abc") is None
     assert ids.parse_event_id("overflow:3") is None
+
+
+def test_the_input_id_grammar_is_one_unencoded_path_segment() -> None:
+    from urllib.parse import quote
+
+    for good in ("T1", "A-._~!$&'()*+,;=:@z", "x" * 64):
+        assert ids.is_input_id(good)
+        assert quote(good, safe="-._~!$&'()*+,;=:@") == good  # needs no percent-encoding
+    for bad in ("", "x" * 65, "a/b", "a b", "a?b", "a#b", "a%41", "é", "a\x00", "a\nb", 7, None):
+        assert not ids.is_input_id(bad), bad

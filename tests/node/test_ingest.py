@@ -261,7 +261,7 @@ def test_decimal_strictness(tmp_path: Path, config: ClearingConfig, text: str, c
         ("2026-11-20t09:30:00.12z", "2026-11-20T09:30:00.120+00:00"),
         ("2024-02-29T23:59:59.999Z", "2024-02-29T23:59:59.999+00:00"),
         ("1795167000125", "2026-11-20T09:30:00.125+00:00"),
-        ("0", "1970-01-01T00:00:00+00:00"),
+        ("946684800000", "2000-01-01T00:00:00+00:00"),
     ],
 )
 def test_timestamps_parse_to_utc_ms(tmp_path: Path, config: ClearingConfig, text: str, expected: str) -> None:
@@ -290,6 +290,10 @@ def test_timestamps_parse_to_utc_ms(tmp_path: Path, config: ClearingConfig, text
         ("2026-11-20T09:30:00+24:00", "calendar"),
         ("1969-12-31T23:59:59Z", "outside"),
         ("999999999999999999", "outside"),
+        ("0", "outside the accepted range 2000-01-01T00:00:00.000Z .. 2100-01-01T00:00:00.000Z"),
+        ("1999-12-31T23:59:59.999Z", "outside the accepted range"),
+        ("9999-12-31T23:59:59Z", "outside the accepted range"),
+        ("2100-01-01T00:00:00Z", "outside the accepted range"),
     ],
 )
 def test_bad_timestamps(tmp_path: Path, config: ClearingConfig, text: str, why: str) -> None:
@@ -814,3 +818,92 @@ def test_jsonl_accepts_the_single_message_field_name(tmp_path: Path, config: Cle
     (tmp_path / "t.ndjson").write_text(json.dumps(line) + "\n")
     table, rejects, _ = read(tmp_path / "t.ndjson", config)
     assert rejects == [] and table.column("executed_at_ms").to_pylist() == [T_MS]
+
+
+# ---------------------------------------------------------------------------------------
+# the id grammar (core/model/ids.py): every id is one path segment of every route
+# ---------------------------------------------------------------------------------------
+OUTSIDE_THE_GRAMMAR = [
+    "a/b",
+    "a?b",
+    "a#b",
+    "a%2F",
+    "a\\b",
+    'a"b',
+    "a<b",
+    "a{b",
+    "a|b",
+    "a^b",
+    "a`b",
+    "é1",
+    "a[b",
+]
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_ids_outside_the_grammar_are_bad_ids(tmp_path: Path, config: ClearingConfig, fmt: str) -> None:
+    rows = [good(0, trade_id="A-._~!$&'()*+,;=:@z")]
+    rows += [good(i, trade_id=bad) for i, bad in enumerate(OUTSIDE_THE_GRAMMAR, start=1)]
+    rows += [good(99, venue="X/CL"), good(98, exch_batch_id="EB/1")]
+    table, rejects, _ = read(write(tmp_path / f"t.{fmt}", rows), config)
+    assert table.column("trade_id").to_pylist() == ["A-._~!$&'()*+,;=:@z"]
+    assert [(r.row, r.code, r.field) for r in rejects] == [
+        *[(i + 1, R.BAD_ID, "trade_id") for i in range(1, len(OUTSIDE_THE_GRAMMAR) + 1)],
+        (len(OUTSIDE_THE_GRAMMAR) + 2, R.BAD_ID, "venue"),
+        (len(OUTSIDE_THE_GRAMMAR) + 3, R.BAD_ID, "exch_batch_id"),
+    ]
+    assert "characters of A-Z a-z 0-9" in rejects[0].reason
+
+
+def test_small_event_ids_outside_the_grammar_are_bad_ids(tmp_path: Path, config: ClearingConfig) -> None:
+    lines = [
+        {
+            "type": "payment",
+            "payment_id": "P/1",
+            "payer": "RTL-0001",
+            "payee": "BRK-NORTH",
+            "asset": "USD",
+            "amount": "1",
+        },
+        {
+            "type": "collateral_deposit",
+            "deposit_id": "D?1",
+            "participant": "RTL-0001",
+            "asset": "USD",
+            "amount": "1",
+        },
+    ]
+    path = tmp_path / "events.jsonl"
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    _, rejects, _ = read(path, config)
+    assert [(r.code, r.field) for r in rejects] == [(R.BAD_ID, "payment_id"), (R.BAD_ID, "deposit_id")]
+    assert all("characters of A-Z a-z 0-9" in r.reason for r in rejects)
+
+
+@given(st.text(max_size=70))
+def test_the_input_id_grammar_and_the_fast_edge_check_agree(text: str) -> None:
+    from clearlane.core.model import ids
+    from clearlane.node.intake.validate import valid_ids
+
+    assert bool(valid_ids(pa.array([text], pa.string()))[0]) == ids.is_input_id(text)
+
+
+def test_a_file_is_held_to_a_span_around_its_first_trade(tmp_path: Path) -> None:
+    """A recorded day replays whole, whatever its date; a stray time far from the file's first
+    in-range trade is refused (it would move the engine clock); the span is configurable."""
+    raw = example_raw()
+    raw["intake"] = {"executed_at_file_span_ms": 86_400_000}
+    config = parse_config(raw)
+    rows = [
+        good(1, executed_at="2003-05-01T00:00:00Z"),  # an old recorded day: the anchor
+        good(2, executed_at="2003-05-01T23:59:59Z"),
+        good(3, executed_at="2003-04-30T00:00:00Z"),  # one day before: still inside
+        good(4, executed_at="2003-05-02T00:00:00.001Z"),  # just past the span
+        good(5, executed_at="2099-01-01T00:00:00Z"),
+    ]
+    table, rejects, _ = read(write(tmp_path / "t.csv", rows), config, chunk_rows=2)
+    assert table.column("trade_id").to_pylist() == ["T00001", "T00002", "T00003"]
+    assert [(r.row, r.code) for r in rejects] == [(4, R.BAD_TIMESTAMP), (5, R.BAD_TIMESTAMP)]
+    assert (
+        "more than 86400000 ms from this input's first trade (2003-05-01T00:00:00.000Z)" in rejects[0].reason
+    )

@@ -609,8 +609,11 @@ class Runner(Generic[StoreT]):
                 step = self.submit(
                     "trades", table, max(at_ms, self.engine.now_ms), chunk_source, payload_bytes=encoded
                 )
-                if step is not None and rejects is not None:
-                    rejects.extend(step.rejects())
+                if rejects is not None:
+                    # Id conflicts (116); a chunk logged by an earlier run is asked again.
+                    conflicts = step.conflicts if step is not None else self.engine.id_conflicts(table)
+                    rejects.extend(step.rejects() if step is not None else [])
+                    rejects.extend(batch.trades.located(conflicts))
                 due = feed.after_trades(table, chunk_source)
                 if due is not None:
                     self.observe(due, overlap=True)
@@ -625,6 +628,7 @@ class Runner(Generic[StoreT]):
                 step = self.submit(kind, data, at_ms, f"{source}#{index}.{n}")
                 if step is not None and rejects is not None:
                     rejects.extend(step.rejects())
+                    rejects.extend(step.conflicts)
         last = feed.take()
         if last is not None:
             self.observe(last, overlap=False)

@@ -6,8 +6,10 @@ once per tick (a few ms of wall time; submissions that arrive meanwhile share th
 
 1. validates all queued trade submissions in one columnar pass (a submission with a bad row is
    refused whole with the core's reject code, field and reason — nothing of it is logged);
-2. answers re-submitted trade ids from the read model (same content: the existing record;
-   different content: ``id_conflict``) without logging them again;
+2. answers re-submitted ids from the read model (same values: the existing record, a
+   duplicate) without logging them again, and refuses whole any submission holding an id
+   known — or claimed earlier in the tick — with different values (409 ``id_conflict``, 116,
+   every conflicting item named; content compared by the engine's digests, engine/dedup.py);
 3. logs and applies the rest as ONE ``trades`` step (``runner.submit``: one transaction), then
    small events (payments, collateral) as their own steps;
 4. advances the base layer when a block is due, a batch window has elapsed, or something is
@@ -34,16 +36,25 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from clearlane.core.config.model import ClearingConfig
 from clearlane.core.engine.core import LogEntry
+from clearlane.core.engine.dedup import collateral_digest, payment_digest, trade_digests
 from clearlane.core.errors import InputError, Unavailable
 from clearlane.core.model import ids as model_ids
 from clearlane.core.model.codes import RejectCode
 from clearlane.core.model.events import Step
-from clearlane.core.model.inputs import ESCROW_KIND
+from clearlane.core.model.inputs import (
+    ESCROW_KIND,
+    TRADE_CHUNK_SCHEMA,
+    CollateralDeposit,
+    CollateralWithdrawal,
+    Payment,
+    log_payload,
+)
 from clearlane.core.model.states import TradeState
 from clearlane.core.proofs.codec import decode_payload
 from clearlane.node import escrow as escrow_app
@@ -554,13 +565,16 @@ class Runtime:
         table, errors, slices = self.intake.trades([(j.rows, j.received_ms, j.prefix) for j in jobs])
         for job, errs in zip(jobs, errors, strict=True):
             if errs:
-                self.counters.trades_refused += len(job.rows)
-                for e in errs:
-                    self.counters.edge_rejects[e.error] = self.counters.edge_rejects.get(e.error, 0) + 1
-                job.future.set_exception(SubmissionRefused(errs))
-        # Ids already in the read model are answered from it, not logged again.
+                self._refuse(job.future, errs, len(job.rows))
+        # Ids already known are answered from the read model, not logged again; a submission
+        # holding any id re-sent with different content is refused whole (nothing of it logged).
         existing = self._existing_mask(table)
-        fresh = table.filter(pa.array(~existing)) if existing.any() else table
+        conflicts = self._conflicts(jobs, errors, slices, table, existing)
+        keep = ~existing
+        for (start, n), clash in zip(slices, conflicts, strict=True):
+            if clash:
+                keep[start : start + n] = False
+        fresh = table.filter(pa.array(keep)) if not keep.all() else table
         receipts: dict[str, tuple[dict[str, Any], int]] = {}
         fx: Step | None = None
         if fresh.num_rows:
@@ -571,53 +585,137 @@ class Runtime:
             self.counters.trade_steps += 1
             self.counters.steps += 1
         self._publish()
+        self._answer_trades(jobs, errors, slices, conflicts, table, receipts)
+        for r in fx.rejects() if fx is not None else []:
+            self.counters.engine_rejects[r.code.slug] = self.counters.engine_rejects.get(r.code.slug, 0) + 1
+
+    def _refuse(self, future: Future[list[dict[str, Any]]], errs: list[RowError], rows: int) -> None:
+        self.counters.trades_refused += rows
+        for e in errs:
+            self.counters.edge_rejects[e.error] = self.counters.edge_rejects.get(e.error, 0) + 1
+        conflict = any(e.code == int(RejectCode.ID_CONFLICT) for e in errs)
+        future.set_exception(SubmissionRefused(errs, status=409 if conflict else 422))
+
+    def _answer_trades(
+        self,
+        jobs: list[_TradeJob],
+        errors: list[list[RowError]],
+        slices: list[tuple[int, int]],
+        conflicts: list[list[RowError]],
+        table: pa.Table,
+        receipts: dict[str, tuple[dict[str, Any], int]],
+    ) -> None:
+        """Resolve each valid submission's future: a receipt per row (applied now, or the
+        record of the id applied before), or the conflicts that refused it."""
         ids = table.column("trade_id").to_pylist()
         commit_wall = time.perf_counter()
         lane_keys: list[int] = []
         latencies: list[float] = []
         taken: set[str] = set()
-        for job, errs, (start, n) in zip(jobs, errors, slices, strict=True):
+        for job, errs, (start, n), clash in zip(jobs, errors, slices, conflicts, strict=True):
             if errs:
                 continue
+            if clash:
+                self._refuse(job.future, clash, n)
+                continue
             out: list[dict[str, Any]] = []
-            conflict: list[RowError] = []
             for i in range(start, start + n):
                 trade_id = ids[i]
                 hit = receipts.get(trade_id)
                 if hit is not None and trade_id not in taken:
                     taken.add(trade_id)
-                    receipt = hit[0]
+                    out.append(hit[0])
                     lane_keys.append(hit[1])
                     latencies.append((commit_wall - job.wall) * 1000)
                     self.counters.trades_accepted += 1
                 else:
-                    receipt, clash = self._existing_receipt(trade_id, table.slice(i, 1))
-                    if clash:
-                        name = f"{job.prefix}[{i - start}].trade_id" if job.prefix else "trade_id"
-                        conflict.append(
-                            RowError(
-                                i - start,
-                                int(RejectCode.ID_CONFLICT),
-                                RejectCode.ID_CONFLICT.slug,
-                                name,
-                                f"trade_id {trade_id!r} was already submitted with different content",
-                                trade_id,
-                            )
-                        )
-                        continue
+                    out.append(self._existing_receipt(trade_id, kind=0))
                     self.counters.duplicates += 1
-                out.append(receipt)
-            if conflict:
-                job.future.set_exception(SubmissionRefused(conflict, status=409))
-            else:
-                job.future.set_result(out)
+            job.future.set_result(out)
         if lane_keys and self.readmodel is not None:
             with self.lock:
                 self.readmodel.activity.observe_api(
-                    np.asarray(lane_keys), np.asarray(latencies), self._at(now)
+                    np.asarray(lane_keys), np.asarray(latencies), self._at(self.clock.now_ms())
                 )
-        for r in fx.rejects() if fx is not None else []:
-            self.counters.engine_rejects[r.code.slug] = self.counters.engine_rejects.get(r.code.slug, 0) + 1
+
+    def _conflicts(
+        self,
+        jobs: list[_TradeJob],
+        errors: list[list[RowError]],
+        slices: list[tuple[int, int]],
+        table: pa.Table,
+        existing: np.ndarray[Any, np.dtype[np.bool_]],
+    ) -> list[list[RowError]]:
+        """Per submission, its rows whose id is known with different content (code 116): known
+        to the store (compared with the logged input) or claimed earlier in this tick by a
+        submission that is applied. Content is compared as values (engine/dedup.py digests)."""
+        out: list[list[RowError]] = [[] for _ in jobs]
+        if table.num_rows == 0:
+            return out
+        ids = table.column("trade_id")
+        if not existing.any() and pc.count_distinct(ids).as_py() == table.num_rows:
+            return out  # every id new and distinct: nothing can conflict
+        digests = trade_digests(table)
+        stored = self._stored_digests(table, existing)
+        id_list = ids.to_pylist()
+        claimed: dict[str, int] = {}
+        for k, (job, errs, (start, n)) in enumerate(zip(jobs, errors, slices, strict=True)):
+            if errs:
+                continue
+            mine: dict[str, int] = {}
+            for i in range(start, start + n):
+                trade_id, digest = id_list[i], int(digests[i])
+                known = stored.get(i) if existing[i] else claimed.get(trade_id, mine.get(trade_id))
+                if known is None:
+                    mine[trade_id] = digest
+                elif known != digest:
+                    name = f"{job.prefix}[{i - start}].trade_id" if job.prefix else "trade_id"
+                    out[k].append(_conflict(i - start, name, "trade_id", trade_id))
+            if not out[k]:
+                claimed.update(mine)
+        return out
+
+    def _stored_digests(
+        self, table: pa.Table, existing: np.ndarray[Any, np.dtype[np.bool_]]
+    ) -> dict[int, int]:
+        """Per row of ``table`` whose id is known: the content digest of the input that applied
+        it, read back from the log (one decode per log entry)."""
+        out: dict[int, int] = {}
+        rows = np.flatnonzero(existing).tolist()
+        if not rows:
+            return out
+        ids = table.column("trade_id").to_pylist()
+        logged: dict[int, tuple[dict[str, int], npt.NDArray[np.uint64]]] = {}
+        for i in rows:
+            hit = self._find(ids[i], kind=0)
+            if hit is None:
+                continue
+            seq = hit[1]
+            if seq not in logged:
+                original = self._logged_trades(seq)
+                index = {t: j for j, t in enumerate(original.column("trade_id").to_pylist())}
+                logged[seq] = (index, trade_digests(original))
+            index, digests = logged[seq]
+            j = index.get(ids[i])
+            if j is not None:
+                out[i] = int(digests[j])
+        return out
+
+    def _logged_trades(self, seq: int) -> pa.Table:
+        payload = self.store.log_payload(seq)
+        if payload is None or payload[0] != "trades":
+            return TRADE_CHUNK_SCHEMA.empty_table()
+        table: pa.Table = decode_payload("trades", payload[1])
+        return table
+
+    def _find(self, flow_id: str, kind: int) -> tuple[tuple[Any, int], int] | None:
+        """``((chunk, row), log seq)`` of an applied flow's record in the read model."""
+        rm = self.rm
+        with self.lock:
+            hit = rm.find(flow_id, kind=kind)
+            if hit is None:
+                return None
+            return hit, int(rm.chunk_seq[hit[0]])
 
     def _existing_mask(self, table: pa.Table) -> np.ndarray[Any, np.dtype[np.bool_]]:
         rm = self.readmodel
@@ -716,10 +814,8 @@ class Runtime:
             }
         return receipt
 
-    def _existing_receipt(
-        self, flow_id: str, offered: pa.Table | None, kind: int = 0
-    ) -> tuple[dict[str, Any], bool]:
-        """The receipt of an id already applied, and whether ``offered`` conflicts with it."""
+    def _existing_receipt(self, flow_id: str, kind: int = 0) -> dict[str, Any]:
+        """The receipt (status ``duplicate``) of an id already applied."""
         rm = self.rm
         with self.lock:
             hit = rm.find(flow_id, kind=kind)
@@ -729,28 +825,13 @@ class Runtime:
             table = rm.chunk_table(chunk)
             record = table.slice(row, 1).to_pylist()[0]
             state = int(rm.current_states(table.slice(row, 1))[0])
-            log_seq = int(rm.chunk_seq[chunk])
-        clash = False
-        if offered is not None:
-            clash = not self._same_trade(log_seq, flow_id, offered)
-        return public(self._receipt_from(record, None, rm, state=state, status="duplicate")), clash
-
-    def _same_trade(self, log_seq: int, trade_id: str, offered: pa.Table) -> bool:
-        logged = self.store.log_payload(log_seq)
-        if logged is None or logged[0] != "trades":
-            return False
-        original = decode_payload("trades", logged[1])
-        match = original.filter(pc.equal(original.column("trade_id"), pa.scalar(trade_id, pa.string())))
-        if match.num_rows == 0:
-            return False
-        a = match.slice(0, 1).to_pylist()[0]
-        b = offered.to_pylist()[0]
-        for row in (a, b):
-            row.pop("received_at_ms", None)
-        return bool(a == b)
+        return public(self._receipt_from(record, None, rm, state=state, status="duplicate"))
 
     # -- small events --------------------------------------------------------------------------
     def _apply_events(self, job: _EventJob, now: int) -> None:
+        """Small events of one request, all or nothing: any invalid item, any id re-sent with
+        different content (409, code 116) or any withdrawal the engine would refuse refuses the
+        whole request before anything is logged; then each item is its own step."""
         validated: list[dict[str, Any]] = []
         errs: list[RowError] = []
         prefix = "items" if len(job.payloads) > 1 else ""
@@ -760,45 +841,21 @@ class Runtime:
                 errs.append(err)
             elif data is not None:
                 validated.append(data)
+        if not errs:
+            errs = self._event_conflicts(job.kind, validated, prefix)
+        if not errs and job.kind == "collateral_withdrawal":
+            errs = [e for i, d in enumerate(validated) if (e := self._withdrawal_refused(d, i, prefix))]
         if errs:
             for e in errs:
                 self.counters.edge_rejects[e.error] = self.counters.edge_rejects.get(e.error, 0) + 1
-            job.future.set_exception(SubmissionRefused(errs))
+            conflict = any(e.code == int(RejectCode.ID_CONFLICT) for e in errs)
+            job.future.set_exception(SubmissionRefused(errs, status=409 if conflict else 422))
             return
         results: list[dict[str, Any]] = []
         engine_errors: list[RowError] = []
-        id_field = {
-            "payment": "payment_id",
-            "collateral_deposit": "deposit_id",
-            "collateral_withdrawal": "withdrawal_id",
-        }[job.kind]
         for i, data in enumerate(validated):
-            event_id = str(data[id_field])
-            if job.kind == "payment" and self._payment_exists(event_id):
-                receipt, _ = self._existing_receipt(event_id, None, kind=1)
-                results.append(receipt)
-                continue
-            if job.kind == "collateral_withdrawal":
-                refused = self._withdrawal_refused(data, i, prefix)
-                if refused is not None:
-                    engine_errors.append(refused)
-                    continue
-            with self.lock:
-                seen = model_ids.event_key(_EVENT_NS[job.kind], event_id) in self.runner.engine.seen_event_ids
-                fx = None if seen else self.runner.submit(job.kind, data, self._at(now))
-                receipt = {"id": event_id, "kind": job.kind, "status": "duplicate" if seen else "accepted"}
-                if fx is not None:
-                    if job.kind == "payment":
-                        rec = self._receipts(fx).get(event_id)
-                        if rec is not None:
-                            receipt = rec[0]
-                    for r in fx.rejects():
-                        engine_errors.append(RowError.of(i, r, prefix))
-                        self.counters.engine_rejects[r.code.slug] = (
-                            self.counters.engine_rejects.get(r.code.slug, 0) + 1
-                        )
-                self.counters.steps += 1
-            self._publish()
+            receipt, rejects = self._apply_event(job.kind, data, now)
+            engine_errors.extend(RowError.of(i, r, prefix) for r in rejects)
             results.append(receipt)
         if engine_errors and job.kind != "payment":
             job.future.set_exception(SubmissionRefused(engine_errors))
@@ -821,6 +878,62 @@ class Runtime:
             job.future.set_exception(SubmissionRefused([refused], status=409))
         else:
             job.future.set_result([receipt.to_dict()])
+
+    def _apply_event(self, kind: str, data: dict[str, Any], now: int) -> tuple[dict[str, Any], list[Any]]:
+        """Log and apply one small event (an exact re-send is answered, not logged)."""
+        event_id = str(data[_EVENT_ID_FIELD[kind]])
+        if self._event_known(kind, data) is not None:
+            if kind == "payment":
+                return self._existing_receipt(event_id, kind=1), []
+            return {"id": event_id, "kind": kind, "status": "duplicate"}, []
+        with self.lock:
+            fx = self.runner.submit(kind, data, self._at(now))
+            receipt: dict[str, Any] = {"id": event_id, "kind": kind, "status": "accepted"}
+            rejects = [] if fx is None else fx.rejects()
+            if fx is not None and kind == "payment":
+                rec = self._receipts(fx).get(event_id)
+                if rec is not None:
+                    receipt = rec[0]
+            for r in rejects:
+                self.counters.engine_rejects[r.code.slug] = (
+                    self.counters.engine_rejects.get(r.code.slug, 0) + 1
+                )
+            self.counters.steps += 1
+        self._publish()
+        return receipt, rejects
+
+    def _event_conflicts(self, kind: str, items: list[dict[str, Any]], prefix: str) -> list[RowError]:
+        """Items whose id was applied (or is earlier in this request) with different content."""
+        id_field = _EVENT_ID_FIELD[kind]
+        out: list[RowError] = []
+        earlier: dict[str, int] = {}
+        for i, data in enumerate(items):
+            event_id = str(data[id_field])
+            digest = _event_digest(kind, data)
+            clash = self._event_known(kind, data)
+            if clash is None and event_id in earlier:
+                clash = earlier[event_id] != digest
+            earlier.setdefault(event_id, digest)
+            if clash:
+                name = f"{prefix}[{i}].{id_field}" if prefix else id_field
+                out.append(_conflict(i, name, id_field, event_id))
+        return out
+
+    def _event_known(self, kind: str, data: dict[str, Any]) -> bool | None:
+        """``None``: the id is new; ``False``: applied with the same content; ``True``: applied
+        with different content (compared as values: engine/dedup.py)."""
+        record = log_payload(kind, data)
+        if isinstance(record, CollateralDeposit | CollateralWithdrawal):
+            with self.lock:
+                return self.runner.engine.event_conflict(record)
+        if not isinstance(record, Payment) or not self._payment_exists(record.payment_id):
+            return None
+        hit = self._find(record.payment_id, kind=1)
+        logged = None if hit is None else self.store.log_payload(hit[1])
+        if logged is None or logged[0] != "payment":
+            return False  # applied, its input out of reach: answered as the duplicate it may be
+        original = log_payload("payment", decode_payload("payment", logged[1]))
+        return not isinstance(original, Payment) or payment_digest(original) != payment_digest(record)
 
     def _withdrawal_refused(self, data: dict[str, Any], index: int, prefix: str) -> RowError | None:
         """The engine's own collateral check (:meth:`Engine.withdrawal_allowed`, asked, not
@@ -934,7 +1047,22 @@ class Runtime:
                 future.set_exception(exc)
 
 
-_EVENT_NS = {"payment": "p", "collateral_deposit": "deposit", "collateral_withdrawal": "withdrawal"}
+_EVENT_ID_FIELD = {
+    "payment": "payment_id",
+    "collateral_deposit": "deposit_id",
+    "collateral_withdrawal": "withdrawal_id",
+}
+
+
+def _event_digest(kind: str, data: dict[str, Any]) -> int:
+    record = log_payload(kind, data)
+    if isinstance(record, Payment):
+        return payment_digest(record)
+    if isinstance(record, CollateralDeposit | CollateralWithdrawal):
+        return collateral_digest(record)
+    raise TypeError(f"{kind} has no content digest")
+
+
 _REJECTED = int(TradeState.REJECTED)
 _STATE_LABELS = {int(s): s.label for s in TradeState}
 
@@ -947,6 +1075,12 @@ def _dict_values(column: pa.ChunkedArray) -> list[Any]:
     names = [*arr.dictionary.to_pylist(), None]
     codes = pc.fill_null(arr.indices, len(names) - 1).to_numpy(zero_copy_only=False).tolist()
     return [names[c] for c in codes]
+
+
+def _conflict(index: int, name: str, id_field: str, flow_id: str) -> RowError:
+    code = RejectCode.ID_CONFLICT
+    reason = f"{id_field} {flow_id!r} was already submitted with different content"
+    return RowError(index, int(code), code.slug, name, reason, flow_id)
 
 
 def public(receipt: dict[str, Any]) -> dict[str, Any]:

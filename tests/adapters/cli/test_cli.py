@@ -176,3 +176,61 @@ def test_serve_refuses_an_id_filter_size_that_is_not_a_power_of_two(tmp_path: Pa
     )
     assert result.exit_code != 0 and "power of two" in result.output
     assert not (tmp_path / "x.db").exists()
+
+
+def test_clear_writes_a_changed_row_with_a_known_id_as_a_116_reject(tmp_path: Path) -> None:
+    assert _clear(tmp_path, _csv(tmp_path, GOOD)).exit_code == 0
+    again = [
+        "T1,XCL,BTC/USD,MM-ALPHA,BRK-NORTH,0.050,65000.120,2026-11-20T09:00:00Z,EB-1,",  # same values
+        "T2,XCL,ETH/USD,RTL-0001,MM-BETA,0.6,3200,2026-11-20T09:00:00.250Z,EB-1,",  # changed quantity
+        "T8,XCL,ETH/USD,RTL-0001,MM-BETA,0.6,3200,2026-11-20T09:00:02.000Z,EB-1,",
+        "T8,XCL,ETH/USD,RTL-0001,MM-BETA,0.7,3200,2026-11-20T09:00:02.000Z,EB-1,",  # changed in-file
+    ]
+    second = tmp_path / "again.csv"
+    second.write_text(HEADER + "\n".join(again) + "\n")
+    result = _clear(tmp_path, second, "--json")
+    assert result.exit_code == 0, result.output
+    assert sum(json.loads(result.output)["trades_by_lane"].values()) == 4  # T8 once
+    rejects = [json.loads(line) for line in (tmp_path / "again.csv.rejects.jsonl").read_text().splitlines()]
+    assert [(r["row"], r["id"], r["code"], r["error"], r["field"]) for r in rejects] == [
+        (2, "T2", 116, "id_conflict", "trade_id"),
+        (4, "T8", 116, "id_conflict", "trade_id"),
+    ]
+    # Clearing the same file again applies nothing and reports the same conflicts.
+    assert _clear(tmp_path, second, "--json").exit_code == 0
+    rerun = [json.loads(line) for line in (tmp_path / "again.csv.rejects.jsonl").read_text().splitlines()]
+    assert rerun == rejects
+    status = runner.invoke(app, ["status", "T2", "--db", str(tmp_path / "c.db"), "--json"])
+    assert status.exit_code == 0, status.output
+    assert json.loads(status.output)["qty_minor"] == 50_000_000  # 0.5 ETH: the first content
+
+
+def test_clear_writes_changed_payments_deposits_and_withdrawals_as_116_rejects(tmp_path: Path) -> None:
+    dep = {"type": "collateral_deposit", "deposit_id": "D1", "participant": "RTL-0001", "asset": "USD"}
+    pay = {"type": "payment", "payment_id": "P1", "payer": "RTL-0001", "payee": "BRK-NORTH", "asset": "USD"}
+    wd = {"type": "collateral_withdrawal", "withdrawal_id": "W1", "participant": "RTL-0001", "asset": "USD"}
+    lines = [
+        {**dep, "amount": "80.0"},
+        {**pay, "amount": "1.50"},
+        {**wd, "amount": "5"},
+        {**dep, "amount": "80.00"},  # the same values: duplicates, not rejects
+        {**pay, "amount": "1.5"},
+        {**wd, "amount": "5.0"},
+        {**dep, "amount": "81"},  # changed: conflicts
+        {**pay, "amount": "2"},
+        {**wd, "amount": "6"},
+    ]
+    file = tmp_path / "events.jsonl"
+    file.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    result = _clear(tmp_path, file, "--json")
+    assert result.exit_code == 0, result.output
+    rejects = [
+        json.loads(line) for line in (tmp_path / "events.jsonl.rejects.jsonl").read_text().splitlines()
+    ]
+    assert [(r["id"], r["code"], r["field"]) for r in rejects] == [
+        ("D1", 116, "deposit_id"),
+        ("P1", 116, "payment_id"),
+        ("W1", 116, "withdrawal_id"),
+    ]
+    status = runner.invoke(app, ["status", "P1", "--db", str(tmp_path / "c.db"), "--json"])
+    assert json.loads(status.output)["qty_minor"] == 150  # the first content

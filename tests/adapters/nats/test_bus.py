@@ -553,3 +553,73 @@ def test_small_events_do_not_wait_behind_a_pending_observation(nats_url: str, tm
             await nc.close()
 
     assert asyncio.run(ack_pending()) == 0
+
+
+def test_a_changed_trade_re_sent_under_its_id_is_a_116_reject_and_changes_nothing(
+    nats_url: str, tmp_path: Path
+) -> None:
+    """The bus path: a re-sent id with different content is not silently dropped as a duplicate
+    — it is recorded as an ``id_conflict`` reject (with its message row) and published as
+    ``trade.rejected``; an exact re-send (respelled decimals) stays a silent no-op."""
+    rows = input_rows(50)
+    publish(nats_url, write_jsonl(tmp_path / "day.jsonl", rows), chunk_rows=100)
+    changed = {**rows[5], "quantity": "0.9"}
+    respelled = {**rows[6], "quantity": rows[6]["quantity"] + "000", "price": "65000.1200"}
+    publish(nats_url, write_jsonl(tmp_path / "again.jsonl", [respelled, changed]), chunk_rows=100)
+    db = str(tmp_path / "w.db")
+    stats = run_worker(options(db, nats_url, ALL_POOLS), log=lambda _m: None)
+    assert stats.rejects == 1
+    runner = open_runner(db)
+    rejects = runner.store.rows("SELECT row, input_id, code, error, field FROM rejects")
+    # Its row inside its message (the publisher split the file by pool subject).
+    assert [dict(r) for r in rejects] == [
+        {"row": 1, "input_id": "T0000005", "code": 116, "error": "id_conflict", "field": "trade_id"}
+    ]
+    ids = trade_ids(runner)
+    assert len(ids) == len(set(ids)) == 50
+    records = runner.store.find_trade("T0000005")
+    assert records is not None and records["qty_minor"] == 60_000  # 0.0006 BTC: the first content
+    runner.close()
+    published = [e for e in asyncio.run(_events(nats_url)) if e["type"] == "trade.rejected"]
+    assert [(e["id"], e["code"]) for e in published] == [("T0000005", 116)]
+
+
+def test_each_bus_message_is_its_own_input_for_the_executed_at_bounds() -> None:
+    """The worker's one validator is re-anchored per message: a message of another day is
+    accepted whole; an out-of-range time is 110 bad_timestamp; an id with ``/`` is 102."""
+    from clearlane.adapters.nats.messages import decode
+    from clearlane.node.intake.validate import TradeValidator
+
+    validator = TradeValidator(load_config(EXAMPLE_CONFIG))
+    day = [{**row, "executed_at": T0 + i} for i, row in enumerate(input_rows(3))]
+    month_later = [
+        {**row, "executed_at": T0 + 30 * 86_400_000 + i} for i, row in enumerate(input_rows(3, 10))
+    ]
+    stray = [{**input_rows(1, 20)[0], "executed_at": 0}, {**input_rows(1, 21)[0], "trade_id": "T/21"}]
+    results = []
+    for message in (day, month_later, stray):
+        data = "".join(json.dumps(row) + "\n" for row in message).encode()
+        batches = list(decode(data, JSONL, validator))
+        rows = sum(b.trades.table.num_rows for b in batches if b.trades is not None)
+        results.append((rows, [(r.row, int(r.code), r.field) for b in batches for r in b.rejects]))
+    assert results == [(3, []), (3, []), (0, [(1, 110, "executed_at"), (2, 102, "trade_id")])]
+
+
+def test_changed_small_events_re_sent_over_the_bus_are_116_rejects(nats_url: str, tmp_path: Path) -> None:
+    dep = {"type": "collateral_deposit", "deposit_id": "D1", "participant": "RTL-0001", "asset": "USD"}
+    pay = {"type": "payment", "payment_id": "P1", "payer": "RTL-0001", "payee": "BRK-NORTH", "asset": "USD"}
+    batches = [
+        [{**dep, "amount": "80.0"}, {**pay, "amount": "1.50"}],
+        [{**dep, "amount": "80.00"}, {**pay, "amount": "1.5"}],  # same values: no-ops
+        [{**dep, "amount": "81"}, {**pay, "amount": "2"}],  # changed: 116
+    ]
+    for i, lines in enumerate(batches):
+        publish(nats_url, write_jsonl(tmp_path / f"ev{i}.jsonl", lines), events_pool="retail")
+    db = str(tmp_path / "events.db")
+    stats = run_worker(options(db, nats_url, ALL_POOLS), log=lambda _m: None)
+    assert stats.rejects == 2
+    runner = open_runner(db)
+    rejects = runner.store.rows("SELECT input_id, code, field FROM rejects ORDER BY id")
+    assert [tuple(r.values()) for r in rejects] == [("D1", 116, "deposit_id"), ("P1", 116, "payment_id")]
+    assert int(runner.engine.collateral.sum()) == 8000
+    runner.close()

@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from clearlane.core.model.ids import INPUT_ID_RULE
 from clearlane.core.model.inputs import ID_PATTERN, SYMBOL_PATTERN
 
 DECIMAL_PATTERN = r"^(0|[1-9][0-9]*)(\.[0-9]+)?$"
@@ -28,7 +29,7 @@ class TradeIn(BaseModel):
 
     model_config = ConfigDict(extra="allow", json_schema_extra={"additionalProperties": True})
     trade_id: str = Field(
-        description="Venue-unique id, 1-64 printable ASCII; the idempotency key.",
+        description=f"Venue-unique id, the idempotency key: {INPUT_ID_RULE} (one path segment as it is).",
         pattern=ID_PATTERN,
         examples=["T-000001"],
     )

@@ -42,7 +42,7 @@ import pyarrow.compute as pc
 from clearlane.core.errors import InputError
 from clearlane.core.model.codes import Reject, RejectCode
 from clearlane.core.model.inputs import INPUT_TRADE_COLUMNS, INPUT_TRADE_OPTIONAL
-from clearlane.node.intake.readers import IngestBatch, TradeChunk, jsonl_batches
+from clearlane.node.intake.readers import IngestBatch, TradeChunk, jsonl_batches, valid_rows_of
 from clearlane.node.intake.validate import TradeValidator
 
 FORMAT_VERSION = 1
@@ -165,6 +165,7 @@ def decode(
 
     A message that cannot be read at all yields one batch holding a single reject (row None).
     """
+    validator.new_input()  # each message is its own input for the executed_at span
     if fmt == JSONL:
         yield from jsonl_batches(data.splitlines(), validator, chunk_rows, None)
         return
@@ -209,4 +210,7 @@ def decode(
         return
     rows = np.arange(1, table.num_rows + 1, dtype=np.int64)
     valid, rejects = validator.validate(columns, rows)
-    yield IngestBatch(trades=TradeChunk(table=valid, first_row=1, rows_read=table.num_rows), rejects=rejects)
+    chunk = TradeChunk(
+        table=valid, first_row=1, rows_read=table.num_rows, valid_rows=valid_rows_of(rows, rejects)
+    )
+    yield IngestBatch(trades=chunk, rejects=rejects)

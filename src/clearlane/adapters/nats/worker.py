@@ -17,7 +17,8 @@ Exactly once, step by step:
 3. Each message is validated and becomes log entries per part (a trade chunk and its base-layer
    observation, logged after the next trade chunk; or small events). Every entry carries the
    message's source id, so re-delivering a message applies only the parts not yet committed —
-   none after a full commit. Trade ids dedup again inside the engine.
+   none after a full commit. Trade ids dedup again inside the engine; a re-sent id with
+   different content (code 116, ``id_conflict``) is recorded and published as a reject.
 4. Pipelined (:class:`Worker`): a message is acked (``AckPolicy.ALL``) once its last entry is
    committed by the writer thread, never before.
 5. Lifecycle events are read back from the committed store (``batch_events``, engine rejects)
@@ -235,6 +236,7 @@ class _Part:
 
     index: int
     table: Any = None  # pa.Table of valid trades, or None
+    chunk: Any = None  # its TradeChunk (maps the engine's id conflicts back to message rows)
     payload: bytes | None = None
     events: list[Any] = field(default_factory=list)
 
@@ -486,6 +488,7 @@ class Worker:
             part = _Part(index, events=list(batch.events))
             if batch.trades is not None and batch.trades.table.num_rows:
                 part.table = batch.trades.table
+                part.chunk = batch.trades
                 part.payload = encode_payload("trades", part.table)
             parts.append(part)
         return _Decoded(msg, seq, source, parts, rejects)
@@ -511,10 +514,14 @@ class Worker:
                 at_ms = max(int(table.column("received_at_ms")[0].as_py()), runner.engine.now_ms)
                 fx = runner.submit("trades", table, at_ms, source, payload_bytes=part.payload)
                 if fx is not None:
+                    # A re-sent trade id with different content (116) is rejected like a bad row:
+                    # stored under the message's source and published as trade.rejected.
+                    item.rejects.extend(part.chunk.located(fx.conflicts))
                     self.stats.trades += table.num_rows
                     self.stats.steps += 1
                     logged_at = runner.engine.applied_seq
-                else:  # logged before a restart
+                else:  # logged before a restart: its id conflicts are asked again
+                    item.rejects.extend(part.chunk.located(runner.engine.id_conflicts(table)))
                     logged_at = self._known.get(source, -1)
                 before = self._pending[0].source_id if self._pending is not None else ""
                 last = logged_at == runner.engine.applied_seq
@@ -530,7 +537,9 @@ class Worker:
                 data = event.model_dump(mode="json")
                 kind = data.pop("type")
                 data.pop("v", None)
-                runner.submit(kind, data, runner.engine.now_ms, f"{source}.{n}")
+                fx = runner.submit(kind, data, runner.engine.now_ms, f"{source}.{n}")
+                if fx is not None:
+                    item.rejects.extend(fx.conflicts)
         if item.rejects:
             # Edge rejects are outside the log; written once every step before them is committed,
             # so reject ids stay in commit order for the events publisher.

@@ -13,13 +13,22 @@ import hashlib
 import json
 import tomllib
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from clearlane.core.config.presets import expand_preset
 from clearlane.core.errors import InputError
@@ -182,9 +191,31 @@ class EscrowIn(_Strict):
     delegate_accept: bool = False
 
 
+_EPOCH_2000 = datetime(2000, 1, 1, tzinfo=UTC)
+_EPOCH_2100 = datetime(2100, 1, 1, tzinfo=UTC)
+
+
+class IntakeIn(_Strict):
+    """Bounds the edge puts on ``executed_at`` (docs/CONFIG.md, ``[intake]``)."""
+
+    executed_at_min: AwareDatetime = _EPOCH_2000
+    executed_at_max: AwareDatetime = _EPOCH_2100
+    # The service: at most this far ahead of the engine clock when the trade is received.
+    executed_at_future_ms: int = Field(default=300_000, ge=0)
+    # Files and bus messages: within this of the input's first in-range trade.
+    executed_at_file_span_ms: int = Field(default=7 * 86_400_000, gt=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> IntakeIn:
+        if self.executed_at_min >= self.executed_at_max:
+            raise ValueError("executed_at_min must be before executed_at_max")
+        return self
+
+
 class ConfigIn(_Strict):
     clearing: ClearingIn = ClearingIn()
     escrow: EscrowIn = EscrowIn()
+    intake: IntakeIn = IntakeIn()
     chain: ChainIn = ChainIn()
     assets: list[AssetIn] = Field(min_length=1)
     fee_tiers: dict[str, FeeTierIn] = Field(default_factory=lambda: {"standard": FeeTierIn(bps="0")})
@@ -246,6 +277,16 @@ class RoutingRule:
 
 
 @dataclass(frozen=True)
+class IntakeLimits:
+    """``[intake]`` compiled: the accepted ``executed_at`` range in epoch milliseconds."""
+
+    executed_at_min_ms: int = int(_EPOCH_2000.timestamp() * 1000)
+    executed_at_max_ms: int = int(_EPOCH_2100.timestamp() * 1000)
+    executed_at_future_ms: int = 300_000
+    executed_at_file_span_ms: int = 7 * 86_400_000
+
+
+@dataclass(frozen=True)
 class ClearingConfig:
     """Compiled reference data. ``digest`` identifies the exact configuration in the log."""
 
@@ -266,6 +307,7 @@ class ClearingConfig:
     digest: str
     raw: dict[str, Any] = field(repr=False, compare=False)
     escrow: EscrowPolicy = field(default_factory=EscrowPolicy)
+    intake: IntakeLimits = IntakeLimits()
 
     # -- lookups ----------------------------------------------------------------------
     @property
@@ -405,6 +447,12 @@ def _compile(cfg: ConfigIn, raw: dict[str, Any], source: str) -> ClearingConfig:
         digest=hashlib.sha256(canonical).hexdigest(),
         raw=raw,
         escrow=_escrow_policy(cfg, source),
+        intake=IntakeLimits(
+            executed_at_min_ms=_epoch_ms(cfg.intake.executed_at_min),
+            executed_at_max_ms=_epoch_ms(cfg.intake.executed_at_max),
+            executed_at_future_ms=cfg.intake.executed_at_future_ms,
+            executed_at_file_span_ms=cfg.intake.executed_at_file_span_ms,
+        ),
     )
 
 
@@ -427,6 +475,10 @@ def _escrow_policy(cfg: ConfigIn, source: str) -> EscrowPolicy:
         reserve_overdraft_minor=minor("reserve_overdraft", cfg.escrow.reserve_overdraft),
         delegate_accept=cfg.escrow.delegate_accept,
     )
+
+
+def _epoch_ms(at: datetime) -> int:
+    return int(at.timestamp() * 1000)
 
 
 def _check_references(cfg: ConfigIn, source: str) -> None:

@@ -26,7 +26,13 @@ import pyarrow.compute as pc
 from clearlane.core.config.model import ClearingConfig
 from clearlane.core.engine import kernel, limits
 from clearlane.core.engine.commitment import batch_roots_async, string_table
-from clearlane.core.engine.dedup import SeenFlowIds
+from clearlane.core.engine.dedup import (
+    SeenFlowIds,
+    collateral_digest,
+    content_digest,
+    payment_digest,
+    trade_digests,
+)
 from clearlane.core.engine.digest import BlockDigest
 from clearlane.core.engine.escrows import EscrowStage, Payout, escrow_action_of
 from clearlane.core.engine.flows import FLOW_PAYMENT, FLOW_TRADE, Flows
@@ -226,6 +232,7 @@ class Stats:
     flows_by_lane: dict[str, int] = field(default_factory=dict)
     rejects_by_code: dict[str, int] = field(default_factory=dict)
     duplicates: int = 0
+    conflicts: int = 0  # of the duplicates, those with different content (code 116)
     batches_cleared: int = 0
     batches_final: int = 0
     batches_unwound: int = 0
@@ -277,7 +284,8 @@ class Engine:
         self.now_ms = 0
         self.applied_seq = 0
         self.seen_flow_ids = SeenFlowIds()
-        self.seen_event_ids: set[str] = set()
+        # Deposit, withdrawal, mark and config-change ids ("<kind>:<id>") → content digest.
+        self.seen_event_ids: dict[str, int] = {}
         self.ledger = Ledger(initial_accounts=4096, retain_final=self.options.retain_final)
         self._create_accounts()
         self.stats = Stats()
@@ -439,7 +447,7 @@ class Engine:
         received = np.maximum.accumulate(np.maximum(_col(table, "received_at_ms"), self.now_ms))
 
         ids = table.column("trade_id").combine_chunks()
-        dup = self._dedup(ids, reject == 0, "t:")
+        dup = self._dedup(ids, reject == 0, "t:", trade_digests(table), out)
         flows = Flows(
             ids=ids,
             kind=np.full(n, FLOW_TRADE, dtype=np.int8),
@@ -532,14 +540,32 @@ class Engine:
         )
 
     def _dedup(
-        self, ids: pa.Array, candidates: npt.NDArray[np.bool_], namespace: str
+        self,
+        ids: pa.Array,
+        candidates: npt.NDArray[np.bool_],
+        namespace: str,
+        digests: npt.NDArray[np.uint64],
+        out: StepBuilder,
     ) -> npt.NDArray[np.bool_]:
         """Mark ids seen before (or earlier in this chunk) as duplicates; remember the rest.
 
         A duplicate is a no-op: same id, nothing applied twice. Only rows that passed validation
-        consume their id, so a corrected resubmission of a rejected row is accepted.
+        consume their id, so a corrected resubmission of a rejected row is accepted. A duplicate
+        whose content differs from the accepted row's (``digests``: engine/dedup.py) is an id
+        conflict (code 116): still a no-op, and reported in the step's ``conflicts``.
         """
-        return self.seen_flow_ids.add(namespace, ids, candidates, self.applied_seq + 1)
+        dup, conflict = self.seen_flow_ids.classify(namespace, ids, candidates, self.applied_seq + 1, digests)
+        if conflict.any():
+            trades = namespace != model_ids.PAYMENT_NAMESPACE
+            id_field = "trade_id" if trades else "payment_id"
+            rows = np.flatnonzero(conflict).tolist()
+            for row in rows:
+                flow_id = str(ids[row].as_py())
+                reason = f"{id_field} {flow_id!r} was already applied with different content"
+                where = row if trades else None
+                out.conflicts.append(Reject(RejectCode.ID_CONFLICT, id_field, reason, where, flow_id))
+            self.stats.conflicts += len(rows)
+        return dup
 
     def _clear_flows(
         self,
@@ -1338,14 +1364,43 @@ class Engine:
         self._refused(out, f"L1 settlement of {flow_id} in {group.group_id}", refused, final_ms)
 
     # ------------------------------------------------------------------ small events
-    def _event_id(self, kind: str, event_id: str, out: StepBuilder) -> bool:
+    def _event_id(self, kind: str, event_id: str, out: StepBuilder, digest: int = 0) -> bool:
+        """Remember a small event's id with its content digest; ``False`` for a known id (a
+        no-op; an id conflict, code 116, when ``digest`` differs from the accepted one)."""
         key = model_ids.event_key(kind, event_id)
-        if key in self.seen_event_ids:
+        known = self.seen_event_ids.get(key)
+        if known is not None:
             out.duplicates += 1
             self.stats.duplicates += 1
+            if known != digest:
+                field_name = f"{kind}_id"
+                reason = f"{field_name} {event_id!r} was already applied with different content"
+                out.conflicts.append(Reject(RejectCode.ID_CONFLICT, field_name, reason, None, event_id))
+                self.stats.conflicts += 1
             return False
-        self.seen_event_ids.add(key)
+        self.seen_event_ids[key] = digest
         return True
+
+    def id_conflicts(self, table: pa.Table) -> list[Reject]:
+        """The id conflicts (116) a trade chunk already in the log met when it was applied,
+        answered again without applying it (a re-run of ``clear``, a re-delivered bus message):
+        its rows whose id is now held with other content. Row = index in the chunk."""
+        ids = table.column("trade_id").combine_chunks()
+        clash = self.seen_flow_ids.conflicts("t:", ids, trade_digests(table))
+        out = []
+        for row in np.flatnonzero(clash).tolist():
+            flow_id = str(ids[row].as_py())
+            reason = f"trade_id {flow_id!r} was already applied with different content"
+            out.append(Reject(RejectCode.ID_CONFLICT, "trade_id", reason, row, flow_id))
+        return out
+
+    def event_conflict(self, payload: CollateralDeposit | CollateralWithdrawal) -> bool | None:
+        """Would this deposit or withdrawal be a no-op? ``None``: its id is new; ``False``: an
+        exact re-send; ``True``: its id was applied with different content (code 116)."""
+        kind = model_ids.DEPOSIT_KIND if isinstance(payload, CollateralDeposit) else model_ids.WITHDRAWAL_KIND
+        event_id = payload.deposit_id if isinstance(payload, CollateralDeposit) else payload.withdrawal_id
+        known = self.seen_event_ids.get(model_ids.event_key(kind, event_id))
+        return None if known is None else known != collateral_digest(payload)
 
     def _reject(
         self, out: StepBuilder, code: RejectCode, field_name: str, reason: str, event_id: str
@@ -1382,7 +1437,7 @@ class Engine:
     def _apply_deposit(self, entry: LogEntry, out: StepBuilder) -> None:
         payload = _payload(entry, CollateralDeposit)
         event_id = str(payload.deposit_id)
-        if not self._event_id("deposit", event_id, out):
+        if not self._event_id("deposit", event_id, out, collateral_digest(payload)):
             return
         resolved = self._small_amount(payload, out, event_id)
         if resolved is None:
@@ -1407,7 +1462,7 @@ class Engine:
     def _apply_withdrawal(self, entry: LogEntry, out: StepBuilder) -> None:
         payload = _payload(entry, CollateralWithdrawal)
         event_id = str(payload.withdrawal_id)
-        if not self._event_id("withdrawal", event_id, out):
+        if not self._event_id("withdrawal", event_id, out, collateral_digest(payload)):
             return
         resolved = self._small_amount(payload, out, event_id)
         if resolved is None:
@@ -1471,7 +1526,8 @@ class Engine:
             reject[0], reject_field[0] = RejectCode.AMOUNT_OVERFLOW, 4
             reasons = {0: _OVER_LIMIT_REASON}
         ids = pa.array([payment_id], type=pa.string())
-        dup = self._dedup(ids, reject == 0, "p:")
+        digest = np.array([payment_digest(payload)], dtype=np.uint64)
+        dup = self._dedup(ids, reject == 0, "p:", digest, out)
         now = np.array([self.now_ms], dtype=np.int64)
         flows = Flows(
             ids=ids,
@@ -1543,7 +1599,11 @@ class Engine:
         ids = pa.array([p.flow_id for p in payouts], type=pa.string())
         asset = np.array([p.asset for p in payouts], dtype=np.int32)
         reject = np.zeros(n, dtype=np.int16)
-        dup = self._dedup(ids, reject == 0, model_ids.PAYMENT_NAMESPACE)
+        # A payout's content is its payee, asset and amount (its id says which escrow and action).
+        digests = np.array(
+            [content_digest(str(p.payee), str(p.asset), str(p.amount)) for p in payouts], dtype=np.uint64
+        )
+        dup = self._dedup(ids, reject == 0, model_ids.PAYMENT_NAMESPACE, digests, out)
         if dup.any():
             out.emit(
                 Alert(f"escrow payout ids already used by payments: {ids.filter(pa.array(dup))}", self.now_ms)

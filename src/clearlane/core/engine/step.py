@@ -33,7 +33,7 @@ from clearlane.core.proofs.canonical import spaced_json
 class StepBuilder:
     """What one log entry caused so far, in the order the engine produced it."""
 
-    __slots__ = ("at_ms", "duplicates", "events", "l1_at", "records", "seq", "submissions")
+    __slots__ = ("at_ms", "conflicts", "duplicates", "events", "l1_at", "records", "seq", "submissions")
 
     def __init__(self, seq: int, at_ms: int) -> None:
         self.seq = seq
@@ -42,6 +42,7 @@ class StepBuilder:
         self.records: list[TradeRecords] = []
         self.submissions: list[TxSubmission] = []
         self.duplicates = 0
+        self.conflicts: list[Reject] = []
         # Index in ``events`` of each L1 group's update: a group changed twice in one step keeps
         # one record (its last table) at the place of its first change.
         self.l1_at: dict[str, int] = {}
@@ -72,6 +73,7 @@ class StepBuilder:
             submissions=tuple(self.submissions),
             ledger=ledger,
             duplicates=self.duplicates,
+            conflicts=tuple(self.conflicts),
         )
 
 

@@ -241,6 +241,11 @@ class Step:
     submissions: tuple[TxSubmission, ...]
     ledger: LedgerChanges
     duplicates: int
+    # Rows not applied because their id was applied before with different content (code 116,
+    # ``row`` = index in the entry's chunk). They are counted in ``duplicates`` too and change no
+    # state: a report for the caller (rejects file, bus rejects), re-derived by a replay, never
+    # stored or hashed — so a log that holds one replays to the root it had before this check.
+    conflicts: tuple[Reject, ...] = ()
 
     def tables(self) -> list[pa.Table]:
         """The trade-record tables, in order (their index is the stored ``part``)."""

@@ -10,7 +10,7 @@ Schema version 1 — trade chunk columns (``TRADE_CHUNK_SCHEMA``):
 ============== ================ ==========================================================
 column         type             meaning
 ============== ================ ==========================================================
-trade_id       string           venue-unique id, idempotency key (1..64 printable chars)
+trade_id       string           venue-unique id, idempotency key (``ids.INPUT_ID_PATTERN``)
 venue          dict<string>     where it executed
 symbol         dict<string>     ``BASE/QUOTE`` asset codes
 buyer          dict<string>     participant id receiving the base asset
@@ -38,9 +38,12 @@ from typing import Annotated, Any, Literal, TypeAlias, cast
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from clearlane.core.model.ids import INPUT_ID_PATTERN
+
 SCHEMA_VERSION = 1
 
-ID_PATTERN = r"^[\x21-\x7e]{1,64}$"  # printable ASCII, no spaces: safe in files, URLs, logs
+# The input id grammar (core/model/ids.py): one path segment of any route, as it is.
+ID_PATTERN = INPUT_ID_PATTERN
 ID_RE = re.compile(ID_PATTERN)
 SYMBOL_PATTERN = r"^[A-Z][A-Z0-9]{1,11}/[A-Z][A-Z0-9]{1,11}$"
 

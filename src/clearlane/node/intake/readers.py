@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import bisect
 import csv
+import dataclasses
 import gzip
 import hashlib
 import io
@@ -44,6 +45,7 @@ from pydantic import BaseModel, ValidationError
 from clearlane.core.config.model import MARK_SCALE, ClearingConfig
 from clearlane.core.errors import InputError
 from clearlane.core.model.codes import Reject, RejectCode
+from clearlane.core.model.ids import INPUT_ID_RULE
 from clearlane.core.model.inputs import (
     ID_RE,
     INPUT_TRADE_COLUMNS,
@@ -97,6 +99,25 @@ class TradeChunk:
     table: pa.Table
     first_row: int
     rows_read: int
+    # The input row number of each row of ``table`` (None: rows first_row, first_row + 1, …).
+    valid_rows: I64 | None = None
+
+    def located(self, rejects: Iterable[Reject]) -> list[Reject]:
+        """Rejects the engine made for rows of ``table`` (``row`` = index in the table: id
+        conflicts) with ``row`` turned into the input row number, as edge rejects carry it."""
+        out = []
+        for r in rejects:
+            row = r.row
+            if row is not None:
+                row = int(self.valid_rows[row]) if self.valid_rows is not None else self.first_row + row
+            out.append(dataclasses.replace(r, row=row))
+        return out
+
+
+def valid_rows_of(rows: I64, rejects: list[Reject]) -> I64:
+    """The input row numbers of the rows that passed (a validator keeps rows in order)."""
+    bad = np.fromiter((r.row for r in rejects if r.row is not None), dtype=np.int64)
+    return rows[~np.isin(rows, bad)] if len(bad) else rows
 
 
 @dataclass
@@ -207,7 +228,12 @@ def _trade_batch(
 ) -> IngestBatch:
     columns = {name: table.column(name) for name in table.column_names}
     valid, rejects = validator.validate(columns, rows, received_at_ms=received_at_ms)
-    chunk = TradeChunk(table=valid, first_row=int(rows[0]) if len(rows) else 0, rows_read=len(rows))
+    chunk = TradeChunk(
+        table=valid,
+        first_row=int(rows[0]) if len(rows) else 0,
+        rows_read=len(rows),
+        valid_rows=valid_rows_of(rows, rejects),
+    )
     return IngestBatch(trades=chunk, rejects=extra_rejects + rejects)
 
 
@@ -485,7 +511,9 @@ class _TradeRows:
             columns, rows, received_at_ms=received_at_ms, type_errors=type_errors
         )
         self.clear()
-        chunk = TradeChunk(table=valid, first_row=int(rows[0]), rows_read=len(rows))
+        chunk = TradeChunk(
+            table=valid, first_row=int(rows[0]), rows_read=len(rows), valid_rows=valid_rows_of(rows, found)
+        )
         return IngestBatch(trades=chunk, rejects=rejects + found)
 
 
@@ -501,11 +529,14 @@ def _event_reject(kind: str, line: int, obj: dict[str, Any], exc: ValidationErro
         code = _FIELD_CODES.get(loc[0] if loc else "", RejectCode.UNREADABLE_ROW)
     value = obj.get(loc[0]) if loc else None
     shown = f" (got {quote(value)})" if value is not None and error["type"] != "missing" else ""
+    message = str(error["msg"])
+    if code == RejectCode.BAD_ID and error["type"] == "string_pattern_mismatch":
+        message = f"{field_name} is not {INPUT_ID_RULE}"
     input_id = obj.get(_EVENT_ID_FIELD[kind])
     return Reject(
         code=code,
         field=field_name,
-        reason=f"{kind}: {error['msg']}{shown}",
+        reason=f"{kind}: {message}{shown}",
         row=line,
         input_id=input_id if isinstance(input_id, str) and ID_RE.match(input_id) else None,
     )

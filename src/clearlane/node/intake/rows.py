@@ -4,15 +4,18 @@ column-wise — all submissions of one runtime tick at once — and small events
 event models and reference-data checks of :mod:`clearlane.node.intake.readers`.
 
 A submission with any bad row is refused whole (nothing of it reaches the log); the others in
-the same tick are unaffected.
+the same tick are unaffected. ``executed_at`` is bounded here by the engine clock at receipt
+(``[intake] executed_at_future_ms``) as well as by the absolute range every path checks.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 from pydantic import ValidationError
 
@@ -59,6 +62,14 @@ class RowError:
 _COLUMNS = INPUT_TRADE_COLUMNS + INPUT_TRADE_OPTIONAL
 
 
+class IntakeInvariantError(RuntimeError):
+    """A bug in the edge: the validator's rows and rejects disagree."""
+
+
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 def _fast_columns(rows: list[Any]) -> dict[str, pa.Array] | None:
     """Columns straight from well-typed rows (strings, integer ``executed_at``); None when any
     value needs the careful path (wrong JSON types, the ``executed_at_ms`` alias, non-objects)."""
@@ -80,7 +91,8 @@ class Intake:
 
     def __init__(self, config: ClearingConfig) -> None:
         self.config = config
-        self.validator = TradeValidator(config)
+        # The service bounds executed_at by the engine clock at receipt (below), not by a span.
+        self.validator = TradeValidator(config, file_span=False)
         self.checker = _EventChecker(config)
 
     def trades(
@@ -121,6 +133,7 @@ class Intake:
             }
         rows_no = np.arange(len(owner), dtype=np.int64)
         table, rejects = self.validator.validate(columns, rows_no, type_errors=type_errors)
+        table, rejects = self._not_ahead(table, rejects, rows_no, np.asarray(received, dtype=np.int64))
         bad_rows = np.zeros(len(owner), dtype=np.bool_)
         for r in rejects:
             at = int(r.row or 0)
@@ -142,6 +155,42 @@ class Intake:
             slices.append((pos, n))
             pos += n
         return table, errors, slices
+
+    def _not_ahead(
+        self,
+        table: pa.Table,
+        rejects: list[Reject],
+        rows: npt.NDArray[np.int64],
+        received: npt.NDArray[np.int64],
+    ) -> tuple[pa.Table, list[Reject]]:
+        """BAD_TIMESTAMP (110) for a valid row executed more than ``[intake]
+        executed_at_future_ms`` after the engine clock read when it was received (``received``:
+        per input row); the row leaves ``table`` and joins ``rejects``."""
+        if table.num_rows == 0:
+            return table, rejects
+        bad = np.fromiter((r.row for r in rejects if r.row is not None), dtype=np.int64)
+        valid = rows[~np.isin(rows, bad)] if len(bad) else rows
+        if len(valid) != table.num_rows:  # the validator keeps every row it does not reject
+            raise IntakeInvariantError(f"{table.num_rows} valid rows, {len(valid)} rows without a reject")
+        executed = table.column("executed_at_ms").to_numpy()
+        future_ms = self.config.intake.executed_at_future_ms
+        ahead = executed > received[valid] + future_ms
+        if not ahead.any():
+            return table, rejects
+        ids = table.column("trade_id").to_pylist()
+        extra = [
+            Reject(
+                RejectCode.BAD_TIMESTAMP,
+                "executed_at",
+                f"executed_at {_iso(int(executed[k]))} is more than {future_ms} ms ahead of the engine clock "
+                f"({_iso(int(received[valid[k]]))})",
+                int(valid[k]),
+                ids[k],
+            )
+            for k in np.flatnonzero(ahead).tolist()
+        ]
+        merged = sorted([*rejects, *extra], key=lambda r: int(r.row or 0))
+        return table.filter(pa.array(~ahead)), merged
 
     def event(
         self, kind: str, obj: Any, index: int = 0, prefix: str = ""
