@@ -24,6 +24,13 @@ DECLARING_MODULES = (
     "clearlane.adapters.http.auth",
     "clearlane.adapters.nats.messages",
     "clearlane.adapters.nats.worker",
+    "clearlane.core.recon.amounts",
+    "clearlane.core.recon.batchreport",
+    "clearlane.core.recon.matching",
+    "clearlane.core.cases.workflow",
+    "clearlane.node.recon.camt",
+    "clearlane.node.recon.mt940",
+    "clearlane.node.recon.sources",
 )
 
 EXPECTED = {
@@ -41,6 +48,13 @@ EXPECTED = {
     "KeyError_": ("InputError", "API_KEY_REQUEST_INVALID"),
     "BusError": ("InputError", "BUS_SETTING_INVALID"),
     "LockLost": ("Unavailable", "PARTITION_LOCK_LOST"),
+    "AmountError": ("InputError", "RECON_AMOUNT_INVALID"),
+    "BatchReportError": ("InputError", "RECON_BATCH_REPORT_INVALID"),
+    "MatchInputError": ("InputError", "RECON_RECORD_ID_DUPLICATE"),
+    "CaseError": ("InputError", "CASE_ACTION_INVALID"),
+    "CamtError": ("InputError", "RECON_CAMT_INVALID"),
+    "Mt940Error": ("InputError", "RECON_MT940_INVALID"),
+    "SourceFormatError": ("InputError", "RECON_FORMAT_UNKNOWN"),
 }
 
 
