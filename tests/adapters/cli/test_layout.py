@@ -28,6 +28,7 @@ COMMANDS = [
     "serve",
     "keys",
     "apikey",
+    "recon",
 ]
 
 

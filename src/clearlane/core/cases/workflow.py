@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, replace
 from enum import StrEnum
+from typing import Any
 
 from clearlane.core.errors import InputError
 from clearlane.core.proofs.canonical import canonical_json
@@ -281,3 +282,31 @@ def verify_events(events: list[CaseEvent]) -> bool:
             return False
         prev = event.hash
     return True
+
+
+def case_row(case: Case) -> dict[str, object]:
+    """The case as a flat row (enums as their values), what every store keeps."""
+    row = {name: getattr(case, name) for name in Case.__slots__}
+    return {k: (v.value if isinstance(v, StrEnum) else v) for k, v in row.items()}
+
+
+def case_from_row(row: dict[str, Any]) -> Case:
+    values = dict(row)
+    values["kind"] = CaseKind(values["kind"])
+    values["state"] = CaseState(values["state"])
+    values["severity"] = Severity(values["severity"])
+    values["resolution"] = None if values["resolution"] is None else Resolution(values["resolution"])
+    return Case(**values)
+
+
+def event_row(event: CaseEvent) -> dict[str, object]:
+    row = {name: getattr(event, name) for name in CaseEvent.__slots__}
+    return {k: (v.value if isinstance(v, StrEnum) else v) for k, v in row.items()}
+
+
+def event_from_row(row: dict[str, Any]) -> CaseEvent:
+    values = dict(row)
+    values["action"] = Action(values["action"])
+    values["prev_state"] = None if values["prev_state"] is None else CaseState(values["prev_state"])
+    values["new_state"] = CaseState(values["new_state"])
+    return CaseEvent(**values)

@@ -50,6 +50,7 @@ class Reason(IntEnum):
     BATCH_UNWOUND = 503
 
     SOURCE_INCOMPLETE = 601
+    FLOOD_GUARD = 602
 
     @property
     def is_break(self) -> bool:

@@ -3,8 +3,9 @@
 Passes, each over what the earlier ones left open (Blnk's and Matcher's rule kinds, in order of
 strength):
 
-1. **duplicates** — an external record whose content (reference, asset, amount, account, time)
-   repeats one already kept, beyond as many copies as the internal side has, is a duplicate;
+1. **duplicates** — an external record whose content (reference, asset, amount, account, time
+   and the source's own line id) repeats one already kept, beyond as many copies as the
+   internal side has, is a duplicate;
 2. **reference** — records sharing a reference and asset form one group (1:1, 1:N, N:1, M:N):
    matched when the sums agree within the asset's tolerance, else partially matched
    (``AMOUNT_MISMATCH``);
@@ -160,11 +161,11 @@ def _duplicates(run: _Run) -> None:
     for r in run.int.values():
         if r.reference:
             internal_copies[(r.reference, r.asset, r.amount_minor)] += 1
-    kept: dict[tuple[str, str, int, str, int], int] = defaultdict(int)
+    kept: dict[tuple[str, str, int, str, int, str], int] = defaultdict(int)
     for r in list(run.ext.values()):
         if not r.reference:
             continue
-        key = (r.reference, r.asset, r.amount_minor, r.account, r.at_ms)
+        key = (r.reference, r.asset, r.amount_minor, r.account, r.at_ms, r.source_ref)
         kept[key] += 1
         if kept[key] > max(1, internal_copies[key[:3]]):
             run.single(EXTERNAL, r.record_id, Outcome.DUPLICATE, Reason.DUPLICATE_RECORD)

@@ -9,7 +9,8 @@ detect a statement imported twice.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from clearlane.core.proofs.canonical import canonical_json
 
@@ -132,6 +133,24 @@ class Statement:
         return hashlib.sha256(canonical_json(body)).hexdigest()
 
 
+def period_of(at_ms: int) -> str:
+    """The business day (UTC date) a time belongs to: the period cases are opened in."""
+    return datetime.fromtimestamp(at_ms // 1000, tz=UTC).date().isoformat()
+
+
+def date_ms(text: str | None) -> int | None:
+    """Milliseconds of an ISO date (midnight UTC) or date-time (its offset, UTC if none)."""
+    if not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp() * 1000)
+
+
 def trade_ids_digest(trade_ids: list[str] | tuple[str, ...]) -> str:
     """The batch report's digest: SHA-256 of the sorted trade ids joined by newlines."""
     return hashlib.sha256("\n".join(sorted(trade_ids)).encode()).hexdigest()
@@ -154,7 +173,9 @@ class ReconRecord:
     """One record of either side in the flat shape the matcher reads.
 
     ``reference`` ties records by id (batch id, end-to-end id); ``account`` and the value day
-    group split settlements; ``at_ms`` is what the date window is measured on.
+    group split settlements; ``at_ms`` is what the date window is measured on; ``source_ref`` is
+    the source's own id of the line (the bank's account-servicer reference), so two equal
+    payments with different bank ids are never taken for one line sent twice.
     """
 
     record_id: str
@@ -164,7 +185,7 @@ class ReconRecord:
     at_ms: int
     reference: str = ""
     account: str = ""
-    meta: tuple[tuple[str, str], ...] = field(default=())
+    source_ref: str = ""
 
 
 __all__ = [
@@ -175,5 +196,7 @@ __all__ = [
     "References",
     "Statement",
     "StatementEntry",
+    "date_ms",
+    "period_of",
     "trade_ids_digest",
 ]

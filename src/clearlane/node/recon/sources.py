@@ -34,7 +34,7 @@ def detect_format(path: Path) -> str:
         for fmt in ("camt.053", "camt.054", "camt.052"):
             if fmt in head:
                 return fmt
-    if stripped.startswith("{") and batchreport.FORMAT in head:
+    if stripped.startswith("{"):  # the only JSON source; its "format" member is checked on parse
         return "batch.json"
     if stripped.startswith(",".join(batchreport.CSV_COLUMNS)):
         return "batch.csv"
