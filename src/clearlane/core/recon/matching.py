@@ -12,8 +12,9 @@ strength):
 3. **amount and date** — an external record without a reference partner takes the internal
    record of its asset within the tolerance and the date window that is closest (amount gap,
    then time gap, then id);
-4. **splits** — several external lines of one account, asset and day whose sum equals one open
-   internal record (a net settlement paid in parts), and the mirror image;
+4. **splits** — a subset (2 to ``split_max`` lines, searched among at most 16 lines of one
+   account, asset and day) of external lines whose sum equals one open internal record of the
+   same account (a net settlement paid in parts), and the mirror image;
 5. what is left is unmatched.
 
 Determinism: both sides are sorted by record id first and every choice breaks ties on ids, so the
@@ -28,6 +29,8 @@ from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from itertools import combinations
+from typing import NamedTuple
 
 from clearlane.core.errors import InputError
 from clearlane.core.recon.breaks import Break
@@ -59,8 +62,9 @@ class MatchRules:
         return 0
 
 
-@dataclass(frozen=True, slots=True)
-class MatchGroup:
+class MatchGroup(NamedTuple):
+    """Records of both sides decided together (a tuple: millions are made per run)."""
+
     group_id: str
     outcome: Outcome
     reason: Reason
@@ -72,8 +76,7 @@ class MatchGroup:
     score: int
 
 
-@dataclass(frozen=True, slots=True)
-class RecordOutcome:
+class RecordOutcome(NamedTuple):
     side: str
     record_id: str
     outcome: Outcome
@@ -117,8 +120,10 @@ class _Run:
         self.result = MatchResult()
 
     def group(self, reason: Reason, ext: list[ReconRecord], intl: list[ReconRecord], score: int) -> None:
-        ext_sum = sum(r.amount_minor for r in ext)
-        int_sum = sum(r.amount_minor for r in intl)
+        if len(ext) == 1 and len(intl) == 1:  # the common case, without generator overhead
+            ext_sum, int_sum = ext[0].amount_minor, intl[0].amount_minor
+        else:
+            ext_sum, int_sum = sum(r.amount_minor for r in ext), sum(r.amount_minor for r in intl)
         asset = (ext or intl)[0].asset
         within = abs(ext_sum - int_sum) <= self.rules.tolerance(asset)
         outcome = Outcome.MATCHED if within else Outcome.PARTIALLY_MATCHED
@@ -233,29 +238,47 @@ def _by_amount_and_date(run: _Run) -> None:
             run.group(Reason.MATCHED_AMOUNT_DATE, [r], [run.int[rid]], max(50, 80 - 10 * days))
 
 
-def _split_groups(pool: dict[str, ReconRecord], split_max: int) -> list[list[ReconRecord]]:
+SPLIT_LINES_MAX = 16  # lines of one account and day searched for a covering subset (C(16, 8) = 12,870)
+
+
+def _split_groups(pool: dict[str, ReconRecord]) -> list[list[ReconRecord]]:
     groups: dict[tuple[str, str, int], list[ReconRecord]] = defaultdict(list)
     for r in pool.values():
         if r.account:
             groups[(r.asset, r.account, r.at_ms // DAY_MS)].append(r)
-    return [groups[k] for k in sorted(groups) if 2 <= len(groups[k]) <= split_max]
+    return [groups[k][:SPLIT_LINES_MAX] for k in sorted(groups) if len(groups[k]) >= 2]
+
+
+def _covering(
+    parts: list[ReconRecord], target: int, tolerance: int, size_max: int
+) -> list[ReconRecord] | None:
+    """The first subset (by size, then lexicographic in id order) of 2..size_max parts whose sum
+    is within ``tolerance`` of ``target``; bounded by SPLIT_LINES_MAX parts."""
+    for size in range(2, min(size_max, len(parts)) + 1):
+        for combo in combinations(parts, size):
+            if abs(sum(p.amount_minor for p in combo) - target) <= tolerance:
+                return list(combo)
+    return None
 
 
 def _splits(run: _Run, many_side: str) -> None:
+    """Several open lines of one account, asset and day that add up to one open record of the
+    same account on the other side (a net settlement paid in parts, or the mirror image)."""
     many_pool, one_pool = (run.ext, run.int) if many_side == EXTERNAL else (run.int, run.ext)
-    for parts in _split_groups(many_pool, run.rules.split_max):
-        total, first = sum(p.amount_minor for p in parts), parts[0]
-        tolerance = run.rules.tolerance(first.asset)
-        candidates = sorted(
-            (abs(o.at_ms - first.at_ms), o.record_id)
-            for o in one_pool.values()
-            if o.asset == first.asset and o.account == first.account
-            and abs(o.amount_minor - total) <= tolerance and abs(o.at_ms - first.at_ms) <= run.rules.window_ms
-        )  # fmt: skip
-        if candidates:
-            one = one_pool[candidates[0][1]]
-            ext, intl = (parts, [one]) if many_side == EXTERNAL else ([one], parts)
-            run.group(Reason.MATCHED_SPLIT, ext, intl, 60)
+    by_account: dict[tuple[str, str], list[ReconRecord]] = defaultdict(list)
+    for o in one_pool.values():
+        if o.account:
+            by_account[(o.asset, o.account)].append(o)
+    for parts in _split_groups(many_pool):
+        first, tolerance = parts[0], run.rules.tolerance(parts[0].asset)
+        for one in by_account.get((first.asset, first.account), []):
+            if one.record_id not in one_pool or abs(one.at_ms - first.at_ms) > run.rules.window_ms:
+                continue
+            open_parts = [p for p in parts if p.record_id in many_pool]
+            chosen = _covering(open_parts, one.amount_minor, tolerance, run.rules.split_max)
+            if chosen is not None:
+                ext, intl = (chosen, [one]) if many_side == EXTERNAL else ([one], chosen)
+                run.group(Reason.MATCHED_SPLIT, ext, intl, 60)
 
 
 def match(external: Sequence[ReconRecord], internal: Sequence[ReconRecord], rules: MatchRules) -> MatchResult:
