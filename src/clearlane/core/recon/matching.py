@@ -249,16 +249,21 @@ def _split_groups(pool: dict[str, ReconRecord]) -> list[list[ReconRecord]]:
     return [groups[k][:SPLIT_LINES_MAX] for k in sorted(groups) if len(groups[k]) >= 2]
 
 
-def _covering(
-    parts: list[ReconRecord], target: int, tolerance: int, size_max: int
-) -> list[ReconRecord] | None:
-    """The first subset (by size, then lexicographic in id order) of 2..size_max parts whose sum
-    is within ``tolerance`` of ``target``; bounded by SPLIT_LINES_MAX parts."""
+def _subset_sums(parts: list[ReconRecord], size_max: int) -> dict[int, tuple[int, ...]]:
+    """Sum -> the first subset (by size, then lexicographic in id order) of 2..size_max parts
+    with that sum; computed once per group, not once per candidate."""
+    table: dict[int, tuple[int, ...]] = {}
+    amounts = [p.amount_minor for p in parts]
     for size in range(2, min(size_max, len(parts)) + 1):
-        for combo in combinations(parts, size):
-            if abs(sum(p.amount_minor for p in combo) - target) <= tolerance:
-                return list(combo)
-    return None
+        for combo in combinations(range(len(parts)), size):
+            table.setdefault(sum(amounts[i] for i in combo), combo)
+    return table
+
+
+def _covering(table: dict[int, tuple[int, ...]], target: int, tolerance: int) -> tuple[int, ...] | None:
+    if tolerance == 0:
+        return table.get(target)
+    return next((combo for total, combo in table.items() if abs(total - target) <= tolerance), None)
 
 
 def _splits(run: _Run, many_side: str) -> None:
@@ -271,14 +276,20 @@ def _splits(run: _Run, many_side: str) -> None:
             by_account[(o.asset, o.account)].append(o)
     for parts in _split_groups(many_pool):
         first, tolerance = parts[0], run.rules.tolerance(parts[0].asset)
+        table: dict[int, tuple[int, ...]] | None = None
         for one in by_account.get((first.asset, first.account), []):
+            if len(parts) < 2:
+                break
             if one.record_id not in one_pool or abs(one.at_ms - first.at_ms) > run.rules.window_ms:
                 continue
-            open_parts = [p for p in parts if p.record_id in many_pool]
-            chosen = _covering(open_parts, one.amount_minor, tolerance, run.rules.split_max)
-            if chosen is not None:
-                ext, intl = (chosen, [one]) if many_side == EXTERNAL else ([one], chosen)
-                run.group(Reason.MATCHED_SPLIT, ext, intl, 60)
+            table = _subset_sums(parts, run.rules.split_max) if table is None else table
+            combo = _covering(table, one.amount_minor, tolerance)
+            if combo is None:
+                continue
+            chosen = [parts[i] for i in combo]
+            ext, intl = (chosen, [one]) if many_side == EXTERNAL else ([one], chosen)
+            run.group(Reason.MATCHED_SPLIT, ext, intl, 60)
+            parts, table = [p for i, p in enumerate(parts) if i not in combo], None
 
 
 def match(external: Sequence[ReconRecord], internal: Sequence[ReconRecord], rules: MatchRules) -> MatchResult:
