@@ -57,7 +57,9 @@ def test_cases_follow_the_breaks(store: ReconStore) -> None:
     (case_r1,) = [c for c in store.cases() if c.subject == "external:x:1"]
     act_on_case(store, case_r1.case_id, Action.RESOLVE, actor="ops", now_ms=T + 11, note="booked it")
     with pytest.raises(CaseError):  # optimistic version: a stale writer is refused
-        act_on_case(store, case_r1.case_id, Action.NOTE, actor="ops", now_ms=T + 12, note="x", expected_version=1)
+        act_on_case(
+            store, case_r1.case_id, Action.NOTE, actor="ops", now_ms=T + 12, note="x", expected_version=1
+        )
     second = run(store, period=DAY, rules=RULES, now_ms=T + 20)
     assert (second.recurred, second.reopened, second.opened) == (1, 1, 0)
     reopened = store.case(case_r1.case_id)

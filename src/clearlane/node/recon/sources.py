@@ -34,7 +34,8 @@ def detect_format(path: Path) -> str:
         for fmt in ("camt.053", "camt.054", "camt.052"):
             if fmt in head:
                 return fmt
-    if stripped.startswith("{"):  # the only JSON source; its "format" member is checked on parse
+    # The only JSON source (its "format" member is checked on parse); "{1:" is a SWIFT block.
+    if stripped.startswith("{") and stripped[1:].lstrip().startswith('"'):
         return "batch.json"
     if stripped.startswith(",".join(batchreport.CSV_COLUMNS)):
         return "batch.csv"
