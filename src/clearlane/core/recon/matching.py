@@ -260,6 +260,19 @@ def _subset_sums(parts: list[ReconRecord], size_max: int) -> dict[int, tuple[int
     return table
 
 
+def _first_pair(parts: list[ReconRecord], target: int) -> tuple[int, ...] | None:
+    """The lexicographically first pair (i < j) of parts summing to ``target`` — what the table
+    would answer for size 2, in O(k): most settlements paid in parts are paid in two."""
+    later: dict[int, list[int]] = defaultdict(list)
+    for j, p in enumerate(parts):
+        later[p.amount_minor].append(j)
+    for i, p in enumerate(parts):
+        for j in later.get(target - p.amount_minor, ()):
+            if j > i:
+                return (i, j)
+    return None
+
+
 def _covering(table: dict[int, tuple[int, ...]], target: int, tolerance: int) -> tuple[int, ...] | None:
     if tolerance == 0:
         return table.get(target)
@@ -282,8 +295,10 @@ def _splits(run: _Run, many_side: str) -> None:
                 break
             if one.record_id not in one_pool or abs(one.at_ms - first.at_ms) > run.rules.window_ms:
                 continue
-            table = _subset_sums(parts, run.rules.split_max) if table is None else table
-            combo = _covering(table, one.amount_minor, tolerance)
+            combo = _first_pair(parts, one.amount_minor) if tolerance == 0 else None
+            if combo is None:  # no pair: the (costlier) table of larger subsets, built once
+                table = _subset_sums(parts, run.rules.split_max) if table is None else table
+                combo = _covering(table, one.amount_minor, tolerance)
             if combo is None:
                 continue
             chosen = [parts[i] for i in combo]
