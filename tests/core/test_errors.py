@@ -25,6 +25,13 @@ DECLARING_MODULES = (
     "clearlane.adapters.nats.messages",
     "clearlane.adapters.nats.worker",
     "clearlane.adapters.embedded",
+    "clearlane.core.recon.amounts",
+    "clearlane.core.recon.batchreport",
+    "clearlane.core.recon.matching",
+    "clearlane.core.cases.workflow",
+    "clearlane.node.recon.camt",
+    "clearlane.node.recon.mt940",
+    "clearlane.node.recon.sources",
 )
 
 EXPECTED = {
@@ -43,6 +50,13 @@ EXPECTED = {
     "BusError": ("InputError", "BUS_SETTING_INVALID"),
     "LockLost": ("Unavailable", "PARTITION_LOCK_LOST"),
     "ChainChoiceError": ("InputError", "CHAIN_OPTIONS_INVALID"),
+    "AmountError": ("InputError", "RECON_AMOUNT_INVALID"),
+    "BatchReportError": ("InputError", "RECON_BATCH_REPORT_INVALID"),
+    "MatchInputError": ("InputError", "RECON_RECORD_ID_DUPLICATE"),
+    "CaseError": ("InputError", "CASE_ACTION_INVALID"),
+    "CamtError": ("InputError", "RECON_CAMT_INVALID"),
+    "Mt940Error": ("InputError", "RECON_MT940_INVALID"),
+    "SourceFormatError": ("InputError", "RECON_FORMAT_UNKNOWN"),
 }
 
 

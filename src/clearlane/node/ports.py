@@ -23,10 +23,14 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 
+from clearlane.core.cases import Case, CaseEvent
 from clearlane.core.engine.core import LogEntry
 from clearlane.core.errors import IntegrityError
 from clearlane.core.model.chain import ChainEvent, TxSubmission
 from clearlane.core.model.events import Step
+from clearlane.core.recon.breaks import ExchangeBatchSummary
+from clearlane.core.recon.matching import RecordOutcome
+from clearlane.core.recon.records import BatchReport, ReconRecord
 from clearlane.node.auditor import AuditStep, Checkpoint, KeyRecord
 
 # What one applied step hands the store to commit: the engine's typed, frozen Step
@@ -210,3 +214,64 @@ class EventSink(Protocol):
     def publish(self, groups: Any) -> None: ...
     def add_listener(self, listener: Callable[[list[Any]], None]) -> None: ...
     def remove_listener(self, listener: Callable[[list[Any]], None]) -> None: ...
+
+
+# -- reconciliation (issue 13): imported sources, runs and cases, beside the clearing store --
+
+
+@dataclass(frozen=True)
+class ImportRecord:
+    """One imported statement or batch-report file, as the recon store keeps it."""
+
+    import_id: str
+    kind: str  # "statement" | "batch_report"
+    format: str
+    file_name: str
+    file_sha256: str
+    identity_key: str | None
+    content_digest: str | None
+    period: str
+    imported_at_ms: int
+    records: int
+    balance_gap_minor: int | None
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One reconciliation run: its period, rule version, status and outcome counts."""
+
+    run_id: str
+    period: str
+    rules_version: str
+    status: str  # "completed" | "incomplete"
+    at_ms: int
+    counts: Mapping[str, int]
+    breaks: int
+    outcomes_sha256: str
+
+
+class ReconStore(Protocol):
+    """Reconciliation's storage: imports (external records, batch reports), runs with their
+    per-record outcomes, and the generic cases with their hash-chained events. Also the read of
+    the clearing store's own records the matcher compares with (the internal side)."""
+
+    def find_import(self, identity_key: str | None, content_digest: str | None) -> str | None: ...
+    def add_import(
+        self, record: ImportRecord, external: Sequence[ReconRecord], reports: Sequence[BatchReport]
+    ) -> None: ...
+    def imports(self, period: str | None) -> list[ImportRecord]: ...
+    def external_records(self, period: str | None) -> list[ReconRecord]: ...
+    def batch_reports(self, period: str | None) -> list[BatchReport]: ...
+    def internal_records(self, period: str | None) -> list[ReconRecord]: ...
+    def exchange_batches(self, period: str | None) -> dict[str, ExchangeBatchSummary]: ...
+    def asset_scales(self) -> dict[str, int]: ...
+    def add_run(self, run: RunRecord, outcomes: Sequence[RecordOutcome]) -> None: ...
+    def runs(self) -> list[RunRecord]: ...
+    def case(self, case_id: str) -> Case | None: ...
+    def cases(self, *, active_only: bool = False, kind: str | None = None) -> list[Case]: ...
+    def save_case(self, case: Case, event: CaseEvent) -> None:
+        """Insert (version 1) or update from version - 1; another writer's change in between
+        raises ``CaseError(CASE_VERSION_CONFLICT)`` and nothing is written."""
+        ...
+
+    def case_events(self, case_id: str) -> list[CaseEvent]: ...

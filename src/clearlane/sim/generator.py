@@ -35,6 +35,7 @@ import tomllib
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -727,3 +728,68 @@ def _deposits(
             )
         )
     return deposits
+
+
+# ---------------------------------------------------------------------------------------
+# the exchange's batch reports (reconciliation input, docs/RECONCILIATION.md)
+# ---------------------------------------------------------------------------------------
+
+BREAK_KINDS = ("missing_trade", "amount_mismatch", "extra_trade", "late_batch")
+
+
+def _report_totals(day: GeneratedDay) -> dict[str, tuple[list[str], dict[str, int], int]]:
+    """Per exchange batch: trade ids, totals per asset (base quantity, quote amount rounded half
+    to even as the engine does) and the batch end (the end of its quarter-second window)."""
+    from decimal import ROUND_HALF_EVEN, Decimal
+
+    scales = {a.code: a.scale for a in day.config.assets}
+    cols = {n: day.trades.column(n).to_pylist() for n in ("trade_id", "symbol", "quantity", "price")}
+    cols["batch"] = day.trades.column("exch_batch_id").to_pylist()
+    cols["at"] = day.trades.column("executed_at").to_pylist()
+    out: dict[str, tuple[list[str], dict[str, int], int]] = {}
+    for tid, symbol, qty, price, batch, at in zip(*cols.values(), strict=True):
+        base, quote = symbol.split("/")
+        ids, totals, _ = out.setdefault(batch, ([], {}, (at // EXCH_BATCH_MS + 1) * EXCH_BATCH_MS))
+        ids.append(tid)
+        q = Decimal(qty)
+        totals[base] = totals.get(base, 0) + int(q.scaleb(scales[base]))
+        amount = (q * Decimal(price)).scaleb(scales[quote]).quantize(Decimal(1), ROUND_HALF_EVEN)
+        totals[quote] = totals.get(quote, 0) + int(amount)
+    return out
+
+
+def exchange_batch_reports(
+    day: GeneratedDay, *, seed: int, breaks: dict[str, int] | None = None, late_ms: int = 600_000
+) -> tuple[list[Any], list[tuple[str, str]]]:
+    """The venue's batch reports for ``day`` (one per exchange batch, with trade ids) and, with
+    ``breaks`` (kind in :data:`BREAK_KINDS` → count), that many injected breaks on distinct
+    batches: a reported trade clearlane never got (``missing_trade``), a total off by one minor
+    unit (``amount_mismatch``), a received trade left out (``extra_trade``), a batch end stamped
+    ``late_ms`` before its trades (``late_batch``). Returns (reports, [(batch id, kind)])."""
+    from clearlane.core.recon.records import BatchReport, trade_ids_digest
+
+    rng = np.random.Generator(np.random.PCG64(seed))
+    summary = _report_totals(day)
+    batch_ids = sorted(summary)
+    wanted = [kind for kind in BREAK_KINDS for _ in range((breaks or {}).get(kind, 0))]
+    chosen = rng.choice(len(batch_ids), size=min(len(wanted), len(batch_ids)), replace=False).tolist()
+    injected = {batch_ids[i]: kind for i, kind in zip(sorted(chosen), wanted, strict=False)}
+    reports = []
+    for batch_id in batch_ids:
+        ids, totals, end_ms = summary[batch_id]
+        ids, totals = list(ids), dict(totals)
+        kind = injected.get(batch_id)
+        if kind == "missing_trade":
+            ids.append(f"{batch_id}-LOST")
+        elif kind == "extra_trade":
+            ids.pop()
+        elif kind == "amount_mismatch":
+            first = sorted(totals)[0]
+            totals[first] += 1
+        elif kind == "late_batch":
+            end_ms -= late_ms
+        digest = trade_ids_digest(ids)
+        reports.append(
+            BatchReport(batch_id, end_ms, len(ids), digest, tuple(sorted(totals.items())), tuple(ids))
+        )
+    return reports, sorted(injected.items())

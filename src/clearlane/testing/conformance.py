@@ -11,7 +11,9 @@ from __future__ import annotations
 from clearlane.adapters.chain.ethereum import EthereumChain
 from clearlane.adapters.chain.simulated import SimulatedChain
 from clearlane.adapters.memory import MemoryStore
+from clearlane.adapters.memory.recon import MemoryReconStore
 from clearlane.adapters.sql.flowids import FlowIdArchive
+from clearlane.adapters.sql.recon import SqlReconStore
 from clearlane.adapters.sql.store import Store as SqlStore
 from clearlane.node import ports
 from clearlane.node.events import EventBus
@@ -53,3 +55,11 @@ def accelerated_clock(clock: AcceleratedClock) -> ports.Clock:
 
 def event_bus(bus: EventBus) -> ports.EventSink:
     return bus
+
+
+def sql_recon_store(store: SqlReconStore) -> ports.ReconStore:
+    return store
+
+
+def memory_recon_store(store: MemoryReconStore) -> ports.ReconStore:
+    return store

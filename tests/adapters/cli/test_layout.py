@@ -29,6 +29,7 @@ COMMANDS = [
     "keys",
     "apikey",
     "escrow",
+    "recon",
 ]
 
 

@@ -19,7 +19,7 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
-from clearlane.adapters.cli import bench, bus, clearing, demo_command, escrow, evidence, keys, service
+from clearlane.adapters.cli import bench, bus, clearing, demo_command, escrow, evidence, keys, recon, service
 from clearlane.adapters.cli.common import fail
 from clearlane.core.errors import ClearlaneError, InputError, IntegrityError, NotFound, Unavailable, category
 
@@ -74,6 +74,7 @@ app.command()(service.serve)
 app.add_typer(keys.keys_app, name="keys")
 app.add_typer(service.apikey_app, name="apikey")
 app.add_typer(escrow.escrow_app, name="escrow")
+app.add_typer(recon.recon_app, name="recon")
 
 
 def main() -> None:

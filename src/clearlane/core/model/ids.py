@@ -146,6 +146,12 @@ def l1_settle_entry_id(group: str, first_row: int, rows: int, final_ms: int) -> 
     return f"l1_settle:{group}:{first_row}:{rows}:{final_ms}"
 
 
+def net_instruction_ref(batch: str, participant: str) -> str:
+    """The reference a participant's net settlement of ``batch`` carries (bank end-to-end id,
+    reconciliation's internal reference): ``<batch id>/<participant>``."""
+    return f"{batch}/{participant}"
+
+
 def deposit_entry_id(deposit_id: str) -> str:
     return f"deposit:{deposit_id}"
 

@@ -1,0 +1,244 @@
+"""The ``recon`` command group: import bank statements (camt.053/054, MT940) and exchange batch
+reports, run the matcher for a day, list the exception queue with its ageing and SLA, and act on
+a case (assign, resolve, accept). Everything goes through :mod:`clearlane.node.recon.service`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from clearlane.adapters.cli.common import DbOption, console, fail, missing_db
+
+recon_app = typer.Typer(no_args_is_help=True, help="Reconciliation: statements, batch reports, exceptions.")
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _open(db: str, *, create: bool = False) -> Any:
+    from clearlane.adapters.sql.recon import SqlReconStore
+    from clearlane.adapters.sql.store import Store
+
+    if not create and missing_db(db):
+        raise fail(f"{db}: no such database")
+    return SqlReconStore(Store.open(db, create=create))
+
+
+def _print(value: Any) -> None:
+    console.out(json.dumps(value, indent=1, sort_keys=True), highlight=False)
+
+
+@recon_app.command("import")
+def recon_import(
+    file: Annotated[
+        Path, typer.Argument(help="camt.052/053/054 XML, MT940, or a batch report (.csv/.json).")
+    ],
+    db: DbOption = "clearlane.db",
+    fmt: Annotated[
+        str | None,
+        typer.Option("--format", help="camt.053, camt.054, camt.052, mt940, batch.csv, batch.json"),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Import a statement or batch-report file once; a statement imported before is ignored."""
+    from clearlane.node.recon.service import import_file
+
+    if not file.exists():
+        raise fail(f"{file}: no such file")
+    store = _open(db, create=True)
+    try:
+        result = import_file(store, file, fmt=fmt, now_ms=_now_ms())
+    finally:
+        store.store.close()
+    if as_json:
+        _print({
+            "file": result.file_name, "format": result.format,
+            "imported": [{"import_id": i.import_id, "records": i.records, "period": i.period,
+                          "balance_gap_minor": i.balance_gap_minor} for i in result.imported],
+            "duplicates": [{"what": w, "earlier_import": e} for w, e in result.duplicates],
+        })  # fmt: skip
+        return
+    records = sum(i.records for i in result.imported)
+    console.print(f"{result.file_name} ({result.format}): {len(result.imported)} imported, {records} records")
+    for what, earlier in result.duplicates:
+        console.print(f"  already imported, ignored: {what} (import {earlier})")
+    for i in result.imported:
+        if i.balance_gap_minor:
+            console.print(
+                f"  [yellow]{i.identity_key}: balances do not reconcile (gap {i.balance_gap_minor} minor)[/]"
+            )
+
+
+def _tolerances(values: list[str]) -> tuple[tuple[str, int], ...]:
+    out = []
+    for text in values:
+        asset, sep, amount = text.partition("=")
+        if not sep or not amount.isdigit():
+            raise fail(f"--tolerance: {text!r} is not ASSET=minor_units")
+        out.append((asset, int(amount)))
+    return tuple(sorted(out))
+
+
+@recon_app.command("run")
+def recon_run(
+    db: DbOption = "clearlane.db",
+    day: Annotated[
+        str | None, typer.Option("--day", help="Business day (YYYY-MM-DD, UTC); default: everything.")
+    ] = None,
+    tolerance: Annotated[
+        list[str] | None, typer.Option("--tolerance", help="ASSET=minor units (repeatable).")
+    ] = None,
+    window_days: Annotated[int, typer.Option("--window-days", help="Date window for amount matching.")] = 3,
+    internal: Annotated[
+        str, typer.Option("--internal", help="Internal kinds: net_instruction,l1_transaction")
+    ] = "net_instruction",
+    as_json: JsonOption = False,
+) -> None:
+    """Match the day's external records against the store's and update the exception cases."""
+    from clearlane.core.recon.matching import DAY_MS, MatchRules
+    from clearlane.node.recon.service import run
+
+    rules = MatchRules(window_ms=window_days * DAY_MS, tolerance_minor=_tolerances(tolerance or []))
+    store = _open(db)
+    try:
+        kinds = tuple(k for k in internal.split(",") if k)
+        report = run(store, period=day, rules=rules, now_ms=_now_ms(), internal_kinds=kinds)
+    finally:
+        store.store.close()
+    r = report.run
+    summary = {
+        "run_id": r.run_id, "period": r.period, "status": r.status, "rules_version": r.rules_version,
+        "counts": dict(r.counts), "breaks": r.breaks, "outcomes_sha256": r.outcomes_sha256,
+        "cases": {"opened": report.opened, "recurred": report.recurred, "reopened": report.reopened,
+                  "auto_resolved": report.auto_resolved, "flooded": report.flooded},
+    }  # fmt: skip
+    if as_json:
+        _print(summary)
+        return
+    console.print(f"run {r.run_id} ({r.period}): [bold]{r.status}[/], {r.breaks} breaks")
+    for key, value in r.counts.items():
+        console.print(f"  {key:<32} {value}")
+    console.print(f"  cases: {summary['cases']}")
+
+
+def _case_view(case: Any, now_ms: int) -> dict[str, Any]:
+    from clearlane.core.cases import ageing_bucket, case_row
+
+    return case_row(case) | {
+        "ageing": ageing_bucket(case.opened_at_ms, now_ms),
+        "overdue": case.overdue(now_ms),
+    }
+
+
+@recon_app.command("exceptions")
+def recon_exceptions(
+    db: DbOption = "clearlane.db",
+    include_closed: Annotated[bool, typer.Option("--all", help="Closed cases too.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """The exception queue: state, owner, severity, ageing bucket and SLA."""
+    store = _open(db)
+    try:
+        cases = store.cases(active_only=not include_closed, kind="exception")
+    finally:
+        store.store.close()
+    now = _now_ms()
+    views = [_case_view(c, now) for c in cases]
+    if as_json:
+        _print(views)
+        return
+    console.print(f"{len(views)} {'cases' if include_closed else 'open cases'}")
+    for v in views:
+        late = " [red]OVERDUE[/]" if v["overdue"] else ""
+        console.print(
+            f"{v['case_id']}  {v['state']:<9} {v['severity']:<8} {v['ageing']:<6} {v['reason']:<24} "
+            f"{v['subject']}  owner={v['owner'] or '-'}{late}", highlight=False,
+        )  # fmt: skip
+
+
+@recon_app.command("resolve")
+def recon_resolve(
+    case_id: Annotated[str, typer.Argument(help="The case id (case-…).")],
+    note: Annotated[str, typer.Option("--note", help="Why (required).")],
+    db: DbOption = "clearlane.db",
+    accept: Annotated[bool, typer.Option("--accept", help="Accept (write off) instead of resolve.")] = False,
+    resolution: Annotated[
+        str | None,
+        typer.Option("--resolution", help="fixed_by_booking, duplicate, false_positive, written_off"),
+    ] = None,
+    actor: Annotated[str, typer.Option("--actor", help="Who acts.")] = "cli",
+) -> None:
+    """Resolve (or accept) a case; the note is kept in its hash-chained trail."""
+    from clearlane.core.cases import Action, Resolution
+    from clearlane.node.recon.service import act_on_case
+
+    try:
+        code = None if resolution is None else Resolution(resolution)
+    except ValueError:
+        raise fail(f"--resolution: {resolution!r} is not a resolution code") from None
+    store = _open(db)
+    try:
+        action = Action.ACCEPT if accept else Action.RESOLVE
+        case = act_on_case(store, case_id, action, actor=actor, now_ms=_now_ms(), note=note, resolution=code)
+    finally:
+        store.store.close()
+    console.print(f"{case.case_id}: {case.state.value} ({case.resolution}) at version {case.version}")
+
+
+@recon_app.command("assign")
+def recon_assign(
+    case_id: Annotated[str, typer.Argument(help="The case id (case-…).")],
+    owner: Annotated[str, typer.Option("--owner", help="Who owns it now.")],
+    db: DbOption = "clearlane.db",
+    actor: Annotated[str, typer.Option("--actor", help="Who acts.")] = "cli",
+) -> None:
+    """Assign a case to an owner."""
+    from clearlane.core.cases import Action
+    from clearlane.node.recon.service import act_on_case
+
+    store = _open(db)
+    try:
+        case = act_on_case(store, case_id, Action.ASSIGN, actor=actor, now_ms=_now_ms(), owner=owner)
+    finally:
+        store.store.close()
+    console.print(f"{case.case_id}: {case.state.value}, owner {case.owner}")
+
+
+@recon_app.command("case")
+def recon_case(
+    case_id: Annotated[str, typer.Argument(help="The case id (case-…).")],
+    db: DbOption = "clearlane.db",
+    as_json: JsonOption = False,
+) -> None:
+    """One case with its event trail; exit 1 if the trail's hash chain does not verify."""
+    from clearlane.core.cases import event_row, verify_events
+
+    store = _open(db)
+    try:
+        case, events = store.case(case_id), store.case_events(case_id)
+    finally:
+        store.store.close()
+    if case is None:
+        raise fail(f"case {case_id}: no such case", 1)
+    ok = verify_events(events)
+    if as_json:
+        _print(
+            {"case": _case_view(case, _now_ms()), "events": [event_row(e) for e in events], "chain_ok": ok}
+        )
+    else:
+        console.print(_case_view(case, _now_ms()))
+        for e in events:
+            console.print(
+                f"  v{e.version} {e.action.value:<11} {e.prev_state} -> {e.new_state.value} by {e.actor}: {e.note or ''}"
+            )
+        console.print("trail verifies" if ok else "[red]trail does NOT verify[/]")
+    if not ok:
+        raise typer.Exit(1)

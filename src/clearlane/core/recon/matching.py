@@ -1,0 +1,327 @@
+"""Deterministic matching of external records to internal ones.
+
+Passes, each over what the earlier ones left open (Blnk's and Matcher's rule kinds, in order of
+strength):
+
+1. **duplicates** — an external record whose content (reference, asset, amount, account, time
+   and the source's own line id) repeats one already kept, beyond as many copies as the
+   internal side has, is a duplicate;
+2. **reference** — records sharing a reference and asset form one group (1:1, 1:N, N:1, M:N):
+   matched when the sums agree within the asset's tolerance, else partially matched
+   (``AMOUNT_MISMATCH``);
+3. **amount and date** — an external record without a reference partner takes the internal
+   record of its asset within the tolerance and the date window that is closest (amount gap,
+   then time gap, then id);
+4. **splits** — a subset (2 to ``split_max`` lines, searched among at most 16 lines of one
+   account, asset and day) of external lines whose sum equals one open internal record of the
+   same account (a net settlement paid in parts), and the mirror image;
+5. what is left is unmatched.
+
+Determinism: both sides are sorted by record id first and every choice breaks ties on ids, so the
+result does not depend on input order (property-tested), and same inputs and rules give the same
+groups with the same ids.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from bisect import bisect_left, bisect_right
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from itertools import combinations
+from typing import NamedTuple
+
+from clearlane.core.errors import InputError
+from clearlane.core.recon.breaks import Break
+from clearlane.core.recon.codes import Outcome, Reason
+from clearlane.core.recon.records import ReconRecord
+
+DAY_MS = 86_400_000
+EXTERNAL = "external"
+INTERNAL = "internal"
+
+
+class MatchInputError(InputError, ValueError, code="RECON_RECORD_ID_DUPLICATE"):
+    """Two records of one side share an id: outcomes are keyed by it, so it must be unique."""
+
+
+@dataclass(frozen=True, slots=True)
+class MatchRules:
+    """A versioned rule set; never edited in place (a change is a new version)."""
+
+    version: str = "1"
+    window_ms: int = 3 * DAY_MS
+    tolerance_minor: tuple[tuple[str, int], ...] = ()
+    split_max: int = 8
+
+    def tolerance(self, asset: str) -> int:
+        for name, value in self.tolerance_minor:
+            if name == asset:
+                return value
+        return 0
+
+
+class MatchGroup(NamedTuple):
+    """Records of both sides decided together (a tuple: millions are made per run)."""
+
+    group_id: str
+    outcome: Outcome
+    reason: Reason
+    asset: str
+    external: tuple[str, ...]
+    internal: tuple[str, ...]
+    external_minor: int
+    internal_minor: int
+    score: int
+
+
+class RecordOutcome(NamedTuple):
+    side: str
+    record_id: str
+    outcome: Outcome
+    reason: Reason
+    group_id: str | None
+
+
+@dataclass
+class MatchResult:
+    groups: list[MatchGroup] = field(default_factory=list)
+    outcomes: list[RecordOutcome] = field(default_factory=list)
+
+    def breaks(self) -> list[Break]:
+        """One break per partial group and per record left unmatched or duplicated."""
+        out = [
+            Break(g.reason, g.group_id, f"external {g.external_minor}, internal {g.internal_minor}",
+                  g.asset, abs(g.external_minor - g.internal_minor))
+            for g in self.groups if g.outcome is Outcome.PARTIALLY_MATCHED
+        ]  # fmt: skip
+        out += [
+            Break(o.reason, f"{o.side}:{o.record_id}", o.outcome.value)
+            for o in self.outcomes
+            if o.outcome in (Outcome.UNMATCHED, Outcome.DUPLICATE)
+        ]
+        return out
+
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = defaultdict(int)
+        for o in self.outcomes:
+            out[f"{o.side}.{o.outcome.value}"] += 1
+        return dict(sorted(out.items()))
+
+
+class _Run:
+    """The open records of both sides and what has been decided so far."""
+
+    def __init__(self, external: Sequence[ReconRecord], internal: Sequence[ReconRecord], rules: MatchRules):
+        self.rules = rules
+        self.ext = _by_id(external, EXTERNAL)
+        self.int = _by_id(internal, INTERNAL)
+        self.result = MatchResult()
+
+    def group(self, reason: Reason, ext: list[ReconRecord], intl: list[ReconRecord], score: int) -> None:
+        if len(ext) == 1 and len(intl) == 1:  # the common case, without generator overhead
+            ext_sum, int_sum = ext[0].amount_minor, intl[0].amount_minor
+        else:
+            ext_sum, int_sum = sum(r.amount_minor for r in ext), sum(r.amount_minor for r in intl)
+        asset = (ext or intl)[0].asset
+        within = abs(ext_sum - int_sum) <= self.rules.tolerance(asset)
+        outcome = Outcome.MATCHED if within else Outcome.PARTIALLY_MATCHED
+        if not within:
+            reason, score = Reason.AMOUNT_MISMATCH, score // 2
+        elif ext_sum != int_sum and reason is Reason.MATCHED_REFERENCE:
+            reason = Reason.MATCHED_WITHIN_TOLERANCE
+        ext_ids = tuple(sorted(r.record_id for r in ext))
+        int_ids = tuple(sorted(r.record_id for r in intl))
+        gid = _group_id(ext_ids, int_ids)
+        self.result.groups.append(
+            MatchGroup(gid, outcome, reason, asset, ext_ids, int_ids, ext_sum, int_sum, score)
+        )
+        for side, ids, pool in ((EXTERNAL, ext_ids, self.ext), (INTERNAL, int_ids, self.int)):
+            for rid in ids:
+                del pool[rid]
+                self.result.outcomes.append(RecordOutcome(side, rid, outcome, reason, gid))
+
+    def single(self, side: str, rid: str, outcome: Outcome, reason: Reason) -> None:
+        del (self.ext if side == EXTERNAL else self.int)[rid]
+        self.result.outcomes.append(RecordOutcome(side, rid, outcome, reason, None))
+
+
+def _by_id(records: Iterable[ReconRecord], side: str) -> dict[str, ReconRecord]:
+    out: dict[str, ReconRecord] = {}
+    for r in sorted(records, key=lambda r: r.record_id):
+        if r.record_id in out:
+            raise MatchInputError(f"{side} record_id {r.record_id!r}: appears twice")
+        out[r.record_id] = r
+    return out
+
+
+def _group_id(ext_ids: tuple[str, ...], int_ids: tuple[str, ...]) -> str:
+    text = "\x1f".join(ext_ids) + "\x1e" + "\x1f".join(int_ids)
+    return "mg-" + hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+def _duplicates(run: _Run) -> None:
+    internal_copies: dict[tuple[str, str, int], int] = defaultdict(int)
+    for r in run.int.values():
+        if r.reference:
+            internal_copies[(r.reference, r.asset, r.amount_minor)] += 1
+    kept: dict[tuple[str, str, int, str, int, str], int] = defaultdict(int)
+    for r in list(run.ext.values()):
+        if not r.reference:
+            continue
+        key = (r.reference, r.asset, r.amount_minor, r.account, r.at_ms, r.source_ref)
+        kept[key] += 1
+        if kept[key] > max(1, internal_copies[key[:3]]):
+            run.single(EXTERNAL, r.record_id, Outcome.DUPLICATE, Reason.DUPLICATE_RECORD)
+
+
+def _by_reference(run: _Run) -> None:
+    ext: dict[tuple[str, str], list[ReconRecord]] = defaultdict(list)
+    for r in run.ext.values():
+        if r.reference:
+            ext[(r.reference, r.asset)].append(r)
+    intl: dict[tuple[str, str], list[ReconRecord]] = defaultdict(list)
+    for r in run.int.values():
+        if r.reference and (r.reference, r.asset) in ext:
+            intl[(r.reference, r.asset)].append(r)
+    for key in sorted(intl):
+        run.group(Reason.MATCHED_REFERENCE, ext[key], intl[key], 100)
+
+
+class _AmountIndex:
+    """Open internal records per asset and amount, each list sorted by (time, id)."""
+
+    def __init__(self, records: Iterable[ReconRecord]) -> None:
+        lists: dict[tuple[str, int], list[tuple[int, str]]] = defaultdict(list)
+        for r in records:
+            lists[(r.asset, r.amount_minor)].append((r.at_ms, r.record_id))
+        self.lists = {k: sorted(v) for k, v in lists.items()}
+        amounts: dict[str, list[int]] = defaultdict(list)
+        for asset, amount in self.lists:
+            amounts[asset].append(amount)
+        self.amounts = {a: sorted(v) for a, v in amounts.items()}
+        self.used: set[str] = set()
+
+    def best(self, r: ReconRecord, tolerance: int, window_ms: int) -> str | None:
+        amounts = self.amounts.get(r.asset, [])
+        lo, hi = (
+            bisect_left(amounts, r.amount_minor - tolerance),
+            bisect_right(amounts, r.amount_minor + tolerance),
+        )
+        best: tuple[int, int, str] | None = None
+        for amount in amounts[lo:hi]:
+            found = self._nearest(self.lists[(r.asset, amount)], r.at_ms, window_ms)
+            if found is not None:
+                key = (abs(amount - r.amount_minor), found[0], found[1])
+                best = key if best is None or key < best else best
+        return None if best is None else best[2]
+
+    def _nearest(self, items: list[tuple[int, str]], at_ms: int, window_ms: int) -> tuple[int, str] | None:
+        i = bisect_left(items, (at_ms - window_ms, ""))
+        best: tuple[int, str] | None = None
+        while i < len(items) and items[i][0] <= at_ms + window_ms:
+            t, rid = items[i]
+            if rid not in self.used and (best is None or (abs(t - at_ms), rid) < best):
+                best = (abs(t - at_ms), rid)
+            i += 1
+        return best
+
+
+def _by_amount_and_date(run: _Run) -> None:
+    index = _AmountIndex(run.int.values())
+    for r in list(run.ext.values()):
+        rid = index.best(r, run.rules.tolerance(r.asset), run.rules.window_ms)
+        if rid is not None:
+            index.used.add(rid)
+            days = abs(run.int[rid].at_ms - r.at_ms) // DAY_MS
+            run.group(Reason.MATCHED_AMOUNT_DATE, [r], [run.int[rid]], max(50, 80 - 10 * days))
+
+
+SPLIT_LINES_MAX = 16  # lines of one account and day searched for a covering subset (C(16, 8) = 12,870)
+
+
+def _split_groups(pool: dict[str, ReconRecord]) -> list[list[ReconRecord]]:
+    groups: dict[tuple[str, str, int], list[ReconRecord]] = defaultdict(list)
+    for r in pool.values():
+        if r.account:
+            groups[(r.asset, r.account, r.at_ms // DAY_MS)].append(r)
+    return [groups[k][:SPLIT_LINES_MAX] for k in sorted(groups) if len(groups[k]) >= 2]
+
+
+def _subset_sums(parts: list[ReconRecord], size_max: int) -> dict[int, tuple[int, ...]]:
+    """Sum -> the first subset (by size, then lexicographic in id order) of 2..size_max parts
+    with that sum; computed once per group, not once per candidate."""
+    table: dict[int, tuple[int, ...]] = {}
+    amounts = [p.amount_minor for p in parts]
+    for size in range(2, min(size_max, len(parts)) + 1):
+        for combo in combinations(range(len(parts)), size):
+            table.setdefault(sum(amounts[i] for i in combo), combo)
+    return table
+
+
+def _first_pair(parts: list[ReconRecord], target: int) -> tuple[int, ...] | None:
+    """The lexicographically first pair (i < j) of parts summing to ``target`` — what the table
+    would answer for size 2, in O(k): most settlements paid in parts are paid in two."""
+    later: dict[int, list[int]] = defaultdict(list)
+    for j, p in enumerate(parts):
+        later[p.amount_minor].append(j)
+    for i, p in enumerate(parts):
+        for j in later.get(target - p.amount_minor, ()):
+            if j > i:
+                return (i, j)
+    return None
+
+
+def _covering(table: dict[int, tuple[int, ...]], target: int, tolerance: int) -> tuple[int, ...] | None:
+    if tolerance == 0:
+        return table.get(target)
+    return next((combo for total, combo in table.items() if abs(total - target) <= tolerance), None)
+
+
+def _splits(run: _Run, many_side: str) -> None:
+    """Several open lines of one account, asset and day that add up to one open record of the
+    same account on the other side (a net settlement paid in parts, or the mirror image)."""
+    many_pool, one_pool = (run.ext, run.int) if many_side == EXTERNAL else (run.int, run.ext)
+    by_account: dict[tuple[str, str], list[ReconRecord]] = defaultdict(list)
+    for o in one_pool.values():
+        if o.account:
+            by_account[(o.asset, o.account)].append(o)
+    for parts in _split_groups(many_pool):
+        first, tolerance = parts[0], run.rules.tolerance(parts[0].asset)
+        table: dict[int, tuple[int, ...]] | None = None
+        for one in by_account.get((first.asset, first.account), []):
+            if len(parts) < 2:
+                break
+            if one.record_id not in one_pool or abs(one.at_ms - first.at_ms) > run.rules.window_ms:
+                continue
+            combo = _first_pair(parts, one.amount_minor) if tolerance == 0 else None
+            if combo is None:  # no pair: the (costlier) table of larger subsets, built once
+                table = _subset_sums(parts, run.rules.split_max) if table is None else table
+                combo = _covering(table, one.amount_minor, tolerance)
+            if combo is None:
+                continue
+            chosen = [parts[i] for i in combo]
+            ext, intl = (chosen, [one]) if many_side == EXTERNAL else ([one], chosen)
+            run.group(Reason.MATCHED_SPLIT, ext, intl, 60)
+            parts, table = [p for i, p in enumerate(parts) if i not in combo], None
+
+
+def match(external: Sequence[ReconRecord], internal: Sequence[ReconRecord], rules: MatchRules) -> MatchResult:
+    """Match both sides; every record ends with exactly one outcome."""
+    run = _Run(external, internal, rules)
+    _duplicates(run)
+    _by_reference(run)
+    _by_amount_and_date(run)
+    _splits(run, EXTERNAL)
+    _splits(run, INTERNAL)
+    for rid in list(run.ext):
+        run.single(EXTERNAL, rid, Outcome.UNMATCHED, Reason.UNMATCHED_EXTERNAL)
+    for rid in list(run.int):
+        run.single(INTERNAL, rid, Outcome.UNMATCHED, Reason.UNMATCHED_INTERNAL)
+    run.result.groups.sort(key=lambda g: g.group_id)
+    run.result.outcomes.sort(key=lambda o: (o.side, o.record_id))
+    return run.result
+
+
+__all__ = ["MatchGroup", "MatchInputError", "MatchResult", "MatchRules", "RecordOutcome", "match"]
