@@ -6,8 +6,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from clearlane.adapters.cli.main import app
 from typer.testing import CliRunner
+
+from clearlane.adapters.cli.main import app
 
 
 def _bench(tmp_path: Path, store: str) -> str:
