@@ -189,7 +189,15 @@ class RunFacts:
 class Collector:
     """The step observer of one replay (module docstring)."""
 
-    def __init__(self, runner: Runner[Any], *, buffer_pct: float, delay_ms: int, seed: int) -> None:
+    def __init__(
+        self,
+        runner: Runner[Any],
+        *,
+        buffer_pct: float,
+        delay_ms: int,
+        seed: int,
+        targets: frozenset[str] = frozenset(),
+    ) -> None:
         self.runner = runner
         self.config = config = runner.config
         self.model = ReadModel(config, runner.store, cache_rows=1)
@@ -197,9 +205,17 @@ class Collector:
         self.buffer_pct = buffer_pct
         self.delay_ms = delay_ms  # a finality-delay fault's size: anchors this late count as fired
         self.seed = seed
+        self.targets = targets  # batches whose anchors the scenario drops
         n_p = config.participant_count
         self.facts = RunFacts(largest_net_debit=np.zeros(n_p, np.int64), l1_fees=np.zeros(n_p, np.int64))
-        self.facts.fired = {"unwound": 0, "reorg": 0, "outage": 0, "delayed_anchor": 0, "reorged_batch": 0}
+        self.facts.fired = {
+            "unwound": 0,
+            "unwound_target": 0,
+            "reorg": 0,
+            "outage": 0,
+            "delayed_anchor": 0,
+            "reorged_batch": 0,
+        }
         self.groups: dict[str, tuple[str, npt.NDArray[np.int64]]] = {}  # group -> (batch, final_ms)
         self.last_block_ms = -1
         self.block_ms = int(config.chain["block_time_ms"])
@@ -244,6 +260,7 @@ class Collector:
                     self.fail(f"batch {event.batch_id} unwound after it was final or unwound")
                 batch.unwound_ms = event.at_ms
                 self.facts.fired["unwound"] += 1
+                self.facts.fired["unwound_target"] += event.batch_id in self.targets
             case L1GroupUpdated():
                 self._l1(event)
             case Rejected():
@@ -389,6 +406,7 @@ class RunPlan:
     house_cents: int = 0
     seed: int = 0
     trades: int = 0
+    failed_batches: frozenset[str] = frozenset()
 
 
 def _shocked_mark(runner: Runner[Any], asset: str, percent: str) -> str:
@@ -481,7 +499,9 @@ def replay(
     runner = open_runner(plan.config_path)
     try:
         delay = plan.delay_ms
-        collector = Collector(runner, buffer_pct=plan.buffer_pct, delay_ms=delay, seed=plan.seed)
+        collector = Collector(
+            runner, buffer_pct=plan.buffer_pct, delay_ms=delay, seed=plan.seed, targets=plan.failed_batches
+        )
         collector.margin_every_ms = 86_400_000 // _MARGIN_SAMPLES
         runner.observer = collector
         driver = _Driver(runner, collector, plan, progress)
@@ -610,6 +630,7 @@ def run_stress(
             house_cents=house,
             seed=scenario.seed,
             trades=trades_hint,
+            failed_batches=_failed_batches(compiled),
         )
         stressed, _ = replay(open_runner, source, plan, progress=_phase(progress, "scenario"))
     stressed.faults_end_ms = _faults_end(compiled, stressed, int(config.chain["block_time_ms"]))
@@ -634,6 +655,11 @@ def _defaulters(who: str, config: ClearingConfig, c1: risk_cover.Cover, c2: risk
     if index is None:
         raise StressInvariantError(f"participant_default: unknown participant {who!r}")
     return [index]
+
+
+def _failed_batches(compiled: CompiledScenario) -> frozenset[str]:
+    parsed = (model_ids.parse_anchor_tx_id(tx) for tx in compiled.chain_faults.get("drop_tx_ids", []))
+    return frozenset(p[0] for p in parsed if p is not None)
 
 
 def _faults_end(compiled: CompiledScenario, facts: RunFacts, block_ms: int) -> int:
@@ -761,7 +787,10 @@ def _liveness(facts: RunFacts, bound_s: int) -> dict[str, Any]:
 def _fired(compiled: CompiledScenario, facts: RunFacts) -> dict[str, dict[str, int]]:
     fired = facts.fired
     observed = {
-        "batch_failure": fired.get("unwound", 0),
+        # Dropped anchors of the chosen batches; with a drop probability every unwind counts.
+        "batch_failure": fired.get(
+            "unwound" if compiled.chain_faults.get("drop_probability") else "unwound_target", 0
+        ),
         "finality_delay": fired.get("delayed_anchor", 0),
         "anchor_reorg": fired.get("reorg", 0),
         "base_layer_outage": fired.get("outage", 0),
@@ -938,14 +967,15 @@ def _csv_value(figures: dict[str, Any], column: str) -> int:
 
 
 def report_auth063(report: dict[str, Any], currency: str = "USD") -> dict[str, Any]:
-    """An ISO 20022 auth.063 (CCPLiquidityStressTestingResultReport)-shaped document: one
-    LiquidityStressTestResult for the scenario, its Cover-1/Cover-2 defaulters and exactly six
-    horizon days (T−1 close, T, T+1 … T+4, T+5 onwards). The day is intraday: T carries the
-    figures, T+1 what was still unsettled at the end of the run, the other days zero.
+    """An ISO 20022 auth.063 (CCPLiquidityStressTestingResultReport)-shaped document (JSON, the
+    message's element names): one LiquidityStressTestResult for the scenario and seed, its
+    Cover-1/Cover-2 defaulters, and exactly six horizon days (T-1 close, T, T+1 … T+3, T+4
+    onwards). The replayed day is intraday: T carries the figures; T+1 names how many batches
+    were still unsettled at the end of the run; the other days are zero.
 
-    Mapping: CshDue = participants' collateral is not known here, so liquid resources are the
-    prefunded default fund (FcltiesOthrCmmtd); StrssLqdRsrcRqrmnt.SttlmOrDlvry = the Cover-2
-    obligation, OprlOutflw = the L1 fallback fees, Othr = the Cover-2 defaulters' stressed
+    Mapping: LqdRsrcs.FcltiesOthrCmmtd = the prefunded default fund; StrssLqdRsrcRqrmnt:
+    SttlmOrDlvry = the Cover-2 stressed obligation, OprlOutflw = the L1 fallback fees (minor
+    units of the chain's fee asset, read as cents), Othr = the Cover-2 defaulters' stressed
     margin. Amounts are decimal text in ``currency``."""
     system = report["system"]["scenario"]
     cover2 = system["cover2"]
@@ -971,7 +1001,7 @@ def report_auth063(report: dict[str, Any], currency: str = "USD") -> dict[str, A
             },
         }
 
-    horizon = ["T-1", "T", "T+1", "T+2", "T+3", "T+4"]
+    horizon = ["T-1", "T", "T+1", "T+2", "T+3", "T+4+"]
     days = [day(h, h == "T") for h in horizon]
     days[2]["UnsttldBtchs"] = unsettled
     scenario = report["scenario"]
