@@ -25,6 +25,7 @@ last fault stopped.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import math
@@ -59,9 +60,13 @@ from clearlane.core.risk import liquidity as risk_liquidity
 from clearlane.core.risk import margin as risk_margin
 from clearlane.core.risk import waterfall as risk_waterfall
 from clearlane.core.risk.scenario import (
+    BatchFailure,
     CompiledScenario,
     DayFrame,
+    MarkShock,
+    ParticipantDefault,
     Scenario,
+    ScenarioError,
     Streams,
     compile_scenario,
 )
@@ -106,6 +111,18 @@ class DaySource:
     files: tuple[Path, ...] = ()
     log: Store | None = None
     label: str = "day"
+
+    def digest(self) -> str:
+        """SHA-256 of what is replayed: the files' bytes in order, or the log's hash-chain head
+        (with the seed, commit and config digest it identifies a run, ANCHORS S1)."""
+        h = hashlib.sha256()
+        if self.log is not None:
+            h.update(self.log.log_head() or b"")
+        for path in self.files:
+            with path.open("rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    h.update(block)
+        return h.hexdigest()
 
 
 # ====================================================================== inputs
@@ -604,6 +621,7 @@ def run_stress(
     progress: Progress | None = None,
 ) -> StressResult:
     """Baseline, then the scenario; build the report (see :func:`build_report`)."""
+    check_against(scenario, load_config(source.config_path))
     fund = _cents(scenario.resources.default_fund_usd)
     house = _cents(scenario.resources.house_usd)
     buffer_pct = scenario.resources.buffer_pct
@@ -638,6 +656,23 @@ def run_stress(
         scenario, compiled, config, baseline, stressed, base_margin, (cover1, cover2), source
     )
     return StressResult(scenario, compiled, config, baseline, stressed, report)
+
+
+def check_against(scenario: Scenario, config: ClearingConfig) -> None:
+    """Refuse, before any replay, a scenario naming an asset, pool or participant the day's
+    configuration does not have (``SCENARIO_INVALID``, the fault's key named)."""
+    assets, pools, people = config.asset_index(), config.pool_index(), config.participant_index()
+    for index, fault in enumerate(scenario.faults):
+        key = f"faults.{index}"
+        if isinstance(fault, MarkShock) and fault.asset not in assets:
+            raise ScenarioError(scenario.id, f"{key}.asset", f"unknown asset {fault.asset!r}")
+        if isinstance(fault, BatchFailure):
+            for pool in fault.pools:
+                if pool not in pools:
+                    raise ScenarioError(scenario.id, f"{key}.pools", f"unknown pool {pool!r}")
+        if isinstance(fault, ParticipantDefault) and fault.participant not in {"cover1", "cover2", *people}:
+            reason = f"unknown participant {fault.participant!r}"
+            raise ScenarioError(scenario.id, f"{key}.participant", reason)
 
 
 def _phase(progress: Progress | None, name: str) -> Progress | None:
@@ -889,6 +924,7 @@ def build_report(
             "description": scenario.description,
             "day": source.label,
             "config_digest": config.digest,
+            "input_digest": source.digest(),
             "chain_faults": compiled.chain_faults,
         },
         "faults": _fired(compiled, stressed),

@@ -33,6 +33,9 @@ def stress(
     trades: Annotated[int | None, typer.Option(help="Generate a day with this many trades.")] = None,
     participants: Annotated[int, typer.Option(help="Participants of a generated day.")] = 200,
     assets: Annotated[int, typer.Option(help="Assets of a generated day.")] = 8,
+    day_seed: Annotated[
+        int, typer.Option(help="Seed of a generated day (the input stays put when --seed varies).")
+    ] = 42,
     workdir: Annotated[Path, typer.Option(help="Where generated days are kept.")] = Path("stress-days"),
     seed: Annotated[int | None, typer.Option(help="Override the scenario's seed.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the canonical JSON report.")] = False,
