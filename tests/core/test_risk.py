@@ -219,3 +219,16 @@ def test_liquidity_peak_bounds_every_sample(rows: list[list[int]]) -> None:
     for p, runs in enumerate(m.breaches):
         assert all(b.peak_excess > 0 for b in runs)
         assert bool(runs) == bool((need[:, p] > 500).any())
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.integers(min_value=0, max_value=(1 << 63) - 1))
+def test_compiling_is_deterministic_for_any_seed(seed: int) -> None:
+    raw = {**RAW, "seed": seed}
+    one = scenario.compile_scenario(scenario.parse_scenario(raw), _frame())
+    two = scenario.compile_scenario(scenario.parse_scenario(raw), _frame())
+    assert one == two
+    assert len(one.chain_faults["drop_tx_ids"]) == 30 and len(one.chain_faults["reorgs"]) == 2
+    vols = np.array([0.02, 0.04])
+    a = margin.returns_history(vols, 50, scenario.Streams(seed)("returns"))
+    assert np.array_equal(a, margin.returns_history(vols, 50, scenario.Streams(seed)("returns")))

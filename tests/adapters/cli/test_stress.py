@@ -49,3 +49,19 @@ def test_a_bad_scenario_names_the_key(tmp_path: Path) -> None:
     bad.write_text('id = "x"\nseed = 1\n[[faults]]\ntype = "meteor"\n')
     result = CliRunner().invoke(app, ["stress", "--scenario", str(bad), "--trades", "10"])
     assert result.exit_code == 2 and "faults.0" in result.output
+
+
+def test_stress_replays_a_stores_input_log(tmp_path: Path) -> None:
+    from clearlane.sim.generator import generate_day
+
+    day = generate_day(trades=800, participants=20, assets=3, seed=4).write(tmp_path / "day")
+    db = tmp_path / "day.db"
+    cli = CliRunner()
+    for path in (day.deposits, day.trades):
+        result = cli.invoke(app, ["clear", str(path), "--db", str(db), "--config", str(day.config)])
+        assert result.exit_code == 0, result.output
+    out = tmp_path / "log.json"
+    result = cli.invoke(app, ["stress", "--scenario", str(SCENARIO), "--db", str(db), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.read_bytes())
+    assert report["scenario"]["day"] == str(db) and report["system"]["batches"]["baseline"] > 0
