@@ -110,6 +110,8 @@ def test_stress_lengthens_the_finality_window_and_the_margin(result: stress.Stre
     horizon = result.report["system"]["margin_horizon"]
     base, scen = horizon["baseline"]["windows_ms"], horizon["scenario"]["windows_ms"]
     assert all(s >= b for b, s in zip(base, scen, strict=True)) and scen != base
+    by_lane = result.report["system"]["margin_by_lane_cents"]["baseline"]
+    assert set(by_lane) == {"fast", "retail", "bulk", "L1"}
     rows = result.report["participants"]
     assert sum(r["scenario"]["margin_var_cents"] for r in rows) > sum(
         r["baseline"]["margin_var_cents"] for r in rows
