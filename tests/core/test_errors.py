@@ -24,6 +24,8 @@ DECLARING_MODULES = (
     "clearlane.adapters.http.auth",
     "clearlane.adapters.nats.messages",
     "clearlane.adapters.nats.worker",
+    "clearlane.core.risk.scenario",
+    "clearlane.node.stress",
 )
 
 EXPECTED = {
@@ -41,6 +43,8 @@ EXPECTED = {
     "KeyError_": ("InputError", "API_KEY_REQUEST_INVALID"),
     "BusError": ("InputError", "BUS_SETTING_INVALID"),
     "LockLost": ("Unavailable", "PARTITION_LOCK_LOST"),
+    "ScenarioError": ("InputError", "SCENARIO_INVALID"),
+    "StressSafetyViolation": ("IntegrityError", "STRESS_SAFETY_VIOLATION"),
 }
 
 

@@ -232,3 +232,10 @@ def test_compiling_is_deterministic_for_any_seed(seed: int) -> None:
     vols = np.array([0.02, 0.04])
     a = margin.returns_history(vols, 50, scenario.Streams(seed)("returns"))
     assert np.array_equal(a, margin.returns_history(vols, 50, scenario.Streams(seed)("returns")))
+
+
+def test_risk_bugs_stay_outside_the_error_tree() -> None:
+    from clearlane.core.errors import ClearlaneError
+
+    for bug in (waterfall.WaterfallInvariantError, cover.CoverInvariantError):
+        assert not issubclass(bug, ClearlaneError)

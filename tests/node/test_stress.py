@@ -165,7 +165,7 @@ def test_a_batch_settled_twice_is_caught(
     collector = stress.Collector(runner, buffer_pct=100.0, delay_ms=0, seed=5)
     batch_id, batch = next(iter(result.baseline.batches.items()))
     collector.facts.batches[batch_id] = batch
-    with pytest.raises(stress.StressInvariantError, match=r"settled twice.*--seed 5"):
+    with pytest.raises(stress.StressSafetyViolation, match=r"settled twice.*--seed 5"):
         collector._event(None, BatchFinal(batch_id, batch.final_ms + 1))  # type: ignore[arg-type]
 
 

@@ -97,9 +97,10 @@ _MARGIN_SAMPLES = 48
 _STEPS_PER_DAY = 600
 
 
-class StressInvariantError(IntegrityError, code="STRESS_INVARIANT"):
-    """A safety invariant failed during a stress replay (names the step, the seed and how to
-    reproduce it)."""
+class StressSafetyViolation(IntegrityError, code="STRESS_SAFETY_VIOLATION"):
+    """A safety invariant failed during a stress replay — the finding the command exists to
+    report, so it is answered like any integrity failure (exit 2) with the step, the seed and
+    how to reproduce it."""
 
 
 @dataclass(frozen=True)
@@ -250,7 +251,7 @@ class Collector:
         self.sample(entry.at_ms)
 
     def fail(self, message: str) -> None:
-        raise StressInvariantError(
+        raise StressSafetyViolation(
             f"step {self.runner.engine.applied_seq}: {message} (reproduce: clearlane stress ... --seed {self.seed})"
         )
 
@@ -430,7 +431,7 @@ def _shocked_mark(runner: Runner[Any], asset: str, percent: str) -> str:
     config = runner.config
     index = config.asset_index().get(asset)
     if index is None:
-        raise StressInvariantError(f"mark_shock: unknown asset {asset!r}")
+        raise StressSafetyViolation(f"mark_shock: unknown asset {asset!r}")
     current = float(runner.engine.liquidity().mark_per_minor[index]) * 10 ** config.assets[index].scale
     shocked = max(current * (1.0 + float(percent) / 100.0), 1e-8)
     return f"{shocked:.8f}".rstrip("0").rstrip(".")
@@ -688,7 +689,7 @@ def _defaulters(who: str, config: ClearingConfig, c1: risk_cover.Cover, c2: risk
         return list(c2.defaulters)
     index = config.participant_index().get(who)
     if index is None:
-        raise StressInvariantError(f"participant_default: unknown participant {who!r}")
+        raise StressSafetyViolation(f"participant_default: unknown participant {who!r}")
     return [index]
 
 

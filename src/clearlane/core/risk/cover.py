@@ -16,9 +16,11 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from clearlane.core.errors import IntegrityError
-
 I64 = npt.NDArray[np.int64]
+
+
+class CoverInvariantError(Exception):
+    """Cover-2 below Cover-1: a bug (outside the ClearlaneError tree, like every invariant error)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,5 +56,5 @@ def cover_1_and_2(
     one = cover(obligations, 1, default_fund, exclude=exclude)
     two = cover(obligations, 2, default_fund, exclude=exclude)
     if two.obligation < one.obligation or two.shortfall < one.shortfall:
-        raise IntegrityError("Cover-2 below Cover-1: obligations must be non-negative")
+        raise CoverInvariantError("Cover-2 below Cover-1: obligations must be non-negative")
     return one, two

@@ -19,13 +19,12 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from clearlane.core.errors import IntegrityError
-
 I64 = npt.NDArray[np.int64]
 
 
-class WaterfallInvariantError(IntegrityError, code="WATERFALL_INVARIANT"):
-    """The waterfall lost or created money: a bug, never a user error."""
+class WaterfallInvariantError(Exception):
+    """The waterfall lost or created money: a bug, never a user error (so, like the ledger's
+    invariant errors, outside the ClearlaneError tree: no handler answering users swallows it)."""
 
 
 @dataclass(frozen=True, slots=True)
