@@ -6,9 +6,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from typer.testing import CliRunner
-
 from clearlane.adapters.cli.main import app
+from typer.testing import CliRunner
 
 
 def _bench(tmp_path: Path, store: str) -> str:
