@@ -32,6 +32,8 @@ DECLARING_MODULES = (
     "clearlane.node.recon.camt",
     "clearlane.node.recon.mt940",
     "clearlane.node.recon.sources",
+    "clearlane.core.risk.scenario",
+    "clearlane.node.stress",
 )
 
 EXPECTED = {
@@ -57,6 +59,8 @@ EXPECTED = {
     "CamtError": ("InputError", "RECON_CAMT_INVALID"),
     "Mt940Error": ("InputError", "RECON_MT940_INVALID"),
     "SourceFormatError": ("InputError", "RECON_FORMAT_UNKNOWN"),
+    "ScenarioError": ("InputError", "SCENARIO_INVALID"),
+    "StressSafetyViolation": ("IntegrityError", "STRESS_SAFETY_VIOLATION"),
 }
 
 

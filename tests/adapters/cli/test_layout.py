@@ -17,6 +17,7 @@ COMMANDS = [
     "replay",
     "close",
     "bench",
+    "stress",
     "proof",
     "verify-proof",
     "consistency",

@@ -19,7 +19,18 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
-from clearlane.adapters.cli import bench, bus, clearing, demo_command, escrow, evidence, keys, recon, service
+from clearlane.adapters.cli import (
+    bench,
+    bus,
+    clearing,
+    demo_command,
+    escrow,
+    evidence,
+    keys,
+    recon,
+    service,
+    stress,
+)
 from clearlane.adapters.cli.common import fail
 from clearlane.core.errors import ClearlaneError, InputError, IntegrityError, NotFound, Unavailable, category
 
@@ -62,6 +73,7 @@ app.command()(clearing.status)
 app.command()(clearing.replay)
 app.command()(clearing.close)
 app.command()(bench.bench)
+app.command()(stress.stress)
 app.command()(evidence.proof)
 app.command("verify-proof")(evidence.verify_proof)
 app.command()(evidence.consistency)

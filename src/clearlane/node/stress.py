@@ -1,0 +1,1072 @@
+"""stress owns replaying a day under a stress scenario and the report of its liquidity and margin
+impact (the rules themselves are pure, in :mod:`clearlane.core.risk`).
+
+A day — input files (deposits, trades) or another store's input log — is replayed twice, each
+time on a fresh node the driver opens (``open_runner``: the in-memory store in practice):
+
+1. **baseline**: the configuration as it is. It tells the scenario the day's frame (first and
+   last input time, the base layer's genesis, the batches each pool cleared), so seeded choices
+   such as "3 retail batches" or "a reorg some time today" become concrete;
+2. **scenario**: the same configuration with the scenario's base-layer faults written into
+   ``[chain.faults]`` (the simulated chain injects them deterministically), mark shocks logged as
+   ``price_mark`` inputs at their time, participant defaults evaluated at theirs. Everything is
+   an input or a seeded choice, so the run — and the report — are byte-identical for the same
+   scenario, seed and day.
+
+After every committed step a :class:`Collector` folds the step into the read model's
+projections, checks the safety invariants (the ledger checks its own balance; here: no batch
+final twice or both final and unwound, no L1 flow's finality undone, every unwound batch settled
+gross by exactly one L1 group holding exactly its flows) and samples each participant's
+liquidity need and margin exposure. When the inputs end, the chain is driven until every batch
+is terminal; liveness holds if each one became terminal within the scenario's bound after the
+last fault stopped.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import math
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+
+from clearlane.core.config.model import ClearingConfig, load_config
+from clearlane.core.engine.core import LogEntry
+from clearlane.core.errors import IntegrityError
+from clearlane.core.model import ids as model_ids
+from clearlane.core.model.events import (
+    BatchAnchored,
+    BatchCleared,
+    BatchFinal,
+    BatchReorged,
+    BatchUnwound,
+    L1GroupUpdated,
+    Rejected,
+    Step,
+)
+from clearlane.core.model.inputs import ChainEvents
+from clearlane.core.proofs.canonical import canonical_json
+from clearlane.core.risk import cover as risk_cover
+from clearlane.core.risk import liquidity as risk_liquidity
+from clearlane.core.risk import margin as risk_margin
+from clearlane.core.risk import waterfall as risk_waterfall
+from clearlane.core.risk.scenario import (
+    BatchFailure,
+    CompiledScenario,
+    DayFrame,
+    MarkShock,
+    ParticipantDefault,
+    Scenario,
+    ScenarioError,
+    Streams,
+    compile_scenario,
+)
+from clearlane.node.intake import iter_input
+from clearlane.node.ports import Store
+from clearlane.node.projections.readmodel import ReadModel
+from clearlane.node.runner import Runner
+
+F64 = npt.NDArray[np.float64]
+I64 = npt.NDArray[np.int64]
+OpenRunner = Callable[[Path], Runner[Any]]
+Progress = Callable[[str, int], None]
+"""Called with (phase, inputs applied so far)."""
+
+REPORT_FORMAT = "clearlane.stress-report/1"
+_REPLAYED_KINDS = frozenset(
+    {
+        "trades",
+        "payment",
+        "collateral_deposit",
+        "collateral_withdrawal",
+        "price_mark",
+        "tick",
+        "config_change",
+    }
+)
+_MARGIN_SAMPLES = 48
+_STEPS_PER_DAY = 600
+
+
+class StressSafetyViolation(IntegrityError, code="STRESS_SAFETY_VIOLATION"):
+    """A safety invariant failed during a stress replay — the finding the command exists to
+    report, so it is answered like any integrity failure (exit 2) with the step, the seed and
+    how to reproduce it."""
+
+
+@dataclass(frozen=True)
+class DaySource:
+    """What to replay: input files in order (deposits first), or a store's input log (its
+    chain observations are dropped: the replay's own base layer makes them anew)."""
+
+    config_path: Path
+    files: tuple[Path, ...] = ()
+    log: Store | None = None
+    label: str = "day"
+
+    def digest(self) -> str:
+        """SHA-256 of what is replayed: the files' bytes in order, or the log's hash-chain head
+        (with the seed, commit and config digest it identifies a run, ANCHORS S1)."""
+        h = hashlib.sha256()
+        if self.log is not None:
+            h.update(self.log.log_head() or b"")
+        for path in self.files:
+            with path.open("rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    h.update(block)
+        return h.hexdigest()
+
+
+# ====================================================================== inputs
+Item = tuple[str, Any, int | None]
+"""(kind, payload, at_ms): a trade chunk (an Arrow table) or one small input as its JSON object;
+``at_ms`` None for a small input with no time of its own (logged at the next timed input's)."""
+
+
+def _file_items(path: Path, config: ClearingConfig, chunk_rows: int) -> Iterator[Item]:
+    for batch in iter_input(path, config, chunk_rows=chunk_rows):
+        if batch.trades is not None and batch.trades.table.num_rows:
+            table = batch.trades.table
+            yield "trades", table, int(table.column("received_at_ms")[0].as_py())
+        for event in batch.events:
+            data = event.model_dump(mode="json")
+            kind = data.pop("type")
+            data.pop("v", None)
+            yield kind, data, None
+
+
+def _log_items(store: Store) -> Iterator[Item]:
+    for stored in store.iter_log():
+        entry = stored.entry
+        if entry.kind not in _REPLAYED_KINDS:
+            continue
+        payload = entry.payload
+        if entry.kind != "trades":
+            payload = json.loads(stored.payload)
+        yield entry.kind, payload, entry.at_ms
+
+
+def source_items(source: DaySource, config: ClearingConfig, chunk_rows: int) -> Iterator[Item]:
+    if source.log is not None:
+        yield from _log_items(source.log)
+    for path in source.files:
+        yield from _file_items(path, config, chunk_rows)
+
+
+def chunk_rows_for(trades: int, config: ClearingConfig) -> int:
+    """Chunk size giving about ``_STEPS_PER_DAY`` samples a day (the liquidity series' grain)."""
+    return max(256, min(config.trade_chunk_rows_max, math.ceil(max(trades, 1) / _STEPS_PER_DAY)))
+
+
+# ====================================================================== the collector
+@dataclass
+class _Batch:
+    pool: int
+    cleared_ms: int
+    flows: int
+    flow_ids: pa.Array
+    participants: I64
+    anchored_ms: int = -1
+    final_ms: int = -1
+    unwound_ms: int = -1
+    group: str | None = None
+
+
+@dataclass
+class RunFacts:
+    """What one replay observed (see :class:`Collector`)."""
+
+    times: list[int] = field(default_factory=list)
+    need: list[I64] = field(default_factory=list)  # cents per participant
+    buffer: list[I64] = field(default_factory=list)
+    margin_times: list[int] = field(default_factory=list)
+    exposure: list[npt.NDArray[np.float32]] = field(default_factory=list)  # (K+1, P, A) USD
+    largest_net_debit: I64 | None = None
+    l1_fees: I64 | None = None
+    batches: dict[str, _Batch] = field(default_factory=dict)
+    fired: dict[str, int] = field(default_factory=dict)
+    defaults: list[dict[str, Any]] = field(default_factory=list)
+    first_ms: int = -1
+    last_ms: int = -1
+    genesis_ms: int = -1
+    faults_end_ms: int = -1
+    steps: int = 0
+    collateral_cents: I64 | None = None
+    credit_cents: I64 | None = None
+
+
+class Collector:
+    """The step observer of one replay (module docstring)."""
+
+    def __init__(
+        self,
+        runner: Runner[Any],
+        *,
+        buffer_pct: float,
+        delay_ms: int,
+        seed: int,
+        targets: frozenset[str] = frozenset(),
+    ) -> None:
+        self.runner = runner
+        self.config = config = runner.config
+        self.model = ReadModel(config, runner.store, cache_rows=1)
+        self.lookup = {pid: i for i, pid in enumerate(config.participant_ids)}
+        self.buffer_pct = buffer_pct
+        self.delay_ms = delay_ms  # a finality-delay fault's size: anchors this late count as fired
+        self.seed = seed
+        self.targets = targets  # batches whose anchors the scenario drops
+        n_p = config.participant_count
+        self.facts = RunFacts(largest_net_debit=np.zeros(n_p, np.int64), l1_fees=np.zeros(n_p, np.int64))
+        self.facts.fired = {
+            "unwound": 0,
+            "unwound_target": 0,
+            "reorg": 0,
+            "outage": 0,
+            "delayed_anchor": 0,
+            "reorged_batch": 0,
+        }
+        self.groups: dict[str, tuple[str, npt.NDArray[np.int64]]] = {}  # group -> (batch, final_ms)
+        self.last_block_ms = -1
+        self.block_ms = int(config.chain["block_time_ms"])
+        self.fee_minor = int(config.chain["fee_per_tx_minor"])
+        self.next_margin_ms = -1
+        self.margin_every_ms = 1
+
+    def __call__(self, entry: LogEntry, step: Step) -> None:
+        self.model.apply(entry, step)
+        self.facts.steps += 1
+        if isinstance(entry.payload, ChainEvents):
+            self._chain(entry.payload)
+        for event in step.events:
+            self._event(step, event)
+        self.sample(entry.at_ms)
+
+    def fail(self, message: str) -> None:
+        raise StressSafetyViolation(
+            f"step {self.runner.engine.applied_seq}: {message} (reproduce: clearlane stress ... --seed {self.seed})"
+        )
+
+    # -- events ----------------------------------------------------------------------------
+    def _event(self, step: Step, event: Any) -> None:
+        match event:
+            case BatchCleared():
+                self._cleared(event)
+            case BatchAnchored():
+                batch = self.facts.batches[event.batch_id]
+                batch.anchored_ms = event.at_ms
+                if self.delay_ms and event.at_ms - batch.cleared_ms >= self.delay_ms:
+                    self.facts.fired["delayed_anchor"] += 1
+            case BatchReorged():
+                self.facts.fired["reorged_batch"] += 1
+            case BatchFinal():
+                batch = self.facts.batches[event.batch_id]
+                if batch.final_ms >= 0 or batch.unwound_ms >= 0:
+                    self.fail(f"batch {event.batch_id} settled twice (final after final or unwind)")
+                batch.final_ms = event.at_ms
+            case BatchUnwound():
+                batch = self.facts.batches[event.batch_id]
+                if batch.final_ms >= 0 or batch.unwound_ms >= 0:
+                    self.fail(f"batch {event.batch_id} unwound after it was final or unwound")
+                batch.unwound_ms = event.at_ms
+                self.facts.fired["unwound"] += 1
+                self.facts.fired["unwound_target"] += event.batch_id in self.targets
+            case L1GroupUpdated():
+                self._l1(event)
+            case Rejected():
+                pass
+
+    def _cleared(self, event: BatchCleared) -> None:
+        lookup = self.lookup
+        people = np.array([lookup[p] for p in event.net_participant.to_pylist()], dtype=np.int64)
+        assets = self.config.asset_index()
+        asset = np.array([assets[a] for a in event.net_asset.to_pylist()], dtype=np.int64)
+        self.facts.batches[event.batch_id] = _Batch(
+            self.config.pool_index()[event.pool],
+            event.cleared_at_ms,
+            event.flows,
+            event.flow_ids,
+            np.unique(people),
+        )
+        # The CLS-style pay-in: each participant's net debit in this one batch, at current marks.
+        marks = self.runner.engine.liquidity().mark_per_minor
+        debit = np.zeros(self.config.participant_count)
+        np.add.at(debit, people, np.maximum(-np.asarray(event.net_minor, np.float64), 0) * marks[asset])
+        largest = self.facts.largest_net_debit
+        if largest is not None:
+            np.maximum(largest, np.rint(debit * 100).astype(np.int64), out=largest)
+
+    def _l1(self, event: L1GroupUpdated) -> None:
+        final = event.table.column("final_ms").to_numpy().astype(np.int64)
+        if event.opened is not None:
+            origin = model_ids.parse_unwound_origin(event.opened.origin) or ""
+            self.groups[event.group_id] = (origin, np.full(len(final), -1, np.int64))
+            if origin:
+                self._unwound_group(event, origin)
+        known = self.groups.get(event.group_id)
+        if known is None:
+            self.fail(f"L1 group {event.group_id} updated before it was opened")
+            return
+        origin, before = known
+        was = before >= 0
+        if (final[was] != before[was]).any():
+            self.fail(f"L1 group {event.group_id}: a final flow's finality changed (settled twice)")
+        self.groups[event.group_id] = (origin, final)
+        if origin and (final >= 0).all() and not was.all():
+            self.facts.batches[origin].final_ms = int(final.max())
+
+    def _unwound_group(self, event: L1GroupUpdated, origin: str) -> None:
+        batch = self.facts.batches.get(origin)
+        if batch is None or batch.unwound_ms < 0:
+            self.fail(f"L1 group {event.group_id} settles batch {origin}, which was not unwound")
+            return
+        if batch.group is not None:
+            self.fail(f"batch {origin} settled gross twice ({batch.group} and {event.group_id})")
+        ids = event.table.column("flow_id")
+        if len(ids) != batch.flows or sorted(ids.to_pylist()) != sorted(batch.flow_ids.to_pylist()):
+            self.fail(f"L1 group {event.group_id} does not hold exactly batch {origin}'s flows")
+        batch.group = event.group_id
+        self._charge_l1_fees(origin, len(ids))
+
+    def _charge_l1_fees(self, batch_id: str, flows: int) -> None:
+        """An unwound batch's gross L1 fees (one tx per flow), split over its participants."""
+        batch = self.facts.batches[batch_id]
+        fees = self.facts.l1_fees
+        if fees is None or not len(batch.participants):
+            return
+        share = risk_waterfall.pro_rata(flows * self.fee_minor, np.ones(len(batch.participants), np.int64))
+        np.add.at(fees, batch.participants, share)
+
+    def _chain(self, payload: ChainEvents) -> None:
+        for event in payload.events:
+            if event.get("type") == "chain_reorg":
+                self.facts.fired["reorg"] += 1
+            elif event.get("type") == "block_produced":
+                at = int(event["at_ms"])
+                if self.last_block_ms >= 0 and at - self.last_block_ms > self.block_ms:
+                    self.facts.fired["outage"] += 1
+                self.last_block_ms = max(self.last_block_ms, at)
+                if self.facts.genesis_ms < 0:
+                    self.facts.genesis_ms = at - self.block_ms * int(event["height"])
+
+    # -- samples ---------------------------------------------------------------------------
+    def positions(self) -> tuple[F64, F64, F64]:
+        """(held exposure USD (K+1, P, A), marks per minor, need USD (P,)) now."""
+        engine = self.runner.engine
+        liquidity = engine.liquidity()
+        marks = liquidity.mark_per_minor
+        held = engine.open_positions() + self.model.positions.cleared_net  # (K, P, A) minor
+        l1 = self.model.positions.l1_pending[None, :, :]
+        stacked = np.concatenate([held, l1], axis=0).astype(np.float64) * marks[None, None, :]
+        need = np.maximum(-stacked, 0.0).sum(axis=(0, 2))
+        return stacked, marks, need
+
+    def sample(self, at_ms: int) -> None:
+        facts = self.facts
+        stacked, _marks, need = self.positions()
+        liquidity = self.runner.engine.liquidity()
+        facts.times.append(at_ms)
+        facts.need.append(np.rint(need * 100).astype(np.int64))
+        available = (liquidity.collateral_usd + liquidity.credit_usd) * self.buffer_pct / 100.0
+        facts.buffer.append(np.rint(available * 100).astype(np.int64))
+        facts.collateral_cents = np.rint(liquidity.collateral_usd * 100).astype(np.int64)
+        facts.credit_cents = np.rint(liquidity.credit_usd * 100).astype(np.int64)
+        if at_ms >= self.next_margin_ms and len(facts.exposure) < _MARGIN_SAMPLES * 2:
+            facts.margin_times.append(at_ms)
+            facts.exposure.append(stacked.astype(np.float32))
+            self.next_margin_ms = at_ms + self.margin_every_ms
+
+    def default_now(self, at_ms: int, who: list[int], fund_cents: int, house_cents: int) -> dict[str, Any]:
+        """Evaluate a default of ``who`` now: their unpaid net debits through the waterfall."""
+        stacked, _marks, need = self.positions()
+        credit = np.maximum(stacked, 0.0).sum(axis=(0, 2))
+        n_p = self.config.participant_count
+        unpaid = np.zeros(n_p, np.int64)
+        unpaid[who] = np.rint(need[who] * 100).astype(np.int64)
+        collateral = np.rint(self.runner.engine.liquidity().collateral_usd * 100).astype(np.int64)
+        result = risk_waterfall.waterfall(
+            unpaid,
+            collateral,
+            np.rint(credit * 100).astype(np.int64),
+            default_fund=fund_cents,
+            house=house_cents,
+        )
+        ids = self.config.participant_ids
+        return {
+            "at_ms": at_ms,
+            "defaulters": [ids[i] for i in who],
+            "unpaid_cents": result.total_unpaid,
+            "from_collateral_cents": int(result.from_collateral.sum()),
+            "from_default_fund_cents": result.from_fund,
+            "from_house_cents": result.from_house,
+            "left_short_cents": result.uncovered,
+            "left_short": {ids[i]: int(v) for i, v in enumerate(result.left_short.tolist()) if v},
+        }
+
+
+# ====================================================================== one replay
+@dataclass(frozen=True)
+class RunPlan:
+    config_path: Path
+    marks: list[tuple[int, str, str]] = field(default_factory=list)
+    defaults: list[tuple[int, list[int]]] = field(default_factory=list)
+    buffer_pct: float = 100.0
+    delay_ms: int = 0
+    fund_cents: int = 0
+    house_cents: int = 0
+    seed: int = 0
+    trades: int = 0
+    failed_batches: frozenset[str] = frozenset()
+
+
+def _shocked_mark(runner: Runner[Any], asset: str, percent: str) -> str:
+    config = runner.config
+    index = config.asset_index().get(asset)
+    if index is None:
+        raise StressSafetyViolation(f"mark_shock: unknown asset {asset!r}")
+    current = float(runner.engine.liquidity().mark_per_minor[index]) * 10 ** config.assets[index].scale
+    shocked = max(current * (1.0 + float(percent) / 100.0), 1e-8)
+    return f"{shocked:.8f}".rstrip("0").rstrip(".")
+
+
+class _Driver:
+    """Submits the inputs in order, with the scenario's marks and defaults at their times, then
+    drives the base layer until every batch is terminal."""
+
+    def __init__(self, runner: Runner[Any], collector: Collector, plan: RunPlan, progress: Progress | None):
+        self.runner = runner
+        self.collector = collector
+        self.plan = plan
+        self.marks = list(plan.marks)
+        self.defaults = list(plan.defaults)
+        self.progress = progress
+        self.applied = 0
+        self.untimed: list[tuple[str, Any]] = []
+
+    def due(self, upto_ms: int) -> None:
+        """Inject the marks and evaluate the defaults that fall before ``upto_ms``."""
+        runner = self.runner
+        while self.marks and self.marks[0][0] <= upto_ms:
+            at, asset, percent = self.marks.pop(0)
+            mark = _shocked_mark(runner, asset, percent)
+            n = len(self.marks)
+            data = {"mark_id": f"stress-mark-{asset}-{at}-{n}", "asset": asset, "mark_usd": mark}
+            fx = runner.submit("price_mark", data, max(at, runner.engine.now_ms))
+            if fx is not None and not fx.rejects():
+                self.collector.facts.fired["mark"] = self.collector.facts.fired.get("mark", 0) + 1
+        while self.defaults and self.defaults[0][0] <= upto_ms:
+            at, who = self.defaults.pop(0)
+            plan = self.plan
+            record = self.collector.default_now(at, who, plan.fund_cents, plan.house_cents)
+            self.collector.facts.defaults.append(record)
+
+    def item(self, kind: str, payload: Any, at_ms: int | None) -> None:
+        runner = self.runner
+        if at_ms is None:
+            self.untimed.append((kind, payload))
+            return
+        self.due(at_ms)
+        facts = self.collector.facts
+        if facts.first_ms < 0:
+            facts.first_ms = at_ms
+        for small_kind, small in self.untimed:
+            runner.submit(small_kind, small, max(at_ms, runner.engine.now_ms))
+        self.untimed.clear()
+        at = max(at_ms, runner.engine.now_ms)
+        runner.submit(kind, payload, at)
+        if kind == "trades":
+            last = int(payload.column("received_at_ms")[-1].as_py())
+            facts.last_ms = max(facts.last_ms, last)
+            runner.advance_chain(max(last, runner.engine.now_ms))
+            self.applied += payload.num_rows
+        else:
+            facts.last_ms = max(facts.last_ms, at)
+            self.applied += 1
+        if self.progress is not None:
+            self.progress("replay", self.applied)
+
+    def settle(self, limit_ms: int) -> None:
+        runner = self.runner
+        for kind, small in self.untimed:
+            runner.submit(kind, small, runner.engine.now_ms)
+        self.untimed.clear()
+        step = int(runner.config.chain["block_time_ms"])
+        now = max(runner.engine.now_ms, runner.engine.chain_seen_ms)
+        start = now
+        while (runner.engine.has_pending_work() or self.marks or self.defaults) and now - start < limit_ms:
+            now += step
+            self.due(now)
+            runner.advance_chain(now)
+            if runner.chain is None:  # nothing was ever handed to the base layer
+                runner.submit("tick", {}, now)
+        self.due(now)
+
+
+def replay(
+    open_runner: OpenRunner, source: DaySource, plan: RunPlan, *, progress: Progress | None = None
+) -> tuple[RunFacts, ClearingConfig]:
+    """Replay ``source`` on a fresh node under ``plan``; return what the collector saw."""
+    runner = open_runner(plan.config_path)
+    try:
+        delay = plan.delay_ms
+        collector = Collector(
+            runner, buffer_pct=plan.buffer_pct, delay_ms=delay, seed=plan.seed, targets=plan.failed_batches
+        )
+        collector.margin_every_ms = 86_400_000 // _MARGIN_SAMPLES
+        runner.observer = collector
+        driver = _Driver(runner, collector, plan, progress)
+        chunk_rows = chunk_rows_for(plan.trades, runner.config)
+        for kind, payload, at_ms in source_items(source, runner.config, chunk_rows):
+            driver.item(kind, payload, at_ms)
+        driver.settle(limit_ms=24 * 3_600_000)
+        runner.engine.ledger.check_invariants()
+        collector.sample(runner.engine.now_ms)
+        genesis = runner.store.get_meta("chain_genesis_ms")
+        if genesis is not None:
+            collector.facts.genesis_ms = int(genesis)
+        return collector.facts, runner.config
+    finally:
+        runner.observer = None
+        runner.close()
+
+
+# ====================================================================== the stress run
+def faulted_config(config_path: Path, faults: dict[str, Any], directory: Path) -> Path:
+    """A copy of the configuration with ``faults`` merged into ``[chain.faults]``."""
+    import tomllib
+
+    raw = tomllib.loads(config_path.read_text(encoding="utf-8"))
+    chain = raw.setdefault("chain", {})
+    chain["faults"] = {**chain.get("faults", {}), **faults}
+    path = directory / "config.stress.toml"
+    path.write_text(toml_dumps(raw), encoding="utf-8")
+    load_config(path)  # a bad fault table fails here, naming the key
+    return path
+
+
+def toml_dumps(doc: dict[str, Any]) -> str:
+    """A TOML document as ``key = value`` lines with inline tables (enough for configurations:
+    strings, integers, finite floats, booleans, arrays and tables)."""
+    return "".join(f"{_toml_key(k)} = {_toml_value(v)}\n" for k, v in doc.items())
+
+
+def _toml_key(key: str) -> str:
+    return json.dumps(key, ensure_ascii=True)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError("TOML numbers here must be finite")
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=True)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items()) + "}"
+    raise TypeError(f"cannot write {type(value).__name__} as TOML")
+
+
+def _frame(facts: RunFacts, config: ClearingConfig) -> DayFrame:
+    pools = [p.id for p in config.pools]
+    by_pool: dict[str, list[str]] = {p: [] for p in pools}
+    for batch_id, batch in facts.batches.items():
+        by_pool[pools[batch.pool]].append(batch_id)
+    attempts = max((p.anchor_deadline_ms // p.anchor_resubmit_ms + 2 for p in config.pools), default=2)
+    first = max(facts.first_ms, 0)
+    return DayFrame(
+        day_start_ms=first - first % 86_400_000,
+        first_ms=first,
+        last_ms=max(facts.last_ms, first),
+        genesis_ms=facts.genesis_ms if facts.genesis_ms >= 0 else first,
+        block_time_ms=int(config.chain["block_time_ms"]),
+        anchor_attempts=attempts,
+        batches={p: sorted(ids) for p, ids in by_pool.items()},
+    )
+
+
+def _cents(text: str) -> int:
+    whole, _, frac = text.partition(".")
+    return int(whole) * 100 + int((frac + "00")[:2])
+
+
+@dataclass
+class StressResult:
+    scenario: Scenario
+    compiled: CompiledScenario
+    config: ClearingConfig
+    baseline: RunFacts
+    stressed: RunFacts
+    report: dict[str, Any]
+
+
+def run_stress(
+    open_runner: OpenRunner,
+    source: DaySource,
+    scenario: Scenario,
+    *,
+    trades_hint: int = 0,
+    progress: Progress | None = None,
+) -> StressResult:
+    """Baseline, then the scenario; build the report (see :func:`build_report`)."""
+    check_against(scenario, load_config(source.config_path))
+    fund = _cents(scenario.resources.default_fund_usd)
+    house = _cents(scenario.resources.house_usd)
+    buffer_pct = scenario.resources.buffer_pct
+    base_plan = RunPlan(source.config_path, buffer_pct=buffer_pct, seed=scenario.seed, trades=trades_hint)
+    baseline, config = replay(open_runner, source, base_plan, progress=_phase(progress, "baseline"))
+    compiled = compile_scenario(scenario, _frame(baseline, config))
+    base_margin = _margins(baseline, config, scenario, observed=False)
+    obligations = risk_cover.stressed_obligations(
+        _peak(baseline), base_margin["peak_cents"], _last(baseline.collateral_cents, config)
+    )
+    cover1, cover2 = risk_cover.cover_1_and_2(obligations, fund, exclude=(config.house_index,))
+    defaults = [(at, _defaulters(who, config, cover1, cover2)) for at, who in compiled.defaults]
+    delay_fault = [f for f in scenario.faults if f.type == "finality_delay"]
+    delay_ms = min((f.blocks for f in delay_fault), default=0) * int(config.chain["block_time_ms"])
+    with tempfile.TemporaryDirectory(prefix="clearlane-stress-") as tmp:
+        path = faulted_config(source.config_path, compiled.chain_faults, Path(tmp))
+        plan = RunPlan(
+            path,
+            marks=compiled.marks,
+            defaults=defaults,
+            buffer_pct=buffer_pct,
+            delay_ms=delay_ms,
+            fund_cents=fund,
+            house_cents=house,
+            seed=scenario.seed,
+            trades=trades_hint,
+            failed_batches=_failed_batches(compiled),
+        )
+        stressed, _ = replay(open_runner, source, plan, progress=_phase(progress, "scenario"))
+    stressed.faults_end_ms = _faults_end(compiled, stressed, int(config.chain["block_time_ms"]))
+    report = build_report(
+        scenario, compiled, config, baseline, stressed, base_margin, (cover1, cover2), source
+    )
+    return StressResult(scenario, compiled, config, baseline, stressed, report)
+
+
+def check_against(scenario: Scenario, config: ClearingConfig) -> None:
+    """Refuse, before any replay, a scenario naming an asset, pool or participant the day's
+    configuration does not have (``SCENARIO_INVALID``, the fault's key named)."""
+    assets, pools, people = config.asset_index(), config.pool_index(), config.participant_index()
+    for index, fault in enumerate(scenario.faults):
+        key = f"faults.{index}"
+        if isinstance(fault, MarkShock) and fault.asset not in assets:
+            raise ScenarioError(scenario.id, f"{key}.asset", f"unknown asset {fault.asset!r}")
+        if isinstance(fault, BatchFailure):
+            for pool in fault.pools:
+                if pool not in pools:
+                    raise ScenarioError(scenario.id, f"{key}.pools", f"unknown pool {pool!r}")
+        if isinstance(fault, ParticipantDefault) and fault.participant not in {"cover1", "cover2", *people}:
+            reason = f"unknown participant {fault.participant!r}"
+            raise ScenarioError(scenario.id, f"{key}.participant", reason)
+
+
+def _phase(progress: Progress | None, name: str) -> Progress | None:
+    if progress is None:
+        return None
+    return lambda _phase_name, n: progress(name, n)
+
+
+def _defaulters(who: str, config: ClearingConfig, c1: risk_cover.Cover, c2: risk_cover.Cover) -> list[int]:
+    if who == "cover1":
+        return list(c1.defaulters)
+    if who == "cover2":
+        return list(c2.defaulters)
+    index = config.participant_index().get(who)
+    if index is None:
+        raise StressSafetyViolation(f"participant_default: unknown participant {who!r}")
+    return [index]
+
+
+def _failed_batches(compiled: CompiledScenario) -> frozenset[str]:
+    parsed = (model_ids.parse_anchor_tx_id(tx) for tx in compiled.chain_faults.get("drop_tx_ids", []))
+    return frozenset(p[0] for p in parsed if p is not None)
+
+
+def _faults_end(compiled: CompiledScenario, facts: RunFacts, block_ms: int) -> int:
+    """When the last fault stops: the last input, outage end, reorg, mark or default."""
+    faults = compiled.chain_faults
+    ends: list[int] = [int(end) for _, end in faults.get("outages", [])]
+    ends += [facts.genesis_ms + int(height) * block_ms for height, _ in faults.get("reorgs", [])]
+    ends += [at for at, _, _ in compiled.marks] + [at for at, _ in compiled.defaults]
+    return max([facts.last_ms, *ends])
+
+
+def _peak(facts: RunFacts) -> I64:
+    if not facts.need:
+        return np.zeros(0, np.int64)
+    out: I64 = np.max(np.vstack(facts.need), axis=0)
+    return out
+
+
+def _last(values: I64 | None, config: ClearingConfig) -> I64:
+    return values if values is not None else np.zeros(config.participant_count, np.int64)
+
+
+# ====================================================================== margin
+def asset_vols(config: ClearingConfig, scenario: Scenario) -> F64:
+    """Daily volatility per asset, drawn from the scenario's ``vols`` stream: the reporting asset
+    0, assets marked at 1 USD (stablecoins) 0.2 %, others 2–6 %; times ``vol_scale``."""
+    rng = Streams(scenario.seed)("vols")
+    draws = rng.uniform(0.02, 0.06, size=len(config.assets))
+    vols = np.where(np.isclose(np.asarray(config.marks_usd), 1.0), 0.002, draws)
+    vols = np.where([a.code == config.reporting_asset for a in config.assets], 0.0, vols)
+    out: F64 = vols * scenario.margin.vol_scale
+    return out
+
+
+def pool_windows(config: ClearingConfig, facts: RunFacts | None) -> F64:
+    """Each pool's finality window in ms (configured: one block to include the anchor, the
+    confirmations, the challenge window; observed under stress: the p99 cleared → terminal of
+    that run's batches when longer), and L1's (its confirmations) last."""
+    block = int(config.chain["block_time_ms"])
+    windows = [float(block * (1 + p.confirmations) + p.challenge_window_ms) for p in config.pools]
+    windows.append(float(block * (1 + config.l1_confirmations)))
+    if facts is not None:
+        for k in range(len(config.pools)):
+            latencies = [
+                b.final_ms - b.cleared_ms for b in facts.batches.values() if b.pool == k and b.final_ms >= 0
+            ]
+            if latencies:
+                windows[k] = max(windows[k], float(np.quantile(latencies, 0.99, method="higher")))
+    return np.array(windows)
+
+
+def _margins(
+    facts: RunFacts, config: ClearingConfig, scenario: Scenario, *, observed: bool
+) -> dict[str, Any]:
+    """Peak VaR margin and SPAN scanning risk per participant over the run's margin samples."""
+    n_p = config.participant_count
+    vols = asset_vols(config, scenario)
+    returns = risk_margin.returns_history(
+        vols, scenario.margin.history_days, Streams(scenario.seed)("returns")
+    )
+    windows = pool_windows(config, facts if observed else None)
+    horizons = risk_margin.horizon_days(windows, scenario.margin.liquidation_days)
+    confidence, method = scenario.margin.confidence, scenario.margin.horizon
+    var_peak = np.zeros(n_p)
+    span_peak = np.zeros(n_p)
+    # What each lane's window costs: the VaR of the exposure held in that lane alone.
+    lane_peak = np.zeros((len(horizons), n_p))
+    for exposure in facts.exposure:
+        x = exposure.astype(np.float64)
+        var = risk_margin.var_margin(x, horizons, returns, confidence=confidence, method=method)
+        span, _ = risk_margin.span_grid(x, horizons, vols, confidence=confidence)
+        np.maximum(var_peak, var, out=var_peak)
+        np.maximum(span_peak, span, out=span_peak)
+        for k in range(len(horizons)):
+            alone = risk_margin.var_margin(
+                x[k : k + 1], horizons[k : k + 1], returns, confidence=confidence, method=method
+            )
+            np.maximum(lane_peak[k], alone, out=lane_peak[k])
+    lanes = [p.id for p in config.pools] + ["L1"]
+    return {
+        "peak_cents": np.rint(var_peak * 100).astype(np.int64),
+        "span_cents": np.rint(span_peak * 100).astype(np.int64),
+        "by_lane_cents": {lane: int(np.rint(lane_peak[k].sum() * 100)) for k, lane in enumerate(lanes)},
+        "windows_ms": [int(w) for w in windows],
+        "horizons_days": [f"{h:.6f}" for h in horizons],
+    }
+
+
+# ====================================================================== the report
+def _latency(facts: RunFacts, n_p: int) -> tuple[I64, I64, dict[str, Any]]:
+    """Per participant mean and max cleared → terminal latency (ms); per pool p50/p99/max."""
+    total = np.zeros(n_p, np.int64)
+    count = np.zeros(n_p, np.int64)
+    worst = np.zeros(n_p, np.int64)
+    per_pool: dict[int, list[int]] = {}
+    for batch in facts.batches.values():
+        if batch.final_ms < 0:
+            continue
+        latency = batch.final_ms - batch.cleared_ms
+        per_pool.setdefault(batch.pool, []).append(latency)
+        total[batch.participants] += latency
+        count[batch.participants] += 1
+        np.maximum.at(worst, batch.participants, latency)
+    mean = np.where(count > 0, total // np.maximum(count, 1), 0)
+    pools = {
+        str(k): {
+            "p50_ms": int(np.quantile(v, 0.5, method="higher")),
+            "p99_ms": int(np.quantile(v, 0.99, method="higher")),
+            "max_ms": int(max(v)),
+            "batches": len(v),
+        }
+        for k, v in sorted(per_pool.items())
+    }
+    return mean.astype(np.int64), worst, pools
+
+
+def _liveness(facts: RunFacts, bound_s: int) -> dict[str, Any]:
+    unsettled = [b for b, x in facts.batches.items() if x.final_ms < 0]
+    worst = 0
+    for batch in facts.batches.values():
+        if batch.final_ms >= 0:
+            worst = max(worst, batch.final_ms - max(batch.cleared_ms, facts.faults_end_ms))
+    ok = not unsettled and worst <= bound_s * 1000
+    return {
+        "ok": ok,
+        "bound_s": bound_s,
+        "worst_after_faults_ms": worst,
+        "unsettled_batches": sorted(unsettled)[:20],
+        "unsettled_count": len(unsettled),
+    }
+
+
+def _fired(compiled: CompiledScenario, facts: RunFacts) -> dict[str, dict[str, int]]:
+    fired = facts.fired
+    observed = {
+        # Dropped anchors of the chosen batches; with a drop probability every unwind counts.
+        "batch_failure": fired.get(
+            "unwound" if compiled.chain_faults.get("drop_probability") else "unwound_target", 0
+        ),
+        "finality_delay": fired.get("delayed_anchor", 0),
+        "anchor_reorg": fired.get("reorg", 0),
+        "base_layer_outage": fired.get("outage", 0),
+        "participant_default": len(facts.defaults),
+        "mark_shock": fired.get("mark", 0),
+    }
+    return {
+        kind: {"configured": compiled.expected.get(kind, 0), "fired": observed[kind]}
+        for kind in sorted(observed)
+        if compiled.expected.get(kind, 0)
+    }
+
+
+def _participant_rows(
+    config: ClearingConfig, runs: dict[str, tuple[RunFacts, dict[str, Any]]]
+) -> list[dict[str, Any]]:
+    n_p = config.participant_count
+    per: dict[str, dict[str, Any]] = {}
+    for name, (facts, margins) in runs.items():
+        times = np.array(facts.times, np.int64)
+        need = np.vstack(facts.need) if facts.need else np.zeros((0, n_p), np.int64)
+        buffer = np.vstack(facts.buffer) if facts.buffer else np.zeros((0, n_p), np.int64)
+        metrics = risk_liquidity.metrics(times, need, buffer)
+        mean, worst, _ = _latency(facts, n_p)
+        largest = _last(facts.largest_net_debit, config)
+        fees = _last(facts.l1_fees, config)
+        per[name] = {
+            "peak_need": metrics.peak_need,
+            "peak_at": metrics.peak_at_ms,
+            "breaches": metrics.breaches,
+            "largest": largest,
+            "fees": fees,
+            "margin": margins["peak_cents"],
+            "span": margins["span_cents"],
+            "lat_mean": mean,
+            "lat_max": worst,
+        }
+    rows = []
+    for p, pid in enumerate(config.participant_ids):
+        row: dict[str, Any] = {"participant": pid}
+        for name, m in per.items():
+            row[name] = {
+                "peak_intraday_liquidity_need_cents": int(m["peak_need"][p]),
+                "peak_at_ms": int(m["peak_at"][p]),
+                "largest_net_debit_cents": int(m["largest"][p]),
+                "buffer_breaches": [
+                    {"start_ms": b.start_ms, "end_ms": b.end_ms, "peak_excess_cents": b.peak_excess}
+                    for b in m["breaches"][p]
+                ],
+                "margin_var_cents": int(m["margin"][p]),
+                "margin_span_cents": int(m["span"][p]),
+                "l1_fallback_fees_minor": int(m["fees"][p]),
+                "finality_latency_mean_ms": int(m["lat_mean"][p]),
+                "finality_latency_max_ms": int(m["lat_max"][p]),
+            }
+        rows.append(row)
+    return rows
+
+
+def build_report(
+    scenario: Scenario,
+    compiled: CompiledScenario,
+    config: ClearingConfig,
+    baseline: RunFacts,
+    stressed: RunFacts,
+    base_margin: dict[str, Any],
+    covers: tuple[risk_cover.Cover, risk_cover.Cover],
+    source: DaySource,
+) -> dict[str, Any]:
+    """The report as a JSON-able dict of integers and strings (so its canonical bytes are
+    stable): scenario, faults configured and fired, safety and liveness, system-wide Cover-1 /
+    Cover-2, defaults and their waterfalls, per participant baseline vs scenario."""
+    stress_margin = _margins(stressed, config, scenario, observed=True)
+    fund = _cents(scenario.resources.default_fund_usd)
+    s_obligations = risk_cover.stressed_obligations(
+        _peak(stressed), stress_margin["peak_cents"], _last(stressed.collateral_cents, config)
+    )
+    s_cover1, s_cover2 = risk_cover.cover_1_and_2(s_obligations, fund, exclude=(config.house_index,))
+    ids = config.participant_ids
+    n_p = config.participant_count
+
+    def cover_view(c: risk_cover.Cover) -> dict[str, Any]:
+        return {
+            "defaulters": [ids[i] for i in c.defaulters],
+            "obligation_cents": c.obligation,
+            "prefunded_cents": c.resources,
+            "shortfall_cents": c.shortfall,
+        }
+
+    runs = {"baseline": (baseline, base_margin), "scenario": (stressed, stress_margin)}
+    return {
+        "format": REPORT_FORMAT,
+        "scenario": {
+            "id": scenario.id,
+            "seed": scenario.seed,
+            "description": scenario.description,
+            "day": source.label,
+            "config_digest": config.digest,
+            "input_digest": source.digest(),
+            "chain_faults": compiled.chain_faults,
+        },
+        "faults": _fired(compiled, stressed),
+        "safety": {"checked_steps": stressed.steps + baseline.steps, "violations": 0},
+        "liveness": _liveness(stressed, scenario.liveness_bound_s),
+        "system": {
+            "baseline": {"cover1": cover_view(covers[0]), "cover2": cover_view(covers[1])},
+            "scenario": {"cover1": cover_view(s_cover1), "cover2": cover_view(s_cover2)},
+            "finality_latency_by_pool": {
+                "baseline": _named_pools(_latency(baseline, n_p)[2], config),
+                "scenario": _named_pools(_latency(stressed, n_p)[2], config),
+            },
+            "margin_horizon": {
+                "baseline": {"windows_ms": base_margin["windows_ms"], "days": base_margin["horizons_days"]},
+                "scenario": {
+                    "windows_ms": stress_margin["windows_ms"],
+                    "days": stress_margin["horizons_days"],
+                },
+            },
+            "margin_by_lane_cents": {
+                "baseline": base_margin["by_lane_cents"],
+                "scenario": stress_margin["by_lane_cents"],
+            },
+            "batches": {"baseline": len(baseline.batches), "scenario": len(stressed.batches)},
+            "unwound_batches": stressed.fired.get("unwound", 0),
+        },
+        "defaults": stressed.defaults,
+        "participants": _participant_rows(config, runs),
+    }
+
+
+def _named_pools(pools: dict[str, Any], config: ClearingConfig) -> dict[str, Any]:
+    names = [p.id for p in config.pools]
+    return {names[int(k)]: v for k, v in pools.items()}
+
+
+# ====================================================================== exports
+def report_json(report: dict[str, Any]) -> bytes:
+    """The canonical bytes of the report (sorted keys, no whitespace, UTF-8)."""
+    return canonical_json(report)
+
+
+CSV_COLUMNS = (
+    "peak_intraday_liquidity_need_cents",
+    "largest_net_debit_cents",
+    "buffer_breaches",
+    "first_breach_start_ms",
+    "margin_var_cents",
+    "margin_span_cents",
+    "l1_fallback_fees_minor",
+    "finality_latency_mean_ms",
+    "finality_latency_max_ms",
+)
+
+
+def report_csv(report: dict[str, Any]) -> str:
+    """One row per participant: each figure for the baseline, the scenario and their change."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    header = ["participant"]
+    for column in CSV_COLUMNS:
+        header += [f"{column}_baseline", f"{column}_scenario", f"{column}_delta"]
+    writer.writerow(header)
+    for row in report["participants"]:
+        line: list[Any] = [row["participant"]]
+        for column in CSV_COLUMNS:
+            b, s = _csv_value(row["baseline"], column), _csv_value(row["scenario"], column)
+            line += [b, s, s - b]
+        writer.writerow(line)
+    return out.getvalue()
+
+
+def _csv_value(figures: dict[str, Any], column: str) -> int:
+    breaches = figures["buffer_breaches"]
+    if column == "buffer_breaches":
+        return len(breaches)
+    if column == "first_breach_start_ms":
+        return int(breaches[0]["start_ms"]) if breaches else -1
+    return int(figures[column])
+
+
+def report_auth063(report: dict[str, Any], currency: str = "USD") -> dict[str, Any]:
+    """An ISO 20022 auth.063 (CCPLiquidityStressTestingResultReport)-shaped document (JSON, the
+    message's element names): one LiquidityStressTestResult for the scenario and seed, its
+    Cover-1/Cover-2 defaulters, and exactly six horizon days (T-1 close, T, T+1 … T+3, T+4
+    onwards). The replayed day is intraday: T carries the figures; T+1 names how many batches
+    were still unsettled at the end of the run; the other days are zero.
+
+    Mapping: LqdRsrcs.FcltiesOthrCmmtd = the prefunded default fund; StrssLqdRsrcRqrmnt:
+    SttlmOrDlvry = the Cover-2 stressed obligation, OprlOutflw = the L1 fallback fees (minor
+    units of the chain's fee asset, read as cents), Othr = the Cover-2 defaulters' stressed
+    margin. Amounts are decimal text in ``currency``."""
+    system = report["system"]["scenario"]
+    cover2 = system["cover2"]
+    defaulters = set(cover2["defaulters"])
+    fees = sum(r["scenario"]["l1_fallback_fees_minor"] for r in report["participants"])
+    margin = sum(
+        r["scenario"]["margin_var_cents"] for r in report["participants"] if r["participant"] in defaulters
+    )
+    unsettled = report["liveness"]["unsettled_count"]
+
+    def amount(cents: int) -> dict[str, str]:
+        return {"Amt": f"{cents // 100}.{cents % 100:02d}", "Ccy": currency}
+
+    def day(name: str, on: bool) -> dict[str, Any]:
+        zero = amount(0)
+        return {
+            "Hrzn": name,
+            "LqdRsrcs": {"FcltiesOthrCmmtd": amount(cover2["prefunded_cents"]) if on else zero},
+            "StrssLqdRsrcRqrmnt": {
+                "OprlOutflw": amount(fees) if on else zero,
+                "SttlmOrDlvry": amount(cover2["obligation_cents"]) if on else zero,
+                "Othr": amount(margin) if on else zero,
+            },
+        }
+
+    horizon = ["T-1", "T", "T+1", "T+2", "T+3", "T+4+"]
+    days = [day(h, h == "T") for h in horizon]
+    days[2]["UnsttldBtchs"] = unsettled
+    scenario = report["scenario"]
+    return {
+        "Document": {
+            "CCPLqdtyStrssTstgRsltRpt": {
+                "LqdtyStrssTstRslt": [
+                    {
+                        "Id": f"{scenario['id']}#{scenario['seed']}",
+                        "ScnroDfltrs": {
+                            "Cover1Id": report["system"]["scenario"]["cover1"]["defaulters"],
+                            "Cover2Id": cover2["defaulters"],
+                        },
+                        "LqdtyReqrdAndAvlbl": days,
+                    }
+                ]
+            }
+        }
+    }
