@@ -3,6 +3,8 @@ split, refunded, charged back after release — and its payouts reach finality i
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 from clearlane.core.config import ClearingConfig
 from clearlane.core.model.inputs import escrow_action
 from clearlane.core.model.states import EscrowState
@@ -24,7 +26,10 @@ def test_the_car_marketplace_scenario(config: ClearingConfig) -> None:
     refused = [
         body["action_id"]
         for body in actions
-        if escrow_app.submit(h.engine, log, escrow_action(body), T0).outcome.reject is not None
+        if escrow_app.submit(
+            SimpleNamespace(engine=h.engine, submit=log), escrow_action(body), T0
+        ).outcome.reject
+        is not None
     ]
     assert refused == []
     h.run_until(T0 + INSPECTION_MS + 120_000, step_ms=5_000)

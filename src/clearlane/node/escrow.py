@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import ValidationError
 
@@ -92,11 +92,19 @@ class EscrowReceipt:
         return None if reject is None else RowError.of(index, reject)
 
 
-def submit(
-    engine: Engine, log: Callable[[str, dict[str, Any], int], object], action: EscrowAction, at_ms: int
-) -> EscrowReceipt:
-    """Log and apply one action through ``log(kind, payload, at_ms)`` (the runner's submit),
-    unless its id is known. Call with the runner's lock held."""
+class EscrowNode(Protocol):
+    """What an escrow action goes through: the node (a Runner) — its engine and its submit."""
+
+    @property
+    def engine(self) -> Engine: ...
+
+    def submit(self, kind: str, payload: Any, at_ms: int) -> object: ...
+
+
+def submit(node: EscrowNode, action: EscrowAction, at_ms: int) -> EscrowReceipt:
+    """Log and apply one action through the node, unless its id is known. Call with the
+    runtime's lock held (the service)."""
+    engine, log = node.engine, node.submit
     known = engine.escrows.book.known(action)
     if known is None:
         log(ESCROW_KIND, action.model_dump(mode="json", exclude_none=True), at_ms)

@@ -12,23 +12,32 @@ projections.
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
+import pyarrow as pa
 
 from clearlane.core.engine.core import AccountBalances, Engine, Liquidity, OpenBatches
+from clearlane.core.escrow import EscrowView
+from clearlane.core.ledger.close import DayClose
+from clearlane.core.model.codes import Reject
 
 
-class _HasEngine(Protocol):
+class HasEngine(Protocol):
+    """What the queries read through: the node (a Runner), whose engine recovery may replace."""
+
     @property
     def engine(self) -> Engine: ...
+
+    @property
+    def chain(self) -> Any: ...
 
 
 class NodeQueries:
     """See the module docstring."""
 
-    def __init__(self, owner: _HasEngine) -> None:
+    def __init__(self, owner: HasEngine) -> None:
         # The owner (a Runner), not its engine: recovery replaces the engine object.
         self._owner = owner
 
@@ -55,3 +64,32 @@ class NodeQueries:
     def state_root(self) -> str:
         """The engine's state root, hex."""
         return self._owner.engine.state_root()
+
+    def applied_seq(self) -> int:
+        """The log sequence number of the last applied entry."""
+        return int(self._owner.engine.applied_seq)
+
+    def clock_ms(self) -> int:
+        """The node's time: the later of the last input and the last base-layer observation."""
+        engine = self._owner.engine
+        return int(max(engine.now_ms, engine.chain_seen_ms))
+
+    def id_conflicts(self, table: pa.Table) -> list[Reject]:
+        """The id conflicts (116) a trade chunk already in the log met (answered again, not applied)."""
+        return self._owner.engine.id_conflicts(table)
+
+    def escrow(self, escrow_id: str) -> EscrowView | None:
+        return self._owner.engine.escrow(escrow_id)
+
+    def escrow_views(self) -> list[EscrowView]:
+        return self._owner.engine.escrow_views()
+
+    def close_day(self, day: str) -> DayClose:
+        """The end-of-day close of the ledger at engine time (idempotent per day)."""
+        engine = self._owner.engine
+        return engine.ledger.close_day(day, engine.now_ms)
+
+    def base_layer_health(self) -> dict[str, Any] | None:
+        """A real base layer's health (reachable, backoff), None for the simulated one."""
+        health = getattr(self._owner.chain, "health", None)
+        return None if health is None else dict(health())

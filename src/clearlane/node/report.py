@@ -13,12 +13,12 @@ from typing import Any, Protocol
 import numpy as np
 import pyarrow.compute as pc
 
-from clearlane.core.engine.core import Engine
 from clearlane.core.model import ids as model_ids
 from clearlane.core.model.codes import Reject, RejectCode
 from clearlane.core.model.states import BatchState, TradeState
 from clearlane.core.proofs.codec import read_table
 from clearlane.node.ports import Store
+from clearlane.node.queries import HasEngine
 
 
 def clock(ms: int | None) -> str:
@@ -194,8 +194,9 @@ def _percentiles(parts: list[Any]) -> tuple[float | None, float | None, int]:
     return float(p50) / 1000, float(p99) / 1000, len(values)
 
 
-def summary(engine: Engine) -> dict[str, Any]:
-    """The figures `clearlane demo` and `clearlane clear` print."""
+def summary(node: HasEngine) -> dict[str, Any]:
+    """The figures `clearlane demo`, `clear` and `bench` print, of the node's engine."""
+    engine = node.engine
     s = engine.stats
     efficiency = 1.0 - s.net_usd / s.gross_usd if s.gross_usd else 0.0
     cleared = _percentiles(s.latency_cleared_ms)
@@ -241,12 +242,13 @@ class RunStart:
     events: int
 
 
-def run_start(engine: Engine) -> RunStart:
+def run_start(node: HasEngine) -> RunStart:
+    engine = node.engine
     return RunStart(sum(engine.stats.flows_by_lane.values()), len(engine.seen_event_ids))
 
 
 def run_figures(
-    start: RunStart, engine: Engine, rows_read: int, rejects: Iterable[Reject], event_ids: Iterable[str]
+    start: RunStart, node: HasEngine, rows_read: int, rejects: Iterable[Reject], event_ids: Iterable[str]
 ) -> dict[str, Any]:
     """This run's figures; every row read is exactly one of applied, duplicate or rejected.
 
@@ -256,6 +258,7 @@ def run_figures(
     that was not rejected — ids seen before, and chunks of a file that is cleared again (skipped
     whole by source id). Conflicts (same id, different content) are the rejects with code 116.
     """
+    engine = node.engine
     rejected = list(rejects)
     by_code: dict[str, int] = {}
     for r in rejected:

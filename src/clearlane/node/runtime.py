@@ -63,6 +63,7 @@ from clearlane.node.intake.rows import Intake, RowError
 from clearlane.node.projections.common import S
 from clearlane.node.projections.readmodel import ReadModel
 from clearlane.node.queries import NodeQueries
+from clearlane.node.report import summary as report_summary
 from clearlane.node.runner import Runner
 
 log = logging.getLogger("clearlane.adapters.http")
@@ -361,6 +362,10 @@ class Runtime:
         self.extra_queues: dict[str, Callable[[], int]] = {}
         self._trim: Callable[[int], int] | None = None
         self._last_trim = time.perf_counter()
+
+    def summary(self) -> dict[str, Any]:
+        """The figures ``demo`` prints (node/report.py) of this node; call with the lock held."""
+        return report_summary(self.runner)
 
     @property
     def queries(self) -> NodeQueries:
@@ -870,7 +875,7 @@ class Runtime:
             job.future.set_exception(SubmissionRefused([err] if err else []))
             return
         with self.lock:
-            receipt = escrow_app.submit(self.runner.engine, self.runner.submit, action, self._at(now))
+            receipt = escrow_app.submit(self.runner, action, self._at(now))
             self.counters.steps += 1
         self._publish()
         refused = receipt.error()

@@ -85,7 +85,7 @@ def bench(
     db = workdir / "bench.db"
     runner = _fresh_runner(db, day_dir / "config.toml", keys, memory=store == "memory", observer=recorder)
     timings = _clear_day(runner, day_dir)
-    summary = make_summary(runner.engine)
+    summary = make_summary(runner)
     _print_report(
         runner,
         summary,

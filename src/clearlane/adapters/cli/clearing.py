@@ -42,7 +42,7 @@ def clear_file(runner: Any, path: Path, rejects_path: Path, chunk_rows: int, set
 
     rejects: list[Any] = []
     rows_total = _count_rows(path)
-    start = run_start(runner.engine)
+    start = run_start(runner)
     tally: dict[str, Any] = {"rows": 0, "event_ids": []}
     with progress_bar() as progress:
         task = progress.add_task(f"clearing {path.name}", total=rows_total)
@@ -60,7 +60,7 @@ def clear_file(runner: Any, path: Path, rejects_path: Path, chunk_rows: int, set
     if rejects_path.exists():
         rejects_path.unlink()
     written = write_rejects(rejects_path, rejects) if rejects else 0
-    run = run_figures(start, runner.engine, tally["rows"], rejects, tally["event_ids"])
+    run = run_figures(start, runner, tally["rows"], rejects, tally["event_ids"])
     return {"rejects": written, "run": run}
 
 
@@ -180,7 +180,7 @@ def clear(
     rejects_path = rejects or file.with_name(file.name + ".rejects.jsonl")
     started = time.perf_counter()
     result = clear_file(runner, file, rejects_path, chunk_rows, settle)
-    summary = make_summary(runner.engine)
+    summary = make_summary(runner)
     summary["rejects_file"] = str(rejects_path) if result["rejects"] else None
     summary["rejects_written"] = result["rejects"]
     summary["run"] = result["run"]
@@ -280,7 +280,7 @@ def replay(
         for stored in source.iter_log():
             runner.replay_entry(stored)
             progress.advance(task)
-    root = runner.engine.state_root()
+    root = runner.queries.state_root()
     console.print(f"replayed {total:,} log entries into {target}")
     console.print(f"state root  {root}")
     console.print(f"stored root {state['state_root']}")
@@ -297,7 +297,7 @@ def close(
 ) -> None:
     """End-of-day close: trial balance per lane (participants, L1, each L2 pool, house)."""
     runner = open_runner(db, None, create=False, signing=False)
-    result = runner.engine.ledger.close_day(day, runner.engine.now_ms)
+    result = runner.queries.close_day(day)
     table = Table(
         "lane",
         "asset",

@@ -77,7 +77,7 @@ def demo(
         runner.submit("collateral_deposit", data, first_ms, model_ids.deposit_source(deposit.deposit_id))
     _car_marketplace(runner, first_ms)
     result = clear_file(runner, paths.trades, out / "rejects.jsonl", 65_536, settle=True)
-    summary = make_summary(runner.engine)
+    summary = make_summary(runner)
     summary["run"] = result["run"]
     elapsed = time.perf_counter() - started
     print_summary(summary, f"Cleared {trades:,} trades in {elapsed:.1f} s")
@@ -94,11 +94,11 @@ def _car_marketplace(runner: Any, at_ms: int) -> None:
     from clearlane.node import escrow as escrow_app
     from clearlane.node.escrow_demo import car_marketplace
 
-    deposits, actions = car_marketplace(runner.engine.config)
+    deposits, actions = car_marketplace(runner.config)
     for deposit in deposits:
         runner.submit("collateral_deposit", deposit, at_ms, model_ids.deposit_source(deposit["deposit_id"]))
     for body in actions:
-        escrow_app.submit(runner.engine, runner.submit, escrow_action(body), at_ms)
+        escrow_app.submit(runner, escrow_action(body), at_ms)
 
 
 def _demo_live(
@@ -108,7 +108,6 @@ def _demo_live(
     import re
 
     from clearlane.adapters.cli.demo import start_live
-    from clearlane.node.report import summary as make_summary
 
     match = re.fullmatch(r"([01]?\d|2[0-3]):([0-5]\d)", start)
     if match is None:
@@ -142,14 +141,14 @@ def _demo_live(
         demo_run.feed.stop()
         runtime = demo_run.runtime
         with runtime.lock:
-            summary = make_summary(runtime.runner.engine)
+            summary = runtime.summary()
             summary["run"] = _live_run(demo_run)
             print_summary(
                 summary,
                 f"Streamed {demo_run.feed.applied:,} trades in {time.monotonic() - started:.1f} s "
                 f"(engine clock {speed:g}x)",
             )
-            _print_badges(runtime.runner)
+            _print_badges(runtime)
         console.print(_clock_line(runtime.clock, speed))
         demo_run.http.stop()
     console.print(f"database: {out / 'clearlane.db'}")

@@ -54,8 +54,8 @@ def act(
                 refused += 1
                 continue
             now = at_ms if at_ms is not None else int(time.time() * 1000)
-            at = max(now, runner.engine.now_ms)
-            receipt = escrow_app_logic.submit(runner.engine, runner.submit, action, at)
+            at = max(now, runner.queries.engine_time_ms())
+            receipt = escrow_app_logic.submit(runner, action, at)
             refused += receipt.outcome.reject is not None
             console.print_json(json.dumps(receipt.to_dict()))
         runner.checkpoint()  # balances materialised and the new log head signed, as `clear` does
@@ -70,7 +70,7 @@ def _views(db: str) -> list[Any]:
         raise fail(f"{db}: no such database")
     runner = open_runner(db, None, create=False, signing=False)
     try:
-        views: list[Any] = runner.engine.escrow_views()
+        views: list[Any] = runner.queries.escrow_views()
         return views
     finally:
         runner.close()

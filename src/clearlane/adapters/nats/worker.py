@@ -352,7 +352,9 @@ class Worker:
         runner = self.runner
         assert runner is not None
         cursor, self._known = resume_point(runner.store)
-        self.log(f"partition {self.name}: log at entry {runner.engine.applied_seq}, stream cursor {cursor}")
+        self.log(
+            f"partition {self.name}: log at entry {runner.queries.applied_seq()}, stream cursor {cursor}"
+        )
         runner.assume_sources("nats:", set(self._known))
         self._decoded_upto = cursor - 1 if cursor else 0
         sub = await self._consumer(js, cursor)
@@ -375,7 +377,7 @@ class Worker:
 
             with runner.pipelined():  # leaving it commits everything queued
                 await self._consume(js, loop, applier, fetch)
-            self._committed(runner.engine.applied_seq)
+            self._committed(runner.queries.applied_seq())
             await self._ack()
             self._end_busy()
             await self._publish_events(js)
@@ -432,9 +434,9 @@ class Worker:
         runner = self.runner
         assert runner is not None
         writer = runner.writer
-        if writer is not None and writer.committed_seq < runner.engine.applied_seq:
+        if writer is not None and writer.committed_seq < runner.queries.applied_seq():
             await asyncio.get_running_loop().run_in_executor(
-                None, writer.wait_committed, runner.engine.applied_seq
+                None, writer.wait_committed, runner.queries.applied_seq()
             )
         await self._ack()
 
@@ -450,7 +452,7 @@ class Worker:
         """Ack the newest message such that it and every message before it is committed."""
         runner = self.runner
         assert runner is not None
-        committed = runner.engine.applied_seq if runner.writer is None else runner.writer.committed_seq
+        committed = runner.queries.applied_seq() if runner.writer is None else runner.writer.committed_seq
         self._committed(committed)
         last = None
         while self._inflight:
@@ -511,7 +513,7 @@ class Worker:
             source = f"{item.source}#{part.index}"
             if part.table is not None:
                 table = part.table
-                at_ms = max(int(table.column("received_at_ms")[0].as_py()), runner.engine.now_ms)
+                at_ms = max(int(table.column("received_at_ms")[0].as_py()), runner.queries.engine_time_ms())
                 fx = runner.submit("trades", table, at_ms, source, payload_bytes=part.payload)
                 if fx is not None:
                     # A re-sent trade id with different content (116) is rejected like a bad row:
@@ -519,16 +521,16 @@ class Worker:
                     item.rejects.extend(part.chunk.located(fx.conflicts))
                     self.stats.trades += table.num_rows
                     self.stats.steps += 1
-                    logged_at = runner.engine.applied_seq
+                    logged_at = runner.queries.applied_seq()
                 else:  # logged before a restart: its id conflicts are asked again
-                    item.rejects.extend(part.chunk.located(runner.engine.id_conflicts(table)))
+                    item.rejects.extend(part.chunk.located(runner.queries.id_conflicts(table)))
                     logged_at = self._known.get(source, -1)
                 before = self._pending[0].source_id if self._pending is not None else ""
-                last = logged_at == runner.engine.applied_seq
+                last = logged_at == runner.queries.applied_seq()
                 self._observe_pending(after=logged_at, overlap=True)
                 # This part's own observation belongs right after it and the observation logged
                 # after it (as found in the log, when both were logged before a restart).
-                slot = runner.engine.applied_seq if last else max(logged_at, self._known.get(before, -1))
+                slot = runner.queries.applied_seq() if last else max(logged_at, self._known.get(before, -1))
                 self._pending = (observation_for(table, source), record, slot)
             if part.events and self._pending is not None:
                 # Small events never wait behind an observation: it is logged first (unpipelined rule).
@@ -537,19 +539,19 @@ class Worker:
                 data = event.model_dump(mode="json")
                 kind = data.pop("type")
                 data.pop("v", None)
-                fx = runner.submit(kind, data, runner.engine.now_ms, f"{source}.{n}")
+                fx = runner.submit(kind, data, runner.queries.engine_time_ms(), f"{source}.{n}")
                 if fx is not None:
                     item.rejects.extend(fx.conflicts)
         if item.rejects:
             # Edge rejects are outside the log; written once every step before them is committed,
             # so reject ids stay in commit order for the events publisher.
             if runner.writer is not None:
-                runner.writer.wait_committed(runner.engine.applied_seq)
+                runner.writer.wait_committed(runner.queries.applied_seq())
             runner.store.replace_rejects(item.source, item.rejects)
             self.stats.rejects += len(item.rejects)
         self.stats.messages += 1
         record.last_seq = (
-            None if self._pending is not None and self._pending[1] is record else runner.engine.applied_seq
+            None if self._pending is not None and self._pending[1] is record else runner.queries.applied_seq()
         )
 
     def _observe_pending(self, *, after: int, overlap: bool) -> None:
@@ -564,17 +566,17 @@ class Worker:
             return
         due, record, _ = self._pending
         self._pending = None
-        if after == runner.engine.applied_seq:
+        if after == runner.queries.applied_seq():
             runner.observe(due, overlap=overlap)
         if record.last_seq is None:  # its message is complete now
-            record.last_seq = runner.engine.applied_seq
+            record.last_seq = runner.queries.applied_seq()
 
     def _idle_advance(self, elapsed_ms: int) -> None:
         runner = self.runner
         assert runner is not None
         if self._pending is not None:
             self._observe_pending(after=self._pending[2], overlap=False)
-        runner.advance_chain(max(runner.engine.now_ms, runner.engine.chain_seen_ms) + elapsed_ms)
+        runner.advance_chain(runner.queries.clock_ms() + elapsed_ms)
 
     # ------------------------------------------------------------------ events out
     async def _publish_events(self, js: Any) -> None:
@@ -583,7 +585,7 @@ class Worker:
             return
         store = runner.store
         done = int(store.get_meta(PUBLISHED_META) or 0)
-        upto = runner.engine.applied_seq if runner.writer is None else runner.writer.committed_seq
+        upto = runner.queries.applied_seq() if runner.writer is None else runner.writer.committed_seq
         out: list[tuple[str, str, dict[str, Any]]] = []
         for r in store.batch_events_between(done, upto):
             body = {

@@ -103,7 +103,7 @@ async def act(escrow_id: str, request: Request, principal: Submitter, runtime: R
 
 def _visible(runtime: Runtime, principal: Principal) -> list[dict[str, Any]]:
     with runtime.lock:
-        views = runtime.runner.engine.escrow_views()
+        views = runtime.queries.escrow_views()
     who = None if principal.reads_all else principal.participant
     return [escrow_app.view_dict(v) for v in views if escrow_app.visible(v, who)]
 
@@ -128,7 +128,7 @@ async def list_escrows(
 async def get_escrow(escrow_id: str, principal: AnyRole, runtime: RuntimeDep) -> Response:
     def one() -> dict[str, Any] | None:
         with runtime.lock:
-            view = runtime.runner.engine.escrow(escrow_id)
+            view = runtime.queries.escrow(escrow_id)
         who = None if principal.reads_all else principal.participant
         return escrow_app.view_dict(view) if view is not None and escrow_app.visible(view, who) else None
 

@@ -20,9 +20,9 @@ async def healthz(runtime: RuntimeDep) -> Response:
         "engine_time_ms": runtime.queries.engine_time_ms(),
         "clock": runtime.clock.mode,
     }
-    chain_health = getattr(runtime.runner.chain, "health", None)
+    chain_health = runtime.queries.base_layer_health()
     if chain_health is not None:  # a real base layer: "unreachable" is alert-worthy, not fatal
-        body["base_layer"] = chain_health()
+        body["base_layer"] = chain_health
     return JSONResponse(
         body, status_code=200 if status == "ok" else 503, headers={"Cache-Control": "no-store"}
     )
