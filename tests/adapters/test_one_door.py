@@ -13,7 +13,9 @@ import clearlane.adapters
 ADAPTERS = Path(clearlane.adapters.__file__).parent
 # ``runner.engine``, ``runtime.runner.engine``, ``rt.runner``: the engine or the runner behind a
 # runtime, read by a driver. (``store.engine`` in adapters/sql is SQLAlchemy's engine.)
-REACH = re.compile(r"\b(?:runner|runtime\.runner|rt\.runner|self\.runner)\.engine\b|\b(?:runtime|rt)\.runner\b")
+REACH = re.compile(
+    r"\b(?:runner|runtime\.runner|rt\.runner|self\.runner)\.engine\b|\b(?:runtime|rt)\.runner\b"
+)
 
 
 def test_no_adapter_reads_the_engine() -> None:
