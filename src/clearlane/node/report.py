@@ -77,7 +77,24 @@ def trade_lifecycle(store: Store | TradeSource, flow_id: str) -> dict[str, Any] 
     if final_ms is not None:
         out["l1_final_at"] = iso(final_ms)
     out["badge"] = _badge(out, executed, final_ms, record)
+    _settlement_failed(store, flow_id, out, final_ms)
     return _finish(out)
+
+
+def _settlement_failed(
+    store: Store | TradeSource, flow_id: str, out: dict[str, Any], final_ms: int | None
+) -> None:
+    """A gross settlement the ledger refused (502 ``ledger_refused``, docs/LIMITS.md) is a
+    failed trade, not a final one: its base-layer transaction was final, its books were not."""
+    reject_reason = getattr(store, "reject_reason", None)
+    failed = None if reject_reason is None else reject_reason(flow_id, int(RejectCode.LEDGER_REFUSED))
+    if failed is None:
+        return
+    code = RejectCode.LEDGER_REFUSED
+    at_ms = final_ms if final_ms is not None else out["transitions"][-1]["at_ms"]
+    out["transitions"].append({"state": "failed", "at_ms": at_ms, "detail": f"{code.slug} ({int(code)})"})
+    out["state"] = "failed"
+    out["badge"] = f"Settlement failed — {code.slug} ({int(code)}): {failed['reason']}"
 
 
 def _header(record: dict[str, Any], flow_id: str) -> dict[str, Any]:

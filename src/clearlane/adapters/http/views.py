@@ -88,6 +88,9 @@ class _Source:
     def l1_group_for_batch(self, batch_id: str) -> dict[str, Any] | None:
         return self.store.l1_group_for_batch(batch_id)
 
+    def reject_reason(self, input_id: str, code: int) -> dict[str, Any] | None:
+        return self.store.reject_reason(input_id, code)
+
 
 def lifecycle(
     rt: Runtime, flow_id: str, principal: Principal, kind: int | None = None
