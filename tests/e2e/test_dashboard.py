@@ -352,6 +352,21 @@ def test_savings_page(page: Page, cameras: dict[str, Page], live: LiveDemo) -> N
     _shoot(cameras, live, "savings", "savings", "#latency-day[data-plotted='1']")
 
 
+def test_escrow_pages(page: Page, cameras: dict[str, Page], live: LiveDemo) -> None:
+    """The demo's car marketplace in the escrow list and on one escrow's page: states, where the
+    money is, and amounts in the asset's decimals (24,900.00 USD), never raw minor units."""
+    _open(page, live, "escrows")
+    page.wait_for_function("document.body.dataset.rendered === 'escrows'", timeout=10_000)
+    expect(page.locator("tbody tr", has_text="car-0002")).to_contain_text("24,900.00")
+    expect(page.locator("main, body").first).not_to_contain_text("minor units")
+    _open(page, live, "escrow/car-0002")
+    page.wait_for_function("document.body.dataset.rendered === 'escrow'", timeout=10_000)
+    expect(page.locator("h1")).to_contain_text("car-0002")
+    expect(page.locator("dl.facts").last).to_contain_text("24,900.00")
+    _shoot(cameras, live, "escrows", "escrows")
+    _shoot(cameras, live, "escrow/car-0002", "escrow")
+
+
 # ---------------------------------------------------------------------- stream and views
 def test_stream_is_coalesced(live: LiveDemo) -> None:
     """However fast trades arrive, the stream the pages follow sends a few stats events a second."""
