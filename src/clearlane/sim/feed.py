@@ -47,6 +47,7 @@ class RuntimeFeed:
         self.tick_s = tick_s
         self.executed = trades.column("executed_at").to_numpy().astype(np.int64)
         self.cursor = int(np.searchsorted(self.executed, runtime.clock.now_ms(), side="left"))
+        self.first = self.cursor  # the first row fed (the demo's start time of day)
         self.bad_share = bad_share
         self.rng = np.random.default_rng(seed)
         self.on_rejects = on_rejects

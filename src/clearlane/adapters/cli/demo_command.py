@@ -81,7 +81,7 @@ def demo(
     summary["run"] = result["run"]
     elapsed = time.perf_counter() - started
     print_summary(summary, f"Cleared {trades:,} trades in {elapsed:.1f} s")
-    _print_badges(runner, day)
+    _print_badges(runner, day.trades.column("trade_id").slice(0, 200).to_pylist())
     console.print(
         f"rejects: {result['rejects']} (see {out / 'rejects.jsonl'})  database: {out / 'clearlane.db'}"
     )
@@ -148,7 +148,8 @@ def _demo_live(
                 f"Streamed {demo_run.feed.applied:,} trades in {time.monotonic() - started:.1f} s "
                 f"(engine clock {speed:g}x)",
             )
-            _print_badges(runtime, day)
+            feed = demo_run.feed
+            _print_badges(runtime, feed.trades.column("trade_id").slice(feed.first, 200).to_pylist())
         console.print(_clock_line(runtime.clock, speed))
         demo_run.http.stop()
     console.print(f"database: {out / 'clearlane.db'}")
@@ -179,36 +180,35 @@ def _live_run(demo_run: Any) -> dict[str, Any]:
     return run_from_counts(feed.applied + feed.refused, by_code, demo_run.runtime.rm.activity.duplicates)
 
 
-def _print_badges(runner: Any, day: Any) -> None:
+def _print_badges(owner: Any, candidates: list[str]) -> None:
+    """Two badges and the next commands. ``owner``: the runner (``--no-serve``) or the live
+    runtime, whose read model finds a record by id at once (the store scans chunk blobs)."""
     from clearlane.node.report import trade_lifecycle
 
-    sample = _sample_trades(runner, day.trades.column("trade_id").slice(0, 1000).to_pylist())
+    source = owner.store
+    if hasattr(owner, "rm"):
+        from clearlane.adapters.http.views import LifecycleSource
+
+        source = LifecycleSource(owner.rm)
+    sample = _sample_trades(source, candidates)
     for flow_id in sample:
-        life = trade_lifecycle(runner.store, flow_id)
+        life = trade_lifecycle(source, flow_id)
         if life is not None:
             console.print(f"  {flow_id}: [bold]{life['badge']}[/]")
-    db = runner.store.url.removeprefix("sqlite:///")
+    db = owner.store.url.removeprefix("sqlite:///")
     console.print(f"next: clearlane status {sample[0] if sample else 'TRADE_ID'} --db {db}")
     if sample:
         console.print(f"      clearlane proof {sample[0]} --db {db}   (then: clearlane verify-proof FILE)")
 
 
-def _sample_trades(runner: Any, candidates: list[str]) -> list[str]:
-    """One L2 and one L1 exchange trade, for the demo's badges: the first stored chunk's, or —
-    when the car marketplace's escrow payouts came first — the first of ``candidates`` (the
+def _sample_trades(source: Any, candidates: list[str]) -> list[str]:
+    """One L2 and one L1 exchange trade for the demo's badges: the first of ``candidates`` (the
     day's first trade ids) stored on each lane."""
-    table = runner.store.first_trade_chunk()
     picks: dict[str, str] = {}
-    if table is not None:
-        for flow_id, lane in zip(
-            table.column("flow_id").to_pylist(), table.column("lane").to_pylist(), strict=True
-        ):
-            if not str(flow_id).startswith("escrow:"):
-                picks.setdefault(str(lane), str(flow_id))
     for trade_id in candidates:
         if "L2" in picks and "L1" in picks:
             break
-        record = runner.store.find_trade(trade_id)
+        record = source.find_trade(trade_id)
         if record is not None and record.get("lane"):
-            picks.setdefault(str(record["lane"]), record["flow_id"])
+            picks.setdefault(str(record["lane"]), str(record["flow_id"]))
     return [picks[lane] for lane in ("L2", "L1") if lane in picks]

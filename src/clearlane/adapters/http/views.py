@@ -68,7 +68,7 @@ def _eff(gross: float, net: float) -> float | None:
 
 
 # ---------------------------------------------------------------------- trades
-class _Source:
+class LifecycleSource:
     """What :func:`clearlane.node.report.trade_lifecycle` reads: records from the read model's
     index, batches and L1 groups from the store (indexed by primary key)."""
 
@@ -103,7 +103,7 @@ def lifecycle(
         record = rm.chunk_table(hit[0]).slice(hit[1], 1).to_pylist()[0]
         if not principal.may_see(record["buyer"], record["seller"]):
             return None
-        life = trade_lifecycle(_Source(rm), flow_id)
+        life = trade_lifecycle(LifecycleSource(rm), flow_id)
     if life is None:
         return None
     cfg = rt.config
