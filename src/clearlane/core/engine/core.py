@@ -1456,8 +1456,7 @@ class Engine:
         )
         if not self._post_or_refuse(posting, out, event_id):
             return
-        self.collateral[p, a] += amount
-        self.collateral_digest.touch(p)
+        self._collateral_moved(p, a, amount)
 
     def _apply_withdrawal(self, entry: LogEntry, out: StepBuilder) -> None:
         payload = _payload(entry, CollateralWithdrawal)
@@ -1490,8 +1489,7 @@ class Engine:
         )
         if not self._post_or_refuse(posting, out, event_id):
             return
-        self.collateral[p, a] -= amount
-        self.collateral_digest.touch(p)
+        self._collateral_moved(p, a, -amount)
 
     def _apply_payment(self, entry: LogEntry, out: StepBuilder) -> None:
         payload = _payload(entry, Payment)
