@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import time
 from collections.abc import Callable
 from importlib import resources
@@ -448,16 +449,28 @@ def proof_download(trade_id: str, views: ViewsDep) -> Response:
     )
 
 
+_SCRIPT_TAG = re.compile(r'<script src="/ui/static/([A-Za-z0-9_-]+\.js)"></script>')
+
+
 def inline_page() -> bytes:
-    """index.html with style.css and app.js inlined: one request before the data requests."""
+    """index.html with style.css and every script it names inlined: one request before the data.
+
+    ``app.js`` holds the shell (router, formatting, the live stream); each later script adds its
+    pages to ``pages`` (one file per capability, so capabilities do not edit one another's code).
+    """
     html = (STATIC / "index.html").read_text(encoding="utf-8")
     css = (STATIC / "style.css").read_text(encoding="utf-8")
-    js = (STATIC / "app.js").read_text(encoding="utf-8")
-    if "</script" in js.lower() or "</style" in css.lower():
-        raise RuntimeError("static assets must not contain closing script/style tags (they are inlined)")
+    if "</style" in css.lower():
+        raise RuntimeError("style.css must not contain a closing style tag (it is inlined)")
+
+    def script(match: re.Match[str]) -> str:
+        js = (STATIC / match.group(1)).read_text(encoding="utf-8")
+        if "</script" in js.lower():
+            raise RuntimeError(f"{match.group(1)} must not contain a closing script tag (it is inlined)")
+        return f"<script>\n{js}</script>"
+
     html = html.replace('<link rel="stylesheet" href="/ui/static/style.css">', f"<style>\n{css}</style>")
-    html = html.replace('<script src="/ui/static/app.js"></script>', f"<script>\n{js}</script>")
-    return html.encode("utf-8")
+    return _SCRIPT_TAG.sub(script, html).encode("utf-8")
 
 
 def pages_router() -> APIRouter:
