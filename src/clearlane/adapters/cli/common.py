@@ -70,7 +70,7 @@ def chain_choice(chain: str, rpc_url: str | None, chain_key: Path | None) -> Any
 
 def fail(message: str, code: int = 2) -> typer.Exit:
     """Print ``message`` as an error on stderr; the caller raises the returned exit."""
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 
