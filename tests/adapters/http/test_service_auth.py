@@ -51,6 +51,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Service, d
             "participant": "MM-ALPHA",
             "endpoint_id": hook.json()["id"],
             "escrow_id": "AUTH-E",
+            "delivery_id": "1",
         }
         yield s, values
 
