@@ -137,11 +137,28 @@ def serve(
     _run_server(api, host, port, ServerLimits(header_timeout_s=header_timeout), log_level)
 
 
+def _log_with_request_ids(level: str) -> None:
+    """clearlane's own log lines on stderr, each with the id of the request it was written for
+    (``-`` outside one); ``--log-level info`` adds one access line per request
+    (``clearlane.http.access``: id, method, path, status, duration)."""
+    import logging
+
+    from clearlane.adapters.http.idempotency import RequestIdLogFilter
+
+    handler = logging.StreamHandler()
+    handler.addFilter(RequestIdLogFilter())
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"))
+    root = logging.getLogger("clearlane")
+    root.addHandler(handler)
+    root.setLevel(level.upper() if level.upper() in logging.getLevelNamesMapping() else "WARNING")
+
+
 def _run_server(api: Any, host: str, port: int, limits: Any, log_level: str) -> None:
     """Serve until SIGTERM/SIGINT. A clearing loop that failed meanwhile keeps the API answering
     503 (``/healthz``: failed) until then, and makes the exit code 1 with the failure named."""
     from clearlane.adapters.http.server import serve_until_signal, server_config
 
+    _log_with_request_ids(log_level)
     serve_until_signal(server_config(api, host, port, limits, log_level), api.state.runtime.bus.end_streams)
     failed = api.state.runtime.failed
     if failed is not None:

@@ -600,3 +600,4 @@ class ProblemOut(BaseModel):
     field: str | None = None
     reason: str | None = None
     errors: list[dict[str, object]] | None = None
+    request_id: str | None = Field(default=None, description="The response's X-Request-Id.")
