@@ -14,6 +14,8 @@ from clearlane.adapters.cli.common import (
     ChainKeyOption,
     ChainOption,
     DbOption,
+    ExistingDbOption,
+    JsonOption,
     KeysOption,
     RpcUrlOption,
     chain_choice,
@@ -21,6 +23,7 @@ from clearlane.adapters.cli.common import (
     err,
     fail,
     missing_db,
+    print_json,
 )
 
 # The edge's limits and access (docs/API.md, "Limits at the edge", "Webhooks", "Metrics").
@@ -211,7 +214,7 @@ def _key_store(db: str) -> Any:
 
 @apikey_app.command("create")
 def apikey_create(
-    db: DbOption = "clearlane.db",
+    db: ExistingDbOption = "clearlane.db",
     role: Annotated[str, typer.Option(help="participant, operator or auditor.")] = "operator",
     participant: Annotated[
         str | None, typer.Option(help="The participant a participant key acts for.")
@@ -232,12 +235,29 @@ def apikey_create(
 
 
 @apikey_app.command("list")
-def apikey_list(db: DbOption = "clearlane.db") -> None:
+def apikey_list(db: ExistingDbOption = "clearlane.db", as_json: JsonOption = False) -> None:
     """List API keys (ids, roles, participants; never secrets)."""
     keys = _key_store(db)
     table = Table("key id", "role", "participant", "label", "created", "revoked")
     from clearlane.node.report import iso
 
+    if as_json:
+        rows = keys.list()
+        keys.store.close()
+        print_json(
+            [
+                {
+                    "key_id": r["key_id"],
+                    "role": r["role"],
+                    "participant": r["participant"],
+                    "label": r["label"] or "",
+                    "created_at": iso(int(r["created_ms"])),
+                    "revoked_at": iso(r["revoked_ms"]),
+                }
+                for r in rows
+            ]
+        )
+        return
     for row in keys.list():
         table.add_row(
             row["key_id"],
@@ -253,7 +273,8 @@ def apikey_list(db: DbOption = "clearlane.db") -> None:
 
 @apikey_app.command("revoke")
 def apikey_revoke(
-    key_id: Annotated[str, typer.Argument(help="The key id (not the key).")], db: DbOption = "clearlane.db"
+    key_id: Annotated[str, typer.Argument(help="The key id (not the key).")],
+    db: ExistingDbOption = "clearlane.db",
 ) -> None:
     """Revoke an API key (a running server refuses it from its next request)."""
     keys = _key_store(db)
