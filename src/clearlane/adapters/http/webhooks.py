@@ -63,12 +63,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from clearlane.adapters.http import schemas as sc
 from clearlane.adapters.http import views
-from clearlane.adapters.http.auth import OPERATOR, Principal
+from clearlane.adapters.http.auth import OPERATOR
 from clearlane.adapters.http.common import READERS, REVALIDATE, Operator, Reader, cached, roles_doc
 from clearlane.adapters.http.problems import Problem, ServiceCode, bad_parameter, not_found
 from clearlane.adapters.http.targets import Resolver, TargetPolicy, TargetRefused, system_resolver
 from clearlane.adapters.http.views import decode_cursor, encode_cursor
 from clearlane.adapters.sql import webhooks as sql_webhooks
+from clearlane.core.money import format_minor
 from clearlane.node.events import (
     DEPRECATED_ALIASES,
     WEBHOOK_EVENTS,
@@ -78,6 +79,7 @@ from clearlane.node.events import (
     iso,
 )
 from clearlane.node.projections.common import NBINS, hist
+from clearlane.node.report import trade_lifecycle
 
 if TYPE_CHECKING:
     from clearlane.node.runtime import Runtime
@@ -108,17 +110,59 @@ SNAPSHOT_KEYS = (
     "l1_final_at",
     "badge",
 )
-WEBHOOK_PRINCIPAL = Principal("webhooks", OPERATOR, None, "webhook payloads")
 
 
-def trade_snapshot(runtime: "Runtime", trade_id: str, kind: str) -> dict[str, Any] | None:
+class SnapshotSource(views.LifecycleSource):
+    """The read model's lifecycle source with the batch and L1-group rows remembered: the trades
+    of one delivery round share a few batches, each read from the store once, not per trade."""
+
+    def __init__(self, runtime: "Runtime") -> None:
+        super().__init__(runtime.rm)
+        self._lock = runtime.lock
+        self._rows: dict[tuple[str, str], dict[str, Any] | None] = {}
+
+    def find_trade(self, flow_id: str) -> dict[str, Any] | None:
+        # Only the read model needs the runtime's lock (the store is read on its own
+        # connection): the clearing loop waits for one lookup, not for a whole lifecycle.
+        with self._lock:
+            return super().find_trade(flow_id)
+
+    def _once(self, kind: str, key: str, read: Any) -> dict[str, Any] | None:
+        if (kind, key) not in self._rows:
+            self._rows[(kind, key)] = read(key)
+        return self._rows[(kind, key)]
+
+    def batch(self, batch_id: str) -> dict[str, Any] | None:
+        return self._once("batch", batch_id, super().batch)
+
+    def l1_group(self, group_id: str) -> dict[str, Any] | None:
+        return self._once("l1", group_id, super().l1_group)
+
+    def l1_group_for_batch(self, batch_id: str) -> dict[str, Any] | None:
+        return self._once("l1b", batch_id, super().l1_group_for_batch)
+
+
+def trade_snapshot(
+    runtime: "Runtime", trade_id: str, kind: str, source: SnapshotSource | None = None
+) -> dict[str, Any] | None:
     """The trade a trade event names, as it is when its delivery is written: state, amounts
     (decimal strings; the asset codes beside them), both finality times on the engine clock,
-    the badge. None if the read model does not know it (a rejected row never entered it)."""
-    life = views.lifecycle(runtime, trade_id, WEBHOOK_PRINCIPAL, 1 if kind == "payment" else 0)
+    the badge. None if the read model does not know it."""
+    src = source if source is not None else SnapshotSource(runtime)
+    with runtime.lock:
+        known = runtime.rm.find(trade_id, kind=1 if kind == "payment" else 0) is not None
+    life = trade_lifecycle(src, trade_id) if known else None
     if life is None:
         return None
-    return {k: life.get(k) for k in SNAPSHOT_KEYS}
+    scales = {a.code: a.scale for a in runtime.config.assets}
+    out = {k: life.get(k) for k in SNAPSHOT_KEYS}
+    out["state"] = str(life["state"])
+    out["final"] = life["state"] in ("final", "rejected") or (
+        life["state"] == "unwound" and life["l1_final_at"] is not None
+    )
+    out["quantity"] = format_minor(int(life["qty_minor"]), scales.get(life["base"], 0))
+    out["quote_amount"] = format_minor(int(life["quote_minor"]), scales.get(life["quote"], 0))
+    return out
 
 
 def sign(secret: str, timestamp: int, body: bytes) -> str:
@@ -424,6 +468,7 @@ class WebhookService:
         now = int(time.time() * 1000)
         rows: list[dict[str, Any]] = []
         trades: dict[tuple[str, str], dict[str, Any] | None] = {}  # one lookup per trade, all endpoints
+        source = SnapshotSource(self.runtime)  # each batch row read once per round
         for _seq, groups in batch:
             for ep in endpoints:
                 # An endpoint bound to a participant is that participant's: its own figures only.
@@ -439,7 +484,7 @@ class WebhookService:
                             "type": event["type"],
                             "engine_time": event["at"],
                             "created_at": event["at"],  # the same engine time, its older name
-                            "data": self._enriched(event, trades),
+                            "data": self._enriched(event, trades, source),
                         }
                         rows.append(
                             {
@@ -458,7 +503,10 @@ class WebhookService:
         sql_webhooks.enqueue_deliveries(self.store, rows, mark_key=HWM_KEY, upto_seq=top)
 
     def _enriched(
-        self, event: Mapping[str, Any], trades: dict[tuple[str, str], dict[str, Any] | None]
+        self,
+        event: Mapping[str, Any],
+        trades: dict[tuple[str, str], dict[str, Any] | None],
+        source: "SnapshotSource",
     ) -> Any:
         """A trade event's data with the trade itself (state, amounts, both finality times, the
         badge), so a receiver needs no follow-up GET; other events' data as they are."""
@@ -467,7 +515,7 @@ class WebhookService:
             return data
         key = (str(data.get("trade_id")), str(data.get("kind") or "trade"))
         if key not in trades:
-            trades[key] = trade_snapshot(self.runtime, *key)
+            trades[key] = trade_snapshot(self.runtime, *key, source=source)
         return {**data, "trade": trades[key]}
 
     # ------------------------------------------------------------------ deliver
