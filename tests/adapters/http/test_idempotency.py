@@ -66,6 +66,10 @@ def test_request_id_on_every_response(tmp_path: Path) -> None:
         anonymous = s.client.get("/v1/trades")
         assert anonymous.status_code == 401
         assert anonymous.json()["request_id"] == anonymous.headers["x-request-id"]
+        spec = s.client.get("/openapi.json").json()
+        post = spec["paths"]["/v1/trades"]["post"]
+        assert any(p["name"] == "Idempotency-Key" for p in post["parameters"])
+        assert "X-Request-Id" in post["responses"]["201"]["headers"]
         too_big = s.client.post(
             "/v1/trades", content=b"x", headers={**s.h(), "content-length": "999999999999"}
         )

@@ -5,6 +5,7 @@ trade itself on one labelled clock."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +60,9 @@ def test_update_rotate_ping_and_redeliver(tmp_path: Path) -> None:
             assert headers[HEADER_SIGNATURE].count("v1=") == 2
             assert verify_signature(ep["secret"], headers, body)
             assert verify_signature(rotated["secret"], headers, body)
+            hooks = s.app.state.webhooks
+            hooks._load()  # as a restart reads it: the overlap is stored, not only in memory
+            assert len(hooks.get(ep["id"]).secrets_at(int(time.time() * 1000))) == 2
             # rotation without an overlap: the old secret stops at once
             final = s.client.post(f"{url}/rotate-secret", json={"overlap_s": 0}, headers=s.h()).json()
             assert final["previous_secret_expires_at_wall"] is None

@@ -119,6 +119,30 @@ def _key_store(runtime: Runtime) -> ResponseStore:
     return MemoryKeyStore()
 
 
+_IDEMPOTENCY_PARAMETER = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+    "description": "Retry safely: the first 2xx response to this key is replayed for 24 h "
+    "(a different request under it: 422 code 614; while it runs: 409 code 615). docs/API.md.",
+}
+_REQUEST_ID_HEADER = {
+    "description": "The request's id (the client's X-Request-Id if sane, else generated).",
+    "schema": {"type": "string"},
+}
+
+
+def _document_edge_headers(schema: dict[str, Any]) -> None:
+    """The headers the middlewares add, on every operation of the OpenAPI document."""
+    for ops in schema.get("paths", {}).values():
+        for method, op in ops.items():
+            if method in ("post", "patch"):
+                op.setdefault("parameters", []).append(dict(_IDEMPOTENCY_PARAMETER))
+            for response in op.get("responses", {}).values():
+                response.setdefault("headers", {})["X-Request-Id"] = _REQUEST_ID_HEADER
+
+
 def _lifespan(runtime: Runtime) -> Callable[[FastAPI], Any]:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -152,6 +176,7 @@ def _document_bodies(app: FastAPI) -> None:
             for name, sub in defs.pop("$defs", {}).items():
                 components.setdefault(name, sub)
             components[model.__name__] = defs
+        _document_edge_headers(schema)
         app.openapi_schema = schema
         return schema
 
