@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
+import pytest
 from starlette.types import Message, Receive, Scope, Send
 
-from clearlane.adapters.http.idempotency import IdempotencyKeys, MemoryKeyStore
+from clearlane.adapters.http.idempotency import IdempotencyKeys, MemoryKeyStore, RequestIdLogFilter
+from clearlane.adapters.http.problems import REQUEST_ID
 from clearlane.adapters.http.webhooks import WebhookOptions
 from tests.service_support import make_service
 
@@ -57,10 +60,12 @@ def test_idempotency_key_replays_refuses_and_survives_a_restart(tmp_path: Path) 
         assert replay.status_code == 201 and replay.content == first.content
 
 
-def test_request_id_on_every_response(tmp_path: Path) -> None:
+def test_request_id_on_every_response(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     with make_service(tmp_path, webhooks=False) as s:
-        mine = s.client.get("/v1/trades/NOPE", headers={**s.h(), "X-Request-Id": "trace-42"})
+        with caplog.at_level(logging.INFO, logger="clearlane.http.access"):
+            mine = s.client.get("/v1/trades/NOPE", headers={**s.h(), "X-Request-Id": "trace-42"})
         assert mine.headers["x-request-id"] == "trace-42" and mine.json()["request_id"] == "trace-42"
+        assert any(r.getMessage().startswith("trace-42 GET /v1/trades/NOPE -> 404") for r in caplog.records)
         insane = s.client.get("/healthz", headers={"X-Request-Id": "no spaces allowed " * 3})
         assert insane.status_code == 200 and insane.headers["x-request-id"].startswith("req_")
         anonymous = s.client.get("/v1/trades")
@@ -129,3 +134,14 @@ def test_a_key_in_flight_is_a_409_and_expired_keys_are_gone() -> None:
     assert calls == [1]  # the first request ran once; the in-flight one and the replay did not
     row = store.get(next(iter(store._rows))[0], "k", 0)
     assert row is not None and store.get(row["scope"], "k", row["expires_ms"]) is None
+
+
+def test_log_lines_name_their_request() -> None:
+    record = logging.LogRecord("clearlane.x", logging.WARNING, __file__, 1, "m", None, None)
+    token = REQUEST_ID.set("req_abc")
+    try:
+        assert RequestIdLogFilter().filter(record) and record.request_id == "req_abc"
+    finally:
+        REQUEST_ID.reset(token)
+    RequestIdLogFilter().filter(record)
+    assert record.request_id == "-"

@@ -148,10 +148,12 @@ def _log_with_request_ids(level: str) -> None:
 
     from clearlane.adapters.http.idempotency import RequestIdLogFilter
 
+    root = logging.getLogger("clearlane")
+    if any(isinstance(f, RequestIdLogFilter) for h in root.handlers for f in h.filters):
+        return  # installed by an earlier serve in this process
     handler = logging.StreamHandler()
     handler.addFilter(RequestIdLogFilter())
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"))
-    root = logging.getLogger("clearlane")
     root.addHandler(handler)
     root.setLevel(level.upper() if level.upper() in logging.getLevelNamesMapping() else "WARNING")
 
