@@ -14,14 +14,17 @@ from starlette.types import Message, Receive, Scope, Send
 from clearlane.adapters.http.idempotency import IdempotencyKeys, MemoryKeyStore, RequestIdLogFilter
 from clearlane.adapters.http.problems import REQUEST_ID
 from clearlane.adapters.http.webhooks import WebhookOptions
-from tests.service_support import make_service
+from tests.service_support import Service, make_service
 
 LOCAL = WebhookOptions(allow=("127.0.0.1",))
 HOOK = {"url": "http://127.0.0.1:9/hook", "events": ["batch.final"]}
 
 
-def test_idempotency_key_replays_refuses_and_survives_a_restart(tmp_path: Path) -> None:
+def test_idempotency_key_replays_refuses_and_survives_a_restart(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     with make_service(tmp_path, webhook_options=LOCAL) as s:
+        _request_ids(s, caplog)
         key = {**s.h(), "Idempotency-Key": "reg-1"}
         first = s.client.post("/v1/webhooks", json=HOOK, headers=key)
         again = s.client.post("/v1/webhooks", json=HOOK, headers=key)
@@ -60,25 +63,24 @@ def test_idempotency_key_replays_refuses_and_survives_a_restart(tmp_path: Path) 
         assert replay.status_code == 201 and replay.content == first.content
 
 
-def test_request_id_on_every_response(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    with make_service(tmp_path, webhooks=False) as s:
-        with caplog.at_level(logging.INFO, logger="clearlane.http.access"):
-            mine = s.client.get("/v1/trades/NOPE", headers={**s.h(), "X-Request-Id": "trace-42"})
-        assert mine.headers["x-request-id"] == "trace-42" and mine.json()["request_id"] == "trace-42"
-        assert any(r.getMessage().startswith("trace-42 GET /v1/trades/NOPE -> 404") for r in caplog.records)
-        insane = s.client.get("/healthz", headers={"X-Request-Id": "no spaces allowed " * 3})
-        assert insane.status_code == 200 and insane.headers["x-request-id"].startswith("req_")
-        anonymous = s.client.get("/v1/trades")
-        assert anonymous.status_code == 401
-        assert anonymous.json()["request_id"] == anonymous.headers["x-request-id"]
-        spec = s.client.get("/openapi.json").json()
-        post = spec["paths"]["/v1/trades"]["post"]
-        assert any(p["name"] == "Idempotency-Key" for p in post["parameters"])
-        assert "X-Request-Id" in post["responses"]["201"]["headers"]
-        too_big = s.client.post(
-            "/v1/trades", content=b"x", headers={**s.h(), "content-length": "999999999999"}
-        )
-        assert too_big.status_code == 413 and too_big.json()["request_id"] == too_big.headers["x-request-id"]
+def _request_ids(s: Service, caplog: pytest.LogCaptureFixture) -> None:
+    """A request id on every response: echoed if sane, in problem bodies, the access log and
+    the OpenAPI document."""
+    with caplog.at_level(logging.INFO, logger="clearlane.http.access"):
+        mine = s.client.get("/v1/trades/NOPE", headers={**s.h(), "X-Request-Id": "trace-42"})
+    assert mine.headers["x-request-id"] == "trace-42" and mine.json()["request_id"] == "trace-42"
+    assert any(r.getMessage().startswith("trace-42 GET /v1/trades/NOPE -> 404") for r in caplog.records)
+    insane = s.client.get("/healthz", headers={"X-Request-Id": "no spaces allowed " * 3})
+    assert insane.status_code == 200 and insane.headers["x-request-id"].startswith("req_")
+    anonymous = s.client.get("/v1/trades")
+    assert anonymous.status_code == 401
+    assert anonymous.json()["request_id"] == anonymous.headers["x-request-id"]
+    spec = s.client.get("/openapi.json").json()
+    post = spec["paths"]["/v1/trades"]["post"]
+    assert any(p["name"] == "Idempotency-Key" for p in post["parameters"])
+    assert "X-Request-Id" in post["responses"]["201"]["headers"]
+    too_big = s.client.post("/v1/trades", content=b"x", headers={**s.h(), "content-length": "999999999999"})
+    assert too_big.status_code == 413 and too_big.json()["request_id"] == too_big.headers["x-request-id"]
 
 
 def test_a_key_in_flight_is_a_409_and_expired_keys_are_gone() -> None:
