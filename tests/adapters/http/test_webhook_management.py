@@ -36,6 +36,7 @@ def test_update_rotate_ping_and_redeliver(tmp_path: Path) -> None:
             r = s.client.patch(url, json={"events": ["trade.cleared"], "description": "desk"}, headers=s.h())
             assert r.status_code == 200, r.text
             assert r.json()["events"] == ["trade.cleared"] and r.json()["secret"] is None
+            assert r.json()["created_at_wall"] == r.json()["created_at"] == ep["created_at_wall"]
             bad = s.client.patch(url, json={"url": "http://10.0.0.1/x"}, headers=s.h())
             assert bad.status_code == 422 and bad.json()["code"] == 613
             assert s.client.patch(url, json={"events": ["nope"]}, headers=s.h()).status_code == 422

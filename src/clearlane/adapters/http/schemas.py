@@ -536,7 +536,8 @@ class WebhookOut(Out):
     pool: str | None
     description: str
     active: bool
-    created_at: str | None
+    created_at_wall: str | None = Field(description="When it was registered (wall clock).")
+    created_at: str | None = Field(description="The same as created_at_wall (its older name).")
     secret: str | None = Field(
         default=None, description="Only in the responses that create the endpoint or rotate its secret."
     )

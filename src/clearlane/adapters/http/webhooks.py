@@ -223,7 +223,8 @@ class Endpoint:
             "pool": self.pool,
             "description": self.description,
             "active": self.active,
-            "created_at": iso(self.created_ms),
+            "created_at_wall": iso(self.created_ms),
+            "created_at": iso(self.created_ms),  # the same wall time, its older name
             "secret": self.secret if with_secret else None,
             "previous_secret_expires_at_wall": iso(self.previous_until_ms)
             if self.previous_secret is not None
