@@ -423,7 +423,8 @@ def test_api_errors_are_problems(live: LiveDemo) -> None:
 
 
 def test_dashboard_data_needs_a_reader_key(tmp_path: Path) -> None:
-    """Behind `clearlane serve` the dashboard's data needs an operator or auditor key; the pages don't."""
+    """Behind `clearlane serve` the dashboard's data needs an operator or auditor key, the portal's
+    any key; the pages need none."""
     from fastapi.testclient import TestClient
 
     from clearlane.adapters.http.server import build
@@ -439,8 +440,6 @@ def test_dashboard_data_needs_a_reader_key(tmp_path: Path) -> None:
     assert client.get("/ui/static/app.js").status_code == 200
     assert client.get("/").status_code == 200  # redirected to /ui/
     for route in (
-        "/v1/dashboard/meta",
-        "/v1/dashboard/chain",
         "/v1/dashboard/batches",
         "/v1/dashboard/participants",
         "/v1/dashboard/participants/MM-ALPHA",
@@ -453,6 +452,17 @@ def test_dashboard_data_needs_a_reader_key(tmp_path: Path) -> None:
         allowed = 404 if route.endswith("/proof") else 200  # no such trade: but past the key check
         assert client.get(route, headers={"X-API-Key": operator}).status_code == allowed
         assert client.get(route, headers={"Authorization": f"Bearer {auditor}"}).status_code == allowed
+    # the participant portal's views take any key (each scoped to the key's participant)
+    for route in (
+        "/v1/dashboard/meta",
+        "/v1/dashboard/chain",
+        "/v1/dashboard/finality",
+        "/v1/dashboard/trades",
+    ):
+        assert client.get(route).status_code == 401
+        for key in (participant, operator, auditor):
+            assert client.get(route, headers={"X-API-Key": key}).status_code == 200, route
+    assert client.get("/v1/dashboard/portal", headers={"X-API-Key": participant}).status_code == 200
     app.state.runtime.runner.close()
 
 
