@@ -193,7 +193,10 @@ def test_trades_search_and_click_through(page: Page, cameras: dict[str, Page], l
     page.locator("#trades tbody tr td:first-child a").first.click()
     page.wait_for_selector("#badge")
     badge = page.locator("#badge").inner_text()
-    assert re.search(r"Settled on Layer-2 — final at \d\d:\d\d:\d\d \(T\+\d+\.\ds\)", badge), badge
+    # soft-final first, then base-layer final: each instant with its date and zone
+    stamp = r"\w{3} \d\d, \d{4}, \d\d:\d\d:\d\d E[SD]T \(T\+\d+\.\ds\)"
+    assert re.search(f"Settled on Layer-2 — soft-final at {stamp}; base-layer final at {stamp}", badge), badge
+    expect(page.locator("#badge a.explain")).to_have_attribute("href", "#/finality")
     trade_id = page.evaluate("decodeURIComponent(location.hash.split('/')[2])")
     cleared = page.locator("#l2-cleared time")
     final = page.locator("#l1-final time")
@@ -445,13 +448,11 @@ def test_dashboard_data_needs_a_reader_key(tmp_path: Path) -> None:
         "/v1/dashboard/participants/MM-ALPHA",
         "/v1/dashboard/latency",
         "/v1/dashboard/rejects",
-        "/v1/trades/T1/proof",
     ):
         assert client.get(route).status_code == 401
         assert client.get(route, headers={"X-API-Key": participant}).status_code == 403
-        allowed = 404 if route.endswith("/proof") else 200  # no such trade: but past the key check
-        assert client.get(route, headers={"X-API-Key": operator}).status_code == allowed
-        assert client.get(route, headers={"Authorization": f"Bearer {auditor}"}).status_code == allowed
+        assert client.get(route, headers={"X-API-Key": operator}).status_code == 200
+        assert client.get(route, headers={"Authorization": f"Bearer {auditor}"}).status_code == 200
     # the participant portal's views take any key (each scoped to the key's participant)
     for route in (
         "/v1/dashboard/meta",
@@ -463,6 +464,10 @@ def test_dashboard_data_needs_a_reader_key(tmp_path: Path) -> None:
         for key in (participant, operator, auditor):
             assert client.get(route, headers={"X-API-Key": key}).status_code == 200, route
     assert client.get("/v1/dashboard/portal", headers={"X-API-Key": participant}).status_code == 200
+    # a proof: any key, past the key check (no such trade: 404)
+    assert client.get("/v1/trades/T1/proof").status_code == 401
+    for key in (participant, operator, auditor):
+        assert client.get("/v1/trades/T1/proof", headers={"X-API-Key": key}).status_code == 404
     app.state.runtime.runner.close()
 
 

@@ -21,6 +21,15 @@ state:
   latest ones;
 * ``/v1/trades/{id}/proof`` — the inclusion proof download (see :func:`clearlane.adapters.http.ui.audit_proofs`).
 
+Those need an operator or auditor key (they show every participant). The participant portal's
+views take any key, each scoped to the key's :class:`~clearlane.adapters.http.auth.Principal` (a
+participant key: its own figures only; another participant's is a 404; no service-wide counts):
+``/v1/dashboard/meta`` and ``/chain`` (above, plus who the key is), ``/v1/dashboard/trades`` (the
+trade page with both finality times, an id prefix and a receive-time window),
+``/v1/dashboard/portal`` (one participant's buffers, positions in asset and USD, balances,
+realized latency savings, rejects), ``/v1/dashboard/finality`` (latency per lane, measured live)
+and the proof download.
+
 ``/ui/`` serves the single page (CSS and JS inlined); ``/ui/vendor/plotly.min.js`` is the bundle
 shipped inside the installed ``plotly`` wheel (no CDN). Amounts leave as decimal strings in the
 asset's scale, USD figures rounded to cents, times as epoch milliseconds.
@@ -641,9 +650,16 @@ def rejects(views: ViewsDep) -> Response:
     return ok(views.rejects())
 
 
-@data_router.get("/v1/trades/{trade_id}/proof", openapi_extra=READER_ROLES)
+@client_router.get("/v1/trades/{trade_id}/proof", openapi_extra=ALL_ROLES_DOC)
 @timed
-def proof_download(trade_id: str, views: ViewsDep) -> Response:
+def proof_download(trade_id: str, views: ViewsDep, principal: AnyRole) -> Response:
+    """The inclusion proof of a trade; a participant key only of its own trades (another's is a
+    404 like an unknown one: existence is not disclosed)."""
+    if not principal.reads_all:
+        with views.rt.lock:
+            record = views.rt.rm.find_trade(trade_id)
+        if record is None or not principal.may_see(record["buyer"], record["seller"]):
+            return problem("Proof not available", f"proof not available for {trade_id[:100]!r} (unknown)")
     if views.proof is None:
         return problem(
             "Proof not available", "proof not available: inclusion proofs are not built by this server"

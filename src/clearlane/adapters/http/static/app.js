@@ -14,7 +14,7 @@
 
 const API = "/v1/dashboard";
 const SYMBOL = { received: "•", batched: "◔", submitted: "↗", cleared: "◑", anchored: "⚓", final: "✔",
-  rejected: "✖", unwound: "↺", included: "⛓", open: "○", reorged: "↯", resubmitted: "↻", routed: "→", pending: "◔" };
+  rejected: "✖", unwound: "↺", included: "▣", open: "○", reorged: "↯", resubmitted: "↻", routed: "→", pending: "◔" };
 const STATE_HELP = {
   received: "received, not applied yet", batched: "in an open Layer-2 batch", submitted: "sent to Layer-1, not in a block yet",
   cleared: "netted and committed on Layer-2 (soft-final)", anchored: "batch root / transaction in a base-layer block",
