@@ -177,3 +177,27 @@ def test_portal_in_the_browser(svc: Service, browser: Browser) -> None:
         context.close()
         http.stop()
     assert not errors, errors
+
+
+def test_unwound_trade_shows_its_clearing_voided(tmp_path: Path) -> None:
+    """A batch whose anchor never lands is unwound: its trade's clearing is reported voided (no
+    cleared time that looks valid) and its finality is the gross Layer-1 transaction's."""
+    from tests.service_support import EXAMPLE
+
+    dropped = ", ".join(f'"anchor:fast-00000001:{n}"' for n in range(1, 40))
+    config = tmp_path / "unwind.toml"
+    config.write_text(
+        EXAMPLE.read_text().replace("delay_blocks = 0", f"delay_blocks = 0\ndrop_tx_ids = [{dropped}]")
+    )
+    with make_service(tmp_path, config=config) as s:
+        assert s.client.post("/v1/trades", json=trade_row("UW-0"), headers=s.h()).status_code == 201
+
+        def settled_gross() -> Any:
+            life = _get(s, "/v1/trades/UW-0")
+            return life if life["state"] == "unwound" and life["l1_final_at"] else None
+
+        life = wait_for(settled_gross, timeout=30)
+        (row,) = _get(s, "/v1/dashboard/trades", q="UW-0")["items"]
+        assert row["state"] == "unwound" and row["l2_cleared_at_ms"] is None
+        assert row["l2_voided_at_ms"] is not None and row["l1_final_at"] == life["l1_final_at"]
+        assert row["l2_voided_at_ms"] <= row["l1_final_at_ms"]

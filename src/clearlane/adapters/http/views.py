@@ -350,16 +350,22 @@ def finality_times(rt: Runtime, items: list[dict[str, Any]]) -> None:
     def l1_final(group_id: str | None, batch_id: str | None, flow_id: str) -> int | None:
         key = group_id or f"batch:{batch_id}"
         if key not in groups:
+            groups[key] = {}
+            # A group still settling is in the read model; a finished one only in the store.
+            view = rm.l1_groups.get(group_id) if group_id else None
             row = (
-                rt.store.l1_group(group_id)
+                None
+                if view is not None
+                else rt.store.l1_group(group_id)
                 if group_id
                 else rt.store.l1_group_for_batch(batch_id)
                 if batch_id
                 else None
             )
-            groups[key] = {}
-            if row is not None:
-                table = read_table(bytes(row["blob"]))
+            table = (
+                view.table if view is not None else None if row is None else read_table(bytes(row["blob"]))
+            )
+            if table is not None:
                 ids = table.column("flow_id").to_pylist()
                 finals = table.column("final_ms").to_pylist()
                 groups[key] = {

@@ -177,8 +177,8 @@ function badgeOf(d) {
   if (d.state === "failed") return { tone: "rejected", title: "Settlement failed", parts: [], note: d.badge };
   if (d.state === "unwound") {
     const undone = (d.transitions.find((s) => s.state === "unwound") || {}).at_ms;
-    const parts = undone ? [at("Layer-2 clearing voided", undone)] : [];
-    return final ? { tone: "unwound", title: "Unwound from Layer-2, settled gross on Layer-1", parts: [...parts, at("final on Layer-1", final)], note: "" }
+    const parts = undone ? [at("Layer-2 clearing voided at", undone)] : [];
+    return final ? { tone: "unwound", title: "Unwound from Layer-2, settled gross on Layer-1", parts: [...parts, at("final on Layer-1 at", final)], note: "" }
       : { tone: "unwound", title: "Unwound from Layer-2 — settling gross on Layer-1", parts, note: "Layer-1 final pending" };
   }
   if (d.lane === "L2" && cleared) {
