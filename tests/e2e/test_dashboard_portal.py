@@ -82,6 +82,16 @@ def test_portal_is_the_participants_own(svc: Service) -> None:
     assert [lane["pool"] for lane in fin["lanes"]] == ["fast", "retail", None]
     assert all("n" not in lane["final"] for lane in fin["lanes"])
     assert all("n" in lane["final"] for lane in _get(svc, "/v1/dashboard/finality", "operator")["lanes"])
+    # a proof of another participant's trade does not exist for this key (its own may)
+    assert (
+        svc.client.get(f"/v1/trades/{FOREIGN}/proof", headers=svc.h("participant"))
+        .json()["detail"]
+        .endswith("(unknown)")
+    )
+    assert svc.client.get(f"/v1/trades/{OWN_L2[0]}/proof", headers=svc.h("participant")).status_code in (
+        200,
+        404,
+    )
     meta = _get(svc, "/v1/dashboard/meta")
     assert meta["me"] == {"role": "participant", "participant": "MM-ALPHA"} and "participants" not in meta
 

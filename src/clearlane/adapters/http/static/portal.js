@@ -7,7 +7,10 @@
 // A latency in ms as words ("0.8 s", "12.6 min"); null stays a dash.
 const lat = (ms) => secs(secsMs(ms));
 
-function savingsPanel(s) {
+function savingsPanel(s, legacy) {
+  if (legacy) {
+    return `<p>You settle on Layer-1 only (legacy opt-out): each of your ${num(s.l1_trades)} trades is its own gross base-layer transaction, final after the Layer-1 confirmations — nothing to compare. <a href="#/finality">What Layer-2 would change →</a></p>`;
+  }
   if (!s.l2_trades_cleared) {
     return `<p class="muted">No Layer-2 trade of yours has cleared yet${s.l1_trades ? ` (${num(s.l1_trades)} settled gross on Layer-1)` : ""}.</p>`;
   }
@@ -74,7 +77,7 @@ pages.portal = {
         ${kpi("Saved per trade", lat(s.saved_per_trade_p50_ms), `vs gross Layer-1 final (${lat(s.l1_final_p50_ms)})`, "kpi-saved")}
         ${kpi("Positions", usd(finalUsd), `settled · ${usd(pendingUsd)} pending, at marks`, "kpi-positions")}</div>
       <div class="panel">${bufferBar(a.utilisation)}</div>
-      <h2>Realized settlement-latency savings</h2><div class="panel" id="portal-savings">${savingsPanel(s)}</div>
+      <h2>Realized settlement-latency savings</h2><div class="panel" id="portal-savings">${savingsPanel(s, a.legacy_opt_out)}</div>
       <h2>Positions per lane <span class="hint">(in the asset and ≈ USD at current marks)</span></h2>${positionTable(rows)}
       <h2>Balances</h2><div class="table-wrap"><table id="portal-balances"><thead><tr><th>Asset</th><th class="num">Available</th><th class="num">Collateral</th><th class="num opt">In flight</th><th class="num opt">Held for pending batches</th></tr></thead>
         <tbody>${balances || '<tr><td colspan="5" class="muted">None.</td></tr>'}</tbody></table></div>
