@@ -183,6 +183,12 @@ def test_portal_in_the_browser(svc: Service, browser: Browser) -> None:
         expect(page.locator("#view")).not_to_contain_text("Anchor tx")
         expect(page.locator("#timeline")).to_contain_text("included")
         expect(page.locator("#timeline")).not_to_contain_text("anchored")
+        # its batch: its own instructions and trades, not the batch's volume
+        batch_id = _get(svc, f"/v1/trades/{OWN_L2[0]}")["batch_id"]
+        page.goto(f"{http.url}/ui/#/batch/{batch_id}")
+        page.wait_for_selector("#instructions tbody tr td")
+        expect(page.locator("#kpi-conf")).to_be_visible()
+        expect(page.locator("#kpi-gross")).to_have_count(0)
     finally:
         context.close()
         http.stop()

@@ -458,9 +458,9 @@ pages.batch = {
       <td class="num">${amount(dec(i.net, i.asset))}</td></tr>`).join("");
     const events = (b.events || []).map((s) => `<li><span>${chip(s.event)}</span><span>${t(s.at_ms)}</span><span class="detail hash">${esc(s.detail)}</span></li>`).join("");
     return `<h1>Batch <span class="mono">${esc(b.batch_id)}</span> ${chip(b.state)}</h1>
-      <div class="kpis">${kpi("Trades", num(b.flows), b.state === "open" ? "so far (open)" : "in the batch", "kpi-flows")}
+      <div class="kpis">${state.me && state.me.participant ? "" /* a client sees its own part, not the batch's volume */ : `${kpi("Trades", num(b.flows), b.state === "open" ? "so far (open)" : "in the batch", "kpi-flows")}
         ${kpi("Gross", usd(b.gross_usd), "sum of obligations", "kpi-gross")}${kpi("Net", usd(b.net_usd), "what actually moves", "kpi-net")}
-        ${kpi("Netting efficiency", pct(b.netting_efficiency), "1 − net / gross", "kpi-eff")}
+        ${kpi("Netting efficiency", pct(b.netting_efficiency), "1 − net / gross", "kpi-eff")}`}
         ${kpi("Confirmations", conf(c), b.anchor_height ? "block " + num(b.anchor_height) : "not anchored yet", "kpi-conf")}</div>
       <div class="grid2"><div class="panel"><dl class="facts">
         <dt>Pool</dt><dd><a href="#/batches${qs({ pool: b.pool })}">${esc(b.pool)}</a></dd><dt>Opened</dt><dd>${t(b.opened_at_ms, true)}</dd>
