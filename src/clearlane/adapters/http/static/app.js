@@ -31,11 +31,14 @@ const esc = (v) => String(v ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "
 const timeFmt = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false });
 const dateTimeFmt = new Intl.DateTimeFormat(undefined, { year: "numeric", month: "short", day: "2-digit", hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false });
 function iso(ms) { return new Date(ms).toISOString(); }
+const zoneFmt = new Intl.DateTimeFormat(undefined, { timeZoneName: "short" });
+function zoneName(d) { const part = zoneFmt.formatToParts(d).find((p) => p.type === "timeZoneName"); return part ? part.value : ""; }
 function t(ms, long) {
   if (ms === null || ms === undefined || ms < 0) return '<span class="muted">—</span>';
   const d = new Date(ms);
   const frac = "." + String(d.getMilliseconds()).padStart(3, "0");
-  const text = (long ? dateTimeFmt.format(d) : timeFmt.format(d)) + (long ? frac : "");
+  // A long time (a trade's finality, a batch's steps) names its zone too.
+  const text = long ? `${dateTimeFmt.format(d)}${frac} ${zoneName(d)}` : timeFmt.format(d);
   return `<time datetime="${iso(ms)}" title="UTC ${iso(ms).replace("T", " ").replace("Z", "")}">${esc(text)}</time>`;
 }
 // A full instant for badges: date, time and the zone's name, labelled (UTC on hover).
