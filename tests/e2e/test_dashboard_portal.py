@@ -134,7 +134,10 @@ def test_open_batch_shows_its_gross_and_net(tmp_path: Path) -> None:
             return [b for b in items if b["state"] == "open" and b["flows"] == 3]
 
         opened = wait_for(open_batch, timeout=10)[0]
-        assert opened["gross_usd"] > opened["net_usd"] > 0
+        # per trade: 0.05 BTC ($3,250) + $3,250.01 quote + fees $0.10 (maker) and $0.39 (broker),
+        # the pool's 40 % discount applied; net: MM-ALPHA's USD debit and BRK-NORTH's BTC debit
+        assert opened["gross_usd"] == round(3 * (3250 + 3250.01 + 0.10 + 0.39), 2)
+        assert opened["net_usd"] == round(3 * (3250.01 + 0.10) + 3 * 3250, 2)
         assert _get(s, f"/v1/batches/{opened['batch_id']}", "operator")["gross_usd"] == opened["gross_usd"]
 
 
