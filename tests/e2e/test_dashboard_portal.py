@@ -156,7 +156,9 @@ def test_portal_in_the_browser(svc: Service, browser: Browser) -> None:
 
     http = HttpServer(svc.app)
     http.start()
-    context = browser.new_context(viewport={"width": 1366, "height": 900}, timezone_id="America/New_York")
+    context = browser.new_context(
+        viewport={"width": 1366, "height": 900}, timezone_id="America/New_York", accept_downloads=True
+    )
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
@@ -172,6 +174,11 @@ def test_portal_in_the_browser(svc: Service, browser: Browser) -> None:
         rows = page.locator("#portal-trades tbody tr")
         expect(rows).to_have_count(len(OWN_L2) + 1)
         expect(page.locator("#portal-trades")).not_to_contain_text(FOREIGN)
+        with page.expect_download() as info:  # its statements as CSV: its own rows only
+            page.click("#statements-csv")
+        lines = Path(info.value.path()).read_text().splitlines()
+        assert lines[0].startswith("batch_id,") and len(lines) > 1
+        assert all(line.split(",")[3] == "MM-ALPHA" for line in lines[1:])
         page.locator(f"#portal-trades a[href='#/trade/{OWN_L2[0]}']").click()
         badge = page.locator("#badge")
         expect(badge).to_contain_text("soft-final at")

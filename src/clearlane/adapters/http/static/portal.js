@@ -37,6 +37,18 @@ function escrowRows(items, pid) {
   }).join("");
 }
 
+// A table's figures as a CSV file, from the data the page already holds (amounts as the
+// server's decimal strings: never re-computed).
+function csvDownload(name, header, rows) {
+  const cell = (v) => { const t = String(v ?? ""); return /[",\n]/.test(t) ? `"${t.replace(/"/g, '""')}"` : t; };
+  const text = [header, ...rows].map((r) => r.map(cell).join(",")).join("\n") + "\n";
+  const url = URL.createObjectURL(new Blob([text], { type: "text/csv" }));
+  const a = document.createElement("a");
+  a.href = url; a.download = name;
+  document.body.appendChild(a); a.click(); a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10_000);
+}
+
 pages.portal = {
   title: "My account",
   async load(p) {
@@ -83,7 +95,8 @@ pages.portal = {
         <tbody>${balances || '<tr><td colspan="5" class="muted">None.</td></tr>'}</tbody></table></div>
       <h2>Recent trades <span class="hint"><a href="#/trades${reader ? qs({ participant: a.id }) : ""}">all →</a></span></h2>
       <div class="table-wrap"><table id="portal-trades"><thead>${tradeHead(true)}</thead><tbody>${d.trades.map((r) => tradeRow(r, true)).join("") || '<tr><td colspan="12" class="muted">No trades yet.</td></tr>'}</tbody></table></div>
-      <h2>Settlement statements <span class="hint">(net per batch and asset: what you pay into or receive from each Layer-2 batch)</span></h2>
+      <h2>Settlement statements <span class="hint">(net per batch and asset: what you pay into or receive from each Layer-2 batch)</span>
+        <button type="button" class="button" id="statements-csv">⬇ CSV</button></h2>
       <div class="table-wrap"><table id="portal-statements"><thead><tr><th>Batch</th><th>Batch state</th><th>Asset</th><th>Direction</th><th class="num">Net amount</th></tr></thead>
         <tbody>${statementRows(d.statements) || '<tr><td colspan="5" class="muted">No cleared batch holds your trades yet.</td></tr>'}</tbody></table></div>
       <h2>Escrows you are party to</h2><div class="table-wrap"><table id="portal-escrows"><thead><tr><th>Escrow</th><th>State</th><th>Your role</th><th class="num">Amount</th></tr></thead>
@@ -93,6 +106,11 @@ pages.portal = {
   after(d) {
     const form = document.getElementById("portal-pick");
     if (form) form.addEventListener("submit", (e) => { e.preventDefault(); go("#/portal/" + encodeURIComponent(new FormData(form).get("id").trim())); });
+    const csv = document.getElementById("statements-csv");
+    if (csv) {
+      csv.addEventListener("click", () => csvDownload(`statements-${d.pid}.csv`, ["batch_id", "pool", "batch_state", "participant", "asset", "direction", "net"],
+        d.statements.map((i) => [i.batch_id, i.pool, i.batch_state, i.participant, i.asset, i.direction, i.net])));
+    }
   },
   live(p, d) { return d && !d.pick; },
   minInterval: 2000,
