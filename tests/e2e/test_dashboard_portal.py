@@ -212,9 +212,8 @@ def test_unwound_trade_shows_its_clearing_voided(tmp_path: Path) -> None:
 
     dropped = ", ".join(f'"anchor:fast-00000001:{n}"' for n in range(1, 40))
     config = tmp_path / "unwind.toml"
-    config.write_text(
-        EXAMPLE.read_text().replace("delay_blocks = 0", f"delay_blocks = 0\ndrop_tx_ids = [{dropped}]")
-    )
+    text = EXAMPLE.read_text().replace("delay_blocks = 0", f"delay_blocks = 0\ndrop_tx_ids = [{dropped}]")
+    config.write_text(text.replace("anchor_deadline_ms = 120000", "anchor_deadline_ms = 20000"))  # sooner
     with make_service(tmp_path, config=config) as s:
         assert s.client.post("/v1/trades", json=trade_row("UW-0"), headers=s.h()).status_code == 201
 
