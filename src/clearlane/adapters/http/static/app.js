@@ -179,7 +179,7 @@ function badgeOf(d) {
   if (d.state === "rejected") return { tone: "rejected", title: "Rejected", parts: [], note: d.reject ? `${d.reject.error} (${d.reject.code})` : "" };
   if (d.state === "failed") return { tone: "rejected", title: "Settlement failed", parts: [], note: d.badge };
   // An L1 obligation an operator recorded as settled off-system, with evidence (the manual path).
-  const manual = d.transitions.find((s) => /manual/i.test(s.state) || /manual/i.test(s.detail));
+  const manual = d.transitions.find((s) => s.state !== "routed" && (/manual/i.test(s.state) || /manual/i.test(s.detail)));
   if (manual) return { tone: "final", title: "Settled manually, off-system", parts: [at("recorded at", manual.at_ms)], note: "by the operator, with evidence" };
   if (d.state === "unwound") {
     const undone = (d.transitions.find((s) => s.state === "unwound") || {}).at_ms;
