@@ -142,7 +142,8 @@ pages.finality = {
         <li><b>Cleared on Layer-2 — soft-final at … ; base-layer final pending</b>: soft-final, as above; the second time comes when the anchor is final.</li>
         <li><b>Settled on Layer-2 — soft-final at … ; base-layer final at …</b>: both; T+ counts from the trade's execution.</li>
         <li><b>Settled on Layer-1 — final at …</b>: gross, on its own base-layer transaction (a Layer-1 trade has no Layer-2 clearing and no batch anchor).</li>
-        <li><b>Unwound from Layer-2 …</b>: the batch's clearing was voided; the trade settles (or settled) gross on Layer-1.</li></ul>
+        <li><b>Unwound from Layer-2 …</b>: the batch's clearing was voided; the trade settles (or settled) gross on Layer-1.</li>
+        <li><b>Settled manually, off-system …</b>: an operator recorded, with evidence, that this Layer-1 obligation was settled outside the system (the manual path below).</li></ul>
         <p class="hint">Every time is shown with its date and your time zone; hover it for the UTC instant.</p></div>
       <h2>Opting out: the Layer-1 and manual paths</h2><div class="panel">
         <p>A participant configured with <code>legacy_opt_out</code> never uses Layer-2: each of its trades settles gross on Layer-1, one base-layer transaction each, final after the Layer-1 confirmations above.
