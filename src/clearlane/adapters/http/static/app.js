@@ -202,7 +202,7 @@ function badgeHtml(d) {
   const parts = b.parts.map((p) => `${esc(p.label)} ${tz(p.ms)} (${esc(p.plus)})`);
   if (b.note) parts.push(esc(b.note));
   return `<div class="badge s-${tone}" id="badge" data-tone="${esc(b.tone)}" title="${esc(d.badge)} (UTC)"><span class="sym" aria-hidden="true">${SYMBOL[tone] || "•"}</span>
-    <span>${esc(b.title)}${parts.length ? " — " + parts.join("; ") : ""}</span>
+    <span class="text">${esc(b.title)}${parts.length ? " — " + parts.join("; ") : ""}</span>
     <a class="explain" href="#/finality" title="What cleared, soft-final and final mean, and how long each takes on every lane">What does this mean?</a></div>`;
 }
 
