@@ -49,18 +49,23 @@ function csvDownload(name, header, rows) {
   setTimeout(() => URL.revokeObjectURL(url), 10_000);
 }
 
+const portalSlow = { pid: null, at: 0, data: null };
 pages.portal = {
   title: "My account",
   async load(p) {
     const pid = (state.me && state.me.participant) || p.id;
     if (!pid) return { pick: true };
     const who = { participant: pid };
+    // Statements and escrows (a scan of recent batches' instructions, the escrow list) change
+    // slowly: a live refresh reuses them for 10 s instead of reading them every 2 s.
+    const kept = portalSlow.pid === pid && performance.now() - portalSlow.at < 10_000 ? portalSlow.data : null;
     const [acct, trades, statements, escrows] = await Promise.all([
       get(API + "/portal" + qs(who)),
       get(API + "/trades" + qs({ ...who, limit: 10 })),
-      get("/v1/net-instructions" + qs({ ...who, limit: 20 })),
-      get("/v1/escrows" + qs({ limit: 1000 })),
+      kept ? kept[0] : get("/v1/net-instructions" + qs({ ...who, limit: 20 })),
+      kept ? kept[1] : get("/v1/escrows" + qs({ limit: 1000 })),
     ]);
+    if (!kept) Object.assign(portalSlow, { pid, at: performance.now(), data: [statements, escrows] });
     // A reader's escrow list holds everybody's: keep the ones this participant is party to.
     const mine = escrows.items.filter((e) => Object.values(e.parties).includes(pid));
     return { acct, trades: trades.items, statements: statements.items, escrows: mine, pid };
