@@ -310,6 +310,8 @@ class PositionOut(Out):
     open: str
     pending: str
     final: str
+    final_usd: float | None = Field(None, description="Settled (final) value in USD at current marks.")
+    pending_usd: float | None = Field(None, description="Open + pending value in USD at current marks.")
 
 
 class BalanceOut(Out):
