@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from clearlane.core.cases import Case, CaseError, CaseEvent
 from clearlane.core.recon.breaks import ExchangeBatchSummary
+from clearlane.core.recon.codes import Outcome
 from clearlane.core.recon.matching import RecordOutcome
 from clearlane.core.recon.records import BatchReport, ReconRecord, period_of
 from clearlane.node.ports import ImportRecord, RunRecord
@@ -71,6 +72,11 @@ class MemoryReconStore:
 
     def runs(self) -> list[RunRecord]:
         return sorted((r for r, _ in self._runs), key=lambda r: (r.at_ms, r.run_id))
+
+    def run_outcomes(self, run_id: str, *, breaks_only: bool = False) -> list[RecordOutcome]:
+        found = next((o for r, o in self._runs if r.run_id == run_id), [])
+        kept = [o for o in found if not breaks_only or o.outcome is not Outcome.MATCHED]
+        return sorted(kept, key=lambda o: (o.side, o.record_id))
 
     def case(self, case_id: str) -> Case | None:
         return self._cases.get(case_id)

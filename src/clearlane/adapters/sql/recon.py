@@ -29,6 +29,7 @@ from clearlane.core.config import parse_config
 from clearlane.core.model import ids
 from clearlane.core.proofs.codec import read_table
 from clearlane.core.recon.breaks import ExchangeBatchSummary
+from clearlane.core.recon.codes import Outcome, Reason
 from clearlane.core.recon.matching import RecordOutcome
 from clearlane.core.recon.records import BatchReport, ReconRecord, period_of
 from clearlane.node.ports import ImportRecord, RunRecord
@@ -229,6 +230,15 @@ class SqlReconStore:
         with self.engine.connect() as conn:
             rows = conn.execute(sa.select(runs).order_by(runs.c.at_ms, runs.c.run_id)).mappings().all()
         return [RunRecord(**(dict(r) | {"counts": json.loads(r["counts"])})) for r in rows]
+
+    def run_outcomes(self, run_id: str, *, breaks_only: bool = False) -> list[RecordOutcome]:
+        c = outcomes.c
+        query = sa.select(c.side, c.record_id, c.outcome, c.reason_code, c.group_id).where(c.run_id == run_id)
+        if breaks_only:
+            query = query.where(c.outcome != Outcome.MATCHED.value)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query.order_by(c.side, c.record_id)).all()
+        return [RecordOutcome(s, r, Outcome(o), Reason(code), g) for s, r, o, code, g in rows]
 
     def case(self, case_id: str) -> Case | None:
         with self.engine.connect() as conn:

@@ -19,6 +19,7 @@ from pathlib import Path
 from clearlane.core.cases import (
     Action,
     Case,
+    CaseEvent,
     CaseKind,
     CaseState,
     CaseSubject,
@@ -151,6 +152,12 @@ class RunReport:
     reopened: int = 0
     auto_resolved: int = 0
     flooded: dict[str, int] = field(default_factory=dict)
+    # Every case change the run made, in order: what the drivers publish as ``exception.*``.
+    changes: list[tuple[Case, CaseEvent]] = field(default_factory=list)
+
+    def save(self, store: ReconStore, change: tuple[Case, CaseEvent]) -> None:
+        store.save_case(*change)
+        self.changes.append(change)
 
 
 def _rule_of(code: Reason, rules: MatchRules) -> str:
@@ -238,21 +245,21 @@ def _sync_cases(
         if existing is None:
             new[rule].append(b)
         elif existing.state.active:
-            store.save_case(*act(existing, Action.RECUR, actor="recon", at_ms=now_ms, note=None))
+            report.save(store, act(existing, Action.RECUR, actor="recon", at_ms=now_ms, note=None))
             report.recurred += 1
         elif existing.state is CaseState.RESOLVED:
             note = f"seen again in run {run_id}"
-            store.save_case(*act(existing, Action.REOPEN, actor="recon", at_ms=now_ms, note=note))
+            report.save(store, act(existing, Action.REOPEN, actor="recon", at_ms=now_ms, note=note))
             report.reopened += 1
     for rule, breaks in sorted(new.items()):
         if len(breaks) > flood_max:
             report.flooded[rule] = len(breaks)
             breaks = [_flood_break(rule, len(breaks), run_id)]
         for b in breaks:
-            case, event = open_case(
-                _subject(b, rule, period, scales), actor="recon", at_ms=now_ms, detail=b.detail
+            report.save(
+                store,
+                open_case(_subject(b, rule, period, scales), actor="recon", at_ms=now_ms, detail=b.detail),
             )
-            store.save_case(case, event)
             report.opened += 1
     if report.run.status == "completed":
         _auto_resolve(store, report, period, seen)
@@ -272,7 +279,7 @@ def _auto_resolve(store: ReconStore, report: RunReport, period: str, seen: set[s
         moved = act(
             case, Action.RESOLVE, actor="recon", at_ms=report.run.at_ms, note=note, resolution=Resolution.AUTO
         )
-        store.save_case(*moved)
+        report.save(store, moved)
         report.auto_resolved += 1
 
 
