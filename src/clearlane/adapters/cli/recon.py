@@ -98,18 +98,25 @@ def recon_run(
     ] = None,
     window_days: Annotated[int, typer.Option("--window-days", help="Date window for amount matching.")] = 3,
     internal: Annotated[
-        str, typer.Option("--internal", help="Internal kinds: net_instruction,l1_transaction")
+        str,
+        typer.Option(
+            "--internal",
+            help="Internal kinds: net_instruction, l1_transaction, collateral_movement, escrow_leg, ledger_entry",
+        ),
     ] = "net_instruction",
     as_json: JsonOption = False,
 ) -> None:
     """Match the day's external records against the store's and update the exception cases."""
     from clearlane.core.recon.matching import DAY_MS, MatchRules
-    from clearlane.node.recon.service import run
+    from clearlane.node.recon.service import ALL_INTERNAL_KINDS, run
 
     rules = MatchRules(window_ms=window_days * DAY_MS, tolerance_minor=_tolerances(tolerance or []))
     store = _open(db)
     try:
         kinds = tuple(k for k in internal.split(",") if k)
+        unknown = sorted(set(kinds) - set(ALL_INTERNAL_KINDS))
+        if unknown:
+            raise fail(f"--internal: {unknown[0]!r} is not one of {', '.join(ALL_INTERNAL_KINDS)}")
         report = run(store, period=day, rules=rules, now_ms=_now_ms(), internal_kinds=kinds)
     finally:
         store.store.close()
@@ -242,3 +249,39 @@ def recon_case(
         console.print("trail verifies" if ok else "[red]trail does NOT verify[/]")
     if not ok:
         raise typer.Exit(1)
+
+
+def participant_close(
+    db: str, day: str | None, participants: list[str], cutoff: str, as_json: bool, csv_path: Path | None
+) -> None:
+    """``clearlane close --participant``: each participant's end-of-day statement in decimals
+    (a table, ``--json`` with the day's movements, or ``--csv`` one row per account)."""
+    import csv
+
+    from clearlane.node.recon.close import CSV_COLUMNS, csv_rows, participant_close, statement_json
+
+    store = _open(db)
+    try:
+        who = None if participants in ([], ["all"]) else participants
+        statements = participant_close(store, who, day, cutoff)
+        scales = store.asset_scales()
+    finally:
+        store.store.close()
+    if csv_path is not None:
+        with csv_path.open("w", encoding="utf-8", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=CSV_COLUMNS)
+            writer.writeheader()
+            writer.writerows(csv_rows(statements, scales))
+        console.print(f"{len(statements)} statements written to {csv_path}")
+        return
+    if as_json:
+        _print([statement_json(s, scales) for s in statements])
+        return
+    from rich.table import Table
+
+    for s in statements:
+        table = Table("asset", "account", "opening", "credits", "debits", "closing", "pending +", "pending -",
+                      "entries", title=f"{s.participant} — business day {s.day}")  # fmt: skip
+        for row in csv_rows([s], scales):
+            table.add_row(*(str(row[k]) for k in CSV_COLUMNS[4:]))
+        console.print(table)

@@ -3,12 +3,13 @@ same answers as the SQL one, with the internal side handed in at construction.""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 
 from clearlane.core.cases import Case, CaseError, CaseEvent
 from clearlane.core.recon.breaks import ExchangeBatchSummary
 from clearlane.core.recon.codes import Outcome
+from clearlane.core.recon.eod import JournalLine
 from clearlane.core.recon.matching import RecordOutcome
 from clearlane.core.recon.records import BatchReport, ReconRecord, period_of
 from clearlane.node.ports import ImportRecord, RunRecord
@@ -19,6 +20,7 @@ _ACTIVE = ("open", "assigned", "in_review", "snoozed")
 @dataclass
 class MemoryReconStore:
     internal: list[ReconRecord] = field(default_factory=list)
+    ledger: list[JournalLine] = field(default_factory=list)
     batches: dict[str, ExchangeBatchSummary] = field(default_factory=dict)
     scales: dict[str, int] = field(default_factory=dict)
     _imports: dict[str, ImportRecord] = field(default_factory=dict)
@@ -56,8 +58,15 @@ class MemoryReconStore:
             if period is None or period_of(r.end_ms) == period
         ]
 
-    def internal_records(self, period: str | None) -> list[ReconRecord]:
-        return [r for r in self.internal if period is None or period_of(r.at_ms) == period]
+    def internal_records(self, period: str | None, kinds: Collection[str] | None = None) -> list[ReconRecord]:
+        return [
+            r
+            for r in self.internal
+            if (period is None or period_of(r.at_ms) == period) and (kinds is None or r.kind in kinds)
+        ]
+
+    def journal(self, until_ms: int | None = None) -> list[JournalLine]:
+        return [line for line in self.ledger if until_ms is None or line.at_ms < until_ms]
 
     def exchange_batches(self, period: str | None) -> dict[str, ExchangeBatchSummary]:
         return {

@@ -33,6 +33,7 @@ from clearlane.core.errors import NotFound
 from clearlane.core.recon.amounts import currency_scale
 from clearlane.core.recon.breaks import Break, compare_batch_reports
 from clearlane.core.recon.codes import Reason
+from clearlane.core.recon.eod import JOURNAL_KINDS
 from clearlane.core.recon.matching import MatchRules, match
 from clearlane.core.recon.records import ReconRecord, Statement, date_ms, period_of
 from clearlane.node.ports import ImportRecord, ReconStore, RunRecord
@@ -48,6 +49,8 @@ ALL_PERIODS = "all"
 # What bank statements settle: the participants' net instructions. L1 transactions settle on
 # the base layer between participants and are matched against chain records instead.
 INTERNAL_KINDS = ("net_instruction",)
+# Every kind the clearing store gives (``--internal`` / the run body's ``internal`` choose).
+ALL_INTERNAL_KINDS = ("net_instruction", "l1_transaction", *JOURNAL_KINDS)
 FLOOD_MAX = 200
 
 
@@ -194,7 +197,7 @@ def run(
     imports = store.imports(period)
     external = store.external_records(period)
     assets = {r.asset for r in external}
-    internal = [r for r in store.internal_records(period) if r.kind in internal_kinds and r.asset in assets]
+    internal = [r for r in store.internal_records(period, internal_kinds) if r.asset in assets]
     result = match(external, internal, rules)
     breaks = _statement_breaks(imports) + result.breaks()
     reports = store.batch_reports(period)

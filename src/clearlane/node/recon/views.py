@@ -56,6 +56,12 @@ def _record_view(record: ReconRecord | None, scales: Mapping[str, int]) -> dict[
     }  # fmt: skip
 
 
+def _kind_of_id(record_id: str) -> str:
+    """The internal kind a record id names (``net:…``, ``l1:…``, else ``<kind>:…``)."""
+    prefix = record_id.split(":", 1)[0]
+    return {"net": "net_instruction", "l1": "l1_transaction"}.get(prefix, prefix)
+
+
 def run_breaks(store: ReconStore, run: RunRecord, scales: Mapping[str, int]) -> list[dict[str, Any]]:
     """Every outcome of ``run`` that is not ``matched``, with its record. Internal records are
     read only when the run has internal breaks (reading them scans the clearing store)."""
@@ -64,8 +70,9 @@ def run_breaks(store: ReconStore, run: RunRecord, scales: Mapping[str, int]) -> 
     records: dict[str, ReconRecord] = {}
     if any(o.side == "external" for o in outcomes):
         records.update((r.record_id, r) for r in store.external_records(period))
-    if any(o.side == "internal" for o in outcomes):
-        records.update((r.record_id, r) for r in store.internal_records(period))
+    kinds = {_kind_of_id(o.record_id) for o in outcomes if o.side == "internal"}
+    if kinds:
+        records.update((r.record_id, r) for r in store.internal_records(period, kinds))
     return [
         {
             "side": o.side,

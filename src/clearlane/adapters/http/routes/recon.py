@@ -29,7 +29,7 @@ from clearlane.node.recon.sources import FORMATS
 router = APIRouter(tags=["reconciliation"])
 
 _RUN_FIELDS = frozenset(("period", "tolerance", "window_days", "internal"))
-_INTERNAL_KINDS = ("net_instruction", "l1_transaction")
+_INTERNAL_KINDS = service.ALL_INTERNAL_KINDS
 _PERIOD = r"^\d{4}-\d{2}-\d{2}$"
 _FILE_NAME = r"^[A-Za-z0-9][A-Za-z0-9._ -]{0,199}$"
 
