@@ -33,7 +33,8 @@ def _open(db: str, *, create: bool = False) -> Any:
 
 
 def _print(value: Any) -> None:
-    console.out(json.dumps(value, indent=1, sort_keys=True), highlight=False)
+    # Plain stdout: rich would wrap (re-layout) a large document line by line, for seconds.
+    typer.echo(json.dumps(value, indent=1, sort_keys=True))
 
 
 @recon_app.command("import")

@@ -41,6 +41,8 @@ def participant_close(
 ) -> list[ParticipantStatement]:
     """Statements of ``participants`` (None: every participant in the journal) for ``day``
     (None: the business day of the log's latest entry)."""
+    if day is not None:
+        business_day(day, cutoff)  # a bad day or cut-off is refused before the journal is read
     lines = store.journal()
     day = day or latest_day(lines, cutoff)
     window = business_day(day, cutoff)
