@@ -64,6 +64,9 @@ def test_recon_and_the_case_queue(svc: Service, shared: Path) -> None:
     assert svc.client.get("/v1/cases?state=bogus", headers=svc.h()).status_code == 400
     queue = svc.client.get("/v1/cases?kind=exception&state=open", headers=svc.h("auditor")).json()
     assert queue["total"] == 16 and queue["summary"]["ageing"]["0-1d"] == 16
+    # an unmatched line carries its amount, so its severity: 6,800.00 DEM and up are not low
+    assert all(c["asset"] and c["amount"] and c["amount_minor"] > 0 for c in queue["items"])
+    assert {c["severity"] for c in queue["items"]} > {"low"}
     case_id = queue["items"][0]["case_id"]
     _work_one_case(svc, case_id)
     types = [e["type"] for e in ops[16:]]

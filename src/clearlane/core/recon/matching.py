@@ -28,7 +28,7 @@ import hashlib
 import itertools
 from bisect import bisect_left, bisect_right
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import combinations
 from typing import NamedTuple
@@ -92,18 +92,20 @@ class MatchResult:
     groups: list[MatchGroup] = field(default_factory=list)
     outcomes: list[RecordOutcome] = field(default_factory=list)
 
-    def breaks(self) -> list[Break]:
-        """One break per partial group and per record left unmatched or duplicated."""
+    def breaks(self, records: Mapping[tuple[str, str], ReconRecord] | None = None) -> list[Break]:
+        """One break per partial group and per record left unmatched or duplicated; with the
+        records by (side, id), a record's break carries its asset and amount (its severity)."""
         out = [
             Break(g.reason, g.group_id, f"external {g.external_minor}, internal {g.internal_minor}",
                   g.asset, abs(g.external_minor - g.internal_minor))
             for g in self.groups if g.outcome is Outcome.PARTIALLY_MATCHED
         ]  # fmt: skip
-        out += [
-            Break(o.reason, f"{o.side}:{o.record_id}", o.outcome.value)
-            for o in self.outcomes
-            if o.outcome in (Outcome.UNMATCHED, Outcome.DUPLICATE)
-        ]
+        for o in self.outcomes:
+            if o.outcome not in (Outcome.UNMATCHED, Outcome.DUPLICATE):
+                continue
+            r = None if records is None else records.get((o.side, o.record_id))
+            asset, amount = ("", 0) if r is None else (r.asset, abs(r.amount_minor))
+            out.append(Break(o.reason, f"{o.side}:{o.record_id}", o.outcome.value, asset, amount))
         return out
 
     def counts(self) -> dict[str, int]:

@@ -34,7 +34,7 @@ from clearlane.core.recon.amounts import currency_scale
 from clearlane.core.recon.breaks import Break, compare_batch_reports
 from clearlane.core.recon.codes import Reason
 from clearlane.core.recon.eod import JOURNAL_KINDS
-from clearlane.core.recon.matching import MatchRules, match
+from clearlane.core.recon.matching import EXTERNAL, INTERNAL, MatchRules, match
 from clearlane.core.recon.records import ReconRecord, Statement, date_ms, period_of
 from clearlane.node.ports import ImportRecord, ReconStore, RunRecord
 from clearlane.node.recon.sources import (
@@ -199,7 +199,8 @@ def run(
     assets = {r.asset for r in external}
     internal = [r for r in store.internal_records(period, internal_kinds) if r.asset in assets]
     result = match(external, internal, rules)
-    breaks = _statement_breaks(imports) + result.breaks()
+    by_side = {(EXTERNAL, r.record_id): r for r in external} | {(INTERNAL, r.record_id): r for r in internal}
+    breaks = _statement_breaks(imports) + result.breaks(by_side)
     reports = store.batch_reports(period)
     if reports:
         breaks += compare_batch_reports(reports, store.exchange_batches(period), late_grace_ms=late_grace_ms)
