@@ -161,3 +161,36 @@ def test_participant_close_and_journal_sources(cleared: tuple[Path, Any], tmp_pa
     assert f"{who},{DAY},2026-11-19T17:00:00.000Z,{DAY}T17:00:00.000Z" in rows[0]
     bad = runner.invoke(app, ["close", "--db", str(db), "--participant", who, "--day", "20-11-2026"])
     assert bad.exit_code == 2 and "day" in bad.output
+
+
+def test_case_events_go_to_nats(tmp_path: Path, shared: Path) -> None:
+    """`recon run --nats` and the case actions publish their exception.* events to JetStream,
+    one message per case change, the event id as the message id."""
+    import asyncio
+
+    import nats
+
+    from clearlane.adapters.nats.messages import EVENTS_STREAM
+    from clearlane.testing.devserver import NatsServer
+
+    async def subjects(url: str) -> list[str]:
+        nc = await nats.connect(url)
+        try:
+            sub = await nc.jetstream().pull_subscribe("clearlane.events.cases.>", stream=EVENTS_STREAM)
+            return [m.subject for m in await sub.fetch(100, timeout=2)]
+        finally:
+            await nc.close()
+
+    db = str(tmp_path / "n.db")
+    server = NatsServer().start()
+    try:
+        _invoke("recon", "import", str(shared / "realdata/mt940/cmxl_mt940.sta"), "--db", db)
+        _invoke("recon", "run", "--db", db, "--nats", server.url)
+        (case,) = json.loads(_invoke("recon", "exceptions", "--db", db, "--json").output)[:1]
+        _invoke("recon", "assign", case["case_id"], "--owner", "ops-anna", "--db", db, "--nats", server.url)
+        seen = asyncio.run(subjects(server.url))
+    finally:
+        server.stop()
+    assert seen == ["clearlane.events.cases.exception.opened"] * 16 + [
+        "clearlane.events.cases.exception.assigned"
+    ]
