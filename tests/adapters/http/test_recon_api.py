@@ -45,8 +45,15 @@ def test_recon_and_the_case_queue(svc: Service, shared: Path) -> None:
     mine = _listen(svc, EventFilter(types=frozenset(EXCEPTION_EVENTS), participant="MM-ALPHA"))
     refused = _setup(svc, shared)
     assert refused["status"] == 403
-    bad = svc.client.post("/v1/recon/runs", json={"window_days": 99}, headers=svc.h())
-    assert bad.status_code == 422 and bad.json()["field"] == "window_days"
+    for body, field in (
+        ({"window_days": 99}, "window_days"),
+        ({"period": "2026-13-99"}, "period"),
+        ({"tolerance": []}, "tolerance"),
+        ({"internal": ["x"]}, "internal"),
+        ({"runs": 1}, "runs"),
+    ):
+        bad = svc.client.post("/v1/recon/runs", json=body, headers=svc.h())
+        assert bad.status_code == 422 and bad.json()["field"] == field, bad.text
     ran = svc.client.post("/v1/recon/runs", json={"tolerance": {"EUR": "0.01"}}, headers=svc.h())
     assert ran.status_code == 201, ran.text
     run = ran.json()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import tempfile
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -93,7 +94,8 @@ async def list_statements(
 
 
 def _rules(data: dict[str, Any], asset_scales: dict[str, int]) -> MatchRules:
-    tolerance = data.get("tolerance") or {}
+    tolerance = data.get("tolerance")
+    tolerance = {} if tolerance is None else tolerance
     if not isinstance(tolerance, dict):
         raise case_app.CaseQueryError("tolerance", 'an object of decimals per asset, e.g. {"USD": "0.05"}')
     out = []
@@ -119,9 +121,13 @@ def _kinds(data: dict[str, Any]) -> tuple[str, ...]:
 
 def _period(data: dict[str, Any]) -> str | None:
     period = data.get("period")
-    if period is not None and (not isinstance(period, str) or len(period) != 10 or period[4] != "-"):
-        raise case_app.CaseQueryError("period", "a business day YYYY-MM-DD (UTC)")
-    return period
+    if period is None:
+        return None
+    try:
+        datetime.strptime(period, "%Y-%m-%d")
+    except (TypeError, ValueError):
+        raise case_app.CaseQueryError("period", "a business day YYYY-MM-DD (UTC)") from None
+    return str(period)
 
 
 @router.post("/v1/recon/runs", status_code=201, openapi_extra=roles_doc("operator"))
