@@ -125,6 +125,16 @@ class WebhookIn(BaseModel):
             "escrow.chargeback",
             "escrow.closed",
             "escrow.updated",
+            "exception.opened",
+            "exception.recurred",
+            "exception.assigned",
+            "exception.acknowledged",
+            "exception.snoozed",
+            "exception.unsnoozed",
+            "exception.noted",
+            "exception.resolved",
+            "exception.accepted",
+            "exception.reopened",
         ]
     ] = Field(
         min_length=1,

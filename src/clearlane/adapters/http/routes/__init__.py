@@ -3,11 +3,13 @@ included by :func:`clearlane.adapters.http.app.create_app` (docs/API.md lists th
 
 from clearlane.adapters.http.routes import (
     batches,
+    cases,
     collateral,
     escrow,
     meta,
     payments,
     positions,
+    recon,
     stats,
     stream,
     trades,
@@ -19,6 +21,8 @@ ROUTERS = (
     payments.router,
     collateral.router,
     escrow.router,
+    recon.router,
+    cases.router,
     batches.router,
     positions.router,
     stats.router,
