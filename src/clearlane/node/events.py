@@ -78,9 +78,28 @@ ESCROW_EVENTS = (
 # Something an operator must look at (a ledger refusal turned into data, a final batch's anchor
 # reorged out): SSE and NATS, never participant webhooks (it may name other participants' flows).
 ALERT = "alert.raised"
-EVENT_TYPES = (*TRADE_EVENTS, *BATCH_EVENTS, *ESCROW_EVENTS, ALERT, STATS)
+# The alert workflow (issue 15, node/alerts.py): one event per action on an alert case; only
+# for operator subscribers (a participant-bound stream or webhook never sees them).
+ALERT_CASE_EVENTS = (
+    "alert.opened",
+    "alert.acknowledged",
+    "alert.snoozed",
+    "alert.silenced",
+    "alert.unsilenced",
+    "alert.renotified",
+    "alert.resolved",
+    "alert.updated",
+)
+EVENT_TYPES = (*TRADE_EVENTS, *BATCH_EVENTS, *ESCROW_EVENTS, ALERT, *ALERT_CASE_EVENTS, STATS)
 DEFAULT_STREAM_TYPES = frozenset((*BATCH_EVENTS, STATS))
-WEBHOOK_EVENTS = ("trade.cleared", "trade.final", "trade.rejected", *BATCH_EVENTS, *ESCROW_EVENTS)
+WEBHOOK_EVENTS = (
+    "trade.cleared",
+    "trade.final",
+    "trade.rejected",
+    *BATCH_EVENTS,
+    *ESCROW_EVENTS,
+    *ALERT_CASE_EVENTS,
+)
 # Old names still accepted in input filters, with the name they now mean.
 DEPRECATED_ALIASES = {"batch.closed": BATCH_CLEARED}
 
@@ -417,6 +436,7 @@ def count_by_type(groups: Iterable[EventGroup]) -> dict[str, int]:
 
 __all__ = [
     "ALERT",
+    "ALERT_CASE_EVENTS",
     "BATCH_ANCHORED",
     "BATCH_CLEARED",
     "BATCH_EVENTS",

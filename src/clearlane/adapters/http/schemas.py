@@ -125,6 +125,14 @@ class WebhookIn(BaseModel):
             "escrow.chargeback",
             "escrow.closed",
             "escrow.updated",
+            "alert.opened",
+            "alert.acknowledged",
+            "alert.snoozed",
+            "alert.silenced",
+            "alert.unsilenced",
+            "alert.renotified",
+            "alert.resolved",
+            "alert.updated",
         ]
     ] = Field(
         min_length=1,
