@@ -2,6 +2,7 @@
 included by :func:`clearlane.adapters.http.app.create_app` (docs/API.md lists them)."""
 
 from clearlane.adapters.http.routes import (
+    alerts,
     batches,
     collateral,
     escrow,
@@ -23,6 +24,7 @@ ROUTERS = (
     positions.router,
     stats.router,
     stream.router,
+    alerts.router,
 )
 
 __all__ = ["ROUTERS"]
