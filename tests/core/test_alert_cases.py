@@ -4,7 +4,12 @@ Alertmanager's matcher and silence semantics."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+from typing import Any
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from clearlane.core.cases import (
     Action,
@@ -131,3 +136,39 @@ def test_bad_silences_are_refused(matchers: list[dict[str, object]], ends: int, 
 def test_labels_round_trip_with_quotes() -> None:
     labels = {"a": 'say "hi"\\', "b": "line\nbreak"}
     assert parse_labels(format_labels(labels)) == labels
+
+
+_ALERT_STEPS = st.lists(
+    st.tuples(
+        st.sampled_from(list(Action)[1:]),
+        st.sampled_from([None, "a note"]),
+        st.integers(0, 50),  # time passing before the action
+        st.sampled_from([None, 5, 40]),  # until = at + this
+        st.sampled_from([(), ("sil-a",), ("sil-a", "sil-b")]),
+    ),
+    max_size=25,
+)
+
+
+@settings(max_examples=120, deadline=None)
+@given(_ALERT_STEPS, st.sampled_from([CaseKind.ALERT, CaseKind.EXCEPTION]))
+def test_random_alert_sequences_keep_invariants(steps: list[tuple[Any, ...]], kind: CaseKind) -> None:
+    """Any sequence of actions, timed actions included: refusals change nothing, every applied
+    action keeps the invariants (act checks them and would raise IntegrityError), due_actions
+    only names actions that apply, and the trail verifies."""
+    case, event = open_case(replace(ALERT, kind=kind), actor="rules", at_ms=T0)
+    events, at = [event], T0
+    for action, note, wait, until, silences in steps:
+        at += wait
+        for due in due_actions(case, at):
+            case, event = act(case, due, actor="alerts", at_ms=at)
+            events.append(event)
+        try:
+            case, event = act(case, action, actor="ops", at_ms=at, note=note,
+                              until_ms=None if until is None else at + until, silences=silences, owner="o")  # fmt: skip
+        except CaseError:
+            assert case.version == len(events)
+            continue
+        events.append(event)
+        assert event.new_state is case.state and case.version == len(events)
+    assert verify_events(events) and case.head == events[-1].hash

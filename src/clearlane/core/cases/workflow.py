@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
-from clearlane.core.errors import InputError
+from clearlane.core.errors import InputError, IntegrityError
 from clearlane.core.proofs.canonical import canonical_json
 
 HOUR_MS = 3_600_000
@@ -273,8 +273,11 @@ def act(
         changes["state"] = target
     if target is not None and target is not CaseState.IN_REVIEW:
         changes["ack_until_ms"] = None  # an ack lasts while the case is in review, no longer
+    if target is not None and target is not CaseState.SNOOZED:
+        changes["snoozed_until_ms"] = None  # likewise a snooze while snoozed
     detail = _apply(case, action, changes, at_ms, owner, until_ms, resolution, silences, note)
     moved = replace(case, **changes)  # type: ignore[arg-type]
+    _check_invariants(moved)
     event = _event(moved, action, case.state, actor, at_ms, note, detail)
     return replace(moved, head=event.hash), event
 
@@ -308,6 +311,8 @@ def _apply(
             raise CaseError("CASE_ACK_NOT_LAPSED", "at: the acknowledgement has not lapsed")
         return str(case.ack_until_ms)
     if action is Action.SILENCE:
+        if case.kind is not CaseKind.ALERT:
+            raise CaseError("CASE_SILENCE_INVALID", "kind: only alerts are silenced")
         if not silences:
             raise CaseError("CASE_SILENCE_INVALID", "silences: name the silences that cover the case")
         changes["silenced_by"] = ",".join(sorted(silences))
@@ -328,6 +333,21 @@ def _apply(
     elif action is Action.REOPEN:
         changes["resolution"] = None
     return ""
+
+
+def _check_invariants(case: Case) -> None:
+    """What every case after an action satisfies (a broken one is a bug, never stored): closed
+    iff it has a resolution; snoozed iff it has a snooze end; an ack time only while in review,
+    and always for an alert in review (its ack must lapse); silences only on alerts."""
+    broken = (
+        (case.resolution is not None) == case.state.active
+        or (case.snoozed_until_ms is not None) != (case.state is CaseState.SNOOZED)
+        or (case.ack_until_ms is not None and case.state is not CaseState.IN_REVIEW)
+        or (case.kind is CaseKind.ALERT and case.state is CaseState.IN_REVIEW and case.ack_until_ms is None)
+        or (case.silenced_by is not None and case.kind is not CaseKind.ALERT)
+    )
+    if broken:
+        raise IntegrityError(f"case {case.case_id}: invariant broken at version {case.version}")
 
 
 def _acknowledge(
