@@ -131,3 +131,28 @@ def test_snooze_resolve_and_refusals(h: Harness) -> None:
     assert done["status"] == "resolved" and h.svc.alerts() == []
     with pytest.raises(NotFound):
         h.svc.get("case-nope")
+
+
+def test_alertmanager_webhook_opens_and_resolves(h: Harness) -> None:
+    alert = {
+        "status": "firing",
+        "labels": {"alertname": "ClearlaneAnchorBacklog", "severity": "warning", "instance": "n1", "queue": "anchor_backlog"},
+        "annotations": {"summary": "30 cleared batches waiting"},
+    }  # fmt: skip
+    assert h.svc.receive_alertmanager({"version": "4", "alerts": [alert, alert]}) == {
+        "firing": 2,
+        "resolved": 0,
+    }
+    [opened] = h.svc.alerts()
+    assert (
+        opened["rule"] == "ClearlaneAnchorBacklog"
+        and opened["occurrences"] == 2
+        and opened["severity"] == "medium"
+    )
+    assert opened["labels"]["severity"] == "warning" and opened["summary"] == "30 cleared batches waiting"
+    bad = {**alert, "labels": {**alert["labels"], "bad-name": "x"}}
+    with pytest.raises(CaseError):
+        h.svc.receive_alertmanager({"alerts": [{**alert, "status": "resolved"}, bad]})
+    assert h.svc.alerts()[0]["status"] == "open"  # checked whole: nothing resolved
+    h.svc.receive_alertmanager({"alerts": [{**alert, "status": "resolved"}]})
+    assert h.svc.alerts() == []

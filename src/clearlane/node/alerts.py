@@ -153,6 +153,31 @@ def _ms(value: Any, field: str) -> int | None:
     return value
 
 
+MAX_RECEIVED = 1000
+_SEVERITY_OF = {"critical": Severity.CRITICAL, "page": Severity.CRITICAL, "high": Severity.HIGH,
+                "error": Severity.HIGH, "warning": Severity.MEDIUM, "medium": Severity.MEDIUM}  # fmt: skip
+
+
+def _received(index: int, alert: Any) -> tuple[str, dict[str, str], str, Severity, bool]:
+    """One alert of an Alertmanager notification, checked: (rule, labels, summary, severity, firing)."""
+    where = f"alerts[{index}]"
+    if not isinstance(alert, dict) or alert.get("status") not in ("firing", "resolved"):
+        raise CaseError("ALERTMANAGER_PAYLOAD_INVALID", f"{where}.status: firing or resolved")
+    labels, notes = alert.get("labels"), alert.get("annotations") or {}
+    if not isinstance(labels, dict) or not isinstance(notes, dict) or len(labels) > 64:
+        raise CaseError("ALERTMANAGER_PAYLOAD_INVALID", f"{where}.labels: an object of at most 64 labels")
+    if not all(isinstance(v, str) for v in (*labels.values(), *notes.values())):
+        raise CaseError("ALERTMANAGER_PAYLOAD_INVALID", f"{where}.labels: string values")
+    rule = labels.get("alertname")
+    if not isinstance(rule, str) or not rule:
+        raise CaseError("ALERTMANAGER_PAYLOAD_INVALID", f"{where}.labels.alertname: required")
+    kept = {k: v for k, v in labels.items() if k != "alertname"}
+    format_labels(kept)  # label names checked here, before anything changes
+    summary = str(notes.get("summary") or notes.get("description") or rule)
+    severity = _SEVERITY_OF.get(kept.get("severity", ""), Severity.MEDIUM)
+    return rule, kept, summary, severity, alert["status"] == "firing"
+
+
 class AlertService:
     """Alerts over a case store and a silence store; thread-safe (one lock)."""
 
@@ -262,6 +287,26 @@ class AlertService:
                 )
             except Exception:  # the engine's step is committed; an alert store fault must not stop it
                 log.exception("could not record engine alert %s", ref)
+
+    def receive_alertmanager(self, payload: Mapping[str, Any]) -> dict[str, int]:
+        """An Alertmanager webhook notification (``version`` 4): each firing alert opens (or
+        recurs on) the alert of its labels, each resolved one resolves it; ``alertname`` is the
+        rule, the other labels are kept, ``annotations.summary`` (or ``description``) is the
+        summary. Checked whole before anything changes."""
+        raw = payload.get("alerts")
+        if not isinstance(raw, list) or len(raw) > MAX_RECEIVED:
+            raise CaseError("ALERTMANAGER_PAYLOAD_INVALID", f"alerts: a list of at most {MAX_RECEIVED}")
+        parsed = [_received(i, a) for i, a in enumerate(raw)]
+        done = {"firing": 0, "resolved": 0}
+        with self.lock:
+            at = self.now()
+            for rule, labels, summary, severity, firing in parsed:
+                if firing:
+                    self.raise_alert(rule, labels, summary, severity, at, "alertmanager")
+                else:
+                    self.clear(rule, labels, at, "alertmanager")
+                done["firing" if firing else "resolved"] += 1
+        return done
 
     def evaluate(self, at_ms: int) -> None:
         """The node's rules over its current figures: open what fires, resolve what stopped."""

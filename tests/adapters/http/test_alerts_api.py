@@ -60,3 +60,23 @@ def test_alert_workflow_over_http(svc: Service) -> None:
     assert [e["type"] for e in seen] == [
         "alert.opened", "alert.acknowledged", "alert.silenced", "alert.unsilenced",
     ]  # fmt: skip
+    _alertmanager_receiver(svc)
+
+
+def _alertmanager_receiver(svc: Service) -> None:
+    """Alertmanager's webhook: a firing Prometheus alert becomes an alert case (same service)."""
+    alert = {"status": "firing", "labels": {"alertname": "ClearlaneScrapeDown", "severity": "critical"}}
+    hook = svc.client.post(
+        "/v1/alerts/alertmanager", json={"version": "4", "alerts": [alert]}, headers=svc.h()
+    )
+    assert hook.status_code == 200 and hook.json() == {"firing": 1, "resolved": 0}
+    assert (
+        svc.client.post(
+            "/v1/alerts/alertmanager", json={"alerts": [alert]}, headers=svc.h("auditor")
+        ).status_code
+        == 403
+    )
+    bad = svc.client.post("/v1/alerts/alertmanager", json={"alerts": [{"status": "x"}]}, headers=svc.h())
+    assert bad.status_code == 422 and bad.json()["error"] == "alertmanager_payload_invalid"
+    item = svc.client.get("/v1/alerts", headers=svc.h()).json()["items"][0]
+    assert item["rule"] == "ClearlaneScrapeDown" and item["severity"] == "critical"

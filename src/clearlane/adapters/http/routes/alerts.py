@@ -140,6 +140,19 @@ async def alertmanager_alerts(
     return _json(await _call(lambda: alerts.alertmanager(base, active_only=not include_resolved)))
 
 
+@router.post("/v1/alerts/alertmanager", openapi_extra=roles_doc("operator"), responses=_ACT_RESPONSES)
+async def receive_alertmanager(request: Request, principal: Operator, alerts: Alerts) -> Response:
+    """An Alertmanager webhook receiver: point a ``webhook_configs`` url here (with an operator
+    key as its bearer credentials) and Prometheus' alerts become alerts with a workflow —
+    firing opens or recurs, resolved resolves. Answers ``{firing, resolved}`` counts."""
+    body = await json_body(request)
+    if not isinstance(body, dict):
+        raise Problem.service(
+            ServiceCode.BAD_BODY, 422, "body must be a JSON object", field="-", reason="not an object"
+        )
+    return _json(await _call(alerts.receive_alertmanager, body))
+
+
 @router.get("/v1/alerts/silences", openapi_extra=roles_doc(*READERS))
 async def list_silences(principal: Reader, alerts: Alerts) -> Response:
     """Silences, newest first, in Alertmanager's ``gettableSilence`` shape (state pending,
