@@ -8,7 +8,8 @@ period is its start time; while that case is active the same firing recurs on it
 alert that fires again opens a new case (the old one stays as history). Timed transitions —
 a snooze ending, an acknowledgement lapsing (the alert is open again and notifies again), a
 silence starting or ending — are applied by :meth:`AlertService.sweep`, which the service runs
-on a timer and before every read. Every change is published as an ``alert.*`` event
+on a timer and before every read; the engine's alerts are handed off by the bus listener and
+recorded there too, so the runtime thread never waits on the alert store. Every change is published as an ``alert.*`` event
 (node/events.py: SSE, operator webhooks); silences are their own object, listed and expired
 through the service, never a case state.
 
@@ -21,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -199,7 +201,11 @@ class AlertService:
         self.lock = threading.RLock()
         self._pending: dict[str, int] = {}  # rule -> when it first breached (its ``for`` clock)
         self._stop = threading.Event()
+        self._wake = threading.Event()
         self._thread: threading.Thread | None = None
+        # Engine alerts handed off by the bus listener (the runtime thread never waits on the
+        # alert store): (at_ms, kind, message), recorded by the timer thread or the next read.
+        self._inbox: deque[tuple[int, str, str]] = deque()
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
@@ -210,12 +216,17 @@ class AlertService:
 
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
         if self._thread is not None:
             self._thread.join(10)
             self._thread = None
 
     def _loop(self) -> None:
-        while not self._stop.wait(self.interval_s):
+        while not self._stop.is_set():
+            self._wake.wait(self.interval_s)
+            self._wake.clear()
+            if self._stop.is_set():
+                return
             try:
                 self.tick()
             except Exception:  # keep alerting alive; the next tick tries again
@@ -223,6 +234,7 @@ class AlertService:
 
     def tick(self, at_ms: int | None = None) -> None:
         at = self.now() if at_ms is None else at_ms
+        self.drain()
         self.evaluate(at)
         self.sweep(at)
 
@@ -272,21 +284,32 @@ class AlertService:
             return self._save(*moved)
 
     def on_groups(self, groups: Iterable[EventGroup]) -> None:
-        """Bus listener: each ``alert.raised`` the engine published becomes (or recurs on) an alert."""
+        """Bus listener (the runtime thread, right after a commit): hand each ``alert.raised``
+        off to be recorded; never block the engine on the alert store."""
+        found = False
         for group in groups:
-            if group.type != ALERT:
-                continue
-            data: dict[str, Any] = getattr(group, "data", {})
-            message = str(data.get("message", ""))
-            kind = str(data.get("kind", "alert"))
-            severity = Severity.CRITICAL if ("unwound" in message or kind != "alert") else Severity.HIGH
-            ref = hashlib.sha256(message.encode()).hexdigest()[:12]
-            try:
-                self.raise_alert(
-                    "EngineAlert", {"kind": kind, "ref": ref}, message, severity, group.at_ms, "engine"
+            if group.type == ALERT:
+                data: dict[str, Any] = getattr(group, "data", {})
+                self._inbox.append(
+                    (group.at_ms, str(data.get("kind", "alert")), str(data.get("message", "")))
                 )
-            except Exception:  # the engine's step is committed; an alert store fault must not stop it
-                log.exception("could not record engine alert %s", ref)
+                found = True
+        if found:
+            self._wake.set()
+
+    def drain(self) -> None:
+        """Record the engine alerts handed off so far: each opens (or recurs on) an alert."""
+        with self.lock:  # in the order the engine raised them
+            while self._inbox:
+                at_ms, kind, message = self._inbox.popleft()
+                severity = Severity.CRITICAL if ("unwound" in message or kind != "alert") else Severity.HIGH
+                ref = hashlib.sha256(message.encode()).hexdigest()[:12]
+                try:
+                    self.raise_alert(
+                        "EngineAlert", {"kind": kind, "ref": ref}, message, severity, at_ms, "engine"
+                    )
+                except Exception:  # a store fault: logged; the engine's own record stays (alert.raised)
+                    log.exception("could not record engine alert %s", ref)
 
     def receive_alertmanager(self, payload: Mapping[str, Any]) -> dict[str, int]:
         """An Alertmanager webhook notification (``version`` 4): each firing alert opens (or
@@ -450,6 +473,7 @@ class AlertService:
         }  # fmt: skip
 
     def alerts(self, *, status: str | None = None, active_only: bool = True) -> list[dict[str, Any]]:
+        self.drain()
         at = self.now()
         self.sweep(at)
         silences = self._active_silences(at)
@@ -458,6 +482,7 @@ class AlertService:
         return [v for v in views if status is None or v["status"] == status]
 
     def get(self, alert_id: str) -> dict[str, Any]:
+        self.drain()
         at = self.now()
         self.sweep(at)
         case = self._case(alert_id)
