@@ -150,7 +150,7 @@ _ALERT_STEPS = st.lists(
 )
 
 
-@settings(max_examples=120, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(_ALERT_STEPS, st.sampled_from([CaseKind.ALERT, CaseKind.EXCEPTION]))
 def test_random_alert_sequences_keep_invariants(steps: list[tuple[Any, ...]], kind: CaseKind) -> None:
     """Any sequence of actions, timed actions included: refusals change nothing, every applied
