@@ -4,6 +4,7 @@ lapses and re-notifies, a silence mutes and is recorded in the trail, every acti
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -156,3 +157,18 @@ def test_alertmanager_webhook_opens_and_resolves(h: Harness) -> None:
     assert h.svc.alerts()[0]["status"] == "open"  # checked whole: nothing resolved
     h.svc.receive_alertmanager({"alerts": [{**alert, "status": "resolved"}]})
     assert h.svc.alerts() == []
+
+
+def test_timer_records_handed_off_engine_alerts(h: Harness) -> None:
+    """The listener only hands off; the timer thread, woken at once, records the alert."""
+    h.svc.interval_s = 60.0  # so only the wake-up can have done it
+    h.svc.start()
+    try:
+        h.svc.on_groups([AlertEvent(1, T0, 1, "alert", "batch b-2 unwound")])
+        deadline = time.monotonic() + 10
+        while not h.store.cases() and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        h.svc.stop()
+    [case] = h.store.cases()
+    assert case.rule == "EngineAlert" and h.types() == ["alert.opened"]
