@@ -96,10 +96,25 @@ CASE_VERBS = {
     "reopen": "reopened",
 }
 EXCEPTION_EVENTS = tuple(f"exception.{verb}" for verb in CASE_VERBS.values())
-EVENT_TYPES = (*TRADE_EVENTS, *BATCH_EVENTS, *ESCROW_EVENTS, ALERT, *EXCEPTION_EVENTS, STATS)
+# The alert workflow (issue 15, node/alerts.py): one event per action on an alert case; only
+# for operator subscribers (a participant-bound stream or webhook never sees them).
+ALERT_CASE_EVENTS = (
+    "alert.opened",
+    "alert.acknowledged",
+    "alert.snoozed",
+    "alert.silenced",
+    "alert.unsilenced",
+    "alert.renotified",
+    "alert.resolved",
+    "alert.updated",
+)
+EVENT_TYPES = (
+    *TRADE_EVENTS, *BATCH_EVENTS, *ESCROW_EVENTS, ALERT, *EXCEPTION_EVENTS, *ALERT_CASE_EVENTS, STATS,
+)  # fmt: skip
 DEFAULT_STREAM_TYPES = frozenset((*BATCH_EVENTS, STATS))
 WEBHOOK_EVENTS = (
     "trade.cleared", "trade.final", "trade.rejected", *BATCH_EVENTS, *ESCROW_EVENTS, *EXCEPTION_EVENTS,
+    *ALERT_CASE_EVENTS,
 )  # fmt: skip
 # Old names still accepted in input filters, with the name they now mean.
 DEPRECATED_ALIASES = {"batch.closed": BATCH_CLEARED}
@@ -445,6 +460,7 @@ def count_by_type(groups: Iterable[EventGroup]) -> dict[str, int]:
 
 __all__ = [
     "ALERT",
+    "ALERT_CASE_EVENTS",
     "BATCH_ANCHORED",
     "BATCH_CLEARED",
     "BATCH_EVENTS",

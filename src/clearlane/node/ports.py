@@ -24,6 +24,7 @@ import numpy.typing as npt
 import pyarrow as pa
 
 from clearlane.core.cases import Case, CaseEvent
+from clearlane.core.cases.silences import Silence
 from clearlane.core.engine.core import LogEntry
 from clearlane.core.errors import IntegrityError
 from clearlane.core.model.chain import ChainEvent, TxSubmission
@@ -288,3 +289,12 @@ class ReconStore(Protocol):
         ...
 
     def case_events(self, case_id: str) -> list[CaseEvent]: ...
+
+
+class SilenceStore(Protocol):
+    """Alert silences (core/cases/silences.py, migration 0009): saved whole by id, never
+    deleted — an expired silence is kept with its end moved to when it was expired."""
+
+    def save_silence(self, silence: Silence) -> None: ...
+    def silence(self, silence_id: str) -> Silence | None: ...
+    def silences(self) -> list[Silence]: ...

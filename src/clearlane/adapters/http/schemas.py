@@ -135,6 +135,14 @@ class WebhookIn(BaseModel):
             "exception.resolved",
             "exception.accepted",
             "exception.reopened",
+            "alert.opened",
+            "alert.acknowledged",
+            "alert.snoozed",
+            "alert.silenced",
+            "alert.unsilenced",
+            "alert.renotified",
+            "alert.resolved",
+            "alert.updated",
         ]
     ] = Field(
         min_length=1,

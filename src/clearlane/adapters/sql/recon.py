@@ -74,6 +74,7 @@ cases = sa.Table(
     sa.Column("amount_minor", _big), sa.Column("state", _txt), sa.Column("owner", _txt),
     *(sa.Column(n, _big) for n in ("opened_at_ms", "due_at_ms", "updated_at_ms", "snoozed_until_ms")),
     sa.Column("resolution", _txt), sa.Column("occurrences", _int), sa.Column("version", _int), sa.Column("head", _txt),
+    sa.Column("ack_until_ms", _big), sa.Column("silenced_by", _txt),  # migration 0009 (alerts)
 )  # fmt: skip
 case_events = sa.Table(
     "case_events", _md,

@@ -2,6 +2,7 @@
 included by :func:`clearlane.adapters.http.app.create_app` (docs/API.md lists them)."""
 
 from clearlane.adapters.http.routes import (
+    alerts,
     batches,
     cases,
     collateral,
@@ -27,6 +28,7 @@ ROUTERS = (
     positions.router,
     stats.router,
     stream.router,
+    alerts.router,
 )
 
 __all__ = ["ROUTERS"]
