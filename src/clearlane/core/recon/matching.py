@@ -12,9 +12,10 @@ strength):
 3. **amount and date** — an external record without a reference partner takes the internal
    record of its asset within the tolerance and the date window that is closest (amount gap,
    then time gap, then id);
-4. **splits** — a subset (2 to ``split_max`` lines, searched among at most 16 lines of one
-   account, asset and day) of external lines whose sum equals one open internal record of the
-   same account (a net settlement paid in parts), and the mirror image;
+4. **splits** — a subset (2 to ``split_max`` lines of one account, asset and day: pairs among
+   all of them, larger subsets among the first 16 still open) of external lines whose sum
+   equals one open internal record of the same account (a net settlement paid in parts), and
+   the mirror image;
 5. what is left is unmatched.
 
 Determinism: both sides are sorted by record id first and every choice breaks ties on ids, so the
@@ -261,7 +262,9 @@ def _by_amount_and_date(run: _Run) -> None:
             run.group(Reason.MATCHED_AMOUNT_DATE, [r], [run.int[rid]], max(50, 80 - 10 * days))
 
 
-SPLIT_LINES_MAX = 16  # lines of one account and day searched for a covering subset (C(16, 8) = 12,870)
+# Lines of one account and day searched for a covering subset of three or more (C(16, 8) =
+# 12,870): the first 16 still open. Pairs are searched among all of them (in O(k)).
+SPLIT_LINES_MAX = 16
 
 
 def _split_groups(pool: dict[str, ReconRecord]) -> list[list[ReconRecord]]:
@@ -269,7 +272,7 @@ def _split_groups(pool: dict[str, ReconRecord]) -> list[list[ReconRecord]]:
     for r in pool.values():
         if r.account:
             groups[(r.asset, r.account, r.at_ms // DAY_MS)].append(r)
-    return [groups[k][:SPLIT_LINES_MAX] for k in sorted(groups) if len(groups[k]) >= 2]
+    return [groups[k] for k in sorted(groups) if len(groups[k]) >= 2]
 
 
 def _subset_sums(parts: list[ReconRecord], size_max: int) -> dict[int, tuple[int, ...]]:
@@ -339,7 +342,11 @@ def _splits(run: _Run, many_side: str) -> None:
                 continue
             combo = _first_pair(parts, one.amount_minor) if tolerance == 0 else None
             if combo is None:  # no pair: the (costlier) table of larger subsets, built once
-                table = _Cover(parts, run.rules.split_max, run.columnar) if table is None else table
+                table = (
+                    _Cover(parts[:SPLIT_LINES_MAX], run.rules.split_max, run.columnar)
+                    if table is None
+                    else table
+                )
                 combo = table.first(one.amount_minor, tolerance)
             if combo is None:
                 continue
