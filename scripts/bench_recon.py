@@ -1,11 +1,13 @@
 """Reconciliation benchmarks (figures go to docs/PERFORMANCE.md, "Reconciliation").
 
-    .venv/bin/python scripts/bench_recon.py match [--n 1000000] [--m 1000000] [--noise 0.0]
+    .venv/bin/python scripts/bench_recon.py match [--n 1000000] [--m 1000000] [--noise 0.0] [--profile]
         N external x M internal records with known truth: 80 % carry the internal reference,
         15 % carry none (amount + date window), 5 % are a net settlement paid in two lines
         (split by account and day); with --noise, that share of the lines is moved +-1 day and
         has its reference typo'd (one character), the rest of M has no partner. Reports wall
-        and CPU seconds, peak RSS, outcome counts, precision and recall against the truth.
+        and CPU seconds, peak RSS, outcome counts, precision and recall against the truth;
+        --profile prints the 20 costliest functions (cProfile: times inflated, shares are what
+        count).
     .venv/bin/python scripts/bench_recon.py parse [--entries 1000000] [--per-statement 10000]
         writes a camt.053 of ENTRIES entries (statements of PER-STATEMENT entries) to a temp
         file and parses it with the streaming reader: wall, CPU, entries/s, peak RSS.
@@ -16,6 +18,8 @@ CPU time (time.process_time) is reported next to wall time: the 2-core machine i
 from __future__ import annotations
 
 import argparse
+import cProfile
+import pstats
 import random
 import resource
 import tempfile
@@ -89,14 +93,19 @@ def corpus(
     return external, internal, truth
 
 
-def bench_match(n: int, m: int, noise: float) -> None:
+def bench_match(n: int, m: int, noise: float, profile: bool = False) -> None:
     t = time.perf_counter()
     external, internal, truth = corpus(n, m, noise)
     print(
         f"corpus: {len(external):,} external x {len(internal):,} internal in {time.perf_counter() - t:.1f} s"
     )
+    profiler = cProfile.Profile() if profile else None
     wall, cpu = time.perf_counter(), time.process_time()
+    if profiler is not None:
+        profiler.enable()
     result = match(external, internal, MatchRules(window_ms=3 * DAY_MS))
+    if profiler is not None:
+        profiler.disable()
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     partner = {}
     for g in result.groups:
@@ -108,6 +117,8 @@ def bench_match(n: int, m: int, noise: float) -> None:
     print(f"match: {wall:.1f} s wall, {cpu:.1f} s CPU, peak RSS {_rss_mib():,.0f} MiB")
     print(f"outcomes: {result.counts()}")
     print(f"precision {correct / max(matched, 1):.4%}  recall {correct / max(len(truth), 1):.4%}")
+    if profiler is not None:
+        pstats.Stats(profiler).sort_stats("cumulative").print_stats(20)
 
 
 def _camt(path: Path, entries: int, per_statement: int) -> None:
@@ -151,12 +162,13 @@ def main() -> None:
     m.add_argument("--n", type=int, default=1_000_000)
     m.add_argument("--m", type=int, default=1_000_000)
     m.add_argument("--noise", type=float, default=0.0)
+    m.add_argument("--profile", action="store_true")
     p = sub.add_parser("parse")
     p.add_argument("--entries", type=int, default=1_000_000)
     p.add_argument("--per-statement", type=int, default=10_000)
     args = parser.parse_args()
     if args.what == "match":
-        bench_match(args.n, args.m, args.noise)
+        bench_match(args.n, args.m, args.noise, args.profile)
     else:
         bench_parse(args.entries, args.per_statement)
 

@@ -47,6 +47,11 @@ def test_statement_folds_the_day() -> None:
     assert (available.opening_minor, available.debits_minor, available.credits_minor) == (0, 200, 0)
     assert available.closing_minor == -200 and available.pending_debits_minor == 70 and available.entries == 1
     assert [m[0] for m in a.movements] == ["h1"]
+    escrow = _line(
+        "escrow:car-7:f1:funded", "escrow_funded", START, [("A", "available", -300), ("HOUSE", "escrow", 300)]
+    )
+    (leg,) = journal_records([*lines, escrow], ["escrow_leg"])
+    assert (leg.kind, leg.reference, leg.amount_minor, leg.account) == ("escrow_leg", "ref", -300, "A")
     records = journal_records(lines, ["collateral_movement", "ledger_entry"])
     assert [(r.kind, r.reference, r.amount_minor, r.account) for r in records] == [
         ("collateral_movement", "D1", 500, "A"), ("ledger_entry", "ref", -200, "A"),

@@ -12,9 +12,10 @@ strength):
 3. **amount and date** — an external record without a reference partner takes the internal
    record of its asset within the tolerance and the date window that is closest (amount gap,
    then time gap, then id);
-4. **splits** — a subset (2 to ``split_max`` lines, searched among at most 16 lines of one
-   account, asset and day) of external lines whose sum equals one open internal record of the
-   same account (a net settlement paid in parts), and the mirror image;
+4. **splits** — a subset (2 to ``split_max`` lines of one account, asset and day: pairs among
+   all of them, larger subsets among the first 16 still open) of external lines whose sum
+   equals one open internal record of the same account (a net settlement paid in parts), and
+   the mirror image;
 5. what is left is unmatched.
 
 Determinism: both sides are sorted by record id first and every choice breaks ties on ids, so the
@@ -261,7 +262,9 @@ def _by_amount_and_date(run: _Run) -> None:
             run.group(Reason.MATCHED_AMOUNT_DATE, [r], [run.int[rid]], max(50, 80 - 10 * days))
 
 
-SPLIT_LINES_MAX = 16  # lines of one account and day searched for a covering subset (C(16, 8) = 12,870)
+# Lines of one account and day searched for a covering subset of three or more (C(16, 8) =
+# 12,870): the first 16 still open. Pairs are searched among all of them (in O(k)).
+SPLIT_LINES_MAX = 16
 
 
 def _split_groups(pool: dict[str, ReconRecord]) -> list[list[ReconRecord]]:
@@ -269,7 +272,7 @@ def _split_groups(pool: dict[str, ReconRecord]) -> list[list[ReconRecord]]:
     for r in pool.values():
         if r.account:
             groups[(r.asset, r.account, r.at_ms // DAY_MS)].append(r)
-    return [groups[k][:SPLIT_LINES_MAX] for k in sorted(groups) if len(groups[k]) >= 2]
+    return [groups[k] for k in sorted(groups) if len(groups[k]) >= 2]
 
 
 def _subset_sums(parts: list[ReconRecord], size_max: int) -> dict[int, tuple[int, ...]]:
@@ -321,9 +324,21 @@ class _Cover:
         return first_cover(self.sums, self.k, self.size_max, target, tolerance)
 
 
+def _split_group(
+    run: _Run, many_side: str, parts: list[ReconRecord], chosen: tuple[int, ...], one: ReconRecord
+) -> list[ReconRecord]:
+    lines = [parts[i] for i in chosen]
+    ext, intl = (lines, [one]) if many_side == EXTERNAL else ([one], lines)
+    run.group(Reason.MATCHED_SPLIT, ext, intl, 60)
+    return [p for i, p in enumerate(parts) if i not in chosen]
+
+
 def _splits(run: _Run, many_side: str) -> None:
     """Several open lines of one account, asset and day that add up to one open record of the
-    same account on the other side (a net settlement paid in parts, or the mirror image)."""
+    same account on the other side (a net settlement paid in parts, or the mirror image).
+    Pairs first, for every candidate in id order (O(k) each: most settlements paid in parts are
+    paid in two); then larger subsets for the candidates left, from a table rebuilt only after
+    a match (with a tolerance, the table answers pairs too)."""
     many_pool, one_pool = (run.ext, run.int) if many_side == EXTERNAL else (run.int, run.ext)
     by_account: dict[tuple[str, str], list[ReconRecord]] = defaultdict(list)
     for o in one_pool.values():
@@ -331,22 +346,25 @@ def _splits(run: _Run, many_side: str) -> None:
             by_account[(o.asset, o.account)].append(o)
     for parts in _split_groups(many_pool):
         first, tolerance = parts[0], run.rules.tolerance(parts[0].asset)
+        candidates = [
+            one for one in by_account.get((first.asset, first.account), [])
+            if one.record_id in one_pool and abs(one.at_ms - first.at_ms) <= run.rules.window_ms
+        ]  # fmt: skip
+        left: list[ReconRecord] = []
+        for one in candidates if tolerance == 0 else ():
+            pair = _first_pair(parts, one.amount_minor) if len(parts) >= 2 else None
+            if pair is None:
+                left.append(one)
+            else:
+                parts = _split_group(run, many_side, parts, pair, one)
         table: _Cover | None = None
-        for one in by_account.get((first.asset, first.account), []):
-            if len(parts) < 2:
+        for one in left if tolerance == 0 else candidates:
+            if len(parts) < 3 if tolerance == 0 else len(parts) < 2:
                 break
-            if one.record_id not in one_pool or abs(one.at_ms - first.at_ms) > run.rules.window_ms:
-                continue
-            combo = _first_pair(parts, one.amount_minor) if tolerance == 0 else None
-            if combo is None:  # no pair: the (costlier) table of larger subsets, built once
-                table = _Cover(parts, run.rules.split_max, run.columnar) if table is None else table
-                combo = table.first(one.amount_minor, tolerance)
-            if combo is None:
-                continue
-            chosen = [parts[i] for i in combo]
-            ext, intl = (chosen, [one]) if many_side == EXTERNAL else ([one], chosen)
-            run.group(Reason.MATCHED_SPLIT, ext, intl, 60)
-            parts, table = [p for i, p in enumerate(parts) if i not in combo], None
+            table = table or _Cover(parts[:SPLIT_LINES_MAX], run.rules.split_max, run.columnar)
+            combo = table.first(one.amount_minor, tolerance)
+            if combo is not None:
+                parts, table = _split_group(run, many_side, parts, combo, one), None
 
 
 def _exact(ext: list[ReconRecord], intl: list[ReconRecord], rules: MatchRules) -> _Run:
