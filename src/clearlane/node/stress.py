@@ -112,12 +112,16 @@ class DaySource:
     files: tuple[Path, ...] = ()
     log: Store | None = None
     label: str = "day"
+    upto_seq: int | None = None  # a live store's log is read up to here (the day as recorded then)
 
     def digest(self) -> str:
         """SHA-256 of what is replayed: the files' bytes in order, or the log's hash-chain head
         (with the seed, commit and config digest it identifies a run, ANCHORS S1)."""
         h = hashlib.sha256()
-        if self.log is not None:
+        if self.log is not None and self.upto_seq is not None:
+            last = list(self.log.iter_log(after_seq=self.upto_seq - 1, upto_seq=self.upto_seq))
+            h.update(last[-1].hash if last else b"")
+        elif self.log is not None:
             h.update(self.log.log_head() or b"")
         for path in self.files:
             with path.open("rb") as f:
@@ -144,8 +148,8 @@ def _file_items(path: Path, config: ClearingConfig, chunk_rows: int) -> Iterator
             yield kind, data, None
 
 
-def _log_items(store: Store) -> Iterator[Item]:
-    for stored in store.iter_log():
+def _log_items(store: Store, upto_seq: int | None = None) -> Iterator[Item]:
+    for stored in store.iter_log(upto_seq=upto_seq):
         entry = stored.entry
         if entry.kind not in _REPLAYED_KINDS:
             continue
@@ -157,7 +161,7 @@ def _log_items(store: Store) -> Iterator[Item]:
 
 def source_items(source: DaySource, config: ClearingConfig, chunk_rows: int) -> Iterator[Item]:
     if source.log is not None:
-        yield from _log_items(source.log)
+        yield from _log_items(source.log, source.upto_seq)
     for path in source.files:
         yield from _file_items(path, config, chunk_rows)
 
@@ -963,6 +967,22 @@ def build_report(
         "defaults": stressed.defaults,
         "participants": _participant_rows(config, runs),
     }
+
+
+def chart_series(result: StressResult, points: int = 300) -> dict[str, Any]:
+    """The system's liquidity need over the day, baseline and scenario (cents, at most
+    ``points`` samples each: the step series thinned by taking each bucket's maximum), for the
+    dashboard's chart; not part of the canonical report."""
+    out: dict[str, Any] = {}
+    for name, facts in (("baseline", result.baseline), ("scenario", result.stressed)):
+        times = np.array(facts.times, np.int64)
+        total = np.array([int(n.sum()) for n in facts.need], np.int64)
+        if len(times) > points:
+            edges = np.linspace(0, len(times), points + 1).astype(np.int64)
+            times = times[edges[1:] - 1]
+            total = np.maximum.reduceat(total, edges[:-1])
+        out[name] = {"t_ms": times.tolist(), "need_cents": total.tolist()}
+    return out
 
 
 def _named_pools(pools: dict[str, Any], config: ClearingConfig) -> dict[str, Any]:

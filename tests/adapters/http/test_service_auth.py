@@ -51,6 +51,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Service, d
             "participant": "MM-ALPHA",
             "endpoint_id": hook.json()["id"],
             "escrow_id": "AUTH-E",
+            "report_id": "sr-none",
+            "kind": "json",
         }
         yield s, values
 

@@ -10,6 +10,7 @@ from clearlane.adapters.http.routes import (
     positions,
     stats,
     stream,
+    stress,
     trades,
 )
 
@@ -23,6 +24,7 @@ ROUTERS = (
     positions.router,
     stats.router,
     stream.router,
+    stress.router,
 )
 
 __all__ = ["ROUTERS"]
