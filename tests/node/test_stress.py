@@ -134,8 +134,29 @@ def test_csv_and_auth063_shapes(result: stress.StressResult) -> None:
     assert len(rows[0]) == 1 + 3 * len(stress.CSV_COLUMNS)
     doc = stress.report_auth063(result.report)
     (test,) = doc["Document"]["CCPLqdtyStrssTstgRsltRpt"]["LqdtyStrssTstRslt"]
-    assert len(test["LqdtyReqrdAndAvlbl"]) == 6
-    assert test["ScnroDfltrs"]["Cover2Id"] == result.report["system"]["scenario"]["cover2"]["defaulters"]
+    assert [d["LqdtyHrzn"] for d in test["LqdtyReqrdAndAvlbl"]] == list(stress.AUTH063_HORIZONS)
+    cover2 = result.report["system"]["scenario"]["cover2"]
+    assert {test["ScnroDfltrs"]["Cover1Id"], test["ScnroDfltrs"]["Cover2Id"]} == set(cover2["defaulters"])
+
+
+def test_auth063_xml_validates_against_the_message_structure(result: stress.StressResult) -> None:
+    from lxml import etree
+
+    schema = etree.XMLSchema(etree.parse(str(Path(__file__).with_name("auth.063.001.01.subset.xsd"))))
+    ids = result.config.participant_ids
+    leis = {pid: f"{i:018d}{i % 97:02d}" for i, pid in enumerate(ids)}  # LEI-shaped stand-ins
+    xml = stress.report_auth063_xml(result.report, leis=leis)
+    assert xml == stress.report_auth063_xml(result.report, leis=leis)  # byte-stable
+    root = etree.fromstring(xml)
+    schema.assertValid(root)
+    ns = {"a": stress.AUTH063_NS}
+    settle = root.findtext(
+        ".//a:LqdtyReqrdAndAvlbl[a:LqdtyHrzn='SAMD']/a:StrssLqdRsrcRqrmnt/a:SttlmOrDlvry/a:Amt", namespaces=ns
+    )
+    cents = result.report["system"]["scenario"]["cover2"]["obligation_cents"]
+    assert settle == f"{cents // 100}.{cents % 100:02d}"
+    # Without LEIs the participant ids are written as they are, which the LEI pattern refuses.
+    assert not schema.validate(etree.fromstring(stress.report_auth063_xml(result.report)))
 
 
 def test_a_stores_input_log_replays_like_its_files(day: stress.DaySource, keys: Path, tmp_path: Path) -> None:

@@ -206,6 +206,8 @@ class RunFacts:
     steps: int = 0
     collateral_cents: I64 | None = None
     credit_cents: I64 | None = None
+    check_margin_cents: I64 | None = None  # peak margin the liquidity check charged ([liquidity_margin])
+    diverted: int = 0  # flows the liquidity check sent to L1
 
 
 class Collector:
@@ -382,6 +384,10 @@ class Collector:
         available = (liquidity.collateral_usd + liquidity.credit_usd) * self.buffer_pct / 100.0
         facts.buffer.append(np.rint(available * 100).astype(np.int64))
         facts.collateral_cents = np.rint(liquidity.collateral_usd * 100).astype(np.int64)
+        if liquidity.margin_usd is not None:
+            charged = np.rint(liquidity.margin_usd * 100).astype(np.int64)
+            peak = facts.check_margin_cents
+            facts.check_margin_cents = charged if peak is None else np.maximum(peak, charged)
         facts.credit_cents = np.rint(liquidity.credit_usd * 100).astype(np.int64)
         if at_ms >= self.next_margin_ms and len(facts.exposure) < _MARGIN_SAMPLES * 2:
             facts.margin_times.append(at_ms)
@@ -533,6 +539,7 @@ def replay(
         driver.settle(limit_ms=24 * 3_600_000)
         runner.engine.ledger.check_invariants()
         collector.sample(runner.engine.now_ms)
+        collector.facts.diverted = runner.engine.stats.liquidity_diverted
         genesis = runner.store.get_meta("chain_genesis_ms")
         if genesis is not None:
             collector.facts.genesis_ms = int(genesis)
@@ -543,14 +550,24 @@ def replay(
 
 
 # ====================================================================== the stress run
-def faulted_config(config_path: Path, faults: dict[str, Any], directory: Path) -> Path:
-    """A copy of the configuration with ``faults`` merged into ``[chain.faults]``."""
+def faulted_config(
+    config_path: Path,
+    faults: dict[str, Any],
+    directory: Path,
+    *,
+    margin: dict[str, Any] | None = None,
+    name: str = "config.stress.toml",
+) -> Path:
+    """A copy of the configuration with ``faults`` merged into ``[chain.faults]`` (and, given
+    ``margin``, ``[liquidity_margin]`` set to it)."""
     import tomllib
 
     raw = tomllib.loads(config_path.read_text(encoding="utf-8"))
     chain = raw.setdefault("chain", {})
     chain["faults"] = {**chain.get("faults", {}), **faults}
-    path = directory / "config.stress.toml"
+    if margin is not None:
+        raw["liquidity_margin"] = margin
+    path = directory / name
     path.write_text(toml_dumps(raw), encoding="utf-8")
     load_config(path)  # a bad fault table fails here, naming the key
     return path
@@ -630,8 +647,13 @@ def run_stress(
     fund = _cents(scenario.resources.default_fund_usd)
     house = _cents(scenario.resources.house_usd)
     buffer_pct = scenario.resources.buffer_pct
-    base_plan = RunPlan(source.config_path, buffer_pct=buffer_pct, seed=scenario.seed, trades=trades_hint)
-    baseline, config = replay(open_runner, source, base_plan, progress=_phase(progress, "baseline"))
+    margin = _check_margin(scenario, load_config(source.config_path))
+    with tempfile.TemporaryDirectory(prefix="clearlane-stress-") as tmp:
+        base_path = source.config_path
+        if margin is not None:
+            base_path = faulted_config(base_path, {}, Path(tmp), margin=margin, name="config.base.toml")
+        base_plan = RunPlan(base_path, buffer_pct=buffer_pct, seed=scenario.seed, trades=trades_hint)
+        baseline, config = replay(open_runner, source, base_plan, progress=_phase(progress, "baseline"))
     compiled = compile_scenario(scenario, _frame(baseline, config))
     base_margin = _margins(baseline, config, scenario, observed=False)
     obligations = risk_cover.stressed_obligations(
@@ -642,7 +664,7 @@ def run_stress(
     delay_fault = [f for f in scenario.faults if f.type == "finality_delay"]
     delay_ms = min((f.blocks for f in delay_fault), default=0) * int(config.chain["block_time_ms"])
     with tempfile.TemporaryDirectory(prefix="clearlane-stress-") as tmp:
-        path = faulted_config(source.config_path, compiled.chain_faults, Path(tmp))
+        path = faulted_config(source.config_path, compiled.chain_faults, Path(tmp), margin=margin)
         plan = RunPlan(
             path,
             marks=compiled.marks,
@@ -661,6 +683,20 @@ def run_stress(
         scenario, compiled, config, baseline, stressed, base_margin, (cover1, cover2), source
     )
     return StressResult(scenario, compiled, config, baseline, stressed, report)
+
+
+def _check_margin(scenario: Scenario, config: ClearingConfig) -> dict[str, Any] | None:
+    """``[liquidity_margin]`` for both replays when the scenario asks the check to charge the
+    margin: the report's own per-asset vols and confidence, so the engine and the report agree."""
+    if not scenario.margin.in_liquidity_check:
+        return None
+    vols = asset_vols(config, scenario)
+    return {
+        "enabled": True,
+        "confidence": scenario.margin.confidence,
+        "liquidation_days": scenario.margin.liquidation_days,
+        "daily_vol": {a.code: float(v) for a, v in zip(config.assets, vols, strict=True)},
+    }
 
 
 def check_against(scenario: Scenario, config: ClearingConfig) -> None:
@@ -873,6 +909,7 @@ def _participant_rows(
             "fees": fees,
             "margin": margins["peak_cents"],
             "span": margins["span_cents"],
+            "check_margin": _last(facts.check_margin_cents, config),
             "lat_mean": mean,
             "lat_max": worst,
         }
@@ -890,6 +927,7 @@ def _participant_rows(
                 ],
                 "margin_var_cents": int(m["margin"][p]),
                 "margin_span_cents": int(m["span"][p]),
+                "liquidity_check_margin_cents": int(m["check_margin"][p]),
                 "l1_fallback_fees_minor": int(m["fees"][p]),
                 "finality_latency_mean_ms": int(m["lat_mean"][p]),
                 "finality_latency_max_ms": int(m["lat_max"][p]),
@@ -962,6 +1000,7 @@ def build_report(
                 "scenario": stress_margin["by_lane_cents"],
             },
             "batches": {"baseline": len(baseline.batches), "scenario": len(stressed.batches)},
+            "liquidity_diverted_flows": {"baseline": baseline.diverted, "scenario": stressed.diverted},
             "unwound_batches": stressed.fired.get("unwound", 0),
         },
         "defaults": stressed.defaults,
@@ -1003,6 +1042,7 @@ CSV_COLUMNS = (
     "first_breach_start_ms",
     "margin_var_cents",
     "margin_span_cents",
+    "liquidity_check_margin_cents",
     "l1_fallback_fees_minor",
     "finality_latency_mean_ms",
     "finality_latency_max_ms",
@@ -1035,58 +1075,127 @@ def _csv_value(figures: dict[str, Any], column: str) -> int:
     return int(figures[column])
 
 
-def report_auth063(report: dict[str, Any], currency: str = "USD") -> dict[str, Any]:
-    """An ISO 20022 auth.063 (CCPLiquidityStressTestingResultReport)-shaped document (JSON, the
-    message's element names): one LiquidityStressTestResult for the scenario and seed, its
-    Cover-1/Cover-2 defaulters, and exactly six horizon days (T-1 close, T, T+1 … T+3, T+4
-    onwards). The replayed day is intraday: T carries the figures; T+1 names how many batches
-    were still unsettled at the end of the run; the other days are zero.
+AUTH063_NS = "urn:iso:std:iso:20022:tech:xsd:auth.063.001.01"
+CLEARLANE_NS = "urn:clearlane:stress-report:1"
+# LiquidityRequiredAndAvailable1 comes exactly six times, one per SettlementDate6Code.
+AUTH063_HORIZONS = ("SAMD", "TONE", "TTWO", "TTRE", "TFOR", "TFIV")
 
-    Mapping: LqdRsrcs.FcltiesOthrCmmtd = the prefunded default fund; StrssLqdRsrcRqrmnt:
-    SttlmOrDlvry = the Cover-2 stressed obligation, OprlOutflw = the L1 fallback fees (minor
-    units of the chain's fee asset, read as cents), Othr = the Cover-2 defaulters' stressed
-    margin. Amounts are decimal text in ``currency``."""
+
+def report_auth063(
+    report: dict[str, Any], currency: str = "USD", leis: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """The report in the shape of ISO 20022 auth.063.001.01 (CCPLiquidityStressTestingResultReportV01):
+    element names as keys, a repeated element as a list, an amount as
+    ``{"Amt": {"@Ccy": ccy, "#text": "123.45"}, "Sgn": true}`` (AmountAndDirection102). The same
+    document is written as XML by :func:`report_auth063_xml`.
+
+    One LqdtyStrssTstRslt for the scenario and seed (``Id``), its ScnroDfltrs (Cover1Id: the
+    Cover-1 defaulter; Cover2Id: the other member of the Cover-2 pair — their LEIs from
+    ``leis``, else the participant ids, which the schema's LEI pattern refuses) and exactly six LqdtyReqrdAndAvlbl, one per horizon code (SAMD = T,
+    TONE … TFIV = T+1 … T+5). A replay is one intraday day: SAMD carries the figures, the other
+    horizons are zero. Mapping on SAMD — LqdRsrcs.CshDue: the prefunded default fund;
+    StrssLqdRsrcRqrmnt: OprlOutflw = the L1 fallback fees (the chain's fee asset's minor units
+    read as cents), VartnMrgnPmtOblgtn = the Cover-2 defaulters' stressed VaR margin,
+    SttlmOrDlvry = the Cover-2 stressed obligation, Othr = the margin the liquidity check
+    charged the defaulters (``[liquidity_margin]``). SplmtryData (PlcAndNm ``clearlane``) holds
+    what the message has no element for: seed, liveness, unsettled batches, Cover-1/Cover-2
+    shortfall."""
     system = report["system"]["scenario"]
-    cover2 = system["cover2"]
+    cover1, cover2 = system["cover1"], system["cover2"]
     defaulters = set(cover2["defaulters"])
-    fees = sum(r["scenario"]["l1_fallback_fees_minor"] for r in report["participants"])
-    margin = sum(
-        r["scenario"]["margin_var_cents"] for r in report["participants"] if r["participant"] in defaulters
+    rows = report["participants"]
+    fees = sum(r["scenario"]["l1_fallback_fees_minor"] for r in rows)
+    margin = sum(r["scenario"]["margin_var_cents"] for r in rows if r["participant"] in defaulters)
+    charged = sum(
+        r["scenario"].get("liquidity_check_margin_cents", 0) for r in rows if r["participant"] in defaulters
     )
-    unsettled = report["liveness"]["unsettled_count"]
 
-    def amount(cents: int) -> dict[str, str]:
-        return {"Amt": f"{cents // 100}.{cents % 100:02d}", "Ccy": currency}
+    def amount(cents: int) -> dict[str, Any]:
+        whole, part = divmod(abs(cents), 100)
+        return {"Amt": {"@Ccy": currency, "#text": f"{whole}.{part:02d}"}, "Sgn": cents >= 0}
 
-    def day(name: str, on: bool) -> dict[str, Any]:
-        zero = amount(0)
+    def resource(cents: int) -> dict[str, Any]:
         return {
-            "Hrzn": name,
-            "LqdRsrcs": {"FcltiesOthrCmmtd": amount(cover2["prefunded_cents"]) if on else zero},
+            "LqdRsrcVal": amount(cents),
+            "Scrd": False,
+            "AsstNcmbrd": False,
+            "QlfygRsrc": True,
+            "AgcyArrgmnts": False,
+        }
+
+    def horizon(code: str) -> dict[str, Any]:
+        on = code == "SAMD"
+
+        def figure(cents: int) -> dict[str, Any]:
+            return amount(cents if on else 0)
+
+        return {
+            "LqdRsrcs": {"CshDue": [resource(cover2["prefunded_cents"] if on else 0)]},
+            "LqdtyHrzn": code,
             "StrssLqdRsrcRqrmnt": {
-                "OprlOutflw": amount(fees) if on else zero,
-                "SttlmOrDlvry": amount(cover2["obligation_cents"]) if on else zero,
-                "Othr": amount(margin) if on else zero,
+                "OprlOutflw": figure(fees),
+                "VartnMrgnPmtOblgtn": figure(margin),
+                "SttlmOrDlvry": figure(cover2["obligation_cents"]),
+                "Othr": figure(charged),
             },
         }
 
-    horizon = ["T-1", "T", "T+1", "T+2", "T+3", "T+4+"]
-    days = [day(h, h == "T") for h in horizon]
-    days[2]["UnsttldBtchs"] = unsettled
+    first = cover1["defaulters"][0] if cover1["defaulters"] else ""
+    second = next((d for d in cover2["defaulters"] if d != first), first)
+    first, second = (leis or {}).get(first, first), (leis or {}).get(second, second)
     scenario = report["scenario"]
-    return {
-        "Document": {
-            "CCPLqdtyStrssTstgRsltRpt": {
-                "LqdtyStrssTstRslt": [
-                    {
-                        "Id": f"{scenario['id']}#{scenario['seed']}",
-                        "ScnroDfltrs": {
-                            "Cover1Id": report["system"]["scenario"]["cover1"]["defaulters"],
-                            "Cover2Id": cover2["defaulters"],
-                        },
-                        "LqdtyReqrdAndAvlbl": days,
-                    }
-                ]
-            }
-        }
+    extra = {
+        "@xmlns": CLEARLANE_NS,
+        "Seed": str(scenario["seed"]),
+        "LivenessOk": report["liveness"]["ok"],
+        "UnsettledBatches": str(report["liveness"]["unsettled_count"]),
+        "Cover1Shortfall": amount(cover1["shortfall_cents"]),
+        "Cover2Shortfall": amount(cover2["shortfall_cents"]),
     }
+    result = {
+        "Id": f"{scenario['id']}#{scenario['seed']}",
+        "ScnroDfltrs": {"Cover1Id": first, "Cover2Id": second},
+        "LqdtyReqrdAndAvlbl": [horizon(code) for code in AUTH063_HORIZONS],
+    }
+    body = {
+        "LqdtyStrssTstRslt": [result],
+        "SplmtryData": [{"PlcAndNm": "clearlane", "Envlp": {"StrssRun": extra}}],
+    }
+    return {"Document": {"@xmlns": AUTH063_NS, "CCPLqdtyStrssTstgRsltRpt": body}}
+
+
+def report_auth063_xml(
+    report: dict[str, Any], currency: str = "USD", leis: dict[str, str] | None = None
+) -> bytes:
+    """:func:`report_auth063` as XML (lxml): UTF-8 with a declaration, indented, byte-stable for
+    the same report."""
+    from lxml import etree
+
+    doc = report_auth063(report, currency, leis)["Document"]
+    root = etree.Element(f"{{{AUTH063_NS}}}Document", nsmap={None: AUTH063_NS})
+    _xml_children(root, doc, AUTH063_NS)
+    out: bytes = etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
+    return out
+
+
+def _xml_children(parent: Any, node: dict[str, Any], ns: str) -> None:
+    from lxml import etree
+
+    ns = node.get("@xmlns", ns)
+    for key, value in node.items():
+        if key == "@xmlns":
+            continue
+        if key.startswith("@"):
+            parent.set(key[1:], str(value))
+        elif key == "#text":
+            parent.text = str(value)
+        else:
+            for item in value if isinstance(value, list) else [value]:
+                child_ns = item.get("@xmlns", ns) if isinstance(item, dict) else ns
+                child = etree.SubElement(parent, f"{{{child_ns}}}{key}")
+                if isinstance(item, dict):
+                    _xml_children(child, item, child_ns)
+                elif isinstance(item, bool):
+                    child.text = "true" if item else "false"
+                else:
+                    child.text = str(item)

@@ -23,15 +23,26 @@ def _stress(tmp_path: Path, out: str, *extra: str) -> str:
 
 def test_stress_writes_every_export_and_is_reproducible(tmp_path: Path) -> None:
     output = _stress(
-        tmp_path, "a.json", "--csv", str(tmp_path / "r.csv"), "--auth063", str(tmp_path / "r.xml.json")
+        tmp_path,
+        "a.json",
+        "--csv",
+        str(tmp_path / "r.csv"),
+        "--auth063",
+        str(tmp_path / "r.xml.json"),
+        "--auth063-xml",
+        str(tmp_path / "r.xml"),
     )
     assert "stress scenario retail-unwind" in output and "Cover-1" in output
     _stress(tmp_path, "b.json")
     assert (tmp_path / "a.json").read_bytes() == (tmp_path / "b.json").read_bytes()
     report = json.loads((tmp_path / "a.json").read_bytes())
     assert report["faults"]["batch_failure"]["fired"] == 5
+    # The scenario has the liquidity check charge the finality-window margin (both runs).
+    charged = [r["baseline"]["liquidity_check_margin_cents"] for r in report["participants"]]
+    assert max(charged) > 0 and "liquidity_diverted_flows" in report["system"]
     assert (tmp_path / "r.csv").read_text().startswith("participant,")
     assert "CCPLqdtyStrssTstgRsltRpt" in json.loads((tmp_path / "r.xml.json").read_text())["Document"]
+    assert b"<CCPLqdtyStrssTstgRsltRpt>" in (tmp_path / "r.xml").read_bytes()
 
 
 def test_stress_seed_override_and_json_output(tmp_path: Path) -> None:

@@ -56,6 +56,8 @@ def test_a_run_against_the_recorded_day_reports_and_exports(svc: Service) -> Non
     assert next(csv.reader(io.StringIO(table)))[0] == "participant"
     doc = svc.client.get(f"/v1/stress/reports/{report_id}/export/auth063", headers=svc.h()).json()
     assert "CCPLqdtyStrssTstgRsltRpt" in doc["Document"]
+    xml = svc.client.get(f"/v1/stress/reports/{report_id}/export/auth063.xml", headers=svc.h())
+    assert xml.headers["content-type"].startswith("application/xml") and b"LqdtyHrzn" in xml.content
 
 
 def test_runs_are_bounded_and_refused_clearly(svc: Service) -> None:

@@ -44,6 +44,12 @@ def stress(
         Path | None, typer.Option("--csv", help="Write the per-participant CSV here.")
     ] = None,
     auth063: Annotated[Path | None, typer.Option(help="Write the auth.063-shaped JSON here.")] = None,
+    auth063_xml: Annotated[
+        Path | None, typer.Option("--auth063-xml", help="Write the auth.063 XML (lxml) here.")
+    ] = None,
+    leis: Annotated[
+        Path | None, typer.Option(help="JSON {participant: LEI} for the auth.063 defaulter ids.")
+    ] = None,
 ) -> None:
     """Replay a day under a stress scenario: liquidity, margin and default impact per participant."""
     from clearlane.core.risk.scenario import load_scenario
@@ -81,6 +87,9 @@ def stress(
             source.log.close()
     report = result.report
     _write(report, out, csv_file, auth063)
+    if auth063_xml is not None:
+        lei_map = json.loads(leis.read_text(encoding="utf-8")) if leis is not None else None
+        auth063_xml.write_bytes(node_stress.report_auth063_xml(report, leis=lei_map))
     if as_json:
         typer.echo(node_stress.report_json(report).decode())
     else:

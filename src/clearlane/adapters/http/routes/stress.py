@@ -43,6 +43,7 @@ EXPORTS = {
     "json": "application/json",
     "csv": "text/csv; charset=utf-8",
     "auth063": "application/json",
+    "auth063.xml": "application/xml",
 }
 
 
@@ -267,7 +268,7 @@ async def export_report(request: Request, report_id: str, kind: str, principal: 
     if run.result is None:
         raise not_found(f"stress report {report_id!r} ({run.status})")
     body = _export(run.result.report, kind)
-    name = f"{report_id}.{'csv' if kind == 'csv' else kind if kind == 'json' else 'auth063.json'}"
+    name = f"{report_id}.{ {'csv': 'csv', 'json': 'json', 'auth063': 'auth063.json'}.get(kind, kind) }"
     return Response(
         body,
         media_type=EXPORTS[kind],
@@ -278,6 +279,8 @@ async def export_report(request: Request, report_id: str, kind: str, principal: 
 def _export(report: dict[str, Any], kind: str) -> bytes:
     if kind == "csv":
         return node_stress.report_csv(report).encode()
+    if kind == "auth063.xml":
+        return node_stress.report_auth063_xml(report)
     if kind == "auth063":
         return node_stress.report_json(node_stress.report_auth063(report))
     return node_stress.report_json(report)

@@ -58,7 +58,7 @@ function stressReport(d) {
   const rows = [...r.participants].sort((a, b) => b.scenario.peak_intraday_liquidity_need_cents - a.scenario.peak_intraday_liquidity_need_cents || (a.participant < b.participant ? -1 : 1));
   return `<h1>Stress report <span class="mono">${esc(d.report_id)}</span></h1>
     <p class="hint">${esc(r.scenario.description)} — seed ${r.scenario.seed}, ${esc(r.scenario.day)}.
-      Download: ${["json", "csv", "auth063"].map((k) => `<button type="button" class="link" data-export="${k}">${k}</button>`).join(" ")}</p>
+      Download: ${["json", "csv", "auth063", "auth063.xml"].map((k) => `<button type="button" class="link" data-export="${k}">${k}</button>`).join(" ")}</p>
     <div class="kpis">${kpi("Safety", r.safety.violations ? "✖ violated" : "✔ held", `${num(r.safety.checked_steps)} steps checked`, "kpi-safety")}
       ${kpi("Liveness", live.ok ? "✔ held" : "✖ failed", `worst ${secs(live.worst_after_faults_ms / 1000)} after faults (bound ${secs(live.bound_s)})`, "kpi-live")}
       ${kpi("Unwound batches", num(sys.unwound_batches), `${num(sys.batches.scenario)} batches`, "kpi-unwound")}
