@@ -70,6 +70,7 @@ from clearlane.core.risk.scenario import (
     Streams,
     compile_scenario,
 )
+from clearlane.core.risk.shrink import Shrunk, shrink
 from clearlane.node.intake import iter_input
 from clearlane.node.ports import Store
 from clearlane.node.projections.readmodel import ReadModel
@@ -94,7 +95,6 @@ _REPLAYED_KINDS = frozenset(
     }
 )
 _MARGIN_SAMPLES = 48
-_STEPS_PER_DAY = 600
 
 
 class StressSafetyViolation(IntegrityError, code="STRESS_SAFETY_VIOLATION"):
@@ -113,6 +113,7 @@ class DaySource:
     log: Store | None = None
     label: str = "day"
     upto_seq: int | None = None  # a live store's log is read up to here (the day as recorded then)
+    steps_per_day: int = 600  # trade chunks per day: the grain of the intraday series (and its cost)
 
     def digest(self) -> str:
         """SHA-256 of what is replayed: the files' bytes in order, or the log's hash-chain head
@@ -166,9 +167,28 @@ def source_items(source: DaySource, config: ClearingConfig, chunk_rows: int) -> 
         yield from _file_items(path, config, chunk_rows)
 
 
-def chunk_rows_for(trades: int, config: ClearingConfig) -> int:
-    """Chunk size giving about ``_STEPS_PER_DAY`` samples a day (the liquidity series' grain)."""
-    return max(256, min(config.trade_chunk_rows_max, math.ceil(max(trades, 1) / _STEPS_PER_DAY)))
+def compress_trades(trades: pa.Table, hours: float) -> pa.Table:
+    """The same trades in the same order, their ``executed_at`` (epoch ms) mapped linearly onto
+    ``hours`` centred on 12:00 UTC of the first trade's day (so a scenario's midday faults fall
+    inside). A replay's fixed cost is the base layer's blocks over the day's span (one per block
+    time: ~43,000 for a 24-hour day at 2 s), so a compressed day replays far faster — the CI
+    scenario's trick; the flow per hour is higher, which is the point of a stress day anyway."""
+    if not 0 < hours <= 24:
+        raise ValueError("hours must be in (0, 24]")
+    executed = trades.column("executed_at").to_numpy().astype(np.int64)
+    if not len(executed):
+        return trades
+    first, last = int(executed.min()), int(executed.max())
+    span_ms = int(hours * 3_600_000)
+    start = first - first % 86_400_000 + 12 * 3_600_000 - span_ms // 2
+    scaled = start + ((executed - first) * (span_ms / max(last - first, 1))).astype(np.int64)
+    index = trades.schema.get_field_index("executed_at")
+    return trades.set_column(index, "executed_at", pa.array(scaled, type=pa.int64()))
+
+
+def chunk_rows_for(trades: int, config: ClearingConfig, steps_per_day: int = 600) -> int:
+    """Chunk size giving about ``steps_per_day`` samples a day (the liquidity series' grain)."""
+    return max(256, min(config.trade_chunk_rows_max, math.ceil(max(trades, 1) / max(steps_per_day, 1))))
 
 
 # ====================================================================== the collector
@@ -533,7 +553,7 @@ def replay(
         collector.margin_every_ms = 86_400_000 // _MARGIN_SAMPLES
         runner.observer = collector
         driver = _Driver(runner, collector, plan, progress)
-        chunk_rows = chunk_rows_for(plan.trades, runner.config)
+        chunk_rows = chunk_rows_for(plan.trades, runner.config, source.steps_per_day)
         for kind, payload, at_ms in source_items(source, runner.config, chunk_rows):
             driver.item(kind, payload, at_ms)
         driver.settle(limit_ms=24 * 3_600_000)
@@ -634,6 +654,16 @@ class StressResult:
     report: dict[str, Any]
 
 
+@dataclass
+class Baseline:
+    """The baseline replay, reusable by every seed of a sweep whose check charges no margin (the
+    baseline replay itself draws nothing from the seed)."""
+
+    facts: RunFacts
+    config: ClearingConfig
+    check_margin: dict[str, Any] | None
+
+
 def run_stress(
     open_runner: OpenRunner,
     source: DaySource,
@@ -643,21 +673,50 @@ def run_stress(
     progress: Progress | None = None,
 ) -> StressResult:
     """Baseline, then the scenario; build the report (see :func:`build_report`)."""
+    baseline = run_baseline(open_runner, source, scenario, trades_hint=trades_hint, progress=progress)
+    return run_scenario(open_runner, source, scenario, baseline, trades_hint=trades_hint, progress=progress)
+
+
+def run_baseline(
+    open_runner: OpenRunner,
+    source: DaySource,
+    scenario: Scenario,
+    *,
+    trades_hint: int = 0,
+    progress: Progress | None = None,
+) -> Baseline:
+    """Replay the day as it is (with the scenario's liquidity-check margin when it asks for one)."""
     check_against(scenario, load_config(source.config_path))
-    fund = _cents(scenario.resources.default_fund_usd)
-    house = _cents(scenario.resources.house_usd)
-    buffer_pct = scenario.resources.buffer_pct
     margin = _check_margin(scenario, load_config(source.config_path))
     with tempfile.TemporaryDirectory(prefix="clearlane-stress-") as tmp:
         base_path = source.config_path
         if margin is not None:
             base_path = faulted_config(base_path, {}, Path(tmp), margin=margin, name="config.base.toml")
-        base_plan = RunPlan(base_path, buffer_pct=buffer_pct, seed=scenario.seed, trades=trades_hint)
-        baseline, config = replay(open_runner, source, base_plan, progress=_phase(progress, "baseline"))
-    compiled = compile_scenario(scenario, _frame(baseline, config))
-    base_margin = _margins(baseline, config, scenario, observed=False)
+        plan = RunPlan(
+            base_path, buffer_pct=scenario.resources.buffer_pct, seed=scenario.seed, trades=trades_hint
+        )
+        facts, config = replay(open_runner, source, plan, progress=_phase(progress, "baseline"))
+    return Baseline(facts, config, margin)
+
+
+def run_scenario(
+    open_runner: OpenRunner,
+    source: DaySource,
+    scenario: Scenario,
+    baseline: Baseline,
+    *,
+    trades_hint: int = 0,
+    progress: Progress | None = None,
+) -> StressResult:
+    """Compile the scenario against the baseline's frame, replay it, build the report."""
+    config, margin = baseline.config, baseline.check_margin
+    if margin != _check_margin(scenario, load_config(source.config_path)):
+        raise ValueError("this baseline was replayed with another liquidity-check margin: replay it anew")
+    fund = _cents(scenario.resources.default_fund_usd)
+    compiled = compile_scenario(scenario, _frame(baseline.facts, config))
+    base_margin = _margins(baseline.facts, config, scenario, observed=False)
     obligations = risk_cover.stressed_obligations(
-        _peak(baseline), base_margin["peak_cents"], _last(baseline.collateral_cents, config)
+        _peak(baseline.facts), base_margin["peak_cents"], _last(baseline.facts.collateral_cents, config)
     )
     cover1, cover2 = risk_cover.cover_1_and_2(obligations, fund, exclude=(config.house_index,))
     defaults = [(at, _defaulters(who, config, cover1, cover2)) for at, who in compiled.defaults]
@@ -669,10 +728,10 @@ def run_stress(
             path,
             marks=compiled.marks,
             defaults=defaults,
-            buffer_pct=buffer_pct,
+            buffer_pct=scenario.resources.buffer_pct,
             delay_ms=delay_ms,
             fund_cents=fund,
-            house_cents=house,
+            house_cents=_cents(scenario.resources.house_usd),
             seed=scenario.seed,
             trades=trades_hint,
             failed_batches=_failed_batches(compiled),
@@ -680,9 +739,96 @@ def run_stress(
         stressed, _ = replay(open_runner, source, plan, progress=_phase(progress, "scenario"))
     stressed.faults_end_ms = _faults_end(compiled, stressed, int(config.chain["block_time_ms"]))
     report = build_report(
-        scenario, compiled, config, baseline, stressed, base_margin, (cover1, cover2), source
+        scenario, compiled, config, baseline.facts, stressed, base_margin, (cover1, cover2), source
     )
-    return StressResult(scenario, compiled, config, baseline, stressed, report)
+    return StressResult(scenario, compiled, config, baseline.facts, stressed, report)
+
+
+# ====================================================================== seed sweeps and shrinking
+@dataclass
+class SeedOutcome:
+    """One seed's run: its failure (``"safety: …"`` or ``"liveness: …"``) or None, and the
+    result when the run finished."""
+
+    scenario: Scenario
+    failure: str | None
+    result: StressResult | None
+
+    @property
+    def kind(self) -> str:
+        return self.failure.split(":", 1)[0] if self.failure else "ok"
+
+    def rank(self) -> tuple[int, int, int, int]:
+        """Worse is larger: a safety violation, then a liveness failure, then the Cover-2
+        shortfall, then the summed peak need; the lower seed wins a tie (deterministic)."""
+        severity = {"safety": 2, "liveness": 1}.get(self.kind, 0)
+        if self.result is None:
+            return (severity, 0, 0, -self.scenario.seed)
+        report = self.result.report
+        shortfall = int(report["system"]["scenario"]["cover2"]["shortfall_cents"])
+        need = sum(int(r["scenario"]["peak_intraday_liquidity_need_cents"]) for r in report["participants"])
+        return (severity, shortfall, need, -self.scenario.seed)
+
+
+class Sweeper:
+    """Runs a scenario under many seeds (or shrunk variants) against one day, replaying the
+    baseline once per liquidity-check margin (so once, unless the check charges the seed's
+    margin)."""
+
+    def __init__(
+        self,
+        open_runner: OpenRunner,
+        source: DaySource,
+        *,
+        trades_hint: int = 0,
+        progress: Progress | None = None,
+    ) -> None:
+        self.open_runner, self.source = open_runner, source
+        self.trades_hint, self.progress = trades_hint, progress
+        self.baselines: dict[str, Baseline] = {}
+
+    def baseline(self, scenario: Scenario) -> Baseline:
+        key = json.dumps(_check_margin(scenario, load_config(self.source.config_path)), sort_keys=True)
+        if key not in self.baselines:
+            self.baselines[key] = run_baseline(
+                self.open_runner, self.source, scenario, trades_hint=self.trades_hint, progress=self.progress
+            )
+        return self.baselines[key]
+
+    def run(self, scenario: Scenario) -> SeedOutcome:
+        baseline = self.baseline(scenario)
+        try:
+            result = run_scenario(
+                self.open_runner,
+                self.source,
+                scenario,
+                baseline,
+                trades_hint=self.trades_hint,
+                progress=self.progress,
+            )
+        except StressSafetyViolation as exc:
+            return SeedOutcome(scenario, f"safety: {exc}", None)
+        live = result.report["liveness"]
+        if live["ok"]:
+            return SeedOutcome(scenario, None, result)
+        why = (
+            f"liveness: {live['unsettled_count']} batches not terminal, worst "
+            f"{live['worst_after_faults_ms']} ms after the faults stopped (bound {live['bound_s']} s)"
+        )
+        return SeedOutcome(scenario, why, result)
+
+    def sweep(self, scenario: Scenario, seeds: list[int]) -> list[SeedOutcome]:
+        return [self.run(scenario.with_seed(seed)) for seed in seeds]
+
+    def shrink(self, failing: SeedOutcome, *, budget: int = 24) -> Shrunk:
+        """The smallest variant of a failing run that fails the same way (safety or liveness)."""
+        kind = failing.kind
+        return shrink(failing.scenario, lambda s: self.run(s).kind == kind, budget=budget)
+
+
+def worst(outcomes: list[SeedOutcome]) -> SeedOutcome:
+    """The worst of a sweep (:meth:`SeedOutcome.rank`)."""
+    return max(outcomes, key=SeedOutcome.rank)
 
 
 def _check_margin(scenario: Scenario, config: ClearingConfig) -> dict[str, Any] | None:

@@ -10,6 +10,8 @@ const deltaCents = (b, s) => {
   return `<span class="${d > 0 ? "worse" : "better"}">${d > 0 ? "▲ +" : "▼ −"}${usd(Math.abs(d) / 100)}</span>`;
 };
 const STRESS_STATUS = { done: ["final", "✔"], failed: ["rejected", "✖"], running: ["batched", "◔"] };
+// L1 fallback fees are in minor units of the chain's fee asset: shown in its decimals.
+const feeText = (minor) => (state.meta ? amount(fmtMinor(BigInt(minor), state.meta.fee_asset)) : num(minor));
 const stressStatus = (r) => { const [cls, sym] = STRESS_STATUS[r.status] || ["neutral", "•"];
   return `<span class="state s-${cls}"><span class="sym" aria-hidden="true">${sym}</span>${esc(r.status)}</span>`; };
 function coverRow(name, c) {
@@ -28,7 +30,7 @@ function participantRows(rows) {
     const pair = (k) => `<td class="num">${cents(b[k])}</td><td class="num">${cents(s[k])}<br>${deltaCents(b[k], s[k])}</td>`;
     return `<tr><th scope="row">${link.participant(r.participant)}</th>${pair("peak_intraday_liquidity_need_cents")}${pair("largest_net_debit_cents")}
       <td>${breachText(b.buffer_breaches)}</td><td>${breachText(s.buffer_breaches)}</td>${pair("margin_var_cents")}
-      <td class="num">${num(b.l1_fallback_fees_minor)} → ${num(s.l1_fallback_fees_minor)}</td>
+      <td class="num">${feeText(b.l1_fallback_fees_minor)} → ${feeText(s.l1_fallback_fees_minor)}</td>
       <td class="num">${secs(b.finality_latency_max_ms / 1000)} → ${secs(s.finality_latency_max_ms / 1000)}</td></tr>`;
   }).join("");
 }
