@@ -826,6 +826,18 @@ class Sweeper:
         return shrink(failing.scenario, lambda s: self.run(s).kind == kind, budget=budget)
 
 
+def coverage(outcomes: list[SeedOutcome]) -> dict[str, int]:
+    """Per configured fault type, in how many of the sweep's finished runs it fired (VOPR-style
+    coverage: a type that never fires across the seeds tests nothing)."""
+    seen: dict[str, int] = {}
+    for outcome in outcomes:
+        if outcome.result is None:
+            continue
+        for kind, counts in outcome.result.report["faults"].items():
+            seen[kind] = seen.get(kind, 0) + (counts["fired"] > 0)
+    return dict(sorted(seen.items()))
+
+
 def worst(outcomes: list[SeedOutcome]) -> SeedOutcome:
     """The worst of a sweep (:meth:`SeedOutcome.rank`)."""
     return max(outcomes, key=SeedOutcome.rank)

@@ -120,6 +120,7 @@ def test_a_seed_sweep_reports_the_worst_and_shrinks_a_failure(tmp_path: Path) ->
     assert result.exit_code == 1, result.output
     out = result.output
     assert "seed sweep" in out and "seeds failed" in out and "liveness:" in out
+    assert "faults fired in: anchor_reorg 2/2, finality_delay 2/2" in out
     assert "shrunk in 2 replays" in out and "dropped fault 1 (anchor_reorg)" in out
     text = out[out.index('id = "tight"') : out.index("stress scenario tight")]
     shrunk = parse_scenario(tomllib.loads(text))

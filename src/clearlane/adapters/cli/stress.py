@@ -146,6 +146,7 @@ def _sweep(sweeper: Any, chosen: Any, seeds: int, budget: int) -> tuple[list[Any
 
 def _print_sweep(outcomes: list[Any], worst: Any, shrunk: Any) -> None:
     from clearlane.core.risk.shrink import scenario_toml
+    from clearlane.node import stress as node_stress
 
     table = Table("seed", "outcome", "unwound", "Cover-2 shortfall", "peak need Σ", title="seed sweep (USD)")
     for outcome in outcomes:
@@ -164,6 +165,14 @@ def _print_sweep(outcomes: list[Any], worst: Any, shrunk: Any) -> None:
     console.print(
         f"worst: seed {worst.scenario.seed} ({worst.kind}); {failed} of {len(outcomes)} seeds failed"
     )
+    fired = node_stress.coverage(outcomes)
+    if fired:
+        never = [kind for kind, n in fired.items() if n == 0]
+        console.print(
+            "faults fired in: "
+            + ", ".join(f"{kind} {n}/{len(outcomes)}" for kind, n in fired.items())
+            + (f" — [red]never fired: {', '.join(never)}[/]" if never else "")
+        )
     if worst.failure:
         console.print(f"[red]{worst.failure}[/]")
     if shrunk is not None:
