@@ -20,6 +20,10 @@ gross by exactly one L1 group holding exactly its flows) and samples each partic
 liquidity need and margin exposure. When the inputs end, the chain is driven until every batch
 is terminal; liveness holds if each one became terminal within the scenario's bound after the
 last fault stopped.
+
+A :class:`Sweeper` runs one scenario under many seeds against one baseline, reports the worst
+and shrinks a failing run to a minimal case (:mod:`clearlane.core.risk.shrink`). The report is
+exported as canonical JSON, CSV and ISO 20022 auth.063 (JSON and XML).
 """
 
 from __future__ import annotations
