@@ -100,8 +100,7 @@ class StressDesk:
     numbers: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     def start(self, runtime: Runtime, scenario: Scenario) -> StressRun:
-        engine = runtime.runner.engine
-        trades = sum(engine.stats.flows_by_lane.values())
+        trades = sum(runtime.summary()["trades_by_lane"].values())
         if trades > self.max_trades:
             raise Problem.service(
                 ServiceCode.TOO_LARGE,
@@ -121,7 +120,7 @@ class StressDesk:
                 f"sr-{number:04d}-{scenario.id}-{scenario.seed}",
                 scenario.id,
                 scenario.seed,
-                engine.applied_seq,
+                runtime.queries.applied_seq(),
                 trades,
                 int(time.time() * 1000),
             )
