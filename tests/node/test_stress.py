@@ -248,3 +248,16 @@ def test_a_scenario_naming_what_the_day_lacks_is_refused_before_replay(
     with pytest.raises(ScenarioError) as info:
         stress.run_stress(lambda path: pytest.fail("no replay may start"), day, scenario)
     assert info.value.key == key
+
+
+def test_the_worst_seed_is_a_safety_violation_then_a_liveness_failure(
+    small_result: stress.StressResult,
+) -> None:
+    base = parse_scenario({"id": "w", "seed": 1})
+    ok = stress.SeedOutcome(base.with_seed(1), None, small_result)
+    late = stress.SeedOutcome(base.with_seed(2), "liveness: late", small_result)
+    broken = stress.SeedOutcome(base.with_seed(3), "safety: settled twice", None)
+    assert stress.worst([ok, late]) is late and stress.worst([ok, late, broken]) is broken
+    assert stress.worst([ok, stress.SeedOutcome(base.with_seed(0), None, small_result)]).scenario.seed == 0
+    fired = stress.coverage([ok, broken])
+    assert fired == {k: int(v["fired"] > 0) for k, v in sorted(small_result.report["faults"].items())}
