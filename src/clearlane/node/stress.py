@@ -539,6 +539,8 @@ class _Driver:
             now += step
             self.due(now)
             runner.advance_chain(now)
+            if self.progress is not None:  # also lets a caller bound the run's time (the service)
+                self.progress("settle", self.applied)
             if runner.chain is None:  # nothing was ever handed to the base layer
                 runner.submit("tick", {}, now)
         self.due(now)

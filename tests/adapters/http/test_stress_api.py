@@ -87,3 +87,10 @@ def test_runs_are_bounded_and_refused_clearly(svc: Service) -> None:
     finally:
         desk.max_trades = 100_000
     assert svc.client.get("/v1/stress/reports/none", headers=h).status_code == 404
+    desk.max_seconds = 0.0  # every run outlives it: stopped between two steps, kept as failed
+    try:
+        started = svc.client.post("/v1/stress/runs", json={"scenario": "l1-outage"}, headers=h)
+        stopped = _finished(svc, started.json()["report_id"])
+        assert stopped["status"] == "failed" and "longer than 0 s" in str(stopped["error"])
+    finally:
+        desk.max_seconds = 300.0
