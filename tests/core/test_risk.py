@@ -239,3 +239,44 @@ def test_risk_bugs_stay_outside_the_error_tree() -> None:
 
     for bug in (waterfall.WaterfallInvariantError, cover.CoverInvariantError):
         assert not issubclass(bug, ClearlaneError)
+
+
+# ---------------------------------------------------------------------- shrinking
+def test_shrink_finds_the_one_fault_and_the_smallest_parameters() -> None:
+    from clearlane.core.risk.shrink import shrink
+
+    # "Fails" whenever a reorg of depth ≥ 2 is in the schedule, whatever the rest and the seed.
+    def fails(s: scenario.Scenario) -> bool:
+        return any(f.type == "anchor_reorg" and f.depth >= 2 for f in s.faults)
+
+    shrunk = shrink(scenario.parse_scenario(RAW), fails, budget=100)
+    (only,) = shrunk.scenario.faults
+    assert only.type == "anchor_reorg" and only.depth == 2 and only.count == 1
+    assert shrunk.scenario.seed == 0 and not shrunk.exhausted
+    assert fails(shrunk.scenario) and shrunk.steps[0].startswith("dropped fault 5")
+
+
+def test_shrink_stops_at_its_budget_and_keeps_a_failing_case() -> None:
+    from clearlane.core.risk.shrink import shrink
+
+    calls: list[int] = []
+
+    def fails(s: scenario.Scenario) -> bool:
+        calls.append(len(s.faults))
+        return True
+
+    shrunk = shrink(scenario.parse_scenario(RAW), fails, budget=3)
+    assert shrunk.exhausted and shrunk.tries == 3 == len(calls) and len(shrunk.scenario.faults) == 3
+
+
+def test_a_shrunk_scenario_prints_as_toml_that_reads_back() -> None:
+    import tomllib
+
+    from clearlane.core.risk.shrink import scenario_toml
+
+    original = scenario.parse_scenario(
+        {**RAW, "description": 'a "quoted" one', "margin": {"confidence": 0.975}, "liveness_bound_s": 60}
+    )
+    text = scenario_toml(original)
+    assert scenario.parse_scenario(tomllib.loads(text)) == original
+    assert "[margin]" in text and "[resources]" not in text  # defaults left out

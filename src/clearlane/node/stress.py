@@ -20,6 +20,10 @@ gross by exactly one L1 group holding exactly its flows) and samples each partic
 liquidity need and margin exposure. When the inputs end, the chain is driven until every batch
 is terminal; liveness holds if each one became terminal within the scenario's bound after the
 last fault stopped.
+
+A :class:`Sweeper` runs one scenario under many seeds against one baseline, reports the worst
+and shrinks a failing run to a minimal case (:mod:`clearlane.core.risk.shrink`). The report is
+exported as canonical JSON, CSV and ISO 20022 auth.063 (JSON and XML).
 """
 
 from __future__ import annotations
@@ -70,6 +74,7 @@ from clearlane.core.risk.scenario import (
     Streams,
     compile_scenario,
 )
+from clearlane.core.risk.shrink import Shrunk, shrink
 from clearlane.node.intake import iter_input
 from clearlane.node.ports import Store
 from clearlane.node.projections.readmodel import ReadModel
@@ -94,7 +99,6 @@ _REPLAYED_KINDS = frozenset(
     }
 )
 _MARGIN_SAMPLES = 48
-_STEPS_PER_DAY = 600
 
 
 class StressSafetyViolation(IntegrityError, code="STRESS_SAFETY_VIOLATION"):
@@ -112,12 +116,17 @@ class DaySource:
     files: tuple[Path, ...] = ()
     log: Store | None = None
     label: str = "day"
+    upto_seq: int | None = None  # a live store's log is read up to here (the day as recorded then)
+    steps_per_day: int = 600  # trade chunks per day: the grain of the intraday series (and its cost)
 
     def digest(self) -> str:
         """SHA-256 of what is replayed: the files' bytes in order, or the log's hash-chain head
         (with the seed, commit and config digest it identifies a run, ANCHORS S1)."""
         h = hashlib.sha256()
-        if self.log is not None:
+        if self.log is not None and self.upto_seq is not None:
+            last = list(self.log.iter_log(after_seq=self.upto_seq - 1, upto_seq=self.upto_seq))
+            h.update(last[-1].hash if last else b"")
+        elif self.log is not None:
             h.update(self.log.log_head() or b"")
         for path in self.files:
             with path.open("rb") as f:
@@ -144,8 +153,8 @@ def _file_items(path: Path, config: ClearingConfig, chunk_rows: int) -> Iterator
             yield kind, data, None
 
 
-def _log_items(store: Store) -> Iterator[Item]:
-    for stored in store.iter_log():
+def _log_items(store: Store, upto_seq: int | None = None) -> Iterator[Item]:
+    for stored in store.iter_log(upto_seq=upto_seq):
         entry = stored.entry
         if entry.kind not in _REPLAYED_KINDS:
             continue
@@ -157,14 +166,33 @@ def _log_items(store: Store) -> Iterator[Item]:
 
 def source_items(source: DaySource, config: ClearingConfig, chunk_rows: int) -> Iterator[Item]:
     if source.log is not None:
-        yield from _log_items(source.log)
+        yield from _log_items(source.log, source.upto_seq)
     for path in source.files:
         yield from _file_items(path, config, chunk_rows)
 
 
-def chunk_rows_for(trades: int, config: ClearingConfig) -> int:
-    """Chunk size giving about ``_STEPS_PER_DAY`` samples a day (the liquidity series' grain)."""
-    return max(256, min(config.trade_chunk_rows_max, math.ceil(max(trades, 1) / _STEPS_PER_DAY)))
+def compress_trades(trades: pa.Table, hours: float) -> pa.Table:
+    """The same trades in the same order, their ``executed_at`` (epoch ms) mapped linearly onto
+    ``hours`` centred on 12:00 UTC of the first trade's day (so a scenario's midday faults fall
+    inside). A replay's fixed cost is the base layer's blocks over the day's span (one per block
+    time: ~43,000 for a 24-hour day at 2 s), so a compressed day replays far faster — the CI
+    scenario's trick; the flow per hour is higher, which is the point of a stress day anyway."""
+    if not 0 < hours <= 24:
+        raise ValueError("hours must be in (0, 24]")
+    executed = trades.column("executed_at").to_numpy().astype(np.int64)
+    if not len(executed):
+        return trades
+    first, last = int(executed.min()), int(executed.max())
+    span_ms = int(hours * 3_600_000)
+    start = first - first % 86_400_000 + 12 * 3_600_000 - span_ms // 2
+    scaled = start + ((executed - first) * (span_ms / max(last - first, 1))).astype(np.int64)
+    index = trades.schema.get_field_index("executed_at")
+    return trades.set_column(index, "executed_at", pa.array(scaled, type=pa.int64()))
+
+
+def chunk_rows_for(trades: int, config: ClearingConfig, steps_per_day: int = 600) -> int:
+    """Chunk size giving about ``steps_per_day`` samples a day (the liquidity series' grain)."""
+    return max(256, min(config.trade_chunk_rows_max, math.ceil(max(trades, 1) / max(steps_per_day, 1))))
 
 
 # ====================================================================== the collector
@@ -202,6 +230,8 @@ class RunFacts:
     steps: int = 0
     collateral_cents: I64 | None = None
     credit_cents: I64 | None = None
+    check_margin_cents: I64 | None = None  # peak margin the liquidity check charged ([liquidity_margin])
+    diverted: int = 0  # flows the liquidity check sent to L1
 
 
 class Collector:
@@ -378,6 +408,10 @@ class Collector:
         available = (liquidity.collateral_usd + liquidity.credit_usd) * self.buffer_pct / 100.0
         facts.buffer.append(np.rint(available * 100).astype(np.int64))
         facts.collateral_cents = np.rint(liquidity.collateral_usd * 100).astype(np.int64)
+        if liquidity.margin_usd is not None:
+            charged = np.rint(liquidity.margin_usd * 100).astype(np.int64)
+            peak = facts.check_margin_cents
+            facts.check_margin_cents = charged if peak is None else np.maximum(peak, charged)
         facts.credit_cents = np.rint(liquidity.credit_usd * 100).astype(np.int64)
         if at_ms >= self.next_margin_ms and len(facts.exposure) < _MARGIN_SAMPLES * 2:
             facts.margin_times.append(at_ms)
@@ -505,6 +539,8 @@ class _Driver:
             now += step
             self.due(now)
             runner.advance_chain(now)
+            if self.progress is not None:  # also lets a caller bound the run's time (the service)
+                self.progress("settle", self.applied)
             if runner.chain is None:  # nothing was ever handed to the base layer
                 runner.submit("tick", {}, now)
         self.due(now)
@@ -523,12 +559,13 @@ def replay(
         collector.margin_every_ms = 86_400_000 // _MARGIN_SAMPLES
         runner.observer = collector
         driver = _Driver(runner, collector, plan, progress)
-        chunk_rows = chunk_rows_for(plan.trades, runner.config)
+        chunk_rows = chunk_rows_for(plan.trades, runner.config, source.steps_per_day)
         for kind, payload, at_ms in source_items(source, runner.config, chunk_rows):
             driver.item(kind, payload, at_ms)
         driver.settle(limit_ms=24 * 3_600_000)
         runner.engine.ledger.check_invariants()
         collector.sample(runner.engine.now_ms)
+        collector.facts.diverted = runner.engine.stats.liquidity_diverted
         genesis = runner.store.get_meta("chain_genesis_ms")
         if genesis is not None:
             collector.facts.genesis_ms = int(genesis)
@@ -539,14 +576,24 @@ def replay(
 
 
 # ====================================================================== the stress run
-def faulted_config(config_path: Path, faults: dict[str, Any], directory: Path) -> Path:
-    """A copy of the configuration with ``faults`` merged into ``[chain.faults]``."""
+def faulted_config(
+    config_path: Path,
+    faults: dict[str, Any],
+    directory: Path,
+    *,
+    margin: dict[str, Any] | None = None,
+    name: str = "config.stress.toml",
+) -> Path:
+    """A copy of the configuration with ``faults`` merged into ``[chain.faults]`` (and, given
+    ``margin``, ``[liquidity_margin]`` set to it)."""
     import tomllib
 
     raw = tomllib.loads(config_path.read_text(encoding="utf-8"))
     chain = raw.setdefault("chain", {})
     chain["faults"] = {**chain.get("faults", {}), **faults}
-    path = directory / "config.stress.toml"
+    if margin is not None:
+        raw["liquidity_margin"] = margin
+    path = directory / name
     path.write_text(toml_dumps(raw), encoding="utf-8")
     load_config(path)  # a bad fault table fails here, naming the key
     return path
@@ -613,6 +660,16 @@ class StressResult:
     report: dict[str, Any]
 
 
+@dataclass
+class Baseline:
+    """The baseline replay, reusable by every seed of a sweep whose check charges no margin (the
+    baseline replay itself draws nothing from the seed)."""
+
+    facts: RunFacts
+    config: ClearingConfig
+    check_margin: dict[str, Any] | None
+
+
 def run_stress(
     open_runner: OpenRunner,
     source: DaySource,
@@ -622,31 +679,65 @@ def run_stress(
     progress: Progress | None = None,
 ) -> StressResult:
     """Baseline, then the scenario; build the report (see :func:`build_report`)."""
+    baseline = run_baseline(open_runner, source, scenario, trades_hint=trades_hint, progress=progress)
+    return run_scenario(open_runner, source, scenario, baseline, trades_hint=trades_hint, progress=progress)
+
+
+def run_baseline(
+    open_runner: OpenRunner,
+    source: DaySource,
+    scenario: Scenario,
+    *,
+    trades_hint: int = 0,
+    progress: Progress | None = None,
+) -> Baseline:
+    """Replay the day as it is (with the scenario's liquidity-check margin when it asks for one)."""
     check_against(scenario, load_config(source.config_path))
+    margin = _check_margin(scenario, load_config(source.config_path))
+    with tempfile.TemporaryDirectory(prefix="clearlane-stress-") as tmp:
+        base_path = source.config_path
+        if margin is not None:
+            base_path = faulted_config(base_path, {}, Path(tmp), margin=margin, name="config.base.toml")
+        plan = RunPlan(
+            base_path, buffer_pct=scenario.resources.buffer_pct, seed=scenario.seed, trades=trades_hint
+        )
+        facts, config = replay(open_runner, source, plan, progress=_phase(progress, "baseline"))
+    return Baseline(facts, config, margin)
+
+
+def run_scenario(
+    open_runner: OpenRunner,
+    source: DaySource,
+    scenario: Scenario,
+    baseline: Baseline,
+    *,
+    trades_hint: int = 0,
+    progress: Progress | None = None,
+) -> StressResult:
+    """Compile the scenario against the baseline's frame, replay it, build the report."""
+    config, margin = baseline.config, baseline.check_margin
+    if margin != _check_margin(scenario, load_config(source.config_path)):
+        raise ValueError("this baseline was replayed with another liquidity-check margin: replay it anew")
     fund = _cents(scenario.resources.default_fund_usd)
-    house = _cents(scenario.resources.house_usd)
-    buffer_pct = scenario.resources.buffer_pct
-    base_plan = RunPlan(source.config_path, buffer_pct=buffer_pct, seed=scenario.seed, trades=trades_hint)
-    baseline, config = replay(open_runner, source, base_plan, progress=_phase(progress, "baseline"))
-    compiled = compile_scenario(scenario, _frame(baseline, config))
-    base_margin = _margins(baseline, config, scenario, observed=False)
+    compiled = compile_scenario(scenario, _frame(baseline.facts, config))
+    base_margin = _margins(baseline.facts, config, scenario, observed=False)
     obligations = risk_cover.stressed_obligations(
-        _peak(baseline), base_margin["peak_cents"], _last(baseline.collateral_cents, config)
+        _peak(baseline.facts), base_margin["peak_cents"], _last(baseline.facts.collateral_cents, config)
     )
     cover1, cover2 = risk_cover.cover_1_and_2(obligations, fund, exclude=(config.house_index,))
     defaults = [(at, _defaulters(who, config, cover1, cover2)) for at, who in compiled.defaults]
     delay_fault = [f for f in scenario.faults if f.type == "finality_delay"]
     delay_ms = min((f.blocks for f in delay_fault), default=0) * int(config.chain["block_time_ms"])
     with tempfile.TemporaryDirectory(prefix="clearlane-stress-") as tmp:
-        path = faulted_config(source.config_path, compiled.chain_faults, Path(tmp))
+        path = faulted_config(source.config_path, compiled.chain_faults, Path(tmp), margin=margin)
         plan = RunPlan(
             path,
             marks=compiled.marks,
             defaults=defaults,
-            buffer_pct=buffer_pct,
+            buffer_pct=scenario.resources.buffer_pct,
             delay_ms=delay_ms,
             fund_cents=fund,
-            house_cents=house,
+            house_cents=_cents(scenario.resources.house_usd),
             seed=scenario.seed,
             trades=trades_hint,
             failed_batches=_failed_batches(compiled),
@@ -654,9 +745,122 @@ def run_stress(
         stressed, _ = replay(open_runner, source, plan, progress=_phase(progress, "scenario"))
     stressed.faults_end_ms = _faults_end(compiled, stressed, int(config.chain["block_time_ms"]))
     report = build_report(
-        scenario, compiled, config, baseline, stressed, base_margin, (cover1, cover2), source
+        scenario, compiled, config, baseline.facts, stressed, base_margin, (cover1, cover2), source
     )
-    return StressResult(scenario, compiled, config, baseline, stressed, report)
+    return StressResult(scenario, compiled, config, baseline.facts, stressed, report)
+
+
+# ====================================================================== seed sweeps and shrinking
+@dataclass
+class SeedOutcome:
+    """One seed's run: its failure (``"safety: …"`` or ``"liveness: …"``) or None, and the
+    result when the run finished."""
+
+    scenario: Scenario
+    failure: str | None
+    result: StressResult | None
+
+    @property
+    def kind(self) -> str:
+        return self.failure.split(":", 1)[0] if self.failure else "ok"
+
+    def rank(self) -> tuple[int, int, int, int]:
+        """Worse is larger: a safety violation, then a liveness failure, then the Cover-2
+        shortfall, then the summed peak need; the lower seed wins a tie (deterministic)."""
+        severity = {"safety": 2, "liveness": 1}.get(self.kind, 0)
+        if self.result is None:
+            return (severity, 0, 0, -self.scenario.seed)
+        report = self.result.report
+        shortfall = int(report["system"]["scenario"]["cover2"]["shortfall_cents"])
+        need = sum(int(r["scenario"]["peak_intraday_liquidity_need_cents"]) for r in report["participants"])
+        return (severity, shortfall, need, -self.scenario.seed)
+
+
+class Sweeper:
+    """Runs a scenario under many seeds (or shrunk variants) against one day, replaying the
+    baseline once per liquidity-check margin (so once, unless the check charges the seed's
+    margin)."""
+
+    def __init__(
+        self,
+        open_runner: OpenRunner,
+        source: DaySource,
+        *,
+        trades_hint: int = 0,
+        progress: Progress | None = None,
+    ) -> None:
+        self.open_runner, self.source = open_runner, source
+        self.trades_hint, self.progress = trades_hint, progress
+        self.baselines: dict[str, Baseline] = {}
+
+    def baseline(self, scenario: Scenario) -> Baseline:
+        key = json.dumps(_check_margin(scenario, load_config(self.source.config_path)), sort_keys=True)
+        if key not in self.baselines:
+            self.baselines[key] = run_baseline(
+                self.open_runner, self.source, scenario, trades_hint=self.trades_hint, progress=self.progress
+            )
+        return self.baselines[key]
+
+    def run(self, scenario: Scenario) -> SeedOutcome:
+        baseline = self.baseline(scenario)
+        try:
+            result = run_scenario(
+                self.open_runner,
+                self.source,
+                scenario,
+                baseline,
+                trades_hint=self.trades_hint,
+                progress=self.progress,
+            )
+        except StressSafetyViolation as exc:
+            return SeedOutcome(scenario, f"safety: {exc}", None)
+        live = result.report["liveness"]
+        if live["ok"]:
+            return SeedOutcome(scenario, None, result)
+        why = (
+            f"liveness: {live['unsettled_count']} batches not terminal, worst "
+            f"{live['worst_after_faults_ms']} ms after the faults stopped (bound {live['bound_s']} s)"
+        )
+        return SeedOutcome(scenario, why, result)
+
+    def sweep(self, scenario: Scenario, seeds: list[int]) -> list[SeedOutcome]:
+        return [self.run(scenario.with_seed(seed)) for seed in seeds]
+
+    def shrink(self, failing: SeedOutcome, *, budget: int = 24) -> Shrunk:
+        """The smallest variant of a failing run that fails the same way (safety or liveness)."""
+        kind = failing.kind
+        return shrink(failing.scenario, lambda s: self.run(s).kind == kind, budget=budget)
+
+
+def coverage(outcomes: list[SeedOutcome]) -> dict[str, int]:
+    """Per configured fault type, in how many of the sweep's finished runs it fired (VOPR-style
+    coverage: a type that never fires across the seeds tests nothing)."""
+    seen: dict[str, int] = {}
+    for outcome in outcomes:
+        if outcome.result is None:
+            continue
+        for kind, counts in outcome.result.report["faults"].items():
+            seen[kind] = seen.get(kind, 0) + (counts["fired"] > 0)
+    return dict(sorted(seen.items()))
+
+
+def worst(outcomes: list[SeedOutcome]) -> SeedOutcome:
+    """The worst of a sweep (:meth:`SeedOutcome.rank`)."""
+    return max(outcomes, key=SeedOutcome.rank)
+
+
+def _check_margin(scenario: Scenario, config: ClearingConfig) -> dict[str, Any] | None:
+    """``[liquidity_margin]`` for both replays when the scenario asks the check to charge the
+    margin: the report's own per-asset vols and confidence, so the engine and the report agree."""
+    if not scenario.margin.in_liquidity_check:
+        return None
+    vols = asset_vols(config, scenario)
+    return {
+        "enabled": True,
+        "confidence": scenario.margin.confidence,
+        "liquidation_days": scenario.margin.liquidation_days,
+        "daily_vol": {a.code: float(v) for a, v in zip(config.assets, vols, strict=True)},
+    }
 
 
 def check_against(scenario: Scenario, config: ClearingConfig) -> None:
@@ -869,6 +1073,7 @@ def _participant_rows(
             "fees": fees,
             "margin": margins["peak_cents"],
             "span": margins["span_cents"],
+            "check_margin": _last(facts.check_margin_cents, config),
             "lat_mean": mean,
             "lat_max": worst,
         }
@@ -886,6 +1091,7 @@ def _participant_rows(
                 ],
                 "margin_var_cents": int(m["margin"][p]),
                 "margin_span_cents": int(m["span"][p]),
+                "liquidity_check_margin_cents": int(m["check_margin"][p]),
                 "l1_fallback_fees_minor": int(m["fees"][p]),
                 "finality_latency_mean_ms": int(m["lat_mean"][p]),
                 "finality_latency_max_ms": int(m["lat_max"][p]),
@@ -958,11 +1164,28 @@ def build_report(
                 "scenario": stress_margin["by_lane_cents"],
             },
             "batches": {"baseline": len(baseline.batches), "scenario": len(stressed.batches)},
+            "liquidity_diverted_flows": {"baseline": baseline.diverted, "scenario": stressed.diverted},
             "unwound_batches": stressed.fired.get("unwound", 0),
         },
         "defaults": stressed.defaults,
         "participants": _participant_rows(config, runs),
     }
+
+
+def chart_series(result: StressResult, points: int = 300) -> dict[str, Any]:
+    """The system's liquidity need over the day, baseline and scenario (cents, at most
+    ``points`` samples each: the step series thinned by taking each bucket's maximum), for the
+    dashboard's chart; not part of the canonical report."""
+    out: dict[str, Any] = {}
+    for name, facts in (("baseline", result.baseline), ("scenario", result.stressed)):
+        times = np.array(facts.times, np.int64)
+        total = np.array([int(n.sum()) for n in facts.need], np.int64)
+        if len(times) > points:
+            edges = np.linspace(0, len(times), points + 1).astype(np.int64)
+            times = times[edges[1:] - 1]
+            total = np.maximum.reduceat(total, edges[:-1])
+        out[name] = {"t_ms": times.tolist(), "need_cents": total.tolist()}
+    return out
 
 
 def _named_pools(pools: dict[str, Any], config: ClearingConfig) -> dict[str, Any]:
@@ -983,6 +1206,7 @@ CSV_COLUMNS = (
     "first_breach_start_ms",
     "margin_var_cents",
     "margin_span_cents",
+    "liquidity_check_margin_cents",
     "l1_fallback_fees_minor",
     "finality_latency_mean_ms",
     "finality_latency_max_ms",
@@ -1015,58 +1239,127 @@ def _csv_value(figures: dict[str, Any], column: str) -> int:
     return int(figures[column])
 
 
-def report_auth063(report: dict[str, Any], currency: str = "USD") -> dict[str, Any]:
-    """An ISO 20022 auth.063 (CCPLiquidityStressTestingResultReport)-shaped document (JSON, the
-    message's element names): one LiquidityStressTestResult for the scenario and seed, its
-    Cover-1/Cover-2 defaulters, and exactly six horizon days (T-1 close, T, T+1 … T+3, T+4
-    onwards). The replayed day is intraday: T carries the figures; T+1 names how many batches
-    were still unsettled at the end of the run; the other days are zero.
+AUTH063_NS = "urn:iso:std:iso:20022:tech:xsd:auth.063.001.01"
+CLEARLANE_NS = "urn:clearlane:stress-report:1"
+# LiquidityRequiredAndAvailable1 comes exactly six times, one per SettlementDate6Code.
+AUTH063_HORIZONS = ("SAMD", "TONE", "TTWO", "TTRE", "TFOR", "TFIV")
 
-    Mapping: LqdRsrcs.FcltiesOthrCmmtd = the prefunded default fund; StrssLqdRsrcRqrmnt:
-    SttlmOrDlvry = the Cover-2 stressed obligation, OprlOutflw = the L1 fallback fees (minor
-    units of the chain's fee asset, read as cents), Othr = the Cover-2 defaulters' stressed
-    margin. Amounts are decimal text in ``currency``."""
+
+def report_auth063(
+    report: dict[str, Any], currency: str = "USD", leis: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """The report in the shape of ISO 20022 auth.063.001.01 (CCPLiquidityStressTestingResultReportV01):
+    element names as keys, a repeated element as a list, an amount as
+    ``{"Amt": {"@Ccy": ccy, "#text": "123.45"}, "Sgn": true}`` (AmountAndDirection102). The same
+    document is written as XML by :func:`report_auth063_xml`.
+
+    One LqdtyStrssTstRslt for the scenario and seed (``Id``), its ScnroDfltrs (Cover1Id: the
+    Cover-1 defaulter; Cover2Id: the other member of the Cover-2 pair — their LEIs from
+    ``leis``, else the participant ids, which the schema's LEI pattern refuses) and exactly six LqdtyReqrdAndAvlbl, one per horizon code (SAMD = T,
+    TONE … TFIV = T+1 … T+5). A replay is one intraday day: SAMD carries the figures, the other
+    horizons are zero. Mapping on SAMD — LqdRsrcs.CshDue: the prefunded default fund;
+    StrssLqdRsrcRqrmnt: OprlOutflw = the L1 fallback fees (the chain's fee asset's minor units
+    read as cents), VartnMrgnPmtOblgtn = the Cover-2 defaulters' stressed VaR margin,
+    SttlmOrDlvry = the Cover-2 stressed obligation, Othr = the margin the liquidity check
+    charged the defaulters (``[liquidity_margin]``). SplmtryData (PlcAndNm ``clearlane``) holds
+    what the message has no element for: seed, liveness, unsettled batches, Cover-1/Cover-2
+    shortfall."""
     system = report["system"]["scenario"]
-    cover2 = system["cover2"]
+    cover1, cover2 = system["cover1"], system["cover2"]
     defaulters = set(cover2["defaulters"])
-    fees = sum(r["scenario"]["l1_fallback_fees_minor"] for r in report["participants"])
-    margin = sum(
-        r["scenario"]["margin_var_cents"] for r in report["participants"] if r["participant"] in defaulters
+    rows = report["participants"]
+    fees = sum(r["scenario"]["l1_fallback_fees_minor"] for r in rows)
+    margin = sum(r["scenario"]["margin_var_cents"] for r in rows if r["participant"] in defaulters)
+    charged = sum(
+        r["scenario"].get("liquidity_check_margin_cents", 0) for r in rows if r["participant"] in defaulters
     )
-    unsettled = report["liveness"]["unsettled_count"]
 
-    def amount(cents: int) -> dict[str, str]:
-        return {"Amt": f"{cents // 100}.{cents % 100:02d}", "Ccy": currency}
+    def amount(cents: int) -> dict[str, Any]:
+        whole, part = divmod(abs(cents), 100)
+        return {"Amt": {"@Ccy": currency, "#text": f"{whole}.{part:02d}"}, "Sgn": cents >= 0}
 
-    def day(name: str, on: bool) -> dict[str, Any]:
-        zero = amount(0)
+    def resource(cents: int) -> dict[str, Any]:
         return {
-            "Hrzn": name,
-            "LqdRsrcs": {"FcltiesOthrCmmtd": amount(cover2["prefunded_cents"]) if on else zero},
+            "LqdRsrcVal": amount(cents),
+            "Scrd": False,
+            "AsstNcmbrd": False,
+            "QlfygRsrc": True,
+            "AgcyArrgmnts": False,
+        }
+
+    def horizon(code: str) -> dict[str, Any]:
+        on = code == "SAMD"
+
+        def figure(cents: int) -> dict[str, Any]:
+            return amount(cents if on else 0)
+
+        return {
+            "LqdRsrcs": {"CshDue": [resource(cover2["prefunded_cents"] if on else 0)]},
+            "LqdtyHrzn": code,
             "StrssLqdRsrcRqrmnt": {
-                "OprlOutflw": amount(fees) if on else zero,
-                "SttlmOrDlvry": amount(cover2["obligation_cents"]) if on else zero,
-                "Othr": amount(margin) if on else zero,
+                "OprlOutflw": figure(fees),
+                "VartnMrgnPmtOblgtn": figure(margin),
+                "SttlmOrDlvry": figure(cover2["obligation_cents"]),
+                "Othr": figure(charged),
             },
         }
 
-    horizon = ["T-1", "T", "T+1", "T+2", "T+3", "T+4+"]
-    days = [day(h, h == "T") for h in horizon]
-    days[2]["UnsttldBtchs"] = unsettled
+    first = cover1["defaulters"][0] if cover1["defaulters"] else ""
+    second = next((d for d in cover2["defaulters"] if d != first), first)
+    first, second = (leis or {}).get(first, first), (leis or {}).get(second, second)
     scenario = report["scenario"]
-    return {
-        "Document": {
-            "CCPLqdtyStrssTstgRsltRpt": {
-                "LqdtyStrssTstRslt": [
-                    {
-                        "Id": f"{scenario['id']}#{scenario['seed']}",
-                        "ScnroDfltrs": {
-                            "Cover1Id": report["system"]["scenario"]["cover1"]["defaulters"],
-                            "Cover2Id": cover2["defaulters"],
-                        },
-                        "LqdtyReqrdAndAvlbl": days,
-                    }
-                ]
-            }
-        }
+    extra = {
+        "@xmlns": CLEARLANE_NS,
+        "Seed": str(scenario["seed"]),
+        "LivenessOk": report["liveness"]["ok"],
+        "UnsettledBatches": str(report["liveness"]["unsettled_count"]),
+        "Cover1Shortfall": amount(cover1["shortfall_cents"]),
+        "Cover2Shortfall": amount(cover2["shortfall_cents"]),
     }
+    result = {
+        "Id": f"{scenario['id']}#{scenario['seed']}",
+        "ScnroDfltrs": {"Cover1Id": first, "Cover2Id": second},
+        "LqdtyReqrdAndAvlbl": [horizon(code) for code in AUTH063_HORIZONS],
+    }
+    body = {
+        "LqdtyStrssTstRslt": [result],
+        "SplmtryData": [{"PlcAndNm": "clearlane", "Envlp": {"StrssRun": extra}}],
+    }
+    return {"Document": {"@xmlns": AUTH063_NS, "CCPLqdtyStrssTstgRsltRpt": body}}
+
+
+def report_auth063_xml(
+    report: dict[str, Any], currency: str = "USD", leis: dict[str, str] | None = None
+) -> bytes:
+    """:func:`report_auth063` as XML (lxml): UTF-8 with a declaration, indented, byte-stable for
+    the same report."""
+    from lxml import etree
+
+    doc = report_auth063(report, currency, leis)["Document"]
+    root = etree.Element(f"{{{AUTH063_NS}}}Document", nsmap={None: AUTH063_NS})
+    _xml_children(root, doc, AUTH063_NS)
+    out: bytes = etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
+    return out
+
+
+def _xml_children(parent: Any, node: dict[str, Any], ns: str) -> None:
+    from lxml import etree
+
+    ns = node.get("@xmlns", ns)
+    for key, value in node.items():
+        if key == "@xmlns":
+            continue
+        if key.startswith("@"):
+            parent.set(key[1:], str(value))
+        elif key == "#text":
+            parent.text = str(value)
+        else:
+            for item in value if isinstance(value, list) else [value]:
+                child_ns = item.get("@xmlns", ns) if isinstance(item, dict) else ns
+                child = etree.SubElement(parent, f"{{{child_ns}}}{key}")
+                if isinstance(item, dict):
+                    _xml_children(child, item, child_ns)
+                elif isinstance(item, bool):
+                    child.text = "true" if item else "false"
+                else:
+                    child.text = str(item)

@@ -56,6 +56,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Service, d
             "run_id": "run-none",
             "alert_id": "case-none",
             "silence_id": "sil-none",
+            "report_id": "sr-none",
+            "kind": "json",
         }
         yield s, values
 

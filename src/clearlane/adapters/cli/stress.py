@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -37,6 +38,13 @@ def stress(
         int, typer.Option(help="Seed of a generated day (the input stays put when --seed varies).")
     ] = 42,
     workdir: Annotated[Path, typer.Option(help="Where generated days are kept.")] = Path("stress-days"),
+    steps_per_day: Annotated[
+        int, typer.Option(min=10, max=100_000, help="Trade chunks a day: the intraday series' grain.")
+    ] = 600,
+    day_hours: Annotated[
+        float | None,
+        typer.Option(min=0.1, max=24, help="Compress a generated day into this many hours around noon."),
+    ] = None,
     seed: Annotated[int | None, typer.Option(help="Override the scenario's seed.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the canonical JSON report.")] = False,
     out: Annotated[Path | None, typer.Option(help="Write the canonical JSON report here.")] = None,
@@ -44,6 +52,21 @@ def stress(
         Path | None, typer.Option("--csv", help="Write the per-participant CSV here.")
     ] = None,
     auth063: Annotated[Path | None, typer.Option(help="Write the auth.063-shaped JSON here.")] = None,
+    auth063_xml: Annotated[
+        Path | None, typer.Option("--auth063-xml", help="Write the auth.063 XML (lxml) here.")
+    ] = None,
+    leis: Annotated[
+        Path | None, typer.Option(help="JSON {participant: LEI} for the auth.063 defaulter ids.")
+    ] = None,
+    seeds: Annotated[
+        int | None,
+        typer.Option(
+            min=1, max=1000, help="Sweep this many seeds (from --seed or the scenario's); report the worst."
+        ),
+    ] = None,
+    shrink_budget: Annotated[
+        int, typer.Option(min=0, help="Replays spent shrinking a failing seed to a minimal case (0: none).")
+    ] = 24,
 ) -> None:
     """Replay a day under a stress scenario: liquidity, margin and default impact per participant."""
     from clearlane.core.risk.scenario import load_scenario
@@ -57,8 +80,9 @@ def stress(
         raise fail("give exactly one of --day, --input, --db, --trades")
     with tempfile.TemporaryDirectory(prefix="clearlane-stress-") as tmp:
         source, hint = _source(
-            day, input_file, config, db, trades, participants, assets, workdir, chosen.seed, Path(tmp)
+            day, input_file, config, db, trades, participants, assets, workdir, day_seed, Path(tmp), day_hours
         )
+        source = replace(source, steps_per_day=steps_per_day)
         keys = Path(tmp) / "keys"
 
         def open_runner(path: Path) -> Any:
@@ -74,19 +98,91 @@ def stress(
                     tasks[phase] = bar.add_task(phase, total=hint or None)
                 bar.update(tasks[phase], completed=done)
 
-            result = node_stress.run_stress(
-                open_runner, source, chosen, trades_hint=hint, progress=on_progress
-            )
+            # One seed is a sweep of one: a failing run is shrunk all the same.
+            sweeper = node_stress.Sweeper(open_runner, source, trades_hint=hint, progress=on_progress)
+            outcomes, worst, shrunk = _sweep(sweeper, chosen, seeds or 1, shrink_budget)
         if source.log is not None:
             source.log.close()
-    report = result.report
+    if seeds is not None or worst.failure:
+        _print_sweep(outcomes, worst, shrunk)
+    if worst.result is None:  # a safety invariant broke: there is no report to write
+        raise typer.Exit(2)
+    _emit(worst.result.report, out, csv_file, auth063, auth063_xml, leis, as_json)
+
+
+def _emit(
+    report: dict[str, Any],
+    out: Path | None,
+    csv_file: Path | None,
+    auth063: Path | None,
+    auth063_xml: Path | None,
+    leis: Path | None,
+    as_json: bool,
+) -> None:
+    """Write the exports, print the report, exit 1 if liveness failed."""
+    from clearlane.node import stress as node_stress
+
     _write(report, out, csv_file, auth063)
+    if auth063_xml is not None:
+        lei_map = json.loads(leis.read_text(encoding="utf-8")) if leis is not None else None
+        auth063_xml.write_bytes(node_stress.report_auth063_xml(report, leis=lei_map))
     if as_json:
         typer.echo(node_stress.report_json(report).decode())
     else:
         _print(report)
     if not report["liveness"]["ok"]:
         raise typer.Exit(1)
+
+
+def _sweep(sweeper: Any, chosen: Any, seeds: int, budget: int) -> tuple[list[Any], Any, Any]:
+    """Every seed's outcome, the worst, and — when the worst failed — its shrunk case."""
+    from clearlane.node import stress as node_stress
+
+    outcomes = sweeper.sweep(chosen, [chosen.seed + i for i in range(seeds)])
+    worst = node_stress.worst(outcomes)
+    shrunk = sweeper.shrink(worst, budget=budget) if worst.failure and budget else None
+    return outcomes, worst, shrunk
+
+
+def _print_sweep(outcomes: list[Any], worst: Any, shrunk: Any) -> None:
+    from clearlane.core.risk.shrink import scenario_toml
+    from clearlane.node import stress as node_stress
+
+    table = Table("seed", "outcome", "unwound", "Cover-2 shortfall", "peak need Σ", title="seed sweep (USD)")
+    for outcome in outcomes:
+        report = outcome.result.report if outcome.result is not None else None
+        table.add_row(
+            str(outcome.scenario.seed),
+            outcome.kind if outcome.failure is None else f"[red]{outcome.kind}[/]",
+            str(report["system"]["unwound_batches"]) if report else "—",
+            _usd(report["system"]["scenario"]["cover2"]["shortfall_cents"]) if report else "—",
+            _usd(sum(r["scenario"]["peak_intraday_liquidity_need_cents"] for r in report["participants"]))
+            if report
+            else "—",
+        )
+    console.print(table)
+    failed = sum(o.failure is not None for o in outcomes)
+    console.print(
+        f"worst: seed {worst.scenario.seed} ({worst.kind}); {failed} of {len(outcomes)} seeds failed"
+    )
+    fired = node_stress.coverage(outcomes)
+    if fired:
+        never = [kind for kind, n in fired.items() if n == 0]
+        console.print(
+            "faults fired in: "
+            + ", ".join(f"{kind} {n}/{len(outcomes)}" for kind, n in fired.items())
+            + (f" — [red]never fired: {', '.join(never)}[/]" if never else "")
+        )
+    if worst.failure:
+        console.print(f"[red]{worst.failure}[/]")
+    if shrunk is not None:
+        state = "budget spent" if shrunk.exhausted else "no smaller case fails"
+        console.print(
+            f"shrunk in {shrunk.tries} replays ({state}): "
+            + ("; ".join(shrunk.steps) or "no smaller case failed")
+        )
+        console.print("minimal failing case (save as a scenario file and re-run with --scenario):")
+        typer.echo(scenario_toml(shrunk.scenario))
 
 
 def _source(
@@ -100,11 +196,12 @@ def _source(
     workdir: Path,
     seed: int,
     tmp: Path,
+    day_hours: float | None = None,
 ) -> tuple[Any, int]:
     from clearlane.node.stress import DaySource
 
     if trades is not None:
-        day = _generated(workdir, trades, participants, assets, seed)
+        day = _generated(workdir, trades, participants, assets, seed, day_hours)
     if day is not None:
         files = tuple(p for p in (day / "deposits.jsonl", day / "trades.parquet") if p.exists())
         return DaySource(day / "config.toml", files=files, label=str(day)), trades or _rows(
@@ -132,12 +229,19 @@ def _rows(path: Path) -> int:
     return int(pq.ParquetFile(path).metadata.num_rows)
 
 
-def _generated(workdir: Path, trades: int, participants: int, assets: int, seed: int) -> Path:
+def _generated(
+    workdir: Path, trades: int, participants: int, assets: int, seed: int, hours: float | None
+) -> Path:
+    from clearlane.node.stress import compress_trades
     from clearlane.sim.generator import generate_day
 
-    day = workdir / f"day-{trades}-{participants}-{assets}-{seed}"
+    name = f"day-{trades}-{participants}-{assets}-{seed}" + (f"-{hours:g}h" if hours else "")
+    day = workdir / name
     if not (day / "trades.parquet").exists():
-        generate_day(trades=trades, participants=participants, assets=assets, seed=seed).write(day)
+        generated = generate_day(trades=trades, participants=participants, assets=assets, seed=seed)
+        if hours:
+            generated = replace(generated, trades=compress_trades(generated.trades, hours))
+        generated.write(day)
     return day
 
 

@@ -212,8 +212,20 @@ class IntakeIn(_Strict):
         return self
 
 
+class LiquidityMarginIn(_Strict):
+    """``[liquidity_margin]``: the pre-L2 check also charges the finality-window margin of the
+    exposure held from cleared to final (docs/STRESS.md; off unless ``enabled``)."""
+
+    enabled: bool = False
+    confidence: float = Field(default=0.99, gt=0.5, lt=1.0)
+    default_daily_vol: float = Field(default=0.04, ge=0.0, le=1.0)
+    daily_vol: dict[str, float] = Field(default_factory=dict)  # per asset code, overrides the default
+    liquidation_days: float = Field(default=0.0, ge=0.0, le=10.0)
+
+
 class ConfigIn(_Strict):
     clearing: ClearingIn = ClearingIn()
+    liquidity_margin: LiquidityMarginIn = LiquidityMarginIn()
     escrow: EscrowIn = EscrowIn()
     intake: IntakeIn = IntakeIn()
     chain: ChainIn = ChainIn()
@@ -240,6 +252,18 @@ class Participant:
     fee_tier: str
     legacy_opt_out: bool
     name: str
+
+
+@dataclass(frozen=True)
+class LiquidityMargin:
+    """The compiled ``[liquidity_margin]``: daily volatility per asset (engine order; the
+    reporting asset 0), each pool's horizon in days — its finality window (one block to include
+    the anchor, the confirmations, the challenge window) plus the liquidation days — and the
+    confidence of the SPAN-like scan (core/risk/margin.py)."""
+
+    confidence: float
+    vols: tuple[float, ...]
+    horizons_days: tuple[float, ...]
 
 
 @dataclass(frozen=True)
@@ -308,6 +332,7 @@ class ClearingConfig:
     raw: dict[str, Any] = field(repr=False, compare=False)
     escrow: EscrowPolicy = field(default_factory=EscrowPolicy)
     intake: IntakeLimits = IntakeLimits()
+    liquidity_margin: LiquidityMargin | None = None  # None: the check charges no margin
 
     # -- lookups ----------------------------------------------------------------------
     @property
@@ -447,6 +472,7 @@ def _compile(cfg: ConfigIn, raw: dict[str, Any], source: str) -> ClearingConfig:
         digest=hashlib.sha256(canonical).hexdigest(),
         raw=raw,
         escrow=_escrow_policy(cfg, source),
+        liquidity_margin=_liquidity_margin(cfg, pools, source),
         intake=IntakeLimits(
             executed_at_min_ms=_epoch_ms(cfg.intake.executed_at_min),
             executed_at_max_ms=_epoch_ms(cfg.intake.executed_at_max),
@@ -454,6 +480,26 @@ def _compile(cfg: ConfigIn, raw: dict[str, Any], source: str) -> ClearingConfig:
             executed_at_file_span_ms=cfg.intake.executed_at_file_span_ms,
         ),
     )
+
+
+def _liquidity_margin(cfg: ConfigIn, pools: tuple[Pool, ...], source: str) -> LiquidityMargin | None:
+    m = cfg.liquidity_margin
+    if not m.enabled:
+        return None
+    codes = [a.code for a in cfg.assets]
+    for code in m.daily_vol:
+        if code not in codes:
+            raise ConfigError(source, "liquidity_margin.daily_vol", f"unknown asset {code!r}")
+    vols = tuple(
+        0.0 if code == cfg.clearing.reporting_asset else float(m.daily_vol.get(code, m.default_daily_vol))
+        for code in codes
+    )
+    block = cfg.chain.block_time_ms
+    horizons = tuple(
+        (block * (1 + p.confirmations) + p.challenge_window_ms) / 86_400_000 + m.liquidation_days
+        for p in pools
+    )
+    return LiquidityMargin(m.confidence, vols, horizons)
 
 
 def _escrow_policy(cfg: ConfigIn, source: str) -> EscrowPolicy:

@@ -78,6 +78,7 @@ from clearlane.core.model.inputs import (
 )
 from clearlane.core.model.states import TradeState
 from clearlane.core.money import DecimalError, parse_decimal
+from clearlane.core.risk.margin import span_grid
 
 I64 = npt.NDArray[np.int64]
 _P = TypeVar("_P")
@@ -217,11 +218,15 @@ class Liquidity:
     """Projected net debit over every open batch and pool (what the check compares)."""
     debit_by_pool_usd: npt.NDArray[np.float64]
     """The same per pool: shape (pools, participants)."""
+    margin_usd: npt.NDArray[np.float64] | None = None
+    """The finality-window margin the check charges (``[liquidity_margin]``), None when off."""
 
     @property
     def available_usd(self) -> npt.NDArray[np.float64]:
         """Collateral at marks plus credit: the limit a participant's projected debit must stay under."""
         available: npt.NDArray[np.float64] = self.credit_usd + self.collateral_usd
+        if self.margin_usd is not None:
+            available = available - self.margin_usd
         return available
 
 
@@ -291,6 +296,9 @@ class Engine:
         self.stats = Stats()
         k, p, a = len(config.pools), config.participant_count, len(config.assets)
         self.pos = np.zeros((k, p, a), dtype=np.int64)
+        # Net positions of batches cleared but not final, per pool: what [liquidity_margin]
+        # margins over each pool's finality window (kept only when it is on; not in the root).
+        self.held = np.zeros((k, p, a), dtype=np.int64)
         # Dense arrays enter the state root through cached block digests (engine/digest.py);
         # every write below is followed by a touch.
         self.pos_digest = BlockDigest("pos", self.pos, 1)
@@ -759,8 +767,29 @@ class Engine:
     def _limits_usd(self, mark_minor: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
         """Per participant: collateral at marks + credit limit, in USD (the house is unlimited)."""
         limits: npt.NDArray[np.float64] = self.credit_cents / 100.0 + self._collateral_usd(mark_minor)
+        margin = self._finality_margin_usd(mark_minor)
+        if margin is not None:
+            limits -= margin
         limits[self.house] = np.inf
         return limits
+
+    def _hold_exposure(self, state: BatchState, sign: int) -> None:
+        """A batch enters (+1) or leaves (-1) its finality window: its net positions are held."""
+        if self.config.liquidity_margin is not None and len(state.net_minor):
+            np.add.at(self.held[state.pool], (state.net_participant, state.net_asset), sign * state.net_minor)
+
+    def _finality_margin_usd(self, mark_minor: npt.NDArray[np.float64]) -> npt.NDArray[np.float64] | None:
+        """Per participant: the SPAN-like scanning risk of what it holds cleared but not final,
+        each pool's exposure scanned over that pool's finality window — a pool with a long
+        challenge window costs more headroom (``[liquidity_margin]``; None when off)."""
+        policy = self.config.liquidity_margin
+        if policy is None:
+            return None
+        exposure = self.held.astype(np.float64) * mark_minor[None, None, :]
+        horizons = np.asarray(policy.horizons_days, dtype=np.float64)
+        margin, _ = span_grid(exposure, horizons, np.asarray(policy.vols), confidence=policy.confidence)
+        margin[self.house] = 0.0
+        return margin
 
     def _collateral_usd(self, mark_minor: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
         collateral: npt.NDArray[np.float64] = (self.collateral * mark_minor[None, :]).sum(axis=1)
@@ -775,6 +804,7 @@ class Engine:
             credit_usd=self.credit_cents / 100.0,
             debit_usd=self.debit_total.copy(),
             debit_by_pool_usd=self.debit.copy(),
+            margin_usd=self._finality_margin_usd(mark_minor),
         )
 
     def has_pending_work(self) -> bool:
@@ -925,6 +955,7 @@ class Engine:
         )
         if netted.refused is None:
             self.pending[batch_id] = state
+            self._hold_exposure(state, 1)
             self._submit_anchor(state, close_ms, out)
         out.emit(
             BatchCleared(
@@ -1241,6 +1272,7 @@ class Engine:
                 self._refused(out, f"release of final batch {state.batch_id}", refused, final_ms)
         state.state = states.BatchState.FINAL.label
         del self.pending[state.batch_id]
+        self._hold_exposure(state, -1)
         self.final_batch_txs[state.anchor_tx] = state.batch_id
         out.emit(BatchFinal(state.batch_id, final_ms))
         self.stats.batches_final += 1
@@ -1255,6 +1287,7 @@ class Engine:
             raise EngineError(f"could not void hold {state.hold_entry_id}: {result.name}")
         state.state = states.BatchState.UNWOUND.label
         del self.pending[state.batch_id]
+        self._hold_exposure(state, -1)
         out.emit(BatchUnwound(state.batch_id, at_ms, "anchor deadline missed: settling gross on L1"))
         self.stats.batches_unwound += 1
         self._submit_l1(state.flows, model_ids.unwound_origin(state.batch_id), out, submitted_ms=at_ms)

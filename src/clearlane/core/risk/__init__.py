@@ -10,6 +10,8 @@
   the shortfall against prefunded resources;
 - :mod:`.liquidity` — intraday liquidity metrics from a time series (peak need, largest net
   debit, buffer breaches with their times).
+- :mod:`.shrink` — shrinking a failing stress case (faults, their parameters, the seed) to a
+  minimal one, and printing it as scenario TOML.
 
 The node (``node/stress.py``) replays a day and feeds these rules; nothing here knows a store.
 """

@@ -161,6 +161,10 @@ class MarginIn(BaseModel):
     horizon: Literal["sqrt_time", "overlapping"] = "sqrt_time"
     liquidation_days: float = Field(default=0.0, ge=0.0, le=10.0)
     vol_scale: float = Field(default=1.0, gt=0.0, le=20.0)
+    # Both replays' engines charge this margin in the pre-L2 liquidity check ([liquidity_margin]
+    # with these vols and confidence): a flow whose held exposure's margin breaks the limit goes
+    # to L1, and the report shows the margin charged and the flows diverted.
+    in_liquidity_check: bool = False
 
 
 class ResourcesIn(BaseModel):

@@ -13,6 +13,7 @@ from clearlane.adapters.http.routes import (
     recon,
     stats,
     stream,
+    stress,
     trades,
 )
 
@@ -29,6 +30,7 @@ ROUTERS = (
     stats.router,
     stream.router,
     alerts.router,
+    stress.router,
 )
 
 __all__ = ["ROUTERS"]
