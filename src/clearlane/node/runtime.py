@@ -360,6 +360,9 @@ class Runtime:
         self.started_wall = time.time()
         self._step_groups: list[EventGroup] = []
         self.extra_queues: dict[str, Callable[[], int]] = {}
+        # Called on the loop thread after every iteration with the engine time it advanced to
+        # (node/monitor: canaries, divergence): they may submit like any client.
+        self.hooks: list[Callable[[int], None]] = []
         self._trim: Callable[[int], int] | None = None
         self._last_trim = time.perf_counter()
 
@@ -554,6 +557,8 @@ class Runtime:
             # Everything due by ``advanced_to`` is applied (a batch still to close waits at most
             # a tick more): the clock may run on from there, and no further (the class docstring).
             self.clock.caught_up(advanced_to)
+        for hook in self.hooks:
+            hook(advanced_to)
         self._maybe_stats()
 
     def _publish(self) -> None:

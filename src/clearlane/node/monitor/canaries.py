@@ -1,0 +1,302 @@
+"""Canaries: one synthetic flow per path every ``interval_ms`` of engine time, followed through
+its lifecycle in the read model and judged by :func:`clearlane.core.monitor.canary.judge`.
+
+The participants are the configuration's ``synthetic`` ones; which pair takes which path is
+decided by the engine's own routing rules (``plan_paths``). A flow's hops are read from its
+lifecycle (the same assembly as ``clearlane status``); once final, its inclusion proof is
+verified offline by an injected verifier (the adapters wire the evidence prover and the
+standalone verifier: the node does not read the store's SQL), its ledger postings are checked
+(no refusal recorded, not failed) and its delivery is the ``trade.final`` event published on the
+bus for it. Submitting goes through the runtime's queue like any client; this class runs on the
+runtime's loop thread (a runtime hook), so it never races the writer.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from clearlane.core.model.codes import RejectCode
+from clearlane.core.monitor.canary import (
+    GAUGE_VALUE,
+    CanaryPath,
+    Observation,
+    Result,
+    Verdict,
+    judge,
+    plan_paths,
+)
+from clearlane.node.events import EventFilter, EventGroup, TradeEvents
+from clearlane.node.report import trade_lifecycle
+
+if TYPE_CHECKING:
+    from clearlane.node.runtime import Runtime
+
+log = logging.getLogger("clearlane.monitor")
+
+ProofVerifier = Callable[[str], str | None]
+"""Trade id → None when its inclusion proof verifies offline, else why not."""
+
+HISTORY = 20  # results kept per path
+
+
+@dataclass
+class CanaryOptions:
+    interval_ms: int = 60_000
+    symbol: str | None = None  # default: the first asset that is not the reporting asset, in it
+    quantity: str | None = None  # default: one minor unit × 10 of the base asset
+    check_delivery: bool = True
+
+
+@dataclass
+class _InFlight:
+    path: CanaryPath
+    obs: Observation
+    delivered: bool = False
+
+
+@dataclass
+class PathState:
+    path: CanaryPath
+    results: deque[Result] = field(default_factory=lambda: deque(maxlen=HISTORY))
+    sent: int = 0
+
+    @property
+    def last(self) -> Result | None:
+        return self.results[-1] if self.results else None
+
+
+class _Source:
+    """What trade_lifecycle reads, from the read model and the store by primary key."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.rm = runtime.rm
+        self.store = runtime.store
+
+    def find_trade(self, flow_id: str) -> dict[str, Any] | None:
+        return self.rm.find_trade(flow_id)
+
+    def batch(self, batch_id: str) -> dict[str, Any] | None:
+        found: dict[str, Any] | None = self.store.batch(batch_id)
+        return found
+
+    def l1_group(self, group_id: str) -> dict[str, Any] | None:
+        found: dict[str, Any] | None = self.store.l1_group(group_id)
+        return found
+
+    def l1_group_for_batch(self, batch_id: str) -> dict[str, Any] | None:
+        found: dict[str, Any] | None = self.store.l1_group_for_batch(batch_id)
+        return found
+
+    def reject_reason(self, input_id: str, code: int) -> dict[str, Any] | None:
+        found: dict[str, Any] | None = self.store.reject_reason(input_id, code)
+        return found
+
+
+class Canaries:
+    """See the module docstring. ``tick(now_ms)`` sends what is due and judges what is out."""
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        options: CanaryOptions | None = None,
+        verifier: ProofVerifier | None = None,
+        on_result: Callable[[Result], None] | None = None,
+    ) -> None:
+        self.runtime = runtime
+        self.options = options or CanaryOptions()
+        self.verifier = verifier
+        self.on_result = on_result
+        paths, self.unreachable = plan_paths(runtime.config, self.options.interval_ms)
+        self.paths = {p.name: PathState(p) for p in paths}
+        self.inflight: dict[str, _InFlight] = {}
+        self.next_send_ms: int | None = None
+        self.counter = 0
+        self.symbol, self.quantity, self.price = self._instrument()
+        if self.options.check_delivery and self.paths:
+            runtime.bus.add_listener(self._on_events)
+
+    def _instrument(self) -> tuple[str, str, str]:
+        cfg = self.runtime.config
+        quote = cfg.reporting_asset
+        if self.options.symbol is not None:
+            base, quote = self.options.symbol.split("/")
+        else:
+            base = next((a.code for a in cfg.assets if a.code != quote), quote)
+        scales = {a.code: a.scale for a in cfg.assets}
+        marks = dict(zip((a.code for a in cfg.assets), cfg.marks_usd, strict=True))
+        qty = self.options.quantity or f"{10 / 10 ** scales[base]:.{scales[base]}f}"
+        price = f"{marks[base] / marks[quote]:.{scales[quote]}f}"
+        return f"{base}/{quote}", qty, price
+
+    # ------------------------------------------------------------------ the loop's hook
+    def tick(self, now_ms: int) -> None:
+        if not self.paths:
+            return
+        if self.next_send_ms is None:
+            self.next_send_ms = now_ms
+        if now_ms >= self.next_send_ms:
+            self.send_all(now_ms)
+            self.next_send_ms = now_ms + self.options.interval_ms
+        if self.inflight:
+            self._follow(now_ms)
+
+    def send_all(self, now_ms: int) -> None:
+        """One canary down every path (a path whose previous canary is still out gets none:
+        the one out will be judged failed at its deadline, within this interval or the next)."""
+        out = {f.path.name for f in self.inflight.values()}
+        for state in self.paths.values():
+            if state.path.name in out:
+                continue
+            self.counter += 1
+            flow_id = f"canary-{_slug(state.path.name)}-{now_ms}-{self.counter}"
+            self._submit(state.path, flow_id, now_ms)
+            state.sent += 1
+            checks: dict[str, bool | None] = {"ledger": None}
+            if state.path.name.startswith("L2:") and self.verifier is not None:
+                checks["proof"] = None
+            if self.options.check_delivery:
+                checks["delivery"] = None
+            self.inflight[flow_id] = _InFlight(
+                state.path, Observation(state.path.name, flow_id, now_ms, checks=checks)
+            )
+
+    def _submit(self, path: CanaryPath, flow_id: str, now_ms: int) -> None:
+        rt = self.runtime
+        if path.kind == "payment":
+            base = self.symbol.split("/")[1]
+            body = {
+                "payment_id": flow_id,
+                "payer": path.buyer,
+                "payee": path.seller,
+                "asset": base,
+                "amount": self.price,
+            }
+            if path.lane_hint is not None:
+                body["lane_hint"] = path.lane_hint
+            rt.submit_events("payment", [body])
+            return
+        row: dict[str, Any] = {
+            "trade_id": flow_id,
+            "venue": "CANARY",
+            "symbol": self.symbol,
+            "buyer": path.buyer,
+            "seller": path.seller,
+            "quantity": self.quantity,
+            "price": self.price,
+            "executed_at": now_ms,
+        }
+        if path.lane_hint is not None:
+            row["lane_hint"] = path.lane_hint
+        rt.submit_trades([row])
+
+    # ------------------------------------------------------------------ following
+    def _follow(self, now_ms: int) -> None:
+        source = _Source(self.runtime)
+        done: list[str] = []
+        for flow_id, f in self.inflight.items():
+            self._observe(source, f, now_ms)
+            result = judge(f.path, f.obs, now_ms)
+            if result.verdict is not Verdict.PENDING:
+                done.append(flow_id)
+                self.paths[f.path.name].results.append(result)
+                if self.on_result is not None:
+                    self.on_result(result)
+        for flow_id in done:
+            del self.inflight[flow_id]
+
+    def _observe(self, source: _Source, f: _InFlight, now_ms: int) -> None:
+        obs = f.obs
+        with self.runtime.lock:
+            life = trade_lifecycle(source, obs.flow_id)
+        if life is None:
+            return
+        for t in life["transitions"]:
+            state = str(t["state"])
+            hop = "accepted" if state == "received" else state
+            if hop in f.path.hops and hop not in obs.hops:
+                obs.hops[hop] = int(t["at_ms"])
+        state = str(life["state"])
+        if state in ("rejected", "failed", "unwound"):
+            obs.broken_hop = {"rejected": "accepted", "failed": "ledger", "unwound": "anchored"}[state]
+            obs.detail = str(life.get("badge") or state)
+            return
+        if "final" not in obs.hops:
+            return
+        if obs.checks.get("ledger") is None:
+            refused = source.reject_reason(obs.flow_id, int(RejectCode.LEDGER_REFUSED))
+            obs.checks["ledger"] = refused is None
+            if refused is not None:
+                obs.detail = str(refused.get("reason"))
+        if "proof" in obs.checks and obs.checks["proof"] is None and self.verifier is not None:
+            why = self.verifier(obs.flow_id)
+            obs.checks["proof"] = why is None
+            if why is not None:
+                obs.detail = why
+        if "delivery" in obs.checks and obs.checks["delivery"] is None:
+            if f.delivered:
+                obs.checks["delivery"] = True
+            elif now_ms - obs.hops["final"] > self.options.interval_ms:
+                obs.checks["delivery"] = False
+                obs.detail = "no trade.final event published for it"
+
+    def _on_events(self, groups: Iterable[EventGroup]) -> None:
+        """Bus listener: a ``trade.final`` event published for a canary in flight."""
+        if not self.inflight:
+            return
+        for g in groups:
+            if g.type != "trade.final" or not isinstance(g, TradeEvents):
+                continue
+            for f in list(self.inflight.values()):
+                if f.delivered:
+                    continue
+                ids = g.select(EventFilter(types=frozenset({g.type}), participant=f.path.buyer)).column(
+                    "trade_id"
+                )
+                if f.obs.flow_id in ids.to_pylist():
+                    f.delivered = True
+
+    # ------------------------------------------------------------------ reading
+    def gauges(self) -> dict[str, float]:
+        """Path → clearlane_canary_status (last decided verdict)."""
+        out: dict[str, float] = {}
+        for name, state in self.paths.items():
+            last = state.last
+            if last is not None:
+                out[name] = GAUGE_VALUE[last.verdict]
+        return out
+
+    def snapshot(self) -> dict[str, Any]:
+        paths = []
+        for name, state in self.paths.items():
+            paths.append(
+                {
+                    "path": name,
+                    "buyer": state.path.buyer,
+                    "seller": state.path.seller,
+                    "sent": state.sent,
+                    "in_flight": [f.obs.flow_id for f in self.inflight.values() if f.path.name == name],
+                    "status": state.last.verdict.value if state.last else "pending",
+                    "last": [_result_dict(r) for r in reversed(state.results)],
+                }
+            )
+        return {"interval_ms": self.options.interval_ms, "paths": paths, "unreachable": self.unreachable}
+
+
+def _slug(name: str) -> str:
+    return name.replace(":", "-").lower()
+
+
+def _result_dict(r: Result) -> dict[str, Any]:
+    return {
+        "flow_id": r.flow_id,
+        "verdict": r.verdict.value,
+        "hop": r.hop,
+        "reason": r.reason,
+        "sent_ms": r.sent_ms,
+        "decided_ms": r.decided_ms,
+        "hops": dict(r.hops),
+    }

@@ -1,0 +1,119 @@
+"""Canaries down every path (issue 15): healthy paths pass; a base-layer outage injected with the
+stress faults (core/risk/scenario → node/stress.faulted_config) is detected within two canary
+intervals, naming the failing hop. The loop is driven by the test on a fake wall clock."""
+
+from __future__ import annotations
+
+import threading
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from clearlane.adapters.embedded import EMBEDDED
+from clearlane.core.monitor.canary import Verdict
+from clearlane.core.risk.scenario import DayFrame, compile_scenario, parse_scenario
+from clearlane.node.monitor.canaries import Canaries, CanaryOptions
+from clearlane.node.runtime import AcceleratedClock, Runtime, RuntimeOptions
+from clearlane.node.stress import faulted_config, toml_dumps
+from tests.conftest import EXAMPLE_CONFIG, T0
+
+INTERVAL = 30_000
+
+
+class FakeTime:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def canary_config(directory: Path) -> Path:
+    """The example configuration with a canary set: two synthetic market makers (→ fast) and two
+    synthetic retail accounts (→ retail), with credit for their tiny trades."""
+    raw = tomllib.loads(EXAMPLE_CONFIG.read_text())
+    for pid, kind in (("CANARY-MM-A", "market_maker"), ("CANARY-MM-B", "market_maker")):
+        raw["participants"].append({"id": pid, "kind": kind, "credit_limit_usd": "1000", "synthetic": True})
+    for pid in ("CANARY-RT-A", "CANARY-RT-B"):
+        raw["participants"].append(
+            {"id": pid, "kind": "retail", "credit_limit_usd": "1000", "synthetic": True}
+        )
+    path = directory / "canary.toml"
+    path.write_text(toml_dumps(raw), encoding="utf-8")
+    return path
+
+
+def driven_runtime(tmp_path: Path, config: Path, wall: FakeTime) -> Runtime:
+    clock = AcceleratedClock(100, T0, monotonic=wall)
+    rt = Runtime(
+        tmp_path / "c.db", config, clock=clock, options=RuntimeOptions(tune_process=False), opener=EMBEDDED
+    )
+    rt._live = True
+    rt._thread = threading.Thread(target=lambda: None)
+    rt._thread.start()
+    return rt
+
+
+def run_for(rt: Runtime, wall: FakeTime, engine_ms: int, step_ms: int = 1_000) -> None:
+    """Advance engine time by ``engine_ms`` in loop iterations of ``step_ms`` engine ms each."""
+    for _ in range(engine_ms // step_ms):
+        wall.now += step_ms / 100 / 1000
+        rt._iteration()
+
+
+def test_every_path_passes_on_a_healthy_node(tmp_path: Path) -> None:
+    wall = FakeTime()
+    rt = driven_runtime(tmp_path, canary_config(tmp_path), wall)
+    results: list[Any] = []
+    canaries = Canaries(rt, CanaryOptions(interval_ms=INTERVAL), on_result=results.append)
+    rt.hooks.append(canaries.tick)
+    try:
+        assert set(canaries.paths) == {"L1", "L2:fast", "L2:retail", "payment"}
+        assert canaries.unreachable == []
+        run_for(rt, wall, 3 * INTERVAL)
+        by_path: dict[str, list[Verdict]] = {}
+        for r in results:
+            by_path.setdefault(r.path, []).append(r.verdict)
+        assert set(by_path) == set(canaries.paths)
+        assert all(v == [Verdict.PASSED] * len(v) for v in by_path.values()), results
+        assert canaries.gauges() == dict.fromkeys(canaries.paths, 1.0)
+        snap = canaries.snapshot()
+        assert {p["status"] for p in snap["paths"]} == {"passed"}
+    finally:
+        rt.stop()
+
+
+def test_a_base_layer_outage_is_caught_within_two_intervals(tmp_path: Path) -> None:
+    start = T0 + INTERVAL + 5_000  # after the first round of canaries passed
+    scenario = parse_scenario(
+        {
+            "id": "outage",
+            "seed": 3,
+            "faults": [{"type": "base_layer_outage", "at": _hhmmss(start), "duration_s": 600}],
+        }
+    )
+    day = T0 - T0 % 86_400_000
+    frame = DayFrame(day, T0, T0 + 3_600_000, T0, 2_000, 8, {})
+    faults = compile_scenario(scenario, frame).chain_faults
+    assert faults["outages"] == [[start, start + 600_000]]
+    config = faulted_config(canary_config(tmp_path), faults, tmp_path)
+    wall = FakeTime()
+    rt = driven_runtime(tmp_path, config, wall)
+    results: list[Any] = []
+    canaries = Canaries(rt, CanaryOptions(interval_ms=INTERVAL), on_result=results.append)
+    rt.hooks.append(canaries.tick)
+    try:
+        run_for(rt, wall, 4 * INTERVAL)
+        failed = [r for r in results if r.verdict is Verdict.FAILED]
+        assert failed, results
+        first = min(r.decided_ms for r in failed)
+        assert first - start <= 2 * INTERVAL
+        assert {r.hop for r in failed} <= {"submitted", "anchored", "final"}
+        assert canaries.gauges()[failed[0].path] == 0.0
+    finally:
+        rt.stop()
+
+
+def _hhmmss(ms: int) -> str:
+    s = (ms % 86_400_000) // 1000
+    return f"{s // 3600:02d}:{s // 60 % 60:02d}:{s % 60:02d}"
