@@ -79,6 +79,11 @@ def test_every_path_passes_on_a_healthy_node(tmp_path: Path) -> None:
         assert canaries.gauges() == dict.fromkeys(canaries.paths, 1.0)
         snap = canaries.snapshot()
         assert {p["status"] for p in snap["paths"]} == {"passed"}
+        # Only canaries traded: the figures clients see (savings, volume, timeline) are empty.
+        rm = rt.rm
+        assert rm.batches.counts.sum() > 0  # batches did clear
+        assert float(rm.batches.gross_usd.sum()) < 0.01 and float(rm.batches.net_usd.sum()) < 0.01
+        assert all(int(b.trades.sum()) == 0 for t in rm.activity.timelines for _, b in t.window(0, rm.now_ms))
     finally:
         rt.stop()
 
