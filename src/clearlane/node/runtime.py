@@ -297,6 +297,7 @@ class Runtime:
         # webhook service persists them on start (at-least-once across a crash).
         self.replay_tail: list[tuple[int, list[EventGroup]]] = []
         self.readmodel: ReadModel | None = None
+        self.step_listeners: list[Callable[[LogEntry, Step], None]] = []
         if config is not None:
             self.readmodel = ReadModel(
                 config,
@@ -387,6 +388,8 @@ class Runtime:
         if rm is None:
             return
         groups = rm.apply(entry, fx)
+        for listen in self.step_listeners:  # node/monitor: flows per exchange batch
+            listen(entry, fx)
         if fx.escrow_events():
             groups += escrow_app.escrow_groups(entry.seq, fx, self.runner.engine.escrow)
         if not self._live:
