@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from clearlane.adapters.embedded import EMBEDDED
+from clearlane.adapters.http.routes.monitoring import proof_verifier
 from clearlane.core.monitor.canary import Verdict
 from clearlane.core.risk.scenario import DayFrame, compile_scenario, parse_scenario
 from clearlane.node.monitor.canaries import Canaries, CanaryOptions
@@ -65,7 +66,8 @@ def test_every_path_passes_on_a_healthy_node(tmp_path: Path) -> None:
     wall = FakeTime()
     rt = driven_runtime(tmp_path, canary_config(tmp_path), wall)
     results: list[Any] = []
-    canaries = Canaries(rt, CanaryOptions(interval_ms=INTERVAL), on_result=results.append)
+    verifier = proof_verifier(rt)  # the evidence prover + the standalone verifier, offline
+    canaries = Canaries(rt, CanaryOptions(interval_ms=INTERVAL), verifier, on_result=results.append)
     rt.hooks.append(canaries.tick)
     try:
         assert set(canaries.paths) == {"L1", "L2:fast", "L2:retail", "payment"}
@@ -77,6 +79,8 @@ def test_every_path_passes_on_a_healthy_node(tmp_path: Path) -> None:
         assert set(by_path) == set(canaries.paths)
         assert all(v == [Verdict.PASSED] * len(v) for v in by_path.values()), results
         assert canaries.gauges() == dict.fromkeys(canaries.paths, 1.0)
+        fast = next(r for r in results if r.path == "L2:fast")
+        assert verifier(fast.flow_id) is None and "EvidenceError" in str(verifier("no-such-trade"))
         snap = canaries.snapshot()
         assert {p["status"] for p in snap["paths"]} == {"passed"}
         # Only canaries traded: the figures clients see (savings, volume, timeline) are empty.

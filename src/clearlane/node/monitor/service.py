@@ -13,6 +13,8 @@ the alert lifecycle) and to the read model's recent alerts (the dashboard's over
 from __future__ import annotations
 
 import logging
+import threading
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +22,7 @@ from clearlane.core.monitor import divergence, policy
 from clearlane.core.monitor.canary import Result, Verdict
 from clearlane.core.monitor.divergence import Bands, Finding
 from clearlane.core.monitor.trust import WINDOWS_MS, TrustRing
+from clearlane.core.recon.records import BatchReport
 from clearlane.node.events import AlertEvent
 from clearlane.node.monitor.canaries import Canaries, CanaryOptions, ProofVerifier
 from clearlane.node.monitor.sources import BASE_LAYER, BATCH_REPORT, CLEARLANE, VENUE, Sources
@@ -53,6 +56,8 @@ class Monitor:
         self.options = options or MonitorOptions()
         cfg = runtime.config
         self.sources = Sources([a.code for a in cfg.assets])
+        # The loop thread evaluates; HTTP threads push readings and read snapshots.
+        self.lock = threading.RLock()
         self.canaries = Canaries(runtime, self.options.canaries, verifier, on_result=self._canary_result)
         self.trust: dict[str, TrustRing] = {}
         self.findings: dict[str, Finding] = {}
@@ -75,11 +80,30 @@ class Monitor:
 
     # ------------------------------------------------------------------ the loop's hook
     def tick(self, now_ms: int) -> None:
-        self.now_ms = now_ms
-        self.canaries.tick(now_ms)
-        if self.next_eval_ms is None or now_ms >= self.next_eval_ms:
-            self.next_eval_ms = now_ms + self.options.evaluate_ms
-            self.evaluate(now_ms)
+        with self.lock:
+            self.now_ms = now_ms
+            self.canaries.tick(now_ms)
+            if self.next_eval_ms is None or now_ms >= self.next_eval_ms:
+                self.next_eval_ms = now_ms + self.options.evaluate_ms
+                self.evaluate(now_ms)
+
+    # ------------------------------------------------------------------ readings pushed in
+    def push_mark(self, source: str, asset: str, mark_usd: str, at_ms: int | None = None) -> dict[str, Any]:
+        with self.lock:
+            r = self.sources.mark(source, asset, mark_usd, self._when(at_ms))
+        return {"source": r.source, "asset": r.asset, "at_ms": r.at_ms}
+
+    def push_count(self, source: str, exch_batch_id: str, trades: int, at_ms: int | None = None) -> None:
+        with self.lock:
+            self.sources.count(source, exch_batch_id, trades, self._when(at_ms))
+
+    def push_batch_reports(self, reports: Iterable[BatchReport], at_ms: int | None = None) -> int:
+        with self.lock:
+            return self.sources.batch_reports(reports, self._when(at_ms))
+
+    def _when(self, at_ms: int | None) -> int:
+        """A reading's time: as given, else the node's clock (engine time)."""
+        return at_ms if at_ms is not None else self.runtime.clock.now_ms()
 
     def evaluate(self, now_ms: int) -> list[Finding]:
         self.now_ms = max(self.now_ms, now_ms)
@@ -218,6 +242,27 @@ class Monitor:
         log.warning("monitor alert %s: %s", kind, message)
 
     # ------------------------------------------------------------------ reading
+    def snapshot(self) -> dict[str, Any]:
+        """Everything the monitoring page shows, consistent at one instant."""
+        with self.lock:
+            return {
+                "as_of_ms": self.now_ms,
+                "canaries": self.canaries.snapshot(),
+                "divergence": self.divergence_snapshot(),
+                "trust": self.trust_scores(),
+                "alerts_raised": self.alerts_raised,
+            }
+
+    def gauges(self) -> tuple[dict[str, float], dict[tuple[str, str], float]]:
+        """(path → canary status, (source, window) → trust score) for the Prometheus gauges."""
+        with self.lock:
+            trust = {
+                (name, w): score["score"]
+                for name, by in self.trust_scores().items()
+                for w, score in by.items()
+            }
+            return self.canaries.gauges(), trust
+
     def trust_scores(self) -> dict[str, dict[str, dict[str, float]]]:
         return {
             name: {w: ring.score(self.now_ms, ms).as_dict() for w, ms in WINDOWS_MS.items()}

@@ -6,6 +6,7 @@ from clearlane.adapters.http.routes import (
     collateral,
     escrow,
     meta,
+    monitoring,
     payments,
     positions,
     stats,
@@ -23,6 +24,7 @@ ROUTERS = (
     positions.router,
     stats.router,
     stream.router,
+    monitoring.router,
 )
 
 __all__ = ["ROUTERS"]

@@ -1,0 +1,44 @@
+"""GET /v1/monitoring (canaries per path, divergence, trust), the pushed readings (operators
+only, strict) and the gauges clearlane_canary_status / clearlane_trust_score on /metrics, on a
+served node with a canary set (issue 15)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.node.test_monitor_canaries import canary_config
+from tests.service_support import make_service, wait_for
+
+
+def test_monitoring_routes_and_gauges(tmp_path: Path) -> None:
+    with make_service(tmp_path, speed=200.0, config=canary_config(tmp_path)) as svc:
+        c = svc.client
+        snap = wait_for(
+            lambda: (r := c.get("/v1/monitoring", headers=svc.h())).status_code == 200 and r.json()
+        )
+        assert {p["path"] for p in snap["canaries"]["paths"]} == {"L1", "L2:fast", "L2:retail", "payment"}
+        ok = c.post(
+            "/v1/monitoring/marks",
+            json={"source": "feed-a", "asset": "BTC", "mark_usd": "65000"},
+            headers=svc.h(),
+        )
+        assert ok.status_code == 202 and ok.json()["source"] == "feed-a"
+        bad = c.post(
+            "/v1/monitoring/marks",
+            json={"source": "feed-a", "asset": "BTC", "mark_usd": "6.5e4"},
+            headers=svc.h(),
+        )
+        assert bad.status_code == 422 and "mark_usd" in bad.json()["detail"]
+        denied = c.post("/v1/monitoring/marks", json={}, headers=svc.h("participant"))
+        assert denied.status_code == 403
+        assert c.get("/v1/monitoring/trust", headers=svc.h("participant")).status_code == 403
+        svc.app.state.monitor.evaluate(svc.runtime.clock.now_ms())
+        trust = c.get("/v1/monitoring/trust", headers=svc.h("auditor")).json()
+        assert trust["feed-a"]["1h"]["score"] == 1.0
+        # Canaries run on the engine clock (200x): a first verdict per path within seconds.
+        wait_for(lambda: len(svc.app.state.monitor.canaries.gauges()) == 4, timeout=30)
+        text = c.get("/metrics", headers=svc.h()).text
+        assert 'clearlane_canary_status{path="L2:fast"}' in text
+        assert 'clearlane_trust_score{source="feed-a",window="1h"} 1.0' in text
+        div = c.get("/v1/monitoring/divergence", headers=svc.h()).json()
+        assert {"findings", "marks", "counts", "base_layer", "l2_halted", "policy"} <= set(div)
