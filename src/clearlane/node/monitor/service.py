@@ -40,7 +40,7 @@ class MonitorOptions:
     bands: Bands = field(default_factory=Bands)
     heartbeat_ms: dict[str, int] = field(default_factory=dict)  # per source; default below
     default_heartbeat_ms: int = 300_000
-    base_layer_heartbeat_blocks: int = 10  # the tip not moving for this many block times is stale
+    base_layer_heartbeat_blocks: int = 30  # the tip not moving for this many block times is stale
     count_tolerance: int = 0
     halt: policy.HaltPolicy = field(default_factory=policy.HaltPolicy)
     expect_marks: tuple[str, ...] = ()  # external mark sources that must report ("no data" if not)
