@@ -49,6 +49,7 @@ class CanaryOptions:
     symbol: str | None = None  # default: the first asset that is not the reporting asset, in it
     quantity: str | None = None  # default: one minor unit × 10 of the base asset
     check_delivery: bool = True
+    follow_ms: int = 500  # engine ms between looks at the canaries in flight (the loop ticks faster)
 
 
 @dataclass
@@ -56,6 +57,7 @@ class _InFlight:
     path: CanaryPath
     obs: Observation
     delivered: bool = False
+    state: int = -2  # the record's lifecycle state when last looked at (-2: not yet)
 
 
 @dataclass
@@ -91,10 +93,6 @@ class _Source:
         found: dict[str, Any] | None = self.store.l1_group_for_batch(batch_id)
         return found
 
-    def reject_reason(self, input_id: str, code: int) -> dict[str, Any] | None:
-        found: dict[str, Any] | None = self.store.reject_reason(input_id, code)
-        return found
-
 
 class Canaries:
     """See the module docstring. ``tick(now_ms)`` sends what is due and judges what is out."""
@@ -114,6 +112,7 @@ class Canaries:
         self.paths = {p.name: PathState(p) for p in paths}
         self.inflight: dict[str, _InFlight] = {}
         self.next_send_ms: int | None = None
+        self.next_follow_ms = 0
         self.counter = 0
         self.symbol, self.quantity, self.price = self._instrument()
         if self.options.check_delivery and self.paths:
@@ -141,7 +140,8 @@ class Canaries:
         if now_ms >= self.next_send_ms:
             self.send_all(now_ms)
             self.next_send_ms = now_ms + self.options.interval_ms
-        if self.inflight:
+        if self.inflight and now_ms >= self.next_follow_ms:
+            self.next_follow_ms = now_ms + self.options.follow_ms
             self._follow(now_ms)
 
     def send_all(self, now_ms: int) -> None:
@@ -208,26 +208,52 @@ class Canaries:
         for flow_id in done:
             del self.inflight[flow_id]
 
-    def _observe(self, source: _Source, f: _InFlight, now_ms: int) -> None:
-        obs = f.obs
+    def _state(self, f: _InFlight) -> int | None:
+        """The record's current lifecycle state from the read model (memory, no SQL)."""
+        rm = self.runtime.rm
         with self.runtime.lock:
-            life = trade_lifecycle(source, obs.flow_id)
-        if life is None:
+            hit = rm.find(f.obs.flow_id, kind=1 if f.path.kind == "payment" else 0)
+            if hit is None:
+                return None
+            return int(rm.current_states(rm.chunk_table(hit[0]).slice(hit[1], 1))[0])
+
+    def _observe(self, source: _Source, f: _InFlight, now_ms: int) -> None:
+        """Hop times from the lifecycle, assembled only when the record's state moved (the
+        assembly reads batches and L1 groups from the store); then the checks, once, at final."""
+        obs = f.obs
+        state_now = self._state(f)
+        if state_now is None:
             return
+        if state_now != f.state:
+            f.state = state_now
+            with self.runtime.lock:
+                life = trade_lifecycle(source, obs.flow_id)
+            if life is None or self._hops(f, life):
+                return
+        if "final" in obs.hops:
+            self._checks(f, now_ms)
+
+    def _hops(self, f: _InFlight, life: dict[str, Any]) -> bool:
+        """Record the hops reached; True when the lifecycle broke (rejected, unwound)."""
+        obs = f.obs
         for t in life["transitions"]:
             state = str(t["state"])
             hop = "accepted" if state == "received" else state
             if hop in f.path.hops and hop not in obs.hops:
                 obs.hops[hop] = int(t["at_ms"])
         state = str(life["state"])
-        if state in ("rejected", "failed", "unwound"):
-            obs.broken_hop = {"rejected": "accepted", "failed": "ledger", "unwound": "anchored"}[state]
+        if state in ("rejected", "unwound"):
+            obs.broken_hop = {"rejected": "accepted", "unwound": "anchored"}[state]
             obs.detail = str(life.get("badge") or state)
-            return
-        if "final" not in obs.hops:
-            return
+            return True
+        return False
+
+    def _checks(self, f: _InFlight, now_ms: int) -> None:
+        obs = f.obs
         if obs.checks.get("ledger") is None:
-            refused = source.reject_reason(obs.flow_id, int(RejectCode.LEDGER_REFUSED))
+            # A gross settlement the ledger refused is recorded as a 502 reject of the flow.
+            with self.runtime.lock:
+                refused = self.runtime.store.reject_reason(obs.flow_id, int(RejectCode.LEDGER_REFUSED))
             obs.checks["ledger"] = refused is None
             if refused is not None:
                 obs.detail = str(refused.get("reason"))
