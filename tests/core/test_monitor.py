@@ -14,6 +14,7 @@ from clearlane.core.config import parse_config
 from clearlane.core.monitor import policy
 from clearlane.core.monitor.canary import (
     GAUGE_VALUE,
+    CanaryIntervalError,
     CanaryPath,
     HopLimit,
     Observation,
@@ -87,6 +88,8 @@ def test_paths_follow_the_routing_rules() -> None:
     assert [p.name for p in paths] == ["L1", "L2:fast", "payment"] and missing == ["L2:retail"]
     assert config.synthetic_ids == frozenset({"C-MM-1", "C-MM-2"})
     assert all(lim.failed_ms <= 60_000 for p in paths for lim in p.limits.values())
+    with pytest.raises(CanaryIntervalError, match="L1 needs when healthy: use at least 19000 ms"):
+        plan_paths(config, 5_000)
 
 
 def test_marks_diverge_per_pair_band_and_stale_or_missing_sources_are_findings() -> None:

@@ -19,6 +19,11 @@ import numpy as np
 
 from clearlane.core.config.model import ClearingConfig
 from clearlane.core.engine.routing import kind_codes, route
+from clearlane.core.errors import InputError
+
+
+class CanaryIntervalError(InputError, ValueError, code="CANARY_INTERVAL_TOO_SHORT"):
+    """The canary interval is shorter than a healthy path needs (the path would always fail)."""
 
 
 class Verdict(StrEnum):
@@ -150,28 +155,30 @@ def _result(
 def default_limits(config: ClearingConfig, pool: int | None, interval_ms: int) -> dict[str, HopLimit]:
     """Per-hop limits derived from the configuration: what a healthy path needs (window,
     confirmations × block time, challenge window), degraded at 1.5× and failed at 3× that (plus
-    two blocks and a quarter interval of slack), failed no later than one interval."""
+    two blocks of slack), failed no later than one interval. An interval shorter than a
+    healthy path's degraded limit is refused (ValueError naming the path and the minimum)."""
     block = int(config.chain["block_time_ms"])
-    slack = 2 * block + interval_ms // 4
-
-    def limit(expected: int) -> HopLimit:
-        # Failed by one interval at most: a canary sent right after a path broke is then judged
-        # failed before the next is sent, so a break is caught within two intervals.
-        failed = min(expected * 3 + slack, interval_ms)
-        return HopLimit(min(expected * 3 // 2 + slack, failed), failed)
-
     if pool is None:
         final = (config.l1_confirmations + 2) * block
-        return {"accepted": limit(block), "submitted": limit(block), "final": limit(final)}
-    p = config.pools[pool]
-    cleared = p.window_ms + block
-    anchored = cleared + 2 * block
-    final = max(anchored + p.confirmations * block, cleared + p.challenge_window_ms + block)
+        expected = {"accepted": block, "submitted": block, "final": final}
+    else:
+        p = config.pools[pool]
+        cleared = p.window_ms + block
+        anchored = cleared + 2 * block
+        final = max(anchored + p.confirmations * block, cleared + p.challenge_window_ms + block)
+        expected = {"accepted": block, "cleared": cleared, "anchored": anchored, "final": final}
+    # Failed by one interval at most: a canary sent right after a path broke is then judged
+    # failed before the next is sent, so a break is caught within two intervals. An interval too
+    # short for a healthy path would fail it every time: refused, naming the minimum.
+    degraded = {hop: ms * 3 // 2 + 2 * block for hop, ms in expected.items()}
+    if max(degraded.values()) > interval_ms:
+        name = "L1" if pool is None else config.pools[pool].lane_name
+        raise CanaryIntervalError(
+            f"canary interval {interval_ms} ms is shorter than {name} needs when healthy: "
+            f"use at least {max(degraded.values())} ms"
+        )
     return {
-        "accepted": limit(block),
-        "cleared": limit(cleared),
-        "anchored": limit(anchored),
-        "final": limit(final),
+        hop: HopLimit(degraded[hop], min(ms * 3 + 2 * block, interval_ms)) for hop, ms in expected.items()
     }
 
 
