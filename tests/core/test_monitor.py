@@ -20,6 +20,7 @@ from clearlane.core.monitor.canary import (
     Observation,
     Verdict,
     judge,
+    minimum_interval_ms,
     plan_paths,
     summarize,
 )
@@ -85,11 +86,12 @@ def test_paths_follow_the_routing_rules() -> None:
     ]
     config = parse_config(raw)
     paths, missing = plan_paths(config, 60_000)
-    assert [p.name for p in paths] == ["L1", "L2:fast", "payment"] and missing == ["L2:retail"]
+    assert [p.name for p in paths] == ["L1", "L2:fast", "payment", "escrow"] and missing == ["L2:retail"]
     assert config.synthetic_ids == frozenset({"C-MM-1", "C-MM-2"})
     assert all(lim.failed_ms <= 60_000 for p in paths for lim in p.limits.values())
     with pytest.raises(CanaryIntervalError, match="L1 needs when healthy: use at least 19000 ms"):
         plan_paths(config, 5_000)
+    assert minimum_interval_ms(config) == 28_000 and minimum_interval_ms(config, 10_000) == 38_000
 
 
 def test_marks_diverge_per_pair_band_and_stale_or_missing_sources_are_findings() -> None:

@@ -67,22 +67,28 @@ def test_every_path_passes_on_a_healthy_node(tmp_path: Path) -> None:
     rt = driven_runtime(tmp_path, canary_config(tmp_path), wall)
     results: list[Any] = []
     verifier = proof_verifier(rt)  # the evidence prover + the standalone verifier, offline
-    canaries = Canaries(rt, CanaryOptions(interval_ms=INTERVAL), verifier, on_result=results.append)
+    canaries = Canaries(
+        rt, CanaryOptions(interval_ms=INTERVAL, loop_slack_ms=1_000), verifier, on_result=results.append
+    )
     rt.hooks.append(canaries.tick)
     try:
-        assert set(canaries.paths) == {"L1", "L2:fast", "L2:retail", "payment"}
+        assert set(canaries.paths) == {"L1", "L2:fast", "L2:retail", "payment", "escrow", "unwind"}
         assert canaries.unreachable == []
         run_for(rt, wall, 3 * INTERVAL)
         by_path: dict[str, list[Verdict]] = {}
         for r in results:
             by_path.setdefault(r.path, []).append(r.verdict)
-        assert set(by_path) == set(canaries.paths)
+        exercised = set(canaries.paths) - {"unwind"}  # nothing unwinds on a healthy node
+        assert set(by_path) == exercised
         assert all(v == [Verdict.PASSED] * len(v) for v in by_path.values()), results
-        assert canaries.gauges() == dict.fromkeys(canaries.paths, 1.0)
+        assert canaries.gauges() == dict.fromkeys(exercised, 1.0)
         fast = next(r for r in results if r.path == "L2:fast")
         assert verifier(fast.flow_id) is None and "EvidenceError" in str(verifier("no-such-trade"))
         snap = canaries.snapshot()
-        assert {p["status"] for p in snap["paths"]} == {"passed"}
+        assert {p["path"]: p["status"] for p in snap["paths"]} == {
+            **dict.fromkeys(exercised, "passed"),
+            "unwind": "pending",
+        }
         # Only canaries traded: the figures clients see (savings, volume, timeline) are empty.
         rm = rt.rm
         assert rm.batches.counts.sum() > 0  # batches did clear
@@ -109,7 +115,9 @@ def test_a_base_layer_outage_is_caught_within_two_intervals(tmp_path: Path) -> N
     wall = FakeTime()
     rt = driven_runtime(tmp_path, config, wall)
     results: list[Any] = []
-    canaries = Canaries(rt, CanaryOptions(interval_ms=INTERVAL), on_result=results.append)
+    canaries = Canaries(
+        rt, CanaryOptions(interval_ms=INTERVAL, loop_slack_ms=1_000), on_result=results.append
+    )
     rt.hooks.append(canaries.tick)
     try:
         run_for(rt, wall, 4 * INTERVAL)

@@ -11,12 +11,13 @@ from tests.service_support import make_service, wait_for
 
 
 def test_monitoring_routes_and_gauges(tmp_path: Path) -> None:
-    with make_service(tmp_path, speed=200.0, config=canary_config(tmp_path)) as svc:
+    with make_service(tmp_path, config=canary_config(tmp_path)) as svc:
         c = svc.client
         snap = wait_for(
             lambda: (r := c.get("/v1/monitoring", headers=svc.h())).status_code == 200 and r.json()
         )
-        assert {p["path"] for p in snap["canaries"]["paths"]} == {"L1", "L2:fast", "L2:retail", "payment"}
+        paths = {p["path"] for p in snap["canaries"]["paths"]}
+        assert paths == {"L1", "L2:fast", "L2:retail", "payment", "escrow", "unwind"}
         ok = c.post(
             "/v1/monitoring/marks",
             json={"source": "feed-a", "asset": "BTC", "mark_usd": "65000"},
@@ -35,8 +36,9 @@ def test_monitoring_routes_and_gauges(tmp_path: Path) -> None:
         svc.app.state.monitor.evaluate(svc.runtime.clock.now_ms())
         trust = c.get("/v1/monitoring/trust", headers=svc.h("auditor")).json()
         assert trust["feed-a"]["1h"]["score"] == 1.0
-        # Canaries run on the engine clock (200x): a first verdict per path within seconds.
-        wait_for(lambda: len(svc.app.state.monitor.canaries.gauges()) == 4, timeout=30)
+        # Canaries run on the engine clock (50x): a first verdict per path within seconds.
+        wait_for(lambda: len(svc.app.state.monitor.canaries.gauges()) == 5, timeout=30)
+        assert set(svc.app.state.monitor.canaries.gauges().values()) == {1.0}
         text = c.get("/metrics", headers=svc.h()).text
         assert 'clearlane_canary_status{path="L2:fast"}' in text
         assert 'clearlane_trust_score{source="feed-a",window="1h"} 1.0' in text

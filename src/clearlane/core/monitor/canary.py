@@ -25,6 +25,8 @@ from clearlane.core.errors import InputError
 class CanaryIntervalError(InputError, ValueError, code="CANARY_INTERVAL_TOO_SHORT"):
     """The canary interval is shorter than a healthy path needs (the path would always fail)."""
 
+    minimum_ms = 0
+
 
 class Verdict(StrEnum):
     PENDING = "pending"
@@ -39,6 +41,9 @@ GAUGE_VALUE = {Verdict.PASSED: 1.0, Verdict.DEGRADED: 0.5, Verdict.FAILED: 0.0}
 # Timed hops in lifecycle order, then the checks made once the last timed hop is reached.
 L2_HOPS = ("accepted", "cleared", "anchored", "final")
 L1_HOPS = ("accepted", "submitted", "final")
+ESCROW_HOPS = ("opened", "agreed", "funded", "released")
+# An L2 canary that was unwound is followed on as the "unwind" path: its gross L1 settlement.
+UNWIND_HOPS = ("submitted", "final")
 CHECKS = ("proof", "ledger", "delivery")
 
 
@@ -152,10 +157,13 @@ def _result(
     )
 
 
-def default_limits(config: ClearingConfig, pool: int | None, interval_ms: int) -> dict[str, HopLimit]:
+def default_limits(
+    config: ClearingConfig, pool: int | None, interval_ms: int, slack_ms: int = 0
+) -> dict[str, HopLimit]:
     """Per-hop limits derived from the configuration: what a healthy path needs (window,
     confirmations × block time, challenge window), degraded at 1.5× and failed at 3× that (plus
-    two blocks of slack), failed no later than one interval. An interval shorter than a
+    two blocks and ``slack_ms`` — the loop's own latency in engine time — of slack), failed no
+    later than one interval. An interval shorter than a
     healthy path's degraded limit is refused (ValueError naming the path and the minimum)."""
     block = int(config.chain["block_time_ms"])
     if pool is None:
@@ -170,19 +178,33 @@ def default_limits(config: ClearingConfig, pool: int | None, interval_ms: int) -
     # Failed by one interval at most: a canary sent right after a path broke is then judged
     # failed before the next is sent, so a break is caught within two intervals. An interval too
     # short for a healthy path would fail it every time: refused, naming the minimum.
-    degraded = {hop: ms * 3 // 2 + 2 * block for hop, ms in expected.items()}
+    slack = 2 * block + slack_ms
+    degraded = {hop: ms * 3 // 2 + slack for hop, ms in expected.items()}
     if max(degraded.values()) > interval_ms:
         name = "L1" if pool is None else config.pools[pool].lane_name
-        raise CanaryIntervalError(
+        error = CanaryIntervalError(
             f"canary interval {interval_ms} ms is shorter than {name} needs when healthy: "
             f"use at least {max(degraded.values())} ms"
         )
-    return {
-        hop: HopLimit(degraded[hop], min(ms * 3 + 2 * block, interval_ms)) for hop, ms in expected.items()
-    }
+        error.minimum_ms = max(degraded.values())
+        raise error
+    return {hop: HopLimit(degraded[hop], min(ms * 3 + slack, interval_ms)) for hop, ms in expected.items()}
 
 
-def plan_paths(config: ClearingConfig, interval_ms: int) -> tuple[list[CanaryPath], list[str]]:
+def minimum_interval_ms(config: ClearingConfig, slack_ms: int = 0) -> int:
+    """The shortest canary interval every path of the configuration allows when healthy."""
+    need = 0
+    for pool in (None, *range(len(config.pools))):
+        try:
+            default_limits(config, pool, 0, slack_ms)
+        except CanaryIntervalError as exc:  # an interval of 0 is always too short
+            need = max(need, exc.minimum_ms)
+    return need
+
+
+def plan_paths(
+    config: ClearingConfig, interval_ms: int, slack_ms: int = 0
+) -> tuple[list[CanaryPath], list[str]]:
     """For every path of the routing table (L1 and each pool), a pair of synthetic participants
     the routing rules actually send there (evaluated with the engine's own ``route``); also
     ``payment`` when a pair exists. Returns (paths, names of paths no synthetic pair reaches)."""
@@ -215,15 +237,27 @@ def plan_paths(config: ClearingConfig, interval_ms: int) -> tuple[list[CanaryPat
             missing.append(name)
             continue
         hops = L1_HOPS if k < 0 else L2_HOPS
-        limits = default_limits(config, None if k < 0 else k, interval_ms)
+        limits = default_limits(config, None if k < 0 else k, interval_ms, slack_ms)
         paths.append(CanaryPath(name, hit[0], hit[1], hit[2], hops, limits))
     if paths:
         first = pairs[0]
-        payment_limits = default_limits(config, None, interval_ms)
-        paths.append(
-            CanaryPath("payment", first[0].id, first[1].id, "L1", L1_HOPS, payment_limits, kind="payment")
+        l1 = default_limits(config, None, interval_ms, slack_ms)
+        paths.append(CanaryPath("payment", first[0].id, first[1].id, "L1", L1_HOPS, l1, kind="payment"))
+        # Escrow actions are applied as they arrive (a step each): every hop within a few blocks.
+        block = int(config.chain["block_time_ms"])
+        quick = HopLimit(
+            2 * block + slack_ms, max(2 * block + slack_ms, min(6 * block + slack_ms, interval_ms))
         )
+        escrow = dict.fromkeys(ESCROW_HOPS, quick)
+        paths.append(CanaryPath("escrow", first[0].id, first[1].id, None, ESCROW_HOPS, escrow, kind="escrow"))
     return paths, missing
+
+
+def unwind_path(config: ClearingConfig, interval_ms: int, slack_ms: int = 0) -> CanaryPath:
+    """The unwind path, exercised only when an L2 canary's batch is unwound (it cannot be
+    triggered on a healthy node): the unwound flow must settle gross on L1 in time."""
+    limits = default_limits(config, None, interval_ms, slack_ms)
+    return CanaryPath("unwind", "", "", None, UNWIND_HOPS, {h: limits[h] for h in UNWIND_HOPS}, kind="unwind")
 
 
 def summarize(results: Sequence[Result]) -> Verdict:

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from clearlane.core.model.codes import RejectCode
+from clearlane.core.model.inputs import ESCROW_KIND
+from clearlane.core.model.states import EscrowState
 from clearlane.core.monitor.canary import (
     GAUGE_VALUE,
     CanaryPath,
@@ -27,7 +29,9 @@ from clearlane.core.monitor.canary import (
     Result,
     Verdict,
     judge,
+    minimum_interval_ms,
     plan_paths,
+    unwind_path,
 )
 from clearlane.node.events import EventFilter, EventGroup, TradeEvents
 from clearlane.node.report import trade_lifecycle
@@ -41,15 +45,35 @@ ProofVerifier = Callable[[str], str | None]
 """Trade id → None when its inclusion proof verifies offline, else why not."""
 
 HISTORY = 20  # results kept per path
+# Escrow states → how many of the escrow hops (opened, agreed, funded, released) they reach.
+_ESCROW_REACHED = {
+    EscrowState.DRAFT: 1,
+    EscrowState.AGREED: 2,
+    EscrowState.FUNDED: 3,
+    EscrowState.INSPECTION: 3,
+    EscrowState.RELEASABLE: 3,
+    EscrowState.RELEASED: 4,
+    EscrowState.CLOSED: 4,
+}
+_ESCROW_BROKEN = frozenset(
+    {EscrowState.CANCELLED, EscrowState.REFUNDED, EscrowState.DISPUTED, EscrowState.CHARGEBACK}
+)
 
 
 @dataclass
 class CanaryOptions:
-    interval_ms: int = 60_000
+    # Engine ms between rounds; None: a minute, or longer when a healthy path needs more (an
+    # accelerated clock's loop latency counts in engine time). An explicit interval shorter than
+    # a healthy path needs is refused (CANARY_INTERVAL_TOO_SHORT).
+    interval_ms: int | None = None
     symbol: str | None = None  # default: the first asset that is not the reporting asset, in it
     quantity: str | None = None  # default: one minor unit × 10 of the base asset
     check_delivery: bool = True
     follow_ms: int = 500  # engine ms between looks at the canaries in flight (the loop ticks faster)
+    # The loop's own latency in engine ms, added to every hop limit: by default ten ticks at the
+    # clock's speed (an accelerated clock runs many engine seconds per tick; a loaded machine
+    # stretches a tick).
+    loop_slack_ms: int | None = None
 
 
 @dataclass
@@ -108,8 +132,18 @@ class Canaries:
         self.options = options or CanaryOptions()
         self.verifier = verifier
         self.on_result = on_result
-        paths, self.unreachable = plan_paths(runtime.config, self.options.interval_ms)
+        slack = self.options.loop_slack_ms
+        if slack is None:
+            slack = int(10 * runtime.options.tick_ms * float(getattr(runtime.clock, "speed", 1.0)))
+        interval = self.options.interval_ms
+        if interval is None:
+            interval = max(60_000, minimum_interval_ms(runtime.config, slack))
+        self.interval_ms = interval
+        paths, self.unreachable = plan_paths(runtime.config, interval, slack)
         self.paths = {p.name: PathState(p) for p in paths}
+        if any(p.name.startswith("L2:") for p in paths):
+            unwind = unwind_path(runtime.config, interval, slack)
+            self.paths[unwind.name] = PathState(unwind)
         self.inflight: dict[str, _InFlight] = {}
         self.next_send_ms: int | None = None
         self.next_follow_ms = 0
@@ -139,7 +173,7 @@ class Canaries:
             self.next_send_ms = now_ms
         if now_ms >= self.next_send_ms:
             self.send_all(now_ms)
-            self.next_send_ms = now_ms + self.options.interval_ms
+            self.next_send_ms = now_ms + self.interval_ms
         if self.inflight and now_ms >= self.next_follow_ms:
             self.next_follow_ms = now_ms + self.options.follow_ms
             self._follow(now_ms)
@@ -149,7 +183,7 @@ class Canaries:
         the one out will be judged failed at its deadline, within this interval or the next)."""
         out = {f.path.name for f in self.inflight.values()}
         for state in self.paths.values():
-            if state.path.name in out:
+            if state.path.name in out or state.path.kind == "unwind":
                 continue
             self.counter += 1
             flow_id = f"canary-{_slug(state.path.name)}-{now_ms}-{self.counter}"
@@ -160,12 +194,14 @@ class Canaries:
                 checks["proof"] = None
             if self.options.check_delivery:
                 checks["delivery"] = None
-            self.inflight[flow_id] = _InFlight(
-                state.path, Observation(state.path.name, flow_id, now_ms, checks=checks)
-            )
+            obs = Observation(state.path.name, flow_id, now_ms, checks=checks)
+            self.inflight[f"{state.path.name}/{flow_id}"] = _InFlight(state.path, obs)
 
     def _submit(self, path: CanaryPath, flow_id: str, now_ms: int) -> None:
         rt = self.runtime
+        if path.kind == "escrow":
+            self._submit_escrow(path, flow_id)
+            return
         if path.kind == "payment":
             base = self.symbol.split("/")[1]
             body = {
@@ -193,20 +229,55 @@ class Canaries:
             row["lane_hint"] = path.lane_hint
         rt.submit_trades([row])
 
+    def _submit_escrow(self, path: CanaryPath, escrow_id: str) -> None:
+        """Deposit the amount, open, agree (both), fund: no conditions, so it is released at
+        once. Each action is its own step, applied in this order on the next loop iteration."""
+        rt = self.runtime
+        quote = self.symbol.split("/")[1]
+        scale = next(a.scale for a in rt.config.assets if a.code == quote)
+        amount = f"{100 / 10**scale:.{scale}f}"
+        deposit = {
+            "deposit_id": f"{escrow_id}-d",
+            "participant": path.buyer,
+            "asset": quote,
+            "amount": amount,
+        }
+        rt.submit_events("collateral_deposit", [deposit])
+        terms = {
+            "asset": quote,
+            "amount": amount,
+            "buyer": path.buyer,
+            "seller": path.seller,
+            "platform": "CANARY-PLATFORM",
+            "arbiter": "CANARY-ARBITER",
+        }
+        actions: list[dict[str, Any]] = [
+            {"action": "open", "actor": "CANARY-PLATFORM", "terms": terms},
+            {"action": "agree", "actor": path.buyer},
+            {"action": "agree", "actor": path.seller},
+            {"action": "fund", "actor": path.buyer},
+        ]
+        for i, action in enumerate(actions):
+            body = {**action, "action_id": f"{escrow_id}-{i}", "escrow_id": escrow_id}
+            rt.submit_events(ESCROW_KIND, [body])
+
     # ------------------------------------------------------------------ following
     def _follow(self, now_ms: int) -> None:
         source = _Source(self.runtime)
         done: list[str] = []
-        for flow_id, f in self.inflight.items():
-            self._observe(source, f, now_ms)
+        for key, f in list(self.inflight.items()):
+            if f.path.kind == "escrow":
+                self._observe_escrow(f, now_ms)
+            else:
+                self._observe(source, f, now_ms)
             result = judge(f.path, f.obs, now_ms)
             if result.verdict is not Verdict.PENDING:
-                done.append(flow_id)
+                done.append(key)
                 self.paths[f.path.name].results.append(result)
                 if self.on_result is not None:
                     self.on_result(result)
-        for flow_id in done:
-            del self.inflight[flow_id]
+        for key in done:
+            del self.inflight[key]
 
     def _state(self, f: _InFlight) -> int | None:
         """The record's current lifecycle state from the read model (memory, no SQL)."""
@@ -242,11 +313,54 @@ class Canaries:
             if hop in f.path.hops and hop not in obs.hops:
                 obs.hops[hop] = int(t["at_ms"])
         state = str(life["state"])
+        if f.path.kind == "unwind":
+            return False
+        if state == "unwound":
+            self._follow_unwind(f, life)
         if state in ("rejected", "unwound"):
             obs.broken_hop = {"rejected": "accepted", "unwound": "anchored"}[state]
             obs.detail = str(life.get("badge") or state)
             return True
         return False
+
+    def _follow_unwind(self, f: _InFlight, life: dict[str, Any]) -> None:
+        """An unwound L2 canary exercises the unwind path: follow its gross L1 settlement."""
+        state = self.paths.get("unwind")
+        if state is None:
+            return
+        unwound = [int(t["at_ms"]) for t in life["transitions"] if t["state"] == "unwound"]
+        at = unwound[0] if unwound else self.runtime.clock.now_ms()
+        state.sent += 1
+        obs = Observation("unwind", f.obs.flow_id, at, checks={"ledger": None})
+        self.inflight[f"unwind/{f.obs.flow_id}"] = _InFlight(state.path, obs)
+
+    def _observe_escrow(self, f: _InFlight, now_ms: int) -> None:
+        """Escrow hops from the engine's escrow view (state order), the ledger check from its
+        figures (released in full), delivery from the ``escrow.released`` event."""
+        obs = f.obs
+        with self.runtime.lock:
+            view = self.runtime.queries.escrow(obs.flow_id)
+        if view is None:
+            return
+        state = view.state
+        if state in _ESCROW_BROKEN:
+            obs.broken_hop, obs.detail = "released", f"escrow {state.label}"
+            return
+        reached = _ESCROW_REACHED.get(state, 0)
+        for hop in f.path.hops[:reached]:
+            obs.hops.setdefault(hop, now_ms)
+        if "released" not in obs.hops:
+            return
+        if obs.checks.get("ledger") is None:
+            obs.checks["ledger"] = view.released_minor == view.amount_minor
+            if not obs.checks["ledger"]:
+                obs.detail = f"released {view.released_minor} of {view.amount_minor}"
+        if "delivery" in obs.checks and obs.checks["delivery"] is None:
+            if f.delivered:
+                obs.checks["delivery"] = True
+            elif now_ms - obs.hops["released"] > self.interval_ms:
+                obs.checks["delivery"] = False
+                obs.detail = "no escrow.released event published for it"
 
     def _checks(self, f: _InFlight, now_ms: int) -> None:
         obs = f.obs
@@ -265,15 +379,22 @@ class Canaries:
         if "delivery" in obs.checks and obs.checks["delivery"] is None:
             if f.delivered:
                 obs.checks["delivery"] = True
-            elif now_ms - obs.hops["final"] > self.options.interval_ms:
+            elif now_ms - obs.hops["final"] > self.interval_ms:
                 obs.checks["delivery"] = False
                 obs.detail = "no trade.final event published for it"
 
     def _on_events(self, groups: Iterable[EventGroup]) -> None:
-        """Bus listener: a ``trade.final`` event published for a canary in flight."""
+        """Bus listener: a ``trade.final`` (``escrow.released``) event published for a canary
+        in flight."""
         if not self.inflight:
             return
         for g in groups:
+            if g.type == "escrow.released":
+                escrow_id = getattr(getattr(g, "transition", None), "escrow_id", None)
+                hit = self.inflight.get(f"escrow/{escrow_id}")
+                if hit is not None:
+                    hit.delivered = True
+                continue
             if g.type != "trade.final" or not isinstance(g, TradeEvents):
                 continue
             for f in list(self.inflight.values()):
@@ -309,7 +430,7 @@ class Canaries:
                     "last": [_result_dict(r) for r in reversed(state.results)],
                 }
             )
-        return {"interval_ms": self.options.interval_ms, "paths": paths, "unreachable": self.unreachable}
+        return {"interval_ms": self.interval_ms, "paths": paths, "unreachable": self.unreachable}
 
 
 def _slug(name: str) -> str:
