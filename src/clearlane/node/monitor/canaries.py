@@ -89,6 +89,7 @@ class PathState:
     path: CanaryPath
     results: deque[Result] = field(default_factory=lambda: deque(maxlen=HISTORY))
     sent: int = 0
+    verdicts: dict[str, int] = field(default_factory=dict)  # every verdict since start, by kind
 
     @property
     def last(self) -> Result | None:
@@ -273,7 +274,9 @@ class Canaries:
             result = judge(f.path, f.obs, now_ms)
             if result.verdict is not Verdict.PENDING:
                 done.append(key)
-                self.paths[f.path.name].results.append(result)
+                state = self.paths[f.path.name]
+                state.results.append(result)
+                state.verdicts[result.verdict.value] = state.verdicts.get(result.verdict.value, 0) + 1
                 if self.on_result is not None:
                     self.on_result(result)
         for key in done:
@@ -425,6 +428,7 @@ class Canaries:
                     "buyer": state.path.buyer,
                     "seller": state.path.seller,
                     "sent": state.sent,
+                    "verdicts": dict(state.verdicts),
                     "in_flight": [f.obs.flow_id for f in self.inflight.values() if f.path.name == name],
                     "status": state.last.verdict.value if state.last else "pending",
                     "last": [_result_dict(r) for r in reversed(state.results)],
