@@ -42,5 +42,8 @@ def test_monitoring_routes_and_gauges(tmp_path: Path) -> None:
         text = c.get("/metrics", headers=svc.h()).text
         assert 'clearlane_canary_status{path="L2:fast"}' in text
         assert 'clearlane_trust_score{source="feed-a",window="1h"} 1.0' in text
+        listed = c.get("/v1/dashboard/participants?limit=1000", headers=svc.h()).json()
+        ids = {row["id"] for row in listed["items"]}
+        assert "MM-ALPHA" in ids and not any(i.startswith("CANARY-") for i in ids)  # not clients
         div = c.get("/v1/monitoring/divergence", headers=svc.h()).json()
         assert {"findings", "marks", "counts", "base_layer", "l2_halted", "policy"} <= set(div)
