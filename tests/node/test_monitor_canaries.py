@@ -134,3 +134,31 @@ def test_a_base_layer_outage_is_caught_within_two_intervals(tmp_path: Path) -> N
 def _hhmmss(ms: int) -> str:
     s = (ms % 86_400_000) // 1000
     return f"{s // 3600:02d}:{s // 60 % 60:02d}:{s % 60:02d}"
+
+
+def test_an_unwound_canary_exercises_the_unwind_path(tmp_path: Path) -> None:
+    """The fast pool's first batch (the first canary's) has its anchors dropped (a stress
+    batch_failure): the canary fails at ``anchored``, then, once the pool's anchor deadline
+    unwinds the batch, the unwind path is judged on the flow's gross L1 settlement — and
+    passes."""
+    scenario = parse_scenario(
+        {"id": "unwind", "seed": 1, "faults": [{"type": "batch_failure", "batches": ["fast-00000001"]}]}
+    )
+    frame = DayFrame(T0 - T0 % 86_400_000, T0, T0 + 3_600_000, T0, 2_000, 10, {})
+    config = faulted_config(canary_config(tmp_path), compile_scenario(scenario, frame).chain_faults, tmp_path)
+    wall = FakeTime()
+    rt = driven_runtime(tmp_path, config, wall)
+    results: list[Any] = []
+    canaries = Canaries(
+        rt, CanaryOptions(interval_ms=INTERVAL, loop_slack_ms=2_000), on_result=results.append
+    )
+    rt.hooks.append(canaries.tick)
+    try:
+        run_for(rt, wall, 140_000, step_ms=2_000)
+        first = next(r for r in results if r.path == "L2:fast")
+        assert (first.verdict, first.hop) == (Verdict.FAILED, "anchored")
+        unwind = [r for r in results if r.path == "unwind"]
+        assert (Verdict.PASSED, first.flow_id) in [(r.verdict, r.flow_id) for r in unwind]
+        assert all(r.verdict is Verdict.PASSED for r in unwind)
+    finally:
+        rt.stop()

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from clearlane.core.model.codes import RejectCode
 from clearlane.core.model.inputs import ESCROW_KIND
-from clearlane.core.model.states import EscrowState
+from clearlane.core.model.states import EscrowState, TradeState
 from clearlane.core.monitor.canary import (
     GAUGE_VALUE,
     CanaryPath,
@@ -146,6 +146,7 @@ class Canaries:
             unwind = unwind_path(runtime.config, interval, slack)
             self.paths[unwind.name] = PathState(unwind)
         self.inflight: dict[str, _InFlight] = {}
+        self.watching: dict[str, tuple[_InFlight, int]] = {}  # failed L2 canaries that may unwind
         self.next_send_ms: int | None = None
         self.next_follow_ms = 0
         self.counter = 0
@@ -279,8 +280,30 @@ class Canaries:
                 state.verdicts[result.verdict.value] = state.verdicts.get(result.verdict.value, 0) + 1
                 if self.on_result is not None:
                     self.on_result(result)
+                self._maybe_watch(f, result, now_ms)
         for key in done:
             del self.inflight[key]
+        if self.watching:
+            self._watch(source, now_ms)
+
+    def _maybe_watch(self, f: _InFlight, result: Result, now_ms: int) -> None:
+        """An L2 canary that failed by its deadline may still be unwound later (the pool's
+        anchor deadline): watched until then, so the unwind path is judged when it runs."""
+        if result.verdict is Verdict.FAILED and f.path.name.startswith("L2:") and f.obs.broken_hop is None:
+            pool = self.runtime.config.pools[self.runtime.config.pool_index()[f.path.name[3:]]]
+            until = f.obs.sent_ms + pool.anchor_deadline_ms + self.interval_ms
+            self.watching[f.obs.flow_id] = (f, until)
+
+    def _watch(self, source: _Source, now_ms: int) -> None:
+        for flow_id, (f, until) in list(self.watching.items()):
+            if self._state(f) == int(TradeState.UNWOUND):
+                with self.runtime.lock:
+                    life = trade_lifecycle(source, flow_id)
+                if life is not None:
+                    self._follow_unwind(f, life)
+                del self.watching[flow_id]
+            elif now_ms > until:
+                del self.watching[flow_id]
 
     def _state(self, f: _InFlight) -> int | None:
         """The record's current lifecycle state from the read model (memory, no SQL)."""
@@ -298,7 +321,9 @@ class Canaries:
         state_now = self._state(f)
         if state_now is None:
             return
-        if state_now != f.state:
+        # An unwound flow stays "unwound" while it settles on L1: the (rare) unwind path is
+        # re-read every look.
+        if state_now != f.state or f.path.kind == "unwind":
             f.state = state_now
             with self.runtime.lock:
                 life = trade_lifecycle(source, obs.flow_id)
