@@ -36,7 +36,7 @@ def trade_row(
     return row
 
 
-def wait_for(check: Callable[[], Any], timeout: float = 20.0, every: float = 0.02) -> Any:
+def wait_for(check: Callable[[], Any], timeout: float = 60.0, every: float = 0.02) -> Any:
     deadline = time.monotonic() + timeout
     while True:
         value = check()

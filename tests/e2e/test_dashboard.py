@@ -187,13 +187,37 @@ def test_trades_search_and_click_through(page: Page, cameras: dict[str, Page], l
     )
     states = page.locator("#trades tbody tr td:nth-child(2)").all_inner_texts()
     assert states and all("final" in s for s in states), states
+    # both finality columns: every final L2 row has its soft-final and its final time
+    counts = page.evaluate(
+        "['#trades tbody tr', '#trades td.l2-soft time', '#trades td.l1-final time']"
+        ".map(q => document.querySelectorAll(q).length)"
+    )
+    assert counts[0] > 0 and len(set(counts)) == 1, counts
+    # an id prefix lists the ids that start so (an exact id would open the trade)
+    # (not that the id is on the page: at 600x newer ids of the prefix become final meanwhile)
+    prefix = page.locator("#trades tbody tr td:first-child a").first.inner_text()[:-1]
+    page.fill("input[name=q]", prefix)
+    page.click("#trade-search button")
+    page.wait_for_function("location.hash.includes('q=')")
+    page.wait_for_function(
+        "(() => { const ids = [...document.querySelectorAll('#trades tbody tr td:first-child a')].map(a => a.textContent);"
+        f" return ids.length > 0 && ids.every(i => i.startsWith({prefix!r})); }})()",
+        timeout=10_000,
+    )
+    page.fill("input[name=q]", "")
+    page.click("#trade-search button")
+    page.wait_for_function("!location.hash.includes('q=')")
+    page.wait_for_selector("#trades tbody tr td:first-child a")
     _shoot(cameras, live, "trades?lane=L2", "trades")
 
     # trade page: badge in words, both finality timestamps, local time with UTC on hover
     page.locator("#trades tbody tr td:first-child a").first.click()
     page.wait_for_selector("#badge")
     badge = page.locator("#badge").inner_text()
-    assert re.search(r"Settled on Layer-2 — final at \d\d:\d\d:\d\d \(T\+\d+\.\ds\)", badge), badge
+    # soft-final first, then base-layer final: each instant with its date and zone
+    stamp = r"\w{3} \d\d, \d{4}, \d\d:\d\d:\d\d E[SD]T \(T\+\d+\.\ds\)"
+    assert re.search(f"Settled on Layer-2 — soft-final at {stamp}; base-layer final at {stamp}", badge), badge
+    expect(page.locator("#badge a.explain")).to_have_attribute("href", "#/finality")
     trade_id = page.evaluate("decodeURIComponent(location.hash.split('/')[2])")
     cleared = page.locator("#l2-cleared time")
     final = page.locator("#l1-final time")
@@ -331,6 +355,14 @@ def test_participants_page(page: Page, cameras: dict[str, Page], live: LiveDemo)
         "[...document.querySelectorAll('#participants tbody tr td:first-child')].every(td => td.textContent.startsWith('MM-'))"
     )
     _shoot(cameras, live, "participants", "participants")
+    # on a phone the table keeps "Available" beside "Buffer required"
+    expect(
+        cameras["phone"].locator("#participants").get_by_role("columnheader", name="Available", exact=True)
+    ).to_be_visible()
+    # the portal as a client sees it (a reader opens it by id), and the finality explainer
+    pid = page.locator("#participants tbody tr td:first-child").first.inner_text()
+    _shoot(cameras, live, f"portal/{pid}", "portal", "#portal-savings")
+    _shoot(cameras, live, "finality", "finality", "#finality-lanes")
 
 
 def test_latency_page(page: Page, cameras: dict[str, Page], live: LiveDemo) -> None:
@@ -433,7 +465,8 @@ def test_api_errors_are_problems(live: LiveDemo) -> None:
 
 
 def test_dashboard_data_needs_a_reader_key(tmp_path: Path) -> None:
-    """Behind `clearlane serve` the dashboard's data needs an operator or auditor key; the pages don't."""
+    """Behind `clearlane serve` the dashboard's data needs an operator or auditor key, the portal's
+    any key; the pages need none."""
     from fastapi.testclient import TestClient
 
     from clearlane.adapters.http.server import build
@@ -449,20 +482,31 @@ def test_dashboard_data_needs_a_reader_key(tmp_path: Path) -> None:
     assert client.get("/ui/static/app.js").status_code == 200
     assert client.get("/").status_code == 200  # redirected to /ui/
     for route in (
-        "/v1/dashboard/meta",
-        "/v1/dashboard/chain",
         "/v1/dashboard/batches",
         "/v1/dashboard/participants",
         "/v1/dashboard/participants/MM-ALPHA",
         "/v1/dashboard/latency",
         "/v1/dashboard/rejects",
-        "/v1/trades/T1/proof",
     ):
         assert client.get(route).status_code == 401
         assert client.get(route, headers={"X-API-Key": participant}).status_code == 403
-        allowed = 404 if route.endswith("/proof") else 200  # no such trade: but past the key check
-        assert client.get(route, headers={"X-API-Key": operator}).status_code == allowed
-        assert client.get(route, headers={"Authorization": f"Bearer {auditor}"}).status_code == allowed
+        assert client.get(route, headers={"X-API-Key": operator}).status_code == 200
+        assert client.get(route, headers={"Authorization": f"Bearer {auditor}"}).status_code == 200
+    # the participant portal's views take any key (each scoped to the key's participant)
+    for route in (
+        "/v1/dashboard/meta",
+        "/v1/dashboard/chain",
+        "/v1/dashboard/finality",
+        "/v1/dashboard/trades",
+    ):
+        assert client.get(route).status_code == 401
+        for key in (participant, operator, auditor):
+            assert client.get(route, headers={"X-API-Key": key}).status_code == 200, route
+    assert client.get("/v1/dashboard/portal", headers={"X-API-Key": participant}).status_code == 200
+    # a proof: any key, past the key check (no such trade: 404)
+    assert client.get("/v1/trades/T1/proof").status_code == 401
+    for key in (participant, operator, auditor):
+        assert client.get("/v1/trades/T1/proof", headers={"X-API-Key": key}).status_code == 404
     app.state.runtime.runner.close()
 
 

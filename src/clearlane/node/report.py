@@ -5,13 +5,14 @@ totals), and the figures of one run (rows read, applied, duplicates, conflicts, 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import numpy as np
-import pyarrow.compute as pc
+import pyarrow as pa
 
 from clearlane.core.model import ids as model_ids
 from clearlane.core.model.codes import Reject, RejectCode
@@ -149,16 +150,25 @@ def _l2_part(
     return final_ms, store.l1_group_for_batch(batch_id) if unwound else None
 
 
+@functools.lru_cache(maxsize=32)
+def _l1_group(blob: bytes) -> tuple[pa.Table, dict[str, int]]:
+    """An L1 group's decoded table and each flow's row in it. Cached by the blob's bytes: a
+    webhook batch or a page of trades asks for many flows of the same group, and decoding and
+    filtering the group once per flow was most of a trade snapshot's cost."""
+    table = read_table(blob)
+    return table, {flow_id: i for i, flow_id in enumerate(table.column("flow_id").to_pylist())}
+
+
 def _l1_part(
     l1_origin: dict[str, Any], record: dict[str, Any], flow_id: str, out: dict[str, Any], final_ms: int | None
 ) -> int | None:
     """The flow's gross L1 transaction (its lane, or after an unwind); returns the final time."""
     transitions: list[dict[str, Any]] = out["transitions"]
-    table = read_table(bytes(l1_origin["blob"]))
-    rows = table.filter(pc.equal(table.column("flow_id"), flow_id)).to_pylist()
-    if not rows:
+    table, where = _l1_group(bytes(l1_origin["blob"]))
+    row = where.get(flow_id)
+    if row is None:
         return final_ms
-    r = rows[0]
+    r = table.slice(row, 1).to_pylist()[0]
     tx = model_ids.l1_tx_id(flow_id, r["attempt"])
     on_l1 = record["lane"] == "L1"
     if not on_l1:

@@ -55,9 +55,9 @@ from clearlane.core.model.inputs import (
     Payment,
     log_payload,
 )
-from clearlane.core.model.states import TradeState
 from clearlane.core.proofs.codec import decode_payload
 from clearlane.node import escrow as escrow_app
+from clearlane.node import receipts
 from clearlane.node.events import WEBHOOK_EVENTS, EventBus, EventGroup, StatsEvent
 from clearlane.node.intake.rows import Intake, RowError
 from clearlane.node.projections.common import S
@@ -588,17 +588,17 @@ class Runtime:
             if clash:
                 keep[start : start + n] = False
         fresh = table.filter(pa.array(keep)) if not keep.all() else table
-        receipts: dict[str, tuple[dict[str, Any], int]] = {}
+        answers: dict[str, dict[str, Any]] = {}
         fx: Step | None = None
         if fresh.num_rows:
             with self.lock:
                 fx = self.runner.submit("trades", fresh, self._at(now))
                 if fx is not None:
-                    receipts = self._receipts(fx)
+                    answers = receipts.step_receipts(fx)
             self.counters.trade_steps += 1
             self.counters.steps += 1
         self._publish()
-        self._answer_trades(jobs, errors, slices, conflicts, table, receipts)
+        self._answer_trades(jobs, errors, slices, conflicts, table, answers)
         for r in fx.rejects() if fx is not None else []:
             self.counters.engine_rejects[r.code.slug] = self.counters.engine_rejects.get(r.code.slug, 0) + 1
 
@@ -616,7 +616,7 @@ class Runtime:
         slices: list[tuple[int, int]],
         conflicts: list[list[RowError]],
         table: pa.Table,
-        receipts: dict[str, tuple[dict[str, Any], int]],
+        answers: dict[str, dict[str, Any]],
     ) -> None:
         """Resolve each valid submission's future: a receipt per row (applied now, or the
         record of the id applied before), or the conflicts that refused it."""
@@ -634,11 +634,11 @@ class Runtime:
             out: list[dict[str, Any]] = []
             for i in range(start, start + n):
                 trade_id = ids[i]
-                hit = receipts.get(trade_id)
+                hit = answers.get(trade_id)
                 if hit is not None and trade_id not in taken:
                     taken.add(trade_id)
-                    out.append(hit[0])
-                    lane_keys.append(hit[1])
+                    out.append(hit)
+                    lane_keys.append(self._lane_key(hit["pool"]))
                     latencies.append((commit_wall - job.wall) * 1000)
                     self.counters.trades_accepted += 1
                 else:
@@ -743,90 +743,6 @@ class Runtime:
                 maybe[i] = rm.find(ids[i], kind=0) is not None
         return maybe
 
-    def _receipts(self, fx: Step) -> dict[str, tuple[dict[str, Any], int]]:
-        """Per flow id: what the committed step did with it, and its lane key (column-wise, then
-        one dict a row)."""
-        rm = self.rm
-        out: dict[str, tuple[dict[str, Any], int]] = {}
-        why = {r.input_id: r for r in fx.rejects() if r.input_id is not None}
-        for table in fx.tables():
-            if table.num_rows == 0:
-                continue
-            ids = table.column("flow_id").to_pylist()
-            kinds = table.column("kind").to_numpy().tolist()
-            lanes = _dict_values(table.column("lane"))
-            pools = _dict_values(table.column("pool"))
-            seqs = table.column("batch_seq").to_numpy().tolist()
-            states = table.column("state").to_numpy().tolist()
-            codes = table.column("reject_code").to_numpy().tolist()
-            received = table.column("received_ms").to_numpy().tolist()
-            batch_ids: dict[tuple[str, int], str] = {}
-            for i, flow_id in enumerate(ids):
-                pool, seq, st, code = pools[i], seqs[i], states[i], codes[i]
-                batch_id = None
-                if pool is not None and seq >= 0:
-                    batch_id = batch_ids.get((pool, seq))
-                    if batch_id is None:
-                        batch_id = batch_ids[(pool, seq)] = model_ids.batch_id(pool, seq)
-                receipt: dict[str, Any] = {
-                    "id": flow_id,
-                    "kind": "payment" if kinds[i] == 1 else "trade",
-                    "status": "rejected" if st == _REJECTED else "accepted",
-                    "state": _STATE_LABELS[st],
-                    "lane": lanes[i],
-                    "pool": pool,
-                    "batch_id": batch_id,
-                    "received_at_ms": received[i],
-                    "reject": None,
-                }
-                if code:
-                    rc = RejectCode(code)
-                    r = why.get(flow_id)
-                    receipt["reject"] = {
-                        "code": int(code),
-                        "error": rc.slug,
-                        "field": r.field if r else "-",
-                        "reason": r.reason if r else rc.slug,
-                    }
-                out[flow_id] = (receipt, rm.pool_lookup[pool] if pool is not None else rm.l1)
-        return out
-
-    def _receipt_from(
-        self,
-        row: dict[str, Any],
-        reject: Any,
-        rm: ReadModel,
-        state: int | None = None,
-        status: str = "accepted",
-    ) -> dict[str, Any]:
-        pool = row.get("pool")
-        raw_seq = row.get("batch_seq")
-        seq = -1 if raw_seq is None else int(raw_seq)
-        code = int(row.get("reject_code") or 0)
-        st = int(row["state"]) if state is None else state
-        lane_key = rm.pool_lookup[pool] if pool is not None else rm.l1
-        receipt: dict[str, Any] = {
-            "id": row["flow_id"],
-            "kind": "payment" if int(row["kind"]) == 1 else "trade",
-            "status": "rejected" if st == TradeState.REJECTED and status == "accepted" else status,
-            "state": TradeState(st).label,
-            "lane": row.get("lane"),
-            "pool": pool,
-            "batch_id": model_ids.batch_id_or_none(pool, seq),
-            "received_at_ms": int(row["received_ms"]),
-            "reject": None,
-            "_lane_key": lane_key,
-        }
-        if code:
-            rc = RejectCode(code)
-            receipt["reject"] = {
-                "code": code,
-                "error": rc.slug,
-                "field": getattr(reject, "field", "-"),
-                "reason": getattr(reject, "reason", rc.slug),
-            }
-        return receipt
-
     def _existing_receipt(self, flow_id: str, kind: int = 0) -> dict[str, Any]:
         """The receipt (status ``duplicate``) of an id already applied."""
         rm = self.rm
@@ -838,7 +754,12 @@ class Runtime:
             table = rm.chunk_table(chunk)
             record = table.slice(row, 1).to_pylist()[0]
             state = int(rm.current_states(table.slice(row, 1))[0])
-        return public(self._receipt_from(record, None, rm, state=state, status="duplicate"))
+        return receipts.record_receipt(record, state)
+
+    def _lane_key(self, pool: str | None) -> int:
+        """The read model's activity key of a flow's lane (its pool, or Layer-1)."""
+        rm = self.rm
+        return int(rm.pool_lookup[pool]) if pool is not None else int(rm.l1)
 
     # -- small events --------------------------------------------------------------------------
     def _apply_events(self, job: _EventJob, now: int) -> None:
@@ -898,15 +819,13 @@ class Runtime:
         if self._event_known(kind, data) is not None:
             if kind == "payment":
                 return self._existing_receipt(event_id, kind=1), []
-            return {"id": event_id, "kind": kind, "status": "duplicate"}, []
+            return receipts.event_receipt(event_id, kind, "duplicate"), []
         with self.lock:
             fx = self.runner.submit(kind, data, self._at(now))
-            receipt: dict[str, Any] = {"id": event_id, "kind": kind, "status": "accepted"}
+            receipt = receipts.event_receipt(event_id, kind)
             rejects = [] if fx is None else fx.rejects()
             if fx is not None and kind == "payment":
-                rec = self._receipts(fx).get(event_id)
-                if rec is not None:
-                    receipt = rec[0]
+                receipt = receipts.step_receipts(fx).get(event_id, receipt)
             for r in rejects:
                 self.counters.engine_rejects[r.code.slug] = (
                     self.counters.engine_rejects.get(r.code.slug, 0) + 1
@@ -1076,25 +995,7 @@ def _event_digest(kind: str, data: dict[str, Any]) -> int:
     raise TypeError(f"{kind} has no content digest")
 
 
-_REJECTED = int(TradeState.REJECTED)
-_STATE_LABELS = {int(s): s.label for s in TradeState}
-
-
-def _dict_values(column: pa.ChunkedArray) -> list[Any]:
-    """A (dictionary-encoded) string column as a Python list, decoding each value once."""
-    arr = column.combine_chunks()
-    if not pa.types.is_dictionary(arr.type):
-        return list(arr.to_pylist())
-    names = [*arr.dictionary.to_pylist(), None]
-    codes = pc.fill_null(arr.indices, len(names) - 1).to_numpy(zero_copy_only=False).tolist()
-    return [names[c] for c in codes]
-
-
 def _conflict(index: int, name: str, id_field: str, flow_id: str) -> RowError:
     code = RejectCode.ID_CONFLICT
     reason = f"{id_field} {flow_id!r} was already submitted with different content"
     return RowError(index, int(code), code.slug, name, reason, flow_id)
-
-
-def public(receipt: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in receipt.items() if not k.startswith("_")}

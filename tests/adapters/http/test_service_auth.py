@@ -51,6 +51,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Service, d
             "participant": "MM-ALPHA",
             "endpoint_id": hook.json()["id"],
             "escrow_id": "AUTH-E",
+            "delivery_id": "1",
         }
         yield s, values
 
@@ -162,8 +163,10 @@ def test_participant_sees_only_its_own(world: tuple[Service, dict[str, str]]) ->
     assert mine.status_code == 200
     theirs = s.client.get("/v1/trades/T2", headers=s.h("participant"))
     assert theirs.status_code == 404 and theirs.json()["error"] == "not_found"
-    assert s.client.get("/v1/trades/NOPE", headers=s.h("participant")).json() == {
-        **theirs.json(),
+    nope = s.client.get("/v1/trades/NOPE", headers=s.h("participant")).json()
+    assert nope.pop("request_id") != theirs.json()["request_id"]  # each response its own
+    assert nope == {
+        **{k: v for k, v in theirs.json().items() if k != "request_id"},
         "detail": "trade 'NOPE' not found",
         "instance": "/v1/trades/NOPE",
     }

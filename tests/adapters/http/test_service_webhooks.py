@@ -105,7 +105,13 @@ def test_signed_deliveries_of_distinct_events(tmp_path: Path, receiver: Receiver
             assert not verify_signature(ep["secret"], headers, body + b" ")
             assert not verify_signature("whsec_other", headers, body)
             assert headers[HEADER_SIGNATURE].startswith("v1=")
-        log = s.client.get(f"/v1/webhooks/{ep['id']}/deliveries", headers=s.h()).json()["items"]
+
+        # The receiver answers before the attempt is recorded: wait for the log to catch up.
+        def settled() -> list[dict[str, Any]] | None:
+            items = s.client.get(f"/v1/webhooks/{ep['id']}/deliveries", headers=s.h()).json()["items"]
+            return items if items and all(d["status"] != "pending" for d in items) else None
+
+        log = wait_for(settled)
         assert log and all(d["status"] == "delivered" and d["attempts"] == 1 for d in log)
 
 

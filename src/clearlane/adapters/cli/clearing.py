@@ -19,6 +19,8 @@ from clearlane.adapters.cli.common import (
     ChainKeyOption,
     ChainOption,
     DbOption,
+    ExistingDbOption,
+    JsonOption,
     KeysOption,
     RpcUrlOption,
     chain_choice,
@@ -26,6 +28,7 @@ from clearlane.adapters.cli.common import (
     fail,
     missing_db,
     open_runner,
+    print_json,
     progress_bar,
 )
 from clearlane.core.model import ids as model_ids
@@ -197,7 +200,7 @@ def clear(
 
 def status(
     trade_id: Annotated[str, typer.Argument(help="Trade or payment id.")],
-    db: DbOption = "clearlane.db",
+    db: ExistingDbOption = "clearlane.db",
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     schema: Annotated[
         str | None, typer.Option(help="PostgreSQL schema of a worker partition (clearlane_<partition>).")
@@ -230,10 +233,12 @@ def status(
 
 
 def replay(
-    db: DbOption = "clearlane.db",
+    db: ExistingDbOption = "clearlane.db",
     into: Annotated[
-        Path | None, typer.Option(help="Fresh database to rebuild into (default: a temp file).")
+        Path | None,
+        typer.Option(help="Fresh database to rebuild into (default: <db stem>.replay.db beside it)."),
     ] = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Rebuild the state from the input log into a fresh database and print the state root."""
     from clearlane.adapters.embedded import simulated_chain
@@ -281,54 +286,104 @@ def replay(
             runner.replay_entry(stored)
             progress.advance(task)
     root = runner.queries.state_root()
-    console.print(f"replayed {total:,} log entries into {target}")
-    console.print(f"state root  {root}")
-    console.print(f"stored root {state['state_root']}")
     source.close()
     fresh.close()
-    if root != state["state_root"]:
+    _replay_report(total, target, root, state["state_root"], as_json)
+
+
+def _replay_report(total: int, target: Path | str, root: str, stored: str, as_json: bool) -> None:
+    """The replay's outcome; exit 1 if the replayed root differs from the stored one."""
+    same = root == stored
+    if as_json:
+        print_json(
+            {
+                "log_entries": total,
+                "into": str(target),
+                "state_root": root,
+                "stored_root": stored,
+                "identical": same,
+            }
+        )
+    else:
+        console.print(f"replayed {total:,} log entries into {target}")
+        console.print(f"state root  {root}")
+        console.print(f"stored root {stored}")
+    if not same:
         raise fail("replayed state differs from the stored state", code=1)
-    console.print("[green]identical[/]")
+    if not as_json:
+        console.print("[green]identical[/]")
+
+
+_CLOSE_FIGURES = (
+    ("debit", "debit_minor"),
+    ("credit", "credit_minor"),
+    ("net", "net_minor"),
+    ("pending debit", "pending_debit_minor"),
+    ("pending credit", "pending_credit_minor"),
+)
 
 
 def close(
-    db: DbOption = "clearlane.db",
+    db: ExistingDbOption = "clearlane.db",
     day: Annotated[str, typer.Option(help="Business day label, e.g. 2026-11-20.")] = "today",
+    as_json: JsonOption = False,
 ) -> None:
     """End-of-day close: trial balance per lane (participants, L1, each L2 pool, house)."""
+    if missing_db(db):
+        raise fail(f"{db}: no such database")
     runner = open_runner(db, None, create=False, signing=False)
     result = runner.queries.close_day(day)
-    table = Table(
-        "lane",
-        "asset",
-        "accounts",
-        "debit",
-        "credit",
-        "net",
-        "pending debit",
-        "pending credit",
-        title=f"Trial balance — {day}",
-    )
-    for row in result.trial_balance.rows():
-        table.add_row(
-            *(
-                str(row[k])
-                for k in (
-                    "lane",
-                    "asset",
-                    "accounts",
-                    "debit_minor",
-                    "credit_minor",
-                    "net_minor",
-                    "pending_debit_minor",
-                    "pending_credit_minor",
-                )
-            )
-        )
-    console.print(table)
-    console.print(
-        f"in flight across lanes: {len(result.pending)} pending entries; digest {result.digest_hex}"
-    )
+    scales = {a.code: a.scale for a in runner.config.assets}
     runner.close()
-    if not result.trial_balance.balanced:
+    rows = [_close_row(row, scales) for row in result.trial_balance.rows()]
+    balanced = bool(result.trial_balance.balanced)
+    if as_json:
+        print_json(
+            {
+                "day": day,
+                "balanced": balanced,
+                "rows": rows,
+                "pending_entries": len(result.pending),
+                "digest": result.digest_hex,
+            }
+        )
+    else:
+        _print_close(day, rows)
+        console.print(
+            f"in flight across lanes: {len(result.pending)} pending entries; digest {result.digest_hex}"
+        )
+    if not balanced:
         raise fail("trial balance does not close", code=1)
+
+
+def _close_row(row: dict[str, Any], scales: dict[str, int]) -> dict[str, Any]:
+    """A trial-balance row with each figure in minor units and as a decimal of its asset."""
+    from clearlane.core.money import format_minor
+
+    out: dict[str, Any] = {"lane": row["lane"], "asset": row["asset"], "accounts": int(row["accounts"])}
+    scale = scales.get(str(row["asset"]), 0)
+    for name, key in _CLOSE_FIGURES:
+        out[key] = int(row[key])
+        out[name.replace(" ", "_")] = format_minor(int(row[key]), scale)
+    return out
+
+
+def _print_close(day: str, rows: list[dict[str, Any]]) -> None:
+    """Decimal amounts in the asset's scale. A wide terminal gets one table; a narrow one (80
+    columns) two — the posted figures, then what is still pending — so no value is cut: the
+    columns fold a long number rather than truncate it."""
+    wide = console.width >= 120
+    groups = [_CLOSE_FIGURES] if wide else [_CLOSE_FIGURES[:3], _CLOSE_FIGURES[3:]]
+    for n, figures in enumerate(groups):
+        title = f"Trial balance — {day}" + ("" if wide else (" (posted)" if n == 0 else " (pending)"))
+        table = Table(title=title, title_justify="left")
+        table.add_column("lane", overflow="fold")
+        table.add_column("asset", overflow="fold")
+        if n == 0:
+            table.add_column("accts", justify="right")
+        for name, _key in figures:
+            table.add_column(name, justify="right", overflow="fold")
+        for row in rows:
+            values = [row[name.replace(" ", "_")] for name, _key in figures]
+            table.add_row(row["lane"], row["asset"], *([str(row["accounts"])] if n == 0 else []), *values)
+        console.print(table)

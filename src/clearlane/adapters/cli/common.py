@@ -27,6 +27,25 @@ DbOption = Annotated[
     ),
 ]
 
+# Commands that read a store that must already exist (status, replay, close, proof, dispute,
+# apikey list): a missing database file is an input error (exit 2), never a new empty one.
+ExistingDbOption = Annotated[
+    str,
+    typer.Option(
+        "--db",
+        help="An existing SQLite database file (a missing one is an error, exit 2) or a database URL.",
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
+
+
+def print_json(data: Any) -> None:
+    """``data`` as JSON on stdout (the ``--json`` of every command)."""
+    import json
+
+    console.print_json(json.dumps(data, default=str))
+
+
 KeysOption = Annotated[
     Path | None,
     typer.Option(
@@ -70,7 +89,7 @@ def chain_choice(chain: str, rpc_url: str | None, chain_key: Path | None) -> Any
 
 def fail(message: str, code: int = 2) -> typer.Exit:
     """Print ``message`` as an error on stderr; the caller raises the returned exit."""
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 

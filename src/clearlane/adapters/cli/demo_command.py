@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import typer
 
 from clearlane.adapters.cli.clearing import clear_file, print_summary
-from clearlane.adapters.cli.common import console, fail, open_runner
+from clearlane.adapters.cli.common import console, err, fail, open_runner, print_json
 from clearlane.core.model import ids as model_ids
 
 DEMO_PRESET = "ethereum"
@@ -45,18 +45,23 @@ def demo(
     ] = "07:00",
     host: Annotated[str, typer.Option(help="With --serve: address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="With --serve: port (0 picks a free one).")] = 8000,
+    as_json: Annotated[
+        bool,
+        typer.Option("--json", help="Clear at full speed and print the summary as JSON (not with --serve)."),
+    ] = False,
 ) -> None:
     """Generate a realistic trading day and clear it: live into the dashboard, or at full speed with a summary."""
-    from clearlane.node.report import summary as make_summary
     from clearlane.sim.generator import generate_day
 
-    live = sys.stdout.isatty() if serve is None else serve
+    if as_json and serve:
+        raise fail("--json prints the summary of a full-speed run: not with --serve")
+    live = (sys.stdout.isatty() and not as_json) if serve is None else serve
     if speed <= 0:
         raise fail("--speed must be positive")
     if duration is not None and duration <= 0:
         raise fail("--duration must be positive")
     started = time.perf_counter()
-    console.print(
+    (err if as_json else console).print(
         f"[bold]clearlane demo[/] — generating {trades:,} trades, {participants:,} participants, {assets} assets (seed {seed})"
     )
     # Real base-layer timing (12 s blocks, final after 64) beside sub-second L2 windows, so the
@@ -68,6 +73,13 @@ def demo(
     if live:
         _demo_live(day, paths, out, duration=duration, speed=speed, start=start, host=host, port=port)
         return
+    _demo_batch(day, paths, out, started, as_json)
+
+
+def _demo_batch(day: Any, paths: Any, out: Path, started: float, as_json: bool) -> None:
+    """Clear the generated day at full speed; the summary as a table (or JSON) and two badges."""
+    from clearlane.node.report import summary as make_summary
+
     runner = open_runner(out / "clearlane.db", paths.config)
     first_ms = int(day.trades.column("executed_at")[0].as_py()) if day.trades.num_rows else 0
     for deposit in day.deposits:
@@ -79,9 +91,18 @@ def demo(
     result = clear_file(runner, paths.trades, out / "rejects.jsonl", 65_536, settle=True)
     summary = make_summary(runner)
     summary["run"] = result["run"]
+    candidates = day.trades.column("trade_id").slice(0, 200).to_pylist()
+    if as_json:
+        summary["badges"] = dict(_badges(runner, candidates))
+        summary["rejects_written"] = result["rejects"]
+        summary["rejects_file"] = str(out / "rejects.jsonl")
+        summary["database"] = str(out / "clearlane.db")
+        runner.close()
+        print_json(summary)
+        return
     elapsed = time.perf_counter() - started
-    print_summary(summary, f"Cleared {trades:,} trades in {elapsed:.1f} s")
-    _print_badges(runner, day.trades.column("trade_id").slice(0, 200).to_pylist())
+    print_summary(summary, f"Cleared {day.trades.num_rows:,} trades in {elapsed:.1f} s")
+    _print_badges(runner, candidates)
     console.print(
         f"rejects: {result['rejects']} (see {out / 'rejects.jsonl'})  database: {out / 'clearlane.db'}"
     )
@@ -180,9 +201,10 @@ def _live_run(demo_run: Any) -> dict[str, Any]:
     return run_from_counts(feed.applied + feed.refused, by_code, demo_run.runtime.rm.activity.duplicates)
 
 
-def _print_badges(owner: Any, candidates: list[str]) -> None:
-    """Two badges and the next commands. ``owner``: the runner (``--no-serve``) or the live
-    runtime, whose read model finds a record by id at once (the store scans chunk blobs)."""
+def _badges(owner: Any, candidates: list[str]) -> list[tuple[str, str]]:
+    """(trade id, badge) of one L2 and one L1 sample trade. ``owner``: the runner
+    (``--no-serve``) or the live runtime, whose read model finds a record by id at once (the
+    store scans chunk blobs)."""
     from clearlane.node.report import trade_lifecycle
 
     source = owner.store
@@ -190,15 +212,23 @@ def _print_badges(owner: Any, candidates: list[str]) -> None:
         from clearlane.adapters.http.views import LifecycleSource
 
         source = LifecycleSource(owner.rm)
-    sample = _sample_trades(source, candidates)
-    for flow_id in sample:
+    out = []
+    for flow_id in _sample_trades(source, candidates):
         life = trade_lifecycle(source, flow_id)
         if life is not None:
-            console.print(f"  {flow_id}: [bold]{life['badge']}[/]")
+            out.append((flow_id, str(life["badge"])))
+    return out
+
+
+def _print_badges(owner: Any, candidates: list[str]) -> None:
+    """Two badges and the next commands."""
+    sample = _badges(owner, candidates)
+    for flow_id, badge in sample:
+        console.print(f"  {flow_id}: [bold]{badge}[/]")
     db = owner.store.url.removeprefix("sqlite:///")
-    console.print(f"next: clearlane status {sample[0] if sample else 'TRADE_ID'} --db {db}")
+    console.print(f"next: clearlane status {sample[0][0] if sample else 'TRADE_ID'} --db {db}")
     if sample:
-        console.print(f"      clearlane proof {sample[0]} --db {db}   (then: clearlane verify-proof FILE)")
+        console.print(f"      clearlane proof {sample[0][0]} --db {db}   (then: clearlane verify-proof FILE)")
 
 
 def _sample_trades(source: Any, candidates: list[str]) -> list[str]:

@@ -12,13 +12,24 @@ from typing import Annotated
 
 import typer
 
-from clearlane.adapters.cli.common import DbOption, console, err, fail, open_store, progress_bar, safe_name
+from clearlane.adapters.cli.common import (
+    ExistingDbOption,
+    JsonOption,
+    console,
+    err,
+    fail,
+    open_store,
+    print_json,
+    progress_bar,
+    safe_name,
+)
 
 
 def proof(
     trade_id: Annotated[str, typer.Argument(help="Trade or payment id.")],
-    db: DbOption = "clearlane.db",
+    db: ExistingDbOption = "clearlane.db",
     out: Annotated[Path | None, typer.Option(help="Proof file (default: proof-<TRADE_ID>.json).")] = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Write a self-contained inclusion proof of one trade (leaf -> batch root -> signed checkpoint)."""
     from clearlane.evidence.prove import Prover
@@ -30,6 +41,9 @@ def proof(
         store.close()
     target = out or Path(f"proof-{safe_name(trade_id)}.json")
     target.write_bytes(data)
+    if as_json:
+        print_json({"trade_id": trade_id, "file": str(target), "bytes": len(data)})
+        return
     console.print(
         f"wrote {target} ({len(data):,} bytes); check it offline with: clearlane verify-proof {target}"
     )
@@ -87,7 +101,7 @@ def verify_proof(
 def consistency(
     old: Annotated[int, typer.Argument(help="Earlier checkpoint id.")],
     new: Annotated[int | None, typer.Argument(help="Later checkpoint id (default: the latest).")] = None,
-    db: DbOption = "clearlane.db",
+    db: ExistingDbOption = "clearlane.db",
     out: Annotated[Path | None, typer.Option(help="Write the consistency file here.")] = None,
 ) -> None:
     """Prove that a later checkpoint extends an earlier one (RFC 9162 consistency proof)."""
@@ -119,7 +133,7 @@ def consistency(
 
 
 def verify(
-    db: DbOption = "clearlane.db",
+    db: ExistingDbOption = "clearlane.db",
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Walk the whole store: log chain, records, batch roots, nets, ledger, checkpoints; exit 1 on any bad record."""
@@ -169,8 +183,9 @@ def verify(
 
 def dispute(
     trade_id: Annotated[str, typer.Argument(help="Trade or payment id.")],
-    db: DbOption = "clearlane.db",
+    db: ExistingDbOption = "clearlane.db",
     out: Annotated[Path | None, typer.Option(help="Bundle file (default: dispute-<TRADE_ID>.zip).")] = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Write a dispute bundle: proof, lifecycle, net instructions and the log entries to re-net the batch."""
     from clearlane.evidence.dispute import build_bundle
@@ -181,6 +196,9 @@ def dispute(
         info = build_bundle(store, trade_id, target)
     finally:
         store.close()
+    if as_json:
+        print_json({"trade_id": trade_id, "file": str(target), **info})
+        return
     console.print(
         f"wrote {target}: batch {info['batch_id']} ({info['flows']:,} flows), log entries "
         f"{info['first_seq']}..{info['close_seq']} ({info['log_entries']} steps), {info['files']} files"

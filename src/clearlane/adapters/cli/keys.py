@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from clearlane.adapters.cli.common import (
-    DbOption,
+    ExistingDbOption,
     KeysOption,
     console,
     fail,
@@ -45,7 +45,7 @@ def keys_init(
 
 
 @keys_app.command("rotate")
-def keys_rotate(db: DbOption = "clearlane.db", keys: KeysOption = None) -> None:
+def keys_rotate(db: ExistingDbOption = "clearlane.db", keys: KeysOption = None) -> None:
     """Replace the store's signing key: a log entry signed by the old and the new key."""
     from clearlane.node.runner import default_key_dir
     from clearlane.node.signing import KeyStore
@@ -68,7 +68,7 @@ def keys_rotate(db: DbOption = "clearlane.db", keys: KeysOption = None) -> None:
 
 @keys_app.command("export")
 def keys_export(
-    db: DbOption = "clearlane.db",
+    db: ExistingDbOption = "clearlane.db",
     out: Annotated[Path | None, typer.Option(help="Write the pin file here (default: print it).")] = None,
 ) -> None:
     """The store's public keys with the log range each signed for (a --pubkeys file)."""

@@ -2,10 +2,12 @@
 registration of every command; the commands themselves live one group per module beside this
 one (see the package docstring).
 
-Exit codes: 0 success; 1 a command-specific failure (trade not found, replay mismatch);
-2 bad invocation or input that cannot be used at all (config error, unreadable file, missing
-database). Row-level problems in an input file never fail the command: the bad rows go to the
-rejects file with a stable code and the good rows are applied.
+Exit codes (the table in docs/CLI.md, which tests/adapters/cli/test_cli_integrators.py holds
+to :data:`EXIT_CODES`): 0 success; 1 a command-specific failure (trade not found, replay
+mismatch, unbalanced close, a runtime that failed); 2 bad invocation or input that cannot be used
+at all (config error, unreadable file, missing database); 3 ``clear --strict`` with rejected
+rows. Row-level problems in an input file never fail the command otherwise: the bad rows go to
+the rejects file with a stable code and the good rows are applied.
 
 Every :class:`~clearlane.core.errors.ClearlaneError` is answered once, by :class:`_Commands`:
 its message on stderr and its category's exit code (:data:`EXIT_CODES`); commands catch only
@@ -14,7 +16,7 @@ what they answer differently.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 from typer.core import TyperGroup
@@ -65,6 +67,25 @@ app = typer.Typer(
     no_args_is_help=True,
     help="clearlane — Layer-2 clearing and settlement engine.",
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        from clearlane import __version__
+
+        print(f"clearlane {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", is_eager=True, callback=_version, help="Print the version and exit."),
+    ] = False,
+) -> None:
+    """clearlane — Layer-2 clearing and settlement engine (exit codes: docs/CLI.md)."""
+
 
 # In the order `clearlane --help` lists them.
 app.command()(demo_command.demo)

@@ -14,6 +14,8 @@ from clearlane.adapters.cli.common import (
     ChainKeyOption,
     ChainOption,
     DbOption,
+    ExistingDbOption,
+    JsonOption,
     KeysOption,
     RpcUrlOption,
     chain_choice,
@@ -21,6 +23,7 @@ from clearlane.adapters.cli.common import (
     err,
     fail,
     missing_db,
+    print_json,
 )
 
 # The edge's limits and access (docs/API.md, "Limits at the edge", "Webhooks", "Metrics").
@@ -152,11 +155,30 @@ def serve(
     _run_server(api, host, port, ServerLimits(header_timeout_s=header_timeout), log_level)
 
 
+def _log_with_request_ids(level: str) -> None:
+    """clearlane's own log lines on stderr, each with the id of the request it was written for
+    (``-`` outside one); ``--log-level info`` adds one access line per request
+    (``clearlane.http.access``: id, method, path, status, duration)."""
+    import logging
+
+    from clearlane.adapters.http.idempotency import RequestIdLogFilter
+
+    root = logging.getLogger("clearlane")
+    if any(isinstance(f, RequestIdLogFilter) for h in root.handlers for f in h.filters):
+        return  # installed by an earlier serve in this process
+    handler = logging.StreamHandler()
+    handler.addFilter(RequestIdLogFilter())
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"))
+    root.addHandler(handler)
+    root.setLevel(level.upper() if level.upper() in logging.getLevelNamesMapping() else "WARNING")
+
+
 def _run_server(api: Any, host: str, port: int, limits: Any, log_level: str) -> None:
     """Serve until SIGTERM/SIGINT. A clearing loop that failed meanwhile keeps the API answering
     503 (``/healthz``: failed) until then, and makes the exit code 1 with the failure named."""
     from clearlane.adapters.http.server import serve_until_signal, server_config
 
+    _log_with_request_ids(log_level)
     serve_until_signal(server_config(api, host, port, limits, log_level), api.state.runtime.bus.end_streams)
     failed = api.state.runtime.failed
     if failed is not None:
@@ -209,7 +231,7 @@ def _key_store(db: str) -> Any:
 
 @apikey_app.command("create")
 def apikey_create(
-    db: DbOption = "clearlane.db",
+    db: ExistingDbOption = "clearlane.db",
     role: Annotated[str, typer.Option(help="participant, operator or auditor.")] = "operator",
     participant: Annotated[
         str | None, typer.Option(help="The participant a participant key acts for.")
@@ -230,12 +252,29 @@ def apikey_create(
 
 
 @apikey_app.command("list")
-def apikey_list(db: DbOption = "clearlane.db") -> None:
+def apikey_list(db: ExistingDbOption = "clearlane.db", as_json: JsonOption = False) -> None:
     """List API keys (ids, roles, participants; never secrets)."""
     keys = _key_store(db)
     table = Table("key id", "role", "participant", "label", "created", "revoked")
     from clearlane.node.report import iso
 
+    if as_json:
+        rows = keys.list()
+        keys.store.close()
+        print_json(
+            [
+                {
+                    "key_id": r["key_id"],
+                    "role": r["role"],
+                    "participant": r["participant"],
+                    "label": r["label"] or "",
+                    "created_at": iso(int(r["created_ms"])),
+                    "revoked_at": iso(r["revoked_ms"]),
+                }
+                for r in rows
+            ]
+        )
+        return
     for row in keys.list():
         table.add_row(
             row["key_id"],
@@ -251,7 +290,8 @@ def apikey_list(db: DbOption = "clearlane.db") -> None:
 
 @apikey_app.command("revoke")
 def apikey_revoke(
-    key_id: Annotated[str, typer.Argument(help="The key id (not the key).")], db: DbOption = "clearlane.db"
+    key_id: Annotated[str, typer.Argument(help="The key id (not the key).")],
+    db: ExistingDbOption = "clearlane.db",
 ) -> None:
     """Revoke an API key (a running server refuses it from its next request)."""
     keys = _key_store(db)

@@ -3,7 +3,8 @@
 Routes live one resource per module in :mod:`clearlane.adapters.http.routes` and are listed in
 docs/API.md; each carries its allowed roles in the OpenAPI document (``x-roles``), which the auth
 tests iterate over. Every error is RFC 9457 problem+json (:mod:`clearlane.adapters.http.handlers`);
-every GET carries an ETag and a Cache-Control suited to how fast the resource changes, and answers
+every response carries an ``X-Request-Id`` and a POST or PATCH may carry an ``Idempotency-Key``
+(:mod:`clearlane.adapters.http.idempotency`); every GET carries an ETag and a Cache-Control suited to how fast the resource changes, and answers
 ``If-None-Match`` with 304 (:func:`clearlane.adapters.http.common.cached`).
 
 Submissions are parsed from the raw body (the documented schema is in the OpenAPI document) so
@@ -31,7 +32,10 @@ from clearlane.adapters.http.common import (
     cached,
 )
 from clearlane.adapters.http.guard import BodyGuard
+from clearlane.adapters.http.idempotency import IdempotencyKeys, MemoryKeyStore, RequestIds, ResponseStore
 from clearlane.adapters.http.routes import ROUTERS
+from clearlane.adapters.sql.idempotency import SqlIdempotencyStore
+from clearlane.adapters.sql.store import Store as SqlStore
 from clearlane.node.runtime import Runtime
 
 __all__ = ["IMMUTABLE", "REVALIDATE", "ServiceOptions", "cached", "create_app"]
@@ -88,15 +92,55 @@ def create_app(
     # Extra routers (dashboard, webhooks, proofs) ask for a role with app.state.allow(...).
     app.state.allow = lambda *roles: Annotated[Principal, Depends(allow(*roles))]
     handlers.install(app)
+    # Innermost first: Idempotency-Key sees a body the guard bounds; every response, the
+    # guard's refusals included, gets its request id.
+    app.state.idempotency = _key_store(runtime)
+    app.add_middleware(
+        IdempotencyKeys, store=app.state.idempotency, ttl_s=app.state.options.idempotency_ttl_s
+    )
     app.add_middleware(
         BodyGuard, max_bytes=app.state.options.max_body_bytes, timeout_s=app.state.options.body_timeout_s
     )
+    app.add_middleware(RequestIds)
     for router in ROUTERS:
         app.include_router(router)
     for add in extra_routers:
         add(app)
     _document_bodies(app)
     return app
+
+
+def _key_store(runtime: Runtime) -> ResponseStore:
+    """Idempotency keys beside the service's data (a restart keeps them); in memory for a store
+    without SQL."""
+    store = getattr(runtime, "store", None)
+    if isinstance(store, SqlStore):
+        return SqlIdempotencyStore(store)
+    return MemoryKeyStore()
+
+
+_IDEMPOTENCY_PARAMETER = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+    "description": "Retry safely: the first 2xx response to this key is replayed for 24 h "
+    "(a different request under it: 422 code 614; while it runs: 409 code 615). docs/API.md.",
+}
+_REQUEST_ID_HEADER = {
+    "description": "The request's id (the client's X-Request-Id if sane, else generated).",
+    "schema": {"type": "string"},
+}
+
+
+def _document_edge_headers(schema: dict[str, Any]) -> None:
+    """The headers the middlewares add, on every operation of the OpenAPI document."""
+    for ops in schema.get("paths", {}).values():
+        for method, op in ops.items():
+            if method in ("post", "patch"):
+                op.setdefault("parameters", []).append(dict(_IDEMPOTENCY_PARAMETER))
+            for response in op.get("responses", {}).values():
+                response.setdefault("headers", {})["X-Request-Id"] = _REQUEST_ID_HEADER
 
 
 def _lifespan(runtime: Runtime) -> Callable[[FastAPI], Any]:
@@ -132,6 +176,7 @@ def _document_bodies(app: FastAPI) -> None:
             for name, sub in defs.pop("$defs", {}).items():
                 components.setdefault(name, sub)
             components[model.__name__] = defs
+        _document_edge_headers(schema)
         app.openapi_schema = schema
         return schema
 

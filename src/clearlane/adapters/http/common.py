@@ -47,6 +47,7 @@ class ServiceOptions:
     body_timeout_s: float = 30.0  # a body not received within this is a 408
     # /metrics: a bearer token a Prometheus scraper presents instead of an API key (None: keys only)
     metrics_token: str | None = None
+    idempotency_ttl_s: int = 24 * 3600  # how long the first response to an Idempotency-Key is kept
 
 
 # ---------------------------------------------------------------------- OpenAPI helpers

@@ -21,6 +21,15 @@ state:
   latest ones;
 * ``/v1/trades/{id}/proof`` — the inclusion proof download (see :func:`clearlane.adapters.http.ui.audit_proofs`).
 
+Those need an operator or auditor key (they show every participant). The participant portal's
+views take any key, each scoped to the key's :class:`~clearlane.adapters.http.auth.Principal` (a
+participant key: its own figures only; another participant's is a 404; no service-wide counts):
+``/v1/dashboard/meta`` and ``/chain`` (above, plus who the key is), ``/v1/dashboard/trades`` (the
+trade page with both finality times, an id prefix and a receive-time window),
+``/v1/dashboard/portal`` (one participant's buffers, positions in asset and USD, balances,
+realized latency savings, rejects), ``/v1/dashboard/finality`` (latency per lane, measured live)
+and the proof download.
+
 ``/ui/`` serves the single page (CSS and JS inlined); ``/ui/vendor/plotly.min.js`` is the bundle
 shipped inside the installed ``plotly`` wheel (no CDN). Amounts leave as decimal strings in the
 asset's scale, USD figures rounded to cents, times as epoch milliseconds.
@@ -38,11 +47,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
 
+from clearlane.adapters.http.common import AnyRole
 from clearlane.adapters.http.problems import Problem, ServiceCode, bad_parameter
-from clearlane.core.model.states import BatchState
+from clearlane.core.model.states import BatchState, TradeState
 from clearlane.node.projections.common import HOPS, LATENCY_EDGES_MS, H, percentile
 
 if TYPE_CHECKING:
@@ -51,6 +63,8 @@ if TYPE_CHECKING:
 STATIC = Path(__file__).with_name("static")
 # The dashboard shows every participant: behind the service's keys only these roles may read it.
 READER_ROLES: dict[str, Any] = {"x-roles": ["operator", "auditor"]}
+# A participant's realized savings are recomputed at most this often (see Views._savings_cached).
+SAVINGS_TTL_S = 10.0
 # trade id -> the self-contained proof document (bytes of JSON), or None when there is none yet
 ProofProvider = Callable[[str], bytes | None]
 # Heatmap rows: (lane key label, hop) in display order; L2 rows per pool, then L1.
@@ -92,6 +106,7 @@ class Views:
         self.rt = rt
         self.proof = proof
         self.info = info or {}
+        self._saved: dict[str, tuple[float, dict[str, Any]]] = {}  # pid -> (monotonic s, savings)
 
     # ------------------------------------------------------------------ meta / chain
     def meta(self) -> dict[str, Any]:
@@ -243,6 +258,155 @@ class Views:
         out["recent_rejects"] = rt.tally.recent_for(pid)
         return out
 
+    # ------------------------------------------------------------------ the participant portal
+    def portal(self, pid: str) -> dict[str, Any] | None:
+        """One participant's own figures (the caller has checked it may see them): buffers,
+        positions in asset and USD, balances, realized savings, its recent rejects."""
+        from clearlane.adapters.http import views
+
+        rt = self.rt
+        i = rt.config.participant_index().get(pid)
+        if i is None or i >= len(rt.config.participants):
+            return None
+        positions = views.participant_positions(rt, pid)
+        with rt.lock:
+            row = self._row(i, self._figures())
+            saved = self._savings_cached(pid)
+        return {
+            **row,
+            "positions": [] if positions is None else positions["positions"],
+            "balances": [] if positions is None else positions["balances"],
+            "as_of_ms": None if positions is None else positions["as_of_ms"],
+            "savings": saved,
+            "recent_rejects": rt.tally.recent_for(pid),
+        }
+
+    def _savings_cached(self, pid: str) -> dict[str, Any]:
+        """:meth:`_savings`, reused for :data:`SAVINGS_TTL_S` (it scans up to 250,000 records
+        under the runtime lock, and every open portal refreshes every two seconds)."""
+        now = time.monotonic()
+        hit = self._saved.get(pid)
+        if hit is not None and now - hit[0] < SAVINGS_TTL_S:
+            return hit[1]
+        if len(self._saved) > 10_000:
+            self._saved.clear()
+        value = self._savings(pid)
+        self._saved[pid] = (now, value)
+        return value
+
+    def _savings(self, pid: str) -> dict[str, Any]:
+        """Realized settlement-latency savings of one participant's Layer-2 trades (caller holds
+        the lock): per trade, its own time from receipt to Layer-2 clearing against the gross
+        Layer-1 path's median time to final measured live on this service. Bounded: the newest
+        :data:`~clearlane.adapters.http.views.SCAN_ROWS_MAX` records are scanned."""
+        from clearlane.adapters.http import views
+
+        rm = self.rt.rm
+        who = pa.scalar(pid, pa.string())
+        cleared_ms: list[np.ndarray] = []
+        final_ms: list[np.ndarray] = []
+        l1_trades = scanned = 0
+        chunk = rm.records.n_chunks - 1
+        while chunk >= 0 and scanned < views.SCAN_ROWS_MAX:
+            table = rm.chunk_table(chunk)
+            scanned += table.num_rows
+            chunk -= 1
+            mine = pc.or_(
+                pc.equal(table.column("buyer").cast(pa.string()), who),
+                pc.equal(table.column("seller").cast(pa.string()), who),
+            )
+            rows = np.flatnonzero(pc.fill_null(mine, False).to_numpy(zero_copy_only=False))
+            if not len(rows):
+                continue
+            part = table.take(pa.array(rows))
+            states = rm.current_states(part)
+            lanes = part.column("lane").cast(pa.string()).to_pylist()
+            l1_trades += sum(1 for lane in lanes if lane == "L1")
+            received = part.column("received_ms").to_numpy()
+            seqs = part.column("batch_seq").to_numpy()
+            for k, pool in enumerate(rm.pools):
+                on = np.flatnonzero(views._equal(part.column("pool"), pool) & (states != TradeState.REJECTED))
+                pb = rm.batches.pool[k]
+                on = on[seqs[on] < len(pb.state)]
+                live = on[(pb.cleared_ms[seqs[on]] >= 0) & (pb.state[seqs[on]] != BatchState.UNWOUND)]
+                cleared_ms.append(pb.cleared_ms[seqs[live]] - received[live])
+                done = live[pb.final_ms[seqs[live]] >= 0]
+                final_ms.append(pb.final_ms[seqs[done]] - received[done])
+        own = np.concatenate(cleared_ms) if cleared_ms else np.zeros(0, dtype=np.int64)
+        own_final = np.concatenate(final_ms) if final_ms else np.zeros(0, dtype=np.int64)
+        l1_p50 = percentile(rm.activity.latency[rm.l1, H["received_final"]], 0.5)
+        basis = "measured"
+        if l1_p50 is None:  # no gross trade final yet: the configured rule's expectation
+            basis = "configured"
+            l1_p50 = float(
+                self.rt.config.l1_confirmations * int(dict(self.rt.config.chain).get("block_time_ms", 0))
+            )
+        saved = None if l1_p50 is None or not len(own) else np.maximum(0.0, l1_p50 - own)
+        return {
+            "l2_trades_cleared": len(own),
+            "l1_trades": l1_trades,
+            "own_cleared_p50_ms": None if not len(own) else round(float(np.median(own)), 1),
+            "own_final_p50_ms": None if not len(own_final) else round(float(np.median(own_final)), 1),
+            "l1_final_p50_ms": None if l1_p50 is None else round(float(l1_p50), 1),
+            "l1_final_basis": basis,
+            "saved_per_trade_p50_ms": None if saved is None else round(float(np.median(saved)), 1),
+            "saved_total_s": None if saved is None else round(float(saved.sum()) / 1000.0, 1),
+            "scanned_records": scanned,
+        }
+
+    def finality(self, with_counts: bool) -> dict[str, Any]:
+        """What the finality explainer shows: per lane, what "cleared" and "final" take, measured
+        live (median and 99th percentile from the read model's histograms), and the configured
+        rules behind them. ``with_counts`` adds how many trades each figure is over (readers
+        only: a participant key sees no volume)."""
+        rt = self.rt
+        rm = rt.rm
+        cfg = rt.config
+        chain = dict(cfg.chain)
+
+        def figure(counts: np.ndarray) -> dict[str, Any]:
+            out: dict[str, Any] = {
+                "p50_ms": _ms(percentile(counts, 0.5)),
+                "p99_ms": _ms(percentile(counts, 0.99)),
+            }
+            if with_counts:
+                out["n"] = int(counts.sum())
+            return out
+
+        with rt.lock:
+            lanes = [
+                {
+                    "lane": "L2",
+                    "pool": pool.id,
+                    "description": pool.description,
+                    "window_ms": pool.window_ms,
+                    "confirmations": pool.confirmations,
+                    "challenge_window_ms": pool.challenge_window_ms,
+                    "cleared": figure(rm.activity.latency[k, H["batched_cleared"]]),
+                    "final": figure(rm.activity.latency[k, H["received_final"]]),
+                }
+                for k, pool in enumerate(cfg.pools)
+            ]
+            lanes.append(
+                {
+                    "lane": "L1",
+                    "pool": None,
+                    "description": "gross, one base-layer transaction per trade",
+                    "window_ms": None,
+                    "confirmations": cfg.l1_confirmations,
+                    "challenge_window_ms": None,
+                    "cleared": None,
+                    "final": figure(rm.activity.latency[rm.l1, H["received_final"]]),
+                }
+            )
+            now = int(max(rt.queries.engine_time_ms(), rm.now_ms))
+        return {
+            "as_of_ms": now,
+            "block_time_ms": int(chain.get("block_time_ms", 0)),
+            "chain_preset": chain.get("preset"),
+            "lanes": lanes,
+        }
+
     # ------------------------------------------------------------------ latency heatmap
     def latency(self, minutes: int) -> dict[str, Any]:
         from clearlane.adapters.http import views
@@ -339,6 +503,10 @@ def _s(ms: float | None) -> float | None:
     return None if ms is None else round(ms / 1000.0, 4)
 
 
+def _ms(ms: float | None) -> float | None:
+    return None if ms is None else round(float(ms), 1)
+
+
 # ====================================================================== routes
 # The dashboard's own data routes. ui.install includes them with the service's API-key check as
 # the router's dependencies and puts the :class:`Views` they read in ``app.state.dashboard_views``.
@@ -373,16 +541,89 @@ def timed(route: Callable[..., Response]) -> Callable[..., Response]:
     return wrapper
 
 
-@data_router.get("/v1/dashboard/meta", openapi_extra=READER_ROLES)
-@timed
-def meta(views: ViewsDep) -> Response:
-    return ok(views.meta())
+# Routes any key may read, each scoped to what its principal may see (a participant key: its own
+# figures only, never another participant's; no volumes of the whole service).
+client_router = APIRouter(tags=["dashboard"])
+ALL_ROLES_DOC: dict[str, Any] = {"x-roles": ["participant", "operator", "auditor"]}
 
 
-@data_router.get("/v1/dashboard/chain", openapi_extra=READER_ROLES)
+@client_router.get("/v1/dashboard/meta", openapi_extra=ALL_ROLES_DOC)
 @timed
-def chain(views: ViewsDep) -> Response:
+def meta(views: ViewsDep, principal: AnyRole) -> Response:
+    data = views.meta()
+    data["me"] = {"role": principal.role, "participant": principal.participant}
+    if not principal.reads_all:
+        data.pop("participants", None)  # how many there are is the service's business
+    return ok(data)
+
+
+@client_router.get("/v1/dashboard/chain", openapi_extra=ALL_ROLES_DOC)
+@timed
+def chain(views: ViewsDep, principal: AnyRole) -> Response:
     return ok(views.chain())
+
+
+@client_router.get("/v1/dashboard/trades", openapi_extra=ALL_ROLES_DOC)
+@timed
+def trades(
+    views: ViewsDep,
+    principal: AnyRole,
+    q: str | None = Query(None, max_length=128, description="Trade id or the start of one."),
+    participant: str | None = Query(None, max_length=64),
+    state: str | None = Query(None, max_length=16),
+    lane: str | None = Query(None, max_length=64, description="L1, L2 or a pool id."),
+    since_ms: int | None = Query(None, ge=0, le=2**62, description="Received at or after (epoch ms)."),
+    until_ms: int | None = Query(None, ge=0, le=2**62, description="Received before (epoch ms)."),
+    cursor: str | None = Query(None, max_length=200),
+    limit: int = Query(50, ge=1, le=500),
+) -> Response:
+    """The Trades list: the service's trade page with both finality times per row, an id-prefix
+    search and a receive-time window; a participant key sees its own trades only."""
+    from clearlane.adapters.http import views as service_views
+
+    rt = views.rt
+    pool = lane if lane is not None and lane in rt.rm.pool_lookup else None
+    if since_ms is not None and until_ms is not None and until_ms <= since_ms:
+        raise bad_parameter("until_ms", "must be after since_ms")
+    page = service_views.trade_page(
+        rt,
+        principal,
+        limit=limit,
+        cursor=cursor or None,
+        participant=participant or None,
+        lane=None if pool is not None or not lane else lane,
+        pool=pool,
+        state=state or None,
+        batch_id=None,
+        kind=None,
+        id_prefix=q or None,
+        since_ms=since_ms,
+        until_ms=until_ms,
+        finality=True,
+    )
+    return ok(page)
+
+
+@client_router.get("/v1/dashboard/portal", openapi_extra=ALL_ROLES_DOC)
+@timed
+def portal(
+    views: ViewsDep, principal: AnyRole, participant: str | None = Query(None, max_length=64)
+) -> Response:
+    """A participant's own account: a participant key reads itself (naming another participant
+    is a 404, as everywhere: existence is not disclosed); a reader names the participant."""
+    pid = participant or principal.participant
+    if pid is None:
+        raise bad_parameter("participant", "required with an operator or auditor key")
+    data = views.portal(pid) if principal.may_see(pid) else None
+    if data is None:
+        return problem("Participant not found", f"participant {pid!r} not found")
+    return ok(data)
+
+
+@client_router.get("/v1/dashboard/finality", openapi_extra=ALL_ROLES_DOC)
+@timed
+def finality(views: ViewsDep, principal: AnyRole) -> Response:
+    return ok(views.finality(with_counts=principal.reads_all))
 
 
 @data_router.get("/v1/dashboard/batches", openapi_extra=READER_ROLES)
@@ -429,9 +670,16 @@ def rejects(views: ViewsDep) -> Response:
     return ok(views.rejects())
 
 
-@data_router.get("/v1/trades/{trade_id}/proof", openapi_extra=READER_ROLES)
+@client_router.get("/v1/trades/{trade_id}/proof", openapi_extra=ALL_ROLES_DOC)
 @timed
-def proof_download(trade_id: str, views: ViewsDep) -> Response:
+def proof_download(trade_id: str, views: ViewsDep, principal: AnyRole) -> Response:
+    """The inclusion proof of a trade; a participant key only of its own trades (another's is a
+    404 like an unknown one: existence is not disclosed)."""
+    if not principal.reads_all:
+        with views.rt.lock:
+            record = views.rt.rm.find_trade(trade_id)
+        if record is None or not principal.may_see(record["buyer"], record["seller"]):
+            return problem("Proof not available", f"proof not available for {trade_id[:100]!r} (unknown)")
     if views.proof is None:
         return problem(
             "Proof not available", "proof not available: inclusion proofs are not built by this server"

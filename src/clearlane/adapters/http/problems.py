@@ -11,6 +11,7 @@ Owns the one mapping of the core's error tree (:mod:`clearlane.core.errors`) to 
 
 from __future__ import annotations
 
+import contextvars
 from enum import IntEnum
 from typing import Any
 
@@ -34,6 +35,8 @@ class ServiceCode(IntEnum):
     REQUEST_TIMEOUT = 611  # 408: the body (or the headers) did not arrive in time
     UNSUPPORTED_MEDIA_TYPE = 612  # 415: a body declared as something other than JSON
     BAD_WEBHOOK_URL = 613  # 422: a webhook URL that is malformed or names a refused target
+    IDEMPOTENCY_KEY_REUSED = 614  # 422: an Idempotency-Key sent before with a different request
+    IDEMPOTENCY_KEY_IN_FLIGHT = 615  # 409: an Idempotency-Key whose first request still runs
 
     @property
     def slug(self) -> str:
@@ -41,6 +44,8 @@ class ServiceCode(IntEnum):
 
 
 PROBLEM_TYPE = "urn:clearlane:problem:"
+# The id of the request being answered (set by idempotency.RequestIds): every problem names it.
+REQUEST_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar("clearlane_request_id", default=None)
 
 
 class Problem(Exception):
@@ -86,6 +91,8 @@ class Problem(Exception):
             ServiceCode.REQUEST_TIMEOUT: "Request timeout",
             ServiceCode.UNSUPPORTED_MEDIA_TYPE: "Unsupported media type",
             ServiceCode.BAD_WEBHOOK_URL: "Webhook URL refused",
+            ServiceCode.IDEMPOTENCY_KEY_REUSED: "Idempotency key reused",
+            ServiceCode.IDEMPOTENCY_KEY_IN_FLIGHT: "Idempotency key in use",
         }
         return cls(status, titles[code], code=int(code), error=code.slug, detail=detail, **kw)
 
@@ -129,6 +136,9 @@ class Problem(Exception):
             out["reason"] = self.reason
         if self.errors is not None:
             out["errors"] = self.errors
+        rid = REQUEST_ID.get()
+        if rid is not None:
+            out["request_id"] = rid
         return out
 
 

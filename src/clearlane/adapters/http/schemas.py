@@ -310,6 +310,8 @@ class PositionOut(Out):
     open: str
     pending: str
     final: str
+    final_usd: float | None = Field(None, description="Settled (final) value in USD at current marks.")
+    pending_usd: float | None = Field(None, description="Open + pending value in USD at current marks.")
 
 
 class BalanceOut(Out):
@@ -536,8 +538,14 @@ class WebhookOut(Out):
     pool: str | None
     description: str
     active: bool
-    created_at: str | None
-    secret: str | None = Field(default=None, description="Only in the response that creates the endpoint.")
+    created_at_wall: str | None = Field(description="When it was registered (wall clock).")
+    created_at: str | None = Field(description="The same as created_at_wall (its older name).")
+    secret: str | None = Field(
+        default=None, description="Only in the responses that create the endpoint or rotate its secret."
+    )
+    previous_secret_expires_at_wall: str | None = Field(
+        default=None, description="After a rotation: until when (wall clock) the old secret also signs."
+    )
 
 
 class WebhookList(Out):
@@ -550,9 +558,10 @@ class DeliveryOut(Out):
     event_type: str
     status: Literal["pending", "delivered", "failed"]
     attempts: int
-    created_at: str | None
-    next_attempt_at: str | None
-    delivered_at: str | None
+    engine_time: str | None = Field(description="The event's time on the engine clock (the body's).")
+    created_at_wall: str | None
+    next_attempt_at_wall: str | None
+    delivered_at_wall: str | None
     last_status: int | None
     last_error: str | None
 
@@ -594,3 +603,4 @@ class ProblemOut(BaseModel):
     field: str | None = None
     reason: str | None = None
     errors: list[dict[str, object]] | None = None
+    request_id: str | None = Field(default=None, description="The response's X-Request-Id.")

@@ -7,7 +7,8 @@ from the same committed effects (and the submissions the demo's venue saw refuse
 :class:`DashboardRuntime` is the service runtime whose observer also feeds it, for every step
 replayed on open and every live step. :func:`install` adds the dashboard's routes to the service
 app: its data views behind the service's API keys (roles operator and auditor: the dashboard shows
-every participant), the page and the Plotly bundle without (they hold no data).
+every participant), the participant portal's views behind any key (each scoped to the key's
+participant), the page and the Plotly bundle without (they hold no data).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import pyarrow as pa
 from fastapi import FastAPI
 
 from clearlane.adapters.http.auth import AUDITOR, OPERATOR
-from clearlane.adapters.http.dashboard import ProofProvider, Views, data_router, pages_router
+from clearlane.adapters.http.dashboard import ProofProvider, Views, client_router, data_router, pages_router
 from clearlane.core.config.model import ClearingConfig
 from clearlane.core.engine.core import LogEntry
 from clearlane.core.model.codes import Reject, RejectCode
@@ -161,6 +162,8 @@ def install(
         views = Views(runtime, proof, {"auth": bool(dependencies), **(info or {})})
         app.state.dashboard_views = views
         app.include_router(data_router, dependencies=dependencies)
+        # Any key, each route scoped to its principal (the participant portal reads these).
+        app.include_router(client_router)
         app.include_router(pages_router())
 
         @app.get("/", include_in_schema=False)

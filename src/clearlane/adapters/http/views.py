@@ -169,6 +169,9 @@ class _TradeFilter:
     batch: tuple[str, int] | None
     kind: str | None
     state: str | None
+    id_prefix: str | None = None
+    since_ms: int | None = None  # received at or after (engine time, epoch ms)
+    until_ms: int | None = None  # received before
 
 
 def trade_page(
@@ -183,7 +186,14 @@ def trade_page(
     state: str | None,
     batch_id: str | None,
     kind: str | None,
+    id_prefix: str | None = None,
+    since_ms: int | None = None,
+    until_ms: int | None = None,
+    finality: bool = False,
 ) -> dict[str, Any]:
+    """A page of trades, newest first. ``id_prefix`` matches the start of the id; ``since_ms``
+    and ``until_ms`` bound the receive time; ``finality`` adds both finality times per row
+    (:func:`finality_times`: what the dashboard's Trades list shows)."""
     if not principal.reads_all:
         if participant is not None and participant != principal.participant:
             return {"items": [], "next_cursor": None}
@@ -200,9 +210,13 @@ def trade_page(
         if batch is None or batch[0] not in rt.rm.pool_lookup:
             return {"items": [], "next_cursor": None}
     pos = decode_cursor(cursor, "c", "r")
-    wanted = _TradeFilter(participant, lane, pool, batch, kind, state)
+    wanted = _TradeFilter(participant, lane, pool, batch, kind, state, id_prefix or None, since_ms, until_ms)
     with rt.lock:
         items, next_cursor = _scan_trades(rt, wanted, pos, limit)
+        if finality:
+            finality_times(rt, items)
+    for item in items:
+        item.pop("l1_group", None)  # internal: where finality_times finds a gross transaction
     return {"items": items, "next_cursor": next_cursor}
 
 
@@ -223,6 +237,11 @@ def _scan_trades(
         view = table.slice(0, stop)
         mask, states = _trade_mask(rt, view, stop, wanted)
         rows = np.flatnonzero(mask)[::-1]
+        # Records are appended in log order, so receive times only grow: a chunk that ends
+        # before the window's start means no older chunk can match either.
+        before_window = wanted.since_ms is not None and (
+            stop == 0 or int(view.column("received_ms")[stop - 1].as_py()) < wanted.since_ms
+        )
         room = limit - len(items)
         take = rows[:room]
         if len(take) and states is not None:
@@ -230,6 +249,8 @@ def _scan_trades(
         scanned += stop
         if len(rows) > room:
             next_cursor = encode_cursor(c=chunk, r=int(take[-1]))
+            break
+        if before_window:
             break
         chunk -= 1
         end = None
@@ -268,6 +289,15 @@ def _trade_mask(
         mask &= view.column("batch_seq").to_numpy() == wanted.batch[1]
     if wanted.kind is not None:
         mask &= view.column("kind").to_numpy() == (0 if wanted.kind == "trade" else 1)
+    if wanted.id_prefix is not None:
+        ids = view.column("flow_id").cast(pa.string())
+        mask &= pc.fill_null(pc.starts_with(ids, wanted.id_prefix), False).to_numpy(zero_copy_only=False)
+    if wanted.since_ms is not None or wanted.until_ms is not None:
+        received = view.column("received_ms").to_numpy()
+        if wanted.since_ms is not None:
+            mask &= received >= wanted.since_ms
+        if wanted.until_ms is not None:
+            mask &= received < wanted.until_ms
     states = None
     if wanted.state is not None or mask.any():
         states = rt.rm.current_states(view)
@@ -300,9 +330,69 @@ def _summaries(rt: Runtime, table: pa.Table, states: np.ndarray[Any, Any]) -> li
                 "executed_at": iso(int(row["executed_ms"])),
                 "exch_batch_id": row["exch_batch_id"],
                 "reject_code": int(row["reject_code"]) or None,
+                "l1_group": row.get("l1_group"),
             }
         )
     return out
+
+
+def finality_times(rt: Runtime, items: list[dict[str, Any]]) -> None:
+    """Add both finality times to trade summaries, in place (caller holds the lock).
+
+    ``l2_cleared_at_ms``: the batch's clearing (Layer-2 soft finality) — ``None`` for an unwound
+    batch, whose clearing no longer holds (``l2_voided_at_ms`` says when it was unwound);
+    ``l1_final_at_ms``: base-layer finality — the batch's anchor final for Layer-2, the gross
+    transaction's confirmations for Layer-1 and for an unwound batch's trades. Gross times come
+    from the stored L1 group (one read per group on the page, a page holds few)."""
+    rm = rt.rm
+    groups: dict[str, dict[str, int]] = {}
+
+    def l1_final(group_id: str | None, batch_id: str | None, flow_id: str) -> int | None:
+        key = group_id or f"batch:{batch_id}"
+        if key not in groups:
+            groups[key] = {}
+            # A group still settling is in the read model; a finished one only in the store.
+            view = rm.l1_groups.get(group_id) if group_id else None
+            row = (
+                None
+                if view is not None
+                else rt.store.l1_group(group_id)
+                if group_id
+                else rt.store.l1_group_for_batch(batch_id)
+                if batch_id
+                else None
+            )
+            table = (
+                view.table if view is not None else None if row is None else read_table(bytes(row["blob"]))
+            )
+            if table is not None:
+                ids = table.column("flow_id").to_pylist()
+                finals = table.column("final_ms").to_pylist()
+                groups[key] = {
+                    i: int(f) for i, f in zip(ids, finals, strict=True) if f is not None and f >= 0
+                }
+        return groups[key].get(flow_id)
+
+    for item in items:
+        cleared = voided = final = None
+        k = rm.pool_lookup.get(item["pool"]) if item["pool"] else None
+        seq = None if item["batch_id"] is None else model_ids.parse_batch_id(item["batch_id"])
+        if item["state"] != TradeState.REJECTED.label and k is not None and seq is not None:
+            pb, s = rm.batches.pool[k], seq[1]
+            if s < len(pb.state) and pb.cleared_ms[s] >= 0:
+                if int(pb.state[s]) == BatchState.UNWOUND:
+                    voided = int(pb.unwound_ms[s])
+                    final = l1_final(None, item["batch_id"], item["id"])
+                else:
+                    cleared = int(pb.cleared_ms[s])
+                    final = int(pb.final_ms[s]) if pb.final_ms[s] >= 0 else None
+        elif item["lane"] == "L1" and item["state"] == TradeState.FINAL.label:
+            final = l1_final(item.get("l1_group"), None, item["id"])
+        item["l2_cleared_at_ms"] = cleared
+        item["l2_voided_at_ms"] = voided
+        item["l1_final_at_ms"] = final
+        item["l2_cleared_at"] = iso(cleared)
+        item["l1_final_at"] = iso(final)
 
 
 # ---------------------------------------------------------------------- batches
@@ -338,11 +428,53 @@ def _open_batch(rt: Runtime, k: int) -> dict[str, Any] | None:
         "anchored_at": None,
         "final_at": None,
         "unwound_at": None,
-        "gross_usd": 0.0,
-        "net_usd": 0.0,
-        "netting_efficiency": None,
-        "liquidity_saved_usd": 0.0,
+        **_open_figures(rt, k, s, int(opened_batches.flows[k])),
     }
+
+
+def _open_figures(rt: Runtime, k: int, s: int, flows: int) -> dict[str, Any]:
+    """Gross and net (USD at current marks) of pool ``k``'s open batch ``s`` so far, as the
+    engine will compute them when it closes: gross = every obligation (quantity, quote amount
+    and both fees), net = the sum of the projected net debits. The records of an open batch are
+    the newest: the scan stops once it has met ``flows`` of them (caller holds the lock)."""
+    rm = rt.rm
+    marks = rt.queries.liquidity().mark_per_minor
+    net = float((np.maximum(0, -rt.queries.open_positions()[k]) * marks[None, :]).sum())
+    codes_set = pa.array(rm.layout.asset_codes, pa.string())
+    gross = 0.0
+    seen = scanned = 0
+    chunk = rm.records.n_chunks - 1
+    pool = rm.pools[k]
+    while chunk >= 0 and seen < flows and scanned < SCAN_ROWS_MAX:
+        table = rm.chunk_table(chunk)
+        scanned += table.num_rows
+        mask = _equal(table.column("pool"), pool) & (table.column("batch_seq").to_numpy() == s)
+        rows = np.flatnonzero(mask & (table.column("state").to_numpy() != TradeState.REJECTED))
+        if len(rows):
+            gross += _gross_usd(table.take(pa.array(rows)), codes_set, marks)
+            seen += len(rows)
+        chunk -= 1
+    return {
+        "gross_usd": round(gross, 2),
+        "net_usd": round(net, 2),
+        "netting_efficiency": _eff(gross, net),
+        "liquidity_saved_usd": round(gross - net, 2),
+    }
+
+
+def _gross_usd(part: pa.Table, codes: pa.Array, marks: np.ndarray[Any, Any]) -> float:
+    """USD at ``marks`` of every obligation of the records ``part``: quantity in the base asset,
+    quote amount and both fees in the quote asset (what the engine's gross counts)."""
+
+    def mark_of(column: str) -> np.ndarray[Any, Any]:
+        index = pc.fill_null(pc.index_in(part.column(column).cast(pa.string()), value_set=codes), 0)
+        return marks[index.to_numpy(zero_copy_only=False)]  # type: ignore[no-any-return]
+
+    def minor(column: str) -> np.ndarray[Any, Any]:
+        return part.column(column).to_numpy().astype(np.float64)  # type: ignore[no-any-return]
+
+    quote = minor("quote_minor") + minor("fee_buyer_minor") + minor("fee_seller_minor")
+    return float((minor("qty_minor") * mark_of("base") + quote * mark_of("quote")).sum())
 
 
 def batch_page(
@@ -516,8 +648,15 @@ def net_instruction_page(
 
 # ---------------------------------------------------------------------- positions and liquidity
 def _positions_for(
-    rt: Runtime, p: int, lane: str | None, asset: str | None, open_positions: np.ndarray[Any, Any]
+    rt: Runtime,
+    p: int,
+    lane: str | None,
+    asset: str | None,
+    open_positions: np.ndarray[Any, Any],
+    marks: np.ndarray[Any, Any] | None = None,
 ) -> list[dict[str, Any]]:
+    """Participant ``p``'s positions per lane and asset; with ``marks`` (USD per minor unit) each
+    also carries its USD value at those marks: settled (final) and pending (open + cleared)."""
     rm = rt.rm
     cfg = rt.config
     pid = rm.layout.participant_ids[p]
@@ -557,6 +696,14 @@ def _positions_for(
                     "open": format_minor(o, sc),
                     "pending": format_minor(pe, sc),
                     "final": format_minor(f, sc),
+                    **(
+                        {}
+                        if marks is None
+                        else {
+                            "final_usd": round(f * float(marks[a]), 2),
+                            "pending_usd": round((o + pe) * float(marks[a]), 2),
+                        }
+                    ),
                 }
             )
     return out
@@ -568,7 +715,8 @@ def participant_positions(rt: Runtime, participant: str) -> dict[str, Any] | Non
     if p is None:
         return None
     with rt.lock:
-        positions = _positions_for(rt, p, None, None, rt.queries.open_positions())
+        marks = rt.queries.liquidity().mark_per_minor
+        positions = _positions_for(rt, p, None, None, rt.queries.open_positions(), marks)
         books = rt.queries.account_balances()
         balances = []
         for a, code in enumerate(rm.layout.asset_codes):
@@ -625,8 +773,9 @@ def position_page(
     next_cursor = None
     with rt.lock:
         open_positions = rt.queries.open_positions()
+        marks = rt.queries.liquidity().mark_per_minor
         for p in ps:
-            rows = _positions_for(rt, p, lane, asset, open_positions)
+            rows = _positions_for(rt, p, lane, asset, open_positions, marks)
             if items and len(items) + len(rows) > limit:
                 next_cursor = encode_cursor(p=p)
                 break

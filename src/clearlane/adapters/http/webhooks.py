@@ -20,15 +20,24 @@ deterministic — and written again (duplicates are ignored). A delivery is retr
 exponential backoff until the endpoint answers 2xx or ``max_attempts`` is reached; every attempt
 is logged (``webhook_attempts``). Receivers de-duplicate on ``Clearlane-Webhook-Id``.
 
-Request (``POST``, ``content-type: application/json``), body ``{"id", "type", "created_at",
-"data"}``, headers:
+Management (issue 17): ``PATCH`` an endpoint (url, events, description, active), rotate its
+secret with an overlap window (both secrets sign meanwhile), send a ``webhook.test`` ping,
+redeliver a past delivery (same id and bytes, a fresh retry schedule). Trade events carry the
+trade (:func:`trade_snapshot`: state, decimal amounts with their assets, both finality times,
+the badge). One clock per subject, labelled: the event on the engine clock (body
+``engine_time``; the delivery log shows the same value), delivery attempts on the wall clock
+(the timestamp header; the log's ``*_wall`` fields). docs/API.md, "Webhooks".
+
+Request (``POST``, ``content-type: application/json``), body ``{"id", "type", "engine_time",
+"created_at" (the same engine time, its older name), "data"}``, headers:
 
 * ``Clearlane-Webhook-Id`` — the event id (same on every retry: the idempotency key);
 * ``Clearlane-Webhook-Event`` — the event type;
 * ``Clearlane-Webhook-Timestamp`` — Unix seconds of this attempt;
 * ``Clearlane-Webhook-Attempt`` — 1, 2, ...;
 * ``Clearlane-Webhook-Signature`` — ``v1=`` + hex HMAC-SHA256 of ``<timestamp>.<body>`` under the
-  endpoint's secret. Verify with :func:`verify_signature` (constant-time, with a tolerance on the
+  endpoint's secret; during a rotation's overlap ``v1=<new>,v1=<old>``. Verify with
+  :func:`verify_signature` (constant-time, any listed signature, with a tolerance on the
   timestamp against replays).
 """
 
@@ -50,16 +59,27 @@ import httpx
 import numpy as np
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from clearlane.adapters.http import schemas as sc
+from clearlane.adapters.http import views
 from clearlane.adapters.http.auth import OPERATOR
 from clearlane.adapters.http.common import READERS, REVALIDATE, Operator, Reader, cached, roles_doc
 from clearlane.adapters.http.problems import Problem, ServiceCode, bad_parameter, not_found
 from clearlane.adapters.http.targets import Resolver, TargetPolicy, TargetRefused, system_resolver
 from clearlane.adapters.http.views import decode_cursor, encode_cursor
 from clearlane.adapters.sql import webhooks as sql_webhooks
-from clearlane.node.events import WEBHOOK_EVENTS, EventFilter, EventGroup, canonical_event_types, iso
+from clearlane.core.money import format_minor
+from clearlane.node.events import (
+    DEPRECATED_ALIASES,
+    WEBHOOK_EVENTS,
+    EventFilter,
+    EventGroup,
+    canonical_event_types,
+    iso,
+)
 from clearlane.node.projections.common import NBINS, hist
+from clearlane.node.report import trade_lifecycle
 
 if TYPE_CHECKING:
     from clearlane.node.runtime import Runtime
@@ -72,11 +92,88 @@ HEADER_TIMESTAMP = "Clearlane-Webhook-Timestamp"
 HEADER_ATTEMPT = "Clearlane-Webhook-Attempt"
 HEADER_SIGNATURE = "Clearlane-Webhook-Signature"
 HWM_KEY = "webhooks_seq"
+TEST_EVENT = "webhook.test"  # sent by POST /v1/webhooks/{id}/test, whatever the endpoint chose
+OVERLAP_DEFAULT_S = 86_400
+OVERLAP_MAX_S = 7 * 86_400
+SNAPSHOT_KEYS = (
+    "state",
+    "final",
+    "base",
+    "quote",
+    "quantity",
+    "quote_amount",
+    "lane",
+    "pool",
+    "batch_id",
+    "executed_at",
+    "l2_cleared_at",
+    "l1_final_at",
+    "badge",
+)
+
+
+class SnapshotSource(views.LifecycleSource):
+    """The read model's lifecycle source with the batch and L1-group rows remembered: the trades
+    of one delivery round share a few batches, each read from the store once, not per trade."""
+
+    def __init__(self, runtime: "Runtime") -> None:
+        super().__init__(runtime.rm)
+        self._lock = runtime.lock
+        self._rows: dict[tuple[str, str], dict[str, Any] | None] = {}
+
+    def find_trade(self, flow_id: str) -> dict[str, Any] | None:
+        # Only the read model needs the runtime's lock (the store is read on its own
+        # connection): the clearing loop waits for one lookup, not for a whole lifecycle.
+        with self._lock:
+            return super().find_trade(flow_id)
+
+    def _once(self, kind: str, key: str, read: Any) -> dict[str, Any] | None:
+        if (kind, key) not in self._rows:
+            self._rows[(kind, key)] = read(key)
+        return self._rows[(kind, key)]
+
+    def batch(self, batch_id: str) -> dict[str, Any] | None:
+        return self._once("batch", batch_id, super().batch)
+
+    def l1_group(self, group_id: str) -> dict[str, Any] | None:
+        return self._once("l1", group_id, super().l1_group)
+
+    def l1_group_for_batch(self, batch_id: str) -> dict[str, Any] | None:
+        return self._once("l1b", batch_id, super().l1_group_for_batch)
+
+
+def trade_snapshot(
+    runtime: "Runtime", trade_id: str, kind: str, source: SnapshotSource | None = None
+) -> dict[str, Any] | None:
+    """The trade a trade event names, as it is when its delivery is written: state, amounts
+    (decimal strings; the asset codes beside them), both finality times on the engine clock,
+    the badge. None if the read model does not know it."""
+    src = source if source is not None else SnapshotSource(runtime)
+    with runtime.lock:
+        known = runtime.rm.find(trade_id, kind=1 if kind == "payment" else 0) is not None
+    life = trade_lifecycle(src, trade_id) if known else None
+    if life is None:
+        return None
+    scales = {a.code: a.scale for a in runtime.config.assets}
+    out = {k: life.get(k) for k in SNAPSHOT_KEYS}
+    out["state"] = str(life["state"])
+    out["final"] = life["state"] in ("final", "rejected") or (
+        life["state"] == "unwound" and life["l1_final_at"] is not None
+    )
+    out["quantity"] = format_minor(int(life["qty_minor"]), scales.get(life["base"], 0))
+    out["quote_amount"] = format_minor(int(life["quote_minor"]), scales.get(life["quote"], 0))
+    return out
 
 
 def sign(secret: str, timestamp: int, body: bytes) -> str:
     mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
     return "v1=" + mac.hexdigest()
+
+
+def signature_header(secrets_: list[str], timestamp: int, body: bytes) -> str:
+    """The signature header's value: one ``v1=`` signature per signing secret, comma-separated
+    (two during a rotation's overlap window: the new secret's first)."""
+    return ",".join(sign(secret, timestamp, body) for secret in secrets_)
 
 
 def verify_signature(
@@ -106,6 +203,16 @@ class Endpoint:
     description: str
     active: bool
     created_ms: int
+    previous_secret: str | None = None  # still signs, beside ``secret``, until previous_until_ms
+    previous_until_ms: int | None = None
+
+    def secrets_at(self, now_ms: int) -> list[str]:
+        """The secrets that sign a request sent at ``now_ms``: the current one first, then the
+        previous one while its overlap window lasts."""
+        old = self.previous_secret
+        if old is not None and self.previous_until_ms is not None and now_ms < self.previous_until_ms:
+            return [self.secret, old]
+        return [self.secret]
 
     def view(self, with_secret: bool = False) -> dict[str, Any]:
         return {
@@ -116,8 +223,12 @@ class Endpoint:
             "pool": self.pool,
             "description": self.description,
             "active": self.active,
-            "created_at": iso(self.created_ms),
+            "created_at_wall": iso(self.created_ms),
+            "created_at": iso(self.created_ms),  # the same wall time, its older name
             "secret": self.secret if with_secret else None,
+            "previous_secret_expires_at_wall": iso(self.previous_until_ms)
+            if self.previous_secret is not None
+            else None,
         }
 
 
@@ -174,6 +285,8 @@ class WebhookService:
             r["description"] or "",
             bool(r["active"]),
             int(r["created_ms"]),
+            r.get("previous_secret"),
+            None if r.get("previous_secret_until_ms") is None else int(r["previous_secret_until_ms"]),
         )
 
     def endpoints(self) -> list[Endpoint]:
@@ -226,6 +339,74 @@ class WebhookService:
             if old is not None:
                 self._endpoints[endpoint_id] = Endpoint(**{**old.__dict__, "active": False})
         return bool(done)
+
+    def _store_update(self, endpoint_id: str, values: dict[str, Any]) -> Endpoint | None:
+        row = sql_webhooks.update_endpoint(self.store, endpoint_id, values)
+        if row is None:
+            return None
+        endpoint = self._endpoint(row)
+        with self._lock:
+            self._endpoints[endpoint.id] = endpoint
+        return endpoint
+
+    def update(self, endpoint_id: str, changes: Mapping[str, Any]) -> Endpoint | None:
+        """Change url, events, description or active (None: no such endpoint). Its scope
+        (participant, pool) is fixed: a different scope is a different endpoint."""
+        values = {k: v for k, v in changes.items() if k in ("url", "description", "active")}
+        if "events" in changes:
+            values["events"] = json.dumps(sorted(canonical_event_types(changes["events"])))
+        return self._store_update(endpoint_id, values)
+
+    def rotate_secret(self, endpoint_id: str, overlap_s: int) -> Endpoint | None:
+        """A new secret; the old one keeps signing (beside it) for ``overlap_s`` seconds."""
+        current = self.get(endpoint_id)
+        if current is None:
+            return None
+        now_ms = int(time.time() * 1000)
+        return self._store_update(
+            endpoint_id,
+            {
+                "secret": "whsec_" + secrets.token_urlsafe(32),
+                "previous_secret": current.secret if overlap_s > 0 else None,
+                "previous_secret_until_ms": now_ms + overlap_s * 1000 if overlap_s > 0 else None,
+            },
+        )
+
+    def redeliver(self, endpoint_id: str, delivery_id: int) -> dict[str, Any] | None:
+        """Send a past delivery again (same event id and body, a fresh retry schedule)."""
+        if not sql_webhooks.redeliver(self.store, endpoint_id, delivery_id, int(time.time() * 1000)):
+            return None
+        self._wake.set()
+        row = sql_webhooks.get_delivery(self.store, endpoint_id, delivery_id)
+        return None if row is None else self._delivery_view(row)
+
+    def ping(self, endpoint: Endpoint) -> dict[str, Any]:
+        """A ``webhook.test`` delivery to ``endpoint``, signed and retried like any other."""
+        now_ms = int(time.time() * 1000)
+        engine_ms = self.runtime.queries.engine_time_ms()
+        event_id = "evt_test_" + secrets.token_hex(8)
+        body = {
+            "id": event_id,
+            "type": TEST_EVENT,
+            "engine_time": iso(engine_ms),
+            "created_at": iso(engine_ms),
+            "data": {"endpoint_id": endpoint.id, "message": "a test delivery from clearlane"},
+        }
+        row = {
+            "endpoint_id": endpoint.id,
+            "event_id": event_id,
+            "event_type": TEST_EVENT,
+            "log_seq": self.runtime.rm.applied_seq,
+            "payload": json.dumps(body, separators=(",", ":")).encode(),
+            "created_ms": now_ms,
+            "status": "pending",
+            "attempts": 0,
+            "next_attempt_ms": now_ms,
+        }
+        delivery_id = sql_webhooks.insert_delivery(self.store, row)
+        self._wake.set()
+        stored = sql_webhooks.get_delivery(self.store, endpoint.id, delivery_id)
+        return self._delivery_view(stored if stored is not None else {**row, "id": delivery_id})
 
     # ------------------------------------------------------------------ enqueue
     def start(self) -> None:
@@ -287,6 +468,8 @@ class WebhookService:
         endpoints = [e for e in self.endpoints() if e.active]
         now = int(time.time() * 1000)
         rows: list[dict[str, Any]] = []
+        trades: dict[tuple[str, str], dict[str, Any] | None] = {}  # one lookup per trade, all endpoints
+        source = SnapshotSource(self.runtime)  # each batch row read once per round
         for _seq, groups in batch:
             for ep in endpoints:
                 # An endpoint bound to a participant is that participant's: its own figures only.
@@ -300,8 +483,9 @@ class WebhookService:
                         body = {
                             "id": event["id"],
                             "type": event["type"],
-                            "created_at": event["at"],
-                            "data": event["data"],
+                            "engine_time": event["at"],
+                            "created_at": event["at"],  # the same engine time, its older name
+                            "data": self._enriched(event, trades, source),
                         }
                         rows.append(
                             {
@@ -318,6 +502,22 @@ class WebhookService:
                         )
         top = max(seq for seq, _ in batch)
         sql_webhooks.enqueue_deliveries(self.store, rows, mark_key=HWM_KEY, upto_seq=top)
+
+    def _enriched(
+        self,
+        event: Mapping[str, Any],
+        trades: dict[tuple[str, str], dict[str, Any] | None],
+        source: "SnapshotSource",
+    ) -> Any:
+        """A trade event's data with the trade itself (state, amounts, both finality times, the
+        badge), so a receiver needs no follow-up GET; other events' data as they are."""
+        data = event["data"]
+        if not event["type"].startswith("trade.") or not isinstance(data, dict):
+            return data
+        key = (str(data.get("trade_id")), str(data.get("kind") or "trade"))
+        if key not in trades:
+            trades[key] = trade_snapshot(self.runtime, *key, source=source)
+        return {**data, "trade": trades[key]}
 
     # ------------------------------------------------------------------ deliver
     def _deliver_loop(self) -> None:
@@ -354,7 +554,7 @@ class WebhookService:
             HEADER_EVENT: row["event_type"],
             HEADER_TIMESTAMP: str(timestamp),
             HEADER_ATTEMPT: str(attempt),
-            HEADER_SIGNATURE: sign(ep.secret, timestamp, body),
+            HEADER_SIGNATURE: signature_header(ep.secrets_at(now_ms), timestamp, body),
             "user-agent": "clearlane-webhooks/1",
         }
         started = time.perf_counter()
@@ -441,21 +641,31 @@ class WebhookService:
         rows = sql_webhooks.list_deliveries(
             self.store, endpoint_id, limit=limit, before_id=before_id, status=status
         )
-        return [
-            {
-                "id": int(r["id"]),
-                "event_id": r["event_id"],
-                "event_type": r["event_type"],
-                "status": r["status"],
-                "attempts": int(r["attempts"]),
-                "created_at": iso(int(r["created_ms"])),
-                "next_attempt_at": iso(int(r["next_attempt_ms"])) if r["status"] == "pending" else None,
-                "delivered_at": iso(r["delivered_ms"]) if r["delivered_ms"] is not None else None,
-                "last_status": r["last_status"],
-                "last_error": r["last_error"],
-            }
-            for r in rows
-        ]
+        return [self._delivery_view(r) for r in rows]
+
+    @staticmethod
+    def _delivery_view(r: Mapping[str, Any]) -> dict[str, Any]:
+        """A delivery: ``engine_time`` is the event's time on the engine clock (the body's
+        ``engine_time``); the ``*_wall`` times are this server's wall clock (when the delivery
+        was written, is next due, was delivered)."""
+        try:
+            engine_time = json.loads(bytes(r["payload"])).get("engine_time")
+        except (ValueError, AttributeError):
+            engine_time = None
+        delivered = r.get("delivered_ms")
+        return {
+            "id": int(r["id"]),
+            "event_id": r["event_id"],
+            "event_type": r["event_type"],
+            "status": r["status"],
+            "attempts": int(r["attempts"]),
+            "engine_time": engine_time,
+            "created_at_wall": iso(int(r["created_ms"])),
+            "next_attempt_at_wall": iso(int(r["next_attempt_ms"])) if r["status"] == "pending" else None,
+            "delivered_at_wall": iso(int(delivered)) if delivered is not None else None,
+            "last_status": r.get("last_status"),
+            "last_error": r.get("last_error"),
+        }
 
     # ------------------------------------------------------------------ routes
     def routes(self, app: FastAPI) -> None:
@@ -493,16 +703,116 @@ async def create_webhook(body: sc.WebhookIn, principal: Operator, hooks: HooksDe
             field="pool",
             reason="unknown pool",
         )
-    try:
-        await asyncio.to_thread(hooks.policy.check, body.url)  # resolves the host: off the loop
-    except TargetRefused as exc:
-        raise Problem.service(
-            ServiceCode.BAD_WEBHOOK_URL, 422, f"url: {exc.reason}", field="url", reason=exc.reason
-        ) from None
+    await _checked_url(hooks, body.url)
     ep = hooks.create(body.url, list(body.events), body.participant, body.pool, body.description)
     return JSONResponse(
         ep.view(with_secret=True), status_code=201, headers={"Location": f"/v1/webhooks/{ep.id}"}
     )
+
+
+class WebhookPatch(BaseModel):
+    """What ``PATCH /v1/webhooks/{id}`` may change (absent: unchanged)."""
+
+    model_config = ConfigDict(extra="forbid")
+    url: str | None = Field(default=None, pattern=r"^https?://[^\s]+$", max_length=2048)
+    events: list[str] | None = Field(default=None, min_length=1, description="As in registration.")
+    description: str | None = Field(default=None, max_length=500)
+    active: bool | None = None
+
+    @field_validator("events")
+    @classmethod
+    def _known(cls, names: list[str] | None) -> list[str] | None:
+        # The names registration accepts: the webhook events and their deprecated aliases.
+        for name in names or ():
+            if name not in WEBHOOK_EVENTS and name not in DEPRECATED_ALIASES:
+                raise ValueError(f"unknown event type {name!r}")
+        return names
+
+
+class RotateIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    overlap_s: int = Field(
+        default=OVERLAP_DEFAULT_S,
+        ge=0,
+        le=OVERLAP_MAX_S,
+        description="How long the old secret keeps signing beside the new one (0: stops at once).",
+    )
+
+
+async def _checked_url(hooks: WebhookService, url: str) -> None:
+    try:
+        await asyncio.to_thread(hooks.policy.check, url)  # resolves the host: off the loop
+    except TargetRefused as exc:
+        raise Problem.service(
+            ServiceCode.BAD_WEBHOOK_URL, 422, f"url: {exc.reason}", field="url", reason=exc.reason
+        ) from None
+
+
+@router.patch("/v1/webhooks/{endpoint_id}", response_model=sc.WebhookOut, openapi_extra=roles_doc(OPERATOR))
+async def update_webhook(
+    endpoint_id: str, body: WebhookPatch, principal: Operator, hooks: HooksDep
+) -> Response:
+    if hooks.get(endpoint_id) is None:
+        raise not_found(f"webhook {endpoint_id!r}")
+    if body.url is not None:
+        await _checked_url(hooks, body.url)
+    changes = body.model_dump(exclude_none=True)
+    ep = await asyncio.to_thread(hooks.update, endpoint_id, changes)
+    if ep is None:
+        raise not_found(f"webhook {endpoint_id!r}")
+    return JSONResponse(ep.view())
+
+
+@router.post(
+    "/v1/webhooks/{endpoint_id}/rotate-secret",
+    response_model=sc.WebhookOut,
+    openapi_extra=roles_doc(OPERATOR),
+)
+async def rotate_webhook_secret(
+    endpoint_id: str, principal: Operator, hooks: HooksDep, body: RotateIn | None = None
+) -> Response:
+    overlap = (body or RotateIn()).overlap_s
+    ep = await asyncio.to_thread(hooks.rotate_secret, endpoint_id, overlap)
+    if ep is None:
+        raise not_found(f"webhook {endpoint_id!r}")
+    return JSONResponse(ep.view(with_secret=True))
+
+
+@router.post(
+    "/v1/webhooks/{endpoint_id}/test",
+    response_model=sc.DeliveryOut,
+    status_code=202,
+    openapi_extra=roles_doc(OPERATOR),
+)
+async def test_webhook(endpoint_id: str, principal: Operator, hooks: HooksDep) -> Response:
+    ep = hooks.get(endpoint_id)
+    if ep is None:
+        raise not_found(f"webhook {endpoint_id!r}")
+    if not ep.active:
+        raise Problem.service(
+            ServiceCode.BAD_BODY, 422, "the endpoint is not active", field="active", reason="inactive"
+        )
+    return JSONResponse(await asyncio.to_thread(hooks.ping, ep), status_code=202)
+
+
+@router.post(
+    "/v1/webhooks/{endpoint_id}/deliveries/{delivery_id}/redeliver",
+    response_model=sc.DeliveryOut,
+    status_code=202,
+    openapi_extra=roles_doc(OPERATOR),
+)
+async def redeliver(endpoint_id: str, delivery_id: int, principal: Operator, hooks: HooksDep) -> Response:
+    ep = hooks.get(endpoint_id)
+    if ep is None:
+        raise not_found(f"webhook {endpoint_id!r}")
+    if not ep.active:
+        raise Problem.service(
+            ServiceCode.BAD_BODY, 422, "the endpoint is not active", field="active", reason="inactive"
+        )
+    view = await asyncio.to_thread(hooks.redeliver, endpoint_id, delivery_id)
+    if view is None:
+        raise not_found(f"delivery {delivery_id} of webhook {endpoint_id!r}")
+    return JSONResponse(view, status_code=202)
 
 
 @router.get("/v1/webhooks", response_model=sc.WebhookList, openapi_extra=roles_doc(*READERS))

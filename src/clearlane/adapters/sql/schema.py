@@ -150,6 +150,8 @@ webhook_endpoints = sa.Table(
     sa.Column("description", sa.Text, nullable=False),
     sa.Column("active", sa.Boolean, nullable=False),
     sa.Column("created_ms", sa.BigInteger, nullable=False),
+    sa.Column("previous_secret", sa.Text),  # 0011: still signs until previous_secret_until_ms
+    sa.Column("previous_secret_until_ms", sa.BigInteger),
 )
 webhook_deliveries = sa.Table(
     "webhook_deliveries",
@@ -178,6 +180,20 @@ webhook_attempts = sa.Table(
     sa.Column("status", sa.Integer),
     sa.Column("error", sa.Text),
     sa.Column("duration_ms", sa.Float, nullable=False),
+)
+
+# HTTP Idempotency-Key (migration 0011): the first response to (scope, key), until it expires.
+idempotency_keys = sa.Table(
+    "idempotency_keys",
+    metadata,
+    sa.Column("scope", sa.Text, primary_key=True),
+    sa.Column("key", sa.Text, primary_key=True),
+    sa.Column("fingerprint", sa.Text, nullable=False),
+    sa.Column("status", sa.Integer, nullable=False),
+    sa.Column("headers", sa.Text, nullable=False),
+    sa.Column("body", sa.LargeBinary, nullable=False),
+    sa.Column("created_ms", sa.BigInteger, nullable=False),
+    sa.Column("expires_ms", sa.BigInteger, nullable=False),
 )
 
 # The audit trail (migration 0002), read and written by audit_tables.py.

@@ -155,3 +155,46 @@ def list_deliveries(
         stmt = stmt.where(d.status == status)
     with store.engine.connect() as conn:
         return [dict(r) for r in conn.execute(stmt.order_by(d.id.desc()).limit(limit)).mappings()]
+
+
+# ---------------------------------------------------------------------- management (issue 17)
+def update_endpoint(store: Store, endpoint_id: str, values: Mapping[str, Any]) -> dict[str, Any] | None:
+    """Change an endpoint's columns (url, events, description, active, secrets); its row after,
+    or None if there is no such endpoint."""
+    e = webhook_endpoints.c
+    with store.engine.begin() as conn:
+        if values:
+            conn.execute(sa.update(webhook_endpoints).where(e.endpoint_id == endpoint_id).values(**values))
+        row = (
+            conn.execute(sa.select(webhook_endpoints).where(e.endpoint_id == endpoint_id)).mappings().first()
+        )
+    return None if row is None else dict(row)
+
+
+def get_delivery(store: Store, endpoint_id: str, delivery_id: int) -> dict[str, Any] | None:
+    d = webhook_deliveries.c
+    stmt = sa.select(webhook_deliveries).where(d.id == delivery_id, d.endpoint_id == endpoint_id)
+    with store.engine.connect() as conn:
+        row = conn.execute(stmt).mappings().first()
+    return None if row is None else dict(row)
+
+
+def redeliver(store: Store, endpoint_id: str, delivery_id: int, now_ms: int) -> bool:
+    """Make a past delivery pending again, due now, with a fresh retry schedule (its attempts
+    so far stay in ``webhook_attempts``). False if there is no such delivery."""
+    d = webhook_deliveries.c
+    stmt = (
+        sa.update(webhook_deliveries)
+        .where(d.id == delivery_id, d.endpoint_id == endpoint_id)
+        .values(status="pending", attempts=0, next_attempt_ms=now_ms, delivered_ms=None)
+    )
+    with store.engine.begin() as conn:
+        return bool(conn.execute(stmt).rowcount)
+
+
+def insert_delivery(store: Store, row: Mapping[str, Any]) -> int:
+    """One delivery outside the event flow (a test ping); its id."""
+    with store.engine.begin() as conn:
+        result = conn.execute(sa.insert(webhook_deliveries).values(**row))
+        key = result.inserted_primary_key
+        return int(key[0]) if key is not None else 0

@@ -36,7 +36,7 @@ from clearlane.core.engine.dedup import (
 from clearlane.core.engine.digest import BlockDigest
 from clearlane.core.engine.escrows import EscrowStage, Payout, escrow_action_of
 from clearlane.core.engine.flows import FLOW_PAYMENT, FLOW_TRADE, Flows
-from clearlane.core.engine.netting import NetResult, net_positions
+from clearlane.core.engine.netting import NetResult, empty_result, net_positions
 from clearlane.core.engine.routing import kind_codes, route
 from clearlane.core.engine.step import StepBuilder, fold_effects
 from clearlane.core.errors import IntegrityError
@@ -1768,8 +1768,4 @@ def _unnetted(config: ClearingConfig, flows: Flows, house: int) -> NetResult:
     gross = np.array(
         [min(sum(amount[asset == a].tolist()), int(_INT64_MAX)) for a in range(assets)], dtype=np.int64
     )
-    return NetResult(
-        net=np.zeros((config.participant_count, assets), dtype=np.int64),
-        gross_per_asset=gross,
-        net_debit_per_asset=np.zeros(assets, dtype=np.int64),
-    )
+    return empty_result(config.participant_count, gross)

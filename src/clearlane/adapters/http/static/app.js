@@ -14,12 +14,13 @@
 
 const API = "/v1/dashboard";
 const SYMBOL = { received: "•", batched: "◔", submitted: "↗", cleared: "◑", anchored: "⚓", final: "✔",
-  rejected: "✖", unwound: "↺", open: "○", reorged: "↯", resubmitted: "↻", routed: "→", pending: "◔" };
+  rejected: "✖", unwound: "↺", included: "▣", open: "○", reorged: "↯", resubmitted: "↻", routed: "→", pending: "◔" };
 const STATE_HELP = {
   received: "received, not applied yet", batched: "in an open Layer-2 batch", submitted: "sent to Layer-1, not in a block yet",
   cleared: "netted and committed on Layer-2 (soft-final)", anchored: "batch root / transaction in a base-layer block",
   final: "final: confirmations reached (and challenge window passed)", rejected: "refused, nothing applied",
   unwound: "batch missed its anchor deadline; settled gross on Layer-1",
+  included: "gross Layer-1 transaction in a base-layer block, awaiting confirmations",
 };
 const STATES = ["received", "batched", "submitted", "cleared", "anchored", "final", "rejected", "unwound"];
 const state = { meta: null, page: null, params: {}, inflight: false, dirty: false, lastRefresh: 0, plotly: null,
@@ -30,12 +31,21 @@ const esc = (v) => String(v ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "
 const timeFmt = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false });
 const dateTimeFmt = new Intl.DateTimeFormat(undefined, { year: "numeric", month: "short", day: "2-digit", hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false });
 function iso(ms) { return new Date(ms).toISOString(); }
+const zoneFmt = new Intl.DateTimeFormat(undefined, { timeZoneName: "short" });
+function zoneName(d) { const part = zoneFmt.formatToParts(d).find((p) => p.type === "timeZoneName"); return part ? part.value : ""; }
 function t(ms, long) {
   if (ms === null || ms === undefined || ms < 0) return '<span class="muted">—</span>';
   const d = new Date(ms);
   const frac = "." + String(d.getMilliseconds()).padStart(3, "0");
-  const text = (long ? dateTimeFmt.format(d) : timeFmt.format(d)) + (long ? frac : "");
+  // A long time (a trade's finality, a batch's steps) names its zone too.
+  const text = long ? `${dateTimeFmt.format(d)}${frac} ${zoneName(d)}` : timeFmt.format(d);
   return `<time datetime="${iso(ms)}" title="UTC ${iso(ms).replace("T", " ").replace("Z", "")}">${esc(text)}</time>`;
+}
+// A full instant for badges: date, time and the zone's name, labelled (UTC on hover).
+const zonedFmt = new Intl.DateTimeFormat(undefined, { year: "numeric", month: "short", day: "2-digit", hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false, timeZoneName: "short" });
+function tz(ms) {
+  if (ms === null || ms === undefined || ms < 0) return '<span class="muted">—</span>';
+  return `<time datetime="${iso(ms)}" title="UTC ${iso(ms).replace("T", " ").replace("Z", "")}">${esc(zonedFmt.format(new Date(ms)))}</time>`;
 }
 function group(intText) { return intText.replace(/\B(?=(\d{3})+(?!\d))/g, ","); }
 function amount(a) {
@@ -57,14 +67,18 @@ function secs(v) {
   if (v < 120) return v.toFixed(v < 10 ? 2 : 1) + " s";
   return (v / 60).toFixed(1) + " min";
 }
-function chip(s, title) {
+// `word` names the state where the lane calls it otherwise (a Layer-1 "anchored" is "included").
+function chip(s, title, word) {
   const cls = STATE_HELP[s] || s === "open" || s === "pending" ? s : "neutral";
-  return `<span class="state s-${esc(cls)}" title="${esc(title || STATE_HELP[s] || s)}"><span class="sym" aria-hidden="true">${SYMBOL[s] || "•"}</span>${esc(s)}</span>`;
+  const help = word && STATE_HELP[word] ? STATE_HELP[word] : STATE_HELP[s];
+  return `<span class="state s-${esc(cls)}" title="${esc(title || help || s)}"><span class="sym" aria-hidden="true">${SYMBOL[word] || SYMBOL[s] || "•"}</span>${esc(word || s)}</span>`;
 }
 const link = {
   trade: (id) => `<a href="#/trade/${encodeURIComponent(id)}" class="mono">${esc(id)}</a>`,
   batch: (id) => id ? `<a href="#/batch/${encodeURIComponent(id)}" class="mono">${esc(id)}</a>` : '<span class="muted">—</span>',
-  participant: (id) => id ? `<a href="#/participant/${encodeURIComponent(id)}">${esc(id)}</a>` : '<span class="muted">—</span>',
+  // A participant key sees counterparties' ids, never their pages; its own id opens its portal.
+  participant: (id) => !id ? '<span class="muted">—</span>' : state.me && state.me.participant
+    ? (id === state.me.participant ? `<a href="#/portal">${esc(id)}</a>` : esc(id)) : `<a href="#/participant/${encodeURIComponent(id)}">${esc(id)}</a>`,
 };
 function short(hash) { return hash ? `<span class="hash" title="${esc(hash)}">${esc(hash.slice(0, 16))}…</span>` : '<span class="muted">—</span>'; }
 function conf(c) { return c ? `${c.have}/${c.need}` : '<span class="muted">—</span>'; }
@@ -154,27 +168,56 @@ function poolConf(pool) {
   return p ? p.confirmations : 1;
 }
 function tplus(ms, executed) { return `T+${((ms - executed) / 1000).toFixed(1)}s`; }
-// The badge in words (server sentence, in UTC, on hover): the instant is shown in the reader's zone.
+// The badge in words, every instant with its date and zone (the server's UTC sentence on hover).
+// Layer-2 clearing is soft finality and says so; base-layer finality is named apart, pending
+// until it comes — a cleared time is never called final (docs/FINALITY.md).
 function badgeOf(d) {
   const executed = when(d.executed_at);
   const cleared = when(d.l2_cleared_at);
   const final = when(d.l1_final_at);
-  const layer = d.lane === "L2" ? "Layer-2" : "Layer-1";
-  if (d.state === "rejected") return { tone: "rejected", title: "Rejected", at: null, suffix: d.reject ? `${d.reject.error} (${d.reject.code})` : "" };
+  const at = (label, ms) => ({ label, ms, plus: tplus(ms, executed) });
+  if (d.state === "rejected") return { tone: "rejected", title: "Rejected", parts: [], note: d.reject ? `${d.reject.error} (${d.reject.code})` : "" };
+  if (d.state === "failed") return { tone: "rejected", title: "Settlement failed", parts: [], note: d.badge };
+  // An L1 obligation an operator recorded as settled off-system, with evidence (the manual path).
+  const manual = d.transitions.find((s) => s.state !== "routed" && (/manual/i.test(s.state) || /manual/i.test(s.detail)));
+  if (manual) return { tone: "final", title: "Settled manually, off-system", parts: [at("recorded at", manual.at_ms)], note: "by the operator, with evidence" };
   if (d.state === "unwound") {
-    return final ? { tone: "unwound", title: "Unwound from Layer-2, settled gross on Layer-1", label: "final at", at: final, suffix: tplus(final, executed) }
-      : { tone: "unwound", title: "Unwound from Layer-2 — settling gross on Layer-1", at: null, suffix: "" };
+    const undone = (d.transitions.find((s) => s.state === "unwound") || {}).at_ms;
+    const parts = undone ? [at("Layer-2 clearing voided at", undone)] : [];
+    return final ? { tone: "unwound", title: "Unwound from Layer-2, settled gross on Layer-1", parts: [...parts, at("final on Layer-1 at", final)], note: "" }
+      : { tone: "unwound", title: "Unwound from Layer-2 — settling gross on Layer-1", parts, note: "Layer-1 final pending" };
   }
-  if (d.state === "final" && final) return { tone: "final", title: `Settled on ${layer}`, label: "final at", at: final, suffix: tplus(final, executed) };
-  if (d.lane === "L2" && (d.state === "cleared" || d.state === "anchored") && cleared) {
-    return { tone: "cleared", title: "Cleared on Layer-2", label: "at", at: cleared, suffix: "awaiting base-layer finality" };
+  if (d.lane === "L2" && cleared) {
+    const soft = at("soft-final at", cleared);
+    if (d.state === "final" && final) return { tone: "final", title: "Settled on Layer-2", parts: [soft, at("base-layer final at", final)], note: "" };
+    return { tone: "cleared", title: "Cleared on Layer-2", parts: [soft], note: "base-layer final pending" };
   }
-  if (d.lane === "L1") return { tone: "pending", title: "Submitted to Layer-1", at: null, suffix: "awaiting confirmations" };
-  return { tone: "pending", title: "Batched on Layer-2", at: null, suffix: "awaiting batch close" };
+  if (d.lane === "L1" && d.state === "final" && final) return { tone: "final", title: "Settled on Layer-1", parts: [at("final at", final)], note: "" };
+  if (d.lane === "L1") return { tone: "pending", title: "Submitted to Layer-1", parts: [], note: "awaiting confirmations" };
+  return { tone: "pending", title: "Batched on Layer-2", parts: [], note: "awaiting batch close" };
+}
+function badgeHtml(d) {
+  const b = badgeOf(d);
+  const tone = { final: "final", cleared: "cleared", pending: "batched", rejected: "rejected", unwound: "unwound" }[b.tone] || "neutral";
+  const parts = b.parts.map((p) => `${esc(p.label)} ${tz(p.ms)} (${esc(p.plus)})`);
+  if (b.note) parts.push(esc(b.note));
+  return `<div class="badge s-${tone}" id="badge" data-tone="${esc(b.tone)}" title="${esc(d.badge)} (UTC)"><span class="sym" aria-hidden="true">${SYMBOL[tone] || "•"}</span>
+    <span class="text">${esc(b.title)}${parts.length ? " — " + parts.join("; ") : ""}</span>
+    <a class="explain" href="#/finality" title="What cleared, soft-final and final mean, and how long each takes on every lane">What does this mean?</a></div>`;
 }
 
 // ---------------------------------------------------------------- pages
 const pages = {};
+// What a participant key may open (its portal.js pages, its trades, escrows and the explainer).
+const PORTAL_PAGES = ["portal", "trades", "trade", "batch", "escrows", "escrow", "finality"];
+function portalNav() {
+  const me = state.me.participant;
+  document.querySelector("header.top nav").innerHTML = `<a href="#/portal" data-page="portal">My account</a>
+    <a href="#/trades" data-page="trades">My trades</a><a href="#/escrows" data-page="escrows">Escrows</a>
+    <a href="#/finality" data-page="finality">Finality</a>`;
+  document.querySelector(".brand").setAttribute("href", "#/portal");
+  document.querySelector(".brand").innerHTML = `<span class="logo" aria-hidden="true">◧</span> clearlane <span class="muted">· ${esc(me)}</span>`;
+}
 
 pages.overview = {
   title: "Overview",
@@ -245,33 +288,43 @@ function kpi(label, value, sub, id) {
   return `<div class="kpi" id="${id}"><div class="label">${esc(label)}</div><div class="value">${value}</div><div class="sub">${sub}</div></div>`;
 }
 
+// A calendar day in the reader's zone as [since, until) epoch ms (DST-safe: from the calendar).
+function dayRange(text) {
+  const m = /^(\d{4})-(\d{2})-(\d{2})$/.exec(text || "");
+  if (!m) return {};
+  const [y, mo, d] = [Number(m[1]), Number(m[2]) - 1, Number(m[3])];
+  return { since_ms: new Date(y, mo, d).getTime(), until_ms: new Date(y, mo, d + 1).getTime() };
+}
 pages.trades = {
   title: "Trades",
   async load(p) {
-    if (p.q) {
+    if (p.q && !p.cursor) {
+      // An exact id opens the trade; anything else is the start of ids (a prefix search).
       try { return { exact: await get("/v1/trades/" + encodeURIComponent(p.q)), items: [] }; } catch (e) {
-        if (e.status === 404) return { items: [], notFound: p.q };
-        throw e;
+        if (e.status !== 404) throw e;
       }
     }
-    return get("/v1/trades" + qs({ limit: 50, cursor: p.cursor, participant: p.participant, state: p.state, ...laneQuery(p.lane) }));
+    return get(API + "/trades" + qs({ limit: 50, cursor: p.cursor, q: p.q, participant: p.participant, state: p.state, lane: p.lane, ...dayRange(p.date) }));
   },
   render(d, p) {
     const lanes = ["", "L1", "L2", ...(state.meta ? state.meta.pools.map((x) => x.id) : [])];
-    const rows = d.items.map(tradeRow).join("");
+    const rows = d.items.map((r) => tradeRow(r, true)).join("");
     const next = d.next_cursor ? `<a class="button" href="#/trades${qs({ ...p, cursor: d.next_cursor })}">Older →</a>` : "";
     const first = p.cursor ? `<a class="button" href="#/trades${qs({ ...p, cursor: "" })}">← Newest</a>` : "";
-    const empty = d.notFound ? `No trade or payment with id <code>${esc(d.notFound)}</code>.` : (d.next_cursor ? "None in the newest part of the day — continue with Older →." : "No trades match.");
-    return `<h1>Trades</h1>
+    const empty = p.q ? `No trade or payment whose id is or starts with <code>${esc(p.q)}</code>${d.next_cursor ? " in the newest part of the day — continue with Older →" : ""}.`
+      : (d.next_cursor ? "None in the newest part of the day — continue with Older →." : "No trades match.");
+    const mine = state.me && state.me.participant;
+    return `<h1>${mine ? "My trades" : "Trades"}</h1>
       <form class="filters" id="trade-search" role="search">
-        <label>Trade id<input name="q" value="${esc(p.q || "")}" placeholder="e.g. XCL-0000001234" autocomplete="off"></label>
-        <label>Participant<input name="participant" value="${esc(p.participant || "")}" placeholder="e.g. MM-0001" autocomplete="off"></label>
+        <label>Trade id or prefix<input name="q" value="${esc(p.q || "")}" placeholder="e.g. XCL-00000012" autocomplete="off"></label>
+        ${mine ? "" : `<label>Participant<input name="participant" value="${esc(p.participant || "")}" placeholder="e.g. MM-0001" autocomplete="off"></label>`}
+        <label>Received on <span class="hint">(your zone)</span><input name="date" type="date" value="${esc(p.date || "")}"></label>
         <label>State<select name="state"><option value="">any</option>${STATES.filter((s) => s !== "received").map((s) => `<option ${p.state === s ? "selected" : ""}>${s}</option>`).join("")}</select></label>
         <label>Lane<select name="lane">${lanes.map((l) => `<option value="${esc(l)}" ${p.lane === l ? "selected" : ""}>${l || "any"}</option>`).join("")}</select></label>
         <button type="submit">Search</button>
       </form>
-      <div class="table-wrap"><table id="trades"><thead>${tradeHead()}</thead><tbody>${rows || `<tr><td colspan="10" class="muted">${empty}</td></tr>`}</tbody></table></div>
-      <div class="pager">${first}${next}<span class="hint">Newest first; the first page refreshes live.</span></div>`;
+      <div class="table-wrap"><table id="trades"><thead>${tradeHead(true)}</thead><tbody>${rows || `<tr><td colspan="12" class="muted">${empty}</td></tr>`}</tbody></table></div>
+      <div class="pager">${first}${next}<span class="hint">Newest first; the first page refreshes live. <a href="#/finality">Soft-final vs final</a>.</span></div>`;
   },
   after(d, p) {
     if (d.exact) { location.replace("#/trade/" + encodeURIComponent(d.exact.id)); return; }
@@ -279,20 +332,25 @@ pages.trades = {
     form.addEventListener("submit", (e) => {
       e.preventDefault();
       const f = new FormData(form);
-      go("#/trades" + qs({ q: f.get("q").trim(), participant: f.get("participant").trim(), state: f.get("state"), lane: f.get("lane") }));
+      go("#/trades" + qs({ q: f.get("q").trim(), participant: (f.get("participant") || "").trim(), date: f.get("date"), state: f.get("state"), lane: f.get("lane") }));
     });
   },
-  live(p) { return !p.cursor && !p.q && !(document.activeElement && document.activeElement.form); },
+  live(p) { return !p.cursor && !(document.activeElement && document.activeElement.form); },
 };
-function tradeHead() {
-  return `<tr><th>Trade</th><th>State</th><th class="opt">Received</th><th>Buyer</th><th>Seller</th><th class="opt">Symbol</th><th class="num">Quantity</th><th class="num opt">Amount</th><th>Lane</th><th class="opt">Batch</th></tr>`;
+// Both finality columns (the dashboard's trade list): L2 soft-final, and base-layer final; an
+// unwound batch's clearing is shown voided, never as a time that still holds.
+function tradeHead(finality) {
+  return `<tr><th>Trade</th><th>State</th><th class="opt">Received</th><th>Buyer</th><th>Seller</th><th class="opt">Symbol</th><th class="num">Quantity</th><th class="num opt">Amount</th><th>Lane</th><th class="opt">Batch</th>${finality
+    ? '<th title="Layer-2 cleared: soft-final (netted and committed)">L2 soft-final</th><th title="base-layer final: the batch anchor\'s, or the gross Layer-1 transaction\'s, confirmations">Final</th>' : ""}</tr>`;
 }
-function tradeRow(r) {
+function tradeRow(r, finality) {
   const why = r.reject_code ? `rejected, code ${r.reject_code}` : undefined;
+  const soft = r.l2_voided_at_ms ? `<span class="muted" title="the batch was unwound: this clearing no longer holds">voided ${t(r.l2_voided_at_ms)}</span>` : (r.lane === "L2" ? t(r.l2_cleared_at_ms) : '<span class="muted" title="gross on Layer-1: no Layer-2 clearing">n/a</span>');
   return `<tr><td>${link.trade(r.id)}</td><td>${chip(r.state, why)}</td><td class="opt">${t(r.received_at_ms)}</td>
     <td>${link.participant(r.buyer)}</td><td>${link.participant(r.seller)}</td><td class="opt">${esc(r.kind === "payment" ? r.base : r.base + "/" + r.quote)}</td>
     <td class="num">${amount(dec(r.quantity, r.base))}</td><td class="num opt">${r.kind === "payment" ? "—" : amount(dec(r.quote_amount, r.quote))}</td>
-    <td>${r.lane ? esc(r.lane === "L2" ? "L2 " + r.pool : "L1") : '<span class="muted">—</span>'}</td><td class="opt">${link.batch(r.batch_id)}</td></tr>`;
+    <td>${r.lane ? esc(r.lane === "L2" ? "L2 " + r.pool : "L1") : '<span class="muted">—</span>'}</td><td class="opt">${link.batch(r.batch_id)}</td>${finality
+    ? `<td class="l2-soft">${r.state === "rejected" ? '<span class="muted">—</span>' : soft}</td><td class="l1-final">${t(r.l1_final_at_ms)}</td>` : ""}</tr>`;
 }
 
 pages.trade = {
@@ -302,26 +360,36 @@ pages.trade = {
     return { ...life, chain };
   },
   render(d) {
-    const b = badgeOf(d);
-    const at = b.at ? ` — ${esc(b.label)} ${t(b.at)}${b.suffix ? ` (${esc(b.suffix)})` : ""}` : (b.suffix ? ` — ${esc(b.suffix)}` : "");
-    const tone = { final: "final", cleared: "cleared", pending: "batched", rejected: "rejected", unwound: "unwound" }[b.tone] || "neutral";
-    const steps = d.transitions.map((s) => `<li><span>${chip(s.state)}</span><span>${t(s.at_ms)}</span><span class="detail">${esc(s.detail)}</span></li>`).join("");
-    // Anchor: the batch's anchor (L2) or the gross transaction's inclusion (L1, "tx@height").
-    let tx = d.anchor ? d.anchor.tx : null;
-    let height = d.anchor ? d.anchor.height : null;
-    let need = d.pool ? poolConf(d.pool) : (state.meta ? state.meta.l1_confirmations : 1);
-    if (!d.anchor) {
-      const inc = d.transitions.filter((s) => s.state === "anchored").pop();
-      if (inc && inc.detail.includes("@")) { tx = inc.detail.split(" ")[0].split("@")[0]; height = Number(inc.detail.split("@").pop()); }
-      need = state.meta ? state.meta.l1_confirmations : 1;
-    }
-    const c = confirmations(height, need, d.chain.block_height);
+    // A Layer-1 step the lifecycle calls "anchored" is the gross transaction's inclusion.
+    const unwoundAt = (d.transitions.find((s) => s.state === "unwound") || {}).at_ms;
+    const onL1 = (s) => d.lane === "L1" || (unwoundAt !== undefined && s.at_ms >= unwoundAt && s.state !== "unwound");
+    const steps = d.transitions.map((s) => `<li><span>${chip(s.state, undefined, s.state === "anchored" && onL1(s) ? "included" : undefined)}</span><span>${t(s.at_ms)}</span><span class="detail">${esc(s.detail)}</span></li>`).join("");
+    // The gross Layer-1 transaction (an L1 trade, or an unwound batch's trade): "tx@height".
+    const inc = d.transitions.filter((s) => s.state === "anchored" && onL1(s)).pop();
+    const sub = d.transitions.filter((s) => s.state === "submitted").pop();
+    const l1tx = inc ? inc.detail.split(" ")[0].split("@")[0] : (sub && sub.detail.includes(", ") ? sub.detail.split(", ").pop() : null);
+    const l1height = inc && inc.detail.includes("@") ? Number(inc.detail.split("@").pop()) : null;
+    const l1c = confirmations(l1height, state.meta ? state.meta.l1_confirmations : 1, d.chain.block_height);
+    const l2c = d.anchor ? confirmations(d.anchor.height, poolConf(d.pool), d.chain.block_height) : null;
     const proofOk = state.meta && state.meta.proofs && d.lane === "L2" && ["cleared", "anchored", "final"].includes(d.state);
     const proof = proofOk ? `<a class="button" id="proof-download" href="/v1/trades/${encodeURIComponent(d.id)}/proof" download>⬇ Download inclusion proof (JSON)</a>`
       : `<a class="button disabled" id="proof-download" aria-disabled="true" title="Inclusion proofs are not available on this server${d.lane === "L2" ? "" : " (Layer-2 trades only)"}">⬇ Inclusion proof not available</a>`;
     const fees = d.fees_minor || [0, 0];
+    const l1Rows = `<dt>L1 transaction</dt><dd class="mono" id="l1-tx">${esc(l1tx || "—")}</dd>
+          <dt>Block / confirmations</dt><dd id="confirmations">${l1height !== null ? `${num(l1height)} · ${conf(l1c)}` : "—"}</dd>`;
+    const finality = d.lane === "L1" ? `
+          <dt>L1 final (base layer)</dt><dd id="l1-final">${t(when(d.l1_final_at), true)}</dd>${l1Rows}` : d.state === "unwound" ? `
+          <dt>L2 cleared (soft-final)</dt><dd id="l2-cleared"><s class="muted">${t(when(d.l2_cleared_at), true)}</s> <span class="state s-unwound">voided: unwound ${t(unwoundAt)}</span></dd>
+          <dt>L1 final (gross, after unwind)</dt><dd id="l1-final">${t(when(d.l1_final_at), true)}</dd>${l1Rows}
+          <dt>Batch (unwound)</dt><dd>${link.batch(d.batch_id)}</dd>` : `
+          <dt>L2 cleared (soft-final)</dt><dd id="l2-cleared">${t(when(d.l2_cleared_at), true)}</dd>
+          <dt>Base-layer final</dt><dd id="l1-final">${t(when(d.l1_final_at), true)}</dd>
+          <dt>Batch</dt><dd>${link.batch(d.batch_id)}</dd>
+          <dt>Batch root</dt><dd>${short(d.root)}</dd>
+          <dt>Anchor tx</dt><dd class="mono">${esc((d.anchor && d.anchor.tx) || "—")}</dd>
+          <dt>Block / confirmations</dt><dd id="confirmations">${d.anchor && d.anchor.height !== null && d.anchor.height !== undefined ? `${num(d.anchor.height)} · ${conf(l2c)}` : "—"}</dd>`;
     return `<h1>Trade <span class="mono">${esc(d.id)}</span></h1>
-      <div class="badge s-${tone}" id="badge" data-tone="${esc(b.tone)}" title="${esc(d.badge)} (UTC)"><span class="sym" aria-hidden="true">${SYMBOL[tone] || "•"}</span><span>${esc(b.title)}${at}</span></div>
+      ${badgeHtml(d)}
       <div class="grid2">
         <div class="panel"><dl class="facts">
           <dt>State</dt><dd>${chip(d.state)}</dd>
@@ -333,13 +401,7 @@ pages.trade = {
           <dt>Lane</dt><dd>${d.lane ? esc(d.lane === "L2" ? "Layer-2, pool " + d.pool : "Layer-1 (gross)") : "—"} <span class="muted">${esc(d.route_rule || "")}</span></dd>
           <dt>Exchange batch</dt><dd class="mono">${esc(d.exch_batch_id || "—")}</dd>
         </dl></div>
-        <div class="panel"><dl class="facts">
-          <dt>L2 cleared (soft-final)</dt><dd id="l2-cleared">${t(when(d.l2_cleared_at), true)}</dd>
-          <dt>L1 final (base layer)</dt><dd id="l1-final">${t(when(d.l1_final_at), true)}</dd>
-          <dt>Batch</dt><dd>${link.batch(d.batch_id)}</dd>
-          <dt>Batch root</dt><dd>${short(d.root)}</dd>
-          <dt>Anchor tx</dt><dd class="mono">${esc(tx || "—")}</dd>
-          <dt>Block / confirmations</dt><dd id="confirmations">${height !== null && height !== undefined ? `${num(height)} · ${conf(c)}` : "—"}</dd>
+        <div class="panel"><dl class="facts">${finality}
           <dt>Inclusion proof</dt><dd>${proof}</dd>
         </dl></div>
       </div>
@@ -402,9 +464,9 @@ pages.batch = {
       <td class="num">${amount(dec(i.net, i.asset))}</td></tr>`).join("");
     const events = (b.events || []).map((s) => `<li><span>${chip(s.event)}</span><span>${t(s.at_ms)}</span><span class="detail hash">${esc(s.detail)}</span></li>`).join("");
     return `<h1>Batch <span class="mono">${esc(b.batch_id)}</span> ${chip(b.state)}</h1>
-      <div class="kpis">${kpi("Trades", num(b.flows), b.state === "open" ? "so far (open)" : "in the batch", "kpi-flows")}
+      <div class="kpis">${state.me && state.me.participant ? "" /* a client sees its own part, not the batch's volume */ : `${kpi("Trades", num(b.flows), b.state === "open" ? "so far (open)" : "in the batch", "kpi-flows")}
         ${kpi("Gross", usd(b.gross_usd), "sum of obligations", "kpi-gross")}${kpi("Net", usd(b.net_usd), "what actually moves", "kpi-net")}
-        ${kpi("Netting efficiency", pct(b.netting_efficiency), "1 − net / gross", "kpi-eff")}
+        ${kpi("Netting efficiency", pct(b.netting_efficiency), "1 − net / gross", "kpi-eff")}`}
         ${kpi("Confirmations", conf(c), b.anchor_height ? "block " + num(b.anchor_height) : "not anchored yet", "kpi-conf")}</div>
       <div class="grid2"><div class="panel"><dl class="facts">
         <dt>Pool</dt><dd><a href="#/batches${qs({ pool: b.pool })}">${esc(b.pool)}</a></dd><dt>Opened</dt><dd>${t(b.opened_at_ms, true)}</dd>
@@ -420,7 +482,7 @@ pages.batch = {
   async after(b) {
     try {
       const trades = await get("/v1/trades" + qs({ batch_id: b.batch_id, limit: 100 }));
-      const html = trades.items.map(tradeRow).join("");
+      const html = trades.items.map((r) => tradeRow(r)).join("");
       state.batchTrades = { id: b.batch_id, html };
       const body = document.querySelector("#batch-trades tbody");
       const note = document.getElementById("batch-trades-note");
@@ -436,7 +498,7 @@ pages.participants = {
   render(d, p) {
     const lanes = ["L1", ...(state.meta ? state.meta.pools.map((x) => x.id) : [])];
     const rows = d.items.map((r) => `<tr><td>${link.participant(r.id)}</td><td class="opt">${esc(r.kind)}${r.legacy_opt_out ? " · L1 only" : ""}</td>
-        <td class="num">${usd(r.buffer_required_usd)}</td><td class="num opt">${usd(r.buffer_available_usd)}</td>
+        <td class="num">${usd(r.buffer_required_usd)}</td><td class="num">${usd(r.buffer_available_usd)}</td>
         <td>${bufferBar(r.utilisation)}</td><td class="num opt">${pct(r.credit_usage)}</td>
         ${lanes.map((x) => `<td class="num opt">${usd(r.pending_owed_usd[x])}</td>`).join("")}<td class="num">${num(r.rejects)}</td></tr>`).join("");
     const off = Number(p.offset || 0);
@@ -447,7 +509,7 @@ pages.participants = {
       <form class="filters" id="participant-search"><label>Participant id<input name="q" value="${esc(p.q || "")}" placeholder="e.g. MM-" autocomplete="off"></label>
         <label>Sort by<select name="sort">${sorts.map(([k, v]) => `<option value="${k}" ${(p.sort || "usage") === k ? "selected" : ""}>${v}</option>`).join("")}</select></label><button type="submit">Show</button></form>
       <div class="table-wrap"><table id="participants"><thead><tr><th>Participant</th><th class="opt">Kind</th><th class="num" title="Projected Layer-2 net debit of its open batches">Buffer required</th>
-        <th class="num opt" title="Collateral at marks + credit limit">Available</th><th>Required vs available</th><th class="num opt">Credit used</th>
+        <th class="num" title="Collateral at marks + credit limit">Available</th><th>Required vs available</th><th class="num opt">Credit used</th>
         ${lanes.map((x) => `<th class="num opt" title="What it still owes on trades not final on ${esc(x)} (USD at marks)">Pending ${esc(x)}</th>`).join("")}<th class="num">Rejects</th></tr></thead>
         <tbody>${rows}</tbody></table></div><div class="pager">${pager}</div>`;
   },
@@ -457,6 +519,16 @@ pages.participants = {
   },
   live() { return !(document.activeElement && document.activeElement.form); },
 };
+// Positions in the asset's units and in USD at current marks (the server values them).
+function positionRow(x, lane, pending) {
+  return `<tr><td>${esc(lane)}</td><td>${esc(x.asset)}</td><td class="num">${amount(dec(x.final, x.asset))}</td><td class="num">${usd(x.final_usd, 2)}</td>
+    <td class="num">${amount(pending)}</td><td class="num">${usd(x.pending_usd, 2)}</td><td class="num opt">${amount(dec(x.open, x.asset))}</td><td class="num opt">${amount(dec(x.pending, x.asset))}</td></tr>`;
+}
+function positionTable(rows) {
+  return `<div class="table-wrap"><table id="positions"><thead><tr><th>Lane</th><th>Asset</th><th class="num">Settled (final)</th><th class="num" title="at current marks">≈ USD</th><th class="num">Pending</th><th class="num" title="at current marks">≈ USD</th>
+    <th class="num opt">of which open batch</th><th class="num opt">of which cleared, not final</th></tr></thead>
+    <tbody>${rows || '<tr><td colspan="8" class="muted">No positions yet.</td></tr>'}</tbody></table></div>`;
+}
 function bufferBar(use) {
   const cls = use > 1 ? "over" : use > 0.8 ? "warn" : "";
   const word = use > 1 ? "over limit" : use > 0.8 ? "high" : "ok";
@@ -468,15 +540,14 @@ pages.participant = {
   async load(p) {
     const id = encodeURIComponent(p.id);
     const [row, pos, trades] = await Promise.all([get(API + "/participants/" + id), get("/v1/participants/" + id + "/positions"),
-      get("/v1/trades" + qs({ participant: p.id, limit: 20 }))]);
+      get(API + "/trades" + qs({ participant: p.id, limit: 20 }))]);
     return { ...row, positions: pos.positions, balances: pos.balances, trades: trades.items };
   },
   render(d) {
     const rows = d.positions.map((x) => {
       const pending = fmtMinor(BigInt(x.open_minor) + BigInt(x.pending_minor), x.asset);
       const lane = x.lane.startsWith("L2:") ? "L2 " + x.lane.slice(3) : x.lane;
-      return `<tr><td>${esc(lane)}</td><td>${esc(x.asset)}</td><td class="num">${amount(dec(x.final, x.asset))}</td>
-        <td class="num">${amount(pending)}</td><td class="num opt">${amount(dec(x.open, x.asset))}</td><td class="num opt">${amount(dec(x.pending, x.asset))}</td></tr>`;
+      return positionRow(x, lane, pending);
     }).join("");
     const collateral = d.balances.filter((b) => b.collateral_minor).map((b) => amount(dec(b.collateral, b.asset))).join(" · ");
     const rej = d.recent_rejects.map((r) => `<tr><td class="mono">${esc(r.id || "—")}</td><td>${chip("rejected", r.reason)} <code>${esc(r.error)}</code></td><td>${esc(r.field || "—")}</td><td>${t(r.at_ms)}</td></tr>`).join("");
@@ -486,12 +557,10 @@ pages.participant = {
         ${kpi("Credit used", pct(d.credit_usage), usd(d.credit_used_usd, 2) + " of " + usd(d.credit_limit_usd), "kpi-credit")}
         ${kpi("Rejects", num(d.rejects), "trades refused", "kpi-rejects")}</div>
       <div class="panel">${bufferBar(d.utilisation)}</div>
-      <h2>Positions per lane</h2><div class="table-wrap"><table id="positions"><thead><tr><th>Lane</th><th>Asset</th><th class="num">Settled (final)</th><th class="num">Pending</th>
-        <th class="num opt">of which open batch</th><th class="num opt">of which cleared, not final</th></tr></thead>
-        <tbody>${rows || '<tr><td colspan="6" class="muted">No positions yet.</td></tr>'}</tbody></table></div>
+      <h2>Positions per lane</h2>${positionTable(rows)}
       <h2>Collateral</h2><p>${collateral || '<span class="muted">none posted</span>'}</p>
-      <h2>Recent trades</h2><div class="table-wrap"><table id="participant-trades"><thead>${tradeHead()}</thead><tbody>${d.trades.map(tradeRow).join("")}</tbody></table></div>
-      <p><a href="#/trades${qs({ participant: d.id })}">All trades of ${esc(d.id)} →</a></p>
+      <h2>Recent trades</h2><div class="table-wrap"><table id="participant-trades"><thead>${tradeHead(true)}</thead><tbody>${d.trades.map((r) => tradeRow(r, true)).join("")}</tbody></table></div>
+      <p><a href="#/trades${qs({ participant: d.id })}">All trades of ${esc(d.id)} →</a> · <a href="#/portal/${encodeURIComponent(d.id)}">Its portal, as the client sees it →</a></p>
       <h2>Recent rejects</h2><div class="table-wrap"><table><tbody>${rej || '<tr><td class="muted">✔ None.</td></tr>'}</tbody></table></div>`;
   },
   live() { return !(document.activeElement && document.activeElement.form); },
@@ -586,9 +655,14 @@ function parseHash() {
   const [path, query] = h.split("?");
   const parts = path.split("/").filter(Boolean).map(decodeURIComponent);
   const params = Object.fromEntries(new URLSearchParams(query || ""));
-  const page = parts[0] || "overview";
+  const home = state.me && state.me.participant ? "portal" : "overview";
+  let page = parts[0] || home;
   if (parts[1]) params.id = parts.slice(1).join("/");
-  return { page: pages[page] ? page : "overview", params };
+  // A participant key reads its own account: the service-wide pages are not for it (and its
+  // own participant page is its portal).
+  if (state.me && state.me.participant && (!PORTAL_PAGES.includes(page) || (page === "participant" && params.id !== state.me.participant))) page = "portal";
+  if (page === "participant" && state.me && state.me.participant) page = "portal";
+  return { page: pages[page] ? page : home, params };
 }
 
 async function show(refresh) {
@@ -643,12 +717,12 @@ async function show(refresh) {
 
 function showKeyForm(status) {
   const view = document.getElementById("view");
-  const why = status === 403 ? "This key's role may not read the dashboard: it needs an operator or auditor key."
-    : "This server needs an API key to show settlement data (role operator or auditor).";
+  const why = status === 403 ? "This key's role may not read this page."
+    : "This server needs an API key to show settlement data: an operator or auditor key opens the dashboard, a participant key opens that participant's own portal.";
   view.innerHTML = `<h1>API key needed</h1><div class="panel"><p>${esc(why)}</p>
     <form class="filters" id="key-form"><label>API key<input name="key" type="password" autocomplete="off" placeholder="cl_…" size="48" required></label>
     <button type="submit">Use this key</button></form>
-    <p class="hint">Create one with <code>clearlane apikey create --role auditor --db …</code>. It is kept for this browser tab only.</p></div>`;
+    <p class="hint">Create one with <code>clearlane apikey create --role auditor --db …</code> (or <code>--role participant --participant ID</code>). It is kept for this browser tab only.</p></div>`;
   document.getElementById("key-form").addEventListener("submit", (e) => {
     e.preventDefault();
     sessionStorage.setItem(KEY, new FormData(e.target).get("key").trim());
@@ -659,6 +733,16 @@ function showKeyForm(status) {
 function onStats(s) {
   if (window.__clearlaneStatsHook) window.__clearlaneStatsHook(s);
   state.version = s.applied_seq;
+  header(s);
+  refreshLive();
+}
+// A participant key's stream has no stats (no service-wide figures): each of its events (its
+// batches' transitions) refreshes the page instead.
+function onActivity() {
+  state.version += 1;
+  refreshLive();
+}
+function header(s) {
   const clockEl = document.getElementById("engine-clock");
   clockEl.innerHTML = "engine " + t(s.as_of_ms);
   // An accelerated clock paced to the engine says when a busy machine held it back (issue 11).
@@ -676,6 +760,8 @@ function onStats(s) {
     const sub = document.querySelector("#kpi-height .sub");
     if (sub) sub.innerHTML = "engine at " + t(s.as_of_ms);
   }
+}
+function refreshLive() {
   const def = pages[state.page];
   if (!def || !def.live || !state.rendered || state.editing || !def.live(state.params, state.data)) return;
   const since = performance.now() - state.lastRefresh;
@@ -692,7 +778,8 @@ async function connect() {
   const setLive = (on, words) => { live.className = on ? "live on" : "live off"; text.textContent = words; };
   for (;;) {
     try {
-      const res = await fetch("/v1/stream?types=stats", { headers: authHeaders({ Accept: "text/event-stream" }), cache: "no-store" });
+      const path = state.me && state.me.participant ? "/v1/stream" : "/v1/stream?types=stats";
+      const res = await fetch(path, { headers: authHeaders({ Accept: "text/event-stream" }), cache: "no-store" });
       if (!res.ok || !res.body) throw new Error("HTTP " + res.status);
       setLive(true, "Live");
       const reader = res.body.getReader();
@@ -713,6 +800,7 @@ async function connect() {
             else if (line.startsWith("data:")) data.push(line.slice(5).replace(/^ /, ""));
           }
           if (event === "stats" && data.length) { setLive(true, "Live"); onStats(JSON.parse(data.join("\n")).data); }
+          else if (data.length && event !== "overflow") { setLive(true, "Live"); onActivity(); }
         }
       }
     } catch (e) { /* reconnect below */ }
@@ -725,7 +813,13 @@ async function boot() {
   state.navStart = 0.0001;  // first render is measured from navigation start
   document.getElementById("tz").textContent = Intl.DateTimeFormat().resolvedOptions().timeZone || "local";
   window.addEventListener("hashchange", () => { state.navStart = performance.now(); show(false); });
-  state.metaP = get(API + "/meta").then((m) => { state.meta = m; }).catch(() => {});
+  // Meta first: it says who the key is (a participant key gets its portal, not the dashboard).
+  state.metaP = get(API + "/meta").then((m) => { state.meta = m; state.me = m.me || null; });
+  try { await state.metaP; } catch (e) {
+    if (e.auth) { showKeyForm(e.status); document.body.dataset.rendered = "key"; return; }
+    state.metaP = Promise.resolve();
+  }
+  if (state.me && state.me.participant) portalNav();
   await show(false);
   connect();
 }
