@@ -113,3 +113,20 @@ def test_flow_counts_per_exchange_batch_are_compared(tmp_path: Path) -> None:
             monitor.sources.count("clearlane", "EXB-1", 1, T0)
     finally:
         rt.stop()
+
+
+def test_a_monitor_failure_never_stops_clearing(tmp_path: Path) -> None:
+    rt = _runtime(tmp_path)
+    monitor = Monitor.attach(rt, MonitorOptions())
+    try:
+
+        def broken(now_ms: int) -> None:
+            raise RuntimeError("boom")
+
+        monitor.canaries.tick = broken  # type: ignore[method-assign]
+        future = rt.submit_trades([_trade(7)])
+        rt._iteration()  # the hook fails inside the loop's iteration
+        assert future.result(timeout=0)[0]["status"] == "accepted"
+        assert rt.failed is None and monitor.errors == 1 and "boom" in str(monitor.snapshot()["last_error"])
+    finally:
+        rt.stop()

@@ -64,6 +64,8 @@ class Monitor:
         self.last_diverged_ms: dict[str, int] = {}
         self.next_eval_ms: int | None = None
         self.alerts_raised = 0
+        self.errors = 0
+        self.last_error: str | None = None
         self.halt_changes = 0
         self.now_ms = 0
         block = int(cfg.chain["block_time_ms"])
@@ -82,10 +84,15 @@ class Monitor:
     def tick(self, now_ms: int) -> None:
         with self.lock:
             self.now_ms = now_ms
-            self.canaries.tick(now_ms)
-            if self.next_eval_ms is None or now_ms >= self.next_eval_ms:
-                self.next_eval_ms = now_ms + self.options.evaluate_ms
-                self.evaluate(now_ms)
+            try:
+                self.canaries.tick(now_ms)
+                if self.next_eval_ms is None or now_ms >= self.next_eval_ms:
+                    self.next_eval_ms = now_ms + self.options.evaluate_ms
+                    self.evaluate(now_ms)
+            except Exception as exc:  # a monitoring bug must never stop clearing: said, and counted
+                self.errors += 1
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                log.exception("monitor tick failed")
 
     # ------------------------------------------------------------------ readings pushed in
     def push_mark(self, source: str, asset: str, mark_usd: str, at_ms: int | None = None) -> dict[str, Any]:
@@ -251,6 +258,8 @@ class Monitor:
                 "divergence": self.divergence_snapshot(),
                 "trust": self.trust_scores(),
                 "alerts_raised": self.alerts_raised,
+                "errors": self.errors,
+                "last_error": self.last_error,
             }
 
     def gauges(self) -> tuple[dict[str, float], dict[tuple[str, str], float]]:
