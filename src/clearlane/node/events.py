@@ -12,7 +12,9 @@ Event types: ``trade.received``, ``trade.routed``, ``trade.batched``, ``trade.cl
 ``batch.anchored``, ``batch.final``, ``batch.unwound``, and ``stats`` (coalesced figures, at
 most a few per second); NATS also carries the anchor's retries, ``batch.reorged`` and
 ``batch.resubmitted``. A batch event is named after the lifecycle state it enters
-(:class:`~clearlane.core.model.states.BatchState`). ``batch.closed`` — what SSE and webhooks
+(:class:`~clearlane.core.model.states.BatchState`). Case actions are ``exception.opened``,
+``exception.recurred``, ``exception.assigned`` ... ``exception.reopened`` (:data:`CASE_VERBS`;
+ids ``case:<case id>:<version>``, operators only). ``batch.closed`` — what SSE and webhooks
 called ``batch.cleared`` before — is still accepted in input filters (SSE ``types=``, webhook
 subscriptions) as a deprecated alias: :func:`canonical_event_types`. Every event has a stable id
 (``<log seq>:<type>:<subject>``): the same committed step always yields the same ids, which
@@ -78,9 +80,42 @@ ESCROW_EVENTS = (
 # Something an operator must look at (a ledger refusal turned into data, a final batch's anchor
 # reorged out): SSE and NATS, never participant webhooks (it may name other participants' flows).
 ALERT = "alert.raised"
-EVENT_TYPES = (*TRADE_EVENTS, *BATCH_EVENTS, *ESCROW_EVENTS, ALERT, STATS)
+# Cases (core/cases, issue 13): one event per case action, ``<kind>.<action done>``; the
+# reconciliation's kind is ``exception``. Operators and auditors only (a break may name any
+# participant): a participant-filtered subscriber or webhook never gets one.
+CASE_VERBS = {
+    "open": "opened",
+    "recur": "recurred",
+    "assign": "assigned",
+    "acknowledge": "acknowledged",
+    "snooze": "snoozed",
+    "unsnooze": "unsnoozed",
+    "note": "noted",
+    "resolve": "resolved",
+    "accept": "accepted",
+    "reopen": "reopened",
+}
+EXCEPTION_EVENTS = tuple(f"exception.{verb}" for verb in CASE_VERBS.values())
+# The alert workflow (issue 15, node/alerts.py): one event per action on an alert case; only
+# for operator subscribers (a participant-bound stream or webhook never sees them).
+ALERT_CASE_EVENTS = (
+    "alert.opened",
+    "alert.acknowledged",
+    "alert.snoozed",
+    "alert.silenced",
+    "alert.unsilenced",
+    "alert.renotified",
+    "alert.resolved",
+    "alert.updated",
+)
+EVENT_TYPES = (
+    *TRADE_EVENTS, *BATCH_EVENTS, *ESCROW_EVENTS, ALERT, *EXCEPTION_EVENTS, *ALERT_CASE_EVENTS, STATS,
+)  # fmt: skip
 DEFAULT_STREAM_TYPES = frozenset((*BATCH_EVENTS, STATS))
-WEBHOOK_EVENTS = ("trade.cleared", "trade.final", "trade.rejected", *BATCH_EVENTS, *ESCROW_EVENTS)
+WEBHOOK_EVENTS = (
+    "trade.cleared", "trade.final", "trade.rejected", *BATCH_EVENTS, *ESCROW_EVENTS, *EXCEPTION_EVENTS,
+    *ALERT_CASE_EVENTS,
+)  # fmt: skip
 # Old names still accepted in input filters, with the name they now mean.
 DEPRECATED_ALIASES = {"batch.closed": BATCH_CLEARED}
 
@@ -89,6 +124,14 @@ def canonical_event_types(names: Iterable[str]) -> frozenset[str]:
     """Filter names as given by a client, each deprecated alias replaced by its current name
     (unknown names are kept: the caller says which names it accepts)."""
     return frozenset(DEPRECATED_ALIASES.get(name, name) for name in names)
+
+
+def case_event_type(kind: str, action: str) -> str | None:
+    """The public type of a case action (``exception.opened``), or None when the vocabulary has
+    no name for that kind and action (nothing is published then)."""
+    verb = CASE_VERBS.get(action)
+    name = None if verb is None else f"{kind}.{verb}"
+    return name if name in EVENT_TYPES else None
 
 
 def batch_event_type(kind: str) -> str:
@@ -417,17 +460,20 @@ def count_by_type(groups: Iterable[EventGroup]) -> dict[str, int]:
 
 __all__ = [
     "ALERT",
+    "ALERT_CASE_EVENTS",
     "BATCH_ANCHORED",
     "BATCH_CLEARED",
     "BATCH_EVENTS",
     "BATCH_FINAL",
     "BATCH_RETRY_EVENTS",
     "BATCH_UNWOUND",
+    "CASE_VERBS",
     "DEFAULT_STREAM_TYPES",
     "DEPRECATED_ALIASES",
     "ESCROW_EVENTS",
     "ESCROW_UPDATED",
     "EVENT_TYPES",
+    "EXCEPTION_EVENTS",
     "PARTICIPANT_BATCH_KEYS",
     "STATS",
     "TRADE_EVENTS",
@@ -442,6 +488,7 @@ __all__ = [
     "TradeEvents",
     "batch_event_type",
     "canonical_event_types",
+    "case_event_type",
     "count_by_type",
     "iso",
 ]

@@ -15,7 +15,7 @@ so the node and every store speak the same types.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, Self
 
@@ -24,11 +24,13 @@ import numpy.typing as npt
 import pyarrow as pa
 
 from clearlane.core.cases import Case, CaseEvent
+from clearlane.core.cases.silences import Silence
 from clearlane.core.engine.core import LogEntry
 from clearlane.core.errors import IntegrityError
 from clearlane.core.model.chain import ChainEvent, TxSubmission
 from clearlane.core.model.events import Step
 from clearlane.core.recon.breaks import ExchangeBatchSummary
+from clearlane.core.recon.eod import JournalLine
 from clearlane.core.recon.matching import RecordOutcome
 from clearlane.core.recon.records import BatchReport, ReconRecord
 from clearlane.node.auditor import AuditStep, Checkpoint, KeyRecord
@@ -262,11 +264,23 @@ class ReconStore(Protocol):
     def imports(self, period: str | None) -> list[ImportRecord]: ...
     def external_records(self, period: str | None) -> list[ReconRecord]: ...
     def batch_reports(self, period: str | None) -> list[BatchReport]: ...
-    def internal_records(self, period: str | None) -> list[ReconRecord]: ...
+    def internal_records(self, period: str | None, kinds: Collection[str] | None = None) -> list[ReconRecord]:
+        """The clearing store's records of ``kinds`` (None: every kind): net instructions, L1
+        transactions, and from the ledger journal collateral movements, escrow legs, entries."""
+        ...
+
+    def journal(self, until_ms: int | None = None) -> list[JournalLine]:
+        """The ledger journal (entries made before ``until_ms``) with legs resolved to accounts."""
+        ...
+
     def exchange_batches(self, period: str | None) -> dict[str, ExchangeBatchSummary]: ...
     def asset_scales(self) -> dict[str, int]: ...
     def add_run(self, run: RunRecord, outcomes: Sequence[RecordOutcome]) -> None: ...
     def runs(self) -> list[RunRecord]: ...
+    def run_outcomes(self, run_id: str, *, breaks_only: bool = False) -> list[RecordOutcome]:
+        """A run's stored outcomes by (side, record id); ``breaks_only``: all but ``matched``."""
+        ...
+
     def case(self, case_id: str) -> Case | None: ...
     def cases(self, *, active_only: bool = False, kind: str | None = None) -> list[Case]: ...
     def save_case(self, case: Case, event: CaseEvent) -> None:
@@ -275,3 +289,12 @@ class ReconStore(Protocol):
         ...
 
     def case_events(self, case_id: str) -> list[CaseEvent]: ...
+
+
+class SilenceStore(Protocol):
+    """Alert silences (core/cases/silences.py, migration 0009): saved whole by id, never
+    deleted — an expired silence is kept with its end moved to when it was expired."""
+
+    def save_silence(self, silence: Silence) -> None: ...
+    def silence(self, silence_id: str) -> Silence | None: ...
+    def silences(self) -> list[Silence]: ...

@@ -186,20 +186,31 @@ def _l1_part(
     return final_ms
 
 
+def stamp(ms: int) -> str:
+    """A badge's instant: date, time and zone (UTC), never a bare clock time."""
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
 def _badge(out: dict[str, Any], executed: int, final_ms: int | None, record: dict[str, Any]) -> str:
+    """The lifecycle in one sentence (docs/FINALITY.md): Layer-2 clearing is soft-final and
+    named so; base-layer finality is the second, separate event."""
     state = out["state"]
-    if record["lane"] == "L2" and state == "final" and final_ms is not None:
-        return f"Settled on Layer-2 — final at {clock(final_ms)[:8]} ({_since(final_ms, executed)})"
-    if record["lane"] == "L2" and state in ("cleared", "anchored"):
+
+    def at(ms: int) -> str:
+        return f"{stamp(ms)} ({_since(ms, executed)})"
+
+    if record["lane"] == "L2" and state in ("cleared", "anchored", "final"):
         cleared = [t["at_ms"] for t in out["transitions"] if t["state"] == "cleared"]
-        when = clock(cleared[0])[:8] if cleared else "-"
-        return f"Cleared on Layer-2 at {when} — awaiting base-layer finality"
+        soft = f"soft-final at {at(cleared[0])}" if cleared else "soft-final"
+        if state == "final" and final_ms is not None:
+            return f"Settled on Layer-2 — {soft}; base-layer final at {at(final_ms)}"
+        return f"Cleared on Layer-2 — {soft}; base-layer final pending"
     if state == "unwound":
         if final_ms is not None:
-            return f"Unwound from Layer-2, settled gross on Layer-1 — final at {clock(final_ms)[:8]} ({_since(final_ms, executed)})"
+            return f"Unwound from Layer-2, settled gross on Layer-1 — final at {at(final_ms)}"
         return "Unwound from Layer-2 — settling gross on Layer-1"
     if record["lane"] == "L1" and state == "final" and final_ms is not None:
-        return f"Settled on Layer-1 — final at {clock(final_ms)[:8]} ({_since(final_ms, executed)})"
+        return f"Settled on Layer-1 — final at {at(final_ms)}"
     if record["lane"] == "L1":
         return "Submitted to Layer-1 — awaiting confirmations"
     return "Batched on Layer-2 — awaiting batch close"

@@ -76,7 +76,8 @@ def test_status_shows_lifecycle_badge_and_two_finalities(tmp_path: Path) -> None
         "final",
     ]
     assert life["l2_cleared_at"] and life["l1_final_at"]
-    assert life["badge"].startswith("Settled on Layer-2 — final at 09:00:")
+    assert life["badge"].startswith("Settled on Layer-2 — soft-final at ")
+    assert "; base-layer final at " in life["badge"] and " 09:00:" in life["badge"]
     l1 = json.loads(runner.invoke(app, ["status", "T3", "--db", db, "--json"]).output)
     assert (
         l1["lane"] == "L1"
@@ -166,7 +167,7 @@ def test_demo_runs_small_day(tmp_path: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     assert "netting efficiency" in result.output and "latency L2 final" in result.output
-    assert "Settled on Layer-2 — final at" in result.output
+    assert "Settled on Layer-2 — soft-final at" in result.output
 
 
 def test_serve_refuses_an_id_filter_size_that_is_not_a_power_of_two(tmp_path: Path) -> None:

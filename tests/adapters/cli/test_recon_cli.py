@@ -56,7 +56,8 @@ def cleared(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any]:
     day = generate_day(trades=1500, participants=8, assets=3, seed=11, day=DAY)
     paths = day.write(tmp)
     db = tmp / "day.db"
-    _invoke("clear", str(paths.trades), "--db", str(db), "--config", str(paths.config))
+    _invoke("clear", str(paths.deposits), "--db", str(db), "--config", str(paths.config))
+    _invoke("clear", str(paths.trades), "--db", str(db))
     return db, day
 
 
@@ -123,3 +124,73 @@ def test_recon_end_to_end(cleared: tuple[Path, Any], tmp_path: Path) -> None:
     assert second["cases"] == {"opened": 0, "recurred": 6, "reopened": 0, "auto_resolved": 0, "flooded": {}}
     trail = json.loads(_invoke("recon", "case", target, "--db", str(db), "--json").output)
     assert trail["chain_ok"] and [e["action"] for e in trail["events"]] == ["open", "assign", "accept"]
+
+
+def test_participant_close_and_journal_sources(cleared: tuple[Path, Any], tmp_path: Path) -> None:
+    """Each participant's statement closes at the balances the ledger holds (opening + credits
+    - debits = closing = ledger_accounts.posted), in decimals; the journal gives the collateral
+    deposits as internal records."""
+    db, day = cleared
+    statements = json.loads(_invoke("close", "--db", str(db), "--participant", "all", "--json").output)
+    assert statements and all(s["day"] == DAY for s in statements)
+    store = SqlReconStore(Store.open(db, create=False))
+    try:
+        with store.engine.connect() as conn:
+            held = {(o, a, p): v for o, a, p, v in conn.exec_driver_sql(
+                "SELECT owner, asset, purpose, posted_minor FROM ledger_accounts WHERE lane = ''")}  # fmt: skip
+        deposits = store.internal_records(None, ["collateral_movement"])
+        scales = store.asset_scales()
+    finally:
+        store.store.close()
+    closing = {
+        (s["participant"], r["asset"], r["purpose"]): r["closing"] for s in statements for r in s["accounts"]
+    }
+    assert closing.keys() == {k for k, v in held.items() if v} | {k for k in closing if held.get(k) == 0}
+    for (owner, asset, purpose), value in held.items():
+        text = closing.get((owner, asset, purpose), "0")
+        assert int(text.replace(".", "").replace("-", "")) * (-1 if text.startswith("-") else 1) == value
+        assert "." in text or scales[asset] == 0 or (owner, asset, purpose) not in closing
+    assert len(deposits) == len(day.deposits) and all(r.amount_minor > 0 for r in deposits)
+    out = tmp_path / "close.csv"
+    who = statements[0]["participant"]
+    _invoke(
+        "close", "--db", str(db), "--participant", who, "--day", DAY, "--cutoff", "17:00", "--csv", str(out)
+    )
+    header, *rows = out.read_text().splitlines()
+    assert header.startswith("participant,day,start,end,asset") and rows and rows[0].startswith(who)
+    assert f"{who},{DAY},2026-11-19T17:00:00.000Z,{DAY}T17:00:00.000Z" in rows[0]
+    bad = runner.invoke(app, ["close", "--db", str(db), "--participant", who, "--day", "20-11-2026"])
+    assert bad.exit_code == 2 and "day" in bad.output
+
+
+def test_case_events_go_to_nats(tmp_path: Path, shared: Path) -> None:
+    """`recon run --nats` and the case actions publish their exception.* events to JetStream,
+    one message per case change, the event id as the message id."""
+    import asyncio
+
+    import nats
+
+    from clearlane.adapters.nats.messages import EVENTS_STREAM
+    from clearlane.testing.devserver import NatsServer
+
+    async def subjects(url: str) -> list[str]:
+        nc = await nats.connect(url)
+        try:
+            sub = await nc.jetstream().pull_subscribe("clearlane.events.cases.>", stream=EVENTS_STREAM)
+            return [m.subject for m in await sub.fetch(100, timeout=2)]
+        finally:
+            await nc.close()
+
+    db = str(tmp_path / "n.db")
+    server = NatsServer().start()
+    try:
+        _invoke("recon", "import", str(shared / "realdata/mt940/cmxl_mt940.sta"), "--db", db)
+        _invoke("recon", "run", "--db", db, "--nats", server.url)
+        (case,) = json.loads(_invoke("recon", "exceptions", "--db", db, "--json").output)[:1]
+        _invoke("recon", "assign", case["case_id"], "--owner", "ops-anna", "--db", db, "--nats", server.url)
+        seen = asyncio.run(subjects(server.url))
+    finally:
+        server.stop()
+    assert seen == ["clearlane.events.cases.exception.opened"] * 16 + [
+        "clearlane.events.cases.exception.assigned"
+    ]

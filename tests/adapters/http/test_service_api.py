@@ -31,7 +31,8 @@ def test_submit_batch_then_lifecycle_reaches_both_finalities(svc: Service) -> No
     assert body["items"][0]["batch_id"] == "fast-00000001" and body["items"][0]["state"] == "batched"
     life = _final(svc, "T1")
     assert life["l2_cleared_at"] and life["l1_final_at"]
-    assert life["badge"].startswith("Settled on Layer-2 — final at")
+    assert life["badge"].startswith("Settled on Layer-2 — soft-final at 2026-")
+    assert "UTC" in life["badge"] and "; base-layer final at 2026-" in life["badge"]
     assert [t["state"] for t in life["transitions"]][:4] == ["received", "routed", "batched", "cleared"]
     assert life["quantity"] == "0.05000000" and life["quote_amount"] == "3250.01"
     l1 = _final(svc, "L1-A")

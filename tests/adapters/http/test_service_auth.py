@@ -52,6 +52,10 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Service, d
             "endpoint_id": hook.json()["id"],
             "escrow_id": "AUTH-E",
             "delivery_id": "1",
+            "case_id": "case-none",
+            "run_id": "run-none",
+            "alert_id": "case-none",
+            "silence_id": "sil-none",
         }
         yield s, values
 

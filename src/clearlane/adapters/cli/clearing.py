@@ -326,11 +326,24 @@ _CLOSE_FIGURES = (
 def close(
     db: ExistingDbOption = "clearlane.db",
     day: Annotated[str, typer.Option(help="Business day label, e.g. 2026-11-20.")] = "today",
+    participant: Annotated[
+        list[str] | None, typer.Option(help="Each participant's statement instead ('all': everyone).")
+    ] = None,
+    cutoff: Annotated[str, typer.Option(help="With --participant: books close at HH:MM UTC.")] = "00:00",
     as_json: JsonOption = False,
+    csv_path: Annotated[
+        Path | None, typer.Option("--csv", help="With --participant: CSV to this file.")
+    ] = None,
 ) -> None:
-    """End-of-day close: trial balance per lane (participants, L1, each L2 pool, house)."""
+    """End-of-day close: trial balance per lane (participants, L1, each L2 pool, house), or with
+    --participant each participant's statement for the business day cut from the log's times."""
     if missing_db(db):
         raise fail(f"{db}: no such database")
+    if participant:
+        from clearlane.adapters.cli.recon import participant_close
+
+        participant_close(db, None if day == "today" else day, participant, cutoff, as_json, csv_path)
+        return
     runner = open_runner(db, None, create=False, signing=False)
     result = runner.queries.close_day(day)
     scales = {a.code: a.scale for a in runner.config.assets}

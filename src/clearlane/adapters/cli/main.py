@@ -22,6 +22,7 @@ import typer
 from typer.core import TyperGroup
 
 from clearlane.adapters.cli import (
+    alerts,
     bench,
     bus,
     clearing,
@@ -108,6 +109,7 @@ app.add_typer(keys.keys_app, name="keys")
 app.add_typer(service.apikey_app, name="apikey")
 app.add_typer(escrow.escrow_app, name="escrow")
 app.add_typer(recon.recon_app, name="recon")
+app.add_typer(alerts.alerts_app, name="alerts")
 
 
 def main() -> None:

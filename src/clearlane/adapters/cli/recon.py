@@ -17,6 +17,53 @@ from clearlane.adapters.cli.common import DbOption, console, fail, missing_db
 recon_app = typer.Typer(no_args_is_help=True, help="Reconciliation: statements, batch reports, exceptions.")
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
+NatsOption = Annotated[
+    str | None,
+    typer.Option(
+        "--nats", help="Also publish the exception.* events to NATS (clearlane.events.cases.<type>)."
+    ),
+]
+CASES_TOKEN = "cases"  # the <pool> token of case events' subjects (they belong to no pool)
+
+
+def nats_messages(changes: list[Any], scales: dict[str, int]) -> list[tuple[str, str, bytes]]:
+    """(subject, Nats-Msg-Id, payload) of each case change's public event, in order: the
+    vocabulary's names, the event id as the message id (JetStream drops a re-publish)."""
+    from clearlane.adapters.nats.messages import event_subject
+    from clearlane.node.events import EXCEPTION_EVENTS, EventFilter
+    from clearlane.node.recon.cases import case_event_groups
+
+    flt = EventFilter(types=frozenset(EXCEPTION_EVENTS))
+    events = [e for g in case_event_groups(changes, scales) for e in g.events(flt)]
+    return [
+        (event_subject(CASES_TOKEN, e["type"]), e["id"], json.dumps(e, separators=(",", ":")).encode())
+        for e in events
+    ]
+
+
+def _publish(url: str | None, changes: list[Any], scales: dict[str, int]) -> None:
+    if url is None or not changes:
+        return
+    import asyncio
+
+    messages = nats_messages(changes, scales)
+
+    async def send() -> None:
+        import nats
+
+        from clearlane.adapters.nats.messages import EVENTS_STREAM, MSG_ID_HEADER, ensure_streams
+
+        nc = await nats.connect(url, connect_timeout=5, max_reconnect_attempts=3)
+        try:
+            js = nc.jetstream(timeout=30)
+            await ensure_streams(js)
+            for subject, msg_id, payload in messages:
+                await js.publish(subject, payload, headers={MSG_ID_HEADER: msg_id}, stream=EVENTS_STREAM)
+        finally:
+            await nc.close()
+
+    asyncio.run(send())
+    console.print(f"published {len(messages)} case events to {url}")
 
 
 def _now_ms() -> int:
@@ -33,7 +80,8 @@ def _open(db: str, *, create: bool = False) -> Any:
 
 
 def _print(value: Any) -> None:
-    console.out(json.dumps(value, indent=1, sort_keys=True), highlight=False)
+    # Plain stdout: rich would wrap (re-layout) a large document line by line, for seconds.
+    typer.echo(json.dumps(value, indent=1, sort_keys=True))
 
 
 @recon_app.command("import")
@@ -98,21 +146,31 @@ def recon_run(
     ] = None,
     window_days: Annotated[int, typer.Option("--window-days", help="Date window for amount matching.")] = 3,
     internal: Annotated[
-        str, typer.Option("--internal", help="Internal kinds: net_instruction,l1_transaction")
+        str,
+        typer.Option(
+            "--internal",
+            help="Internal kinds: net_instruction, l1_transaction, collateral_movement, escrow_leg, ledger_entry",
+        ),
     ] = "net_instruction",
     as_json: JsonOption = False,
+    nats_url: NatsOption = None,
 ) -> None:
     """Match the day's external records against the store's and update the exception cases."""
     from clearlane.core.recon.matching import DAY_MS, MatchRules
-    from clearlane.node.recon.service import run
+    from clearlane.node.recon.service import ALL_INTERNAL_KINDS, run
 
     rules = MatchRules(window_ms=window_days * DAY_MS, tolerance_minor=_tolerances(tolerance or []))
     store = _open(db)
     try:
         kinds = tuple(k for k in internal.split(",") if k)
+        unknown = sorted(set(kinds) - set(ALL_INTERNAL_KINDS))
+        if unknown:
+            raise fail(f"--internal: {unknown[0]!r} is not one of {', '.join(ALL_INTERNAL_KINDS)}")
         report = run(store, period=day, rules=rules, now_ms=_now_ms(), internal_kinds=kinds)
+        scales = store.asset_scales()
     finally:
         store.store.close()
+    _publish(nats_url, report.changes, scales)
     r = report.run
     summary = {
         "run_id": r.run_id, "period": r.period, "status": r.status, "rules_version": r.rules_version,
@@ -175,6 +233,7 @@ def recon_resolve(
         typer.Option("--resolution", help="fixed_by_booking, duplicate, false_positive, written_off"),
     ] = None,
     actor: Annotated[str, typer.Option("--actor", help="Who acts.")] = "cli",
+    nats_url: NatsOption = None,
 ) -> None:
     """Resolve (or accept) a case; the note is kept in its hash-chained trail."""
     from clearlane.core.cases import Action, Resolution
@@ -188,8 +247,10 @@ def recon_resolve(
     try:
         action = Action.ACCEPT if accept else Action.RESOLVE
         case = act_on_case(store, case_id, action, actor=actor, now_ms=_now_ms(), note=note, resolution=code)
+        change, scales = (case, store.case_events(case_id)[-1]), store.asset_scales()
     finally:
         store.store.close()
+    _publish(nats_url, [change], scales)
     console.print(f"{case.case_id}: {case.state.value} ({case.resolution}) at version {case.version}")
 
 
@@ -199,6 +260,7 @@ def recon_assign(
     owner: Annotated[str, typer.Option("--owner", help="Who owns it now.")],
     db: DbOption = "clearlane.db",
     actor: Annotated[str, typer.Option("--actor", help="Who acts.")] = "cli",
+    nats_url: NatsOption = None,
 ) -> None:
     """Assign a case to an owner."""
     from clearlane.core.cases import Action
@@ -207,8 +269,10 @@ def recon_assign(
     store = _open(db)
     try:
         case = act_on_case(store, case_id, Action.ASSIGN, actor=actor, now_ms=_now_ms(), owner=owner)
+        change, scales = (case, store.case_events(case_id)[-1]), store.asset_scales()
     finally:
         store.store.close()
+    _publish(nats_url, [change], scales)
     console.print(f"{case.case_id}: {case.state.value}, owner {case.owner}")
 
 
@@ -242,3 +306,39 @@ def recon_case(
         console.print("trail verifies" if ok else "[red]trail does NOT verify[/]")
     if not ok:
         raise typer.Exit(1)
+
+
+def participant_close(
+    db: str, day: str | None, participants: list[str], cutoff: str, as_json: bool, csv_path: Path | None
+) -> None:
+    """``clearlane close --participant``: each participant's end-of-day statement in decimals
+    (a table, ``--json`` with the day's movements, or ``--csv`` one row per account)."""
+    import csv
+
+    from clearlane.node.recon.close import CSV_COLUMNS, csv_rows, participant_close, statement_json
+
+    store = _open(db)
+    try:
+        who = None if participants in ([], ["all"]) else participants
+        statements = participant_close(store, who, day, cutoff)
+        scales = store.asset_scales()
+    finally:
+        store.store.close()
+    if csv_path is not None:
+        with csv_path.open("w", encoding="utf-8", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=CSV_COLUMNS)
+            writer.writeheader()
+            writer.writerows(csv_rows(statements, scales))
+        console.print(f"{len(statements)} statements written to {csv_path}")
+        return
+    if as_json:
+        _print([statement_json(s, scales) for s in statements])
+        return
+    from rich.table import Table
+
+    for s in statements:
+        table = Table("asset", "account", "opening", "credits", "debits", "closing", "pending +", "pending -",
+                      "entries", title=f"{s.participant} — business day {s.day}")  # fmt: skip
+        for row in csv_rows([s], scales):
+            table.add_row(*(str(row[k]) for k in CSV_COLUMNS[4:]))
+        console.print(table)

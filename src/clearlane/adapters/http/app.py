@@ -150,9 +150,14 @@ def _lifespan(runtime: Runtime) -> Callable[[FastAPI], Any]:
         hooks = getattr(app.state, "webhooks", None)
         if hooks is not None:
             hooks.start()
+        alerts = getattr(app.state, "alerts", None)
+        if alerts is not None:  # the alert timer (acks lapsing, rules): node/alerts.py
+            alerts.start()
         try:
             yield
         finally:
+            if alerts is not None:
+                alerts.stop()
             hooks = getattr(app.state, "webhooks", None)
             if hooks is not None:
                 hooks.stop()

@@ -14,6 +14,7 @@ from clearlane.adapters.embedded import EMBEDDED, ChainChoice, Embedded
 from clearlane.adapters.http import views
 from clearlane.adapters.http.app import ServiceOptions, create_app
 from clearlane.adapters.http.auth import KeyStore
+from clearlane.adapters.http.routes import alerts as alert_routes
 from clearlane.node.monitor.service import Monitor, MonitorOptions
 from clearlane.node.runtime import AcceleratedClock, Clock, RealtimeClock, Runtime, RuntimeOptions
 
@@ -72,6 +73,7 @@ def build(
     app = create_app(runtime, keys, options=service_options, manage_runtime=True, extra_routers=extra)
     app.state.webhooks = hooks
     app.state.metrics = metrics
+    app.state.alerts = alert_routes.build_service(runtime)  # its timer runs in the app's lifespan
     app.state.monitor = watcher
     return app
 

@@ -3,11 +3,13 @@ same answers as the SQL one, with the internal side handed in at construction.""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 
 from clearlane.core.cases import Case, CaseError, CaseEvent
 from clearlane.core.recon.breaks import ExchangeBatchSummary
+from clearlane.core.recon.codes import Outcome
+from clearlane.core.recon.eod import JournalLine
 from clearlane.core.recon.matching import RecordOutcome
 from clearlane.core.recon.records import BatchReport, ReconRecord, period_of
 from clearlane.node.ports import ImportRecord, RunRecord
@@ -18,6 +20,7 @@ _ACTIVE = ("open", "assigned", "in_review", "snoozed")
 @dataclass
 class MemoryReconStore:
     internal: list[ReconRecord] = field(default_factory=list)
+    ledger: list[JournalLine] = field(default_factory=list)
     batches: dict[str, ExchangeBatchSummary] = field(default_factory=dict)
     scales: dict[str, int] = field(default_factory=dict)
     _imports: dict[str, ImportRecord] = field(default_factory=dict)
@@ -55,8 +58,15 @@ class MemoryReconStore:
             if period is None or period_of(r.end_ms) == period
         ]
 
-    def internal_records(self, period: str | None) -> list[ReconRecord]:
-        return [r for r in self.internal if period is None or period_of(r.at_ms) == period]
+    def internal_records(self, period: str | None, kinds: Collection[str] | None = None) -> list[ReconRecord]:
+        return [
+            r
+            for r in self.internal
+            if (period is None or period_of(r.at_ms) == period) and (kinds is None or r.kind in kinds)
+        ]
+
+    def journal(self, until_ms: int | None = None) -> list[JournalLine]:
+        return [line for line in self.ledger if until_ms is None or line.at_ms < until_ms]
 
     def exchange_batches(self, period: str | None) -> dict[str, ExchangeBatchSummary]:
         return {
@@ -71,6 +81,11 @@ class MemoryReconStore:
 
     def runs(self) -> list[RunRecord]:
         return sorted((r for r, _ in self._runs), key=lambda r: (r.at_ms, r.run_id))
+
+    def run_outcomes(self, run_id: str, *, breaks_only: bool = False) -> list[RecordOutcome]:
+        found = next((o for r, o in self._runs if r.run_id == run_id), [])
+        kept = [o for o in found if not breaks_only or o.outcome is not Outcome.MATCHED]
+        return sorted(kept, key=lambda o: (o.side, o.record_id))
 
     def case(self, case_id: str) -> Case | None:
         return self._cases.get(case_id)

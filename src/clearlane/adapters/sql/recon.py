@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import tomllib
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -29,6 +29,8 @@ from clearlane.core.config import parse_config
 from clearlane.core.model import ids
 from clearlane.core.proofs.codec import read_table
 from clearlane.core.recon.breaks import ExchangeBatchSummary
+from clearlane.core.recon.codes import Outcome, Reason
+from clearlane.core.recon.eod import JOURNAL_KINDS, JournalLine, Leg, journal_records
 from clearlane.core.recon.matching import RecordOutcome
 from clearlane.core.recon.records import BatchReport, ReconRecord, period_of
 from clearlane.node.ports import ImportRecord, RunRecord
@@ -72,6 +74,7 @@ cases = sa.Table(
     sa.Column("amount_minor", _big), sa.Column("state", _txt), sa.Column("owner", _txt),
     *(sa.Column(n, _big) for n in ("opened_at_ms", "due_at_ms", "updated_at_ms", "snoozed_until_ms")),
     sa.Column("resolution", _txt), sa.Column("occurrences", _int), sa.Column("version", _int), sa.Column("head", _txt),
+    sa.Column("ack_until_ms", _big), sa.Column("silenced_by", _txt),  # migration 0009 (alerts)
 )  # fmt: skip
 case_events = sa.Table(
     "case_events", _md,
@@ -81,6 +84,14 @@ case_events = sa.Table(
 )  # fmt: skip
 
 _INSERT_ROWS = 10_000
+INTERNAL_KINDS = ("net_instruction", "l1_transaction", *JOURNAL_KINDS)
+# The clearing store's journal (migration 0001), read-only here.
+ledger_entries = sa.Table(
+    "ledger_entries", sa.MetaData(),
+    sa.Column("entry_id", _txt, primary_key=True), sa.Column("kind", _txt), sa.Column("ref", _txt),
+    sa.Column("at_ms", _big), sa.Column("pending", sa.Boolean), sa.Column("timeout_at_ms", _big),
+    sa.Column("status", _txt), sa.Column("status_at_ms", _big), sa.Column("legs", sa.LargeBinary),
+)  # fmt: skip
 
 
 def _where_period(table: sa.Table, period: str | None) -> Any:
@@ -149,8 +160,45 @@ class SqlReconStore:
         config = parse_config(tomllib.loads(text), source="<store>")
         return {a.code: a.scale for a in config.assets}
 
-    def internal_records(self, period: str | None) -> list[ReconRecord]:
-        return [*self._net_instructions(period), *self._l1_transactions(period)]
+    def internal_records(self, period: str | None, kinds: Collection[str] | None = None) -> list[ReconRecord]:
+        """Each source is read only when one of its kinds is asked for (the trade chunks and
+        the journal are scans)."""
+        want = set(INTERNAL_KINDS if kinds is None else kinds)
+        out: list[ReconRecord] = []
+        if "net_instruction" in want:
+            out.extend(self._net_instructions(period))
+        if "l1_transaction" in want:
+            out.extend(self._l1_transactions(period))
+        if want & set(JOURNAL_KINDS):
+            records = journal_records(self.journal(), want)
+            out.extend(r for r in records if period is None or period_of(r.at_ms) == period)
+        return out
+
+    def journal(self, until_ms: int | None = None) -> list[JournalLine]:
+        """``ledger_entries`` with legs resolved through ``ledger_accounts`` — the balances view
+        materialised at checkpoints: an account made after the last one reads as
+        ``account:<index>`` on no participant (it is left out of statements until then)."""
+        a, e = schema.ledger_accounts.c, ledger_entries.c
+        with self.engine.connect() as conn:
+            accounts = {
+                i: (o, s, p, ln)
+                for i, o, s, p, ln in conn.execute(sa.select(a.idx, a.owner, a.asset, a.purpose, a.lane))
+            }
+            query = sa.select(e.entry_id, e.kind, e.ref, e.at_ms, e.pending, e.status, e.status_at_ms, e.legs)
+            if until_ms is not None:
+                query = query.where(e.at_ms < until_ms)
+            rows = conn.execute(query.order_by(e.at_ms, e.entry_id)).all()
+        out = []
+        for entry_id, kind, ref, at_ms, pending, status, status_at, blob in rows:
+            table = read_table(bytes(blob)).to_pydict()
+            legs = tuple(
+                Leg(*accounts.get(int(i), (f"account:{i}", "?", "?", "?")), int(amount))
+                for i, amount in zip(table["account"], table["amount_minor"], strict=True)
+            )
+            out.append(
+                JournalLine(entry_id, kind, ref, int(at_ms), bool(pending), status, int(status_at), legs)
+            )
+        return out
 
     def _net_instructions(self, period: str | None) -> Iterator[ReconRecord]:
         b = schema.batches.c
@@ -229,6 +277,15 @@ class SqlReconStore:
         with self.engine.connect() as conn:
             rows = conn.execute(sa.select(runs).order_by(runs.c.at_ms, runs.c.run_id)).mappings().all()
         return [RunRecord(**(dict(r) | {"counts": json.loads(r["counts"])})) for r in rows]
+
+    def run_outcomes(self, run_id: str, *, breaks_only: bool = False) -> list[RecordOutcome]:
+        c = outcomes.c
+        query = sa.select(c.side, c.record_id, c.outcome, c.reason_code, c.group_id).where(c.run_id == run_id)
+        if breaks_only:
+            query = query.where(c.outcome != Outcome.MATCHED.value)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query.order_by(c.side, c.record_id)).all()
+        return [RecordOutcome(s, r, Outcome(o), Reason(code), g) for s, r, o, code, g in rows]
 
     def case(self, case_id: str) -> Case | None:
         with self.engine.connect() as conn:

@@ -3,6 +3,7 @@ next (they share it by ``CaseKind``). A pure state machine over frozen records �
 assigned → in review → resolved / accepted (written off), snooze, reopen within the period —
 with owner, severity, SLA due time, ageing buckets, resolution codes, optimistic versions and
 an append-only, hash-chained event per action. Time and actors are inputs; no I/O.
+Alerts add an acknowledgement TTL and Alertmanager-style silences (``silences``).
 """
 
 from clearlane.core.cases.workflow import (
@@ -21,6 +22,7 @@ from clearlane.core.cases.workflow import (
     case_from_row,
     case_id,
     case_row,
+    due_actions,
     event_from_row,
     event_row,
     open_case,
@@ -44,6 +46,7 @@ __all__ = [
     "case_from_row",
     "case_id",
     "case_row",
+    "due_actions",
     "event_from_row",
     "event_row",
     "open_case",

@@ -5,6 +5,14 @@ again in the same period is a new *occurrence* of the open case, not a new case;
 opens a fresh case and never touches the old one. Every action returns the new case and the
 event that records it; an action that is not allowed changes nothing and raises
 :class:`CaseError` with a stable code.
+
+Alerts (``CaseKind.ALERT``) add three things to the same machine. An acknowledgement carries a
+note and a TTL (``ack_until_ms``): when it lapses (:func:`due_actions` says so, the node applies
+``ack_lapse``) the alert is open again and notifies again — an ack is "I am on it", not "never
+tell me again". ``silence`` / ``unsilence`` record in the trail that an Alertmanager-style
+silence (core/cases/silences.py, its own object) started or stopped covering the case; they do
+not change its state, so an acked alert stays acked while silenced. Snooze expiry is
+``unsnooze``, also named by :func:`due_actions`.
 """
 
 from __future__ import annotations
@@ -14,7 +22,7 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
-from clearlane.core.errors import InputError
+from clearlane.core.errors import InputError, IntegrityError
 from clearlane.core.proofs.canonical import canonical_json
 
 HOUR_MS = 3_600_000
@@ -52,6 +60,9 @@ class Action(StrEnum):
     RESOLVE = "resolve"
     ACCEPT = "accept"
     REOPEN = "reopen"
+    ACK_LAPSE = "ack_lapse"
+    SILENCE = "silence"
+    UNSILENCE = "unsilence"
 
 
 class Resolution(StrEnum):
@@ -94,6 +105,9 @@ _TRANSITIONS: dict[Action, dict[CaseState, CaseState | None]] = {
     Action.RESOLVE: dict.fromkeys(_ACTIVE, CaseState.RESOLVED),
     Action.ACCEPT: dict.fromkeys(_ACTIVE, CaseState.ACCEPTED),
     Action.REOPEN: dict.fromkeys(_CLOSED, CaseState.OPEN),
+    Action.ACK_LAPSE: {CaseState.IN_REVIEW: CaseState.OPEN},
+    Action.SILENCE: dict.fromkeys(_ACTIVE),
+    Action.UNSILENCE: dict.fromkeys((*_ACTIVE, *_CLOSED)),
 }
 _NOTE_REQUIRED = (Action.RESOLVE, Action.ACCEPT, Action.REOPEN, Action.NOTE)
 
@@ -129,6 +143,9 @@ class Case:
     occurrences: int
     version: int
     head: str
+    # Alerts: when an acknowledgement lapses, and the silences (ids, comma-joined) covering it.
+    ack_until_ms: int | None = None
+    silenced_by: str | None = None
 
     def overdue(self, now_ms: int) -> bool:
         return self.state.active and now_ms > self.due_at_ms
@@ -245,33 +262,121 @@ def act(
     until_ms: int | None = None,
     resolution: Resolution | None = None,
     expected_version: int | None = None,
+    silences: tuple[str, ...] = (),
 ) -> tuple[Case, CaseEvent]:
-    """Apply one action; returns the new case and its event, or raises and changes nothing."""
+    """Apply one action; returns the new case and its event, or raises and changes nothing.
+    ``until_ms`` is a snooze's end or an acknowledgement's lapse time; ``silences`` the ids of
+    the silences a ``silence`` action records."""
     target = _check(case, action, note, expected_version)
     changes: dict[str, object] = {"version": case.version + 1, "updated_at_ms": at_ms}
     if target is not None:
         changes["state"] = target
+    if target is not None and target is not CaseState.IN_REVIEW:
+        changes["ack_until_ms"] = None  # an ack lasts while the case is in review, no longer
+    if target is not None and target is not CaseState.SNOOZED:
+        changes["snoozed_until_ms"] = None  # likewise a snooze while snoozed
+    detail = _apply(case, action, changes, at_ms, owner, until_ms, resolution, silences, note)
+    moved = replace(case, **changes)  # type: ignore[arg-type]
+    _check_invariants(moved)
+    event = _event(moved, action, case.state, actor, at_ms, note, detail)
+    return replace(moved, head=event.hash), event
+
+
+def _apply(
+    case: Case,
+    action: Action,
+    changes: dict[str, object],
+    at_ms: int,
+    owner: str | None,
+    until_ms: int | None,
+    resolution: Resolution | None,
+    silences: tuple[str, ...],
+    note: str | None,
+) -> str:
+    """The action's own field changes (into ``changes``); returns the event's detail."""
     if action is Action.ASSIGN:
         if not owner:
             raise CaseError("CASE_OWNER_REQUIRED", "owner: required to assign a case")
         changes["owner"] = owner
-    elif action is Action.SNOOZE:
+        return owner
+    if action is Action.SNOOZE:
         if until_ms is None or until_ms <= at_ms:
             raise CaseError("CASE_SNOOZE_INVALID", "until: a snooze needs a time after now")
         changes["snoozed_until_ms"] = until_ms
-    elif action is Action.UNSNOOZE:
+        return str(until_ms)
+    if action is Action.ACKNOWLEDGE:
+        return _acknowledge(case, changes, at_ms, until_ms, note)
+    if action is Action.ACK_LAPSE:
+        if case.ack_until_ms is None or at_ms < case.ack_until_ms:
+            raise CaseError("CASE_ACK_NOT_LAPSED", "at: the acknowledgement has not lapsed")
+        return str(case.ack_until_ms)
+    if action is Action.SILENCE:
+        if case.kind is not CaseKind.ALERT:
+            raise CaseError("CASE_SILENCE_INVALID", "kind: only alerts are silenced")
+        if not silences:
+            raise CaseError("CASE_SILENCE_INVALID", "silences: name the silences that cover the case")
+        changes["silenced_by"] = ",".join(sorted(silences))
+        return str(changes["silenced_by"])
+    if action is Action.UNSILENCE:
+        if case.silenced_by is None:
+            raise CaseError("CASE_SILENCE_INVALID", "silences: the case is not silenced")
+        changes["silenced_by"] = None
+        return case.silenced_by
+    if action is Action.UNSNOOZE:
         changes["snoozed_until_ms"] = None
     elif action is Action.RECUR:
         changes["occurrences"] = case.occurrences + 1
     elif action in (Action.RESOLVE, Action.ACCEPT):
         default = Resolution.WRITTEN_OFF if action is Action.ACCEPT else Resolution.FIXED_BY_BOOKING
         changes["resolution"] = resolution or default
+        return str(changes["resolution"])
     elif action is Action.REOPEN:
         changes["resolution"] = None
-    moved = replace(case, **changes)  # type: ignore[arg-type]
-    detail = owner or (str(until_ms) if until_ms is not None else "") or (moved.resolution or "")
-    event = _event(moved, action, case.state, actor, at_ms, note, str(detail))
-    return replace(moved, head=event.hash), event
+    return ""
+
+
+def _check_invariants(case: Case) -> None:
+    """What every case after an action satisfies (a broken one is a bug, never stored): closed
+    iff it has a resolution; snoozed iff it has a snooze end; an ack time only while in review,
+    and always for an alert in review (its ack must lapse); silences only on alerts."""
+    broken = (
+        (case.resolution is not None) == case.state.active
+        or (case.snoozed_until_ms is not None) != (case.state is CaseState.SNOOZED)
+        or (case.ack_until_ms is not None and case.state is not CaseState.IN_REVIEW)
+        or (case.kind is CaseKind.ALERT and case.state is CaseState.IN_REVIEW and case.ack_until_ms is None)
+        or (case.silenced_by is not None and case.kind is not CaseKind.ALERT)
+    )
+    if broken:
+        raise IntegrityError(f"case {case.case_id}: invariant broken at version {case.version}")
+
+
+def _acknowledge(
+    case: Case, changes: dict[str, object], at_ms: int, until_ms: int | None, note: str | None
+) -> str:
+    """An alert's ack needs a note and a TTL (its lapse time); other kinds may give either."""
+    if case.kind is CaseKind.ALERT:
+        if not (note and note.strip()):
+            raise CaseError("CASE_NOTE_REQUIRED", "note: required to acknowledge an alert")
+        if until_ms is None:
+            raise CaseError("CASE_ACK_INVALID", "until: an alert's acknowledgement needs a TTL")
+    if until_ms is not None and until_ms <= at_ms:
+        raise CaseError("CASE_ACK_INVALID", "until: an acknowledgement lapses after now")
+    changes["ack_until_ms"] = until_ms
+    return "" if until_ms is None else str(until_ms)
+
+
+def due_actions(case: Case, now_ms: int) -> list[Action]:
+    """The timed actions due on a case at ``now_ms``: a snooze ended (``unsnooze``), an
+    acknowledgement lapsed (``ack_lapse``). The node applies them; time stays an input."""
+    if (
+        case.state is CaseState.SNOOZED
+        and case.snoozed_until_ms is not None
+        and now_ms >= case.snoozed_until_ms
+    ):
+        return [Action.UNSNOOZE]
+    if case.state is CaseState.IN_REVIEW and case.ack_until_ms is not None and now_ms >= case.ack_until_ms:
+        return [Action.ACK_LAPSE]
+    return []
 
 
 def verify_events(events: list[CaseEvent]) -> bool:

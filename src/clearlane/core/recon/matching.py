@@ -25,9 +25,10 @@ groups with the same ids.
 from __future__ import annotations
 
 import hashlib
+import itertools
 from bisect import bisect_left, bisect_right
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import combinations
 from typing import NamedTuple
@@ -35,9 +36,11 @@ from typing import NamedTuple
 from clearlane.core.errors import InputError
 from clearlane.core.recon.breaks import Break
 from clearlane.core.recon.codes import Outcome, Reason
+from clearlane.core.recon.exact import NotColumnar, exact_passes, first_cover, sort_by_id, subset_sums
 from clearlane.core.recon.records import ReconRecord
 
 DAY_MS = 86_400_000
+COLUMNAR_MIN = 512  # records in a run from which the columns save more than they cost
 EXTERNAL = "external"
 INTERNAL = "internal"
 
@@ -89,18 +92,20 @@ class MatchResult:
     groups: list[MatchGroup] = field(default_factory=list)
     outcomes: list[RecordOutcome] = field(default_factory=list)
 
-    def breaks(self) -> list[Break]:
-        """One break per partial group and per record left unmatched or duplicated."""
+    def breaks(self, records: Mapping[tuple[str, str], ReconRecord] | None = None) -> list[Break]:
+        """One break per partial group and per record left unmatched or duplicated; with the
+        records by (side, id), a record's break carries its asset and amount (its severity)."""
         out = [
             Break(g.reason, g.group_id, f"external {g.external_minor}, internal {g.internal_minor}",
                   g.asset, abs(g.external_minor - g.internal_minor))
             for g in self.groups if g.outcome is Outcome.PARTIALLY_MATCHED
         ]  # fmt: skip
-        out += [
-            Break(o.reason, f"{o.side}:{o.record_id}", o.outcome.value)
-            for o in self.outcomes
-            if o.outcome in (Outcome.UNMATCHED, Outcome.DUPLICATE)
-        ]
+        for o in self.outcomes:
+            if o.outcome not in (Outcome.UNMATCHED, Outcome.DUPLICATE):
+                continue
+            r = None if records is None else records.get((o.side, o.record_id))
+            asset, amount = ("", 0) if r is None else (r.asset, abs(r.amount_minor))
+            out.append(Break(o.reason, f"{o.side}:{o.record_id}", o.outcome.value, asset, amount))
         return out
 
     def counts(self) -> dict[str, int]:
@@ -110,50 +115,68 @@ class MatchResult:
         return dict(sorted(out.items()))
 
 
-class _Run:
-    """The open records of both sides and what has been decided so far."""
+def _make_group(
+    rules: MatchRules, reason: Reason, ext: list[ReconRecord], intl: list[ReconRecord], score: int
+) -> MatchGroup:
+    if len(ext) == 1 and len(intl) == 1:  # the common case, without generator overhead
+        ext_sum, int_sum = ext[0].amount_minor, intl[0].amount_minor
+    else:
+        ext_sum, int_sum = sum(r.amount_minor for r in ext), sum(r.amount_minor for r in intl)
+    asset = (ext or intl)[0].asset
+    within = abs(ext_sum - int_sum) <= rules.tolerance(asset)
+    outcome = Outcome.MATCHED if within else Outcome.PARTIALLY_MATCHED
+    if not within:
+        reason, score = Reason.AMOUNT_MISMATCH, score // 2
+    elif ext_sum != int_sum and reason is Reason.MATCHED_REFERENCE:
+        reason = Reason.MATCHED_WITHIN_TOLERANCE
+    ext_ids = tuple(sorted(r.record_id for r in ext))
+    int_ids = tuple(sorted(r.record_id for r in intl))
+    return MatchGroup(
+        _group_id(ext_ids, int_ids), outcome, reason, asset, ext_ids, int_ids, ext_sum, int_sum, score
+    )
 
-    def __init__(self, external: Sequence[ReconRecord], internal: Sequence[ReconRecord], rules: MatchRules):
+
+class _Run:
+    """The open records of both sides (dicts in id order) and what has been decided so far."""
+
+    def __init__(
+        self,
+        ext: dict[str, ReconRecord],
+        intl: dict[str, ReconRecord],
+        rules: MatchRules,
+        result: MatchResult,
+        columnar: bool = False,
+    ) -> None:
         self.rules = rules
-        self.ext = _by_id(external, EXTERNAL)
-        self.int = _by_id(internal, INTERNAL)
-        self.result = MatchResult()
+        self.ext = ext
+        self.int = intl
+        self.result = result
+        self.columnar = columnar
 
     def group(self, reason: Reason, ext: list[ReconRecord], intl: list[ReconRecord], score: int) -> None:
-        if len(ext) == 1 and len(intl) == 1:  # the common case, without generator overhead
-            ext_sum, int_sum = ext[0].amount_minor, intl[0].amount_minor
-        else:
-            ext_sum, int_sum = sum(r.amount_minor for r in ext), sum(r.amount_minor for r in intl)
-        asset = (ext or intl)[0].asset
-        within = abs(ext_sum - int_sum) <= self.rules.tolerance(asset)
-        outcome = Outcome.MATCHED if within else Outcome.PARTIALLY_MATCHED
-        if not within:
-            reason, score = Reason.AMOUNT_MISMATCH, score // 2
-        elif ext_sum != int_sum and reason is Reason.MATCHED_REFERENCE:
-            reason = Reason.MATCHED_WITHIN_TOLERANCE
-        ext_ids = tuple(sorted(r.record_id for r in ext))
-        int_ids = tuple(sorted(r.record_id for r in intl))
-        gid = _group_id(ext_ids, int_ids)
-        self.result.groups.append(
-            MatchGroup(gid, outcome, reason, asset, ext_ids, int_ids, ext_sum, int_sum, score)
-        )
-        for side, ids, pool in ((EXTERNAL, ext_ids, self.ext), (INTERNAL, int_ids, self.int)):
+        g = _make_group(self.rules, reason, ext, intl, score)
+        self.result.groups.append(g)
+        for side, ids, pool in ((EXTERNAL, g.external, self.ext), (INTERNAL, g.internal, self.int)):
             for rid in ids:
                 del pool[rid]
-                self.result.outcomes.append(RecordOutcome(side, rid, outcome, reason, gid))
+                self.result.outcomes.append(RecordOutcome(side, rid, g.outcome, g.reason, g.group_id))
 
     def single(self, side: str, rid: str, outcome: Outcome, reason: Reason) -> None:
         del (self.ext if side == EXTERNAL else self.int)[rid]
         self.result.outcomes.append(RecordOutcome(side, rid, outcome, reason, None))
 
 
-def _by_id(records: Iterable[ReconRecord], side: str) -> dict[str, ReconRecord]:
-    out: dict[str, ReconRecord] = {}
-    for r in sorted(records, key=lambda r: r.record_id):
-        if r.record_id in out:
-            raise MatchInputError(f"{side} record_id {r.record_id!r}: appears twice")
-        out[r.record_id] = r
-    return out
+def _sorted(records: Sequence[ReconRecord], side: str, columnar: bool) -> list[ReconRecord]:
+    if columnar:
+        ordered, twice = sort_by_id(records)
+    else:
+        ordered = sorted(records, key=lambda r: r.record_id)
+        twice = next(
+            (b.record_id for a, b in itertools.pairwise(ordered) if a.record_id == b.record_id), None
+        )
+    if twice is not None:
+        raise MatchInputError(f"{side} record_id {twice!r}: appears twice")
+    return ordered
 
 
 def _group_id(ext_ids: tuple[str, ...], int_ids: tuple[str, ...]) -> str:
@@ -279,6 +302,25 @@ def _covering(table: dict[int, tuple[int, ...]], target: int, tolerance: int) ->
     return next((combo for total, combo in table.items() if abs(total - target) <= tolerance), None)
 
 
+class _Cover:
+    """Which subset of a group's lines covers a target: the first one in (size, lexicographic)
+    order within the tolerance — what ``_covering`` answers from ``_subset_sums``. In columns
+    (``exact.subset_sums``) when amounts are int64-safe, else from the dict table; built once
+    per state of the group's lines."""
+
+    def __init__(self, parts: list[ReconRecord], size_max: int, columnar: bool) -> None:
+        amounts = [p.amount_minor for p in parts]
+        self.sums = subset_sums(amounts, size_max) if columnar else None
+        self.table = None if columnar else _subset_sums(parts, size_max)
+        self.size_max = size_max
+        self.k = len(parts)
+
+    def first(self, target: int, tolerance: int) -> tuple[int, ...] | None:
+        if self.table is not None:
+            return _covering(self.table, target, tolerance)
+        return first_cover(self.sums, self.k, self.size_max, target, tolerance)
+
+
 def _splits(run: _Run, many_side: str) -> None:
     """Several open lines of one account, asset and day that add up to one open record of the
     same account on the other side (a net settlement paid in parts, or the mirror image)."""
@@ -289,7 +331,7 @@ def _splits(run: _Run, many_side: str) -> None:
             by_account[(o.asset, o.account)].append(o)
     for parts in _split_groups(many_pool):
         first, tolerance = parts[0], run.rules.tolerance(parts[0].asset)
-        table: dict[int, tuple[int, ...]] | None = None
+        table: _Cover | None = None
         for one in by_account.get((first.asset, first.account), []):
             if len(parts) < 2:
                 break
@@ -297,8 +339,8 @@ def _splits(run: _Run, many_side: str) -> None:
                 continue
             combo = _first_pair(parts, one.amount_minor) if tolerance == 0 else None
             if combo is None:  # no pair: the (costlier) table of larger subsets, built once
-                table = _subset_sums(parts, run.rules.split_max) if table is None else table
-                combo = _covering(table, one.amount_minor, tolerance)
+                table = _Cover(parts, run.rules.split_max, run.columnar) if table is None else table
+                combo = table.first(one.amount_minor, tolerance)
             if combo is None:
                 continue
             chosen = [parts[i] for i in combo]
@@ -307,11 +349,70 @@ def _splits(run: _Run, many_side: str) -> None:
             parts, table = [p for i, p in enumerate(parts) if i not in combo], None
 
 
-def match(external: Sequence[ReconRecord], internal: Sequence[ReconRecord], rules: MatchRules) -> MatchResult:
-    """Match both sides; every record ends with exactly one outcome."""
-    run = _Run(external, internal, rules)
+def _exact(ext: list[ReconRecord], intl: list[ReconRecord], rules: MatchRules) -> _Run:
+    """The duplicate and reference passes in columns (``exact.py``); the run then holds only
+    the residue for the tolerance, date-window and split passes."""
+    result = MatchResult()
+    decided = exact_passes(ext, intl, dict(rules.tolerance_minor))
+    for k in decided.duplicates.tolist():
+        result.outcomes.append(
+            RecordOutcome(EXTERNAL, ext[k].record_id, Outcome.DUPLICATE, Reason.DUPLICATE_RECORD, None)
+        )
+    groups, outcomes = result.groups, result.outcomes
+    for ke, ki, reason in zip(
+        decided.pair_ext.tolist(), decided.pair_int.tolist(), decided.pair_reason, strict=True
+    ):
+        e, i = ext[ke], intl[ki]
+        outcome, score = (
+            (Outcome.PARTIALLY_MATCHED, 50) if reason is Reason.AMOUNT_MISMATCH else (Outcome.MATCHED, 100)
+        )
+        gid = _group_id((e.record_id,), (i.record_id,))
+        groups.append(MatchGroup(gid, outcome, reason, e.asset, (e.record_id,), (i.record_id,), e.amount_minor,
+                                 i.amount_minor, score))  # fmt: skip
+        outcomes.append(RecordOutcome(EXTERNAL, e.record_id, outcome, reason, gid))
+        outcomes.append(RecordOutcome(INTERNAL, i.record_id, outcome, reason, gid))
+    for me, mi in decided.many:
+        g = _make_group(rules, Reason.MATCHED_REFERENCE, [ext[k] for k in me], [intl[k] for k in mi], 100)
+        groups.append(g)
+        outcomes.extend(RecordOutcome(EXTERNAL, rid, g.outcome, g.reason, g.group_id) for rid in g.external)
+        outcomes.extend(RecordOutcome(INTERNAL, rid, g.outcome, g.reason, g.group_id) for rid in g.internal)
+    open_ext = {r.record_id: r for r in itertools.compress(ext, decided.ext_open.tolist())}
+    open_int = {r.record_id: r for r in itertools.compress(intl, decided.int_open.tolist())}
+    return _Run(open_ext, open_int, rules, result, columnar=True)
+
+
+def match(
+    external: Sequence[ReconRecord],
+    internal: Sequence[ReconRecord],
+    rules: MatchRules,
+    *,
+    columnar: bool | None = None,
+) -> MatchResult:
+    """Match both sides; every record ends with exactly one outcome. The exact-key passes run
+    in columns for a run of ``COLUMNAR_MIN`` records or more (``columnar`` forces the choice)
+    unless an amount is too large for int64 sums; record by record otherwise — the same
+    decisions either way."""
+    use = len(external) + len(internal) >= COLUMNAR_MIN if columnar is None else columnar
+    ext, intl = _sorted(external, EXTERNAL, use), _sorted(internal, INTERNAL, use)
+    if use:
+        try:
+            return _residue(_exact(ext, intl, rules))
+        except NotColumnar:
+            pass
+    run = _Run({r.record_id: r for r in ext}, {r.record_id: r for r in intl}, rules, MatchResult())
     _duplicates(run)
     _by_reference(run)
+    return _residue(run)
+
+
+def match_records(
+    external: Sequence[ReconRecord], internal: Sequence[ReconRecord], rules: MatchRules
+) -> MatchResult:
+    """Every pass record by record: the reference the columnar passes are tested against."""
+    return match(external, internal, rules, columnar=False)
+
+
+def _residue(run: _Run) -> MatchResult:
     _by_amount_and_date(run)
     _splits(run, EXTERNAL)
     _splits(run, INTERNAL)
@@ -319,9 +420,12 @@ def match(external: Sequence[ReconRecord], internal: Sequence[ReconRecord], rule
         run.single(EXTERNAL, rid, Outcome.UNMATCHED, Reason.UNMATCHED_EXTERNAL)
     for rid in list(run.int):
         run.single(INTERNAL, rid, Outcome.UNMATCHED, Reason.UNMATCHED_INTERNAL)
-    run.result.groups.sort(key=lambda g: g.group_id)
-    run.result.outcomes.sort(key=lambda o: (o.side, o.record_id))
+    # Tuple order: group ids, and (side, record id) pairs, are unique, so no later field is compared.
+    run.result.groups.sort()
+    run.result.outcomes.sort()
     return run.result
 
 
-__all__ = ["MatchGroup", "MatchInputError", "MatchResult", "MatchRules", "RecordOutcome", "match"]
+__all__ = [
+    "MatchGroup", "MatchInputError", "MatchResult", "MatchRules", "RecordOutcome", "match", "match_records",
+]  # fmt: skip

@@ -19,6 +19,7 @@ from pathlib import Path
 from clearlane.core.cases import (
     Action,
     Case,
+    CaseEvent,
     CaseKind,
     CaseState,
     CaseSubject,
@@ -32,7 +33,8 @@ from clearlane.core.errors import NotFound
 from clearlane.core.recon.amounts import currency_scale
 from clearlane.core.recon.breaks import Break, compare_batch_reports
 from clearlane.core.recon.codes import Reason
-from clearlane.core.recon.matching import MatchRules, match
+from clearlane.core.recon.eod import JOURNAL_KINDS
+from clearlane.core.recon.matching import EXTERNAL, INTERNAL, MatchRules, match
 from clearlane.core.recon.records import ReconRecord, Statement, date_ms, period_of
 from clearlane.node.ports import ImportRecord, ReconStore, RunRecord
 from clearlane.node.recon.sources import (
@@ -47,6 +49,8 @@ ALL_PERIODS = "all"
 # What bank statements settle: the participants' net instructions. L1 transactions settle on
 # the base layer between participants and are matched against chain records instead.
 INTERNAL_KINDS = ("net_instruction",)
+# Every kind the clearing store gives (``--internal`` / the run body's ``internal`` choose).
+ALL_INTERNAL_KINDS = ("net_instruction", "l1_transaction", *JOURNAL_KINDS)
 FLOOD_MAX = 200
 
 
@@ -151,6 +155,12 @@ class RunReport:
     reopened: int = 0
     auto_resolved: int = 0
     flooded: dict[str, int] = field(default_factory=dict)
+    # Every case change the run made, in order: what the drivers publish as ``exception.*``.
+    changes: list[tuple[Case, CaseEvent]] = field(default_factory=list)
+
+    def save(self, store: ReconStore, change: tuple[Case, CaseEvent]) -> None:
+        store.save_case(*change)
+        self.changes.append(change)
 
 
 def _rule_of(code: Reason, rules: MatchRules) -> str:
@@ -187,9 +197,10 @@ def run(
     imports = store.imports(period)
     external = store.external_records(period)
     assets = {r.asset for r in external}
-    internal = [r for r in store.internal_records(period) if r.kind in internal_kinds and r.asset in assets]
+    internal = [r for r in store.internal_records(period, internal_kinds) if r.asset in assets]
     result = match(external, internal, rules)
-    breaks = _statement_breaks(imports) + result.breaks()
+    by_side = {(EXTERNAL, r.record_id): r for r in external} | {(INTERNAL, r.record_id): r for r in internal}
+    breaks = _statement_breaks(imports) + result.breaks(by_side)
     reports = store.batch_reports(period)
     if reports:
         breaks += compare_batch_reports(reports, store.exchange_batches(period), late_grace_ms=late_grace_ms)
@@ -238,21 +249,21 @@ def _sync_cases(
         if existing is None:
             new[rule].append(b)
         elif existing.state.active:
-            store.save_case(*act(existing, Action.RECUR, actor="recon", at_ms=now_ms, note=None))
+            report.save(store, act(existing, Action.RECUR, actor="recon", at_ms=now_ms, note=None))
             report.recurred += 1
         elif existing.state is CaseState.RESOLVED:
             note = f"seen again in run {run_id}"
-            store.save_case(*act(existing, Action.REOPEN, actor="recon", at_ms=now_ms, note=note))
+            report.save(store, act(existing, Action.REOPEN, actor="recon", at_ms=now_ms, note=note))
             report.reopened += 1
     for rule, breaks in sorted(new.items()):
         if len(breaks) > flood_max:
             report.flooded[rule] = len(breaks)
             breaks = [_flood_break(rule, len(breaks), run_id)]
         for b in breaks:
-            case, event = open_case(
-                _subject(b, rule, period, scales), actor="recon", at_ms=now_ms, detail=b.detail
+            report.save(
+                store,
+                open_case(_subject(b, rule, period, scales), actor="recon", at_ms=now_ms, detail=b.detail),
             )
-            store.save_case(case, event)
             report.opened += 1
     if report.run.status == "completed":
         _auto_resolve(store, report, period, seen)
@@ -272,7 +283,7 @@ def _auto_resolve(store: ReconStore, report: RunReport, period: str, seen: set[s
         moved = act(
             case, Action.RESOLVE, actor="recon", at_ms=report.run.at_ms, note=note, resolution=Resolution.AUTO
         )
-        store.save_case(*moved)
+        report.save(store, moved)
         report.auto_resolved += 1
 
 

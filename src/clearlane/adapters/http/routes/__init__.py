@@ -2,13 +2,16 @@
 included by :func:`clearlane.adapters.http.app.create_app` (docs/API.md lists them)."""
 
 from clearlane.adapters.http.routes import (
+    alerts,
     batches,
+    cases,
     collateral,
     escrow,
     meta,
     monitoring,
     payments,
     positions,
+    recon,
     stats,
     stream,
     trades,
@@ -20,10 +23,13 @@ ROUTERS = (
     payments.router,
     collateral.router,
     escrow.router,
+    recon.router,
+    cases.router,
     batches.router,
     positions.router,
     stats.router,
     stream.router,
+    alerts.router,
     monitoring.router,
 )
 
