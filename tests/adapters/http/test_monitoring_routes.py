@@ -45,5 +45,12 @@ def test_monitoring_routes_and_gauges(tmp_path: Path) -> None:
         listed = c.get("/v1/dashboard/participants?limit=1000", headers=svc.h()).json()
         ids = {row["id"] for row in listed["items"]}
         assert "MM-ALPHA" in ids and not any(i.startswith("CANARY-") for i in ids)  # not clients
+        # A monitor alert reaches the alert lifecycle (the Alerts page) through alert.raised.
+        monitor = svc.app.state.monitor
+        monitor.raise_alert("canary_failed", "critical", "canary L1 failed at final (test)", monitor.now_ms)
+        found = wait_for(
+            lambda: "canary L1 failed at final (test)" in c.get("/v1/alerts", headers=svc.h()).text
+        )
+        assert found
         div = c.get("/v1/monitoring/divergence", headers=svc.h()).json()
         assert {"findings", "marks", "counts", "base_layer", "l2_halted", "policy"} <= set(div)
