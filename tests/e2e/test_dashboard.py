@@ -405,7 +405,7 @@ def test_monitoring_page(page: Page, cameras: dict[str, Page], live: LiveDemo) -
     page.wait_for_function("document.body.dataset.rendered === 'monitoring'", timeout=10_000)
     expect(page.locator("#canaries")).to_contain_text("No canary set configured")
     expect(page.locator("main")).to_contain_text("Marks per source")
-    expect(page.locator("a[href='#/alerts']")).to_have_count(1)
+    expect(page.locator("main a[href='#/alerts']")).to_have_count(1)
     _shoot(cameras, live, "monitoring", "monitoring")
 
 
