@@ -399,6 +399,16 @@ def test_escrow_pages(page: Page, cameras: dict[str, Page], live: LiveDemo) -> N
     _shoot(cameras, live, "escrow/car-0002", "escrow")
 
 
+def test_monitoring_page(page: Page, cameras: dict[str, Page], live: LiveDemo) -> None:
+    """Canaries per path, divergence and trust (issue 15; the demo has no canary set)."""
+    _open(page, live, "monitoring")
+    page.wait_for_function("document.body.dataset.rendered === 'monitoring'", timeout=10_000)
+    expect(page.locator("#canaries")).to_contain_text("No canary set configured")
+    expect(page.locator("main")).to_contain_text("Marks per source")
+    expect(page.locator("main a[href='#/alerts']")).to_have_count(1)
+    _shoot(cameras, live, "monitoring", "monitoring")
+
+
 # ---------------------------------------------------------------------- stream and views
 def test_stream_is_coalesced(live: LiveDemo) -> None:
     """However fast trades arrive, the stream the pages follow sends a few stats events a second."""

@@ -57,6 +57,11 @@ class NodeQueries:
         """The base layer's tip height the engine has seen (from logged chain observations)."""
         return int(self._owner.engine.tip_height)
 
+    def marks_usd(self) -> dict[str, float]:
+        """The USD mark per whole unit of each asset the engine values risk at now."""
+        engine = self._owner.engine
+        return {a.code: float(engine.marks_usd[i]) for i, a in enumerate(engine.config.assets)}
+
     def engine_time_ms(self) -> int:
         """The engine clock: the latest time of any applied input."""
         return int(self._owner.engine.now_ms)

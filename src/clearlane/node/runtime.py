@@ -297,6 +297,7 @@ class Runtime:
         # webhook service persists them on start (at-least-once across a crash).
         self.replay_tail: list[tuple[int, list[EventGroup]]] = []
         self.readmodel: ReadModel | None = None
+        self.step_listeners: list[Callable[[LogEntry, Step], None]] = []
         if config is not None:
             self.readmodel = ReadModel(
                 config,
@@ -360,6 +361,9 @@ class Runtime:
         self.started_wall = time.time()
         self._step_groups: list[EventGroup] = []
         self.extra_queues: dict[str, Callable[[], int]] = {}
+        # Called on the loop thread after every iteration with the engine time it advanced to
+        # (node/monitor: canaries, divergence): they may submit like any client.
+        self.hooks: list[Callable[[int], None]] = []
         self._trim: Callable[[int], int] | None = None
         self._last_trim = time.perf_counter()
 
@@ -384,6 +388,8 @@ class Runtime:
         if rm is None:
             return
         groups = rm.apply(entry, fx)
+        for listen in self.step_listeners:  # node/monitor: flows per exchange batch
+            listen(entry, fx)
         if fx.escrow_events():
             groups += escrow_app.escrow_groups(entry.seq, fx, self.runner.engine.escrow)
         if not self._live:
@@ -554,6 +560,8 @@ class Runtime:
             # Everything due by ``advanced_to`` is applied (a batch still to close waits at most
             # a tick more): the clock may run on from there, and no further (the class docstring).
             self.clock.caught_up(advanced_to)
+        for hook in self.hooks:
+            hook(advanced_to)
         self._maybe_stats()
 
     def _publish(self) -> None:

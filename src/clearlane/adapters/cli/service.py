@@ -91,6 +91,13 @@ def serve(
     header_timeout: HeaderTimeoutOption = 10.0,
     webhook_allow: WebhookAllowOption = None,
     metrics_token_file: MetricsTokenOption = None,
+    canary_interval_ms: Annotated[
+        int | None,
+        typer.Option(help="Engine ms between canary rounds (default: a minute or what paths need)."),
+    ] = None,
+    halt_l2_on_divergence: Annotated[
+        bool, typer.Option(help="Log a config change halting an asset's L2 routing while its marks diverge.")
+    ] = False,
 ) -> None:
     """Run the engine, its clock and the HTTP API in one process (OpenAPI at /openapi.json)."""
     from clearlane.adapters.http.app import ServiceOptions
@@ -117,6 +124,13 @@ def serve(
         body_timeout_s=body_timeout,
         metrics_token=_metrics_token(metrics_token_file),
     )
+    from clearlane.core.monitor.policy import HaltPolicy
+    from clearlane.node.monitor.canaries import CanaryOptions
+    from clearlane.node.monitor.service import MonitorOptions
+
+    monitor = MonitorOptions(
+        canaries=CanaryOptions(interval_ms=canary_interval_ms), halt=HaltPolicy(enabled=halt_l2_on_divergence)
+    )
     api = build(
         db,
         config,
@@ -128,6 +142,7 @@ def serve(
         webhook_options=_webhook_options(webhook_allow),
         key_dir=keys,
         chain=base_layer,
+        monitor=monitor,
     )
     if not insecure_no_auth and api.state.keys.count_active() == 0:
         err.print(

@@ -231,6 +231,10 @@ class Views:
         chosen = np.arange(len(ids))
         if q:
             chosen = np.array([i for i, pid in enumerate(ids) if q.lower() in pid.lower()], dtype=np.int64)
+        if rt.config.synthetic_ids:  # canaries (node/monitor) are not clients: not listed
+            chosen = np.array(
+                [i for i in chosen.tolist() if ids[i] not in rt.config.synthetic_ids], dtype=np.int64
+            )
         with rt.lock:
             f = self._figures()
             rejects = rt.tally.by_participant[: len(ids)].astype(np.float64)

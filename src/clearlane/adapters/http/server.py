@@ -15,6 +15,7 @@ from clearlane.adapters.http import views
 from clearlane.adapters.http.app import ServiceOptions, create_app
 from clearlane.adapters.http.auth import KeyStore
 from clearlane.adapters.http.routes import alerts as alert_routes
+from clearlane.node.monitor.service import Monitor, MonitorOptions
 from clearlane.node.runtime import AcceleratedClock, Clock, RealtimeClock, Runtime, RuntimeOptions
 
 
@@ -31,6 +32,7 @@ def build(
     key_dir: str | Path | None = None,
     dashboard: bool = True,
     chain: ChainChoice | None = None,
+    monitor: MonitorOptions | None = None,
 ) -> Any:
     """The app (with its runtime attached, started by the app's lifespan); ``dashboard`` adds the
     settlement dashboard (:mod:`clearlane.adapters.http`) at /ui/."""
@@ -64,10 +66,15 @@ def build(
     metrics = Metrics(runtime, hooks)
     extra.append(metrics.routes)
     runtime.stats_builder = lambda: views.stats_event(runtime)
+    from clearlane.adapters.http.routes import monitoring
+
+    watcher = Monitor.attach(runtime, monitor, verifier=monitoring.proof_verifier(runtime))
+    monitoring.install_gauges(metrics, watcher)
     app = create_app(runtime, keys, options=service_options, manage_runtime=True, extra_routers=extra)
     app.state.webhooks = hooks
     app.state.metrics = metrics
     app.state.alerts = alert_routes.build_service(runtime)  # its timer runs in the app's lifespan
+    app.state.monitor = watcher
     return app
 
 

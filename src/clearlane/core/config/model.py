@@ -72,6 +72,9 @@ class AssetIn(_Strict):
     code: str = Field(pattern=r"^[A-Z][A-Z0-9]{1,11}$")
     scale: int = Field(ge=0, le=12)
     mark_usd: str = Field(description="USD per whole unit, a decimal string")
+    # Set by the monitor's policy through a logged config change while the asset's marks
+    # diverge (docs/MONITORING_CANARIES.md): its flows settle gross on L1 until it is cleared.
+    l2_halted: bool = False
 
     @field_validator("mark_usd")
     @classmethod
@@ -87,6 +90,8 @@ class ParticipantIn(_Strict):
     fee_tier: str = "standard"
     legacy_opt_out: bool = False
     name: str = ""
+    # A canary (node/monitor): its trades are real but never count in client figures or savings.
+    synthetic: bool = False
 
     @field_validator("credit_limit_usd")
     @classmethod
@@ -252,6 +257,7 @@ class Participant:
     fee_tier: str
     legacy_opt_out: bool
     name: str
+    synthetic: bool = False
 
 
 @dataclass(frozen=True)
@@ -333,6 +339,12 @@ class ClearingConfig:
     escrow: EscrowPolicy = field(default_factory=EscrowPolicy)
     intake: IntakeLimits = IntakeLimits()
     liquidity_margin: LiquidityMargin | None = None  # None: the check charges no margin
+    l2_halted: frozenset[str] = frozenset()  # asset codes routed to L1 only (monitor policy)
+
+    @property
+    def synthetic_ids(self) -> frozenset[str]:
+        """Participants flagged ``synthetic`` (canaries): left out of client figures."""
+        return frozenset(p.id for p in self.participants if p.synthetic)
 
     # -- lookups ----------------------------------------------------------------------
     @property
@@ -473,6 +485,7 @@ def _compile(cfg: ConfigIn, raw: dict[str, Any], source: str) -> ClearingConfig:
         raw=raw,
         escrow=_escrow_policy(cfg, source),
         liquidity_margin=_liquidity_margin(cfg, pools, source),
+        l2_halted=frozenset(a.code for a in cfg.assets if a.l2_halted),
         intake=IntakeLimits(
             executed_at_min_ms=_epoch_ms(cfg.intake.executed_at_min),
             executed_at_max_ms=_epoch_ms(cfg.intake.executed_at_max),
@@ -604,6 +617,7 @@ def _participants(cfg: ConfigIn) -> tuple[Participant, ...]:
             fee_tier=p.fee_tier,
             legacy_opt_out=p.legacy_opt_out,
             name=p.name or p.id,
+            synthetic=p.synthetic,
         )
         for i, p in enumerate(cfg.participants)
     )

@@ -604,6 +604,11 @@ class Engine:
             kinds_by_participant=self.kinds,
             opt_out=self.opt_out,
         )
+        if cfg.l2_halted:  # the monitor's policy (a logged config change): gross on L1
+            halted = np.array([a.code in cfg.l2_halted for a in cfg.assets], dtype=np.bool_)
+            stopped = (pool >= 0) & (halted[flows.base] | halted[flows.quote])
+            pool = np.where(stopped, -1, pool).astype(np.int32)
+            rule = np.where(stopped, len(cfg.routing) + 1, rule).astype(np.int16)
         pool = np.where(live, pool, -1).astype(np.int32)
         flows = self._with_fees(flows.with_(pool=pool))
         out_seq, out_breach, closed = self._assign(flows, mark_minor)
@@ -725,7 +730,9 @@ class Engine:
         state[dup] = -1
         pool_names = pa.array([p.id for p in cfg.pools], type=pa.string())
         rule_names = pa.array(
-            [r.name for r in cfg.routing] + ["liquidity: projected net debit above collateral + credit"],
+            [r.name for r in cfg.routing]
+            + ["liquidity: projected net debit above collateral + credit"]
+            + (["monitor: the asset's marks diverge, L2 halted"] if cfg.l2_halted else []),
             type=pa.string(),
         )
         group_valid = np.zeros(n, dtype=np.bool_)

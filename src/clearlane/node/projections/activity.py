@@ -49,8 +49,11 @@ class Activity:
         self.alerts: list[dict[str, Any]] = []
         self.alerts_by_kind: dict[str, int] = {}  # engine alerts by kind (clearlane_alerts_total)
 
-    def records(self, table: pa.Table, pool: I64, live: Mask, l2: Mask, rejected: Mask) -> None:
-        """A chunk's trades by lane and state, its rejects by code, the timeline's trade counts."""
+    def records(
+        self, table: pa.Table, pool: I64, live: Mask, l2: Mask, rejected: Mask, client: Mask | None = None
+    ) -> None:
+        """A chunk's trades by lane and state, its rejects by code, the timeline's trade counts
+        (of ``client`` rows only when given: canaries are not client volume)."""
         l1_key = self.layout.l1
         l1 = live & (pool < 0)
         np.add.at(self.counts[:, S["received"]], np.where(l2, pool, l1_key)[live], 1)
@@ -63,7 +66,8 @@ class Activity:
             for code, count in zip(*np.unique(codes, return_counts=True), strict=True):
                 slug = RejectCode(int(code)).slug
                 self.rejects_by_code[slug] = self.rejects_by_code.get(slug, 0) + int(count)
-        per_lane = np.bincount(np.where(l2, pool, l1_key)[live], minlength=self.layout.n_pools + 1)
+        counted = live if client is None else live & client
+        per_lane = np.bincount(np.where(l2, pool, l1_key)[counted], minlength=self.layout.n_pools + 1)
         for bucket in self.buckets(int(table.column("received_ms").to_numpy()[-1])):
             bucket.trades += per_lane
 

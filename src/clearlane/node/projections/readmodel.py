@@ -26,6 +26,7 @@ Thread safety: the runtime's loop thread is the only writer; readers take the ru
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -49,6 +50,7 @@ from clearlane.core.model.events import (
     batch_event_row,
 )
 from clearlane.core.model.states import TradeState
+from clearlane.core.monitor import synthetic
 from clearlane.node.events import (
     BATCH_ANCHORED,
     BATCH_CLEARED,
@@ -106,6 +108,13 @@ class ReadModel:
         self.activity = Activity(self.layout, bucket_ms, retention_buckets)
         self.applied_seq = 0
         self.now_ms = 0
+        # Canaries (synthetic participants, node/monitor) never count in client figures or
+        # savings: their trade counts and batch volume are left out of the timeline and totals.
+        self.synthetic = config.synthetic_ids
+        self.synthetic_gross: dict[tuple[int, int], tuple[int, float]] = {}  # (pool, seq) → (flows, USD)
+        self.mark_minor = {
+            a.code: m / 10**a.scale for a, m in zip(config.assets, config.marks_usd, strict=True)
+        }
 
     # -- the query surface -----------------------------------------------------------------
     @property
@@ -196,7 +205,10 @@ class ReadModel:
         rejected = table.column("state").to_numpy() == TradeState.REJECTED
         live = ~rejected
         l2 = live & (pool >= 0)
-        self.activity.records(table, pool, live, l2, rejected)
+        canary = synthetic.synthetic_mask(table, self.synthetic) if self.synthetic else None
+        self.activity.records(table, pool, live, l2, rejected, None if canary is None else ~canary)
+        if canary is not None and canary.any():
+            self._canary_volume(table, pool, canary & l2)
         if l2.any():
             self.members.add_open(table, pool, l2)
         self._record_events(step, table, pool, live, l2, rejected, events)
@@ -239,6 +251,8 @@ class ReadModel:
 
     # -- batches ---------------------------------------------------------------------------
     def _batch_cleared(self, seq: int, b: BatchCleared, events: list[EventGroup]) -> None:
+        if self.synthetic:
+            b = self._without_canaries(self.layout.pool_lookup[b.pool], b)
         k, s = self.batches.cleared(b)
         n, cleared_ms = b.flows, b.cleared_at_ms
         self.activity.move(k, "batched", "cleared", n)
@@ -258,6 +272,25 @@ class ReadModel:
                 trades.num_rows,
             )
         )
+
+    def _canary_volume(self, table: pa.Table, pool: npt.NDArray[Any], rows: Mask) -> None:
+        seqs = table.column("batch_seq").to_numpy()
+        for i in np.flatnonzero(rows).tolist():
+            key = (int(pool[i]), int(seqs[i]))
+            share = synthetic.gross_usd(table.slice(i, 1), self.mark_minor)
+            flows, usd = self.synthetic_gross.get(key, (0, 0.0))
+            self.synthetic_gross[key] = (flows + 1, usd + share)
+
+    def _without_canaries(self, k: int, b: BatchCleared) -> BatchCleared:
+        flows, gross = self.synthetic_gross.pop((k, b.seq), (0, 0.0))
+        if flows == b.flows:  # a batch of canaries only (exact: no rounding residue)
+            return replace(b, gross_usd=0.0, net_usd=0.0)
+        net = synthetic.net_debit_usd(
+            b.net_participant, b.net_asset, b.net_minor, self.synthetic, self.mark_minor
+        )
+        if gross == 0.0 and net == 0.0:
+            return b
+        return replace(b, gross_usd=max(0.0, b.gross_usd - gross), net_usd=max(0.0, b.net_usd - net))
 
     def _batch_transitions(self, step: Step, events: list[EventGroup]) -> None:
         for event in step.events:

@@ -8,6 +8,7 @@ from clearlane.adapters.http.routes import (
     collateral,
     escrow,
     meta,
+    monitoring,
     payments,
     positions,
     recon,
@@ -31,6 +32,7 @@ ROUTERS = (
     stream.router,
     alerts.router,
     stress.router,
+    monitoring.router,
 )
 
 __all__ = ["ROUTERS"]
