@@ -46,7 +46,11 @@ TRADE_EVENTS = (
     "trade.final",
     "trade.rejected",
     "trade.unwound",
+    "trade.settled_manually",
 )
+# An L1 obligation an operator recorded as settled off-system (issue 17, docs/MANUAL_SETTLEMENT.md):
+# settled in the books, never "trade.final" (nothing was final on a base layer).
+TRADE_SETTLED_MANUALLY = "trade.settled_manually"
 BATCH_CLEARED = "batch.cleared"
 BATCH_ANCHORED = "batch.anchored"
 BATCH_FINAL = "batch.final"
@@ -80,7 +84,14 @@ ESCROW_EVENTS = (
 ALERT = "alert.raised"
 EVENT_TYPES = (*TRADE_EVENTS, *BATCH_EVENTS, *ESCROW_EVENTS, ALERT, STATS)
 DEFAULT_STREAM_TYPES = frozenset((*BATCH_EVENTS, STATS))
-WEBHOOK_EVENTS = ("trade.cleared", "trade.final", "trade.rejected", *BATCH_EVENTS, *ESCROW_EVENTS)
+WEBHOOK_EVENTS = (
+    "trade.cleared",
+    "trade.final",
+    "trade.rejected",
+    TRADE_SETTLED_MANUALLY,
+    *BATCH_EVENTS,
+    *ESCROW_EVENTS,
+)
 # Old names still accepted in input filters, with the name they now mean.
 DEPRECATED_ALIASES = {"batch.closed": BATCH_CLEARED}
 
@@ -431,6 +442,7 @@ __all__ = [
     "PARTICIPANT_BATCH_KEYS",
     "STATS",
     "TRADE_EVENTS",
+    "TRADE_SETTLED_MANUALLY",
     "WEBHOOK_EVENTS",
     "AlertEvent",
     "BatchEvent",

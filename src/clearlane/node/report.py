@@ -169,6 +169,14 @@ def _l1_part(
         detail = f"{tx}@{r['included_height']}"
         transitions.append({"state": "anchored", "at_ms": r["included_ms"], "detail": detail})
         out["state"] = "anchored" if on_l1 else out["state"]
+    if r["included_height"] == model_ids.MANUAL_HEIGHT:
+        # Settled off-system by an operator (issue 17): final in the books, never on a chain.
+        at_ms = int(r["final_ms"])
+        detail = "off-system, recorded by an operator with evidence (docs/MANUAL_SETTLEMENT.md)"
+        transitions.append({"state": "settled_manually", "at_ms": at_ms, "detail": detail})
+        out["state"] = "settled_manually"
+        out["settled_manually_at"] = iso(at_ms)
+        return final_ms
     if r["final_ms"] >= 0:
         final_ms = int(r["final_ms"])
         transitions.append({"state": "final", "at_ms": final_ms, "detail": "L1 confirmations reached"})
@@ -178,6 +186,11 @@ def _l1_part(
 
 def _badge(out: dict[str, Any], executed: int, final_ms: int | None, record: dict[str, Any]) -> str:
     state = out["state"]
+    if state == "settled_manually":
+        return (
+            f"Settled manually off-system at {out['settled_manually_at'][11:19]} — recorded by an "
+            "operator with evidence; not final on a base layer"
+        )
     if record["lane"] == "L2" and state == "final" and final_ms is not None:
         return f"Settled on Layer-2 — final at {clock(final_ms)[:8]} ({_since(final_ms, executed)})"
     if record["lane"] == "L2" and state in ("cleared", "anchored"):

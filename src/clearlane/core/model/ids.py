@@ -227,3 +227,14 @@ def parse_event_id(text: str) -> tuple[str, str, str] | None:
     """``(seq, type, subject)`` of a public event id; the subject may contain ``:``."""
     parts = text.split(":", 2)
     return (parts[0], parts[1], parts[2]) if len(parts) == 3 else None
+
+
+# ---------------------------------------------------------------------- manual settlement (issue 17)
+MANUAL_HEIGHT = -2
+"""``included_height`` of an L1 group row settled off-system by an operator: final in the books,
+never included in a block (-1 is "not included yet")."""
+
+
+def manual_settle_entry_id(settlement_id: str) -> str:
+    """The ledger entry of a manual settlement (one per settlement id)."""
+    return f"manual:{settlement_id}"

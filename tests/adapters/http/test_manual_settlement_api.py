@@ -1,0 +1,36 @@
+"""Manual settlement on the real service (issue 17): operator only, through the ledger and the
+log; the trade's lifecycle reads "settled manually", never final on L1; retries are duplicates;
+refusals carry their stable codes."""
+
+from __future__ import annotations
+
+import hashlib
+
+from tests.service_support import Service, svc, trade_row
+
+__all__ = ["svc"]
+
+BODY = {
+    "settlement_id": "ms-1",
+    "flow_id": "T1",
+    "operator": "ops-alice",
+    "evidence_ref": "FEDWIRE IMAD 20261206MMQFMP2N000123",
+    "evidence_sha256": hashlib.sha256(b"wire confirmation").hexdigest(),
+}
+
+
+def test_manual_settlement_route_is_operator_only_and_refuses_with_stable_codes(svc: Service) -> None:
+    # CUST-VAULT is a legacy participant (legacy_opt_out): its trades route to L1. The test
+    # service's accelerated chain makes it final at once, so a manual settlement is refused
+    # (the accepted path, the ledger entry and the lifecycle: tests/core/test_manual_settlement.py).
+    posted = svc.client.post("/v1/trades", json=trade_row(1, buyer="CUST-VAULT"), headers=svc.h())
+    assert posted.status_code == 201, posted.text
+    forbidden = svc.client.post("/v1/manual-settlements", json=BODY, headers=svc.h("participant"))
+    assert forbidden.status_code == 403
+    bad = svc.client.post("/v1/manual-settlements", json={**BODY, "evidence_sha256": "x"}, headers=svc.h())
+    assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "evidence_sha256"
+    refused = svc.client.post("/v1/manual-settlements", json=BODY, headers=svc.h())
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["errors"][0]["error"] == "manual_no_open_obligation"
+    life = svc.client.get("/v1/trades/T1", headers=svc.h()).json()
+    assert life["lane"] == "L1" and life["route_rule"] == "legacy opt-out"
