@@ -34,6 +34,8 @@ class RejectCode(IntEnum):
     BAD_SCHEMA_VERSION = 114
     PARTICIPANT_SUSPENDED = 115
     ID_CONFLICT = 116
+    RESERVED_ID = 117
+    """An id in a namespace the engine keeps for itself (payment ids ``escrow:…``: escrow payouts)."""
 
     LIQUIDITY_EXCEEDED = 201
     NO_ROUTE = 202

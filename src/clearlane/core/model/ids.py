@@ -172,10 +172,15 @@ def escrow_timer_action_id(escrow_id: str, deadline: str, at_ms: int) -> str:
     return f"timer:{deadline}:{escrow_id}:{at_ms}"
 
 
+ESCROW_PAYOUT_PREFIX = "escrow:"
+"""Payment ids starting with this are the engine's escrow payouts: the edge refuses them
+(``reserved_id``, 117) so a client's payment can never take (or be taken for) a payout's id."""
+
+
 def escrow_payout_flow_id(action_id: str, index: int) -> str:
     """The payment flow (house → payee) of the ``index``-th payee an escrow ``settle`` action
     pays through the lanes. Payment ids starting ``escrow:`` are reserved for these."""
-    return f"escrow:{action_id}:{index}"
+    return f"{ESCROW_PAYOUT_PREFIX}{action_id}:{index}"
 
 
 def escrow_final_action_id(flow_id: str) -> str:
