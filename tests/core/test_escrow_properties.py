@@ -162,6 +162,7 @@ class EscrowMachine(RuleBasedStateMachine):
             "lapse_action": code.pick(("accept", "refund", "escalate")),
             "fund_timeout_ms": code.pick((0, 2_000)),
             "auto_release": code.take(2) == 0,
+            "reserve_hold_ms": code.pick((0, 0, 2_000)),
         }
         self.models[escrow_id] = Model()
         self._send({"action": "open", "escrow_id": escrow_id, "actor": "P", "terms": terms})

@@ -216,6 +216,9 @@ class EscrowTerms(_Frozen):
     fund_timeout_ms: int = Field(default=0, ge=0, le=10**13)
     auto_release: bool = True
     order_ref: Id | None = None
+    reserve_hold_ms: int = Field(default=0, ge=0, le=10**13)
+    """How long the seller reserve a release takes is held back; then the engine clock releases
+    what is left of it to the seller's payable. 0: held until an operator decides (no timer)."""
 
 
 class _EscrowInput(_Event):
