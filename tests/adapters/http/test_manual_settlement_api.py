@@ -5,8 +5,9 @@ refusals carry their stable codes."""
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 
-from tests.service_support import Service, svc, trade_row
+from tests.service_support import EXAMPLE, Service, make_service, svc, trade_row
 
 __all__ = ["svc"]
 
@@ -34,3 +35,25 @@ def test_manual_settlement_route_is_operator_only_and_refuses_with_stable_codes(
     assert refused.json()["errors"][0]["error"] == "manual_no_open_obligation"
     life = svc.client.get("/v1/trades/T1", headers=svc.h()).json()
     assert life["lane"] == "L1" and life["route_rule"] == "legacy opt-out"
+
+
+def test_a_legacy_l1_trade_settled_manually_reads_settled_manually(tmp_path: Path) -> None:
+    """A chain that drops every transaction: the L1 trade waits, the operator settles it."""
+    config = tmp_path / "dropping.toml"
+    text = EXAMPLE.read_text(encoding="utf-8")
+    config.write_text(text.replace("drop_probability = 0.0", "drop_probability = 1.0"), encoding="utf-8")
+    with make_service(tmp_path, config=config) as svc:
+        events: list[str] = []
+        svc.runtime.bus.add_listener(lambda groups: events.extend(g.type for g in groups))
+        posted = svc.client.post("/v1/trades", json=trade_row(1, buyer="CUST-VAULT"), headers=svc.h())
+        assert posted.status_code == 201, posted.text
+        done = svc.client.post("/v1/manual-settlements", json=BODY, headers=svc.h())
+        assert done.status_code == 201, done.text
+        assert done.json()["settlement"]["entry_id"] == "manual:ms-1"
+        again = svc.client.post("/v1/manual-settlements", json=BODY, headers=svc.h())
+        assert again.status_code == 200 and again.json()["status"] == "duplicate"
+        life = svc.client.get("/v1/trades/T1", headers=svc.h()).json()
+        assert life["state"] == "settled_manually" and life["l1_final_at"] is None
+        assert life["settled_manually_at"] and life["badge"].startswith("Settled manually off-system")
+        assert life["transitions"][-1]["state"] == "settled_manually"
+        assert "trade.settled_manually" in events and "trade.final" not in events
