@@ -277,3 +277,32 @@ def test_rounding_rules() -> None:
     assert arbiter_split(7, 5_000) == (3, 4)
     taken = clawback(100, 30, 20, 10)
     assert (taken.payable, taken.reserve, taken.loss) == (30, 30, 40)
+
+
+def test_the_seller_reserve_is_released_after_its_hold_by_the_engine_clock() -> None:
+    d = Desk()
+    d.funded(reserve_bps=1_000, reserve_hold_ms=5_000)  # released at once: reserve 5,000
+    reserve = AccountKey("S", "USD", Purpose.RESERVE)
+    payable = AccountKey("S", "USD", Purpose.PAYABLE)
+    assert (d.balance(reserve), d.balance(payable)) == (5_000, 45_000)
+    assert d.book.advance(d.now + 4_999) == []  # not yet
+    (fired,) = d.book.advance(d.now + 5_000)
+    moved = [e for e in fired.events if isinstance(e, EscrowMovement)]
+    assert [(m.kind, m.amount_minor) for m in moved] == [(MovementKind.RESERVE_RELEASED, 5_000)]
+    assert (d.balance(reserve), d.balance(payable)) == (0, 50_000)
+    view = d.book.view("e1")
+    assert view is not None and view.reserved_minor == 0 and view.where.clearing == 50_000
+    assert d.book.advance(d.now + 10_000) == []  # exactly once
+    d.book.check_invariants()
+    d.ledger.check_invariants()
+
+
+def test_a_reserve_drawn_by_a_chargeback_is_not_released_twice() -> None:
+    d = Desk()
+    d.funded(reserve_bps=1_000, reserve_hold_ms=5_000)
+    d.act("settle", "P")  # the payable leaves: a chargeback now draws on the reserve
+    assert d.act("chargeback", "P", amount="30.00").applied  # 3,000 of the 5,000 reserve
+    (fired,) = d.book.advance(d.now + 5_000)
+    moved = [e for e in fired.events if isinstance(e, EscrowMovement)]
+    assert [m.amount_minor for m in moved] == [2_000]
+    d.book.check_invariants()

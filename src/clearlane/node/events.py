@@ -48,7 +48,11 @@ TRADE_EVENTS = (
     "trade.final",
     "trade.rejected",
     "trade.unwound",
+    "trade.settled_manually",
 )
+# An L1 obligation an operator recorded as settled off-system (issue 17, docs/MANUAL_SETTLEMENT.md):
+# settled in the books, never "trade.final" (nothing was final on a base layer).
+TRADE_SETTLED_MANUALLY = "trade.settled_manually"
 BATCH_CLEARED = "batch.cleared"
 BATCH_ANCHORED = "batch.anchored"
 BATCH_FINAL = "batch.final"
@@ -113,8 +117,8 @@ EVENT_TYPES = (
 )  # fmt: skip
 DEFAULT_STREAM_TYPES = frozenset((*BATCH_EVENTS, STATS))
 WEBHOOK_EVENTS = (
-    "trade.cleared", "trade.final", "trade.rejected", *BATCH_EVENTS, *ESCROW_EVENTS, *EXCEPTION_EVENTS,
-    *ALERT_CASE_EVENTS,
+    "trade.cleared", "trade.final", "trade.rejected", TRADE_SETTLED_MANUALLY, *BATCH_EVENTS, *ESCROW_EVENTS,
+    *EXCEPTION_EVENTS, *ALERT_CASE_EVENTS,
 )  # fmt: skip
 # Old names still accepted in input filters, with the name they now mean.
 DEPRECATED_ALIASES = {"batch.closed": BATCH_CLEARED}
@@ -477,6 +481,7 @@ __all__ = [
     "PARTICIPANT_BATCH_KEYS",
     "STATS",
     "TRADE_EVENTS",
+    "TRADE_SETTLED_MANUALLY",
     "WEBHOOK_EVENTS",
     "AlertEvent",
     "BatchEvent",

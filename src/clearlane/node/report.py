@@ -179,6 +179,14 @@ def _l1_part(
         detail = f"{tx}@{r['included_height']}"
         transitions.append({"state": "anchored", "at_ms": r["included_ms"], "detail": detail})
         out["state"] = "anchored" if on_l1 else out["state"]
+    if r["included_height"] == model_ids.MANUAL_HEIGHT:
+        # Settled off-system by an operator (issue 17): final in the books, never on a chain.
+        at_ms = int(r["final_ms"])
+        detail = "off-system, recorded by an operator with evidence (docs/MANUAL_SETTLEMENT.md)"
+        transitions.append({"state": "settled_manually", "at_ms": at_ms, "detail": detail})
+        out["state"] = "settled_manually"
+        out["settled_manually_at"] = iso(at_ms)
+        return final_ms
     if r["final_ms"] >= 0:
         final_ms = int(r["final_ms"])
         transitions.append({"state": "final", "at_ms": final_ms, "detail": "L1 confirmations reached"})
@@ -199,6 +207,13 @@ def _badge(out: dict[str, Any], executed: int, final_ms: int | None, record: dic
     def at(ms: int) -> str:
         return f"{stamp(ms)} ({_since(ms, executed)})"
 
+    if state == "settled_manually":
+        manual = [t["at_ms"] for t in out["transitions"] if t["state"] == "settled_manually"]
+        when = f" at {at(manual[0])}" if manual else ""
+        return (
+            f"Settled manually off-system{when} — recorded by an operator with evidence; "
+            "not final on a base layer"
+        )
     if record["lane"] == "L2" and state in ("cleared", "anchored", "final"):
         cleared = [t["at_ms"] for t in out["transitions"] if t["state"] == "cleared"]
         soft = f"soft-final at {at(cleared[0])}" if cleared else "soft-final"

@@ -49,6 +49,7 @@ from clearlane.core.model.codes import RejectCode
 from clearlane.core.model.events import Step
 from clearlane.core.model.inputs import (
     ESCROW_KIND,
+    MANUAL_SETTLEMENT_KIND,
     TRADE_CHUNK_SCHEMA,
     CollateralDeposit,
     CollateralWithdrawal,
@@ -57,6 +58,7 @@ from clearlane.core.model.inputs import (
 )
 from clearlane.core.proofs.codec import decode_payload
 from clearlane.node import escrow as escrow_app
+from clearlane.node import manual as manual_app
 from clearlane.node import receipts
 from clearlane.node.events import WEBHOOK_EVENTS, EventBus, EventGroup, StatsEvent
 from clearlane.node.intake.rows import Intake, RowError
@@ -552,6 +554,8 @@ class Runtime:
         for job in events:
             if job.kind == ESCROW_KIND:
                 self._apply_escrow(job, now)
+            elif job.kind == MANUAL_SETTLEMENT_KIND:
+                self._apply_manual(job, now)
             else:
                 self._apply_events(job, now)
         advanced_to = self.clock.now_ms()
@@ -795,6 +799,22 @@ class Runtime:
             job.future.set_exception(SubmissionRefused(engine_errors))
         else:
             job.future.set_result(results)
+
+    def _apply_manual(self, job: _EventJob, now: int) -> None:
+        """One manual settlement (node/manual.py): refused at the edge (422, nothing logged), or
+        logged and judged by the engine (a refusal is answered 409 with its stable code)."""
+        record, err = manual_app.parse(job.payloads[0] if job.payloads else None)
+        if record is None or err is not None:
+            job.future.set_exception(SubmissionRefused([err] if err else []))
+            return
+        with self.lock:
+            receipt, reject = manual_app.submit(self.runner, record, self._at(now))
+            self.counters.steps += 1
+        self._publish()
+        if reject is not None:
+            job.future.set_exception(SubmissionRefused([RowError.of(0, reject)], status=409))
+        else:
+            job.future.set_result([receipt])
 
     def _apply_escrow(self, job: _EventJob, now: int) -> None:
         """One escrow action (node/escrow.py): refused at the edge (nothing logged, 422), or

@@ -92,3 +92,18 @@ def test_a_body_that_is_no_escrow_action_is_422_and_logs_nothing(svc: Service) -
     )
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "amount"
     assert svc.runtime.runner.engine.applied_seq == before
+
+
+def test_escrow_payout_ids_are_refused_at_the_edge(svc: Service) -> None:
+    """Payment ids ``escrow:…`` are the engine's escrow payouts: 422 ``reserved_id`` (117)."""
+    body = {
+        "payment_id": "escrow:a1:0",
+        "payer": "MM-ALPHA",
+        "payee": "BRK-NORTH",
+        "asset": "USD",
+        "amount": "1",
+    }
+    refused = svc.client.post("/v1/payments", json=body, headers=svc.h())
+    assert refused.status_code == 422, refused.text
+    error = refused.json()["errors"][0]
+    assert (error["code"], error["error"], error["field"]) == (117, "reserved_id", "payment_id")

@@ -30,6 +30,7 @@ from clearlane.adapters.cli import (
     escrow,
     evidence,
     keys,
+    manual,
     recon,
     service,
     stress,
@@ -108,6 +109,7 @@ app.command()(service.serve)
 app.add_typer(keys.keys_app, name="keys")
 app.add_typer(service.apikey_app, name="apikey")
 app.add_typer(escrow.escrow_app, name="escrow")
+app.command("manual-settle")(manual.manual_settle)
 app.add_typer(recon.recon_app, name="recon")
 app.add_typer(alerts.alerts_app, name="alerts")
 

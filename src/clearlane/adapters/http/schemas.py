@@ -108,6 +108,7 @@ class WebhookIn(BaseModel):
             "trade.cleared",
             "trade.final",
             "trade.rejected",
+            "trade.settled_manually",
             "batch.cleared",
             "batch.anchored",
             "batch.final",
@@ -232,6 +233,11 @@ class TradeLifecycle(TradeHead):
     l2_cleared_at: str | None = Field(description="L2 soft finality: the batch was netted and committed.")
     l1_final_at: str | None = Field(
         description="Base-layer finality: confirmations and challenge window passed."
+    )
+    settled_manually_at: str | None = Field(
+        default=None,
+        description="An operator recorded the L1 obligation as settled off-system "
+        "(docs/MANUAL_SETTLEMENT.md): settled in the books, not final on a base layer.",
     )
     badge: str
     transitions: list[Transition]

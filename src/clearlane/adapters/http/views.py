@@ -149,6 +149,7 @@ def lifecycle(
         or (life["state"] == TradeState.UNWOUND.label and life["l1_final_at"] is not None),
         "l2_cleared_at": life["l2_cleared_at"],
         "l1_final_at": life["l1_final_at"],
+        "settled_manually_at": life.get("settled_manually_at"),
         "badge": life["badge"],
         "transitions": transitions,
         "anchor": None

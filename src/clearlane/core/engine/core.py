@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from clearlane.core.config.model import ClearingConfig
-from clearlane.core.engine import kernel, limits
+from clearlane.core.engine import kernel, limits, manual
 from clearlane.core.engine.commitment import batch_roots_async, string_table
 from clearlane.core.engine.dedup import (
     SeenFlowIds,
@@ -68,11 +68,13 @@ from clearlane.core.model.events import (
     TradeRecords,
 )
 from clearlane.core.model.inputs import (
+    MANUAL_SETTLEMENT_KIND,
     ChainEvents,
     CollateralDeposit,
     CollateralWithdrawal,
     ConfigChange,
     LogPayload,
+    ManualSettlement,
     Payment,
     PriceMark,
 )
@@ -1672,6 +1674,10 @@ class Engine:
         self.collateral[p, a] += delta
         self.collateral_digest.touch(p)
 
+    def _apply_manual(self, entry: LogEntry, out: StepBuilder) -> None:
+        """An operator's off-system settlement of an L1 obligation (engine/manual.py)."""
+        manual.apply_manual(self, _payload(entry, ManualSettlement), entry.at_ms, out)
+
     def _apply_tick(self, entry: LogEntry, out: StepBuilder) -> None:
         """Nothing but time passing; :meth:`_on_time` does the work."""
 
@@ -1734,6 +1740,7 @@ _HANDLERS = {
     "tick": Engine._apply_tick,
     "chain": Engine._apply_chain,
     "escrow": Engine._apply_escrow,
+    MANUAL_SETTLEMENT_KIND: Engine._apply_manual,
     # A signing-key rotation is logged for the audit trail (clearlane.node.auditor); the
     # clearing state only sees time pass.
     "key_rotation": Engine._apply_tick,

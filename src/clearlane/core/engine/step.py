@@ -100,6 +100,8 @@ def fold_effects(head: bytes, step: Step) -> bytes:
         h.update(f"{tx.tx_id}|{tx.submitted_at_ms}|".encode())
     for r in step.rejects():
         h.update(str(r).encode())
+    for manual in step.manual_settlements():  # none before issue 17: earlier heads stay valid
+        h.update(spaced_json(manual.to_dict()))
     escrow = step.escrow_events()
     if escrow:  # nothing is added without escrow: earlier effects heads stay valid
         for event in escrow:

@@ -222,6 +222,8 @@ class EscrowBook:
                 and e.inspection_deadline_ms == deadline
             ):
                 self._lapse(e, ctx, events)
+            elif kind == "reserve_release" and e.reserve_due and e.reserve_due[0][0] <= deadline:
+                self._release_reserve(e, ctx, deadline, events)
             else:
                 continue  # stale: the escrow moved on before its deadline
             outcome = Outcome(ctx.action_id, tuple(events))
@@ -397,6 +399,7 @@ class EscrowBook:
             auto_release=terms.auto_release,
             order_ref=terms.order_ref,
             created_at_ms=at_ms,
+            reserve_hold_ms=terms.reserve_hold_ms,
         )
 
     def _agree(self, e: Escrow, action: EscrowAction, ctx: _Ctx, events: list[EscrowEvent]) -> None:
@@ -515,13 +518,16 @@ class EscrowBook:
         legs.append((a.reserve(e.seller, e.asset), split.reserve))
         legs.extend((a.payable(party, e.asset), share) for party, share in split.payees)
         events.append(self._post(e, ctx, MovementKind.RELEASED, amount, legs))
-        self._book_release(e, split)
+        self._book_release(e, split, ctx.at_ms)
         self._after_payout(e, ctx, f"released {amount}", events)
 
-    def _book_release(self, e: Escrow, split: rules.Split) -> None:
+    def _book_release(self, e: Escrow, split: rules.Split, at_ms: int) -> None:
         e.released += split.total
         e.fees += split.fee
         e.reserved += split.reserve
+        if split.reserve and e.reserve_hold_ms > 0:
+            e.reserve_due.append((at_ms + e.reserve_hold_ms, split.reserve))
+            self._timer(e, "reserve_release", at_ms + e.reserve_hold_ms)
         self._reserves.add((e.seller, e.asset))
         for party, share in split.payees:
             e.to_payees += share
@@ -607,7 +613,7 @@ class EscrowBook:
         events.append(self._post(e, ctx, kind, remaining, legs))
         e.refunded += to_buyer
         if to_release:
-            self._book_release(e, split)
+            self._book_release(e, split, ctx.at_ms)
         e.disputed_from = None
         self._after_payout(e, ctx, f"decided: {to_buyer} to the buyer, {to_release} released", events)
 
@@ -641,6 +647,25 @@ class EscrowBook:
             f"settled {total}" + (f", {via_lanes} through the lanes" if via_lanes else ""),
             events,
         )
+
+    def _release_reserve(self, e: Escrow, ctx: _Ctx, deadline: int, events: list[EscrowEvent]) -> None:
+        """The reserve held back from releases whose hold period ended by ``deadline`` goes to
+        the seller's payable (then settles like any payout) — as much of it as the seller's
+        reserve account still holds: what a chargeback drew from it is not paid out twice."""
+        due = sum(amount for at, amount in e.reserve_due if at <= deadline)
+        e.reserve_due = [(at, amount) for at, amount in e.reserve_due if at > deadline]
+        a = self.accounts
+        reserve = a.reserve(e.seller, e.asset)
+        amount = min(due, max(a.posted(reserve), 0), e.reserved)
+        if amount <= 0:
+            self._to(e, ctx, e.state, f"reserve hold ended: nothing left to release of {due}", events)
+            return
+        legs = [(reserve, -amount), (a.payable(e.seller, e.asset), amount)]
+        events.append(self._post(e, ctx, MovementKind.RESERVE_RELEASED, amount, legs))
+        e.reserved -= amount
+        e.to_payees += amount
+        e.unsettled[e.seller] = e.unsettled.get(e.seller, 0) + amount
+        self._to(e, ctx, e.state, f"reserve of {amount} released to the seller after its hold", events)
 
     def finalize(self, escrow_id: str, amount: int, at_ms: int, action_id: str, detail: str) -> Outcome:
         """A payout that settled through a lane is final (the engine calls this)."""

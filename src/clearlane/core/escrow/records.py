@@ -80,6 +80,9 @@ class Escrow:
     inspection_deadline_ms: int = -1
     disputed_from: EscrowState | None = None
     dispute_reason: str = ""
+    reserve_hold_ms: int = 0
+    reserve_due: list[tuple[int, int]] = field(default_factory=list)
+    """(release deadline, amount) of each reserve this escrow's releases took, still held."""
 
     @property
     def remaining(self) -> int:

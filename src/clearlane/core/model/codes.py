@@ -34,6 +34,8 @@ class RejectCode(IntEnum):
     BAD_SCHEMA_VERSION = 114
     PARTICIPANT_SUSPENDED = 115
     ID_CONFLICT = 116
+    RESERVED_ID = 117
+    """An id in a namespace the engine keeps for itself (payment ids ``escrow:…``: escrow payouts)."""
 
     LIQUIDITY_EXCEEDED = 201
     NO_ROUTE = 202
@@ -48,6 +50,11 @@ class RejectCode(IntEnum):
     LEDGER_REFUSED = 502
     """The ledger refused an entry the input produces (an amount or a balance outside its range,
     docs/LIMITS.md): a deposit or withdrawal is refused, an accepted flow's settlement failed."""
+    # A manual settlement (docs/MANUAL_SETTLEMENT.md, issue 17) refused by the engine.
+    MANUAL_NO_OPEN_OBLIGATION = 511
+    """No L1 obligation with this id is waiting to settle (unknown, on L2, or final already)."""
+    MANUAL_ON_CHAIN = 512
+    """The obligation's base-layer transaction is in a block: it settles on chain."""
 
     # Escrow actions refused by the escrow rules (clearlane.core.escrow), issue 12. 7xx: 6xx
     # are the HTTP service codes (adapters/http/problems.py ServiceCode).

@@ -158,6 +158,37 @@ class L1GroupUpdated:
 
 
 @dataclass(frozen=True, slots=True)
+class L1SettledManually:
+    """An operator recorded that an L1 obligation was settled off-system (issue 17): its gross
+    settlement was posted as ledger entry ``entry_id`` and its base-layer transaction is no
+    longer awaited. Settled manually is not final on the base layer (the L1 group's row has
+    ``included_height`` :data:`~clearlane.core.model.ids.MANUAL_HEIGHT`)."""
+
+    settlement_id: str
+    flow_id: str
+    group_id: str
+    operator: str
+    evidence_ref: str
+    evidence_sha256: str
+    note: str
+    entry_id: str
+    at_ms: int
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "settlement_id": self.settlement_id,
+            "flow_id": self.flow_id,
+            "group_id": self.group_id,
+            "operator": self.operator,
+            "evidence_ref": self.evidence_ref,
+            "evidence_sha256": self.evidence_sha256,
+            "note": self.note or None,
+            "entry_id": self.entry_id,
+            "at_ms": self.at_ms,
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class Rejected:
     """The engine refused an input (a flow, a deposit, a withdrawal, a mark)."""
 
@@ -226,6 +257,7 @@ Event: TypeAlias = (
     | HoldExpired
     | EscrowTransition
     | EscrowMovement
+    | L1SettledManually
 )
 Note: TypeAlias = Alert | HoldExpired
 
@@ -266,6 +298,10 @@ class Step:
 
     def notes(self) -> list[Note]:
         return [e for e in self.events if isinstance(e, Alert | HoldExpired)]
+
+    def manual_settlements(self) -> list[L1SettledManually]:
+        """Off-system settlements an operator recorded in this step (issue 17)."""
+        return [e for e in self.events if isinstance(e, L1SettledManually)]
 
     def escrow_events(self) -> list[EscrowEvent]:
         """Escrow transitions and movements, in order (empty unless escrow is used)."""

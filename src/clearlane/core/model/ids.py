@@ -172,10 +172,15 @@ def escrow_timer_action_id(escrow_id: str, deadline: str, at_ms: int) -> str:
     return f"timer:{deadline}:{escrow_id}:{at_ms}"
 
 
+ESCROW_PAYOUT_PREFIX = "escrow:"
+"""Payment ids starting with this are the engine's escrow payouts: the edge refuses them
+(``reserved_id``, 117) so a client's payment can never take (or be taken for) a payout's id."""
+
+
 def escrow_payout_flow_id(action_id: str, index: int) -> str:
     """The payment flow (house → payee) of the ``index``-th payee an escrow ``settle`` action
     pays through the lanes. Payment ids starting ``escrow:`` are reserved for these."""
-    return f"escrow:{action_id}:{index}"
+    return f"{ESCROW_PAYOUT_PREFIX}{action_id}:{index}"
 
 
 def escrow_final_action_id(flow_id: str) -> str:
@@ -227,3 +232,14 @@ def parse_event_id(text: str) -> tuple[str, str, str] | None:
     """``(seq, type, subject)`` of a public event id; the subject may contain ``:``."""
     parts = text.split(":", 2)
     return (parts[0], parts[1], parts[2]) if len(parts) == 3 else None
+
+
+# ---------------------------------------------------------------------- manual settlement (issue 17)
+MANUAL_HEIGHT = -2
+"""``included_height`` of an L1 group row settled off-system by an operator: final in the books,
+never included in a block (-1 is "not included yet")."""
+
+
+def manual_settle_entry_id(settlement_id: str) -> str:
+    """The ledger entry of a manual settlement (one per settlement id)."""
+    return f"manual:{settlement_id}"

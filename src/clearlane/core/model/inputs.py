@@ -216,6 +216,9 @@ class EscrowTerms(_Frozen):
     fund_timeout_ms: int = Field(default=0, ge=0, le=10**13)
     auto_release: bool = True
     order_ref: Id | None = None
+    reserve_hold_ms: int = Field(default=0, ge=0, le=10**13)
+    """How long the seller reserve a release takes is held back; then the engine clock releases
+    what is left of it to the seller's payable. 0: held until an operator decides (no timer)."""
 
 
 class _EscrowInput(_Event):
@@ -353,6 +356,26 @@ def escrow_action(raw: dict[str, Any]) -> EscrowAction:
     return cast(EscrowAction, model.model_validate(raw))
 
 
+# ---------------------------------------------------------------------- manual settlement (issue 17)
+MANUAL_SETTLEMENT_KIND = "manual_settlement"
+
+
+class ManualSettlement(_Event):
+    """An operator's record that an L1 obligation (``flow_id``: a trade or payment routed to
+    Layer-1, or an unwound batch's flow) was settled off-system, with the evidence: a reference
+    (a wire or SWIFT reference, a ticket) and the SHA-256 of the evidence document. The engine
+    posts the obligation's gross settlement and stops waiting for its base-layer transaction
+    (docs/MANUAL_SETTLEMENT.md). ``settlement_id`` is the idempotency key."""
+
+    type: Literal["manual_settlement"] = "manual_settlement"
+    settlement_id: Id
+    flow_id: Id
+    operator: Id
+    evidence_ref: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    evidence_sha256: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+    note: Annotated[str, StringConstraints(max_length=500)] | None = None
+
+
 SmallEvent = (
     Payment | CollateralDeposit | CollateralWithdrawal | PriceMark | ClockTick | ChainEvents | ConfigChange
 )
@@ -372,6 +395,7 @@ LogPayload: TypeAlias = (
     | ChainEvents
     | ConfigChange
     | EscrowAction
+    | ManualSettlement
     | KeyRotationPayload
 )
 """What a log entry carries: a trade chunk (Arrow, ``TRADE_CHUNK_SCHEMA``) or one small input."""
@@ -384,6 +408,7 @@ _LOG_RECORDS: dict[str, type[_Event]] = {
     "tick": ClockTick,
     "chain": ChainEvents,
     "config_change": ConfigChange,
+    MANUAL_SETTLEMENT_KIND: ManualSettlement,
 }
 
 

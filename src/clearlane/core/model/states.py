@@ -165,3 +165,4 @@ class MovementKind(StrEnum):
     SETTLED = "settled"
     CHARGED_BACK = "charged_back"
     REINSTATED = "reinstated"
+    RESERVE_RELEASED = "reserve_released"

@@ -20,6 +20,7 @@ import pyarrow as pa
 from pydantic import ValidationError
 
 from clearlane.core.config.model import ClearingConfig
+from clearlane.core.model import ids as model_ids
 from clearlane.core.model.codes import Reject, RejectCode
 from clearlane.core.model.inputs import INPUT_TRADE_COLUMNS, INPUT_TRADE_OPTIONAL, TRADE_CHUNK_SCHEMA
 from clearlane.node.intake.readers import (
@@ -207,6 +208,12 @@ class Intake:
         except ValidationError as exc:
             return None, RowError.of(index, _event_reject(kind, index, body, exc), prefix)
         event_id = str(getattr(event, _EVENT_ID_FIELD[kind]))
+        if kind == "payment" and event_id.startswith(model_ids.ESCROW_PAYOUT_PREFIX):
+            reason = (
+                f"payment ids starting {model_ids.ESCROW_PAYOUT_PREFIX!r} are the engine's escrow payouts"
+            )
+            reserved = Reject(RejectCode.RESERVED_ID, "payment_id", reason, index, event_id)
+            return None, RowError.of(index, reserved, prefix)
         problem = self.checker.check(event, index, event_id)
         if problem is not None:
             return None, RowError.of(index, problem, prefix)

@@ -56,6 +56,7 @@ from clearlane.node.events import (
     BATCH_CLEARED,
     BATCH_FINAL,
     BATCH_UNWOUND,
+    TRADE_SETTLED_MANUALLY,
     AlertEvent,
     BatchEvent,
     EventGroup,
@@ -377,7 +378,9 @@ class ReadModel:
             lk = self.layout.l1
             self.activity.move(lk, "submitted", "anchored", len(change.new_included))
             self.activity.move(lk, "anchored", "submitted", len(change.lost))
-            self.activity.move(lk, "anchored", "final", len(change.new_final))
+            manual = int(np.count_nonzero(_manual_rows(view, change.new_final)))
+            self.activity.move(lk, "anchored", "final", len(change.new_final) - manual)
+            self.activity.move(lk, "submitted", "final", manual)
         if len(change.new_included):
             self._l1_included(step.seq, change, events)
         if len(change.new_final):
@@ -396,6 +399,18 @@ class ReadModel:
 
     def _l1_final(self, seq: int, change: L1Change, events: list[EventGroup]) -> None:
         view, rows = change.view, change.new_final
+        manual = _manual_rows(view, rows)
+        if manual.any():  # settled off-system (issue 17): books settled, not final on a chain
+            if len(view.legs[0]):
+                newly = np.zeros(len(view.final), dtype=np.bool_)
+                newly[rows[manual]] = True
+                self.positions.l1_final_rows(view.legs, newly)
+            at = int(view.table.column("final_ms").to_numpy()[rows[manual]].max())
+            taken = view.trades.take(pa.array(rows[manual]))
+            events.append(TradeEvents(TRADE_SETTLED_MANUALLY, seq, at, taken))
+            rows = rows[~manual]
+            if not len(rows):
+                return
         fin_ms = view.table.column("final_ms").to_numpy()[rows]
         inc_ms = view.table.column("included_ms").to_numpy()[rows]
         at, lk = int(fin_ms.max()), self.layout.l1
@@ -520,6 +535,12 @@ def _batch_trade_columns(trades: pa.Table, batch_id: str, pool: str) -> pa.Table
             "batch_id": pa.array([batch_id] * n, type=pa.string()),
         }
     )
+
+
+def _manual_rows(view: L1View, rows: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
+    """Which of ``rows`` an operator settled off-system (``included_height`` MANUAL_HEIGHT)."""
+    heights = view.table.column("included_height").to_numpy()[rows]
+    return np.asarray(heights == model_ids.MANUAL_HEIGHT, dtype=np.bool_)
 
 
 def _lazy_take(columns: Callable[[], pa.Table], rows: npt.NDArray[np.int64]) -> Callable[[], pa.Table]:

@@ -1,0 +1,67 @@
+"""Manual settlement (issue 17): an operator's record that an L1 obligation was settled
+off-system, with evidence — validated here, logged and applied through the runner (the engine
+judges it: clearlane.core.engine.manual), answered with a receipt (docs/MANUAL_SETTLEMENT.md).
+
+Receipts: ``accepted`` (posted, the obligation reads "settled manually"), ``duplicate`` (the
+settlement id was applied before with the same content: nothing changed), or ``rejected`` with
+the reject (511 no open L1 obligation, 512 already in a block, 502 the ledger refused, 116 the
+id was used for other content). A rejected settlement is logged: the log says it was refused.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from pydantic import ValidationError
+
+from clearlane.core.model.codes import Reject, RejectCode
+from clearlane.core.model.events import Step
+from clearlane.core.model.inputs import MANUAL_SETTLEMENT_KIND, ManualSettlement
+from clearlane.node.intake.rows import RowError
+
+_PYDANTIC_CODES = {
+    "missing": RejectCode.MISSING_FIELD,
+    "string_pattern_mismatch": RejectCode.BAD_ID,
+    "extra_forbidden": RejectCode.UNKNOWN_EVENT_TYPE,
+}
+
+
+def parse(obj: Any) -> tuple[ManualSettlement | None, RowError | None]:
+    """The record of a request body, or the first thing wrong with it (field named)."""
+    if not isinstance(obj, dict):
+        code = RejectCode.BAD_JSON
+        return None, RowError(0, int(code), code.slug, "-", "a manual settlement is a JSON object")
+    try:
+        return ManualSettlement.model_validate(obj), None
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(part) for part in first["loc"]) or "-"
+        code = _PYDANTIC_CODES.get(first["type"], RejectCode.BAD_ID)
+        settlement_id = obj.get("settlement_id")
+        input_id = settlement_id if isinstance(settlement_id, str) else None
+        return None, RowError(0, int(code), code.slug, field, str(first["msg"]), input_id)
+
+
+class ManualNode(Protocol):
+    def submit(self, kind: str, payload: Any, at_ms: int) -> Step | None: ...
+
+
+def submit(node: ManualNode, record: ManualSettlement, at_ms: int) -> tuple[dict[str, Any], Reject | None]:
+    """Log and apply one manual settlement; its receipt and the reject that refused it, if any.
+    Call with the runtime's lock held (the service)."""
+    step = node.submit(MANUAL_SETTLEMENT_KIND, record.model_dump(mode="json", exclude_none=True), at_ms)
+    if step is None:  # pragma: no cover - no source id is given, so it is always logged
+        raise RuntimeError("a manual settlement was not logged")
+    done = step.manual_settlements()
+    rejects = [*step.conflicts, *step.rejects()]
+    reject = rejects[0] if rejects else None
+    status = "accepted" if done else "rejected" if reject is not None else "duplicate"
+    receipt = {
+        "id": record.settlement_id,
+        "kind": MANUAL_SETTLEMENT_KIND,
+        "status": status,
+        "settlement": done[0].to_dict() if done else None,
+        "reject": None if reject is None else reject.to_dict(),
+        "log_seq": step.seq,
+    }
+    return receipt, reject
