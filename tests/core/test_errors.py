@@ -34,6 +34,10 @@ DECLARING_MODULES = (
     "clearlane.node.recon.sources",
     "clearlane.core.risk.scenario",
     "clearlane.node.stress",
+    "clearlane.core.recon.eod",
+    "clearlane.node.recon.cases",
+    "clearlane.core.monitor.canary",
+    "clearlane.node.monitor.sources",
 )
 
 EXPECTED = {
@@ -61,6 +65,10 @@ EXPECTED = {
     "SourceFormatError": ("InputError", "RECON_FORMAT_UNKNOWN"),
     "ScenarioError": ("InputError", "SCENARIO_INVALID"),
     "StressSafetyViolation": ("IntegrityError", "STRESS_SAFETY_VIOLATION"),
+    "BusinessDayError": ("InputError", "CLOSE_DAY_INVALID"),
+    "CaseQueryError": ("InputError", "CASE_QUERY_INVALID"),
+    "CanaryIntervalError": ("InputError", "CANARY_INTERVAL_TOO_SHORT"),
+    "MonitorInputError": ("InputError", "MONITOR_INPUT_INVALID"),
 }
 
 

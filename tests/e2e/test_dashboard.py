@@ -435,6 +435,11 @@ def test_participant_figures_agree_with_the_service(live: LiveDemo) -> None:
     from clearlane.adapters.http.dashboard import Views
 
     rt = live.runtime
+    # The venue counts a refusal just before it hands it to the dashboard's tally (sim/feed.py):
+    # while the feed runs, the tally is the venue's count or one behind it.
+    deadline = time.monotonic() + 60
+    while live.feed.refused == 0 and time.monotonic() < deadline:
+        time.sleep(0.1)
     with rt.lock:  # one consistent instant (the runtime lock is re-entrant; no HTTP inside it)
         rows = Views(rt).participants(None, "id", 0, 1000)["items"]
         page = service_views.liquidity_page(
@@ -448,9 +453,11 @@ def test_participant_figures_agree_with_the_service(live: LiveDemo) -> None:
         assert row["buffer_required_usd"] == theirs["projected_net_debit_usd"]
         assert row["buffer_available_usd"] == theirs["limit_usd"]
     assert refused > 0
-    assert sum(r["rejects"] for r in rows) == 2 * refused
+    assert 2 * (refused - 1) <= sum(r["rejects"] for r in rows) <= 2 * refused
+    before = live.feed.refused
     recent = httpx.get(f"{live.url}/v1/dashboard/rejects").json()
-    assert recent["by_code"].get("precision_exceeded") == refused
+    after = live.feed.refused
+    assert before - 1 <= recent["by_code"].get("precision_exceeded", 0) <= after
     assert recent["recent"] and recent["recent"][0]["where"] == "edge"
 
 

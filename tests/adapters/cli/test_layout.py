@@ -27,10 +27,12 @@ COMMANDS = [
     "publish",
     "worker",
     "serve",
+    "manual-settle",
     "keys",
     "apikey",
     "escrow",
     "recon",
+    "alerts",
 ]
 
 

@@ -13,13 +13,15 @@ import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
 from clearlane.adapters.cli.common import DbOption, console, fail, missing_db
-from clearlane.node.alerts import AlertService
+
+if TYPE_CHECKING:  # `clearlane --help` imports no node code (tests/adapters/cli/test_layout.py)
+    from clearlane.node.alerts import AlertService
 
 alerts_app = typer.Typer(no_args_is_help=True, help="Alerts: list, ack, snooze, silence, resolve.")
 
@@ -53,6 +55,7 @@ def _service(db: str) -> Iterator[AlertService]:
     from clearlane.adapters.sql.alerts import SqlSilenceStore
     from clearlane.adapters.sql.recon import SqlReconStore
     from clearlane.adapters.sql.store import Store
+    from clearlane.node.alerts import AlertService
 
     if missing_db(db):
         raise fail(f"{db}: no such database")
