@@ -146,6 +146,9 @@ def _document_edge_headers(schema: dict[str, Any]) -> None:
 def _lifespan(runtime: Runtime) -> Callable[[FastAPI], Any]:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        nats_events = getattr(app.state, "nats_events", None)
+        if nats_events is not None:  # serve --nats: listening before the first step
+            nats_events.start()
         runtime.start()
         hooks = getattr(app.state, "webhooks", None)
         if hooks is not None:
@@ -163,6 +166,8 @@ def _lifespan(runtime: Runtime) -> Callable[[FastAPI], Any]:
                 hooks.stop()
             app.state.keys.close()
             runtime.stop()
+            if nats_events is not None:  # after the runtime: its last steps' events go out too
+                nats_events.stop()
 
     return lifespan
 
