@@ -76,8 +76,47 @@ def _fetch(url: str, subject: str) -> list[Any]:
     return asyncio.run(run())
 
 
+def _requests(url: str, bodies: list[bytes]) -> list[dict[str, Any]]:
+    async def run() -> list[dict[str, Any]]:
+        import nats
+
+        from clearlane.adapters.nats.escrow_in import ESCROW_ACTIONS_SUBJECT
+
+        nc = await nats.connect(url)
+        try:
+            return [
+                orjson.loads((await nc.request(ESCROW_ACTIONS_SUBJECT, body, timeout=10)).data)
+                for body in bodies
+            ]
+        finally:
+            await nc.close()
+
+    return asyncio.run(run())
+
+
+def _escrow_on_the_bus(svc: Service, url: str) -> None:
+    """Escrow actions requested over NATS: applied once (the action id), refusals with codes."""
+    opening = {
+        "action": "open",
+        "action_id": "bus-o",
+        "escrow_id": "bus-car",
+        "actor": "MARKET",
+        "terms": TERMS,
+    }
+    wrong = {"action": "release", "action_id": "bus-r", "escrow_id": "bus-car", "actor": "RTL-0001"}
+    _until(lambda: svc.app.state.nats_events.connected, "connected")
+    opened, again, refused, bad = _requests(
+        url, [orjson.dumps(opening), orjson.dumps(opening), orjson.dumps(wrong), b"[1]"]
+    )
+    assert opened["status"] != "duplicate" and again["status"] == "duplicate", (opened, again)
+    assert refused["status"] == "refused" and refused["http_status"] == 409
+    assert refused["errors"][0]["error"].startswith("escrow_"), refused
+    assert bad["errors"][0]["error"] == "bad_json" and bad["http_status"] == 422
+    assert svc.client.get("/v1/escrows/bus-car", headers=svc.h()).json()["state"] == "draft"
+
+
 def test_escrow_and_exception_events_reach_nats(tmp_path: Path, shared: Path, nats_server: Any) -> None:
-    nats = (nats_server.url, PublisherOptions(types=DEFAULT_TYPES))
+    nats = (nats_server.url, PublisherOptions(types=DEFAULT_TYPES, escrow_actions=True))
     with make_service(tmp_path, nats=nats) as svc:
         publisher = svc.app.state.nats_events
         sse: list[dict[str, Any]] = []
@@ -88,7 +127,8 @@ def test_escrow_and_exception_events_reach_nats(tmp_path: Path, shared: Path, na
         assert imported.status_code == 201, imported.text
         ran = svc.client.post("/v1/recon/runs", json={"tolerance": {"EUR": "0.01"}}, headers=svc.h())
         assert ran.status_code == 201, ran.text
-        _until(lambda: publisher.pending == 0 and publisher.published >= 19, "events published")
+        _escrow_on_the_bus(svc, nats_server.url)
+        _until(lambda: publisher.pending == 0 and publisher.published >= 20, "events published")
         metrics = svc.client.get("/metrics", headers=svc.h()).text
     assert 'clearlane_nats_events_total{outcome="published"}' in metrics
     escrow = [m for m in _fetch(nats_server.url, "clearlane.events.escrow.>") if b"nats-car" in m.data]
@@ -153,3 +193,21 @@ def test_subjects_and_type_choice() -> None:
     assert event_types(["escrow.funded,alert.raised"]) == {"escrow.funded", "alert.raised"}
     with pytest.raises(ValueError, match=r"escrow\.nope"):
         event_types(["escrow.nope"])
+
+
+def test_serve_refuses_bad_nats_settings(tmp_path: Path) -> None:
+    """A bad --nats setting fails before anything opens (no database is created)."""
+    from typer.testing import CliRunner
+
+    from clearlane.adapters.cli.main import app
+
+    db = str(tmp_path / "never.db")
+    for args, says in (
+        (["--nats-types", "alert.raised"], "need --nats"),
+        (["--nats-escrow-actions"], "need --nats"),
+        (["--nats", "nats://127.0.0.1:1", "--nats-types", "escrow.nope"], "escrow.nope"),
+        (["--nats", "nats://127.0.0.1:1", "--nats-alert-after", "0"], "positive"),
+    ):
+        result = CliRunner().invoke(app, ["serve", "--db", db, *args])
+        assert result.exit_code != 0 and says in result.output, (args, result.output)
+    assert not (tmp_path / "never.db").exists()

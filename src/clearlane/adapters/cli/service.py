@@ -64,6 +64,13 @@ NatsTypesOption = Annotated[
         "vocabulary). Default: what webhooks carry plus alert.raised."
     ),
 ]
+NatsEscrowOption = Annotated[
+    bool,
+    typer.Option(
+        help="With --nats: also answer escrow actions requested on clearlane.escrow.actions "
+        "(docs/ESCROW.md; whoever may publish there acts for any party)."
+    ),
+]
 NatsAlertOption = Annotated[
     float,
     typer.Option(help="Seconds NATS publishing may fail before an alert.raised (nats_publish_failing)."),
@@ -121,6 +128,7 @@ def serve(
     nats_url: NatsOption = None,
     nats_types: NatsTypesOption = None,
     nats_alert_after: NatsAlertOption = 60.0,
+    nats_escrow_actions: NatsEscrowOption = False,
 ) -> None:
     """Run the engine, its clock and the HTTP API in one process (OpenAPI at /openapi.json)."""
     from clearlane.adapters.http.app import ServiceOptions
@@ -166,7 +174,7 @@ def serve(
         key_dir=keys,
         chain=base_layer,
         monitor=monitor,
-        nats=_nats(nats_url, nats_types, nats_alert_after),
+        nats=_nats(nats_url, nats_types, nats_alert_after, nats_escrow_actions),
     )
     if not insecure_no_auth and api.state.keys.count_active() == 0:
         err.print(
@@ -209,11 +217,11 @@ def _run_server(api: Any, host: str, port: int, limits: Any, log_level: str) -> 
         raise fail(f"the clearing runtime failed: {type(failed).__name__}: {failed}", code=1)
 
 
-def _nats(url: str | None, types: list[str] | None, alert_after_s: float) -> Any:
+def _nats(url: str | None, types: list[str] | None, alert_after_s: float, escrow: bool) -> Any:
     """``--nats``: (url, PublisherOptions), or None; a bad setting fails before anything opens."""
     if url is None:
-        if types:
-            raise fail("--nats-types needs --nats")
+        if types or escrow:
+            raise fail("--nats-types and --nats-escrow-actions need --nats")
         return None
     from clearlane.adapters.nats.events_out import PublisherOptions, event_types
 
@@ -223,7 +231,7 @@ def _nats(url: str | None, types: list[str] | None, alert_after_s: float) -> Any
         chosen = event_types(types)
     except ValueError as exc:
         raise fail(str(exc)) from None
-    return url, PublisherOptions(types=chosen, alert_after_s=alert_after_s)
+    return url, PublisherOptions(types=chosen, alert_after_s=alert_after_s, escrow_actions=escrow)
 
 
 def _webhook_options(allow: list[str] | None) -> Any:

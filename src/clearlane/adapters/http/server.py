@@ -89,7 +89,13 @@ def _nats_events(runtime: Runtime, metrics: Any, watcher: Monitor, nats: tuple[s
         watcher.raise_alert(kind, severity, message, runtime.clock.now_ms())
 
     url, options = nats
-    publisher = NatsEventPublisher(runtime.bus, url, options, alert=alert)
+    subscriptions: tuple[Any, ...] = ()
+    if options.escrow_actions:
+        from clearlane.adapters.nats import escrow_in
+
+        on_action = escrow_in.handler(runtime.submit_events)
+        subscriptions = ((escrow_in.ESCROW_ACTIONS_SUBJECT, escrow_in.QUEUE_GROUP, on_action),)
+    publisher = NatsEventPublisher(runtime.bus, url, options, alert=alert, subscriptions=subscriptions)
     metrics.registry.register(PublisherCollector(publisher))
     return publisher
 

@@ -30,7 +30,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -128,6 +128,7 @@ class PublisherOptions:
     max_backoff_s: float = 30.0
     alert_after_s: float = 60.0  # publishing failing this long raises one alert
     ack_timeout_s: float = 10.0
+    escrow_actions: bool = False  # also answer clearlane.escrow.actions (adapters/nats/escrow_in.py)
 
 
 AlertSink = Callable[[str, str, str], None]  # (kind, severity, message)
@@ -137,9 +138,16 @@ class NatsEventPublisher:
     """The bus listener and its publishing thread (see the module docstring)."""
 
     def __init__(
-        self, bus: Any, url: str, options: PublisherOptions | None = None, alert: AlertSink | None = None
+        self,
+        bus: Any,
+        url: str,
+        options: PublisherOptions | None = None,
+        alert: AlertSink | None = None,
+        subscriptions: tuple[tuple[str, str, Callable[[Any], Awaitable[None]]], ...] = (),
     ) -> None:
         self.bus = bus
+        # (subject, queue group, callback): subscribed again on every (re)connection
+        self.subscriptions = subscriptions
         self.url = url
         self.o = options or PublisherOptions()
         self.alert = alert
@@ -242,6 +250,8 @@ class NatsEventPublisher:
                 disconnected_cb=self._on_disconnect,
             )
             await ensure_streams(nc.jetstream(timeout=self.o.ack_timeout_s))
+            for subject, queue, callback in self.subscriptions:
+                await nc.subscribe(subject, queue=queue, cb=callback)
         except Exception as exc:  # any failure: count, log, back off (never raises into clearing)
             self._failure(f"connect to {self.url}: {type(exc).__name__}: {exc}")
             return None
