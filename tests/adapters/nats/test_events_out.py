@@ -170,7 +170,17 @@ def test_a_dead_nats_never_stops_clearing(tmp_path: Path) -> None:
             got = [m.subject for m in _fetch(server.url, "clearlane.events.escrow.>")]
         finally:
             server.stop()
+        # lost while connected: clearing goes on, and the publisher reconnects to a new server
+        _until(lambda: not publisher.connected, "the loss noticed")
+        _escrow(svc, "later-car")
+        server = NatsServer(port=port).start()
+        try:
+            _until(lambda: publisher.pending == 0, "the queue drained after a reconnection")
+            later = [m.subject for m in _fetch(server.url, "clearlane.events.escrow.>")]
+        finally:
+            server.stop()
     assert got[:3] == [f"clearlane.events.escrow.escrow.{t}" for t in ("opened", "updated", "agreed")]
+    assert later[:3] == got[:3]  # the new server's stream holds the later escrow's events
 
 
 def test_a_full_inbox_drops_and_counts() -> None:

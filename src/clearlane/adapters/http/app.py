@@ -149,7 +149,12 @@ def _lifespan(runtime: Runtime) -> Callable[[FastAPI], Any]:
         nats_events = getattr(app.state, "nats_events", None)
         if nats_events is not None:  # serve --nats: listening before the first step
             nats_events.start()
-        runtime.start()
+        try:
+            runtime.start()
+        except BaseException:
+            if nats_events is not None:
+                nats_events.stop(timeout_s=0)
+            raise
         hooks = getattr(app.state, "webhooks", None)
         if hooks is not None:
             hooks.start()

@@ -266,8 +266,8 @@ class NatsEventPublisher:
         while True:
             groups = self._head()
             if groups is None:
-                if self._stop.is_set():
-                    return
+                if self._stop.is_set() or nc.is_closed:
+                    return  # stopping, or the connection was lost: _main reconnects
                 wake = self._wake
                 if wake is None:  # set by _main before any _drain; never None here
                     return
@@ -331,7 +331,10 @@ class NatsEventPublisher:
         self.alerted = False
 
     async def _on_disconnect(self) -> None:
+        """The client (no reconnect of its own) lost the server: wake the drain to reconnect."""
         self.connected = False
+        if self._wake is not None:
+            self._wake.set()
 
 
 async def _quiet(exc: Exception) -> None:
