@@ -61,7 +61,8 @@ NatsTypesOption = Annotated[
     list[str] | None,
     typer.Option(
         help="Event types --nats publishes (repeatable or comma-separated; 'all': the whole "
-        "vocabulary). Default: what webhooks carry plus alert.raised."
+        "vocabulary). Default: what webhooks carry plus alert.raised, less trade.cleared and "
+        "trade.final (per trade: add them where the trade rate allows)."
     ),
 ]
 NatsEscrowOption = Annotated[

@@ -46,6 +46,8 @@ from clearlane.node.events import (
     EVENT_TYPES,
     EXCEPTION_EVENTS,
     STATS,
+    TRADE_EVENTS,
+    TRADE_SETTLED_MANUALLY,
     WEBHOOK_EVENTS,
     EventFilter,
     EventGroup,
@@ -58,10 +60,13 @@ CASES_SCOPE = "cases"  # the token `clearlane recon --nats` has always used
 ALERTS_SCOPE = "alerts"
 NODE_SCOPE = "node"
 NO_POOL_SCOPE = "none"
-# What a serve publishes unless told otherwise: what webhooks carry, plus alert.raised — the
-# per-trade steps (received, routed, batched, anchored) are a firehose best read over SSE or
-# from the workers; ``--nats-types all`` adds them.
-DEFAULT_TYPES = frozenset((*WEBHOOK_EVENTS, ALERT))
+# What a serve publishes unless told otherwise: what webhooks carry, plus alert.raised, less the
+# per-trade lifecycle events. One JetStream publish with its ack costs ~100 µs of Python
+# (7,000-12,000 events/s on the loaded 2-core box, docs/PERFORMANCE.md), so trade.cleared and trade.final at
+# 20,000 trades/s would fill the inbox and be dropped; ``--nats-types`` adds them (``all``: the
+# whole vocabulary) where the trade rate allows.
+PER_TRADE_TYPES = frozenset(t for t in TRADE_EVENTS if t not in ("trade.rejected", TRADE_SETTLED_MANUALLY))
+DEFAULT_TYPES = frozenset((*WEBHOOK_EVENTS, ALERT)) - PER_TRADE_TYPES
 _FIXED_SCOPES = {
     **{t: ESCROW_SCOPE for t in ESCROW_EVENTS},
     **{t: CASES_SCOPE for t in EXCEPTION_EVENTS},
