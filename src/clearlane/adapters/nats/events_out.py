@@ -261,6 +261,7 @@ class NatsEventPublisher:
             self._failure(f"connect to {self.url}: {type(exc).__name__}: {exc}")
             return None
         self.connected = True
+        self._recovered()  # a failure from now on starts a new outage (and its own alert)
         log.info("publishing events to %s", self.url)
         return nc
 
