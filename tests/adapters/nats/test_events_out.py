@@ -160,8 +160,8 @@ def test_a_dead_nats_never_stops_clearing(tmp_path: Path) -> None:
         )
         _escrow(svc, "dead-car")
         assert svc.client.get("/v1/escrows/dead-car", headers=svc.h()).json()["state"] == "agreed"
-        _until(lambda: bool(alerts), "the publishing alert")
-        assert alerts[0]["data"]["kind"] == "nats_publish_failing" and publisher.failed >= 2
+        _until(lambda: any(a["data"]["kind"] == "nats_publish_failing" for a in alerts), "the alert")
+        assert publisher.failed >= 2
         assert publisher.published == 0 and publisher.pending >= 3
         server = NatsServer(port=port).start()
         try:
