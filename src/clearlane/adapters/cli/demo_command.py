@@ -138,6 +138,24 @@ def _car_marketplace(runner: Any, at_ms: int) -> None:
         escrow_app.submit(runner, escrow_action(body), at_ms)
 
 
+# The live demo's canary set (docs/MONITORING.md): a synthetic pair of each kind the generated
+# day's routing sends to its own pool (market makers → fast, retail → retail, brokers → bulk),
+# so the Monitoring page shows every path passing. Canaries never count in client figures.
+_CANARY_KINDS = (("MM", "market_maker"), ("RT", "retail"), ("BRK", "broker"))
+
+
+def _add_canaries(config: Path) -> None:
+    """Append the canary participants to the live demo's configuration (before it is opened)."""
+    blocks = [
+        f'\n[[participants]]\nid = "CANARY-{tag}-{side}"\nkind = "{kind}"\n'
+        'credit_limit_usd = "1000"\nsynthetic = true\n'
+        for tag, kind in _CANARY_KINDS
+        for side in ("A", "B")
+    ]
+    with config.open("a", encoding="utf-8") as f:
+        f.write("".join(blocks))
+
+
 def _demo_live(
     day: Any,
     paths: Any,
@@ -162,6 +180,7 @@ def _demo_live(
     first_ms = int(day.trades.column("executed_at")[0].as_py()) if day.trades.num_rows else 0
     day_start = first_ms - first_ms % 86_400_000
     start_ms = max(first_ms, day_start + (int(match.group(1)) * 60 + int(match.group(2))) * 60_000)
+    _add_canaries(Path(paths.config))
     try:
         demo_run = start_live(
             out,
