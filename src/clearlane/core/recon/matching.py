@@ -50,6 +50,13 @@ class MatchInputError(InputError, ValueError, code="RECON_RECORD_ID_DUPLICATE"):
     """Two records of one side share an id: outcomes are keyed by it, so it must be unique."""
 
 
+class ToleranceError(InputError, ValueError, code="RECON_TOLERANCE_INVALID"):
+    """A tolerance out of range: negative, or 10,000 basis points (100 %) or more."""
+
+
+BPS = 10_000
+
+
 @dataclass(frozen=True, slots=True)
 class MatchRules:
     """A versioned rule set; never edited in place (a change is a new version)."""
@@ -58,12 +65,50 @@ class MatchRules:
     window_ms: int = 3 * DAY_MS
     tolerance_minor: tuple[tuple[str, int], ...] = ()
     split_max: int = 8
+    # Per asset, in basis points of the larger amount; next to the absolute tolerance: a gap
+    # either one admits is within. Integers only: |a - b| * 10,000 <= bps * max(|a|, |b|).
+    tolerance_bps: tuple[tuple[str, int], ...] = ()
+
+    def __post_init__(self) -> None:
+        for name, value in self.tolerance_bps:
+            if not 0 <= value < BPS:
+                raise ToleranceError(f"tolerance_bps.{name}: {value} is not in 0..{BPS - 1} basis points")
+        for name, value in self.tolerance_minor:
+            if value < 0:
+                raise ToleranceError(f"tolerance_minor.{name}: {value} is negative")
 
     def tolerance(self, asset: str) -> int:
+        """The absolute tolerance of ``asset`` in minor units."""
         for name, value in self.tolerance_minor:
             if name == asset:
                 return value
         return 0
+
+    def bps(self, asset: str) -> int:
+        """The percentage tolerance of ``asset`` in basis points."""
+        for name, value in self.tolerance_bps:
+            if name == asset:
+                return value
+        return 0
+
+    def tolerant(self, asset: str) -> bool:
+        return bool(self.tolerance(asset) or self.bps(asset))
+
+    def within(self, asset: str, a: int, b: int) -> bool:
+        """``a`` and ``b`` agree within the asset's absolute or percentage tolerance."""
+        gap = abs(a - b)
+        return gap <= self.tolerance(asset) or gap * BPS <= self.bps(asset) * max(abs(a), abs(b))
+
+    def reach(self, asset: str, amount: int) -> int:
+        """The widest gap from ``amount`` that can be within (a search bound; ``within`` then
+        decides): gap * 10,000 <= bps * (|amount| + gap) gives gap <= bps * |amount| / (10,000 - bps)."""
+        bps = self.bps(asset)
+        return max(self.tolerance(asset), -(-bps * abs(amount) // (BPS - bps)))
+
+    def cover_tolerance(self, asset: str, target: int) -> int:
+        """The gap a split's parts may have from ``target``: bps of the target alone, so every
+        subset found is within (``max`` can only be larger) — stricter by at most bps²."""
+        return max(self.tolerance(asset), self.bps(asset) * abs(target) // BPS)
 
 
 class MatchGroup(NamedTuple):
@@ -124,7 +169,7 @@ def _make_group(
     else:
         ext_sum, int_sum = sum(r.amount_minor for r in ext), sum(r.amount_minor for r in intl)
     asset = (ext or intl)[0].asset
-    within = abs(ext_sum - int_sum) <= rules.tolerance(asset)
+    within = rules.within(asset, ext_sum, int_sum)
     outcome = Outcome.MATCHED if within else Outcome.PARTIALLY_MATCHED
     if not within:
         reason, score = Reason.AMOUNT_MISMATCH, score // 2
@@ -227,14 +272,18 @@ class _AmountIndex:
         self.amounts = {a: sorted(v) for a, v in amounts.items()}
         self.used: set[str] = set()
 
-    def best(self, r: ReconRecord, tolerance: int, window_ms: int) -> str | None:
+    def best(self, r: ReconRecord, rules: MatchRules) -> str | None:
         amounts = self.amounts.get(r.asset, [])
+        reach = rules.reach(r.asset, r.amount_minor)
         lo, hi = (
-            bisect_left(amounts, r.amount_minor - tolerance),
-            bisect_right(amounts, r.amount_minor + tolerance),
+            bisect_left(amounts, r.amount_minor - reach),
+            bisect_right(amounts, r.amount_minor + reach),
         )
         best: tuple[int, int, str] | None = None
+        window_ms = rules.window_ms
         for amount in amounts[lo:hi]:
+            if reach and not rules.within(r.asset, r.amount_minor, amount):
+                continue
             found = self._nearest(self.lists[(r.asset, amount)], r.at_ms, window_ms)
             if found is not None:
                 key = (abs(amount - r.amount_minor), found[0], found[1])
@@ -255,7 +304,7 @@ class _AmountIndex:
 def _by_amount_and_date(run: _Run) -> None:
     index = _AmountIndex(run.int.values())
     for r in list(run.ext.values()):
-        rid = index.best(r, run.rules.tolerance(r.asset), run.rules.window_ms)
+        rid = index.best(r, run.rules)
         if rid is not None:
             index.used.add(rid)
             days = abs(run.int[rid].at_ms - r.at_ms) // DAY_MS
@@ -345,24 +394,24 @@ def _splits(run: _Run, many_side: str) -> None:
         if o.account:
             by_account[(o.asset, o.account)].append(o)
     for parts in _split_groups(many_pool):
-        first, tolerance = parts[0], run.rules.tolerance(parts[0].asset)
+        first, tolerant = parts[0], run.rules.tolerant(parts[0].asset)
         candidates = [
             one for one in by_account.get((first.asset, first.account), [])
             if one.record_id in one_pool and abs(one.at_ms - first.at_ms) <= run.rules.window_ms
         ]  # fmt: skip
         left: list[ReconRecord] = []
-        for one in candidates if tolerance == 0 else ():
+        for one in candidates if not tolerant else ():
             pair = _first_pair(parts, one.amount_minor) if len(parts) >= 2 else None
             if pair is None:
                 left.append(one)
             else:
                 parts = _split_group(run, many_side, parts, pair, one)
         table: _Cover | None = None
-        for one in left if tolerance == 0 else candidates:
-            if len(parts) < 3 if tolerance == 0 else len(parts) < 2:
+        for one in left if not tolerant else candidates:
+            if len(parts) < 2 if tolerant else len(parts) < 3:
                 break
             table = table or _Cover(parts[:SPLIT_LINES_MAX], run.rules.split_max, run.columnar)
-            combo = table.first(one.amount_minor, tolerance)
+            combo = table.first(one.amount_minor, run.rules.cover_tolerance(one.asset, one.amount_minor))
             if combo is not None:
                 parts, table = _split_group(run, many_side, parts, combo, one), None
 
@@ -371,7 +420,7 @@ def _exact(ext: list[ReconRecord], intl: list[ReconRecord], rules: MatchRules) -
     """The duplicate and reference passes in columns (``exact.py``); the run then holds only
     the residue for the tolerance, date-window and split passes."""
     result = MatchResult()
-    decided = exact_passes(ext, intl, dict(rules.tolerance_minor))
+    decided = exact_passes(ext, intl, dict(rules.tolerance_minor), dict(rules.tolerance_bps))
     for k in decided.duplicates.tolist():
         result.outcomes.append(
             RecordOutcome(EXTERNAL, ext[k].record_id, Outcome.DUPLICATE, Reason.DUPLICATE_RECORD, None)
@@ -445,5 +494,6 @@ def _residue(run: _Run) -> MatchResult:
 
 
 __all__ = [
-    "MatchGroup", "MatchInputError", "MatchResult", "MatchRules", "RecordOutcome", "match", "match_records",
+    "MatchGroup", "MatchInputError", "MatchResult", "MatchRules", "RecordOutcome", "ToleranceError", "match",
+    "match_records",
 ]  # fmt: skip
