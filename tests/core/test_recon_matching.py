@@ -191,3 +191,35 @@ def test_amounts_beyond_int64_sums_take_the_record_passes() -> None:
     result = match(big, [rec("i1", 2**70, ref="A"), rec("i2", 5, ref="B")], RULES, columnar=True)
     assert result == match_records(big, [rec("i1", 2**70, ref="A"), rec("i2", 5, ref="B")], RULES)
     assert outcome_of(result, "external", "e1") == (Outcome.MATCHED, Reason.MATCHED_REFERENCE)
+
+
+def test_fuzzy_reference_pairs_a_typo_with_its_own_record() -> None:
+    """A reference with a typo (substituted, dropped or added character; case and punctuation
+    ignored) takes its own record, not the nearest amount; scored below an exact reference."""
+    ext = [
+        rec("e1", 1_000, ref="B00012345/P00042"),  # one character changed
+        rec("e2", 2_000, ref="b0001234/p00043"),  # one dropped, lower case
+        rec("e3", 3_000, ref="ZZZZZZZZZZ"),  # nothing like any reference: amount and date
+        rec("e4", 4_000, ref="ABC"),  # too short to judge
+    ]
+    intl = [
+        rec("i1", 1_000, ref="B00012845/P00042", at=T0 + DAY_MS),
+        rec("near1", 1_000, ref="Q99999999/X11111"),  # same amount, closer in time, other reference
+        rec("i2", 2_000, ref="B00012348/P00043"),
+        rec("i3", 3_000, ref="B00099999/P00099"),
+        rec("i4", 4_000, ref="ABD"),
+    ]
+    result = match(ext, intl, RULES)
+    pairs = {(g.external, g.internal): (g.reason, g.score) for g in result.groups}
+    assert pairs[(("e1",), ("i1",))] == (Reason.MATCHED_FUZZY_REFERENCE, 80)
+    assert pairs[(("e2",), ("i2",))][0] is Reason.MATCHED_FUZZY_REFERENCE
+    assert pairs[(("e3",), ("i3",))][0] is Reason.MATCHED_AMOUNT_DATE
+    assert pairs[(("e4",), ("i4",))][0] is Reason.MATCHED_AMOUNT_DATE
+    rnd = random.Random(3)
+    for _ in range(3):
+        rnd.shuffle(ext)
+        rnd.shuffle(intl)
+        assert match(ext, intl, RULES) == result
+    off = match(ext, intl, MatchRules(fuzzy_min_similarity=100))
+    assert outcome_of(off, "external", "e1") == (Outcome.MATCHED, Reason.MATCHED_AMOUNT_DATE)
+    assert off.groups != result.groups

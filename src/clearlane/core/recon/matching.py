@@ -38,6 +38,7 @@ from clearlane.core.errors import InputError
 from clearlane.core.recon.breaks import Break
 from clearlane.core.recon.codes import Outcome, Reason
 from clearlane.core.recon.exact import NotColumnar, exact_passes, first_cover, sort_by_id, subset_sums
+from clearlane.core.recon.fuzzy import FuzzyIndex
 from clearlane.core.recon.records import ReconRecord
 
 DAY_MS = 86_400_000
@@ -68,8 +69,15 @@ class MatchRules:
     # Per asset, in basis points of the larger amount; next to the absolute tolerance: a gap
     # either one admits is within. Integers only: |a - b| * 10,000 <= bps * max(|a|, |b|).
     tolerance_bps: tuple[tuple[str, int], ...] = ()
+    # Fuzzy references: the least similarity (percent, normalised Levenshtein) a reference
+    # with a typo needs to pair; 100 turns the pass off.
+    fuzzy_min_similarity: int = 80
 
     def __post_init__(self) -> None:
+        if not 50 <= self.fuzzy_min_similarity <= 100:
+            raise ToleranceError(
+                f"fuzzy_min_similarity: {self.fuzzy_min_similarity} is not in 50..100 percent"
+            )
         for name, value in self.tolerance_bps:
             if not 0 <= value < BPS:
                 raise ToleranceError(f"tolerance_bps.{name}: {value} is not in 0..{BPS - 1} basis points")
@@ -301,6 +309,21 @@ class _AmountIndex:
         return best
 
 
+def _by_fuzzy_reference(run: _Run) -> None:
+    """A reference with a typo (one or a few characters) pairs with its own record before the
+    amount/date pass could hand it the nearest amount; scored below an exact reference."""
+    rules = run.rules
+    if rules.fuzzy_min_similarity >= 100 or not any(r.reference for r in run.ext.values()):
+        return
+    index = FuzzyIndex(run.int.values(), rules.fuzzy_min_similarity)
+    for r in list(run.ext.values()):
+        found = index.best(r, rules.reach(r.asset, r.amount_minor), rules.within, rules.window_ms)
+        if found is not None:
+            rid, distance = found
+            index.used.add(rid)
+            run.group(Reason.MATCHED_FUZZY_REFERENCE, [r], [run.int[rid]], max(60, 90 - 10 * distance))
+
+
 def _by_amount_and_date(run: _Run) -> None:
     index = _AmountIndex(run.int.values())
     for r in list(run.ext.values()):
@@ -480,6 +503,7 @@ def match_records(
 
 
 def _residue(run: _Run) -> MatchResult:
+    _by_fuzzy_reference(run)
     _by_amount_and_date(run)
     _splits(run, EXTERNAL)
     _splits(run, INTERNAL)
