@@ -238,11 +238,12 @@ def subset_sums(amounts: list[int], size_max: int) -> I64:
 def first_cover(
     sums: I64 | None, k: int, size_max: int, target: int, tolerance: int
 ) -> tuple[int, ...] | None:
-    """The first subset whose sum is within ``tolerance`` of ``target`` (as item indices)."""
+    """The first subset whose sum is within ``tolerance`` of ``target`` (as item indices);
+    with a tolerance, only when one sum is within it (several subsets may share that sum)."""
     if sums is None or not len(sums):
         return None
     hit = np.flatnonzero(np.abs(sums - target) <= tolerance)
-    if not len(hit):
+    if not len(hit) or (tolerance and len(np.unique(sums[hit])) > 1):
         return None
     return tuple(i for i in _combinations(k, size_max)[hit[0]].tolist() if i < k)
 

@@ -280,23 +280,27 @@ class _AmountIndex:
         self.amounts = {a: sorted(v) for a, v in amounts.items()}
         self.used: set[str] = set()
 
-    def best(self, r: ReconRecord, rules: MatchRules) -> str | None:
+    def best(self, r: ReconRecord, rules: MatchRules, *, tolerant: bool) -> str | None:
+        """Exact amount (``tolerant`` false): the nearest in time. Within the tolerance: only an
+        unambiguous candidate — one amount within it that has an open record in the window —
+        since the nearest amount among several is a guess, not evidence."""
         amounts = self.amounts.get(r.asset, [])
-        reach = rules.reach(r.asset, r.amount_minor)
+        reach = rules.reach(r.asset, r.amount_minor) if tolerant else 0
         lo, hi = (
             bisect_left(amounts, r.amount_minor - reach),
             bisect_right(amounts, r.amount_minor + reach),
         )
         best: tuple[int, int, str] | None = None
-        window_ms = rules.window_ms
+        window_ms, seen = rules.window_ms, 0
         for amount in amounts[lo:hi]:
             if reach and not rules.within(r.asset, r.amount_minor, amount):
                 continue
             found = self._nearest(self.lists[(r.asset, amount)], r.at_ms, window_ms)
             if found is not None:
+                seen += 1
                 key = (abs(amount - r.amount_minor), found[0], found[1])
                 best = key if best is None or key < best else best
-        return None if best is None else best[2]
+        return None if best is None or (tolerant and seen > 1) else best[2]
 
     def _nearest(self, items: list[tuple[int, str]], at_ms: int, window_ms: int) -> tuple[int, str] | None:
         i = bisect_left(items, (at_ms - window_ms, ""))
@@ -324,10 +328,16 @@ def _by_fuzzy_reference(run: _Run) -> None:
             run.group(Reason.MATCHED_FUZZY_REFERENCE, [r], [run.int[rid]], max(60, 90 - 10 * distance))
 
 
-def _by_amount_and_date(run: _Run) -> None:
+def _by_amount_and_date(run: _Run, *, tolerant: bool = False) -> None:
+    """Exact amounts first (before the splits); then, with a tolerance, the amounts within it
+    (after the splits, so a split's part is not taken for a near amount)."""
+    if tolerant and not any(run.rules.tolerant(a) for a in {r.asset for r in run.ext.values()}):
+        return
     index = _AmountIndex(run.int.values())
     for r in list(run.ext.values()):
-        rid = index.best(r, run.rules)
+        if tolerant and not run.rules.tolerant(r.asset):
+            continue
+        rid = index.best(r, run.rules, tolerant=tolerant)
         if rid is not None:
             index.used.add(rid)
             days = abs(run.int[rid].at_ms - r.at_ms) // DAY_MS
@@ -372,14 +382,17 @@ def _first_pair(parts: list[ReconRecord], target: int) -> tuple[int, ...] | None
 
 
 def _covering(table: dict[int, tuple[int, ...]], target: int, tolerance: int) -> tuple[int, ...] | None:
+    """The first subset within ``tolerance``; with a tolerance, only if one sum is within it."""
     if tolerance == 0:
         return table.get(target)
-    return next((combo for total, combo in table.items() if abs(total - target) <= tolerance), None)
+    hits = [combo for total, combo in table.items() if abs(total - target) <= tolerance]
+    return hits[0] if len(hits) == 1 else None
 
 
 class _Cover:
     """Which subset of a group's lines covers a target: the first one in (size, lexicographic)
-    order within the tolerance — what ``_covering`` answers from ``_subset_sums``. In columns
+    order within the tolerance (with a tolerance: the one sum within it, or none — several are
+    a guess) — what ``_covering`` answers from ``_subset_sums``. In columns
     (``exact.subset_sums``) when amounts are int64-safe, else from the dict table; built once
     per state of the group's lines."""
 
@@ -405,19 +418,22 @@ def _split_group(
     return [p for i, p in enumerate(parts) if i not in chosen]
 
 
-def _splits(run: _Run, many_side: str) -> None:
+def _splits(run: _Run, many_side: str, *, tolerant: bool = False) -> None:
     """Several open lines of one account, asset and day that add up to one open record of the
     same account on the other side (a net settlement paid in parts, or the mirror image).
     Pairs first, for every candidate in id order (O(k) each: most settlements paid in parts are
     paid in two); then larger subsets for the candidates left, from a table rebuilt only after
-    a match (with a tolerance, the table answers pairs too)."""
+    a match. ``tolerant``: a second round, after the exact one, for assets with a tolerance:
+    the table answers pairs too, and only a subset whose sum is the one within the tolerance."""
     many_pool, one_pool = (run.ext, run.int) if many_side == EXTERNAL else (run.int, run.ext)
     by_account: dict[tuple[str, str], list[ReconRecord]] = defaultdict(list)
     for o in one_pool.values():
         if o.account:
             by_account[(o.asset, o.account)].append(o)
     for parts in _split_groups(many_pool):
-        first, tolerant = parts[0], run.rules.tolerant(parts[0].asset)
+        first = parts[0]
+        if tolerant and not run.rules.tolerant(first.asset):
+            continue
         candidates = [
             one for one in by_account.get((first.asset, first.account), [])
             if one.record_id in one_pool and abs(one.at_ms - first.at_ms) <= run.rules.window_ms
@@ -434,7 +450,8 @@ def _splits(run: _Run, many_side: str) -> None:
             if len(parts) < 2 if tolerant else len(parts) < 3:
                 break
             table = table or _Cover(parts[:SPLIT_LINES_MAX], run.rules.split_max, run.columnar)
-            combo = table.first(one.amount_minor, run.rules.cover_tolerance(one.asset, one.amount_minor))
+            gap = run.rules.cover_tolerance(one.asset, one.amount_minor) if tolerant else 0
+            combo = table.first(one.amount_minor, gap)
             if combo is not None:
                 parts, table = _split_group(run, many_side, parts, combo, one), None
 
@@ -507,6 +524,10 @@ def _residue(run: _Run) -> MatchResult:
     _by_amount_and_date(run)
     _splits(run, EXTERNAL)
     _splits(run, INTERNAL)
+    if any(run.rules.tolerant(r.asset) for r in itertools.chain(run.ext.values(), run.int.values())):
+        _splits(run, EXTERNAL, tolerant=True)
+        _splits(run, INTERNAL, tolerant=True)
+        _by_amount_and_date(run, tolerant=True)
     for rid in list(run.ext):
         run.single(EXTERNAL, rid, Outcome.UNMATCHED, Reason.UNMATCHED_EXTERNAL)
     for rid in list(run.int):
