@@ -9,14 +9,18 @@ strength):
 2. **reference** — records sharing a reference and asset form one group (1:1, 1:N, N:1, M:N):
    matched when the sums agree within the asset's tolerance, else partially matched
    (``AMOUNT_MISMATCH``);
-3. **amount and date** — an external record without a reference partner takes the internal
-   record of its asset within the tolerance and the date window that is closest (amount gap,
-   then time gap, then id);
-4. **splits** — a subset (2 to ``split_max`` lines of one account, asset and day: pairs among
+3. **fuzzy reference** — a reference with a typo takes the open record whose normalised
+   reference is within the Levenshtein cut-off, amount within tolerance, time within the
+   window (``fuzzy.py``);
+4. **amount and date** — an external record left open takes the internal record of its asset
+   with the same amount, within the date window, closest in time (then id);
+5. **splits** — a subset (2 to ``split_max`` lines of one account, asset and day: pairs among
    all of them, larger subsets among the first 16 still open) of external lines whose sum
    equals one open internal record of the same account (a net settlement paid in parts), and
    the mirror image;
-5. what is left is unmatched.
+6. **within tolerance** (assets with one) — the splits again, then amount and date, each
+   taking a candidate only when it is the one within the tolerance (several: a guess);
+7. what is left is unmatched.
 
 Determinism: both sides are sorted by record id first and every choice breaks ties on ids, so the
 result does not depend on input order (property-tested), and same inputs and rules give the same
