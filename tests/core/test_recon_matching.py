@@ -227,11 +227,13 @@ def test_fuzzy_reference_pairs_a_typo_with_its_own_record() -> None:
 
 def test_near_amounts_pair_only_when_unambiguous() -> None:
     """Within a tolerance, a line without a reference takes a near amount only if it is the
-    one such amount in the window; among several it stays open. Exact amounts come first."""
+    one such amount in the window; among several it stays open (``AMBIGUOUS_CANDIDATES``).
+    Exact amounts come first."""
     rules = MatchRules(tolerance_bps=(("USD", 50),))
     one = match([rec("e1", 100_300)], [rec("i1", 100_000), rec("far", 200_000)], rules)
     assert outcome_of(one, "external", "e1") == (Outcome.MATCHED, Reason.MATCHED_AMOUNT_DATE)
     two = match([rec("e1", 100_300)], [rec("i1", 100_000), rec("i2", 100_400)], rules)
-    assert outcome_of(two, "external", "e1") == (Outcome.UNMATCHED, Reason.UNMATCHED_EXTERNAL)
+    assert outcome_of(two, "external", "e1") == (Outcome.UNMATCHED, Reason.AMBIGUOUS_CANDIDATES)
+    assert [b.code for b in two.breaks()] == [Reason.AMBIGUOUS_CANDIDATES] + [Reason.UNMATCHED_INTERNAL] * 2
     exact = match([rec("e1", 100_300)], [rec("i1", 100_300), rec("i2", 100_400)], rules)
     assert {(g.external, g.internal) for g in exact.groups} == {(("e1",), ("i1",))}

@@ -284,10 +284,11 @@ class _AmountIndex:
         self.amounts = {a: sorted(v) for a, v in amounts.items()}
         self.used: set[str] = set()
 
-    def best(self, r: ReconRecord, rules: MatchRules, *, tolerant: bool) -> str | None:
+    def best(self, r: ReconRecord, rules: MatchRules, *, tolerant: bool) -> tuple[str | None, int]:
         """Exact amount (``tolerant`` false): the nearest in time. Within the tolerance: only an
         unambiguous candidate — one amount within it that has an open record in the window —
-        since the nearest amount among several is a guess, not evidence."""
+        since the nearest amount among several is a guess, not evidence. With the number of
+        candidate amounts seen."""
         amounts = self.amounts.get(r.asset, [])
         reach = rules.reach(r.asset, r.amount_minor) if tolerant else 0
         lo, hi = (
@@ -304,7 +305,7 @@ class _AmountIndex:
                 seen += 1
                 key = (abs(amount - r.amount_minor), found[0], found[1])
                 best = key if best is None or key < best else best
-        return None if best is None or (tolerant and seen > 1) else best[2]
+        return (None if best is None or (tolerant and seen > 1) else best[2]), seen
 
     def _nearest(self, items: list[tuple[int, str]], at_ms: int, window_ms: int) -> tuple[int, str] | None:
         i = bisect_left(items, (at_ms - window_ms, ""))
@@ -341,8 +342,10 @@ def _by_amount_and_date(run: _Run, *, tolerant: bool = False) -> None:
     for r in list(run.ext.values()):
         if tolerant and not run.rules.tolerant(r.asset):
             continue
-        rid = index.best(r, run.rules, tolerant=tolerant)
-        if rid is not None:
+        rid, seen = index.best(r, run.rules, tolerant=tolerant)
+        if rid is None and seen > 1:  # several near amounts: the operator's to choose
+            run.single(EXTERNAL, r.record_id, Outcome.UNMATCHED, Reason.AMBIGUOUS_CANDIDATES)
+        elif rid is not None:
             index.used.add(rid)
             days = abs(run.int[rid].at_ms - r.at_ms) // DAY_MS
             run.group(Reason.MATCHED_AMOUNT_DATE, [r], [run.int[rid]], max(50, 80 - 10 * days))
