@@ -224,3 +224,10 @@ def test_base_layer_agrees_then_breaks(cleared: tuple[Path, Any], tmp_path: Path
         store.store.close()
     # the chain's anchor of anchored[1] names a batch clearlane knows: not "unknown"
     assert found == sorted([("ANCHOR_ROOT_MISMATCH", anchored[0]), ("ANCHOR_MISSING", anchored[1])])
+
+
+def test_tolerance_bps_is_checked(tmp_path: Path) -> None:
+    result = runner.invoke(
+        app, ["recon", "run", "--db", str(tmp_path / "none.db"), "--tolerance-bps", "USD=10000"]
+    )
+    assert result.exit_code == 2 and "--tolerance-bps" in result.output
