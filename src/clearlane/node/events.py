@@ -1,5 +1,6 @@
 """The one public event vocabulary, and the in-process event bus that publishes it after each
-committed step. SSE (``/v1/stream``), webhooks and NATS (``clearlane.events.<pool>.<type>``)
+committed step. SSE (``/v1/stream``), webhooks and NATS (``clearlane.events.<scope>.<type>``: the workers'
+and ``serve --nats``'s, adapters/nats/events_out.py)
 all name events from the constants below; nothing else spells an event type.
 
 Events travel as columnar groups — one :class:`TradeEvents` per event type and step holds the

@@ -97,6 +97,7 @@ def start_live(
     port: int,
     bad_share: float = 0.001,
     tick_s: float = 0.1,
+    nats: Any = None,
 ) -> LiveDemo:
     """Build the service on ``directory/clearlane.db`` with an accelerated clock, serve it, feed it."""
     from clearlane.adapters.http.app import ServiceOptions
@@ -112,6 +113,7 @@ def start_live(
         clock=AcceleratedClock(speed, begin),
         service_options=ServiceOptions(auth=False),
         webhooks=False,
+        nats=nats,  # (url, PublisherOptions): demo --serve --nats
     )
     runtime = app.state.runtime
     http = HttpServer(app, host, port)

@@ -49,6 +49,10 @@ def demo(
         bool,
         typer.Option("--json", help="Clear at full speed and print the summary as JSON (not with --serve)."),
     ] = False,
+    nats_url: Annotated[
+        str | None,
+        typer.Option("--nats", help="With --serve: also publish the public events to NATS, as serve --nats."),
+    ] = None,
 ) -> None:
     """Generate a realistic trading day and clear it: live into the dashboard, or at full speed with a summary."""
     from clearlane.sim.generator import generate_day
@@ -56,6 +60,8 @@ def demo(
     if as_json and serve:
         raise fail("--json prints the summary of a full-speed run: not with --serve")
     live = (sys.stdout.isatty() and not as_json) if serve is None else serve
+    if nats_url is not None and not live:
+        raise fail("--nats publishes the live service's events: use it with --serve")
     if speed <= 0:
         raise fail("--speed must be positive")
     if duration is not None and duration <= 0:
@@ -71,7 +77,17 @@ def demo(
         shutil.rmtree(out)
     paths = day.write(out)
     if live:
-        _demo_live(day, paths, out, duration=duration, speed=speed, start=start, host=host, port=port)
+        _demo_live(
+            day,
+            paths,
+            out,
+            duration=duration,
+            speed=speed,
+            start=start,
+            host=host,
+            port=port,
+            nats_url=nats_url,
+        )
         return
     _demo_batch(day, paths, out, started, as_json)
 
@@ -123,12 +139,22 @@ def _car_marketplace(runner: Any, at_ms: int) -> None:
 
 
 def _demo_live(
-    day: Any, paths: Any, out: Path, *, duration: float | None, speed: float, start: str, host: str, port: int
+    day: Any,
+    paths: Any,
+    out: Path,
+    *,
+    duration: float | None,
+    speed: float,
+    start: str,
+    host: str,
+    port: int,
+    nats_url: str | None = None,
 ) -> None:
     """Stream the generated day into the engine at ``speed``x and serve the dashboard until stopped."""
     import re
 
     from clearlane.adapters.cli.demo import start_live
+    from clearlane.adapters.nats.events_out import PublisherOptions
 
     match = re.fullmatch(r"([01]?\d|2[0-3]):([0-5]\d)", start)
     if match is None:
@@ -138,7 +164,15 @@ def _demo_live(
     start_ms = max(first_ms, day_start + (int(match.group(1)) * 60 + int(match.group(2))) * 60_000)
     try:
         demo_run = start_live(
-            out, paths.config, day.trades, day.deposits, speed=speed, start_ms=start_ms, host=host, port=port
+            out,
+            paths.config,
+            day.trades,
+            day.deposits,
+            speed=speed,
+            start_ms=start_ms,
+            host=host,
+            port=port,
+            nats=None if nats_url is None else (nats_url, PublisherOptions()),
         )
     except OSError as exc:
         raise fail(f"cannot listen on {host}:{port}: {exc.strerror or exc} (try --port 0)") from None

@@ -23,22 +23,17 @@ NatsOption = Annotated[
         "--nats", help="Also publish the exception.* events to NATS (clearlane.events.cases.<type>)."
     ),
 ]
-CASES_TOKEN = "cases"  # the <pool> token of case events' subjects (they belong to no pool)
 
 
 def nats_messages(changes: list[Any], scales: dict[str, int]) -> list[tuple[str, str, bytes]]:
     """(subject, Nats-Msg-Id, payload) of each case change's public event, in order: the
-    vocabulary's names, the event id as the message id (JetStream drops a re-publish)."""
-    from clearlane.adapters.nats.messages import event_subject
-    from clearlane.node.events import EXCEPTION_EVENTS, EventFilter
+    vocabulary's names, the event id as the message id (JetStream drops a re-publish) — the
+    same messages ``clearlane serve --nats`` publishes (adapters/nats/events_out.py)."""
+    from clearlane.adapters.nats.events_out import messages_of
+    from clearlane.node.events import EXCEPTION_EVENTS
     from clearlane.node.recon.cases import case_event_groups
 
-    flt = EventFilter(types=frozenset(EXCEPTION_EVENTS))
-    events = [e for g in case_event_groups(changes, scales) for e in g.events(flt)]
-    return [
-        (event_subject(CASES_TOKEN, e["type"]), e["id"], json.dumps(e, separators=(",", ":")).encode())
-        for e in events
-    ]
+    return messages_of(case_event_groups(changes, scales), frozenset(EXCEPTION_EVENTS))
 
 
 def _publish(url: str | None, changes: list[Any], scales: dict[str, int]) -> None:
@@ -51,14 +46,14 @@ def _publish(url: str | None, changes: list[Any], scales: dict[str, int]) -> Non
     async def send() -> None:
         import nats
 
-        from clearlane.adapters.nats.messages import EVENTS_STREAM, MSG_ID_HEADER, ensure_streams
+        from clearlane.adapters.nats.events_out import publish_messages
+        from clearlane.adapters.nats.messages import ensure_streams
 
         nc = await nats.connect(url, connect_timeout=5, max_reconnect_attempts=3)
         try:
             js = nc.jetstream(timeout=30)
             await ensure_streams(js)
-            for subject, msg_id, payload in messages:
-                await js.publish(subject, payload, headers={MSG_ID_HEADER: msg_id}, stream=EVENTS_STREAM)
+            await publish_messages(js, messages)
         finally:
             await nc.close()
 

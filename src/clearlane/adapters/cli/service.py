@@ -49,6 +49,34 @@ MetricsTokenOption = Annotated[
     ),
 ]
 
+NatsOption = Annotated[
+    str | None,
+    typer.Option(
+        "--nats",
+        help="Also publish the public events to NATS JetStream (clearlane.events.<scope>.<type>; "
+        "docs/API.md, Events on NATS). Never blocks clearing: a bounded queue, reconnect with backoff.",
+    ),
+]
+NatsTypesOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        help="Event types --nats publishes (repeatable or comma-separated; 'all': the whole "
+        "vocabulary). Default: what webhooks carry plus alert.raised, less trade.cleared and "
+        "trade.final (per trade: add them where the trade rate allows)."
+    ),
+]
+NatsEscrowOption = Annotated[
+    bool,
+    typer.Option(
+        help="With --nats: also answer escrow actions requested on clearlane.escrow.actions "
+        "(docs/ESCROW.md; whoever may publish there acts for any party)."
+    ),
+]
+NatsAlertOption = Annotated[
+    float,
+    typer.Option(help="Seconds NATS publishing may fail before an alert.raised (nats_publish_failing)."),
+]
+
 apikey_app = typer.Typer(
     no_args_is_help=True, help="API keys for clearlane serve (stored hashed; shown once)."
 )
@@ -98,6 +126,10 @@ def serve(
     halt_l2_on_divergence: Annotated[
         bool, typer.Option(help="Log a config change halting an asset's L2 routing while its marks diverge.")
     ] = False,
+    nats_url: NatsOption = None,
+    nats_types: NatsTypesOption = None,
+    nats_alert_after: NatsAlertOption = 60.0,
+    nats_escrow_actions: NatsEscrowOption = False,
 ) -> None:
     """Run the engine, its clock and the HTTP API in one process (OpenAPI at /openapi.json)."""
     from clearlane.adapters.http.app import ServiceOptions
@@ -143,6 +175,7 @@ def serve(
         key_dir=keys,
         chain=base_layer,
         monitor=monitor,
+        nats=_nats(nats_url, nats_types, nats_alert_after, nats_escrow_actions),
     )
     if not insecure_no_auth and api.state.keys.count_active() == 0:
         err.print(
@@ -183,6 +216,23 @@ def _run_server(api: Any, host: str, port: int, limits: Any, log_level: str) -> 
     failed = api.state.runtime.failed
     if failed is not None:
         raise fail(f"the clearing runtime failed: {type(failed).__name__}: {failed}", code=1)
+
+
+def _nats(url: str | None, types: list[str] | None, alert_after_s: float, escrow: bool) -> Any:
+    """``--nats``: (url, PublisherOptions), or None; a bad setting fails before anything opens."""
+    if url is None:
+        if types or escrow:
+            raise fail("--nats-types and --nats-escrow-actions need --nats")
+        return None
+    from clearlane.adapters.nats.events_out import PublisherOptions, event_types
+
+    if alert_after_s <= 0:
+        raise fail("--nats-alert-after must be positive")
+    try:
+        chosen = event_types(types)
+    except ValueError as exc:
+        raise fail(str(exc)) from None
+    return url, PublisherOptions(types=chosen, alert_after_s=alert_after_s, escrow_actions=escrow)
 
 
 def _webhook_options(allow: list[str] | None) -> Any:

@@ -146,7 +146,15 @@ def _document_edge_headers(schema: dict[str, Any]) -> None:
 def _lifespan(runtime: Runtime) -> Callable[[FastAPI], Any]:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        runtime.start()
+        nats_events = getattr(app.state, "nats_events", None)
+        if nats_events is not None:  # serve --nats: listening before the first step
+            nats_events.start()
+        try:
+            runtime.start()
+        except BaseException:
+            if nats_events is not None:
+                nats_events.stop(timeout_s=0)
+            raise
         hooks = getattr(app.state, "webhooks", None)
         if hooks is not None:
             hooks.start()
@@ -163,6 +171,8 @@ def _lifespan(runtime: Runtime) -> Callable[[FastAPI], Any]:
                 hooks.stop()
             app.state.keys.close()
             runtime.stop()
+            if nats_events is not None:  # after the runtime: its last steps' events go out too
+                nats_events.stop()
 
     return lifespan
 

@@ -33,6 +33,7 @@ def build(
     dashboard: bool = True,
     chain: ChainChoice | None = None,
     monitor: MonitorOptions | None = None,
+    nats: Any = None,
 ) -> Any:
     """The app (with its runtime attached, started by the app's lifespan); ``dashboard`` adds the
     settlement dashboard (:mod:`clearlane.adapters.http`) at /ui/."""
@@ -75,7 +76,28 @@ def build(
     app.state.metrics = metrics
     app.state.alerts = alert_routes.build_service(runtime)  # its timer runs in the app's lifespan
     app.state.monitor = watcher
+    app.state.nats_events = None if nats is None else _nats_events(runtime, metrics, watcher, nats)
     return app
+
+
+def _nats_events(runtime: Runtime, metrics: Any, watcher: Monitor, nats: tuple[str, Any]) -> Any:
+    """``serve --nats``: the publisher of the public events (adapters/nats/events_out.py),
+    its metrics, and its alert raised through the monitor's ``alert.raised`` path."""
+    from clearlane.adapters.nats.events_out import NatsEventPublisher, PublisherCollector
+
+    def alert(kind: str, severity: str, message: str) -> None:
+        watcher.raise_alert(kind, severity, message, runtime.clock.now_ms())
+
+    url, options = nats
+    subscriptions: tuple[Any, ...] = ()
+    if options.escrow_actions:
+        from clearlane.adapters.nats import escrow_in
+
+        on_action = escrow_in.handler(runtime.submit_events)
+        subscriptions = ((escrow_in.ESCROW_ACTIONS_SUBJECT, escrow_in.QUEUE_GROUP, on_action),)
+    publisher = NatsEventPublisher(runtime.bus, url, options, alert=alert, subscriptions=subscriptions)
+    metrics.registry.register(PublisherCollector(publisher))
+    return publisher
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,12 @@ Subjects (one JetStream stream ``CLEARLANE`` holds the inputs, ``CLEARLANE_EVENT
                                     in the one public vocabulary (node/events.py):
                                     ``batch.cleared``, ``batch.anchored``, ``batch.final``,
                                     ``batch.unwound``, ``batch.reorged``, ``batch.resubmitted``,
-                                    ``trade.rejected``
+                                    ``trade.rejected``; ``serve --nats`` publishes the
+                                    service's events on ``clearlane.events.<scope>.<type>``
+                                    (scope ``escrow``, ``cases``, ``alerts`` or a pool:
+                                    events_out.py)
+``clearlane.escrow.actions``        escrow actions requested of ``serve --nats
+                                    --nats-escrow-actions`` (core request/reply: escrow_in.py)
 =================================== =======================================================
 
 An input message is one of (header ``Clearlane-Format``):

@@ -73,7 +73,7 @@ class AssetIn(_Strict):
     scale: int = Field(ge=0, le=12)
     mark_usd: str = Field(description="USD per whole unit, a decimal string")
     # Set by the monitor's policy through a logged config change while the asset's marks
-    # diverge (docs/MONITORING_CANARIES.md): its flows settle gross on L1 until it is cleared.
+    # diverge (docs/MONITORING.md): its flows settle gross on L1 until it is cleared.
     l2_halted: bool = False
 
     @field_validator("mark_usd")

@@ -1,7 +1,7 @@
 """monitoring: canaries per path with their last results, divergence between sources, trust
 scores (readers), readings pushed by external feeds (operators), and the Prometheus gauges
 ``clearlane_canary_status{path}`` (1 passed, 0.5 degraded, 0 failed) and
-``clearlane_trust_score{source,window}`` (0..1). docs/MONITORING_CANARIES.md.
+``clearlane_trust_score{source,window}`` (0..1). docs/MONITORING.md.
 
 The monitor (node/monitor/service.py) is attached by ``clearlane serve`` as
 ``app.state.monitor``; an app without one answers 404 here."""

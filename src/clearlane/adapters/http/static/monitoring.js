@@ -1,5 +1,5 @@
 "use strict";
-// The monitoring page (docs/MONITORING_CANARIES.md): canaries per path, divergence between
+// The monitoring page (docs/MONITORING.md): canaries per path, divergence between
 // sources, trust per source. Loaded after app.js, whose helpers and page registry it uses.
 // Verdicts keep their word and symbol beside the colour (✔ passed, ◐ degraded, ✘ failed).
 const VERDICT = { passed: ["final", "✔"], degraded: ["anchored", "◐"], failed: ["rejected", "✘"], pending: ["pending", "…"] };
