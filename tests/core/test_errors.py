@@ -59,6 +59,7 @@ EXPECTED = {
     "AmountError": ("InputError", "RECON_AMOUNT_INVALID"),
     "BatchReportError": ("InputError", "RECON_BATCH_REPORT_INVALID"),
     "MatchInputError": ("InputError", "RECON_RECORD_ID_DUPLICATE"),
+    "ToleranceError": ("InputError", "RECON_TOLERANCE_INVALID"),
     "CaseError": ("InputError", "CASE_ACTION_INVALID"),
     "CamtError": ("InputError", "RECON_CAMT_INVALID"),
     "Mt940Error": ("InputError", "RECON_MT940_INVALID"),

@@ -139,8 +139,11 @@ _dense = st.lists(
 
 
 @settings(max_examples=80, deadline=None)
-@given(_dense, _dense, st.sampled_from([(), (("USD", 1),), (("EUR", 100), ("USD", 0))]))
-def test_columnar_passes_decide_as_the_record_passes(ext_rows, int_rows, tolerance) -> None:  # type: ignore[no-untyped-def]
+@given(
+    _dense, _dense, st.sampled_from([(), (("USD", 1),), (("EUR", 100), ("USD", 0))]),
+    st.sampled_from([(), (("USD", 100),), (("EUR", 50), ("USD", 9_999))]),
+)  # fmt: skip
+def test_columnar_passes_decide_as_the_record_passes(ext_rows, int_rows, tolerance, bps) -> None:  # type: ignore[no-untyped-def]
     """Repeated lines, M:N references, tolerances per asset: the columnar exact passes give the
     same groups and outcomes as the record-at-a-time ones."""
 
@@ -149,9 +152,38 @@ def test_columnar_passes_decide_as_the_record_passes(ext_rows, int_rows, toleran
                 for i, (ref, amount, day, acct, asset, src) in enumerate(rows)]  # fmt: skip
 
     ext, intl = build("e", ext_rows), build("i", int_rows)
-    rules = MatchRules(tolerance_minor=tolerance)
+    rules = MatchRules(tolerance_minor=tolerance, tolerance_bps=bps)
     fast, slow = match(ext, intl, rules, columnar=True), match_records(ext, intl, rules)
     assert fast.groups == slow.groups and fast.outcomes == slow.outcomes
+    # every matched group is within the rules (absolute or percentage), in integers
+    assert all(rules.within(g.asset, g.external_minor, g.internal_minor) for g in fast.groups
+               if g.outcome is Outcome.MATCHED)  # fmt: skip
+
+
+def test_percentage_tolerance_is_exact_in_integers() -> None:
+    """|a - b| × 10,000 <= bps × max(|a|, |b|): 0.5 % of 1,000.00 is 5.00, not a cent more."""
+    rules = MatchRules(tolerance_bps=(("USD", 50),))
+    assert rules.within("USD", 100_000, 100_500) and not rules.within("USD", 100_000, 100_503)
+    assert rules.within("USD", -100_000, -100_502) and not rules.within("EUR", 100_000, 100_001)
+    assert rules.within("USD", 10**30, 10**30 + 5 * 10**27)  # no overflow: Python integers
+    both = MatchRules(tolerance_minor=(("USD", 7),), tolerance_bps=(("USD", 50),))
+    assert both.within("USD", 100, 107) and both.within("USD", 100_000, 100_500)
+    ext, intl = [rec("e1", 100_499, ref="R")], [rec("i1", 100_000, ref="R")]
+    assert outcome_of(match(ext, intl, rules), "external", "e1") == (
+        Outcome.MATCHED,
+        Reason.MATCHED_WITHIN_TOLERANCE,
+    )
+    # amount and date: the closest within the percentage; splits: parts within bps of the target
+    ext = [rec("e2", 200_900, at=T0 + DAY_MS), rec("p1", 60_000, account="A"), rec("p2", 40_300, account="A")]
+    intl = [rec("i2", 200_000), rec("i3", 202_000), rec("n1", 100_000, account="A")]
+    result = match(ext, intl, rules)
+    assert {(g.external, g.internal, g.reason) for g in result.groups} == {
+        (("e2",), ("i2",), Reason.MATCHED_AMOUNT_DATE),
+        (("p1", "p2"), ("n1",), Reason.MATCHED_SPLIT),
+    }
+    for bad in ((("USD", 10_000),), (("USD", -1),)):
+        with pytest.raises(ValueError, match=r"tolerance_bps\.USD"):
+            MatchRules(tolerance_bps=bad)
 
 
 def test_amounts_beyond_int64_sums_take_the_record_passes() -> None:
@@ -159,3 +191,49 @@ def test_amounts_beyond_int64_sums_take_the_record_passes() -> None:
     result = match(big, [rec("i1", 2**70, ref="A"), rec("i2", 5, ref="B")], RULES, columnar=True)
     assert result == match_records(big, [rec("i1", 2**70, ref="A"), rec("i2", 5, ref="B")], RULES)
     assert outcome_of(result, "external", "e1") == (Outcome.MATCHED, Reason.MATCHED_REFERENCE)
+
+
+def test_fuzzy_reference_pairs_a_typo_with_its_own_record() -> None:
+    """A reference with a typo (substituted, dropped or added character; case and punctuation
+    ignored) takes its own record, not the nearest amount; scored below an exact reference."""
+    ext = [
+        rec("e1", 1_000, ref="B00012345/P00042"),  # one character changed
+        rec("e2", 2_000, ref="b0001234/p00043"),  # one dropped, lower case
+        rec("e3", 3_000, ref="ZZZZZZZZZZ"),  # nothing like any reference: amount and date
+        rec("e4", 4_000, ref="ABC"),  # too short to judge
+    ]
+    intl = [
+        rec("i1", 1_000, ref="B00012845/P00042", at=T0 + DAY_MS),
+        rec("near1", 1_000, ref="Q99999999/X11111"),  # same amount, closer in time, other reference
+        rec("i2", 2_000, ref="B00012348/P00043"),
+        rec("i3", 3_000, ref="B00099999/P00099"),
+        rec("i4", 4_000, ref="ABD"),
+    ]
+    result = match(ext, intl, RULES)
+    pairs = {(g.external, g.internal): (g.reason, g.score) for g in result.groups}
+    assert pairs[(("e1",), ("i1",))] == (Reason.MATCHED_FUZZY_REFERENCE, 80)
+    assert pairs[(("e2",), ("i2",))][0] is Reason.MATCHED_FUZZY_REFERENCE
+    assert pairs[(("e3",), ("i3",))][0] is Reason.MATCHED_AMOUNT_DATE
+    assert pairs[(("e4",), ("i4",))][0] is Reason.MATCHED_AMOUNT_DATE
+    rnd = random.Random(3)
+    for _ in range(3):
+        rnd.shuffle(ext)
+        rnd.shuffle(intl)
+        assert match(ext, intl, RULES) == result
+    off = match(ext, intl, MatchRules(fuzzy_min_similarity=100))
+    assert outcome_of(off, "external", "e1") == (Outcome.MATCHED, Reason.MATCHED_AMOUNT_DATE)
+    assert off.groups != result.groups
+
+
+def test_near_amounts_pair_only_when_unambiguous() -> None:
+    """Within a tolerance, a line without a reference takes a near amount only if it is the
+    one such amount in the window; among several it stays open (``AMBIGUOUS_CANDIDATES``).
+    Exact amounts come first."""
+    rules = MatchRules(tolerance_bps=(("USD", 50),))
+    one = match([rec("e1", 100_300)], [rec("i1", 100_000), rec("far", 200_000)], rules)
+    assert outcome_of(one, "external", "e1") == (Outcome.MATCHED, Reason.MATCHED_AMOUNT_DATE)
+    two = match([rec("e1", 100_300)], [rec("i1", 100_000), rec("i2", 100_400)], rules)
+    assert outcome_of(two, "external", "e1") == (Outcome.UNMATCHED, Reason.AMBIGUOUS_CANDIDATES)
+    assert [b.code for b in two.breaks()] == [Reason.AMBIGUOUS_CANDIDATES] + [Reason.UNMATCHED_INTERNAL] * 2
+    exact = match([rec("e1", 100_300)], [rec("i1", 100_300), rec("i2", 100_400)], rules)
+    assert {(g.external, g.internal) for g in exact.groups} == {(("e1",), ("i1",))}

@@ -194,3 +194,40 @@ def test_case_events_go_to_nats(tmp_path: Path, shared: Path) -> None:
     assert seen == ["clearlane.events.cases.exception.opened"] * 16 + [
         "clearlane.events.cases.exception.assigned"
     ]
+
+
+def test_base_layer_agrees_then_breaks(cleared: tuple[Path, Any], tmp_path: Path) -> None:
+    """A cleared day's anchors and L1 settlements all agree with the logged chain; a tampered
+    root, a forgotten anchor and a lost L1 inclusion each become a 5xx break."""
+    import shutil
+
+    import sqlalchemy as sa
+
+    db = tmp_path / "copy.db"
+    shutil.copy(cleared[0], db)
+    store = SqlReconStore(Store.open(db, create=False))
+    try:
+        records = store.base_layer()
+        anchored = sorted(a.batch_id for a in records.anchors if a.state in ("anchored", "final"))
+        included = [c for c in records.l1 if c.included_height >= 0]
+        assert len(anchored) >= 2 and included and records.breaks(None) == []
+        with store.engine.begin() as conn:
+            conn.execute(
+                sa.text("UPDATE batches SET root = :r WHERE batch_id = :b"),
+                {"r": bytes(32), "b": anchored[0]},
+            )
+            conn.execute(
+                sa.text("UPDATE batches SET anchor_tx = 'anchor:x:9' WHERE batch_id = :b"), {"b": anchored[1]}
+            )
+        found = sorted((b.code.name, b.subject) for b in store.base_layer().breaks(None))
+    finally:
+        store.store.close()
+    # the chain's anchor of anchored[1] names a batch clearlane knows: not "unknown"
+    assert found == sorted([("ANCHOR_ROOT_MISMATCH", anchored[0]), ("ANCHOR_MISSING", anchored[1])])
+
+
+def test_tolerance_bps_is_checked(tmp_path: Path) -> None:
+    result = runner.invoke(
+        app, ["recon", "run", "--db", str(tmp_path / "none.db"), "--tolerance-bps", "USD=10000"]
+    )
+    assert result.exit_code == 2 and "--tolerance-bps" in result.output

@@ -49,12 +49,15 @@ def test_recon_and_the_case_queue(svc: Service, shared: Path) -> None:
         ({"window_days": 99}, "window_days"),
         ({"period": "2026-13-99"}, "period"),
         ({"tolerance": []}, "tolerance"),
+        ({"tolerance_bps": {"EUR": 10_000}}, "tolerance_bps.EUR"),
         ({"internal": ["x"]}, "internal"),
         ({"runs": 1}, "runs"),
     ):
         bad = svc.client.post("/v1/recon/runs", json=body, headers=svc.h())
         assert bad.status_code == 422 and bad.json()["field"] == field, bad.text
-    ran = svc.client.post("/v1/recon/runs", json={"tolerance": {"EUR": "0.01"}}, headers=svc.h())
+    ran = svc.client.post(
+        "/v1/recon/runs", json={"tolerance": {"EUR": "0.01"}, "tolerance_bps": {"EUR": 5}}, headers=svc.h()
+    )
     assert ran.status_code == 201, ran.text
     run = ran.json()
     assert run["status"] == "completed" and run["cases"]["opened"] == 16

@@ -120,12 +120,15 @@ def recon_import(
             )
 
 
-def _tolerances(values: list[str]) -> tuple[tuple[str, int], ...]:
+def _tolerances(
+    values: list[str], option: str = "--tolerance", most: int | None = None
+) -> tuple[tuple[str, int], ...]:
     out = []
     for text in values:
         asset, sep, amount = text.partition("=")
-        if not sep or not amount.isdigit():
-            raise fail(f"--tolerance: {text!r} is not ASSET=minor_units")
+        if not sep or not amount.isdigit() or (most is not None and int(amount) > most):
+            unit = "minor_units" if most is None else f"basis_points (0..{most})"
+            raise fail(f"{option}: {text!r} is not ASSET={unit}")
         out.append((asset, int(amount)))
     return tuple(sorted(out))
 
@@ -138,6 +141,12 @@ def recon_run(
     ] = None,
     tolerance: Annotated[
         list[str] | None, typer.Option("--tolerance", help="ASSET=minor units (repeatable).")
+    ] = None,
+    tolerance_bps: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--tolerance-bps", help="ASSET=basis points of the larger amount (repeatable; 50 = 0.5 %)."
+        ),
     ] = None,
     window_days: Annotated[int, typer.Option("--window-days", help="Date window for amount matching.")] = 3,
     internal: Annotated[
@@ -154,7 +163,11 @@ def recon_run(
     from clearlane.core.recon.matching import DAY_MS, MatchRules
     from clearlane.node.recon.service import ALL_INTERNAL_KINDS, run
 
-    rules = MatchRules(window_ms=window_days * DAY_MS, tolerance_minor=_tolerances(tolerance or []))
+    rules = MatchRules(
+        window_ms=window_days * DAY_MS,
+        tolerance_minor=_tolerances(tolerance or []),
+        tolerance_bps=_tolerances(tolerance_bps or [], "--tolerance-bps", 9_999),
+    )
     store = _open(db)
     try:
         kinds = tuple(k for k in internal.split(",") if k)

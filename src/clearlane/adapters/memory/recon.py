@@ -7,6 +7,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 
 from clearlane.core.cases import Case, CaseError, CaseEvent
+from clearlane.core.recon.baselayer import BaseLayerRecords
 from clearlane.core.recon.breaks import ExchangeBatchSummary
 from clearlane.core.recon.codes import Outcome
 from clearlane.core.recon.eod import JournalLine
@@ -23,6 +24,7 @@ class MemoryReconStore:
     ledger: list[JournalLine] = field(default_factory=list)
     batches: dict[str, ExchangeBatchSummary] = field(default_factory=dict)
     scales: dict[str, int] = field(default_factory=dict)
+    chain: BaseLayerRecords = field(default_factory=BaseLayerRecords)
     _imports: dict[str, ImportRecord] = field(default_factory=dict)
     _external: list[ReconRecord] = field(default_factory=list)
     _reports: list[tuple[str, BatchReport]] = field(default_factory=list)
@@ -67,6 +69,9 @@ class MemoryReconStore:
 
     def journal(self, until_ms: int | None = None) -> list[JournalLine]:
         return [line for line in self.ledger if until_ms is None or line.at_ms < until_ms]
+
+    def base_layer(self) -> BaseLayerRecords:
+        return self.chain
 
     def exchange_batches(self, period: str | None) -> dict[str, ExchangeBatchSummary]:
         return {

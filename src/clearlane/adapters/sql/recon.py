@@ -27,7 +27,9 @@ from clearlane.core.cases import (
 )
 from clearlane.core.config import parse_config
 from clearlane.core.model import ids
+from clearlane.core.model.chain import event_from_dict, tx_submission_from_dict
 from clearlane.core.proofs.codec import read_table
+from clearlane.core.recon.baselayer import AnchorClaim, BaseLayerRecords, L1Claim, chain_view
 from clearlane.core.recon.breaks import ExchangeBatchSummary
 from clearlane.core.recon.codes import Outcome, Reason
 from clearlane.core.recon.eod import JOURNAL_KINDS, JournalLine, Leg, journal_records
@@ -236,6 +238,39 @@ class SqlReconStore:
             ):
                 if lane == "L1" and reject == 0 and (period is None or period_of(at_ms) == period):
                     yield ReconRecord(f"l1:{flow_id}", "l1_transaction", quote, minor, at_ms, flow_id, buyer)
+
+    def base_layer(self) -> BaseLayerRecords:
+        """Clearlane's anchors (``batches``) and L1 settlements (``l1_groups``), the chain as the
+        adapter reported it (the logged ``chain`` entries, folded) and each anchor's payload
+        as submitted (``outbox``)."""
+        b, g, i, o = schema.batches.c, schema.l1_groups.c, schema.input_log.c, schema.outbox.c
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(b.batch_id, b.state, b.root, b.anchor_tx, b.anchor_height, b.cleared_at_ms)
+            ).all()
+            groups = [bytes(r[0]) for r in conn.execute(sa.select(g.blob).order_by(g.group_id))]
+            logged = [
+                bytes(r[0])
+                for r in conn.execute(sa.select(i.payload).where(i.kind == "chain").order_by(i.seq))
+            ]
+            sent = [
+                bytes(r[0])
+                for r in conn.execute(sa.select(o.payload).where(o.kind == "anchor").order_by(o.id))
+            ]
+        anchors = tuple(
+            AnchorClaim(str(bid), str(state), bytes(root).hex(), tx, height, int(at))
+            for bid, state, root, tx, height, at in rows
+        )
+        l1: list[L1Claim] = []
+        for blob in groups:
+            t = read_table(blob).select(["flow_id", "attempt", "included_height", "submitted_ms"]).to_pydict()
+            l1 += [L1Claim(*row) for row in zip(*t.values(), strict=True)]
+        events = [event_from_dict(e) for data in logged for e in json.loads(data).get("events", [])]
+        payloads = {}
+        for data in sent:
+            tx = tx_submission_from_dict(json.loads(data))
+            payloads[tx.tx_id] = tx.payload_hash.hex()
+        return BaseLayerRecords(anchors, tuple(l1), chain_view(events), payloads)
 
     def exchange_batches(self, period: str | None) -> dict[str, ExchangeBatchSummary]:
         trades: dict[str, set[str]] = defaultdict(set)

@@ -3,6 +3,7 @@ which breaks exist, and the generic case workflow exceptions (and later alerts a
 
 Owns: the statement and batch-report records (``records``), currency scales and strict amount
 conversion (``amounts``), break and outcome codes (``codes``), the deterministic matcher
-(``matching``) and the case state machine with its hash-chained events (``cases``). No I/O and no
-clock: parsers live in ``node/recon``, storage behind ``node/ports.ReconStore``; times are inputs.
+(``matching``, its columnar passes ``exact`` and fuzzy references ``fuzzy``), the base-layer
+comparison of anchors and L1 settlements with the chain (``baselayer``) and the end-of-day
+rules (``eod``). No I/O and no clock: parsers live in ``node/recon``, storage behind ``node/ports.ReconStore``; times are inputs.
 """

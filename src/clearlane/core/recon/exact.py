@@ -140,12 +140,19 @@ def _groups_by_reference(e: _Side, i: _Side, ref_e: I64, ref_i: I64, asset_e: I6
     return ge, gi
 
 
-def _pair_reasons(e: _Side, i: _Side, pe: I64, pi: I64, tolerance: I64) -> list[Reason]:
-    diff = np.abs(e.amount[pe] - i.amount[pi])
+def _pair_reasons(e: _Side, i: _Side, pe: I64, pi: I64, tolerance: I64, bps: I64) -> list[Reason]:
+    a, b = e.amount[pe], i.amount[pi]
+    diff = np.abs(a - b)
     codes = np.where(
         diff == 0, Reason.MATCHED_REFERENCE.value,
         np.where(diff <= tolerance, Reason.MATCHED_WITHIN_TOLERANCE.value, Reason.AMOUNT_MISMATCH.value),
     )  # fmt: skip
+    # The percentage test in Python integers (gap × 10,000 can overflow int64), only on the
+    # few pairs the absolute tolerance refused in an asset that has one.
+    for k in np.flatnonzero((codes == Reason.AMOUNT_MISMATCH.value) & (bps > 0)).tolist():
+        x, y = int(a[k]), int(b[k])
+        if abs(x - y) * 10_000 <= int(bps[k]) * max(abs(x), abs(y)):
+            codes[k] = Reason.MATCHED_WITHIN_TOLERANCE.value
     lookup = {r.value: r for r in Reason}
     return [lookup[c] for c in codes.tolist()]
 
@@ -157,7 +164,7 @@ def _rows_in(gid: I64, chosen: npt.NDArray[np.bool_]) -> I64:
     return np.flatnonzero((gid >= 0) & chosen[np.maximum(gid, 0)])
 
 
-def _reference_pass(out: ExactDecisions, e: _Side, i: _Side, ge: I64, gi: I64, tol: I64) -> None:
+def _reference_pass(out: ExactDecisions, e: _Side, i: _Side, ge: I64, gi: I64, tol: tuple[I64, I64]) -> None:
     """Groups on both sides decide: 1:1 in columns, M:N handed back as position lists."""
     size = int(max(ge.max(initial=-1), gi.max(initial=-1))) + 1
     ne, ni = np.bincount(ge[ge >= 0], minlength=size), np.bincount(gi[gi >= 0], minlength=size)
@@ -165,7 +172,7 @@ def _reference_pass(out: ExactDecisions, e: _Side, i: _Side, ge: I64, gi: I64, t
     one_to_one = both & (ne == 1) & (ni == 1)
     pe, pi = _rows_in(ge, one_to_one), _rows_in(gi, one_to_one)
     pe, pi = pe[np.argsort(ge[pe], kind="stable")], pi[np.argsort(gi[pi], kind="stable")]
-    out.pair_ext, out.pair_int, out.pair_reason = pe, pi, _pair_reasons(e, i, pe, pi, tol[pe])
+    out.pair_ext, out.pair_int, out.pair_reason = pe, pi, _pair_reasons(e, i, pe, pi, tol[0][pe], tol[1][pe])
     lists: dict[int, tuple[list[int], list[int]]] = {}
     many = both & ~one_to_one
     for k in _rows_in(ge, many).tolist():
@@ -178,9 +185,13 @@ def _reference_pass(out: ExactDecisions, e: _Side, i: _Side, ge: I64, gi: I64, t
 
 
 def exact_passes(
-    ext: list[ReconRecord], intl: list[ReconRecord], tolerance: dict[str, int]
+    ext: list[ReconRecord],
+    intl: list[ReconRecord],
+    tolerance: dict[str, int],
+    tolerance_bps: dict[str, int] | None = None,
 ) -> ExactDecisions:
-    """The duplicate and reference passes over both sides (each in id order)."""
+    """The duplicate and reference passes over both sides (each in id order); ``tolerance``
+    per asset in minor units, ``tolerance_bps`` in basis points of the larger amount."""
     e, i = _Side(ext), _Side(intl)
     ref_e, ref_i = shared_codes([r.reference for r in ext], [r.reference for r in intl])
     assets = sorted({r.asset for r in ext} | {r.asset for r in intl})
@@ -192,10 +203,14 @@ def exact_passes(
         out.duplicates = _duplicates(e, i, ref_e, ref_i, asset_e, asset_i)
         out.ext_open[out.duplicates] = False
     ge, gi = _groups_by_reference(e, i, ref_e, ref_i, asset_e, asset_i, out.ext_open)
+    bps = tolerance_bps or {}
     tol = (
-        np.array([tolerance.get(a, 0) for a in assets], np.int64)[asset_e]
+        (
+            np.array([tolerance.get(a, 0) for a in assets], np.int64)[asset_e],
+            np.array([bps.get(a, 0) for a in assets], np.int64)[asset_e],
+        )
         if len(ext)
-        else np.zeros(0, np.int64)
+        else (np.zeros(0, np.int64), np.zeros(0, np.int64))
     )
     _reference_pass(out, e, i, ge, gi, tol)
     return out
@@ -223,11 +238,12 @@ def subset_sums(amounts: list[int], size_max: int) -> I64:
 def first_cover(
     sums: I64 | None, k: int, size_max: int, target: int, tolerance: int
 ) -> tuple[int, ...] | None:
-    """The first subset whose sum is within ``tolerance`` of ``target`` (as item indices)."""
+    """The first subset whose sum is within ``tolerance`` of ``target`` (as item indices);
+    with a tolerance, only when one sum is within it (several subsets may share that sum)."""
     if sums is None or not len(sums):
         return None
     hit = np.flatnonzero(np.abs(sums - target) <= tolerance)
-    if not len(hit):
+    if not len(hit) or (tolerance and len(np.unique(sums[hit])) > 1):
         return None
     return tuple(i for i in _combinations(k, size_max)[hit[0]].tolist() if i < k)
 

@@ -9,14 +9,18 @@ strength):
 2. **reference** — records sharing a reference and asset form one group (1:1, 1:N, N:1, M:N):
    matched when the sums agree within the asset's tolerance, else partially matched
    (``AMOUNT_MISMATCH``);
-3. **amount and date** — an external record without a reference partner takes the internal
-   record of its asset within the tolerance and the date window that is closest (amount gap,
-   then time gap, then id);
-4. **splits** — a subset (2 to ``split_max`` lines of one account, asset and day: pairs among
+3. **fuzzy reference** — a reference with a typo takes the open record whose normalised
+   reference is within the Levenshtein cut-off, amount within tolerance, time within the
+   window (``fuzzy.py``);
+4. **amount and date** — an external record left open takes the internal record of its asset
+   with the same amount, within the date window, closest in time (then id);
+5. **splits** — a subset (2 to ``split_max`` lines of one account, asset and day: pairs among
    all of them, larger subsets among the first 16 still open) of external lines whose sum
    equals one open internal record of the same account (a net settlement paid in parts), and
    the mirror image;
-5. what is left is unmatched.
+6. **within tolerance** (assets with one) — the splits again, then amount and date, each
+   taking a candidate only when it is the one within the tolerance (several: a guess);
+7. what is left is unmatched.
 
 Determinism: both sides are sorted by record id first and every choice breaks ties on ids, so the
 result does not depend on input order (property-tested), and same inputs and rules give the same
@@ -38,6 +42,7 @@ from clearlane.core.errors import InputError
 from clearlane.core.recon.breaks import Break
 from clearlane.core.recon.codes import Outcome, Reason
 from clearlane.core.recon.exact import NotColumnar, exact_passes, first_cover, sort_by_id, subset_sums
+from clearlane.core.recon.fuzzy import FuzzyIndex
 from clearlane.core.recon.records import ReconRecord
 
 DAY_MS = 86_400_000
@@ -50,6 +55,13 @@ class MatchInputError(InputError, ValueError, code="RECON_RECORD_ID_DUPLICATE"):
     """Two records of one side share an id: outcomes are keyed by it, so it must be unique."""
 
 
+class ToleranceError(InputError, ValueError, code="RECON_TOLERANCE_INVALID"):
+    """A tolerance out of range: negative, or 10,000 basis points (100 %) or more."""
+
+
+BPS = 10_000
+
+
 @dataclass(frozen=True, slots=True)
 class MatchRules:
     """A versioned rule set; never edited in place (a change is a new version)."""
@@ -58,12 +70,57 @@ class MatchRules:
     window_ms: int = 3 * DAY_MS
     tolerance_minor: tuple[tuple[str, int], ...] = ()
     split_max: int = 8
+    # Per asset, in basis points of the larger amount; next to the absolute tolerance: a gap
+    # either one admits is within. Integers only: |a - b| * 10,000 <= bps * max(|a|, |b|).
+    tolerance_bps: tuple[tuple[str, int], ...] = ()
+    # Fuzzy references: the least similarity (percent, normalised Levenshtein) a reference
+    # with a typo needs to pair; 100 turns the pass off.
+    fuzzy_min_similarity: int = 80
+
+    def __post_init__(self) -> None:
+        if not 50 <= self.fuzzy_min_similarity <= 100:
+            raise ToleranceError(
+                f"fuzzy_min_similarity: {self.fuzzy_min_similarity} is not in 50..100 percent"
+            )
+        for name, value in self.tolerance_bps:
+            if not 0 <= value < BPS:
+                raise ToleranceError(f"tolerance_bps.{name}: {value} is not in 0..{BPS - 1} basis points")
+        for name, value in self.tolerance_minor:
+            if value < 0:
+                raise ToleranceError(f"tolerance_minor.{name}: {value} is negative")
 
     def tolerance(self, asset: str) -> int:
+        """The absolute tolerance of ``asset`` in minor units."""
         for name, value in self.tolerance_minor:
             if name == asset:
                 return value
         return 0
+
+    def bps(self, asset: str) -> int:
+        """The percentage tolerance of ``asset`` in basis points."""
+        for name, value in self.tolerance_bps:
+            if name == asset:
+                return value
+        return 0
+
+    def tolerant(self, asset: str) -> bool:
+        return bool(self.tolerance(asset) or self.bps(asset))
+
+    def within(self, asset: str, a: int, b: int) -> bool:
+        """``a`` and ``b`` agree within the asset's absolute or percentage tolerance."""
+        gap = abs(a - b)
+        return gap <= self.tolerance(asset) or gap * BPS <= self.bps(asset) * max(abs(a), abs(b))
+
+    def reach(self, asset: str, amount: int) -> int:
+        """The widest gap from ``amount`` that can be within (a search bound; ``within`` then
+        decides): gap * 10,000 <= bps * (|amount| + gap) gives gap <= bps * |amount| / (10,000 - bps)."""
+        bps = self.bps(asset)
+        return max(self.tolerance(asset), -(-bps * abs(amount) // (BPS - bps)))
+
+    def cover_tolerance(self, asset: str, target: int) -> int:
+        """The gap a split's parts may have from ``target``: bps of the target alone, so every
+        subset found is within (``max`` can only be larger) — stricter by at most bps²."""
+        return max(self.tolerance(asset), self.bps(asset) * abs(target) // BPS)
 
 
 class MatchGroup(NamedTuple):
@@ -124,7 +181,7 @@ def _make_group(
     else:
         ext_sum, int_sum = sum(r.amount_minor for r in ext), sum(r.amount_minor for r in intl)
     asset = (ext or intl)[0].asset
-    within = abs(ext_sum - int_sum) <= rules.tolerance(asset)
+    within = rules.within(asset, ext_sum, int_sum)
     outcome = Outcome.MATCHED if within else Outcome.PARTIALLY_MATCHED
     if not within:
         reason, score = Reason.AMOUNT_MISMATCH, score // 2
@@ -227,19 +284,28 @@ class _AmountIndex:
         self.amounts = {a: sorted(v) for a, v in amounts.items()}
         self.used: set[str] = set()
 
-    def best(self, r: ReconRecord, tolerance: int, window_ms: int) -> str | None:
+    def best(self, r: ReconRecord, rules: MatchRules, *, tolerant: bool) -> tuple[str | None, int]:
+        """Exact amount (``tolerant`` false): the nearest in time. Within the tolerance: only an
+        unambiguous candidate — one amount within it that has an open record in the window —
+        since the nearest amount among several is a guess, not evidence. With the number of
+        candidate amounts seen."""
         amounts = self.amounts.get(r.asset, [])
+        reach = rules.reach(r.asset, r.amount_minor) if tolerant else 0
         lo, hi = (
-            bisect_left(amounts, r.amount_minor - tolerance),
-            bisect_right(amounts, r.amount_minor + tolerance),
+            bisect_left(amounts, r.amount_minor - reach),
+            bisect_right(amounts, r.amount_minor + reach),
         )
         best: tuple[int, int, str] | None = None
+        window_ms, seen = rules.window_ms, 0
         for amount in amounts[lo:hi]:
+            if reach and not rules.within(r.asset, r.amount_minor, amount):
+                continue
             found = self._nearest(self.lists[(r.asset, amount)], r.at_ms, window_ms)
             if found is not None:
+                seen += 1
                 key = (abs(amount - r.amount_minor), found[0], found[1])
                 best = key if best is None or key < best else best
-        return None if best is None else best[2]
+        return (None if best is None or (tolerant and seen > 1) else best[2]), seen
 
     def _nearest(self, items: list[tuple[int, str]], at_ms: int, window_ms: int) -> tuple[int, str] | None:
         i = bisect_left(items, (at_ms - window_ms, ""))
@@ -252,11 +318,34 @@ class _AmountIndex:
         return best
 
 
-def _by_amount_and_date(run: _Run) -> None:
+def _by_fuzzy_reference(run: _Run) -> None:
+    """A reference with a typo (one or a few characters) pairs with its own record before the
+    amount/date pass could hand it the nearest amount; scored below an exact reference."""
+    rules = run.rules
+    if rules.fuzzy_min_similarity >= 100 or not any(r.reference for r in run.ext.values()):
+        return
+    index = FuzzyIndex(run.int.values(), rules.fuzzy_min_similarity)
+    for r in list(run.ext.values()):
+        found = index.best(r, rules.reach(r.asset, r.amount_minor), rules.within, rules.window_ms)
+        if found is not None:
+            rid, distance = found
+            index.used.add(rid)
+            run.group(Reason.MATCHED_FUZZY_REFERENCE, [r], [run.int[rid]], max(60, 90 - 10 * distance))
+
+
+def _by_amount_and_date(run: _Run, *, tolerant: bool = False) -> None:
+    """Exact amounts first (before the splits); then, with a tolerance, the amounts within it
+    (after the splits, so a split's part is not taken for a near amount)."""
+    if tolerant and not any(run.rules.tolerant(a) for a in {r.asset for r in run.ext.values()}):
+        return
     index = _AmountIndex(run.int.values())
     for r in list(run.ext.values()):
-        rid = index.best(r, run.rules.tolerance(r.asset), run.rules.window_ms)
-        if rid is not None:
+        if tolerant and not run.rules.tolerant(r.asset):
+            continue
+        rid, seen = index.best(r, run.rules, tolerant=tolerant)
+        if rid is None and seen > 1:  # several near amounts: the operator's to choose
+            run.single(EXTERNAL, r.record_id, Outcome.UNMATCHED, Reason.AMBIGUOUS_CANDIDATES)
+        elif rid is not None:
             index.used.add(rid)
             days = abs(run.int[rid].at_ms - r.at_ms) // DAY_MS
             run.group(Reason.MATCHED_AMOUNT_DATE, [r], [run.int[rid]], max(50, 80 - 10 * days))
@@ -300,14 +389,17 @@ def _first_pair(parts: list[ReconRecord], target: int) -> tuple[int, ...] | None
 
 
 def _covering(table: dict[int, tuple[int, ...]], target: int, tolerance: int) -> tuple[int, ...] | None:
+    """The first subset within ``tolerance``; with a tolerance, only if one sum is within it."""
     if tolerance == 0:
         return table.get(target)
-    return next((combo for total, combo in table.items() if abs(total - target) <= tolerance), None)
+    hits = [combo for total, combo in table.items() if abs(total - target) <= tolerance]
+    return hits[0] if len(hits) == 1 else None
 
 
 class _Cover:
     """Which subset of a group's lines covers a target: the first one in (size, lexicographic)
-    order within the tolerance — what ``_covering`` answers from ``_subset_sums``. In columns
+    order within the tolerance (with a tolerance: the one sum within it, or none — several are
+    a guess) — what ``_covering`` answers from ``_subset_sums``. In columns
     (``exact.subset_sums``) when amounts are int64-safe, else from the dict table; built once
     per state of the group's lines."""
 
@@ -333,36 +425,40 @@ def _split_group(
     return [p for i, p in enumerate(parts) if i not in chosen]
 
 
-def _splits(run: _Run, many_side: str) -> None:
+def _splits(run: _Run, many_side: str, *, tolerant: bool = False) -> None:
     """Several open lines of one account, asset and day that add up to one open record of the
     same account on the other side (a net settlement paid in parts, or the mirror image).
     Pairs first, for every candidate in id order (O(k) each: most settlements paid in parts are
     paid in two); then larger subsets for the candidates left, from a table rebuilt only after
-    a match (with a tolerance, the table answers pairs too)."""
+    a match. ``tolerant``: a second round, after the exact one, for assets with a tolerance:
+    the table answers pairs too, and only a subset whose sum is the one within the tolerance."""
     many_pool, one_pool = (run.ext, run.int) if many_side == EXTERNAL else (run.int, run.ext)
     by_account: dict[tuple[str, str], list[ReconRecord]] = defaultdict(list)
     for o in one_pool.values():
         if o.account:
             by_account[(o.asset, o.account)].append(o)
     for parts in _split_groups(many_pool):
-        first, tolerance = parts[0], run.rules.tolerance(parts[0].asset)
+        first = parts[0]
+        if tolerant and not run.rules.tolerant(first.asset):
+            continue
         candidates = [
             one for one in by_account.get((first.asset, first.account), [])
             if one.record_id in one_pool and abs(one.at_ms - first.at_ms) <= run.rules.window_ms
         ]  # fmt: skip
         left: list[ReconRecord] = []
-        for one in candidates if tolerance == 0 else ():
+        for one in candidates if not tolerant else ():
             pair = _first_pair(parts, one.amount_minor) if len(parts) >= 2 else None
             if pair is None:
                 left.append(one)
             else:
                 parts = _split_group(run, many_side, parts, pair, one)
         table: _Cover | None = None
-        for one in left if tolerance == 0 else candidates:
-            if len(parts) < 3 if tolerance == 0 else len(parts) < 2:
+        for one in left if not tolerant else candidates:
+            if len(parts) < 2 if tolerant else len(parts) < 3:
                 break
             table = table or _Cover(parts[:SPLIT_LINES_MAX], run.rules.split_max, run.columnar)
-            combo = table.first(one.amount_minor, tolerance)
+            gap = run.rules.cover_tolerance(one.asset, one.amount_minor) if tolerant else 0
+            combo = table.first(one.amount_minor, gap)
             if combo is not None:
                 parts, table = _split_group(run, many_side, parts, combo, one), None
 
@@ -371,7 +467,7 @@ def _exact(ext: list[ReconRecord], intl: list[ReconRecord], rules: MatchRules) -
     """The duplicate and reference passes in columns (``exact.py``); the run then holds only
     the residue for the tolerance, date-window and split passes."""
     result = MatchResult()
-    decided = exact_passes(ext, intl, dict(rules.tolerance_minor))
+    decided = exact_passes(ext, intl, dict(rules.tolerance_minor), dict(rules.tolerance_bps))
     for k in decided.duplicates.tolist():
         result.outcomes.append(
             RecordOutcome(EXTERNAL, ext[k].record_id, Outcome.DUPLICATE, Reason.DUPLICATE_RECORD, None)
@@ -431,9 +527,14 @@ def match_records(
 
 
 def _residue(run: _Run) -> MatchResult:
+    _by_fuzzy_reference(run)
     _by_amount_and_date(run)
     _splits(run, EXTERNAL)
     _splits(run, INTERNAL)
+    if any(run.rules.tolerant(r.asset) for r in itertools.chain(run.ext.values(), run.int.values())):
+        _splits(run, EXTERNAL, tolerant=True)
+        _splits(run, INTERNAL, tolerant=True)
+        _by_amount_and_date(run, tolerant=True)
     for rid in list(run.ext):
         run.single(EXTERNAL, rid, Outcome.UNMATCHED, Reason.UNMATCHED_EXTERNAL)
     for rid in list(run.int):
@@ -445,5 +546,6 @@ def _residue(run: _Run) -> MatchResult:
 
 
 __all__ = [
-    "MatchGroup", "MatchInputError", "MatchResult", "MatchRules", "RecordOutcome", "match", "match_records",
+    "MatchGroup", "MatchInputError", "MatchResult", "MatchRules", "RecordOutcome", "ToleranceError", "match",
+    "match_records",
 ]  # fmt: skip

@@ -31,6 +31,7 @@ from clearlane.core.cases import (
 )
 from clearlane.core.errors import NotFound
 from clearlane.core.recon.amounts import currency_scale
+from clearlane.core.recon.baselayer import RULE as BASE_LAYER_RULE
 from clearlane.core.recon.breaks import Break, compare_batch_reports
 from clearlane.core.recon.codes import Reason
 from clearlane.core.recon.eod import JOURNAL_KINDS
@@ -164,6 +165,8 @@ class RunReport:
 
 
 def _rule_of(code: Reason, rules: MatchRules) -> str:
+    if 500 <= code.value < 600:
+        return BASE_LAYER_RULE
     if code.value >= 400:
         return "recon.batch-report/1"
     if code.value >= 300:
@@ -188,12 +191,14 @@ def run(
     late_grace_ms: int = 5_000,
     flood_max: int = FLOOD_MAX,
     internal_kinds: tuple[str, ...] = INTERNAL_KINDS,
+    base_layer: bool = True,
 ) -> RunReport:
     """Match the period's external records against the store's, compare batch reports, and
     bring the cases up to date. Deterministic in its inputs (``now_ms`` names the run).
 
     Only internal records of ``internal_kinds`` in an asset the external side covers take part:
-    a bank account statement in USD says nothing about BTC net instructions."""
+    a bank account statement in USD says nothing about BTC net instructions. ``base_layer``:
+    also hold the store's anchors and L1 settlements to the chain as the adapter reported it."""
     imports = store.imports(period)
     external = store.external_records(period)
     assets = {r.asset for r in external}
@@ -204,6 +209,8 @@ def run(
     reports = store.batch_reports(period)
     if reports:
         breaks += compare_batch_reports(reports, store.exchange_batches(period), late_grace_ms=late_grace_ms)
+    if base_layer:
+        breaks += store.base_layer().breaks(period)
     complete = bool(imports) and not any(i.balance_gap_minor for i in imports)
     label = period or ALL_PERIODS
     lines = "\n".join(

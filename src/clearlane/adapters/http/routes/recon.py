@@ -29,7 +29,7 @@ from clearlane.node.recon.sources import FORMATS
 
 router = APIRouter(tags=["reconciliation"])
 
-_RUN_FIELDS = frozenset(("period", "tolerance", "window_days", "internal"))
+_RUN_FIELDS = frozenset(("period", "tolerance", "tolerance_bps", "window_days", "internal"))
 _INTERNAL_KINDS = service.ALL_INTERNAL_KINDS
 _PERIOD = r"^\d{4}-\d{2}-\d{2}$"
 _FILE_NAME = r"^[A-Za-z0-9][A-Za-z0-9._ -]{0,199}$"
@@ -109,7 +109,20 @@ def _rules(data: dict[str, Any], asset_scales: dict[str, int]) -> MatchRules:
     days = data.get("window_days", 3)
     if isinstance(days, bool) or not isinstance(days, int) or not 0 <= days <= 31:
         raise case_app.CaseQueryError("window_days", "an integer from 0 to 31")
-    return MatchRules(window_ms=days * DAY_MS, tolerance_minor=tuple(out))
+    return MatchRules(window_ms=days * DAY_MS, tolerance_minor=tuple(out), tolerance_bps=_bps(data))
+
+
+def _bps(data: dict[str, Any]) -> tuple[tuple[str, int], ...]:
+    """``{"USD": 50}``: per asset, basis points of the larger amount (50 = 0.5 %)."""
+    given = data.get("tolerance_bps") or {}
+    if not isinstance(given, dict):
+        raise case_app.CaseQueryError(
+            "tolerance_bps", 'an object of basis points per asset, e.g. {"USD": 50}'
+        )
+    for asset, bps in given.items():
+        if isinstance(bps, bool) or not isinstance(bps, int) or not 0 <= bps < 10_000:
+            raise case_app.CaseQueryError(f"tolerance_bps.{asset}", "an integer from 0 to 9999 basis points")
+    return tuple(sorted(given.items()))
 
 
 def _kinds(data: dict[str, Any]) -> tuple[str, ...]:
