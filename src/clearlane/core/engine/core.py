@@ -1376,8 +1376,9 @@ class Engine:
         if self.options.keep_latencies:
             self.stats.latency_l1_final_ms.append(group.final_ms[rows] - flows.time_ms)
 
-    def _post_l1_settle(self, group: L1Group, rows: I64, final_ms: int) -> PostResult | None:
-        flows = group.flows.take(rows)
+    def l1_settle_legs(self, flows: Flows) -> tuple[I64, I64]:
+        """The gross settlement of L1 flows, as (accounts, amounts): each payer's available →
+        house L1 → each payee's available. One rule for a base-layer settlement and a manual one."""
         payer, payee, asset, amount, _ = flows.legs(self.house)
         accounts = np.concatenate(
             [
@@ -1387,7 +1388,10 @@ class Engine:
                 self.acct_available[payee, asset],
             ]
         )
-        amounts = np.concatenate([-amount, amount, -amount, amount])
+        return accounts, np.concatenate([-amount, amount, -amount, amount])
+
+    def _post_l1_settle(self, group: L1Group, rows: I64, final_ms: int) -> PostResult | None:
+        accounts, amounts = self.l1_settle_legs(group.flows.take(rows))
         entry_id = model_ids.l1_settle_entry_id(group.group_id, int(rows[0]), len(rows), final_ms)
         return self._try_post(
             JournalEntry(entry_id, "l1_settle", final_ms, accounts, amounts, False, None, group.group_id)

@@ -99,17 +99,7 @@ def apply_manual(engine: Engine, payload: ManualSettlement, at_ms: int, out: Ste
 
 def _entry(engine: Engine, group: L1Group, row: int, entry_id: str, at_ms: int) -> JournalEntry:
     """The obligation's gross settlement: the legs a base-layer settlement posts, via house L1."""
-    flows = group.flows.take(np.array([row], dtype=np.int64))
-    payer, payee, asset, amount, _ = flows.legs(engine.house)
-    accounts = np.concatenate(
-        [
-            engine.acct_available[payer, asset],
-            engine.acct_l1[asset],
-            engine.acct_l1[asset],
-            engine.acct_available[payee, asset],
-        ]
-    )
-    amounts = np.concatenate([-amount, amount, -amount, amount])
+    accounts, amounts = engine.l1_settle_legs(group.flows.take(np.array([row], dtype=np.int64)))
     return JournalEntry(entry_id, ENTRY_KIND, at_ms, accounts, amounts, False, None, group.group_id)
 
 
