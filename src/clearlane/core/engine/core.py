@@ -358,44 +358,53 @@ class Engine:
             self.escrows.configure(config)
 
     def _create_accounts(self) -> None:
-        """All accounts up front, in a fixed order, so indices never depend on traffic."""
+        """All accounts up front, in a fixed order, so indices never depend on traffic: per asset,
+        each participant's available, collateral and in-flight, then the house's fees and
+        in-flight; then per asset the house external and L1 accounts; then each pool's. Created
+        in one bulk call (the same indices and keys digest as one call per key)."""
         cfg = self.config
         codes = [a.code for a in cfg.assets]
         ids = [p.id for p in cfg.participants]
-        shape = (len(ids) + 1, len(codes))
+        n_p, n_a = len(ids), len(codes)
+        keys: list[AccountKey] = []
+        for code in codes:
+            for pid in ids:
+                keys += (
+                    AccountKey(pid, code, Purpose.AVAILABLE),
+                    AccountKey(pid, code, Purpose.COLLATERAL),
+                    AccountKey(pid, code, Purpose.IN_FLIGHT_L2),
+                )
+            keys += (
+                AccountKey(HOUSE_OWNER, code, Purpose.FEES, HOUSE_LANE),
+                AccountKey(HOUSE_OWNER, code, Purpose.IN_FLIGHT_L2, HOUSE_LANE),
+            )
+        keys += [AccountKey(HOUSE_OWNER, c, Purpose.EXTERNAL, HOUSE_LANE) for c in codes]
+        keys += [AccountKey(HOUSE_OWNER, c, Purpose.SETTLEMENT, "L1") for c in codes]
+        keys += [
+            AccountKey(HOUSE_OWNER, c, Purpose.SETTLEMENT, pool.lane_name)
+            for pool in cfg.pools
+            for c in codes
+        ]
+        index = np.array(self.ledger.accounts(keys), dtype=np.int64)
+        per_asset = 3 * n_p + 2
+        blocks = index[: n_a * per_asset].reshape(n_a, per_asset)
+        parts = blocks[:, : 3 * n_p].reshape(n_a, n_p, 3)
+        shape = (n_p + 1, n_a)
         self.acct_available = np.zeros(shape, dtype=np.int64)
         self.acct_collateral = np.zeros(shape, dtype=np.int64)
         self.acct_inflight = np.zeros(shape, dtype=np.int64)
-        for a, code in enumerate(codes):
-            for p, pid in enumerate(ids):
-                self.acct_available[p, a] = self.ledger.account(AccountKey(pid, code, Purpose.AVAILABLE))
-                self.acct_collateral[p, a] = self.ledger.account(AccountKey(pid, code, Purpose.COLLATERAL))
-                self.acct_inflight[p, a] = self.ledger.account(AccountKey(pid, code, Purpose.IN_FLIGHT_L2))
-                self.ledger.set_floor(int(self.acct_collateral[p, a]), 0)
-            fees = self.ledger.account(AccountKey(HOUSE_OWNER, code, Purpose.FEES, HOUSE_LANE))
-            self.acct_available[self.house, a] = fees
-            self.acct_collateral[self.house, a] = fees
-            self.acct_inflight[self.house, a] = self.ledger.account(
-                AccountKey(HOUSE_OWNER, code, Purpose.IN_FLIGHT_L2, HOUSE_LANE)
-            )
-        self.acct_external = np.array(
-            [self.ledger.account(AccountKey(HOUSE_OWNER, c, Purpose.EXTERNAL, HOUSE_LANE)) for c in codes],
-            dtype=np.int64,
-        )
-        self.acct_l1 = np.array(
-            [self.ledger.account(AccountKey(HOUSE_OWNER, c, Purpose.SETTLEMENT, "L1")) for c in codes],
-            dtype=np.int64,
-        )
-        self.acct_l2 = np.array(
-            [
-                [
-                    self.ledger.account(AccountKey(HOUSE_OWNER, c, Purpose.SETTLEMENT, pool.lane_name))
-                    for c in codes
-                ]
-                for pool in cfg.pools
-            ],
-            dtype=np.int64,
-        )
+        self.acct_available[:n_p] = parts[:, :, 0].T
+        self.acct_collateral[:n_p] = parts[:, :, 1].T
+        self.acct_inflight[:n_p] = parts[:, :, 2].T
+        self.acct_available[self.house] = blocks[:, -2]  # the house's fees account
+        self.acct_collateral[self.house] = blocks[:, -2]
+        self.acct_inflight[self.house] = blocks[:, -1]
+        for collateral in parts[:, :, 1].ravel().tolist():
+            self.ledger.set_floor(collateral, 0)
+        rest = index[n_a * per_asset :]
+        self.acct_external = rest[:n_a].copy()
+        self.acct_l1 = rest[n_a : 2 * n_a].copy()
+        self.acct_l2 = rest[2 * n_a :].reshape(len(cfg.pools), n_a).copy()
         self.collateral = np.zeros(shape, dtype=np.int64)
         self.escrows = EscrowStage(self.ledger, cfg, self.withdrawal_allowed, self._collateral_moved)
 

@@ -15,6 +15,7 @@ balances provably overflow-free): ``posted - pending_debits >= -MAX_BALANCE_MINO
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum, auto
 from typing import TypeVar
@@ -220,6 +221,60 @@ class AccountBook:
         for part in (key.owner, key.asset, key.purpose.value, key.lane):
             self._keys_hasher.add_str(part)
         return index
+
+    def get_or_create_many(self, keys: Sequence[AccountKey]) -> list[int]:
+        """:meth:`get_or_create` for many keys at once, with the same indices and the same keys
+        digest as one call per key in order — but one array write per column and one hash
+        update, not one per key (a node opens with ~100,000 accounts; issue 18)."""
+        n = self._n
+        if any(type(key) is not AccountKey for key in keys):
+            bad = next(key for key in keys if type(key) is not AccountKey)
+            raise TypeError(f"expected AccountKey, got {type(bad).__name__}")
+        fresh = dict(zip(keys, range(n, n + len(keys)), strict=True))
+        if len(fresh) == len(keys) and (n == 0 or not any(k in self._index for k in fresh)):
+            # All new and distinct (a node's open): one dict build, no per-key branching.
+            self._index.update(fresh)
+            out = list(range(n, n + len(keys)))
+            new_keys = list(keys)
+        else:
+            out = []
+            new_keys = []
+            index = self._index
+            for key in keys:
+                found = index.get(key)
+                if found is None:
+                    found = index[key] = n + len(new_keys)
+                    new_keys.append(key)
+                out.append(found)
+        if not new_keys:
+            return out
+        end = n + len(new_keys)
+        capacity = self._posted.shape[0]
+        if end > capacity:
+            while capacity < end:
+                capacity *= 2
+            self._grow(capacity)
+        # Asset and report-lane ids in first-seen order, as get_or_create assigns them.
+        for asset in dict.fromkeys(key.asset for key in new_keys):
+            if asset not in self._asset_ids:
+                self._asset_ids[asset] = len(self._assets)
+                self._assets.append(asset)
+        lanes = [key.lane or PARTICIPANTS_LANE for key in new_keys]
+        for lane in dict.fromkeys(lanes):
+            if lane not in self._lane_ids:
+                self._lane_ids[lane] = len(self._lanes)
+                self._lanes.append(lane)
+        asset_ids = [self._asset_ids[key.asset] for key in new_keys]
+        lane_ids = [self._lane_ids[lane] for lane in lanes]
+        parts = [part for key in new_keys for part in (key.owner, key.asset, key.purpose.value, key.lane)]
+        self._asset_of[n:end] = asset_ids
+        self._asset_of_list += asset_ids
+        self._lane_of[n:end] = lane_ids
+        self._dirty[n:end] = True
+        self._keys += new_keys
+        self._n = end
+        self._keys_hasher.add_strs(parts)
+        return out
 
     def _grow(self, capacity: int) -> None:
         self._asset_of = _grown(self._asset_of, capacity)

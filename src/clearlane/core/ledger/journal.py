@@ -30,6 +30,7 @@ re-checked then; a floor set above the current available balance just blocks fur
 from __future__ import annotations
 
 import heapq
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -171,6 +172,10 @@ class Ledger:
     def account(self, key: AccountKey) -> int:
         """Dense index of ``key``, creating the account (indices in creation order)."""
         return self._book.get_or_create(key)
+
+    def accounts(self, keys: Sequence[AccountKey]) -> list[int]:
+        """:meth:`account` for many keys, in order (same indices, same digest), in bulk."""
+        return self._book.get_or_create_many(keys)
 
     def find_account(self, key: AccountKey) -> int | None:
         return self._book.find(key)
