@@ -6,14 +6,17 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from clearlane.core.config import ClearingConfig
+from clearlane.core.config import ClearingConfig, load_config
 from clearlane.core.engine import Engine, LogEntry
 from clearlane.core.engine.adjust import entry_id
 from clearlane.core.model.codes import RejectCode
 from clearlane.core.model.inputs import LedgerAdjustment, log_payload
-from tests.conftest import T0
+from clearlane.core.money import format_minor
+from tests.conftest import EXAMPLE_CONFIG, T0
 from tests.harness import Harness
 
 
@@ -106,3 +109,38 @@ def test_replay_gives_the_same_state_root(config: ClearingConfig) -> None:
         raw = payload.model_dump(mode="json") if hasattr(payload, "model_dump") else payload
         again.apply(LogEntry(entry.seq, entry.at_ms, entry.kind, log_payload(entry.kind, raw)))
     assert again.state_root() == h.engine.state_root()
+
+
+ACCOUNTS = (
+    {"house": "fees"},
+    {"house": "external"},
+    {"participant": "MM-ALPHA"},
+    {"participant": "RTL-0001"},
+)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 3), st.sampled_from(["USD", "BTC"]), st.integers(-(10**9), 10**9).filter(bool)
+        ),
+        min_size=2,
+        max_size=8,
+    )
+)
+def test_posted_iff_balanced_per_asset_and_the_books_close(legs: list[tuple[int, str, int]]) -> None:
+    config = load_config(EXAMPLE_CONFIG)
+    h = Harness(config, T0)
+    scales = {"USD": 2, "BTC": 8}
+    body = [
+        {**ACCOUNTS[i], "asset": asset, "amount": format_minor(amount, scales[asset])}
+        for i, asset, amount in legs
+    ]
+    step = h.apply("ledger_adjustment", adjustment("adj-p", *body), T0 + 1)
+    balanced = all(sum(m for _, a, m in legs if a == asset) == 0 for asset in scales)
+    assert bool(step.adjustments()) == balanced
+    if not balanced:
+        assert [r.code for r in step.rejects()] == [RejectCode.ADJUSTMENT_UNBALANCED]
+    assert h.engine.ledger.trial_balance(T0 + 1).balanced
+    h.engine.ledger.check_invariants()
