@@ -75,3 +75,6 @@ def test_resolve_with_adjust_posts_through_the_node(tmp_path: Path) -> None:
     assert ok.exit_code == 0, ok.output
     trail = json.loads(runner.invoke(app, ["recon", "case", case.case_id, "--db", db, "--json"]).output)
     assert trail["case"]["state"] == "resolved" and "adjust:adj-1" in trail["events"][-1]["note"]
+    # the adjustment (and the refused one) is in the stored log: a replay reaches the same root
+    replayed = runner.invoke(app, ["replay", "--db", db, "--into", str(tmp_path / "r.db"), "--json"])
+    assert replayed.exit_code == 0, replayed.output
