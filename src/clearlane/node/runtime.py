@@ -49,6 +49,7 @@ from clearlane.core.model.codes import RejectCode
 from clearlane.core.model.events import Step
 from clearlane.core.model.inputs import (
     ESCROW_KIND,
+    LEDGER_ADJUSTMENT_KIND,
     MANUAL_SETTLEMENT_KIND,
     TRADE_CHUNK_SCHEMA,
     CollateralDeposit,
@@ -57,6 +58,7 @@ from clearlane.core.model.inputs import (
     log_payload,
 )
 from clearlane.core.proofs.codec import decode_payload
+from clearlane.node import adjust as adjust_app
 from clearlane.node import escrow as escrow_app
 from clearlane.node import manual as manual_app
 from clearlane.node import receipts
@@ -556,6 +558,8 @@ class Runtime:
                 self._apply_escrow(job, now)
             elif job.kind == MANUAL_SETTLEMENT_KIND:
                 self._apply_manual(job, now)
+            elif job.kind == LEDGER_ADJUSTMENT_KIND:
+                self._apply_adjustment(job, now)
             else:
                 self._apply_events(job, now)
         advanced_to = self.clock.now_ms()
@@ -809,6 +813,22 @@ class Runtime:
             return
         with self.lock:
             receipt, reject = manual_app.submit(self.runner, record, self._at(now))
+            self.counters.steps += 1
+        self._publish()
+        if reject is not None:
+            job.future.set_exception(SubmissionRefused([RowError.of(0, reject)], status=409))
+        else:
+            job.future.set_result([receipt])
+
+    def _apply_adjustment(self, job: _EventJob, now: int) -> None:
+        """One ledger adjustment (node/adjust.py): refused at the edge (422, nothing logged), or
+        logged and judged by the engine (a refusal is answered 409 with its stable code)."""
+        record, err = adjust_app.parse(job.payloads[0] if job.payloads else None)
+        if record is None or err is not None:
+            job.future.set_exception(SubmissionRefused([err] if err else []))
+            return
+        with self.lock:
+            receipt, reject = adjust_app.submit(self.runner, record, self._at(now))
             self.counters.steps += 1
         self._publish()
         if reject is not None:

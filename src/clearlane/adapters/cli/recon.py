@@ -230,6 +230,50 @@ def recon_exceptions(
         )  # fmt: skip
 
 
+def _leg(text: str) -> dict[str, str]:
+    """``ACCOUNT:ASSET:AMOUNT`` (ACCOUNT: a participant id, ``house:fees`` or ``house:external``)."""
+    parts = text.rsplit(":", 2)
+    if len(parts) != 3:
+        raise fail(f"--adjust {text!r}: expected ACCOUNT:ASSET:AMOUNT (e.g. MM-ALPHA:USD:12.50)")
+    account, asset, amount = parts
+    if account.startswith("house:"):
+        return {"house": account.removeprefix("house:"), "asset": asset, "amount": amount}
+    return {"participant": account, "asset": asset, "amount": amount}
+
+
+def _book_adjustment(db: str, case_id: str, command: Any, raw: dict[str, Any], actor: str) -> dict[str, Any]:
+    """Check the resolve, then post the adjustment through the node (as the HTTP route does);
+    the receipt, or exit 1 with the refusal printed (docs/RECONCILIATION.md §8)."""
+    from clearlane.adapters.cli.common import open_runner
+    from clearlane.core.errors import ClearlaneError
+    from clearlane.node import adjust as adjust_logic
+    from clearlane.node.recon import cases as case_logic
+
+    store = _open(db)
+    try:
+        payload = case_logic.adjustment_input(case_id, command, raw, actor=actor)
+        case_logic.check_command(store, case_id, command, actor=actor, now_ms=_now_ms())
+    except ClearlaneError as exc:
+        raise fail(str(exc)) from None
+    finally:
+        store.store.close()
+    record, err = adjust_logic.parse(payload)
+    if record is None or err is not None:
+        _print({"refused": err.to_dict() if err else None})
+        raise typer.Exit(1)
+    runner = open_runner(db, None, create=False)
+    try:
+        at = max(_now_ms(), runner.queries.engine_time_ms())
+        receipt, reject = adjust_logic.submit(runner, record, at)
+        runner.checkpoint()
+    finally:
+        runner.close()
+    if reject is not None:
+        _print(receipt)
+        raise typer.Exit(1)
+    return receipt
+
+
 @recon_app.command("resolve")
 def recon_resolve(
     case_id: Annotated[str, typer.Argument(help="The case id (case-…).")],
@@ -241,19 +285,32 @@ def recon_resolve(
         typer.Option("--resolution", help="fixed_by_booking, duplicate, false_positive, written_off"),
     ] = None,
     actor: Annotated[str, typer.Option("--actor", help="Who acts.")] = "cli",
+    adjust: Annotated[
+        list[str] | None,
+        typer.Option("--adjust", help="A leg ACCOUNT:ASSET:AMOUNT of a ledger adjustment (repeat)."),
+    ] = None,
+    adjustment_id: Annotated[str | None, typer.Option("--adjustment-id", help="Its idempotency key.")] = None,
     nats_url: NatsOption = None,
 ) -> None:
-    """Resolve (or accept) a case; the note is kept in its hash-chained trail."""
+    """Resolve (or accept) a case; the note is kept in its hash-chained trail. With ``--adjust``
+    (and ``--resolution fixed_by_booking``) a balanced ledger adjustment is posted first."""
     from clearlane.core.cases import Action, Resolution
+    from clearlane.node.recon.cases import CaseCommand, with_adjustment_note
     from clearlane.node.recon.service import act_on_case
 
     try:
         code = None if resolution is None else Resolution(resolution)
     except ValueError:
         raise fail(f"--resolution: {resolution!r} is not a resolution code") from None
+    action = Action.ACCEPT if accept else Action.RESOLVE
+    if adjust:
+        if adjustment_id is None:
+            raise fail("--adjust needs --adjustment-id (its idempotency key)")
+        command = CaseCommand(action, note, resolution=code)
+        raw = {"adjustment_id": adjustment_id, "legs": [_leg(t) for t in adjust]}
+        note = with_adjustment_note(command, _book_adjustment(db, case_id, command, raw, actor)).note or note
     store = _open(db)
     try:
-        action = Action.ACCEPT if accept else Action.RESOLVE
         case = act_on_case(store, case_id, action, actor=actor, now_ms=_now_ms(), note=note, resolution=code)
         change, scales = (case, store.case_events(case_id)[-1]), store.asset_scales()
     finally:

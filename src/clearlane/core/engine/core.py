@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from clearlane.core.config.model import ClearingConfig
-from clearlane.core.engine import kernel, limits, manual
+from clearlane.core.engine import adjust, kernel, limits, manual
 from clearlane.core.engine.commitment import batch_roots_async, string_table
 from clearlane.core.engine.dedup import (
     SeenFlowIds,
@@ -68,11 +68,13 @@ from clearlane.core.model.events import (
     TradeRecords,
 )
 from clearlane.core.model.inputs import (
+    LEDGER_ADJUSTMENT_KIND,
     MANUAL_SETTLEMENT_KIND,
     ChainEvents,
     CollateralDeposit,
     CollateralWithdrawal,
     ConfigChange,
+    LedgerAdjustment,
     LogPayload,
     ManualSettlement,
     Payment,
@@ -1691,6 +1693,10 @@ class Engine:
         """An operator's off-system settlement of an L1 obligation (engine/manual.py)."""
         manual.apply_manual(self, _payload(entry, ManualSettlement), entry.at_ms, out)
 
+    def _apply_adjustment(self, entry: LogEntry, out: StepBuilder) -> None:
+        """An operator's adjusting journal entry (engine/adjust.py)."""
+        adjust.apply_adjustment(self, _payload(entry, LedgerAdjustment), entry.at_ms, out)
+
     def _apply_tick(self, entry: LogEntry, out: StepBuilder) -> None:
         """Nothing but time passing; :meth:`_on_time` does the work."""
 
@@ -1754,6 +1760,7 @@ _HANDLERS = {
     "chain": Engine._apply_chain,
     "escrow": Engine._apply_escrow,
     MANUAL_SETTLEMENT_KIND: Engine._apply_manual,
+    LEDGER_ADJUSTMENT_KIND: Engine._apply_adjustment,
     # A signing-key rotation is logged for the audit trail (clearlane.node.auditor); the
     # clearing state only sees time pass.
     "key_rotation": Engine._apply_tick,

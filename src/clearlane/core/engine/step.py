@@ -102,6 +102,8 @@ def fold_effects(head: bytes, step: Step) -> bytes:
         h.update(str(r).encode())
     for manual in step.manual_settlements():  # none before issue 17: earlier heads stay valid
         h.update(spaced_json(manual.to_dict()))
+    for adjusted in step.adjustments():  # none before issue 13: earlier heads stay valid
+        h.update(spaced_json(adjusted.to_dict()))
     escrow = step.escrow_events()
     if escrow:  # nothing is added without escrow: earlier effects heads stay valid
         for event in escrow:

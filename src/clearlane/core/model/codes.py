@@ -55,6 +55,9 @@ class RejectCode(IntEnum):
     """No L1 obligation with this id is waiting to settle (unknown, on L2, or final already)."""
     MANUAL_ON_CHAIN = 512
     """The obligation's base-layer transaction is in a block: it settles on chain."""
+    # A ledger adjustment (docs/RECONCILIATION.md §8, issue 13) refused by the engine.
+    ADJUSTMENT_UNBALANCED = 521
+    """The adjustment's legs do not sum to zero in every asset (or a leg is zero)."""
 
     # Escrow actions refused by the escrow rules (clearlane.core.escrow), issue 12. 7xx: 6xx
     # are the HTTP service codes (adapters/http/problems.py ServiceCode).

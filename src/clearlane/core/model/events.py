@@ -189,6 +189,32 @@ class L1SettledManually:
 
 
 @dataclass(frozen=True, slots=True)
+class LedgerAdjusted:
+    """An operator's adjusting journal entry was posted (issue 13, docs/RECONCILIATION.md §8):
+    ledger entry ``entry_id`` of kind ``adjustment``, resolving reconciliation case ``case_id``.
+    ``legs`` are (account label, asset, signed minor amount), in the order given."""
+
+    adjustment_id: str
+    case_id: str
+    operator: str
+    reason: str
+    entry_id: str
+    legs: tuple[tuple[str, str, int], ...]
+    at_ms: int
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "adjustment_id": self.adjustment_id,
+            "case_id": self.case_id,
+            "operator": self.operator,
+            "reason": self.reason,
+            "entry_id": self.entry_id,
+            "legs": [{"account": a, "asset": c, "amount_minor": m} for a, c, m in self.legs],
+            "at_ms": self.at_ms,
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class Rejected:
     """The engine refused an input (a flow, a deposit, a withdrawal, a mark)."""
 
@@ -258,6 +284,7 @@ Event: TypeAlias = (
     | EscrowTransition
     | EscrowMovement
     | L1SettledManually
+    | LedgerAdjusted
 )
 Note: TypeAlias = Alert | HoldExpired
 
@@ -302,6 +329,10 @@ class Step:
     def manual_settlements(self) -> list[L1SettledManually]:
         """Off-system settlements an operator recorded in this step (issue 17)."""
         return [e for e in self.events if isinstance(e, L1SettledManually)]
+
+    def adjustments(self) -> list[LedgerAdjusted]:
+        """Adjusting journal entries an operator posted in this step (issue 13)."""
+        return [e for e in self.events if isinstance(e, LedgerAdjusted)]
 
     def escrow_events(self) -> list[EscrowEvent]:
         """Escrow transitions and movements, in order (empty unless escrow is used)."""

@@ -36,7 +36,7 @@ import re
 from typing import Annotated, Any, Literal, TypeAlias, cast
 
 import pyarrow as pa
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from clearlane.core.model.ids import INPUT_ID_PATTERN
 
@@ -376,6 +376,43 @@ class ManualSettlement(_Event):
     note: Annotated[str, StringConstraints(max_length=500)] | None = None
 
 
+# ---------------------------------------------------------------------- ledger adjustment (issue 13)
+LEDGER_ADJUSTMENT_KIND = "ledger_adjustment"
+ADJUSTMENT_MAX_LEGS = 64
+"""The most legs one adjustment may carry (an adjustment corrects a break, it is not a batch)."""
+
+
+class AdjustmentLeg(BaseModel):
+    """One leg of an adjustment: a participant's available account (``participant``) or a house
+    account (``house``: ``fees`` or ``external``) — exactly one of the two — in ``asset``, by a
+    signed decimal ``amount`` (``-12.50`` debits, ``12.50`` credits) in the asset's scale."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    participant: Id | None = None
+    house: Literal["fees", "external"] | None = None
+    asset: Id
+    amount: Annotated[str, StringConstraints(pattern=r"^-?(0|[1-9][0-9]*)(\.[0-9]+)?$", max_length=40)]
+
+    @model_validator(mode="after")
+    def _one_account(self) -> AdjustmentLeg:
+        if (self.participant is None) == (self.house is None):
+            raise ValueError("a leg names exactly one of participant or house")
+        return self
+
+
+class LedgerAdjustment(_Event):
+    """An operator's adjusting journal entry (issue 13, docs/RECONCILIATION.md §8): balanced legs
+    per asset, posted as one ledger entry of kind ``adjustment``, tied to the reconciliation case
+    it resolves. ``adjustment_id`` is the idempotency key."""
+
+    type: Literal["ledger_adjustment"] = "ledger_adjustment"
+    adjustment_id: Id
+    case_id: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    operator: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    reason: Annotated[str, StringConstraints(min_length=1, max_length=500)]
+    legs: Annotated[tuple[AdjustmentLeg, ...], Field(min_length=2, max_length=ADJUSTMENT_MAX_LEGS)]
+
+
 SmallEvent = (
     Payment | CollateralDeposit | CollateralWithdrawal | PriceMark | ClockTick | ChainEvents | ConfigChange
 )
@@ -396,6 +433,7 @@ LogPayload: TypeAlias = (
     | ConfigChange
     | EscrowAction
     | ManualSettlement
+    | LedgerAdjustment
     | KeyRotationPayload
 )
 """What a log entry carries: a trade chunk (Arrow, ``TRADE_CHUNK_SCHEMA``) or one small input."""
@@ -424,6 +462,8 @@ def log_payload(kind: str, raw: Any) -> LogPayload:
         # Validated, unlike the flat records: model_construct would leave the nested terms a
         # dict. Validation is a pure function of the bytes, so a replay decides the same.
         return escrow_action(raw)
+    if kind == LEDGER_ADJUSTMENT_KIND and isinstance(raw, dict):
+        return LedgerAdjustment.model_validate(raw)  # nested legs: validated, as escrow above
     model = _LOG_RECORDS.get(kind)
     if model is None or not isinstance(raw, dict):
         result: LogPayload = raw

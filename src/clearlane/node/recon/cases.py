@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from clearlane.core.cases import (
@@ -219,6 +219,49 @@ def apply_command(
     )  # fmt: skip
     store.save_case(moved, event)
     return moved, event
+
+
+def check_command(store: ReconStore, cid: str, command: CaseCommand, *, actor: str, now_ms: int) -> None:
+    """Judge an action without saving it (``CaseError`` / ``NotFound`` if it would be refused):
+    a resolve that books an adjustment is checked before the entry is posted."""
+    case = store.case(cid)
+    if case is None:
+        raise NotFound(f"case {cid}: no such case")
+    act(
+        case, command.action, actor=actor, at_ms=now_ms, note=command.note, owner=command.owner,
+        until_ms=command.until_ms, resolution=command.resolution, expected_version=command.expected_version,
+    )  # fmt: skip
+
+
+def adjustment_input(cid: str, command: CaseCommand, raw: Any, *, actor: str) -> dict[str, Any]:
+    """The ``ledger_adjustment`` input of a resolve that books one (docs/RECONCILIATION.md §8):
+    ``raw`` is ``{adjustment_id, legs, reason?}``; the case id and the operator come from the
+    request, the reason defaults to the resolve's note. Only a resolve ``fixed_by_booking``
+    books an adjustment; the legs are judged by the engine."""
+    if command.action is not Action.RESOLVE or command.resolution is not Resolution.FIXED_BY_BOOKING:
+        raise CaseQueryError(
+            "adjustment", "only a resolve with resolution fixed_by_booking books an adjustment"
+        )
+    if not isinstance(raw, dict):
+        raise CaseQueryError("adjustment", "must be an object {adjustment_id, legs, reason?}")
+    extra = sorted(set(raw) - {"adjustment_id", "legs", "reason"})
+    if extra:
+        raise CaseQueryError(f"adjustment.{extra[0]}", "unknown field")
+    return {
+        "adjustment_id": raw.get("adjustment_id"),
+        "case_id": cid,
+        "operator": actor,
+        "reason": raw.get("reason") or command.note,
+        "legs": raw.get("legs"),
+    }
+
+
+def with_adjustment_note(command: CaseCommand, receipt: Mapping[str, Any]) -> CaseCommand:
+    """The resolve's note with the adjustment it booked, so the case trail names the entry."""
+    entry = f"adjust:{receipt['id']}"
+    booked = f"[ledger adjustment {receipt['id']} posted as entry {entry}, log seq {receipt['log_seq']}]"
+    note = f"{command.note} {booked}" if command.note else booked
+    return replace(command, note=note)
 
 
 class CaseEventGroup(EventGroup):

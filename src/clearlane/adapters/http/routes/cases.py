@@ -28,16 +28,20 @@ from clearlane.adapters.http.common import (
     json_body,
     problem_doc,
     roles_doc,
+    run,
 )
 from clearlane.adapters.http.problems import Problem, ServiceCode
 from clearlane.core.cases import CaseError
+from clearlane.core.model.inputs import LEDGER_ADJUSTMENT_KIND
 from clearlane.node.ports import ReconStore
 from clearlane.node.recon import cases as case_app
 from clearlane.node.runtime import Runtime
 
 router = APIRouter(tags=["cases"])
 
-_ACTION_FIELDS = frozenset(("action", "note", "owner", "until", "until_ms", "resolution", "expected_version"))
+_ACTION_FIELDS = frozenset(
+    ("action", "note", "owner", "until", "until_ms", "resolution", "expected_version", "adjustment")
+)
 _CONFLICTS = ("CASE_VERSION_CONFLICT", "CASE_TRANSITION_INVALID")
 
 
@@ -175,19 +179,33 @@ def actor_of(principal: Principal) -> str:
 async def act_on_case(
     case_id: str, request: Request, principal: Operator, runtime: RuntimeDep, store: ReconDep, now: NowDep
 ) -> Response:
-    """``{action, note?, owner?, until? | until_ms?, resolution?, expected_version?}``: assign,
-    acknowledge, snooze, unsnooze, note, resolve, accept, reopen. A note is required to resolve,
-    accept, reopen and note; ``expected_version`` refuses the action (409) if the case moved."""
+    """``{action, note?, owner?, until? | until_ms?, resolution?, expected_version?,
+    adjustment?}``: assign, acknowledge, snooze, unsnooze, note, resolve, accept, reopen. A note
+    is required to resolve, accept, reopen and note; ``expected_version`` refuses the action
+    (409) if the case moved. A resolve ``fixed_by_booking`` may carry ``adjustment:
+    {adjustment_id, legs: [{participant | house, asset, amount}], reason?}``: the adjusting
+    journal entry is posted through the engine first (refused: 409/422 with its code, the case
+    unchanged), then the case is resolved with the entry named in its note
+    (docs/RECONCILIATION.md §8)."""
     data = await json_body(request)
+    actor = actor_of(principal)
+    receipt = None
     try:
         command = _command(data)
+        if isinstance(data, dict) and data.get("adjustment") is not None:
+            payload = case_app.adjustment_input(case_id, command, data["adjustment"], actor=actor)
+            await asyncio.to_thread(case_app.check_command, store, case_id, command, actor=actor, now_ms=now)
+            receipt = (await run(runtime.submit_events(LEDGER_ADJUSTMENT_KIND, [payload])))[0]
+            command = case_app.with_adjustment_note(command, receipt)
         case, event = await asyncio.to_thread(
-            case_app.apply_command, store, case_id, command, actor=actor_of(principal), now_ms=now
+            case_app.apply_command, store, case_id, command, actor=actor, now_ms=now
         )
     except (CaseError, case_app.CaseQueryError) as exc:
         raise input_problem(exc) from None
     runtime.bus.publish(case_app.case_event_groups([(case, event)], scales(runtime)))
     body = {"case": case_app.case_view(case, now, scales(runtime)), "event": case_app.event_view(event)}
+    if receipt is not None:
+        body["adjustment"] = receipt
     return JSONResponse(body, headers={"Location": f"/v1/cases/{case_id}"})
 
 
