@@ -346,7 +346,7 @@ function tradeHead(finality) {
 function tradeRow(r, finality) {
   const why = r.reject_code ? `rejected, code ${r.reject_code}` : undefined;
   const soft = r.l2_voided_at_ms ? `<span class="muted" title="the batch was unwound: this clearing no longer holds">voided ${t(r.l2_voided_at_ms)}</span>` : (r.lane === "L2" ? t(r.l2_cleared_at_ms) : '<span class="muted" title="gross on Layer-1: no Layer-2 clearing">n/a</span>');
-  return `<tr><td>${link.trade(r.id)}</td><td>${chip(r.state, why)}</td><td class="opt">${t(r.received_at_ms)}</td>
+  return `<tr><td>${link.trade(r.id)}</td><td>${chip(r.state, why, r.lane === "L1" && r.state === "anchored" ? "included" : undefined)}</td><td class="opt">${t(r.received_at_ms)}</td>
     <td>${link.participant(r.buyer)}</td><td>${link.participant(r.seller)}</td><td class="opt">${esc(r.kind === "payment" ? r.base : r.base + "/" + r.quote)}</td>
     <td class="num">${amount(dec(r.quantity, r.base))}</td><td class="num opt">${r.kind === "payment" ? "—" : amount(dec(r.quote_amount, r.quote))}</td>
     <td>${r.lane ? esc(r.lane === "L2" ? "L2 " + r.pool : "L1") : '<span class="muted">—</span>'}</td><td class="opt">${link.batch(r.batch_id)}</td>${finality
