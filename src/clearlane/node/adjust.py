@@ -13,36 +13,15 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from pydantic import ValidationError
-
-from clearlane.core.model.codes import Reject, RejectCode
+from clearlane.core.model.codes import Reject
 from clearlane.core.model.events import Step
 from clearlane.core.model.inputs import LEDGER_ADJUSTMENT_KIND, LedgerAdjustment
-from clearlane.node.intake.rows import RowError
-
-_PYDANTIC_CODES = {
-    "missing": RejectCode.MISSING_FIELD,
-    "string_pattern_mismatch": RejectCode.BAD_ID,
-    "extra_forbidden": RejectCode.UNKNOWN_EVENT_TYPE,
-}
+from clearlane.node.intake.rows import RowError, parse_body
 
 
 def parse(obj: Any) -> tuple[LedgerAdjustment | None, RowError | None]:
     """The record of a request body, or the first thing wrong with it (field named)."""
-    if not isinstance(obj, dict):
-        code = RejectCode.BAD_JSON
-        return None, RowError(0, int(code), code.slug, "-", "a ledger adjustment is a JSON object")
-    try:
-        return LedgerAdjustment.model_validate(obj), None
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(part) for part in first["loc"]) or "-"
-        code = _PYDANTIC_CODES.get(first["type"], RejectCode.BAD_ID)
-        if field.endswith(".amount"):
-            code = RejectCode.BAD_DECIMAL
-        adjustment_id = obj.get("adjustment_id")
-        input_id = adjustment_id if isinstance(adjustment_id, str) else None
-        return None, RowError(0, int(code), code.slug, field, str(first["msg"]), input_id)
+    return parse_body(LedgerAdjustment, obj, "a ledger adjustment", "adjustment_id", ".amount")
 
 
 class AdjustNode(Protocol):

@@ -12,34 +12,15 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from pydantic import ValidationError
-
-from clearlane.core.model.codes import Reject, RejectCode
+from clearlane.core.model.codes import Reject
 from clearlane.core.model.events import Step
 from clearlane.core.model.inputs import MANUAL_SETTLEMENT_KIND, ManualSettlement
-from clearlane.node.intake.rows import RowError
-
-_PYDANTIC_CODES = {
-    "missing": RejectCode.MISSING_FIELD,
-    "string_pattern_mismatch": RejectCode.BAD_ID,
-    "extra_forbidden": RejectCode.UNKNOWN_EVENT_TYPE,
-}
+from clearlane.node.intake.rows import RowError, parse_body
 
 
 def parse(obj: Any) -> tuple[ManualSettlement | None, RowError | None]:
     """The record of a request body, or the first thing wrong with it (field named)."""
-    if not isinstance(obj, dict):
-        code = RejectCode.BAD_JSON
-        return None, RowError(0, int(code), code.slug, "-", "a manual settlement is a JSON object")
-    try:
-        return ManualSettlement.model_validate(obj), None
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(part) for part in first["loc"]) or "-"
-        code = _PYDANTIC_CODES.get(first["type"], RejectCode.BAD_ID)
-        settlement_id = obj.get("settlement_id")
-        input_id = settlement_id if isinstance(settlement_id, str) else None
-        return None, RowError(0, int(code), code.slug, field, str(first["msg"]), input_id)
+    return parse_body(ManualSettlement, obj, "a manual settlement", "settlement_id")
 
 
 class ManualNode(Protocol):

@@ -557,9 +557,9 @@ class Runtime:
             if job.kind == ESCROW_KIND:
                 self._apply_escrow(job, now)
             elif job.kind == MANUAL_SETTLEMENT_KIND:
-                self._apply_manual(job, now)
+                self._apply_operator_input(job, now, manual_app.parse, manual_app.submit)
             elif job.kind == LEDGER_ADJUSTMENT_KIND:
-                self._apply_adjustment(job, now)
+                self._apply_operator_input(job, now, adjust_app.parse, adjust_app.submit)
             else:
                 self._apply_events(job, now)
         advanced_to = self.clock.now_ms()
@@ -804,31 +804,22 @@ class Runtime:
         else:
             job.future.set_result(results)
 
-    def _apply_manual(self, job: _EventJob, now: int) -> None:
-        """One manual settlement (node/manual.py): refused at the edge (422, nothing logged), or
-        logged and judged by the engine (a refusal is answered 409 with its stable code)."""
-        record, err = manual_app.parse(job.payloads[0] if job.payloads else None)
+    def _apply_operator_input(
+        self,
+        job: _EventJob,
+        now: int,
+        parse: Callable[[Any], tuple[Any, RowError | None]],
+        submit: Callable[[Any, Any, int], tuple[dict[str, Any], Any]],
+    ) -> None:
+        """One operator input — a manual settlement (node/manual.py) or a ledger adjustment
+        (node/adjust.py): refused at the edge (422, nothing logged), or logged and judged by the
+        engine (a refusal is answered 409 with its stable code)."""
+        record, err = parse(job.payloads[0] if job.payloads else None)
         if record is None or err is not None:
             job.future.set_exception(SubmissionRefused([err] if err else []))
             return
         with self.lock:
-            receipt, reject = manual_app.submit(self.runner, record, self._at(now))
-            self.counters.steps += 1
-        self._publish()
-        if reject is not None:
-            job.future.set_exception(SubmissionRefused([RowError.of(0, reject)], status=409))
-        else:
-            job.future.set_result([receipt])
-
-    def _apply_adjustment(self, job: _EventJob, now: int) -> None:
-        """One ledger adjustment (node/adjust.py): refused at the edge (422, nothing logged), or
-        logged and judged by the engine (a refusal is answered 409 with its stable code)."""
-        record, err = adjust_app.parse(job.payloads[0] if job.payloads else None)
-        if record is None or err is not None:
-            job.future.set_exception(SubmissionRefused([err] if err else []))
-            return
-        with self.lock:
-            receipt, reject = adjust_app.submit(self.runner, record, self._at(now))
+            receipt, reject = submit(self.runner, record, self._at(now))
             self.counters.steps += 1
         self._publish()
         if reject is not None:

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from clearlane.core.config.model import ClearingConfig
 from clearlane.core.model import ids as model_ids
@@ -221,3 +221,34 @@ class Intake:
         data.pop("type", None)
         data.pop("v", None)
         return data, None
+
+
+_Body = TypeVar("_Body", bound=BaseModel)
+# A pydantic error type → the reject code an operator body (manual settlement, ledger
+# adjustment) answers with; anything else is a malformed id or value (BAD_ID).
+_BODY_CODES = {
+    "missing": RejectCode.MISSING_FIELD,
+    "string_pattern_mismatch": RejectCode.BAD_ID,
+    "extra_forbidden": RejectCode.UNKNOWN_EVENT_TYPE,
+}
+
+
+def parse_body(
+    model: type[_Body], obj: Any, what: str, id_field: str, decimal_suffix: str | None = None
+) -> tuple[_Body | None, RowError | None]:
+    """One JSON request body as ``model``, or the first thing wrong with it (field named, stable
+    code; a field ending in ``decimal_suffix`` that fails is a bad decimal)."""
+    if not isinstance(obj, dict):
+        code = RejectCode.BAD_JSON
+        return None, RowError(0, int(code), code.slug, "-", f"{what} is a JSON object")
+    try:
+        return model.model_validate(obj), None
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(part) for part in first["loc"]) or "-"
+        code = _BODY_CODES.get(first["type"], RejectCode.BAD_ID)
+        if decimal_suffix is not None and field.endswith(decimal_suffix):
+            code = RejectCode.BAD_DECIMAL
+        given = obj.get(id_field)
+        input_id = given if isinstance(given, str) else None
+        return None, RowError(0, int(code), code.slug, field, str(first["msg"]), input_id)
