@@ -41,7 +41,7 @@ def test_every_kind_is_served_and_only_named_kinds_publish() -> None:
     )
     assert case_app.case_detail(store, alert[0].case_id, now_ms=5)["chain_ok"] is True
     groups = case_app.case_event_groups([exception, moved])
-    assert [g.type for g in groups] == ["exception.opened"]  # alert.* is not in the vocabulary yet
+    assert [g.type for g in groups] == ["exception.opened"]  # alert.* comes from the alert service
     assert groups[0].events(EventFilter(participant="MM-ALPHA")) == []
     (event,) = groups[0].events(EventFilter())
     assert event["id"] == f"case:{exception[0].case_id}:1" and event["data"]["case"]["severity"] == "critical"

@@ -295,9 +295,12 @@ def case_event_groups(
     changes: Iterable[tuple[Case, CaseEvent]], scales: Mapping[str, int] | None = None
 ) -> list[EventGroup]:
     """The public events of case changes, in order; kinds the vocabulary does not name (yet)
-    publish nothing."""
+    publish nothing. Alert cases publish nothing here: ``alert.*`` events carry the alert's own
+    view and are published by the alert service (node/alerts.py), once."""
     out: list[EventGroup] = []
     for case, event in changes:
+        if case.kind is CaseKind.ALERT:
+            continue
         type_ = case_event_type(case.kind.value, event.action.value)
         if type_ is not None:
             out.append(CaseEventGroup(type_, case, event, scales or {}))
