@@ -15,8 +15,6 @@ transactions and unwinds batches that miss their anchor deadline to L1 gross set
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
-from typing import TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -25,30 +23,40 @@ import pyarrow.compute as pc
 
 from clearlane.core.config.model import ClearingConfig
 from clearlane.core.engine import adjust, kernel, limits, manual
-from clearlane.core.engine.commitment import batch_roots_async, string_table
+from clearlane.core.engine.commitment import batch_roots_async
 from clearlane.core.engine.dedup import (
-    SeenFlowIds,
     collateral_digest,
     content_digest,
     payment_digest,
     trade_digests,
 )
-from clearlane.core.engine.digest import BlockDigest
 from clearlane.core.engine.escrows import EscrowStage, Payout, escrow_action_of
 from clearlane.core.engine.flows import FLOW_PAYMENT, FLOW_TRADE, Flows
 from clearlane.core.engine.netting import NetResult, empty_result, net_positions
-from clearlane.core.engine.routing import kind_codes, route
+from clearlane.core.engine.routing import route
+from clearlane.core.engine.state import (
+    HOUSE_LANE,
+    I64,
+    AccountBalances,
+    BatchState,
+    EngineError,
+    EngineOptions,
+    EngineState,
+    L1Group,
+    Liquidity,
+    LogEntry,
+    Netted,
+    OpenBatches,
+    Stats,
+    install_config,
+    payload_of,
+)
 from clearlane.core.engine.step import StepBuilder, fold_effects
-from clearlane.core.errors import IntegrityError
 from clearlane.core.escrow import EscrowView
 from clearlane.core.ledger import (
-    HOUSE_OWNER,
     MAX_AMOUNT_MINOR,
-    AccountKey,
     JournalEntry,
-    Ledger,
     PostResult,
-    Purpose,
 )
 from clearlane.core.model import ids as model_ids
 from clearlane.core.model import states
@@ -75,7 +83,6 @@ from clearlane.core.model.inputs import (
     CollateralWithdrawal,
     ConfigChange,
     LedgerAdjustment,
-    LogPayload,
     ManualSettlement,
     Payment,
     PriceMark,
@@ -84,331 +91,22 @@ from clearlane.core.model.states import TradeState
 from clearlane.core.money import DecimalError, parse_decimal
 from clearlane.core.risk.margin import span_grid
 
-I64 = npt.NDArray[np.int64]
-_P = TypeVar("_P")
-
-HOUSE_LANE = "house"
 HOLD_SAFETY_MARGIN_MS = 6 * 3_600_000
 _POW10 = np.array([10**k for k in range(19)], dtype=np.int64)
 _NEVER = 1 << 62  # "no time": a quiet batch waits for the next chain entry
 _INT64_MAX = np.iinfo(np.int64).max
 
 
-class EngineError(IntegrityError, RuntimeError, code="ENGINE_CANNOT_APPLY"):
-    """A log entry the engine cannot apply (corrupt log or a bug) — never bad user input."""
-
-
-@dataclass(frozen=True, slots=True)
-class _Netted:
-    """A closing batch's netting (None: too big to net exactly), its obligation count, and the
-    ledger's refusal of its hold (None: held)."""
-
-    result: NetResult | None
-    obligations: int
-    refused: PostResult | None
-
-
-@dataclass(frozen=True)
-class LogEntry:
-    """One input, as stored in the log: a trade chunk (Arrow) or one typed small input
-    (:data:`~clearlane.core.model.inputs.LogPayload`, built by
-    :func:`~clearlane.core.model.inputs.log_payload` from the logged JSON object)."""
-
-    seq: int
-    at_ms: int
-    kind: str
-    payload: LogPayload
-
-
-@dataclass
-class BatchState:
-    """A cleared batch that is not final yet (kept in memory until final or unwound)."""
-
-    batch_id: str
-    pool: int
-    seq: int
-    opened_at_ms: int
-    cleared_at_ms: int
-    root: bytes
-    flows: Flows
-    hold_entry_id: str
-    net_participant: I64
-    net_asset: I64
-    net_minor: I64
-    attempts: int = 1
-    last_submit_ms: int = 0
-    anchor_tx: str = ""
-    anchor_height: int = -1
-    anchored_at_ms: int = -1
-    state: str = states.BatchState.CLEARED.label
-    # Set by _advance_batch when it did nothing: it will do nothing again until the chain epoch
-    # changes or engine time reaches ``quiet_until`` (not state: it only skips no-op calls).
-    quiet_epoch: int = -1
-    quiet_until: int = -1
-
-
-@dataclass
-class L1Group:
-    """Flows settled gross on Layer-1, submitted together; one base-layer tx per flow."""
-
-    group_id: str
-    origin: str
-    flows: Flows
-    attempt: I64
-    submitted_ms: I64
-    included_height: I64
-    included_ms: I64
-    final_ms: I64
-    quiet_epoch: int = -1  # as BatchState.quiet_epoch (_advance_l1 did nothing in this epoch)
-
-    def open_rows(self) -> int:
-        return int(np.count_nonzero(self.final_ms < 0))
-
-    def tx_id(self, row: int) -> str:
-        return model_ids.l1_tx_id(self.flows.ids[row].as_py(), int(self.attempt[row]))
-
-    def to_table(self) -> pa.Table:
-        """A snapshot for the step's effects. The arrays are copied: Arrow would wrap them
-        zero-copy, and later steps update them in place while this step may still be on its way
-        to the store (pipelined runner)."""
-        f = self.flows
-        return pa.table(
-            {
-                "flow_id": f.ids,
-                "attempt": self.attempt.copy(),
-                "submitted_ms": self.submitted_ms.copy(),
-                "included_height": self.included_height.copy(),
-                "included_ms": self.included_ms.copy(),
-                "final_ms": self.final_ms.copy(),
-            }
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class OpenBatches:
-    """Each pool's open batch (:meth:`Engine.open_batches`): its sequence number, when it opened
-    (-1: no open batch) and how many flows it holds. Copies."""
-
-    seq: npt.NDArray[np.int64]
-    opened_at_ms: npt.NDArray[np.int64]
-    flows: npt.NDArray[np.int64]
-
-    def is_open(self, k: int) -> bool:
-        return bool(self.opened_at_ms[k] >= 0)
-
-
-@dataclass(frozen=True, slots=True)
-class AccountBalances:
-    """Per participant and asset, in minor units (:meth:`Engine.account_balances`): posted on the
-    available, collateral and in-flight accounts, and held (pending debits on available)."""
-
-    available: npt.NDArray[np.int64]
-    collateral: npt.NDArray[np.int64]
-    in_flight: npt.NDArray[np.int64]
-    held: npt.NDArray[np.int64]
-
-
-@dataclass(frozen=True, slots=True)
-class Liquidity:
-    """Per participant (engine order, house last), in USD at current marks: the figures the
-    liquidity policy judges by (:meth:`Engine.liquidity`). Views show these; nobody outside
-    the engine recomputes them. Copies: the engine goes on changing its own arrays."""
-
-    mark_per_minor: npt.NDArray[np.float64]
-    """USD per minor unit, per asset."""
-    collateral_usd: npt.NDArray[np.float64]
-    credit_usd: npt.NDArray[np.float64]
-    debit_usd: npt.NDArray[np.float64]
-    """Projected net debit over every open batch and pool (what the check compares)."""
-    debit_by_pool_usd: npt.NDArray[np.float64]
-    """The same per pool: shape (pools, participants)."""
-    margin_usd: npt.NDArray[np.float64] | None = None
-    """The finality-window margin the check charges (``[liquidity_margin]``), None when off."""
-
-    @property
-    def available_usd(self) -> npt.NDArray[np.float64]:
-        """Collateral at marks plus credit: the limit a participant's projected debit must stay under."""
-        available: npt.NDArray[np.float64] = self.credit_usd + self.collateral_usd
-        if self.margin_usd is not None:
-            available = available - self.margin_usd
-        return available
-
-
-@dataclass
-class Stats:
-    """Running figures for the summary and the state root (all deterministic)."""
-
-    flows_by_lane: dict[str, int] = field(default_factory=dict)
-    rejects_by_code: dict[str, int] = field(default_factory=dict)
-    duplicates: int = 0
-    conflicts: int = 0  # of the duplicates, those with different content (code 116)
-    batches_cleared: int = 0
-    batches_final: int = 0
-    batches_unwound: int = 0
-    anchors_submitted: int = 0
-    reorged_anchors: int = 0
-    l1_submitted: int = 0
-    l1_final: int = 0
-    l1_resubmitted: int = 0
-    gross_usd: float = 0.0
-    net_usd: float = 0.0
-    liquidity_diverted: int = 0
-    ledger_refused: int = 0
-    """Ledger refusals the engine turned into data (docs/LIMITS.md): refused deposits and
-    withdrawals, batches settled gross because their hold did not fit, failed settlements."""
-    settlements_failed: int = 0
-    """Accepted flows whose ledger settlement was refused (final on the base layer, not posted)."""
-    alerts: list[str] = field(default_factory=list)
-    latency_cleared_ms: list[I64] = field(default_factory=list)
-    latency_l2_final_ms: list[I64] = field(default_factory=list)
-    latency_l1_final_ms: list[I64] = field(default_factory=list)
-
-    def bump(self, table: dict[str, int], key: str, by: int = 1) -> None:
-        table[key] = table.get(key, 0) + by
-
-
-@dataclass(frozen=True, slots=True)
-class EngineOptions:
-    """How an engine keeps its state; fixed at construction. None of these changes a state root,
-    an effect or a stored byte: they trade memory for what a caller can still ask later."""
-
-    # Per-flow latencies (Stats.latency_*) feed the bulk summary (``clearlane clear``); the
-    # service turns them off (its read model keeps histograms): they grow with every flow.
-    keep_latencies: bool = True
-    # Final journal entries stay in memory; the service releases them once drained to the store
-    # (bounded memory; the ledger then cannot recompute balances from entries).
-    retain_final: bool = True
-    # Skip batches and L1 groups whose last walk did nothing until the chain epoch or their wake
-    # time changes (identical results); off only to test that it is.
-    quiet_skip: bool = True
-
-
-class Engine:
+class Engine(EngineState):
     """The clearing state machine. Construct with a config (and options); feed log entries in
-    order."""
+    order. The state is :class:`~clearlane.core.engine.state.EngineState`; each kind of entry
+    is applied by its stage's function (``_HANDLERS``)."""
 
     def __init__(self, config: ClearingConfig, options: EngineOptions | None = None) -> None:
-        self.options = options or EngineOptions()
-        self._install_config(config)
-        self.now_ms = 0
-        self.applied_seq = 0
-        self.seen_flow_ids = SeenFlowIds()
-        # Deposit, withdrawal, mark and config-change ids ("<kind>:<id>") → content digest.
-        self.seen_event_ids: dict[str, int] = {}
-        self.ledger = Ledger(initial_accounts=4096, retain_final=self.options.retain_final)
-        self._create_accounts()
-        self.stats = Stats()
-        k, p, a = len(config.pools), config.participant_count, len(config.assets)
-        self.pos = np.zeros((k, p, a), dtype=np.int64)
-        # Net positions of batches cleared but not final, per pool: what [liquidity_margin]
-        # margins over each pool's finality window (kept only when it is on; not in the root).
-        self.held = np.zeros((k, p, a), dtype=np.int64)
-        # Dense arrays enter the state root through cached block digests (engine/digest.py);
-        # every write below is followed by a touch.
-        self.pos_digest = BlockDigest("pos", self.pos, 1)
-        self.collateral_digest = BlockDigest("collateral", self.collateral, 128)
-        self.debit = np.zeros((k, p), dtype=np.float64)
-        self.debit_total = np.zeros(p, dtype=np.float64)
-        self.touched, self.touched_n = kernel.new_touched(k, p, a)
-        self.open_at = np.full(k, -1, dtype=np.int64)
-        self.count = np.zeros(k, dtype=np.int64)
-        self.seq = np.zeros(k, dtype=np.int64)
-        self.open_parts: list[list[Flows]] = [[] for _ in range(k)]
-        self.pending: dict[str, BatchState] = {}
-        self.anchor_txs: dict[str, str] = {}
-        self.l1_groups: dict[str, L1Group] = {}
-        self.l1_txs: dict[str, tuple[str, int]] = {}
-        self.l1_group_count = 0
-        self.block_ms: dict[int, int] = {}
-        self.tip_height = 0
-        # Deadlines (re-submit, unwind) are judged on the time up to which the chain has been
-        # observed, never on trade time: "not included by X" is only known once blocks up to X
-        # have been seen.
-        self.chain_seen_ms = 0
-        # Bumped by every chain entry and configuration change: what _advance_batch and
-        # _advance_l1 depend on besides engine time. Steps between chain entries skip batches
-        # and L1 groups whose last walk was a no-op (identical results, ~4 ms less a step with
-        # ~1,200 batches in a challenge window).
-        self.chain_epoch = 0
-        self.final_batch_txs: dict[str, str] = {}
-        self.effects_head = hashlib.sha256(b"clearlane.effects.v1|" + config.digest.encode()).digest()
-        # Head of the audit hash chain after the last applied entry (clearlane.core.proofs.hashchain),
-        # set by whoever logs the entries; empty when the engine runs without a log.
-        self.chain_head = b""
-
-    # ------------------------------------------------------------------ configuration
-    def _install_config(self, config: ClearingConfig) -> None:
-        self.config = config
-        self.house = config.house_index
-        self.participant_ids = pa.array(config.participant_ids, type=pa.string())
-        self.participant_lookup = config.participant_index()
-        self.asset_codes = pa.array([a.code for a in config.assets], type=pa.string())
-        self.asset_lookup = config.asset_index()
-        self._pid_table = string_table(config.participant_ids)
-        self._code_table = string_table([a.code for a in config.assets])
-        self.scales = config.asset_scales()
-        self.kinds = kind_codes(config)
-        self.opt_out = config.opt_out_mask()
-        self.fee_cbps = config.fee_cbps()
-        self.credit_cents = config.credit_limits_cents()
-        self.window_ms = np.array([p.window_ms for p in config.pools], dtype=np.int64)
-        self.size_max = np.array([p.size_max for p in config.pools], dtype=np.int64)
-        self.discount_bp = np.array([p.fee_discount_bp for p in config.pools], dtype=np.int64)
-        if not hasattr(self, "marks_usd"):
-            self.marks_usd = np.array(config.marks_usd, dtype=np.float64)
-        if hasattr(self, "escrows"):
-            self.escrows.configure(config)
-
-    def _create_accounts(self) -> None:
-        """All accounts up front, in a fixed order, so indices never depend on traffic: per asset,
-        each participant's available, collateral and in-flight, then the house's fees and
-        in-flight; then per asset the house external and L1 accounts; then each pool's. Created
-        in one bulk call (the same indices and keys digest as one call per key)."""
-        cfg = self.config
-        codes = [a.code for a in cfg.assets]
-        ids = [p.id for p in cfg.participants]
-        n_p, n_a = len(ids), len(codes)
-        keys: list[AccountKey] = []
-        for code in codes:
-            for pid in ids:
-                keys += (
-                    AccountKey(pid, code, Purpose.AVAILABLE),
-                    AccountKey(pid, code, Purpose.COLLATERAL),
-                    AccountKey(pid, code, Purpose.IN_FLIGHT_L2),
-                )
-            keys += (
-                AccountKey(HOUSE_OWNER, code, Purpose.FEES, HOUSE_LANE),
-                AccountKey(HOUSE_OWNER, code, Purpose.IN_FLIGHT_L2, HOUSE_LANE),
-            )
-        keys += [AccountKey(HOUSE_OWNER, c, Purpose.EXTERNAL, HOUSE_LANE) for c in codes]
-        keys += [AccountKey(HOUSE_OWNER, c, Purpose.SETTLEMENT, "L1") for c in codes]
-        keys += [
-            AccountKey(HOUSE_OWNER, c, Purpose.SETTLEMENT, pool.lane_name)
-            for pool in cfg.pools
-            for c in codes
-        ]
-        index = np.array(self.ledger.accounts(keys), dtype=np.int64)
-        per_asset = 3 * n_p + 2
-        blocks = index[: n_a * per_asset].reshape(n_a, per_asset)
-        parts = blocks[:, : 3 * n_p].reshape(n_a, n_p, 3)
-        shape = (n_p + 1, n_a)
-        self.acct_available = np.zeros(shape, dtype=np.int64)
-        self.acct_collateral = np.zeros(shape, dtype=np.int64)
-        self.acct_inflight = np.zeros(shape, dtype=np.int64)
-        self.acct_available[:n_p] = parts[:, :, 0].T
-        self.acct_collateral[:n_p] = parts[:, :, 1].T
-        self.acct_inflight[:n_p] = parts[:, :, 2].T
-        self.acct_available[self.house] = blocks[:, -2]  # the house's fees account
-        self.acct_collateral[self.house] = blocks[:, -2]
-        self.acct_inflight[self.house] = blocks[:, -1]
-        for collateral in parts[:, :, 1].ravel().tolist():
-            self.ledger.set_floor(collateral, 0)
-        rest = index[n_a * per_asset :]
-        self.acct_external = rest[:n_a].copy()
-        self.acct_l1 = rest[n_a : 2 * n_a].copy()
-        self.acct_l2 = rest[2 * n_a :].reshape(len(cfg.pools), n_a).copy()
-        self.collateral = np.zeros(shape, dtype=np.int64)
-        self.escrows = EscrowStage(self.ledger, cfg, self.withdrawal_allowed, self._collateral_moved)
+        super().__init__(config, options)
+        # Built here, not in EngineState: the stage calls back into the collateral policy. It
+        # places no ledger entry when built, so the ledger's history is as before.
+        self.escrows = EscrowStage(self.ledger, config, self.withdrawal_allowed, self._collateral_moved)
 
     # ------------------------------------------------------------------ entry point
     def apply(self, entry: LogEntry) -> Step:
@@ -430,7 +128,7 @@ class Engine:
 
     # ------------------------------------------------------------------ trades
     def _apply_trades(self, entry: LogEntry, out: StepBuilder) -> None:
-        table = _payload(entry, pa.Table)
+        table = payload_of(entry, pa.Table)
         n = table.num_rows
         if n == 0:
             return
@@ -901,8 +599,8 @@ class Engine:
             all_flows,
             bounds,
             batch_ids,
-            self._pid_table,
-            self._code_table,
+            self.pid_table,
+            self.code_table,
             self.house,
             self.participant_ids,
             self.asset_codes,
@@ -916,7 +614,7 @@ class Engine:
         ):
             self._close_batch(k, seq, batch_id, root, close_ms, flows, net, out)
 
-    def _net_batch(self, k: int, batch_id: str, close_ms: int, flows: Flows) -> _Netted:
+    def _net_batch(self, k: int, batch_id: str, close_ms: int, flows: Flows) -> Netted:
         """Net a closing batch and place its pending hold. A batch whose obligations sum past
         the ledger's range is not netted (int64 sums would not be exact) and one whose hold the
         ledger refuses is not held: both are settled gross on L1 at once (:meth:`_close_batch`)."""
@@ -924,7 +622,7 @@ class Engine:
         pool = cfg.pools[k]
         payer, payee, asset, amount, _ = flows.legs(self.house)
         if not limits.legs_fit(amount, MAX_AMOUNT_MINOR):
-            return _Netted(None, len(amount), PostResult.AMOUNT_OUT_OF_RANGE)
+            return Netted(None, len(amount), PostResult.AMOUNT_OUT_OF_RANGE)
         result = net_positions(payer, payee, asset, amount, cfg.participant_count, len(cfg.assets))
         hold_id = model_ids.l2_hold_entry_id(batch_id)
         # The hold's timeout is a safety net behind the engine's own unwind at the anchor
@@ -936,7 +634,7 @@ class Engine:
             else None
         )
         refused = self._post_hold(hold_id, batch_id, k, result, close_ms, timeout_ms)
-        return _Netted(result, len(amount), refused)
+        return Netted(result, len(amount), refused)
 
     def _close_batch(
         self,
@@ -946,7 +644,7 @@ class Engine:
         root: bytes,
         close_ms: int,
         flows: Flows,
-        netted: _Netted,
+        netted: Netted,
         out: StepBuilder,
     ) -> None:
         cfg = self.config
@@ -1116,7 +814,7 @@ class Engine:
     def _apply_chain(self, entry: LogEntry, out: StepBuilder) -> None:
         self.chain_epoch += 1
         self.chain_seen_ms = max(self.chain_seen_ms, entry.at_ms)
-        for raw in _payload(entry, ChainEvents).events:
+        for raw in payload_of(entry, ChainEvents).events:
             event = event_from_dict(raw)
             if isinstance(event, BlockProduced):
                 self._on_block(event, out)
@@ -1492,7 +1190,7 @@ class Engine:
         return p, a, amount
 
     def _apply_deposit(self, entry: LogEntry, out: StepBuilder) -> None:
-        payload = _payload(entry, CollateralDeposit)
+        payload = payload_of(entry, CollateralDeposit)
         event_id = str(payload.deposit_id)
         if not self._event_id("deposit", event_id, out, collateral_digest(payload)):
             return
@@ -1516,7 +1214,7 @@ class Engine:
         self._collateral_moved(p, a, amount)
 
     def _apply_withdrawal(self, entry: LogEntry, out: StepBuilder) -> None:
-        payload = _payload(entry, CollateralWithdrawal)
+        payload = payload_of(entry, CollateralWithdrawal)
         event_id = str(payload.withdrawal_id)
         if not self._event_id("withdrawal", event_id, out, collateral_digest(payload)):
             return
@@ -1549,7 +1247,7 @@ class Engine:
         self._collateral_moved(p, a, -amount)
 
     def _apply_payment(self, entry: LogEntry, out: StepBuilder) -> None:
-        payload = _payload(entry, Payment)
+        payload = payload_of(entry, Payment)
         payment_id = str(payload.payment_id)
         payer = self.participant_lookup.get(str(payload.payer), -1)
         payee = self.participant_lookup.get(str(payload.payee), -1)
@@ -1607,7 +1305,7 @@ class Engine:
         )
 
     def _apply_mark(self, entry: LogEntry, out: StepBuilder) -> None:
-        payload = _payload(entry, PriceMark)
+        payload = payload_of(entry, PriceMark)
         mark_id = str(payload.mark_id)
         if not self._event_id("mark", mark_id, out):
             return
@@ -1623,11 +1321,11 @@ class Engine:
         self.marks_usd[a] = mark
 
     def _apply_config(self, entry: LogEntry, out: StepBuilder) -> None:
-        payload = _payload(entry, ConfigChange)
+        payload = payload_of(entry, ConfigChange)
         if not self._event_id("config", str(payload.change_id), out):
             return
         self.chain_epoch += 1
-        self._install_config(self.config.with_changes(payload.changes))
+        install_config(self, self.config.with_changes(payload.changes))
 
     def _apply_escrow(self, entry: LogEntry, out: StepBuilder) -> None:
         """An escrow action (clearlane.core.escrow judges it; engine/escrows.py wires it)."""
@@ -1691,11 +1389,11 @@ class Engine:
 
     def _apply_manual(self, entry: LogEntry, out: StepBuilder) -> None:
         """An operator's off-system settlement of an L1 obligation (engine/manual.py)."""
-        manual.apply_manual(self, _payload(entry, ManualSettlement), entry.at_ms, out)
+        manual.apply_manual(self, payload_of(entry, ManualSettlement), entry.at_ms, out)
 
     def _apply_adjustment(self, entry: LogEntry, out: StepBuilder) -> None:
         """An operator's adjusting journal entry (engine/adjust.py)."""
-        adjust.apply_adjustment(self, _payload(entry, LedgerAdjustment), entry.at_ms, out)
+        adjust.apply_adjustment(self, payload_of(entry, LedgerAdjustment), entry.at_ms, out)
 
     def _apply_tick(self, entry: LogEntry, out: StepBuilder) -> None:
         """Nothing but time passing; :meth:`_on_time` does the work."""
@@ -1749,6 +1447,22 @@ class Engine:
                 raise EngineError(f"cached state-root digest of {cached.name} is stale")
 
 
+# Moved to state.py with the split; named here too so ``clearlane.core.engine.core`` keeps
+# offering what it always did.
+__all__ = [
+    "HOUSE_LANE",
+    "AccountBalances",
+    "BatchState",
+    "Engine",
+    "EngineError",
+    "EngineOptions",
+    "L1Group",
+    "Liquidity",
+    "LogEntry",
+    "OpenBatches",
+    "Stats",
+]
+
 _HANDLERS = {
     "trades": Engine._apply_trades,
     "payment": Engine._apply_payment,
@@ -1792,14 +1506,6 @@ def _dict(
     """A dictionary-encoded string column (indices into ``names``; null where not ``valid``)."""
     mask = None if valid is None else ~valid
     return pa.DictionaryArray.from_arrays(pa.array(codes.astype(np.int32), mask=mask), names)
-
-
-def _payload(entry: LogEntry, kind: type[_P]) -> _P:
-    """The entry's payload as the record its kind carries (a mismatch is a corrupt log or a bug)."""
-    payload = entry.payload
-    if not isinstance(payload, kind):
-        raise EngineError(f"log entry {entry.seq} ({entry.kind}) carries a {type(payload).__name__}")
-    return payload
 
 
 def _col(table: pa.Table, name: str) -> I64:
