@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from clearlane.core.engine import limits
+from clearlane.core.engine import limits, outcomes
 from clearlane.core.engine.step import StepBuilder
 from clearlane.core.ledger import JournalEntry, PostResult
 from clearlane.core.model import ids as model_ids
@@ -137,22 +137,22 @@ def apply_adjustment(engine: Engine, payload: LedgerAdjustment, at_ms: int, out:
     adjustment_id = str(payload.adjustment_id)
     digest = _digest(payload)
     if model_ids.event_key(ID_KIND, adjustment_id) in engine.seen_event_ids:
-        engine._event_id(ID_KIND, adjustment_id, out, digest)  # duplicate, or 116 conflict
+        outcomes.event_id(engine, ID_KIND, adjustment_id, out, digest)  # duplicate, or 116 conflict
         return
     try:
         entry, event = _entry(engine, payload, at_ms)
     except _Refused as refused:
-        engine._reject(out, refused.code, refused.field, refused.reason, adjustment_id)
+        outcomes.reject(engine, out, refused.code, refused.field, refused.reason, adjustment_id)
         return
     result = engine.ledger.post(entry)
     if result in _LEDGER_REFUSALS:
         reason = f"the ledger refused the adjustment entry ({result.name})"
-        engine._reject(out, RejectCode.LEDGER_REFUSED, "legs", reason, adjustment_id)
-        engine._refused(out, f"ledger adjustment {adjustment_id}", result, at_ms)
+        outcomes.reject(engine, out, RejectCode.LEDGER_REFUSED, "legs", reason, adjustment_id)
+        outcomes.refused(engine, out, f"ledger adjustment {adjustment_id}", result, at_ms)
         return
     if result is not PostResult.OK:
         raise engine_error(f"ledger refused {entry.entry_id}: {result.name}")
-    engine._event_id(ID_KIND, adjustment_id, out, digest)
+    outcomes.event_id(engine, ID_KIND, adjustment_id, out, digest)
     out.emit(event)
 
 

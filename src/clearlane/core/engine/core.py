@@ -14,15 +14,13 @@ transactions and unwinds batches that miss their anchor deadline to L1 gross set
 
 from __future__ import annotations
 
-import hashlib
-
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from clearlane.core.config.model import ClearingConfig
-from clearlane.core.engine import adjust, kernel, limits, manual
+from clearlane.core.engine import adjust, kernel, limits, manual, outcomes, stateroot
 from clearlane.core.engine.commitment import batch_roots_async
 from clearlane.core.engine.dedup import (
     collateral_digest,
@@ -166,7 +164,7 @@ class Engine(EngineState):
         received = np.maximum.accumulate(np.maximum(_col(table, "received_at_ms"), self.now_ms))
 
         ids = table.column("trade_id").combine_chunks()
-        dup = self._dedup(ids, reject == 0, "t:", trade_digests(table), out)
+        dup = outcomes.dedup_flows(self, ids, reject == 0, "t:", trade_digests(table), out)
         flows = Flows(
             ids=ids,
             kind=np.full(n, FLOW_TRADE, dtype=np.int8),
@@ -257,34 +255,6 @@ class Engine(EngineState):
             np.array([*base_of, -1], dtype=np.int32)[codes],
             np.array([*quote_of, -1], dtype=np.int32)[codes],
         )
-
-    def _dedup(
-        self,
-        ids: pa.Array,
-        candidates: npt.NDArray[np.bool_],
-        namespace: str,
-        digests: npt.NDArray[np.uint64],
-        out: StepBuilder,
-    ) -> npt.NDArray[np.bool_]:
-        """Mark ids seen before (or earlier in this chunk) as duplicates; remember the rest.
-
-        A duplicate is a no-op: same id, nothing applied twice. Only rows that passed validation
-        consume their id, so a corrected resubmission of a rejected row is accepted. A duplicate
-        whose content differs from the accepted row's (``digests``: engine/dedup.py) is an id
-        conflict (code 116): still a no-op, and reported in the step's ``conflicts``.
-        """
-        dup, conflict = self.seen_flow_ids.classify(namespace, ids, candidates, self.applied_seq + 1, digests)
-        if conflict.any():
-            trades = namespace != model_ids.PAYMENT_NAMESPACE
-            id_field = "trade_id" if trades else "payment_id"
-            rows = np.flatnonzero(conflict).tolist()
-            for row in rows:
-                flow_id = str(ids[row].as_py())
-                reason = f"{id_field} {flow_id!r} was already applied with different content"
-                where = row if trades else None
-                out.conflicts.append(Reject(RejectCode.ID_CONFLICT, id_field, reason, where, flow_id))
-            self.stats.conflicts += len(rows)
-        return dup
 
     def _clear_flows(
         self,
@@ -708,7 +678,7 @@ class Engine(EngineState):
         """A batch the ledger cannot hold (docs/LIMITS.md) is unwound as it clears: no anchor,
         its flows settle gross on L1 (each of which fits the ledger on its own)."""
         at_ms = state.cleared_at_ms
-        self._refused(out, f"hold of batch {state.batch_id}", refused, at_ms)
+        outcomes.refused(self, out, f"hold of batch {state.batch_id}", refused, at_ms)
         state.state = states.BatchState.UNWOUND.label
         reason = f"ledger refused the batch's hold ({refused.name}): settling gross on L1"
         out.emit(BatchUnwound(state.batch_id, at_ms, reason))
@@ -734,46 +704,9 @@ class Engine(EngineState):
         if len(amounts) == 0:
             return None  # flows that cancel out exactly (fee-free payments back and forth): nothing to hold
         timeout_at = None if timeout_ms is None else at_ms + timeout_ms
-        return self._try_post(
-            JournalEntry(hold_id, "l2_hold", at_ms, accounts, amounts, True, timeout_at, batch_id)
+        return outcomes.try_post(
+            self, JournalEntry(hold_id, "l2_hold", at_ms, accounts, amounts, True, timeout_at, batch_id)
         )
-
-    def _post(self, entry: JournalEntry) -> None:
-        """Post an entry no input can make the ledger refuse (a refusal is a bug)."""
-        result = self.ledger.post(entry)
-        if result not in (PostResult.OK, PostResult.DUPLICATE):
-            raise EngineError(f"ledger refused {entry.entry_id}: {result.name}")
-
-    def _try_post(self, entry: JournalEntry) -> PostResult | None:
-        """Post an entry whose amounts come from input: None when posted, else the ledger's
-        refusal. Only range refusals are input's doing; anything else is still a bug."""
-        result = self.ledger.post(entry)
-        if result in (PostResult.OK, PostResult.DUPLICATE):
-            return None
-        if result not in (PostResult.AMOUNT_OUT_OF_RANGE, PostResult.BALANCE_OUT_OF_RANGE):
-            raise EngineError(f"ledger refused {entry.entry_id}: {result.name}")
-        return result
-
-    def _refused(self, out: StepBuilder, what: str, result: PostResult, at_ms: int) -> None:
-        """Count a ledger refusal the engine turned into data and raise an alert for it."""
-        self.stats.ledger_refused += 1
-        message = (
-            f"{RejectCode.LEDGER_REFUSED.slug} ({int(RejectCode.LEDGER_REFUSED)}): {what}: {result.name}"
-        )
-        self.stats.alerts.append(message)
-        out.emit(Alert(message, at_ms))
-
-    def _post_or_refuse(self, entry: JournalEntry, out: StepBuilder, event_id: str) -> bool:
-        """A deposit's or withdrawal's entry: posted, or refused as a reject plus an alert."""
-        result = self._try_post(entry)
-        if result is None:
-            return True
-        reason = (
-            f"the ledger refused the {entry.kind} entry ({result.name}): a balance or amount out of range"
-        )
-        self._reject(out, RejectCode.LEDGER_REFUSED, "amount", reason, event_id)
-        self._refused(out, f"{entry.kind} {event_id}", result, entry.at_ms)
-        return False
 
     def _submit_anchor(self, state: BatchState, at_ms: int, out: StepBuilder) -> None:
         tx_id = model_ids.anchor_tx_id(state.batch_id, state.attempts)
@@ -984,10 +917,10 @@ class Engine(EngineState):
                 None,
                 state.batch_id,
             )
-            refused = self._try_post(release)
+            refused = outcomes.try_post(self, release)
             if refused is not None:
                 # The batch is final; its creditors' funds stay in their in-flight accounts.
-                self._refused(out, f"release of final batch {state.batch_id}", refused, final_ms)
+                outcomes.refused(self, out, f"release of final batch {state.batch_id}", refused, final_ms)
         state.state = states.BatchState.FINAL.label
         del self.pending[state.batch_id]
         self._hold_exposure(state, -1)
@@ -1102,8 +1035,9 @@ class Engine(EngineState):
     def _post_l1_settle(self, group: L1Group, rows: I64, final_ms: int) -> PostResult | None:
         accounts, amounts = self.l1_settle_legs(group.flows.take(rows))
         entry_id = model_ids.l1_settle_entry_id(group.group_id, int(rows[0]), len(rows), final_ms)
-        return self._try_post(
-            JournalEntry(entry_id, "l1_settle", final_ms, accounts, amounts, False, None, group.group_id)
+        return outcomes.try_post(
+            self,
+            JournalEntry(entry_id, "l1_settle", final_ms, accounts, amounts, False, None, group.group_id),
         )
 
     def _settlement_failed(
@@ -1116,26 +1050,9 @@ class Engine(EngineState):
         self.stats.bump(self.stats.rejects_by_code, RejectCode.LEDGER_REFUSED.slug)
         reason = f"L1 settlement refused by the ledger ({refused.name}): final on the base layer, not posted"
         out.reject(Reject(RejectCode.LEDGER_REFUSED, "amount", reason, None, flow_id))
-        self._refused(out, f"L1 settlement of {flow_id} in {group.group_id}", refused, final_ms)
+        outcomes.refused(self, out, f"L1 settlement of {flow_id} in {group.group_id}", refused, final_ms)
 
     # ------------------------------------------------------------------ small events
-    def _event_id(self, kind: str, event_id: str, out: StepBuilder, digest: int = 0) -> bool:
-        """Remember a small event's id with its content digest; ``False`` for a known id (a
-        no-op; an id conflict, code 116, when ``digest`` differs from the accepted one)."""
-        key = model_ids.event_key(kind, event_id)
-        known = self.seen_event_ids.get(key)
-        if known is not None:
-            out.duplicates += 1
-            self.stats.duplicates += 1
-            if known != digest:
-                field_name = f"{kind}_id"
-                reason = f"{field_name} {event_id!r} was already applied with different content"
-                out.conflicts.append(Reject(RejectCode.ID_CONFLICT, field_name, reason, None, event_id))
-                self.stats.conflicts += 1
-            return False
-        self.seen_event_ids[key] = digest
-        return True
-
     def id_conflicts(self, table: pa.Table) -> list[Reject]:
         """The id conflicts (116) a trade chunk already in the log met when it was applied,
         answered again without applying it (a re-run of ``clear``, a re-delivered bus message):
@@ -1157,12 +1074,6 @@ class Engine(EngineState):
         known = self.seen_event_ids.get(model_ids.event_key(kind, event_id))
         return None if known is None else known != collateral_digest(payload)
 
-    def _reject(
-        self, out: StepBuilder, code: RejectCode, field_name: str, reason: str, event_id: str
-    ) -> None:
-        self.stats.bump(self.stats.rejects_by_code, code.slug)
-        out.reject(Reject(code, field_name, reason, None, event_id))
-
     def _small_amount(
         self, payload: CollateralDeposit | CollateralWithdrawal, out: StepBuilder, event_id: str
     ) -> tuple[int, int, int] | None:
@@ -1170,29 +1081,34 @@ class Engine(EngineState):
         p = self.participant_lookup.get(str(payload.participant), -1)
         a = self.asset_lookup.get(str(payload.asset), -1)
         if p < 0:
-            self._reject(
-                out, RejectCode.UNKNOWN_PARTICIPANT, "participant", "not a configured participant", event_id
+            outcomes.reject(
+                self,
+                out,
+                RejectCode.UNKNOWN_PARTICIPANT,
+                "participant",
+                "not a configured participant",
+                event_id,
             )
             return None
         if a < 0:
-            self._reject(out, RejectCode.UNKNOWN_ASSET, "asset", "not a configured asset", event_id)
+            outcomes.reject(self, out, RejectCode.UNKNOWN_ASSET, "asset", "not a configured asset", event_id)
             return None
         try:
             amount = parse_decimal(str(payload.amount), int(self.scales[a]))
         except DecimalError as exc:
             code = RejectCode.PRECISION_EXCEEDED if exc.reason == "precision" else RejectCode.BAD_DECIMAL
-            self._reject(out, code, "amount", str(exc), event_id)
+            outcomes.reject(self, out, code, "amount", str(exc), event_id)
             return None
         if amount > limits.TRANSFER_MAX_MINOR:
             reason = f"amount exceeds the ledger's per-entry limit ({limits.TRANSFER_MAX_MINOR} minor units)"
-            self._reject(out, RejectCode.AMOUNT_OVERFLOW, "amount", reason, event_id)
+            outcomes.reject(self, out, RejectCode.AMOUNT_OVERFLOW, "amount", reason, event_id)
             return None
         return p, a, amount
 
     def _apply_deposit(self, entry: LogEntry, out: StepBuilder) -> None:
         payload = payload_of(entry, CollateralDeposit)
         event_id = str(payload.deposit_id)
-        if not self._event_id("deposit", event_id, out, collateral_digest(payload)):
+        if not outcomes.event_id(self, "deposit", event_id, out, collateral_digest(payload)):
             return
         resolved = self._small_amount(payload, out, event_id)
         if resolved is None:
@@ -1209,21 +1125,22 @@ class Engine(EngineState):
             None,
             str(payload.participant),
         )
-        if not self._post_or_refuse(posting, out, event_id):
+        if not outcomes.post_or_refuse(self, posting, out, event_id):
             return
         self._collateral_moved(p, a, amount)
 
     def _apply_withdrawal(self, entry: LogEntry, out: StepBuilder) -> None:
         payload = payload_of(entry, CollateralWithdrawal)
         event_id = str(payload.withdrawal_id)
-        if not self._event_id("withdrawal", event_id, out, collateral_digest(payload)):
+        if not outcomes.event_id(self, "withdrawal", event_id, out, collateral_digest(payload)):
             return
         resolved = self._small_amount(payload, out, event_id)
         if resolved is None:
             return
         p, a, amount = resolved
         if not self.withdrawal_allowed(p, a, amount):
-            self._reject(
+            outcomes.reject(
+                self,
                 out,
                 RejectCode.COLLATERAL_INSUFFICIENT,
                 "amount",
@@ -1242,7 +1159,7 @@ class Engine(EngineState):
             None,
             str(payload.participant),
         )
-        if not self._post_or_refuse(posting, out, event_id):
+        if not outcomes.post_or_refuse(self, posting, out, event_id):
             return
         self._collateral_moved(p, a, -amount)
 
@@ -1280,7 +1197,7 @@ class Engine(EngineState):
             reasons = {0: _OVER_LIMIT_REASON}
         ids = pa.array([payment_id], type=pa.string())
         digest = np.array([payment_digest(payload)], dtype=np.uint64)
-        dup = self._dedup(ids, reject == 0, "p:", digest, out)
+        dup = outcomes.dedup_flows(self, ids, reject == 0, "p:", digest, out)
         now = np.array([self.now_ms], dtype=np.int64)
         flows = Flows(
             ids=ids,
@@ -1307,22 +1224,22 @@ class Engine(EngineState):
     def _apply_mark(self, entry: LogEntry, out: StepBuilder) -> None:
         payload = payload_of(entry, PriceMark)
         mark_id = str(payload.mark_id)
-        if not self._event_id("mark", mark_id, out):
+        if not outcomes.event_id(self, "mark", mark_id, out):
             return
         a = self.asset_lookup.get(str(payload.asset), -1)
         if a < 0:
-            self._reject(out, RejectCode.UNKNOWN_ASSET, "asset", "not a configured asset", mark_id)
+            outcomes.reject(self, out, RejectCode.UNKNOWN_ASSET, "asset", "not a configured asset", mark_id)
             return
         try:
             mark = parse_decimal(str(payload.mark_usd), 10) / 1e10
         except DecimalError as exc:
-            self._reject(out, RejectCode.BAD_DECIMAL, "mark_usd", str(exc), mark_id)
+            outcomes.reject(self, out, RejectCode.BAD_DECIMAL, "mark_usd", str(exc), mark_id)
             return
         self.marks_usd[a] = mark
 
     def _apply_config(self, entry: LogEntry, out: StepBuilder) -> None:
         payload = payload_of(entry, ConfigChange)
-        if not self._event_id("config", str(payload.change_id), out):
+        if not outcomes.event_id(self, "config", str(payload.change_id), out):
             return
         self.chain_epoch += 1
         install_config(self, self.config.with_changes(payload.changes))
@@ -1356,7 +1273,7 @@ class Engine(EngineState):
         digests = np.array(
             [content_digest(str(p.payee), str(p.asset), str(p.amount)) for p in payouts], dtype=np.uint64
         )
-        dup = self._dedup(ids, reject == 0, model_ids.PAYMENT_NAMESPACE, digests, out)
+        dup = outcomes.dedup_flows(self, ids, reject == 0, model_ids.PAYMENT_NAMESPACE, digests, out)
         if dup.any():
             out.emit(
                 Alert(f"escrow payout ids already used by payments: {ids.filter(pa.array(dup))}", self.now_ms)
@@ -1398,53 +1315,32 @@ class Engine(EngineState):
     def _apply_tick(self, entry: LogEntry, out: StepBuilder) -> None:
         """Nothing but time passing; :meth:`_on_time` does the work."""
 
-    # ------------------------------------------------------------------ state root
+    # ------------------------------------------------------------------ state root (stateroot.py)
     def seal(self, chain_head: bytes) -> None:
         """Fold the audit chain head of the entry just applied into :meth:`state_root`."""
-        self.chain_head = chain_head
+        stateroot.seal(self, chain_head)
 
     def state_root(self) -> str:
         """A digest of the whole engine state: equal roots ⇔ equal states (replay check).
 
         It is :meth:`seal_root` of :meth:`pre_root` (everything but the audit chain head) and the
         chain head, so a pipelined runner can take the pre-root right after a step and seal it
-        once the step's audit entry is chained (``store/writer.py``).
+        once the step's audit entry is chained (``node/writer.py``).
         """
-        return self.seal_root(self.pre_root(), self.chain_head)
+        return stateroot.state_root(self)
 
     def pre_root(self) -> bytes:
         """Digest of the engine state without the audit chain head (see :meth:`state_root`)."""
-        h = hashlib.sha256(b"clearlane.state.v2|")
-        h.update(self.config.digest.encode())
-        h.update(f"|{self.applied_seq}|{self.now_ms}|{self.chain_seen_ms}|{self.tip_height}|".encode())
-        h.update(self.marks_usd.tobytes())
-        h.update(self.collateral_digest.digest())
-        h.update(self.pos_digest.digest())
-        h.update(self.open_at.tobytes() + self.count.tobytes() + self.seq.tobytes())
-        h.update(self.ledger.state_digest())
-        h.update(self.effects_head)
-        escrow = self.escrows.digest()
-        if escrow is not None:  # only once escrow is used: earlier state roots stay valid
-            h.update(escrow)
-        h.update(
-            f"|{len(self.seen_flow_ids)}|{len(self.seen_event_ids)}|{sorted(self.pending)}|{sorted(self.l1_groups)}".encode()
-        )
-        return h.digest()
+        return stateroot.pre_root(self)
 
     @staticmethod
     def seal_root(pre_root: bytes, chain_head: bytes) -> str:
         """The state root from a :meth:`pre_root` and the audit chain head sealed after it."""
-        return hashlib.sha256(b"clearlane.state.v2.sealed|" + pre_root + b"|" + chain_head).hexdigest()
+        return stateroot.seal_root(pre_root, chain_head)
 
     def check_invariants(self) -> None:
         """Explicit invariant checks (cheap ones; the ledger audits its own balances)."""
-        self.ledger.check_invariants()
-        self.escrows.book.check_invariants()
-        if np.any(self.pos.sum(axis=1) != 0):
-            raise EngineError("open-batch positions do not sum to zero per pool and asset")
-        for cached in (self.pos_digest, self.collateral_digest):
-            if not cached.verify():
-                raise EngineError(f"cached state-root digest of {cached.name} is stale")
+        stateroot.check_invariants(self)
 
 
 # Moved to state.py with the split; named here too so ``clearlane.core.engine.core`` keeps

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pyarrow.compute as pc
 
+from clearlane.core.engine import outcomes
 from clearlane.core.engine.step import StepBuilder
 from clearlane.core.ledger import JournalEntry
 from clearlane.core.model import ids as model_ids
@@ -61,25 +62,25 @@ def find_open(engine: Engine, flow_id: str) -> tuple[L1Group, int] | None:
 def apply_manual(engine: Engine, payload: ManualSettlement, at_ms: int, out: StepBuilder) -> None:
     """Apply one manual settlement (see the module docstring)."""
     settlement_id = str(payload.settlement_id)
-    if not engine._event_id("manual", settlement_id, out, _digest(payload)):
+    if not outcomes.event_id(engine, "manual", settlement_id, out, _digest(payload)):
         return
     found = find_open(engine, str(payload.flow_id))
     if found is None:
         reason = "no L1 obligation with this id is waiting to settle (unknown, on Layer-2, or final)"
-        engine._reject(out, RejectCode.MANUAL_NO_OPEN_OBLIGATION, "flow_id", reason, settlement_id)
+        outcomes.reject(engine, out, RejectCode.MANUAL_NO_OPEN_OBLIGATION, "flow_id", reason, settlement_id)
         return
     group, row = found
     height = int(group.included_height[row])
     if height >= 0:
         reason = f"its base-layer transaction is in block {height}: it settles on chain"
-        engine._reject(out, RejectCode.MANUAL_ON_CHAIN, "flow_id", reason, settlement_id)
+        outcomes.reject(engine, out, RejectCode.MANUAL_ON_CHAIN, "flow_id", reason, settlement_id)
         return
     entry_id = model_ids.manual_settle_entry_id(settlement_id)
-    refused = engine._try_post(_entry(engine, group, row, entry_id, at_ms))
+    refused = outcomes.try_post(engine, _entry(engine, group, row, entry_id, at_ms))
     if refused is not None:
         reason = f"the ledger refused the settlement entry ({refused.name}): a balance out of range"
-        engine._reject(out, RejectCode.LEDGER_REFUSED, "flow_id", reason, settlement_id)
-        engine._refused(out, f"manual settlement {settlement_id}", refused, at_ms)
+        outcomes.reject(engine, out, RejectCode.LEDGER_REFUSED, "flow_id", reason, settlement_id)
+        outcomes.refused(engine, out, f"manual settlement {settlement_id}", refused, at_ms)
         return
     _mark_settled(engine, group, row, at_ms, out)
     out.emit(
