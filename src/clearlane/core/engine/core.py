@@ -14,13 +14,16 @@ transactions and unwinds batches that miss their anchor deadline to L1 gross set
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
+
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from clearlane.core.config.model import ClearingConfig
-from clearlane.core.engine import adjust, kernel, limits, manual, outcomes, stateroot
+from clearlane.core.engine import adjust, collateral, kernel, limits, manual, outcomes, stateroot
 from clearlane.core.engine.commitment import batch_roots_async
 from clearlane.core.engine.dedup import (
     collateral_digest,
@@ -83,11 +86,9 @@ from clearlane.core.model.inputs import (
     LedgerAdjustment,
     ManualSettlement,
     Payment,
-    PriceMark,
 )
 from clearlane.core.model.states import TradeState
 from clearlane.core.money import DecimalError, parse_decimal
-from clearlane.core.risk.margin import span_grid
 
 HOLD_SAFETY_MARGIN_MS = 6 * 3_600_000
 _POW10 = np.array([10**k for k in range(19)], dtype=np.int64)
@@ -104,7 +105,9 @@ class Engine(EngineState):
         super().__init__(config, options)
         # Built here, not in EngineState: the stage calls back into the collateral policy. It
         # places no ledger entry when built, so the ledger's history is as before.
-        self.escrows = EscrowStage(self.ledger, config, self.withdrawal_allowed, self._collateral_moved)
+        self.escrows = EscrowStage(
+            self.ledger, config, self.withdrawal_allowed, partial(collateral.moved, self)
+        )
 
     # ------------------------------------------------------------------ entry point
     def apply(self, entry: LogEntry) -> Step:
@@ -272,7 +275,7 @@ class Engine(EngineState):
         (``reasons``: per-row reject reasons that differ from the code's usual one)."""
         cfg = self.config
         live = (reject == 0) & ~dup
-        mark_minor = self._mark_per_minor()
+        mark_minor = collateral.mark_per_minor(self)
         notional_usd = flows.quote_amt * mark_minor[flows.quote]
         notional_usd = np.where(flows.kind == FLOW_PAYMENT, flows.qty * mark_minor[flows.base], notional_usd)
         pool, rule = route(
@@ -349,7 +352,7 @@ class Engine(EngineState):
             flows.fee_seller,
             self.house,
             mark_minor,
-            self._limits_usd(mark_minor),
+            collateral.limits_usd(self, mark_minor),
             True,
             self.pos,
             self.debit,
@@ -447,53 +450,16 @@ class Engine(EngineState):
         )
         return table.filter(pa.array(~dup))
 
-    def _mark_per_minor(self) -> npt.NDArray[np.float64]:
-        """USD per minor unit of each asset at current marks (a risk estimate, never posted)."""
-        marks: npt.NDArray[np.float64] = self.marks_usd / np.power(10.0, self.scales)
-        return marks
-
-    def _limits_usd(self, mark_minor: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-        """Per participant: collateral at marks + credit limit, in USD (the house is unlimited)."""
-        limits: npt.NDArray[np.float64] = self.credit_cents / 100.0 + self._collateral_usd(mark_minor)
-        margin = self._finality_margin_usd(mark_minor)
-        if margin is not None:
-            limits -= margin
-        limits[self.house] = np.inf
-        return limits
-
-    def _hold_exposure(self, state: BatchState, sign: int) -> None:
-        """A batch enters (+1) or leaves (-1) its finality window: its net positions are held."""
-        if self.config.liquidity_margin is not None and len(state.net_minor):
-            np.add.at(self.held[state.pool], (state.net_participant, state.net_asset), sign * state.net_minor)
-
-    def _finality_margin_usd(self, mark_minor: npt.NDArray[np.float64]) -> npt.NDArray[np.float64] | None:
-        """Per participant: the SPAN-like scanning risk of what it holds cleared but not final,
-        each pool's exposure scanned over that pool's finality window — a pool with a long
-        challenge window costs more headroom (``[liquidity_margin]``; None when off)."""
-        policy = self.config.liquidity_margin
-        if policy is None:
-            return None
-        exposure = self.held.astype(np.float64) * mark_minor[None, None, :]
-        horizons = np.asarray(policy.horizons_days, dtype=np.float64)
-        margin, _ = span_grid(exposure, horizons, np.asarray(policy.vols), confidence=policy.confidence)
-        margin[self.house] = 0.0
-        return margin
-
-    def _collateral_usd(self, mark_minor: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-        collateral: npt.NDArray[np.float64] = (self.collateral * mark_minor[None, :]).sum(axis=1)
-        return collateral
-
     def liquidity(self) -> Liquidity:
         """The liquidity figures the policy judges by, at current marks (a read-only snapshot)."""
-        mark_minor = self._mark_per_minor()
-        return Liquidity(
-            mark_per_minor=mark_minor,
-            collateral_usd=self._collateral_usd(mark_minor),
-            credit_usd=self.credit_cents / 100.0,
-            debit_usd=self.debit_total.copy(),
-            debit_by_pool_usd=self.debit.copy(),
-            margin_usd=self._finality_margin_usd(mark_minor),
-        )
+        return collateral.liquidity(self)
+
+    def withdrawal_allowed(self, p: int, a: int, amount: int) -> bool:
+        """The collateral policy for a withdrawal of ``amount`` minor units of asset ``a`` by
+        participant ``p``: no more than is posted, and what remains (with credit) still covers
+        the participant's projected net debit. The one formula (collateral.py); the runtime asks
+        it before logging, and :meth:`apply` judges by it."""
+        return collateral.withdrawal_allowed(self, p, a, amount)
 
     def has_pending_work(self) -> bool:
         """Something is still to settle: an open batch, a batch or L1 group not final yet."""
@@ -529,15 +495,6 @@ class Engine(EngineState):
     def next_escrow_deadline_ms(self) -> int | None:
         """The earliest escrow deadline still to fire (the runtime ticks until it has)."""
         return self.escrows.book.next_deadline_ms()
-
-    def withdrawal_allowed(self, p: int, a: int, amount: int) -> bool:
-        """The collateral policy for a withdrawal of ``amount`` minor units of asset ``a`` by
-        participant ``p``: no more than is posted, and what remains (with credit) still covers
-        the participant's projected net debit. The one formula; the runtime asks it before
-        logging, and :meth:`apply` judges by it."""
-        mark_minor = self._mark_per_minor()
-        remaining_usd = float(self._limits_usd(mark_minor)[p]) - amount * float(mark_minor[a])
-        return bool(amount <= self.collateral[p, a] and remaining_usd >= self.debit_total[p])
 
     def _with_fees(self, flows: Flows) -> Flows:
         """Fees per side: quote amount x tier rate x (1 - pool discount), rounded half to even."""
@@ -621,7 +578,7 @@ class Engine(EngineState):
         pool = cfg.pools[k]
         result = netted.result if netted.result is not None else _unnetted(cfg, flows, self.house)
         obligations = netted.obligations
-        mark_minor = self._mark_per_minor()
+        mark_minor = collateral.mark_per_minor(self)
         gross_usd = float((result.gross_per_asset * mark_minor).sum())
         net_usd = float((result.net_debit_per_asset * mark_minor).sum())
         opened = int(flows.time_ms.min())
@@ -643,7 +600,7 @@ class Engine(EngineState):
         )
         if netted.refused is None:
             self.pending[batch_id] = state
-            self._hold_exposure(state, 1)
+            collateral.hold_exposure(self, state, 1)
             self._submit_anchor(state, close_ms, out)
         out.emit(
             BatchCleared(
@@ -923,7 +880,7 @@ class Engine(EngineState):
                 outcomes.refused(self, out, f"release of final batch {state.batch_id}", refused, final_ms)
         state.state = states.BatchState.FINAL.label
         del self.pending[state.batch_id]
-        self._hold_exposure(state, -1)
+        collateral.hold_exposure(self, state, -1)
         self.final_batch_txs[state.anchor_tx] = state.batch_id
         out.emit(BatchFinal(state.batch_id, final_ms))
         self.stats.batches_final += 1
@@ -938,7 +895,7 @@ class Engine(EngineState):
             raise EngineError(f"could not void hold {state.hold_entry_id}: {result.name}")
         state.state = states.BatchState.UNWOUND.label
         del self.pending[state.batch_id]
-        self._hold_exposure(state, -1)
+        collateral.hold_exposure(self, state, -1)
         out.emit(BatchUnwound(state.batch_id, at_ms, "anchor deadline missed: settling gross on L1"))
         self.stats.batches_unwound += 1
         self._submit_l1(state.flows, model_ids.unwound_origin(state.batch_id), out, submitted_ms=at_ms)
@@ -1074,95 +1031,6 @@ class Engine(EngineState):
         known = self.seen_event_ids.get(model_ids.event_key(kind, event_id))
         return None if known is None else known != collateral_digest(payload)
 
-    def _small_amount(
-        self, payload: CollateralDeposit | CollateralWithdrawal, out: StepBuilder, event_id: str
-    ) -> tuple[int, int, int] | None:
-        """Resolve (participant, asset, amount) of a deposit/withdrawal, or record a reject."""
-        p = self.participant_lookup.get(str(payload.participant), -1)
-        a = self.asset_lookup.get(str(payload.asset), -1)
-        if p < 0:
-            outcomes.reject(
-                self,
-                out,
-                RejectCode.UNKNOWN_PARTICIPANT,
-                "participant",
-                "not a configured participant",
-                event_id,
-            )
-            return None
-        if a < 0:
-            outcomes.reject(self, out, RejectCode.UNKNOWN_ASSET, "asset", "not a configured asset", event_id)
-            return None
-        try:
-            amount = parse_decimal(str(payload.amount), int(self.scales[a]))
-        except DecimalError as exc:
-            code = RejectCode.PRECISION_EXCEEDED if exc.reason == "precision" else RejectCode.BAD_DECIMAL
-            outcomes.reject(self, out, code, "amount", str(exc), event_id)
-            return None
-        if amount > limits.TRANSFER_MAX_MINOR:
-            reason = f"amount exceeds the ledger's per-entry limit ({limits.TRANSFER_MAX_MINOR} minor units)"
-            outcomes.reject(self, out, RejectCode.AMOUNT_OVERFLOW, "amount", reason, event_id)
-            return None
-        return p, a, amount
-
-    def _apply_deposit(self, entry: LogEntry, out: StepBuilder) -> None:
-        payload = payload_of(entry, CollateralDeposit)
-        event_id = str(payload.deposit_id)
-        if not outcomes.event_id(self, "deposit", event_id, out, collateral_digest(payload)):
-            return
-        resolved = self._small_amount(payload, out, event_id)
-        if resolved is None:
-            return
-        p, a, amount = resolved
-        accounts = np.array([self.acct_external[a], self.acct_collateral[p, a]], dtype=np.int64)
-        posting = JournalEntry(
-            model_ids.deposit_entry_id(event_id),
-            "collateral_deposit",
-            self.now_ms,
-            accounts,
-            np.array([-amount, amount], dtype=np.int64),
-            False,
-            None,
-            str(payload.participant),
-        )
-        if not outcomes.post_or_refuse(self, posting, out, event_id):
-            return
-        self._collateral_moved(p, a, amount)
-
-    def _apply_withdrawal(self, entry: LogEntry, out: StepBuilder) -> None:
-        payload = payload_of(entry, CollateralWithdrawal)
-        event_id = str(payload.withdrawal_id)
-        if not outcomes.event_id(self, "withdrawal", event_id, out, collateral_digest(payload)):
-            return
-        resolved = self._small_amount(payload, out, event_id)
-        if resolved is None:
-            return
-        p, a, amount = resolved
-        if not self.withdrawal_allowed(p, a, amount):
-            outcomes.reject(
-                self,
-                out,
-                RejectCode.COLLATERAL_INSUFFICIENT,
-                "amount",
-                "withdrawal would leave open L2 exposure uncovered or exceeds posted collateral",
-                event_id,
-            )
-            return
-        accounts = np.array([self.acct_collateral[p, a], self.acct_external[a]], dtype=np.int64)
-        posting = JournalEntry(
-            model_ids.withdrawal_entry_id(event_id),
-            "collateral_withdrawal",
-            self.now_ms,
-            accounts,
-            np.array([-amount, amount], dtype=np.int64),
-            False,
-            None,
-            str(payload.participant),
-        )
-        if not outcomes.post_or_refuse(self, posting, out, event_id):
-            return
-        self._collateral_moved(p, a, -amount)
-
     def _apply_payment(self, entry: LogEntry, out: StepBuilder) -> None:
         payload = payload_of(entry, Payment)
         payment_id = str(payload.payment_id)
@@ -1220,22 +1088,6 @@ class Engine(EngineState):
         self._clear_flows(
             flows, reject, reject_field, dup, hint, out, field_names=_PAYMENT_FIELDS, reasons=reasons
         )
-
-    def _apply_mark(self, entry: LogEntry, out: StepBuilder) -> None:
-        payload = payload_of(entry, PriceMark)
-        mark_id = str(payload.mark_id)
-        if not outcomes.event_id(self, "mark", mark_id, out):
-            return
-        a = self.asset_lookup.get(str(payload.asset), -1)
-        if a < 0:
-            outcomes.reject(self, out, RejectCode.UNKNOWN_ASSET, "asset", "not a configured asset", mark_id)
-            return
-        try:
-            mark = parse_decimal(str(payload.mark_usd), 10) / 1e10
-        except DecimalError as exc:
-            outcomes.reject(self, out, RejectCode.BAD_DECIMAL, "mark_usd", str(exc), mark_id)
-            return
-        self.marks_usd[a] = mark
 
     def _apply_config(self, entry: LogEntry, out: StepBuilder) -> None:
         payload = payload_of(entry, ConfigChange)
@@ -1300,10 +1152,6 @@ class Engine(EngineState):
         fields = np.zeros(n, dtype=np.int8)
         self._clear_flows(flows, reject, fields, dup, hints, out, field_names=_PAYMENT_FIELDS)
 
-    def _collateral_moved(self, p: int, a: int, delta: int) -> None:
-        self.collateral[p, a] += delta
-        self.collateral_digest.touch(p)
-
     def _apply_manual(self, entry: LogEntry, out: StepBuilder) -> None:
         """An operator's off-system settlement of an L1 obligation (engine/manual.py)."""
         manual.apply_manual(self, payload_of(entry, ManualSettlement), entry.at_ms, out)
@@ -1359,12 +1207,12 @@ __all__ = [
     "Stats",
 ]
 
-_HANDLERS = {
+_HANDLERS: dict[str, Callable[[Engine, LogEntry, StepBuilder], None]] = {
     "trades": Engine._apply_trades,
     "payment": Engine._apply_payment,
-    "collateral_deposit": Engine._apply_deposit,
-    "collateral_withdrawal": Engine._apply_withdrawal,
-    "price_mark": Engine._apply_mark,
+    "collateral_deposit": collateral.apply_deposit,
+    "collateral_withdrawal": collateral.apply_withdrawal,
+    "price_mark": collateral.apply_mark,
     "config_change": Engine._apply_config,
     "tick": Engine._apply_tick,
     "chain": Engine._apply_chain,
