@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from clearlane.core.config.model import ClearingConfig
-from clearlane.core.engine import adjust, collateral, kernel, limits, manual, outcomes, stateroot
+from clearlane.core.engine import adjust, collateral, kernel, l1, limits, manual, outcomes, stateroot
 from clearlane.core.engine.commitment import batch_roots_async
 from clearlane.core.engine.dedup import (
     collateral_digest,
@@ -72,7 +72,6 @@ from clearlane.core.model.events import (
     BatchResubmitted,
     BatchUnwound,
     HoldExpired,
-    L1GroupOpened,
     Step,
     TradeRecords,
 )
@@ -307,7 +306,7 @@ class Engine(EngineState):
         self._close_and_park(flows, live & (pool >= 0), closed, out)
 
         l1_rows = np.flatnonzero(live & (pool < 0))
-        l1_group = self._submit_l1(flows.take(l1_rows), "routed", out) if len(l1_rows) else None
+        l1_group = l1.submit(self, flows.take(l1_rows), "routed", out) if len(l1_rows) else None
         rule_code = np.where(rule >= 0, rule, 0).astype(np.int32)
         if out_breach.any() and cfg.liquidity_breach != "reject":
             rule_code[out_breach] = len(cfg.routing)
@@ -460,6 +459,11 @@ class Engine(EngineState):
         the participant's projected net debit. The one formula (collateral.py); the runtime asks
         it before logging, and :meth:`apply` judges by it."""
         return collateral.withdrawal_allowed(self, p, a, amount)
+
+    def l1_settle_legs(self, flows: Flows) -> tuple[I64, I64]:
+        """The gross settlement of L1 flows, as (accounts, amounts): each payer's available →
+        house L1 → each payee's available. One rule for a base-layer settlement and a manual one."""
+        return l1.settle_legs(self, flows)
 
     def has_pending_work(self) -> bool:
         """Something is still to settle: an open batch, a batch or L1 group not final yet."""
@@ -640,7 +644,7 @@ class Engine(EngineState):
         reason = f"ledger refused the batch's hold ({refused.name}): settling gross on L1"
         out.emit(BatchUnwound(state.batch_id, at_ms, reason))
         self.stats.batches_unwound += 1
-        self._submit_l1(state.flows, model_ids.unwound_origin(state.batch_id), out, submitted_ms=at_ms)
+        l1.submit(self, state.flows, model_ids.unwound_origin(state.batch_id), out, submitted_ms=at_ms)
 
     def _post_hold(
         self, hold_id: str, batch_id: str, k: int, result: NetResult, at_ms: int, timeout_ms: int | None
@@ -670,35 +674,6 @@ class Engine(EngineState):
         self.anchor_txs[tx_id] = state.batch_id
         out.submissions.append(TxSubmission(tx_id, "anchor", state.batch_id, state.root, at_ms))
         self.stats.anchors_submitted += 1
-
-    # ------------------------------------------------------------------ layer 1
-    def _submit_l1(self, flows: Flows, origin: str, out: StepBuilder, submitted_ms: int | None = None) -> str:
-        self.l1_group_count += 1
-        group_id = model_ids.l1_group_id(self.l1_group_count)
-        n = len(flows)
-        group = L1Group(
-            group_id=group_id,
-            origin=origin,
-            flows=flows.with_(pool=np.full(n, -1, dtype=np.int32), batch_seq=np.full(n, -1, dtype=np.int64)),
-            attempt=np.ones(n, dtype=np.int64),
-            submitted_ms=flows.time_ms.copy()
-            if submitted_ms is None
-            else np.full(n, submitted_ms, dtype=np.int64),
-            included_height=np.full(n, -1, dtype=np.int64),
-            included_ms=np.full(n, -1, dtype=np.int64),
-            final_ms=np.full(n, -1, dtype=np.int64),
-        )
-        self.l1_groups[group_id] = group
-        ids = flows.ids.to_pylist()
-        l1_txs, submissions = self.l1_txs, out.submissions
-        for row, (flow_id, at_ms) in enumerate(zip(ids, group.submitted_ms.tolist(), strict=True)):
-            tx_id = model_ids.l1_tx_id(flow_id, 1)
-            l1_txs[tx_id] = (group_id, row)
-            submissions.append(TxSubmission(tx_id, "l1_settle", flow_id, _ZERO_HASH, at_ms))
-        self.stats.l1_submitted += n
-        opened = L1GroupOpened(group_id, origin, int(group.submitted_ms.min()), n)
-        out.l1_group(group_id, group.to_table(), opened)
-        return group_id
 
     # ------------------------------------------------------------------ chain events
     def _apply_chain(self, entry: LogEntry, out: StepBuilder) -> None:
@@ -809,7 +784,7 @@ class Engine(EngineState):
         for batch_id in sorted(self.pending):
             self._advance_batch(self.pending[batch_id], out)
         for group_id in sorted(self.l1_groups):
-            self._advance_l1(self.l1_groups[group_id], out)
+            l1.advance(self, self.l1_groups[group_id], out)
         # Holds guard the anchor deadline, so they expire on observed chain time too.
         for entry_id in self.ledger.expire(self.chain_seen_ms):
             out.emit(HoldExpired(entry_id, self.chain_seen_ms))
@@ -898,116 +873,7 @@ class Engine(EngineState):
         collateral.hold_exposure(self, state, -1)
         out.emit(BatchUnwound(state.batch_id, at_ms, "anchor deadline missed: settling gross on L1"))
         self.stats.batches_unwound += 1
-        self._submit_l1(state.flows, model_ids.unwound_origin(state.batch_id), out, submitted_ms=at_ms)
-
-    def _advance_l1(self, group: L1Group, out: StepBuilder) -> None:
-        if self.options.quiet_skip and group.quiet_epoch == self.chain_epoch:
-            return
-        now = self.now_ms
-        open_rows = group.final_ms < 0
-        if not open_rows.any():
-            return
-        need = self.config.l1_confirmations
-        included = open_rows & (group.included_height >= 0)
-        changed = False
-        waits_for_time = False
-        if included.any():
-            confirm_height = group.included_height + need - 1
-            reached = included & (confirm_height <= self.tip_height)
-            rows = np.flatnonzero(reached)
-            confirm_ms = np.array(
-                [self.block_ms.get(int(h), -1) for h in confirm_height[rows]], dtype=np.int64
-            )
-            waits_for_time = bool((confirm_ms > now).any())
-            rows = rows[(confirm_ms >= 0) & (confirm_ms <= now)]
-            confirm_ms = confirm_ms[(confirm_ms >= 0) & (confirm_ms <= now)]
-            if len(rows):
-                group.final_ms[rows] = confirm_ms
-                self._settle_l1(group, rows, out)
-                changed = True
-        chain_now = self.chain_seen_ms
-        stale = np.flatnonzero(
-            open_rows
-            & (group.included_height < 0)
-            & (chain_now >= group.submitted_ms + self.config.l1_resubmit_ms)
-        )
-        for row in stale.tolist():
-            self.l1_txs.pop(group.tx_id(row), None)
-            group.attempt[row] += 1
-            group.submitted_ms[row] = chain_now
-            tx_id = group.tx_id(row)
-            self.l1_txs[tx_id] = (group.group_id, row)
-            out.submissions.append(
-                TxSubmission(tx_id, "l1_settle", group.flows.ids[row].as_py(), _ZERO_HASH, chain_now)
-            )
-            self.stats.l1_resubmitted += 1
-            changed = True
-        if changed:
-            out.l1_group(group.group_id, group.to_table())
-        elif not waits_for_time:
-            group.quiet_epoch = self.chain_epoch  # nothing to do until the next chain entry
-        if group.open_rows() == 0:
-            for flow_id, attempt in zip(group.flows.ids.to_pylist(), group.attempt.tolist(), strict=True):
-                self.l1_txs.pop(model_ids.l1_tx_id(flow_id, attempt), None)
-            del self.l1_groups[group.group_id]
-
-    def _settle_l1(self, group: L1Group, rows: I64, out: StepBuilder) -> None:
-        """Posted entries for the rows that became final: every obligation gross, via house L1.
-
-        One entry normally; rows whose sum would not fit one entry are split into runs that do
-        (docs/LIMITS.md), and a run the ledger still refuses (a balance out of range) is posted
-        row by row, a refused row becoming a failed settlement (:meth:`_settlement_failed`)."""
-        flows = group.flows.take(rows)
-        per_flow = flows.qty + flows.quote_amt + flows.fee_buyer + flows.fee_seller
-        final_ms = int(group.final_ms[rows].max())
-        for start, stop in limits.runs_that_fit(per_flow):
-            refused = self._post_l1_settle(group, rows[start:stop], final_ms)
-            if refused is None:
-                continue
-            if stop - start == 1:
-                self._settlement_failed(group, int(rows[start]), refused, final_ms, out)
-                continue
-            for row in rows[start:stop].tolist():
-                refused = self._post_l1_settle(group, np.array([row], dtype=np.int64), final_ms)
-                if refused is not None:
-                    self._settlement_failed(group, row, refused, final_ms, out)
-        self.stats.l1_final += len(rows)
-        if self.options.keep_latencies:
-            self.stats.latency_l1_final_ms.append(group.final_ms[rows] - flows.time_ms)
-
-    def l1_settle_legs(self, flows: Flows) -> tuple[I64, I64]:
-        """The gross settlement of L1 flows, as (accounts, amounts): each payer's available →
-        house L1 → each payee's available. One rule for a base-layer settlement and a manual one."""
-        payer, payee, asset, amount, _ = flows.legs(self.house)
-        accounts = np.concatenate(
-            [
-                self.acct_available[payer, asset],
-                self.acct_l1[asset],
-                self.acct_l1[asset],
-                self.acct_available[payee, asset],
-            ]
-        )
-        return accounts, np.concatenate([-amount, amount, -amount, amount])
-
-    def _post_l1_settle(self, group: L1Group, rows: I64, final_ms: int) -> PostResult | None:
-        accounts, amounts = self.l1_settle_legs(group.flows.take(rows))
-        entry_id = model_ids.l1_settle_entry_id(group.group_id, int(rows[0]), len(rows), final_ms)
-        return outcomes.try_post(
-            self,
-            JournalEntry(entry_id, "l1_settle", final_ms, accounts, amounts, False, None, group.group_id),
-        )
-
-    def _settlement_failed(
-        self, group: L1Group, row: int, refused: PostResult, final_ms: int, out: StepBuilder
-    ) -> None:
-        """A flow final on the base layer whose ledger settlement was refused: a failed record
-        (a ``ledger_refused`` reject under its id) and an alert; nothing is posted for it."""
-        flow_id = group.flows.ids[row].as_py()
-        self.stats.settlements_failed += 1
-        self.stats.bump(self.stats.rejects_by_code, RejectCode.LEDGER_REFUSED.slug)
-        reason = f"L1 settlement refused by the ledger ({refused.name}): final on the base layer, not posted"
-        out.reject(Reject(RejectCode.LEDGER_REFUSED, "amount", reason, None, flow_id))
-        outcomes.refused(self, out, f"L1 settlement of {flow_id} in {group.group_id}", refused, final_ms)
+        l1.submit(self, state.flows, model_ids.unwound_origin(state.batch_id), out, submitted_ms=at_ms)
 
     # ------------------------------------------------------------------ small events
     def id_conflicts(self, table: pa.Table) -> list[Reject]:
@@ -1238,7 +1104,6 @@ _OVER_LIMIT_REASON = (
     "quantity + quote amount + fees exceed the ledger's per-flow limit "
     f"({limits.FLOW_GROSS_MAX_MINOR} minor units, docs/LIMITS.md)"
 )
-_ZERO_HASH = bytes(32)
 
 
 _LANES = pa.array(["L1", "L2"], type=pa.string())

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pyarrow.compute as pc
 
-from clearlane.core.engine import outcomes
+from clearlane.core.engine import l1, outcomes
 from clearlane.core.engine.step import StepBuilder
 from clearlane.core.ledger import JournalEntry
 from clearlane.core.model import ids as model_ids
@@ -39,7 +39,7 @@ from clearlane.core.model.events import L1SettledManually
 from clearlane.core.model.inputs import ManualSettlement
 
 if TYPE_CHECKING:
-    from clearlane.core.engine.core import Engine, L1Group
+    from clearlane.core.engine.state import EngineState, L1Group
 
 ENTRY_KIND = "l1_manual"
 
@@ -50,7 +50,7 @@ def _digest(payload: ManualSettlement) -> int:
     return int.from_bytes(raw[:8], "big", signed=True)
 
 
-def find_open(engine: Engine, flow_id: str) -> tuple[L1Group, int] | None:
+def find_open(engine: EngineState, flow_id: str) -> tuple[L1Group, int] | None:
     """The L1 group and row of ``flow_id`` while it waits to settle (not final), or None."""
     for group in engine.l1_groups.values():
         row = pc.index(group.flows.ids, flow_id).as_py()
@@ -59,7 +59,7 @@ def find_open(engine: Engine, flow_id: str) -> tuple[L1Group, int] | None:
     return None
 
 
-def apply_manual(engine: Engine, payload: ManualSettlement, at_ms: int, out: StepBuilder) -> None:
+def apply_manual(engine: EngineState, payload: ManualSettlement, at_ms: int, out: StepBuilder) -> None:
     """Apply one manual settlement (see the module docstring)."""
     settlement_id = str(payload.settlement_id)
     if not outcomes.event_id(engine, "manual", settlement_id, out, _digest(payload)):
@@ -98,13 +98,13 @@ def apply_manual(engine: Engine, payload: ManualSettlement, at_ms: int, out: Ste
     )
 
 
-def _entry(engine: Engine, group: L1Group, row: int, entry_id: str, at_ms: int) -> JournalEntry:
+def _entry(engine: EngineState, group: L1Group, row: int, entry_id: str, at_ms: int) -> JournalEntry:
     """The obligation's gross settlement: the legs a base-layer settlement posts, via house L1."""
-    accounts, amounts = engine.l1_settle_legs(group.flows.take(np.array([row], dtype=np.int64)))
+    accounts, amounts = l1.settle_legs(engine, group.flows.take(np.array([row], dtype=np.int64)))
     return JournalEntry(entry_id, ENTRY_KIND, at_ms, accounts, amounts, False, None, group.group_id)
 
 
-def _mark_settled(engine: Engine, group: L1Group, row: int, at_ms: int, out: StepBuilder) -> None:
+def _mark_settled(engine: EngineState, group: L1Group, row: int, at_ms: int, out: StepBuilder) -> None:
     """The row is final off-chain; its transaction is no longer awaited; a group with nothing
     left open is dropped (as a chain settlement of its last row would)."""
     engine.l1_txs.pop(group.tx_id(row), None)
