@@ -23,8 +23,17 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from clearlane.core.config.model import ClearingConfig
-from clearlane.core.engine import adjust, collateral, kernel, l1, limits, manual, outcomes, stateroot
-from clearlane.core.engine.commitment import batch_roots_async
+from clearlane.core.engine import (
+    adjust,
+    clearing,
+    collateral,
+    kernel,
+    l1,
+    limits,
+    manual,
+    outcomes,
+    stateroot,
+)
 from clearlane.core.engine.dedup import (
     collateral_digest,
     content_digest,
@@ -33,7 +42,6 @@ from clearlane.core.engine.dedup import (
 )
 from clearlane.core.engine.escrows import EscrowStage, Payout, escrow_action_of
 from clearlane.core.engine.flows import FLOW_PAYMENT, FLOW_TRADE, Flows
-from clearlane.core.engine.netting import NetResult, empty_result, net_positions
 from clearlane.core.engine.routing import route
 from clearlane.core.engine.state import (
     HOUSE_LANE,
@@ -46,7 +54,6 @@ from clearlane.core.engine.state import (
     L1Group,
     Liquidity,
     LogEntry,
-    Netted,
     OpenBatches,
     Stats,
     install_config,
@@ -55,18 +62,16 @@ from clearlane.core.engine.state import (
 from clearlane.core.engine.step import StepBuilder, fold_effects
 from clearlane.core.escrow import EscrowView
 from clearlane.core.ledger import (
-    MAX_AMOUNT_MINOR,
     JournalEntry,
     PostResult,
 )
 from clearlane.core.model import ids as model_ids
 from clearlane.core.model import states
-from clearlane.core.model.chain import BlockProduced, ChainReorg, TxSubmission, event_from_dict
+from clearlane.core.model.chain import BlockProduced, ChainReorg, event_from_dict
 from clearlane.core.model.codes import Reject, RejectCode
 from clearlane.core.model.events import (
     Alert,
     BatchAnchored,
-    BatchCleared,
     BatchFinal,
     BatchReorged,
     BatchResubmitted,
@@ -89,7 +94,6 @@ from clearlane.core.model.inputs import (
 from clearlane.core.model.states import TradeState
 from clearlane.core.money import DecimalError, parse_decimal
 
-HOLD_SAFETY_MARGIN_MS = 6 * 3_600_000
 _POW10 = np.array([10**k for k in range(19)], dtype=np.int64)
 _NEVER = 1 << 62  # "no time": a quiet batch waits for the next chain entry
 _INT64_MAX = np.iinfo(np.int64).max
@@ -386,7 +390,7 @@ class Engine(EngineState):
             parts = [p for p in self.open_parts[k] if p.batch_seq[0] == s] + [flows.take(rows)]
             self.open_parts[k] = [p for p in self.open_parts[k] if p.batch_seq[0] != s]
             closing.append((k, s, close_ms, Flows.concat([p for p in parts if len(p)])))
-        self._close_batches(closing, out)
+        clearing.close_batches(self, closing, out)
         for k in range(len(self.config.pools)):
             if self.open_at[k] >= 0:
                 rows = np.flatnonzero(in_l2 & (pool == k) & (batch_seq == self.seq[k]))
@@ -511,170 +515,6 @@ class Engine(EngineState):
         # so it is booked on FEE2 and the payee pays none.
         return flows.with_(fee_buyer=np.where(is_payment, 0, fee_b), fee_seller=fee_s)
 
-    # ------------------------------------------------------------------ batches
-    def _close_batches(self, closing: list[tuple[int, int, int, Flows]], out: StepBuilder) -> None:
-        """Close batches ``(pool, seq, close time, flows)`` in order; one compiled pass commits
-        all of them (canonical leaves, leaf hashes, Merkle roots: engine/commitment.py)."""
-        if not closing:
-            return
-        batch_ids = [model_ids.batch_id(self.config.pools[k].id, seq) for k, seq, _, _ in closing]
-        for batch_id, (_, _, _, flows) in zip(batch_ids, closing, strict=True):
-            if len(flows) == 0:
-                raise EngineError(f"batch {batch_id} closed with no flows")
-        all_flows = Flows.concat([flows for _, _, _, flows in closing])
-        bounds = np.zeros(len(closing) + 1, dtype=np.int64)
-        np.cumsum([len(flows) for _, _, _, flows in closing], out=bounds[1:])
-        # The roots are hashed on a helper thread while this one nets the batches and places
-        # their holds; everything that carries a root (state, anchor, effects) follows, in order.
-        roots = batch_roots_async(
-            all_flows,
-            bounds,
-            batch_ids,
-            self.pid_table,
-            self.code_table,
-            self.house,
-            self.participant_ids,
-            self.asset_codes,
-        )
-        netted = [
-            self._net_batch(k, batch_id, close_ms, flows)
-            for (k, _, close_ms, flows), batch_id in zip(closing, batch_ids, strict=True)
-        ]
-        for (k, seq, close_ms, flows), batch_id, root, net in zip(
-            closing, batch_ids, roots(), netted, strict=True
-        ):
-            self._close_batch(k, seq, batch_id, root, close_ms, flows, net, out)
-
-    def _net_batch(self, k: int, batch_id: str, close_ms: int, flows: Flows) -> Netted:
-        """Net a closing batch and place its pending hold. A batch whose obligations sum past
-        the ledger's range is not netted (int64 sums would not be exact) and one whose hold the
-        ledger refuses is not held: both are settled gross on L1 at once (:meth:`_close_batch`)."""
-        cfg = self.config
-        pool = cfg.pools[k]
-        payer, payee, asset, amount, _ = flows.legs(self.house)
-        if not limits.legs_fit(amount, MAX_AMOUNT_MINOR):
-            return Netted(None, len(amount), PostResult.AMOUNT_OUT_OF_RANGE)
-        result = net_positions(payer, payee, asset, amount, cfg.participant_count, len(cfg.assets))
-        hold_id = model_ids.l2_hold_entry_id(batch_id)
-        # The hold's timeout is a safety net behind the engine's own unwind at the anchor
-        # deadline; it must never fire before a late but legitimate finality, hence the margin.
-        # A keep_retrying pool never unwinds, so its hold has no timeout.
-        timeout_ms = (
-            pool.anchor_deadline_ms + HOLD_SAFETY_MARGIN_MS
-            if pool.on_anchor_deadline == "unwind_to_l1"
-            else None
-        )
-        refused = self._post_hold(hold_id, batch_id, k, result, close_ms, timeout_ms)
-        return Netted(result, len(amount), refused)
-
-    def _close_batch(
-        self,
-        k: int,
-        seq: int,
-        batch_id: str,
-        root: bytes,
-        close_ms: int,
-        flows: Flows,
-        netted: Netted,
-        out: StepBuilder,
-    ) -> None:
-        cfg = self.config
-        pool = cfg.pools[k]
-        result = netted.result if netted.result is not None else _unnetted(cfg, flows, self.house)
-        obligations = netted.obligations
-        mark_minor = collateral.mark_per_minor(self)
-        gross_usd = float((result.gross_per_asset * mark_minor).sum())
-        net_usd = float((result.net_debit_per_asset * mark_minor).sum())
-        opened = int(flows.time_ms.min())
-        hold_id = model_ids.l2_hold_entry_id(batch_id)
-        participant, asset_i, net = result.instructions()
-        state = BatchState(
-            batch_id=batch_id,
-            pool=k,
-            seq=seq,
-            opened_at_ms=opened,
-            cleared_at_ms=close_ms,
-            root=root,
-            flows=flows,
-            hold_entry_id=hold_id,
-            last_submit_ms=close_ms,
-            net_participant=participant,
-            net_asset=asset_i,
-            net_minor=net,
-        )
-        if netted.refused is None:
-            self.pending[batch_id] = state
-            collateral.hold_exposure(self, state, 1)
-            self._submit_anchor(state, close_ms, out)
-        out.emit(
-            BatchCleared(
-                batch_id=batch_id,
-                pool=pool.id,
-                seq=seq,
-                opened_at_ms=opened,
-                cleared_at_ms=close_ms,
-                flows=len(flows),
-                obligations=obligations,
-                gross_usd=round(gross_usd, 2),
-                net_usd=round(net_usd, 2),
-                root=root,
-                flow_ids=flows.ids,
-                received_ms=flows.time_ms,
-                net_participant=self.participant_ids.take(pa.array(participant)),
-                net_asset=self.asset_codes.take(pa.array(asset_i)),
-                net_minor=net,
-                gross_minor=result.gross_per_asset,
-            )
-        )
-        stats = self.stats
-        stats.batches_cleared += 1
-        stats.gross_usd += gross_usd
-        stats.net_usd += net_usd
-        if self.options.keep_latencies:
-            stats.latency_cleared_ms.append(close_ms - flows.time_ms)
-        if netted.refused is not None:
-            self._unwind_unheld(state, netted.refused, out)
-
-    def _unwind_unheld(self, state: BatchState, refused: PostResult, out: StepBuilder) -> None:
-        """A batch the ledger cannot hold (docs/LIMITS.md) is unwound as it clears: no anchor,
-        its flows settle gross on L1 (each of which fits the ledger on its own)."""
-        at_ms = state.cleared_at_ms
-        outcomes.refused(self, out, f"hold of batch {state.batch_id}", refused, at_ms)
-        state.state = states.BatchState.UNWOUND.label
-        reason = f"ledger refused the batch's hold ({refused.name}): settling gross on L1"
-        out.emit(BatchUnwound(state.batch_id, at_ms, reason))
-        self.stats.batches_unwound += 1
-        l1.submit(self, state.flows, model_ids.unwound_origin(state.batch_id), out, submitted_ms=at_ms)
-
-    def _post_hold(
-        self, hold_id: str, batch_id: str, k: int, result: NetResult, at_ms: int, timeout_ms: int | None
-    ) -> PostResult | None:
-        """Pending entry: debtors' available → pool settlement → creditors' in-flight; the
-        ledger's refusal if it does not fit (None when placed)."""
-        participant, asset, net = result.instructions()
-        debtor = net < 0
-        accounts = np.concatenate(
-            [
-                self.acct_available[participant[debtor], asset[debtor]],
-                self.acct_l2[k][asset[debtor]],
-                self.acct_l2[k][asset[~debtor]],
-                self.acct_inflight[participant[~debtor], asset[~debtor]],
-            ]
-        )
-        amounts = np.concatenate([net[debtor], -net[debtor], -net[~debtor], net[~debtor]])
-        if len(amounts) == 0:
-            return None  # flows that cancel out exactly (fee-free payments back and forth): nothing to hold
-        timeout_at = None if timeout_ms is None else at_ms + timeout_ms
-        return outcomes.try_post(
-            self, JournalEntry(hold_id, "l2_hold", at_ms, accounts, amounts, True, timeout_at, batch_id)
-        )
-
-    def _submit_anchor(self, state: BatchState, at_ms: int, out: StepBuilder) -> None:
-        tx_id = model_ids.anchor_tx_id(state.batch_id, state.attempts)
-        self.anchor_txs[tx_id] = state.batch_id
-        out.submissions.append(TxSubmission(tx_id, "anchor", state.batch_id, state.root, at_ms))
-        self.stats.anchors_submitted += 1
-
     # ------------------------------------------------------------------ chain events
     def _apply_chain(self, entry: LogEntry, out: StepBuilder) -> None:
         self.chain_epoch += 1
@@ -780,7 +620,7 @@ class Engine(EngineState):
             parts = [f for f in self.open_parts[p] if f.batch_seq[0] == s]
             self.open_parts[p] = [f for f in self.open_parts[p] if f.batch_seq[0] != s]
             closing.append((p, s, int(close_at[c]), Flows.concat(parts) if parts else Flows.empty()))
-        self._close_batches(closing, out)
+        clearing.close_batches(self, closing, out)
         for batch_id in sorted(self.pending):
             self._advance_batch(self.pending[batch_id], out)
         for group_id in sorted(self.l1_groups):
@@ -820,7 +660,7 @@ class Engine(EngineState):
         else:
             state.attempts += 1
             state.last_submit_ms = chain_now
-            self._submit_anchor(state, chain_now, out)
+            clearing.submit_anchor(self, state, chain_now, out)
             out.emit(BatchResubmitted(state.batch_id, chain_now, state.attempts))
 
     def _finalize_batch(self, state: BatchState, final_ms: int, out: StepBuilder) -> None:
@@ -1133,14 +973,3 @@ def _mark(
     fresh = mask & (reject == 0)
     reject[fresh] = code
     where[fresh] = field_index
-
-
-def _unnetted(config: ClearingConfig, flows: Flows, house: int) -> NetResult:
-    """The figures of a batch too big to net in int64 (it is settled gross on L1): no net
-    positions, and the gross per asset summed exactly and capped at the int64 maximum."""
-    _, _, asset, amount, _ = flows.legs(house)
-    assets = len(config.assets)
-    gross = np.array(
-        [min(sum(amount[asset == a].tolist()), int(_INT64_MAX)) for a in range(assets)], dtype=np.int64
-    )
-    return empty_result(config.participant_count, gross)
