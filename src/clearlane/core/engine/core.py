@@ -25,6 +25,7 @@ import pyarrow.compute as pc
 from clearlane.core.config.model import ClearingConfig
 from clearlane.core.engine import (
     adjust,
+    batches,
     clearing,
     collateral,
     kernel,
@@ -61,10 +62,6 @@ from clearlane.core.engine.state import (
 )
 from clearlane.core.engine.step import StepBuilder, fold_effects
 from clearlane.core.escrow import EscrowView
-from clearlane.core.ledger import (
-    JournalEntry,
-    PostResult,
-)
 from clearlane.core.model import ids as model_ids
 from clearlane.core.model import states
 from clearlane.core.model.chain import BlockProduced, ChainReorg, event_from_dict
@@ -72,10 +69,7 @@ from clearlane.core.model.codes import Reject, RejectCode
 from clearlane.core.model.events import (
     Alert,
     BatchAnchored,
-    BatchFinal,
     BatchReorged,
-    BatchResubmitted,
-    BatchUnwound,
     HoldExpired,
     Step,
     TradeRecords,
@@ -95,7 +89,6 @@ from clearlane.core.model.states import TradeState
 from clearlane.core.money import DecimalError, parse_decimal
 
 _POW10 = np.array([10**k for k in range(19)], dtype=np.int64)
-_NEVER = 1 << 62  # "no time": a quiet batch waits for the next chain entry
 _INT64_MAX = np.iinfo(np.int64).max
 
 
@@ -622,98 +615,13 @@ class Engine(EngineState):
             closing.append((p, s, int(close_at[c]), Flows.concat(parts) if parts else Flows.empty()))
         clearing.close_batches(self, closing, out)
         for batch_id in sorted(self.pending):
-            self._advance_batch(self.pending[batch_id], out)
+            batches.advance(self, self.pending[batch_id], out)
         for group_id in sorted(self.l1_groups):
             l1.advance(self, self.l1_groups[group_id], out)
         # Holds guard the anchor deadline, so they expire on observed chain time too.
         for entry_id in self.ledger.expire(self.chain_seen_ms):
             out.emit(HoldExpired(entry_id, self.chain_seen_ms))
         self.escrows.advance(now, out)
-
-    def _advance_batch(self, state: BatchState, out: StepBuilder) -> None:
-        now = self.now_ms
-        epoch = self.chain_epoch
-        if self.options.quiet_skip and state.quiet_epoch == epoch and now < state.quiet_until:
-            return
-        chain_now = self.chain_seen_ms
-        pool = self.config.pools[state.pool]
-        if state.anchor_height >= 0:
-            confirm_height = state.anchor_height + pool.confirmations - 1
-            confirm_ms = self.block_ms.get(confirm_height)
-            if confirm_ms is None or confirm_height > self.tip_height:
-                state.quiet_epoch, state.quiet_until = epoch, _NEVER
-                return
-            final_ms = max(confirm_ms, state.anchored_at_ms + pool.challenge_window_ms)
-            if now >= final_ms:
-                self._finalize_batch(state, final_ms, out)
-            else:
-                state.quiet_epoch, state.quiet_until = epoch, final_ms
-            return
-        if (
-            chain_now >= state.cleared_at_ms + pool.anchor_deadline_ms
-            and pool.on_anchor_deadline == "unwind_to_l1"
-        ):
-            self._unwind_batch(state, max(now, chain_now), out)
-            return
-        if chain_now < state.last_submit_ms + pool.anchor_resubmit_ms:
-            state.quiet_epoch, state.quiet_until = epoch, _NEVER
-        else:
-            state.attempts += 1
-            state.last_submit_ms = chain_now
-            clearing.submit_anchor(self, state, chain_now, out)
-            out.emit(BatchResubmitted(state.batch_id, chain_now, state.attempts))
-
-    def _finalize_batch(self, state: BatchState, final_ms: int, out: StepBuilder) -> None:
-        result = (
-            self.ledger.post_pending(state.hold_entry_id, final_ms) if len(state.net_minor) else PostResult.OK
-        )
-        if result not in (PostResult.OK, PostResult.ALREADY_POSTED):
-            raise EngineError(f"could not post hold {state.hold_entry_id}: {result.name}")
-        participant, asset_i, value = state.net_participant, state.net_asset, state.net_minor
-        credit = value > 0
-        accounts = np.concatenate(
-            [
-                self.acct_inflight[participant[credit], asset_i[credit]],
-                self.acct_available[participant[credit], asset_i[credit]],
-            ]
-        )
-        amounts = np.concatenate([-value[credit], value[credit]])
-        if len(accounts):
-            release = JournalEntry(
-                model_ids.l2_release_entry_id(state.batch_id),
-                "l2_release",
-                final_ms,
-                accounts,
-                amounts,
-                False,
-                None,
-                state.batch_id,
-            )
-            refused = outcomes.try_post(self, release)
-            if refused is not None:
-                # The batch is final; its creditors' funds stay in their in-flight accounts.
-                outcomes.refused(self, out, f"release of final batch {state.batch_id}", refused, final_ms)
-        state.state = states.BatchState.FINAL.label
-        del self.pending[state.batch_id]
-        collateral.hold_exposure(self, state, -1)
-        self.final_batch_txs[state.anchor_tx] = state.batch_id
-        out.emit(BatchFinal(state.batch_id, final_ms))
-        self.stats.batches_final += 1
-        if self.options.keep_latencies:
-            self.stats.latency_l2_final_ms.append(final_ms - state.flows.time_ms)
-
-    def _unwind_batch(self, state: BatchState, at_ms: int, out: StepBuilder) -> None:
-        result = (
-            self.ledger.void_pending(state.hold_entry_id, at_ms) if len(state.net_minor) else PostResult.OK
-        )
-        if result not in (PostResult.OK, PostResult.ALREADY_VOIDED, PostResult.EXPIRED):
-            raise EngineError(f"could not void hold {state.hold_entry_id}: {result.name}")
-        state.state = states.BatchState.UNWOUND.label
-        del self.pending[state.batch_id]
-        collateral.hold_exposure(self, state, -1)
-        out.emit(BatchUnwound(state.batch_id, at_ms, "anchor deadline missed: settling gross on L1"))
-        self.stats.batches_unwound += 1
-        l1.submit(self, state.flows, model_ids.unwound_origin(state.batch_id), out, submitted_ms=at_ms)
 
     # ------------------------------------------------------------------ small events
     def id_conflicts(self, table: pa.Table) -> list[Reject]:
