@@ -25,7 +25,7 @@ import pyarrow.compute as pc
 from clearlane.core.config.model import ClearingConfig
 from clearlane.core.engine import (
     adjust,
-    batches,
+    chain,
     clearing,
     collateral,
     kernel,
@@ -63,21 +63,15 @@ from clearlane.core.engine.state import (
 from clearlane.core.engine.step import StepBuilder, fold_effects
 from clearlane.core.escrow import EscrowView
 from clearlane.core.model import ids as model_ids
-from clearlane.core.model import states
-from clearlane.core.model.chain import BlockProduced, ChainReorg, event_from_dict
 from clearlane.core.model.codes import Reject, RejectCode
 from clearlane.core.model.events import (
     Alert,
-    BatchAnchored,
-    BatchReorged,
-    HoldExpired,
     Step,
     TradeRecords,
 )
 from clearlane.core.model.inputs import (
     LEDGER_ADJUSTMENT_KIND,
     MANUAL_SETTLEMENT_KIND,
-    ChainEvents,
     CollateralDeposit,
     CollateralWithdrawal,
     ConfigChange,
@@ -116,7 +110,7 @@ class Engine(EngineState):
         if handler is None:
             raise EngineError(f"log entry {entry.seq} has unknown kind {entry.kind!r}")
         handler(self, entry, out)
-        self._on_time(out)
+        chain.on_time(self, out)
         self.escrows.observe(out)
         step = out.build(self.ledger.drain_changes())
         self.applied_seq = entry.seq
@@ -508,121 +502,6 @@ class Engine(EngineState):
         # so it is booked on FEE2 and the payee pays none.
         return flows.with_(fee_buyer=np.where(is_payment, 0, fee_b), fee_seller=fee_s)
 
-    # ------------------------------------------------------------------ chain events
-    def _apply_chain(self, entry: LogEntry, out: StepBuilder) -> None:
-        self.chain_epoch += 1
-        self.chain_seen_ms = max(self.chain_seen_ms, entry.at_ms)
-        for raw in payload_of(entry, ChainEvents).events:
-            event = event_from_dict(raw)
-            if isinstance(event, BlockProduced):
-                self._on_block(event, out)
-            elif isinstance(event, ChainReorg):
-                self._on_reorg(event, out)
-
-    def _on_block(self, block: BlockProduced, out: StepBuilder) -> None:
-        self.block_ms[block.height] = block.at_ms
-        self.tip_height = max(self.tip_height, block.height)
-        self.now_ms = max(self.now_ms, block.at_ms)
-        touched: set[str] = set()
-        for tx_id in block.tx_ids:
-            batch_id = self.anchor_txs.get(tx_id)
-            if batch_id is not None:
-                state = self.pending.get(batch_id)
-                if state is not None and state.anchor_height < 0:
-                    state.anchor_tx, state.anchor_height, state.anchored_at_ms = (
-                        tx_id,
-                        block.height,
-                        block.at_ms,
-                    )
-                    state.state = states.BatchState.ANCHORED.label
-                    out.emit(BatchAnchored(batch_id, block.at_ms, tx_id, block.height, block.block_hash))
-                continue
-            where = self.l1_txs.get(tx_id)
-            if where is not None:
-                group = self.l1_groups[where[0]]
-                if group.included_height[where[1]] < 0:
-                    group.included_height[where[1]] = block.height
-                    group.included_ms[where[1]] = block.at_ms
-                    touched.add(where[0])
-        for group_id in sorted(touched):
-            out.l1_group(group_id, self.l1_groups[group_id].to_table())
-
-    def _on_reorg(self, reorg: ChainReorg, out: StepBuilder) -> None:
-        for height in reorg.orphaned_heights:
-            self.block_ms.pop(height, None)
-        self.tip_height = reorg.fork_height
-        touched: set[str] = set()
-        for tx_id in reorg.orphaned_tx_ids:
-            batch_id = self.anchor_txs.get(tx_id) or ""
-            state = self.pending.get(batch_id)
-            if state is not None and state.anchor_tx == tx_id:
-                state.anchor_tx, state.anchor_height, state.anchored_at_ms = "", -1, -1
-                state.state = states.BatchState.CLEARED.label
-                # Re-arm the resubmission clock: the reorged tx may or may not come back.
-                state.last_submit_ms = reorg.at_ms
-                self.stats.reorged_anchors += 1
-                out.emit(BatchReorged(batch_id, reorg.at_ms, tx_id, reorg.fork_height))
-                continue
-            if tx_id in self.final_batch_txs:
-                alert = f"final batch {self.final_batch_txs[tx_id]} anchor {tx_id} reorged out"
-                self.stats.alerts.append(alert)
-                out.emit(Alert(alert, reorg.at_ms))
-                continue
-            where = self.l1_txs.get(tx_id)
-            if where is not None:
-                group = self.l1_groups.get(where[0])
-                if group is not None and group.final_ms[where[1]] < 0:
-                    group.included_height[where[1]] = -1
-                    group.included_ms[where[1]] = -1
-                    group.submitted_ms[where[1]] = reorg.at_ms
-                    touched.add(where[0])
-        for group_id in sorted(touched):
-            out.l1_group(group_id, self.l1_groups[group_id].to_table())
-
-    # ------------------------------------------------------------------ time
-    def _on_time(self, out: StepBuilder) -> None:
-        """Everything that happens because time passed: closes, finality, retries, unwinds."""
-        now = self.now_ms
-        cfg = self.config
-        k = len(cfg.pools)
-        close_pool = np.zeros(k, dtype=np.int64)
-        close_seq = np.zeros(k, dtype=np.int64)
-        close_at = np.zeros(k, dtype=np.int64)
-        close_reason = np.zeros(k, dtype=np.int64)
-        closes = kernel.close_due(
-            now,
-            self.pos,
-            self.debit,
-            self.debit_total,
-            self.touched,
-            self.touched_n,
-            self.open_at,
-            self.count,
-            self.seq,
-            self.window_ms,
-            close_pool,
-            close_seq,
-            close_at,
-            close_reason,
-        )
-        if closes:
-            self.pos_digest.touch(close_pool[:closes])
-        closing: list[tuple[int, int, int, Flows]] = []
-        for c in range(closes):
-            p, s = int(close_pool[c]), int(close_seq[c])
-            parts = [f for f in self.open_parts[p] if f.batch_seq[0] == s]
-            self.open_parts[p] = [f for f in self.open_parts[p] if f.batch_seq[0] != s]
-            closing.append((p, s, int(close_at[c]), Flows.concat(parts) if parts else Flows.empty()))
-        clearing.close_batches(self, closing, out)
-        for batch_id in sorted(self.pending):
-            batches.advance(self, self.pending[batch_id], out)
-        for group_id in sorted(self.l1_groups):
-            l1.advance(self, self.l1_groups[group_id], out)
-        # Holds guard the anchor deadline, so they expire on observed chain time too.
-        for entry_id in self.ledger.expire(self.chain_seen_ms):
-            out.emit(HoldExpired(entry_id, self.chain_seen_ms))
-        self.escrows.advance(now, out)
-
     # ------------------------------------------------------------------ small events
     def id_conflicts(self, table: pa.Table) -> list[Reject]:
         """The id conflicts (116) a trade chunk already in the log met when it was applied,
@@ -829,7 +708,7 @@ _HANDLERS: dict[str, Callable[[Engine, LogEntry, StepBuilder], None]] = {
     "price_mark": collateral.apply_mark,
     "config_change": Engine._apply_config,
     "tick": Engine._apply_tick,
-    "chain": Engine._apply_chain,
+    "chain": chain.apply_chain,
     "escrow": Engine._apply_escrow,
     MANUAL_SETTLEMENT_KIND: Engine._apply_manual,
     LEDGER_ADJUSTMENT_KIND: Engine._apply_adjustment,
