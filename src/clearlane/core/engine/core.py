@@ -26,10 +26,9 @@ from clearlane.core.config.model import ClearingConfig
 from clearlane.core.engine import (
     adjust,
     chain,
-    clearing,
     collateral,
-    kernel,
     l1,
+    lanes,
     limits,
     manual,
     outcomes,
@@ -43,7 +42,6 @@ from clearlane.core.engine.dedup import (
 )
 from clearlane.core.engine.escrows import EscrowStage, Payout, escrow_action_of
 from clearlane.core.engine.flows import FLOW_PAYMENT, FLOW_TRADE, Flows
-from clearlane.core.engine.routing import route
 from clearlane.core.engine.state import (
     HOUSE_LANE,
     I64,
@@ -67,7 +65,6 @@ from clearlane.core.model.codes import Reject, RejectCode
 from clearlane.core.model.events import (
     Alert,
     Step,
-    TradeRecords,
 )
 from clearlane.core.model.inputs import (
     LEDGER_ADJUSTMENT_KIND,
@@ -79,7 +76,6 @@ from clearlane.core.model.inputs import (
     ManualSettlement,
     Payment,
 )
-from clearlane.core.model.states import TradeState
 from clearlane.core.money import DecimalError, parse_decimal
 
 _POW10 = np.array([10**k for k in range(19)], dtype=np.int64)
@@ -181,7 +177,8 @@ class Engine(EngineState):
             if hints.null_count < n
             else np.full(n, None, dtype=object)
         )
-        self._clear_flows(
+        lanes.clear_flows(
+            self,
             flows,
             reject,
             reject_field,
@@ -249,197 +246,6 @@ class Engine(EngineState):
             np.array([*quote_of, -1], dtype=np.int32)[codes],
         )
 
-    def _clear_flows(
-        self,
-        flows: Flows,
-        reject: npt.NDArray[np.int16],
-        reject_field: npt.NDArray[np.int8],
-        dup: npt.NDArray[np.bool_],
-        hints: npt.NDArray[np.object_],
-        out: StepBuilder,
-        *,
-        field_names: tuple[str, ...],
-        reasons: dict[int, str] | None = None,
-    ) -> None:
-        """Route, check liquidity, batch, record: the shared path of trades and payments
-        (``reasons``: per-row reject reasons that differ from the code's usual one)."""
-        cfg = self.config
-        live = (reject == 0) & ~dup
-        mark_minor = collateral.mark_per_minor(self)
-        notional_usd = flows.quote_amt * mark_minor[flows.quote]
-        notional_usd = np.where(flows.kind == FLOW_PAYMENT, flows.qty * mark_minor[flows.base], notional_usd)
-        pool, rule = route(
-            cfg,
-            buyer=flows.buyer,
-            seller=flows.seller,
-            kind=flows.kind,
-            notional_usd=notional_usd,
-            lane_hint=hints,
-            kinds_by_participant=self.kinds,
-            opt_out=self.opt_out,
-        )
-        if cfg.l2_halted:  # the monitor's policy (a logged config change): gross on L1
-            halted = np.array([a.code in cfg.l2_halted for a in cfg.assets], dtype=np.bool_)
-            stopped = (pool >= 0) & (halted[flows.base] | halted[flows.quote])
-            pool = np.where(stopped, -1, pool).astype(np.int32)
-            rule = np.where(stopped, len(cfg.routing) + 1, rule).astype(np.int16)
-        pool = np.where(live, pool, -1).astype(np.int32)
-        flows = self._with_fees(flows.with_(pool=pool))
-        out_seq, out_breach, closed = self._assign(flows, mark_minor)
-        if out_breach.any():
-            self.stats.liquidity_diverted += int(out_breach.sum())
-            if cfg.liquidity_breach == "reject":
-                reject[out_breach] = RejectCode.LIQUIDITY_EXCEEDED
-                live &= ~out_breach
-            pool = np.where(out_breach, -1, pool).astype(np.int32)
-            flows = self._with_fees(flows.with_(pool=pool))
-        flows = flows.with_(batch_seq=out_seq)
-        self._close_and_park(flows, live & (pool >= 0), closed, out)
-
-        l1_rows = np.flatnonzero(live & (pool < 0))
-        l1_group = l1.submit(self, flows.take(l1_rows), "routed", out) if len(l1_rows) else None
-        rule_code = np.where(rule >= 0, rule, 0).astype(np.int32)
-        if out_breach.any() and cfg.liquidity_breach != "reject":
-            rule_code[out_breach] = len(cfg.routing)
-        records = self._records(flows, reject, dup, live, rule_code, notional_usd, l1_group, l1_rows)
-        out.records.append(TradeRecords(records))
-        for lane_name, m in (("L2", live & (pool >= 0)), ("L1", live & (pool < 0))):
-            self.stats.bump(self.stats.flows_by_lane, lane_name, int(m.sum()))
-        self.stats.duplicates += int(dup.sum())
-        out.duplicates += int(dup.sum())
-        for i in np.flatnonzero(reject != 0).tolist():
-            code = RejectCode(int(reject[i]))
-            self.stats.bump(self.stats.rejects_by_code, code.slug)
-            field_name = field_names[int(reject_field[i])]
-            reason = (reasons or {}).get(i) or _REASONS.get(code, code.slug)
-            out.reject(Reject(code, field_name, reason, None, flows.ids[i].as_py()))
-
-    def _assign(
-        self, flows: Flows, mark_minor: npt.NDArray[np.float64]
-    ) -> tuple[I64, npt.NDArray[np.bool_], list[tuple[int, int, int]]]:
-        """Run the batching kernel over the live L2 rows (``flows.pool >= 0``): per row its batch
-        seq and whether it breached its liquidity limit, and the batches it closed in order
-        as ``(pool, seq, close time)``."""
-        n = len(flows)
-        kernel_pool = flows.pool
-        out_seq = np.full(n, -1, dtype=np.int64)
-        out_breach = np.zeros(n, dtype=np.bool_)
-        cap = n + len(self.config.pools) + 1
-        close_pool = np.zeros(cap, dtype=np.int64)
-        close_seq = np.zeros(cap, dtype=np.int64)
-        close_at = np.zeros(cap, dtype=np.int64)
-        close_reason = np.zeros(cap, dtype=np.int64)
-        closes = kernel.assign_batches(
-            flows.time_ms,
-            kernel_pool,
-            flows.buyer,
-            flows.seller,
-            flows.base,
-            flows.quote,
-            flows.qty,
-            flows.quote_amt,
-            flows.fee_buyer,
-            flows.fee_seller,
-            self.house,
-            mark_minor,
-            collateral.limits_usd(self, mark_minor),
-            True,
-            self.pos,
-            self.debit,
-            self.debit_total,
-            self.touched,
-            self.touched_n,
-            self.open_at,
-            self.count,
-            self.seq,
-            self.window_ms,
-            self.size_max,
-            out_seq,
-            out_breach,
-            close_pool,
-            close_seq,
-            close_at,
-            close_reason,
-        )
-        self.pos_digest.touch(np.unique(np.concatenate([kernel_pool[kernel_pool >= 0], close_pool[:closes]])))
-        closed = [(int(close_pool[c]), int(close_seq[c]), int(close_at[c])) for c in range(closes)]
-        return out_seq, out_breach, closed
-
-    def _close_and_park(
-        self, flows: Flows, in_l2: npt.NDArray[np.bool_], closed: list[tuple[int, int, int]], out: StepBuilder
-    ) -> None:
-        """Close the batches the kernel closed, in order, then park the rest of the L2 rows as
-        parts of their pools' open batches."""
-        pool, batch_seq = flows.pool, flows.batch_seq
-        closing: list[tuple[int, int, int, Flows]] = []
-        for k, s, close_ms in closed:
-            rows = np.flatnonzero(in_l2 & (pool == k) & (batch_seq == s))
-            parts = [p for p in self.open_parts[k] if p.batch_seq[0] == s] + [flows.take(rows)]
-            self.open_parts[k] = [p for p in self.open_parts[k] if p.batch_seq[0] != s]
-            closing.append((k, s, close_ms, Flows.concat([p for p in parts if len(p)])))
-        clearing.close_batches(self, closing, out)
-        for k in range(len(self.config.pools)):
-            if self.open_at[k] >= 0:
-                rows = np.flatnonzero(in_l2 & (pool == k) & (batch_seq == self.seq[k]))
-                if len(rows):
-                    self.open_parts[k].append(flows.take(rows))
-
-    def _records(
-        self,
-        flows: Flows,
-        reject: npt.NDArray[np.int16],
-        dup: npt.NDArray[np.bool_],
-        live: npt.NDArray[np.bool_],
-        rule_code: npt.NDArray[np.int32],
-        notional_usd: npt.NDArray[np.float64],
-        l1_group: str | None,
-        l1_rows: I64,
-    ) -> pa.Table:
-        """Records of every row, rejected ones included (duplicates left out), for status
-        look-ups and the audit."""
-        n, cfg, pool = len(flows), self.config, flows.pool
-        state = np.full(n, TradeState.BATCHED, dtype=np.int8)
-        state[pool < 0] = TradeState.SUBMITTED
-        state[reject != 0] = TradeState.REJECTED
-        state[dup] = -1
-        pool_names = pa.array([p.id for p in cfg.pools], type=pa.string())
-        rule_names = pa.array(
-            [r.name for r in cfg.routing]
-            + ["liquidity: projected net debit above collateral + credit"]
-            + (["monitor: the asset's marks diverge, L2 halted"] if cfg.l2_halted else []),
-            type=pa.string(),
-        )
-        group_valid = np.zeros(n, dtype=np.bool_)
-        group_valid[l1_rows] = True
-        group = pa.array([l1_group or ""], type=pa.string())
-        lane_code = np.where(pool >= 0, 1, 0).astype(np.int32)
-        table = pa.table(
-            {
-                "flow_id": flows.ids,
-                "kind": pa.array(flows.kind),
-                "buyer": _dict(flows.buyer, self.participant_ids),
-                "seller": _dict(flows.seller, self.participant_ids),
-                "base": _dict(flows.base, self.asset_codes),
-                "quote": _dict(flows.quote, self.asset_codes),
-                "qty_minor": flows.qty,
-                "quote_minor": flows.quote_amt,
-                "fee_buyer_minor": flows.fee_buyer,
-                "fee_seller_minor": flows.fee_seller,
-                "notional_usd": np.round(notional_usd, 2),
-                "lane": _dict(lane_code, _LANES, valid=live),
-                "pool": _dict(np.maximum(pool, 0), pool_names, valid=live & (pool >= 0)),
-                "batch_seq": flows.batch_seq,
-                "route_rule": _dict(rule_code, rule_names, valid=live),
-                "l1_group": _dict(np.zeros(n, dtype=np.int32), group, valid=group_valid),
-                "executed_ms": flows.executed_ms,
-                "received_ms": flows.time_ms,
-                "state": state,
-                "reject_code": reject,
-                "exch_batch_id": flows.exch_batch,
-            }
-        )
-        return table.filter(pa.array(~dup))
-
     def liquidity(self) -> Liquidity:
         """The liquidity figures the policy judges by, at current marks (a read-only snapshot)."""
         return collateral.liquidity(self)
@@ -490,17 +296,6 @@ class Engine(EngineState):
     def next_escrow_deadline_ms(self) -> int | None:
         """The earliest escrow deadline still to fire (the runtime ticks until it has)."""
         return self.escrows.book.next_deadline_ms()
-
-    def _with_fees(self, flows: Flows) -> Flows:
-        """Fees per side: quote amount x tier rate x (1 - pool discount), rounded half to even."""
-        discount = np.where(flows.pool >= 0, self.discount_bp[np.maximum(flows.pool, 0)], 0)
-        is_payment = flows.kind == FLOW_PAYMENT
-        amount = np.where(is_payment, flows.qty, flows.quote_amt)
-        fee_b = limits.fee(amount, self.fee_cbps[flows.buyer], discount)
-        fee_s = limits.fee(amount, self.fee_cbps[flows.seller], discount)
-        # A payment has one fee, the payer's: the payer is the "seller" column (leg A's payer),
-        # so it is booked on FEE2 and the payee pays none.
-        return flows.with_(fee_buyer=np.where(is_payment, 0, fee_b), fee_seller=fee_s)
 
     # ------------------------------------------------------------------ small events
     def id_conflicts(self, table: pa.Table) -> list[Reject]:
@@ -578,8 +373,8 @@ class Engine(EngineState):
             exch_batch=pa.array([None], type=pa.string()),
         )
         hint = np.array([payload.lane_hint], dtype=object)
-        self._clear_flows(
-            flows, reject, reject_field, dup, hint, out, field_names=_PAYMENT_FIELDS, reasons=reasons
+        lanes.clear_flows(
+            self, flows, reject, reject_field, dup, hint, out, field_names=_PAYMENT_FIELDS, reasons=reasons
         )
 
     def _apply_config(self, entry: LogEntry, out: StepBuilder) -> None:
@@ -643,7 +438,7 @@ class Engine(EngineState):
         )
         hints = np.full(n, None, dtype=object)
         fields = np.zeros(n, dtype=np.int8)
-        self._clear_flows(flows, reject, fields, dup, hints, out, field_names=_PAYMENT_FIELDS)
+        lanes.clear_flows(self, flows, reject, fields, dup, hints, out, field_names=_PAYMENT_FIELDS)
 
     def _apply_manual(self, entry: LogEntry, out: StepBuilder) -> None:
         """An operator's off-system settlement of an L1 obligation (engine/manual.py)."""
@@ -718,30 +513,10 @@ _HANDLERS: dict[str, Callable[[Engine, LogEntry, StepBuilder], None]] = {
 }
 _TRADE_FIELDS = ("-", "buyer", "seller", "symbol", "quantity", "price")
 _PAYMENT_FIELDS = ("-", "payer", "payee", "asset", "amount", "amount")
-_REASONS = {
-    RejectCode.UNKNOWN_PARTICIPANT: "not a configured participant",
-    RejectCode.UNKNOWN_SYMBOL: "not BASE/QUOTE of two configured assets",
-    RejectCode.SELF_TRADE: "buyer and seller (payer and payee) are the same participant",
-    RejectCode.PRECISION_EXCEEDED: "more decimals than the asset's scale",
-    RejectCode.NON_POSITIVE: "quantity x price rounds to zero quote units",
-    RejectCode.AMOUNT_OVERFLOW: "quantity x price does not fit 64-bit minor units",
-    RejectCode.LIQUIDITY_EXCEEDED: "projected L2 net debit above collateral + credit limit",
-}
 _OVER_LIMIT_REASON = (
     "quantity + quote amount + fees exceed the ledger's per-flow limit "
     f"({limits.FLOW_GROSS_MAX_MINOR} minor units, docs/LIMITS.md)"
 )
-
-
-_LANES = pa.array(["L1", "L2"], type=pa.string())
-
-
-def _dict(
-    codes: npt.NDArray[np.integer], names: pa.Array, valid: npt.NDArray[np.bool_] | None = None
-) -> pa.Array:
-    """A dictionary-encoded string column (indices into ``names``; null where not ``valid``)."""
-    mask = None if valid is None else ~valid
-    return pa.DictionaryArray.from_arrays(pa.array(codes.astype(np.int32), mask=mask), names)
 
 
 def _col(table: pa.Table, name: str) -> I64:
