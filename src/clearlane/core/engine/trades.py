@@ -34,6 +34,7 @@ _OVER_LIMIT_REASON = (
 
 
 def apply_trades(engine: EngineState, entry: LogEntry, out: StepBuilder) -> None:
+    """A chunk of trades (Arrow): validated per row, deduplicated, cleared through the lanes."""
     table = payload_of(entry, pa.Table)
     n = table.num_rows
     if n == 0:
@@ -51,23 +52,9 @@ def apply_trades(engine: EngineState, entry: LogEntry, out: StepBuilder) -> None
     ok_idx = (buyer >= 0) & (seller >= 0) & (base >= 0)
     safe_base = np.where(ok_idx, base, 0)
     safe_quote = np.where(ok_idx, quote, 0)
-    base_scale = engine.scales[safe_base]
-    quote_scale = engine.scales[safe_quote]
-
-    qty_m = _col(table, "qty_mantissa")
-    qty_e = _col(table, "qty_exp").astype(np.int64)
-    price_m = _col(table, "price_mantissa")
-    price_e = _col(table, "price_exp").astype(np.int64)
-    _mark(reject, reject_field, (qty_e > base_scale) | (qty_m <= 0), RejectCode.PRECISION_EXCEEDED, 4)
-    _mark(reject, reject_field, price_m <= 0, RejectCode.NON_POSITIVE, 5)
-    shift = np.clip(base_scale - qty_e, 0, 18)
-    # The edge refuses a quantity whose minor units do not fit int64; a logged one must not
-    # wrap around here either.
-    _mark(reject, reject_field, qty_m > _INT64_MAX // _POW10[shift], RejectCode.AMOUNT_OVERFLOW, 4)
-    qty = np.where(reject == 0, qty_m, 0) * _POW10[shift]
-    quote_amt, too_big = limits.quote_amount(qty, price_m, quote_scale - base_scale - price_e)
-    _mark(reject, reject_field, too_big, RejectCode.AMOUNT_OVERFLOW, 5)
-    _mark(reject, reject_field, quote_amt <= 0, RejectCode.NON_POSITIVE, 5)
+    qty, quote_amt = _amounts(
+        table, reject, reject_field, engine.scales[safe_base], engine.scales[safe_quote]
+    )
     over_limit = mark_over_limit(engine, reject, reject_field, qty, quote_amt, buyer, seller)
     received = np.maximum.accumulate(np.maximum(_col(table, "received_at_ms"), engine.now_ms))
 
@@ -90,24 +77,56 @@ def apply_trades(engine: EngineState, entry: LogEntry, out: StepBuilder) -> None
         batch_seq=np.full(n, -1, dtype=np.int64),
         exch_batch=table.column("exch_batch_id").combine_chunks(),
     )
-    hints = table.column("lane_hint").combine_chunks()
-    hint_values = (
-        hints.dictionary_decode().to_numpy(zero_copy_only=False)
-        if hints.null_count < n
-        else np.full(n, None, dtype=object)
-    )
     lanes.clear_flows(
         engine,
         flows,
         reject,
         reject_field,
         dup,
-        hint_values,
+        _lane_hints(table),
         out,
         field_names=_TRADE_FIELDS,
         reasons=dict.fromkeys(np.flatnonzero(over_limit).tolist(), _OVER_LIMIT_REASON),
     )
     engine.now_ms = max(engine.now_ms, int(received[-1]))
+
+
+def _amounts(
+    table: pa.Table,
+    reject: npt.NDArray[np.int16],
+    reject_field: npt.NDArray[np.int8],
+    base_scale: I64,
+    quote_scale: I64,
+) -> tuple[I64, I64]:
+    """Quantity and quote amount in minor units (zero on rows already failed), marking rows whose
+    decimals exceed the scale, that are not positive or that do not fit int64."""
+    qty_m = _col(table, "qty_mantissa")
+    qty_e = _col(table, "qty_exp").astype(np.int64)
+    price_m = _col(table, "price_mantissa")
+    price_e = _col(table, "price_exp").astype(np.int64)
+    _mark(reject, reject_field, (qty_e > base_scale) | (qty_m <= 0), RejectCode.PRECISION_EXCEEDED, 4)
+    _mark(reject, reject_field, price_m <= 0, RejectCode.NON_POSITIVE, 5)
+    shift = np.clip(base_scale - qty_e, 0, 18)
+    # The edge refuses a quantity whose minor units do not fit int64; a logged one must not
+    # wrap around here either.
+    _mark(reject, reject_field, qty_m > _INT64_MAX // _POW10[shift], RejectCode.AMOUNT_OVERFLOW, 4)
+    qty = np.where(reject == 0, qty_m, 0) * _POW10[shift]
+    quote_amt, too_big = limits.quote_amount(qty, price_m, quote_scale - base_scale - price_e)
+    _mark(reject, reject_field, too_big, RejectCode.AMOUNT_OVERFLOW, 5)
+    _mark(reject, reject_field, quote_amt <= 0, RejectCode.NON_POSITIVE, 5)
+    return qty, quote_amt
+
+
+def _lane_hints(table: pa.Table) -> npt.NDArray[np.object_]:
+    """Each row's lane hint (None where absent) as Python values for the router."""
+    n = table.num_rows
+    hints = table.column("lane_hint").combine_chunks()
+    hint_values: npt.NDArray[np.object_] = (
+        hints.dictionary_decode().to_numpy(zero_copy_only=False)
+        if hints.null_count < n
+        else np.full(n, None, dtype=object)
+    )
+    return hint_values
 
 
 def mark_over_limit(
