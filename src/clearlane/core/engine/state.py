@@ -86,7 +86,7 @@ class BatchState:
     anchor_height: int = -1
     anchored_at_ms: int = -1
     state: str = states.BatchState.CLEARED.label
-    # Set by _advance_batch when it did nothing: it will do nothing again until the chain epoch
+    # Set by batches.advance when it did nothing: it will do nothing again until the chain epoch
     # changes or engine time reaches ``quiet_until`` (not state: it only skips no-op calls).
     quiet_epoch: int = -1
     quiet_until: int = -1
@@ -104,7 +104,7 @@ class L1Group:
     included_height: I64
     included_ms: I64
     final_ms: I64
-    quiet_epoch: int = -1  # as BatchState.quiet_epoch (_advance_l1 did nothing in this epoch)
+    quiet_epoch: int = -1  # as BatchState.quiet_epoch (l1.advance did nothing in this epoch)
 
     def open_rows(self) -> int:
         return int(np.count_nonzero(self.final_ms < 0))
@@ -299,8 +299,8 @@ class EngineState:
         # observed, never on trade time: "not included by X" is only known once blocks up to X
         # have been seen.
         self.chain_seen_ms = 0
-        # Bumped by every chain entry and configuration change: what _advance_batch and
-        # _advance_l1 depend on besides engine time. Steps between chain entries skip batches
+        # Bumped by every chain entry and configuration change: what batches.advance and
+        # l1.advance depend on besides engine time. Steps between chain entries skip batches
         # and L1 groups whose last walk was a no-op (identical results, ~4 ms less a step with
         # ~1,200 batches in a challenge window).
         self.chain_epoch = 0
