@@ -26,7 +26,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from clearlane.adapters.embedded import open_runner
+from clearlane.adapters.embedded import open_node
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "src" / "clearlane" / "core" / "config" / "example.toml"
@@ -56,7 +56,7 @@ def bench_proofs(flows: int, n: int) -> None:
     )
     config.write_text(text)
     db = work / "proofs.db"
-    runner = open_runner(db, config)
+    node = open_node(db, config)
     started = time.perf_counter()
     chunk_rows = 65_536
     for first in range(0, flows, chunk_rows):
@@ -83,10 +83,10 @@ def bench_proofs(flows: int, n: int) -> None:
         table = pa.Table.from_arrays(
             [columns[f.name].cast(f.type) for f in TRADE_CHUNK_SCHEMA], schema=TRADE_CHUNK_SCHEMA
         )
-        runner.submit("trades", table, T0 + first, f"bench-{first}")
-    runner.advance_chain(T0 + flows + 1)
-    runner.settle_until_quiet()
-    runner.close()
+        node.submit("trades", table, T0 + first, f"bench-{first}")
+    node.advance(T0 + flows + 1)
+    node.settle_until_quiet()
+    node.close()
     print(f"cleared {flows:,} trades into one batch in {time.perf_counter() - started:.1f} s")
 
     store = Store.open(db, create=False)
@@ -162,26 +162,26 @@ def bench_overhead(trades: int, workdir: Path) -> None:
     db = workdir / "bench-audit.db"
     for suffix in ("", "-wal", "-shm"):
         Path(str(db) + suffix).unlink(missing_ok=True)
-    runner = open_runner(db, day / "config.toml")
+    node = open_node(db, day / "config.toml")
     import pyarrow.parquet as pq
 
     wall, total = time.perf_counter(), time.process_time()
     first = pq.ParquetFile(day / "trades.parquet").read_row_group(0, columns=["executed_at"])
-    runner.clear_batches(
-        iter_input(day / "deposits.jsonl", runner.config),
+    node.clear_batches(
+        iter_input(day / "deposits.jsonl", node.config),
         source="deposits",
         events_at_ms=int(first.column(0)[0].as_py()),
     )
-    runner.clear_batches(
-        iter_input(day / "trades.parquet", runner.config, chunk_rows=runner.config.trade_chunk_rows_max),
+    node.clear_batches(
+        iter_input(day / "trades.parquet", node.config, chunk_rows=node.config.trade_chunk_rows_max),
         source="bench",
     )
-    runner.settle_until_quiet()
+    node.settle_until_quiet()
     total = time.process_time() - total
     wall = time.perf_counter() - wall
     audit = sum(cpu.values())
-    steps = runner.engine.applied_seq
-    runner.close()
+    steps = node.engine.applied_seq
+    node.close()
     print(f"{trades:,} trades, {steps:,} log steps: {wall:.1f} s wall, {total:.1f} s CPU end to end")
     for label, seconds in cpu.items():
         print(f"  {label:<32} {seconds:7.3f} s CPU")

@@ -1,7 +1,7 @@
 """Dashboard benchmark: first render of every page with a big day loaded, and live updates under load.
 
 Part 1 (``--trades N``, default 10M): clears a generated day end to end into a database with
-the runner (as ``clearlane bench`` does; Parquet in ``--workdir``), then opens it as
+the node (as ``clearlane bench`` does; Parquet in ``--workdir``), then opens it as
 ``clearlane serve`` would (:func:`clearlane.adapters.http.server.build`: the runtime replays the log
 into the service's read model), serves it, and loads every page in Debian's headless Chromium
 (Playwright, in a child process) ``--repeat`` times, each in a fresh browser context; the
@@ -34,7 +34,7 @@ import numpy as np
 import psutil
 
 from clearlane.adapters.cli.demo import HttpServer
-from clearlane.adapters.embedded import open_runner
+from clearlane.adapters.embedded import open_node
 from clearlane.sim.generator import generate_day
 
 ARGS = [
@@ -83,22 +83,22 @@ def clear_day(
         return db, {"clear_s": float(done.read_text())}
     for suffix in ("", "-wal", "-shm"):
         Path(str(db) + suffix).unlink(missing_ok=True)
-    runner = open_runner(db, day_dir / "config.toml")
+    node = open_node(db, day_dir / "config.toml")
     started = time.perf_counter()
     import pyarrow.parquet as pq
 
     first = pq.ParquetFile(day_dir / "trades.parquet").read_row_group(0, columns=["executed_at"])
-    runner.clear_batches(
-        iter_input(day_dir / "deposits.jsonl", runner.config),
+    node.clear_batches(
+        iter_input(day_dir / "deposits.jsonl", node.config),
         source="deposits",
         events_at_ms=int(first.column(0)[0].as_py()),
     )
-    runner.clear_batches(
-        iter_input(day_dir / "trades.parquet", runner.config, chunk_rows=runner.config.trade_chunk_rows_max),
+    node.clear_batches(
+        iter_input(day_dir / "trades.parquet", node.config, chunk_rows=node.config.trade_chunk_rows_max),
         source="bench",
     )
-    runner.settle_until_quiet()
-    runner.close()
+    node.settle_until_quiet()
+    node.close()
     seconds = time.perf_counter() - started
     done.write_text(str(seconds))
     return db, {"clear_s": seconds}

@@ -30,7 +30,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from clearlane.adapters.embedded import EMBEDDED, open_memory_runner
+from clearlane.adapters.embedded import EMBEDDED, open_memory_node
 from clearlane.adapters.http.metrics import Metrics
 from clearlane.adapters.http.routes.monitoring import install_gauges, proof_verifier
 from clearlane.core.config import ClearingConfig, load_config
@@ -163,10 +163,10 @@ class MemoryOpener:
     ) -> tuple[ClearingConfig | None, None]:
         return (None if config_path is None else load_config(config_path)), None
 
-    def open_runner(self, db: str | Path, config_path: str | Path | None, **options: Any) -> Any:
+    def open_node(self, db: str | Path, config_path: str | Path | None, **options: Any) -> Any:
         if config_path is None:
             raise ValueError("a configuration is needed")
-        return open_memory_runner(config_path, keys=options.get("keys"), observer=options.get("observer"))
+        return open_memory_node(config_path, keys=options.get("keys"), observer=options.get("observer"))
 
 
 def replay(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:

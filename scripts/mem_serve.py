@@ -3,7 +3,7 @@
     .venv/bin/python scripts/mem_serve.py --trades 600000 --per-step 1000 --report-every 200000
 
 Drives a :class:`~clearlane.node.runtime.Runtime` exactly as its loop thread does (intake,
-``runner.submit`` of one ``trades`` step, receipts, chain polls), without HTTP and on a manual
+``node.submit`` of one ``trades`` step, receipts, chain polls), without HTTP and on a manual
 engine clock (``--per-step`` trades every ``--step-ms`` engine ms: 1,000 per 50 ms = 20,000/s).
 Every ``--report-every`` trades it prints the bytes held by each per-trade structure (NumPy
 ``nbytes`` / Arrow ``nbytes``), the process RSS, and with ``--tracemalloc`` the Python heap's
@@ -112,13 +112,13 @@ def _deep(obj: Any, depth: int = 0, seen: set[int] | None = None) -> int:
 def walk(rt: Any) -> dict[str, int]:
     out: dict[str, int] = {}
     roots = {
-        "engine": rt.runner.engine,
-        "auditor": rt.runner.auditor,
-        "chain": rt.runner.chain,
+        "engine": rt.node.engine,
+        "auditor": rt.node.auditor,
+        "chain": rt.node.chain,
         "rm": rt.readmodel,
-        "runner": rt.runner,
+        "node": rt.node,
         "bus": rt.bus,
-        "ledger": rt.runner.engine.ledger,
+        "ledger": rt.node.engine.ledger,
     }
     for name, root in roots.items():
         for attr, value in vars(root).items():
@@ -127,12 +127,12 @@ def walk(rt: Any) -> dict[str, int]:
 
 
 def components(rt: Any) -> dict[str, int]:
-    eng = rt.runner.engine
+    eng = rt.node.engine
     rm = rt.readmodel
     out: dict[str, int] = {}
     dedup = eng.seen_flow_ids
     out["engine.seen_flow_ids (hot tier)"] = int(dedup.nbytes())
-    archive = rt.runner.flow_archive
+    archive = rt.node.flow_archive
     if archive is not None:
         out["store flow-id archive (bloom, fences, pending)"] = archive.nbytes()
         out["store flow-id archive block reads (n)"] = archive.block_reads
@@ -179,7 +179,7 @@ def components(rt: Any) -> dict[str, int]:
     out["sqlite3_memory_used (page caches, all connections)"] = _sqlite_memory()
     out["malloc in use (mallinfo2 uordblks)"] = _malloc_in_use()
     out["gc objects (n)"] = len(gc.get_objects())
-    chain = rt.runner.chain
+    chain = rt.node.chain
     if chain is not None:
         out["chain (sim) objects"] = sum(
             len(v) for v in vars(chain).values() if isinstance(v, dict | list | set)
@@ -238,7 +238,7 @@ def main() -> None:
         data = d.model_dump(mode="json")
         data.pop("type", None)
         data.pop("v", None)
-        rt.runner.submit("collateral_deposit", data, clock.t)
+        rt.node.submit("collateral_deposit", data, clock.t)
     proc = psutil.Process()
     if args.tracemalloc:
         tracemalloc.start(5)
@@ -298,7 +298,7 @@ def main() -> None:
     )
     slow = np.argsort(st)[-8:]
     print("slowest steps (index: ms):", ", ".join(f"{i}: {st[i]:.0f}" for i in sorted(slow.tolist())))
-    rt.runner.close()
+    rt.node.close()
     sys.exit(0)
 
 

@@ -1,11 +1,11 @@
-"""A clearing process for the crash test: feeds a fixed input sequence through a Runner.
+"""A clearing process for the crash test: feeds a fixed input sequence through a Node.
 
 Every input has a source id, so a restarted process skips what was committed and continues
 with the same log an uninterrupted run writes. Prints the final state root.
 
-``pipelined`` as a fourth argument feeds the chunks through ``Runner.clear_batches`` (the bulk
+``pipelined`` as a fourth argument feeds the chunks through ``Node.clear_batches`` (the bulk
 path: a writer thread commits step N while the engine applies step N + 1, chain observations
-one chunk behind) instead of one ``submit`` + ``advance_chain`` per chunk.
+one chunk behind) instead of one ``submit`` + ``advance`` per chunk.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 
-from clearlane.adapters.embedded import open_runner
+from clearlane.adapters.embedded import open_node
 from tests.conftest import EXAMPLE_CONFIG, T0, chunk, trade
 
 PARTIES = ["MM-ALPHA", "MM-BETA", "BRK-NORTH", "RTL-0001", "RTL-0002", "CUST-VAULT"]
@@ -38,8 +38,8 @@ def inputs(chunks: int, rows: int) -> list[list[dict]]:
 def main() -> None:
     db, chunks, rows = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
     pipelined = sys.argv[4:] == ["pipelined"]
-    runner = open_runner(db, EXAMPLE_CONFIG)
-    runner.submit(
+    node = open_node(db, EXAMPLE_CONFIG)
+    node.submit(
         "collateral_deposit",
         {"deposit_id": "d1", "participant": "RTL-0001", "asset": "USD", "amount": "100000"},
         T0,
@@ -50,14 +50,14 @@ def main() -> None:
             SimpleNamespace(trades=SimpleNamespace(table=chunk(part)), events=[], rejects=[])
             for part in inputs(chunks, rows)
         ]
-        runner.clear_batches(batches, source="chunks")
+        node.clear_batches(batches, source="chunks")
     else:
         for c, part in enumerate(inputs(chunks, rows)):
-            runner.submit("trades", chunk(part), part[0]["received_at_ms"], f"chunk-{c}")
-            runner.advance_chain(part[-1]["received_at_ms"], f"chunk-{c}.chain")
-    runner.settle_until_quiet()
-    print(runner.engine.state_root())
-    runner.close()
+            node.submit("trades", chunk(part), part[0]["received_at_ms"], f"chunk-{c}")
+            node.advance(part[-1]["received_at_ms"], f"chunk-{c}.chain")
+    node.settle_until_quiet()
+    print(node.engine.state_root())
+    node.close()
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
 """Drivers go through the node's door: no adapter reads the engine (its arrays, its ledger, its
-private state) or reaches through the runtime to the runner's engine. What only the engine's
+private state) or reaches through the runtime to the node's engine. What only the engine's
 current state knows comes as snapshots from ``node/queries.py``; everything else from the
 projections (docs/ARCHITECTURE.md, DESIGN.md "No driver reads engine arrays")."""
 
@@ -11,11 +11,9 @@ from pathlib import Path
 import clearlane.adapters
 
 ADAPTERS = Path(clearlane.adapters.__file__).parent
-# ``runner.engine``, ``runtime.runner.engine``, ``rt.runner``: the engine or the runner behind a
+# ``node.engine``, ``runtime.node.engine``, ``rt.node``: the engine or the node behind a
 # runtime, read by a driver. (``store.engine`` in adapters/sql is SQLAlchemy's engine.)
-REACH = re.compile(
-    r"\b(?:runner|runtime\.runner|rt\.runner|self\.runner)\.engine\b|\b(?:runtime|rt)\.runner\b"
-)
+REACH = re.compile(r"\b(?:node|runtime\.node|rt\.node|self\.node)\.engine\b|\b(?:runtime|rt)\.node\b")
 
 
 def test_no_adapter_reads_the_engine() -> None:

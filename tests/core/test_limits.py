@@ -8,8 +8,8 @@ from hypothesis import strategies as st
 from clearlane.core.config import ClearingConfig
 from clearlane.core.engine.limits import FLOW_GROSS_MAX_MINOR, TRANSFER_MAX_MINOR
 from clearlane.core.model.codes import RejectCode
+from clearlane.testing.harness import Harness
 from tests.conftest import T0, chunk, config_with, trade
-from tests.harness import Harness
 
 
 def test_l1_rows_whose_settlement_sums_past_the_ledger_range_do_not_stop_the_engine(

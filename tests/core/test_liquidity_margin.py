@@ -11,8 +11,8 @@ import pytest
 
 from clearlane.core.config import ClearingConfig, parse_config
 from clearlane.core.config.model import ConfigError
+from clearlane.testing.harness import Harness
 from tests.conftest import T0, chunk, config_with, example_raw, trade
-from tests.harness import Harness
 
 WEEK_MS = 7 * 86_400_000
 

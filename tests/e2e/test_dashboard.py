@@ -514,7 +514,7 @@ def test_dashboard_data_needs_a_reader_key(tmp_path: Path) -> None:
     assert client.get("/v1/trades/T1/proof").status_code == 401
     for key in (participant, operator, auditor):
         assert client.get("/v1/trades/T1/proof", headers={"X-API-Key": key}).status_code == 404
-    app.state.runtime.runner.close()
+    app.state.runtime.node.close()
 
 
 def test_browser_asks_for_a_key(tmp_path: Path, page: Page) -> None:

@@ -1,5 +1,5 @@
 """Tamper-evident audit: hash chain, proofs, signed checkpoints, key rotation, tamper detection,
-dispute bundles. Everything runs against real SQLite stores written by the runner."""
+dispute bundles. Everything runs against real SQLite stores written by the node."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from clearlane.adapters.cli.main import app
-from clearlane.adapters.embedded import open_runner
+from clearlane.adapters.embedded import open_node
 from clearlane.adapters.sql import audit_tables
 from clearlane.adapters.sql.store import Store, StoreError
 from clearlane.core.proofs import verify as verify_module
@@ -35,7 +35,7 @@ from clearlane.core.proofs.verify import ProofError, canonical_document, load_pu
 from clearlane.evidence.check import check_store
 from clearlane.evidence.dispute import build_bundle, check_bundle
 from clearlane.evidence.prove import Prover
-from clearlane.node.runner import Runner, default_key_dir
+from clearlane.node.node import Node, default_key_dir
 from clearlane.node.signing import KeyStore, KeyStoreError, Signer
 from tests.conftest import EXAMPLE_CONFIG, T0, chunk, trade
 from tests.crash_worker import inputs
@@ -44,17 +44,17 @@ cli = CliRunner()
 VERIFY_PY = Path(verify_module.__file__).resolve()
 
 
-def _fill(runner: Runner, first: int, chunks: int, rows: int) -> None:
+def _fill(node: Node, first: int, chunks: int, rows: int) -> None:
     for c, part in enumerate(inputs(first + chunks, rows)[first:], start=first):
         if c == first:
             part = [
                 *part,
                 trade(10_000 + c, "NOBODY", "MM-ALPHA", at=part[-1]["received_at_ms"]),
             ]  # an engine reject
-        runner.submit("trades", chunk(part), part[0]["received_at_ms"], f"chunk-{c}")
-        runner.advance_chain(part[-1]["received_at_ms"], f"chunk-{c}.chain")
-    at = max(runner.engine.now_ms, T0)
-    runner.submit(
+        node.submit("trades", chunk(part), part[0]["received_at_ms"], f"chunk-{c}")
+        node.advance(part[-1]["received_at_ms"], f"chunk-{c}.chain")
+    at = max(node.engine.now_ms, T0)
+    node.submit(
         "payment",
         {
             "payment_id": f"PAY-{first}",
@@ -66,19 +66,19 @@ def _fill(runner: Runner, first: int, chunks: int, rows: int) -> None:
         at,
         f"payment-{first}",
     )
-    runner.settle_until_quiet()
+    node.settle_until_quiet()
 
 
 def build_store(db: Path, chunks: int = 3, rows: int = 100, keys: Path | None = None) -> None:
-    runner = open_runner(db, EXAMPLE_CONFIG, keys=keys)
-    runner.submit(
+    node = open_node(db, EXAMPLE_CONFIG, keys=keys)
+    node.submit(
         "collateral_deposit",
         {"deposit_id": "d1", "participant": "RTL-0001", "asset": "USD", "amount": "100000"},
         T0,
         "deposit-1",
     )
-    _fill(runner, 0, chunks, rows)
-    runner.close()
+    _fill(node, 0, chunks, rows)
+    node.close()
 
 
 @pytest.fixture(scope="module")
@@ -136,11 +136,11 @@ def test_clean_store_verifies_and_has_signed_checkpoints(base_db: Path) -> None:
 
 def test_audit_on_both_backends(db_target: str, tmp_path: Path) -> None:
     """Checkpoints, proofs, consistency and the store walk work the same on PostgreSQL."""
-    runner = open_runner(db_target, EXAMPLE_CONFIG, keys=tmp_path / "keys")
-    _fill(runner, 0, 2, 60)
-    runner.rotate_key(KeyStore(tmp_path / "keys"))
-    _fill(runner, 2, 1, 60)
-    runner.close()
+    node = open_node(db_target, EXAMPLE_CONFIG, keys=tmp_path / "keys")
+    _fill(node, 0, 2, 60)
+    node.rotate_key(KeyStore(tmp_path / "keys"))
+    _fill(node, 2, 1, 60)
+    node.close()
     store = Store.open(db_target, create=False)
     report = check_store(store)
     assert report.ok, [str(p) for p in report.problems]
@@ -163,16 +163,16 @@ def test_audit_on_both_backends(db_target: str, tmp_path: Path) -> None:
 def test_chain_head_is_part_of_the_state_root(tmp_path: Path, base_db: Path) -> None:
     """Replaying the log recomputes every transition; a changed transition changes the root."""
     db = _copy(base_db, tmp_path / "c.db")
-    runner = open_runner(db, signing=False)
-    root = runner.engine.state_root()
-    runner.engine.seal(bytes(32))
-    assert runner.engine.state_root() != root
-    runner.close()
+    node = open_node(db, signing=False)
+    root = node.engine.state_root()
+    node.engine.seal(bytes(32))
+    assert node.engine.state_root() != root
+    node.close()
     with sqlite3.connect(db) as conn:
         body = conn.execute("SELECT body FROM transition_log WHERE seq = 2").fetchone()[0]
         conn.execute("UPDATE transition_log SET body = ? WHERE seq = 2", (body.replace(b'"v":1', b'"v":1 '),))
     with pytest.raises(StoreError, match="transition entry 2"):
-        open_runner(db, signing=False)
+        open_node(db, signing=False)
 
 
 # ---------------------------------------------------------------------- tamper detection
@@ -530,24 +530,24 @@ def _private_raw(pem: bytes) -> bytes:
 def test_key_rotation_across_a_replay(tmp_path: Path) -> None:
     db = tmp_path / "rot.db"
     keydir = default_key_dir(db)
-    runner = open_runner(db, EXAMPLE_CONFIG)
-    old = runner.auditor.signer
+    node = open_node(db, EXAMPLE_CONFIG)
+    old = node.auditor.signer
     assert isinstance(old, Signer)
     old_pem = (keydir / f"{old.key_id}.key").read_bytes()
-    runner.submit(
+    node.submit(
         "collateral_deposit",
         {"deposit_id": "d1", "participant": "RTL-0001", "asset": "USD", "amount": "100000"},
         T0,
         "deposit-1",
     )
-    _fill(runner, 0, 2, 80)
-    early_checkpoint = audit_tables.latest_checkpoint(runner.store.engine)
+    _fill(node, 0, 2, 80)
+    early_checkpoint = audit_tables.latest_checkpoint(node.store.engine)
     assert early_checkpoint is not None
-    record = runner.rotate_key(KeyStore(keydir))
+    record = node.rotate_key(KeyStore(keydir))
     new_pem = (keydir / f"{record.key_id}.key").read_bytes()
-    _fill(runner, 2, 2, 80)
-    root = runner.engine.state_root()
-    runner.close()
+    _fill(node, 2, 2, 80)
+    root = node.engine.state_root()
+    node.close()
 
     # The rotation is a log entry signed by both keys; the old private key is gone, its public key stays.
     assert not (keydir / f"{old.key_id}.key").exists() and (keydir / f"{old.key_id}.pub").exists()
@@ -590,7 +590,7 @@ def test_key_rotation_across_a_replay(tmp_path: Path) -> None:
         assert _private_raw(pem) not in blob and pem.split(b"\n")[1] not in blob
 
     # Replay: recovery re-applies the rotation and resumes signing with the new key.
-    again = open_runner(db)
+    again = open_node(db)
     assert again.engine.state_root() == root and again.auditor.signer is not None
     assert again.auditor.signer.key_id == record.key_id
     _fill(again, 4, 1, 40)

@@ -63,15 +63,15 @@ def _slow_runtime(tmp_path: Path, wall: FakeTime, paced: bool) -> Runtime:
         options=RuntimeOptions(tune_process=False),
         opener=EMBEDDED,
     )
-    runner = runtime.runner
-    for name in ("submit", "advance_chain"):
-        real = getattr(runner, name)
+    node = runtime.node
+    for name in ("submit", "advance"):
+        real = getattr(node, name)
 
         def slow(*args: Any, _real: Any = real, **kwargs: Any) -> Any:
             wall.now += 4.0
             return _real(*args, **kwargs)
 
-        setattr(runner, name, slow)
+        setattr(node, name, slow)
     # The loop's iterations are driven by the test (no thread): the runtime takes submissions.
     runtime._live = True
     runtime._thread = threading.Thread(target=lambda: None)
@@ -104,7 +104,7 @@ def test_a_slow_engine_does_not_make_batches_unwind(tmp_path: Path, paced: bool)
             runtime._iteration()
             assert future.result(timeout=0)
             wall.now += 0.05
-        engine = runtime.runner.engine
+        engine = runtime.node.engine
         assert engine.stats.batches_cleared > 0
         clock = runtime.clock
         assert isinstance(clock, AcceleratedClock)

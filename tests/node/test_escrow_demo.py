@@ -10,8 +10,8 @@ from clearlane.core.model.inputs import escrow_action
 from clearlane.core.model.states import EscrowState
 from clearlane.node import escrow as escrow_app
 from clearlane.node.escrow_demo import INSPECTION_MS, car_marketplace
+from clearlane.testing.harness import Harness
 from tests.conftest import T0
-from tests.harness import Harness
 
 
 def test_the_car_marketplace_scenario(config: ClearingConfig) -> None:

@@ -63,13 +63,13 @@ def test_diverging_marks_alert_once_and_halt_l2_routing_replayably(tmp_path: Pat
         monitor.evaluate(T0)
         kinds = [a["kind"] for a in _alerts(seen)]
         assert kinds == ["monitor_no_data"]  # feed-b never reported: "no data" is an alert
-        assert rt.runner.engine.config.l2_halted == frozenset()
+        assert rt.node.engine.config.l2_halted == frozenset()
         monitor.sources.mark("feed-a", "BTC", "70000", T0 + 1_000)  # 770 bps
         monitor.evaluate(T0 + 1_000)
         monitor.evaluate(T0 + 2_000)  # persists: no second alert
         kinds = [a["kind"] for a in _alerts(seen)]
         assert kinds.count("monitor_diverged") == 1 and "monitor_policy" in kinds
-        assert rt.runner.engine.config.l2_halted == frozenset({"BTC"})
+        assert rt.node.engine.config.l2_halted == frozenset({"BTC"})
         future = rt.submit_trades([_trade(1)])
         rt._iteration()
         (receipt,) = future.result(timeout=0)
@@ -81,7 +81,7 @@ def test_diverging_marks_alert_once_and_halt_l2_routing_replayably(tmp_path: Pat
         root = rt.queries.state_root()
     finally:
         rt.stop()
-    replayed = EMBEDDED.open_runner(tmp_path / "c.db", EXAMPLE_CONFIG)
+    replayed = EMBEDDED.open_node(tmp_path / "c.db", EXAMPLE_CONFIG)
     try:
         assert replayed.engine.config.l2_halted == frozenset({"BTC"})
         assert replayed.engine.state_root() == root

@@ -61,20 +61,20 @@ def test_a_deposit_that_overflows_the_house_account_raises_an_alert_not_the_runt
 def test_a_failed_settlement_reads_failed_in_the_lifecycle_not_final(tmp_path: Path) -> None:
     """The lifecycle (``clearlane status``, the API, the dashboard) names a settlement the ledger
     refused: state ``failed`` and a badge with the code and reason, never "final"."""
-    from clearlane.adapters.embedded import open_runner
+    from clearlane.adapters.embedded import open_node
     from clearlane.node.report import trade_lifecycle
     from tests.conftest import EXAMPLE_CONFIG, T0, chunk, trade
 
-    runner = open_runner(tmp_path / "failed.db", EXAMPLE_CONFIG)
+    node = open_node(tmp_path / "failed.db", EXAMPLE_CONFIG)
     rows = [
         trade(i, "BRK-NORTH", "RTL-0001", qty=(10_000_000_000, 0), price=(65000, 0), hint="L1")
         for i in range(5)
     ]
-    runner.submit("trades", chunk(rows), T0)
-    runner.settle_until_quiet()
-    failed = trade_lifecycle(runner.store, "T000004")
-    settled = trade_lifecycle(runner.store, "T000000")
-    runner.close()
+    node.submit("trades", chunk(rows), T0)
+    node.settle_until_quiet()
+    failed = trade_lifecycle(node.store, "T000004")
+    settled = trade_lifecycle(node.store, "T000000")
+    node.close()
     assert failed is not None and settled is not None
     assert failed["state"] == "failed" and failed["transitions"][-1]["state"] == "failed"
     assert failed["badge"].startswith("Settlement failed — ledger_refused (502)")

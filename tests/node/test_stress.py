@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from clearlane.adapters.embedded import open_memory_runner
+from clearlane.adapters.embedded import open_memory_node
 from clearlane.core.model.events import BatchFinal
 from clearlane.core.risk.scenario import FAULT_TYPES, ScenarioError, load_scenario, parse_scenario
 from clearlane.node import stress
@@ -67,7 +67,7 @@ def keys(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _run(day: stress.DaySource, keys: Path, raw: dict[str, Any] = FIVE) -> stress.StressResult:
     hint = TRADES if day.label.startswith(f"generated-{TRADES}-") else SMALL
     return stress.run_stress(
-        lambda path: open_memory_runner(path, keys=keys), day, parse_scenario(raw), trades_hint=hint
+        lambda path: open_memory_node(path, keys=keys), day, parse_scenario(raw), trades_hint=hint
     )
 
 
@@ -184,18 +184,18 @@ def test_a_stores_input_log_replays_like_its_files(
     small: stress.DaySource, keys: Path, tmp_path: Path
 ) -> None:
     day = small
-    runner = open_memory_runner(day.config_path, keys=keys)
+    node = open_memory_node(day.config_path, keys=keys)
     for path in day.files:
-        runner.clear_batches(
-            iter_input(path, runner.config),
+        node.clear_batches(
+            iter_input(path, node.config),
             source=path.name,
             events_at_ms=1_795_132_800_000 if "dep" in path.name else None,
         )
-    runner.settle_until_quiet()
-    logged = stress.DaySource(day.config_path, log=runner.store, label="log")
+    node.settle_until_quiet()
+    logged = stress.DaySource(day.config_path, log=node.store, label="log")
     plan = stress.RunPlan(day.config_path, trades=SMALL)
-    from_log, _ = stress.replay(lambda p: open_memory_runner(p, keys=keys), logged, plan)
-    from_files, _ = stress.replay(lambda p: open_memory_runner(p, keys=keys), day, plan)
+    from_log, _ = stress.replay(lambda p: open_memory_node(p, keys=keys), logged, plan)
+    from_files, _ = stress.replay(lambda p: open_memory_node(p, keys=keys), day, plan)
     assert len(from_log.batches) > 0
     assert from_log.fired["unwound"] == from_files.fired["unwound"] == 0
     assert sum(b.flows for b in from_log.batches.values()) == sum(
@@ -207,8 +207,8 @@ def test_a_batch_settled_twice_is_caught(
     small: stress.DaySource, keys: Path, small_result: stress.StressResult
 ) -> None:
     result = small_result
-    runner = open_memory_runner(small.config_path, keys=keys)
-    collector = stress.Collector(runner, buffer_pct=100.0, delay_ms=0, seed=5)
+    node = open_memory_node(small.config_path, keys=keys)
+    collector = stress.Collector(node, buffer_pct=100.0, delay_ms=0, seed=5)
     batch_id, batch = next(iter(result.baseline.batches.items()))
     collector.facts.batches[batch_id] = batch
     with pytest.raises(stress.StressSafetyViolation, match=r"settled twice.*--seed 5"):

@@ -2,7 +2,7 @@
 worker, benchmarks, tests): a SQL store opened by path or URL (SQLite WAL by default, PostgreSQL
 by URL), the base layer (the simulated chain made from the configuration, or an Ethereum node by
 JSON-RPC: :class:`ChainChoice`), and the SQL flow-id archive. The node itself
-(:meth:`clearlane.node.runner.Runner.start`) only sees the ports; this is the one place that
+(:meth:`clearlane.node.node.Node.open`) only sees the ports; this is the one place that
 picks their implementations.
 """
 
@@ -19,8 +19,15 @@ from clearlane.adapters.sql.flowids import FlowIdArchive
 from clearlane.adapters.sql.store import Store, is_url
 from clearlane.core.config.model import ClearingConfig, load_config, parse_config
 from clearlane.core.errors import InputError
+from clearlane.node.node import (
+    ChainFactory,
+    Node,
+    NodeOptions,
+    ProgressCallback,
+    StepObserver,
+    default_key_dir,
+)
 from clearlane.node.ports import BaseLayer, StoreError
-from clearlane.node.runner import ChainFactory, ProgressCallback, Runner, StepObserver, default_key_dir
 
 BASE_LAYER_META = "base_layer"
 
@@ -108,7 +115,7 @@ def _sql_archive(store: Any, options: dict[str, int]) -> FlowIdArchive:
     return FlowIdArchive.open(store, **options)
 
 
-def open_runner(
+def open_node(
     db: str | Path,
     config_path: str | Path | None = None,
     *,
@@ -121,11 +128,11 @@ def open_runner(
     observer: StepObserver | None = None,
     flow_ids: bool | dict[str, int] = False,
     chain: ChainChoice = SIMULATED,
-) -> Runner[Store]:
+) -> Node[Store]:
     """Open (or create) a database (a SQLite path or a URL; ``schema``: a PostgreSQL schema of
     its own) and start the node on it, rebuilding engine and chain from its log.
 
-    ``keys`` is the signing-key directory (default :func:`~clearlane.node.runner.default_key_dir`);
+    ``keys`` is the signing-key directory (default :func:`~clearlane.node.node.default_key_dir`);
     a store without a key gets the directory's active key (created on first use).
     ``signing=False`` opens without loading a private key (read-mostly commands). ``chain``
     picks the base layer (the simulated one by default).
@@ -141,17 +148,16 @@ def open_runner(
     try:
         if signing:  # read-mostly openers replay the log and never reach the chain
             _check_base_layer(store, chain, str(db))
-        return Runner.start(
-            store,
-            config_path,
+        options = NodeOptions(
             label=str(db),
-            chain_factory=factory,
-            archive_factory=_sql_archive,
-            progress=progress,
+            config=config_path,
             keys=key_dir,
+            progress=progress,
             observer=observer,
             flow_ids=flow_ids,
+            archive_factory=_sql_archive,
         )
+        return Node.open(store, factory, options)
     except BaseException:
         store.close()
         if fresh:  # a database this call created and could not start leaves nothing behind
@@ -160,25 +166,19 @@ def open_runner(
         raise
 
 
-def open_memory_runner(
+def open_memory_node(
     config_path: str | Path, *, keys: str | Path | None = None, observer: StepObserver | None = None
-) -> Runner[MemoryStore]:
+) -> Node[MemoryStore]:
     """Start the node on a fresh in-memory store (the bench's and tests' choice: the same node,
     log, audit chain and checkpoints, nothing on disk but the signing keys in ``keys``)."""
-    return Runner.start(
-        MemoryStore.open(),
-        config_path,
-        label="memory",
-        chain_factory=simulated_chain,
-        keys=keys,
-        observer=observer,
-    )
+    options = NodeOptions(label="memory", config=config_path, keys=keys, observer=observer)
+    return Node.open(MemoryStore.open(), simulated_chain, options)
 
 
 def resolve_config(
     db: str | Path, config_path: str | Path | None
 ) -> tuple[ClearingConfig | None, int | None]:
-    """The configuration :func:`open_runner` will use (the stored one wins), and the webhook
+    """The configuration :func:`open_node` will use (the stored one wins), and the webhook
     high-water mark (None without webhook endpoints), read before the log is replayed."""
     path = Path(str(db))
     if "://" not in str(db) and not path.exists():
@@ -207,8 +207,8 @@ class Embedded:
     ) -> tuple[ClearingConfig | None, int | None]:
         return resolve_config(db, config_path)
 
-    def open_runner(self, db: str | Path, config_path: str | Path | None, **options: Any) -> Runner[Store]:
-        return open_runner(db, config_path, chain=self.chain, **options)
+    def open_node(self, db: str | Path, config_path: str | Path | None, **options: Any) -> Node[Store]:
+        return open_node(db, config_path, chain=self.chain, **options)
 
 
 EMBEDDED = Embedded()

@@ -490,7 +490,7 @@ class _Checker:
         # Rows written in order: events, outbox, rejects, audit records.
         self._step_events(seq, body, streams.events)
         if self.first_submission_ms is None and body["submissions"]:
-            # The runner starts the simulated chain at the earliest submission of the first step with any.
+            # The node starts the simulated chain at the earliest submission of the first step with any.
             self.first_submission_ms = min(int(sub["submitted_at_ms"]) for sub in body["submissions"])
         self._step_outbox(seq, body["submissions"], streams.outbox)
         self._step_rejects(seq, body, streams.rejects)

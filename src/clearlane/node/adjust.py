@@ -1,5 +1,5 @@
 """Ledger adjustments (issue 13, docs/RECONCILIATION.md §8): an operator's adjusting journal
-entry — validated here, logged and applied through the runner (the engine judges it:
+entry — validated here, logged and applied through the node (the engine judges it:
 clearlane.core.engine.adjust), answered with a receipt.
 
 Receipts: ``accepted`` (posted as ledger entry ``adjust:<adjustment_id>``), ``duplicate`` (the

@@ -53,7 +53,7 @@ from clearlane.core.cases.silences import (
     silencing,
 )
 from clearlane.core.errors import NotFound
-from clearlane.node.events import ALERT, ALERT_CASE_EVENTS, EventFilter, EventGroup, iso
+from clearlane.node.events import ALERT, ALERT_CASE_EVENTS, EventFilter, EventGroup, case_event_type, iso
 from clearlane.node.ports import SilenceStore
 
 log = logging.getLogger("clearlane.alerts")
@@ -68,20 +68,6 @@ OPERATOR_ACTIONS = {
         Action.ACKNOWLEDGE, Action.SNOOZE, Action.UNSNOOZE, Action.RESOLVE, Action.REOPEN, Action.NOTE, Action.ASSIGN,
     )
 }  # fmt: skip
-_EVENT_OF = {
-    Action.OPEN: "alert.opened",
-    Action.ACKNOWLEDGE: "alert.acknowledged",
-    Action.SNOOZE: "alert.snoozed",
-    Action.SILENCE: "alert.silenced",
-    Action.UNSILENCE: "alert.unsilenced",
-    Action.ACK_LAPSE: "alert.renotified",
-    Action.UNSNOOZE: "alert.renotified",
-    Action.REOPEN: "alert.renotified",
-    Action.RESOLVE: "alert.resolved",
-    Action.ACCEPT: "alert.resolved",
-    Action.NOTE: "alert.updated",
-    Action.ASSIGN: "alert.updated",
-}
 
 
 class CaseStore(Protocol):
@@ -242,7 +228,7 @@ class AlertService:
     def _save(self, case: Case, event: CaseEvent) -> Case:
         self.cases.save_case(case, event)
         if self._publish is not None:
-            type_ = _EVENT_OF.get(event.action)
+            type_ = case_event_type(case.kind.value, event.action.value)
             if type_ is not None:
                 data = self.view(case, self._active_silences(event.at_ms), event.at_ms)
                 data["action"] = event.action.value

@@ -1,5 +1,5 @@
 """The escrow application (issue 12): a request becomes an escrow action record, is logged and
-applied through the runner (the engine judges it: clearlane.core.escrow), and is answered with
+applied through the node (the engine judges it: clearlane.core.escrow), and is answered with
 a receipt; a committed step's escrow transitions become public ``escrow.*`` events; and a
 participant sees only the escrows it is party to.
 
@@ -93,7 +93,7 @@ class EscrowReceipt:
 
 
 class EscrowNode(Protocol):
-    """What an escrow action goes through: the node (a Runner) — its engine and its submit."""
+    """What an escrow action goes through: the node (a Node) — its engine and its submit."""
 
     @property
     def engine(self) -> Engine: ...

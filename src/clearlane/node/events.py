@@ -102,17 +102,26 @@ CASE_VERBS = {
 }
 EXCEPTION_EVENTS = tuple(f"exception.{verb}" for verb in CASE_VERBS.values())
 # The alert workflow (issue 15, node/alerts.py): one event per action on an alert case; only
-# for operator subscribers (a participant-bound stream or webhook never sees them).
-ALERT_CASE_EVENTS = (
-    "alert.opened",
-    "alert.acknowledged",
-    "alert.snoozed",
-    "alert.silenced",
-    "alert.unsilenced",
-    "alert.renotified",
-    "alert.resolved",
-    "alert.updated",
-)
+# for operator subscribers (a participant-bound stream or webhook never sees them). Alerts name
+# fewer events than exceptions, what a pager acts on: every way an alert comes back (ack lapse,
+# snooze end, reopen) is ``renotified``, notes and assignments are ``updated``.
+ALERT_VERBS = {
+    "open": "opened",
+    "acknowledge": "acknowledged",
+    "snooze": "snoozed",
+    "silence": "silenced",
+    "unsilence": "unsilenced",
+    "ack_lapse": "renotified",
+    "unsnooze": "renotified",
+    "reopen": "renotified",
+    "resolve": "resolved",
+    "accept": "resolved",
+    "note": "updated",
+    "assign": "updated",
+}
+ALERT_CASE_EVENTS = tuple(f"alert.{verb}" for verb in dict.fromkeys(ALERT_VERBS.values()))
+# Each case kind's action → verb table (case_event_type); kinds not named use CASE_VERBS.
+_VERBS_OF_KIND = {"alert": ALERT_VERBS}
 EVENT_TYPES = (
     *TRADE_EVENTS, *BATCH_EVENTS, *ESCROW_EVENTS, ALERT, *EXCEPTION_EVENTS, *ALERT_CASE_EVENTS, STATS,
 )  # fmt: skip
@@ -134,7 +143,7 @@ def canonical_event_types(names: Iterable[str]) -> frozenset[str]:
 def case_event_type(kind: str, action: str) -> str | None:
     """The public type of a case action (``exception.opened``), or None when the vocabulary has
     no name for that kind and action (nothing is published then)."""
-    verb = CASE_VERBS.get(action)
+    verb = _VERBS_OF_KIND.get(kind, CASE_VERBS).get(action)
     name = None if verb is None else f"{kind}.{verb}"
     return name if name in EVENT_TYPES else None
 

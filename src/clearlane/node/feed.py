@@ -13,8 +13,8 @@ ack) a pending observation is logged first, up to the chunk's last trade itself 
 rule); a file's small events stay in file order behind it. The log stays a function of the input
 alone, so a restart writes the same entries in the same places.
 
-This module is pure: it decides what to observe and up to when; ``Runner.observe`` logs it
-(``Runner._clear_pipelined`` for files, ``adapters/nats/worker.py`` for the stream).
+This module is pure: it decides what to observe and up to when; ``Node.observe`` logs it
+(``Node._clear_pipelined`` for files, ``adapters/nats/worker.py`` for the stream).
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Manual settlement (issue 17): an operator's record that an L1 obligation was settled
-off-system, with evidence — validated here, logged and applied through the runner (the engine
+off-system, with evidence — validated here, logged and applied through the node (the engine
 judges it: clearlane.core.engine.manual), answered with a receipt (docs/MANUAL_SETTLEMENT.md).
 
 Receipts: ``accepted`` (posted, the obligation reads "settled manually"), ``duplicate`` (the

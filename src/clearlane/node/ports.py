@@ -43,7 +43,7 @@ StepOutput = Step
 
 class StoreError(IntegrityError, RuntimeError, code="STORE_UNUSABLE"):
     """The database is missing, foreign, or inconsistent with its own log (any Store, and the
-    runner's recovery when a replay does not reproduce what the store holds)."""
+    node's recovery when a replay does not reproduce what the store holds)."""
 
 
 @dataclass(frozen=True)
@@ -150,9 +150,9 @@ class Store(Protocol):
 
 
 class BaseLayer(Protocol):
-    """A chain as the runner sees it.
+    """A chain as the node sees it.
 
-    The runner logs what ``advance`` reports as engine inputs, so a replay reads the chain from
+    The node logs what ``advance`` reports as engine inputs, so a replay reads the chain from
     the log: on recovery each logged observation goes to ``replay`` instead of ``advance``. A
     deterministic chain (the simulated one) re-runs ``advance`` there; a real chain
     (``adapters/chain/ethereum.py``) adopts the logged view and speaks to its node again only

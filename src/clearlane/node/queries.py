@@ -25,7 +25,7 @@ from clearlane.core.model.codes import Reject
 
 
 class HasEngine(Protocol):
-    """What the queries read through: the node (a Runner), whose engine recovery may replace."""
+    """What the queries read through: the node (a Node), whose engine recovery may replace."""
 
     @property
     def engine(self) -> Engine: ...
@@ -38,7 +38,7 @@ class NodeQueries:
     """See the module docstring."""
 
     def __init__(self, owner: HasEngine) -> None:
-        # The owner (a Runner), not its engine: recovery replaces the engine object.
+        # The owner (a Node), not its engine: recovery replaces the engine object.
         self._owner = owner
 
     def open_batches(self) -> OpenBatches:

@@ -2,7 +2,7 @@
 impact (the rules themselves are pure, in :mod:`clearlane.core.risk`).
 
 A day — input files (deposits, trades) or another store's input log — is replayed twice, each
-time on a fresh node the driver opens (``open_runner``: the in-memory store in practice):
+time on a fresh node the driver opens (``open_node``: the in-memory store in practice):
 
 1. **baseline**: the configuration as it is. It tells the scenario the day's frame (first and
    last input time, the base layer's genesis, the batches each pool cleared), so seeded choices
@@ -76,13 +76,13 @@ from clearlane.core.risk.scenario import (
 )
 from clearlane.core.risk.shrink import Shrunk, shrink
 from clearlane.node.intake import iter_input
+from clearlane.node.node import Node
 from clearlane.node.ports import Store
 from clearlane.node.projections.readmodel import ReadModel
-from clearlane.node.runner import Runner
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
-OpenRunner = Callable[[Path], Runner[Any]]
+OpenNode = Callable[[Path], Node[Any]]
 Progress = Callable[[str, int], None]
 """Called with (phase, inputs applied so far)."""
 
@@ -239,16 +239,16 @@ class Collector:
 
     def __init__(
         self,
-        runner: Runner[Any],
+        node: Node[Any],
         *,
         buffer_pct: float,
         delay_ms: int,
         seed: int,
         targets: frozenset[str] = frozenset(),
     ) -> None:
-        self.runner = runner
-        self.config = config = runner.config
-        self.model = ReadModel(config, runner.store, cache_rows=1)
+        self.node = node
+        self.config = config = node.config
+        self.model = ReadModel(config, node.store, cache_rows=1)
         self.lookup = {pid: i for i, pid in enumerate(config.participant_ids)}
         self.buffer_pct = buffer_pct
         self.delay_ms = delay_ms  # a finality-delay fault's size: anchors this late count as fired
@@ -282,7 +282,7 @@ class Collector:
 
     def fail(self, message: str) -> None:
         raise StressSafetyViolation(
-            f"step {self.runner.engine.applied_seq}: {message} (reproduce: clearlane stress ... --seed {self.seed})"
+            f"step {self.node.engine.applied_seq}: {message} (reproduce: clearlane stress ... --seed {self.seed})"
         )
 
     # -- events ----------------------------------------------------------------------------
@@ -327,7 +327,7 @@ class Collector:
             np.unique(people),
         )
         # The CLS-style pay-in: each participant's net debit in this one batch, at current marks.
-        marks = self.runner.engine.liquidity().mark_per_minor
+        marks = self.node.engine.liquidity().mark_per_minor
         debit = np.zeros(self.config.participant_count)
         np.add.at(debit, people, np.maximum(-np.asarray(event.net_minor, np.float64), 0) * marks[asset])
         largest = self.facts.largest_net_debit
@@ -390,7 +390,7 @@ class Collector:
     # -- samples ---------------------------------------------------------------------------
     def positions(self) -> tuple[F64, F64, F64]:
         """(held exposure USD (K+1, P, A), marks per minor, need USD (P,)) now."""
-        engine = self.runner.engine
+        engine = self.node.engine
         liquidity = engine.liquidity()
         marks = liquidity.mark_per_minor
         held = engine.open_positions() + self.model.positions.cleared_net  # (K, P, A) minor
@@ -402,7 +402,7 @@ class Collector:
     def sample(self, at_ms: int) -> None:
         facts = self.facts
         stacked, _marks, need = self.positions()
-        liquidity = self.runner.engine.liquidity()
+        liquidity = self.node.engine.liquidity()
         facts.times.append(at_ms)
         facts.need.append(np.rint(need * 100).astype(np.int64))
         available = (liquidity.collateral_usd + liquidity.credit_usd) * self.buffer_pct / 100.0
@@ -425,7 +425,7 @@ class Collector:
         n_p = self.config.participant_count
         unpaid = np.zeros(n_p, np.int64)
         unpaid[who] = np.rint(need[who] * 100).astype(np.int64)
-        collateral = np.rint(self.runner.engine.liquidity().collateral_usd * 100).astype(np.int64)
+        collateral = np.rint(self.node.engine.liquidity().collateral_usd * 100).astype(np.int64)
         result = risk_waterfall.waterfall(
             unpaid,
             collateral,
@@ -461,12 +461,12 @@ class RunPlan:
     failed_batches: frozenset[str] = frozenset()
 
 
-def _shocked_mark(runner: Runner[Any], asset: str, percent: str) -> str:
-    config = runner.config
+def _shocked_mark(node: Node[Any], asset: str, percent: str) -> str:
+    config = node.config
     index = config.asset_index().get(asset)
     if index is None:
         raise StressSafetyViolation(f"mark_shock: unknown asset {asset!r}")
-    current = float(runner.engine.liquidity().mark_per_minor[index]) * 10 ** config.assets[index].scale
+    current = float(node.engine.liquidity().mark_per_minor[index]) * 10 ** config.assets[index].scale
     shocked = max(current * (1.0 + float(percent) / 100.0), 1e-8)
     return f"{shocked:.8f}".rstrip("0").rstrip(".")
 
@@ -475,8 +475,8 @@ class _Driver:
     """Submits the inputs in order, with the scenario's marks and defaults at their times, then
     drives the base layer until every batch is terminal."""
 
-    def __init__(self, runner: Runner[Any], collector: Collector, plan: RunPlan, progress: Progress | None):
-        self.runner = runner
+    def __init__(self, node: Node[Any], collector: Collector, plan: RunPlan, progress: Progress | None):
+        self.node = node
         self.collector = collector
         self.plan = plan
         self.marks = list(plan.marks)
@@ -487,13 +487,13 @@ class _Driver:
 
     def due(self, upto_ms: int) -> None:
         """Inject the marks and evaluate the defaults that fall before ``upto_ms``."""
-        runner = self.runner
+        node = self.node
         while self.marks and self.marks[0][0] <= upto_ms:
             at, asset, percent = self.marks.pop(0)
-            mark = _shocked_mark(runner, asset, percent)
+            mark = _shocked_mark(node, asset, percent)
             n = len(self.marks)
             data = {"mark_id": f"stress-mark-{asset}-{at}-{n}", "asset": asset, "mark_usd": mark}
-            fx = runner.submit("price_mark", data, max(at, runner.engine.now_ms))
+            fx = node.submit("price_mark", data, max(at, node.engine.now_ms))
             if fx is not None and not fx.rejects():
                 self.collector.facts.fired["mark"] = self.collector.facts.fired.get("mark", 0) + 1
         while self.defaults and self.defaults[0][0] <= upto_ms:
@@ -503,7 +503,7 @@ class _Driver:
             self.collector.facts.defaults.append(record)
 
     def item(self, kind: str, payload: Any, at_ms: int | None) -> None:
-        runner = self.runner
+        node = self.node
         if at_ms is None:
             self.untimed.append((kind, payload))
             return
@@ -512,14 +512,14 @@ class _Driver:
         if facts.first_ms < 0:
             facts.first_ms = at_ms
         for small_kind, small in self.untimed:
-            runner.submit(small_kind, small, max(at_ms, runner.engine.now_ms))
+            node.submit(small_kind, small, max(at_ms, node.engine.now_ms))
         self.untimed.clear()
-        at = max(at_ms, runner.engine.now_ms)
-        runner.submit(kind, payload, at)
+        at = max(at_ms, node.engine.now_ms)
+        node.submit(kind, payload, at)
         if kind == "trades":
             last = int(payload.column("received_at_ms")[-1].as_py())
             facts.last_ms = max(facts.last_ms, last)
-            runner.advance_chain(max(last, runner.engine.now_ms))
+            node.advance(max(last, node.engine.now_ms))
             self.applied += payload.num_rows
         else:
             facts.last_ms = max(facts.last_ms, at)
@@ -528,51 +528,51 @@ class _Driver:
             self.progress("replay", self.applied)
 
     def settle(self, limit_ms: int) -> None:
-        runner = self.runner
+        node = self.node
         for kind, small in self.untimed:
-            runner.submit(kind, small, runner.engine.now_ms)
+            node.submit(kind, small, node.engine.now_ms)
         self.untimed.clear()
-        step = int(runner.config.chain["block_time_ms"])
-        now = max(runner.engine.now_ms, runner.engine.chain_seen_ms)
+        step = int(node.config.chain["block_time_ms"])
+        now = max(node.engine.now_ms, node.engine.chain_seen_ms)
         start = now
-        while (runner.engine.has_pending_work() or self.marks or self.defaults) and now - start < limit_ms:
+        while (node.engine.has_pending_work() or self.marks or self.defaults) and now - start < limit_ms:
             now += step
             self.due(now)
-            runner.advance_chain(now)
+            node.advance(now)
             if self.progress is not None:  # also lets a caller bound the run's time (the service)
                 self.progress("settle", self.applied)
-            if runner.chain is None:  # nothing was ever handed to the base layer
-                runner.submit("tick", {}, now)
+            if node.chain is None:  # nothing was ever handed to the base layer
+                node.submit("tick", {}, now)
         self.due(now)
 
 
 def replay(
-    open_runner: OpenRunner, source: DaySource, plan: RunPlan, *, progress: Progress | None = None
+    open_node: OpenNode, source: DaySource, plan: RunPlan, *, progress: Progress | None = None
 ) -> tuple[RunFacts, ClearingConfig]:
     """Replay ``source`` on a fresh node under ``plan``; return what the collector saw."""
-    runner = open_runner(plan.config_path)
+    node = open_node(plan.config_path)
     try:
         delay = plan.delay_ms
         collector = Collector(
-            runner, buffer_pct=plan.buffer_pct, delay_ms=delay, seed=plan.seed, targets=plan.failed_batches
+            node, buffer_pct=plan.buffer_pct, delay_ms=delay, seed=plan.seed, targets=plan.failed_batches
         )
         collector.margin_every_ms = 86_400_000 // _MARGIN_SAMPLES
-        runner.observer = collector
-        driver = _Driver(runner, collector, plan, progress)
-        chunk_rows = chunk_rows_for(plan.trades, runner.config, source.steps_per_day)
-        for kind, payload, at_ms in source_items(source, runner.config, chunk_rows):
+        node.observer = collector
+        driver = _Driver(node, collector, plan, progress)
+        chunk_rows = chunk_rows_for(plan.trades, node.config, source.steps_per_day)
+        for kind, payload, at_ms in source_items(source, node.config, chunk_rows):
             driver.item(kind, payload, at_ms)
         driver.settle(limit_ms=24 * 3_600_000)
-        runner.engine.ledger.check_invariants()
-        collector.sample(runner.engine.now_ms)
-        collector.facts.diverted = runner.engine.stats.liquidity_diverted
-        genesis = runner.store.get_meta("chain_genesis_ms")
+        node.engine.ledger.check_invariants()
+        collector.sample(node.engine.now_ms)
+        collector.facts.diverted = node.engine.stats.liquidity_diverted
+        genesis = node.store.get_meta("chain_genesis_ms")
         if genesis is not None:
             collector.facts.genesis_ms = int(genesis)
-        return collector.facts, runner.config
+        return collector.facts, node.config
     finally:
-        runner.observer = None
-        runner.close()
+        node.observer = None
+        node.close()
 
 
 # ====================================================================== the stress run
@@ -671,7 +671,7 @@ class Baseline:
 
 
 def run_stress(
-    open_runner: OpenRunner,
+    open_node: OpenNode,
     source: DaySource,
     scenario: Scenario,
     *,
@@ -679,12 +679,12 @@ def run_stress(
     progress: Progress | None = None,
 ) -> StressResult:
     """Baseline, then the scenario; build the report (see :func:`build_report`)."""
-    baseline = run_baseline(open_runner, source, scenario, trades_hint=trades_hint, progress=progress)
-    return run_scenario(open_runner, source, scenario, baseline, trades_hint=trades_hint, progress=progress)
+    baseline = run_baseline(open_node, source, scenario, trades_hint=trades_hint, progress=progress)
+    return run_scenario(open_node, source, scenario, baseline, trades_hint=trades_hint, progress=progress)
 
 
 def run_baseline(
-    open_runner: OpenRunner,
+    open_node: OpenNode,
     source: DaySource,
     scenario: Scenario,
     *,
@@ -701,12 +701,12 @@ def run_baseline(
         plan = RunPlan(
             base_path, buffer_pct=scenario.resources.buffer_pct, seed=scenario.seed, trades=trades_hint
         )
-        facts, config = replay(open_runner, source, plan, progress=_phase(progress, "baseline"))
+        facts, config = replay(open_node, source, plan, progress=_phase(progress, "baseline"))
     return Baseline(facts, config, margin)
 
 
 def run_scenario(
-    open_runner: OpenRunner,
+    open_node: OpenNode,
     source: DaySource,
     scenario: Scenario,
     baseline: Baseline,
@@ -742,7 +742,7 @@ def run_scenario(
             trades=trades_hint,
             failed_batches=_failed_batches(compiled),
         )
-        stressed, _ = replay(open_runner, source, plan, progress=_phase(progress, "scenario"))
+        stressed, _ = replay(open_node, source, plan, progress=_phase(progress, "scenario"))
     stressed.faults_end_ms = _faults_end(compiled, stressed, int(config.chain["block_time_ms"]))
     report = build_report(
         scenario, compiled, config, baseline.facts, stressed, base_margin, (cover1, cover2), source
@@ -783,13 +783,13 @@ class Sweeper:
 
     def __init__(
         self,
-        open_runner: OpenRunner,
+        open_node: OpenNode,
         source: DaySource,
         *,
         trades_hint: int = 0,
         progress: Progress | None = None,
     ) -> None:
-        self.open_runner, self.source = open_runner, source
+        self.open_node, self.source = open_node, source
         self.trades_hint, self.progress = trades_hint, progress
         self.baselines: dict[str, Baseline] = {}
 
@@ -797,7 +797,7 @@ class Sweeper:
         key = json.dumps(_check_margin(scenario, load_config(self.source.config_path)), sort_keys=True)
         if key not in self.baselines:
             self.baselines[key] = run_baseline(
-                self.open_runner, self.source, scenario, trades_hint=self.trades_hint, progress=self.progress
+                self.open_node, self.source, scenario, trades_hint=self.trades_hint, progress=self.progress
             )
         return self.baselines[key]
 
@@ -805,7 +805,7 @@ class Sweeper:
         baseline = self.baseline(scenario)
         try:
             result = run_scenario(
-                self.open_runner,
+                self.open_node,
                 self.source,
                 scenario,
                 baseline,

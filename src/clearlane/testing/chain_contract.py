@@ -9,7 +9,7 @@ and open a second adapter on the same chain as a restarted process would. Blocks
 of :data:`BLOCK_MS` after the genesis time, so both kinds of chain run the same timeline: the
 simulated chain produces its slots by itself, a real node is told to mine at those times.
 
-What it checks is what the runner relies on: a submitted transaction is reported in one block
+What it checks is what the node relies on: a submitted transaction is reported in one block
 with its fees; heights follow on and each block's parent is the previous block; an id submitted
 twice is included once; a time already observed reports nothing; a reorg reports the orphaned
 heights and transactions, and the transaction comes back on the new branch; and an adapter that

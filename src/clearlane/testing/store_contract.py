@@ -95,7 +95,7 @@ class StepMaker:
         self.prev = head
         root = f"root-{seq}"
         audit.state_root = root
-        entry = LogEntry(seq, at_ms, kind, log_payload(kind, payload))  # as the runner logs it
+        entry = LogEntry(seq, at_ms, kind, log_payload(kind, payload))  # as the node logs it
         return StepArgs(entry, data, source_id, out or output(seq, at_ms), root, at_ms, audit)
 
 

@@ -145,7 +145,7 @@ def test_a_crash_between_journal_and_broadcast_resends_the_same_bytes(
     journal = next(key_dir.glob("*.jsonl"))
     assert len(journal.read_text().splitlines()) == 1
     again = open_chain(anvil, key_dir)
-    again.submit([tx])  # the runner re-derives the submission from its log
+    again.submit([tx])  # the node re-derives the submission from its log
     again.advance(slot(0) + 600)
     events = mine(anvil, again, 1)
     assert tx_ids(events) == [tx.tx_id]

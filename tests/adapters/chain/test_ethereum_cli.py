@@ -52,7 +52,7 @@ def test_clear_on_a_live_anvil_anchors_and_settles_to_final(tmp_path: Path) -> N
 
 
 def test_the_chain_options_are_checked_first(tmp_path: Path) -> None:
-    runner = CliRunner()
+    node = CliRunner()
     trades = write_trades(tmp_path / "t.csv", 1)
     db = ["--db", str(tmp_path / "x.db"), "--config", str(EXAMPLE_CONFIG)]
     for extra, message in (
@@ -60,24 +60,24 @@ def test_the_chain_options_are_checked_first(tmp_path: Path) -> None:
         (["--chain", "solana"], "simulated or ethereum"),
         (["--rpc-url", "http://127.0.0.1:1"], "need --chain ethereum"),
     ):
-        result = runner.invoke(app, ["clear", str(trades), *db, *extra])
+        result = node.invoke(app, ["clear", str(trades), *db, *extra])
         assert result.exit_code == 2 and message in result.output, result.output
     assert not (tmp_path / "x.db").exists()
 
 
 def test_keys_chain_shows_rotates_and_imports_the_account(tmp_path: Path) -> None:
-    runner = CliRunner()
+    node = CliRunner()
     keys = ["--keys", str(tmp_path / "k")]
-    first = runner.invoke(app, ["keys", "chain", *keys])
+    first = node.invoke(app, ["keys", "chain", *keys])
     assert first.exit_code == 0 and "base-layer account 0x" in first.stdout
-    assert runner.invoke(app, ["keys", "chain", *keys]).stdout == first.stdout
-    rotated = runner.invoke(app, ["keys", "chain", *keys, "--rotate"])
+    assert node.invoke(app, ["keys", "chain", *keys]).stdout == first.stdout
+    rotated = node.invoke(app, ["keys", "chain", *keys, "--rotate"])
     assert rotated.exit_code == 0 and rotated.stdout != first.stdout
     funded = tmp_path / "funded.key"
     funded.write_text("0x" + "11" * 32)
     funded.chmod(0o644)
-    refused = runner.invoke(app, ["keys", "chain", *keys, "--import", str(funded)])
+    refused = node.invoke(app, ["keys", "chain", *keys, "--import", str(funded)])
     assert refused.exit_code == 2 and "chmod 600" in refused.output
     funded.chmod(0o600)
-    imported = runner.invoke(app, ["keys", "chain", *keys, "--import", str(funded)])
+    imported = node.invoke(app, ["keys", "chain", *keys, "--import", str(funded)])
     assert imported.exit_code == 0 and "0x19E7E376E7C213B7E7e7e46cc70A5dD086DAff2A" in imported.stdout

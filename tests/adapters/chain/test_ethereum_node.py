@@ -8,7 +8,7 @@ from pathlib import Path
 
 from clearlane.adapters.chain.ethkeys import EthKeyStore
 from clearlane.adapters.chain.record import decode_record
-from clearlane.adapters.embedded import ChainChoice, open_runner
+from clearlane.adapters.embedded import ChainChoice, open_node
 from clearlane.core.model.events import BatchAnchored, BatchFinal, BatchReorged
 from clearlane.node.ports import StoreError
 from clearlane.testing.devserver import AnvilServer
@@ -37,22 +37,22 @@ def test_the_node_anchors_restarts_from_its_log_and_anchors_once(tmp_path: Path)
         anvil.fund(address)
         choice = ChainChoice("ethereum", anvil.url)
         db = tmp_path / "eth.db"
-        runner = open_runner(db, EXAMPLE_CONFIG, keys=keys, chain=choice)
+        node = open_node(db, EXAMPLE_CONFIG, keys=keys, chain=choice)
         rows = [trade(i, at=T0 + i * 10) for i in range(5)]
-        runner.submit("trades", chunk(rows), T0, "trades#0")
-        runner.submit("tick", {}, (START_S + 1) * 1000)  # the fast pool's batch closes
-        runner.advance_chain((START_S + 2) * 1000)  # its anchor is handed over and sent
-        sent = runner.chain.health()["pending"]
-        root = runner.engine.state_root()
-        runner.close()
+        node.submit("trades", chunk(rows), T0, "trades#0")
+        node.submit("tick", {}, (START_S + 1) * 1000)  # the fast pool's batch closes
+        node.advance((START_S + 2) * 1000)  # its anchor is handed over and sent
+        sent = node.chain.health()["pending"]
+        root = node.engine.state_root()
+        node.close()
         assert sent >= 1
 
-        runner = open_runner(db, None, keys=keys, chain=choice)  # recovery: the log, not the chain
-        assert runner.engine.state_root() == root
+        node = open_node(db, None, keys=keys, chain=choice)  # recovery: the log, not the chain
+        assert node.engine.state_root() == root
         events = []
         for s in range(3, 12, 2):
             anvil.mine(START_S + s)
-            step = runner.advance_chain((START_S + s) * 1000)
+            step = node.advance((START_S + s) * 1000)
             events += list(step.events) if step is not None else []
         anchored = [e for e in events if isinstance(e, BatchAnchored)]
         final = [e for e in events if isinstance(e, BatchFinal)]
@@ -60,11 +60,11 @@ def test_the_node_anchors_restarts_from_its_log_and_anchors_once(tmp_path: Path)
         refs = [ref for ref, _ in anchors_on_chain(anvil, address)]
         assert sorted(refs) == sorted(set(refs)), "a batch was anchored twice"
         assert {e.batch_id for e in anchored} <= set(refs)
-        assert runner.chain.health()["state"] == "ok"
-        runner.close()
+        assert node.chain.health()["state"] == "ok"
+        node.close()
 
         try:
-            open_runner(db, None, keys=keys)  # the simulated chain cannot continue this log
+            open_node(db, None, keys=keys)  # the simulated chain cannot continue this log
         except StoreError as exc:
             assert "ethereum" in str(exc)
         else:
@@ -79,16 +79,16 @@ def test_a_reorg_on_anvil_takes_the_anchor_away_and_the_node_anchors_it_again(tm
         keys = tmp_path / "keys"
         address = EthKeyStore(keys).ensure_active().address
         anvil.fund(address)
-        runner = open_runner(
+        node = open_node(
             tmp_path / "r.db", EXAMPLE_CONFIG, keys=keys, chain=ChainChoice("ethereum", anvil.url)
         )
-        runner.submit("trades", chunk([trade(i, at=T0 + i * 10) for i in range(3)]), T0, "trades#0")
-        runner.submit("tick", {}, (START_S + 1) * 1000)
-        runner.advance_chain((START_S + 2) * 1000)  # the anchor is sent
+        node.submit("trades", chunk([trade(i, at=T0 + i * 10) for i in range(3)]), T0, "trades#0")
+        node.submit("tick", {}, (START_S + 1) * 1000)
+        node.advance((START_S + 2) * 1000)  # the anchor is sent
         events = []
 
         def observe(s: int) -> None:
-            step = runner.advance_chain((START_S + s) * 1000)
+            step = node.advance((START_S + s) * 1000)
             events.extend(step.events if step is not None else [])
 
         anvil.mine(START_S + 3)
@@ -106,6 +106,6 @@ def test_a_reorg_on_anvil_takes_the_anchor_away_and_the_node_anchors_it_again(tm
         assert anchored[0].tx_id == anchored[1].tx_id  # the same transaction, not a second anchor
         assert any(isinstance(e, BatchFinal) for e in events)
         assert len(anchors_on_chain(anvil, address)) == 1
-        runner.close()
+        node.close()
     finally:
         anvil.stop()

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from clearlane.adapters.chain.ethkeys import EthKeyStore
-from clearlane.adapters.embedded import ChainChoice, open_runner
+from clearlane.adapters.embedded import ChainChoice, open_node
 from clearlane.adapters.nats.worker import WorkerOptions, run_worker
 from clearlane.testing.devserver import AnvilServer, NatsServer
 from tests.adapters.chain.test_ethereum_node import anchors_on_chain
@@ -41,12 +41,12 @@ def test_the_worker_anchors_on_a_live_chain(tmp_path: Path) -> None:
         )
         stats = run_worker(options, log=lambda _m: None)
         assert stats.trades == 60
-        runner = open_runner(db, chain=choice)
-        batches = runner.store.rows("SELECT batch_id, state, anchor_tx FROM batches")
+        node = open_node(db, chain=choice)
+        batches = node.store.rows("SELECT batch_id, state, anchor_tx FROM batches")
         assert batches and {r["state"] for r in batches} == {"final"}, json.dumps(batches, default=str)
         refs = [ref for ref, _ in anchors_on_chain(anvil, address) if not ref.startswith("T")]
         assert sorted(refs) == sorted(r["batch_id"] for r in batches)
-        runner.close()
+        node.close()
     finally:
         anvil.stop()
         nats.stop()

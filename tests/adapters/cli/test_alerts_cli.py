@@ -19,7 +19,7 @@ from clearlane.adapters.sql.store import Store
 from clearlane.core.cases import Severity
 from clearlane.node.alerts import AlertService
 
-runner = CliRunner()
+node = CliRunner()
 # The alerts group under main's error handling (typer builds a CLI's whole command tree on
 # every invoke: the full app would cost a second per call on a busy machine).
 ALERTS = typer.Typer(cls=_Commands)
@@ -27,7 +27,7 @@ ALERTS.add_typer(alerts_app, name="alerts")
 
 
 def _run(*args: str, code: int = 0) -> Any:
-    result = runner.invoke(ALERTS, ["alerts", *args])
+    result = node.invoke(ALERTS, ["alerts", *args])
     assert result.exit_code == code, result.output
     return json.loads(result.output) if "--json" in args and code == 0 else result.output
 

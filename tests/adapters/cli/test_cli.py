@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from clearlane.adapters.cli.main import app
 from tests.conftest import EXAMPLE_CONFIG
 
-runner = CliRunner()
+node = CliRunner()
 
 HEADER = "trade_id,venue,symbol,buyer,seller,quantity,price,executed_at,exch_batch_id,lane_hint\n"
 GOOD = [
@@ -34,7 +34,7 @@ def _csv(tmp_path: Path, lines: list[str]) -> Path:
 
 
 def _clear(tmp_path: Path, file: Path, *extra: str) -> object:
-    return runner.invoke(
+    return node.invoke(
         app, ["clear", str(file), "--db", str(tmp_path / "c.db"), "--config", str(EXAMPLE_CONFIG), *extra]
     )
 
@@ -63,7 +63,7 @@ def test_clear_applies_good_rows_and_writes_rejects(tmp_path: Path) -> None:
 def test_status_shows_lifecycle_badge_and_two_finalities(tmp_path: Path) -> None:
     assert _clear(tmp_path, _csv(tmp_path, GOOD)).exit_code == 0
     db = str(tmp_path / "c.db")
-    result = runner.invoke(app, ["status", "T1", "--db", db, "--json"])
+    result = node.invoke(app, ["status", "T1", "--db", db, "--json"])
     assert result.exit_code == 0, result.output
     life = json.loads(result.output)
     assert life["lane"] == "L2" and life["pool"] == "fast" and life["state"] == "final"
@@ -78,13 +78,13 @@ def test_status_shows_lifecycle_badge_and_two_finalities(tmp_path: Path) -> None
     assert life["l2_cleared_at"] and life["l1_final_at"]
     assert life["badge"].startswith("Settled on Layer-2 — soft-final at ")
     assert "; base-layer final at " in life["badge"] and " 09:00:" in life["badge"]
-    l1 = json.loads(runner.invoke(app, ["status", "T3", "--db", db, "--json"]).output)
+    l1 = json.loads(node.invoke(app, ["status", "T3", "--db", db, "--json"]).output)
     assert (
         l1["lane"] == "L1"
         and l1["state"] == "final"
         and l1["badge"].startswith("Settled on Layer-1 — final at")
     )
-    human = runner.invoke(app, ["status", "T1", "--db", db])
+    human = node.invoke(app, ["status", "T1", "--db", db])
     assert "Settled on Layer-2" in human.output and "anchored" in human.output
 
 
@@ -97,36 +97,36 @@ def test_status_shows_lifecycle_badge_and_two_finalities(tmp_path: Path) -> None
     ],
 )
 def test_missing_inputs_exit_2(tmp_path: Path, args: list[str], message: str) -> None:
-    result = runner.invoke(app, args)
+    result = node.invoke(app, args)
     assert result.exit_code == 2
     assert message in result.output
 
 
 def test_unknown_trade_exits_1(tmp_path: Path) -> None:
     assert _clear(tmp_path, _csv(tmp_path, GOOD)).exit_code == 0
-    result = runner.invoke(app, ["status", "NOPE", "--db", str(tmp_path / "c.db")])
+    result = node.invoke(app, ["status", "NOPE", "--db", str(tmp_path / "c.db")])
     assert result.exit_code == 1 and "not found" in result.output
 
 
 def test_bad_config_names_file_key_and_reason(tmp_path: Path) -> None:
     bad = tmp_path / "bad.toml"
     bad.write_text(EXAMPLE_CONFIG.read_text().replace('kind = "broker"', 'kind = "whale"'))
-    result = runner.invoke(
+    result = node.invoke(
         app, ["clear", str(_csv(tmp_path, GOOD)), "--db", str(tmp_path / "b.db"), "--config", str(bad)]
     )
     assert result.exit_code == 2
     assert "bad.toml" in result.output and "participants[2] (BRK-NORTH).kind" in result.output
     unknown = tmp_path / "unknown.toml"
     unknown.write_text(EXAMPLE_CONFIG.read_text().replace("[clearing]", "[clearing]\nbatch_sise = 3"))
-    result = runner.invoke(
+    result = node.invoke(
         app, ["clear", str(_csv(tmp_path, GOOD)), "--db", str(tmp_path / "u.db"), "--config", str(unknown)]
     )
     assert result.exit_code == 2 and "clearing.batch_sise" in result.output
-    result = runner.invoke(app, ["clear", str(_csv(tmp_path, GOOD)), "--db", str(tmp_path / "n.db")])
+    result = node.invoke(app, ["clear", str(_csv(tmp_path, GOOD)), "--db", str(tmp_path / "n.db")])
     assert result.exit_code == 2 and "needs --config" in result.output
     toml_error = tmp_path / "broken.toml"
     toml_error.write_text("[clearing\n")
-    result = runner.invoke(
+    result = node.invoke(
         app, ["clear", str(_csv(tmp_path, GOOD)), "--db", str(tmp_path / "x.db"), "--config", str(toml_error)]
     )
     assert result.exit_code == 2 and "not valid TOML" in result.output
@@ -145,13 +145,13 @@ def test_unreadable_input_file_exit_2(tmp_path: Path) -> None:
 
 def test_close_prints_balanced_trial_balance(tmp_path: Path) -> None:
     assert _clear(tmp_path, _csv(tmp_path, GOOD)).exit_code == 0
-    result = runner.invoke(app, ["close", "--db", str(tmp_path / "c.db"), "--day", "2026-11-20"])
+    result = node.invoke(app, ["close", "--db", str(tmp_path / "c.db"), "--day", "2026-11-20"])
     assert result.exit_code == 0, result.output
     assert "Trial balance — 2026-11-20" in result.output and "L2:fast" in result.output
 
 
 def test_demo_runs_small_day(tmp_path: Path) -> None:
-    result = runner.invoke(
+    result = node.invoke(
         app,
         [
             "demo",
@@ -171,7 +171,7 @@ def test_demo_runs_small_day(tmp_path: Path) -> None:
 
 
 def test_serve_refuses_an_id_filter_size_that_is_not_a_power_of_two(tmp_path: Path) -> None:
-    result = runner.invoke(
+    result = node.invoke(
         app,
         ["serve", "--db", str(tmp_path / "x.db"), "--config", str(EXAMPLE_CONFIG), "--id-filter-mib", "3"],
     )
@@ -201,7 +201,7 @@ def test_clear_writes_a_changed_row_with_a_known_id_as_a_116_reject(tmp_path: Pa
     assert _clear(tmp_path, second, "--json").exit_code == 0
     rerun = [json.loads(line) for line in (tmp_path / "again.csv.rejects.jsonl").read_text().splitlines()]
     assert rerun == rejects
-    status = runner.invoke(app, ["status", "T2", "--db", str(tmp_path / "c.db"), "--json"])
+    status = node.invoke(app, ["status", "T2", "--db", str(tmp_path / "c.db"), "--json"])
     assert status.exit_code == 0, status.output
     assert json.loads(status.output)["qty_minor"] == 50_000_000  # 0.5 ETH: the first content
 
@@ -233,5 +233,5 @@ def test_clear_writes_changed_payments_deposits_and_withdrawals_as_116_rejects(t
         ("P1", 116, "payment_id"),
         ("W1", 116, "withdrawal_id"),
     ]
-    status = runner.invoke(app, ["status", "P1", "--db", str(tmp_path / "c.db"), "--json"])
+    status = node.invoke(app, ["status", "P1", "--db", str(tmp_path / "c.db"), "--json"])
     assert json.loads(status.output)["qty_minor"] == 150  # the first content

@@ -15,18 +15,18 @@ from clearlane.adapters.cli import main as cli
 from clearlane.core.errors import ClearlaneError, InputError, IntegrityError, NotFound, Unavailable
 from tests.adapters.cli.test_cli import GOOD, _clear, _csv
 
-runner = CliRunner()
+node = CliRunner()
 DOC = Path(__file__).resolve().parents[3] / "docs" / "CLI.md"
 
 
 def _json(args: list[str]) -> object:
-    result = runner.invoke(cli.app, args)
+    result = node.invoke(cli.app, args)
     assert result.exit_code == 0, result.output
     return json.loads(result.stdout)
 
 
 def test_version() -> None:
-    result = runner.invoke(cli.app, ["--version"])
+    result = node.invoke(cli.app, ["--version"])
     assert result.exit_code == 0 and result.stdout.strip() == f"clearlane {__version__}"
 
 
@@ -51,7 +51,7 @@ def test_json_on_every_reading_command_and_close_at_80_columns(tmp_path: Path) -
     assert isinstance(closed, dict) and closed["balanced"] is True and closed["day"] == "2026-11-20"
     fast = next(r for r in closed["rows"] if r["lane"] == "L2:fast" and r["asset"] == "USD")
     assert isinstance(fast["debit_minor"], int) and fast["debit"].count(".") == 1
-    narrow = runner.invoke(cli.app, ["close", "--db", db, "--day", "2026-11-20"], env={"COLUMNS": "80"})
+    narrow = node.invoke(cli.app, ["close", "--db", db, "--day", "2026-11-20"], env={"COLUMNS": "80"})
     assert narrow.exit_code == 0 and "…" not in narrow.stdout
     assert max(len(line) for line in narrow.stdout.splitlines()) <= 80
     assert "(posted)" in narrow.stdout and "(pending)" in narrow.stdout and fast["debit"] in narrow.stdout
@@ -66,7 +66,7 @@ def test_json_on_every_reading_command_and_close_at_80_columns(tmp_path: Path) -
     }
     bundle = _json(["dispute", "T1", "--db", db, "--out", str(tmp_path / "d.zip"), "--json"])
     assert isinstance(bundle, dict) and bundle["batch_id"] and bundle["file"] == str(tmp_path / "d.zip")
-    made = runner.invoke(cli.app, ["apikey", "create", "--db", db, "--role", "auditor", "--label", "ci"])
+    made = node.invoke(cli.app, ["apikey", "create", "--db", db, "--role", "auditor", "--label", "ci"])
     assert made.exit_code == 0, made.output
     keys = _json(["apikey", "list", "--db", db, "--json"])
     assert isinstance(keys, list) and keys[0]["role"] == "auditor" and keys[0]["label"] == "ci"
@@ -76,10 +76,10 @@ def test_json_on_every_reading_command_and_close_at_80_columns(tmp_path: Path) -
 def test_reading_commands_refuse_a_missing_database_and_say_so(tmp_path: Path) -> None:
     missing = str(tmp_path / "none.db")
     for args in (["status", "T1"], ["close"], ["replay"], ["proof", "T1"], ["apikey", "list"]):
-        result = runner.invoke(cli.app, [*args, "--db", missing])
+        result = node.invoke(cli.app, [*args, "--db", missing])
         assert result.exit_code == 2 and "no such database" in result.output, args
         assert not Path(missing).exists()
-    helped = runner.invoke(cli.app, ["status", "--help"], env={"COLUMNS": "200"})
+    helped = node.invoke(cli.app, ["status", "--help"], env={"COLUMNS": "200"})
     assert "created if missing" not in helped.stdout and "missing one is an error" in helped.stdout
 
 
@@ -89,4 +89,4 @@ def test_demo_json_summary(tmp_path: Path) -> None:
     summary = _json(args)
     assert isinstance(summary, dict) and summary["database"] == str(out / "clearlane.db")
     assert summary["run"]["rows_read"] >= 200 and summary["badges"]
-    assert runner.invoke(cli.app, [*args, "--serve"]).exit_code == 2
+    assert node.invoke(cli.app, [*args, "--serve"]).exit_code == 2

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from clearlane.adapters.cli.main import app
 from tests.conftest import EXAMPLE_CONFIG
 
-runner = CliRunner()
+node = CliRunner()
 AT = "1767225600000"
 TERMS = {
     "asset": "USD",
@@ -45,7 +45,7 @@ def test_act_show_list_and_a_refusal(tmp_path: Path) -> None:
         )
         + "\n"
     )
-    cleared = runner.invoke(app, ["clear", str(deposit), "--db", db, "--config", str(EXAMPLE_CONFIG)])
+    cleared = node.invoke(app, ["clear", str(deposit), "--db", db, "--config", str(EXAMPLE_CONFIG)])
     assert cleared.exit_code == 0, cleared.output
     actions = [
         _action("open", "o1", "MARKET", terms=TERMS),
@@ -53,9 +53,9 @@ def test_act_show_list_and_a_refusal(tmp_path: Path) -> None:
         _action("agree", "a2", "BRK-NORTH"),
         _action("fund", "f1", "RTL-0001"),
     ]
-    acted = runner.invoke(app, ["escrow", "act", "--db", db, "--at-ms", AT, *actions])
+    acted = node.invoke(app, ["escrow", "act", "--db", db, "--at-ms", AT, *actions])
     assert acted.exit_code == 0, acted.output
-    refused = runner.invoke(
+    refused = node.invoke(
         app,
         [
             "escrow",
@@ -68,7 +68,7 @@ def test_act_show_list_and_a_refusal(tmp_path: Path) -> None:
         ],
     )
     assert refused.exit_code == 1 and "escrow_role_not_allowed" in refused.output
-    done = runner.invoke(
+    done = node.invoke(
         app,
         [
             "escrow",
@@ -81,21 +81,21 @@ def test_act_show_list_and_a_refusal(tmp_path: Path) -> None:
         ],
     )
     assert done.exit_code == 0, done.output
-    shown = runner.invoke(app, ["escrow", "show", "car-1", "--db", db])
+    shown = node.invoke(app, ["escrow", "show", "car-1", "--db", db])
     assert shown.exit_code == 0, shown.output
     view = json.loads(shown.output)
     assert view["state"] == "released" and view["where"]["clearing"] == 120_000
-    listed = runner.invoke(app, ["escrow", "list", "--db", db])
+    listed = node.invoke(app, ["escrow", "list", "--db", db])
     assert listed.exit_code == 0 and "car-1" in listed.output
-    missing = runner.invoke(app, ["escrow", "show", "nope", "--db", db])
+    missing = node.invoke(app, ["escrow", "show", "nope", "--db", db])
     assert missing.exit_code == 1
     # the store walk accepts the accounts escrow made on first use, and their balances
-    verified = runner.invoke(app, ["verify", "--db", db])
+    verified = node.invoke(app, ["verify", "--db", db])
     assert verified.exit_code == 0, verified.output
 
 
 def test_bench_runs_in_process() -> None:
-    result = runner.invoke(app, ["escrow", "bench", "--escrows", "16"])
+    result = node.invoke(app, ["escrow", "bench", "--escrows", "16"])
     assert result.exit_code == 0, result.output
     figures = json.loads(result.output)
     assert figures["escrows"] == 16 and figures["actions"] == 82 and figures["ledger_entries"] > 32

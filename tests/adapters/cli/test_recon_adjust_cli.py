@@ -14,7 +14,7 @@ from clearlane.adapters.sql.store import Store
 from clearlane.core.cases import CaseKind, CaseSubject, Severity, open_case
 from clearlane.sim.generator import generate_day
 
-runner = CliRunner()
+node = CliRunner()
 
 
 def test_resolve_with_adjust_posts_through_the_node(tmp_path: Path) -> None:
@@ -22,9 +22,7 @@ def test_resolve_with_adjust_posts_through_the_node(tmp_path: Path) -> None:
     paths = day.write(tmp_path)
     db = str(tmp_path / "day.db")
     assert (
-        runner.invoke(
-            app, ["clear", str(paths.deposits), "--db", db, "--config", str(paths.config)]
-        ).exit_code
+        node.invoke(app, ["clear", str(paths.deposits), "--db", db, "--config", str(paths.config)]).exit_code
         == 0
     )
     store = SqlReconStore(Store.open(db, create=False))
@@ -47,7 +45,7 @@ def test_resolve_with_adjust_posts_through_the_node(tmp_path: Path) -> None:
         "--resolution",
         "fixed_by_booking",
     ]
-    bad = runner.invoke(
+    bad = node.invoke(
         app,
         [
             *base,
@@ -60,7 +58,7 @@ def test_resolve_with_adjust_posts_through_the_node(tmp_path: Path) -> None:
         ],
     )
     assert bad.exit_code == 1 and "adjustment_unbalanced" in bad.output
-    ok = runner.invoke(
+    ok = node.invoke(
         app,
         [
             *base,
@@ -73,8 +71,8 @@ def test_resolve_with_adjust_posts_through_the_node(tmp_path: Path) -> None:
         ],
     )
     assert ok.exit_code == 0, ok.output
-    trail = json.loads(runner.invoke(app, ["recon", "case", case.case_id, "--db", db, "--json"]).output)
+    trail = json.loads(node.invoke(app, ["recon", "case", case.case_id, "--db", db, "--json"]).output)
     assert trail["case"]["state"] == "resolved" and "adjust:adj-1" in trail["events"][-1]["note"]
     # the adjustment (and the refused one) is in the stored log: a replay reaches the same root
-    replayed = runner.invoke(app, ["replay", "--db", db, "--into", str(tmp_path / "r.db"), "--json"])
+    replayed = node.invoke(app, ["replay", "--db", db, "--into", str(tmp_path / "r.db"), "--json"])
     assert replayed.exit_code == 0, replayed.output

@@ -17,12 +17,12 @@ from clearlane.adapters.sql.store import Store
 from clearlane.core.recon.batchreport import render_json
 from clearlane.sim.generator import exchange_batch_reports, generate_day
 
-runner = CliRunner()
+node = CliRunner()
 DAY = "2026-11-20"
 
 
 def _invoke(*args: str) -> Any:
-    result = runner.invoke(app, list(args))
+    result = node.invoke(app, list(args))
     assert result.exit_code == 0, result.output
     return result
 
@@ -113,7 +113,7 @@ def test_recon_end_to_end(cleared: tuple[Path, Any], tmp_path: Path) -> None:
     assert len(injected) == 4 and all(c["state"] == "open" and c["ageing"] == "0-1d" for c in cases)
 
     target = next(c for c in cases if c["reason"] == "UNMATCHED_EXTERNAL")["case_id"]
-    refused = runner.invoke(app, ["recon", "resolve", target, "--note", " ", "--db", str(db)])
+    refused = node.invoke(app, ["recon", "resolve", target, "--note", " ", "--db", str(db)])
     assert refused.exit_code == 2 and "note" in refused.output
     _invoke("recon", "assign", target, "--owner", "ops-anna", "--db", str(db))
     _invoke(
@@ -159,7 +159,7 @@ def test_participant_close_and_journal_sources(cleared: tuple[Path, Any], tmp_pa
     header, *rows = out.read_text().splitlines()
     assert header.startswith("participant,day,start,end,asset") and rows and rows[0].startswith(who)
     assert f"{who},{DAY},2026-11-19T17:00:00.000Z,{DAY}T17:00:00.000Z" in rows[0]
-    bad = runner.invoke(app, ["close", "--db", str(db), "--participant", who, "--day", "20-11-2026"])
+    bad = node.invoke(app, ["close", "--db", str(db), "--participant", who, "--day", "20-11-2026"])
     assert bad.exit_code == 2 and "day" in bad.output
 
 
@@ -227,7 +227,7 @@ def test_base_layer_agrees_then_breaks(cleared: tuple[Path, Any], tmp_path: Path
 
 
 def test_tolerance_bps_is_checked(tmp_path: Path) -> None:
-    result = runner.invoke(
+    result = node.invoke(
         app, ["recon", "run", "--db", str(tmp_path / "none.db"), "--tolerance-bps", "USD=10000"]
     )
     assert result.exit_code == 2 and "--tolerance-bps" in result.output

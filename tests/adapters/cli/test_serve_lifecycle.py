@@ -22,7 +22,7 @@ from clearlane.adapters.cli.main import app
 from tests.service_support import EXAMPLE, trade_row, wait_for
 
 FAULTY = Path(__file__).with_name("faulty_serve.py")
-runner = CliRunner()
+node = CliRunner()
 
 
 def _free_port() -> int:
@@ -88,7 +88,7 @@ def test_a_config_error_leaves_no_database(tmp_path: Path) -> None:
     trades.write_text("trade_id\n")
     for config, message in ((bad, "assets"), (deep, "nested too deeply")):
         db = tmp_path / f"{config.stem}.db"
-        result = runner.invoke(app, ["clear", str(trades), "--db", str(db), "--config", str(config)])
+        result = node.invoke(app, ["clear", str(trades), "--db", str(db), "--config", str(config)])
         assert result.exit_code == 2, result.output
         assert message in result.output and "Traceback" not in result.output
         assert not result.exception or isinstance(result.exception, SystemExit)

@@ -37,7 +37,7 @@ def _resolve(svc: Service, cid: str, who: str = "operator", **extra: Any) -> Any
 
 def test_resolve_with_adjustment_posts_the_entry_and_the_books_close(svc: Service) -> None:
     cid = _case(svc)
-    engine = svc.runtime.runner.engine
+    engine = svc.runtime.node.engine
     alpha = int(engine.acct_available[engine.participant_lookup["MM-ALPHA"], engine.asset_lookup["USD"]])
     before = engine.ledger.balance(alpha).posted_minor
     adjustment = {"adjustment_id": "adj-1", "legs": LEGS}

@@ -57,7 +57,7 @@ class Live:
     def state(self) -> tuple[Any, ...]:
         rt = self.app.state.runtime
         with rt.lock:
-            engine = rt.runner.engine
+            engine = rt.node.engine
             return (
                 rt.rm.applied_seq,
                 engine.state_root(),

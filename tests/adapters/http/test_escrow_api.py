@@ -80,7 +80,7 @@ def test_an_escrow_through_the_api(svc: Service) -> None:
 
 
 def test_a_body_that_is_no_escrow_action_is_422_and_logs_nothing(svc: Service) -> None:
-    before = svc.runtime.runner.engine.applied_seq
+    before = svc.runtime.node.engine.applied_seq
     r = svc.client.post(
         "/v1/escrows/x/actions", json={"action": "teleport", "action_id": "t"}, headers=svc.h()
     )
@@ -91,7 +91,7 @@ def test_a_body_that_is_no_escrow_action_is_422_and_logs_nothing(svc: Service) -
         headers=svc.h(),
     )
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "amount"
-    assert svc.runtime.runner.engine.applied_seq == before
+    assert svc.runtime.node.engine.applied_seq == before
 
 
 def test_escrow_payout_ids_are_refused_at_the_edge(svc: Service) -> None:

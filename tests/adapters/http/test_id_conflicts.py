@@ -71,14 +71,14 @@ def test_payments_deposits_and_withdrawals_refuse_changed_content(svc: Service) 
     assert _post(svc, "/v1/collateral/deposits", {**dep, "amount": "80.00"}).status_code == 200
     clash = _post(svc, "/v1/collateral/deposits", {**dep, "amount": "81"})
     assert clash.status_code == 409 and clash.json()["field"] == "deposit_id"
-    collateral = svc.runtime.runner.engine.collateral.copy()
+    collateral = svc.runtime.node.engine.collateral.copy()
 
     wd = {"withdrawal_id": "W1", "participant": "RTL-0001", "asset": "USD", "amount": "10"}
     assert _post(svc, "/v1/collateral/withdrawals", wd).status_code == 201
     assert _post(svc, "/v1/collateral/withdrawals", {**wd, "amount": "10.0"}).status_code == 200
     clash = _post(svc, "/v1/collateral/withdrawals", {**wd, "amount": "11"})
     assert clash.status_code == 409 and clash.json()["code"] == 116
-    assert int((collateral - svc.runtime.runner.engine.collateral).sum()) == 1000
+    assert int((collateral - svc.runtime.node.engine.collateral).sum()) == 1000
 
     pay = {"payment_id": "P1", "payer": "RTL-0001", "payee": "BRK-NORTH", "asset": "USD", "amount": "1.50"}
     assert _post(svc, "/v1/payments", pay).status_code == 201

@@ -50,7 +50,7 @@ def api_schema(fuzz_app: Any) -> Any:
 def _state(app: Any) -> tuple[Any, ...]:
     rt = app.state.runtime
     with rt.lock:
-        engine = rt.runner.engine
+        engine = rt.node.engine
         return (
             rt.rm.records.trades_received,
             len(engine.seen_flow_ids),

@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from clearlane.adapters.embedded import open_runner
+from clearlane.adapters.embedded import open_node
 from tests.service_support import EXAMPLE, trade_row, wait_for
 
 CLI = str(Path(sys.executable).with_name("clearlane"))
@@ -81,7 +81,7 @@ def _key(db: Path, *args: str) -> str:
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[Server, dict[str, str]]]:
     db = tmp_path / "served.db"
-    open_runner(db, EXAMPLE).close()
+    open_node(db, EXAMPLE).close()
     keys = {
         "operator": _key(db, "--role", "operator"),
         "participant": _key(db, "--role", "participant", "--participant", "RTL-0001"),

@@ -1,6 +1,6 @@
 """The in-memory store fed the real engine's steps keeps and answers what the SQL store does.
 
-The contract suite commits synthetic steps; here a real day runs through the runner on SQLite
+The contract suite commits synthetic steps; here a real day runs through the node on SQLite
 while every commit is also made on a :class:`MemoryStore` (a tee), and every read of the port is
 compared between the two.
 """
@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from clearlane.adapters.embedded import open_runner
+from clearlane.adapters.embedded import open_node
 from clearlane.adapters.memory import MemoryStore
 from clearlane.adapters.sql.store import Store
 from tests.adapters.sql.test_store_contract import run_day
@@ -19,7 +19,7 @@ from tests.conftest import EXAMPLE_CONFIG
 
 
 class TeeStore:
-    """The runner's SQL store, with every commit repeated on a memory store."""
+    """The node's SQL store, with every commit repeated on a memory store."""
 
     def __init__(self, sql: Store, memory: MemoryStore) -> None:
         self.sql = sql
@@ -44,11 +44,11 @@ def _log(store: Any) -> list[tuple[Any, ...]]:
 
 
 def test_a_real_day_reads_the_same_on_memory_and_sqlite(tmp_path: Path) -> None:
-    runner = open_runner(tmp_path / "tee.db", EXAMPLE_CONFIG)
-    sql, memory = runner.store, MemoryStore.open()
-    runner.store = TeeStore(sql, memory)  # type: ignore[assignment]
-    run_day(runner)
-    runner.store = sql
+    node = open_node(tmp_path / "tee.db", EXAMPLE_CONFIG)
+    sql, memory = node.store, MemoryStore.open()
+    node.store = TeeStore(sql, memory)  # type: ignore[assignment]
+    run_day(node)
+    node.store = sql
     try:
         assert _log(memory) == _log(sql) and len(_log(sql)) > 10
         assert memory.engine_state() == sql.engine_state()
@@ -66,4 +66,4 @@ def test_a_real_day_reads_the_same_on_memory_and_sqlite(tmp_path: Path) -> None:
         assert all(memory.find_trade(f) == sql.find_trade(f) for f in flow_ids)
         assert memory.find_trade(flow_ids[0]) is not None
     finally:
-        runner.close()
+        node.close()

@@ -23,7 +23,7 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from clearlane.adapters.embedded import open_runner
+from clearlane.adapters.embedded import open_node
 from clearlane.adapters.nats.messages import (
     ARROW,
     EVENTS_STREAM,
@@ -36,7 +36,7 @@ from clearlane.adapters.nats.publish import PublishResult, publish_file
 from clearlane.adapters.nats.worker import Worker, WorkerOptions, run_worker, stream_cursor
 from clearlane.core.config import load_config
 from clearlane.core.proofs.codec import read_table
-from clearlane.node.runner import Runner
+from clearlane.node.node import Node
 from tests.conftest import EXAMPLE_CONFIG, REPO, T0
 
 PARTIES = ["MM-ALPHA", "MM-BETA", "BRK-NORTH", "RTL-0001", "RTL-0002", "CUST-VAULT"]
@@ -116,9 +116,9 @@ async def _events(nats_url: str) -> list[dict[str, Any]]:
     return out
 
 
-def trade_ids(runner: Runner) -> list[str]:
+def trade_ids(node: Node) -> list[str]:
     ids: list[str] = []
-    for r in runner.store.rows("SELECT blob FROM trade_chunks ORDER BY log_seq, part"):
+    for r in node.store.rows("SELECT blob FROM trade_chunks ORDER BY log_seq, part"):
         ids.extend(read_table(bytes(r["blob"])).column("flow_id").to_pylist())
     return ids
 
@@ -222,32 +222,32 @@ def test_worker_applies_every_trade_exactly_once(nats_url: str, pg_url: str, tmp
         stats.skipped == 0 and stats.messages > 0
     )  # restarted at the cursor: its message re-read, no-op parts
     schema = "clearlane_fast_l1_retail"
-    runner = open_runner(pg_url, schema=schema)
-    ids = trade_ids(runner)
+    node = open_node(pg_url, schema=schema)
+    ids = trade_ids(node)
     assert (
         len(ids) == len(set(ids)) == 601
     )  # 600 + OK-1; resent copies and BAD-1 never applied twice / at all
-    assert runner.engine.stats.duplicates == 250
-    edge = runner.store.rows(
+    assert node.engine.stats.duplicates == 250
+    edge = node.store.rows(
         "SELECT code, field, input_id, source FROM rejects WHERE log_seq IS NULL ORDER BY id"
     )
     assert [(r["code"], r["field"], r["input_id"]) for r in edge] == [
         (104, "seller", "BAD-1"),
         (302, "-", None),
     ]
-    root, cursor = runner.engine.state_root(), stream_cursor(runner.store)
-    assert runner.store.has_source(f"nats:CLEARLANE:{cursor}:fast#0")
-    runner.close()
+    root, cursor = node.engine.state_root(), stream_cursor(node.store)
+    assert node.store.has_source(f"nats:CLEARLANE:{cursor}:fast#0")
+    node.close()
 
     # A third run finds nothing new: same root.
     assert run_worker(options(pg_url, nats_url, ALL_POOLS), log=lambda _m: None).trades == 0
-    again = open_runner(pg_url, schema=schema)
+    again = open_node(pg_url, schema=schema)
     assert again.engine.state_root() == root
     again.close()
 
     # The same stream into SQLite, uninterrupted: the same state root (log is a function of the stream).
     run_worker(options(str(tmp_path / "clean.db"), nats_url, ALL_POOLS), log=lambda _m: None)
-    clean = open_runner(tmp_path / "clean.db")
+    clean = open_node(tmp_path / "clean.db")
     assert clean.engine.state_root() == root
     clean.close()
 
@@ -363,7 +363,7 @@ def test_kill_9_mid_batch_standby_takes_over_with_nothing_lost_or_doubled(
     for pools in (["fast"], ["retail", "L1"]):
         run_worker(options(ref_db, nats_url, pools, fetch_batch=4), log=lambda _m: None)
     for schema in (fast, "clearlane_l1_retail"):
-        crashed, reference = open_runner(crash_db, schema=schema), open_runner(ref_db, schema=schema)
+        crashed, reference = open_node(crash_db, schema=schema), open_node(ref_db, schema=schema)
         assert crashed.engine.applied_seq == reference.engine.applied_seq  # no gap, nothing extra in the log
         assert crashed.engine.state_root() == reference.engine.state_root()
         ids = trade_ids(crashed)
@@ -417,7 +417,7 @@ def test_cli_publish_worker_and_status_by_url(nats_url: str, pg_url: str, tmp_pa
 def _clean_run(nats_url: str, tmp_path: Path, pools: list[str]) -> tuple[str, int, list[str]]:
     clean_db = tmp_path / "clean.db"
     run_worker(options(str(clean_db), nats_url, pools), log=lambda _m: None)
-    clean = open_runner(clean_db)
+    clean = open_node(clean_db)
     try:
         return clean.engine.state_root(), clean.engine.applied_seq, trade_ids(clean)
     finally:
@@ -453,13 +453,13 @@ def test_crash_between_a_trade_part_and_the_observation_logged_after_it(
         worker._observe_pending = observe_or_crash  # type: ignore[method-assign]
         with pytest.raises(Crash):
             asyncio.run(worker.run())
-        runner = open_runner(db)
-        last = runner.store.rows("SELECT source_id FROM input_log ORDER BY seq DESC LIMIT 1")[0]["source_id"]
+        node = open_node(db)
+        last = node.store.rows("SELECT source_id FROM input_log ORDER BY seq DESC LIMIT 1")[0]["source_id"]
         assert not str(last).endswith(".chain")  # died between the trade part and the observation
-        runner.close()
+        node.close()
     stats = run_worker(options(db, nats_url, ALL_POOLS), log=lambda _m: None)
     assert stats.trades > 0
-    crashed = open_runner(db)
+    crashed = open_node(db)
     ids = trade_ids(crashed)
     assert (crashed.engine.state_root(), crashed.engine.applied_seq, ids) == reference
     assert len(ids) == len(set(ids)) == 1_500
@@ -474,9 +474,9 @@ def test_message_redelivered_before_its_ack_is_not_applied_again(nats_url: str, 
     db = str(tmp_path / "redelivered.db")
     stats = run_worker(options(db, nats_url, ALL_POOLS, ack_wait_s=0.5, idle_exit_s=2.0), log=lambda _m: None)
     assert stats.skipped >= 1 and stats.trades == 400
-    runner = open_runner(db)
-    assert (runner.engine.state_root(), runner.engine.applied_seq, trade_ids(runner)) == reference
-    runner.close()
+    node = open_node(db)
+    assert (node.engine.state_root(), node.engine.applied_seq, trade_ids(node)) == reference
+    node.close()
 
 
 def test_idle_clock_logs_the_pending_observation_and_acks_everything(nats_url: str, tmp_path: Path) -> None:
@@ -490,12 +490,12 @@ def test_idle_clock_logs_the_pending_observation_and_acks_everything(nats_url: s
         options(db, nats_url, ALL_POOLS, idle_advance_ms=150, idle_exit_s=1.5), log=lambda _m: None
     )
     assert stats.trades == 300
-    runner = open_runner(db)
-    sources = [r["source_id"] for r in runner.store.rows("SELECT source_id FROM input_log ORDER BY seq")]
+    node = open_node(db)
+    sources = [r["source_id"] for r in node.store.rows("SELECT source_id FROM input_log ORDER BY seq")]
     trade_parts = [s for s in sources if s and "." not in s.rsplit("#", 1)[1]]
     assert all(f"{s}.chain" in sources for s in trade_parts)  # every trade part observed, the last one too
     assert sources[-1] is None  # then the idle clock's own observations
-    runner.close()
+    node.close()
 
     async def pending() -> tuple[int, int]:
         nc = await nats_client.connect(nats_url)
@@ -529,10 +529,10 @@ def test_small_events_do_not_wait_behind_a_pending_observation(nats_url: str, tm
     reference = _clean_run(nats_url, tmp_path, ALL_POOLS)
     db = str(tmp_path / "events.db")
     run_worker(options(db, nats_url, ALL_POOLS), log=lambda _m: None)
-    runner = open_runner(db)
+    node = open_node(db)
     kinds = [
         (r["kind"], r["source_id"])
-        for r in runner.store.rows("SELECT kind, source_id FROM input_log ORDER BY seq")
+        for r in node.store.rows("SELECT kind, source_id FROM input_log ORDER BY seq")
     ]
     assert [k for k, _ in kinds[-4:]] == [
         "chain",
@@ -541,8 +541,8 @@ def test_small_events_do_not_wait_behind_a_pending_observation(nats_url: str, tm
         "collateral_deposit",
     ]
     assert str(kinds[-4][1]).endswith(".chain")
-    assert (runner.engine.state_root(), runner.engine.applied_seq, trade_ids(runner)) == reference
-    runner.close()
+    assert (node.engine.state_root(), node.engine.applied_seq, trade_ids(node)) == reference
+    node.close()
 
     async def ack_pending() -> int:
         nc = await nats_client.connect(nats_url)
@@ -569,17 +569,17 @@ def test_a_changed_trade_re_sent_under_its_id_is_a_116_reject_and_changes_nothin
     db = str(tmp_path / "w.db")
     stats = run_worker(options(db, nats_url, ALL_POOLS), log=lambda _m: None)
     assert stats.rejects == 1
-    runner = open_runner(db)
-    rejects = runner.store.rows("SELECT row, input_id, code, error, field FROM rejects")
+    node = open_node(db)
+    rejects = node.store.rows("SELECT row, input_id, code, error, field FROM rejects")
     # Its row inside its message (the publisher split the file by pool subject).
     assert [dict(r) for r in rejects] == [
         {"row": 1, "input_id": "T0000005", "code": 116, "error": "id_conflict", "field": "trade_id"}
     ]
-    ids = trade_ids(runner)
+    ids = trade_ids(node)
     assert len(ids) == len(set(ids)) == 50
-    records = runner.store.find_trade("T0000005")
+    records = node.store.find_trade("T0000005")
     assert records is not None and records["qty_minor"] == 60_000  # 0.0006 BTC: the first content
-    runner.close()
+    node.close()
     published = [e for e in asyncio.run(_events(nats_url)) if e["type"] == "trade.rejected"]
     assert [(e["id"], e["code"]) for e in published] == [("T0000005", 116)]
 
@@ -618,8 +618,8 @@ def test_changed_small_events_re_sent_over_the_bus_are_116_rejects(nats_url: str
     db = str(tmp_path / "events.db")
     stats = run_worker(options(db, nats_url, ALL_POOLS), log=lambda _m: None)
     assert stats.rejects == 2
-    runner = open_runner(db)
-    rejects = runner.store.rows("SELECT input_id, code, field FROM rejects ORDER BY id")
+    node = open_node(db)
+    rejects = node.store.rows("SELECT input_id, code, field FROM rejects ORDER BY id")
     assert [tuple(r.values()) for r in rejects] == [("D1", 116, "deposit_id"), ("P1", 116, "payment_id")]
-    assert int(runner.engine.collateral.sum()) == 8000
-    runner.close()
+    assert int(node.engine.collateral.sum()) == 8000
+    node.close()

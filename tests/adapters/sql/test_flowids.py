@@ -21,10 +21,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from sqlalchemy import text
 
-from clearlane.adapters.embedded import open_runner
+from clearlane.adapters.embedded import open_node
 from clearlane.adapters.sql import flowids
 from clearlane.adapters.sql.flowids import FlowIdArchive
-from clearlane.node.runner import Runner
+from clearlane.node.node import Node
 from clearlane.node.runtime import RuntimeOptions
 from tests.conftest import EXAMPLE_CONFIG, T0, chunk, trade
 from tests.service_support import make_service, trade_row
@@ -41,37 +41,37 @@ def _rows(ids: list[int], at: int) -> list[dict[str, Any]]:
     return out
 
 
-def _open(db: str, flow_ids: bool) -> Runner:
-    runner = open_runner(db, EXAMPLE_CONFIG, flow_ids=TINY if flow_ids else False)
-    runner.engine.seen_flow_ids.hot_ids = 4
-    return runner
+def _open(db: str, flow_ids: bool) -> Node:
+    node = open_node(db, EXAMPLE_CONFIG, flow_ids=TINY if flow_ids else False)
+    node.engine.seen_flow_ids.hot_ids = 4
+    return node
 
 
 def test_archive_contract(db_target: str) -> None:
-    runner = _open(db_target, True)
-    archive = runner.flow_archive
+    node = _open(db_target, True)
+    archive = node.flow_archive
     steps = [list(range(s * 6, s * 6 + 6)) for s in range(6)]
     for s, ids in enumerate(steps):
-        runner.submit("trades", chunk(_rows(ids, T0 + s * 1000)), T0 + s * 1000, f"c{s}")
-    assert archive.covered_through == runner.engine.applied_seq
-    assert int(runner.store.scalar("SELECT count(*) FROM flow_id_runs")) >= 3
-    assert runner.engine.seen_flow_ids.nbytes() < 2 * 5 * 2**20  # the hot tier only
+        node.submit("trades", chunk(_rows(ids, T0 + s * 1000)), T0 + s * 1000, f"c{s}")
+    assert archive.covered_through == node.engine.applied_seq
+    assert int(node.store.scalar("SELECT count(*) FROM flow_id_runs")) >= 3
+    assert node.engine.seen_flow_ids.nbytes() < 2 * 5 * 2**20  # the hot tier only
     # id 0 was accepted in the first step: evicted from memory, found in a run
-    assert "T000000" not in runner.engine.seen_flow_ids.index("t:")
-    assert "t:T000000" in runner.engine.seen_flow_ids and "t:T000999" not in runner.engine.seen_flow_ids
-    fx = runner.submit("trades", chunk(_rows([0, 1, 500], T0 + 9000)), T0 + 9000, "again")
+    assert "T000000" not in node.engine.seen_flow_ids.index("t:")
+    assert "t:T000000" in node.engine.seen_flow_ids and "t:T000999" not in node.engine.seen_flow_ids
+    fx = node.submit("trades", chunk(_rows([0, 1, 500], T0 + 9000)), T0 + 9000, "again")
     assert fx is not None and fx.duplicates == 2
     assert [(seq, part) for seq, part, _ in archive.candidates("T000000", 0)] == [(1, 0)]
-    root = runner.engine.state_root()
-    accepted = len(runner.engine.seen_flow_ids)
-    runner.close()
+    root = node.engine.state_root()
+    accepted = len(node.engine.seen_flow_ids)
+    node.close()
     # replay on reopen (the archive already holds every id, later ones included)
     again = _open(db_target, True)
     assert again.engine.state_root() == root and len(again.engine.seen_flow_ids) == accepted
     fx = again.submit("trades", chunk(_rows([2, 501], T0 + 10_000)), T0 + 10_000, "again-2")
     assert fx is not None and fx.duplicates == 1
     again.close()
-    plain = open_runner(db_target, EXAMPLE_CONFIG)  # and without the archive (all in memory)
+    plain = open_node(db_target, EXAMPLE_CONFIG)  # and without the archive (all in memory)
     assert plain.engine.seen_flow_ids.archive is None
     assert "t:T000002" in plain.engine.seen_flow_ids and "t:T000501" in plain.engine.seen_flow_ids
     plain.close()
@@ -110,12 +110,12 @@ def test_archive_and_memory_dedup_agree(tmp_path_factory: Any, steps: list[list[
 
 
 def test_bloom_false_positives_and_hash_hits_are_confirmed(tmp_path: Path) -> None:
-    runner = _open(str(tmp_path / "x.db"), True)
+    node = _open(str(tmp_path / "x.db"), True)
     for s in range(4):
-        runner.submit(
+        node.submit(
             "trades", chunk(_rows(list(range(s * 10, s * 10 + 10)), T0 + s * 1000)), T0 + s * 1000, f"c{s}"
         )
-    archive: FlowIdArchive = runner.flow_archive
+    archive: FlowIdArchive = node.flow_archive
     fresh = pa.array([f"N{i}" for i in range(200)], type=pa.string())
     assert archive.maybe(archive.hashes(fresh, 0)).sum() > 50  # a 64-bit filter: many false positives
     assert not archive.seen("t:", fresh, np.arange(200, dtype=np.int64), 1 << 40).any()
@@ -125,7 +125,7 @@ def test_bloom_false_positives_and_hash_hits_are_confirmed(tmp_path: Path) -> No
     assert not archive.seen("t:", pa.array(["T000003"]), np.zeros(1, dtype=np.int64), 1)[
         0
     ]  # not before seq 1
-    runner.close()
+    node.close()
 
 
 def test_service_answers_old_ids_after_eviction(tmp_path: Path) -> None:
@@ -136,9 +136,9 @@ def test_service_answers_old_ids_after_eviction(tmp_path: Path) -> None:
             r = svc.client.post("/v1/trades/batch", json={"trades": rows}, headers=svc.h())
             assert r.status_code == 200, r.text
         rt = svc.runtime
-        assert rt.runner.flow_archive.archived_through > 0
+        assert rt.node.flow_archive.archived_through > 0
         assert rt.rm.records.older_index is not None and rt.rm.find("T0") is not None
-        assert "T0" not in rt.runner.engine.seen_flow_ids.index("t:")
+        assert "T0" not in rt.node.engine.seen_flow_ids.index("t:")
         got = svc.client.get("/v1/trades/T0", headers=svc.h())
         assert got.status_code == 200 and got.json()["id"] == "T0"
         again = svc.client.post("/v1/trades", json=trade_row(0), headers=svc.h())
@@ -153,26 +153,26 @@ def test_runs_are_compacted_and_every_id_stays_found(
     db_target: str, merge_ids: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(flowids, "MERGE_IDS", merge_ids)  # 8: many hash ranges per merge
-    runner = _open(db_target, True)
-    archive: FlowIdArchive = runner.flow_archive
+    node = _open(db_target, True)
+    archive: FlowIdArchive = node.flow_archive
     accepted: list[int] = []
     for s in range(40):
         ids = list(range(s * 5, s * 5 + 5))
         accepted += ids
-        runner.submit("trades", chunk(_rows(ids, T0 + s * 1000)), T0 + s * 1000, f"c{s}")
+        node.submit("trades", chunk(_rows(ids, T0 + s * 1000)), T0 + s * 1000, f"c{s}")
     assert archive.compactions >= 2
     # 200 ids in runs of >= 8: without merging ~25 runs; tiered with fan-in 4: a few per level
     assert archive.run_count <= 2 * (archive.compact_fanin - 1) + 1
     probe = pa.array([f"T{i:06d}" for i in accepted], type=pa.string())
     everything = np.arange(len(probe), dtype=np.int64)
     assert archive.seen("t:", probe, everything, 1 << 40).all()
-    runs = runner.store.rows("SELECT run_id, ids FROM flow_id_runs")
+    runs = node.store.rows("SELECT run_id, ids FROM flow_id_runs")
     assert sum(int(r["ids"]) for r in runs) + archive._pending_n == len(accepted)
-    blocks = {int(r["run_id"]) for r in runner.store.rows("SELECT DISTINCT run_id FROM flow_id_blocks")}
+    blocks = {int(r["run_id"]) for r in node.store.rows("SELECT DISTINCT run_id FROM flow_id_blocks")}
     assert blocks == {int(r["run_id"]) for r in runs}
-    root = runner.engine.state_root()
+    root = node.engine.state_root()
     # a compaction cut short by a crash: blocks without a run row are dropped on open
-    with runner.store.engine.begin() as conn:
+    with node.store.engine.begin() as conn:
         conn.execute(
             text(
                 "INSERT INTO flow_id_blocks (run_id, block, first_hash, hashes, locs) "
@@ -180,7 +180,7 @@ def test_runs_are_compacted_and_every_id_stays_found(
             ),
             {"h": b"\0" * 8, "l": b"\0" * 8},
         )
-    runner.close()
+    node.close()
     again = _open(db_target, True)
     assert again.engine.state_root() == root
     assert again.store.scalar("SELECT count(*) FROM flow_id_blocks WHERE run_id = 999") == 0

@@ -15,12 +15,12 @@ from typing import Any
 import pytest
 from sqlalchemy import inspect
 
-from clearlane.adapters.embedded import open_runner
+from clearlane.adapters.embedded import open_node
 from clearlane.adapters.sql.audit_tables import iter_transitions
 from clearlane.adapters.sql.store import Store, StoreError
 from clearlane.core.proofs.hashchain import genesis_hash, input_hash, transition_hash
 from clearlane.node import ports
-from clearlane.node.runner import Runner
+from clearlane.node.node import Node
 from clearlane.testing.store_contract import StoreContract
 from tests.conftest import EXAMPLE_CONFIG, T0, chunk, trade
 
@@ -58,23 +58,23 @@ def day_rows(chunks: int = 3, rows: int = 40) -> list[list[dict[str, Any]]]:
     return out
 
 
-def run_day(runner: Runner) -> None:
-    runner.submit(
+def run_day(node: Node) -> None:
+    node.submit(
         "collateral_deposit",
         {"deposit_id": "d1", "participant": "RTL-0001", "asset": "USD", "amount": "100000"},
         T0,
         "deposit-1",
     )
-    runner.submit(
+    node.submit(
         "collateral_deposit",
         {"deposit_id": "d2", "participant": "NOBODY", "asset": "USD", "amount": "5"},
         T0,
         "deposit-2",
     )
     for c, part in enumerate(day_rows()):
-        runner.submit("trades", chunk(part), part[0]["received_at_ms"], f"chunk-{c}")
-        runner.advance_chain(part[-1]["received_at_ms"], f"chunk-{c}.chain")
-    runner.settle_until_quiet()
+        node.submit("trades", chunk(part), part[0]["received_at_ms"], f"chunk-{c}")
+        node.advance(part[-1]["received_at_ms"], f"chunk-{c}.chain")
+    node.settle_until_quiet()
 
 
 def test_open_migrates_every_table_and_is_idempotent(db_target: str) -> None:
@@ -93,12 +93,12 @@ def test_open_migrates_every_table_and_is_idempotent(db_target: str) -> None:
 
 
 def test_recovery_replays_to_the_stored_state_root(db_target: str) -> None:
-    runner = open_runner(db_target, EXAMPLE_CONFIG)
-    run_day(runner)
-    root, seq = runner.engine.state_root(), runner.engine.applied_seq
-    runner.close()
+    node = open_node(db_target, EXAMPLE_CONFIG)
+    run_day(node)
+    root, seq = node.engine.state_root(), node.engine.applied_seq
+    node.close()
 
-    again = open_runner(db_target)
+    again = open_node(db_target)
     assert again.engine.applied_seq == seq
     assert again.engine.state_root() == root
     state = again.store.engine_state()
@@ -122,25 +122,25 @@ def test_recovery_replays_to_the_stored_state_root(db_target: str) -> None:
 
 
 def test_source_ids_are_idempotent(db_target: str) -> None:
-    runner = open_runner(db_target, EXAMPLE_CONFIG)
+    node = open_node(db_target, EXAMPLE_CONFIG)
     part = day_rows(1, 10)[0]
-    assert runner.submit("trades", chunk(part), T0, "src-1") is not None
-    seq = runner.engine.applied_seq
-    assert runner.store.has_source("src-1")
-    assert not runner.store.has_source("src-2")
-    assert runner.submit("trades", chunk(part), T0, "src-1") is None
-    assert runner.engine.applied_seq == seq
+    assert node.submit("trades", chunk(part), T0, "src-1") is not None
+    seq = node.engine.applied_seq
+    assert node.store.has_source("src-1")
+    assert not node.store.has_source("src-2")
+    assert node.submit("trades", chunk(part), T0, "src-1") is None
+    assert node.engine.applied_seq == seq
     # The same trades under a new source id are logged but apply nothing (trade ids dedup).
-    fx = runner.submit("trades", chunk(part), T0, "src-2")
+    fx = node.submit("trades", chunk(part), T0, "src-2")
     assert fx is not None and fx.duplicates == len(part)
-    assert runner.store.scalar("SELECT COUNT(*) FROM input_log") == seq + 1
-    runner.close()
+    assert node.store.scalar("SELECT COUNT(*) FROM input_log") == seq + 1
+    node.close()
 
 
 def test_find_trade_batches_outbox_and_rejects(db_target: str) -> None:
-    runner = open_runner(db_target, EXAMPLE_CONFIG)
-    run_day(runner)
-    store = runner.store
+    node = open_node(db_target, EXAMPLE_CONFIG)
+    run_day(node)
+    store = node.store
 
     record = store.find_trade("T000007")
     assert record is not None and record["flow_id"] == "T000007" and record["log_seq"] >= 1
@@ -177,24 +177,24 @@ def test_find_trade_batches_outbox_and_rejects(db_target: str) -> None:
             "source": "engine",
         }
     ]
-    runner.close()
+    node.close()
 
 
 def test_write_balances_materialises_the_ledger(db_target: str) -> None:
-    runner = open_runner(db_target, EXAMPLE_CONFIG)
-    run_day(runner)
-    ledger = runner.engine.ledger
+    node = open_node(db_target, EXAMPLE_CONFIG)
+    run_day(node)
+    ledger = node.engine.ledger
     posted, _, _ = ledger.balances()
-    rows = runner.store.rows("SELECT idx, posted_minor FROM ledger_accounts ORDER BY idx")
+    rows = node.store.rows("SELECT idx, posted_minor FROM ledger_accounts ORDER BY idx")
     assert [r["idx"] for r in rows] == list(range(ledger.n_accounts))
     assert [int(r["posted_minor"]) for r in rows] == [int(v) for v in posted.tolist()]
     assert all(
         int(r["pending_debits_minor"]) == 0
-        for r in runner.store.rows("SELECT pending_debits_minor FROM ledger_accounts")
+        for r in node.store.rows("SELECT pending_debits_minor FROM ledger_accounts")
     )  # all settled
-    runner.checkpoint()  # rewriting is idempotent
-    assert runner.store.scalar("SELECT COUNT(*) FROM ledger_accounts") == ledger.n_accounts
-    runner.close()
+    node.checkpoint()  # rewriting is idempotent
+    assert node.store.scalar("SELECT COUNT(*) FROM ledger_accounts") == ledger.n_accounts
+    node.close()
 
 
 def test_open_refuses_a_missing_sqlite_file_and_a_bad_schema(tmp_path: Path) -> None:
@@ -207,22 +207,22 @@ def test_open_refuses_a_missing_sqlite_file_and_a_bad_schema(tmp_path: Path) -> 
 def test_both_backends_store_the_same_log_and_root(tmp_path: Path, pg_url: str, pg_server: Any) -> None:
     roots = []
     for target in (str(tmp_path / "a.db"), pg_url):
-        runner = open_runner(target, EXAMPLE_CONFIG)
-        run_day(runner)
-        roots.append((runner.engine.state_root(), runner.store.log_head()))
-        runner.close()
+        node = open_node(target, EXAMPLE_CONFIG)
+        run_day(node)
+        roots.append((node.engine.state_root(), node.store.log_head()))
+        node.close()
     assert roots[0] == roots[1]
 
 
 def test_postgres_schemas_are_separate_stores(pg_url: str) -> None:
-    one = open_runner(pg_url, EXAMPLE_CONFIG, schema="part_one")
+    one = open_node(pg_url, EXAMPLE_CONFIG, schema="part_one")
     one.submit("trades", chunk(day_rows(1, 5)[0]), T0, "src-1")
     two = Store.open(pg_url, schema="part_two")
     assert two.engine_state() is None and not two.has_source("src-1")
     assert one.store.has_source("src-1")
     two.close()
     one.close()
-    again = open_runner(pg_url, schema="part_one")
+    again = open_node(pg_url, schema="part_one")
     assert again.engine.applied_seq == 1
     again.close()
 

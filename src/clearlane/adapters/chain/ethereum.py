@@ -9,7 +9,7 @@ longer matches what was reported is a ``ChainReorg`` back to the last common blo
 
 Why it is safe with a real chain, whose answers are not a function of the calls:
 
-- **The log, not the chain, is replayed.** On restart the runner hands each logged observation
+- **The log, not the chain, is replayed.** On restart the node hands each logged observation
   to :meth:`EthereumChain.replay`, which adopts it (the blocks reported, the transactions they
   included) without touching the network; the engine is rebuilt from the same log. Only the
   first ``advance`` after recovery speaks to the node again, from the last logged block on.

@@ -410,7 +410,7 @@ class SimulatedChain:
         return events
 
     def replay(self, to_ms: int, logged: Sequence[ChainEvent]) -> None:
-        """Deterministic: the same ``advance`` again reproduces ``logged`` (the runner's recovery
+        """Deterministic: the same ``advance`` again reproduces ``logged`` (the node's recovery
         then checks the engine's replay against the stored state root)."""
         self.advance(to_ms)
 

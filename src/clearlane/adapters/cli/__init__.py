@@ -4,7 +4,7 @@ the node and print results, one module per command group.
 - ``main``: the application, the mapping of the error tree to exit codes, the registration of
   every command (the console script's entry point);
 - ``common``: the consoles, ``fail``, the ``--db`` / ``--keys`` options, the progress bar,
-  opening a store or a runner;
+  opening a store or a node;
 - ``demo_command``: ``demo``; ``demo``: the live demo's process wiring (serve and feed a day);
 - ``clearing``: ``clear``, ``status``, ``replay``, ``close``;
 - ``bench``: ``bench``;

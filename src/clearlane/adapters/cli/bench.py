@@ -83,31 +83,31 @@ def bench(
 
     recorder = FloorRecorder() if floor else None
     db = workdir / "bench.db"
-    runner = _fresh_runner(db, day_dir / "config.toml", keys, memory=store == "memory", observer=recorder)
-    timings = _clear_day(runner, day_dir)
-    summary = make_summary(runner)
+    node = _fresh_node(db, day_dir / "config.toml", keys, memory=store == "memory", observer=recorder)
+    timings = _clear_day(node, day_dir)
+    summary = make_summary(node)
     _print_report(
-        runner,
+        node,
         summary,
         timings,
         f"clearlane bench — {trades:,} trades, {participants:,} participants, {assets} assets, {store} store",
     )
     if recorder is not None:
-        _print_floor(runner, recorder, day_dir, db if store == "sqlite" else None, timings)
-    runner.close()
+        _print_floor(node, recorder, day_dir, db if store == "sqlite" else None, timings)
+    node.close()
 
 
-def _print_floor(runner: Any, recorder: Any, day_dir: Path, db: Path | None, timings: _Timings) -> None:
+def _print_floor(node: Any, recorder: Any, day_dir: Path, db: Path | None, timings: _Timings) -> None:
     """The floor of the same work (:mod:`clearlane.adapters.cli.floor`) and end to end ÷ floor."""
     from clearlane.adapters.cli.floor import measure_floor
     from clearlane.adapters.sql.floor import store_bytes, write_floor
 
-    runner.checkpoint()
+    node.checkpoint()
     written = store_bytes(db) if db is not None else 0
     scratch = None if db is None else db.with_name("floor.db")
     figures = measure_floor(
         recorder,
-        runner.config,
+        node.config,
         day_dir / "trades.parquet",
         None if scratch is None else (lambda n, steps: write_floor(scratch, n, steps)),
         written,
@@ -138,31 +138,31 @@ def _generate_once(day_dir: Path, trades: int, participants: int, assets: int, s
         console.print(f"generated in {time.perf_counter() - started:.1f} s")
 
 
-def _fresh_runner(db: Path, config: Path, keys: Path | None, *, memory: bool, observer: Any = None) -> Any:
-    from clearlane.adapters.embedded import open_memory_runner
-    from clearlane.adapters.embedded import open_runner as start_runner
+def _fresh_node(db: Path, config: Path, keys: Path | None, *, memory: bool, observer: Any = None) -> Any:
+    from clearlane.adapters.embedded import open_memory_node
+    from clearlane.adapters.embedded import open_node as start_node
 
     if memory:
         key_dir = keys if keys is not None else db.with_name("bench.keys")
-        return open_memory_runner(config, keys=key_dir, observer=observer)
+        return open_memory_node(config, keys=key_dir, observer=observer)
     for suffix in ("", "-wal", "-shm"):
         Path(str(db) + suffix).unlink(missing_ok=True)
-    return start_runner(db, config, keys=keys, observer=observer)
+    return start_node(db, config, keys=keys, observer=observer)
 
 
-def _clear_day(runner: Any, day_dir: Path) -> _Timings:
+def _clear_day(node: Any, day_dir: Path) -> _Timings:
     """Clear the day's deposits, then its trades, then settle until quiet; time each part."""
     from clearlane.node.intake import iter_input
 
     started = time.perf_counter()
     cpu_started = time.process_time()
     main_cpu_started = time.thread_time()
-    _clear_deposits(runner, day_dir)
-    trades_file, chunk_rows = day_dir / "trades.parquet", runner.config.trade_chunk_rows_max
-    reader = _TimedReader(lambda: iter_input(trades_file, runner.config, chunk_rows=chunk_rows))
-    runner.clear_batches(reader.chunks(), source="bench")
+    _clear_deposits(node, day_dir)
+    trades_file, chunk_rows = day_dir / "trades.parquet", node.config.trade_chunk_rows_max
+    reader = _TimedReader(lambda: iter_input(trades_file, node.config, chunk_rows=chunk_rows))
+    node.clear_batches(reader.chunks(), source="bench")
     settle_started, settle_cpu_started = time.perf_counter(), time.thread_time()
-    runner.settle_until_quiet()
+    node.settle_until_quiet()
     settle_seconds = time.perf_counter() - settle_started
     settle_cpu = time.thread_time() - settle_cpu_started
     return _Timings(
@@ -176,7 +176,7 @@ def _clear_day(runner: Any, day_dir: Path) -> _Timings:
     )
 
 
-def _clear_deposits(runner: Any, day_dir: Path) -> None:
+def _clear_deposits(node: Any, day_dir: Path) -> None:
     from clearlane.node.intake import iter_input
 
     deposits_file = day_dir / "deposits.jsonl"
@@ -184,20 +184,20 @@ def _clear_deposits(runner: Any, day_dir: Path) -> None:
         import pyarrow.parquet as pq
 
         first = pq.ParquetFile(day_dir / "trades.parquet").read_row_group(0, columns=["executed_at"])
-        runner.clear_batches(
-            iter_input(deposits_file, runner.config),
+        node.clear_batches(
+            iter_input(deposits_file, node.config),
             source="deposits",
             events_at_ms=int(first.column(0)[0].as_py()),
         )
 
 
-def _print_report(runner: Any, summary: dict[str, Any], timings: _Timings, title: str) -> None:
+def _print_report(node: Any, summary: dict[str, Any], timings: _Timings, title: str) -> None:
     cleared = sum(summary["trades_by_lane"].values())
     rss_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 / 1024
     table = Table("stage", "wall s", "CPU s", title=title)
     table.add_row("read + validate (Parquet)", f"{timings.read:.2f}", f"{timings.read_cpu:.2f}")
-    for stage, seconds in runner.timer.seconds.items():
-        cpu = runner.timer.cpu.get(stage)
+    for stage, seconds in node.timer.seconds.items():
+        cpu = node.timer.cpu.get(stage)
         table.add_row(stage, f"{seconds:.2f}", "-" if cpu is None else f"{cpu:.2f}")
     table.add_row("settle tail (chain to finality)", f"{timings.settle:.2f}", f"{timings.settle_cpu:.2f}")
     table.add_row("[bold]total end to end", f"[bold]{timings.total:.2f}", f"[bold]{timings.total_cpu:.2f}")
@@ -213,4 +213,4 @@ def _print_report(runner: Any, summary: dict[str, Any], timings: _Timings, title
         f"batches: {summary['batches']}   netting efficiency: {summary['netting_efficiency'] * 100:.2f} %"
     )
     console.print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}")
-    console.print(f"state root: {runner.queries.state_root()}")
+    console.print(f"state root: {node.queries.state_root()}")

@@ -27,15 +27,15 @@ from clearlane.adapters.cli.common import (
     console,
     fail,
     missing_db,
-    open_runner,
+    open_node,
     print_json,
     progress_bar,
 )
 from clearlane.core.model import ids as model_ids
 
 
-def clear_file(runner: Any, path: Path, rejects_path: Path, chunk_rows: int, settle: bool) -> dict[str, Any]:
-    """Clear ``path`` through ``runner`` (then settle, if asked); rewrite the rejects file.
+def clear_file(node: Any, path: Path, rejects_path: Path, chunk_rows: int, settle: bool) -> dict[str, Any]:
+    """Clear ``path`` through ``node`` (then settle, if asked); rewrite the rejects file.
 
     Returns ``rejects`` (rows written to the rejects file) and ``run``: this run's figures
     (:func:`clearlane.node.report.run_figures`), apart from the store's totals."""
@@ -45,12 +45,12 @@ def clear_file(runner: Any, path: Path, rejects_path: Path, chunk_rows: int, set
 
     rejects: list[Any] = []
     rows_total = _count_rows(path)
-    start = run_start(runner)
+    start = run_start(node)
     tally: dict[str, Any] = {"rows": 0, "event_ids": []}
     with progress_bar() as progress:
         task = progress.add_task(f"clearing {path.name}", total=rows_total)
-        batches = _tallied(iter_input(path, runner.config, chunk_rows=chunk_rows), tally)
-        runner.clear_batches(
+        batches = _tallied(iter_input(path, node.config, chunk_rows=chunk_rows), tally)
+        node.clear_batches(
             batches,
             source=model_ids.file_source(file_digest(path)),
             rejects=rejects,
@@ -58,12 +58,12 @@ def clear_file(runner: Any, path: Path, rejects_path: Path, chunk_rows: int, set
         )
         if settle:
             settle_task = progress.add_task("settling on the base layer", total=None)
-            runner.settle_until_quiet()
+            node.settle_until_quiet()
             progress.update(settle_task, total=1, completed=1)
     if rejects_path.exists():
         rejects_path.unlink()
     written = write_rejects(rejects_path, rejects) if rejects else 0
-    run = run_figures(start, runner, tally["rows"], rejects, tally["event_ids"])
+    run = run_figures(start, node, tally["rows"], rejects, tally["event_ids"])
     return {"rejects": written, "run": run}
 
 
@@ -179,11 +179,11 @@ def clear(
     if chunk_rows <= 0:
         raise fail("--chunk-rows must be positive")
     base_layer = chain_choice(chain, rpc_url, chain_key)
-    runner = open_runner(db, config, keys=keys, chain=base_layer)
+    node = open_node(db, config, keys=keys, chain=base_layer)
     rejects_path = rejects or file.with_name(file.name + ".rejects.jsonl")
     started = time.perf_counter()
-    result = clear_file(runner, file, rejects_path, chunk_rows, settle)
-    summary = make_summary(runner)
+    result = clear_file(node, file, rejects_path, chunk_rows, settle)
+    summary = make_summary(node)
     summary["rejects_file"] = str(rejects_path) if result["rejects"] else None
     summary["rejects_written"] = result["rejects"]
     summary["run"] = result["run"]
@@ -193,7 +193,7 @@ def clear(
         print_summary(summary, f"{file.name}: cleared in {time.perf_counter() - started:.1f} s")
         if result["rejects"]:
             console.print(f"[yellow]{result['rejects']} rejected rows written to {rejects_path}[/]")
-    runner.close()
+    node.close()
     if strict and result["run"]["rejected"]:
         raise fail(f"{result['run']['rejected']:,} rows rejected (--strict); see {rejects_path}", code=3)
 
@@ -244,7 +244,7 @@ def replay(
     from clearlane.adapters.embedded import simulated_chain
     from clearlane.adapters.sql.store import Store, is_url
     from clearlane.core.engine.core import Engine
-    from clearlane.node.runner import Runner
+    from clearlane.node.node import Node
 
     if missing_db(db):
         raise fail(f"{db}: no such database")
@@ -278,14 +278,14 @@ def replay(
         for key_record in init_keys:
             audit_tables.write_key(conn, key_record)
     auditor = Auditor(config, source.get_meta("store_id") or "0" * 32, init_keys)
-    runner = Runner(fresh, config, Engine(config), simulated_chain, auditor)
+    node = Node(fresh, config, Engine(config), simulated_chain, auditor)
     total = int(state["applied_seq"])
     with progress_bar() as progress:
         task = progress.add_task("replaying", total=total)
         for stored in source.iter_log():
-            runner.replay_entry(stored)
+            node.replay_entry(stored)
             progress.advance(task)
-    root = runner.queries.state_root()
+    root = node.queries.state_root()
     source.close()
     fresh.close()
     _replay_report(total, target, root, state["state_root"], as_json)
@@ -344,10 +344,10 @@ def close(
 
         participant_close(db, None if day == "today" else day, participant, cutoff, as_json, csv_path)
         return
-    runner = open_runner(db, None, create=False, signing=False)
-    result = runner.queries.close_day(day)
-    scales = {a.code: a.scale for a in runner.config.assets}
-    runner.close()
+    node = open_node(db, None, create=False, signing=False)
+    result = node.queries.close_day(day)
+    scales = {a.code: a.scale for a in node.config.assets}
+    node.close()
     rows = [_close_row(row, scales) for row in result.trial_balance.rows()]
     balanced = bool(result.trial_balance.balanced)
     if as_json:

@@ -1,6 +1,6 @@
 """What every ``clearlane`` command group shares: the two consoles (results on stdout, messages
 and progress on stderr), :func:`fail`, the ``--db`` and ``--keys`` option types, the progress
-bar, and opening a store or a runner from a ``--db`` value.
+bar, and opening a store or a node from a ``--db`` value.
 
 Imports of the node and the adapters stay inside the functions: ``clearlane --help`` imports
 this module and must stay quick.
@@ -113,7 +113,7 @@ def progress_bar() -> Progress:
     )
 
 
-def open_runner(
+def open_node(
     db: str | Path,
     config: Path | None,
     *,
@@ -122,9 +122,9 @@ def open_runner(
     signing: bool = True,
     chain: Any = None,
 ) -> Any:
-    """Open the store's runner (recovering by replay), with a progress bar for the replay;
+    """Open the store's node (recovering by replay), with a progress bar for the replay;
     ``chain``: a ``ChainChoice`` (default: the simulated chain)."""
-    from clearlane.adapters.embedded import open_runner as start_runner
+    from clearlane.adapters.embedded import open_node as start_node
 
     with progress_bar() as progress:
         task = progress.add_task("replaying log", total=None)
@@ -133,7 +133,7 @@ def open_runner(
             progress.update(task, completed=done, total=total)
 
         extra = {} if chain is None else {"chain": chain}
-        return start_runner(
+        return start_node(
             db, config, create=create, progress=on_progress, keys=keys, signing=signing, **extra
         )
 

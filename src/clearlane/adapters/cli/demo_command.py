@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import typer
 
 from clearlane.adapters.cli.clearing import clear_file, print_summary
-from clearlane.adapters.cli.common import console, err, fail, open_runner, print_json
+from clearlane.adapters.cli.common import console, err, fail, open_node, print_json
 from clearlane.core.model import ids as model_ids
 
 DEMO_PRESET = "ethereum"
@@ -96,46 +96,46 @@ def _demo_batch(day: Any, paths: Any, out: Path, started: float, as_json: bool) 
     """Clear the generated day at full speed; the summary as a table (or JSON) and two badges."""
     from clearlane.node.report import summary as make_summary
 
-    runner = open_runner(out / "clearlane.db", paths.config)
+    node = open_node(out / "clearlane.db", paths.config)
     first_ms = int(day.trades.column("executed_at")[0].as_py()) if day.trades.num_rows else 0
     for deposit in day.deposits:
         data = deposit.model_dump(mode="json")
         data.pop("type")
         data.pop("v", None)
-        runner.submit("collateral_deposit", data, first_ms, model_ids.deposit_source(deposit.deposit_id))
-    _car_marketplace(runner, first_ms)
-    result = clear_file(runner, paths.trades, out / "rejects.jsonl", 65_536, settle=True)
-    summary = make_summary(runner)
+        node.submit("collateral_deposit", data, first_ms, model_ids.deposit_source(deposit.deposit_id))
+    _car_marketplace(node, first_ms)
+    result = clear_file(node, paths.trades, out / "rejects.jsonl", 65_536, settle=True)
+    summary = make_summary(node)
     summary["run"] = result["run"]
     candidates = day.trades.column("trade_id").slice(0, 200).to_pylist()
     if as_json:
-        summary["badges"] = dict(_badges(runner, candidates))
+        summary["badges"] = dict(_badges(node, candidates))
         summary["rejects_written"] = result["rejects"]
         summary["rejects_file"] = str(out / "rejects.jsonl")
         summary["database"] = str(out / "clearlane.db")
-        runner.close()
+        node.close()
         print_json(summary)
         return
     elapsed = time.perf_counter() - started
     print_summary(summary, f"Cleared {day.trades.num_rows:,} trades in {elapsed:.1f} s")
-    _print_badges(runner, candidates)
+    _print_badges(node, candidates)
     console.print(
         f"rejects: {result['rejects']} (see {out / 'rejects.jsonl'})  database: {out / 'clearlane.db'}"
     )
-    runner.close()
+    node.close()
 
 
-def _car_marketplace(runner: Any, at_ms: int) -> None:
+def _car_marketplace(node: Any, at_ms: int) -> None:
     """The demo's used-car deals in escrow, logged before the day (node/escrow_demo.py)."""
     from clearlane.core.model.inputs import escrow_action
     from clearlane.node import escrow as escrow_app
     from clearlane.node.escrow_demo import car_marketplace
 
-    deposits, actions = car_marketplace(runner.config)
+    deposits, actions = car_marketplace(node.config)
     for deposit in deposits:
-        runner.submit("collateral_deposit", deposit, at_ms, model_ids.deposit_source(deposit["deposit_id"]))
+        node.submit("collateral_deposit", deposit, at_ms, model_ids.deposit_source(deposit["deposit_id"]))
     for body in actions:
-        escrow_app.submit(runner, escrow_action(body), at_ms)
+        escrow_app.submit(node, escrow_action(body), at_ms)
 
 
 # The live demo's canary set (docs/MONITORING.md): a synthetic pair of each kind the generated
@@ -255,7 +255,7 @@ def _live_run(demo_run: Any) -> dict[str, Any]:
 
 
 def _badges(owner: Any, candidates: list[str]) -> list[tuple[str, str]]:
-    """(trade id, badge) of one L2 and one L1 sample trade. ``owner``: the runner
+    """(trade id, badge) of one L2 and one L1 sample trade. ``owner``: the node
     (``--no-serve``) or the live runtime, whose read model finds a record by id at once (the
     store scans chunk blobs)."""
     from clearlane.node.report import trade_lifecycle

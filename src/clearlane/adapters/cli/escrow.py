@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from clearlane.adapters.cli.common import DbOption, console, fail, missing_db, open_runner
+from clearlane.adapters.cli.common import DbOption, console, fail, missing_db, open_node
 
 escrow_app = typer.Typer(no_args_is_help=True, help="Escrow for marketplaces: act, show, list, bench.")
 
@@ -44,7 +44,7 @@ def act(
     from clearlane.node import escrow as escrow_app_logic
 
     actions = _actions(bodies or [], file)
-    runner = open_runner(db, config)
+    node = open_node(db, config)
     refused = 0
     try:
         for n, body in enumerate(actions):
@@ -54,13 +54,13 @@ def act(
                 refused += 1
                 continue
             now = at_ms if at_ms is not None else int(time.time() * 1000)
-            at = max(now, runner.queries.engine_time_ms())
-            receipt = escrow_app_logic.submit(runner, action, at)
+            at = max(now, node.queries.engine_time_ms())
+            receipt = escrow_app_logic.submit(node, action, at)
             refused += receipt.outcome.reject is not None
             console.print_json(json.dumps(receipt.to_dict()))
-        runner.checkpoint()  # balances materialised and the new log head signed, as `clear` does
+        node.checkpoint()  # balances materialised and the new log head signed, as `clear` does
     finally:
-        runner.close()
+        node.close()
     if refused:
         raise typer.Exit(1)
 
@@ -68,12 +68,12 @@ def act(
 def _views(db: str) -> list[Any]:
     if missing_db(db):
         raise fail(f"{db}: no such database")
-    runner = open_runner(db, None, create=False, signing=False)
+    node = open_node(db, None, create=False, signing=False)
     try:
-        views: list[Any] = runner.queries.escrow_views()
+        views: list[Any] = node.queries.escrow_views()
         return views
     finally:
-        runner.close()
+        node.close()
 
 
 @escrow_app.command("show")

@@ -17,7 +17,7 @@ from clearlane.adapters.cli.common import (
     console,
     fail,
     missing_db,
-    open_runner,
+    open_node,
     open_store,
 )
 
@@ -47,18 +47,18 @@ def keys_init(
 @keys_app.command("rotate")
 def keys_rotate(db: ExistingDbOption = "clearlane.db", keys: KeysOption = None) -> None:
     """Replace the store's signing key: a log entry signed by the old and the new key."""
-    from clearlane.node.runner import default_key_dir
+    from clearlane.node.node import default_key_dir
     from clearlane.node.signing import KeyStore
 
     if missing_db(db):
         raise fail(f"{db}: no such database")
     directory = keys if keys is not None else default_key_dir(db)
-    runner = open_runner(db, None, create=False, keys=directory)
-    old = runner.auditor.current_key_id
+    node = open_node(db, None, create=False, keys=directory)
+    old = node.auditor.current_key_id
     try:
-        record = runner.rotate_key(KeyStore(directory))
+        record = node.rotate_key(KeyStore(directory))
     finally:
-        runner.close()
+        node.close()
     console.print(f"rotated {old} -> {record.key_id} at log seq {record.log_seq}")
     console.print(
         f"the retired key's private file was deleted; its public key still verifies checkpoints "

@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from clearlane.adapters.cli.common import DbOption, console, fail, open_runner
+from clearlane.adapters.cli.common import DbOption, console, fail, open_node
 
 
 def manual_settle(
@@ -47,13 +47,13 @@ def manual_settle(
     if record is None or err is not None:
         console.print_json(json.dumps({"refused": err.to_dict() if err else None}))
         raise typer.Exit(2)
-    runner = open_runner(db, None, create=False)
+    node = open_node(db, None, create=False)
     try:
         now = at_ms if at_ms is not None else int(time.time() * 1000)
-        receipt, reject = manual_logic.submit(runner, record, max(now, runner.queries.engine_time_ms()))
-        runner.checkpoint()
+        receipt, reject = manual_logic.submit(node, record, max(now, node.queries.engine_time_ms()))
+        node.checkpoint()
     finally:
-        runner.close()
+        node.close()
     console.print_json(json.dumps(receipt))
     if reject is not None:
         raise typer.Exit(1)

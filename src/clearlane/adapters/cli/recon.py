@@ -244,7 +244,7 @@ def _leg(text: str) -> dict[str, str]:
 def _book_adjustment(db: str, case_id: str, command: Any, raw: dict[str, Any], actor: str) -> dict[str, Any]:
     """Check the resolve, then post the adjustment through the node (as the HTTP route does);
     the receipt, or exit 1 with the refusal printed (docs/RECONCILIATION.md §8)."""
-    from clearlane.adapters.cli.common import open_runner
+    from clearlane.adapters.cli.common import open_node
     from clearlane.core.errors import ClearlaneError
     from clearlane.node import adjust as adjust_logic
     from clearlane.node.recon import cases as case_logic
@@ -261,13 +261,13 @@ def _book_adjustment(db: str, case_id: str, command: Any, raw: dict[str, Any], a
     if record is None or err is not None:
         _print({"refused": err.to_dict() if err else None})
         raise typer.Exit(1)
-    runner = open_runner(db, None, create=False)
+    node = open_node(db, None, create=False)
     try:
-        at = max(_now_ms(), runner.queries.engine_time_ms())
-        receipt, reject = adjust_logic.submit(runner, record, at)
-        runner.checkpoint()
+        at = max(_now_ms(), node.queries.engine_time_ms())
+        receipt, reject = adjust_logic.submit(node, record, at)
+        node.checkpoint()
     finally:
-        runner.close()
+        node.close()
     if reject is not None:
         _print(receipt)
         raise typer.Exit(1)

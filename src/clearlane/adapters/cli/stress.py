@@ -85,10 +85,10 @@ def stress(
         source = replace(source, steps_per_day=steps_per_day)
         keys = Path(tmp) / "keys"
 
-        def open_runner(path: Path) -> Any:
-            from clearlane.adapters.embedded import open_memory_runner
+        def open_node(path: Path) -> Any:
+            from clearlane.adapters.embedded import open_memory_node
 
-            return open_memory_runner(path, keys=keys)
+            return open_memory_node(path, keys=keys)
 
         with progress_bar() as bar:
             tasks: dict[str, Any] = {}
@@ -99,7 +99,7 @@ def stress(
                 bar.update(tasks[phase], completed=done)
 
             # One seed is a sweep of one: a failing run is shrunk all the same.
-            sweeper = node_stress.Sweeper(open_runner, source, trades_hint=hint, progress=on_progress)
+            sweeper = node_stress.Sweeper(open_node, source, trades_hint=hint, progress=on_progress)
             outcomes, worst, shrunk = _sweep(sweeper, chosen, seeds or 1, shrink_budget)
         if source.log is not None:
             source.log.close()

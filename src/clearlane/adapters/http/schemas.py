@@ -9,12 +9,13 @@ asset's scale; USD figures (risk and savings estimates at marks) are floats.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from clearlane.core.model.ids import INPUT_ID_RULE
 from clearlane.core.model.inputs import ID_PATTERN, SYMBOL_PATTERN
+from clearlane.node.events import DEPRECATED_ALIASES, WEBHOOK_EVENTS
 
 DECIMAL_PATTERN = r"^(0|[1-9][0-9]*)(\.[0-9]+)?$"
 
@@ -94,6 +95,15 @@ class WithdrawalIn(BaseModel):
     amount: str
 
 
+if TYPE_CHECKING:
+    WebhookEventName = str
+else:
+    # The names a webhook may subscribe to, from the one vocabulary (node/events.py) plus the
+    # deprecated aliases still accepted; a Literal so the schema lists them and a wrong name is a
+    # 422 naming the allowed ones.
+    WebhookEventName = Literal[(*WEBHOOK_EVENTS, *DEPRECATED_ALIASES)]
+
+
 class WebhookIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     url: str = Field(
@@ -103,49 +113,7 @@ class WebhookIn(BaseModel):
         description="https to a public address; plain http and non-public addresses only for "
         "hosts on the server's allow-list (serve --webhook-allow). Checked again at every delivery.",
     )
-    events: list[
-        Literal[
-            "trade.cleared",
-            "trade.final",
-            "trade.rejected",
-            "trade.settled_manually",
-            "batch.cleared",
-            "batch.anchored",
-            "batch.final",
-            "batch.unwound",
-            "batch.closed",
-            "escrow.opened",
-            "escrow.agreed",
-            "escrow.funded",
-            "escrow.inspection",
-            "escrow.releasable",
-            "escrow.disputed",
-            "escrow.released",
-            "escrow.refunded",
-            "escrow.cancelled",
-            "escrow.chargeback",
-            "escrow.closed",
-            "escrow.updated",
-            "exception.opened",
-            "exception.recurred",
-            "exception.assigned",
-            "exception.acknowledged",
-            "exception.snoozed",
-            "exception.unsnoozed",
-            "exception.noted",
-            "exception.resolved",
-            "exception.accepted",
-            "exception.reopened",
-            "alert.opened",
-            "alert.acknowledged",
-            "alert.snoozed",
-            "alert.silenced",
-            "alert.unsilenced",
-            "alert.renotified",
-            "alert.resolved",
-            "alert.updated",
-        ]
-    ] = Field(
+    events: list[WebhookEventName] = Field(
         min_length=1,
         description="Event types (node/events.py WEBHOOK_EVENTS); batch.closed is a deprecated alias of batch.cleared.",
     )

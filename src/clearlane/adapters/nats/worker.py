@@ -9,7 +9,7 @@ database file is the partition and a file lock beside it plays the advisory lock
 
 Exactly once, step by step:
 
-1. The owner replays the partition's log (``open_runner`` → ``Runner.start``: same state root or refuse).
+1. The owner replays the partition's log (``open_node`` → ``Node.start``: same state root or refuse).
 2. Its cursor is the first message of the log not completely logged (:func:`resume_point`;
    source ids are ``nats:<stream>:<seq>:<pool>#<part>``). It (re)creates the partition's durable
    pull consumer to deliver from that sequence, filtered on ``clearlane.trades.<pool>`` and
@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from clearlane.adapters.embedded import SIMULATED, ChainChoice, open_runner
+from clearlane.adapters.embedded import SIMULATED, ChainChoice, open_node
 from clearlane.adapters.nats.messages import (
     EVENTS_STREAM,
     FORMAT_HEADER,
@@ -67,7 +67,7 @@ from clearlane.core.proofs.codec import encode_payload
 from clearlane.node.events import batch_event_type
 from clearlane.node.feed import PendingObservation, observation_for
 from clearlane.node.intake.validate import TradeValidator
-from clearlane.node.runner import Runner
+from clearlane.node.node import Node
 
 _SOURCE_RE = re.compile(r"^nats:([A-Za-z0-9_-]+):(\d+):([A-Za-z0-9_-]+)#")
 PUBLISHED_META = "bus_events_published_seq"
@@ -263,7 +263,7 @@ class _Inflight:
 
 class Worker:
     """Consumes one partition. The engine applies on its own thread while the event loop
-    fetches and decodes the next messages, and the runner's writer thread commits (pipelined):
+    fetches and decodes the next messages, and the node's writer thread commits (pipelined):
 
     - each trade part is logged as ``<source>#<part>`` and its base-layer observation as
       ``<source>#<part>.chain`` *after the next trade part* (up to 1 ms before the part's last
@@ -283,7 +283,7 @@ class Worker:
         self.name = partition_name(options.pools, options.partition)
         self.schema = f"clearlane_{self.name}" if is_url(options.db) else None
         self.lock = PartitionLock(options.db, self.name)
-        self.runner: Runner[Store] | None = None
+        self.node: Node[Store] | None = None
         self.stats = WorkerStats()
         self.stop = asyncio.Event()
         self._decoded_upto = 0  # highest stream sequence decoded this session (re-deliveries skip)
@@ -311,7 +311,7 @@ class Worker:
 
         await self.acquire()
         try:
-            self.runner = open_runner(self.o.db, self.o.config, schema=self.schema, chain=self.o.chain)
+            self.node = open_node(self.o.db, self.o.config, schema=self.schema, chain=self.o.chain)
             nc = await nats.connect(self.o.nats_url, connect_timeout=5, max_reconnect_attempts=-1)
             try:
                 js = nc.jetstream(timeout=30)
@@ -321,10 +321,10 @@ class Worker:
                 with contextlib.suppress(Exception):
                     await nc.close()  # every publish was awaited; nothing left to drain
         finally:
-            if self.runner is not None:
+            if self.node is not None:
                 with contextlib.suppress(Exception):
-                    self.runner.checkpoint()
-                self.runner.close()
+                    self.node.checkpoint()
+                self.node.close()
             self.lock.release()
         return self.stats
 
@@ -349,16 +349,14 @@ class Worker:
         return await js.pull_subscribe_bind(durable=durable, stream=STREAM)
 
     async def _loop(self, js: Any) -> None:
-        runner = self.runner
-        assert runner is not None
-        cursor, self._known = resume_point(runner.store)
-        self.log(
-            f"partition {self.name}: log at entry {runner.queries.applied_seq()}, stream cursor {cursor}"
-        )
-        runner.assume_sources("nats:", set(self._known))
+        node = self.node
+        assert node is not None
+        cursor, self._known = resume_point(node.store)
+        self.log(f"partition {self.name}: log at entry {node.queries.applied_seq()}, stream cursor {cursor}")
+        node.assume_sources("nats:", set(self._known))
         self._decoded_upto = cursor - 1 if cursor else 0
         sub = await self._consumer(js, cursor)
-        validator = TradeValidator(runner.config)
+        validator = TradeValidator(node.config)
         await self._publish_events(js)
         loop = asyncio.get_running_loop()
         with (
@@ -375,9 +373,9 @@ class Worker:
                     return []
                 return await loop.run_in_executor(decoder, self._decode_all, msgs, validator)
 
-            with runner.pipelined():  # leaving it commits everything queued
+            with node.pipelined():  # leaving it commits everything queued
                 await self._consume(js, loop, applier, fetch)
-            self._committed(runner.queries.applied_seq())
+            self._committed(node.queries.applied_seq())
             await self._ack()
             self._end_busy()
             await self._publish_events(js)
@@ -385,8 +383,8 @@ class Worker:
     async def _consume(
         self, js: Any, loop: asyncio.AbstractEventLoop, applier: ThreadPoolExecutor, fetch: Callable[[], Any]
     ) -> None:
-        runner = self.runner
-        assert runner is not None
+        node = self.node
+        assert node is not None
         last_input = time.monotonic()
         last_advance = last_input
         ahead: asyncio.Future[list[_Decoded]] = asyncio.ensure_future(fetch())
@@ -400,7 +398,7 @@ class Worker:
                     await self._settle()
                     if (
                         self.o.idle_advance_ms
-                        and runner.chain is not None
+                        and node.chain is not None
                         and (now - last_advance) * 1000 >= self.o.idle_advance_ms
                     ):
                         # No input: time still passes for the base layer (batches close, finality arrives).
@@ -419,7 +417,7 @@ class Worker:
                     self._busy = (time.perf_counter(), time.process_time())
                     self.stats.first_input_at = self.stats.first_input_at or time.time()
                 await loop.run_in_executor(applier, self._apply_batch, batch)
-                runner.forget_inflight_sources()  # never offered twice (re-deliveries skip at decode)
+                node.forget_inflight_sources()  # never offered twice (re-deliveries skip at decode)
                 await self._ack()
                 if fresh:  # a re-delivery (ack wait) is not input: idle time goes on
                     last_input = last_advance = time.monotonic()
@@ -431,28 +429,28 @@ class Worker:
 
     async def _settle(self) -> None:
         """Wait (off the event loop) until everything applied is committed, then ack."""
-        runner = self.runner
-        assert runner is not None
-        writer = runner.writer
-        if writer is not None and writer.committed_seq < runner.queries.applied_seq():
+        node = self.node
+        assert node is not None
+        writer = node.writer
+        if writer is not None and writer.committed_seq < node.queries.applied_seq():
             await asyncio.get_running_loop().run_in_executor(
-                None, writer.wait_committed, runner.queries.applied_seq()
+                None, writer.wait_committed, node.queries.applied_seq()
             )
         await self._ack()
 
     def _committed(self, seq: int) -> None:
         if seq > self._committed_seen:
             self._committed_seen = seq
-            writer = self.runner.writer if self.runner is not None else None
+            writer = self.node.writer if self.node is not None else None
             self.stats.last_commit_at = (
                 writer.committed_at if writer is not None and writer.committed_at else time.time()
             )
 
     async def _ack(self) -> None:
         """Ack the newest message such that it and every message before it is committed."""
-        runner = self.runner
-        assert runner is not None
-        committed = runner.queries.applied_seq() if runner.writer is None else runner.writer.committed_seq
+        node = self.node
+        assert node is not None
+        committed = node.queries.applied_seq() if node.writer is None else node.writer.committed_seq
         self._committed(committed)
         last = None
         while self._inflight:
@@ -501,8 +499,8 @@ class Worker:
             self._apply(item)
 
     def _apply(self, item: _Decoded) -> None:
-        runner = self.runner
-        assert runner is not None
+        node = self.node
+        assert node is not None
         if item.redelivered:
             self.stats.skipped += 1
             self._inflight.append(_Inflight(item.msg, item.seq, 0))
@@ -513,24 +511,24 @@ class Worker:
             source = f"{item.source}#{part.index}"
             if part.table is not None:
                 table = part.table
-                at_ms = max(int(table.column("received_at_ms")[0].as_py()), runner.queries.engine_time_ms())
-                fx = runner.submit("trades", table, at_ms, source, payload_bytes=part.payload)
+                at_ms = max(int(table.column("received_at_ms")[0].as_py()), node.queries.engine_time_ms())
+                fx = node.submit("trades", table, at_ms, source, payload_bytes=part.payload)
                 if fx is not None:
                     # A re-sent trade id with different content (116) is rejected like a bad row:
                     # stored under the message's source and published as trade.rejected.
                     item.rejects.extend(part.chunk.located(fx.conflicts))
                     self.stats.trades += table.num_rows
                     self.stats.steps += 1
-                    logged_at = runner.queries.applied_seq()
+                    logged_at = node.queries.applied_seq()
                 else:  # logged before a restart: its id conflicts are asked again
-                    item.rejects.extend(part.chunk.located(runner.queries.id_conflicts(table)))
+                    item.rejects.extend(part.chunk.located(node.queries.id_conflicts(table)))
                     logged_at = self._known.get(source, -1)
                 before = self._pending[0].source_id if self._pending is not None else ""
-                last = logged_at == runner.queries.applied_seq()
+                last = logged_at == node.queries.applied_seq()
                 self._observe_pending(after=logged_at, overlap=True)
                 # This part's own observation belongs right after it and the observation logged
                 # after it (as found in the log, when both were logged before a restart).
-                slot = runner.queries.applied_seq() if last else max(logged_at, self._known.get(before, -1))
+                slot = node.queries.applied_seq() if last else max(logged_at, self._known.get(before, -1))
                 self._pending = (observation_for(table, source), record, slot)
             if part.events and self._pending is not None:
                 # Small events never wait behind an observation: it is logged first (unpipelined rule).
@@ -539,19 +537,19 @@ class Worker:
                 data = event.model_dump(mode="json")
                 kind = data.pop("type")
                 data.pop("v", None)
-                fx = runner.submit(kind, data, runner.queries.engine_time_ms(), f"{source}.{n}")
+                fx = node.submit(kind, data, node.queries.engine_time_ms(), f"{source}.{n}")
                 if fx is not None:
                     item.rejects.extend(fx.conflicts)
         if item.rejects:
             # Edge rejects are outside the log; written once every step before them is committed,
             # so reject ids stay in commit order for the events publisher.
-            if runner.writer is not None:
-                runner.writer.wait_committed(runner.queries.applied_seq())
-            runner.store.replace_rejects(item.source, item.rejects)
+            if node.writer is not None:
+                node.writer.wait_committed(node.queries.applied_seq())
+            node.store.replace_rejects(item.source, item.rejects)
             self.stats.rejects += len(item.rejects)
         self.stats.messages += 1
         record.last_seq = (
-            None if self._pending is not None and self._pending[1] is record else runner.queries.applied_seq()
+            None if self._pending is not None and self._pending[1] is record else node.queries.applied_seq()
         )
 
     def _observe_pending(self, *, after: int, overlap: bool) -> None:
@@ -560,32 +558,32 @@ class Worker:
         small events or idle time). If the log already went on past that entry (entries logged
         before a restart), the observation is in the log already, or was a no-op there (no base
         layer yet): it is not logged again."""
-        runner = self.runner
-        assert runner is not None
+        node = self.node
+        assert node is not None
         if self._pending is None:
             return
         due, record, _ = self._pending
         self._pending = None
-        if after == runner.queries.applied_seq():
-            runner.observe(due, overlap=overlap)
+        if after == node.queries.applied_seq():
+            node.observe(due, overlap=overlap)
         if record.last_seq is None:  # its message is complete now
-            record.last_seq = runner.queries.applied_seq()
+            record.last_seq = node.queries.applied_seq()
 
     def _idle_advance(self, elapsed_ms: int) -> None:
-        runner = self.runner
-        assert runner is not None
+        node = self.node
+        assert node is not None
         if self._pending is not None:
             self._observe_pending(after=self._pending[2], overlap=False)
-        runner.advance_chain(runner.queries.clock_ms() + elapsed_ms)
+        node.advance(node.queries.clock_ms() + elapsed_ms)
 
     # ------------------------------------------------------------------ events out
     async def _publish_events(self, js: Any) -> None:
-        runner = self.runner
-        if runner is None or not self.o.publish_events:
+        node = self.node
+        if node is None or not self.o.publish_events:
             return
-        store = runner.store
+        store = node.store
         done = int(store.get_meta(PUBLISHED_META) or 0)
-        upto = runner.queries.applied_seq() if runner.writer is None else runner.writer.committed_seq
+        upto = node.queries.applied_seq() if node.writer is None else node.writer.committed_seq
         out: list[tuple[str, str, dict[str, Any]]] = []
         for r in store.batch_events_between(done, upto):
             body = {

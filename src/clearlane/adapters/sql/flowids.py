@@ -110,7 +110,7 @@ def _merge_ranges(picked: list[_Run], total: int) -> list[tuple[int, int]]:
 
 
 class FlowIdArchive:
-    """See the module docstring. One writer (the runner's thread); readers hold the runtime lock."""
+    """See the module docstring. One writer (the node's thread); readers hold the runtime lock."""
 
     def __init__(
         self,

@@ -1,6 +1,6 @@
 """What the node sends a base layer and what a base layer reports back.
 
-The clearing engine never talks to a chain. The runner passes the engine's submissions to a
+The clearing engine never talks to a chain. The node passes the engine's submissions to a
 base-layer adapter (the port, `BaseLayer`, is in :mod:`clearlane.node.ports`) and writes the
 events the adapter returns into the input log, so everything here must encode to plain JSON
 and decode back to equal values.
@@ -216,7 +216,7 @@ def event_from_dict(d: Mapping[str, Any]) -> ChainEvent:
 
 
 def tx_submission_to_dict(tx: TxSubmission) -> dict[str, Any]:
-    """Encode a submission for the runner's log (payload hash as lowercase hex)."""
+    """Encode a submission for the node's log (payload hash as lowercase hex)."""
     return {
         "tx_id": tx.tx_id,
         "kind": tx.kind,

@@ -154,7 +154,7 @@ class ChainEvents(_Event):
 
     type: Literal["chain"] = "chain"
     events: list[dict[str, Any]]
-    # Logged by the runner when the base layer had not yet been handed every earlier step's
+    # Logged by the node when the base layer had not yet been handed every earlier step's
     # transactions (pipelined clearing): the last step whose transactions it had. Recovery feeds
     # the replayed chain exactly that far.
     submitted_through: int | None = None

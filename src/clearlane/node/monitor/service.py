@@ -147,7 +147,7 @@ class Monitor:
             counts.setdefault(CLEARLANE, None)
             found += divergence.count_divergence(key, counts, self.options.count_tolerance)
         height, since = src.tip
-        if self.runtime.runner.engine.has_pending_work() and now_ms - since > self.base_heartbeat_ms:
+        if self.runtime.node.engine.has_pending_work() and now_ms - since > self.base_heartbeat_ms:
             found.append(
                 Finding(
                     "stale",
@@ -216,7 +216,7 @@ class Monitor:
         payload = policy.change_payload(f"monitor-halt-{now_ms}-{self.halt_changes}", changes)
         rt = self.runtime
         with rt.lock:
-            rt.runner.submit("config_change", payload, max(now_ms, rt.queries.engine_time_ms()))
+            rt.node.submit("config_change", payload, max(now_ms, rt.queries.engine_time_ms()))
         what = ", ".join(f"{a} {'halted' if v else 'resumed'}" for a, v in changes.items())
         self.raise_alert(
             "monitor_policy", "warning", f"L2 routing: {what}", now_ms, subject=",".join(changes)
@@ -224,7 +224,7 @@ class Monitor:
 
     def _halted(self) -> frozenset[str]:
         """Assets the engine's current configuration (changes applied) keeps off L2."""
-        return self.runtime.runner.engine.config.l2_halted
+        return self.runtime.node.engine.config.l2_halted
 
     # ------------------------------------------------------------------ alerts
     def _canary_result(self, result: Result) -> None:

@@ -1,5 +1,5 @@
 """The service's read model: the projections of the committed history, fed by every committed
-:class:`~clearlane.core.model.events.Step` (live, and for every step replayed when the runner
+:class:`~clearlane.core.model.events.Step` (live, and for every step replayed when the node
 opens, so it is rebuilt identically on restart), and the lifecycle events each step produces.
 
 One projection per resource, each in its own module:

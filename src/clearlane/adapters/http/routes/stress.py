@@ -152,13 +152,13 @@ class StressDesk:
                 )
                 keys = Path(tmp) / "keys"
 
-                def open_runner(path: Path) -> Any:
-                    from clearlane.adapters.embedded import open_memory_runner
+                def open_node(path: Path) -> Any:
+                    from clearlane.adapters.embedded import open_memory_node
 
-                    return open_memory_runner(path, keys=keys)
+                    return open_memory_node(path, keys=keys)
 
                 run.result = node_stress.run_stress(
-                    open_runner, source, scenario, trades_hint=run.trades, progress=progress
+                    open_node, source, scenario, trades_hint=run.trades, progress=progress
                 )
             run.status = "done"
         except Exception as exc:  # a failed run is kept with its reason, never raised in a thread

@@ -1,9 +1,9 @@
-"""The runner: the I/O loop around the pure engine.
+"""The node: the I/O loop around the pure engine.
 
 For every input it (1) assigns the next log sequence number, (2) lets the engine apply it,
 (3) commits the log entry and the effects in one transaction, and only then (4) hands the
 committed transaction submissions to the base layer (an outbox: a crash can re-send, never
-invent or lose). Chain events are inputs too: ``advance_chain`` asks the base layer what happened
+invent or lose). Chain events are inputs too: ``advance`` asks the base layer what happened
 up to a time and logs that as a ``chain`` entry.
 
 Restart: the engine is rebuilt by replaying the log, and the simulated chain is rebuilt by
@@ -12,9 +12,9 @@ replaying the same calls it got the first time (each chain entry's ``advance(at_
 both are deterministic, so after a ``kill -9`` at any instant the process
 resumes exactly after the last committed step, with nothing lost and nothing applied twice.
 
-Pipelining (the bulk path, :meth:`Runner.pipelined`): steps are committed by a writer thread
+Pipelining (the bulk path, :meth:`Node.pipelined`): steps are committed by a writer thread
 (``store/writer.py``) while the engine applies the next one. A step's submissions still reach
-the base layer only after its commit (the runner waits for it), and only at a chain observation.
+the base layer only after its commit (the node waits for it), and only at a chain observation.
 ``clear_batches`` logs each chunk's chain observation after the next chunk (T1, T2, C1, T3, C2,
 ...) and hands over, before observation ``M``, the submissions of every step up to ``M - 2`` but
 not those of step ``M - 1``, the next chunk, whose commit may still be running: the chunk is
@@ -42,6 +42,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, TypeVar
+
+import tomli_w
 
 from clearlane.core.config.model import ClearingConfig, ConfigError, load_config, parse_config
 from clearlane.core.engine.core import Engine, EngineOptions, LogEntry
@@ -77,7 +79,7 @@ def default_key_dir(db: str | Path) -> Path:
 
 @dataclass
 class StageTimer:
-    """Wall-clock and CPU seconds per runner stage (for the benchmark; never part of state).
+    """Wall-clock and CPU seconds per node stage (for the benchmark; never part of state).
 
     CPU is the calling thread's (``time.thread_time``) from the last :meth:`start` or
     :meth:`add` on that thread; wall is from the ``started`` value passed in.
@@ -106,29 +108,57 @@ ArchiveFactory = Callable[[Store, dict[str, int]], FlowIdArchive]
 """Opens the store's flow-id archive with its options."""
 
 
-def _store_config(store: Store, config_path: str | Path | None, label: str) -> ClearingConfig:
-    """The store's configuration: a new store takes ``config_path``; an existing one keeps its
-    own and refuses a different one."""
+def _store_config(store: Store, given: ClearingConfig | str | Path | None, label: str) -> ClearingConfig:
+    """The store's configuration: a new store takes ``given`` (a TOML file, or a compiled
+    configuration, stored as TOML); an existing one keeps its own and refuses a different one."""
     stored_toml = store.get_meta("config_toml")
     if stored_toml is None:
-        if config_path is None:
+        if given is None:
             raise StoreError(f"{label}: new database needs --config")
-        config = load_config(config_path)
-        store.set_meta("config_toml", Path(config_path).read_text(encoding="utf-8"))
+        if isinstance(given, ClearingConfig):
+            config, text = given, tomli_w.dumps(given.raw)
+        else:
+            config, text = load_config(given), Path(given).read_text(encoding="utf-8")
+        store.set_meta("config_toml", text)
         store.set_meta("config_digest", config.digest)
         return config
     config = parse_config(tomllib.loads(stored_toml), source=f"{label} (stored config)")
-    if config_path is not None and load_config(config_path).digest != config.digest:
-        raise ConfigError(
-            str(config_path), "-", f"differs from the configuration {label} was created with; use a new --db"
-        )
+    if given is not None:
+        digest = given.digest if isinstance(given, ClearingConfig) else load_config(given).digest
+        if digest != config.digest:
+            raise ConfigError(
+                str(getattr(given, "source", given)),
+                "-",
+                f"differs from the configuration {label} was created with; use a new --db",
+            )
     return config
+
+
+@dataclass(frozen=True, slots=True)
+class NodeOptions:
+    """How :meth:`Node.open` opens a store, given once (DESIGN.md: options at construction)."""
+
+    label: str
+    """Names the store in errors (its path, URL or ``memory``)."""
+    config: ClearingConfig | str | Path | None = None
+    """A new store's configuration (a TOML path or a compiled one); an existing store keeps its
+    own and refuses a different one."""
+    keys: str | Path | None = None
+    """The signing-key directory; None opens without a private key (nothing is signed)."""
+    progress: ProgressCallback | None = None
+    """Called as ``(seq, total)`` while the log is replayed."""
+    observer: StepObserver | None = None
+    """Sees every committed (and every replayed) step, in log order."""
+    flow_ids: bool | dict[str, int] = False
+    """Keep accepted flow ids in the store's id runs (the service), with the archive's options."""
+    archive_factory: ArchiveFactory | None = None
+    """Opens the store's flow-id archive when ``flow_ids`` is set."""
 
 
 StoreT = TypeVar("StoreT", bound=Store)
 
 
-class Runner(Generic[StoreT]):
+class Node(Generic[StoreT]):
     """Owns one store, one engine and one base-layer adapter."""
 
     def __init__(
@@ -163,59 +193,51 @@ class Runner(Generic[StoreT]):
         # steps wait here until the writer has committed them (always called on this thread).
         self.observer: StepObserver | None = None
         self._unobserved: deque[tuple[LogEntry, Step]] = deque()
-        # The store's flow-id runs (Runner.start(flow_ids=True)): fed every committed step.
+        # The store's flow-id runs (NodeOptions.flow_ids): fed every committed step.
         self.flow_archive: Any = None
 
     # ------------------------------------------------------------------ open
     @classmethod
-    def start(
-        cls,
-        store: StoreT,
-        config_path: str | Path | None = None,
-        *,
-        label: str,
-        chain_factory: ChainFactory,
-        archive_factory: ArchiveFactory | None = None,
-        progress: ProgressCallback | None = None,
-        keys: str | Path | None = None,
-        observer: StepObserver | None = None,
-        flow_ids: bool | dict[str, int] = False,
-    ) -> Runner[StoreT]:
-        """Start the node on an open ``store`` (``label`` names it in errors): take or check its
-        configuration, rebuild engine and base layer from its log (verifying every hash), then
-        load the signing key from the directory ``keys`` (None: open without a private key, no
-        checkpoint is signed; read-mostly commands).
+    def open(cls, store: StoreT, base_layer: ChainFactory, options: NodeOptions) -> Node[StoreT]:
+        """Open the node on an open ``store``: take or check its configuration, rebuild engine and
+        base layer (made by ``base_layer``) from its log, verifying every hash, then load the
+        signing key from ``options.keys`` (None: open without a private key, no checkpoint is
+        signed; read-mostly commands).
 
-        ``flow_ids`` (the service: True, or the archive's options) keeps the accepted flow ids in
-        the store's id runs (``archive_factory``) and only a bounded hot tier of them in memory;
-        the log is replayed with every id in memory, then the ids are handed to the archive.
-        Drivers open a store by path with :func:`clearlane.adapters.embedded.open_runner`.
+        With ``options.flow_ids`` (the service) the accepted flow ids live in the store's id runs
+        (``options.archive_factory``) and only a bounded hot tier of them in memory; the log is
+        replayed with every id in memory, then the ids are handed to the archive. The node has no
+        clock of its own: every input carries its time, and drivers that need wall time (the
+        service's runtime) submit ``tick`` inputs. Drivers open a store by path with
+        :func:`clearlane.adapters.embedded.open_node`.
         """
-        config = _store_config(store, config_path, label)
+        label = options.label
+        config = _store_config(store, options.config, label)
         store_id = store.get_meta("store_id")
         if store_id is None:
             store_id = secrets.token_hex(16)
             store.set_meta("store_id", store_id)
         stored_keys = store.audit_keys()
         auditor = Auditor(config, store_id, [k for k in stored_keys if k.action == "init"])
-        engine = Engine(config, _engine_options(bool(flow_ids)))
-        runner = cls(store, config, engine, chain_factory, auditor)
-        runner.observer = observer
-        if flow_ids and archive_factory is not None:
-            runner.flow_archive = archive_factory(store, flow_ids if isinstance(flow_ids, dict) else {})
+        engine = Engine(config, _engine_options(bool(options.flow_ids)))
+        node = cls(store, config, engine, base_layer, auditor)
+        node.observer = options.observer
+        if options.flow_ids and options.archive_factory is not None:
+            flow_ids = options.flow_ids
+            node.flow_archive = options.archive_factory(store, flow_ids if isinstance(flow_ids, dict) else {})
         genesis = store.get_meta("chain_genesis_ms")
         if genesis is not None:
-            runner.chain = runner._new_chain(int(genesis))
-        runner._recover(progress)
-        if runner.flow_archive is not None:
-            runner.engine.seen_flow_ids.attach(runner.flow_archive)
+            node.chain = node._new_chain(int(genesis))
+        node._recover(options.progress)
+        if node.flow_archive is not None:
+            node.engine.seen_flow_ids.attach(node.flow_archive)
         if [k.key_id for k in auditor.keys] != [k.key_id for k in stored_keys]:
             raise StoreError(f"{label}: audit_keys does not match the key rotations in the log")
-        if keys is not None:
-            runner._load_signer(KeyStore(keys))
-        if runner.engine.applied_seq:
-            runner.checkpoint()
-        return runner
+        if options.keys is not None:
+            node._load_signer(KeyStore(options.keys))
+        if node.engine.applied_seq:
+            node.checkpoint()
+        return node
 
     def _load_signer(self, keystore: KeyStore) -> None:
         auditor = self.auditor
@@ -525,9 +547,7 @@ class Runner(Generic[StoreT]):
         self._commit(stored.entry, stored.payload, stored.source_id, fx)
         return fx
 
-    def advance_chain(
-        self, to_ms: int, source_id: str | None = None, *, overlap: bool = False
-    ) -> Step | None:
+    def advance(self, to_ms: int, source_id: str | None = None, *, overlap: bool = False) -> Step | None:
         """Observe the base layer up to ``to_ms`` and log what happened (even nothing).
 
         Every earlier step's submissions are handed over first (waiting for their commit), except
@@ -557,7 +577,7 @@ class Runner(Generic[StoreT]):
         start = now
         while self.engine.has_pending_work() and now - start < limit_ms:
             now += step
-            self.advance_chain(now)
+            self.advance(now)
         self.checkpoint()
         return now
 
@@ -635,9 +655,7 @@ class Runner(Generic[StoreT]):
 
     def observe(self, due: PendingObservation, *, overlap: bool) -> None:
         """Log a trade chunk's base-layer observation in its place (the rule: node/feed.py)."""
-        self.advance_chain(
-            due.to_ms(self.engine.chain_seen_ms, overlap=overlap), due.source_id, overlap=overlap
-        )
+        self.advance(due.to_ms(self.engine.chain_seen_ms, overlap=overlap), due.source_id, overlap=overlap)
 
     def close(self) -> None:
         if self.flow_archive is not None:

@@ -1,4 +1,4 @@
-"""Store + runner: atomic steps, idempotent inputs, recovery after kill -9, replay."""
+"""Store + node: atomic steps, idempotent inputs, recovery after kill -9, replay."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from clearlane.adapters.embedded import open_runner
+from clearlane.adapters.embedded import open_node
 from clearlane.adapters.sql.store import StoreError
 from tests.conftest import EXAMPLE_CONFIG, REPO, T0, chunk, trade
 
@@ -33,13 +33,13 @@ def _run_worker(db: Path, chunks: int, rows: int, *mode: str) -> str:
 
 def test_resume_after_reopen_is_idempotent(tmp_path: Path) -> None:
     db = tmp_path / "c.db"
-    runner = open_runner(db, EXAMPLE_CONFIG)
+    node = open_node(db, EXAMPLE_CONFIG)
     rows = [trade(i, at=T0 + i * 50) for i in range(40)]
-    assert runner.submit("trades", chunk(rows), T0, "chunk-0") is not None
-    runner.advance_chain(T0 + 30_000, "adv-0")
-    root = runner.engine.state_root()
-    runner.close()
-    again = open_runner(db)  # config comes from the database
+    assert node.submit("trades", chunk(rows), T0, "chunk-0") is not None
+    node.advance(T0 + 30_000, "adv-0")
+    root = node.engine.state_root()
+    node.close()
+    again = open_node(db)  # config comes from the database
     assert again.engine.state_root() == root
     assert again.submit("trades", chunk(rows), T0, "chunk-0") is None  # same source: no-op
     fx = again.submit("trades", chunk(rows), T0 + 40_000, "chunk-0-resent")  # same trade ids: no-ops
@@ -49,25 +49,25 @@ def test_resume_after_reopen_is_idempotent(tmp_path: Path) -> None:
 
 def test_tampered_log_is_refused_on_open(tmp_path: Path) -> None:
     db = tmp_path / "t.db"
-    runner = open_runner(db, EXAMPLE_CONFIG)
-    runner.submit("trades", chunk([trade(0)]), T0, "c0")
-    runner.advance_chain(T0 + 10_000)
-    runner.close()
+    node = open_node(db, EXAMPLE_CONFIG)
+    node.submit("trades", chunk([trade(0)]), T0, "c0")
+    node.advance(T0 + 10_000)
+    node.close()
     with sqlite3.connect(db) as conn:
         conn.execute("UPDATE input_log SET at_ms = at_ms + 1 WHERE seq = 1")
     with pytest.raises(StoreError, match="hash chain"):
-        open_runner(db)
+        open_node(db)
 
 
 def test_config_mismatch_is_refused(tmp_path: Path) -> None:
     db = tmp_path / "m.db"
-    open_runner(db, EXAMPLE_CONFIG).close()
+    open_node(db, EXAMPLE_CONFIG).close()
     other = tmp_path / "other.toml"
     other.write_text(EXAMPLE_CONFIG.read_text().replace("seed = 7", "seed = 8"))
     from clearlane.core.config import ConfigError
 
     with pytest.raises(ConfigError, match="differs"):
-        open_runner(db, other)
+        open_node(db, other)
 
 
 @pytest.mark.slow
