@@ -30,11 +30,11 @@ Pure: everything comes from the log entry and the engine's state.
 from __future__ import annotations
 
 import hashlib
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-from clearlane.core.engine import limits
+from clearlane.core.engine import limits, outcomes
+from clearlane.core.engine.state import EngineError, EngineState
 from clearlane.core.engine.step import StepBuilder
 from clearlane.core.ledger import JournalEntry, PostResult
 from clearlane.core.model import ids as model_ids
@@ -42,9 +42,6 @@ from clearlane.core.model.codes import RejectCode
 from clearlane.core.model.events import LedgerAdjusted
 from clearlane.core.model.inputs import AdjustmentLeg, LedgerAdjustment
 from clearlane.core.money import DecimalError, parse_signed_decimal
-
-if TYPE_CHECKING:
-    from clearlane.core.engine.core import Engine
 
 ENTRY_KIND = "adjustment"
 ID_KIND = "adjustment"
@@ -72,7 +69,7 @@ class _Refused(Exception):
         self.code, self.field, self.reason = code, field, reason
 
 
-def _leg(engine: Engine, i: int, leg: AdjustmentLeg) -> tuple[int, int, int, str]:
+def _leg(engine: EngineState, i: int, leg: AdjustmentLeg) -> tuple[int, int, int, str]:
     """(ledger account, asset index, signed minor amount, account label) of leg ``i``."""
     a = engine.asset_lookup.get(str(leg.asset), -1)
     if a < 0:
@@ -101,7 +98,7 @@ def _leg(engine: Engine, i: int, leg: AdjustmentLeg) -> tuple[int, int, int, str
     return account, a, amount, label
 
 
-def _entry(engine: Engine, payload: LedgerAdjustment, at_ms: int) -> tuple[JournalEntry, LedgerAdjusted]:
+def _entry(engine: EngineState, payload: LedgerAdjustment, at_ms: int) -> tuple[JournalEntry, LedgerAdjusted]:
     """The balanced entry of an adjustment and its event (``_Refused`` says what is wrong)."""
     legs = [_leg(engine, i, leg) for i, leg in enumerate(payload.legs)]
     sums: dict[int, int] = {}
@@ -132,32 +129,25 @@ def _entry(engine: Engine, payload: LedgerAdjustment, at_ms: int) -> tuple[Journ
     return entry, event
 
 
-def apply_adjustment(engine: Engine, payload: LedgerAdjustment, at_ms: int, out: StepBuilder) -> None:
+def apply_adjustment(engine: EngineState, payload: LedgerAdjustment, at_ms: int, out: StepBuilder) -> None:
     """Apply one ledger adjustment (see the module docstring)."""
     adjustment_id = str(payload.adjustment_id)
     digest = _digest(payload)
     if model_ids.event_key(ID_KIND, adjustment_id) in engine.seen_event_ids:
-        engine._event_id(ID_KIND, adjustment_id, out, digest)  # duplicate, or 116 conflict
+        outcomes.event_id(engine, ID_KIND, adjustment_id, out, digest)  # duplicate, or 116 conflict
         return
     try:
         entry, event = _entry(engine, payload, at_ms)
     except _Refused as refused:
-        engine._reject(out, refused.code, refused.field, refused.reason, adjustment_id)
+        outcomes.reject(engine, out, refused.code, refused.field, refused.reason, adjustment_id)
         return
     result = engine.ledger.post(entry)
     if result in _LEDGER_REFUSALS:
         reason = f"the ledger refused the adjustment entry ({result.name})"
-        engine._reject(out, RejectCode.LEDGER_REFUSED, "legs", reason, adjustment_id)
-        engine._refused(out, f"ledger adjustment {adjustment_id}", result, at_ms)
+        outcomes.reject(engine, out, RejectCode.LEDGER_REFUSED, "legs", reason, adjustment_id)
+        outcomes.refused(engine, out, f"ledger adjustment {adjustment_id}", result, at_ms)
         return
     if result is not PostResult.OK:
-        raise engine_error(f"ledger refused {entry.entry_id}: {result.name}")
-    engine._event_id(ID_KIND, adjustment_id, out, digest)
+        raise EngineError(f"ledger refused {entry.entry_id}: {result.name}")
+    outcomes.event_id(engine, ID_KIND, adjustment_id, out, digest)
     out.emit(event)
-
-
-def engine_error(message: str) -> Exception:
-    """The engine's error for a bug (imported late: core.py imports this module)."""
-    from clearlane.core.engine.core import EngineError
-
-    return EngineError(message)

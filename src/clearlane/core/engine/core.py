@@ -10,405 +10,87 @@ window or size), nets closed batches, commits them with an RFC 9162 Merkle root,
 ledger's two-phase holds, emits anchor / L1 transactions to submit, reacts to blocks and reorgs
 (anchored → final after N confirmations and the challenge window), re-submits lost
 transactions and unwinds batches that miss their anchor deadline to L1 gross settlement.
+
+This module is the door: :class:`Engine` is the state (state.py) plus ``apply``, which looks the
+entry's kind up in ``_HANDLERS`` (kind → stage function), then lets time pass
+(:func:`~clearlane.core.engine.chain.on_time`) and folds the step into the effects head; and
+the read-only snapshots drivers ask for. The work is in the stage modules.
 """
 
 from __future__ import annotations
 
-import hashlib
-from dataclasses import dataclass, field
-from typing import TypeVar
+from collections.abc import Callable
+from functools import partial
 
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from clearlane.core.config.model import ClearingConfig
-from clearlane.core.engine import adjust, kernel, limits, manual
-from clearlane.core.engine.commitment import batch_roots_async, string_table
-from clearlane.core.engine.dedup import (
-    SeenFlowIds,
-    collateral_digest,
-    content_digest,
-    payment_digest,
-    trade_digests,
+from clearlane.core.engine import adjust, chain, collateral, l1, manual, outcomes, stateroot, trades
+from clearlane.core.engine.dedup import collateral_digest, trade_digests
+from clearlane.core.engine.escrows import EscrowStage, escrow_action_of
+from clearlane.core.engine.flows import Flows
+from clearlane.core.engine.state import (
+    HOUSE_LANE,
+    I64,
+    AccountBalances,
+    BatchState,
+    EngineError,
+    EngineOptions,
+    EngineState,
+    L1Group,
+    Liquidity,
+    LogEntry,
+    OpenBatches,
+    Stats,
+    install_config,
+    payload_of,
 )
-from clearlane.core.engine.digest import BlockDigest
-from clearlane.core.engine.escrows import EscrowStage, Payout, escrow_action_of
-from clearlane.core.engine.flows import FLOW_PAYMENT, FLOW_TRADE, Flows
-from clearlane.core.engine.netting import NetResult, empty_result, net_positions
-from clearlane.core.engine.routing import kind_codes, route
 from clearlane.core.engine.step import StepBuilder, fold_effects
-from clearlane.core.errors import IntegrityError
 from clearlane.core.escrow import EscrowView
-from clearlane.core.ledger import (
-    HOUSE_OWNER,
-    MAX_AMOUNT_MINOR,
-    AccountKey,
-    JournalEntry,
-    Ledger,
-    PostResult,
-    Purpose,
-)
 from clearlane.core.model import ids as model_ids
-from clearlane.core.model import states
-from clearlane.core.model.chain import BlockProduced, ChainReorg, TxSubmission, event_from_dict
 from clearlane.core.model.codes import Reject, RejectCode
-from clearlane.core.model.events import (
-    Alert,
-    BatchAnchored,
-    BatchCleared,
-    BatchFinal,
-    BatchReorged,
-    BatchResubmitted,
-    BatchUnwound,
-    HoldExpired,
-    L1GroupOpened,
-    Step,
-    TradeRecords,
-)
+from clearlane.core.model.events import Step
 from clearlane.core.model.inputs import (
     LEDGER_ADJUSTMENT_KIND,
     MANUAL_SETTLEMENT_KIND,
-    ChainEvents,
     CollateralDeposit,
     CollateralWithdrawal,
     ConfigChange,
     LedgerAdjustment,
-    LogPayload,
     ManualSettlement,
-    Payment,
-    PriceMark,
 )
-from clearlane.core.model.states import TradeState
-from clearlane.core.money import DecimalError, parse_decimal
-from clearlane.core.risk.margin import span_grid
 
-I64 = npt.NDArray[np.int64]
-_P = TypeVar("_P")
-
-HOUSE_LANE = "house"
-HOLD_SAFETY_MARGIN_MS = 6 * 3_600_000
-_POW10 = np.array([10**k for k in range(19)], dtype=np.int64)
-_NEVER = 1 << 62  # "no time": a quiet batch waits for the next chain entry
-_INT64_MAX = np.iinfo(np.int64).max
-
-
-class EngineError(IntegrityError, RuntimeError, code="ENGINE_CANNOT_APPLY"):
-    """A log entry the engine cannot apply (corrupt log or a bug) — never bad user input."""
-
-
-@dataclass(frozen=True, slots=True)
-class _Netted:
-    """A closing batch's netting (None: too big to net exactly), its obligation count, and the
-    ledger's refusal of its hold (None: held)."""
-
-    result: NetResult | None
-    obligations: int
-    refused: PostResult | None
+# Moved to state.py with the split; named here too so ``clearlane.core.engine.core`` keeps
+# offering what it always did.
+__all__ = [
+    "HOUSE_LANE",
+    "AccountBalances",
+    "BatchState",
+    "Engine",
+    "EngineError",
+    "EngineOptions",
+    "L1Group",
+    "Liquidity",
+    "LogEntry",
+    "OpenBatches",
+    "Stats",
+]
 
 
-@dataclass(frozen=True)
-class LogEntry:
-    """One input, as stored in the log: a trade chunk (Arrow) or one typed small input
-    (:data:`~clearlane.core.model.inputs.LogPayload`, built by
-    :func:`~clearlane.core.model.inputs.log_payload` from the logged JSON object)."""
-
-    seq: int
-    at_ms: int
-    kind: str
-    payload: LogPayload
-
-
-@dataclass
-class BatchState:
-    """A cleared batch that is not final yet (kept in memory until final or unwound)."""
-
-    batch_id: str
-    pool: int
-    seq: int
-    opened_at_ms: int
-    cleared_at_ms: int
-    root: bytes
-    flows: Flows
-    hold_entry_id: str
-    net_participant: I64
-    net_asset: I64
-    net_minor: I64
-    attempts: int = 1
-    last_submit_ms: int = 0
-    anchor_tx: str = ""
-    anchor_height: int = -1
-    anchored_at_ms: int = -1
-    state: str = states.BatchState.CLEARED.label
-    # Set by _advance_batch when it did nothing: it will do nothing again until the chain epoch
-    # changes or engine time reaches ``quiet_until`` (not state: it only skips no-op calls).
-    quiet_epoch: int = -1
-    quiet_until: int = -1
-
-
-@dataclass
-class L1Group:
-    """Flows settled gross on Layer-1, submitted together; one base-layer tx per flow."""
-
-    group_id: str
-    origin: str
-    flows: Flows
-    attempt: I64
-    submitted_ms: I64
-    included_height: I64
-    included_ms: I64
-    final_ms: I64
-    quiet_epoch: int = -1  # as BatchState.quiet_epoch (_advance_l1 did nothing in this epoch)
-
-    def open_rows(self) -> int:
-        return int(np.count_nonzero(self.final_ms < 0))
-
-    def tx_id(self, row: int) -> str:
-        return model_ids.l1_tx_id(self.flows.ids[row].as_py(), int(self.attempt[row]))
-
-    def to_table(self) -> pa.Table:
-        """A snapshot for the step's effects. The arrays are copied: Arrow would wrap them
-        zero-copy, and later steps update them in place while this step may still be on its way
-        to the store (pipelined runner)."""
-        f = self.flows
-        return pa.table(
-            {
-                "flow_id": f.ids,
-                "attempt": self.attempt.copy(),
-                "submitted_ms": self.submitted_ms.copy(),
-                "included_height": self.included_height.copy(),
-                "included_ms": self.included_ms.copy(),
-                "final_ms": self.final_ms.copy(),
-            }
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class OpenBatches:
-    """Each pool's open batch (:meth:`Engine.open_batches`): its sequence number, when it opened
-    (-1: no open batch) and how many flows it holds. Copies."""
-
-    seq: npt.NDArray[np.int64]
-    opened_at_ms: npt.NDArray[np.int64]
-    flows: npt.NDArray[np.int64]
-
-    def is_open(self, k: int) -> bool:
-        return bool(self.opened_at_ms[k] >= 0)
-
-
-@dataclass(frozen=True, slots=True)
-class AccountBalances:
-    """Per participant and asset, in minor units (:meth:`Engine.account_balances`): posted on the
-    available, collateral and in-flight accounts, and held (pending debits on available)."""
-
-    available: npt.NDArray[np.int64]
-    collateral: npt.NDArray[np.int64]
-    in_flight: npt.NDArray[np.int64]
-    held: npt.NDArray[np.int64]
-
-
-@dataclass(frozen=True, slots=True)
-class Liquidity:
-    """Per participant (engine order, house last), in USD at current marks: the figures the
-    liquidity policy judges by (:meth:`Engine.liquidity`). Views show these; nobody outside
-    the engine recomputes them. Copies: the engine goes on changing its own arrays."""
-
-    mark_per_minor: npt.NDArray[np.float64]
-    """USD per minor unit, per asset."""
-    collateral_usd: npt.NDArray[np.float64]
-    credit_usd: npt.NDArray[np.float64]
-    debit_usd: npt.NDArray[np.float64]
-    """Projected net debit over every open batch and pool (what the check compares)."""
-    debit_by_pool_usd: npt.NDArray[np.float64]
-    """The same per pool: shape (pools, participants)."""
-    margin_usd: npt.NDArray[np.float64] | None = None
-    """The finality-window margin the check charges (``[liquidity_margin]``), None when off."""
-
-    @property
-    def available_usd(self) -> npt.NDArray[np.float64]:
-        """Collateral at marks plus credit: the limit a participant's projected debit must stay under."""
-        available: npt.NDArray[np.float64] = self.credit_usd + self.collateral_usd
-        if self.margin_usd is not None:
-            available = available - self.margin_usd
-        return available
-
-
-@dataclass
-class Stats:
-    """Running figures for the summary and the state root (all deterministic)."""
-
-    flows_by_lane: dict[str, int] = field(default_factory=dict)
-    rejects_by_code: dict[str, int] = field(default_factory=dict)
-    duplicates: int = 0
-    conflicts: int = 0  # of the duplicates, those with different content (code 116)
-    batches_cleared: int = 0
-    batches_final: int = 0
-    batches_unwound: int = 0
-    anchors_submitted: int = 0
-    reorged_anchors: int = 0
-    l1_submitted: int = 0
-    l1_final: int = 0
-    l1_resubmitted: int = 0
-    gross_usd: float = 0.0
-    net_usd: float = 0.0
-    liquidity_diverted: int = 0
-    ledger_refused: int = 0
-    """Ledger refusals the engine turned into data (docs/LIMITS.md): refused deposits and
-    withdrawals, batches settled gross because their hold did not fit, failed settlements."""
-    settlements_failed: int = 0
-    """Accepted flows whose ledger settlement was refused (final on the base layer, not posted)."""
-    alerts: list[str] = field(default_factory=list)
-    latency_cleared_ms: list[I64] = field(default_factory=list)
-    latency_l2_final_ms: list[I64] = field(default_factory=list)
-    latency_l1_final_ms: list[I64] = field(default_factory=list)
-
-    def bump(self, table: dict[str, int], key: str, by: int = 1) -> None:
-        table[key] = table.get(key, 0) + by
-
-
-@dataclass(frozen=True, slots=True)
-class EngineOptions:
-    """How an engine keeps its state; fixed at construction. None of these changes a state root,
-    an effect or a stored byte: they trade memory for what a caller can still ask later."""
-
-    # Per-flow latencies (Stats.latency_*) feed the bulk summary (``clearlane clear``); the
-    # service turns them off (its read model keeps histograms): they grow with every flow.
-    keep_latencies: bool = True
-    # Final journal entries stay in memory; the service releases them once drained to the store
-    # (bounded memory; the ledger then cannot recompute balances from entries).
-    retain_final: bool = True
-    # Skip batches and L1 groups whose last walk did nothing until the chain epoch or their wake
-    # time changes (identical results); off only to test that it is.
-    quiet_skip: bool = True
-
-
-class Engine:
+class Engine(EngineState):
     """The clearing state machine. Construct with a config (and options); feed log entries in
-    order."""
+    order. The state is :class:`~clearlane.core.engine.state.EngineState`; each kind of entry
+    is applied by its stage's function (``_HANDLERS``)."""
 
     def __init__(self, config: ClearingConfig, options: EngineOptions | None = None) -> None:
-        self.options = options or EngineOptions()
-        self._install_config(config)
-        self.now_ms = 0
-        self.applied_seq = 0
-        self.seen_flow_ids = SeenFlowIds()
-        # Deposit, withdrawal, mark and config-change ids ("<kind>:<id>") → content digest.
-        self.seen_event_ids: dict[str, int] = {}
-        self.ledger = Ledger(initial_accounts=4096, retain_final=self.options.retain_final)
-        self._create_accounts()
-        self.stats = Stats()
-        k, p, a = len(config.pools), config.participant_count, len(config.assets)
-        self.pos = np.zeros((k, p, a), dtype=np.int64)
-        # Net positions of batches cleared but not final, per pool: what [liquidity_margin]
-        # margins over each pool's finality window (kept only when it is on; not in the root).
-        self.held = np.zeros((k, p, a), dtype=np.int64)
-        # Dense arrays enter the state root through cached block digests (engine/digest.py);
-        # every write below is followed by a touch.
-        self.pos_digest = BlockDigest("pos", self.pos, 1)
-        self.collateral_digest = BlockDigest("collateral", self.collateral, 128)
-        self.debit = np.zeros((k, p), dtype=np.float64)
-        self.debit_total = np.zeros(p, dtype=np.float64)
-        self.touched, self.touched_n = kernel.new_touched(k, p, a)
-        self.open_at = np.full(k, -1, dtype=np.int64)
-        self.count = np.zeros(k, dtype=np.int64)
-        self.seq = np.zeros(k, dtype=np.int64)
-        self.open_parts: list[list[Flows]] = [[] for _ in range(k)]
-        self.pending: dict[str, BatchState] = {}
-        self.anchor_txs: dict[str, str] = {}
-        self.l1_groups: dict[str, L1Group] = {}
-        self.l1_txs: dict[str, tuple[str, int]] = {}
-        self.l1_group_count = 0
-        self.block_ms: dict[int, int] = {}
-        self.tip_height = 0
-        # Deadlines (re-submit, unwind) are judged on the time up to which the chain has been
-        # observed, never on trade time: "not included by X" is only known once blocks up to X
-        # have been seen.
-        self.chain_seen_ms = 0
-        # Bumped by every chain entry and configuration change: what _advance_batch and
-        # _advance_l1 depend on besides engine time. Steps between chain entries skip batches
-        # and L1 groups whose last walk was a no-op (identical results, ~4 ms less a step with
-        # ~1,200 batches in a challenge window).
-        self.chain_epoch = 0
-        self.final_batch_txs: dict[str, str] = {}
-        self.effects_head = hashlib.sha256(b"clearlane.effects.v1|" + config.digest.encode()).digest()
-        # Head of the audit hash chain after the last applied entry (clearlane.core.proofs.hashchain),
-        # set by whoever logs the entries; empty when the engine runs without a log.
-        self.chain_head = b""
-
-    # ------------------------------------------------------------------ configuration
-    def _install_config(self, config: ClearingConfig) -> None:
-        self.config = config
-        self.house = config.house_index
-        self.participant_ids = pa.array(config.participant_ids, type=pa.string())
-        self.participant_lookup = config.participant_index()
-        self.asset_codes = pa.array([a.code for a in config.assets], type=pa.string())
-        self.asset_lookup = config.asset_index()
-        self._pid_table = string_table(config.participant_ids)
-        self._code_table = string_table([a.code for a in config.assets])
-        self.scales = config.asset_scales()
-        self.kinds = kind_codes(config)
-        self.opt_out = config.opt_out_mask()
-        self.fee_cbps = config.fee_cbps()
-        self.credit_cents = config.credit_limits_cents()
-        self.window_ms = np.array([p.window_ms for p in config.pools], dtype=np.int64)
-        self.size_max = np.array([p.size_max for p in config.pools], dtype=np.int64)
-        self.discount_bp = np.array([p.fee_discount_bp for p in config.pools], dtype=np.int64)
-        if not hasattr(self, "marks_usd"):
-            self.marks_usd = np.array(config.marks_usd, dtype=np.float64)
-        if hasattr(self, "escrows"):
-            self.escrows.configure(config)
-
-    def _create_accounts(self) -> None:
-        """All accounts up front, in a fixed order, so indices never depend on traffic: per asset,
-        each participant's available, collateral and in-flight, then the house's fees and
-        in-flight; then per asset the house external and L1 accounts; then each pool's. Created
-        in one bulk call (the same indices and keys digest as one call per key)."""
-        cfg = self.config
-        codes = [a.code for a in cfg.assets]
-        ids = [p.id for p in cfg.participants]
-        n_p, n_a = len(ids), len(codes)
-        keys: list[AccountKey] = []
-        for code in codes:
-            for pid in ids:
-                keys += (
-                    AccountKey(pid, code, Purpose.AVAILABLE),
-                    AccountKey(pid, code, Purpose.COLLATERAL),
-                    AccountKey(pid, code, Purpose.IN_FLIGHT_L2),
-                )
-            keys += (
-                AccountKey(HOUSE_OWNER, code, Purpose.FEES, HOUSE_LANE),
-                AccountKey(HOUSE_OWNER, code, Purpose.IN_FLIGHT_L2, HOUSE_LANE),
-            )
-        keys += [AccountKey(HOUSE_OWNER, c, Purpose.EXTERNAL, HOUSE_LANE) for c in codes]
-        keys += [AccountKey(HOUSE_OWNER, c, Purpose.SETTLEMENT, "L1") for c in codes]
-        keys += [
-            AccountKey(HOUSE_OWNER, c, Purpose.SETTLEMENT, pool.lane_name)
-            for pool in cfg.pools
-            for c in codes
-        ]
-        index = np.array(self.ledger.accounts(keys), dtype=np.int64)
-        per_asset = 3 * n_p + 2
-        blocks = index[: n_a * per_asset].reshape(n_a, per_asset)
-        parts = blocks[:, : 3 * n_p].reshape(n_a, n_p, 3)
-        shape = (n_p + 1, n_a)
-        self.acct_available = np.zeros(shape, dtype=np.int64)
-        self.acct_collateral = np.zeros(shape, dtype=np.int64)
-        self.acct_inflight = np.zeros(shape, dtype=np.int64)
-        self.acct_available[:n_p] = parts[:, :, 0].T
-        self.acct_collateral[:n_p] = parts[:, :, 1].T
-        self.acct_inflight[:n_p] = parts[:, :, 2].T
-        self.acct_available[self.house] = blocks[:, -2]  # the house's fees account
-        self.acct_collateral[self.house] = blocks[:, -2]
-        self.acct_inflight[self.house] = blocks[:, -1]
-        for collateral in parts[:, :, 1].ravel().tolist():
-            self.ledger.set_floor(collateral, 0)
-        rest = index[n_a * per_asset :]
-        self.acct_external = rest[:n_a].copy()
-        self.acct_l1 = rest[n_a : 2 * n_a].copy()
-        self.acct_l2 = rest[2 * n_a :].reshape(len(cfg.pools), n_a).copy()
-        self.collateral = np.zeros(shape, dtype=np.int64)
-        self.escrows = EscrowStage(self.ledger, cfg, self.withdrawal_allowed, self._collateral_moved)
+        super().__init__(config, options)
+        # Built here, not in EngineState: the stage calls back into the collateral policy. It
+        # places no ledger entry when built, so the ledger's history is as before.
+        self.escrows = EscrowStage(
+            self.ledger, config, self.withdrawal_allowed, partial(collateral.moved, self)
+        )
 
     # ------------------------------------------------------------------ entry point
     def apply(self, entry: LogEntry) -> Step:
@@ -421,411 +103,29 @@ class Engine:
         if handler is None:
             raise EngineError(f"log entry {entry.seq} has unknown kind {entry.kind!r}")
         handler(self, entry, out)
-        self._on_time(out)
+        chain.on_time(self, out)
         self.escrows.observe(out)
         step = out.build(self.ledger.drain_changes())
         self.applied_seq = entry.seq
         self.effects_head = fold_effects(self.effects_head, step)
         return step
 
-    # ------------------------------------------------------------------ trades
-    def _apply_trades(self, entry: LogEntry, out: StepBuilder) -> None:
-        table = _payload(entry, pa.Table)
-        n = table.num_rows
-        if n == 0:
-            return
-        reject = np.zeros(n, dtype=np.int16)
-        reject_field = np.zeros(n, dtype=np.int8)
-
-        buyer = self._participants(table.column("buyer"))
-        seller = self._participants(table.column("seller"))
-        base, quote = self._symbols(table.column("symbol"))
-        _mark(reject, reject_field, buyer < 0, RejectCode.UNKNOWN_PARTICIPANT, 1)
-        _mark(reject, reject_field, seller < 0, RejectCode.UNKNOWN_PARTICIPANT, 2)
-        _mark(reject, reject_field, base < 0, RejectCode.UNKNOWN_SYMBOL, 3)
-        _mark(reject, reject_field, (buyer == seller) & (buyer >= 0), RejectCode.SELF_TRADE, 2)
-        ok_idx = (buyer >= 0) & (seller >= 0) & (base >= 0)
-        safe_base = np.where(ok_idx, base, 0)
-        safe_quote = np.where(ok_idx, quote, 0)
-        base_scale = self.scales[safe_base]
-        quote_scale = self.scales[safe_quote]
-
-        qty_m = _col(table, "qty_mantissa")
-        qty_e = _col(table, "qty_exp").astype(np.int64)
-        price_m = _col(table, "price_mantissa")
-        price_e = _col(table, "price_exp").astype(np.int64)
-        _mark(reject, reject_field, (qty_e > base_scale) | (qty_m <= 0), RejectCode.PRECISION_EXCEEDED, 4)
-        _mark(reject, reject_field, price_m <= 0, RejectCode.NON_POSITIVE, 5)
-        shift = np.clip(base_scale - qty_e, 0, 18)
-        # The edge refuses a quantity whose minor units do not fit int64; a logged one must not
-        # wrap around here either.
-        _mark(reject, reject_field, qty_m > _INT64_MAX // _POW10[shift], RejectCode.AMOUNT_OVERFLOW, 4)
-        qty = np.where(reject == 0, qty_m, 0) * _POW10[shift]
-        quote_amt, too_big = limits.quote_amount(qty, price_m, quote_scale - base_scale - price_e)
-        _mark(reject, reject_field, too_big, RejectCode.AMOUNT_OVERFLOW, 5)
-        _mark(reject, reject_field, quote_amt <= 0, RejectCode.NON_POSITIVE, 5)
-        over_limit = self._mark_over_limit(reject, reject_field, qty, quote_amt, buyer, seller)
-        received = np.maximum.accumulate(np.maximum(_col(table, "received_at_ms"), self.now_ms))
-
-        ids = table.column("trade_id").combine_chunks()
-        dup = self._dedup(ids, reject == 0, "t:", trade_digests(table), out)
-        flows = Flows(
-            ids=ids,
-            kind=np.full(n, FLOW_TRADE, dtype=np.int8),
-            buyer=np.where(ok_idx, buyer, 0).astype(np.int32),
-            seller=np.where(ok_idx, seller, 0).astype(np.int32),
-            base=safe_base.astype(np.int32),
-            quote=safe_quote.astype(np.int32),
-            qty=np.where(reject == 0, qty, 0),
-            quote_amt=np.where(reject == 0, quote_amt, 0),
-            fee_buyer=np.zeros(n, dtype=np.int64),
-            fee_seller=np.zeros(n, dtype=np.int64),
-            time_ms=received,
-            executed_ms=_col(table, "executed_at_ms"),
-            pool=np.full(n, -1, dtype=np.int32),
-            batch_seq=np.full(n, -1, dtype=np.int64),
-            exch_batch=table.column("exch_batch_id").combine_chunks(),
-        )
-        hints = table.column("lane_hint").combine_chunks()
-        hint_values = (
-            hints.dictionary_decode().to_numpy(zero_copy_only=False)
-            if hints.null_count < n
-            else np.full(n, None, dtype=object)
-        )
-        self._clear_flows(
-            flows,
-            reject,
-            reject_field,
-            dup,
-            hint_values,
-            out,
-            field_names=_TRADE_FIELDS,
-            reasons=dict.fromkeys(np.flatnonzero(over_limit).tolist(), _OVER_LIMIT_REASON),
-        )
-        self.now_ms = max(self.now_ms, int(received[-1]))
-
-    def _mark_over_limit(
-        self,
-        reject: npt.NDArray[np.int16],
-        reject_field: npt.NDArray[np.int8],
-        qty: I64,
-        quote_amt: I64,
-        buyer: npt.NDArray[np.int32],
-        seller: npt.NDArray[np.int32],
-    ) -> npt.NDArray[np.bool_]:
-        """AMOUNT_OVERFLOW for trades whose own settlement would not fit one ledger entry
-        (:mod:`clearlane.core.engine.limits`, the rule the edge checks too): on ``quantity`` when
-        the quantity alone is too big, else on ``price`` (quantity x price is)."""
-        fresh: npt.NDArray[np.bool_] = reject == 0
-        if not fresh.any():
-            return fresh
-        cbps = self.fee_cbps
-        over = limits.trade_over_limit(
-            np.where(fresh, qty, 0),
-            np.where(fresh, quote_amt, 0),
-            cbps[np.maximum(buyer, 0)],
-            cbps[np.maximum(seller, 0)],
-        )
-        qty_alone = qty > limits.FLOW_GROSS_MAX_MINOR
-        over &= fresh
-        _mark(reject, reject_field, over & qty_alone, RejectCode.AMOUNT_OVERFLOW, 4)
-        _mark(reject, reject_field, over, RejectCode.AMOUNT_OVERFLOW, 5)
-        return over
-
-    def _participants(self, column: pa.ChunkedArray) -> npt.NDArray[np.int32]:
-        arr = column.combine_chunks()
-        if not pa.types.is_dictionary(arr.type):
-            arr = pc.dictionary_encode(arr)
-        lookup = np.array(
-            [self.participant_lookup.get(v, -1) for v in arr.dictionary.to_pylist()] + [-1], dtype=np.int32
-        )
-        codes = arr.indices.to_numpy(zero_copy_only=False)
-        result: npt.NDArray[np.int32] = lookup[codes]
-        return result
-
-    def _symbols(self, column: pa.ChunkedArray) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.int32]]:
-        arr = column.combine_chunks()
-        if not pa.types.is_dictionary(arr.type):
-            arr = pc.dictionary_encode(arr)
-        base_of, quote_of = [], []
-        for symbol in arr.dictionary.to_pylist():
-            b, _, q = str(symbol).partition("/")
-            bi, qi = self.asset_lookup.get(b, -1), self.asset_lookup.get(q, -1)
-            ok = bi >= 0 and qi >= 0 and bi != qi
-            base_of.append(bi if ok else -1)
-            quote_of.append(qi if ok else -1)
-        codes = arr.indices.to_numpy(zero_copy_only=False)
-        return (
-            np.array([*base_of, -1], dtype=np.int32)[codes],
-            np.array([*quote_of, -1], dtype=np.int32)[codes],
-        )
-
-    def _dedup(
-        self,
-        ids: pa.Array,
-        candidates: npt.NDArray[np.bool_],
-        namespace: str,
-        digests: npt.NDArray[np.uint64],
-        out: StepBuilder,
-    ) -> npt.NDArray[np.bool_]:
-        """Mark ids seen before (or earlier in this chunk) as duplicates; remember the rest.
-
-        A duplicate is a no-op: same id, nothing applied twice. Only rows that passed validation
-        consume their id, so a corrected resubmission of a rejected row is accepted. A duplicate
-        whose content differs from the accepted row's (``digests``: engine/dedup.py) is an id
-        conflict (code 116): still a no-op, and reported in the step's ``conflicts``.
-        """
-        dup, conflict = self.seen_flow_ids.classify(namespace, ids, candidates, self.applied_seq + 1, digests)
-        if conflict.any():
-            trades = namespace != model_ids.PAYMENT_NAMESPACE
-            id_field = "trade_id" if trades else "payment_id"
-            rows = np.flatnonzero(conflict).tolist()
-            for row in rows:
-                flow_id = str(ids[row].as_py())
-                reason = f"{id_field} {flow_id!r} was already applied with different content"
-                where = row if trades else None
-                out.conflicts.append(Reject(RejectCode.ID_CONFLICT, id_field, reason, where, flow_id))
-            self.stats.conflicts += len(rows)
-        return dup
-
-    def _clear_flows(
-        self,
-        flows: Flows,
-        reject: npt.NDArray[np.int16],
-        reject_field: npt.NDArray[np.int8],
-        dup: npt.NDArray[np.bool_],
-        hints: npt.NDArray[np.object_],
-        out: StepBuilder,
-        *,
-        field_names: tuple[str, ...],
-        reasons: dict[int, str] | None = None,
-    ) -> None:
-        """Route, check liquidity, batch, record: the shared path of trades and payments
-        (``reasons``: per-row reject reasons that differ from the code's usual one)."""
-        cfg = self.config
-        live = (reject == 0) & ~dup
-        mark_minor = self._mark_per_minor()
-        notional_usd = flows.quote_amt * mark_minor[flows.quote]
-        notional_usd = np.where(flows.kind == FLOW_PAYMENT, flows.qty * mark_minor[flows.base], notional_usd)
-        pool, rule = route(
-            cfg,
-            buyer=flows.buyer,
-            seller=flows.seller,
-            kind=flows.kind,
-            notional_usd=notional_usd,
-            lane_hint=hints,
-            kinds_by_participant=self.kinds,
-            opt_out=self.opt_out,
-        )
-        if cfg.l2_halted:  # the monitor's policy (a logged config change): gross on L1
-            halted = np.array([a.code in cfg.l2_halted for a in cfg.assets], dtype=np.bool_)
-            stopped = (pool >= 0) & (halted[flows.base] | halted[flows.quote])
-            pool = np.where(stopped, -1, pool).astype(np.int32)
-            rule = np.where(stopped, len(cfg.routing) + 1, rule).astype(np.int16)
-        pool = np.where(live, pool, -1).astype(np.int32)
-        flows = self._with_fees(flows.with_(pool=pool))
-        out_seq, out_breach, closed = self._assign(flows, mark_minor)
-        if out_breach.any():
-            self.stats.liquidity_diverted += int(out_breach.sum())
-            if cfg.liquidity_breach == "reject":
-                reject[out_breach] = RejectCode.LIQUIDITY_EXCEEDED
-                live &= ~out_breach
-            pool = np.where(out_breach, -1, pool).astype(np.int32)
-            flows = self._with_fees(flows.with_(pool=pool))
-        flows = flows.with_(batch_seq=out_seq)
-        self._close_and_park(flows, live & (pool >= 0), closed, out)
-
-        l1_rows = np.flatnonzero(live & (pool < 0))
-        l1_group = self._submit_l1(flows.take(l1_rows), "routed", out) if len(l1_rows) else None
-        rule_code = np.where(rule >= 0, rule, 0).astype(np.int32)
-        if out_breach.any() and cfg.liquidity_breach != "reject":
-            rule_code[out_breach] = len(cfg.routing)
-        records = self._records(flows, reject, dup, live, rule_code, notional_usd, l1_group, l1_rows)
-        out.records.append(TradeRecords(records))
-        for lane_name, m in (("L2", live & (pool >= 0)), ("L1", live & (pool < 0))):
-            self.stats.bump(self.stats.flows_by_lane, lane_name, int(m.sum()))
-        self.stats.duplicates += int(dup.sum())
-        out.duplicates += int(dup.sum())
-        for i in np.flatnonzero(reject != 0).tolist():
-            code = RejectCode(int(reject[i]))
-            self.stats.bump(self.stats.rejects_by_code, code.slug)
-            field_name = field_names[int(reject_field[i])]
-            reason = (reasons or {}).get(i) or _REASONS.get(code, code.slug)
-            out.reject(Reject(code, field_name, reason, None, flows.ids[i].as_py()))
-
-    def _assign(
-        self, flows: Flows, mark_minor: npt.NDArray[np.float64]
-    ) -> tuple[I64, npt.NDArray[np.bool_], list[tuple[int, int, int]]]:
-        """Run the batching kernel over the live L2 rows (``flows.pool >= 0``): per row its batch
-        seq and whether it breached its liquidity limit, and the batches it closed in order
-        as ``(pool, seq, close time)``."""
-        n = len(flows)
-        kernel_pool = flows.pool
-        out_seq = np.full(n, -1, dtype=np.int64)
-        out_breach = np.zeros(n, dtype=np.bool_)
-        cap = n + len(self.config.pools) + 1
-        close_pool = np.zeros(cap, dtype=np.int64)
-        close_seq = np.zeros(cap, dtype=np.int64)
-        close_at = np.zeros(cap, dtype=np.int64)
-        close_reason = np.zeros(cap, dtype=np.int64)
-        closes = kernel.assign_batches(
-            flows.time_ms,
-            kernel_pool,
-            flows.buyer,
-            flows.seller,
-            flows.base,
-            flows.quote,
-            flows.qty,
-            flows.quote_amt,
-            flows.fee_buyer,
-            flows.fee_seller,
-            self.house,
-            mark_minor,
-            self._limits_usd(mark_minor),
-            True,
-            self.pos,
-            self.debit,
-            self.debit_total,
-            self.touched,
-            self.touched_n,
-            self.open_at,
-            self.count,
-            self.seq,
-            self.window_ms,
-            self.size_max,
-            out_seq,
-            out_breach,
-            close_pool,
-            close_seq,
-            close_at,
-            close_reason,
-        )
-        self.pos_digest.touch(np.unique(np.concatenate([kernel_pool[kernel_pool >= 0], close_pool[:closes]])))
-        closed = [(int(close_pool[c]), int(close_seq[c]), int(close_at[c])) for c in range(closes)]
-        return out_seq, out_breach, closed
-
-    def _close_and_park(
-        self, flows: Flows, in_l2: npt.NDArray[np.bool_], closed: list[tuple[int, int, int]], out: StepBuilder
-    ) -> None:
-        """Close the batches the kernel closed, in order, then park the rest of the L2 rows as
-        parts of their pools' open batches."""
-        pool, batch_seq = flows.pool, flows.batch_seq
-        closing: list[tuple[int, int, int, Flows]] = []
-        for k, s, close_ms in closed:
-            rows = np.flatnonzero(in_l2 & (pool == k) & (batch_seq == s))
-            parts = [p for p in self.open_parts[k] if p.batch_seq[0] == s] + [flows.take(rows)]
-            self.open_parts[k] = [p for p in self.open_parts[k] if p.batch_seq[0] != s]
-            closing.append((k, s, close_ms, Flows.concat([p for p in parts if len(p)])))
-        self._close_batches(closing, out)
-        for k in range(len(self.config.pools)):
-            if self.open_at[k] >= 0:
-                rows = np.flatnonzero(in_l2 & (pool == k) & (batch_seq == self.seq[k]))
-                if len(rows):
-                    self.open_parts[k].append(flows.take(rows))
-
-    def _records(
-        self,
-        flows: Flows,
-        reject: npt.NDArray[np.int16],
-        dup: npt.NDArray[np.bool_],
-        live: npt.NDArray[np.bool_],
-        rule_code: npt.NDArray[np.int32],
-        notional_usd: npt.NDArray[np.float64],
-        l1_group: str | None,
-        l1_rows: I64,
-    ) -> pa.Table:
-        """Records of every row, rejected ones included (duplicates left out), for status
-        look-ups and the audit."""
-        n, cfg, pool = len(flows), self.config, flows.pool
-        state = np.full(n, TradeState.BATCHED, dtype=np.int8)
-        state[pool < 0] = TradeState.SUBMITTED
-        state[reject != 0] = TradeState.REJECTED
-        state[dup] = -1
-        pool_names = pa.array([p.id for p in cfg.pools], type=pa.string())
-        rule_names = pa.array(
-            [r.name for r in cfg.routing]
-            + ["liquidity: projected net debit above collateral + credit"]
-            + (["monitor: the asset's marks diverge, L2 halted"] if cfg.l2_halted else []),
-            type=pa.string(),
-        )
-        group_valid = np.zeros(n, dtype=np.bool_)
-        group_valid[l1_rows] = True
-        group = pa.array([l1_group or ""], type=pa.string())
-        lane_code = np.where(pool >= 0, 1, 0).astype(np.int32)
-        table = pa.table(
-            {
-                "flow_id": flows.ids,
-                "kind": pa.array(flows.kind),
-                "buyer": _dict(flows.buyer, self.participant_ids),
-                "seller": _dict(flows.seller, self.participant_ids),
-                "base": _dict(flows.base, self.asset_codes),
-                "quote": _dict(flows.quote, self.asset_codes),
-                "qty_minor": flows.qty,
-                "quote_minor": flows.quote_amt,
-                "fee_buyer_minor": flows.fee_buyer,
-                "fee_seller_minor": flows.fee_seller,
-                "notional_usd": np.round(notional_usd, 2),
-                "lane": _dict(lane_code, _LANES, valid=live),
-                "pool": _dict(np.maximum(pool, 0), pool_names, valid=live & (pool >= 0)),
-                "batch_seq": flows.batch_seq,
-                "route_rule": _dict(rule_code, rule_names, valid=live),
-                "l1_group": _dict(np.zeros(n, dtype=np.int32), group, valid=group_valid),
-                "executed_ms": flows.executed_ms,
-                "received_ms": flows.time_ms,
-                "state": state,
-                "reject_code": reject,
-                "exch_batch_id": flows.exch_batch,
-            }
-        )
-        return table.filter(pa.array(~dup))
-
-    def _mark_per_minor(self) -> npt.NDArray[np.float64]:
-        """USD per minor unit of each asset at current marks (a risk estimate, never posted)."""
-        marks: npt.NDArray[np.float64] = self.marks_usd / np.power(10.0, self.scales)
-        return marks
-
-    def _limits_usd(self, mark_minor: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-        """Per participant: collateral at marks + credit limit, in USD (the house is unlimited)."""
-        limits: npt.NDArray[np.float64] = self.credit_cents / 100.0 + self._collateral_usd(mark_minor)
-        margin = self._finality_margin_usd(mark_minor)
-        if margin is not None:
-            limits -= margin
-        limits[self.house] = np.inf
-        return limits
-
-    def _hold_exposure(self, state: BatchState, sign: int) -> None:
-        """A batch enters (+1) or leaves (-1) its finality window: its net positions are held."""
-        if self.config.liquidity_margin is not None and len(state.net_minor):
-            np.add.at(self.held[state.pool], (state.net_participant, state.net_asset), sign * state.net_minor)
-
-    def _finality_margin_usd(self, mark_minor: npt.NDArray[np.float64]) -> npt.NDArray[np.float64] | None:
-        """Per participant: the SPAN-like scanning risk of what it holds cleared but not final,
-        each pool's exposure scanned over that pool's finality window — a pool with a long
-        challenge window costs more headroom (``[liquidity_margin]``; None when off)."""
-        policy = self.config.liquidity_margin
-        if policy is None:
-            return None
-        exposure = self.held.astype(np.float64) * mark_minor[None, None, :]
-        horizons = np.asarray(policy.horizons_days, dtype=np.float64)
-        margin, _ = span_grid(exposure, horizons, np.asarray(policy.vols), confidence=policy.confidence)
-        margin[self.house] = 0.0
-        return margin
-
-    def _collateral_usd(self, mark_minor: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-        collateral: npt.NDArray[np.float64] = (self.collateral * mark_minor[None, :]).sum(axis=1)
-        return collateral
-
+    # ------------------------------------------------------------------ read-only snapshots
     def liquidity(self) -> Liquidity:
         """The liquidity figures the policy judges by, at current marks (a read-only snapshot)."""
-        mark_minor = self._mark_per_minor()
-        return Liquidity(
-            mark_per_minor=mark_minor,
-            collateral_usd=self._collateral_usd(mark_minor),
-            credit_usd=self.credit_cents / 100.0,
-            debit_usd=self.debit_total.copy(),
-            debit_by_pool_usd=self.debit.copy(),
-            margin_usd=self._finality_margin_usd(mark_minor),
-        )
+        return collateral.liquidity(self)
+
+    def withdrawal_allowed(self, p: int, a: int, amount: int) -> bool:
+        """The collateral policy for a withdrawal of ``amount`` minor units of asset ``a`` by
+        participant ``p``: no more than is posted, and what remains (with credit) still covers
+        the participant's projected net debit. The one formula (collateral.py); the runtime asks
+        it before logging, and :meth:`apply` judges by it."""
+        return collateral.withdrawal_allowed(self, p, a, amount)
+
+    def l1_settle_legs(self, flows: Flows) -> tuple[I64, I64]:
+        """The gross settlement of L1 flows, as (accounts, amounts): each payer's available →
+        house L1 → each payee's available. One rule for a base-layer settlement and a manual one."""
+        return l1.settle_legs(self, flows)
 
     def has_pending_work(self) -> bool:
         """Something is still to settle: an open batch, a batch or L1 group not final yet."""
@@ -862,582 +162,7 @@ class Engine:
         """The earliest escrow deadline still to fire (the runtime ticks until it has)."""
         return self.escrows.book.next_deadline_ms()
 
-    def withdrawal_allowed(self, p: int, a: int, amount: int) -> bool:
-        """The collateral policy for a withdrawal of ``amount`` minor units of asset ``a`` by
-        participant ``p``: no more than is posted, and what remains (with credit) still covers
-        the participant's projected net debit. The one formula; the runtime asks it before
-        logging, and :meth:`apply` judges by it."""
-        mark_minor = self._mark_per_minor()
-        remaining_usd = float(self._limits_usd(mark_minor)[p]) - amount * float(mark_minor[a])
-        return bool(amount <= self.collateral[p, a] and remaining_usd >= self.debit_total[p])
-
-    def _with_fees(self, flows: Flows) -> Flows:
-        """Fees per side: quote amount x tier rate x (1 - pool discount), rounded half to even."""
-        discount = np.where(flows.pool >= 0, self.discount_bp[np.maximum(flows.pool, 0)], 0)
-        is_payment = flows.kind == FLOW_PAYMENT
-        amount = np.where(is_payment, flows.qty, flows.quote_amt)
-        fee_b = limits.fee(amount, self.fee_cbps[flows.buyer], discount)
-        fee_s = limits.fee(amount, self.fee_cbps[flows.seller], discount)
-        # A payment has one fee, the payer's: the payer is the "seller" column (leg A's payer),
-        # so it is booked on FEE2 and the payee pays none.
-        return flows.with_(fee_buyer=np.where(is_payment, 0, fee_b), fee_seller=fee_s)
-
-    # ------------------------------------------------------------------ batches
-    def _close_batches(self, closing: list[tuple[int, int, int, Flows]], out: StepBuilder) -> None:
-        """Close batches ``(pool, seq, close time, flows)`` in order; one compiled pass commits
-        all of them (canonical leaves, leaf hashes, Merkle roots: engine/commitment.py)."""
-        if not closing:
-            return
-        batch_ids = [model_ids.batch_id(self.config.pools[k].id, seq) for k, seq, _, _ in closing]
-        for batch_id, (_, _, _, flows) in zip(batch_ids, closing, strict=True):
-            if len(flows) == 0:
-                raise EngineError(f"batch {batch_id} closed with no flows")
-        all_flows = Flows.concat([flows for _, _, _, flows in closing])
-        bounds = np.zeros(len(closing) + 1, dtype=np.int64)
-        np.cumsum([len(flows) for _, _, _, flows in closing], out=bounds[1:])
-        # The roots are hashed on a helper thread while this one nets the batches and places
-        # their holds; everything that carries a root (state, anchor, effects) follows, in order.
-        roots = batch_roots_async(
-            all_flows,
-            bounds,
-            batch_ids,
-            self._pid_table,
-            self._code_table,
-            self.house,
-            self.participant_ids,
-            self.asset_codes,
-        )
-        netted = [
-            self._net_batch(k, batch_id, close_ms, flows)
-            for (k, _, close_ms, flows), batch_id in zip(closing, batch_ids, strict=True)
-        ]
-        for (k, seq, close_ms, flows), batch_id, root, net in zip(
-            closing, batch_ids, roots(), netted, strict=True
-        ):
-            self._close_batch(k, seq, batch_id, root, close_ms, flows, net, out)
-
-    def _net_batch(self, k: int, batch_id: str, close_ms: int, flows: Flows) -> _Netted:
-        """Net a closing batch and place its pending hold. A batch whose obligations sum past
-        the ledger's range is not netted (int64 sums would not be exact) and one whose hold the
-        ledger refuses is not held: both are settled gross on L1 at once (:meth:`_close_batch`)."""
-        cfg = self.config
-        pool = cfg.pools[k]
-        payer, payee, asset, amount, _ = flows.legs(self.house)
-        if not limits.legs_fit(amount, MAX_AMOUNT_MINOR):
-            return _Netted(None, len(amount), PostResult.AMOUNT_OUT_OF_RANGE)
-        result = net_positions(payer, payee, asset, amount, cfg.participant_count, len(cfg.assets))
-        hold_id = model_ids.l2_hold_entry_id(batch_id)
-        # The hold's timeout is a safety net behind the engine's own unwind at the anchor
-        # deadline; it must never fire before a late but legitimate finality, hence the margin.
-        # A keep_retrying pool never unwinds, so its hold has no timeout.
-        timeout_ms = (
-            pool.anchor_deadline_ms + HOLD_SAFETY_MARGIN_MS
-            if pool.on_anchor_deadline == "unwind_to_l1"
-            else None
-        )
-        refused = self._post_hold(hold_id, batch_id, k, result, close_ms, timeout_ms)
-        return _Netted(result, len(amount), refused)
-
-    def _close_batch(
-        self,
-        k: int,
-        seq: int,
-        batch_id: str,
-        root: bytes,
-        close_ms: int,
-        flows: Flows,
-        netted: _Netted,
-        out: StepBuilder,
-    ) -> None:
-        cfg = self.config
-        pool = cfg.pools[k]
-        result = netted.result if netted.result is not None else _unnetted(cfg, flows, self.house)
-        obligations = netted.obligations
-        mark_minor = self._mark_per_minor()
-        gross_usd = float((result.gross_per_asset * mark_minor).sum())
-        net_usd = float((result.net_debit_per_asset * mark_minor).sum())
-        opened = int(flows.time_ms.min())
-        hold_id = model_ids.l2_hold_entry_id(batch_id)
-        participant, asset_i, net = result.instructions()
-        state = BatchState(
-            batch_id=batch_id,
-            pool=k,
-            seq=seq,
-            opened_at_ms=opened,
-            cleared_at_ms=close_ms,
-            root=root,
-            flows=flows,
-            hold_entry_id=hold_id,
-            last_submit_ms=close_ms,
-            net_participant=participant,
-            net_asset=asset_i,
-            net_minor=net,
-        )
-        if netted.refused is None:
-            self.pending[batch_id] = state
-            self._hold_exposure(state, 1)
-            self._submit_anchor(state, close_ms, out)
-        out.emit(
-            BatchCleared(
-                batch_id=batch_id,
-                pool=pool.id,
-                seq=seq,
-                opened_at_ms=opened,
-                cleared_at_ms=close_ms,
-                flows=len(flows),
-                obligations=obligations,
-                gross_usd=round(gross_usd, 2),
-                net_usd=round(net_usd, 2),
-                root=root,
-                flow_ids=flows.ids,
-                received_ms=flows.time_ms,
-                net_participant=self.participant_ids.take(pa.array(participant)),
-                net_asset=self.asset_codes.take(pa.array(asset_i)),
-                net_minor=net,
-                gross_minor=result.gross_per_asset,
-            )
-        )
-        stats = self.stats
-        stats.batches_cleared += 1
-        stats.gross_usd += gross_usd
-        stats.net_usd += net_usd
-        if self.options.keep_latencies:
-            stats.latency_cleared_ms.append(close_ms - flows.time_ms)
-        if netted.refused is not None:
-            self._unwind_unheld(state, netted.refused, out)
-
-    def _unwind_unheld(self, state: BatchState, refused: PostResult, out: StepBuilder) -> None:
-        """A batch the ledger cannot hold (docs/LIMITS.md) is unwound as it clears: no anchor,
-        its flows settle gross on L1 (each of which fits the ledger on its own)."""
-        at_ms = state.cleared_at_ms
-        self._refused(out, f"hold of batch {state.batch_id}", refused, at_ms)
-        state.state = states.BatchState.UNWOUND.label
-        reason = f"ledger refused the batch's hold ({refused.name}): settling gross on L1"
-        out.emit(BatchUnwound(state.batch_id, at_ms, reason))
-        self.stats.batches_unwound += 1
-        self._submit_l1(state.flows, model_ids.unwound_origin(state.batch_id), out, submitted_ms=at_ms)
-
-    def _post_hold(
-        self, hold_id: str, batch_id: str, k: int, result: NetResult, at_ms: int, timeout_ms: int | None
-    ) -> PostResult | None:
-        """Pending entry: debtors' available → pool settlement → creditors' in-flight; the
-        ledger's refusal if it does not fit (None when placed)."""
-        participant, asset, net = result.instructions()
-        debtor = net < 0
-        accounts = np.concatenate(
-            [
-                self.acct_available[participant[debtor], asset[debtor]],
-                self.acct_l2[k][asset[debtor]],
-                self.acct_l2[k][asset[~debtor]],
-                self.acct_inflight[participant[~debtor], asset[~debtor]],
-            ]
-        )
-        amounts = np.concatenate([net[debtor], -net[debtor], -net[~debtor], net[~debtor]])
-        if len(amounts) == 0:
-            return None  # flows that cancel out exactly (fee-free payments back and forth): nothing to hold
-        timeout_at = None if timeout_ms is None else at_ms + timeout_ms
-        return self._try_post(
-            JournalEntry(hold_id, "l2_hold", at_ms, accounts, amounts, True, timeout_at, batch_id)
-        )
-
-    def _post(self, entry: JournalEntry) -> None:
-        """Post an entry no input can make the ledger refuse (a refusal is a bug)."""
-        result = self.ledger.post(entry)
-        if result not in (PostResult.OK, PostResult.DUPLICATE):
-            raise EngineError(f"ledger refused {entry.entry_id}: {result.name}")
-
-    def _try_post(self, entry: JournalEntry) -> PostResult | None:
-        """Post an entry whose amounts come from input: None when posted, else the ledger's
-        refusal. Only range refusals are input's doing; anything else is still a bug."""
-        result = self.ledger.post(entry)
-        if result in (PostResult.OK, PostResult.DUPLICATE):
-            return None
-        if result not in (PostResult.AMOUNT_OUT_OF_RANGE, PostResult.BALANCE_OUT_OF_RANGE):
-            raise EngineError(f"ledger refused {entry.entry_id}: {result.name}")
-        return result
-
-    def _refused(self, out: StepBuilder, what: str, result: PostResult, at_ms: int) -> None:
-        """Count a ledger refusal the engine turned into data and raise an alert for it."""
-        self.stats.ledger_refused += 1
-        message = (
-            f"{RejectCode.LEDGER_REFUSED.slug} ({int(RejectCode.LEDGER_REFUSED)}): {what}: {result.name}"
-        )
-        self.stats.alerts.append(message)
-        out.emit(Alert(message, at_ms))
-
-    def _post_or_refuse(self, entry: JournalEntry, out: StepBuilder, event_id: str) -> bool:
-        """A deposit's or withdrawal's entry: posted, or refused as a reject plus an alert."""
-        result = self._try_post(entry)
-        if result is None:
-            return True
-        reason = (
-            f"the ledger refused the {entry.kind} entry ({result.name}): a balance or amount out of range"
-        )
-        self._reject(out, RejectCode.LEDGER_REFUSED, "amount", reason, event_id)
-        self._refused(out, f"{entry.kind} {event_id}", result, entry.at_ms)
-        return False
-
-    def _submit_anchor(self, state: BatchState, at_ms: int, out: StepBuilder) -> None:
-        tx_id = model_ids.anchor_tx_id(state.batch_id, state.attempts)
-        self.anchor_txs[tx_id] = state.batch_id
-        out.submissions.append(TxSubmission(tx_id, "anchor", state.batch_id, state.root, at_ms))
-        self.stats.anchors_submitted += 1
-
-    # ------------------------------------------------------------------ layer 1
-    def _submit_l1(self, flows: Flows, origin: str, out: StepBuilder, submitted_ms: int | None = None) -> str:
-        self.l1_group_count += 1
-        group_id = model_ids.l1_group_id(self.l1_group_count)
-        n = len(flows)
-        group = L1Group(
-            group_id=group_id,
-            origin=origin,
-            flows=flows.with_(pool=np.full(n, -1, dtype=np.int32), batch_seq=np.full(n, -1, dtype=np.int64)),
-            attempt=np.ones(n, dtype=np.int64),
-            submitted_ms=flows.time_ms.copy()
-            if submitted_ms is None
-            else np.full(n, submitted_ms, dtype=np.int64),
-            included_height=np.full(n, -1, dtype=np.int64),
-            included_ms=np.full(n, -1, dtype=np.int64),
-            final_ms=np.full(n, -1, dtype=np.int64),
-        )
-        self.l1_groups[group_id] = group
-        ids = flows.ids.to_pylist()
-        l1_txs, submissions = self.l1_txs, out.submissions
-        for row, (flow_id, at_ms) in enumerate(zip(ids, group.submitted_ms.tolist(), strict=True)):
-            tx_id = model_ids.l1_tx_id(flow_id, 1)
-            l1_txs[tx_id] = (group_id, row)
-            submissions.append(TxSubmission(tx_id, "l1_settle", flow_id, _ZERO_HASH, at_ms))
-        self.stats.l1_submitted += n
-        opened = L1GroupOpened(group_id, origin, int(group.submitted_ms.min()), n)
-        out.l1_group(group_id, group.to_table(), opened)
-        return group_id
-
-    # ------------------------------------------------------------------ chain events
-    def _apply_chain(self, entry: LogEntry, out: StepBuilder) -> None:
-        self.chain_epoch += 1
-        self.chain_seen_ms = max(self.chain_seen_ms, entry.at_ms)
-        for raw in _payload(entry, ChainEvents).events:
-            event = event_from_dict(raw)
-            if isinstance(event, BlockProduced):
-                self._on_block(event, out)
-            elif isinstance(event, ChainReorg):
-                self._on_reorg(event, out)
-
-    def _on_block(self, block: BlockProduced, out: StepBuilder) -> None:
-        self.block_ms[block.height] = block.at_ms
-        self.tip_height = max(self.tip_height, block.height)
-        self.now_ms = max(self.now_ms, block.at_ms)
-        touched: set[str] = set()
-        for tx_id in block.tx_ids:
-            batch_id = self.anchor_txs.get(tx_id)
-            if batch_id is not None:
-                state = self.pending.get(batch_id)
-                if state is not None and state.anchor_height < 0:
-                    state.anchor_tx, state.anchor_height, state.anchored_at_ms = (
-                        tx_id,
-                        block.height,
-                        block.at_ms,
-                    )
-                    state.state = states.BatchState.ANCHORED.label
-                    out.emit(BatchAnchored(batch_id, block.at_ms, tx_id, block.height, block.block_hash))
-                continue
-            where = self.l1_txs.get(tx_id)
-            if where is not None:
-                group = self.l1_groups[where[0]]
-                if group.included_height[where[1]] < 0:
-                    group.included_height[where[1]] = block.height
-                    group.included_ms[where[1]] = block.at_ms
-                    touched.add(where[0])
-        for group_id in sorted(touched):
-            out.l1_group(group_id, self.l1_groups[group_id].to_table())
-
-    def _on_reorg(self, reorg: ChainReorg, out: StepBuilder) -> None:
-        for height in reorg.orphaned_heights:
-            self.block_ms.pop(height, None)
-        self.tip_height = reorg.fork_height
-        touched: set[str] = set()
-        for tx_id in reorg.orphaned_tx_ids:
-            batch_id = self.anchor_txs.get(tx_id) or ""
-            state = self.pending.get(batch_id)
-            if state is not None and state.anchor_tx == tx_id:
-                state.anchor_tx, state.anchor_height, state.anchored_at_ms = "", -1, -1
-                state.state = states.BatchState.CLEARED.label
-                # Re-arm the resubmission clock: the reorged tx may or may not come back.
-                state.last_submit_ms = reorg.at_ms
-                self.stats.reorged_anchors += 1
-                out.emit(BatchReorged(batch_id, reorg.at_ms, tx_id, reorg.fork_height))
-                continue
-            if tx_id in self.final_batch_txs:
-                alert = f"final batch {self.final_batch_txs[tx_id]} anchor {tx_id} reorged out"
-                self.stats.alerts.append(alert)
-                out.emit(Alert(alert, reorg.at_ms))
-                continue
-            where = self.l1_txs.get(tx_id)
-            if where is not None:
-                group = self.l1_groups.get(where[0])
-                if group is not None and group.final_ms[where[1]] < 0:
-                    group.included_height[where[1]] = -1
-                    group.included_ms[where[1]] = -1
-                    group.submitted_ms[where[1]] = reorg.at_ms
-                    touched.add(where[0])
-        for group_id in sorted(touched):
-            out.l1_group(group_id, self.l1_groups[group_id].to_table())
-
-    # ------------------------------------------------------------------ time
-    def _on_time(self, out: StepBuilder) -> None:
-        """Everything that happens because time passed: closes, finality, retries, unwinds."""
-        now = self.now_ms
-        cfg = self.config
-        k = len(cfg.pools)
-        close_pool = np.zeros(k, dtype=np.int64)
-        close_seq = np.zeros(k, dtype=np.int64)
-        close_at = np.zeros(k, dtype=np.int64)
-        close_reason = np.zeros(k, dtype=np.int64)
-        closes = kernel.close_due(
-            now,
-            self.pos,
-            self.debit,
-            self.debit_total,
-            self.touched,
-            self.touched_n,
-            self.open_at,
-            self.count,
-            self.seq,
-            self.window_ms,
-            close_pool,
-            close_seq,
-            close_at,
-            close_reason,
-        )
-        if closes:
-            self.pos_digest.touch(close_pool[:closes])
-        closing: list[tuple[int, int, int, Flows]] = []
-        for c in range(closes):
-            p, s = int(close_pool[c]), int(close_seq[c])
-            parts = [f for f in self.open_parts[p] if f.batch_seq[0] == s]
-            self.open_parts[p] = [f for f in self.open_parts[p] if f.batch_seq[0] != s]
-            closing.append((p, s, int(close_at[c]), Flows.concat(parts) if parts else Flows.empty()))
-        self._close_batches(closing, out)
-        for batch_id in sorted(self.pending):
-            self._advance_batch(self.pending[batch_id], out)
-        for group_id in sorted(self.l1_groups):
-            self._advance_l1(self.l1_groups[group_id], out)
-        # Holds guard the anchor deadline, so they expire on observed chain time too.
-        for entry_id in self.ledger.expire(self.chain_seen_ms):
-            out.emit(HoldExpired(entry_id, self.chain_seen_ms))
-        self.escrows.advance(now, out)
-
-    def _advance_batch(self, state: BatchState, out: StepBuilder) -> None:
-        now = self.now_ms
-        epoch = self.chain_epoch
-        if self.options.quiet_skip and state.quiet_epoch == epoch and now < state.quiet_until:
-            return
-        chain_now = self.chain_seen_ms
-        pool = self.config.pools[state.pool]
-        if state.anchor_height >= 0:
-            confirm_height = state.anchor_height + pool.confirmations - 1
-            confirm_ms = self.block_ms.get(confirm_height)
-            if confirm_ms is None or confirm_height > self.tip_height:
-                state.quiet_epoch, state.quiet_until = epoch, _NEVER
-                return
-            final_ms = max(confirm_ms, state.anchored_at_ms + pool.challenge_window_ms)
-            if now >= final_ms:
-                self._finalize_batch(state, final_ms, out)
-            else:
-                state.quiet_epoch, state.quiet_until = epoch, final_ms
-            return
-        if (
-            chain_now >= state.cleared_at_ms + pool.anchor_deadline_ms
-            and pool.on_anchor_deadline == "unwind_to_l1"
-        ):
-            self._unwind_batch(state, max(now, chain_now), out)
-            return
-        if chain_now < state.last_submit_ms + pool.anchor_resubmit_ms:
-            state.quiet_epoch, state.quiet_until = epoch, _NEVER
-        else:
-            state.attempts += 1
-            state.last_submit_ms = chain_now
-            self._submit_anchor(state, chain_now, out)
-            out.emit(BatchResubmitted(state.batch_id, chain_now, state.attempts))
-
-    def _finalize_batch(self, state: BatchState, final_ms: int, out: StepBuilder) -> None:
-        result = (
-            self.ledger.post_pending(state.hold_entry_id, final_ms) if len(state.net_minor) else PostResult.OK
-        )
-        if result not in (PostResult.OK, PostResult.ALREADY_POSTED):
-            raise EngineError(f"could not post hold {state.hold_entry_id}: {result.name}")
-        participant, asset_i, value = state.net_participant, state.net_asset, state.net_minor
-        credit = value > 0
-        accounts = np.concatenate(
-            [
-                self.acct_inflight[participant[credit], asset_i[credit]],
-                self.acct_available[participant[credit], asset_i[credit]],
-            ]
-        )
-        amounts = np.concatenate([-value[credit], value[credit]])
-        if len(accounts):
-            release = JournalEntry(
-                model_ids.l2_release_entry_id(state.batch_id),
-                "l2_release",
-                final_ms,
-                accounts,
-                amounts,
-                False,
-                None,
-                state.batch_id,
-            )
-            refused = self._try_post(release)
-            if refused is not None:
-                # The batch is final; its creditors' funds stay in their in-flight accounts.
-                self._refused(out, f"release of final batch {state.batch_id}", refused, final_ms)
-        state.state = states.BatchState.FINAL.label
-        del self.pending[state.batch_id]
-        self._hold_exposure(state, -1)
-        self.final_batch_txs[state.anchor_tx] = state.batch_id
-        out.emit(BatchFinal(state.batch_id, final_ms))
-        self.stats.batches_final += 1
-        if self.options.keep_latencies:
-            self.stats.latency_l2_final_ms.append(final_ms - state.flows.time_ms)
-
-    def _unwind_batch(self, state: BatchState, at_ms: int, out: StepBuilder) -> None:
-        result = (
-            self.ledger.void_pending(state.hold_entry_id, at_ms) if len(state.net_minor) else PostResult.OK
-        )
-        if result not in (PostResult.OK, PostResult.ALREADY_VOIDED, PostResult.EXPIRED):
-            raise EngineError(f"could not void hold {state.hold_entry_id}: {result.name}")
-        state.state = states.BatchState.UNWOUND.label
-        del self.pending[state.batch_id]
-        self._hold_exposure(state, -1)
-        out.emit(BatchUnwound(state.batch_id, at_ms, "anchor deadline missed: settling gross on L1"))
-        self.stats.batches_unwound += 1
-        self._submit_l1(state.flows, model_ids.unwound_origin(state.batch_id), out, submitted_ms=at_ms)
-
-    def _advance_l1(self, group: L1Group, out: StepBuilder) -> None:
-        if self.options.quiet_skip and group.quiet_epoch == self.chain_epoch:
-            return
-        now = self.now_ms
-        open_rows = group.final_ms < 0
-        if not open_rows.any():
-            return
-        need = self.config.l1_confirmations
-        included = open_rows & (group.included_height >= 0)
-        changed = False
-        waits_for_time = False
-        if included.any():
-            confirm_height = group.included_height + need - 1
-            reached = included & (confirm_height <= self.tip_height)
-            rows = np.flatnonzero(reached)
-            confirm_ms = np.array(
-                [self.block_ms.get(int(h), -1) for h in confirm_height[rows]], dtype=np.int64
-            )
-            waits_for_time = bool((confirm_ms > now).any())
-            rows = rows[(confirm_ms >= 0) & (confirm_ms <= now)]
-            confirm_ms = confirm_ms[(confirm_ms >= 0) & (confirm_ms <= now)]
-            if len(rows):
-                group.final_ms[rows] = confirm_ms
-                self._settle_l1(group, rows, out)
-                changed = True
-        chain_now = self.chain_seen_ms
-        stale = np.flatnonzero(
-            open_rows
-            & (group.included_height < 0)
-            & (chain_now >= group.submitted_ms + self.config.l1_resubmit_ms)
-        )
-        for row in stale.tolist():
-            self.l1_txs.pop(group.tx_id(row), None)
-            group.attempt[row] += 1
-            group.submitted_ms[row] = chain_now
-            tx_id = group.tx_id(row)
-            self.l1_txs[tx_id] = (group.group_id, row)
-            out.submissions.append(
-                TxSubmission(tx_id, "l1_settle", group.flows.ids[row].as_py(), _ZERO_HASH, chain_now)
-            )
-            self.stats.l1_resubmitted += 1
-            changed = True
-        if changed:
-            out.l1_group(group.group_id, group.to_table())
-        elif not waits_for_time:
-            group.quiet_epoch = self.chain_epoch  # nothing to do until the next chain entry
-        if group.open_rows() == 0:
-            for flow_id, attempt in zip(group.flows.ids.to_pylist(), group.attempt.tolist(), strict=True):
-                self.l1_txs.pop(model_ids.l1_tx_id(flow_id, attempt), None)
-            del self.l1_groups[group.group_id]
-
-    def _settle_l1(self, group: L1Group, rows: I64, out: StepBuilder) -> None:
-        """Posted entries for the rows that became final: every obligation gross, via house L1.
-
-        One entry normally; rows whose sum would not fit one entry are split into runs that do
-        (docs/LIMITS.md), and a run the ledger still refuses (a balance out of range) is posted
-        row by row, a refused row becoming a failed settlement (:meth:`_settlement_failed`)."""
-        flows = group.flows.take(rows)
-        per_flow = flows.qty + flows.quote_amt + flows.fee_buyer + flows.fee_seller
-        final_ms = int(group.final_ms[rows].max())
-        for start, stop in limits.runs_that_fit(per_flow):
-            refused = self._post_l1_settle(group, rows[start:stop], final_ms)
-            if refused is None:
-                continue
-            if stop - start == 1:
-                self._settlement_failed(group, int(rows[start]), refused, final_ms, out)
-                continue
-            for row in rows[start:stop].tolist():
-                refused = self._post_l1_settle(group, np.array([row], dtype=np.int64), final_ms)
-                if refused is not None:
-                    self._settlement_failed(group, row, refused, final_ms, out)
-        self.stats.l1_final += len(rows)
-        if self.options.keep_latencies:
-            self.stats.latency_l1_final_ms.append(group.final_ms[rows] - flows.time_ms)
-
-    def l1_settle_legs(self, flows: Flows) -> tuple[I64, I64]:
-        """The gross settlement of L1 flows, as (accounts, amounts): each payer's available →
-        house L1 → each payee's available. One rule for a base-layer settlement and a manual one."""
-        payer, payee, asset, amount, _ = flows.legs(self.house)
-        accounts = np.concatenate(
-            [
-                self.acct_available[payer, asset],
-                self.acct_l1[asset],
-                self.acct_l1[asset],
-                self.acct_available[payee, asset],
-            ]
-        )
-        return accounts, np.concatenate([-amount, amount, -amount, amount])
-
-    def _post_l1_settle(self, group: L1Group, rows: I64, final_ms: int) -> PostResult | None:
-        accounts, amounts = self.l1_settle_legs(group.flows.take(rows))
-        entry_id = model_ids.l1_settle_entry_id(group.group_id, int(rows[0]), len(rows), final_ms)
-        return self._try_post(
-            JournalEntry(entry_id, "l1_settle", final_ms, accounts, amounts, False, None, group.group_id)
-        )
-
-    def _settlement_failed(
-        self, group: L1Group, row: int, refused: PostResult, final_ms: int, out: StepBuilder
-    ) -> None:
-        """A flow final on the base layer whose ledger settlement was refused: a failed record
-        (a ``ledger_refused`` reject under its id) and an alert; nothing is posted for it."""
-        flow_id = group.flows.ids[row].as_py()
-        self.stats.settlements_failed += 1
-        self.stats.bump(self.stats.rejects_by_code, RejectCode.LEDGER_REFUSED.slug)
-        reason = f"L1 settlement refused by the ledger ({refused.name}): final on the base layer, not posted"
-        out.reject(Reject(RejectCode.LEDGER_REFUSED, "amount", reason, None, flow_id))
-        self._refused(out, f"L1 settlement of {flow_id} in {group.group_id}", refused, final_ms)
-
-    # ------------------------------------------------------------------ small events
-    def _event_id(self, kind: str, event_id: str, out: StepBuilder, digest: int = 0) -> bool:
-        """Remember a small event's id with its content digest; ``False`` for a known id (a
-        no-op; an id conflict, code 116, when ``digest`` differs from the accepted one)."""
-        key = model_ids.event_key(kind, event_id)
-        known = self.seen_event_ids.get(key)
-        if known is not None:
-            out.duplicates += 1
-            self.stats.duplicates += 1
-            if known != digest:
-                field_name = f"{kind}_id"
-                reason = f"{field_name} {event_id!r} was already applied with different content"
-                out.conflicts.append(Reject(RejectCode.ID_CONFLICT, field_name, reason, None, event_id))
-                self.stats.conflicts += 1
-            return False
-        self.seen_event_ids[key] = digest
-        return True
-
+    # ------------------------------------------------------------------ id look-ups
     def id_conflicts(self, table: pa.Table) -> list[Reject]:
         """The id conflicts (116) a trade chunk already in the log met when it was applied,
         answered again without applying it (a re-run of ``clear``, a re-delivered bus message):
@@ -1459,373 +184,91 @@ class Engine:
         known = self.seen_event_ids.get(model_ids.event_key(kind, event_id))
         return None if known is None else known != collateral_digest(payload)
 
-    def _reject(
-        self, out: StepBuilder, code: RejectCode, field_name: str, reason: str, event_id: str
-    ) -> None:
-        self.stats.bump(self.stats.rejects_by_code, code.slug)
-        out.reject(Reject(code, field_name, reason, None, event_id))
-
-    def _small_amount(
-        self, payload: CollateralDeposit | CollateralWithdrawal, out: StepBuilder, event_id: str
-    ) -> tuple[int, int, int] | None:
-        """Resolve (participant, asset, amount) of a deposit/withdrawal, or record a reject."""
-        p = self.participant_lookup.get(str(payload.participant), -1)
-        a = self.asset_lookup.get(str(payload.asset), -1)
-        if p < 0:
-            self._reject(
-                out, RejectCode.UNKNOWN_PARTICIPANT, "participant", "not a configured participant", event_id
-            )
-            return None
-        if a < 0:
-            self._reject(out, RejectCode.UNKNOWN_ASSET, "asset", "not a configured asset", event_id)
-            return None
-        try:
-            amount = parse_decimal(str(payload.amount), int(self.scales[a]))
-        except DecimalError as exc:
-            code = RejectCode.PRECISION_EXCEEDED if exc.reason == "precision" else RejectCode.BAD_DECIMAL
-            self._reject(out, code, "amount", str(exc), event_id)
-            return None
-        if amount > limits.TRANSFER_MAX_MINOR:
-            reason = f"amount exceeds the ledger's per-entry limit ({limits.TRANSFER_MAX_MINOR} minor units)"
-            self._reject(out, RejectCode.AMOUNT_OVERFLOW, "amount", reason, event_id)
-            return None
-        return p, a, amount
-
-    def _apply_deposit(self, entry: LogEntry, out: StepBuilder) -> None:
-        payload = _payload(entry, CollateralDeposit)
-        event_id = str(payload.deposit_id)
-        if not self._event_id("deposit", event_id, out, collateral_digest(payload)):
-            return
-        resolved = self._small_amount(payload, out, event_id)
-        if resolved is None:
-            return
-        p, a, amount = resolved
-        accounts = np.array([self.acct_external[a], self.acct_collateral[p, a]], dtype=np.int64)
-        posting = JournalEntry(
-            model_ids.deposit_entry_id(event_id),
-            "collateral_deposit",
-            self.now_ms,
-            accounts,
-            np.array([-amount, amount], dtype=np.int64),
-            False,
-            None,
-            str(payload.participant),
-        )
-        if not self._post_or_refuse(posting, out, event_id):
-            return
-        self._collateral_moved(p, a, amount)
-
-    def _apply_withdrawal(self, entry: LogEntry, out: StepBuilder) -> None:
-        payload = _payload(entry, CollateralWithdrawal)
-        event_id = str(payload.withdrawal_id)
-        if not self._event_id("withdrawal", event_id, out, collateral_digest(payload)):
-            return
-        resolved = self._small_amount(payload, out, event_id)
-        if resolved is None:
-            return
-        p, a, amount = resolved
-        if not self.withdrawal_allowed(p, a, amount):
-            self._reject(
-                out,
-                RejectCode.COLLATERAL_INSUFFICIENT,
-                "amount",
-                "withdrawal would leave open L2 exposure uncovered or exceeds posted collateral",
-                event_id,
-            )
-            return
-        accounts = np.array([self.acct_collateral[p, a], self.acct_external[a]], dtype=np.int64)
-        posting = JournalEntry(
-            model_ids.withdrawal_entry_id(event_id),
-            "collateral_withdrawal",
-            self.now_ms,
-            accounts,
-            np.array([-amount, amount], dtype=np.int64),
-            False,
-            None,
-            str(payload.participant),
-        )
-        if not self._post_or_refuse(posting, out, event_id):
-            return
-        self._collateral_moved(p, a, -amount)
-
-    def _apply_payment(self, entry: LogEntry, out: StepBuilder) -> None:
-        payload = _payload(entry, Payment)
-        payment_id = str(payload.payment_id)
-        payer = self.participant_lookup.get(str(payload.payer), -1)
-        payee = self.participant_lookup.get(str(payload.payee), -1)
-        a = self.asset_lookup.get(str(payload.asset), -1)
-        reject = np.zeros(1, dtype=np.int16)
-        reject_field = np.zeros(1, dtype=np.int8)
-        amount = 0
-        if payer < 0:
-            reject[0], reject_field[0] = RejectCode.UNKNOWN_PARTICIPANT, 1
-        elif payee < 0:
-            reject[0], reject_field[0] = RejectCode.UNKNOWN_PARTICIPANT, 2
-        elif payer == payee:
-            reject[0], reject_field[0] = RejectCode.SELF_TRADE, 2
-        elif a < 0:
-            reject[0], reject_field[0] = RejectCode.UNKNOWN_ASSET, 3
-        else:
-            try:
-                amount = parse_decimal(str(payload.amount), int(self.scales[a]))
-            except DecimalError as exc:
-                reject[0] = (
-                    RejectCode.PRECISION_EXCEEDED if exc.reason == "precision" else RejectCode.BAD_DECIMAL
-                )
-                reject_field[0] = 4
-        reasons = None
-        if (
-            reject[0] == 0
-            and limits.payment_over_limit(np.array([amount], dtype=np.int64), self.fee_cbps[[payer]]).any()
-        ):
-            reject[0], reject_field[0] = RejectCode.AMOUNT_OVERFLOW, 4
-            reasons = {0: _OVER_LIMIT_REASON}
-        ids = pa.array([payment_id], type=pa.string())
-        digest = np.array([payment_digest(payload)], dtype=np.uint64)
-        dup = self._dedup(ids, reject == 0, "p:", digest, out)
-        now = np.array([self.now_ms], dtype=np.int64)
-        flows = Flows(
-            ids=ids,
-            kind=np.array([FLOW_PAYMENT], dtype=np.int8),
-            buyer=np.array([max(payee, 0)], dtype=np.int32),
-            seller=np.array([max(payer, 0)], dtype=np.int32),
-            base=np.array([max(a, 0)], dtype=np.int32),
-            quote=np.array([max(a, 0)], dtype=np.int32),
-            qty=np.array([amount], dtype=np.int64),
-            quote_amt=np.zeros(1, dtype=np.int64),
-            fee_buyer=np.zeros(1, dtype=np.int64),
-            fee_seller=np.zeros(1, dtype=np.int64),
-            time_ms=now,
-            executed_ms=now.copy(),
-            pool=np.full(1, -1, dtype=np.int32),
-            batch_seq=np.full(1, -1, dtype=np.int64),
-            exch_batch=pa.array([None], type=pa.string()),
-        )
-        hint = np.array([payload.lane_hint], dtype=object)
-        self._clear_flows(
-            flows, reject, reject_field, dup, hint, out, field_names=_PAYMENT_FIELDS, reasons=reasons
-        )
-
-    def _apply_mark(self, entry: LogEntry, out: StepBuilder) -> None:
-        payload = _payload(entry, PriceMark)
-        mark_id = str(payload.mark_id)
-        if not self._event_id("mark", mark_id, out):
-            return
-        a = self.asset_lookup.get(str(payload.asset), -1)
-        if a < 0:
-            self._reject(out, RejectCode.UNKNOWN_ASSET, "asset", "not a configured asset", mark_id)
-            return
-        try:
-            mark = parse_decimal(str(payload.mark_usd), 10) / 1e10
-        except DecimalError as exc:
-            self._reject(out, RejectCode.BAD_DECIMAL, "mark_usd", str(exc), mark_id)
-            return
-        self.marks_usd[a] = mark
-
-    def _apply_config(self, entry: LogEntry, out: StepBuilder) -> None:
-        payload = _payload(entry, ConfigChange)
-        if not self._event_id("config", str(payload.change_id), out):
-            return
-        self.chain_epoch += 1
-        self._install_config(self.config.with_changes(payload.changes))
-
-    def _apply_escrow(self, entry: LogEntry, out: StepBuilder) -> None:
-        """An escrow action (clearlane.core.escrow judges it; engine/escrows.py wires it)."""
-        action = escrow_action_of(entry.payload)
-        if action is None:
-            raise EngineError(f"log entry {entry.seq} (escrow) carries a {type(entry.payload).__name__}")
-        outcome = self.escrows.apply(action, self.now_ms)
-        if outcome.duplicate:
-            out.duplicates += 1
-            self.stats.duplicates += 1
-        elif outcome.reject is not None:
-            self.stats.bump(self.stats.rejects_by_code, outcome.reject.code.slug)
-            out.reject(outcome.reject)
-        else:
-            self.escrows.emit(outcome, out)
-            payouts = self.escrows.payouts(outcome)
-            if payouts:
-                self._clear_payouts(payouts, out)
-
-    def _clear_payouts(self, payouts: list[Payout], out: StepBuilder) -> None:
-        """Escrow payouts as payments from the house, cleared like any payment (routed, netted
-        in an L2 pool or settled gross on L1); engine/escrows.py follows them to finality."""
-        n = len(payouts)
-        ids = pa.array([p.flow_id for p in payouts], type=pa.string())
-        asset = np.array([p.asset for p in payouts], dtype=np.int32)
-        reject = np.zeros(n, dtype=np.int16)
-        # A payout's content is its payee, asset and amount (its id says which escrow and action).
-        digests = np.array(
-            [content_digest(str(p.payee), str(p.asset), str(p.amount)) for p in payouts], dtype=np.uint64
-        )
-        dup = self._dedup(ids, reject == 0, model_ids.PAYMENT_NAMESPACE, digests, out)
-        if dup.any():
-            out.emit(
-                Alert(f"escrow payout ids already used by payments: {ids.filter(pa.array(dup))}", self.now_ms)
-            )
-        now = np.full(n, self.now_ms, dtype=np.int64)
-        flows = Flows(
-            ids=ids,
-            kind=np.full(n, FLOW_PAYMENT, dtype=np.int8),
-            buyer=np.array([p.payee for p in payouts], dtype=np.int32),
-            seller=np.full(n, self.house, dtype=np.int32),
-            base=asset,
-            quote=asset.copy(),
-            qty=np.array([p.amount for p in payouts], dtype=np.int64),
-            quote_amt=np.zeros(n, dtype=np.int64),
-            fee_buyer=np.zeros(n, dtype=np.int64),
-            fee_seller=np.zeros(n, dtype=np.int64),
-            time_ms=now,
-            executed_ms=now.copy(),
-            pool=np.full(n, -1, dtype=np.int32),
-            batch_seq=np.full(n, -1, dtype=np.int64),
-            exch_batch=pa.array([None] * n, type=pa.string()),
-        )
-        hints = np.full(n, None, dtype=object)
-        fields = np.zeros(n, dtype=np.int8)
-        self._clear_flows(flows, reject, fields, dup, hints, out, field_names=_PAYMENT_FIELDS)
-
-    def _collateral_moved(self, p: int, a: int, delta: int) -> None:
-        self.collateral[p, a] += delta
-        self.collateral_digest.touch(p)
-
-    def _apply_manual(self, entry: LogEntry, out: StepBuilder) -> None:
-        """An operator's off-system settlement of an L1 obligation (engine/manual.py)."""
-        manual.apply_manual(self, _payload(entry, ManualSettlement), entry.at_ms, out)
-
-    def _apply_adjustment(self, entry: LogEntry, out: StepBuilder) -> None:
-        """An operator's adjusting journal entry (engine/adjust.py)."""
-        adjust.apply_adjustment(self, _payload(entry, LedgerAdjustment), entry.at_ms, out)
-
-    def _apply_tick(self, entry: LogEntry, out: StepBuilder) -> None:
-        """Nothing but time passing; :meth:`_on_time` does the work."""
-
-    # ------------------------------------------------------------------ state root
+    # ------------------------------------------------------------------ state root (stateroot.py)
     def seal(self, chain_head: bytes) -> None:
         """Fold the audit chain head of the entry just applied into :meth:`state_root`."""
-        self.chain_head = chain_head
+        stateroot.seal(self, chain_head)
 
     def state_root(self) -> str:
         """A digest of the whole engine state: equal roots ⇔ equal states (replay check).
 
         It is :meth:`seal_root` of :meth:`pre_root` (everything but the audit chain head) and the
         chain head, so a pipelined runner can take the pre-root right after a step and seal it
-        once the step's audit entry is chained (``store/writer.py``).
+        once the step's audit entry is chained (``node/writer.py``).
         """
-        return self.seal_root(self.pre_root(), self.chain_head)
+        return stateroot.state_root(self)
 
     def pre_root(self) -> bytes:
         """Digest of the engine state without the audit chain head (see :meth:`state_root`)."""
-        h = hashlib.sha256(b"clearlane.state.v2|")
-        h.update(self.config.digest.encode())
-        h.update(f"|{self.applied_seq}|{self.now_ms}|{self.chain_seen_ms}|{self.tip_height}|".encode())
-        h.update(self.marks_usd.tobytes())
-        h.update(self.collateral_digest.digest())
-        h.update(self.pos_digest.digest())
-        h.update(self.open_at.tobytes() + self.count.tobytes() + self.seq.tobytes())
-        h.update(self.ledger.state_digest())
-        h.update(self.effects_head)
-        escrow = self.escrows.digest()
-        if escrow is not None:  # only once escrow is used: earlier state roots stay valid
-            h.update(escrow)
-        h.update(
-            f"|{len(self.seen_flow_ids)}|{len(self.seen_event_ids)}|{sorted(self.pending)}|{sorted(self.l1_groups)}".encode()
-        )
-        return h.digest()
+        return stateroot.pre_root(self)
 
     @staticmethod
     def seal_root(pre_root: bytes, chain_head: bytes) -> str:
         """The state root from a :meth:`pre_root` and the audit chain head sealed after it."""
-        return hashlib.sha256(b"clearlane.state.v2.sealed|" + pre_root + b"|" + chain_head).hexdigest()
+        return stateroot.seal_root(pre_root, chain_head)
 
     def check_invariants(self) -> None:
         """Explicit invariant checks (cheap ones; the ledger audits its own balances)."""
-        self.ledger.check_invariants()
-        self.escrows.book.check_invariants()
-        if np.any(self.pos.sum(axis=1) != 0):
-            raise EngineError("open-batch positions do not sum to zero per pool and asset")
-        for cached in (self.pos_digest, self.collateral_digest):
-            if not cached.verify():
-                raise EngineError(f"cached state-root digest of {cached.name} is stale")
+        stateroot.check_invariants(self)
 
 
-_HANDLERS = {
-    "trades": Engine._apply_trades,
-    "payment": Engine._apply_payment,
-    "collateral_deposit": Engine._apply_deposit,
-    "collateral_withdrawal": Engine._apply_withdrawal,
-    "price_mark": Engine._apply_mark,
-    "config_change": Engine._apply_config,
-    "tick": Engine._apply_tick,
-    "chain": Engine._apply_chain,
-    "escrow": Engine._apply_escrow,
-    MANUAL_SETTLEMENT_KIND: Engine._apply_manual,
-    LEDGER_ADJUSTMENT_KIND: Engine._apply_adjustment,
+def _apply_config(engine: EngineState, entry: LogEntry, out: StepBuilder) -> None:
+    """A logged configuration change: compiled again; the chain epoch moves (batches and L1
+    groups skipped as quiet are walked again)."""
+    payload = payload_of(entry, ConfigChange)
+    if not outcomes.event_id(engine, "config", str(payload.change_id), out):
+        return
+    engine.chain_epoch += 1
+    install_config(engine, engine.config.with_changes(payload.changes))
+
+
+def _apply_escrow(engine: EngineState, entry: LogEntry, out: StepBuilder) -> None:
+    """An escrow action (clearlane.core.escrow judges it; engine/escrows.py wires it)."""
+    action = escrow_action_of(entry.payload)
+    if action is None:
+        raise EngineError(f"log entry {entry.seq} (escrow) carries a {type(entry.payload).__name__}")
+    outcome = engine.escrows.apply(action, engine.now_ms)
+    if outcome.duplicate:
+        out.duplicates += 1
+        engine.stats.duplicates += 1
+    elif outcome.reject is not None:
+        engine.stats.bump(engine.stats.rejects_by_code, outcome.reject.code.slug)
+        out.reject(outcome.reject)
+    else:
+        engine.escrows.emit(outcome, out)
+        payouts = engine.escrows.payouts(outcome)
+        if payouts:
+            trades.clear_payouts(engine, payouts, out)
+
+
+def _apply_manual(engine: EngineState, entry: LogEntry, out: StepBuilder) -> None:
+    """An operator's off-system settlement of an L1 obligation (engine/manual.py)."""
+    manual.apply_manual(engine, payload_of(entry, ManualSettlement), entry.at_ms, out)
+
+
+def _apply_adjustment(engine: EngineState, entry: LogEntry, out: StepBuilder) -> None:
+    """An operator's adjusting journal entry (engine/adjust.py)."""
+    adjust.apply_adjustment(engine, payload_of(entry, LedgerAdjustment), entry.at_ms, out)
+
+
+def _apply_tick(engine: EngineState, entry: LogEntry, out: StepBuilder) -> None:
+    """Nothing but time passing; :func:`~clearlane.core.engine.chain.on_time` does the work."""
+
+
+# Kind → stage function. Every one takes (state, entry, step builder); ``apply`` runs on_time after.
+_HANDLERS: dict[str, Callable[[EngineState, LogEntry, StepBuilder], None]] = {
+    "trades": trades.apply_trades,
+    "payment": trades.apply_payment,
+    "collateral_deposit": collateral.apply_deposit,
+    "collateral_withdrawal": collateral.apply_withdrawal,
+    "price_mark": collateral.apply_mark,
+    "config_change": _apply_config,
+    "tick": _apply_tick,
+    "chain": chain.apply_chain,
+    "escrow": _apply_escrow,
+    MANUAL_SETTLEMENT_KIND: _apply_manual,
+    LEDGER_ADJUSTMENT_KIND: _apply_adjustment,
     # A signing-key rotation is logged for the audit trail (clearlane.node.auditor); the
     # clearing state only sees time pass.
-    "key_rotation": Engine._apply_tick,
+    "key_rotation": _apply_tick,
 }
-_TRADE_FIELDS = ("-", "buyer", "seller", "symbol", "quantity", "price")
-_PAYMENT_FIELDS = ("-", "payer", "payee", "asset", "amount", "amount")
-_REASONS = {
-    RejectCode.UNKNOWN_PARTICIPANT: "not a configured participant",
-    RejectCode.UNKNOWN_SYMBOL: "not BASE/QUOTE of two configured assets",
-    RejectCode.SELF_TRADE: "buyer and seller (payer and payee) are the same participant",
-    RejectCode.PRECISION_EXCEEDED: "more decimals than the asset's scale",
-    RejectCode.NON_POSITIVE: "quantity x price rounds to zero quote units",
-    RejectCode.AMOUNT_OVERFLOW: "quantity x price does not fit 64-bit minor units",
-    RejectCode.LIQUIDITY_EXCEEDED: "projected L2 net debit above collateral + credit limit",
-}
-_OVER_LIMIT_REASON = (
-    "quantity + quote amount + fees exceed the ledger's per-flow limit "
-    f"({limits.FLOW_GROSS_MAX_MINOR} minor units, docs/LIMITS.md)"
-)
-_ZERO_HASH = bytes(32)
-
-
-_LANES = pa.array(["L1", "L2"], type=pa.string())
-
-
-def _dict(
-    codes: npt.NDArray[np.integer], names: pa.Array, valid: npt.NDArray[np.bool_] | None = None
-) -> pa.Array:
-    """A dictionary-encoded string column (indices into ``names``; null where not ``valid``)."""
-    mask = None if valid is None else ~valid
-    return pa.DictionaryArray.from_arrays(pa.array(codes.astype(np.int32), mask=mask), names)
-
-
-def _payload(entry: LogEntry, kind: type[_P]) -> _P:
-    """The entry's payload as the record its kind carries (a mismatch is a corrupt log or a bug)."""
-    payload = entry.payload
-    if not isinstance(payload, kind):
-        raise EngineError(f"log entry {entry.seq} ({entry.kind}) carries a {type(payload).__name__}")
-    return payload
-
-
-def _col(table: pa.Table, name: str) -> I64:
-    values: I64 = table.column(name).to_numpy().astype(np.int64, copy=False)
-    return values
-
-
-def _mark(
-    reject: npt.NDArray[np.int16],
-    where: npt.NDArray[np.int8],
-    mask: npt.NDArray[np.bool_],
-    code: RejectCode,
-    field_index: int,
-) -> None:
-    """Record ``code`` on rows that have no earlier failure (first failure wins)."""
-    fresh = mask & (reject == 0)
-    reject[fresh] = code
-    where[fresh] = field_index
-
-
-def _unnetted(config: ClearingConfig, flows: Flows, house: int) -> NetResult:
-    """The figures of a batch too big to net in int64 (it is settled gross on L1): no net
-    positions, and the gross per asset summed exactly and capped at the int64 maximum."""
-    _, _, asset, amount, _ = flows.legs(house)
-    assets = len(config.assets)
-    gross = np.array(
-        [min(sum(amount[asset == a].tolist()), int(_INT64_MAX)) for a in range(assets)], dtype=np.int64
-    )
-    return empty_result(config.participant_count, gross)

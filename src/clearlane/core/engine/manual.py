@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pyarrow.compute as pc
 
+from clearlane.core.engine import l1, outcomes
 from clearlane.core.engine.step import StepBuilder
 from clearlane.core.ledger import JournalEntry
 from clearlane.core.model import ids as model_ids
@@ -38,7 +39,7 @@ from clearlane.core.model.events import L1SettledManually
 from clearlane.core.model.inputs import ManualSettlement
 
 if TYPE_CHECKING:
-    from clearlane.core.engine.core import Engine, L1Group
+    from clearlane.core.engine.state import EngineState, L1Group
 
 ENTRY_KIND = "l1_manual"
 
@@ -49,7 +50,7 @@ def _digest(payload: ManualSettlement) -> int:
     return int.from_bytes(raw[:8], "big", signed=True)
 
 
-def find_open(engine: Engine, flow_id: str) -> tuple[L1Group, int] | None:
+def find_open(engine: EngineState, flow_id: str) -> tuple[L1Group, int] | None:
     """The L1 group and row of ``flow_id`` while it waits to settle (not final), or None."""
     for group in engine.l1_groups.values():
         row = pc.index(group.flows.ids, flow_id).as_py()
@@ -58,28 +59,28 @@ def find_open(engine: Engine, flow_id: str) -> tuple[L1Group, int] | None:
     return None
 
 
-def apply_manual(engine: Engine, payload: ManualSettlement, at_ms: int, out: StepBuilder) -> None:
+def apply_manual(engine: EngineState, payload: ManualSettlement, at_ms: int, out: StepBuilder) -> None:
     """Apply one manual settlement (see the module docstring)."""
     settlement_id = str(payload.settlement_id)
-    if not engine._event_id("manual", settlement_id, out, _digest(payload)):
+    if not outcomes.event_id(engine, "manual", settlement_id, out, _digest(payload)):
         return
     found = find_open(engine, str(payload.flow_id))
     if found is None:
         reason = "no L1 obligation with this id is waiting to settle (unknown, on Layer-2, or final)"
-        engine._reject(out, RejectCode.MANUAL_NO_OPEN_OBLIGATION, "flow_id", reason, settlement_id)
+        outcomes.reject(engine, out, RejectCode.MANUAL_NO_OPEN_OBLIGATION, "flow_id", reason, settlement_id)
         return
     group, row = found
     height = int(group.included_height[row])
     if height >= 0:
         reason = f"its base-layer transaction is in block {height}: it settles on chain"
-        engine._reject(out, RejectCode.MANUAL_ON_CHAIN, "flow_id", reason, settlement_id)
+        outcomes.reject(engine, out, RejectCode.MANUAL_ON_CHAIN, "flow_id", reason, settlement_id)
         return
     entry_id = model_ids.manual_settle_entry_id(settlement_id)
-    refused = engine._try_post(_entry(engine, group, row, entry_id, at_ms))
+    refused = outcomes.try_post(engine, _entry(engine, group, row, entry_id, at_ms))
     if refused is not None:
         reason = f"the ledger refused the settlement entry ({refused.name}): a balance out of range"
-        engine._reject(out, RejectCode.LEDGER_REFUSED, "flow_id", reason, settlement_id)
-        engine._refused(out, f"manual settlement {settlement_id}", refused, at_ms)
+        outcomes.reject(engine, out, RejectCode.LEDGER_REFUSED, "flow_id", reason, settlement_id)
+        outcomes.refused(engine, out, f"manual settlement {settlement_id}", refused, at_ms)
         return
     _mark_settled(engine, group, row, at_ms, out)
     out.emit(
@@ -97,13 +98,13 @@ def apply_manual(engine: Engine, payload: ManualSettlement, at_ms: int, out: Ste
     )
 
 
-def _entry(engine: Engine, group: L1Group, row: int, entry_id: str, at_ms: int) -> JournalEntry:
+def _entry(engine: EngineState, group: L1Group, row: int, entry_id: str, at_ms: int) -> JournalEntry:
     """The obligation's gross settlement: the legs a base-layer settlement posts, via house L1."""
-    accounts, amounts = engine.l1_settle_legs(group.flows.take(np.array([row], dtype=np.int64)))
+    accounts, amounts = l1.settle_legs(engine, group.flows.take(np.array([row], dtype=np.int64)))
     return JournalEntry(entry_id, ENTRY_KIND, at_ms, accounts, amounts, False, None, group.group_id)
 
 
-def _mark_settled(engine: Engine, group: L1Group, row: int, at_ms: int, out: StepBuilder) -> None:
+def _mark_settled(engine: EngineState, group: L1Group, row: int, at_ms: int, out: StepBuilder) -> None:
     """The row is final off-chain; its transaction is no longer awaited; a group with nothing
     left open is dropped (as a chain settlement of its last row would)."""
     engine.l1_txs.pop(group.tx_id(row), None)

@@ -1,0 +1,109 @@
+"""A cleared batch's life after clearing: anchored → final once its anchor has the pool's
+confirmations and the challenge window has passed (the hold is posted, creditors released);
+its anchor re-submitted when not included by ``anchor_resubmit_ms`` of observed chain time;
+unwound to L1 gross settlement when it misses its anchor deadline (``unwind_to_l1``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from clearlane.core.engine import clearing, collateral, l1, outcomes
+from clearlane.core.engine.state import BatchState, EngineError, EngineState
+from clearlane.core.engine.step import StepBuilder
+from clearlane.core.ledger import JournalEntry, PostResult
+from clearlane.core.model import ids as model_ids
+from clearlane.core.model import states
+from clearlane.core.model.events import BatchFinal, BatchResubmitted, BatchUnwound
+
+_NEVER = 1 << 62  # "no time": a quiet batch waits for the next chain entry
+
+
+def advance(engine: EngineState, state: BatchState, out: StepBuilder) -> None:
+    """Finalize, unwind or re-submit the batch as time and the chain say (skipped while nothing
+    it depends on changed since its last no-op walk)."""
+    now = engine.now_ms
+    epoch = engine.chain_epoch
+    if engine.options.quiet_skip and state.quiet_epoch == epoch and now < state.quiet_until:
+        return
+    chain_now = engine.chain_seen_ms
+    pool = engine.config.pools[state.pool]
+    if state.anchor_height >= 0:
+        confirm_height = state.anchor_height + pool.confirmations - 1
+        confirm_ms = engine.block_ms.get(confirm_height)
+        if confirm_ms is None or confirm_height > engine.tip_height:
+            state.quiet_epoch, state.quiet_until = epoch, _NEVER
+            return
+        final_ms = max(confirm_ms, state.anchored_at_ms + pool.challenge_window_ms)
+        if now >= final_ms:
+            finalize(engine, state, final_ms, out)
+        else:
+            state.quiet_epoch, state.quiet_until = epoch, final_ms
+        return
+    if (
+        chain_now >= state.cleared_at_ms + pool.anchor_deadline_ms
+        and pool.on_anchor_deadline == "unwind_to_l1"
+    ):
+        unwind(engine, state, max(now, chain_now), out)
+        return
+    if chain_now < state.last_submit_ms + pool.anchor_resubmit_ms:
+        state.quiet_epoch, state.quiet_until = epoch, _NEVER
+    else:
+        state.attempts += 1
+        state.last_submit_ms = chain_now
+        clearing.submit_anchor(engine, state, chain_now, out)
+        out.emit(BatchResubmitted(state.batch_id, chain_now, state.attempts))
+
+
+def finalize(engine: EngineState, state: BatchState, final_ms: int, out: StepBuilder) -> None:
+    """Post the batch's hold and release its creditors' in-flight funds: the batch is final."""
+    result = (
+        engine.ledger.post_pending(state.hold_entry_id, final_ms) if len(state.net_minor) else PostResult.OK
+    )
+    if result not in (PostResult.OK, PostResult.ALREADY_POSTED):
+        raise EngineError(f"could not post hold {state.hold_entry_id}: {result.name}")
+    participant, asset_i, value = state.net_participant, state.net_asset, state.net_minor
+    credit = value > 0
+    accounts = np.concatenate(
+        [
+            engine.acct_inflight[participant[credit], asset_i[credit]],
+            engine.acct_available[participant[credit], asset_i[credit]],
+        ]
+    )
+    amounts = np.concatenate([-value[credit], value[credit]])
+    if len(accounts):
+        release = JournalEntry(
+            model_ids.l2_release_entry_id(state.batch_id),
+            "l2_release",
+            final_ms,
+            accounts,
+            amounts,
+            False,
+            None,
+            state.batch_id,
+        )
+        refused = outcomes.try_post(engine, release)
+        if refused is not None:
+            # The batch is final; its creditors' funds stay in their in-flight accounts.
+            outcomes.refused(engine, out, f"release of final batch {state.batch_id}", refused, final_ms)
+    state.state = states.BatchState.FINAL.label
+    del engine.pending[state.batch_id]
+    collateral.hold_exposure(engine, state, -1)
+    engine.final_batch_txs[state.anchor_tx] = state.batch_id
+    out.emit(BatchFinal(state.batch_id, final_ms))
+    engine.stats.batches_final += 1
+    if engine.options.keep_latencies:
+        engine.stats.latency_l2_final_ms.append(final_ms - state.flows.time_ms)
+
+
+def unwind(engine: EngineState, state: BatchState, at_ms: int, out: StepBuilder) -> None:
+    """Void the hold of a batch that missed its anchor deadline; its flows settle gross on L1."""
+    result = engine.ledger.void_pending(state.hold_entry_id, at_ms) if len(state.net_minor) else PostResult.OK
+    if result not in (PostResult.OK, PostResult.ALREADY_VOIDED, PostResult.EXPIRED):
+        raise EngineError(f"could not void hold {state.hold_entry_id}: {result.name}")
+    state.state = states.BatchState.UNWOUND.label
+    del engine.pending[state.batch_id]
+    collateral.hold_exposure(engine, state, -1)
+    out.emit(BatchUnwound(state.batch_id, at_ms, "anchor deadline missed: settling gross on L1"))
+    engine.stats.batches_unwound += 1
+    l1.submit(engine, state.flows, model_ids.unwound_origin(state.batch_id), out, submitted_ms=at_ms)

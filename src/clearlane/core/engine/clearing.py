@@ -1,0 +1,211 @@
+"""Clearing a closed batch: one compiled pass commits every batch a step closes (canonical
+leaves, Merkle roots: engine/commitment.py) while this thread nets each one (engine/netting.py)
+and places its two-phase hold; then each becomes a pending :class:`BatchState` with its anchor
+submitted. A batch too big to net exactly, or whose hold the ledger refuses, is unwound as it
+clears: its flows settle gross on L1 (docs/LIMITS.md).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+
+from clearlane.core.config.model import ClearingConfig
+from clearlane.core.engine import collateral, l1, limits, outcomes
+from clearlane.core.engine.commitment import batch_roots_async
+from clearlane.core.engine.flows import Flows
+from clearlane.core.engine.netting import NetResult, empty_result, net_positions
+from clearlane.core.engine.state import BatchState, EngineError, EngineState, Netted
+from clearlane.core.engine.step import StepBuilder
+from clearlane.core.ledger import MAX_AMOUNT_MINOR, JournalEntry, PostResult
+from clearlane.core.model import ids as model_ids
+from clearlane.core.model import states
+from clearlane.core.model.chain import TxSubmission
+from clearlane.core.model.events import BatchCleared, BatchUnwound
+
+HOLD_SAFETY_MARGIN_MS = 6 * 3_600_000
+_INT64_MAX = np.iinfo(np.int64).max
+
+
+def close_batches(engine: EngineState, closing: list[tuple[int, int, int, Flows]], out: StepBuilder) -> None:
+    """Close batches ``(pool, seq, close time, flows)`` in order; one compiled pass commits
+    all of them (canonical leaves, leaf hashes, Merkle roots: engine/commitment.py)."""
+    if not closing:
+        return
+    batch_ids = [model_ids.batch_id(engine.config.pools[k].id, seq) for k, seq, _, _ in closing]
+    for batch_id, (_, _, _, flows) in zip(batch_ids, closing, strict=True):
+        if len(flows) == 0:
+            raise EngineError(f"batch {batch_id} closed with no flows")
+    all_flows = Flows.concat([flows for _, _, _, flows in closing])
+    bounds = np.zeros(len(closing) + 1, dtype=np.int64)
+    np.cumsum([len(flows) for _, _, _, flows in closing], out=bounds[1:])
+    # The roots are hashed on a helper thread while this one nets the batches and places
+    # their holds; everything that carries a root (state, anchor, effects) follows, in order.
+    roots = batch_roots_async(
+        all_flows,
+        bounds,
+        batch_ids,
+        engine.pid_table,
+        engine.code_table,
+        engine.house,
+        engine.participant_ids,
+        engine.asset_codes,
+    )
+    netted = [
+        net_batch(engine, k, batch_id, close_ms, flows)
+        for (k, _, close_ms, flows), batch_id in zip(closing, batch_ids, strict=True)
+    ]
+    for (k, seq, close_ms, flows), batch_id, root, net in zip(
+        closing, batch_ids, roots(), netted, strict=True
+    ):
+        close_batch(engine, k, seq, batch_id, root, close_ms, flows, net, out)
+
+
+def net_batch(engine: EngineState, k: int, batch_id: str, close_ms: int, flows: Flows) -> Netted:
+    """Net a closing batch and place its pending hold. A batch whose obligations sum past
+    the ledger's range is not netted (int64 sums would not be exact) and one whose hold the
+    ledger refuses is not held: both are settled gross on L1 at once (:func:`close_batch`)."""
+    cfg = engine.config
+    pool = cfg.pools[k]
+    payer, payee, asset, amount, _ = flows.legs(engine.house)
+    if not limits.legs_fit(amount, MAX_AMOUNT_MINOR):
+        return Netted(None, len(amount), PostResult.AMOUNT_OUT_OF_RANGE)
+    result = net_positions(payer, payee, asset, amount, cfg.participant_count, len(cfg.assets))
+    hold_id = model_ids.l2_hold_entry_id(batch_id)
+    # The hold's timeout is a safety net behind the engine's own unwind at the anchor
+    # deadline; it must never fire before a late but legitimate finality, hence the margin.
+    # A keep_retrying pool never unwinds, so its hold has no timeout.
+    timeout_ms = (
+        pool.anchor_deadline_ms + HOLD_SAFETY_MARGIN_MS if pool.on_anchor_deadline == "unwind_to_l1" else None
+    )
+    refused = post_hold(engine, hold_id, batch_id, k, result, close_ms, timeout_ms)
+    return Netted(result, len(amount), refused)
+
+
+def close_batch(
+    engine: EngineState,
+    k: int,
+    seq: int,
+    batch_id: str,
+    root: bytes,
+    close_ms: int,
+    flows: Flows,
+    netted: Netted,
+    out: StepBuilder,
+) -> None:
+    cfg = engine.config
+    pool = cfg.pools[k]
+    result = netted.result if netted.result is not None else _unnetted(cfg, flows, engine.house)
+    obligations = netted.obligations
+    mark_minor = collateral.mark_per_minor(engine)
+    gross_usd = float((result.gross_per_asset * mark_minor).sum())
+    net_usd = float((result.net_debit_per_asset * mark_minor).sum())
+    opened = int(flows.time_ms.min())
+    hold_id = model_ids.l2_hold_entry_id(batch_id)
+    participant, asset_i, net = result.instructions()
+    state = BatchState(
+        batch_id=batch_id,
+        pool=k,
+        seq=seq,
+        opened_at_ms=opened,
+        cleared_at_ms=close_ms,
+        root=root,
+        flows=flows,
+        hold_entry_id=hold_id,
+        last_submit_ms=close_ms,
+        net_participant=participant,
+        net_asset=asset_i,
+        net_minor=net,
+    )
+    if netted.refused is None:
+        engine.pending[batch_id] = state
+        collateral.hold_exposure(engine, state, 1)
+        submit_anchor(engine, state, close_ms, out)
+    out.emit(
+        BatchCleared(
+            batch_id=batch_id,
+            pool=pool.id,
+            seq=seq,
+            opened_at_ms=opened,
+            cleared_at_ms=close_ms,
+            flows=len(flows),
+            obligations=obligations,
+            gross_usd=round(gross_usd, 2),
+            net_usd=round(net_usd, 2),
+            root=root,
+            flow_ids=flows.ids,
+            received_ms=flows.time_ms,
+            net_participant=engine.participant_ids.take(pa.array(participant)),
+            net_asset=engine.asset_codes.take(pa.array(asset_i)),
+            net_minor=net,
+            gross_minor=result.gross_per_asset,
+        )
+    )
+    stats = engine.stats
+    stats.batches_cleared += 1
+    stats.gross_usd += gross_usd
+    stats.net_usd += net_usd
+    if engine.options.keep_latencies:
+        stats.latency_cleared_ms.append(close_ms - flows.time_ms)
+    if netted.refused is not None:
+        unwind_unheld(engine, state, netted.refused, out)
+
+
+def unwind_unheld(engine: EngineState, state: BatchState, refused: PostResult, out: StepBuilder) -> None:
+    """A batch the ledger cannot hold (docs/LIMITS.md) is unwound as it clears: no anchor,
+    its flows settle gross on L1 (each of which fits the ledger on its own)."""
+    at_ms = state.cleared_at_ms
+    outcomes.refused(engine, out, f"hold of batch {state.batch_id}", refused, at_ms)
+    state.state = states.BatchState.UNWOUND.label
+    reason = f"ledger refused the batch's hold ({refused.name}): settling gross on L1"
+    out.emit(BatchUnwound(state.batch_id, at_ms, reason))
+    engine.stats.batches_unwound += 1
+    l1.submit(engine, state.flows, model_ids.unwound_origin(state.batch_id), out, submitted_ms=at_ms)
+
+
+def post_hold(
+    engine: EngineState,
+    hold_id: str,
+    batch_id: str,
+    k: int,
+    result: NetResult,
+    at_ms: int,
+    timeout_ms: int | None,
+) -> PostResult | None:
+    """Pending entry: debtors' available → pool settlement → creditors' in-flight; the
+    ledger's refusal if it does not fit (None when placed)."""
+    participant, asset, net = result.instructions()
+    debtor = net < 0
+    accounts = np.concatenate(
+        [
+            engine.acct_available[participant[debtor], asset[debtor]],
+            engine.acct_l2[k][asset[debtor]],
+            engine.acct_l2[k][asset[~debtor]],
+            engine.acct_inflight[participant[~debtor], asset[~debtor]],
+        ]
+    )
+    amounts = np.concatenate([net[debtor], -net[debtor], -net[~debtor], net[~debtor]])
+    if len(amounts) == 0:
+        return None  # flows that cancel out exactly (fee-free payments back and forth): nothing to hold
+    timeout_at = None if timeout_ms is None else at_ms + timeout_ms
+    return outcomes.try_post(
+        engine, JournalEntry(hold_id, "l2_hold", at_ms, accounts, amounts, True, timeout_at, batch_id)
+    )
+
+
+def submit_anchor(engine: EngineState, state: BatchState, at_ms: int, out: StepBuilder) -> None:
+    tx_id = model_ids.anchor_tx_id(state.batch_id, state.attempts)
+    engine.anchor_txs[tx_id] = state.batch_id
+    out.submissions.append(TxSubmission(tx_id, "anchor", state.batch_id, state.root, at_ms))
+    engine.stats.anchors_submitted += 1
+
+
+def _unnetted(config: ClearingConfig, flows: Flows, house: int) -> NetResult:
+    """The figures of a batch too big to net in int64 (it is settled gross on L1): no net
+    positions, and the gross per asset summed exactly and capped at the int64 maximum."""
+    _, _, asset, amount, _ = flows.legs(house)
+    assets = len(config.assets)
+    gross = np.array(
+        [min(sum(amount[asset == a].tolist()), int(_INT64_MAX)) for a in range(assets)], dtype=np.int64
+    )
+    return empty_result(config.participant_count, gross)

@@ -1,0 +1,170 @@
+"""Layer-1 gross settlement: flows routed to L1 (or of an unwound batch) are submitted as an
+L1 group, one base-layer transaction per flow; :func:`advance` follows them to finality
+(``l1_confirmations``), re-submits a transaction not included by ``l1_resubmit_ms`` of observed
+chain time, and posts each final row gross through the house's L1 account — in runs that fit
+one ledger entry, a row the ledger still refuses becoming a failed settlement (docs/LIMITS.md).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from clearlane.core.engine import limits, outcomes
+from clearlane.core.engine.flows import Flows
+from clearlane.core.engine.state import I64, EngineState, L1Group
+from clearlane.core.engine.step import StepBuilder
+from clearlane.core.ledger import JournalEntry, PostResult
+from clearlane.core.model import ids as model_ids
+from clearlane.core.model.chain import TxSubmission
+from clearlane.core.model.codes import Reject, RejectCode
+from clearlane.core.model.events import L1GroupOpened
+
+_ZERO_HASH = bytes(32)  # an L1 settlement carries no batch root
+
+
+def submit(
+    engine: EngineState, flows: Flows, origin: str, out: StepBuilder, submitted_ms: int | None = None
+) -> str:
+    """Open an L1 group of ``flows`` (``origin``: routed, or the batch they were unwound from)
+    and submit one transaction per flow; its id."""
+    engine.l1_group_count += 1
+    group_id = model_ids.l1_group_id(engine.l1_group_count)
+    n = len(flows)
+    group = L1Group(
+        group_id=group_id,
+        origin=origin,
+        flows=flows.with_(pool=np.full(n, -1, dtype=np.int32), batch_seq=np.full(n, -1, dtype=np.int64)),
+        attempt=np.ones(n, dtype=np.int64),
+        submitted_ms=flows.time_ms.copy()
+        if submitted_ms is None
+        else np.full(n, submitted_ms, dtype=np.int64),
+        included_height=np.full(n, -1, dtype=np.int64),
+        included_ms=np.full(n, -1, dtype=np.int64),
+        final_ms=np.full(n, -1, dtype=np.int64),
+    )
+    engine.l1_groups[group_id] = group
+    ids = flows.ids.to_pylist()
+    l1_txs, submissions = engine.l1_txs, out.submissions
+    for row, (flow_id, at_ms) in enumerate(zip(ids, group.submitted_ms.tolist(), strict=True)):
+        tx_id = model_ids.l1_tx_id(flow_id, 1)
+        l1_txs[tx_id] = (group_id, row)
+        submissions.append(TxSubmission(tx_id, "l1_settle", flow_id, _ZERO_HASH, at_ms))
+    engine.stats.l1_submitted += n
+    opened = L1GroupOpened(group_id, origin, int(group.submitted_ms.min()), n)
+    out.l1_group(group_id, group.to_table(), opened)
+    return group_id
+
+
+def advance(engine: EngineState, group: L1Group, out: StepBuilder) -> None:
+    """Settle the group's rows that became final, re-submit the stale ones, drop the group once
+    every row is final (skipped while nothing changed since its last no-op walk)."""
+    if engine.options.quiet_skip and group.quiet_epoch == engine.chain_epoch:
+        return
+    now = engine.now_ms
+    open_rows = group.final_ms < 0
+    if not open_rows.any():
+        return
+    need = engine.config.l1_confirmations
+    included = open_rows & (group.included_height >= 0)
+    changed = False
+    waits_for_time = False
+    if included.any():
+        confirm_height = group.included_height + need - 1
+        reached = included & (confirm_height <= engine.tip_height)
+        rows = np.flatnonzero(reached)
+        confirm_ms = np.array([engine.block_ms.get(int(h), -1) for h in confirm_height[rows]], dtype=np.int64)
+        waits_for_time = bool((confirm_ms > now).any())
+        rows = rows[(confirm_ms >= 0) & (confirm_ms <= now)]
+        confirm_ms = confirm_ms[(confirm_ms >= 0) & (confirm_ms <= now)]
+        if len(rows):
+            group.final_ms[rows] = confirm_ms
+            settle(engine, group, rows, out)
+            changed = True
+    chain_now = engine.chain_seen_ms
+    stale = np.flatnonzero(
+        open_rows
+        & (group.included_height < 0)
+        & (chain_now >= group.submitted_ms + engine.config.l1_resubmit_ms)
+    )
+    for row in stale.tolist():
+        engine.l1_txs.pop(group.tx_id(row), None)
+        group.attempt[row] += 1
+        group.submitted_ms[row] = chain_now
+        tx_id = group.tx_id(row)
+        engine.l1_txs[tx_id] = (group.group_id, row)
+        out.submissions.append(
+            TxSubmission(tx_id, "l1_settle", group.flows.ids[row].as_py(), _ZERO_HASH, chain_now)
+        )
+        engine.stats.l1_resubmitted += 1
+        changed = True
+    if changed:
+        out.l1_group(group.group_id, group.to_table())
+    elif not waits_for_time:
+        group.quiet_epoch = engine.chain_epoch  # nothing to do until the next chain entry
+    if group.open_rows() == 0:
+        for flow_id, attempt in zip(group.flows.ids.to_pylist(), group.attempt.tolist(), strict=True):
+            engine.l1_txs.pop(model_ids.l1_tx_id(flow_id, attempt), None)
+        del engine.l1_groups[group.group_id]
+
+
+def settle(engine: EngineState, group: L1Group, rows: I64, out: StepBuilder) -> None:
+    """Posted entries for the rows that became final: every obligation gross, via house L1.
+
+    One entry normally; rows whose sum would not fit one entry are split into runs that do
+    (docs/LIMITS.md), and a run the ledger still refuses (a balance out of range) is posted
+    row by row, a refused row becoming a failed settlement (:func:`settlement_failed`)."""
+    flows = group.flows.take(rows)
+    per_flow = flows.qty + flows.quote_amt + flows.fee_buyer + flows.fee_seller
+    final_ms = int(group.final_ms[rows].max())
+    for start, stop in limits.runs_that_fit(per_flow):
+        refused = post_settle(engine, group, rows[start:stop], final_ms)
+        if refused is None:
+            continue
+        if stop - start == 1:
+            settlement_failed(engine, group, int(rows[start]), refused, final_ms, out)
+            continue
+        for row in rows[start:stop].tolist():
+            refused = post_settle(engine, group, np.array([row], dtype=np.int64), final_ms)
+            if refused is not None:
+                settlement_failed(engine, group, row, refused, final_ms, out)
+    engine.stats.l1_final += len(rows)
+    if engine.options.keep_latencies:
+        engine.stats.latency_l1_final_ms.append(group.final_ms[rows] - flows.time_ms)
+
+
+def settle_legs(engine: EngineState, flows: Flows) -> tuple[I64, I64]:
+    """The gross settlement of L1 flows, as (accounts, amounts): each payer's available →
+    house L1 → each payee's available. One rule for a base-layer settlement and a manual one."""
+    payer, payee, asset, amount, _ = flows.legs(engine.house)
+    accounts = np.concatenate(
+        [
+            engine.acct_available[payer, asset],
+            engine.acct_l1[asset],
+            engine.acct_l1[asset],
+            engine.acct_available[payee, asset],
+        ]
+    )
+    return accounts, np.concatenate([-amount, amount, -amount, amount])
+
+
+def post_settle(engine: EngineState, group: L1Group, rows: I64, final_ms: int) -> PostResult | None:
+    """One posted entry settling ``rows`` gross; the ledger's refusal, or None."""
+    accounts, amounts = settle_legs(engine, group.flows.take(rows))
+    entry_id = model_ids.l1_settle_entry_id(group.group_id, int(rows[0]), len(rows), final_ms)
+    return outcomes.try_post(
+        engine,
+        JournalEntry(entry_id, "l1_settle", final_ms, accounts, amounts, False, None, group.group_id),
+    )
+
+
+def settlement_failed(
+    engine: EngineState, group: L1Group, row: int, refused: PostResult, final_ms: int, out: StepBuilder
+) -> None:
+    """A flow final on the base layer whose ledger settlement was refused: a failed record
+    (a ``ledger_refused`` reject under its id) and an alert; nothing is posted for it."""
+    flow_id = group.flows.ids[row].as_py()
+    engine.stats.settlements_failed += 1
+    engine.stats.bump(engine.stats.rejects_by_code, RejectCode.LEDGER_REFUSED.slug)
+    reason = f"L1 settlement refused by the ledger ({refused.name}): final on the base layer, not posted"
+    out.reject(Reject(RejectCode.LEDGER_REFUSED, "amount", reason, None, flow_id))
+    outcomes.refused(engine, out, f"L1 settlement of {flow_id} in {group.group_id}", refused, final_ms)
