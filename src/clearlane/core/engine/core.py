@@ -193,7 +193,7 @@ class Engine(EngineState):
         """A digest of the whole engine state: equal roots ⇔ equal states (replay check).
 
         It is :meth:`seal_root` of :meth:`pre_root` (everything but the audit chain head) and the
-        chain head, so a pipelined runner can take the pre-root right after a step and seal it
+        chain head, so a pipelined node can take the pre-root right after a step and seal it
         once the step's audit entry is chained (``node/writer.py``).
         """
         return stateroot.state_root(self)

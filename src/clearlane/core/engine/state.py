@@ -115,7 +115,7 @@ class L1Group:
     def to_table(self) -> pa.Table:
         """A snapshot for the step's effects. The arrays are copied: Arrow would wrap them
         zero-copy, and later steps update them in place while this step may still be on its way
-        to the store (pipelined runner)."""
+        to the store (pipelined node)."""
         f = self.flows
         return pa.table(
             {

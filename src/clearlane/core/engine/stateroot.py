@@ -23,7 +23,7 @@ def state_root(engine: EngineState) -> str:
     """A digest of the whole engine state: equal roots ⇔ equal states (replay check).
 
     It is :func:`seal_root` of :func:`pre_root` (everything but the audit chain head) and the
-    chain head, so a pipelined runner can take the pre-root right after a step and seal it
+    chain head, so a pipelined node can take the pre-root right after a step and seal it
     once the step's audit entry is chained (``store/writer.py``).
     """
     return seal_root(pre_root(engine), engine.chain_head)
