@@ -15,6 +15,7 @@ from clearlane.core.engine.netting import (
     NettingInvariantError,
     check_conservation,
     net_positions,
+    net_positions_many,
     settlement_instructions,
 )
 
@@ -108,3 +109,23 @@ def test_net_positions_conserve_and_match_naive(obligations: list[tuple[int, int
         settled[p, a] -= x
         settled[q, a] += x
     assert (settled == result.net).all()
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.lists(obligation, min_size=0, max_size=12), min_size=1, max_size=8))
+def test_netting_many_batches_at_once_equals_netting_each_alone(
+    batches: list[list[tuple[int, int, int, int]]],
+) -> None:
+    """net_positions_many (one sort for a step's closing batches) gives each batch exactly what
+    net_positions gives it alone: same triples in the same order, same per-asset totals."""
+    rows = [(b, *o) for b, obligations in enumerate(batches) for o in obligations]
+    column = [np.array([r[i] for r in rows], dtype=np.int64) for i in range(5)]
+    leg_batch, payer, payee, asset, amount = column
+    together = net_positions_many(payer, payee, asset, amount, leg_batch, len(batches), 6, 3)
+    assert len(together) == len(batches)
+    for b, obligations in enumerate(batches):
+        cols = [np.array([o[i] for o in obligations], dtype=np.int64) for i in range(4)]
+        alone = net_positions(*cols, 6, 3)
+        got = together[b]
+        for name in ("participant", "asset", "amount", "gross_per_asset", "net_debit_per_asset"):
+            assert np.array_equal(getattr(got, name), getattr(alone, name)), name

@@ -7,14 +7,16 @@ clears: its flows settle gross on L1 (docs/LIMITS.md).
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pyarrow as pa
 
 from clearlane.core.config.model import ClearingConfig
 from clearlane.core.engine import collateral, l1, limits, outcomes
 from clearlane.core.engine.commitment import batch_roots_async
-from clearlane.core.engine.flows import Flows
-from clearlane.core.engine.netting import NetResult, empty_result, net_positions
+from clearlane.core.engine.flows import I64, Flows
+from clearlane.core.engine.netting import NetResult, empty_result, net_positions_many
 from clearlane.core.engine.state import BatchState, EngineError, EngineState, Netted
 from clearlane.core.engine.step import StepBuilder
 from clearlane.core.ledger import MAX_AMOUNT_MINOR, JournalEntry, PostResult
@@ -51,9 +53,10 @@ def close_batches(engine: EngineState, closing: list[tuple[int, int, int, Flows]
         engine.participant_ids,
         engine.asset_codes,
     )
+    results = _net_all(engine, all_flows, bounds)
     netted = [
-        net_batch(engine, k, batch_id, close_ms, flows)
-        for (k, _, close_ms, flows), batch_id in zip(closing, batch_ids, strict=True)
+        net_batch(engine, k, batch_id, close_ms, result)
+        for (k, _, close_ms, _), batch_id, result in zip(closing, batch_ids, results, strict=True)
     ]
     for (k, seq, close_ms, flows), batch_id, root, net in zip(
         closing, batch_ids, roots(), netted, strict=True
@@ -61,16 +64,39 @@ def close_batches(engine: EngineState, closing: list[tuple[int, int, int, Flows]
         close_batch(engine, k, seq, batch_id, root, close_ms, flows, net, out)
 
 
-def net_batch(engine: EngineState, k: int, batch_id: str, close_ms: int, flows: Flows) -> Netted:
-    """Net a closing batch and place its pending hold. A batch whose obligations sum past
-    the ledger's range is not netted (int64 sums would not be exact) and one whose hold the
-    ledger refuses is not held: both are settled gross on L1 at once (:func:`close_batch`)."""
+def _net_all(engine: EngineState, flows: Flows, bounds: I64) -> list[tuple[NetResult | None, int]]:
+    """Each closing batch's net positions, netted together (netting.net_positions_many), with
+    its number of obligations; None when they sum past the ledger's range (not netted: int64
+    sums would not be exact)."""
     cfg = engine.config
-    pool = cfg.pools[k]
-    payer, payee, asset, amount, _ = flows.legs(engine.house)
-    if not limits.legs_fit(amount, MAX_AMOUNT_MINOR):
-        return Netted(None, len(amount), PostResult.AMOUNT_OUT_OF_RANGE)
-    result = net_positions(payer, payee, asset, amount, cfg.participant_count, len(cfg.assets))
+    payer, payee, asset, amount, flow = flows.legs(engine.house)
+    leg_batch = np.searchsorted(bounds, flow, side="right") - 1
+    leg_bounds = np.searchsorted(leg_batch, np.arange(len(bounds))).tolist()
+    fits = [limits.legs_fit(amount[lo:hi], MAX_AMOUNT_MINOR) for lo, hi in itertools.pairwise(leg_bounds)]
+    if not all(fits):
+        keep = np.asarray(fits)[leg_batch]
+        payer, payee, asset, amount, leg_batch = (a[keep] for a in (payer, payee, asset, amount, leg_batch))
+    netted = iter(
+        net_positions_many(
+            payer, payee, asset, amount, leg_batch, len(bounds) - 1, cfg.participant_count, len(cfg.assets)
+        )
+    )
+    return [
+        (next(netted) if fit else None, hi - lo)
+        for fit, (lo, hi) in zip(fits, itertools.pairwise(leg_bounds), strict=True)
+    ]
+
+
+def net_batch(
+    engine: EngineState, k: int, batch_id: str, close_ms: int, netting: tuple[NetResult | None, int]
+) -> Netted:
+    """Place a closing batch's pending hold. A batch whose obligations sum past the ledger's
+    range (not netted: no result) and one whose hold the ledger refuses are not held: both are
+    settled gross on L1 at once (:func:`close_batch`)."""
+    result, obligations = netting
+    if result is None:
+        return Netted(None, obligations, PostResult.AMOUNT_OUT_OF_RANGE)
+    pool = engine.config.pools[k]
     hold_id = model_ids.l2_hold_entry_id(batch_id)
     # The hold's timeout is a safety net behind the engine's own unwind at the anchor
     # deadline; it must never fire before a late but legitimate finality, hence the margin.
@@ -79,7 +105,7 @@ def net_batch(engine: EngineState, k: int, batch_id: str, close_ms: int, flows: 
         pool.anchor_deadline_ms + HOLD_SAFETY_MARGIN_MS if pool.on_anchor_deadline == "unwind_to_l1" else None
     )
     refused = post_hold(engine, hold_id, batch_id, k, result, close_ms, timeout_ms)
-    return Netted(result, len(amount), refused)
+    return Netted(result, obligations, refused)
 
 
 def close_batch(

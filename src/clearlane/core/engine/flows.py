@@ -71,6 +71,15 @@ class Flows:
             values[f.name] = column.take(arrow_index) if isinstance(column, pa.Array) else column[index]
         return Flows(**values)
 
+    def slice(self, lo: int, hi: int) -> Flows:
+        """Rows ``lo:hi`` without copying (views of this one's columns: take first when the
+        parent may change)."""
+        values: dict[str, Any] = {}
+        for f in fields(self):
+            column = getattr(self, f.name)
+            values[f.name] = column.slice(lo, hi - lo) if isinstance(column, pa.Array) else column[lo:hi]
+        return Flows(**values)
+
     def with_(self, **changes: Any) -> Flows:
         return replace(self, **changes)
 

@@ -161,19 +161,40 @@ def close_and_park(
 ) -> None:
     """Close the batches the kernel closed, in order, then park the rest of the L2 rows as
     parts of their pools' open batches."""
-    pool, batch_seq = flows.pool, flows.batch_seq
+    parts_of = _batch_parts(flows, in_l2)
     closing: list[tuple[int, int, int, Flows]] = []
     for k, s, close_ms in closed:
-        rows = np.flatnonzero(in_l2 & (pool == k) & (batch_seq == s))
-        parts = [p for p in engine.open_parts[k] if p.batch_seq[0] == s] + [flows.take(rows)]
+        parts = [p for p in engine.open_parts[k] if p.batch_seq[0] == s]
+        new = parts_of.pop((k, s), None)
+        if new is not None:
+            parts.append(new)
         engine.open_parts[k] = [p for p in engine.open_parts[k] if p.batch_seq[0] != s]
         closing.append((k, s, close_ms, Flows.concat([p for p in parts if len(p)])))
     clearing.close_batches(engine, closing, out)
     for k in range(len(engine.config.pools)):
         if engine.open_at[k] >= 0:
-            rows = np.flatnonzero(in_l2 & (pool == k) & (batch_seq == engine.seq[k]))
-            if len(rows):
-                engine.open_parts[k].append(flows.take(rows))
+            new = parts_of.get((k, int(engine.seq[k])))
+            if new is not None:
+                engine.open_parts[k].append(new)
+
+
+def _batch_parts(flows: Flows, in_l2: npt.NDArray[np.bool_]) -> dict[tuple[int, int], Flows]:
+    """The chunk's L2 rows of each (pool, batch seq), in chunk order: one stable sort and one take
+    for the chunk, then a zero-copy slice per batch (a mask and a take per batch cost
+    O(rows × batches) when sub-second windows close hundreds of batches a chunk)."""
+    rows = np.flatnonzero(in_l2)
+    if not len(rows):
+        return {}
+    pool, batch_seq = flows.pool[rows], flows.batch_seq[rows]
+    order = np.lexsort((batch_seq, pool))  # stable: each batch's rows stay in chunk order
+    taken = flows.take(rows[order])
+    pool, batch_seq = pool[order], batch_seq[order]
+    starts = np.flatnonzero(np.r_[True, (pool[1:] != pool[:-1]) | (batch_seq[1:] != batch_seq[:-1])])
+    ends = np.r_[starts[1:], len(order)]
+    return {
+        (int(pool[lo]), int(batch_seq[lo])): taken.slice(int(lo), int(hi))
+        for lo, hi in zip(starts.tolist(), ends.tolist(), strict=True)
+    }
 
 
 def record_table(

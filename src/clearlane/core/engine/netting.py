@@ -13,6 +13,7 @@ netting examples state their results ("UK to pay France 632,517").
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -98,6 +99,65 @@ def net_positions(
     net_debit = _per_asset(asset_i[debit], -net[debit], assets)
     _check_sparse(asset_i, net, gross, net_debit, assets)
     return NetResult(participant, asset_i, net, gross, net_debit, participants)
+
+
+def net_positions_many(
+    payer: npt.NDArray[np.integer],
+    payee: npt.NDArray[np.integer],
+    asset: npt.NDArray[np.integer],
+    amount: I64,
+    leg_batch: I64,
+    batches: int,
+    participants: int,
+    assets: int,
+) -> list[NetResult]:
+    """:func:`net_positions` of ``batches`` batches at once (``leg_batch``: each leg's batch,
+    0-based): the same results, each equal to netting that batch's legs alone.
+
+    Sub-second windows close hundreds of small batches a step; one sort keyed ``(batch,
+    participant, asset)`` and one ``reduceat`` replace a few dozen numpy calls per batch. Each
+    batch's legs must sum within int64 (the caller checks ``legs_fit`` per batch).
+    """
+    if np.any(amount < 0):
+        raise ValueError("obligation amounts must be non-negative")
+    amount = amount.astype(np.int64, copy=False)
+    asset64, batch64 = asset.astype(np.int64), leg_batch.astype(np.int64)
+    gross = np.zeros(batches * assets, dtype=np.int64)
+    np.add.at(gross, batch64 * assets + asset64, amount)
+    cells = participants * assets
+    base = batch64 * cells + asset64
+    keys = np.concatenate([base + payer.astype(np.int64) * assets, base + payee.astype(np.int64) * assets])
+    legs = np.concatenate([-amount, amount])
+    order = np.argsort(keys, kind="stable")
+    keys, legs = keys[order], legs[order]
+    starts = np.flatnonzero(np.concatenate([[True], keys[1:] != keys[:-1]])) if len(keys) else keys
+    sums = np.add.reduceat(legs, starts) if len(keys) else legs
+    keep = sums != 0
+    key, net = keys[starts][keep], sums[keep]
+    batch_of, cell = np.divmod(key, cells)
+    participant, asset_i = np.divmod(cell, assets)
+    debit = net < 0
+    net_debit = np.zeros(batches * assets, dtype=np.int64)
+    np.add.at(net_debit, batch_of[debit] * assets + asset_i[debit], -net[debit])
+    _check_many(batch_of * assets + asset_i, net, gross, net_debit)
+    gross_of, debit_of = gross.reshape(batches, assets), net_debit.reshape(batches, assets)
+    bounds = np.searchsorted(batch_of, np.arange(batches + 1)).tolist()
+    return [
+        NetResult(participant[lo:hi], asset_i[lo:hi], net[lo:hi], gross_of[b], debit_of[b], participants)
+        for b, (lo, hi) in enumerate(itertools.pairwise(bounds))
+    ]
+
+
+def _check_many(cell: I64, net: I64, gross: I64, net_debit: I64) -> None:
+    """:func:`_check_sparse` for every (batch, asset) cell at once."""
+    sums = np.zeros(len(gross), dtype=np.int64)
+    np.add.at(sums, cell, net)
+    if np.any(sums != 0):
+        bad = int(np.flatnonzero(sums)[0])
+        raise NettingInvariantError(f"net positions of batch cell #{bad} sum to {int(sums[bad])}, not 0")
+    if np.any(net_debit > gross):
+        bad = int(np.flatnonzero(net_debit > gross)[0])
+        raise NettingInvariantError(f"net debit of batch cell #{bad} exceeds its gross amount")
 
 
 def _per_asset(asset: I64, amount: I64, assets: int) -> I64:
