@@ -58,7 +58,7 @@ def on_block(engine: EngineState, block: BlockProduced, out: StepBuilder) -> Non
                 group.included_ms[where[1]] = block.at_ms
                 touched.add(where[0])
     for group_id in sorted(touched):
-        out.l1_group(group_id, engine.l1_groups[group_id].to_table())
+        out.l1_group(group_id, engine.l1_groups[group_id])
 
 
 def on_reorg(engine: EngineState, reorg: ChainReorg, out: StepBuilder) -> None:
@@ -92,7 +92,7 @@ def on_reorg(engine: EngineState, reorg: ChainReorg, out: StepBuilder) -> None:
                 group.submitted_ms[where[1]] = reorg.at_ms
                 touched.add(where[0])
     for group_id in sorted(touched):
-        out.l1_group(group_id, engine.l1_groups[group_id].to_table())
+        out.l1_group(group_id, engine.l1_groups[group_id])
 
 
 def on_time(engine: EngineState, out: StepBuilder) -> None:

@@ -124,7 +124,7 @@ class EscrowStage:
         if not self._payouts:
             return
         wanted = pa.array(list(self._payouts), type=pa.string())
-        for event in list(out.events):
+        for event in out.events_so_far():
             match event:
                 case BatchCleared():
                     mine = event.flow_ids.filter(pc.is_in(event.flow_ids, value_set=wanted)).to_pylist()

@@ -51,7 +51,7 @@ def submit(
         submissions.append(TxSubmission(tx_id, "l1_settle", flow_id, _ZERO_HASH, at_ms))
     engine.stats.l1_submitted += n
     opened = L1GroupOpened(group_id, origin, int(group.submitted_ms.min()), n)
-    out.l1_group(group_id, group.to_table(), opened)
+    out.l1_group(group_id, group, opened)
     return group_id
 
 
@@ -98,7 +98,7 @@ def advance(engine: EngineState, group: L1Group, out: StepBuilder) -> None:
         engine.stats.l1_resubmitted += 1
         changed = True
     if changed:
-        out.l1_group(group.group_id, group.to_table())
+        out.l1_group(group.group_id, group)
     elif not waits_for_time:
         group.quiet_epoch = engine.chain_epoch  # nothing to do until the next chain entry
     if group.open_rows() == 0:

@@ -111,7 +111,7 @@ def _mark_settled(engine: EngineState, group: L1Group, row: int, at_ms: int, out
     group.final_ms[row] = at_ms
     group.included_height[row] = model_ids.MANUAL_HEIGHT
     group.included_ms[row] = -1
-    out.l1_group(group.group_id, group.to_table())
+    out.l1_group(group.group_id, group)
     if group.open_rows() == 0:
         for r in range(len(group.final_ms)):
             engine.l1_txs.pop(group.tx_id(r), None)

@@ -10,6 +10,8 @@ hashed when it still emitted dicts, so state roots recorded before typed events 
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
+from typing import Protocol
 
 import pyarrow as pa
 
@@ -30,6 +32,21 @@ from clearlane.core.model.events import (
 from clearlane.core.proofs.canonical import spaced_json
 
 
+class Snapshot(Protocol):
+    """Something whose current state can be copied into a table (an L1 group)."""
+
+    def to_table(self) -> pa.Table: ...
+
+
+@dataclass(frozen=True, slots=True)
+class _PendingGroup:
+    """An L1 group's update whose table is taken when the step is built."""
+
+    group_id: str
+    group: Snapshot
+    opened: L1GroupOpened | None
+
+
 class StepBuilder:
     """What one log entry caused so far, in the order the engine produced it."""
 
@@ -38,7 +55,7 @@ class StepBuilder:
     def __init__(self, seq: int, at_ms: int) -> None:
         self.seq = seq
         self.at_ms = at_ms
-        self.events: list[Event] = []
+        self.events: list[Event | _PendingGroup] = []
         self.records: list[TradeRecords] = []
         self.submissions: list[TxSubmission] = []
         self.duplicates = 0
@@ -53,22 +70,37 @@ class StepBuilder:
     def reject(self, reject: Reject) -> None:
         self.events.append(Rejected(reject))
 
-    def l1_group(self, group_id: str, table: pa.Table, opened: L1GroupOpened | None = None) -> None:
-        """Record an L1 group's table after a change (coalesced per step, see ``l1_at``)."""
+    def l1_group(self, group_id: str, group: Snapshot, opened: L1GroupOpened | None = None) -> None:
+        """Record that an L1 group changed (coalesced per step, see ``l1_at``); its table is
+        taken once, when the step is built: a group included in several blocks of one chain
+        entry was copied once per block, and only the last copy was kept."""
         at = self.l1_at.get(group_id)
         if at is None:
             self.l1_at[group_id] = len(self.events)
-            self.events.append(L1GroupUpdated(group_id, table, opened))
+            self.events.append(_PendingGroup(group_id, group, opened))
             return
         earlier = self.events[at]
-        assert isinstance(earlier, L1GroupUpdated)
-        self.events[at] = L1GroupUpdated(group_id, table, earlier.opened or opened)
+        if not isinstance(earlier, _PendingGroup):
+            raise TypeError(f"event {at} of step {self.seq} is not L1 group {group_id}'s update")
+        self.events[at] = _PendingGroup(group_id, group, earlier.opened or opened)
+
+    def events_so_far(self) -> list[Event]:
+        """The step's events up to now, L1 groups' tables as they stand (for a stage that reacts
+        to what the step did, e.g. escrow payouts turning final)."""
+        return [
+            L1GroupUpdated(e.group_id, e.group.to_table(), e.opened) if isinstance(e, _PendingGroup) else e
+            for e in self.events
+        ]
 
     def build(self, ledger: LedgerChanges) -> Step:
+        events = [
+            L1GroupUpdated(e.group_id, e.group.to_table(), e.opened) if isinstance(e, _PendingGroup) else e
+            for e in self.events
+        ]
         return Step(
             seq=self.seq,
             at_ms=self.at_ms,
-            events=tuple(self.events),
+            events=tuple(events),
             trade_records=tuple(self.records),
             submissions=tuple(self.submissions),
             ledger=ledger,
