@@ -20,10 +20,9 @@ from clearlane.core.model.events import Step
 from clearlane.core.proofs.hashchain import (
     Frontier,
     RecordFold,
-    canonical_json,
     genesis_hash,
     input_hash,
-    transition,
+    transition_body,
     transition_hash,
 )
 from clearlane.core.proofs.verify import (
@@ -206,15 +205,22 @@ class Auditor:
         """Extend the chain by one step (input + transition entry) and the tree by its records."""
         if seq != self.seq + 1:
             raise AuditError(f"audit chain at {self.seq}, asked to append step {seq}")
-        body_doc = transition(seq, at_ms, kind, fx, self.asset_codes, source_id)
-        return self._append(seq, at_ms, kind, payload, payload_bytes, body_doc)
+        body_doc, body = transition_body(seq, at_ms, kind, fx, self.asset_codes, source_id)
+        return self._append(seq, at_ms, kind, payload, payload_bytes, body_doc, body)
 
     def _append(
-        self, seq: int, at_ms: int, kind: str, payload: Any, payload_bytes: bytes, body_doc: dict[str, Any]
+        self,
+        seq: int,
+        at_ms: int,
+        kind: str,
+        payload: Any,
+        payload_bytes: bytes,
+        body_doc: dict[str, Any],
+        body: bytes,
     ) -> AuditStep:
+        """``body`` is ``canonical_json`` of the transition (``body_doc`` plus its submissions)."""
         prev = self.head
         in_hash = input_hash(prev, seq, at_ms, kind, payload_bytes)
-        body = canonical_json(body_doc)
         head = transition_hash(in_hash, seq, body)
         step = AuditStep(seq, prev, in_hash, body, head)
         if kind == "key_rotation":

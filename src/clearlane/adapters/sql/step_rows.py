@@ -18,10 +18,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from clearlane.core.engine.core import LogEntry
-from clearlane.core.model.chain import TxSubmission
 from clearlane.core.model.events import BatchCleared, L1GroupUpdated, Step, batch_changes, batch_event_row
 from clearlane.core.model.states import BatchState
 from clearlane.core.proofs.codec import write_table
+from clearlane.core.proofs.hashchain import submission_json
 from clearlane.node.auditor import AuditStep, record_kind
 
 Row = tuple[Any, ...]
@@ -91,17 +91,6 @@ INSERTS: tuple[tuple[str, tuple[str, tuple[str, ...], tuple[str, ...]] | None], 
     (AUDIT_RECORDS_SQL, None),
     (AUDIT_KEYS_SQL, None),
 )
-
-
-def submission_json(tx: TxSubmission) -> bytes:
-    """``canonical_json(tx_submission_to_dict(tx))``, byte for byte, without the dict and the
-    generic encoder (keys in sorted order; strings escaped by the encoder json.dumps uses)."""
-    from json.encoder import encode_basestring as json_str  # what json.dumps uses for one str
-
-    return (
-        f'{{"kind":{json_str(tx.kind)},"payload_hash":"{tx.payload_hash.hex()}","ref":{json_str(tx.ref)},'
-        f'"submitted_at_ms":{int(tx.submitted_at_ms)},"tx_id":{json_str(tx.tx_id)}}}'
-    ).encode()
 
 
 @dataclass

@@ -34,13 +34,13 @@ from sqlalchemy.engine import make_url
 
 from clearlane.adapters.sql import audit_tables, schema
 from clearlane.adapters.sql.step_rows import CHECKPOINT_SQL, INSERTS, GroupRows
-from clearlane.adapters.sql.step_rows import submission_json as submission_json  # re-exported
 from clearlane.core.engine.core import LogEntry
 from clearlane.core.model import ids as model_ids
 from clearlane.core.model.chain import TxSubmission, tx_submission_from_dict
 from clearlane.core.model.events import Step
 from clearlane.core.model.inputs import log_payload
 from clearlane.core.proofs.codec import decode_payload, read_table
+from clearlane.core.proofs.hashchain import submission_json as submission_json  # re-exported
 from clearlane.node.auditor import AuditStep, Checkpoint, KeyRecord
 from clearlane.node.ports import StoredEntry as StoredEntry  # re-exported: the runner imports it here
 from clearlane.node.ports import StoredTransition
