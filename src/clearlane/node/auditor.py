@@ -22,6 +22,7 @@ from clearlane.core.proofs.hashchain import (
     RecordFold,
     genesis_hash,
     input_hash,
+    submission_json,
     transition_body,
     transition_hash,
 )
@@ -95,6 +96,9 @@ class AuditStep:
     key_record: KeyRecord | None = None
     checkpoint: Checkpoint | None = None
     state_root: str = ""
+    # submission_json of each of the step's submissions, in order (the outbox rows' payloads);
+    # empty when not computed (the store then encodes them itself).
+    submissions_json: list[bytes] = field(default_factory=list)
 
 
 def record_kind(text: str) -> tuple[str, str]:
@@ -205,8 +209,13 @@ class Auditor:
         """Extend the chain by one step (input + transition entry) and the tree by its records."""
         if seq != self.seq + 1:
             raise AuditError(f"audit chain at {self.seq}, asked to append step {seq}")
-        body_doc, body = transition_body(seq, at_ms, kind, fx, self.asset_codes, source_id)
-        return self._append(seq, at_ms, kind, payload, payload_bytes, body_doc, body)
+        # Each submission's canonical JSON is both in the transition body and the outbox row:
+        # encoded once, here, and handed to the store with the audit step.
+        submissions = [submission_json(tx) for tx in fx.submissions]
+        body_doc, body = transition_body(seq, at_ms, kind, fx, self.asset_codes, source_id, submissions)
+        step = self._append(seq, at_ms, kind, payload, payload_bytes, body_doc, body)
+        step.submissions_json = submissions
+        return step
 
     def _append(
         self,

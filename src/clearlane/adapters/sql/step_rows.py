@@ -124,11 +124,11 @@ class GroupRows:
         self.inserts[INPUT_LOG_SQL].append(
             (seq, entry.at_ms, entry.kind, source_id, payload, audit.input_prev, audit.input_hash)
         )
-        self._effects(step)
+        self._effects(step, audit.submissions_json)
         self._audit(audit)
         self.state = (seq, state_root, audit.head, now_ms)
 
-    def _effects(self, step: Step) -> None:
+    def _effects(self, step: Step, submissions: list[bytes]) -> None:
         """Every row the step's events and records stand for."""
         seq, inserts = step.seq, self.inserts
         inserts[TRADE_CHUNKS_SQL].extend(
@@ -148,8 +148,13 @@ class GroupRows:
         inserts[BATCH_EVENTS_SQL].extend((*batch_event_row(e), seq) for e in step.batch_events())
         for l1 in step.l1_updates():
             self._l1_group(seq, l1)
-        # ~500k rows a day (one L1 transaction per gross flow): the canonical JSON built directly.
-        inserts[OUTBOX_SQL].extend((seq, tx.kind, submission_json(tx)) for tx in step.submissions)
+        # ~500k rows a day (one L1 transaction per gross flow): the canonical JSON built directly,
+        # by the auditor if it did (``submissions``: what it put in the transition body).
+        if len(submissions) != len(step.submissions):
+            submissions = [submission_json(tx) for tx in step.submissions]
+        inserts[OUTBOX_SQL].extend(
+            (seq, tx.kind, payload) for tx, payload in zip(step.submissions, submissions, strict=True)
+        )
         for reject in step.rejects():
             r = reject.to_dict()
             inserts[REJECTS_SQL].append(
