@@ -22,6 +22,7 @@ to. docs/AUDIT.md lists every field and encoding.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import struct
@@ -261,8 +262,9 @@ def _transition_doc(
         for part, table in enumerate(step.tables())
         if table.num_rows
     ]
-    codes = pa.array(asset_codes, pa.string())
-    cleared = cleared_bodies(step.cleared(), asset_codes, codes)
+    batches = step.cleared()
+    # The codes array only when a batch cleared: building it cost more than the rest of a small step.
+    cleared = cleared_bodies(batches, asset_codes, _codes_array(tuple(asset_codes))) if batches else []
     l1 = [_l1_body(u) for u in sorted(step.l1_updates(), key=lambda u: u.group_id)]
     ledger: dict[str, Any] = {
         "entries": [[e.entry_id, e.content_digest().hex()] for e in step.ledger.new_entries],
@@ -288,6 +290,11 @@ def _transition_doc(
     if escrow:  # the key appears only with escrow, so bodies without it are as before
         body["escrow"] = [escrow_event_dict(e) for e in escrow]
     return body
+
+
+@functools.lru_cache(maxsize=8)
+def _codes_array(asset_codes: tuple[str, ...]) -> pa.Array:
+    return pa.array(asset_codes, pa.string())
 
 
 def cleared_bodies(
