@@ -45,5 +45,8 @@ def test_plain_stream_of_the_ledger_legs_and_an_empty_table() -> None:
     assert codec.write_table(legs, compress=False) == _stream(legs)
     empty = legs.slice(0, 0)
     assert codec.write_table(empty, compress=False) == _stream(empty)
+    # Schemas Arrow calls equal (field metadata is not compared) keep their own bytes.
+    tagged = legs.cast(pa.schema([legs.schema.field(0).with_metadata({"k": "v"}), legs.schema.field(1)]))
+    assert codec.write_table(tagged, compress=False) == _stream(tagged) != _stream(legs)
     dictionary = pa.table({"d": pa.array(["a", "b", "a"]).dictionary_encode()})
     assert codec.write_table(dictionary, compress=False) == _stream(dictionary)  # the writer's path

@@ -33,10 +33,17 @@ def write_table(table: pa.Table, *, compress: bool = True) -> bytes:
 
 def _flat(schema: pa.Schema) -> bool:
     """Columns of plain numbers, booleans and strings: no dictionaries (which the stream writer
-    sends as messages of their own) and nothing nested."""
-    return all(
-        pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t) or pa.types.is_string(t)
-        for t in schema.types
+    sends as messages of their own), nothing nested, and no metadata (Arrow's schema equality
+    and hash ignore field metadata, so such schemas could share a cached message)."""
+    return schema.metadata is None and all(
+        f.metadata is None
+        and (
+            pa.types.is_integer(f.type)
+            or pa.types.is_floating(f.type)
+            or pa.types.is_boolean(f.type)
+            or pa.types.is_string(f.type)
+        )
+        for f in schema
     )
 
 
