@@ -304,8 +304,11 @@ def cleared_bodies(
     compute call per step, not four per batch, for the net lines and the asset indices (a step
     clears ~260 batches on the reference day; issue 18). Falls back to one batch at a time when
     the batches' net columns are not plain arrays of one type."""
-    if len(cleared) < 2 or not _concatenable(
-        [b.net_participant for b in cleared] + [b.net_asset for b in cleared]
+    aligned = all(len(b.net_participant) == len(b.net_asset) == len(b.net_minor) for b in cleared)
+    if (
+        len(cleared) < 2
+        or not aligned  # the per-batch path raises on it, as it always did
+        or not _concatenable([b.net_participant for b in cleared] + [b.net_asset for b in cleared])
     ):
         return [_cleared_body(b, asset_codes, codes) for b in cleared]
     sizes = np.array([len(b.net_participant) for b in cleared], dtype=np.int64)
