@@ -20,10 +20,10 @@ from clearlane.core.model.events import Step
 from clearlane.core.proofs.hashchain import (
     Frontier,
     RecordFold,
-    canonical_json,
     genesis_hash,
     input_hash,
-    transition,
+    submission_json,
+    transition_body,
     transition_hash,
 )
 from clearlane.core.proofs.verify import (
@@ -96,6 +96,9 @@ class AuditStep:
     key_record: KeyRecord | None = None
     checkpoint: Checkpoint | None = None
     state_root: str = ""
+    # submission_json of each of the step's submissions, in order (the outbox rows' payloads);
+    # empty when not computed (the store then encodes them itself).
+    submissions_json: list[bytes] = field(default_factory=list)
 
 
 def record_kind(text: str) -> tuple[str, str]:
@@ -206,15 +209,27 @@ class Auditor:
         """Extend the chain by one step (input + transition entry) and the tree by its records."""
         if seq != self.seq + 1:
             raise AuditError(f"audit chain at {self.seq}, asked to append step {seq}")
-        body_doc = transition(seq, at_ms, kind, fx, self.asset_codes, source_id)
-        return self._append(seq, at_ms, kind, payload, payload_bytes, body_doc)
+        # Each submission's canonical JSON is both in the transition body and the outbox row:
+        # encoded once, here, and handed to the store with the audit step.
+        submissions = [submission_json(tx) for tx in fx.submissions]
+        body_doc, body = transition_body(seq, at_ms, kind, fx, self.asset_codes, source_id, submissions)
+        step = self._append(seq, at_ms, kind, payload, payload_bytes, body_doc, body)
+        step.submissions_json = submissions
+        return step
 
     def _append(
-        self, seq: int, at_ms: int, kind: str, payload: Any, payload_bytes: bytes, body_doc: dict[str, Any]
+        self,
+        seq: int,
+        at_ms: int,
+        kind: str,
+        payload: Any,
+        payload_bytes: bytes,
+        body_doc: dict[str, Any],
+        body: bytes,
     ) -> AuditStep:
+        """``body`` is ``canonical_json`` of the transition (``body_doc`` plus its submissions)."""
         prev = self.head
         in_hash = input_hash(prev, seq, at_ms, kind, payload_bytes)
-        body = canonical_json(body_doc)
         head = transition_hash(in_hash, seq, body)
         step = AuditStep(seq, prev, in_hash, body, head)
         if kind == "key_rotation":

@@ -170,6 +170,14 @@ def fake_ledger(posted: list[int]) -> Any:
         balances=lambda: (np.array(posted, dtype=np.int64), np.zeros(n, np.int64), np.zeros(n, np.int64)),
         account_key=lambda i: SimpleNamespace(owner=f"P{i}", asset="USD", purpose=purpose, lane="L2"),
         floor=lambda i: None if i else -500,
+        accounts_table=lambda: SimpleNamespace(
+            owner=[f"P{i}" for i in range(n)],
+            asset=["USD"] * n,
+            purpose=["cash"] * n,
+            lane=["L2"] * n,
+            has_floor=np.arange(n) == 0,
+            floor_minor=np.where(np.arange(n) == 0, -500, 0),
+        ),
     )
 
 

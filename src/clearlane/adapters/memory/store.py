@@ -276,22 +276,16 @@ class MemoryStore:
     def write_balances(self, ledger: Any, seq: int | None = None) -> None:
         """Materialise the ledger's balances (the SQL store's ``ledger_accounts`` rows)."""
         posted, pending_debits, pending_credits = ledger.balances()
-        rows = []
-        for i, (p, d, c) in enumerate(
-            zip(posted.tolist(), pending_debits.tolist(), pending_credits.tolist(), strict=True)
-        ):
-            k = ledger.account_key(i)
-            rows.append(
-                {
-                    "idx": i,
-                    "owner": k.owner,
-                    "asset": k.asset,
-                    "purpose": str(k.purpose.value),
-                    "lane": k.lane,
-                }
-                | {"floor_minor": ledger.floor(i), "posted_minor": int(p)}
-                | {"pending_debits_minor": int(d), "pending_credits_minor": int(c)}
-            )
+        accounts = ledger.accounts_table()  # column-wise, as the SQL store (issue 18)
+        columns: tuple[str, ...] = ("idx", "owner", "asset", "purpose", "lane", "floor_minor")
+        columns += ("posted_minor", "pending_debits_minor", "pending_credits_minor")
+        floors = [
+            int(f) if has else None
+            for f, has in zip(accounts.floor_minor.tolist(), accounts.has_floor.tolist(), strict=True)
+        ]
+        values: tuple[list[Any], ...] = (accounts.owner, accounts.asset, accounts.purpose, accounts.lane)
+        values += (floors, posted.tolist(), pending_debits.tolist(), pending_credits.tolist())
+        rows = [dict(zip(columns, row, strict=True)) for row in zip(range(len(floors)), *values, strict=True)]
         with self._lock:
             if seq is not None:
                 self._meta["balances_seq"] = str(seq)
