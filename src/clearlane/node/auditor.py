@@ -1,7 +1,7 @@
-"""The runner's audit companion: extends the hash chain, the checkpoint tree and the key history
+"""The node's audit companion: extends the hash chain, the checkpoint tree and the key history
 step by step, and signs checkpoints.
 
-For every step the runner hands it the log entry, the payload bytes as logged and the engine's
+For every step the node hands it the log entry, the payload bytes as logged and the engine's
 effects; :meth:`Auditor.step` returns an :class:`AuditStep` with everything the store commits in
 the same transaction as the step: the input and transition hashes, the transition body, the new
 audit records (checkpoint-tree leaves), a key record for a rotation, and — when the tree grew

@@ -1,7 +1,7 @@
 """The pipelined step writer: commits engine steps on a second thread.
 
-On the bulk path (``Runner.clear_batches``) the engine applies step N + 1 while this thread
-chains step N into the audit log (the runner's ``seal`` callback: transition, audit records,
+On the bulk path (``Node.clear_batches``) the engine applies step N + 1 while this thread
+chains step N into the audit log (the node's ``seal`` callback: transition, audit records,
 state root, checkpoint signature) and commits it: SQLite executes, hashing and LZ4/Arrow IPC
 encoding release the GIL, so the two overlap on the second core. Nothing about what is committed changes — every step is still one log entry with
 all its effects and its state root, written by :meth:`Store.commit_steps`, in log order. Steps
@@ -9,8 +9,8 @@ that queue up while a transaction runs are committed together in the next transa
 commit): a crash leaves a prefix of the log committed, never part of a step.
 
 What pipelining changes is *when* a committed step's transactions reach the base layer: only
-after its commit, which the runner learns from :meth:`StepWriter.wait_committed` (the outbox
-rule), and only at a chain observation (see ``Runner.advance_chain``), which records in its log
+after its commit, which the node learns from :meth:`StepWriter.wait_committed` (the outbox
+rule), and only at a chain observation (see ``Node.advance``), which records in its log
 entry how far the base layer had been fed, so recovery reproduces it exactly.
 """
 
@@ -91,7 +91,7 @@ class StepWriter:
         self._thread = threading.Thread(target=self._run, name="clearlane-writer", daemon=True)
         self._thread.start()
 
-    # -- producer side (the runner's thread) -----------------------------------------------
+    # -- producer side (the node's thread) -----------------------------------------------
     def put(self, step: PendingStep) -> None:
         weight = step_weight(step)
         with self._cond:
@@ -156,7 +156,7 @@ class StepWriter:
                             self._seal(step)
                     self.seal_seconds += time.perf_counter() - started
                 self.store.commit_steps(group)
-            except BaseException as exc:  # surfaced to the runner's thread by put/wait/close
+            except BaseException as exc:  # surfaced to the node's thread by put/wait/close
                 with self._cond:
                     self._error = exc
                     self._cond.notify_all()

@@ -9,7 +9,7 @@ Every engine step is committed in ONE transaction: the input-log entry and its t
 entry (the hash chain of :mod:`clearlane.core.proofs.hashchain`), the step's effects, its audit records
 and signed checkpoint (``store/audit_tables.py``) and the new ``applied_seq`` / state root. A process killed at
 any instant therefore leaves either the whole step or none of it; on restart the engine is
-rebuilt by replaying the log (see :mod:`clearlane.node.runner`) and resumes after ``applied_seq``.
+rebuilt by replaying the log (see :mod:`clearlane.node.node`) and resumes after ``applied_seq``.
 SQLite runs in WAL mode with ``synchronous=NORMAL``: a committed step survives a process kill;
 ``--durable`` (``synchronous=FULL``) also survives power loss at some cost in speed.
 """
@@ -42,7 +42,7 @@ from clearlane.core.model.inputs import log_payload
 from clearlane.core.proofs.codec import decode_payload, read_table
 from clearlane.core.proofs.hashchain import submission_json as submission_json  # re-exported
 from clearlane.node.auditor import AuditStep, Checkpoint, KeyRecord
-from clearlane.node.ports import StoredEntry as StoredEntry  # re-exported: the runner imports it here
+from clearlane.node.ports import StoredEntry as StoredEntry  # re-exported: the node imports it here
 from clearlane.node.ports import StoredTransition
 from clearlane.node.ports import StoreError as StoreError  # re-exported: defined with the port
 
