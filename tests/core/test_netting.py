@@ -129,3 +129,46 @@ def test_netting_many_batches_at_once_equals_netting_each_alone(
         got = together[b]
         for name in ("participant", "asset", "amount", "gross_per_asset", "net_debit_per_asset"):
             assert np.array_equal(getattr(got, name), getattr(alone, name)), name
+
+
+def test_a_batch_too_big_to_net_keeps_the_others_in_place() -> None:
+    """The step's closing batches are netted together; one whose legs sum past the ledger's
+    range is left out (None, settled gross) and every other batch still gets its own result."""
+    from types import SimpleNamespace
+
+    import pyarrow as pa
+
+    from clearlane.core.engine.clearing import _net_all
+    from clearlane.core.engine.flows import Flows
+    from clearlane.core.ledger import MAX_AMOUNT_MINOR
+
+    qty = np.array([5, MAX_AMOUNT_MINOR, MAX_AMOUNT_MINOR, 7, 9], dtype=np.int64)
+    n = len(qty)
+    zeros = np.zeros(n, np.int64)
+    flows = Flows(
+        ids=pa.array([f"T{i}" for i in range(n)]),
+        kind=np.ones(n, np.int8),  # payments: one leg each
+        buyer=np.array([1, 2, 3, 4, 5], np.int32),
+        seller=np.array([0, 1, 2, 3, 4], np.int32),
+        base=np.zeros(n, np.int32),
+        quote=np.zeros(n, np.int32),
+        qty=qty,
+        quote_amt=zeros,
+        fee_buyer=zeros,
+        fee_seller=zeros,
+        time_ms=zeros,
+        executed_ms=zeros,
+        pool=np.zeros(n, np.int32),
+        batch_seq=zeros,
+        exch_batch=pa.nulls(n, pa.string()),
+    )
+    engine = SimpleNamespace(house=6, config=SimpleNamespace(participant_count=7, assets=[0]))
+    bounds = np.array([0, 1, 3, 5], dtype=np.int64)  # batches: [T0], [T1, T2] too big, [T3, T4]
+    results = _net_all(engine, flows, bounds)  # type: ignore[arg-type]
+    assert [count for _, count in results] == [1, 2, 2]
+    assert results[1][0] is None
+    for b, (lo, hi) in ((0, (0, 1)), (2, (3, 5))):
+        alone = net_positions(flows.seller[lo:hi], flows.buyer[lo:hi], flows.base[lo:hi], qty[lo:hi], 7, 1)
+        got = results[b][0]
+        assert got is not None
+        assert np.array_equal(got.participant, alone.participant) and np.array_equal(got.amount, alone.amount)

@@ -76,14 +76,12 @@ def _net_all(engine: EngineState, flows: Flows, bounds: I64) -> list[tuple[NetRe
     if not all(fits):
         keep = np.asarray(fits)[leg_batch]
         payer, payee, asset, amount, leg_batch = (a[keep] for a in (payer, payee, asset, amount, leg_batch))
-    netted = iter(
-        net_positions_many(
-            payer, payee, asset, amount, leg_batch, len(bounds) - 1, cfg.participant_count, len(cfg.assets)
-        )
+    netted = net_positions_many(
+        payer, payee, asset, amount, leg_batch, len(bounds) - 1, cfg.participant_count, len(cfg.assets)
     )
     return [
-        (next(netted) if fit else None, hi - lo)
-        for fit, (lo, hi) in zip(fits, itertools.pairwise(leg_bounds), strict=True)
+        (result if fit else None, hi - lo)
+        for result, fit, (lo, hi) in zip(netted, fits, itertools.pairwise(leg_bounds), strict=True)
     ]
 
 

@@ -128,7 +128,8 @@ def net_positions_many(
     base = batch64 * cells + asset64
     keys = np.concatenate([base + payer.astype(np.int64) * assets, base + payee.astype(np.int64) * assets])
     legs = np.concatenate([-amount, amount])
-    order = np.argsort(keys, kind="stable")
+    # Any sort will do: legs with equal keys are summed in int64, exactly, in any order.
+    order = np.argsort(keys)
     keys, legs = keys[order], legs[order]
     starts = np.flatnonzero(np.concatenate([[True], keys[1:] != keys[:-1]])) if len(keys) else keys
     sums = np.add.reduceat(legs, starts) if len(keys) else legs
