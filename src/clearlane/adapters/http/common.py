@@ -105,7 +105,8 @@ def allow(*roles: str) -> Callable[..., Any]:
     return check
 
 
-def runtime_of(request: Request) -> Runtime:
+async def runtime_of(request: Request) -> Runtime:
+    # async: FastAPI runs a plain ``def`` dependency on its thread pool, a hop per request.
     return request.app.state.runtime  # type: ignore[no-any-return]
 
 
@@ -135,9 +136,11 @@ def cached(
 
 
 # ---------------------------------------------------------------------- submissions
-async def json_body(request: Request) -> Any:
+async def json_body(request: Request, depth_of: Callable[[Any, bytes], int | None] | None = None) -> Any:
     """The raw body parsed as JSON, bounded in size and time (guard.BodyGuard, on every route)
-    and in nesting depth; a wrong JSON type is judged by intake."""
+    and in nesting depth; a wrong JSON type is judged by intake. ``depth_of(value, raw)``: the
+    nesting depth a route can prove cheaply for its usual body shape, or None (then the bytes
+    are scanned)."""
     options: ServiceOptions = request.app.state.options
     media = request.headers.get("content-type")
     if media is not None and not _json_media(media):
@@ -153,7 +156,9 @@ async def json_body(request: Request) -> Any:
         data = orjson.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise Problem.reject(RejectCode.BAD_JSON, f"body is not valid JSON: {exc}", "-", str(exc)) from None
-    where = too_deep(data, options.max_json_depth) if json_depth(raw) > options.max_json_depth else None
+    proved = depth_of(data, raw) if depth_of is not None else None
+    deep = json_depth(raw) > options.max_json_depth if proved is None else proved > options.max_json_depth
+    where = too_deep(data, options.max_json_depth) if deep else None
     if where is not None:
         raise Problem.reject(
             RejectCode.BAD_JSON,
