@@ -98,11 +98,24 @@ def allow(*roles: str) -> Callable[..., Any]:
     """A dependency that authenticates and refuses roles not in ``roles`` with 403."""
 
     async def check(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
-        if principal.role not in roles:
-            raise Problem.service(ServiceCode.FORBIDDEN, 403, f"role {principal.role!r} may not do this")
-        return principal
+        return _role_check(principal, roles)
 
     return check
+
+
+async def authorize(request: Request, roles: tuple[str, ...]) -> Principal:
+    """What ``allow(*roles)`` resolves to, called directly: the trade batch route (hot path)
+    skips FastAPI's dependency solving, measured at ~15 % of its request's work on the HTTP
+    thread (header parameters validated per request)."""
+    headers = request.headers
+    principal = await authenticate(request, headers.get("authorization"), headers.get("x-api-key"))
+    return _role_check(principal, roles)
+
+
+def _role_check(principal: Principal, roles: tuple[str, ...]) -> Principal:
+    if principal.role not in roles:
+        raise Problem.service(ServiceCode.FORBIDDEN, 403, f"role {principal.role!r} may not do this")
+    return principal
 
 
 async def runtime_of(request: Request) -> Runtime:
@@ -236,9 +249,10 @@ def items_of(data: Any, key: str, limit: int) -> list[Any]:
 
 def summary(items: list[dict[str, Any]]) -> dict[str, Any]:
     """A bulk receipt: counts by status and the per-item receipts."""
+    statuses = [r["status"] for r in items]
     return {
-        "accepted": sum(1 for r in items if r["status"] == "accepted"),
-        "duplicates": sum(1 for r in items if r["status"] == "duplicate"),
-        "rejected": sum(1 for r in items if r["status"] == "rejected"),
+        "accepted": statuses.count("accepted"),
+        "duplicates": statuses.count("duplicate"),
+        "rejected": statuses.count("rejected"),
         "items": items,
     }
