@@ -80,16 +80,21 @@ def step_receipts(fx: Step) -> dict[str, dict[str, Any]]:
     look-ups (a batch id formatted once per batch), then one dict literal a row; only a row the
     engine refused looks up its reason."""
     out: dict[str, dict[str, Any]] = {}
-    why: dict[str, Any] | None = None
+    why: dict[str, Any] = {}
+
+    def refusal(flow_id: str, code: int) -> dict[str, Any]:
+        if not why:  # the step's rejects, looked up only if a row was refused
+            why.update({r.input_id: r for r in fx.rejects() if r.input_id is not None})
+        r = why.get(flow_id)
+        return reject_body(code, r.field if r else None, r.reason if r else None)
+
     for table in fx.tables():
         if table.num_rows == 0:
             continue
-        ids = table.column("flow_id").to_pylist()
         states = table.column("state").to_numpy()
-        codes = table.column("reject_code").to_numpy()
         pools = _dict_values(table.column("pool"))
         rows = zip(
-            ids,
+            table.column("flow_id").to_pylist(),
             _KIND_NAMES[np.minimum(table.column("kind").to_numpy(), 2)].tolist(),
             np.where(states == _REJECTED, "rejected", "accepted").tolist(),
             _STATE_NAMES[states].tolist(),
@@ -97,6 +102,7 @@ def step_receipts(fx: Step) -> dict[str, dict[str, Any]]:
             pools,
             _batch_ids(pools, table.column("batch_seq").to_numpy()),
             table.column("received_ms").to_numpy().tolist(),
+            table.column("reject_code").to_numpy().tolist(),
             strict=True,
         )
         out.update(
@@ -110,17 +116,11 @@ def step_receipts(fx: Step) -> dict[str, dict[str, Any]]:
                     "pool": pool,
                     "batch_id": batch,
                     "received_at_ms": received,
-                    "reject": None,
+                    "reject": refusal(flow_id, code) if code else None,
                 }
-                for flow_id, kind, status, state, lane, pool, batch, received in rows
+                for flow_id, kind, status, state, lane, pool, batch, received, code in rows
             }
         )
-        for i in np.flatnonzero(codes).tolist():
-            if why is None:
-                why = {r.input_id: r for r in fx.rejects() if r.input_id is not None}
-            r = why.get(ids[i])
-            code = int(codes[i])
-            out[ids[i]]["reject"] = reject_body(code, r.field if r else None, r.reason if r else None)
     return out
 
 
