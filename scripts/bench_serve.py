@@ -35,7 +35,7 @@ import numpy as np
 import orjson
 import psutil
 
-from clearlane.adapters.embedded import open_runner
+from clearlane.adapters.embedded import open_node
 
 
 def prepare(
@@ -264,9 +264,9 @@ def main() -> int:
         Path(str(db) + suffix).unlink(missing_ok=True)
     from clearlane.adapters.http.auth import KeyStore
 
-    runner = open_runner(db, config)
-    _, token = KeyStore(runner.store).create("operator", label="bench")
-    runner.close()
+    node = open_node(db, config)
+    _, token = KeyStore(node.store).create("operator", label="bench")
+    node.close()
     exe = Path(sys.executable).with_name("clearlane")
     server = subprocess.Popen(
         [

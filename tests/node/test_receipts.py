@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from clearlane.adapters.embedded import open_runner
+from clearlane.adapters.embedded import open_node
 from clearlane.node import receipts
 from tests.conftest import EXAMPLE_CONFIG, T0, chunk, trade
 
 
 def test_step_receipts_equal_flow_receipt_row_by_row(tmp_path: Path) -> None:
-    runner = open_runner(tmp_path / "r.db", EXAMPLE_CONFIG)
+    node = open_node(tmp_path / "r.db", EXAMPLE_CONFIG)
     rows = [
         trade(0),  # routed by the rules to a pool
         trade(1, "RTL-0001", "MM-BETA"),
@@ -20,7 +20,7 @@ def test_step_receipts_equal_flow_receipt_row_by_row(tmp_path: Path) -> None:
         trade(5, qty=(9_000_000_000_000_000, 0)),  # far past every limit: refused by the engine
         trade(6, "MM-BETA", "RTL-0002", hint="retail"),
     ]
-    fx = runner.submit("trades", chunk(rows), T0 + 100)
+    fx = node.submit("trades", chunk(rows), T0 + 100)
     assert fx is not None
     built = receipts.step_receipts(fx)
     why = {r.input_id: r for r in fx.rejects()}
@@ -41,7 +41,7 @@ def test_step_receipts_equal_flow_receipt_row_by_row(tmp_path: Path) -> None:
                 field=r.field if r else None,
                 reason=r.reason if r else None,
             )
-    runner.close()
+    node.close()
     assert built == expected
     assert [list(v) for v in built.values()] == [list(v) for v in expected.values()]  # key order too
     statuses = {v["status"] for v in built.values()}

@@ -1,4 +1,4 @@
-"""The clearing runtime: one :class:`~clearlane.node.runner.Runner`, a clock, a submission queue and a
+"""The clearing runtime: one :class:`~clearlane.node.node.Node`, a clock, a submission queue and a
 single loop thread.
 
 HTTP handlers validate nothing themselves: they enqueue a submission and wait. The loop thread,
@@ -10,7 +10,7 @@ once per tick (a few ms of wall time; submissions that arrive meanwhile share th
    duplicate) without logging them again, and refuses whole any submission holding an id
    known — or claimed earlier in the tick — with different values (409 ``id_conflict``, 116,
    every conflicting item named; content compared by the engine's digests, engine/dedup.py);
-3. logs and applies the rest as ONE ``trades`` step (``runner.submit``: one transaction), then
+3. logs and applies the rest as ONE ``trades`` step (``node.submit``: one transaction), then
    small events (payments, collateral) as their own steps;
 4. advances the base layer when a block is due, a batch window has elapsed, or something is
    waiting for finality;
@@ -68,7 +68,7 @@ from clearlane.node.projections.common import S
 from clearlane.node.projections.readmodel import ReadModel
 from clearlane.node.queries import NodeQueries
 from clearlane.node.report import summary as report_summary
-from clearlane.node.runner import Runner
+from clearlane.node.node import Node
 
 log = logging.getLogger("clearlane.adapters.http")
 
@@ -267,18 +267,18 @@ class RuntimeCounters:
 
 
 class Opener(Protocol):
-    """How the runtime gets its store and runner (the driver decides:
+    """How the runtime gets its store and node (the driver decides:
     :data:`clearlane.adapters.embedded.EMBEDDED` for the embedded defaults)."""
 
     def resolve_config(
         self, db: str | Path, config_path: str | Path | None
     ) -> tuple[ClearingConfig | None, int | None]: ...
 
-    def open_runner(self, db: str | Path, config_path: str | Path | None, **options: Any) -> Runner[Any]: ...
+    def open_node(self, db: str | Path, config_path: str | Path | None, **options: Any) -> Node[Any]: ...
 
 
 class Runtime:
-    """Owns the runner, the read model, the bus and the loop thread. Use :meth:`start` /
+    """Owns the node, the read model, the bus and the loop thread. Use :meth:`start` /
     :meth:`stop`; submit with :meth:`submit_trades` / :meth:`submit_events` (thread-safe)."""
 
     def __init__(
@@ -312,15 +312,15 @@ class Runtime:
                 hot_ids=self.options.hot_ids,
             )
         self._live = False
-        self.runner = self._open_runner(db, config_path, keys)
-        if self.readmodel is None:  # pragma: no cover - resolve_config mirrors open_runner
+        self.node = self._open_node(db, config_path, keys)
+        if self.readmodel is None:  # pragma: no cover - resolve_config mirrors open_node
             raise RuntimeError("configuration could not be resolved")
-        self.readmodel.records.store = self.runner.store
-        self.readmodel.archive = self.runner.flow_archive
-        self.config = self.runner.config
-        self.store = self.runner.store
+        self.readmodel.records.store = self.node.store
+        self.readmodel.archive = self.node.flow_archive
+        self.config = self.node.config
+        self.store = self.node.store
         self.intake = Intake(self.config)
-        engine = self.runner.engine
+        engine = self.node.engine
         self.clock: Clock = clock or RealtimeClock()
         if isinstance(self.clock, AcceleratedClock) and engine.now_ms > self.clock.start_ms:
             self.clock.start_ms = max(engine.now_ms, engine.chain_seen_ms)
@@ -329,11 +329,11 @@ class Runtime:
         self._last_chain_ms = max(engine.chain_seen_ms, 0)
         self._init_loop_state()
 
-    def _open_runner(
+    def _open_node(
         self, db: str | Path, config_path: str | Path | None, keys: str | Path | None
-    ) -> Runner[Any]:
+    ) -> Node[Any]:
         """Open the store and replay its log, the read model observing every replayed step."""
-        runner = self._opener.open_runner(
+        node = self._opener.open_node(
             db,
             config_path,
             durable=self.options.durable,
@@ -345,8 +345,8 @@ class Runtime:
                 "background": self.options.flow_id_background,
             },
         )
-        runner.engine.seen_flow_ids.hot_ids = self.options.hot_ids
-        return runner
+        node.engine.seen_flow_ids.hot_ids = self.options.hot_ids
+        return node
 
     def _init_loop_state(self) -> None:
         """The submission queues, the loop thread's controls and the stats/trim timers."""
@@ -373,12 +373,12 @@ class Runtime:
 
     def summary(self) -> dict[str, Any]:
         """The figures ``demo`` prints (node/report.py) of this node; call with the lock held."""
-        return report_summary(self.runner)
+        return report_summary(self.node)
 
     @property
     def queries(self) -> NodeQueries:
         """The engine's live figures as snapshots (open batches, balances, liquidity, tip)."""
-        return self.runner.queries
+        return self.node.queries
 
     @property
     def rm(self) -> ReadModel:
@@ -395,7 +395,7 @@ class Runtime:
         for listen in self.step_listeners:  # node/monitor: flows per exchange batch
             listen(entry, fx)
         if fx.escrow_events():
-            groups += escrow_app.escrow_groups(entry.seq, fx, self.runner.engine.escrow)
+            groups += escrow_app.escrow_groups(entry.seq, fx, self.node.engine.escrow)
         if not self._live:
             if self._webhook_mark is not None and entry.seq > self._webhook_mark:
                 wanted = [g for g in groups if g.type in WEBHOOK_EVENTS]
@@ -433,10 +433,10 @@ class Runtime:
         with self.lock:
             if self.failed is None:
                 try:
-                    self.runner.checkpoint()
+                    self.node.checkpoint()
                 except Exception:  # pragma: no cover - best effort on shutdown
                     log.exception("checkpoint on stop failed")
-            self.runner.close()
+            self.node.close()
 
     @property
     def healthy(self) -> bool:
@@ -532,7 +532,7 @@ class Runtime:
         return max(self.options.tick_ms / 4000, min(waits))
 
     def _batch_due_ms(self) -> int | None:
-        engine = self.runner.engine
+        engine = self.node.engine
         open_at = engine.open_at
         live = open_at >= 0
         if not live.any():
@@ -540,7 +540,7 @@ class Runtime:
         return int((open_at[live] + engine.window_ms[live]).min())
 
     def _has_pending_work(self) -> bool:
-        engine = self.runner.engine
+        engine = self.node.engine
         # Escrow deadlines (fund timeouts, inspection lapses) are fired by the engine clock too.
         return engine.has_pending_work() or engine.next_escrow_deadline_ms() is not None
 
@@ -578,7 +578,7 @@ class Runtime:
             self.bus.publish(groups)
 
     def _at(self, now: int) -> int:
-        engine = self.runner.engine
+        engine = self.node.engine
         return max(now, engine.now_ms)
 
     # -- trades ------------------------------------------------------------------------------
@@ -600,7 +600,7 @@ class Runtime:
         fx: Step | None = None
         if fresh.num_rows:
             with self.lock:
-                fx = self.runner.submit("trades", fresh, self._at(now))
+                fx = self.node.submit("trades", fresh, self._at(now))
                 if fx is not None:
                     answers = receipts.step_receipts(fx)
             self.counters.trade_steps += 1
@@ -827,7 +827,7 @@ class Runtime:
             job.future.set_exception(SubmissionRefused([err] if err else []))
             return
         with self.lock:
-            receipt, reject = submit(self.runner, record, self._at(now))
+            receipt, reject = submit(self.node, record, self._at(now))
             self.counters.steps += 1
         self._publish()
         if reject is not None:
@@ -843,7 +843,7 @@ class Runtime:
             job.future.set_exception(SubmissionRefused([err] if err else []))
             return
         with self.lock:
-            receipt = escrow_app.submit(self.runner, action, self._at(now))
+            receipt = escrow_app.submit(self.node, action, self._at(now))
             self.counters.steps += 1
         self._publish()
         refused = receipt.error()
@@ -860,7 +860,7 @@ class Runtime:
                 return self._existing_receipt(event_id, kind=1), []
             return receipts.event_receipt(event_id, kind, "duplicate"), []
         with self.lock:
-            fx = self.runner.submit(kind, data, self._at(now))
+            fx = self.node.submit(kind, data, self._at(now))
             receipt = receipts.event_receipt(event_id, kind)
             rejects = [] if fx is None else fx.rejects()
             if fx is not None and kind == "payment":
@@ -896,7 +896,7 @@ class Runtime:
         record = log_payload(kind, data)
         if isinstance(record, CollateralDeposit | CollateralWithdrawal):
             with self.lock:
-                return self.runner.engine.event_conflict(record)
+                return self.node.engine.event_conflict(record)
         if not isinstance(record, Payment) or not self._payment_exists(record.payment_id):
             return None
         hit = self._find(record.payment_id, kind=1)
@@ -910,7 +910,7 @@ class Runtime:
         """The engine's own collateral check (:meth:`Engine.withdrawal_allowed`, asked, not
         re-computed), run before logging: a withdrawal it would refuse is answered 422 and never logged (the loop thread is the only writer, so the state it sees
         is the state the engine would apply it to)."""
-        engine = self.runner.engine
+        engine = self.node.engine
         p = engine.participant_lookup[str(data["participant"])]
         a = engine.asset_lookup[str(data["asset"])]
         from clearlane.core.money import parse_decimal
@@ -937,11 +937,11 @@ class Runtime:
 
     def _payment_exists(self, payment_id: str) -> bool:
         with self.lock:
-            return model_ids.payment_key(payment_id) in self.runner.engine.seen_flow_ids
+            return model_ids.payment_key(payment_id) in self.node.engine.seen_flow_ids
 
     # -- time ------------------------------------------------------------------------------------
     def _advance(self, now: int) -> None:
-        engine = self.runner.engine
+        engine = self.node.engine
         due = self._batch_due_ms()
         # Under load the next trade step closes a due batch itself; only a quiet pool needs a
         # step of its own (after one more tick, so traffic never pays for an extra step).
@@ -953,10 +953,10 @@ class Runtime:
             return
         at = max(now, engine.now_ms, engine.chain_seen_ms)
         with self.lock:
-            if self.runner.chain is None:
-                self.runner.submit("tick", {}, at)
+            if self.node.chain is None:
+                self.node.submit("tick", {}, at)
             else:
-                self.runner.advance_chain(at)
+                self.node.advance(at)
             self.counters.steps += 1
         self._last_chain_ms = at
         self._publish()
@@ -990,7 +990,7 @@ class Runtime:
         self.bus.publish([StatsEvent(rm.applied_seq, rm.now_ms, data)])
 
     def queue_lengths(self) -> dict[str, int]:
-        engine = self.runner.engine
+        engine = self.node.engine
         rm = self.readmodel
         out = {"intake_rows": self._queued_rows}
         for k, pool in enumerate(self.config.pools):
