@@ -200,6 +200,9 @@ async def load(
     lat = np.array(latencies) if latencies else np.zeros(1)
     trades_sent = sum(1 for s in sent if s[2] == 200) * batch
     rss = [s[1] for s in samples]
+    per_minute: dict[int, list[float]] = {}
+    for t, mib, _ in samples:
+        per_minute.setdefault(int(t // 60), []).append(mib)
     return {
         "requests": len(sent),
         "trades_ok": trades_sent,
@@ -223,6 +226,7 @@ async def load(
             "start": round(rss[0], 1) if rss else None,
             "end": round(rss[-1], 1) if rss else None,
             "max": round(max(rss), 1) if rss else None,
+            "mean_per_minute": [round(sum(v) / len(v), 1) for _, v in sorted(per_minute.items())],
         },
         "samples": [(round(a, 1), round(b, 1), round(c, 1)) for a, b, c in samples],
     }
@@ -303,11 +307,15 @@ def main() -> int:
             f"server pid {server.pid}; sending {args.rate:,.0f} trades/s in batches of {args.batch} for {args.seconds:g} s",
             flush=True,
         )
+        load_at_start = os.getloadavg()
         client_cpu = time.process_time()
         result = asyncio.run(
             load(base, headers, payloads, args.rate, args.batch, args.seconds, args.connections, server.pid)
         )
         result["client_cpu_s"] = round(time.process_time() - client_cpu, 1)
+        result["client_cpu_us_per_trade"] = round(
+            result["client_cpu_s"] * 1e6 / max(1, result["trades_ok"]), 1
+        )
         proc = psutil.Process(server.pid)
         cpu = proc.cpu_times()
         result["server_cpu_s"] = round(cpu.user + cpu.system, 1)
@@ -316,6 +324,7 @@ def main() -> int:
             if result["samples"]
             else None
         )
+        result["load_average_at_start"] = load_at_start
         result["load_average"] = os.getloadavg()
         with httpx.Client(base_url=base, headers=headers, timeout=30) as c:
             overview = c.get("/v1/stats/overview").json()

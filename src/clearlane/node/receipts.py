@@ -11,9 +11,12 @@ rejected flow).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -25,6 +28,9 @@ from clearlane.core.model.states import TradeState
 _REJECTED = int(TradeState.REJECTED)
 _STATE_LABELS = {int(s): s.label for s in TradeState}
 _KINDS = {0: "trade", 1: "payment"}
+# The same labels as NumPy look-up tables (kind 2 stands for "any other": a trade, as _KINDS).
+_STATE_NAMES = np.array([_STATE_LABELS.get(i, "") for i in range(max(_STATE_LABELS) + 1)], dtype=object)
+_KIND_NAMES = np.array(["trade", "payment", "trade"], dtype=object)
 
 
 def reject_body(code: int, field: str | None = None, reason: str | None = None) -> dict[str, Any]:
@@ -69,35 +75,73 @@ def flow_receipt(
 
 
 def step_receipts(fx: Step) -> dict[str, dict[str, Any]]:
-    """Per flow id: the receipt of what the committed step did with it (column-wise, then one
-    dict a row)."""
+    """Per flow id: the receipt of what the committed step did with it — the same dict
+    :func:`flow_receipt` makes, built column-wise: labels, statuses and batch ids by NumPy
+    look-ups (a batch id formatted once per batch), then one dict literal a row; only a row the
+    engine refused looks up its reason."""
     out: dict[str, dict[str, Any]] = {}
-    why = {r.input_id: r for r in fx.rejects() if r.input_id is not None}
+    why: dict[str, Any] = {}
+
+    def refusal(flow_id: str, code: int) -> dict[str, Any]:
+        if not why:  # the step's rejects, looked up only if a row was refused
+            why.update({r.input_id: r for r in fx.rejects() if r.input_id is not None})
+        r = why.get(flow_id)
+        return reject_body(code, r.field if r else None, r.reason if r else None)
+
     for table in fx.tables():
         if table.num_rows == 0:
             continue
-        ids = table.column("flow_id").to_pylist()
-        kinds = table.column("kind").to_numpy().tolist()
-        lanes = _dict_values(table.column("lane"))
+        states = table.column("state").to_numpy()
         pools = _dict_values(table.column("pool"))
-        seqs = table.column("batch_seq").to_numpy().tolist()
-        states = table.column("state").to_numpy().tolist()
-        codes = table.column("reject_code").to_numpy().tolist()
-        received = table.column("received_ms").to_numpy().tolist()
-        for i, flow_id in enumerate(ids):
-            r = why.get(flow_id) if codes[i] else None
-            out[flow_id] = flow_receipt(
-                flow_id,
-                kind=kinds[i],
-                state=states[i],
-                lane=lanes[i],
-                pool=pools[i],
-                seq=seqs[i],
-                received_ms=received[i],
-                code=codes[i],
-                field=r.field if r else None,
-                reason=r.reason if r else None,
-            )
+        rows = zip(
+            table.column("flow_id").to_pylist(),
+            _KIND_NAMES[np.minimum(table.column("kind").to_numpy(), 2)].tolist(),
+            np.where(states == _REJECTED, "rejected", "accepted").tolist(),
+            _STATE_NAMES[states].tolist(),
+            _dict_values(table.column("lane")),
+            pools,
+            _batch_ids(pools, table.column("batch_seq").to_numpy()),
+            table.column("received_ms").to_numpy().tolist(),
+            table.column("reject_code").to_numpy().tolist(),
+            strict=True,
+        )
+        out.update(
+            {
+                flow_id: {
+                    "id": flow_id,
+                    "kind": kind,
+                    "status": status,
+                    "state": state,
+                    "lane": lane,
+                    "pool": pool,
+                    "batch_id": batch,
+                    "received_at_ms": received,
+                    "reject": refusal(flow_id, code) if code else None,
+                }
+                for flow_id, kind, status, state, lane, pool, batch, received, code in rows
+            }
+        )
+    return out
+
+
+def _batch_ids(pools: list[str | None], seqs: npt.NDArray[np.int64]) -> list[str | None]:
+    """Each row's batch id (None outside a batch), formatted once per distinct (pool, seq)."""
+    names: dict[str | None, int] = {}
+    codes = np.fromiter((names.setdefault(p, len(names)) for p in pools), dtype=np.int64, count=len(pools))
+    _, first, inverse = np.unique(codes * (1 << 40) + seqs, return_index=True, return_inverse=True)
+    ids = [_batch_id(pools[i], int(seqs[i])) for i in first.tolist()]
+    return [ids[k] for k in inverse.tolist()]
+
+
+def lane_keys(items: list[dict[str, Any]], key_of: Callable[[str | None], int]) -> list[int]:
+    """``key_of(receipt["pool"])`` for each receipt, asking ``key_of`` once per distinct pool."""
+    keys: dict[str | None, int] = {}
+    out: list[int] = []
+    for pool in [r["pool"] for r in items]:
+        key = keys.get(pool)
+        if key is None:
+            key = keys[pool] = key_of(pool)
+        out.append(key)
     return out
 
 

@@ -98,14 +98,28 @@ def allow(*roles: str) -> Callable[..., Any]:
     """A dependency that authenticates and refuses roles not in ``roles`` with 403."""
 
     async def check(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
-        if principal.role not in roles:
-            raise Problem.service(ServiceCode.FORBIDDEN, 403, f"role {principal.role!r} may not do this")
-        return principal
+        return _role_check(principal, roles)
 
     return check
 
 
-def runtime_of(request: Request) -> Runtime:
+async def authorize(request: Request, roles: tuple[str, ...]) -> Principal:
+    """What ``allow(*roles)`` resolves to, called directly: the trade batch route (hot path)
+    skips FastAPI's dependency solving, measured at ~15 % of its request's work on the HTTP
+    thread (header parameters validated per request)."""
+    headers = request.headers
+    principal = await authenticate(request, headers.get("authorization"), headers.get("x-api-key"))
+    return _role_check(principal, roles)
+
+
+def _role_check(principal: Principal, roles: tuple[str, ...]) -> Principal:
+    if principal.role not in roles:
+        raise Problem.service(ServiceCode.FORBIDDEN, 403, f"role {principal.role!r} may not do this")
+    return principal
+
+
+async def runtime_of(request: Request) -> Runtime:
+    # async: FastAPI runs a plain ``def`` dependency on its thread pool, a hop per request.
     return request.app.state.runtime  # type: ignore[no-any-return]
 
 
@@ -135,9 +149,11 @@ def cached(
 
 
 # ---------------------------------------------------------------------- submissions
-async def json_body(request: Request) -> Any:
+async def json_body(request: Request, depth_of: Callable[[Any, bytes], int | None] | None = None) -> Any:
     """The raw body parsed as JSON, bounded in size and time (guard.BodyGuard, on every route)
-    and in nesting depth; a wrong JSON type is judged by intake."""
+    and in nesting depth; a wrong JSON type is judged by intake. ``depth_of(value, raw)``: the
+    nesting depth a route can prove cheaply for its usual body shape, or None (then the bytes
+    are scanned)."""
     options: ServiceOptions = request.app.state.options
     media = request.headers.get("content-type")
     if media is not None and not _json_media(media):
@@ -153,7 +169,9 @@ async def json_body(request: Request) -> Any:
         data = orjson.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise Problem.reject(RejectCode.BAD_JSON, f"body is not valid JSON: {exc}", "-", str(exc)) from None
-    where = too_deep(data, options.max_json_depth) if json_depth(raw) > options.max_json_depth else None
+    proved = depth_of(data, raw) if depth_of is not None else None
+    deep = json_depth(raw) > options.max_json_depth if proved is None else proved > options.max_json_depth
+    where = too_deep(data, options.max_json_depth) if deep else None
     if where is not None:
         raise Problem.reject(
             RejectCode.BAD_JSON,
@@ -231,9 +249,10 @@ def items_of(data: Any, key: str, limit: int) -> list[Any]:
 
 def summary(items: list[dict[str, Any]]) -> dict[str, Any]:
     """A bulk receipt: counts by status and the per-item receipts."""
+    statuses = [r["status"] for r in items]
     return {
-        "accepted": sum(1 for r in items if r["status"] == "accepted"),
-        "duplicates": sum(1 for r in items if r["status"] == "duplicate"),
-        "rejected": sum(1 for r in items if r["status"] == "rejected"),
+        "accepted": statuses.count("accepted"),
+        "duplicates": statuses.count("duplicate"),
+        "rejected": statuses.count("rejected"),
         "items": items,
     }

@@ -31,6 +31,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import random
 import re
 import secrets
 import threading
@@ -42,6 +43,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from clearlane.adapters.http.guard import EdgeRefusal
 from clearlane.adapters.http.problems import REQUEST_ID, Problem, ServiceCode, bad_parameter
 
+# Request ids correlate logs; they are not secrets. A generator seeded once from the OS, not
+# os.urandom per request: that system call drops the GIL, and under load the HTTP thread then
+# waits for the clearing loop to hand it back (seen in py-spy at 20,000 trades/s).
+_IDS = random.Random(secrets.randbits(128))
 _SANE_ID = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}")
 _SANE_KEY = re.compile(r"[\x21-\x7e]{1,255}")  # printable ASCII, no spaces
 TTL_S = 24 * 3600
@@ -82,7 +87,9 @@ class RequestIds:
             return
         offered = _header(scope, b"x-request-id")
         rid = (
-            offered if offered is not None and _SANE_ID.fullmatch(offered) else "req_" + secrets.token_hex(12)
+            offered
+            if offered is not None and _SANE_ID.fullmatch(offered)
+            else f"req_{_IDS.getrandbits(96):024x}"
         )
         token = REQUEST_ID.set(rid)
         scope.setdefault("state", {})["request_id"] = rid
