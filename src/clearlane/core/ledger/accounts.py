@@ -167,6 +167,10 @@ class AccountBook:
         self._pending_debits = np.zeros(capacity, dtype=np.int64)
         self._pending_credits = np.zeros(capacity, dtype=np.int64)
         self._dirty = np.zeros(capacity, dtype=np.bool_)
+        # The indices marked dirty since the last clear, as marked (repeats allowed): finding
+        # them by scanning the flags cost ~80 µs a step on 96,000 accounts, twice a step.
+        self._touched: list[int] = []
+        self._touched_runs: list[npt.NDArray[np.int64]] = []
         # Keys are append-only, so their digest is kept incrementally instead of re-encoding
         # every key on each state digest.
         self._keys_hasher = CanonicalHasher("clearlane.ledger.accounts.v1")
@@ -214,7 +218,7 @@ class AccountBook:
         self._asset_of[index] = asset_id
         self._asset_of_list.append(asset_id)
         self._lane_of[index] = lane_id
-        self._dirty[index] = True
+        self.touch(index)
         self._keys.append(key)
         self._index[key] = index
         self._n = index + 1
@@ -270,7 +274,7 @@ class AccountBook:
         self._asset_of[n:end] = asset_ids
         self._asset_of_list += asset_ids
         self._lane_of[n:end] = lane_ids
-        self._dirty[n:end] = True
+        self.touch_many(np.arange(n, end, dtype=np.int64))
         self._keys += new_keys
         self._n = end
         self._keys_hasher.add_strs(parts)
@@ -299,7 +303,7 @@ class AccountBook:
                 raise ValueError(f"floor_minor {floor_minor} outside ±{MAX_BALANCE_MINOR}")
             self._has_floor[index] = True
             self._floor[index] = int(floor_minor)
-        self._dirty[index] = True
+        self.touch(index)
 
     def floor(self, index: int) -> int | None:
         if not 0 <= index < self._n:
@@ -357,4 +361,25 @@ class AccountBook:
 
     @property
     def dirty(self) -> npt.NDArray[np.bool_]:
+        """Read-only use: mark through :meth:`touch` / :meth:`touch_many`."""
         return self._dirty[: self._n]
+
+    def touch(self, index: int) -> None:
+        """Mark an account changed since the last :meth:`clear_dirty`."""
+        self._dirty[index] = True
+        self._touched.append(index)
+
+    def touch_many(self, indices: npt.NDArray[np.integer]) -> None:
+        self._dirty[indices] = True
+        self._touched_runs.append(np.asarray(indices, dtype=np.int64))
+
+    def dirty_indices(self) -> npt.NDArray[np.int64]:
+        """The changed accounts, ascending, each once (= ``flatnonzero(dirty)``)."""
+        if not self._touched_runs:
+            return np.array(sorted(set(self._touched)), dtype=np.int64)
+        return np.unique(np.concatenate([np.array(self._touched, dtype=np.int64), *self._touched_runs]))
+
+    def clear_dirty(self) -> None:
+        self._dirty[self.dirty_indices()] = False
+        self._touched.clear()
+        self._touched_runs.clear()

@@ -436,12 +436,11 @@ class Ledger:
                     target[index] = value
             else:
                 target[touched] = values
-        dirty = book.dirty
         if isinstance(touched, list):
             for index in touched:
-                dirty[index] = True
+                book.touch(index)
         else:
-            dirty[touched] = True
+            book.touch_many(touched)
 
         seq = self._n_entries
         self._n_entries += 1
@@ -534,7 +533,7 @@ class Ledger:
             np.add.at(pending_credits, accounts, -np.maximum(amounts, 0))
             if target is EntryStatus.POSTED:
                 np.add.at(posted, accounts, amounts)
-        book.dirty[entry.accounts] = True
+        book.touch_many(entry.accounts)
         del self._pending[rec.entry.entry_id]
         if rec.entry.timeout_at_ms is not None:
             self._live_timeouts -= 1
@@ -573,10 +572,9 @@ class Ledger:
     def drain_changes(self) -> LedgerChanges:
         """New accounts, new entries, status changes and touched accounts since the last drain."""
         book = self._book
-        dirty = book.dirty
-        changed = np.flatnonzero(dirty).astype(np.int64)
+        changed = book.dirty_indices()
         self._stale_blocks.update((changed // DIGEST_BLOCK_ACCOUNTS).tolist())
-        dirty[:] = False
+        book.clear_dirty()
         new_accounts = tuple((i, book.key(i)) for i in range(self._drained_accounts, book.n))
         self._drained_accounts = book.n
         new_entries = tuple(rec.entry for rec in self._by_seq[self._drained_entries - self._by_seq_base :])
@@ -772,7 +770,7 @@ class Ledger:
         book = self._book
         blocks = -(-book.n // DIGEST_BLOCK_ACCOUNTS)
         stale = self._stale_blocks
-        stale.update((np.flatnonzero(book.dirty) // DIGEST_BLOCK_ACCOUNTS).tolist())
+        stale.update((book.dirty_indices() // DIGEST_BLOCK_ACCOUNTS).tolist())
         digests = self._block_digests
         stale.update(range(len(digests), blocks))
         del digests[blocks:]
