@@ -71,34 +71,15 @@ def net_positions(
     participants: int,
     assets: int,
 ) -> NetResult:
-    """Net obligations per participant and asset (vectorised, exact int64, sparse).
+    """Net obligations per participant and asset (vectorised, exact int64, sparse): one batch
+    of :func:`net_positions_many`.
 
-    Each obligation is two legs keyed ``participant * assets + asset``; one stable sort and one
+    Each obligation is two legs keyed ``participant * assets + asset``; one sort and one
     ``reduceat`` sum the legs of each key exactly (no float weights), and the keys' sorted order
     is the participant-major order of the dense matrix's ``nonzero``.
     """
-    if np.any(amount < 0):
-        raise ValueError("obligation amounts must be non-negative")
-    amount = amount.astype(np.int64, copy=False)
-    asset64 = asset.astype(np.int64)
-    gross = _per_asset(asset64, amount, assets)
-    keys = np.concatenate(
-        [payer.astype(np.int64) * assets + asset64, payee.astype(np.int64) * assets + asset64]
-    )
-    legs = np.concatenate([-amount, amount])
-    if len(keys) == 0:
-        return empty_result(participants, gross)
-    order = np.argsort(keys, kind="stable")
-    keys, legs = keys[order], legs[order]
-    starts = np.flatnonzero(np.concatenate([[True], keys[1:] != keys[:-1]]))
-    sums = np.add.reduceat(legs, starts)
-    keep = sums != 0
-    key, net = keys[starts][keep], sums[keep]
-    participant, asset_i = np.divmod(key, assets)
-    debit = net < 0
-    net_debit = _per_asset(asset_i[debit], -net[debit], assets)
-    _check_sparse(asset_i, net, gross, net_debit, assets)
-    return NetResult(participant, asset_i, net, gross, net_debit, participants)
+    one = np.zeros(len(amount), dtype=np.int64)
+    return net_positions_many(payer, payee, asset, amount, one, 1, participants, assets)[0]
 
 
 def net_positions_many(
@@ -150,32 +131,16 @@ def net_positions_many(
 
 
 def _check_many(cell: I64, net: I64, gross: I64, net_debit: I64) -> None:
-    """:func:`_check_sparse` for every (batch, asset) cell at once."""
+    """Conservation, checked on the sparse triples for every (batch, asset) cell at once: each
+    cell's net positions sum to zero, and its net debits never exceed its gross."""
     sums = np.zeros(len(gross), dtype=np.int64)
     np.add.at(sums, cell, net)
     if np.any(sums != 0):
         bad = int(np.flatnonzero(sums)[0])
-        raise NettingInvariantError(f"net positions of batch cell #{bad} sum to {int(sums[bad])}, not 0")
+        raise NettingInvariantError(f"net positions of asset cell #{bad} sum to {int(sums[bad])}, not 0")
     if np.any(net_debit > gross):
         bad = int(np.flatnonzero(net_debit > gross)[0])
-        raise NettingInvariantError(f"net debit of batch cell #{bad} exceeds its gross amount")
-
-
-def _per_asset(asset: I64, amount: I64, assets: int) -> I64:
-    out = np.zeros(assets, dtype=np.int64)
-    np.add.at(out, asset, amount)
-    return out
-
-
-def _check_sparse(asset: I64, net: I64, gross: I64, net_debit: I64, assets: int) -> None:
-    """The conservation checks of :func:`check_conservation` on the sparse triples."""
-    sums = _per_asset(asset, net, assets)
-    if np.any(sums != 0):
-        bad = int(np.flatnonzero(sums)[0])
-        raise NettingInvariantError(f"net positions of asset #{bad} sum to {int(sums[bad])}, not 0")
-    if np.any(net_debit > gross):
-        bad = int(np.flatnonzero(net_debit > gross)[0])
-        raise NettingInvariantError(f"net debit of asset #{bad} exceeds its gross amount")
+        raise NettingInvariantError(f"net debit of asset cell #{bad} exceeds its gross amount")
 
 
 def check_conservation(net: I64, gross_per_asset: I64) -> None:
