@@ -9,7 +9,7 @@ database file is the partition and a file lock beside it plays the advisory lock
 
 Exactly once, step by step:
 
-1. The owner replays the partition's log (``open_node`` → ``Node.start``: same state root or refuse).
+1. The owner replays the partition's log (``open_node`` → ``Node.open``: same state root or refuse).
 2. Its cursor is the first message of the log not completely logged (:func:`resume_point`;
    source ids are ``nats:<stream>:<seq>:<pool>#<part>``). It (re)creates the partition's durable
    pull consumer to deliver from that sequence, filtered on ``clearlane.trades.<pool>`` and
