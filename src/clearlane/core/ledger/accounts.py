@@ -374,12 +374,18 @@ class AccountBook:
         self._touched_runs.append(np.asarray(indices, dtype=np.int64))
 
     def dirty_indices(self) -> npt.NDArray[np.int64]:
-        """The changed accounts, ascending, each once (= ``flatnonzero(dirty)``)."""
+        """The changed accounts, ascending, each once (= ``flatnonzero(dirty)``): sorted from the
+        marks when they are few, the flags scanned when the marks are many (a step that places
+        hundreds of holds marks thousands of legs; sorting those costs more than the scan)."""
+        marks = len(self._touched) + sum(len(run) for run in self._touched_runs)
+        if marks * 32 > self._n:
+            return np.flatnonzero(self._dirty[: self._n]).astype(np.int64)
         if not self._touched_runs:
             return np.array(sorted(set(self._touched)), dtype=np.int64)
         return np.unique(np.concatenate([np.array(self._touched, dtype=np.int64), *self._touched_runs]))
 
-    def clear_dirty(self) -> None:
-        self._dirty[self.dirty_indices()] = False
+    def clear_dirty(self, indices: npt.NDArray[np.int64] | None = None) -> None:
+        """Forget the marks (``indices``: :meth:`dirty_indices`, when the caller has it)."""
+        self._dirty[self.dirty_indices() if indices is None else indices] = False
         self._touched.clear()
         self._touched_runs.clear()

@@ -574,7 +574,7 @@ class Ledger:
         book = self._book
         changed = book.dirty_indices()
         self._stale_blocks.update((changed // DIGEST_BLOCK_ACCOUNTS).tolist())
-        book.clear_dirty()
+        book.clear_dirty(changed)
         new_accounts = tuple((i, book.key(i)) for i in range(self._drained_accounts, book.n))
         self._drained_accounts = book.n
         new_entries = tuple(rec.entry for rec in self._by_seq[self._drained_entries - self._by_seq_base :])
