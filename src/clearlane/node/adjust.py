@@ -17,6 +17,7 @@ from clearlane.core.model.codes import Reject
 from clearlane.core.model.events import Step
 from clearlane.core.model.inputs import LEDGER_ADJUSTMENT_KIND, LedgerAdjustment
 from clearlane.node.intake.rows import RowError, parse_body
+from clearlane.node.receipts import operator_receipt
 
 
 def parse(obj: Any) -> tuple[LedgerAdjustment | None, RowError | None]:
@@ -34,16 +35,6 @@ def submit(node: AdjustNode, record: LedgerAdjustment, at_ms: int) -> tuple[dict
     step = node.submit(LEDGER_ADJUSTMENT_KIND, record.model_dump(mode="json", exclude_none=True), at_ms)
     if step is None:  # pragma: no cover - no source id is given, so it is always logged
         raise RuntimeError("a ledger adjustment was not logged")
-    done = step.adjustments()
-    rejects = [*step.conflicts, *step.rejects()]
-    reject = rejects[0] if rejects else None
-    status = "accepted" if done else "rejected" if reject is not None else "duplicate"
-    receipt = {
-        "id": record.adjustment_id,
-        "kind": LEDGER_ADJUSTMENT_KIND,
-        "status": status,
-        "adjustment": done[0].to_dict() if done else None,
-        "reject": None if reject is None else reject.to_dict(),
-        "log_seq": step.seq,
-    }
-    return receipt, reject
+    return operator_receipt(
+        step, LEDGER_ADJUSTMENT_KIND, record.adjustment_id, "adjustment", step.adjustments()
+    )

@@ -16,6 +16,7 @@ from clearlane.core.model.codes import Reject
 from clearlane.core.model.events import Step
 from clearlane.core.model.inputs import MANUAL_SETTLEMENT_KIND, ManualSettlement
 from clearlane.node.intake.rows import RowError, parse_body
+from clearlane.node.receipts import operator_receipt
 
 
 def parse(obj: Any) -> tuple[ManualSettlement | None, RowError | None]:
@@ -33,16 +34,6 @@ def submit(node: ManualNode, record: ManualSettlement, at_ms: int) -> tuple[dict
     step = node.submit(MANUAL_SETTLEMENT_KIND, record.model_dump(mode="json", exclude_none=True), at_ms)
     if step is None:  # pragma: no cover - no source id is given, so it is always logged
         raise RuntimeError("a manual settlement was not logged")
-    done = step.manual_settlements()
-    rejects = [*step.conflicts, *step.rejects()]
-    reject = rejects[0] if rejects else None
-    status = "accepted" if done else "rejected" if reject is not None else "duplicate"
-    receipt = {
-        "id": record.settlement_id,
-        "kind": MANUAL_SETTLEMENT_KIND,
-        "status": status,
-        "settlement": done[0].to_dict() if done else None,
-        "reject": None if reject is None else reject.to_dict(),
-        "log_seq": step.seq,
-    }
-    return receipt, reject
+    return operator_receipt(
+        step, MANUAL_SETTLEMENT_KIND, record.settlement_id, "settlement", step.manual_settlements()
+    )

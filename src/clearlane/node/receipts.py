@@ -11,7 +11,7 @@ rejected flow).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import lru_cache
 from typing import Any
 
@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from clearlane.core.model import ids as model_ids
-from clearlane.core.model.codes import RejectCode
+from clearlane.core.model.codes import Reject, RejectCode
 from clearlane.core.model.events import Step
 from clearlane.core.model.states import TradeState
 
@@ -174,3 +174,22 @@ def _dict_values(column: pa.ChunkedArray) -> list[Any]:
     names = [*arr.dictionary.to_pylist(), None]
     codes = pc.fill_null(arr.indices, len(names) - 1).to_numpy(zero_copy_only=False).tolist()
     return [names[c] for c in codes]
+
+
+def operator_receipt(
+    step: Step, kind: str, record_id: str, key: str, done: Sequence[Any]
+) -> tuple[dict[str, Any], Reject | None]:
+    """The receipt of an operator input (manual settlement, ledger adjustment) and the reject
+    that refused it, if any: ``done`` is what the step applied of that kind, shown under ``key``."""
+    rejects = [*step.conflicts, *step.rejects()]
+    reject = rejects[0] if rejects else None
+    status = "accepted" if done else "rejected" if reject is not None else "duplicate"
+    receipt = {
+        "id": record_id,
+        "kind": kind,
+        "status": status,
+        key: done[0].to_dict() if done else None,
+        "reject": None if reject is None else reject.to_dict(),
+        "log_seq": step.seq,
+    }
+    return receipt, reject
