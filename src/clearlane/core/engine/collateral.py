@@ -31,20 +31,12 @@ def apply_deposit(engine: EngineState, entry: LogEntry, out: StepBuilder) -> Non
     if resolved is None:
         return
     p, a, amount = resolved
-    accounts = np.array([engine.acct_external[a], engine.acct_collateral[p, a]], dtype=np.int64)
-    posting = JournalEntry(
-        model_ids.deposit_entry_id(event_id),
-        "collateral_deposit",
-        engine.now_ms,
-        accounts,
-        np.array([-amount, amount], dtype=np.int64),
-        False,
-        None,
-        str(payload.participant),
-    )
-    if not outcomes.post_or_refuse(engine, posting, out, event_id):
-        return
-    moved(engine, p, a, amount)
+    entry_id = model_ids.deposit_entry_id(event_id)
+    source, target = int(engine.acct_external[a]), int(engine.acct_collateral[p, a])
+    if _post_move(
+        engine, out, event_id, entry_id, "collateral_deposit", source, target, amount, payload.participant
+    ):
+        moved(engine, p, a, amount)
 
 
 def apply_withdrawal(engine: EngineState, entry: LogEntry, out: StepBuilder) -> None:
@@ -66,20 +58,38 @@ def apply_withdrawal(engine: EngineState, entry: LogEntry, out: StepBuilder) -> 
             event_id,
         )
         return
-    accounts = np.array([engine.acct_collateral[p, a], engine.acct_external[a]], dtype=np.int64)
+    entry_id = model_ids.withdrawal_entry_id(event_id)
+    source, target = int(engine.acct_collateral[p, a]), int(engine.acct_external[a])
+    if _post_move(
+        engine, out, event_id, entry_id, "collateral_withdrawal", source, target, amount, payload.participant
+    ):
+        moved(engine, p, a, -amount)
+
+
+def _post_move(
+    engine: EngineState,
+    out: StepBuilder,
+    event_id: str,
+    entry_id: str,
+    kind: str,
+    source: int,
+    target: int,
+    amount: int,
+    participant: str,
+) -> bool:
+    """Post ``amount`` from account ``source`` to ``target`` (a deposit or a withdrawal), or
+    record the ledger's refusal; whether it was posted."""
     posting = JournalEntry(
-        model_ids.withdrawal_entry_id(event_id),
-        "collateral_withdrawal",
+        entry_id,
+        kind,
         engine.now_ms,
-        accounts,
+        np.array([source, target], dtype=np.int64),
         np.array([-amount, amount], dtype=np.int64),
         False,
         None,
-        str(payload.participant),
+        str(participant),
     )
-    if not outcomes.post_or_refuse(engine, posting, out, event_id):
-        return
-    moved(engine, p, a, -amount)
+    return outcomes.post_or_refuse(engine, posting, out, event_id)
 
 
 def small_amount(
