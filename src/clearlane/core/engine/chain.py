@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from clearlane.core.engine import batches, clearing, kernel, l1
+from clearlane.core.engine import batches, clearing, kernel, l1, lanes
 from clearlane.core.engine.flows import Flows
 from clearlane.core.engine.state import EngineState, LogEntry, payload_of
 from clearlane.core.engine.step import StepBuilder
@@ -125,8 +125,7 @@ def on_time(engine: EngineState, out: StepBuilder) -> None:
     closing: list[tuple[int, int, int, Flows]] = []
     for c in range(closes):
         p, s = int(close_pool[c]), int(close_seq[c])
-        parts = [f for f in engine.open_parts[p] if f.batch_seq[0] == s]
-        engine.open_parts[p] = [f for f in engine.open_parts[p] if f.batch_seq[0] != s]
+        parts = lanes.take_open_parts(engine, p, s)
         closing.append((p, s, int(close_at[c]), Flows.concat(parts) if parts else Flows.empty()))
     clearing.close_batches(engine, closing, out)
     for batch_id in sorted(engine.pending):

@@ -164,11 +164,10 @@ def close_and_park(
     parts_of = _batch_parts(flows, in_l2)
     closing: list[tuple[int, int, int, Flows]] = []
     for k, s, close_ms in closed:
-        parts = [p for p in engine.open_parts[k] if p.batch_seq[0] == s]
+        parts = take_open_parts(engine, k, s)
         new = parts_of.pop((k, s), None)
         if new is not None:
             parts.append(new)
-        engine.open_parts[k] = [p for p in engine.open_parts[k] if p.batch_seq[0] != s]
         closing.append((k, s, close_ms, Flows.concat([p for p in parts if len(p)])))
     clearing.close_batches(engine, closing, out)
     for k in range(len(engine.config.pools)):
@@ -176,6 +175,13 @@ def close_and_park(
             new = parts_of.get((k, int(engine.seq[k])))
             if new is not None:
                 engine.open_parts[k].append(new)
+
+
+def take_open_parts(engine: EngineState, pool: int, seq: int) -> list[Flows]:
+    """Remove and return the parts parked for batch ``seq`` of ``pool`` (it is closing)."""
+    parked = engine.open_parts[pool]
+    engine.open_parts[pool] = [part for part in parked if part.batch_seq[0] != seq]
+    return [part for part in parked if part.batch_seq[0] == seq]
 
 
 def _batch_parts(flows: Flows, in_l2: npt.NDArray[np.bool_]) -> dict[tuple[int, int], Flows]:
