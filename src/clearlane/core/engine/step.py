@@ -93,10 +93,7 @@ class StepBuilder:
         ]
 
     def build(self, ledger: LedgerChanges) -> Step:
-        events = [
-            L1GroupUpdated(e.group_id, e.group.to_table(), e.opened) if isinstance(e, _PendingGroup) else e
-            for e in self.events
-        ]
+        events = self.events_so_far()
         return Step(
             seq=self.seq,
             at_ms=self.at_ms,
