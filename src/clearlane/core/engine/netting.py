@@ -195,12 +195,18 @@ def _net_compiled(
             i = order[j]
             a = asset[i]
             gross[b * assets + a] += amount[i]
-            for cell, signed in ((payer[i] * assets + a, -amount[i]), (payee[i] * assets + a, amount[i])):
-                if not seen[cell]:
-                    seen[cell] = True
-                    touched[t] = cell
-                    t += 1
-                scratch[cell] += signed
+            cell = payer[i] * assets + a
+            if not seen[cell]:
+                seen[cell] = True
+                touched[t] = cell
+                t += 1
+            scratch[cell] -= amount[i]
+            cell = payee[i] * assets + a
+            if not seen[cell]:
+                seen[cell] = True
+                touched[t] = cell
+                t += 1
+            scratch[cell] += amount[i]
         cells = np.sort(touched[:t])
         for cell in cells:
             value = scratch[cell]

@@ -43,8 +43,13 @@ def post_wide(
     floor_minor: Any,
     max_amount: int,
     max_balance: int,
+    scratch_low: Any,
+    scratch_high: Any,
+    seen: Any,
 ) -> tuple[int, Any]:
-    """(code, touched accounts ascending); the entry is applied iff code is OK."""
+    """(code, touched accounts in leg order of first appearance); the entry is applied iff code
+    is OK. ``scratch_low``/``scratch_high`` (int64 zeros) and ``seen`` (False) hold one cell per
+    account and are left as they were found: per-account sums without a sort."""
     n = accounts.shape[0]
     none = np.empty(0, dtype=np.int64)
     for i in range(n):
@@ -67,45 +72,50 @@ def post_wide(
     for a in range(n_assets):
         if per_asset[a] != 0:
             return UNBALANCED, none
-    order = np.argsort(accounts, kind="mergesort")
     touched = np.empty(n, dtype=np.int64)
-    low_delta = np.zeros(n, dtype=np.int64)
-    high_delta = np.zeros(n, dtype=np.int64)
-    m = -1
-    for j in range(n):
-        i = order[j]
-        if m < 0 or touched[m] != accounts[i]:
+    m = 0
+    for i in range(n):
+        index = accounts[i]
+        if not seen[index]:
+            seen[index] = True
+            touched[m] = index
             m += 1
-            touched[m] = accounts[i]
         amount = amounts[i]
-        if pending:
-            if amount < 0:
-                low_delta[m] += amount
-            else:
-                high_delta[m] += amount
+        if pending and amount > 0:
+            scratch_high[index] += amount
         else:
-            low_delta[m] += amount
-    m += 1
-    if not pending:
-        high_delta = low_delta
+            scratch_low[index] += amount
+    code = OK
     for s in range(m):
         index = touched[s]
-        high_after = posted[index] + pending_credits[index] + high_delta[s]
-        low_after = posted[index] - pending_debits[index] + low_delta[s]
+        low = scratch_low[index]
+        high = scratch_high[index] if pending else low
+        high_after = posted[index] + pending_credits[index] + high
+        low_after = posted[index] - pending_debits[index] + low
         if high_after > max_balance or low_after < -max_balance:
-            return BALANCE_OUT_OF_RANGE, none
+            code = BALANCE_OUT_OF_RANGE
+            break
+    if code == OK:
+        for s in range(m):
+            index = touched[s]
+            low = scratch_low[index]
+            low_after = posted[index] - pending_debits[index] + low
+            if has_floor[index] and low < 0 and low_after < floor_minor[index]:
+                code = FLOOR_EXCEEDED
+                break
     for s in range(m):
         index = touched[s]
-        low_after = posted[index] - pending_debits[index] + low_delta[s]
-        if has_floor[index] and low_delta[s] < 0 and low_after < floor_minor[index]:
-            return FLOOR_EXCEEDED, none
-    for s in range(m):
-        index = touched[s]
-        if pending:
-            pending_debits[index] -= low_delta[s]
-            pending_credits[index] += high_delta[s]
-        else:
-            posted[index] += low_delta[s]
+        if code == OK:
+            if pending:
+                pending_debits[index] -= scratch_low[index]
+                pending_credits[index] += scratch_high[index]
+            else:
+                posted[index] += scratch_low[index]
+        scratch_low[index] = 0
+        scratch_high[index] = 0
+        seen[index] = False
+    if code != OK:
+        return code, none
     return OK, touched[:m].copy()
 
 

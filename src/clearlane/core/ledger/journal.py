@@ -167,6 +167,12 @@ class Ledger:
         # blocks made stale by changes already drained (drain_changes clears the dirty flags).
         self._block_digests: list[bytes] = []
         self._stale_blocks: set[int] = set()
+        # Per-account scratch of the compiled wide-entry check (ledger/_kernel.py).
+        self._scratch_cells = (
+            np.zeros(0, dtype=np.int64),
+            np.zeros(0, dtype=np.int64),
+            np.zeros(0, dtype=np.bool_),
+        )
 
     # -- accounts ---------------------------------------------------------------------------
 
@@ -271,6 +277,7 @@ class Ledger:
             book.floor_minor,
             MAX_AMOUNT_MINOR,
             MAX_BALANCE_MINOR,
+            *self._scratch(book.n),
         )
         if code == _kernel.OK:
             moved: _I64 = touched
@@ -283,6 +290,17 @@ class Ledger:
                 f"the numpy check with {refusal}"
             )
         return refusal
+
+    def _scratch(self, n_accounts: int) -> tuple[_I64, _I64, npt.NDArray[np.bool_]]:
+        """The kernel's per-account scratch (zeros; the kernel leaves it so), grown with the book."""
+        if self._scratch_cells[0].shape[0] < n_accounts:
+            size = max(n_accounts, 2 * self._scratch_cells[0].shape[0])
+            self._scratch_cells = (
+                np.zeros(size, dtype=np.int64),
+                np.zeros(size, dtype=np.int64),
+                np.zeros(size, dtype=np.bool_),
+            )
+        return self._scratch_cells
 
     def _check(self, entry: JournalEntry) -> _Plan | _Refusal:
         """Checks 1–12 without changing anything (the numpy rules for a wide entry)."""
