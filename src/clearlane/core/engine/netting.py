@@ -180,8 +180,9 @@ def _net_compiled(
     for i in range(n):
         order[fill[leg_batch[i]]] = i
         fill[leg_batch[i]] += 1
-    scratch = np.zeros(participants * assets, dtype=np.int64)
-    seen = np.zeros(participants * assets, dtype=np.bool_)
+    n_cells = participants * assets
+    scratch = np.zeros(n_cells, dtype=np.int64)
+    seen = np.zeros(n_cells, dtype=np.bool_)
     touched = np.empty(2 * n, dtype=np.int64)
     gross = np.zeros(batches * assets, dtype=np.int64)
     net_debit = np.zeros(batches * assets, dtype=np.int64)
@@ -207,7 +208,9 @@ def _net_compiled(
                 touched[t] = cell
                 t += 1
             scratch[cell] += amount[i]
-        cells = np.sort(touched[:t])
+        # Emit the touched cells in ascending order: sorted when few, or by a scan of every
+        # cell when the batch touched so many that the sort would cost more than the scan.
+        cells = np.sort(touched[:t]) if t * 16 < n_cells else np.flatnonzero(seen)
         for cell in cells:
             value = scratch[cell]
             if value != 0:
