@@ -51,3 +51,26 @@ def test_vector_half_even_matches_exact(a: int, b: int, den: int) -> None:
     assert bool(overflow[0]) == (exact > 2**63 - 1)
     if not overflow[0]:
         assert int(got[0]) == exact
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 2**40),
+            st.one_of(st.integers(0, 2**40), st.integers(2**40, 2**63 - 1)),
+            st.sampled_from([1, 2, 10, 100, 10**6, 10**8, 7, 3]),
+        ),
+        min_size=1,
+        max_size=30,
+    )
+)
+def test_mul_div_half_even_columns_match_exact_arithmetic(rows: list[tuple[int, int, int]]) -> None:
+    """The compiled column pass (one row at a time, risky rows to Python ints) against exact
+    integer arithmetic, ties included (small denominators make many exact halves)."""
+    a, b, den = (np.array(col, dtype=np.int64) for col in zip(*rows, strict=True))
+    got, overflow = mul_div_half_even(a, b, den)
+    for i, (x, y, d) in enumerate(rows):
+        exact = round_half_even_div(x * y, d)
+        assert bool(overflow[i]) == (exact > 2**63 - 1)
+        assert int(got[i]) == (0 if overflow[i] else exact)
