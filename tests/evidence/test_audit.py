@@ -27,6 +27,7 @@ from clearlane.adapters.cli.main import app
 from clearlane.adapters.embedded import open_node
 from clearlane.adapters.sql import audit_tables
 from clearlane.adapters.sql.store import Store, StoreError
+from clearlane.core.model.inputs import EVENTS_KIND, event_run_payload
 from clearlane.core.proofs import verify as verify_module
 from clearlane.core.proofs.codec import read_table, write_table
 from clearlane.core.proofs.hashchain import Frontier, table_digest
@@ -708,3 +709,44 @@ def test_table_digest_survives_ipc_and_rechunking() -> None:
         read_table(write_table(table)).column("n").is_null().to_numpy(zero_copy_only=False),
         [False, False, True],
     )
+
+
+def test_dispute_bundle_of_a_payment_logged_in_a_run(tmp_path: Path) -> None:
+    """Payments from a file are logged as one run (an ``events`` entry, EventRun): the bundle
+    finds a payment among the run's members and its batch still nets again byte for byte."""
+    db = tmp_path / "run.db"
+    node = open_node(db, EXAMPLE_CONFIG)
+    node.submit(
+        "collateral_deposit",
+        {"deposit_id": "d1", "participant": "RTL-0001", "asset": "USD", "amount": "100000"},
+        T0,
+        "deposit-1",
+    )
+    _fill(node, 0, 1, 20)  # trades first: the base layer starts with the first anchor
+    payments = [
+        {
+            "type": "payment",
+            "payment_id": f"RUN-PAY-{i}",
+            "payer": "RTL-0001",
+            "payee": "MM-BETA",
+            "asset": "USD",
+            "amount": f"{10 + i}.25",
+            "lane_hint": "fast",
+        }
+        for i in range(3)
+    ]
+    node.submit(EVENTS_KIND, event_run_payload(payments), node.engine.now_ms, "payments#0.0")
+    node.settle_until_quiet()
+    node.close()
+    store = Store.open(db, create=False)
+    try:
+        kinds = [row["kind"] for row in store.rows("SELECT kind FROM input_log ORDER BY seq")]
+        batched = store.rows("SELECT state FROM batches")
+    finally:
+        store.close()
+    assert EVENTS_KIND in kinds and batched, (kinds, batched)
+    bundle = tmp_path / "p.zip"
+    result = cli.invoke(app, ["dispute", "RUN-PAY-1", "--db", str(db), "--out", str(bundle)])
+    assert result.exit_code == 0, result.output
+    result = cli.invoke(app, ["dispute-check", str(bundle)])
+    assert result.exit_code == 0 and "reproduces" in result.output, result.output

@@ -42,6 +42,7 @@ from sqlalchemy import text
 
 from clearlane.adapters.sql import audit_tables
 from clearlane.adapters.sql.store import Store
+from clearlane.core.model.inputs import EVENTS_KIND
 from clearlane.core.proofs import verify as verify_module
 from clearlane.core.proofs.canonical import spaced_json
 from clearlane.core.proofs.codec import read_table
@@ -103,14 +104,20 @@ def _input_rows(
                     "price_exp": record["price_exp"],
                     "exch_batch_id": record["exch_batch_id"],
                 }
-        elif row["kind"] == "payment":
-            payment = json.loads(payloads[seq])
-            if payment["payment_id"] in wanted:
-                by_id[payment["payment_id"]] = {
-                    "seq": seq,
-                    "kind": "payment",
-                    **{k: payment[k] for k in ("payment_id", "payer", "payee", "asset", "amount")},
-                }
+        elif row["kind"] in ("payment", EVENTS_KIND):
+            logged = json.loads(payloads[seq])
+            # A run of small inputs (EventRun) holds its payments as members of its "events".
+            members = logged["events"] if row["kind"] == EVENTS_KIND else [{"type": "payment", **logged}]
+            for payment in members:
+                if payment.get("type") == "payment" and payment["payment_id"] in wanted:
+                    by_id.setdefault(
+                        payment["payment_id"],
+                        {
+                            "seq": seq,
+                            "kind": "payment",
+                            **{k: payment[k] for k in ("payment_id", "payer", "payee", "asset", "amount")},
+                        },
+                    )
     missing = [i for i in ids if i not in by_id]
     if missing:
         raise EvidenceError(
@@ -287,7 +294,14 @@ def check_bundle(path: Path) -> list[str]:
                 )
                 same = bool(hit) and all(hit[0][k] == v for k, v in row.items() if k not in ("seq", "kind"))
             else:
-                same = all(logged.get(k) == v for k, v in row.items() if k not in ("seq", "kind"))
+                # A payment logged alone, or a member of a run of small inputs ({"events": [...]},
+                # kind "events"; a payment's own fields never include "events").
+                members = logged["events"] if isinstance(logged.get("events"), list) else [logged]
+                same = any(
+                    all(member.get(k) == v for k, v in row.items() if k not in ("seq", "kind"))
+                    for member in members
+                    if member.get("payment_id") == row.get("payment_id")
+                )
             if not same:
                 raise renet.BundleError(
                     f"inputs.jsonl row {row.get('trade_id') or row.get('payment_id')} is not "
