@@ -68,10 +68,14 @@ from clearlane.core.ledger.entries import (
 
 _I64 = npt.NDArray[np.int64]
 
-SMALL_ENTRY_MAX_LEGS = 16
-"""Entries with at most this many legs are checked in plain Python, wider ones with numpy;
-both paths decide identically, the split is only about speed (measured crossover ~20 legs:
-numpy costs ~27 us per entry whatever the size up to a few hundred legs, Python ~1 us per leg)."""
+SMALL_ENTRY_MAX_LEGS = 2
+"""Entries with at most this many legs are checked in plain Python, wider ones by the compiled
+kernel (ledger/_kernel.py; its numpy statement, :meth:`Ledger._check_wide`, gives the refusals'
+detail); all paths decide identically, the split is only about speed. Measured per post on the
+2-core machine (20,000 entries, best of 3): Python 18–41 µs from 2 to 16 legs, the kernel path
+~9 µs whatever the width (the kernel itself ~4 µs at 100 legs, ~25 µs at 1,000); a 2-leg
+single-phase entry (a deposit) is no faster compiled. The numpy rules alone cost ~27 µs an
+entry up to a few hundred legs."""
 
 DIGEST_BLOCK_ACCOUNTS = 2048
 """The balance arrays enter :meth:`Ledger.state_digest` in blocks of this many accounts, each
