@@ -18,6 +18,7 @@ as NumPy columns (one array per field), never one Python object per flow.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
@@ -64,21 +65,15 @@ class Flows:
         return len(self.kind)
 
     def take(self, index: npt.NDArray[np.int64]) -> Flows:
-        values: dict[str, Any] = {}
         arrow_index = pa.array(index, type=pa.int64())
-        for f in fields(self):
-            column = getattr(self, f.name)
-            values[f.name] = column.take(arrow_index) if isinstance(column, pa.Array) else column[index]
-        return Flows(**values)
+        columns = [getattr(self, name) for name in _NAMES]
+        return _flows(c.take(arrow_index) if isinstance(c, pa.Array) else c[index] for c in columns)
 
     def slice(self, lo: int, hi: int) -> Flows:
         """Rows ``lo:hi`` without copying (views of this one's columns: take first when the
         parent may change)."""
-        values: dict[str, Any] = {}
-        for f in fields(self):
-            column = getattr(self, f.name)
-            values[f.name] = column.slice(lo, hi - lo) if isinstance(column, pa.Array) else column[lo:hi]
-        return Flows(**values)
+        columns = [getattr(self, name) for name in _NAMES]
+        return _flows(c.slice(lo, hi - lo) if isinstance(c, pa.Array) else c[lo:hi] for c in columns)
 
     def with_(self, **changes: Any) -> Flows:
         return replace(self, **changes)
@@ -87,14 +82,10 @@ class Flows:
     def concat(parts: list[Flows]) -> Flows:
         if len(parts) == 1:
             return parts[0]
-        values: dict[str, Any] = {}
-        for f in fields(Flows):
-            columns = [getattr(p, f.name) for p in parts]
-            if isinstance(columns[0], pa.Array):
-                values[f.name] = pa.concat_arrays(columns)
-            else:
-                values[f.name] = np.concatenate(columns)
-        return Flows(**values)
+        columns = [[getattr(p, name) for p in parts] for name in _NAMES]
+        return _flows(
+            pa.concat_arrays(c) if isinstance(c[0], pa.Array) else np.concatenate(c) for c in columns
+        )
 
     @staticmethod
     def empty() -> Flows:
@@ -188,3 +179,17 @@ def leaf_texts(
         legs,
         _S["|"],
     )
+
+
+# The field names in declaration order: slicing a batch's flows thousands of times a step
+# (sub-second windows) should not look the dataclass's fields up each time.
+_NAMES: tuple[str, ...] = tuple(f.name for f in fields(Flows))
+
+
+def _flows(columns: Iterable[Any]) -> Flows:
+    """A Flows of columns derived from an existing one (same kinds, in field order), without
+    the frozen dataclass's per-field ``object.__setattr__``: the instance's dict is filled
+    at once (the class has no ``__post_init__``, so nothing is skipped)."""
+    out = object.__new__(Flows)
+    out.__dict__.update(zip(_NAMES, columns, strict=True))
+    return out
