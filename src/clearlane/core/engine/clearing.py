@@ -58,33 +58,10 @@ def close_batches(engine: EngineState, closing: list[tuple[int, int, int, Flows]
         net_batch(engine, k, batch_id, close_ms, result)
         for (k, _, close_ms, _), batch_id, result in zip(closing, batch_ids, results, strict=True)
     ]
-    names = _net_names(engine, [net.result for net in netted])
-    for (k, seq, close_ms, flows), batch_id, root, net, named in zip(
-        closing, batch_ids, roots(), netted, names, strict=True
+    for (k, seq, close_ms, flows), batch_id, root, net in zip(
+        closing, batch_ids, roots(), netted, strict=True
     ):
-        close_batch(engine, k, seq, batch_id, root, close_ms, flows, net, out, named)
-
-
-def _net_names(
-    engine: EngineState, results: list[NetResult | None]
-) -> list[tuple[pa.Array, pa.Array] | None]:
-    """Each netted batch's (participant ids, asset codes) of its net positions: one take over
-    the step's closing batches, then a zero-copy slice per batch (None: not netted)."""
-    netted = [r for r in results if r is not None]
-    if not netted:
-        return [None] * len(results)
-    participants = engine.participant_ids.take(pa.array(np.concatenate([r.participant for r in netted])))
-    assets = engine.asset_codes.take(pa.array(np.concatenate([r.asset for r in netted])))
-    out: list[tuple[pa.Array, pa.Array] | None] = []
-    start = 0
-    for result in results:
-        if result is None:
-            out.append(None)
-            continue
-        n = len(result.participant)
-        out.append((participants.slice(start, n), assets.slice(start, n)))
-        start += n
-    return out
+        close_batch(engine, k, seq, batch_id, root, close_ms, flows, net, out)
 
 
 def _net_all(engine: EngineState, flows: Flows, bounds: I64) -> list[tuple[NetResult | None, int]]:
@@ -139,11 +116,11 @@ def close_batch(
     flows: Flows,
     netted: Netted,
     out: StepBuilder,
-    named: tuple[pa.Array, pa.Array] | None = None,
 ) -> None:
     """A netted (or unnetted) batch becomes pending, its anchor submitted, or is unwound at
-    once when its hold was refused. ``named``: its net positions' participant ids and asset
-    codes when the caller took them in bulk (:func:`_net_names`)."""
+    once when its hold was refused. Its net positions' participant ids and asset codes are
+    taken afresh (not sliced from a step-wide take): the stored net blob is written from these
+    arrays, and Arrow's writer keeps bytes past a slice's end — they would be another batch's."""
     cfg = engine.config
     pool = cfg.pools[k]
     result = netted.result if netted.result is not None else _unnetted(cfg, flows, engine.house)
@@ -186,8 +163,8 @@ def close_batch(
             root=root,
             flow_ids=flows.ids,
             received_ms=flows.time_ms,
-            net_participant=named[0] if named else engine.participant_ids.take(pa.array(participant)),
-            net_asset=named[1] if named else engine.asset_codes.take(pa.array(asset_i)),
+            net_participant=engine.participant_ids.take(pa.array(participant)),
+            net_asset=engine.asset_codes.take(pa.array(asset_i)),
             net_minor=net,
             gross_minor=result.gross_per_asset,
         )
