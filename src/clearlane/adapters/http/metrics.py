@@ -100,6 +100,14 @@ class _Collector(Collector):
         busy.add_metric(["cpu"], rt.counters.loop_cpu_s)
         busy.add_metric(["trim"], rt.counters.trim_s)
         yield busy
+        steps = CounterMetricFamily(
+            "clearlane_runtime_steps",
+            "Steps the runtime loop logged: trade steps, and every step (trades, events, time)",
+            labels=["kind"],
+        )
+        steps.add_metric(["trades"], float(rt.counters.trade_steps))
+        steps.add_metric(["all"], float(rt.counters.steps))
+        yield steps
         yield GaugeMetricFamily(
             "clearlane_block_height", "Base-layer tip height seen by the engine", value=float(snap.height)
         )
