@@ -8,7 +8,13 @@ collateral deposits, starts ``clearlane serve`` (wall clock) in a subprocess and
 sends ``--rate`` trades/s as ``POST /v1/trades/batch`` requests of ``--batch`` trades over
 ``--connections`` keep-alive connections. A live-stream subscription (``batch.cleared``) gives
 the wall time each batch was cleared; a trade's latency is that time minus the time its request
-was sent (submit → cleared, L2 trades). Every 5 s it samples the server's RSS and CPU time.
+was sent (submit → cleared, L2 trades); ``scheduled_to_cleared_ms`` counts from the time the
+open-loop schedule meant it to go out (a request that waited for a free connection counts its
+wait: no coordinated omission), ``submit_to_receipt_ms`` is the response's own latency (the
+step's commit). The SSE receive time is taken in the generator's own event loop, so a busy
+generator inflates every figure (its CPU a trade is printed). Every 5 s it samples the server's RSS and CPU time, and
+the rows queued for the clearing loop (``/metrics``: trades received but not yet stepped — what a
+loop that falls behind holds in memory).
 
 Prints (and with ``--json`` writes) the achieved rate, errors, latency percentiles, and the RSS
 series. Exit code 1 if any request failed.
@@ -95,14 +101,27 @@ async def stream_closed(
 
 
 async def sampler(
-    pid: int, samples: list[tuple[float, float, float]], stop: asyncio.Event, t0: float
+    pid: int,
+    samples: list[tuple[float, float, float, float]],
+    stop: asyncio.Event,
+    t0: float,
+    base: str,
+    headers: dict[str, str],
 ) -> None:
     proc = psutil.Process(pid)
-    while not stop.is_set():
-        cpu = proc.cpu_times()
-        samples.append((time.perf_counter() - t0, proc.memory_info().rss / 2**20, cpu.user + cpu.system))
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=5)
+    async with httpx.AsyncClient(base_url=base, headers=headers, timeout=10) as client:
+        while not stop.is_set():
+            cpu = proc.cpu_times()
+            queued = -1.0
+            with contextlib.suppress(httpx.HTTPError):
+                for line in (await client.get("/metrics")).text.splitlines():
+                    if line.startswith('clearlane_queue_length{queue="intake_rows"}'):
+                        queued = float(line.split()[-1])
+            samples.append(
+                (time.perf_counter() - t0, proc.memory_info().rss / 2**20, cpu.user + cpu.system, queued)
+            )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=5)
 
 
 async def load(
@@ -117,7 +136,7 @@ async def load(
 ) -> dict[str, Any]:
     closed: dict[str, float] = {}
     stop = asyncio.Event()
-    samples: list[tuple[float, float, float]] = []
+    samples: list[tuple[float, float, float, float]] = []
     close_lag: list[float] = []
     sse = asyncio.create_task(stream_closed(base, headers, closed, stop, close_lag))
     await asyncio.sleep(0.5)
@@ -177,7 +196,7 @@ async def load(
 
     workers = [asyncio.create_task(worker()) for _ in range(connections)]
     t0 = time.perf_counter()
-    mon = asyncio.create_task(sampler(server_pid, samples, stop, t0))
+    mon = asyncio.create_task(sampler(server_pid, samples, stop, t0, base, headers))
     for i in range(total):
         due = t0 + i / per_second
         delay = due - time.perf_counter()
@@ -210,7 +229,7 @@ async def load(
     trades_sent = sum(1 for s in sent if s[4] == 200) * batch
     rss = [s[1] for s in samples]
     per_minute: dict[int, list[float]] = {}
-    for t, mib, _ in samples:
+    for t, mib, _, _ in samples:
         per_minute.setdefault(int(t // 60), []).append(mib)
     return {
         "requests": len(sent),
@@ -242,7 +261,8 @@ async def load(
             "max": round(max(rss), 1) if rss else None,
             "mean_per_minute": [round(sum(v) / len(v), 1) for _, v in sorted(per_minute.items())],
         },
-        "samples": [(round(a, 1), round(b, 1), round(c, 1)) for a, b, c in samples],
+        "queued_rows_max": max((s[3] for s in samples), default=None),
+        "samples": [(round(a, 1), round(b, 1), round(c, 1), d) for a, b, c, d in samples],
     }
 
 
@@ -371,9 +391,9 @@ def main() -> int:
             server.kill()
     samples = result.pop("samples")
     print(json.dumps(result, indent=2, default=str))
-    print("t(s)  rss(MiB)  server cpu(s)")
+    print("t(s)  rss(MiB)  server cpu(s)  queued rows")
     for s in samples:
-        print(f"{s[0]:6.1f} {s[1]:9.1f} {s[2]:9.1f}")
+        print(f"{s[0]:6.1f} {s[1]:9.1f} {s[2]:9.1f} {s[3]:9.0f}")
     if args.json:
         args.json.write_text(json.dumps({**result, "samples": samples}, indent=2, default=str))
     return 1 if result["errors"] else 0
