@@ -23,7 +23,7 @@ from clearlane.core.ledger import (
     PostResult,
     Purpose,
 )
-from clearlane.core.ledger.journal import SMALL_ENTRY_MAX_LEGS
+from clearlane.core.ledger.journal import SMALL_ENTRY_MAX_LEGS, _Refusal
 
 # Thresholds that force every entry through the vectorised path, the default split, and the
 # plain-Python path.
@@ -722,3 +722,48 @@ def test_releasing_final_entries_keeps_every_answer_and_the_digest(ops: list[tup
     assert released_results == kept_results
     assert released_digest == kept_digest
     assert released_records <= kept_records
+
+
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(ops=operations)
+def test_compiled_wide_check_decides_and_moves_as_the_numpy_rules(ops: list[tuple[Any, ...]]) -> None:
+    """Every entry through the compiled kernel (threshold 0): before each post, the numpy rules
+    (``_check``, which changes nothing) say what must happen; the post must do exactly that —
+    the same refusal code with nothing changed, or OK with the planned balances."""
+    ledger = make_world(0).ledger
+    clock_ms = 0
+    for op in ops:
+        clock_ms += 1
+        if op[0] != "post":
+            if op[0] == "floor":
+                ledger.set_floor(op[1], op[2])
+            elif op[0] == "expire":
+                clock_ms += op[1]
+                ledger.expire(clock_ms)
+            else:
+                ledger.post_pending(op[1], clock_ms) if op[0] == "post_pending" else ledger.void_pending(
+                    op[1], clock_ms
+                )
+            continue
+        _, entry_id, legs, pending, timeout, kind = op
+        timeout_at = None if timeout is None else clock_ms + timeout
+        e = entry(entry_id, list(legs), at_ms=clock_ms, pending=pending, timeout_at_ms=timeout_at, kind=kind)
+        plan = ledger._check(e)
+        before = ledger.balances()
+        result = ledger.post(e)
+        after = ledger.balances()
+        if isinstance(plan, _Refusal):
+            assert result is plan.code
+            for was, now in zip(before, after, strict=True):
+                assert np.array_equal(was, now)
+            continue
+        assert result is PostResult.OK
+        touched = np.asarray(plan.touched, dtype=np.int64)
+        for planned, now in zip(
+            (plan.posted_after, plan.pending_debits_after, plan.pending_credits_after), after, strict=True
+        ):
+            if planned is not None:
+                assert np.array_equal(now[touched], np.asarray(planned, dtype=np.int64))
+        untouched = np.setdiff1d(np.arange(ledger.n_accounts), touched)
+        for was, now in zip(before, after, strict=True):
+            assert np.array_equal(was[untouched], now[untouched])

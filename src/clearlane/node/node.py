@@ -49,7 +49,14 @@ from clearlane.core.config.model import ClearingConfig, ConfigError, load_config
 from clearlane.core.engine.core import Engine, EngineOptions, LogEntry
 from clearlane.core.model.chain import ChainEvent, TxSubmission, event_from_dict, event_to_dict
 from clearlane.core.model.events import Step
-from clearlane.core.model.inputs import ChainEvents, log_payload
+from clearlane.core.model.inputs import (
+    EVENT_RUN_KINDS,
+    EVENT_RUN_MAX,
+    EVENTS_KIND,
+    ChainEvents,
+    event_run_payload,
+    log_payload,
+)
 from clearlane.core.proofs.codec import encode_payload
 from clearlane.core.proofs.hashchain import input_hash
 from clearlane.node.auditor import AuditError, Auditor, KeyRecord
@@ -639,11 +646,9 @@ class Node(Generic[StoreT]):
                     self.observe(due, overlap=True)
                 if progress is not None:
                     progress(table.num_rows)
-            # A file's small events stay in file order behind the pending observation (node/feed.py).
-            for n, event in enumerate(batch.events):
-                data = event.model_dump(mode="json")
-                kind = data.pop("type")
-                data.pop("v", None)
+            # A file's small events stay in file order behind the pending observation (node/feed.py);
+            # a run of them is one step (an EventRun), any other small event a step of its own.
+            for n, kind, data in _event_steps(batch.events):
                 at_ms = max(self.engine.now_ms, events_at_ms or 0)
                 step = self.submit(kind, data, at_ms, f"{source}#{index}.{n}")
                 if step is not None and rejects is not None:
@@ -664,6 +669,41 @@ class Node(Generic[StoreT]):
 
 
 _END = object()
+
+
+def _event_steps(events: Sequence[Any]) -> Iterator[tuple[int, str, dict[str, Any]]]:
+    """A file's small events as steps, in order: (index of the step's first event, kind, logged
+    object). Consecutive events of the kinds a run may hold (``EVENT_RUN_KINDS``) are one
+    ``events`` entry of at most ``EVENT_RUN_MAX``; a lone one, or any other kind, is its own
+    entry as before. The step's source id is the file's chunk and its first event's index, so a
+    restarted run skips what was logged (the index of a step's first event never moves)."""
+    run: list[dict[str, Any]] = []
+    first = 0
+    for n, event in enumerate(events):
+        data = event.model_dump(mode="json")
+        data.pop("v", None)
+        if data["type"] not in EVENT_RUN_KINDS:
+            if run:
+                yield _run_step(first, run)
+                run = []
+            kind = data.pop("type")
+            yield n, kind, data
+            continue
+        if len(run) == EVENT_RUN_MAX:
+            yield _run_step(first, run)
+            run = []
+        if not run:
+            first = n
+        run.append(data)
+    if run:
+        yield _run_step(first, run)
+
+
+def _run_step(first: int, run: list[dict[str, Any]]) -> tuple[int, str, dict[str, Any]]:
+    if len(run) == 1:
+        data = dict(run[0])
+        return first, data.pop("type"), data
+    return first, EVENTS_KIND, event_run_payload(run)
 
 
 def _with_payload_bytes(batches: Iterable[Any]) -> Iterator[tuple[Any, bytes | None]]:

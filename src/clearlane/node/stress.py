@@ -57,7 +57,7 @@ from clearlane.core.model.events import (
     Rejected,
     Step,
 )
-from clearlane.core.model.inputs import ChainEvents
+from clearlane.core.model.inputs import EVENTS_KIND, ChainEvents
 from clearlane.core.proofs.canonical import canonical_json
 from clearlane.core.risk import cover as risk_cover
 from clearlane.core.risk import liquidity as risk_liquidity
@@ -156,6 +156,11 @@ def _file_items(path: Path, config: ClearingConfig, chunk_rows: int) -> Iterator
 def _log_items(store: Store, upto_seq: int | None = None) -> Iterator[Item]:
     for stored in store.iter_log(upto_seq=upto_seq):
         entry = stored.entry
+        if entry.kind == EVENTS_KIND:  # a run of small inputs: each replayed as itself
+            for member in json.loads(stored.payload)["events"]:
+                kind = member.pop("type")
+                yield kind, member, entry.at_ms
+            continue
         if entry.kind not in _REPLAYED_KINDS:
             continue
         payload = entry.payload

@@ -53,11 +53,14 @@ from clearlane.core.model import ids as model_ids
 from clearlane.core.model.codes import Reject, RejectCode
 from clearlane.core.model.events import Step
 from clearlane.core.model.inputs import (
+    EVENT_RUN_KINDS,
+    EVENTS_KIND,
     LEDGER_ADJUSTMENT_KIND,
     MANUAL_SETTLEMENT_KIND,
     CollateralDeposit,
     CollateralWithdrawal,
     ConfigChange,
+    EventRun,
     LedgerAdjustment,
     ManualSettlement,
 )
@@ -251,6 +254,17 @@ def _apply_adjustment(engine: EngineState, entry: LogEntry, out: StepBuilder) ->
     adjust.apply_adjustment(engine, payload_of(entry, LedgerAdjustment), entry.at_ms, out)
 
 
+def _apply_events(engine: EngineState, entry: LogEntry, out: StepBuilder) -> None:
+    """A run of small inputs (:class:`~clearlane.core.model.inputs.EventRun`): each member by
+    its own kind's rule, in order, at the entry's time, into the one step."""
+    run = payload_of(entry, EventRun)
+    for kind, payload in run.items:
+        handler = _RUN_HANDLERS.get(kind)
+        if handler is None:
+            raise EngineError(f"log entry {entry.seq} (events) holds a member of kind {kind!r}")
+        handler(engine, LogEntry(entry.seq, entry.at_ms, kind, payload), out)
+
+
 def _apply_tick(engine: EngineState, entry: LogEntry, out: StepBuilder) -> None:
     """Nothing but time passing; :func:`~clearlane.core.engine.chain.on_time` does the work."""
 
@@ -271,4 +285,7 @@ _HANDLERS: dict[str, Callable[[EngineState, LogEntry, StepBuilder], None]] = {
     # A signing-key rotation is logged for the audit trail (clearlane.node.auditor); the
     # clearing state only sees time pass.
     "key_rotation": _apply_tick,
+    EVENTS_KIND: _apply_events,
 }
+# What a run of small inputs may hold (EVENT_RUN_KINDS), by the same rules as above.
+_RUN_HANDLERS = {kind: _HANDLERS[kind] for kind in sorted(EVENT_RUN_KINDS)}

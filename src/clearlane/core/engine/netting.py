@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
+from typing import Any
 
+import numba as nb
 import numpy as np
 import numpy.typing as npt
 
@@ -103,24 +105,39 @@ def net_positions_many(
         raise ValueError("obligation amounts must be non-negative")
     amount = amount.astype(np.int64, copy=False)
     asset64, batch64 = asset.astype(np.int64), leg_batch.astype(np.int64)
-    gross = np.zeros(batches * assets, dtype=np.int64)
-    np.add.at(gross, batch64 * assets + asset64, amount)
     cells = participants * assets
-    base = batch64 * cells + asset64
-    keys = np.concatenate([base + payer.astype(np.int64) * assets, base + payee.astype(np.int64) * assets])
-    legs = np.concatenate([-amount, amount])
-    # Any sort will do: legs with equal keys are summed in int64, exactly, in any order.
-    order = np.argsort(keys)
-    keys, legs = keys[order], legs[order]
-    starts = np.flatnonzero(np.concatenate([[True], keys[1:] != keys[:-1]])) if len(keys) else keys
-    sums = np.add.reduceat(legs, starts) if len(keys) else legs
-    keep = sums != 0
-    key, net = keys[starts][keep], sums[keep]
-    batch_of, cell = np.divmod(key, cells)
-    participant, asset_i = np.divmod(cell, assets)
-    debit = net < 0
-    net_debit = np.zeros(batches * assets, dtype=np.int64)
-    np.add.at(net_debit, batch_of[debit] * assets + asset_i[debit], -net[debit])
+    if len(amount) and cells <= _COMPILED_MAX_CELLS:
+        key, net, batch_of, gross, net_debit = _net_compiled(
+            payer.astype(np.int64),
+            payee.astype(np.int64),
+            asset64,
+            amount,
+            batch64,
+            batches,
+            participants,
+            assets,
+        )
+        participant, asset_i = np.divmod(key, assets)
+    else:
+        gross = np.zeros(batches * assets, dtype=np.int64)
+        np.add.at(gross, batch64 * assets + asset64, amount)
+        base = batch64 * cells + asset64
+        keys = np.concatenate(
+            [base + payer.astype(np.int64) * assets, base + payee.astype(np.int64) * assets]
+        )
+        legs = np.concatenate([-amount, amount])
+        # Any sort will do: legs with equal keys are summed in int64, exactly, in any order.
+        order = np.argsort(keys)
+        keys, legs = keys[order], legs[order]
+        starts = np.flatnonzero(np.concatenate([[True], keys[1:] != keys[:-1]])) if len(keys) else keys
+        sums = np.add.reduceat(legs, starts) if len(keys) else legs
+        keep = sums != 0
+        key, net = keys[starts][keep], sums[keep]
+        batch_of, cell = np.divmod(key, cells)
+        participant, asset_i = np.divmod(cell, assets)
+        debit = net < 0
+        net_debit = np.zeros(batches * assets, dtype=np.int64)
+        np.add.at(net_debit, batch_of[debit] * assets + asset_i[debit], -net[debit])
     _check_many(batch_of * assets + asset_i, net, gross, net_debit)
     gross_of, debit_of = gross.reshape(batches, assets), net_debit.reshape(batches, assets)
     bounds = np.searchsorted(batch_of, np.arange(batches + 1)).tolist()
@@ -128,6 +145,75 @@ def net_positions_many(
         NetResult(participant[lo:hi], asset_i[lo:hi], net[lo:hi], gross_of[b], debit_of[b], participants)
         for b, (lo, hi) in enumerate(itertools.pairwise(bounds))
     ]
+
+
+_COMPILED_MAX_CELLS = 1 << 22
+"""The compiled pass keeps one int64 scratch cell per (participant, asset) — 32 MiB at this
+bound; a configuration with more cells nets through the numpy sort instead."""
+
+
+@nb.njit(cache=True)
+def _net_compiled(
+    payer: Any,
+    payee: Any,
+    asset: Any,
+    amount: Any,
+    leg_batch: Any,
+    batches: int,
+    participants: int,
+    assets: int,
+) -> tuple[Any, Any, Any, Any, Any]:
+    """The numpy path's result without its global sort: legs are bucketed by batch (a counting
+    sort), each batch's legs summed into a scratch cell per (participant, asset), and only the
+    cells a batch touched are sorted and emitted (participant-major), then cleared. int64 sums,
+    like the numpy path: the caller guarantees each batch's legs fit."""
+    n = amount.shape[0]
+    start = np.zeros(batches + 1, dtype=np.int64)
+    for i in range(n):
+        if leg_batch[i] < 0 or leg_batch[i] >= batches:
+            raise ValueError("leg batch out of range")
+        start[leg_batch[i] + 1] += 1
+    for b in range(batches):
+        start[b + 1] += start[b]
+    fill = start[:-1].copy()
+    order = np.empty(n, dtype=np.int64)
+    for i in range(n):
+        order[fill[leg_batch[i]]] = i
+        fill[leg_batch[i]] += 1
+    scratch = np.zeros(participants * assets, dtype=np.int64)
+    seen = np.zeros(participants * assets, dtype=np.bool_)
+    touched = np.empty(2 * n, dtype=np.int64)
+    gross = np.zeros(batches * assets, dtype=np.int64)
+    net_debit = np.zeros(batches * assets, dtype=np.int64)
+    key = np.empty(2 * n, dtype=np.int64)
+    net = np.empty(2 * n, dtype=np.int64)
+    batch_of = np.empty(2 * n, dtype=np.int64)
+    out = 0
+    for b in range(batches):
+        t = 0
+        for j in range(start[b], start[b + 1]):
+            i = order[j]
+            a = asset[i]
+            gross[b * assets + a] += amount[i]
+            for cell, signed in ((payer[i] * assets + a, -amount[i]), (payee[i] * assets + a, amount[i])):
+                if not seen[cell]:
+                    seen[cell] = True
+                    touched[t] = cell
+                    t += 1
+                scratch[cell] += signed
+        cells = np.sort(touched[:t])
+        for cell in cells:
+            value = scratch[cell]
+            if value != 0:
+                key[out] = cell
+                net[out] = value
+                batch_of[out] = b
+                out += 1
+                if value < 0:
+                    net_debit[b * assets + cell % assets] -= value
+            scratch[cell] = 0
+            seen[cell] = False
+    return key[:out].copy(), net[:out].copy(), batch_of[:out].copy(), gross, net_debit
 
 
 def _check_many(cell: I64, net: I64, gross: I64, net_debit: I64) -> None:

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from clearlane.core.ledger import _kernel
 from clearlane.core.ledger._encoding import CanonicalHasher
 from clearlane.core.ledger._numeric import exact_group_sums
 from clearlane.core.ledger.accounts import (
@@ -226,23 +227,74 @@ class Ledger:
 
     def post(self, entry: JournalEntry) -> PostResult:
         """Post ``entry`` all-or-nothing; see the module docstring for the check order."""
-        outcome = self._check(entry)
+        outcome = self._check_and_move(entry)
         if isinstance(outcome, _Refusal):
             return outcome.code
-        self._apply(entry, outcome)
+        self._record(entry)
         return PostResult.OK
 
     def post_or_raise(self, entry: JournalEntry) -> PostResult:
         """Like :meth:`post`, but raise :class:`LedgerError` unless OK or DUPLICATE."""
-        outcome = self._check(entry)
+        outcome = self._check_and_move(entry)
         if isinstance(outcome, _Refusal):
             if outcome.code is PostResult.DUPLICATE:
                 return outcome.code
             raise LedgerError(outcome.code, f"entry {entry.entry_id!r}: {outcome.detail}")
-        self._apply(entry, outcome)
+        self._record(entry)
         return PostResult.OK
 
+    def _check_and_move(self, entry: JournalEntry) -> list[int] | _I64 | _Refusal:
+        """Checks 1–12; when they pass, the balances move and the touched accounts come back
+        (the entry is not recorded yet: :meth:`_record`). A wide entry is checked and moved by
+        the compiled kernel (ledger/_kernel.py), which decides as :meth:`_check_wide`."""
+        outcome = self._check_header(entry)
+        if outcome is not None:
+            return outcome
+        if entry.n_legs <= self._small_entry_max_legs:
+            plan = self._check_small(entry)
+            if isinstance(plan, _Refusal):
+                return plan
+            self._move(plan)
+            return plan.touched
+        book = self._book
+        code, touched = _kernel.post_wide(
+            entry.accounts,
+            entry.amounts_minor,
+            entry.pending,
+            book.asset_of,
+            len(book.assets),
+            book.n,
+            book.posted,
+            book.pending_debits,
+            book.pending_credits,
+            book.has_floor,
+            book.floor_minor,
+            MAX_AMOUNT_MINOR,
+            MAX_BALANCE_MINOR,
+        )
+        if code == _kernel.OK:
+            moved: _I64 = touched
+            book.touch_many(moved)
+            return moved
+        refusal = self._check_wide(entry)
+        if not isinstance(refusal, _Refusal) or refusal.code.value != code:
+            raise LedgerInvariantError(
+                f"entry {entry.entry_id!r}: the compiled check refused it with code {code}, "
+                f"the numpy check with {refusal}"
+            )
+        return refusal
+
     def _check(self, entry: JournalEntry) -> _Plan | _Refusal:
+        """Checks 1–12 without changing anything (the numpy rules for a wide entry)."""
+        outcome = self._check_header(entry)
+        if outcome is not None:
+            return outcome
+        if entry.n_legs <= self._small_entry_max_legs:
+            return self._check_small(entry)
+        return self._check_wide(entry)
+
+    def _check_header(self, entry: JournalEntry) -> _Refusal | None:
+        """Checks 1–6: the entry's id, legs and timeout."""
         entry_id = entry.entry_id
         if not entry_id:
             return _Refusal(PostResult.INVALID_ID, "entry_id is empty")
@@ -264,9 +316,7 @@ class Ledger:
                     PostResult.TIMEOUT_NOT_AFTER_AT,
                     f"timeout_at_ms {entry.timeout_at_ms} <= at_ms {entry.at_ms}",
                 )
-        if n_legs <= self._small_entry_max_legs:
-            return self._check_small(entry)
-        return self._check_wide(entry)
+        return None
 
     def _check_small(self, entry: JournalEntry) -> _Plan | _Refusal:
         """Checks 7–12 in plain Python ints: for a few legs, numpy's per-call overhead would
@@ -421,7 +471,8 @@ class Ledger:
             return _Plan(touched, None, pending_debits - low_delta, pending_credits + high_delta)
         return _Plan(touched, posted + low_delta, None, None)
 
-    def _apply(self, entry: JournalEntry, plan: _Plan) -> None:
+    def _move(self, plan: _Plan) -> None:
+        """Write a checked plan's balances and mark its accounts changed."""
         book = self._book
         touched = plan.touched
         for target, values in (
@@ -442,6 +493,8 @@ class Ledger:
         else:
             book.touch_many(touched)
 
+    def _record(self, entry: JournalEntry) -> None:
+        """Record an entry whose balances moved: sequence, status, digest, pending and timeout."""
         seq = self._n_entries
         self._n_entries += 1
         status = EntryStatus.PENDING if entry.pending else EntryStatus.POSTED
@@ -527,12 +580,14 @@ class Ledger:
                 if to_posted:
                     posted[index] += amount
         else:
-            accounts = entry.accounts
-            amounts = entry.amounts_minor
-            np.add.at(pending_debits, accounts, np.minimum(amounts, 0))
-            np.add.at(pending_credits, accounts, -np.maximum(amounts, 0))
-            if target is EntryStatus.POSTED:
-                np.add.at(posted, accounts, amounts)
+            _kernel.release_wide(
+                entry.accounts,
+                entry.amounts_minor,
+                target is EntryStatus.POSTED,
+                posted,
+                pending_debits,
+                pending_credits,
+            )
         book.touch_many(entry.accounts)
         del self._pending[rec.entry.entry_id]
         if rec.entry.timeout_at_ms is not None:

@@ -33,6 +33,7 @@ re-derived for audit.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal, TypeAlias, cast
 
 import pyarrow as pa
@@ -422,6 +423,31 @@ SmallEvent = (
 # auditor checks its fields one by one (it distrusts the shape of what it verifies).
 KeyRotationPayload: TypeAlias = dict[str, Any]
 
+EVENTS_KIND = "events"
+"""A run of small inputs logged as one entry (one step): ``{"events": [{"type": kind, ...}]}``."""
+
+EVENT_RUN_KINDS: frozenset[str] = frozenset(
+    {"payment", "collateral_deposit", "collateral_withdrawal", "price_mark"}
+)
+"""The kinds a run may hold: each is applied alone by its own rule, at the run's time. A config
+change, a tick, chain events and operator actions stay entries of their own."""
+
+EVENT_RUN_MAX = 8_192
+"""At most this many inputs in one run (a file's longer run is logged as several)."""
+
+
+@dataclass(frozen=True)
+class EventRun:
+    """A file's run of small inputs applied in order in one step (``EVENTS_KIND``).
+
+    Each member is applied exactly as it would be as an entry of its own at the same time: the
+    same checks, ids, journal entries and rejects (per member, by its own id). What the run
+    saves is the per-step work — one state root, one commit, one audit link — for what a
+    funding file or a payments file brings in bulk."""
+
+    items: tuple[tuple[str, LogPayload], ...]
+
+
 LogPayload: TypeAlias = (
     pa.Table
     | Payment
@@ -435,8 +461,10 @@ LogPayload: TypeAlias = (
     | ManualSettlement
     | LedgerAdjustment
     | KeyRotationPayload
+    | EventRun
 )
-"""What a log entry carries: a trade chunk (Arrow, ``TRADE_CHUNK_SCHEMA``) or one small input."""
+"""What a log entry carries: a trade chunk (Arrow, ``TRADE_CHUNK_SCHEMA``), one small input, or
+a run of small inputs (:class:`EventRun`)."""
 
 _LOG_RECORDS: dict[str, type[_Event]] = {
     "payment": Payment,
@@ -462,6 +490,8 @@ def log_payload(kind: str, raw: Any) -> LogPayload:
         # Validated, unlike the flat records: model_construct would leave the nested terms a
         # dict. Validation is a pure function of the bytes, so a replay decides the same.
         return escrow_action(raw)
+    if kind == EVENTS_KIND and isinstance(raw, dict) and isinstance(raw.get("events"), list):
+        return EventRun(tuple(_run_member(item) for item in raw["events"]))
     if kind == LEDGER_ADJUSTMENT_KIND and isinstance(raw, dict):
         return LedgerAdjustment.model_validate(raw)  # nested legs: validated, as escrow above
     model = _LOG_RECORDS.get(kind)
@@ -470,3 +500,21 @@ def log_payload(kind: str, raw: Any) -> LogPayload:
         return result
     # The table above maps each kind to a member of LogPayload.
     return cast(LogPayload, model.model_construct(**raw))
+
+
+def _run_member(item: Any) -> tuple[str, LogPayload]:
+    """One member of a logged :class:`EventRun`: its kind and typed record (a member of a kind
+    a run may not hold comes back as the raw object; the engine refuses it as a corrupt log)."""
+    if not isinstance(item, dict):
+        return "", item
+    fields = dict(item)
+    kind = str(fields.pop("type", ""))
+    model = _LOG_RECORDS.get(kind)
+    if kind not in EVENT_RUN_KINDS or model is None:
+        return kind, item
+    return kind, cast(LogPayload, model.model_construct(**fields))
+
+
+def event_run_payload(members: list[dict[str, Any]]) -> dict[str, Any]:
+    """The logged JSON object of a run of small inputs (each ``{"type": kind, ...fields}``)."""
+    return {"events": members}
