@@ -281,6 +281,9 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=300)
     ap.add_argument("--window-ms", type=int, default=100, help="batch window of every pool")
     ap.add_argument("--connections", type=int, default=64)
+    ap.add_argument(
+        "--day-trades", type=int, default=6_000_000, help="distinct trades generated; more are re-sent"
+    )
     ap.add_argument("--participants", type=int, default=300)
     ap.add_argument("--assets", type=int, default=8)
     ap.add_argument("--port", type=int, default=8765)
@@ -292,13 +295,21 @@ def main() -> int:
 
     work = args.workdir or Path(tempfile.mkdtemp(prefix="bench-serve-"))
     work.mkdir(parents=True, exist_ok=True)
-    trades_needed = int(args.rate * args.seconds) + args.batch
+    wanted = int(args.rate * args.seconds) + args.batch
+    # A long run at a high rate re-sends the generated day under new ids (each pass's ids get
+    # their own suffix): 15M trades as Python rows would not fit beside the server.
+    trades_needed = min(wanted, args.day_trades)
     print(f"generating {trades_needed:,} trades ...", flush=True)
     t = time.perf_counter()
     config, _, deposits, rows = prepare(
         work, trades_needed, args.participants, args.assets, args.window_ms, 7
     )
-    payloads = bodies(rows, args.batch, f"R{int(time.time())}")
+    tag = f"R{int(time.time())}"
+    payloads = bodies(rows, args.batch, tag)
+    passes = 1
+    while len(payloads) * args.batch < wanted - args.batch:
+        payloads += bodies(rows, args.batch, f"{tag}p{passes}")
+        passes += 1
     del rows
     print(f"prepared {len(payloads):,} request bodies in {time.perf_counter() - t:.1f} s", flush=True)
 

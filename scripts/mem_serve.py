@@ -292,6 +292,14 @@ def main() -> None:
                 for stat in snap.compare_to(snap0, "lineno")[:12]:
                     print("   ", stat)
     st = np.array(step_times) * 1000
+    cpu = time.process_time() - cpu0
+    rm = rt.readmodel
+    cleared = int(rm.batches.counts.sum()) if rm is not None else 0
+    print(
+        f"\nloop CPU (process, in-process runtime, no HTTP): {cpu:.1f} s = {cpu * 1e6 / max(1, done):.1f} µs a trade, "
+        f"{cpu * 1000 / max(1, len(st)):.1f} ms a step; batches seen by the read model: {cleared:,} "
+        f"({cleared / max(1e-9, len(st) * args.step_ms / 1000):.0f} a second of engine time)"
+    )
     print(
         f"\nstep wall ms ({len(st)} steps): p50 {np.percentile(st, 50):.1f}  p90 {np.percentile(st, 90):.1f}  "
         f"p99 {np.percentile(st, 99):.1f}  p99.9 {np.percentile(st, 99.9):.1f}  max {st.max():.1f}"
