@@ -162,19 +162,19 @@ def components(rt: Any) -> dict[str, int]:
         int(v.nbytes) for v in vars(eng.stats).values() if isinstance(v, np.ndarray)
     )
     if rm is not None:
-        out["rm.index (hot tier)"] = rm.index_nbytes()
-        out["rm.chunk registry"] = int(rm.chunk_seq.nbytes + rm.chunk_part.nbytes + rm.chunk_rows.nbytes)
-        out["rm.cache (arrow)"] = sum(t.nbytes for t in rm.cache.values())
-        out["rm.cache rows"] = rm.cache_rows
-        out["rm.batches arrays"] = sum(_nb(list(vars(pb).values())) for pb in rm.batches) + int(
-            rm.batch_order_pool.nbytes + rm.batch_order_seq.nbytes
+        rec, members = rm.records, rm.members
+        out["rm.index (hot tier)"] = rec.index_nbytes()
+        out["rm.chunk registry"] = int(rec.chunk_seq.nbytes + rec.chunk_part.nbytes + rec.chunk_rows.nbytes)
+        out["rm.cache (arrow)"] = sum(t.nbytes for t in rec.cache.values())
+        out["rm.cache rows"] = rec.cache_rows
+        out["rm.batches arrays"] = sum(_nb(list(vars(pb).values())) for pb in rm.batches.pool) + int(
+            rm.batches.order_pool.nbytes + rm.batches.order_seq.nbytes
         )
-        out["rm.open_trades"] = _nb(list(rm.open_trades.values()))
-        out["rm.inflight (n)"] = len(rm.inflight)
-        out["rm.inflight tables"] = sum(f.trades.nbytes for f in rm.inflight.values())
-        out["rm.l1_groups (n)"] = len(rm.l1_groups)
-        out["rm.l1_done (n)"] = len(rm.l1_done)
-        out["rm.timeline buckets (n)"] = sum(len(t.buckets) for t in rm.timelines)
+        out["rm.open batch trades"] = sum(_nb(parts) for parts in members.open.values())
+        out["rm.inflight (n)"] = len(members.inflight)
+        out["rm.inflight tables"] = sum(f.trades.nbytes for f in members.inflight.values())
+        out["rm.l1_groups (n)"] = len(rm.l1_groups.groups)
+        out["rm.l1_done (n)"] = len(rm.l1_groups.done)
     out["pyarrow pool"] = pa.total_allocated_bytes()
     out["sqlite3_memory_used (page caches, all connections)"] = _sqlite_memory()
     out["malloc in use (mallinfo2 uordblks)"] = _malloc_in_use()
