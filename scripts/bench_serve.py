@@ -288,7 +288,6 @@ def main() -> int:
     ap.add_argument("--assets", type=int, default=8)
     ap.add_argument("--port", type=int, default=8765)
     ap.add_argument("--tick-ms", type=float, default=50.0)
-    ap.add_argument("--step-gap-ms", type=float, default=None, help="serve's --step-gap-ms")
     ap.add_argument("--workdir", type=Path, default=None)
     ap.add_argument("--json", type=Path, default=None, help="write the result here")
     args = ap.parse_args()
@@ -333,7 +332,6 @@ def main() -> int:
             "--tick-ms",
             str(args.tick_ms),
             "--no-webhooks",
-            *([] if args.step_gap_ms is None else ["--step-gap-ms", str(args.step_gap_ms)]),
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,

@@ -1,5 +1,5 @@
-"""When the runtime loop steps queued trades (``Runtime._step_wait``): at the next tick, or at the
-next batch window's end, but never sooner than ``step_gap_ms`` after the last step."""
+"""When the runtime loop steps queued trades (``Runtime._step_wait``): at the next tick, or —
+close-on-time — at the next batch window's end if that comes first."""
 
 from __future__ import annotations
 
@@ -33,19 +33,12 @@ def test_without_a_due_batch_it_waits_for_the_tick() -> None:
 
 
 def test_a_window_end_before_the_tick_is_stepped_when_it_ends() -> None:
-    # 30 ms since the last step (past the 25 ms gap), the window ends in 5 ms: step then.
+    # 30 ms since the last step, the window ends in 5 ms: step then, not at the tick.
     assert wait(_loop(1_000, 1_005, tick_ms=50), 0.03) == pytest.approx(0.005)
-    # Already ended: now.
-    assert wait(_loop(1_000, 990, tick_ms=50), 0.03) == 0.0
-
-
-def test_a_window_end_right_after_a_step_waits_for_the_gap() -> None:
-    # Pools out of phase: another window ended 2 ms after the last step. Stepping at once
-    # would make every pool's window end a step of its own; it waits until the gap is over.
-    assert wait(_loop(1_000, 999, tick_ms=50), 0.002) == pytest.approx(0.023)
-    assert wait(_loop(1_000, 999, tick_ms=50, step_gap_ms=10.0), 0.002) == pytest.approx(0.008)
-    # A gap of zero: every window end is stepped when it ends (the behaviour before the gap).
-    assert wait(_loop(1_000, 999, tick_ms=50, step_gap_ms=0.0), 0.002) == 0.0
+    # Already ended, even right after a step: now.
+    assert wait(_loop(1_000, 990, tick_ms=50), 0.002) == 0.0
+    # Ending after the tick: the tick.
+    assert wait(_loop(1_000, 1_100, tick_ms=50), 0.03) == pytest.approx(0.02)
 
 
 def test_without_close_on_time_only_the_tick_counts() -> None:

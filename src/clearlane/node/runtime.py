@@ -246,12 +246,6 @@ class RuntimeOptions:
     tune_process: bool = False
     trim_interval_s: float = 10.0  # with tune_process: malloc_trim every this many seconds
     close_on_time: bool = True  # step when a batch window ends, not only every tick_ms
-    # Under load, never step again sooner than this after the last step (None: tick_ms / 2).
-    # With close_on_time each pool's window end is a step of its own; with sub-second windows
-    # and pools out of phase that is pools / window steps a second, each with its fixed cost
-    # (validation kernels, commit, audit, projections), and the loop falls behind. The gap
-    # bounds the steps to 1000 / step_gap_ms a second; a window end waits at most that long.
-    step_gap_ms: float | None = None
     hot_ids: int = 1 << 18  # ids per in-memory generation (engine dedup and read-model index)
     flow_id_run_ids: int = 1 << 18  # ids per run written to the store's flow-id archive
     flow_id_bloom_bits: int = 1 << 28  # the archive's fixed Bloom filter (32 MiB)
@@ -519,8 +513,7 @@ class Runtime:
     def _step_wait(self, since: float) -> float:
         """Seconds to wait, ``since`` seconds after the last step, before stepping the queued
         trades: until the next tick or — close_on_time — until the next batch window ends (the
-        step applies what is queued by then and closes it when it ends, not up to a tick
-        later), but never sooner than ``step_gap_ms`` after the last step."""
+        step applies what is queued by then and closes it when it ends, not up to a tick later)."""
         tick = self.options.tick_ms / 1000
         if since >= tick:
             return 0.0
@@ -528,10 +521,7 @@ class Runtime:
         if self.options.close_on_time:
             due = self._batch_due_ms()
             if due is not None:
-                until_due = max(0.0, (due - self.clock.now_ms()) / self.clock.speed / 1000)
-                gap = self.options.step_gap_ms
-                gap_s = (self.options.tick_ms / 2 if gap is None else gap) / 1000
-                wait = min(wait, max(until_due, gap_s - since))
+                wait = min(wait, max(0.0, (due - self.clock.now_ms()) / self.clock.speed / 1000))
         return wait
 
     def _wait_seconds(self) -> float:

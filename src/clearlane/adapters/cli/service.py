@@ -95,10 +95,6 @@ def serve(
     tick_ms: Annotated[
         float, typer.Option(help="Wall ms the loop waits to gather submissions into one step.")
     ] = 50.0,
-    step_gap_ms: Annotated[
-        float | None,
-        typer.Option(help="Under load, the least wall ms between two steps (default: --tick-ms / 2)."),
-    ] = None,
     durable: Annotated[bool, typer.Option(help="fsync every step (survives power loss, slower).")] = False,
     insecure_no_auth: Annotated[
         bool,
@@ -152,11 +148,7 @@ def serve(
     if max_body_kib < 1 or body_timeout <= 0 or header_timeout <= 0:
         raise fail("--max-body-kib, --body-timeout and --header-timeout must be positive")
     options = RuntimeOptions(
-        tick_ms=tick_ms,
-        step_gap_ms=step_gap_ms,
-        durable=durable,
-        tune_process=True,
-        flow_id_bloom_bits=id_filter_mib << 23,
+        tick_ms=tick_ms, durable=durable, tune_process=True, flow_id_bloom_bits=id_filter_mib << 23
     )
     service_options = ServiceOptions(
         auth=not insecure_no_auth,

@@ -20,6 +20,8 @@ columnar histograms and counters at scrape time, so 20,000 trades/s cost nothing
 * ``clearlane_rejects_total{code,source}`` — refused at the edge (``api``) or by the engine;
 * ``clearlane_webhook_delivery_lag_seconds`` — histogram, event commit to successful delivery;
   ``clearlane_webhook_deliveries_total{outcome}``;
+* ``clearlane_runtime_loop_seconds_total{kind}`` (busy, cpu, trim) and
+  ``clearlane_runtime_steps_total{kind}`` (trades, all) — the clearing loop's time and steps;
 * ``clearlane_block_height``, ``clearlane_applied_seq``, ``clearlane_stream_subscribers``.
 """
 
