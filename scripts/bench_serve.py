@@ -8,7 +8,13 @@ collateral deposits, starts ``clearlane serve`` (wall clock) in a subprocess and
 sends ``--rate`` trades/s as ``POST /v1/trades/batch`` requests of ``--batch`` trades over
 ``--connections`` keep-alive connections. A live-stream subscription (``batch.cleared``) gives
 the wall time each batch was cleared; a trade's latency is that time minus the time its request
-was sent (submit → cleared, L2 trades). Every 5 s it samples the server's RSS and CPU time.
+was sent (submit → cleared, L2 trades); ``scheduled_to_cleared_ms`` counts from the time the
+open-loop schedule meant it to go out (a request that waited for a free connection counts its
+wait: no coordinated omission), ``submit_to_receipt_ms`` is the response's own latency (the
+step's commit). The SSE receive time is taken in the generator's own event loop, so a busy
+generator inflates every figure (its CPU a trade is printed). Every 5 s it samples the server's RSS and CPU time, and
+the rows queued for the clearing loop (``/metrics``: trades received but not yet stepped — what a
+loop that falls behind holds in memory).
 
 Prints (and with ``--json`` writes) the achieved rate, errors, latency percentiles, and the RSS
 series. Exit code 1 if any request failed.
@@ -95,14 +101,27 @@ async def stream_closed(
 
 
 async def sampler(
-    pid: int, samples: list[tuple[float, float, float]], stop: asyncio.Event, t0: float
+    pid: int,
+    samples: list[tuple[float, float, float, float]],
+    stop: asyncio.Event,
+    t0: float,
+    base: str,
+    headers: dict[str, str],
 ) -> None:
     proc = psutil.Process(pid)
-    while not stop.is_set():
-        cpu = proc.cpu_times()
-        samples.append((time.perf_counter() - t0, proc.memory_info().rss / 2**20, cpu.user + cpu.system))
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=5)
+    async with httpx.AsyncClient(base_url=base, headers=headers, timeout=10) as client:
+        while not stop.is_set():
+            cpu = proc.cpu_times()
+            queued = -1.0
+            with contextlib.suppress(httpx.HTTPError):
+                for line in (await client.get("/metrics")).text.splitlines():
+                    if line.startswith('clearlane_queue_length{queue="intake_rows"}'):
+                        queued = float(line.split()[-1])
+            samples.append(
+                (time.perf_counter() - t0, proc.memory_info().rss / 2**20, cpu.user + cpu.system, queued)
+            )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=5)
 
 
 async def load(
@@ -117,13 +136,14 @@ async def load(
 ) -> dict[str, Any]:
     closed: dict[str, float] = {}
     stop = asyncio.Event()
-    samples: list[tuple[float, float, float]] = []
+    samples: list[tuple[float, float, float, float]] = []
     close_lag: list[float] = []
     sse = asyncio.create_task(stream_closed(base, headers, closed, stop, close_lag))
     await asyncio.sleep(0.5)
     per_second = rate / batch
     total = min(len(payloads), int(per_second * seconds))
-    sent: list[tuple[float, list[str], int]] = []  # (send time, batch ids of its L2 trades, status)
+    # (due time on the open-loop schedule, send time, receipt time, batch ids of its L2 trades, status)
+    sent: list[tuple[float, float, float, list[str], int]] = []
     errors: list[str] = []
     queue: asyncio.Queue[tuple[int, float] | None] = asyncio.Queue()
     host, port = base.removeprefix("http://").split(":")
@@ -141,7 +161,7 @@ async def load(
                 item = await queue.get()
                 if item is None:
                     return
-                i, _due = item
+                i, due = item
                 body = payloads[i]
                 t_send = time.perf_counter()
                 try:
@@ -159,13 +179,16 @@ async def load(
                     data = await reader.readexactly(length)
                     if status != 200:
                         errors.append(f"{status}: {data[:200]!r}")
-                        sent.append((t_send, [], status))
+                        sent.append((due, t_send, time.perf_counter(), [], status))
                         continue
+                    t_receipt = time.perf_counter()
                     items = orjson.loads(data)["items"]
-                    sent.append((t_send, [it["batch_id"] for it in items if it["batch_id"]], 200))
+                    sent.append(
+                        (due, t_send, t_receipt, [it["batch_id"] for it in items if it["batch_id"]], 200)
+                    )
                 except Exception as exc:  # a transport error is an error of the run
                     errors.append(repr(exc))
-                    sent.append((t_send, [], 0))
+                    sent.append((due, t_send, time.perf_counter(), [], 0))
                     writer.close()
                     reader, writer = await asyncio.open_connection(host, int(port))
         finally:
@@ -173,7 +196,7 @@ async def load(
 
     workers = [asyncio.create_task(worker()) for _ in range(connections)]
     t0 = time.perf_counter()
-    mon = asyncio.create_task(sampler(server_pid, samples, stop, t0))
+    mon = asyncio.create_task(sampler(server_pid, samples, stop, t0, base, headers))
     for i in range(total):
         due = t0 + i / per_second
         delay = due - time.perf_counter()
@@ -189,19 +212,24 @@ async def load(
     sse.cancel()
     await asyncio.gather(mon, return_exceptions=True)
     latencies = []
+    from_due = []
     unmatched = 0
-    for t_send, batch_ids, _ in sent:
+    for due, t_send, _, batch_ids, _ in sent:
         for b in batch_ids:
             t = closed.get(b)
             if t is None:
                 unmatched += 1
             else:
                 latencies.append((t - t_send) * 1000)
+                from_due.append((t - due) * 1000)
     lat = np.array(latencies) if latencies else np.zeros(1)
-    trades_sent = sum(1 for s in sent if s[2] == 200) * batch
+    late = np.array(from_due) if from_due else np.zeros(1)
+    receipt = np.array([(r - s) * 1000 for _, s, r, _, st in sent if st == 200] or [0.0])
+    send_delay = np.array([(s - d) * 1000 for d, s, _, _, _ in sent] or [0.0])
+    trades_sent = sum(1 for s in sent if s[4] == 200) * batch
     rss = [s[1] for s in samples]
     per_minute: dict[int, list[float]] = {}
-    for t, mib, _ in samples:
+    for t, mib, _, _ in samples:
         per_minute.setdefault(int(t // 60), []).append(mib)
     return {
         "requests": len(sent),
@@ -218,6 +246,11 @@ async def load(
             "p99": round(float(np.percentile(lat, 99)), 1),
             "max": round(float(lat.max()), 1),
         },
+        # The same from the time the open-loop schedule meant the request to go out: a request
+        # that waited for a free connection counts its wait (no coordinated omission).
+        "scheduled_to_cleared_ms": _percentiles(late),
+        "submit_to_receipt_ms": _percentiles(receipt),
+        "schedule_to_send_ms": _percentiles(send_delay),
         "window_end_to_event_ms": {
             "p50": round(float(np.percentile(close_lag, 50)), 1) if close_lag else None,
             "p99": round(float(np.percentile(close_lag, 99)), 1) if close_lag else None,
@@ -228,7 +261,16 @@ async def load(
             "max": round(max(rss), 1) if rss else None,
             "mean_per_minute": [round(sum(v) / len(v), 1) for _, v in sorted(per_minute.items())],
         },
-        "samples": [(round(a, 1), round(b, 1), round(c, 1)) for a, b, c in samples],
+        "queued_rows_max": max((s[3] for s in samples), default=None),
+        "samples": [(round(a, 1), round(b, 1), round(c, 1), d) for a, b, c, d in samples],
+    }
+
+
+def _percentiles(values: Any) -> dict[str, float]:
+    return {
+        "p50": round(float(np.percentile(values, 50)), 1),
+        "p99": round(float(np.percentile(values, 99)), 1),
+        "max": round(float(values.max()), 1),
     }
 
 
@@ -239,6 +281,9 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=300)
     ap.add_argument("--window-ms", type=int, default=100, help="batch window of every pool")
     ap.add_argument("--connections", type=int, default=64)
+    ap.add_argument(
+        "--day-trades", type=int, default=6_000_000, help="distinct trades generated; more are re-sent"
+    )
     ap.add_argument("--participants", type=int, default=300)
     ap.add_argument("--assets", type=int, default=8)
     ap.add_argument("--port", type=int, default=8765)
@@ -249,13 +294,21 @@ def main() -> int:
 
     work = args.workdir or Path(tempfile.mkdtemp(prefix="bench-serve-"))
     work.mkdir(parents=True, exist_ok=True)
-    trades_needed = int(args.rate * args.seconds) + args.batch
+    wanted = int(args.rate * args.seconds) + args.batch
+    # A long run at a high rate re-sends the generated day under new ids (each pass's ids get
+    # their own suffix): 15M trades as Python rows would not fit beside the server.
+    trades_needed = min(wanted, args.day_trades)
     print(f"generating {trades_needed:,} trades ...", flush=True)
     t = time.perf_counter()
     config, _, deposits, rows = prepare(
         work, trades_needed, args.participants, args.assets, args.window_ms, 7
     )
-    payloads = bodies(rows, args.batch, f"R{int(time.time())}")
+    tag = f"R{int(time.time())}"
+    payloads = bodies(rows, args.batch, tag)
+    passes = 1
+    while len(payloads) * args.batch < wanted - args.batch:
+        payloads += bodies(rows, args.batch, f"{tag}p{passes}")
+        passes += 1
     del rows
     print(f"prepared {len(payloads):,} request bodies in {time.perf_counter() - t:.1f} s", flush=True)
 
@@ -331,6 +384,9 @@ def main() -> int:
             for line in c.get("/metrics").text.splitlines():
                 if line.startswith("clearlane_runtime_loop_seconds_total"):
                     result[line.split("{")[1].split("}")[0]] = float(line.split()[-1])
+                elif line.startswith("clearlane_runtime_steps_total"):
+                    kind = line.split('"')[1]
+                    result[f"steps_{kind}_per_s"] = round(float(line.split()[-1]) / result["seconds"], 1)
         result["server_cleared_latency_ms"] = {
             lane["pool"]: lane["cleared_latency_ms"] for lane in overview["lanes"] if lane["pool"]
         }
@@ -344,9 +400,9 @@ def main() -> int:
             server.kill()
     samples = result.pop("samples")
     print(json.dumps(result, indent=2, default=str))
-    print("t(s)  rss(MiB)  server cpu(s)")
+    print("t(s)  rss(MiB)  server cpu(s)  queued rows")
     for s in samples:
-        print(f"{s[0]:6.1f} {s[1]:9.1f} {s[2]:9.1f}")
+        print(f"{s[0]:6.1f} {s[1]:9.1f} {s[2]:9.1f} {s[3]:9.0f}")
     if args.json:
         args.json.write_text(json.dumps({**result, "samples": samples}, indent=2, default=str))
     return 1 if result["errors"] else 0

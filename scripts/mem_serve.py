@@ -162,19 +162,19 @@ def components(rt: Any) -> dict[str, int]:
         int(v.nbytes) for v in vars(eng.stats).values() if isinstance(v, np.ndarray)
     )
     if rm is not None:
-        out["rm.index (hot tier)"] = rm.index_nbytes()
-        out["rm.chunk registry"] = int(rm.chunk_seq.nbytes + rm.chunk_part.nbytes + rm.chunk_rows.nbytes)
-        out["rm.cache (arrow)"] = sum(t.nbytes for t in rm.cache.values())
-        out["rm.cache rows"] = rm.cache_rows
-        out["rm.batches arrays"] = sum(_nb(list(vars(pb).values())) for pb in rm.batches) + int(
-            rm.batch_order_pool.nbytes + rm.batch_order_seq.nbytes
+        rec, members = rm.records, rm.members
+        out["rm.index (hot tier)"] = rec.index_nbytes()
+        out["rm.chunk registry"] = int(rec.chunk_seq.nbytes + rec.chunk_part.nbytes + rec.chunk_rows.nbytes)
+        out["rm.cache (arrow)"] = sum(t.nbytes for t in rec.cache.values())
+        out["rm.cache rows"] = rec.cache_rows
+        out["rm.batches arrays"] = sum(_nb(list(vars(pb).values())) for pb in rm.batches.pool) + int(
+            rm.batches.order_pool.nbytes + rm.batches.order_seq.nbytes
         )
-        out["rm.open_trades"] = _nb(list(rm.open_trades.values()))
-        out["rm.inflight (n)"] = len(rm.inflight)
-        out["rm.inflight tables"] = sum(f.trades.nbytes for f in rm.inflight.values())
-        out["rm.l1_groups (n)"] = len(rm.l1_groups)
-        out["rm.l1_done (n)"] = len(rm.l1_done)
-        out["rm.timeline buckets (n)"] = sum(len(t.buckets) for t in rm.timelines)
+        out["rm.open batch trades"] = sum(_nb(parts) for parts in members.open.values())
+        out["rm.inflight (n)"] = len(members.inflight)
+        out["rm.inflight tables"] = sum(f.trades.nbytes for f in members.inflight.values())
+        out["rm.l1_groups (n)"] = len(rm.l1_groups.groups)
+        out["rm.l1_done (n)"] = len(rm.l1_groups.done)
     out["pyarrow pool"] = pa.total_allocated_bytes()
     out["sqlite3_memory_used (page caches, all connections)"] = _sqlite_memory()
     out["malloc in use (mallinfo2 uordblks)"] = _malloc_in_use()
@@ -292,6 +292,14 @@ def main() -> None:
                 for stat in snap.compare_to(snap0, "lineno")[:12]:
                     print("   ", stat)
     st = np.array(step_times) * 1000
+    cpu = time.process_time() - cpu0
+    rm = rt.readmodel
+    cleared = int(rm.batches.counts.sum()) if rm is not None else 0
+    print(
+        f"\nloop CPU (process, in-process runtime, no HTTP): {cpu:.1f} s = {cpu * 1e6 / max(1, done):.1f} µs a trade, "
+        f"{cpu * 1000 / max(1, len(st)):.1f} ms a step; batches seen by the read model: {cleared:,} "
+        f"({cleared / max(1e-9, len(st) * args.step_ms / 1000):.0f} a second of engine time)"
+    )
     print(
         f"\nstep wall ms ({len(st)} steps): p50 {np.percentile(st, 50):.1f}  p90 {np.percentile(st, 90):.1f}  "
         f"p99 {np.percentile(st, 99):.1f}  p99.9 {np.percentile(st, 99.9):.1f}  max {st.max():.1f}"

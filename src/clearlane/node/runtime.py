@@ -494,16 +494,8 @@ class Runtime:
                 self._wake.clear()
                 if self._stop.is_set():
                     break
-                since = time.perf_counter() - last_step
-                tick = self.options.tick_ms / 1000
-                if self._trades and since < tick:
-                    wait = tick - since
-                    if self.options.close_on_time:
-                        # A batch window that ends before the next tick is closed when it ends
-                        # (the step applies what is queued by then), not up to a tick later.
-                        due = self._batch_due_ms()
-                        if due is not None:
-                            wait = min(wait, max(0.0, (due - self.clock.now_ms()) / self.clock.speed / 1000))
+                if self._trades:
+                    wait = self._step_wait(time.perf_counter() - last_step)
                     if wait > 0:
                         time.sleep(wait)
                 last_step = time.perf_counter()
@@ -517,6 +509,20 @@ class Runtime:
             # Every waiting submission is answered (503), also those the failed iteration had
             # taken: a request left waiting would hold its connection, and a server's stop, for ever.
             self._fail_pending(RuntimeUnavailable(f"clearing runtime failed: {exc}"), inflight=True)
+
+    def _step_wait(self, since: float) -> float:
+        """Seconds to wait, ``since`` seconds after the last step, before stepping the queued
+        trades: until the next tick or — close_on_time — until the next batch window ends (the
+        step applies what is queued by then and closes it when it ends, not up to a tick later)."""
+        tick = self.options.tick_ms / 1000
+        if since >= tick:
+            return 0.0
+        wait = tick - since
+        if self.options.close_on_time:
+            due = self._batch_due_ms()
+            if due is not None:
+                wait = min(wait, max(0.0, (due - self.clock.now_ms()) / self.clock.speed / 1000))
+        return wait
 
     def _wait_seconds(self) -> float:
         if self._trades or self._events:

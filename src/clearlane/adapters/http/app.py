@@ -31,9 +31,10 @@ from clearlane.adapters.http.common import (
     allow,
     cached,
 )
+from clearlane.adapters.http.fastpath import TradeBatchPath
 from clearlane.adapters.http.guard import BodyGuard
 from clearlane.adapters.http.idempotency import IdempotencyKeys, MemoryKeyStore, RequestIds, ResponseStore
-from clearlane.adapters.http.routes import ROUTERS
+from clearlane.adapters.http.routes import ROUTERS, trades
 from clearlane.adapters.sql.idempotency import SqlIdempotencyStore
 from clearlane.adapters.sql.store import Store as SqlStore
 from clearlane.node.runtime import Runtime
@@ -92,9 +93,11 @@ def create_app(
     # Extra routers (dashboard, webhooks, proofs) ask for a role with app.state.allow(...).
     app.state.allow = lambda *roles: Annotated[Principal, Depends(allow(*roles))]
     handlers.install(app)
-    # Innermost first: Idempotency-Key sees a body the guard bounds; every response, the
-    # guard's refusals included, gets its request id.
+    # Innermost first: the trade batch's lean path (fastpath.py) behind all three;
+    # Idempotency-Key sees a body the guard bounds; every response, the guard's refusals
+    # included, gets its request id.
     app.state.idempotency = _key_store(runtime)
+    app.add_middleware(TradeBatchPath, path="/v1/trades/batch", handler=trades.batch_response)
     app.add_middleware(
         IdempotencyKeys, store=app.state.idempotency, ttl_s=app.state.options.idempotency_ttl_s
     )

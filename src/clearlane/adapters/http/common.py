@@ -239,6 +239,8 @@ def items_of(data: Any, key: str, limit: int) -> list[Any]:
             field=key,
             reason=f"more than {limit} items",
         )
+    if set(map(type, items)) == {dict}:  # the usual body, checked in C; else find the culprit
+        return items
     for i, item in enumerate(items):
         if not isinstance(item, dict):
             raise Problem.reject(

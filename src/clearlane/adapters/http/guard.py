@@ -152,7 +152,10 @@ class BodyGuard:
             if deadline is None:
                 deadline = time.monotonic() + self.timeout_s
             try:
-                message = await asyncio.wait_for(receive(), max(0.0, deadline - time.monotonic()))
+                # A timer, not wait_for: wait_for wraps receive() in a task of its own per
+                # message (measured ~20 µs a request on the batch route).
+                async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
+                    message = await receive()
             except TimeoutError:
                 raise EdgeRefusal(too_slow(self.timeout_s)) from None
             if message["type"] != "http.request":

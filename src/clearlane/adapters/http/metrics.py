@@ -20,6 +20,8 @@ columnar histograms and counters at scrape time, so 20,000 trades/s cost nothing
 * ``clearlane_rejects_total{code,source}`` — refused at the edge (``api``) or by the engine;
 * ``clearlane_webhook_delivery_lag_seconds`` — histogram, event commit to successful delivery;
   ``clearlane_webhook_deliveries_total{outcome}``;
+* ``clearlane_runtime_loop_seconds_total{kind}`` (busy, cpu, trim) and
+  ``clearlane_runtime_steps_total{kind}`` (trades, all) — the clearing loop's time and steps;
 * ``clearlane_block_height``, ``clearlane_applied_seq``, ``clearlane_stream_subscribers``.
 """
 
@@ -100,6 +102,14 @@ class _Collector(Collector):
         busy.add_metric(["cpu"], rt.counters.loop_cpu_s)
         busy.add_metric(["trim"], rt.counters.trim_s)
         yield busy
+        steps = CounterMetricFamily(
+            "clearlane_runtime_steps",
+            "Steps the runtime loop logged: trade steps, and every step (trades, events, time)",
+            labels=["kind"],
+        )
+        steps.add_metric(["trades"], float(rt.counters.trade_steps))
+        steps.add_metric(["all"], float(rt.counters.steps))
+        yield steps
         yield GaugeMetricFamily(
             "clearlane_block_height", "Base-layer tip height seen by the engine", value=float(snap.height)
         )

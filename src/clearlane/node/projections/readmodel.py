@@ -493,16 +493,21 @@ def _lane_names(table: pa.Table) -> pa.Array:
 
 def _trade_columns(table: pa.Table, lanes: pa.Array, pools: list[str], pool_codes: I64) -> pa.Table:
     """The columns a per-trade event carries (participant, pool and batch for filtering)."""
-    pool_names = pa.array([*pools, None], type=pa.string()).take(
-        pa.array(np.where(pool_codes >= 0, pool_codes, len(pools)))
-    )
-    seq = table.column("batch_seq").to_numpy()
-    seq_text = pc.utf8_lpad(pc.cast(pa.array(np.maximum(seq, 0)), pa.string()), width=8, padding="0")
-    batch_arr = pc.if_else(
-        pa.array((pool_codes >= 0) & (seq >= 0)),
-        pc.binary_join_element_wise(pc.fill_null(pool_names, ""), seq_text, "-"),
-        pa.scalar(None, pa.string()),
-    )
+    if not (pool_codes >= 0).any():
+        # Layer-1 flows only (a new L1 group, every step that routes any): no pool, no batch —
+        # the same null columns without the four kernels that would spell them.
+        pool_names = batch_arr = pa.nulls(table.num_rows, pa.string())
+    else:
+        pool_names = pa.array([*pools, None], type=pa.string()).take(
+            pa.array(np.where(pool_codes >= 0, pool_codes, len(pools)))
+        )
+        seq = table.column("batch_seq").to_numpy()
+        seq_text = pc.utf8_lpad(pc.cast(pa.array(np.maximum(seq, 0)), pa.string()), width=8, padding="0")
+        batch_arr = pc.if_else(
+            pa.array((pool_codes >= 0) & (seq >= 0)),
+            pc.binary_join_element_wise(pc.fill_null(pool_names, ""), seq_text, "-"),
+            pa.scalar(None, pa.string()),
+        )
     return pa.table(
         {
             "trade_id": as_string(table.column("flow_id")),

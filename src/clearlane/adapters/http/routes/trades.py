@@ -66,6 +66,13 @@ async def submit_trade(request: Request, principal: Submitter, runtime: RuntimeD
     responses={413: problem_doc("Body larger than 16 MiB")},
 )
 async def submit_trades(request: Request) -> Response:
+    # Served by fastpath.TradeBatchPath before routing; this route documents it (OpenAPI) and
+    # answers it where the fast path is not installed.
+    return await batch_response(request)
+
+
+async def batch_response(request: Request) -> Response:
+    """``POST /v1/trades/batch``: the receipts of a bulk submission (or raises the problem)."""
     # The roles as Submitter's, checked directly: no dependency solving on the hot path.
     principal = await authorize(request, SUBMITTERS)
     runtime = await runtime_of(request)
@@ -80,7 +87,7 @@ def _batch_depth(data: Any, raw: bytes) -> int | None:
     those containers (3; then no value can nest, and scanning the bytes for depth — costlier than
     parsing them — is skipped), else None. A bracket inside a string only costs the scan."""
     items = data.get("trades") if type(data) is dict else None
-    if type(items) is not list or not all(type(item) is dict for item in items):
+    if type(items) is not list or (items and set(map(type, items)) != {dict}):
         return None
     if raw.count(b"{") != len(items) + 1 or raw.count(b"[") != 1:
         return None
