@@ -67,17 +67,17 @@ def _threaded(table: pa.Table) -> bytes:
     st.lists(st.tuples(st.integers(0, 20), st.integers(0, 6), st.booleans()), max_size=8),
     st.booleans(),
 )
-def test_tables_through_one_writer_are_each_tables_write_table(
+def test_batches_through_one_writer_are_each_ones_write_table(
     numbers: list[int | None], words: list[str | None], cuts: list[tuple[int, int, bool]], compress: bool
 ) -> None:
-    """Slices of one parent (as a step's batches are slices of its chunk: the writer keeps bytes
-    past a slice's end, so each must be written from its own arrays), fresh copies, empty ones,
-    record batches and tables mixed, and a second schema interleaved."""
+    """Slices of one parent (as a step's batches' flow ids are slices of its chunk: the writer
+    keeps bytes past a slice's end), fresh copies and empty batches: each blob is what
+    write_table of that batch's own table writes."""
     n = min(len(numbers), len(words))
     parent = pa.table(
         {"account": pa.array(numbers[:n], pa.int64()), "name": pa.array(words[:n], pa.string())}
     )
-    tables: list[pa.Table | pa.RecordBatch] = []
+    batches = []
     for start, size, fresh in cuts:
         piece = parent.slice(min(start, n), size)
         if fresh:
@@ -85,17 +85,48 @@ def test_tables_through_one_writer_are_each_tables_write_table(
                 {"account": piece.column(0).to_pylist(), "name": piece.column(1).to_pylist()},
                 schema=parent.schema,
             )
-        tables.append(piece.combine_chunks().to_batches()[0] if piece.num_rows and start % 2 else piece)
-        tables.append(pa.table({"other": np.arange(size % 3, dtype=np.int64)}))
-    blobs = codec.write_tables(tables, compress=compress)
-    as_tables = [pa.Table.from_batches([t]) if isinstance(t, pa.RecordBatch) else t for t in tables]
-    assert blobs == [codec.write_table(t, compress=compress) for t in as_tables]
+        arrays = [c.chunk(0) if c.num_chunks else pa.array([], c.type) for c in piece.columns]
+        batches.append(pa.RecordBatch.from_arrays(arrays, schema=parent.schema))
+    blobs = codec.write_batches(parent.schema, batches, compress=compress)
+    tables = [pa.Table.from_batches([b]) for b in batches]
+    assert blobs == [codec.write_table(t, compress=compress) for t in tables]
     if compress:  # the same bytes the thread pool's writer produced (the stored, pinned bytes)
-        assert blobs == [_threaded(t) for t in as_tables]
+        assert blobs == [_threaded(t) for t in tables]
 
 
-def test_tables_of_a_dictionary_column_go_one_by_one() -> None:
+def test_batches_of_a_dictionary_column_go_one_by_one() -> None:
     table = pa.table({"d": pa.array(["a", "b", "a", "c"]).dictionary_encode()})
-    tables = [table.slice(0, 1), table.slice(1, 0), table.slice(1, 3)]
-    assert codec.write_tables(tables) == [_threaded(t) for t in tables]
-    assert codec.write_tables([]) == []
+    batches = [b for t in (table.slice(0, 1), table.slice(1, 0), table.slice(1, 3)) for b in t.to_batches()]
+    assert codec.write_batches(table.schema, batches) == [
+        _threaded(pa.Table.from_batches([b])) for b in batches
+    ]
+    assert codec.write_batches(table.schema, []) == []
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(
+        st.lists(st.tuples(st.integers(-(2**63), 2**63 - 1), st.integers(-(2**63), 2**63 - 1)), max_size=5),
+        max_size=12,
+    )
+)
+def test_int64_columns_are_each_ranges_own_table(entries: list[list[tuple[int, int]]]) -> None:
+    """The ledger's legs: each entry's blob as write_table of a table of its own two arrays."""
+    accounts = np.array([a for legs in entries for a, _ in legs], dtype=np.int64)
+    amounts = np.array([m for legs in entries for _, m in legs], dtype=np.int64)
+    bounds = np.concatenate([[0], np.cumsum([len(legs) for legs in entries])]).tolist()
+    blobs = codec.write_int64_columns(("account", "amount_minor"), [accounts, amounts], bounds)
+    expected = [
+        codec.write_table(
+            pa.table(
+                {
+                    "account": np.array([a for a, _ in legs], dtype=np.int64),
+                    "amount_minor": np.array([m for _, m in legs], dtype=np.int64),
+                }
+            ),
+            compress=False,
+        )
+        for legs in entries
+    ]
+    assert blobs == expected
+    assert blobs == [_stream(codec.read_table(b)) for b in blobs]

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -23,7 +24,7 @@ from clearlane.core.engine.core import LogEntry
 from clearlane.core.ledger.entries import JournalEntry
 from clearlane.core.model.events import BatchCleared, L1GroupUpdated, Step, batch_changes, batch_event_row
 from clearlane.core.model.states import BatchState
-from clearlane.core.proofs.codec import write_table, write_tables
+from clearlane.core.proofs.codec import write_batches, write_int64_columns, write_table
 from clearlane.core.proofs.hashchain import submission_json
 from clearlane.node.auditor import AuditStep, record_kind
 
@@ -236,15 +237,16 @@ class GroupRows:
 
 def ledger_rows(entries: Sequence[JournalEntry]) -> list[Row]:
     """The ``ledger_entries`` rows of new journal entries; the legs blobs (one uncompressed IPC
-    stream per entry, of its ``account`` and ``amount_minor`` columns) written through one
-    stream writer (a step of the demo's day posts ~50,000 entries; issue 18). Same bytes as
-    :func:`write_table` of each entry's own table (test)."""
-    blobs = write_tables(
-        [
-            pa.RecordBatch.from_arrays([pa.array(e.accounts), pa.array(e.amounts_minor)], names=_LEGS)
-            for e in entries
-        ],
-        compress=False,
+    stream per entry, of its ``account`` and ``amount_minor`` columns) written from the step's
+    legs concatenated (``write_int64_columns``: a step of the demo's day posts ~50,000 entries;
+    issue 18). Same bytes as :func:`write_table` of each entry's own table (test)."""
+    if not entries:
+        return []
+    sizes = np.fromiter((e.accounts.shape[0] for e in entries), dtype=np.int64, count=len(entries))
+    blobs = write_int64_columns(
+        _LEGS,
+        [np.concatenate([e.accounts for e in entries]), np.concatenate([e.amounts_minor for e in entries])],
+        np.concatenate([[0], np.cumsum(sizes)]).tolist(),
     )
     return [
         (
@@ -262,28 +264,30 @@ def ledger_rows(entries: Sequence[JournalEntry]) -> list[Row]:
     ]
 
 
-_LEGS = ["account", "amount_minor"]
-_DETAIL = ["flow_id", "received_ms"]
-_NET = ["participant", "asset", "net_minor"]
+_LEGS = ("account", "amount_minor")
 
 
 def cleared_rows(batches: list[BatchCleared], seq: int) -> list[Row]:
     """:func:`cleared_row` of each batch, the blobs of all of them written through one stream
     writer per table kind instead of two stream writers per batch (issue 18)."""
-    if not all(map(_plain, batches)):
+    schemas = _cleared_schemas(batches)
+    if schemas is None:
         return [cleared_row(b, seq) for b in batches]  # as it always did (or raises as it did)
-    blobs = write_tables(
-        [
-            table
-            for b in batches
-            for table in (
-                pa.RecordBatch.from_arrays([b.flow_ids, pa.array(b.received_ms)], names=_DETAIL),
-                pa.RecordBatch.from_arrays(
-                    [b.net_participant, b.net_asset, pa.array(b.net_minor)], names=_NET
-                ),
-            )
-        ]
-    )
+    detail, net = schemas
+    # The int64 columns as slices of one array each (at offset 1 or more, which the writer
+    # truncates to exactly the slice's values: the bytes of the batch's own NumPy array); the
+    # string columns are the batch's own arrays (their bytes depend on their layout).
+    times = _int64_parent([b.received_ms for b in batches])
+    amounts = _int64_parent([b.net_minor for b in batches])
+    detail_batches, net_batches, t, a = [], [], 1, 1
+    for b in batches:
+        n, m = len(b.received_ms), len(b.net_minor)
+        detail_batches.append(pa.RecordBatch.from_arrays([b.flow_ids, times.slice(t, n)], schema=detail))
+        net_batches.append(
+            pa.RecordBatch.from_arrays([b.net_participant, b.net_asset, amounts.slice(a, m)], schema=net)
+        )
+        t, a = t + n, a + m
+    details, nets = write_batches(detail, detail_batches), write_batches(net, net_batches)
     cleared = BatchState.CLEARED.label
     return [
         (
@@ -299,25 +303,45 @@ def cleared_rows(batches: list[BatchCleared], seq: int) -> list[Row]:
             b.root,
             cleared,
             seq,
-            blobs[2 * i],
-            blobs[2 * i + 1],
+            d,
+            n,
         )
-        for i, b in enumerate(batches)
+        for b, d, n in zip(batches, details, nets, strict=True)
     ]
 
 
-def _plain(b: BatchCleared) -> bool:
-    """Columns that make the same record batch as ``pa.table`` does: Arrow arrays and NumPy
-    vectors of matching lengths."""
-    return (
-        isinstance(b.flow_ids, pa.Array)
-        and isinstance(b.net_participant, pa.Array)
-        and isinstance(b.net_asset, pa.Array)
-        and isinstance(b.received_ms, np.ndarray)
-        and isinstance(b.net_minor, np.ndarray)
-        and len(b.flow_ids) == len(b.received_ms)
-        and len(b.net_participant) == len(b.net_asset) == len(b.net_minor)
-    )
+def _int64_parent(columns: list[npt.NDArray[np.int64]]) -> pa.Array:
+    """The columns concatenated after one leading zero (so that no slice starts at offset 0)."""
+    return pa.array(np.concatenate([np.zeros(1, dtype=np.int64), *columns]))
+
+
+def _cleared_schemas(batches: list[BatchCleared]) -> tuple[pa.Schema, pa.Schema] | None:
+    """The detail and net schemas ``pa.table`` gives every batch, or None when the batches do not
+    all give the same ones from Arrow string arrays and int64 NumPy vectors of matching lengths."""
+    if not batches:
+        return None
+    first = batches[0]
+    ids, participant, asset = first.flow_ids.type, first.net_participant.type, first.net_asset.type
+    for b in batches:
+        if not (
+            isinstance(b.flow_ids, pa.Array)
+            and isinstance(b.net_participant, pa.Array)
+            and isinstance(b.net_asset, pa.Array)
+            and isinstance(b.received_ms, np.ndarray)
+            and isinstance(b.net_minor, np.ndarray)
+            and b.received_ms.dtype == np.int64
+            and b.net_minor.dtype == np.int64
+            and b.received_ms.ndim == b.net_minor.ndim == 1
+            and b.flow_ids.type == ids
+            and b.net_participant.type == participant
+            and b.net_asset.type == asset
+            and len(b.flow_ids) == len(b.received_ms)
+            and len(b.net_participant) == len(b.net_asset) == len(b.net_minor)
+        ):
+            return None
+    detail = pa.schema([("flow_id", ids), ("received_ms", pa.int64())])
+    net = pa.schema([("participant", participant), ("asset", asset), ("net_minor", pa.int64())])
+    return detail, net
 
 
 def cleared_row(b: BatchCleared, seq: int) -> Row:

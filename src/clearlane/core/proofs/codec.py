@@ -5,10 +5,13 @@ Pure (pyarrow and json only): the store, the memory store and the verifiers shar
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 
 from clearlane.core.proofs.canonical import canonical_json
@@ -37,33 +40,77 @@ def write_table(table: pa.Table, *, compress: bool = True) -> bytes:
     return bytes(sink.getvalue())
 
 
-def write_tables(tables: Sequence[pa.Table | pa.RecordBatch], *, compress: bool = True) -> list[bytes]:
-    """``[write_table(t, compress=compress) for t in tables]`` byte for byte (a record batch
-    written as the one-chunk table of it), through ONE stream writer per schema instead of one per
-    table: each blob is the schema message, the messages the writer wrote for that table (none
-    for an empty table, as :func:`write_table` writes none) and the end marker. A stream writer
+def write_batches(
+    schema: pa.Schema, batches: Sequence[pa.RecordBatch], *, compress: bool = True
+) -> list[bytes]:
+    """``write_table(pa.Table.from_batches([b]), compress=compress)`` for each batch of
+    ``schema``, byte for byte, through ONE stream writer instead of one per blob: each blob is
+    the schema message, the message the writer wrote for that batch (none for an empty batch,
+    as :func:`write_table` writes none for an empty table) and the end marker. A stream writer
     per blob cost ~20 us of set-up for a two-row table, and a step writes two such blobs per
-    cleared batch and one per journal entry (issue 18).
+    cleared batch (issue 18).
 
-    Each table is written from its own arrays, never from a concatenation: the writer keeps up to
-    64 bytes of a sliced string column's data past the slice's end, and a fixed-width buffer
-    whole when it is shorter than 64 bytes, so the bytes depend on the buffers' layout, not only
-    on the values. Property test: tests/core/test_codec_fast.py."""
-    out: list[bytes] = []
-    streams: dict[pa.Schema, _Stream] = {}
-    for i, table in enumerate(tables):
-        schema = table.schema
-        if not _flat(schema):
-            out.append(write_table(_as_table(table), compress=compress))
-            continue
-        stream = streams.get(schema)
-        if stream is None:
-            stream = streams[schema] = _Stream(schema, compress)
-        stream.write(i, table)
-        out.append(b"")
-    for stream in streams.values():
-        stream.finish(out)
+    Each batch must be made of the arrays the blob was always written from, never slices of a
+    concatenation: the writer keeps up to 64 bytes of a sliced string column's data past the
+    slice's end, so the bytes depend on the buffers' layout, not only on the values. Property
+    test: tests/core/test_codec_fast.py."""
+    if not _flat(schema):
+        return [write_table(pa.Table.from_batches([b], schema=schema), compress=compress) for b in batches]
+    stream = _Stream(schema, compress)
+    for i, batch in enumerate(batches):
+        stream.write(i, batch)
+    out = [b""] * len(batches)
+    stream.finish(out)
     return out
+
+
+def write_int64_columns(
+    names: Sequence[str], columns: Sequence[npt.NDArray[np.int64]], bounds: Sequence[int]
+) -> list[bytes]:
+    """The uncompressed :func:`write_table` of each row range ``bounds[i]:bounds[i + 1]`` of
+    int64 columns without nulls (the ledger's legs, one blob per journal entry), without Arrow
+    per blob: such a record batch's message is a header that depends only on its row count
+    (taken from Arrow once per count and checked) followed by each column's little-endian
+    values. The same bytes as a table of the range's own arrays (property test)."""
+    schema = pa.schema([(name, pa.int64()) for name in names])
+    head = _schema_message(schema)
+    if any(np.asarray(c).dtype != np.int64 for c in columns):
+        raise TypeError("write_int64_columns takes int64 columns (another type has other bytes)")
+    data = [np.ascontiguousarray(c, dtype="<i8").data.cast("B") for c in columns]
+    out = []
+    for lo, hi in itertools.pairwise(int(b) for b in bounds):
+        if hi == lo:
+            out.append(head + _EOS)
+            continue
+        parts: list[bytes | memoryview] = [head, _int64_header(schema, hi - lo)]
+        parts.extend(d[8 * lo : 8 * hi] for d in data)
+        parts.append(_EOS)
+        out.append(b"".join(parts))
+    return out
+
+
+_INT64_HEADERS: dict[tuple[pa.Schema, int], bytes] = {}
+
+
+def _int64_header(schema: pa.Schema, rows: int) -> bytes:
+    """The record-batch message of ``rows`` rows of ``schema`` (int64 columns) up to its body,
+    from Arrow's own message for a batch of distinct values, checked to end with exactly those
+    values' bytes column after column (no padding: each column is ``8 * rows`` bytes)."""
+    key = (schema, rows)
+    header = _INT64_HEADERS.get(key)
+    if header is None:
+        columns = [np.arange(i * rows, (i + 1) * rows, dtype="<i8") + 1 for i in range(len(schema))]
+        message = (
+            pa.RecordBatch.from_arrays([pa.array(c) for c in columns], schema=schema).serialize().to_pybytes()
+        )
+        body = b"".join(c.tobytes() for c in columns)
+        header = message[: len(message) - len(body)]
+        zeros = pa.RecordBatch.from_arrays([pa.array(np.zeros(rows, "<i8"))] * len(schema), schema=schema)
+        if not message.endswith(body) or zeros.serialize().to_pybytes() != header + bytes(len(body)):
+            raise CodecError(f"Arrow's record batch of {rows} int64 rows is not a header and the values")
+        if len(_INT64_HEADERS) < 4096:
+            _INT64_HEADERS[key] = header
+    return header
 
 
 class CodecError(RuntimeError):
@@ -71,8 +118,8 @@ class CodecError(RuntimeError):
 
 
 class _Stream:
-    """One stream writer shared by many tables of one schema; records where each one's messages
-    start and end in the stream."""
+    """One stream writer shared by many batches of one schema; records where each one's message
+    starts and ends in the stream."""
 
     def __init__(self, schema: pa.Schema, compress: bool) -> None:
         self.head = _schema_message(schema)
@@ -82,13 +129,10 @@ class _Stream:
         )
         self.spans: list[tuple[int, int, int]] = []  # (index in the output, start, end)
 
-    def write(self, index: int, table: pa.Table | pa.RecordBatch) -> None:
+    def write(self, index: int, batch: pa.RecordBatch) -> None:
         start = self.sink.tell()
-        if isinstance(table, pa.RecordBatch):
-            if table.num_rows:  # write_table writes no batch for an empty table
-                self.writer.write_batch(table)
-        else:
-            self.writer.write_table(table)
+        if batch.num_rows:  # write_table writes no batch for an empty table
+            self.writer.write_batch(batch)
         # The writer sends the schema message with its first batch: never part of a table's span.
         self.spans.append((index, max(start, len(self.head)), self.sink.tell()))
 
@@ -100,10 +144,6 @@ class _Stream:
             raise CodecError("the stream writer's schema message differs from the cached one")
         for index, start, end in self.spans:
             out[index] = b"".join([head, data[start:end], _EOS]) if end > start else head + _EOS
-
-
-def _as_table(table: pa.Table | pa.RecordBatch) -> pa.Table:
-    return pa.Table.from_batches([table]) if isinstance(table, pa.RecordBatch) else table
 
 
 def _schema_message(schema: pa.Schema) -> bytes:
