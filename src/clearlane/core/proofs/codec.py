@@ -72,7 +72,8 @@ def write_int64_columns(
     per blob: such a record batch's message is a header that depends only on its row count
     (taken from Arrow once per count and checked) followed by each column's little-endian
     values. The same bytes as a table of the range's own arrays (property test)."""
-    schema = pa.schema([(name, pa.int64()) for name in names])
+    key = tuple(names)
+    schema = pa.schema([(name, pa.int64()) for name in key])
     head = _schema_message(schema)
     if any(np.asarray(c).dtype != np.int64 for c in columns):
         raise TypeError("write_int64_columns takes int64 columns (another type has other bytes)")
@@ -82,21 +83,22 @@ def write_int64_columns(
         if hi == lo:
             out.append(head + _EOS)
             continue
-        parts: list[bytes | memoryview] = [head, _int64_header(schema, hi - lo)]
+        parts: list[bytes | memoryview] = [head, _int64_header(key, schema, hi - lo)]
         parts.extend(d[8 * lo : 8 * hi] for d in data)
         parts.append(_EOS)
         out.append(b"".join(parts))
     return out
 
 
-_INT64_HEADERS: dict[tuple[pa.Schema, int], bytes] = {}
+# Keyed by the column names (all int64) and the row count: a schema's hash costs more than the rest.
+_INT64_HEADERS: dict[tuple[tuple[str, ...], int], bytes] = {}
 
 
-def _int64_header(schema: pa.Schema, rows: int) -> bytes:
+def _int64_header(names: tuple[str, ...], schema: pa.Schema, rows: int) -> bytes:
     """The record-batch message of ``rows`` rows of ``schema`` (int64 columns) up to its body,
     from Arrow's own message for a batch of distinct values, checked to end with exactly those
     values' bytes column after column (no padding: each column is ``8 * rows`` bytes)."""
-    key = (schema, rows)
+    key = (names, rows)
     header = _INT64_HEADERS.get(key)
     if header is None:
         columns = [np.arange(i * rows, (i + 1) * rows, dtype="<i8") + 1 for i in range(len(schema))]
