@@ -6,7 +6,9 @@ the steps one by one wrote — the same values, the same rows in the same order 
 autoincrement ids are the same): inserts first, then every update in log order, so a row that
 one step inserts and a later one updates ends the same. The generic SQLAlchemy path cost more
 than SQLite itself on the writer thread (a ``text()`` compiled and a parameter dict processed
-per statement and row, ~12 statements per step); see docs/PERFORMANCE.md (issue 18).
+per statement and row, ~12 statements per step); see docs/PERFORMANCE.md (issue 18). A step's
+blobs (two per cleared batch, one per journal entry) are written together, not one stream
+writer each, to the same bytes (``cleared_rows``, ``ledger_rows``).
 """
 
 from __future__ import annotations
@@ -138,7 +140,7 @@ class GroupRows:
 
     def _effects(self, step: Step, audit: AuditStep) -> None:
         """Every row the step's events and records stand for (what the auditor built for the
-        transition body — submissions' JSON, batch columns, events, updates — reused)."""
+        transition body — the submissions' JSON, the batch events and updates — reused)."""
         seq, inserts = step.seq, self.inserts
         inserts[TRADE_CHUNKS_SQL].extend(
             (seq, part, table.num_rows, write_table(table))
