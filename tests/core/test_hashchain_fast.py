@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import struct
+from dataclasses import replace
 
 import numpy as np
 import pyarrow as pa
@@ -19,6 +20,8 @@ from clearlane.core.proofs.canonical import canonical_json
 from clearlane.core.proofs.hashchain import (
     _cleared_body,
     cleared_bodies,
+    cleared_columns,
+    detail_digests,
     table_digest,
     transition,
     transition_body,
@@ -86,7 +89,7 @@ def test_transition_body_is_the_canonical_json_of_the_transition(step: Step, sou
 
 @settings(max_examples=40, deadline=None)
 @given(
-    st.lists(st.integers(0, 10**6), min_size=2, max_size=5).flatmap(
+    st.lists(st.integers(0, 10**6), min_size=1, max_size=5).flatmap(
         lambda xs: st.tuples(*[batches(i) for i in range(len(xs))])
     )
 )
@@ -124,3 +127,63 @@ def test_table_digest_follows_its_encoding(rows: list[tuple[str | None, int | No
     )
     table = table.slice(min(skip, table.num_rows))  # a sliced array: offsets not at 0
     assert table_digest(table) == _reference_digest(table)
+
+
+def _detail(b: BatchCleared) -> str:
+    return table_digest(pa.table({"flow_id": b.flow_ids, "received_ms": b.received_ms}))
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(st.integers(0, 10**6), min_size=1, max_size=5).flatmap(
+        lambda xs: st.tuples(*[batches(i) for i in range(len(xs))])
+    ),
+    st.sampled_from(["plain", "nulls", "large", "int32"]),
+)
+def test_detail_digests_of_a_step_are_each_batchs(cleared: tuple[BatchCleared, ...], variant: str) -> None:
+    """From the concatenated columns, the shortcut (plain strings, int64 times) or table by table
+    (nulls, other types) — each batch's digest as its own table gives it."""
+    if variant == "nulls":
+        cleared = tuple(
+            replace(b, flow_ids=pa.array([None, *b.flow_ids.to_pylist()[1:]], pa.string())) if b.flows else b
+            for b in cleared
+        )
+    elif variant == "large":
+        cleared = tuple(replace(b, flow_ids=b.flow_ids.cast(pa.large_string())) for b in cleared)
+    elif variant == "int32":
+        cleared = tuple(replace(b, received_ms=b.received_ms.astype(np.int32)) for b in cleared)
+    columns = cleared_columns(cleared)
+    assert columns is not None
+    assert detail_digests(columns) == [_detail(b) for b in cleared]
+    codes = pa.array(CODES, pa.string())
+    assert cleared_bodies(list(cleared), CODES, codes) == [_cleared_body(b, CODES, codes) for b in cleared]
+
+
+def test_columns_that_cannot_be_concatenated_go_batch_by_batch() -> None:
+    """Mixed column types or lengths that disagree: no columns, and the bodies (or the error)
+    are what one batch at a time gives."""
+    base = BatchCleared(
+        batch_id="B0",
+        pool="fast",
+        seq=0,
+        opened_at_ms=1,
+        cleared_at_ms=2,
+        flows=1,
+        obligations=1,
+        gross_usd=1.0,
+        net_usd=1.0,
+        root=bytes(32),
+        flow_ids=pa.array(["F"]),
+        received_ms=np.array([5], dtype=np.int64),
+        net_participant=pa.array(["P"]),
+        net_asset=pa.array(["USD"]),
+        net_minor=np.array([3], dtype=np.int64),
+        gross_minor=np.array([3, 0, 0, 0], dtype=np.int64),
+    )
+    mixed = [base, replace(base, batch_id="B1", flow_ids=pa.array(["G"], pa.large_string()))]
+    assert cleared_columns(mixed) is None
+    codes = pa.array(CODES, pa.string())
+    assert cleared_bodies(mixed, CODES, codes) == [_cleared_body(b, CODES, codes) for b in mixed]
+    assert cleared_columns([base, replace(base, net_minor=np.array([1, 2], dtype=np.int64))]) is None
+    assert cleared_columns([replace(base, received_ms=[5])]) is None  # not a NumPy array
+    assert cleared_columns([]) is None

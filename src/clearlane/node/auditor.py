@@ -99,6 +99,10 @@ class AuditStep:
     # submission_json of each of the step's submissions, in order (the outbox rows' payloads);
     # empty when not computed (the store then encodes them itself).
     submissions_json: list[bytes] = field(default_factory=list)
+    # The transition's "events" rows ([batch, event, at_ms, detail] per batch event) and its
+    # "updates" (batch_changes), built once for the body and the store's rows (None: not built).
+    batch_events: list[list[Any]] | None = None
+    batch_updates: dict[str, dict[str, Any]] | None = None
 
 
 def record_kind(text: str) -> tuple[str, str]:
@@ -215,6 +219,7 @@ class Auditor:
         body_doc, body = transition_body(seq, at_ms, kind, fx, self.asset_codes, source_id, submissions)
         step = self._append(seq, at_ms, kind, payload, payload_bytes, body_doc, body)
         step.submissions_json = submissions
+        step.batch_events, step.batch_updates = body_doc["events"], body_doc["updates"]
         return step
 
     def _append(
@@ -243,9 +248,9 @@ class Auditor:
             )
             self.pending_signer = None
         for text in self.fold.step(kind, payload, body_doc):
-            data = text.encode()
-            step.records.append((self.frontier.size, text, leaf_hash(data)))
-            self.frontier.append(data)
+            digest = leaf_hash(text.encode())  # once: the record's row and the tree's leaf
+            step.records.append((self.frontier.size, text, digest))
+            self.frontier.append_hash(digest)
         self.head = head
         self.seq = seq
         return step

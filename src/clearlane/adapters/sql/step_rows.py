@@ -6,21 +6,27 @@ the steps one by one wrote — the same values, the same rows in the same order 
 autoincrement ids are the same): inserts first, then every update in log order, so a row that
 one step inserts and a later one updates ends the same. The generic SQLAlchemy path cost more
 than SQLite itself on the writer thread (a ``text()`` compiled and a parameter dict processed
-per statement and row, ~12 statements per step); see docs/PERFORMANCE.md (issue 18).
+per statement and row, ~12 statements per step); see docs/PERFORMANCE.md (issue 18). A step's
+blobs (two per cleared batch, one per journal entry) are written together, not one stream
+writer each, to the same bytes (``cleared_rows``, ``ledger_rows``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from clearlane.core.engine.core import LogEntry
+from clearlane.core.ledger.entries import JournalEntry
 from clearlane.core.model.events import BatchCleared, L1GroupUpdated, Step, batch_changes, batch_event_row
 from clearlane.core.model.states import BatchState
-from clearlane.core.proofs.codec import write_table
+from clearlane.core.proofs.codec import write_batches, write_int64_columns, write_table
 from clearlane.core.proofs.hashchain import submission_json
 from clearlane.node.auditor import AuditStep, record_kind
 
@@ -105,10 +111,14 @@ class GroupRows:
 
     def update(self, sql: str, row: Row) -> None:
         """Queue an update after the ones queued before (a run of one statement is merged)."""
+        self.update_many(sql, [row])
+
+    def update_many(self, sql: str, rows: list[Row]) -> None:
+        """Queue updates after the ones queued before, in order."""
         if self.updates and self.updates[-1][0] == sql:
-            self.updates[-1][1].append(row)
+            self.updates[-1][1].extend(rows)
         else:
-            self.updates.append((sql, [row]))
+            self.updates.append((sql, list(rows)))
 
     def add_step(
         self,
@@ -124,32 +134,31 @@ class GroupRows:
         self.inserts[INPUT_LOG_SQL].append(
             (seq, entry.at_ms, entry.kind, source_id, payload, audit.input_prev, audit.input_hash)
         )
-        self._effects(step, audit.submissions_json)
+        self._effects(step, audit)
         self._audit(audit)
         self.state = (seq, state_root, audit.head, now_ms)
 
-    def _effects(self, step: Step, submissions: list[bytes]) -> None:
-        """Every row the step's events and records stand for."""
+    def _effects(self, step: Step, audit: AuditStep) -> None:
+        """Every row the step's events and records stand for (what the auditor built for the
+        transition body — the submissions' JSON, the batch events and updates — reused)."""
         seq, inserts = step.seq, self.inserts
         inserts[TRADE_CHUNKS_SQL].extend(
             (seq, part, table.num_rows, write_table(table))
             for part, table in enumerate(step.tables())
             if table.num_rows
         )
-        inserts[BATCHES_SQL].extend(cleared_row(b, seq) for b in step.cleared())
-        updates: dict[tuple[str, ...], list[Row]] = {}
-        for batch_id, columns_set in batch_changes(step.events).items():
-            columns = tuple(columns_set)
-            updates.setdefault(columns, []).append((*(columns_set[k] for k in columns), batch_id))
-        for columns, rows in updates.items():
-            sets = ", ".join(f"{k} = ?" for k in columns)
-            for row in rows:
-                self.update(f"UPDATE batches SET {sets} WHERE batch_id = ?", row)
-        inserts[BATCH_EVENTS_SQL].extend((*batch_event_row(e), seq) for e in step.batch_events())
+        inserts[BATCHES_SQL].extend(cleared_rows(step.cleared(), seq))
+        updates = audit.batch_updates
+        self._batch_updates(updates if updates is not None else batch_changes(step.events))
+        if audit.batch_events is not None:
+            inserts[BATCH_EVENTS_SQL].extend((b, e, a, d, seq) for b, e, a, d in audit.batch_events)
+        else:
+            inserts[BATCH_EVENTS_SQL].extend((*batch_event_row(e), seq) for e in step.batch_events())
         for l1 in step.l1_updates():
             self._l1_group(seq, l1)
         # ~500k rows a day (one L1 transaction per gross flow): the canonical JSON built directly,
         # by the auditor if it did (``submissions``: what it put in the transition body).
+        submissions = audit.submissions_json
         if len(submissions) != len(step.submissions):
             submissions = [submission_json(tx) for tx in step.submissions]
         inserts[OUTBOX_SQL].extend(
@@ -161,24 +170,20 @@ class GroupRows:
                 (seq, r["row"], r["id"], r["code"], r["error"], r["field"], r["reason"])
             )
         changes = step.ledger
-        inserts[LEDGER_SQL].extend(
-            (
-                e.entry_id,
-                e.kind,
-                e.at_ms,
-                e.ref,
-                bool(e.pending),
-                e.timeout_at_ms,
-                "pending" if e.pending else "posted",
-                e.at_ms,
-                write_table(
-                    pa.table({"account": e.accounts, "amount_minor": e.amounts_minor}), compress=False
-                ),
-            )
-            for e in changes.new_entries
-        )
+        inserts[LEDGER_SQL].extend(ledger_rows(changes.new_entries))
         for c in changes.status_changes:
             self.update(LEDGER_STATUS_SQL, (str(c.status.value), c.at_ms, c.entry_id))
+
+    def _batch_updates(self, changes: dict[str, dict[str, Any]]) -> None:
+        """One UPDATE per batch the step changed (``batch_changes``), grouped by the columns it
+        sets, in order of each group's first batch (a batch is changed by one row of one group)."""
+        updates: dict[tuple[str, ...], list[Row]] = {}
+        for batch_id, columns_set in changes.items():
+            columns = tuple(columns_set)
+            updates.setdefault(columns, []).append((*(columns_set[k] for k in columns), batch_id))
+        for columns, rows in updates.items():
+            sets = ", ".join(f"{k} = ?" for k in columns)
+            self.update_many(f"UPDATE batches SET {sets} WHERE batch_id = ?", rows)
 
     def _l1_group(self, seq: int, update: L1GroupUpdated) -> None:
         table, opened = update.table, update.opened
@@ -230,6 +235,115 @@ class GroupRows:
                     cp.signature,
                 )
             )
+
+
+def ledger_rows(entries: Sequence[JournalEntry]) -> list[Row]:
+    """The ``ledger_entries`` rows of new journal entries; the legs blobs (one uncompressed IPC
+    stream per entry, of its ``account`` and ``amount_minor`` columns) written from the step's
+    legs concatenated (``write_int64_columns``: a step of the demo's day posts ~50,000 entries;
+    issue 18). Same bytes as :func:`write_table` of each entry's own table (test)."""
+    if not entries:
+        return []
+    sizes = np.fromiter((e.accounts.shape[0] for e in entries), dtype=np.int64, count=len(entries))
+    blobs = write_int64_columns(
+        _LEGS,
+        [np.concatenate([e.accounts for e in entries]), np.concatenate([e.amounts_minor for e in entries])],
+        np.concatenate([[0], np.cumsum(sizes)]).tolist(),
+    )
+    return [
+        (
+            e.entry_id,
+            e.kind,
+            e.at_ms,
+            e.ref,
+            bool(e.pending),
+            e.timeout_at_ms,
+            "pending" if e.pending else "posted",
+            e.at_ms,
+            blob,
+        )
+        for e, blob in zip(entries, blobs, strict=True)
+    ]
+
+
+_LEGS = ("account", "amount_minor")
+
+
+def cleared_rows(batches: list[BatchCleared], seq: int) -> list[Row]:
+    """:func:`cleared_row` of each batch, the blobs of all of them written through one stream
+    writer per table kind instead of two stream writers per batch (issue 18)."""
+    schemas = _cleared_schemas(batches)
+    if schemas is None:
+        return [cleared_row(b, seq) for b in batches]  # as it always did (or raises as it did)
+    detail, net = schemas
+    # The int64 columns as slices of one array each (at offset 1 or more, which the writer
+    # truncates to exactly the slice's values: the bytes of the batch's own NumPy array); the
+    # string columns are the batch's own arrays (their bytes depend on their layout).
+    times = _int64_parent([b.received_ms for b in batches])
+    amounts = _int64_parent([b.net_minor for b in batches])
+    detail_batches, net_batches, t, a = [], [], 1, 1
+    for b in batches:
+        n, m = len(b.received_ms), len(b.net_minor)
+        detail_batches.append(pa.RecordBatch.from_arrays([b.flow_ids, times.slice(t, n)], schema=detail))
+        net_batches.append(
+            pa.RecordBatch.from_arrays([b.net_participant, b.net_asset, amounts.slice(a, m)], schema=net)
+        )
+        t, a = t + n, a + m
+    details, nets = write_batches(detail, detail_batches), write_batches(net, net_batches)
+    cleared = BatchState.CLEARED.label
+    return [
+        (
+            b.batch_id,
+            b.pool,
+            b.seq,
+            b.opened_at_ms,
+            b.cleared_at_ms,
+            b.flows,
+            b.obligations,
+            b.gross_usd,
+            b.net_usd,
+            b.root,
+            cleared,
+            seq,
+            d,
+            n,
+        )
+        for b, d, n in zip(batches, details, nets, strict=True)
+    ]
+
+
+def _int64_parent(columns: list[npt.NDArray[np.int64]]) -> pa.Array:
+    """The columns concatenated after one leading zero (so that no slice starts at offset 0)."""
+    return pa.array(np.concatenate([np.zeros(1, dtype=np.int64), *columns]))
+
+
+def _cleared_schemas(batches: list[BatchCleared]) -> tuple[pa.Schema, pa.Schema] | None:
+    """The detail and net schemas ``pa.table`` gives every batch, or None when the batches do not
+    all give the same ones from Arrow string arrays and int64 NumPy vectors of matching lengths."""
+    if not batches:
+        return None
+    first = batches[0]
+    ids, participant, asset = first.flow_ids.type, first.net_participant.type, first.net_asset.type
+    for b in batches:
+        if not (
+            isinstance(b.flow_ids, pa.Array)
+            and isinstance(b.net_participant, pa.Array)
+            and isinstance(b.net_asset, pa.Array)
+            and isinstance(b.received_ms, np.ndarray)
+            and isinstance(b.net_minor, np.ndarray)
+            and b.received_ms.dtype == np.int64
+            and b.net_minor.dtype == np.int64
+            and b.received_ms.ndim == b.net_minor.ndim == 1
+            and b.flow_ids.type == ids
+            and b.net_participant.type == participant
+            and b.net_asset.type == asset
+            and len(b.flow_ids) == len(b.received_ms)
+            and len(b.net_participant) == len(b.net_asset) == len(b.net_minor)
+        ):
+            return None
+    detail = pa.schema([("flow_id", ids), ("received_ms", pa.int64())])
+    net = pa.schema([("participant", participant), ("asset", asset), ("net_minor", pa.int64())])
+    return detail, net
 
 
 def cleared_row(b: BatchCleared, seq: int) -> Row:
