@@ -290,26 +290,7 @@ def cleared_rows(batches: list[BatchCleared], seq: int) -> list[Row]:
         )
         t, a = t + n, a + m
     details, nets = write_batches(detail, detail_batches), write_batches(net, net_batches)
-    cleared = BatchState.CLEARED.label
-    return [
-        (
-            b.batch_id,
-            b.pool,
-            b.seq,
-            b.opened_at_ms,
-            b.cleared_at_ms,
-            b.flows,
-            b.obligations,
-            b.gross_usd,
-            b.net_usd,
-            b.root,
-            cleared,
-            seq,
-            d,
-            n,
-        )
-        for b, d, n in zip(batches, details, nets, strict=True)
-    ]
+    return [_batch_row(b, seq, d, n) for b, d, n in zip(batches, details, nets, strict=True)]
 
 
 def _int64_parent(columns: list[npt.NDArray[np.int64]]) -> pa.Array:
@@ -351,6 +332,12 @@ def cleared_row(b: BatchCleared, seq: int) -> Row:
     the trade records for proofs)."""
     detail = pa.table({"flow_id": b.flow_ids, "received_ms": b.received_ms})
     net = pa.table({"participant": b.net_participant, "asset": b.net_asset, "net_minor": b.net_minor})
+    return _batch_row(b, seq, write_table(detail), write_table(net))
+
+
+def _batch_row(b: BatchCleared, seq: int, detail_blob: bytes, net_blob: bytes) -> Row:
+    """The ``batches`` row of cleared batch ``b`` with its detail and net blobs (one shape for
+    the bulk path and :func:`cleared_row`)."""
     return (
         b.batch_id,
         b.pool,
@@ -364,6 +351,6 @@ def cleared_row(b: BatchCleared, seq: int) -> Row:
         b.root,
         BatchState.CLEARED.label,
         seq,
-        write_table(detail),
-        write_table(net),
+        detail_blob,
+        net_blob,
     )

@@ -18,14 +18,16 @@ from typing import Any
 import numba as nb
 import numpy as np
 
-# PostResult codes the kernel can answer (entries.PostResult; pinned by a test).
-OK = 0
-ZERO_AMOUNT_LEG = 7
-AMOUNT_OUT_OF_RANGE = 8
-UNKNOWN_ACCOUNT = 9
-UNBALANCED = 10
-BALANCE_OUT_OF_RANGE = 11
-FLOOR_EXCEEDED = 12
+from clearlane.core.ledger.entries import PostResult
+
+# The PostResult codes the kernel can answer, as the plain ints numba compiles in.
+OK = int(PostResult.OK)
+ZERO_AMOUNT_LEG = int(PostResult.ZERO_AMOUNT_LEG)
+AMOUNT_OUT_OF_RANGE = int(PostResult.AMOUNT_OUT_OF_RANGE)
+UNKNOWN_ACCOUNT = int(PostResult.UNKNOWN_ACCOUNT)
+UNBALANCED = int(PostResult.UNBALANCED)
+BALANCE_OUT_OF_RANGE = int(PostResult.BALANCE_OUT_OF_RANGE)
+FLOOR_EXCEEDED = int(PostResult.FLOOR_EXCEEDED)
 
 
 @nb.njit(cache=True)
