@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import weakref
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,6 +35,7 @@ from sqlalchemy.engine import make_url
 
 from clearlane.adapters.sql import audit_tables, schema
 from clearlane.adapters.sql.step_rows import CHECKPOINT_SQL, INSERTS, GroupRows
+from clearlane.adapters.sql.walcheckpoint import AUTOCHECKPOINT_PAGES, WalCheckpointer
 from clearlane.core.engine.core import LogEntry
 from clearlane.core.model import ids as model_ids
 from clearlane.core.model.chain import TxSubmission, tx_submission_from_dict
@@ -97,6 +99,8 @@ class Store:
         self.schema: str | None = None
         # The ledger_accounts rows this object last committed (write_balances), or None.
         self._balances_written: list[tuple[Any, ...]] | None = None
+        # SQLite files: the WAL checkpoints' own thread (walcheckpoint.py), stopped by close().
+        self._checkpointer: WalCheckpointer | None = None
 
     # ------------------------------------------------------------------ open / migrate
     @classmethod
@@ -131,6 +135,9 @@ class Store:
                 cursor.execute(f"PRAGMA synchronous={sync}")
                 cursor.execute("PRAGMA foreign_keys=ON")
                 cursor.execute("PRAGMA cache_size=-65536")
+                # Checkpoints run on a thread of their own (walcheckpoint.py); a commit only
+                # checkpoints if that thread falls far behind.
+                cursor.execute(f"PRAGMA wal_autocheckpoint={AUTOCHECKPOINT_PAGES}")
                 cursor.close()
         elif dialect == "postgresql" and schema is not None:
             # Registered before the first connection, so every pooled connection has it.
@@ -153,6 +160,11 @@ class Store:
             store = cls(engine, url)
             store.schema = schema
             store.migrate()
+            database = engine.url.database
+            if dialect == "sqlite" and database and database != ":memory:" and "mode=memory" not in url:
+                store._checkpointer = WalCheckpointer(database)
+                # A store dropped without close() stops its thread too.
+                weakref.finalize(store, store._checkpointer.stop, wait=False)
         except Exception as exc:
             engine.dispose()
             if isinstance(exc, StoreError):
@@ -180,6 +192,9 @@ class Store:
             command.upgrade(config, "head")
 
     def close(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
+            self._checkpointer = None
         self.engine.dispose()
 
     # ------------------------------------------------------------------ meta
