@@ -728,7 +728,7 @@ def test_releasing_final_entries_keeps_every_answer_and_the_digest(ops: list[tup
 @given(ops=operations)
 def test_compiled_wide_check_decides_and_moves_as_the_numpy_rules(ops: list[tuple[Any, ...]]) -> None:
     """Every entry through the compiled kernel (threshold 0): before each post, the numpy rules
-    (``_check``, which changes nothing) say what must happen; the post must do exactly that —
+    (``_check_header`` then ``_check_wide``, which change nothing) say what must happen; the post must do exactly that —
     the same refusal code with nothing changed, or OK with the planned balances."""
     ledger = make_world(0).ledger
     clock_ms = 0
@@ -748,7 +748,7 @@ def test_compiled_wide_check_decides_and_moves_as_the_numpy_rules(ops: list[tupl
         _, entry_id, legs, pending, timeout, kind = op
         timeout_at = None if timeout is None else clock_ms + timeout
         e = entry(entry_id, list(legs), at_ms=clock_ms, pending=pending, timeout_at_ms=timeout_at, kind=kind)
-        plan = ledger._check(e)
+        plan = ledger._check_header(e) or ledger._check_wide(e)  # changes nothing
         before = ledger.balances()
         result = ledger.post(e)
         after = ledger.balances()

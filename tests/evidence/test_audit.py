@@ -70,14 +70,19 @@ def _fill(node: Node, first: int, chunks: int, rows: int) -> None:
     node.settle_until_quiet()
 
 
-def build_store(db: Path, chunks: int = 3, rows: int = 100, keys: Path | None = None) -> None:
-    node = open_node(db, EXAMPLE_CONFIG, keys=keys)
+def _deposit(node: Node) -> None:
+    """RTL-0001's opening deposit (d1, 100,000 USD), as every store here starts."""
     node.submit(
         "collateral_deposit",
         {"deposit_id": "d1", "participant": "RTL-0001", "asset": "USD", "amount": "100000"},
         T0,
         "deposit-1",
     )
+
+
+def build_store(db: Path, chunks: int = 3, rows: int = 100, keys: Path | None = None) -> None:
+    node = open_node(db, EXAMPLE_CONFIG, keys=keys)
+    _deposit(node)
     _fill(node, 0, chunks, rows)
     node.close()
 
@@ -535,12 +540,7 @@ def test_key_rotation_across_a_replay(tmp_path: Path) -> None:
     old = node.auditor.signer
     assert isinstance(old, Signer)
     old_pem = (keydir / f"{old.key_id}.key").read_bytes()
-    node.submit(
-        "collateral_deposit",
-        {"deposit_id": "d1", "participant": "RTL-0001", "asset": "USD", "amount": "100000"},
-        T0,
-        "deposit-1",
-    )
+    _deposit(node)
     _fill(node, 0, 2, 80)
     early_checkpoint = audit_tables.latest_checkpoint(node.store.engine)
     assert early_checkpoint is not None
@@ -716,12 +716,7 @@ def test_dispute_bundle_of_a_payment_logged_in_a_run(tmp_path: Path) -> None:
     finds a payment among the run's members and its batch still nets again byte for byte."""
     db = tmp_path / "run.db"
     node = open_node(db, EXAMPLE_CONFIG)
-    node.submit(
-        "collateral_deposit",
-        {"deposit_id": "d1", "participant": "RTL-0001", "asset": "USD", "amount": "100000"},
-        T0,
-        "deposit-1",
-    )
+    _deposit(node)
     _fill(node, 0, 1, 20)  # trades first: the base layer starts with the first anchor
     payments = [
         {

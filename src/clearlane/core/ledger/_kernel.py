@@ -1,5 +1,5 @@
-"""Compiled checks 7–12 and the balance update of a wide entry (numba), and the release of a
-wide hold.
+"""Compiled checks 7–12 and the balance update of a wide entry (numba), and the release of
+every hold (posted or voided, whatever its width).
 
 :meth:`Ledger._check_wide` states the rules in numpy; this kernel decides exactly as it does in
 one pass over the legs (a property test compares the two on random ledgers and entries) and,
