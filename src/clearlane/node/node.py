@@ -47,7 +47,7 @@ import tomli_w
 
 from clearlane.core.config.model import ClearingConfig, ConfigError, load_config, parse_config
 from clearlane.core.engine.core import Engine, EngineOptions, LogEntry
-from clearlane.core.model.chain import ChainEvent, TxSubmission, event_from_dict, event_to_dict
+from clearlane.core.model.chain import ChainEvent, TxSubmission, observation_payload
 from clearlane.core.model.events import Step
 from clearlane.core.model.inputs import (
     EVENT_RUN_KINDS,
@@ -570,12 +570,13 @@ class Node(Generic[StoreT]):
         seq = self.engine.applied_seq + 1
         self._hand_over(seq - 2 if overlap and self.writer is not None else seq - 1)
         started = self.timer.start()
-        events = self.chain.advance(to_ms)
-        payload: dict[str, Any] = {"events": [event_to_dict(e) for e in events]}
-        if self._submitted_through != seq - 1:
-            payload["submitted_through"] = self._submitted_through
+        events = tuple(self.chain.advance(to_ms))
+        through = self._submitted_through if self._submitted_through != seq - 1 else None
+        payload, data = observation_payload(events, through)
+        # The engine applies the events as they are, not decoded again from the dicts (equal).
+        record = ChainEvents.model_construct(**payload).with_decoded(events)
         self.timer.add("chain advance", started)
-        return self.submit("chain", payload, to_ms, source_id)
+        return self.submit("chain", record, to_ms, source_id, payload_bytes=data)
 
     def settle_until_quiet(self, *, step_ms: int | None = None, limit_ms: int = 6 * 3_600_000) -> int:
         """Advance the chain until every batch and L1 transaction is final (or unwound)."""
@@ -761,7 +762,7 @@ def _engine_options(service: bool) -> EngineOptions:
 def _logged_events(entry: LogEntry) -> list[ChainEvent]:
     """The base-layer events chain entry ``entry`` logged."""
     payload = entry.payload
-    return [event_from_dict(e) for e in payload.events] if isinstance(payload, ChainEvents) else []
+    return list(payload.decoded()) if isinstance(payload, ChainEvents) else []
 
 
 def _submitted_through(entry: LogEntry) -> int:

@@ -14,7 +14,7 @@ from clearlane.core.engine.flows import Flows
 from clearlane.core.engine.state import EngineState, LogEntry, payload_of
 from clearlane.core.engine.step import StepBuilder
 from clearlane.core.model import states
-from clearlane.core.model.chain import BlockProduced, ChainReorg, event_from_dict
+from clearlane.core.model.chain import BlockProduced, ChainReorg
 from clearlane.core.model.events import Alert, BatchAnchored, BatchReorged, HoldExpired
 from clearlane.core.model.inputs import ChainEvents
 
@@ -23,8 +23,7 @@ def apply_chain(engine: EngineState, entry: LogEntry, out: StepBuilder) -> None:
     """A logged batch of chain observations: the chain epoch moves, chain time advances."""
     engine.chain_epoch += 1
     engine.chain_seen_ms = max(engine.chain_seen_ms, entry.at_ms)
-    for raw in payload_of(entry, ChainEvents).events:
-        event = event_from_dict(raw)
+    for event in payload_of(entry, ChainEvents).decoded():
         if isinstance(event, BlockProduced):
             on_block(engine, event, out)
         elif isinstance(event, ChainReorg):

@@ -8,9 +8,11 @@ and decode back to equal values.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias, get_args
+
+import orjson
 
 __all__ = [
     "HASH_LEN_BYTES",
@@ -21,6 +23,7 @@ __all__ = [
     "TxSubmission",
     "event_from_dict",
     "event_to_dict",
+    "observation_payload",
     "tx_submission_from_dict",
     "tx_submission_to_dict",
 ]
@@ -71,6 +74,17 @@ class TxSubmission:
     submitted_at_ms: int
 
     def __post_init__(self) -> None:
+        if (  # the common case in one expression (exact types: a bool is not an int here)
+            type(self.tx_id) is str
+            and self.tx_id
+            and self.kind in _TX_KINDS
+            and type(self.ref) is str
+            and self.ref
+            and type(self.payload_hash) is bytes
+            and len(self.payload_hash) == HASH_LEN_BYTES
+            and type(self.submitted_at_ms) is int
+        ):
+            return
         _require_str("tx_id", self.tx_id)
         if self.kind not in _TX_KINDS:
             raise ValueError(f"kind must be one of {sorted(_TX_KINDS)}, got {self.kind!r}")
@@ -91,6 +105,20 @@ class BlockProduced:
     fees_paid_minor: int
 
     def __post_init__(self) -> None:
+        if (  # the common case in one expression, as TxSubmission's (43,000 blocks a day)
+            type(self.height) is int
+            and self.height >= 1
+            and type(self.at_ms) is int
+            and type(self.block_hash) is bytes
+            and len(self.block_hash) == HASH_LEN_BYTES
+            and type(self.parent_hash) is bytes
+            and len(self.parent_hash) == HASH_LEN_BYTES
+            and type(self.tx_ids) is tuple
+            and all(type(t) is str and t for t in self.tx_ids)
+            and type(self.fees_paid_minor) is int
+            and self.fees_paid_minor >= 0
+        ):
+            return
         _require_int("height", self.height, minimum=1)
         _require_int("at_ms", self.at_ms)
         _require_hash("block_hash", self.block_hash)
@@ -213,6 +241,22 @@ def event_from_dict(d: Mapping[str, Any]) -> ChainEvent:
             orphaned_tx_ids=_str_tuple("orphaned_tx_ids", d["orphaned_tx_ids"]),
         )
     raise ValueError(f"unknown chain event type {kind!r}")
+
+
+def observation_payload(
+    events: Sequence[ChainEvent], submitted_through: int | None = None
+) -> tuple[dict[str, Any], bytes]:
+    """A chain observation's logged JSON object and its canonical bytes (``canonical_json``).
+
+    The bytes come from orjson with sorted keys, which writes these values exactly as
+    ``canonical_json`` does — they are ints within 64 bits, strings and lists of them (validated
+    by the event classes), never floats, where the two encoders differ; a property test holds the
+    two equal. The day's 43,000 blocks took 0.4 s of the node's thread through ``json``.
+    """
+    payload: dict[str, Any] = {"events": [event_to_dict(e) for e in events]}
+    if submitted_through is not None:
+        payload["submitted_through"] = _require_int("submitted_through", submitted_through)
+    return payload, orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)
 
 
 def tx_submission_to_dict(tx: TxSubmission) -> dict[str, Any]:

@@ -37,8 +37,9 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Literal, TypeAlias, cast
 
 import pyarrow as pa
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, StringConstraints, model_validator
 
+from clearlane.core.model.chain import ChainEvent, event_from_dict
 from clearlane.core.model.ids import INPUT_ID_PATTERN
 
 SCHEMA_VERSION = 1
@@ -159,6 +160,23 @@ class ChainEvents(_Event):
     # transactions (pipelined clearing): the last step whose transactions it had. Recovery feeds
     # the replayed chain exactly that far.
     submitted_through: int | None = None
+    # The node's own decoded events when it logs an observation (``with_decoded``): exactly what
+    # ``event_from_dict`` gives for each of ``events`` (the two round-trip; property test), so the
+    # engine applies the same values whether the entry is live or replayed from the log's bytes.
+    _decoded: tuple[ChainEvent, ...] | None = PrivateAttr(default=None)
+
+    def with_decoded(self, events: tuple[ChainEvent, ...]) -> ChainEvents:
+        """This record carrying ``events``, the decoded form of its ``events`` dicts."""
+        if len(events) != len(self.events):
+            raise ValueError("decoded chain events do not match the logged ones")
+        self._decoded = events
+        return self
+
+    def decoded(self) -> tuple[ChainEvent, ...]:
+        """The logged events as values (decoded and checked here when replayed from the log)."""
+        if self._decoded is None:
+            self._decoded = tuple(event_from_dict(raw) for raw in self.events)
+        return self._decoded
 
 
 class ConfigChange(_Event):
