@@ -24,6 +24,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import sqlalchemy as sa
@@ -34,6 +35,7 @@ from sqlalchemy.engine import Engine as SqlEngine
 from sqlalchemy.engine import make_url
 
 from clearlane.adapters.sql import audit_tables, schema
+from clearlane.adapters.sql.balances import BalancesView
 from clearlane.adapters.sql.step_rows import CHECKPOINT_SQL, INSERTS, GroupRows
 from clearlane.adapters.sql.walcheckpoint import AUTOCHECKPOINT_PAGES, WalCheckpointer
 from clearlane.core.engine.core import LogEntry
@@ -98,7 +100,7 @@ class Store:
         self.url = url
         self.schema: str | None = None
         # The ledger_accounts rows this object last committed (write_balances), or None.
-        self._balances_written: list[tuple[Any, ...]] | None = None
+        self._balances_written: BalancesView | None = None
         # SQLite files: the WAL checkpoints' own thread (walcheckpoint.py), stopped by close().
         self._checkpointer: WalCheckpointer | None = None
 
@@ -397,28 +399,7 @@ class Store:
         they are materialised at checkpoints (end of a clear, after recovery, on close) rather
         than re-written for every changed account on every step.
         """
-        # Column-wise (the ledger's accounts table), not an AccountKey and a floor lookup per
-        # account: 96,000 accounts on the reference day, at every checkpoint (issue 18).
-        posted, pending_debits, pending_credits = ledger.balances()
-        accounts = ledger.accounts_table()
-        floors = [
-            int(f) if has else None
-            for f, has in zip(accounts.floor_minor.tolist(), accounts.has_floor.tolist(), strict=True)
-        ]
-        rows = list(
-            zip(
-                range(len(floors)),
-                accounts.owner,
-                accounts.asset,
-                accounts.purpose,
-                accounts.lane,
-                floors,
-                posted.tolist(),
-                pending_debits.tolist(),
-                pending_credits.tolist(),
-                strict=True,
-            )
-        )
+        view = BalancesView.of(ledger)
         with self.engine.begin() as conn:
             if seq is not None:
                 # Which log position the view reflects (clearlane verify checks it against the journal).
@@ -427,10 +408,10 @@ class Store:
                     text("INSERT INTO meta (key, value) VALUES ('balances_seq', :v)"), {"v": str(seq)}
                 )
             if self._balances_written is None:
-                self._rewrite_balances(conn, rows)
+                self._rewrite_balances(conn, view.rows())
             else:
-                self._update_balances(conn, self._balances_written, rows)
-        self._balances_written = rows  # committed: what the table now holds
+                self._update_balances(conn, self._balances_written, view)
+        self._balances_written = view  # committed: what the table now holds
 
     def _rewrite_balances(self, conn: Connection, rows: list[tuple[Any, ...]]) -> None:
         conn.execute(text("DELETE FROM ledger_accounts"))
@@ -443,21 +424,20 @@ class Store:
         else:
             self._executemany(conn, _BALANCE_INSERT, rows)
 
-    def _update_balances(
-        self, conn: Connection, written: list[tuple[Any, ...]], rows: list[tuple[Any, ...]]
-    ) -> None:
-        """Bring the table from ``written`` (what this store wrote last) to ``rows``: only the
+    def _update_balances(self, conn: Connection, written: BalancesView, view: BalancesView) -> None:
+        """Bring the table from ``written`` (what this store wrote last) to ``view``: only the
         rows that differ are updated, new accounts inserted, missing ones deleted — the same
         table as a full rewrite, without re-inserting ~96,000 unchanged rows per checkpoint
         (issue 18). This Store is the view's only writer (the node's); a new Store object, as in
         a restarted process, starts with a full rewrite."""
-        changed = [(*row[1:], row[0]) for row, old in zip(rows, written, strict=False) if row != old]
-        if changed:
-            self._executemany(conn, _BALANCE_UPDATE, changed)
-        if len(rows) < len(written):
-            self._executemany(conn, "DELETE FROM ledger_accounts WHERE idx >= ?", [(len(rows),)])
-        elif len(rows) > len(written):
-            self._executemany(conn, _BALANCE_INSERT, rows[len(written) :])
+        changed = view.changed_since(written)
+        if len(changed):
+            self._executemany(conn, _BALANCE_UPDATE, [(*row[1:], row[0]) for row in view.rows(changed)])
+        n, old_n = len(view), len(written)
+        if n < old_n:
+            self._executemany(conn, "DELETE FROM ledger_accounts WHERE idx >= ?", [(n,)])
+        elif n > old_n:
+            self._executemany(conn, _BALANCE_INSERT, view.rows(np.arange(old_n, n, dtype=np.int64)))
 
     def replace_rejects(self, source: str, rejects: list[Any]) -> None:
         """Record edge rejects of one input (a bus message) idempotently: a retry replaces them."""
