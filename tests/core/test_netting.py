@@ -206,3 +206,56 @@ def test_a_batch_too_big_to_net_keeps_the_others_in_place() -> None:
         got = results[b][0]
         assert got is not None
         assert np.array_equal(got.participant, alone.participant) and np.array_equal(got.amount, alone.amount)
+
+
+_FLOW_ROW = st.tuples(
+    st.integers(0, 5),  # seller
+    st.integers(0, 5),  # buyer
+    st.integers(0, 2),  # base
+    st.integers(0, 2),  # quote
+    *(st.one_of(st.just(0), st.integers(0, 10**15), st.just(2**62)) for _ in range(4)),
+)
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    st.lists(st.lists(_FLOW_ROW, max_size=6), max_size=7),
+    st.sampled_from([2**63 - 1, 10**15, 3 * 10**15]),
+)
+def test_netting_straight_from_flows_equals_legs_then_netting(
+    batches: list[list[tuple[int, ...]]], limit: int
+) -> None:
+    """``net_flows_many`` (legs read from the flow columns in one compiled pass) gives what
+    ``Flows.legs`` then ``net_positions_many`` give for the batches whose legs fit ``limit``,
+    ``None`` for the others, and each batch's count of non-zero legs — empty batches, zero legs
+    (payments, no fees), self-trades and legs that cancel included."""
+    import pyarrow as pa
+
+    from clearlane.core.engine.flows import Flows
+    from clearlane.core.engine.limits import legs_fit
+
+    rows = [row for batch in batches for row in batch]
+    bounds = np.cumsum([0, *(len(b) for b in batches)]).astype(np.int64)
+    col = [np.array([r[i] for r in rows], dtype=np.int32 if i < 4 else np.int64) for i in range(8)]
+    n, zeros, house = len(rows), np.zeros(len(rows), np.int64), 6
+    flows = Flows(
+        pa.array([f"T{i}" for i in range(n)], pa.string()), np.zeros(n, np.int8), col[1], col[0],
+        col[2], col[3], col[4], col[5], col[6], col[7], zeros, zeros, np.zeros(n, np.int32), zeros,
+        pa.nulls(n, pa.string()),
+    )  # fmt: skip
+    got = netting.net_flows_many(flows, bounds, house, 7, 3, limit)
+    assert got is not None
+    payer, payee, asset, amount, flow = flows.legs(house)
+    leg_batch = np.searchsorted(bounds, flow, side="right") - 1
+    for b, (result, count) in enumerate(got):
+        mine = leg_batch == b
+        assert count == int(mine.sum())
+        if not legs_fit(amount[mine], limit):
+            assert result is None
+            continue
+        alone = net_positions_many(
+            payer[mine], payee[mine], asset[mine], amount[mine], leg_batch[mine] * 0, 1, 7, 3
+        )
+        assert result is not None
+        for name in ("participant", "asset", "amount", "gross_per_asset", "net_debit_per_asset"):
+            assert np.array_equal(getattr(result, name), getattr(alone[0], name)), name

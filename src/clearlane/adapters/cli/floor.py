@@ -36,9 +36,11 @@ from clearlane.core.config.model import ClearingConfig
 from clearlane.core.engine.commitment import batch_roots, string_table
 from clearlane.core.engine.core import LogEntry
 from clearlane.core.engine.flows import Flows
-from clearlane.core.engine.netting import net_positions_many
+from clearlane.core.engine.netting import cell_sums, net_flows_many
 from clearlane.core.model.events import Step
 from clearlane.core.model.states import TradeState
+
+_INT64_MAX = (1 << 63) - 1  # the floor's exact sums: int64, checked per batch by the pass
 
 _RECORD_COLUMNS = (
     "flow_id",
@@ -183,19 +185,20 @@ def _batch_flows(
 
 def _net(flows: Flows, bounds: np.ndarray[Any, Any], config: ClearingConfig) -> tuple[Any, Any]:
     """Exact net per (batch, participant, asset): every leg's two signed changes, summed by the
-    engine's own netting pass (``netting.net_positions_many``: the compiled scratch-cell sums,
-    the fastest exact way this code base has) over all batches in one call."""
+    engine's own netting pass (``netting.net_flows_many``: the compiled scratch-cell sums read
+    straight from the flow columns, the fastest exact way this code base has) over all batches
+    in one call."""
     n_p, n_a = config.participant_count, len(config.assets)
-    batch = np.repeat(np.arange(len(bounds) - 1, dtype=np.int64), np.diff(bounds))
-    house = np.full(len(flows), config.house_index, dtype=np.int32)
-    payer = np.concatenate([flows.seller, flows.buyer, flows.buyer, flows.seller])
-    payee = np.concatenate([flows.buyer, flows.seller, house, house])
-    asset = np.concatenate([flows.base, flows.quote, flows.quote, flows.quote])
-    amount = np.concatenate([flows.qty, flows.quote_amt, flows.fee_buyer, flows.fee_seller])
-    leg_batch = np.concatenate([batch, batch, batch, batch])
-    results = net_positions_many(payer, payee, asset, amount, leg_batch, len(bounds) - 1, n_p, n_a)
-    key = np.concatenate([(b * n_p + r.participant) * n_a + r.asset for b, r in enumerate(results)])
-    value = np.concatenate([r.amount for r in results])
+    netted = net_flows_many(flows, bounds, config.house_index, n_p, n_a, _INT64_MAX)
+    results = [r for r, _ in netted or []]
+    if netted is None or any(r is None for r in results):
+        raise FloorError(
+            "the floor's batches do not net in one compiled pass (too many cells, or int64 sums)"
+        )
+    key = np.concatenate(
+        [(b * n_p + r.participant) * n_a + r.asset for b, r in enumerate(results) if r is not None]
+    )
+    value = np.concatenate([r.amount for r in results if r is not None])
     return key, value
 
 
@@ -204,7 +207,6 @@ def _check_nets(nets: tuple[Any, Any], config: ClearingConfig, n_batches: int) -
     key, value = nets
     n_p, n_a = config.participant_count, len(config.assets)
     batch_asset = (key // (n_p * n_a)) * n_a + key % n_a
-    sums = np.zeros(n_batches * n_a, dtype=np.int64)
-    np.add.at(sums, batch_asset, value)
+    sums = cell_sums(batch_asset, value, n_batches * n_a)
     if np.any(sums != 0):
         raise FloorError("the floor's nets of a batch do not sum to zero for an asset")

@@ -16,7 +16,7 @@ from clearlane.core.config.model import ClearingConfig
 from clearlane.core.engine import collateral, l1, limits, outcomes
 from clearlane.core.engine.commitment import batch_roots_async
 from clearlane.core.engine.flows import I64, Flows
-from clearlane.core.engine.netting import NetResult, empty_result, net_positions_many
+from clearlane.core.engine.netting import NetResult, empty_result, net_flows_many, net_positions_many
 from clearlane.core.engine.state import BatchState, EngineError, EngineState, Netted
 from clearlane.core.engine.step import StepBuilder
 from clearlane.core.ledger import MAX_AMOUNT_MINOR, JournalEntry, PostResult
@@ -69,6 +69,11 @@ def _net_all(engine: EngineState, flows: Flows, bounds: I64) -> list[tuple[NetRe
     its number of obligations; None when they sum past the ledger's range (not netted: int64
     sums would not be exact)."""
     cfg = engine.config
+    compiled = net_flows_many(
+        flows, bounds, engine.house, cfg.participant_count, len(cfg.assets), MAX_AMOUNT_MINOR
+    )
+    if compiled is not None:
+        return compiled
     payer, payee, asset, amount, flow = flows.legs(engine.house)
     leg_batch = np.searchsorted(bounds, flow, side="right") - 1
     leg_bounds = np.searchsorted(leg_batch, np.arange(len(bounds))).tolist()
