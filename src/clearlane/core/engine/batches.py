@@ -6,9 +6,7 @@ unwound to L1 gross settlement when it misses its anchor deadline (``unwind_to_l
 
 from __future__ import annotations
 
-import numpy as np
-
-from clearlane.core.engine import clearing, collateral, l1, outcomes
+from clearlane.core.engine import clearing, collateral, kernel, l1, outcomes
 from clearlane.core.engine.state import BatchState, EngineError, EngineState
 from clearlane.core.engine.step import StepBuilder
 from clearlane.core.ledger import JournalEntry, PostResult
@@ -62,15 +60,9 @@ def finalize(engine: EngineState, state: BatchState, final_ms: int, out: StepBui
     )
     if result not in (PostResult.OK, PostResult.ALREADY_POSTED):
         raise EngineError(f"could not post hold {state.hold_entry_id}: {result.name}")
-    participant, asset_i, value = state.net_participant, state.net_asset, state.net_minor
-    credit = value > 0
-    accounts = np.concatenate(
-        [
-            engine.acct_inflight[participant[credit], asset_i[credit]],
-            engine.acct_available[participant[credit], asset_i[credit]],
-        ]
+    accounts, amounts = kernel.release_legs(
+        state.net_participant, state.net_asset, state.net_minor, engine.acct_inflight, engine.acct_available
     )
-    amounts = np.concatenate([-value[credit], value[credit]])
     if len(accounts):
         release = JournalEntry(
             model_ids.l2_release_entry_id(state.batch_id),

@@ -14,7 +14,7 @@ import numpy.typing as npt
 import pyarrow as pa
 
 from clearlane.core.config.model import ClearingConfig
-from clearlane.core.engine import collateral, l1, limits, outcomes
+from clearlane.core.engine import collateral, kernel, l1, limits, outcomes
 from clearlane.core.engine.commitment import batch_roots_async
 from clearlane.core.engine.flows import I64, Flows
 from clearlane.core.engine.netting import NetResult, empty_result, net_flows_many, net_positions_many
@@ -217,16 +217,9 @@ def post_hold(
     """Pending entry: debtors' available → pool settlement → creditors' in-flight; the
     ledger's refusal if it does not fit (None when placed)."""
     participant, asset, net = result.instructions()
-    debtor = net < 0
-    accounts = np.concatenate(
-        [
-            engine.acct_available[participant[debtor], asset[debtor]],
-            engine.acct_l2[k][asset[debtor]],
-            engine.acct_l2[k][asset[~debtor]],
-            engine.acct_inflight[participant[~debtor], asset[~debtor]],
-        ]
+    accounts, amounts = kernel.hold_legs(
+        participant, asset, net, engine.acct_available, engine.acct_l2[k], engine.acct_inflight
     )
-    amounts = np.concatenate([net[debtor], -net[debtor], -net[~debtor], net[~debtor]])
     if len(amounts) == 0:
         return None  # flows that cancel out exactly (fee-free payments back and forth): nothing to hold
     timeout_at = None if timeout_ms is None else at_ms + timeout_ms

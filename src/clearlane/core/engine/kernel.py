@@ -241,3 +241,59 @@ def new_touched(pools: int, participants: int, assets: int) -> tuple[np.ndarray,
     """Per pool: a flag per (participant, asset) and a list [count, key1, key2, ...]."""
     keys = participants * assets
     return np.zeros((pools, keys), dtype=np.bool_), np.zeros((pools, keys + 1), dtype=np.int64)
+
+
+@njit(cache=True)
+def hold_legs(participant, asset, net, available, pool_l2, inflight):  # type: ignore[no-untyped-def]
+    """A closing batch's hold legs from its net positions, as (accounts, amounts): each debtor's
+    available → the pool's settlement account, then the pool's settlement account → each
+    creditor's in-flight (``net >= 0``), in position order within each group. The numpy
+    expression it replaces (a property test holds them equal) cost ~20 calls a batch."""
+    n = net.shape[0]
+    debtors = 0
+    for i in range(n):
+        if net[i] < 0:
+            debtors += 1
+    creditors = n - debtors
+    accounts = np.empty(2 * n, dtype=np.int64)
+    amounts = np.empty(2 * n, dtype=np.int64)
+    d = 0
+    c = 0
+    for i in range(n):
+        p, a, v = participant[i], asset[i], net[i]
+        if v < 0:
+            accounts[d] = available[p, a]
+            amounts[d] = v
+            accounts[debtors + d] = pool_l2[a]
+            amounts[debtors + d] = -v
+            d += 1
+        else:
+            accounts[2 * debtors + c] = pool_l2[a]
+            amounts[2 * debtors + c] = -v
+            accounts[2 * debtors + creditors + c] = inflight[p, a]
+            amounts[2 * debtors + creditors + c] = v
+            c += 1
+    return accounts, amounts
+
+
+@njit(cache=True)
+def release_legs(participant, asset, net, inflight, available):  # type: ignore[no-untyped-def]
+    """A final batch's release legs, as (accounts, amounts): each creditor's (``net > 0``)
+    in-flight out, then the same amounts into its available, in position order."""
+    n = net.shape[0]
+    creditors = 0
+    for i in range(n):
+        if net[i] > 0:
+            creditors += 1
+    accounts = np.empty(2 * creditors, dtype=np.int64)
+    amounts = np.empty(2 * creditors, dtype=np.int64)
+    c = 0
+    for i in range(n):
+        if net[i] > 0:
+            p, a, v = participant[i], asset[i], net[i]
+            accounts[c] = inflight[p, a]
+            amounts[c] = -v
+            accounts[creditors + c] = available[p, a]
+            amounts[creditors + c] = v
+            c += 1
+    return accounts, amounts
