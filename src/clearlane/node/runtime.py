@@ -487,21 +487,18 @@ class Runtime:
 
     # ------------------------------------------------------------------ the loop
     def _run(self) -> None:
-        last_step = 0.0
         try:
             while not self._stop.is_set():
                 self._wake.wait(self._wait_seconds())
                 self._wake.clear()
                 if self._stop.is_set():
                     break
-                if self._trades:
-                    wait = self._step_wait(time.perf_counter() - last_step)
-                    if wait > 0:
-                        time.sleep(wait)
-                last_step = time.perf_counter()
+                if not self._due_now():
+                    continue
+                started = time.perf_counter()
                 cpu = time.thread_time()
                 self._iteration()
-                self.counters.loop_busy_s += time.perf_counter() - last_step
+                self.counters.loop_busy_s += time.perf_counter() - started
                 self.counters.loop_cpu_s += time.thread_time() - cpu
         except BaseException as exc:  # the engine may be half-applied: stop taking input
             self.failed = exc
@@ -510,32 +507,49 @@ class Runtime:
             # taken: a request left waiting would hold its connection, and a server's stop, for ever.
             self._fail_pending(RuntimeUnavailable(f"clearing runtime failed: {exc}"), inflight=True)
 
-    def _step_wait(self, since: float) -> float:
-        """Seconds to wait, ``since`` seconds after the last step, before stepping the queued
-        trades: until the next tick or — close_on_time — until the next batch window ends (the
-        step applies what is queued by then and closes it when it ends, not up to a tick later)."""
-        tick = self.options.tick_ms / 1000
-        if since >= tick:
+    def _due_now(self) -> bool:
+        """Whether an iteration is due now; else the loop waits again (``_wait_seconds``)."""
+        if self._events or not self._trades:
+            return True  # small events are stepped at once; with nothing queued, time may be due
+        return self._step_wait() <= 0.0
+
+    def _step_wait(self) -> float:
+        """Seconds to wait before stepping the queued trades. A trade's batch window starts when
+        the trade is stepped (the step's time is its time), and a step's cost is mostly fixed
+        (docs/PERFORMANCE.md). So with close_on_time: at once when no batch is open — the trades
+        start a window now — and otherwise at the earliest open window's end, in the step that
+        closes it (the trades start the next window there): one step a window under load. A
+        queued trade never waits more than ``tick_ms`` (long windows: it joins the open batch)."""
+        try:
+            oldest = self._trades[0]
+        except IndexError:
             return 0.0
-        wait = tick - since
+        wait = self.options.tick_ms / 1000 - (time.perf_counter() - oldest.wall)
         if self.options.close_on_time:
             due = self._batch_due_ms()
-            if due is not None:
-                wait = min(wait, max(0.0, (due - self.clock.now_ms()) / self.clock.speed / 1000))
-        return wait
+            if due is None:
+                return 0.0
+            wait = min(wait, (due - self.clock.now_ms()) / self.clock.speed / 1000)
+        return max(0.0, wait)
 
     def _wait_seconds(self) -> float:
-        if self._trades or self._events:
+        """How long the loop may sleep: until the queued trades' step (``_step_wait``), the next
+        batch window's end (close_on_time: at its end, so a quiet pool's batch is cleared when its
+        window ends, not a tick later), the next chain poll, or the next stats event."""
+        if self._events:
             return 0.0
+        if self._trades:
+            return self._step_wait()
         speed = self.clock.speed
         now = self.clock.now_ms()
         waits = [self.options.stats_interval_ms / 1000]
         due = self._batch_due_ms()
         if due is not None:
-            waits.append(max(0.0, (due - now) / speed / 1000 + self.options.tick_ms / 1000))
+            late = 0.0 if self.options.close_on_time else self.options.tick_ms / 1000
+            waits.append(max(0.0, (due - now) / speed / 1000 + late))
         if self._has_pending_work():
             waits.append(max(0.0, (self._last_chain_ms + self.chain_poll_ms - now) / speed / 1000))
-        return max(self.options.tick_ms / 4000, min(waits))
+        return min(waits)
 
     def _batch_due_ms(self) -> int | None:
         engine = self.node.engine
@@ -947,24 +961,26 @@ class Runtime:
 
     # -- time ------------------------------------------------------------------------------------
     def _advance(self, now: int) -> None:
+        """Step time alone when a batch window has ended (close_on_time: at once; otherwise a
+        tick later) with no trades queued — queued trades' own step closes it — or when the base
+        layer is due a poll. A close alone is a ``tick`` step: it needs no base-layer poll (each
+        poll logs what the chain did since the last one, at a block's cost)."""
         engine = self.node.engine
         due = self._batch_due_ms()
-        # Under load the next trade step closes a due batch itself; only a quiet pool needs a
-        # step of its own (after one more tick, so traffic never pays for an extra step).
-        batch_due = (
-            due is not None and now >= due + self.options.tick_ms * self.clock.speed and not self._trades
-        )
+        late = 0.0 if self.options.close_on_time else self.options.tick_ms * self.clock.speed
+        batch_due = due is not None and now >= due + late and not self._trades
         poll_due = self._has_pending_work() and now - self._last_chain_ms >= self.chain_poll_ms
         if not (batch_due or poll_due):
             return
         at = max(now, engine.now_ms, engine.chain_seen_ms)
         with self.lock:
-            if self.node.chain is None:
+            if self.node.chain is None or not poll_due:
                 self.node.submit("tick", {}, at)
             else:
                 self.node.advance(at)
             self.counters.steps += 1
-        self._last_chain_ms = at
+        if poll_due:
+            self._last_chain_ms = at
         self._publish()
 
     def _maybe_trim(self, wall: float) -> None:
