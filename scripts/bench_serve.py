@@ -194,6 +194,10 @@ async def load(
         finally:
             writer.close()
 
+    # Every connection must carry a request at least every few seconds: the server closes a
+    # keep-alive connection idle for 5 s and answers 408 on one that sent nothing for 10 s since
+    # it opened (protocol.py), so at a low rate fewer connections are opened.
+    connections = max(1, min(connections, int(per_second * 4)))
     workers = [asyncio.create_task(worker()) for _ in range(connections)]
     t0 = time.perf_counter()
     mon = asyncio.create_task(sampler(server_pid, samples, stop, t0, base, headers))
@@ -232,6 +236,7 @@ async def load(
     for t, mib, _, _ in samples:
         per_minute.setdefault(int(t // 60), []).append(mib)
     return {
+        "connections": connections,
         "requests": len(sent),
         "trades_ok": trades_sent,
         "seconds": round(elapsed, 2),

@@ -67,3 +67,32 @@ def test_an_idle_loop_wakes_at_the_window_end() -> None:
     assert float(Runtime._wait_seconds(idle)) == pytest.approx(0.007)  # type: ignore[arg-type]
     late = _loop(1_000, 1_007, None, tick_ms=50, close_on_time=False)
     assert float(Runtime._wait_seconds(late)) == pytest.approx(0.057)  # type: ignore[arg-type]
+
+
+def _polling(now_ms: int, due_ms: int | None, last_poll_ms: int) -> SimpleNamespace:
+    loop = _loop(now_ms, due_ms, None, tick_ms=50)
+    loop._has_pending_work = lambda: True
+    loop._last_chain_ms = last_poll_ms
+    return loop
+
+
+def poll_due(loop: SimpleNamespace, closed: bool) -> bool:
+    return bool(Runtime._poll_due(loop, loop.clock.now_ms(), closed))  # type: ignore[arg-type]
+
+
+def test_a_due_poll_waits_for_the_next_close() -> None:
+    # Due since 10 ms, a window open: the poll (a block's work) waits until a window closes,
+    assert not poll_due(_polling(2_010, 2_020, 1_000), closed=False)
+    assert poll_due(_polling(2_010, 2_020, 1_000), closed=True)
+    # or at most a tick, and is taken at once when no window is open.
+    assert poll_due(_polling(2_050, 2_100, 1_000), closed=False)
+    assert poll_due(_polling(2_010, None, 1_000), closed=False)
+    # Not due yet: never.
+    assert not poll_due(_polling(1_900, None, 1_000), closed=True)
+
+
+def test_an_idle_loop_wakes_for_the_poll_at_the_next_window_end() -> None:
+    assert float(Runtime._wait_seconds(_polling(1_990, 2_020, 1_000))) == pytest.approx(0.03)  # type: ignore[arg-type]
+    # A window ending later than a tick past the poll's time: the tick.
+    assert float(Runtime._wait_seconds(_polling(1_990, 2_100, 1_000))) == pytest.approx(0.06)  # type: ignore[arg-type]
+    assert float(Runtime._wait_seconds(_polling(1_990, None, 1_000))) == pytest.approx(0.01)  # type: ignore[arg-type]

@@ -548,7 +548,10 @@ class Runtime:
             late = 0.0 if self.options.close_on_time else self.options.tick_ms / 1000
             waits.append(max(0.0, (due - now) / speed / 1000 + late))
         if self._has_pending_work():
-            waits.append(max(0.0, (self._last_chain_ms + self.chain_poll_ms - now) / speed / 1000))
+            poll_at = self._last_chain_ms + self.chain_poll_ms
+            if due is not None and self.options.close_on_time:  # taken after the next close (_poll_due)
+                poll_at = max(poll_at, min(due, poll_at + int(self.options.tick_ms * speed)))
+            waits.append(max(0.0, (poll_at - now) / speed / 1000))
         return min(waits)
 
     def _batch_due_ms(self) -> int | None:
@@ -571,6 +574,8 @@ class Runtime:
             self._queued_rows = 0
             self._inflight = [j.future for j in trades] + [j.future for j in events]
         now = self.clock.now_ms()
+        due = self._batch_due_ms()
+        closing = bool(trades) and due is not None and now >= due  # the trade step closes a window
         if trades:
             self._apply_trades(trades, now)
         for job in events:
@@ -583,7 +588,7 @@ class Runtime:
             else:
                 self._apply_events(job, now)
         advanced_to = self.clock.now_ms()
-        self._advance(advanced_to)
+        self._advance(advanced_to, closing)
         if isinstance(self.clock, AcceleratedClock):
             # Everything due by ``advanced_to`` is applied (a batch still to close waits at most
             # a tick more): the clock may run on from there, and no further (the class docstring).
@@ -960,26 +965,44 @@ class Runtime:
             return model_ids.payment_key(payment_id) in self.node.engine.seen_flow_ids
 
     # -- time ------------------------------------------------------------------------------------
-    def _advance(self, now: int) -> None:
-        """Step time alone when a batch window has ended (close_on_time: at once; otherwise a
-        tick later) with no trades queued — queued trades' own step closes it — or when the base
-        layer is due a poll. A close alone is a ``tick`` step: it needs no base-layer poll (each
-        poll logs what the chain did since the last one, at a block's cost)."""
-        engine = self.node.engine
+    def _advance(self, now: int, closed: bool = False) -> None:
+        """Step time alone: a ``tick`` that closes the windows that have ended (close_on_time: at
+        once; otherwise a tick later) when no trades are queued — their own step closes them —
+        or before a poll; then, when it is due, a base-layer poll. So a poll never closes a
+        window itself: a batch is cleared (and published) before the poll's block work, and its
+        anchor is handed to the base layer before the chain is observed past its close.
+        ``closed``: this iteration's trade step closed a window."""
         due = self._batch_due_ms()
         late = 0.0 if self.options.close_on_time else self.options.tick_ms * self.clock.speed
-        batch_due = due is not None and now >= due + late and not self._trades
-        poll_due = self._has_pending_work() and now - self._last_chain_ms >= self.chain_poll_ms
-        if not (batch_due or poll_due):
-            return
+        ended = due is not None and now >= due + late
+        poll = self._poll_due(now, closed or ended)
+        if ended and (poll or not self._trades):
+            self._step_time(now, poll=False)
+        if poll:
+            self._step_time(now, poll=True)
+
+    def _poll_due(self, now: int, closed: bool) -> bool:
+        """Whether to poll the base layer now. A poll that sees a new block carries the block's
+        work (finality, L1 settlement: tens of ms), and every window ending while it runs waits
+        for it; so a due poll is taken right after a window closed — the open windows are then
+        at their youngest — or when none is open, and at most a tick late."""
+        if not self._has_pending_work() or now - self._last_chain_ms < self.chain_poll_ms:
+            return False
+        overdue = now - self._last_chain_ms >= self.chain_poll_ms + self.options.tick_ms * self.clock.speed
+        return closed or overdue or not self.options.close_on_time or self._batch_due_ms() is None
+
+    def _step_time(self, now: int, *, poll: bool) -> None:
+        """One step of time alone: a base-layer poll (``node.advance``), or a ``tick`` that closes
+        the windows that have ended (no base-layer traffic: a close needs none)."""
+        engine = self.node.engine
         at = max(now, engine.now_ms, engine.chain_seen_ms)
         with self.lock:
-            if self.node.chain is None or not poll_due:
-                self.node.submit("tick", {}, at)
-            else:
+            if poll and self.node.chain is not None:
                 self.node.advance(at)
+            else:
+                self.node.submit("tick", {}, at)
             self.counters.steps += 1
-        if poll_due:
+        if poll:
             self._last_chain_ms = at
         self._publish()
 
