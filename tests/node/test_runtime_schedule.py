@@ -11,7 +11,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from clearlane.node.runtime import Runtime, RuntimeOptions
+from clearlane.node.runtime import STEP_SECONDS_EDGES, Runtime, RuntimeOptions, StepTimes
 
 
 def _loop(
@@ -96,3 +96,13 @@ def test_an_idle_loop_wakes_for_the_poll_at_the_next_window_end() -> None:
     # A window ending later than a tick past the poll's time: the tick.
     assert float(Runtime._wait_seconds(_polling(1_990, 2_100, 1_000))) == pytest.approx(0.06)  # type: ignore[arg-type]
     assert float(Runtime._wait_seconds(_polling(1_990, None, 1_000))) == pytest.approx(0.01)  # type: ignore[arg-type]
+
+
+def test_step_times_count_each_step_in_its_bucket() -> None:
+    times = StepTimes()
+    for seconds in (0.004, 0.005, 0.012, 9.0):
+        times.observe("poll", seconds)
+    counts = times.counts["poll"]
+    assert len(counts) == len(STEP_SECONDS_EDGES) + 1 and sum(counts) == 4
+    assert counts[0] == 2 and counts[2] == 1 and counts[-1] == 1  # le 0.005 (inclusive), 0.015, +Inf
+    assert times.sums["poll"] == pytest.approx(9.021)

@@ -24,6 +24,7 @@ engine milliseconds per wall millisecond) for demos and tests. Engine time never
 
 from __future__ import annotations
 
+import bisect
 import ctypes
 import gc
 import logging
@@ -252,6 +253,44 @@ class RuntimeOptions:
     flow_id_background: bool = True  # merge id runs on a thread of their own (tests: inline)
 
 
+STEP_SECONDS_EDGES = (
+    0.005,
+    0.01,
+    0.015,
+    0.02,
+    0.025,
+    0.03,
+    0.04,
+    0.05,
+    0.075,
+    0.1,
+    0.15,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+)
+"""Upper bounds (s) of the loop's step-duration histogram: sub-second windows live in 5-100 ms."""
+
+
+@dataclass
+class StepTimes:
+    """Wall seconds of the loop's steps by kind — ``trades``, ``tick`` (windows closing),
+    ``poll`` (the base layer: a new block's work) and ``event`` — as a histogram
+    (``STEP_SECONDS_EDGES``, then +Inf): every window that ends while a step runs waits for it,
+    so these set the submit → cleared tail (``/metrics``: ``clearlane_runtime_step_seconds``)."""
+
+    counts: dict[str, list[int]] = field(default_factory=dict)
+    sums: dict[str, float] = field(default_factory=dict)
+
+    def observe(self, kind: str, seconds: float) -> None:
+        counts = self.counts.get(kind)
+        if counts is None:
+            counts = self.counts[kind] = [0] * (len(STEP_SECONDS_EDGES) + 1)
+        counts[bisect.bisect_left(STEP_SECONDS_EDGES, seconds)] += 1
+        self.sums[kind] = self.sums.get(kind, 0.0) + seconds
+
+
 @dataclass
 class RuntimeCounters:
     steps: int = 0
@@ -264,6 +303,7 @@ class RuntimeCounters:
     loop_cpu_s: float = 0.0  # CPU time of the loop thread inside them (busy >> cpu: starved or GIL-bound)
     edge_rejects: dict[str, int] = field(default_factory=dict)
     engine_rejects: dict[str, int] = field(default_factory=dict)
+    step_seconds: StepTimes = field(default_factory=StepTimes)
 
 
 class Opener(Protocol):
@@ -624,10 +664,12 @@ class Runtime:
         answers: dict[str, dict[str, Any]] = {}
         fx: Step | None = None
         if fresh.num_rows:
+            started = time.perf_counter()
             with self.lock:
                 fx = self.node.submit("trades", fresh, self._at(now))
                 if fx is not None:
                     answers = receipts.step_receipts(fx)
+            self.counters.step_seconds.observe("trades", time.perf_counter() - started)
             self.counters.trade_steps += 1
             self.counters.steps += 1
         self._publish()
@@ -884,6 +926,7 @@ class Runtime:
             if kind == "payment":
                 return self._existing_receipt(event_id, kind=1), []
             return receipts.event_receipt(event_id, kind, "duplicate"), []
+        started = time.perf_counter()
         with self.lock:
             fx = self.node.submit(kind, data, self._at(now))
             receipt = receipts.event_receipt(event_id, kind)
@@ -895,6 +938,7 @@ class Runtime:
                     self.counters.engine_rejects.get(r.code.slug, 0) + 1
                 )
             self.counters.steps += 1
+        self.counters.step_seconds.observe("event", time.perf_counter() - started)
         self._publish()
         return receipt, rejects
 
@@ -996,12 +1040,14 @@ class Runtime:
         the windows that have ended (no base-layer traffic: a close needs none)."""
         engine = self.node.engine
         at = max(now, engine.now_ms, engine.chain_seen_ms)
+        started = time.perf_counter()
         with self.lock:
             if poll and self.node.chain is not None:
                 self.node.advance(at)
             else:
                 self.node.submit("tick", {}, at)
             self.counters.steps += 1
+        self.counters.step_seconds.observe("poll" if poll else "tick", time.perf_counter() - started)
         if poll:
             self._last_chain_ms = at
         self._publish()
