@@ -2,7 +2,8 @@
 single loop thread.
 
 HTTP handlers validate nothing themselves: they enqueue a submission and wait. The loop thread,
-once per tick (a few ms of wall time; submissions that arrive meanwhile share the tick):
+at once when no batch is open and otherwise when the earliest batch window ends (at most a tick
+after a submission arrived; submissions that arrive meanwhile share the step — ``_step_wait``):
 
 1. validates all queued trade submissions in one columnar pass (a submission with a bad row is
    refused whole with the core's reject code, field and reason — nothing of it is logged);
@@ -12,8 +13,9 @@ once per tick (a few ms of wall time; submissions that arrive meanwhile share th
    every conflicting item named; content compared by the engine's digests, engine/dedup.py);
 3. logs and applies the rest as ONE ``trades`` step (``node.submit``: one transaction), then
    small events (payments, collateral) as their own steps;
-4. advances the base layer when a block is due, a batch window has elapsed, or something is
-   waiting for finality;
+4. closes the windows that have ended with a ``tick`` step if no trade step did, then polls
+   the base layer when a poll is due and something is waiting for it (right after a close:
+   ``_poll_due``);
 5. only then — the step is committed — answers the waiting submissions and publishes the
    step's lifecycle events. An acknowledged submission is in the log: it is never lost, and a
    crash before the commit leaves nothing half-applied (restart replays the log).
@@ -246,7 +248,7 @@ class RuntimeOptions:
     # allocated since, not the replayed/imported heap.
     tune_process: bool = False
     trim_interval_s: float = 10.0  # with tune_process: malloc_trim every this many seconds
-    close_on_time: bool = True  # step when a batch window ends, not only every tick_ms
+    close_on_time: bool = True  # step when a batch window ends, not a tick later
     hot_ids: int = 1 << 18  # ids per in-memory generation (engine dedup and read-model index)
     flow_id_run_ids: int = 1 << 18  # ids per run written to the store's flow-id archive
     flow_id_bloom_bits: int = 1 << 28  # the archive's fixed Bloom filter (32 MiB)
