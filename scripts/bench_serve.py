@@ -194,6 +194,10 @@ async def load(
         finally:
             writer.close()
 
+    # Every connection must carry a request at least every few seconds: the server closes a
+    # keep-alive connection idle for 5 s and answers 408 on one that sent nothing for 10 s since
+    # it opened (protocol.py), so at a low rate fewer connections are opened.
+    connections = max(1, min(connections, int(per_second * 4)))
     workers = [asyncio.create_task(worker()) for _ in range(connections)]
     t0 = time.perf_counter()
     mon = asyncio.create_task(sampler(server_pid, samples, stop, t0, base, headers))
@@ -232,6 +236,7 @@ async def load(
     for t, mib, _, _ in samples:
         per_minute.setdefault(int(t // 60), []).append(mib)
     return {
+        "connections": connections,
         "requests": len(sent),
         "trades_ok": trades_sent,
         "seconds": round(elapsed, 2),
@@ -264,6 +269,37 @@ async def load(
         "queued_rows_max": max((s[3] for s in samples), default=None),
         "samples": [(round(a, 1), round(b, 1), round(c, 1), d) for a, b, c, d in samples],
     }
+
+
+def step_percentiles(metrics: str) -> dict[str, dict[str, float]]:
+    """Per step kind (trades, tick, poll, event), from ``clearlane_runtime_step_seconds``: the
+    count, mean, and the bucket bounds (ms) that hold the 50th and 99th percentiles and the max."""
+    buckets: dict[str, list[tuple[float, float]]] = {}
+    sums: dict[str, float] = {}
+    for line in metrics.splitlines():
+        if line.startswith("clearlane_runtime_step_seconds_bucket"):
+            kind = line.split('kind="')[1].split('"')[0]
+            le = line.split('le="')[1].split('"')[0]
+            buckets.setdefault(kind, []).append((float(le), float(line.split()[-1])))
+        elif line.startswith("clearlane_runtime_step_seconds_sum"):
+            sums[line.split('kind="')[1].split('"')[0]] = float(line.split()[-1])
+    out: dict[str, dict[str, float]] = {}
+    for kind, rows in buckets.items():
+        n = rows[-1][1]
+        if not n:
+            continue
+
+        def bound(q: float, rows: list[tuple[float, float]] = rows, n: float = n) -> float:
+            return next(le for le, cum in rows if cum >= q * n) * 1000
+
+        out[kind] = {
+            "n": n,
+            "mean": round(sums.get(kind, 0.0) / n * 1000, 1),
+            "p50_le": bound(0.5),
+            "p99_le": bound(0.99),
+            "max_le": bound(1.0),
+        }
+    return out
 
 
 def _percentiles(values: Any) -> dict[str, float]:
@@ -387,6 +423,7 @@ def main() -> int:
                 elif line.startswith("clearlane_runtime_steps_total"):
                     kind = line.split('"')[1]
                     result[f"steps_{kind}_per_s"] = round(float(line.split()[-1]) / result["seconds"], 1)
+            result["step_ms"] = step_percentiles(c.get("/metrics").text)
         result["server_cleared_latency_ms"] = {
             lane["pool"]: lane["cleared_latency_ms"] for lane in overview["lanes"] if lane["pool"]
         }

@@ -262,8 +262,9 @@ def main() -> None:
         fut: Future[list[dict[str, Any]]] = Future()
         job = _TradeJob(part, clock.t, time.perf_counter(), fut, "trades")
         step_t0 = time.perf_counter()
+        due = rt._batch_due_ms()
         rt._apply_trades([job], clock.t)
-        rt._advance(clock.t)
+        rt._advance(clock.t, due is not None and clock.t >= due)  # as Runtime._iteration
         rt._publish()
         step_times.append(time.perf_counter() - step_t0)
         fut.result()

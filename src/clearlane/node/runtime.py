@@ -2,7 +2,8 @@
 single loop thread.
 
 HTTP handlers validate nothing themselves: they enqueue a submission and wait. The loop thread,
-once per tick (a few ms of wall time; submissions that arrive meanwhile share the tick):
+at once when no batch is open and otherwise when the earliest batch window ends (at most a tick
+after a submission arrived; submissions that arrive meanwhile share the step — ``_step_wait``):
 
 1. validates all queued trade submissions in one columnar pass (a submission with a bad row is
    refused whole with the core's reject code, field and reason — nothing of it is logged);
@@ -12,8 +13,9 @@ once per tick (a few ms of wall time; submissions that arrive meanwhile share th
    every conflicting item named; content compared by the engine's digests, engine/dedup.py);
 3. logs and applies the rest as ONE ``trades`` step (``node.submit``: one transaction), then
    small events (payments, collateral) as their own steps;
-4. advances the base layer when a block is due, a batch window has elapsed, or something is
-   waiting for finality;
+4. closes the windows that have ended with a ``tick`` step if no trade step did, then polls
+   the base layer when a poll is due and something is waiting for it (right after a close:
+   ``_poll_due``);
 5. only then — the step is committed — answers the waiting submissions and publishes the
    step's lifecycle events. An acknowledged submission is in the log: it is never lost, and a
    crash before the commit leaves nothing half-applied (restart replays the log).
@@ -24,6 +26,7 @@ engine milliseconds per wall millisecond) for demos and tests. Engine time never
 
 from __future__ import annotations
 
+import bisect
 import ctypes
 import gc
 import logging
@@ -245,11 +248,49 @@ class RuntimeOptions:
     # allocated since, not the replayed/imported heap.
     tune_process: bool = False
     trim_interval_s: float = 10.0  # with tune_process: malloc_trim every this many seconds
-    close_on_time: bool = True  # step when a batch window ends, not only every tick_ms
+    close_on_time: bool = True  # step when a batch window ends, not a tick later
     hot_ids: int = 1 << 18  # ids per in-memory generation (engine dedup and read-model index)
     flow_id_run_ids: int = 1 << 18  # ids per run written to the store's flow-id archive
     flow_id_bloom_bits: int = 1 << 28  # the archive's fixed Bloom filter (32 MiB)
     flow_id_background: bool = True  # merge id runs on a thread of their own (tests: inline)
+
+
+STEP_SECONDS_EDGES = (
+    0.005,
+    0.01,
+    0.015,
+    0.02,
+    0.025,
+    0.03,
+    0.04,
+    0.05,
+    0.075,
+    0.1,
+    0.15,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+)
+"""Upper bounds (s) of the loop's step-duration histogram: sub-second windows live in 5-100 ms."""
+
+
+@dataclass
+class StepTimes:
+    """Wall seconds of the loop's steps by kind — ``trades``, ``tick`` (windows closing),
+    ``poll`` (the base layer: a new block's work) and ``event`` — as a histogram
+    (``STEP_SECONDS_EDGES``, then +Inf): every window that ends while a step runs waits for it,
+    so these set the submit → cleared tail (``/metrics``: ``clearlane_runtime_step_seconds``)."""
+
+    counts: dict[str, list[int]] = field(default_factory=dict)
+    sums: dict[str, float] = field(default_factory=dict)
+
+    def observe(self, kind: str, seconds: float) -> None:
+        counts = self.counts.get(kind)
+        if counts is None:
+            counts = self.counts[kind] = [0] * (len(STEP_SECONDS_EDGES) + 1)
+        counts[bisect.bisect_left(STEP_SECONDS_EDGES, seconds)] += 1
+        self.sums[kind] = self.sums.get(kind, 0.0) + seconds
 
 
 @dataclass
@@ -264,6 +305,7 @@ class RuntimeCounters:
     loop_cpu_s: float = 0.0  # CPU time of the loop thread inside them (busy >> cpu: starved or GIL-bound)
     edge_rejects: dict[str, int] = field(default_factory=dict)
     engine_rejects: dict[str, int] = field(default_factory=dict)
+    step_seconds: StepTimes = field(default_factory=StepTimes)
 
 
 class Opener(Protocol):
@@ -487,21 +529,18 @@ class Runtime:
 
     # ------------------------------------------------------------------ the loop
     def _run(self) -> None:
-        last_step = 0.0
         try:
             while not self._stop.is_set():
                 self._wake.wait(self._wait_seconds())
                 self._wake.clear()
                 if self._stop.is_set():
                     break
-                if self._trades:
-                    wait = self._step_wait(time.perf_counter() - last_step)
-                    if wait > 0:
-                        time.sleep(wait)
-                last_step = time.perf_counter()
+                if not self._due_now():
+                    continue
+                started = time.perf_counter()
                 cpu = time.thread_time()
                 self._iteration()
-                self.counters.loop_busy_s += time.perf_counter() - last_step
+                self.counters.loop_busy_s += time.perf_counter() - started
                 self.counters.loop_cpu_s += time.thread_time() - cpu
         except BaseException as exc:  # the engine may be half-applied: stop taking input
             self.failed = exc
@@ -510,32 +549,52 @@ class Runtime:
             # taken: a request left waiting would hold its connection, and a server's stop, for ever.
             self._fail_pending(RuntimeUnavailable(f"clearing runtime failed: {exc}"), inflight=True)
 
-    def _step_wait(self, since: float) -> float:
-        """Seconds to wait, ``since`` seconds after the last step, before stepping the queued
-        trades: until the next tick or — close_on_time — until the next batch window ends (the
-        step applies what is queued by then and closes it when it ends, not up to a tick later)."""
-        tick = self.options.tick_ms / 1000
-        if since >= tick:
+    def _due_now(self) -> bool:
+        """Whether an iteration is due now; else the loop waits again (``_wait_seconds``)."""
+        if self._events or not self._trades:
+            return True  # small events are stepped at once; with nothing queued, time may be due
+        return self._step_wait() <= 0.0
+
+    def _step_wait(self) -> float:
+        """Seconds to wait before stepping the queued trades. A trade's batch window starts when
+        the trade is stepped (the step's time is its time), and a step's cost is mostly fixed
+        (docs/PERFORMANCE.md). So with close_on_time: at once when no batch is open — the trades
+        start a window now — and otherwise at the earliest open window's end, in the step that
+        closes it (the trades start the next window there): one step a window under load. A
+        queued trade never waits more than ``tick_ms`` (long windows: it joins the open batch)."""
+        try:
+            oldest = self._trades[0]
+        except IndexError:
             return 0.0
-        wait = tick - since
+        wait = self.options.tick_ms / 1000 - (time.perf_counter() - oldest.wall)
         if self.options.close_on_time:
             due = self._batch_due_ms()
-            if due is not None:
-                wait = min(wait, max(0.0, (due - self.clock.now_ms()) / self.clock.speed / 1000))
-        return wait
+            if due is None:
+                return 0.0
+            wait = min(wait, (due - self.clock.now_ms()) / self.clock.speed / 1000)
+        return max(0.0, wait)
 
     def _wait_seconds(self) -> float:
-        if self._trades or self._events:
+        """How long the loop may sleep: until the queued trades' step (``_step_wait``), the next
+        batch window's end (close_on_time: at its end, so a quiet pool's batch is cleared when its
+        window ends, not a tick later), the next chain poll, or the next stats event."""
+        if self._events:
             return 0.0
+        if self._trades:
+            return self._step_wait()
         speed = self.clock.speed
         now = self.clock.now_ms()
         waits = [self.options.stats_interval_ms / 1000]
         due = self._batch_due_ms()
         if due is not None:
-            waits.append(max(0.0, (due - now) / speed / 1000 + self.options.tick_ms / 1000))
+            late = 0.0 if self.options.close_on_time else self.options.tick_ms / 1000
+            waits.append(max(0.0, (due - now) / speed / 1000 + late))
         if self._has_pending_work():
-            waits.append(max(0.0, (self._last_chain_ms + self.chain_poll_ms - now) / speed / 1000))
-        return max(self.options.tick_ms / 4000, min(waits))
+            poll_at = self._last_chain_ms + self.chain_poll_ms
+            if due is not None and self.options.close_on_time:  # taken after the next close (_poll_due)
+                poll_at = max(poll_at, min(due, poll_at + int(self.options.tick_ms * speed)))
+            waits.append(max(0.0, (poll_at - now) / speed / 1000))
+        return min(waits)
 
     def _batch_due_ms(self) -> int | None:
         engine = self.node.engine
@@ -557,6 +616,8 @@ class Runtime:
             self._queued_rows = 0
             self._inflight = [j.future for j in trades] + [j.future for j in events]
         now = self.clock.now_ms()
+        due = self._batch_due_ms()
+        closing = bool(trades) and due is not None and now >= due  # the trade step closes a window
         if trades:
             self._apply_trades(trades, now)
         for job in events:
@@ -569,7 +630,7 @@ class Runtime:
             else:
                 self._apply_events(job, now)
         advanced_to = self.clock.now_ms()
-        self._advance(advanced_to)
+        self._advance(advanced_to, closing)
         if isinstance(self.clock, AcceleratedClock):
             # Everything due by ``advanced_to`` is applied (a batch still to close waits at most
             # a tick more): the clock may run on from there, and no further (the class docstring).
@@ -605,10 +666,12 @@ class Runtime:
         answers: dict[str, dict[str, Any]] = {}
         fx: Step | None = None
         if fresh.num_rows:
+            started = time.perf_counter()
             with self.lock:
                 fx = self.node.submit("trades", fresh, self._at(now))
                 if fx is not None:
                     answers = receipts.step_receipts(fx)
+            self.counters.step_seconds.observe("trades", time.perf_counter() - started)
             self.counters.trade_steps += 1
             self.counters.steps += 1
         self._publish()
@@ -865,6 +928,7 @@ class Runtime:
             if kind == "payment":
                 return self._existing_receipt(event_id, kind=1), []
             return receipts.event_receipt(event_id, kind, "duplicate"), []
+        started = time.perf_counter()
         with self.lock:
             fx = self.node.submit(kind, data, self._at(now))
             receipt = receipts.event_receipt(event_id, kind)
@@ -876,6 +940,7 @@ class Runtime:
                     self.counters.engine_rejects.get(r.code.slug, 0) + 1
                 )
             self.counters.steps += 1
+        self.counters.step_seconds.observe("event", time.perf_counter() - started)
         self._publish()
         return receipt, rejects
 
@@ -946,25 +1011,47 @@ class Runtime:
             return model_ids.payment_key(payment_id) in self.node.engine.seen_flow_ids
 
     # -- time ------------------------------------------------------------------------------------
-    def _advance(self, now: int) -> None:
-        engine = self.node.engine
+    def _advance(self, now: int, closed: bool = False) -> None:
+        """Step time alone: a ``tick`` that closes the windows that have ended (close_on_time: at
+        once; otherwise a tick later) when no trades are queued — their own step closes them —
+        or before a poll; then, when it is due, a base-layer poll. So a poll never closes a
+        window itself: a batch is cleared (and published) before the poll's block work, and its
+        anchor is handed to the base layer before the chain is observed past its close.
+        ``closed``: this iteration's trade step closed a window."""
         due = self._batch_due_ms()
-        # Under load the next trade step closes a due batch itself; only a quiet pool needs a
-        # step of its own (after one more tick, so traffic never pays for an extra step).
-        batch_due = (
-            due is not None and now >= due + self.options.tick_ms * self.clock.speed and not self._trades
-        )
-        poll_due = self._has_pending_work() and now - self._last_chain_ms >= self.chain_poll_ms
-        if not (batch_due or poll_due):
-            return
+        late = 0.0 if self.options.close_on_time else self.options.tick_ms * self.clock.speed
+        ended = due is not None and now >= due + late
+        poll = self._poll_due(now, closed or ended)
+        if ended and (poll or not self._trades):
+            self._step_time(now, poll=False)
+        if poll:
+            self._step_time(now, poll=True)
+
+    def _poll_due(self, now: int, closed: bool) -> bool:
+        """Whether to poll the base layer now. A poll that sees a new block carries the block's
+        work (finality, L1 settlement: tens of ms), and every window ending while it runs waits
+        for it; so a due poll is taken right after a window closed — the open windows are then
+        at their youngest — or when none is open, and at most a tick late."""
+        if not self._has_pending_work() or now - self._last_chain_ms < self.chain_poll_ms:
+            return False
+        overdue = now - self._last_chain_ms >= self.chain_poll_ms + self.options.tick_ms * self.clock.speed
+        return closed or overdue or not self.options.close_on_time or self._batch_due_ms() is None
+
+    def _step_time(self, now: int, *, poll: bool) -> None:
+        """One step of time alone: a base-layer poll (``node.advance``), or a ``tick`` that closes
+        the windows that have ended (no base-layer traffic: a close needs none)."""
+        engine = self.node.engine
         at = max(now, engine.now_ms, engine.chain_seen_ms)
+        started = time.perf_counter()
         with self.lock:
-            if self.node.chain is None:
-                self.node.submit("tick", {}, at)
-            else:
+            if poll and self.node.chain is not None:
                 self.node.advance(at)
+            else:
+                self.node.submit("tick", {}, at)
             self.counters.steps += 1
-        self._last_chain_ms = at
+        self.counters.step_seconds.observe("poll" if poll else "tick", time.perf_counter() - started)
+        if poll:
+            self._last_chain_ms = at
         self._publish()
 
     def _maybe_trim(self, wall: float) -> None:

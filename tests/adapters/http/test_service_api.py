@@ -183,6 +183,9 @@ def test_policy_rejection_is_logged_not_an_error(tmp_path: Path) -> None:
         }
         metrics = s.client.get("/metrics", headers=s.h("auditor")).text
         assert 'clearlane_rejects_total{code="201",error="liquidity_exceeded",source="engine"} 1.0' in metrics
+        # The loop's step durations: one trade step so far (its bucket is whatever it took).
+        assert 'clearlane_runtime_step_seconds_count{kind="trades"} 1.0' in metrics
+        assert 'clearlane_runtime_step_seconds_bucket{kind="trades",le="+Inf"} 1.0' in metrics
 
 
 def test_payments_and_collateral(svc: Service) -> None:

@@ -93,7 +93,8 @@ def serve(
     ] = "realtime",
     speed: Annotated[float, typer.Option(help="Engine ms per wall ms with --clock accelerated.")] = 60.0,
     tick_ms: Annotated[
-        float, typer.Option(help="Wall ms the loop waits to gather submissions into one step.")
+        float,
+        typer.Option(help="Wall ms a submission waits at most for its step (sooner at a window's end)."),
     ] = 50.0,
     durable: Annotated[bool, typer.Option(help="fsync every step (survives power loss, slower).")] = False,
     insecure_no_auth: Annotated[

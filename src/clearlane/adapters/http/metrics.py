@@ -22,6 +22,8 @@ columnar histograms and counters at scrape time, so 20,000 trades/s cost nothing
   ``clearlane_webhook_deliveries_total{outcome}``;
 * ``clearlane_runtime_loop_seconds_total{kind}`` (busy, cpu, trim) and
   ``clearlane_runtime_steps_total{kind}`` (trades, all) — the clearing loop's time and steps;
+  ``clearlane_runtime_step_seconds{kind}`` — histogram of a step's wall time (trades, tick,
+  poll): a window ending while a step runs waits for it;
 * ``clearlane_block_height``, ``clearlane_applied_seq``, ``clearlane_stream_subscribers``.
 """
 
@@ -43,6 +45,7 @@ from clearlane.adapters.http.auth import token_from
 from clearlane.adapters.http.common import READERS, ServiceOptions, allow, authenticate, roles_doc
 from clearlane.core.model.codes import RejectCode
 from clearlane.node.projections.common import BATCH_SIZE_EDGES, HOPS, LATENCY_EDGES_MS, STATE_KEYS
+from clearlane.node.runtime import STEP_SECONDS_EDGES
 
 if TYPE_CHECKING:
     from clearlane.adapters.http.webhooks import WebhookService
@@ -110,6 +113,7 @@ class _Collector(Collector):
         steps.add_metric(["trades"], float(rt.counters.trade_steps))
         steps.add_metric(["all"], float(rt.counters.steps))
         yield steps
+        yield _step_family(rt)
         yield GaugeMetricFamily(
             "clearlane_block_height", "Base-layer tip height seen by the engine", value=float(snap.height)
         )
@@ -185,6 +189,20 @@ def _latency_family(snap: _Snapshot) -> Metric:
                 _buckets(c, LATENCY_EDGES_MS, 0.001),
                 _sum_estimate(c, LATENCY_EDGES_MS) / 1000,
             )
+    return hist
+
+
+def _step_family(rt: Runtime) -> Metric:
+    hist = HistogramMetricFamily(
+        "clearlane_runtime_step_seconds",
+        "Wall time of the runtime loop's steps: trades, tick (windows closing), poll (the base layer)",
+        labels=["kind"],
+    )
+    times = rt.counters.step_seconds
+    edges = np.array(STEP_SECONDS_EDGES)
+    for kind in sorted(times.counts):
+        counts = np.array(times.counts[kind])
+        hist.add_metric([kind], _buckets(counts, edges, 1.0), sum_value=times.sums.get(kind, 0.0))
     return hist
 
 
