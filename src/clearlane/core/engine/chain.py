@@ -127,8 +127,9 @@ def on_time(engine: EngineState, out: StepBuilder) -> None:
         parts = lanes.take_open_parts(engine, p, s)
         closing.append((p, s, int(close_at[c]), Flows.concat(parts) if parts else Flows.empty()))
     clearing.close_batches(engine, closing, out)
-    for batch_id in sorted(engine.pending):
+    for batch_id in batches.walk_order(engine):
         batches.advance(engine, engine.pending[batch_id], out)
+        batches.walked(engine, batch_id)
     for group_id in sorted(engine.l1_groups):
         l1.advance(engine, engine.l1_groups[group_id], out)
     # Holds guard the anchor deadline, so they expire on observed chain time too.

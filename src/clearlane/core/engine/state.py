@@ -291,6 +291,11 @@ class EngineState:
         self.seq = np.zeros(k, dtype=np.int64)
         self.open_parts: list[list[Flows]] = [[] for _ in range(k)]
         self.pending: dict[str, BatchState] = {}
+        # Which pending batches a step between chain entries must walk (batches.walk_order): not
+        # state (derived from the batches' quiet marks), so never in the state root.
+        self.batch_wake: list[tuple[int, str]] = []  # (quiet_until, batch id), a heap
+        self.batch_wake_epoch = -1  # the chain epoch the heap and the awake set are for
+        self.batch_awake: set[str] = set()  # walked without becoming quiet, or new this epoch
         self.anchor_txs: dict[str, str] = {}
         self.l1_groups: dict[str, L1Group] = {}
         self.l1_txs: dict[str, tuple[str, int]] = {}
