@@ -745,3 +745,23 @@ def test_dispute_bundle_of_a_payment_logged_in_a_run(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     result = cli.invoke(app, ["dispute-check", str(bundle)])
     assert result.exit_code == 0 and "reproduces" in result.output, result.output
+
+
+def test_a_blob_whose_arrays_point_past_their_buffers_is_a_finding() -> None:
+    """The IPC reader accepts a stream whose string offsets run past the data (it checks the
+    framing only); reading such a table can fail anywhere, or read other memory. The checker
+    validates every decoded blob, so it is reported as not decoding — never a crash, never a
+    result that depends on what lies past the buffer (a CI run once met one: a flipped byte)."""
+    import struct
+
+    from clearlane.core.proofs.codec import read_table, write_table
+    from clearlane.evidence.check import _prepare_chunk
+
+    blob = write_table(pa.table({"flow_id": pa.array(["aaa", "bbb"])}), compress=False)
+    offsets = struct.pack("<3i", 0, 3, 6)
+    at = blob.find(offsets)
+    assert at > 0
+    bad = blob[:at] + struct.pack("<3i", 0, 3, 1 << 30) + blob[at + len(offsets) :]
+    assert read_table(bad).num_rows == 2  # decodes: the reader does not look inside
+    prep = _prepare_chunk(bad, None, pa.array([], pa.string()), pa.array([], pa.string()))  # type: ignore[arg-type]
+    assert prep.error == "blob does not decode (ArrowInvalid)"

@@ -177,10 +177,12 @@ def _prepare_chunk(
     """Everything about one chunk that does not depend on the walk's state: decode, column
     digest, canonical bytes, the batched rows as flows and the batch-independent leaf tails."""
     try:
-        table = read_table(blob)
+        table = _read(blob)
+        prep = _Prepared(
+            rows=table.num_rows, digest=table_digest(table), canonical=_canonical_blob(table, blob)
+        )
     except (pa.ArrowException, OSError, ValueError) as exc:
         return _Prepared(error=f"blob does not decode ({type(exc).__name__})")
-    prep = _Prepared(rows=table.num_rows, digest=table_digest(table), canonical=_canonical_blob(table, blob))
     try:
         member, pool_codes, pools = batch_member_mask(table)
         rows = np.flatnonzero(member)
@@ -806,8 +808,8 @@ class _Checker:
     def _batch_blobs(self, batch_id: str, row: Any, c: dict[str, Any]) -> None:
         """A stored batch's detail and net blobs against the digests its clearing step recorded."""
         try:
-            detail = read_table(bytes(row["detail"]))
-            net = read_table(bytes(row["net"]))
+            detail = _read(bytes(row["detail"]))
+            net = _read(bytes(row["net"]))
             if table_digest(detail) != c["detail"]:
                 self.problem("batches", batch_id, "detail (flow ids in leaf order) differs from the log")
             elif not _canonical_blob(detail, bytes(row["detail"])) or not _canonical_blob(
@@ -838,12 +840,13 @@ class _Checker:
                 continue
             meta = want["meta"] or {}
             try:
-                table = read_table(bytes(row["blob"]))
+                table = _read(bytes(row["blob"]))
                 digest = table_digest(table)
+                canonical = _canonical_blob(table, bytes(row["blob"]))
             except (pa.ArrowException, OSError, ValueError) as exc:
                 self.problem("l1_groups", group_id, f"blob unusable ({type(exc).__name__})")
                 continue
-            if not _canonical_blob(table, bytes(row["blob"])):
+            if not canonical:
                 self.problem("l1_groups", group_id, _NOT_CANONICAL)
                 continue
             if (
@@ -876,7 +879,7 @@ class _Checker:
                 self.problem("ledger_entries", entry_id, "posted by no step of the log")
                 continue
             try:
-                legs = read_table(bytes(row.legs))
+                legs = _read(bytes(row.legs))
                 accounts = legs.column("account").to_numpy().astype(np.int64)
                 amounts = legs.column("amount_minor").to_numpy().astype(np.int64)
                 entry = JournalEntry(
@@ -1075,6 +1078,16 @@ class _Checker:
                 f"idx {len(rows)}",
                 f"missing (the configuration defines {ledger.n_accounts} accounts)",
             )
+
+
+def _read(blob: bytes) -> pa.Table:
+    """A stored blob's table, every array fully validated. The IPC reader checks a stream's
+    framing, not its arrays: a flipped length or offset can decode into an array that points
+    past its buffers, and reading it then fails or reads other memory. Validated, every such
+    blob raises ``ArrowInvalid`` here and becomes a finding."""
+    table = read_table(blob)
+    table.validate(full=True)
+    return table
 
 
 def _canonical_blob(table: pa.Table, blob: bytes, *, compress: bool = True) -> bool:
