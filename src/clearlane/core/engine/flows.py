@@ -75,6 +75,20 @@ class Flows:
         columns = [getattr(self, name) for name in _NAMES]
         return _flows(c.slice(lo, hi - lo) if isinstance(c, pa.Array) else c[lo:hi] for c in columns)
 
+    def obligations(self) -> tuple[I32, I32, I32, I32, I64, I64, I64, I64]:
+        """The columns the compiled kernels read, in the order they take them: buyer, seller,
+        base, quote, qty, quote amount, the buyer's fee, the seller's fee."""
+        return (
+            self.buyer,
+            self.seller,
+            self.base,
+            self.quote,
+            self.qty,
+            self.quote_amt,
+            self.fee_buyer,
+            self.fee_seller,
+        )
+
     def with_(self, **changes: Any) -> Flows:
         return replace(self, **changes)
 

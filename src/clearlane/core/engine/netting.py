@@ -180,15 +180,9 @@ def _net_compiled(
     for i in range(n):
         order[fill[leg_batch[i]]] = i
         fill[leg_batch[i]] += 1
-    n_cells = participants * assets
-    scratch = np.zeros(n_cells, dtype=np.int64)
-    seen = np.zeros(n_cells, dtype=np.bool_)
-    touched = np.empty(2 * n, dtype=np.int64)
-    gross = np.zeros(batches * assets, dtype=np.int64)
-    net_debit = np.zeros(batches * assets, dtype=np.int64)
-    key = np.empty(2 * n, dtype=np.int64)
-    net = np.empty(2 * n, dtype=np.int64)
-    batch_of = np.empty(2 * n, dtype=np.int64)
+    scratch, seen, touched, gross, net_debit, key, net, batch_of = _cells(
+        n, participants * assets, batches, assets
+    )
     out = 0
     for b in range(batches):
         t = 0
@@ -196,33 +190,69 @@ def _net_compiled(
             i = order[j]
             a = asset[i]
             gross[b * assets + a] += amount[i]
-            cell = payer[i] * assets + a
-            if not seen[cell]:
-                seen[cell] = True
-                touched[t] = cell
-                t += 1
-            scratch[cell] -= amount[i]
-            cell = payee[i] * assets + a
-            if not seen[cell]:
-                seen[cell] = True
-                touched[t] = cell
-                t += 1
-            scratch[cell] += amount[i]
-        # Emit the touched cells in ascending order: sorted when few, or by a scan of every
-        # cell when the batch touched so many that the sort would cost more than the scan.
-        cells = np.sort(touched[:t]) if t * 256 < n_cells else np.flatnonzero(seen)
-        for cell in cells:
-            value = scratch[cell]
-            if value != 0:
-                key[out] = cell
-                net[out] = value
-                batch_of[out] = b
-                out += 1
-                if value < 0:
-                    net_debit[b * assets + cell % assets] -= value
-            scratch[cell] = 0
-            seen[cell] = False
+            t = _move(payer[i] * assets + a, payee[i] * assets + a, amount[i], scratch, seen, touched, t)
+        out = _emit(b, touched[:t], seen, scratch, assets, key, net, batch_of, net_debit, out)
     return key[:out].copy(), net[:out].copy(), batch_of[:out].copy(), gross, net_debit
+
+
+@nb.njit(cache=True)
+def _cells(legs: int, n_cells: int, batches: int, assets: int) -> Any:
+    """The netting passes' arrays: per cell the scratch sum and a touched flag, the touched
+    list, per (batch, asset) gross and net debit, and room for every leg's two positions."""
+    return (
+        np.zeros(n_cells, dtype=np.int64),
+        np.zeros(n_cells, dtype=np.bool_),
+        np.empty(2 * legs, dtype=np.int64),
+        np.zeros(batches * assets, dtype=np.int64),
+        np.zeros(batches * assets, dtype=np.int64),
+        np.empty(2 * legs, dtype=np.int64),
+        np.empty(2 * legs, dtype=np.int64),
+        np.empty(2 * legs, dtype=np.int64),
+    )
+
+
+@nb.njit(cache=True)
+def _move(debit_cell: int, credit_cell: int, v: int, scratch: Any, seen: Any, touched: Any, t: int) -> int:
+    """One leg of ``v`` out of ``debit_cell`` into ``credit_cell``; a cell touched for the first
+    time in its batch is listed in ``touched`` (returns the new count)."""
+    for cell, delta in ((debit_cell, -v), (credit_cell, v)):
+        if not seen[cell]:
+            seen[cell] = True
+            touched[t] = cell
+            t += 1
+        scratch[cell] += delta
+    return t
+
+
+@nb.njit(cache=True)
+def _emit(
+    b: int,
+    touched: Any,
+    seen: Any,
+    scratch: Any,
+    assets: int,
+    key: Any,
+    net: Any,
+    batch_of: Any,
+    net_debit: Any,
+    out: int,
+) -> int:
+    """Write batch ``b``'s non-zero cells from ``out`` on (returns the new end) and clear the
+    cells it touched. Ascending cell order: the touched cells sorted when few, else a scan of
+    every flag (the sort costs more once a batch touches 1/256 of the cells)."""
+    cells = np.sort(touched) if touched.shape[0] * 256 < seen.shape[0] else np.flatnonzero(seen)
+    for cell in cells:
+        value = scratch[cell]
+        if value != 0:
+            key[out] = cell
+            net[out] = value
+            batch_of[out] = b
+            out += 1
+            if value < 0:
+                net_debit[b * assets + cell % assets] -= value
+        scratch[cell] = 0
+        seen[cell] = False
+    return out
 
 
 def net_flows_many(
@@ -238,15 +268,16 @@ def net_flows_many(
     batches = len(bounds) - 1
     if participants * assets > _COMPILED_MAX_CELLS:
         return None
+    buyer, seller, base, quote, qty, quote_amt, fee_buyer, fee_seller = flows.obligations()
     key, net, batch_of, gross, net_debit, fits, legs = _net_flows_compiled(
-        flows.seller,
-        flows.buyer,
-        flows.base,
-        flows.quote,
-        flows.qty,
-        flows.quote_amt,
-        flows.fee_buyer,
-        flows.fee_seller,
+        buyer,
+        seller,
+        base,
+        quote,
+        qty,
+        quote_amt,
+        fee_buyer,
+        fee_seller,
         bounds.astype(np.int64, copy=False),
         house,
         participants,
@@ -282,8 +313,8 @@ def _fit_leg(v: int, total: int, limit: int) -> int:
 
 @nb.njit(cache=True)
 def _net_flows_compiled(
-    seller: Any,
     buyer: Any,
+    seller: Any,
     base: Any,
     quote: Any,
     qty: Any,
@@ -313,15 +344,9 @@ def _net_flows_compiled(
         legs[b] = count
         fits[b] = total >= 0
     n = legs.sum()
-    n_cells = participants * assets
-    scratch = np.zeros(n_cells, dtype=np.int64)
-    seen = np.zeros(n_cells, dtype=np.bool_)
-    touched = np.empty(2 * n, dtype=np.int64)
-    gross = np.zeros(batches * assets, dtype=np.int64)
-    net_debit = np.zeros(batches * assets, dtype=np.int64)
-    key = np.empty(2 * n, dtype=np.int64)
-    net = np.empty(2 * n, dtype=np.int64)
-    batch_of = np.empty(2 * n, dtype=np.int64)
+    scratch, seen, touched, gross, net_debit, key, net, batch_of = _cells(
+        n, participants * assets, batches, assets
+    )
     out = 0
     for b in range(batches):
         if not fits[b]:
@@ -340,30 +365,8 @@ def _net_flows_compiled(
                 if v == 0:
                     continue
                 gross[b * assets + a] += v
-                cell = payer * assets + a
-                if not seen[cell]:
-                    seen[cell] = True
-                    touched[t] = cell
-                    t += 1
-                scratch[cell] -= v
-                cell = payee * assets + a
-                if not seen[cell]:
-                    seen[cell] = True
-                    touched[t] = cell
-                    t += 1
-                scratch[cell] += v
-        cells = np.sort(touched[:t]) if t * 256 < n_cells else np.flatnonzero(seen)
-        for cell in cells:
-            value = scratch[cell]
-            if value != 0:
-                key[out] = cell
-                net[out] = value
-                batch_of[out] = b
-                out += 1
-                if value < 0:
-                    net_debit[b * assets + cell % assets] -= value
-            scratch[cell] = 0
-            seen[cell] = False
+                t = _move(payer * assets + a, payee * assets + a, v, scratch, seen, touched, t)
+        out = _emit(b, touched[:t], seen, scratch, assets, key, net, batch_of, net_debit, out)
     return key[:out].copy(), net[:out].copy(), batch_of[:out].copy(), gross, net_debit, fits, legs
 
 
