@@ -268,21 +268,8 @@ def net_flows_many(
     batches = len(bounds) - 1
     if participants * assets > _COMPILED_MAX_CELLS:
         return None
-    buyer, seller, base, quote, qty, quote_amt, fee_buyer, fee_seller = flows.obligations()
     key, net, batch_of, gross, net_debit, fits, legs = _net_flows_compiled(
-        buyer,
-        seller,
-        base,
-        quote,
-        qty,
-        quote_amt,
-        fee_buyer,
-        fee_seller,
-        bounds.astype(np.int64, copy=False),
-        house,
-        participants,
-        assets,
-        limit,
+        flows.obligations(), bounds.astype(np.int64, copy=False), house, participants, assets, limit
     )
     participant, asset_i = np.divmod(key, assets)
     _check_many(batch_of * assets + asset_i, net, gross, net_debit)
@@ -313,23 +300,13 @@ def _fit_leg(v: int, total: int, limit: int) -> int:
 
 @nb.njit(cache=True)
 def _net_flows_compiled(
-    buyer: Any,
-    seller: Any,
-    base: Any,
-    quote: Any,
-    qty: Any,
-    quote_amt: Any,
-    fee_buyer: Any,
-    fee_seller: Any,
-    bounds: Any,
-    house: int,
-    participants: int,
-    assets: int,
-    limit: int,
+    obligations: Any, bounds: Any, house: int, participants: int, assets: int, limit: int
 ) -> tuple[Any, Any, Any, Any, Any, Any, Any]:
-    """:func:`_net_compiled` over legs read from the flow columns, batch by batch: first each
-    batch's non-zero legs are counted and their sum held to ``limit`` (exactly: the running
-    total never passes it), then the batches that fit are summed cell by cell."""
+    """:func:`_net_compiled` over legs read from the flow columns (``Flows.obligations()``),
+    batch by batch: first each batch's non-zero legs are counted and their sum held to
+    ``limit`` (exactly: the running total never passes it), then the batches that fit are
+    summed cell by cell."""
+    buyer, seller, base, quote, qty, quote_amt, fee_buyer, fee_seller = obligations
     batches = bounds.shape[0] - 1
     fits = np.ones(batches, dtype=np.bool_)
     legs = np.zeros(batches, dtype=np.int64)
