@@ -35,15 +35,16 @@ class BalancesView:
 
     @classmethod
     def of(cls, ledger: Any) -> BalancesView:
-        """The ledger's accounts and balances now (copies: the ledger moves on)."""
+        """The ledger's accounts and balances now. Both calls return copies (the ledger moves
+        on; ``Ledger.balances``, ``AccountBook.table``), kept as they are."""
         posted, pending_debits, pending_credits = ledger.balances()
         accounts = ledger.accounts_table()
         return cls(
-            list(accounts.owner),
-            list(accounts.asset),
-            list(accounts.purpose),
-            list(accounts.lane),
-            accounts.has_floor.copy(),
+            accounts.owner,
+            accounts.asset,
+            accounts.purpose,
+            accounts.lane,
+            accounts.has_floor,
             np.where(accounts.has_floor, accounts.floor_minor, 0).astype(np.int64),
             posted,
             pending_debits,
