@@ -297,3 +297,25 @@ def release_legs(participant, asset, net, inflight, available):  # type: ignore[
             amounts[creditors + c] = v
             c += 1
     return accounts, amounts
+
+
+@njit(cache=True)
+def gather_texts(data, offsets, index):  # type: ignore[no-untyped-def]
+    """The strings ``index`` picks from a string table (UTF-8 ``data``, int64 ``offsets``: see
+    commitment.string_table), as an Arrow string column's int32 offsets and data."""
+    n = index.shape[0]
+    out_offsets = np.empty(n + 1, dtype=np.int32)
+    out_offsets[0] = 0
+    total = 0
+    for i in range(n):
+        j = index[i]
+        total += offsets[j + 1] - offsets[j]
+        out_offsets[i + 1] = total
+    out_data = np.empty(total, dtype=np.uint8)
+    at = 0
+    for i in range(n):
+        j = index[i]
+        for b in range(offsets[j], offsets[j + 1]):
+            out_data[at] = data[b]
+            at += 1
+    return out_offsets, out_data

@@ -237,12 +237,10 @@ class EngineState:
     config: ClearingConfig
     house: int
     participant_ids: pa.Array
-    participant_list: list[str]  # the same ids as a list (small takes: no Arrow call per batch)
     participant_lookup: dict[str, int]
     asset_codes: pa.Array
-    asset_list: list[str]
     asset_lookup: dict[str, int]
-    pid_table: tuple[U8, I64]
+    pid_table: tuple[U8, I64]  # the same ids as UTF-8 bytes + offsets (batch roots, net columns)
     code_table: tuple[U8, I64]
     scales: npt.NDArray[np.int64]
     kinds: npt.NDArray[np.int8]
@@ -324,10 +322,8 @@ def install_config(engine: EngineState, config: ClearingConfig) -> None:
     engine.config = config
     engine.house = config.house_index
     engine.participant_ids = pa.array(config.participant_ids, type=pa.string())
-    engine.participant_list = engine.participant_ids.to_pylist()
     engine.participant_lookup = config.participant_index()
     engine.asset_codes = pa.array([a.code for a in config.assets], type=pa.string())
-    engine.asset_list = engine.asset_codes.to_pylist()
     engine.asset_lookup = config.asset_index()
     engine.pid_table = string_table(config.participant_ids)
     engine.code_table = string_table([a.code for a in config.assets])

@@ -199,6 +199,12 @@ class AccountBook:
             raise IndexError(f"unknown account index {index}")
         return self._keys[index]
 
+    def keys_from(self, start: int) -> list[AccountKey]:
+        """The keys of accounts ``start``, ``start + 1``, … in index order (a copy): the new
+        accounts of a drain in one slice — a :meth:`key` call each cost ~0.2 s for the 96,000
+        accounts of the benchmark day's first step."""
+        return self._keys[max(start, 0) : self._n]
+
     def get_or_create(self, key: AccountKey) -> int:
         found = self._index.get(key)
         if found is not None:

@@ -624,7 +624,7 @@ class Ledger:
         changed = book.dirty_indices()
         self._stale_blocks.update((changed // DIGEST_BLOCK_ACCOUNTS).tolist())
         book.clear_dirty(changed)
-        new_accounts = tuple((i, book.key(i)) for i in range(self._drained_accounts, book.n))
+        new_accounts = tuple(enumerate(book.keys_from(self._drained_accounts), self._drained_accounts))
         self._drained_accounts = book.n
         new_entries = tuple(rec.entry for rec in self._by_seq[self._drained_entries - self._by_seq_base :])
         self._drained_entries = self._n_entries
