@@ -2,12 +2,14 @@
 
 The node writes an observation with orjson (``observation_payload``) and hands the engine the
 events it decoded itself; a replay decodes the stored JSON with ``event_from_dict``. Both must
-give what ``canonical_json`` and the decoder give, for any event the classes admit.
+give what ``canonical_json`` and the decoder give, for any event the classes admit. The column
+constructor of submissions builds and refuses what the class does.
 """
 
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from hypothesis import given, settings
@@ -17,8 +19,11 @@ from clearlane.core.model.chain import (
     BlockProduced,
     ChainEvent,
     ChainReorg,
+    TxSubmission,
     event_from_dict,
     observation_payload,
+    same_kind_submissions,
+    tx_submission_to_dict,
 )
 from clearlane.core.model.inputs import ChainEvents
 from clearlane.core.proofs.canonical import canonical_json
@@ -70,3 +75,32 @@ def test_decoded_events_must_match_the_logged_count() -> None:
     with pytest.raises(ValueError, match="do not match"):
         record.with_decoded(())
     assert record.with_decoded((block,)).decoded() == (block,)
+
+
+_ANY = st.one_of(st.text(max_size=3), st.integers(), st.booleans(), st.none(), st.binary(max_size=2))
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    st.lists(st.tuples(_ANY, _ANY, _ANY), max_size=4),
+    st.sampled_from(["l1_settle", "anchor", "other"]),
+    st.one_of(_HASH, st.binary(max_size=3)),
+)
+def test_same_kind_submissions_accept_and_refuse_as_the_class(
+    rows: list[tuple[object, object, object]], kind: str, payload_hash: bytes
+) -> None:
+    """The column constructor builds exactly the objects ``TxSubmission(...)`` builds, and
+    refuses (with the same error type) whatever the class refuses."""
+    tx_ids, refs, at_ms = ([r[i] for r in rows] for i in range(3))
+    try:
+        expected = [
+            TxSubmission(t, kind, r, payload_hash, a)  # type: ignore[arg-type]
+            for t, r, a in zip(tx_ids, refs, at_ms, strict=True)
+        ]
+    except (TypeError, ValueError) as exc:
+        with pytest.raises(type(exc), match=re.escape(str(exc))):
+            same_kind_submissions(tx_ids, kind, refs, payload_hash, at_ms)  # type: ignore[arg-type]
+        return
+    built = same_kind_submissions(tx_ids, kind, refs, payload_hash, at_ms)  # type: ignore[arg-type]
+    assert built == expected
+    assert [tx_submission_to_dict(b) for b in built] == [tx_submission_to_dict(e) for e in expected]

@@ -15,7 +15,7 @@ from clearlane.core.engine.state import I64, EngineState, L1Group
 from clearlane.core.engine.step import StepBuilder
 from clearlane.core.ledger import JournalEntry, PostResult
 from clearlane.core.model import ids as model_ids
-from clearlane.core.model.chain import TxSubmission
+from clearlane.core.model.chain import TxSubmission, same_kind_submissions
 from clearlane.core.model.codes import Reject, RejectCode
 from clearlane.core.model.events import L1GroupOpened
 
@@ -44,11 +44,11 @@ def submit(
     )
     engine.l1_groups[group_id] = group
     ids = flows.ids.to_pylist()
-    l1_txs, submissions = engine.l1_txs, out.submissions
-    for row, (flow_id, at_ms) in enumerate(zip(ids, group.submitted_ms.tolist(), strict=True)):
-        tx_id = model_ids.l1_tx_id(flow_id, 1)
-        l1_txs[tx_id] = (group_id, row)
-        submissions.append(TxSubmission(tx_id, "l1_settle", flow_id, _ZERO_HASH, at_ms))
+    tx_ids = [model_ids.l1_tx_id(flow_id, 1) for flow_id in ids]
+    engine.l1_txs.update(zip(tx_ids, [(group_id, row) for row in range(n)], strict=True))
+    out.submissions.extend(
+        same_kind_submissions(tx_ids, "l1_settle", ids, _ZERO_HASH, group.submitted_ms.tolist())
+    )
     engine.stats.l1_submitted += n
     opened = L1GroupOpened(group_id, origin, int(group.submitted_ms.min()), n)
     out.l1_group(group_id, group, opened)
