@@ -140,7 +140,11 @@ def assign(
         close_at,
         close_reason,
     )
-    engine.pos_digest.touch(np.unique(np.concatenate([kernel_pool[kernel_pool >= 0], close_pool[:closes]])))
+    # The pools written: a flag per pool, not np.unique over every row (a sort of the chunk).
+    written = np.zeros(len(engine.config.pools), dtype=np.bool_)
+    written[kernel_pool[kernel_pool >= 0]] = True
+    written[close_pool[:closes]] = True
+    engine.pos_digest.touch(np.flatnonzero(written))
     closed = [(int(close_pool[c]), int(close_seq[c]), int(close_at[c])) for c in range(closes)]
     return out_seq, out_breach, closed
 

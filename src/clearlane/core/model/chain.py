@@ -159,7 +159,8 @@ class BlockProduced:
             and type(self.parent_hash) is bytes
             and len(self.parent_hash) == HASH_LEN_BYTES
             and type(self.tx_ids) is tuple
-            and all(type(t) is str and t for t in self.tx_ids)
+            and set(map(type, self.tx_ids)) <= {str}
+            and all(self.tx_ids)
             and type(self.fees_paid_minor) is int
             and self.fees_paid_minor >= 0
         ):
