@@ -7,12 +7,30 @@ audit trail and the dashboard's "why is this on L1?").
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import numpy.typing as npt
 
 from clearlane.core.config.model import ClearingConfig, ParticipantKind
 
 I32 = npt.NDArray[np.int32]
+
+
+@dataclass(frozen=True)
+class LaneHints:
+    """A column of lane hints as codes into ``names`` (-1: no hint), as a dictionary column
+    holds them: a rule's hint is matched on the codes, not by comparing a Python string per row
+    (three hint rules in the reference policy cost ~5 ms a 62,500-row chunk that way)."""
+
+    codes: I32
+    names: list[str | None]
+
+    def equal(self, hint: str) -> npt.NDArray[np.bool_]:
+        """Rows whose hint is ``hint``."""
+        table = np.array([name == hint for name in self.names] + [False], dtype=np.bool_)
+        return table[np.where(self.codes >= 0, self.codes, len(self.names))]
+
 
 # Kind codes used in kinds_by_participant; the clearing house gets code len(_KIND_ORDER).
 _KIND_ORDER = list(ParticipantKind)
@@ -25,7 +43,7 @@ def route(
     seller: I32,
     kind: npt.NDArray[np.int8],
     notional_usd: npt.NDArray[np.float64],
-    lane_hint: list[str | None] | npt.NDArray[np.object_],
+    lane_hint: LaneHints | list[str | None] | npt.NDArray[np.object_],
     kinds_by_participant: npt.NDArray[np.int8],
     opt_out: npt.NDArray[np.bool_],
 ) -> tuple[I32, npt.NDArray[np.int16]]:
@@ -34,7 +52,7 @@ def route(
     pool = np.full(n, -1, dtype=np.int32)
     rule_index = np.full(n, -1, dtype=np.int16)
     unassigned = np.ones(n, dtype=np.bool_)
-    hints = np.asarray(lane_hint, dtype=object)
+    hints = lane_hint if isinstance(lane_hint, LaneHints) else np.asarray(lane_hint, dtype=object)
     kind_codes = {k: i for i, k in enumerate(_KIND_ORDER)}
     buyer_kind = kinds_by_participant[buyer]
     seller_kind = kinds_by_participant[seller]
@@ -55,7 +73,7 @@ def route(
             listed = _kind_table([kind_codes[k] for k in rule.all_kinds])
             match &= listed[buyer_kind] & listed[seller_kind]
         if rule.lane_hint is not None:
-            match &= hints == rule.lane_hint
+            match &= hints.equal(rule.lane_hint) if isinstance(hints, LaneHints) else hints == rule.lane_hint
         if rule.flow is not None:
             match &= kind == (0 if rule.flow == "trade" else 1)
         pool[match] = rule.pool_index

@@ -15,6 +15,7 @@ from clearlane.core.engine import lanes, limits, outcomes
 from clearlane.core.engine.dedup import content_digest, payment_digest, trade_digests
 from clearlane.core.engine.escrows import Payout
 from clearlane.core.engine.flows import FLOW_PAYMENT, FLOW_TRADE, Flows
+from clearlane.core.engine.routing import LaneHints
 from clearlane.core.engine.state import I64, EngineState, LogEntry, payload_of
 from clearlane.core.engine.step import StepBuilder
 from clearlane.core.model import ids as model_ids
@@ -117,16 +118,13 @@ def _amounts(
     return qty, quote_amt
 
 
-def _lane_hints(table: pa.Table) -> npt.NDArray[np.object_]:
-    """Each row's lane hint (None where absent) as Python values for the router."""
-    n = table.num_rows
+def _lane_hints(table: pa.Table) -> LaneHints:
+    """Each row's lane hint as a code into the column's dictionary (-1 where absent)."""
     hints = table.column("lane_hint").combine_chunks()
-    hint_values: npt.NDArray[np.object_] = (
-        hints.dictionary_decode().to_numpy(zero_copy_only=False)
-        if hints.null_count < n
-        else np.full(n, None, dtype=object)
-    )
-    return hint_values
+    if not pa.types.is_dictionary(hints.type):
+        hints = hints.dictionary_encode()
+    codes = hints.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int32)
+    return LaneHints(codes, hints.dictionary.to_pylist())
 
 
 def mark_over_limit(
