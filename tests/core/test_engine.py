@@ -179,6 +179,7 @@ def test_dropped_anchor_is_resubmitted(config: ClearingConfig) -> None:
     kinds = [e[1] for e in h.batch_events() if e[0] == "fast-00000001"]
     assert kinds == ["cleared", "resubmitted", "anchored", "final"]
     assert h.engine.stats.batches_final == 1
+    assert h.engine.anchor_txs == {}  # both attempts forgotten once final (bounded memory)
 
 
 def test_anchor_deadline_unwinds_to_l1(config: ClearingConfig) -> None:
@@ -362,6 +363,7 @@ def test_property_conservation_determinism_and_closure(rows: list[tuple], faults
                 assert sum(int(n) for n, x in zip(net, assets, strict=True) if x == code) == 0
     # Nothing left in flight: every accepted flow ended final on L2 or L1.
     assert not a.engine.pending and not a.engine.l1_groups
+    assert not a.engine.anchor_txs and not a.engine.l1_txs  # only in-flight txs are remembered
     accepted = sum(a.engine.stats.flows_by_lane.values())
     l2_final_flows = sum(len(x) for x in a.engine.stats.latency_l2_final_ms)
     assert l2_final_flows + a.engine.stats.l1_final == accepted

@@ -79,7 +79,7 @@ from clearlane.node.projections.common import (
 )
 from clearlane.node.projections.l1 import L1Change, L1Groups, L1View
 from clearlane.node.projections.positions import NO_LEGS, Positions
-from clearlane.node.projections.records import TradeRecords
+from clearlane.node.projections.records import CACHE_ROWS, TradeRecords
 
 # Alerts that begin with this reject slug are ledger refusals the engine turned into data.
 _LEDGER_REFUSED = RejectCode.LEDGER_REFUSED.slug
@@ -93,7 +93,7 @@ class ReadModel:
         config: ClearingConfig,
         store: Store,
         *,
-        cache_rows: int = 500_000,
+        cache_rows: int = CACHE_ROWS,
         bucket_ms: int = 10_000,
         retention_buckets: int = 1_500,
         bounded: bool = False,
