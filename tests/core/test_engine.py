@@ -406,17 +406,22 @@ def test_skipping_quiet_batches_and_groups_changes_nothing(rows: list[tuple], fa
         h.apply("tick", {}, t + 400_000 + k * 5_000)
     full = Engine(cfg, EngineOptions(quiet_skip=False))
     skipping = Engine(cfg)
-    skipped = 0
+    skipped = skipped_l1 = 0
     for entry in h.log:
         a, b = full.apply(entry), skipping.apply(entry)
         assert [batch_event_row(e) for e in a.batch_events()] == [
             batch_event_row(e) for e in b.batch_events()
         ]
-        assert sorted(u.group_id for u in a.l1_updates()) == sorted(u.group_id for u in b.l1_updates())
+        assert [(u.group_id, u.table) for u in a.l1_updates()] == [
+            (u.group_id, u.table) for u in b.l1_updates()
+        ]
+        assert a.submissions == b.submissions
         assert full.state_root() == skipping.state_root(), entry.seq  # effects head included
         skipped += sum(1 for st in skipping.pending.values() if st.quiet_epoch == skipping.chain_epoch)
+        skipped_l1 += sum(1 for g in skipping.l1_groups.values() if g.quiet_epoch == skipping.chain_epoch)
     assert full.pre_root() == h.engine.pre_root()  # the node's root also seals its chain head
     assert skipped > 0 or not any(step.cleared() for step in h.steps)
+    assert skipped_l1 > 0 or not any(step.l1_updates() for step in h.steps)
 
 
 def _respelled(row: dict, zeros: int) -> dict:

@@ -7,6 +7,8 @@ one ledger entry, a row the ledger still refuses becoming a failed settlement (d
 
 from __future__ import annotations
 
+import heapq
+
 import numpy as np
 
 from clearlane.core.engine import limits, outcomes
@@ -20,6 +22,7 @@ from clearlane.core.model.codes import Reject, RejectCode
 from clearlane.core.model.events import L1GroupOpened
 
 _ZERO_HASH = bytes(32)  # an L1 settlement carries no batch root
+_NEVER = 1 << 62  # "no time": a quiet group waits for the next chain entry
 
 
 def submit(
@@ -43,6 +46,7 @@ def submit(
         final_ms=np.full(n, -1, dtype=np.int64),
     )
     engine.l1_groups[group_id] = group
+    engine.l1_awake.add(group_id)  # new: walked at this step's end (walk_order)
     ids = flows.ids.to_pylist()
     l1_txs, submissions = engine.l1_txs, out.submissions
     for row, (flow_id, at_ms) in enumerate(zip(ids, group.submitted_ms.tolist(), strict=True)):
@@ -57,8 +61,10 @@ def submit(
 
 def advance(engine: EngineState, group: L1Group, out: StepBuilder) -> None:
     """Settle the group's rows that became final, re-submit the stale ones, drop the group once
-    every row is final (skipped while nothing changed since its last no-op walk)."""
-    if engine.options.quiet_skip and group.quiet_epoch == engine.chain_epoch:
+    every row is final (skipped while nothing changed since its last no-op walk, until the
+    chain epoch changes or engine time reaches the next row's confirmation time)."""
+    epoch = engine.chain_epoch
+    if engine.options.quiet_skip and group.quiet_epoch == epoch and engine.now_ms < group.quiet_until:
         return
     now = engine.now_ms
     open_rows = group.final_ms < 0
@@ -67,13 +73,15 @@ def advance(engine: EngineState, group: L1Group, out: StepBuilder) -> None:
     need = engine.config.l1_confirmations
     included = open_rows & (group.included_height >= 0)
     changed = False
-    waits_for_time = False
+    wakes_at = _NEVER  # the earliest confirmation time still to come
     if included.any():
         confirm_height = group.included_height + need - 1
         reached = included & (confirm_height <= engine.tip_height)
         rows = np.flatnonzero(reached)
         confirm_ms = np.array([engine.block_ms.get(int(h), -1) for h in confirm_height[rows]], dtype=np.int64)
-        waits_for_time = bool((confirm_ms > now).any())
+        later = confirm_ms[confirm_ms > now]
+        if len(later):
+            wakes_at = int(later.min())
         rows = rows[(confirm_ms >= 0) & (confirm_ms <= now)]
         confirm_ms = confirm_ms[(confirm_ms >= 0) & (confirm_ms <= now)]
         if len(rows):
@@ -99,12 +107,51 @@ def advance(engine: EngineState, group: L1Group, out: StepBuilder) -> None:
         changed = True
     if changed:
         out.l1_group(group.group_id, group)
-    elif not waits_for_time:
-        group.quiet_epoch = engine.chain_epoch  # nothing to do until the next chain entry
+    else:
+        # Nothing to do until the next chain entry or the next confirmation time: rows wait
+        # on the chain (inclusion, confirmations, the re-submit clock on observed chain time)
+        # or on engine time reaching a confirmation block's time, nothing else.
+        group.quiet_epoch, group.quiet_until = epoch, wakes_at
     if group.open_rows() == 0:
         for flow_id, attempt in zip(group.flows.ids.to_pylist(), group.attempt.tolist(), strict=True):
             engine.l1_txs.pop(model_ids.l1_tx_id(flow_id, attempt), None)
         del engine.l1_groups[group.group_id]
+
+
+def walk_order(engine: EngineState) -> list[str]:
+    """The L1 groups :func:`advance` must be called for now, in group-id order — every one
+    after a chain entry; between chain entries only new ones, ones whose last walk left them
+    awake, and quiet ones whose ``quiet_until`` has come (as ``batches.walk_order``: the others
+    would return at once, so skipping them changes nothing; a property test compares every step
+    with a full walk). Serve walked ~110 groups at every step (issue 18, serve7)."""
+    epoch = engine.chain_epoch
+    if not engine.options.quiet_skip or engine.l1_wake_epoch != epoch:
+        engine.l1_wake.clear()
+        engine.l1_awake.clear()
+        engine.l1_wake_epoch = epoch
+        return sorted(engine.l1_groups)
+    now = engine.now_ms
+    walk = engine.l1_awake
+    engine.l1_awake = set()
+    wake = engine.l1_wake
+    while wake and wake[0][0] <= now:
+        until, group_id = heapq.heappop(wake)
+        group = engine.l1_groups.get(group_id)
+        if group is not None and group.quiet_epoch == epoch and group.quiet_until == until:
+            walk.add(group_id)
+    return sorted(g for g in walk if g in engine.l1_groups)
+
+
+def walked(engine: EngineState, group_id: str) -> None:
+    """After :func:`advance`: a group still open is remembered by when it wakes (quiet) or
+    walked again at the next step (awake)."""
+    group = engine.l1_groups.get(group_id)
+    if group is None or not engine.options.quiet_skip:
+        return
+    if group.quiet_epoch != engine.chain_epoch:
+        engine.l1_awake.add(group_id)
+    elif group.quiet_until < _NEVER:
+        heapq.heappush(engine.l1_wake, (group.quiet_until, group_id))
 
 
 def settle(engine: EngineState, group: L1Group, rows: I64, out: StepBuilder) -> None:

@@ -105,6 +105,7 @@ class L1Group:
     included_ms: I64
     final_ms: I64
     quiet_epoch: int = -1  # as BatchState.quiet_epoch (l1.advance did nothing in this epoch)
+    quiet_until: int = -1  # as BatchState.quiet_until (a row's confirmation time still to come)
 
     def open_rows(self) -> int:
         return int(np.count_nonzero(self.final_ms < 0))
@@ -300,6 +301,10 @@ class EngineState:
         self.l1_groups: dict[str, L1Group] = {}
         self.l1_txs: dict[str, tuple[str, int]] = {}
         self.l1_group_count = 0
+        # Which L1 groups a step between chain entries must walk (l1.walk_order), as for batches.
+        self.l1_wake: list[tuple[int, str]] = []  # (quiet_until, group id), a heap
+        self.l1_wake_epoch = -1
+        self.l1_awake: set[str] = set()  # walked without becoming quiet, or new this epoch
         self.block_ms: dict[int, int] = {}
         self.tip_height = 0
         # Deadlines (re-submit, unwind) are judged on the time up to which the chain has been
