@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pyarrow as pa
 
+from clearlane.core.model import ids as model_ids
+from clearlane.node.projections.l1 import DoneGroups
 from clearlane.node.projections.records import CACHE_ROWS, TradeRecords
 from clearlane.node.runtime import RuntimeOptions
 
@@ -43,3 +45,15 @@ def test_the_record_cache_holds_at_most_cache_rows_and_reads_evicted_chunks_back
 def test_the_service_defaults_bound_the_record_cache() -> None:
     # ~220 B a cached row in serve: the default is ~14 MiB, full within a minute at 1,000/s.
     assert RuntimeOptions().cache_rows == CACHE_ROWS <= 1 << 16
+
+
+def test_done_l1_groups_answer_as_the_set_of_their_ids_did() -> None:
+    done = DoneGroups()
+    for number in (3, 1, 3, 5000):
+        done.add(model_ids.l1_group_id(number))
+    done.add("elsewhere-7")
+    assert len(done) == 4
+    assert all(model_ids.l1_group_id(n) in done for n in (1, 3, 5000))
+    assert model_ids.l1_group_id(2) not in done and model_ids.l1_group_id(10**6) not in done
+    assert "elsewhere-7" in done and "elsewhere-8" not in done and 3 not in done
+    assert done.flags.nbytes < 16 * 1024  # a byte a group number, not an object per id
