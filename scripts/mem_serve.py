@@ -202,6 +202,11 @@ def main() -> None:
         "--walk", action="store_true", help="print the attributes that grew most since the last report"
     )
     ap.add_argument("--workdir", type=Path)
+    ap.add_argument(
+        "--profile-polls",
+        type=Path,
+        help="cProfile every base-layer poll (Node.advance) into this pstats file; print the poll times",
+    )
     args = ap.parse_args()
 
     from clearlane.adapters.embedded import EMBEDDED
@@ -239,6 +244,7 @@ def main() -> None:
         data.pop("type", None)
         data.pop("v", None)
         rt.node.submit("collateral_deposit", data, clock.t)
+    poll_times = _profile_polls(rt, args.profile_polls) if args.profile_polls else None
     proc = psutil.Process()
     if args.tracemalloc:
         tracemalloc.start(5)
@@ -307,8 +313,45 @@ def main() -> None:
     )
     slow = np.argsort(st)[-8:]
     print("slowest steps (index: ms):", ", ".join(f"{i}: {st[i]:.0f}" for i in sorted(slow.tolist())))
+    if poll_times is not None:
+        _report_polls(poll_times, args.profile_polls)
     rt.node.close()
     sys.exit(0)
+
+
+def _profile_polls(rt: Any, path: Path) -> tuple[Any, list[float]]:
+    """Wrap ``Node.advance`` (a poll's whole node step) in one cProfile, kept across polls."""
+    import cProfile
+
+    profile = cProfile.Profile()
+    times: list[float] = []
+    advance = rt.node.advance
+
+    def profiled(at: int) -> Any:
+        t0 = time.perf_counter()
+        profile.enable()
+        try:
+            return advance(at)
+        finally:
+            profile.disable()
+            times.append(time.perf_counter() - t0)
+
+    rt.node.advance = profiled
+    return profile, times
+
+
+def _report_polls(poll_times: tuple[Any, list[float]], path: Path) -> None:
+    import pstats
+
+    profile, times = poll_times
+    profile.dump_stats(str(path))
+    ms = np.array(times) * 1000
+    if len(ms):
+        print(
+            f"\npolls: {len(ms)}, wall ms (under cProfile) p50 {np.percentile(ms, 50):.1f}  "
+            f"p90 {np.percentile(ms, 90):.1f}  max {ms.max():.1f}"
+        )
+    pstats.Stats(str(path)).sort_stats("cumulative").print_stats(30)
 
 
 if __name__ == "__main__":

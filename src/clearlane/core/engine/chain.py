@@ -62,6 +62,7 @@ def on_block(engine: EngineState, block: BlockProduced, out: StepBuilder) -> Non
 
 def on_reorg(engine: EngineState, reorg: ChainReorg, out: StepBuilder) -> None:
     """A reorg: what the orphaned blocks included is waiting again (a final batch: an alert)."""
+    engine.reorgs += 1
     for height in reorg.orphaned_heights:
         engine.block_ms.pop(height, None)
     engine.tip_height = reorg.fork_height
@@ -130,7 +131,7 @@ def on_time(engine: EngineState, out: StepBuilder) -> None:
     for batch_id in batches.walk_order(engine):
         batches.advance(engine, engine.pending[batch_id], out)
         batches.walked(engine, batch_id)
-    for group_id in l1.walk_order(engine):
+    for group_id in l1.walk_order(engine, out):
         l1.advance(engine, engine.l1_groups[group_id], out)
         l1.walked(engine, group_id)
     # Holds guard the anchor deadline, so they expire on observed chain time too.

@@ -108,50 +108,88 @@ def advance(engine: EngineState, group: L1Group, out: StepBuilder) -> None:
     if changed:
         out.l1_group(group.group_id, group)
     else:
-        # Nothing to do until the next chain entry or the next confirmation time: rows wait
-        # on the chain (inclusion, confirmations, the re-submit clock on observed chain time)
-        # or on engine time reaching a confirmation block's time, nothing else.
+        # Nothing to do until something it waits for comes (walk_order): engine time reaching
+        # a confirmation block's time, the tip reaching a row's confirmation height, observed
+        # chain time reaching a row's re-submit time — or a block including a row (the step
+        # that does changes the group), a reorg, a configuration change.
         group.quiet_epoch, group.quiet_until = epoch, wakes_at
+        unconfirmed = included & (group.included_height + need - 1 > engine.tip_height)
+        group.wake_height = _first(group.included_height[unconfirmed] + need - 1)
+        waiting = open_rows & (group.included_height < 0)
+        group.wake_chain_ms = _first(group.submitted_ms[waiting] + engine.config.l1_resubmit_ms)
     if group.open_rows() == 0:
         for flow_id, attempt in zip(group.flows.ids.to_pylist(), group.attempt.tolist(), strict=True):
             engine.l1_txs.pop(model_ids.l1_tx_id(flow_id, attempt), None)
         del engine.l1_groups[group.group_id]
 
 
-def walk_order(engine: EngineState) -> list[str]:
-    """The L1 groups :func:`advance` must be called for now, in group-id order — every one
-    after a chain entry; between chain entries only new ones, ones whose last walk left them
-    awake, and quiet ones whose ``quiet_until`` has come (as ``batches.walk_order``: the others
-    would return at once, so skipping them changes nothing; a property test compares every step
-    with a full walk). Serve walked ~110 groups at every step (issue 18, serve7)."""
-    epoch = engine.chain_epoch
-    if not engine.options.quiet_skip or engine.l1_wake_epoch != epoch:
-        engine.l1_wake.clear()
-        engine.l1_awake.clear()
-        engine.l1_wake_epoch = epoch
+def walk_order(engine: EngineState, out: StepBuilder) -> list[str]:
+    """The L1 groups :func:`advance` must be called for now, in group-id order: new ones, ones
+    whose last walk left them awake, ones this step changed (``out``: a block included their
+    rows, an operator settled one), and quiet ones whose wake has come — engine time at
+    ``quiet_until``, the tip at ``wake_height``, observed chain time at ``wake_chain_ms``. A
+    quiet group stays quiet across chain entries: only those three, a change to the group, a
+    reorg (block times move: every group is walked) or a configuration change (the same) can
+    make its walk do anything, so skipping the others changes nothing (a property test compares
+    every step with a full walk). Serve walked all ~110 groups at every step, and at every
+    poll all of them fully (issue 18, serve7)."""
+    if not engine.options.quiet_skip:
         return sorted(engine.l1_groups)
-    now = engine.now_ms
+    if engine.l1_walk_reorgs != engine.reorgs or engine.l1_walk_config is not engine.config:
+        for heap in (engine.l1_wake, engine.l1_height_wake, engine.l1_chain_wake):
+            heap.clear()
+        engine.l1_awake.clear()
+        engine.l1_walk_reorgs, engine.l1_walk_config = engine.reorgs, engine.config
+        return sorted(engine.l1_groups)
     walk = engine.l1_awake
     engine.l1_awake = set()
-    wake = engine.l1_wake
-    while wake and wake[0][0] <= now:
-        until, group_id = heapq.heappop(wake)
-        group = engine.l1_groups.get(group_id)
-        if group is not None and group.quiet_epoch == epoch and group.quiet_until == until:
-            walk.add(group_id)
-    return sorted(g for g in walk if g in engine.l1_groups)
+    walk.update(out.l1_at)
+    groups = engine.l1_groups
+    for heap, now, due in (
+        (engine.l1_wake, engine.now_ms, _quiet_until),
+        (engine.l1_height_wake, engine.tip_height, _wake_height),
+        (engine.l1_chain_wake, engine.chain_seen_ms, _wake_chain_ms),
+    ):
+        while heap and heap[0][0] <= now:
+            at, group_id = heapq.heappop(heap)
+            group = groups.get(group_id)
+            if group is not None and due(group) == at:
+                walk.add(group_id)
+    return sorted(g for g in walk if g in groups)
+
+
+def _first(values: I64) -> int:
+    return int(values.min()) if len(values) else _NEVER
+
+
+def _quiet_until(group: L1Group) -> int:
+    return group.quiet_until
+
+
+def _wake_height(group: L1Group) -> int:
+    return group.wake_height
+
+
+def _wake_chain_ms(group: L1Group) -> int:
+    return group.wake_chain_ms
 
 
 def walked(engine: EngineState, group_id: str) -> None:
-    """After :func:`advance`: a group still open is remembered by when it wakes (quiet) or
+    """After :func:`advance`: a group still open is remembered by what wakes it (quiet) or
     walked again at the next step (awake)."""
     group = engine.l1_groups.get(group_id)
     if group is None or not engine.options.quiet_skip:
         return
     if group.quiet_epoch != engine.chain_epoch:
         engine.l1_awake.add(group_id)
-    elif group.quiet_until < _NEVER:
-        heapq.heappush(engine.l1_wake, (group.quiet_until, group_id))
+        return
+    for heap, at in (
+        (engine.l1_wake, group.quiet_until),
+        (engine.l1_height_wake, group.wake_height),
+        (engine.l1_chain_wake, group.wake_chain_ms),
+    ):
+        if at < _NEVER:
+            heapq.heappush(heap, (at, group_id))
 
 
 def settle(engine: EngineState, group: L1Group, rows: I64, out: StepBuilder) -> None:
