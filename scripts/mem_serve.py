@@ -207,6 +207,10 @@ def main() -> None:
         type=Path,
         help="cProfile every base-layer poll (Node.advance) into this pstats file; print the poll times",
     )
+    ap.add_argument(
+        "--profile-kind",
+        help="with --profile-polls: profile the node steps of this log kind (Node.submit: tick, trades) instead",
+    )
     args = ap.parse_args()
 
     from clearlane.adapters.embedded import EMBEDDED
@@ -244,7 +248,7 @@ def main() -> None:
         data.pop("type", None)
         data.pop("v", None)
         rt.node.submit("collateral_deposit", data, clock.t)
-    poll_times = _profile_polls(rt, args.profile_polls) if args.profile_polls else None
+    poll_times = _profile_polls(rt, args.profile_polls, args.profile_kind) if args.profile_polls else None
     proc = psutil.Process()
     if args.tracemalloc:
         tracemalloc.start(5)
@@ -319,24 +323,30 @@ def main() -> None:
     sys.exit(0)
 
 
-def _profile_polls(rt: Any, path: Path) -> tuple[Any, list[float]]:
-    """Wrap ``Node.advance`` (a poll's whole node step) in one cProfile, kept across polls."""
+def _profile_polls(rt: Any, path: Path, kind: str | None) -> tuple[Any, list[float]]:
+    """Wrap ``Node.advance`` (a poll's whole node step) — or, with ``kind``, ``Node.submit`` of
+    that log kind — in one cProfile, kept across calls."""
     import cProfile
 
     profile = cProfile.Profile()
     times: list[float] = []
-    advance = rt.node.advance
+    wrapped = rt.node.advance if kind is None else rt.node.submit
 
-    def profiled(at: int) -> Any:
+    def profiled(*args: Any, **kwargs: Any) -> Any:
+        if kind is not None and args[0] != kind:
+            return wrapped(*args, **kwargs)
         t0 = time.perf_counter()
         profile.enable()
         try:
-            return advance(at)
+            return wrapped(*args, **kwargs)
         finally:
             profile.disable()
             times.append(time.perf_counter() - t0)
 
-    rt.node.advance = profiled
+    if kind is None:
+        rt.node.advance = profiled
+    else:
+        rt.node.submit = profiled
     return profile, times
 
 
@@ -344,11 +354,14 @@ def _report_polls(poll_times: tuple[Any, list[float]], path: Path) -> None:
     import pstats
 
     profile, times = poll_times
+    if not times:
+        print("\nno step of that kind ran")
+        return
     profile.dump_stats(str(path))
     ms = np.array(times) * 1000
     if len(ms):
         print(
-            f"\npolls: {len(ms)}, wall ms (under cProfile) p50 {np.percentile(ms, 50):.1f}  "
+            f"\nprofiled steps: {len(ms)}, wall ms (under cProfile) p50 {np.percentile(ms, 50):.1f}  "
             f"p90 {np.percentile(ms, 90):.1f}  max {ms.max():.1f}"
         )
     pstats.Stats(str(path)).sort_stats("cumulative").print_stats(30)
