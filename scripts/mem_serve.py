@@ -202,6 +202,15 @@ def main() -> None:
         "--walk", action="store_true", help="print the attributes that grew most since the last report"
     )
     ap.add_argument("--workdir", type=Path)
+    ap.add_argument(
+        "--profile-polls",
+        type=Path,
+        help="cProfile every base-layer poll (Node.advance) into this pstats file; print the poll times",
+    )
+    ap.add_argument(
+        "--profile-kind",
+        help="with --profile-polls: profile the node steps of this log kind (Node.submit: tick, trades) instead",
+    )
     args = ap.parse_args()
 
     from clearlane.adapters.embedded import EMBEDDED
@@ -239,6 +248,7 @@ def main() -> None:
         data.pop("type", None)
         data.pop("v", None)
         rt.node.submit("collateral_deposit", data, clock.t)
+    poll_times = _profile_polls(rt, args.profile_polls, args.profile_kind) if args.profile_polls else None
     proc = psutil.Process()
     if args.tracemalloc:
         tracemalloc.start(5)
@@ -307,8 +317,54 @@ def main() -> None:
     )
     slow = np.argsort(st)[-8:]
     print("slowest steps (index: ms):", ", ".join(f"{i}: {st[i]:.0f}" for i in sorted(slow.tolist())))
+    if poll_times is not None:
+        _report_polls(poll_times, args.profile_polls)
     rt.node.close()
     sys.exit(0)
+
+
+def _profile_polls(rt: Any, path: Path, kind: str | None) -> tuple[Any, list[float]]:
+    """Wrap ``Node.advance`` (a poll's whole node step) — or, with ``kind``, ``Node.submit`` of
+    that log kind — in one cProfile, kept across calls."""
+    import cProfile
+
+    profile = cProfile.Profile()
+    times: list[float] = []
+    wrapped = rt.node.advance if kind is None else rt.node.submit
+
+    def profiled(*args: Any, **kwargs: Any) -> Any:
+        if kind is not None and args[0] != kind:
+            return wrapped(*args, **kwargs)
+        t0 = time.perf_counter()
+        profile.enable()
+        try:
+            return wrapped(*args, **kwargs)
+        finally:
+            profile.disable()
+            times.append(time.perf_counter() - t0)
+
+    if kind is None:
+        rt.node.advance = profiled
+    else:
+        rt.node.submit = profiled
+    return profile, times
+
+
+def _report_polls(poll_times: tuple[Any, list[float]], path: Path) -> None:
+    import pstats
+
+    profile, times = poll_times
+    if not times:
+        print("\nno step of that kind ran")
+        return
+    profile.dump_stats(str(path))
+    ms = np.array(times) * 1000
+    if len(ms):
+        print(
+            f"\nprofiled steps: {len(ms)}, wall ms (under cProfile) p50 {np.percentile(ms, 50):.1f}  "
+            f"p90 {np.percentile(ms, 90):.1f}  max {ms.max():.1f}"
+        )
+    pstats.Stats(str(path)).sort_stats("cumulative").print_stats(30)
 
 
 if __name__ == "__main__":

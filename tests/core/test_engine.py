@@ -179,6 +179,7 @@ def test_dropped_anchor_is_resubmitted(config: ClearingConfig) -> None:
     kinds = [e[1] for e in h.batch_events() if e[0] == "fast-00000001"]
     assert kinds == ["cleared", "resubmitted", "anchored", "final"]
     assert h.engine.stats.batches_final == 1
+    assert h.engine.anchor_txs == {}  # both attempts forgotten once final (bounded memory)
 
 
 def test_anchor_deadline_unwinds_to_l1(config: ClearingConfig) -> None:
@@ -362,6 +363,7 @@ def test_property_conservation_determinism_and_closure(rows: list[tuple], faults
                 assert sum(int(n) for n, x in zip(net, assets, strict=True) if x == code) == 0
     # Nothing left in flight: every accepted flow ended final on L2 or L1.
     assert not a.engine.pending and not a.engine.l1_groups
+    assert not a.engine.anchor_txs and not a.engine.l1_txs  # only in-flight txs are remembered
     accepted = sum(a.engine.stats.flows_by_lane.values())
     l2_final_flows = sum(len(x) for x in a.engine.stats.latency_l2_final_ms)
     assert l2_final_flows + a.engine.stats.l1_final == accepted
@@ -389,8 +391,22 @@ def test_property_conservation_determinism_and_closure(rows: list[tuple], faults
     ),
 )
 def test_skipping_quiet_batches_and_groups_changes_nothing(rows: list[tuple], faults: dict) -> None:
-    """Steps between chain entries skip batches and L1 groups whose last walk did nothing
-    (``EngineOptions.quiet_skip``): every step's effects and state root equal a full walk's."""
+    """Steps skip batches and L1 groups whose last walk did nothing (``EngineOptions.quiet_skip``;
+    quiet L1 groups also across chain entries until what they wait for comes): every step's
+    effects and state root equal a full walk's."""
+    _compare_with_a_full_walk(rows, faults)
+
+
+def test_quiet_l1_groups_are_carried_across_chain_entries() -> None:
+    # The custodian's trades settle gross on L1; they wait for confirmations over several blocks.
+    rows = [("CUST-VAULT", "MM-BETA", 10 + i, 2_000_000, "BTC/USD", 400) for i in range(12)]
+    assert _compare_with_a_full_walk(rows, {}) > 0
+
+
+def _compare_with_a_full_walk(rows: list[tuple], faults: dict) -> int:
+    """Apply the generated log to an engine that walks everything and one that skips; every
+    step's effects and root must be equal. Returns how many times a quiet L1 group was carried
+    across a chain entry without a walk."""
     cfg = config_with()
     h, table_rows, t = _funded(cfg, rows, faults)
     for start in range(0, len(table_rows), 5):
@@ -404,17 +420,25 @@ def test_skipping_quiet_batches_and_groups_changes_nothing(rows: list[tuple], fa
         h.apply("tick", {}, t + 400_000 + k * 5_000)
     full = Engine(cfg, EngineOptions(quiet_skip=False))
     skipping = Engine(cfg)
-    skipped = 0
+    skipped = skipped_l1 = carried_l1 = 0
     for entry in h.log:
         a, b = full.apply(entry), skipping.apply(entry)
         assert [batch_event_row(e) for e in a.batch_events()] == [
             batch_event_row(e) for e in b.batch_events()
         ]
-        assert sorted(u.group_id for u in a.l1_updates()) == sorted(u.group_id for u in b.l1_updates())
+        assert [(u.group_id, u.table) for u in a.l1_updates()] == [
+            (u.group_id, u.table) for u in b.l1_updates()
+        ]
+        assert a.submissions == b.submissions
         assert full.state_root() == skipping.state_root(), entry.seq  # effects head included
         skipped += sum(1 for st in skipping.pending.values() if st.quiet_epoch == skipping.chain_epoch)
+        groups = skipping.l1_groups.values()
+        skipped_l1 += sum(1 for g in groups if g.quiet_epoch == skipping.chain_epoch)
+        carried_l1 += sum(1 for g in groups if 0 <= g.quiet_epoch < skipping.chain_epoch)
     assert full.pre_root() == h.engine.pre_root()  # the node's root also seals its chain head
     assert skipped > 0 or not any(step.cleared() for step in h.steps)
+    assert skipped_l1 + carried_l1 > 0 or not any(step.l1_updates() for step in h.steps)
+    return carried_l1
 
 
 def _respelled(row: dict, zeros: int) -> dict:

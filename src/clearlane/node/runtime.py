@@ -70,6 +70,7 @@ from clearlane.node.intake.rows import Intake, RowError
 from clearlane.node.node import Node
 from clearlane.node.projections.common import S
 from clearlane.node.projections.readmodel import ReadModel
+from clearlane.node.projections.records import CACHE_ROWS
 from clearlane.node.queries import NodeQueries
 from clearlane.node.report import summary as report_summary
 
@@ -239,7 +240,7 @@ class RuntimeOptions:
     chain_poll_ms: int | None = None  # engine ms between base-layer polls (default: block time / 2)
     stats_interval_ms: float = 250.0  # wall ms between coalesced ``stats`` events
     durable: bool = False
-    cache_rows: int = 500_000
+    cache_rows: int = CACHE_ROWS
     bucket_ms: int = 10_000
     max_queue_rows: int = 200_000
     # The serve process (``clearlane serve`` sets it): after the log is replayed and the app

@@ -119,6 +119,7 @@ def finalize(engine: EngineState, state: BatchState, final_ms: int, out: StepBui
             outcomes.refused(engine, out, f"release of final batch {state.batch_id}", refused, final_ms)
     state.state = states.BatchState.FINAL.label
     del engine.pending[state.batch_id]
+    forget_anchors(engine, state)
     collateral.hold_exposure(engine, state, -1)
     engine.final_batch_txs[state.anchor_tx] = state.batch_id
     out.emit(BatchFinal(state.batch_id, final_ms))
@@ -134,7 +135,17 @@ def unwind(engine: EngineState, state: BatchState, at_ms: int, out: StepBuilder)
         raise EngineError(f"could not void hold {state.hold_entry_id}: {result.name}")
     state.state = states.BatchState.UNWOUND.label
     del engine.pending[state.batch_id]
+    forget_anchors(engine, state)
     collateral.hold_exposure(engine, state, -1)
     out.emit(BatchUnwound(state.batch_id, at_ms, "anchor deadline missed: settling gross on L1"))
     engine.stats.batches_unwound += 1
     l1.submit(engine, state.flows, model_ids.unwound_origin(state.batch_id), out, submitted_ms=at_ms)
+
+
+def forget_anchors(engine: EngineState, state: BatchState) -> None:
+    """A batch that left ``pending`` is never found by its anchor txs again (``on_block`` and
+    ``on_reorg`` look for a pending batch; a final batch's reorged anchor is found through
+    ``final_batch_txs``), so its attempts leave ``anchor_txs``: it held every anchor ever
+    submitted, ~230 B a batch for the life of the process (issue 18, serve7)."""
+    for attempt in range(1, state.attempts + 1):
+        engine.anchor_txs.pop(model_ids.anchor_tx_id(state.batch_id, attempt), None)

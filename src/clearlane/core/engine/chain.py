@@ -1,7 +1,7 @@
 """Chain events and time: a logged block marks anchors and L1 transactions included, a reorg
 takes them out again (an anchor's re-submission clock re-armed; a final batch's anchor reorged
 out is an alert); :func:`on_time`, after every entry, does what time passing does — closes
-batches whose window ended, advances every pending batch and L1 group, expires holds on
+batches whose window ended, advances the pending batches and L1 groups that are due, expires holds on
 observed chain time, fires escrow deadlines.
 """
 
@@ -62,6 +62,7 @@ def on_block(engine: EngineState, block: BlockProduced, out: StepBuilder) -> Non
 
 def on_reorg(engine: EngineState, reorg: ChainReorg, out: StepBuilder) -> None:
     """A reorg: what the orphaned blocks included is waiting again (a final batch: an alert)."""
+    engine.reorgs += 1
     for height in reorg.orphaned_heights:
         engine.block_ms.pop(height, None)
     engine.tip_height = reorg.fork_height
@@ -130,8 +131,9 @@ def on_time(engine: EngineState, out: StepBuilder) -> None:
     for batch_id in batches.walk_order(engine):
         batches.advance(engine, engine.pending[batch_id], out)
         batches.walked(engine, batch_id)
-    for group_id in sorted(engine.l1_groups):
+    for group_id in l1.walk_order(engine, out):
         l1.advance(engine, engine.l1_groups[group_id], out)
+        l1.walked(engine, group_id)
     # Holds guard the anchor deadline, so they expire on observed chain time too.
     for entry_id in engine.ledger.expire(engine.chain_seen_ms):
         out.emit(HoldExpired(entry_id, engine.chain_seen_ms))

@@ -7,6 +7,8 @@ one ledger entry, a row the ledger still refuses becoming a failed settlement (d
 
 from __future__ import annotations
 
+import heapq
+
 import numpy as np
 
 from clearlane.core.engine import limits, outcomes
@@ -20,6 +22,7 @@ from clearlane.core.model.codes import Reject, RejectCode
 from clearlane.core.model.events import L1GroupOpened
 
 _ZERO_HASH = bytes(32)  # an L1 settlement carries no batch root
+_NEVER = 1 << 62  # "no time": a quiet group waits for the next chain entry
 
 
 def submit(
@@ -43,6 +46,7 @@ def submit(
         final_ms=np.full(n, -1, dtype=np.int64),
     )
     engine.l1_groups[group_id] = group
+    engine.l1_awake.add(group_id)  # new: walked at this step's end (walk_order)
     ids = flows.ids.to_pylist()
     tx_ids = [model_ids.l1_tx_id(flow_id, 1) for flow_id in ids]
     engine.l1_txs.update(zip(tx_ids, [(group_id, row) for row in range(n)], strict=True))
@@ -57,8 +61,10 @@ def submit(
 
 def advance(engine: EngineState, group: L1Group, out: StepBuilder) -> None:
     """Settle the group's rows that became final, re-submit the stale ones, drop the group once
-    every row is final (skipped while nothing changed since its last no-op walk)."""
-    if engine.options.quiet_skip and group.quiet_epoch == engine.chain_epoch:
+    every row is final (skipped while nothing changed since its last no-op walk, until the
+    chain epoch changes or engine time reaches the next row's confirmation time)."""
+    epoch = engine.chain_epoch
+    if engine.options.quiet_skip and group.quiet_epoch == epoch and engine.now_ms < group.quiet_until:
         return
     now = engine.now_ms
     open_rows = group.final_ms < 0
@@ -67,13 +73,15 @@ def advance(engine: EngineState, group: L1Group, out: StepBuilder) -> None:
     need = engine.config.l1_confirmations
     included = open_rows & (group.included_height >= 0)
     changed = False
-    waits_for_time = False
+    wakes_at = _NEVER  # the earliest confirmation time still to come
     if included.any():
         confirm_height = group.included_height + need - 1
         reached = included & (confirm_height <= engine.tip_height)
         rows = np.flatnonzero(reached)
         confirm_ms = np.array([engine.block_ms.get(int(h), -1) for h in confirm_height[rows]], dtype=np.int64)
-        waits_for_time = bool((confirm_ms > now).any())
+        later = confirm_ms[confirm_ms > now]
+        if len(later):
+            wakes_at = int(later.min())
         rows = rows[(confirm_ms >= 0) & (confirm_ms <= now)]
         confirm_ms = confirm_ms[(confirm_ms >= 0) & (confirm_ms <= now)]
         if len(rows):
@@ -99,12 +107,89 @@ def advance(engine: EngineState, group: L1Group, out: StepBuilder) -> None:
         changed = True
     if changed:
         out.l1_group(group.group_id, group)
-    elif not waits_for_time:
-        group.quiet_epoch = engine.chain_epoch  # nothing to do until the next chain entry
+    else:
+        # Nothing to do until something it waits for comes (walk_order): engine time reaching
+        # a confirmation block's time, the tip reaching a row's confirmation height, observed
+        # chain time reaching a row's re-submit time — or a block including a row (the step
+        # that does changes the group), a reorg, a configuration change.
+        group.quiet_epoch, group.quiet_until = epoch, wakes_at
+        unconfirmed = included & (group.included_height + need - 1 > engine.tip_height)
+        group.wake_height = _first(group.included_height[unconfirmed] + need - 1)
+        waiting = open_rows & (group.included_height < 0)
+        group.wake_chain_ms = _first(group.submitted_ms[waiting] + engine.config.l1_resubmit_ms)
     if group.open_rows() == 0:
         for flow_id, attempt in zip(group.flows.ids.to_pylist(), group.attempt.tolist(), strict=True):
             engine.l1_txs.pop(model_ids.l1_tx_id(flow_id, attempt), None)
         del engine.l1_groups[group.group_id]
+
+
+def walk_order(engine: EngineState, out: StepBuilder) -> list[str]:
+    """The L1 groups :func:`advance` must be called for now, in group-id order: new ones, ones
+    whose last walk left them awake, ones this step changed (``out``: a block included their
+    rows, an operator settled one), and quiet ones whose wake has come — engine time at
+    ``quiet_until``, the tip at ``wake_height``, observed chain time at ``wake_chain_ms``. A
+    quiet group stays quiet across chain entries: only those three, a change to the group, a
+    reorg (block times move: every group is walked) or a configuration change (the same) can
+    make its walk do anything, so skipping the others changes nothing (a property test compares
+    every step with a full walk). Serve walked all ~110 groups at every step, and at every
+    poll all of them fully (issue 18, serve7)."""
+    if not engine.options.quiet_skip:
+        return sorted(engine.l1_groups)
+    if engine.l1_walk_reorgs != engine.reorgs or engine.l1_walk_config is not engine.config:
+        for heap in (engine.l1_wake, engine.l1_height_wake, engine.l1_chain_wake):
+            heap.clear()
+        engine.l1_awake.clear()
+        engine.l1_walk_reorgs, engine.l1_walk_config = engine.reorgs, engine.config
+        return sorted(engine.l1_groups)
+    walk = engine.l1_awake
+    engine.l1_awake = set()
+    walk.update(out.l1_at)
+    groups = engine.l1_groups
+    for heap, now, due in (
+        (engine.l1_wake, engine.now_ms, _quiet_until),
+        (engine.l1_height_wake, engine.tip_height, _wake_height),
+        (engine.l1_chain_wake, engine.chain_seen_ms, _wake_chain_ms),
+    ):
+        while heap and heap[0][0] <= now:
+            at, group_id = heapq.heappop(heap)
+            group = groups.get(group_id)
+            if group is not None and due(group) == at:
+                walk.add(group_id)
+    return sorted(g for g in walk if g in groups)
+
+
+def _first(values: I64) -> int:
+    return int(values.min()) if len(values) else _NEVER
+
+
+def _quiet_until(group: L1Group) -> int:
+    return group.quiet_until
+
+
+def _wake_height(group: L1Group) -> int:
+    return group.wake_height
+
+
+def _wake_chain_ms(group: L1Group) -> int:
+    return group.wake_chain_ms
+
+
+def walked(engine: EngineState, group_id: str) -> None:
+    """After :func:`advance`: a group still open is remembered by what wakes it (quiet) or
+    walked again at the next step (awake)."""
+    group = engine.l1_groups.get(group_id)
+    if group is None or not engine.options.quiet_skip:
+        return
+    if group.quiet_epoch != engine.chain_epoch:
+        engine.l1_awake.add(group_id)
+        return
+    for heap, at in (
+        (engine.l1_wake, group.quiet_until),
+        (engine.l1_height_wake, group.wake_height),
+        (engine.l1_chain_wake, group.wake_chain_ms),
+    ):
+        if at < _NEVER:
+            heapq.heappush(heap, (at, group_id))
 
 
 def settle(engine: EngineState, group: L1Group, rows: I64, out: StepBuilder) -> None:

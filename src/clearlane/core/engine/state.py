@@ -105,6 +105,12 @@ class L1Group:
     included_ms: I64
     final_ms: I64
     quiet_epoch: int = -1  # as BatchState.quiet_epoch (l1.advance did nothing in this epoch)
+    quiet_until: int = -1  # as BatchState.quiet_until (a row's confirmation time still to come)
+    # Also set by a no-op walk, for l1.walk_order across chain entries: the tip height at which
+    # an included row reaches its confirmations, the observed chain time at which a row not
+    # included is re-submitted (l1._NEVER: none).
+    wake_height: int = -1
+    wake_chain_ms: int = -1
 
     def open_rows(self) -> int:
         return int(np.count_nonzero(self.final_ms < 0))
@@ -298,6 +304,15 @@ class EngineState:
         self.l1_groups: dict[str, L1Group] = {}
         self.l1_txs: dict[str, tuple[str, int]] = {}
         self.l1_group_count = 0
+        # Which L1 groups a step between chain entries must walk (l1.walk_order), as for batches.
+        self.l1_wake: list[tuple[int, str]] = []  # (quiet_until, group id), a heap
+        self.l1_wake_epoch = -1
+        self.l1_awake: set[str] = set()  # walked without becoming quiet, or new this epoch
+        self.l1_height_wake: list[tuple[int, str]] = []  # (wake_height, group id), a heap
+        self.l1_chain_wake: list[tuple[int, str]] = []  # (wake_chain_ms, group id), a heap
+        self.l1_walk_reorgs = -1  # engine.reorgs when the heaps were filled
+        self.l1_walk_config: ClearingConfig | None = None  # the configuration they were filled under
+        self.reorgs = 0  # chain reorgs applied (a reorg moves block times: L1 groups walked in full)
         self.block_ms: dict[int, int] = {}
         self.tip_height = 0
         # Deadlines (re-submit, unwind) are judged on the time up to which the chain has been

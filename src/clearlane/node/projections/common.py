@@ -200,9 +200,19 @@ def dict_codes(column: pa.ChunkedArray | pa.Array, lookup: dict[str, int]) -> I6
     return out
 
 
+# Up to this many values, a Python dict lookup per value beats the Arrow calls of dict_codes
+# (dictionary encode, decode the dictionary, fill nulls: ~100 µs of fixed cost — a batch's net
+# legs and an L1 group's rows are tens of values, looked up at every clear; serve7).
+_LOOKUP_BY_DICT_MAX = 256
+
+
 def lookup(values: Any, index: dict[str, int], missing: int) -> npt.NDArray[np.int32]:
     """Index of each value in ``index`` (``missing`` for null or unknown), as int32."""
     arr = values if isinstance(values, pa.Array | pa.ChunkedArray) else pa.array(values, type=pa.string())
+    if len(arr) <= _LOOKUP_BY_DICT_MAX:
+        get = index.get
+        found = [missing if v is None else get(v, missing) for v in arr.to_pylist()]
+        return np.array(found, dtype=np.int32)
     codes = dict_codes(arr, index)
     return np.where(codes < 0, missing, codes).astype(np.int32)
 

@@ -11,8 +11,9 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from clearlane.core.model import ids as model_ids
 from clearlane.core.model.states import TradeState
-from clearlane.node.projections.common import I64, Mask
+from clearlane.node.projections.common import I64, Mask, grow
 
 
 @dataclass
@@ -47,13 +48,45 @@ class L1Change:
     done: bool
 
 
+class DoneGroups:
+    """The ids of groups that are all final: a flag per group number (``l1-00000042`` → 42),
+    1 byte a group where a set of id strings took ~100 (serve7: it grew by every group for the
+    life of the process); an id of another shape (none today) in a small set."""
+
+    def __init__(self) -> None:
+        self.flags = np.zeros(1024, dtype=np.bool_)
+        self.other: set[str] = set()
+        self.count = 0
+
+    def add(self, group_id: str) -> None:
+        number = model_ids.parse_l1_group_id(group_id)
+        if number is None:
+            self.count += group_id not in self.other
+            self.other.add(group_id)
+            return
+        self.flags = grow(self.flags, number + 1)
+        self.count += not self.flags[number]
+        self.flags[number] = True
+
+    def __contains__(self, group_id: object) -> bool:
+        if not isinstance(group_id, str):
+            return False
+        number = model_ids.parse_l1_group_id(group_id)
+        if number is None:
+            return group_id in self.other
+        return number < len(self.flags) and bool(self.flags[number])
+
+    def __len__(self) -> int:
+        return self.count
+
+
 class L1Groups:
     """See the module docstring."""
 
     def __init__(self) -> None:
         self.groups: dict[str, L1View] = {}
         self.open: set[str] = set()
-        self.done: set[str] = set()
+        self.done = DoneGroups()
 
     def get(self, group_id: str) -> L1View | None:
         return self.groups.get(group_id)

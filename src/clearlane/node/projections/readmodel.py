@@ -79,7 +79,7 @@ from clearlane.node.projections.common import (
 )
 from clearlane.node.projections.l1 import L1Change, L1Groups, L1View
 from clearlane.node.projections.positions import NO_LEGS, Positions
-from clearlane.node.projections.records import TradeRecords
+from clearlane.node.projections.records import CACHE_ROWS, TradeRecords
 
 # Alerts that begin with this reject slug are ledger refusals the engine turned into data.
 _LEDGER_REFUSED = RejectCode.LEDGER_REFUSED.slug
@@ -93,7 +93,7 @@ class ReadModel:
         config: ClearingConfig,
         store: Store,
         *,
-        cache_rows: int = 500_000,
+        cache_rows: int = CACHE_ROWS,
         bucket_ms: int = 10_000,
         retention_buckets: int = 1_500,
         bounded: bool = False,
@@ -395,7 +395,7 @@ class ReadModel:
         inc_ms = view.table.column("included_ms").to_numpy()[rows]
         at = int(inc_ms.max())
         self.activity.add_latency(self.layout.l1, "submitted_anchored", hist(inc_ms - submitted), at)
-        events.append(TradeEvents("trade.anchored", seq, at, view.trades.take(pa.array(rows))))
+        events.append(TradeEvents("trade.anchored", seq, at, _rows_of(view.trades, rows)))
 
     def _l1_final(self, seq: int, change: L1Change, events: list[EventGroup]) -> None:
         view, rows = change.view, change.new_final
@@ -421,7 +421,7 @@ class ReadModel:
             newly = np.zeros(len(view.final), dtype=np.bool_)
             newly[rows] = True
             self.positions.l1_final_rows(view.legs, newly)
-        events.append(TradeEvents("trade.final", seq, at, view.trades.take(pa.array(rows))))
+        events.append(TradeEvents("trade.final", seq, at, _rows_of(view.trades, rows)))
 
     def _new_l1_view(self, group_id: str, origin: str, table: pa.Table, step: Step) -> L1View:
         n = table.num_rows
@@ -546,6 +546,13 @@ def _manual_rows(view: L1View, rows: npt.NDArray[np.int64]) -> npt.NDArray[np.bo
     """Which of ``rows`` an operator settled off-system (``included_height`` MANUAL_HEIGHT)."""
     heights = view.table.column("included_height").to_numpy()[rows]
     return np.asarray(heights == model_ids.MANUAL_HEIGHT, dtype=np.bool_)
+
+
+def _rows_of(table: pa.Table, rows: npt.NDArray[np.int64]) -> pa.Table:
+    """``table``'s ``rows`` (ascending, distinct): the table itself when they are all of it — a
+    group's rows are usually included and final together, and a take per group was ~6 % of a
+    poll's read-model time (serve7)."""
+    return table if len(rows) == table.num_rows else table.take(pa.array(rows))
 
 
 def _lazy_take(columns: Callable[[], pa.Table], rows: npt.NDArray[np.int64]) -> Callable[[], pa.Table]:

@@ -20,6 +20,13 @@ from clearlane.node.ports import FlowIdArchive, Store
 from clearlane.node.projections.common import grow
 from clearlane.node.projections.index import IdIndex, hash_id, hash_ids
 
+# Rows of trade records the cache keeps (~220 B a row in serve: ~14 MiB). It was 500,000
+# (~110 MB, 8 minutes to fill at 1,000 trades/s): most of serve's RSS growth over a 5-minute run
+# was this cache still filling (serve7, docs/PERFORMANCE.md). What it serves — receipts of
+# recent duplicates, the newest pages of the trade list — is the last few seconds to a minute;
+# anything older is one store read.
+CACHE_ROWS = 1 << 16
+
 
 class TradeRecords:
     """See the module docstring."""
