@@ -402,6 +402,14 @@ def test_any_single_byte_change_to_a_proof_is_refused(proof_bytes: bytes, data: 
         verify_proof_document(bytes(changed))
 
 
+def test_a_number_beyond_float_range_is_refused_as_malformed() -> None:
+    """``1e999`` parses as infinity, which the canonical form cannot write back: the document is
+    refused as malformed (a flipped byte turned a decimal point into ``e``), not a crash."""
+    for number in (b"1e999", b"-1e999", b"12e45678"):
+        with pytest.raises(ProofError, match="out of range"):
+            verify_proof_document(b'{\n "format": ' + number + b"\n}\n")
+
+
 def test_proof_cli_and_pinned_keys(tmp_path: Path, base_db: Path) -> None:
     flow = _l2_trade(base_db)
     out = tmp_path / "p.json"

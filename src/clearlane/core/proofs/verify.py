@@ -502,7 +502,7 @@ def canonical_document(doc: Any) -> bytes:
 
 def _load_document(data: bytes, expected_format: str | None = None) -> dict[str, Any]:
     try:
-        doc = json.loads(data.decode("ascii"), parse_constant=_refuse_constant)
+        doc = json.loads(data.decode("ascii"), parse_constant=_refuse_constant, parse_float=_finite_float)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ProofError(PROOF_FORMAT, f"not a JSON document: {exc}") from None
     if not isinstance(doc, dict) or canonical_document(doc) != data:
@@ -516,6 +516,15 @@ def _load_document(data: bytes, expected_format: str | None = None) -> dict[str,
 
 def _refuse_constant(name: str) -> None:
     raise ValueError(f"{name} is not allowed")
+
+
+def _finite_float(text: str) -> float:
+    # A number too large for a float (``1e999``) would parse as infinity, which the canonical
+    # form cannot write back: refused here as malformed, not left to crash the re-encoding.
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise ValueError(f"number {text[:40]!r} is out of range")
+    return value
 
 
 def _included_record(
