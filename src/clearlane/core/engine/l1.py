@@ -119,9 +119,9 @@ def advance(engine: EngineState, group: L1Group, out: StepBuilder) -> None:
         waiting = open_rows & (group.included_height < 0)
         group.wake_chain_ms = _first(group.submitted_ms[waiting] + engine.config.l1_resubmit_ms)
     if group.open_rows() == 0:
-        l1_txs, tx_id = engine.l1_txs, model_ids.l1_tx_id
+        l1_txs, settle_tx_id = engine.l1_txs, model_ids.l1_tx_id
         for flow_id, attempt in zip(group.flows.ids.to_pylist(), group.attempt.tolist(), strict=True):
-            l1_txs.pop(tx_id(flow_id, attempt), None)
+            l1_txs.pop(settle_tx_id(flow_id, attempt), None)
         del engine.l1_groups[group.group_id]
 
 
