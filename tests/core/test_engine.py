@@ -392,21 +392,28 @@ def test_property_conservation_determinism_and_closure(rows: list[tuple], faults
 )
 def test_skipping_quiet_batches_and_groups_changes_nothing(rows: list[tuple], faults: dict) -> None:
     """Steps skip batches and L1 groups whose last walk did nothing (``EngineOptions.quiet_skip``;
-    quiet L1 groups also across chain entries until what they wait for comes): every step's
-    effects and state root equal a full walk's."""
+    quiet ones also across chain entries until what they wait for comes): every step's effects
+    and state root equal a full walk's."""
     _compare_with_a_full_walk(rows, faults)
 
 
 def test_quiet_l1_groups_are_carried_across_chain_entries() -> None:
     # The custodian's trades settle gross on L1; they wait for confirmations over several blocks.
     rows = [("CUST-VAULT", "MM-BETA", 10 + i, 2_000_000, "BTC/USD", 400) for i in range(12)]
-    assert _compare_with_a_full_walk(rows, {}) > 0
+    assert _compare_with_a_full_walk(rows, {})[0] > 0
 
 
-def _compare_with_a_full_walk(rows: list[tuple], faults: dict) -> int:
+def test_quiet_batches_are_carried_across_chain_entries() -> None:
+    # Market makers' trades clear on L2; their batches wait out confirmations and the challenge
+    # window over many chain entries without being walked.
+    rows = [("MM-ALPHA", "MM-BETA", 10 + i, 2_000_000, "BTC/USD", 400) for i in range(12)]
+    assert _compare_with_a_full_walk(rows, {})[1] > 0
+
+
+def _compare_with_a_full_walk(rows: list[tuple], faults: dict) -> tuple[int, int]:
     """Apply the generated log to an engine that walks everything and one that skips; every
-    step's effects and root must be equal. Returns how many times a quiet L1 group was carried
-    across a chain entry without a walk."""
+    step's effects and root must be equal. Returns how many times a quiet L1 group and a quiet
+    pending batch were carried across a chain entry without a walk."""
     cfg = config_with()
     h, table_rows, t = _funded(cfg, rows, faults)
     for start in range(0, len(table_rows), 5):
@@ -420,7 +427,7 @@ def _compare_with_a_full_walk(rows: list[tuple], faults: dict) -> int:
         h.apply("tick", {}, t + 400_000 + k * 5_000)
     full = Engine(cfg, EngineOptions(quiet_skip=False))
     skipping = Engine(cfg)
-    skipped = skipped_l1 = carried_l1 = 0
+    skipped = skipped_l1 = carried_l1 = carried = 0
     for entry in h.log:
         a, b = full.apply(entry), skipping.apply(entry)
         assert [batch_event_row(e) for e in a.batch_events()] == [
@@ -435,10 +442,12 @@ def _compare_with_a_full_walk(rows: list[tuple], faults: dict) -> int:
         groups = skipping.l1_groups.values()
         skipped_l1 += sum(1 for g in groups if g.quiet_epoch == skipping.chain_epoch)
         carried_l1 += sum(1 for g in groups if 0 <= g.quiet_epoch < skipping.chain_epoch)
+        pending = skipping.pending.values()
+        carried += sum(1 for st in pending if 0 <= st.quiet_epoch < skipping.chain_epoch)
     assert full.pre_root() == h.engine.pre_root()  # the node's root also seals its chain head
     assert skipped > 0 or not any(step.cleared() for step in h.steps)
     assert skipped_l1 + carried_l1 > 0 or not any(step.l1_updates() for step in h.steps)
-    return carried_l1
+    return carried_l1, carried
 
 
 def _respelled(row: dict, zeros: int) -> dict:

@@ -21,7 +21,10 @@ _NEVER = 1 << 62  # "no time": a quiet batch waits for the next chain entry
 
 def advance(engine: EngineState, state: BatchState, out: StepBuilder) -> None:
     """Finalize, unwind or re-submit the batch as time and the chain say (skipped while nothing
-    it depends on changed since its last no-op walk)."""
+    it depends on changed since its last no-op walk). A no-op walk records what the batch waits
+    for (:func:`walk_order`): engine time (a confirmed batch's challenge window), the tip (an
+    anchored batch's confirmation height) or observed chain time (an unanchored batch's
+    re-submit time or anchor deadline)."""
     now = engine.now_ms
     epoch = engine.chain_epoch
     if engine.options.quiet_skip and state.quiet_epoch == epoch and now < state.quiet_until:
@@ -32,22 +35,23 @@ def advance(engine: EngineState, state: BatchState, out: StepBuilder) -> None:
         confirm_height = state.anchor_height + pool.confirmations - 1
         confirm_ms = engine.block_ms.get(confirm_height)
         if confirm_ms is None or confirm_height > engine.tip_height:
-            state.quiet_epoch, state.quiet_until = epoch, _NEVER
+            _quiet(state, epoch, _NEVER, confirm_height, _NEVER)
             return
         final_ms = max(confirm_ms, state.anchored_at_ms + pool.challenge_window_ms)
         if now >= final_ms:
             finalize(engine, state, final_ms, out)
         else:
-            state.quiet_epoch, state.quiet_until = epoch, final_ms
+            _quiet(state, epoch, final_ms, _NEVER, _NEVER)
         return
-    if (
-        chain_now >= state.cleared_at_ms + pool.anchor_deadline_ms
-        and pool.on_anchor_deadline == "unwind_to_l1"
-    ):
+    deadline = (
+        state.cleared_at_ms + pool.anchor_deadline_ms if pool.on_anchor_deadline == "unwind_to_l1" else _NEVER
+    )
+    if chain_now >= deadline:
         unwind(engine, state, max(now, chain_now), out)
         return
-    if chain_now < state.last_submit_ms + pool.anchor_resubmit_ms:
-        state.quiet_epoch, state.quiet_until = epoch, _NEVER
+    resubmit_at = state.last_submit_ms + pool.anchor_resubmit_ms
+    if chain_now < resubmit_at:
+        _quiet(state, epoch, _NEVER, _NEVER, min(resubmit_at, deadline))
     else:
         state.attempts += 1
         state.last_submit_ms = chain_now
@@ -55,41 +59,73 @@ def advance(engine: EngineState, state: BatchState, out: StepBuilder) -> None:
         out.emit(BatchResubmitted(state.batch_id, chain_now, state.attempts))
 
 
+def _quiet(state: BatchState, epoch: int, until: int, height: int, chain_ms: int) -> None:
+    state.quiet_epoch, state.quiet_until = epoch, until
+    state.wake_height, state.wake_chain_ms = height, chain_ms
+
+
 def walk_order(engine: EngineState) -> list[str]:
-    """The pending batches :func:`advance` must be called for now, in batch-id order — every
-    one after a chain entry; between chain entries only those a walk could change: new ones,
-    ones whose last walk left them awake, and quiet ones whose ``quiet_until`` has come. The
-    others would return at once (the quiet-skip rule), so skipping them changes nothing (a
-    property test compares every step with a full walk); a serve step no longer walks the
-    ~2,500 batches a pool's challenge window holds at 2,000 trades/s (issue 18)."""
-    epoch = engine.chain_epoch
-    if not engine.options.quiet_skip or engine.batch_wake_epoch != epoch:
-        engine.batch_wake.clear()
-        engine.batch_awake.clear()
-        engine.batch_wake_epoch = epoch
+    """The pending batches :func:`advance` must be called for now, in batch-id order: new ones,
+    ones whose last walk left them awake, ones a block anchored (``on_block`` wakes them), and
+    quiet ones whose wake has come — engine time at ``quiet_until``, the tip at
+    ``wake_height``, observed chain time at ``wake_chain_ms``. A quiet batch stays quiet
+    across chain entries: only those, its anchor's inclusion, a reorg (block times and anchors
+    move: every batch is walked) or a configuration change (the same) can make its walk do
+    anything, so skipping the others changes nothing (a property test compares every step with
+    a full walk). A serve poll walked every pending batch at every chain entry: 1,853 a poll at
+    2,000 trades/s, each doing nothing but finding it still waits (issue 18)."""
+    if not engine.options.quiet_skip:
         return sorted(engine.pending)
-    now = engine.now_ms
+    if engine.batch_walk_reorgs != engine.reorgs or engine.batch_walk_config is not engine.config:
+        for heap in (engine.batch_wake, engine.batch_height_wake, engine.batch_chain_wake):
+            heap.clear()
+        engine.batch_awake.clear()
+        engine.batch_walk_reorgs, engine.batch_walk_config = engine.reorgs, engine.config
+        return sorted(engine.pending)
     walk = engine.batch_awake
     engine.batch_awake = set()
-    wake = engine.batch_wake
-    while wake and wake[0][0] <= now:
-        until, batch_id = heapq.heappop(wake)
-        state = engine.pending.get(batch_id)
-        if state is not None and state.quiet_epoch == epoch and state.quiet_until == until:
-            walk.add(batch_id)
-    return sorted(b for b in walk if b in engine.pending)
+    pending = engine.pending
+    for heap, now, due in (
+        (engine.batch_wake, engine.now_ms, _quiet_until),
+        (engine.batch_height_wake, engine.tip_height, _wake_height),
+        (engine.batch_chain_wake, engine.chain_seen_ms, _wake_chain_ms),
+    ):
+        while heap and heap[0][0] <= now:
+            at, batch_id = heapq.heappop(heap)
+            state = pending.get(batch_id)
+            if state is not None and due(state) == at:
+                walk.add(batch_id)
+    return sorted(b for b in walk if b in pending)
+
+
+def _quiet_until(state: BatchState) -> int:
+    return state.quiet_until
+
+
+def _wake_height(state: BatchState) -> int:
+    return state.wake_height
+
+
+def _wake_chain_ms(state: BatchState) -> int:
+    return state.wake_chain_ms
 
 
 def walked(engine: EngineState, batch_id: str) -> None:
-    """After :func:`advance`: a batch still pending is remembered by when it wakes (quiet) or
+    """After :func:`advance`: a batch still pending is remembered by what wakes it (quiet) or
     walked again at the next step (awake)."""
     state = engine.pending.get(batch_id)
     if state is None or not engine.options.quiet_skip:
         return
     if state.quiet_epoch != engine.chain_epoch:
         engine.batch_awake.add(batch_id)
-    elif state.quiet_until < _NEVER:
-        heapq.heappush(engine.batch_wake, (state.quiet_until, batch_id))
+        return
+    for heap, at in (
+        (engine.batch_wake, state.quiet_until),
+        (engine.batch_height_wake, state.wake_height),
+        (engine.batch_chain_wake, state.wake_chain_ms),
+    ):
+        if at < _NEVER:
+            heapq.heappush(heap, (at, batch_id))
 
 
 def finalize(engine: EngineState, state: BatchState, final_ms: int, out: StepBuilder) -> None:

@@ -86,10 +86,14 @@ class BatchState:
     anchor_height: int = -1
     anchored_at_ms: int = -1
     state: str = states.BatchState.CLEARED.label
-    # Set by batches.advance when it did nothing: it will do nothing again until the chain epoch
-    # changes or engine time reaches ``quiet_until`` (not state: it only skips no-op calls).
+    # Set by batches.advance when it did nothing: it will do nothing again until engine time
+    # reaches ``quiet_until``, the tip ``wake_height`` or observed chain time ``wake_chain_ms``
+    # (or its anchor is included, a reorg, a configuration change: batches.walk_order). Not
+    # state: they only skip no-op calls.
     quiet_epoch: int = -1
     quiet_until: int = -1
+    wake_height: int = -1
+    wake_chain_ms: int = -1
 
 
 @dataclass
@@ -298,8 +302,11 @@ class EngineState:
         # Which pending batches a step between chain entries must walk (batches.walk_order): not
         # state (derived from the batches' quiet marks), so never in the state root.
         self.batch_wake: list[tuple[int, str]] = []  # (quiet_until, batch id), a heap
-        self.batch_wake_epoch = -1  # the chain epoch the heap and the awake set are for
-        self.batch_awake: set[str] = set()  # walked without becoming quiet, or new this epoch
+        self.batch_height_wake: list[tuple[int, str]] = []  # (wake_height, batch id), a heap
+        self.batch_chain_wake: list[tuple[int, str]] = []  # (wake_chain_ms, batch id), a heap
+        self.batch_awake: set[str] = set()  # new, walked without becoming quiet, or anchored
+        self.batch_walk_reorgs = -1  # engine.reorgs when the heaps were filled
+        self.batch_walk_config: ClearingConfig | None = None  # the configuration they were filled under
         self.anchor_txs: dict[str, str] = {}
         self.l1_groups: dict[str, L1Group] = {}
         self.l1_txs: dict[str, tuple[str, int]] = {}
