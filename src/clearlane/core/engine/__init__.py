@@ -24,7 +24,8 @@ taking the state (and the step's ``StepBuilder``):
 Beside them: ``flows``, ``routing``, ``kernel`` (numba), ``netting``, ``commitment`` (Merkle
 roots), ``dedup`` (+ ``idindex``, ``content`` digests), ``digest`` (cached block digests),
 ``escrows``, ``manual``, ``adjust``, ``limits`` (the per-flow rule the edge checks too; a
-ledger refusal input still causes is data, never an exception) and ``step`` (the effects head).
+ledger refusal input still causes is data, never an exception), ``step`` (the effects head) and
+``wakes`` (when a quiet pending batch or L1 group must be walked again).
 """
 
 from clearlane.core.engine.core import Engine, EngineError, EngineOptions, LogEntry

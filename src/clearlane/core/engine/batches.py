@@ -6,17 +6,16 @@ unwound to L1 gross settlement when it misses its anchor deadline (``unwind_to_l
 
 from __future__ import annotations
 
-import heapq
-
 from clearlane.core.engine import clearing, collateral, kernel, l1, outcomes
 from clearlane.core.engine.state import BatchState, EngineError, EngineState
 from clearlane.core.engine.step import StepBuilder
+from clearlane.core.engine.wakes import NEVER
 from clearlane.core.ledger import JournalEntry, PostResult
 from clearlane.core.model import ids as model_ids
 from clearlane.core.model import states
 from clearlane.core.model.events import BatchFinal, BatchResubmitted, BatchUnwound
 
-_NEVER = 1 << 62  # "no time": a quiet batch waits for the next chain entry
+_NEVER = NEVER  # "no time" / "no height": a quiet batch does not wait for that
 
 
 def advance(engine: EngineState, state: BatchState, out: StepBuilder) -> None:
@@ -76,56 +75,15 @@ def walk_order(engine: EngineState) -> list[str]:
     2,000 trades/s, each doing nothing but finding it still waits (issue 18)."""
     if not engine.options.quiet_skip:
         return sorted(engine.pending)
-    if engine.batch_walk_reorgs != engine.reorgs or engine.batch_walk_config is not engine.config:
-        for heap in (engine.batch_wake, engine.batch_height_wake, engine.batch_chain_wake):
-            heap.clear()
-        engine.batch_awake.clear()
-        engine.batch_walk_reorgs, engine.batch_walk_config = engine.reorgs, engine.config
-        return sorted(engine.pending)
-    walk = engine.batch_awake
-    engine.batch_awake = set()
-    pending = engine.pending
-    for heap, now, due in (
-        (engine.batch_wake, engine.now_ms, _quiet_until),
-        (engine.batch_height_wake, engine.tip_height, _wake_height),
-        (engine.batch_chain_wake, engine.chain_seen_ms, _wake_chain_ms),
-    ):
-        while heap and heap[0][0] <= now:
-            at, batch_id = heapq.heappop(heap)
-            state = pending.get(batch_id)
-            if state is not None and due(state) == at:
-                walk.add(batch_id)
-    return sorted(b for b in walk if b in pending)
-
-
-def _quiet_until(state: BatchState) -> int:
-    return state.quiet_until
-
-
-def _wake_height(state: BatchState) -> int:
-    return state.wake_height
-
-
-def _wake_chain_ms(state: BatchState) -> int:
-    return state.wake_chain_ms
+    return engine.batch_wakes.order(engine, engine.pending)
 
 
 def walked(engine: EngineState, batch_id: str) -> None:
     """After :func:`advance`: a batch still pending is remembered by what wakes it (quiet) or
     walked again at the next step (awake)."""
     state = engine.pending.get(batch_id)
-    if state is None or not engine.options.quiet_skip:
-        return
-    if state.quiet_epoch != engine.chain_epoch:
-        engine.batch_awake.add(batch_id)
-        return
-    for heap, at in (
-        (engine.batch_wake, state.quiet_until),
-        (engine.batch_height_wake, state.wake_height),
-        (engine.batch_chain_wake, state.wake_chain_ms),
-    ):
-        if at < _NEVER:
-            heapq.heappush(heap, (at, batch_id))
+    if state is not None and engine.options.quiet_skip:
+        engine.batch_wakes.walked(engine, batch_id, state)
 
 
 def finalize(engine: EngineState, state: BatchState, final_ms: int, out: StepBuilder) -> None:

@@ -47,7 +47,7 @@ def on_block(engine: EngineState, block: BlockProduced, out: StepBuilder) -> Non
                     block.at_ms,
                 )
                 state.state = states.BatchState.ANCHORED.label
-                engine.batch_awake.add(batch_id)  # now waits for confirmations (batches.walk_order)
+                engine.batch_wakes.awake.add(batch_id)  # now waits for confirmations (batches.walk_order)
                 out.emit(BatchAnchored(batch_id, block.at_ms, tx_id, block.height, block.block_hash))
             continue
         where = engine.l1_txs.get(tx_id)

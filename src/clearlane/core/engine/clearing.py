@@ -154,7 +154,7 @@ def close_batch(
     )
     if netted.refused is None:
         engine.pending[batch_id] = state
-        engine.batch_awake.add(batch_id)  # new: walked at this step's end (batches.walk_order)
+        engine.batch_wakes.awake.add(batch_id)  # new: walked at this step's end (batches.walk_order)
         collateral.hold_exposure(engine, state, 1)
         submit_anchor(engine, state, close_ms, out)
     out.emit(

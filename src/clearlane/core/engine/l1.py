@@ -7,14 +7,13 @@ one ledger entry, a row the ledger still refuses becoming a failed settlement (d
 
 from __future__ import annotations
 
-import heapq
-
 import numpy as np
 
 from clearlane.core.engine import limits, outcomes
 from clearlane.core.engine.flows import Flows
 from clearlane.core.engine.state import I64, EngineState, L1Group
 from clearlane.core.engine.step import StepBuilder
+from clearlane.core.engine.wakes import NEVER
 from clearlane.core.ledger import JournalEntry, PostResult
 from clearlane.core.model import ids as model_ids
 from clearlane.core.model.chain import TxSubmission, same_kind_submissions
@@ -22,7 +21,7 @@ from clearlane.core.model.codes import Reject, RejectCode
 from clearlane.core.model.events import L1GroupOpened
 
 _ZERO_HASH = bytes(32)  # an L1 settlement carries no batch root
-_NEVER = 1 << 62  # "no time": a quiet group waits for the next chain entry
+_NEVER = NEVER  # "no time" / "no height": a quiet group does not wait for that
 
 
 def submit(
@@ -46,7 +45,7 @@ def submit(
         final_ms=np.full(n, -1, dtype=np.int64),
     )
     engine.l1_groups[group_id] = group
-    engine.l1_awake.add(group_id)  # new: walked at this step's end (walk_order)
+    engine.l1_wakes.awake.add(group_id)  # new: walked at this step's end (walk_order)
     ids = flows.ids.to_pylist()
     tx_ids = [model_ids.l1_tx_id(flow_id, 1) for flow_id in ids]
     engine.l1_txs.update(zip(tx_ids, [(group_id, row) for row in range(n)], strict=True))
@@ -137,61 +136,19 @@ def walk_order(engine: EngineState, out: StepBuilder) -> list[str]:
     poll all of them fully (issue 18, serve7)."""
     if not engine.options.quiet_skip:
         return sorted(engine.l1_groups)
-    if engine.l1_walk_reorgs != engine.reorgs or engine.l1_walk_config is not engine.config:
-        for heap in (engine.l1_wake, engine.l1_height_wake, engine.l1_chain_wake):
-            heap.clear()
-        engine.l1_awake.clear()
-        engine.l1_walk_reorgs, engine.l1_walk_config = engine.reorgs, engine.config
-        return sorted(engine.l1_groups)
-    walk = engine.l1_awake
-    engine.l1_awake = set()
-    walk.update(out.l1_at)
-    groups = engine.l1_groups
-    for heap, now, due in (
-        (engine.l1_wake, engine.now_ms, _quiet_until),
-        (engine.l1_height_wake, engine.tip_height, _wake_height),
-        (engine.l1_chain_wake, engine.chain_seen_ms, _wake_chain_ms),
-    ):
-        while heap and heap[0][0] <= now:
-            at, group_id = heapq.heappop(heap)
-            group = groups.get(group_id)
-            if group is not None and due(group) == at:
-                walk.add(group_id)
-    return sorted(g for g in walk if g in groups)
+    return engine.l1_wakes.order(engine, engine.l1_groups, out.l1_at)
 
 
 def _first(values: I64) -> int:
     return int(values.min()) if len(values) else _NEVER
 
 
-def _quiet_until(group: L1Group) -> int:
-    return group.quiet_until
-
-
-def _wake_height(group: L1Group) -> int:
-    return group.wake_height
-
-
-def _wake_chain_ms(group: L1Group) -> int:
-    return group.wake_chain_ms
-
-
 def walked(engine: EngineState, group_id: str) -> None:
     """After :func:`advance`: a group still open is remembered by what wakes it (quiet) or
     walked again at the next step (awake)."""
     group = engine.l1_groups.get(group_id)
-    if group is None or not engine.options.quiet_skip:
-        return
-    if group.quiet_epoch != engine.chain_epoch:
-        engine.l1_awake.add(group_id)
-        return
-    for heap, at in (
-        (engine.l1_wake, group.quiet_until),
-        (engine.l1_height_wake, group.wake_height),
-        (engine.l1_chain_wake, group.wake_chain_ms),
-    ):
-        if at < _NEVER:
-            heapq.heappush(heap, (at, group_id))
+    if group is not None and engine.options.quiet_skip:
+        engine.l1_wakes.walked(engine, group_id, group)
 
 
 def settle(engine: EngineState, group: L1Group, rows: I64, out: StepBuilder) -> None:

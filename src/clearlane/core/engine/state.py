@@ -26,6 +26,7 @@ from clearlane.core.engine.escrows import EscrowStage
 from clearlane.core.engine.flows import Flows
 from clearlane.core.engine.netting import NetResult
 from clearlane.core.engine.routing import kind_codes
+from clearlane.core.engine.wakes import Wakes
 from clearlane.core.errors import IntegrityError
 from clearlane.core.ledger import HOUSE_OWNER, AccountKey, Ledger, PostResult, Purpose
 from clearlane.core.model import ids as model_ids
@@ -299,27 +300,18 @@ class EngineState:
         self.seq = np.zeros(k, dtype=np.int64)
         self.open_parts: list[list[Flows]] = [[] for _ in range(k)]
         self.pending: dict[str, BatchState] = {}
-        # Which pending batches a step between chain entries must walk (batches.walk_order): not
-        # state (derived from the batches' quiet marks), so never in the state root.
-        self.batch_wake: list[tuple[int, str]] = []  # (quiet_until, batch id), a heap
-        self.batch_height_wake: list[tuple[int, str]] = []  # (wake_height, batch id), a heap
-        self.batch_chain_wake: list[tuple[int, str]] = []  # (wake_chain_ms, batch id), a heap
-        self.batch_awake: set[str] = set()  # new, walked without becoming quiet, or anchored
-        self.batch_walk_reorgs = -1  # engine.reorgs when the heaps were filled
-        self.batch_walk_config: ClearingConfig | None = None  # the configuration they were filled under
+        # Which pending batches a step must walk (batches.walk_order): a due index, not state
+        # (derived from the batches' quiet marks), so never in the state root.
+        self.batch_wakes = Wakes()
         self.anchor_txs: dict[str, str] = {}
         self.l1_groups: dict[str, L1Group] = {}
         self.l1_txs: dict[str, tuple[str, int]] = {}
         self.l1_group_count = 0
-        # Which L1 groups a step between chain entries must walk (l1.walk_order), as for batches.
-        self.l1_wake: list[tuple[int, str]] = []  # (quiet_until, group id), a heap
-        self.l1_wake_epoch = -1
-        self.l1_awake: set[str] = set()  # walked without becoming quiet, or new this epoch
-        self.l1_height_wake: list[tuple[int, str]] = []  # (wake_height, group id), a heap
-        self.l1_chain_wake: list[tuple[int, str]] = []  # (wake_chain_ms, group id), a heap
-        self.l1_walk_reorgs = -1  # engine.reorgs when the heaps were filled
-        self.l1_walk_config: ClearingConfig | None = None  # the configuration they were filled under
-        self.reorgs = 0  # chain reorgs applied (a reorg moves block times: L1 groups walked in full)
+        # Which L1 groups a step must walk (l1.walk_order), as for batches.
+        self.l1_wakes = Wakes()
+        self.reorgs = (
+            0  # chain reorgs applied (a reorg moves block times: batches and L1 groups walked in full)
+        )
         self.block_ms: dict[int, int] = {}
         self.tip_height = 0
         # Deadlines (re-submit, unwind) are judged on the time up to which the chain has been
