@@ -1,5 +1,6 @@
-"""Lane hints matched as dictionary codes (routing.LaneHints, issue 18) route every flow as
-matching the hint strings row by row did."""
+"""Lane hints matched as codes (routing.LaneHints, issue 18): a dictionary column's codes and a
+plain list's pick exactly the rows whose hint string equals the rule's, and route every flow
+alike."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from clearlane.core.config.model import ClearingConfig, load_config
-from clearlane.core.engine.routing import kind_codes, route
+from clearlane.core.engine.routing import LaneHints, kind_codes, route
 from clearlane.core.engine.trades import _lane_hints
 
 from ..conftest import EXAMPLE_CONFIG
@@ -38,6 +39,10 @@ def test_routing_on_hint_codes_equals_routing_on_hint_strings(
         "kinds_by_participant": kind_codes(cfg),
         "opt_out": cfg.opt_out_mask(),
     }
+    for hint in ("L1", "fast", "bulk", "retail", "", "L2", "none of them"):
+        rows = np.array([value == hint for value in hints], dtype=np.bool_)
+        assert np.array_equal(_lane_hints(column).equal(hint), rows)
+        assert np.array_equal(LaneHints.of(hints).equal(hint), rows)
     coded = route(cfg, lane_hint=_lane_hints(column), **common)  # type: ignore[arg-type]
     plain = route(cfg, lane_hint=np.array(hints, dtype=object), **common)  # type: ignore[arg-type]
     assert np.array_equal(coded[0], plain[0])

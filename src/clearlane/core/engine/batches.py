@@ -15,8 +15,6 @@ from clearlane.core.model import ids as model_ids
 from clearlane.core.model import states
 from clearlane.core.model.events import BatchFinal, BatchResubmitted, BatchUnwound
 
-_NEVER = NEVER  # "no time" / "no height": a quiet batch does not wait for that
-
 
 def advance(engine: EngineState, state: BatchState, out: StepBuilder) -> None:
     """Finalize, unwind or re-submit the batch as time and the chain say (skipped while nothing
@@ -34,23 +32,23 @@ def advance(engine: EngineState, state: BatchState, out: StepBuilder) -> None:
         confirm_height = state.anchor_height + pool.confirmations - 1
         confirm_ms = engine.block_ms.get(confirm_height)
         if confirm_ms is None or confirm_height > engine.tip_height:
-            _quiet(state, epoch, _NEVER, confirm_height, _NEVER)
+            _quiet(state, epoch, NEVER, confirm_height, NEVER)
             return
         final_ms = max(confirm_ms, state.anchored_at_ms + pool.challenge_window_ms)
         if now >= final_ms:
             finalize(engine, state, final_ms, out)
         else:
-            _quiet(state, epoch, final_ms, _NEVER, _NEVER)
+            _quiet(state, epoch, final_ms, NEVER, NEVER)
         return
     deadline = (
-        state.cleared_at_ms + pool.anchor_deadline_ms if pool.on_anchor_deadline == "unwind_to_l1" else _NEVER
+        state.cleared_at_ms + pool.anchor_deadline_ms if pool.on_anchor_deadline == "unwind_to_l1" else NEVER
     )
     if chain_now >= deadline:
         unwind(engine, state, max(now, chain_now), out)
         return
     resubmit_at = state.last_submit_ms + pool.anchor_resubmit_ms
     if chain_now < resubmit_at:
-        _quiet(state, epoch, _NEVER, _NEVER, min(resubmit_at, deadline))
+        _quiet(state, epoch, NEVER, NEVER, min(resubmit_at, deadline))
     else:
         state.attempts += 1
         state.last_submit_ms = chain_now

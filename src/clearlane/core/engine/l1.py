@@ -21,7 +21,6 @@ from clearlane.core.model.codes import Reject, RejectCode
 from clearlane.core.model.events import L1GroupOpened
 
 _ZERO_HASH = bytes(32)  # an L1 settlement carries no batch root
-_NEVER = NEVER  # "no time" / "no height": a quiet group does not wait for that
 
 
 def submit(
@@ -72,7 +71,7 @@ def advance(engine: EngineState, group: L1Group, out: StepBuilder) -> None:
     need = engine.config.l1_confirmations
     included = open_rows & (group.included_height >= 0)
     changed = False
-    wakes_at = _NEVER  # the earliest confirmation time still to come
+    wakes_at = NEVER  # the earliest confirmation time still to come
     if included.any():
         confirm_height = group.included_height + need - 1
         reached = included & (confirm_height <= engine.tip_height)
@@ -140,7 +139,7 @@ def walk_order(engine: EngineState, out: StepBuilder) -> list[str]:
 
 
 def _first(values: I64) -> int:
-    return int(values.min()) if len(values) else _NEVER
+    return int(values.min()) if len(values) else NEVER
 
 
 def walked(engine: EngineState, group_id: str) -> None:

@@ -7,6 +7,7 @@ audit trail and the dashboard's "why is this on L1?").
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,6 +26,13 @@ class LaneHints:
 
     codes: I32
     names: list[str | None]
+
+    @classmethod
+    def of(cls, values: Sequence[str | None] | npt.NDArray[np.object_]) -> LaneHints:
+        """The hints of a list of values (None: no hint)."""
+        names = list(dict.fromkeys(value for value in values if value is not None))
+        code = {name: i for i, name in enumerate(names)}
+        return cls(np.array([-1 if v is None else code[v] for v in values], dtype=np.int32), names)
 
     def equal(self, hint: str) -> npt.NDArray[np.bool_]:
         """Rows whose hint is ``hint``."""
@@ -52,7 +60,7 @@ def route(
     pool = np.full(n, -1, dtype=np.int32)
     rule_index = np.full(n, -1, dtype=np.int16)
     unassigned = np.ones(n, dtype=np.bool_)
-    hints = lane_hint if isinstance(lane_hint, LaneHints) else np.asarray(lane_hint, dtype=object)
+    hints = lane_hint if isinstance(lane_hint, LaneHints) else LaneHints.of(lane_hint)
     kind_codes = {k: i for i, k in enumerate(_KIND_ORDER)}
     buyer_kind = kinds_by_participant[buyer]
     seller_kind = kinds_by_participant[seller]
@@ -73,7 +81,7 @@ def route(
             listed = _kind_table([kind_codes[k] for k in rule.all_kinds])
             match &= listed[buyer_kind] & listed[seller_kind]
         if rule.lane_hint is not None:
-            match &= hints.equal(rule.lane_hint) if isinstance(hints, LaneHints) else hints == rule.lane_hint
+            match &= hints.equal(rule.lane_hint)
         if rule.flow is not None:
             match &= kind == (0 if rule.flow == "trade" else 1)
         pool[match] = rule.pool_index

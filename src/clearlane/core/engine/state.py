@@ -113,7 +113,7 @@ class L1Group:
     quiet_until: int = -1  # as BatchState.quiet_until (a row's confirmation time still to come)
     # Also set by a no-op walk, for l1.walk_order across chain entries: the tip height at which
     # an included row reaches its confirmations, the observed chain time at which a row not
-    # included is re-submitted (l1._NEVER: none).
+    # included is re-submitted (wakes.NEVER: none).
     wake_height: int = -1
     wake_chain_ms: int = -1
 
@@ -309,9 +309,8 @@ class EngineState:
         self.l1_group_count = 0
         # Which L1 groups a step must walk (l1.walk_order), as for batches.
         self.l1_wakes = Wakes()
-        self.reorgs = (
-            0  # chain reorgs applied (a reorg moves block times: batches and L1 groups walked in full)
-        )
+        # Chain reorgs applied (a reorg moves block times: batches and L1 groups walked in full).
+        self.reorgs = 0
         self.block_ms: dict[int, int] = {}
         self.tip_height = 0
         # Deadlines (re-submit, unwind) are judged on the time up to which the chain has been
