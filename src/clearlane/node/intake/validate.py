@@ -43,6 +43,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from clearlane.core.config.model import ClearingConfig
+from clearlane.core.engine.commitment import arrow_strings
 from clearlane.core.engine.limits import (
     FLOW_GROSS_MAX_MINOR,
     TRANSFER_MAX_MINOR,
@@ -225,23 +226,17 @@ def valid_ids(column: pa.Array) -> Mask:
     call, ~190 µs, four calls a serve step (issue 18, serve7)."""
     if ID_PATTERN != _ID_PATTERN_FAST:
         return to_mask(pc.match_substring_regex(column, ID_PATTERN))
-    column = _string_array(column)
-    n = len(column)
-    if n == 0:
-        return np.zeros(0, dtype=np.bool_)
-    offsets = np.frombuffer(column.buffers()[1], dtype=np.int32, count=column.offset + n + 1)[column.offset :]
+    # A null reads as empty (arrow_strings), which the length check refuses.
+    data, offsets = arrow_strings(_string_array(column))
     lengths = np.diff(offsets)
     ok: Mask = (lengths >= 1) & (lengths <= _ID_CHARS_MAX)
-    data = column.buffers()[2]
-    if data is not None and offsets[-1] > offsets[0]:
-        bad = _NOT_ID_BYTE[np.frombuffer(data, dtype=np.uint8)[offsets[0] : offsets[-1]]]
+    if len(lengths) and offsets[-1] > offsets[0]:
+        bad = _NOT_ID_BYTE[data[offsets[0] : offsets[-1]]]
         if bad.any():
             seen = np.zeros(len(bad) + 1, dtype=np.int64)
             np.cumsum(bad, out=seen[1:])
             at = offsets - offsets[0]
             ok &= seen[at[1:]] == seen[at[:-1]]
-    if column.null_count:
-        ok &= to_mask(column.is_valid())
     return ok
 
 
