@@ -263,7 +263,7 @@ def _parse_kernel(offsets, data, valid, scales, mantissa, fraction_out, minor, e
             minor[i] = value
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _mul_div_fast(a: I64, b: I64, den: I64, result: I64, risky: BoolArray) -> None:
     """:func:`mul_div_half_even`'s int64 rows in one pass (den > 0); rows whose product could
     leave int64 (the float estimate, as in the numpy path) are flagged ``risky`` for the exact

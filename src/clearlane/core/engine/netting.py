@@ -152,7 +152,7 @@ _COMPILED_MAX_CELLS = 1 << 22
 bound; a configuration with more cells nets through the numpy sort instead."""
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def _net_compiled(
     payer: Any,
     payee: Any,
@@ -298,7 +298,7 @@ def _fit_leg(v: int, total: int, limit: int) -> int:
     return total + v
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def _net_flows_compiled(
     obligations: Any, bounds: Any, house: int, participants: int, assets: int, limit: int
 ) -> tuple[Any, Any, Any, Any, Any, Any, Any]:
@@ -359,7 +359,7 @@ def _check_many(cell: I64, net: I64, gross: I64, net_debit: I64) -> None:
         raise NettingInvariantError(f"net debit of asset cell #{bad} exceeds its gross amount")
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def cell_sums(cell: Any, value: Any, size: int) -> Any:
     """``np.add.at(zeros(size), cell, value)`` in int64 (wrapping alike), without ``ufunc.at``'s
     cost per element: 0.36 s for the 1M day's 1.5M net positions, the netting pass's own time."""

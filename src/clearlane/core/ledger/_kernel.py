@@ -30,7 +30,7 @@ BALANCE_OUT_OF_RANGE = int(PostResult.BALANCE_OUT_OF_RANGE)
 FLOOR_EXCEEDED = int(PostResult.FLOOR_EXCEEDED)
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def post_wide(
     accounts: Any,
     amounts: Any,
@@ -121,7 +121,7 @@ def post_wide(
     return OK, touched[:m].copy()
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def release_wide(
     accounts: Any, amounts: Any, to_posted: bool, posted: Any, pending_debits: Any, pending_credits: Any
 ) -> None:
