@@ -40,12 +40,20 @@ def test_a_bulk_clear_freezes_survivors_and_unfreezes_them(
 ) -> None:
     calls: list[int] = []
     frozen_before = gc.get_freeze_count()
-    _clear(day, tmp_path, calls, monkeypatch)
+    thresholds = gc.get_threshold()
+    node = _clear(day, tmp_path, calls, monkeypatch)
+    assert gc.get_threshold() == thresholds  # the bulk clear's young threshold is restored
     if frozen_before:  # someone froze before (not this suite): the clear leaves it alone
         assert calls == [] and gc.get_freeze_count() >= frozen_before
     else:
         assert len(calls) >= 3  # one per input batch (chunks of 100 trades)
         assert gc.get_freeze_count() == 0 and gc.isenabled()
+    # Settling freezes and unfreezes the same way, through its checkpoint.
+    before = len(calls)
+    node.settle_until_quiet()
+    if not frozen_before:
+        assert len(calls) > before and gc.get_freeze_count() == 0
+    assert gc.get_threshold() == thresholds
 
 
 def test_a_caller_that_disabled_the_collector_is_left_alone(
