@@ -35,3 +35,25 @@ def test_bulk_creation_is_creation_one_by_one(first: list[AccountKey], second: l
     assert bulk.asset_of.tolist() == one.asset_of.tolist()
     assert bulk.keys_digest() == one.keys_digest()
     assert [bulk.key(i) for i in range(bulk.n)] == [one.key(i) for i in range(one.n)]
+
+
+@settings(max_examples=60, deadline=None)
+@given(first=_KEYS, second=_KEYS, single=_KEYS)
+def test_the_table_reads_every_key(
+    first: list[AccountKey], second: list[AccountKey], single: list[AccountKey]
+) -> None:
+    """``AccountBook.table`` copies text columns kept at creation (bulk or one by one): the
+    same columns as reading each key, and a copy the book does not change afterwards."""
+    book = AccountBook(capacity=2)
+    book.get_or_create_many(first)
+    for key in single:
+        book.get_or_create(key)
+    table = book.table()
+    keys = [book.key(i) for i in range(book.n)]
+    assert table.owner == [k.owner for k in keys]
+    assert table.asset == [k.asset for k in keys]
+    assert table.purpose == [k.purpose.value for k in keys]
+    assert table.lane == [k.lane for k in keys]
+    before = (list(table.owner), list(table.lane))
+    book.get_or_create_many(second)
+    assert (table.owner, table.lane) == before
