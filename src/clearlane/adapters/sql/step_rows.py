@@ -13,6 +13,7 @@ writer each, to the same bytes (``cleared_rows``, ``ledger_rows``).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -355,3 +356,156 @@ def _batch_row(b: BatchCleared, seq: int, detail_blob: bytes, net_blob: bytes) -
         detail_blob,
         net_blob,
     )
+
+
+# ---------------------------------------------------------------------- SQLite: one statement
+# ``cursor.executemany`` binds each row under the GIL and releases and re-takes it ~3 times per
+# row (step, column count, reset): ~1.7 us of GIL a row, and on the pipelined writer a GIL
+# hand-off per row with the engine's thread. A large insert is instead ONE statement whose
+# rows SQLite builds itself from a few blob parameters (a recursive counter; integers as
+# fixed-width decimal text, strings and blobs as slices of one concatenation), all inside one
+# ``sqlite3_step`` without the GIL (issue 18). The same values of the same storage classes, in
+# the same order (so the same autoincrement ids): property test tests/adapters/sql/test_bulk_insert.py.
+BULK_MIN_ROWS = 64
+_INSERT_RE = re.compile(r"^INSERT INTO (\w+) \(([\w, ]+)\) VALUES \((.*)\)$", re.DOTALL)
+_PLACES: dict[str, tuple[str, list[str]] | None] = {}
+_N = ord("N")
+_COVERED = frozenset((int, bool, str, bytes, type(None)))
+
+
+def bulk_insert(sql: str, rows: Sequence[Row]) -> tuple[str, tuple[Any, ...]] | None:
+    """``(statement, parameters)``: one SQLite statement that inserts ``rows`` as
+    ``executemany(sql, rows)`` does, or None where it does not apply (not a plain ``INSERT ...
+    VALUES``, a column of floats or other types, an integer beyond int64, few rows)."""
+    if len(rows) < BULK_MIN_ROWS:
+        return None
+    shape = _insert_shape(sql)
+    if shape is None:
+        return None
+    head, values = shape
+    if any(type(v) not in _COVERED for v in rows[0]):
+        return None  # e.g. a float (the batches' USD figures): decided before any work
+    columns = list(zip(*rows, strict=True))
+    if len(columns) != sum(v == "?" for v in values):
+        return None
+    params: list[Any] = [len(rows)]
+    exprs: list[str] = []
+    it = iter(columns)
+    for value in values:
+        if value != "?":
+            exprs.append(value)
+            continue
+        expr = _column(next(it), params)
+        if expr is None:
+            return None
+        exprs.append(expr)
+    statement = (
+        "WITH RECURSIVE r(k) AS (SELECT 0 UNION ALL SELECT k + 1 FROM r WHERE k + 1 < ?1) "
+        f"{head} SELECT {', '.join(exprs)} FROM r"
+    )
+    return statement, tuple(params)
+
+
+def _insert_shape(sql: str) -> tuple[str, list[str]] | None:
+    """``("INSERT INTO t (columns)", [each VALUES item])``, cached per statement."""
+    if sql in _PLACES:
+        return _PLACES[sql]
+    match = _INSERT_RE.match(sql)
+    shape = None
+    if match is not None:
+        values = [v.strip() for v in match.group(3).split(",")]
+        if all(v == "?" or re.fullmatch(r"-?\d+|'[^',?]*'", v) for v in values):
+            shape = f"INSERT INTO {match.group(1)} ({match.group(2)})", values
+    _PLACES[sql] = shape
+    return shape
+
+
+def _column(values: tuple[Any, ...], params: list[Any]) -> str | None:
+    """The SQL expression of one column for row ``k`` (its data appended to ``params``)."""
+    kinds = set(map(type, values))
+    nulls = type(None) in kinds
+    kinds.discard(type(None))
+    if kinds <= {int, bool}:
+        if nulls:
+            mask = np.fromiter((v is None for v in values), dtype=bool, count=len(values))
+            values = tuple(0 if v is None else v for v in values)
+        try:
+            ints = np.array(values, dtype=np.int64)
+        except OverflowError:
+            return None  # executemany raises its own error
+        text, width = _digits(ints, mask if nulls else None)
+        params.append(text)
+        p = len(params)
+        number = f"CAST(substr(?{p}, k * {width} + 1, {width}) AS INTEGER)"
+        if nulls:
+            return f"CASE WHEN substr(?{p}, k * {width} + 1, 1) = X'4E' THEN NULL ELSE {number} END"
+        return number
+    if kinds == {str}:
+        strings = values
+        if nulls:
+            strings = tuple("" if v is None else v for v in values)
+        joined = "".join(strings)
+        if joined.isascii():
+            data = joined.encode()
+            lengths = np.fromiter(map(len, strings), dtype=np.int64, count=len(strings))
+        else:
+            encoded = [s.encode() for s in strings]
+            data = b"".join(encoded)
+            lengths = np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded))
+        return _slices(data, lengths, values if nulls else None, params, text=True)
+    if kinds == {bytes}:
+        blobs = tuple(b"" if v is None else v for v in values) if nulls else values
+        lengths = np.fromiter(map(len, blobs), dtype=np.int64, count=len(blobs))
+        return _slices(b"".join(blobs), lengths, values if nulls else None, params, text=False)
+    if not kinds:  # every value NULL
+        return "NULL"
+    return None
+
+
+def _slices(
+    data: bytes,
+    lengths: npt.NDArray[np.int64],
+    values: tuple[Any, ...] | None,
+    params: list[Any],
+    *,
+    text: bool,
+) -> str:
+    """Row ``k``'s value as a slice of ``data`` (its start and length as fixed-width digits)."""
+    starts = np.cumsum(lengths) - lengths + 1
+    if values is not None:  # a NULL is a length of -1
+        lengths = lengths.copy()
+        lengths[np.fromiter((v is None for v in values), dtype=bool, count=len(values))] = -1
+    spans, width = _digits(np.stack([starts, lengths], axis=1).ravel(), None)
+    params.extend((data + b"\x00", spans))  # never empty: substr of an empty blob is NULL
+    d, s = len(params) - 1, len(params)
+    start = f"CAST(substr(?{s}, k * {2 * width} + 1, {width}) AS INTEGER)"
+    length = f"CAST(substr(?{s}, k * {2 * width} + {width + 1}, {width}) AS INTEGER)"
+    value = f"substr(?{d}, {start}, {length})"
+    if text:
+        value = f"CAST({value} AS TEXT)"
+    if values is not None:
+        return f"CASE WHEN {length} < 0 THEN NULL ELSE {value} END"
+    return value
+
+
+def _digits(values: npt.NDArray[np.int64], nulls: npt.NDArray[np.bool_] | None) -> tuple[bytes, int]:
+    """Each value as a sign (``+``, ``-``, or ``N`` for NULL) and the same number of decimal
+    digits, concatenated; and that width (sign included). Digit by digit over the whole column
+    (a division per digit, not one per value and digit)."""
+    if not len(values):
+        return b"", 2
+    low, high = int(values.min()), int(values.max())
+    digits = max(len(str(abs(low))), len(str(abs(high))))
+    negative = values < 0
+    # |v| without overflow for int64's minimum: ~v is -v - 1.
+    rest = np.where(negative, (~values).astype(np.uint64) + np.uint64(1), values.astype(np.uint64))
+    out = np.empty((len(values), digits + 1), dtype=np.uint8)
+    out[:, 0] = np.where(negative, ord("-"), ord("+"))
+    if nulls is not None:
+        out[nulls, 0] = _N
+    ten = np.uint64(10)
+    for i in range(digits, 0, -1):
+        quotient = rest // ten
+        out[:, i] = (rest - quotient * ten).astype(np.uint8) + ord("0")
+        rest = quotient
+    return out.tobytes(), digits + 1
