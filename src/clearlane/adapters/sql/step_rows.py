@@ -499,13 +499,13 @@ def _digits(values: npt.NDArray[np.int64], nulls: npt.NDArray[np.bool_] | None) 
     negative = values < 0
     # |v| without overflow for int64's minimum: ~v is -v - 1.
     rest = np.where(negative, (~values).astype(np.uint64) + np.uint64(1), values.astype(np.uint64))
-    # Digit-major (each digit of every value contiguous), transposed into rows by tobytes.
-    out = np.empty((digits + 1, len(values)), dtype=np.uint8)
-    out[0] = np.where(negative, ord("-"), ord("+"))
+    out = np.empty((len(values), digits + 1), dtype=np.uint8)
+    out[:, 0] = np.where(negative, ord("-"), ord("+"))
     if nulls is not None:
-        out[0, nulls] = _N
+        out[nulls, 0] = _N
     ten = np.uint64(10)
     for i in range(digits, 0, -1):
-        rest, out[i] = np.divmod(rest, ten)
-    out[1:] += ord("0")
-    return out.T.tobytes(), digits + 1
+        quotient = rest // ten
+        out[:, i] = (rest - quotient * ten).astype(np.uint8) + ord("0")
+        rest = quotient
+    return out.tobytes(), digits + 1
