@@ -36,7 +36,7 @@ from sqlalchemy.engine import make_url
 
 from clearlane.adapters.sql import audit_tables, schema
 from clearlane.adapters.sql.balances import BalancesView
-from clearlane.adapters.sql.step_rows import CHECKPOINT_SQL, INSERTS, GroupRows, bulk_insert
+from clearlane.adapters.sql.step_rows import CHECKPOINT_SQL, INSERTS, GroupRows
 from clearlane.adapters.sql.walcheckpoint import AUTOCHECKPOINT_PAGES, WalCheckpointer
 from clearlane.core.engine.core import LogEntry
 from clearlane.core.model import ids as model_ids
@@ -330,7 +330,7 @@ class Store:
         for sql, copy in INSERTS:
             bulk = inserts[sql]
             if bulk and not (copy is not None and self._copy(conn, copy[0], copy[1], copy[2], bulk)):
-                self._executemany(conn, sql, bulk, one_statement=True)
+                self._executemany(conn, sql, bulk)
         for sql, bulk in rows.updates:
             self._executemany(conn, sql, bulk)
         if rows.checkpoints:
@@ -354,16 +354,11 @@ class Store:
             [rows.state],  # type: ignore[list-item]  # checked by the callers
         )
 
-    def _executemany(
-        self, conn: Connection, sql: str, rows: list[tuple[Any, ...]], *, one_statement: bool = False
-    ) -> None:
+    def _executemany(self, conn: Connection, sql: str, rows: list[tuple[Any, ...]]) -> None:
         """DBAPI executemany inside ``conn``'s transaction (``?`` markers, rewritten for ``%s``
-        drivers): no per-row SQLAlchemy parameter processing on bulk inserts. ``one_statement``
-        (the writer's inserts): on SQLite, many rows as one statement (``step_rows.bulk_insert``)."""
+        drivers): no per-row SQLAlchemy parameter processing on bulk inserts."""
         if self.engine.dialect.paramstyle != "qmark":
             sql = sql.replace("?", "%s")
-        elif one_statement and self.dialect == "sqlite" and (bulk := bulk_insert(sql, rows)) is not None:
-            sql, rows = bulk[0], [bulk[1]]  # one statement SQLite runs without the GIL (step_rows)
         cursor = conn.connection.cursor()
         try:
             if len(rows) == 1:
