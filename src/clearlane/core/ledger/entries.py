@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import struct
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import IntEnum, StrEnum
 
@@ -257,53 +257,6 @@ class JournalEntry:
     def content_digest(self) -> bytes:
         """sha256 of :meth:`canonical_bytes` under a domain tag."""
         return hashlib.sha256(_ENTRY_DOMAIN + self.canonical_bytes()).digest()
-
-
-_DIGEST_PREFIX = hashlib.sha256(_ENTRY_DOMAIN)
-
-
-def content_digests(entries: Sequence[JournalEntry]) -> list[bytes]:
-    """``[e.content_digest() for e in entries]``, with the legs of all of them concatenated once
-    and hashed as slices of that: no per-entry copies of the canonical bytes (a settlement entry
-    has hundreds of legs; a step of the reference day posts ~650 entries; issue 18). SHA-256 is
-    fed the same bytes in pieces, so the digests are the same (property test)."""
-    if not entries:
-        return []
-    accounts = np.concatenate([e.accounts for e in entries])
-    amounts = np.concatenate([e.amounts_minor for e in entries])
-    if accounts.dtype != np.int64 or amounts.dtype != np.int64:
-        return [e.content_digest() for e in entries]
-    legs_a = np.ascontiguousarray(accounts, dtype="<i8").data.cast("B")
-    legs_m = np.ascontiguousarray(amounts, dtype="<i8").data.cast("B")
-    pack, prefix, out = _ENTRY_HEADER.pack, _DIGEST_PREFIX, []
-    end = 0
-    for e in entries:
-        start, n = end, e.accounts.shape[0]
-        end = start + 8 * n
-        entry_id = e.entry_id.encode("utf-8", "surrogatepass")
-        kind = e.kind.encode("utf-8", "surrogatepass")
-        ref = e.ref.encode("utf-8", "surrogatepass")
-        timeout = e.timeout_at_ms
-        h = prefix.copy()
-        h.update(
-            pack(
-                len(entry_id),
-                len(kind),
-                len(ref),
-                e.at_ms,
-                e.pending,
-                timeout is not None,
-                0 if timeout is None else timeout,
-                n,
-            )
-            + entry_id
-            + kind
-            + ref
-        )
-        h.update(legs_a[start:end])
-        h.update(legs_m[start:end])
-        out.append(h.digest())
-    return out
 
 
 @dataclass(frozen=True, slots=True)

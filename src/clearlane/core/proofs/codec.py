@@ -80,22 +80,15 @@ def write_int64_columns(
     if any(np.asarray(c).dtype != np.int64 for c in columns):
         raise TypeError("write_int64_columns takes int64 columns (another type has other bytes)")
     data = [np.ascontiguousarray(c, dtype="<i8").data.cast("B") for c in columns]
-    # Each blob is one join of fixed parts and byte ranges of the columns (issue 18: the ledger's
-    # ~10,000 entries a day, hundreds of legs each); the header per row count looked up once.
-    headers: dict[int, bytes] = {}
     out = []
-    edges = [8 * int(b) for b in bounds]
-    for lo, hi in itertools.pairwise(edges):
+    for lo, hi in itertools.pairwise(int(b) for b in bounds):
         if hi == lo:
             out.append(head + _EOS)
             continue
-        header = headers.get(hi - lo)
-        if header is None:
-            header = headers[hi - lo] = head + _int64_header(key, schema, (hi - lo) // 8)
-        if len(data) == 2:  # the ledger's legs: account, amount
-            out.append(b"".join((header, data[0][lo:hi], data[1][lo:hi], _EOS)))
-        else:
-            out.append(b"".join([header, *(d[lo:hi] for d in data), _EOS]))
+        parts: list[bytes | memoryview] = [head, _int64_header(key, schema, hi - lo)]
+        parts.extend(d[8 * lo : 8 * hi] for d in data)
+        parts.append(_EOS)
+        out.append(b"".join(parts))
     return out
 
 

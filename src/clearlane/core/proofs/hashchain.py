@@ -36,7 +36,6 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from clearlane.core.ledger.entries import content_digests
 from clearlane.core.model.chain import TxSubmission, tx_submission_to_dict
 from clearlane.core.model.events import (
     BatchCleared,
@@ -276,9 +275,8 @@ def _transition_doc(
     # The codes array only when a batch cleared: building it cost more than the rest of a small step.
     cleared = cleared_bodies(batches, asset_codes, _codes_array(tuple(asset_codes))) if batches else []
     l1 = [_l1_body(u) for u in sorted(step.l1_updates(), key=lambda u: u.group_id)]
-    entries = step.ledger.new_entries
     ledger: dict[str, Any] = {
-        "entries": [[e.entry_id, d.hex()] for e, d in zip(entries, content_digests(entries), strict=True)],
+        "entries": [[e.entry_id, e.content_digest().hex()] for e in step.ledger.new_entries],
         "status": [[c.entry_id, str(c.status.value), int(c.at_ms)] for c in step.ledger.status_changes],
     }
     body = {
