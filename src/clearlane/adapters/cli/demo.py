@@ -14,6 +14,7 @@ import asyncio
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,7 +40,10 @@ class LiveDemo:
 class HttpServer:
     """uvicorn on a socket we bound ourselves, served from a daemon thread."""
 
-    def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self, app: Any, host: str = "127.0.0.1", port: int = 0, on_stopping: Callable[[], None] | None = None
+    ) -> None:
+        self.on_stopping = on_stopping
         self.sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind((host, port))
@@ -67,6 +71,11 @@ class HttpServer:
         return f"http://{host}:{self.port}"
 
     def stop(self) -> None:
+        """Stop serving. ``on_stopping`` runs first: the demo ends its event streams there, as
+        ``clearlane serve`` does (an open dashboard's SSE stream never ends on its own, so the
+        stop would wait out the grace period and then cancel it with an error on the console)."""
+        if self.on_stopping is not None:
+            self.on_stopping()
         self.server.should_exit = True
         self.thread.join(10)
 
@@ -116,7 +125,7 @@ def start_live(
         nats=nats,  # (url, PublisherOptions): demo --serve --nats
     )
     runtime = app.state.runtime
-    http = HttpServer(app, host, port)
+    http = HttpServer(app, host, port, on_stopping=runtime.bus.end_streams)
     http.start()
     if not runtime.healthy:
         http.stop()
