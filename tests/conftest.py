@@ -7,9 +7,16 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
+from hypothesis import settings
 
 from clearlane.core.config import ClearingConfig, load_config, parse_config
 from clearlane.core.model.inputs import TRADE_CHUNK_SCHEMA
+
+# Performance lives in benchmarks, not in timed tests: no property test fails for taking longer
+# than Hypothesis's default 200 ms an example (a first call that loads a compiled kernel, a busy
+# CI machine). A test that sets its own settings keeps them.
+settings.register_profile("clearlane", deadline=None)
+settings.load_profile("clearlane")
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
