@@ -9,7 +9,7 @@ from __future__ import annotations
 from clearlane.core.engine import clearing, collateral, kernel, l1, outcomes
 from clearlane.core.engine.state import BatchState, EngineError, EngineState
 from clearlane.core.engine.step import StepBuilder
-from clearlane.core.engine.wakes import NEVER
+from clearlane.core.engine.wakes import NEVER, quiet
 from clearlane.core.ledger import JournalEntry, PostResult
 from clearlane.core.model import ids as model_ids
 from clearlane.core.model import states
@@ -32,13 +32,13 @@ def advance(engine: EngineState, state: BatchState, out: StepBuilder) -> None:
         confirm_height = state.anchor_height + pool.confirmations - 1
         confirm_ms = engine.block_ms.get(confirm_height)
         if confirm_ms is None or confirm_height > engine.tip_height:
-            _quiet(state, epoch, NEVER, confirm_height, NEVER)
+            quiet(state, epoch, NEVER, confirm_height, NEVER)
             return
         final_ms = max(confirm_ms, state.anchored_at_ms + pool.challenge_window_ms)
         if now >= final_ms:
             finalize(engine, state, final_ms, out)
         else:
-            _quiet(state, epoch, final_ms, NEVER, NEVER)
+            quiet(state, epoch, final_ms, NEVER, NEVER)
         return
     deadline = (
         state.cleared_at_ms + pool.anchor_deadline_ms if pool.on_anchor_deadline == "unwind_to_l1" else NEVER
@@ -48,17 +48,12 @@ def advance(engine: EngineState, state: BatchState, out: StepBuilder) -> None:
         return
     resubmit_at = state.last_submit_ms + pool.anchor_resubmit_ms
     if chain_now < resubmit_at:
-        _quiet(state, epoch, NEVER, NEVER, min(resubmit_at, deadline))
+        quiet(state, epoch, NEVER, NEVER, min(resubmit_at, deadline))
     else:
         state.attempts += 1
         state.last_submit_ms = chain_now
         clearing.submit_anchor(engine, state, chain_now, out)
         out.emit(BatchResubmitted(state.batch_id, chain_now, state.attempts))
-
-
-def _quiet(state: BatchState, epoch: int, until: int, height: int, chain_ms: int) -> None:
-    state.quiet_epoch, state.quiet_until = epoch, until
-    state.wake_height, state.wake_chain_ms = height, chain_ms
 
 
 def walk_order(engine: EngineState) -> list[str]:

@@ -13,7 +13,7 @@ from clearlane.core.engine import limits, outcomes
 from clearlane.core.engine.flows import Flows
 from clearlane.core.engine.state import I64, EngineState, L1Group
 from clearlane.core.engine.step import StepBuilder
-from clearlane.core.engine.wakes import NEVER
+from clearlane.core.engine.wakes import NEVER, quiet
 from clearlane.core.ledger import JournalEntry, PostResult
 from clearlane.core.model import ids as model_ids
 from clearlane.core.model.chain import TxSubmission, same_kind_submissions
@@ -111,11 +111,15 @@ def advance(engine: EngineState, group: L1Group, out: StepBuilder) -> None:
         # a confirmation block's time, the tip reaching a row's confirmation height, observed
         # chain time reaching a row's re-submit time — or a block including a row (the step
         # that does changes the group), a reorg, a configuration change.
-        group.quiet_epoch, group.quiet_until = epoch, wakes_at
         unconfirmed = included & (group.included_height + need - 1 > engine.tip_height)
-        group.wake_height = _first(group.included_height[unconfirmed] + need - 1)
         waiting = open_rows & (group.included_height < 0)
-        group.wake_chain_ms = _first(group.submitted_ms[waiting] + engine.config.l1_resubmit_ms)
+        quiet(
+            group,
+            epoch,
+            wakes_at,
+            _first(group.included_height[unconfirmed] + need - 1),
+            _first(group.submitted_ms[waiting] + engine.config.l1_resubmit_ms),
+        )
     if group.open_rows() == 0:
         l1_txs, settle_tx_id = engine.l1_txs, model_ids.l1_tx_id
         for flow_id, attempt in zip(group.flows.ids.to_pylist(), group.attempt.tolist(), strict=True):

@@ -92,5 +92,13 @@ class Wakes:
                 heapq.heappush(heap, (at, key))
 
 
+def quiet(item: Quiet, epoch: int, until: int, height: int, chain_ms: int) -> None:
+    """Record on ``item`` a walk that did nothing in chain ``epoch``: the next one can do
+    something once engine time reaches ``until``, the tip ``height`` or observed chain time
+    ``chain_ms`` (``NEVER``: not that); :meth:`Wakes.walked` files it under each."""
+    item.quiet_epoch, item.quiet_until = epoch, until
+    item.wake_height, item.wake_chain_ms = height, chain_ms
+
+
 def _wake(item: Quiet, kind: int) -> int:
     return item.quiet_until if kind == 0 else item.wake_height if kind == 1 else item.wake_chain_ms
