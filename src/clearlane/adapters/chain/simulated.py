@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple, Self
 
-from clearlane.core.model.chain import BlockProduced, ChainEvent, ChainReorg, TxSubmission
+from clearlane.core.model.chain import BlockProduced, ChainEvent, ChainReorg, TxSubmission, produced_block
 from clearlane.core.proofs.canonical import canonical_json
 
 __all__ = ["ChainParams", "FaultSchedule", "SimulatedChain", "TxStatus"]
@@ -32,6 +32,8 @@ _DRAW_DOMAIN = "clearlane.sim.faults.v1"
 _UNIT_SCALE = float(1 << 53)
 _BLOCK_HEAD = struct.Struct(">QqQ")
 _U32 = struct.Struct(">I")
+_NO_TXS = _U32.pack(0)
+_BLOCK_HASHER = hashlib.sha256(_BLOCK_DOMAIN)  # copied per block: the domain is hashed once
 
 
 def _int_field(d: Mapping[str, Any], key: str, default: int, minimum: int | None = None) -> int:
@@ -355,6 +357,14 @@ class SimulatedChain:
         self._dropped: set[str] = set()
         self._ready: list[_ReadyEntry] = []
         self._delayed: list[_DelayedEntry] = []
+        # No block-level fault can happen (no outage, no reorg): `advance` takes its one-loop path.
+        faults = self._faults
+        self._plain = not (
+            self._outage_starts
+            or (faults.outage_duration_ms > 0 and faults.outage_probability_per_block > 0.0)
+            or self._reorg_at
+            or faults.reorg_every_blocks > 0
+        )
 
     @property
     def params(self) -> ChainParams:
@@ -399,6 +409,9 @@ class SimulatedChain:
 
     def advance(self, to_ms: int) -> list[ChainEvent]:
         events: list[ChainEvent] = []
+        if self._plain:
+            self._advance_plain(to_ms, events)
+            return events
         genesis_ms = self._params.genesis_ms
         block_time_ms = self._params.block_time_ms
         while True:
@@ -411,6 +424,53 @@ class SimulatedChain:
                 continue
             self._produce_new_block(at_ms, events)
         return events
+
+    def _advance_plain(self, to_ms: int, events: list[ChainEvent]) -> None:
+        """:meth:`advance` on a chain with no block-level fault (no outage, no reorg), in one
+        loop: the same blocks, hashes and events as the general path (a test compares them),
+        without its five calls and the event's check a block — 43,000 blocks a simulated day,
+        ~13 µs each on the node's thread before (issue 18). A block with no due tx skips the
+        mempool; delayed txs still go through :meth:`_take`."""
+        params = self._params
+        genesis_ms = params.genesis_ms
+        block_time_ms = params.block_time_ms
+        fee = params.fee_per_tx_minor
+        blocks = self._blocks
+        ready = self._ready
+        delayed = self._delayed
+        included = self._included_height
+        tx_times = self._tx_times
+        reach = self._reach_blocks
+        reorg_count = self._reorg_count
+        head = _BLOCK_HEAD.pack
+        parent = blocks[-1].block_hash if blocks else self._genesis_hash
+        slot = self._next_slot
+        at_ms = genesis_ms + slot * block_time_ms
+        while at_ms <= to_ms:
+            if (ready and ready[0][0] <= at_ms) or (delayed and delayed[0][0] <= at_ms):
+                tx_ids = self._take(at_ms)
+            else:
+                tx_ids = ()
+            height = len(blocks) + 1
+            h = _BLOCK_HASHER.copy()
+            if tx_ids:
+                h.update(head(height, at_ms, reorg_count) + parent + _U32.pack(len(tx_ids)))
+                h.update(b"".join([_U32.pack(len(e)) + e for e in map(str.encode, tx_ids)]))
+                for tx_id in tx_ids:
+                    included[tx_id] = height
+            else:
+                h.update(head(height, at_ms, reorg_count) + parent + _NO_TXS)
+            block_hash = h.digest()
+            blocks.append(_Block(height, at_ms, block_hash, tx_ids))
+            events.append(produced_block(height, at_ms, block_hash, parent, tx_ids, fee * len(tx_ids)))
+            final_height = height - reach
+            if final_height >= 1:
+                for tx_id in blocks[final_height - 1].tx_ids:
+                    tx_times.pop(tx_id, None)
+            parent = block_hash
+            slot += 1
+            at_ms += block_time_ms
+        self._next_slot = slot
 
     def replay(self, to_ms: int, logged: Sequence[ChainEvent]) -> None:
         """Deterministic: the same ``advance`` again reproduces ``logged`` (the node's recovery
@@ -508,6 +568,7 @@ class SimulatedChain:
         reorgs = tuple(sorted({**dict(self._faults.reorgs), at_height: depth}.items()))
         self._faults = dataclasses.replace(self._faults, reorgs=reorgs)
         self._reorg_at[at_height] = depth
+        self._plain = False
 
     # -- inspection (tests and tooling; the engine derives its own view from events) -------
 
