@@ -10,7 +10,7 @@ from clearlane.core.engine import clearing, collateral, kernel, l1, outcomes
 from clearlane.core.engine.state import BatchState, EngineError, EngineState
 from clearlane.core.engine.step import StepBuilder
 from clearlane.core.engine.wakes import NEVER, quiet
-from clearlane.core.ledger import JournalEntry, PostResult
+from clearlane.core.ledger import PostResult, handed_over
 from clearlane.core.model import ids as model_ids
 from clearlane.core.model import states
 from clearlane.core.model.events import BatchFinal, BatchResubmitted, BatchUnwound
@@ -90,7 +90,7 @@ def finalize(engine: EngineState, state: BatchState, final_ms: int, out: StepBui
         state.net_participant, state.net_asset, state.net_minor, engine.acct_inflight, engine.acct_available
     )
     if len(accounts):
-        release = JournalEntry(
+        release = handed_over(
             model_ids.l2_release_entry_id(state.batch_id),
             "l2_release",
             final_ms,

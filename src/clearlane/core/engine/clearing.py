@@ -20,7 +20,7 @@ from clearlane.core.engine.flows import I64, Flows
 from clearlane.core.engine.netting import NetResult, empty_result, net_flows_many, net_positions_many
 from clearlane.core.engine.state import BatchState, EngineError, EngineState, Netted
 from clearlane.core.engine.step import StepBuilder
-from clearlane.core.ledger import MAX_AMOUNT_MINOR, JournalEntry, PostResult
+from clearlane.core.ledger import MAX_AMOUNT_MINOR, PostResult, handed_over
 from clearlane.core.model import ids as model_ids
 from clearlane.core.model import states
 from clearlane.core.model.chain import TxSubmission
@@ -229,7 +229,7 @@ def post_hold(
         return None  # flows that cancel out exactly (fee-free payments back and forth): nothing to hold
     timeout_at = None if timeout_ms is None else at_ms + timeout_ms
     return outcomes.try_post(
-        engine, JournalEntry(hold_id, "l2_hold", at_ms, accounts, amounts, True, timeout_at, batch_id)
+        engine, handed_over(hold_id, "l2_hold", at_ms, accounts, amounts, True, timeout_at, batch_id)
     )
 
 

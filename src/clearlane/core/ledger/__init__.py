@@ -36,6 +36,7 @@ from clearlane.core.ledger.entries import (
     LedgerInvariantError,
     PostResult,
     StatusChange,
+    handed_over,
 )
 from clearlane.core.ledger.journal import AccountBalance, Ledger
 
@@ -63,4 +64,5 @@ __all__ = [
     "StatusChange",
     "TrialBalance",
     "TrialBalanceLine",
+    "handed_over",
 ]

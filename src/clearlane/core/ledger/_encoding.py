@@ -46,6 +46,11 @@ class CanonicalHasher:
     def add_bytes(self, value: bytes) -> None:
         self._add_blob(value)
 
+    def add_blobs(self, values: list[bytes]) -> None:
+        """Several byte strings, in order: the same bytes as one :meth:`add_bytes` each (each
+        length-prefixed), hashed in one update."""
+        self._sha.update(b"".join([b for value in values for b in (len(value).to_bytes(8, "little"), value)]))
+
     def add_int(self, value: int) -> None:
         width_bytes = (value.bit_length() + 8) // 8
         self._add_blob(value.to_bytes(width_bytes, "little", signed=True))
