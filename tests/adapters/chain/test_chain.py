@@ -531,8 +531,8 @@ def test_two_hundred_thousand_txs_are_not_quadratic() -> None:
     drop=st.sampled_from([0.0, 0.3]),
 )
 def test_plain_path_equals_general_path(ops: list[Op], seed: int, delay: float, drop: float) -> None:
-    """A chain with no block-level fault takes `advance`'s one-loop path; forced through the
-    general path the same calls give the same events, blocks and snapshot, byte for byte
+    """A chain with no block-level fault skips `advance`'s outage and reorg checks; forced
+    through the general path the same calls give the same events, blocks and snapshot, byte for byte
     (tx-level faults — drops, delays — go through both)."""
     params = ChainParams(genesis_ms=GENESIS_MS, block_time_ms=BLOCK_MS, txs_per_block_max=3, seed=seed)
     faults = FaultSchedule(seed=seed, delay_probability=delay, delay_blocks=2, drop_probability=drop)
