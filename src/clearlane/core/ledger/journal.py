@@ -520,8 +520,7 @@ class Ledger:
         self._by_seq.append(rec)
         self._unhashed.append(entry.canonical_bytes())
         if len(self._unhashed) >= _UNHASHED_MAX:  # bounded whoever records without a digest
-            self._entries_hasher.add_blobs(self._unhashed)
-            self._unhashed = []
+            self._hash_waiting()
         if entry.pending:
             self._pending[entry.entry_id] = rec
             if entry.timeout_at_ms is not None:
@@ -819,13 +818,17 @@ class Ledger:
         hasher.add_bytes(book.keys_digest())
         hasher.add_bytes(b"".join(self._refresh_block_digests()))
         hasher.add_int(n_entries)
-        if self._unhashed:
-            self._entries_hasher.add_blobs(self._unhashed)
-            self._unhashed = []
+        self._hash_waiting()
         hasher.add_bytes(self._entries_hasher.copy().digest())
         hasher.add_u8_array(self._status_codes[:n_entries])
         hasher.add_i64_array(self._status_at_ms[:n_entries])
         return hasher.digest()
+
+    def _hash_waiting(self) -> None:
+        """Hash the entries recorded since the last digest into the entries digest, in order."""
+        if self._unhashed:
+            self._entries_hasher.add_blobs(self._unhashed)
+            self._unhashed = []
 
     def _refresh_block_digests(self) -> list[bytes]:
         book = self._book
