@@ -68,17 +68,22 @@ def arrow_strings(array: pa.Array) -> tuple[U8, I64]:
         array = array.cast(pa.string())
     n = len(array)
     buffers = array.buffers()
-    offsets = (
-        np.frombuffer(buffers[1], dtype=np.int32, count=array.offset + n + 1)[array.offset :]
-        if n
-        else np.zeros(1, np.int32)
-    )
     data = (
         np.frombuffer(buffers[2], dtype=np.uint8)
         if n and buffers[2] is not None and buffers[2].size
         else np.zeros(1, np.uint8)
     )
-    return data, offsets.astype(np.int64)
+    return data, string_offsets(array)
+
+
+def string_offsets(array: pa.Array) -> I64:
+    """Absolute int64 offsets (``len + 1`` of them) of a string or binary array, read from its
+    buffer at the array's own offset; a null slot's offsets are whatever the array stores."""
+    n = len(array)
+    if not n:
+        return np.zeros(1, np.int64)
+    ends = np.frombuffer(array.buffers()[1], dtype=np.int32, count=array.offset + n + 1)[array.offset :]
+    return ends.astype(np.int64)
 
 
 @njit(cache=True, nogil=True, inline="always")
