@@ -128,6 +128,7 @@ def open_node(
     observer: StepObserver | None = None,
     flow_ids: bool | dict[str, int] = False,
     chain: ChainChoice = SIMULATED,
+    writer_process: bool = False,
 ) -> Node[Store]:
     """Open (or create) a database (a SQLite path or a URL; ``schema``: a PostgreSQL schema of
     its own) and start the node on it, rebuilding engine and chain from its log.
@@ -135,7 +136,9 @@ def open_node(
     ``keys`` is the signing-key directory (default :func:`~clearlane.node.node.default_key_dir`);
     a store without a key gets the directory's active key (created on first use).
     ``signing=False`` opens without loading a private key (read-mostly commands). ``chain``
-    picks the base layer (the simulated one by default).
+    picks the base layer (the simulated one by default). ``writer_process``: bulk clears seal
+    and commit in a process of their own, spawned now (``node/writer_process.py``), when the
+    database can be opened from another process (not SQLite in memory).
     """
     fresh = create and not is_url(db) and not Path(db).exists()
     if config_path is not None:
@@ -156,6 +159,7 @@ def open_node(
             observer=observer,
             flow_ids=flow_ids,
             archive_factory=_sql_archive,
+            writer_store=store.reopener(durable) if writer_process else None,
         )
         return Node.open(store, factory, options)
     except BaseException:

@@ -11,6 +11,7 @@ a store's chain and records are recomputed from its log and compared.
 
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -129,6 +130,26 @@ class Auditor:
         self.signer = signer
         self.pending_signer: Signer | None = None
         self.last_checkpoint_seq = -1
+
+    # ------------------------------------------------------------------ another process
+    def portable(self) -> Auditor:
+        """A copy without the private keys, to hand to the writer process
+        (``node/writer_process.py``): a :class:`Signer` refuses to be pickled, so the process
+        loads its own from the key directory."""
+        other = copy.copy(self)
+        other.signer = None
+        other.pending_signer = None
+        return other
+
+    def adopt(self, other: Auditor) -> None:
+        """Take over the chain state another copy of this auditor reached (the writer process's,
+        at the end of a pipelined session): head, sequence, tree, record fold, keys and the last
+        signed checkpoint. The signer stays this object's."""
+        if other.store_id != self.store_id or other.seq < self.seq:
+            raise AuditError(f"audit chain at {self.seq} cannot adopt a chain at {other.seq}")
+        self.head, self.seq = other.head, other.seq
+        self.frontier, self.fold, self.keys = other.frontier, other.fold, list(other.keys)
+        self.last_checkpoint_seq = other.last_checkpoint_seq
 
     # ------------------------------------------------------------------ keys
     @property

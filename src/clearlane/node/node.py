@@ -65,7 +65,8 @@ from clearlane.node.feed import ChainFeed, PendingObservation
 from clearlane.node.ports import BaseLayer, FlowIdArchive, Store, StoredEntry, StoreError
 from clearlane.node.queries import NodeQueries
 from clearlane.node.signing import KeyStore, KeyStoreError
-from clearlane.node.writer import PendingStep, StepWriter
+from clearlane.node.writer import PendingStep, StepWriter, seal_pending
+from clearlane.node.writer_process import ProcessStepWriter, WriterProcess
 
 ProgressCallback = Callable[[int, int], None]
 StepObserver = Callable[[LogEntry, Step], None]
@@ -161,6 +162,10 @@ class NodeOptions:
     """Keep accepted flow ids in the store's id runs (the service), with the archive's options."""
     archive_factory: ArchiveFactory | None = None
     """Opens the store's flow-id archive when ``flow_ids`` is set."""
+    writer_store: Callable[[], Store] | None = None
+    """Opens this store from another process (picklable; ``Store.reopener``): given, the node
+    spawns a writer process at open, and bulk clears (:meth:`Node.clear_batches`) seal and
+    commit their steps there instead of on a writer thread (``node/writer_process.py``)."""
 
 
 StoreT = TypeVar("StoreT", bound=Store)
@@ -188,7 +193,9 @@ class Node(Generic[StoreT]):
         self.auditor = auditor or Auditor(config, store.get_meta("store_id") or "0" * 32, [])
         self.timer = StageTimer()
         self.last_step: Step | None = None
-        self.writer: StepWriter | None = None
+        self.writer: StepWriter | ProcessStepWriter | None = None
+        # The writer process (NodeOptions.writer_store), spawned at open, stopped by close().
+        self.writer_process: WriterProcess | None = None
         # Submissions of committed (or, pipelined, queued) steps not yet handed to the base layer,
         # in log order, and the highest step whose submissions have all been handed over.
         self._unsubmitted: deque[tuple[int, Sequence[TxSubmission]]] = deque()
@@ -246,6 +253,8 @@ class Node(Generic[StoreT]):
             node._load_signer(KeyStore(options.keys))
         if node.engine.applied_seq:
             node.checkpoint()
+        if options.writer_store is not None:
+            node.writer_process = WriterProcess(options.writer_store, options.keys)
         return node
 
     def _load_signer(self, keystore: KeyStore) -> None:
@@ -282,6 +291,8 @@ class Node(Generic[StoreT]):
         """Materialise derived views (ledger balances) from the engine's current state, and sign
         a checkpoint of the log head if one was committed since the last checkpoint."""
         started = self.timer.start()
+        if isinstance(self.writer, ProcessStepWriter):
+            raise RuntimeError("a checkpoint inside a writer-process session: the audit chain is there")
         if self.writer is not None:
             self.writer.wait_committed(self.engine.applied_seq)
             self.engine.seal(self.auditor.head)
@@ -346,17 +357,25 @@ class Node(Generic[StoreT]):
 
     # ------------------------------------------------------------------ steps
     @contextmanager
-    def pipelined(self) -> Iterator[None]:
+    def pipelined(self, *, process: bool = False) -> Iterator[None]:
         """Commit steps on a writer thread while the engine applies the next (the bulk path).
 
         On leaving, everything queued is committed (or the writer's error is raised). Steps
         applied inside return before their commit: callers that acknowledge inputs to a client
-        must not run in this mode.
+        must not run in this mode. ``process``: seal and commit in the node's writer process
+        instead, when it has one that can take the session (``node/writer_process.py``); the
+        audit chain is the process's until the session ends, so nothing inside may read it.
         """
         if self.writer is not None:
             yield
             return
-        writer = self.writer = StepWriter(self.store, self.engine.applied_seq, self._seal_pending)
+        host = self.writer_process
+        writer: StepWriter | ProcessStepWriter
+        if process and host is not None and host.can_serve(self.auditor):
+            writer = host.session(self.auditor, self.engine.applied_seq)
+        else:
+            writer = StepWriter(self.store, self.engine.applied_seq, self._seal_pending)
+        self.writer = writer
         try:
             yield
         finally:
@@ -536,19 +555,7 @@ class Node(Generic[StoreT]):
         """On the writer thread, in log order: chain the step's audit entry and seal the state
         root — exactly what :meth:`_commit` does inline (the auditor is the writer's while
         pipelined; the engine's own chain head is brought up to date when the pipeline ends)."""
-        entry = pending.entry
-        audit = self.auditor.step(
-            entry.seq,
-            entry.at_ms,
-            entry.kind,
-            entry.payload,
-            pending.payload,
-            pending.step,
-            pending.source_id,
-        )
-        pending.state_root = Engine.seal_root(pending.pre_root, audit.head)
-        self.auditor.seal(audit, pending.state_root, pending.now_ms, pending.tip_height)
-        pending.audit = audit
+        seal_pending(self.auditor, pending)
 
     def replay_entry(self, stored: StoredEntry) -> Step:
         """Apply and commit an entry read from another store's log (``clearlane replay``)."""
@@ -616,7 +623,7 @@ class Node(Generic[StoreT]):
         self._known_sources = (prefix, known)
         try:
             with _survivors_frozen() as survived:
-                with self.pipelined():
+                with self.pipelined(process=True):
                     self._clear_pipelined(
                         _prefetched(_with_payload_bytes(batches)),
                         source,
@@ -680,6 +687,9 @@ class Node(Generic[StoreT]):
         self.advance(due.to_ms(self.engine.chain_seen_ms, overlap=overlap), due.source_id, overlap=overlap)
 
     def close(self) -> None:
+        if self.writer_process is not None:
+            self.writer_process.close()
+            self.writer_process = None
         if self.flow_archive is not None:
             self.flow_archive.close()
         self.store.close()

@@ -22,10 +22,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from clearlane.core.engine.core import LogEntry
+from clearlane.core.engine.core import Engine, LogEntry
 from clearlane.core.errors import Unavailable
 from clearlane.core.model.events import Step
-from clearlane.node.auditor import AuditStep
+from clearlane.node.auditor import Auditor, AuditStep
 from clearlane.node.ports import Store
 
 # Steps queued but not yet committed, by weight: the engine stalls when the writer is this far
@@ -56,6 +56,18 @@ class PendingStep:
     # chains the audit entry and fills ``audit`` and ``state_root`` before the commit.
     pre_root: bytes = b""
     tip_height: int = 0
+
+
+def seal_pending(auditor: Auditor, pending: PendingStep) -> None:
+    """Chain a pipelined step's audit entry and seal its state root, in log order, before its
+    commit: on the writer thread, or in the writer process (``node/writer_process.py``)."""
+    entry = pending.entry
+    audit = auditor.step(
+        entry.seq, entry.at_ms, entry.kind, entry.payload, pending.payload, pending.step, pending.source_id
+    )
+    pending.state_root = Engine.seal_root(pending.pre_root, audit.head)
+    auditor.seal(audit, pending.state_root, pending.now_ms, pending.tip_height)
+    pending.audit = audit
 
 
 def step_weight(step: PendingStep) -> int:

@@ -179,7 +179,7 @@ def clear(
     if chunk_rows <= 0:
         raise fail("--chunk-rows must be positive")
     base_layer = chain_choice(chain, rpc_url, chain_key)
-    node = open_node(db, config, keys=keys, chain=base_layer)
+    node = open_node(db, config, keys=keys, chain=base_layer, writer_process=True)
     rejects_path = rejects or file.with_name(file.name + ".rejects.jsonl")
     started = time.perf_counter()
     result = clear_file(node, file, rejects_path, chunk_rows, settle)

@@ -121,9 +121,11 @@ def open_node(
     keys: Path | None = None,
     signing: bool = True,
     chain: Any = None,
+    writer_process: bool = False,
 ) -> Any:
     """Open the store's node (recovering by replay), with a progress bar for the replay;
-    ``chain``: a ``ChainChoice`` (default: the simulated chain)."""
+    ``chain``: a ``ChainChoice`` (default: the simulated chain); ``writer_process``: bulk
+    clears commit in a process of their own (``node/writer_process.py``)."""
     from clearlane.adapters.embedded import open_node as start_node
 
     with progress_bar() as progress:
@@ -134,7 +136,14 @@ def open_node(
 
         extra = {} if chain is None else {"chain": chain}
         return start_node(
-            db, config, create=create, progress=on_progress, keys=keys, signing=signing, **extra
+            db,
+            config,
+            create=create,
+            progress=on_progress,
+            keys=keys,
+            signing=signing,
+            writer_process=writer_process,
+            **extra,
         )
 
 

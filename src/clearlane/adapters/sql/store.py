@@ -20,7 +20,8 @@ import hashlib
 import json
 import re
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -107,11 +108,19 @@ class Store:
     # ------------------------------------------------------------------ open / migrate
     @classmethod
     def open(
-        cls, target: str | Path, *, create: bool = True, durable: bool = False, schema: str | None = None
+        cls,
+        target: str | Path,
+        *,
+        create: bool = True,
+        durable: bool = False,
+        schema: str | None = None,
+        wal_checkpoints: bool = True,
     ) -> Store:
         """Open (and migrate) a store: a SQLite file path or a database URL.
 
         ``schema`` (PostgreSQL only) keeps every table in that schema, created if missing.
+        ``wal_checkpoints=False``: no WAL checkpoint thread of this object's own (a second
+        process on a store whose opener runs one: the writer process, :func:`reopen`).
         """
         if not is_url(target):
             path = Path(target)
@@ -163,7 +172,13 @@ class Store:
             store.schema = schema
             store.migrate()
             database = engine.url.database
-            if dialect == "sqlite" and database and database != ":memory:" and "mode=memory" not in url:
+            if (
+                wal_checkpoints
+                and dialect == "sqlite"
+                and database
+                and database != ":memory:"
+                and "mode=memory" not in url
+            ):
                 store._checkpointer = WalCheckpointer(database)
                 # A store dropped without close() stops its thread too.
                 weakref.finalize(store, store._checkpointer.stop, wait=False)
@@ -173,6 +188,15 @@ class Store:
                 raise
             raise StoreError(f"{redact(url)}: cannot open the database: {exc}") from exc
         return store
+
+    def reopener(self, durable: bool = False) -> Callable[[], Store] | None:
+        """How another process opens this same store (the node's writer process,
+        ``node/writer_process.py``): a picklable callable, or None for a database only this
+        process can reach (SQLite in memory)."""
+        database = self.engine.url.database
+        if self.dialect == "sqlite" and (not database or database == ":memory:" or "mode=memory" in self.url):
+            return None
+        return partial(reopen, self.url, durable, self.schema)
 
     @property
     def dialect(self) -> str:
@@ -652,3 +676,9 @@ class Store:
     def rows(self, sql: str, **params: Any) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:
             return [dict(r) for r in conn.execute(text(sql), params).mappings().all()]
+
+
+def reopen(url: str, durable: bool, schema: str | None) -> Store:
+    """Open an existing store from a second process (:meth:`Store.reopener`): no migration
+    beyond what its first opener ran (the schema is at head), no WAL checkpoint thread."""
+    return Store.open(url, create=False, durable=durable, schema=schema, wal_checkpoints=False)
