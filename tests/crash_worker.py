@@ -5,7 +5,8 @@ with the same log an uninterrupted run writes. Prints the final state root.
 
 ``pipelined`` as a fourth argument feeds the chunks through ``Node.clear_batches`` (the bulk
 path: a writer thread commits step N while the engine applies step N + 1, chain observations
-one chunk behind) instead of one ``submit`` + ``advance`` per chunk.
+one chunk behind) instead of one ``submit`` + ``advance`` per chunk; ``process`` does the same
+with the writer in a process of its own (``node/writer_process.py``).
 """
 
 from __future__ import annotations
@@ -37,8 +38,8 @@ def inputs(chunks: int, rows: int) -> list[list[dict]]:
 
 def main() -> None:
     db, chunks, rows = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
-    pipelined = sys.argv[4:] == ["pipelined"]
-    node = open_node(db, EXAMPLE_CONFIG)
+    pipelined = sys.argv[4:] in (["pipelined"], ["process"])
+    node = open_node(db, EXAMPLE_CONFIG, writer_process=sys.argv[4:] == ["process"])
     node.submit(
         "collateral_deposit",
         {"deposit_id": "d1", "participant": "RTL-0001", "asset": "USD", "amount": "100000"},

@@ -71,7 +71,9 @@ def test_config_mismatch_is_refused(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("mode", [(), ("pipelined",)], ids=["step-by-step", "pipelined"])
+@pytest.mark.parametrize(
+    "mode", [(), ("pipelined",), ("process",)], ids=["step-by-step", "pipelined", "writer-process"]
+)
 def test_kill_9_mid_run_recovers_with_nothing_lost_or_doubled(tmp_path: Path, mode: tuple[str, ...]) -> None:
     chunks, rows = 30, 400
     reference = _run_worker(tmp_path / "ref.db", chunks, rows, *mode)

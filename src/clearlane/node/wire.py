@@ -19,7 +19,11 @@ step's columns, and pickle writes a slice's whole parent buffers. So :func:`dump
 - any other sliced Arrow array copied to buffers of its own.
 
 Everything else is pickled as it is. What :func:`loads` returns equals what was written field
-by field, new accounts apart; the measurements are in docs/PERFORMANCE.md.
+by field, new accounts apart. The rebuilt Arrow arrays hold the same values in another layout
+(slices of one concatenation, without the trade chunk's validity bitmap), and Arrow's IPC
+writer encodes layout too: a batch's stored ``detail`` and ``net`` blobs decode to the same
+tables as the writer thread's, not always to the same bytes (test). The measurements are in
+docs/PERFORMANCE.md.
 """
 
 from __future__ import annotations

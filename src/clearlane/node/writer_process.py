@@ -34,6 +34,7 @@ import contextlib
 import os
 import pickle
 import queue
+import signal
 import subprocess
 import sys
 import threading
@@ -61,6 +62,7 @@ from clearlane.node.writer import (
 
 _CONTROL = b"C"  # a control message's first byte (a step group is a pickle: b"\x80...")
 _STOP_WAIT_S = 10.0
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 def _send(conn: Connection, message: tuple[Any, ...]) -> None:
@@ -82,7 +84,14 @@ class WriterProcess:
         self.keys = None if keys is None else str(keys)
         try:
             self._process = subprocess.Popen(
-                [sys.executable, "-m", "clearlane.node.writer_process", str(steps_r), str(acks_w)],
+                [
+                    sys.executable,
+                    "-m",
+                    "clearlane.node.writer_process",
+                    str(steps_r),
+                    str(acks_w),
+                    str(os.getpid()),
+                ],
                 pass_fds=(steps_r, acks_w),
                 stdin=subprocess.DEVNULL,
             )
@@ -282,7 +291,8 @@ class ProcessStepWriter:
 
 # ---------------------------------------------------------------------- the process
 def main(argv: list[str]) -> None:
-    """The writer process: ``python -m clearlane.node.writer_process STEPS_FD ACKS_FD``."""
+    """The writer process: ``python -m clearlane.node.writer_process STEPS_FD ACKS_FD PARENT_PID``."""
+    _die_with_parent(int(argv[2]))
     steps = Connection(int(argv[0]), writable=False)
     acks = Connection(int(argv[1]), readable=False)
     try:
@@ -302,6 +312,22 @@ def main(argv: list[str]) -> None:
             _send(acks, ("error", traceback.format_exc(limit=8)))
     finally:
         store.close()
+
+
+def _die_with_parent(parent: int) -> None:
+    """Be killed the moment the node's process dies (Linux ``PR_SET_PDEATHSIG``): a writer left
+    running could commit a step after a restarted node has replayed the log, so a crash must
+    stop both processes at once, as it stops a writer thread. (The signal follows the thread
+    that started this process; if that thread ends first, so does the writer, and the node's
+    next wait for it raises ``WriterError``.)"""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+    if os.getppid() != parent:  # it died before the guard was set
+        os._exit(1)
 
 
 class _Session:
