@@ -79,31 +79,19 @@ class WriterError(Unavailable, RuntimeError, code="WRITER_FAILED"):
     """The writer thread failed; the steps it had not committed are not in the database."""
 
 
-class StepWriter:
-    """A single background thread that commits queued steps in order."""
+class StepQueue:
+    """The node's side of a pipelined writer, on a thread or in a process: the queue, the
+    in-flight budget (``MAX_IN_FLIGHT``), the last committed step and the writer's failure."""
 
-    def __init__(
-        self, store: Store, committed_seq: int, seal: Callable[[PendingStep], None] | None = None
-    ) -> None:
-        """``committed_seq``: the last step already committed when the writer starts; ``seal``
-        completes a step without an audit step (on this thread, in log order) before its commit."""
-        self.store = store
-        self._seal = seal
-        self.seal_seconds = 0.0
+    _failed = "step writer failed"
+
+    def __init__(self, committed_seq: int) -> None:
         self._queue: queue.Queue[PendingStep | None] = queue.Queue()
         self._cond = threading.Condition()
         self._in_flight = 0  # the weight of the steps put and not yet committed (under _cond)
         self._committed_seq = committed_seq
         self._error: BaseException | None = None
-        self.busy_seconds = 0.0
-        self.cpu_seconds = 0.0  # the thread's CPU time, set when it ends
-        self.transactions = 0
-        self.steps = 0  # committed, in ``transactions`` transactions (group commit)
-        self.committed_at = 0.0  # wall clock (epoch s) of the last commit, for benchmarks
-        self._thread = threading.Thread(target=self._run, name="clearlane-writer", daemon=True)
-        self._thread.start()
 
-    # -- producer side (the node's thread) -----------------------------------------------
     def put(self, step: PendingStep) -> None:
         weight = step_weight(step)
         with self._cond:
@@ -112,7 +100,28 @@ class StepWriter:
                 self._cond.wait(0.5)
             self._raise_if_failed()
             self._in_flight += weight
+            self._queued(step, weight)
         self._queue.put(step)
+
+    def _queued(self, step: PendingStep, weight: int) -> None:
+        """Called under the lock for each step put (the process writer remembers its weight)."""
+
+    def _next_group(self) -> tuple[list[PendingStep], bool]:
+        """The writer's side: the next steps to commit together (waiting for the first; then
+        whatever queued up, at most ``MAX_GROUP``), and whether the end was queued behind them."""
+        first = self._queue.get()
+        if first is None:
+            return [], True
+        group = [first]
+        while len(group) < MAX_GROUP:
+            try:
+                more = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if more is None:
+                return group, True
+            group.append(more)
+        return group, False
 
     @property
     def committed_seq(self) -> int:
@@ -126,16 +135,43 @@ class StepWriter:
                 self._cond.wait(0.5)
         self._raise_if_failed()
 
+    def _raise_if_failed(self) -> None:
+        if self._error is not None:
+            raise WriterError(f"{self._failed}: {self._error!r}") from self._error
+
+    def _fail(self, error: BaseException) -> None:
+        with self._cond:
+            if self._error is None:
+                self._error = error
+            self._cond.notify_all()
+
+
+class StepWriter(StepQueue):
+    """A single background thread that commits queued steps in order."""
+
+    def __init__(
+        self, store: Store, committed_seq: int, seal: Callable[[PendingStep], None] | None = None
+    ) -> None:
+        """``committed_seq``: the last step already committed when the writer starts; ``seal``
+        completes a step without an audit step (on this thread, in log order) before its commit."""
+        super().__init__(committed_seq)
+        self.store = store
+        self._seal = seal
+        self.seal_seconds = 0.0
+        self.busy_seconds = 0.0
+        self.cpu_seconds = 0.0  # the thread's CPU time, set when it ends
+        self.transactions = 0
+        self.steps = 0  # committed, in ``transactions`` transactions (group commit)
+        self.committed_at = 0.0  # wall clock (epoch s) of the last commit, for benchmarks
+        self._thread = threading.Thread(target=self._run, name="clearlane-writer", daemon=True)
+        self._thread.start()
+
     def close(self) -> None:
         """Commit everything queued, then stop the thread."""
         if self._thread.is_alive():
             self._queue.put(None)
             self._thread.join()
         self._raise_if_failed()
-
-    def _raise_if_failed(self) -> None:
-        if self._error is not None:
-            raise WriterError(f"step writer failed: {self._error!r}") from self._error
 
     # -- consumer side (the writer thread) ---------------------------------------------------
     def _run(self) -> None:
@@ -147,19 +183,9 @@ class StepWriter:
     def _loop(self) -> None:
         stop = False
         while not stop:
-            first = self._queue.get()
-            if first is None:
+            group, stop = self._next_group()
+            if not group:
                 break
-            group = [first]
-            while len(group) < MAX_GROUP:
-                try:
-                    more = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if more is None:
-                    stop = True
-                    break
-                group.append(more)
             started = time.perf_counter()
             try:
                 if self._seal is not None:
@@ -169,9 +195,7 @@ class StepWriter:
                     self.seal_seconds += time.perf_counter() - started
                 self.store.commit_steps(group)
             except BaseException as exc:  # surfaced to the node's thread by put/wait/close
-                with self._cond:
-                    self._error = exc
-                    self._cond.notify_all()
+                self._fail(exc)
                 self._drain()
                 return
             self.busy_seconds += time.perf_counter() - started

@@ -33,7 +33,6 @@ from __future__ import annotations
 import contextlib
 import os
 import pickle
-import queue
 import signal
 import subprocess
 import sys
@@ -51,14 +50,7 @@ from clearlane.node import wire
 from clearlane.node.auditor import Auditor
 from clearlane.node.ports import Store
 from clearlane.node.signing import KeyStore
-from clearlane.node.writer import (
-    MAX_GROUP,
-    MAX_IN_FLIGHT,
-    PendingStep,
-    WriterError,
-    seal_pending,
-    step_weight,
-)
+from clearlane.node.writer import MAX_GROUP, PendingStep, StepQueue, WriterError, seal_pending
 
 _CONTROL = b"C"  # a control message's first byte (a step group is a pickle: b"\x80...")
 _STOP_WAIT_S = 10.0
@@ -155,18 +147,16 @@ def _shutdown(process: subprocess.Popen[bytes], steps: Connection, acks: Connect
     acks.close()
 
 
-class ProcessStepWriter:
+class ProcessStepWriter(StepQueue):
     """One pipelined session of :class:`WriterProcess`; :class:`StepWriter`'s interface."""
 
+    _failed = "step writer process failed"
+
     def __init__(self, host: WriterProcess, auditor: Auditor, committed_seq: int) -> None:
+        super().__init__(committed_seq)
         self._host = host
         self._auditor = auditor
-        self._cond = threading.Condition()
-        self._queue: queue.Queue[PendingStep | None] = queue.Queue()
-        self._in_flight = 0
-        self._weights: deque[tuple[int, int]] = deque()  # (seq, weight) sent, not acknowledged
-        self._committed_seq = committed_seq
-        self._error: BaseException | None = None
+        self._weights: deque[tuple[int, int]] = deque()  # (seq, weight) put, not acknowledged
         self._final: Auditor | None = None
         self.busy_seconds = 0.0
         self.seal_seconds = 0.0
@@ -184,27 +174,8 @@ class ProcessStepWriter:
         self._sender.start()
         self._receiver.start()
 
-    # -- the node's thread -----------------------------------------------------------------
-    def put(self, step: PendingStep) -> None:
-        weight = step_weight(step)
-        with self._cond:
-            while self._in_flight and self._in_flight + weight > MAX_IN_FLIGHT and self._error is None:
-                self._cond.wait(0.5)
-            self._raise_if_failed()
-            self._in_flight += weight
-            self._weights.append((step.entry.seq, weight))
-        self._queue.put(step)
-
-    @property
-    def committed_seq(self) -> int:
-        with self._cond:
-            return self._committed_seq
-
-    def wait_committed(self, seq: int) -> None:
-        with self._cond:
-            while self._committed_seq < seq and self._error is None:
-                self._cond.wait(0.5)
-        self._raise_if_failed()
+    def _queued(self, step: PendingStep, weight: int) -> None:
+        self._weights.append((step.entry.seq, weight))
 
     def close(self) -> None:
         """Commit everything queued, take the audit chain back, end the session."""
@@ -219,33 +190,12 @@ class ProcessStepWriter:
         finally:
             self._host._ended()
 
-    def _raise_if_failed(self) -> None:
-        if self._error is not None:
-            raise WriterError(f"step writer process failed: {self._error}") from self._error
-
-    def _fail(self, error: BaseException) -> None:
-        with self._cond:
-            if self._error is None:
-                self._error = error
-            self._cond.notify_all()
-
     # -- the sending thread ----------------------------------------------------------------
     def _send_loop(self) -> None:
         conn = self._host._steps
         try:
             while True:
-                first = self._queue.get()
-                group: list[PendingStep] = [] if first is None else [first]
-                stop = first is None
-                while not stop and len(group) < MAX_GROUP:
-                    try:
-                        more = self._queue.get_nowait()
-                    except queue.Empty:
-                        break
-                    if more is None:
-                        stop = True
-                    else:
-                        group.append(more)
+                group, stop = self._next_group()
                 if group and self._error is None:
                     started = time.thread_time()
                     blob = wire.dumps(group)

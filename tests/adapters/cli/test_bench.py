@@ -37,3 +37,17 @@ def test_bench_names_an_unknown_store(tmp_path: Path) -> None:
         app, ["bench", "--trades", "10", "--workdir", str(tmp_path), "--store", "disk"]
     )
     assert result.exit_code == 2 and "--store" in result.output
+
+
+def test_bench_writer_process_clears_to_the_same_root(tmp_path: Path) -> None:
+    """``--writer process``: the steps sealed and committed in the writer process, same root."""
+    args = ["bench", "--trades", "2000", "--participants", "30", "--assets", "3", "--workdir", str(tmp_path)]
+    runs = {}
+    for writer in ("thread", "process"):
+        result = CliRunner().invoke(app, [*args, "--writer", writer])
+        assert result.exit_code == 0, result.output
+        assert f"writer: {writer}" in result.output
+        found = re.search(r"state root: ([0-9a-f]{64})", result.output)
+        assert found is not None, result.output
+        runs[writer] = found.group(1)
+    assert runs["process"] == runs["thread"]

@@ -17,7 +17,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from clearlane.adapters.cli.common import KeysOption, console
+from clearlane.adapters.cli.common import KeysOption, WriterOption, console, writer_in_process
 
 
 @dataclass(frozen=True)
@@ -71,6 +71,7 @@ def bench(
             help="Also measure, in the same run, the floor of the same work; print end to end ÷ floor."
         ),
     ] = False,
+    writer: WriterOption = "auto",
 ) -> None:
     """Benchmark: clear a generated day end to end from Parquet; print trades/s, stages, RSS."""
     from clearlane.node.report import summary as make_summary
@@ -83,7 +84,15 @@ def bench(
 
     recorder = FloorRecorder() if floor else None
     db = workdir / "bench.db"
-    node = _fresh_node(db, day_dir / "config.toml", keys, memory=store == "memory", observer=recorder)
+    in_process = store == "sqlite" and writer_in_process(writer, (day_dir / "trades.parquet").stat().st_size)
+    node = _fresh_node(
+        db,
+        day_dir / "config.toml",
+        keys,
+        memory=store == "memory",
+        observer=recorder,
+        writer_process=in_process,
+    )
     timings = _clear_day(node, day_dir)
     summary = make_summary(node)
     _print_report(
@@ -138,7 +147,15 @@ def _generate_once(day_dir: Path, trades: int, participants: int, assets: int, s
         console.print(f"generated in {time.perf_counter() - started:.1f} s")
 
 
-def _fresh_node(db: Path, config: Path, keys: Path | None, *, memory: bool, observer: Any = None) -> Any:
+def _fresh_node(
+    db: Path,
+    config: Path,
+    keys: Path | None,
+    *,
+    memory: bool,
+    observer: Any = None,
+    writer_process: bool = False,
+) -> Any:
     from clearlane.adapters.embedded import open_memory_node
     from clearlane.adapters.embedded import open_node as start_node
 
@@ -147,7 +164,7 @@ def _fresh_node(db: Path, config: Path, keys: Path | None, *, memory: bool, obse
         return open_memory_node(config, keys=key_dir, observer=observer)
     for suffix in ("", "-wal", "-shm"):
         Path(str(db) + suffix).unlink(missing_ok=True)
-    node = start_node(db, config, keys=keys, observer=observer, writer_process=True)
+    node = start_node(db, config, keys=keys, observer=observer, writer_process=writer_process)
     if node.writer_process is not None:
         # Its start-up (a fresh interpreter's imports, the store's connection: ~1.4 s) is part
         # of opening the node, like the replay and the compiler's warm-up, not of the clear.
@@ -218,4 +235,6 @@ def _print_report(node: Any, summary: dict[str, Any], timings: _Timings, title: 
         f"batches: {summary['batches']}   netting efficiency: {summary['netting_efficiency'] * 100:.2f} %"
     )
     console.print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}")
+    writer = "process (node/writer_process.py)" if node.writer_process is not None else "thread"
+    console.print(f"writer: {writer}")
     console.print(f"state root: {node.queries.state_root()}")

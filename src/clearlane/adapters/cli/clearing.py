@@ -23,6 +23,7 @@ from clearlane.adapters.cli.common import (
     JsonOption,
     KeysOption,
     RpcUrlOption,
+    WriterOption,
     chain_choice,
     console,
     fail,
@@ -30,13 +31,9 @@ from clearlane.adapters.cli.common import (
     open_node,
     print_json,
     progress_bar,
+    writer_in_process,
 )
 from clearlane.core.model import ids as model_ids
-
-# ``clear --writer auto``: an input this big is sealed and committed in the writer process
-# (node/writer_process.py). Its start-up (~1.4 s of the other core) is repaid by a bulk clear;
-# a small file clears in less time than that, on the writer thread.
-WRITER_PROCESS_MIN_BYTES = 8 * 2**20
 
 
 def clear_file(node: Any, path: Path, rejects_path: Path, chunk_rows: int, settle: bool) -> dict[str, Any]:
@@ -175,14 +172,7 @@ def clear(
     chain: ChainOption = "simulated",
     rpc_url: RpcUrlOption = None,
     chain_key: ChainKeyOption = None,
-    writer: Annotated[
-        str,
-        typer.Option(
-            help="Where steps are sealed and committed: 'thread', 'process' (a second interpreter; "
-            "a SQLite file or PostgreSQL), or 'auto': the process for an input of at least "
-            f"{WRITER_PROCESS_MIN_BYTES // 2**20} MiB.",
-        ),
-    ] = "auto",
+    writer: WriterOption = "auto",
 ) -> None:
     """Clear a file of trades; bad rows go to the rejects file, good rows are applied once."""
     from clearlane.node.report import summary as make_summary
@@ -191,10 +181,8 @@ def clear(
         raise fail(f"{file}: no such file")
     if chunk_rows <= 0:
         raise fail("--chunk-rows must be positive")
-    if writer not in ("auto", "thread", "process"):
-        raise fail(f"--writer {writer!r}: expected auto, thread or process")
+    in_process = writer_in_process(writer, file.stat().st_size)
     base_layer = chain_choice(chain, rpc_url, chain_key)
-    in_process = writer == "process" or (writer == "auto" and file.stat().st_size >= WRITER_PROCESS_MIN_BYTES)
     node = open_node(db, config, keys=keys, chain=base_layer, writer_process=in_process)
     rejects_path = rejects or file.with_name(file.name + ".rejects.jsonl")
     started = time.perf_counter()

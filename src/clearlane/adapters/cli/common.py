@@ -147,6 +147,35 @@ def open_node(
         )
 
 
+WRITER_PROCESS_MIN_BYTES = 8 * 2**20
+WRITER_PROCESS_MIN_CPUS = 4
+
+WriterOption = Annotated[
+    str,
+    typer.Option(
+        help="Where a bulk clear's steps are sealed and committed while the engine applies the next: "
+        "'thread', 'process' (a second interpreter; a SQLite file or PostgreSQL) or 'auto': the process "
+        f"on a machine of {WRITER_PROCESS_MIN_CPUS} or more CPUs for an input of "
+        f"{WRITER_PROCESS_MIN_BYTES // 2**20} MiB or more, else the thread.",
+    ),
+]
+
+
+def writer_in_process(choice: str, input_bytes: int) -> bool:
+    """``--writer``: the writer process (``node/writer_process.py``) or the writer thread.
+
+    ``auto`` takes the process only where it was measured to pay or cannot be starved: its
+    start-up (~1.4 s of a core) needs a big input to be repaid, and on two CPUs the process's
+    own work competes with the engine's helper threads for the second core — there it made the
+    GIL-bound 1M-trade day 7.5 % faster but the CPU-bound 10M day 14–22 % slower
+    (docs/PERFORMANCE.md, tenth session)."""
+    if choice not in ("auto", "thread", "process"):
+        raise fail(f"--writer {choice!r}: expected auto, thread or process")
+    if choice != "auto":
+        return choice == "process"
+    return (os.cpu_count() or 1) >= WRITER_PROCESS_MIN_CPUS and input_bytes >= WRITER_PROCESS_MIN_BYTES
+
+
 def open_store(db: str) -> Any:
     """Open an existing store; a missing database file is an input error."""
     from clearlane.adapters.sql.store import Store
