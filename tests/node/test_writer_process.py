@@ -257,10 +257,25 @@ def test_a_dead_writer_process_is_a_writer_error(tmp_path: Path) -> None:
 def test_a_store_the_process_cannot_open(tmp_path: Path) -> None:
     host = WriterProcess(_cannot_open, None)
     try:
-        with pytest.raises(WriterError, match="did not start"):
-            host.wait_ready()
+        for _ in range(2):  # asked again, the same answer
+            with pytest.raises(WriterError, match=r"did not start: .*no such database"):
+                host.wait_ready()
     finally:
         host.close()
+
+
+def test_a_process_that_died_is_an_error_not_a_silent_thread(tmp_path: Path) -> None:
+    node = open_node(tmp_path / "gone.db", EXAMPLE_CONFIG, keys=tmp_path / "keys", writer_process=True)
+    host = node.writer_process
+    assert host is not None
+    host.wait_ready()
+    os.kill(host._process.pid, signal.SIGKILL)
+    host._process.wait()
+    try:
+        with pytest.raises(WriterError, match="exited"), node.pipelined(process=True):
+            pass
+    finally:
+        node.close()
 
 
 def _cannot_open() -> Store:

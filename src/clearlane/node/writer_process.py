@@ -94,6 +94,7 @@ class WriterProcess:
         self._acks = Connection(acks_r, writable=False)
         _send(self._steps, ("open", open_store, self.keys))
         self._ready: bool | None = None
+        self._why = ""
         self._busy = False
         # A node dropped without close() stops its process too.
         self._stop = weakref.finalize(self, _shutdown, self._process, self._steps, self._acks)
@@ -101,18 +102,21 @@ class WriterProcess:
     def wait_ready(self) -> None:
         """Block until the process has opened the store (or raise why it could not)."""
         if self._ready is None:
-            message = pickle.loads(self._acks.recv_bytes()[1:])
+            try:
+                message = pickle.loads(self._acks.recv_bytes()[1:])
+            except EOFError:
+                message = ("error", f"it exited (code {self._process.wait()})")
             self._ready = message[0] == "ready"
-            if not self._ready:
-                raise WriterError(f"the writer process did not start: {message[1]}")
+            self._why = "" if self._ready else str(message[1])
+        if not self._ready:
+            raise WriterError(f"the writer process did not start: {self._why}")
 
     def can_serve(self, auditor: Auditor) -> bool:
-        """Whether a session can seal for ``auditor``: the process is alive, no session is
-        open, no key rotation is half done, and the signer (if any) can be loaded there."""
+        """Whether a session can seal for ``auditor``: none is open, no key rotation is half
+        done, and the signer (if any) can be loaded there. (A node asks this and takes its
+        writer thread when not; a process that died or never started is an error instead.)"""
         return (
-            self._process.poll() is None
-            and self._ready is not False
-            and not self._busy
+            not self._busy
             and auditor.pending_signer is None
             and (auditor.signer is None or self.keys is not None)
         )
@@ -123,6 +127,8 @@ class WriterProcess:
         if not self.can_serve(auditor):
             raise WriterError("the writer process cannot take a session now")
         self.wait_ready()
+        if self._process.poll() is not None:
+            raise WriterError(f"the writer process exited (code {self._process.returncode})")
         self._busy = True
         return ProcessStepWriter(self, auditor, committed_seq)
 
