@@ -354,3 +354,30 @@ def test_clear_command_refuses_an_unknown_writer(tmp_path: Path) -> None:
     result = runner.invoke(app, ["clear", str(path), "--db", str(tmp_path / "x.db"), "--writer", "fork"])
     assert result.exit_code == 2
     assert "--writer 'fork'" in result.output
+
+
+def test_postgres_with_a_schema_same_root_as_the_thread(tmp_path: Path, pg_url: str) -> None:
+    """PostgreSQL: the process reopens the same database and schema (``Store.reopener``) and
+    clears to the writer thread's root on SQLite."""
+    keys = tmp_path / "keys"
+    thread = _clear(tmp_path / "thread.db", keys, process=False, chunks=6, rows=250)
+    node = open_node(pg_url, EXAMPLE_CONFIG, keys=keys, schema="bulk", writer_process=True)
+    try:
+        assert node.writer_process is not None
+        node.submit(
+            "collateral_deposit",
+            {"deposit_id": "d1", "participant": "RTL-0001", "asset": "USD", "amount": "100000"},
+            T0,
+            "deposit-1",
+        )
+        node.clear_batches(_batches(6, 250), source="chunks")
+        node.settle_until_quiet()
+        assert node.engine.state_root() == thread.engine.state_root()
+    finally:
+        node.close()
+        thread.close()
+    again = open_node(pg_url, keys=keys, schema="bulk")  # replays and checks every hash
+    try:
+        assert again.engine.state_root() == thread.engine.state_root()
+    finally:
+        again.close()
