@@ -91,6 +91,13 @@ class StepQueue:
         self._in_flight = 0  # the weight of the steps put and not yet committed (under _cond)
         self._committed_seq = committed_seq
         self._error: BaseException | None = None
+        # What the writer did, for the node's stage timer and benchmarks.
+        self.busy_seconds = 0.0  # sealing and committing, wall
+        self.seal_seconds = 0.0  # of which sealing
+        self.cpu_seconds = 0.0  # the writer's CPU, set when it ends
+        self.transactions = 0
+        self.steps = 0  # committed, in ``transactions`` transactions (group commit)
+        self.committed_at = 0.0  # wall clock (epoch s) of the last commit
 
     def put(self, step: PendingStep) -> None:
         weight = step_weight(step)
@@ -157,12 +164,6 @@ class StepWriter(StepQueue):
         super().__init__(committed_seq)
         self.store = store
         self._seal = seal
-        self.seal_seconds = 0.0
-        self.busy_seconds = 0.0
-        self.cpu_seconds = 0.0  # the thread's CPU time, set when it ends
-        self.transactions = 0
-        self.steps = 0  # committed, in ``transactions`` transactions (group commit)
-        self.committed_at = 0.0  # wall clock (epoch s) of the last commit, for benchmarks
         self._thread = threading.Thread(target=self._run, name="clearlane-writer", daemon=True)
         self._thread.start()
 

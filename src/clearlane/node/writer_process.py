@@ -163,14 +163,7 @@ class ProcessStepWriter(StepQueue):
         self._host = host
         self._auditor = auditor
         self._weights: deque[tuple[int, int]] = deque()  # (seq, weight) put, not acknowledged
-        self._final: Auditor | None = None
-        self.busy_seconds = 0.0
-        self.seal_seconds = 0.0
-        self.cpu_seconds = 0.0  # the process's CPU during the session, set when it ends
-        self.pack_seconds = 0.0  # this process's CPU packing steps for the pipe
-        self.transactions = 0
-        self.steps = 0
-        self.committed_at = 0.0
+        self._final: Auditor | None = None  # cpu_seconds: the process's CPU during the session
         signer = auditor.signer
         _send(host._steps, ("start", auditor.portable(), None if signer is None else signer.key_id))
         self._sender = threading.Thread(target=self._send_loop, name="clearlane-writer-send", daemon=True)
@@ -203,10 +196,7 @@ class ProcessStepWriter(StepQueue):
             while True:
                 group, stop = self._next_group()
                 if group and self._error is None:
-                    started = time.thread_time()
-                    blob = wire.dumps(group)
-                    self.pack_seconds += time.thread_time() - started
-                    conn.send_bytes(blob)
+                    conn.send_bytes(wire.dumps(group))
                 if stop:
                     _send(conn, ("end",))
                     return

@@ -171,14 +171,8 @@ class Store:
             store = cls(engine, url)
             store.schema = schema
             store.migrate()
-            database = engine.url.database
-            if (
-                wal_checkpoints
-                and dialect == "sqlite"
-                and database
-                and database != ":memory:"
-                and "mode=memory" not in url
-            ):
+            database = store._sqlite_file()
+            if wal_checkpoints and database is not None:
                 store._checkpointer = WalCheckpointer(database)
                 # A store dropped without close() stops its thread too.
                 weakref.finalize(store, store._checkpointer.stop, wait=False)
@@ -193,10 +187,16 @@ class Store:
         """How another process opens this same store (the node's writer process,
         ``node/writer_process.py``): a picklable callable, or None for a database only this
         process can reach (SQLite in memory)."""
-        database = self.engine.url.database
-        if self.dialect == "sqlite" and (not database or database == ":memory:" or "mode=memory" in self.url):
+        if self.dialect == "sqlite" and self._sqlite_file() is None:
             return None
         return partial(reopen, self.url, durable, self.schema)
+
+    def _sqlite_file(self) -> str | None:
+        """The SQLite database's file path; None for another dialect or a database in memory."""
+        database = self.engine.url.database
+        if self.dialect != "sqlite" or not database or database == ":memory:" or "mode=memory" in self.url:
+            return None
+        return str(database)
 
     @property
     def dialect(self) -> str:
