@@ -40,16 +40,8 @@ def test_handed_over_equals_the_class(
     assert not got.accounts.flags.writeable and not got.amounts_minor.flags.writeable
 
 
-@pytest.mark.parametrize(
-    "change",
-    [
-        {"accounts": np.array([1, 2], dtype=np.int32)},  # another dtype: the class copies to int64
-        {"at_ms": np.int64(5)},  # a NumPy scalar: the class turns it into an int
-        {"pending": np.bool_(True)},
-        {"accounts": [1, 2]},  # a list
-    ],
-)
-def test_handed_over_leaves_other_values_to_the_class(change: dict[str, Any]) -> None:
+def _entry_fields(change: dict[str, Any], **values: Any) -> dict[str, Any]:
+    """A valid entry's fields, with ``values`` in place of the defaults, then ``change``."""
     fields: dict[str, Any] = {
         "entry_id": "e",
         "kind": "k",
@@ -60,7 +52,22 @@ def test_handed_over_leaves_other_values_to_the_class(change: dict[str, Any]) ->
         "timeout_at_ms": None,
         "ref": "",
     }
+    fields.update(values)
     fields.update(change)
+    return fields
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"accounts": np.array([1, 2], dtype=np.int32)},  # another dtype: the class copies to int64
+        {"at_ms": np.int64(5)},  # a NumPy scalar: the class turns it into an int
+        {"pending": np.bool_(True)},
+        {"accounts": [1, 2]},  # a list
+    ],
+)
+def test_handed_over_leaves_other_values_to_the_class(change: dict[str, Any]) -> None:
+    fields = _entry_fields(change)
     got = handed_over(**fields)
     assert got == JournalEntry(**fields)
     assert got.accounts.dtype == np.int64 and not got.accounts.flags.writeable
@@ -76,17 +83,7 @@ def test_handed_over_leaves_other_values_to_the_class(change: dict[str, Any]) ->
     ],
 )
 def test_handed_over_refuses_what_the_class_refuses(change: dict[str, Any]) -> None:
-    fields: dict[str, Any] = {
-        "entry_id": "e",
-        "kind": "k",
-        "at_ms": 5,
-        "accounts": np.array([1, 2], dtype=np.int64),
-        "amounts_minor": np.array([3, -3], dtype=np.int64),
-        "pending": True,
-        "timeout_at_ms": 9,
-        "ref": "",
-    }
-    fields.update(change)
+    fields = _entry_fields(change, pending=True, timeout_at_ms=9)
     with pytest.raises((TypeError, ValueError)) as expected:
         JournalEntry(**fields)
     with pytest.raises(expected.type):

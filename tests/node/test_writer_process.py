@@ -54,8 +54,17 @@ def _batches(chunks: int, rows: int) -> list[Any]:
     ]
 
 
-def _clear(db: Path, keys: Path, *, process: bool, chunks: int = 12, rows: int = 300) -> Node[Store]:
-    node = open_node(db, EXAMPLE_CONFIG, keys=keys, writer_process=process)
+def _clear(
+    db: Path | str,
+    keys: Path,
+    *,
+    process: bool,
+    chunks: int = 12,
+    rows: int = 300,
+    schema: str | None = None,
+) -> Node[Store]:
+    node = open_node(db, EXAMPLE_CONFIG, keys=keys, writer_process=process, schema=schema)
+    assert (node.writer_process is not None) == process
     node.submit(
         "collateral_deposit",
         {"deposit_id": "d1", "participant": "RTL-0001", "asset": "USD", "amount": "100000"},
@@ -82,8 +91,6 @@ def test_same_store_as_the_writer_thread(tmp_path: Path) -> None:
     thread = _clear(tmp_path / "thread.db", keys, process=False)
     process = _clear(tmp_path / "process.db", keys, process=True)
     try:
-        assert process.writer_process is not None
-        assert thread.writer_process is None
         assert process.engine.state_root() == thread.engine.state_root()
         assert process.auditor.head == thread.auditor.head and process.auditor.seq == thread.auditor.seq
         assert process.auditor.frontier.root() == thread.auditor.frontier.root()
@@ -232,12 +239,18 @@ def test_a_sealed_step_does_not_cross(captured: list[PendingStep]) -> None:
         wire.dumps([sealed])
 
 
-def test_a_dead_writer_process_is_a_writer_error(tmp_path: Path) -> None:
-    db = tmp_path / "dead.db"
-    node = open_node(db, EXAMPLE_CONFIG, keys=tmp_path / "keys", writer_process=True)
+def _ready_node(tmp_path: Path, name: str) -> tuple[Node[Store], WriterProcess]:
+    """A node on a new SQLite file with its writer process started and ready."""
+    node = open_node(tmp_path / name, EXAMPLE_CONFIG, keys=tmp_path / "keys", writer_process=True)
     host = node.writer_process
     assert host is not None
     host.wait_ready()
+    return node, host
+
+
+def test_a_dead_writer_process_is_a_writer_error(tmp_path: Path) -> None:
+    db = tmp_path / "dead.db"
+    node, host = _ready_node(tmp_path, db.name)
     parts = _batches(8, 200)
     with pytest.raises(WriterError, match="writer process"), node.pipelined(process=True):
         for n, batch in enumerate(parts):
@@ -265,10 +278,7 @@ def test_a_store_the_process_cannot_open(tmp_path: Path) -> None:
 
 
 def test_a_process_that_died_is_an_error_not_a_silent_thread(tmp_path: Path) -> None:
-    node = open_node(tmp_path / "gone.db", EXAMPLE_CONFIG, keys=tmp_path / "keys", writer_process=True)
-    host = node.writer_process
-    assert host is not None
-    host.wait_ready()
+    node, host = _ready_node(tmp_path, "gone.db")
     os.kill(host._process.pid, signal.SIGKILL)
     host._process.wait()
     try:
@@ -309,10 +319,7 @@ def test_no_checkpoint_inside_a_process_session(tmp_path: Path) -> None:
 
 
 def test_close_stops_the_process(tmp_path: Path) -> None:
-    node = open_node(tmp_path / "s.db", EXAMPLE_CONFIG, keys=tmp_path / "keys", writer_process=True)
-    host = node.writer_process
-    assert host is not None
-    host.wait_ready()
+    node, host = _ready_node(tmp_path, "s.db")
     node.close()
     assert host._process.poll() is not None
 
@@ -361,17 +368,8 @@ def test_postgres_with_a_schema_same_root_as_the_thread(tmp_path: Path, pg_url: 
     clears to the writer thread's root on SQLite."""
     keys = tmp_path / "keys"
     thread = _clear(tmp_path / "thread.db", keys, process=False, chunks=6, rows=250)
-    node = open_node(pg_url, EXAMPLE_CONFIG, keys=keys, schema="bulk", writer_process=True)
+    node = _clear(pg_url, keys, process=True, chunks=6, rows=250, schema="bulk")
     try:
-        assert node.writer_process is not None
-        node.submit(
-            "collateral_deposit",
-            {"deposit_id": "d1", "participant": "RTL-0001", "asset": "USD", "amount": "100000"},
-            T0,
-            "deposit-1",
-        )
-        node.clear_batches(_batches(6, 250), source="chunks")
-        node.settle_until_quiet()
         assert node.engine.state_root() == thread.engine.state_root()
     finally:
         node.close()
