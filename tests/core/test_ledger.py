@@ -652,6 +652,42 @@ def run_ops(
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    entry_id=st.text(min_size=1, max_size=12),
+    ref=st.text(max_size=8),
+    legs=st.lists(st.integers(-(2**62), 2**62), min_size=1, max_size=40),
+    pending=st.booleans(),
+    timeout=st.one_of(st.none(), st.integers(0, 2**40)),
+    stride=st.sampled_from([1, 2]),
+)
+def test_canonical_parts_are_the_documented_bytes(
+    entry_id: str, ref: str, legs: list[int], pending: bool, timeout: int | None, stride: int
+) -> None:
+    """The three pieces the ledger and the audit chain hash (legs not copied) join to the
+    documented encoding, written out here independently, and the content digest is its
+    SHA-256 under the domain tag — from any legs layout a caller hands over."""
+    import hashlib
+    import struct
+
+    from clearlane.core.ledger import handed_over
+
+    accounts = np.repeat(np.arange(len(legs), dtype=np.int64), stride)[::stride]
+    amounts = np.repeat(np.array(legs, dtype=np.int64), stride)[::stride]
+    entry = handed_over(entry_id, "move", 5, accounts, amounts, pending, timeout if pending else None, ref)
+    e_id, kind, r = (v.encode("utf-8", "surrogatepass") for v in (entry_id, "move", ref))
+    t = entry.timeout_at_ms
+    expected = (
+        struct.pack("<QQQq??qQ", len(e_id), len(kind), len(r), 5, pending, t is not None, t or 0, len(legs))
+        + e_id
+        + kind
+        + r
+        + np.array(range(len(legs)), dtype="<i8").tobytes()
+        + np.array(legs, dtype="<i8").tobytes()
+    )
+    assert b"".join(entry.canonical_parts()) == entry.canonical_bytes() == expected
+    assert entry.content_digest() == hashlib.sha256(b"clearlane.ledger.entry.v1" + expected).digest()
+
+
 @given(ops=operations)
 def test_property_invariants_and_replay(ops: list[tuple[Any, ...]]) -> None:
     results, digest = run_ops(ops, SMALL_ENTRY_MAX_LEGS, check=True)

@@ -161,9 +161,15 @@ def _row_digests(digests: npt.NDArray[np.uint64] | None, n: int) -> npt.NDArray[
 
 
 def _grow(array: npt.NDArray[_A], need: int) -> npt.NDArray[_A]:
+    """``array`` with room for ``need`` items: itself, or a copy four times as long. Four, not
+    two: each copy of these arrays (~380 MB in all at 10M ids) writes fresh memory, and the
+    first touch of fresh memory is where the kernel zeroes (huge) pages and can stall to
+    compact them — doubling made a 10M-id day's growth 0.4–0.9 s of the engine thread,
+    quadrupling 0.03–0.04 s (docs/PERFORMANCE.md, issue 18). The unused tail is never touched,
+    so it costs address space, not resident memory."""
     if array.shape[0] >= need:
         return array
-    out: npt.NDArray[_A] = np.zeros(max(need, 2 * array.shape[0]), dtype=array.dtype)
+    out: npt.NDArray[_A] = np.zeros(max(need, 4 * array.shape[0]), dtype=array.dtype)
     out[: array.shape[0]] = array
     return out
 

@@ -51,6 +51,11 @@ class CanonicalHasher:
         length-prefixed), hashed in one update."""
         self._sha.update(b"".join([b for value in values for b in (len(value).to_bytes(8, "little"), value)]))
 
+    def add_framed(self, pieces: list[bytes | memoryview]) -> None:
+        """Bytes already framed as :meth:`add_bytes` frames a blob (an 8-byte little-endian
+        length, then the blob), possibly cut into several pieces, hashed in one update."""
+        self._sha.update(b"".join(pieces))
+
     def add_int(self, value: int) -> None:
         width_bytes = (value.bit_length() + 8) // 8
         self._add_blob(value.to_bytes(width_bytes, "little", signed=True))
@@ -66,10 +71,16 @@ class CanonicalHasher:
         self._sha.update(b"\x01" if value else b"\x00")
 
     def add_i64_array(self, values: npt.NDArray[np.int64]) -> None:
-        self._add_blob(np.ascontiguousarray(values, dtype="<i8").tobytes())
+        self._add_view(np.ascontiguousarray(values, dtype="<i8"))
 
     def add_u8_array(self, values: npt.NDArray[Any]) -> None:
-        self._add_blob(np.ascontiguousarray(values, dtype=np.uint8).tobytes())
+        self._add_view(np.ascontiguousarray(values, dtype=np.uint8))
+
+    def _add_view(self, array: npt.NDArray[Any]) -> None:
+        """:meth:`_add_blob` of the array's bytes, hashed from the array itself (no copy: the
+        ledger's state digest hashes every balance block a step touched; issue 18)."""
+        self._sha.update(array.nbytes.to_bytes(8, "little"))
+        self._sha.update(array.data.cast("B"))
 
     def copy(self) -> CanonicalHasher:
         twin = CanonicalHasher.__new__(CanonicalHasher)

@@ -227,8 +227,12 @@ class JournalEntry:
     def __hash__(self) -> int:
         return hash((self.entry_id, self.kind, self.at_ms, self.pending, self.timeout_at_ms, self.ref))
 
-    def canonical_bytes(self) -> bytes:
-        """Unambiguous encoding of every field (at_ms included), stable across machines."""
+    def canonical_parts(self) -> tuple[bytes, memoryview, memoryview]:
+        """:meth:`canonical_bytes` as three pieces, the legs not copied: the fixed header with
+        the id, kind and ref, then the accounts' and the amounts' little-endian int64 bytes
+        (views of the entry's read-only arrays; a copy only on a big-endian host). The ledger
+        records an entry and the audit chain digests it from these: joining the legs into one
+        ``bytes`` copied every leg twice per entry (issue 18)."""
         entry_id = self.entry_id.encode("utf-8", "surrogatepass")
         kind = self.kind.encode("utf-8", "surrogatepass")
         ref = self.ref.encode("utf-8", "surrogatepass")
@@ -243,20 +247,24 @@ class JournalEntry:
             0 if timeout is None else timeout,
             self.n_legs,
         )
-        return b"".join(
-            (
-                header,
-                entry_id,
-                kind,
-                ref,
-                self.accounts.astype("<i8", copy=False).tobytes(),
-                self.amounts_minor.astype("<i8", copy=False).tobytes(),
-            )
-        )
+        return header + entry_id + kind + ref, _le_bytes(self.accounts), _le_bytes(self.amounts_minor)
+
+    def canonical_bytes(self) -> bytes:
+        """Unambiguous encoding of every field (at_ms included), stable across machines."""
+        return b"".join(self.canonical_parts())
 
     def content_digest(self) -> bytes:
         """sha256 of :meth:`canonical_bytes` under a domain tag."""
-        return hashlib.sha256(_ENTRY_DOMAIN + self.canonical_bytes()).digest()
+        head, accounts, amounts = self.canonical_parts()
+        h = hashlib.sha256(_ENTRY_DOMAIN + head)
+        h.update(accounts)
+        h.update(amounts)
+        return h.digest()
+
+
+def _le_bytes(values: npt.NDArray[np.int64]) -> memoryview:
+    """The little-endian int64 bytes of a legs array, as a view where no conversion is needed."""
+    return np.ascontiguousarray(values, dtype="<i8").data.cast("B")
 
 
 def handed_over(

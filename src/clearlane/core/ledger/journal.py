@@ -165,7 +165,7 @@ class Ledger:
         # Canonical bytes of entries recorded since the last digest: hashed together when a
         # digest is asked for (one update instead of two per entry; the same bytes in the
         # same order, so the same digest), which also lets go of the GIL for the whole run.
-        self._unhashed: list[bytes] = []
+        self._unhashed: list[bytes | memoryview] = []  # framed canonical bytes, 3 pieces an entry
         self._pending: dict[str, _Record] = {}
         self._timeouts: list[tuple[int, str]] = []
         self._live_timeouts = 0
@@ -518,8 +518,11 @@ class Ledger:
         self._status_at_ms[seq] = entry.at_ms
         self._records[entry.entry_id] = rec
         self._by_seq.append(rec)
-        self._unhashed.append(entry.canonical_bytes())
-        if len(self._unhashed) >= _UNHASHED_MAX:  # bounded whoever records without a digest
+        head, accounts, amounts = entry.canonical_parts()
+        # Framed as CanonicalHasher.add_bytes frames the entry's canonical bytes (length first).
+        size = len(head) + accounts.nbytes + amounts.nbytes
+        self._unhashed.extend((size.to_bytes(8, "little") + head, accounts, amounts))
+        if len(self._unhashed) >= 3 * _UNHASHED_MAX:  # bounded whoever records without a digest
             self._hash_waiting()
         if entry.pending:
             self._pending[entry.entry_id] = rec
@@ -827,7 +830,7 @@ class Ledger:
     def _hash_waiting(self) -> None:
         """Hash the entries recorded since the last digest into the entries digest, in order."""
         if self._unhashed:
-            self._entries_hasher.add_blobs(self._unhashed)
+            self._entries_hasher.add_framed(self._unhashed)
             self._unhashed = []
 
     def _refresh_block_digests(self) -> list[bytes]:
