@@ -35,6 +35,7 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
+from numba import njit
 
 from clearlane.core.model.chain import TxSubmission, tx_submission_to_dict
 from clearlane.core.model.events import (
@@ -181,16 +182,11 @@ def _le(values: Any, dtype: str) -> bytes | memoryview:
 
 
 def net_lines(participant: pa.Array, asset: pa.Array, net_minor: Any) -> bytes:
-    """Net instructions as text, one ``participant,asset,net_minor\\n`` line each, in order."""
+    """Net instructions as text, one ``participant,asset,net_minor\n`` line each, in order."""
     if len(participant) == 0:
         return b""
-    amounts = pc.cast(pa.array(np.asarray(net_minor, dtype=np.int64)), pa.string())
-    lines = pc.binary_join_element_wise(
-        pc.binary_join_element_wise(participant, asset, amounts, _SEP), _EMPTY, _NL
-    )
-    buffers = lines.buffers()
-    offsets = np.frombuffer(buffers[1], dtype=np.int32)[lines.offset : lines.offset + len(lines) + 1]
-    return bytes(memoryview(buffers[2])[int(offsets[0]) : int(offsets[-1])])
+    blob, offsets = _net_lines_buffer(participant, asset, net_minor)
+    return bytes(blob[int(offsets[0]) : int(offsets[-1])])
 
 
 def net_digest(participant: pa.Array, asset: pa.Array, net_minor: Any) -> str:
@@ -449,10 +445,26 @@ def _concatenable(arrays: list[Any]) -> bool:
 
 def _net_lines_buffer(participant: pa.Array, asset: pa.Array, net_minor: Any) -> tuple[memoryview, Any]:
     """The bytes of :func:`net_lines` for all rows and each row's start offset in them (one
-    more at the end): rows ``i:j`` are ``blob[offsets[i]:offsets[j]]``."""
+    more at the end): rows ``i:j`` are ``blob[offsets[i]:offsets[j]]``. Plain string columns
+    without nulls (every batch's net positions) are formatted by one compiled pass
+    (:func:`_format_net_lines`); anything else by Arrow's join, as :func:`net_lines` does."""
     if len(participant) == 0:
         return memoryview(b""), np.zeros(1, dtype=np.int64)
-    amounts = pc.cast(pa.array(np.asarray(net_minor, dtype=np.int64)), pa.string())
+    net = np.ascontiguousarray(net_minor, dtype=np.int64)
+    participants, assets = _plain_strings(participant), _plain_strings(asset)
+    if participants is not None and assets is not None and len(net) == len(participant) == len(asset):
+        (p_data, p_off), (a_data, a_off) = participants, assets
+        offsets = np.empty(len(net) + 1, dtype=np.int64)
+        return memoryview(_format_net_lines(p_data, p_off, a_data, a_off, net, offsets)), offsets
+    return _net_lines_arrow(participant, asset, net)
+
+
+def _net_lines_arrow(
+    participant: pa.Array, asset: pa.Array, net: npt.NDArray[np.int64]
+) -> tuple[memoryview, Any]:
+    """:func:`_net_lines_buffer` by Arrow's cast and join (the reference the compiled pass is
+    tested against; a null in a column leaves its row's line out)."""
+    amounts = pc.cast(pa.array(net), pa.string())
     lines = pc.binary_join_element_wise(
         pc.binary_join_element_wise(participant, asset, amounts, _SEP), _EMPTY, _NL
     )
@@ -461,6 +473,82 @@ def _net_lines_buffer(participant: pa.Array, asset: pa.Array, net_minor: Any) ->
     offsets = np.frombuffer(buffers[1], dtype=offsets_type)[lines.offset : lines.offset + len(lines) + 1]
     data = memoryview(buffers[2]) if buffers[2] is not None else memoryview(b"")
     return data, offsets.astype(np.int64)
+
+
+def _plain_strings(array: pa.Array) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]] | None:
+    """A ``string`` array's data bytes and absolute int64 offsets, or None for another type or
+    an array with nulls (whose lines Arrow's join leaves out)."""
+    if not pa.types.is_string(array.type) or array.null_count:
+        return None
+    buffers = array.buffers()
+    offsets = np.frombuffer(buffers[1], dtype=np.int32, count=array.offset + len(array) + 1)[array.offset :]
+    data = np.frombuffer(buffers[2], dtype=np.uint8) if buffers[2] is not None else np.zeros(0, np.uint8)
+    return data, offsets.astype(np.int64)
+
+
+@njit(cache=True, nogil=True)
+def _magnitude(value):  # type: ignore[no-untyped-def]
+    # |value| as uint64, int64's minimum included.
+    if value < 0:
+        return np.uint64(-(value + 1)) + np.uint64(1)
+    return np.uint64(value)
+
+
+@njit(cache=True, nogil=True)
+def _decimal_digits(magnitude):  # type: ignore[no-untyped-def]
+    ten = np.uint64(10)
+    digits = 1
+    while magnitude >= ten:
+        magnitude //= ten
+        digits += 1
+    return digits
+
+
+@njit(cache=True, nogil=True)
+def _format_net_lines(p_data, p_off, a_data, a_off, net, offsets):  # type: ignore[no-untyped-def]
+    """``participant,asset,net_minor\n`` per row (the integer in decimal, ``-`` for a negative
+    one, as Arrow casts it), all rows in one buffer; ``offsets`` (``n + 1``) gets each row's
+    start. Property test against Arrow's join: tests/core/test_net_lines.py."""
+    n = net.shape[0]
+    total = 0
+    offsets[0] = 0
+    for i in range(n):
+        sign = 1 if net[i] < 0 else 0
+        total += (
+            (p_off[i + 1] - p_off[i])
+            + (a_off[i + 1] - a_off[i])
+            + sign
+            + _decimal_digits(_magnitude(net[i]))
+            + 3
+        )
+        offsets[i + 1] = total
+    out = np.empty(total, np.uint8)
+    ten = np.uint64(10)
+    for i in range(n):
+        at = offsets[i]
+        for j in range(p_off[i], p_off[i + 1]):
+            out[at] = p_data[j]
+            at += 1
+        out[at] = 44  # ','
+        at += 1
+        for j in range(a_off[i], a_off[i + 1]):
+            out[at] = a_data[j]
+            at += 1
+        out[at] = 44
+        at += 1
+        if net[i] < 0:
+            out[at] = 45  # '-'
+        end = offsets[i + 1] - 1
+        out[end] = 10  # '\n'
+        magnitude = _magnitude(net[i])
+        at = end - 1
+        while True:  # the digits, last first
+            out[at] = np.uint8(48 + magnitude % ten)
+            magnitude //= ten
+            at -= 1
+            if magnitude == 0:
+                break
+    return out
 
 
 def _cleared_body(b: BatchCleared, asset_codes: list[str], codes: pa.Array) -> dict[str, Any]:
