@@ -29,8 +29,9 @@ def _prefetch(typingctx, array, index):  # type: ignore[no-untyped-def]
     ``llvm.prefetch``; no effect on results, an out-of-range index is never dereferenced).
 
     The probe loop's table reads are random over a table of up to 134 MB at 10M ids; asking
-    for row ``i + 16``'s slot while row ``i`` is probed overlaps those misses: the probe pass
-    of a 10M-id day went from 1.55-1.82 s to 1.07-1.19 s (docs/PERFORMANCE.md, issue 18)."""
+    for row ``i + 16``'s slot while row ``i`` is probed overlaps those misses: classifying a
+    10M-id day took 1.51 s against 1.83 s, means of 6 alternated pairs in fresh processes
+    (docs/PERFORMANCE.md, issue 18)."""
     sig = types.void(array, index)
 
     def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
