@@ -87,7 +87,8 @@ def string_offsets(array: pa.Array) -> I64:
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _put(buf, at, src, lo, hi):  # type: ignore[no-untyped-def]
+def put_bytes(buf, at, src, lo, hi):  # type: ignore[no-untyped-def]
+    """Copy ``src[lo:hi]`` to ``buf[at:]``; returns the position after it."""
     for j in range(lo, hi):
         buf[at] = src[j]
         at += 1
@@ -95,26 +96,31 @@ def _put(buf, at, src, lo, hi):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _put_int(buf, at, value):  # type: ignore[no-untyped-def]
-    if value == 0:
-        buf[at] = 48
-        return at + 1
+def put_int(buf, at, value):  # type: ignore[no-untyped-def]
+    """``value`` (int64) in decimal at ``buf[at]``, ``-`` first when negative, as ``str(value)``
+    writes it (int64's minimum included); returns the position after it. The one decimal
+    writer of the compiled text builders (the leaves here, the net lines in
+    proofs/hashchain.py)."""
     if value < 0:
         buf[at] = 45
         at += 1
-        value = -value
-    digits = 0
-    v = value
-    while v > 0:
+        magnitude = np.uint64(-(value + 1)) + np.uint64(1)
+    else:
+        magnitude = np.uint64(value)
+    ten = np.uint64(10)
+    digits = 1
+    rest = magnitude // ten
+    while rest > 0:
         digits += 1
-        v //= 10
-    end = at + digits
-    pos = end - 1
-    while value > 0:
-        buf[pos] = 48 + value % 10
-        value //= 10
+        rest //= ten
+    pos = at + digits - 1
+    while True:
+        buf[pos] = np.uint8(48 + magnitude % ten)
+        magnitude //= ten
+        if magnitude == 0:
+            break
         pos -= 1
-    return end
+    return at + digits
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -122,16 +128,16 @@ def _put_leg(buf, at, first, payer, payee, asset, amount, pid_data, pid_off, cod
     if not first:
         buf[at] = 59  # ';'
         at += 1
-    at = _put(buf, at, pid_data, pid_off[payer], pid_off[payer + 1])
+    at = put_bytes(buf, at, pid_data, pid_off[payer], pid_off[payer + 1])
     buf[at] = 62  # '>'
     at += 1
-    at = _put(buf, at, pid_data, pid_off[payee], pid_off[payee + 1])
+    at = put_bytes(buf, at, pid_data, pid_off[payee], pid_off[payee + 1])
     buf[at] = 58  # ':'
     at += 1
-    at = _put(buf, at, code_data, code_off[asset], code_off[asset + 1])
+    at = put_bytes(buf, at, code_data, code_off[asset], code_off[asset + 1])
     buf[at] = 58
     at += 1
-    return _put_int(buf, at, amount)
+    return put_int(buf, at, amount)
 
 
 @njit(cache=True, nogil=True)
@@ -183,23 +189,23 @@ def _batch_roots(  # type: ignore[no-untyped-def]
             at = 0
             scratch[at] = 0  # leaf hash prefix 0x00
             at = 1
-            at = _put(scratch, at, prefix, 0, prefix.shape[0])
-            at = _put(scratch, at, bid_data, bid_off[b], bid_off[b + 1])
+            at = put_bytes(scratch, at, prefix, 0, prefix.shape[0])
+            at = put_bytes(scratch, at, bid_data, bid_off[b], bid_off[b + 1])
             scratch[at] = 124
             at += 1
-            at = _put_int(scratch, at, i - lo)
+            at = put_int(scratch, at, i - lo)
             scratch[at] = 124
             at += 1
             if kind[i] == 1:
-                at = _put(scratch, at, payment_text, 0, payment_text.shape[0])
+                at = put_bytes(scratch, at, payment_text, 0, payment_text.shape[0])
             else:
-                at = _put(scratch, at, trade_text, 0, trade_text.shape[0])
+                at = put_bytes(scratch, at, trade_text, 0, trade_text.shape[0])
             scratch[at] = 124
             at += 1
-            at = _put(scratch, at, id_data, id_off[i], id_off[i + 1])
+            at = put_bytes(scratch, at, id_data, id_off[i], id_off[i + 1])
             scratch[at] = 124
             at += 1
-            at = _put(scratch, at, ex_data, ex_off[i], ex_off[i + 1])
+            at = put_bytes(scratch, at, ex_data, ex_off[i], ex_off[i + 1])
             scratch[at] = 124
             at += 1
             first = True

@@ -46,11 +46,6 @@ class CanonicalHasher:
     def add_bytes(self, value: bytes) -> None:
         self._add_blob(value)
 
-    def add_blobs(self, values: list[bytes]) -> None:
-        """Several byte strings, in order: the same bytes as one :meth:`add_bytes` each (each
-        length-prefixed), hashed in one update."""
-        self._sha.update(b"".join([b for value in values for b in (len(value).to_bytes(8, "little"), value)]))
-
     def add_framed(self, pieces: list[bytes | memoryview]) -> None:
         """Bytes already framed as :meth:`add_bytes` frames a blob (an 8-byte little-endian
         length, then the blob), possibly cut into several pieces, hashed in one update."""

@@ -37,6 +37,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from numba import njit
 
+from clearlane.core.engine.commitment import arrow_strings, put_bytes, put_int
 from clearlane.core.model.chain import TxSubmission, tx_submission_to_dict
 from clearlane.core.model.events import (
     BatchCleared,
@@ -182,7 +183,7 @@ def _le(values: Any, dtype: str) -> bytes | memoryview:
 
 
 def net_lines(participant: pa.Array, asset: pa.Array, net_minor: Any) -> bytes:
-    """Net instructions as text, one ``participant,asset,net_minor\n`` line each, in order."""
+    """Net instructions as text, one ``participant,asset,net_minor\\n`` line each, in order."""
     if len(participant) == 0:
         return b""
     blob, offsets = _net_lines_buffer(participant, asset, net_minor)
@@ -476,79 +477,37 @@ def _net_lines_arrow(
 
 
 def _plain_strings(array: pa.Array) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]] | None:
-    """A ``string`` array's data bytes and absolute int64 offsets, or None for another type or
-    an array with nulls (whose lines Arrow's join leaves out)."""
+    """A ``string`` array's data bytes and absolute int64 offsets (``arrow_strings``), or None
+    for another type or an array with nulls (whose lines Arrow's join leaves out)."""
     if not pa.types.is_string(array.type) or array.null_count:
         return None
-    buffers = array.buffers()
-    offsets = np.frombuffer(buffers[1], dtype=np.int32, count=array.offset + len(array) + 1)[array.offset :]
-    data = np.frombuffer(buffers[2], dtype=np.uint8) if buffers[2] is not None else np.zeros(0, np.uint8)
-    return data, offsets.astype(np.int64)
+    return arrow_strings(array)
 
 
-@njit(cache=True, nogil=True)
-def _magnitude(value):  # type: ignore[no-untyped-def]
-    # |value| as uint64, int64's minimum included.
-    if value < 0:
-        return np.uint64(-(value + 1)) + np.uint64(1)
-    return np.uint64(value)
-
-
-@njit(cache=True, nogil=True)
-def _decimal_digits(magnitude):  # type: ignore[no-untyped-def]
-    ten = np.uint64(10)
-    digits = 1
-    while magnitude >= ten:
-        magnitude //= ten
-        digits += 1
-    return digits
+# Per line beyond the two texts: two commas, a sign, 19 digits at most (int64), a newline.
+_LINE_EXTRA = 23
 
 
 @njit(cache=True, nogil=True)
 def _format_net_lines(p_data, p_off, a_data, a_off, net, offsets):  # type: ignore[no-untyped-def]
-    """``participant,asset,net_minor\n`` per row (the integer in decimal, ``-`` for a negative
-    one, as Arrow casts it), all rows in one buffer; ``offsets`` (``n + 1``) gets each row's
-    start. Property test against Arrow's join: tests/core/test_net_lines.py."""
+    """``participant,asset,net_minor\\n`` per row (the integer as Arrow casts it to a string),
+    all rows in one buffer; ``offsets`` (``n + 1``) gets each row's start. Built with the
+    leaves' own byte and decimal writers (engine/commitment.py). Property test against Arrow's
+    join: tests/core/test_net_lines.py."""
     n = net.shape[0]
-    total = 0
-    offsets[0] = 0
+    out = np.empty(p_off[n] - p_off[0] + a_off[n] - a_off[0] + _LINE_EXTRA * n, np.uint8)
+    at = 0
     for i in range(n):
-        sign = 1 if net[i] < 0 else 0
-        total += (
-            (p_off[i + 1] - p_off[i])
-            + (a_off[i + 1] - a_off[i])
-            + sign
-            + _decimal_digits(_magnitude(net[i]))
-            + 3
-        )
-        offsets[i + 1] = total
-    out = np.empty(total, np.uint8)
-    ten = np.uint64(10)
-    for i in range(n):
-        at = offsets[i]
-        for j in range(p_off[i], p_off[i + 1]):
-            out[at] = p_data[j]
-            at += 1
+        offsets[i] = at
+        at = put_bytes(out, at, p_data, p_off[i], p_off[i + 1])
         out[at] = 44  # ','
-        at += 1
-        for j in range(a_off[i], a_off[i + 1]):
-            out[at] = a_data[j]
-            at += 1
+        at = put_bytes(out, at + 1, a_data, a_off[i], a_off[i + 1])
         out[at] = 44
+        at = put_int(out, at + 1, net[i])
+        out[at] = 10  # newline
         at += 1
-        if net[i] < 0:
-            out[at] = 45  # '-'
-        end = offsets[i + 1] - 1
-        out[end] = 10  # '\n'
-        magnitude = _magnitude(net[i])
-        at = end - 1
-        while True:  # the digits, last first
-            out[at] = np.uint8(48 + magnitude % ten)
-            magnitude //= ten
-            at -= 1
-            if magnitude == 0:
-                break
-    return out
+    offsets[n] = at
+    return out[:at]
 
 
 def _cleared_body(b: BatchCleared, asset_codes: list[str], codes: pa.Array) -> dict[str, Any]:
