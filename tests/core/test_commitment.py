@@ -7,9 +7,10 @@ import pyarrow as pa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from clearlane.core.engine.commitment import batch_roots, string_table
+from clearlane.core.engine.commitment import batch_roots
 from clearlane.core.engine.flows import Flows, leaf_texts
 from clearlane.core.proofs.merkle import hash_leaves, merkle_root
+from clearlane.core.textcols import string_table
 
 PARTICIPANTS = ["MM-ALPHA", "BRK-NORTH", "RTL-ÄÖ-0001", "C", "HOUSE"]
 ASSETS = ["USD", "BTC", "JPY", "ÉTH"]

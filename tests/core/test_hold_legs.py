@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from clearlane.core.engine import clearing, kernel
-from clearlane.core.engine.commitment import string_table
+from clearlane.core.textcols import string_table
 
 _POSITIONS = st.lists(
     st.tuples(st.integers(0, 4), st.integers(0, 2), st.integers(-(10**15), 10**15)), max_size=12

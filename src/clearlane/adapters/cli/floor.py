@@ -33,12 +33,13 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from clearlane.core.config.model import ClearingConfig
-from clearlane.core.engine.commitment import batch_roots, string_table
+from clearlane.core.engine.commitment import batch_roots
 from clearlane.core.engine.core import LogEntry
 from clearlane.core.engine.flows import Flows
 from clearlane.core.engine.netting import cell_sums, net_flows_many
 from clearlane.core.model.events import Step
 from clearlane.core.model.states import TradeState
+from clearlane.core.textcols import string_table
 
 _INT64_MAX = (1 << 63) - 1  # the floor's exact sums: int64, checked per batch by the pass
 

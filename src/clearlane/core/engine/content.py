@@ -13,8 +13,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from numba import njit
 
-from clearlane.core.engine.commitment import arrow_strings
 from clearlane.core.model.inputs import CollateralDeposit, CollateralWithdrawal, Payment
+from clearlane.core.textcols import arrow_strings
 
 
 @njit(cache=True, nogil=True)

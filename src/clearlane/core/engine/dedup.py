@@ -39,7 +39,6 @@ import numpy.typing as npt
 import pyarrow as pa
 from numba import njit
 
-from clearlane.core.engine.commitment import arrow_strings
 from clearlane.core.engine.content import (
     collateral_digest,
     content_digest,
@@ -48,6 +47,7 @@ from clearlane.core.engine.content import (
     trade_digests,
 )
 from clearlane.core.engine.idindex import IdIndex
+from clearlane.core.textcols import arrow_strings
 
 # The content digests are in content.py and the id index in idindex.py; named here too, where
 # callers have always found them.

@@ -15,8 +15,8 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from clearlane.core.engine.commitment import arrow_strings
 from clearlane.core.engine.content import byte_hash
+from clearlane.core.textcols import arrow_strings
 
 _MIN_TABLE = 1 << 12
 _MAX_LOAD = 0.7  # table slots in use at most (linear probing stays short below ~0.75)

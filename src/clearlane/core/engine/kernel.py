@@ -302,7 +302,7 @@ def release_legs(participant, asset, net, inflight, available):  # type: ignore[
 @njit(cache=True)
 def gather_texts(data, offsets, index):  # type: ignore[no-untyped-def]
     """The strings ``index`` picks from a string table (UTF-8 ``data``, int64 ``offsets``: see
-    commitment.string_table), as an Arrow string column's int32 offsets and data."""
+    textcols.string_table), as an Arrow string column's int32 offsets and data."""
     n = index.shape[0]
     out_offsets = np.empty(n + 1, dtype=np.int32)
     out_offsets[0] = 0

@@ -19,7 +19,6 @@ import pyarrow as pa
 
 from clearlane.core.config.model import ClearingConfig
 from clearlane.core.engine import kernel
-from clearlane.core.engine.commitment import string_table
 from clearlane.core.engine.dedup import SeenFlowIds
 from clearlane.core.engine.digest import BlockDigest
 from clearlane.core.engine.escrows import EscrowStage
@@ -32,6 +31,7 @@ from clearlane.core.ledger import HOUSE_OWNER, AccountKey, Ledger, PostResult, P
 from clearlane.core.model import ids as model_ids
 from clearlane.core.model import states
 from clearlane.core.model.inputs import LogPayload
+from clearlane.core.textcols import string_table
 
 I64 = npt.NDArray[np.int64]
 U8 = npt.NDArray[np.uint8]

@@ -37,7 +37,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from numba import njit
 
-from clearlane.core.engine.commitment import arrow_strings, put_bytes, put_int
 from clearlane.core.model.chain import TxSubmission, tx_submission_to_dict
 from clearlane.core.model.events import (
     BatchCleared,
@@ -51,6 +50,7 @@ from clearlane.core.model.events import (
 from clearlane.core.model.states import BatchState
 from clearlane.core.proofs.canonical import canonical_json
 from clearlane.core.proofs.verify import leaf_hash, node_hash
+from clearlane.core.textcols import arrow_strings, put_bytes, put_int
 
 __all__ = [
     "TRANSITION_VERSION",
@@ -492,7 +492,7 @@ _LINE_EXTRA = 23
 def _format_net_lines(p_data, p_off, a_data, a_off, net, offsets):  # type: ignore[no-untyped-def]
     """``participant,asset,net_minor\\n`` per row (the integer as Arrow casts it to a string),
     all rows in one buffer; ``offsets`` (``n + 1``) gets each row's start. Built with the
-    leaves' own byte and decimal writers (engine/commitment.py). Property test against Arrow's
+    leaves' own byte and decimal writers (core/textcols.py). Property test against Arrow's
     join: tests/core/test_net_lines.py."""
     n = net.shape[0]
     out = np.empty(p_off[n] - p_off[0] + a_off[n] - a_off[0] + _LINE_EXTRA * n, np.uint8)

@@ -43,7 +43,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from clearlane.core.config.model import ClearingConfig
-from clearlane.core.engine.commitment import arrow_strings, string_offsets
 from clearlane.core.engine.limits import (
     FLOW_GROSS_MAX_MINOR,
     TRANSFER_MAX_MINOR,
@@ -67,6 +66,7 @@ from clearlane.core.money import (
     ParsedDecimals,
     parse_decimal_column,
 )
+from clearlane.core.textcols import arrow_strings, string_offsets
 from clearlane.node.intake.timestamps import TS_NULL, TS_REASONS, ParsedTimes, to_epoch_ms
 
 _T = TypeVar("_T", bound=np.generic)
