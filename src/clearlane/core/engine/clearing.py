@@ -1,12 +1,21 @@
 """Clearing a closed batch: one compiled pass commits every batch a step closes (canonical
-leaves, Merkle roots: engine/commitment.py) while this thread nets each one (engine/netting.py)
-and places its two-phase hold; then each becomes a pending :class:`BatchState` with its anchor
-submitted. A batch too big to net exactly, or whose hold the ledger refuses, is unwound as it
-clears: its flows settle gross on L1 (docs/LIMITS.md).
+leaves, Merkle roots: engine/commitment.py) on a helper thread while this thread nets each one
+(engine/netting.py) and places its two-phase hold; then each becomes a pending
+:class:`BatchState` with its anchor submitted. A batch too big to net exactly, or whose hold the
+ledger refuses, is unwound as it clears: its flows settle gross on L1 (docs/LIMITS.md).
+
+The roots are awaited as late as the step allows: the batch's state, its ``BatchCleared``
+event and its first anchor submission are made with :data:`UNHASHED` in the root's place, and
+the root is written into all three when the step settles (``StepBuilder.settle``: before the
+step is built, before a stage reads the events so far, or before the same step submits that
+anchor again). Nothing reads a root in between, so the step is byte for byte what it was when
+this thread waited for the roots before making them (the rest of the step — records, L1
+submissions, time passing — runs meanwhile).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 
 import numpy as np
@@ -27,6 +36,9 @@ from clearlane.core.model.chain import TxSubmission
 from clearlane.core.model.events import BatchCleared, BatchUnwound
 
 HOLD_SAFETY_MARGIN_MS = 6 * 3_600_000
+# A closing batch's root until its helper thread's hashing is awaited (close_batches): the state,
+# its BatchCleared event and its first anchor submission are filled in when the step settles.
+UNHASHED = bytes(32)
 _INT64_MAX = np.iinfo(np.int64).max
 
 
@@ -42,8 +54,8 @@ def close_batches(engine: EngineState, closing: list[tuple[int, int, int, Flows]
     all_flows = Flows.concat([flows for _, _, _, flows in closing])
     bounds = np.zeros(len(closing) + 1, dtype=np.int64)
     np.cumsum([len(flows) for _, _, _, flows in closing], out=bounds[1:])
-    # The roots are hashed on a helper thread while this one nets the batches and places
-    # their holds; everything that carries a root (state, anchor, effects) follows, in order.
+    # The roots are hashed on a helper thread while this one nets the batches, places their
+    # holds, makes them pending and goes on with the step; they are filled in when it settles.
     roots = batch_roots_async(
         all_flows,
         bounds,
@@ -60,10 +72,25 @@ def close_batches(engine: EngineState, closing: list[tuple[int, int, int, Flows]
         for (k, _, close_ms, _), batch_id, result in zip(closing, batch_ids, results, strict=True)
     ]
     mark_minor = collateral.mark_per_minor(engine)  # marks move only between entries
-    for (k, seq, close_ms, flows), batch_id, root, net in zip(
-        closing, batch_ids, roots(), netted, strict=True
-    ):
-        close_batch(engine, k, seq, batch_id, root, close_ms, flows, net, out, mark_minor)
+    closed = [
+        close_batch(engine, k, seq, batch_id, UNHASHED, close_ms, flows, net, out, mark_minor)
+        for (k, seq, close_ms, flows), batch_id, net in zip(closing, batch_ids, netted, strict=True)
+    ]
+
+    def fill() -> None:
+        for (state, event_at, anchor_at), root in zip(closed, roots(), strict=True):
+            state.root = root
+            event = out.events[event_at]
+            if not isinstance(event, BatchCleared) or event.batch_id != state.batch_id:
+                raise EngineError(
+                    f"step {out.seq}: event {event_at} is not batch {state.batch_id}'s clearing"
+                )
+            out.events[event_at] = dataclasses.replace(event, root=root)
+            if anchor_at >= 0:
+                tx = out.submissions[anchor_at]
+                out.submissions[anchor_at] = TxSubmission(tx.tx_id, tx.kind, tx.ref, root, tx.submitted_at_ms)
+
+    out.defer(fill)
 
 
 def _net_all(engine: EngineState, flows: Flows, bounds: I64) -> list[tuple[NetResult | None, int]]:
@@ -124,11 +151,14 @@ def close_batch(
     netted: Netted,
     out: StepBuilder,
     mark_minor: npt.NDArray[np.float64],
-) -> None:
+) -> tuple[BatchState, int, int]:
     """A netted (or unnetted) batch becomes pending, its anchor submitted, or is unwound at
     once when its hold was refused. Its net positions' participant ids and asset codes are
     built afresh (not sliced from a step-wide column): the stored net blob is written from these
-    arrays, and Arrow's writer keeps bytes past a slice's end — they would be another batch's."""
+    arrays, and Arrow's writer keeps bytes past a slice's end — they would be another batch's.
+
+    Returns the batch's state, the index of its BatchCleared event in ``out.events`` and of its
+    anchor in ``out.submissions`` (-1: none), where a root given as :data:`UNHASHED` is filled in."""
     cfg = engine.config
     pool = cfg.pools[k]
     result = netted.result if netted.result is not None else _unnetted(cfg, flows, engine.house)
@@ -152,11 +182,13 @@ def close_batch(
         net_asset=asset_i,
         net_minor=net,
     )
+    anchor_at = -1
     if netted.refused is None:
         engine.pending[batch_id] = state
         engine.batch_wakes.awake.add(batch_id)  # new: walked at this step's end (batches.walk_order)
         collateral.hold_exposure(engine, state, 1)
-        submit_anchor(engine, state, close_ms, out)
+        anchor_at = _anchor(engine, state, root, close_ms, out)
+    event_at = len(out.events)
     out.emit(
         BatchCleared(
             batch_id=batch_id,
@@ -185,6 +217,7 @@ def close_batch(
         stats.latency_cleared_ms.append(close_ms - flows.time_ms)
     if netted.refused is not None:
         unwind_unheld(engine, state, netted.refused, out)
+    return state, event_at, anchor_at
 
 
 def _texts(table: tuple[npt.NDArray[np.uint8], I64], index: I64) -> pa.Array:
@@ -234,10 +267,18 @@ def post_hold(
 
 
 def submit_anchor(engine: EngineState, state: BatchState, at_ms: int, out: StepBuilder) -> None:
+    if state.root is UNHASHED:
+        out.settle()  # submitted again in the step that closed it: its root first
+    _anchor(engine, state, state.root, at_ms, out)
+
+
+def _anchor(engine: EngineState, state: BatchState, root: bytes, at_ms: int, out: StepBuilder) -> int:
+    """Submit ``state``'s anchor carrying ``root``; its index in ``out.submissions``."""
     tx_id = model_ids.anchor_tx_id(state.batch_id, state.attempts)
     engine.anchor_txs[tx_id] = state.batch_id
-    out.submissions.append(TxSubmission(tx_id, "anchor", state.batch_id, state.root, at_ms))
+    out.submissions.append(TxSubmission(tx_id, "anchor", state.batch_id, root, at_ms))
     engine.stats.anchors_submitted += 1
+    return len(out.submissions) - 1
 
 
 def _unnetted(config: ClearingConfig, flows: Flows, house: int) -> NetResult:

@@ -10,6 +10,7 @@ hashed when it still emitted dicts, so state roots recorded before typed events 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -50,7 +51,17 @@ class _PendingGroup:
 class StepBuilder:
     """What one log entry caused so far, in the order the engine produced it."""
 
-    __slots__ = ("at_ms", "conflicts", "duplicates", "events", "l1_at", "records", "seq", "submissions")
+    __slots__ = (
+        "at_ms",
+        "conflicts",
+        "deferred",
+        "duplicates",
+        "events",
+        "l1_at",
+        "records",
+        "seq",
+        "submissions",
+    )
 
     def __init__(self, seq: int, at_ms: int) -> None:
         self.seq = seq
@@ -63,6 +74,22 @@ class StepBuilder:
         # Index in ``events`` of each L1 group's update: a group changed twice in one step keeps
         # one record (its last table) at the place of its first change.
         self.l1_at: dict[str, int] = {}
+        # Work that waits for something computed meanwhile on a helper thread: the Merkle roots
+        # of the batches this step closed (clearing.close_batches), written into the events,
+        # submissions and batch states they belong to. Done, in order, by :meth:`settle`.
+        self.deferred: list[Callable[[], None]] = []
+
+    def defer(self, fill: Callable[[], None]) -> None:
+        """Run ``fill`` before anything reads the step: :meth:`events_so_far`, :meth:`build`,
+        or a stage that needs what it fills in calling :meth:`settle`."""
+        self.deferred.append(fill)
+
+    def settle(self) -> None:
+        """Run the deferred fills, in the order they were deferred."""
+        while self.deferred:
+            fills, self.deferred = self.deferred, []
+            for fill in fills:
+                fill()
 
     def emit(self, event: Event) -> None:
         self.events.append(event)
@@ -87,6 +114,7 @@ class StepBuilder:
     def events_so_far(self) -> list[Event]:
         """The step's events up to now, L1 groups' tables as they stand (for a stage that reacts
         to what the step did, e.g. escrow payouts turning final)."""
+        self.settle()
         return [
             L1GroupUpdated(e.group_id, e.group.to_table(), e.opened) if isinstance(e, _PendingGroup) else e
             for e in self.events
