@@ -35,3 +35,73 @@ def test_opening_a_node_refreshes_the_compiler_target(
 def test_warming_twice_is_cheap() -> None:
     node_module._warm_compiler()
     node_module._warm_compiler()  # idempotent: numba refreshes only what is new
+
+
+_FRESH_INTERPRETER = """
+import sys
+import numpy as np
+from clearlane.core.engine import kernel
+from clearlane.node.warm import load_cached_kernels
+first = kernel.gather_texts  # a kernel the engine uses on every batch
+if sys.argv[1] == "call":
+    first(np.frombuffer(b"ab", dtype=np.uint8), np.array([0, 1, 2]), np.array([1, 0]))
+    print(len(first.overloads))
+else:
+    before = len(first.overloads)
+    loaded = load_cached_kernels()
+    print(before, len(first.overloads), loaded, load_cached_kernels())
+"""
+
+
+def test_cached_kernels_are_loaded_before_their_first_call() -> None:
+    import subprocess
+    import sys
+
+    def run(mode: str) -> list[int]:
+        out = subprocess.run(
+            [sys.executable, "-c", _FRESH_INTERPRETER, mode], capture_output=True, text=True, check=True
+        )
+        return [int(x) for x in out.stdout.split()]
+
+    assert run("call") == [1]  # the kernel's signature is now in numba's on-disk cache
+    before, after, loaded, again = run("warm")
+    assert before == 0 and after >= 1 and loaded >= 1
+    assert again == 0  # what is loaded is not loaded twice
+
+
+def test_an_unreadable_cache_index_loads_nothing_and_does_not_fail(monkeypatch: pytest.MonkeyPatch) -> None:
+    from numba.core.registry import CPUDispatcher
+
+    from clearlane.core.engine import kernel
+    from clearlane.node import warm
+
+    dispatcher = kernel.gather_texts
+    assert isinstance(dispatcher, CPUDispatcher)
+
+    def broken() -> dict[object, str]:
+        raise OSError("index unreadable")
+
+    monkeypatch.setattr(dispatcher._cache._cache_file, "_load_index", broken)
+    assert warm._load_cached(dispatcher) == 0
+
+
+def test_intake_warm_up_validates_and_keeps_nothing(tmp_path: Path) -> None:
+    from clearlane.core.config import load_config
+    from clearlane.node.intake.rows import Intake
+
+    day = generate_day(trades=50, participants=6, assets=2, seed=3).write(tmp_path / "day")
+    intake = Intake(load_config(day.config))
+    row = {
+        "trade_id": "x-1",
+        "venue": "v",
+        "symbol": "ZZZ/USD",
+        "buyer": "nobody",
+        "seller": "nobody",
+        "quantity": "1",
+        "price": "1",
+        "executed_at": 1,
+    }
+    before = intake.trades([([row], 2, "trades")])
+    intake.warm(2)
+    after = intake.trades([([row], 2, "trades")])
+    assert before[1] == after[1] and before[0].equals(after[0])

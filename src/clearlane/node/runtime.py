@@ -454,6 +454,9 @@ class Runtime:
         self._live = True
         self._step_groups = []
         if self.options.tune_process:
+            # A first step's one-time costs, before the freeze (what they load is frozen too).
+            self.node.warm()
+            self.intake.warm(self.clock.now_ms())
             gc.collect()
             gc.freeze()
             gc.set_threshold(20_000, 20, 20)

@@ -188,3 +188,20 @@ def test_runs_are_compacted_and_every_id_stays_found(
     fx = again.submit("trades", chunk(_rows([0, 77, 199, 900], T0 + 99_000)), T0 + 99_000, "late")
     assert fx is not None and fx.duplicates == 3
     again.close()
+
+
+def test_warming_the_archive_keeps_its_filter(tmp_path: Path) -> None:
+    node = _open(str(tmp_path / "w.db"), True)
+    for s in range(3):
+        node.submit(
+            "trades", chunk(_rows(list(range(s * 8, s * 8 + 8)), T0 + s * 1000)), T0 + s * 1000, f"c{s}"
+        )
+    archive: FlowIdArchive = node.flow_archive
+    before = archive._bits.copy()
+    assert before.any()
+    archive.warm()
+    assert np.array_equal(archive._bits, before)
+    node.warm()  # the node's warm-up pages it in too, and changes nothing either
+    assert np.array_equal(archive._bits, before)
+    assert archive.seen("t:", pa.array(["T000003"]), np.zeros(1, dtype=np.int64), 1 << 40)[0]
+    node.close()
