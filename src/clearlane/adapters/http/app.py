@@ -146,6 +146,39 @@ def _document_edge_headers(schema: dict[str, Any]) -> None:
                 response.setdefault("headers", {})["X-Request-Id"] = _REQUEST_ID_HEADER
 
 
+WARM_PATH = "/v1/_warm-up"  # served by no route
+
+
+async def _warm_routes(app: FastAPI) -> None:
+    """One request through the whole app, to a path no route serves, answered 404 and dropped:
+    the middleware stack and every router's route table are built now. A service's first
+    request of any route other than the trade batch built them (85–215 ms, holding the
+    interpreter lock, so the clearing loop waited too); issue 18, twelfth session."""
+    scope: dict[str, Any] = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": WARM_PATH,
+        "raw_path": WARM_PATH.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"localhost")],
+        "client": ("127.0.0.1", 0),
+        "server": ("127.0.0.1", 0),
+        "state": {},
+    }
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: Any) -> None:
+        return None
+
+    await app(scope, receive, send)
+
+
 def _lifespan(runtime: Runtime) -> Callable[[FastAPI], Any]:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -158,6 +191,8 @@ def _lifespan(runtime: Runtime) -> Callable[[FastAPI], Any]:
             if nats_events is not None:
                 nats_events.stop(timeout_s=0)
             raise
+        if runtime.options.tune_process:  # the serve process: its first requests wait for none of it
+            await _warm_routes(app)
         hooks = getattr(app.state, "webhooks", None)
         if hooks is not None:
             hooks.start()
