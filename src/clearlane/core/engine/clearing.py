@@ -88,6 +88,10 @@ def close_batches(engine: EngineState, closing: list[tuple[int, int, int, Flows]
             out.events[event_at] = dataclasses.replace(event, root=root)
             if anchor_at >= 0:
                 tx = out.submissions[anchor_at]
+                if tx.kind != "anchor" or tx.ref != state.batch_id:
+                    raise EngineError(
+                        f"step {out.seq}: submission {anchor_at} is not batch {state.batch_id}'s anchor"
+                    )
                 out.submissions[anchor_at] = TxSubmission(tx.tx_id, tx.kind, tx.ref, root, tx.submitted_at_ms)
 
     out.defer(fill)
