@@ -125,6 +125,18 @@ def test_balances_compared_column_wise_equal_a_full_rewrite(tmp_path: Path) -> N
         kept.close()
 
 
+def test_all_balance_rows_equal_the_rows_at_every_index() -> None:
+    """A full rewrite's rows (the text columns taken as they are) equal the rows picked by
+    index, in index order: floors None where an account has none."""
+    from clearlane.adapters.sql.balances import BalancesView
+
+    rng = np.random.default_rng(11)
+    for n in (0, 1, 7, 50):
+        view = BalancesView.of(_ledger(rng, n))
+        assert view.rows() == view.rows(np.arange(n, dtype=np.int64))
+        assert all((row[5] is None) != bool(view.has_floor[row[0]]) for row in view.rows())
+
+
 def _batches(rng: np.random.Generator, n: int) -> list[BatchCleared]:
     """Cleared batches whose columns are slices of a chunk's, as the engine makes them."""
     ids = pa.array([f"T{i}é" for i in range(4 * n)])

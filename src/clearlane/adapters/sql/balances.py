@@ -57,8 +57,17 @@ class BalancesView:
     def rows(self, index: _I64 | None = None) -> list[Row]:
         """``(idx, owner, asset, purpose, lane, floor or None, posted, pending debits, pending
         credits)`` for the accounts at ``index`` (all when None), in index order."""
-        at = np.arange(len(self), dtype=np.int64) if index is None else index
-        picks = at.tolist()
+        if index is None:  # every account (a full rewrite): the text columns as they are
+            at = np.arange(len(self), dtype=np.int64)
+            picks = at.tolist()
+            owner, asset, purpose, lane = self.owner, self.asset, self.purpose, self.lane
+        else:
+            at = index
+            picks = at.tolist()
+            owner = [self.owner[i] for i in picks]
+            asset = [self.asset[i] for i in picks]
+            purpose = [self.purpose[i] for i in picks]
+            lane = [self.lane[i] for i in picks]
         floors = [
             int(f) if has else None
             for f, has in zip(self.floor_minor[at].tolist(), self.has_floor[at].tolist(), strict=True)
@@ -66,10 +75,10 @@ class BalancesView:
         return list(
             zip(
                 picks,
-                [self.owner[i] for i in picks],
-                [self.asset[i] for i in picks],
-                [self.purpose[i] for i in picks],
-                [self.lane[i] for i in picks],
+                owner,
+                asset,
+                purpose,
+                lane,
                 floors,
                 self.posted[at].tolist(),
                 self.pending_debits[at].tolist(),
