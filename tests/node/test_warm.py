@@ -1,4 +1,4 @@
-"""Opening a node pays numba's one-time set-up of its CPU target (node._warm_compiler, issue 18),
+"""Opening a node pays numba's one-time set-up of its CPU target (node/warm.py warm_compiler, issue 18),
 so that neither a bulk clear's first step nor a service's first requests pay it."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import pytest
 from numba.core.registry import cpu_target
 
 from clearlane.adapters.embedded import open_memory_node
-from clearlane.node import node as node_module
+from clearlane.node import warm as warm_module
 from clearlane.sim.generator import generate_day
 
 
@@ -33,8 +33,8 @@ def test_opening_a_node_refreshes_the_compiler_target(
 
 
 def test_warming_twice_is_cheap() -> None:
-    node_module._warm_compiler()
-    node_module._warm_compiler()  # idempotent: numba refreshes only what is new
+    warm_module.warm_compiler()
+    warm_module.warm_compiler()  # idempotent: numba refreshes only what is new
 
 
 _FRESH_INTERPRETER = """

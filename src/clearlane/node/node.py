@@ -66,7 +66,7 @@ from clearlane.node.feed import ChainFeed, PendingObservation
 from clearlane.node.ports import BaseLayer, FlowIdArchive, Store, StoredEntry, StoreError
 from clearlane.node.queries import NodeQueries
 from clearlane.node.signing import KeyStore, KeyStoreError
-from clearlane.node.warm import load_cached_kernels
+from clearlane.node.warm import load_cached_kernels, warm_compiler
 from clearlane.node.writer import PendingStep, StepWriter, seal_pending
 from clearlane.node.writer_process import ProcessStepWriter, WriterProcess
 
@@ -228,7 +228,7 @@ class Node(Generic[StoreT]):
         service's runtime) submit ``tick`` inputs. Drivers open a store by path with
         :func:`clearlane.adapters.embedded.open_node`.
         """
-        _warm_compiler()
+        warm_compiler()
         label = options.label
         config = _store_config(store, options.config, label)
         store_id = store.get_meta("store_id")
@@ -708,16 +708,6 @@ class Node(Generic[StoreT]):
 
 
 _END = object()
-
-
-def _warm_compiler() -> None:
-    """Pay numba's one-time set-up of its CPU target — the registry of compiled implementations
-    that the first load of any cached kernel builds, 0.24–0.33 s on the bench machine — when the
-    node opens, instead of inside its first step: a bulk clear's first chunk, or the first
-    requests a service answers (issue 18). Idempotent: later calls cost microseconds."""
-    from numba.core.registry import cpu_target
-
-    cpu_target.target_context.refresh()
 
 
 @contextmanager
