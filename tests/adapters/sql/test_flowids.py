@@ -41,6 +41,13 @@ def _rows(ids: list[int], at: int) -> list[dict[str, Any]]:
     return out
 
 
+def _submit_steps(node: Node, steps: int, per_step: int) -> None:
+    """``steps`` trade steps of ``per_step`` fresh ids each, a second apart (sources c0, c1, …)."""
+    for s in range(steps):
+        ids = list(range(s * per_step, (s + 1) * per_step))
+        node.submit("trades", chunk(_rows(ids, T0 + s * 1000)), T0 + s * 1000, f"c{s}")
+
+
 def _open(db: str, flow_ids: bool) -> Node:
     node = open_node(db, EXAMPLE_CONFIG, flow_ids=TINY if flow_ids else False)
     node.engine.seen_flow_ids.hot_ids = 4
@@ -111,10 +118,7 @@ def test_archive_and_memory_dedup_agree(tmp_path_factory: Any, steps: list[list[
 
 def test_bloom_false_positives_and_hash_hits_are_confirmed(tmp_path: Path) -> None:
     node = _open(str(tmp_path / "x.db"), True)
-    for s in range(4):
-        node.submit(
-            "trades", chunk(_rows(list(range(s * 10, s * 10 + 10)), T0 + s * 1000)), T0 + s * 1000, f"c{s}"
-        )
+    _submit_steps(node, 4, 10)
     archive: FlowIdArchive = node.flow_archive
     fresh = pa.array([f"N{i}" for i in range(200)], type=pa.string())
     assert archive.maybe(archive.hashes(fresh, 0)).sum() > 50  # a 64-bit filter: many false positives
@@ -192,10 +196,7 @@ def test_runs_are_compacted_and_every_id_stays_found(
 
 def test_warming_the_archive_keeps_its_filter(tmp_path: Path) -> None:
     node = _open(str(tmp_path / "w.db"), True)
-    for s in range(3):
-        node.submit(
-            "trades", chunk(_rows(list(range(s * 8, s * 8 + 8)), T0 + s * 1000)), T0 + s * 1000, f"c{s}"
-        )
+    _submit_steps(node, 3, 8)
     archive: FlowIdArchive = node.flow_archive
     before = archive._bits.copy()
     assert before.any()
