@@ -61,6 +61,7 @@ from clearlane.core.model.inputs import (
 from clearlane.core.proofs.codec import encode_payload
 from clearlane.core.proofs.hashchain import input_hash
 from clearlane.core.proofs.merkle import backend_name as merkle_backend
+from clearlane.node.allocator import tune_allocators
 from clearlane.node.auditor import AuditError, Auditor, KeyRecord
 from clearlane.node.feed import ChainFeed, PendingObservation
 from clearlane.node.ports import BaseLayer, FlowIdArchive, Store, StoredEntry, StoreError
@@ -229,6 +230,7 @@ class Node(Generic[StoreT]):
         :func:`clearlane.adapters.embedded.open_node`.
         """
         warm_compiler()
+        tune_allocators()
         label = options.label
         config = _store_config(store, options.config, label)
         store_id = store.get_meta("store_id")

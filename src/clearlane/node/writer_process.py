@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from clearlane.node import wire
+from clearlane.node.allocator import tune_allocators
 from clearlane.node.auditor import Auditor
 from clearlane.node.ports import Store
 from clearlane.node.signing import KeyStore
@@ -239,6 +240,7 @@ class ProcessStepWriter(StepQueue):
 def main(argv: list[str]) -> None:
     """The writer process: ``python -m clearlane.node.writer_process STEPS_FD ACKS_FD PARENT_PID``."""
     _die_with_parent(int(argv[2]))
+    tune_allocators()  # as the node's process did when it opened
     steps = Connection(int(argv[0]), writable=False)
     acks = Connection(int(argv[1]), readable=False)
     try:
