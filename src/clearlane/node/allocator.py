@@ -10,11 +10,13 @@ just freed, again and again (``clear_page_erms`` in ``perf record -g``):
 - pyarrow's default pool, mimalloc, returned the per-chunk and per-batch buffers to the OS and
   faulted them back in as huge pages: ``clear_page_erms`` under ``mi_page_free_list_extend`` was
   10.5 % of the 1M-trade day's CPU samples, and the process spent 4.1–5.3 s of 12–17 s of CPU in
-  the kernel. With jemalloc, 1.6–2.3 s, and the day clears 15–25 % faster.
-- NumPy ``madvise``\\s every array of 4 MiB or more for huge pages. The 10M-trade day's big
-  arrays (the id index, the per-chunk columns) then fault in 2 MiB at a time, each zeroed
-  whole, and its kernel time was 18–19 s. Without the advice, 9–10 s, and the day clears ~18 %
-  faster.
+  the kernel. With jemalloc, 1.6–2.3 s.
+- NumPy ``madvise``\\s every array of 4 MiB or more for huge pages. On the 10M-trade day such
+  arrays, freshly allocated and written by the compiled kernels, faulted in 2 MiB at a time,
+  each zeroed whole, and its kernel time was 18–19 s. Without the advice, 9–10 s.
+
+Together, against the build before, in alternating order: the 1M day 8.57 → 7.43 s, the 10M
+day 43.48 → 36.62 s.
 
 What an allocator hands out is never part of a result: the bytes stored and hashed are the
 same whichever allocator made them (docs/PERFORMANCE.md, thirteenth session, has the runs).
