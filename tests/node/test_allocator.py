@@ -73,3 +73,49 @@ def test_the_operators_choices_are_left_alone(tmp_path: Path) -> None:
     )
     assert pool == chosen_pool == "system"
     assert hugepages == "True"
+
+
+_CLI_PROCESS = """
+import os
+import clearlane.adapters.cli  # the command's package: chooses before NumPy or pyarrow is imported
+import pyarrow as pa
+import pyarrow.parquet as pq
+table = pa.table({"x": list(range(10000))})
+pq.write_table(table, os.environ["SCRATCH"])
+assert pq.read_table(os.environ["SCRATCH"]).num_rows == 10000  # Arrow's C++ code allocates
+print(os.environ["ARROW_DEFAULT_MEMORY_POOL"], os.environ["NUMPY_MADVISE_HUGEPAGE"],
+      pa.default_memory_pool().backend_name, pa.mimalloc_memory_pool().max_memory())
+"""
+
+
+def _cli_process(tmp_path: Path, **chosen: str) -> list[str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("ARROW_DEFAULT_MEMORY_POOL", "NUMPY_MADVISE_HUGEPAGE")
+    }
+    env.update(chosen, SCRATCH=str(tmp_path / "t.parquet"))
+    done = subprocess.run(
+        [sys.executable, "-c", _CLI_PROCESS],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.split()
+
+
+def test_the_command_chooses_before_the_libraries_are_imported(tmp_path: Path) -> None:
+    # The process defaults are Linux's, where pyarrow's wheels carry jemalloc (CI runs there).
+    pool_env, hugepage_env, pool, mimalloc_bytes = _cli_process(tmp_path)
+    assert (pool_env, hugepage_env, pool) == ("jemalloc", "0", "jemalloc")
+    assert mimalloc_bytes == "0"  # Arrow's C++ internals too, not only what pyarrow allocates
+
+
+def test_the_command_keeps_the_operators_choices(tmp_path: Path) -> None:
+    pool_env, hugepage_env, pool, _ = _cli_process(
+        tmp_path, ARROW_DEFAULT_MEMORY_POOL="system", NUMPY_MADVISE_HUGEPAGE="1"
+    )
+    assert (pool_env, hugepage_env, pool) == ("system", "1", "system")

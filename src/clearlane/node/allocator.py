@@ -1,8 +1,18 @@
-"""The process's allocators: every node, when it opens, makes jemalloc Arrow's default memory
-pool (the system allocator where this pyarrow has no jemalloc) and stops NumPy from asking the
-kernel for transparent huge pages — unless the operator chose with the libraries' own switches,
-``ARROW_DEFAULT_MEMORY_POOL`` (``jemalloc``, ``mimalloc``, ``system``) and
-``NUMPY_MADVISE_HUGEPAGE`` (``0`` or ``1``), which are then left as they are.
+"""The process's allocators: jemalloc as Arrow's memory pool (the system allocator where this
+pyarrow has no jemalloc) and no transparent-huge-page advice from NumPy — unless the operator
+chose with the libraries' own switches, ``ARROW_DEFAULT_MEMORY_POOL`` (``jemalloc``,
+``mimalloc``, ``system``) and ``NUMPY_MADVISE_HUGEPAGE`` (``0`` or ``1``), which are then kept.
+
+Two ways in, because the libraries read their switches once:
+
+- :func:`choose_for_process`, at a process's entry point before NumPy or pyarrow is imported
+  (the ``clearlane`` command, ``clearlane.adapters.cli``): the choices become the switches'
+  defaults in the environment. Only this reaches Arrow's own C++ code (Parquet decoding, IPC
+  compression buffers), which allocates from the C++ default pool that the variable picks the
+  first time it is used; child processes (the writer process) inherit it.
+- :func:`tune_allocators`, when a node opens (and in the writer process): for a process whose
+  libraries were imported first (an embedding application, the tests), it sets pyarrow's
+  default pool (what pyarrow itself allocates) and NumPy's switch at run time.
 
 Why (issue 18, thirteenth session). Both defaults made the kernel zero memory the engine had
 just freed, again and again (``clear_page_erms`` in ``perf record -g``):
@@ -15,8 +25,9 @@ just freed, again and again (``clear_page_erms`` in ``perf record -g``):
   arrays, freshly allocated and written by the compiled kernels, faulted in 2 MiB at a time,
   each zeroed whole, and its kernel time was 18–19 s. Without the advice, 9–10 s.
 
-Together, against the build before, in alternating order: the 1M day 8.57 → 7.43 s, the 10M
-day 43.48 → 36.62 s.
+Together (set when a node opens), against the build before, in alternating order: the 1M day
+8.57 → 7.43 s, the 10M day 43.48 → 36.62 s. pyarrow's run-time switch left Arrow's C++ internals
+on mimalloc: still 2 % of the 10M day's engine-thread samples, hence :func:`choose_for_process`.
 
 What an allocator hands out is never part of a result: the bytes stored and hashed are the
 same whichever allocator made them (docs/PERFORMANCE.md, thirteenth session, has the runs).
@@ -28,15 +39,24 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from dataclasses import dataclass
-
-import numpy as np
-import pyarrow as pa
 
 log = logging.getLogger(__name__)
 
 ARROW_POOL_ENV = "ARROW_DEFAULT_MEMORY_POOL"
 NUMPY_HUGEPAGE_ENV = "NUMPY_MADVISE_HUGEPAGE"
+# jemalloc is built into pyarrow's Linux wheels; elsewhere tune_allocators picks at run time.
+PROCESS_DEFAULTS = (
+    {ARROW_POOL_ENV: "jemalloc", NUMPY_HUGEPAGE_ENV: "0"} if sys.platform.startswith("linux") else {}
+)
+
+
+def choose_for_process() -> None:
+    """At a process's entry point, before NumPy or pyarrow is imported: make this module's
+    choices the defaults of the libraries' switches (an operator's values are kept)."""
+    for name, value in PROCESS_DEFAULTS.items():
+        os.environ.setdefault(name, value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,8 +80,12 @@ def tune_allocators() -> Allocators:
 
 
 def _arrow_pool() -> str:
-    if os.environ.get(ARROW_POOL_ENV):
-        return str(pa.default_memory_pool().backend_name)  # the operator's choice, as Arrow made it
+    import pyarrow as pa
+
+    wanted = os.environ.get(ARROW_POOL_ENV)
+    in_use = str(pa.default_memory_pool().backend_name)
+    if wanted and (in_use == wanted or wanted != "jemalloc"):
+        return in_use  # the environment's choice, as Arrow made it
     try:
         pool = pa.jemalloc_memory_pool()
     except NotImplementedError:  # a pyarrow built without jemalloc
@@ -71,6 +95,8 @@ def _arrow_pool() -> str:
 
 
 def _numpy_hugepages() -> bool:
+    import numpy as np
+
     core = getattr(np, "_core", None) or getattr(np, "core", None)  # NumPy 2 / NumPy 1
     setter = getattr(getattr(core, "multiarray", None), "_set_madvise_hugepage", None)
     if setter is None:  # pragma: no cover - a NumPy without the switch (it has it since 1.20)

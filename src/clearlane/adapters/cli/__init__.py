@@ -17,3 +17,9 @@ the node and print results, one module per command group.
 Command modules import the node and the adapters inside their functions, so that
 ``clearlane --help`` stays quick.
 """
+
+from clearlane.node.allocator import choose_for_process
+
+# Before any command imports NumPy or pyarrow, which read their allocator switches once
+# (node/allocator.py: jemalloc for Arrow, no huge-page advice from NumPy).
+choose_for_process()
