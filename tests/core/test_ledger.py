@@ -696,6 +696,97 @@ def test_property_invariants_and_replay(ops: list[tuple[Any, ...]]) -> None:
         assert run_ops(ops, threshold, check=False) == (results, digest)
 
 
+def _run_grouped(ops: list[tuple[Any, ...]]) -> tuple[list[object], bytes]:
+    """``run_ops`` without checks, but each run of consecutive posts goes to the ledger in one
+    ``post_many`` call, and each run of consecutive post_pendings in one ``post_pending_many``
+    call (same entries, same times as one by one)."""
+    ledger = make_world().ledger
+    clock_ms = 0
+    results: list[object] = []
+    run: list[JournalEntry] = []
+    holds: list[tuple[str, int]] = []
+
+    def flush() -> None:
+        results.extend(ledger.post_many(run))
+        results.extend(ledger.post_pending_many(holds))
+        run.clear()
+        holds.clear()
+
+    for op in ops:
+        clock_ms += 1
+        kind_of_run = "post" if run else "post_pending" if holds else op[0]
+        if op[0] != kind_of_run:
+            flush()
+        if op[0] == "post":
+            _, entry_id, legs, pending, timeout, kind = op
+            timeout_at = None if timeout is None else clock_ms + timeout
+            run.append(
+                entry(
+                    entry_id, list(legs), at_ms=clock_ms, pending=pending, timeout_at_ms=timeout_at, kind=kind
+                )
+            )
+        elif op[0] == "post_pending":
+            holds.append((op[1], clock_ms))
+        elif op[0] == "void":
+            results.append(ledger.void_pending(op[1], clock_ms))
+        elif op[0] == "expire":
+            clock_ms += op[1]
+            results.append(ledger.expire(clock_ms))
+        else:
+            ledger.set_floor(op[1], op[2])
+            results.append(None)
+    flush()
+    ledger.check_invariants()
+    ledger.audit_balances()
+    return results, ledger.state_digest()
+
+
+@given(ops=operations)
+def test_post_many_is_posting_one_by_one(ops: list[tuple[Any, ...]]) -> None:
+    """Runs of entries posted together, and runs of holds posted together, decide, move and
+    record exactly as one by one: the same result per entry (refusals of every code,
+    duplicates, id conflicts, holds already resolved or expired among them), the same state
+    digest (balances, journal, statuses) after the whole sequence."""
+    assert _run_grouped(ops) == run_ops(ops, SMALL_ENTRY_MAX_LEGS, check=False)
+
+
+@given(ops=operations)
+def test_post_many_with_distinct_ids_is_posting_one_by_one(ops: list[tuple[Any, ...]]) -> None:
+    """The same with every post's id made distinct (ids repeat in ``operations``, and a run
+    with a repeated id is posted one by one): the compiled run decides every refusal, and a
+    voided or posted hold (ids e0..e5, the first six posts) still meets later runs."""
+    distinct = [
+        (op[0], op[1] if i < 6 else f"{op[1]}.{i}", *op[2:]) if op[0] == "post" else op
+        for i, op in enumerate(ops)
+    ]
+    assert _run_grouped(distinct) == run_ops(distinct, SMALL_ENTRY_MAX_LEGS, check=False)
+
+
+@pytest.mark.parametrize("refused_at", [0, 1, 3])
+def test_post_many_goes_on_after_a_refusal(refused_at: int) -> None:
+    """An entry the balances refuse (a floor) stops the compiled run; the ones before it are
+    applied, it is refused as post() refuses it, and the ones after it are checked against the
+    balances without it."""
+    one, many = make_world(), make_world()
+    for world in (one, many):
+        deposit(world, "d1", world.a_usd, 100)
+        world.ledger.set_floor(world.a_usd, 0)
+
+    def entries(world: World) -> list[JournalEntry]:
+        amounts = [30, 30, 30, 30, 30]
+        amounts[refused_at] = 500  # more than A holds: below its floor
+        return [
+            entry(f"m{i}", [(world.a_usd, -amount), (world.b_usd, amount)], pending=i % 2 == 1)
+            for i, amount in enumerate(amounts)
+        ]
+
+    expected = [one.ledger.post(e) for e in entries(one)]
+    assert expected[refused_at] is PostResult.FLOOR_EXCEEDED
+    assert many.ledger.post_many(entries(many)) == expected
+    assert many.ledger.state_digest() == one.ledger.state_digest()
+    assert many.ledger.balances()[0].tolist() == one.ledger.balances()[0].tolist()
+
+
 def _run_draining(ops: list[tuple[Any, ...]], retain: bool) -> tuple[list[object], bytes, int]:
     ledger = make_world().ledger
     ledger.retain_final = retain

@@ -10,22 +10,26 @@ from clearlane.core.engine import clearing, collateral, kernel, l1, outcomes
 from clearlane.core.engine.state import BatchState, EngineError, EngineState
 from clearlane.core.engine.step import StepBuilder
 from clearlane.core.engine.wakes import NEVER, quiet
-from clearlane.core.ledger import PostResult, handed_over
+from clearlane.core.ledger import JournalEntry, PostResult, handed_over
 from clearlane.core.model import ids as model_ids
 from clearlane.core.model import states
 from clearlane.core.model.events import BatchFinal, BatchResubmitted, BatchUnwound
 
 
-def advance(engine: EngineState, state: BatchState, out: StepBuilder) -> None:
+def advance(engine: EngineState, state: BatchState, out: StepBuilder, finals: Finals) -> bool:
     """Finalize, unwind or re-submit the batch as time and the chain say (skipped while nothing
     it depends on changed since its last no-op walk). A no-op walk records what the batch waits
     for (:func:`walk_order`): engine time (a confirmed batch's challenge window), the tip (an
     anchored batch's confirmation height) or observed chain time (an unanchored batch's
-    re-submit time or anchor deadline)."""
+    re-submit time or anchor deadline).
+
+    A batch that is final now joins ``finals`` (True is returned: it is no longer walked), and
+    is finalized with the others when the walk ends or before the walk does anything else
+    (:class:`Finals`)."""
     now = engine.now_ms
     epoch = engine.chain_epoch
     if engine.options.quiet_skip and state.quiet_epoch == epoch and now < state.quiet_until:
-        return
+        return False
     chain_now = engine.chain_seen_ms
     pool = engine.config.pools[state.pool]
     if state.anchor_height >= 0:
@@ -33,27 +37,30 @@ def advance(engine: EngineState, state: BatchState, out: StepBuilder) -> None:
         confirm_ms = engine.block_ms.get(confirm_height)
         if confirm_ms is None or confirm_height > engine.tip_height:
             quiet(state, epoch, NEVER, confirm_height, NEVER)
-            return
+            return False
         final_ms = max(confirm_ms, state.anchored_at_ms + pool.challenge_window_ms)
         if now >= final_ms:
-            finalize(engine, state, final_ms, out)
-        else:
-            quiet(state, epoch, final_ms, NEVER, NEVER)
-        return
+            finals.add(state, final_ms)
+            return True
+        quiet(state, epoch, final_ms, NEVER, NEVER)
+        return False
     deadline = (
         state.cleared_at_ms + pool.anchor_deadline_ms if pool.on_anchor_deadline == "unwind_to_l1" else NEVER
     )
     if chain_now >= deadline:
+        finals.flush(engine, out)
         unwind(engine, state, max(now, chain_now), out)
-        return
+        return False
     resubmit_at = state.last_submit_ms + pool.anchor_resubmit_ms
     if chain_now < resubmit_at:
         quiet(state, epoch, NEVER, NEVER, min(resubmit_at, deadline))
     else:
+        finals.flush(engine, out)
         state.attempts += 1
         state.last_submit_ms = chain_now
         clearing.submit_anchor(engine, state, chain_now, out)
         out.emit(BatchResubmitted(state.batch_id, chain_now, state.attempts))
+    return False
 
 
 def walk_order(engine: EngineState) -> list[str]:
@@ -79,31 +86,66 @@ def walked(engine: EngineState, batch_id: str) -> None:
         engine.batch_wakes.walked(engine, batch_id, state)
 
 
-def finalize(engine: EngineState, state: BatchState, final_ms: int, out: StepBuilder) -> None:
-    """Post the batch's hold and release its creditors' in-flight funds: the batch is final."""
-    result = (
-        engine.ledger.post_pending(state.hold_entry_id, final_ms) if len(state.net_minor) else PostResult.OK
-    )
-    if result not in (PostResult.OK, PostResult.ALREADY_POSTED):
-        raise EngineError(f"could not post hold {state.hold_entry_id}: {result.name}")
+class Finals:
+    """The batches a walk found final, finalized together (issue 18): their holds posted with
+    one ledger call (``Ledger.post_pending_many``), their creditors' releases with another
+    (``Ledger.post_many``), then each batch's events and state in walk order — a serve poll or
+    a bulk clear's chain step finalizes hundreds of sub-second batches at once.
+
+    The same ledger, events and state as finalizing each batch as the walk meets it: posting a
+    hold moves pending amounts to posted without changing any account's lowest or highest
+    possible balance, so no release's checks can tell whether the holds after it were posted
+    first; the ledger records releases and status changes in the same order; and the walk
+    flushes before it does anything else (an unwind, a re-submission), so the step's events
+    come in the same order."""
+
+    __slots__ = ("due",)
+
+    def __init__(self) -> None:
+        self.due: list[tuple[BatchState, int]] = []
+
+    def add(self, state: BatchState, final_ms: int) -> None:
+        self.due.append((state, final_ms))
+
+    def flush(self, engine: EngineState, out: StepBuilder) -> None:
+        """Finalize the batches added since the last flush, in the order they were added."""
+        if not self.due:
+            return
+        due, self.due = self.due, []
+        holds = [(state.hold_entry_id, final_ms) for state, final_ms in due if len(state.net_minor)]
+        for (hold_id, _), result in zip(holds, engine.ledger.post_pending_many(holds), strict=True):
+            if result not in (PostResult.OK, PostResult.ALREADY_POSTED):
+                raise EngineError(f"could not post hold {hold_id}: {result.name}")
+        releases: list[JournalEntry] = []
+        at: list[int] = []  # each batch's index in releases, -1: none
+        for state, final_ms in due:
+            release = release_entry(engine, state, final_ms)
+            at.append(-1 if release is None else len(releases))
+            if release is not None:
+                releases.append(release)
+        refused = outcomes.try_post_many(engine, releases)
+        for (state, final_ms), i in zip(due, at, strict=True):
+            finalized(engine, state, final_ms, None if i < 0 else refused[i], out)
+
+
+def release_entry(engine: EngineState, state: BatchState, final_ms: int) -> JournalEntry | None:
+    """The release of a final batch's creditors: in-flight → available (None: no creditor)."""
     accounts, amounts = kernel.release_legs(
         state.net_participant, state.net_asset, state.net_minor, engine.acct_inflight, engine.acct_available
     )
-    if len(accounts):
-        release = handed_over(
-            model_ids.l2_release_entry_id(state.batch_id),
-            "l2_release",
-            final_ms,
-            accounts,
-            amounts,
-            False,
-            None,
-            state.batch_id,
-        )
-        refused = outcomes.try_post(engine, release)
-        if refused is not None:
-            # The batch is final; its creditors' funds stay in their in-flight accounts.
-            outcomes.refused(engine, out, f"release of final batch {state.batch_id}", refused, final_ms)
+    if not len(accounts):
+        return None
+    release_id = model_ids.l2_release_entry_id(state.batch_id)
+    return handed_over(release_id, "l2_release", final_ms, accounts, amounts, False, None, state.batch_id)
+
+
+def finalized(
+    engine: EngineState, state: BatchState, final_ms: int, refused: PostResult | None, out: StepBuilder
+) -> None:
+    """A batch whose hold is posted (and release placed, or ``refused``) is final."""
+    if refused is not None:
+        # The batch is final; its creditors' funds stay in their in-flight accounts.
+        outcomes.refused(engine, out, f"release of final batch {state.batch_id}", refused, final_ms)
     state.state = states.BatchState.FINAL.label
     del engine.pending[state.batch_id]
     forget_anchors(engine, state)

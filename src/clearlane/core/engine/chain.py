@@ -131,9 +131,11 @@ def on_time(engine: EngineState, out: StepBuilder) -> None:
         parts = lanes.take_open_parts(engine, p, s)
         closing.append((p, s, int(close_at[c]), Flows.concat(parts) if parts else Flows.empty()))
     clearing.close_batches(engine, closing, out)
+    finals = batches.Finals()
     for batch_id in batches.walk_order(engine):
-        batches.advance(engine, engine.pending[batch_id], out)
-        batches.walked(engine, batch_id)
+        if not batches.advance(engine, engine.pending[batch_id], out, finals):
+            batches.walked(engine, batch_id)
+    finals.flush(engine, out)
     for group_id in l1.walk_order(engine, out):
         l1.advance(engine, engine.l1_groups[group_id], out)
         l1.walked(engine, group_id)

@@ -1,6 +1,6 @@
 """Clearing a closed batch: one compiled pass commits every batch a step closes (canonical
 leaves, Merkle roots: engine/commitment.py) on a helper thread while this thread nets each one
-(engine/netting.py) and places its two-phase hold; then each becomes a pending
+(engine/netting.py) and places their two-phase holds in one ledger call; then each becomes a pending
 :class:`BatchState` with its anchor submitted. A batch too big to net exactly, or whose hold the
 ledger refuses, is unwound as it clears: its flows settle gross on L1 (docs/LIMITS.md).
 
@@ -29,7 +29,7 @@ from clearlane.core.engine.flows import I64, Flows
 from clearlane.core.engine.netting import NetResult, empty_result, net_flows_many, net_positions_many
 from clearlane.core.engine.state import BatchState, EngineError, EngineState, Netted
 from clearlane.core.engine.step import StepBuilder
-from clearlane.core.ledger import MAX_AMOUNT_MINOR, PostResult, handed_over
+from clearlane.core.ledger import MAX_AMOUNT_MINOR, JournalEntry, PostResult, handed_over
 from clearlane.core.model import ids as model_ids
 from clearlane.core.model import states
 from clearlane.core.model.chain import TxSubmission
@@ -67,10 +67,13 @@ def close_batches(engine: EngineState, closing: list[tuple[int, int, int, Flows]
         engine.asset_codes,
     )
     results = _net_all(engine, all_flows, bounds)
-    netted = [
-        net_batch(engine, k, batch_id, close_ms, result)
-        for (k, _, close_ms, _), batch_id, result in zip(closing, batch_ids, results, strict=True)
-    ]
+    netted = net_batches(
+        engine,
+        [
+            (k, batch_id, close_ms, result)
+            for (k, _, close_ms, _), batch_id, result in zip(closing, batch_ids, results, strict=True)
+        ],
+    )
     mark_minor = collateral.mark_per_minor(engine)  # marks move only between entries
     closed = [
         close_batch(engine, k, seq, batch_id, UNHASHED, close_ms, flows, net, out, mark_minor)
@@ -123,25 +126,53 @@ def _net_all(engine: EngineState, flows: Flows, bounds: I64) -> list[tuple[NetRe
     ]
 
 
-def net_batch(
-    engine: EngineState, k: int, batch_id: str, close_ms: int, netting: tuple[NetResult | None, int]
-) -> Netted:
-    """Place a closing batch's pending hold. A batch whose obligations sum past the ledger's
-    range (not netted: no result) and one whose hold the ledger refuses are not held: both are
-    settled gross on L1 at once (:func:`close_batch`)."""
-    result, obligations = netting
-    if result is None:
-        return Netted(None, obligations, PostResult.AMOUNT_OUT_OF_RANGE)
+def net_batches(
+    engine: EngineState, closing: list[tuple[int, str, int, tuple[NetResult | None, int]]]
+) -> list[Netted]:
+    """Place the pending holds of closing batches ``(pool, batch id, close time, netting)``, in
+    order, with one ledger call (``Ledger.post_many``: the same as one post after the other).
+    A batch whose obligations sum past the ledger's range (not netted: no result) and one
+    whose hold the ledger refuses are not held: both are settled gross on L1 at once
+    (:func:`close_batch`)."""
+    holds: list[JournalEntry] = []
+    at: list[int] = []  # each batch's index in holds, -1: none
+    for k, batch_id, close_ms, (result, _) in closing:
+        entry = None if result is None else hold_entry(engine, k, batch_id, close_ms, result)
+        at.append(-1 if entry is None else len(holds))
+        if entry is not None:
+            holds.append(entry)
+    refused = outcomes.try_post_many(engine, holds)
+    netted = []
+    for (_, _, _, (result, obligations)), i in zip(closing, at, strict=True):
+        if result is None:
+            netted.append(Netted(None, obligations, PostResult.AMOUNT_OUT_OF_RANGE))
+        else:
+            netted.append(Netted(result, obligations, None if i < 0 else refused[i]))
+    return netted
+
+
+def hold_entry(
+    engine: EngineState, k: int, batch_id: str, close_ms: int, result: NetResult
+) -> JournalEntry | None:
+    """A closing batch's pending hold: debtors' available → pool settlement → creditors'
+    in-flight (None: flows that cancel out exactly, fee-free payments back and forth — nothing
+    to hold). Its timeout is a safety net behind the engine's own unwind at the anchor
+    deadline; it must never fire before a late but legitimate finality, hence the margin. A
+    keep_retrying pool never unwinds, so its hold has no timeout."""
     pool = engine.config.pools[k]
-    hold_id = model_ids.l2_hold_entry_id(batch_id)
-    # The hold's timeout is a safety net behind the engine's own unwind at the anchor
-    # deadline; it must never fire before a late but legitimate finality, hence the margin.
-    # A keep_retrying pool never unwinds, so its hold has no timeout.
-    timeout_ms = (
-        pool.anchor_deadline_ms + HOLD_SAFETY_MARGIN_MS if pool.on_anchor_deadline == "unwind_to_l1" else None
+    participant, asset, net = result.instructions()
+    accounts, amounts = kernel.hold_legs(
+        participant, asset, net, engine.acct_available, engine.acct_l2[k], engine.acct_inflight
     )
-    refused = post_hold(engine, hold_id, batch_id, k, result, close_ms, timeout_ms)
-    return Netted(result, obligations, refused)
+    if len(amounts) == 0:
+        return None
+    timeout_at = (
+        close_ms + pool.anchor_deadline_ms + HOLD_SAFETY_MARGIN_MS
+        if pool.on_anchor_deadline == "unwind_to_l1"
+        else None
+    )
+    hold_id = model_ids.l2_hold_entry_id(batch_id)
+    return handed_over(hold_id, "l2_hold", close_ms, accounts, amounts, True, timeout_at, batch_id)
 
 
 def close_batch(
@@ -245,29 +276,6 @@ def unwind_unheld(engine: EngineState, state: BatchState, refused: PostResult, o
     out.emit(BatchUnwound(state.batch_id, at_ms, reason))
     engine.stats.batches_unwound += 1
     l1.submit(engine, state.flows, model_ids.unwound_origin(state.batch_id), out, submitted_ms=at_ms)
-
-
-def post_hold(
-    engine: EngineState,
-    hold_id: str,
-    batch_id: str,
-    k: int,
-    result: NetResult,
-    at_ms: int,
-    timeout_ms: int | None,
-) -> PostResult | None:
-    """Pending entry: debtors' available → pool settlement → creditors' in-flight; the
-    ledger's refusal if it does not fit (None when placed)."""
-    participant, asset, net = result.instructions()
-    accounts, amounts = kernel.hold_legs(
-        participant, asset, net, engine.acct_available, engine.acct_l2[k], engine.acct_inflight
-    )
-    if len(amounts) == 0:
-        return None  # flows that cancel out exactly (fee-free payments back and forth): nothing to hold
-    timeout_at = None if timeout_ms is None else at_ms + timeout_ms
-    return outcomes.try_post(
-        engine, handed_over(hold_id, "l2_hold", at_ms, accounts, amounts, True, timeout_at, batch_id)
-    )
 
 
 def submit_anchor(engine: EngineState, state: BatchState, at_ms: int, out: StepBuilder) -> None:

@@ -44,6 +44,20 @@ def try_post(engine: EngineState, entry: JournalEntry) -> PostResult | None:
     return result
 
 
+def try_post_many(engine: EngineState, entries: list[JournalEntry]) -> list[PostResult | None]:
+    """:func:`try_post` for each entry, in order, with one ledger call (``Ledger.post_many``)."""
+    results = engine.ledger.post_many(entries)
+    out: list[PostResult | None] = []
+    for entry, result in zip(entries, results, strict=True):
+        if result in (PostResult.OK, PostResult.DUPLICATE):
+            out.append(None)
+        elif result in (PostResult.AMOUNT_OUT_OF_RANGE, PostResult.BALANCE_OUT_OF_RANGE):
+            out.append(result)
+        else:
+            raise EngineError(f"ledger refused {entry.entry_id}: {result.name}")
+    return out
+
+
 def post_or_refuse(engine: EngineState, entry: JournalEntry, out: StepBuilder, event_id: str) -> bool:
     """A deposit's or withdrawal's entry: posted, or refused as a reject plus an alert."""
     result = try_post(engine, entry)

@@ -1,5 +1,6 @@
-"""Compiled checks 7–12 and the balance update of a wide entry (numba), and the release of
-every hold (posted or voided, whatever its width).
+"""Compiled checks 7–12 and the balance update of a wide entry (numba) — or of a run of
+entries, one after the other (:func:`post_wide_many`) — and the release of every hold (posted
+or voided, whatever its width).
 
 :meth:`Ledger._check_wide` states the rules in numpy; this kernel decides exactly as it does in
 one pass over the legs (a property test compares the two on random ledgers and entries) and,
@@ -31,6 +32,100 @@ FLOOR_EXCEEDED = int(PostResult.FLOOR_EXCEEDED)
 
 
 @nb.njit(cache=True, nogil=True)
+def _post_one(
+    accounts: Any,
+    amounts: Any,
+    lo: int,
+    hi: int,
+    pending: bool,
+    asset_of: Any,
+    n_assets: int,
+    n_accounts: int,
+    posted: Any,
+    pending_debits: Any,
+    pending_credits: Any,
+    has_floor: Any,
+    floor_minor: Any,
+    max_amount: int,
+    max_balance: int,
+    scratch_low: Any,
+    scratch_high: Any,
+    seen: Any,
+    touched: Any,
+    at: int,
+) -> tuple[int, int]:
+    """Check the entry whose legs are ``accounts[lo:hi]`` / ``amounts[lo:hi]`` and apply it iff
+    the code is OK; ``(code, m)``: its ``m`` touched accounts, in leg order of first
+    appearance, are written to ``touched[at:at + m]``. ``scratch_low``/``scratch_high`` (int64
+    zeros) and ``seen`` (False) hold one cell per account and are left as they were found:
+    per-account sums without a sort."""
+    for i in range(lo, hi):
+        if amounts[i] == 0:
+            return ZERO_AMOUNT_LEG, 0
+    for i in range(lo, hi):
+        if amounts[i] < -max_amount or amounts[i] > max_amount:
+            return AMOUNT_OUT_OF_RANGE, 0
+    gross = 0
+    for i in range(lo, hi):
+        gross += amounts[i] if amounts[i] > 0 else -amounts[i]
+        if gross > max_amount:  # each leg is within range, so the sum never wraps
+            return AMOUNT_OUT_OF_RANGE, 0
+    for i in range(lo, hi):
+        if accounts[i] < 0 or accounts[i] >= n_accounts:
+            return UNKNOWN_ACCOUNT, 0
+    per_asset = np.zeros(n_assets, dtype=np.int64)
+    for i in range(lo, hi):
+        per_asset[asset_of[accounts[i]]] += amounts[i]
+    for a in range(n_assets):
+        if per_asset[a] != 0:
+            return UNBALANCED, 0
+    m = 0
+    for i in range(lo, hi):
+        index = accounts[i]
+        if not seen[index]:
+            seen[index] = True
+            touched[at + m] = index
+            m += 1
+        amount = amounts[i]
+        if pending and amount > 0:
+            scratch_high[index] += amount
+        else:
+            scratch_low[index] += amount
+    code = OK
+    for s in range(m):
+        index = touched[at + s]
+        low = scratch_low[index]
+        high = scratch_high[index] if pending else low
+        high_after = posted[index] + pending_credits[index] + high
+        low_after = posted[index] - pending_debits[index] + low
+        if high_after > max_balance or low_after < -max_balance:
+            code = BALANCE_OUT_OF_RANGE
+            break
+    if code == OK:
+        for s in range(m):
+            index = touched[at + s]
+            low = scratch_low[index]
+            low_after = posted[index] - pending_debits[index] + low
+            if has_floor[index] and low < 0 and low_after < floor_minor[index]:
+                code = FLOOR_EXCEEDED
+                break
+    for s in range(m):
+        index = touched[at + s]
+        if code == OK:
+            if pending:
+                pending_debits[index] -= scratch_low[index]
+                pending_credits[index] += scratch_high[index]
+            else:
+                posted[index] += scratch_low[index]
+        scratch_low[index] = 0
+        scratch_high[index] = 0
+        seen[index] = False
+    if code != OK:
+        return code, 0
+    return OK, m
+
+
+@nb.njit(cache=True, nogil=True)
 def post_wide(
     accounts: Any,
     amounts: Any,
@@ -50,75 +145,92 @@ def post_wide(
     seen: Any,
 ) -> tuple[int, Any]:
     """(code, touched accounts in leg order of first appearance); the entry is applied iff code
-    is OK. ``scratch_low``/``scratch_high`` (int64 zeros) and ``seen`` (False) hold one cell per
-    account and are left as they were found: per-account sums without a sort."""
-    n = accounts.shape[0]
-    none = np.empty(0, dtype=np.int64)
-    for i in range(n):
-        if amounts[i] == 0:
-            return ZERO_AMOUNT_LEG, none
-    for i in range(n):
-        if amounts[i] < -max_amount or amounts[i] > max_amount:
-            return AMOUNT_OUT_OF_RANGE, none
-    gross = 0
-    for i in range(n):
-        gross += amounts[i] if amounts[i] > 0 else -amounts[i]
-        if gross > max_amount:  # each leg is within range, so the sum never wraps
-            return AMOUNT_OUT_OF_RANGE, none
-    for i in range(n):
-        if accounts[i] < 0 or accounts[i] >= n_accounts:
-            return UNKNOWN_ACCOUNT, none
-    per_asset = np.zeros(n_assets, dtype=np.int64)
-    for i in range(n):
-        per_asset[asset_of[accounts[i]]] += amounts[i]
-    for a in range(n_assets):
-        if per_asset[a] != 0:
-            return UNBALANCED, none
-    touched = np.empty(n, dtype=np.int64)
-    m = 0
-    for i in range(n):
-        index = accounts[i]
-        if not seen[index]:
-            seen[index] = True
-            touched[m] = index
-            m += 1
-        amount = amounts[i]
-        if pending and amount > 0:
-            scratch_high[index] += amount
-        else:
-            scratch_low[index] += amount
-    code = OK
-    for s in range(m):
-        index = touched[s]
-        low = scratch_low[index]
-        high = scratch_high[index] if pending else low
-        high_after = posted[index] + pending_credits[index] + high
-        low_after = posted[index] - pending_debits[index] + low
-        if high_after > max_balance or low_after < -max_balance:
-            code = BALANCE_OUT_OF_RANGE
-            break
-    if code == OK:
-        for s in range(m):
-            index = touched[s]
-            low = scratch_low[index]
-            low_after = posted[index] - pending_debits[index] + low
-            if has_floor[index] and low < 0 and low_after < floor_minor[index]:
-                code = FLOOR_EXCEEDED
-                break
-    for s in range(m):
-        index = touched[s]
-        if code == OK:
-            if pending:
-                pending_debits[index] -= scratch_low[index]
-                pending_credits[index] += scratch_high[index]
-            else:
-                posted[index] += scratch_low[index]
-        scratch_low[index] = 0
-        scratch_high[index] = 0
-        seen[index] = False
+    is OK (:func:`_post_one` over all of its legs)."""
+    touched = np.empty(accounts.shape[0], dtype=np.int64)
+    code, m = _post_one(
+        accounts,
+        amounts,
+        0,
+        accounts.shape[0],
+        pending,
+        asset_of,
+        n_assets,
+        n_accounts,
+        posted,
+        pending_debits,
+        pending_credits,
+        has_floor,
+        floor_minor,
+        max_amount,
+        max_balance,
+        scratch_low,
+        scratch_high,
+        seen,
+        touched,
+        0,
+    )
     if code != OK:
-        return code, none
+        return code, np.empty(0, dtype=np.int64)
     return OK, touched[:m].copy()
+
+
+@nb.njit(cache=True, nogil=True)
+def post_wide_many(
+    accounts: Any,
+    amounts: Any,
+    bounds: Any,
+    pending: Any,
+    asset_of: Any,
+    n_assets: int,
+    n_accounts: int,
+    posted: Any,
+    pending_debits: Any,
+    pending_credits: Any,
+    has_floor: Any,
+    floor_minor: Any,
+    max_amount: int,
+    max_balance: int,
+    scratch_low: Any,
+    scratch_high: Any,
+    seen: Any,
+    touched: Any,
+    touched_bounds: Any,
+) -> tuple[int, int]:
+    """Entries one after the other, each checked against the balances its predecessors left
+    (entry ``e``: legs ``bounds[e]:bounds[e + 1]``, two-phase iff ``pending[e]``), until one is
+    refused: ``(applied, code)`` — the first ``applied`` entries are applied (entry ``e``'s
+    touched accounts in ``touched[touched_bounds[e]:touched_bounds[e + 1]]``), and ``code`` is
+    the refusal of entry ``applied`` (nothing of it applied), or OK when all were."""
+    t = 0
+    entries = bounds.shape[0] - 1
+    for e in range(entries):
+        code, m = _post_one(
+            accounts,
+            amounts,
+            bounds[e],
+            bounds[e + 1],
+            pending[e],
+            asset_of,
+            n_assets,
+            n_accounts,
+            posted,
+            pending_debits,
+            pending_credits,
+            has_floor,
+            floor_minor,
+            max_amount,
+            max_balance,
+            scratch_low,
+            scratch_high,
+            seen,
+            touched,
+            t,
+        )
+        if code != OK:
+            return e, code
+        t += m
+        touched_bounds[e + 1] = t
+    return entries, OK
 
 
 @nb.njit(cache=True, nogil=True)
