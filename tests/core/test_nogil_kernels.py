@@ -20,6 +20,7 @@ RELEASING = [
     netting._net_flows_compiled,
     netting.cell_sums,
     ledger_kernel.post_wide,
+    ledger_kernel.post_wide_many,
     ledger_kernel.release_wide,
     money._mul_div_fast,
     money._parse_kernel,

@@ -5,11 +5,11 @@ chose with the libraries' own switches, ``ARROW_DEFAULT_MEMORY_POOL`` (``jemallo
 
 Two ways in, because the libraries read their switches once:
 
-- :func:`choose_for_process`, at a process's entry point before NumPy or pyarrow is imported
-  (the ``clearlane`` command, ``clearlane.adapters.cli``): the choices become the switches'
-  defaults in the environment. Only this reaches Arrow's own C++ code (Parquet decoding, IPC
-  compression buffers), which allocates from the C++ default pool that the variable picks the
-  first time it is used; child processes (the writer process) inherit it.
+- the ``clearlane`` command (``clearlane.adapters.cli``, before NumPy or pyarrow is imported)
+  makes the choices the switches' defaults in the environment. Only this reaches Arrow's own
+  C++ code (Parquet decoding, IPC compression buffers), which allocates from the C++ default
+  pool that the variable picks the first time it is used; child processes (the writer
+  process) inherit it.
 - :func:`tune_allocators`, when a node opens (and in the writer process): for a process whose
   libraries were imported first (an embedding application, the tests), it sets pyarrow's
   default pool (what pyarrow itself allocates) and NumPy's switch at run time.
@@ -27,7 +27,7 @@ just freed, again and again (``clear_page_erms`` in ``perf record -g``):
 
 Together (set when a node opens), against the build before, in alternating order: the 1M day
 8.57 → 7.43 s, the 10M day 43.48 → 36.62 s. pyarrow's run-time switch left Arrow's C++ internals
-on mimalloc: still 2 % of the 10M day's engine-thread samples, hence :func:`choose_for_process`.
+on mimalloc: still 2 % of the 10M day's engine-thread samples, hence the command's defaults.
 
 What an allocator hands out is never part of a result: the bytes stored and hashed are the
 same whichever allocator made them (docs/PERFORMANCE.md, thirteenth session, has the runs).
@@ -39,24 +39,12 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 from dataclasses import dataclass
 
 log = logging.getLogger(__name__)
 
 ARROW_POOL_ENV = "ARROW_DEFAULT_MEMORY_POOL"
 NUMPY_HUGEPAGE_ENV = "NUMPY_MADVISE_HUGEPAGE"
-# jemalloc is built into pyarrow's Linux wheels; elsewhere tune_allocators picks at run time.
-PROCESS_DEFAULTS = (
-    {ARROW_POOL_ENV: "jemalloc", NUMPY_HUGEPAGE_ENV: "0"} if sys.platform.startswith("linux") else {}
-)
-
-
-def choose_for_process() -> None:
-    """At a process's entry point, before NumPy or pyarrow is imported: make this module's
-    choices the defaults of the libraries' switches (an operator's values are kept)."""
-    for name, value in PROCESS_DEFAULTS.items():
-        os.environ.setdefault(name, value)
 
 
 @dataclass(frozen=True, slots=True)

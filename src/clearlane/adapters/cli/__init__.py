@@ -18,8 +18,14 @@ Command modules import the node and the adapters inside their functions, so that
 ``clearlane --help`` stays quick.
 """
 
-from clearlane.node.allocator import choose_for_process
+import os
+import sys
 
-# Before any command imports NumPy or pyarrow, which read their allocator switches once
-# (node/allocator.py: jemalloc for Arrow, no huge-page advice from NumPy).
-choose_for_process()
+# The process's allocators (node/allocator.py says why): jemalloc for Arrow, no huge-page advice
+# from NumPy, as defaults of the libraries' own switches, set before any command imports NumPy
+# or pyarrow, which read them once. Only this way does Arrow's C++ code (Parquet decoding, IPC
+# compression) leave mimalloc too; child processes (the writer process) inherit them. An
+# operator's values are kept. Linux only: pyarrow's Linux wheels carry jemalloc.
+if sys.platform.startswith("linux"):
+    os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "jemalloc")
+    os.environ.setdefault("NUMPY_MADVISE_HUGEPAGE", "0")
