@@ -33,7 +33,8 @@ print(pa.default_memory_pool().backend_name, chosen.arrow_pool, chosen.numpy_hug
 """
 
 
-def _open_in_fresh_interpreter(tmp_path: Path, **chosen: str) -> list[str]:
+def _run(code: str, *args: str, **chosen: str) -> list[str]:
+    """``code`` in a fresh interpreter whose environment names no allocator but ``chosen``."""
     env = {
         k: v
         for k, v in os.environ.items()
@@ -41,7 +42,7 @@ def _open_in_fresh_interpreter(tmp_path: Path, **chosen: str) -> list[str]:
     }
     env.update(chosen)
     done = subprocess.run(
-        [sys.executable, "-c", _OPEN_A_NODE, str(tmp_path)],
+        [sys.executable, "-c", code, *args],
         capture_output=True,
         text=True,
         env=env,
@@ -61,15 +62,15 @@ def _jemalloc_built() -> bool:
 
 
 def test_opening_a_node_tunes_the_allocators(tmp_path: Path) -> None:
-    pool, chosen_pool, hugepages, kept = _open_in_fresh_interpreter(tmp_path)
+    pool, chosen_pool, hugepages, kept = _run(_OPEN_A_NODE, str(tmp_path))
     assert pool == chosen_pool == ("jemalloc" if _jemalloc_built() else "system")
     assert hugepages == "False"
     assert kept == str(sum(range(1000)))  # a buffer of the old pool outlives the switch
 
 
 def test_the_operators_choices_are_left_alone(tmp_path: Path) -> None:
-    pool, chosen_pool, hugepages, _ = _open_in_fresh_interpreter(
-        tmp_path, ARROW_DEFAULT_MEMORY_POOL="system", NUMPY_MADVISE_HUGEPAGE="1"
+    pool, chosen_pool, hugepages, _ = _run(
+        _OPEN_A_NODE, str(tmp_path), ARROW_DEFAULT_MEMORY_POOL="system", NUMPY_MADVISE_HUGEPAGE="1"
     )
     assert pool == chosen_pool == "system"
     assert hugepages == "True"
@@ -77,34 +78,20 @@ def test_the_operators_choices_are_left_alone(tmp_path: Path) -> None:
 
 _CLI_PROCESS = """
 import os
+import sys
 import clearlane.adapters.cli  # the command's package: chooses before NumPy or pyarrow is imported
 import pyarrow as pa
 import pyarrow.parquet as pq
 table = pa.table({"x": list(range(10000))})
-pq.write_table(table, os.environ["SCRATCH"])
-assert pq.read_table(os.environ["SCRATCH"]).num_rows == 10000  # Arrow's C++ code allocates
+pq.write_table(table, sys.argv[1])
+assert pq.read_table(sys.argv[1]).num_rows == 10000  # Arrow's C++ code allocates
 print(os.environ["ARROW_DEFAULT_MEMORY_POOL"], os.environ["NUMPY_MADVISE_HUGEPAGE"],
       pa.default_memory_pool().backend_name, pa.mimalloc_memory_pool().max_memory())
 """
 
 
 def _cli_process(tmp_path: Path, **chosen: str) -> list[str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in ("ARROW_DEFAULT_MEMORY_POOL", "NUMPY_MADVISE_HUGEPAGE")
-    }
-    env.update(chosen, SCRATCH=str(tmp_path / "t.parquet"))
-    done = subprocess.run(
-        [sys.executable, "-c", _CLI_PROCESS],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout.split()
+    return _run(_CLI_PROCESS, str(tmp_path / "t.parquet"), **chosen)
 
 
 def test_the_command_chooses_before_the_libraries_are_imported(tmp_path: Path) -> None:

@@ -32,6 +32,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -278,38 +279,16 @@ class Ledger:
             amounts = np.concatenate([entry.amounts_minor for entry in run]).astype(np.int64, copy=False)
             touched = np.empty(int(bounds[-1]), dtype=np.int64)
             touched_bounds = np.zeros(len(run) + 1, dtype=np.int64)
-            applied, code = _kernel.post_wide_many(
-                accounts,
-                amounts,
-                bounds,
-                np.array([entry.pending for entry in run], dtype=np.bool_),
-                book.asset_of,
-                len(book.assets),
-                book.n,
-                book.posted,
-                book.pending_debits,
-                book.pending_credits,
-                book.has_floor,
-                book.floor_minor,
-                MAX_AMOUNT_MINOR,
-                MAX_BALANCE_MINOR,
-                *self._scratch(book.n),
-                touched,
-                touched_bounds,
-            )
+            pending = np.array([entry.pending for entry in run], dtype=np.bool_)
+            args = (accounts, amounts, bounds, pending, *self._kernel_book(), touched, touched_bounds)
+            applied, code = _kernel.post_wide_many(*args)
             for k in range(applied):
                 book.touch_many(touched[touched_bounds[k] : touched_bounds[k + 1]])
                 self._record(run[k])
             if applied == len(run):
                 break
-            refused = run[applied]  # the balances are as they were before it: decide as post()
-            refusal = self._check_wide(refused)
-            if not isinstance(refusal, _Refusal) or refusal.code.value != code:
-                raise LedgerInvariantError(
-                    f"entry {refused.entry_id!r}: the compiled check refused it with code {code}, "
-                    f"the numpy check with {refusal}"
-                )
-            results[todo[applied]] = refusal.code
+            # The balances are as they were before the refused entry: decided as post() decides.
+            results[todo[applied]] = self._compiled_refusal(run[applied], code).code
             todo = todo[applied + 1 :]
         return results
 
@@ -336,11 +315,20 @@ class Ledger:
                 return plan
             self._move(plan)
             return plan.touched
-        book = self._book
         code, touched = _kernel.post_wide(
-            entry.accounts,
-            entry.amounts_minor,
-            entry.pending,
+            entry.accounts, entry.amounts_minor, entry.pending, *self._kernel_book()
+        )
+        if code == _kernel.OK:
+            moved: _I64 = touched
+            self._book.touch_many(moved)
+            return moved
+        return self._compiled_refusal(entry, code)
+
+    def _kernel_book(self) -> tuple[Any, ...]:
+        """What the compiled checks take after an entry's legs: the book's arrays, the limits,
+        the per-account scratch."""
+        book = self._book
+        return (
             book.asset_of,
             len(book.assets),
             book.n,
@@ -353,10 +341,10 @@ class Ledger:
             MAX_BALANCE_MINOR,
             *self._scratch(book.n),
         )
-        if code == _kernel.OK:
-            moved: _I64 = touched
-            book.touch_many(moved)
-            return moved
+
+    def _compiled_refusal(self, entry: JournalEntry, code: int) -> _Refusal:
+        """The refusal (with its detail) of an entry the compiled check refused with ``code``,
+        from the numpy rules, which must agree."""
         refusal = self._check_wide(entry)
         if not isinstance(refusal, _Refusal) or refusal.code.value != code:
             raise LedgerInvariantError(
