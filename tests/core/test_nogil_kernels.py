@@ -19,7 +19,6 @@ RELEASING = [
     netting._net_compiled,
     netting._net_flows_compiled,
     netting.cell_sums,
-    ledger_kernel.post_wide,
     ledger_kernel.post_wide_many,
     ledger_kernel.release_wide,
     money._mul_div_fast,

@@ -1,6 +1,6 @@
-"""Compiled checks 7–12 and the balance update of a wide entry (numba) — or of a run of
-entries, one after the other (:func:`post_wide_many`) — and the release of every hold (posted
-or voided, whatever its width).
+"""Compiled checks 7–12 and the balance update of a run of wide entries, one after the other
+(numba, :func:`post_wide_many`; a single entry is a run of one), and the release of every hold
+(posted or voided, whatever its width).
 
 :meth:`Ledger._check_wide` states the rules in numpy; this kernel decides exactly as it does in
 one pass over the legs (a property test compares the two on random ledgers and entries) and,
@@ -123,55 +123,6 @@ def _post_one(
     if code != OK:
         return code, 0
     return OK, m
-
-
-@nb.njit(cache=True, nogil=True)
-def post_wide(
-    accounts: Any,
-    amounts: Any,
-    pending: bool,
-    asset_of: Any,
-    n_assets: int,
-    n_accounts: int,
-    posted: Any,
-    pending_debits: Any,
-    pending_credits: Any,
-    has_floor: Any,
-    floor_minor: Any,
-    max_amount: int,
-    max_balance: int,
-    scratch_low: Any,
-    scratch_high: Any,
-    seen: Any,
-) -> tuple[int, Any]:
-    """(code, touched accounts in leg order of first appearance); the entry is applied iff code
-    is OK (:func:`_post_one` over all of its legs)."""
-    touched = np.empty(accounts.shape[0], dtype=np.int64)
-    code, m = _post_one(
-        accounts,
-        amounts,
-        0,
-        accounts.shape[0],
-        pending,
-        asset_of,
-        n_assets,
-        n_accounts,
-        posted,
-        pending_debits,
-        pending_credits,
-        has_floor,
-        floor_minor,
-        max_amount,
-        max_balance,
-        scratch_low,
-        scratch_high,
-        seen,
-        touched,
-        0,
-    )
-    if code != OK:
-        return code, np.empty(0, dtype=np.int64)
-    return OK, touched[:m].copy()
 
 
 @nb.njit(cache=True, nogil=True)

@@ -32,7 +32,6 @@ from __future__ import annotations
 import heapq
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -270,20 +269,10 @@ class Ledger:
                 todo.append(i)
             else:
                 results[i] = header.code
-        book = self._book
         while todo:
             run = [entries[i] for i in todo]
-            bounds = np.zeros(len(run) + 1, dtype=np.int64)
-            np.cumsum([entry.n_legs for entry in run], out=bounds[1:])
-            accounts = np.concatenate([entry.accounts for entry in run]).astype(np.int64, copy=False)
-            amounts = np.concatenate([entry.amounts_minor for entry in run]).astype(np.int64, copy=False)
-            touched = np.empty(int(bounds[-1]), dtype=np.int64)
-            touched_bounds = np.zeros(len(run) + 1, dtype=np.int64)
-            pending = np.array([entry.pending for entry in run], dtype=np.bool_)
-            args = (accounts, amounts, bounds, pending, *self._kernel_book(), touched, touched_bounds)
-            applied, code = _kernel.post_wide_many(*args)
+            applied, code, _ = self._post_compiled(run)
             for k in range(applied):
-                book.touch_many(touched[touched_bounds[k] : touched_bounds[k + 1]])
                 self._record(run[k])
             if applied == len(run):
                 break
@@ -291,6 +280,44 @@ class Ledger:
             results[todo[applied]] = self._compiled_refusal(run[applied], code).code
             todo = todo[applied + 1 :]
         return results
+
+    def _post_compiled(self, run: Sequence[JournalEntry]) -> tuple[int, int, list[_I64]]:
+        """Checks 7–12 and the moves of ``run``'s entries, one after the other, in one compiled
+        call (``_kernel.post_wide_many``) until one is refused: ``(applied, code, moved)`` —
+        the first ``applied`` entries moved (their touched accounts, marked changed, in
+        ``moved``), ``code`` the refusal of the next one (OK when all were applied)."""
+        bounds = np.zeros(len(run) + 1, dtype=np.int64)
+        np.cumsum([entry.n_legs for entry in run], out=bounds[1:])
+        accounts = np.concatenate([entry.accounts for entry in run]).astype(np.int64, copy=False)
+        amounts = np.concatenate([entry.amounts_minor for entry in run]).astype(np.int64, copy=False)
+        touched = np.empty(int(bounds[-1]), dtype=np.int64)
+        touched_bounds = np.zeros(len(run) + 1, dtype=np.int64)
+        pending = np.array([entry.pending for entry in run], dtype=np.bool_)
+        book = self._book
+        args = (
+            accounts,
+            amounts,
+            bounds,
+            pending,
+            book.asset_of,
+            len(book.assets),
+            book.n,
+            book.posted,
+            book.pending_debits,
+            book.pending_credits,
+            book.has_floor,
+            book.floor_minor,
+            MAX_AMOUNT_MINOR,
+            MAX_BALANCE_MINOR,
+            *self._scratch(book.n),
+            touched,
+            touched_bounds,
+        )
+        applied, code = _kernel.post_wide_many(*args)
+        moved = [touched[touched_bounds[k] : touched_bounds[k + 1]] for k in range(applied)]
+        for indices in moved:
+            book.touch_many(indices)
+        return applied, code, moved
 
     def post_or_raise(self, entry: JournalEntry) -> PostResult:
         """Like :meth:`post`, but raise :class:`LedgerError` unless OK or DUPLICATE."""
@@ -315,32 +342,10 @@ class Ledger:
                 return plan
             self._move(plan)
             return plan.touched
-        code, touched = _kernel.post_wide(
-            entry.accounts, entry.amounts_minor, entry.pending, *self._kernel_book()
-        )
-        if code == _kernel.OK:
-            moved: _I64 = touched
-            self._book.touch_many(moved)
-            return moved
+        applied, code, moved = self._post_compiled([entry])
+        if applied:
+            return moved[0]
         return self._compiled_refusal(entry, code)
-
-    def _kernel_book(self) -> tuple[Any, ...]:
-        """What the compiled checks take after an entry's legs: the book's arrays, the limits,
-        the per-account scratch."""
-        book = self._book
-        return (
-            book.asset_of,
-            len(book.assets),
-            book.n,
-            book.posted,
-            book.pending_debits,
-            book.pending_credits,
-            book.has_floor,
-            book.floor_minor,
-            MAX_AMOUNT_MINOR,
-            MAX_BALANCE_MINOR,
-            *self._scratch(book.n),
-        )
 
     def _compiled_refusal(self, entry: JournalEntry, code: int) -> _Refusal:
         """The refusal (with its detail) of an entry the compiled check refused with ``code``,
@@ -596,11 +601,12 @@ class Ledger:
         results: list[PostResult] = []
         accounts: list[_I64] = []
         amounts: list[_I64] = []
-        for entry_id, at_ms in holds:
+        for entry_id, at in holds:
+            at_ms = check_time_ms("at_ms", at)
             result = self._resolve_checked(entry_id, at_ms)
             results.append(result if isinstance(result, PostResult) else PostResult.OK)
             if not isinstance(result, PostResult):
-                self._settle_record(result, EntryStatus.POSTED, check_time_ms("at_ms", at_ms))
+                self._settle_record(result, EntryStatus.POSTED, at_ms)
                 accounts.append(result.entry.accounts)
                 amounts.append(result.entry.amounts_minor)
         if accounts:
@@ -634,15 +640,16 @@ class Ledger:
         return result
 
     def _resolve(self, entry_id: str, at_ms: int, target: EntryStatus) -> PostResult:
+        at_ms = check_time_ms("at_ms", at_ms)
         rec = self._resolve_checked(entry_id, at_ms)
         if isinstance(rec, PostResult):
             return rec
-        self._release(rec, target, check_time_ms("at_ms", at_ms))
+        self._release(rec, target, at_ms)
         return PostResult.OK
 
     def _resolve_checked(self, entry_id: str, at_ms: int) -> _Record | PostResult:
-        """The live pending record ``entry_id`` names, or why it cannot be resolved at ``at_ms``."""
-        at_ms = check_time_ms("at_ms", at_ms)
+        """The live pending record ``entry_id`` names, or why it cannot be resolved at ``at_ms``
+        (a time already checked: ``check_time_ms``)."""
         rec = self._records.get(entry_id)
         if rec is None:
             done = self._resolved.get(entry_id)
