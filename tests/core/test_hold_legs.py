@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from clearlane.core.engine import clearing, kernel
+from clearlane.core.proofs import codec
 from clearlane.core.textcols import string_table
 
 _POSITIONS = st.lists(
@@ -64,14 +65,40 @@ def _ipc(array: pa.Array) -> bytes:
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.text(max_size=6), min_size=1, max_size=8), st.lists(st.integers(0, 7), max_size=20))
-def test_net_text_columns_equal_a_column_of_the_picked_strings(names: list[str], picks: list[int]) -> None:
-    """A batch's net participant / asset column (clearing._texts, built from the string table's
-    buffers) has the values and the IPC bytes of ``pa.array`` of the picked strings — the stored
-    net blob is written from it."""
-    index = np.array([p % len(names) for p in picks], dtype=np.int64)
-    built = clearing._texts(string_table(names), index)
-    built.validate(full=True)
-    expected = pa.array([names[i] for i in index.tolist()], type=pa.string())
-    assert built.equals(expected)
-    assert _ipc(built) == _ipc(expected)
+@given(
+    st.lists(st.text(max_size=6), min_size=1, max_size=8),
+    st.lists(st.lists(st.integers(0, 7), max_size=20), max_size=5),
+)
+def test_net_text_columns_equal_a_column_of_the_picked_strings(
+    names: list[str], runs: list[list[int]]
+) -> None:
+    """Each closing batch's net participant / asset column (clearing.texts_many: all of a
+    step's batches gathered from the string table's buffers in one pass) has the values and the
+    IPC bytes of ``pa.array`` of the strings its own index picks — the stored net blob is
+    written from it, whether it is alone or beside other batches' columns."""
+    indices = [np.array([p % len(names) for p in picks], dtype=np.int64) for picks in runs]
+    built = clearing.texts_many(string_table(names), indices)
+    assert len(built) == len(indices)
+    for column, index in zip(built, indices, strict=True):
+        column.validate(full=True)
+        expected = pa.array([names[i] for i in index.tolist()], type=pa.string())
+        assert column.equals(expected)
+        assert _ipc(column) == _ipc(expected)
+        assert codec.write_table(pa.table({"x": column})) == codec.write_table(pa.table({"x": expected}))
+        assert clearing.texts_many(string_table(names), [index])[0].equals(column)  # alone: the same
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    st.integers(1, 20),
+    st.lists(st.lists(st.integers(0, 2**62), min_size=20, max_size=20), min_size=1, max_size=12),
+    st.lists(st.floats(1e-12, 1e6), min_size=20, max_size=20),
+)
+def test_usd_at_marks_equals_each_batch_alone(assets: int, rows: list[list[int]], marks: list[float]) -> None:
+    """A step's batches are valued at marks together (clearing.usd_at_marks); every batch gets
+    the float its own vector gives, to the last bit (the figure goes into the event and the
+    statistics, and so into the state root)."""
+    per_asset = [np.array(r[:assets], dtype=np.int64) for r in rows]
+    mark_minor = np.array(marks[:assets], dtype=np.float64)
+    together = clearing.usd_at_marks(per_asset, mark_minor)
+    assert together == [float((v * mark_minor).sum()) for v in per_asset]

@@ -42,9 +42,9 @@ import sys
 import numpy as np
 from clearlane.core.engine import kernel
 from clearlane.node.warm import load_cached_kernels
-first = kernel.gather_texts  # a kernel the engine uses on every batch
+first = kernel.gather_texts_many  # a kernel the engine uses at every step that closes batches
 if sys.argv[1] == "call":
-    first(np.frombuffer(b"ab", dtype=np.uint8), np.array([0, 1, 2]), np.array([1, 0]))
+    first(np.frombuffer(b"ab", dtype=np.uint8), np.array([0, 1, 2]), np.array([1, 0]), np.array([0, 2]))
     print(len(first.overloads))
 else:
     before = len(first.overloads)
@@ -75,7 +75,7 @@ def test_an_unreadable_cache_index_loads_nothing_and_does_not_fail(monkeypatch: 
     from clearlane.core.engine import kernel
     from clearlane.node import warm
 
-    dispatcher = kernel.gather_texts
+    dispatcher = kernel.gather_texts_many
     assert isinstance(dispatcher, CPUDispatcher)
 
     def broken() -> dict[object, str]:

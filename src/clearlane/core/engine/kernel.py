@@ -300,22 +300,29 @@ def release_legs(participant, asset, net, inflight, available):  # type: ignore[
 
 
 @njit(cache=True)
-def gather_texts(data, offsets, index):  # type: ignore[no-untyped-def]
-    """The strings ``index`` picks from a string table (UTF-8 ``data``, int64 ``offsets``: see
-    textcols.string_table), as an Arrow string column's int32 offsets and data."""
-    n = index.shape[0]
-    out_offsets = np.empty(n + 1, dtype=np.int32)
-    out_offsets[0] = 0
+def gather_texts_many(data, offsets, index, bounds):  # type: ignore[no-untyped-def]
+    """For each run ``index[bounds[b]:bounds[b + 1]]``, the strings it picks from a string table
+    (UTF-8 ``data``, int64 ``offsets``: see textcols.string_table) as an Arrow string column's
+    int32 offsets (from 0) and data, every run's in one pass: run ``b``'s offsets are
+    ``out_offsets[bounds[b] + b : bounds[b + 1] + b + 1]``, its data
+    ``out_data[data_bounds[b] : data_bounds[b + 1]]``."""
+    runs = bounds.shape[0] - 1
+    out_offsets = np.empty(index.shape[0] + runs, dtype=np.int32)
+    data_bounds = np.empty(runs + 1, dtype=np.int64)
     total = 0
-    for i in range(n):
-        j = index[i]
-        total += offsets[j + 1] - offsets[j]
-        out_offsets[i + 1] = total
+    for b in range(runs):
+        data_bounds[b] = total
+        out_offsets[bounds[b] + b] = 0
+        for i in range(bounds[b], bounds[b + 1]):
+            j = index[i]
+            total += offsets[j + 1] - offsets[j]
+            out_offsets[i + b + 1] = total - data_bounds[b]
+    data_bounds[runs] = total
     out_data = np.empty(total, dtype=np.uint8)
     at = 0
-    for i in range(n):
+    for i in range(index.shape[0]):
         j = index[i]
-        for b in range(offsets[j], offsets[j + 1]):
-            out_data[at] = data[b]
+        for c in range(offsets[j], offsets[j + 1]):
+            out_data[at] = data[c]
             at += 1
-    return out_offsets, out_data
+    return out_offsets, out_data, data_bounds
