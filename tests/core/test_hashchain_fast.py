@@ -15,9 +15,17 @@ from hypothesis import strategies as st
 
 from clearlane.core.ledger.entries import LedgerChanges
 from clearlane.core.model.chain import TxSubmission
-from clearlane.core.model.events import BatchCleared, Step
+from clearlane.core.model.events import (
+    BatchAnchored,
+    BatchCleared,
+    BatchFinal,
+    BatchResubmitted,
+    BatchUnwound,
+    Step,
+)
 from clearlane.core.proofs.canonical import canonical_json
 from clearlane.core.proofs.hashchain import (
+    _body_bytes,
     _cleared_body,
     cleared_bodies,
     cleared_columns,
@@ -29,6 +37,8 @@ from clearlane.core.proofs.hashchain import (
 
 CODES = ["USD", "EUR", "JPY", "GBP"]
 names = st.text(min_size=1, max_size=8)
+# Every float's form: tiny and huge ones are where json's repr and orjson differ (1e-06 / 1e-6).
+usd = st.floats(allow_nan=False, allow_infinity=False) | st.sampled_from([0.0, -0.0, 1e-7, 1e16, 12345.67])
 
 
 @st.composite
@@ -46,8 +56,8 @@ def batches(draw: st.DrawFn, index: int) -> BatchCleared:
         cleared_at_ms=2,
         flows=n,
         obligations=len(rows),
-        gross_usd=1.5,
-        net_usd=0.5,
+        gross_usd=draw(usd),
+        net_usd=draw(usd),
         root=bytes(32),
         flow_ids=pa.array(flows, pa.string()),
         received_ms=np.arange(n, dtype=np.int64),
@@ -74,8 +84,26 @@ def steps(draw: st.DrawFn) -> Step:
             max_size=4,
         )
     )
+    transitions = draw(
+        st.lists(
+            st.one_of(
+                st.builds(
+                    BatchAnchored,
+                    names,
+                    st.integers(0, 2**62),
+                    names,
+                    st.integers(1, 2**40),
+                    st.just(bytes(32)),
+                ),
+                st.builds(BatchFinal, names, st.integers(0, 2**62)),
+                st.builds(BatchResubmitted, names, st.integers(0, 2**62), st.integers(1, 9)),
+                st.builds(BatchUnwound, names, st.integers(0, 2**62), st.text(max_size=12)),
+            ),
+            max_size=6,
+        )
+    )
     ledger = LedgerChanges((), (), (), np.zeros(0, dtype=np.int64))
-    return Step(7, 9, tuple(cleared), (), tuple(subs), ledger, draw(st.integers(0, 3)))
+    return Step(7, 9, (*cleared, *transitions), (), tuple(subs), ledger, draw(st.integers(0, 3)))
 
 
 @settings(max_examples=40, deadline=None)
@@ -85,6 +113,34 @@ def test_transition_body_is_the_canonical_json_of_the_transition(step: Step, sou
     full = transition(7, 9, "trades", step, CODES, source)
     assert body == canonical_json(full)
     assert doc == {k: v for k, v in full.items() if k != "submissions"}
+
+
+# JSON values without floats: what a transition holds besides the cleared bodies. Integers past
+# 64 bits and non-string keys are refused by orjson and written by canonical_json instead.
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.integers(-(2**70), 2**70) | st.text(max_size=6),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=4), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.dictionaries(st.text(max_size=12), json_values, max_size=6),
+    st.lists(json_values, max_size=3),
+    st.none() | st.lists(st.dictionaries(st.text(max_size=4), json_values, max_size=3), max_size=2),
+)
+def test_body_bytes_are_canonical_json(
+    doc: dict[str, object], submissions: list[object], odd: object
+) -> None:
+    """The transition body's encoder (orjson, the cleared bodies and submissions spliced in)
+    writes canonical_json's bytes for any float-free document, and cleared bodies of another
+    shape than a batch's go through canonical_json."""
+    doc = {k: v for k, v in doc.items() if k != "submissions"}
+    if odd is not None:
+        doc["cleared"] = odd
+    encoded = [canonical_json(s) for s in submissions]
+    assert _body_bytes(doc, encoded) == canonical_json({**doc, "submissions": submissions})
 
 
 @settings(max_examples=40, deadline=None)
@@ -187,3 +243,38 @@ def test_columns_that_cannot_be_concatenated_go_batch_by_batch() -> None:
     assert cleared_columns([base, replace(base, net_minor=np.array([1, 2], dtype=np.int64))]) is None
     assert cleared_columns([replace(base, received_ms=[5])]) is None  # not a NumPy array
     assert cleared_columns([]) is None
+
+
+def test_a_cleared_body_with_a_float_json_refuses_is_refused() -> None:
+    """A figure that is not finite is refused as canonical_json refuses it (it is not JSON)."""
+    import math
+
+    import pytest
+
+    body = _cleared_body(
+        BatchCleared(
+            batch_id="B1",
+            pool="fast",
+            seq=1,
+            opened_at_ms=1,
+            cleared_at_ms=2,
+            flows=0,
+            obligations=0,
+            gross_usd=1.0,
+            net_usd=0.0,
+            root=bytes(32),
+            flow_ids=pa.array([], pa.string()),
+            received_ms=np.zeros(0, dtype=np.int64),
+            net_participant=pa.array([], pa.string()),
+            net_asset=pa.array([], pa.string()),
+            net_minor=np.zeros(0, dtype=np.int64),
+            gross_minor=np.zeros(4, dtype=np.int64),
+        ),
+        CODES,
+        pa.array(CODES, pa.string()),
+    )
+    for bad in (math.inf, -math.inf, math.nan):
+        with pytest.raises(ValueError):
+            canonical_json([{**body, "gross_usd": bad}])
+        with pytest.raises(ValueError):
+            _body_bytes({"cleared": [{**body, "gross_usd": bad}]}, [])
