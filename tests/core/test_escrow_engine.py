@@ -6,6 +6,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from clearlane.core.config import ClearingConfig
 from clearlane.core.engine import Engine, LogEntry
 from clearlane.core.model.codes import RejectCode
@@ -143,3 +146,48 @@ def test_payouts_settle_through_the_lanes_and_turn_final(config: ClearingConfig)
 def engine_available(engine: Engine, participant: str) -> int:
     p, a = engine.participant_lookup[participant], engine.asset_lookup["USD"]
     return engine.ledger.balance(int(engine.acct_available[p, a])).posted_minor
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.lists(st.sampled_from([f"F{i}" for i in range(12)]), unique=True, max_size=6), max_size=5),
+    st.lists(st.sampled_from([f"F{i}" for i in range(12)]), unique=True, min_size=1, max_size=6),
+)
+def test_payouts_a_step_clears_are_found_as_batch_by_batch(
+    batches: list[list[str]], wanted: list[str]
+) -> None:
+    """The payout flows each of a step's cleared batches carries, looked up over all of them at
+    once, are what a look-up per batch finds (in flow order; batches with none left out)."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from clearlane.core.engine.escrows import _payouts_cleared
+    from clearlane.core.model.events import BatchCleared
+
+    cleared = [
+        BatchCleared(
+            batch_id=f"B{i}",
+            pool="p",
+            seq=i + 1,
+            opened_at_ms=1,
+            cleared_at_ms=2,
+            flows=len(ids),
+            obligations=0,
+            gross_usd=0.0,
+            net_usd=0.0,
+            root=bytes(32),
+            flow_ids=pa.array(ids, pa.string()),
+            received_ms=np.zeros(len(ids), dtype=np.int64),
+            net_participant=pa.array([], pa.string()),
+            net_asset=pa.array([], pa.string()),
+            net_minor=np.zeros(0, dtype=np.int64),
+            gross_minor=np.zeros(1, dtype=np.int64),
+        )
+        for i, ids in enumerate(batches)
+    ]
+    value_set = pa.array(wanted, pa.string())
+    one_by_one = {
+        b.batch_id: b.flow_ids.filter(pc.is_in(b.flow_ids, value_set=value_set)).to_pylist() for b in cleared
+    }
+    assert _payouts_cleared(cleared, value_set) == {k: v for k, v in one_by_one.items() if v}

@@ -23,7 +23,7 @@ import pyarrow as pa
 
 from clearlane.core.engine.core import LogEntry
 from clearlane.core.ledger.entries import JournalEntry
-from clearlane.core.model.events import BatchCleared, L1GroupUpdated, Step, batch_changes, batch_event_row
+from clearlane.core.model.events import BatchCleared, L1GroupUpdated, Step
 from clearlane.core.model.states import BatchState
 from clearlane.core.proofs.codec import write_batches, write_int64_columns, write_table
 from clearlane.core.proofs.hashchain import submission_json
@@ -148,11 +148,11 @@ class GroupRows:
         )
         inserts[BATCHES_SQL].extend(cleared_rows(step.cleared(), seq))
         updates = audit.batch_updates
-        self._batch_updates(updates if updates is not None else batch_changes(step.events))
+        self._batch_updates(updates if updates is not None else step.changes())
         if audit.batch_events is not None:
             inserts[BATCH_EVENTS_SQL].extend((b, e, a, d, seq) for b, e, a, d in audit.batch_events)
         else:
-            inserts[BATCH_EVENTS_SQL].extend((*batch_event_row(e), seq) for e in step.batch_events())
+            inserts[BATCH_EVENTS_SQL].extend((*row, seq) for row in step.event_rows())
         for l1 in step.l1_updates():
             self._l1_group(seq, l1)
         # ~500k rows a day (one L1 transaction per gross flow): the canonical JSON built directly,

@@ -26,8 +26,6 @@ from clearlane.core.model.events import (
     Rejected,
     Step,
     TradeRecords,
-    batch_changes,
-    batch_event_row,
     escrow_event_bytes,
 )
 from clearlane.core.proofs.canonical import spaced_json
@@ -146,9 +144,8 @@ def fold_effects(head: bytes, step: Step) -> bytes:
                         h.update(buf)
     for b in step.cleared():
         h.update(f"{b.batch_id}|{b.cleared_at_ms}|{b.flows}|".encode() + b.root)
-    h.update(spaced_json(batch_changes(step.events), default=str))
-    rows = [batch_event_row(e) for e in step.batch_events()]
-    h.update(spaced_json(rows, default=str))  # tuples: sorting keys changes nothing
+    h.update(spaced_json(step.changes(), default=str))
+    h.update(spaced_json(step.event_rows(), default=str))  # tuples: sorting keys changes nothing
     for update in sorted(step.l1_updates(), key=lambda u: u.group_id):
         h.update(update.group_id.encode())
         for column in update.table.columns[1:]:

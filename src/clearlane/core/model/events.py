@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Any, ClassVar, TypeAlias
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, TypeAlias, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -305,6 +305,9 @@ class Step:
     # state: a report for the caller (rejects file, bus rejects), re-derived by a replay, never
     # stored or hashed — so a log that holds one replays to the root it had before this check.
     conflicts: tuple[Reject, ...] = ()
+    # What :meth:`changes` and :meth:`event_rows` computed, kept for the next reader: the effects
+    # head reads both on the engine's thread, then the audit chain and the store on the writer's.
+    memo: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def tables(self) -> list[pa.Table]:
         """The trade-record tables, in order (their index is the stored ``part``)."""
@@ -333,6 +336,20 @@ class Step:
     def adjustments(self) -> list[LedgerAdjusted]:
         """Adjusting journal entries an operator posted in this step (issue 13)."""
         return [e for e in self.events if isinstance(e, LedgerAdjusted)]
+
+    def changes(self) -> dict[str, dict[str, Any]]:
+        """:func:`batch_changes` of the step's events, computed once (treat it as read-only)."""
+        found = self.memo.get("changes")
+        if found is None:
+            found = self.memo["changes"] = batch_changes(self.events)
+        return cast(dict[str, dict[str, Any]], found)
+
+    def event_rows(self) -> list[tuple[str, str, int, str]]:
+        """:func:`batch_event_row` of each batch event, in order, computed once (read-only)."""
+        found = self.memo.get("rows")
+        if found is None:
+            found = self.memo["rows"] = [batch_event_row(e) for e in self.batch_events()]
+        return cast(list[tuple[str, str, int, str]], found)
 
     def escrow_events(self) -> list[EscrowEvent]:
         """Escrow transitions and movements, in order (empty unless escrow is used)."""
