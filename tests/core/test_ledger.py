@@ -595,6 +595,29 @@ operations = st.lists(
 )
 
 
+def _op_entry(op: tuple[Any, ...], clock_ms: int) -> JournalEntry:
+    """The entry a ``post`` operation posts at ``clock_ms`` (its timeout counted from then)."""
+    _, entry_id, legs, pending, timeout, kind = op
+    timeout_at = None if timeout is None else clock_ms + timeout
+    return entry(entry_id, list(legs), at_ms=clock_ms, pending=pending, timeout_at_ms=timeout_at, kind=kind)
+
+
+def _apply_op(ledger: Ledger, op: tuple[Any, ...], clock_ms: int) -> tuple[object, int]:
+    """One operation of ``operations`` on ``ledger`` at ``clock_ms``, one by one: its result
+    and the clock after it (an expiry moves the clock first). The runners below share it."""
+    if op[0] == "post":
+        return ledger.post(_op_entry(op, clock_ms)), clock_ms
+    if op[0] == "post_pending":
+        return ledger.post_pending(op[1], clock_ms), clock_ms
+    if op[0] == "void":
+        return ledger.void_pending(op[1], clock_ms), clock_ms
+    if op[0] == "expire":
+        clock_ms += op[1]
+        return ledger.expire(clock_ms), clock_ms
+    ledger.set_floor(op[1], op[2])
+    return None, clock_ms
+
+
 def run_ops(
     ops: list[tuple[Any, ...]], small_entry_max_legs: int, *, check: bool
 ) -> tuple[list[object], bytes]:
@@ -609,26 +632,14 @@ def run_ops(
         available_before = posted - pending_debits
         result: object
         if op[0] == "post":
-            _, entry_id, legs, pending, timeout, kind = op
-            timeout_at = None if timeout is None else clock_ms + timeout
-            e = entry(
-                entry_id, list(legs), at_ms=clock_ms, pending=pending, timeout_at_ms=timeout_at, kind=kind
-            )
+            e = _op_entry(op, clock_ms)
             result = ledger.post(e)
             if check and result is PostResult.OK:
                 after_ok = ledger.state_digest()
                 assert ledger.post(e) is PostResult.DUPLICATE
                 assert ledger.state_digest() == after_ok
-        elif op[0] == "post_pending":
-            result = ledger.post_pending(op[1], clock_ms)
-        elif op[0] == "void":
-            result = ledger.void_pending(op[1], clock_ms)
-        elif op[0] == "expire":
-            clock_ms += op[1]
-            result = ledger.expire(clock_ms)
         else:
-            ledger.set_floor(op[1], op[2])
-            result = None
+            result, clock_ms = _apply_op(ledger, op, clock_ms)
         results.append(result)
         if not check:
             continue
@@ -718,23 +729,12 @@ def _run_grouped(ops: list[tuple[Any, ...]]) -> tuple[list[object], bytes]:
         if op[0] != kind_of_run:
             flush()
         if op[0] == "post":
-            _, entry_id, legs, pending, timeout, kind = op
-            timeout_at = None if timeout is None else clock_ms + timeout
-            run.append(
-                entry(
-                    entry_id, list(legs), at_ms=clock_ms, pending=pending, timeout_at_ms=timeout_at, kind=kind
-                )
-            )
+            run.append(_op_entry(op, clock_ms))
         elif op[0] == "post_pending":
             holds.append((op[1], clock_ms))
-        elif op[0] == "void":
-            results.append(ledger.void_pending(op[1], clock_ms))
-        elif op[0] == "expire":
-            clock_ms += op[1]
-            results.append(ledger.expire(clock_ms))
         else:
-            ledger.set_floor(op[1], op[2])
-            results.append(None)
+            result, clock_ms = _apply_op(ledger, op, clock_ms)
+            results.append(result)
     flush()
     ledger.check_invariants()
     ledger.audit_balances()
@@ -794,31 +794,8 @@ def _run_draining(ops: list[tuple[Any, ...]], retain: bool) -> tuple[list[object
     results: list[object] = []
     for op in ops:
         clock_ms += 1
-        if op[0] == "post":
-            _, entry_id, legs, pending, timeout, kind = op
-            timeout_at = None if timeout is None else clock_ms + timeout
-            results.append(
-                ledger.post(
-                    entry(
-                        entry_id,
-                        list(legs),
-                        at_ms=clock_ms,
-                        pending=pending,
-                        timeout_at_ms=timeout_at,
-                        kind=kind,
-                    )
-                )
-            )
-        elif op[0] == "post_pending":
-            results.append(ledger.post_pending(op[1], clock_ms))
-        elif op[0] == "void":
-            results.append(ledger.void_pending(op[1], clock_ms))
-        elif op[0] == "expire":
-            clock_ms += op[1]
-            results.append(ledger.expire(clock_ms))
-        else:
-            ledger.set_floor(op[1], op[2])
-            results.append(None)
+        result, clock_ms = _apply_op(ledger, op, clock_ms)
+        results.append(result)
         ledger.drain_changes()  # as the engine does after every step
         ledger.check_invariants()
     return results, ledger.state_digest(), len(ledger._records)
