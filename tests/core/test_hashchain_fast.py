@@ -215,10 +215,9 @@ def test_detail_digests_of_a_step_are_each_batchs(cleared: tuple[BatchCleared, .
     assert cleared_bodies(list(cleared), CODES, codes) == [_cleared_body(b, CODES, codes) for b in cleared]
 
 
-def test_columns_that_cannot_be_concatenated_go_batch_by_batch() -> None:
-    """Mixed column types or lengths that disagree: no columns, and the bodies (or the error)
-    are what one batch at a time gives."""
-    base = BatchCleared(
+def _one_batch() -> BatchCleared:
+    """A cleared batch of one flow and one net line."""
+    return BatchCleared(
         batch_id="B0",
         pool="fast",
         seq=0,
@@ -236,6 +235,12 @@ def test_columns_that_cannot_be_concatenated_go_batch_by_batch() -> None:
         net_minor=np.array([3], dtype=np.int64),
         gross_minor=np.array([3, 0, 0, 0], dtype=np.int64),
     )
+
+
+def test_columns_that_cannot_be_concatenated_go_batch_by_batch() -> None:
+    """Mixed column types or lengths that disagree: no columns, and the bodies (or the error)
+    are what one batch at a time gives."""
+    base = _one_batch()
     mixed = [base, replace(base, batch_id="B1", flow_ids=pa.array(["G"], pa.large_string()))]
     assert cleared_columns(mixed) is None
     codes = pa.array(CODES, pa.string())
@@ -251,30 +256,19 @@ def test_a_cleared_body_with_a_float_json_refuses_is_refused() -> None:
 
     import pytest
 
-    body = _cleared_body(
-        BatchCleared(
-            batch_id="B1",
-            pool="fast",
-            seq=1,
-            opened_at_ms=1,
-            cleared_at_ms=2,
-            flows=0,
-            obligations=0,
-            gross_usd=1.0,
-            net_usd=0.0,
-            root=bytes(32),
-            flow_ids=pa.array([], pa.string()),
-            received_ms=np.zeros(0, dtype=np.int64),
-            net_participant=pa.array([], pa.string()),
-            net_asset=pa.array([], pa.string()),
-            net_minor=np.zeros(0, dtype=np.int64),
-            gross_minor=np.zeros(4, dtype=np.int64),
-        ),
-        CODES,
-        pa.array(CODES, pa.string()),
-    )
+    body = _cleared_body(_one_batch(), CODES, pa.array(CODES, pa.string()))
     for bad in (math.inf, -math.inf, math.nan):
         with pytest.raises(ValueError):
             canonical_json([{**body, "gross_usd": bad}])
         with pytest.raises(ValueError):
             _body_bytes({"cleared": [{**body, "gross_usd": bad}]}, [])
+
+
+def test_a_cleared_body_of_other_keys_or_types_is_written_by_canonical_json() -> None:
+    """A body with a value of another type (a bool where an int was, an int where a float
+    was) or another key is written by canonical_json, so the bytes stay canonical_json's."""
+    body = _cleared_body(_one_batch(), CODES, pa.array(CODES, pa.string()))
+    for odd in ({**body, "flows": True}, {**body, "gross_usd": 2}, {**body, "extra": 1}, {"batch_id": "B"}):
+        assert _body_bytes({"cleared": [body, odd]}, []) == canonical_json(
+            {"cleared": [body, odd], "submissions": []}
+        )

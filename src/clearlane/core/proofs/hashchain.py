@@ -268,24 +268,23 @@ def _body_bytes(doc: dict[str, Any], submissions: list[bytes]) -> bytes:
     return b"{" + b",".join(part for part in (head, middle, tail) if part) + b"}"
 
 
-# The keys of a cleared batch's body (_cleared_fields), as canonical_json sorts them.
-_CLEARED_KEYS = frozenset(
-    (
-        "batch_id",
-        "cleared_at_ms",
-        "detail",
-        "flows",
-        "gross_usd",
-        "net",
-        "net_usd",
-        "obligations",
-        "opened_at_ms",
-        "pool",
-        "root",
-        "seq",
-        "totals",
-    )
-)
+# The keys of a cleared batch's body (_cleared_fields) and the type each value has there.
+_CLEARED_TYPES: dict[str, type] = {
+    "batch_id": str,
+    "cleared_at_ms": int,
+    "detail": str,
+    "flows": int,
+    "gross_usd": float,
+    "net": str,
+    "net_usd": float,
+    "obligations": int,
+    "opened_at_ms": int,
+    "pool": str,
+    "root": str,
+    "seq": int,
+    "totals": str,
+}
+_CLEARED_KEYS = _CLEARED_TYPES.keys()
 
 
 def _cleared_json(bodies: list[dict[str, Any]]) -> bytes:
@@ -310,21 +309,8 @@ def _cleared_json(bodies: list[dict[str, Any]]) -> bytes:
 
 
 def _cleared_types(b: dict[str, Any]) -> bool:
-    return (
-        type(b["batch_id"]) is str
-        and type(b["pool"]) is str
-        and type(b["root"]) is str
-        and type(b["detail"]) is str
-        and type(b["net"]) is str
-        and type(b["totals"]) is str
-        and type(b["seq"]) is int
-        and type(b["opened_at_ms"]) is int
-        and type(b["cleared_at_ms"]) is int
-        and type(b["flows"]) is int
-        and type(b["obligations"]) is int
-        and type(b["gross_usd"]) is float
-        and type(b["net_usd"]) is float
-    )
+    """Every value of a cleared body has exactly its type (no bool for an int, no subclass)."""
+    return all(type(b[k]) is t for k, t in _CLEARED_TYPES.items())
 
 
 def _json_float(x: float) -> str:
