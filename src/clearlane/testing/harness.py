@@ -18,7 +18,6 @@ from clearlane.adapters.chain.simulated import ChainParams, FaultSchedule, Simul
 from clearlane.adapters.memory import MemoryStore
 from clearlane.core.config import ClearingConfig
 from clearlane.core.engine import Engine, LogEntry, Step
-from clearlane.core.model.events import batch_event_row
 from clearlane.node.node import Node, NodeOptions
 from clearlane.node.ports import BaseLayer
 
@@ -102,4 +101,4 @@ class Harness:
 
     def batch_events(self) -> list[tuple[str, str, int, str]]:
         """Every batch transition so far as its stored ``(batch_id, event, at_ms, detail)`` row."""
-        return [batch_event_row(e) for step in self.steps for e in step.batch_events()]
+        return [row for step in self.steps for row in step.event_rows()]

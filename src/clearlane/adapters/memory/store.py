@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 from clearlane.core.engine.core import LogEntry
 from clearlane.core.model import ids as model_ids
 from clearlane.core.model.chain import TxSubmission
-from clearlane.core.model.events import BATCH_UPDATABLE, L1GroupUpdated, Step, batch_changes, batch_event_row
+from clearlane.core.model.events import BATCH_UPDATABLE, L1GroupUpdated, Step
 from clearlane.core.model.states import BatchState
 from clearlane.core.proofs.codec import write_table
 from clearlane.node.auditor import AuditStep, Checkpoint, KeyRecord, record_kind
@@ -69,10 +69,10 @@ def write_output(out: _Output, seq: int, step: Step) -> None:
         row = {k: getattr(b, k) for k in _BATCH_FIXED} | dict.fromkeys(BATCH_UPDATABLE)
         row |= {"state": BatchState.CLEARED.label, "attempts": 1, "log_seq": seq}
         out.batches[b.batch_id] = row | {"detail": write_table(detail), "net": write_table(net)}
-    for batch_id, changes in batch_changes(step.events).items():
+    for batch_id, changes in step.changes().items():
         if batch_id in out.batches:
             out.batches[batch_id].update({k: v for k, v in changes.items() if k in BATCH_UPDATABLE})
-    for batch_id, event, at_ms, detail_text in map(batch_event_row, step.batch_events()):
+    for batch_id, event, at_ms, detail_text in step.event_rows():
         out.batch_events.append(
             {"batch_id": batch_id, "event": event, "at_ms": at_ms, "detail": detail_text, "log_seq": seq}
         )

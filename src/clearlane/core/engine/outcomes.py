@@ -36,26 +36,23 @@ def refused(engine: EngineState, out: StepBuilder, what: str, result: PostResult
 def try_post(engine: EngineState, entry: JournalEntry) -> PostResult | None:
     """Post an entry whose amounts come from input: None when posted, else the ledger's
     refusal. Only range refusals are input's doing; anything else is still a bug."""
-    result = engine.ledger.post(entry)
-    if result in (PostResult.OK, PostResult.DUPLICATE):
-        return None
-    if result not in (PostResult.AMOUNT_OUT_OF_RANGE, PostResult.BALANCE_OUT_OF_RANGE):
-        raise EngineError(f"ledger refused {entry.entry_id}: {result.name}")
-    return result
+    return _input_refusal(entry, engine.ledger.post(entry))
 
 
 def try_post_many(engine: EngineState, entries: list[JournalEntry]) -> list[PostResult | None]:
     """:func:`try_post` for each entry, in order, with one ledger call (``Ledger.post_many``)."""
     results = engine.ledger.post_many(entries)
-    out: list[PostResult | None] = []
-    for entry, result in zip(entries, results, strict=True):
-        if result in (PostResult.OK, PostResult.DUPLICATE):
-            out.append(None)
-        elif result in (PostResult.AMOUNT_OUT_OF_RANGE, PostResult.BALANCE_OUT_OF_RANGE):
-            out.append(result)
-        else:
-            raise EngineError(f"ledger refused {entry.entry_id}: {result.name}")
-    return out
+    return [_input_refusal(entry, result) for entry, result in zip(entries, results, strict=True)]
+
+
+def _input_refusal(entry: JournalEntry, result: PostResult) -> PostResult | None:
+    """None for a posted entry, the ledger's refusal for a range refusal (input's doing); any
+    other refusal is a bug and raises."""
+    if result in (PostResult.OK, PostResult.DUPLICATE):
+        return None
+    if result not in (PostResult.AMOUNT_OUT_OF_RANGE, PostResult.BALANCE_OUT_OF_RANGE):
+        raise EngineError(f"ledger refused {entry.entry_id}: {result.name}")
+    return result
 
 
 def post_or_refuse(engine: EngineState, entry: JournalEntry, out: StepBuilder, event_id: str) -> bool:
