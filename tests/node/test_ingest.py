@@ -907,3 +907,22 @@ def test_a_file_is_held_to_a_span_around_its_first_trade(tmp_path: Path) -> None
     assert (
         "more than 86400000 ms from this input's first trade (2003-05-01T00:00:00.000Z)" in rejects[0].reason
     )
+
+
+def test_a_lone_surrogate_in_a_json_line_is_refused_as_bad_json(
+    tmp_path: Path, config: ClearingConfig
+) -> None:
+    """``"\\ud800"`` alone is valid JSON syntax but no character: no text column can hold it
+    (UTF-8 has no encoding for it), so its line is refused as bad JSON, naming the reason, and
+    the other lines go on (it stopped `clearlane clear` with a UnicodeEncodeError). A surrogate
+    pair is one character and is read."""
+    lone = json.dumps(good(2)).replace('"T00002"', '"T0000\\ud8002"')
+    pair = json.dumps(good(3)).replace('"XCL"', '"XCL\\ud83d\\ude00"')
+    path = tmp_path / "t.jsonl"
+    path.write_text("\n".join([json.dumps(good(1)), lone, pair]) + "\n")
+    table, rejects, _ = read(path, config)
+    bad_json = [r for r in rejects if r.code == R.BAD_JSON]
+    assert [(r.row, r.field) for r in bad_json] == [(2, "-")]
+    assert "lone surrogate" in bad_json[0].reason
+    assert "T00001" in table.column("trade_id").to_pylist()
+    assert all(r.row != 3 or r.code != R.BAD_JSON for r in rejects)

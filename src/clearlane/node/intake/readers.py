@@ -30,6 +30,7 @@ import gzip
 import hashlib
 import io
 import json
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -632,7 +633,9 @@ def jsonl_batches(
             continue
         try:
             obj = json.loads(line)
-        except ValueError as exc:  # JSONDecodeError and invalid UTF-8 alike
+            if _SURROGATE_ESCAPE.search(line):
+                _no_lone_surrogate(obj)
+        except ValueError as exc:  # JSONDecodeError, invalid UTF-8 and a lone surrogate alike
             rejects.append(Reject(RejectCode.BAD_JSON, "-", f"not valid JSON: {exc}", row=line_number))
             continue
         if not isinstance(obj, dict):
@@ -673,6 +676,20 @@ def jsonl_batches(
         yield flush_trades()
     if events or rejects:
         yield flush_events()
+
+
+# A \u escape of a UTF-16 surrogate: json.loads turns one that is not half of a pair into a
+# string no column can hold (UTF-8 has no encoding for it), so the line is checked.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def _no_lone_surrogate(obj: Any) -> None:
+    """Raise ``ValueError`` if a string in ``obj`` holds a lone surrogate (``"\\ud800"`` alone
+    in a JSON line: valid JSON syntax, but no character); a surrogate pair is one character."""
+    try:
+        json.dumps(obj, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("a \\u escape names a lone surrogate, which is not a character") from None
 
 
 def _not_an_object(line: bytes, line_number: int) -> Reject:
