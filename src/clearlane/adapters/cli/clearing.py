@@ -184,6 +184,7 @@ def clear(
     in_process = writer_in_process(writer, file.stat().st_size)
     base_layer = chain_choice(chain, rpc_url, chain_key)
     node = open_node(db, config, keys=keys, chain=base_layer, writer_process=in_process)
+    node.warm()  # the compiled kernels loaded with the node, not by the file's first chunks
     rejects_path = rejects or file.with_name(file.name + ".rejects.jsonl")
     started = time.perf_counter()
     result = clear_file(node, file, rejects_path, chunk_rows, settle)
