@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import sqlite3
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from functools import partial
@@ -37,6 +38,7 @@ from sqlalchemy.engine import make_url
 
 from clearlane.adapters.sql import audit_tables, schema
 from clearlane.adapters.sql.balances import BalancesView
+from clearlane.adapters.sql.multirow import insert_rows
 from clearlane.adapters.sql.step_rows import CHECKPOINT_SQL, INSERTS, GroupRows
 from clearlane.adapters.sql.walcheckpoint import AUTOCHECKPOINT_PAGES, WalCheckpointer
 from clearlane.core.engine.core import LogEntry
@@ -102,6 +104,7 @@ class Store:
         self.schema: str | None = None
         # The ledger_accounts rows this object last committed (write_balances), or None.
         self._balances_written: BalancesView | None = None
+        self._max_variables: int | None = None  # SQLite: binds a statement may take (_sqlite_variables)
         # SQLite files: the WAL checkpoints' own thread (walcheckpoint.py), stopped by close().
         self._checkpointer: WalCheckpointer | None = None
 
@@ -387,10 +390,22 @@ class Store:
         try:
             if len(rows) == 1:
                 cursor.execute(sql, rows[0])
-            else:
+            elif not (
+                self.dialect == "sqlite" and insert_rows(cursor, sql, rows, self._sqlite_variables(conn))
+            ):
                 cursor.executemany(sql, rows)
         finally:
             cursor.close()
+
+    def _sqlite_variables(self, conn: Connection) -> int:
+        """How many ``?`` one SQLite statement may bind (32,766 since SQLite 3.32; 999 before)."""
+        if self._max_variables is None:
+            raw = conn.connection.dbapi_connection
+            getlimit = getattr(raw, "getlimit", None)  # Python 3.11+
+            self._max_variables = (
+                int(getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)) if getlimit is not None else 999
+            )
+        return self._max_variables
 
     COPY_MIN_ROWS = 32
 
