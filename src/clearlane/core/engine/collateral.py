@@ -7,6 +7,8 @@ outside the engine recomputes these.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 import numpy.typing as npt
 
@@ -14,7 +16,7 @@ from clearlane.core.engine import limits, outcomes
 from clearlane.core.engine.dedup import collateral_digest
 from clearlane.core.engine.state import BatchState, EngineState, Liquidity, LogEntry, payload_of
 from clearlane.core.engine.step import StepBuilder
-from clearlane.core.ledger import JournalEntry
+from clearlane.core.ledger import JournalEntry, handed_over
 from clearlane.core.model import ids as model_ids
 from clearlane.core.model.codes import RejectCode
 from clearlane.core.model.inputs import CollateralDeposit, CollateralWithdrawal, PriceMark
@@ -37,6 +39,55 @@ def apply_deposit(engine: EngineState, entry: LogEntry, out: StepBuilder) -> Non
         engine, out, event_id, entry_id, "collateral_deposit", source, target, amount, payload.participant
     ):
         moved(engine, p, a, amount)
+
+
+def apply_deposits(engine: EngineState, entries: list[LogEntry], out: StepBuilder) -> None:
+    """A run of deposits (members of one EventRun, in order): exactly :func:`apply_deposit` of
+    each one after the other — the same ids remembered, rejects, refusals, alerts, ledger and
+    collateral — with their entries posted by one ledger call (``Ledger.post_many``, which
+    checks each against the balances the ones before it left). A reject is recorded after the
+    refusals of the deposits before it: the entries queued so far are posted first. A day
+    opens with a deposit per participant and asset: 2,000 on the reference day, ~130 µs each
+    one by one in the 1M-trade bench (issue 18)."""
+    queued: list[tuple[str, int, int, int, JournalEntry]] = []
+    for entry in entries:
+        payload = payload_of(entry, CollateralDeposit)
+        event_id = str(payload.deposit_id)
+        if not outcomes.event_id(engine, "deposit", event_id, out, collateral_digest(payload)):
+            continue
+        resolved = _resolve(engine, payload)
+        if not isinstance(resolved, _Invalid):
+            p, a, amount = resolved
+            source, target = int(engine.acct_external[a]), int(engine.acct_collateral[p, a])
+            posting = handed_over(
+                model_ids.deposit_entry_id(event_id),
+                "collateral_deposit",
+                engine.now_ms,
+                np.array([source, target], dtype=np.int64),
+                np.array([-amount, amount], dtype=np.int64),
+                False,
+                None,
+                str(payload.participant),
+            )
+            queued.append((event_id, p, a, amount, posting))
+            continue
+        _post_deposits(engine, queued, out)
+        queued = []
+        outcomes.reject(engine, out, resolved.code, resolved.field_name, resolved.reason, event_id)
+    _post_deposits(engine, queued, out)
+
+
+def _post_deposits(
+    engine: EngineState, queued: list[tuple[str, int, int, int, JournalEntry]], out: StepBuilder
+) -> None:
+    """Post queued deposits with one ledger call; each posted one moves collateral, each refused
+    one is recorded as :func:`outcomes.post_or_refuse` records it, in order."""
+    results = outcomes.try_post_many(engine, [posting for *_, posting in queued])
+    for (event_id, p, a, amount, posting), result in zip(queued, results, strict=True):
+        if result is None:
+            moved(engine, p, a, amount)
+        else:
+            outcomes.record_refusal(engine, posting, result, out, event_id)
 
 
 def apply_withdrawal(engine: EngineState, entry: LogEntry, out: StepBuilder) -> None:
@@ -96,31 +147,39 @@ def small_amount(
     engine: EngineState, payload: CollateralDeposit | CollateralWithdrawal, out: StepBuilder, event_id: str
 ) -> tuple[int, int, int] | None:
     """Resolve (participant, asset, amount) of a deposit/withdrawal, or record a reject."""
+    resolved = _resolve(engine, payload)
+    if isinstance(resolved, _Invalid):
+        outcomes.reject(engine, out, resolved.code, resolved.field_name, resolved.reason, event_id)
+        return None
+    return resolved
+
+
+class _Invalid(NamedTuple):
+    """Why a deposit or withdrawal is rejected before the ledger sees it."""
+
+    code: RejectCode
+    field_name: str
+    reason: str
+
+
+def _resolve(
+    engine: EngineState, payload: CollateralDeposit | CollateralWithdrawal
+) -> tuple[int, int, int] | _Invalid:
+    """(participant, asset, amount) of a deposit/withdrawal, or why it is rejected."""
     p = engine.participant_lookup.get(str(payload.participant), -1)
     a = engine.asset_lookup.get(str(payload.asset), -1)
     if p < 0:
-        outcomes.reject(
-            engine,
-            out,
-            RejectCode.UNKNOWN_PARTICIPANT,
-            "participant",
-            "not a configured participant",
-            event_id,
-        )
-        return None
+        return _Invalid(RejectCode.UNKNOWN_PARTICIPANT, "participant", "not a configured participant")
     if a < 0:
-        outcomes.reject(engine, out, RejectCode.UNKNOWN_ASSET, "asset", "not a configured asset", event_id)
-        return None
+        return _Invalid(RejectCode.UNKNOWN_ASSET, "asset", "not a configured asset")
     try:
         amount = parse_decimal(str(payload.amount), int(engine.scales[a]))
     except DecimalError as exc:
         code = RejectCode.PRECISION_EXCEEDED if exc.reason == "precision" else RejectCode.BAD_DECIMAL
-        outcomes.reject(engine, out, code, "amount", str(exc), event_id)
-        return None
+        return _Invalid(code, "amount", str(exc))
     if amount > limits.TRANSFER_MAX_MINOR:
         reason = f"amount exceeds the ledger's per-entry limit ({limits.TRANSFER_MAX_MINOR} minor units)"
-        outcomes.reject(engine, out, RejectCode.AMOUNT_OVERFLOW, "amount", reason, event_id)
-        return None
+        return _Invalid(RejectCode.AMOUNT_OVERFLOW, "amount", reason)
     return p, a, amount
 
 

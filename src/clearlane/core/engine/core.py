@@ -19,6 +19,7 @@ the read-only snapshots drivers ask for. The work is in the stage modules.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from functools import partial
 
@@ -258,11 +259,18 @@ def _apply_events(engine: EngineState, entry: LogEntry, out: StepBuilder) -> Non
     """A run of small inputs (:class:`~clearlane.core.model.inputs.EventRun`): each member by
     its own kind's rule, in order, at the entry's time, into the one step."""
     run = payload_of(entry, EventRun)
-    for kind, payload in run.items:
+    # Consecutive deposits go together (collateral.apply_deposits: the same outcome as one by
+    # one, their entries posted in one ledger call).
+    for kind, members in itertools.groupby(run.items, key=lambda item: item[0]):
         handler = _RUN_HANDLERS.get(kind)
         if handler is None:
             raise EngineError(f"log entry {entry.seq} (events) holds a member of kind {kind!r}")
-        handler(engine, LogEntry(entry.seq, entry.at_ms, kind, payload), out)
+        entries = [LogEntry(entry.seq, entry.at_ms, kind, payload) for _, payload in members]
+        if kind == "collateral_deposit":
+            collateral.apply_deposits(engine, entries, out)
+            continue
+        for member in entries:
+            handler(engine, member, out)
 
 
 def _apply_tick(engine: EngineState, entry: LogEntry, out: StepBuilder) -> None:

@@ -60,10 +60,17 @@ def post_or_refuse(engine: EngineState, entry: JournalEntry, out: StepBuilder, e
     result = try_post(engine, entry)
     if result is None:
         return True
+    record_refusal(engine, entry, result, out, event_id)
+    return False
+
+
+def record_refusal(
+    engine: EngineState, entry: JournalEntry, result: PostResult, out: StepBuilder, event_id: str
+) -> None:
+    """A small event's entry the ledger refused (``result``): a reject under its id and an alert."""
     reason = f"the ledger refused the {entry.kind} entry ({result.name}): a balance or amount out of range"
     reject(engine, out, RejectCode.LEDGER_REFUSED, "amount", reason, event_id)
     refused(engine, out, f"{entry.kind} {event_id}", result, entry.at_ms)
-    return False
 
 
 def event_id(engine: EngineState, kind: str, event_id: str, out: StepBuilder, digest: int = 0) -> bool:

@@ -142,18 +142,19 @@ def fold_effects(head: bytes, step: Step) -> bytes:
                 for buf in chunk.buffers():
                     if buf is not None:
                         h.update(buf)
-    for b in step.cleared():
-        h.update(f"{b.batch_id}|{b.cleared_at_ms}|{b.flows}|".encode() + b.root)
+    # One update for the batches and one for the submissions: the bytes a line each would hash,
+    # in the same order (~500,000 submissions a 10M-trade day; issue 18).
+    h.update(
+        b"".join([f"{b.batch_id}|{b.cleared_at_ms}|{b.flows}|".encode() + b.root for b in step.cleared()])
+    )
     h.update(spaced_json(step.changes(), default=str))
     h.update(spaced_json(step.event_rows(), default=str))  # tuples: sorting keys changes nothing
     for update in sorted(step.l1_updates(), key=lambda u: u.group_id):
         h.update(update.group_id.encode())
         for column in update.table.columns[1:]:
             h.update(column.to_numpy().tobytes())
-    for tx in step.submissions:
-        h.update(f"{tx.tx_id}|{tx.submitted_at_ms}|".encode())
-    for r in step.rejects():
-        h.update(str(r).encode())
+    h.update("".join([f"{tx.tx_id}|{tx.submitted_at_ms}|" for tx in step.submissions]).encode())
+    h.update("".join([str(r) for r in step.rejects()]).encode())
     for manual in step.manual_settlements():  # none before issue 17: earlier heads stay valid
         h.update(spaced_json(manual.to_dict()))
     for adjusted in step.adjustments():  # none before issue 13: earlier heads stay valid
