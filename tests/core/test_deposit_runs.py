@@ -1,5 +1,6 @@
 """A run of deposits in one EventRun (collateral.apply_deposits: one ledger call) has exactly the
-outcome of applying its members one by one (collateral.apply_deposit each)."""
+outcome of applying its members one by one (collateral.apply_deposit each: a run of one, posted
+with Ledger.post)."""
 
 from __future__ import annotations
 
@@ -73,10 +74,11 @@ def _apply(
 ) -> tuple[Any, ...]:
     with monkeypatch.context() as patch:
         if one_by_one:
+            run = collateral.apply_deposits
             patch.setattr(
                 collateral,
                 "apply_deposits",
-                lambda engine, entries, out: [collateral.apply_deposit(engine, e, out) for e in entries],
+                lambda engine, entries, out: [run(engine, [e], out) for e in entries],
             )
         h = Harness(config_with(), T0)
         h.apply(

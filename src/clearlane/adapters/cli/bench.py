@@ -159,14 +159,14 @@ def _fresh_node(
     from clearlane.adapters.embedded import open_memory_node
     from clearlane.adapters.embedded import open_node as start_node
 
+    node: Any
     if memory:
         key_dir = keys if keys is not None else db.with_name("bench.keys")
-        memory_node = open_memory_node(config, keys=key_dir, observer=observer)
-        memory_node.warm()  # as below
-        return memory_node
-    for suffix in ("", "-wal", "-shm"):
-        Path(str(db) + suffix).unlink(missing_ok=True)
-    node = start_node(db, config, keys=keys, observer=observer, writer_process=writer_process)
+        node = open_memory_node(config, keys=key_dir, observer=observer)
+    else:
+        for suffix in ("", "-wal", "-shm"):
+            Path(str(db) + suffix).unlink(missing_ok=True)
+        node = start_node(db, config, keys=keys, observer=observer, writer_process=writer_process)
     # The compiled kernels' cached code, loaded now as a service loads it when it starts
     # (Node.warm), not by the day's first chunks: a process's one-time start-up, like the
     # writer process's below (~0.2 s of the 1M-trade day's clear; issue 18).

@@ -398,7 +398,9 @@ class Store:
             cursor.close()
 
     def _sqlite_variables(self, conn: Connection) -> int:
-        """How many ``?`` one SQLite statement may bind (32,766 since SQLite 3.32; 999 before)."""
+        """How many ``?`` one SQLite statement may bind: the library's compiled limit (32,766 by
+        default since SQLite 3.32, 250,000 in Debian's build), asked once; 999 where Python
+        cannot ask."""
         if self._max_variables is None:
             raw = conn.connection.dbapi_connection
             getlimit = getattr(raw, "getlimit", None)  # Python 3.11+

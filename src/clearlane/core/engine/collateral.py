@@ -25,27 +25,16 @@ from clearlane.core.risk.margin import span_grid
 
 
 def apply_deposit(engine: EngineState, entry: LogEntry, out: StepBuilder) -> None:
-    payload = payload_of(entry, CollateralDeposit)
-    event_id = str(payload.deposit_id)
-    if not outcomes.event_id(engine, "deposit", event_id, out, collateral_digest(payload)):
-        return
-    resolved = small_amount(engine, payload, out, event_id)
-    if resolved is None:
-        return
-    p, a, amount = resolved
-    entry_id = model_ids.deposit_entry_id(event_id)
-    source, target = int(engine.acct_external[a]), int(engine.acct_collateral[p, a])
-    if _post_move(
-        engine, out, event_id, entry_id, "collateral_deposit", source, target, amount, payload.participant
-    ):
-        moved(engine, p, a, amount)
+    """A deposit: a run of one (:func:`apply_deposits`, the one rule for deposits)."""
+    apply_deposits(engine, [entry], out)
 
 
 def apply_deposits(engine: EngineState, entries: list[LogEntry], out: StepBuilder) -> None:
-    """A run of deposits (members of one EventRun, in order): exactly :func:`apply_deposit` of
-    each one after the other — the same ids remembered, rejects, refusals, alerts, ledger and
-    collateral — with their entries posted by one ledger call (``Ledger.post_many``, which
-    checks each against the balances the ones before it left). A reject is recorded after the
+    """A run of deposits (members of one EventRun, in order), each applied as it would be alone
+    — its id remembered, then resolved or rejected, then posted from the external account to
+    the participant's collateral or refused — with the entries posted by one ledger call
+    (``Ledger.post_many``, which checks each against the balances the ones before it left: the
+    same as one post after the other; a run of one is ``Ledger.post``). A reject is recorded after the
     refusals of the deposits before it: the entries queued so far are posted first. A day
     opens with a deposit per participant and asset: 2,000 on the reference day, ~130 µs each
     one by one in the 1M-trade bench (issue 18)."""
