@@ -23,6 +23,7 @@ from clearlane.core.model.chain import (
     event_from_dict,
     observation_payload,
     same_kind_submissions,
+    submissions_from_columns,
     tx_submission_to_dict,
 )
 from clearlane.core.model.inputs import ChainEvents
@@ -102,5 +103,40 @@ def test_same_kind_submissions_accept_and_refuse_as_the_class(
             same_kind_submissions(tx_ids, kind, refs, payload_hash, at_ms)  # type: ignore[arg-type]
         return
     built = same_kind_submissions(tx_ids, kind, refs, payload_hash, at_ms)  # type: ignore[arg-type]
+    assert built == expected
+    assert [tx_submission_to_dict(b) for b in built] == [tx_submission_to_dict(e) for e in expected]
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            _ANY,
+            st.sampled_from(["l1_settle", "anchor", "other"]) | _ANY,
+            _ANY,
+            _ANY,
+            _HASH | st.binary(max_size=3),
+        ),
+        max_size=4,
+    )
+)
+def test_submissions_from_columns_accept_and_refuse_as_the_class(
+    rows: list[tuple[object, object, object, object, bytes]],
+) -> None:
+    """The writer process's column constructor (``node/wire.py``) builds exactly the objects
+    ``TxSubmission(...)`` builds from the same fields, and refuses what the class refuses."""
+    tx_ids, kinds, refs, at_ms = ([r[i] for r in rows] for i in range(4))
+    hashes = [r[4] for r in rows]
+    try:
+        expected = tuple(
+            TxSubmission(t, k, r, h, a)  # type: ignore[arg-type]
+            for t, k, r, a, h in zip(tx_ids, kinds, refs, at_ms, hashes, strict=True)
+        )
+    except (TypeError, ValueError) as exc:
+        if all(len(h) == 32 for h in hashes):
+            with pytest.raises(type(exc), match=re.escape(str(exc))):
+                submissions_from_columns(tx_ids, kinds, refs, b"".join(hashes), at_ms)  # type: ignore[arg-type]
+        return
+    built = submissions_from_columns(tx_ids, kinds, refs, b"".join(hashes), at_ms)  # type: ignore[arg-type]
     assert built == expected
     assert [tx_submission_to_dict(b) for b in built] == [tx_submission_to_dict(e) for e in expected]

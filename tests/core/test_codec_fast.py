@@ -130,3 +130,23 @@ def test_int64_columns_are_each_ranges_own_table(entries: list[list[tuple[int, i
     ]
     assert blobs == expected
     assert blobs == [_stream(codec.read_table(b)) for b in blobs]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.text("abcdefghijklmnopqrstuvwxyz_", min_size=1, max_size=12), min_size=1, max_size=4, unique=True
+    ),
+    st.lists(st.integers(1, 300_000), min_size=1, max_size=6),
+)
+def test_int64_header_from_the_template_is_arrows(names: list[str], counts: list[int]) -> None:
+    """A header filled in from the one-row template (any column names, any row count) is the
+    message Arrow writes for a batch of that many rows, up to its body."""
+    key = tuple(names)
+    schema = pa.schema([(name, pa.int64()) for name in key])
+    codec._INT64_HEADERS.clear()
+    codec._INT64_TEMPLATES.pop(key, None)
+    for rows in counts:
+        assert codec._int64_header(key, schema, rows) == codec._arrow_int64_header(schema, rows)
+    # a large ledger entry's leg count, past the template's own checks
+    assert codec._int64_header(key, schema, 1_048_583) == codec._arrow_int64_header(schema, 1_048_583)

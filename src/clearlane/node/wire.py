@@ -40,14 +40,13 @@ import pyarrow as pa
 from clearlane.core.engine.core import LogEntry
 from clearlane.core.ledger import handed_over
 from clearlane.core.ledger.entries import LedgerChanges
-from clearlane.core.model.chain import TxSubmission
+from clearlane.core.model.chain import submissions_from_columns
 from clearlane.core.model.events import BatchCleared, Step
 from clearlane.node.writer import PendingStep
 
 _I64 = npt.NDArray[np.int64]
 _ARRAYS = ("flow_ids", "received_ms", "net_participant", "net_asset", "net_minor", "gross_minor")
 _SCALARS = tuple(f.name for f in fields(BatchCleared) if f.name not in _ARRAYS)
-_HASH = 32  # TxSubmission.payload_hash
 
 
 def dumps(steps: list[PendingStep]) -> bytes:
@@ -196,11 +195,7 @@ def _step_from_columns(
                     gross_minor=gross[c],
                 )
                 c += 1
-    ids, kinds, refs, hashes, ats = subs
-    submissions = tuple(
-        TxSubmission(tx_id, kind, ref, hashes[_HASH * j : _HASH * j + _HASH], at)
-        for j, (tx_id, kind, ref, at) in enumerate(zip(ids, kinds, refs, ats, strict=True))
-    )
+    submissions = submissions_from_columns(*subs)
     return Step(seq, at_ms, tuple(events), trade_records, submissions, ledger, duplicates, conflicts)
 
 
