@@ -55,7 +55,9 @@ def run(messages: int, size: int, widen: bool) -> tuple[int, float, float, float
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--messages", type=int, default=30)
     parser.add_argument("--mb", type=float, default=10.0)
     parser.add_argument("--rounds", type=int, default=2)
@@ -66,7 +68,9 @@ def main() -> None:
         for widen in (False, True):
             buffer, sender, receiver, wall = run(args.messages, size, widen)
             label = f"widened to {buffer:,} B" if widen else "default buffer"
-            print(f"{label:26s} sender CPU {sender:6.3f} s, receiver CPU {receiver:6.3f} s, wall {wall:6.3f} s")
+            print(
+                f"{label:26s} sender CPU {sender:6.3f} s, receiver CPU {receiver:6.3f} s, wall {wall:6.3f} s"
+            )
 
 
 if __name__ == "__main__":

@@ -645,7 +645,7 @@ class Node(Generic[StoreT]):
             with _survivors_frozen() as survived:
                 with self.pipelined(process=True):
                     self._clear_pipelined(
-                        _prefetched(_with_payload_bytes(batches)),
+                        _prefetched(_with_payload_bytes(batches), timer=self.timer),
                         source,
                         rejects,
                         progress,
@@ -786,10 +786,11 @@ def _with_payload_bytes(batches: Iterable[Any]) -> Iterator[tuple[Any, bytes | N
         yield batch, (encode_payload("trades", table) if table is not None and table.num_rows else None)
 
 
-def _prefetched(items: Iterable[Any], depth: int = 2) -> Iterator[Any]:
+def _prefetched(items: Iterable[Any], depth: int = 2, timer: StageTimer | None = None) -> Iterator[Any]:
     """``items`` in order, produced by a reader thread up to ``depth`` ahead of the consumer
     (Parquet decoding and validation of chunk N + 1 overlap the engine's work on chunk N).
-    An exception raised by ``items`` is re-raised here, in order."""
+    An exception raised by ``items`` is re-raised here, in order. With a ``timer``, the
+    consumer's waits for the next item are its stage ``wait for reader``."""
     import queue
     import threading
 
@@ -815,7 +816,12 @@ def _prefetched(items: Iterable[Any], depth: int = 2) -> Iterator[Any]:
     reader.start()
     try:
         while True:
-            item, error = buffer.get()
+            if timer is None:
+                item, error = buffer.get()
+            else:
+                started = timer.start()
+                item, error = buffer.get()
+                timer.add("wait for reader", started)
             if error is not None:
                 raise error
             if item is _END:

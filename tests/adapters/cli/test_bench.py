@@ -17,6 +17,11 @@ def _bench(tmp_path: Path, store: str, *extra: str) -> str:
     result = CliRunner().invoke(app, [*args, "--store", store, *extra])
     assert result.exit_code == 0, result.output
     assert f"{store} store" in result.output and "trades/s end to end" in result.output
+    # The engine thread's wall, accounted: on CPU, waiting for the writer and the reader, the rest.
+    wall = re.search(
+        r"main thread's wall: ([0-9.]+) s on CPU, ([0-9.]+) s waiting for\s+the writer", result.output
+    )
+    assert wall is not None and "wait for reader" in result.output, result.output
     found = re.search(r"state root: ([0-9a-f]{64})", result.output)
     assert found is not None, result.output
     if "--floor" in extra:

@@ -234,6 +234,13 @@ def _print_report(node: Any, summary: dict[str, Any], timings: _Timings, title: 
         f"CPU: main thread {timings.main_cpu:.2f} s, all threads {timings.total_cpu:.2f} s "
         "(the writer thread's stage overlaps the main thread's; wall stages do not add up)"
     )
+    waits = {k: node.timer.seconds.get(k, 0.0) for k in ("wait for writer", "wait for reader")}
+    held_off = timings.total - timings.main_cpu - sum(waits.values())
+    console.print(
+        f"main thread's wall: {timings.main_cpu:.2f} s on CPU, {waits['wait for writer']:.2f} s waiting for "
+        f"the writer, {waits['wait for reader']:.2f} s for the reader, {max(held_off, 0.0):.2f} s otherwise "
+        "off CPU (waiting for the interpreter lock, a core, or I/O)"
+    )
     console.print(
         f"trades/s end to end: [bold]{cleared / timings.total:,.0f}[/]   peak RSS: [bold]{rss_gib:.2f} GiB[/]"
     )
