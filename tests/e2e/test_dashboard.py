@@ -237,9 +237,13 @@ def test_trades_search_and_click_through(page: Page, cameras: dict[str, Page], l
     assert (final.get_attribute("title") or "").startswith("UTC ")
     shown = final.inner_text()
     assert utc[11:19] not in shown, (utc, shown)  # shown in New York time, not UTC
-    timeline = page.locator("#timeline li").all_inner_texts()
-    assert [t.split()[1] for t in timeline[:3]] == ["received", "routed", "batched"]
-    assert any("final" in t for t in timeline) and any("cleared" in t for t in timeline)
+    # Each step's word is its chip's own text (after the symbol): read from the DOM, not from
+    # innerText, which is the layout's text and once came back as one run-together word per
+    # step in CI ("•received03:05:12": the text an element has when it is not being rendered).
+    words = page.locator("#timeline li .state").evaluate_all("ee => ee.map(e => e.lastChild.textContent)")
+    timeline = page.locator("#timeline li").all_text_contents()
+    assert words[:3] == ["received", "routed", "batched"], timeline
+    assert "final" in words and "cleared" in words, timeline
     # the page's sentence is `clearlane status`'s, in the reader's zone (UTC on hover)
     life = trade_lifecycle(live.runtime.store, trade_id)
     assert life is not None and life["state"] == "final"
