@@ -1,6 +1,7 @@
-"""Two shortcuts on the ledger's hot path hold the class's meaning (issue 18):
-``handed_over`` builds the same entry as ``JournalEntry`` (or lets the class build it), and
-the entries digest hashed in one update per digest equals one update per entry."""
+"""Shortcuts on the ledger's hot path hold the class's meaning (issue 18): ``handed_over``
+builds the same entry as ``JournalEntry`` (or lets the class build it), the entries digest
+hashed in one update per digest equals one update per entry, and an entry's legs bytes (copied
+when few, viewed when many) are their little-endian int64 bytes whatever the array."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from hypothesis import strategies as st
 from clearlane.core.ledger import JournalEntry, handed_over
 from clearlane.core.ledger._encoding import CanonicalHasher
 from clearlane.core.ledger.accounts import AccountKey
+from clearlane.core.ledger.entries import _le_bytes
 from clearlane.core.ledger.journal import Ledger
 
 _I64 = st.integers(-(2**63), 2**63 - 1)
@@ -139,3 +141,27 @@ def test_entries_waiting_for_a_digest_are_bounded(monkeypatch: pytest.MonkeyPatc
         assert len(ledger._unhashed) < 3 * 3  # three framed pieces an entry
     ledger.state_digest()
     assert ledger._entries_hasher.digest() == reference.digest()
+
+
+@given(
+    values=st.lists(_I64, max_size=1200),
+    dtype=st.sampled_from(["<i8", ">i8", "<i4"]),
+    step=st.sampled_from([1, 2]),
+)
+def test_legs_bytes_are_little_endian_int64_for_any_array(values: list[int], dtype: str, step: int) -> None:
+    """Short and long (past the copy threshold), native and byte-swapped, narrower and strided
+    arrays: the bytes are always those of the values as little-endian int64."""
+    if dtype == "<i4":
+        values = [v % (2**31) for v in values]
+    array = np.array(values, dtype=dtype)[::step]
+    expected = np.asarray(array, dtype="<i8").tobytes()
+    assert bytes(_le_bytes(array)) == expected
+
+
+@pytest.mark.parametrize("dtype", ["<i8", ">i8", "<i4"])
+@pytest.mark.parametrize("size", [0, 1, 512, 513, 5000])
+def test_legs_bytes_of_many_legs(size: int, dtype: str) -> None:
+    """Either side of the copy threshold, contiguous (viewed) or strided (converted)."""
+    array = np.arange(-size, size, dtype=dtype)
+    for view in (array, array[::2], array[::-1]):
+        assert bytes(_le_bytes(view)) == np.asarray(view, dtype="<i8").tobytes()

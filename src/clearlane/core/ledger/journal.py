@@ -577,7 +577,7 @@ class Ledger:
         self._by_seq.append(rec)
         head, accounts, amounts = entry.canonical_parts()
         # Framed as CanonicalHasher.add_bytes frames the entry's canonical bytes (length first).
-        size = len(head) + accounts.nbytes + amounts.nbytes
+        size = len(head) + len(accounts) + len(amounts)  # bytes, or a view cast to bytes
         self._unhashed.extend((size.to_bytes(8, "little") + head, accounts, amounts))
         if len(self._unhashed) >= 3 * _UNHASHED_MAX:  # bounded whoever records without a digest
             self._hash_waiting()
