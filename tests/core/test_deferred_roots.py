@@ -81,3 +81,26 @@ def test_a_failed_hash_fails_the_step_when_it_settles(
     h.apply("trades", chunk([trade(0)]), T0)
     with pytest.raises(RuntimeError, match="libcrypto"):
         h.engine.apply(LogEntry(h.engine.applied_seq + 1, T0 + 600, "tick", ClockTick()))
+
+
+def test_with_root_is_replace_with_the_root() -> None:
+    """``BatchCleared.with_root`` (the fill's copy) is ``dataclasses.replace(event, root=...)``:
+    every other field the same object, the root the new one, the original untouched."""
+    import dataclasses
+
+    import numpy as np
+    import pyarrow as pa
+
+    from clearlane.core.model.events import BatchCleared
+
+    event = BatchCleared(
+        "b-1", "fast", 3, 10, 20, 2, 4, 1.5, 0.5, UNHASHED,
+        pa.array(["t1", "t2"]), np.array([10, 11]), pa.array(["P1"]), pa.array(["USD"]),
+        np.array([5]), np.array([5, 0]),
+    )  # fmt: skip
+    root = bytes(range(32))
+    copied, replaced = event.with_root(root), dataclasses.replace(event, root=root)
+    assert copied is not event and event.root is UNHASHED and copied.root == root
+    for field in dataclasses.fields(BatchCleared):
+        if field.name != "root":
+            assert getattr(copied, field.name) is getattr(event, field.name) is getattr(replaced, field.name)

@@ -15,7 +15,6 @@ submissions, time passing — runs meanwhile).
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 from typing import NamedTuple
 
@@ -96,7 +95,7 @@ def close_batches(engine: EngineState, closing: list[tuple[int, int, int, Flows]
                 raise EngineError(
                     f"step {out.seq}: event {event_at} is not batch {state.batch_id}'s clearing"
                 )
-            out.events[event_at] = dataclasses.replace(event, root=root)
+            out.events[event_at] = event.with_root(root)
             if anchor_at >= 0:
                 tx = out.submissions[anchor_at]
                 if tx.kind != "anchor" or tx.ref != state.batch_id:

@@ -71,9 +71,18 @@ class Flows:
 
     def slice(self, lo: int, hi: int) -> Flows:
         """Rows ``lo:hi`` without copying (views of this one's columns: take first when the
-        parent may change)."""
-        columns = [getattr(self, name) for name in _NAMES]
-        return _flows(c.slice(lo, hi - lo) if isinstance(c, pa.Array) else c[lo:hi] for c in columns)
+        parent may change). Each batch of a step is a slice of the step's flows: ~100,000 a
+        demo day, so the columns are read from and written to the instances' dicts directly
+        (8 -> 5 us a slice; issue 18)."""
+        columns = self.__dict__
+        out = object.__new__(Flows)
+        sliced = out.__dict__
+        for name in _NAMES:
+            c = columns[name]
+            sliced[name] = (
+                c[lo:hi] if type(c) is np.ndarray or not isinstance(c, pa.Array) else c.slice(lo, hi - lo)
+            )
+        return out
 
     def obligations(self) -> tuple[I32, I32, I32, I32, I64, I64, I64, I64]:
         """The columns the compiled kernels read, in the order they take them: buyer, seller,

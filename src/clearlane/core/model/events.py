@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar, TypeAlias, cast
 
 import numpy as np
@@ -67,6 +67,26 @@ class BatchCleared:
     net_asset: pa.Array
     net_minor: I64
     gross_minor: I64  # per configured asset, in config order
+
+    def with_root(self, root: bytes) -> BatchCleared:
+        """``dataclasses.replace(self, root=root)`` — the class has no checks to run again —
+        copied slot by slot: a step's roots are filled in after its batches closed, one event a
+        batch (~100,000 a demo day), and ``replace`` walks the fields and calls ``__init__``
+        (5.6 -> 2.7 us; issue 18)."""
+        out = object.__new__(BatchCleared)
+        for get, put in _CLEARED_COPY:
+            put(out, get(self))
+        _CLEARED_SET_ROOT(out, root)
+        return out
+
+
+# The slots' own accessors, every field but the root (written by ``with_root``).
+_CLEARED_COPY = tuple(
+    (vars(BatchCleared)[f.name].__get__, vars(BatchCleared)[f.name].__set__)
+    for f in fields(BatchCleared)
+    if f.name != "root"
+)
+_CLEARED_SET_ROOT = vars(BatchCleared)["root"].__set__
 
 
 @dataclass(frozen=True, slots=True)
