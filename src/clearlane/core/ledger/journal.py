@@ -315,8 +315,8 @@ class Ledger:
         )
         applied, code = _kernel.post_wide_many(*args)
         moved = [touched[touched_bounds[k] : touched_bounds[k + 1]] for k in range(applied)]
-        for indices in moved:
-            book.touch_many(indices)
+        if applied:  # one mark of every moved account (the marks are a set: one call, not one an entry)
+            book.touch_many(touched[: touched_bounds[applied]])
         return applied, code, moved
 
     def post_or_raise(self, entry: JournalEntry) -> PostResult:
@@ -606,13 +606,15 @@ class Ledger:
             result = self._resolve_checked(entry_id, at_ms)
             results.append(result if isinstance(result, PostResult) else PostResult.OK)
             if not isinstance(result, PostResult):
-                self._settle_record(result, EntryStatus.POSTED, at_ms)
+                self._settle_record(result, EntryStatus.POSTED, at_ms, touch=False)
                 accounts.append(result.entry.accounts)
                 amounts.append(result.entry.amounts_minor)
         if accounts:
             book = self._book
+            legs = np.concatenate(accounts)
+            book.touch_many(legs)  # every resolved hold's accounts, marked once together
             _kernel.release_wide(
-                np.concatenate(accounts),
+                legs,
                 np.concatenate(amounts),
                 True,
                 book.posted,
@@ -688,9 +690,11 @@ class Ledger:
         )
         self._settle_record(rec, target, at_ms)
 
-    def _settle_record(self, rec: _Record, target: EntryStatus, at_ms: int) -> None:
-        """A released hold's bookkeeping (its balances moved, or about to: post_pending_many)."""
-        self._book.touch_many(rec.entry.accounts)
+    def _settle_record(self, rec: _Record, target: EntryStatus, at_ms: int, *, touch: bool = True) -> None:
+        """A released hold's bookkeeping (its balances moved, or about to: post_pending_many,
+        which marks the accounts of all its holds itself: ``touch=False``)."""
+        if touch:
+            self._book.touch_many(rec.entry.accounts)
         del self._pending[rec.entry.entry_id]
         if rec.entry.timeout_at_ms is not None:
             self._live_timeouts -= 1
