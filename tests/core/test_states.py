@@ -60,3 +60,14 @@ def test_read_model_and_api_use_the_one_encoding() -> None:
     assert common.BATCH_STATE_NAMES == BATCH_STATE_LABELS
     assert (common.B_OPEN, common.B_FINAL) == (BatchState.OPEN, BatchState.FINAL)
     assert get_args(schemas.BatchOut.model_fields["state"].annotation) == BATCH_STATE_LABELS
+
+
+def test_every_label_is_its_lower_case_name() -> None:
+    """The labels are looked up per enum (members of different enums with equal codes compare
+    equal as ints, so one table for all would mix them): each is its member's name, lower-cased."""
+    from clearlane.core.model.states import EscrowState
+
+    for enum in (TradeState, BatchState, EscrowState):
+        for member in enum:
+            assert member.label == member.name.lower(), member
+    assert BatchState(1).label == "cleared" and TradeState(1).label != "cleared"

@@ -36,7 +36,12 @@ class TradeState(IntEnum):
 
     @property
     def label(self) -> str:
-        return self.name.lower()
+        return _TRADE_LABELS[self]
+
+
+# Each member's label, looked up: the enum's ``name`` is a descriptor call (~0.4 us with the
+# lower-casing), asked ~400,000 times a demo day by the engine and as many by the writer (issue 18).
+_TRADE_LABELS = {member: member.name.lower() for member in TradeState}
 
 
 class BatchState(IntEnum):
@@ -53,7 +58,7 @@ class BatchState(IntEnum):
 
     @property
     def label(self) -> str:
-        return self.name.lower()
+        return _BATCH_LABELS[self]
 
     @classmethod
     def of_label(cls, label: str) -> BatchState:
@@ -73,6 +78,8 @@ class BatchState(IntEnum):
         """The state of the trades in a batch in this state (an open batch's are ``batched``)."""
         return _TRADE_STATE_OF_BATCH[self]
 
+
+_BATCH_LABELS = {member: member.name.lower() for member in BatchState}  # as _TRADE_LABELS
 
 BATCH_STATE_LABELS = tuple(s.label for s in BatchState)
 _BATCH_BY_LABEL = {s.label: s for s in BatchState}
@@ -112,7 +119,7 @@ class EscrowState(IntEnum):
 
     @property
     def label(self) -> str:
-        return self.name.lower()
+        return _ESCROW_LABELS[self]
 
     @property
     def terminal(self) -> bool:
@@ -124,6 +131,8 @@ class EscrowState(IntEnum):
         """States in which money may remain in escrow."""
         return self in _ESCROW_HOLDING
 
+
+_ESCROW_LABELS = {member: member.name.lower() for member in EscrowState}  # as _TRADE_LABELS
 
 _ESCROW_HOLDING = frozenset(
     {EscrowState.FUNDED, EscrowState.INSPECTION, EscrowState.RELEASABLE, EscrowState.DISPUTED}
