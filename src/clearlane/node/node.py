@@ -816,11 +816,9 @@ def _prefetched(items: Iterable[Any], depth: int = 2, timer: StageTimer | None =
     reader.start()
     try:
         while True:
-            if timer is None:
-                item, error = buffer.get()
-            else:
-                started = timer.start()
-                item, error = buffer.get()
+            started = timer.start() if timer is not None else 0.0
+            item, error = buffer.get()
+            if timer is not None:
                 timer.add("wait for reader", started)
             if error is not None:
                 raise error

@@ -259,18 +259,21 @@ def _apply_events(engine: EngineState, entry: LogEntry, out: StepBuilder) -> Non
     """A run of small inputs (:class:`~clearlane.core.model.inputs.EventRun`): each member by
     its own kind's rule, in order, at the entry's time, into the one step."""
     run = payload_of(entry, EventRun)
-    # Consecutive deposits go together (collateral.apply_deposits: the same outcome as one by
-    # one, their entries posted in one ledger call).
     for kind, members in itertools.groupby(run.items, key=lambda item: item[0]):
         handler = _RUN_HANDLERS.get(kind)
         if handler is None:
             raise EngineError(f"log entry {entry.seq} (events) holds a member of kind {kind!r}")
-        entries = [LogEntry(entry.seq, entry.at_ms, kind, payload) for _, payload in members]
-        if kind == "collateral_deposit":
-            collateral.apply_deposits(engine, entries, out)
-            continue
-        for member in entries:
-            handler(engine, member, out)
+        handler(engine, [LogEntry(entry.seq, entry.at_ms, kind, payload) for _, payload in members], out)
+
+
+def _one_by_one(
+    handler: Callable[[EngineState, LogEntry, StepBuilder], None],
+    engine: EngineState,
+    entries: list[LogEntry],
+    out: StepBuilder,
+) -> None:
+    for member in entries:
+        handler(engine, member, out)
 
 
 def _apply_tick(engine: EngineState, entry: LogEntry, out: StepBuilder) -> None:
@@ -295,5 +298,10 @@ _HANDLERS: dict[str, Callable[[EngineState, LogEntry, StepBuilder], None]] = {
     "key_rotation": _apply_tick,
     EVENTS_KIND: _apply_events,
 }
-# What a run of small inputs may hold (EVENT_RUN_KINDS), by the same rules as above.
-_RUN_HANDLERS = {kind: _HANDLERS[kind] for kind in sorted(EVENT_RUN_KINDS)}
+# What a run of small inputs may hold (EVENT_RUN_KINDS), by the same rules as above, for each
+# stretch of consecutive members of one kind: deposits together (collateral.apply_deposits: the
+# same outcome as one by one, their entries posted in one ledger call), the rest one by one.
+_RUN_HANDLERS: dict[str, Callable[[EngineState, list[LogEntry], StepBuilder], None]] = {
+    kind: collateral.apply_deposits if kind == "collateral_deposit" else partial(_one_by_one, _HANDLERS[kind])
+    for kind in sorted(EVENT_RUN_KINDS)
+}

@@ -606,7 +606,7 @@ class Ledger:
             result = self._resolve_checked(entry_id, at_ms)
             results.append(result if isinstance(result, PostResult) else PostResult.OK)
             if not isinstance(result, PostResult):
-                self._settle_record(result, EntryStatus.POSTED, at_ms, touch=False)
+                self._settle_record(result, EntryStatus.POSTED, at_ms)
                 accounts.append(result.entry.accounts)
                 amounts.append(result.entry.amounts_minor)
         if accounts:
@@ -688,13 +688,12 @@ class Ledger:
             book.pending_debits,
             book.pending_credits,
         )
+        book.touch_many(entry.accounts)
         self._settle_record(rec, target, at_ms)
 
-    def _settle_record(self, rec: _Record, target: EntryStatus, at_ms: int, *, touch: bool = True) -> None:
-        """A released hold's bookkeeping (its balances moved, or about to: post_pending_many,
-        which marks the accounts of all its holds itself: ``touch=False``)."""
-        if touch:
-            self._book.touch_many(rec.entry.accounts)
+    def _settle_record(self, rec: _Record, target: EntryStatus, at_ms: int) -> None:
+        """A released hold's bookkeeping (its balances moved, or about to: post_pending_many);
+        the caller marks its accounts changed (post_pending_many: all its holds' at once)."""
         del self._pending[rec.entry.entry_id]
         if rec.entry.timeout_at_ms is not None:
             self._live_timeouts -= 1

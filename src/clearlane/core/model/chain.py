@@ -107,11 +107,7 @@ def same_kind_submissions(
         kind in _TX_KINDS
         and type(payload_hash) is bytes
         and len(payload_hash) == HASH_LEN_BYTES
-        and set(map(type, tx_ids)) <= {str}
-        and all(tx_ids)
-        and set(map(type, refs)) <= {str}
-        and all(refs)
-        and set(map(type, at_ms)) <= {int}
+        and _common_columns(tx_ids, refs, at_ms)
     ):
         return [
             TxSubmission(tx_id, kind, ref, payload_hash, at)
@@ -148,11 +144,7 @@ def submissions_from_columns(
         and len(payload_hashes) == HASH_LEN_BYTES * n
         and set(kinds) <= _TX_KINDS
         and set(map(type, kinds)) <= {str}
-        and set(map(type, tx_ids)) <= {str}
-        and all(tx_ids)
-        and set(map(type, refs)) <= {str}
-        and all(refs)
-        and set(map(type, at_ms)) <= {int}
+        and _common_columns(tx_ids, refs, at_ms)
     ):
         hashes = [payload_hashes[HASH_LEN_BYTES * j : HASH_LEN_BYTES * (j + 1)] for j in range(len(tx_ids))]
         return tuple(
@@ -169,6 +161,18 @@ def submissions_from_columns(
         _TX_SET_AT(tx, at)
         out.append(tx)
     return tuple(out)
+
+
+def _common_columns(tx_ids: Sequence[str], refs: Sequence[str], at_ms: Sequence[int]) -> bool:
+    """The class's common case for these columns: every id and ref a non-empty str, every time
+    an int (exact types: a bool is not an int here)."""
+    return (
+        set(map(type, tx_ids)) <= {str}
+        and all(tx_ids)
+        and set(map(type, refs)) <= {str}
+        and all(refs)
+        and set(map(type, at_ms)) <= {int}
+    )
 
 
 _new = object.__new__

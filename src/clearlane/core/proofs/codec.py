@@ -119,11 +119,7 @@ def _int64_header(names: tuple[str, ...], schema: pa.Schema, rows: int) -> bytes
         template = _INT64_TEMPLATES.get(names)
         if template is None:
             template = _INT64_TEMPLATES[names] = _int64_template(schema)
-        one, fields = template
-        out = bytearray(one)
-        for offset, at_one, per_row in fields:
-            _I64LE.pack_into(out, offset, at_one + per_row * (rows - 1))
-        header = bytes(out)
+        header = _filled(template, rows)
         if len(_INT64_HEADERS) < 4096:
             _INT64_HEADERS[key] = header
     return header
@@ -143,12 +139,18 @@ def _int64_template(schema: pa.Schema) -> tuple[bytes, tuple[tuple[int, int, int
             fields.append((offset, at_one, at_two - at_one))
     template = (one, tuple(fields))
     for rows in (3, 1000, 65_537):
-        predicted = bytearray(one)
-        for offset, at_one, per_row in fields:
-            _I64LE.pack_into(predicted, offset, at_one + per_row * (rows - 1))
-        if bytes(predicted) != _arrow_int64_header(schema, rows):
+        if _filled(template, rows) != _arrow_int64_header(schema, rows):
             raise CodecError(f"Arrow's int64 record batch header of {rows} rows is not the template's")
     return template
+
+
+def _filled(template: tuple[bytes, tuple[tuple[int, int, int], ...]], rows: int) -> bytes:
+    """The template's one-row header with its row-dependent fields set for ``rows`` rows."""
+    one, fields = template
+    out = bytearray(one)
+    for offset, at_one, per_row in fields:
+        _I64LE.pack_into(out, offset, at_one + per_row * (rows - 1))
+    return bytes(out)
 
 
 def _arrow_int64_header(schema: pa.Schema, rows: int) -> bytes:
