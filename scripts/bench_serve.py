@@ -101,6 +101,17 @@ async def stream_closed(
                 close_lag.append(time.time() * 1000 - data["data"]["cleared_at_ms"])
 
 
+def tree_usage(proc: psutil.Process) -> tuple[float, float]:
+    """CPU seconds and RSS bytes of the server and its gateway processes (``--gateways``)."""
+    cpu_s = rss = 0.0
+    for p in [proc, *proc.children(recursive=True)]:
+        with contextlib.suppress(psutil.Error):
+            times = p.cpu_times()
+            cpu_s += times.user + times.system
+            rss += p.memory_info().rss
+    return cpu_s, rss
+
+
 async def sampler(
     pid: int,
     samples: list[tuple[float, float, float, float]],
@@ -112,15 +123,13 @@ async def sampler(
     proc = psutil.Process(pid)
     async with httpx.AsyncClient(base_url=base, headers=headers, timeout=10) as client:
         while not stop.is_set():
-            cpu = proc.cpu_times()
+            cpu_s, rss = tree_usage(proc)
             queued = -1.0
             with contextlib.suppress(httpx.HTTPError):
                 for line in (await client.get("/metrics")).text.splitlines():
                     if line.startswith('clearlane_queue_length{queue="intake_rows"}'):
                         queued = float(line.split()[-1])
-            samples.append(
-                (time.perf_counter() - t0, proc.memory_info().rss / 2**20, cpu.user + cpu.system, queued)
-            )
+            samples.append((time.perf_counter() - t0, rss / 2**20, cpu_s, queued))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=5)
 
@@ -134,6 +143,7 @@ async def load(
     seconds: float,
     connections: int,
     server_pid: int,
+    trade_base: str | None = None,
 ) -> dict[str, Any]:
     closed: dict[str, float] = {}
     stop = asyncio.Event()
@@ -147,7 +157,7 @@ async def load(
     sent: list[tuple[float, float, float, list[str], int]] = []
     errors: list[str] = []
     queue: asyncio.Queue[tuple[int, float] | None] = asyncio.Queue()
-    host, port = base.removeprefix("http://").split(":")
+    host, port = (trade_base or base).removeprefix("http://").split(":")
     head = (
         f"POST /v1/trades/batch HTTP/1.1\r\nHost: {host}:{port}\r\nAuthorization: {headers['Authorization']}\r\n"
         "Content-Type: application/json\r\nContent-Length: "
@@ -325,6 +335,12 @@ def main() -> int:
     ap.add_argument("--assets", type=int, default=8)
     ap.add_argument("--port", type=int, default=8765)
     ap.add_argument("--tick-ms", type=float, default=50.0)
+    ap.add_argument(
+        "--gateways",
+        type=int,
+        default=0,
+        help="serve --gateways N; trades go to the gateway port (--port + 1)",
+    )
     ap.add_argument("--workdir", type=Path, default=None)
     ap.add_argument("--json", type=Path, default=None, help="write the result here")
     args = ap.parse_args()
@@ -369,6 +385,11 @@ def main() -> int:
             "--tick-ms",
             str(args.tick_ms),
             "--no-webhooks",
+            *(
+                ["--gateways", str(args.gateways), "--gateway-port", str(args.port + 1)]
+                if args.gateways
+                else []
+            ),
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -405,15 +426,23 @@ def main() -> int:
         gc.collect()
         gc.freeze()
         result = asyncio.run(
-            load(base, headers, payloads, args.rate, args.batch, args.seconds, args.connections, server.pid)
+            load(
+                base,
+                headers,
+                payloads,
+                args.rate,
+                args.batch,
+                args.seconds,
+                args.connections,
+                server.pid,
+                f"http://127.0.0.1:{args.port + 1}" if args.gateways else None,
+            )
         )
         result["client_cpu_s"] = round(time.process_time() - client_cpu, 1)
         result["client_cpu_us_per_trade"] = round(
             result["client_cpu_s"] * 1e6 / max(1, result["trades_ok"]), 1
         )
-        proc = psutil.Process(server.pid)
-        cpu = proc.cpu_times()
-        result["server_cpu_s"] = round(cpu.user + cpu.system, 1)
+        result["server_cpu_s"] = round(tree_usage(psutil.Process(server.pid))[0], 1)
         result["server_cpu_us_per_trade"] = (
             round((result["samples"][-1][2] - result["samples"][0][2]) * 1e6 / max(1, result["trades_ok"]), 1)
             if result["samples"]

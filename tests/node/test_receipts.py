@@ -50,3 +50,12 @@ def test_step_receipts_equal_flow_receipt_row_by_row(tmp_path: Path) -> None:
     assert receipts.lane_keys(list(built.values()), lambda pool: len(pool or "")) == [
         len(v["pool"] or "") for v in built.values()
     ]
+    # The same receipts as columns (a gateway renders them): the same dicts, in the step's order,
+    # whole or sliced anywhere.
+    table = receipts.step_receipt_table(fx)
+    assert table.schema.equals(receipts.RECEIPT_SCHEMA)
+    assert receipts.receipt_dicts(table) == list(built.values())
+    assert [list(d) for d in receipts.receipt_dicts(table)] == [list(v) for v in built.values()]
+    for start in range(table.num_rows):
+        for n in range(table.num_rows - start + 1):
+            assert receipts.receipt_dicts(table.slice(start, n)) == list(built.values())[start : start + n]

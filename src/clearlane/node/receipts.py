@@ -124,6 +124,117 @@ def step_receipts(fx: Step) -> dict[str, dict[str, Any]]:
     return out
 
 
+RECEIPT_SCHEMA = pa.schema(
+    [
+        pa.field("id", pa.string()),
+        pa.field("kind", pa.string()),
+        pa.field("status", pa.string()),
+        pa.field("state", pa.string()),
+        pa.field("lane", pa.string()),
+        pa.field("pool", pa.string()),
+        pa.field("batch_id", pa.string()),
+        pa.field("received_at_ms", pa.int64()),
+        pa.field("reject_code", pa.int64()),
+        pa.field("reject_field", pa.string()),
+        pa.field("reject_reason", pa.string()),
+    ]
+)
+"""A committed step's receipts as columns (:func:`step_receipt_table`); :func:`receipt_dicts`
+makes the same dicts :func:`step_receipts` does from any slice of them."""
+
+_KIND_LABELS = pa.array(["trade", "payment", "trade"])
+_STATUS_LABELS = pa.array(["accepted", "rejected"])
+_STATE_LABEL_ARRAY = pa.array(_STATE_NAMES.tolist(), pa.string())
+
+
+def step_receipt_table(fx: Step) -> pa.Table:
+    """:func:`step_receipts` as a table of :data:`RECEIPT_SCHEMA` (one row per flow of the step,
+    in the step's order), built by Arrow kernels: no Python object per row. A gateway renders
+    its slice of it (adapters/http/link.py); :func:`receipt_dicts` gives the dicts."""
+    parts = []
+    why: dict[str, Any] = {}
+    for table in fx.tables():
+        if table.num_rows == 0:
+            continue
+        states = table.column("state").to_numpy()
+        codes = table.column("reject_code").to_numpy().astype(np.int64, copy=False)
+        pools = _plain(table.column("pool"))
+        field = reason = pa.nulls(table.num_rows, pa.string())
+        refused = np.flatnonzero(codes)
+        if len(refused):  # the step's rejects, looked up only if a row was refused
+            if not why:
+                why.update({r.input_id: r for r in fx.rejects() if r.input_id is not None})
+            ids = table.column("flow_id").take(pa.array(refused)).to_pylist()
+            found = [why.get(i) for i in ids]
+            fields: list[str | None] = [None] * table.num_rows
+            reasons: list[str | None] = [None] * table.num_rows
+            for at, r in zip(refused.tolist(), found, strict=True):
+                fields[at] = r.field if r else None
+                reasons[at] = r.reason if r else None
+            field, reason = pa.array(fields, pa.string()), pa.array(reasons, pa.string())
+        parts.append(
+            pa.Table.from_arrays(
+                [
+                    table.column("flow_id").combine_chunks().cast(pa.string()),
+                    _KIND_LABELS.take(pa.array(np.minimum(table.column("kind").to_numpy(), 2))),
+                    _STATUS_LABELS.take(pa.array((states == _REJECTED).astype(np.int8))),
+                    _STATE_LABEL_ARRAY.take(pa.array(states)),
+                    _plain(table.column("lane")),
+                    pools,
+                    _batch_id_array(pools, table.column("batch_seq").to_numpy()),
+                    table.column("received_ms").combine_chunks().cast(pa.int64()),
+                    pa.array(codes),
+                    field,
+                    reason,
+                ],
+                schema=RECEIPT_SCHEMA,
+            )
+        )
+    if not parts:
+        return RECEIPT_SCHEMA.empty_table()
+    return pa.concat_tables(parts) if len(parts) > 1 else parts[0]
+
+
+def receipt_dicts(table: pa.Table | pa.RecordBatch) -> list[dict[str, Any]]:
+    """The receipts of rows of :func:`step_receipt_table`, as :func:`step_receipts` makes them."""
+    rows = zip(
+        *(table.column(i).to_pylist() for i in range(8)),
+        table.column("reject_code").to_pylist(),
+        table.column("reject_field").to_pylist(),
+        table.column("reject_reason").to_pylist(),
+        strict=True,
+    )
+    return [
+        {
+            "id": flow_id,
+            "kind": kind,
+            "status": status,
+            "state": state,
+            "lane": lane,
+            "pool": pool,
+            "batch_id": batch,
+            "received_at_ms": received,
+            "reject": reject_body(code, field, reason) if code else None,
+        }
+        for flow_id, kind, status, state, lane, pool, batch, received, code, field, reason in rows
+    ]
+
+
+def _plain(column: pa.ChunkedArray) -> pa.Array:
+    """A (dictionary-encoded) string column as plain strings."""
+    return column.combine_chunks().cast(pa.string())
+
+
+def _batch_id_array(pools: pa.Array, seqs: npt.NDArray[np.int64]) -> pa.Array:
+    """Each row's batch id (null outside a batch), formatted once per distinct (pool, seq)."""
+    encoded = pools.dictionary_encode()
+    names = [*encoded.dictionary.to_pylist(), None]
+    codes = pc.fill_null(encoded.indices, len(names) - 1).to_numpy(zero_copy_only=False).astype(np.int64)
+    _, first, inverse = np.unique(codes * (1 << 40) + (seqs + 1), return_index=True, return_inverse=True)
+    ids = [_batch_id(names[codes[i]], int(seqs[i])) for i in first.tolist()]
+    return pa.array(ids, pa.string()).take(pa.array(inverse.reshape(-1)))
+
+
 def _batch_ids(pools: list[str | None], seqs: npt.NDArray[np.int64]) -> list[str | None]:
     """Each row's batch id (None outside a batch), formatted once per distinct (pool, seq)."""
     names: dict[str | None, int] = {}

@@ -66,7 +66,7 @@ from clearlane.node import escrow as escrow_app
 from clearlane.node import manual as manual_app
 from clearlane.node import receipts
 from clearlane.node.events import WEBHOOK_EVENTS, EventBus, EventGroup, StatsEvent
-from clearlane.node.intake.rows import Intake, RowError
+from clearlane.node.intake.rows import DECODED_SCHEMA, Intake, RowError, Rows
 from clearlane.node.node import Node
 from clearlane.node.projections.common import S
 from clearlane.node.projections.readmodel import ReadModel
@@ -218,10 +218,10 @@ class RuntimeUnavailable(Unavailable, code="RUNTIME_UNAVAILABLE"):
 
 @dataclass
 class _TradeJob:
-    rows: list[dict[str, Any]]
+    rows: Rows
     received_ms: int
     wall: float
-    future: Future[list[dict[str, Any]]]
+    future: Future[Any]  # receipts: dicts, or columns for a decoded submission (_answer_trades)
     prefix: str = "trades"
 
 
@@ -498,6 +498,16 @@ class Runtime:
         self._enqueue(future, trades=job)
         return future
 
+    def submit_decoded(self, batch: pa.RecordBatch) -> Future[list[dict[str, Any]]]:
+        """Queue a bulk submission a gateway decoded (``intake.rows.decoded_batch``): judged and
+        answered exactly as the same rows given to :meth:`submit_trades` (``trades[i].field``)."""
+        if not batch.schema.equals(DECODED_SCHEMA):
+            raise ValueError("a decoded submission must be of intake.rows.DECODED_SCHEMA")
+        future: Future[list[dict[str, Any]]] = Future()
+        job = _TradeJob(batch, self.clock.now_ms(), time.perf_counter(), future, "trades")
+        self._enqueue(future, trades=job)
+        return future
+
     def submit_events(self, kind: str, payloads: list[dict[str, Any]]) -> Future[list[dict[str, Any]]]:
         """Queue small events of one kind (payment, collateral_deposit, collateral_withdrawal)."""
         future: Future[list[dict[str, Any]]] = Future()
@@ -667,14 +677,14 @@ class Runtime:
             if clash:
                 keep[start : start + n] = False
         fresh = table.filter(pa.array(keep)) if not keep.all() else table
-        answers: dict[str, dict[str, Any]] = {}
+        answers = receipts.RECEIPT_SCHEMA.empty_table()
         fx: Step | None = None
         if fresh.num_rows:
             started = time.perf_counter()
             with self.lock:
                 fx = self.node.submit("trades", fresh, self._at(now))
                 if fx is not None:
-                    answers = receipts.step_receipts(fx)
+                    answers = receipts.step_receipt_table(fx)
             self.counters.step_seconds.observe("trades", time.perf_counter() - started)
             self.counters.trade_steps += 1
             self.counters.steps += 1
@@ -697,48 +707,78 @@ class Runtime:
         slices: list[tuple[int, int]],
         conflicts: list[list[RowError]],
         table: pa.Table,
-        answers: dict[str, dict[str, Any]],
+        answers: pa.Table,
     ) -> None:
         """Resolve each valid submission's future: a receipt per row (applied now, or the
-        record of the id applied before), or the conflicts that refused it."""
-        ids = table.column("trade_id").to_pylist()
+        record of the id applied before), or the conflicts that refused it. ``answers``: the
+        step's receipts as columns (``receipts.step_receipt_table``). A submission whose rows
+        were all applied now, each id once in the tick (the usual case), takes its slice of
+        them in its own order — as columns for a gateway's decoded submission (it renders them
+        in its own process), else as dicts."""
+        ids = table.column("trade_id")
         commit_wall = time.perf_counter()
-        lane_keys: list[int] = []
-        latencies: list[float] = []
+        fast_pools: list[pa.Array] = []
+        slow_pools: list[str | None] = []
+        latencies: list[tuple[float, int]] = []
         taken: set[str] = set()
-        distinct = len(set(ids)) == len(ids)
+        distinct = pc.count_distinct(ids).as_py() == table.num_rows
+        if answers.num_rows and table.num_rows:
+            at = pc.index_in(ids, value_set=answers.column("id"))
+            present = at.is_valid().to_numpy(zero_copy_only=False)
+            ordered = answers.take(pc.fill_null(at, 0))
+        else:
+            present = np.zeros(table.num_rows, dtype=np.bool_)
+            ordered = answers
+        by_id: dict[str, dict[str, Any]] | None = None
+        id_list: list[str] | None = None
         for job, errs, (start, n), clash in zip(jobs, errors, slices, conflicts, strict=True):
             if errs:
                 continue
             if clash:
                 self._refuse(job.future, clash, n)
                 continue
-            hits = [answers[t] for t in ids[start : start + n] if t in answers]
-            if distinct and len(hits) == n:  # every row applied now, each id once in the tick
-                lane_keys += receipts.lane_keys(hits, self._lane_key)
-                latencies += [(commit_wall - job.wall) * 1000] * n
+            wait_ms = (commit_wall - job.wall) * 1000
+            if distinct and n and present[start : start + n].all():  # every row applied now
+                part = ordered.slice(start, n)
+                fast_pools.append(part.column("pool").combine_chunks())
+                latencies.append((wait_ms, n))
                 self.counters.trades_accepted += n
-                job.future.set_result(hits)
+                job.future.set_result(
+                    part if isinstance(job.rows, pa.RecordBatch) else receipts.receipt_dicts(part)
+                )
                 continue
+            if by_id is None:
+                by_id = {d["id"]: d for d in receipts.receipt_dicts(answers)}
+                id_list = ids.to_pylist()
             out: list[dict[str, Any]] = []
             for i in range(start, start + n):
-                trade_id = ids[i]
-                hit = answers.get(trade_id)
+                trade_id = id_list[i]  # type: ignore[index]
+                hit = by_id.get(trade_id)
                 if hit is not None and trade_id not in taken:
                     taken.add(trade_id)
                     out.append(hit)
-                    lane_keys.append(self._lane_key(hit["pool"]))
-                    latencies.append((commit_wall - job.wall) * 1000)
+                    slow_pools.append(hit["pool"])
+                    latencies.append((wait_ms, 1))
                     self.counters.trades_accepted += 1
                 else:
                     out.append(self._existing_receipt(trade_id, kind=0))
                     self.counters.duplicates += 1
             job.future.set_result(out)
-        if lane_keys and self.readmodel is not None:
+        if latencies and self.readmodel is not None:
+            keys = self._lane_keys([*fast_pools, pa.array(slow_pools, pa.string())])
+            waits = np.repeat([w for w, _ in latencies], [k for _, k in latencies])
             with self.lock:
-                self.readmodel.activity.observe_api(
-                    np.asarray(lane_keys), np.asarray(latencies), self._at(self.clock.now_ms())
-                )
+                self.readmodel.activity.observe_api(keys, waits, self._at(self.clock.now_ms()))
+
+    def _lane_keys(self, pools: list[pa.Array]) -> npt.NDArray[np.int64]:
+        """The read model's activity key of each receipt's lane (:meth:`_lane_key`), one look-up
+        per distinct pool."""
+        encoded = pa.concat_arrays(pools).dictionary_encode()
+        names = [*encoded.dictionary.to_pylist(), None]
+        keys = np.array([self._lane_key(name) for name in names], dtype=np.int64)
+        codes = pc.fill_null(encoded.indices, len(names) - 1).to_numpy(zero_copy_only=False)
+        out: npt.NDArray[np.int64] = keys[codes]
+        return out
 
     def _conflicts(
         self,

@@ -7,11 +7,11 @@ from typing import Any
 
 import orjson
 
-from clearlane.adapters.http.routes.trades import _batch_depth
+from clearlane.adapters.http.routes.trades import batch_depth
 
 
 def _depth(body: Any) -> int | None:
-    return _batch_depth(body, orjson.dumps(body))
+    return batch_depth(body, orjson.dumps(body))
 
 
 def test_a_flat_batch_is_three_deep_and_anything_else_is_scanned() -> None:

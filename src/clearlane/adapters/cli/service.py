@@ -131,8 +131,21 @@ def serve(
     nats_types: NatsTypesOption = None,
     nats_alert_after: NatsAlertOption = 60.0,
     nats_escrow_actions: NatsEscrowOption = False,
+    gateways: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            max=16,
+            help="Gateway processes on --gateway-port: HTTP fronts that decode trade batches off the "
+            "engine's process and hand every other request to it (docs/OPERATIONS.md).",
+        ),
+    ] = 0,
+    gateway_port: Annotated[
+        int | None, typer.Option(help="The gateways' TCP port (default: --port + 1).")
+    ] = None,
 ) -> None:
-    """Run the engine, its clock and the HTTP API in one process (OpenAPI at /openapi.json)."""
+    """Run the engine, its clock and the HTTP API in one process (OpenAPI at /openapi.json);
+    with --gateways, HTTP front processes beside it on a second port."""
     from clearlane.adapters.http.app import ServiceOptions
     from clearlane.adapters.http.server import ServerLimits, build
     from clearlane.node.runtime import RuntimeOptions
@@ -178,6 +191,11 @@ def serve(
         monitor=monitor,
         nats=_nats(nats_url, nats_types, nats_alert_after, nats_escrow_actions),
     )
+    limits = ServerLimits(header_timeout_s=header_timeout)
+    front = None
+    if gateways:
+        front = _gateways(gateways, host, gateway_port or port + 1, service_options, limits, log_level)
+        api.state.gateways = front
     if not insecure_no_auth and api.state.keys.count_active() == 0:
         err.print(
             f"[yellow]no API keys yet:[/] create one with  clearlane apikey create --db {db} --role operator"
@@ -186,7 +204,34 @@ def serve(
         f"clearlane serving {db} on http://{host}:{port}  (clock {clock}{f' x{speed:g}' if clock == 'accelerated' else ''})"
     )
     err.print(f"settlement dashboard: http://{host}:{port}/ui/  (needs an operator or auditor key)")
-    _run_server(api, host, port, ServerLimits(header_timeout_s=header_timeout), log_level)
+    if front is not None:
+        err.print(f"{gateways} gateway process(es) on http://{host}:{front.port}  (the same API)")
+    _run_server(api, host, port, limits, log_level)
+
+
+def _gateways(count: int, host: str, port: int, service: Any, limits: Any, log_level: str) -> Any:
+    """``--gateways``: their options, and the port bound now (in use: an invocation error)."""
+    from clearlane.adapters.http.link import GatewayOptions, Gateways
+
+    front = Gateways(
+        GatewayOptions(
+            count=count,
+            host=host,
+            port=port,
+            max_body_bytes=service.max_body_bytes,
+            body_timeout_s=service.body_timeout_s,
+            max_json_depth=service.max_json_depth,
+            header_timeout_s=limits.header_timeout_s,
+            max_header_bytes=limits.max_header_bytes,
+            keep_alive_s=limits.keep_alive_s,
+            log_level=log_level,
+        )
+    )
+    try:
+        front.bind()
+    except OSError as exc:
+        raise fail(f"--gateway-port {port}: {exc.strerror or exc}") from None
+    return front
 
 
 def _log_with_request_ids(level: str) -> None:

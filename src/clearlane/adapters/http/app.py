@@ -193,6 +193,14 @@ def _lifespan(runtime: Runtime) -> Callable[[FastAPI], Any]:
             raise
         if runtime.options.tune_process:  # the serve process: its first requests wait for none of it
             await _warm_routes(app)
+        gateways = getattr(app.state, "gateways", None)
+        if gateways is not None:  # serve --gateways: link.py
+            try:
+                await gateways.start(app)
+            except BaseException:
+                await gateways.stop(timeout_s=0)
+                runtime.stop()
+                raise
         hooks = getattr(app.state, "webhooks", None)
         if hooks is not None:
             hooks.start()
@@ -202,6 +210,8 @@ def _lifespan(runtime: Runtime) -> Callable[[FastAPI], Any]:
         try:
             yield
         finally:
+            if gateways is not None:  # first: their requests still in flight reach the runtime
+                await gateways.stop()
             if alerts is not None:
                 alerts.stop()
             hooks = getattr(app.state, "webhooks", None)

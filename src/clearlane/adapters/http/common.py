@@ -14,7 +14,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
+import numpy as np
 import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
 from fastapi import Depends, Header, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel
@@ -201,15 +204,34 @@ def forbid_foreign(principal: Principal, rows: list[Any], sides: tuple[str, str]
         return
     for i, row in enumerate(rows):
         if not isinstance(row, dict) or principal.participant not in (row.get(sides[0]), row.get(sides[1])):
-            field = f"{prefix}[{i}].{sides[0]}" if prefix else sides[0]
-            raise Problem.service(
-                ServiceCode.FORBIDDEN,
-                403,
-                f"a participant key submits only its own {prefix or 'item'}s: "
-                f"{principal.participant} is neither {sides[0]} nor {sides[1]}",
-                field=field,
-                reason="not a party",
-            )
+            raise _foreign(principal, sides, prefix, i)
+
+
+def forbid_foreign_columns(
+    principal: Principal, batch: pa.RecordBatch, sides: tuple[str, str], prefix: str
+) -> None:
+    """:func:`forbid_foreign` for rows given as columns (a gateway's decoded submission): the
+    same refusal, naming the first row the key is not a party to."""
+    if principal.reads_all:
+        return
+    party = pa.scalar(principal.participant, pa.string())
+    mine = pc.or_kleene(pc.equal(batch.column(sides[0]), party), pc.equal(batch.column(sides[1]), party))
+    ok = pc.fill_null(mine, False)
+    if not pc.all(ok).as_py():
+        first = int(np.flatnonzero(~ok.to_numpy(zero_copy_only=False))[0])
+        raise _foreign(principal, sides, prefix, first)
+
+
+def _foreign(principal: Principal, sides: tuple[str, str], prefix: str, i: int) -> Problem:
+    field = f"{prefix}[{i}].{sides[0]}" if prefix else sides[0]
+    return Problem.service(
+        ServiceCode.FORBIDDEN,
+        403,
+        f"a participant key submits only its own {prefix or 'item'}s: "
+        f"{principal.participant} is neither {sides[0]} nor {sides[1]}",
+        field=field,
+        reason="not a party",
+    )
 
 
 def items_of(data: Any, key: str, limit: int) -> list[Any]:

@@ -44,15 +44,22 @@ class TradeBatchPath:
             await self.app(scope, receive, send)
             return
         request = Request(scope, receive)
-        try:
-            response = await self.handler(request)
-        except Exception as exc:
-            handle = _handler_for(scope["app"].exception_handlers, exc)
-            if handle is None:
-                raise
-            answer = handle(request, exc)
-            response = await answer if inspect.isawaitable(answer) else answer
+        response = await respond(request, self.handler)
         await response(scope, receive, send)
+
+
+async def respond(request: Request, handler: Handler) -> Response:
+    """``handler(request)``, or the app's answer to what it raised (its exception handlers, as
+    Starlette picks them); an exception no handler takes propagates. Also the main process's
+    side of a gateway's decoded submission (link.py)."""
+    try:
+        return await handler(request)
+    except Exception as exc:
+        handle = _handler_for(request.scope["app"].exception_handlers, exc)
+        if handle is None:
+            raise
+        answer = handle(request, exc)
+        return await answer if inspect.isawaitable(answer) else answer  # type: ignore[no-any-return]
 
 
 def _handler_for(handlers: dict[Any, Any], exc: Exception) -> Any:

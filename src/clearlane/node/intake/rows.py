@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, TypeAlias, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -87,6 +87,42 @@ def _fast_columns(rows: list[Any]) -> dict[str, pa.Array] | None:
     return columns
 
 
+Rows: TypeAlias = list[dict[str, Any]] | pa.RecordBatch
+"""A submission's trades: the JSON objects as parsed, or the gateway's columns of them."""
+
+# What :func:`_fast_columns` makes of well-typed objects with integer ``executed_at``: the form
+# a gateway process ships its decoded submissions in (adapters/http/gateway.py).
+DECODED_SCHEMA = pa.schema(
+    [pa.field(name, pa.int64() if name == "executed_at" else pa.string()) for name in _COLUMNS]
+)
+
+
+def decoded_batch(rows: list[Any]) -> pa.RecordBatch | None:
+    """The rows as one record batch of :data:`DECODED_SCHEMA` — exactly the columns the loop
+    would build from them — or None when they need the careful path (a wrong JSON type, a
+    non-object, ``executed_at`` not an integer, the ``executed_at_ms`` alias): such rows are
+    submitted as JSON and judged by :meth:`Intake.trades` with its field-naming errors."""
+    columns = _fast_columns(rows)
+    if columns is None or not columns["executed_at"].type.equals(pa.int64()):
+        return None
+    return pa.RecordBatch.from_arrays(list(columns.values()), schema=DECODED_SCHEMA)
+
+
+def _decoded_columns(submissions: list[tuple[Rows, int, str]]) -> dict[str, pa.Array] | None:
+    """The columns of decoded submissions joined, or None if any is JSON rows or not of
+    :data:`DECODED_SCHEMA` (then its rows take the JSON path)."""
+    batches = [s[0] for s in submissions if isinstance(s[0], pa.RecordBatch)]
+    if not batches:
+        return None
+    if len(batches) < len(submissions) or not all(b.schema.equals(DECODED_SCHEMA) for b in batches):
+        raise IntakeInvariantError("decoded submissions mixed with JSON rows or of another schema")
+    if len(batches) == 1:
+        only = batches[0]
+        return {name: only.column(i) for i, name in enumerate(_COLUMNS)}
+    joined = pa.Table.from_batches(batches).combine_chunks()
+    return {name: joined.column(i).chunk(0) for i, name in enumerate(_COLUMNS)}
+
+
 class Intake:
     """Validators for one configuration."""
 
@@ -117,31 +153,60 @@ class Intake:
         self.trades([([row, {**row, "trade_id": "warm-2", "quantity": "-1"}], now_ms, "trades")])
 
     def trades(
-        self, submissions: list[tuple[list[dict[str, Any]], int, str]]
+        self, submissions: list[tuple[Rows, int, str]]
     ) -> tuple[pa.Table, list[list[RowError]], list[tuple[int, int]]]:
         """Validate the rows of several submissions ``(rows, received_at_ms, field prefix)`` in
         one pass (the prefix names fields as ``trades[3].price``; empty for a single trade).
+        A submission's rows are JSON objects, or a record batch of :data:`DECODED_SCHEMA` that a
+        gateway decoded from such objects (:func:`decoded_batch`).
 
         Returns the valid rows of the submissions that are valid as a whole (in submission
         order, ``received_at_ms`` stamped per submission), each submission's errors (empty if
         accepted) and each accepted submission's slice ``(start, length)`` in the table.
+        Decoded and JSON submissions in one call are validated as two groups (the decoded rows
+        first in the table), each as it would be alone.
         """
-        owner: list[int] = []
-        received: list[int] = []
-        flat: list[Any] = []
-        for k, (rows, at_ms, _) in enumerate(submissions):
-            flat.extend(rows)
-            owner.extend([k] * len(rows))
-            received.extend([at_ms] * len(rows))
+        decoded = [k for k, s in enumerate(submissions) if isinstance(s[0], pa.RecordBatch)]
+        if not decoded or len(decoded) == len(submissions):
+            return self._group(submissions)
+        plain = [k for k, s in enumerate(submissions) if not isinstance(s[0], pa.RecordBatch)]
         errors: list[list[RowError]] = [[] for _ in submissions]
-        if not owner:
+        slices: list[tuple[int, int]] = [(0, 0) for _ in submissions]
+        tables = []
+        offset = 0
+        for group in (decoded, plain):
+            table, group_errors, group_slices = self._group([submissions[k] for k in group])
+            for k, errs, (start, n) in zip(group, group_errors, group_slices, strict=True):
+                errors[k] = errs
+                slices[k] = (offset + start, n)
+            tables.append(table)
+            offset += table.num_rows
+        return pa.concat_tables(tables), errors, slices
+
+    def _group(
+        self, submissions: list[tuple[Rows, int, str]]
+    ) -> tuple[pa.Table, list[list[RowError]], list[tuple[int, int]]]:
+        """:meth:`trades` for submissions all of one form (all decoded, or all JSON rows)."""
+        sizes = np.fromiter(
+            (s[0].num_rows if isinstance(s[0], pa.RecordBatch) else len(s[0]) for s in submissions),
+            dtype=np.int64,
+            count=len(submissions),
+        )
+        owner = np.repeat(np.arange(len(submissions), dtype=np.int64), sizes)
+        received_arr = np.repeat(np.fromiter((s[1] for s in submissions), dtype=np.int64), sizes)
+        errors: list[list[RowError]] = [[] for _ in submissions]
+        if not len(owner):
             return TRADE_CHUNK_SCHEMA.empty_table(), errors, [(0, 0) for _ in submissions]
         starts = np.zeros(len(submissions) + 1, dtype=np.int64)
-        np.add.at(starts, np.asarray(owner) + 1, 1)
-        starts = np.cumsum(starts)
-        fast = _fast_columns(flat)
+        starts[1:] = np.cumsum(sizes)
+        type_errors: dict[str, npt.NDArray[np.bool_]] = {}
+        flat: list[Any] = []
+        fast = _decoded_columns(submissions)
+        if fast is None:
+            flat = [row for s in submissions if isinstance(s[0], list) for row in s[0]]
+            fast = _fast_columns(flat)
         if fast is not None:
-            columns, type_errors = fast, {}
+            columns = fast
         else:
             collector = _TradeRows()
             for i, row in enumerate(flat):
@@ -154,25 +219,24 @@ class Intake:
             }
         rows_no = np.arange(len(owner), dtype=np.int64)
         table, rejects = self.validator.validate(columns, rows_no, type_errors=type_errors)
-        table, rejects = self._not_ahead(table, rejects, rows_no, np.asarray(received, dtype=np.int64))
+        table, rejects = self._not_ahead(table, rejects, rows_no, received_arr)
         bad_rows = np.zeros(len(owner), dtype=np.bool_)
         for r in rejects:
             at = int(r.row or 0)
-            k = owner[at]
+            k = int(owner[at])
             bad_rows[at] = True
             errors[k].append(RowError.of(at - int(starts[k]), r, submissions[k][2]))
-        owner_arr = np.asarray(owner, dtype=np.int64)
         refused = np.array([bool(e) for e in errors], dtype=np.bool_)
         valid_rows = np.flatnonzero(~bad_rows)  # rows of ``table`` in order
-        keep = ~refused[owner_arr[valid_rows]]
+        keep = ~refused[owner[valid_rows]]
         table = table.filter(pa.array(keep))
         kept_rows = valid_rows[keep]
-        stamps = np.asarray(received, dtype=np.int64)[kept_rows]
+        stamps = received_arr[kept_rows]
         table = table.set_column(10, TRADE_CHUNK_SCHEMA.field(10), pa.array(stamps, type=pa.int64()))
         slices: list[tuple[int, int]] = []
         pos = 0
         for k in range(len(submissions)):
-            n = 0 if refused[k] else int(starts[k + 1] - starts[k])
+            n = 0 if refused[k] else int(sizes[k])
             slices.append((pos, n))
             pos += n
         return table, errors, slices

@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 import orjson
+import pyarrow as pa
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
@@ -25,6 +26,7 @@ from clearlane.adapters.http.common import (
     body_doc,
     cached,
     forbid_foreign,
+    forbid_foreign_columns,
     items_of,
     json_body,
     problem_doc,
@@ -35,8 +37,10 @@ from clearlane.adapters.http.common import (
 )
 from clearlane.adapters.http.problems import Problem, not_found
 from clearlane.core.model.codes import RejectCode
+from clearlane.node.receipts import receipt_dicts
 
 router = APIRouter(tags=["trades"])
+BATCH_LIMIT = 10_000  # trades a bulk request may hold
 
 
 @router.post(
@@ -76,13 +80,40 @@ async def batch_response(request: Request) -> Response:
     # The roles as Submitter's, checked directly: no dependency solving on the hot path.
     principal = await authorize(request, SUBMITTERS)
     runtime = await runtime_of(request)
-    rows = items_of(await json_body(request, _batch_depth), "trades", 10_000)
+    rows = items_of(await json_body(request, batch_depth), "trades", BATCH_LIMIT)
     forbid_foreign(principal, rows, ("buyer", "seller"), "trades")
     receipts = await run(runtime.submit_trades(rows))
     return Response(orjson.dumps(summary(receipts)), media_type="application/json")
 
 
-def _batch_depth(data: Any, raw: bytes) -> int | None:
+async def decoded_response(request: Request, batch: pa.RecordBatch) -> Response:
+    """``POST /v1/trades/batch`` whose body a gateway process decoded (adapters/http/link.py):
+    :func:`batch_response` from the roles on, the same refusals in the same order (the
+    gateway sends its body as JSON instead whenever decoding it would refuse anything)."""
+    principal = await authorize(request, SUBMITTERS)
+    runtime = await runtime_of(request)
+    forbid_foreign_columns(principal, batch, ("buyer", "seller"), "trades")
+    receipts: Any = await asyncio.wrap_future(runtime.submit_decoded(batch))
+    if isinstance(receipts, pa.Table):  # every row applied now: the gateway renders them
+        return ReceiptColumns(receipts)
+    return Response(orjson.dumps(summary(receipts)), media_type="application/json")
+
+
+class ReceiptColumns(Response):
+    """A bulk receipt still as the step's receipt columns (``node.receipts.RECEIPT_SCHEMA``):
+    the link sends them to the gateway, which renders :func:`render_receipts` of them."""
+
+    def __init__(self, table: pa.Table) -> None:
+        super().__init__(b"", media_type="application/json")
+        self.table = table
+
+
+def render_receipts(table: pa.Table | pa.RecordBatch) -> Response:
+    """The response :func:`batch_response` gives for these receipts (the same bytes)."""
+    return Response(orjson.dumps(summary(receipt_dicts(table))), media_type="application/json")
+
+
+def batch_depth(data: Any, raw: bytes) -> int | None:
     """The nesting depth of ``{"trades": [objects]}`` when its bytes hold no bracket beyond
     those containers (3; then no value can nest, and scanning the bytes for depth — costlier than
     parsing them — is skipped), else None. A bracket inside a string only costs the scan."""
