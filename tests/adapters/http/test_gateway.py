@@ -78,7 +78,8 @@ class Served:
             stderr=subprocess.PIPE,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
-        wait_for(lambda: self._up(self.gateway), timeout=90, every=0.1)
+        # The gateways start in the service's lifespan, before its own port listens: wait for both.
+        wait_for(lambda: self._up(self.gateway) and self._up(self.main), timeout=90, every=0.1)
 
     def _up(self, base: str) -> bool:
         if self.proc.poll() is not None:
@@ -326,7 +327,7 @@ def test_a_gateway_that_dies_is_started_again_and_a_stop_ends_them(tmp_path: Pat
         first.kill()
         first.wait(10)
         wait_for(lambda: len(server.gateways()) == 1 and server.gateways()[0].pid != first.pid, timeout=30)
-        wait_for(lambda: server._up(server.gateway), timeout=60, every=0.1)
+        wait_for(lambda: server._up(server.gateway), timeout=60, every=0.1)  # the new one
         r = httpx.post(
             f"{server.gateway}/v1/trades/batch",
             content=_body([trade_row("G-after", executed_at=AT)]),
@@ -335,6 +336,12 @@ def test_a_gateway_that_dies_is_started_again_and_a_stop_ends_them(tmp_path: Pat
         )
         assert r.status_code == 200 and r.json()["accepted"] == 1
         (second,) = server.gateways()
+        metrics = httpx.get(
+            f"{server.gateway}/metrics", headers={"Authorization": f"Bearer {key}"}, timeout=30
+        ).text
+        assert 'clearlane_gateways{state="alive"} 1.0' in metrics
+        assert "clearlane_gateway_restarts_total 1.0" in metrics
+        assert 'clearlane_gateway_requests_total{kind="decoded"} 1.0' in metrics
     finally:
         err = server.stop()
     assert server.proc.returncode == 0, err

@@ -137,7 +137,7 @@ def serve(
             min=0,
             max=16,
             help="Gateway processes on --gateway-port: HTTP fronts that decode trade batches off the "
-            "engine's process and hand every other request to it (docs/OPERATIONS.md).",
+            "engine's process and hand every other request to it (docs/SCALING.md).",
         ),
     ] = 0,
     gateway_port: Annotated[
@@ -196,6 +196,7 @@ def serve(
     if gateways:
         front = _gateways(gateways, host, gateway_port or port + 1, service_options, limits, log_level)
         api.state.gateways = front
+        api.state.metrics.gateways = front
     if not insecure_no_auth and api.state.keys.count_active() == 0:
         err.print(
             f"[yellow]no API keys yet:[/] create one with  clearlane apikey create --db {db} --role operator"

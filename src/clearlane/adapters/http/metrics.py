@@ -113,6 +113,8 @@ class _Collector(Collector):
         steps.add_metric(["trades"], float(rt.counters.trade_steps))
         steps.add_metric(["all"], float(rt.counters.steps))
         yield steps
+        if self.m.gateways is not None:
+            yield from _gateway_families(self.m.gateways.status())
         yield _step_family(rt)
         yield GaugeMetricFamily(
             "clearlane_block_height", "Base-layer tip height seen by the engine", value=float(snap.height)
@@ -294,10 +296,34 @@ async def scraper(
     await allow(*READERS)(principal)
 
 
+def _gateway_families(status: dict[str, Any]) -> Iterator[Metric]:
+    """``serve --gateways``: how many run, how often one was started again, what they sent."""
+    alive = GaugeMetricFamily(
+        "clearlane_gateways", "Gateway processes (serve --gateways): configured and running", labels=["state"]
+    )
+    alive.add_metric(["configured"], float(status["count"]))
+    alive.add_metric(["alive"], float(status["alive"]))
+    yield alive
+    restarts = CounterMetricFamily(
+        "clearlane_gateway_restarts", "Gateway processes started again after exiting"
+    )
+    restarts.add_metric([], float(status["restarts"]))
+    yield restarts
+    sent = CounterMetricFamily(
+        "clearlane_gateway_requests",
+        "Requests the gateways handed to the service: trade batches decoded, other requests whole",
+        labels=["kind"],
+    )
+    sent.add_metric(["decoded"], float(status.get("decoded", 0)))
+    sent.add_metric(["forwarded"], float(status.get("forwarded", 0)))
+    yield sent
+
+
 class Metrics:
     def __init__(self, runtime: Runtime, webhooks: WebhookService | None = None) -> None:
         self.runtime = runtime
         self.webhooks = webhooks
+        self.gateways: Any = None  # serve --gateways: link.Gateways (its status())
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(_Collector(self))
 
