@@ -725,10 +725,10 @@ class Runtime:
         if answers.num_rows and table.num_rows:
             at = pc.index_in(ids, value_set=answers.column("id"))
             present = at.is_valid().to_numpy(zero_copy_only=False)
-            ordered = answers.take(pc.fill_null(at, 0))
+            ordered = _one_batch(answers.take(pc.fill_null(at, 0)))
         else:
             present = np.zeros(table.num_rows, dtype=np.bool_)
-            ordered = answers
+            ordered = _one_batch(answers)
         by_id: dict[str, dict[str, Any]] | None = None
         id_list: list[str] | None = None
         for job, errs, (start, n), clash in zip(jobs, errors, slices, conflicts, strict=True):
@@ -740,7 +740,7 @@ class Runtime:
             wait_ms = (commit_wall - job.wall) * 1000
             if distinct and n and present[start : start + n].all():  # every row applied now
                 part = ordered.slice(start, n)
-                fast_pools.append(part.column("pool").combine_chunks())
+                fast_pools.append(part.column("pool"))
                 latencies.append((wait_ms, n))
                 self.counters.trades_accepted += n
                 job.future.set_result(
@@ -1160,6 +1160,11 @@ _EVENT_ID_FIELD = {
     "collateral_deposit": "deposit_id",
     "collateral_withdrawal": "withdrawal_id",
 }
+
+
+def _one_batch(table: pa.Table) -> pa.RecordBatch:
+    """A table as one record batch (its slices are then views, sent without copying columns)."""
+    return pa.RecordBatch.from_arrays([c.combine_chunks() for c in table.columns], schema=table.schema)
 
 
 def _event_digest(kind: str, data: dict[str, Any]) -> int:

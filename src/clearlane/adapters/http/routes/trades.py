@@ -94,7 +94,7 @@ async def decoded_response(request: Request, batch: pa.RecordBatch) -> Response:
     runtime = await runtime_of(request)
     forbid_foreign_columns(principal, batch, ("buyer", "seller"), "trades")
     receipts: Any = await asyncio.wrap_future(runtime.submit_decoded(batch))
-    if isinstance(receipts, pa.Table):  # every row applied now: the gateway renders them
+    if isinstance(receipts, pa.RecordBatch):  # every row applied now: the gateway renders them
         return ReceiptColumns(receipts)
     return Response(orjson.dumps(summary(receipts)), media_type="application/json")
 
@@ -103,7 +103,7 @@ class ReceiptColumns(Response):
     """A bulk receipt still as the step's receipt columns (``node.receipts.RECEIPT_SCHEMA``):
     the link sends them to the gateway, which renders :func:`render_receipts` of them."""
 
-    def __init__(self, table: pa.Table) -> None:
+    def __init__(self, table: pa.RecordBatch) -> None:
         super().__init__(b"", media_type="application/json")
         self.table = table
 
