@@ -53,6 +53,16 @@ def _row(i: int, flaw: str) -> dict[str, Any]:
         row["exch_batch_id"] = "X-1"
     elif flaw == "null":
         row["exch_batch_id"] = None
+    elif flaw == "float time":
+        row["executed_at"] = float(AT)  # Arrow would take 2.0 for an int64: not decoded
+    elif flaw == "bool time":
+        row["executed_at"] = True
+    elif flaw == "int venue":
+        row["venue"] = 3
+    elif flaw == "list venue":
+        row["venue"] = ["XCL"]
+    elif flaw == "extra":
+        row["note"] = "an unknown key: ignored on every path"
     return row
 
 
