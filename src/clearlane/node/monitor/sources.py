@@ -88,7 +88,8 @@ class Sources:
         return n
 
     def on_step(self, entry: LogEntry, fx: Step) -> None:
-        """Runtime step listener: clearlane's records per exchange batch id."""
+        """Runtime step listener: clearlane's records per exchange batch id (a step's counts
+        added together, then the book trimmed to its most recent ids)."""
         for table in fx.tables():
             if table.num_rows == 0 or "exch_batch_id" not in table.column_names:
                 continue
@@ -96,15 +97,27 @@ class Sources:
             if column.null_count == len(column):
                 continue
             counts = pc.value_counts(pc.drop_null(column))
-            for item in counts.to_pylist():
-                if item["values"] is not None:
-                    self._put(CLEARLANE, str(item["values"]), int(item["counts"]), entry.at_ms, add=True)
+            self._add_many(
+                CLEARLANE, counts.field("values").to_pylist(), counts.field("counts").to_pylist(), entry.at_ms
+            )
 
     def _put(self, source: str, key: str, n: int, at_ms: int, *, add: bool) -> None:
         book = self.counts.setdefault(source, OrderedDict())
         book[key] = book.get(key, 0) + n if add else n
         book.move_to_end(key)
         while len(book) > EXCH_BATCHES_KEPT:
+            book.popitem(last=False)
+        self.count_at_ms[source] = at_ms
+
+    def _add_many(self, source: str, keys: list[str], ns: list[int], at_ms: int) -> None:
+        """:meth:`_put` with ``add`` for many ids at once (a step's distinct exchange batches:
+        thousands at 50,000 trades/s), trimming once after all of them."""
+        book = self.counts.setdefault(source, OrderedDict())
+        get, to_end = book.get, book.move_to_end
+        for key, n in zip(keys, ns, strict=True):
+            book[key] = get(key, 0) + n
+            to_end(key)
+        for _ in range(len(book) - EXCH_BATCHES_KEPT):
             book.popitem(last=False)
         self.count_at_ms[source] = at_ms
 
