@@ -3,15 +3,15 @@
 A receipt says what the committed step did with one flow (a trade or a payment): accepted or
 rejected (with the engine's code, field and reason), its state, lane, pool and batch, and when it
 was received; an id already applied is answered with its record's receipt, status ``duplicate``.
-Receipts are built here only — column-wise from a committed :class:`Step` (the bulk path: one
-dict per row, the columns decoded once) or from one stored record — so the HTTP API, the bus
-worker and the CLI can never drift on a field name or a rule (the batch id, the status of a
-rejected flow).
+Receipts are built here only — column-wise from a committed :class:`Step`
+(:func:`step_receipt_table`: a table a gateway renders, or :func:`receipt_dicts` of it) or from
+one stored record — so the HTTP API, the gateways, the bus worker and the CLI can never drift
+on a field name or a rule (the batch id, the status of a rejected flow).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
 
@@ -28,9 +28,8 @@ from clearlane.core.model.states import TradeState
 _REJECTED = int(TradeState.REJECTED)
 _STATE_LABELS = {int(s): s.label for s in TradeState}
 _KINDS = {0: "trade", 1: "payment"}
-# The same labels as NumPy look-up tables (kind 2 stands for "any other": a trade, as _KINDS).
-_STATE_NAMES = np.array([_STATE_LABELS.get(i, "") for i in range(max(_STATE_LABELS) + 1)], dtype=object)
-_KIND_NAMES = np.array(["trade", "payment", "trade"], dtype=object)
+# The same labels as Arrow look-up arrays (kind 2 stands for "any other": a trade, as _KINDS).
+_STATE_NAMES = [_STATE_LABELS.get(i, "") for i in range(max(_STATE_LABELS) + 1)]
 
 
 def reject_body(code: int, field: str | None = None, reason: str | None = None) -> dict[str, Any]:
@@ -76,52 +75,10 @@ def flow_receipt(
 
 def step_receipts(fx: Step) -> dict[str, dict[str, Any]]:
     """Per flow id: the receipt of what the committed step did with it — the same dict
-    :func:`flow_receipt` makes, built column-wise: labels, statuses and batch ids by NumPy
-    look-ups (a batch id formatted once per batch), then one dict literal a row; only a row the
-    engine refused looks up its reason."""
-    out: dict[str, dict[str, Any]] = {}
-    why: dict[str, Any] = {}
-
-    def refusal(flow_id: str, code: int) -> dict[str, Any]:
-        if not why:  # the step's rejects, looked up only if a row was refused
-            why.update({r.input_id: r for r in fx.rejects() if r.input_id is not None})
-        r = why.get(flow_id)
-        return reject_body(code, r.field if r else None, r.reason if r else None)
-
-    for table in fx.tables():
-        if table.num_rows == 0:
-            continue
-        states = table.column("state").to_numpy()
-        pools = _dict_values(table.column("pool"))
-        rows = zip(
-            table.column("flow_id").to_pylist(),
-            _KIND_NAMES[np.minimum(table.column("kind").to_numpy(), 2)].tolist(),
-            np.where(states == _REJECTED, "rejected", "accepted").tolist(),
-            _STATE_NAMES[states].tolist(),
-            _dict_values(table.column("lane")),
-            pools,
-            _batch_ids(pools, table.column("batch_seq").to_numpy()),
-            table.column("received_ms").to_numpy().tolist(),
-            table.column("reject_code").to_numpy().tolist(),
-            strict=True,
-        )
-        out.update(
-            {
-                flow_id: {
-                    "id": flow_id,
-                    "kind": kind,
-                    "status": status,
-                    "state": state,
-                    "lane": lane,
-                    "pool": pool,
-                    "batch_id": batch,
-                    "received_at_ms": received,
-                    "reject": refusal(flow_id, code) if code else None,
-                }
-                for flow_id, kind, status, state, lane, pool, batch, received, code in rows
-            }
-        )
-    return out
+    :func:`flow_receipt` makes, built from the step's receipt columns
+    (:func:`step_receipt_table`: labels, statuses and batch ids by Arrow kernels, a batch id
+    formatted once per batch; only a row the engine refused looks up its reason)."""
+    return {r["id"]: r for r in receipt_dicts(step_receipt_table(fx))}
 
 
 RECEIPT_SCHEMA = pa.schema(
@@ -144,7 +101,7 @@ makes the same dicts :func:`step_receipts` does from any slice of them."""
 
 _KIND_LABELS = pa.array(["trade", "payment", "trade"])
 _STATUS_LABELS = pa.array(["accepted", "rejected"])
-_STATE_LABEL_ARRAY = pa.array(_STATE_NAMES.tolist(), pa.string())
+_STATE_LABEL_ARRAY = pa.array(_STATE_NAMES, pa.string())
 
 
 def step_receipt_table(fx: Step) -> pa.Table:
@@ -235,27 +192,6 @@ def _batch_id_array(pools: pa.Array, seqs: npt.NDArray[np.int64]) -> pa.Array:
     return pa.array(ids, pa.string()).take(pa.array(inverse.reshape(-1)))
 
 
-def _batch_ids(pools: list[str | None], seqs: npt.NDArray[np.int64]) -> list[str | None]:
-    """Each row's batch id (None outside a batch), formatted once per distinct (pool, seq)."""
-    names: dict[str | None, int] = {}
-    codes = np.fromiter((names.setdefault(p, len(names)) for p in pools), dtype=np.int64, count=len(pools))
-    _, first, inverse = np.unique(codes * (1 << 40) + seqs, return_index=True, return_inverse=True)
-    ids = [_batch_id(pools[i], int(seqs[i])) for i in first.tolist()]
-    return [ids[k] for k in inverse.tolist()]
-
-
-def lane_keys(items: list[dict[str, Any]], key_of: Callable[[str | None], int]) -> list[int]:
-    """``key_of(receipt["pool"])`` for each receipt, asking ``key_of`` once per distinct pool."""
-    keys: dict[str | None, int] = {}
-    out: list[int] = []
-    for pool in [r["pool"] for r in items]:
-        key = keys.get(pool)
-        if key is None:
-            key = keys[pool] = key_of(pool)
-        out.append(key)
-    return out
-
-
 def record_receipt(row: dict[str, Any], state: int, status: str = "duplicate") -> dict[str, Any]:
     """The receipt of a stored record (its current ``state`` from the read model)."""
     raw_seq = row.get("batch_seq")
@@ -275,16 +211,6 @@ def record_receipt(row: dict[str, Any], state: int, status: str = "duplicate") -
 def event_receipt(event_id: str, kind: str, status: str = "accepted") -> dict[str, Any]:
     """The receipt of a small event that is not a flow (a deposit, a withdrawal)."""
     return {"id": event_id, "kind": kind, "status": status}
-
-
-def _dict_values(column: pa.ChunkedArray) -> list[Any]:
-    """A (dictionary-encoded) string column as a Python list, decoding each value once."""
-    arr = column.combine_chunks()
-    if not pa.types.is_dictionary(arr.type):
-        return list(arr.to_pylist())
-    names = [*arr.dictionary.to_pylist(), None]
-    codes = pc.fill_null(arr.indices, len(names) - 1).to_numpy(zero_copy_only=False).tolist()
-    return [names[c] for c in codes]
 
 
 def operator_receipt(
