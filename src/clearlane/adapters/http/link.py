@@ -49,6 +49,7 @@ from typing import Any
 import orjson
 import pyarrow as pa
 from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
 from starlette.types import ASGIApp, Message
 
 from clearlane.adapters.http.fastpath import respond
@@ -203,7 +204,10 @@ class LinkServer:
         try:
             batch = decode_batch(rest, DECODED_SCHEMA)
             request = Request(http_scope({**meta, "method": "POST", "path": TRADES_PATH}, self.app))
-            response = await respond(request, lambda r: trades.decoded_response(r, batch))
+            response: Response = await respond(request, lambda r: trades.decoded_response(r, batch))
+        except Exception:  # what the app's error middleware would answer: a 500, logged
+            log.exception("a decoded trade batch through a gateway failed")
+            response = PlainTextResponse("Internal Server Error", status_code=500)
         finally:
             REQUEST_ID.reset(token)
         self.counts["decoded"] += 1
