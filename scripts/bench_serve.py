@@ -16,6 +16,10 @@ generator inflates every figure (its CPU a trade is printed). Every 5 s it sampl
 the rows queued for the clearing loop (``/metrics``: trades received but not yet stepped — what a
 loop that falls behind holds in memory).
 
+With ``--gateways N`` the server runs ``serve --gateways N --gateway-port PORT+1`` and the trades
+go to the gateway port (the stream and /metrics stay on the main port); the server's CPU and RSS
+are then its whole process tree's (docs/SCALING.md, "Gateways").
+
 Prints (and with ``--json`` writes) the achieved rate, errors, latency percentiles, and the RSS
 series. Exit code 1 if any request failed.
 """
