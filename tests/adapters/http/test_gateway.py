@@ -303,12 +303,15 @@ def test_the_live_stream_through_the_gateway(served: tuple[Served, dict[str, str
                 if line.startswith("data: "):
                     events.append(json.loads(line[6:]))
 
+    def subscribers() -> float:
+        text = httpx.get(f"{server.main}/metrics", headers=op, timeout=30).text
+        line = next(x for x in text.splitlines() if x.startswith("clearlane_stream_subscribers "))
+        return float(line.split()[-1])
+
+    before = subscribers()
     t = threading.Thread(target=listen)
     t.start()
-    wait_for(lambda: t.is_alive(), timeout=5)
-    import time
-
-    time.sleep(0.5)
+    wait_for(lambda: subscribers() > before, timeout=30, every=0.05)  # subscribed: no event missed
     r = httpx.post(
         f"{server.gateway}/v1/trades/batch", content=_body([trade_row("G-live", executed_at=AT)]), headers=op
     )
