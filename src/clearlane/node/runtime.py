@@ -68,7 +68,7 @@ from clearlane.node import receipts
 from clearlane.node.events import WEBHOOK_EVENTS, EventBus, EventGroup, StatsEvent
 from clearlane.node.intake.rows import DECODED_SCHEMA, Intake, RowError, Rows
 from clearlane.node.node import Node
-from clearlane.node.projections.common import S
+from clearlane.node.projections.common import S, lookup
 from clearlane.node.projections.readmodel import ReadModel
 from clearlane.node.projections.records import CACHE_ROWS
 from clearlane.node.queries import NodeQueries
@@ -765,20 +765,12 @@ class Runtime:
                     self.counters.duplicates += 1
             job.future.set_result(out)
         if latencies and self.readmodel is not None:
-            keys = self._lane_keys([*fast_pools, pa.array(slow_pools, pa.string())])
+            # Each receipt's lane as the read model keys it: its pool, or Layer-1 (no pool).
+            pools = pa.concat_arrays([*fast_pools, pa.array(slow_pools, pa.string())])
+            keys = lookup(pools, self.rm.pool_lookup, self.rm.l1).astype(np.int64)
             waits = np.repeat([w for w, _ in latencies], [k for _, k in latencies])
             with self.lock:
                 self.readmodel.activity.observe_api(keys, waits, self._at(self.clock.now_ms()))
-
-    def _lane_keys(self, pools: list[pa.Array]) -> npt.NDArray[np.int64]:
-        """The read model's activity key of each receipt's lane (:meth:`_lane_key`), one look-up
-        per distinct pool."""
-        encoded = pa.concat_arrays(pools).dictionary_encode()
-        names = [*encoded.dictionary.to_pylist(), None]
-        keys = np.array([self._lane_key(name) for name in names], dtype=np.int64)
-        codes = pc.fill_null(encoded.indices, len(names) - 1).to_numpy(zero_copy_only=False)
-        out: npt.NDArray[np.int64] = keys[codes]
-        return out
 
     def _conflicts(
         self,
@@ -884,11 +876,6 @@ class Runtime:
             record = table.slice(row, 1).to_pylist()[0]
             state = int(rm.current_states(table.slice(row, 1))[0])
         return receipts.record_receipt(record, state)
-
-    def _lane_key(self, pool: str | None) -> int:
-        """The read model's activity key of a flow's lane (its pool, or Layer-1)."""
-        rm = self.rm
-        return int(rm.pool_lookup[pool]) if pool is not None else int(rm.l1)
 
     # -- small events --------------------------------------------------------------------------
     def _apply_events(self, job: _EventJob, now: int) -> None:
@@ -1163,7 +1150,8 @@ _EVENT_ID_FIELD = {
 
 
 def _one_batch(table: pa.Table) -> pa.RecordBatch:
-    """A table as one record batch (its slices are then views, sent without copying columns)."""
+    """A table as one record batch (its slices are then views, sent to a gateway without
+    copying columns: link.encode_batch)."""
     return pa.RecordBatch.from_arrays([c.combine_chunks() for c in table.columns], schema=table.schema)
 
 

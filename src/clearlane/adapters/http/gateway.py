@@ -27,6 +27,7 @@ import os
 from typing import Any
 
 import orjson
+import pyarrow as pa
 from starlette.types import Message, Receive, Scope, Send
 
 from clearlane.adapters.http.common import _json_media
@@ -171,12 +172,10 @@ class GatewayCore:
             await problem_response(_unavailable(), scope.get("path"))(scope, receive, send)
             return
         meta, rest = split_meta(payload)
-        await send(
-            {"type": "http.response.start", "status": meta["status"], "headers": headers_in(meta["headers"])}
-        )
+        await send(_start(meta))
         await send({"type": "http.response.body", "body": bytes(rest)})
 
-    def _decoded(self, scope: Scope, body: bytes) -> Any:
+    def _decoded(self, scope: Scope, body: bytes) -> pa.RecordBatch | None:
         """The batch's decoded rows, or None to hand the request over whole."""
         if scope["method"] != "POST" or scope["path"] != TRADES_PATH or scope.get("root_path"):
             return None
@@ -214,22 +213,15 @@ class GatewayCore:
                     self.link.cancel(stream)  # the client left: the service ends its response
                     return
                 kind, payload = got.result()
-                if kind == _GONE and started:  # the link closed mid-response: end it there
-                    await send({"type": "http.response.body", "body": b""})
-                    return
-                if kind in (RESPONSE, _GONE):
-                    await self._answer(kind, payload, scope, receive, send)
+                if kind == _GONE:  # the link closed: end a started response there, else a 503
+                    if started:
+                        await send({"type": "http.response.body", "body": b""})
+                    else:
+                        await problem_response(_unavailable(), scope.get("path"))(scope, receive, send)
                     return
                 if kind == START:
                     started = True
-                    meta, _ = split_meta(payload)
-                    await send(
-                        {
-                            "type": "http.response.start",
-                            "status": meta["status"],
-                            "headers": headers_in(meta["headers"]),
-                        }
-                    )
+                    await send(_start(split_meta(payload)[0]))
                 elif kind == BODY:
                     await send({"type": "http.response.body", "body": payload, "more_body": True})
                 elif kind == END:
@@ -254,6 +246,11 @@ class GatewayCore:
                 await self.link.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+
+def _start(meta: dict[str, Any]) -> Message:
+    """The ``http.response.start`` of a response the service sent over the link."""
+    return {"type": "http.response.start", "status": meta["status"], "headers": headers_in(meta["headers"])}
 
 
 async def _after(event: asyncio.Event, then: Any) -> None:

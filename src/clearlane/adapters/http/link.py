@@ -96,10 +96,8 @@ async def read_frame(reader: asyncio.StreamReader) -> tuple[int, int, bytes]:
     return kind, stream, await reader.readexactly(length)
 
 
-def encode_batch(data: pa.RecordBatch | pa.Table) -> bytes:
+def encode_batch(data: pa.RecordBatch) -> bytes:
     """Rows of a schema both ends know, as one Arrow IPC record batch message (no schema)."""
-    if isinstance(data, pa.Table):
-        data = pa.RecordBatch.from_arrays([c.combine_chunks() for c in data.columns], schema=data.schema)
     out: bytes = data.serialize().to_pybytes()
     return out
 
@@ -116,10 +114,11 @@ def headers_in(pairs: list[list[str]]) -> list[tuple[bytes, bytes]]:
     return [(k.encode("latin-1"), v.encode("latin-1")) for k, v in pairs]
 
 
-def http_scope(meta: dict[str, Any], app: Any) -> dict[str, Any]:
-    """The ASGI scope of a request a gateway handed over, as uvicorn would have made it."""
+def http_scope(meta: dict[str, Any], app: Any = None) -> dict[str, Any]:
+    """The ASGI scope of a request a gateway handed over, as uvicorn would have made it (with
+    ``app`` as Starlette sets it, for a handler called without the app's stack)."""
     path = meta["path"]
-    return {
+    scope = {
         "type": "http",
         "asgi": {"version": "3.0", "spec_version": "2.3"},
         "http_version": meta.get("http_version", "1.1"),
@@ -133,8 +132,10 @@ def http_scope(meta: dict[str, Any], app: Any) -> dict[str, Any]:
         "client": tuple(meta["client"]) if meta.get("client") else None,
         "server": tuple(meta["server"]) if meta.get("server") else None,
         "state": {},
-        "app": app,
     }
+    if app is not None:
+        scope["app"] = app
+    return scope
 
 
 class LinkServer:
@@ -212,7 +213,7 @@ class LinkServer:
             REQUEST_ID.reset(token)
         self.counts["decoded"] += 1
         if isinstance(response, trades.ReceiptColumns):
-            writer.writelines(frame(COLUMNS, stream, encode_batch(response.table)))
+            writer.writelines(frame(COLUMNS, stream, encode_batch(response.receipts)))
             return
         body = bytes(response.body)
         out = with_meta({"status": response.status_code, "headers": headers_out(response.raw_headers)}, body)
@@ -223,8 +224,7 @@ class LinkServer:
     ) -> None:
         meta, body = split_meta(payload)
         left = gone[stream]
-        scope = http_scope(meta, self.app)
-        scope.pop("app")  # the app sets its own
+        scope = http_scope(meta)  # run through the whole app, which sets its own "app"
         pending: list[Message] = [{"type": "http.request", "body": bytes(body), "more_body": False}]
         state = {"started": False, "ended": False}
 
@@ -256,11 +256,8 @@ class LinkServer:
         self.counts["forwarded"] += 1
         try:
             await self.app(scope, receive, send)
-        except Exception:
+        except Exception:  # answered 500 below, as the app's error middleware would
             log.exception("a request through a gateway failed: %s %s", meta.get("method"), meta.get("path"))
-            if not state["started"] and not left.is_set():
-                state["started"] = True
-                await send({"type": "http.response.start", "status": 500, "headers": []})
         finally:
             if not state["ended"] and not left.is_set() and not writer.is_closing():
                 if not state["started"]:

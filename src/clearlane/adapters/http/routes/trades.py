@@ -103,9 +103,9 @@ class ReceiptColumns(Response):
     """A bulk receipt still as the step's receipt columns (``node.receipts.RECEIPT_SCHEMA``):
     the link sends them to the gateway, which renders :func:`render_receipts` of them."""
 
-    def __init__(self, table: pa.RecordBatch) -> None:
+    def __init__(self, receipts: pa.RecordBatch) -> None:
         super().__init__(b"", media_type="application/json")
-        self.table = table
+        self.receipts = receipts
 
 
 def render_receipts(table: pa.Table | pa.RecordBatch) -> Response:
