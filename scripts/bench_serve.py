@@ -47,6 +47,7 @@ import orjson
 import psutil
 
 from clearlane.adapters.embedded import open_node
+from clearlane.adapters.sql.store import SERVICE_PAGE_SIZE
 
 
 def prepare(
@@ -374,7 +375,7 @@ def main() -> int:
         Path(str(db) + suffix).unlink(missing_ok=True)
     from clearlane.adapters.http.auth import KeyStore
 
-    node = open_node(db, config)
+    node = open_node(db, config, page_size=SERVICE_PAGE_SIZE)  # as serve would create it
     _, token = KeyStore(node.store).create("operator", label="bench")
     node.close()
     exe = Path(sys.executable).with_name("clearlane")

@@ -16,7 +16,7 @@ from typing import Any, Literal
 from clearlane.adapters.chain.simulated import ChainParams, FaultSchedule, SimulatedChain
 from clearlane.adapters.memory import MemoryStore
 from clearlane.adapters.sql.flowids import FlowIdArchive
-from clearlane.adapters.sql.store import Store, is_url
+from clearlane.adapters.sql.store import BULK_PAGE_SIZE, Store, is_url
 from clearlane.core.config.model import ClearingConfig, load_config, parse_config
 from clearlane.core.errors import InputError
 from clearlane.node.node import (
@@ -129,6 +129,7 @@ def open_node(
     flow_ids: bool | dict[str, int] = False,
     chain: ChainChoice = SIMULATED,
     writer_process: bool = False,
+    page_size: int = BULK_PAGE_SIZE,
 ) -> Node[Store]:
     """Open (or create) a database (a SQLite path or a URL; ``schema``: a PostgreSQL schema of
     its own) and start the node on it, rebuilding engine and chain from its log.
@@ -138,7 +139,8 @@ def open_node(
     ``signing=False`` opens without loading a private key (read-mostly commands). ``chain``
     picks the base layer (the simulated one by default). ``writer_process``: bulk clears seal
     and commit in a process of their own, spawned now (``node/writer_process.py``), when the
-    database can be opened from another process (not SQLite in memory).
+    database can be opened from another process (not SQLite in memory). ``page_size``: a new
+    SQLite file's page size (``Store.open``).
     """
     fresh = create and not is_url(db) and not Path(db).exists()
     if config_path is not None:
@@ -146,7 +148,7 @@ def open_node(
     factory: ChainFactory = simulated_chain
     if chain.kind == "ethereum":  # its option errors too are raised before anything is created
         factory = ethereum_factory(chain, keys if keys is not None else default_key_dir(db))
-    store = Store.open(db, create=create, durable=durable, schema=schema)
+    store = Store.open(db, create=create, durable=durable, schema=schema, page_size=page_size)
     key_dir = (keys if keys is not None else default_key_dir(db)) if signing else None
     try:
         if signing:  # read-mostly openers replay the log and never reach the chain
@@ -201,10 +203,12 @@ def resolve_config(
 
 class Embedded:
     """The embedded defaults as the runtime's opener (:class:`clearlane.node.runtime.Opener`),
-    on the base layer ``chain``."""
+    on the base layer ``chain``; a SQLite store it creates gets pages of ``page_size`` bytes
+    (a service's opener: ``SERVICE_PAGE_SIZE``)."""
 
-    def __init__(self, chain: ChainChoice = SIMULATED) -> None:
+    def __init__(self, chain: ChainChoice = SIMULATED, *, page_size: int = BULK_PAGE_SIZE) -> None:
         self.chain = chain
+        self.page_size = page_size
 
     def resolve_config(
         self, db: str | Path, config_path: str | Path | None
@@ -212,7 +216,7 @@ class Embedded:
         return resolve_config(db, config_path)
 
     def open_node(self, db: str | Path, config_path: str | Path | None, **options: Any) -> Node[Store]:
-        return open_node(db, config_path, chain=self.chain, **options)
+        return open_node(db, config_path, chain=self.chain, page_size=self.page_size, **options)
 
 
 EMBEDDED = Embedded()

@@ -253,3 +253,14 @@ def test_payments_and_collateral(svc: Service) -> None:
     liq = svc.client.get("/v1/participants/RTL-0001/positions", headers=svc.h("retail")).json()
     usd = next(b for b in liq["balances"] if b["asset"] == "USD")
     assert usd["collateral"] == "400.00"
+
+
+def test_a_store_the_service_creates_has_small_pages(svc: Service) -> None:
+    """``serve`` creates its store with SERVICE_PAGE_SIZE pages (a step's small commits), where a
+    bulk clear's store has BULK_PAGE_SIZE pages (Store.open)."""
+    from sqlalchemy import text
+
+    from clearlane.adapters.sql.store import SERVICE_PAGE_SIZE
+
+    with svc.runtime.store.engine.connect() as conn:
+        assert conn.execute(text("PRAGMA page_size")).scalar_one() == SERVICE_PAGE_SIZE

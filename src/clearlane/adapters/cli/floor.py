@@ -3,7 +3,9 @@
 End to end, the node reads and validates the Parquet day, routes, checks liquidity, batches,
 nets, commits every batch to a Merkle root, persists every lifecycle, posts the ledger, extends
 the audit chain, anchors and follows finality. The floor is the least that work could cost on
-this machine with these libraries, each part done once, in bulk, on one thread:
+this machine with these libraries, each part done in bulk on one thread, timed three times and
+its best run kept, after the node is closed and the run's pages are on disk (``os.sync``), so the
+floor pays for nothing the run left behind:
 
 * **read** — ``pyarrow.parquet.read_table`` of the same file and columns;
 * **net** — exact multilateral netting of the same L2 flows in the same batches (integer sums of
@@ -41,6 +43,7 @@ from clearlane.core.model.events import Step
 from clearlane.core.model.states import TradeState
 from clearlane.core.textcols import string_table
 
+REPEATS = 3  # each floor part is timed this many times and its best run kept
 _INT64_MAX = (1 << 63) - 1  # the floor's exact sums: int64, checked per batch by the pass
 
 _RECORD_COLUMNS = (
@@ -116,27 +119,34 @@ def measure_floor(
 ) -> FloorFigures:
     """Re-do the run's work at its floor and time each part (see the module docstring)."""
     flows, bounds, batch_ids, roots = _batch_flows(recorder, config)
-    read = _timed(lambda: pq.read_table(trades_file))
+    read = _best(lambda: pq.read_table(trades_file))
     nets: list[tuple[Any, Any]] = []
-    net = _timed(lambda: nets.append(_net(flows, bounds, config)))
+    net = _best(lambda: nets.append(_net(flows, bounds, config)))
     _check_nets(nets[0], config, len(batch_ids))
     pids = pa.array(config.participant_ids, type=pa.string())
     codes = pa.array([a.code for a in config.assets], type=pa.string())
     tables = (string_table(config.participant_ids), string_table([a.code for a in config.assets]))
-    got: list[bytes] = []
-    hashed = _timed(
-        lambda: got.extend(batch_roots(flows, bounds, batch_ids, *tables, config.house_index, pids, codes))
+    got: list[list[bytes]] = []
+    hashed = _best(
+        lambda: got.append(batch_roots(flows, bounds, batch_ids, *tables, config.house_index, pids, codes))
     )
-    if got != roots:
+    if any(list(run) != roots for run in got):
         raise FloorError("the floor's Merkle roots differ from the roots the run committed")
-    write = None if write_floor is None else write_floor(store_bytes, recorder.steps)
+    write = None
+    if write_floor is not None:
+        write = min(write_floor(store_bytes, recorder.steps) for _ in range(REPEATS))
     return FloorFigures(read, net, hashed, write, len(flows), len(batch_ids), store_bytes)
 
 
-def _timed(work: Callable[[], Any]) -> float:
-    started = time.perf_counter()
-    work()
-    return time.perf_counter() - started
+def _best(work: Callable[[], Any]) -> float:
+    """The least wall time of ``REPEATS`` runs of ``work``: a floor is the fastest the machine
+    does it, not one run's luck with the other processes and the page cache."""
+    best = float("inf")
+    for _ in range(REPEATS):
+        started = time.perf_counter()
+        work()
+        best = min(best, time.perf_counter() - started)
+    return best
 
 
 def _batch_flows(

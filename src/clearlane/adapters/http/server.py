@@ -10,11 +10,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from clearlane.adapters.embedded import EMBEDDED, ChainChoice, Embedded
+from clearlane.adapters.embedded import SIMULATED, ChainChoice, Embedded
 from clearlane.adapters.http import views
 from clearlane.adapters.http.app import ServiceOptions, create_app
 from clearlane.adapters.http.auth import KeyStore
 from clearlane.adapters.http.routes import alerts as alert_routes
+from clearlane.adapters.sql.store import SERVICE_PAGE_SIZE
 from clearlane.node.monitor.service import Monitor, MonitorOptions
 from clearlane.node.runtime import AcceleratedClock, Clock, RealtimeClock, Runtime, RuntimeOptions
 
@@ -41,7 +42,8 @@ def build(
         chosen: Clock = RealtimeClock() if clock == "realtime" else AcceleratedClock(speed)
     else:
         chosen = clock
-    opener = EMBEDDED if chain is None else Embedded(chain)
+    # A store the service creates gets a service's small pages (Store.open, SERVICE_PAGE_SIZE).
+    opener = Embedded(SIMULATED if chain is None else chain, page_size=SERVICE_PAGE_SIZE)
     extra = []
     if dashboard:
         from clearlane.adapters.http.ui import DashboardRuntime, install

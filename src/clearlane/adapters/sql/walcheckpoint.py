@@ -1,7 +1,7 @@
 """SQLite WAL checkpoints off the committing thread.
 
 By default SQLite checkpoints the WAL inside the commit that takes it past
-``wal_autocheckpoint`` pages: with the store's 64 KiB pages that is a ~64 MiB copy into the
+``wal_autocheckpoint`` pages: with a bulk store's 64 KiB pages that is a ~64 MiB copy into the
 database file, and the step that happens to commit then waits for it (~50 ms every few hundred
 steps under ``serve``: the slowest steps of the loop, measured with ``scripts/mem_serve.py``).
 
@@ -10,7 +10,8 @@ Here a daemon thread runs ``PRAGMA wal_checkpoint(PASSIVE)`` on a connection of 
 copies the frames no reader still needs, and each run copies only what was committed since the
 last, so the copying is spread out instead of landing on one commit. SQLite releases the
 interpreter lock while it copies. The connections' own automatic checkpoint stays as a safety net
-at :data:`AUTOCHECKPOINT_PAGES` (should this thread fall behind, a commit checkpoints as before).
+at :data:`AUTOCHECKPOINT_BYTES` of pages (should this thread fall behind, a commit checkpoints as
+before).
 A checkpoint changes where committed pages live, never what is committed: durability stays that
 of the commit (``synchronous``), and the database's content is the same.
 """
@@ -20,9 +21,10 @@ from __future__ import annotations
 import sqlite3
 import threading
 
-AUTOCHECKPOINT_PAGES = 4096
-"""The committing connections' own checkpoint threshold (256 MiB of 64 KiB pages; SQLite's
-default is 1,000 pages): reached only if the background checkpoints fall behind."""
+AUTOCHECKPOINT_BYTES = 256 * 2**20
+"""The committing connections' own checkpoint threshold, in bytes of WAL pages (4,096 pages of
+64 KiB, 65,536 of 4 KiB; SQLite's default is 1,000 pages): reached only if the background
+checkpoints fall behind."""
 
 
 class WalCheckpointer:
