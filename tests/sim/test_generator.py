@@ -43,6 +43,44 @@ def test_same_seed_same_bytes(tmp_path: Path) -> None:
     assert other != digests[0]
 
 
+_DIGEST_IN_CHILD = """
+import hashlib, sys
+from pathlib import Path
+from clearlane.sim import generate_day
+paths = generate_day(trades=20_000, participants=400, assets=16, seed=11).write(Path(sys.argv[1]))
+print(hashlib.sha256(paths.trades.read_bytes() + paths.config.read_bytes()).hexdigest())
+"""
+
+
+def test_the_same_day_whatever_simd_numpy_picks(tmp_path: Path) -> None:
+    """NumPy picks its exp/log10/power implementation by the CPU at run time (AVX-512, AVX2, ...)
+    and their last bits differ: the generator computes those through the C library, so a seed
+    gives the same bytes on every machine. A child process with every SIMD target NumPy can
+    dispatch to here switched off (``NPY_DISABLE_CPU_FEATURES``) generates the same day."""
+    import os
+    import subprocess
+    import sys
+
+    from numpy._core import _multiarray_umath as umath
+
+    found = {name for name, present in umath.__cpu_features__.items() if present}
+    targets = [t for t in umath.__cpu_dispatch__ if t in found]
+    digests = []
+    for disabled in ("", " ".join(targets)):
+        env = {**os.environ, "NPY_DISABLE_CPU_FEATURES": disabled}
+        out = tmp_path / f"run{len(digests)}"
+        run = subprocess.run(
+            [sys.executable, "-c", _DIGEST_IN_CHILD, str(out)],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert run.returncode == 0, run.stderr
+        digests.append(run.stdout.strip())
+    assert len(digests[0]) == 64 and digests[0] == digests[1], (targets, digests)
+
+
 def test_schema_and_ids(day: GeneratedDay) -> None:
     table = day.trades
     assert table.column_names == [*INPUT_TRADE_COLUMNS, *INPUT_TRADE_OPTIONAL]

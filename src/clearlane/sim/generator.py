@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import math
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -48,6 +49,24 @@ from clearlane.core.model.inputs import CollateralDeposit
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
+
+
+def _same_everywhere(fn: Callable[[float], float], x: F64) -> F64:
+    """``fn`` (a ``math`` function) of every element of ``x``, through the C library. NumPy's own
+    ``exp``, ``log10`` and ``power`` pick a SIMD implementation by the CPU at run time (AVX-512 or
+    AVX2), whose last bits differ; a few of the day's rounding decisions then differed, and the
+    same seed generated a different day on another machine (a different state root). ~0.1 µs an
+    element."""
+    flat = np.asarray(x, dtype=np.float64).ravel().tolist()
+    return np.fromiter(map(fn, flat), dtype=np.float64, count=len(flat)).reshape(np.shape(x))
+
+
+def _tens(exponents: npt.NDArray[Any]) -> F64:
+    """``10.0 ** e`` for integer exponents, each the double nearest the exact power."""
+    return np.array([float(f"1e{int(e)}") for e in np.asarray(exponents).ravel()], dtype=np.float64).reshape(
+        np.shape(exponents)
+    )
+
 
 DAY_MS = 86_400_000
 HIGH_VALUE_USD = 1_000_000
@@ -387,7 +406,7 @@ def _mark_text(mark: float) -> str:
 def _zipf_weights(count: int, rng: np.random.Generator) -> F64:
     """Zipf weights over a random ranking (so activity is not correlated with id order)."""
     ranks = rng.permutation(count).astype(np.float64) + 1.0
-    weights: F64 = ranks**-ZIPF_EXPONENT
+    weights: F64 = _same_everywhere(lambda r: r**-ZIPF_EXPONENT, ranks)
     return weights
 
 
@@ -578,10 +597,12 @@ class _Market:
         start_price = marks[base] / marks[quote]
         # ~7 significant digits of price; lots so a 1,000 USD ticket has ~4 digits (within the
         # base asset's scale).
-        price_decimals = np.clip(6 - np.floor(np.log10(start_price)), 0, 10).astype(np.int64)
-        lot_decimals = np.clip(3 - np.floor(np.log10(1_000.0 / marks[base])), 0, scales[base]).astype(
+        price_decimals = np.clip(6 - np.floor(_same_everywhere(math.log10, start_price)), 0, 10).astype(
             np.int64
         )
+        lot_decimals = np.clip(
+            3 - np.floor(_same_everywhere(math.log10, 1_000.0 / marks[base])), 0, scales[base]
+        ).astype(np.int64)
         return cls(
             symbol_names=[f"{_ASSETS[b][0]}/{_ASSETS[q][0]}" for b, q in pairs],
             pair_weights=weights,
@@ -609,9 +630,9 @@ def _price_ticks(
     steps *= (market.pair_vol / math.sqrt(seconds))[:, None]
     log_path = np.concatenate([np.zeros((len(market.symbol_names), 1)), np.cumsum(steps, axis=1)], axis=1)
     del steps
-    tick = 10.0**-market.price_decimals
+    tick = _tens(-market.price_decimals)
     half_spread = np.maximum(np.rint(market.start_price * HALF_SPREAD / tick), 1).astype(np.int64)
-    mid = market.start_price[symbol] * np.exp(log_path[symbol, offsets // 1000])
+    mid = market.start_price[symbol] * _same_everywhere(math.exp, log_path[symbol, offsets // 1000])
     del log_path
     mid /= tick[symbol]
     mid_ticks = np.rint(mid).astype(np.int64)
@@ -659,18 +680,22 @@ def _sizes(
     trades = len(symbol)
     medians = np.array([k[6] for k in _KINDS])[taker_kind]
     sigmas = np.array([k[7] for k in _KINDS])[taker_kind]
-    notional = np.minimum(medians * np.exp(sigmas * rng.normal(0.0, 1.0, trades)), NOTIONAL_MAX_USD)
+    notional = np.minimum(
+        medians * _same_everywhere(math.exp, sigmas * rng.normal(0.0, 1.0, trades)), NOTIONAL_MAX_USD
+    )
     del medians, sigmas
-    price_usd = price_ticks * (10.0**-market.price_decimals)[symbol] * market.marks_usd[market.quote][symbol]
+    price_usd = price_ticks * _tens(-market.price_decimals)[symbol] * market.marks_usd[market.quote][symbol]
     quantity = notional / price_usd
     del notional
     round_share = np.where(taker_kind == 4, ROUND_SIZE_SHARE_RETAIL, ROUND_SIZE_SHARE_OTHER)
     round_digits = np.where(rng.random(trades) < 0.5, 1, 2)
     is_round = rng.random(trades) < round_share
-    step = 10.0 ** (np.floor(np.log10(quantity)) - round_digits + 1)
+    step = _same_everywhere(
+        lambda e: 10.0**e, np.floor(_same_everywhere(math.log10, quantity)) - round_digits + 1
+    )
     quantity = np.where(is_round, np.maximum(np.rint(quantity / step), 1) * step, quantity)
     del step, is_round, round_digits, round_share
-    lot = (10.0**-market.lot_decimals)[symbol]
+    lot = _tens(-market.lot_decimals)[symbol]
     qty_lots = np.maximum(np.rint(quantity / lot), 1).astype(np.int64)
     notional_usd: F64 = qty_lots * lot * price_usd
     return qty_lots, notional_usd
