@@ -129,7 +129,7 @@ def _print_floor(config: Any, recorder: Any, day_dir: Path, db: Path | None, tim
     table = Table(
         "floor part",
         "wall s",
-        title="the floor of the same work (one thread, in bulk; each part the best of three)",
+        title="the floor of the same work (in bulk, one thread, best of three)",
     )
     table.add_row("read (Parquet, same file)", f"{figures.read:.2f}")
     table.add_row(f"net ({figures.flows:,} flows, {figures.batches:,} batches, exact)", f"{figures.net:.2f}")
