@@ -244,6 +244,7 @@ _NOT_ID_BYTE[
 # Distinct symbols checked with Python's compiled ``re`` up to this many values (a dictionary's
 # few symbols); more (a file of unique garbage) go through one Arrow regex pass.
 _SYMBOLS_BY_RE_MAX = 4096
+_SYMBOL_MEMO_MAX = 4096  # distinct symbols a validator remembers its judgement of (valid or not)
 _SYMBOL_RE = re.compile(SYMBOL_PATTERN)
 
 
@@ -575,11 +576,45 @@ class TradeValidator:
         self._lane_hints = pa.array(list(_LANES) + [p.id for p in config.pools], type=pa.string())
         self._house = config.house
         self._fee_cbps = config.fee_cbps()
+        self._symbol_memo: dict[str | None, tuple[bool, int, int]] = {}
 
     # -- per-value lookups (run on dictionaries, not rows) ---------------------------------
     def _symbol_lookup(self, values: pa.Array) -> tuple[Mask, I64]:
         """Per distinct symbol: is it BASE/QUOTE of two different configured assets, and the
         base asset's scale (0 where invalid)."""
+        ok, base_scale, _ = self._symbol_scales(values)
+        return ok, base_scale
+
+    def _symbol_scales(self, values: pa.Array) -> tuple[Mask, I64, I64]:
+        """Per distinct symbol: valid, and the base and quote assets' scales (0 where invalid),
+        as :meth:`judge_symbols` judges them. A symbol's judgement is remembered (up to
+        ``_SYMBOL_MEMO_MAX`` symbols, valid or not): a service validates a few trades a step,
+        always among the same symbols, and judging them took ~0.3 ms of Arrow calls a step,
+        twice (issue 18). Many distinct values at once are judged in bulk, not remembered."""
+        if len(values) > _SYMBOLS_BY_RE_MAX:
+            return self.judge_symbols(values)
+        keys = values.to_pylist()
+        memo = self._symbol_memo
+        judged: dict[str | None, tuple[bool, int, int]] = {}
+        missing = [k for k in dict.fromkeys(keys) if k not in memo]
+        if missing:
+            ok, base, quote = self.judge_symbols(pa.array(missing, type=pa.string()))
+            judged = dict(
+                zip(missing, zip(ok.tolist(), base.tolist(), quote.tolist(), strict=True), strict=True)
+            )
+            if len(memo) + len(judged) <= _SYMBOL_MEMO_MAX:
+                memo.update(judged)
+        rows = [memo.get(k) or judged[k] for k in keys]  # a judgement is a non-empty tuple
+        n = len(rows)
+        return (
+            np.fromiter((r[0] for r in rows), dtype=np.bool_, count=n),
+            np.fromiter((r[1] for r in rows), dtype=np.int64, count=n),
+            np.fromiter((r[2] for r in rows), dtype=np.int64, count=n),
+        )
+
+    def judge_symbols(self, values: pa.Array) -> tuple[Mask, I64, I64]:
+        """Per value: is it BASE/QUOTE of two different configured assets (``SYMBOL_PATTERN``
+        first), and the base and quote assets' scales (0 where invalid)."""
         shaped = valid_symbols(values)
         parts = pc.split_pattern(pc.if_else(pa.array(shaped), values, _PLACEHOLDER_SYMBOL), "/")
         base, quote_ = (
@@ -595,8 +630,10 @@ class TradeValidator:
             for k in (0, 1)
         )
         ok = shaped & (base >= 0) & (quote_ >= 0) & (base != quote_)
-        scale = np.where(ok, self._asset_scales[np.maximum(base, 0)], 0).astype(np.int64)
-        return ok, scale
+        scales = self._asset_scales
+        base_scale = np.where(ok, scales[np.maximum(base, 0)], 0).astype(np.int64)
+        quote_scale = np.where(ok, scales[np.maximum(quote_, 0)], 0).astype(np.int64)
+        return ok, base_scale, quote_scale
 
     def _symbol_reason(self, text: str | None) -> str:
         codes = {a.code for a in self.config.assets}
@@ -804,15 +841,8 @@ class TradeValidator:
 
     def _quote_lookup(self, values: pa.Array) -> tuple[Mask, I64]:
         """Per distinct symbol: is it valid, and the quote asset's scale (0 where invalid)."""
-        ok, _ = self._symbol_lookup(values)
-        shaped = pc.if_else(pa.array(ok), values, _PLACEHOLDER_SYMBOL)
-        quote_code = pc.list_element(pc.split_pattern(shaped, "/"), pa.scalar(1, pa.int32()))
-        index = np.asarray(
-            filled(pc.index_in(quote_code, value_set=self._asset_codes), -1),
-            dtype=np.int64,
-        )
-        scale = np.where(ok & (index >= 0), self._asset_scales[np.maximum(index, 0)], 0).astype(np.int64)
-        return ok, scale
+        ok, _, quote_scale = self._symbol_scales(values)
+        return ok, quote_scale
 
     def _fee_rates(self, coded: Coded) -> I64:
         """Each row's participant's undiscounted fee rate (hundredths of a bp; 0 if unknown)."""
