@@ -1,8 +1,12 @@
 """Shared helpers of the service tests: an app on a temporary database with an accelerated
-clock, API keys of every role, trade rows, and a poll-until helper."""
+clock, API keys of every role, trade rows, a poll-until helper, and for a real ``clearlane
+serve`` subprocess: free ports, API keys from the CLI and its health probe."""
 
 from __future__ import annotations
 
+import socket
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -10,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -17,6 +22,38 @@ from clearlane.adapters.http.server import build
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "src" / "clearlane" / "core" / "config" / "example.toml"
+CLI = str(Path(sys.executable).with_name("clearlane"))
+
+
+def free_ports(n: int) -> list[int]:
+    """``n`` distinct loopback ports free now (all held until each is known)."""
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [int(s.getsockname()[1]) for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def api_key(db: Path, *args: str) -> str:
+    """A new API key made by ``clearlane apikey create --db DB ARGS`` (its printed token)."""
+    out = subprocess.run(
+        [CLI, "apikey", "create", "--db", str(db), *args], capture_output=True, text=True, check=True
+    )
+    return out.stdout.strip()
+
+
+def healthy(proc: subprocess.Popen[bytes], base: str) -> bool:
+    """Whether the server process answers ``/healthz`` at ``base``; an AssertionError with its
+    stderr if it has exited."""
+    if proc.poll() is not None:
+        raise AssertionError(f"serve exited: {proc.stderr.read().decode() if proc.stderr else ''}")
+    try:
+        return httpx.get(f"{base}/healthz", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 def trade_row(

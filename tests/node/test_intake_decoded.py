@@ -16,23 +16,14 @@ from hypothesis import strategies as st
 
 from clearlane.core.config.model import load_config
 from clearlane.node.intake.rows import DECODED_SCHEMA, Intake, IntakeInvariantError, decoded_batch
-from tests.service_support import EXAMPLE
+from tests.service_support import EXAMPLE, trade_row
 
 AT = int(datetime.fromisoformat("2026-11-20T14:03:07.250+00:00").timestamp() * 1000)
 INTAKE = Intake(load_config(EXAMPLE))
 
 
 def _row(i: int, flaw: str) -> dict[str, Any]:
-    row: dict[str, Any] = {
-        "trade_id": f"T{i}",
-        "venue": "XCL",
-        "symbol": "BTC/USD",
-        "buyer": "MM-ALPHA",
-        "seller": "BRK-NORTH",
-        "quantity": "0.05",
-        "price": "65000.12",
-        "executed_at": AT + i,
-    }
+    row = trade_row(i, executed_at=AT + i)
     if flaw == "quantity":
         row["quantity"] = "-1"
     elif flaw == "number":

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -19,20 +18,14 @@ import httpx
 from typer.testing import CliRunner
 
 from clearlane.adapters.cli.main import app
-from tests.service_support import EXAMPLE, trade_row, wait_for
+from tests.service_support import EXAMPLE, free_ports, trade_row, wait_for
 
 FAULTY = Path(__file__).with_name("faulty_serve.py")
 node = CliRunner()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_a_failed_runtime_ends_on_sigterm_naming_the_failure(tmp_path: Path) -> None:
-    port = _free_port()
+    (port,) = free_ports(1)
     base = f"http://127.0.0.1:{port}"
     args = ["serve", "--db", str(tmp_path / "f.db"), "--config", str(EXAMPLE), "--port", str(port)]
     proc = subprocess.Popen(

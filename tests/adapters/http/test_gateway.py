@@ -14,7 +14,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -25,35 +24,14 @@ import psutil
 import pytest
 
 from clearlane.adapters.embedded import open_node
-from tests.service_support import EXAMPLE, trade_row, wait_for
+from tests.service_support import CLI, EXAMPLE, api_key, free_ports, healthy, trade_row, wait_for
 
-CLI = str(Path(sys.executable).with_name("clearlane"))
 AT = int(datetime.fromisoformat("2026-11-20T14:03:07.250+00:00").timestamp() * 1000)
-
-
-def _free_ports(n: int) -> list[int]:
-    import socket
-
-    socks = [socket.socket() for _ in range(n)]
-    try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [int(s.getsockname()[1]) for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
-def _key(db: Path, *args: str) -> str:
-    out = subprocess.run(
-        [CLI, "apikey", "create", "--db", str(db), *args], capture_output=True, text=True, check=True
-    )
-    return out.stdout.strip()
 
 
 class Served:
     def __init__(self, db: Path) -> None:
-        self.port, self.gateway_port = _free_ports(2)
+        self.port, self.gateway_port = free_ports(2)
         self.main = f"http://127.0.0.1:{self.port}"
         self.gateway = f"http://127.0.0.1:{self.gateway_port}"
         self.proc = subprocess.Popen(
@@ -79,17 +57,9 @@ class Served:
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
         # The gateways start in the service's lifespan, before its own port listens: wait for both.
-        wait_for(lambda: self._up(self.gateway) and self._up(self.main), timeout=90, every=0.1)
-
-    def _up(self, base: str) -> bool:
-        if self.proc.poll() is not None:
-            raise AssertionError(
-                f"serve exited: {self.proc.stderr.read().decode() if self.proc.stderr else ''}"
-            )
-        try:
-            return httpx.get(f"{base}/healthz", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
+        wait_for(
+            lambda: healthy(self.proc, self.gateway) and healthy(self.proc, self.main), timeout=90, every=0.1
+        )
 
     def gateways(self) -> list[psutil.Process]:
         return [
@@ -114,9 +84,9 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Served, d
     )
     open_node(db, config).close()
     keys = {
-        "operator": _key(db, "--role", "operator"),
-        "participant": _key(db, "--role", "participant", "--participant", "RTL-0001"),
-        "auditor": _key(db, "--role", "auditor"),
+        "operator": api_key(db, "--role", "operator"),
+        "participant": api_key(db, "--role", "participant", "--participant", "RTL-0001"),
+        "auditor": api_key(db, "--role", "auditor"),
     }
     server = Served(db)
     try:
@@ -323,14 +293,14 @@ def test_the_live_stream_through_the_gateway(served: tuple[Served, dict[str, str
 def test_a_gateway_that_dies_is_started_again_and_a_stop_ends_them(tmp_path: Path) -> None:
     db = tmp_path / "restart.db"
     open_node(db, EXAMPLE).close()
-    key = _key(db, "--role", "operator")
+    key = api_key(db, "--role", "operator")
     server = Served(db)
     try:
         (first,) = server.gateways()
         first.kill()
         first.wait(10)
         wait_for(lambda: len(server.gateways()) == 1 and server.gateways()[0].pid != first.pid, timeout=30)
-        wait_for(lambda: server._up(server.gateway), timeout=60, every=0.1)  # the new one
+        wait_for(lambda: healthy(server.proc, server.gateway), timeout=60, every=0.1)  # the new one
         r = httpx.post(
             f"{server.gateway}/v1/trades/batch",
             content=_body([trade_row("G-after", executed_at=AT)]),

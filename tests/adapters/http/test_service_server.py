@@ -7,9 +7,7 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,22 +16,15 @@ import httpx
 import pytest
 
 from clearlane.adapters.embedded import open_node
-from tests.service_support import EXAMPLE, trade_row, wait_for
+from tests.service_support import CLI, EXAMPLE, api_key, free_ports, healthy, trade_row, wait_for
 
-CLI = str(Path(sys.executable).with_name("clearlane"))
 SCRAPE_TOKEN = "scrape-token-for-the-tests-0123456789"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Server:
     def __init__(self, db: Path) -> None:
         self.db = db
-        self.port = _free_port()
+        (self.port,) = free_ports(1)
         self.base = f"http://127.0.0.1:{self.port}"
         self.proc = subprocess.Popen(
             [
@@ -53,17 +44,7 @@ class Server:
             env={**os.environ, "PYTHONUNBUFFERED": "1", "CLEARLANE_METRICS_TOKEN": SCRAPE_TOKEN},
         )
 
-        def up() -> bool:
-            if self.proc.poll() is not None:
-                raise AssertionError(
-                    f"server exited: {self.proc.stderr.read().decode() if self.proc.stderr else ''}"
-                )
-            try:
-                return httpx.get(f"{self.base}/healthz", timeout=1).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        wait_for(up, timeout=60, every=0.1)
+        wait_for(lambda: healthy(self.proc, self.base), timeout=60, every=0.1)
 
     def stop(self) -> int:
         self.proc.send_signal(signal.SIGINT)
@@ -71,20 +52,13 @@ class Server:
         return self.proc.returncode
 
 
-def _key(db: Path, *args: str) -> str:
-    out = subprocess.run(
-        [CLI, "apikey", "create", "--db", str(db), *args], capture_output=True, text=True, check=True
-    )
-    return out.stdout.strip()
-
-
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[Server, dict[str, str]]]:
     db = tmp_path / "served.db"
     open_node(db, EXAMPLE).close()
     keys = {
-        "operator": _key(db, "--role", "operator"),
-        "participant": _key(db, "--role", "participant", "--participant", "RTL-0001"),
+        "operator": api_key(db, "--role", "operator"),
+        "participant": api_key(db, "--role", "participant", "--participant", "RTL-0001"),
     }
     server = Server(db)
     try:
