@@ -460,6 +460,8 @@ def main() -> int:
             for line in c.get("/metrics").text.splitlines():
                 if line.startswith("clearlane_runtime_loop_seconds_total"):
                     result[line.split("{")[1].split("}")[0]] = float(line.split()[-1])
+                elif line.startswith("clearlane_gateway_requests_total"):
+                    result[line.split()[0]] = float(line.split()[-1])
                 elif line.startswith("clearlane_runtime_steps_total"):
                     kind = line.split('"')[1]
                     result[f"steps_{kind}_per_s"] = round(float(line.split()[-1]) / result["seconds"], 1)

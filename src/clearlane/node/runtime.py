@@ -671,7 +671,9 @@ class Runtime:
         # Ids already known are answered from the read model, not logged again; a submission
         # holding any id re-sent with different content is refused whole (nothing of it logged).
         existing = self._existing_mask(table)
-        conflicts = self._conflicts(jobs, errors, slices, table, existing)
+        ids = table.column("trade_id")
+        distinct = pc.count_distinct(ids).as_py() == table.num_rows if table.num_rows else True
+        conflicts = self._conflicts(jobs, errors, slices, table, existing, distinct)
         keep = ~existing
         for (start, n), clash in zip(slices, conflicts, strict=True):
             if clash:
@@ -689,7 +691,7 @@ class Runtime:
             self.counters.trade_steps += 1
             self.counters.steps += 1
         self._publish()
-        self._answer_trades(jobs, errors, slices, conflicts, table, answers)
+        self._answer_trades(jobs, errors, slices, conflicts, table, answers, distinct)
         for r in fx.rejects() if fx is not None else []:
             self.counters.engine_rejects[r.code.slug] = self.counters.engine_rejects.get(r.code.slug, 0) + 1
 
@@ -708,21 +710,26 @@ class Runtime:
         conflicts: list[list[RowError]],
         table: pa.Table,
         answers: pa.Table,
+        distinct: bool,
     ) -> None:
         """Resolve each valid submission's future: a receipt per row (applied now, or the
         record of the id applied before), or the conflicts that refused it. ``answers``: the
         step's receipts as columns (``receipts.step_receipt_table``). A submission whose rows
         were all applied now, each id once in the tick (the usual case), takes its slice of
         them in its own order — as columns for a gateway's decoded submission (it renders them
-        in its own process), else as dicts."""
+        in its own process), else as dicts. ``distinct``: every id of ``table`` is there once.
+        The receipts come in the order of the rows applied, so when every row was applied they
+        are already in the submissions' order (checked: the ids equal) and are taken as they are."""
         ids = table.column("trade_id")
         commit_wall = time.perf_counter()
         fast_pools: list[pa.Array] = []
         slow_pools: list[str | None] = []
         latencies: list[tuple[float, int]] = []
         taken: set[str] = set()
-        distinct = pc.count_distinct(ids).as_py() == table.num_rows
-        if answers.num_rows and table.num_rows:
+        if answers.num_rows == table.num_rows > 0 and answers.column("id").equals(ids):
+            present = np.ones(table.num_rows, dtype=np.bool_)
+            ordered = _one_batch(answers)
+        elif answers.num_rows and table.num_rows:
             at = pc.index_in(ids, value_set=answers.column("id"))
             present = at.is_valid().to_numpy(zero_copy_only=False)
             ordered = _one_batch(answers.take(pc.fill_null(at, 0)))
@@ -779,15 +786,17 @@ class Runtime:
         slices: list[tuple[int, int]],
         table: pa.Table,
         existing: np.ndarray[Any, np.dtype[np.bool_]],
+        distinct: bool,
     ) -> list[list[RowError]]:
         """Per submission, its rows whose id is known with different content (code 116): known
         to the store (compared with the logged input) or claimed earlier in this tick by a
-        submission that is applied. Content is compared as values (engine/dedup.py digests)."""
+        submission that is applied. Content is compared as values (engine/dedup.py digests).
+        ``distinct``: every id of ``table`` is there once."""
         out: list[list[RowError]] = [[] for _ in jobs]
         if table.num_rows == 0:
             return out
         ids = table.column("trade_id")
-        if not existing.any() and pc.count_distinct(ids).as_py() == table.num_rows:
+        if distinct and not existing.any():
             return out  # every id new and distinct: nothing can conflict
         digests = trade_digests(table)
         stored = self._stored_digests(table, existing)
