@@ -66,6 +66,7 @@ def main() -> None:
     ap.add_argument("--window-ms", type=int, default=25, help="every pool's batch window")
     ap.add_argument("--profile", choices=("steps", "polls"), default=None)
     ap.add_argument("--top", type=int, default=45, help="profile lines")
+    ap.add_argument("--sort", default="cumulative", help="profile order (pstats: cumulative, tottime)")
     args = ap.parse_args()
 
     need = max(args.per_step * args.steps + 1000, 20_000)
@@ -161,7 +162,7 @@ def main() -> None:
     if poll_walls:
         print("polls (ms):", [round(x * 1e3, 1) for x in poll_walls])
     if profile is not None:
-        pstats.Stats(profile).sort_stats("cumulative").print_stats(args.top)
+        pstats.Stats(profile).sort_stats(args.sort).print_stats(args.top)
     rt.stop()
 
 
