@@ -25,12 +25,11 @@ import argparse
 import cProfile
 import gc
 import pstats
-import re
+import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -39,7 +38,9 @@ from clearlane.adapters.http import server
 from clearlane.adapters.sql.store import SERVICE_PAGE_SIZE
 from clearlane.node.intake.rows import decoded_batch
 from clearlane.node.runtime import RuntimeOptions, StepTimes
-from clearlane.sim.generator import generate_day
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_serve import prepare  # a sibling script: the same day and configuration
 
 WARM_STEPS = 20
 ROWS_A_SUBMISSION = 100
@@ -70,10 +71,9 @@ def main() -> None:
     args = ap.parse_args()
 
     need = max(args.per_step * args.steps + 1000, 20_000)
-    day = generate_day(trades=need, participants=300, assets=8, seed=7)
     work = Path(tempfile.mkdtemp(prefix="bench-loop-"))
-    config = work / "config.toml"
-    config.write_text(re.sub(r"(?m)^window_ms = \d+$", f"window_ms = {args.window_ms}", day.config_toml))
+    # The day, configuration and deposits bench_serve.py posts (same seed, sizes and windows).
+    config, _, deposits, rows = prepare(work, need, 300, 8, args.window_ms, 7)
     db = work / "loop.db"
     open_node(db, config, page_size=SERVICE_PAGE_SIZE).close()
     clock = StepClock(int(time.time() * 1000))
@@ -85,15 +85,10 @@ def main() -> None:
     rt._thread.start()
     rt.node.warm()
     rt.intake.warm(clock.now_ms())
-    for deposit in day.deposits:
-        payload = deposit.model_dump(mode="json")
-        payload.pop("type", None)
-        payload.pop("v", None)
+    for payload in deposits:
         done = rt.submit_events("collateral_deposit", [payload])
         rt._iteration()
         done.result()
-    columns = ["trade_id", "venue", "symbol", "buyer", "seller", "quantity", "price", "exch_batch_id"]
-    rows: list[dict[str, Any]] = day.trades.select(columns).to_pylist()
     for r in rows:
         if r["exch_batch_id"] is None:
             del r["exch_batch_id"]

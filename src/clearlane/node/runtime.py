@@ -672,7 +672,7 @@ class Runtime:
         # holding any id re-sent with different content is refused whole (nothing of it logged).
         existing = self._existing_mask(table)
         ids = table.column("trade_id")
-        distinct = pc.count_distinct(ids).as_py() == table.num_rows if table.num_rows else True
+        distinct = pc.count_distinct(ids).as_py() == table.num_rows
         conflicts = self._conflicts(jobs, errors, slices, table, existing, distinct)
         keep = ~existing
         for (start, n), clash in zip(slices, conflicts, strict=True):
